@@ -1,0 +1,213 @@
+"""Reading and writing FITS files: once per file, atomically on output.
+
+Pure functions: no database.  Errors are raised as :class:`FitsReadError`
+with a one-line reason that the caller shows next to the file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts")
+"""File name endings recognised as FITS (each also with ``.gz``)."""
+
+
+class FitsReadError(Exception):
+    """A file could not be read as a 2-D FITS image; the message says why."""
+
+
+def is_fits_name(path: str | os.PathLike) -> bool:
+    """True when the file name ends like a FITS file (gzipped or not)."""
+    name = os.fspath(path).lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return name.endswith(FITS_SUFFIXES)
+
+
+@dataclass
+class FitsImage:
+    """A 2-D image read from a FITS file, with what was learned reading it.
+
+    Attributes
+    ----------
+    data : numpy.ndarray
+        The image as native-endian float32 (BSCALE/BZERO applied).
+    header : astropy.io.fits.Header
+        Header of the image HDU (primary keywords merged in when the image
+        sits in an extension).
+    sha256 : str
+        Hex digest of the file's bytes as stored on disk.
+    size : int
+        File size in bytes.
+    bitpix : int
+        BITPIX of the stored data.
+    hdu_index : int
+        Index of the HDU the image came from.
+    """
+
+    data: np.ndarray
+    header: object
+    sha256: str
+    size: int
+    bitpix: int
+    hdu_index: int
+
+
+def read_fits_image(path: str | os.PathLike) -> FitsImage:
+    """Read the first 2-D image of a FITS file, reading the file once.
+
+    The bytes are read into memory, hashed, and parsed from memory, so the
+    hash and the pixels always belong to the same content.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.fits``/``.fit``/``.fts`` file, optionally gzipped.
+
+    Returns
+    -------
+    FitsImage
+
+    Raises
+    ------
+    FitsReadError
+        Empty, truncated or non-FITS file, no image data, a cube, or all-NaN data.
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FitsReadError(f"cannot read file: {exc.strerror or exc}") from None
+    size = len(raw)
+    if size == 0:
+        raise FitsReadError("empty file")
+    digest = hashlib.sha256(raw).hexdigest()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise FitsReadError(f"corrupt gzip stream: {exc}") from None
+    if not raw.startswith(b"SIMPLE  ="):
+        raise FitsReadError("not a FITS file (no SIMPLE keyword at the start)")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False) as hdul:
+                index, hdu = _first_image_hdu(hdul)
+                header = hdu.header.copy()
+                if index > 0:
+                    header = _merge_primary(hdul[0].header, header)
+                bitpix = int(hdu.header.get("BITPIX", 0))
+                data = hdu.data
+                if data is None:
+                    raise FitsReadError("no image data in any HDU")
+                data = np.asarray(data)
+                expected = _expected_data_bytes(hdu.header)
+    except FitsReadError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise FitsReadError(f"unreadable FITS: {str(exc).splitlines()[0]}") from None
+    del raw
+    if data.ndim != 2:
+        raise FitsReadError(f"not a 2-D image: data has {data.ndim} axes {tuple(data.shape)}")
+    if data.size * abs(bitpix) // 8 < expected:
+        raise FitsReadError("truncated FITS: data shorter than the header promises")
+    image = np.asarray(data, dtype=np.float32)
+    if not image.flags.c_contiguous or not image.dtype.isnative:
+        image = np.ascontiguousarray(image, dtype=np.float32)
+    return FitsImage(image, header, digest, size, bitpix, index)
+
+
+def _first_image_hdu(hdul):
+    from astropy.io import fits
+
+    for index, hdu in enumerate(hdul):
+        if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+            naxis = int(hdu.header.get("NAXIS", 0))
+            if naxis > 0 and all(int(hdu.header.get(f"NAXIS{i}", 0)) > 0 for i in range(1, naxis + 1)):
+                # Truncation shows up as a short read; astropy pads silently,
+                # so compare the bytes on disk with what the header promises.
+                return index, hdu
+    raise FitsReadError("no image data in any HDU")
+
+
+def _expected_data_bytes(header) -> int:
+    naxis = int(header.get("NAXIS", 0))
+    n = 1
+    for i in range(1, naxis + 1):
+        n *= int(header.get(f"NAXIS{i}", 0))
+    return n * abs(int(header.get("BITPIX", 8))) // 8
+
+
+def _merge_primary(primary, extension):
+    merged = extension.copy()
+    for card in primary.cards:
+        if card.keyword and card.keyword not in merged and card.keyword not in (
+                "SIMPLE", "EXTEND", "NAXIS", "BITPIX", "COMMENT", "HISTORY", ""):
+            merged[card.keyword] = (card.value, card.comment)
+    return merged
+
+
+def atomic_write_fits(path: str | os.PathLike, hdus, *, overwrite: bool = True) -> str:
+    """Write HDUs to ``path`` atomically and return the SHA-256 of the file.
+
+    The file is written to a temporary file in the same folder, flushed to
+    disk, then renamed over the target, so a reader (or a crash) never sees
+    a partial file.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file.
+    hdus : astropy.io.fits.HDUList or sequence of HDUs
+        What to write.
+    overwrite : bool
+        Refuse to replace an existing file when False.
+
+    Returns
+    -------
+    str
+        Hex SHA-256 of the bytes written.
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path}: exists, refusing to overwrite")
+    hdul = hdus if isinstance(hdus, fits.HDUList) else fits.HDUList(list(hdus))
+    buffer = io.BytesIO()
+    hdul.writeto(buffer, output_verify="silentfix")
+    payload = buffer.getvalue()
+    return atomic_write_bytes(path, payload)
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> str:
+    """Write bytes to ``path`` via a temporary file and a rename; return the SHA-256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return hashlib.sha256(payload).hexdigest()
