@@ -1,0 +1,188 @@
+"""Resampling onto the reference grid: positions, flux, coverage and NaN handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from scipy.special import erf
+
+from obsdb.imaging.resample import INTERPOLATIONS, resample
+from obsdb.imaging.transform import Transform
+
+N = 256
+BG = 100.0
+SIGMA = 1.8
+
+
+def star_field(xs, ys, flux=5e4, shape=(N, N), sigma=SIGMA, bg=BG):
+    """Gaussian stars integrated over each pixel, so the truth is exact."""
+    ny, nx = shape
+    img = np.full(shape, bg)
+    xe = np.arange(nx + 1) - 0.5
+    ye = np.arange(ny + 1) - 0.5
+    s2 = np.sqrt(2) * sigma
+    for x, y in zip(xs, ys):
+        px = np.diff(0.5 * erf((xe - x) / s2))
+        py = np.diff(0.5 * erf((ye - y) / s2))
+        img += flux * np.outer(py, px)
+    return img
+
+
+def moments(img, x, y, r=10):
+    """Centroid, flux and rms width of the star near (x, y), background removed."""
+    x0, y0 = int(round(x)), int(round(y))
+    cut = img[y0 - r:y0 + r + 1, x0 - r:x0 + r + 1] - BG
+    yy, xx = np.mgrid[y0 - r:y0 + r + 1, x0 - r:x0 + r + 1]
+    f = cut.sum()
+    mx, my = (cut * xx).sum() / f, (cut * yy).sum() / f
+    width = np.sqrt((cut * ((xx - mx) ** 2 + (yy - my) ** 2)).sum() / f / 2)
+    return mx, my, f, width
+
+
+@pytest.fixture(scope="module")
+def stars():
+    # A jittered grid keeps the stars 40 px apart, so measuring boxes never overlap.
+    rng = np.random.default_rng(7)
+    gx, gy = np.meshgrid(np.arange(48, N - 40, 40), np.arange(48, N - 40, 40))
+    return (gx.ravel() + rng.uniform(-3, 3, gx.size),
+            gy.ravel() + rng.uniform(-3, 3, gy.size))
+
+
+def _check_positions(aligned, xs, ys, tol_px, tol_flux, reference):
+    for x, y in zip(xs, ys):
+        mx, my, f, _ = moments(aligned, x, y)
+        _, _, fref, _ = moments(reference, x, y)
+        assert abs(mx - x) < tol_px and abs(my - y) < tol_px
+        assert abs(f / fref - 1) < tol_flux
+
+
+@pytest.mark.parametrize("interpolation", ["spline3", "fourier"])
+def test_subpixel_shift_puts_stars_on_reference(stars, interpolation):
+    xs, ys = stars
+    dx, dy = 3.37, -5.81
+    frame = star_field(xs - dx, ys - dy)
+    reference = star_field(xs, ys)
+    aligned, coverage = resample(frame, Transform(dx, dy), interpolation=interpolation)
+    assert aligned.dtype == np.float32 and coverage.dtype == bool
+    _check_positions(aligned, xs, ys, 0.01, 1e-3, reference)
+
+
+def test_default_is_spline3(stars):
+    xs, ys = stars
+    frame = star_field(xs - 0.4, ys - 0.3)
+    a, _ = resample(frame, Transform(0.4, 0.3))
+    b, _ = resample(frame, Transform(0.4, 0.3), interpolation="spline3")
+    np.testing.assert_array_equal(a, b)
+    assert INTERPOLATIONS[0] == "spline3"
+
+
+def test_linear_broadens_stars(stars):
+    xs, ys = stars
+    dx, dy = 0.5, 0.5
+    frame = star_field(xs - dx, ys - dy)
+    reference = star_field(xs, ys)
+    lin, _ = resample(frame, Transform(dx, dy), interpolation="linear")
+    spl, _ = resample(frame, Transform(dx, dy), interpolation="spline3")
+    _check_positions(lin, xs, ys, 0.01, 1e-3, reference)
+    x, y = xs[0], ys[0]
+    w_ref = moments(reference, x, y)[3]
+    assert moments(lin, x, y)[3] / w_ref - 1 > 0.01
+    assert abs(moments(spl, x, y)[3] / w_ref - 1) < 0.002
+
+
+def test_rotation_about_centre(stars):
+    xs, ys = stars
+    t = Transform(2.3, -1.7, rotation_deg=0.5, cx=N / 2, cy=N / 2)
+    xf, yf = t.inverse_apply(xs, ys)
+    frame = star_field(xf, yf)
+    aligned, coverage = resample(frame, t)
+    _check_positions(aligned, xs, ys, 0.01, 1e-3, star_field(xs, ys))
+    # Covered exactly where the source point lies within the frame's pixel centres.
+    yy, xx = np.mgrid[0:N, 0:N]
+    sx, sy = t.inverse_apply(xx, yy)
+    inside = (sx >= 0) & (sx <= N - 1) & (sy >= 0) & (sy <= N - 1)
+    np.testing.assert_array_equal(coverage, inside)
+    assert np.isnan(aligned[~coverage]).all() and np.isfinite(aligned[coverage]).all()
+
+
+def test_nearest_integer_shift_matches_scipy_order0():
+    rng = np.random.default_rng(3)
+    frame = rng.normal(1000, 30, (N, N)).astype(np.float32)
+    for dx, dy in [(7, -12), (-30, 4), (0, 0)]:
+        aligned, coverage = resample(frame, Transform(dx, dy), interpolation="nearest")
+        expected = ndimage.shift(frame, (dy, dx), order=0)
+        np.testing.assert_array_equal(aligned[coverage], expected[coverage])
+        assert coverage.sum() == (N - abs(dx)) * (N - abs(dy))
+
+
+def test_coverage_false_and_nan_outside():
+    frame = np.ones((N, N), dtype=np.float32)
+    aligned, coverage = resample(frame, Transform(10.25, -20.5))
+    # Source x = x_out - 10.25 must be >= 0: columns 0..10 uncovered.
+    assert not coverage[:, :11].any() and coverage[:, 11:].any()
+    # Source y = y_out + 20.5 must be <= N - 1: rows above N - 21.5 uncovered.
+    assert not coverage[N - 21:, :].any() and coverage[: N - 21, 11:].all()
+    assert np.isnan(aligned[~coverage]).all()
+    np.testing.assert_allclose(aligned[coverage], 1.0, rtol=1e-6)
+    assert not (aligned == -1000).any()
+
+
+def test_fill_value_and_output_shape():
+    frame = np.ones((64, 80))
+    aligned, coverage = resample(frame, Transform(5, 5), shape=(100, 120), fill=0.0)
+    assert aligned.shape == (100, 120) and coverage.shape == (100, 120)
+    assert coverage.sum() == 64 * 80
+    assert (aligned[~coverage] == 0).all()
+    fa, fc = resample(frame, Transform(5, 5), shape=(100, 120), interpolation="fourier")
+    np.testing.assert_array_equal(fc, coverage)
+    np.testing.assert_allclose(fa[fc], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("interpolation", INTERPOLATIONS)
+def test_nan_region_stays_local(stars, interpolation):
+    xs, ys = stars
+    frame = star_field(xs, ys)
+    frame[100:104, 150:153] = np.nan
+    aligned, coverage = resample(frame, Transform(0.3, -0.6), interpolation=interpolation)
+    # Footprint near the hole is uncovered...
+    assert not coverage[100:103, 150:153].any()
+    uncovered_inside = ~coverage[1:-1, 1:-1]
+    rows, cols = np.nonzero(uncovered_inside)
+    assert rows.min() + 1 >= 96 and rows.max() + 1 <= 106
+    assert cols.min() + 1 >= 147 and cols.max() + 1 <= 157
+    # ...and everywhere else the data are finite and unaffected by the hole.
+    assert np.isfinite(aligned[coverage]).all()
+    clean, _ = resample(star_field(xs, ys), Transform(0.3, -0.6), interpolation=interpolation)
+    far = coverage.copy()
+    far[90:115, 140:165] = False
+    if interpolation == "fourier":
+        # A phase shift spreads the fill's mismatch weakly over the frame.
+        np.testing.assert_allclose(aligned[far], clean[far], atol=0.5)
+    else:
+        np.testing.assert_allclose(aligned[far], clean[far], rtol=1e-5)
+
+
+def test_input_not_modified(stars):
+    xs, ys = stars
+    frame = star_field(xs, ys).astype(np.float32)
+    frame[10:12, 10:12] = np.nan
+    before = frame.copy()
+    for interpolation in INTERPOLATIONS:
+        resample(frame, Transform(1.5, 2.5), interpolation=interpolation)
+    np.testing.assert_array_equal(frame, before)
+
+
+def test_all_nan_input():
+    aligned, coverage = resample(np.full((32, 32), np.nan), Transform(1, 1))
+    assert not coverage.any() and np.isnan(aligned).all()
+
+
+def test_fourier_refuses_rotation():
+    with pytest.raises(ValueError, match="translations only"):
+        resample(np.ones((32, 32)), Transform(1, 1, rotation_deg=0.5), interpolation="fourier")
+
+
+def test_unknown_interpolation():
+    with pytest.raises(ValueError, match="unknown interpolation 'cubic'.*spline3"):
+        resample(np.ones((32, 32)), Transform(1, 1), interpolation="cubic")
