@@ -109,21 +109,25 @@ def read_fits_image(path: str | os.PathLike) -> FitsImage:
                 header = hdu.header.copy()
                 if index > 0:
                     header = _merge_primary(hdul[0].header, header)
+                # BITPIX as stored: astropy rewrites it to -32 once BSCALE is applied.
                 bitpix = int(hdu.header.get("BITPIX", 0))
+                naxis = int(hdu.header.get("NAXIS", 0))
+                shape = tuple(int(hdu.header.get(f"NAXIS{i}", 0)) for i in range(naxis, 0, -1))
+                if naxis != 2:
+                    raise FitsReadError(f"not a 2-D image: data has {naxis} axes {shape}")
                 data = hdu.data
                 if data is None:
                     raise FitsReadError("no image data in any HDU")
                 data = np.asarray(data)
-                expected = _expected_data_bytes(hdu.header)
     except FitsReadError:
         raise
-    except (OSError, ValueError, TypeError, IndexError) as exc:
+    except (TypeError, ValueError) as exc:
+        if "too small" in str(exc) or "cannot reshape" in str(exc):
+            raise FitsReadError("truncated FITS: data shorter than the header promises") from None
+        raise FitsReadError(f"unreadable FITS: {str(exc).splitlines()[0]}") from None
+    except (OSError, IndexError, EOFError) as exc:
         raise FitsReadError(f"unreadable FITS: {str(exc).splitlines()[0]}") from None
     del raw
-    if data.ndim != 2:
-        raise FitsReadError(f"not a 2-D image: data has {data.ndim} axes {tuple(data.shape)}")
-    if data.size * abs(bitpix) // 8 < expected:
-        raise FitsReadError("truncated FITS: data shorter than the header promises")
     image = np.asarray(data, dtype=np.float32)
     if not image.flags.c_contiguous or not image.dtype.isnative:
         image = np.ascontiguousarray(image, dtype=np.float32)
@@ -137,18 +141,8 @@ def _first_image_hdu(hdul):
         if isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
             naxis = int(hdu.header.get("NAXIS", 0))
             if naxis > 0 and all(int(hdu.header.get(f"NAXIS{i}", 0)) > 0 for i in range(1, naxis + 1)):
-                # Truncation shows up as a short read; astropy pads silently,
-                # so compare the bytes on disk with what the header promises.
                 return index, hdu
     raise FitsReadError("no image data in any HDU")
-
-
-def _expected_data_bytes(header) -> int:
-    naxis = int(header.get("NAXIS", 0))
-    n = 1
-    for i in range(1, naxis + 1):
-        n *= int(header.get(f"NAXIS{i}", 0))
-    return n * abs(int(header.get("BITPIX", 8))) // 8
 
 
 def _merge_primary(primary, extension):

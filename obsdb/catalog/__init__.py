@@ -1,0 +1,1 @@
+"""The catalog: SQLAlchemy models, engine and session setup, query helpers."""

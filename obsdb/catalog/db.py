@@ -1,0 +1,151 @@
+"""Engine and session setup, and the schema version check.
+
+SQLite is opened with foreign keys on, the WAL journal and a busy timeout.
+The schema is owned by Alembic: :func:`upgrade` brings a catalog to head,
+:func:`open_catalog` refuses a catalog that is missing or behind.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_DB = "obsdb.sqlite"
+BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class CatalogError(Exception):
+    """The catalog cannot be used as it is; the message says what to do."""
+
+
+def database_url(db: str | None) -> str:
+    """Turn ``--db`` (a path or an SQLAlchemy URL), ``OBSDB_DB`` or the default into a URL."""
+    db = db or os.environ.get("OBSDB_DB") or DEFAULT_DB
+    if "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """Create an engine; SQLite connections get foreign keys, WAL and a busy timeout."""
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if ":memory:" not in url:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+    return engine
+
+
+def alembic_config(url: str):
+    """Alembic configuration pointing at the migrations shipped in the package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration revision the code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision stored in the catalog, or None for an empty/missing one."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(url: str) -> tuple[str | None, str]:
+    """Create or upgrade the catalog at ``url`` to the head revision.
+
+    Returns
+    -------
+    (before, after) : tuple
+        Revisions before and after the upgrade.
+    """
+    from alembic import command
+
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    try:
+        before = current_revision(engine)
+        config = alembic_config(url)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return before, current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+class Catalog:
+    """An open catalog: an engine and a session factory."""
+
+    def __init__(self, url: str, engine: Engine):
+        self.url = url
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self):
+        """A session in one transaction: committed on success, rolled back on any error."""
+        session: Session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+
+def open_catalog(db: str | None = None) -> Catalog:
+    """Open an existing catalog that is at the code's schema revision.
+
+    Raises
+    ------
+    CatalogError
+        When the catalog is missing or its schema is not at head.
+    """
+    url = database_url(db)
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        if not path.exists():
+            raise CatalogError(f"no catalog at {path}: run `obsdb init` first")
+    engine = make_engine(url)
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        engine.dispose()
+        state = "empty" if current is None else f"at revision {current}, code expects {head}"
+        raise CatalogError(f"catalog {url} is {state}: run `obsdb init` to create or upgrade it")
+    return Catalog(url, engine)
+
+
+def table_names(engine: Engine) -> list[str]:
+    """Tables present in the database (for diagnostics and tests)."""
+    return sorted(inspect(engine).get_table_names())

@@ -1,0 +1,229 @@
+"""Read-side helpers: frame selectors, frame records in the CLI's JSON shape."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from obsdb.catalog.models import (Frame, FrameMetrics, FrameStats, GroupMember, PointingGroup,
+                                  ShiftStep, Tag)
+from obsdb.catalog.status import frame_status
+
+
+class SelectorError(ValueError):
+    """A frame selector is malformed or matches nothing."""
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
+
+
+def parse_selector(text: str) -> tuple[set[int], list[str]]:
+    """Split a selector like ``3852-3861,3885,/data/a.fits`` into numbers and paths."""
+    numbers: set[int] = set()
+    paths: list[str] = []
+    if not text or not text.strip():
+        raise SelectorError("empty frame selector")
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        match = _RANGE.match(part)
+        if match:
+            first = int(match.group(1))
+            last = int(match.group(2) or first)
+            if last < first:
+                raise SelectorError(f"range {part!r} runs backwards")
+            if last - first > 1_000_000:
+                raise SelectorError(f"range {part!r} is implausibly long")
+            numbers.update(range(first, last + 1))
+        else:
+            paths.append(part)
+    return numbers, paths
+
+
+def select_frames(session: Session, selector: str, *, readable_only: bool = False) -> list[Frame]:
+    """Frames named by a selector (numbers, ranges, paths or file names).
+
+    Raises
+    ------
+    SelectorError
+        When nothing matches, or a path names no catalogued frame.
+    """
+    numbers, paths = parse_selector(selector)
+    found: dict[int, Frame] = {}
+    if numbers:
+        for frame in session.scalars(select(Frame).where(Frame.number.in_(sorted(numbers)))):
+            found[frame.id] = frame
+    for path in paths:
+        resolved = str(Path(path).expanduser().resolve())
+        matches = session.scalars(select(Frame).where(
+            (Frame.path == resolved) | (Frame.file_name == Path(path).name))).all()
+        if not matches:
+            raise SelectorError(f"{path}: not in the catalog")
+        for frame in matches:
+            found[frame.id] = frame
+    if not found:
+        raise SelectorError(f"no frame in the catalog matches {selector!r}")
+    frames = [f for f in found.values() if f.readable or not readable_only]
+    return sorted(frames, key=lambda f: (f.number if f.number is not None else 10**12, f.path))
+
+
+def active_tags_by_frame(session: Session, frame_ids=None) -> dict[int, list[Tag]]:
+    """Active (not retracted) tags per frame id, oldest first."""
+    query = select(Tag).where(Tag.retracted_at.is_(None)).order_by(Tag.id)
+    if frame_ids is not None:
+        query = query.where(Tag.frame_id.in_(list(frame_ids)))
+    tags: dict[int, list[Tag]] = defaultdict(list)
+    for tag in session.scalars(query):
+        tags[tag.frame_id].append(tag)
+    return tags
+
+
+def current_shifts(session: Session, frame_ids=None) -> dict[int, dict]:
+    """The current shift of each frame: the sum of its steps in its newest run."""
+    query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
+                    func.sum(ShiftStep.rotation_deg), func.count())
+             .group_by(ShiftStep.frame_id, ShiftStep.run_id))
+    if frame_ids is not None:
+        query = query.where(ShiftStep.frame_id.in_(list(frame_ids)))
+    shifts: dict[int, dict] = {}
+    for frame_id, run_id, dx, dy, rot, n in session.execute(query):
+        if frame_id not in shifts or run_id > shifts[frame_id]["run"]:
+            shifts[frame_id] = {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n}
+    return shifts
+
+
+def groups_by_frame(session: Session, frame_ids=None) -> dict[int, str]:
+    """Pointing group name per frame id."""
+    query = select(GroupMember.frame_id, PointingGroup.name).join(PointingGroup)
+    if frame_ids is not None:
+        query = query.where(GroupMember.frame_id.in_(list(frame_ids)))
+    return dict(session.execute(query).all())
+
+
+def _stats_dict(stats: FrameStats | None) -> dict | None:
+    if stats is None:
+        return None
+    return {k: getattr(stats, k) for k in ("min", "max", "mean", "median", "std", "background",
+                                            "background_rms", "n_nan", "n_saturated", "saturation")}
+
+
+def _metrics_dict(metrics: FrameMetrics | None) -> dict | None:
+    if metrics is None:
+        return None
+    return {k: getattr(metrics, k) for k in ("n_stars", "fwhm", "hfd", "elongation", "background",
+                                              "background_rms", "background_gradient", "transparency")}
+
+
+def frame_records(session: Session, *, band: str | None = None, image_type: str | None = None,
+                  status: str | None = None, tag: str | None = None, where: str | None = None,
+                  frame_ids=None, include_unreadable: bool = True) -> list[dict]:
+    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md).
+
+    Each record has number, path, file_name, band, type, object, exptime,
+    date_obs, status, reasons, tags, stats, metrics, group and shift.
+    A handful of queries in all, whatever the number of frames.
+    """
+    from obsdb.catalog.expr import compile_expression
+
+    query = (select(Frame).outerjoin(FrameStats).outerjoin(FrameMetrics)
+             .options(selectinload(Frame.stats), selectinload(Frame.metrics)))
+    if band:
+        query = query.where(Frame.band == band)
+    if image_type:
+        query = query.where(Frame.image_type == image_type)
+    if where:
+        query = query.where(compile_expression(where))
+    if frame_ids is not None:
+        query = query.where(Frame.id.in_(list(frame_ids)))
+    if not include_unreadable:
+        query = query.where(Frame.readable.is_(True))
+    frames = session.scalars(query.order_by(Frame.number, Frame.path)).unique().all()
+    ids = [f.id for f in frames]
+    tags = active_tags_by_frame(session, ids)
+    shifts = current_shifts(session, ids)
+    groups = groups_by_frame(session, ids)
+    records = []
+    for frame in frames:
+        frame_tags = tags.get(frame.id, [])
+        state, reasons = frame_status(frame_tags, assessed=frame.metrics is not None)
+        if not frame.readable:
+            state, reasons = "rejected", [f"unreadable: {frame.error}"]
+        if status and state != status:
+            continue
+        if tag and not any(t.name == tag for t in frame_tags):
+            continue
+        records.append({
+            "id": frame.id,
+            "number": frame.number,
+            "path": frame.path,
+            "file_name": frame.file_name,
+            "band": frame.band,
+            "type": frame.image_type,
+            "object": frame.object,
+            "exptime": frame.exptime,
+            "date_obs": frame.date_obs.isoformat() if frame.date_obs else None,
+            "shape": [frame.height, frame.width] if frame.width else None,
+            "readable": frame.readable,
+            "error": frame.error,
+            "status": state,
+            "reasons": reasons,
+            "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
+                      "created_at": t.created_at.isoformat()} for t in frame_tags],
+            "stats": _stats_dict(frame.stats),
+            "metrics": _metrics_dict(frame.metrics),
+            "group": groups.get(frame.id),
+            "shift": shifts.get(frame.id),
+        })
+    return records
+
+
+def band_summary(session: Session) -> list[dict]:
+    """Per band and image type: frame counts by status, median background and FWHM, total exposure."""
+    import statistics
+
+    records = frame_records(session)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        groups[(record["band"] or "", record["type"] or "")].append(record)
+    rows = []
+    for (band, kind), members in sorted(groups.items()):
+        backgrounds = [r["stats"]["background"] for r in members if r["stats"]]
+        fwhms = [r["metrics"]["fwhm"] for r in members if r["metrics"] and r["metrics"]["fwhm"] is not None]
+        rows.append({
+            "band": band or None, "type": kind or None, "frames": len(members),
+            "unreadable": sum(not r["readable"] for r in members),
+            "accepted": sum(r["status"] == "accepted" for r in members),
+            "rejected": sum(r["status"] == "rejected" and r["readable"] for r in members),
+            "pending": sum(r["status"] == "pending" for r in members),
+            "median_background": statistics.median(backgrounds) if backgrounds else None,
+            "median_fwhm": statistics.median(fwhms) if fwhms else None,
+            "exptime": sum(r["exptime"] or 0.0 for r in members),
+        })
+    return rows
+
+
+def frame_details(session: Session, frame: Frame) -> dict:
+    """Everything known about one frame: its record plus header, tag history and events."""
+    from obsdb.catalog.models import Event
+
+    record = frame_records(session, frame_ids=[frame.id])[0]
+    history = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
+    events = session.scalars(select(Event).where(Event.frame_id == frame.id).order_by(Event.id)).all()
+    record.update({
+        "size": frame.size, "sha256": frame.sha256, "airmass": frame.airmass, "bitpix": frame.bitpix,
+        "ingested_at": frame.ingested_at.isoformat(), "measured_at": frame.measured_at.isoformat(),
+        "header": frame.header,
+        "tag_history": [{
+            "name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
+            "created_at": t.created_at.isoformat(),
+            "retracted_at": t.retracted_at.isoformat() if t.retracted_at else None,
+            "retracted_by": t.retracted_by, "retract_reason": t.retract_reason} for t in history],
+        "events": [{"at": e.at.isoformat(), "user": e.user, "command": e.command, "summary": e.summary,
+                    "details": e.details} for e in events],
+    })
+    return record

@@ -1,0 +1,54 @@
+"""What tags mean: which reject a frame, which accept it, and the resulting status.
+
+A frame is rejected when any active tag rejects it; an active ``accept``
+overrides, and its reason is kept.  Free-text tags neither reject nor accept.
+"""
+
+from __future__ import annotations
+
+AUTOMATIC_TAGS = ("cloud", "trail", "focus", "few-stars", "unregistered")
+"""Tags written by rules (`obsdb qa`, `obsdb align`)."""
+
+MANUAL_VOCABULARY = ("tracking-slight", "tracking-big", "focus-slight", "great", "okay",
+                     "use-if-must", "reject", "accept")
+"""The known manual tags (free text is allowed too)."""
+
+REJECTING_TAGS = frozenset(AUTOMATIC_TAGS) | {
+    "reject", "tracking-big", "tracking-slight", "focus-slight", "use-if-must"}
+"""Tags that reject a frame.  The seed notebook dropped every frame it marked with
+slight or big tracking errors, slight focus errors or "use if must"."""
+
+ACCEPTING_TAGS = frozenset({"accept"})
+"""Tags that override every rejection."""
+
+POSITIVE_TAGS = frozenset({"great", "okay"})
+"""Tags that mark a frame as inspected and fine (accepted unless something rejects it)."""
+
+
+def frame_status(active_tags, *, assessed: bool) -> tuple[str, list[str]]:
+    """Status of a frame from its active tags.
+
+    Parameters
+    ----------
+    active_tags : iterable
+        Objects with ``name`` and ``reason`` (not retracted).
+    assessed : bool
+        True when quality metrics exist (the frame went through QA).
+
+    Returns
+    -------
+    status : str
+        ``accepted``, ``rejected`` or ``pending``.
+    reasons : list of str
+        ``"<tag>: <reason>"`` for each rejecting tag, then for each ``accept``.
+    """
+    tags = list(active_tags)
+    rejecting = [f"{t.name}: {t.reason}" for t in tags if t.name in REJECTING_TAGS]
+    accepting = [f"{t.name}: {t.reason}" for t in tags if t.name in ACCEPTING_TAGS]
+    if accepting:
+        return "accepted", rejecting + accepting
+    if rejecting:
+        return "rejected", rejecting
+    if assessed or any(t.name in POSITIVE_TAGS for t in tags):
+        return "accepted", []
+    return "pending", []

@@ -1,0 +1,35 @@
+"""Entry point: the `obsdb` command and its global options."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from obsdb.cli.common import app, state
+
+
+@app.callback()
+def _global_options(
+    db: Optional[str] = typer.Option(None, "--db", envvar="OBSDB_DB",
+                                     help="Catalog: a path or an SQLAlchemy URL [default: ./obsdb.sqlite]."),
+    config: Optional[str] = typer.Option(None, "--config", envvar="OBSDB_CONFIG",
+                                         help="Configuration file [default: ./obsdb.toml if present]."),
+) -> None:
+    """obsdb: catalogue a night of CCD frames, tag and reject them with reasons,
+    align them with full shift provenance, and render aligned frames and stacks."""
+    state.db = db
+    state.config = config
+
+
+# Command modules register themselves on `app` when imported.
+from obsdb.cli import catalog_cmds  # noqa: E402,F401
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,283 @@
+"""Commands that build and query the catalog: init, ingest, frames, show, summary, simulate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt,
+                              open_catalog, print_csv, print_json, state, user_errors)
+
+
+@app.command()
+def init() -> None:
+    """Create the catalog, or upgrade it to the current schema (Alembic upgrade to head)."""
+    from obsdb.catalog.db import database_url, upgrade
+
+    with user_errors():
+        url = database_url(state.db)
+        before, after = upgrade(url)
+    if before == after:
+        console.print(f"catalog {url} is up to date (revision {after})")
+    elif before is None:
+        console.print(f"created catalog {url} (revision {after})")
+    else:
+        console.print(f"upgraded catalog {url} from revision {before} to {after}")
+
+
+def _load_config():
+    from obsdb.config import load_config
+
+    with user_errors():
+        return load_config(state.config)
+
+
+@app.command()
+def ingest(
+    paths: List[Path] = typer.Argument(..., help="FITS files or folders (.fits .fit .fts, gzipped too)."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
+    number_pattern: Optional[str] = typer.Option(
+        None, "--number-pattern", help="Regex for the frame number in file names "
+                                       "[default: the last run of 3+ digits]."),
+    no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip star/PSF metrics (stats only)."),
+) -> None:
+    """Record every FITS file: header, hash, pixel statistics and quality metrics.
+
+    Re-ingesting unchanged files changes nothing; changed files are re-measured
+    and the change is logged.  Unreadable files are recorded with the reason and
+    named at the end (exit code 1)."""
+    import re
+
+    from obsdb.pipeline.ingest import ingest as run_ingest
+
+    config = _load_config()
+    if number_pattern:
+        try:
+            re.compile(number_pattern)
+        except re.error as exc:
+            fail(f"--number-pattern {number_pattern!r}: {exc}")
+        config.ingest.number_pattern = number_pattern
+    if no_metrics:
+        config.ingest.measure_quality = False
+    with open_catalog() as catalog, _progress("ingest") as progress:
+        report = run_ingest(catalog, paths, recursive=recursive, workers=workers,
+                            config=config.ingest, progress=progress)
+    console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
+                  f"{len(report.added)} added, {len(report.changed)} changed, "
+                  f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")
+    with open_catalog() as catalog, catalog.session() as session:
+        from obsdb.catalog.queries import band_summary
+
+        _print_summary(band_summary(session))
+    if report.failed:
+        for path, reason in report.failed:
+            err_console.print(f"[red]unreadable:[/] {path}: {reason}", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+class _progress:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
+                                console=err_console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=None, item="")
+        return self
+
+    def __call__(self, done: int, total: int, item: str = "") -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total, item=item)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+def _print_summary(rows: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title="catalog by band and type")
+    for column in ("band", "type", "frames", "unreadable", "accepted", "rejected", "pending",
+                   "median bkg", "median FWHM", "exptime s"):
+        table.add_column(column, justify="left" if column in ("band", "type") else "right")
+    for row in rows:
+        table.add_row(row["band"] or "-", row["type"] or "-", fmt(row["frames"]), fmt(row["unreadable"]),
+                      fmt(row["accepted"]), fmt(row["rejected"]), fmt(row["pending"]),
+                      fmt(row["median_background"]), fmt(row["median_fwhm"], 2), fmt(row["exptime"], 0))
+    console.print(table)
+
+
+@app.command()
+def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json.")) -> None:
+    """Frames per band and type, with status counts and typical sky and seeing."""
+    from obsdb.catalog.queries import band_summary
+
+    with open_catalog() as catalog, catalog.session() as session:
+        rows = band_summary(session)
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan(rows))
+    elif fmt_ is OutputFormat.csv:
+        print_csv(rows, list(rows[0]) if rows else [])
+    else:
+        _print_summary(rows)
+
+
+FRAME_COLUMNS = ["number", "file_name", "band", "type", "exptime", "date_obs", "status",
+                 "median", "background", "n_stars", "fwhm", "elongation", "group", "dx", "dy", "reasons"]
+
+
+def _flat(record: dict) -> dict:
+    stats = record.get("stats") or {}
+    metrics = record.get("metrics") or {}
+    shift = record.get("shift") or {}
+    return {**record, "median": stats.get("median"), "background": stats.get("background"),
+            "n_stars": metrics.get("n_stars"), "fwhm": metrics.get("fwhm"),
+            "elongation": metrics.get("elongation"), "dx": shift.get("dx"), "dy": shift.get("dy"),
+            "reasons": "; ".join(record.get("reasons") or [])}
+
+
+@app.command()
+def frames(
+    band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band (FILTER)."),
+    image_type: Optional[str] = typer.Option(None, "--type", "-t", help="light, bias, dark, flat or unknown."),
+    status: Optional[str] = typer.Option(None, "--status", "-s", help="accepted, rejected or pending."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Only frames with this active tag."),
+    where: Optional[str] = typer.Option(None, "--where", "-w",
+                                        help="Filter expression, e.g. \"EXPTIME >= 30 and band in ('V','B') "
+                                             "and median > 5000\"."),
+    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, json or csv."),
+) -> None:
+    """List frames with their statistics, metrics, status and current shift."""
+    from obsdb.catalog.queries import frame_records
+
+    if status and status not in ("accepted", "rejected", "pending"):
+        fail(f"--status {status!r}: expected accepted, rejected or pending")
+    with open_catalog() as catalog, catalog.session() as session:
+        with user_errors():
+            records = frame_records(session, band=band, image_type=image_type, status=status, tag=tag,
+                                    where=where)
+    _print_frames(records, fmt_)
+
+
+def _print_frames(records: list[dict], fmt_: OutputFormat, title: str = "frames") -> None:
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan(records))
+        return
+    rows = [_flat(r) for r in records]
+    if fmt_ is OutputFormat.csv:
+        print_csv(rows, FRAME_COLUMNS + ["path"])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({len(rows)})")
+    for column in FRAME_COLUMNS:
+        table.add_column(column, justify="right" if column not in (
+            "file_name", "band", "type", "status", "reasons", "group", "date_obs") else "left",
+                         overflow="fold")
+    for row in rows:
+        style = {"rejected": "red", "accepted": "green"}.get(row["status"])
+        table.add_row(str(row["number"]) if row["number"] is not None else "-", row["file_name"], row["band"] or "-", row["type"] or "-",
+                      fmt(row["exptime"], 0), (row["date_obs"] or "-")[:19], row["status"],
+                      fmt(row["median"]), fmt(row["background"]), fmt(row["n_stars"]), fmt(row["fwhm"], 2),
+                      fmt(row["elongation"], 2), row["group"] or "-", fmt(row["dx"], 3), fmt(row["dy"], 3),
+                      row["reasons"] or "", style=style)
+    console.print(table)
+
+
+@app.command()
+def show(
+    frame: str = typer.Argument(..., help="Frame number, range list (3852-3861,3885) or path."),
+    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Everything known about a frame: file, header, stats, metrics, tags and their history, shifts."""
+    from obsdb.catalog.queries import frame_details, select_frames
+
+    with open_catalog() as catalog, catalog.session() as session:
+        with user_errors():
+            details = [frame_details(session, f) for f in select_frames(session, frame)]
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan(details if len(details) > 1 else details[0]))
+        return
+    for detail in details:
+        _print_details(detail)
+
+
+def _print_details(detail: dict) -> None:
+    from rich.table import Table
+
+    console.rule(f"frame {detail['number']}  {detail['file_name']}")
+    facts = Table.grid(padding=(0, 2))
+    for key in ("path", "size", "sha256", "band", "type", "object", "exptime", "date_obs", "airmass",
+                "shape", "bitpix", "status", "group", "ingested_at", "error"):
+        if detail.get(key) is not None:
+            facts.add_row(key, str(detail[key]))
+    for reason in detail.get("reasons") or []:
+        facts.add_row("reason", reason)
+    console.print(facts)
+    for section in ("stats", "metrics", "shift"):
+        values = detail.get(section)
+        if values:
+            console.print(f"[bold]{section}[/]: " + ", ".join(
+                f"{k}={fmt(v, 3) if isinstance(v, float) else v}" for k, v in values.items()))
+    if detail.get("tag_history"):
+        table = Table(title="tag history")
+        for column in ("tag", "source", "author", "created", "reason", "retracted"):
+            table.add_column(column, overflow="fold")
+        for tag in detail["tag_history"]:
+            retracted = "-" if not tag["retracted_at"] else (
+                f"{tag['retracted_at'][:19]} by {tag['retracted_by']}: {tag['retract_reason']}")
+            table.add_row(tag["name"], tag["source"], tag["author"], tag["created_at"][:19], tag["reason"],
+                          retracted)
+        console.print(table)
+    if detail.get("events"):
+        for event in detail["events"]:
+            console.print(f"  event {event['at'][:19]} {event['user']} {event['command']}: {event['summary']}")
+    header = detail.get("header") or {}
+    if header:
+        console.print(f"[bold]header[/] ({len(header)} keywords): " + ", ".join(
+            f"{k}={v!r}" for k, v in list(header.items())[:40]) + (" ..." if len(header) > 40 else ""))
+
+
+@app.command()
+def simulate(
+    outdir: Path = typer.Argument(..., help="Folder for the FITS files and truth.json."),
+    frames_: int = typer.Option(36, "--frames", "-n", min=1, help="Number of frames."),
+    size: int = typer.Option(512, "--size", min=64, help="Frame size in pixels (square)."),
+    bands: str = typer.Option("B,V,R", "--bands", help="Comma-separated bands."),
+    groups: int = typer.Option(4, "--groups", min=1, help="Pointing groups."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    cloud: float = typer.Option(0.15, "--cloud", min=0, max=1, help="Fraction of cloudy frames."),
+    trail: float = typer.Option(0.1, "--trail", min=0, max=1, help="Fraction of trailed frames."),
+    defocus: float = typer.Option(0.1, "--defocus", min=0, max=1, help="Fraction of defocused frames."),
+    max_offset: float = typer.Option(150.0, "--max-offset", help="Largest group offset, px."),
+    max_rotation: float = typer.Option(0.0, "--max-rotation", help="Largest rotation, degrees."),
+    first_number: int = typer.Option(1001, "--first-number", help="Number of the first frame."),
+) -> None:
+    """Write a realistic synthetic night (FITS frames + truth.json) with known shifts and defects."""
+    from obsdb.simulate import simulate_night
+
+    with user_errors():
+        truth = simulate_night(outdir, seed=seed, size=size, n_frames=frames_,
+                               bands=tuple(b.strip() for b in bands.split(",") if b.strip()),
+                               n_groups=groups, cloud_fraction=cloud, trail_fraction=trail,
+                               defocus_fraction=defocus, max_group_offset=max_offset,
+                               max_rotation_deg=max_rotation, first_number=first_number)
+    kinds: dict = {}
+    for frame in truth.frames:
+        kinds[frame["kind"]] = kinds.get(frame["kind"], 0) + 1
+    console.print(f"wrote {len(truth.frames)} frames of {size}x{size} to {outdir} "
+                  f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}); truth in {outdir}/truth.json")

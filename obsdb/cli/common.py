@@ -1,0 +1,143 @@
+"""Shared CLI plumbing: the app, the catalog option, one-line errors, output formats."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from enum import Enum
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="obsdb",
+    help="A database-backed observation manager for a night of CCD frames.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Off a terminal rich assumes 80 columns and folds wide tables into ribbons.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False)
+
+
+class OutputFormat(str, Enum):
+    """Output formats of listing commands."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class State:
+    """Global options, set by the app callback."""
+
+    db: str | None = None
+    config: str | None = None
+
+
+state = State()
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a one-line error on stderr and exit."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from obsdb.catalog.db import CatalogError
+    from obsdb.catalog.expr import ExpressionError
+    from obsdb.catalog.queries import SelectorError
+    from obsdb.config import ConfigError
+    from obsdb.errors import ObsdbError
+    from obsdb.pipeline.ingest import IngestError
+
+    return (CatalogError, ExpressionError, SelectorError, ConfigError, IngestError, ObsdbError)
+
+
+@contextmanager
+def user_errors():
+    """Turn known errors into one-line messages; never let a traceback reach the user."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted:[/] completed work is saved; run the command again to finish")
+        raise typer.Exit(130)
+    except Exception as exc:  # noqa: BLE001 - the boundary between obsdb and the user
+        if isinstance(exc, _known_errors()):
+            fail(str(exc))
+        if os.environ.get("OBSDB_DEBUG"):
+            raise
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        fail(f"unexpected {type(exc).__name__}: {detail} (set OBSDB_DEBUG=1 for a traceback)", 2)
+
+
+@contextmanager
+def open_catalog():
+    """The catalog named by --db / OBSDB_DB, checked to be at the code's schema."""
+    from obsdb.catalog.db import open_catalog as _open
+
+    with user_errors():
+        catalog = _open(state.db)
+        try:
+            yield catalog
+        finally:
+            catalog.close()
+
+
+def print_json(document) -> None:
+    """One JSON document on stdout, nothing else."""
+    sys.stdout.write(json.dumps(document, indent=2, default=_json_default, allow_nan=False) + "\n")
+
+
+def _json_default(value):
+    from datetime import datetime
+
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def clean_nan(value):
+    """Replace NaN/inf floats by None, recursively (JSON has no NaN)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: clean_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_nan(v) for v in value]
+    return value
+
+
+def print_csv(rows: list[dict], columns: list[str]) -> None:
+    """Rows as CSV on stdout."""
+    import csv
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+
+
+def fmt(value, digits: int = 1) -> str:
+    """A number for a table: thousands separators, fixed digits, '-' for missing."""
+    import math
+
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

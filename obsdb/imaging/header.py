@@ -1,0 +1,194 @@
+"""Header normalisation: typed columns and JSON from a FITS header.
+
+Pure functions.  The raw header is always kept (as JSON); the typed values
+are derived from it with documented, configurable rules.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+
+DEFAULT_IMAGE_TYPES = {
+    "light": ("light", "object", "science", "light frame"),
+    "bias": ("bias", "zero", "bias frame"),
+    "dark": ("dark", "dark frame"),
+    "flat": ("flat", "flat field", "flat frame", "skyflat", "domeflat"),
+}
+"""IMAGETYP values (lower case) for each normalised type."""
+
+DEFAULT_PICTTYPES = {1: "light", 2: "bias", 3: "dark", 4: "flat"}
+"""SBIG-style numeric PICTTYPE codes (the seed notebook's science frames are PICTTYPE=1)."""
+
+
+def header_to_json(header) -> dict:
+    """A JSON-safe dict of a FITS header.
+
+    Repeated keywords (COMMENT, HISTORY, ...) become lists; NaN and undefined
+    values become None; the order of first appearance is kept.
+    """
+    result: dict = {}
+    for card in header.cards:
+        key = card.keyword
+        if not key:
+            continue
+        try:
+            value = _json_value(card.value)
+        except Exception:  # noqa: BLE001 - a malformed card must not lose the rest of the header
+            value = card.image[10:].strip() if len(card.image) > 10 else None
+        if key in ("COMMENT", "HISTORY"):
+            result.setdefault(key, []).append(value)
+        elif key in result:
+            existing = result[key]
+            result[key] = existing + [value] if isinstance(existing, list) else [existing, value]
+        else:
+            result[key] = value
+    return result
+
+
+def _json_value(value):
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else float(value)
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, complex):
+        return str(value)
+    text = str(value)
+    return None if text == "" else text
+
+
+def normalise_image_type(header: dict, mapping: dict | None = None,
+                         picttypes: dict | None = None) -> str:
+    """Normalised image type (light, bias, dark, flat or unknown).
+
+    IMAGETYP (or IMAGETYPE/OBSTYPE) is matched against ``mapping``; SBIG's
+    numeric PICTTYPE against ``picttypes``.  Anything else is ``unknown``.
+    """
+    mapping = mapping or DEFAULT_IMAGE_TYPES
+    picttypes = picttypes or DEFAULT_PICTTYPES
+    for key in ("IMAGETYP", "IMAGETYPE", "OBSTYPE", "FRAMETYP"):
+        raw = header.get(key)
+        if isinstance(raw, str) and raw.strip():
+            text = raw.strip().lower()
+            for kind, names in mapping.items():
+                if text in names:
+                    return kind
+            return "unknown"
+    raw = header.get("PICTTYPE")
+    if raw is not None:
+        try:
+            return picttypes.get(int(raw), "unknown")
+        except (TypeError, ValueError):
+            return "unknown"
+    return "unknown"
+
+
+_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2})$")
+
+
+def parse_date_obs(header: dict) -> datetime | None:
+    """Start of exposure in UTC (naive datetime), or None when absent/unparseable.
+
+    Understands ISO dates with or without time (then TIME-OBS/UT/UTSTART is
+    added), and the pre-2000 FITS form ``DD/MM/YY`` (years 19YY).
+    """
+    raw = header.get("DATE-OBS") or header.get("DATE_OBS")
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    text = raw.strip().rstrip("Z")
+    match = _DMY.match(text)
+    if match:
+        day, month, year = (int(g) for g in match.groups())
+        try:
+            date = datetime(1900 + year, month, day)
+        except ValueError:
+            return None
+        return _add_time(date, header)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = (parsed - parsed.utcoffset()).replace(tzinfo=None)
+    if "T" not in text and " " not in text:
+        return _add_time(parsed, header)
+    return parsed
+
+
+def _add_time(date: datetime, header: dict) -> datetime:
+    for key in ("TIME-OBS", "UT", "UTSTART", "UT-START"):
+        value = header.get(key)
+        if isinstance(value, str) and re.match(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", value.strip()):
+            parts = value.strip().split(":")
+            seconds = float(parts[2]) if len(parts) > 2 else 0.0
+            return date + timedelta(hours=int(parts[0]), minutes=int(parts[1]), seconds=seconds)
+    return date
+
+
+def _number(header: dict, *keys: str) -> float | None:
+    for key in keys:
+        value = header.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                continue
+    return None
+
+
+def _text(header: dict, *keys: str) -> str | None:
+    for key in keys:
+        value = header.get(key)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def frame_columns(header: dict, *, image_types: dict | None = None,
+                  picttypes: dict | None = None) -> dict:
+    """Typed catalog columns derived from a header (already JSON-normalised).
+
+    Returns
+    -------
+    dict
+        band, image_type, object, exptime, date_obs, airmass.
+    """
+    return {
+        "band": _text(header, "FILTER", "FILTER1", "FILTNAM"),
+        "image_type": normalise_image_type(header, image_types, picttypes),
+        "object": _text(header, "OBJECT"),
+        "exptime": _number(header, "EXPTIME", "EXPOSURE", "EXP_TIME"),
+        "date_obs": parse_date_obs(header),
+        "airmass": _number(header, "AIRMASS", "SECZ"),
+    }
+
+
+DEFAULT_NUMBER_PATTERN = r"(\d{3,})(?!.*\d{3})"
+"""The last run of 3 or more digits in the file name."""
+
+
+def frame_number(file_name: str, pattern: str = DEFAULT_NUMBER_PATTERN) -> int | None:
+    """Frame number from a file name (extensions stripped), or None.
+
+    ``pattern`` is a regular expression whose first group (or whole match)
+    is the number.
+    """
+    stem = file_name
+    for suffix in (".gz", ".fits", ".fit", ".fts"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    match = re.search(pattern, stem)
+    if not match:
+        return None
+    text = match.group(1) if match.groups() else match.group(0)
+    try:
+        return int(text)
+    except ValueError:
+        return None

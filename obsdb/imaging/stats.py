@@ -1,0 +1,186 @@
+"""Pixel statistics of a frame in a few vectorised passes.
+
+Pure functions on arrays.  The exact median costs one ``np.partition``;
+the sigma-clipped background is computed on a regular sample of the finite
+pixels, because clipping the whole frame is 50x slower for a result that
+differs by far less than its own rms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+STATS_VERSION = "stats-1"
+"""Identifies the algorithm below; stored with each result."""
+
+CLIP_SAMPLE_SIZE = 262_144
+"""Pixels sampled (regular stride) for the sigma-clipped background."""
+
+CLIP_SIGMA = 3.0
+"""Clipping threshold in units of the robust rms."""
+
+CLIP_ITERATIONS = 5
+"""Maximum clipping iterations (converges in 3-4 on star fields)."""
+
+
+@dataclass
+class PixelStats:
+    """Summary statistics of one image.
+
+    Attributes
+    ----------
+    min, max, mean, median, std : float
+        Over the finite pixels (NaN and inf excluded).
+    background, background_rms : float
+        Sigma-clipped median and standard deviation of a pixel sample.
+    n_nan : int
+        Non-finite pixels.
+    n_saturated : int
+        Pixels at or above ``saturation`` (0 when no level is known).
+    saturation : float or None
+        The level used.
+    """
+
+    min: float
+    max: float
+    mean: float
+    median: float
+    std: float
+    background: float
+    background_rms: float
+    n_nan: int
+    n_saturated: int
+    saturation: float | None
+
+    def as_dict(self) -> dict:
+        """Plain dict of the fields."""
+        return asdict(self)
+
+
+class EmptyImageError(ValueError):
+    """The image has no finite pixel."""
+
+
+def exact_median(values: np.ndarray) -> float:
+    """Exact median of a 1-D array with one partition (copies the input).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Finite values, any shape (flattened).
+
+    Returns
+    -------
+    float
+    """
+    flat = np.array(values, copy=True).ravel()
+    n = flat.size
+    if n == 0:
+        return float("nan")
+    k = n // 2
+    if n % 2:
+        return float(np.partition(flat, k)[k])
+    part = np.partition(flat, (k - 1, k))
+    return float((float(part[k - 1]) + float(part[k])) / 2.0)
+
+
+def clipped_background(sample: np.ndarray, sigma: float = CLIP_SIGMA,
+                       iterations: int = CLIP_ITERATIONS) -> tuple[float, float]:
+    """Sigma-clipped median and standard deviation of a sample.
+
+    Parameters
+    ----------
+    sample : numpy.ndarray
+        Finite values.
+    sigma : float
+        Clip at ``median +- sigma * std``.
+    iterations : int
+        Stop after this many passes or when nothing more is clipped.
+
+    Returns
+    -------
+    median, std : float
+    """
+    values = np.asarray(sample, dtype=np.float64).ravel()
+    if values.size == 0:
+        return float("nan"), float("nan")
+    for _ in range(iterations):
+        med = float(np.median(values))
+        std = float(values.std())
+        if std == 0:
+            break
+        keep = np.abs(values - med) <= sigma * std
+        if keep.all():
+            break
+        values = values[keep]
+    return float(np.median(values)), float(values.std())
+
+
+def pixel_stats(data: np.ndarray, *, saturation: float | None = None) -> PixelStats:
+    """Compute :class:`PixelStats` of an image.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2-D image; not modified.
+    saturation : float, optional
+        Pixels ``>= saturation`` are counted as saturated.
+
+    Returns
+    -------
+    PixelStats
+
+    Raises
+    ------
+    EmptyImageError
+        When no pixel is finite.
+    """
+    flat = np.asarray(data).ravel()
+    finite = np.isfinite(flat)
+    n_bad = int(flat.size - np.count_nonzero(finite))
+    if n_bad == flat.size:
+        raise EmptyImageError("all pixels are NaN or infinite")
+    values = flat[finite] if n_bad else flat
+    # float64 accumulators: float32 sums drift by ~1e-4 relative on 4 Mpx frames.
+    mean = float(values.mean(dtype=np.float64))
+    std = float(values.std(dtype=np.float64))
+    vmin = float(values.min())
+    vmax = float(values.max())
+    median = exact_median(values)
+    stride = max(1, values.size // CLIP_SAMPLE_SIZE)
+    background, background_rms = clipped_background(values[::stride])
+    n_sat = int(np.count_nonzero(values >= saturation)) if saturation is not None else 0
+    return PixelStats(vmin, vmax, mean, median, std, background, background_rms,
+                      n_bad, n_sat, saturation)
+
+
+def saturation_level(header, bitpix: int, default_float: float | None = 65535.0) -> float | None:
+    """The saturation level of a frame: header keyword, else the integer range.
+
+    Parameters
+    ----------
+    header : mapping
+        FITS header; ``SATURATE``, ``SATLEVEL`` or ``DATAMAX`` are honoured.
+    bitpix : int
+        Stored BITPIX; integer data saturate at the top of their range.
+    default_float : float or None
+        Level for float data without a keyword (a 16-bit ADC's 65535 by default).
+
+    Returns
+    -------
+    float or None
+    """
+    for key in ("SATURATE", "SATLEVEL", "DATAMAX"):
+        value = header.get(key) if hasattr(header, "get") else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    if bitpix > 0:
+        bzero = float(header.get("BZERO", 0) or 0)
+        bscale = float(header.get("BSCALE", 1) or 1)
+        top = 2 ** (bitpix - 1) - 1
+        if bitpix == 8:
+            top = 255
+        return top * bscale + bzero
+    return default_float

@@ -1,0 +1,287 @@
+"""Ingest: record every FITS file of a night with its header and statistics.
+
+Each file is read once (bytes hashed, parsed from memory, measured) in a
+worker process; the catalog is written from the parent process in batches,
+each batch one transaction, so a crash or Ctrl-C leaves complete rows only
+and the next run finishes the work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from obsdb.config import IngestConfig
+
+BATCH_SIZE = 25
+"""Frames written per transaction: large enough to amortise the commit, small
+enough that an interruption loses little work."""
+
+
+class IngestError(Exception):
+    """A path given to ingest does not exist or cannot be listed."""
+
+
+@dataclass
+class Measurement:
+    """Everything learned from one read of one file (picklable, no ORM objects)."""
+
+    path: str
+    size: int
+    mtime: float
+    sha256: str | None = None
+    error: str | None = None
+    header: dict | None = None
+    columns: dict = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    bitpix: int | None = None
+    stats: dict | None = None
+    metrics: dict | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def n_files(self) -> int:
+        return len(self.added) + len(self.changed) + len(self.unchanged) + len(self.failed)
+
+
+def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[Path]:
+    """FITS files named by ``paths`` (files, or folders scanned for FITS names).
+
+    Raises
+    ------
+    IngestError
+        For a path that does not exist.
+    """
+    from obsdb.imaging.fitsio import is_fits_name
+
+    found: dict[str, Path] = {}
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            iterator = path.rglob("*") if recursive else path.iterdir()
+            for child in iterator:
+                if child.is_file() and is_fits_name(child.name) and not child.name.startswith("."):
+                    found[str(child.resolve())] = child.resolve()
+        elif path.is_file():
+            found[str(path.resolve())] = path.resolve()
+        else:
+            raise IngestError(f"{path}: no such file or folder")
+    return [found[key] for key in sorted(found)]
+
+
+def measure_file(path: str, config: IngestConfig) -> Measurement:
+    """Read one file once and measure it; never raises for bad input (see :func:`_measure`)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            # astropy warns about every non-standard card; the header is kept as it is.
+            warnings.simplefilter("ignore")
+            return _measure(path, config)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the night
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime
+        except OSError:
+            size, mtime = 0, 0.0
+        return Measurement(path, size, mtime, error=f"unexpected {type(exc).__name__}: {detail}")
+
+
+def _measure(path: str, config: IngestConfig) -> Measurement:
+    """Read one file once and measure it; never raises for bad input.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    config : IngestConfig
+        Number pattern, type mapping, saturation default, whether to run QA metrics.
+
+    Returns
+    -------
+    Measurement
+        With ``error`` set (one line) when the file could not be used.
+    """
+    from obsdb.imaging.fitsio import FitsReadError, read_fits_image
+    from obsdb.imaging.header import frame_columns, header_to_json
+    from obsdb.imaging.stats import EmptyImageError, pixel_stats, saturation_level
+
+    start = time.perf_counter()
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return Measurement(path, 0, 0.0, error=f"cannot stat: {exc.strerror}")
+    result = Measurement(path, st.st_size, st.st_mtime)
+    try:
+        image = read_fits_image(path)
+    except FitsReadError as exc:
+        result.error = str(exc)
+        return result
+    result.sha256 = image.sha256
+    result.size = image.size
+    header = header_to_json(image.header)
+    result.header = header
+    result.columns = frame_columns(header, image_types=config.image_types, picttypes=config.picttypes)
+    result.height, result.width = (int(n) for n in image.data.shape)
+    result.bitpix = image.bitpix
+    saturation = saturation_level(header, image.bitpix, config.float_saturation)
+    try:
+        result.stats = pixel_stats(image.data, saturation=saturation).as_dict()
+    except EmptyImageError as exc:
+        result.error = str(exc)
+        return result
+    if config.measure_quality:
+        result.metrics = quality_metrics(image.data, saturation)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def quality_metrics(data, saturation) -> dict | None:
+    """Star and PSF metrics of a frame, as a plain dict for the catalog."""
+    from obsdb.pipeline.metrics import metrics_from_image
+
+    return metrics_from_image(data, saturation)
+
+
+def _measure_star(args):
+    return measure_file(*args)
+
+
+def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,
+           config: IngestConfig | None = None, user: str | None = None,
+           progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
+    """Ingest files into the catalog.
+
+    Parameters
+    ----------
+    catalog : obsdb.catalog.db.Catalog
+        An open catalog.
+    paths : iterable of path-like
+        Files and folders.
+    recursive : bool
+        Descend into sub-folders.
+    workers : int
+        Processes for the pixel work (1: in this process).
+    config : IngestConfig, optional
+    user : str, optional
+        Recorded in the event log (default: login name).
+    progress : callable, optional
+        ``progress(done, total, file_name)`` after each file.
+
+    Returns
+    -------
+    IngestReport
+    """
+    from sqlalchemy import select
+
+    from obsdb.catalog.models import Frame
+    from obsdb.catalog.writes import record_event, write_measurements
+
+    config = config or IngestConfig()
+    user = user or login_name()
+    start = time.perf_counter()
+    files = discover(paths, recursive)
+    report = IngestReport()
+
+    with catalog.session() as session:
+        rows = session.execute(select(Frame.path, Frame.size, Frame.mtime, Frame.readable, Frame.error)
+                               .where(Frame.path.in_([str(p) for p in files]))).all()
+    known = {row.path: row for row in rows}
+    todo: list[str] = []
+    for path in files:
+        key = str(path)
+        row = known.get(key)
+        try:
+            st = path.stat()
+        except OSError:
+            todo.append(key)
+            continue
+        if row is not None and row.size == st.st_size and row.mtime == st.st_mtime:
+            if row.readable:
+                report.unchanged.append(key)
+            else:
+                report.failed.append((key, row.error or "unreadable"))
+        else:
+            todo.append(key)
+
+    total = len(files)
+    done = total - len(todo)
+    if progress:
+        progress(done, total, "")
+    batch: list[Measurement] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        with catalog.session() as session:
+            outcome = write_measurements(session, batch, number_pattern=config.number_pattern, user=user)
+        report.added.extend(outcome["added"])
+        report.changed.extend(outcome["changed"])
+        report.unchanged.extend(outcome["unchanged"])
+        report.failed.extend(outcome["failed"])
+        batch.clear()
+
+    for measurement in _measurements(todo, config, workers):
+        batch.append(measurement)
+        done += 1
+        if progress:
+            progress(done, total, Path(measurement.path).name)
+        if len(batch) >= BATCH_SIZE:
+            flush()
+    flush()
+    report.seconds = time.perf_counter() - start
+    with catalog.session() as session:
+        record_event(session, user, "ingest",
+                     f"{report.n_files} files: {len(report.added)} added, {len(report.changed)} changed, "
+                     f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable",
+                     details={"paths": [str(p) for p in paths], "workers": workers})
+    return report
+
+
+def _measurements(paths: list[str], config: IngestConfig, workers: int):
+    """Yield measurements, in this process or in a pool of ``workers``."""
+    if workers <= 1 or len(paths) <= 1:
+        for path in paths:
+            yield measure_file(path, config)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        futures = [executor.submit(measure_file, path, config) for path in paths]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def login_name() -> str:
+    """The user's login name (for authorship), never failing."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return os.environ.get("USER", "unknown")
