@@ -1,0 +1,872 @@
+"""Registration of a frame onto a reference frame.
+
+Pure functions on arrays, no database.  The pipeline is
+
+1. stars in both frames (``stars.detect_stars``, or lists given by the caller,
+   so the reference is detected once per night);
+2. :func:`match_stars`: similarity-invariant triangles of the brightest stars,
+   matched in invariant space with a KD-tree; every matched triangle pair
+   proposes a similarity transform, the proposals vote, the best-supported
+   ones are verified against the bright-star lists, and the winner matches
+   all stars within a radius;
+3. :func:`fit_transform`: least squares on the matched centroids with
+   iterative clipping, rotation and scale kept only when the data demand
+   them (nested F-tests);
+4. when stars cannot do it (too few, too few matches, bad residuals),
+   :func:`cross_correlation_shift` on hot-pixel-cleaned, band-passed frames;
+   a frame that neither method registers gets ``ok=False`` and a reason.
+
+All transforms follow :mod:`obsdb.imaging.transform`: they map frame pixels
+to reference pixels, ``dx = x_reference - x_frame`` for the same star, about
+the frame centre ``((nx - 1) / 2, (ny - 1) / 2)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy import fft as sfft
+from scipy import ndimage
+from scipy.spatial import cKDTree
+from scipy.stats import f as f_dist
+
+from obsdb.imaging.transform import Transform
+
+REGISTER_VERSION = "register-1"
+"""Identifies the algorithms below; recorded with every result."""
+
+_RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))
+
+
+class MatchError(RuntimeError):
+    """The two star lists could not be matched."""
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+
+
+def _as_xy(stars) -> np.ndarray:
+    """(n, 2) float array of positions from a structured array or an array."""
+    if stars is None:
+        return np.empty((0, 2))
+    arr = np.asarray(stars)
+    if arr.dtype.names is not None:
+        return np.column_stack([arr["x"], arr["y"]]).astype(float)
+    arr = np.asarray(arr, dtype=float)
+    if arr.size == 0:
+        return np.empty((0, 2))
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError("positions must be an (n, 2) array or have x, y fields")
+    return arr
+
+
+def _brightest(n_total: int, flux, n: int) -> np.ndarray:
+    """Indices of the ``n`` brightest entries (the first ``n`` without fluxes)."""
+    if flux is None:
+        return np.arange(min(n, n_total))
+    flux = np.asarray(flux, dtype=float)
+    flux = np.where(np.isfinite(flux), flux, -np.inf)
+    order = np.argsort(-flux, kind="stable")
+    return order[: min(n, n_total)]
+
+
+def _similarity_lsq(p: np.ndarray, q: np.ndarray, w=None):
+    """Weighted least-squares similarity ``q = a * (p - pm) + qm`` in complex form.
+
+    Returns the complex factor ``a`` (scale * exp(i rotation)), and the
+    weighted means ``pm``, ``qm`` as complex numbers.
+    """
+    z = p[:, 0] + 1j * p[:, 1]
+    v = q[:, 0] + 1j * q[:, 1]
+    if w is None:
+        w = np.ones(len(z))
+    sw = w.sum()
+    zm = (w * z).sum() / sw
+    vm = (w * v).sum() / sw
+    zc, vc = z - zm, v - vm
+    a = (w * np.conj(zc) * vc).sum() / (w * np.abs(zc) ** 2).sum()
+    return a, zm, vm
+
+
+def _transform_from_complex(a: complex, zm: complex, vm: complex, cx: float, cy: float) -> Transform:
+    """Transform about ``(cx, cy)`` from ``v = a (z - zm) + vm``."""
+    c = cx + 1j * cy
+    t = vm - c - a * (zm - c)
+    return Transform(float(t.real), float(t.imag), math.degrees(math.atan2(a.imag, a.real)),
+                     float(abs(a)), float(cx), float(cy))
+
+
+def _apply(t: Transform, xy: np.ndarray) -> np.ndarray:
+    xr, yr = t.apply(xy[:, 0], xy[:, 1])
+    return np.column_stack([xr, yr])
+
+
+# ---------------------------------------------------------------------------
+# triangles
+
+
+def _triangles(xy: np.ndarray, k: int) -> np.ndarray:
+    """Triangles (m, 3) of indices: each star with pairs of its ``k`` nearest neighbours.
+
+    Local triangles survive partial overlap and missing stars better than
+    triangles spanning the whole field, and their number grows only linearly.
+    """
+    n = len(xy)
+    if n < 3:
+        return np.empty((0, 3), dtype=int)
+    k = min(k, n - 1)
+    _, nn = cKDTree(xy).query(xy, k=k + 1)
+    nn = nn[:, 1:]
+    ii, jj = np.triu_indices(k, 1)
+    tri = np.column_stack([np.repeat(np.arange(n), len(ii)), nn[:, ii].ravel(), nn[:, jj].ravel()])
+    tri.sort(axis=1)
+    return np.unique(tri, axis=0)
+
+
+def _triangle_invariants(xy: np.ndarray, tri: np.ndarray, min_side: float):
+    """Similarity invariants and canonical vertex order of triangles.
+
+    Vertices are reordered so that vertex ``j`` is opposite the ``j``-th
+    shortest side; the invariants are (middle/longest, shortest/longest)
+    side ratios.  Returns (invariants (m, 2), ordered triangles (m, 3),
+    orientation sign (m,)), dropping triangles that are too small, too thin
+    or whose side order is ambiguous (the vertex order would be a guess).
+    """
+    p = xy[tri]                                   # (m, 3, 2)
+    # side j is opposite vertex j
+    side = np.stack([np.hypot(*(p[:, 2] - p[:, 1]).T),
+                     np.hypot(*(p[:, 0] - p[:, 2]).T),
+                     np.hypot(*(p[:, 1] - p[:, 0]).T)], axis=1)
+    order = np.argsort(side, axis=1)
+    s = np.take_along_axis(side, order, axis=1)
+    tri = np.take_along_axis(tri, order, axis=1)
+    inv = np.column_stack([s[:, 1] / s[:, 2], s[:, 0] / s[:, 2]])
+    p = xy[tri]
+    cross = ((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1])
+             - (p[:, 1, 1] - p[:, 0, 1]) * (p[:, 2, 0] - p[:, 0, 0]))
+    keep = ((s[:, 2] >= min_side) & (inv[:, 1] > 0.08)
+            & (s[:, 1] - s[:, 0] > 0.015 * s[:, 2]) & (s[:, 2] - s[:, 1] > 0.015 * s[:, 2]))
+    return inv[keep], tri[keep], np.sign(cross[keep])
+
+
+# ---------------------------------------------------------------------------
+# matching
+
+
+def match_stars(frame_xy, ref_xy, *, frame_flux=None, ref_flux=None, max_offset: float = 500.0,
+                max_rotation_deg: float = 2.0, max_scale_change: float = 0.02,
+                n_bright: int = 40, n_neighbours: int = 6, match_radius: float = 2.0,
+                center=None, return_transform: bool = False):
+    """Match two star lists related by a similarity transform.
+
+    Parameters
+    ----------
+    frame_xy, ref_xy : array_like
+        (n, 2) positions (or structured arrays with ``x``, ``y``) in the frame
+        and in the reference.
+    frame_flux, ref_flux : array_like, optional
+        Fluxes used to pick the brightest stars for the triangle search;
+        without them the lists are taken to be sorted brightest first.
+    max_offset : float
+        Largest translation (pixels, per axis, at ``center``) to accept.
+    max_rotation_deg : float
+        Largest absolute rotation to accept.
+    max_scale_change : float
+        Largest ``|scale - 1|`` to accept.
+    n_bright : int
+        Stars of the frame taken for triangles; twice as many of the
+        reference are used, since clouds, overlap and noise reorder the
+        brightest stars.
+    n_neighbours : int
+        Each star forms triangles with pairs of its nearest neighbours.
+    match_radius : float
+        Final matching radius in pixels after the transform has been refined.
+    center : (float, float), optional
+        Centre of the transform; the centroid of the frame stars' bounding
+        box by default.
+    return_transform : bool
+        Also return the similarity transform found.
+
+    Returns
+    -------
+    idx_frame, idx_ref : numpy.ndarray
+        Indices into ``frame_xy`` and ``ref_xy`` of the matched pairs,
+        one-to-one.
+    transform : Transform
+        Only with ``return_transform=True``.
+
+    Raises
+    ------
+    MatchError
+        When no transform is supported by at least 4 bright stars.
+    """
+    fxy = _as_xy(frame_xy)
+    rxy = _as_xy(ref_xy)
+    if len(fxy) < 3 or len(rxy) < 3:
+        raise MatchError(f"too few stars to match ({len(fxy)} in frame, {len(rxy)} in reference)")
+    if center is None:
+        center = (0.5 * (fxy[:, 0].min() + fxy[:, 0].max()), 0.5 * (fxy[:, 1].min() + fxy[:, 1].max()))
+    cx, cy = float(center[0]), float(center[1])
+
+    fb = _brightest(len(fxy), frame_flux, n_bright)
+    rb = _brightest(len(rxy), ref_flux, 2 * n_bright)
+    fsel, rsel = fxy[fb], rxy[rb]
+
+    best = _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_neighbours)
+    if best is None:
+        # A field with few stars gives few local triangles: all triangles then.
+        best = _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change,
+                     n_neighbours=max(len(fsel), len(rsel)))
+    if best is None:
+        raise MatchError("no consistent triangle matches")
+
+    transform, _ = best
+    # Refine on all stars: wide radius first (the triangle transform may be
+    # off by a few pixels at the far edge), then the final radius.
+    tree = cKDTree(rxy)
+    for radius in (max(4 * match_radius, 6.0), 2 * match_radius, match_radius):
+        i_f, i_r = _nearest_pairs(_apply(transform, fxy), tree, radius)
+        if len(i_f) < 3:
+            raise MatchError("transform found by triangles does not hold on the full lists")
+        a, zm, vm = _similarity_lsq(fxy[i_f], rxy[i_r])
+        transform = _transform_from_complex(a, zm, vm, cx, cy)
+    i_f, i_r = _nearest_pairs(_apply(transform, fxy), tree, match_radius)
+    if return_transform:
+        return i_f, i_r, transform
+    return i_f, i_r
+
+
+def _nearest_pairs(mapped: np.ndarray, tree: cKDTree, radius: float):
+    """One-to-one nearest neighbours within ``radius`` (closest pair wins a tie)."""
+    d, j = tree.query(mapped, k=1, distance_upper_bound=radius)
+    ok = np.isfinite(d)
+    i = np.nonzero(ok)[0]
+    d, j = d[ok], j[ok]
+    order = np.argsort(d, kind="stable")
+    i, j = i[order], j[order]
+    _, first = np.unique(j, return_index=True)
+    first.sort()
+    return i[first], j[first]
+
+
+def _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_neighbours):
+    """Best similarity transform from triangle matches, with its bright-star inlier count."""
+    extent = max(np.ptp(fsel, axis=0).max(), np.ptp(rsel, axis=0).max(), 1.0)
+    min_side = 0.01 * extent
+    inv_f, tri_f, sgn_f = _triangle_invariants(fsel, _triangles(fsel, n_neighbours), min_side)
+    inv_r, tri_r, sgn_r = _triangle_invariants(rsel, _triangles(rsel, n_neighbours), min_side)
+    if len(inv_f) == 0 or len(inv_r) == 0:
+        return None
+    pairs = cKDTree(inv_f).sparse_distance_matrix(cKDTree(inv_r), 0.02, output_type="ndarray")
+    if len(pairs) == 0:
+        return None
+    a_i, b_i = pairs["i"], pairs["j"]
+    same = sgn_f[a_i] == sgn_r[b_i]           # no mirror images
+    a_i, b_i = a_i[same], b_i[same]
+    if len(a_i) == 0:
+        return None
+
+    # similarity from the three vertex pairs of every candidate, vectorised
+    pf = fsel[tri_f[a_i]]
+    pr = rsel[tri_r[b_i]]
+    z = pf[..., 0] + 1j * pf[..., 1]
+    v = pr[..., 0] + 1j * pr[..., 1]
+    zm, vm = z.mean(axis=1), v.mean(axis=1)
+    zc, vc = z - zm[:, None], v - vm[:, None]
+    a = (np.conj(zc) * vc).sum(axis=1) / (np.abs(zc) ** 2).sum(axis=1)
+    c = cx + 1j * cy
+    t = vm - c - a * (zm - c)
+    rot = np.degrees(np.angle(a))
+    resid = np.abs(vc - a[:, None] * zc).max(axis=1)
+    size = np.abs(zc).max(axis=1)
+    margin = 2.0 + 0.02 * max_offset
+    ok = ((np.abs(rot) <= max_rotation_deg + 0.25) & (np.abs(np.abs(a) - 1) <= max_scale_change + 0.005)
+          & (np.abs(t.real) <= max_offset + margin) & (np.abs(t.imag) <= max_offset + margin)
+          & (resid <= 0.02 * size + 1.0))
+    if not ok.any():
+        return None
+    a, t = a[ok], t[ok]
+
+    # Vote in translation: the right proposals pile up in one cell, wrong
+    # ones scatter.  Cells are coarse because a small triangle far from the
+    # centre extrapolates its rotation error into the translation.
+    cell = 8.0
+    key = np.round(t.real / cell).astype(np.int64) * 1_000_003 + np.round(t.imag / cell).astype(np.int64)
+    uniq, inv_idx, counts = np.unique(key, return_inverse=True, return_counts=True)
+    score = counts[inv_idx]
+    order = np.lexsort((np.arange(len(score)), -score))
+    # one candidate per cell is enough to verify; at most 30 cells
+    _, first = np.unique(inv_idx[order], return_index=True)
+    cand = order[np.sort(first)][:30]
+
+    tree = cKDTree(rsel)
+    zf = fsel[:, 0] + 1j * fsel[:, 1]
+    mapped = a[cand, None] * (zf[None, :] - c) + c + t[cand, None]      # (k, n)
+    radius = max(3.0, 0.004 * extent)
+    d, _ = tree.query(np.column_stack([mapped.real.ravel(), mapped.imag.ravel()]),
+                      distance_upper_bound=radius)
+    n_in = np.isfinite(d).reshape(mapped.shape).sum(axis=1)
+    k = int(np.argmax(n_in))
+    if n_in[k] < 4:
+        return None
+    aa, tt = a[cand[k]], t[cand[k]]
+    return Transform(float(tt.real), float(tt.imag), math.degrees(math.atan2(aa.imag, aa.real)),
+                     float(abs(aa)), cx, cy), int(n_in[k])
+
+
+# ---------------------------------------------------------------------------
+# fitting
+
+
+@dataclass
+class FitResult:
+    """Least-squares transform from matched centroids.
+
+    Attributes
+    ----------
+    transform : Transform
+        Frame pixels to reference pixels about the given centre.  Rotation is
+        exactly 0 and scale exactly 1 when they were not fitted or not
+        significant.
+    model : str
+        ``"translation"``, ``"rotation"`` (rotation, scale 1) or
+        ``"similarity"`` (rotation and scale).
+    residual_rms : float
+        RMS of the 2-D residual vector lengths of the kept stars, pixels.
+    n_matched : int
+        Pairs given.
+    n_rejected : int
+        Pairs clipped as outliers.
+    inliers : numpy.ndarray
+        Boolean mask of the kept pairs.
+    p_rotation, p_scale : float
+        F-test p-values for adding rotation to a shift and scale to a
+        rotation (NaN when not tested).
+    sigma_dx, sigma_dy, sigma_rotation_deg : float
+        1-sigma uncertainties of the fitted parameters.
+    """
+
+    transform: Transform
+    model: str
+    residual_rms: float
+    n_matched: int
+    n_rejected: int
+    inliers: np.ndarray = field(repr=False)
+    p_rotation: float = float("nan")
+    p_scale: float = float("nan")
+    sigma_dx: float = float("nan")
+    sigma_dy: float = float("nan")
+    sigma_rotation_deg: float = float("nan")
+
+
+def _fit_model(p, q, w, model, cx, cy):
+    """Fit one model; returns (Transform, residual vectors (n, 2))."""
+    z = p[:, 0] + 1j * p[:, 1]
+    v = q[:, 0] + 1j * q[:, 1]
+    sw = w.sum()
+    zm = (w * z).sum() / sw
+    vm = (w * v).sum() / sw
+    if model == "translation":
+        a = 1.0 + 0j
+    else:
+        zc, vc = z - zm, v - vm
+        cross = (w * np.conj(zc) * vc).sum()
+        if model == "rotation":
+            a = cross / abs(cross) if abs(cross) > 0 else 1.0 + 0j
+        else:
+            a = cross / (w * np.abs(zc) ** 2).sum()
+    t = _transform_from_complex(a, zm, vm, cx, cy)
+    if model == "translation":
+        t = Transform(t.dx, t.dy, 0.0, 1.0, cx, cy)
+    elif model == "rotation":
+        t = Transform(t.dx, t.dy, t.rotation_deg, 1.0, cx, cy)
+    res = q - _apply(t, p)
+    return t, res
+
+
+_N_PARAMS = {"translation": 2, "rotation": 3, "similarity": 4}
+
+
+def fit_transform(frame_xy, ref_xy, *, center, fit_rotation="auto", clip_sigma: float = 3.0,
+                  weights=None, alpha: float = 1e-3, max_iter: int = 10) -> FitResult:
+    """Least-squares transform from matched star positions, with outlier clipping.
+
+    Parameters
+    ----------
+    frame_xy, ref_xy : array_like
+        (n, 2) positions of the same stars in the frame and the reference.
+    center : (float, float)
+        Centre of rotation and scale (the frame centre).
+    fit_rotation : {"auto", True, False, "rotation", "similarity", "translation"}
+        ``"auto"`` fits rotation and then scale only when nested F-tests
+        (level ``alpha``) show that the simpler model leaves significantly
+        larger residuals; ``True``/``"similarity"`` always fits both,
+        ``"rotation"`` fits rotation with scale 1, ``False``/``"translation"``
+        fits a shift only.
+    clip_sigma : float
+        Outlier threshold, expressed as the equivalent 1-D Gaussian sigma: a
+        pair is rejected when its 2-D residual is as improbable as a
+        ``clip_sigma`` deviation in one dimension.  The noise level is
+        estimated robustly (median residual length).
+    weights : array_like, optional
+        Relative weights (inverse variances) of the pairs.
+    alpha : float
+        Significance level of the F-tests in ``"auto"``.
+    max_iter : int
+        Clipping iterations at most.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ValueError
+        With fewer than 2 pairs (or too few for the requested model).
+    """
+    p = _as_xy(frame_xy)
+    q = _as_xy(ref_xy)
+    if p.shape != q.shape:
+        raise ValueError("frame_xy and ref_xy must have the same shape")
+    n = len(p)
+    cx, cy = float(center[0]), float(center[1])
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if fit_rotation is True:
+        fit_rotation = "similarity"
+    elif fit_rotation is False:
+        fit_rotation = "translation"
+    if fit_rotation not in ("auto", "similarity", "rotation", "translation"):
+        raise ValueError(f"fit_rotation must be auto, True, False, rotation, similarity: {fit_rotation!r}")
+    # Clip with the most general model that is allowed: clipping edge stars
+    # with a shift-only model would hide a rotation by rejecting its evidence.
+    clip_model = "similarity" if fit_rotation == "auto" else fit_rotation
+    need = {"translation": 1, "rotation": 2, "similarity": 2}[clip_model]
+    if n < max(need, 2):
+        raise ValueError(f"need at least 2 pairs, got {n}")
+    if n < 3 and clip_model != "translation":
+        clip_model = "translation"
+        if fit_rotation == "auto":
+            fit_rotation = "translation"
+
+    # P(chi2_2 > r^2) equal to the two-sided 1-D tail at clip_sigma
+    tail = math.erfc(clip_sigma / math.sqrt(2.0))
+    r_cut = math.sqrt(-2.0 * math.log(tail)) if tail > 0 else np.inf
+    keep = np.ones(n, dtype=bool)
+    for _ in range(max_iter):
+        t, _ = _fit_model(p[keep], q[keep], w[keep], clip_model, cx, cy)
+        r_all = np.hypot(*(q - _apply(t, p)).T) * np.sqrt(w / np.median(w[keep]))
+        sigma = np.median(r_all[keep]) / _RAYLEIGH_MEDIAN
+        if not sigma > 0:
+            break
+        new = r_all <= r_cut * sigma
+        if new.sum() < max(3, _N_PARAMS[clip_model] // 2 + 1) or np.array_equal(new, keep):
+            break
+        keep = new
+
+    pk, qk, wk = p[keep], q[keep], w[keep]
+    nk = len(pk)
+    wn = wk / wk.mean()
+    rss = {}
+    fits = {}
+    for m in ("translation", "rotation", "similarity"):
+        if _N_PARAMS[m] < 2 * nk:
+            fits[m] = _fit_model(pk, qk, wk, m, cx, cy)
+            rss[m] = float((wn[:, None] * fits[m][1] ** 2).sum())
+    p_rot = p_scale = float("nan")
+    if fit_rotation == "auto":
+        model = "translation"
+        p_rot = _f_test(rss.get("translation"), rss.get("rotation"), 1, 2 * nk - 3)
+        if p_rot < alpha:
+            model = "rotation"
+            p_scale = _f_test(rss.get("rotation"), rss.get("similarity"), 1, 2 * nk - 4)
+            if p_scale < alpha:
+                model = "similarity"
+    else:
+        model = fit_rotation
+    transform, res = fits[model]
+    resid_len = np.hypot(res[:, 0], res[:, 1])
+    rms = float(np.sqrt(np.mean(resid_len ** 2)))
+
+    dof = max(2 * nk - _N_PARAMS[model], 1)
+    s2 = rss[model] / dof                        # per-axis variance at unit weight
+    sw = wn.sum()
+    sig_t = math.sqrt(s2 / sw)
+    zc = (pk[:, 0] + 1j * pk[:, 1]) - (wn * (pk[:, 0] + 1j * pk[:, 1])).sum() / sw
+    lever = float((wn * np.abs(zc) ** 2).sum())
+    sig_rot = math.degrees(math.sqrt(s2 / lever)) if (model != "translation" and lever > 0) else float("nan")
+    return FitResult(transform=transform, model=model, residual_rms=rms, n_matched=n,
+                     n_rejected=int(n - nk), inliers=keep, p_rotation=p_rot, p_scale=p_scale,
+                     sigma_dx=sig_t, sigma_dy=sig_t, sigma_rotation_deg=sig_rot)
+
+
+def _f_test(rss_simple, rss_full, d1, d2) -> float:
+    """p-value that the extra ``d1`` parameters improve the fit by chance."""
+    if rss_simple is None or rss_full is None or d2 <= 0:
+        return float("nan")
+    if rss_full <= 0:
+        return 0.0 if rss_simple > 0 else 1.0
+    fval = max(rss_simple - rss_full, 0.0) / d1 / (rss_full / d2)
+    return float(f_dist.sf(fval, d1, d2))
+
+
+# ---------------------------------------------------------------------------
+# cross-correlation
+
+
+def _robust_sigma(values: np.ndarray) -> float:
+    med = np.median(values)
+    return float(1.4826 * np.median(np.abs(values - med)))
+
+
+def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
+    """Clean, flatten and compress an image so that stars dominate its correlation.
+
+    Order matters: sharp single-pixel outliers (hot pixels, cosmic rays) are
+    removed before anything spreads them, because fixed hot pixels coincide
+    in every frame and would otherwise pin the correlation peak at (0, 0).
+    """
+    img = np.array(image, dtype=np.float32, copy=True)
+    bad = ~np.isfinite(img)
+    if mask is not None:
+        bad |= np.asarray(mask, dtype=bool)
+    step = max(1, int(math.sqrt(img.size / 65536)))
+    sample = img[::step, ::step][~bad[::step, ::step]]
+    if sample.size == 0:
+        return np.zeros_like(img)
+    level = float(np.median(sample))
+    img[bad] = level
+
+    med3 = ndimage.median_filter(img, size=3, mode="nearest")
+    noise = _robust_sigma((img - med3)[::step, ::step]) or 1.0
+    excess = img - med3
+    # A star of FWHM >= ~1.5 px keeps at least a third of its peak in the 3x3
+    # median; a hot pixel or cosmic-ray hit keeps almost none of it.
+    sharp = (excess > 5 * noise) & (excess > 0.75 * (img - level))
+    sharp = ndimage.binary_dilation(sharp)
+    img[sharp] = med3[sharp]
+    bad |= sharp
+
+    # smooth background from a coarse grid of block medians
+    b = 32
+    ny, nx = img.shape
+    nby, nbx = max(ny // b, 1), max(nx // b, 1)
+    blocks = img[: nby * b, : nbx * b].reshape(nby, b, nbx, b) if ny >= b and nx >= b else img[None, :, None, :]
+    bg = np.median(blocks, axis=(1, 3)) if blocks.ndim == 4 else np.full((1, 1), level)
+    bg = ndimage.median_filter(bg, size=3, mode="nearest")
+    bg_full = ndimage.zoom(bg, (ny / bg.shape[0], nx / bg.shape[1]), order=1, mode="nearest", grid_mode=True)
+    img -= bg_full[:ny, :nx]
+    sigma = _robust_sigma(img[::step, ::step]) or 1.0
+    # compress: faint stars count, bright ones cannot dominate
+    img = np.arcsinh(img / (3 * sigma)).astype(np.float32)
+    img[bad] = 0.0
+
+    if taper > 0:
+        for axis, n in enumerate(img.shape):
+            m = min(taper, n // 4)
+            if m < 1:
+                continue
+            ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(m) + 0.5) / m)
+            win = np.ones(n, dtype=np.float32)
+            win[:m] = ramp
+            win[n - m:] = ramp[::-1]
+            shape = [1, 1]
+            shape[axis] = n
+            img *= win.reshape(shape)
+    return img
+
+
+def _subpixel(c: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
+    """Sub-pixel peak by a 3-point Gaussian (log-parabola) fit per axis."""
+    def one(m, c0, p):
+        if min(m, c0, p) > 0:
+            lm, l0, lp = math.log(m), math.log(c0), math.log(p)
+        else:
+            lm, l0, lp = m, c0, p
+        den = lm - 2 * l0 + lp
+        return 0.0 if den >= 0 else float(np.clip(0.5 * (lm - lp) / den, -0.5, 0.5))
+
+    ny, nx = c.shape
+    fy = one(c[(iy - 1) % ny, ix], c[iy, ix], c[(iy + 1) % ny, ix])
+    fx = one(c[iy, (ix - 1) % nx], c[iy, ix], c[iy, (ix + 1) % nx])
+    return fx, fy
+
+
+def cross_correlation_shift(frame, reference, *, mask=None, max_shift=None,
+                            reference_mask=None, smooth_sigma: float = 1.0,
+                            highpass_scale: float = 24.0) -> tuple[float, float, float]:
+    """Translation between two frames by FFT cross-correlation, without stars.
+
+    Both frames are cleaned of sharp single-pixel outliers (hot pixels and
+    cosmic rays) and of known bad pixels first, flattened (smooth background
+    removed), intensity-compressed, edge-tapered and zero-padded; the
+    correlation is band-passed (smoothing on the PSF scale, removing scales
+    above ``highpass_scale``) and its peak located to sub-pixel precision.
+
+    Parameters
+    ----------
+    frame, reference : numpy.ndarray
+        2-D images of the same shape.
+    mask : numpy.ndarray of bool, optional
+        Known bad pixels of the detector (True = bad), applied to both
+        frames unless ``reference_mask`` is given.
+    max_shift : float, optional
+        Largest shift searched, per axis; half the smaller dimension by
+        default.  The frames are zero-padded by this much, so shifts up to
+        it do not wrap around.
+    reference_mask : numpy.ndarray of bool, optional
+        Bad pixels of the reference if they differ from ``mask``.
+    smooth_sigma : float
+        Gaussian smoothing (pixels) applied to each image in the Fourier
+        domain: a matched filter for faint stars.
+    highpass_scale : float
+        Structures larger than about this (pixels) are suppressed.
+
+    Returns
+    -------
+    dx, dy : float
+        Shift with the project's sign convention, ``x_reference - x_frame``.
+    quality : float
+        Peak significance: height of the correlation peak above the median
+        of the searched correlation plane, in units of its robust standard
+        deviation.  Pure noise gives about 5-7; star fields give tens to
+        thousands.
+    """
+    frame = np.asarray(frame)
+    reference = np.asarray(reference)
+    if frame.shape != reference.shape or frame.ndim != 2:
+        raise ValueError("frame and reference must be 2-D arrays of the same shape")
+    ny, nx = frame.shape
+    if max_shift is None:
+        max_shift = min(ny, nx) // 2
+    max_shift = int(min(max(1, math.ceil(max_shift)), max(ny, nx) - 2))
+    taper = 16
+    a = _prepare_for_xcorr(frame, mask, taper)
+    b = _prepare_for_xcorr(reference, mask if reference_mask is None else reference_mask, taper)
+
+    shape = (sfft.next_fast_len(ny + max_shift + 1, real=True), sfft.next_fast_len(nx + max_shift + 1, real=True))
+    fa = sfft.rfft2(a, s=shape, workers=-1)
+    fb = sfft.rfft2(b, s=shape, workers=-1)
+    ky = sfft.fftfreq(shape[0])[:, None]
+    kx = sfft.rfftfreq(shape[1])[None, :]
+    k2 = (2 * np.pi) ** 2 * (kx ** 2 + ky ** 2)
+    filt = np.exp(-k2 * smooth_sigma ** 2) * (1.0 - np.exp(-k2 * highpass_scale ** 2 / 2))
+    # c(s) = sum_x ref(x + s) frame(x): peaks at s = x_ref - x_frame
+    corr = sfft.irfft2(fb * np.conj(fa) * filt, s=shape, workers=-1)
+
+    sy = min(max_shift, shape[0] // 2 - 1)
+    sx = min(max_shift, shape[1] // 2 - 1)
+    region = np.concatenate([corr[: sy + 1], corr[shape[0] - sy:]], axis=0)
+    region = np.concatenate([region[:, : sx + 1], region[:, shape[1] - sx:]], axis=1)
+    iy, ix = np.unravel_index(int(np.argmax(region)), region.shape)
+    ry = iy if iy <= sy else iy - region.shape[0]
+    rx = ix if ix <= sx else ix - region.shape[1]
+    fx, fy = _subpixel(corr, ry % shape[0], rx % shape[1])
+    step = max(1, int(math.sqrt(region.size / 250000)))
+    sample = region[::step, ::step]
+    med = float(np.median(sample))
+    sd = _robust_sigma(sample) or float(np.std(sample)) or 1.0
+    quality = float((region[iy, ix] - med) / sd)
+    return float(rx + fx), float(ry + fy), quality
+
+
+# ---------------------------------------------------------------------------
+# the whole registration
+
+
+@dataclass
+class RegistrationResult:
+    """Outcome of registering one frame onto the reference.
+
+    Attributes
+    ----------
+    ok : bool
+        True when a transform was measured.
+    method : str or None
+        ``"stars"`` or ``"xcorr"``; None when ``ok`` is False.
+    transform : Transform or None
+        Frame to reference; None when ``ok`` is False (never a guess).
+    residual_rms : float or None
+        Star-fit residual RMS in pixels (None for cross-correlation).
+    n_matched : int
+        Star pairs kept in the fit.
+    n_rejected : int
+        Star pairs clipped as outliers.
+    reason : str
+        Why it failed, or why the fallback was used; empty otherwise.
+    model : str or None
+        Star-fit model: translation, rotation or similarity.
+    quality : float or None
+        Cross-correlation peak significance when it was computed.
+    n_frame_stars, n_reference_stars : int
+        Stars available on each side.
+    version : str
+        Algorithm version.
+    """
+
+    ok: bool
+    method: str | None
+    transform: Transform | None
+    residual_rms: float | None = None
+    n_matched: int = 0
+    n_rejected: int = 0
+    reason: str = ""
+    model: str | None = None
+    quality: float | None = None
+    n_frame_stars: int = 0
+    n_reference_stars: int = 0
+    version: str = REGISTER_VERSION
+
+    @property
+    def dx(self) -> float | None:
+        """Translation in x at the frame centre (None when not registered)."""
+        return None if self.transform is None else self.transform.dx
+
+    @property
+    def dy(self) -> float | None:
+        """Translation in y at the frame centre (None when not registered)."""
+        return None if self.transform is None else self.transform.dy
+
+    def as_dict(self) -> dict:
+        """Plain, JSON-ready dict (the transform as a nested dict)."""
+        d = asdict(self)
+        d["transform"] = None if self.transform is None else asdict(self.transform)
+        return d
+
+
+def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: int = 400):
+    """Stars of a frame as :func:`register` uses them.
+
+    Call it once for the night's reference and pass the result as
+    ``reference_stars``.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The image.
+    saturation : float, optional
+        Saturation level in ADU.
+    mask : numpy.ndarray of bool, optional
+        Bad pixels (True = bad).
+    max_stars : int
+        Keep at most this many of the brightest.
+
+    Returns
+    -------
+    numpy.ndarray
+        Structured array from :func:`obsdb.imaging.stars.detect_stars`.
+    """
+    from obsdb.imaging.stars import detect_stars
+
+    return detect_stars(np.asarray(data), mask=mask, saturation=saturation, max_stars=max_stars)
+
+
+def _flux(stars):
+    arr = np.asarray(stars)
+    if arr.dtype.names is not None and "flux" in arr.dtype.names:
+        return np.asarray(arr["flux"], dtype=float)
+    return None
+
+
+def _fit_mask(stars) -> np.ndarray:
+    """Stars good for the fit: not saturated (their centres are flat-topped)."""
+    arr = np.asarray(stars)
+    n = len(arr)
+    if arr.dtype.names is not None and "saturated" in arr.dtype.names:
+        good = ~np.asarray(arr["saturated"], dtype=bool)
+        if good.sum() >= 3:
+            return good
+    return np.ones(n, dtype=bool)
+
+
+def register(frame, reference, *, frame_stars=None, reference_stars=None, saturation=None,
+             mask=None, max_offset: float = 500.0, max_rotation_deg: float = 2.0,
+             fit_rotation="auto", min_matches: int = 6, max_rms: float = 1.0,
+             min_xcorr_quality: float = 12.0, use_xcorr: bool = True) -> RegistrationResult:
+    """Register a frame onto the reference: stars first, cross-correlation as fallback.
+
+    Parameters
+    ----------
+    frame, reference : numpy.ndarray
+        2-D images of the same shape (``reference`` may be None when
+        ``reference_stars`` is given and ``use_xcorr`` is False).
+    frame_stars, reference_stars : numpy.ndarray, optional
+        Star lists (structured, with ``x``, ``y`` and preferably ``flux``);
+        detected when not given.  Pass ``reference_stars`` from
+        :func:`detect_registration_stars` to detect the reference once.
+    saturation : float, optional
+        Saturation level, for detection.
+    mask : numpy.ndarray of bool, optional
+        Bad detector pixels (True = bad), for detection and cross-correlation.
+    max_offset, max_rotation_deg : float
+        Search limits for star matching.
+    fit_rotation : see :func:`fit_transform`
+    min_matches : int
+        Fewer kept star pairs than this is a failure of the star method.
+    max_rms : float
+        A star fit with a larger residual RMS (pixels) is a failure.
+    min_xcorr_quality : float
+        Cross-correlation peaks less significant than this are not trusted.
+    use_xcorr : bool
+        Fall back to cross-correlation at all.
+
+    Returns
+    -------
+    RegistrationResult
+    """
+    frame = None if frame is None else np.asarray(frame)
+    ref_img = None if reference is None else np.asarray(reference)
+    shape = frame.shape if frame is not None else (ref_img.shape if ref_img is not None else None)
+    if shape is None:
+        raise ValueError("need at least one image to know the frame size")
+    cx, cy = (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0
+
+    if reference_stars is None:
+        reference_stars = detect_registration_stars(ref_img, saturation=saturation, mask=mask)
+    if frame_stars is None:
+        frame_stars = detect_registration_stars(frame, saturation=saturation, mask=mask)
+    n_f, n_r = len(frame_stars), len(reference_stars)
+    counts = dict(n_frame_stars=n_f, n_reference_stars=n_r)
+
+    why = ""
+    fit = None
+    if n_f < 3 or n_r < 3:
+        why = f"too few stars ({n_f} in frame, {n_r} in reference)"
+    else:
+        try:
+            i_f, i_r = match_stars(frame_stars, reference_stars, frame_flux=_flux(frame_stars),
+                                   ref_flux=_flux(reference_stars), max_offset=max_offset,
+                                   max_rotation_deg=max_rotation_deg, center=(cx, cy))
+        except MatchError as exc:
+            why = f"star matching failed: {exc}"
+        else:
+            good = _fit_mask(frame_stars)[i_f] & _fit_mask(reference_stars)[i_r]
+            if good.sum() >= min_matches:
+                i_f, i_r = i_f[good], i_r[good]
+            fxy, rxy = _as_xy(frame_stars)[i_f], _as_xy(reference_stars)[i_r]
+            if len(i_f) < min_matches:
+                why = f"only {len(i_f)} star matches (need {min_matches})"
+            else:
+                fit = fit_transform(fxy, rxy, center=(cx, cy), fit_rotation=fit_rotation)
+                kept = fit.n_matched - fit.n_rejected
+                if kept < min_matches:
+                    why = f"only {kept} star matches after clipping (need {min_matches})"
+                elif not fit.residual_rms <= max_rms:
+                    why = f"star fit residual rms {fit.residual_rms:.2f} px > {max_rms} px"
+                else:
+                    return RegistrationResult(True, "stars", fit.transform, fit.residual_rms,
+                                              kept, fit.n_rejected, "", fit.model, None, **counts)
+
+    kept = 0 if fit is None else fit.n_matched - fit.n_rejected
+    if not use_xcorr or frame is None or ref_img is None:
+        return RegistrationResult(False, None, None, None, kept, 0, why, None, None, **counts)
+    dx, dy, quality = cross_correlation_shift(frame, ref_img, mask=mask,
+                                              max_shift=min(max_offset, min(shape) - 2))
+    if quality < min_xcorr_quality:
+        return RegistrationResult(False, None, None, None, kept, 0,
+                                  f"{why}; cross-correlation peak significance {quality:.1f} "
+                                  f"< {min_xcorr_quality}", None, quality, **counts)
+    return RegistrationResult(True, "xcorr", Transform(dx, dy, 0.0, 1.0, cx, cy), None, 0, 0,
+                              f"{why}; used cross-correlation", None, quality, **counts)
