@@ -24,3 +24,38 @@ def real_data() -> Path:
             pytest.fail(message + " (OBSDB_REQUIRE_REAL_DATA=1)")
         pytest.skip(message)
     return REAL_DATA
+
+
+def write_fits(path: Path, data, header: dict | None = None) -> Path:
+    """Write a small FITS file for a test (the simulator makes whole nights)."""
+    import numpy as np
+    from astropy.io import fits
+
+    hdu = fits.PrimaryHDU(None if data is None else np.asarray(data))
+    for key, value in (header or {}).items():
+        hdu.header[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hdu.writeto(path, overwrite=True)
+    return path
+
+
+@pytest.fixture()
+def catalog(tmp_path):
+    """A fresh catalog at head, opened; closed after the test."""
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+
+    url = database_url(str(tmp_path / "obsdb.sqlite"))
+    upgrade(url)
+    cat = open_catalog(str(tmp_path / "obsdb.sqlite"))
+    yield cat
+    cat.close()
+
+
+@pytest.fixture(scope="session")
+def small_night(tmp_path_factory):
+    """A simulated night of 18 frames of 256x256 in three bands, with its truth."""
+    from obsdb.simulate import simulate_night
+
+    folder = tmp_path_factory.mktemp("night")
+    truth = simulate_night(folder, seed=3, size=256, n_frames=18, bands=("B", "V", "R"), n_groups=3)
+    return folder, truth

@@ -1,0 +1,121 @@
+"""The command line through typer's CliRunner: contract, JSON shape, one-line errors, help texts."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from obsdb.cli.app import app
+from tests.conftest import write_fits
+
+runner = CliRunner()
+
+
+def invoke(db, *args):
+    return runner.invoke(app, ["--db", str(db), *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory, small_night):
+    folder, truth = small_night
+    db = tmp_path_factory.mktemp("cli") / "obsdb.sqlite"
+    assert invoke(db, "init").exit_code == 0
+    result = invoke(db, "ingest", str(folder), "--no-metrics")
+    assert result.exit_code == 0, result.output
+    return db, truth
+
+
+def test_command_without_catalog_says_run_init(tmp_path):
+    result = invoke(tmp_path / "none.sqlite", "frames")
+    assert result.exit_code == 1
+    assert "obsdb init" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_frames_json_lists_the_band_with_stats(ingested):
+    db, truth = ingested
+    result = invoke(db, "frames", "--band", "V", "--format", "json")
+    assert result.exit_code == 0
+    records = json.loads(result.stdout)
+    expected = sorted(f["number"] for f in truth.frames if f["band"] == "V")
+    assert [r["number"] for r in records] == expected
+    for record in records:
+        assert {"number", "path", "band", "status", "reasons", "tags", "stats", "metrics", "group",
+                "shift"} <= set(record)
+        assert record["band"] == "V" and record["status"] in ("accepted", "rejected", "pending")
+        assert record["stats"]["median"] > 0 and record["shift"] is None
+
+
+def test_frames_where_and_csv(ingested):
+    db, truth = ingested
+    result = invoke(db, "frames", "--where", "band == 'B' and EXPTIME > 0", "--format", "csv")
+    assert result.exit_code == 0
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("number,file_name,band")
+    assert len(lines) - 1 == sum(f["band"] == "B" for f in truth.frames)
+
+
+def test_bad_where_is_one_line(ingested):
+    db, _ = ingested
+    result = invoke(db, "frames", "--where", "EXPTIME >>= 30")
+    assert result.exit_code == 1
+    assert "invalid syntax" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_show_by_number_and_range(ingested):
+    db, truth = ingested
+    number = truth.frames[0]["number"]
+    result = invoke(db, "show", str(number), "--format", "json")
+    assert result.exit_code == 0
+    detail = json.loads(result.stdout)
+    assert detail["number"] == number and detail["header"]["FILTER"] == truth.frames[0]["band"]
+    assert len(detail["sha256"]) == 64 and detail["tag_history"] == []
+    numbers = [f["number"] for f in truth.frames[:3]]
+    many = json.loads(invoke(db, "show", f"{numbers[0]}-{numbers[2]}", "--format", "json").stdout)
+    assert [d["number"] for d in many] == numbers
+    missing = invoke(db, "show", "999999")
+    assert missing.exit_code == 1 and "no frame" in missing.output
+
+
+def test_ingest_bad_files_exit_nonzero_and_name_them(tmp_path):
+    db = tmp_path / "c.sqlite"
+    invoke(db, "init")
+    write_fits(tmp_path / "n" / "ok_0001.fits", np.ones((16, 16), np.float32))
+    (tmp_path / "n" / "bad_0002.fits").write_text("nope")
+    result = invoke(db, "ingest", str(tmp_path / "n"), "--no-metrics")
+    assert result.exit_code == 1
+    assert "bad_0002.fits: not a FITS file" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_ingest_missing_path_is_one_line(tmp_path):
+    db = tmp_path / "c.sqlite"
+    invoke(db, "init")
+    result = invoke(db, "ingest", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1 and "no such file or folder" in result.output
+
+
+def _commands(group, prefix=()):
+    import typer.main
+
+    click_group = typer.main.get_command(group)
+    stack = [(prefix, click_group)]
+    while stack:
+        path, command = stack.pop()
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            stack.append((path + (name,), sub))
+
+
+def test_every_command_has_help():
+    """Like sqlite-utils' test_docs: a command without help text fails the build."""
+    for path, command in _commands(app):
+        if not path:
+            continue
+        assert command.help and command.help.strip(), f"obsdb {' '.join(path)} has no help text"
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, path
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert param.help, f"obsdb {' '.join(path)} {param.opts[0]} has no help"

@@ -1,0 +1,64 @@
+"""Header normalisation: image types, dates, frame numbers, JSON."""
+
+from datetime import datetime
+
+import pytest
+from astropy.io import fits
+
+from obsdb.imaging.header import (frame_columns, frame_number, header_to_json, normalise_image_type,
+                                  parse_date_obs)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("Light Frame", "light"), ("LIGHT", "light"), ("object", "light"), ("Bias Frame", "bias"),
+    ("ZERO", "bias"), ("Dark Frame", "dark"), ("FLAT", "flat"), ("Flat Field", "flat"),
+    ("weird", "unknown"),
+])
+def test_imagetyp(value, expected):
+    assert normalise_image_type({"IMAGETYP": value}) == expected
+
+
+def test_picttype_sbig_and_configurable():
+    assert normalise_image_type({"PICTTYPE": 1}) == "light"
+    assert normalise_image_type({"PICTTYPE": 3}) == "dark"
+    assert normalise_image_type({"PICTTYPE": 9}) == "unknown"
+    assert normalise_image_type({"PICTTYPE": 9}, picttypes={9: "flat"}) == "flat"
+    assert normalise_image_type({}) == "unknown"
+
+
+@pytest.mark.parametrize("header, expected", [
+    ({"DATE-OBS": "2026-03-14T20:01:02.5"}, datetime(2026, 3, 14, 20, 1, 2, 500000)),
+    ({"DATE-OBS": "2013-07-13", "TIME-OBS": "00:57:33"}, datetime(2013, 7, 13, 0, 57, 33)),
+    ({"DATE-OBS": "26/10/92"}, datetime(1992, 10, 26)),
+    ({"DATE-OBS": "2026-03-14T20:00:00+02:00"}, datetime(2026, 3, 14, 18, 0, 0)),
+    ({"DATE-OBS": "garbage"}, None),
+    ({}, None),
+])
+def test_date_obs(header, expected):
+    assert parse_date_obs(header) == expected
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("proc_NGC_3293_V_3862.fits", 3862), ("NGC3293_B_0042.fit.gz", 42), ("a12b345c6789.fts", 6789),
+    ("flat.fits", None), ("img_12.fits", None),
+])
+def test_frame_number(name, expected):
+    assert frame_number(name) == expected
+
+
+def test_frame_number_custom_pattern():
+    assert frame_number("m94_set1_212046_bin2_crop512.fits", r"set1_(\d+)") == 212046
+
+
+def test_header_json_keeps_repeats_and_types():
+    header = fits.Header()
+    header["EXPTIME"] = 30.0
+    header["FILTER"] = "V "
+    header["FLAG"] = True
+    header.add_history("step one")
+    header.add_history("step two")
+    result = header_to_json(header)
+    assert result["EXPTIME"] == 30.0 and result["FILTER"] == "V" and result["FLAG"] is True
+    assert result["HISTORY"] == ["step one", "step two"]
+    columns = frame_columns(result)
+    assert columns["band"] == "V" and columns["exptime"] == 30.0 and columns["image_type"] == "unknown"

@@ -1,0 +1,229 @@
+"""Ingest: simulated and real nights, idempotence, changed files, bad input, interruption."""
+
+import gzip
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from obsdb.catalog.models import Event, Frame, FrameStats
+from obsdb.catalog.queries import frame_records
+from obsdb.config import IngestConfig
+from obsdb.pipeline.ingest import discover, ingest, measure_file
+from tests.conftest import write_fits
+
+STATS_ONLY = IngestConfig(measure_quality=False)
+
+
+def test_simulated_night_is_catalogued(catalog, small_night):
+    folder, truth = small_night
+    report = ingest(catalog, [folder], config=STATS_ONLY)
+    assert len(report.added) == len(truth.frames) and not report.failed
+    with catalog.session() as session:
+        records = frame_records(session)
+    by_number = {r["number"]: r for r in records}
+    assert set(by_number) == {f["number"] for f in truth.frames}
+    for frame in truth.frames:
+        record = by_number[frame["number"]]
+        assert record["band"] == frame["band"]
+        assert record["type"] == "light"
+        assert record["exptime"] == pytest.approx(frame["exptime"])
+        assert record["date_obs"] is not None
+        # The clipped background tracks the simulated sky level.
+        assert record["stats"]["background"] == pytest.approx(frame["background"], rel=0.1)
+
+
+def test_stats_in_catalog_match_numpy_on_the_file(catalog, small_night):
+    from astropy.io import fits
+
+    folder, truth = small_night
+    path = folder / truth.frames[0]["file"]
+    ingest(catalog, [path], config=STATS_ONLY)
+    data = fits.getdata(path).astype(np.float64)
+    with catalog.session() as session:
+        stats = session.scalars(select(FrameStats)).one()
+        assert stats.median == pytest.approx(np.median(data))
+        assert stats.mean == pytest.approx(data.mean(), rel=1e-6)
+        assert stats.max == pytest.approx(data.max())
+
+
+def test_reingest_is_idempotent_and_changes_are_logged(catalog, tmp_path):
+    rng = np.random.default_rng(0)
+    path = write_fits(tmp_path / "night" / "f_0101.fits", rng.normal(100, 5, (64, 64)).astype(np.float32),
+                      {"FILTER": "V"})
+    first = ingest(catalog, [path.parent], config=STATS_ONLY)
+    assert len(first.added) == 1
+    with catalog.session() as session:
+        before = session.scalars(select(Frame)).one()
+        stamp = before.measured_at
+    again = ingest(catalog, [path.parent], config=STATS_ONLY)
+    assert again.unchanged == [str(path.resolve())] and not again.added and not again.changed
+    # Touched but identical content: still unchanged, nothing re-measured.
+    os.utime(path, (time.time() + 10, time.time() + 10))
+    touched = ingest(catalog, [path.parent], config=STATS_ONLY)
+    assert touched.unchanged and not touched.changed
+    with catalog.session() as session:
+        assert session.scalars(select(Frame)).one().measured_at == stamp
+    # New content: re-measured, event with old and new hash.
+    old_hash = before.sha256
+    write_fits(path, rng.normal(500, 5, (64, 64)).astype(np.float32), {"FILTER": "V"})
+    changed = ingest(catalog, [path.parent], config=STATS_ONLY)
+    assert changed.changed == [str(path.resolve())]
+    with catalog.session() as session:
+        frame = session.scalars(select(Frame)).one()
+        assert frame.stats.median == pytest.approx(500, abs=2)
+        events = session.scalars(select(Event).where(Event.frame_id == frame.id)).all()
+        assert len(events) == 1
+        assert events[0].details == {"old_sha256": old_hash, "new_sha256": frame.sha256}
+
+
+def make_bad_files(folder: Path) -> dict[str, str]:
+    """Each bad input beside the reason fragment ingest must give."""
+    from astropy.io import fits
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notfits_0001.fits").write_text("this is not a FITS file\n")
+    (folder / "empty_0002.fits").write_bytes(b"")
+    good = write_fits(folder / "tmp.fits", np.ones((100, 100), np.float32))
+    raw = good.read_bytes()
+    good.unlink()
+    (folder / "truncated_0003.fits").write_bytes(raw[: len(raw) - 8000])
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(name="a", format="E", array=np.arange(3.0))])]).writeto(folder / "table_0004.fits")
+    write_fits(folder / "cube_0005.fits", np.zeros((3, 20, 20), np.float32))
+    write_fits(folder / "nan_0006.fits", np.full((20, 20), np.nan, np.float32))
+    noisy = write_fits(folder / "tmp2.fits", np.random.default_rng(1).normal(size=(64, 64)).astype(np.float32))
+    compressed = gzip.compress(noisy.read_bytes())
+    noisy.unlink()
+    (folder / "badgzip_0007.fits.gz").write_bytes(compressed[: len(compressed) // 2])
+    (folder / "notes.txt").write_text("ignored: not a FITS name")
+    return {"notfits_0001.fits": "not a FITS file", "empty_0002.fits": "empty file",
+            "truncated_0003.fits": "truncated", "table_0004.fits": "no image data",
+            "cube_0005.fits": "not a 2-D image", "nan_0006.fits": "all pixels are NaN",
+            "badgzip_0007.fits.gz": "gzip"}
+
+
+def test_each_bad_input_is_recorded_with_its_reason(catalog, tmp_path):
+    folder = tmp_path / "bad"
+    expected = make_bad_files(folder)
+    write_fits(folder / "good_0100.fits", np.random.default_rng(2).normal(10, 1, (50, 50)).astype(np.float32))
+    report = ingest(catalog, [folder], config=STATS_ONLY)
+    assert [Path(p).name for p in report.added] == ["good_0100.fits"]
+    reasons = {Path(p).name: reason for p, reason in report.failed}
+    assert set(reasons) == set(expected)
+    for name, fragment in expected.items():
+        assert fragment in reasons[name], (name, reasons[name])
+        assert "\n" not in reasons[name]
+    with catalog.session() as session:
+        rows = {f.file_name: f for f in session.scalars(select(Frame))}
+        assert "notes.txt" not in rows
+        for name in expected:
+            assert rows[name].readable is False and rows[name].error == reasons[name]
+        assert rows["good_0100.fits"].stats is not None
+    # Unchanged bad files are reported again, without re-reading them.
+    again = ingest(catalog, [folder], config=STATS_ONLY)
+    assert len(again.failed) == len(expected) and len(again.unchanged) == 1
+
+
+def test_inputs_are_never_modified(catalog, small_night):
+    folder, truth = small_night
+    before = {p.name: p.read_bytes() for p in sorted(folder.glob("*.fits"))[:3]}
+    ingest(catalog, [folder / name for name in before], config=STATS_ONLY)
+    assert {name: (folder / name).read_bytes() for name in before} == before
+
+
+def test_gzipped_frames_and_workers_agree(catalog, tmp_path, small_night):
+    folder, truth = small_night
+    target = tmp_path / "gz"
+    target.mkdir()
+    names = [f["file"] for f in truth.frames[:4]]
+    for name in names:
+        (target / (name + ".gz")).write_bytes(gzip.compress((folder / name).read_bytes()))
+    single = {Path(m.path).name: m.stats for m in (measure_file(str(folder / n), STATS_ONLY) for n in names)}
+    report = ingest(catalog, [target], workers=2, config=STATS_ONLY)
+    assert len(report.added) == 4
+    with catalog.session() as session:
+        for frame in session.scalars(select(Frame)):
+            assert frame.stats.median == single[frame.file_name[:-3]]["median"]
+
+
+def test_discover_filters_and_recurses(tmp_path):
+    write_fits(tmp_path / "a_0001.fits", np.zeros((4, 4)))
+    write_fits(tmp_path / "sub" / "b_0002.fit", np.zeros((4, 4)))
+    (tmp_path / "c.txt").write_text("x")
+    assert [p.name for p in discover([tmp_path])] == ["a_0001.fits"]
+    assert sorted(p.name for p in discover([tmp_path], recursive=True)) == ["a_0001.fits", "b_0002.fit"]
+
+
+def test_real_frames_ingest(catalog, real_data):
+    report = ingest(catalog, [real_data], recursive=True, config=STATS_ONLY)
+    assert len(report.added) >= 30 and not report.failed, report.failed
+    with catalog.session() as session:
+        rows = {f.file_name: f for f in session.scalars(select(Frame).options(selectinload(Frame.stats)))}
+    types = {name: rows[name].image_type for name in rows if name.startswith("msumastro")}
+    assert types["msumastro_biastest1.fit"] == "bias"
+    assert types["msumastro_darktest1.fit"] == "dark"
+    assert types["msumastro_aspen_trimmed.fit"] == "flat"
+    assert types["msumastro_maximdl_6_18_header.fit"] == "light"
+    saao = rows["ccdproc_SAAO1m_a8280271.fits.gz"]
+    assert (saao.width, saao.height, saao.bitpix) == (536, 520, 16)
+    assert saao.date_obs is not None and saao.exptime == pytest.approx(150.04)
+    cloudy, starry = rows["iceact_cloudy.fits"], rows["iceact_starry.fits"]
+    assert cloudy.stats.median == pytest.approx(52_000, rel=0.05)
+    assert cloudy.stats.background > 5 * starry.stats.background
+    emmi = rows["sep_NTT_EMMI_image.fits"]
+    assert emmi.header["EXPTIME"] == 1200.0 and emmi.stats.n_nan == 0
+
+
+def test_killed_ingest_leaves_a_consistent_catalog(tmp_path):
+    """SIGKILL mid-ingest: only complete rows are present, and a rerun completes the night."""
+    from obsdb.catalog.db import database_url, upgrade
+
+    folder = tmp_path / "many"
+    rng = np.random.default_rng(5)
+    for i in range(120):
+        write_fits(folder / f"k_{i:04d}.fits", rng.normal(100, 5, (192, 192)).astype(np.float32), {"FILTER": "V"})
+    db = tmp_path / "k.sqlite"
+    upgrade(database_url(str(db)))
+    env = {**os.environ, "OBSDB_DB": str(db)}
+    process = subprocess.Popen([sys.executable, "-m", "obsdb.cli.app", "ingest", str(folder), "--no-metrics"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    count = 0
+    while time.time() < deadline and process.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=1) as connection:
+                count = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
+        except sqlite3.OperationalError:
+            count = 0
+        if count > 0:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=30)
+    with sqlite3.connect(db) as connection:
+        n_frames = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
+        orphans = connection.execute(
+            "SELECT count(*) FROM frame LEFT JOIN frame_stats ON frame.id = frame_stats.frame_id "
+            "WHERE frame_stats.frame_id IS NULL").fetchone()[0]
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert orphans == 0
+    assert n_frames < 120, "the ingest finished before it could be killed; make the night bigger"
+    from obsdb.catalog.db import open_catalog
+
+    catalog = open_catalog(str(db))
+    try:
+        report = ingest(catalog, [folder], config=STATS_ONLY)
+        assert len(report.unchanged) == n_frames and len(report.added) == 120 - n_frames
+        with catalog.session() as session:
+            assert session.scalar(select(func.count()).select_from(FrameStats)) == 120
+    finally:
+        catalog.close()

@@ -1,0 +1,73 @@
+"""Pixel statistics against numpy and astropy references."""
+
+import numpy as np
+import pytest
+
+from obsdb.imaging.stats import EmptyImageError, exact_median, pixel_stats, saturation_level
+
+
+@pytest.fixture()
+def star_field():
+    rng = np.random.default_rng(1)
+    data = rng.normal(1000.0, 12.0, (300, 280)).astype(np.float32)
+    ys, xs = rng.integers(5, 275, (2, 60))
+    data[ys, xs] += rng.uniform(2000, 70000, 60).astype(np.float32)
+    return data
+
+
+def test_stats_match_numpy(star_field):
+    stats = pixel_stats(star_field, saturation=65535.0)
+    assert stats.min == pytest.approx(float(star_field.min()))
+    assert stats.max == pytest.approx(float(star_field.max()))
+    assert stats.mean == pytest.approx(float(star_field.astype(np.float64).mean()), rel=1e-9)
+    assert stats.median == pytest.approx(float(np.median(star_field)), abs=0)
+    assert stats.std == pytest.approx(float(star_field.astype(np.float64).std()), rel=1e-9)
+    assert stats.n_saturated == int((star_field >= 65535).sum())
+    assert stats.n_nan == 0
+
+
+def test_clipped_background_close_to_astropy(star_field):
+    from astropy.stats import sigma_clipped_stats
+
+    _, ref_median, ref_std = sigma_clipped_stats(star_field, sigma=3.0, maxiters=5)
+    stats = pixel_stats(star_field)
+    # The sample estimate must agree to a small fraction of the rms.
+    assert abs(stats.background - ref_median) < 0.1 * ref_std
+    assert stats.background_rms == pytest.approx(ref_std, rel=0.05)
+    # and be far from the unclipped std, which the stars inflate
+    assert stats.std > 5 * stats.background_rms
+
+
+def test_nan_pixels_excluded(star_field):
+    data = star_field.copy()
+    data[10:20, :] = np.nan
+    stats = pixel_stats(data)
+    finite = data[np.isfinite(data)]
+    assert stats.n_nan == 10 * data.shape[1]
+    assert stats.median == float(np.median(finite))
+    assert stats.mean == pytest.approx(float(finite.astype(np.float64).mean()), rel=1e-9)
+
+
+def test_input_not_modified(star_field):
+    copy = star_field.copy()
+    pixel_stats(star_field)
+    np.testing.assert_array_equal(copy, star_field)
+
+
+def test_all_nan_raises():
+    with pytest.raises(EmptyImageError):
+        pixel_stats(np.full((8, 8), np.nan, dtype=np.float32))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 10])
+def test_exact_median_even_and_odd(n):
+    values = np.random.default_rng(n).normal(size=n)
+    assert exact_median(values) == pytest.approx(float(np.median(values)))
+
+
+def test_saturation_level_rules():
+    assert saturation_level({"SATURATE": 50000}, -32) == 50000.0
+    assert saturation_level({"BZERO": 32768}, 16) == 65535.0
+    assert saturation_level({}, 16) == 32767.0
+    assert saturation_level({}, -32) == 65535.0
+    assert saturation_level({}, -32, default_float=None) is None
