@@ -1,0 +1,694 @@
+"""Star detection, PSF metrics, sky metrics and transparency of a frame.
+
+Pure functions on arrays, no database.  Detection is Source Extractor's
+algorithm through ``sep``: a meshed background, a matched-filter
+threshold, deblending, then windowed centroids (``sep.winpos``) and
+half-flux radii (``sep.flux_radius``) for the stars that matter.
+
+Units: pixel coordinates are 0-based (x = column, y = row), sizes are in
+pixels, fluxes and levels in ADU (the units of the input array).
+
+FWHM convention
+    The per-star FWHM is that of the Gaussian with the star's second
+    moments, ``2.3548 * sqrt((a**2 + b**2) / 2)``, where ``a`` and ``b``
+    are the isophotal moments corrected for the truncation of the profile
+    at the detection threshold (a faint Gaussian cut at its isophote has
+    moments ~30 % too small; the correction assumes a Gaussian core).
+    A trailed star therefore has a larger FWHM as well as a larger
+    elongation; ``fwhm * sqrt(2 / (1 + elongation**2))`` is the width
+    across the trail (see :func:`minor_axis_fwhm`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import sep
+from scipy.spatial import cKDTree
+
+GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
+"""FWHM / sigma of a Gaussian (2.3548)."""
+
+STARS_VERSION = "stars-1"
+"""Identifies the detection and metric algorithm; stored with results."""
+
+# Flag bits of the ``flag`` field.  The low byte is sep's object flag word
+# (1 = merged with a neighbour by deblending, 2 = truncated by the frame
+# edge, 4/8 = overflow/singular moments); the bits below are obsdb's.
+FLAG_SATURATED = 0x100
+"""The peak pixel is at or above the saturation level."""
+FLAG_APERTURE = 0x200
+"""The HFD / windowed-centroid aperture touched the frame edge or a masked pixel."""
+FLAG_WINPOS_FAILED = 0x400
+"""The windowed centroid did not converge; x, y are isophotal."""
+
+STAR_DTYPE = np.dtype([
+    ("x", "f8"), ("y", "f8"),
+    ("flux", "f8"), ("flux_iso", "f8"), ("peak", "f8"),
+    ("a", "f4"), ("b", "f4"), ("theta", "f4"),
+    ("fwhm", "f4"), ("hfd", "f4"), ("elongation", "f4"),
+    ("npix", "i4"), ("saturated", "?"), ("flag", "i4"),
+])
+"""Fields of a star list; see :func:`detect_stars`."""
+
+_SEP_QUALITY_BAD = sep.OBJ_MERGED | sep.OBJ_TRUNC | sep.OBJ_SINGU
+
+# A star's brightest pixel carries 15-30 % of its flux for FWHM 1.5-3 px;
+# a hot pixel or a cosmic-ray hit carries 50-100 % in one pixel.  The limit
+# adapts to the frame (a multiple of the typical star's) within these bounds.
+_SHARP_MIN, _SHARP_MAX, _SHARP_FACTOR = 0.3, 0.5, 2.5
+# A long cosmic-ray track is a line one pixel wide: its minor-axis sigma is
+# far below that of any sampled PSF (0.64 px at FWHM 1.5 px).  Only judged on
+# objects large enough for their moments to mean something.
+_MIN_B = 0.3
+_MIN_NPIX_SHAPE = 12
+# Per-axis variance of sep's default detection kernel (see _gaussian_axes).
+_KERNEL_VAR = 0.5
+
+
+@dataclass
+class QualityMetrics:
+    """Quality metrics of one frame.
+
+    Attributes
+    ----------
+    n_stars : int
+        Stars detected (saturated stars included; cosmic rays and hot pixels
+        excluded).
+    n_measured : int
+        Stars used for the PSF medians (brightest unsaturated, unblended, not
+        at the edge; at most ``n_brightest``).
+    n_saturated : int
+        Stars with the saturated flag.
+    n_rejected : int
+        Detections rejected as cosmic rays or hot pixels.
+    fwhm : float
+        Median FWHM of the measured stars, px (NaN without stars).
+    hfd : float
+        Median half-flux diameter, px (NaN without stars).
+    elongation : float
+        Median a/b (NaN without stars).
+    background : float
+        Median of the background mesh, ADU.
+    background_rms : float
+        Global background noise, ADU.
+    background_gradient : float
+        Peak-to-peak across the frame of the plane fitted to the background
+        mesh, ADU.
+    background_gradient_frac : float
+        ``background_gradient / background`` (NaN when the level is <= 0).
+    stars : numpy.ndarray
+        All detected stars (:data:`STAR_DTYPE`), brightest first.  ``x, y``
+        are windowed centroids for the brightest stars and isophotal for the
+        rest; ``flux`` is the aperture flux used for transparency.
+    """
+
+    n_stars: int
+    n_measured: int
+    n_saturated: int
+    n_rejected: int
+    fwhm: float
+    hfd: float
+    elongation: float
+    background: float
+    background_rms: float
+    background_gradient: float
+    background_gradient_frac: float
+    stars: np.ndarray = field(repr=False)
+
+    def as_dict(self, *, include_stars: bool = False) -> dict:
+        """Plain dict of the scalar fields (and the star list on request)."""
+        out = asdict(self)
+        out.pop("stars")
+        if include_stars:
+            out["stars"] = [[float(s["x"]), float(s["y"]), float(s["flux"])] for s in self.stars]
+        return out
+
+
+@dataclass
+class _Prepared:
+    sub: np.ndarray          # background-subtracted, float32, C-contiguous, 0 where masked
+    raw: np.ndarray          # the input as an array (for saturation tests)
+    mask: np.ndarray | None  # True = bad pixel
+    level: float
+    rms: float
+    gradient: float
+
+
+def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
+    raw = np.asarray(data)
+    if raw.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {raw.shape}")
+    img = np.ascontiguousarray(raw, dtype=np.float32)
+    if img.dtype.byteorder not in ("=", "|"):
+        img = img.astype(img.dtype.newbyteorder("="))
+    finite = np.isfinite(img)
+    bad = None if finite.all() else ~finite
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != img.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from image shape {img.shape}")
+        bad = mask if bad is None else (bad | mask)
+    if bad is not None:
+        if bad.all():
+            raise ValueError("every pixel is masked or not finite")
+        img = np.where(bad, np.float32(0), img)
+        bad = np.ascontiguousarray(bad)
+    elif np.may_share_memory(img, raw):
+        # The background is subtracted in place below: never touch the caller's array.
+        img = img.copy()
+
+    gradient = float("nan")
+    if background is None or isinstance(background, sep.Background):
+        if background is None:
+            # Boxes of ~1/16 of the frame: clouds and moonlight vary on that
+            # scale, stars (<= 30 px) do not, and 128-px boxes on 2k frames
+            # cost half of 64-px ones.
+            box = int(min(128, max(32, min(img.shape) // 16)))
+            background = sep.Background(img, mask=bad, bw=box, bh=box, fw=3, fh=3)
+        back = background.back()
+        level = float(np.median(back[::16, ::16]))
+        rms = float(background.globalrms)
+        if need_gradient:
+            gradient = _plane_ptp(back)
+        img -= back
+    else:
+        back = np.asarray(background, dtype=np.float32)
+        img -= back
+        sample = img[::4, ::4] if bad is None else img[::4, ::4][~bad[::4, ::4]]
+        level = float(np.median(back)) if back.ndim else float(back)
+        med = float(np.median(sample))
+        rms = float(1.4826 * np.median(np.abs(sample - med)))
+        if need_gradient:
+            gradient = _plane_ptp(np.broadcast_to(back, img.shape))
+    if bad is not None:
+        img[bad] = 0.0
+    return _Prepared(sub=img, raw=raw, mask=bad, level=level, rms=rms, gradient=gradient)
+
+
+def _plane_ptp(back: np.ndarray) -> float:
+    """Peak-to-peak over the frame of a plane fitted to a coarse sample."""
+    ny, nx = back.shape
+    step = max(1, min(ny, nx) // 32)
+    sample = back[step // 2::step, step // 2::step].astype(np.float64)
+    yy, xx = np.mgrid[step // 2:ny:step, step // 2:nx:step]
+    design = np.column_stack([np.ones(sample.size), xx.ravel(), yy.ravel()])
+    coef, *_ = np.linalg.lstsq(design, sample.ravel(), rcond=None)
+    return float(abs(coef[1]) * (nx - 1) + abs(coef[2]) * (ny - 1))
+
+
+def _gaussian_axes(objs):
+    """Major and minor Gaussian sigma of each object, px, and its position angle.
+
+    sep measures the isophotal moments on the matched-filtered image: the
+    default 3x3 kernel ([1 2 1] x [1 2 1] / 16) adds 0.5 px**2 to each axis'
+    variance, and the isophote cuts the profile.  A circular Gaussian cut at
+    radius R keeps a fraction ``g(u) = (1 - (1 + u) e^-u) / (1 - e^-u)`` of
+    its second moment, ``u = R**2 / (2 sigma**2)``, with R from the
+    isophotal area; solved by fixed-point iteration, then the kernel's
+    variance is removed.  The pixel's own 1/12 px**2 is kept: it is part of
+    the image the metrics describe.
+    """
+    x2 = objs["x2"].astype(np.float64)
+    y2 = objs["y2"].astype(np.float64)
+    xy = objs["xy"].astype(np.float64)
+    # sqrt(det) of the moment matrix is a*b: the isophote of an elliptical
+    # Gaussian at u is an ellipse of area 2 pi u a b, whatever the elongation.
+    ab_meas = np.sqrt(np.maximum(x2 * y2 - xy ** 2, 1e-8))
+    npix = np.maximum(objs["npix"], 1).astype(np.float64)
+    k = np.ones_like(ab_meas)
+    for _ in range(8):
+        u = np.clip(npix / (2.0 * math.pi * k * ab_meas), 0.5, 50.0)
+        eu = np.exp(-u)
+        g = (1.0 - (1.0 + u) * eu) / (1.0 - eu)
+        k = 1.0 / np.maximum(g, 0.2)
+    x2c = np.maximum(k * x2 - _KERNEL_VAR, 1e-4)
+    y2c = np.maximum(k * y2 - _KERNEL_VAR, 1e-4)
+    xyc = k * xy
+    mean = 0.5 * (x2c + y2c)
+    half_diff = np.sqrt(0.25 * (x2c - y2c) ** 2 + xyc ** 2)
+    a = np.sqrt(mean + half_diff)
+    b = np.sqrt(np.maximum(mean - half_diff, 1e-4))
+    theta = 0.5 * np.arctan2(2.0 * xyc, x2c - y2c)
+    return a, b, theta
+
+
+def _extract(prep: _Prepared, nsigma: float, minarea: int):
+    # sep's defaults overflow on cloudy 2k frames with large trailed stars.
+    sep.set_extract_pixstack(max(300_000, prep.sub.size // 4))
+    sep.set_sub_object_limit(4096)
+    rms = prep.rms if prep.rms > 0 else 1.0
+    return sep.extract(prep.sub, nsigma, err=rms, mask=prep.mask, minarea=minarea,
+                       deblend_cont=0.01)
+
+
+def _detect(data, *, mask=None, nsigma=5.0, saturation=None, max_stars=None,
+            background=None, n_refine=None, need_gradient=False, minarea=5):
+    """Detection shared by detect_stars and measure_quality.
+
+    Returns (stars, n_rejected, prepared).
+    """
+    prep = _prepare(data, mask, background, need_gradient=need_gradient)
+    objs = _extract(prep, nsigma, minarea)
+    empty = np.zeros(0, dtype=STAR_DTYPE)
+    if len(objs) == 0:
+        return empty, 0, prep
+
+    flux_iso = objs["flux"].astype(np.float64)
+    peak = objs["peak"].astype(np.float64)
+    a, b, theta = _gaussian_axes(objs)
+    good = (flux_iso > 0) & np.isfinite(a) & np.isfinite(b)
+
+    # Saturation is judged on the raw pixel value at the peak.
+    ypk = np.clip(objs["ypeak"], 0, prep.raw.shape[0] - 1)
+    xpk = np.clip(objs["xpeak"], 0, prep.raw.shape[1] - 1)
+    saturated = np.zeros(len(objs), dtype=bool)
+    if saturation is not None:
+        saturated = np.asarray(prep.raw[ypk, xpk], dtype=np.float64) >= float(saturation)
+
+    sharp = np.where(flux_iso > 0, peak / np.where(flux_iso > 0, flux_iso, 1.0), np.inf)
+    ref = good & ~saturated
+    if ref.sum() >= 5:
+        # Typical sharpness of the brighter half: faint objects are noisy.
+        order = np.argsort(flux_iso[ref])[::-1]
+        typical = float(np.median(sharp[ref][order[: max(5, order.size // 2)]]))
+    else:
+        typical = _SHARP_MIN / _SHARP_FACTOR
+    sharp_limit = float(np.clip(_SHARP_FACTOR * typical, _SHARP_MIN, _SHARP_MAX))
+    line = (b < _MIN_B) & (objs["npix"] >= _MIN_NPIX_SHAPE)
+    cosmic = ~saturated & ((sharp > sharp_limit) | line)
+    keep = good & ~cosmic
+    n_rejected = int((good & cosmic).sum())
+    order = np.flatnonzero(keep)
+    if order.size == 0:
+        return empty, n_rejected, prep
+    order = order[np.argsort(flux_iso[order])[::-1]]
+    if max_stars is not None:
+        order = order[: int(max_stars)]
+    objs, flux_iso, peak, saturated = objs[order], flux_iso[order], peak[order], saturated[order]
+    a_c, b_c, theta = a[order], b[order], theta[order]
+    n = len(objs)
+
+    stars = np.zeros(n, dtype=STAR_DTYPE)
+    stars["x"] = objs["x"]
+    stars["y"] = objs["y"]
+    stars["flux_iso"] = flux_iso
+    stars["peak"] = peak
+    stars["a"] = a_c
+    stars["b"] = b_c
+    stars["theta"] = theta
+    stars["fwhm"] = GAUSS_FWHM * np.sqrt((a_c ** 2 + b_c ** 2) / 2.0)
+    stars["elongation"] = a_c / b_c
+    stars["npix"] = objs["npix"]
+    stars["saturated"] = saturated
+    stars["flag"] = objs["flag"].astype(np.int32) | np.where(saturated, FLAG_SATURATED, 0)
+    stars["hfd"] = np.nan
+
+    m = n if n_refine is None else min(n, int(n_refine))
+    if m:
+        x0, y0 = objs["x"][:m], objs["y"][:m]
+        # 2 (a + b) is 4 sigma for a round star and reaches past the ends of
+        # a trail (a = L / sqrt(12) for a trail of length L).
+        rmax = np.clip(2.0 * (a_c[:m] + b_c[:m]), 3.0, 60.0)
+        r_half, fr_flag = sep.flux_radius(prep.sub, x0, y0, rmax, 0.5, mask=prep.mask, subpix=5)
+        hfd = 2.0 * np.asarray(r_half, dtype=np.float64)
+        stars["hfd"][:m] = hfd
+        # SExtractor's window (sigma = HFD / 2.35), capped: a trailed or
+        # defocused star needs no wider window to be centred (the weights
+        # are symmetric), and winpos' cost grows with the window's area.
+        sig = np.clip(np.where(np.isfinite(hfd) & (hfd > 0), hfd / GAUSS_FWHM, 1.0), 0.5, 3.0)
+        xw, yw, wflag = sep.winpos(prep.sub, x0, y0, sig, mask=prep.mask)
+        ok = (wflag == 0) & np.isfinite(xw) & np.isfinite(yw) & (np.hypot(xw - x0, yw - y0) < 2.0 + hfd)
+        stars["x"][:m] = np.where(ok, xw, x0)
+        stars["y"][:m] = np.where(ok, yw, y0)
+        extra = np.where(fr_flag != 0, FLAG_APERTURE, 0) | np.where(ok, 0, FLAG_WINPOS_FAILED)
+        stars["flag"][:m] |= extra.astype(np.int32)
+
+    stars["flux"] = _aperture_flux(prep, stars, m)
+    return stars, n_rejected, prep
+
+
+def _metric_selection(stars: np.ndarray, n_brightest: int) -> np.ndarray:
+    """Indices of the stars trusted for PSF medians, brightest first."""
+    clean = (~stars["saturated"]) & ((stars["flag"] & _SEP_QUALITY_BAD) == 0) \
+        & ((stars["flag"] & FLAG_APERTURE) == 0) & np.isfinite(stars["hfd"])
+    idx = np.flatnonzero(clean)
+    if idx.size < 3:
+        # Few stars: blended or edge ones are better than nothing.
+        idx = np.flatnonzero(~stars["saturated"] & np.isfinite(stars["hfd"]))
+    return idx[:n_brightest]
+
+
+def _aperture_flux(prep: _Prepared, stars: np.ndarray, m: int) -> np.ndarray:
+    """Flux in a circle of 1.5 x the frame's median HFD (at least 3 px).
+
+    Isophotal fluxes lose the wings, and lose more of them for defocused,
+    trailed or cloud-dimmed stars; a radius that scales with the frame's PSF
+    keeps the fraction collected nearly constant (99.8 % for a Gaussian),
+    which is what a flux ratio between frames needs.
+    """
+    idx = _metric_selection(stars[:m], 50) if m else np.zeros(0, int)
+    if idx.size:
+        radius = max(3.0, 1.5 * float(np.median(stars["hfd"][idx])))
+    else:
+        radius = max(3.0, 1.5 * float(np.nanmedian(stars["fwhm"]))) if len(stars) else 3.0
+    flux, _, _ = sep.sum_circle(prep.sub, stars["x"], stars["y"], radius, mask=prep.mask, subpix=5)
+    return np.asarray(flux, dtype=np.float64)
+
+
+def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | None = None,
+                 max_stars: int | None = None, background=None) -> np.ndarray:
+    """Detect stars and measure their position, flux and shape.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2-D image (any numeric dtype, any byte order; not modified).  NaN and
+        inf pixels are masked.
+    mask : numpy.ndarray of bool, optional
+        True where pixels are bad.
+    nsigma : float
+        Detection threshold in units of the global background rms (applied
+        to the matched-filtered image; at least 5 connected pixels).
+    saturation : float, optional
+        Raw level at or above which a star's peak pixel is saturated.  Without
+        it no star is flagged saturated.
+    max_stars : int, optional
+        Keep only the brightest stars.
+    background : float, numpy.ndarray or sep.Background, optional
+        A known background; by default a ``sep.Background`` with boxes of
+        1/16 of the frame (32-128 px).
+
+    Returns
+    -------
+    numpy.ndarray
+        Structured array (:data:`STAR_DTYPE`), brightest (isophotal flux)
+        first, with fields:
+
+        - ``x``, ``y``: 0-based windowed centroid (``sep.winpos`` with the
+          star's HFD as window), px; isophotal barycentre when the window
+          failed (``FLAG_WINPOS_FAILED``).
+        - ``flux``: background-subtracted flux in a circle of 1.5 x the
+          frame's median HFD (>= 3 px), ADU.  ``flux_iso``: isophotal flux.
+        - ``peak``: brightest pixel above background, ADU.
+        - ``a``, ``b``, ``theta``: truncation-corrected Gaussian sigmas of
+          the major and minor axis (px) and position angle (rad, from +x
+          towards +y).
+        - ``fwhm``: ``2.3548 * sqrt((a**2 + b**2) / 2)``, px.
+        - ``hfd``: half-flux diameter within 4 a (>= 3 px radius), px.
+        - ``elongation``: a / b (isophotal).
+        - ``npix``: isophotal area, px.
+        - ``saturated``: peak pixel >= ``saturation``.
+        - ``flag``: sep's object flags (1 blended, 2 edge-truncated) or'ed
+          with :data:`FLAG_SATURATED`, :data:`FLAG_APERTURE`,
+          :data:`FLAG_WINPOS_FAILED`.
+
+        Cosmic rays and hot pixels (objects whose brightest pixel holds far
+        more of the flux than stars' do, or one pixel wide) are not returned.
+
+    Raises
+    ------
+    ValueError
+        When the image is not 2-D or has no usable pixel.
+    """
+    stars, _, _ = _detect(data, mask=mask, nsigma=nsigma, saturation=saturation,
+                          max_stars=max_stars, background=background)
+    return stars
+
+
+def measure_quality(data, *, saturation: float | None = None, mask=None,
+                    n_brightest: int = 50, nsigma: float = 5.0) -> QualityMetrics:
+    """Measure the stars, PSF and sky of a frame.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2-D image; not modified.
+    saturation : float, optional
+        Raw saturation level; saturated stars are counted but not measured.
+    mask : numpy.ndarray of bool, optional
+        True where pixels are bad (NaN pixels are masked anyway).
+    n_brightest : int
+        PSF medians use at most this many of the brightest clean stars.
+    nsigma : float
+        Detection threshold (see :func:`detect_stars`).
+
+    Returns
+    -------
+    QualityMetrics
+        With ``n_stars == 0`` and NaN PSF metrics when no star is found.
+    """
+    # Windowed centroids and HFDs only for the brightest stars (the medians
+    # use them; saturated and blended ones are skipped, hence the margin):
+    # on rich fields they would cost more than the detection itself.
+    n_refine = 2 * n_brightest + 20
+    stars, n_rejected, prep = _detect(data, mask=mask, nsigma=nsigma, saturation=saturation,
+                                      n_refine=n_refine, need_gradient=True)
+    idx = _metric_selection(stars, n_brightest) if len(stars) else np.zeros(0, int)
+    nan = float("nan")
+    if idx.size:
+        fwhm = float(np.median(stars["fwhm"][idx]))
+        hfd = float(np.median(stars["hfd"][idx]))
+        elong = float(np.median(stars["elongation"][idx]))
+    else:
+        fwhm = hfd = elong = nan
+    level = prep.level
+    return QualityMetrics(
+        n_stars=int(len(stars)),
+        n_measured=int(idx.size),
+        n_saturated=int(stars["saturated"].sum()) if len(stars) else 0,
+        n_rejected=n_rejected,
+        fwhm=fwhm,
+        hfd=hfd,
+        elongation=elong,
+        background=level,
+        background_rms=prep.rms,
+        background_gradient=prep.gradient,
+        background_gradient_frac=prep.gradient / level if level > 0 else nan,
+        stars=stars,
+    )
+
+
+def minor_axis_fwhm(fwhm: float, elongation: float) -> float:
+    """FWHM across the major axis, from the round-equivalent FWHM and a/b.
+
+    With ``fwhm = 2.3548 sqrt((a**2 + b**2) / 2)`` and ``e = a / b``, the
+    minor-axis FWHM is ``fwhm * sqrt(2 / (1 + e**2))``: a trail lengthens
+    ``a`` but leaves this unchanged, so it tracks focus on trailed frames.
+    """
+    if not (math.isfinite(fwhm) and math.isfinite(elongation)) or elongation <= 0:
+        return float("nan")
+    return float(fwhm * math.sqrt(2.0 / (1.0 + elongation ** 2)))
+
+
+# ---------------------------------------------------------------- focus
+
+def half_flux_diameter(data, x: float | None = None, y: float | None = None, *,
+                       mask=None, background: float | None = None,
+                       rmax: float | None = None) -> float:
+    """Half-flux diameter of one star, for any size or shape (donuts too).
+
+    The background (sigma-clipped median of the unmasked pixels unless
+    given) is subtracted; the star's extent is where its azimuthally
+    averaged profile becomes consistent with zero; the HFD is twice the
+    radius enclosing half of the flux within that extent.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        2-D image containing the star (a cut-out or a whole small frame).
+    x, y : float, optional
+        0-based centre; by default the flux-weighted centre of the pixels
+        more than 3 sigma above the background.
+    mask : numpy.ndarray of bool, optional
+        True where pixels are bad (e.g. zero-filled padding rows).
+    background : float, optional
+        Known background level, ADU.
+    rmax : float, optional
+        Largest radius considered; by default the distance to the farthest
+        frame corner.
+
+    Returns
+    -------
+    float
+        Half-flux diameter, px; NaN when no positive flux is found.
+    """
+    img = np.asarray(data, dtype=np.float64)
+    valid = np.isfinite(img)
+    if mask is not None:
+        valid &= ~np.asarray(mask, dtype=bool)
+    if not valid.any():
+        return float("nan")
+    values = img[valid]
+    med, std = _clipped(values)
+    if background is None:
+        background = med
+    sub = np.where(valid, img - background, 0.0)
+    if x is None or y is None:
+        # Smooth first so single noisy pixels do not pull the centre.
+        from scipy.ndimage import uniform_filter
+        smooth = uniform_filter(sub, 3)
+        # A 3x3 mean has 1/3 of the pixel noise: this is a 3-sigma cut.
+        sel = valid & (smooth > std)
+        if not sel.any():
+            return float("nan")
+        w = np.where(sel, sub, 0.0)
+        w = np.clip(w, 0, None)
+        tot = w.sum()
+        if tot <= 0:
+            return float("nan")
+        yy, xx = np.indices(img.shape)
+        x = float((w * xx).sum() / tot)
+        y = float((w * yy).sum() / tot)
+    yy, xx = np.indices(img.shape)
+    r = np.hypot(xx - x, yy - y)[valid]
+    v = sub[valid]
+    if rmax is not None:
+        keep = r <= rmax
+        r, v = r[keep], v[keep]
+    order = np.argsort(r)
+    r, v = r[order], v[order]
+    # Extent: beyond it, every 1-px annulus mean is within 3 sigma of zero.
+    edges = np.arange(0.0, r[-1] + 1.0, 1.0)
+    ring = np.searchsorted(r, edges[1:])
+    starts = np.concatenate([[0], ring[:-1]])
+    counts = ring - starts
+    sums = np.add.reduceat(v, starts) if v.size else np.zeros(0)
+    sums = np.where(counts > 0, sums, 0.0)
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    noise = 3.0 * std / np.sqrt(np.maximum(counts, 1))
+    signif = means > noise
+    if not signif.any():
+        return float("nan")
+    extent = edges[np.flatnonzero(signif)[-1] + 1] + 2.0
+    inside = r <= extent
+    cum = np.cumsum(v[inside])
+    total = cum[-1]
+    if total <= 0:
+        return float("nan")
+    j = int(np.searchsorted(cum, 0.5 * total))
+    return float(2.0 * r[inside][min(j, cum.size - 1)])
+
+
+def _clipped(values, sigma=3.0, iterations=5):
+    v = np.asarray(values, dtype=np.float64)
+    for _ in range(iterations):
+        med = np.median(v)
+        std = 1.4826 * np.median(np.abs(v - med))
+        if std == 0:
+            break
+        keep = np.abs(v - med) <= sigma * std
+        if keep.all():
+            break
+        v = v[keep]
+    med = float(np.median(v))
+    return med, float(max(1.4826 * np.median(np.abs(v - med)), 1e-9))
+
+
+# ---------------------------------------------------------------- transparency
+
+def _as_xyf(stars) -> np.ndarray:
+    """(N, 3) float array of x, y, flux of finite, positive-flux stars."""
+    if stars is None:
+        return np.zeros((0, 3))
+    if isinstance(stars, np.ndarray) and stars.dtype.names:
+        arr = np.column_stack([stars["x"], stars["y"], stars["flux"]]).astype(np.float64)
+        if "saturated" in stars.dtype.names:
+            arr = arr[~stars["saturated"]]
+    else:
+        arr = np.asarray(stars, dtype=np.float64).reshape(-1, 3) if len(stars) else np.zeros((0, 3))
+    ok = np.isfinite(arr).all(axis=1) & (arr[:, 2] > 0)
+    arr = arr[ok]
+    return arr[np.argsort(arr[:, 2])[::-1]]
+
+
+def find_offset(stars, reference_stars, *, n_vote: int = 50, tolerance: float = 2.0,
+                min_votes: int = 4) -> tuple[float, float, int] | None:
+    """Translation taking ``stars`` positions onto ``reference_stars``.
+
+    Every pairwise difference between the ``n_vote`` brightest stars of each
+    list votes; the difference with most neighbours within ``tolerance`` px
+    wins, refined by the median of its neighbours.  Works at any offset
+    that leaves enough common stars.
+
+    Parameters
+    ----------
+    stars, reference_stars : structured array or sequence of (x, y, flux)
+    n_vote : int
+        Brightest stars of each list that vote (the reference gets twice as
+        many, so that dimmed frames still overlap it).
+    tolerance : float
+        Match radius, px.
+    min_votes : int
+        Fewer agreeing pairs than this is a failure.
+
+    Returns
+    -------
+    (dx, dy, votes) or None
+        ``reference = star + (dx, dy)``; None when the vote fails.
+    """
+    a = _as_xyf(stars)[:n_vote, :2]
+    b = _as_xyf(reference_stars)[: 2 * n_vote, :2]
+    if len(a) < 2 or len(b) < 2:
+        return None
+    diffs = (b[None, :, :] - a[:, None, :]).reshape(-1, 2)
+    tree = cKDTree(diffs)
+    counts = tree.query_ball_point(diffs, tolerance, return_length=True)
+    best = int(np.argmax(counts))
+    votes = int(counts[best])
+    if votes < min(min_votes, len(a), len(b)):
+        return None
+    near = tree.query_ball_point(diffs[best], tolerance)
+    dx, dy = np.median(diffs[near], axis=0)
+    return float(dx), float(dy), votes
+
+
+def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: float = 2.0,
+                 min_matches: int = 3) -> float:
+    """Flux of a frame's stars relative to the same stars in a reference.
+
+    Stars are matched after finding the offset between the two lists
+    (:func:`find_offset`, robust to offsets of hundreds of pixels), then the
+    median flux ratio of the ``n_ratio`` brightest matched pairs is returned.
+    When the offset vote fails, the median ratio of the rank-matched
+    brightest fluxes is used instead (a cruder estimate).
+
+    Parameters
+    ----------
+    stars, reference_stars : structured array or sequence of (x, y, flux)
+        Star lists (e.g. ``QualityMetrics.stars`` or the catalog's stored
+        ``[x, y, flux]`` rows); saturated stars are ignored when flagged.
+    n_ratio : int
+        Matched pairs used for the median.
+    match_radius : float
+        Distance after the offset within which two stars match, px.
+    min_matches : int
+        Fewer matches than this falls back to rank matching.
+
+    Returns
+    -------
+    float
+        Ratio (1.0 = as clear as the reference); NaN when either list is
+        empty.
+    """
+    a = _as_xyf(stars)
+    b = _as_xyf(reference_stars)
+    if len(a) == 0 or len(b) == 0:
+        return float("nan")
+    offset = find_offset(a, b)
+    if offset is not None:
+        dx, dy, _ = offset
+        tree = cKDTree(b[:, :2])
+        dist, j = tree.query(a[:, :2] + (dx, dy), distance_upper_bound=match_radius)
+        hit = np.isfinite(dist)
+        if hit.sum() >= min_matches:
+            ai, bj = np.flatnonzero(hit), j[hit]
+            # One reference star per frame star: keep the nearest claim.
+            _, first = np.unique(bj, return_index=True)
+            ai, bj = ai[first], bj[first]
+            order = np.argsort(b[bj, 2])[::-1][:n_ratio]
+            return float(np.median(a[ai[order], 2] / b[bj[order], 2]))
+    k = min(len(a), len(b), 20)
+    return float(np.median(a[:k, 2] / b[:k, 2]))
