@@ -242,7 +242,7 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         report.failed.extend(outcome["failed"])
         batch.clear()
 
-    for measurement in _measurements(todo, config, workers):
+    for measurement in measure_many(todo, config, workers):
         batch.append(measurement)
         done += 1
         if progress:
@@ -259,7 +259,7 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     return report
 
 
-def _measurements(paths: list[str], config: IngestConfig, workers: int):
+def measure_many(paths: list[str], config: IngestConfig, workers: int):
     """Yield measurements, in this process or in a pool of ``workers``."""
     if workers <= 1 or len(paths) <= 1:
         for path in paths:

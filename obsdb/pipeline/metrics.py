@@ -42,6 +42,9 @@ def metrics_from_image(data, saturation) -> dict:
     stars = quality.stars
     stars_list = []
     if stars is not None and len(stars):
+        if "saturated" in (stars.dtype.names or ()):
+            # Saturated fluxes are clipped: useless for transparency ratios.
+            stars = stars[~stars["saturated"]]
         x, y, flux = (np.asarray(stars[k], dtype=float) for k in ("x", "y", "flux"))
         order = np.argsort(flux)[::-1][:STARS_KEPT]
         stars_list = [[round(float(x[i]), 3), round(float(y[i]), 3), round(float(flux[i]), 1)] for i in order]

@@ -1,0 +1,87 @@
+"""Tag writes: append-only.  Adding an identical active tag is a no-op; untagging retracts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from obsdb.catalog.models import Frame, Tag, utcnow
+from obsdb.errors import ObsdbError
+
+
+@dataclass
+class TagChange:
+    """What a tag write did."""
+
+    added: list[Tag] = field(default_factory=list)
+    retracted: list[Tag] = field(default_factory=list)
+    kept: list[Tag] = field(default_factory=list)
+    missing: list[Frame] = field(default_factory=list)
+
+
+def validate_tag_name(name: str) -> str:
+    """A tag name: non-empty, no whitespace at the ends, no commas."""
+    cleaned = (name or "").strip()
+    if not cleaned or "," in cleaned or len(cleaned) > 64:
+        raise ObsdbError(f"tag name {name!r}: must be 1-64 characters without commas")
+    return cleaned
+
+
+def add_tags(session: Session, frames: list[Frame], name: str, *, reason: str, source: str,
+             author: str) -> TagChange:
+    """Tag frames.  An active tag with the same name, source and reason is kept as is;
+    the same name and source with a new reason is retracted and replaced (the history keeps both)."""
+    name = validate_tag_name(name)
+    if not reason or not reason.strip():
+        raise ObsdbError("a tag needs a reason (--reason)")
+    change = TagChange()
+    ids = [f.id for f in frames]
+    active = _active(session, ids, name)
+    now = utcnow()
+    for frame in frames:
+        same = [t for t in active.get(frame.id, []) if t.source == source]
+        if any(t.reason == reason for t in same):
+            change.kept.extend(t for t in same if t.reason == reason)
+            continue
+        for old in same:
+            _retract(old, author, f"superseded: {reason}", now)
+            change.retracted.append(old)
+        tag = Tag(frame_id=frame.id, name=name, source=source, reason=reason.strip(), author=author,
+                  created_at=now)
+        session.add(tag)
+        change.added.append(tag)
+    return change
+
+
+def retract_tags(session: Session, frames: list[Frame], name: str, *, reason: str, author: str,
+                 source: str | None = None) -> TagChange:
+    """Retract the active tags ``name`` on frames (optionally only those from ``source``)."""
+    if not reason or not reason.strip():
+        raise ObsdbError("untag needs a reason (--reason)")
+    change = TagChange()
+    active = _active(session, [f.id for f in frames], name)
+    now = utcnow()
+    for frame in frames:
+        tags = [t for t in active.get(frame.id, []) if source is None or t.source == source]
+        if not tags:
+            change.missing.append(frame)
+        for tag in tags:
+            _retract(tag, author, reason.strip(), now)
+            change.retracted.append(tag)
+    return change
+
+
+def _retract(tag: Tag, author: str, reason: str, when) -> None:
+    tag.retracted_at = when
+    tag.retracted_by = author
+    tag.retract_reason = reason
+
+
+def _active(session: Session, frame_ids: list[int], name: str) -> dict[int, list[Tag]]:
+    result: dict[int, list[Tag]] = {}
+    query = select(Tag).where(Tag.frame_id.in_(frame_ids), Tag.name == name, Tag.retracted_at.is_(None))
+    for tag in session.scalars(query):
+        result.setdefault(tag.frame_id, []).append(tag)
+    return result

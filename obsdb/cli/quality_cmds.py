@@ -1,0 +1,129 @@
+"""Commands for quality and decisions: qa, tag, untag, rejected."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, fail, fmt, open_catalog, print_json,
+                              state, user_errors)
+
+
+@app.command()
+def qa(
+    band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
+    recompute: bool = typer.Option(False, "--recompute", help="Re-measure metrics that already exist."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
+    plan: Optional[str] = typer.Option(None, "--plan", help="Take thresholds from this plan file's [qa]."),
+    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Measure quality metrics and write automatic tags (cloud, trail, focus, few-stars).
+
+    Thresholds come from obsdb.toml's [qa] section (or a plan's [qa]); every tag's
+    reason names the measured value and the threshold.  Tags that no longer hold
+    are retracted, never deleted."""
+    from obsdb.cli.catalog_cmds import _progress
+    from obsdb.config import load_config
+    from obsdb.pipeline.qa import run_qa
+
+    with user_errors():
+        thresholds = dict(load_config(state.config).qa)
+        if plan:
+            from obsdb.pipeline.plan import load_plan
+
+            thresholds.update(load_plan(plan).qa)
+    with open_catalog() as catalog, _progress("metrics") as progress:
+        report = run_qa(catalog, band=band, thresholds=thresholds, recompute=recompute, workers=workers,
+                        progress=progress)
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan({"measured": report.measured, "assessed": report.assessed,
+                              "references": report.references, "thresholds": report.thresholds,
+                              "added": [dict(zip(("number", "tag", "reason"), a)) for a in report.added],
+                              "retracted": [dict(zip(("number", "tag", "reason"), r)) for r in report.retracted]}))
+        return
+    console.print(f"qa: {report.assessed} frames assessed ({report.measured} measured now); "
+                  f"band references: {', '.join(f'{b}={n}' for b, n in report.references.items()) or '-'}")
+    for number, tag, reason in report.added:
+        console.print(f"  [red]+ {number} {tag}[/]: {reason}")
+    for number, tag, reason in report.retracted:
+        console.print(f"  [yellow]- {number} {tag}[/] retracted (was: {reason})")
+    if not report.added and not report.retracted:
+        console.print("  no change to the automatic tags")
+
+
+@app.command()
+def tag(
+    frames: str = typer.Argument(..., help="Frames: numbers, ranges (3852-3861,3885) or paths."),
+    name: str = typer.Argument(..., help="Tag, e.g. tracking-big, focus-slight, great, reject, accept."),
+    reason: str = typer.Option(..., "--reason", "-m", help="Why (kept with the tag)."),
+    author: Optional[str] = typer.Option(None, "--author", help="Who [default: your login name]."),
+) -> None:
+    """Tag frames by hand.  Tags are append-only; `accept` overrides every rejection."""
+    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.status import MANUAL_VOCABULARY, REJECTING_TAGS
+    from obsdb.catalog.tags import add_tags
+    from obsdb.catalog.writes import record_event
+    from obsdb.pipeline.ingest import login_name
+
+    who = author or login_name()
+    with open_catalog() as catalog, user_errors(), catalog.session() as session:
+        selected = select_frames(session, frames)
+        change = add_tags(session, selected, name, reason=reason, source="manual", author=who)
+        record_event(session, who, "tag", f"{name} on {len(change.added)} frames: {reason}",
+                     details={"frames": [f.number for f in selected], "tag": name})
+    kind = "rejects" if name in REJECTING_TAGS else ("overrides rejections" if name == "accept" else "")
+    note = "" if name in MANUAL_VOCABULARY or name in REJECTING_TAGS else " (free-text tag: neither rejects nor accepts)"
+    console.print(f"tagged {len(change.added)} frames {name!r}" + (f" ({kind})" if kind else "") + note
+                  + (f"; {len(change.kept)} already had it" if change.kept else ""))
+
+
+@app.command()
+def untag(
+    frames: str = typer.Argument(..., help="Frames: numbers, ranges or paths."),
+    name: str = typer.Argument(..., help="The tag to retract."),
+    reason: str = typer.Option(..., "--reason", "-m", help="Why it is retracted."),
+    author: Optional[str] = typer.Option(None, "--author", help="Who [default: your login name]."),
+) -> None:
+    """Retract a tag (kept in the history with who, when and why)."""
+    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.tags import retract_tags
+    from obsdb.catalog.writes import record_event
+    from obsdb.pipeline.ingest import login_name
+
+    who = author or login_name()
+    with open_catalog() as catalog, user_errors(), catalog.session() as session:
+        selected = select_frames(session, frames)
+        change = retract_tags(session, selected, name, reason=reason, author=who)
+        record_event(session, who, "untag", f"{name} retracted on {len(change.retracted)} frames: {reason}",
+                     details={"frames": [f.number for f in selected], "tag": name})
+    console.print(f"retracted {name!r} on {len(change.retracted)} frames")
+    if change.missing:
+        console.print(f"  no active {name!r} on: {', '.join(str(f.number or f.file_name) for f in change.missing)}")
+
+
+@app.command()
+def rejected(
+    band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
+    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Every rejected frame with all its reasons, their source and time."""
+    from obsdb.catalog.queries import frame_records
+
+    with open_catalog() as catalog, catalog.session() as session:
+        records = frame_records(session, band=band, status="rejected")
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan(records))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"rejected frames ({len(records)})")
+    for column in ("number", "band", "tag", "source", "author", "when", "reason"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
+                                                      "created_at": "", "reason": record.get("error") or ""}]
+        for i, t in enumerate(rejecting):
+            table.add_row(str(record["number"]) if i == 0 else "", (record["band"] or "-") if i == 0 else "",
+                          t["name"], t["source"], t["author"], t["created_at"][:19], t["reason"])
+    console.print(table)
