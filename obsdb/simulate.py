@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -422,7 +421,8 @@ def _draw_conditions(specs, rng):
     """Fill missing seeing, sky, transparency and trail parameters from night-wide distributions."""
     night_fwhm = rng.uniform(2.5, 3.0)
     night_sky = rng.uniform(400.0, 900.0)
-    for spec in specs:
+    # One generator per frame, so editing one frame's kind leaves the others' draws alone.
+    for spec, rng in zip(specs, rng.spawn(len(specs))):
         kind = spec.kind
         if spec.fwhm is None:
             fwhm = float(np.clip(night_fwhm * math.exp(rng.normal(0, 0.06)), 2.2, 3.5))
@@ -919,6 +919,19 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
     NightTruth
         Also written as ``outdir/truth.json``.  Files are
         ``outdir/{object_name}_{band}_{number:04d}.fits``.
+
+    Notes
+    -----
+    ``simulate_night(d, seed=s, **kw)`` and
+    ``simulate_night(d, plan_night(seed=s, **kw), seed=s)`` give the same night,
+    so a planned night can be edited (say one frame made cloudy) and rendered
+    with everything else unchanged.  Set an edited frame's drawn fields back to
+    ``None`` (e.g. ``background``) to have them drawn for its new kind.
+
+    Examples
+    --------
+    >>> truth = simulate_night(tmp_path, seed=1, size=256, n_frames=6)  # doctest: +SKIP
+    >>> truth.shift(1004)                        # (x_ref - x_frame, y_ref - y_frame)  # doctest: +SKIP
     """
     from astropy.io import fits
 
@@ -933,7 +946,8 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
     ss = np.random.SeedSequence(seed)
     plan_ss, sky_ss, det_ss, cond_ss, frames_ss = ss.spawn(5)
     if specs is None:
-        specs = plan_night(seed=np.random.default_rng(plan_ss), **plan_kwargs)
+        # The same plan as plan_night(seed=seed): a caller can plan, edit a spec, and re-simulate.
+        specs = plan_night(seed=seed, **plan_kwargs)
     else:
         unknown = set(plan_kwargs) - {"max_group_offset", "max_rotation_deg"}
         if unknown:
@@ -958,7 +972,9 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
     rot_pad = corner * 2 * math.sin(math.radians(min(rot, 90.0)) / 2) if rot else 0.0
     trail = max(s.trail_length for s in specs)
     fwhm = max(s.fwhm for s in specs)
-    pad = int(math.ceil(reach + rot_pad + trail / 2 + 7 * fwhm)) + 16
+    # A fixed margin (enough for default trails and defocus) keeps the sky, and so every
+    # other frame, unchanged when one frame's kind is edited.
+    pad = int(math.ceil(reach + rot_pad + max(64.0, trail / 2 + 3 * fwhm + 16)))
     extent = (ny + 2 * pad, nx + 2 * pad)
     if n_stars is None:
         n_stars = _default_n_stars(shape)

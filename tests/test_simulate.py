@@ -94,7 +94,7 @@ def test_noise_free_centroid_matches_truth(x, y):
 def test_rendered_fwhm_matches_truth():
     spec = FrameSpec(1, offset=(0.0, 0.0), rotation_deg=0.0, fwhm=3.0, background=0.0,
                      transparency=1.0, trail_length=0.0, trail_angle_deg=0.0)
-    data, truth = _render(spec, _one_star(128.3, 127.6))
+    data, truth = _render(spec, _one_star(128.3, 127.6), ellipticity=1.08)
     _, _, cxx, cyy, _, _ = _moments(data, 128.3, 127.6, truth, 14)
     # Pixel integration adds 1/12 px^2 to a Gaussian's variance.
     fwhm_x = 2.3548 * math.sqrt(cxx - 1 / 12)
@@ -102,7 +102,9 @@ def test_rendered_fwhm_matches_truth():
     assert fwhm_x == pytest.approx(truth["fwhm_x"], rel=0.01)
     assert fwhm_y == pytest.approx(truth["fwhm_y"], rel=0.01)
     assert math.sqrt(fwhm_x * fwhm_y) == pytest.approx(3.0, rel=0.01)
-    assert 1.0 <= truth["ellipticity"] < 1.1
+    assert max(fwhm_x, fwhm_y) / min(fwhm_x, fwhm_y) == pytest.approx(1.08, rel=0.01)
+    _, drawn = _render(spec, _one_star(128.3, 127.6), seed=5)
+    assert 1.0 <= drawn["ellipticity"] < 1.1
 
 
 def test_trail_length_and_midpoint():
@@ -440,6 +442,19 @@ def test_deterministic_with_seed(tmp_path):
         dc = read_fits_image(tmp_path / "c" / f["file"]).data
         np.testing.assert_array_equal(da, db)
         assert not np.array_equal(da, dc)
+
+
+def test_planned_night_can_be_edited_and_resimulated(tmp_path):
+    kw = dict(n_frames=4, bands=("V",), n_groups=1)
+    a = simulate_night(tmp_path / "a", seed=8, size=SIZE, **kw)
+    specs = plan_night(seed=8, **kw)
+    b = simulate_night(tmp_path / "b", specs, seed=8, size=SIZE)
+    assert a.to_dict() == b.to_dict()
+    specs[2].kind = "cloud"
+    c = simulate_night(tmp_path / "c", specs, seed=8, size=SIZE)
+    assert c.frame(1003)["kind"] == "cloud" and c.frame(1003)["background"] >= 5000
+    for n in (1001, 1002, 1004):
+        assert c.frame(n) == a.frame(n)
 
 
 def test_default_star_counts(tmp_path):
