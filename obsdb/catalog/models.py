@@ -106,6 +106,8 @@ class FrameMetrics(Base):
     stars: Mapped[list | None] = mapped_column(JSON, doc="Brightest stars as [x, y, flux] for transparency.")
     algorithm: Mapped[str] = mapped_column(String, doc="Version of the metrics algorithm.")
     measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, doc="When measured, UTC.")
+    assessed_at: Mapped[datetime | None] = mapped_column(
+        DateTime, doc="When the QA rules last judged these metrics, UTC; NULL until `obsdb qa`.")
 
     frame: Mapped[Frame] = relationship(back_populates="metrics")
 

@@ -150,7 +150,8 @@ def frame_records(session: Session, *, band: str | None = None, image_type: str 
     records = []
     for frame in frames:
         frame_tags = tags.get(frame.id, [])
-        state, reasons = frame_status(frame_tags, assessed=frame.metrics is not None)
+        state, reasons = frame_status(
+            frame_tags, assessed=frame.metrics is not None and frame.metrics.assessed_at is not None)
         if not frame.readable:
             state, reasons = "rejected", [f"unreadable: {frame.error}"]
         if status and state != status:

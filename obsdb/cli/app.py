@@ -23,7 +23,7 @@ def _global_options(
 
 
 # Command modules register themselves on `app` when imported.
-from obsdb.cli import catalog_cmds, quality_cmds  # noqa: E402,F401
+from obsdb.cli import catalog_cmds, pipeline_cmds, quality_cmds  # noqa: E402,F401
 
 
 def main() -> None:

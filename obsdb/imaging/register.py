@@ -736,11 +736,127 @@ class RegistrationResult:
         return d
 
 
-def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: int = 400):
+def _frame_psf_covariance(stars) -> np.ndarray:
+    """Typical 2x2 second-moment matrix of a frame's stars (px^2).
+
+    All stars of a frame share the PSF, trail included, so the median over
+    the bright unsaturated ones is a far better window than each faint
+    star's own noisy moments.
+    """
+    use = np.ones(len(stars), dtype=bool)
+    if "saturated" in stars.dtype.names:
+        use &= ~stars["saturated"]
+    use &= np.isfinite(stars["a"]) & np.isfinite(stars["b"]) & (stars["b"] > 0)
+    sel = stars[use][:50]
+    if len(sel) == 0:
+        sel = stars[:50]
+    a, b, t = (np.asarray(sel[k], dtype=float) for k in ("a", "b", "theta"))
+    c, s = np.cos(t), np.sin(t)
+    cxx = np.median(a ** 2 * c ** 2 + b ** 2 * s ** 2)
+    cyy = np.median(a ** 2 * s ** 2 + b ** 2 * c ** 2)
+    cxy = np.median((a ** 2 - b ** 2) * c * s)
+    cov = np.array([[cxx, cxy], [cxy, cyy]])
+    # at least a 1-px window: the centroid of an undersampled star needs its wings
+    w, v = np.linalg.eigh(cov)
+    return (v * np.maximum(w, 1.0)) @ v.T
+
+
+def refine_centroids(data, x, y, cov, *, mask=None, n_iter: int = 8, chunk: int = 256):
+    """Gaussian-windowed centroids with an elliptical window shared by the frame.
+
+    The window has the frame's own PSF second moments ``cov`` (for trailed
+    frames, the trail's): its fixed point is the centre of any symmetric
+    profile, and with ``step = 2 * windowed offset`` (exact for a Gaussian
+    PSF equal to the window) it converges in a few iterations even for
+    trails, where a round window of the half-flux size lets the centroid
+    wander along the flat top of the trail.  The background is the median of
+    each stamp's border.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The image (not background-subtracted).
+    x, y : numpy.ndarray
+        Starting positions (0-based).
+    cov : numpy.ndarray
+        2x2 window covariance in px^2.
+    mask : numpy.ndarray of bool, optional
+        Bad pixels (True = bad), given zero weight.
+    n_iter : int
+        Iterations.
+    chunk : int
+        Stars processed at once (bounds the memory of the stamps).
+
+    Returns
+    -------
+    xr, yr : numpy.ndarray
+        Refined positions; NaN where the stamp leaves the frame, holds masked
+        or non-finite pixels at the centre, or the iteration diverged.
+    """
+    img = np.asarray(data)
+    ny, nx = img.shape
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    cov = np.asarray(cov, dtype=float)
+    h = int(np.clip(math.ceil(3.5 * math.sqrt(np.linalg.eigvalsh(cov).max())), 4, 60))
+    ci = np.linalg.inv(cov)
+    offs = np.arange(-h, h + 1)
+    xr = np.full(len(x), np.nan)
+    yr = np.full(len(y), np.nan)
+    bad_img = None
+    if mask is not None or not np.isfinite(img).all():
+        bad_img = ~np.isfinite(img)
+        if mask is not None:
+            bad_img |= np.asarray(mask, dtype=bool)
+    border = np.ones((2 * h + 1, 2 * h + 1), dtype=bool)
+    border[2:-2, 2:-2] = False
+    for lo in range(0, len(x), chunk):
+        sl = slice(lo, lo + chunk)
+        ix = np.rint(x[sl]).astype(np.int64)
+        iy = np.rint(y[sl]).astype(np.int64)
+        inside = (ix - h >= 0) & (ix + h < nx) & (iy - h >= 0) & (iy + h < ny)
+        if not inside.any():
+            continue
+        ix, iy = ix[inside], iy[inside]
+        rows = (iy[:, None] + offs)[:, :, None]
+        cols = (ix[:, None] + offs)[:, None, :]
+        stamp = img[rows, cols].astype(np.float64)
+        good = np.ones_like(stamp, dtype=bool) if bad_img is None else ~bad_img[rows, cols]
+        stamp = np.where(good, stamp, np.nan)
+        bg = np.nanmedian(stamp[:, border], axis=1)
+        stamp = np.where(good, stamp - bg[:, None, None], 0.0)
+        u0 = offs[None, None, :].astype(float)
+        v0 = offs[None, :, None].astype(float)
+        cx = x[sl][inside] - ix
+        cy = y[sl][inside] - iy
+        ok = np.isfinite(bg)
+        for _ in range(n_iter):
+            u = u0 - cx[:, None, None]
+            v = v0 - cy[:, None, None]
+            w = np.exp(-0.5 * (ci[0, 0] * u * u + 2 * ci[0, 1] * u * v + ci[1, 1] * v * v)) * stamp
+            sw = w.sum(axis=(1, 2))
+            pos = sw > 0
+            ok &= pos
+            sw = np.where(pos, sw, 1.0)
+            cx = cx + 2.0 * (w * u).sum(axis=(1, 2)) / sw
+            cy = cy + 2.0 * (w * v).sum(axis=(1, 2)) / sw
+            ok &= (np.abs(cx) < h / 2) & (np.abs(cy) < h / 2)
+            cx = np.where(ok, cx, 0.0)
+            cy = np.where(ok, cy, 0.0)
+        idx = np.flatnonzero(inside) + lo
+        xr[idx] = np.where(ok, ix + cx, np.nan)
+        yr[idx] = np.where(ok, iy + cy, np.nan)
+    return xr, yr
+
+
+def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: int = 400,
+                              refine: bool = True):
     """Stars of a frame as :func:`register` uses them.
 
     Call it once for the night's reference and pass the result as
-    ``reference_stars``.
+    ``reference_stars``.  Positions are refined with
+    :func:`refine_centroids` (the frame's PSF as window); stars whose
+    refinement fails keep the detector's windowed position.
 
     Parameters
     ----------
@@ -752,6 +868,8 @@ def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: in
         Bad pixels (True = bad).
     max_stars : int
         Keep at most this many of the brightest.
+    refine : bool
+        Refine the positions (see :func:`refine_centroids`).
 
     Returns
     -------
@@ -760,7 +878,16 @@ def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: in
     """
     from obsdb.imaging.stars import detect_stars
 
-    return detect_stars(np.asarray(data), mask=mask, saturation=saturation, max_stars=max_stars)
+    data = np.asarray(data)
+    stars = detect_stars(data, mask=mask, saturation=saturation, max_stars=max_stars)
+    if refine and len(stars):
+        xr, yr = refine_centroids(data, stars["x"], stars["y"], _frame_psf_covariance(stars), mask=mask)
+        moved = np.hypot(xr - stars["x"], yr - stars["y"])
+        ok = np.isfinite(moved) & (moved < 3.0)
+        stars = stars.copy()
+        stars["x"] = np.where(ok, xr, stars["x"])
+        stars["y"] = np.where(ok, yr, stars["y"])
+    return stars
 
 
 def _flux(stars):

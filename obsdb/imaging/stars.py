@@ -277,7 +277,11 @@ def _detect(data, *, mask=None, nsigma=5.0, saturation=None, max_stars=None,
     else:
         typical = _SHARP_MIN / _SHARP_FACTOR
     sharp_limit = float(np.clip(_SHARP_FACTOR * typical, _SHARP_MIN, _SHARP_MAX))
-    line = (b < _MIN_B) & (objs["npix"] >= _MIN_NPIX_SHAPE)
+    # Judged on the uncorrected moments: the truncation correction assumes a
+    # Gaussian and would widen a line.
+    fx2, fy2, fxy = (objs[k].astype(np.float64) for k in ("x2", "y2", "xy"))
+    minor2 = 0.5 * (fx2 + fy2) - np.sqrt(0.25 * (fx2 - fy2) ** 2 + fxy ** 2) - _KERNEL_VAR
+    line = (minor2 < _MIN_B ** 2) & (objs["npix"] >= _MIN_NPIX_SHAPE)
     cosmic = ~saturated & ((sharp > sharp_limit) | line)
     keep = good & ~cosmic
     n_rejected = int((good & cosmic).sum())

@@ -153,6 +153,9 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
                     background=_nan(frame.stats.background if frame.stats else m.background),
                     transparency=_nan(m.transparency)))
         decisions = evaluate(inputs, limits)
+        now = utcnow()
+        for frame in frames:
+            frame.metrics.assessed_at = now
         wanted: dict[tuple[int, str], str] = {(d.key, d.tag): d.reason for d in decisions}
         by_id = {f.id: f for f in frames}
         # Bring the active automatic tags in line with the decisions.
