@@ -306,12 +306,21 @@ def _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_
     zf = fsel[:, 0] + 1j * fsel[:, 1]
     mapped = a[cand, None] * (zf[None, :] - c) + c + t[cand, None]      # (k, n)
     radius = max(3.0, 0.004 * extent)
-    d, _ = tree.query(np.column_stack([mapped.real.ravel(), mapped.imag.ravel()]),
+    d, j = tree.query(np.column_stack([mapped.real.ravel(), mapped.imag.ravel()]),
                       distance_upper_bound=radius)
-    n_in = np.isfinite(d).reshape(mapped.shape).sum(axis=1)
+    hit = np.isfinite(d).reshape(mapped.shape)
+    j = np.where(hit, j.reshape(mapped.shape), -1)
+    n_in = hit.sum(axis=1)
     k = int(np.argmax(n_in))
     if n_in[k] < 4:
         return None
+    # A second transform with nearly as much support but other star pairs
+    # means a repeated pattern (or fixed detector defects), not the sky.
+    shared = ((j == j[k]) & hit & hit[k]).sum(axis=1)
+    rival = (shared < 0.5 * n_in) & (n_in >= max(4, 0.6 * n_in[k]))
+    if rival.any():
+        raise MatchError(f"ambiguous: two different transforms fit {n_in[k]} and "
+                         f"{n_in[rival].max()} bright stars")
     aa, tt = a[cand[k]], t[cand[k]]
     return Transform(float(tt.real), float(tt.imag), math.degrees(math.atan2(aa.imag, aa.real)),
                      float(abs(aa)), cx, cy), int(n_in[k])
@@ -890,6 +899,23 @@ def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: in
     return stars
 
 
+def _usable(stars) -> np.ndarray:
+    """Drop single-pixel objects that a detector may report as (saturated) stars.
+
+    A saturated hot pixel is fixed on the detector, so it sits at the same
+    place in every frame: a handful of them among the brightest "stars"
+    vote for a zero shift.  Their flux is all in the peak pixel, while even
+    a saturated real star spreads several times its peak.
+    """
+    arr = np.asarray(stars)
+    if arr.dtype.names is None or not {"peak", "flux"} <= set(arr.dtype.names) or len(arr) == 0:
+        return arr
+    flux = np.asarray(arr["flux"], dtype=float)
+    peak = np.asarray(arr["peak"], dtype=float)
+    single = (flux > 0) & (peak > 0.5 * flux)
+    return arr[~single]
+
+
 def _flux(stars):
     arr = np.asarray(stars)
     if arr.dtype.names is not None and "flux" in arr.dtype.names:
@@ -954,6 +980,8 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
         reference_stars = detect_registration_stars(ref_img, saturation=saturation, mask=mask)
     if frame_stars is None:
         frame_stars = detect_registration_stars(frame, saturation=saturation, mask=mask)
+    reference_stars = _usable(reference_stars)
+    frame_stars = _usable(frame_stars)
     n_f, n_r = len(frame_stars), len(reference_stars)
     counts = dict(n_frame_stars=n_f, n_reference_stars=n_r)
 
