@@ -269,9 +269,10 @@ def _detect(data, *, mask=None, nsigma=5.0, saturation=None, max_stars=None,
         saturated = np.asarray(prep.raw[ypk, xpk], dtype=np.float64) >= float(saturation)
 
     sharp = np.where(flux_iso > 0, peak / np.where(flux_iso > 0, flux_iso, 1.0), np.inf)
-    ref = good & ~saturated
+    # Typical star sharpness, from the brighter half (faint objects are
+    # noisy) of the objects not obviously defects (they can outnumber stars).
+    ref = good & ~saturated & (sharp < _SHARP_MAX)
     if ref.sum() >= 5:
-        # Typical sharpness of the brighter half: faint objects are noisy.
         order = np.argsort(flux_iso[ref])[::-1]
         typical = float(np.median(sharp[ref][order[: max(5, order.size // 2)]]))
     else:

@@ -1,0 +1,316 @@
+"""Star detection, PSF metrics, sky metrics and transparency against truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+from scipy.special import erf
+from scipy.stats import spearmanr
+
+from obsdb.imaging.fitsio import read_fits_image
+from obsdb.imaging.stars import (
+    FLAG_SATURATED,
+    STAR_DTYPE,
+    detect_stars,
+    find_offset,
+    half_flux_diameter,
+    measure_quality,
+    minor_axis_fwhm,
+    transparency,
+)
+from obsdb.simulate import FrameSpec, simulate_night
+
+SIZE = 512
+SAT = 65535.0
+
+SPECS = [
+    FrameSpec(number=1, kind="good", fwhm=2.6, background=600.0, transparency=1.0),
+    FrameSpec(number=2, kind="good", fwhm=2.7, background=650.0, transparency=0.95,
+              offset=(180.0, -130.0)),
+    FrameSpec(number=3, kind="cloud", fwhm=2.6, background=12000.0, transparency=0.3),
+    FrameSpec(number=4, kind="trail", fwhm=2.6, background=600.0, transparency=1.0,
+              trail_length=20.0, trail_angle_deg=30.0),
+    FrameSpec(number=5, kind="defocus", fwhm=6.5, background=600.0, transparency=1.0),
+]
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    out = tmp_path_factory.mktemp("night")
+    truth = simulate_night(out, SPECS, seed=11, size=SIZE, n_stars=400)
+    frames = {n: read_fits_image(truth.path(n)).data for n in truth.numbers}
+    return truth, frames
+
+
+@pytest.fixture(scope="module")
+def quality(night):
+    truth, frames = night
+    return {n: measure_quality(d, saturation=SAT) for n, d in frames.items()}
+
+
+def _star_image(shape, stars, fwhm, sky=1000.0, noise=10.0, seed=0):
+    """Pixel-integrated Gaussian stars (x, y, flux) on a flat sky with noise."""
+    ny, nx = shape
+    s = fwhm / 2.3548200450309493
+    ex, ey = np.arange(nx + 1) - 0.5, np.arange(ny + 1) - 0.5
+    img = np.full(shape, sky, dtype=np.float64)
+    for x, y, f in stars:
+        gx = np.diff(erf((ex - x) / (np.sqrt(2) * s))) / 2
+        gy = np.diff(erf((ey - y) / (np.sqrt(2) * s))) / 2
+        img += f * np.outer(gy, gx)
+    img += np.random.default_rng(seed).normal(0, noise, shape)
+    return img.astype(np.float32)
+
+
+# ------------------------------------------------------------------ detection
+
+
+def test_positions_and_counts_match_truth(night):
+    truth, frames = night
+    stars = detect_stars(frames[1], saturation=SAT)
+    assert stars.dtype == STAR_DTYPE
+    tx, ty, tf = truth.sky_positions_in_frame(1, margin=8)
+    tree = cKDTree(np.column_stack([tx, ty]))
+    dist, j = tree.query(np.column_stack([stars["x"], stars["y"]]))
+    # Purity: every detection is a real star (no hot pixel, cosmic ray or noise).
+    inner = (stars["x"] > 8) & (stars["x"] < SIZE - 9) & (stars["y"] > 8) & (stars["y"] < SIZE - 9)
+    assert np.mean(dist[inner] < 1.5) > 0.97
+    # Completeness for stars well above the noise (peak >~ 25 sigma).
+    bright = tf > 5000
+    dd, _ = cKDTree(np.column_stack([stars["x"], stars["y"]])).query(np.column_stack([tx, ty])[bright])
+    assert np.mean(dd < 1.5) > 0.95
+    # Windowed centroids of bright, isolated, unsaturated stars: ~0.01 px.
+    nn, _ = tree.query(np.column_stack([tx, ty]), k=2)
+    isolated = nn[:, 1] > 12
+    sel = (dist < 1.0) & ~stars["saturated"] & (stars["flag"] == 0) & (tf[j] > 20000) & isolated[j]
+    assert sel.sum() >= 10
+    err = np.hypot(stars["x"][sel] - tx[j[sel]], stars["y"][sel] - ty[j[sel]])
+    assert np.median(err) < 0.02
+    assert np.percentile(err, 90) < 0.05
+
+
+def test_fwhm_and_hfd_match_truth(night, quality):
+    truth, _ = night
+    for n in (1, 3, 5):
+        q = quality[n]
+        t = truth.frame(n)["fwhm"]
+        # Pixel integration adds 1/12 px^2 to sigma^2: +3.5 % at 2.6 px.
+        assert q.fwhm == pytest.approx(t, rel=0.10), n
+        # For a Gaussian the half-flux diameter equals the FWHM.
+        assert q.hfd == pytest.approx(t, rel=0.12), n
+        assert q.elongation < 1.2
+
+
+def test_defocus_versus_good(quality):
+    good, defocus = quality[1], quality[5]
+    assert defocus.fwhm / good.fwhm == pytest.approx(6.5 / 2.6, rel=0.12)
+    assert defocus.hfd / good.hfd == pytest.approx(6.5 / 2.6, rel=0.12)
+    assert defocus.elongation < 1.2
+
+
+def test_trail_elongation(quality):
+    good, trail = quality[1], quality[4]
+    # a = sqrt(L^2/12 + sigma^2) = 5.9 px, b = sigma = 1.15 px for L = 20.
+    assert trail.elongation > 3.5
+    assert good.elongation < 1.15
+    # The width across the trail still measures the focus.
+    across = minor_axis_fwhm(trail.fwhm, trail.elongation)
+    assert across == pytest.approx(good.fwhm, rel=0.2)
+
+
+def test_cosmic_rays_and_hot_pixels_not_stars():
+    shape = (256, 256)
+    rng = np.random.default_rng(3)
+    pos = rng.uniform(20, 236, (12, 2))
+    img = _star_image(shape, [(x, y, 20000.0) for x, y in pos], fwhm=2.8)
+    # Hot pixels, 2-3 pixel cosmic-ray hits, and a 15-px cosmic-ray track.
+    # Defects outnumber the stars, and stay clear of them (6 px).
+    defects = rng.integers(5, 250, (80, 2))
+    far = cKDTree(pos).query(defects)[0] > 6
+    defects = defects[far][:25]
+    hot, hits = defects[:15], defects[15:]
+    img[hot[:, 1], hot[:, 0]] += rng.uniform(500, 30000, len(hot))
+    for x, y in hits:
+        img[y, x] += 8000
+        img[y, x + 1] += 3000
+        img[y + 1, x + 1] += 2000
+    # A 15-px cosmic-ray track.
+    track_y = 8 if abs(pos[:, 1] - 8).min() > 6 else 248
+    img[track_y, 100:115] += 3000
+    q = measure_quality(img)
+    d, _ = cKDTree(pos).query(np.column_stack([q.stars["x"], q.stars["y"]]))
+    assert np.all(d < 0.1), q.stars[d >= 0.1]
+    assert q.n_stars == 12
+    assert q.n_rejected == len(defects) + 1
+    assert q.fwhm == pytest.approx(2.8, rel=0.1)
+
+
+def test_saturated_stars_flagged_and_not_measured():
+    shape = (256, 256)
+    faint = [(40 + 40 * i, 60.0, 20000.0) for i in range(5)]
+    bright = [(50 + 50 * i, 180.0, 3e6) for i in range(3)]
+    img = np.minimum(_star_image(shape, faint + bright, fwhm=3.0), 30000.0)
+    stars = detect_stars(img, saturation=30000.0)
+    assert len(stars) == 8
+    sat = stars["saturated"]
+    assert sat.sum() == 3
+    assert np.all(stars["flag"][sat] & FLAG_SATURATED)
+    assert np.all(np.abs(stars["y"][sat] - 180) < 1)
+    q = measure_quality(img, saturation=30000.0)
+    assert q.n_saturated == 3 and q.n_measured == 5
+    assert q.fwhm == pytest.approx(3.0, rel=0.08)
+    # Without the level, the flat-topped stars inflate the FWHM.
+    assert measure_quality(img).fwhm > q.fwhm
+
+
+def test_nan_regions(night):
+    truth, frames = night
+    img = frames[1].copy()
+    before = detect_stars(img, saturation=SAT)
+    img[100:220, 150:300] = np.nan
+    img[:, 400] = np.inf
+    after = detect_stars(img, saturation=SAT)
+    assert np.isfinite(after["x"]).all() and np.isfinite(after["flux"]).all()
+    inside = (after["x"] > 150) & (after["x"] < 299) & (after["y"] > 100) & (after["y"] < 219)
+    assert not inside.any()
+    # No artefacts along the edges of the masked regions ...
+    tx, ty, _ = truth.sky_positions_in_frame(1, margin=-3)
+    d, _ = cKDTree(np.column_stack([tx, ty])).query(np.column_stack([after["x"], after["y"]]))
+    assert np.mean(d < 2.0) > 0.97
+
+    # ... and, away from them, the same stars at the same places.
+    def far(s):
+        near_block = (s["x"] > 140) & (s["x"] < 310) & (s["y"] > 90) & (s["y"] < 230)
+        return s[~near_block & (np.abs(s["x"] - 400) > 8)]
+
+    fb, fa = far(before), far(after)
+    assert abs(len(fa) - len(fb)) <= 1
+    d, _ = cKDTree(np.column_stack([fb["x"], fb["y"]])).query(np.column_stack([fa["x"], fa["y"]]))
+    assert np.median(d) < 0.01
+    with pytest.raises(ValueError, match="masked or not finite"):
+        detect_stars(np.full((64, 64), np.nan))
+
+
+def test_empty_frame_no_crash():
+    rng = np.random.default_rng(1)
+    noise = rng.normal(1000, 10, (256, 256)).astype(np.float32)
+    q = measure_quality(noise)
+    assert q.n_stars == 0 and q.n_measured == 0
+    assert np.isnan(q.fwhm) and np.isnan(q.hfd) and np.isnan(q.elongation)
+    assert q.background == pytest.approx(1000, abs=1)
+    assert q.background_rms == pytest.approx(10, rel=0.1)
+    assert len(q.stars) == 0 and q.stars.dtype == STAR_DTYPE
+    flat = measure_quality(np.full((256, 256), 500.0))
+    assert flat.n_stars == 0 and flat.background == pytest.approx(500)
+    assert np.isnan(transparency(q.stars, q.stars))
+
+
+def test_input_not_modified_and_byte_order(night):
+    _, frames = night
+    img = frames[1].copy()
+    ref = detect_stars(img, saturation=SAT)
+    assert np.array_equal(img, frames[1], equal_nan=True)
+    swapped = img.astype(">f4")
+    again = detect_stars(swapped, saturation=SAT)
+    assert np.allclose(again["x"], ref["x"]) and np.allclose(again["flux"], ref["flux"])
+    as_int = detect_stars(np.clip(img, 0, 65535).astype(np.uint16), saturation=SAT)
+    assert abs(len(as_int) - len(ref)) <= 3
+
+
+def test_background_metrics(night, quality):
+    truth, _ = night
+    for n in (1, 3):
+        t = truth.frame(n)
+        q = quality[n]
+        assert q.background == pytest.approx(t["background"], rel=0.02)
+        gx, gy = t["background_gradient"]
+        ptp = abs(gx) * (SIZE - 1) + abs(gy) * (SIZE - 1)
+        assert q.background_gradient == pytest.approx(ptp, rel=0.2, abs=15)
+    assert quality[3].background_gradient_frac == pytest.approx(
+        quality[3].background_gradient / quality[3].background)
+
+
+# ------------------------------------------------------------------ transparency
+
+
+def test_transparency_against_reference(night, quality):
+    truth, _ = night
+    ref = quality[1].stars
+    for n in (2, 3, 5):
+        expected = truth.frame(n)["transparency"] / truth.frame(1)["transparency"]
+        assert transparency(quality[n].stars, ref) == pytest.approx(expected, rel=0.08), n
+    # The catalog stores [x, y, flux] rows: same answer.
+    rows = [[s["x"], s["y"], s["flux"]] for s in quality[3].stars]
+    assert transparency(rows, ref) == pytest.approx(transparency(quality[3].stars, ref))
+
+
+def test_find_offset_large_shift(night, quality):
+    truth, _ = night
+    dx, dy, votes = find_offset(quality[2].stars, quality[1].stars)
+    tdx, tdy = truth.shift(2, 1)
+    assert abs(tdx) > 100 and abs(tdy) > 100
+    assert dx == pytest.approx(tdx, abs=0.3) and dy == pytest.approx(tdy, abs=0.3)
+    assert votes >= 10
+
+
+def test_transparency_fallback_and_nan():
+    rng = np.random.default_rng(0)
+    a = np.column_stack([rng.uniform(0, 500, (30, 2)), np.linspace(1e5, 1e4, 30)])
+    b = np.column_stack([rng.uniform(0, 500, (30, 2)), np.linspace(2e5, 2e4, 30)])
+    # Unrelated positions: no offset wins the vote, the rank ratio is used.
+    assert find_offset(a, b, min_votes=4) is None
+    assert transparency(a, b) == pytest.approx(0.5)
+    assert np.isnan(transparency([], b))
+    assert np.isnan(transparency(a, None))
+
+
+# ------------------------------------------------------------------ real frames
+
+
+README_HFD = [25, 24, 15, 8.7, 7.1, 6.8, 6.3, 5.6, 4.8, 4.4, 4.0, 3.7, 4.9, 7.8, 12.8, 19.6, 26]
+
+
+def test_focus_sequence_ranking(real_data):
+    hfd = []
+    for i in range(1, 18):
+        data = read_fits_image(real_data / "focus_seq" / f"STAR_FOCUS_{i}.fits").data
+        # The frames carry zero-filled padding rows at the top.
+        hfd.append(half_flux_diameter(data, mask=data == 0))
+    assert int(np.argmin(hfd)) + 1 == 12
+    rho = spearmanr(README_HFD, hfd).statistic
+    assert rho > 0.95
+    # Not only the order: the near-focus values agree with the README's.
+    assert np.allclose(hfd[5:14], README_HFD[5:14], rtol=0.15)
+
+
+def test_focus_sequence_detect_stars(real_data):
+    best = []
+    for i in (4, 8, 12, 14):
+        data = read_fits_image(real_data / "focus_seq" / f"STAR_FOCUS_{i}.fits").data
+        stars = detect_stars(data, mask=data == 0)
+        best.append(stars["hfd"][0])
+    # hfd from detect_stars follows the same focus curve.
+    assert best[2] == min(best)
+    assert best == pytest.approx([8.7, 5.6, 3.7, 7.8], rel=0.15)
+
+
+def test_allsky_cloudy_versus_starry(real_data):
+    cloudy = read_fits_image(real_data / "allsky_iceact" / "iceact_cloudy.fits").data
+    starry = read_fits_image(real_data / "allsky_iceact" / "iceact_starry.fits").data
+    qc, qs = measure_quality(cloudy, saturation=65535), measure_quality(starry, saturation=65535)
+    assert qc.background == pytest.approx(52_000, rel=0.05)
+    assert qc.background > 5 * qs.background
+    assert qs.n_stars >= 30
+    assert qs.fwhm < 4.0
+    # The overcast frame has no stars; what is detected there is cloud
+    # structure and the lens rim: few objects and not star-like.
+    assert qc.n_stars < qs.n_stars / 3
+    assert np.isnan(qc.fwhm) or qc.fwhm > 2 * qs.fwhm
+
+
+def test_real_small_frame(real_data):
+    data = read_fits_image(real_data / "single" / "sep_NTT_EMMI_image.fits").data
+    q = measure_quality(data)
+    assert 20 <= q.n_stars <= 45
+    assert 2.0 < q.fwhm < 5.0
