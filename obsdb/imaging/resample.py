@@ -57,6 +57,18 @@ def resample(data, transform: Transform, *, interpolation: str = "spline3",
     ------
     ValueError
         Unknown interpolation, a non-2-D input, or ``fourier`` with rotation/scale.
+
+    Notes
+    -----
+    An output pixel is covered when its source point lies within the
+    frame's outermost pixel centres and, for input NaNs, when no pixel the
+    interpolation reads is NaN (4x4 for ``spline3``, 2x2 for ``linear``, the
+    nearest for ``nearest``; ``fourier`` masks 6x6 although a phase shift
+    reads every pixel).  NaNs are first replaced by the median of nearby good
+    pixels, so the spline prefilter does not carry them across the frame.
+    ``fourier`` treats the frame as periodic: the step between opposite edges
+    rings into covered pixels near the edges, and a filled NaN region leaves a
+    faint trace far from it.
     """
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}; "
