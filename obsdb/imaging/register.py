@@ -544,7 +544,7 @@ def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
     step = max(1, int(math.sqrt(img.size / 65536)))
     sample = img[::step, ::step][~bad[::step, ::step]]
     if sample.size == 0:
-        return np.zeros_like(img)
+        return np.zeros_like(img), np.zeros_like(img)
     level = float(np.median(sample))
     img[bad] = level
 
@@ -571,6 +571,7 @@ def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
     # compress: faint stars count, bright ones cannot dominate
     img = np.arcsinh(img / (3 * sigma)).astype(np.float32)
     img[bad] = 0.0
+    weight = (~bad).astype(np.float32)
 
     if taper > 0:
         for axis, n in enumerate(img.shape):
@@ -584,7 +585,8 @@ def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
             shape = [1, 1]
             shape[axis] = n
             img *= win.reshape(shape)
-    return img
+            weight *= win.reshape(shape)
+    return img, weight
 
 
 def _subpixel(c: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
@@ -605,7 +607,7 @@ def _subpixel(c: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
 
 def cross_correlation_shift(frame, reference, *, mask=None, max_shift=None,
                             reference_mask=None, smooth_sigma: float = 1.0,
-                            highpass_scale: float = 24.0) -> tuple[float, float, float]:
+                            highpass_scale: float = 24.0, min_overlap: float = 0.2) -> tuple[float, float, float]:
     """Translation between two frames by FFT cross-correlation, without stars.
 
     Both frames are cleaned of sharp single-pixel outliers (hot pixels and
@@ -632,16 +634,20 @@ def cross_correlation_shift(frame, reference, *, mask=None, max_shift=None,
         domain: a matched filter for faint stars.
     highpass_scale : float
         Structures larger than about this (pixels) are suppressed.
+    min_overlap : float
+        Shifts where the frames overlap by less than this fraction are not
+        searched.
 
     Returns
     -------
     dx, dy : float
         Shift with the project's sign convention, ``x_reference - x_frame``.
     quality : float
-        Peak significance: height of the correlation peak above the median
-        of the searched correlation plane, in units of its robust standard
-        deviation.  Pure noise gives about 5-7; star fields give tens to
-        thousands.
+        Peak significance: height of the overlap-normalised correlation
+        peak above the median of the searched plane, in units of its robust
+        standard deviation.  Pure noise gives about 4-6; star fields give
+        tens to hundreds.  NaN shifts and quality 0 when no shift leaves
+        enough overlap.
     """
     frame = np.asarray(frame)
     reference = np.asarray(reference)
@@ -652,8 +658,8 @@ def cross_correlation_shift(frame, reference, *, mask=None, max_shift=None,
         max_shift = min(ny, nx) // 2
     max_shift = int(min(max(1, math.ceil(max_shift)), max(ny, nx) - 2))
     taper = 16
-    a = _prepare_for_xcorr(frame, mask, taper)
-    b = _prepare_for_xcorr(reference, mask if reference_mask is None else reference_mask, taper)
+    a, wa = _prepare_for_xcorr(frame, mask, taper)
+    b, wb = _prepare_for_xcorr(reference, mask if reference_mask is None else reference_mask, taper)
 
     shape = (sfft.next_fast_len(ny + max_shift + 1, real=True), sfft.next_fast_len(nx + max_shift + 1, real=True))
     fa = sfft.rfft2(a, s=shape, workers=-1)
@@ -664,21 +670,75 @@ def cross_correlation_shift(frame, reference, *, mask=None, max_shift=None,
     filt = np.exp(-k2 * smooth_sigma ** 2) * (1.0 - np.exp(-k2 * highpass_scale ** 2 / 2))
     # c(s) = sum_x ref(x + s) frame(x): peaks at s = x_ref - x_frame
     corr = sfft.irfft2(fb * np.conj(fa) * filt, s=shape, workers=-1)
+    # Pixels overlapping at each shift: the noise of c(s) grows as its
+    # square root, so c / sqrt(overlap) has one noise level everywhere and
+    # large shifts with a sliver of overlap cannot win by chance.
+    overlap = sfft.irfft2(sfft.rfft2(wb, s=shape, workers=-1) * np.conj(sfft.rfft2(wa, s=shape, workers=-1)),
+                          s=shape, workers=-1)
 
     sy = min(max_shift, shape[0] // 2 - 1)
     sx = min(max_shift, shape[1] // 2 - 1)
-    region = np.concatenate([corr[: sy + 1], corr[shape[0] - sy:]], axis=0)
-    region = np.concatenate([region[:, : sx + 1], region[:, shape[1] - sx:]], axis=1)
-    iy, ix = np.unravel_index(int(np.argmax(region)), region.shape)
-    ry = iy if iy <= sy else iy - region.shape[0]
-    rx = ix if ix <= sx else ix - region.shape[1]
-    fx, fy = _subpixel(corr, ry % shape[0], rx % shape[1])
-    step = max(1, int(math.sqrt(region.size / 250000)))
-    sample = region[::step, ::step]
+
+    def centred(arr):
+        # shift (0, 0) to index (sy, sx); index (i, j) is shift (i - sy, j - sx)
+        return np.roll(arr, (sy, sx), axis=(0, 1))[: 2 * sy + 1, : 2 * sx + 1]
+
+    corr = centred(corr)
+    overlap = centred(overlap)
+    enough = overlap >= min_overlap * min(wa.sum(), wb.sum())
+    if not enough.any():
+        return float("nan"), float("nan"), 0.0
+    norm = np.where(enough, corr / np.sqrt(np.maximum(overlap, 1e-9)), -np.inf)
+    iy, ix = np.unravel_index(int(np.argmax(norm)), norm.shape)
+    sample = norm[enough]
+    step = max(1, int(sample.size // 250000))
+    sample = sample[::step]
     med = float(np.median(sample))
     sd = _robust_sigma(sample) or float(np.std(sample)) or 1.0
-    quality = float((region[iy, ix] - med) / sd)
-    return float(rx + fx), float(ry + fy), quality
+    quality = float((norm[iy, ix] - med) / sd)
+    fx, fy = _peak_position(corr, iy, ix)
+    return float(fx - sx), float(fy - sy), quality
+
+
+def _peak_position(corr: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
+    """Sub-pixel position (x, y) of the correlation peak near ``(iy, ix)``.
+
+    A compact peak gets a 3-point Gaussian fit per axis.  A trailed frame
+    against an untrailed reference gives a ridge, flat along the trail,
+    whose maximum wanders with the noise; its centre is then the weighted
+    centroid of the part above half the peak.
+    """
+    ny, nx = corr.shape
+    h = 40
+    y0, y1 = max(iy - h, 0), min(iy + h + 1, ny)
+    x0, x1 = max(ix - h, 0), min(ix + h + 1, nx)
+    win = corr[y0:y1, x0:x1]
+    base = float(np.median(win))
+    top = float(corr[iy, ix])
+    above = win > base + 0.5 * (top - base)
+    lab, _ = ndimage.label(above)
+    comp = lab == lab[iy - y0, ix - x0]
+    w = np.where(comp, win - (base + 0.5 * (top - base)), 0.0)
+    yy, xx = np.nonzero(comp)
+    ww = w[yy, xx]
+    mx = (ww * xx).sum() / ww.sum()
+    my = (ww * yy).sum() / ww.sum()
+    cxx = (ww * (xx - mx) ** 2).sum() / ww.sum()
+    cyy = (ww * (yy - my) ** 2).sum() / ww.sum()
+    cxy = (ww * (xx - mx) * (yy - my)).sum() / ww.sum()
+    ev = np.linalg.eigvalsh(np.array([[cxx, cxy], [cxy, cyy]]))
+    if ev[1] > 2.0 and ev[1] > 2.0 * max(ev[0], 1e-6):
+        return float(x0 + mx), float(y0 + my)
+    # compact: the raw maximum may sit next to the normalised one
+    j0, j1 = max(iy - 1, 0), min(iy + 2, ny)
+    i0, i1 = max(ix - 1, 0), min(ix + 2, nx)
+    dy, dx = np.unravel_index(int(np.argmax(corr[j0:j1, i0:i1])), (j1 - j0, i1 - i0))
+    iy, ix = j0 + dy, i0 + dx
+    if 0 < iy < ny - 1 and 0 < ix < nx - 1:
+        fx, fy = _subpixel(corr, iy, ix)
+    else:
+        fx = fy = 0.0
+    return float(ix + fx), float(iy + fy)
 
 
 # ---------------------------------------------------------------------------
@@ -937,7 +997,7 @@ def _fit_mask(stars) -> np.ndarray:
 def register(frame, reference, *, frame_stars=None, reference_stars=None, saturation=None,
              mask=None, max_offset: float = 500.0, max_rotation_deg: float = 2.0,
              fit_rotation="auto", min_matches: int = 6, max_rms: float = 1.0,
-             min_xcorr_quality: float = 12.0, use_xcorr: bool = True) -> RegistrationResult:
+             min_xcorr_quality: float = 9.0, use_xcorr: bool = True) -> RegistrationResult:
     """Register a frame onto the reference: stars first, cross-correlation as fallback.
 
     Parameters

@@ -1,0 +1,360 @@
+"""Registration: matching, fitting, cross-correlation, the whole register()."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from obsdb import simulate as sim
+from obsdb.imaging.register import (
+    MatchError,
+    cross_correlation_shift,
+    detect_registration_stars,
+    fit_transform,
+    match_stars,
+    register,
+)
+from obsdb.imaging.transform import Transform
+
+SIZE = 2048
+CENTRE = ((SIZE - 1) / 2.0, (SIZE - 1) / 2.0)
+
+
+# --------------------------------------------------------------------------- star lists
+
+
+def star_lists(transform, *, seed=0, n=300, size=SIZE, noise=0.05, missing=0.0, extra=0,
+               brightest=None):
+    """A reference list and the frame list that ``transform`` maps onto it.
+
+    Returns frame_xy, frame_flux, ref_xy, ref_flux and, for each frame star,
+    the index of its reference star (-1 for spurious ones).
+    """
+    rng = np.random.default_rng(seed)
+    ref = rng.uniform(0, size, (n, 2))
+    flux = (rng.pareto(1.5, n) + 1) * 100
+    fx, fy = transform.inverse_apply(ref[:, 0], ref[:, 1])
+    frame = np.column_stack([fx, fy]) + rng.normal(0, noise, (n, 2))
+    keep = np.all((frame >= 0) & (frame < size), axis=1) & (rng.random(n) >= missing)
+    if brightest is not None:
+        keep &= flux >= np.quantile(flux, 1 - brightest)
+    idx = np.flatnonzero(keep)
+    fxy, fflux = frame[idx], flux[idx] * rng.lognormal(0, 0.1, len(idx))
+    if extra:
+        fxy = np.vstack([fxy, rng.uniform(0, size, (extra, 2))])
+        fflux = np.concatenate([fflux, (rng.pareto(1.5, extra) + 1) * 100])
+        idx = np.concatenate([idx, np.full(extra, -1)])
+    order = rng.permutation(len(idx))     # detection order is not brightness order
+    return fxy[order], fflux[order], ref, flux, idx[order]
+
+
+def corner_error(found: Transform, truth: Transform, size=SIZE) -> float:
+    """Largest distance between the two mappings at the centre and the corners."""
+    n = size - 1
+    pts = np.array([[n / 2, n / 2], [0, 0], [n, 0], [0, n], [n, n]], dtype=float)
+    a = np.column_stack(found.apply(pts[:, 0], pts[:, 1]))
+    b = np.column_stack(truth.apply(pts[:, 0], pts[:, 1]))
+    return float(np.hypot(*(a - b).T).max())
+
+
+def match_and_fit(truth, max_offset=500.0, **kw):
+    fxy, fflux, rxy, rflux, idx = star_lists(truth, **kw)
+    i_f, i_r = match_stars(fxy, rxy, frame_flux=fflux, ref_flux=rflux, max_offset=max_offset,
+                           center=CENTRE)
+    fit = fit_transform(fxy[i_f], rxy[i_r], center=CENTRE)
+    return fit, idx[i_f], i_r, (idx >= 0).sum()
+
+
+def test_translation_only():
+    truth = Transform(12.3, -45.6, cx=CENTRE[0], cy=CENTRE[1])
+    fit, true_ref, i_r, n_common = match_and_fit(truth)
+    assert np.array_equal(true_ref, i_r)
+    assert len(i_r) >= 0.98 * n_common
+    assert fit.model == "translation"
+    assert fit.transform.rotation_deg == 0.0 and fit.transform.scale == 1.0
+    assert fit.transform.dx == pytest.approx(12.3, abs=0.02)
+    assert fit.transform.dy == pytest.approx(-45.6, abs=0.02)
+    assert fit.residual_rms == pytest.approx(0.05 * np.sqrt(2), rel=0.25)
+
+
+def test_rotation_1p5_deg():
+    truth = Transform(-300.0, 420.0, 1.5, cx=CENTRE[0], cy=CENTRE[1])
+    fit, true_ref, i_r, n_common = match_and_fit(truth, seed=1)
+    assert np.array_equal(true_ref, i_r)
+    assert fit.model in ("rotation", "similarity")
+    assert fit.transform.rotation_deg == pytest.approx(1.5, abs=0.002)
+    assert corner_error(fit.transform, truth) < 0.03
+
+
+@pytest.mark.parametrize("dx,dy,rot", [(500, 500, 2.0), (-500, 500, -2.0), (500, -500, 0.0),
+                                       (-500, -500, 1.0)])
+def test_offsets_500(dx, dy, rot):
+    truth = Transform(dx, dy, rot, cx=CENTRE[0], cy=CENTRE[1])
+    fit, true_ref, i_r, _ = match_and_fit(truth, seed=2)
+    assert np.array_equal(true_ref, i_r)
+    assert corner_error(fit.transform, truth) < 0.03
+
+
+def test_thirty_percent_non_overlap():
+    truth = Transform(0.3 * SIZE, 0.0, 0.3, cx=CENTRE[0], cy=CENTRE[1])
+    fit, true_ref, i_r, n_common = match_and_fit(truth, max_offset=0.32 * SIZE, seed=3)
+    assert np.array_equal(true_ref, i_r)
+    assert len(i_r) >= 0.98 * n_common
+    assert corner_error(fit.transform, truth) < 0.03
+
+
+def test_ten_percent_transparency_only_bright_stars():
+    # 10 % transparency: only the brightest tenth of the stars is detected.
+    truth = Transform(200.0, -100.0, 0.5, cx=CENTRE[0], cy=CENTRE[1])
+    fit, true_ref, i_r, n_common = match_and_fit(truth, seed=4, brightest=0.1)
+    assert n_common <= 30
+    assert np.array_equal(true_ref, i_r)
+    assert len(i_r) >= n_common - 1
+    assert corner_error(fit.transform, truth) < 0.1
+
+
+def test_spurious_and_missing_stars():
+    truth = Transform(-77.0, 33.0, -1.0, cx=CENTRE[0], cy=CENTRE[1])
+    fit, true_ref, i_r, _ = match_and_fit(truth, seed=5, missing=0.3, extra=150)
+    assert np.all(true_ref >= 0), "a spurious star was matched"
+    assert np.array_equal(true_ref, i_r)
+    assert corner_error(fit.transform, truth) < 0.03
+
+
+def test_unrelated_lists_do_not_match():
+    rng = np.random.default_rng(6)
+    a = rng.uniform(0, SIZE, (60, 2))
+    b = rng.uniform(0, SIZE, (60, 2))
+    with pytest.raises(MatchError):
+        match_stars(a, b, center=CENTRE)
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def test_fit_rejects_outliers():
+    rng = np.random.default_rng(7)
+    truth = Transform(3.25, -1.75, 0.2, cx=CENTRE[0], cy=CENTRE[1])
+    ref = rng.uniform(0, SIZE, (200, 2))
+    frame = np.column_stack(truth.inverse_apply(ref[:, 0], ref[:, 1])) + rng.normal(0, 0.05, (200, 2))
+    # 20 pairs off by 1-3 px the same way, as blends with a neighbour on one side
+    bad = np.arange(0, 200, 10)
+    ref_bad = ref.copy()
+    ref_bad[bad] += rng.uniform(1, 3, (len(bad), 2))
+
+    naive = fit_transform(frame, ref_bad, center=CENTRE, clip_sigma=1e9)
+    fit = fit_transform(frame, ref_bad, center=CENTRE)
+    assert corner_error(naive.transform, truth) > 0.1      # the outliers do matter
+    assert fit.n_rejected >= len(bad)
+    assert not fit.inliers[bad].any()
+    assert fit.n_rejected <= len(bad) + 6
+    assert corner_error(fit.transform, truth) < 0.02
+    assert fit.residual_rms < 0.1
+
+
+def test_no_rotation_reported_for_pure_shift():
+    for seed in range(10):
+        rng = np.random.default_rng(100 + seed)
+        ref = rng.uniform(0, SIZE, (150, 2))
+        frame = ref - [40.2, -7.7] + rng.normal(0, 0.1, ref.shape)
+        fit = fit_transform(frame, ref, center=CENTRE)
+        assert fit.model == "translation", (seed, fit.p_rotation)
+        assert fit.transform.is_translation
+        assert fit.transform.dx == pytest.approx(40.2, abs=0.03)
+
+
+def test_small_rotation_is_kept():
+    # 0.05 deg moves the corners of a 2048 frame by 0.9 px: translation only
+    # would be wrong by that much.
+    rng = np.random.default_rng(8)
+    truth = Transform(5.0, 5.0, 0.05, cx=CENTRE[0], cy=CENTRE[1])
+    ref = rng.uniform(0, SIZE, (150, 2))
+    frame = np.column_stack(truth.inverse_apply(ref[:, 0], ref[:, 1])) + rng.normal(0, 0.1, (150, 2))
+    fit = fit_transform(frame, ref, center=CENTRE)
+    assert fit.model == "rotation"
+    assert fit.transform.scale == 1.0
+    assert fit.transform.rotation_deg == pytest.approx(0.05, abs=0.003)
+    assert corner_error(fit.transform, truth) < 0.05
+    shift_only = fit_transform(frame, ref, center=CENTRE, fit_rotation=False)
+    assert corner_error(shift_only.transform, truth) > 0.7
+
+
+def test_scale_change_is_fitted():
+    rng = np.random.default_rng(9)
+    truth = Transform(1.0, 2.0, 0.3, 1.002, cx=CENTRE[0], cy=CENTRE[1])
+    ref = rng.uniform(0, SIZE, (150, 2))
+    frame = np.column_stack(truth.inverse_apply(ref[:, 0], ref[:, 1])) + rng.normal(0, 0.05, (150, 2))
+    fit = fit_transform(frame, ref, center=CENTRE)
+    assert fit.model == "similarity"
+    assert fit.transform.scale == pytest.approx(1.002, abs=1e-4)
+
+
+# --------------------------------------------------------------------------- simulated frames
+
+SMALL = 512
+SMALL_CENTRE = ((SMALL - 1) / 2.0, (SMALL - 1) / 2.0)
+
+
+@pytest.fixture(scope="module")
+def field():
+    """A sky, a detector with many fixed hot pixels, and a reference frame."""
+    shape = (SMALL, SMALL)
+    sky = sim.make_sky(seed=11, n_stars=700, extent=(800, 800), center=SMALL_CENTRE)
+    det = sim.make_detector(seed=12, size=shape, n_hot_pixels=200)
+    rng = np.random.default_rng(13)
+    ref, _ = sim.simulate_frame(sim.FrameSpec(0, offset=(0.0, 0.0), rotation_deg=0.0), sky, rng=rng,
+                                size=shape, detector=det)
+    return sky, det, ref, rng
+
+
+def simulated(field, **spec):
+    sky, det, _, rng = field
+    frame, truth = sim.simulate_frame(sim.FrameSpec(1, **spec), sky, rng=rng, size=SMALL, detector=det)
+    return frame, Transform(truth["dx"], truth["dy"], truth["rotation_deg"], 1.0, *SMALL_CENTRE)
+
+
+def naive_phase_correlation(frame, reference):
+    """Whole-frame phase correlation without any cleaning (what must not be done)."""
+    f = np.fft.fft2(reference - reference.mean()) * np.conj(np.fft.fft2(frame - frame.mean()))
+    c = np.fft.ifft2(f / np.maximum(np.abs(f), 1e-12)).real
+    iy, ix = np.unravel_index(np.argmax(c), c.shape)
+    ny, nx = c.shape
+    return (ix if ix <= nx // 2 else ix - nx), (iy if iy <= ny // 2 else iy - ny)
+
+
+def test_xcorr_ignores_fixed_hot_pixels(field):
+    frame, truth = simulated(field, kind="good", offset=(7.3, -11.6), rotation_deg=0.0)
+    reference = field[2]
+    assert naive_phase_correlation(frame, reference) == (0, 0)   # the trap is real
+    dx, dy, quality = cross_correlation_shift(frame, reference)
+    assert (dx, dy) != pytest.approx((0.0, 0.0), abs=1.0)
+    assert dx == pytest.approx(truth.dx, abs=0.1)
+    assert dy == pytest.approx(truth.dy, abs=0.1)
+    assert quality > 20
+
+
+def test_xcorr_faint_frame(field):
+    # 3 % transparency under a 15,000 ADU sky: too faint for star matching.
+    frame, truth = simulated(field, kind="cloud", offset=(-20.0, 31.5), rotation_deg=0.0,
+                             transparency=0.03, background=15000.0)
+    dx, dy, quality = cross_correlation_shift(frame, field[2], max_shift=100)
+    assert quality >= 9
+    assert dx == pytest.approx(truth.dx, abs=0.5)
+    assert dy == pytest.approx(truth.dy, abs=0.5)
+
+
+def test_xcorr_trailed_frame(field):
+    frame, truth = simulated(field, kind="trail", offset=(5.5, 5.5), rotation_deg=0.0,
+                             trail_length=30.0, trail_angle_deg=35.0)
+    dx, dy, _ = cross_correlation_shift(frame, field[2])
+    assert dx == pytest.approx(truth.dx, abs=0.3)
+    assert dy == pytest.approx(truth.dy, abs=0.3)
+
+
+def test_sign_convention(field):
+    reference = field[2]
+    # frame(x, y) = reference(x + 6, y - 4): a star at x_ref sits at x_ref - 6
+    # in the frame, so dx = x_ref - x_frame = +6 and dy = -4.
+    frame = np.roll(reference, (4, -6), axis=(0, 1))
+    for result in (register(frame, reference, saturation=sim.SATURATE),):
+        assert result.ok and result.method == "stars"
+        assert result.dx == pytest.approx(6.0, abs=0.01)
+        assert result.dy == pytest.approx(-4.0, abs=0.01)
+    dx, dy, _ = cross_correlation_shift(frame, reference)
+    assert (dx, dy) == pytest.approx((6.0, -4.0), abs=0.05)
+
+
+def test_register_rotated_frame(field):
+    frame, truth = simulated(field, kind="good", offset=(60.0, -40.0), rotation_deg=1.0)
+    result = register(frame, field[2], saturation=sim.SATURATE)
+    assert result.ok and result.method == "stars"
+    assert result.model in ("rotation", "similarity")
+    assert corner_error(result.transform, truth, SMALL) < 0.05
+
+
+def test_register_trailed_frame(field):
+    frame, truth = simulated(field, kind="trail", offset=(-3.3, 2.1), rotation_deg=0.0,
+                             trail_length=20.0, trail_angle_deg=60.0)
+    result = register(frame, field[2], saturation=sim.SATURATE)
+    assert result.ok
+    assert corner_error(result.transform, truth, SMALL) < 0.05
+
+
+def test_register_falls_back_to_xcorr(field):
+    frame, truth = simulated(field, kind="cloud", offset=(10.0, -10.0), rotation_deg=0.0,
+                             transparency=0.05, background=15000.0)
+    # Two stars cannot be matched: the shift must come from the pixels.
+    few = detect_registration_stars(frame, saturation=sim.SATURATE)[:2]
+    result = register(frame, field[2], frame_stars=few, saturation=sim.SATURATE)
+    assert result.ok and result.method == "xcorr"
+    assert "too few stars" in result.reason
+    assert result.residual_rms is None and result.quality >= 9
+    assert corner_error(result.transform, truth, SMALL) < 0.3
+    assert not register(frame, field[2], frame_stars=few, saturation=sim.SATURATE,
+                        use_xcorr=False).ok
+
+
+def test_noise_only_frame_is_not_registered(field):
+    _, det, reference, _ = field
+    rng = np.random.default_rng(14)
+    noise = rng.normal(800.0, 25.0, (SMALL, SMALL)).astype(np.float32)
+    noise[det.hot_y, det.hot_x] += np.minimum(det.hot_value, 60000)   # the same hot pixels
+    result = register(noise, reference, saturation=sim.SATURATE)
+    assert not result.ok
+    assert result.transform is None and result.dx is None and result.method is None
+    assert "star" in result.reason and "cross-correlation" in result.reason
+    assert result.as_dict()["transform"] is None
+
+
+def test_reference_stars_are_reused(field):
+    frame, truth = simulated(field, kind="good", offset=(1.5, 2.5), rotation_deg=0.0)
+    ref_stars = detect_registration_stars(field[2], saturation=sim.SATURATE)
+    # No reference image at all: the star list is all register needs.
+    result = register(frame, None, reference_stars=ref_stars, saturation=sim.SATURATE,
+                      use_xcorr=False)
+    assert result.ok and result.n_reference_stars <= len(ref_stars)
+    assert corner_error(result.transform, truth, SMALL) < 0.02
+
+
+# --------------------------------------------------------------------------- real frames
+
+
+def read(path):
+    from astropy.io import fits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fits.getdata(path).astype(np.float64)
+
+
+def test_real_dss_pair(real_data):
+    one = read(real_data / "pair_dss" / "dss_test1.fits")
+    two = read(real_data / "pair_dss" / "dss_test2.fits")
+    # Measured (and confirmed by the files' WCS, which puts pixel (88, 88) of
+    # test1 at (161, 18) of test2): frame test1 onto reference test2 is
+    # dx = +73, dy = -70 in our convention.
+    result = register(one, two)
+    assert result.ok
+    assert result.dx == pytest.approx(73.0, abs=0.5)
+    assert result.dy == pytest.approx(-70.0, abs=0.5)
+    back = register(two, one)
+    assert back.ok
+    assert (back.dx, back.dy) == pytest.approx((-result.dx, -result.dy), abs=0.3)
+
+
+def test_real_m67_crops(real_data):
+    plate = read(real_data / "single" / "M67_DSS_POSS1_M6707HH.fits.gz")
+    ox, oy = 37, -52
+    y0 = x0 = 150
+    reference = plate[y0:y0 + 800, x0:x0 + 800]
+    frame = plate[y0 + oy:y0 + oy + 800, x0 + ox:x0 + ox + 800]
+    # frame(x, y) = reference(x + 37, y - 52): dx = +37, dy = -52
+    result = register(frame, reference)
+    assert result.ok and result.method == "stars"
+    assert result.transform.is_translation
+    assert result.dx == pytest.approx(37.0, abs=0.05)
+    assert result.dy == pytest.approx(-52.0, abs=0.05)
+    dx, dy, _ = cross_correlation_shift(frame, reference)
+    assert (dx, dy) == pytest.approx((37.0, -52.0), abs=0.1)
