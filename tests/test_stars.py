@@ -314,3 +314,21 @@ def test_real_small_frame(real_data):
     q = measure_quality(data)
     assert 20 <= q.n_stars <= 45
     assert 2.0 < q.fwhm < 5.0
+
+
+def test_given_background_and_max_stars(night):
+    import sep
+
+    truth, frames = night
+    img = frames[1]
+    auto = detect_stars(img, saturation=SAT)
+    level = truth.frame(1)["background"]
+    flat = detect_stars(img, saturation=SAT, background=level)
+    # A known flat level (this frame's gradient is < 1 % of it) finds the same stars.
+    assert abs(len(flat) - len(auto)) <= 0.05 * len(auto)
+    bkg = sep.Background(np.ascontiguousarray(img, dtype=np.float32), bw=64, bh=64)
+    given = detect_stars(img, saturation=SAT, background=bkg)
+    assert abs(len(given) - len(auto)) <= 0.05 * len(auto)
+    top = detect_stars(img, saturation=SAT, max_stars=10)
+    assert len(top) == 10
+    assert np.allclose(top["x"], auto["x"][:10])
