@@ -146,6 +146,21 @@ class Event(Base):
     details: Mapped[dict | None] = mapped_column(JSON, doc="Structured details (old and new hash, ...).")
 
 
+class Decision(Base):
+    """A night-level decision (reference frame, reference star, fine box), append-only:
+    the newest row per key is current, older rows are its history."""
+
+    __tablename__ = "decision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String, index=True, doc="reference_frame, reference_star or fine_box.")
+    value: Mapped[dict] = mapped_column(JSON, doc="The decision, e.g. {'frame': 4056, 'x': 681, 'y': 409}.")
+    source: Mapped[str] = mapped_column(String, doc="'manual', 'plan' or 'auto'.")
+    author: Mapped[str] = mapped_column(String, doc="Who decided.")
+    note: Mapped[str | None] = mapped_column(Text, doc="Why, or where it came from (plan file).")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class PointingGroup(Base):
     """Frames that share a pointing, with the box used to centroid within it."""
 

@@ -43,8 +43,8 @@ def frame_status(active_tags, *, assessed: bool) -> tuple[str, list[str]]:
         ``"<tag>: <reason>"`` for each rejecting tag, then for each ``accept``.
     """
     tags = list(active_tags)
-    rejecting = [f"{t.name}: {t.reason}" for t in tags if t.name in REJECTING_TAGS]
-    accepting = [f"{t.name}: {t.reason}" for t in tags if t.name in ACCEPTING_TAGS]
+    rejecting = [_labelled(t) for t in tags if t.name in REJECTING_TAGS]
+    accepting = [_labelled(t) for t in tags if t.name in ACCEPTING_TAGS]
     if accepting:
         return "accepted", rejecting + accepting
     if rejecting:
@@ -52,3 +52,8 @@ def frame_status(active_tags, *, assessed: bool) -> tuple[str, list[str]]:
     if assessed or any(t.name in POSITIVE_TAGS for t in tags):
         return "accepted", []
     return "pending", []
+
+
+def _labelled(tag) -> str:
+    """``"<tag>: <reason>"``; rule reasons already start with their tag name."""
+    return tag.reason if tag.reason.startswith(f"{tag.name}:") else f"{tag.name}: {tag.reason}"

@@ -12,9 +12,9 @@ from obsdb.cli.common import app, state
 @app.callback()
 def _global_options(
     db: Optional[str] = typer.Option(None, "--db", envvar="OBSDB_DB",
-                                     help="Catalog: a path or an SQLAlchemy URL [default: ./obsdb.sqlite]."),
+                                     help="Catalog: a path or an SQLAlchemy URL (default: ./obsdb.sqlite)."),
     config: Optional[str] = typer.Option(None, "--config", envvar="OBSDB_CONFIG",
-                                         help="Configuration file [default: ./obsdb.toml if present]."),
+                                         help="Configuration file (default: ./obsdb.toml if present)."),
 ) -> None:
     """obsdb: catalogue a night of CCD frames, tag and reject them with reasons,
     align them with full shift provenance, and render aligned frames and stacks."""
@@ -23,7 +23,7 @@ def _global_options(
 
 
 # Command modules register themselves on `app` when imported.
-from obsdb.cli import catalog_cmds, pipeline_cmds, quality_cmds  # noqa: E402,F401
+from obsdb.cli import catalog_cmds, quality_cmds, align_cmds, pipeline_cmds  # noqa: E402,F401,I001
 
 
 def main() -> None:

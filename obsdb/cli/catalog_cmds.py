@@ -41,7 +41,7 @@ def ingest(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     number_pattern: Optional[str] = typer.Option(
         None, "--number-pattern", help="Regex for the frame number in file names "
-                                       "[default: the last run of 3+ digits]."),
+                                       "(default: the last run of 3+ digits)."),
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip star/PSF metrics (stats only)."),
 ) -> None:
     """Record every FITS file: header, hash, pixel statistics and quality metrics.

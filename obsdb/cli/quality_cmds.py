@@ -57,7 +57,7 @@ def tag(
     frames: str = typer.Argument(..., help="Frames: numbers, ranges (3852-3861,3885) or paths."),
     name: str = typer.Argument(..., help="Tag, e.g. tracking-big, focus-slight, great, reject, accept."),
     reason: str = typer.Option(..., "--reason", "-m", help="Why (kept with the tag)."),
-    author: Optional[str] = typer.Option(None, "--author", help="Who [default: your login name]."),
+    author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
 ) -> None:
     """Tag frames by hand.  Tags are append-only; `accept` overrides every rejection."""
     from obsdb.catalog.queries import select_frames
@@ -83,7 +83,7 @@ def untag(
     frames: str = typer.Argument(..., help="Frames: numbers, ranges or paths."),
     name: str = typer.Argument(..., help="The tag to retract."),
     reason: str = typer.Option(..., "--reason", "-m", help="Why it is retracted."),
-    author: Optional[str] = typer.Option(None, "--author", help="Who [default: your login name]."),
+    author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
 ) -> None:
     """Retract a tag (kept in the history with who, when and why)."""
     from obsdb.catalog.queries import select_frames

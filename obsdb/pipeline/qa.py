@@ -87,6 +87,11 @@ def band_reference(frames: list[Frame]) -> Frame | None:
         return None
     median_bkg = statistics.median(f.stats.background for f in candidates if f.stats)
     clear = [f for f in candidates if f.stats and f.stats.background <= median_bkg] or candidates
+    # Trailed or defocused stars spread their flux and lose faint stars: prefer round, sharp ones.
+    sharp = [f for f in clear if (f.metrics.elongation or 1.0) < 1.3]
+    if sharp:
+        best = min(f.metrics.fwhm or float("inf") for f in sharp)
+        clear = [f for f in sharp if (f.metrics.fwhm or float("inf")) <= 1.3 * best] or sharp
 
     def brightness(frame: Frame) -> float:
         fluxes = sorted((s[2] for s in frame.metrics.stars), reverse=True)[:20]

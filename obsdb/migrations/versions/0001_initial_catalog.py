@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 04:12:10.461819
+Create Date: 2026-11-24 04:13:59.686577
 """
 from alembic import op
 import sqlalchemy as sa
@@ -15,6 +15,19 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('decision',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(), nullable=False),
+    sa.Column('value', sa.JSON(), nullable=False),
+    sa.Column('source', sa.String(), nullable=False),
+    sa.Column('author', sa.String(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_decision'))
+    )
+    with op.batch_alter_table('decision', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_decision_key'), ['key'], unique=False)
+
     op.create_table('frame',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('path', sa.String(), nullable=False),
@@ -252,3 +265,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_frame_band'))
 
     op.drop_table('frame')
+    with op.batch_alter_table('decision', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_decision_key'))
+
+    op.drop_table('decision')

@@ -1,0 +1,93 @@
+"""Night-level decisions and pointing groups: writes and reads.  Callers own the session."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, selectinload
+
+from obsdb.catalog.models import Decision, Frame, GroupMember, PointingGroup
+from obsdb.errors import ObsdbError
+
+DECISION_KEYS = ("reference_frame", "reference_star", "fine_box")
+
+
+def set_decision(session: Session, key: str, value: dict, *, source: str, author: str,
+                 note: str | None = None) -> Decision | None:
+    """Record a decision unless the current one is identical; returns the new row or None."""
+    if key not in DECISION_KEYS:
+        raise ObsdbError(f"unknown decision {key!r}; known: {', '.join(DECISION_KEYS)}")
+    current = get_decision(session, key)
+    if current is not None and current.value == value:
+        return None
+    row = Decision(key=key, value=value, source=source, author=author, note=note)
+    session.add(row)
+    return row
+
+
+def get_decision(session: Session, key: str) -> Decision | None:
+    """The current (newest) decision for ``key``."""
+    return session.scalars(select(Decision).where(Decision.key == key).order_by(Decision.id.desc())
+                           .limit(1)).first()
+
+
+def set_group(session: Session, name: str, frames: list[Frame], *, box=None, band: str | None = None,
+              reference: Frame | None = None, ref_star: tuple[float, float] | None = None,
+              source: str, author: str) -> PointingGroup:
+    """Create or redefine a pointing group; its frames leave any other group."""
+    if not frames:
+        raise ObsdbError(f"group {name!r}: no frames")
+    group = session.scalars(select(PointingGroup).where(PointingGroup.name == name)).first()
+    if group is None:
+        group = PointingGroup(name=name, source=source, author=author)
+        session.add(group)
+    else:
+        group.source, group.author = source, author
+    group.band = band if band is not None else (frames[0].band if len({f.band for f in frames}) == 1 else None)
+    if box is not None:
+        group.box_x0, group.box_x1, group.box_y0, group.box_y1 = (int(v) for v in box)
+    if reference is not None:
+        if reference.id not in {f.id for f in frames}:
+            raise ObsdbError(f"group {name!r}: reference frame {reference.number} is not a member")
+        group.reference_frame_id = reference.id
+    if ref_star is not None:
+        group.ref_star_x, group.ref_star_y = float(ref_star[0]), float(ref_star[1])
+    session.flush()
+    ids = [f.id for f in frames]
+    session.execute(delete(GroupMember).where(GroupMember.frame_id.in_(ids)))
+    session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
+    session.flush()
+    session.add_all(GroupMember(group_id=group.id, frame_id=i) for i in ids)
+    session.flush()
+    return group
+
+
+def list_groups(session: Session) -> list[dict]:
+    """Groups with their members (numbers), box, reference member and reference-star position."""
+    groups = session.scalars(select(PointingGroup).options(selectinload(PointingGroup.members))
+                             .order_by(PointingGroup.id)).all()
+    numbers = dict(session.execute(select(Frame.id, Frame.number)).all())
+    result = []
+    for g in groups:
+        members = sorted((numbers.get(m.frame_id) for m in g.members), key=lambda n: (n is None, n))
+        result.append({
+            "name": g.name, "band": g.band, "members": members,
+            "frame_ids": [m.frame_id for m in g.members],
+            "box": None if g.box_x0 is None else [g.box_x0, g.box_x1, g.box_y0, g.box_y1],
+            "reference": numbers.get(g.reference_frame_id), "reference_frame_id": g.reference_frame_id,
+            "ref_star": None if g.ref_star_x is None else [g.ref_star_x, g.ref_star_y],
+            "source": g.source, "author": g.author, "created_at": g.created_at.isoformat(),
+        })
+    return result
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """``X0:X1,Y0:Y1`` (half-open, 0-based) -> (x0, x1, y0, y1)."""
+    try:
+        xs, ys = text.split(",")
+        x0, x1 = (int(float(v)) for v in xs.split(":"))
+        y0, y1 = (int(float(v)) for v in ys.split(":"))
+    except ValueError:
+        raise ObsdbError(f"box {text!r}: expected X0:X1,Y0:Y1, e.g. 437:485,1171:1204") from None
+    if x1 <= x0 or y1 <= y0 or min(x0, y0) < 0:
+        raise ObsdbError(f"box {text!r}: needs 0 <= X0 < X1 and 0 <= Y0 < Y1")
+    return x0, x1, y0, y1

@@ -1,0 +1,227 @@
+"""Commands for registration: group, groups, align, history, apply, regions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
+                              print_json, user_errors)
+
+group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)
+app.add_typer(group_app, name="group")
+
+
+@group_app.command("auto")
+def group_auto(
+    radius: float = typer.Option(20.0, "--radius", help="Frames whose coarse offsets chain within this many px share a group."),
+    status: str = typer.Option("accepted", "--status", help="Frames to group: accepted, pending or any."),
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference frame (default: plan's, else sharpest)."),
+) -> None:
+    """Cluster frames by their coarse offset from the reference, per band, with a box for the staged method."""
+    from obsdb.pipeline.groups import auto_groups
+
+    with open_catalog() as catalog, user_errors():
+        report = auto_groups(catalog, radius=radius, status=status, reference=reference)
+    console.print(f"{len(report.groups)} groups relative to reference {report.reference}")
+    for g in report.groups:
+        console.print(f"  {g['name']}: {_ranges(g['members'])}  offset {g['offset']}  box {_box(g['box'])}")
+    for number, reason in report.ungrouped:
+        console.print(f"  [yellow]ungrouped {number}[/]: {reason}")
+
+
+@group_app.command("set")
+def group_set(
+    name: str = typer.Argument(..., help="Group name."),
+    frames: str = typer.Argument(..., help="Members: numbers, ranges or paths."),
+    box: Optional[str] = typer.Option(None, "--box", help="Centroid box X0:X1,Y0:Y1 (half-open, 0-based)."),
+    reference: Optional[int] = typer.Option(None, "--reference", help="The group's reference member."),
+    ref_star: Optional[str] = typer.Option(None, "--ref-star", help="Position X,Y of the night's reference star in this group."),
+    author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
+) -> None:
+    """Define a pointing group by hand (its frames leave any other group)."""
+    from obsdb.catalog.decisions import parse_box, set_group
+    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.writes import record_event
+    from obsdb.pipeline.ingest import login_name
+
+    who = author or login_name()
+    with open_catalog() as catalog, user_errors(), catalog.session() as session:
+        members = select_frames(session, frames, readable_only=True)
+        parsed_box = parse_box(box) if box else None
+        star = None
+        if ref_star:
+            try:
+                star = tuple(float(v) for v in ref_star.split(","))
+                assert len(star) == 2
+            except (ValueError, AssertionError):
+                fail(f"--ref-star {ref_star!r}: expected X,Y")
+        group_ref = next((f for f in members if f.number == reference), None) if reference is not None else None
+        if reference is not None and group_ref is None:
+            fail(f"--reference {reference}: not among the group's frames")
+        set_group(session, name, members, box=parsed_box, reference=group_ref, ref_star=star, source="manual",
+                  author=who)
+        record_event(session, who, "group set", f"{name}: {len(members)} frames, box {box}")
+    console.print(f"group {name}: {len(members)} frames" + (f", box {box}" if box else ""))
+
+
+@app.command()
+def groups(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json.")) -> None:
+    """List pointing groups with their members, boxes and reference-star positions."""
+    from obsdb.catalog.decisions import list_groups
+
+    with open_catalog() as catalog, catalog.session() as session:
+        rows = list_groups(session)
+    if fmt_ is OutputFormat.json:
+        print_json([{k: v for k, v in r.items() if k not in ("frame_ids", "reference_frame_id")} for r in rows])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"pointing groups ({len(rows)})")
+    for column in ("name", "band", "members", "reference", "box", "ref star", "source", "author"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["band"] or "-", _ranges(r["members"]), str(r["reference"] or "-"),
+                      _box(r["box"]), "-" if not r["ref_star"] else f"{r['ref_star'][0]:g},{r['ref_star'][1]:g}",
+                      r["source"], r["author"])
+    console.print(table)
+
+
+def _box(box) -> str:
+    return "-" if not box else f"{box[0]}:{box[1]},{box[2]}:{box[3]}"
+
+
+def _ranges(numbers) -> str:
+    numbers = sorted(n for n in numbers if n is not None)
+    parts, start, prev = [], None, None
+    for n in numbers:
+        if start is None:
+            start = prev = n
+        elif n == prev + 1:
+            prev = n
+        else:
+            parts.append(f"{start}-{prev}" if prev != start else str(start))
+            start = prev = n
+    if start is not None:
+        parts.append(f"{start}-{prev}" if prev != start else str(start))
+    return ",".join(parts)
+
+
+@app.command()
+def align(
+    reference: Optional[str] = typer.Option(None, "--reference", help="Reference frame (default: plan's, else the sharpest accepted frame with many stars)."),
+    method: str = typer.Option("auto", "--method", help="auto (star matching, cross-correlation fallback) or staged (the notebook's three stages)."),
+    integer: bool = typer.Option(False, "--integer", help="Staged method: round each stage to whole pixels, as the notebook did."),
+    centroid: Optional[str] = typer.Option(None, "--centroid", help="Staged method: 2dg, com or quadratic (default: the plan's)."),
+    band: Optional[str] = typer.Option(None, "--band", "-b", help="Auto method: only this band."),
+    status: str = typer.Option("accepted", "--status", help="Auto method: frames to align: accepted, pending or any."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
+    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Create an alignment run: a shift for every frame, with every step and centroid recorded."""
+    from obsdb.cli.catalog_cmds import _progress
+    from obsdb.pipeline.align import align_auto, align_staged
+
+    if method not in ("auto", "staged"):
+        fail(f"--method {method!r}: expected auto or staged")
+    if status not in ("accepted", "pending", "any"):
+        fail(f"--status {status!r}: expected accepted, pending or any")
+    with open_catalog() as catalog, user_errors(), _progress("align") as progress:
+        if method == "auto":
+            report = align_auto(catalog, reference=reference, band=band, status=status, workers=workers,
+                                progress=progress)
+        else:
+            report = align_staged(catalog, integer=integer, method=centroid, progress=progress)
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference,
+                              "frames": [r.__dict__ for r in report.results]}))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"alignment run {report.run_id} ({report.method}), reference {report.reference}")
+    for column in ("frame", "dx", "dy", "rot deg", "method", "matched", "rms px", "note"):
+        table.add_column(column, justify="right" if column in ("dx", "dy", "rot deg", "matched", "rms px") else "left",
+                         overflow="fold")
+    for r in report.results:
+        table.add_row(str(r.number), fmt(r.dx, 3), fmt(r.dy, 3), fmt(r.rotation_deg, 4), r.method or "-",
+                      fmt(r.n_matched), fmt(r.residual_rms, 4), r.reason or "", style=None if r.ok else "red")
+    console.print(table)
+    if report.failures:
+        err_console.print(f"[yellow]{len(report.failures)} frames unregistered (tagged `unregistered`)[/]")
+
+
+@app.command()
+def history(
+    frame: str = typer.Argument(..., help="Frame number, range list or path."),
+    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Every alignment run and shift step of a frame, the sum per run, and which run is current."""
+    from obsdb.catalog.queries import select_frames
+    from obsdb.pipeline.align import frame_history
+
+    with open_catalog() as catalog, user_errors(), catalog.session() as session:
+        histories = [frame_history(session, f) for f in select_frames(session, frame)]
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan(histories if len(histories) > 1 else histories[0]))
+        return
+    from rich.table import Table
+
+    for h in histories:
+        console.rule(f"frame {h['number']}  {h['file_name']}")
+        if not h["runs"]:
+            console.print("  never aligned")
+        for run in h["runs"]:
+            mark = " [green](current)[/]" if run["current"] else ""
+            table = Table(title=f"run {run['run']} {run['method']} by {run['author']} at {run['created_at'][:19]}, "
+                                f"reference {run['reference']}{mark}", title_justify="left")
+            for column in ("stage", "kind", "method", "dx", "dy", "rot deg", "relative to", "centroid", "box", "matched", "rms"):
+                table.add_column(column, overflow="fold")
+            for s in run["steps"]:
+                c = s["centroid"] or {}
+                table.add_row(str(s["stage"]), s["kind"], s["method"], fmt(s["dx"], 3), fmt(s["dy"], 3),
+                              fmt(s["rotation_deg"], 4), str(s["reference"]),
+                              "-" if not c else f"{c['x']:.3f},{c['y']:.3f}", _box(c.get("box")),
+                              fmt(s["n_matched"]), fmt(s["residual_rms"], 4))
+            total = run["total"]
+            table.add_row("", "[bold]total[/]", "", fmt(total["dx"], 3), fmt(total["dy"], 3),
+                          fmt(total["rotation_deg"], 4), "", "", "", "", "")
+            console.print(table)
+
+
+@app.command()
+def apply(
+    plan: Path = typer.Argument(..., help="Plan file (TOML): tags, groups with boxes, reference, fine box."),
+    author: Optional[str] = typer.Option(None, "--author", help="Who applies it (default: your login name)."),
+) -> None:
+    """Load a plan's manual decisions into the catalog (idempotent; recorded with their authors)."""
+    from obsdb.pipeline.plan import apply_plan, load_plan
+
+    with open_catalog() as catalog, user_errors():
+        parsed = load_plan(plan)
+        report = apply_plan(catalog, parsed, user=author)
+    console.print(f"applied {plan}: {report.tags_added} tags added ({report.tags_kept} already present), "
+                  f"{report.groups} groups, decisions: {', '.join(report.decisions) or 'unchanged'}")
+    if report.missing_frames:
+        console.print(f"[yellow]not in the catalog:[/] {'; '.join(report.missing_frames)}")
+
+
+@app.command()
+def regions(
+    frame: str = typer.Argument(..., help="One frame: number or path."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Region file (default: <frame name>.reg here)."),
+) -> None:
+    """Write a ds9 region file of the frame's boxes and matched stars (current run), to check by eye."""
+    from obsdb.catalog.queries import select_frames
+    from obsdb.imaging.fitsio import atomic_write_bytes
+    from obsdb.pipeline.regions import frame_regions
+
+    with open_catalog() as catalog, user_errors(), catalog.session() as session:
+        selected = select_frames(session, frame)
+        if len(selected) != 1:
+            fail(f"{frame!r} names {len(selected)} frames; give one")
+        text, count = frame_regions(session, selected[0])
+        target = out or Path(Path(selected[0].file_name).name.split(".")[0] + ".reg")
+        atomic_write_bytes(target, text.encode())
+    console.print(f"wrote {target} ({count} shapes); open with: ds9 {selected[0].path} -regions {target}")

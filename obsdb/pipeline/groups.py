@@ -1,0 +1,139 @@
+"""Automatic pointing groups: cluster frames by their coarse offset from the reference.
+
+The coarse offset comes from the brightest stars stored by QA (no pixel read):
+every pairwise difference votes (:func:`obsdb.imaging.stars.find_offset`).
+Frames whose offsets chain within ``radius`` pixels form a group (per band);
+each group gets a box around the night's reference star as it sits in the
+group, so the staged method can run on automatic groups too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from obsdb.catalog.models import Frame
+from obsdb.errors import ObsdbError
+from obsdb.pipeline.ingest import login_name
+
+GROUP_RADIUS = 20.0
+"""Frames whose coarse offsets chain within this many pixels share a pointing."""
+
+
+@dataclass
+class GroupingReport:
+    """Groups made by :func:`auto_groups`."""
+
+    reference: int | None
+    groups: list[dict] = field(default_factory=list)
+    ungrouped: list[tuple[int | None, str]] = field(default_factory=list)
+
+
+def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
+    """Single-linkage clusters of 2-D points: labels 0..k-1 in order of first appearance."""
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    if len(offsets) == 0:
+        return np.zeros(0, dtype=int)
+    pairs = cKDTree(offsets).query_pairs(radius, output_type="ndarray")
+    from scipy.sparse import coo_matrix
+
+    n = len(offsets)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else \
+        coo_matrix((n, n))
+    _, labels = connected_components(graph, directed=False)
+    # Relabel by first appearance so group names follow the night's order.
+    order = {}
+    return np.array([order.setdefault(label, len(order)) for label in labels])
+
+
+def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepted", reference: str | None = None,
+                user: str | None = None) -> GroupingReport:
+    """Cluster frames into pointing groups (replacing earlier automatic groups of those frames)."""
+    from obsdb.catalog.decisions import set_decision, set_group
+    from obsdb.imaging.stars import find_offset
+    from obsdb.pipeline.align import _resolve_reference, _selected_frames
+
+    user = user or login_name()
+    with catalog.session() as session:
+        frames = _selected_frames(session, status=status, band=None)
+        frames = session.scalars(select(Frame).options(selectinload(Frame.metrics))
+                                 .where(Frame.id.in_([f.id for f in frames]))).all()
+        frames = sorted(frames, key=lambda f: (f.date_obs is None, f.date_obs, f.number))
+        if not frames:
+            raise ObsdbError(f"no {status} frames to group")
+        ref = _resolve_reference(session, frames, reference)
+        if ref.metrics is None or not ref.metrics.stars:
+            raise ObsdbError(f"reference frame {ref.number} has no stars measured: run `obsdb qa`")
+        report = GroupingReport(ref.number)
+        ref_stars = np.asarray(ref.metrics.stars, dtype=float)
+        offsets: dict[int, tuple[float, float]] = {}
+        for frame in frames:
+            if frame.metrics is None or not frame.metrics.stars:
+                report.ungrouped.append((frame.number, "no stars measured"))
+                continue
+            found = find_offset(frame.metrics.stars, ref_stars)
+            if found is None:
+                report.ungrouped.append((frame.number, "no coarse offset (too few common stars)"))
+                continue
+            offsets[frame.id] = (found[0], found[1])
+        star = _reference_star(ref, ref_stars, offsets, frames)
+        if star is None:
+            raise ObsdbError("no star of the reference is visible in every group: define groups with "
+                             "`obsdb group set` or a plan")
+        set_decision(session, "reference_frame", {"frame": ref.number}, source="auto", author=user,
+                     note="obsdb group auto")
+        set_decision(session, "reference_star", {"frame": ref.number, "x": star[0], "y": star[1]},
+                     source="auto", author=user, note="brightest isolated star visible in every frame")
+        fwhm = ref.metrics.fwhm or 3.0
+        by_id = {f.id: f for f in frames}
+        bands = sorted({by_id[i].band or "" for i in offsets})
+        for band in bands:
+            ids = [i for i in offsets if (by_id[i].band or "") == band]
+            points = np.array([offsets[i] for i in ids])
+            labels = cluster_offsets(points, radius)
+            for label in range(labels.max() + 1 if len(labels) else 0):
+                members = [ids[k] for k in np.flatnonzero(labels == label)]
+                member_offsets = np.array([offsets[i] for i in members])
+                group_ref = ref.id if ref.id in members else min(
+                    members, key=lambda i: by_id[i].metrics.fwhm or np.inf)
+                gx, gy = offsets[group_ref]
+                # The reference star in the group's reference member: x_frame = x_ref - dx.
+                sx, sy = star[0] - gx, star[1] - gy
+                spread = np.abs(member_offsets - (gx, gy)).max(axis=0)
+                half_x = int(np.ceil(4 * fwhm + spread[0] + 3))
+                half_y = int(np.ceil(4 * fwhm + spread[1] + 3))
+                box = (max(0, int(sx) - half_x), int(sx) + half_x + 1, max(0, int(sy) - half_y),
+                       int(sy) + half_y + 1)
+                name = f"{band or 'any'}-{label + 1}"
+                set_group(session, name, [by_id[i] for i in members], box=box, band=band or None,
+                          reference=by_id[group_ref], ref_star=(round(sx, 2), round(sy, 2)), source="auto",
+                          author=user)
+                report.groups.append({"name": name, "members": sorted(by_id[i].number for i in members),
+                                      "box": box, "reference": by_id[group_ref].number,
+                                      "offset": [round(gx, 2), round(gy, 2)]})
+        fine_half = int(np.ceil(4 * fwhm))
+        set_decision(session, "fine_box", {"box": [int(star[0]) - fine_half, int(star[0]) + fine_half + 1,
+                                                   int(star[1]) - fine_half, int(star[1]) + fine_half + 1],
+                                           "method": "2dg"}, source="auto", author=user, note="obsdb group auto")
+    return report
+
+
+def _reference_star(ref: Frame, ref_stars: np.ndarray, offsets: dict, frames: list[Frame]):
+    """The brightest reference star, isolated from the others, that every grouped frame contains."""
+    width, height = ref.width or 0, ref.height or 0
+    values = np.array(list(offsets.values())) if offsets else np.zeros((1, 2))
+    margin = 20.0
+    for x, y, _flux in ref_stars:  # stored brightest first
+        others = ref_stars[(ref_stars[:, 0] != x) | (ref_stars[:, 1] != y)]
+        if len(others) and np.min(np.hypot(others[:, 0] - x, others[:, 1] - y)) < 15:
+            continue
+        fx, fy = x - values[:, 0], y - values[:, 1]
+        if (fx.min() >= margin and fy.min() >= margin and fx.max() < width - margin
+                and fy.max() < height - margin):
+            return float(x), float(y)
+    return None

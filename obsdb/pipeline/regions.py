@@ -1,0 +1,37 @@
+"""ds9 region files of what the catalog knows about a frame: boxes and matched stars."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from obsdb.catalog.models import Centroid, Frame, GroupMember, PointingGroup, ShiftStep
+
+
+def _ds9_box(box, colour: str, label: str) -> str:
+    # ds9 image coordinates are 1-based at pixel centres: a half-open 0-based
+    # range [x0, x1) covers 1-based centres x0+1 .. x1.
+    x0, x1, y0, y1 = box
+    return (f"box({(x0 + x1 + 1) / 2:.1f},{(y0 + y1 + 1) / 2:.1f},{x1 - x0},{y1 - y0},0) "
+            f"# color={colour} text={{{label}}}")
+
+
+def frame_regions(session, frame: Frame) -> tuple[str, int]:
+    """Region file text and the number of shapes, for the frame's current run."""
+    lines = ["# Region file format: DS9 version 4.1", f"# obsdb: frame {frame.number} {frame.file_name}",
+             "global font=\"helvetica 10 normal\"", "image"]
+    member = session.execute(select(PointingGroup).join(GroupMember).where(GroupMember.frame_id == frame.id)).scalar()
+    if member is not None and member.box_x0 is not None:
+        lines.append(_ds9_box((member.box_x0, member.box_x1, member.box_y0, member.box_y1), "cyan",
+                              f"group {member.name}"))
+    run_id = session.scalar(select(ShiftStep.run_id).where(ShiftStep.frame_id == frame.id)
+                            .order_by(ShiftStep.run_id.desc()).limit(1))
+    if run_id is not None:
+        for c in session.scalars(select(Centroid).where(Centroid.frame_id == frame.id, Centroid.run_id == run_id)):
+            if c.source == "box" and c.box_x0 is not None:
+                lines.append(_ds9_box((c.box_x0, c.box_x1, c.box_y0, c.box_y1), "yellow", c.method))
+                lines.append(f"point({c.x + 1:.3f},{c.y + 1:.3f}) # point=x color=yellow")
+            elif c.matched_x is not None:
+                lines.append(f"circle({c.x + 1:.3f},{c.y + 1:.3f},4) # color=green")
+            else:
+                lines.append(f"circle({c.x + 1:.3f},{c.y + 1:.3f},4) # color=red dash=1")
+    return "\n".join(lines) + "\n", len(lines) - 4
