@@ -1,0 +1,36 @@
+"""The report command: a static HTML page of the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from obsdb.cli.common import app, console, err_console, open_catalog, user_errors
+
+
+@app.command()
+def report(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for index.html and its PNG files (created)."),
+    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails",
+                                    help="Draw a thumbnail of every light frame (reads each frame once)."),
+    size: int = typer.Option(160, "--thumbnail-size", min=16, max=1024,
+                             help="Longest side of a thumbnail, pixels."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the thumbnails."),
+) -> None:
+    """Write a static HTML report: quality against time per band, the shift track of every
+    alignment run, a thumbnail grid, every rejected frame with all its reasons, and the stacks.
+
+    The page is OUT/index.html; it needs no network and no JavaScript.  Thumbnails of
+    unchanged frames are reused from an earlier report in the same folder."""
+    from obsdb.cli.catalog_cmds import _progress
+    from obsdb.pipeline.report import build_report
+
+    with open_catalog() as catalog, _progress("report") as progress, user_errors():
+        result = build_report(catalog, out, thumbnails=thumbnails, workers=workers,
+                              thumbnail_size=size, progress=progress)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+    console.print(f"report: {result.index_path} ({result.n_images} images, "
+                  f"{result.n_thumbnails_drawn} thumbnails drawn now, "
+                  f"{len(result.rejected_numbers)} rejected frames listed)", soft_wrap=True)

@@ -1,0 +1,293 @@
+"""The static HTML report: a page that parses, images that exist, every rejection named."""
+
+from __future__ import annotations
+
+import html
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+MANUAL_REASON = 'double stars <seen> in ds9 & "confirmed"'
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class PageParser(HTMLParser):
+    """Collects tags, image sources and the text of each section; checks nesting as it goes."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.images: list[str] = []
+        self.section: str | None = None
+        self.text: dict[str | None, list[str]] = {}
+        self.ids: set[str] = set()
+        self.count: dict[str, int] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.count[tag] = self.count.get(tag, 0) + 1
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs.get("src"))
+        if tag == "section":
+            self.section = attrs.get("id")
+        if tag not in VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.stack.pop()
+
+    def handle_endtag(self, tag):
+        if tag in VOID:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1] if self.stack else 'nothing'}")
+            if tag in self.stack:
+                while self.stack and self.stack.pop() != tag:
+                    pass
+            return
+        self.stack.pop()
+        if tag == "section":
+            self.section = None
+
+    def handle_data(self, data):
+        self.text.setdefault(self.section, []).append(data)
+
+    def section_text(self, name: str) -> str:
+        return " ".join(self.text.get(name, []))
+
+
+def parse(path: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    return parser
+
+
+@pytest.fixture(scope="module")
+def night_catalog(tmp_path_factory):
+    """A 15-frame night with one unreadable file, ingested, QA'd, one frame tagged by hand."""
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.tags import add_tags
+    from obsdb.pipeline.ingest import ingest
+    from obsdb.pipeline.qa import run_qa
+    from obsdb.simulate import simulate_night
+
+    base = tmp_path_factory.mktemp("report")
+    night = base / "night"
+    truth = simulate_night(night, seed=11, size=256, n_frames=15)
+    (night / "broken_2001.fits").write_bytes(b"SIMPLE  = T" + b" " * 60)
+    db = base / "obsdb.sqlite"
+    upgrade(database_url(str(db)))
+    catalog = open_catalog(str(db))
+    ingest(catalog, [night])
+    run_qa(catalog)
+    manual = truth.numbers[1]
+    with catalog.session() as session:
+        add_tags(session, select_frames(session, str(manual)), "tracking-big", reason=MANUAL_REASON,
+                 source="manual", author="tester")
+    yield catalog, base, manual, db
+    catalog.close()
+
+
+@pytest.fixture(scope="module")
+def report(night_catalog):
+    from obsdb.pipeline.report import build_report
+
+    catalog, base, _, _ = night_catalog
+    result = build_report(catalog, base / "out")
+    return result, parse(result.index_path)
+
+
+def test_page_parses_with_balanced_structure(report):
+    result, page = report
+    assert result.index_path.name == "index.html"
+    assert page.errors == []
+    assert page.stack == []
+    assert page.count.get("html") == 1 and page.count.get("body") == 1
+    assert {"rejected", "quality", "shifts", "stacks", "frames"} <= page.ids
+
+
+def test_every_image_exists_and_is_a_png(report):
+    result, page = report
+    assert page.images, "the page shows no image"
+    assert result.n_images == len(set(page.images))
+    for src in page.images:
+        path = result.index_path.parent / src
+        assert not Path(src).is_absolute() and ".." not in Path(src).parts
+        assert path.is_file(), src
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", src
+
+
+def test_every_rejected_frame_is_named_with_its_reasons(night_catalog, report):
+    from obsdb.catalog.queries import frame_records
+
+    catalog = night_catalog[0]
+    result, page = report
+    with catalog.session() as session:
+        rejected = frame_records(session, status="rejected")
+    assert len(rejected) >= 3  # the simulated defects, the manual tag, the unreadable file
+    assert sorted(result.rejected_numbers) == sorted(r["number"] for r in rejected)
+    table = page.section_text("rejected")
+    for record in rejected:
+        assert str(record["number"]) in table
+        assert f"frame-{record['id']}" in page.ids
+        for tag in record["tags"]:
+            assert tag["name"] in table and tag["reason"] in table and tag["source"] in table
+    assert "2001" in table and "unreadable" in table
+
+
+def test_manual_reason_appears_escaped(night_catalog, report):
+    result, page = report
+    manual = night_catalog[2]
+    raw = result.index_path.read_text(encoding="utf-8")
+    assert html.escape(MANUAL_REASON, quote=True) in raw
+    assert "<seen>" not in raw
+    table = page.section_text("rejected")
+    assert MANUAL_REASON in table and "tester" in table and "manual" in table
+    assert str(manual) in table
+
+
+def test_thumbnails_cover_every_light_frame(night_catalog, report):
+    from obsdb.catalog.queries import frame_records
+
+    catalog = night_catalog[0]
+    result, page = report
+    with catalog.session() as session:
+        light = frame_records(session, image_type="light")
+    thumbs = [src for src in page.images if src.startswith("thumbs/")]
+    assert len(thumbs) == len(light)
+    assert "2001" in page.section_text("frames")  # the unreadable file has a placeholder
+
+
+def test_without_runs_or_stacks_the_page_says_so(report):
+    _, page = report
+    assert "No alignment run yet" in page.section_text("shifts")
+    assert "No stack recorded yet" in page.section_text("stacks")
+    assert not any(src.startswith(("plots/shifts", "stacks/")) for src in page.images)
+
+
+def test_header_names_catalog_version_and_counts(night_catalog, report):
+    from obsdb import __version__
+
+    _, page = report
+    header = " ".join(page.text.get(None, []))
+    assert str(night_catalog[3]) in header
+    assert __version__ in header and "generated" in header
+    for band in ("B", "V", "R"):
+        assert band in header
+
+
+def test_rebuild_reuses_thumbnails_and_redraws_a_changed_badge(night_catalog, tmp_path):
+    from obsdb.catalog.queries import frame_records, select_frames
+    from obsdb.catalog.tags import add_tags
+    from obsdb.pipeline.report import build_report
+
+    catalog, base, _, _ = night_catalog
+    out = tmp_path / "again"
+    first = build_report(catalog, out)
+    assert first.n_thumbnails_drawn > 0
+    second = build_report(catalog, out)
+    assert second.n_thumbnails_drawn == 0
+    with catalog.session() as session:
+        accepted = frame_records(session, status="accepted", image_type="light")[0]
+        frame = select_frames(session, str(accepted["number"]))
+        add_tags(session, frame, "blurry-check", reason="free text, neither rejects nor accepts",
+                 source="manual", author="tester")
+        add_tags(session, frame, "focus-slight", reason="soft stars", source="manual", author="tester")
+    third = build_report(catalog, out)
+    assert third.n_thumbnails_drawn == 1
+    assert accepted["number"] in third.rejected_numbers
+    # The stale thumbnail of that frame is gone; the folder holds what the page shows.
+    assert len(list((out / "thumbs").glob("*.png"))) == len(
+        [s for s in parse(third.index_path).images if s.startswith("thumbs/")])
+
+
+def test_alignment_runs_and_stacks_are_drawn(night_catalog, tmp_path):
+    import numpy as np
+
+    from obsdb.catalog.models import AlignmentRun, Frame, RenderOutput, ShiftStep
+    from obsdb.pipeline.report import build_report
+    from tests.conftest import write_fits
+
+    catalog, base, _, _ = night_catalog
+    stack_path = write_fits(tmp_path / "stack_V.fits", np.random.default_rng(0).normal(100, 5, (64, 64)))
+    with catalog.session() as session:
+        frames = session.query(Frame).filter(Frame.readable.is_(True)).order_by(Frame.number).all()
+        for method in ("auto", "staged"):
+            run = AlignmentRun(method=method, reference_frame_id=frames[0].id, parameters={},
+                               software_version="test", author="tester")
+            session.add(run)
+            session.flush()
+            for i, frame in enumerate(frames):
+                # Two steps per frame: the report must show their sum.
+                session.add(ShiftStep(run_id=run.id, frame_id=frame.id, stage=1, kind="within-group",
+                                      method="stars", dx=float(i), dy=-float(i)))
+                session.add(ShiftStep(run_id=run.id, frame_id=frame.id, stage=2, kind="group-offset",
+                                      method="stars", dx=0.5, dy=0.25))
+        session.add(RenderOutput(kind="stack", band="V", path=str(stack_path), sha256="0" * 64,
+                                 parameters={"method": "median"}))
+        session.add(RenderOutput(kind="stack", band="B", path=str(tmp_path / "gone.fits"), sha256="0" * 64))
+    result = build_report(catalog, tmp_path / "out", thumbnails=False)
+    page = parse(result.index_path)
+    assert page.errors == []
+    assert "plots/shifts.png" in page.images
+    assert (result.index_path.parent / "plots/shifts.png").is_file()
+    shifts = page.section_text("shifts")
+    assert "staged" in shifts and "auto" in shifts and "No alignment run yet" not in shifts
+    stacks = [src for src in page.images if src.startswith("stacks/")]
+    assert len(stacks) == 1 and (result.index_path.parent / stacks[0]).is_file()
+    assert "file not found" in page.section_text("stacks")
+    assert any("gone.fits" in w for w in result.warnings)
+    assert not any(src.startswith("thumbs/") for src in page.images)
+
+
+def test_summed_shift_steps_per_run(night_catalog):
+    from obsdb.pipeline.report import _read_catalog
+
+    snapshot = _read_catalog(night_catalog[0])
+    for run in snapshot.runs:
+        for dx, dy in snapshot.run_shifts.get(run["id"], {}).values():
+            assert dx % 1 == 0.5 and dy % 1 == 0.25
+
+
+def test_workers_draw_the_same_thumbnails(night_catalog, tmp_path):
+    from obsdb.pipeline.report import build_report
+
+    catalog = night_catalog[0]
+    one = build_report(catalog, tmp_path / "one")
+    two = build_report(catalog, tmp_path / "two", workers=2)
+    names = lambda r: sorted(p.name for p in (r.index_path.parent / "thumbs").glob("*.png"))  # noqa: E731
+    assert names(one) == names(two) and two.n_thumbnails_drawn == len(names(two))
+
+
+def test_cli_report_command(night_catalog, tmp_path):
+    from typer.testing import CliRunner
+
+    import obsdb.cli.report_cmds  # noqa: F401 - registers the command on the app
+    from obsdb.cli.app import app
+
+    db = night_catalog[3]
+    runner = CliRunner()
+    result = runner.invoke(app, ["--db", str(db), "report", "--out", str(tmp_path / "cli"), "--no-thumbnails"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cli" / "index.html").is_file()
+    assert "report:" in result.stdout
+    missing = runner.invoke(app, ["--db", str(db), "report"])
+    assert missing.exit_code == 2
+    helped = runner.invoke(app, ["report", "--help"], env={"COLUMNS": "200"})
+    assert helped.exit_code == 0
+    for option in ("--out", "--thumbnails", "--thumbnail-size", "--workers"):
+        assert option in helped.stdout
+    import typer
+
+    command = typer.main.get_command(app).commands["report"]
+    assert command.help and all(param.help for param in command.params)
+    assert next(p for p in command.params if p.name == "out").required
