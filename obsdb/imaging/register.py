@@ -976,6 +976,35 @@ def _usable(stars) -> np.ndarray:
     return arr[~single]
 
 
+_WEIGHT_BINS = 4
+
+
+def _noise_weights(fxy, rxy, fit: FitResult, flux):
+    """Inverse-variance weights from the residuals' dependence on flux.
+
+    Centroid noise falls steeply with flux (as 1/flux for faint stars on a
+    bright sky), so the faint half of a list carries most of the scatter.
+    The residual variance is measured in flux quartiles of the kept pairs
+    (median squared residual, robust to the few outliers left) and
+    interpolated in log flux.
+    """
+    res = rxy - _apply(fit.transform, fxy)
+    r2 = (res ** 2).sum(axis=1)
+    keep = fit.inliers & (flux > 0)
+    if keep.sum() < 4 * _WEIGHT_BINS:
+        return None
+    lf = np.log(np.where(flux > 0, flux, np.nan))
+    order = np.argsort(lf[keep])
+    bins = np.array_split(order, _WEIGHT_BINS)
+    centre = np.array([np.median(lf[keep][b]) for b in bins])
+    var = np.array([np.median(r2[keep][b]) for b in bins]) / (2 * math.log(2))
+    var = np.maximum.accumulate(var[::-1])[::-1]      # fainter is never more precise
+    if not np.all(var > 0):
+        return None
+    v = np.interp(np.where(np.isfinite(lf), lf, centre[0]), centre, var)
+    return 1.0 / v
+
+
 def _flux(stars):
     arr = np.asarray(stars)
     if arr.dtype.names is not None and "flux" in arr.dtype.names:
@@ -997,7 +1026,8 @@ def _fit_mask(stars) -> np.ndarray:
 def register(frame, reference, *, frame_stars=None, reference_stars=None, saturation=None,
              mask=None, max_offset: float = 500.0, max_rotation_deg: float = 2.0,
              fit_rotation="auto", min_matches: int = 6, max_rms: float = 1.0,
-             min_xcorr_quality: float = 9.0, use_xcorr: bool = True) -> RegistrationResult:
+             min_xcorr_quality: float = 9.0, use_xcorr: bool = True,
+             weighted: bool = True) -> RegistrationResult:
     """Register a frame onto the reference: stars first, cross-correlation as fallback.
 
     Parameters
@@ -1024,6 +1054,9 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
         Cross-correlation peaks less significant than this are not trusted.
     use_xcorr : bool
         Fall back to cross-correlation at all.
+    weighted : bool
+        Refit with inverse-variance weights measured from the residuals as
+        a function of flux (see ``_noise_weights``).
 
     Returns
     -------
@@ -1065,6 +1098,12 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
                 why = f"only {len(i_f)} star matches (need {min_matches})"
             else:
                 fit = fit_transform(fxy, rxy, center=(cx, cy), fit_rotation=fit_rotation)
+                flux = _flux(frame_stars)
+                if weighted and flux is not None and len(i_f) >= 4 * _WEIGHT_BINS:
+                    w = _noise_weights(fxy, rxy, fit, np.asarray(flux)[i_f])
+                    if w is not None:
+                        fit = fit_transform(fxy, rxy, center=(cx, cy), fit_rotation=fit_rotation,
+                                            weights=w)
                 kept = fit.n_matched - fit.n_rejected
                 if kept < min_matches:
                     why = f"only {kept} star matches after clipping (need {min_matches})"
