@@ -1,0 +1,164 @@
+"""Plan files: the notebook's decisions applied to a renumbered night, and a staged run from a plan."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from obsdb.catalog.decisions import get_decision, list_groups
+from obsdb.catalog.models import ShiftStep, Tag
+from obsdb.catalog.queries import frame_records
+from obsdb.config import IngestConfig
+from obsdb.errors import ObsdbError
+from obsdb.pipeline.align import align_staged
+from obsdb.pipeline.ingest import ingest
+from obsdb.pipeline.plan import apply_plan, load_plan
+from obsdb.simulate import FrameSpec, simulate_night
+
+PLAN = Path(__file__).resolve().parents[1] / "examples" / "ngc3293-plan.toml"
+
+# The notebook's own selection (cell In [43]): the plan must reproduce it exactly.
+GOOD_IMAGES = {
+    "B": list(range(3852, 3862)) + [3885, 3886, 3889, 3890, 3942, 3943, 3946, 3947, 3950, 3951],
+    "V": list(range(3862, 3872)) + [3922, 3923] + list(range(3925, 3928)) + [4052, 4062, 4064, 4098, 4099],
+    "R": list(range(3872, 3882)) + [3933, 3937, 4056, 4057, 4094, 4095],
+}
+NIGHT = {
+    "B": list(range(3816, 3826)) + list(range(3852, 3862)) + list(range(3882, 3892)) + list(range(3942, 3952)),
+    "V": list(range(3862, 3872)) + list(range(3920, 3930)) + [4052, 4053, 4058, 4059, 4062, 4063, 4064, 4065,
+                                                              4098, 4099],
+    "R": list(range(3872, 3882)) + [3930, 3933, 3937, 4056, 4057, 4060, 4094, 4095],
+}
+
+
+@pytest.fixture(scope="module")
+def notebook_night(tmp_path_factory):
+    """The notebook's frame numbers and bands, simulated small (the plan's boxes need not fit)."""
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+
+    folder = tmp_path_factory.mktemp("ngc3293")
+    specs = [FrameSpec(number=n, band=band) for band, numbers in NIGHT.items() for n in numbers]
+    simulate_night(folder, sorted(specs, key=lambda s: s.number), seed=1, size=96, n_stars=20,
+                   object_name="proc_NGC_3293")
+    db = str(folder / "obsdb.sqlite")
+    upgrade(database_url(db))
+    catalog = open_catalog(db)
+    ingest(catalog, [folder], config=IngestConfig(measure_quality=False))
+    yield catalog
+    catalog.close()
+
+
+def test_notebook_plan_reproduces_its_selection(notebook_night):
+    catalog = notebook_night
+    plan = load_plan(PLAN)
+    report = apply_plan(catalog, plan, user="tester")
+    assert report.missing_frames == []
+    with catalog.session() as session:
+        records = frame_records(session)
+        for band, numbers in GOOD_IMAGES.items():
+            accepted = sorted(r["number"] for r in records if r["band"] == band and r["status"] == "accepted")
+            assert accepted == sorted(numbers), band
+        rejected = {r["number"]: r["reasons"] for r in records if r["status"] == "rejected"}
+        assert "tracking-big: V: big tracking errors in ds9" in rejected[3920]
+        assert any(reason.startswith("focus-slight") for reason in rejected[3816])
+        assert any(reason.startswith("tracking-slight") for reason in rejected[3816])
+        authors = {t.author for t in session.scalars(select(Tag).where(Tag.source == "plan"))}
+        assert authors == {"Nico", "Cedric"}
+        assert get_decision(session, "reference_frame").value == {"frame": 4056}
+        assert get_decision(session, "reference_star").value == {"frame": 4056, "x": 681.0, "y": 409.0}
+        assert get_decision(session, "fine_box").value == {"box": [902, 942, 488, 527], "method": "2dg"}
+        groups = {g["name"]: g for g in list_groups(session)}
+    assert len(groups) == 11
+    assert groups["group0"]["members"] == list(range(3852, 3862))
+    assert groups["group0"]["box"] == [437, 485, 1171, 1204]
+    assert groups["group6"]["reference"] == 4056 and groups["group6"]["ref_star"] == [681.0, 409.0]
+    assert groups["group10"]["ref_star"] == [634.0, 466.0]
+    # The notebook's stage-2 offsets follow from the positions: (681 - 631, 409 - 448) = (50, -39).
+    assert (681 - groups["group0"]["ref_star"][0], 409 - groups["group0"]["ref_star"][1]) == (50, -39)
+
+    again = apply_plan(catalog, plan, user="tester")
+    assert again.tags_added == 0 and again.decisions == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[plan]\nreference = 'x'\n", "plan.reference"),
+    ("[[groups]]\nname = 'a'\nframes = '1'\nbox = '5:1,0:3'\n", "groups[0].box"),
+    ("[fine]\nmethod = '2dg'\n", "fine"),
+    ("[[tags]]\nframes = '1'\ntag = 'great'\n", "needs reason"),
+    ("[surprise]\n", "unknown section"),
+    ("not toml = = 3", "not valid TOML"),
+])
+def test_bad_plans_are_explained(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ObsdbError, match=re.escape(message)) as info:
+        load_plan(path)
+    assert str(path) in str(info.value)
+
+
+def test_staged_run_from_a_plan_matches_truth(tmp_path):
+    """A plan written as a person would (boxes around stars, reference-star positions by group),
+    applied and run stage by stage; the sub-pixel total matches the truth."""
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+
+    size = 384
+    specs = ([FrameSpec(number=n, band="V", group=0, offset=(0.3 * (n - 201), -0.2 * (n - 201))) for n in (201, 202, 203)]
+             + [FrameSpec(number=n, band="V", group=1, offset=(41.6 + 0.4 * (n - 301), -57.3 + 0.3 * (n - 301)))
+                for n in (301, 302, 303)])
+    truth = simulate_night(tmp_path, specs, seed=9, size=size)
+    x, y, flux = truth.sky_positions_in_frame(201, margin=80)
+    bright = np.argsort(flux)[::-1]
+    # A bright star with no bright neighbour within 12 px, unsaturated in the simulation.
+    for k in bright[3:]:
+        d = np.hypot(x - x[k], y - y[k])
+        if np.sort(d)[1] > 12:
+            star = (float(x[k]), float(y[k]))
+            break
+    group1_star = truth.map_to_reference(201, *star, reference=301)  # the star's place in group 1
+    box = lambda cx, cy, h=9: f"{int(cx) - h}:{int(cx) + h + 1},{int(cy) - h}:{int(cy) + h + 1}"
+    plan_text = f"""
+[plan]
+author = "tester"
+reference = 201
+[reference_star]
+x = {round(star[0])}
+y = {round(star[1])}
+[fine]
+box = "{box(*star, h=7)}"
+[[groups]]
+name = "near"
+frames = "201-203"
+box = "{box(*star)}"
+reference_star = [{round(star[0])}, {round(star[1])}]
+[[groups]]
+name = "far"
+frames = "301-303"
+box = "{box(float(group1_star[0]), float(group1_star[1]))}"
+reference_star = [{round(float(group1_star[0]))}, {round(float(group1_star[1]))}]
+"""
+    (tmp_path / "plan.toml").write_text(plan_text)
+    db = str(tmp_path / "c.sqlite")
+    upgrade(database_url(db))
+    catalog = open_catalog(db)
+    try:
+        ingest(catalog, [tmp_path], config=IngestConfig(measure_quality=False))
+        apply_plan(catalog, load_plan(tmp_path / "plan.toml"), user="tester")
+        report = align_staged(catalog)
+        assert not report.failures, [r.reason for r in report.failures]
+        errors = np.array([(r.dx - truth.shift(r.number, reference=201)[0],
+                            r.dy - truth.shift(r.number, reference=201)[1]) for r in report.results])
+        assert np.sqrt((errors ** 2).mean()) < 0.05
+        # Stage 2 is the by-eye offset (whole pixels here); stage 3 absorbs its rounding.
+        with catalog.session() as session:
+            steps = session.scalars(select(ShiftStep).where(ShiftStep.run_id == report.run_id)).all()
+        stage2 = [s for s in steps if s.stage == 2 and s.parameters["group"] == "far"]
+        assert all(float(s.dx).is_integer() for s in stage2)
+        stage3 = [abs(s.dx) for s in steps if s.stage == 3 and s.parameters["box"]]
+        assert max(stage3) < 1.0
+        integer = align_staged(catalog, integer=True)
+        ierr = np.array([(r.dx - truth.shift(r.number, reference=201)[0]) for r in integer.results])
+        assert np.all(np.abs(ierr) <= 1.5)
+    finally:
+        catalog.close()
