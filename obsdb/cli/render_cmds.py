@@ -1,0 +1,52 @@
+"""Commands that write outputs: render (aligned frames and stacks) and collect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from obsdb.cli.common import app, console, open_catalog, user_errors
+
+
+@app.command()
+def render(
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (never an input folder)."),
+    run: Optional[int] = typer.Option(None, "--run", help="Alignment run (default: each frame's current run)."),
+    interp: str = typer.Option("spline3", "--interp", help="spline3 (default: keeps centroids to 0.01 px and flux to 0.1%), linear, nearest or fourier."),
+    status: str = typer.Option("accepted", "--status", help="Frames to render: accepted, pending, rejected or any."),
+    band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
+    stack: Optional[str] = typer.Option(None, "--stack", help="Also stack each band: median, mean or sigma-clip."),
+    previews: bool = typer.Option(False, "--previews", help="PNG preview of every aligned frame (stacks always get one)."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes."),
+    memory_mb: float = typer.Option(512, "--memory-mb", help="Working memory budget of the stack, MiB."),
+) -> None:
+    """Resample each frame once with its total shift from the catalog; optionally stack per band.
+
+    Each output is OUT/<input file name> with OBSDB_DX/DY/RUN/REF, the interpolation and one
+    HISTORY line per shift step; stacks are OUT/stack_<band>.fits with a coverage map."""
+    from obsdb.cli.catalog_cmds import _progress
+    from obsdb.pipeline.render import render as run_render
+
+    with open_catalog() as catalog, user_errors(), _progress("render") as progress:
+        report = run_render(catalog, out, run=run, interpolation=interp, status=status, band=band, stack=stack,
+                            previews=previews, workers=workers, memory_limit_mb=memory_mb, progress=progress)
+    console.print(f"wrote {len(report.frames)} aligned frames to {out}")
+    for s in report.stacks:
+        console.print(f"  stack {s['band']}: {s['frames']} frames, {s['exptime']:.0f} s -> {s['path']}")
+
+
+@app.command()
+def collect(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the copies."),
+    status: str = typer.Option("accepted", "--status", help="accepted, pending, rejected or any."),
+    band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
+    link: bool = typer.Option(False, "--link", help="Hard-link instead of copying."),
+) -> None:
+    """Copy (or hard-link) the selected input frames into a folder, like the notebook's selected/."""
+    from obsdb.pipeline.render import collect as run_collect
+
+    with open_catalog() as catalog, user_errors():
+        written = run_collect(catalog, out, status=status, band=band, link=link)
+    console.print(f"{'linked' if link else 'copied'} {len(written)} frames to {out}")

@@ -1,0 +1,317 @@
+"""Render: aligned frames and per-band stacks from what the catalog says.
+
+Each frame is resampled ONCE with its total transform in a run (the steps
+composed, never shift after shift).  Outputs are written atomically, carry
+their provenance in the header, are recorded in the catalog with their hash,
+and an input file is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import select
+
+from obsdb import __version__
+from obsdb.catalog.models import AlignmentRun, Frame, RenderOutput, ShiftStep
+from obsdb.errors import ObsdbError
+from obsdb.pipeline.ingest import login_name
+
+
+@dataclass
+class RenderReport:
+    """What a render wrote."""
+
+    frames: list[tuple[int | None, str]] = field(default_factory=list)
+    stacks: list[dict] = field(default_factory=list)
+    skipped: list[tuple[int | None, str]] = field(default_factory=list)
+    previews: list[str] = field(default_factory=list)
+
+
+def output_name(input_path: str) -> str:
+    """The aligned frame's file name: the input's, without ``.gz`` (outputs are plain FITS)."""
+    name = Path(input_path).name
+    return name[:-3] if name.lower().endswith(".gz") else name
+
+
+def _plan(session, *, run: int | None, status: str, band: str | None) -> list[dict]:
+    """Frames to render with their steps, from the chosen run or each frame's current run."""
+    from obsdb.catalog.queries import frame_records
+
+    records = frame_records(session, band=band, include_unreadable=False,
+                            status=None if status == "any" else status)
+    wanted = {r["id"]: r for r in records}
+    if not wanted:
+        return []
+    query = select(ShiftStep).where(ShiftStep.frame_id.in_(list(wanted))).order_by(
+        ShiftStep.run_id, ShiftStep.stage, ShiftStep.id)
+    if run is not None:
+        query = query.where(ShiftStep.run_id == run)
+    steps: dict[int, dict[int, list[ShiftStep]]] = defaultdict(lambda: defaultdict(list))
+    for step in session.scalars(query):
+        steps[step.frame_id][step.run_id].append(step)
+    runs = {r.id: r for r in session.scalars(select(AlignmentRun))}
+    ref_numbers = dict(session.execute(select(Frame.id, Frame.number)).all())
+    tasks = []
+    for frame_id, record in wanted.items():
+        per_run = steps.get(frame_id)
+        if not per_run:
+            continue
+        run_id = run if run is not None else max(per_run)
+        frame_steps = per_run[run_id]
+        tasks.append({
+            "frame_id": frame_id, "number": record["number"], "path": record["path"], "band": record["band"],
+            "exptime": record["exptime"], "run": run_id, "reference": ref_numbers.get(runs[run_id].reference_frame_id),
+            "method": runs[run_id].method,
+            "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
+                       "rotation_deg": s.rotation_deg, "scale": s.scale,
+                       "cx": (s.parameters or {}).get("cx"), "cy": (s.parameters or {}).get("cy"),
+                       "reference": ref_numbers.get(s.reference_frame_id)} for s in frame_steps],
+        })
+    return sorted(tasks, key=lambda t: (t["number"] is None, t["number"], t["path"]))
+
+
+def total_transform(steps: list[dict], shape: tuple[int, int]):
+    """Compose a frame's steps (in stage order) into one transform about the frame centre."""
+    from obsdb.imaging.transform import Transform
+
+    ny, nx = shape
+    cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
+    total = Transform(0.0, 0.0, 0.0, 1.0, cx, cy)
+    for s in steps:
+        step_cx = s["cx"] if s["cx"] is not None else cx
+        step_cy = s["cy"] if s["cy"] is not None else cy
+        step = Transform(s["dx"], s["dy"], s["rotation_deg"] or 0.0, s["scale"] or 1.0, step_cx, step_cy)
+        if (step_cx, step_cy) != (cx, cy) and not step.is_translation:
+            # Re-express about the frame centre: same mapping, different translation.
+            x0, y0 = step.apply(cx, cy)
+            step = Transform(float(x0) - cx, float(y0) - cy, step.rotation_deg, step.scale, cx, cy)
+        elif (step_cx, step_cy) != (cx, cy):
+            step = Transform(step.dx, step.dy, 0.0, 1.0, cx, cy)
+        total = total.compose(step)
+    return total
+
+
+def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) -> dict:
+    """Resample one frame once and write it atomically with its provenance (a worker)."""
+    import warnings
+
+    import numpy as np
+    from astropy.io import fits
+
+    from obsdb.imaging.fitsio import atomic_write_fits, read_fits_image
+    from obsdb.imaging.resample import resample
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        image = read_fits_image(task["path"])
+        transform = total_transform(task["steps"], image.data.shape)
+        aligned, coverage = resample(image.data, transform, interpolation=interpolation)
+        header = image.header.copy()
+        for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM"):
+            header.remove(key, ignore_missing=True, remove_all=True)
+        header["OBSDB_DX"] = (round(transform.dx, 6), "x shift applied (x_ref - x_frame), px")
+        header["OBSDB_DY"] = (round(transform.dy, 6), "y shift applied (y_ref - y_frame), px")
+        header["OBSDB_RT"] = (round(transform.rotation_deg, 8), "rotation applied about the centre, deg")
+        header["OBSDB_SC"] = (round(transform.scale, 10), "scale applied")
+        header["OBSDB_RUN"] = (task["run"], "obsdb alignment run")
+        header["OBSDB_REF"] = (task["reference"], "reference frame number")
+        header["OBSDB_INTERP"] = (interpolation, "interpolation, one resampling")
+        header["OBSDB_VER"] = (__version__, "obsdb version")
+        for s in task["steps"]:
+            header.add_history(f"obsdb run {task['run']} ({task['method']}) stage {s['stage']} {s['kind']} "
+                               f"{s['method']}: dx={s['dx']:+.4f} dy={s['dy']:+.4f}"
+                               + (f" rot={s['rotation_deg']:+.5f}deg" if s["rotation_deg"] else "")
+                               + f" vs frame {s['reference']}")
+        header.add_history(f"obsdb: resampled once with {interpolation}; NaN where no data (COVERAGE ext)")
+        primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
+        mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
+        target = Path(out_dir) / output_name(task["path"])
+        digest = atomic_write_fits(target, [primary, mask])
+        preview_path = None
+        if preview:
+            from obsdb.imaging.preview import write_preview_png
+
+            preview_path = str(target.with_suffix(".png"))
+            write_preview_png(preview_path, aligned, title=f"{task['number']} aligned")
+    return {"frame_id": task["frame_id"], "number": task["number"], "path": str(target), "sha256": digest,
+            "dx": transform.dx, "dy": transform.dy, "rotation_deg": transform.rotation_deg, "run": task["run"],
+            "preview": preview_path}
+
+
+def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolation: str = "spline3",
+           status: str = "accepted", band: str | None = None, stack: str | None = None,
+           previews: bool = False, workers: int = 1, memory_limit_mb: float = 512, user: str | None = None,
+           progress: Callable | None = None) -> RenderReport:
+    """Write aligned frames (and stacks) for the selected frames.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    out_dir : path
+        Output folder; must not hold any input frame of the catalog.
+    run : int, optional
+        Alignment run to render (default: each frame's current run).
+    interpolation : str
+        One of :data:`obsdb.imaging.resample.INTERPOLATIONS`.
+    status : {"accepted", "pending", "rejected", "any"}
+    stack : {"median", "mean", "sigma-clip"}, optional
+        Also write ``stack_<band>.fits`` per band.
+    previews : bool
+        PNG previews of the aligned frames (stacks always get one).
+    workers : int
+        Processes.
+
+    Returns
+    -------
+    RenderReport
+    """
+    from obsdb.imaging.resample import INTERPOLATIONS
+    from obsdb.imaging.stack import STACK_METHODS
+
+    if interpolation not in INTERPOLATIONS:
+        raise ObsdbError(f"--interp {interpolation!r}: expected one of {', '.join(INTERPOLATIONS)}")
+    if stack is not None and stack not in STACK_METHODS:
+        raise ObsdbError(f"--stack {stack!r}: expected one of {', '.join(STACK_METHODS)}")
+    user = user or login_name()
+    out_dir = Path(out_dir).expanduser().resolve()
+    with catalog.session() as session:
+        if run is not None and session.get(AlignmentRun, run) is None:
+            raise ObsdbError(f"--run {run}: no such alignment run")
+        tasks = _plan(session, run=run, status=status, band=band)
+        inputs = {os.path.normcase(p) for p in session.scalars(select(Frame.path))}
+    if not tasks:
+        raise ObsdbError("nothing to render: no selected frame has a shift (run `obsdb align` first)")
+    for task in tasks:
+        target = os.path.normcase(str(out_dir / output_name(task["path"])))
+        if target in inputs:
+            raise ObsdbError(f"{target}: is an input frame; refusing to overwrite it (choose another --out)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = RenderReport()
+    results = []
+    for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers), start=1):
+        results.append(result)
+        if progress:
+            progress(done, len(tasks), Path(result["path"]).name)
+    with catalog.session() as session:
+        for result in results:
+            session.add(RenderOutput(run_id=result["run"], frame_id=result["frame_id"], kind="aligned",
+                                     band=next(t["band"] for t in tasks if t["frame_id"] == result["frame_id"]),
+                                     path=result["path"], sha256=result["sha256"], interpolation=interpolation,
+                                     parameters={"dx": result["dx"], "dy": result["dy"],
+                                                 "rotation_deg": result["rotation_deg"]}))
+            report.frames.append((result["number"], result["path"]))
+            if result["preview"]:
+                report.previews.append(result["preview"])
+    if stack:
+        report.stacks = write_stacks(catalog, tasks, results, out_dir, method=stack,
+                                     memory_limit_mb=memory_limit_mb)
+    with catalog.session() as session:
+        from obsdb.catalog.writes import record_event
+
+        record_event(session, user, "render", f"{len(results)} aligned frames, {len(report.stacks)} stacks "
+                                              f"into {out_dir}", details={"interpolation": interpolation,
+                                                                          "run": run, "stack": stack})
+    return report
+
+
+def _map_render(tasks, out_dir, interpolation, previews, workers):
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield render_frame(task, out_dir, interpolation, previews)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(render_frame, task, out_dir, interpolation, previews) for task in tasks]
+        for future in futures:
+            yield future.result()
+
+
+def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path, *, method: str,
+                 memory_limit_mb: float = 512) -> list[dict]:
+    """Stack the aligned frames of each band into ``stack_<band>.fits`` (+ a PNG preview)."""
+    import numpy as np
+    from astropy.io import fits
+
+    from obsdb.imaging.fitsio import atomic_write_fits
+    from obsdb.imaging.preview import write_preview_png
+    from obsdb.imaging.stack import stack_files
+
+    by_id = {t["frame_id"]: t for t in tasks}
+    bands: dict[str, list[dict]] = defaultdict(list)
+    for result in results:
+        bands[by_id[result["frame_id"]]["band"] or "none"].append(result)
+    written = []
+    for band, members in sorted(bands.items()):
+        members.sort(key=lambda r: (r["number"] is None, r["number"]))
+        stacked = stack_files([r["path"] for r in members], method=method, memory_limit_mb=memory_limit_mb)
+        exposure = sum(by_id[r["frame_id"]]["exptime"] or 0.0 for r in members)
+        header = fits.Header()
+        header["FILTER"] = (band, "band of the stacked frames")
+        header["EXPTIME"] = (exposure, "summed exposure of the stacked frames, s")
+        header["NCOMBINE"] = (len(members), "frames stacked")
+        header["OBSDB_ST"] = (method, "stack method")
+        runs = sorted({r["run"] for r in members})
+        header["OBSDB_RUN"] = (runs[0] if len(runs) == 1 else ",".join(map(str, runs)), "alignment run(s)")
+        header["OBSDB_VER"] = (__version__, "obsdb version")
+        for r in members:
+            header.add_history(f"obsdb stack: {Path(r['path']).name} run {r['run']} "
+                               f"dx={r['dx']:+.4f} dy={r['dy']:+.4f}")
+        target = out_dir / f"stack_{band}.fits"
+        digest = atomic_write_fits(target, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
+                                            fits.ImageHDU(stacked.coverage, name="COVERAGE")])
+        preview = write_preview_png(out_dir / f"stack_{band}.png", stacked.data,
+                                    title=f"{band}: {method} of {len(members)} frames")
+        with catalog.session() as session:
+            session.add(RenderOutput(run_id=runs[0] if len(runs) == 1 else None, kind="stack", band=band,
+                                     path=str(target), sha256=digest, interpolation=None,
+                                     parameters={"method": method, "frames": [r["number"] for r in members],
+                                                 "exptime": exposure, "preview": str(preview)}))
+        written.append({"band": band, "path": str(target), "frames": len(members), "exptime": exposure,
+                        "preview": str(preview)})
+    return written
+
+
+def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str | None = None,
+            link: bool = False) -> list[str]:
+    """Copy (or hard-link) the selected input frames into a folder, like the notebook's ``selected/``."""
+    import shutil
+    import tempfile
+
+    from obsdb.catalog.queries import frame_records
+
+    out_dir = Path(out_dir).expanduser().resolve()
+    with catalog.session() as session:
+        records = frame_records(session, band=band, include_unreadable=False,
+                                status=None if status == "any" else status)
+    if not records:
+        raise ObsdbError(f"no {status} frames to collect")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for record in records:
+        source = Path(record["path"])
+        target = out_dir / source.name
+        if target.resolve() == source.resolve():
+            raise ObsdbError(f"{target}: is the input itself; choose another --out")
+        if link:
+            if target.exists():
+                target.unlink()
+            os.link(source, target)
+        else:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=out_dir)
+            os.close(fd)
+            try:
+                shutil.copy2(source, tmp)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        written.append(str(target))
+    return written
