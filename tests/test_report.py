@@ -291,3 +291,22 @@ def test_cli_report_command(night_catalog, tmp_path):
     command = typer.main.get_command(app).commands["report"]
     assert command.help and all(param.help for param in command.params)
     assert next(p for p in command.params if p.name == "out").required
+
+
+def test_empty_catalog_gives_a_page_that_says_so(catalog, tmp_path):
+    from obsdb.pipeline.report import build_report
+
+    result = build_report(catalog, tmp_path / "empty")
+    page = parse(result.index_path)
+    assert page.errors == [] and page.images == [] and result.rejected_numbers == []
+    assert "no frames yet" in " ".join(page.text.get(None, []))
+    assert "No frame is rejected" in page.section_text("rejected")
+
+
+def test_bad_arguments_are_refused(catalog, tmp_path):
+    from obsdb.pipeline.report import build_report
+
+    with pytest.raises(ValueError, match="workers"):
+        build_report(catalog, tmp_path / "x", workers=0)
+    with pytest.raises(ValueError, match="thumbnail size"):
+        build_report(catalog, tmp_path / "x", thumbnail_size=4)

@@ -47,8 +47,6 @@ _ACCEPTED_COLOUR = "#1f77b4"
 _PENDING_COLOUR = "#9e9e9e"
 _REJECT_STYLES = [("#d62728", "X"), ("#ff7f0e", "D"), ("#9467bd", "s"), ("#8c564b", "^"),
                   ("#e377c2", "v"), ("#bcbd22", "P"), ("#17becf", "*"), ("#7f7f7f", "h")]
-_GROUP_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                  "#7f7f7f", "#bcbd22", "#17becf"]
 
 
 @dataclass
@@ -151,10 +149,11 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
             progress(done, total, item)
 
     quality_plots = []
+    styles = _point_styles(light)
     for index, band in enumerate(bands):
         members = [r for r in light if (r["band"] or "") == band]
         rel = f"plots/quality-{index}-{_safe(band or 'none')}.png"
-        atomic_write_bytes(out / rel, _quality_png(band, members))
+        atomic_write_bytes(out / rel, _quality_png(band, members, styles))
         quality_plots.append((band, rel, members))
         tick(f"quality {band or '-'}")
 
@@ -317,19 +316,26 @@ _QUALITY_PANELS = (("background", "background (ADU)"), ("fwhm", "FWHM (px)"),
                    ("elongation", "elongation (a/b)"), ("transparency", "transparency"))
 
 
-def _quality_png(band: str, records: list[dict]) -> bytes:
-    """Four panels against time; rejected frames get a colour and marker per set of rejecting tags."""
-    xs, is_time = _time_axis(records)
-    kinds = []
-    for record in records:
-        if record["status"] == "rejected":
-            kinds.append("rejected: " + ", ".join(_rejecting_names(record)))
-        else:
-            kinds.append(record["status"])
-    reject_kinds = sorted({k for k in kinds if k.startswith("rejected")})
+def _point_kind(record: dict) -> str:
+    if record["status"] == "rejected":
+        return "rejected: " + ", ".join(_rejecting_names(record))
+    return record["status"]
+
+
+def _point_styles(records: list[dict]) -> dict[str, tuple[str, str]]:
+    """Colour and marker per kind of point, shared by all bands so a tag looks the same in every plot."""
     styles = {"accepted": (_ACCEPTED_COLOUR, "o"), "pending": (_PENDING_COLOUR, "o")}
+    reject_kinds = sorted({_point_kind(r) for r in records if r["status"] == "rejected"})
     for i, kind in enumerate(reject_kinds):
         styles[kind] = _REJECT_STYLES[i % len(_REJECT_STYLES)]
+    return styles
+
+
+def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, str]]) -> bytes:
+    """Four panels against time; rejected frames get a colour and marker per set of rejecting tags."""
+    xs, is_time = _time_axis(records)
+    kinds = [_point_kind(r) for r in records]
+    reject_kinds = sorted({k for k in kinds if k.startswith("rejected")})
     label_points = sum(k.startswith("rejected") for k in kinds) <= MAX_POINT_LABELS
 
     fig = _figure(11.0, 6.6)
@@ -393,7 +399,11 @@ def _shifts_png(snapshot: _Snapshot, records: list[dict]) -> bytes:
     x_by_id = {r["id"]: x for r, x in zip(records, xs)}
     record_by_id = {r["id"]: r for r in records}
     groups = sorted({r["group"] for r in records if r["group"]})
-    colours = {g: _GROUP_COLOURS[i % len(_GROUP_COLOURS)] for i, g in enumerate(groups)}
+    from matplotlib import colormaps
+
+    # Groups are per band, so a night easily has more than ten; tab20 keeps them apart.
+    palette = colormaps["tab10" if len(groups) <= 10 else "tab20"].colors
+    colours = {g: palette[i % len(palette)] for i, g in enumerate(groups)}
     colours[None] = _PENDING_COLOUR
 
     fig = _figure(10.0, 0.6 + 2.4 * len(runs))
@@ -547,6 +557,7 @@ header { padding-top: 20px; border-bottom: 1px solid var(--line); }
 h1 { font-size: 22px; margin: 0 0 6px; }
 h2 { font-size: 18px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
 h3 { font-size: 15px; margin: 18px 0 8px; }
+.overview { display: flex; flex-wrap: wrap; gap: 12px 48px; align-items: flex-start; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 8px 0 12px; }
 dl.meta dt { color: var(--muted); }
 dl.meta dd { margin: 0; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px;
@@ -559,6 +570,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: le
 th { background: var(--soft); font-weight: 600; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.rejected td.reason { max-width: 520px; }
+td.nw { white-space: nowrap; }
 tr.first td { border-top: 2px solid var(--line); }
 .rej { color: var(--bad); font-weight: 600; }
 .acc { color: var(--ok); }
@@ -632,6 +644,7 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
         "<body>",
         "<header>",
         f"<h1>{_e(title)}</h1>",
+        '<div class="overview">',
         '<dl class="meta">',
         f"<dt>catalog</dt><dd>{_e(_display_url(snapshot.url))}</dd>",
         f"<dt>generated</dt><dd>{_e(_when(generated.astimezone(timezone.utc).replace(tzinfo=None)))} UTC</dd>",
@@ -640,6 +653,7 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
         f"{len(rejected)} rejected, {sum(r['status'] == 'pending' for r in records)} pending)</dd>",
         "</dl>",
         _counts_table(records),
+        "</div>",
         '<nav><a href="#rejected">rejected frames</a><a href="#quality">quality</a>'
         '<a href="#shifts">shift track</a><a href="#stacks">stacks</a><a href="#frames">frames</a></nav>',
         "</header>",
@@ -691,12 +705,14 @@ def _quality_section(quality_plots) -> str:
     for band, rel, members in quality_plots:
         n_rejected = sum(r["status"] == "rejected" for r in members)
         no_time = sum(r["date_obs"] is None for r in members)
+        labelled = "labelled by frame number; " if n_rejected <= MAX_POINT_LABELS else ""
         caption = (f"Band {band or '(none)'}: {len(members)} light frames, {n_rejected} rejected "
-                   "(coloured markers, labelled by frame number; the legend names their tags); "
+                   f"(coloured markers, {labelled}the legend names their tags); "
                    "accepted in blue, pending as open grey circles.")
         if no_time and no_time < len(members):
             caption += f" {no_time} frames without DATE-OBS are not drawn."
-        parts.append(f'<figure><img class="plot" src="{_e(rel)}" alt="{_e("quality of band " + (band or "none"))}">'
+        alt = "quality of band " + (band or "none")
+        parts.append(f'<figure><img class="plot" src="{_e(rel)}" alt="{_e(alt)}">'
                      f"<figcaption>{_e(caption)}</figcaption></figure>")
     parts.append("</section>")
     return "\n".join(parts)
@@ -739,14 +755,20 @@ def _tag_rows(record: dict) -> list[str]:
     rows = []
     for i, tag in enumerate(tags):
         first = i == 0
-        rejecting = tag["name"] in REJECTING_TAGS or tag["name"] == "unreadable"
-        name_class = ' class="rej"' if rejecting else (' class="acc"' if tag["name"] == "accept" else "")
-        frame_cells = (f'<td id="frame-{record["id"]}"><b>{_e(_label(record))}</b></td><td>{_e(record["band"] or "-")}</td>'
-                       f"<td><code>{_e(record['file_name'])}</code></td>" if first else "<td></td><td></td><td></td>")
+        if tag["name"] in REJECTING_TAGS or tag["name"] == "unreadable":
+            name_class = "nw rej"
+        else:
+            name_class = "nw acc" if tag["name"] == "accept" else "nw"
+        if first:
+            frame_cells = (f'<td id="frame-{record["id"]}"><b>{_e(_label(record))}</b></td>'
+                           f'<td>{_e(record["band"] or "-")}</td><td><code>{_e(record["file_name"])}</code></td>')
+        else:
+            frame_cells = "<td></td><td></td><td></td>"
         row_class = ' class="first"' if first else ""
-        rows.append(f"<tr{row_class}>{frame_cells}<td{name_class}>{_e(tag['name'])}</td>"
-                    f"<td>{_e(tag['source'])}</td><td>{_e(tag['author'])}</td>"
-                    f"<td>{_e(_when(tag['created_at']))}</td><td class=\"reason\">{_e(tag['reason'])}</td></tr>")
+        rows.append(f'<tr{row_class}>{frame_cells}<td class="{name_class}">{_e(tag["name"])}</td>'
+                    f'<td class="nw">{_e(tag["source"])}</td><td class="nw">{_e(tag["author"])}</td>'
+                    f'<td class="nw">{_e(_when(tag["created_at"]))}</td>'
+                    f'<td class="reason">{_e(tag["reason"])}</td></tr>')
     return rows
 
 
