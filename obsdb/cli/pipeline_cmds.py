@@ -15,13 +15,17 @@ def _print_run(summary) -> None:
     for name, text in summary.steps:
         console.print(f"[bold]{name}[/]: {text}")
     table = Table(title="night summary by band")
-    for column in ("band", "type", "frames", "accepted", "rejected", "unreadable", "median bkg", "median FWHM"):
-        table.add_column(column, justify="left" if column in ("band", "type") else "right")
+    for column in ("band", "frames", "rejected", "rejected by reason", "aligned", "median fit rms px", "stack"):
+        table.add_column(column, justify="right" if column in ("frames", "rejected", "aligned", "median fit rms px")
+                         else "left", overflow="fold")
     for row in summary.bands:
-        table.add_row(row["band"] or "-", row["type"] or "-", fmt(row["frames"]), fmt(row["accepted"]),
-                      fmt(row["rejected"]), fmt(row["unreadable"]), fmt(row["median_background"]),
-                      fmt(row["median_fwhm"], 2))
+        reasons = ", ".join(f"{name} {count}" for name, count in row["rejected_by"].items()) or "-"
+        stack = f"{Path(row['stack']).name} ({row['stack_frames']} frames)" if row["stack"] else "-"
+        table.add_row(row["band"], fmt(row["frames"]), fmt(row["rejected"]), reasons, fmt(row["aligned"]),
+                      fmt(row["median_rms"], 4), stack)
     console.print(table)
+    if summary.report_path:
+        console.print(f"report: {summary.report_path}")
     for path, reason in summary.failed_files:
         err_console.print(f"[red]unreadable:[/] {path}: {reason}", soft_wrap=True)
 
@@ -74,4 +78,4 @@ def demo(
                             step=lambda name: err_console.print(f"[cyan]» {name}[/]"),
                             progress_factory=_progress)
     _print_run(summary)
-    console.print(f"catalog: {state.db or out / 'obsdb.sqlite'}   try: obsdb --db {out / 'obsdb.sqlite'} rejected")
+    console.print(f"catalog: {summary.catalog}   try: obsdb --db {summary.catalog} rejected")

@@ -118,10 +118,10 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header["OBSDB_DY"] = (round(transform.dy, 6), "y shift applied (y_ref - y_frame), px")
         header["OBSDB_RT"] = (round(transform.rotation_deg, 8), "rotation applied about the centre, deg")
         header["OBSDB_SC"] = (round(transform.scale, 10), "scale applied")
-        header["OBSDB_RUN"] = (task["run"], "obsdb alignment run")
-        header["OBSDB_REF"] = (task["reference"], "reference frame number")
-        header["OBSDB_INTERP"] = (interpolation, "interpolation, one resampling")
-        header["OBSDB_VER"] = (__version__, "obsdb version")
+        header["HIERARCH OBSDB_RUN"] = (task["run"], "obsdb alignment run")
+        header["HIERARCH OBSDB_REF"] = (task["reference"], "reference frame number")
+        header["HIERARCH OBSDB_INTERP"] = (interpolation, "interpolation, one resampling")
+        header["HIERARCH OBSDB_VER"] = (__version__, "obsdb version")
         for s in task["steps"]:
             header.add_history(f"obsdb run {task['run']} ({task['method']}) stage {s['stage']} {s['kind']} "
                                f"{s['method']}: dx={s['dx']:+.4f} dy={s['dy']:+.4f}"
@@ -259,8 +259,8 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         header["NCOMBINE"] = (len(members), "frames stacked")
         header["OBSDB_ST"] = (method, "stack method")
         runs = sorted({r["run"] for r in members})
-        header["OBSDB_RUN"] = (runs[0] if len(runs) == 1 else ",".join(map(str, runs)), "alignment run(s)")
-        header["OBSDB_VER"] = (__version__, "obsdb version")
+        header["HIERARCH OBSDB_RUN"] = (runs[0] if len(runs) == 1 else ",".join(map(str, runs)), "alignment run(s)")
+        header["HIERARCH OBSDB_VER"] = (__version__, "obsdb version")
         for r in members:
             header.add_history(f"obsdb stack: {Path(r['path']).name} run {r['run']} "
                                f"dx={r['dx']:+.4f} dy={r['dy']:+.4f}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -14,11 +16,14 @@ class RunSummary:
     steps: list[tuple[str, str]] = field(default_factory=list)
     bands: list[dict] = field(default_factory=list)
     failed_files: list[tuple[str, str]] = field(default_factory=list)
+    report_path: str | None = None
+    catalog: str | None = None
 
 
 def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, workers: int = 1,
               stack: str = "median", report: bool = True, thresholds: dict | None = None,
-              step: Callable[[str], None] | None = None, progress_factory=None) -> RunSummary:
+              reference: str | None = None, step: Callable[[str], None] | None = None,
+              progress_factory=None) -> RunSummary:
     """Process a folder of frames end to end into ``out``.
 
     Parameters
@@ -26,13 +31,20 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     folder : path
         The night's FITS files (searched recursively).
     out : path
-        Output folder: aligned frames, stacks, report; the catalog too unless ``db`` is given.
+        Output folder: ``aligned/`` frames and stacks, ``report/``, and the
+        catalog unless ``db`` is given.
     db : str, optional
-        Catalog path or URL [default: ``out/obsdb.sqlite``].
+        Catalog path or URL (default: ``out/obsdb.sqlite``).
     workers : int
         Processes for the pixel work.
     stack : str
         Stack method (median, mean, sigma-clip).
+    report : bool
+        Write the HTML report.
+    thresholds : dict, optional
+        QA threshold overrides.
+    reference : str, optional
+        Reference frame selector for the alignment.
     step : callable, optional
         Called with the name of each step as it starts.
     progress_factory : callable, optional
@@ -46,14 +58,16 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     from contextlib import nullcontext
 
     from obsdb.catalog.db import database_url, open_catalog, upgrade
-    from obsdb.catalog.queries import band_summary
+    from obsdb.catalog.queries import frame_records
+    from obsdb.pipeline.align import align_auto
     from obsdb.pipeline.ingest import ingest
     from obsdb.pipeline.qa import run_qa
+    from obsdb.pipeline.render import render
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     db = db or str(out / "obsdb.sqlite")
-    summary = RunSummary()
+    summary = RunSummary(catalog=db)
     announce = step or (lambda name: None)
     progress = progress_factory or (lambda label: nullcontext(None))
 
@@ -63,15 +77,64 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     try:
         announce("ingest")
         with progress("ingest") as callback:
-            report_ingest = ingest(catalog, [folder], recursive=True, workers=workers, progress=callback)
-        summary.failed_files = list(report_ingest.failed)
-        summary.steps.append(("ingest", f"{report_ingest.n_files} files, {len(report_ingest.failed)} unreadable"))
+            ingested = ingest(catalog, [folder], recursive=True, workers=workers, progress=callback)
+        summary.failed_files = list(ingested.failed)
+        summary.steps.append(("ingest", f"{ingested.n_files} files ({len(ingested.added)} new, "
+                                        f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s"))
         announce("qa")
         with progress("qa") as callback:
-            report_qa = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
-        summary.steps.append(("qa", f"{report_qa.assessed} assessed, {len(report_qa.added)} tags added"))
+            assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
+        summary.steps.append(("qa", f"{assessed.assessed} frames assessed, {len(assessed.added)} tags added, "
+                                    f"{len(assessed.retracted)} retracted"))
+        announce("align")
+        with progress("align") as callback:
+            aligned = align_auto(catalog, reference=reference, workers=workers, progress=callback)
+        summary.steps.append(("align", f"run {aligned.run_id}: {len(aligned.results) - len(aligned.failures)} "
+                                       f"frames aligned to {aligned.reference}, {len(aligned.failures)} unregistered"))
+        announce("render")
+        with progress("render") as callback:
+            rendered = render(catalog, out / "aligned", run=aligned.run_id, stack=stack, workers=workers,
+                              progress=callback)
+        summary.steps.append(("render", f"{len(rendered.frames)} aligned frames and {len(rendered.stacks)} "
+                                        f"{stack} stacks in {out / 'aligned'}"))
+        if report:
+            from obsdb.pipeline.report import build_report
+
+            announce("report")
+            with progress("report") as callback:
+                built = build_report(catalog, out / "report", workers=workers, progress=callback)
+            summary.report_path = str(built.index_path)
+            summary.steps.append(("report", f"{built.index_path}"))
         with catalog.session() as session:
-            summary.bands = band_summary(session)
+            records = frame_records(session)
+        summary.bands = band_table(records, aligned, rendered.stacks)
     finally:
         catalog.close()
     return summary
+
+
+def band_table(records: list[dict], aligned, stacks: list[dict]) -> list[dict]:
+    """Per band: frames ingested, rejected by reason, aligned, alignment residual RMS, stack written."""
+    residuals = {r.number: r.residual_rms for r in aligned.results if r.ok}
+    stacked = {s["band"]: s for s in stacks}
+    bands: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        bands[record["band"] or "none"].append(record)
+    rows = []
+    for band, members in sorted(bands.items()):
+        reasons = Counter()
+        for record in members:
+            if record["status"] == "rejected":
+                names = sorted({t["name"] for t in record["tags"]}) or ["unreadable"]
+                reasons.update(names)
+        rms = [residuals[r["number"]] for r in members if residuals.get(r["number"]) is not None]
+        rows.append({
+            "band": band, "frames": len(members),
+            "rejected": sum(r["status"] == "rejected" for r in members),
+            "rejected_by": dict(sorted(reasons.items())),
+            "aligned": sum(1 for r in members if r["number"] in residuals),
+            "median_rms": statistics.median(rms) if rms else None,
+            "stack": stacked.get(band, {}).get("path"),
+            "stack_frames": stacked.get(band, {}).get("frames"),
+        })
+    return rows
