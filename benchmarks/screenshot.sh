@@ -25,12 +25,16 @@ db="$demo/obsdb.sqlite"
 
 if [ ! -f "$db" ]; then
     $obsdb --db "$db" demo --out "$demo"
-    # The demo pipeline may not align yet; do it here so the page shows a shift track,
-    # and add one manual decision so the rejected table shows a person's reason.
-    if $obsdb align --help >/dev/null 2>&1; then
+    # The demo pipeline may not align or render yet; do it here so the page shows a shift
+    # track and the stacks, and add one manual decision so the rejected table shows a
+    # person's reason.
+    if ! $obsdb --db "$db" frames --format json | grep -q '"run": [0-9]'; then
         $obsdb --db "$db" group auto
         $obsdb --db "$db" align --method auto
         $obsdb --db "$db" align --method staged || true
+    fi
+    if ! ls "$demo"/*/stack_*.fits >/dev/null 2>&1; then
+        $obsdb --db "$db" render --out "$demo/rendered" --stack median
     fi
     $obsdb --db "$db" tag 1005 tracking-slight --author observer \
         --reason "stars slightly doubled on inspection in ds9"

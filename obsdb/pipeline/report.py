@@ -393,14 +393,18 @@ def _metric(record: dict, key: str):
 # -- shift track ------------------------------------------------------------------------------------
 
 def _shifts_png(snapshot: _Snapshot, records: list[dict]) -> bytes:
-    """dx and dy against time, one row of two panels per run (newest runs), coloured by group."""
+    """dx and dy against time, one row of two panels per run (newest runs), coloured by group (or band)."""
     runs = snapshot.runs[-MAX_RUN_PANELS:]
     xs, is_time = _time_axis(records)
     x_by_id = {r["id"]: x for r, x in zip(records, xs)}
-    record_by_id = {r["id"]: r for r in records}
-    groups = sorted({r["group"] for r in records if r["group"]})
     from matplotlib import colormaps
 
+    # Without pointing groups (an automatic run needs none) the band is the next best
+    # colouring: each band's track is then one continuous series.
+    use_groups = any(r["group"] for r in records)
+    series = {r["id"]: (r["group"] if use_groups else f"band {r['band'] or '-'}") for r in records}
+    record_by_id = {r["id"]: r for r in records}
+    groups = sorted({name for name in series.values() if name})
     # Groups are per band, so a night easily has more than ten; tab20 keeps them apart.
     palette = colormaps["tab10" if len(groups) <= 10 else "tab20"].colors
     colours = {g: palette[i % len(palette)] for i, g in enumerate(groups)}
@@ -419,12 +423,14 @@ def _shifts_png(snapshot: _Snapshot, records: list[dict]) -> bytes:
             for group in [*groups, None]:
                 points = [(x_by_id[fid], value[index], record_by_id[fid]) for fid, value in shifts.items()
                           if fid in record_by_id and x_by_id.get(fid) is not None
-                          and record_by_id[fid]["group"] == group]
+                          and series[fid] == group]
                 if not points:
                     continue
                 points.sort(key=lambda p: p[0])
                 ax.plot([p[0] for p in points], [p[1] for p in points], color=colours[group],
-                        marker="o", markersize=3.5, linewidth=0.7, label=group or "no group")
+                        marker="o", markersize=3.5, linewidth=0.7, label=group or "no group",
+                        # A band's frames span several pointings: a line would draw jumps that are not drift.
+                        linestyle="-" if use_groups else "none")
                 # Rejected frames may still carry a shift: ring them so the track explains outliers.
                 bad = [p for p in points if p[2]["status"] == "rejected"]
                 if bad:
@@ -588,7 +594,7 @@ figcaption { color: var(--muted); font-size: 12px; }
                   color: var(--bad); font-size: 12px; text-align: center; padding: 6px; }
 .thumb figcaption { margin-top: 3px; overflow-wrap: anywhere; }
 .stacks { display: flex; flex-wrap: wrap; gap: 16px; }
-.stacks figure { max-width: 560px; }
+.stacks figure { flex: 1 1 340px; max-width: 380px; }
 .stacks img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px; }
 footer { max-width: 1200px; margin: 30px auto; padding: 10px 24px; color: var(--muted);
@@ -792,8 +798,10 @@ def _shift_section(snapshot: _Snapshot, shifts_rel: str | None) -> str:
                      f"<td>{_e(run['software_version'])}</td></tr>")
     parts.append("</tbody></table>")
     drawn = snapshot.runs[-MAX_RUN_PANELS:]
+    colouring = ("pointing group" if any(r["group"] for r in snapshot.records)
+                 else "band (no pointing groups defined)")
     caption = ("dx and dy (sum of each frame's shift steps in the run; dx = x_reference - x_frame) "
-               "against time, coloured by pointing group; rejected frames are ringed in red.")
+               f"against time, coloured by {colouring}; rejected frames are ringed in red.")
     if len(drawn) < len(snapshot.runs):
         caption += f" Only the {len(drawn)} newest of {len(snapshot.runs)} runs are drawn."
     parts.append(f'<figure><img class="plot" src="{_e(shifts_rel)}" alt="shift track">'
@@ -812,8 +820,12 @@ def _stack_section(stack_jobs: list[dict]) -> str:
         for job in stack_jobs:
             params = job["parameters"] or {}
             method = (params.get("method") or params.get("stack")) if isinstance(params, dict) else None
-            caption = (f"band {job['band'] or '-'}" + (f", {method}" if method else "")
-                       + (f", run {job['run']}" if job["run"] else "") + f", {_when(job['created_at'])} UTC")
+            caption = f"band {job['band'] or '-'}" + (f", {method}" if method else "")
+            if isinstance(params.get("frames"), list):
+                caption += f" of {len(params['frames'])} frames"
+            if isinstance(params.get("exptime"), (int, float)):
+                caption += f", {params['exptime']:g} s in all"
+            caption += (f", run {job['run']}" if job["run"] else "") + f", {_when(job['created_at'])} UTC"
             if job["error"]:
                 body = f'<p class="warn">{_e(job["error"])}</p>'
             else:
