@@ -1,0 +1,64 @@
+"""`obsdb run` end to end on a small simulated night, and the demo command."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from obsdb.cli.app import app
+from obsdb.simulate import simulate_night
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def night_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    truth = simulate_night(root / "night", seed=21, size=256, n_frames=15, bands=("V", "R"), n_groups=2)
+    out = root / "out"
+    result = runner.invoke(app, ["run", str(root / "night"), "--out", str(out)], catch_exceptions=False)
+    return result, out, truth
+
+
+def test_run_does_every_step(night_run):
+    result, out, truth = night_run
+    assert result.exit_code == 0, result.output
+    for step in ("ingest:", "qa:", "align:", "render:", "report:"):
+        assert step in result.output
+    assert "night summary by band" in result.output
+    assert (out / "obsdb.sqlite").exists()
+    assert (out / "report" / "index.html").exists()
+    bands = {f["band"] for f in truth.frames}
+    for band in bands:
+        assert (out / "aligned" / f"stack_{band}.fits").exists()
+
+
+def test_run_rejects_defects_and_aligns_the_rest(night_run):
+    result, out, truth = night_run
+    records = json.loads(runner.invoke(app, ["--db", str(out / "obsdb.sqlite"), "frames", "--format",
+                                             "json"]).stdout)
+    by_number = {r["number"]: r for r in records}
+    for frame in truth.frames:
+        record = by_number[frame["number"]]
+        if frame["kind"] != "good":
+            assert record["status"] == "rejected", (frame["number"], frame["kind"], record["reasons"])
+        else:
+            assert record["status"] == "accepted", (frame["number"], record["reasons"])
+            assert record["shift"] is not None
+            assert (out / "aligned" / frame["file"]).exists()
+
+
+def test_run_is_repeatable(night_run, tmp_path):
+    """A second run over the same folder re-ingests nothing and makes a new alignment run."""
+    result, out, truth = night_run
+    again = runner.invoke(app, ["run", str(Path(truth.directory) if truth.directory else out.parent / "night"),
+                                "--out", str(out)], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    assert "0 new" in again.output and "run 2:" in again.output
+
+
+def test_run_on_missing_folder_is_one_line(tmp_path):
+    result = runner.invoke(app, ["run", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "not a folder" in result.output
+    assert len(result.output.strip().splitlines()) == 1
