@@ -24,6 +24,12 @@ def test_migrations_match_models(tmp_path):
     assert diff == [], f"models and migrations disagree: {diff}"
 
 
+def test_schema_revision_constant_is_the_head():
+    from obsdb.catalog.db import SCHEMA_REVISION
+
+    assert SCHEMA_REVISION == head_revision()
+
+
 def test_revision_chain_is_linear():
     from alembic.script import ScriptDirectory
 
