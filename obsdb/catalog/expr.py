@@ -92,7 +92,9 @@ def compile_expression(text: str):
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(text, f"invalid syntax ({exc.msg})", (exc.offset or 1) - 1) from None
+        detail = "" if exc.msg == "invalid syntax" else f" ({exc.msg})"
+        column = min(max((exc.offset or 1) - 1, 0), len(text.strip()))
+        raise ExpressionError(text, f"invalid syntax{detail}", column) from None
     return _Compiler(text.strip()).boolean(tree.body)
 
 
