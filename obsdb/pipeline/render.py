@@ -65,7 +65,7 @@ def _plan(session, *, run: int | None, status: str, band: str | None) -> list[di
         frame_steps = per_run[run_id]
         tasks.append({
             "frame_id": frame_id, "number": record["number"], "path": record["path"], "band": record["band"],
-            "exptime": record["exptime"], "run": run_id, "reference": ref_numbers.get(runs[run_id].reference_frame_id),
+            "exptime": record["exptime"], "sky": (record.get("stats") or {}).get("background"), "run": run_id, "reference": ref_numbers.get(runs[run_id].reference_frame_id),
             "method": runs[run_id].method,
             "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
                        "rotation_deg": s.rotation_deg, "scale": s.scale,
@@ -96,6 +96,15 @@ def total_transform(steps: list[dict], shape: tuple[int, int]):
     return total
 
 
+def history_line(run: int, step: dict) -> str:
+    """One HISTORY card (<= 72 characters) for a shift step; the step's method is left out when it won't fit."""
+    rot = f" rot={step['rotation_deg']:+.5f}" if step["rotation_deg"] else ""
+    tail = f"dx={step['dx']:+.4f} dy={step['dy']:+.4f}{rot} ref {step['reference']}"
+    head = f"obsdb run {run} stage {step['stage']} {step['kind']}"
+    line = f"{head} {step['method']}: {tail}"
+    return line if len(line) <= 72 else f"{head}: {tail}"
+
+
 def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) -> dict:
     """Resample one frame once and write it atomically with its provenance (a worker)."""
     import warnings
@@ -123,10 +132,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header["HIERARCH OBSDB_INTERP"] = (interpolation, "interpolation, one resampling")
         header["HIERARCH OBSDB_VER"] = (__version__, "obsdb version")
         for s in task["steps"]:
-            header.add_history(f"obsdb run {task['run']} ({task['method']}) stage {s['stage']} {s['kind']} "
-                               f"{s['method']}: dx={s['dx']:+.4f} dy={s['dy']:+.4f}"
-                               + (f" rot={s['rotation_deg']:+.5f}deg" if s["rotation_deg"] else "")
-                               + f" vs frame {s['reference']}")
+            header.add_history(history_line(task["run"], s))
         header.add_history(f"obsdb: resampled once with {interpolation}; NaN where no data (COVERAGE ext)")
         primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
         mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
@@ -193,20 +199,15 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     out_dir.mkdir(parents=True, exist_ok=True)
     report = RenderReport()
     results = []
-    for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers), start=1):
-        results.append(result)
-        if progress:
-            progress(done, len(tasks), Path(result["path"]).name)
-    with catalog.session() as session:
-        for result in results:
-            session.add(RenderOutput(run_id=result["run"], frame_id=result["frame_id"], kind="aligned",
-                                     band=next(t["band"] for t in tasks if t["frame_id"] == result["frame_id"]),
-                                     path=result["path"], sha256=result["sha256"], interpolation=interpolation,
-                                     parameters={"dx": result["dx"], "dy": result["dy"],
-                                                 "rotation_deg": result["rotation_deg"]}))
-            report.frames.append((result["number"], result["path"]))
-            if result["preview"]:
-                report.previews.append(result["preview"])
+    try:
+        for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers),
+                                      start=1):
+            results.append(result)
+            if progress:
+                progress(done, len(tasks), Path(result["path"]).name)
+    finally:
+        # Files written before a failure are on disk: the catalog must know them (and their hash).
+        _record_frames(catalog, tasks, results, interpolation, report)
     if stack:
         report.stacks = write_stacks(catalog, tasks, results, out_dir, method=stack,
                                      memory_limit_mb=memory_limit_mb)
@@ -217,6 +218,23 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
                                               f"into {out_dir}", details={"interpolation": interpolation,
                                                                           "run": run, "stack": stack})
     return report
+
+
+def _record_frames(catalog, tasks, results, interpolation, report) -> None:
+    """RenderOutput rows (and the report's lists) for the aligned frames written."""
+    if not results:
+        return
+    bands = {t["frame_id"]: t["band"] for t in tasks}
+    with catalog.session() as session:
+        for result in results:
+            session.add(RenderOutput(run_id=result["run"], frame_id=result["frame_id"], kind="aligned",
+                                     band=bands[result["frame_id"]], path=result["path"], sha256=result["sha256"],
+                                     interpolation=interpolation,
+                                     parameters={"dx": result["dx"], "dy": result["dy"],
+                                                 "rotation_deg": result["rotation_deg"]}))
+            report.frames.append((result["number"], result["path"]))
+            if result["preview"]:
+                report.previews.append(result["preview"])
 
 
 def _map_render(tasks, out_dir, interpolation, previews, workers):
@@ -242,7 +260,6 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
 
     from obsdb.imaging.fitsio import atomic_write_fits
     from obsdb.imaging.preview import write_preview_png
-    from obsdb.imaging.stack import stack_files
 
     by_id = {t["frame_id"]: t for t in tasks}
     bands: dict[str, list[dict]] = defaultdict(list)
@@ -251,13 +268,20 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
     written = []
     for band, members in sorted(bands.items()):
         members.sort(key=lambda r: (r["number"] is None, r["number"]))
-        stacked = stack_files([r["path"] for r in members], method=method, memory_limit_mb=memory_limit_mb)
+        # Frames are brought to the band's median sky first: a per-pixel median of frames whose skies
+        # differ takes a star's core from one frame and its wings from another, broadening it.
+        skies = [_sky_level(by_id[r["frame_id"]]["sky"], r["path"]) for r in members]
+        level = float(np.median(skies))
+        offsets = [level - sky for sky in skies]
+        stacked = _stack_with_offsets([r["path"] for r in members], offsets, method=method,
+                                      memory_limit_mb=memory_limit_mb)
         exposure = sum(by_id[r["frame_id"]]["exptime"] or 0.0 for r in members)
         header = fits.Header()
         header["FILTER"] = (band, "band of the stacked frames")
         header["EXPTIME"] = (exposure, "summed exposure of the stacked frames, s")
         header["NCOMBINE"] = (len(members), "frames stacked")
         header["OBSDB_ST"] = (method, "stack method")
+        header["HIERARCH OBSDB_SKY"] = (round(level, 3), "sky level every frame was offset to, ADU")
         runs = sorted({r["run"] for r in members})
         header["HIERARCH OBSDB_RUN"] = (runs[0] if len(runs) == 1 else ",".join(map(str, runs)), "alignment run(s)")
         header["HIERARCH OBSDB_VER"] = (__version__, "obsdb version")
@@ -273,10 +297,45 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
             session.add(RenderOutput(run_id=runs[0] if len(runs) == 1 else None, kind="stack", band=band,
                                      path=str(target), sha256=digest, interpolation=None,
                                      parameters={"method": method, "frames": [r["number"] for r in members],
-                                                 "exptime": exposure, "preview": str(preview)}))
+                                                 "exptime": exposure, "preview": str(preview),
+                                                 "sky_offsets": [round(o, 3) for o in offsets]}))
         written.append({"band": band, "path": str(target), "frames": len(members), "exptime": exposure,
                         "preview": str(preview)})
     return written
+
+
+def _sky_level(catalog_sky: float | None, path: str) -> float:
+    """A frame's sky: the catalog's sigma-clipped background, else the aligned file's median."""
+    import numpy as np
+    from astropy.io import fits
+
+    if catalog_sky is not None and np.isfinite(catalog_sky):
+        return float(catalog_sky)
+    with fits.open(path, memmap=True) as hdul:
+        return float(np.nanmedian(hdul[0].data))
+
+
+def _stack_with_offsets(paths: list[str], offsets: list[float], *, method: str, memory_limit_mb: float):
+    """:func:`obsdb.imaging.stack.stack_files` with a constant added to each frame as it is read."""
+    from astropy.io import fits
+
+    from obsdb.imaging.stack import _stack, stack_files
+
+    if not any(offsets):
+        return stack_files(paths, method=method, memory_limit_mb=memory_limit_mb)
+    shapes = set()
+    for path in paths:
+        header = fits.getheader(path)
+        shapes.add((header["NAXIS2"], header["NAXIS1"]))
+    if len(shapes) != 1:
+        raise ObsdbError(f"aligned frames of different shapes {sorted(shapes)} cannot be stacked")
+
+    def read_rows(index: int, y0: int, y1: int, out) -> None:
+        with fits.open(paths[index], memmap=True) as hdul:
+            out[...] = hdul[0].section[y0:y1]
+        out += offsets[index]
+
+    return _stack(len(paths), shapes.pop(), read_rows, method, None, memory_limit_mb, 3.0, 5)
 
 
 def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str | None = None,

@@ -1,0 +1,379 @@
+"""Render against simulated truth: aligned outputs measured on the files, stacks, provenance, safety, collect."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from scipy import ndimage
+from scipy.spatial import cKDTree
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from obsdb.catalog.models import RenderOutput, ShiftStep
+from obsdb.catalog.queries import frame_records
+from obsdb.cli.app import app
+from obsdb.errors import ObsdbError
+from obsdb.imaging.stars import detect_stars, measure_quality
+from obsdb.pipeline.align import align_auto, align_staged
+from obsdb.pipeline.groups import auto_groups
+from obsdb.pipeline.ingest import ingest
+from obsdb.pipeline.qa import run_qa
+from obsdb.pipeline.render import collect, output_name, render
+from obsdb.simulate import simulate_night
+
+SIZE = 512
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    """A 512 px night: 2 bands, 3 pointing groups far apart, drift, rotations up to 0.3 deg, a few bad frames.
+
+    Seed 14 has skies 300 ADU apart in V: a median stack of frames not brought to one sky level
+    broadens the stars by 4 %.  Ingested, QA'd, auto-aligned and rendered (spline3, median stacks) into ``out/``; then two staged
+    runs are made: integer (the notebook's) and float, which is left current.
+    """
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+
+    root = tmp_path_factory.mktemp("render-night")
+    folder = root / "frames"
+    truth = simulate_night(folder, seed=14, size=SIZE, n_frames=14, bands=("V", "R"), n_groups=3,
+                           cloud_fraction=0.1, trail_fraction=0.1, defocus_fraction=0.0,
+                           max_group_offset=120, max_rotation_deg=0.3)
+    db = str(root / "obsdb.sqlite")
+    upgrade(database_url(db))
+    catalog = open_catalog(db)
+    ingest(catalog, [folder])
+    run_qa(catalog)
+    auto = align_auto(catalog)
+    out = root / "out"
+    report = render(catalog, out, run=auto.run_id, stack="median")
+    auto_groups(catalog)
+    staged_int = align_staged(catalog, integer=True)
+    staged = align_staged(catalog)
+    with catalog.session() as session:
+        accepted = {r["number"]: r for r in frame_records(session, status="accepted")}
+    yield {"catalog": catalog, "db": db, "truth": truth, "folder": folder, "root": root, "out": out,
+           "auto": auto, "report": report, "staged_int": staged_int, "staged": staged, "accepted": accepted}
+    catalog.close()
+
+
+def _read(path):
+    with fits.open(path) as hdul:
+        return (hdul[0].data.astype(np.float64), hdul[0].header.copy(),
+                hdul["COVERAGE"].data.copy() if "COVERAGE" in hdul else None)
+
+
+def _input_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.fits"))}
+
+
+def _invoke(db, *args):
+    return CliRunner().invoke(app, ["--db", db, *map(str, args)])
+
+
+# ------------------------------------------------------------------ 1. geometry measured on the output files
+
+
+def _star_offsets(path, xt, yt):
+    """Detected position minus the given position for each star, NaN when unmatched or near missing data."""
+    data, _, coverage = _read(path)
+    stars = detect_stars(data)
+    dist, j = cKDTree(np.column_stack([stars["x"], stars["y"]])).query(np.column_stack([xt, yt]),
+                                                                     distance_upper_bound=1.0)
+    found = np.isfinite(dist)
+    j = np.where(found, j, 0)
+    # Stars whose 25x25 neighbourhood is fully covered: a NaN edge would bias the centroid.
+    safe = ndimage.binary_erosion(coverage.astype(bool), np.ones((25, 25)), border_value=0)
+    inside = safe[np.rint(yt).astype(int), np.rint(xt).astype(int)]
+    keep = found & inside
+    return np.where(keep, stars["x"][j] - xt, np.nan), np.where(keep, stars["y"][j] - yt, np.nan)
+
+
+def test_every_aligned_output_puts_stars_on_the_reference(night):
+    truth, out, auto = night["truth"], night["out"], night["auto"]
+    accepted = night["accepted"]
+    assert len(night["report"].frames) == len(accepted) >= 10
+    rotations = [abs(r.rotation_deg or 0.0) for r in auto.results if r.ok]
+    assert max(rotations) > 0.1  # the night is not only translations
+    assert max(np.hypot(r.dx, r.dy) for r in auto.results if r.ok) > 30
+    # True star positions in the reference, bright and isolated, away from the edges.
+    xt, yt, flux = truth.sky_positions_in_frame(auto.reference, margin=13)
+    nearest = cKDTree(np.column_stack([xt, yt])).query(np.column_stack([xt, yt]), k=2)[0][:, 1]
+    keep = (nearest > 10) & (flux > np.median(flux))
+    xt, yt = xt[keep], yt[keep]
+    ref_dx, ref_dy = _star_offsets(out / output_name(accepted[auto.reference]["path"]), xt, yt)
+    # The reference's own output is the reference: its stars are where the truth says.
+    assert np.nanmedian(ref_dx) == pytest.approx(0, abs=0.03) and np.nanmedian(ref_dy) == pytest.approx(0, abs=0.03)
+    for number, record in sorted(accepted.items()):
+        path = out / output_name(record["path"])
+        dx, dy = _star_offsets(path, xt, yt)
+        ddx, ddy = dx - ref_dx, dy - ref_dy
+        both = np.isfinite(ddx) & np.isfinite(ddy)
+        assert both.sum() >= 20, (number, int(both.sum()))
+        median = np.hypot(np.median(ddx[both]), np.median(ddy[both]))
+        assert median < 0.05, (number, median)
+        # Every star, not just the middle: a missed rotation (0.3 deg = 1.3 px at the corners) shows here.
+        spread = np.sqrt(np.mean(ddx[both] ** 2 + ddy[both] ** 2))
+        assert spread < 0.15, (number, spread)
+
+
+# ------------------------------------------------------------------ 2. stacks
+
+
+def test_one_stack_per_band_with_coverage_exposure_and_sharpness(night):
+    out, accepted, folder = night["out"], night["accepted"], night["folder"]
+    bands = sorted({r["band"] for r in accepted.values()})
+    assert sorted(s["band"] for s in night["report"].stacks) == bands == ["R", "V"]
+    assert sorted(p.name for p in out.glob("stack_*.fits")) == [f"stack_{b}.fits" for b in bands]
+    for band in bands:
+        members = [r for r in accepted.values() if r["band"] == band]
+        assert len(members) >= 3
+        stack, header, coverage = _read(out / f"stack_{band}.fits")
+        assert (out / f"stack_{band}.png").stat().st_size > 0
+        assert header["NCOMBINE"] == len(members)
+        exptime = sum(fits.getheader(folder / os.path.basename(r["path"]))["EXPTIME"] for r in members)
+        assert header["EXPTIME"] == pytest.approx(exptime)
+        frames = [_read(out / output_name(r["path"])) for r in members]
+        expected = sum(c.astype(int) for _, _, c in frames)
+        np.testing.assert_array_equal(coverage, expected)
+        everywhere = coverage == len(members)
+        assert everywhere.mean() > 0.3  # groups far apart, yet a real common area
+        assert np.isfinite(stack[everywhere]).all() and not np.isfinite(stack[coverage == 0]).any()
+        quality_in = [measure_quality(d) for d, _, _ in frames]
+        quality = measure_quality(stack)
+        fwhm_in = np.mean([q.fwhm for q in quality_in])
+        assert quality.fwhm <= 1.03 * fwhm_in, (band, quality.fwhm, fwhm_in)
+        # Frames were brought to the band's median sky before combining.
+        skies = [r["stats"]["background"] for r in members]
+        assert header["OBSDB_SKY"] == pytest.approx(np.median(skies), abs=1e-3)
+        assert quality.background == pytest.approx(np.median(skies), abs=3.0)
+        # A stack, not a copy of one frame: the noise went down.
+        assert quality.background_rms < 0.8 * min(q.background_rms for q in quality_in)
+
+
+# ------------------------------------------------------------------ 3. provenance
+
+
+def test_headers_carry_the_catalogs_shift_run_and_steps(night):
+    db, root, staged, auto = night["db"], night["root"], night["staged"], night["auto"]
+    records = json.loads(_invoke(db, "frames", "--format", "json").stdout)
+    current = {r["number"]: r["shift"] for r in records if r.get("shift")}
+    out = root / "staged"
+    render(night["catalog"], out, run=staged.run_id, interpolation="linear")
+    rendered = [r for r in staged.results if r.ok]
+    assert len(rendered) >= 10
+    for result in rendered:
+        path = out / output_name(night["accepted"][result.number]["path"])
+        header = fits.getheader(path)
+        shift = current[result.number]
+        assert shift["run"] == staged.run_id
+        assert header["OBSDB_DX"] == pytest.approx(shift["dx"], abs=1e-6)
+        assert header["OBSDB_DY"] == pytest.approx(shift["dy"], abs=1e-6)
+        assert header["OBSDB_RUN"] == staged.run_id
+        assert header["OBSDB_REF"] == staged.reference
+        assert header["OBSDB_INTERP"] == "linear"
+        steps = [h for h in header["HISTORY"] if f"run {staged.run_id} " in h]
+        assert len(steps) == 3, list(header["HISTORY"])
+        assert [s.split("stage ")[1][0] for s in steps] == ["1", "2", "3"]
+        assert "within-group" in steps[0] and "group-offset" in steps[1] and "fine" in steps[2]
+        # One card per step: a line too long for a card would wrap into a stray fragment card.
+        assert all(h.startswith("obsdb") for h in header["HISTORY"]), list(header["HISTORY"])
+    # The auto outputs carry the auto run's total, rotation included (about the frame centre).
+    for result in (r for r in auto.results if r.ok):
+        header = fits.getheader(night["out"] / output_name(night["accepted"][result.number]["path"]))
+        assert header["OBSDB_RUN"] == auto.run_id and header["OBSDB_REF"] == auto.reference
+        assert header["OBSDB_INTERP"] == "spline3"
+        assert header["OBSDB_DX"] == pytest.approx(result.dx, abs=1e-6)
+        assert header["OBSDB_DY"] == pytest.approx(result.dy, abs=1e-6)
+        assert header["OBSDB_RT"] == pytest.approx(result.rotation_deg or 0.0, abs=1e-7)
+        assert len([h for h in header["HISTORY"] if f"run {auto.run_id} " in h]) == 1
+        assert all(h.startswith("obsdb") for h in header["HISTORY"]), list(header["HISTORY"])
+
+
+# ------------------------------------------------------------------ 4. repeatability, inputs never overwritten
+
+
+def test_rerender_is_identical_and_recorded(night):
+    catalog, root, staged = night["catalog"], night["root"], night["staged"]
+    first, second = root / "again-1", root / "again-2"
+    render(catalog, first, run=staged.run_id)
+    render(catalog, second, run=staged.run_id)
+    names = sorted(p.name for p in first.glob("*.fits"))
+    assert names == sorted(p.name for p in second.glob("*.fits")) and len(names) >= 10
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    with catalog.session() as session:
+        rows = session.scalars(select(RenderOutput).where(RenderOutput.kind == "aligned")).all()
+    recorded = {}
+    for row in rows:
+        recorded.setdefault(os.path.dirname(row.path), {})[os.path.basename(row.path)] = row
+    for folder in (first, second):
+        assert sorted(recorded[str(folder)]) == names
+        for name, row in recorded[str(folder)].items():
+            assert row.sha256 == hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            assert row.run_id == staged.run_id and row.interpolation == "spline3"
+    assert {r.sha256 for r in recorded[str(first)].values()} == {r.sha256 for r in recorded[str(second)].values()}
+
+
+def test_render_into_the_input_folder_is_refused(night):
+    folder, db = night["folder"], night["db"]
+    before = _input_bytes(folder)
+    result = _invoke(db, "render", "--out", folder, "--stack", "median")
+    assert result.exit_code == 1
+    message = result.stderr.strip() if result.stderr_bytes is not None else result.output.strip()
+    assert len(message.splitlines()) == 1 and "input" in message and "Traceback" not in message, message
+    assert _input_bytes(folder) == before
+    assert not list(folder.glob("stack_*")) and not list(folder.glob("*.part"))
+    with pytest.raises(ObsdbError, match="input frame"):
+        render(night["catalog"], folder)
+    assert _input_bytes(folder) == before
+
+
+# ------------------------------------------------------------------ 5. interrupted writes
+
+
+def test_interrupted_write_leaves_no_partial_file(night, monkeypatch):
+    import obsdb.imaging.fitsio as fitsio
+
+    catalog, root, staged = night["catalog"], night["root"], night["staged"]
+    out = root / "interrupted"
+
+    def no_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fitsio.os, "fsync", no_disk)
+    with pytest.raises(OSError, match="No space"):
+        render(catalog, out, run=staged.run_id)
+    assert list(out.iterdir()) == []  # no target, no .part
+
+    def broken_writeto(self, *args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(fits.HDUList, "writeto", broken_writeto)
+    with pytest.raises(RuntimeError):
+        render(catalog, out, run=staged.run_id)
+    assert list(out.iterdir()) == []
+    monkeypatch.undo()
+
+    # A good render, then a failing re-render over it: the old files stay whole.
+    render(catalog, out, run=staged.run_id, stack="mean")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert any(n.startswith("stack_") for n in before)
+    monkeypatch.setattr(fitsio.os, "fsync", no_disk)
+    with pytest.raises(OSError):
+        render(catalog, out, run=staged.run_id, interpolation="linear", stack="mean")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_failure_mid_render_records_the_files_written(night, monkeypatch):
+    """Frames written before a failure are in the catalog with the hash of what is on disk."""
+    import obsdb.imaging.fitsio as fitsio
+
+    catalog, root, staged = night["catalog"], night["root"], night["staged"]
+    out = root / "half"
+    real_fsync, calls = os.fsync, []
+
+    def fail_third(fd):
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(fitsio.os, "fsync", fail_third)
+    with pytest.raises(OSError):
+        render(catalog, out, run=staged.run_id)
+    monkeypatch.undo()
+    written = sorted(out.glob("*.fits"))
+    assert len(written) == 2 and not list(out.glob("*.part"))
+    with catalog.session() as session:
+        rows = session.scalars(select(RenderOutput).where(RenderOutput.path.like(f"{out}/%"))).all()
+    assert sorted(r.path for r in rows) == [str(p) for p in written]
+    for row in rows:
+        assert row.sha256 == hashlib.sha256(open(row.path, "rb").read()).hexdigest()
+
+
+# ------------------------------------------------------------------ 6. nearest + integer = the notebook
+
+
+def test_nearest_integer_staged_is_the_notebooks_shift(night):
+    catalog, root, staged_int = night["catalog"], night["root"], night["staged_int"]
+    out = root / "nearest"
+    render(catalog, out, run=staged_int.run_id, interpolation="nearest")
+    with catalog.session() as session:
+        steps = session.execute(select(ShiftStep.frame_id, ShiftStep.dx, ShiftStep.dy).where(
+            ShiftStep.run_id == staged_int.run_id)).all()
+        by_id = {r["id"]: r for r in frame_records(session)}
+    totals = {}
+    for frame_id, dx, dy in steps:
+        assert float(dx).is_integer() and float(dy).is_integer()
+        t = totals.setdefault(frame_id, [0.0, 0.0])
+        t[0] += dx
+        t[1] += dy
+    assert len(totals) >= 10 and max(abs(v) for t in totals.values() for v in t) > 30
+    for frame_id, (dx, dy) in totals.items():
+        source = by_id[frame_id]["path"]
+        data = fits.getdata(source).astype(np.float32)
+        notebook = ndimage.shift(data, (dy, dx), order=0, mode="constant", cval=-1000)
+        outside = ndimage.shift(np.ones_like(data), (dy, dx), order=0, mode="constant", cval=0) == 0
+        expected = np.where(outside, np.nan, notebook)
+        aligned, header, coverage = _read(out / output_name(source))
+        np.testing.assert_array_equal(aligned, expected)
+        np.testing.assert_array_equal(coverage.astype(bool), ~outside)
+        assert header["OBSDB_INTERP"] == "nearest"
+
+
+# ------------------------------------------------------------------ 7. collect
+
+
+def test_collect_copies_exactly_the_accepted_frames(night):
+    db, root, folder, accepted = night["db"], night["root"], night["folder"], night["accepted"]
+    with night["catalog"].session() as session:
+        everything = frame_records(session)
+    assert len(everything) > len(accepted)  # some frames are rejected, so "exactly" means something
+    wanted = sorted(os.path.basename(r["path"]) for r in accepted.values())
+    copies = root / "selected"
+    result = _invoke(db, "collect", "--out", copies)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in copies.iterdir()) == wanted
+    for name in wanted:
+        assert (copies / name).read_bytes() == (folder / name).read_bytes()
+        assert not os.path.samefile(copies / name, folder / name)
+    links = root / "linked"
+    result = _invoke(db, "collect", "--out", links, "--link")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in links.iterdir()) == wanted
+    for name in wanted:
+        assert os.path.samefile(links / name, folder / name)
+    with pytest.raises(ObsdbError, match="input itself"):
+        collect(night["catalog"], folder)
+
+
+# ------------------------------------------------------------------ 8. CLI
+
+
+def test_cli_render_with_stack(night):
+    db, root = night["db"], night["root"]
+    out = root / "cli"
+    result = _invoke(db, "render", "--out", out, "--stack", "median")
+    assert result.exit_code == 0, result.output
+    assert "aligned frames" in result.stdout
+    n = len(night["accepted"])
+    assert len([p for p in out.glob("*.fits") if not p.name.startswith("stack_")]) == n
+    assert (out / "stack_V.fits").is_file() and (out / "stack_R.fits").is_file()
+    assert not list(out.glob("*.part"))
+    # The default run is each frame's current one: the float staged run.
+    header = fits.getheader(next(p for p in out.glob("*.fits") if not p.name.startswith("stack_")))
+    assert header["OBSDB_RUN"] == night["staged"].run_id
+
+
+def test_cli_bad_interpolation_is_one_line(night):
+    out = night["root"] / "bad-interp"
+    result = _invoke(night["db"], "render", "--out", out, "--interp", "cubic")
+    assert result.exit_code != 0
+    message = result.stderr.strip() if result.stderr_bytes is not None else result.output.strip()
+    assert len(message.splitlines()) == 1 and "cubic" in message and "spline3" in message, message
+    assert "Traceback" not in result.output and not out.exists()
