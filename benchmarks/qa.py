@@ -9,9 +9,16 @@ comparison, photutils' segmentation + SourceCatalog route (Background2D,
 detect_sources, SourceCatalog fwhm/elongation) is timed on a few frames of
 the same run.
 
+With ``--catalog`` the real pipeline runs instead: the night is ingested
+into a temporary catalog (:func:`obsdb.pipeline.ingest.ingest`: read, hash,
+statistics and metrics of every file), :func:`obsdb.pipeline.qa.run_qa`
+writes the tags, and the confusion table is read back from the catalog's
+active tags.
+
 Usage::
 
     python benchmarks/qa.py --frames 40 --size 2048 --seed 1
+    python benchmarks/qa.py --frames 40 --size 2048 --catalog [--workers 4]
 """
 
 from __future__ import annotations
@@ -56,6 +63,86 @@ def photutils_quality(data, saturation):
     return len(cat), float(np.nanmedian(np.asarray(cat.fwhm.value)[order]))
 
 
+def print_confusion(truth, tags, reasons, measured) -> None:
+    """Confusion table of true kind versus tags given, then the misses and false tags.
+
+    ``tags``/``reasons``: frame number -> set of tags / list of reasons;
+    ``measured``: frame number -> (background, elongation, fwhm).
+    """
+    table = defaultdict(Counter)
+    n_kind = Counter()
+    missed, false_tags = [], []
+    for number in truth.numbers:
+        f = truth.frame(number)
+        kind = f["kind"]
+        n_kind[kind] += 1
+        given = tags.get(number, set())
+        for tag in given or {"(none)"}:
+            table[kind][tag] += 1
+        if kind == "good" and given:
+            false_tags.append((number, sorted(given), reasons[number]))
+        elif kind in EXPECTED and EXPECTED[kind] not in given:
+            missed.append((number, kind, sorted(given), f))
+
+    print()
+    print(f"{'true kind':<10}{'frames':>7}" + "".join(f"{c:>11}" for c in COLUMNS))
+    for kind in ("good", "cloud", "trail", "defocus"):
+        print(f"{kind:<10}{n_kind[kind]:>7}" + "".join(f"{table[kind][c]:>11}" for c in COLUMNS))
+    print()
+    print(f"bad frames tagged right: {sum(n_kind[k] for k in EXPECTED) - len(missed)}"
+          f"/{sum(n_kind[k] for k in EXPECTED)}; good frames tagged: {len(false_tags)}/{n_kind['good']}")
+    for number, kind, given, f in missed:
+        bg, elong, fwhm = (float("nan") if v is None else v for v in measured.get(number, (None,) * 3))
+        print(f"  missed {number} ({kind}: bg {f['background']:.0f}, trail {f['trail_length']:.1f},"
+              f" fwhm {f['fwhm']:.2f}) tags {given}; measured bg {bg:.0f},"
+              f" elong {elong:.2f}, fwhm {fwhm:.2f}")
+    for number, given, why in false_tags:
+        print(f"  good frame {number} tagged {given}: {'; '.join(why)}")
+
+
+def run_catalog(folder: Path, truth, args) -> int:
+    """The real pipeline: ingest the night into a temporary catalog, run_qa, tags from the catalog."""
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.queries import frame_records
+    from obsdb.pipeline.ingest import ingest
+    from obsdb.pipeline.qa import run_qa
+
+    with tempfile.TemporaryDirectory(prefix="obsdb-qa-catalog-") as tmp:
+        db = str(Path(tmp) / "obsdb.sqlite")
+        upgrade(database_url(db))
+        catalog = open_catalog(db)
+        try:
+            t0 = time.perf_counter()
+            ingested = ingest(catalog, [folder], workers=args.workers)
+            t_ingest = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            report = run_qa(catalog, workers=args.workers)
+            t_qa = time.perf_counter() - t0
+            with catalog.session() as session:
+                records = frame_records(session)
+        finally:
+            catalog.close()
+    if ingested.failed:
+        print(f"  {len(ingested.failed)} files failed: {ingested.failed[:3]}")
+    by_number = {r["number"]: r for r in records}
+    tags = {n: {t["name"] for t in r["tags"]} for n, r in by_number.items()}
+    reasons = {n: r["reasons"] for n, r in by_number.items()}
+    measured = {n: tuple((r["metrics"] or {}).get(k) for k in ("background", "elongation", "fwhm"))
+                for n, r in by_number.items()}
+    print_confusion(truth, tags, reasons, measured)
+    status = Counter(r["status"] for r in records)
+    print(f"  catalog: {len(records)} frames, {status['rejected']} rejected, {status['accepted']} accepted,"
+          f" {status['pending']} pending; transparency references {report.references}")
+    n = len(truth.numbers)
+    print()
+    print(f"ingest (read, hash, stats, metrics; {args.workers} worker{'s' if args.workers > 1 else ''}):"
+          f" {t_ingest:.1f} s, {t_ingest / n:.3f} s per frame at {args.size}x{args.size}")
+    print(f"run_qa (transparency, rules, tags): {t_qa:.2f} s, {t_qa / n * 1000:.1f} ms per frame;"
+          f" {len(report.added)} tags added")
+    print(f"pipeline total: {(t_ingest + t_qa) / n:.3f} s per frame")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=40, help="frames in the night (default 40)")
@@ -65,6 +152,10 @@ def main(argv=None) -> int:
     parser.add_argument("--photutils-frames", type=int, default=3,
                         help="frames timed with the photutils route (default 3; 0 skips)")
     parser.add_argument("--keep", type=Path, help="simulate into this folder and keep it")
+    parser.add_argument("--catalog", action="store_true",
+                        help="run the real pipeline (ingest + run_qa into a temporary catalog) and read "
+                             "the tags back from the catalog")
+    parser.add_argument("--workers", type=int, default=1, help="ingest processes with --catalog (default 1)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="obsdb-qa-") as tmp:
@@ -75,6 +166,8 @@ def main(argv=None) -> int:
                                trail_fraction=0.15, defocus_fraction=0.15)
         t_sim = time.perf_counter() - t0
         print(f"simulated {len(truth.numbers)} frames of {args.size}x{args.size} in {t_sim:.1f} s")
+        if args.catalog:
+            return run_catalog(out, truth, args)
 
         quality, seconds, frames = {}, [], {}
         for number in truth.numbers:
@@ -126,35 +219,8 @@ def main(argv=None) -> int:
             reasons[d.key].append(d.reason)
 
     stats = band_statistics(inputs, thresholds)
-    table = defaultdict(Counter)
-    n_kind = Counter()
-    missed, false_tags = [], []
-    for number in truth.numbers:
-        f = truth.frame(number)
-        kind = f["kind"]
-        n_kind[kind] += 1
-        given = tags.get(number, set())
-        for tag in given or {"(none)"}:
-            table[kind][tag] += 1
-        if kind == "good" and given:
-            false_tags.append((number, sorted(given), reasons[number]))
-        elif kind in EXPECTED and EXPECTED[kind] not in given:
-            missed.append((number, kind, sorted(given), f))
-
-    print()
-    print(f"{'true kind':<10}{'frames':>7}" + "".join(f"{c:>11}" for c in COLUMNS))
-    for kind in ("good", "cloud", "trail", "defocus"):
-        print(f"{kind:<10}{n_kind[kind]:>7}" + "".join(f"{table[kind][c]:>11}" for c in COLUMNS))
-    print()
-    print(f"bad frames tagged right: {sum(n_kind[k] for k in EXPECTED) - len(missed)}"
-          f"/{sum(n_kind[k] for k in EXPECTED)}; good frames tagged: {len(false_tags)}/{n_kind['good']}")
-    for number, kind, given, f in missed:
-        q = quality[number]
-        print(f"  missed {number} ({kind}: bg {f['background']:.0f}, trail {f['trail_length']:.1f},"
-              f" fwhm {f['fwhm']:.2f}) tags {given}; measured bg {q.background:.0f},"
-              f" elong {q.elongation:.2f}, fwhm {q.fwhm:.2f}")
-    for number, given, why in false_tags:
-        print(f"  good frame {number} tagged {given}: {'; '.join(why)}")
+    measured = {n: (q.background, q.elongation, q.fwhm) for n, q in quality.items()}
+    print_confusion(truth, tags, reasons, measured)
     for band, s in sorted(stats.items()):
         print(f"  band {band}: {s.n_frames} frames, clear background {s.clear_background:.0f} ADU,"
               f" best FWHM {s.best_fwhm:.2f} px, reference frame {reference[band]}")

@@ -33,7 +33,7 @@ from scipy.spatial import cKDTree
 GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """FWHM / sigma of a Gaussian (2.3548)."""
 
-STARS_VERSION = "stars-1"
+STARS_VERSION = "stars-2"
 """Identifies the detection and metric algorithm; stored with results."""
 
 # Flag bits of the ``flag`` field.  The low byte is sep's object flag word
@@ -148,6 +148,9 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
         img = img.astype(img.dtype.newbyteorder("="))
     finite = np.isfinite(img)
     bad = None if finite.all() else ~finite
+    padding = _edge_padding(img)
+    if padding is not None:
+        bad = padding if bad is None else (bad | padding)
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != img.shape:
@@ -188,6 +191,43 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
     if bad is not None:
         img[bad] = 0.0
     return _Prepared(sub=img, raw=raw, mask=bad, level=level, rms=rms, gradient=gradient)
+
+
+def _edge_padding(img: np.ndarray) -> np.ndarray | None:
+    """Mask of constant rows and columns at the frame's edges (None when there are none).
+
+    Cameras and croppers fill unexposed borders with one value (usually 0).
+    Unmasked, such a band pulls the meshed background down beside it and the
+    step at its edge is detected as a long, bright "star" (STAR_FOCUS_13-17:
+    up to 15 zero rows below a 400 ADU sky gave a 60 px wide object that
+    doubled the frame's median HFD).  Only whole rows and columns, from the
+    edges inwards, are masked: a constant line carries no light.
+    """
+    ny, nx = img.shape
+
+    def constant(line: np.ndarray) -> bool:
+        first = line[0]
+        return bool(np.isfinite(first) and (line == first).all())
+
+    top = 0
+    while top < ny and constant(img[top]):
+        top += 1
+    if top == ny:
+        return None  # a constant frame: nothing to find either way
+    bottom = ny
+    while bottom > top and constant(img[bottom - 1]):
+        bottom -= 1
+    left = 0
+    while left < nx and constant(img[top:bottom, left]):
+        left += 1
+    right = nx
+    while right > left and constant(img[top:bottom, right - 1]):
+        right -= 1
+    if (top, bottom, left, right) == (0, ny, 0, nx):
+        return None
+    bad = np.ones(img.shape, dtype=bool)
+    bad[top:bottom, left:right] = False
+    return bad
 
 
 def _plane_ptp(back: np.ndarray) -> float:
@@ -284,8 +324,11 @@ def _detect(data, *, mask=None, nsigma=5.0, saturation=None, max_stars=None,
     # Gaussian and would widen a line.
     fx2, fy2, fxy = (objs[k].astype(np.float64) for k in ("x2", "y2", "xy"))
     minor2 = 0.5 * (fx2 + fy2) - np.sqrt(0.25 * (fx2 - fy2) ** 2 + fxy ** 2) - _KERNEL_VAR
-    line = (minor2 < _MIN_B ** 2) & (objs["npix"] >= _MIN_NPIX_SHAPE)
-    cosmic = ~saturated & ((sharp > sharp_limit) | line)
+    thin = minor2 < _MIN_B ** 2
+    line = thin & (objs["npix"] >= _MIN_NPIX_SHAPE)
+    # A saturated star has a flat top several pixels wide; a saturated hot
+    # pixel or cosmic-ray hit is one pixel across (the filter's 3x3 alone).
+    cosmic = (~saturated & ((sharp > sharp_limit) | line)) | (saturated & thin)
     keep = good & ~cosmic
     n_rejected = int((good & cosmic).sum())
     order = np.flatnonzero(keep)
@@ -338,13 +381,20 @@ def _detect(data, *, mask=None, nsigma=5.0, saturation=None, max_stars=None,
 
 
 def _metric_selection(stars: np.ndarray, n_brightest: int) -> np.ndarray:
-    """Indices of the stars trusted for PSF medians, brightest first."""
-    clean = (~stars["saturated"]) & ((stars["flag"] & _SEP_QUALITY_BAD) == 0) \
-        & ((stars["flag"] & FLAG_APERTURE) == 0) & np.isfinite(stars["hfd"])
+    """Indices of the stars trusted for PSF medians, brightest first.
+
+    Objects whose minor axis is narrower than :data:`_MIN_B` (what is left
+    after removing the detection filter's width is noise: faint 5-10 pixel
+    fragments, e.g. the ends of long trails) have no measurable shape and
+    are left out; with few stars one of them could set the median
+    elongation to hundreds.
+    """
+    usable = ~stars["saturated"] & np.isfinite(stars["hfd"]) & (stars["b"] > _MIN_B)
+    clean = usable & ((stars["flag"] & _SEP_QUALITY_BAD) == 0) & ((stars["flag"] & FLAG_APERTURE) == 0)
     idx = np.flatnonzero(clean)
     if idx.size < 3:
         # Few stars: blended or edge ones are better than nothing.
-        idx = np.flatnonzero(~stars["saturated"] & np.isfinite(stars["hfd"]))
+        idx = np.flatnonzero(usable)
     return idx[:n_brightest]
 
 
@@ -373,7 +423,8 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
     ----------
     data : numpy.ndarray
         2-D image (any numeric dtype, any byte order; not modified).  NaN and
-        inf pixels are masked.
+        inf pixels, and constant rows and columns at the edges (unexposed
+        padding), are masked.
     mask : numpy.ndarray of bool, optional
         True where pixels are bad.
     nsigma : float
@@ -437,7 +488,8 @@ def measure_quality(data, *, saturation: float | None = None, mask=None,
     saturation : float, optional
         Raw saturation level; saturated stars are counted but not measured.
     mask : numpy.ndarray of bool, optional
-        True where pixels are bad (NaN pixels are masked anyway).
+        True where pixels are bad (NaN pixels, and constant rows and columns
+        at the edges, i.e. unexposed padding, are masked anyway).
     n_brightest : int
         PSF medians use at most this many of the brightest clean stars.
     nsigma : float

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from obsdb.catalog.models import Frame, FrameMetrics, Tag, utcnow
+from obsdb.errors import ObsdbError
 from obsdb.pipeline.ingest import login_name
 
 RULE_AUTHOR = "obsdb"
@@ -33,6 +34,7 @@ class QaReport:
     added: list[tuple[int | None, str, str]] = field(default_factory=list)
     retracted: list[tuple[int | None, str, str]] = field(default_factory=list)
     references: dict[str, int | None] = field(default_factory=dict)
+    """Transparency reference per band (``band/object`` when a band holds several targets)."""
     thresholds: dict = field(default_factory=dict)
 
 
@@ -120,6 +122,11 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
     Returns
     -------
     QaReport
+
+    Raises
+    ------
+    ObsdbError
+        For an unknown threshold or a value of the wrong type or range.
     """
     from obsdb.catalog.tags import add_tags, retract_tags
     from obsdb.catalog.writes import record_event
@@ -127,7 +134,10 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
     from obsdb.pipeline.qa_rules import FrameMetricsInput, QaThresholds, evaluate
 
     user = user or login_name()
-    limits = QaThresholds.from_mapping(thresholds or {})
+    try:
+        limits = QaThresholds.from_mapping(thresholds or {})
+    except ValueError as exc:
+        raise ObsdbError(f"[qa] thresholds: {exc}") from None
     report = QaReport(thresholds=_as_dict(limits))
     report.measured = measure_missing(catalog, band=band, recompute=recompute, workers=workers,
                                       progress=progress)
@@ -142,9 +152,20 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
             by_band.setdefault(frame.band, []).append(frame)
         inputs = []
         for band_name, members in by_band.items():
-            reference = band_reference(members)
-            report.references[band_name or "-"] = reference.number if reference else None
+            # Transparency compares the same stars: one reference per target within the band.
+            by_object: dict[str | None, list[Frame]] = {}
             for frame in members:
+                by_object.setdefault(frame.object, []).append(frame)
+            reference_of: dict[int, Frame | None] = {}
+            for object_name, group in by_object.items():
+                reference = band_reference(group)
+                key = band_name or "-"
+                if len(by_object) > 1:
+                    key = f"{key}/{object_name or '-'}"
+                report.references[key] = reference.number if reference else None
+                reference_of.update((f.id, reference) for f in group)
+            for frame in members:
+                reference = reference_of[frame.id]
                 if reference is None or not frame.metrics.stars:
                     frame.metrics.transparency = None
                 else:
