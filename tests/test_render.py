@@ -32,8 +32,8 @@ def night(tmp_path_factory):
     """A 512 px night: 2 bands, 3 pointing groups far apart, drift, rotations up to 0.3 deg, a few bad frames.
 
     Seed 14 has skies 300 ADU apart in V: a median stack of frames not brought to one sky level
-    broadens the stars by 4 %.  Ingested, QA'd, auto-aligned and rendered (spline3, median stacks) into ``out/``; then two staged
-    runs are made: integer (the notebook's) and float, which is left current.
+    broadens the stars by 4 %.  Ingested, QA'd, auto-aligned and rendered (spline3, median stacks)
+    into ``out/``; then two staged runs are made: integer (the notebook's) and float, left current.
     """
     from obsdb.catalog.db import database_url, open_catalog, upgrade
 
@@ -106,7 +106,7 @@ def test_every_aligned_output_puts_stars_on_the_reference(night):
     xt, yt = xt[keep], yt[keep]
     ref_dx, ref_dy = _star_offsets(out / output_name(accepted[auto.reference]["path"]), xt, yt)
     # The reference's own output is the reference: its stars are where the truth says.
-    assert np.nanmedian(ref_dx) == pytest.approx(0, abs=0.03) and np.nanmedian(ref_dy) == pytest.approx(0, abs=0.03)
+    assert abs(np.nanmedian(ref_dx)) < 0.03 and abs(np.nanmedian(ref_dy)) < 0.03
     for number, record in sorted(accepted.items()):
         path = out / output_name(record["path"])
         dx, dy = _star_offsets(path, xt, yt)

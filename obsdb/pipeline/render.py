@@ -65,7 +65,8 @@ def _plan(session, *, run: int | None, status: str, band: str | None) -> list[di
         frame_steps = per_run[run_id]
         tasks.append({
             "frame_id": frame_id, "number": record["number"], "path": record["path"], "band": record["band"],
-            "exptime": record["exptime"], "sky": (record.get("stats") or {}).get("background"), "run": run_id, "reference": ref_numbers.get(runs[run_id].reference_frame_id),
+            "exptime": record["exptime"], "sky": (record.get("stats") or {}).get("background"),
+            "run": run_id, "reference": ref_numbers.get(runs[run_id].reference_frame_id),
             "method": runs[run_id].method,
             "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
                        "rotation_deg": s.rotation_deg, "scale": s.scale,
