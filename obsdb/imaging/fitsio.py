@@ -85,26 +85,31 @@ def read_fits_image(path: str | os.PathLike) -> FitsImage:
 
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_into_array(path)
     except OSError as exc:
         raise FitsReadError(f"cannot read file: {exc.strerror or exc}") from None
-    size = len(raw)
+    size = raw.size
     if size == 0:
         raise FitsReadError("empty file")
     digest = hashlib.sha256(raw).hexdigest()
-    if raw[:2] == b"\x1f\x8b":
+    if raw[:2].tobytes() == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
+            raw = gzip.decompress(raw.tobytes())
         except (OSError, EOFError) as exc:
             raise FitsReadError(f"corrupt gzip stream: {exc}") from None
-    if not raw.startswith(b"SIMPLE  ="):
+        raw = np.frombuffer(raw, dtype=np.uint8)
+    if raw[:9].tobytes() != b"SIMPLE  =":
         raise FitsReadError("not a FITS file (no SIMPLE keyword at the start)")
+    simple = _simple_primary_image(raw)
+    if simple is not None:
+        image, header, bitpix = simple
+        return FitsImage(image, header, digest, size, bitpix, 0)
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False) as hdul:
+            with fits.open(io.BytesIO(raw.tobytes()), memmap=False, lazy_load_hdus=False) as hdul:
                 index, hdu = _first_image_hdu(hdul)
                 header = hdu.header.copy()
                 if index > 0:
@@ -132,6 +137,73 @@ def read_fits_image(path: str | os.PathLike) -> FitsImage:
     if not image.flags.c_contiguous or not image.dtype.isnative:
         image = np.ascontiguousarray(image, dtype=np.float32)
     return FitsImage(image, header, digest, size, bitpix, index)
+
+
+def _read_into_array(path: Path) -> np.ndarray:
+    """The file's bytes in a writable uint8 array (one read, no copy)."""
+    with open(path, "rb") as handle:
+        expected = os.fstat(handle.fileno()).st_size
+        buffer = np.empty(expected, dtype=np.uint8)
+        n = handle.readinto(buffer) if expected else 0
+        rest = handle.read()
+    if rest:  # the file grew while being read
+        return np.concatenate([buffer[:n], np.frombuffer(rest, dtype=np.uint8)])
+    return buffer[:n]
+
+
+_FAST_BITPIX = {-32: ">f4", 16: ">i2"}
+
+
+def _simple_primary_image(raw: np.ndarray):
+    """Fast path for the common file: a 2-D primary image, float32 or 16-bit.
+
+    The header is parsed by astropy from its own blocks only; the pixels are
+    taken from the buffer, byte-swapped in place when it is writable (float32:
+    no copy of the frame).  Returns ``(data, header, bitpix)``, or None for
+    anything else (scaling other than 16-bit unsigned, BLANK, extensions
+    holding the image, random groups, missing END), which the general astropy
+    path below handles.
+    """
+    from astropy.io import fits
+
+    end = None
+    limit = raw.size - raw.size % 80
+    for start in range(0, min(limit, 2880 * 200), 80):  # headers of up to 7200 cards
+        card = raw[start:start + 80].tobytes()
+        if card[:3] == b"END" and not card[3:].strip():
+            end = start
+            break
+    if end is None:
+        return None
+    offset = (end // 2880 + 1) * 2880
+    try:
+        header = fits.Header.fromstring(raw[:end + 80].tobytes().decode("ascii"))
+        bitpix = int(header.get("BITPIX", 0))
+        naxis = int(header.get("NAXIS", 0))
+        nx, ny = int(header.get("NAXIS1", 0)), int(header.get("NAXIS2", 0))
+        bscale = float(header.get("BSCALE", 1.0))
+        bzero = float(header.get("BZERO", 0.0))
+    except (TypeError, ValueError, UnicodeDecodeError):
+        return None
+    if (bitpix not in _FAST_BITPIX or naxis != 2 or nx <= 0 or ny <= 0 or header.get("GROUPS")
+            or "BLANK" in header or bscale != 1.0
+            or bzero not in ((0.0,) if bitpix == -32 else (0.0, 32768.0))):
+        return None
+    dtype = np.dtype(_FAST_BITPIX[bitpix])
+    nbytes = nx * ny * dtype.itemsize
+    if raw.size < offset + nbytes:
+        raise FitsReadError("truncated FITS: data shorter than the header promises")
+    stored = raw[offset:offset + nbytes].view(dtype).reshape(ny, nx)
+    if bitpix == -32 and raw.flags.writeable:
+        if not stored.dtype.isnative:
+            stored.byteswap(inplace=True)
+            stored = stored.view(stored.dtype.newbyteorder())
+        data = stored
+    else:
+        data = stored.astype(np.float32)
+        if bzero:
+            data += np.float32(bzero)
+    return data, header, bitpix
 
 
 def _first_image_hdu(hdul):

@@ -80,10 +80,51 @@ def exact_median(values: np.ndarray) -> float:
     if n == 0:
         return float("nan")
     k = n // 2
+    # One partition with a single kth: numpy's SIMD select, ~10x faster than
+    # partitioning at (k - 1, k); the lower middle value is then the largest
+    # value left of k.
+    flat.partition(k)
     if n % 2:
-        return float(np.partition(flat, k)[k])
-    part = np.partition(flat, (k - 1, k))
-    return float((float(part[k - 1]) + float(part[k])) / 2.0)
+        return float(flat[k])
+    return float((float(flat[:k].max()) + float(flat[k])) / 2.0)
+
+
+STD_CHUNK = 65_536
+"""Pixels converted to float64 at a time by :func:`mean_std` (512 KiB, cache-sized)."""
+
+
+def mean_std(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation with float64 accumulators, without a float64 copy.
+
+    float32 sums drift by ~1e-4 relative on 4 Mpx frames, so the sums are
+    float64; ``values.std(dtype=np.float64)`` would allocate a float64
+    frame (twice the frame's size), so the deviations from the float64 mean
+    are formed a cache-sized chunk at a time in one reused buffer.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Finite values, any shape (flattened).
+
+    Returns
+    -------
+    mean, std : float
+        ``std`` is the population standard deviation (``ddof=0``), as numpy's.
+    """
+    flat = np.asarray(values).ravel()
+    n = flat.size
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = float(flat.mean(dtype=np.float64))
+    buffer = np.empty(min(n, STD_CHUNK), dtype=np.float64)
+    squares = 0.0
+    for start in range(0, n, STD_CHUNK):
+        chunk = flat[start:start + STD_CHUNK]
+        deviations = buffer[:chunk.size]
+        np.subtract(chunk, mean, out=deviations, dtype=np.float64)
+        np.square(deviations, out=deviations)
+        squares += float(deviations.sum())
+    return mean, float(np.sqrt(squares / n))
 
 
 def clipped_background(sample: np.ndarray, sigma: float = CLIP_SIGMA,
@@ -107,7 +148,7 @@ def clipped_background(sample: np.ndarray, sigma: float = CLIP_SIGMA,
     if values.size == 0:
         return float("nan"), float("nan")
     for _ in range(iterations):
-        med = float(np.median(values))
+        med = exact_median(values)
         std = float(values.std())
         if std == 0:
             break
@@ -115,7 +156,7 @@ def clipped_background(sample: np.ndarray, sigma: float = CLIP_SIGMA,
         if keep.all():
             break
         values = values[keep]
-    return float(np.median(values)), float(values.std())
+    return exact_median(values), float(values.std())
 
 
 def pixel_stats(data: np.ndarray, *, saturation: float | None = None) -> PixelStats:
@@ -143,9 +184,7 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None) -> PixelSt
     if n_bad == flat.size:
         raise EmptyImageError("all pixels are NaN or infinite")
     values = flat[finite] if n_bad else flat
-    # float64 accumulators: float32 sums drift by ~1e-4 relative on 4 Mpx frames.
-    mean = float(values.mean(dtype=np.float64))
-    std = float(values.std(dtype=np.float64))
+    mean, std = mean_std(values)
     vmin = float(values.min())
     vmax = float(values.max())
     median = exact_median(values)
