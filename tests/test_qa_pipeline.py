@@ -370,10 +370,13 @@ def test_manual_tag_errors_are_one_line(night_db):
         assert result.output.strip() == "error: a tag needs a reason (--reason)"
     untag = invoke(db, "untag", str(number), "reject", "--reason", "")
     assert untag.exit_code == 1 and len(untag.output.strip().splitlines()) == 1
-    # Without --reason at all, typer's usage error (exit 2) names the option.
+    # Without --reason at all: the same one-line error.
     missing = invoke(db, "tag", str(number), "reject")
-    assert missing.exit_code == 2 and "Missing option '--reason'" in missing.output
-    assert "Traceback" not in missing.output
+    assert missing.exit_code == 1 and missing.output.strip() == "error: a tag needs a reason (--reason)"
+    # A typo'd single number in a list must not silently shrink the selection.
+    typo = invoke(db, "tag", f"{number},999999", "reject", "--reason", "x")
+    assert typo.exit_code == 1 and "999999" in typo.output and len(typo.output.strip().splitlines()) == 1
+    assert len(tag_rows(db)) == rows
     for selector in ("999999", "/no/such/frame.fits"):
         unknown = invoke(db, "tag", selector, "reject", "--reason", "x")
         assert unknown.exit_code == 1, unknown.output

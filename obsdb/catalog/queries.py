@@ -23,7 +23,13 @@ _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
 def parse_selector(text: str) -> tuple[set[int], list[str]]:
     """Split a selector like ``3852-3861,3885,/data/a.fits`` into numbers and paths."""
+    numbers, _singles, paths = _parse_selector(text)
+    return numbers, paths
+
+
+def _parse_selector(text: str) -> tuple[set[int], set[int], list[str]]:
     numbers: set[int] = set()
+    singles: set[int] = set()
     paths: list[str] = []
     if not text or not text.strip():
         raise SelectorError("empty frame selector")
@@ -40,24 +46,35 @@ def parse_selector(text: str) -> tuple[set[int], list[str]]:
             if last - first > 1_000_000:
                 raise SelectorError(f"range {part!r} is implausibly long")
             numbers.update(range(first, last + 1))
+            if match.group(2) is None:
+                singles.add(first)
         else:
             paths.append(part)
-    return numbers, paths
+    return numbers, singles, paths
 
 
-def select_frames(session: Session, selector: str, *, readable_only: bool = False) -> list[Frame]:
+def select_frames(session: Session, selector: str, *, readable_only: bool = False,
+                  strict: bool = True) -> list[Frame]:
     """Frames named by a selector (numbers, ranges, paths or file names).
+
+    Ranges may have gaps; a single number that matches no frame is an error
+    when ``strict`` (a typo must not silently shrink a selection).
 
     Raises
     ------
     SelectorError
-        When nothing matches, or a path names no catalogued frame.
+        When nothing matches, a path names no catalogued frame, or (strict) a
+        single number names no frame.
     """
-    numbers, paths = parse_selector(selector)
+    numbers, singles, paths = _parse_selector(selector)
     found: dict[int, Frame] = {}
     if numbers:
         for frame in session.scalars(select(Frame).where(Frame.number.in_(sorted(numbers)))):
             found[frame.id] = frame
+        missing = sorted(singles - {f.number for f in found.values()})
+        if strict and missing and found:
+            raise SelectorError(f"no frame numbered {', '.join(map(str, missing))} in the catalog "
+                                f"(selector {selector!r})")
     for path in paths:
         resolved = str(Path(path).expanduser().resolve())
         matches = session.scalars(select(Frame).where(

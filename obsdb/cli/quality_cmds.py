@@ -56,7 +56,7 @@ def qa(
 def tag(
     frames: str = typer.Argument(..., help="Frames: numbers, ranges (3852-3861,3885) or paths."),
     name: str = typer.Argument(..., help="Tag, e.g. tracking-big, focus-slight, great, reject, accept."),
-    reason: str = typer.Option(..., "--reason", "-m", help="Why (kept with the tag)."),
+    reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why (kept with the tag; required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
 ) -> None:
     """Tag frames by hand.  Tags are append-only; `accept` overrides every rejection."""
@@ -66,6 +66,8 @@ def tag(
     from obsdb.catalog.writes import record_event
     from obsdb.pipeline.ingest import login_name
 
+    if not reason or not reason.strip():
+        fail("a tag needs a reason (--reason)")
     who = author or login_name()
     with open_catalog() as catalog, user_errors(), catalog.session() as session:
         selected = select_frames(session, frames)
@@ -82,7 +84,7 @@ def tag(
 def untag(
     frames: str = typer.Argument(..., help="Frames: numbers, ranges or paths."),
     name: str = typer.Argument(..., help="The tag to retract."),
-    reason: str = typer.Option(..., "--reason", "-m", help="Why it is retracted."),
+    reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why it is retracted (required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
 ) -> None:
     """Retract a tag (kept in the history with who, when and why)."""
@@ -91,6 +93,8 @@ def untag(
     from obsdb.catalog.writes import record_event
     from obsdb.pipeline.ingest import login_name
 
+    if not reason or not reason.strip():
+        fail("untag needs a reason (--reason)")
     who = author or login_name()
     with open_catalog() as catalog, user_errors(), catalog.session() as session:
         selected = select_frames(session, frames)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-METRICS_VERSION = "metrics-1"
+METRICS_VERSION = "metrics-2"
 """Identifies the metric algorithm; stored with each result."""
 
 STARS_KEPT = 60

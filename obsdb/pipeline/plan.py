@@ -189,7 +189,7 @@ def apply_plan(catalog, plan: Plan, *, user: str | None = None) -> ApplyReport:
 
     def frames_for(selector: str):
         try:
-            return select_frames(session, selector, readable_only=True)
+            return select_frames(session, selector, readable_only=True, strict=False)
         except SelectorError:
             report.missing_frames.append(selector)
             return []
