@@ -15,8 +15,9 @@ import numpy as np
 STATS_VERSION = "stats-1"
 """Identifies the algorithm below; stored with each result."""
 
-CLIP_SAMPLE_SIZE = 262_144
-"""Pixels sampled (regular stride) for the sigma-clipped background."""
+CLIP_SAMPLE_SIZE = 65_536
+"""Pixels sampled (regular stride) for the sigma-clipped background: the median of
+65,536 sky pixels is known to 0.5% of the sky rms, far below any QA threshold."""
 
 CLIP_SIGMA = 3.0
 """Clipping threshold in units of the robust rms."""
@@ -63,19 +64,22 @@ class EmptyImageError(ValueError):
     """The image has no finite pixel."""
 
 
-def exact_median(values: np.ndarray) -> float:
-    """Exact median of a 1-D array with one partition (copies the input).
+def exact_median(values: np.ndarray, *, overwrite_input: bool = False) -> float:
+    """Exact median of an array with one partition.
 
     Parameters
     ----------
     values : numpy.ndarray
         Finite values, any shape (flattened).
+    overwrite_input : bool
+        Partition ``values`` in place (reordering it) instead of a copy, as
+        ``np.median(overwrite_input=True)``: saves a frame of memory.
 
     Returns
     -------
     float
     """
-    flat = np.array(values, copy=True).ravel()
+    flat = np.asarray(values).ravel() if overwrite_input else np.array(values, copy=True).ravel()
     n = flat.size
     if n == 0:
         return float("nan")
@@ -159,15 +163,19 @@ def clipped_background(sample: np.ndarray, sigma: float = CLIP_SIGMA,
     return exact_median(values), float(values.std())
 
 
-def pixel_stats(data: np.ndarray, *, saturation: float | None = None) -> PixelStats:
+def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
+                overwrite_input: bool = False) -> PixelStats:
     """Compute :class:`PixelStats` of an image.
 
     Parameters
     ----------
     data : numpy.ndarray
-        2-D image; not modified.
+        2-D image; not modified unless ``overwrite_input``.
     saturation : float, optional
         Pixels ``>= saturation`` are counted as saturated.
+    overwrite_input : bool
+        Let the median partition ``data`` in place (its pixels are reordered):
+        for callers that are done with the image, it saves a frame of memory.
 
     Returns
     -------
@@ -179,18 +187,24 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None) -> PixelSt
         When no pixel is finite.
     """
     flat = np.asarray(data).ravel()
-    finite = np.isfinite(flat)
-    n_bad = int(flat.size - np.count_nonzero(finite))
-    if n_bad == flat.size:
-        raise EmptyImageError("all pixels are NaN or infinite")
-    values = flat[finite] if n_bad else flat
+    # A finite min and max prove every pixel finite (NaN and inf propagate into them),
+    # which spares the isfinite mask on the usual clean frame.
+    vmin, vmax = float(flat.min()), float(flat.max())
+    if np.isfinite(vmin) and np.isfinite(vmax):
+        n_bad, values = 0, flat
+    else:
+        finite = np.isfinite(flat)
+        n_bad = int(flat.size - np.count_nonzero(finite))
+        if n_bad == flat.size:
+            raise EmptyImageError("all pixels are NaN or infinite")
+        values = flat[finite]
+        vmin, vmax = float(values.min()), float(values.max())
     mean, std = mean_std(values)
-    vmin = float(values.min())
-    vmax = float(values.max())
-    median = exact_median(values)
     stride = max(1, values.size // CLIP_SAMPLE_SIZE)
     background, background_rms = clipped_background(values[::stride])
     n_sat = int(np.count_nonzero(values >= saturation)) if saturation is not None else 0
+    # Last, because with overwrite_input it reorders the pixels.
+    median = exact_median(values, overwrite_input=overwrite_input)
     return PixelStats(vmin, vmax, mean, median, std, background, background_rms,
                       n_bad, n_sat, saturation)
 

@@ -123,6 +123,8 @@ def _measure(path: str, config: IngestConfig) -> Measurement:
     Measurement
         With ``error`` set (one line) when the file could not be used.
     """
+    import numpy as np
+
     from obsdb.imaging.fitsio import FitsReadError, read_fits_image
     from obsdb.imaging.header import frame_columns, header_to_json
     from obsdb.imaging.stats import EmptyImageError, pixel_stats, saturation_level
@@ -138,7 +140,6 @@ def _measure(path: str, config: IngestConfig) -> Measurement:
     except FitsReadError as exc:
         result.error = str(exc)
         return result
-    result.sha256 = image.sha256
     result.size = image.size
     header = header_to_json(image.header)
     result.header = header
@@ -147,12 +148,18 @@ def _measure(path: str, config: IngestConfig) -> Measurement:
     result.bitpix = image.bitpix
     saturation = saturation_level(header, image.bitpix, config.float_saturation)
     try:
-        result.stats = pixel_stats(image.data, saturation=saturation).as_dict()
+        if config.measure_quality and np.isfinite(image.data).any():
+            result.metrics = quality_metrics(image.data, saturation)
+        # The image is ours and used for nothing after this: the median may
+        # partition it in place rather than copy a whole frame.
+        result.stats = pixel_stats(image.data, saturation=saturation, overwrite_input=True).as_dict()
     except EmptyImageError as exc:
         result.error = str(exc)
+        result.metrics = None
         return result
-    if config.measure_quality:
-        result.metrics = quality_metrics(image.data, saturation)
+    finally:
+        # Read only now: the hash has been running in a thread beside the pixel work.
+        result.sha256 = image.sha256
     result.seconds = time.perf_counter() - start
     return result
 
