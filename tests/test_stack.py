@@ -192,3 +192,19 @@ def test_memory_stays_bounded(tmp_path):
     # Result images (~2 MiB) + band budget (4 MiB) + allocator slack; all
     # frames at once would be 30 MiB.
     assert extra_mib < 15, extra_mib
+
+
+@pytest.mark.parametrize("method", STACK_METHODS)
+def test_offsets_are_added_as_frames_are_read(tmp_path, method):
+    rng = np.random.default_rng(7)
+    arrays = [rng.normal(100 + 50 * i, 3, (20, 24)).astype(np.float32) for i in range(4)]
+    paths = []
+    for i, a in enumerate(arrays):
+        paths.append(tmp_path / f"o{i}.fits")
+        fits.PrimaryHDU(a).writeto(paths[-1])
+    offsets = [-50.0 * i for i in range(4)]
+    shifted = stack_files(paths, method=method, offsets=offsets, rows_per_chunk=7)
+    expected = stack_arrays([a + o for a, o in zip(arrays, offsets)], method=method)
+    np.testing.assert_allclose(shifted.data, expected.data, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="3 offsets for 4 frames"):
+        stack_files(paths, offsets=offsets[:3])

@@ -55,7 +55,8 @@ class StackResult:
 
 def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
                 rows_per_chunk: int | None = None, memory_limit_mb: float = 512,
-                sigma: float = 3.0, maxiters: int = 5, hdu: int | str = 0) -> StackResult:
+                sigma: float = 3.0, maxiters: int = 5, hdu: int | str = 0,
+                offsets: Sequence[float] | None = None) -> StackResult:
     """Combine aligned FITS frames band of rows by band of rows.
 
     Each band is read from every file through a memory map opened for that
@@ -78,6 +79,10 @@ def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
         Most clipping passes (``sigma-clip``).
     hdu : int or str
         The image HDU in each file.
+    offsets : sequence of float, optional
+        A constant added to each frame as it is read (one per path), e.g. to
+        bring every frame to one sky level so a median does not mix a star's
+        core from one frame with its wings from another.
 
     Returns
     -------
@@ -105,11 +110,16 @@ def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
         elif this != shape:
             raise ValueError(f"{path}: shape {this} differs from {shape} of {paths[0]}")
 
+    if offsets is not None and len(offsets) != len(paths):
+        raise ValueError(f"{len(offsets)} offsets for {len(paths)} frames")
+
     def read_rows(index: int, y0: int, y1: int, out: np.ndarray) -> None:
         # Opened per band and closed at once: a map left open keeps every page
         # it touched counted against the process, which grows with the night.
         with fits.open(paths[index], memmap=True) as hdul:
             out[...] = hdul[hdu].section[y0:y1]
+        if offsets is not None and offsets[index]:
+            out += np.float32(offsets[index])
 
     return _stack(len(paths), shape, read_rows, method, rows_per_chunk,
                   memory_limit_mb, sigma, maxiters)

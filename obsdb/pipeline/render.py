@@ -261,6 +261,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
 
     from obsdb.imaging.fitsio import atomic_write_fits
     from obsdb.imaging.preview import write_preview_png
+    from obsdb.imaging.stack import stack_files
 
     by_id = {t["frame_id"]: t for t in tasks}
     bands: dict[str, list[dict]] = defaultdict(list)
@@ -274,8 +275,8 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         skies = [_sky_level(by_id[r["frame_id"]]["sky"], r["path"]) for r in members]
         level = float(np.median(skies))
         offsets = [level - sky for sky in skies]
-        stacked = _stack_with_offsets([r["path"] for r in members], offsets, method=method,
-                                      memory_limit_mb=memory_limit_mb)
+        stacked = stack_files([r["path"] for r in members], offsets=offsets, method=method,
+                              memory_limit_mb=memory_limit_mb)
         exposure = sum(by_id[r["frame_id"]]["exptime"] or 0.0 for r in members)
         header = fits.Header()
         header["FILTER"] = (band, "band of the stacked frames")
@@ -314,29 +315,6 @@ def _sky_level(catalog_sky: float | None, path: str) -> float:
         return float(catalog_sky)
     with fits.open(path, memmap=True) as hdul:
         return float(np.nanmedian(hdul[0].data))
-
-
-def _stack_with_offsets(paths: list[str], offsets: list[float], *, method: str, memory_limit_mb: float):
-    """:func:`obsdb.imaging.stack.stack_files` with a constant added to each frame as it is read."""
-    from astropy.io import fits
-
-    from obsdb.imaging.stack import _stack, stack_files
-
-    if not any(offsets):
-        return stack_files(paths, method=method, memory_limit_mb=memory_limit_mb)
-    shapes = set()
-    for path in paths:
-        header = fits.getheader(path)
-        shapes.add((header["NAXIS2"], header["NAXIS1"]))
-    if len(shapes) != 1:
-        raise ObsdbError(f"aligned frames of different shapes {sorted(shapes)} cannot be stacked")
-
-    def read_rows(index: int, y0: int, y1: int, out) -> None:
-        with fits.open(paths[index], memmap=True) as hdul:
-            out[...] = hdul[0].section[y0:y1]
-        out += offsets[index]
-
-    return _stack(len(paths), shapes.pop(), read_rows, method, None, memory_limit_mb, 3.0, 5)
 
 
 def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str | None = None,
