@@ -124,6 +124,12 @@ class Catalog:
         finally:
             session.close()
 
+    def read(self, query, *args, **kwargs):
+        """Run ``query(session, *args, **kwargs)`` in a session and return its result
+        (read helpers from :mod:`obsdb.catalog.queries` return plain data)."""
+        with self.session() as session:
+            return query(session, *args, **kwargs)
+
     def close(self) -> None:
         """Release the engine's connections."""
         self.engine.dispose()

@@ -245,3 +245,8 @@ def frame_details(session: Session, frame: Frame) -> dict:
                     "details": e.details} for e in events],
     })
     return record
+
+
+def frames_details(session: Session, selector: str) -> list[dict]:
+    """:func:`frame_details` of every frame named by a selector."""
+    return [frame_details(session, frame) for frame in select_frames(session, selector)]

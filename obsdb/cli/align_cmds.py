@@ -42,29 +42,11 @@ def group_set(
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
 ) -> None:
     """Define a pointing group by hand (its frames leave any other group)."""
-    from obsdb.catalog.decisions import parse_box, set_group
-    from obsdb.catalog.queries import select_frames
-    from obsdb.catalog.writes import record_event
-    from obsdb.pipeline.ingest import login_name
+    from obsdb.pipeline.decide import define_group
 
-    who = author or login_name()
-    with open_catalog() as catalog, user_errors(), catalog.session() as session:
-        members = select_frames(session, frames, readable_only=True)
-        parsed_box = parse_box(box) if box else None
-        star = None
-        if ref_star:
-            try:
-                star = tuple(float(v) for v in ref_star.split(","))
-                assert len(star) == 2
-            except (ValueError, AssertionError):
-                fail(f"--ref-star {ref_star!r}: expected X,Y")
-        group_ref = next((f for f in members if f.number == reference), None) if reference is not None else None
-        if reference is not None and group_ref is None:
-            fail(f"--reference {reference}: not among the group's frames")
-        set_group(session, name, members, box=parsed_box, reference=group_ref, ref_star=star, source="manual",
-                  author=who)
-        record_event(session, who, "group set", f"{name}: {len(members)} frames, box {box}")
-    console.print(f"group {name}: {len(members)} frames" + (f", box {box}" if box else ""))
+    with open_catalog() as catalog, user_errors():
+        done = define_group(catalog, name, frames, box=box, reference=reference, ref_star=ref_star, author=author)
+    console.print(f"group {name}: {done.changed} frames" + (f", box {box}" if box else ""))
 
 
 @app.command()
@@ -72,8 +54,8 @@ def groups(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f
     """List pointing groups with their members, boxes and reference-star positions."""
     from obsdb.catalog.decisions import list_groups
 
-    with open_catalog() as catalog, catalog.session() as session:
-        rows = list_groups(session)
+    with open_catalog() as catalog:
+        rows = catalog.read(list_groups)
     if fmt_ is OutputFormat.json:
         print_json([{k: v for k, v in r.items() if k not in ("frame_ids", "reference_frame_id")} for r in rows])
         return
@@ -158,11 +140,10 @@ def history(
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """Every alignment run and shift step of a frame, the sum per run, and which run is current."""
-    from obsdb.catalog.queries import select_frames
-    from obsdb.pipeline.align import frame_history
+    from obsdb.pipeline.align import frame_histories
 
-    with open_catalog() as catalog, user_errors(), catalog.session() as session:
-        histories = [frame_history(session, f) for f in select_frames(session, frame)]
+    with open_catalog() as catalog, user_errors():
+        histories = catalog.read(frame_histories, frame)
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(histories if len(histories) > 1 else histories[0]))
         return
@@ -213,15 +194,9 @@ def regions(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Region file (default: <frame name>.reg here)."),
 ) -> None:
     """Write a ds9 region file of the frame's boxes and matched stars (current run), to check by eye."""
-    from obsdb.catalog.queries import select_frames
-    from obsdb.imaging.fitsio import atomic_write_bytes
-    from obsdb.pipeline.regions import frame_regions
+    from obsdb.pipeline.regions import write_regions
 
-    with open_catalog() as catalog, user_errors(), catalog.session() as session:
-        selected = select_frames(session, frame)
-        if len(selected) != 1:
-            fail(f"{frame!r} names {len(selected)} frames; give one")
-        text, count = frame_regions(session, selected[0])
-        target = out or Path(Path(selected[0].file_name).name.split(".")[0] + ".reg")
-        atomic_write_bytes(target, text.encode())
-    console.print(f"wrote {target} ({count} shapes); open with: ds9 {selected[0].path} -regions {target}")
+    with open_catalog() as catalog, user_errors():
+        written = write_regions(catalog, frame, out)
+    console.print(f"wrote {written.path} ({written.count} shapes); "
+                  f"open with: ds9 {written.frame_path} -regions {written.path}")

@@ -68,10 +68,10 @@ def ingest(
     console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")
-    with open_catalog() as catalog, catalog.session() as session:
-        from obsdb.catalog.queries import band_summary
+    from obsdb.catalog.queries import band_summary
 
-        _print_summary(band_summary(session))
+    with open_catalog() as catalog:
+        _print_summary(catalog.read(band_summary))
     if report.failed:
         for path, reason in report.failed:
             err_console.print(f"[red]unreadable:[/] {path}: {reason}", soft_wrap=True)
@@ -126,8 +126,8 @@ def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", he
     """Frames per band and type, with status counts and typical sky and seeing."""
     from obsdb.catalog.queries import band_summary
 
-    with open_catalog() as catalog, catalog.session() as session:
-        rows = band_summary(session)
+    with open_catalog() as catalog:
+        rows = catalog.read(band_summary)
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(rows))
     elif fmt_ is OutputFormat.csv:
@@ -166,10 +166,9 @@ def frames(
 
     if status and status not in ("accepted", "rejected", "pending"):
         fail(f"--status {status!r}: expected accepted, rejected or pending")
-    with open_catalog() as catalog, catalog.session() as session:
-        with user_errors():
-            records = frame_records(session, band=band, image_type=image_type, status=status, tag=tag,
-                                    where=where)
+    with open_catalog() as catalog, user_errors():
+        records = catalog.read(frame_records, band=band, image_type=image_type, status=status, tag=tag,
+                               where=where)
     _print_frames(records, fmt_)
 
 
@@ -204,11 +203,10 @@ def show(
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """Everything known about a frame: file, header, stats, metrics, tags and their history, shifts."""
-    from obsdb.catalog.queries import frame_details, select_frames
+    from obsdb.catalog.queries import frames_details
 
-    with open_catalog() as catalog, catalog.session() as session:
-        with user_errors():
-            details = [frame_details(session, f) for f in select_frames(session, frame)]
+    with open_catalog() as catalog, user_errors():
+        details = catalog.read(frames_details, frame)
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(details if len(details) > 1 else details[0]))
         return

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, fail, fmt, open_catalog, print_json,
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, open_catalog, print_json,
                               state, user_errors)
 
 
@@ -60,24 +60,15 @@ def tag(
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
 ) -> None:
     """Tag frames by hand.  Tags are append-only; `accept` overrides every rejection."""
-    from obsdb.catalog.queries import select_frames
     from obsdb.catalog.status import MANUAL_VOCABULARY, REJECTING_TAGS
-    from obsdb.catalog.tags import add_tags
-    from obsdb.catalog.writes import record_event
-    from obsdb.pipeline.ingest import login_name
+    from obsdb.pipeline.decide import tag_frames
 
-    if not reason or not reason.strip():
-        fail("a tag needs a reason (--reason)")
-    who = author or login_name()
-    with open_catalog() as catalog, user_errors(), catalog.session() as session:
-        selected = select_frames(session, frames)
-        change = add_tags(session, selected, name, reason=reason, source="manual", author=who)
-        record_event(session, who, "tag", f"{name} on {len(change.added)} frames: {reason}",
-                     details={"frames": [f.number for f in selected], "tag": name})
+    with open_catalog() as catalog, user_errors():
+        done = tag_frames(catalog, frames, name, reason=reason, author=author)
     kind = "rejects" if name in REJECTING_TAGS else ("overrides rejections" if name == "accept" else "")
     note = "" if name in MANUAL_VOCABULARY or name in REJECTING_TAGS else " (free-text tag: neither rejects nor accepts)"
-    console.print(f"tagged {len(change.added)} frames {name!r}" + (f" ({kind})" if kind else "") + note
-                  + (f"; {len(change.kept)} already had it" if change.kept else ""))
+    console.print(f"tagged {done.changed} frames {name!r}" + (f" ({kind})" if kind else "") + note
+                  + (f"; {len(done.unchanged)} already had it" if done.unchanged else ""))
 
 
 @app.command()
@@ -88,22 +79,13 @@ def untag(
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
 ) -> None:
     """Retract a tag (kept in the history with who, when and why)."""
-    from obsdb.catalog.queries import select_frames
-    from obsdb.catalog.tags import retract_tags
-    from obsdb.catalog.writes import record_event
-    from obsdb.pipeline.ingest import login_name
+    from obsdb.pipeline.decide import untag_frames
 
-    if not reason or not reason.strip():
-        fail("untag needs a reason (--reason)")
-    who = author or login_name()
-    with open_catalog() as catalog, user_errors(), catalog.session() as session:
-        selected = select_frames(session, frames)
-        change = retract_tags(session, selected, name, reason=reason, author=who)
-        record_event(session, who, "untag", f"{name} retracted on {len(change.retracted)} frames: {reason}",
-                     details={"frames": [f.number for f in selected], "tag": name})
-    console.print(f"retracted {name!r} on {len(change.retracted)} frames")
-    if change.missing:
-        console.print(f"  no active {name!r} on: {', '.join(str(f.number or f.file_name) for f in change.missing)}")
+    with open_catalog() as catalog, user_errors():
+        done = untag_frames(catalog, frames, name, reason=reason, author=author)
+    console.print(f"retracted {name!r} on {done.changed} frames")
+    if done.unchanged:
+        console.print(f"  no active {name!r} on: {', '.join(map(str, done.unchanged))}")
 
 
 @app.command()
@@ -114,8 +96,8 @@ def rejected(
     """Every rejected frame with all its reasons, their source and time."""
     from obsdb.catalog.queries import frame_records
 
-    with open_catalog() as catalog, catalog.session() as session:
-        records = frame_records(session, band=band, status="rejected")
+    with open_catalog() as catalog:
+        records = catalog.read(frame_records, band=band, status="rejected")
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(records))
         return

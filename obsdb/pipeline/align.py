@@ -445,6 +445,13 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
 # ---------------------------------------------------------------------------- history
 
 
+def frame_histories(session, selector: str) -> list[dict]:
+    """:func:`frame_history` of every frame named by a selector."""
+    from obsdb.catalog.queries import select_frames
+
+    return [frame_history(session, frame) for frame in select_frames(session, selector)]
+
+
 def frame_history(session, frame: Frame) -> dict:
     """Every run and step for a frame, the sum per run, and which run is current."""
     steps = session.scalars(select(ShiftStep).where(ShiftStep.frame_id == frame.id)

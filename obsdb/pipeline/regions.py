@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from sqlalchemy import select
 
 from obsdb.catalog.models import Centroid, Frame, GroupMember, PointingGroup, ShiftStep
@@ -35,3 +38,29 @@ def frame_regions(session, frame: Frame) -> tuple[str, int]:
             else:
                 lines.append(f"circle({c.x + 1:.3f},{c.y + 1:.3f},4) # color=red dash=1")
     return "\n".join(lines) + "\n", len(lines) - 4
+
+
+@dataclass
+class RegionFile:
+    """A region file written by :func:`write_regions`."""
+
+    path: Path
+    count: int
+    frame_path: str
+
+
+def write_regions(catalog, selector: str, out: str | Path | None = None) -> RegionFile:
+    """Write the region file of one frame (default ``<frame name>.reg`` here), atomically."""
+    from obsdb.catalog.queries import select_frames
+    from obsdb.errors import ObsdbError
+    from obsdb.imaging.fitsio import atomic_write_bytes
+
+    with catalog.session() as session:
+        selected = select_frames(session, selector)
+        if len(selected) != 1:
+            raise ObsdbError(f"{selector!r} names {len(selected)} frames; give one")
+        text, count = frame_regions(session, selected[0])
+        frame_path = selected[0].path
+        target = Path(out) if out else Path(selected[0].file_name.split(".")[0] + ".reg")
+    atomic_write_bytes(target, text.encode())
+    return RegionFile(target, count, frame_path)

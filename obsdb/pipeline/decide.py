@@ -1,0 +1,91 @@
+"""Manual decisions from the command line: tags, retractions and pointing groups.
+
+Each call is one transaction that also appends an event, so the catalog can
+say who decided what, when and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from obsdb.errors import ObsdbError
+from obsdb.pipeline.ingest import login_name
+
+
+@dataclass
+class Decision:
+    """What a manual decision changed."""
+
+    changed: int = 0
+    unchanged: list[int | str] = field(default_factory=list)
+    frames: list[int | str] = field(default_factory=list)
+
+
+def _label(frame) -> int | str:
+    return frame.number if frame.number is not None else frame.file_name
+
+
+def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None) -> Decision:
+    """Tag the frames named by ``selector`` by hand (source ``manual``)."""
+    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.tags import add_tags
+    from obsdb.catalog.writes import record_event
+
+    if not reason or not reason.strip():
+        raise ObsdbError("a tag needs a reason (--reason)")
+    who = author or login_name()
+    with catalog.session() as session:
+        frames = select_frames(session, selector)
+        change = add_tags(session, frames, name, reason=reason, source="manual", author=who)
+        record_event(session, who, "tag", f"{name} on {len(change.added)} frames: {reason}",
+                     details={"frames": [_label(f) for f in frames], "tag": name})
+        kept = {t.frame_id for t in change.kept}
+        return Decision(len(change.added), [_label(f) for f in frames if f.id in kept],
+                        [_label(f) for f in frames])
+
+
+def untag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None) -> Decision:
+    """Retract the active tag ``name`` on the frames named by ``selector``."""
+    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.tags import retract_tags
+    from obsdb.catalog.writes import record_event
+
+    if not reason or not reason.strip():
+        raise ObsdbError("untag needs a reason (--reason)")
+    who = author or login_name()
+    with catalog.session() as session:
+        frames = select_frames(session, selector)
+        change = retract_tags(session, frames, name, reason=reason, author=who)
+        record_event(session, who, "untag", f"{name} retracted on {len(change.retracted)} frames: {reason}",
+                     details={"frames": [_label(f) for f in frames], "tag": name})
+        return Decision(len(change.retracted), [_label(f) for f in change.missing], [_label(f) for f in frames])
+
+
+def define_group(catalog, name: str, selector: str, *, box: str | None = None, reference: int | None = None,
+                 ref_star: str | None = None, author: str | None = None) -> Decision:
+    """Create or redefine a pointing group by hand (its frames leave any other group)."""
+    from obsdb.catalog.decisions import parse_box, set_group
+    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.writes import record_event
+
+    who = author or login_name()
+    parsed_box = parse_box(box) if box else None
+    star = None
+    if ref_star:
+        try:
+            star = tuple(float(v) for v in ref_star.split(","))
+        except ValueError:
+            star = ()
+        if len(star) != 2:
+            raise ObsdbError(f"--ref-star {ref_star!r}: expected X,Y")
+    with catalog.session() as session:
+        members = select_frames(session, selector, readable_only=True)
+        group_ref = None
+        if reference is not None:
+            group_ref = next((f for f in members if f.number == reference), None)
+            if group_ref is None:
+                raise ObsdbError(f"--reference {reference}: not among the group's frames")
+        set_group(session, name, members, box=parsed_box, reference=group_ref, ref_star=star, source="manual",
+                  author=who)
+        record_event(session, who, "group set", f"{name}: {len(members)} frames, box {box}")
+        return Decision(len(members), [], [_label(f) for f in members])
