@@ -152,12 +152,12 @@ def child(kind: str, paths_file: str, repeat: int, out: str) -> None:
     print(json.dumps({"seconds": statistics.median(times), "extra_mib": (peak - base) / 1024}))
 
 
-def bench_stack(paths: list[str], folder: str, repeat: int):
+def bench_stack(paths: list[str], folder: str, repeat: int, kinds=None):
     paths_file = os.path.join(folder, "paths.txt")
     with open(paths_file, "w") as handle:
         handle.write("\n".join(paths))
     rows = {}
-    for kind in STACKERS:
+    for kind in kinds or STACKERS:
         out = os.path.join(folder, kind.replace(" ", "_") + ".npy")
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind,
                                "--paths-file", paths_file, "--repeat", str(repeat),
@@ -177,6 +177,9 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=2048, help="frame side in pixels")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--workdir", default=None, help="folder for the temporary frames")
+    parser.add_argument("--stack-only", action="store_true",
+                        help="skip the resampling table and ccdproc (e.g. for 200 frames: ccdproc's "
+                             "Combiner would need ~20 GB)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--paths-file", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -185,19 +188,21 @@ def main(argv=None) -> None:
         child(args.child, args.paths_file, args.repeat, args.out)
         return
 
-    print(f"# resample: one {args.size}x{args.size} frame, median of {args.repeat} runs")
-    rows = bench_resample(args.size, args.repeat)
-    ref = rows[0][1]
-    print(f"{'method':<28} {'shift s/frame':>14} {'rotated s/frame':>16} {'shift / spline3':>16}")
-    for name, t_shift, t_rot in rows:
-        rot = f"{t_rot:.3f}" if t_rot is not None else "n/a"
-        print(f"{name:<28} {t_shift:>14.3f} {rot:>16} {t_shift / ref:>16.2f}")
+    if not args.stack_only:
+        print(f"# resample: one {args.size}x{args.size} frame, median of {args.repeat} runs")
+        rows = bench_resample(args.size, args.repeat)
+        ref = rows[0][1]
+        print(f"{'method':<28} {'shift s/frame':>14} {'rotated s/frame':>16} {'shift / spline3':>16}")
+        for name, t_shift, t_rot in rows:
+            rot = f"{t_rot:.3f}" if t_rot is not None else "n/a"
+            print(f"{name:<28} {t_shift:>14.3f} {rot:>16} {t_shift / ref:>16.2f}")
 
     print(f"\n# stack: median of {args.frames} frames of {args.size}x{args.size}, "
           f"each stacker in its own process, median of {args.repeat} runs")
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         paths = write_frames(folder, args.frames, args.size)
-        results = bench_stack(paths, folder, args.repeat)
+        kinds = [k for k in STACKERS if k.startswith("obsdb")] if args.stack_only else None
+        results = bench_stack(paths, folder, args.repeat, kinds)
     base = results.get("obsdb median")
     print(f"{'stacker':<26} {'seconds':>8} {'peak extra MiB':>15} {'time x':>7} "
           f"{'memory x':>9} {'max |diff| vs obsdb median':>27}")
