@@ -116,6 +116,11 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
                 report.groups.append({"name": name, "members": sorted(by_id[i].number for i in members),
                                       "box": box, "reference": by_id[group_ref].number,
                                       "offset": [round(gx, 2), round(gy, 2)]})
+        from obsdb.catalog.writes import record_event
+
+        record_event(session, user, "group auto", f"{len(report.groups)} groups relative to {ref.number}, "
+                                                  f"{len(report.ungrouped)} frames ungrouped",
+                     details={"radius": radius, "groups": [g["name"] for g in report.groups]})
         fine_half = int(np.ceil(4 * fwhm))
         set_decision(session, "fine_box", {"box": [int(star[0]) - fine_half, int(star[0]) + fine_half + 1,
                                                    int(star[1]) - fine_half, int(star[1]) + fine_half + 1],
