@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
-                              print_json, user_errors)
+                              print_json, progress_bar, user_errors)
 
 group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)
 app.add_typer(group_app, name="group")
@@ -103,14 +103,13 @@ def align(
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """Create an alignment run: a shift for every frame, with every step and centroid recorded."""
-    from obsdb.cli.catalog_cmds import _progress
     from obsdb.pipeline.align import align_auto, align_staged
 
     if method not in ("auto", "staged"):
         fail(f"--method {method!r}: expected auto or staged")
     if status not in ("accepted", "pending", "any"):
         fail(f"--status {status!r}: expected accepted, pending or any")
-    with open_catalog() as catalog, user_errors(), _progress("align") as progress:
+    with open_catalog() as catalog, user_errors(), progress_bar("align") as progress:
         if method == "auto":
             report = align_auto(catalog, reference=reference, band=band, status=status, workers=workers,
                                 progress=progress)

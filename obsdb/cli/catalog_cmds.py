@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt,
-                              open_catalog, print_csv, print_json, state, user_errors)
+                              open_catalog, print_csv, print_json, progress_bar, state, user_errors)
 
 
 @app.command()
@@ -62,7 +62,7 @@ def ingest(
         config.ingest.number_pattern = number_pattern
     if no_metrics:
         config.ingest.measure_quality = False
-    with open_catalog() as catalog, _progress("ingest") as progress:
+    with open_catalog() as catalog, progress_bar("ingest") as progress:
         report = run_ingest(catalog, paths, recursive=recursive, workers=workers,
                             config=config.ingest, progress=progress)
     console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
@@ -76,35 +76,6 @@ def ingest(
         for path, reason in report.failed:
             err_console.print(f"[red]unreadable:[/] {path}: {reason}", soft_wrap=True)
         raise typer.Exit(1)
-
-
-class _progress:
-    """A rich progress bar on a terminal; silent otherwise."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.bar = None
-        self.task = None
-
-    def __enter__(self):
-        if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
-                                console=err_console, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(self.label, total=None, item="")
-        return self
-
-    def __call__(self, done: int, total: int, item: str = "") -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total, item=item)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
-        return False
 
 
 def _print_summary(rows: list[dict]) -> None:

@@ -141,3 +141,33 @@ def fmt(value, digits: int = 1) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+class progress_bar:
+    """A rich progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar = None
+        self.task = None
+
+    def __enter__(self):
+        # The bar goes to stderr, so JSON on a piped stdout stays clean.
+        if err_console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
+                                console=err_console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=None, item="")
+        return self
+
+    def __call__(self, done: int, total: int, item: str = "") -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total, item=item)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, fmt, state, user_errors
+from obsdb.cli.common import app, console, err_console, fmt, progress_bar, state, user_errors
 
 
 def _print_run(summary) -> None:
@@ -40,7 +40,6 @@ def run(
     """Do the whole night: init, ingest, qa, align, render, stack and report, with a summary per band.
 
     The catalog is --db if given, else OUT/obsdb.sqlite."""
-    from obsdb.cli.catalog_cmds import _progress
     from obsdb.pipeline.run import run_night
 
     if not folder.is_dir():
@@ -51,7 +50,7 @@ def run(
     with user_errors():
         summary = run_night(folder, out, db=state.db, workers=workers, stack=stack,
                             step=lambda name: err_console.print(f"[cyan]» {name}[/]"),
-                            progress_factory=_progress)
+                            progress_factory=progress_bar)
     _print_run(summary)
     if summary.failed_files:
         raise typer.Exit(1)
@@ -66,7 +65,6 @@ def demo(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
 ) -> None:
     """Simulate a night (several bands, pointing groups, cloud, trails, defocus) and run the whole pipeline on it."""
-    from obsdb.cli.catalog_cmds import _progress
     from obsdb.pipeline.run import run_night
     from obsdb.simulate import simulate_night
 
@@ -76,6 +74,6 @@ def demo(
         simulate_night(night, seed=seed, size=size, n_frames=frames_)
         summary = run_night(night, out, db=state.db, workers=workers,
                             step=lambda name: err_console.print(f"[cyan]» {name}[/]"),
-                            progress_factory=_progress)
+                            progress_factory=progress_bar)
     _print_run(summary)
     console.print(f"catalog: {summary.catalog}   try: obsdb --db {summary.catalog} rejected")

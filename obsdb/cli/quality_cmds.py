@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, open_catalog, print_json,
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, open_catalog, print_json, progress_bar,
                               state, user_errors)
 
 
@@ -23,7 +23,6 @@ def qa(
     Thresholds come from obsdb.toml's [qa] section (or a plan's [qa]); every tag's
     reason names the measured value and the threshold.  Tags that no longer hold
     are retracted, never deleted."""
-    from obsdb.cli.catalog_cmds import _progress
     from obsdb.config import load_config
     from obsdb.pipeline.qa import run_qa
 
@@ -33,7 +32,7 @@ def qa(
             from obsdb.pipeline.plan import load_plan
 
             thresholds.update(load_plan(plan).qa)
-    with open_catalog() as catalog, _progress("metrics") as progress:
+    with open_catalog() as catalog, progress_bar("metrics") as progress:
         report = run_qa(catalog, band=band, thresholds=thresholds, recompute=recompute, workers=workers,
                         progress=progress)
     if fmt_ is OutputFormat.json:

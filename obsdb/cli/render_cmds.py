@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import app, console, open_catalog, user_errors
+from obsdb.cli.common import app, console, open_catalog, progress_bar, user_errors
 
 
 @app.command()
@@ -26,10 +26,9 @@ def render(
 
     Each output is OUT/<input file name> with OBSDB_DX/DY/RUN/REF, the interpolation and one
     HISTORY line per shift step; stacks are OUT/stack_<band>.fits with a coverage map."""
-    from obsdb.cli.catalog_cmds import _progress
     from obsdb.pipeline.render import render as run_render
 
-    with open_catalog() as catalog, user_errors(), _progress("render") as progress:
+    with open_catalog() as catalog, user_errors(), progress_bar("render") as progress:
         report = run_render(catalog, out, run=run, interpolation=interp, status=status, band=band, stack=stack,
                             previews=previews, workers=workers, memory_limit_mb=memory_mb, progress=progress)
     console.print(f"wrote {len(report.frames)} aligned frames to {out}")

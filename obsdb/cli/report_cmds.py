@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, open_catalog, user_errors
+from obsdb.cli.common import app, console, err_console, open_catalog, progress_bar, user_errors
 
 
 @app.command()
@@ -23,10 +23,9 @@ def report(
 
     The page is OUT/index.html; it needs no network and no JavaScript.  Thumbnails of
     unchanged frames are reused from an earlier report in the same folder."""
-    from obsdb.cli.catalog_cmds import _progress
     from obsdb.pipeline.report import build_report
 
-    with open_catalog() as catalog, _progress("report") as progress, user_errors():
+    with open_catalog() as catalog, progress_bar("report") as progress, user_errors():
         result = build_report(catalog, out, thumbnails=thumbnails, workers=workers,
                               thumbnail_size=size, progress=progress)
     for warning in result.warnings:
