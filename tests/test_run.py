@@ -24,7 +24,7 @@ def night_run(tmp_path_factory):
 def test_run_does_every_step(night_run):
     result, out, truth = night_run
     assert result.exit_code == 0, result.output
-    for step in ("ingest:", "qa:", "align:", "render:", "report:"):
+    for step in ("ingest:", "qa:", "align:", "group:", "render:", "report:"):
         assert step in result.output
     assert "night summary by band" in result.output
     assert (out / "obsdb.sqlite").exists()

@@ -1,4 +1,4 @@
-"""The whole night in one call: init, ingest, qa, align, render, stack, report."""
+"""The whole night in one call: init, ingest, qa, align, group, render, stack, report."""
 
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
 
     from obsdb.catalog.db import database_url, open_catalog, upgrade
     from obsdb.catalog.queries import frame_records
+    from obsdb.errors import ObsdbError
     from obsdb.pipeline.align import align_auto
+    from obsdb.pipeline.groups import auto_groups
     from obsdb.pipeline.ingest import ingest
     from obsdb.pipeline.qa import run_qa
     from obsdb.pipeline.render import render
@@ -91,6 +93,13 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             aligned = align_auto(catalog, reference=reference, workers=workers, progress=callback)
         summary.steps.append(("align", f"run {aligned.run_id}: {len(aligned.results) - len(aligned.failures)} "
                                        f"frames aligned to {aligned.reference}, {len(aligned.failures)} unregistered"))
+        announce("group")
+        try:
+            grouped = auto_groups(catalog, reference=str(aligned.reference))
+            summary.steps.append(("group", f"{len(grouped.groups)} pointing groups"))
+        except ObsdbError as exc:
+            # Groups serve the report and the staged method; the auto run above does not need them.
+            summary.steps.append(("group", f"skipped: {exc}"))
         announce("render")
         with progress("render") as callback:
             rendered = render(catalog, out / "aligned", run=aligned.run_id, stack=stack, workers=workers,
@@ -104,7 +113,6 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             with progress("report") as callback:
                 built = build_report(catalog, out / "report", workers=workers, progress=callback)
             summary.report_path = str(built.index_path)
-            summary.steps.append(("report", f"{built.index_path}"))
         with catalog.session() as session:
             records = frame_records(session)
         summary.bands = band_table(records, aligned, rendered.stacks)
