@@ -227,3 +227,39 @@ def test_killed_ingest_leaves_a_consistent_catalog(tmp_path):
             assert session.scalar(select(func.count()).select_from(FrameStats)) == 120
     finally:
         catalog.close()
+
+
+def test_ctrl_c_with_workers_exits_cleanly_and_keeps_complete_rows(tmp_path):
+    """SIGINT to the whole process group (what Ctrl-C does) mid-ingest with 2 workers."""
+    from obsdb.catalog.db import database_url, upgrade
+
+    folder = tmp_path / "many"
+    rng = np.random.default_rng(6)
+    for i in range(150):
+        write_fits(folder / f"c_{i:04d}.fits", rng.normal(100, 5, (192, 192)).astype(np.float32), {"FILTER": "V"})
+    db = tmp_path / "c.sqlite"
+    upgrade(database_url(str(db)))
+    env = {**os.environ, "OBSDB_DB": str(db)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "obsdb.cli.app", "ingest", str(folder), "--no-metrics", "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 60
+    while time.time() < deadline and process.poll() is None:
+        try:
+            with sqlite3.connect(db, timeout=1) as connection:
+                if connection.execute("SELECT count(*) FROM frame").fetchone()[0] > 0:
+                    os.killpg(process.pid, signal.SIGINT)
+                    break
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.01)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, err)
+    assert "interrupted" in err and "Traceback" not in err
+    with sqlite3.connect(db) as connection:
+        n_frames = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
+        orphans = connection.execute(
+            "SELECT count(*) FROM frame LEFT JOIN frame_stats ON frame.id = frame_stats.frame_id "
+            "WHERE frame_stats.frame_id IS NULL").fetchone()[0]
+    assert 0 < n_frames < 150 and orphans == 0
