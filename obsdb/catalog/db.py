@@ -156,8 +156,3 @@ def open_catalog(db: str | None = None) -> Catalog:
         state = "empty" if current is None else f"at revision {current}, code expects {head}"
         raise CatalogError(f"catalog {url} is {state}: run `obsdb init` to create or upgrade it")
     return Catalog(url, engine)
-
-
-def table_names(engine: Engine) -> list[str]:
-    """Tables present in the database (for diagnostics and tests)."""
-    return sorted(inspect(engine).get_table_names())

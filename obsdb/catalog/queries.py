@@ -21,13 +21,9 @@ class SelectorError(ValueError):
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
 
-def parse_selector(text: str) -> tuple[set[int], list[str]]:
-    """Split a selector like ``3852-3861,3885,/data/a.fits`` into numbers and paths."""
-    numbers, _singles, paths = _parse_selector(text)
-    return numbers, paths
-
-
-def _parse_selector(text: str) -> tuple[set[int], set[int], list[str]]:
+def parse_selector(text: str) -> tuple[set[int], set[int], list[str]]:
+    """Split a selector like ``3852-3861,3885,/data/a.fits`` into all numbers, the
+    numbers given singly (not by a range), and paths."""
     numbers: set[int] = set()
     singles: set[int] = set()
     paths: list[str] = []
@@ -66,7 +62,7 @@ def select_frames(session: Session, selector: str, *, readable_only: bool = Fals
         When nothing matches, a path names no catalogued frame, or (strict) a
         single number names no frame.
     """
-    numbers, singles, paths = _parse_selector(selector)
+    numbers, singles, paths = parse_selector(selector)
     found: dict[int, Frame] = {}
     if numbers:
         for frame in session.scalars(select(Frame).where(Frame.number.in_(sorted(numbers)))):

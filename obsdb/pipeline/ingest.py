@@ -171,10 +171,6 @@ def quality_metrics(data, saturation) -> dict | None:
     return metrics_from_image(data, saturation)
 
 
-def _measure_star(args):
-    return measure_file(*args)
-
-
 def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,
            config: IngestConfig | None = None, user: str | None = None,
            progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
