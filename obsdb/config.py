@@ -11,10 +11,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from obsdb.errors import ObsdbError
 from obsdb.imaging.header import DEFAULT_IMAGE_TYPES, DEFAULT_NUMBER_PATTERN, DEFAULT_PICTTYPES
 
 
-class ConfigError(Exception):
+class ConfigError(ObsdbError):
     """The configuration file is malformed; the message names the file and key."""
 
 

@@ -62,3 +62,18 @@ def test_run_on_missing_folder_is_one_line(tmp_path):
     result = runner.invoke(app, ["run", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "not a folder" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_run_on_frames_without_numbers(tmp_path):
+    """File names with no frame number (e.g. light_a.fits): frames are named by file instead."""
+    night = tmp_path / "night"
+    truth = simulate_night(night, seed=5, size=256, n_frames=6, bands=("V",), n_groups=1,
+                           cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    for index, frame in enumerate(truth.frames):
+        (night / frame["file"]).rename(night / f"light_{'abcdef'[index]}.fits")
+    result = runner.invoke(app, ["run", str(night), "--out", str(tmp_path / "out")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "frames aligned to light_" in result.output and "None" not in result.output
+    records = json.loads(runner.invoke(app, ["--db", str(tmp_path / "out" / "obsdb.sqlite"), "frames",
+                                             "--format", "json"]).stdout)
+    assert len(records) == 6 and all(r["number"] is None and r["shift"] is not None for r in records)

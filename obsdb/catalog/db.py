@@ -15,6 +15,8 @@ from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from obsdb.errors import ObsdbError
+
 DEFAULT_DB = "obsdb.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -24,7 +26,7 @@ import Alembic (a tenth of a second on every small query); a test checks it agai
 the migration scripts."""
 
 
-class CatalogError(Exception):
+class CatalogError(ObsdbError):
     """The catalog cannot be used as it is; the message says what to do."""
 
 

@@ -65,15 +65,18 @@ def list_groups(session: Session) -> list[dict]:
     """Groups with their members (numbers), box, reference member and reference-star position."""
     groups = session.scalars(select(PointingGroup).options(selectinload(PointingGroup.members))
                              .order_by(PointingGroup.id)).all()
-    numbers = dict(session.execute(select(Frame.id, Frame.number)).all())
+    labels = {i: (n if n is not None else name)
+              for i, n, name in session.execute(select(Frame.id, Frame.number, Frame.file_name))}
     result = []
     for g in groups:
-        members = sorted((numbers.get(m.frame_id) for m in g.members), key=lambda n: (n is None, n))
+        # Numbers first in order, then frames known only by file name.
+        members = sorted((labels[m.frame_id] for m in g.members),
+                         key=lambda v: (isinstance(v, str), v if isinstance(v, int) else 0, str(v)))
         result.append({
             "name": g.name, "band": g.band, "members": members,
             "frame_ids": [m.frame_id for m in g.members],
             "box": None if g.box_x0 is None else [g.box_x0, g.box_x1, g.box_y0, g.box_y1],
-            "reference": numbers.get(g.reference_frame_id), "reference_frame_id": g.reference_frame_id,
+            "reference": labels.get(g.reference_frame_id), "reference_frame_id": g.reference_frame_id,
             "ref_star": None if g.ref_star_x is None else [g.ref_star_x, g.ref_star_y],
             "source": g.source, "author": g.author, "created_at": g.created_at.isoformat(),
         })

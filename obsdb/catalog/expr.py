@@ -23,9 +23,10 @@ from datetime import datetime
 from sqlalchemy import and_, not_, or_
 
 from obsdb.catalog.models import Frame, FrameMetrics, FrameStats
+from obsdb.errors import ObsdbError
 
 
-class ExpressionError(ValueError):
+class ExpressionError(ObsdbError, ValueError):
     """A malformed expression; the message points at the problem."""
 
     def __init__(self, text: str, message: str, column: int | None = None):

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, selectinload
 from obsdb.catalog.models import (Frame, FrameMetrics, FrameStats, GroupMember, PointingGroup,
                                   ShiftStep, Tag)
 from obsdb.catalog.status import frame_status
+from obsdb.errors import ObsdbError
 
 
-class SelectorError(ValueError):
+class SelectorError(ObsdbError, ValueError):
     """A frame selector is malformed or matches nothing."""
 
 

@@ -76,7 +76,8 @@ def _box(box) -> str:
 
 
 def _ranges(numbers) -> str:
-    numbers = sorted(n for n in numbers if n is not None)
+    names = [str(n) for n in numbers if isinstance(n, str)]
+    numbers = sorted(n for n in numbers if isinstance(n, int))
     parts, start, prev = [], None, None
     for n in numbers:
         if start is None:
@@ -88,7 +89,7 @@ def _ranges(numbers) -> str:
             start = prev = n
     if start is not None:
         parts.append(f"{start}-{prev}" if prev != start else str(start))
-    return ",".join(parts)
+    return ",".join(parts + names)
 
 
 @app.command()
@@ -116,17 +117,17 @@ def align(
         else:
             report = align_staged(catalog, integer=integer, method=centroid, progress=progress)
     if fmt_ is OutputFormat.json:
-        print_json(clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference,
+        print_json(clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference_label,
                               "frames": [r.__dict__ for r in report.results]}))
         return
     from rich.table import Table
 
-    table = Table(title=f"alignment run {report.run_id} ({report.method}), reference {report.reference}")
+    table = Table(title=f"alignment run {report.run_id} ({report.method}), reference {report.reference_label}")
     for column in ("frame", "dx", "dy", "rot deg", "method", "matched", "rms px", "note"):
         table.add_column(column, justify="right" if column in ("dx", "dy", "rot deg", "matched", "rms px") else "left",
                          overflow="fold")
     for r in report.results:
-        table.add_row(str(r.number), fmt(r.dx, 3), fmt(r.dy, 3), fmt(r.rotation_deg, 4), r.method or "-",
+        table.add_row(r.label, fmt(r.dx, 3), fmt(r.dy, 3), fmt(r.rotation_deg, 4), r.method or "-",
                       fmt(r.n_matched), fmt(r.residual_rms, 4), r.reason or "", style=None if r.ok else "red")
     console.print(table)
     if report.failures:
@@ -149,7 +150,7 @@ def history(
     from rich.table import Table
 
     for h in histories:
-        console.rule(f"frame {h['number']}  {h['file_name']}")
+        console.rule(f"frame {h['number'] if h['number'] is not None else ''}  {h['file_name']}")
         if not h["runs"]:
             console.print("  never aligned")
         for run in h["runs"]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Optional
 
 import typer
@@ -20,6 +22,10 @@ def _global_options(
     align them with full shift provenance, and render aligned frames and stacks."""
     state.db = db
     state.config = config
+    if not os.environ.get("OBSDB_DEBUG"):
+        # Libraries warn about non-standard FITS cards and plot scales on every frame; the
+        # catalog keeps what matters, so the terminal stays readable.  OBSDB_DEBUG=1 shows them.
+        warnings.filterwarnings("ignore")
 
 
 # Command modules register themselves on `app` when imported.

@@ -188,7 +188,7 @@ def show(
 def _print_details(detail: dict) -> None:
     from rich.table import Table
 
-    console.rule(f"frame {detail['number']}  {detail['file_name']}")
+    console.rule(f"frame {detail['number'] if detail['number'] is not None else ''}  {detail['file_name']}")
     facts = Table.grid(padding=(0, 2))
     for key in ("path", "size", "sha256", "band", "type", "object", "exptime", "date_obs", "airmass",
                 "shape", "bitpix", "status", "group", "ingested_at", "error"):

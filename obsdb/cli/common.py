@@ -48,14 +48,10 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from obsdb.catalog.db import CatalogError
-    from obsdb.catalog.expr import ExpressionError
-    from obsdb.catalog.queries import SelectorError
-    from obsdb.config import ConfigError
     from obsdb.errors import ObsdbError
-    from obsdb.pipeline.ingest import IngestError
 
-    return (CatalogError, ExpressionError, SelectorError, ConfigError, IngestError, ObsdbError)
+    # Every user-fixable error derives from ObsdbError (catalog, selector, expression, config, ingest).
+    return (ObsdbError,)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ with the reason, never a made-up shift.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -39,6 +40,13 @@ class FrameResult:
     residual_rms: float | None = None
     n_matched: int | None = None
     reason: str = ""
+    frame_id: int | None = None
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        """The frame number, or its file name when it has none."""
+        return str(self.number) if self.number is not None else self.name
 
 
 @dataclass
@@ -49,6 +57,18 @@ class AlignReport:
     method: str
     reference: int | None
     results: list[FrameResult] = field(default_factory=list)
+    reference_name: str = ""
+    reference_path: str = ""
+
+    @property
+    def reference_label(self) -> str:
+        """The reference's number, or its file name when it has none."""
+        return str(self.reference) if self.reference is not None else self.reference_name
+
+    @property
+    def reference_selector(self) -> str:
+        """A frame selector naming the reference (its number, else its path)."""
+        return str(self.reference) if self.reference is not None else self.reference_path
 
     @property
     def failures(self) -> list[FrameResult]:
@@ -209,14 +229,16 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
         ref_frame = session.get(Frame, ref_id)
         run = _new_run(session, "auto", ref_frame, {"status": status, "band": band, "workers": workers,
                                                     "match_radius": MATCH_RADIUS}, user)
-        report = AlignReport(run.id, "auto", ref_number)
+        report = AlignReport(run.id, "auto", ref_number, reference_name=Path(ref_path).name,
+                             reference_path=ref_path)
         centroid_rows = []
         failed_frames = []
         registered = []
         for outcome in results:
             frame_id, number = by_path[outcome["path"]]
             if not outcome["ok"]:
-                report.results.append(FrameResult(number, False, reason=outcome["reason"] or "unregistered"))
+                report.results.append(FrameResult(number, False, reason=outcome["reason"] or "unregistered",
+                                                  frame_id=frame_id, name=Path(outcome["path"]).name))
                 failed_frames.append((frame_id, outcome["reason"] or "registration failed"))
                 continue
             is_reference = frame_id == ref_id
@@ -237,7 +259,8 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
             report.results.append(FrameResult(number, True, outcome["dx"], outcome["dy"],
                                               outcome["rotation_deg"],
                                               "reference" if is_reference else outcome["method"],
-                                              outcome["residual_rms"], outcome["n_matched"], outcome["reason"]))
+                                              outcome["residual_rms"], outcome["n_matched"], outcome["reason"],
+                                              frame_id=frame_id, name=Path(outcome["path"]).name))
         if centroid_rows:
             session.execute(insert(Centroid), centroid_rows)
         _record_unregistered(session, run, failed_frames, registered, user)
@@ -399,7 +422,8 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
             "integer": integer, "centroid_method": centroid_method, "fine_box": list(fine_box),
             "reference_star": list(star_ref), "groups": {g["name"]: {"box": g["box"], "ref_star": g["ref_star"]}
                                                          for g in groups}}, user)
-        report = AlignReport(run.id, "staged", reference.number)
+        report = AlignReport(run.id, "staged", reference.number, reference_name=reference.file_name,
+                             reference_path=reference.path)
         method_name = f"centroid_{centroid_method}"
         for frame_id, m in measurements.items():
             g = m["group"]
@@ -434,9 +458,11 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
                           parameters={"box": list(fine_box), "box_in_frame": list(m["box3"]), "integer": integer}),
             ])
             total_dx, total_dy = m["dx1"] + m["dx2"] + dx3, m["dy1"] + m["dy2"] + dy3
-            report.results.append(FrameResult(numbers[frame_id], True, total_dx, total_dy, 0.0, "staged"))
+            report.results.append(FrameResult(numbers[frame_id], True, total_dx, total_dy, 0.0, "staged",
+                                              frame_id=frame_id, name=Path(paths[frame_id]).name))
         for frame_id, reason in failures.items():
-            report.results.append(FrameResult(numbers[frame_id], False, reason=reason))
+            report.results.append(FrameResult(numbers[frame_id], False, reason=reason, frame_id=frame_id,
+                                              name=Path(paths[frame_id]).name))
         _record_unregistered(session, run, list(failures.items()), list(measurements), user)
     report.results.sort(key=lambda r: (r.number is None, r.number))
     return report
@@ -462,8 +488,9 @@ def frame_history(session, frame: Frame) -> dict:
     centroids = {c.id: c for c in session.scalars(select(Centroid).where(Centroid.id.in_(
         [i for i in centroid_ids if i is not None])))}
     frame_ids = {s.reference_frame_id for s in steps} | {r.reference_frame_id for r in runs.values()}
-    numbers = dict(session.execute(select(Frame.id, Frame.number).where(Frame.id.in_(
-        [i for i in frame_ids if i is not None]))).all())
+    # Frames are named by number, or by file name when they have none.
+    numbers = {i: (n if n is not None else name) for i, n, name in session.execute(
+        select(Frame.id, Frame.number, Frame.file_name).where(Frame.id.in_([i for i in frame_ids if i is not None])))}
     current = max(run_ids) if run_ids else None
 
     def centroid(cid):

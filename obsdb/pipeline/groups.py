@@ -113,7 +113,11 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
                 set_group(session, name, [by_id[i] for i in members], box=box, band=band or None,
                           reference=by_id[group_ref], ref_star=(round(sx, 2), round(sy, 2)), source="auto",
                           author=user)
-                report.groups.append({"name": name, "members": sorted(by_id[i].number for i in members),
+                ordered = sorted((by_id[i] for i in members), key=lambda f: (f.number is None, f.number or 0,
+                                                                              f.file_name))
+                report.groups.append({"name": name,
+                                      "members": [f.number if f.number is not None else f.file_name
+                                                  for f in ordered],
                                       "box": box, "reference": by_id[group_ref].number,
                                       "offset": [round(gx, 2), round(gy, 2)]})
         from obsdb.catalog.writes import record_event

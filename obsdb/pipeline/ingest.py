@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from obsdb.config import IngestConfig
+from obsdb.errors import ObsdbError
 
 BATCH_SIZE = 25
 """Frames written per transaction: large enough to amortise the commit, small
 enough that an interruption loses little work."""
 
 
-class IngestError(Exception):
+class IngestError(ObsdbError):
     """A path given to ingest does not exist or cannot be listed."""
 
 

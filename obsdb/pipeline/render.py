@@ -55,7 +55,9 @@ def _plan(session, *, run: int | None, status: str, band: str | None) -> list[di
     for step in session.scalars(query):
         steps[step.frame_id][step.run_id].append(step)
     runs = {r.id: r for r in session.scalars(select(AlignmentRun))}
-    ref_numbers = dict(session.execute(select(Frame.id, Frame.number)).all())
+    # Reference frames are named by number, or by file name when they have none.
+    ref_numbers = {i: (n if n is not None else name)
+                   for i, n, name in session.execute(select(Frame.id, Frame.number, Frame.file_name))}
     tasks = []
     for frame_id, record in wanted.items():
         per_run = steps.get(frame_id)

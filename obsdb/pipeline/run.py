@@ -92,10 +92,10 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         with progress("align") as callback:
             aligned = align_auto(catalog, reference=reference, workers=workers, progress=callback)
         summary.steps.append(("align", f"run {aligned.run_id}: {len(aligned.results) - len(aligned.failures)} "
-                                       f"frames aligned to {aligned.reference}, {len(aligned.failures)} unregistered"))
+                                       f"frames aligned to {aligned.reference_label}, {len(aligned.failures)} unregistered"))
         announce("group")
         try:
-            grouped = auto_groups(catalog, reference=str(aligned.reference))
+            grouped = auto_groups(catalog, reference=aligned.reference_selector)
             summary.steps.append(("group", f"{len(grouped.groups)} pointing groups"))
         except ObsdbError as exc:
             # Groups serve the report and the staged method; the auto run above does not need them.
@@ -123,7 +123,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
 
 def band_table(records: list[dict], aligned, stacks: list[dict]) -> list[dict]:
     """Per band: frames ingested, rejected by reason, aligned, alignment residual RMS, stack written."""
-    residuals = {r.number: r.residual_rms for r in aligned.results if r.ok}
+    residuals = {r.frame_id: r.residual_rms for r in aligned.results if r.ok}
     stacked = {s["band"]: s for s in stacks}
     bands: dict[str, list[dict]] = defaultdict(list)
     for record in records:
@@ -135,12 +135,12 @@ def band_table(records: list[dict], aligned, stacks: list[dict]) -> list[dict]:
             if record["status"] == "rejected":
                 names = sorted({t["name"] for t in record["tags"]}) or ["unreadable"]
                 reasons.update(names)
-        rms = [residuals[r["number"]] for r in members if residuals.get(r["number"]) is not None]
+        rms = [residuals[r["id"]] for r in members if residuals.get(r["id"]) is not None]
         rows.append({
             "band": band, "frames": len(members),
             "rejected": sum(r["status"] == "rejected" for r in members),
             "rejected_by": dict(sorted(reasons.items())),
-            "aligned": sum(1 for r in members if r["number"] in residuals),
+            "aligned": sum(1 for r in members if r["id"] in residuals),
             "median_rms": statistics.median(rms) if rms else None,
             "stack": stacked.get(band, {}).get("path"),
             "stack_frames": stacked.get(band, {}).get("frames"),
