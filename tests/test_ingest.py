@@ -263,3 +263,17 @@ def test_ctrl_c_with_workers_exits_cleanly_and_keeps_complete_rows(tmp_path):
             "SELECT count(*) FROM frame LEFT JOIN frame_stats ON frame.id = frame_stats.frame_id "
             "WHERE frame_stats.frame_id IS NULL").fetchone()[0]
     assert 0 < n_frames < 150 and orphans == 0
+
+
+def test_shared_numbers_are_reported_and_a_new_pattern_renumbers_without_reading(catalog, tmp_path):
+    folder = tmp_path / "seestar-like"
+    for stamp in (212046, 212249, 212454):
+        write_fits(folder / f"m94_set1_{stamp}_bin2_crop512.fits", np.ones((8, 8), np.float32))
+    first = ingest(catalog, [folder], config=STATS_ONLY)
+    assert first.shared_numbers == {512: 3}  # the default rule takes the last run of digits
+    pattern = IngestConfig(measure_quality=False, number_pattern=r"set1_(\d+)")
+    again = ingest(catalog, [folder], config=pattern)
+    assert len(again.unchanged) == 3 and not again.added and again.shared_numbers == {}
+    with catalog.session() as session:
+        assert sorted(session.scalars(select(Frame.number))) == [212046, 212249, 212454]
+        assert any("renumbered" in e.summary for e in session.scalars(select(Event)))

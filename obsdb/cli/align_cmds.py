@@ -100,6 +100,7 @@ def align(
     centroid: Optional[str] = typer.Option(None, "--centroid", help="Staged method: 2dg, com or quadratic (default: the plan's)."),
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Auto method: only this band."),
     status: str = typer.Option("accepted", "--status", help="Auto method: frames to align: accepted, pending or any."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Auto method: only frames matching this expression, e.g. \"object == 'M94'\"."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
@@ -112,8 +113,8 @@ def align(
         fail(f"--status {status!r}: expected accepted, pending or any")
     with open_catalog() as catalog, user_errors(), progress_bar("align") as progress:
         if method == "auto":
-            report = align_auto(catalog, reference=reference, band=band, status=status, workers=workers,
-                                progress=progress)
+            report = align_auto(catalog, reference=reference, band=band, status=status, where=where,
+                                workers=workers, progress=progress)
         else:
             report = align_staged(catalog, integer=integer, method=centroid, progress=progress)
     if fmt_ is OutputFormat.json:

@@ -72,6 +72,9 @@ def ingest(
 
     with open_catalog() as catalog:
         _print_summary(catalog.read(band_summary))
+    for number, count in sorted(report.shared_numbers.items()):
+        err_console.print(f"[yellow]warning:[/] frame number {number} is shared by {count} files: "
+                          f"name them by path, or re-ingest with --number-pattern", soft_wrap=True)
     if report.failed:
         for path, reason in report.failed:
             err_console.print(f"[red]unreadable:[/] {path}: {reason}", soft_wrap=True)

@@ -17,6 +17,7 @@ def render(
     interp: str = typer.Option("spline3", "--interp", help="spline3 (default: keeps centroids to 0.01 px and flux to 0.1%), linear, nearest or fourier."),
     status: str = typer.Option("accepted", "--status", help="Frames to render: accepted, pending, rejected or any."),
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
+    where: Optional[str] = typer.Option(None, "--where", "-w", help="Only frames matching this expression (see obsdb frames)."),
     stack: Optional[str] = typer.Option(None, "--stack", help="Also stack each band: median, mean or sigma-clip."),
     previews: bool = typer.Option(False, "--previews", help="PNG preview of every aligned frame (stacks always get one)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes."),
@@ -29,8 +30,9 @@ def render(
     from obsdb.pipeline.render import render as run_render
 
     with open_catalog() as catalog, user_errors(), progress_bar("render") as progress:
-        report = run_render(catalog, out, run=run, interpolation=interp, status=status, band=band, stack=stack,
-                            previews=previews, workers=workers, memory_limit_mb=memory_mb, progress=progress)
+        report = run_render(catalog, out, run=run, interpolation=interp, status=status, band=band, where=where,
+                            stack=stack, previews=previews, workers=workers, memory_limit_mb=memory_mb,
+                            progress=progress)
     console.print(f"wrote {len(report.frames)} aligned frames to {out}")
     for s in report.stacks:
         console.print(f"  stack {s['band']}: {s['frames']} frames, {s['exptime']:.0f} s -> {s['path']}")

@@ -75,10 +75,10 @@ class AlignReport:
         return [r for r in self.results if not r.ok]
 
 
-def _selected_frames(session, *, status: str, band: str | None) -> list[Frame]:
+def _selected_frames(session, *, status: str, band: str | None, where: str | None = None) -> list[Frame]:
     from obsdb.catalog.queries import frame_records
 
-    records = frame_records(session, band=band, include_unreadable=False,
+    records = frame_records(session, band=band, include_unreadable=False, where=where,
                             status=None if status == "any" else status)
     ids = [r["id"] for r in records if r["type"] in ("light", "unknown")]
     frames = session.scalars(select(Frame).where(Frame.id.in_(ids))).all()
@@ -103,7 +103,6 @@ def choose_reference(frames: list[Frame]) -> Frame:
 
 
 def _resolve_reference(session, frames: list[Frame], reference: str | None) -> Frame:
-    from obsdb.catalog.decisions import get_decision
     from obsdb.catalog.queries import select_frames
 
     if reference is not None:
@@ -111,12 +110,25 @@ def _resolve_reference(session, frames: list[Frame], reference: str | None) -> F
         if len(chosen) != 1:
             raise ObsdbError(f"--reference {reference!r} must name exactly one readable frame")
         return chosen[0]
-    decided = get_decision(session, "reference_frame")
-    if decided is not None:
-        chosen = select_frames(session, str(decided.value["frame"]), readable_only=True)
-        if chosen:
-            return chosen[0]
+    decided = decided_reference(session)
+    # A decided reference serves only when it is among the frames being aligned (one field).
+    if decided is not None and decided.id in {f.id for f in frames}:
+        return decided
     return choose_reference(frames)
+
+
+def decided_reference(session) -> Frame | None:
+    """The frame of the current ``reference_frame`` decision (by number, else by path)."""
+    from obsdb.catalog.decisions import get_decision
+
+    decided = get_decision(session, "reference_frame")
+    if decided is None:
+        return None
+    if decided.value.get("frame") is not None:
+        return session.scalars(select(Frame).where(Frame.number == decided.value["frame"])).first()
+    if decided.value.get("path"):
+        return session.scalars(select(Frame).where(Frame.path == decided.value["path"])).first()
+    return None
 
 
 def _new_run(session, method: str, reference: Frame, parameters: dict, user: str) -> AlignmentRun:
@@ -186,7 +198,8 @@ def _register_one(path: str) -> dict:
 
 
 def align_auto(catalog, *, reference: str | None = None, band: str | None = None, status: str = "accepted",
-               workers: int = 1, user: str | None = None, progress: Callable | None = None) -> AlignReport:
+               where: str | None = None, workers: int = 1, user: str | None = None,
+               progress: Callable | None = None) -> AlignReport:
     """Register every selected frame onto the reference by star matching (cross-correlation fallback).
 
     Parameters
@@ -199,6 +212,9 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
         Only frames of this band (the reference may be of any band).
     status : {"accepted", "pending", "any"}
         Which frames to align.
+    where : str, optional
+        A ``--where`` expression narrowing the frames, e.g. ``object == 'M94'``
+        (one reference serves one field).
     workers : int
         Processes.
 
@@ -208,7 +224,7 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
     """
     user = user or login_name()
     with catalog.session() as session:
-        frames = _selected_frames(session, status=status, band=band)
+        frames = _selected_frames(session, status=status, band=band, where=where)
         for frame in frames:
             _ = frame.metrics
         if not frames:
@@ -227,7 +243,8 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
 
     with catalog.session() as session:
         ref_frame = session.get(Frame, ref_id)
-        run = _new_run(session, "auto", ref_frame, {"status": status, "band": band, "workers": workers,
+        run = _new_run(session, "auto", ref_frame, {"status": status, "band": band, "where": where,
+                                                    "workers": workers,
                                                     "match_radius": MATCH_RADIUS}, user)
         report = AlignReport(run.id, "auto", ref_number, reference_name=Path(ref_path).name,
                              reference_path=ref_path)
@@ -346,9 +363,9 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
                 raise ObsdbError(f"group {g['name']} has no box (`obsdb group set {g['name']} ... --box`)")
         frames = {f.id: f for f in session.scalars(select(Frame).where(
             Frame.id.in_([i for g in groups for i in g["frame_ids"]])))}
-        reference = session.scalars(select(Frame).where(Frame.number == ref_decision.value["frame"])).first()
+        reference = decided_reference(session)
         if reference is None:
-            raise ObsdbError(f"reference frame {ref_decision.value['frame']} is not in the catalog")
+            raise ObsdbError(f"reference frame {ref_decision.value} is not in the catalog")
         paths = {i: f.path for i, f in frames.items()}
         numbers = {i: f.number for i, f in frames.items()}
     centroid_method = method or fine_decision.value.get("method", "2dg")

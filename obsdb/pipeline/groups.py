@@ -85,9 +85,9 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
         if star is None:
             raise ObsdbError("no star of the reference is visible in every group: define groups with "
                              "`obsdb group set` or a plan")
-        set_decision(session, "reference_frame", {"frame": ref.number}, source="auto", author=user,
+        set_decision(session, "reference_frame", {"frame": ref.number, "path": ref.path}, source="auto", author=user,
                      note="obsdb group auto")
-        set_decision(session, "reference_star", {"frame": ref.number, "x": star[0], "y": star[1]},
+        set_decision(session, "reference_star", {"frame": ref.number, "path": ref.path, "x": star[0], "y": star[1]},
                      source="auto", author=user, note="brightest isolated star visible in every frame")
         fwhm = ref.metrics.fwhm or 3.0
         by_id = {f.id: f for f in frames}

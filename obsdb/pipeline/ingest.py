@@ -59,6 +59,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    shared_numbers: dict[int, int] = field(default_factory=dict)
+    """Frame numbers carried by more than one file (the number pattern does not fit these names)."""
 
     @property
     def n_files(self) -> int:
@@ -197,10 +199,11 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     -------
     IngestReport
     """
-    from sqlalchemy import select
+    from sqlalchemy import select, update
 
     from obsdb.catalog.models import Frame
     from obsdb.catalog.writes import record_event, write_measurements
+    from obsdb.imaging.header import frame_number
 
     config = config or IngestConfig()
     user = user or login_name()
@@ -209,10 +212,11 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     report = IngestReport()
 
     with catalog.session() as session:
-        rows = session.execute(select(Frame.path, Frame.size, Frame.mtime, Frame.readable, Frame.error)
-                               .where(Frame.path.in_([str(p) for p in files]))).all()
+        rows = session.execute(select(Frame.id, Frame.path, Frame.size, Frame.mtime, Frame.readable, Frame.error,
+                                      Frame.number).where(Frame.path.in_([str(p) for p in files]))).all()
     known = {row.path: row for row in rows}
     todo: list[str] = []
+    renumbered: dict[int, int | None] = {}
     for path in files:
         key = str(path)
         row = known.get(key)
@@ -226,8 +230,18 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
                 report.unchanged.append(key)
             else:
                 report.failed.append((key, row.error or "unreadable"))
+            # The number comes from the name alone: a new --number-pattern renumbers without a read.
+            number = frame_number(path.name, config.number_pattern)
+            if number != row.number:
+                renumbered[row.id] = number
         else:
             todo.append(key)
+    if renumbered:
+        with catalog.session() as session:
+            session.execute(update(Frame), [{"id": i, "number": n} for i, n in renumbered.items()])
+            record_event(session, user, "ingest", f"{len(renumbered)} frames renumbered with pattern "
+                                                  f"{config.number_pattern!r}",
+                         details={"renumbered": {str(i): n for i, n in renumbered.items()}})
 
     total = len(files)
     done = total - len(todo)
@@ -256,6 +270,11 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     flush()
     report.seconds = time.perf_counter() - start
     with catalog.session() as session:
+        from sqlalchemy import func
+
+        report.shared_numbers = dict(session.execute(
+            select(Frame.number, func.count()).where(Frame.number.is_not(None))
+            .group_by(Frame.number).having(func.count() > 1)).all())
         record_event(session, user, "ingest",
                      f"{report.n_files} files: {len(report.added)} added, {len(report.changed)} changed, "
                      f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable",

@@ -38,11 +38,11 @@ def output_name(input_path: str) -> str:
     return name[:-3] if name.lower().endswith(".gz") else name
 
 
-def _plan(session, *, run: int | None, status: str, band: str | None) -> list[dict]:
+def _plan(session, *, run: int | None, status: str, band: str | None, where: str | None = None) -> list[dict]:
     """Frames to render with their steps, from the chosen run or each frame's current run."""
     from obsdb.catalog.queries import frame_records
 
-    records = frame_records(session, band=band, include_unreadable=False,
+    records = frame_records(session, band=band, include_unreadable=False, where=where,
                             status=None if status == "any" else status)
     wanted = {r["id"]: r for r in records}
     if not wanted:
@@ -153,7 +153,8 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
 
 
 def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolation: str = "spline3",
-           status: str = "accepted", band: str | None = None, stack: str | None = None,
+           status: str = "accepted", band: str | None = None, where: str | None = None,
+           stack: str | None = None,
            previews: bool = False, workers: int = 1, memory_limit_mb: float = 512, user: str | None = None,
            progress: Callable | None = None) -> RenderReport:
     """Write aligned frames (and stacks) for the selected frames.
@@ -168,6 +169,9 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     interpolation : str
         One of :data:`obsdb.imaging.resample.INTERPOLATIONS`.
     status : {"accepted", "pending", "rejected", "any"}
+    band : str, optional
+    where : str, optional
+        A ``--where`` expression narrowing the frames.
     stack : {"median", "mean", "sigma-clip"}, optional
         Also write ``stack_<band>.fits`` per band.
     previews : bool
@@ -191,7 +195,7 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     with catalog.session() as session:
         if run is not None and session.get(AlignmentRun, run) is None:
             raise ObsdbError(f"--run {run}: no such alignment run")
-        tasks = _plan(session, run=run, status=status, band=band)
+        tasks = _plan(session, run=run, status=status, band=band, where=where)
         inputs = {os.path.normcase(p) for p in session.scalars(select(Frame.path))}
     if not tasks:
         raise ObsdbError("nothing to render: no selected frame has a shift (run `obsdb align` first)")
