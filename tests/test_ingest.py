@@ -183,42 +183,48 @@ def test_real_frames_ingest(catalog, real_data):
     assert emmi.header["EXPTIME"] == 1200.0 and emmi.stats.n_nan == 0
 
 
-def test_killed_ingest_leaves_a_consistent_catalog(tmp_path):
-    """SIGKILL mid-ingest: only complete rows are present, and a rerun completes the night."""
+def _interrupted_ingest(tmp_path, sig, *, n_frames, workers=1):
+    """Start `obsdb ingest` on a fresh night, send ``sig`` to its process group once the first
+    batch is committed; return (returncode, stderr, frames in the catalog, frames without stats)."""
     from obsdb.catalog.db import database_url, upgrade
 
     folder = tmp_path / "many"
     rng = np.random.default_rng(5)
-    for i in range(120):
+    for i in range(n_frames):
         write_fits(folder / f"k_{i:04d}.fits", rng.normal(100, 5, (192, 192)).astype(np.float32), {"FILTER": "V"})
     db = tmp_path / "k.sqlite"
     upgrade(database_url(str(db)))
-    env = {**os.environ, "OBSDB_DB": str(db)}
-    process = subprocess.Popen([sys.executable, "-m", "obsdb.cli.app", "ingest", str(folder), "--no-metrics"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "obsdb.cli.app", "ingest", str(folder), "--no-metrics", "--workers", str(workers)],
+        env={**os.environ, "OBSDB_DB": str(db)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
-    count = 0
     while time.time() < deadline and process.poll() is None:
         try:
             with sqlite3.connect(db, timeout=1) as connection:
-                count = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
+                if connection.execute("SELECT count(*) FROM frame").fetchone()[0] > 0:
+                    os.killpg(process.pid, sig)
+                    break
         except sqlite3.OperationalError:
-            count = 0
-        if count > 0:
-            process.send_signal(signal.SIGKILL)
-            break
+            pass
         time.sleep(0.01)
-    process.wait(timeout=30)
+    _, err = process.communicate(timeout=60)
     with sqlite3.connect(db) as connection:
-        n_frames = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
+        n_frames_in = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
         orphans = connection.execute(
             "SELECT count(*) FROM frame LEFT JOIN frame_stats ON frame.id = frame_stats.frame_id "
             "WHERE frame_stats.frame_id IS NULL").fetchone()[0]
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert orphans == 0
-    assert n_frames < 120, "the ingest finished before it could be killed; make the night bigger"
+    return process.returncode, err, n_frames_in, orphans, folder, db
+
+
+def test_killed_ingest_leaves_a_consistent_catalog(tmp_path):
+    """SIGKILL mid-ingest: only complete rows are present, and a rerun completes the night."""
     from obsdb.catalog.db import open_catalog
 
+    _, _, n_frames, orphans, folder, db = _interrupted_ingest(tmp_path, signal.SIGKILL, n_frames=120)
+    assert orphans == 0
+    assert n_frames < 120, "the ingest finished before it could be killed; make the night bigger"
     catalog = open_catalog(str(db))
     try:
         report = ingest(catalog, [folder], config=STATS_ONLY)
@@ -231,37 +237,9 @@ def test_killed_ingest_leaves_a_consistent_catalog(tmp_path):
 
 def test_ctrl_c_with_workers_exits_cleanly_and_keeps_complete_rows(tmp_path):
     """SIGINT to the whole process group (what Ctrl-C does) mid-ingest with 2 workers."""
-    from obsdb.catalog.db import database_url, upgrade
-
-    folder = tmp_path / "many"
-    rng = np.random.default_rng(6)
-    for i in range(150):
-        write_fits(folder / f"c_{i:04d}.fits", rng.normal(100, 5, (192, 192)).astype(np.float32), {"FILTER": "V"})
-    db = tmp_path / "c.sqlite"
-    upgrade(database_url(str(db)))
-    env = {**os.environ, "OBSDB_DB": str(db)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "obsdb.cli.app", "ingest", str(folder), "--no-metrics", "--workers", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 60
-    while time.time() < deadline and process.poll() is None:
-        try:
-            with sqlite3.connect(db, timeout=1) as connection:
-                if connection.execute("SELECT count(*) FROM frame").fetchone()[0] > 0:
-                    os.killpg(process.pid, signal.SIGINT)
-                    break
-        except sqlite3.OperationalError:
-            pass
-        time.sleep(0.01)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, (out, err)
+    code, err, n_frames, orphans, _, _ = _interrupted_ingest(tmp_path, signal.SIGINT, n_frames=150, workers=2)
+    assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    with sqlite3.connect(db) as connection:
-        n_frames = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
-        orphans = connection.execute(
-            "SELECT count(*) FROM frame LEFT JOIN frame_stats ON frame.id = frame_stats.frame_id "
-            "WHERE frame_stats.frame_id IS NULL").fetchone()[0]
     assert 0 < n_frames < 150 and orphans == 0
 
 
