@@ -11,6 +11,7 @@ target_metadata = models.Base.metadata
 
 
 def run_migrations_offline() -> None:
+    """Emit SQL for the migrations without a database (alembic --sql)."""
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
                       literal_binds=True, render_as_batch=True, compare_type=True)
     with context.begin_transaction():
@@ -25,6 +26,7 @@ def _run(connection) -> None:
 
 
 def run_migrations_online() -> None:
+    """Run the migrations on the connection obsdb passes in, or on a fresh engine."""
     connection = config.attributes.get("connection")
     if connection is not None:
         _run(connection)

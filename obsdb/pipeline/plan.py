@@ -46,6 +46,8 @@ from obsdb.errors import ObsdbError
 
 @dataclass
 class TagEntry:
+    """One ``[[tags]]`` entry: frames, tag, reason and its author."""
+
     frames: str
     tag: str
     reason: str
@@ -54,6 +56,8 @@ class TagEntry:
 
 @dataclass
 class GroupEntry:
+    """One ``[[groups]]`` entry: members, centroid box, reference-star position, reference member."""
+
     name: str
     frames: str
     box: tuple[int, int, int, int] | None
