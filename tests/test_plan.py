@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from obsdb.catalog.decisions import get_decision, list_groups
-from obsdb.catalog.models import ShiftStep, Tag
+from obsdb.catalog.models import Frame, ShiftStep, Tag
 from obsdb.catalog.queries import frame_records
 from obsdb.config import IngestConfig
 from obsdb.errors import ObsdbError
@@ -68,7 +68,8 @@ def test_notebook_plan_reproduces_its_selection(notebook_night):
         assert authors == {"Nico", "Cedric"}
         assert get_decision(session, "reference_frame").value == {"frame": 4056}
         assert get_decision(session, "reference_star").value == {"frame": 4056, "x": 681.0, "y": 409.0}
-        assert get_decision(session, "fine_box").value == {"box": [902, 942, 488, 527], "method": "2dg"}
+        assert get_decision(session, "fine_box").value == {"box": [902, 942, 488, 527], "method": "2dg",
+                                                           "reference": 3852}
         groups = {g["name"]: g for g in list_groups(session)}
     assert len(groups) == 11
     assert groups["group0"]["members"] == list(range(3852, 3862))
@@ -157,6 +158,18 @@ reference_star = [{round(float(group1_star[0]))}, {round(float(group1_star[1]))}
         assert all(float(s.dx).is_integer() for s in stage2)
         stage3 = [abs(s.dx) for s in steps if s.stage == 3 and s.parameters["box"]]
         assert max(stage3) < 1.0
+        # The fine stage may refer to another frame (the notebook used its first frame): every
+        # stage-3 step then names it, and the totals still agree with the truth.
+        (tmp_path / "plan.toml").write_text(plan_text.replace("[fine]\n", "[fine]\nreference = 202\n"))
+        apply_plan(catalog, load_plan(tmp_path / "plan.toml"), user="tester")
+        other = align_staged(catalog)
+        with catalog.session() as session:
+            fine_refs = set(session.scalars(select(ShiftStep.reference_frame_id).where(
+                ShiftStep.run_id == other.run_id, ShiftStep.stage == 3)))
+            frame_202 = session.scalars(select(Frame.id).where(Frame.number == 202)).one()
+        assert fine_refs == {frame_202}
+        oerr = np.array([r.dx - truth.shift(r.number, reference=201)[0] for r in other.results])
+        assert np.sqrt((oerr ** 2).mean()) < 0.05
         integer = align_staged(catalog, integer=True)
         ierr = np.array([(r.dx - truth.shift(r.number, reference=201)[0]) for r in integer.results])
         assert np.all(np.abs(ierr) <= 1.5)

@@ -431,12 +431,22 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
     if reference.id not in measurements:
         raise ObsdbError(f"the night's reference {reference.number} could not be measured: "
                          f"{failures.get(reference.id, 'unknown reason')}")
-    ref_fine = measurements[reference.id]["aligned3"]
+    # Stage 3 refers to the night's reference, unless the plan names another frame (the notebook
+    # took the first frame of its first group).
+    fine_number = fine_decision.value.get("reference")
+    fine_ref_id = reference.id
+    if fine_number is not None:
+        fine_ref_id = next((i for i, n in numbers.items() if n == fine_number), None)
+        if fine_ref_id not in measurements:
+            raise ObsdbError(f"the fine stage's reference {fine_number} is not a measured group member: "
+                             f"{failures.get(fine_ref_id, 'not in any group')}")
+    ref_fine = measurements[fine_ref_id]["aligned3"]
 
     with catalog.session() as session:
         ref_frame = session.get(Frame, reference.id)
         run = _new_run(session, "staged", ref_frame, {
             "integer": integer, "centroid_method": centroid_method, "fine_box": list(fine_box),
+            "fine_reference": fine_number if fine_number is not None else reference.number,
             "reference_star": list(star_ref), "groups": {g["name"]: {"box": g["box"], "ref_star": g["ref_star"]}
                                                          for g in groups}}, user)
         report = AlignReport(run.id, "staged", reference.number, reference_name=reference.file_name,
@@ -456,7 +466,7 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
         for frame_id, m in measurements.items():
             g = m["group"]
             ref_c1_id = measurements.get(m["group_ref"], {}).get("centroid_ids", (None,))[0]
-            ref_c3_id = measurements[reference.id]["centroid_ids"][1]
+            ref_c3_id = measurements[fine_ref_id]["centroid_ids"][1]
             dx3 = rounder(ref_fine[0] - m["aligned3"][0])
             dy3 = rounder(ref_fine[1] - m["aligned3"][1])
             session.add_all([
@@ -470,7 +480,7 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
                           parameters={"group": g["name"], "star_in_group": g["ref_star"],
                                       "star_in_reference": list(star_ref), "integer": integer}),
                 ShiftStep(run_id=run.id, frame_id=frame_id, stage=3, kind="fine", method=method_name,
-                          dx=dx3, dy=dy3, reference_frame_id=reference.id, centroid_id=m["centroid_ids"][1],
+                          dx=dx3, dy=dy3, reference_frame_id=fine_ref_id, centroid_id=m["centroid_ids"][1],
                           reference_centroid_id=ref_c3_id,
                           parameters={"box": list(fine_box), "box_in_frame": list(m["box3"]), "integer": integer}),
             ])

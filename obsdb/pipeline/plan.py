@@ -14,6 +14,7 @@ A plan is TOML::
     [fine]                       # stage 3: one common box, in reference coordinates
     box = "902:942,488:527"
     method = "2dg"               # 2dg, com or quadratic
+    reference = 3852             # optional: the frame stage 3 refers to (default: plan.reference)
 
     [[tags]]
     frames = "3862-3871,3922"
@@ -77,6 +78,7 @@ class Plan:
     reference_star: tuple[float, float] | None = None
     fine_box: tuple[int, int, int, int] | None = None
     fine_method: str = "2dg"
+    fine_reference: int | None = None
     tags: list[TagEntry] = field(default_factory=list)
     groups: list[GroupEntry] = field(default_factory=list)
     qa: dict = field(default_factory=dict)
@@ -129,6 +131,10 @@ def load_plan(path: str | Path) -> Plan:
         except ObsdbError as exc:
             bad("fine.box", str(exc))
         plan.fine_method = str(fine.get("method", "2dg"))
+        if "reference" in fine:
+            if not isinstance(fine["reference"], int):
+                bad("fine.reference", "must be a frame number")
+            plan.fine_reference = fine["reference"]
         if plan.fine_method not in ("2dg", "com", "quadratic"):
             bad("fine.method", "must be 2dg, com or quadratic")
     for i, entry in enumerate(data.get("tags", [])):
@@ -212,6 +218,8 @@ def apply_plan(catalog, plan: Plan, *, user: str | None = None) -> ApplyReport:
                     report.decisions.append(f"reference star at {plan.reference_star} in {plan.reference}")
         if plan.fine_box is not None:
             value = {"box": list(plan.fine_box), "method": plan.fine_method}
+            if plan.fine_reference is not None:
+                value["reference"] = plan.fine_reference
             if set_decision(session, "fine_box", value, source="plan", author=plan.author, note=note):
                 report.decisions.append(f"fine box {plan.fine_box}")
         for entry in plan.tags:
