@@ -119,3 +119,13 @@ def test_every_command_has_help():
         for param in command.params:
             if param.param_type_name == "option":
                 assert param.help, f"obsdb {' '.join(path)} {param.opts[0]} has no help"
+
+
+def test_log_lists_the_commands_that_changed_the_catalog(ingested):
+    db, truth = ingested
+    events = json.loads(invoke(db, "log", "--format", "json").stdout)
+    ingests = [e for e in events if e["command"] == "ingest"]
+    assert ingests and f"{len(truth.frames)} files" in ingests[-1]["summary"]
+    assert all(e["user"] for e in events)
+    only = json.loads(invoke(db, "log", "--command", "qa", "--format", "json").stdout)
+    assert all(e["command"] == "qa" for e in only)

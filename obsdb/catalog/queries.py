@@ -247,3 +247,15 @@ def frame_details(session: Session, frame: Frame) -> dict:
 def frames_details(session: Session, selector: str) -> list[dict]:
     """:func:`frame_details` of every frame named by a selector."""
     return [frame_details(session, frame) for frame in select_frames(session, selector)]
+
+
+def event_log(session: Session, *, limit: int = 50, command: str | None = None) -> list[dict]:
+    """The newest events (every command that changed the catalog), newest first."""
+    from obsdb.catalog.models import Event
+
+    query = select(Event).order_by(Event.id.desc()).limit(limit)
+    if command:
+        query = query.where(Event.command == command)
+    numbers = dict(session.execute(select(Frame.id, Frame.number)).all())
+    return [{"id": e.id, "at": e.at.isoformat(), "user": e.user, "command": e.command, "summary": e.summary,
+             "frame": numbers.get(e.frame_id), "details": e.details} for e in session.scalars(query)]

@@ -253,3 +253,28 @@ def simulate(
         kinds[frame["kind"]] = kinds.get(frame["kind"], 0) + 1
     console.print(f"wrote {len(truth.frames)} frames of {size}x{size} to {outdir} "
                   f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}); truth in {outdir}/truth.json")
+
+
+@app.command("log")
+def log_(
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="How many events, newest first."),
+    command: Optional[str] = typer.Option(None, "--command", help="Only events of this command (ingest, qa, tag, ...)."),
+    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+) -> None:
+    """The audit log: every command that changed the catalog, with who, when and what."""
+    from obsdb.catalog.queries import event_log
+
+    with open_catalog() as catalog:
+        events = catalog.read(event_log, limit=limit, command=command)
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan(events))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"events ({len(events)}, newest first)")
+    for column in ("when (UTC)", "user", "command", "frame", "summary"):
+        table.add_column(column, overflow="fold")
+    for e in events:
+        table.add_row(e["at"][:19], e["user"], e["command"], "-" if e["frame"] is None else str(e["frame"]),
+                      e["summary"])
+    console.print(table)
