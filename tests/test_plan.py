@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from obsdb.catalog.decisions import get_decision, list_groups
-from obsdb.catalog.models import Frame, ShiftStep, Tag
+from obsdb.catalog.models import AlignmentRun, Frame, ShiftStep, Tag
 from obsdb.catalog.queries import frame_records
 from obsdb.config import IngestConfig
 from obsdb.errors import ObsdbError
@@ -69,7 +69,7 @@ def test_notebook_plan_reproduces_its_selection(notebook_night):
         assert get_decision(session, "reference_frame").value == {"frame": 4056}
         assert get_decision(session, "reference_star").value == {"frame": 4056, "x": 681.0, "y": 409.0}
         assert get_decision(session, "fine_box").value == {"box": [902, 942, 488, 527], "method": "2dg",
-                                                           "reference": 3852}
+                                                           "reference": 3852, "background": "frame-median"}
         groups = {g["name"]: g for g in list_groups(session)}
     assert len(groups) == 11
     assert groups["group0"]["members"] == list(range(3852, 3862))
@@ -170,6 +170,15 @@ reference_star = [{round(float(group1_star[0]))}, {round(float(group1_star[1]))}
         assert fine_refs == {frame_202}
         oerr = np.array([r.dx - truth.shift(r.number, reference=201)[0] for r in other.results])
         assert np.sqrt((oerr ** 2).mean()) < 0.05
+        # The notebook's sky (the whole frame's median) is recorded with the run and lands close by.
+        notebook_sky = align_staged(catalog, background="frame-median")
+        with catalog.session() as session:
+            run = session.get(AlignmentRun, notebook_sky.run_id)
+            assert run.parameters["centroid_background"] == "frame-median"
+        nerr = np.array([r.dx - truth.shift(r.number, reference=201)[0] for r in notebook_sky.results])
+        assert np.sqrt((nerr ** 2).mean()) < 0.2
+        with pytest.raises(ObsdbError, match="centroid background"):
+            align_staged(catalog, background="sky")
         integer = align_staged(catalog, integer=True)
         ierr = np.array([(r.dx - truth.shift(r.number, reference=201)[0]) for r in integer.results])
         assert np.all(np.abs(ierr) <= 1.5)

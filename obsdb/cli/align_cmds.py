@@ -98,6 +98,7 @@ def align(
     method: str = typer.Option("auto", "--method", help="auto (star matching, cross-correlation fallback) or staged (the notebook's three stages)."),
     integer: bool = typer.Option(False, "--integer", help="Staged method: round each stage to whole pixels, as the notebook did."),
     centroid: Optional[str] = typer.Option(None, "--centroid", help="Staged method: 2dg, com or quadratic (default: the plan's)."),
+    background: Optional[str] = typer.Option(None, "--background", help="Staged method: sky subtracted before each centroid: box or frame-median (default: the plan's, else box)."),
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Auto method: only this band."),
     status: str = typer.Option("accepted", "--status", help="Auto method: frames to align: accepted, pending or any."),
     where: Optional[str] = typer.Option(None, "--where", "-w", help="Auto method: only frames matching this expression, e.g. \"object == 'M94'\"."),
@@ -116,7 +117,8 @@ def align(
             report = align_auto(catalog, reference=reference, band=band, status=status, where=where,
                                 workers=workers, progress=progress)
         else:
-            report = align_staged(catalog, integer=integer, method=centroid, progress=progress)
+            report = align_staged(catalog, integer=integer, method=centroid, background=background,
+                                  progress=progress)
     if fmt_ is OutputFormat.json:
         print_json(clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference_label,
                               "frames": [r.__dict__ for r in report.results]}))

@@ -325,8 +325,13 @@ def _round(value: float) -> float:
     return float(round(value))
 
 
-def align_staged(catalog, *, integer: bool = False, method: str | None = None, user: str | None = None,
-                 progress: Callable | None = None) -> AlignReport:
+CENTROID_BACKGROUNDS = ("box", "frame-median")
+"""Sky subtracted before a staged centroid: the box's sigma-clipped median (default), or the
+whole frame's median as the seed notebook did (``temp - np.ma.median(temp)``)."""
+
+
+def align_staged(catalog, *, integer: bool = False, method: str | None = None, background: str | None = None,
+                 user: str | None = None, progress: Callable | None = None) -> AlignReport:
     """The notebook's three stages, from the catalog's groups, boxes and decisions.
 
     Stage 1 (within-group): centroid in the group's box, relative to the group's
@@ -334,7 +339,9 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
     (group-offset): the reference star's position in the night's reference minus
     its position in the group.  Stage 3 (fine): centroid in the common fine box,
     placed in each frame by the shift so far, relative to the night's reference.
-    ``integer=True`` rounds each stage as the notebook did.
+    ``integer=True`` rounds each stage as the notebook did; ``background``
+    (one of :data:`CENTROID_BACKGROUNDS`, default the plan's, else ``box``) says
+    which sky is subtracted before each centroid.
 
     Raises
     ------
@@ -342,6 +349,8 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
         When a decision the method needs (reference frame, reference star, fine
         box, group boxes) is missing.
     """
+    import numpy as np
+
     from obsdb.catalog.decisions import get_decision, list_groups
     from obsdb.imaging.centroid import centroid_in_box
     from obsdb.imaging.fitsio import read_fits_image
@@ -369,6 +378,9 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
         paths = {i: f.path for i, f in frames.items()}
         numbers = {i: f.number for i, f in frames.items()}
     centroid_method = method or fine_decision.value.get("method", "2dg")
+    sky = background or fine_decision.value.get("background", "box")
+    if sky not in CENTROID_BACKGROUNDS:
+        raise ObsdbError(f"centroid background {sky!r}: expected one of {', '.join(CENTROID_BACKGROUNDS)}")
     fine_box = tuple(fine_decision.value["box"])
     star_ref = (float(star_decision.value["x"]), float(star_decision.value["y"]))
     rounder = _round if integer else float
@@ -404,7 +416,8 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
                 progress(done, total, str(numbers[frame_id]))
             try:
                 data = read_fits_image(paths[frame_id]).data
-                c1 = centroid_in_box(data, g["box"], method=centroid_method)
+                level = "median" if sky == "box" else float(np.nanmedian(data))
+                c1 = centroid_in_box(data, g["box"], method=centroid_method, background=level)
             except Exception as exc:  # noqa: BLE001 - one frame's failure is recorded, not fatal
                 failures[frame_id] = f"stage 1 centroid in box {g['box']}: {exc}"
                 if frame_id == group_ref:
@@ -421,7 +434,7 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
             box3 = (int(round(fine_box[0] - sx)), int(round(fine_box[1] - sx)),
                     int(round(fine_box[2] - sy)), int(round(fine_box[3] - sy)))
             try:
-                c3 = centroid_in_box(data, box3, method=centroid_method)
+                c3 = centroid_in_box(data, box3, method=centroid_method, background=level)
             except Exception as exc:  # noqa: BLE001
                 failures[frame_id] = f"stage 3 centroid in box {box3}: {exc}"
                 continue
@@ -445,7 +458,8 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, u
     with catalog.session() as session:
         ref_frame = session.get(Frame, reference.id)
         run = _new_run(session, "staged", ref_frame, {
-            "integer": integer, "centroid_method": centroid_method, "fine_box": list(fine_box),
+            "integer": integer, "centroid_method": centroid_method, "centroid_background": sky,
+            "fine_box": list(fine_box),
             "fine_reference": fine_number if fine_number is not None else reference.number,
             "reference_star": list(star_ref), "groups": {g["name"]: {"box": g["box"], "ref_star": g["ref_star"]}
                                                          for g in groups}}, user)

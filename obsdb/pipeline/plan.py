@@ -15,6 +15,8 @@ A plan is TOML::
     box = "902:942,488:527"
     method = "2dg"               # 2dg, com or quadratic
     reference = 3852             # optional: the frame stage 3 refers to (default: plan.reference)
+    background = "frame-median"  # optional: sky subtracted before every staged centroid:
+                                 # "box" (sigma-clipped box median, default) or the frame's median
 
     [[tags]]
     frames = "3862-3871,3922"
@@ -79,6 +81,7 @@ class Plan:
     fine_box: tuple[int, int, int, int] | None = None
     fine_method: str = "2dg"
     fine_reference: int | None = None
+    fine_background: str | None = None
     tags: list[TagEntry] = field(default_factory=list)
     groups: list[GroupEntry] = field(default_factory=list)
     qa: dict = field(default_factory=dict)
@@ -131,6 +134,10 @@ def load_plan(path: str | Path) -> Plan:
         except ObsdbError as exc:
             bad("fine.box", str(exc))
         plan.fine_method = str(fine.get("method", "2dg"))
+        if "background" in fine:
+            plan.fine_background = str(fine["background"])
+            if plan.fine_background not in ("box", "frame-median"):
+                bad("fine.background", "must be box or frame-median")
         if "reference" in fine:
             if not isinstance(fine["reference"], int):
                 bad("fine.reference", "must be a frame number")
@@ -220,6 +227,8 @@ def apply_plan(catalog, plan: Plan, *, user: str | None = None) -> ApplyReport:
             value = {"box": list(plan.fine_box), "method": plan.fine_method}
             if plan.fine_reference is not None:
                 value["reference"] = plan.fine_reference
+            if plan.fine_background is not None:
+                value["background"] = plan.fine_background
             if set_decision(session, "fine_box", value, source="plan", author=plan.author, note=note):
                 report.decisions.append(f"fine box {plan.fine_box}")
         for entry in plan.tags:
