@@ -148,6 +148,11 @@ def test_unregistrable_frame_is_tagged_never_shifted(tmp_path):
             assert steps == 0
             record = next(r for r in frame_records(session) if r["number"] == 104)
             assert record["status"] == "rejected" and record["shift"] is None
+        # QA re-runs manage their own tags only: `unregistered` stays.
+        run_qa(catalog)
+        with catalog.session() as session:
+            active = session.scalars(select(Tag).where(Tag.name == "unregistered", Tag.retracted_at.is_(None))).all()
+            assert len(active) == 1
     finally:
         catalog.close()
 

@@ -85,3 +85,36 @@ def _active(session: Session, frame_ids: list[int], name: str) -> dict[int, list
     for tag in session.scalars(query):
         result.setdefault(tag.frame_id, []).append(tag)
     return result
+
+
+def sync_rule_tags(session: Session, frames: dict[int, Frame], wanted: dict[tuple[int, str], str], *,
+                   names: tuple[str, ...], author: str, retract_reason: str) -> TagChange:
+    """Make the active automatic tags ``names`` on ``frames`` exactly ``wanted`` in one pass.
+
+    ``wanted`` maps (frame id, tag name) to the reason.  A tag that still holds
+    with the same reason is kept; with a new reason it is retracted and
+    re-added; one that no longer holds is retracted with ``retract_reason``.
+    Tags of other names and manual tags are left alone.  Two queries in all.
+    """
+    change = TagChange()
+    sources = [f"rule:{name}" for name in names]
+    active: dict[tuple[int, str], Tag] = {}
+    for tag in session.scalars(select(Tag).where(Tag.frame_id.in_(list(frames)), Tag.retracted_at.is_(None),
+                                                 Tag.source.in_(sources))):
+        active[(tag.frame_id, tag.name)] = tag
+    now = utcnow()
+    for key, tag in active.items():
+        reason = wanted.get(key)
+        if reason == tag.reason:
+            change.kept.append(tag)
+        else:
+            _retract(tag, author, retract_reason if reason is None else f"superseded: {reason}", now)
+            change.retracted.append(tag)
+    for (frame_id, name), reason in sorted(wanted.items()):
+        if (frame_id, name) in active and active[(frame_id, name)].reason == reason:
+            continue
+        tag = Tag(frame_id=frame_id, name=validate_tag_name(name), source=f"rule:{name}", reason=reason,
+                  author=author, created_at=now)
+        session.add(tag)
+        change.added.append(tag)
+    return change

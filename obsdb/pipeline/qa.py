@@ -14,12 +14,15 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from obsdb.catalog.models import Frame, FrameMetrics, Tag, utcnow
+from obsdb.catalog.models import Frame, FrameMetrics, utcnow
 from obsdb.errors import ObsdbError
 from obsdb.pipeline.ingest import login_name
 
 RULE_AUTHOR = "obsdb"
 """Author recorded on automatic tags."""
+
+QA_TAGS = ("cloud", "trail", "focus", "few-stars")
+"""The automatic tags QA writes (and may retract)."""
 
 QA_TYPES = ("light", "unknown")
 """Image types that get quality tags (calibration frames have no stars to judge)."""
@@ -128,7 +131,7 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
     ObsdbError
         For an unknown threshold or a value of the wrong type or range.
     """
-    from obsdb.catalog.tags import add_tags, retract_tags
+    from obsdb.catalog.tags import sync_rule_tags
     from obsdb.catalog.writes import record_event
     from obsdb.imaging.stars import transparency
     from obsdb.pipeline.qa_rules import FrameMetricsInput, QaThresholds, evaluate
@@ -184,19 +187,13 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
             frame.metrics.assessed_at = now
         wanted: dict[tuple[int, str], str] = {(d.key, d.tag): d.reason for d in decisions}
         by_id = {f.id: f for f in frames}
-        # Bring the active automatic tags in line with the decisions.
-        active = session.scalars(select(Tag).where(
-            Tag.frame_id.in_(list(by_id)), Tag.retracted_at.is_(None), Tag.source.like("rule:%"))).all()
-        for tag in active:
-            if (tag.frame_id, tag.name) not in wanted:
-                change = retract_tags(session, [by_id[tag.frame_id]], tag.name, source=tag.source,
-                                      author=RULE_AUTHOR,
-                                      reason=f"no longer holds with thresholds {_brief(report.thresholds)}")
-                report.retracted.extend((by_id[tag.frame_id].number, t.name, t.reason) for t in change.retracted)
-        for (frame_id, tag_name), reason in sorted(wanted.items()):
-            change = add_tags(session, [by_id[frame_id]], tag_name, reason=reason, source=f"rule:{tag_name}",
-                              author=RULE_AUTHOR)
-            report.added.extend((by_id[frame_id].number, t.name, t.reason) for t in change.added)
+        # Bring the active QA tags in line with the decisions (other automatic tags, such as
+        # align's `unregistered`, are not QA's to retract).
+        change = sync_rule_tags(session, by_id, wanted, names=QA_TAGS, author=RULE_AUTHOR,
+                                retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}")
+        report.retracted.extend((by_id[t.frame_id].number, t.name, t.reason) for t in change.retracted
+                                if (t.frame_id, t.name) not in wanted)
+        report.added.extend((by_id[t.frame_id].number, t.name, t.reason) for t in change.added)
         report.assessed = len(frames)
         record_event(session, user, "qa",
                      f"{len(frames)} frames assessed, {len(report.added)} tags added, "
