@@ -466,17 +466,20 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
         report = AlignReport(run.id, "staged", reference.number, reference_name=reference.file_name,
                              reference_path=reference.path)
         method_name = f"centroid_{centroid_method}"
+        centroids = {}
         for frame_id, m in measurements.items():
             g = m["group"]
-            c1 = Centroid(frame_id=frame_id, run_id=run.id, source="box", method=method_name,
-                          box_x0=g["box"][0], box_x1=g["box"][1], box_y0=g["box"][2], box_y1=g["box"][3],
-                          x=m["c1"][0], y=m["c1"][1], flux=m["c1"][2])
-            c3 = Centroid(frame_id=frame_id, run_id=run.id, source="box", method=method_name,
-                          box_x0=m["box3"][0], box_x1=m["box3"][1], box_y0=m["box3"][2], box_y1=m["box3"][3],
-                          x=m["c3"][0], y=m["c3"][1], flux=m["c3"][2])
-            session.add_all([c1, c3])
-            session.flush()
-            m["centroid_ids"] = (c1.id, c3.id)
+            centroids[frame_id] = (
+                Centroid(frame_id=frame_id, run_id=run.id, source="box", method=method_name,
+                         box_x0=g["box"][0], box_x1=g["box"][1], box_y0=g["box"][2], box_y1=g["box"][3],
+                         x=m["c1"][0], y=m["c1"][1], flux=m["c1"][2]),
+                Centroid(frame_id=frame_id, run_id=run.id, source="box", method=method_name,
+                         box_x0=m["box3"][0], box_x1=m["box3"][1], box_y0=m["box3"][2], box_y1=m["box3"][3],
+                         x=m["c3"][0], y=m["c3"][1], flux=m["c3"][2]))
+            session.add_all(centroids[frame_id])
+        session.flush()  # one batched INSERT gives every centroid its id
+        for frame_id, (c1, c3) in centroids.items():
+            measurements[frame_id]["centroid_ids"] = (c1.id, c3.id)
         for frame_id, m in measurements.items():
             g = m["group"]
             ref_c1_id = measurements.get(m["group_ref"], {}).get("centroid_ids", (None,))[0]
