@@ -1,5 +1,6 @@
 """Plan files: the notebook's decisions applied to a renumbered night, and a staged run from a plan."""
 
+import json
 import re
 from pathlib import Path
 
@@ -184,3 +185,34 @@ reference_star = [{round(float(group1_star[0]))}, {round(float(group1_star[1]))}
         assert np.all(np.abs(ierr) <= 1.5)
     finally:
         catalog.close()
+
+
+def test_cli_apply_groups_and_group_set(notebook_night, tmp_path):
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    runner = CliRunner()
+    db = notebook_night.url.replace("sqlite:///", "")
+    applied = runner.invoke(app, ["--db", db, "apply", str(PLAN), "--author", "tester"])
+    assert applied.exit_code == 0, applied.output
+    assert "applied" in applied.output
+    groups = {g["name"]: g for g in json.loads(
+        runner.invoke(app, ["--db", db, "groups", "--format", "json"]).stdout)}
+    assert groups["group8"]["members"] == [3922, 3923, 3925, 3926, 4098, 4099]
+    assert groups["group8"]["box"] == [1292, 1354, 998, 1059] and groups["group8"]["source"] == "plan"
+    moved = runner.invoke(app, ["--db", db, "group", "set", "mine", "3922,3923", "--box", "10:50,20:60",
+                                "--ref-star", "30.5,40", "--author", "nico"])
+    assert moved.exit_code == 0, moved.output
+    groups = {g["name"]: g for g in json.loads(
+        runner.invoke(app, ["--db", db, "groups", "--format", "json"]).stdout)}
+    assert groups["mine"]["members"] == [3922, 3923] and groups["mine"]["author"] == "nico"
+    assert 3922 not in groups["group8"]["members"]  # a frame is in one group at a time
+    assert groups["mine"]["ref_star"] == [30.5, 40.0]
+    for bad, message in ((["--box", "50:10,20:60"], "needs 0 <= X0 < X1"), (["--box", "1,2"], "expected X0:X1"),
+                         (["--ref-star", "3"], "expected X,Y")):
+        result = runner.invoke(app, ["--db", db, "group", "set", "bad", "3922", *bad])
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    missing = runner.invoke(app, ["--db", db, "apply", str(tmp_path / "none.toml")])
+    assert missing.exit_code == 1 and "no such plan file" in missing.output
