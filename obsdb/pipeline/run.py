@@ -88,11 +88,19 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
         summary.steps.append(("qa", f"{assessed.assessed} frames assessed, {len(assessed.added)} tags added, "
                                     f"{len(assessed.retracted)} retracted"))
+        with catalog.session() as session:
+            targets = sorted({r["object"] or "-" for r in frame_records(session, status="accepted")
+                              if r["type"] in ("light", "unknown")})
         announce("align")
         with progress("align") as callback:
             aligned = align_auto(catalog, reference=reference, workers=workers, progress=callback)
         summary.steps.append(("align", f"run {aligned.run_id}: {len(aligned.results) - len(aligned.failures)} "
                                        f"frames aligned to {aligned.reference_label}, {len(aligned.failures)} unregistered"))
+        if len(targets) > 1:
+            # One reference serves one field; say so rather than leave frames silently unregistered.
+            summary.steps.append(("note", f"{len(targets)} targets ({', '.join(targets)}) were aligned to one "
+                                          f"reference; align them one at a time with "
+                                          f"obsdb align --where \"object == '...'\""))
         announce("group")
         try:
             grouped = auto_groups(catalog, reference=aligned.reference_selector)
