@@ -16,9 +16,11 @@ app.add_typer(group_app, name="group")
 
 @group_app.command("auto")
 def group_auto(
-    radius: float = typer.Option(20.0, "--radius", help="Frames whose coarse offsets chain within this many px share a group."),
+    radius: float = typer.Option(20.0, "--radius",
+        help="Frames whose coarse offsets chain within this many px share a group."),
     status: str = typer.Option("accepted", "--status", help="Frames to group: accepted, pending or any."),
-    reference: Optional[str] = typer.Option(None, "--reference", help="Reference frame (default: plan's, else sharpest)."),
+    reference: Optional[str] = typer.Option(None, "--reference",
+        help="Reference frame (default: plan's, else sharpest)."),
 ) -> None:
     """Cluster frames by their coarse offset from the reference, per band, with a box for the staged method."""
     from obsdb.pipeline.groups import auto_groups
@@ -38,7 +40,8 @@ def group_set(
     frames: str = typer.Argument(..., help="Members: numbers, ranges or paths."),
     box: Optional[str] = typer.Option(None, "--box", help="Centroid box X0:X1,Y0:Y1 (half-open, 0-based)."),
     reference: Optional[int] = typer.Option(None, "--reference", help="The group's reference member."),
-    ref_star: Optional[str] = typer.Option(None, "--ref-star", help="Position X,Y of the night's reference star in this group."),
+    ref_star: Optional[str] = typer.Option(None, "--ref-star",
+        help="Position X,Y of the night's reference star in this group."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
 ) -> None:
     """Define a pointing group by hand (its frames leave any other group)."""
@@ -94,14 +97,22 @@ def _ranges(numbers) -> str:
 
 @app.command()
 def align(
-    reference: Optional[str] = typer.Option(None, "--reference", help="Reference frame (default: plan's, else the sharpest accepted frame with many stars)."),
-    method: str = typer.Option("auto", "--method", help="auto (star matching, cross-correlation fallback) or staged (the notebook's three stages)."),
-    integer: bool = typer.Option(False, "--integer", help="Staged method: round each stage to whole pixels, as the notebook did."),
-    centroid: Optional[str] = typer.Option(None, "--centroid", help="Staged method: 2dg, com or quadratic (default: the plan's)."),
-    background: Optional[str] = typer.Option(None, "--background", help="Staged method: sky subtracted before each centroid: box or frame-median (default: the plan's, else box)."),
+    reference: Optional[str] = typer.Option(None, "--reference",
+        help="Reference frame (default: plan's, else the sharpest accepted frame with many stars)."),
+    method: str = typer.Option("auto", "--method",
+        help="auto (star matching, cross-correlation fallback) or staged (the notebook's three stages)."),
+    integer: bool = typer.Option(False, "--integer",
+        help="Staged method: round each stage to whole pixels, as the notebook did."),
+    centroid: Optional[str] = typer.Option(None, "--centroid",
+        help="Staged method: 2dg, com or quadratic (default: the plan's)."),
+    background: Optional[str] = typer.Option(None, "--background",
+        help="Staged method: sky subtracted before each centroid: box or frame-median (default: the plan's, "
+             "else box)."),
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Auto method: only this band."),
-    status: str = typer.Option("accepted", "--status", help="Auto method: frames to align: accepted, pending or any."),
-    where: Optional[str] = typer.Option(None, "--where", "-w", help="Auto method: only frames matching this expression, e.g. \"object == 'M94'\"."),
+    status: str = typer.Option("accepted", "--status",
+        help="Auto method: frames to align: accepted, pending or any."),
+    where: Optional[str] = typer.Option(None, "--where", "-w",
+        help="Auto method: only frames matching this expression, e.g. \"object == 'M94'\"."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:

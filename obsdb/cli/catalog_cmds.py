@@ -258,7 +258,8 @@ def simulate(
 @app.command("log")
 def log_(
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="How many events, newest first."),
-    command: Optional[str] = typer.Option(None, "--command", help="Only events of this command (ingest, qa, tag, ...)."),
+    command: Optional[str] = typer.Option(None, "--command",
+        help="Only events of this command (ingest, qa, tag, ...)."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """The audit log: every command that changed the catalog, with who, when and what."""
