@@ -3,7 +3,6 @@
 import csv
 
 import numpy as np
-import pytest
 
 from obsdb.config import IngestConfig
 from obsdb.pipeline.align import align_auto

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from obsdb.catalog.models import (Frame, FrameMetrics, FrameStats, GroupMember, PointingGroup,
+from obsdb.catalog.models import (AlignmentRun, Centroid, Frame, FrameMetrics, FrameStats, GroupMember,
+                                  PointingGroup,
                                   ShiftStep, Tag)
 from obsdb.catalog.status import frame_status
 from obsdb.errors import ObsdbError
@@ -223,11 +225,16 @@ def band_summary(session: Session) -> list[dict]:
 
 
 def frame_details(session: Session, frame: Frame) -> dict:
-    """Everything known about one frame: its record plus header, tag history and events."""
+    """Everything known about one frame: its record plus header, tag history, events,
+    every alignment run with its steps, and the files rendered from it."""
     from obsdb.catalog.models import Event
+
+    from obsdb.catalog.models import RenderOutput
 
     record = frame_records(session, frame_ids=[frame.id])[0]
     history = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
+    renders = session.scalars(select(RenderOutput).where(RenderOutput.frame_id == frame.id)
+                              .order_by(RenderOutput.id)).all()
     events = session.scalars(select(Event).where(Event.frame_id == frame.id).order_by(Event.id)).all()
     record.update({
         "size": frame.size, "sha256": frame.sha256, "airmass": frame.airmass, "bitpix": frame.bitpix,
@@ -240,6 +247,9 @@ def frame_details(session: Session, frame: Frame) -> dict:
             "retracted_by": t.retracted_by, "retract_reason": t.retract_reason} for t in history],
         "events": [{"at": e.at.isoformat(), "user": e.user, "command": e.command, "summary": e.summary,
                     "details": e.details} for e in events],
+        "alignment": frame_history(session, frame)["runs"],
+        "renders": [{"path": r.path, "sha256": r.sha256, "run": r.run_id, "interpolation": r.interpolation,
+                     "created_at": r.created_at.isoformat()} for r in renders],
     })
     return record
 
@@ -259,3 +269,54 @@ def event_log(session: Session, *, limit: int = 50, command: str | None = None) 
     numbers = dict(session.execute(select(Frame.id, Frame.number)).all())
     return [{"id": e.id, "at": e.at.isoformat(), "user": e.user, "command": e.command, "summary": e.summary,
              "frame": numbers.get(e.frame_id), "details": e.details} for e in session.scalars(query)]
+
+
+
+def frame_histories(session, selector: str) -> list[dict]:
+    """:func:`frame_history` of every frame named by a selector."""
+    from obsdb.catalog.queries import select_frames
+
+    return [frame_history(session, frame) for frame in select_frames(session, selector)]
+
+
+def frame_history(session, frame: Frame) -> dict:
+    """Every run and step for a frame, the sum per run, and which run is current."""
+    steps = session.scalars(select(ShiftStep).where(ShiftStep.frame_id == frame.id)
+                            .order_by(ShiftStep.run_id, ShiftStep.stage, ShiftStep.id)).all()
+    run_ids = sorted({s.run_id for s in steps})
+    runs = {r.id: r for r in session.scalars(select(AlignmentRun).where(AlignmentRun.id.in_(run_ids)))}
+    centroid_ids = {s.centroid_id for s in steps} | {s.reference_centroid_id for s in steps}
+    centroids = {c.id: c for c in session.scalars(select(Centroid).where(Centroid.id.in_(
+        [i for i in centroid_ids if i is not None])))}
+    frame_ids = {s.reference_frame_id for s in steps} | {r.reference_frame_id for r in runs.values()}
+    # Frames are named by number, or by file name when they have none.
+    numbers = {i: (n if n is not None else name) for i, n, name in session.execute(
+        select(Frame.id, Frame.number, Frame.file_name).where(Frame.id.in_([i for i in frame_ids if i is not None])))}
+    current = max(run_ids) if run_ids else None
+
+    def centroid(cid):
+        c = centroids.get(cid)
+        if c is None:
+            return None
+        box = None if c.box_x0 is None else [c.box_x0, c.box_x1, c.box_y0, c.box_y1]
+        return {"x": c.x, "y": c.y, "flux": c.flux, "method": c.method, "box": box, "frame_id": c.frame_id}
+
+    history = []
+    for run_id in run_ids:
+        run = runs[run_id]
+        run_steps = [s for s in steps if s.run_id == run_id]
+        history.append({
+            "run": run_id, "method": run.method, "created_at": run.created_at.isoformat(),
+            "author": run.author, "software_version": run.software_version,
+            "reference": numbers.get(run.reference_frame_id), "parameters": run.parameters,
+            "current": run_id == current,
+            "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
+                       "rotation_deg": s.rotation_deg, "scale": s.scale,
+                       "reference": numbers.get(s.reference_frame_id), "n_matched": s.n_matched,
+                       "residual_rms": s.residual_rms, "centroid": centroid(s.centroid_id),
+                       "reference_centroid": centroid(s.reference_centroid_id), "parameters": s.parameters}
+                      for s in run_steps],
+            "total": {"dx": math.fsum(s.dx for s in run_steps), "dy": math.fsum(s.dy for s in run_steps),
+                      "rotation_deg": math.fsum(s.rotation_deg for s in run_steps)},
+        })
+    return {"number": frame.number, "file_name": frame.file_name, "current_run": current, "runs": history}

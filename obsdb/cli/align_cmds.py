@@ -154,7 +154,7 @@ def history(
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """Every alignment run and shift step of a frame, the sum per run, and which run is current."""
-    from obsdb.pipeline.align import frame_histories
+    from obsdb.catalog.queries import frame_histories
 
     with open_catalog() as catalog, user_errors():
         histories = catalog.read(frame_histories, frame)

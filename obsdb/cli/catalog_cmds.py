@@ -215,6 +215,14 @@ def _print_details(detail: dict) -> None:
             table.add_row(tag["name"], tag["source"], tag["author"], tag["created_at"][:19], tag["reason"],
                           retracted)
         console.print(table)
+    for run in detail.get("alignment") or []:
+        total = run["total"]
+        steps = ", ".join(f"{st['kind']} {st['dx']:+.3f},{st['dy']:+.3f}" for st in run["steps"])
+        console.print(f"  run {run['run']} {run['method']}{' (current)' if run['current'] else ''}: "
+                      f"dx={total['dx']:+.3f} dy={total['dy']:+.3f} vs {run['reference']} ({steps})")
+    for render in detail.get("renders") or []:
+        console.print(f"  rendered {render['path']} (run {render['run']}, {render['interpolation']}, "
+                      f"sha256 {render['sha256'][:12]}...)")
     if detail.get("events"):
         for event in detail["events"]:
             console.print(f"  event {event['at'][:19]} {event['user']} {event['command']}: {event['summary']}")

@@ -10,9 +10,8 @@ with the reason, never a made-up shift.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from sqlalchemy import insert, select
@@ -510,56 +509,3 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
         _record_unregistered(session, run, list(failures.items()), list(measurements), user)
     report.results.sort(key=lambda r: (r.number is None, r.number))
     return report
-
-
-# ---------------------------------------------------------------------------- history
-
-
-def frame_histories(session, selector: str) -> list[dict]:
-    """:func:`frame_history` of every frame named by a selector."""
-    from obsdb.catalog.queries import select_frames
-
-    return [frame_history(session, frame) for frame in select_frames(session, selector)]
-
-
-def frame_history(session, frame: Frame) -> dict:
-    """Every run and step for a frame, the sum per run, and which run is current."""
-    steps = session.scalars(select(ShiftStep).where(ShiftStep.frame_id == frame.id)
-                            .order_by(ShiftStep.run_id, ShiftStep.stage, ShiftStep.id)).all()
-    run_ids = sorted({s.run_id for s in steps})
-    runs = {r.id: r for r in session.scalars(select(AlignmentRun).where(AlignmentRun.id.in_(run_ids)))}
-    centroid_ids = {s.centroid_id for s in steps} | {s.reference_centroid_id for s in steps}
-    centroids = {c.id: c for c in session.scalars(select(Centroid).where(Centroid.id.in_(
-        [i for i in centroid_ids if i is not None])))}
-    frame_ids = {s.reference_frame_id for s in steps} | {r.reference_frame_id for r in runs.values()}
-    # Frames are named by number, or by file name when they have none.
-    numbers = {i: (n if n is not None else name) for i, n, name in session.execute(
-        select(Frame.id, Frame.number, Frame.file_name).where(Frame.id.in_([i for i in frame_ids if i is not None])))}
-    current = max(run_ids) if run_ids else None
-
-    def centroid(cid):
-        c = centroids.get(cid)
-        if c is None:
-            return None
-        box = None if c.box_x0 is None else [c.box_x0, c.box_x1, c.box_y0, c.box_y1]
-        return {"x": c.x, "y": c.y, "flux": c.flux, "method": c.method, "box": box, "frame_id": c.frame_id}
-
-    history = []
-    for run_id in run_ids:
-        run = runs[run_id]
-        run_steps = [s for s in steps if s.run_id == run_id]
-        history.append({
-            "run": run_id, "method": run.method, "created_at": run.created_at.isoformat(),
-            "author": run.author, "software_version": run.software_version,
-            "reference": numbers.get(run.reference_frame_id), "parameters": run.parameters,
-            "current": run_id == current,
-            "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
-                       "rotation_deg": s.rotation_deg, "scale": s.scale,
-                       "reference": numbers.get(s.reference_frame_id), "n_matched": s.n_matched,
-                       "residual_rms": s.residual_rms, "centroid": centroid(s.centroid_id),
-                       "reference_centroid": centroid(s.reference_centroid_id), "parameters": s.parameters}
-                      for s in run_steps],
-            "total": {"dx": math.fsum(s.dx for s in run_steps), "dy": math.fsum(s.dy for s in run_steps),
-                      "rotation_deg": math.fsum(s.rotation_deg for s in run_steps)},
-        })
-    return {"number": frame.number, "file_name": frame.file_name, "current_run": current, "runs": history}
