@@ -11,6 +11,8 @@ from enum import Enum
 import typer
 from rich.console import Console
 
+from obsdb.errors import ObsdbError
+
 app = typer.Typer(
     name="obsdb",
     help="A database-backed observation manager for a night of CCD frames.",
@@ -47,13 +49,6 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from obsdb.errors import ObsdbError
-
-    # Every user-fixable error derives from ObsdbError (catalog, selector, expression, config, ingest).
-    return (ObsdbError,)
-
-
 @contextmanager
 def user_errors():
     """Turn known errors into one-line messages; never let a traceback reach the user."""
@@ -65,7 +60,8 @@ def user_errors():
         err_console.print("[yellow]interrupted:[/] completed work is saved; run the command again to finish")
         raise typer.Exit(130)
     except Exception as exc:  # noqa: BLE001 - the boundary between obsdb and the user
-        if isinstance(exc, _known_errors()):
+        # Every user-fixable error derives from ObsdbError (catalog, selector, expression, config, ...).
+        if isinstance(exc, ObsdbError):
             fail(str(exc))
         if os.environ.get("OBSDB_DEBUG"):
             raise
