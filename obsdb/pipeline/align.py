@@ -289,14 +289,13 @@ def _map_register(reference_path: str, paths: list[str], workers: int):
         for path in paths:
             yield _register_one(path)
         return
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
+    from obsdb.pipeline.pool import process_pool
 
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_register_worker_init,
-                             initargs=(reference_path,)) as pool:
+    pool = process_pool(workers, initializer=_register_worker_init, initargs=(reference_path,))
+    try:
         yield from pool.map(_register_one, paths, chunksize=2)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _record_unregistered(session, run: AlignmentRun, failed: list[tuple[int, str]], registered: list[int],

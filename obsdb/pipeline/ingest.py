@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -288,10 +288,9 @@ def measure_many(paths: list[str], config: IngestConfig, workers: int):
         for path in paths:
             yield measure_file(path, config)
         return
-    import multiprocessing
+    from obsdb.pipeline.pool import process_pool
 
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    executor = process_pool(workers)
     try:
         futures = [executor.submit(measure_file, path, config) for path in paths]
         for future in as_completed(futures):

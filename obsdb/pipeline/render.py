@@ -249,14 +249,16 @@ def _map_render(tasks, out_dir, interpolation, previews, workers):
         for task in tasks:
             yield render_frame(task, out_dir, interpolation, previews)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from obsdb.pipeline.pool import process_pool
 
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = process_pool(workers)
+    try:
         futures = [pool.submit(render_frame, task, out_dir, interpolation, previews) for task in tasks]
         for future in futures:
             yield future.result()
+    finally:
+        # On Ctrl-C or an error, frames not yet started are dropped rather than rendered.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path, *, method: str,

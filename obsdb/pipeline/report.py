@@ -502,11 +502,11 @@ def _draw_thumbnails(jobs: list[dict], workers: int):
             job["drawn"] = error is None
             yield job, error
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    from obsdb.pipeline.pool import process_pool
+
+    executor = process_pool(workers)
     try:
         futures = {executor.submit(_draw_thumbnail, job): job for job in todo}
         for future in as_completed(futures):
