@@ -284,13 +284,14 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
 
 
 def _map_register(reference_path: str, paths: list[str], workers: int):
+    from obsdb.pipeline.pool import keep_frame_buffers_in_heap, process_pool
+
     if workers <= 1 or len(paths) <= 2:
+        keep_frame_buffers_in_heap()
         _register_worker_init(reference_path)
         for path in paths:
             yield _register_one(path)
         return
-    from obsdb.pipeline.pool import process_pool
-
     pool = process_pool(workers, initializer=_register_worker_init, initargs=(reference_path,))
     try:
         yield from pool.map(_register_one, paths, chunksize=2)

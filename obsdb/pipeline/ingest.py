@@ -284,12 +284,13 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
 
 def measure_many(paths: list[str], config: IngestConfig, workers: int):
     """Yield measurements, in this process or in a pool of ``workers``."""
+    from obsdb.pipeline.pool import keep_frame_buffers_in_heap, process_pool
+
     if workers <= 1 or len(paths) <= 1:
+        keep_frame_buffers_in_heap()
         for path in paths:
             yield measure_file(path, config)
         return
-    from obsdb.pipeline.pool import process_pool
-
     executor = process_pool(workers)
     try:
         futures = [executor.submit(measure_file, path, config) for path in paths]

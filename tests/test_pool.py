@@ -1,0 +1,39 @@
+"""The worker pool: workers leave Ctrl-C to the parent, and frame buffers are reused."""
+
+import os
+import platform
+import signal
+
+import pytest
+
+from obsdb.pipeline.pool import keep_frame_buffers_in_heap, process_pool
+
+
+def _sigint_handler_name(_=None) -> str:
+    return {signal.SIG_IGN: "ignore", signal.SIG_DFL: "default"}.get(signal.getsignal(signal.SIGINT), "python")
+
+
+def _initialised_value(value):
+    os.environ["OBSDB_TEST_POOL_INIT"] = value
+
+
+def _read_initialised_value() -> str:
+    return os.environ.get("OBSDB_TEST_POOL_INIT", "")
+
+
+def test_workers_ignore_sigint_while_the_parent_keeps_its_handler():
+    with process_pool(2) as pool:
+        assert set(pool.map(_sigint_handler_name, range(4))) == {"ignore"}
+    assert _sigint_handler_name() == "python"
+
+
+def test_the_callers_initializer_still_runs():
+    with process_pool(1, initializer=_initialised_value, initargs=("ready",)) as pool:
+        assert pool.submit(_read_initialised_value).result() == "ready"
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="mallopt is glibc's")
+def test_allocator_is_tuned_on_glibc():
+    assert keep_frame_buffers_in_heap() is True
+    assert keep_frame_buffers_in_heap() is True  # idempotent
