@@ -267,7 +267,7 @@ def test_config_file_qa_section_retracts_cloud_tags(night_db, tmp_path):
     summary = json.loads(result.stdout)
     clouds = [n for n, f in frames.items() if f["kind"] == "cloud"]
     assert summary["added"] == [] and summary["thresholds"]["cloud_background_ratio"] == 100
-    assert sorted(r["number"] for r in summary["retracted"]) == sorted(clouds)
+    assert sorted(r["frame"] for r in summary["retracted"]) == sorted(clouds)
     assert {r["tag"] for r in summary["retracted"]} == {"cloud"}
     assert all(r["reason"].startswith("cloud: ") for r in summary["retracted"])
     detail = _show(db, clouds[0])
@@ -293,7 +293,7 @@ def test_plan_qa_section_sets_thresholds(night_db, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["thresholds"]["trail_elongation"] == 100
     trails = sorted(n for n, f in frames.items() if f["kind"] == "trail")
-    retracted_trails = sorted(r["number"] for r in summary["retracted"] if r["tag"] == "trail")
+    retracted_trails = sorted(r["frame"] for r in summary["retracted"] if r["tag"] == "trail")
     assert retracted_trails == trails and summary["added"] == []
     detail = _show(db, trails[0])
     assert detail["status"] == "accepted"

@@ -77,3 +77,11 @@ def test_run_on_frames_without_numbers(tmp_path):
     records = json.loads(runner.invoke(app, ["--db", str(tmp_path / "out" / "obsdb.sqlite"), "frames",
                                              "--format", "json"]).stdout)
     assert len(records) == 6 and all(r["number"] is None and r["shift"] is not None for r in records)
+    # A rejection of a frame with no number names its file, in the table and in qa's report.
+    db = str(tmp_path / "out" / "obsdb.sqlite")
+    tagged = runner.invoke(app, ["--db", db, "tag", "light_c.fits", "reject", "--reason", "satellite"])
+    assert tagged.exit_code == 0, tagged.output
+    table = runner.invoke(app, ["--db", db, "rejected"], terminal_width=200).output
+    assert "light_c.fits" in table and "satellite" in table and "None" not in table
+    qa = runner.invoke(app, ["--db", db, "qa", "--format", "json"], terminal_width=200)
+    assert qa.exit_code == 0 and "None" not in json.dumps(json.loads(qa.stdout)["references"])

@@ -47,7 +47,7 @@ def set_group(session: Session, name: str, frames: list[Frame], *, box=None, ban
         group.box_x0, group.box_x1, group.box_y0, group.box_y1 = (int(v) for v in box)
     if reference is not None:
         if reference.id not in {f.id for f in frames}:
-            raise ObsdbError(f"group {name!r}: reference frame {reference.number} is not a member")
+            raise ObsdbError(f"group {name!r}: reference frame {reference.label} is not a member")
         group.reference_frame_id = reference.id
     if ref_star is not None:
         group.ref_star_x, group.ref_star_y = float(ref_star[0]), float(ref_star[1])

@@ -67,6 +67,11 @@ class Frame(Base):
         back_populates="frame", uselist=False, cascade="all, delete-orphan")
     tags: Mapped[list[Tag]] = relationship(back_populates="frame", order_by="Tag.id")
 
+    @property
+    def label(self) -> int | str:
+        """How the user names this frame: its number, or its file name when it has none."""
+        return self.number if self.number is not None else self.file_name
+
 
 class FrameStats(Base):
     """Pixel statistics of a frame, from the ingest read."""

@@ -120,6 +120,11 @@ def print_csv(rows: list[dict], columns: list[str]) -> None:
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
 
 
+def frame_label(record: dict) -> str:
+    """A frame's name in a table: its number, or its file name when it has none."""
+    return str(record["number"]) if record.get("number") is not None else str(record.get("file_name") or "-")
+
+
 def fmt(value, digits: int = 1) -> str:
     """A number for a table: thousands separators, fixed digits, '-' for missing."""
     import math

@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, open_catalog, print_json, progress_bar,
-                              state, user_errors)
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, frame_label, open_catalog, print_json,
+                              progress_bar, state, user_errors)
 
 
 @app.command()
@@ -38,8 +38,8 @@ def qa(
     if fmt_ is OutputFormat.json:
         print_json(clean_nan({"measured": report.measured, "assessed": report.assessed,
                               "references": report.references, "thresholds": report.thresholds,
-                              "added": [dict(zip(("number", "tag", "reason"), a)) for a in report.added],
-                              "retracted": [dict(zip(("number", "tag", "reason"), r)) for r in report.retracted]}))
+                              "added": [dict(zip(("frame", "tag", "reason"), a)) for a in report.added],
+                              "retracted": [dict(zip(("frame", "tag", "reason"), r)) for r in report.retracted]}))
         return
     console.print(f"qa: {report.assessed} frames assessed ({report.measured} measured now); "
                   f"band references: {', '.join(f'{b}={n}' for b, n in report.references.items()) or '-'}")
@@ -103,12 +103,12 @@ def rejected(
     from rich.table import Table
 
     table = Table(title=f"rejected frames ({len(records)})")
-    for column in ("number", "band", "tag", "source", "author", "when", "reason"):
+    for column in ("frame", "band", "tag", "source", "author", "when", "reason"):
         table.add_column(column, overflow="fold")
     for record in records:
         rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
                                                       "created_at": "", "reason": record.get("error") or ""}]
         for i, t in enumerate(rejecting):
-            table.add_row(str(record["number"]) if i == 0 else "", (record["band"] or "-") if i == 0 else "",
+            table.add_row(frame_label(record) if i == 0 else "", (record["band"] or "-") if i == 0 else "",
                           t["name"], t["source"], t["author"], t["created_at"][:19], t["reason"])
     console.print(table)

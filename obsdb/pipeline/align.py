@@ -386,7 +386,7 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
 
     reference_group = next((g for g in groups if reference.id in g["frame_ids"]), None)
     if reference_group is None:
-        raise ObsdbError(f"reference frame {reference.number} is in no pointing group")
+        raise ObsdbError(f"reference frame {reference.label} is in no pointing group")
 
     measurements: dict[int, dict] = {}
     failures: dict[int, str] = {}
@@ -441,7 +441,7 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
                                       "dx1": dx1, "dy1": dy1, "dx2": dx2, "dy2": dy2, "box3": box3, "c3": c3,
                                       "aligned3": (c3[0] + sx, c3[1] + sy)}
     if reference.id not in measurements:
-        raise ObsdbError(f"the night's reference {reference.number} could not be measured: "
+        raise ObsdbError(f"the night's reference {reference.label} could not be measured: "
                          f"{failures.get(reference.id, 'unknown reason')}")
     # Stage 3 refers to the night's reference, unless the plan names another frame (the notebook
     # took the first frame of its first group).

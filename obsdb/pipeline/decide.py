@@ -21,10 +21,6 @@ class Decision:
     frames: list[int | str] = field(default_factory=list)
 
 
-def _label(frame) -> int | str:
-    return frame.number if frame.number is not None else frame.file_name
-
-
 def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None) -> Decision:
     """Tag the frames named by ``selector`` by hand (source ``manual``)."""
     from obsdb.catalog.queries import select_frames
@@ -38,10 +34,10 @@ def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author:
         frames = select_frames(session, selector)
         change = add_tags(session, frames, name, reason=reason, source="manual", author=who)
         record_event(session, who, "tag", f"{name} on {len(change.added)} frames: {reason}",
-                     details={"frames": [_label(f) for f in frames], "tag": name})
+                     details={"frames": [f.label for f in frames], "tag": name})
         kept = {t.frame_id for t in change.kept}
-        return Decision(len(change.added), [_label(f) for f in frames if f.id in kept],
-                        [_label(f) for f in frames])
+        return Decision(len(change.added), [f.label for f in frames if f.id in kept],
+                        [f.label for f in frames])
 
 
 def untag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None) -> Decision:
@@ -57,8 +53,8 @@ def untag_frames(catalog, selector: str, name: str, *, reason: str | None, autho
         frames = select_frames(session, selector)
         change = retract_tags(session, frames, name, reason=reason, author=who)
         record_event(session, who, "untag", f"{name} retracted on {len(change.retracted)} frames: {reason}",
-                     details={"frames": [_label(f) for f in frames], "tag": name})
-        return Decision(len(change.retracted), [_label(f) for f in change.missing], [_label(f) for f in frames])
+                     details={"frames": [f.label for f in frames], "tag": name})
+        return Decision(len(change.retracted), [f.label for f in change.missing], [f.label for f in frames])
 
 
 def define_group(catalog, name: str, selector: str, *, box: str | None = None, reference: int | None = None,
@@ -88,4 +84,4 @@ def define_group(catalog, name: str, selector: str, *, box: str | None = None, r
         set_group(session, name, members, box=parsed_box, reference=group_ref, ref_star=star, source="manual",
                   author=who)
         record_event(session, who, "group set", f"{name}: {len(members)} frames, box {box}")
-        return Decision(len(members), [], [_label(f) for f in members])
+        return Decision(len(members), [], [f.label for f in members])

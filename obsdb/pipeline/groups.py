@@ -29,7 +29,7 @@ class GroupingReport:
 
     reference: int | None
     groups: list[dict] = field(default_factory=list)
-    ungrouped: list[tuple[int | None, str]] = field(default_factory=list)
+    ungrouped: list[tuple[int | str, str]] = field(default_factory=list)
 
 
 def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
@@ -74,11 +74,11 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
         offsets: dict[int, tuple[float, float]] = {}
         for frame in frames:
             if frame.metrics is None or not frame.metrics.stars:
-                report.ungrouped.append((frame.number, "no stars measured"))
+                report.ungrouped.append((frame.label, "no stars measured"))
                 continue
             found = find_offset(frame.metrics.stars, ref_stars)
             if found is None:
-                report.ungrouped.append((frame.number, "no coarse offset (too few common stars)"))
+                report.ungrouped.append((frame.label, "no coarse offset (too few common stars)"))
                 continue
             offsets[frame.id] = (found[0], found[1])
         star = _reference_star(ref, ref_stars, offsets, frames)
@@ -116,8 +116,7 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
                 ordered = sorted((by_id[i] for i in members), key=lambda f: (f.number is None, f.number or 0,
                                                                               f.file_name))
                 report.groups.append({"name": name,
-                                      "members": [f.number if f.number is not None else f.file_name
-                                                  for f in ordered],
+                                      "members": [f.label for f in ordered],
                                       "box": box, "reference": by_id[group_ref].number,
                                       "offset": [round(gx, 2), round(gy, 2)]})
         from obsdb.catalog.writes import record_event

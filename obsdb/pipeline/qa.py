@@ -165,7 +165,7 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
                 key = band_name or "-"
                 if len(by_object) > 1:
                     key = f"{key}/{object_name or '-'}"
-                report.references[key] = reference.number if reference else None
+                report.references[key] = reference.label if reference else None
                 reference_of.update((f.id, reference) for f in group)
             for frame in members:
                 reference = reference_of[frame.id]
@@ -191,9 +191,9 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
         # align's `unregistered`, are not QA's to retract).
         change = sync_rule_tags(session, by_id, wanted, names=QA_TAGS, author=RULE_AUTHOR,
                                 retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}")
-        report.retracted.extend((by_id[t.frame_id].number, t.name, t.reason) for t in change.retracted
+        report.retracted.extend((by_id[t.frame_id].label, t.name, t.reason) for t in change.retracted
                                 if (t.frame_id, t.name) not in wanted)
-        report.added.extend((by_id[t.frame_id].number, t.name, t.reason) for t in change.added)
+        report.added.extend((by_id[t.frame_id].label, t.name, t.reason) for t in change.added)
         report.assessed = len(frames)
         record_event(session, user, "qa",
                      f"{len(frames)} frames assessed, {len(report.added)} tags added, "
