@@ -595,3 +595,7 @@ def test_real_allsky_cloudy_is_cloud_and_starry_is_kept(real_data, tmp_path):
     assert any(r.startswith("cloud: background ") for r in cloudy["reasons"]), cloudy["reasons"]
     assert starry["status"] == "accepted" and starry["tags"] == [], starry["reasons"]
     assert starry["metrics"]["n_stars"] >= 20
+    # The overcast frame's few detections do not match the clear frame's stars: its transparency
+    # is unknown rather than a ratio of unrelated fluxes (the old rank fallback read 9.7).
+    assert cloudy["metrics"]["transparency"] is None or cloudy["metrics"]["transparency"] < 0.5
+    assert starry["metrics"]["transparency"] == pytest.approx(1.0)

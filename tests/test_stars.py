@@ -254,13 +254,16 @@ def test_find_offset_large_shift(night, quality):
     assert votes >= 10
 
 
-def test_transparency_fallback_and_nan():
+def test_transparency_is_unknown_when_stars_do_not_match():
     rng = np.random.default_rng(0)
     a = np.column_stack([rng.uniform(0, 500, (30, 2)), np.linspace(1e5, 1e4, 30)])
     b = np.column_stack([rng.uniform(0, 500, (30, 2)), np.linspace(2e5, 2e4, 30)])
-    # Unrelated positions: no offset wins the vote, the rank ratio is used.
+    # Unrelated positions: no offset wins the vote, so no flux ratio is made up from them.
     assert find_offset(a, b, min_votes=4) is None
-    assert transparency(a, b) == pytest.approx(0.5)
+    assert np.isnan(transparency(a, b))
+    # The same stars shifted by (120, -80) and dimmed to 40 % are matched and measured.
+    dimmed = np.column_stack([b[:, 0] - 120.0, b[:, 1] + 80.0, 0.4 * b[:, 2]])
+    assert transparency(dimmed, b) == pytest.approx(0.4, rel=1e-6)
     assert np.isnan(transparency([], b))
     assert np.isnan(transparency(a, None))
 

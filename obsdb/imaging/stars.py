@@ -712,8 +712,9 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
     Stars are matched after finding the offset between the two lists
     (:func:`find_offset`, robust to offsets of hundreds of pixels), then the
     median flux ratio of the ``n_ratio`` brightest matched pairs is returned.
-    When the offset vote fails, the median ratio of the rank-matched
-    brightest fluxes is used instead (a cruder estimate).
+    When the stars cannot be matched the transparency is unknown (NaN): a
+    ratio of unmatched fluxes would compare cloud features or other objects
+    with stars (it read 9.7 on the overcast all-sky frame).
 
     Parameters
     ----------
@@ -731,7 +732,7 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
     -------
     float
         Ratio (1.0 = as clear as the reference); NaN when either list is
-        empty.
+        empty or fewer than ``min_matches`` stars match.
     """
     a = _as_xyf(stars)
     b = _as_xyf(reference_stars)
@@ -750,5 +751,4 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
             ai, bj = ai[first], bj[first]
             order = np.argsort(b[bj, 2])[::-1][:n_ratio]
             return float(np.median(a[ai[order], 2] / b[bj[order], 2]))
-    k = min(len(a), len(b), 20)
-    return float(np.median(a[:k, 2] / b[:k, 2]))
+    return float("nan")
