@@ -593,6 +593,8 @@ def test_real_allsky_cloudy_is_cloud_and_starry_is_kept(real_data, tmp_path):
     cloudy, starry = got["iceact_cloudy.fits"], got["iceact_starry.fits"]
     assert cloudy["status"] == "rejected"
     assert any(r.startswith("cloud: background ") for r in cloudy["reasons"]), cloudy["reasons"]
+    # Its 29 detections are cloud structure, not trailed or blurred stars.
+    assert [t["name"] for t in cloudy["tags"]] == ["cloud"], cloudy["reasons"]
     assert starry["status"] == "accepted" and starry["tags"] == [], starry["reasons"]
     assert starry["metrics"]["n_stars"] >= 20
     # The overcast frame's few detections do not match the clear frame's stars: its transparency

@@ -67,6 +67,19 @@ def test_cloud_by_transparency():
     assert "transparency 0.30 < 0.5" in d.reason
 
 
+def test_clouded_frame_whose_detections_match_no_star_is_not_judged_by_shape():
+    """The overcast all-sky case: a few broad, elongated blobs that are not the reference's stars."""
+    blobs = dict(background=52_000.0, fwhm=13.5, elongation=3.0, n_stars=29)
+    unmatched = evaluate(night(10) + [clear("u", transparency=float("nan"), **blobs)])
+    assert tags_of(unmatched, "u") == ["cloud"]
+    # The same shapes on stars that do match the reference are judged: cloud, trail and focus.
+    matched = evaluate(night(10) + [clear("m", transparency=0.2, **blobs)])
+    assert tags_of(matched, "m") == ["cloud", "focus", "trail"]
+    # And a clear frame with unknown transparency (no reference) is still judged by shape.
+    unknown = evaluate(night(10) + [clear("k", transparency=float("nan"), fwhm=13.5, elongation=3.0)])
+    assert tags_of(unknown, "k") == ["focus", "trail"]
+
+
 def test_trail_and_focus_separate():
     frames = night(10) + [
         clear("trail", fwhm=7.5, elongation=4.5),        # trailed, in focus across the trail

@@ -303,7 +303,9 @@ def evaluate(frames: Iterable[FrameMetricsInput],
     -------
     list of TagDecision
         In frame order, at most one decision per frame and tag (for cloud,
-        the background test is reported before the transparency test).
+        the background test is reported before the transparency test).  The
+        shape rules (trail, focus) are not applied to a clouded frame whose
+        transparency is unknown, i.e. whose detections match no reference star.
     """
     t = thresholds or QaThresholds()
     frames = list(frames)
@@ -346,6 +348,12 @@ def evaluate(frames: Iterable[FrameMetricsInput],
             decisions.append(TagDecision(
                 f.key, "few-stars", f"few-stars: {shown} stars < minimum {t.min_stars}",
                 float(shown), float(t.min_stars), "few-stars"))
+            continue
+
+        if cloud is not None and math.isnan(transparency):
+            # Under cloud, detections that match none of the reference's stars are cloud
+            # structure or stray light; their "FWHM" and "elongation" would name defects
+            # (trail, focus) the frame may not have.
             continue
 
         elongation = _num(f.elongation)
