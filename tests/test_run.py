@@ -85,3 +85,44 @@ def test_run_on_frames_without_numbers(tmp_path):
     assert "light_c.fits" in table and "satellite" in table and "None" not in table
     qa = runner.invoke(app, ["--db", db, "qa", "--format", "json"], terminal_width=200)
     assert qa.exit_code == 0 and "None" not in json.dumps(json.loads(qa.stdout)["references"])
+
+
+def test_run_on_a_night_of_two_targets_aligns_and_stacks_each_on_its_own(tmp_path):
+    """Two fields in one folder: one alignment run per target, each frame's shift right against its
+    own target's reference, and stacks per target and band (never a median of two fields)."""
+    import numpy as np
+    from astropy.io import fits
+
+    night = tmp_path / "night"
+    quiet = dict(size=256, n_frames=6, bands=("V",), n_groups=1, cloud_fraction=0, trail_fraction=0,
+                 defocus_fraction=0)
+    truths = {"FIELD-A": simulate_night(night, seed=31, object_name="FIELD-A", first_number=1001, **quiet),
+              "FIELD-B": simulate_night(night, seed=32, object_name="FIELD-B", first_number=2001, **quiet)}
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(night), "--out", str(out)], terminal_width=200,
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "(target FIELD-A)" in result.output and "(target FIELD-B)" in result.output
+    assert "night summary by target and band" in result.output
+
+    db = str(out / "obsdb.sqlite")
+    aligned = runner.invoke(app, ["--db", db, "align", "--format", "json"])
+    assert aligned.exit_code == 0, aligned.output
+    runs = {run["target"]: run for run in json.loads(aligned.stdout)["runs"]}
+    assert set(runs) == set(truths)
+    for target, run in runs.items():
+        truth = truths[target]
+        reference = int(run["reference"])
+        assert reference in {f["number"] for f in truth.frames}, (target, reference)
+        assert {f["number"] for f in run["frames"]} == {f["number"] for f in truth.frames}
+        errors = [np.hypot(f["dx"] - truth.shift(f["number"], reference=reference)[0],
+                           f["dy"] - truth.shift(f["number"], reference=reference)[1]) for f in run["frames"]]
+        assert all(f["ok"] for f in run["frames"]) and max(errors) < 0.05, (target, errors)
+
+    for target, truth in truths.items():
+        with fits.open(out / "aligned" / f"stack_{target}_V.fits") as stack:
+            assert stack[0].header["OBJECT"] == target
+            assert stack[0].header["NCOMBINE"] == len(truth.frames)
+    assert not (out / "aligned" / "stack_V.fits").exists()
+    page = (out / "report" / "index.html").read_text()
+    assert "FIELD-A, band V" in page and "FIELD-B, band V" in page

@@ -116,8 +116,13 @@ def align(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
-    """Create an alignment run: a shift for every frame, with every step and centroid recorded."""
-    from obsdb.pipeline.align import align_auto, align_staged
+    """Create an alignment run: a shift for every frame, with every step and centroid recorded.
+
+    The auto method makes one run per target (OBJECT) when the frames hold several,
+    each on its own reference, unless --reference names one; --format json then
+    gives {"runs": [...]} instead of a single run.
+    """
+    from obsdb.pipeline.align import align_each_target, align_staged
 
     if method not in ("auto", "staged"):
         fail(f"--method {method!r}: expected auto or staged")
@@ -125,27 +130,33 @@ def align(
         fail(f"--status {status!r}: expected accepted, pending or any")
     with open_catalog() as catalog, user_errors(), progress_bar("align") as progress:
         if method == "auto":
-            report = align_auto(catalog, reference=reference, band=band, status=status, where=where,
-                                workers=workers, progress=progress)
+            reports = align_each_target(catalog, reference=reference, band=band, status=status, where=where,
+                                        workers=workers, progress=progress)
         else:
-            report = align_staged(catalog, integer=integer, method=centroid, background=background,
-                                  progress=progress)
+            reports = [align_staged(catalog, integer=integer, method=centroid, background=background,
+                                    progress=progress)]
     if fmt_ is OutputFormat.json:
-        print_json(clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference_label,
-                              "frames": [r.__dict__ for r in report.results]}))
+        runs = [clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference_label,
+                           **({"target": report.target} if len(reports) > 1 else {}),
+                           "frames": [r.__dict__ for r in report.results]}) for report in reports]
+        print_json(runs[0] if len(runs) == 1 else {"runs": runs})
         return
     from rich.table import Table
 
-    table = Table(title=f"alignment run {report.run_id} ({report.method}), reference {report.reference_label}")
-    for column in ("frame", "dx", "dy", "rot deg", "method", "matched", "rms px", "note"):
-        table.add_column(column, justify="right" if column in ("dx", "dy", "rot deg", "matched", "rms px") else "left",
-                         overflow="fold")
-    for r in report.results:
-        table.add_row(r.label, fmt(r.dx, 3), fmt(r.dy, 3), fmt(r.rotation_deg, 4), r.method or "-",
-                      fmt(r.n_matched), fmt(r.residual_rms, 4), r.reason or "", style=None if r.ok else "red")
-    console.print(table)
-    if report.failures:
-        err_console.print(f"[yellow]{len(report.failures)} frames unregistered (tagged `unregistered`)[/]")
+    for report in reports:
+        target = f", target {report.target or 'without OBJECT'}" if len(reports) > 1 else ""
+        table = Table(title=f"alignment run {report.run_id} ({report.method}), "
+                            f"reference {report.reference_label}{target}")
+        for column in ("frame", "dx", "dy", "rot deg", "method", "matched", "rms px", "note"):
+            table.add_column(column, justify="right" if column in ("dx", "dy", "rot deg", "matched", "rms px")
+                             else "left", overflow="fold")
+        for r in report.results:
+            table.add_row(r.label, fmt(r.dx, 3), fmt(r.dy, 3), fmt(r.rotation_deg, 4), r.method or "-",
+                          fmt(r.n_matched), fmt(r.residual_rms, 4), r.reason or "", style=None if r.ok else "red")
+        console.print(table)
+    failures = sum(len(report.failures) for report in reports)
+    if failures:
+        err_console.print(f"[yellow]{failures} frames unregistered (tagged `unregistered`)[/]")
 
 
 @app.command()

@@ -14,15 +14,19 @@ def _print_run(summary) -> None:
 
     for name, text in summary.steps:
         console.print(f"[bold]{name}[/]: {text}")
-    table = Table(title="night summary by band")
-    for column in ("band", "frames", "rejected", "rejected by reason", "aligned", "median fit rms px", "stack"):
+    per_target = any(row.get("target") is not None for row in summary.bands)
+    table = Table(title="night summary by target and band" if per_target else "night summary by band")
+    columns = ("target",) * per_target + ("band", "frames", "rejected", "rejected by reason", "aligned",
+                                          "median fit rms px", "stack")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("frames", "rejected", "aligned", "median fit rms px")
                          else "left", overflow="fold")
     for row in summary.bands:
         reasons = ", ".join(f"{name} {count}" for name, count in row["rejected_by"].items()) or "-"
         stack = f"{Path(row['stack']).name} ({row['stack_frames']} frames)" if row["stack"] else "-"
-        table.add_row(row["band"], fmt(row["frames"]), fmt(row["rejected"]), reasons, fmt(row["aligned"]),
-                      fmt(row["median_rms"], 4), stack)
+        cells = [row["band"], fmt(row["frames"]), fmt(row["rejected"]), reasons, fmt(row["aligned"]),
+                 fmt(row["median_rms"], 4), stack]
+        table.add_row(*([row["target"] or "-"] * per_target + cells))
     console.print(table)
     if summary.report_path:
         console.print(f"report: {summary.report_path}")

@@ -21,7 +21,8 @@ def render(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
     where: Optional[str] = typer.Option(None, "--where", "-w",
         help="Only frames matching this expression (see obsdb frames)."),
-    stack: Optional[str] = typer.Option(None, "--stack", help="Also stack each band: median, mean or sigma-clip."),
+    stack: Optional[str] = typer.Option(None, "--stack",
+        help="Also stack each band (each target's bands, when there are several): median, mean or sigma-clip."),
     previews: bool = typer.Option(False, "--previews",
         help="PNG preview of every aligned frame (stacks always get one)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes."),
@@ -30,7 +31,8 @@ def render(
     """Resample each frame once with its total shift from the catalog; optionally stack per band.
 
     Each output is OUT/<input file name> with OBSDB_DX/DY/RUN/REF, the interpolation and one
-    HISTORY line per shift step; stacks are OUT/stack_<band>.fits with a coverage map."""
+    HISTORY line per shift step; stacks are OUT/stack_<band>.fits with a coverage map
+    (OUT/stack_<target>_<band>.fits when the frames belong to several targets)."""
     from obsdb.pipeline.render import render as run_render
 
     with open_catalog() as catalog, user_errors(), progress_bar("render") as progress:
@@ -39,7 +41,8 @@ def render(
                             progress=progress)
     console.print(f"wrote {len(report.frames)} aligned frames to {out}")
     for s in report.stacks:
-        console.print(f"  stack {s['band']}: {s['frames']} frames, {s['exptime']:.0f} s -> {s['path']}")
+        name = f"{s['target']} {s['band']}" if s.get("target") else s["band"]
+        console.print(f"  stack {name}: {s['frames']} frames, {s['exptime']:.0f} s -> {s['path']}")
 
 
 @app.command()

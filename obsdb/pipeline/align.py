@@ -58,6 +58,8 @@ class AlignReport:
     results: list[FrameResult] = field(default_factory=list)
     reference_name: str = ""
     reference_path: str = ""
+    target: str | None = None
+    """The OBJECT the run was restricted to (None: every frame, or frames without one)."""
 
     @property
     def reference_label(self) -> str:
@@ -66,20 +68,26 @@ class AlignReport:
 
     @property
     def reference_selector(self) -> str:
-        """A frame selector naming the reference (its number, else its path)."""
-        return str(self.reference) if self.reference is not None else self.reference_path
+        """A frame selector naming the reference: its path, which (unlike a number) no two files share."""
+        return self.reference_path or str(self.reference)
 
     @property
     def failures(self) -> list[FrameResult]:
         return [r for r in self.results if not r.ok]
 
 
-def _selected_frames(session, *, status: str, band: str | None, where: str | None = None) -> list[Frame]:
+ALL_TARGETS = object()
+"""``target`` default of :func:`align_auto`: frames of every OBJECT."""
+
+
+def _selected_frames(session, *, status: str, band: str | None, where: str | None = None,
+                     target=ALL_TARGETS) -> list[Frame]:
     from obsdb.catalog.queries import frame_records
 
     records = frame_records(session, band=band, include_unreadable=False, where=where,
                             status=None if status == "any" else status)
-    ids = [r["id"] for r in records if r["type"] in ("light", "unknown")]
+    ids = [r["id"] for r in records if r["type"] in ("light", "unknown")
+           and (target is ALL_TARGETS or r["object"] == target)]
     frames = session.scalars(select(Frame).where(Frame.id.in_(ids))).all()
     return sorted(frames, key=lambda f: (f.number is None, f.number, f.path))
 
@@ -198,7 +206,7 @@ def _register_one(path: str) -> dict:
 
 def align_auto(catalog, *, reference: str | None = None, band: str | None = None, status: str = "accepted",
                where: str | None = None, workers: int = 1, user: str | None = None,
-               progress: Callable | None = None) -> AlignReport:
+               progress: Callable | None = None, target=ALL_TARGETS) -> AlignReport:
     """Register every selected frame onto the reference by star matching (cross-correlation fallback).
 
     Parameters
@@ -216,6 +224,9 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
         (one reference serves one field).
     workers : int
         Processes.
+    target : str or None, optional
+        Only frames whose OBJECT is this (None: frames without one); default
+        every target (see :func:`align_each_target`).
 
     Returns
     -------
@@ -223,11 +234,12 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
     """
     user = user or login_name()
     with catalog.session() as session:
-        frames = _selected_frames(session, status=status, band=band, where=where)
+        frames = _selected_frames(session, status=status, band=band, where=where, target=target)
         for frame in frames:
             _ = frame.metrics
         if not frames:
             raise ObsdbError(f"no {status} frames to align" + (f" in band {band}" if band else "")
+                             + (f" of target {target!r}" if target is not ALL_TARGETS else "")
                              + ("; run `obsdb qa` first or use --status any" if status == "accepted" else ""))
         ref = _resolve_reference(session, frames, reference)
         ref_number, ref_id, ref_path = ref.number, ref.id, ref.path
@@ -242,11 +254,13 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
 
     with catalog.session() as session:
         ref_frame = session.get(Frame, ref_id)
-        run = _new_run(session, "auto", ref_frame, {"status": status, "band": band, "where": where,
-                                                    "workers": workers,
-                                                    "match_radius": MATCH_RADIUS}, user)
+        parameters = {"status": status, "band": band, "where": where, "workers": workers,
+                      "match_radius": MATCH_RADIUS}
+        if target is not ALL_TARGETS:
+            parameters["target"] = target
+        run = _new_run(session, "auto", ref_frame, parameters, user)
         report = AlignReport(run.id, "auto", ref_number, reference_name=Path(ref_path).name,
-                             reference_path=ref_path)
+                             reference_path=ref_path, target=None if target is ALL_TARGETS else target)
         centroid_rows = []
         failed_frames = []
         registered = []
@@ -281,6 +295,38 @@ def align_auto(catalog, *, reference: str | None = None, band: str | None = None
             session.execute(insert(Centroid), centroid_rows)
         _record_unregistered(session, run, failed_frames, registered, user)
     return report
+
+
+def align_each_target(catalog, *, reference: str | None = None, band: str | None = None,
+                      status: str = "accepted", where: str | None = None, workers: int = 1,
+                      user: str | None = None, progress: Callable | None = None) -> list[AlignReport]:
+    """:func:`align_auto` once per target (OBJECT), each on its own reference.
+
+    One reference serves one field: frames of another target share no stars
+    with it and would all end up ``unregistered``.  So a night of several
+    targets gets one alignment run per target, the target with the most
+    frames first.  With an explicit ``reference`` there is a single run, as
+    asked.  Parameters as :func:`align_auto`.
+
+    Returns
+    -------
+    list of AlignReport
+        One per run.
+    """
+    if reference is not None:
+        return [align_auto(catalog, reference=reference, band=band, status=status, where=where,
+                           workers=workers, user=user, progress=progress)]
+    with catalog.session() as session:
+        frames = _selected_frames(session, status=status, band=band, where=where)
+        counts: dict = {}
+        for frame in frames:
+            counts[frame.object] = counts.get(frame.object, 0) + 1
+    if len(counts) <= 1:
+        return [align_auto(catalog, band=band, status=status, where=where, workers=workers, user=user,
+                           progress=progress)]
+    targets = sorted(counts, key=lambda name: (-counts[name], name is None, name or ""))
+    return [align_auto(catalog, band=band, status=status, where=where, workers=workers, user=user,
+                       progress=progress, target=name) for name in targets]
 
 
 def _map_register(reference_path: str, paths: list[str], workers: int):

@@ -67,6 +67,7 @@ def _plan(session, *, run: int | None, status: str, band: str | None, where: str
         frame_steps = per_run[run_id]
         tasks.append({
             "frame_id": frame_id, "number": record["number"], "path": record["path"], "band": record["band"],
+            "object": record["object"],
             "exptime": record["exptime"], "sky": (record.get("stats") or {}).get("background"),
             "run": run_id, "reference": ref_numbers.get(runs[run_id].reference_frame_id),
             "method": runs[run_id].method,
@@ -265,7 +266,12 @@ def _map_render(tasks, out_dir, interpolation, previews, workers):
 
 def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path, *, method: str,
                  memory_limit_mb: float = 512) -> list[dict]:
-    """Stack the aligned frames of each band into ``stack_<band>.fits`` (+ a PNG preview)."""
+    """Stack the aligned frames of each band into ``stack_<band>.fits`` (+ a PNG preview).
+
+    When the frames belong to several targets (OBJECT), each target's bands are
+    stacked apart, into ``stack_<target>_<band>.fits``: a median of different
+    fields is no image of anything.
+    """
     import numpy as np
     from astropy.io import fits
 
@@ -274,11 +280,13 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
     from obsdb.imaging.stack import stack_files
 
     by_id = {t["frame_id"]: t for t in tasks}
-    bands: dict[str, list[dict]] = defaultdict(list)
+    several_targets = len({by_id[r["frame_id"]]["object"] for r in results}) > 1
+    stacks: dict[tuple[str | None, str], list[dict]] = defaultdict(list)
     for result in results:
-        bands[by_id[result["frame_id"]]["band"] or "none"].append(result)
+        task = by_id[result["frame_id"]]
+        stacks[(task["object"] if several_targets else None, task["band"] or "none")].append(result)
     written = []
-    for band, members in sorted(bands.items()):
+    for (target, band), members in sorted(stacks.items(), key=lambda item: (item[0][0] or "", item[0][1])):
         members.sort(key=lambda r: (r["number"] is None, r["number"]))
         # Frames are brought to the band's median sky first: a per-pixel median of frames whose skies
         # differ takes a star's core from one frame and its wings from another, broadening it.
@@ -290,6 +298,9 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         exposure = sum(by_id[r["frame_id"]]["exptime"] or 0.0 for r in members)
         header = fits.Header()
         header["FILTER"] = (band, "band of the stacked frames")
+        objects = {by_id[r["frame_id"]]["object"] for r in members}
+        if len(objects) == 1 and None not in objects:
+            header["OBJECT"] = (objects.pop(), "target of the stacked frames")
         header["EXPTIME"] = (exposure, "summed exposure of the stacked frames, s")
         header["NCOMBINE"] = (len(members), "frames stacked")
         header["OBSDB_ST"] = (method, "stack method")
@@ -300,20 +311,30 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         for r in members:
             header.add_history(f"obsdb stack: {Path(r['path']).name} run {r['run']} "
                                f"dx={r['dx']:+.4f} dy={r['dy']:+.4f}")
-        target = out_dir / f"stack_{band}.fits"
-        digest = atomic_write_fits(target, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
-                                            fits.ImageHDU(stacked.coverage, name="COVERAGE")])
-        preview = write_preview_png(out_dir / f"stack_{band}.png", stacked.data,
-                                    title=f"{band}: {method} of {len(members)} frames")
+        stem = f"stack_{_file_safe(target or 'no-object')}_{_file_safe(band)}" if several_targets \
+            else f"stack_{_file_safe(band)}"
+        path = out_dir / f"{stem}.fits"
+        digest = atomic_write_fits(path, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
+                                          fits.ImageHDU(stacked.coverage, name="COVERAGE")])
+        title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {len(members)} frames"
+        preview = write_preview_png(out_dir / f"{stem}.png", stacked.data, title=title)
         with catalog.session() as session:
             session.add(RenderOutput(run_id=runs[0] if len(runs) == 1 else None, kind="stack", band=band,
-                                     path=str(target), sha256=digest, interpolation=None,
+                                     path=str(path), sha256=digest, interpolation=None,
                                      parameters={"method": method, "frames": [r["number"] for r in members],
+                                                 "target": target,
                                                  "exptime": exposure, "preview": str(preview),
                                                  "sky_offsets": [round(o, 3) for o in offsets]}))
-        written.append({"band": band, "path": str(target), "frames": len(members), "exptime": exposure,
-                        "preview": str(preview)})
+        written.append({"band": band, "target": target, "path": str(path), "frames": len(members),
+                        "exptime": exposure, "preview": str(preview)})
     return written
+
+
+def _file_safe(name: str) -> str:
+    """A band or target name as a file-name part: 'NA36Rc50  sum of 3' -> 'NA36Rc50_sum_of_3'."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", name).strip("_") or "none"
 
 
 def _sky_level(catalog_sky: float | None, path: str) -> float:

@@ -820,7 +820,9 @@ def _stack_section(stack_jobs: list[dict]) -> str:
         for job in stack_jobs:
             params = job["parameters"] or {}
             method = (params.get("method") or params.get("stack")) if isinstance(params, dict) else None
-            caption = f"band {job['band'] or '-'}" + (f", {method}" if method else "")
+            target = params.get("target") if isinstance(params, dict) else None
+            caption = (f"{target}, " if target else "") + f"band {job['band'] or '-'}" + (
+                f", {method}" if method else "")
             if isinstance(params.get("frames"), list):
                 caption += f" of {len(params['frames'])} frames"
             if isinstance(params.get("exptime"), (int, float)):

@@ -60,7 +60,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     from obsdb.catalog.db import database_url, open_catalog, upgrade
     from obsdb.catalog.queries import frame_records
     from obsdb.errors import ObsdbError
-    from obsdb.pipeline.align import align_auto
+    from obsdb.pipeline.align import align_each_target
     from obsdb.pipeline.groups import auto_groups
     from obsdb.pipeline.ingest import ingest
     from obsdb.pipeline.qa import run_qa
@@ -88,30 +88,27 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
         summary.steps.append(("qa", f"{assessed.assessed} frames assessed, {len(assessed.added)} tags added, "
                                     f"{len(assessed.retracted)} retracted"))
-        with catalog.session() as session:
-            targets = sorted({r["object"] or "-" for r in frame_records(session, status="accepted")
-                              if r["type"] in ("light", "unknown")})
         announce("align")
         with progress("align") as callback:
-            aligned = align_auto(catalog, reference=reference, workers=workers, progress=callback)
-        summary.steps.append(("align", f"run {aligned.run_id}: {len(aligned.results) - len(aligned.failures)} "
-                                       f"frames aligned to {aligned.reference_label}, {len(aligned.failures)} unregistered"))
-        if len(targets) > 1:
-            # One reference serves one field; say so rather than leave frames silently unregistered.
-            summary.steps.append(("note", f"{len(targets)} targets ({', '.join(targets)}) were aligned to one "
-                                          f"reference; align them one at a time with "
-                                          f"obsdb align --where \"object == '...'\""))
+            runs = align_each_target(catalog, reference=reference, workers=workers, progress=callback)
+        for aligned in runs:
+            target = f" (target {_target_name(aligned)})" if len(runs) > 1 else ""
+            summary.steps.append(("align", f"run {aligned.run_id}{target}: "
+                                           f"{len(aligned.results) - len(aligned.failures)} frames aligned to "
+                                           f"{aligned.reference_label}, {len(aligned.failures)} unregistered"))
         announce("group")
         try:
-            grouped = auto_groups(catalog, reference=aligned.reference_selector)
+            # Pointing groups are offsets from one reference: those of the night's main target.
+            grouped = auto_groups(catalog, reference=runs[0].reference_selector)
             summary.steps.append(("group", f"{len(grouped.groups)} pointing groups"))
         except ObsdbError as exc:
             # Groups serve the report and the staged method; the auto run above does not need them.
             summary.steps.append(("group", f"skipped: {exc}"))
         announce("render")
         with progress("render") as callback:
-            rendered = render(catalog, out / "aligned", run=aligned.run_id, stack=stack, workers=workers,
-                              progress=callback)
+            # One target: exactly this run; several: each frame's run of this command (its current one).
+            rendered = render(catalog, out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
+                              stack=stack, workers=workers, progress=callback)
         summary.steps.append(("render", f"{len(rendered.frames)} aligned frames and {len(rendered.stacks)} "
                                         f"{stack} stacks in {out / 'aligned'}"))
         if report:
@@ -123,21 +120,28 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             summary.report_path = str(built.index_path)
         with catalog.session() as session:
             records = frame_records(session)
-        summary.bands = band_table(records, aligned, rendered.stacks)
+        summary.bands = band_table(records, runs, rendered.stacks)
     finally:
         catalog.close()
     return summary
 
 
-def band_table(records: list[dict], aligned, stacks: list[dict]) -> list[dict]:
-    """Per band: frames ingested, rejected by reason, aligned, alignment residual RMS, stack written."""
-    residuals = {r.frame_id: r.residual_rms for r in aligned.results if r.ok}
-    stacked = {s["band"]: s for s in stacks}
-    bands: dict[str, list[dict]] = defaultdict(list)
+def _target_name(report) -> str:
+    """The OBJECT a per-target alignment run was restricted to, for messages."""
+    return report.target if report.target else "no OBJECT"
+
+
+def band_table(records: list[dict], runs: list, stacks: list[dict]) -> list[dict]:
+    """Per band (per target and band when stacks were made per target): frames ingested, rejected by
+    reason, aligned, alignment residual RMS, stack written."""
+    residuals = {r.frame_id: r.residual_rms for aligned in runs for r in aligned.results if r.ok}
+    per_target = any(s.get("target") is not None for s in stacks)
+    stacked = {(s.get("target"), s["band"]): s for s in stacks}
+    bands: dict[tuple[str | None, str], list[dict]] = defaultdict(list)
     for record in records:
-        bands[record["band"] or "none"].append(record)
+        bands[(record["object"] if per_target else None, record["band"] or "none")].append(record)
     rows = []
-    for band, members in sorted(bands.items()):
+    for (target, band), members in sorted(bands.items(), key=lambda item: (item[0][0] or "", item[0][1])):
         reasons = Counter()
         for record in members:
             if record["status"] == "rejected":
@@ -145,12 +149,12 @@ def band_table(records: list[dict], aligned, stacks: list[dict]) -> list[dict]:
                 reasons.update(names)
         rms = [residuals[r["id"]] for r in members if residuals.get(r["id"]) is not None]
         rows.append({
-            "band": band, "frames": len(members),
+            "band": band, "target": target, "frames": len(members),
             "rejected": sum(r["status"] == "rejected" for r in members),
             "rejected_by": dict(sorted(reasons.items())),
             "aligned": sum(1 for r in members if r["id"] in residuals),
             "median_rms": statistics.median(rms) if rms else None,
-            "stack": stacked.get(band, {}).get("path"),
-            "stack_frames": stacked.get(band, {}).get("frames"),
+            "stack": stacked.get((target, band), {}).get("path"),
+            "stack_frames": stacked.get((target, band), {}).get("frames"),
         })
     return rows
