@@ -37,3 +37,19 @@ def test_the_callers_initializer_still_runs():
 def test_allocator_is_tuned_on_glibc():
     assert keep_frame_buffers_in_heap() is True
     assert keep_frame_buffers_in_heap() is True  # idempotent
+
+
+def test_a_first_ctrl_c_waits_for_the_safe_point_and_a_second_one_does_not():
+    from obsdb.pipeline.pool import deferred_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with deferred_interrupt() as interrupt:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupt.requested  # noted, not raised: a commit here would finish
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.raise_if_requested()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+    assert signal.getsignal(signal.SIGINT) is before

@@ -260,14 +260,19 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         report.failed.extend(outcome["failed"])
         batch.clear()
 
-    for measurement in measure_many(todo, config, workers):
-        batch.append(measurement)
-        done += 1
-        if progress:
-            progress(done, total, Path(measurement.path).name)
-        if len(batch) >= BATCH_SIZE:
-            flush()
-    flush()
+    from obsdb.pipeline.pool import deferred_interrupt
+
+    with deferred_interrupt() as interrupt:
+        for measurement in measure_many(todo, config, workers):
+            batch.append(measurement)
+            done += 1
+            if progress:
+                progress(done, total, Path(measurement.path).name)
+            if len(batch) >= BATCH_SIZE or interrupt.requested:
+                flush()
+            # Ctrl-C takes effect here, between transactions, once the completed work is committed.
+            interrupt.raise_if_requested()
+        flush()
     report.seconds = time.perf_counter() - start
     with catalog.session() as session:
         from sqlalchemy import func

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any, Callable
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 
 _MMAP_THRESHOLD = 32 * 2**20
@@ -83,3 +85,46 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None, in
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=_ignore_interrupts_then, initargs=(initializer, *initargs))
+
+
+class DeferredInterrupt:
+    """A Ctrl-C noted while a batch is being written, acted on once it is committed."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def raise_if_requested(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C came since the last check."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[DeferredInterrupt]:
+    """Hold Ctrl-C until the caller reaches a safe point.
+
+    A ``KeyboardInterrupt`` raised inside a database commit can surface from
+    the driver or the connection pool's clean-up with its own traceback. So the
+    first SIGINT only sets ``requested``; the caller commits what is complete
+    and calls :meth:`DeferredInterrupt.raise_if_requested`. A second Ctrl-C
+    interrupts at once. Outside the main thread, nothing is changed.
+
+    Yields
+    ------
+    DeferredInterrupt
+    """
+    state = DeferredInterrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def note(signum, frame):
+        if state.requested:
+            raise KeyboardInterrupt
+        state.requested = True
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
