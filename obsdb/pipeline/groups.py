@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from obsdb.catalog.models import Frame
 from obsdb.errors import ObsdbError
+from obsdb.pipeline.align import ALL_TARGETS
 from obsdb.pipeline.ingest import login_name
 
 GROUP_RADIUS = 20.0
@@ -52,15 +53,19 @@ def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
 
 
 def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepted", reference: str | None = None,
-                user: str | None = None) -> GroupingReport:
-    """Cluster frames into pointing groups (replacing earlier automatic groups of those frames)."""
+                user: str | None = None, target=ALL_TARGETS) -> GroupingReport:
+    """Cluster frames into pointing groups (replacing earlier automatic groups of those frames).
+
+    ``target`` (an OBJECT value) restricts the grouping to one field's frames: the
+    groups, reference star and fine box are decisions about a single field.
+    """
     from obsdb.catalog.decisions import set_decision, set_group
     from obsdb.imaging.stars import find_offset
     from obsdb.pipeline.align import _resolve_reference, _selected_frames
 
     user = user or login_name()
     with catalog.session() as session:
-        frames = _selected_frames(session, status=status, band=None)
+        frames = _selected_frames(session, status=status, band=None, target=target)
         frames = session.scalars(select(Frame).options(selectinload(Frame.metrics))
                                  .where(Frame.id.in_([f.id for f in frames]))).all()
         frames = sorted(frames, key=lambda f: (f.date_obs is None, f.date_obs, f.number))
