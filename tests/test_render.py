@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -377,3 +378,52 @@ def test_cli_bad_interpolation_is_one_line(night):
     message = result.stderr.strip() if result.stderr_bytes is not None else result.output.strip()
     assert len(message.splitlines()) == 1 and "cubic" in message and "spline3" in message, message
     assert "Traceback" not in result.output and not out.exists()
+
+
+# ------------------------------------------------------------------ inputs that share a file name
+
+
+def test_output_names_keep_file_names_unless_two_inputs_share_one():
+    from obsdb.pipeline.render import output_names
+
+    assert output_names(["/n/a/x_1.fits.gz", "/n/b/x_2.fits"]) == {"/n/a/x_1.fits.gz": "x_1.fits",
+                                                                  "/n/b/x_2.fits": "x_2.fits"}
+    shared = output_names(["/n/M94/L_1.fits", "/n/M67/L_1.fits", "/n/M67/deep/L_2.fits.gz"])
+    assert shared == {"/n/M94/L_1.fits": "M94/L_1.fits", "/n/M67/L_1.fits": "M67/L_1.fits",
+                      "/n/M67/deep/L_2.fits.gz": "M67/deep/L_2.fits"}
+    assert output_names(["/n/a/L.fits.gz", "/n/b/L.fits.gz"], strip_gz=False) == {
+        "/n/a/L.fits.gz": "a/L.fits.gz", "/n/b/L.fits.gz": "b/L.fits.gz"}
+
+
+def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path):
+    """One folder per session with the same file names in each: no output may overwrite another."""
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+
+    quiet = dict(size=256, n_frames=3, bands=("V",), n_groups=1, cloud_fraction=0, trail_fraction=0,
+                 defocus_fraction=0)
+    first = simulate_night(tmp_path / "night" / "early", seed=41, first_number=1001, **quiet)
+    second = simulate_night(tmp_path / "night" / "late", seed=41, first_number=2001, **quiet)
+    for a, b in zip(first.frames, second.frames):
+        late = tmp_path / "night" / "late" / a["file"]
+        (tmp_path / "night" / "late" / b["file"]).rename(late)
+        fits.setval(late, "SESSION", value="late")  # the same seed made the same pixels
+    db = str(tmp_path / "obsdb.sqlite")
+    upgrade(database_url(db))
+    catalog = open_catalog(db)
+    try:
+        ingest(catalog, [tmp_path / "night"], recursive=True)
+        run_qa(catalog)
+        align_auto(catalog)
+        out = tmp_path / "out"
+        report = render(catalog, out, stack="median")
+        copied = collect(catalog, tmp_path / "selected")
+    finally:
+        catalog.close()
+    written = sorted(Path(path).relative_to(out).as_posix() for _, path in report.frames)
+    assert written == sorted(f"{session}/{f['file']}" for session in ("early", "late") for f in first.frames)
+    # Each output comes from its own input: the late session's files carry SESSION, the early ones not.
+    for _, path in report.frames:
+        assert fits.getheader(path).get("SESSION", "early") == Path(path).relative_to(out).parts[0], path
+    assert report.stacks[0]["frames"] == 6
+    assert sorted(Path(p).relative_to(tmp_path / "selected").as_posix() for p in copied) == sorted(
+        f"{session}/{f['file']}" for session in ("early", "late") for f in first.frames)

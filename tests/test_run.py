@@ -122,7 +122,7 @@ def test_run_on_a_night_of_two_targets_aligns_and_stacks_each_on_its_own(tmp_pat
         assert all(f["ok"] for f in run["frames"]) and max(errors) < 0.05, (target, errors)
 
     for target, truth in truths.items():
-        with fits.open(out / "aligned" / f"stack_{target}_V.fits") as stack:
+        with fits.open(out / "aligned" / target / "stack_V.fits") as stack:
             assert stack[0].header["OBJECT"] == target
             assert stack[0].header["NCOMBINE"] == len(truth.frames)
     assert not (out / "aligned" / "stack_V.fits").exists()

@@ -32,7 +32,7 @@ def render(
 
     Each output is OUT/<input file name> with OBSDB_DX/DY/RUN/REF, the interpolation and one
     HISTORY line per shift step; stacks are OUT/stack_<band>.fits with a coverage map
-    (OUT/stack_<target>_<band>.fits when the frames belong to several targets)."""
+    (OUT/<target>/stack_<band>.fits when the frames belong to several targets)."""
     from obsdb.pipeline.render import render as run_render
 
     with open_catalog() as catalog, user_errors(), progress_bar("render") as progress:

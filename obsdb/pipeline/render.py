@@ -38,6 +38,36 @@ def output_name(input_path: str) -> str:
     return name[:-3] if name.lower().endswith(".gz") else name
 
 
+def output_names(input_paths: list[str], *, strip_gz: bool = True) -> dict[str, str]:
+    """Output path (relative to the output folder) of each input.
+
+    The input's file name, as the design card asks; but when two inputs share a
+    file name (``M94/Light_001.fits`` and ``M67/Light_001.fits``: one folder
+    per target is common), every output keeps its path below the inputs'
+    common folder instead, since one would otherwise overwrite the other.
+
+    Parameters
+    ----------
+    input_paths : list of str
+        Absolute paths of the inputs.
+    strip_gz : bool
+        Drop a ``.gz`` suffix (aligned frames are written uncompressed).
+
+    Returns
+    -------
+    dict
+        Input path -> relative output path.
+    """
+    def name_of(path: str) -> str:
+        return output_name(path) if strip_gz else Path(path).name
+
+    names = {path: name_of(path) for path in input_paths}
+    if len(set(names.values())) == len(names):
+        return names
+    common = Path(os.path.commonpath([str(Path(path).parent) for path in input_paths]))
+    return {path: str(Path(path).parent.relative_to(common) / name_of(path)) for path in input_paths}
+
+
 def _plan(session, *, run: int | None, status: str, band: str | None, where: str | None = None) -> list[dict]:
     """Frames to render with their steps, from the chosen run or each frame's current run."""
     from obsdb.catalog.queries import frame_records
@@ -140,7 +170,8 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header.add_history(f"obsdb: resampled once with {interpolation}; NaN where no data (COVERAGE ext)")
         primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
         mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
-        target = Path(out_dir) / output_name(task["path"])
+        target = Path(out_dir) / task.get("output", output_name(task["path"]))
+        target.parent.mkdir(parents=True, exist_ok=True)
         digest = atomic_write_fits(target, [primary, mask])
         preview_path = None
         if preview:
@@ -200,8 +231,10 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         inputs = {os.path.normcase(p) for p in session.scalars(select(Frame.path))}
     if not tasks:
         raise ObsdbError("nothing to render: no selected frame has a shift (run `obsdb align` first)")
+    outputs = output_names([task["path"] for task in tasks])
     for task in tasks:
-        target = os.path.normcase(str(out_dir / output_name(task["path"])))
+        task["output"] = outputs[task["path"]]
+        target = os.path.normcase(str(out_dir / task["output"]))
         if target in inputs:
             raise ObsdbError(f"{target}: is an input frame; refusing to overwrite it (choose another --out)")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -269,7 +302,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
     """Stack the aligned frames of each band into ``stack_<band>.fits`` (+ a PNG preview).
 
     When the frames belong to several targets (OBJECT), each target's bands are
-    stacked apart, into ``stack_<target>_<band>.fits``: a median of different
+    stacked apart, into ``<target>/stack_<band>.fits``: a median of different
     fields is no image of anything.
     """
     import numpy as np
@@ -311,13 +344,13 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         for r in members:
             header.add_history(f"obsdb stack: {Path(r['path']).name} run {r['run']} "
                                f"dx={r['dx']:+.4f} dy={r['dy']:+.4f}")
-        stem = f"stack_{_file_safe(target or 'no-object')}_{_file_safe(band)}" if several_targets \
-            else f"stack_{_file_safe(band)}"
-        path = out_dir / f"{stem}.fits"
+        folder = out_dir / _file_safe(target or "no-object") if several_targets else out_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"stack_{_file_safe(band)}.fits"
         digest = atomic_write_fits(path, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
                                           fits.ImageHDU(stacked.coverage, name="COVERAGE")])
         title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {len(members)} frames"
-        preview = write_preview_png(out_dir / f"{stem}.png", stacked.data, title=title)
+        preview = write_preview_png(path.with_suffix(".png"), stacked.data, title=title)
         with catalog.session() as session:
             session.add(RenderOutput(run_id=runs[0] if len(runs) == 1 else None, kind="stack", band=band,
                                      path=str(path), sha256=digest, interpolation=None,
@@ -364,9 +397,11 @@ def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str
         raise ObsdbError(f"no {status} frames to collect")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    outputs = output_names([record["path"] for record in records], strip_gz=False)
     for record in records:
         source = Path(record["path"])
-        target = out_dir / source.name
+        target = out_dir / outputs[record["path"]]
+        target.parent.mkdir(parents=True, exist_ok=True)
         if target.resolve() == source.resolve():
             raise ObsdbError(f"{target}: is the input itself; choose another --out")
         if link:
@@ -374,7 +409,7 @@ def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str
                 target.unlink()
             os.link(source, target)
         else:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=out_dir)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
             os.close(fd)
             try:
                 shutil.copy2(source, tmp)
