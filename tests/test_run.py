@@ -128,3 +128,16 @@ def test_run_on_a_night_of_two_targets_aligns_and_stacks_each_on_its_own(tmp_pat
     assert not (out / "aligned" / "stack_V.fits").exists()
     page = (out / "report" / "index.html").read_text()
     assert "FIELD-A, band V" in page and "FIELD-B, band V" in page
+
+    # Grouping asked for another target: only that field's frames are grouped, against its own reference.
+    grouped = runner.invoke(app, ["--db", db, "group", "auto", "--target", "FIELD-B",
+                                  "--reference", str(runs["FIELD-B"]["reference"])], terminal_width=200)
+    assert grouped.exit_code == 0, grouped.output
+    assert "(target FIELD-B)" in grouped.output and "ungrouped" not in grouped.output
+    members = [m for g in json.loads(runner.invoke(app, ["--db", db, "groups", "--format", "json"]).stdout)
+               if g["source"] == "auto" for m in g["members"]]
+    assert sorted(members) == sorted(f["number"] for f in truths["FIELD-B"].frames)
+    # By default, the reference's own field.
+    grouped = runner.invoke(app, ["--db", db, "group", "auto", "--reference", str(runs["FIELD-A"]["reference"])],
+                            terminal_width=200)
+    assert "(target FIELD-A)" in grouped.output and "ungrouped" not in grouped.output, grouped.output

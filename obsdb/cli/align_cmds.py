@@ -21,13 +21,18 @@ def group_auto(
     status: str = typer.Option("accepted", "--status", help="Frames to group: accepted, pending or any."),
     reference: Optional[str] = typer.Option(None, "--reference",
         help="Reference frame (default: plan's, else sharpest)."),
+    target: Optional[str] = typer.Option(None, "--target",
+        help="Only frames of this OBJECT (default: the reference's, when the frames hold several)."),
 ) -> None:
     """Cluster frames by their coarse offset from the reference, per band, with a box for the staged method."""
+    from obsdb.pipeline.align import ALL_TARGETS
     from obsdb.pipeline.groups import auto_groups
 
     with open_catalog() as catalog, user_errors():
-        report = auto_groups(catalog, radius=radius, status=status, reference=reference)
-    console.print(f"{len(report.groups)} groups relative to reference {report.reference}")
+        report = auto_groups(catalog, radius=radius, status=status, reference=reference,
+                             target=ALL_TARGETS if target is None else target)
+    of_target = f" (target {report.target})" if report.target else ""
+    console.print(f"{len(report.groups)} groups relative to reference {report.reference}{of_target}")
     for g in report.groups:
         console.print(f"  {g['name']}: {_ranges(g['members'])}  offset {g['offset']}  box {_box(g['box'])}")
     for number, reason in report.ungrouped:

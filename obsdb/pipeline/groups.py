@@ -28,9 +28,11 @@ GROUP_RADIUS = 20.0
 class GroupingReport:
     """Groups made by :func:`auto_groups`."""
 
-    reference: int | None
+    reference: int | str | None
     groups: list[dict] = field(default_factory=list)
     ungrouped: list[tuple[int | str, str]] = field(default_factory=list)
+    target: str | None = None
+    """The OBJECT grouped, when the frames held several (None otherwise)."""
 
 
 def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
@@ -57,7 +59,9 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
     """Cluster frames into pointing groups (replacing earlier automatic groups of those frames).
 
     ``target`` (an OBJECT value) restricts the grouping to one field's frames: the
-    groups, reference star and fine box are decisions about a single field.
+    groups, reference star and fine box are decisions about a single field.  By
+    default, when the frames hold several targets, the reference's target is
+    grouped (frames of another field have no offset from that reference).
     """
     from obsdb.catalog.decisions import set_decision, set_group
     from obsdb.imaging.stars import find_offset
@@ -73,8 +77,12 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
             raise ObsdbError(f"no {status} frames to group")
         ref = _resolve_reference(session, frames, reference)
         if ref.metrics is None or not ref.metrics.stars:
-            raise ObsdbError(f"reference frame {ref.number} has no stars measured: run `obsdb qa`")
-        report = GroupingReport(ref.number)
+            raise ObsdbError(f"reference frame {ref.label} has no stars measured: run `obsdb qa`")
+        several_targets = len({f.object for f in frames}) > 1
+        if several_targets:
+            frames = [f for f in frames if f.object == ref.object]
+        report = GroupingReport(ref.label, target=ref.object if several_targets or target is not ALL_TARGETS
+                                else None)
         ref_stars = np.asarray(ref.metrics.stars, dtype=float)
         offsets: dict[int, tuple[float, float]] = {}
         for frame in frames:
@@ -126,7 +134,7 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
                                       "offset": [round(gx, 2), round(gy, 2)]})
         from obsdb.catalog.writes import record_event
 
-        record_event(session, user, "group auto", f"{len(report.groups)} groups relative to {ref.number}, "
+        record_event(session, user, "group auto", f"{len(report.groups)} groups relative to {ref.label}, "
                                                   f"{len(report.ungrouped)} frames ungrouped",
                      details={"radius": radius, "groups": [g["name"] for g in report.groups]})
         fine_half = int(np.ceil(4 * fwhm))
