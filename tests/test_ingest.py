@@ -271,3 +271,28 @@ def test_shared_numbers_are_reported_and_a_new_pattern_renumbers_without_reading
     with catalog.session() as session:
         assert sorted(session.scalars(select(Frame.number))) == [212046, 212249, 212454]
         assert any("renumbered" in e.summary for e in session.scalars(select(Event)))
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_every_hash_mode_hashes_the_bytes_on_disk(tmp_path, compressed):
+    """The thread and inline hashes are the file's SHA-256 (compressed bytes for .gz); readers
+    that need only the pixels skip it and get the same pixels."""
+    import hashlib
+
+    from obsdb.imaging.fitsio import read_fits_image
+
+    path = tmp_path / "h.fits"
+    data = np.random.default_rng(2).normal(100, 5, (64, 80)).astype(np.float32)
+    write_fits(path, data, {"FILTER": "V"})
+    if compressed:
+        gz = tmp_path / "h.fits.gz"
+        gz.write_bytes(gzip.compress(path.read_bytes()))
+        path = gz
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    threaded, inline, bare = (read_fits_image(path, hash_mode=mode) for mode in ("thread", "inline", "none"))
+    assert threaded.sha256 == inline.sha256 == expected and bare.sha256 is None
+    assert np.array_equal(bare.data, data) and np.array_equal(threaded.data, data)
+    with pytest.raises(ValueError, match="hash_mode"):
+        read_fits_image(path, hash_mode="md5")
+    # Ingest with 2 workers hashes inline on this 2-core machine: the same digest is recorded.
+    assert measure_file(str(path), STATS_ONLY, "inline").sha256 == expected

@@ -43,9 +43,10 @@ class FitsImage:
     header : astropy.io.fits.Header
         Header of the image HDU (primary keywords merged in when the image
         sits in an extension).
-    sha256 : str
+    sha256 : str or None
         Hex digest of the file's bytes as stored on disk (computed in a
-        thread while the caller works on the pixels; reading it waits).
+        thread while the caller works on the pixels; reading it waits), or
+        None when the read was asked not to hash.
     size : int
         File size in bytes.
     bitpix : int
@@ -62,9 +63,9 @@ class FitsImage:
     hdu_index: int
 
     @property
-    def sha256(self) -> str:
+    def sha256(self) -> str | None:
         """Hex SHA-256 of the file (waits for the hashing thread)."""
-        if not isinstance(self.digest, str):
+        if self.digest is not None and not isinstance(self.digest, str):
             self.digest = self.digest.result()
         return self.digest
 
@@ -84,7 +85,10 @@ def _hash_in_thread(raw: np.ndarray):
     return executor.submit(lambda: hashlib.sha256(raw).hexdigest())
 
 
-def read_fits_image(path: str | os.PathLike) -> FitsImage:
+HASH_MODES = ("thread", "inline", "none")
+
+
+def read_fits_image(path: str | os.PathLike, *, hash_mode: str = "thread") -> FitsImage:
     """Read the first 2-D image of a FITS file, reading the file once.
 
     The bytes are read into memory, hashed, and parsed from memory, so the
@@ -94,6 +98,11 @@ def read_fits_image(path: str | os.PathLike) -> FitsImage:
     ----------
     path : path-like
         A ``.fits``/``.fit``/``.fts`` file, optionally gzipped.
+    hash_mode : {"thread", "inline", "none"}
+        SHA-256 of the bytes in a thread beside the caller's pixel work (one
+        process on a multi-core machine), in this thread (when every core
+        already runs a worker process), or not at all (readers that only need
+        the pixels: render, align, report).
 
     Returns
     -------
@@ -114,8 +123,15 @@ def read_fits_image(path: str | os.PathLike) -> FitsImage:
     size = raw.size
     if size == 0:
         raise FitsReadError("empty file")
-    # The buffer is never modified below while the thread reads it.
-    digest = _hash_in_thread(raw)
+    if hash_mode == "thread":
+        # The buffer is never modified below while the thread reads it.
+        digest = _hash_in_thread(raw)
+    elif hash_mode == "inline":
+        digest = hashlib.sha256(raw).hexdigest()
+    elif hash_mode == "none":
+        digest = None
+    else:
+        raise ValueError(f"hash_mode {hash_mode!r}: expected one of {', '.join(HASH_MODES)}")
     if raw[:2].tobytes() == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw.tobytes())

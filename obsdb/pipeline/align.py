@@ -152,7 +152,7 @@ def _register_worker_init(reference_path: str):
     from obsdb.imaging.register import detect_registration_stars
     from obsdb.imaging.stats import saturation_level
 
-    image = read_fits_image(reference_path)
+    image = read_fits_image(reference_path, hash_mode="none")
     saturation = saturation_level(image.header, image.bitpix)
     _REFERENCE = (image.data, detect_registration_stars(image.data, saturation=saturation))
 
@@ -175,7 +175,7 @@ def _register_one(path: str) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = read_fits_image(path)
+            image = read_fits_image(path, hash_mode="none")
             if image.data.shape != reference_data.shape:
                 return {"path": path, "ok": False,
                         "reason": f"shape {image.data.shape} differs from the reference's {reference_data.shape}"}
@@ -460,7 +460,7 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
             if progress:
                 progress(done, total, str(numbers[frame_id]))
             try:
-                data = read_fits_image(paths[frame_id]).data
+                data = read_fits_image(paths[frame_id], hash_mode="none").data
                 level = "median" if sky == "box" else float(np.nanmedian(data))
                 c1 = centroid_in_box(data, g["box"], method=centroid_method, background=level)
             except Exception as exc:  # noqa: BLE001 - one frame's failure is recorded, not fatal

@@ -151,7 +151,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        image = read_fits_image(task["path"])
+        image = read_fits_image(task["path"], hash_mode="none")
         transform = total_transform(task["steps"], image.data.shape)
         aligned, coverage = resample(image.data, transform, interpolation=interpolation)
         header = image.header.copy()

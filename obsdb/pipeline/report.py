@@ -481,7 +481,7 @@ def _draw_thumbnail(job: dict) -> str | None:
     from obsdb.imaging.preview import thumbnail_png
 
     try:
-        image = read_fits_image(job["path"])
+        image = read_fits_image(job["path"], hash_mode="none")
         thumbnail_png(job["dest"], image.data, size=job["size"], badge=job["badge"])
     except (FitsReadError, ValueError, OSError) as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -532,7 +532,7 @@ def _draw_stack(job: dict, out: Path) -> str | None:
     if not Path(job["path"]).exists():
         return "file not found"
     try:
-        image = read_fits_image(job["path"])
+        image = read_fits_image(job["path"], hash_mode="none")
         write_preview_png(out / job["rel"], image.data, max_size=720)
     except (FitsReadError, ValueError, OSError) as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
