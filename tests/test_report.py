@@ -241,8 +241,13 @@ def test_alignment_runs_and_stacks_are_drawn(night_catalog, tmp_path):
     assert (result.index_path.parent / "plots/shifts.png").is_file()
     shifts = page.section_text("shifts")
     assert "staged" in shifts and "auto" in shifts and "No alignment run yet" not in shifts
-    stacks = [src for src in page.images if src.startswith("stacks/")]
+    stacks = sorted({src for src in page.images if src.startswith("stacks/")})  # also shown at a glance
     assert len(stacks) == 1 and (result.index_path.parent / stacks[0]).is_file()
+    # At a glance, under the header: the stack and the shift track, each linked to its section.
+    html = result.index_path.read_text()
+    glance = html[html.index('<div class="glance">'):html.index("<nav>")]
+    assert f'<a href="#stacks"><img src="{stacks[0]}"' in glance
+    assert '<a href="#shifts"><img src="plots/shifts.png"' in glance
     assert "file not found" in page.section_text("stacks")
     assert any("gone.fits" in w for w in result.warnings)
     assert not any(src.startswith("thumbs/") for src in page.images)

@@ -593,6 +593,9 @@ figcaption { color: var(--muted); font-size: 12px; }
 .thumb .missing { height: 120px; display: flex; align-items: center; justify-content: center;
                   color: var(--bad); font-size: 12px; text-align: center; padding: 6px; }
 .thumb figcaption { margin-top: 3px; overflow-wrap: anywhere; }
+.glance { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0 4px; }
+.glance figure { margin: 0; }
+.glance img { height: 150px; width: auto; border: 1px solid var(--line); display: block; }
 .stacks { display: flex; flex-wrap: wrap; gap: 16px; }
 .stacks figure { flex: 1 1 340px; max-width: 380px; }
 .stacks img { max-width: 100%; height: auto; border: 1px solid var(--line); }
@@ -660,6 +663,7 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
         "</dl>",
         _counts_table(records),
         "</div>",
+        _glance(stack_jobs, shifts_rel),
         '<nav><a href="#rejected">rejected frames</a><a href="#quality">quality</a>'
         '<a href="#shifts">shift track</a><a href="#stacks">stacks</a><a href="#frames">frames</a></nav>',
         "</header>",
@@ -681,6 +685,28 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
     parts.append("</body>")
     parts.append("</html>")
     return "\n".join(parts) + "\n"
+
+
+MAX_GLANCE_STACKS = 4
+"""Stack previews shown small at the top of the page (all of them are in the Stacks section)."""
+
+
+def _glance(stack_jobs: list[dict], shifts_rel: str | None) -> str:
+    """The night at a glance under the header: small stacks and the shift track, linked to their sections."""
+    figures = []
+    for job in [j for j in stack_jobs if not j["error"]][:MAX_GLANCE_STACKS]:
+        params = job["parameters"] if isinstance(job["parameters"], dict) else {}
+        label = " ".join(str(x) for x in (params.get("target"), job["band"] or "-") if x)
+        frames = params.get("frames")
+        caption = f"stack {label}" + (f", {len(frames)} frames" if isinstance(frames, list) else "")
+        figures.append(f'<figure><a href="#stacks"><img src="{_e(job["rel"])}" alt="{_e(caption)}"></a>'
+                       f"<figcaption>{_e(caption)}</figcaption></figure>")
+    if shifts_rel:
+        figures.append(f'<figure><a href="#shifts"><img src="{_e(shifts_rel)}" alt="shift track"></a>'
+                       "<figcaption>shift track (dx, dy against time)</figcaption></figure>")
+    if not figures:
+        return ""
+    return '<div class="glance">' + "".join(figures) + "</div>"
 
 
 def _counts_table(records: list[dict]) -> str:
