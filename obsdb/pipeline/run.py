@@ -60,7 +60,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     from obsdb.catalog.db import database_url, open_catalog, upgrade
     from obsdb.catalog.queries import frame_records
     from obsdb.errors import ObsdbError
-    from obsdb.pipeline.align import ALL_TARGETS, align_each_target
+    from obsdb.pipeline.align import align_each_target
     from obsdb.pipeline.groups import auto_groups
     from obsdb.pipeline.ingest import ingest
     from obsdb.pipeline.qa import run_qa
@@ -98,11 +98,10 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
                                            f"{aligned.reference_label}, {len(aligned.failures)} unregistered"))
         announce("group")
         try:
-            # Pointing groups are offsets from one reference: those of the night's main target.
-            main = runs[0]
-            grouped = auto_groups(catalog, reference=main.reference_selector,
-                                  target=main.target if len(runs) > 1 else ALL_TARGETS)
-            of_target = f" of target {_target_name(main)}" if len(runs) > 1 else ""
+            # Pointing groups are offsets from one reference: that of the night's main target, whose
+            # frames alone auto_groups then groups.
+            grouped = auto_groups(catalog, reference=runs[0].reference_selector)
+            of_target = f" of target {_target_name(runs[0])}" if len(runs) > 1 else ""
             summary.steps.append(("group", f"{len(grouped.groups)} pointing groups{of_target}"))
         except ObsdbError as exc:
             # Groups serve the report and the staged method; the auto run above does not need them.
