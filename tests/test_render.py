@@ -427,3 +427,38 @@ def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path
     assert report.stacks[0]["frames"] == 6
     assert sorted(Path(p).relative_to(tmp_path / "selected").as_posix() for p in copied) == sorted(
         f"{session}/{f['file']}" for session in ("early", "late") for f in first.frames)
+
+
+def test_a_frame_of_another_shape_is_not_stacked_with_the_others(tmp_path):
+    """A cropped frame is refused by the auto alignment with the reason (so never stacked), and a
+    stack given frames of two shapes (e.g. from a staged run) keeps the common shape and names the
+    frame left out, rather than failing."""
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.pipeline.render import _one_shape
+
+    truth = simulate_night(tmp_path / "night", seed=43, size=256, n_frames=5, bands=("V",), n_groups=1,
+                           cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    cropped = truth.frames[-1]
+    path = tmp_path / "night" / cropped["file"]
+    with fits.open(path) as hdul:
+        fits.writeto(path, hdul[0].data[:200], hdul[0].header, overwrite=True)
+    db = str(tmp_path / "obsdb.sqlite")
+    upgrade(database_url(db))
+    catalog = open_catalog(db)
+    try:
+        ingest(catalog, [tmp_path / "night"])
+        run_qa(catalog)
+        aligned = align_auto(catalog)
+        report = render(catalog, tmp_path / "out", stack="median")
+    finally:
+        catalog.close()
+    assert [(f.number, f.reason) for f in aligned.failures] == [
+        (cropped["number"], "shape (200, 256) differs from the reference's (256, 256)")]
+    assert len(report.frames) == 4 and [s["frames"] for s in report.stacks] == [4] and not report.skipped
+
+    members = [{"number": n, "path": f"/x/{n}.fits", "shape": shape}
+               for n, shape in ((1, [256, 256]), (2, [200, 256]), (3, [256, 256]), (None, [256, 256]))]
+    left_out = []
+    assert [m["number"] for m in _one_shape(members, "V", left_out)] == [1, 3, None]
+    assert left_out == [(2, "left out of the V stack: shape 256x200 differs from 256x256, the shape of 3 of "
+                            "its frames")]

@@ -28,7 +28,8 @@ class RenderReport:
 
     frames: list[tuple[int | None, str]] = field(default_factory=list)
     stacks: list[dict] = field(default_factory=list)
-    skipped: list[tuple[int | None, str]] = field(default_factory=list)
+    skipped: list[tuple[int | str | None, str]] = field(default_factory=list)
+    """Frames left out of a stack, with the reason."""
     previews: list[str] = field(default_factory=list)
 
 
@@ -181,7 +182,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
             write_preview_png(preview_path, aligned, title=f"{task['number']} aligned")
     return {"frame_id": task["frame_id"], "number": task["number"], "path": str(target), "sha256": digest,
             "dx": transform.dx, "dy": transform.dy, "rotation_deg": transform.rotation_deg, "run": task["run"],
-            "preview": preview_path}
+            "preview": preview_path, "shape": [int(n) for n in aligned.shape]}
 
 
 def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolation: str = "spline3",
@@ -251,7 +252,7 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         _record_frames(catalog, tasks, results, interpolation, report)
     if stack:
         report.stacks = write_stacks(catalog, tasks, results, out_dir, method=stack,
-                                     memory_limit_mb=memory_limit_mb)
+                                     memory_limit_mb=memory_limit_mb, left_out=report.skipped)
     with catalog.session() as session:
         from obsdb.catalog.writes import record_event
 
@@ -298,8 +299,12 @@ def _map_render(tasks, out_dir, interpolation, previews, workers):
 
 
 def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path, *, method: str,
-                 memory_limit_mb: float = 512) -> list[dict]:
+                 memory_limit_mb: float = 512, left_out: list | None = None) -> list[dict]:
     """Stack the aligned frames of each band into ``stack_<band>.fits`` (+ a PNG preview).
+
+    Frames whose shape differs from that of most of their band's frames (a
+    crop, another binning) cannot be stacked with them: they are left out, and
+    ``(frame, reason)`` is appended to ``left_out``.
 
     When the frames belong to several targets (OBJECT), each target's bands are
     stacked apart, into ``<target>/stack_<band>.fits``: a median of different
@@ -321,6 +326,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
     written = []
     for (target, band), members in sorted(stacks.items(), key=lambda item: (item[0][0] or "", item[0][1])):
         members.sort(key=lambda r: (r["number"] is None, r["number"]))
+        members = _one_shape(members, band, left_out if left_out is not None else [])
         # Frames are brought to the band's median sky first: a per-pixel median of frames whose skies
         # differ takes a star's core from one frame and its wings from another, broadening it.
         skies = [_sky_level(by_id[r["frame_id"]]["sky"], r["path"]) for r in members]
@@ -361,6 +367,23 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         written.append({"band": band, "target": target, "path": str(path), "frames": len(members),
                         "exptime": exposure, "preview": str(preview)})
     return written
+
+
+def _one_shape(members: list[dict], band: str, left_out: list) -> list[dict]:
+    """The members of the most common shape (ties: the first frame's); the others go to ``left_out``."""
+    from collections import Counter
+
+    shapes = Counter(tuple(r["shape"]) for r in members)
+    if len(shapes) <= 1:
+        return members
+    first = tuple(members[0]["shape"])
+    keep = max(shapes, key=lambda shape: (shapes[shape], shape == first))
+    for r in members:
+        if tuple(r["shape"]) != keep:
+            label = r["number"] if r["number"] is not None else Path(r["path"]).name
+            left_out.append((label, f"left out of the {band} stack: shape {r['shape'][1]}x{r['shape'][0]} "
+                                    f"differs from {keep[1]}x{keep[0]}, the shape of {shapes[keep]} of its frames"))
+    return [r for r in members if tuple(r["shape"]) == keep]
 
 
 def _file_safe(name: str) -> str:

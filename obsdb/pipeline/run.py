@@ -113,6 +113,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
                               stack=stack, workers=workers, progress=callback)
         summary.steps.append(("render", f"{len(rendered.frames)} aligned frames and {len(rendered.stacks)} "
                                         f"{stack} stacks in {out / 'aligned'}"))
+        summary.steps.extend(("stack", f"{frame}: {reason}") for frame, reason in rendered.skipped)
         if report:
             from obsdb.pipeline.report import build_report
 
