@@ -141,3 +141,18 @@ def test_run_on_a_night_of_two_targets_aligns_and_stacks_each_on_its_own(tmp_pat
     grouped = runner.invoke(app, ["--db", db, "group", "auto", "--reference", str(runs["FIELD-A"]["reference"])],
                             terminal_width=200)
     assert "(target FIELD-A)" in grouped.output and "ungrouped" not in grouped.output, grouped.output
+
+
+def test_band_table_leaves_the_reference_out_of_the_fit_rms():
+    from obsdb.pipeline.align import AlignReport, FrameResult
+    from obsdb.pipeline.run import band_table
+
+    run = AlignReport(1, "auto", 1, results=[
+        FrameResult(1, True, 0.0, 0.0, method="reference", residual_rms=0.0, frame_id=1),
+        FrameResult(2, True, 1.5, -2.0, method="stars", residual_rms=0.02, frame_id=2),
+        FrameResult(3, True, 3.0, 1.0, method="stars", residual_rms=0.04, frame_id=3)])
+    records = [{"id": i, "band": "V", "object": "M1", "status": "accepted", "tags": []} for i in (1, 2, 3)]
+    (row,) = band_table(records, [run], stacks=[])
+    assert row["aligned"] == 3 and row["median_rms"] == pytest.approx(0.03)
+    only_reference = AlignReport(2, "auto", 1, results=run.results[:1])
+    assert band_table(records[:1], [only_reference], stacks=[])[0]["median_rms"] is None

@@ -138,6 +138,8 @@ def band_table(records: list[dict], runs: list, stacks: list[dict]) -> list[dict
     """Per band (per target and band when stacks were made per target): frames ingested, rejected by
     reason, aligned, alignment residual RMS, stack written."""
     residuals = {r.frame_id: r.residual_rms for aligned in runs for r in aligned.results if r.ok}
+    # A reference is not fitted (it is the frame others are fitted to): its zero would flatter the median.
+    fitted = {r.frame_id for aligned in runs for r in aligned.results if r.ok and r.method != "reference"}
     per_target = any(s.get("target") is not None for s in stacks)
     stacked = {(s.get("target"), s["band"]): s for s in stacks}
     bands: dict[tuple[str | None, str], list[dict]] = defaultdict(list)
@@ -150,7 +152,7 @@ def band_table(records: list[dict], runs: list, stacks: list[dict]) -> list[dict
             if record["status"] == "rejected":
                 names = sorted({t["name"] for t in record["tags"]}) or ["unreadable"]
                 reasons.update(names)
-        rms = [residuals[r["id"]] for r in members if residuals.get(r["id"]) is not None]
+        rms = [residuals[r["id"]] for r in members if r["id"] in fitted and residuals.get(r["id"]) is not None]
         rows.append({
             "band": band, "target": target, "frames": len(members),
             "rejected": sum(r["status"] == "rejected" for r in members),
