@@ -52,6 +52,8 @@ def test_expressions_select_the_right_frames(filled, where, expected):
     ("__import__('os').system('x')", "expected a comparison", 0),
     ("__import__('os') == 1", "unsupported", 0),
     ("median > 5000; drop", "invalid syntax", None),
+    ("fwhm >", "ends too early", 6),
+    ("fwhm > > 3", "invalid syntax", 7),
     ("exptime", None, None),
     ("", "empty", None),
 ])

@@ -94,7 +94,12 @@ def compile_expression(text: str):
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         detail = "" if exc.msg == "invalid syntax" else f" ({exc.msg})"
-        column = min(max((exc.offset or 1) - 1, 0), len(text.strip()))
+        if not exc.offset:
+            # Python gives no column when the text ends before the expression does ("fwhm >").
+            detail = detail or " (the expression ends too early)"
+            column = len(text.strip())
+        else:
+            column = min(max(exc.offset - 1, 0), len(text.strip()))
         raise ExpressionError(text, f"invalid syntax{detail}", column) from None
     return _Compiler(text.strip()).boolean(tree.body)
 
