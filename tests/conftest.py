@@ -11,6 +11,18 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("OBSDB_REAL_DATA", PROJECT_ROOT.parent / "shared" / "data" / "real"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hermetic(tmp_path_factory):
+    """The whole run as on a clean machine: no catalog or config from the developer's shell
+    (OBSDB_DB, OBSDB_CONFIG, an obsdb.toml in the working folder), no debug tracebacks.
+    Session-wide, so that module-scoped nights are made under the same conditions."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("OBSDB_DB", "OBSDB_CONFIG", "OBSDB_DEBUG"):
+            patch.delenv(name, raising=False)
+        patch.chdir(tmp_path_factory.mktemp("cwd"))
+        yield
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The folder of real frames (../shared/data/real).

@@ -129,3 +129,20 @@ def test_log_lists_the_commands_that_changed_the_catalog(ingested):
     assert all(e["user"] for e in events)
     only = json.loads(invoke(db, "log", "--command", "qa", "--format", "json").stdout)
     assert all(e["command"] == "qa" for e in only)
+
+
+def test_text_in_square_brackets_is_printed_as_it_is(ingested, tmp_path):
+    """Reasons, paths and messages are data, not rich markup: '[see ds9]' must not vanish."""
+    db, truth = ingested
+    number = truth.frames[0]["number"]
+    reason = "stars doubled [see ds9, frame [3]] [bold]"
+    assert invoke(db, "tag", str(number), "reject", "--reason", reason).exit_code == 0
+    try:
+        assert reason in runner.invoke(app, ["--db", str(db), "rejected"], terminal_width=300).output
+        assert reason in runner.invoke(app, ["--db", str(db), "show", str(number)], terminal_width=300).output
+    finally:
+        invoke(db, "untag", str(number), "reject", "--reason", "test over")
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[tags]\nreject = "1-3"\n')
+    result = runner.invoke(app, ["--db", str(db), "apply", str(plan)], terminal_width=300)
+    assert result.exit_code == 1 and "must be a list of [[tags]] entries" in result.output, result.output

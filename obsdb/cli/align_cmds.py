@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
-                              print_json, progress_bar, user_errors)
+                              print_json, progress_bar, styled, user_errors)
 
 group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)
 app.add_typer(group_app, name="group")
@@ -36,7 +36,7 @@ def group_auto(
     for g in report.groups:
         console.print(f"  {g['name']}: {_ranges(g['members'])}  offset {g['offset']}  box {_box(g['box'])}")
     for number, reason in report.ungrouped:
-        console.print(f"  [yellow]ungrouped {number}[/]: {reason}")
+        console.print(styled(f"  ungrouped {number}", "yellow", f": {reason}"))
 
 
 @group_app.command("set")
@@ -161,7 +161,7 @@ def align(
         console.print(table)
     failures = sum(len(report.failures) for report in reports)
     if failures:
-        err_console.print(f"[yellow]{failures} frames unregistered (tagged `unregistered`)[/]")
+        err_console.print(f"{failures} frames unregistered (tagged `unregistered`)", style="yellow")
 
 
 @app.command()
@@ -178,13 +178,14 @@ def history(
         print_json(clean_nan(histories if len(histories) > 1 else histories[0]))
         return
     from rich.table import Table
+    from rich.text import Text
 
     for h in histories:
         console.rule(f"frame {h['number'] if h['number'] is not None else ''}  {h['file_name']}")
         if not h["runs"]:
             console.print("  never aligned")
         for run in h["runs"]:
-            mark = " [green](current)[/]" if run["current"] else ""
+            mark = " (current)" if run["current"] else ""
             table = Table(title=f"run {run['run']} {run['method']} by {run['author']} at {run['created_at'][:19]}, "
                                 f"reference {run['reference']}{mark}", title_justify="left")
             for column in ("stage", "kind", "method", "dx", "dy", "rot deg", "relative to", "centroid", "box", "matched", "rms"):
@@ -196,7 +197,7 @@ def history(
                               "-" if not c else f"{c['x']:.3f},{c['y']:.3f}", _box(c.get("box")),
                               fmt(s["n_matched"]), fmt(s["residual_rms"], 4))
             total = run["total"]
-            table.add_row("", "[bold]total[/]", "", fmt(total["dx"], 3), fmt(total["dy"], 3),
+            table.add_row("", Text("total", style="bold"), "", fmt(total["dx"], 3), fmt(total["dy"], 3),
                           fmt(total["rotation_deg"], 4), "", "", "", "", "")
             console.print(table)
 
@@ -215,7 +216,7 @@ def apply(
     console.print(f"applied {plan}: {report.tags_added} tags added ({report.tags_kept} already present), "
                   f"{report.groups} groups, decisions: {', '.join(report.decisions) or 'unchanged'}")
     if report.missing_frames:
-        console.print(f"[yellow]not in the catalog:[/] {'; '.join(report.missing_frames)}")
+        console.print(styled("not in the catalog:", "yellow", f" {'; '.join(report.missing_frames)}"))
 
 
 @app.command()

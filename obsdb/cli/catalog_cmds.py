@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt,
-                              open_catalog, print_csv, print_json, progress_bar, state, user_errors)
+                              open_catalog, print_csv, print_json, progress_bar, state, styled, user_errors)
 
 
 @app.command()
@@ -73,11 +73,11 @@ def ingest(
     with open_catalog() as catalog:
         _print_summary(catalog.read(band_summary))
     for number, count in sorted(report.shared_numbers.items()):
-        err_console.print(f"[yellow]warning:[/] frame number {number} is shared by {count} files: "
-                          f"name them by path, or re-ingest with --number-pattern", soft_wrap=True)
+        err_console.print(styled("warning:", "yellow", f" frame number {number} is shared by {count} files: "
+                          f"name them by path, or re-ingest with --number-pattern"), soft_wrap=True)
     if report.failed:
         for path, reason in report.failed:
-            err_console.print(f"[red]unreadable:[/] {path}: {reason}", soft_wrap=True)
+            err_console.print(styled("unreadable:", "red", f" {path}: {reason}"), soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -203,8 +203,8 @@ def _print_details(detail: dict) -> None:
     for section in ("stats", "metrics", "shift"):
         values = detail.get(section)
         if values:
-            console.print(f"[bold]{section}[/]: " + ", ".join(
-                f"{k}={fmt(v, 3) if isinstance(v, float) else v}" for k, v in values.items()))
+            console.print(styled(section, "bold", ": " + ", ".join(
+                f"{k}={fmt(v, 3) if isinstance(v, float) else v}" for k, v in values.items())))
     if detail.get("tag_history"):
         table = Table(title="tag history")
         for column in ("tag", "source", "author", "created", "reason", "retracted"):
@@ -228,8 +228,8 @@ def _print_details(detail: dict) -> None:
             console.print(f"  event {event['at'][:19]} {event['user']} {event['command']}: {event['summary']}")
     header = detail.get("header") or {}
     if header:
-        console.print(f"[bold]header[/] ({len(header)} keywords): " + ", ".join(
-            f"{k}={v!r}" for k, v in list(header.items())[:40]) + (" ..." if len(header) > 40 else ""))
+        console.print(styled("header", "bold", f" ({len(header)} keywords): " + ", ".join(
+            f"{k}={v!r}" for k, v in list(header.items())[:40]) + (" ..." if len(header) > 40 else "")))
 
 
 @app.command()

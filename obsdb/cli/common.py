@@ -21,8 +21,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Off a terminal rich assumes 80 columns and folds wide tables into ribbons.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False)
+# markup=False: paths, reasons and header values are printed as they are ("[see ds9]" is not a style).
+console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, markup=False)
+
+
+def styled(label: str, style: str, rest: str = ""):
+    """A line whose ``label`` is styled and whose ``rest`` (data) is printed as it is."""
+    from rich.text import Text
+
+    return Text.assemble((label, style), rest)
 
 
 class OutputFormat(str, Enum):
@@ -45,7 +53,7 @@ state = State()
 
 def fail(message: str, code: int = 1) -> None:
     """Print a one-line error on stderr and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(styled("error:", "bold red", f" {message}"), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -57,7 +65,7 @@ def user_errors():
     except typer.Exit:
         raise
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted:[/] completed work is saved; run the command again to finish")
+        err_console.print(styled("interrupted:", "yellow", " completed work is saved; run the command again to finish"))
         raise typer.Exit(130)
     except Exception as exc:  # noqa: BLE001 - the boundary between obsdb and the user
         # Every user-fixable error derives from ObsdbError (catalog, selector, expression, config, ...).
@@ -154,7 +162,7 @@ class progress_bar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
+                                TimeRemainingColumn(), TextColumn("{task.fields[item]}", markup=False),
                                 console=err_console, transient=True)
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=None, item="")

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, fmt, progress_bar, state, user_errors
+from obsdb.cli.common import app, console, err_console, fmt, progress_bar, state, styled, user_errors
 
 
 def _print_run(summary) -> None:
     from rich.table import Table
 
     for name, text in summary.steps:
-        console.print(f"[bold]{name}[/]: {text}")
+        console.print(styled(name, "bold", f": {text}"))
     per_target = any(row.get("target") is not None for row in summary.bands)
     table = Table(title="night summary by target and band" if per_target else "night summary by band")
     columns = ("target",) * per_target + ("band", "frames", "rejected", "rejected by reason", "aligned",
@@ -31,7 +31,7 @@ def _print_run(summary) -> None:
     if summary.report_path:
         console.print(f"report: {summary.report_path}")
     for path, reason in summary.failed_files:
-        err_console.print(f"[red]unreadable:[/] {path}: {reason}", soft_wrap=True)
+        err_console.print(styled("unreadable:", "red", f" {path}: {reason}"), soft_wrap=True)
 
 
 @app.command()
@@ -53,7 +53,7 @@ def run(
             raise ObsdbError(f"{folder}: not a folder")
     with user_errors():
         summary = run_night(folder, out, db=state.db, workers=workers, stack=stack,
-                            step=lambda name: err_console.print(f"[cyan]» {name}[/]"),
+                            step=lambda name: err_console.print(f"» {name}", style="cyan"),
                             progress_factory=progress_bar)
     _print_run(summary)
     if summary.failed_files:
@@ -74,10 +74,10 @@ def demo(
 
     night = out / "night"
     with user_errors():
-        err_console.print(f"[cyan]» simulate[/] {frames_} frames of {size}x{size} into {night}")
+        err_console.print(styled("» simulate", "cyan", f" {frames_} frames of {size}x{size} into {night}"))
         simulate_night(night, seed=seed, size=size, n_frames=frames_)
         summary = run_night(night, out, db=state.db, workers=workers,
-                            step=lambda name: err_console.print(f"[cyan]» {name}[/]"),
+                            step=lambda name: err_console.print(f"» {name}", style="cyan"),
                             progress_factory=progress_bar)
     _print_run(summary)
     console.print(f"catalog: {summary.catalog}   try: obsdb --db {summary.catalog} rejected")

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, frame_label, open_catalog, print_json,
-                              progress_bar, state, user_errors)
+                              progress_bar, state, styled, user_errors)
 
 
 @app.command()
@@ -44,9 +44,9 @@ def qa(
     console.print(f"qa: {report.assessed} frames assessed ({report.measured} measured now); "
                   f"band references: {', '.join(f'{b}={n}' for b, n in report.references.items()) or '-'}")
     for number, tag, reason in report.added:
-        console.print(f"  [red]+ {number} {tag}[/]: {reason}")
+        console.print(styled(f"  + {number} {tag}", "red", f": {reason}"))
     for number, tag, reason in report.retracted:
-        console.print(f"  [yellow]- {number} {tag}[/] retracted (was: {reason})")
+        console.print(styled(f"  - {number} {tag}", "yellow", f" retracted (was: {reason})"))
     if not report.added and not report.retracted:
         console.print("  no change to the automatic tags")
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, open_catalog, progress_bar, user_errors
+from obsdb.cli.common import app, console, err_console, open_catalog, progress_bar, styled, user_errors
 
 
 @app.command()
@@ -44,7 +44,7 @@ def render(
         name = f"{s['target']} {s['band']}" if s.get("target") else s["band"]
         console.print(f"  stack {name}: {s['frames']} frames, {s['exptime']:.0f} s -> {s['path']}")
     for frame, reason in report.skipped:
-        err_console.print(f"[yellow]warning:[/] {frame}: {reason}", soft_wrap=True)
+        err_console.print(styled("warning:", "yellow", f" {frame}: {reason}"), soft_wrap=True)
 
 
 @app.command()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, open_catalog, progress_bar, user_errors
+from obsdb.cli.common import app, console, err_console, open_catalog, progress_bar, styled, user_errors
 
 
 @app.command()
@@ -29,7 +29,7 @@ def report(
         result = build_report(catalog, out, thumbnails=thumbnails, workers=workers,
                               thumbnail_size=size, progress=progress)
     for warning in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        err_console.print(styled("warning:", "yellow", f" {warning}"), soft_wrap=True)
     console.print(f"report: {result.index_path} ({result.n_images} images, "
                   f"{result.n_thumbnails_drawn} thumbnails drawn now, "
                   f"{len(result.rejected_numbers)} rejected frames listed)", soft_wrap=True)

@@ -112,6 +112,12 @@ def load_plan(path: str | Path) -> Plan:
     unknown = set(data) - {"plan", "reference_star", "fine", "tags", "groups", "qa"}
     if unknown:
         bad(", ".join(sorted(unknown)), "unknown section (known: plan, reference_star, fine, tags, groups, qa)")
+    for key in ("plan", "reference_star", "fine", "qa"):
+        if key in data and not isinstance(data[key], dict):
+            bad(key, f"must be a table: a [{key}] section with key = value lines")
+    for key in ("tags", "groups"):
+        if key in data and not (isinstance(data[key], list) and all(isinstance(e, dict) for e in data[key])):
+            bad(key, f"must be a list of [[{key}]] entries")
     head = data.get("plan", {})
     plan = Plan(path=str(path), name=str(head.get("name", path.stem)),
                 author=str(head.get("author") or login_name()))
