@@ -73,3 +73,15 @@ def test_empty_database_file_is_refused(tmp_path):
     sqlite3.connect(path).close()
     with pytest.raises(CatalogError, match="empty"):
         open_catalog(str(path))
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
+    from obsdb.catalog.db import CatalogError, database_url, open_catalog, upgrade
+
+    path = tmp_path / "notes.txt"
+    path.write_text("observing log, not a catalog\n" * 200)
+    before = path.read_bytes()
+    for attempt in (lambda: open_catalog(str(path)), lambda: upgrade(database_url(str(path)))):
+        with pytest.raises(CatalogError, match="not a usable catalog .file is not a database."):
+            attempt()
+    assert path.read_bytes() == before

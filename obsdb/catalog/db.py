@@ -72,13 +72,25 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision stored in the catalog, or None for an empty/missing one."""
-    from sqlalchemy import text
+    """The revision stored in the catalog, or None for an empty/missing one.
 
-    with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    Raises
+    ------
+    CatalogError
+        When the file or server is not a database obsdb can read.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (DatabaseError, OperationalError) as exc:
+        detail = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise CatalogError(f"{engine.url.render_as_string(hide_password=True)}: not a usable catalog "
+                           f"({detail})") from None
 
 
 def upgrade(url: str) -> tuple[str | None, str]:
