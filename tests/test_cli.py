@@ -146,3 +146,12 @@ def test_text_in_square_brackets_is_printed_as_it_is(ingested, tmp_path):
     plan.write_text('[tags]\nreject = "1-3"\n')
     result = runner.invoke(app, ["--db", str(db), "apply", str(plan)], terminal_width=300)
     assert result.exit_code == 1 and "must be a list of [[tags]] entries" in result.output, result.output
+
+
+def test_ingest_of_a_folder_without_fits_files_says_so(tmp_path):
+    db = tmp_path / "c.sqlite"
+    invoke(db, "init")
+    (tmp_path / "night" / "sub").mkdir(parents=True)
+    (tmp_path / "night" / "notes.txt").write_text("clouds after 2am")
+    result = runner.invoke(app, ["--db", str(db), "ingest", str(tmp_path / "night")], terminal_width=300)
+    assert result.exit_code == 0 and "no FITS files" in result.output and "--recursive" in result.output

@@ -68,6 +68,10 @@ def ingest(
     console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")
+    if report.n_files == 0:
+        hint = "" if recursive else "; add --recursive to look in sub-folders"
+        err_console.print(styled("warning:", "yellow", f" no FITS files (.fits .fit .fts, or .gz) in "
+                                                       f"{', '.join(map(str, paths))}{hint}"), soft_wrap=True)
     from obsdb.catalog.queries import band_summary
 
     with open_catalog() as catalog:
