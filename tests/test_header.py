@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 
 from obsdb.imaging.header import (frame_columns, frame_number, header_to_json, normalise_image_type,
-                                  parse_date_obs)
+                                  parse_date_obs, suggest_number_pattern)
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -62,3 +62,16 @@ def test_header_json_keeps_repeats_and_types():
     assert result["HISTORY"] == ["step one", "step two"]
     columns = frame_columns(result)
     assert columns["band"] == "V" and columns["exptime"] == 30.0 and columns["image_type"] == "unknown"
+
+
+@pytest.mark.parametrize("names, pattern", [
+    (["m94_set1_212046_bin2_crop512.fits", "m94_set1_212249_bin2_crop512.fits"], r"set1_(\d+)"),
+    (["a_001_x512.fits", "b_002_x512.fits.gz"], r"_(\d+)"),   # no common token: the separator
+    (["light_512.fits", "light_512.fit"], None),               # nothing tells them apart
+    (["only_512.fits"], None),
+])
+def test_suggested_number_pattern_tells_the_files_apart(names, pattern):
+    assert suggest_number_pattern(names) == pattern
+    if pattern:
+        numbers = [frame_number(name, pattern) for name in names]
+        assert None not in numbers and len(set(numbers)) == len(names)

@@ -77,8 +77,10 @@ def ingest(
     with open_catalog() as catalog:
         _print_summary(catalog.read(band_summary))
     for number, count in sorted(report.shared_numbers.items()):
+        hint = report.number_pattern_hint.get(number)
+        fix = f"re-ingest with --number-pattern '{hint}'" if hint else "re-ingest with --number-pattern"
         err_console.print(styled("warning:", "yellow", f" frame number {number} is shared by {count} files: "
-                          f"name them by path, or re-ingest with --number-pattern"), soft_wrap=True)
+                                                       f"name them by path, or {fix}"), soft_wrap=True)
     if report.failed:
         for path, reason in report.failed:
             err_console.print(styled("unreadable:", "red", f" {path}: {reason}"), soft_wrap=True)

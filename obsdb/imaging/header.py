@@ -174,17 +174,56 @@ DEFAULT_NUMBER_PATTERN = r"(\d{3,})(?!.*\d{3})"
 """The last run of 3 or more digits in the file name."""
 
 
+def suggest_number_pattern(file_names: list[str]) -> str | None:
+    """A ``number_pattern`` that gives each of these files its own number, or None.
+
+    For files that share a number under the default rule (Seestar names such
+    as ``m94_set1_212046_bin2_crop512`` all end in ``512``): each run of 3+
+    digits, from the last, is tried as the number, anchored on the token
+    before it (``set1_(\d+)``); the first pattern that numbers every file,
+    each differently, is returned.
+
+    Parameters
+    ----------
+    file_names : list of str
+        Base names of the files (at least two).
+
+    Returns
+    -------
+    str or None
+    """
+    if len(file_names) < 2:
+        return None
+    first = _stem(file_names[0])
+    runs = list(re.finditer(r"\d{3,}", first))
+    for run in reversed(runs):
+        before = first[:run.start()]
+        # The token before the number anchors it (set1_), else the separator alone (_).
+        token = re.search(r"[A-Za-z0-9]*[^A-Za-z0-9]*$", before).group(0)
+        separator = re.search(r"[^A-Za-z0-9]*$", before).group(0)
+        for anchor in dict.fromkeys(a for a in (token, separator) if a):
+            pattern = re.escape(anchor) + r"(\d+)"
+            numbers = [frame_number(name, pattern) for name in file_names]
+            if None not in numbers and len(set(numbers)) == len(numbers):
+                return pattern
+    return None
+
+
+def _stem(file_name: str) -> str:
+    stem = file_name
+    for suffix in (".gz", ".fits", ".fit", ".fts"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return stem
+
+
 def frame_number(file_name: str, pattern: str = DEFAULT_NUMBER_PATTERN) -> int | None:
     """Frame number from a file name (extensions stripped), or None.
 
     ``pattern`` is a regular expression whose first group (or whole match)
     is the number.
     """
-    stem = file_name
-    for suffix in (".gz", ".fits", ".fit", ".fts"):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-    match = re.search(pattern, stem)
+    match = re.search(pattern, _stem(file_name))
     if not match:
         return None
     text = match.group(1) if match.groups() else match.group(0)

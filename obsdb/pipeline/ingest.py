@@ -61,6 +61,8 @@ class IngestReport:
     seconds: float = 0.0
     shared_numbers: dict[int, int] = field(default_factory=dict)
     """Frame numbers carried by more than one file (the number pattern does not fit these names)."""
+    number_pattern_hint: dict[int, str] = field(default_factory=dict)
+    """For a shared number, a ``--number-pattern`` that would tell its files apart, when one is found."""
 
     @property
     def n_files(self) -> int:
@@ -282,6 +284,17 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         report.shared_numbers = dict(session.execute(
             select(Frame.number, func.count()).where(Frame.number.is_not(None))
             .group_by(Frame.number).having(func.count() > 1)).all())
+        if report.shared_numbers:
+            from obsdb.imaging.header import suggest_number_pattern
+
+            sharing: dict[int, list[str]] = {}
+            for number, name in session.execute(select(Frame.number, Frame.file_name)
+                                                .where(Frame.number.in_(list(report.shared_numbers)))):
+                sharing.setdefault(number, []).append(name)
+            for number, names in sharing.items():
+                hint = suggest_number_pattern(sorted(names))
+                if hint:
+                    report.number_pattern_hint[number] = hint
         record_event(session, user, "ingest",
                      f"{report.n_files} files: {len(report.added)} added, {len(report.changed)} changed, "
                      f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable",
