@@ -156,3 +156,27 @@ def test_band_table_leaves_the_reference_out_of_the_fit_rms():
     assert row["aligned"] == 3 and row["median_rms"] == pytest.approx(0.03)
     only_reference = AlignReport(2, "auto", 1, results=run.results[:1])
     assert band_table(records[:1], [only_reference], stacks=[])[0]["median_rms"] is None
+
+
+def test_run_follows_the_config_and_says_when_numbers_clash(tmp_path):
+    """obsdb.toml's [ingest] and [qa] apply to `obsdb run` as to ingest and qa; clashing frame
+    numbers are reported with a pattern that would tell the files apart."""
+    night = tmp_path / "night"
+    truth = simulate_night(night, seed=7, size=256, n_frames=6, bands=("V",), n_groups=1, cloud_fraction=0,
+                           defocus_fraction=0, trail_fraction=0.34)
+    for frame in truth.frames:  # Seestar-like names: the last digits are the crop size
+        (night / frame["file"]).rename(night / f"m1_set1_{frame['number']}_crop512.fits")
+    clash = runner.invoke(app, ["run", str(night), "--out", str(tmp_path / "a")], terminal_width=300)
+    assert clash.exit_code == 0, clash.output
+    assert "frame number 512 is shared by 6 files; set [ingest] number_pattern = 'set1_(\\d+)'" in clash.output
+    assert "trail" in clash.output  # the default trail rule finds the trailed frames
+
+    config = tmp_path / "obsdb.toml"
+    config.write_text("[ingest]\nnumber_pattern = 'set1_(\\d+)'\n[qa]\ntrail_elongation = 50\n")
+    fixed = runner.invoke(app, ["--config", str(config), "run", str(night), "--out", str(tmp_path / "b")],
+                          terminal_width=300)
+    assert fixed.exit_code == 0, fixed.output
+    assert "is shared by" not in fixed.output and "trail" not in fixed.output
+    records = json.loads(runner.invoke(app, ["--db", str(tmp_path / "b" / "obsdb.sqlite"), "frames",
+                                             "--format", "json"]).stdout)
+    assert sorted(r["number"] for r in records) == sorted(f["number"] for f in truth.frames)

@@ -43,7 +43,9 @@ def run(
 ) -> None:
     """Do the whole night: init, ingest, qa, align, render, stack and report, with a summary per band.
 
-    The catalog is --db if given, else OUT/obsdb.sqlite."""
+    The catalog is --db if given, else OUT/obsdb.sqlite.  The [ingest] and [qa] sections of
+    obsdb.toml (or --config) apply, as they do to ingest and qa."""
+    from obsdb.config import load_config
     from obsdb.pipeline.run import run_night
 
     if not folder.is_dir():
@@ -52,7 +54,9 @@ def run(
 
             raise ObsdbError(f"{folder}: not a folder")
     with user_errors():
-        summary = run_night(folder, out, db=state.db, workers=workers, stack=stack,
+        config = load_config(state.config)
+        summary = run_night(folder, out, db=state.db, workers=workers, stack=stack, thresholds=dict(config.qa),
+                            ingest_config=config.ingest,
                             step=lambda name: err_console.print(f"» {name}", style="cyan"),
                             progress_factory=progress_bar)
     _print_run(summary)

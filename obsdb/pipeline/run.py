@@ -23,7 +23,7 @@ class RunSummary:
 def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, workers: int = 1,
               stack: str = "median", report: bool = True, thresholds: dict | None = None,
               reference: str | None = None, step: Callable[[str], None] | None = None,
-              progress_factory=None) -> RunSummary:
+              progress_factory=None, ingest_config=None) -> RunSummary:
     """Process a folder of frames end to end into ``out``.
 
     Parameters
@@ -50,6 +50,8 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     progress_factory : callable, optional
         ``progress_factory(label)`` returns a context manager giving a
         ``progress(done, total, item)`` callback.
+    ingest_config : IngestConfig, optional
+        Number pattern and type mapping for the ingest (e.g. from ``obsdb.toml``).
 
     Returns
     -------
@@ -79,10 +81,15 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     try:
         announce("ingest")
         with progress("ingest") as callback:
-            ingested = ingest(catalog, [folder], recursive=True, workers=workers, progress=callback)
+            ingested = ingest(catalog, [folder], recursive=True, workers=workers, config=ingest_config,
+                              progress=callback)
         summary.failed_files = list(ingested.failed)
         summary.steps.append(("ingest", f"{ingested.n_files} files ({len(ingested.added)} new, "
                                         f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s"))
+        for number, count in sorted(ingested.shared_numbers.items()):
+            hint = ingested.number_pattern_hint.get(number)
+            summary.steps.append(("warning", f"frame number {number} is shared by {count} files" + (
+                f"; set [ingest] number_pattern = '{hint}' in obsdb.toml to tell them apart" if hint else "")))
         announce("qa")
         with progress("qa") as callback:
             assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
