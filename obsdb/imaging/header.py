@@ -175,7 +175,7 @@ DEFAULT_NUMBER_PATTERN = r"(\d{3,})(?!.*\d{3})"
 
 
 def suggest_number_pattern(file_names: list[str]) -> str | None:
-    """A ``number_pattern`` that gives each of these files its own number, or None.
+    r"""A ``number_pattern`` that gives each of these files its own number, or None.
 
     For files that share a number under the default rule (Seestar names such
     as ``m94_set1_212046_bin2_crop512`` all end in ``512``): each run of 3+
