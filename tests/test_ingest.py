@@ -297,3 +297,40 @@ def test_every_hash_mode_hashes_the_bytes_on_disk(tmp_path, compressed):
         read_fits_image(path, hash_mode="md5")
     # Ingest with 2 workers hashes inline on this 2-core machine: the same digest is recorded.
     assert measure_file(str(path), STATS_ONLY, "inline").sha256 == expected
+
+
+def test_file_buffer_reuse_never_mixes_two_files(tmp_path):
+    """The reused file buffer waits for the previous file's hash before taking the next bytes,
+    and grows for a bigger file: every hash and every image stays its own."""
+    import hashlib
+
+    from obsdb.imaging.fitsio import read_fits_image
+
+    rng = np.random.default_rng(9)
+    paths, images = [], []
+    for i, shape in enumerate([(300, 300), (300, 300), (500, 400), (64, 64)]):
+        images.append(rng.normal(100 * i, 5, shape).astype(np.float32))
+        paths.append(write_fits(tmp_path / f"b{i}.fits", images[-1]))
+    read = [read_fits_image(path) for path in paths]  # hashes may still be running when the next read starts
+    for path, image, got in zip(paths, images, read):
+        assert got.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert np.array_equal(got.data, image)
+
+
+def test_file_buffer_waits_for_the_hash_that_still_reads_it():
+    from obsdb.imaging.fitsio import _FileBuffer
+
+    class PendingHash:
+        waited = False
+
+        def result(self):
+            self.waited = True
+            return "digest"
+
+    buffer = _FileBuffer()
+    first = buffer.take(1000)
+    pending = buffer.in_use = PendingHash()
+    second = buffer.take(800)
+    assert pending.waited and buffer.in_use is None
+    assert np.shares_memory(first, second)  # reused, not reallocated
+    assert buffer.take(5000).size == 5000  # and grown when a bigger file comes

@@ -1,12 +1,11 @@
 """The worker pool: workers leave Ctrl-C to the parent, and frame buffers are reused."""
 
 import os
-import platform
 import signal
 
 import pytest
 
-from obsdb.pipeline.pool import keep_frame_buffers_in_heap, process_pool
+from obsdb.pipeline.pool import process_pool
 
 
 def _sigint_handler_name(_=None) -> str:
@@ -32,13 +31,6 @@ def test_workers_ignore_sigint_while_the_parent_keeps_its_handler():
 def test_the_callers_initializer_still_runs():
     with process_pool(1, initializer=_initialised_value, initargs=("ready",)) as pool:
         assert pool.submit(_read_initialised_value).result() == "ready"
-
-
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="mallopt is glibc's")
-def test_allocator_is_tuned_on_glibc():
-    assert keep_frame_buffers_in_heap() is True
-    assert keep_frame_buffers_in_heap() is True  # idempotent
 
 
 def test_a_first_ctrl_c_waits_for_the_safe_point_and_a_second_one_does_not():

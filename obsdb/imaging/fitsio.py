@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +118,8 @@ def read_fits_image(path: str | os.PathLike, *, hash_mode: str = "thread") -> Fi
 
     path = Path(path)
     try:
-        raw = _read_into_array(path)
+        shared = _shared_buffer()
+        raw = _read_into_array(path, shared)
     except OSError as exc:
         raise FitsReadError(f"cannot read file: {exc.strerror or exc}") from None
     size = raw.size
@@ -126,6 +128,8 @@ def read_fits_image(path: str | os.PathLike, *, hash_mode: str = "thread") -> Fi
     if hash_mode == "thread":
         # The buffer is never modified below while the thread reads it.
         digest = _hash_in_thread(raw)
+        if shared is not None:
+            shared.in_use = digest
     elif hash_mode == "inline":
         digest = hashlib.sha256(raw).hexdigest()
     elif hash_mode == "none":
@@ -179,11 +183,48 @@ def read_fits_image(path: str | os.PathLike, *, hash_mode: str = "thread") -> Fi
     return FitsImage(image, header, digest, size, bitpix, index)
 
 
-def _read_into_array(path: Path) -> np.ndarray:
-    """The file's bytes in a writable uint8 array (one read, no copy)."""
+class _FileBuffer:
+    """One reusable buffer for the file bytes of this process's main thread.
+
+    Every frame of a night has the same size, so the bytes of the next file
+    go where the last ones were: no fresh allocation per file, and a peak
+    memory that does not depend on where the allocator happens to put a new
+    16 MiB block.  The buffer is reused only once the hash of the previous
+    file (which may still be running in a thread) is done with it.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.array = np.empty(0, dtype=np.uint8)
+        self.in_use = None  # the future hashing the current contents
+
+    def take(self, size: int) -> np.ndarray:
+        if self.in_use is not None:
+            self.in_use.result()
+            self.in_use = None
+        if self.array.size < size:
+            self.array = np.empty(size, dtype=np.uint8)
+        return self.array[:size]
+
+
+_FILE_BUFFER: _FileBuffer | None = None
+
+
+def _shared_buffer() -> _FileBuffer | None:
+    """The process's file buffer, or None off the main thread (threads must not share it)."""
+    global _FILE_BUFFER
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if _FILE_BUFFER is None or _FILE_BUFFER.pid != os.getpid():  # a forked worker gets its own
+        _FILE_BUFFER = _FileBuffer()
+    return _FILE_BUFFER
+
+
+def _read_into_array(path: Path, shared: _FileBuffer | None = None) -> np.ndarray:
+    """The file's bytes in a writable uint8 array (one read, no copy), in ``shared`` when given."""
     with open(path, "rb") as handle:
         expected = os.fstat(handle.fileno()).st_size
-        buffer = np.empty(expected, dtype=np.uint8)
+        buffer = shared.take(expected) if shared is not None else np.empty(expected, dtype=np.uint8)
         n = handle.readinto(buffer) if expected else 0
         rest = handle.read()
     if rest:  # the file grew while being read

@@ -330,10 +330,9 @@ def align_each_target(catalog, *, reference: str | None = None, band: str | None
 
 
 def _map_register(reference_path: str, paths: list[str], workers: int):
-    from obsdb.pipeline.pool import keep_frame_buffers_in_heap, process_pool
+    from obsdb.pipeline.pool import process_pool
 
     if workers <= 1 or len(paths) <= 2:
-        keep_frame_buffers_in_heap()
         _register_worker_init(reference_path)
         for path in paths:
             yield _register_one(path)

@@ -304,10 +304,9 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
 
 def measure_many(paths: list[str], config: IngestConfig, workers: int):
     """Yield measurements, in this process or in a pool of ``workers``."""
-    from obsdb.pipeline.pool import keep_frame_buffers_in_heap, process_pool
+    from obsdb.pipeline.pool import process_pool
 
     if workers <= 1 or len(paths) <= 1:
-        keep_frame_buffers_in_heap()
         for path in paths:
             yield measure_file(path, config)
         return

@@ -280,10 +280,9 @@ def _record_frames(catalog, tasks, results, interpolation, report) -> None:
 
 
 def _map_render(tasks, out_dir, interpolation, previews, workers):
-    from obsdb.pipeline.pool import keep_frame_buffers_in_heap, process_pool
+    from obsdb.pipeline.pool import process_pool
 
     if workers <= 1 or len(tasks) <= 1:
-        keep_frame_buffers_in_heap()
         for task in tasks:
             yield render_frame(task, out_dir, interpolation, previews)
         return
