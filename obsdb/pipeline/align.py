@@ -316,11 +316,11 @@ def align_each_target(catalog, *, reference: str | None = None, band: str | None
     if reference is not None:
         return [align_auto(catalog, reference=reference, band=band, status=status, where=where,
                            workers=workers, user=user, progress=progress)]
+    from collections import Counter
+
     with catalog.session() as session:
-        frames = _selected_frames(session, status=status, band=band, where=where)
-        counts: dict = {}
-        for frame in frames:
-            counts[frame.object] = counts.get(frame.object, 0) + 1
+        counts = Counter(frame.object for frame in _selected_frames(session, status=status, band=band,
+                                                                     where=where))
     if len(counts) <= 1:
         return [align_auto(catalog, band=band, status=status, where=where, workers=workers, user=user,
                            progress=progress)]
