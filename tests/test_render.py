@@ -462,3 +462,29 @@ def test_a_frame_of_another_shape_is_not_stacked_with_the_others(tmp_path):
     assert [m["number"] for m in _one_shape(members, "V", left_out)] == [1, 3, None]
     assert left_out == [(2, "left out of the V stack: shape 256x200 differs from 256x256, the shape of 3 of "
                             "its frames")]
+
+
+def test_an_input_gone_since_ingest_is_named_and_the_rest_renders(tmp_path):
+    from obsdb.catalog.db import database_url, open_catalog, upgrade
+
+    truth = simulate_night(tmp_path / "night", seed=44, size=256, n_frames=5, bands=("V",), n_groups=1,
+                           cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    db = str(tmp_path / "obsdb.sqlite")
+    upgrade(database_url(db))
+    catalog = open_catalog(db)
+    try:
+        ingest(catalog, [tmp_path / "night"])
+        run_qa(catalog)
+        align_auto(catalog)
+    finally:
+        catalog.close()
+    gone = truth.frames[2]
+    (tmp_path / "night" / gone["file"]).unlink()
+    result = _invoke(db, "render", "--out", tmp_path / "out", "--stack", "median")
+    assert result.exit_code == 1
+    assert f"not rendered: {gone['number']}: " in result.output and "No such file" in result.output
+    assert "unexpected" not in result.output and "Traceback" not in result.output
+    rendered = sorted(p.name for p in (tmp_path / "out").glob("NGC*.fits"))
+    assert rendered == sorted(f["file"] for f in truth.frames if f is not gone)
+    with fits.open(tmp_path / "out" / "stack_V.fits") as stack:
+        assert stack[0].header["NCOMBINE"] == 4

@@ -45,6 +45,10 @@ def render(
         console.print(f"  stack {name}: {s['frames']} frames, {s['exptime']:.0f} s -> {s['path']}")
     for frame, reason in report.skipped:
         err_console.print(styled("warning:", "yellow", f" {frame}: {reason}"), soft_wrap=True)
+    for frame, reason in report.failed:
+        err_console.print(styled("not rendered:", "red", f" {frame}: {reason}"), soft_wrap=True)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @app.command()

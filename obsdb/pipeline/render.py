@@ -30,6 +30,8 @@ class RenderReport:
     stacks: list[dict] = field(default_factory=list)
     skipped: list[tuple[int | str | None, str]] = field(default_factory=list)
     """Frames left out of a stack, with the reason."""
+    failed: list[tuple[int | str, str]] = field(default_factory=list)
+    """Frames that could not be rendered (input gone or unreadable since ingest), with the reason."""
     previews: list[str] = field(default_factory=list)
 
 
@@ -147,12 +149,17 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
     import numpy as np
     from astropy.io import fits
 
-    from obsdb.imaging.fitsio import atomic_write_fits, read_fits_image
+    from obsdb.imaging.fitsio import FitsReadError, atomic_write_fits, read_fits_image
     from obsdb.imaging.resample import resample
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        image = read_fits_image(task["path"], hash_mode="none")
+        try:
+            image = read_fits_image(task["path"], hash_mode="none")
+        except FitsReadError as exc:
+            # Moved, deleted or damaged since ingest: the other frames still render.
+            return {"frame_id": task["frame_id"], "number": task["number"], "input": task["path"],
+                    "error": f"{task['path']}: {exc}"}
         transform = total_transform(task["steps"], image.data.shape)
         aligned, coverage = resample(image.data, transform, interpolation=interpolation)
         header = image.header.copy()
@@ -244,9 +251,13 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     try:
         for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers),
                                       start=1):
-            results.append(result)
+            if "error" in result:
+                report.failed.append((result["number"] if result["number"] is not None
+                                      else Path(result["input"]).name, result["error"]))
+            else:
+                results.append(result)
             if progress:
-                progress(done, len(tasks), Path(result["path"]).name)
+                progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
     finally:
         # Files written before a failure are on disk: the catalog must know them (and their hash).
         _record_frames(catalog, tasks, results, interpolation, report)

@@ -121,6 +121,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         summary.steps.append(("render", f"{len(rendered.frames)} aligned frames and {len(rendered.stacks)} "
                                         f"{stack} stacks in {out / 'aligned'}"))
         summary.steps.extend(("stack", f"{frame}: {reason}") for frame, reason in rendered.skipped)
+        summary.steps.extend(("not rendered", f"{frame}: {reason}") for frame, reason in rendered.failed)
         if report:
             from obsdb.pipeline.report import build_report
 
