@@ -601,3 +601,24 @@ def test_real_allsky_cloudy_is_cloud_and_starry_is_kept(real_data, tmp_path):
     # is unknown rather than a ratio of unrelated fluxes (the old rank fallback read 9.7).
     assert cloudy["metrics"]["transparency"] is None or cloudy["metrics"]["transparency"] < 0.5
     assert starry["metrics"]["transparency"] == pytest.approx(1.0)
+
+
+def test_qa_names_a_file_it_can_no_longer_measure(tmp_path):
+    """--recompute over a frame whose file is gone: counted as not measured, named with the reason,
+    judged on its stored metrics (its tags do not change)."""
+    from obsdb.simulate import simulate_night
+
+    truth = simulate_night(tmp_path / "night", seed=45, size=256, n_frames=4, bands=("V",), n_groups=1,
+                           cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    catalog = new_catalog(tmp_path / "obsdb.sqlite")
+    try:
+        ingest(catalog, [tmp_path / "night"])
+        first = run_qa(catalog)
+        gone = tmp_path / "night" / truth.frames[1]["file"]
+        gone.unlink()
+        again = run_qa(catalog, recompute=True)
+    finally:
+        catalog.close()
+    assert again.measured == 3 and [p for p, _ in again.not_measured] == [str(gone)]
+    assert "No such file" in again.not_measured[0][1]
+    assert again.assessed == first.assessed == 4 and not again.added and not again.retracted

@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, frame_label, open_catalog, print_json,
-                              progress_bar, state, styled, user_errors)
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, frame_label, open_catalog,
+                              print_json, progress_bar, state, styled, user_errors)
 
 
 @app.command()
@@ -37,6 +37,7 @@ def qa(
                         progress=progress)
     if fmt_ is OutputFormat.json:
         print_json(clean_nan({"measured": report.measured, "assessed": report.assessed,
+                              "not_measured": [{"path": p, "reason": r} for p, r in report.not_measured],
                               "references": report.references, "thresholds": report.thresholds,
                               "added": [dict(zip(("frame", "tag", "reason"), a)) for a in report.added],
                               "retracted": [dict(zip(("frame", "tag", "reason"), r)) for r in report.retracted]}))
@@ -49,6 +50,9 @@ def qa(
         console.print(styled(f"  - {number} {tag}", "yellow", f" retracted (was: {reason})"))
     if not report.added and not report.retracted:
         console.print("  no change to the automatic tags")
+    for path, reason in report.not_measured:
+        err_console.print(styled("not measured:", "yellow", f" {path}: {reason} (judged on its stored metrics)"),
+                          soft_wrap=True)
 
 
 @app.command()

@@ -39,11 +39,17 @@ class QaReport:
     references: dict[str, int | None] = field(default_factory=dict)
     """Transparency reference per band (``band/object`` when a band holds several targets)."""
     thresholds: dict = field(default_factory=dict)
+    not_measured: list[tuple[str, str]] = field(default_factory=list)
+    """Files whose metrics could not be computed now (gone or damaged since ingest), with the reason;
+    they are judged on the metrics they had, if any."""
 
 
 def measure_missing(catalog, *, band: str | None = None, recompute: bool = False, workers: int = 1,
-                    progress: Callable | None = None) -> int:
-    """Compute metrics for frames that lack them (one read each); returns how many."""
+                    progress: Callable | None = None, failed: list | None = None) -> int:
+    """Compute metrics for frames that lack them (one read each); returns how many were measured.
+
+    Files that cannot be read now are appended to ``failed`` as ``(path, reason)``.
+    """
     from obsdb.config import IngestConfig
     from obsdb.pipeline.ingest import measure_many
 
@@ -71,16 +77,21 @@ def measure_missing(catalog, *, band: str | None = None, recompute: bool = False
                     frame.metrics = FrameMetrics(measured_at=utcnow(), **m.metrics)
         batch.clear()
 
+    measured = 0
     for measurement in measure_many(list(todo), config, workers):
         batch.append(measurement)
         done += 1
+        if measurement.ok:
+            measured += 1
+        elif failed is not None:
+            failed.append((measurement.path, measurement.error))
         if progress:
             progress(done, len(todo), measurement.path.rsplit("/", 1)[-1])
         if len(batch) >= 25:
             flush()
     if batch:
         flush()
-    return done
+    return measured
 
 
 def band_reference(frames: list[Frame]) -> Frame | None:
@@ -143,6 +154,7 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
         raise ObsdbError(f"[qa] thresholds: {exc}") from None
     report = QaReport(thresholds=_as_dict(limits))
     report.measured = measure_missing(catalog, band=band, recompute=recompute, workers=workers,
+                                      failed=report.not_measured,
                                       progress=progress)
     with catalog.session() as session:
         query = (select(Frame).options(selectinload(Frame.metrics), selectinload(Frame.stats))
