@@ -407,7 +407,8 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
         missing = [name for name, d in (("reference frame", ref_decision), ("reference star", star_decision),
                                         ("fine box", fine_decision)) if d is None]
         if missing:
-            raise ObsdbError(f"the staged method needs {', '.join(missing)}: apply a plan (`obsdb apply`)")
+            raise ObsdbError(f"the staged method needs {', '.join(missing)}: apply a plan (`obsdb apply`) "
+                             "or let `obsdb group auto` choose them")
         groups = [g for g in list_groups(session) if g["frame_ids"]]
         if not groups:
             raise ObsdbError("the staged method needs pointing groups with boxes (`obsdb group set` or a plan)")
