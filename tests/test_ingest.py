@@ -334,3 +334,19 @@ def test_file_buffer_waits_for_the_hash_that_still_reads_it():
     assert pending.waited and buffer.in_use is None
     assert np.shares_memory(first, second)  # reused, not reallocated
     assert buffer.take(5000).size == 5000  # and grown when a bigger file comes
+
+
+def test_files_gone_from_a_scanned_folder_are_reported_and_kept(catalog, tmp_path):
+    folder = tmp_path / "night"
+    for i in range(3):
+        write_fits(folder / f"f_{1001 + i}.fits", np.full((8, 8), float(i), np.float32))
+    write_fits(folder / "sub" / "f_2001.fits", np.ones((8, 8), np.float32))
+    assert len(ingest(catalog, [folder], recursive=True, config=STATS_ONLY).added) == 4
+    (folder / "f_1002.fits").unlink()
+    (folder / "sub" / "f_2001.fits").unlink()
+    flat = ingest(catalog, [folder], config=STATS_ONLY)
+    assert flat.gone == [str((folder / "f_1002.fits").resolve())]  # sub-folders only with --recursive
+    deep = ingest(catalog, [folder], recursive=True, config=STATS_ONLY)
+    assert deep.gone == sorted(str(p.resolve()) for p in (folder / "f_1002.fits", folder / "sub" / "f_2001.fits"))
+    with catalog.session() as session:
+        assert session.scalar(select(func.count()).select_from(Frame)) == 4  # nothing deleted

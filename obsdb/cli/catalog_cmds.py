@@ -68,6 +68,11 @@ def ingest(
     console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")
+    if report.gone:
+        shown = ", ".join(Path(path).name for path in report.gone[:5]) + (" ..." if len(report.gone) > 5 else "")
+        err_console.print(styled("warning:", "yellow", f" {len(report.gone)} catalogued files are no longer "
+                                                       f"on disk ({shown}); the catalog keeps their records"),
+                          soft_wrap=True)
     if report.n_files == 0:
         hint = "" if recursive else "; add --recursive to look in sub-folders"
         err_console.print(styled("warning:", "yellow", f" no FITS files (.fits .fit .fts, or .gz) in "

@@ -63,6 +63,8 @@ class IngestReport:
     """Frame numbers carried by more than one file (the number pattern does not fit these names)."""
     number_pattern_hint: dict[int, str] = field(default_factory=dict)
     """For a shared number, a ``--number-pattern`` that would tell its files apart, when one is found."""
+    gone: list[str] = field(default_factory=list)
+    """Catalogued files in the scanned folders that are no longer there (kept in the catalog)."""
 
     @property
     def n_files(self) -> int:
@@ -218,6 +220,7 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     with catalog.session() as session:
         rows = session.execute(select(Frame.id, Frame.path, Frame.size, Frame.mtime, Frame.readable, Frame.error,
                                       Frame.number).where(Frame.path.in_([str(p) for p in files]))).all()
+        report.gone = _gone_from(session, paths, recursive, {str(p) for p in files})
     known = {row.path: row for row in rows}
     todo: list[str] = []
     renumbered: dict[int, int | None] = {}
@@ -300,6 +303,23 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
                      f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable",
                      details={"paths": [str(p) for p in paths], "workers": workers})
     return report
+
+
+def _gone_from(session, paths, recursive: bool, present: set[str]) -> list[str]:
+    """Catalogued files inside the scanned folders that the scan did not find."""
+    from sqlalchemy import select
+
+    from obsdb.catalog.models import Frame
+
+    folders = [Path(p).expanduser().resolve() for p in paths if Path(p).expanduser().is_dir()]
+    gone = []
+    for folder in folders:
+        prefix = str(folder).rstrip(os.sep) + os.sep
+        for path in session.scalars(select(Frame.path).where(Frame.path.startswith(prefix, autoescape=True))):
+            inside = recursive or os.sep not in path[len(prefix):]
+            if inside and path not in present and not os.path.exists(path):
+                gone.append(path)
+    return sorted(set(gone))
 
 
 def measure_many(paths: list[str], config: IngestConfig, workers: int):
