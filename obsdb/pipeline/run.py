@@ -86,6 +86,9 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         summary.failed_files = list(ingested.failed)
         summary.steps.append(("ingest", f"{ingested.n_files} files ({len(ingested.added)} new, "
                                         f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s"))
+        if ingested.gone:
+            summary.steps.append(("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
+                                             f"(first: {ingested.gone[0]}); the catalog keeps their records"))
         for number, count in sorted(ingested.shared_numbers.items()):
             hint = ingested.number_pattern_hint.get(number)
             summary.steps.append(("warning", f"frame number {number} is shared by {count} files" + (
