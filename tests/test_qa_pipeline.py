@@ -317,7 +317,7 @@ def test_manual_reject_untag_and_accept_over_a_rule(night_db):
 
     tagged = invoke(db, "tag", str(good[0]), "reject", "--reason", "satellite across the field",
                     "--author", "nico")
-    assert tagged.exit_code == 0 and "tagged 1 frames 'reject'" in tagged.output
+    assert tagged.exit_code == 0 and "tagged 1 frame 'reject'" in tagged.output
     record = records(db)[good[0]]
     assert record["status"] == "rejected"
     assert record["reasons"] == ["reject: satellite across the field"]
@@ -328,7 +328,7 @@ def test_manual_reject_untag_and_accept_over_a_rule(night_db):
     # untag: the author defaults to the login name.
     untagged = invoke(db, "untag", str(good[0]), "reject", "--reason", "it was a hot column",
                       env={"LOGNAME": "cedric"})
-    assert untagged.exit_code == 0 and "retracted 'reject' on 1 frames" in untagged.output
+    assert untagged.exit_code == 0 and "retracted 'reject' on 1 frame" in untagged.output
     detail = _show(db, good[0])
     assert detail["status"] == "accepted" and detail["tags"] == []
     (history,) = detail["tag_history"]

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
-                              print_json, progress_bar, styled, user_errors)
+                              frames_text, print_json, progress_bar, styled, user_errors)
 
 group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)
 app.add_typer(group_app, name="group")
@@ -54,7 +54,7 @@ def group_set(
 
     with open_catalog() as catalog, user_errors():
         done = define_group(catalog, name, frames, box=box, reference=reference, ref_star=ref_star, author=author)
-    console.print(f"group {name}: {done.changed} frames" + (f", box {box}" if box else ""))
+    console.print(f"group {name}: {frames_text(done.changed)}" + (f", box {box}" if box else ""))
 
 
 @app.command()
@@ -161,7 +161,7 @@ def align(
         console.print(table)
     failures = sum(len(report.failures) for report in reports)
     if failures:
-        err_console.print(f"{failures} frames unregistered (tagged `unregistered`)", style="yellow")
+        err_console.print(f"{frames_text(failures)} unregistered (tagged `unregistered`)", style="yellow")
 
 
 @app.command()

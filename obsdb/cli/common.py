@@ -128,6 +128,11 @@ def print_csv(rows: list[dict], columns: list[str]) -> None:
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
 
 
+def frames_text(count: int) -> str:
+    """'1 frame', '2 frames'."""
+    return f"{count:,} frame" if count == 1 else f"{count:,} frames"
+
+
 def frame_label(record: dict) -> str:
     """A frame's name in a table: its number, or its file name when it has none."""
     return str(record["number"]) if record.get("number") is not None else str(record.get("file_name") or "-")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, fmt, progress_bar, state, styled, user_errors
+from obsdb.cli.common import app, console, err_console, fmt, frames_text, progress_bar, state, styled, user_errors
 
 
 def _print_run(summary) -> None:
@@ -23,7 +23,7 @@ def _print_run(summary) -> None:
                          else "left", overflow="fold")
     for row in summary.bands:
         reasons = ", ".join(f"{name} {count}" for name, count in row["rejected_by"].items()) or "-"
-        stack = f"{Path(row['stack']).name} ({row['stack_frames']} frames)" if row["stack"] else "-"
+        stack = f"{Path(row['stack']).name} ({frames_text(row['stack_frames'])})" if row["stack"] else "-"
         cells = [row["band"], fmt(row["frames"]), fmt(row["rejected"]), reasons, fmt(row["aligned"]),
                  fmt(row["median_rms"], 4), stack]
         table.add_row(*([row["target"] or "-"] * per_target + cells))

@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, frame_label, open_catalog,
-                              print_json, progress_bar, state, styled, user_errors)
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, frame_label, frames_text,
+                              open_catalog, print_json, progress_bar, state, styled, user_errors)
 
 
 @app.command()
@@ -70,7 +70,7 @@ def tag(
         done = tag_frames(catalog, frames, name, reason=reason, author=author)
     kind = "rejects" if name in REJECTING_TAGS else ("overrides rejections" if name == "accept" else "")
     note = "" if name in MANUAL_VOCABULARY or name in REJECTING_TAGS else " (free-text tag: neither rejects nor accepts)"
-    console.print(f"tagged {done.changed} frames {name!r}" + (f" ({kind})" if kind else "") + note
+    console.print(f"tagged {frames_text(done.changed)} {name!r}" + (f" ({kind})" if kind else "") + note
                   + (f"; {len(done.unchanged)} already had it" if done.unchanged else ""))
 
 
@@ -86,7 +86,7 @@ def untag(
 
     with open_catalog() as catalog, user_errors():
         done = untag_frames(catalog, frames, name, reason=reason, author=author)
-    console.print(f"retracted {name!r} on {done.changed} frames")
+    console.print(f"retracted {name!r} on {frames_text(done.changed)}")
     if done.unchanged:
         console.print(f"  no active {name!r} on: {', '.join(map(str, done.unchanged))}")
 

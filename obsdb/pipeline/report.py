@@ -271,6 +271,10 @@ def _badge(record: dict) -> str | None:
     return ", ".join(names[:2]) + (f" +{len(names) - 2}" if len(names) > 2 else "")
 
 
+def _frames(count: int) -> str:
+    return f"{count} frame" if count == 1 else f"{count} frames"
+
+
 def _label(record: dict) -> str:
     return str(record["number"]) if record["number"] is not None else record["file_name"]
 
@@ -373,7 +377,7 @@ def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, st
                 labels.append(label)
     if handles:
         fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=min(4, len(labels)), frameon=False)
-    fig.suptitle(f"band {band or '(none)'}: {len(records)} frames", x=0.01, ha="left", fontsize=11)
+    fig.suptitle(f"band {band or '(none)'}: {_frames(len(records))}", x=0.01, ha="left", fontsize=11)
     fig.subplots_adjust(left=0.08, right=0.98, top=0.90, bottom=0.09, hspace=0.12)
     return _png_bytes(fig)
 
@@ -698,7 +702,7 @@ def _glance(stack_jobs: list[dict], shifts_rel: str | None) -> str:
         params = job["parameters"] if isinstance(job["parameters"], dict) else {}
         label = " ".join(str(x) for x in (params.get("target"), job["band"] or "-") if x)
         frames = params.get("frames")
-        caption = f"stack {label}" + (f", {len(frames)} frames" if isinstance(frames, list) else "")
+        caption = f"stack {label}" + (f", {_frames(len(frames))}" if isinstance(frames, list) else "")
         figures.append(f'<figure><a href="#stacks"><img src="{_e(job["rel"])}" alt="{_e(caption)}"></a>'
                        f"<figcaption>{_e(caption)}</figcaption></figure>")
     if shifts_rel:
@@ -792,7 +796,9 @@ def _tag_rows(record: dict) -> list[str]:
         else:
             name_class = "nw acc" if tag["name"] == "accept" else "nw"
         if first:
-            frame_cells = (f'<td id="frame-{record["id"]}"><b>{_e(_label(record))}</b></td>'
+            # The file column names a frame that has no number; the frame column would only repeat it.
+            number = "-" if record["number"] is None else str(record["number"])
+            frame_cells = (f'<td id="frame-{record["id"]}"><b>{_e(number)}</b></td>'
                            f'<td>{_e(record["band"] or "-")}</td><td><code>{_e(record["file_name"])}</code></td>')
         else:
             frame_cells = "<td></td><td></td><td></td>"
@@ -850,7 +856,7 @@ def _stack_section(stack_jobs: list[dict]) -> str:
             caption = (f"{target}, " if target else "") + f"band {job['band'] or '-'}" + (
                 f", {method}" if method else "")
             if isinstance(params.get("frames"), list):
-                caption += f" of {len(params['frames'])} frames"
+                caption += f" of {_frames(len(params['frames']))}"
             if isinstance(params.get("exptime"), (int, float)):
                 caption += f", {params['exptime']:g} s in all"
             caption += (f", run {job['run']}" if job["run"] else "") + f", {_when(job['created_at'])} UTC"
