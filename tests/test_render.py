@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -395,30 +396,40 @@ def test_output_names_keep_file_names_unless_two_inputs_share_one():
         "/n/a/L.fits.gz": "a/L.fits.gz", "/n/b/L.fits.gz": "b/L.fits.gz"}
 
 
-def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path):
-    """One folder per session with the same file names in each: no output may overwrite another."""
+# ------------------------------------------------------------------ awkward inputs
+
+QUIET = dict(size=256, bands=("V",), n_groups=1, cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+"""A small night of good V frames in one pointing group."""
+
+
+@contextmanager
+def _aligned(folder, db, *, recursive=False):
+    """A fresh catalog at ``db`` of the frames in ``folder``, ingested, QA'd and auto-aligned;
+    yields (catalog, alignment report) and closes the catalog."""
     from obsdb.catalog.db import database_url, open_catalog, upgrade
 
-    quiet = dict(size=256, n_frames=3, bands=("V",), n_groups=1, cloud_fraction=0, trail_fraction=0,
-                 defocus_fraction=0)
-    first = simulate_night(tmp_path / "night" / "early", seed=41, first_number=1001, **quiet)
-    second = simulate_night(tmp_path / "night" / "late", seed=41, first_number=2001, **quiet)
+    upgrade(database_url(str(db)))
+    catalog = open_catalog(str(db))
+    try:
+        ingest(catalog, [folder], recursive=recursive)
+        run_qa(catalog)
+        yield catalog, align_auto(catalog)
+    finally:
+        catalog.close()
+
+
+def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path):
+    """One folder per session with the same file names in each: no output may overwrite another."""
+    first = simulate_night(tmp_path / "night" / "early", seed=41, first_number=1001, n_frames=3, **QUIET)
+    second = simulate_night(tmp_path / "night" / "late", seed=41, first_number=2001, n_frames=3, **QUIET)
     for a, b in zip(first.frames, second.frames):
         late = tmp_path / "night" / "late" / a["file"]
         (tmp_path / "night" / "late" / b["file"]).rename(late)
         fits.setval(late, "SESSION", value="late")  # the same seed made the same pixels
-    db = str(tmp_path / "obsdb.sqlite")
-    upgrade(database_url(db))
-    catalog = open_catalog(db)
-    try:
-        ingest(catalog, [tmp_path / "night"], recursive=True)
-        run_qa(catalog)
-        align_auto(catalog)
-        out = tmp_path / "out"
+    out = tmp_path / "out"
+    with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite", recursive=True) as (catalog, _):
         report = render(catalog, out, stack="median")
         copied = collect(catalog, tmp_path / "selected")
-    finally:
-        catalog.close()
     written = sorted(Path(path).relative_to(out).as_posix() for _, path in report.frames)
     assert written == sorted(f"{session}/{f['file']}" for session in ("early", "late") for f in first.frames)
     # Each output comes from its own input: the late session's files carry SESSION, the early ones not.
@@ -433,25 +444,15 @@ def test_a_frame_of_another_shape_is_not_stacked_with_the_others(tmp_path):
     """A cropped frame is refused by the auto alignment with the reason (so never stacked), and a
     stack given frames of two shapes (e.g. from a staged run) keeps the common shape and names the
     frame left out, rather than failing."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
     from obsdb.pipeline.render import _one_shape
 
-    truth = simulate_night(tmp_path / "night", seed=43, size=256, n_frames=5, bands=("V",), n_groups=1,
-                           cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    truth = simulate_night(tmp_path / "night", seed=43, n_frames=5, **QUIET)
     cropped = truth.frames[-1]
     path = tmp_path / "night" / cropped["file"]
     with fits.open(path) as hdul:
         fits.writeto(path, hdul[0].data[:200], hdul[0].header, overwrite=True)
-    db = str(tmp_path / "obsdb.sqlite")
-    upgrade(database_url(db))
-    catalog = open_catalog(db)
-    try:
-        ingest(catalog, [tmp_path / "night"])
-        run_qa(catalog)
-        aligned = align_auto(catalog)
+    with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, aligned):
         report = render(catalog, tmp_path / "out", stack="median")
-    finally:
-        catalog.close()
     assert [(f.number, f.reason) for f in aligned.failures] == [
         (cropped["number"], "shape (200, 256) differs from the reference's (256, 256)")]
     assert len(report.frames) == 4 and [s["frames"] for s in report.stacks] == [4] and not report.skipped
@@ -465,22 +466,13 @@ def test_a_frame_of_another_shape_is_not_stacked_with_the_others(tmp_path):
 
 
 def test_an_input_gone_since_ingest_is_named_and_the_rest_renders(tmp_path):
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
-
-    truth = simulate_night(tmp_path / "night", seed=44, size=256, n_frames=5, bands=("V",), n_groups=1,
-                           cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
-    db = str(tmp_path / "obsdb.sqlite")
-    upgrade(database_url(db))
-    catalog = open_catalog(db)
-    try:
-        ingest(catalog, [tmp_path / "night"])
-        run_qa(catalog)
-        align_auto(catalog)
-    finally:
-        catalog.close()
+    truth = simulate_night(tmp_path / "night", seed=44, n_frames=5, **QUIET)
+    db = tmp_path / "obsdb.sqlite"
+    with _aligned(tmp_path / "night", db):
+        pass
     gone = truth.frames[2]
     (tmp_path / "night" / gone["file"]).unlink()
-    result = _invoke(db, "render", "--out", tmp_path / "out", "--stack", "median")
+    result = _invoke(str(db), "render", "--out", tmp_path / "out", "--stack", "median")
     assert result.exit_code == 1
     assert f"not rendered: {gone['number']}: " in result.output and "No such file" in result.output
     assert "unexpected" not in result.output and "Traceback" not in result.output
