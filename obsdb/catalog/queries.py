@@ -135,6 +135,11 @@ def _metrics_dict(metrics: FrameMetrics | None) -> dict | None:
                                               "background_rms", "background_gradient", "transparency")}
 
 
+def record_label(record: dict) -> str:
+    """How the user names the frame of a :func:`frame_records` row: its number, else its file name."""
+    return str(record["number"]) if record.get("number") is not None else str(record.get("file_name") or "-")
+
+
 def frame_records(session: Session, *, band: str | None = None, image_type: str | None = None,
                   status: str | None = None, tag: str | None = None, where: str | None = None,
                   frame_ids=None, include_unreadable: bool = True) -> list[dict]:

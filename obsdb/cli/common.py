@@ -133,11 +133,6 @@ def frames_text(count: int) -> str:
     return f"{count:,} frame" if count == 1 else f"{count:,} frames"
 
 
-def frame_label(record: dict) -> str:
-    """A frame's name in a table: its number, or its file name when it has none."""
-    return str(record["number"]) if record.get("number") is not None else str(record.get("file_name") or "-")
-
-
 def fmt(value, digits: int = 1) -> str:
     """A number for a table: thousands separators, fixed digits, '-' for missing."""
     import math

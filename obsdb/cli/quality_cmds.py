@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, frame_label, frames_text,
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, frames_text,
                               open_catalog, print_json, progress_bar, state, styled, user_errors)
 
 
@@ -97,7 +97,7 @@ def rejected(
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """Every rejected frame with all its reasons, their source and time."""
-    from obsdb.catalog.queries import frame_records
+    from obsdb.catalog.queries import frame_records, record_label
 
     with open_catalog() as catalog:
         records = catalog.read(frame_records, band=band, status="rejected")
@@ -113,6 +113,6 @@ def rejected(
         rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
                                                       "created_at": "", "reason": record.get("error") or ""}]
         for i, t in enumerate(rejecting):
-            table.add_row(frame_label(record) if i == 0 else "", (record["band"] or "-") if i == 0 else "",
+            table.add_row(record_label(record) if i == 0 else "", (record["band"] or "-") if i == 0 else "",
                           t["name"], t["source"], t["author"], t["created_at"][:19], t["reason"])
     console.print(table)

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from obsdb.catalog.queries import record_label
 from obsdb.catalog.status import REJECTING_TAGS
 
 THUMBNAIL_TYPES = ("light", "unknown")
@@ -275,10 +276,6 @@ def _frames(count: int) -> str:
     return f"{count} frame" if count == 1 else f"{count} frames"
 
 
-def _label(record: dict) -> str:
-    return str(record["number"]) if record["number"] is not None else record["file_name"]
-
-
 def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -363,7 +360,7 @@ def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, st
                        edgecolors=colour, linewidths=0.8 if kind == "pending" else 0.5)
             if rejected and label_points:
                 for x, y, record in points:
-                    ax.annotate(_label(record), (x, y), xytext=(4, 3), textcoords="offset points",
+                    ax.annotate(record_label(record), (x, y), xytext=(4, 3), textcoords="offset points",
                                 fontsize=6.5, color=colour)
         if not any_value:
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center",
@@ -472,7 +469,7 @@ def _thumbnail_jobs(records: list[dict], out: Path, size: int) -> list[dict]:
             stamp = "missing"
         key = hashlib.sha1("|".join([record["path"], stamp, badge or "", str(size), THUMBNAIL_VERSION])
                            .encode("utf-8")).hexdigest()[:12]
-        rel = f"thumbs/{_safe(_label(record))}-{key}.png"
+        rel = f"thumbs/{_safe(record_label(record))}-{key}.png"
         jobs.append({"id": record["id"], "path": record["path"], "file_name": record["file_name"],
                      "rel": rel, "dest": str(out / rel), "badge": badge, "size": size,
                      "reuse": stamp != "missing" and (out / rel).exists(), "drawn": False})
@@ -900,7 +897,7 @@ def _thumbnail_section(thumbnails: bool, jobs: list[dict], errors: dict[int, str
                 else:
                     why = errors.get(record["id"]) or record.get("error") or "no thumbnail"
                     body = f'<div class="missing">{_e(why)}</div>'
-                caption = f"<b>{_e(_label(record))}</b> {_e(record['band'] or '')} " \
+                caption = f"<b>{_e(record_label(record))}</b> {_e(record['band'] or '')} " \
                           f"<span class=\"{_status_class(status)}\">{_e(status)}</span>"
                 if status == "rejected":
                     caption += f"<br><span class=\"rej\">{_e(', '.join(_rejecting_names(record)))}</span>"
