@@ -1,3 +1,34 @@
-"""obsdb: a database-backed observation manager for a night of CCD frames."""
+"""obsdb: a database-backed observation manager for nights of CCD frames.
 
-__version__ = "0.1.0"
+The front door is :class:`Catalog`::
+
+    from obsdb import Catalog
+
+    with Catalog.open("obsdb.sqlite") as cat:
+        table = cat.frames(band="V", status="rejected").to_table()
+"""
+
+__version__ = "0.2.0"
+
+__all__ = ["Catalog", "CatalogError", "FrameList", "FrameRecord", "ObsdbError", "__version__"]
+
+
+def __getattr__(name):
+    # Lazy, so that `import obsdb` (and `obsdb --help`) does not load SQLAlchemy.
+    if name == "Catalog":
+        from obsdb.catalog.catalog import Catalog
+
+        return Catalog
+    if name in ("FrameRecord", "FrameList"):
+        from obsdb.catalog import records
+
+        return getattr(records, name)
+    if name == "CatalogError":
+        from obsdb.catalog.db import CatalogError
+
+        return CatalogError
+    if name == "ObsdbError":
+        from obsdb.errors import ObsdbError
+
+        return ObsdbError
+    raise AttributeError(f"module 'obsdb' has no attribute {name!r}")

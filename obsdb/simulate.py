@@ -881,7 +881,8 @@ def _header(spec: FrameSpec, truth: dict, detector: Detector, object_name: str, 
 def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size=512,
                    n_stars: int | None = None, object_name: str = "NGC3293",
                    n_hot_pixels: int | None = None, n_cosmic_rays: int | None = None,
-                   dtype: str = "float32", noise: bool = True, **plan_kwargs) -> NightTruth:
+                   dtype: str = "float32", noise: bool = True, night_start: str = NIGHT_START,
+                   **plan_kwargs) -> NightTruth:
     """Simulate a night and write it to ``outdir``.
 
     Parameters
@@ -907,6 +908,9 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
         Cosmic rays per frame; default Poisson, mean 4 per 512x512 per 30 s.
     dtype : {"float32", "uint16"}
         Stored data type; ``uint16`` is written with BZERO=32768.
+    night_start : str
+        ISO UTC DATE-OBS of the first frame (default :data:`NIGHT_START`); another
+        date makes another night of the same field.
     noise : bool
         False writes noise-free frames (for exact geometry tests; set
         ``n_hot_pixels=0`` and ``n_cosmic_rays=0`` too for clean frames).
@@ -983,7 +987,7 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
                    center=_centre(shape))
     detector = make_detector(seed=np.random.default_rng(det_ss), size=shape, n_hot_pixels=n_hot_pixels)
 
-    start = datetime.fromisoformat(NIGHT_START)
+    start = datetime.fromisoformat(night_start)
     t = 0.0
     frame_rngs = [np.random.default_rng(s) for s in frames_ss.spawn(len(specs))]
     frames = []

@@ -126,7 +126,7 @@ def test_log_lists_the_commands_that_changed_the_catalog(ingested):
     events = json.loads(invoke(db, "log", "--format", "json").stdout)
     ingests = [e for e in events if e["command"] == "ingest"]
     assert ingests and f"{len(truth.frames)} files" in ingests[-1]["summary"]
-    assert all(e["user"] for e in events)
+    assert all(e["author"] for e in events)
     only = json.loads(invoke(db, "log", "--command", "qa", "--format", "json").stdout)
     assert all(e["command"] == "qa" for e in only)
 

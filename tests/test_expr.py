@@ -3,13 +3,16 @@
 import pytest
 
 from obsdb.catalog.expr import ExpressionError, compile_expression
-from obsdb.catalog.models import Frame, FrameStats
+from obsdb.catalog.models import Frame, FrameStats, Night
 from obsdb.catalog.queries import frame_records
 
 
 @pytest.fixture()
 def filled(catalog):
     with catalog.session() as session:
+        night = Night(name="2026-03-14", source="date-obs")
+        session.add(night)
+        session.flush()
         for number, band, exptime, median, temp in [
                 (1, "V", 30.0, 900.0, -10.0), (2, "B", 60.0, 6000.0, -20.0), (3, "R", 10.0, 7000.0, -20.0),
                 (4, "V", 60.0, 5500.0, None)]:
@@ -17,7 +20,8 @@ def filled(catalog):
             if temp is not None:
                 header["CCD-TEMP"] = temp
             frame = Frame(path=f"/x/f{number}.fits", file_name=f"f{number}.fits", size=1, mtime=0.0,
-                          number=number, band=band, exptime=exptime, header=header, readable=True)
+                          number=number, band=band, exptime=exptime, header=header, readable=True,
+                          night_id=night.id)
             frame.stats = FrameStats(min=0, max=1, mean=median, median=median, std=1, background=median,
                                      background_rms=1, n_nan=0, n_saturated=0, algorithm="t")
             session.add(frame)

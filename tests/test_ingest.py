@@ -264,9 +264,12 @@ def test_shared_numbers_are_reported_and_a_new_pattern_renumbers_without_reading
     for stamp in (212046, 212249, 212454):
         write_fits(folder / f"m94_set1_{stamp}_bin2_crop512.fits", np.ones((8, 8), np.float32))
     first = ingest(catalog, [folder], config=STATS_ONLY)
-    assert first.shared_numbers == {512: 3}  # the default rule takes the last run of digits
-    assert first.number_pattern_hint == {512: r"set1_(\d+)"}  # and ingest says what would fit
-    pattern = IngestConfig(measure_quality=False, number_pattern=first.number_pattern_hint[512])
+    # No DATE-OBS: the night is named after the folder (and ingest says so).
+    assert first.folder_nights == {"seestar-like"}
+    key = ("seestar-like", 512)
+    assert first.shared_numbers == {key: 3}  # the default rule takes the last run of digits
+    assert first.number_pattern_hint == {key: r"set1_(\d+)"}  # and ingest says what would fit
+    pattern = IngestConfig(measure_quality=False, number_pattern=first.number_pattern_hint[key])
     again = ingest(catalog, [folder], config=pattern)
     assert len(again.unchanged) == 3 and not again.added and again.shared_numbers == {}
     with catalog.session() as session:

@@ -166,9 +166,11 @@ def test_cli_qa_then_rejected_json_names_value_and_threshold(qa_night, tmp_path)
     assert summary["added"] == [] and summary["retracted"] == []
     assert summary["thresholds"]["cloud_background_ratio"] == 3.0
     # One transparency reference per band and target (the nights' star fields differ).
-    assert set(summary["references"]) == {f"{b}/{t}" for b in "BVR" for _, _, t in NIGHTS}
+    # Both fields share one DATE-OBS night here: the key names night, band and target.
+    assert set(summary["references"]) == {f"2026-03-14 {b} {t}" for b in "BVR" for _, _, t in NIGHTS}
     for key, number in summary["references"].items():
-        band, target = key.split("/")
+        _, band, target = key.split(" ")
+        number = int(number)
         first = next(first for _, first, t in NIGHTS if t == target)
         assert first <= number < first + 50 and frames[number]["band"] == band
         assert frames[number]["kind"] == "good"
@@ -267,7 +269,7 @@ def test_config_file_qa_section_retracts_cloud_tags(night_db, tmp_path):
     summary = json.loads(result.stdout)
     clouds = [n for n, f in frames.items() if f["kind"] == "cloud"]
     assert summary["added"] == [] and summary["thresholds"]["cloud_background_ratio"] == 100
-    assert sorted(r["frame"] for r in summary["retracted"]) == sorted(clouds)
+    assert sorted(int(r["frame"]) for r in summary["retracted"]) == sorted(clouds)
     assert {r["tag"] for r in summary["retracted"]} == {"cloud"}
     assert all(r["reason"].startswith("cloud: ") for r in summary["retracted"])
     detail = _show(db, clouds[0])
@@ -293,7 +295,7 @@ def test_plan_qa_section_sets_thresholds(night_db, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["thresholds"]["trail_elongation"] == 100
     trails = sorted(n for n, f in frames.items() if f["kind"] == "trail")
-    retracted_trails = sorted(r["frame"] for r in summary["retracted"] if r["tag"] == "trail")
+    retracted_trails = sorted(int(r["frame"]) for r in summary["retracted"] if r["tag"] == "trail")
     assert retracted_trails == trails and summary["added"] == []
     detail = _show(db, trails[0])
     assert detail["status"] == "accepted"
@@ -510,7 +512,7 @@ def test_zero_rows_beside_a_single_star_do_not_make_a_second_one(sigma):
     model = 400 + 5e5 / (2 * np.pi * sigma ** 2) * np.exp(-((xx - 34) ** 2 + (yy - 45) ** 2) / (2 * sigma ** 2))
     image = rng.poisson(model).astype(np.float32)
     image[70:] = 0
-    m = metrics_from_image(image, 65535.0)
+    m = metrics_from_image(image, 65535.0).metrics
     assert m["n_stars"] == 1
     assert m["fwhm"] == pytest.approx(2.3548 * sigma, rel=0.05)
     assert m["hfd"] == pytest.approx(2.3548 * sigma, rel=0.05)  # a Gaussian's HFD equals its FWHM
@@ -585,7 +587,9 @@ def test_real_focus_sequence_ranks_like_the_readme(real_data, tmp_path):
 def test_real_allsky_cloudy_is_cloud_and_starry_is_kept(real_data, tmp_path):
     catalog = new_catalog(tmp_path / "obsdb.sqlite")
     try:
-        ingest(catalog, [real_data / "allsky_iceact"])
+        # The two frames are a month apart (two nights): put them in one session, as an observer
+        # comparing them would, so that the clear frame is the cloudy one's yardstick.
+        ingest(catalog, [real_data / "allsky_iceact"], night="iceact")
         run_qa(catalog)
     finally:
         catalog.close()

@@ -8,19 +8,16 @@ The schema is owned by Alembic: :func:`upgrade` brings a catalog to head,
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from obsdb.errors import ObsdbError
 
 DEFAULT_DB = "obsdb.sqlite"
 BUSY_TIMEOUT_MS = 30_000
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 """The Alembic head this code expects.  Kept here so that opening a catalog does not
 import Alembic (a tenth of a second on every small query); a test checks it against
 the migration scripts."""
@@ -54,12 +51,20 @@ def make_engine(url: str, **kwargs) -> Engine:
     return engine
 
 
+def migrations_dir() -> Path:
+    """The Alembic scripts: top-level ``migrations/`` in the source tree, ``obsdb.migrations``
+    once installed (a package-dir mapping), found through the import system either way."""
+    from importlib.resources import files
+
+    return Path(str(files("obsdb.migrations")))
+
+
 def alembic_config(url: str):
     """Alembic configuration pointing at the migrations shipped in the package."""
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
@@ -117,39 +122,7 @@ def upgrade(url: str) -> tuple[str | None, str]:
         engine.dispose()
 
 
-class Catalog:
-    """An open catalog: an engine and a session factory."""
-
-    def __init__(self, url: str, engine: Engine):
-        self.url = url
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-
-    @contextmanager
-    def session(self):
-        """A session in one transaction: committed on success, rolled back on any error."""
-        session: Session = self._sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-
-    def read(self, query, *args, **kwargs):
-        """Run ``query(session, *args, **kwargs)`` in a session and return its result
-        (read helpers from :mod:`obsdb.catalog.queries` return plain data)."""
-        with self.session() as session:
-            return query(session, *args, **kwargs)
-
-    def close(self) -> None:
-        """Release the engine's connections."""
-        self.engine.dispose()
-
-
-def open_catalog(db: str | None = None) -> Catalog:
+def open_catalog(db: str | None = None):
     """Open an existing catalog that is at the code's schema revision.
 
     Raises
@@ -169,4 +142,6 @@ def open_catalog(db: str | None = None) -> Catalog:
         engine.dispose()
         state = "empty" if current is None else f"at revision {current}, code expects {head}"
         raise CatalogError(f"catalog {url} is {state}: run `obsdb init` to create or upgrade it")
+    from obsdb.catalog.catalog import Catalog
+
     return Catalog(url, engine)

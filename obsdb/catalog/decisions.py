@@ -5,29 +5,38 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from obsdb.catalog.models import Decision, Frame, GroupMember, PointingGroup
+from obsdb.catalog.models import Decision, Frame, GroupMember, Night, PointingGroup
 from obsdb.errors import ObsdbError
 
 DECISION_KEYS = ("reference_frame", "reference_star", "fine_box")
 
 
 def set_decision(session: Session, key: str, value: dict, *, source: str, author: str,
-                 note: str | None = None) -> Decision | None:
-    """Record a decision unless the current one is identical; returns the new row or None."""
+                 note: str | None = None, night_id: int | None = None,
+                 frame: Frame | None = None) -> Decision | None:
+    """Record a night's decision unless the current one is identical; returns the new row or None.
+
+    A ``reference_frame`` decision names its ``frame`` by id (and its night is the frame's).
+    """
     if key not in DECISION_KEYS:
         raise ObsdbError(f"unknown decision {key!r}; known: {', '.join(DECISION_KEYS)}")
-    current = get_decision(session, key)
-    if current is not None and current.value == value:
+    if frame is not None:
+        night_id = frame.night_id
+    current = get_decision(session, key, night_id=night_id)
+    if current is not None and current.value == value and current.frame_id == (frame.id if frame else None):
         return None
-    row = Decision(key=key, value=value, source=source, author=author, note=note)
+    row = Decision(key=key, value=value, source=source, author=author, note=note, night_id=night_id,
+                   frame_id=frame.id if frame is not None else None)
     session.add(row)
     return row
 
 
-def get_decision(session: Session, key: str) -> Decision | None:
-    """The current (newest) decision for ``key``."""
-    return session.scalars(select(Decision).where(Decision.key == key).order_by(Decision.id.desc())
-                           .limit(1)).first()
+def get_decision(session: Session, key: str, *, night_id: int | None = None) -> Decision | None:
+    """The current (newest) decision for ``key`` in a night (``night_id`` None: the newest of any night)."""
+    query = select(Decision).where(Decision.key == key)
+    if night_id is not None:
+        query = query.where(Decision.night_id == night_id)
+    return session.scalars(query.order_by(Decision.id.desc()).limit(1)).first()
 
 
 def set_group(session: Session, name: str, frames: list[Frame], *, box=None, band: str | None = None,
@@ -36,9 +45,15 @@ def set_group(session: Session, name: str, frames: list[Frame], *, box=None, ban
     """Create or redefine a pointing group; its frames leave any other group."""
     if not frames:
         raise ObsdbError(f"group {name!r}: no frames")
-    group = session.scalars(select(PointingGroup).where(PointingGroup.name == name)).first()
+    nights = {f.night_id for f in frames}
+    if len(nights) > 1:
+        raise ObsdbError(f"group {name!r}: its frames are in {len(nights)} nights "
+                         f"({', '.join(sorted({f.night.name for f in frames}))}); a pointing group is one night's")
+    night_id = nights.pop()
+    group = session.scalars(select(PointingGroup).where(PointingGroup.name == name,
+                                                        PointingGroup.night_id == night_id)).first()
     if group is None:
-        group = PointingGroup(name=name, source=source, author=author)
+        group = PointingGroup(name=name, night_id=night_id, source=source, author=author)
         session.add(group)
     else:
         group.source, group.author = source, author
@@ -61,10 +76,13 @@ def set_group(session: Session, name: str, frames: list[Frame], *, box=None, ban
     return group
 
 
-def list_groups(session: Session) -> list[dict]:
+def list_groups(session: Session, *, night_ids: list[int] | None = None) -> list[dict]:
     """Groups with their members (numbers), box, reference member and reference-star position."""
-    groups = session.scalars(select(PointingGroup).options(selectinload(PointingGroup.members))
-                             .order_by(PointingGroup.id)).all()
+    query = select(PointingGroup).options(selectinload(PointingGroup.members)).order_by(PointingGroup.id)
+    if night_ids is not None:
+        query = query.where(PointingGroup.night_id.in_(night_ids))
+    groups = session.scalars(query).all()
+    night_names = dict(session.execute(select(Night.id, Night.name)).all())
     labels = {i: (n if n is not None else name)
               for i, n, name in session.execute(select(Frame.id, Frame.number, Frame.file_name))}
     result = []
@@ -73,7 +91,8 @@ def list_groups(session: Session) -> list[dict]:
         members = sorted((labels[m.frame_id] for m in g.members),
                          key=lambda v: (isinstance(v, str), v if isinstance(v, int) else 0, str(v)))
         result.append({
-            "name": g.name, "band": g.band, "members": members,
+            "name": g.name, "night": night_names.get(g.night_id), "night_id": g.night_id,
+            "band": g.band, "members": members,
             "frame_ids": [m.frame_id for m in g.members],
             "box": None if g.box_x0 is None else [g.box_x0, g.box_x1, g.box_y0, g.box_y1],
             "reference": labels.get(g.reference_frame_id), "reference_frame_id": g.reference_frame_id,

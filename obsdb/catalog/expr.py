@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from datetime import datetime
 
 from sqlalchemy import and_, not_, or_
 
-from obsdb.catalog.models import Frame, FrameMetrics, FrameStats
+from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Night
 from obsdb.errors import ObsdbError
 
 
@@ -45,6 +46,7 @@ FRAME_COLUMNS = {
     "date_obs": Frame.date_obs, "airmass": Frame.airmass, "width": Frame.width,
     "height": Frame.height, "bitpix": Frame.bitpix, "size": Frame.size,
     "readable": Frame.readable, "sha256": Frame.sha256, "error": Frame.error,
+    "night": Night.name,
 }
 STATS_COLUMNS = {name: getattr(FrameStats, name) for name in (
     "min", "max", "mean", "median", "std", "background", "background_rms", "n_nan",
@@ -90,6 +92,7 @@ def compile_expression(text: str):
     """
     if not text or not text.strip():
         raise ExpressionError(text, "empty expression")
+    text = quote_bare_dates(text)
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -102,6 +105,18 @@ def compile_expression(text: str):
             column = min(max(exc.offset - 1, 0), len(text.strip()))
         raise ExpressionError(text, f"invalid syntax{detail}", column) from None
     return _Compiler(text.strip()).boolean(tree.body)
+
+
+_BARE_DATE = re.compile(r"(?<![\w.])(\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)(?![\w.:-])")
+
+
+def quote_bare_dates(text: str) -> str:
+    """``date_obs > 2026-03-14`` means the date, not 2026 minus 3 minus 14: quote such dates.
+
+    Only outside string literals; a quoted date is left as it is.
+    """
+    pieces = re.split(r"""('[^']*'|"[^"]*")""", text)
+    return "".join(piece if piece[:1] in ("'", '"') else _BARE_DATE.sub(r"'\1'", piece) for piece in pieces)
 
 
 class _Compiler:
@@ -155,6 +170,11 @@ class _Compiler:
             self.fail(right_node, "unsupported comparison")
         left, right = self.value(left_node), self.value(right_node)
         left, right = self.resolve_header(left, right), self.resolve_header(right, left)
+        # A night is named by its date: compare the text, not a timestamp.
+        if left is Night.name and isinstance(right, datetime):
+            right = right.date().isoformat()
+        if right is Night.name and isinstance(left, datetime):
+            left = left.date().isoformat()
         if right is None or left is None:
             if isinstance(op, ast.Eq):
                 return (left if right is None else right).is_(None)

@@ -3,15 +3,22 @@
 Every column carries a ``doc`` string so the schema documents itself.
 Tables that record decisions (tags, shift steps, events) are append-only:
 retraction sets a timestamp, nothing is deleted.
+
+The schema is the same on SQLite and PostgreSQL: timestamps are timezone-aware
+and stored in UTC (:class:`UtcDateTime`), JSON is JSONB on PostgreSQL
+(:data:`JSONType`), file sizes are 64-bit, enumerated columns have CHECK
+constraints, and no column is named after an SQL reserved word.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer,
-                        MetaData, String, Text, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index,
+                        Integer, LargeBinary, MetaData, String, Text, UniqueConstraint)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -21,10 +28,48 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+"""JSON on SQLite, JSONB (indexable, compact) on PostgreSQL."""
+
+TAG_SOURCE_RULE_PREFIX = "rule:"
+
+SHIFT_KINDS = ("within-group", "group-offset", "fine", "auto", "manual")
+"""Kinds of shift step (see :class:`ShiftStep`)."""
+
+NIGHT_SOURCES = ("date-obs", "folder", "manual")
+"""How a night was assigned: from DATE-OBS, from the folder (no usable date), or ``ingest --night``."""
+
 
 def utcnow() -> datetime:
-    """Current time in UTC (stored naive, always UTC)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    """Current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware timestamp stored in UTC.
+
+    PostgreSQL keeps it as ``timestamptz``; SQLite, which has no time zones,
+    as naive UTC text.  Naive values given to the catalog are taken as UTC;
+    values read back are always aware (UTC).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -33,44 +78,109 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _in(column: str, values) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Night(Base):
+    """An observing session: the frames taken between one noon and the next at the site."""
+
+    __tablename__ = "night"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True,
+                                      doc="Local date at the start of the night (YYYY-MM-DD), or a given name.")
+    source: Mapped[str] = mapped_column(String, doc="How frames were assigned: date-obs, folder or manual.")
+    site: Mapped[str | None] = mapped_column(String, doc="Site name from the header (SITENAME/OBSERVAT), if any.")
+    longitude: Mapped[float | None] = mapped_column(
+        Float, doc="Site longitude used for local noon, degrees east; NULL: UTC - 12 h was used.")
+    first_date_obs: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Earliest DATE-OBS, UTC.")
+    last_date_obs: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Latest DATE-OBS, UTC.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When first seen, UTC.")
+
+    __table_args__ = (CheckConstraint(_in("source", NIGHT_SOURCES), name="source"),)
+
+
+class Instrument(Base):
+    """A telescope, camera and read-out mode: QA references are never pooled across instruments."""
+
+    __tablename__ = "instrument"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String, unique=True,
+                                     doc="Canonical identity: telescope|camera|WIDTHxHEIGHT|binning.")
+    telescope: Mapped[str | None] = mapped_column(String, doc="TELESCOP keyword.")
+    camera: Mapped[str | None] = mapped_column(String, doc="INSTRUME keyword.")
+    width: Mapped[int | None] = mapped_column(Integer, doc="Detector read-out width (NAXIS1), px.")
+    height: Mapped[int | None] = mapped_column(Integer, doc="Detector read-out height (NAXIS2), px.")
+    binning_x: Mapped[int | None] = mapped_column(Integer, doc="XBINNING keyword.")
+    binning_y: Mapped[int | None] = mapped_column(Integer, doc="YBINNING keyword.")
+    pixel_size: Mapped[float | None] = mapped_column(Float, doc="Pixel size (XPIXSZ/PIXSIZE1), micron.")
+
+    @property
+    def label(self) -> str:
+        """A short human name: telescope / camera, WxH."""
+        parts = [p for p in (self.telescope, self.camera) if p]
+        shape = f"{self.width}x{self.height}" if self.width else "?"
+        return f"{' / '.join(parts) or 'unknown'} {shape}"
+
+
 class Frame(Base):
-    """One FITS file of the night, readable or not."""
+    """One FITS file, readable or not, in one night."""
 
     __tablename__ = "frame"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    night_id: Mapped[int] = mapped_column(ForeignKey("night.id"), doc="The night the frame belongs to.")
+    instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instrument.id"), index=True,
+                                                      doc="Telescope and camera; NULL when unreadable.")
     path: Mapped[str] = mapped_column(String, unique=True, doc="Absolute path of the file.")
     file_name: Mapped[str] = mapped_column(String, doc="Base name of the file.")
-    size: Mapped[int] = mapped_column(Integer, doc="File size in bytes.")
+    size: Mapped[int] = mapped_column(BigInteger, doc="File size in bytes.")
     mtime: Mapped[float] = mapped_column(Float, doc="Modification time (POSIX seconds) when measured.")
     sha256: Mapped[str | None] = mapped_column(String(64), doc="SHA-256 of the file's bytes.")
     number: Mapped[int | None] = mapped_column(Integer, index=True, doc="Frame number from the file name.")
     band: Mapped[str | None] = mapped_column(String, index=True, doc="Filter band (FILTER keyword).")
     image_type: Mapped[str | None] = mapped_column(
-        String, index=True, doc="Normalised type: light, bias, dark, flat or unknown.")
+        String, doc="Normalised type: light, bias, dark, flat or unknown.")
     object: Mapped[str | None] = mapped_column(String, doc="OBJECT keyword.")
     exptime: Mapped[float | None] = mapped_column(Float, doc="Exposure time in seconds.")
-    date_obs: Mapped[datetime | None] = mapped_column(DateTime, index=True, doc="Start of exposure, UTC.")
+    date_obs: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True, doc="Start of exposure, UTC.")
     airmass: Mapped[float | None] = mapped_column(Float, doc="AIRMASS keyword.")
     width: Mapped[int | None] = mapped_column(Integer, doc="NAXIS1, pixels.")
     height: Mapped[int | None] = mapped_column(Integer, doc="NAXIS2, pixels.")
     bitpix: Mapped[int | None] = mapped_column(Integer, doc="BITPIX of the stored data.")
-    header: Mapped[dict | None] = mapped_column(JSON, doc="Full header of the image HDU.")
+    header: Mapped[dict | None] = mapped_column(JSONType, doc="Full header of the image HDU.")
     readable: Mapped[bool] = mapped_column(Boolean, default=True, doc="False when the file could not be read.")
     error: Mapped[str | None] = mapped_column(Text, doc="Why the file could not be read.")
-    ingested_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, doc="First ingest, UTC.")
-    measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, doc="Last measurement, UTC.")
+    ingested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="First ingest, UTC.")
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="Last measurement, UTC.")
 
+    night: Mapped[Night] = relationship(lazy="joined", innerjoin=True)
+    instrument: Mapped[Instrument | None] = relationship()
     stats: Mapped[FrameStats | None] = relationship(
         back_populates="frame", uselist=False, cascade="all, delete-orphan")
     metrics: Mapped[FrameMetrics | None] = relationship(
+        back_populates="frame", uselist=False, cascade="all, delete-orphan",
+        foreign_keys="FrameMetrics.frame_id")
+    star_list: Mapped[StarList | None] = relationship(
         back_populates="frame", uselist=False, cascade="all, delete-orphan")
     tags: Mapped[list[Tag]] = relationship(back_populates="frame", order_by="Tag.id")
 
+    __table_args__ = (
+        Index("ix_frame_night_band_type", "night_id", "band", "image_type"),
+        Index("ix_frame_night_number", "night_id", "number"),
+    )
+
     @property
     def label(self) -> int | str:
-        """How the user names this frame: its number, or its file name when it has none."""
+        """How the user names this frame within its night: its number, or its file name."""
         return self.number if self.number is not None else self.file_name
+
+    @property
+    def night_label(self) -> str:
+        """``NIGHT:NUMBER`` (or ``NIGHT:file name``): unique across nights."""
+        return f"{self.night.name}:{self.label}"
 
 
 class FrameStats(Base):
@@ -89,7 +199,7 @@ class FrameStats(Base):
     n_nan: Mapped[int] = mapped_column(Integer, doc="Count of NaN/inf pixels.")
     n_saturated: Mapped[int] = mapped_column(Integer, doc="Count of pixels at or above saturation.")
     saturation: Mapped[float | None] = mapped_column(Float, doc="Saturation level used.")
-    algorithm: Mapped[str] = mapped_column(String, doc="Version of the statistics algorithm.")
+    algorithm: Mapped[str] = mapped_column(String, doc="Version of the statistics algorithm (STATS_VERSION).")
 
     frame: Mapped[Frame] = relationship(back_populates="stats")
 
@@ -101,20 +211,43 @@ class FrameMetrics(Base):
 
     frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True)
     n_stars: Mapped[int] = mapped_column(Integer, doc="Stars detected (cosmic rays and hot pixels excluded).")
-    fwhm: Mapped[float | None] = mapped_column(Float, doc="Median FWHM of the brightest unsaturated stars, px.")
+    fwhm: Mapped[float | None] = mapped_column(
+        Float, doc="Median round-equivalent FWHM, 2.3548 sqrt((a^2+b^2)/2), of the brightest clean stars, px.")
     hfd: Mapped[float | None] = mapped_column(Float, doc="Median half-flux diameter, px.")
     elongation: Mapped[float | None] = mapped_column(Float, doc="Median a/b of the brightest stars.")
     background: Mapped[float | None] = mapped_column(Float, doc="Background level, ADU.")
     background_rms: Mapped[float | None] = mapped_column(Float, doc="Background rms, ADU.")
     background_gradient: Mapped[float | None] = mapped_column(Float, doc="Background peak-to-peak across the frame, ADU.")
-    transparency: Mapped[float | None] = mapped_column(Float, doc="Star flux relative to the band's reference frame.")
-    stars: Mapped[list | None] = mapped_column(JSON, doc="Brightest stars as [x, y, flux] for transparency.")
-    algorithm: Mapped[str] = mapped_column(String, doc="Version of the metrics algorithm.")
-    measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, doc="When measured, UTC.")
+    transparency: Mapped[float | None] = mapped_column(
+        Float, doc="Star flux relative to the transparency reference of its night, instrument and band.")
+    transparency_reference_id: Mapped[int | None] = mapped_column(
+        ForeignKey("frame.id", ondelete="SET NULL"), doc="The frame transparency was measured against.")
+    algorithm: Mapped[str] = mapped_column(String, doc="Version of the metrics algorithm (METRICS_VERSION).")
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When measured, UTC.")
     assessed_at: Mapped[datetime | None] = mapped_column(
-        DateTime, doc="When the QA rules last judged these metrics, UTC; NULL until `obsdb qa`.")
+        UtcDateTime, doc="When the QA rules last judged these metrics, UTC; NULL until `obsdb qa`.")
 
-    frame: Mapped[Frame] = relationship(back_populates="metrics")
+    frame: Mapped[Frame] = relationship(back_populates="metrics", foreign_keys=[frame_id])
+
+
+class StarList(Base):
+    """A frame's detected stars, measured once at ingest, as one compact binary array.
+
+    ``data`` holds a little-endian numpy structured array of
+    :data:`obsdb.imaging.stars.STAR_DTYPE` (the brightest stars, refined
+    positions, flux, peak, shape, HFD, flags): one row per frame instead of
+    one per star, chosen by measurement (see the README).
+    """
+
+    __tablename__ = "star_list"
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True)
+    n_stars: Mapped[int] = mapped_column(Integer, doc="Stars in the list.")
+    data: Mapped[bytes] = mapped_column(LargeBinary, doc="STAR_DTYPE records, little-endian, brightest first.")
+    algorithm: Mapped[str] = mapped_column(String, doc="Version of the detection algorithm (STARS_VERSION).")
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When detected, UTC.")
+
+    frame: Mapped[Frame] = relationship(back_populates="star_list")
 
 
 class Tag(Base):
@@ -128,12 +261,19 @@ class Tag(Base):
     source: Mapped[str] = mapped_column(String, doc="'manual', 'plan' or 'rule:<name>'.")
     reason: Mapped[str] = mapped_column(Text, doc="Why: for rules, the value and the threshold.")
     author: Mapped[str] = mapped_column(String, doc="Who (login name, or obsdb for rules).")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, doc="When tagged, UTC.")
-    retracted_at: Mapped[datetime | None] = mapped_column(DateTime, doc="When retracted, UTC; NULL while active.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When tagged, UTC.")
+    retracted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="When retracted, UTC; NULL while active.")
     retracted_by: Mapped[str | None] = mapped_column(String, doc="Who retracted it.")
     retract_reason: Mapped[str | None] = mapped_column(Text, doc="Why it was retracted.")
 
     frame: Mapped[Frame] = relationship(back_populates="tags")
+
+    __table_args__ = (
+        CheckConstraint("source IN ('manual', 'plan', 'web') OR source LIKE 'rule:%'", name="source"),
+        # Status is an EXISTS over a frame's active tags: this index answers it without the retracted rows.
+        Index("ix_tag_active_frame", "frame_id", "name", sqlite_where=retracted_at.is_(None),
+              postgresql_where=retracted_at.is_(None)),
+    )
 
 
 class Event(Base):
@@ -142,37 +282,50 @@ class Event(Base):
     __tablename__ = "event"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, doc="When, UTC.")
-    user: Mapped[str] = mapped_column(String, doc="Login name of who ran it.")
-    command: Mapped[str] = mapped_column(String, doc="The command, e.g. ingest.")
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When, UTC.")
+    author: Mapped[str] = mapped_column(String, doc="Login name of who ran it.")
+    command: Mapped[str] = mapped_column(String, index=True, doc="The command, e.g. ingest.")
     summary: Mapped[str] = mapped_column(Text, doc="One line of what changed.")
     frame_id: Mapped[int | None] = mapped_column(ForeignKey("frame.id", ondelete="SET NULL"), index=True,
                                                  doc="The frame concerned, if one.")
-    details: Mapped[dict | None] = mapped_column(JSON, doc="Structured details (old and new hash, ...).")
+    night_id: Mapped[int | None] = mapped_column(ForeignKey("night.id", ondelete="SET NULL"),
+                                                 doc="The night concerned, if one.")
+    details: Mapped[dict | None] = mapped_column(JSONType, doc="Structured details (old and new hash, ...).")
 
 
 class Decision(Base):
     """A night-level decision (reference frame, reference star, fine box), append-only:
-    the newest row per key is current, older rows are its history."""
+    the newest row per night and key is current, older rows are its history."""
 
     __tablename__ = "decision"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String, index=True, doc="reference_frame, reference_star or fine_box.")
-    value: Mapped[dict] = mapped_column(JSON, doc="The decision, e.g. {'frame': 4056, 'x': 681, 'y': 409}.")
+    night_id: Mapped[int | None] = mapped_column(ForeignKey("night.id", ondelete="CASCADE"),
+                                                 doc="The night decided for.")
+    key: Mapped[str] = mapped_column(String, doc="reference_frame, reference_star or fine_box.")
+    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frame.id", ondelete="SET NULL"),
+                                                 doc="The frame a reference_frame decision names.")
+    value: Mapped[dict] = mapped_column(JSONType, doc="The decision as given, e.g. {'frame': 4056, 'x': 681}.")
     source: Mapped[str] = mapped_column(String, doc="'manual', 'plan' or 'auto'.")
     author: Mapped[str] = mapped_column(String, doc="Who decided.")
     note: Mapped[str | None] = mapped_column(Text, doc="Why, or where it came from (plan file).")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_decision_night_key", "night_id", "key"),
+        CheckConstraint(_in("key", ("reference_frame", "reference_star", "fine_box")), name="key"),
+        CheckConstraint(_in("source", ("manual", "plan", "auto")), name="source"),
+    )
 
 
 class PointingGroup(Base):
-    """Frames that share a pointing, with the box used to centroid within it."""
+    """Frames of one night that share a pointing, with the box used to centroid within it."""
 
     __tablename__ = "pointing_group"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String, unique=True, doc="Group name.")
+    night_id: Mapped[int] = mapped_column(ForeignKey("night.id", ondelete="CASCADE"), doc="The group's night.")
+    name: Mapped[str] = mapped_column(String, doc="Group name, unique within the night.")
     band: Mapped[str | None] = mapped_column(String, doc="Band, when the group has one.")
     reference_frame_id: Mapped[int | None] = mapped_column(ForeignKey("frame.id"), doc="Group's reference member.")
     box_x0: Mapped[int | None] = mapped_column(Integer, doc="Centroid box, half-open, 0-based.")
@@ -183,9 +336,14 @@ class PointingGroup(Base):
     ref_star_y: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String, doc="'auto', 'manual' or 'plan'.")
     author: Mapped[str] = mapped_column(String, doc="Who defined it.")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     members: Mapped[list[GroupMember]] = relationship(back_populates="group", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        UniqueConstraint("night_id", "name"),
+        CheckConstraint(_in("source", ("auto", "manual", "plan")), name="source"),
+    )
 
 
 class GroupMember(Base):
@@ -207,16 +365,29 @@ class AlignmentRun(Base):
     __tablename__ = "alignment_run"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     method: Mapped[str] = mapped_column(String, doc="auto or staged.")
-    reference_frame_id: Mapped[int | None] = mapped_column(ForeignKey("frame.id"), doc="The night's reference.")
-    parameters: Mapped[dict | None] = mapped_column(JSON, doc="Everything needed to repeat the run.")
-    software_version: Mapped[str] = mapped_column(String)
+    night_id: Mapped[int | None] = mapped_column(
+        ForeignKey("night.id", ondelete="SET NULL"), index=True,
+        doc="The night aligned; NULL for a run across nights onto one reference.")
+    target: Mapped[str | None] = mapped_column(String, doc="The OBJECT the run was restricted to, if one.")
+    reference_frame_id: Mapped[int | None] = mapped_column(ForeignKey("frame.id"), doc="The run's reference.")
+    parameters: Mapped[dict | None] = mapped_column(JSONType, doc="Everything needed to repeat the run.")
+    software_version: Mapped[str] = mapped_column(String, doc="obsdb version.")
+    algorithm: Mapped[str | None] = mapped_column(String, doc="Registration algorithm (REGISTER_VERSION).")
     author: Mapped[str] = mapped_column(String)
+
+    __table_args__ = (CheckConstraint(_in("method", ("auto", "staged")), name="method"),)
 
 
 class Centroid(Base):
-    """A measured star position, so any shift can be re-derived from the catalog."""
+    """A star position used by a run, so any shift can be re-derived from the catalog.
+
+    Box centroids carry their position; a star matched by the automatic
+    method points at its row in the frame's stored :class:`StarList`
+    (``star_index``) and at the reference's matched star
+    (``reference_star_index``) instead of copying them.
+    """
 
     __tablename__ = "centroid"
 
@@ -229,12 +400,20 @@ class Centroid(Base):
     box_x1: Mapped[int | None] = mapped_column(Integer)
     box_y0: Mapped[int | None] = mapped_column(Integer)
     box_y1: Mapped[int | None] = mapped_column(Integer)
-    x: Mapped[float] = mapped_column(Float, doc="0-based column.")
-    y: Mapped[float] = mapped_column(Float, doc="0-based row.")
+    x: Mapped[float | None] = mapped_column(Float, doc="0-based column (box centroids).")
+    y: Mapped[float | None] = mapped_column(Float, doc="0-based row (box centroids).")
     flux: Mapped[float | None] = mapped_column(Float)
-    matched_x: Mapped[float | None] = mapped_column(Float, doc="Matched reference star position, if matched.")
+    star_index: Mapped[int | None] = mapped_column(Integer, doc="Row of the frame's star list (detections).")
+    reference_star_index: Mapped[int | None] = mapped_column(
+        Integer, doc="Row of the reference's star list it matched, if matched.")
+    matched_x: Mapped[float | None] = mapped_column(Float, doc="Matched reference star position (box method).")
     matched_y: Mapped[float | None] = mapped_column(Float)
-    measured_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(_in("source", ("box", "detection")), name="source"),
+        CheckConstraint("(x IS NOT NULL AND y IS NOT NULL) OR star_index IS NOT NULL", name="position"),
+    )
 
 
 class ShiftStep(Base):
@@ -244,7 +423,7 @@ class ShiftStep(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("alignment_run.id", ondelete="CASCADE"), index=True)
-    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), index=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"))
     stage: Mapped[int] = mapped_column(Integer, doc="1, 2, 3 for the staged method; 1 for auto.")
     kind: Mapped[str] = mapped_column(String, doc="within-group, group-offset, fine, auto or manual.")
     method: Mapped[str] = mapped_column(String, doc="stars, xcorr, centroid_2dg, manual, ...")
@@ -257,9 +436,15 @@ class ShiftStep(Base):
     reference_centroid_id: Mapped[int | None] = mapped_column(ForeignKey("centroid.id"))
     n_matched: Mapped[int | None] = mapped_column(Integer, doc="Stars matched (automatic method).")
     residual_rms: Mapped[float | None] = mapped_column(Float, doc="Fit residual rms, px.")
-    parameters: Mapped[dict | None] = mapped_column(JSON)
+    frame_sha256: Mapped[str | None] = mapped_column(
+        String(64), doc="SHA-256 of the frame's content the step was measured on.")
+    parameters: Mapped[dict | None] = mapped_column(JSONType)
 
-    __table_args__ = (Index("ix_shift_step_run_frame", "run_id", "frame_id"),)
+    __table_args__ = (
+        Index("ix_shift_step_frame_run", "frame_id", "run_id"),
+        CheckConstraint(_in("kind", SHIFT_KINDS), name="kind"),
+        CheckConstraint("stage IN (1, 2, 3)", name="stage"),
+    )
 
 
 class RenderOutput(Base):
@@ -269,11 +454,13 @@ class RenderOutput(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("alignment_run.id", ondelete="SET NULL"))
-    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frame.id", ondelete="SET NULL"))
+    frame_id: Mapped[int | None] = mapped_column(ForeignKey("frame.id", ondelete="SET NULL"), index=True)
     kind: Mapped[str] = mapped_column(String, doc="aligned, stack or preview.")
     band: Mapped[str | None] = mapped_column(String)
-    path: Mapped[str] = mapped_column(String)
+    path: Mapped[str] = mapped_column(String, index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     interpolation: Mapped[str | None] = mapped_column(String)
-    parameters: Mapped[dict | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    parameters: Mapped[dict | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint(_in("kind", ("aligned", "stack", "preview")), name="kind"),)

@@ -1,138 +1,35 @@
-"""Read-side helpers: frame selectors, frame records in the CLI's JSON shape."""
+"""Read-side queries: frame records in the CLI's JSON shape, summaries, histories, the event log.
+
+Set-based throughout: status is computed in SQL (:func:`status_expression`),
+listings are streamed page by page (each page's tags, shifts and groups come
+from joins on that page, never from IN lists of ids), and summaries are
+GROUP BY queries.
+"""
 
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
-from pathlib import Path
+from typing import Iterator
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.orm import Session
 
-from obsdb.catalog.models import (AlignmentRun, Centroid, Frame, FrameMetrics, FrameStats, GroupMember,
-                                  PointingGroup,
-                                  ShiftStep, Tag)
-from obsdb.catalog.status import frame_status
-from obsdb.errors import ObsdbError
+from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, FrameMetrics, FrameStats, GroupMember,
+                                  Instrument, Night, PointingGroup, RenderOutput, ShiftStep, Tag)
+from obsdb.catalog.selectors import (ALL_NIGHTS, SelectorError, frame_label, night_ids, parse_selector,  # noqa: F401
+                                     select_frames)
+from obsdb.catalog.status import STATUSES, frame_status, status_expression
 
+PAGE_SIZE = 2000
+"""Frames per page of a streamed listing: bounded memory, few round trips."""
 
-class SelectorError(ObsdbError, ValueError):
-    """A frame selector is malformed or matches nothing."""
-
-
-_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
-
-
-def parse_selector(text: str) -> tuple[set[int], set[int], list[str]]:
-    """Split a selector like ``3852-3861,3885,/data/a.fits`` into all numbers, the
-    numbers given singly (not by a range), and paths."""
-    numbers: set[int] = set()
-    singles: set[int] = set()
-    paths: list[str] = []
-    if not text or not text.strip():
-        raise SelectorError("empty frame selector")
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        match = _RANGE.match(part)
-        if match:
-            first = int(match.group(1))
-            last = int(match.group(2) or first)
-            if last < first:
-                raise SelectorError(f"range {part!r} runs backwards")
-            if last - first > 1_000_000:
-                raise SelectorError(f"range {part!r} is implausibly long")
-            numbers.update(range(first, last + 1))
-            if match.group(2) is None:
-                singles.add(first)
-        else:
-            paths.append(part)
-    return numbers, singles, paths
-
-
-def select_frames(session: Session, selector: str, *, readable_only: bool = False,
-                  strict: bool = True) -> list[Frame]:
-    """Frames named by a selector (numbers, ranges, paths or file names).
-
-    Ranges may have gaps; a single number that matches no frame is an error
-    when ``strict`` (a typo must not silently shrink a selection).
-
-    Raises
-    ------
-    SelectorError
-        When nothing matches, a path names no catalogued frame, or (strict) a
-        single number names no frame.
-    """
-    numbers, singles, paths = parse_selector(selector)
-    found: dict[int, Frame] = {}
-    if numbers:
-        for frame in session.scalars(select(Frame).where(Frame.number.in_(sorted(numbers)))):
-            found[frame.id] = frame
-        missing = sorted(singles - {f.number for f in found.values()})
-        if strict and missing and found:
-            raise SelectorError(f"no frame numbered {', '.join(map(str, missing))} in the catalog "
-                                f"(selector {selector!r})")
-    for path in paths:
-        resolved = str(Path(path).expanduser().resolve())
-        matches = session.scalars(select(Frame).where(
-            (Frame.path == resolved) | (Frame.file_name == Path(path).name))).all()
-        if not matches:
-            raise SelectorError(f"{path}: not in the catalog")
-        for frame in matches:
-            found[frame.id] = frame
-    if not found:
-        raise SelectorError(f"no frame in the catalog matches {selector!r}")
-    frames = [f for f in found.values() if f.readable or not readable_only]
-    return sorted(frames, key=lambda f: (f.number if f.number is not None else 10**12, f.path))
-
-
-def active_tags_by_frame(session: Session, frame_ids=None) -> dict[int, list[Tag]]:
-    """Active (not retracted) tags per frame id, oldest first."""
-    query = select(Tag).where(Tag.retracted_at.is_(None)).order_by(Tag.id)
-    if frame_ids is not None:
-        query = query.where(Tag.frame_id.in_(list(frame_ids)))
-    tags: dict[int, list[Tag]] = defaultdict(list)
-    for tag in session.scalars(query):
-        tags[tag.frame_id].append(tag)
-    return tags
-
-
-def current_shifts(session: Session, frame_ids=None) -> dict[int, dict]:
-    """The current shift of each frame: the sum of its steps in its newest run."""
-    query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
-                    func.sum(ShiftStep.rotation_deg), func.count())
-             .group_by(ShiftStep.frame_id, ShiftStep.run_id))
-    if frame_ids is not None:
-        query = query.where(ShiftStep.frame_id.in_(list(frame_ids)))
-    shifts: dict[int, dict] = {}
-    for frame_id, run_id, dx, dy, rot, n in session.execute(query):
-        if frame_id not in shifts or run_id > shifts[frame_id]["run"]:
-            shifts[frame_id] = {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n}
-    return shifts
-
-
-def groups_by_frame(session: Session, frame_ids=None) -> dict[int, str]:
-    """Pointing group name per frame id."""
-    query = select(GroupMember.frame_id, PointingGroup.name).join(PointingGroup)
-    if frame_ids is not None:
-        query = query.where(GroupMember.frame_id.in_(list(frame_ids)))
-    return dict(session.execute(query).all())
-
-
-def _stats_dict(stats: FrameStats | None) -> dict | None:
-    if stats is None:
-        return None
-    return {k: getattr(stats, k) for k in ("min", "max", "mean", "median", "std", "background",
-                                            "background_rms", "n_nan", "n_saturated", "saturation")}
-
-
-def _metrics_dict(metrics: FrameMetrics | None) -> dict | None:
-    if metrics is None:
-        return None
-    return {k: getattr(metrics, k) for k in ("n_stars", "fwhm", "hfd", "elongation", "background",
-                                              "background_rms", "background_gradient", "transparency")}
+STATS_FIELDS = ("min", "max", "mean", "median", "std", "background", "background_rms", "n_nan", "n_saturated",
+                "saturation")
+METRICS_FIELDS = ("n_stars", "fwhm", "hfd", "elongation", "background", "background_rms", "background_gradient",
+                  "transparency")
+LIGHT_TYPES = ("light", "unknown")
+"""Image types that hold stars to judge and align ("light or unknown", defined once)."""
 
 
 def record_label(record: dict) -> str:
@@ -140,117 +37,259 @@ def record_label(record: dict) -> str:
     return str(record["number"]) if record.get("number") is not None else str(record.get("file_name") or "-")
 
 
-def frame_records(session: Session, *, band: str | None = None, image_type: str | None = None,
-                  status: str | None = None, tag: str | None = None, where: str | None = None,
-                  frame_ids=None, include_unreadable: bool = True) -> list[dict]:
-    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md).
-
-    Each record has number, path, file_name, band, type, object, exptime,
-    date_obs, status, reasons, tags, stats, metrics, group and shift.
-    A handful of queries in all, whatever the number of frames.
-    """
+def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str | None = None,
+                 image_type: str | None = None, status: str | None = None, tag: str | None = None,
+                 where: str | None = None, include_unreadable: bool = True, light_only: bool = False,
+                 target=None, instrument_id: int | None = None, frame_ids=None):
+    """The WHERE clause of a frame listing (over Frame, Night, FrameStats, FrameMetrics)."""
     from obsdb.catalog.expr import compile_expression
 
-    query = (select(Frame).outerjoin(FrameStats).outerjoin(FrameMetrics)
-             .options(selectinload(Frame.stats), selectinload(Frame.metrics)))
+    conditions = []
+    if night_scope is not None:
+        conditions.append(Frame.night_id.in_(night_scope))
     if band:
-        query = query.where(Frame.band == band)
+        conditions.append(Frame.band == band)
     if image_type:
-        query = query.where(Frame.image_type == image_type)
-    if where:
-        query = query.where(compile_expression(where))
-    if frame_ids is not None:
-        query = query.where(Frame.id.in_(list(frame_ids)))
+        conditions.append(Frame.image_type == image_type)
+    if light_only:
+        conditions.append(Frame.image_type.in_(LIGHT_TYPES))
+    if target is not None:
+        conditions.append(Frame.object.is_(None) if target == "" else Frame.object == target)
+    if instrument_id is not None:
+        conditions.append(Frame.instrument_id == instrument_id)
     if not include_unreadable:
-        query = query.where(Frame.readable.is_(True))
-    frames = session.scalars(query.order_by(Frame.number, Frame.path)).unique().all()
-    ids = [f.id for f in frames]
-    tags = active_tags_by_frame(session, ids)
-    shifts = current_shifts(session, ids)
-    groups = groups_by_frame(session, ids)
-    records = []
-    for frame in frames:
-        frame_tags = tags.get(frame.id, [])
-        state, reasons = frame_status(
-            frame_tags, assessed=frame.metrics is not None and frame.metrics.assessed_at is not None)
-        if not frame.readable:
-            state, reasons = "rejected", [f"unreadable: {frame.error}"]
-        if status and state != status:
-            continue
-        if tag and not any(t.name == tag for t in frame_tags):
-            continue
-        records.append({
-            "id": frame.id,
-            "number": frame.number,
-            "path": frame.path,
-            "file_name": frame.file_name,
-            "band": frame.band,
-            "type": frame.image_type,
-            "object": frame.object,
-            "exptime": frame.exptime,
-            "date_obs": frame.date_obs.isoformat() if frame.date_obs else None,
-            "shape": [frame.height, frame.width] if frame.width else None,
-            "readable": frame.readable,
-            "error": frame.error,
-            "status": state,
-            "reasons": reasons,
-            "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
-                      "created_at": t.created_at.isoformat()} for t in frame_tags],
-            "stats": _stats_dict(frame.stats),
-            "metrics": _metrics_dict(frame.metrics),
-            "group": groups.get(frame.id),
-            "shift": shifts.get(frame.id),
-        })
-    return records
+        conditions.append(Frame.readable.is_(True))
+    if frame_ids is not None:
+        # Only for a handful of frames named by the caller (a selector's, a run's): listings filter in SQL.
+        conditions.append(Frame.id.in_(list(frame_ids)))
+    if status and status != "any":
+        if status not in STATUSES:
+            raise SelectorError(f"status {status!r}: expected {', '.join(STATUSES)} or any")
+        conditions.append(status_expression() == status)
+    if tag:
+        conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
+                                               Tag.name == tag).exists())
+    if where:
+        conditions.append(compile_expression(where))
+    return and_(True, *conditions)
 
 
-def band_summary(session: Session) -> list[dict]:
-    """Per band and image type: frame counts by status, median background and FWHM, total exposure."""
+def _base_query(condition):
+    return (select(Frame.id).join(Night, Frame.night_id == Night.id)
+            .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+            .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id).where(condition))
+
+
+def iter_frame_records(session: Session, *, nights=None, band: str | None = None, image_type: str | None = None,
+                       status: str | None = None, tag: str | None = None, where: str | None = None,
+                       include_unreadable: bool = True, light_only: bool = False, target=None,
+                       instrument_id: int | None = None, frame_ids=None,
+                       page_size: int = PAGE_SIZE) -> Iterator[dict]:
+    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md), streamed in pages.
+
+    Each record has id, night, label, number, path, file_name, band, type,
+    object, instrument, exptime, date_obs, status, reasons, tags, stats,
+    metrics, group and shift.  Ordered by night, number and path; four
+    queries per page of :data:`PAGE_SIZE` frames, whatever the catalog's size.
+    """
+    scope = night_ids(session, nights)
+    condition = frame_filter(night_scope=scope, band=band, image_type=image_type, status=status, tag=tag,
+                             where=where, include_unreadable=include_unreadable, light_only=light_only,
+                             target=target, instrument_id=instrument_id, frame_ids=frame_ids)
+    qualified = session.scalar(select(func.count(Night.id))) > 1
+    order = (Night.name, func.coalesce(Frame.number, 2**62), Frame.path)
+    last = None
+    while True:
+        page = _base_query(condition).add_columns(*order)
+        if last is not None:
+            page = page.where(tuple_(*order) > tuple_(*last))
+        page = page.order_by(*order).limit(page_size).subquery()
+        rows = session.execute(
+            select(Frame, Night.name, Instrument.key, FrameStats, FrameMetrics, status_expression())
+            .join(page, page.c.id == Frame.id).join(Night, Frame.night_id == Night.id)
+            .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
+            .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+            .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+            .order_by(*order)).all()
+        if not rows:
+            return
+        tags = defaultdict(list)
+        for t in session.scalars(select(Tag).join(page, page.c.id == Tag.frame_id)
+                                 .where(Tag.retracted_at.is_(None)).order_by(Tag.id)):
+            tags[t.frame_id].append(t)
+        shifts = _current_shifts(session, page)
+        groups = dict(session.execute(select(GroupMember.frame_id, PointingGroup.name)
+                                      .join(PointingGroup).join(page, page.c.id == GroupMember.frame_id)).all())
+        for frame, night_name, instrument, stats, metrics, state in rows:
+            frame_tags = tags.get(frame.id, [])
+            _, reasons = frame_status(frame_tags, assessed=metrics is not None and metrics.assessed_at is not None)
+            if not frame.readable:
+                reasons = [f"unreadable: {frame.error}"]
+            yield {
+                "id": frame.id,
+                "night": night_name,
+                "label": frame_label(night_name, frame.number, frame.file_name, qualified=qualified),
+                "number": frame.number,
+                "path": frame.path,
+                "file_name": frame.file_name,
+                "band": frame.band,
+                "type": frame.image_type,
+                "object": frame.object,
+                "instrument": instrument,
+                "exptime": frame.exptime,
+                "date_obs": frame.date_obs.isoformat() if frame.date_obs else None,
+                "shape": [frame.height, frame.width] if frame.width else None,
+                "readable": frame.readable,
+                "error": frame.error,
+                "status": state,
+                "reasons": reasons,
+                "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
+                          "created_at": t.created_at.isoformat()} for t in frame_tags],
+                "stats": None if stats is None else {k: getattr(stats, k) for k in STATS_FIELDS},
+                "metrics": None if metrics is None else {k: getattr(metrics, k) for k in METRICS_FIELDS},
+                "group": groups.get(frame.id),
+                "shift": shifts.get(frame.id),
+            }
+        last = rows[-1][1], (rows[-1][0].number if rows[-1][0].number is not None else 2**62), rows[-1][0].path
+        session.expunge_all()
+        if len(rows) < page_size:
+            return
+
+
+def frame_records(session: Session, **filters) -> list[dict]:
+    """:func:`iter_frame_records` as a list (for the pipeline's smaller selections)."""
+    return list(iter_frame_records(session, **filters))
+
+
+def _records_for_ids(session: Session, ids: list[int]) -> list[dict]:
+    """Records of a few frames named by id (one frame's details, a run's frames)."""
+    return list(iter_frame_records(session, nights=ALL_NIGHTS, frame_ids=ids))
+
+
+def current_run_ids(page=None):
+    """For each frame, its current run: the newest run with steps for it ("current run", defined once)."""
+    query = select(ShiftStep.frame_id, func.max(ShiftStep.run_id).label("run_id")).group_by(ShiftStep.frame_id)
+    if page is not None:
+        query = query.join(page, page.c.id == ShiftStep.frame_id)
+    return query.subquery()
+
+
+def _current_shifts(session: Session, page) -> dict[int, dict]:
+    current = current_run_ids(page)
+    query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
+                    func.sum(ShiftStep.rotation_deg), func.count())
+             .join(current, and_(current.c.frame_id == ShiftStep.frame_id, current.c.run_id == ShiftStep.run_id))
+             .group_by(ShiftStep.frame_id, ShiftStep.run_id))
+    return {frame_id: {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n}
+            for frame_id, run_id, dx, dy, rot, n in session.execute(query)}
+
+
+def current_shifts(session: Session, frame_ids=None) -> dict[int, dict]:
+    """The current shift of each frame (all frames, or those of ``frame_ids``)."""
+    shifts = _current_shifts(session, None)
+    if frame_ids is None:
+        return shifts
+    wanted = set(frame_ids)
+    return {k: v for k, v in shifts.items() if k in wanted}
+
+
+def _median(values: list[float]) -> float | None:
     import statistics
 
-    records = frame_records(session)
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for record in records:
-        groups[(record["band"] or "", record["type"] or "")].append(record)
-    rows = []
-    for (band, kind), members in sorted(groups.items()):
-        backgrounds = [r["stats"]["background"] for r in members if r["stats"]]
-        fwhms = [r["metrics"]["fwhm"] for r in members if r["metrics"] and r["metrics"]["fwhm"] is not None]
-        rows.append({
-            "band": band or None, "type": kind or None, "frames": len(members),
-            "unreadable": sum(not r["readable"] for r in members),
-            "accepted": sum(r["status"] == "accepted" for r in members),
-            "rejected": sum(r["status"] == "rejected" and r["readable"] for r in members),
-            "pending": sum(r["status"] == "pending" for r in members),
-            "median_background": statistics.median(backgrounds) if backgrounds else None,
-            "median_fwhm": statistics.median(fwhms) if fwhms else None,
-            "exptime": sum(r["exptime"] or 0.0 for r in members),
-        })
-    return rows
+    return statistics.median(values) if values else None
+
+
+def band_summary(session: Session, *, nights=None) -> list[dict]:
+    """Per band and image type: frame counts by status, median background and FWHM, total exposure.
+
+    Counts come from one GROUP BY; the medians from one pass over two columns.
+    """
+    scope = night_ids(session, nights)
+    state = status_expression()
+    condition = True if scope is None else Frame.night_id.in_(scope)
+    band, kind = func.coalesce(Frame.band, ""), func.coalesce(Frame.image_type, "")
+    counts = session.execute(
+        select(band, kind, func.count(), func.sum(_flag(~Frame.readable)),
+               func.sum(_flag(state == "accepted")), func.sum(_flag(Frame.readable & (state == "rejected"))),
+               func.sum(_flag(state == "pending")), func.sum(func.coalesce(Frame.exptime, 0.0)))
+        .where(condition).group_by(band, kind).order_by(band, kind)).all()
+    backgrounds, fwhms = defaultdict(list), defaultdict(list)
+    for b, k, bkg, fwhm in session.execute(
+            select(band, kind, FrameStats.background, FrameMetrics.fwhm)
+            .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+            .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id).where(condition)
+            .execution_options(yield_per=10_000)):
+        if bkg is not None:
+            backgrounds[(b, k)].append(bkg)
+        if fwhm is not None:
+            fwhms[(b, k)].append(fwhm)
+    return [{"band": b or None, "type": k or None, "frames": n, "unreadable": int(u or 0),
+             "accepted": int(a or 0), "rejected": int(r or 0), "pending": int(p or 0),
+             "median_background": _median(backgrounds[(b, k)]), "median_fwhm": _median(fwhms[(b, k)]),
+             "exptime": float(e or 0.0)} for b, k, n, u, a, r, p, e in counts]
+
+
+def _flag(condition):
+    from sqlalchemy import case
+
+    return case((condition, 1), else_=0)
+
+
+def night_summaries(session: Session) -> list[dict]:
+    """Every night with its frames, bands, targets, instruments, status counts and median FWHM."""
+    state = status_expression()
+    counts = session.execute(
+        select(Night.id, Night.name, Night.source, Night.first_date_obs, Night.last_date_obs, func.count(Frame.id),
+               func.sum(_flag(state == "accepted")), func.sum(_flag(state == "rejected")),
+               func.sum(_flag(state == "pending")))
+        .outerjoin(Frame, Frame.night_id == Night.id).group_by(Night.id).order_by(Night.name)).all()
+    facets = {name: defaultdict(set) for name in ("bands", "targets", "instruments")}
+    for night_id, b, target, instrument in session.execute(
+            select(Frame.night_id, Frame.band, Frame.object, Instrument.key)
+            .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
+            .group_by(Frame.night_id, Frame.band, Frame.object, Instrument.key)):
+        for facet, value in (("bands", b), ("targets", target), ("instruments", instrument)):
+            if value is not None:
+                facets[facet][night_id].add(value)
+    fwhms = defaultdict(list)
+    for night_id, fwhm in session.execute(select(Frame.night_id, FrameMetrics.fwhm)
+                                          .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                                          .where(FrameMetrics.fwhm.is_not(None))
+                                          .execution_options(yield_per=20_000)):
+        fwhms[night_id].append(fwhm)
+    return [{"night": name, "source": source, "first_date_obs": first.isoformat() if first else None,
+             "last_date_obs": last.isoformat() if last else None, "frames": n,
+             "bands": sorted(facets["bands"][i]), "targets": sorted(facets["targets"][i]),
+             "instruments": sorted(facets["instruments"][i]),
+             "accepted": int(a or 0), "rejected": int(r or 0), "pending": int(p or 0),
+             "median_fwhm": _median(fwhms[i])}
+            for i, name, source, first, last, n, a, r, p in counts]
 
 
 def frame_details(session: Session, frame: Frame) -> dict:
     """Everything known about one frame: its record plus header, tag history, events,
     every alignment run with its steps, and the files rendered from it."""
-    from obsdb.catalog.models import Event
-
-    from obsdb.catalog.models import RenderOutput
-
-    record = frame_records(session, frame_ids=[frame.id])[0]
+    record = _records_for_ids(session, [frame.id])[0]
+    frame = session.get(Frame, frame.id)
     history = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
     renders = session.scalars(select(RenderOutput).where(RenderOutput.frame_id == frame.id)
                               .order_by(RenderOutput.id)).all()
     events = session.scalars(select(Event).where(Event.frame_id == frame.id).order_by(Event.id)).all()
+    star_list = frame.star_list
     record.update({
         "size": frame.size, "sha256": frame.sha256, "airmass": frame.airmass, "bitpix": frame.bitpix,
         "ingested_at": frame.ingested_at.isoformat(), "measured_at": frame.measured_at.isoformat(),
+        "versions": {"stats": frame.stats.algorithm if frame.stats else None,
+                     "metrics": frame.metrics.algorithm if frame.metrics else None,
+                     "stars": star_list.algorithm if star_list else None},
+        "stored_stars": star_list.n_stars if star_list else 0,
         "header": frame.header,
         "tag_history": [{
             "name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
             "created_at": t.created_at.isoformat(),
             "retracted_at": t.retracted_at.isoformat() if t.retracted_at else None,
             "retracted_by": t.retracted_by, "retract_reason": t.retract_reason} for t in history],
-        "events": [{"at": e.at.isoformat(), "user": e.user, "command": e.command, "summary": e.summary,
+        "events": [{"at": e.at.isoformat(), "author": e.author, "command": e.command, "summary": e.summary,
                     "details": e.details} for e in events],
         "alignment": frame_history(session, frame)["runs"],
         "renders": [{"path": r.path, "sha256": r.sha256, "run": r.run_id, "interpolation": r.interpolation,
@@ -259,52 +298,63 @@ def frame_details(session: Session, frame: Frame) -> dict:
     return record
 
 
-def frames_details(session: Session, selector: str) -> list[dict]:
+def frames_details(session: Session, selector: str, *, nights=None) -> list[dict]:
     """:func:`frame_details` of every frame named by a selector."""
-    return [frame_details(session, frame) for frame in select_frames(session, selector)]
+    return [frame_details(session, frame) for frame in select_frames(session, selector, nights=nights)]
 
 
-def event_log(session: Session, *, limit: int = 50, command: str | None = None) -> list[dict]:
+def event_log(session: Session, *, limit: int = 50, command: str | None = None, nights=None) -> list[dict]:
     """The newest events (every command that changed the catalog), newest first."""
-    from obsdb.catalog.models import Event
-
-    query = select(Event).order_by(Event.id.desc()).limit(limit)
+    scope = night_ids(session, nights)
+    query = (select(Event, Frame.number, Frame.file_name, Night.name)
+             .outerjoin(Frame, Frame.id == Event.frame_id)
+             .outerjoin(Night, Night.id == func.coalesce(Event.night_id, Frame.night_id))
+             .order_by(Event.id.desc()).limit(limit))
     if command:
         query = query.where(Event.command == command)
-    numbers = dict(session.execute(select(Frame.id, Frame.number)).all())
-    return [{"id": e.id, "at": e.at.isoformat(), "user": e.user, "command": e.command, "summary": e.summary,
-             "frame": numbers.get(e.frame_id), "details": e.details} for e in session.scalars(query)]
+    if scope is not None:
+        query = query.where(func.coalesce(Event.night_id, Frame.night_id).in_(scope))
+    qualified = session.scalar(select(func.count(Night.id))) > 1
+    return [{"id": e.id, "at": e.at.isoformat(), "author": e.author, "command": e.command, "summary": e.summary,
+             "night": night, "frame": None if name is None else frame_label(night, number, name, qualified=qualified),
+             "details": e.details}
+            for e, number, name, night in session.execute(query)]
 
 
-
-def frame_histories(session, selector: str) -> list[dict]:
+def frame_histories(session, selector: str, *, nights=None) -> list[dict]:
     """:func:`frame_history` of every frame named by a selector."""
-    from obsdb.catalog.queries import select_frames
-
-    return [frame_history(session, frame) for frame in select_frames(session, selector)]
+    return [frame_history(session, frame) for frame in select_frames(session, selector, nights=nights)]
 
 
 def frame_history(session, frame: Frame) -> dict:
-    """Every run and step for a frame, the sum per run, and which run is current."""
+    """Every run and step for a frame, the sum per run, and which run is current.
+
+    A run measured on other content than the file's current one (it changed
+    on re-ingest) is kept and marked ``other_content``; it is never current.
+    """
     steps = session.scalars(select(ShiftStep).where(ShiftStep.frame_id == frame.id)
                             .order_by(ShiftStep.run_id, ShiftStep.stage, ShiftStep.id)).all()
     run_ids = sorted({s.run_id for s in steps})
     runs = {r.id: r for r in session.scalars(select(AlignmentRun).where(AlignmentRun.id.in_(run_ids)))}
-    centroid_ids = {s.centroid_id for s in steps} | {s.reference_centroid_id for s in steps}
-    centroids = {c.id: c for c in session.scalars(select(Centroid).where(Centroid.id.in_(
-        [i for i in centroid_ids if i is not None])))}
-    frame_ids = {s.reference_frame_id for s in steps} | {r.reference_frame_id for r in runs.values()}
-    # Frames are named by number, or by file name when they have none.
-    numbers = {i: (n if n is not None else name) for i, n, name in session.execute(
-        select(Frame.id, Frame.number, Frame.file_name).where(Frame.id.in_([i for i in frame_ids if i is not None])))}
-    current = max(run_ids) if run_ids else None
+    centroid_ids = [i for i in {s.centroid_id for s in steps} | {s.reference_centroid_id for s in steps}
+                    if i is not None]
+    centroids = {c.id: c for c in session.scalars(select(Centroid).where(Centroid.id.in_(centroid_ids)))}
+    frame_ids = [i for i in {s.reference_frame_id for s in steps} | {r.reference_frame_id for r in runs.values()}
+                 if i is not None]
+    qualified = session.scalar(select(func.count(Night.id))) > 1
+    labels = {i: frame_label(night, n, name, qualified=qualified) for i, n, name, night in session.execute(
+        select(Frame.id, Frame.number, Frame.file_name, Night.name).join(Night, Night.id == Frame.night_id)
+        .where(Frame.id.in_(frame_ids)))}
+    stale = {s.run_id for s in steps if s.frame_sha256 is not None and s.frame_sha256 != frame.sha256}
+    current = max((r for r in run_ids if r not in stale), default=None)
 
     def centroid(cid):
         c = centroids.get(cid)
         if c is None:
             return None
         box = None if c.box_x0 is None else [c.box_x0, c.box_x1, c.box_y0, c.box_y1]
-        return {"x": c.x, "y": c.y, "flux": c.flux, "method": c.method, "box": box, "frame_id": c.frame_id}
+        return {"x": c.x, "y": c.y, "flux": c.flux, "method": c.method, "box": box, "frame_id": c.frame_id,
+                "star_index": c.star_index}
 
     history = []
     for run_id in run_ids:
@@ -312,16 +362,17 @@ def frame_history(session, frame: Frame) -> dict:
         run_steps = [s for s in steps if s.run_id == run_id]
         history.append({
             "run": run_id, "method": run.method, "created_at": run.created_at.isoformat(),
-            "author": run.author, "software_version": run.software_version,
-            "reference": numbers.get(run.reference_frame_id), "parameters": run.parameters,
-            "current": run_id == current,
+            "author": run.author, "software_version": run.software_version, "algorithm": run.algorithm,
+            "reference": labels.get(run.reference_frame_id), "parameters": run.parameters,
+            "current": run_id == current, "other_content": run_id in stale,
             "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
                        "rotation_deg": s.rotation_deg, "scale": s.scale,
-                       "reference": numbers.get(s.reference_frame_id), "n_matched": s.n_matched,
+                       "reference": labels.get(s.reference_frame_id), "n_matched": s.n_matched,
                        "residual_rms": s.residual_rms, "centroid": centroid(s.centroid_id),
                        "reference_centroid": centroid(s.reference_centroid_id), "parameters": s.parameters}
                       for s in run_steps],
             "total": {"dx": math.fsum(s.dx for s in run_steps), "dy": math.fsum(s.dy for s in run_steps),
                       "rotation_deg": math.fsum(s.rotation_deg for s in run_steps)},
         })
-    return {"number": frame.number, "file_name": frame.file_name, "current_run": current, "runs": history}
+    return {"number": frame.number, "file_name": frame.file_name, "night": frame.night.name,
+            "current_run": current, "runs": history}

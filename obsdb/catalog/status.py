@@ -57,3 +57,39 @@ def frame_status(active_tags, *, assessed: bool) -> tuple[str, list[str]]:
 def _labelled(tag) -> str:
     """``"<tag>: <reason>"``; rule reasons already start with their tag name."""
     return tag.reason if tag.reason.startswith(f"{tag.name}:") else f"{tag.name}: {tag.reason}"
+
+
+STATUSES = ("accepted", "rejected", "pending")
+"""A frame's status; ``any`` (in options) means no restriction."""
+
+
+def status_expression():
+    """A frame's status as one SQL expression (CASE over EXISTS on its active tags).
+
+    The same rules as :func:`frame_status`: an unreadable file is rejected;
+    an ``accept`` overrides every rejection; any rejecting tag rejects; a
+    frame judged by QA, or tagged ``great``/``okay``, is accepted; the rest
+    is pending.  Evaluated in the database, so listing the rejected frames
+    of an archive never loads the others.
+    """
+    from sqlalchemy import and_, case, exists, select
+    from sqlalchemy.orm import aliased
+
+    from obsdb.catalog.models import Frame, FrameMetrics, Tag
+
+    # Aliases, correlated to the frame only: the enclosing query may join the same tables.
+    def active(names):
+        tag = aliased(Tag)
+        return exists(select(tag.id).where(tag.frame_id == Frame.id, tag.retracted_at.is_(None),
+                                           tag.name.in_(sorted(names))).correlate(Frame))
+
+    metrics = aliased(FrameMetrics)
+    assessed = exists(select(metrics.frame_id).where(
+        and_(metrics.frame_id == Frame.id, metrics.assessed_at.is_not(None))).correlate(Frame))
+    return case(
+        (Frame.readable.is_(False), "rejected"),
+        (active(ACCEPTING_TAGS), "accepted"),
+        (active(REJECTING_TAGS), "rejected"),
+        (assessed | active(POSITIVE_TAGS), "accepted"),
+        else_="pending",
+    )

@@ -11,6 +11,18 @@ from obsdb.catalog.models import Frame, Tag, utcnow
 from obsdb.errors import ObsdbError
 
 
+ID_CHUNK = 500
+"""Frame ids per query when a write touches many frames (bounded SQL parameter lists)."""
+
+
+@dataclass
+class TagSummary:
+    """What a tag write did, as plain data: (frame id, tag, reason) triples."""
+
+    added: list[tuple[int, str, str]] = field(default_factory=list)
+    retracted: list[tuple[int, str, str]] = field(default_factory=list)
+
+
 @dataclass
 class TagChange:
     """What a tag write did."""
@@ -19,6 +31,11 @@ class TagChange:
     retracted: list[Tag] = field(default_factory=list)
     kept: list[Tag] = field(default_factory=list)
     missing: list[Frame] = field(default_factory=list)
+
+    def summary(self) -> TagSummary:
+        """The change as plain data (usable after the session is closed)."""
+        return TagSummary([(t.frame_id, t.name, t.reason) for t in self.added],
+                          [(t.frame_id, t.name, t.reason) for t in self.retracted])
 
 
 def validate_tag_name(name: str) -> str:
@@ -87,21 +104,23 @@ def _active(session: Session, frame_ids: list[int], name: str) -> dict[int, list
     return result
 
 
-def sync_rule_tags(session: Session, frames: dict[int, Frame], wanted: dict[tuple[int, str], str], *,
+def sync_rule_tags(session: Session, frame_ids, wanted: dict[tuple[int, str], str], *,
                    names: tuple[str, ...], author: str, retract_reason: str) -> TagChange:
-    """Make the active automatic tags ``names`` on ``frames`` exactly ``wanted`` in one pass.
+    """Make the active automatic tags ``names`` on the frames ``frame_ids`` exactly ``wanted``.
 
     ``wanted`` maps (frame id, tag name) to the reason.  A tag that still holds
     with the same reason is kept; with a new reason it is retracted and
     re-added; one that no longer holds is retracted with ``retract_reason``.
-    Tags of other names and manual tags are left alone.  Two queries in all.
+    Tags of other names, manual tags and other frames are left alone.
     """
     change = TagChange()
     sources = [f"rule:{name}" for name in names]
     active: dict[tuple[int, str], Tag] = {}
-    for tag in session.scalars(select(Tag).where(Tag.frame_id.in_(list(frames)), Tag.retracted_at.is_(None),
-                                                 Tag.source.in_(sources))):
-        active[(tag.frame_id, tag.name)] = tag
+    ids = list(frame_ids)
+    for start in range(0, len(ids), ID_CHUNK):
+        for tag in session.scalars(select(Tag).where(Tag.frame_id.in_(ids[start:start + ID_CHUNK]),
+                                                     Tag.retracted_at.is_(None), Tag.source.in_(sources))):
+            active[(tag.frame_id, tag.name)] = tag
     now = utcnow()
     for key, tag in active.items():
         reason = wanted.get(key)
@@ -117,4 +136,5 @@ def sync_rule_tags(session: Session, frames: dict[int, Frame], wanted: dict[tupl
                   author=author, created_at=now)
         session.add(tag)
         change.added.append(tag)
+    session.flush()
     return change

@@ -7,51 +7,120 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from obsdb.catalog.models import Event, Frame, FrameMetrics, FrameStats, utcnow
+from obsdb.catalog.models import (Event, Frame, FrameMetrics, FrameStats, Instrument, Night, StarList,
+                                  utcnow)
 
 
-def record_event(session: Session, user: str, command: str, summary: str, *,
-                 frame_id: int | None = None, details: dict | None = None) -> Event:
+def record_event(session: Session, author: str, command: str, summary: str, *,
+                 frame_id: int | None = None, night_id: int | None = None, details: dict | None = None) -> Event:
     """Append an event to the log."""
-    event = Event(user=user, command=command, summary=summary, frame_id=frame_id, details=details)
+    event = Event(author=author, command=command, summary=summary, frame_id=frame_id, night_id=night_id,
+                  details=details)
     session.add(event)
     return event
 
 
-def write_measurements(session: Session, measurements, *, number_pattern: str, user: str) -> dict:
+def _insert_ignore(session: Session, table, rows: list[dict], key: str) -> None:
+    """INSERT ... ON CONFLICT (key) DO NOTHING: concurrent writers agree on one row."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    session.execute(insert(table).on_conflict_do_nothing(index_elements=[key]), rows)
+
+
+def ensure_nights(session: Session, nights: dict[str, dict]) -> dict[str, Night]:
+    """The nights named (get or create); ``nights`` maps a name to its source, site and longitude."""
+    _insert_ignore(session, Night.__table__, [{"name": name, "created_at": utcnow(), **facts}
+                                              for name, facts in nights.items()], "name")
+    return {n.name: n for n in session.scalars(select(Night).where(Night.name.in_(list(nights))))}
+
+
+def ensure_instruments(session: Session, identities: dict[str, dict]) -> dict[str, int]:
+    """Instrument ids by key (get or create)."""
+    _insert_ignore(session, Instrument.__table__, list(identities.values()), "key")
+    return dict(session.execute(select(Instrument.key, Instrument.id)
+                                .where(Instrument.key.in_(list(identities)))).all())
+
+
+def night_facts(m, night_override: str | None) -> tuple[str, dict]:
+    """The night of one measurement (a name and how it was found)."""
+    from obsdb.imaging.header import night_name, site_longitude, site_name
+
+    header = m.header or {}
+    longitude = site_longitude(header)
+    if night_override:
+        return night_override, {"source": "manual", "site": site_name(header), "longitude": longitude}
+    name = night_name(m.columns.get("date_obs"), longitude) if m.columns else None
+    if name is not None:
+        return name, {"source": "date-obs", "site": site_name(header), "longitude": longitude}
+    return Path(m.path).parent.name or "unknown", {"source": "folder", "site": None, "longitude": None}
+
+
+def write_measurements(session: Session, measurements, *, number_pattern: str, user: str,
+                       night: str | None = None) -> dict:
     """Insert or update frames from ingest measurements, in the caller's transaction.
 
     A file whose content hash is unchanged only has its size/mtime refreshed;
-    a changed file is re-measured and an event records the old and new hash.
+    a changed file is re-measured (its stars, metrics and QA verdicts are of
+    the old content) and an event records the old and new hash.
+
+    Parameters
+    ----------
+    night : str, optional
+        ``ingest --night``: put every file in this night instead of the one
+        its DATE-OBS gives.
 
     Returns
     -------
     dict
-        Lists of paths: ``added``, ``changed``, ``unchanged``, and ``failed``
-        as (path, reason) pairs.
+        Lists of paths: ``added``, ``changed``, ``unchanged``, ``failed`` as
+        (path, reason) pairs, and ``folder_nights``: nights named after a
+        folder because their files had no usable date.
     """
-    from obsdb.imaging.header import frame_number
+    from obsdb.imaging.header import frame_number, instrument_identity
+    from obsdb.imaging.stars import STARS_VERSION
 
-    outcome: dict = {"added": [], "changed": [], "unchanged": [], "failed": []}
+    outcome: dict = {"added": [], "changed": [], "unchanged": [], "failed": [], "folder_nights": set(),
+                     "new_ids": []}
     paths = [m.path for m in measurements]
     existing = {f.path: f for f in session.scalars(select(Frame).where(Frame.path.in_(paths)))}
+    todo = [m for m in measurements if not (m.path in existing and m.ok and existing[m.path].readable
+                                            and existing[m.path].sha256 == m.sha256
+                                            and _measurements_current(existing[m.path], m))]
+    assigned = {m.path: night_facts(m, night) for m in todo}
+    new_frames = []
+    nights = ensure_nights(session, {name: facts for name, facts in assigned.values()})
+    identities = {m.path: instrument_identity(m.header, m.width, m.height) for m in todo if m.header is not None}
+    instruments = ensure_instruments(session, {i["key"]: i for i in identities.values()})
     now = utcnow()
     for m in measurements:
         frame = existing.get(m.path)
-        if frame is not None and m.ok and frame.readable and frame.sha256 == m.sha256:
+        if m.path not in assigned:
             frame.size, frame.mtime = m.size, m.mtime
             outcome["unchanged"].append(m.path)
             continue
+        name, facts = assigned[m.path]
+        if facts["source"] == "folder":
+            outcome["folder_nights"].add(name)
         is_new = frame is None
+        same_content = not is_new and frame.readable and frame.sha256 == m.sha256
         if is_new:
-            name = Path(m.path).name
-            frame = Frame(path=m.path, file_name=name, number=frame_number(name, number_pattern),
-                          ingested_at=now, size=m.size, mtime=m.mtime)
+            file_name = Path(m.path).name
+            frame = Frame(path=m.path, file_name=file_name, number=frame_number(file_name, number_pattern),
+                          ingested_at=now, size=m.size, mtime=m.mtime, night_id=nights[name].id)
             session.add(frame)
+            new_frames.append(frame)
         elif frame.sha256 != m.sha256:
             session.flush()
-            record_event(session, user, "ingest", f"{frame.file_name}: content changed, re-measured",
-                         frame_id=frame.id, details={"old_sha256": frame.sha256, "new_sha256": m.sha256})
+            record_event(session, user, "ingest", f"{frame.file_name}: content changed, re-measured; its stars, "
+                                                  f"metrics and alignment are of the new content now",
+                         frame_id=frame.id, night_id=frame.night_id,
+                         details={"old_sha256": frame.sha256, "new_sha256": m.sha256})
+        frame.night_id = nights[name].id
         frame.size, frame.mtime, frame.sha256, frame.measured_at = m.size, m.mtime, m.sha256, now
         frame.readable, frame.error = m.ok, m.error
         if m.header is not None:
@@ -59,14 +128,60 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
             for key, value in m.columns.items():
                 setattr(frame, key, value)
             frame.width, frame.height, frame.bitpix = m.width, m.height, m.bitpix
+            frame.instrument_id = instruments[identities[m.path]["key"]]
         frame.stats = FrameStats(algorithm=_stats_version(), **m.stats) if m.stats else None
-        # Metrics of old content are stale: replace them, or drop them for `obsdb qa` to redo.
+        # Metrics and stars of old content are stale: replace them, or drop them for `obsdb qa` to redo.
         frame.metrics = FrameMetrics(measured_at=now, **m.metrics) if m.metrics else None
+        frame.star_list = (StarList(n_stars=m.n_stars_stored, data=m.stars, algorithm=STARS_VERSION,
+                                    measured_at=now) if m.stars is not None else None)
         if not m.ok:
             outcome["failed"].append((m.path, m.error))
+        elif is_new:
+            outcome["added"].append(m.path)
         else:
-            outcome["added" if is_new else "changed"].append(m.path)
+            # Same content measured again by a newer algorithm is not a change of the file.
+            outcome["unchanged" if same_content else "changed"].append(m.path)
+    session.flush()
+    outcome["new_ids"] = [f.id for f in new_frames]
+    _update_night_dates(session, {nights[name].id for name, _ in assigned.values()})
     return outcome
+
+
+def _measurements_current(frame: Frame, m) -> bool:
+    """Whether the stored measurements of ``frame`` are those the current algorithms make."""
+    from obsdb.imaging.stars import STARS_VERSION
+    from obsdb.imaging.stats import STATS_VERSION
+    from obsdb.pipeline.metrics import METRICS_VERSION
+
+    if frame.stats is None or frame.stats.algorithm != STATS_VERSION:
+        return False
+    if m.metrics is None:
+        return True
+    return (frame.metrics is not None and frame.metrics.algorithm == METRICS_VERSION
+            and frame.star_list is not None and frame.star_list.algorithm == STARS_VERSION)
+
+
+def write_quality(session: Session, frame_id: int, metrics: dict, stars: bytes | None, n_stars: int) -> None:
+    """Store metrics and a star list measured after ingest (`obsdb qa` on frames without them)."""
+    from obsdb.imaging.stars import STARS_VERSION
+
+    frame = session.get(Frame, frame_id)
+    now = utcnow()
+    frame.metrics = FrameMetrics(measured_at=now, **metrics)
+    if stars is not None:
+        frame.star_list = StarList(n_stars=n_stars, data=stars, algorithm=STARS_VERSION, measured_at=now)
+
+
+def _update_night_dates(session: Session, night_ids: set[int]) -> None:
+    """First and last DATE-OBS of the nights touched, in one statement."""
+    from sqlalchemy import func, update
+
+    if not night_ids:
+        return
+    first = select(func.min(Frame.date_obs)).where(Frame.night_id == Night.id).scalar_subquery()
+    last = select(func.max(Frame.date_obs)).where(Frame.night_id == Night.id).scalar_subquery()
+    session.execute(update(Night).where(Night.id.in_(list(night_ids)))
+                    .values(first_date_obs=first, last_date_obs=last))
 
 
 def _stats_version() -> str:

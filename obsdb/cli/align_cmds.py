@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
-                              frames_text, print_json, progress_bar, styled, user_errors)
+                              frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg)
 
 group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)
 app.add_typer(group_app, name="group")
@@ -23,6 +23,7 @@ def group_auto(
         help="Reference frame (default: plan's, else sharpest)."),
     target: Optional[str] = typer.Option(None, "--target",
         help="Only frames of this OBJECT (default: the reference's, when the frames hold several)."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Cluster frames by their coarse offset from the reference, per band, with a box for the staged method."""
     from obsdb.pipeline.align import ALL_TARGETS
@@ -30,7 +31,7 @@ def group_auto(
 
     with open_catalog() as catalog, user_errors():
         report = auto_groups(catalog, radius=radius, status=status, reference=reference,
-                             target=ALL_TARGETS if target is None else target)
+                             target=ALL_TARGETS if target is None else target, night=nights_arg(night))
     of_target = f" (target {report.target})" if report.target else ""
     console.print(f"{len(report.groups)} groups relative to reference {report.reference}{of_target}")
     for g in report.groups:
@@ -48,12 +49,14 @@ def group_set(
     ref_star: Optional[str] = typer.Option(None, "--ref-star",
         help="Position X,Y of the night's reference star in this group."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Define a pointing group by hand (its frames leave any other group)."""
     from obsdb.pipeline.decide import define_group
 
     with open_catalog() as catalog, user_errors():
-        done = define_group(catalog, name, frames, box=box, reference=reference, ref_star=ref_star, author=author)
+        done = define_group(catalog, name, frames, box=box, reference=reference, ref_star=ref_star, author=author,
+                            nights=nights_arg(night))
     console.print(f"group {name}: {frames_text(done.changed)}" + (f", box {box}" if box else ""))
 
 
@@ -120,26 +123,29 @@ def align(
         help="Auto method: only frames matching this expression, e.g. \"object == 'M94'\"."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Create an alignment run: a shift for every frame, with every step and centroid recorded.
 
-    The auto method makes one run per target (OBJECT) when the frames hold several,
-    each on its own reference, unless --reference names one; --format json then
-    gives {"runs": [...]} instead of a single run.
+    The auto method makes one run per night and target (OBJECT), each on its own
+    reference; with --reference (or --night all) every selected frame, whatever its
+    night, is aligned onto one reference.  Stored star lists are matched first;
+    pixels are read only for frames that need the fallback.  --format json gives
+    {"runs": [...]} when there are several runs.
     """
     from obsdb.pipeline.align import align_each_target, align_staged
 
     if method not in ("auto", "staged"):
         fail(f"--method {method!r}: expected auto or staged")
-    if status not in ("accepted", "pending", "any"):
-        fail(f"--status {status!r}: expected accepted, pending or any")
+    if status not in ("accepted", "pending", "rejected", "any"):
+        fail(f"--status {status!r}: expected accepted, pending, rejected or any")
     with open_catalog() as catalog, user_errors(), progress_bar("align") as progress:
         if method == "auto":
-            reports = align_each_target(catalog, reference=reference, band=band, status=status, where=where,
-                                        workers=workers, progress=progress)
+            reports = align_each_target(catalog, night=nights_arg(night), reference=reference, band=band,
+                                        status=status, where=where, workers=workers, progress=progress)
         else:
             reports = [align_staged(catalog, integer=integer, method=centroid, background=background,
-                                    progress=progress)]
+                                    progress=progress, night=nights_arg(night))]
     if fmt_ is OutputFormat.json:
         runs = [clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference_label,
                            **({"target": report.target} if len(reports) > 1 else {}),
@@ -168,12 +174,11 @@ def align(
 def history(
     frame: str = typer.Argument(..., help="Frame number, range list or path."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Every alignment run and shift step of a frame, the sum per run, and which run is current."""
-    from obsdb.catalog.queries import frame_histories
-
     with open_catalog() as catalog, user_errors():
-        histories = catalog.read(frame_histories, frame)
+        histories = catalog.history(frame, night=nights_arg(night))
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(histories if len(histories) > 1 else histories[0]))
         return
@@ -185,7 +190,8 @@ def history(
         if not h["runs"]:
             console.print("  never aligned")
         for run in h["runs"]:
-            mark = " (current)" if run["current"] else ""
+            mark = " (current)" if run["current"] else (" (made from other content)" if run.get("other_content")
+                                                        else "")
             table = Table(title=f"run {run['run']} {run['method']} by {run['author']} at {run['created_at'][:19]}, "
                                 f"reference {run['reference']}{mark}", title_justify="left")
             for column in ("stage", "kind", "method", "dx", "dy", "rot deg", "relative to", "centroid", "box", "matched", "rms"):
@@ -194,7 +200,8 @@ def history(
                 c = s["centroid"] or {}
                 table.add_row(str(s["stage"]), s["kind"], s["method"], fmt(s["dx"], 3), fmt(s["dy"], 3),
                               fmt(s["rotation_deg"], 4), str(s["reference"]),
-                              "-" if not c else f"{c['x']:.3f},{c['y']:.3f}", _box(c.get("box")),
+                              "-" if not c or c.get("x") is None else f"{c['x']:.3f},{c['y']:.3f}",
+                              _box(c.get("box")),
                               fmt(s["n_matched"]), fmt(s["residual_rms"], 4))
             total = run["total"]
             table.add_row("", Text("total", style="bold"), "", fmt(total["dx"], 3), fmt(total["dy"], 3),

@@ -7,8 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt,
-                              open_catalog, print_csv, print_json, progress_bar, state, styled, user_errors)
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
+                              nights_arg, open_catalog, print_csv, print_json, print_json_stream, progress_bar,
+                              state, styled,
+                              user_errors)
 
 
 @app.command()
@@ -43,6 +45,8 @@ def ingest(
         None, "--number-pattern", help="Regex for the frame number in file names "
                                        "(default: the last run of 3+ digits)."),
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip star/PSF metrics (stats only)."),
+    night: Optional[str] = typer.Option(None, "--night", help="Put every file in this night (default: the "
+                                        "local date at the start of the night, from DATE-OBS)."),
 ) -> None:
     """Record every FITS file: header, hash, pixel statistics and quality metrics.
 
@@ -64,7 +68,7 @@ def ingest(
         config.ingest.measure_quality = False
     with open_catalog() as catalog, progress_bar("ingest") as progress:
         report = run_ingest(catalog, paths, recursive=recursive, workers=workers,
-                            config=config.ingest, progress=progress)
+                            config=config.ingest, progress=progress, night=night)
     console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")
@@ -77,15 +81,21 @@ def ingest(
         hint = "" if recursive else "; add --recursive to look in sub-folders"
         err_console.print(styled("warning:", "yellow", f" no FITS files (.fits .fit .fts, or .gz) in "
                                                        f"{', '.join(map(str, paths))}{hint}"), soft_wrap=True)
-    from obsdb.catalog.queries import band_summary
-
+    if report.stale:
+        console.print(f"re-measured {report.stale} unchanged files whose measurements were made by an older "
+                      f"algorithm")
+    for name in sorted(report.folder_nights):
+        err_console.print(styled("note:", "yellow", f" files without a usable DATE-OBS were put in night "
+                                                    f"{name!r}, named after their folder (--night sets one)"),
+                          soft_wrap=True)
     with open_catalog() as catalog:
-        _print_summary(catalog.read(band_summary))
-    for number, count in sorted(report.shared_numbers.items()):
-        hint = report.number_pattern_hint.get(number)
+        _print_summary(catalog.summary())
+    for (night_name, number), count in sorted(report.shared_numbers.items()):
+        hint = report.number_pattern_hint.get((night_name, number))
         fix = f"re-ingest with --number-pattern '{hint}'" if hint else "re-ingest with --number-pattern"
-        err_console.print(styled("warning:", "yellow", f" frame number {number} is shared by {count} files: "
-                                                       f"name them by path, or {fix}"), soft_wrap=True)
+        err_console.print(styled("warning:", "yellow", f" frame number {number} is shared by {count} files "
+                                                       f"of night {night_name}: name them by path, or {fix}"),
+                          soft_wrap=True)
     if report.failed:
         for path, reason in report.failed:
             err_console.print(styled("unreadable:", "red", f" {path}: {reason}"), soft_wrap=True)
@@ -107,12 +117,11 @@ def _print_summary(rows: list[dict]) -> None:
 
 
 @app.command()
-def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table or json.")) -> None:
+def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, json or csv."),
+            night: Optional[List[str]] = night_option()) -> None:
     """Frames per band and type, with status counts and typical sky and seeing."""
-    from obsdb.catalog.queries import band_summary
-
-    with open_catalog() as catalog:
-        rows = catalog.read(band_summary)
+    with open_catalog() as catalog, user_errors():
+        rows = catalog.summary(night=nights_arg(night))
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(rows))
     elif fmt_ is OutputFormat.csv:
@@ -145,26 +154,26 @@ def frames(
                                         help="Filter expression, e.g. \"EXPTIME >= 30 and band in ('V','B') "
                                              "and median > 5000\"."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, json or csv."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """List frames with their statistics, metrics, status and current shift."""
-    from obsdb.catalog.queries import frame_records
-
     if status and status not in ("accepted", "rejected", "pending"):
         fail(f"--status {status!r}: expected accepted, rejected or pending")
     with open_catalog() as catalog, user_errors():
-        records = catalog.read(frame_records, band=band, image_type=image_type, status=status, tag=tag,
-                               where=where)
-    _print_frames(records, fmt_)
+        records = catalog.iter_frame_dicts(night=nights_arg(night), band=band, image_type=image_type,
+                                           status=status, tag=tag, where=where)
+        _print_frames(records, fmt_)
 
 
-def _print_frames(records: list[dict], fmt_: OutputFormat, title: str = "frames") -> None:
+def _print_frames(records, fmt_: OutputFormat, title: str = "frames") -> None:
+    """Records (a list or a stream) as a table, JSON or CSV; JSON and CSV are written as they come."""
     if fmt_ is OutputFormat.json:
-        print_json(clean_nan(records))
+        print_json_stream(clean_nan(r) for r in records)
+        return
+    if fmt_ is OutputFormat.csv:
+        print_csv((_flat(r) for r in records), FRAME_COLUMNS + ["path", "night"])
         return
     rows = [_flat(r) for r in records]
-    if fmt_ is OutputFormat.csv:
-        print_csv(rows, FRAME_COLUMNS + ["path"])
-        return
     from rich.table import Table
 
     table = Table(title=f"{title} ({len(rows)})")
@@ -174,7 +183,7 @@ def _print_frames(records: list[dict], fmt_: OutputFormat, title: str = "frames"
                          overflow="fold")
     for row in rows:
         style = {"rejected": "red", "accepted": "green"}.get(row["status"])
-        table.add_row(str(row["number"]) if row["number"] is not None else "-", row["file_name"], row["band"] or "-", row["type"] or "-",
+        table.add_row(row["label"] if row.get("label") else "-", row["file_name"], row["band"] or "-", row["type"] or "-",
                       fmt(row["exptime"], 0), (row["date_obs"] or "-")[:19], row["status"],
                       fmt(row["median"]), fmt(row["background"]), fmt(row["n_stars"]), fmt(row["fwhm"], 2),
                       fmt(row["elongation"], 2), row["group"] or "-", fmt(row["dx"], 3), fmt(row["dy"], 3),
@@ -186,12 +195,11 @@ def _print_frames(records: list[dict], fmt_: OutputFormat, title: str = "frames"
 def show(
     frame: str = typer.Argument(..., help="Frame number, range list (3852-3861,3885) or path."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Everything known about a frame: file, header, stats, metrics, tags and their history, shifts."""
-    from obsdb.catalog.queries import frames_details
-
     with open_catalog() as catalog, user_errors():
-        details = catalog.read(frames_details, frame)
+        details = catalog.show(frame, night=nights_arg(night))
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(details if len(details) > 1 else details[0]))
         return
@@ -236,11 +244,42 @@ def _print_details(detail: dict) -> None:
                       f"sha256 {render['sha256'][:12]}...)")
     if detail.get("events"):
         for event in detail["events"]:
-            console.print(f"  event {event['at'][:19]} {event['user']} {event['command']}: {event['summary']}")
+            console.print(f"  event {event['at'][:19]} {event['author']} {event['command']}: {event['summary']}")
     header = detail.get("header") or {}
     if header:
         console.print(styled("header", "bold", f" ({len(header)} keywords): " + ", ".join(
             f"{k}={v!r}" for k, v in list(header.items())[:40]) + (" ..." if len(header) > 40 else "")))
+
+
+@app.command()
+def nights(
+    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, json or csv."),
+) -> None:
+    """Every night (observing session) with its frames, bands, targets, instruments, status counts
+    and median FWHM."""
+    with open_catalog() as catalog, user_errors():
+        rows = catalog.nights()
+    if fmt_ is OutputFormat.json:
+        print_json(clean_nan(rows))
+        return
+    flat = [{**r, "bands": " ".join(r["bands"]), "targets": " ".join(r["targets"]),
+             "instruments": len(r["instruments"])} for r in rows]
+    columns = ["night", "frames", "bands", "targets", "instruments", "accepted", "rejected", "pending",
+               "median_fwhm"]
+    if fmt_ is OutputFormat.csv:
+        print_csv(flat, columns)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"nights ({len(rows)})")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="left" if column in ("night", "bands", "targets")
+                         else "right", overflow="fold")
+    for row in flat:
+        table.add_row(row["night"], fmt(row["frames"]), row["bands"] or "-", row["targets"] or "-",
+                      fmt(row["instruments"]), fmt(row["accepted"]), fmt(row["rejected"]), fmt(row["pending"]),
+                      fmt(row["median_fwhm"], 2))
+    console.print(table)
 
 
 @app.command()
@@ -280,21 +319,20 @@ def log_(
     command: Optional[str] = typer.Option(None, "--command",
         help="Only events of this command (ingest, qa, tag, ...)."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """The audit log: every command that changed the catalog, with who, when and what."""
-    from obsdb.catalog.queries import event_log
-
-    with open_catalog() as catalog:
-        events = catalog.read(event_log, limit=limit, command=command)
+    with open_catalog() as catalog, user_errors():
+        events = catalog.log(limit=limit, command=command, night=nights_arg(night))
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(events))
         return
     from rich.table import Table
 
     table = Table(title=f"events ({len(events)}, newest first)")
-    for column in ("when (UTC)", "user", "command", "frame", "summary"):
+    for column in ("when (UTC)", "author", "command", "frame", "summary"):
         table.add_column(column, overflow="fold")
     for e in events:
-        table.add_row(e["at"][:19], e["user"], e["command"], "-" if e["frame"] is None else str(e["frame"]),
+        table.add_row(e["at"][:19], e["author"], e["command"], "-" if e["frame"] is None else str(e["frame"]),
                       e["summary"])
     console.print(table)

@@ -41,6 +41,17 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
+def night_option():
+    """``--night NAME`` (repeatable, or ``all``): the nights a command works on."""
+    return typer.Option(None, "--night", help="Only this night (YYYY-MM-DD, as `obsdb nights` lists them); "
+                                              "repeat for several, or 'all'. Not needed in a catalog of one night.")
+
+
+def nights_arg(values):
+    """The ``--night`` values as the catalog takes them (None: no restriction)."""
+    return list(values) if values else None
+
+
 class State:
     """Global options, set by the app callback."""
 
@@ -118,7 +129,18 @@ def clean_nan(value):
     return value
 
 
-def print_csv(rows: list[dict], columns: list[str]) -> None:
+def print_json_stream(items) -> None:
+    """A JSON list written item by item (constant memory for long listings); same text as print_json."""
+    out = sys.stdout
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, default=_json_default, allow_nan=False)
+        out.write(("[\n" if first else ",\n") + "\n".join("  " + line for line in text.splitlines()))
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+
+
+def print_csv(rows, columns: list[str]) -> None:
     """Rows as CSV on stdout."""
     import csv
 

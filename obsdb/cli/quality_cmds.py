@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, frames_text,
-                              open_catalog, print_json, progress_bar, state, styled, user_errors)
+from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
+                              nights_arg, open_catalog, print_json, print_json_stream, progress_bar, state,
+                              styled, user_errors)
 
 
 @app.command()
@@ -17,8 +18,12 @@ def qa(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     plan: Optional[str] = typer.Option(None, "--plan", help="Take thresholds from this plan file's [qa]."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Measure quality metrics and write automatic tags (cloud, trail, focus, few-stars).
+
+    Each night, instrument, band and target is judged on its own yardsticks, so
+    other nights' verdicts never change.
 
     Thresholds come from obsdb.toml's [qa] section (or a plan's [qa]); every tag's
     reason names the measured value and the threshold.  Tags that no longer hold
@@ -32,9 +37,9 @@ def qa(
             from obsdb.pipeline.plan import load_plan
 
             thresholds.update(load_plan(plan).qa)
-    with open_catalog() as catalog, progress_bar("metrics") as progress:
-        report = run_qa(catalog, band=band, thresholds=thresholds, recompute=recompute, workers=workers,
-                        progress=progress)
+    with open_catalog() as catalog, progress_bar("metrics") as progress, user_errors():
+        report = run_qa(catalog, night=nights_arg(night), band=band, thresholds=thresholds, recompute=recompute,
+                        workers=workers, progress=progress)
     if fmt_ is OutputFormat.json:
         print_json(clean_nan({"measured": report.measured, "assessed": report.assessed,
                               "not_measured": [{"path": p, "reason": r} for p, r in report.not_measured],
@@ -42,8 +47,9 @@ def qa(
                               "added": [dict(zip(("frame", "tag", "reason"), a)) for a in report.added],
                               "retracted": [dict(zip(("frame", "tag", "reason"), r)) for r in report.retracted]}))
         return
-    console.print(f"qa: {report.assessed} frames assessed ({report.measured} measured now); "
-                  f"band references: {', '.join(f'{b}={n}' for b, n in report.references.items()) or '-'}")
+    console.print(f"qa: {frames_text(report.assessed)} assessed ({report.measured} measured now); "
+                  f"transparency references: "
+                  f"{', '.join(f'{b}={n}' for b, n in report.references.items()) or '-'}")
     for number, tag, reason in report.added:
         console.print(styled(f"  + {number} {tag}", "red", f": {reason}"))
     for number, tag, reason in report.retracted:
@@ -61,13 +67,14 @@ def tag(
     name: str = typer.Argument(..., help="Tag, e.g. tracking-big, focus-slight, great, reject, accept."),
     reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why (kept with the tag; required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Tag frames by hand.  Tags are append-only; `accept` overrides every rejection."""
     from obsdb.catalog.status import MANUAL_VOCABULARY, REJECTING_TAGS
     from obsdb.pipeline.decide import tag_frames
 
     with open_catalog() as catalog, user_errors():
-        done = tag_frames(catalog, frames, name, reason=reason, author=author)
+        done = tag_frames(catalog, frames, name, reason=reason, author=author, nights=nights_arg(night))
     kind = "rejects" if name in REJECTING_TAGS else ("overrides rejections" if name == "accept" else "")
     note = "" if name in MANUAL_VOCABULARY or name in REJECTING_TAGS else " (free-text tag: neither rejects nor accepts)"
     console.print(f"tagged {frames_text(done.changed)} {name!r}" + (f" ({kind})" if kind else "") + note
@@ -80,12 +87,13 @@ def untag(
     name: str = typer.Argument(..., help="The tag to retract."),
     reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why it is retracted (required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Retract a tag (kept in the history with who, when and why)."""
     from obsdb.pipeline.decide import untag_frames
 
     with open_catalog() as catalog, user_errors():
-        done = untag_frames(catalog, frames, name, reason=reason, author=author)
+        done = untag_frames(catalog, frames, name, reason=reason, author=author, nights=nights_arg(night))
     console.print(f"retracted {name!r} on {frames_text(done.changed)}")
     if done.unchanged:
         console.print(f"  no active {name!r} on: {', '.join(map(str, done.unchanged))}")
@@ -95,15 +103,16 @@ def untag(
 def rejected(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Every rejected frame with all its reasons, their source and time."""
-    from obsdb.catalog.queries import frame_records, record_label
-
-    with open_catalog() as catalog:
-        records = catalog.read(frame_records, band=band, status="rejected")
     if fmt_ is OutputFormat.json:
-        print_json(clean_nan(records))
+        with open_catalog() as catalog, user_errors():
+            print_json_stream(clean_nan(r) for r in catalog.iter_frame_dicts(
+                night=nights_arg(night), band=band, status="rejected"))
         return
+    with open_catalog() as catalog, user_errors():
+        records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
     from rich.table import Table
 
     table = Table(title=f"rejected frames ({len(records)})")
@@ -113,6 +122,6 @@ def rejected(
         rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
                                                       "created_at": "", "reason": record.get("error") or ""}]
         for i, t in enumerate(rejecting):
-            table.add_row(record_label(record) if i == 0 else "", (record["band"] or "-") if i == 0 else "",
+            table.add_row(record["label"] if i == 0 else "", (record["band"] or "-") if i == 0 else "",
                           t["name"], t["source"], t["author"], t["created_at"][:19], t["reason"])
     console.print(table)

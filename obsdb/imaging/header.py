@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 DEFAULT_IMAGE_TYPES = {
     "light": ("light", "object", "science", "light frame"),
@@ -231,3 +231,96 @@ def frame_number(file_name: str, pattern: str = DEFAULT_NUMBER_PATTERN) -> int |
         return int(text)
     except ValueError:
         return None
+
+
+_SEXAGESIMAL = re.compile(r"^\s*([+-]?)\s*(\d{1,3})[\s:d°]+(\d{1,2})(?:[\s:m']+(\d{1,2}(?:\.\d*)?))?\s*[s\"]?\s*$")
+
+
+def _degrees(value) -> float | None:
+    """Degrees from a number or a sexagesimal string ('-70 44 04', '+011:23:45.6')."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        number = float(value)
+        return number if math.isfinite(number) else None
+    except ValueError:
+        pass
+    match = _SEXAGESIMAL.match(value)
+    if not match:
+        return None
+    sign, d, m, s = match.groups()
+    degrees = int(d) + int(m) / 60.0 + float(s or 0.0) / 3600.0
+    return -degrees if sign == "-" else degrees
+
+
+def site_longitude(header: dict) -> float | None:
+    """The site's longitude in degrees east, from SITELONG, LONG-OBS, OBSGEO-L or OBSGEO-X/Y.
+
+    SITELONG and LONG-OBS are read east-positive, as the FITS standard's
+    OBSGEO-L is.  Returns None when no keyword gives a longitude within +-360.
+    """
+    for key in ("SITELONG", "LONG-OBS", "OBSGEO-L", "LONGITUD"):
+        degrees = _degrees(header.get(key))
+        if degrees is not None and abs(degrees) <= 360.0:
+            return ((degrees + 180.0) % 360.0) - 180.0
+    x, y = _number(header, "OBSGEO-X"), _number(header, "OBSGEO-Y")
+    if x is not None and y is not None and (x or y):
+        return math.degrees(math.atan2(y, x))
+    return None
+
+
+def site_name(header: dict) -> str | None:
+    """The site's name from SITENAME, OBSERVAT or SITE."""
+    return _text(header, "SITENAME", "OBSERVAT", "SITE")
+
+
+NIGHT_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+"""Names of nights derived from a date."""
+
+
+def night_name(date_obs: datetime | None, longitude: float | None = None) -> str | None:
+    """The night a frame belongs to: the local date at the start of the night.
+
+    A night runs from local noon to the next local noon, so a frame taken
+    after midnight belongs to the night that began the evening before.  With
+    a site longitude, local mean solar time (UTC + longitude / 15 h) is used;
+    without one, the UTC date of ``date_obs - 12 h``.
+
+    Parameters
+    ----------
+    date_obs : datetime or None
+        Start of exposure, UTC (naive or aware).
+    longitude : float, optional
+        Degrees east.
+
+    Returns
+    -------
+    str or None
+        ``YYYY-MM-DD``, or None without a date.
+    """
+    if date_obs is None:
+        return None
+    if date_obs.tzinfo is not None:
+        date_obs = date_obs.astimezone(timezone.utc).replace(tzinfo=None)
+    local = date_obs + timedelta(hours=(longitude or 0.0) / 15.0)
+    return (local - timedelta(hours=12)).date().isoformat()
+
+
+def instrument_identity(header: dict, width: int | None, height: int | None) -> dict:
+    """Telescope, camera, read-out shape, binning and pixel size of a frame, and their key.
+
+    Two frames are of the same instrument when all of these agree; the
+    ``key`` is their canonical text (``telescope|camera|WxH|XxY``).
+    """
+    telescope = _text(header, "TELESCOP")
+    camera = _text(header, "INSTRUME", "CAMERA", "DETECTOR")
+    bx, by = _number(header, "XBINNING", "BINX", "CCDXBIN"), _number(header, "YBINNING", "BINY", "CCDYBIN")
+    binning_x = int(bx) if bx else None
+    binning_y = int(by) if by else binning_x
+    pixel = _number(header, "XPIXSZ", "PIXSIZE1", "PIXSIZE")
+    key = "|".join([telescope or "", camera or "", f"{width or 0}x{height or 0}",
+                    f"{binning_x or 1}x{binning_y or 1}"])
+    return {"key": key, "telescope": telescope, "camera": camera, "width": width, "height": height,
+            "binning_x": binning_x, "binning_y": binning_y, "pixel_size": pixel}

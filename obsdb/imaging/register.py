@@ -30,7 +30,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 from scipy.spatial import cKDTree
-from scipy.stats import f as f_dist
+from scipy.special import fdtrc
 
 from obsdb.imaging.transform import Transform
 
@@ -518,7 +518,10 @@ def _f_test(rss_simple, rss_full, d1, d2) -> float:
     if rss_full <= 0:
         return 0.0 if rss_simple > 0 else 1.0
     fval = max(rss_simple - rss_full, 0.0) / d1 / (rss_full / d2)
-    return float(f_dist.sf(fval, d1, d2))
+    # F survival function: fdtrc(d1, d2, x) is what scipy.stats.f.sf(x, d1, d2)
+    # evaluates, without importing scipy.stats (which alone takes longer to
+    # import than everything else this module needs).
+    return float(fdtrc(d1, d2, fval))
 
 
 # ---------------------------------------------------------------------------
@@ -949,11 +952,36 @@ def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: in
 
     data = np.asarray(data)
     stars = detect_stars(data, mask=mask, saturation=saturation, max_stars=max_stars)
-    if refine and len(stars):
+    return refine_registration_stars(data, stars, mask=mask) if refine else stars
+
+
+def refine_registration_stars(data, stars, *, mask=None):
+    """Refine detected star positions as :func:`detect_registration_stars` does.
+
+    Ingest detects once for its quality metrics and passes the brightest
+    stars here, so the stored list equals what registration would detect.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The image.
+    stars : numpy.ndarray
+        Detections (:func:`obsdb.imaging.stars.detect_stars`), not modified.
+    mask : numpy.ndarray of bool, optional
+        Bad pixels (True = bad).
+
+    Returns
+    -------
+    numpy.ndarray
+        A copy with refined ``x``, ``y``; a star whose refinement fails or
+        moves it by 3 px or more keeps its detected position.
+    """
+    data = np.asarray(data)
+    stars = np.array(stars, copy=True)
+    if len(stars):
         xr, yr = refine_centroids(data, stars["x"], stars["y"], _frame_psf_covariance(stars), mask=mask)
         moved = np.hypot(xr - stars["x"], yr - stars["y"])
         ok = np.isfinite(moved) & (moved < 3.0)
-        stars = stars.copy()
         stars["x"] = np.where(ok, xr, stars["x"])
         stars["y"] = np.where(ok, yr, stars["y"])
     return stars
@@ -1027,7 +1055,7 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
              mask=None, max_offset: float = 500.0, max_rotation_deg: float = 2.0,
              fit_rotation="auto", min_matches: int = 6, max_rms: float = 1.0,
              min_xcorr_quality: float = 9.0, use_xcorr: bool = True,
-             weighted: bool = True) -> RegistrationResult:
+             weighted: bool = True, shape: tuple[int, int] | None = None) -> RegistrationResult:
     """Register a frame onto the reference: stars first, cross-correlation as fallback.
 
     Parameters
@@ -1057,6 +1085,8 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
     weighted : bool
         Refit with inverse-variance weights measured from the residuals as
         a function of flux (see ``_noise_weights``).
+    shape : (ny, nx), optional
+        Frame shape when neither image is given (star lists from the catalog).
 
     Returns
     -------
@@ -1064,9 +1094,10 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
     """
     frame = None if frame is None else np.asarray(frame)
     ref_img = None if reference is None else np.asarray(reference)
-    shape = frame.shape if frame is not None else (ref_img.shape if ref_img is not None else None)
     if shape is None:
-        raise ValueError("need at least one image to know the frame size")
+        shape = frame.shape if frame is not None else (ref_img.shape if ref_img is not None else None)
+    if shape is None:
+        raise ValueError("need an image or the shape to know the frame size")
     cx, cy = (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0
 
     if reference_stars is None:

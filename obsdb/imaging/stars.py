@@ -33,7 +33,7 @@ from scipy.spatial import cKDTree
 GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """FWHM / sigma of a Gaussian (2.3548)."""
 
-STARS_VERSION = "stars-2"
+STARS_VERSION = "stars-3"
 """Identifies the detection and metric algorithm; stored with results."""
 
 # Flag bits of the ``flag`` field.  The low byte is sep's object flag word
@@ -478,7 +478,7 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
 
 
 def measure_quality(data, *, saturation: float | None = None, mask=None,
-                    n_brightest: int = 50, nsigma: float = 5.0) -> QualityMetrics:
+                    n_brightest: int = 50, nsigma: float = 5.0, n_refine: int | None = None) -> QualityMetrics:
     """Measure the stars, PSF and sky of a frame.
 
     Parameters
@@ -494,6 +494,12 @@ def measure_quality(data, *, saturation: float | None = None, mask=None,
         PSF medians use at most this many of the brightest clean stars.
     nsigma : float
         Detection threshold (see :func:`detect_stars`).
+    n_refine : int, optional
+        Brightest stars given windowed centroids, HFDs and aperture fluxes of
+        their own (default ``2 * n_brightest + 20``, what the medians need).
+        Ingest asks for as many as it stores, so that the stored list is the
+        one :func:`obsdb.imaging.register.detect_registration_stars` makes.
+        The PSF medians use the default's stars whatever this is.
 
     Returns
     -------
@@ -503,10 +509,10 @@ def measure_quality(data, *, saturation: float | None = None, mask=None,
     # Windowed centroids and HFDs only for the brightest stars (the medians
     # use them; saturated and blended ones are skipped, hence the margin):
     # on rich fields they would cost more than the detection itself.
-    n_refine = 2 * n_brightest + 20
+    n_metric = 2 * n_brightest + 20
     stars, n_rejected, prep = _detect(data, mask=mask, nsigma=nsigma, saturation=saturation,
-                                      n_refine=n_refine, need_gradient=True)
-    idx = _metric_selection(stars, n_brightest) if len(stars) else np.zeros(0, int)
+                                      n_refine=max(n_metric, n_refine or 0), need_gradient=True)
+    idx = _metric_selection(stars[:n_metric], n_brightest) if len(stars) else np.zeros(0, int)
     nan = float("nan")
     if idx.size:
         fwhm = float(np.median(stars["fwhm"][idx]))
@@ -645,6 +651,41 @@ def _clipped(values, sigma=3.0, iterations=5):
         v = v[keep]
     med = float(np.median(v))
     return med, float(max(1.4826 * np.median(np.abs(v - med)), 1e-9))
+
+
+# ---------------------------------------------------------------- storage
+
+STORED_STAR_DTYPE = STAR_DTYPE.newbyteorder("<")
+""":data:`STAR_DTYPE` in little-endian order: how a star list is stored in the catalog."""
+
+
+def encode_stars(stars: np.ndarray) -> bytes:
+    """A star list as compact bytes for the catalog (see :func:`decode_stars`).
+
+    Parameters
+    ----------
+    stars : numpy.ndarray
+        Structured array with the fields of :data:`STAR_DTYPE` (extra fields
+        are dropped, missing ones raise).
+    """
+    out = np.zeros(len(stars), dtype=STORED_STAR_DTYPE)
+    for name in STORED_STAR_DTYPE.names:
+        out[name] = stars[name]
+    return out.tobytes()
+
+
+def decode_stars(data: bytes) -> np.ndarray:
+    """The star list stored by :func:`encode_stars` (a read-only structured array).
+
+    Raises
+    ------
+    ValueError
+        When the bytes are not a whole number of records.
+    """
+    if len(data) % STORED_STAR_DTYPE.itemsize:
+        raise ValueError(f"star list of {len(data)} bytes is not a multiple of "
+                         f"{STORED_STAR_DTYPE.itemsize}-byte records")
+    return np.frombuffer(data, dtype=STORED_STAR_DTYPE)
 
 
 # ---------------------------------------------------------------- transparency

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from obsdb import __version__
 from obsdb.catalog.models import AlignmentRun, Centroid, Frame, ShiftStep
@@ -41,10 +41,13 @@ class FrameResult:
     reason: str = ""
     frame_id: int | None = None
     name: str = ""
+    label_: str = ""
 
     @property
     def label(self) -> str:
-        """The frame number, or its file name when it has none."""
+        """How the user names the frame (``NIGHT:NUMBER`` in a catalog of several nights)."""
+        if self.label_:
+            return self.label_
         return str(self.number) if self.number is not None else self.name
 
 
@@ -60,11 +63,14 @@ class AlignReport:
     reference_path: str = ""
     target: str | None = None
     """The OBJECT the run was restricted to (None: every frame, or frames without one)."""
+    reference_label: str = ""
+    """How the user names the reference."""
+    frames_read: int = 0
+    """Frames whose pixels had to be read (stored stars did not match, or were missing)."""
 
-    @property
-    def reference_label(self) -> str:
-        """The reference's number, or its file name when it has none."""
-        return str(self.reference) if self.reference is not None else self.reference_name
+    def __post_init__(self):
+        if not self.reference_label:
+            self.reference_label = str(self.reference) if self.reference is not None else self.reference_name
 
     @property
     def reference_selector(self) -> str:
@@ -80,19 +86,7 @@ ALL_TARGETS = object()
 """``target`` default of :func:`align_auto`: frames of every OBJECT."""
 
 
-def _selected_frames(session, *, status: str, band: str | None, where: str | None = None,
-                     target=ALL_TARGETS) -> list[Frame]:
-    from obsdb.catalog.queries import frame_records
-
-    records = frame_records(session, band=band, include_unreadable=False, where=where,
-                            status=None if status == "any" else status)
-    ids = [r["id"] for r in records if r["type"] in ("light", "unknown")
-           and (target is ALL_TARGETS or r["object"] == target)]
-    frames = session.scalars(select(Frame).where(Frame.id.in_(ids))).all()
-    return sorted(frames, key=lambda f: (f.number is None, f.number, f.path))
-
-
-def choose_reference(frames: list[Frame]) -> Frame:
+def choose_reference(frames: list):
     """The sharpest frame among those with many stars (at least 70% of the most).
 
     Raises
@@ -100,265 +94,293 @@ def choose_reference(frames: list[Frame]) -> Frame:
     ObsdbError
         When no frame has metrics with stars.
     """
-    measured = [f for f in frames if f.metrics is not None and f.metrics.n_stars and f.metrics.fwhm]
+    measured = [f for f in frames if f.n_stars and f.fwhm]
     if not measured:
         raise ObsdbError("no frame with quality metrics to choose a reference from: run `obsdb qa` "
                          "or give --reference")
-    most = max(f.metrics.n_stars for f in measured)
-    rich = [f for f in measured if f.metrics.n_stars >= 0.7 * most]
-    return min(rich, key=lambda f: f.metrics.fwhm)
+    most = max(f.n_stars for f in measured)
+    rich = [f for f in measured if f.n_stars >= 0.7 * most]
+    return min(rich, key=lambda f: f.fwhm)
 
 
-def _resolve_reference(session, frames: list[Frame], reference: str | None) -> Frame:
-    from obsdb.catalog.queries import select_frames
-
+def resolve_reference(catalog, frames: list, reference: str | None):
+    """The run's reference: the one frame ``reference`` names, else the night's decided reference
+    when it is among ``frames`` (one field), else :func:`choose_reference`."""
     if reference is not None:
-        chosen = select_frames(session, reference, readable_only=True)
+        chosen = catalog.align_frames(selector=reference)
         if len(chosen) != 1:
-            raise ObsdbError(f"--reference {reference!r} must name exactly one readable frame")
+            raise ObsdbError(f"--reference {reference!r} must name exactly one readable frame "
+                             f"(it names {len(chosen)})")
         return chosen[0]
-    decided = decided_reference(session)
-    # A decided reference serves only when it is among the frames being aligned (one field).
-    if decided is not None and decided.id in {f.id for f in frames}:
-        return decided
+    nights = {f.night_id for f in frames}
+    if len(nights) == 1:
+        decided = catalog.decided_reference(next(iter(nights)))
+        match = next((f for f in frames if f.id == decided), None)
+        if match is not None:
+            return match
     return choose_reference(frames)
 
 
-def decided_reference(session) -> Frame | None:
-    """The frame of the current ``reference_frame`` decision (by number, else by path)."""
-    from obsdb.catalog.decisions import get_decision
+def _select(catalog, *, night, status: str, band: str | None, where: str | None, target) -> list:
+    frames = catalog.align_frames(nights=night, band=band, status=status, where=where)
+    return [f for f in frames if target is ALL_TARGETS or f.object == target]
 
-    decided = get_decision(session, "reference_frame")
-    if decided is None:
+
+def _matched_pairs(transform, stars, reference_stars) -> list[tuple[int, int]]:
+    """(frame star, reference star) index pairs within :data:`MATCH_RADIUS` once mapped."""
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    if not len(stars) or not len(reference_stars):
+        return []
+    xr, yr = transform.apply(np.asarray(stars["x"], float), np.asarray(stars["y"], float))
+    tree = cKDTree(np.column_stack([reference_stars["x"], reference_stars["y"]]))
+    dist, j = tree.query(np.column_stack([xr, yr]), distance_upper_bound=MATCH_RADIUS)
+    return [(int(i), int(j[i])) for i in np.flatnonzero(np.isfinite(dist))]
+
+
+def _outcome(result, stars, reference_stars) -> dict:
+    out = {"ok": bool(result.ok), "reason": result.reason, "method": result.method,
+           "residual_rms": result.residual_rms, "n_matched": result.n_matched, "model": result.model,
+           "quality": result.quality, "pairs": []}
+    if result.ok:
+        t = result.transform
+        out.update(dx=t.dx, dy=t.dy, rotation_deg=t.rotation_deg, scale=t.scale, cx=t.cx, cy=t.cy)
+        if result.method == "stars" and stars is not None:
+            out["pairs"] = _matched_pairs(t, stars, reference_stars)
+    return out
+
+
+def register_stored(frame, reference) -> dict | None:
+    """Register a frame onto the reference from their stored star lists alone (no pixels).
+
+    Returns the outcome, or None when star matching did not succeed (the
+    caller then reads the pixels for the fallback methods).
+    """
+    from obsdb.imaging.register import register
+
+    if frame.stars is None or reference.stars is None or (frame.width, frame.height) != (reference.width,
+                                                                                          reference.height):
         return None
-    if decided.value.get("frame") is not None:
-        return session.scalars(select(Frame).where(Frame.number == decided.value["frame"])).first()
-    if decided.value.get("path"):
-        return session.scalars(select(Frame).where(Frame.path == decided.value["path"])).first()
-    return None
+    result = register(None, None, frame_stars=frame.stars, reference_stars=reference.stars, use_xcorr=False,
+                      shape=(frame.height, frame.width))
+    return _outcome(result, frame.stars, reference.stars) if result.ok else None
 
 
-def _new_run(session, method: str, reference: Frame, parameters: dict, user: str) -> AlignmentRun:
-    run = AlignmentRun(method=method, reference_frame_id=reference.id, parameters=parameters,
-                       software_version=__version__, author=user)
-    session.add(run)
-    session.flush()
-    return run
-
-
-def _register_worker_init(reference_path: str):
+def _register_worker_init(reference_path: str, reference_stars):
     global _REFERENCE
     from obsdb.imaging.fitsio import read_fits_image
     from obsdb.imaging.register import detect_registration_stars
     from obsdb.imaging.stats import saturation_level
 
     image = read_fits_image(reference_path, hash_mode="none")
-    saturation = saturation_level(image.header, image.bitpix)
-    _REFERENCE = (image.data, detect_registration_stars(image.data, saturation=saturation))
+    if reference_stars is None:
+        reference_stars = detect_registration_stars(image.data,
+                                                    saturation=saturation_level(image.header, image.bitpix))
+    _REFERENCE = (image.data, reference_stars)
 
 
 _REFERENCE = None
 
 
-def _register_one(path: str) -> dict:
-    """Register one file onto the worker's reference (read once)."""
+def _register_pixels(task: tuple) -> dict:
+    """Register one file onto the worker's reference from its pixels (read once): star matching on
+    freshly detected stars, then the cross-correlation fallback."""
     import warnings
-
-    import numpy as np
-    from scipy.spatial import cKDTree
 
     from obsdb.imaging.fitsio import FitsReadError, read_fits_image
     from obsdb.imaging.register import detect_registration_stars, register
+    from obsdb.imaging.stars import encode_stars
     from obsdb.imaging.stats import saturation_level
 
+    frame_id, path, stored = task
     reference_data, reference_stars = _REFERENCE
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image = read_fits_image(path, hash_mode="none")
             if image.data.shape != reference_data.shape:
-                return {"path": path, "ok": False,
+                return {"frame_id": frame_id, "ok": False,
                         "reason": f"shape {image.data.shape} differs from the reference's {reference_data.shape}"}
-            saturation = saturation_level(image.header, image.bitpix)
-            stars = detect_registration_stars(image.data, saturation=saturation)
+            stars = stored
+            if stars is None:
+                stars = detect_registration_stars(image.data, saturation=saturation_level(image.header, image.bitpix))
             result = register(image.data, reference_data, frame_stars=stars, reference_stars=reference_stars,
-                              saturation=saturation)
+                              saturation=saturation_level(image.header, image.bitpix))
     except (FitsReadError, OSError) as exc:
-        return {"path": path, "ok": False, "reason": f"cannot read: {exc}"}
-    out = {"path": path, "ok": bool(result.ok), "reason": result.reason, "method": result.method,
-           "residual_rms": result.residual_rms, "n_matched": result.n_matched, "model": result.model,
-           "quality": result.quality, "stars": []}
-    if not result.ok:
-        return out
-    t = result.transform
-    out.update(dx=t.dx, dy=t.dy, rotation_deg=t.rotation_deg, scale=t.scale, cx=t.cx, cy=t.cy)
-    if len(stars) and len(reference_stars):
-        xr, yr = t.apply(stars["x"], stars["y"])
-        tree = cKDTree(np.column_stack([reference_stars["x"], reference_stars["y"]]))
-        dist, j = tree.query(np.column_stack([xr, yr]), distance_upper_bound=MATCH_RADIUS)
-        for k in range(len(stars)):
-            matched = bool(np.isfinite(dist[k]))
-            out["stars"].append((float(stars["x"][k]), float(stars["y"][k]), float(stars["flux"][k]),
-                                 float(reference_stars["x"][j[k]]) if matched else None,
-                                 float(reference_stars["y"][j[k]]) if matched else None))
+        return {"frame_id": frame_id, "ok": False, "reason": f"cannot read: {exc}"}
+    out = _outcome(result, stars, reference_stars)
+    out.update(frame_id=frame_id, pixels_read=True)
+    if stored is None:
+        out["star_list"] = (encode_stars(stars), len(stars))
     return out
 
 
-def align_auto(catalog, *, reference: str | None = None, band: str | None = None, status: str = "accepted",
-               where: str | None = None, workers: int = 1, user: str | None = None,
-               progress: Callable | None = None, target=ALL_TARGETS) -> AlignReport:
-    """Register every selected frame onto the reference by star matching (cross-correlation fallback).
+def align_auto(catalog, *, night=None, reference: str | None = None, band: str | None = None,
+               status: str = "accepted", where: str | None = None, workers: int = 1, user: str | None = None,
+               progress: Callable | None = None, target=ALL_TARGETS, frames: list | None = None) -> AlignReport:
+    """Register every selected frame onto one reference: stored stars first, pixels only as a fallback.
+
+    Star matching runs on the star lists ingest stored, so a frame whose
+    stars match is aligned without reading its file; the others (and frames
+    whose list is missing or of an older version) are read once for fresh
+    detection and the cross-correlation fallback.
 
     Parameters
     ----------
-    catalog : Catalog
+    catalog : obsdb.Catalog
+    night : str or list of str, optional
+        Nights to take frames from (default every night; see :func:`align_each_target`).
     reference : str, optional
-        Frame selector of the reference; default the plan's reference, else
-        the sharpest accepted frame with many stars.
+        Frame selector of the reference; default the night's decided reference,
+        else the sharpest accepted frame with many stars.
     band : str, optional
         Only frames of this band (the reference may be of any band).
-    status : {"accepted", "pending", "any"}
+    status : {"accepted", "pending", "rejected", "any"}
         Which frames to align.
     where : str, optional
-        A ``--where`` expression narrowing the frames, e.g. ``object == 'M94'``
-        (one reference serves one field).
+        A ``--where`` expression narrowing the frames, e.g. ``object == 'M94'``.
     workers : int
-        Processes.
+        Processes for the frames that need their pixels read.
     target : str or None, optional
-        Only frames whose OBJECT is this (None: frames without one); default
-        every target (see :func:`align_each_target`).
+        Only frames whose OBJECT is this (None: frames without one); default every target.
+    frames : list of AlignFrame, optional
+        The frames, already selected (by :func:`align_each_target`).
 
     Returns
     -------
     AlignReport
     """
     user = user or login_name()
-    with catalog.session() as session:
-        frames = _selected_frames(session, status=status, band=band, where=where, target=target)
-        for frame in frames:
-            _ = frame.metrics
-        if not frames:
-            raise ObsdbError(f"no {status} frames to align" + (f" in band {band}" if band else "")
-                             + (f" of target {target!r}" if target is not ALL_TARGETS else "")
-                             + ("; run `obsdb qa` first or use --status any" if status == "accepted" else ""))
-        ref = _resolve_reference(session, frames, reference)
-        ref_number, ref_id, ref_path = ref.number, ref.id, ref.path
-        by_path = {f.path: (f.id, f.number) for f in frames}
-        by_path.setdefault(ref_path, (ref_id, ref_number))
-    paths = list(by_path)
-    results = []
-    for done, outcome in enumerate(_map_register(ref_path, paths, workers), start=1):
-        results.append(outcome)
+    if frames is None:
+        frames = _select(catalog, night=night, status=status, band=band, where=where, target=target)
+    if not frames:
+        raise ObsdbError(f"no {status} frames to align" + (f" in band {band}" if band else "")
+                         + (f" of target {target!r}" if target is not ALL_TARGETS else "")
+                         + ("; run `obsdb qa` first or use --status any" if status == "accepted" else ""))
+    ref = resolve_reference(catalog, frames, reference)
+    by_id = {f.id: f for f in frames}
+    by_id.setdefault(ref.id, ref)
+    if ref.stars is None:
+        _detect_reference(catalog, ref)
+    outcomes, fallback = [], []
+    for frame in by_id.values():
+        outcome = register_stored(frame, ref)
+        if outcome is None:
+            fallback.append(frame)
+        else:
+            outcome["frame_id"] = frame.id
+            outcomes.append(outcome)
+            if progress:
+                progress(len(outcomes), len(by_id), frame.file_name)
+    new_lists = {}
+    for outcome in _map_register(ref, fallback, workers):
+        outcomes.append(outcome)
+        if "star_list" in outcome:
+            new_lists[outcome["frame_id"]] = outcome.pop("star_list")
         if progress:
-            progress(done, len(paths), outcome["path"].rsplit("/", 1)[-1])
-
-    with catalog.session() as session:
-        ref_frame = session.get(Frame, ref_id)
-        parameters = {"status": status, "band": band, "where": where, "workers": workers,
-                      "match_radius": MATCH_RADIUS}
-        if target is not ALL_TARGETS:
-            parameters["target"] = target
-        run = _new_run(session, "auto", ref_frame, parameters, user)
-        report = AlignReport(run.id, "auto", ref_number, reference_name=Path(ref_path).name,
-                             reference_path=ref_path, target=None if target is ALL_TARGETS else target)
-        centroid_rows = []
-        failed_frames = []
-        registered = []
-        for outcome in results:
-            frame_id, number = by_path[outcome["path"]]
-            if not outcome["ok"]:
-                report.results.append(FrameResult(number, False, reason=outcome["reason"] or "unregistered",
-                                                  frame_id=frame_id, name=Path(outcome["path"]).name))
-                failed_frames.append((frame_id, outcome["reason"] or "registration failed"))
-                continue
-            is_reference = frame_id == ref_id
-            session.add(ShiftStep(
-                run_id=run.id, frame_id=frame_id, stage=1, kind="auto",
-                method="reference" if is_reference else outcome["method"],
-                dx=0.0 if is_reference else outcome["dx"], dy=0.0 if is_reference else outcome["dy"],
-                rotation_deg=0.0 if is_reference else outcome["rotation_deg"],
-                scale=1.0 if is_reference else outcome["scale"], reference_frame_id=ref_id,
-                n_matched=outcome["n_matched"], residual_rms=outcome["residual_rms"],
-                parameters={"model": outcome["model"], "quality": outcome["quality"], "cx": outcome["cx"],
-                            "cy": outcome["cy"], "note": outcome["reason"] or None}))
-            registered.append(frame_id)
-            for x, y, flux, mx, my in outcome["stars"]:
-                centroid_rows.append({"frame_id": frame_id, "run_id": run.id, "source": "detection",
-                                      "method": "windowed", "x": x, "y": y, "flux": flux,
-                                      "matched_x": mx, "matched_y": my})
-            report.results.append(FrameResult(number, True, outcome["dx"], outcome["dy"],
-                                              outcome["rotation_deg"],
-                                              "reference" if is_reference else outcome["method"],
-                                              outcome["residual_rms"], outcome["n_matched"], outcome["reason"],
-                                              frame_id=frame_id, name=Path(outcome["path"]).name))
-        if centroid_rows:
-            session.execute(insert(Centroid), centroid_rows)
-        _record_unregistered(session, run, failed_frames, registered, user)
+            progress(len(outcomes), len(by_id), by_id[outcome["frame_id"]].file_name)
+    if new_lists:
+        catalog.store_star_lists(new_lists)
+    nights = {f.night_id for f in by_id.values()}
+    parameters = {"status": status, "band": band, "where": where, "workers": workers, "match_radius": MATCH_RADIUS,
+                  "night": night if isinstance(night, (str, type(None))) else list(night),
+                  "frames_read": len(fallback)}
+    if target is not ALL_TARGETS:
+        parameters["target"] = target
+    run_id = catalog.record_auto_run(reference=ref, frames=by_id, outcomes=outcomes, parameters=parameters,
+                                     night_id=next(iter(nights)) if len(nights) == 1 else None,
+                                     target=None if target is ALL_TARGETS else target, author=user)
+    report = AlignReport(run_id, "auto", ref.number, reference_name=ref.file_name, reference_path=ref.path,
+                         target=None if target is ALL_TARGETS else target, reference_label=ref.label,
+                         frames_read=len(fallback))
+    for outcome in sorted(outcomes, key=lambda o: (by_id[o["frame_id"]].night, by_id[o["frame_id"]].number or 0,
+                                                    by_id[o["frame_id"]].path)):
+        frame = by_id[outcome["frame_id"]]
+        if not outcome["ok"]:
+            report.results.append(FrameResult(frame.number, False, reason=outcome["reason"] or "unregistered",
+                                              frame_id=frame.id, name=frame.file_name, label_=frame.label))
+            continue
+        is_reference = frame.id == ref.id
+        report.results.append(FrameResult(frame.number, True, outcome["dx"], outcome["dy"], outcome["rotation_deg"],
+                                          "reference" if is_reference else outcome["method"],
+                                          outcome["residual_rms"], outcome["n_matched"], outcome["reason"],
+                                          frame_id=frame.id, name=frame.file_name, label_=frame.label))
     return report
 
 
-def align_each_target(catalog, *, reference: str | None = None, band: str | None = None,
+def _detect_reference(catalog, ref) -> None:
+    """Detect (and store) the stars of a reference whose stored list is missing or stale."""
+    from obsdb.imaging.fitsio import read_fits_image
+    from obsdb.imaging.register import detect_registration_stars
+    from obsdb.imaging.stars import encode_stars
+    from obsdb.imaging.stats import saturation_level
+
+    image = read_fits_image(ref.path, hash_mode="none")
+    ref.stars = detect_registration_stars(image.data, saturation=saturation_level(image.header, image.bitpix))
+    catalog.store_star_lists({ref.id: (encode_stars(ref.stars), len(ref.stars))})
+
+
+def align_each_target(catalog, *, night=None, reference: str | None = None, band: str | None = None,
                       status: str = "accepted", where: str | None = None, workers: int = 1,
                       user: str | None = None, progress: Callable | None = None) -> list[AlignReport]:
-    """:func:`align_auto` once per target (OBJECT), each on its own reference.
+    """:func:`align_auto` once per night and target (OBJECT), each on its own reference.
 
-    One reference serves one field: frames of another target share no stars
-    with it and would all end up ``unregistered``.  So a night of several
-    targets gets one alignment run per target, the target with the most
-    frames first.  With an explicit ``reference`` there is a single run, as
-    asked.  Parameters as :func:`align_auto`.
+    One reference serves one field and one night's pointing: frames of
+    another target share no stars with it.  So by default every night in
+    ``night`` (every night when None) gets one run per target, the target
+    with the most frames first.  With an explicit ``reference``, or with
+    ``night="all"``, frames of every selected night are aligned together, so
+    a project observed over several nights is stacked on one grid (one run
+    per target, or a single run onto the given reference).
 
     Returns
     -------
     list of AlignReport
         One per run.
     """
-    if reference is not None:
-        return [align_auto(catalog, reference=reference, band=band, status=status, where=where,
-                           workers=workers, user=user, progress=progress)]
     from collections import Counter
 
-    with catalog.session() as session:
-        counts = Counter(frame.object for frame in _selected_frames(session, status=status, band=band,
-                                                                     where=where))
-    if len(counts) <= 1:
-        return [align_auto(catalog, band=band, status=status, where=where, workers=workers, user=user,
-                           progress=progress)]
-    targets = sorted(counts, key=lambda name: (-counts[name], name is None, name or ""))
-    return [align_auto(catalog, band=band, status=status, where=where, workers=workers, user=user,
-                       progress=progress, target=name) for name in targets]
+    from obsdb.catalog.selectors import ALL_NIGHTS
+
+    options = dict(band=band, status=status, where=where, workers=workers, user=user, progress=progress)
+    frames = _select(catalog, night=night, status=status, band=band, where=where, target=ALL_TARGETS)
+    if reference is not None:
+        return [align_auto(catalog, reference=reference, frames=frames or None, night=night, **options)]
+    together = night == ALL_NIGHTS or (isinstance(night, (list, tuple)) and ALL_NIGHTS in night)
+    by_night: dict = {}
+    for frame in frames:
+        by_night.setdefault(None if together else frame.night, []).append(frame)
+    if not by_night:
+        return [align_auto(catalog, night=night, frames=[], **options)]
+    reports = []
+    for night_name in sorted(by_night, key=lambda n: n or ""):
+        members = by_night[night_name]
+        counts = Counter(f.object for f in members)
+        targets = sorted(counts, key=lambda name: (-counts[name], name is None, name or ""))
+        for name in targets:
+            chosen = [f for f in members if f.object == name]
+            reports.append(align_auto(catalog, night=night if together else night_name, frames=chosen,
+                                      target=ALL_TARGETS if len(counts) == 1 else name, **options))
+    return reports
 
 
-def _map_register(reference_path: str, paths: list[str], workers: int):
+def _map_register(reference, frames: list, workers: int):
     from obsdb.pipeline.pool import process_pool
 
-    if workers <= 1 or len(paths) <= 2:
-        _register_worker_init(reference_path)
-        for path in paths:
-            yield _register_one(path)
+    if not frames:
         return
-    pool = process_pool(workers, initializer=_register_worker_init, initargs=(reference_path,))
+    tasks = [(f.id, f.path, f.stars) for f in frames]
+    if workers <= 1 or len(tasks) <= 2:
+        _register_worker_init(reference.path, reference.stars)
+        for task in tasks:
+            yield _register_pixels(task)
+        return
+    pool = process_pool(workers, initializer=_register_worker_init, initargs=(reference.path, reference.stars))
     try:
-        yield from pool.map(_register_one, paths, chunksize=2)
+        yield from pool.map(_register_pixels, tasks, chunksize=2)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _record_unregistered(session, run: AlignmentRun, failed: list[tuple[int, str]], registered: list[int],
-                         user: str) -> None:
-    from obsdb.catalog.tags import add_tags, retract_tags
-    from obsdb.catalog.writes import record_event
-
-    frames = {f.id: f for f in session.scalars(select(Frame).where(
-        Frame.id.in_([i for i, _ in failed] + registered)))}
-    for frame_id, reason in failed:
-        add_tags(session, [frames[frame_id]], "unregistered", reason=f"run {run.id}: {reason}",
-                 source="rule:unregistered", author="obsdb")
-    if registered:
-        retract_tags(session, [frames[i] for i in registered], "unregistered", source="rule:unregistered",
-                     reason=f"registered in run {run.id}", author="obsdb")
-    record_event(session, user, "align", f"run {run.id} ({run.method}): {len(registered)} aligned, "
-                                         f"{len(failed)} unregistered", details={"run": run.id})
 
 
 # ---------------------------------------------------------------------------- staged
@@ -375,7 +397,7 @@ whole frame's median as the seed notebook did (``temp - np.ma.median(temp)``).""
 
 
 def align_staged(catalog, *, integer: bool = False, method: str | None = None, background: str | None = None,
-                 user: str | None = None, progress: Callable | None = None) -> AlignReport:
+                 user: str | None = None, progress: Callable | None = None, night=None) -> AlignReport:
     """The notebook's three stages, from the catalog's groups, boxes and decisions.
 
     Stage 1 (within-group): centroid in the group's box, relative to the group's
@@ -400,16 +422,24 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
     from obsdb.imaging.fitsio import read_fits_image
 
     user = user or login_name()
+    from obsdb.catalog.selectors import night_ids
+
     with catalog.session() as session:
-        ref_decision = get_decision(session, "reference_frame")
-        star_decision = get_decision(session, "reference_star")
-        fine_decision = get_decision(session, "fine_box")
+        scope = night_ids(session, night)
+        if scope is not None and len(scope) != 1:
+            raise ObsdbError("the staged method aligns one night at a time: give one --night")
+        # One night's decisions: the night asked for, else the night of the newest reference decision.
+        night_id = scope[0] if scope else getattr(get_decision(session, "reference_frame"), "night_id", None)
+        ref_decision = get_decision(session, "reference_frame", night_id=night_id)
+        star_decision = get_decision(session, "reference_star", night_id=night_id)
+        fine_decision = get_decision(session, "fine_box", night_id=night_id)
         missing = [name for name, d in (("reference frame", ref_decision), ("reference star", star_decision),
                                         ("fine box", fine_decision)) if d is None]
         if missing:
             raise ObsdbError(f"the staged method needs {', '.join(missing)}: apply a plan (`obsdb apply`) "
                              "or let `obsdb group auto` choose them")
-        groups = [g for g in list_groups(session) if g["frame_ids"]]
+        groups = [g for g in list_groups(session, night_ids=None if night_id is None else [night_id])
+                  if g["frame_ids"]]
         if not groups:
             raise ObsdbError("the staged method needs pointing groups with boxes (`obsdb group set` or a plan)")
         for g in groups:
@@ -417,7 +447,7 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
                 raise ObsdbError(f"group {g['name']} has no box (`obsdb group set {g['name']} ... --box`)")
         frames = {f.id: f for f in session.scalars(select(Frame).where(
             Frame.id.in_([i for g in groups for i in g["frame_ids"]])))}
-        reference = decided_reference(session)
+        reference = session.get(Frame, ref_decision.frame_id) if ref_decision.frame_id else None
         if reference is None:
             raise ObsdbError(f"reference frame {ref_decision.value} is not in the catalog")
         paths = {i: f.path for i, f in frames.items()}
@@ -502,12 +532,15 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
 
     with catalog.session() as session:
         ref_frame = session.get(Frame, reference.id)
-        run = _new_run(session, "staged", ref_frame, {
+        run = AlignmentRun(method="staged", reference_frame_id=ref_frame.id, night_id=ref_frame.night_id,
+                           software_version=__version__, algorithm=None, author=user, parameters={
             "integer": integer, "centroid_method": centroid_method, "centroid_background": sky,
             "fine_box": list(fine_box),
             "fine_reference": fine_number if fine_number is not None else reference.number,
             "reference_star": list(star_ref), "groups": {g["name"]: {"box": g["box"], "ref_star": g["ref_star"]}
-                                                         for g in groups}}, user)
+                                                         for g in groups}})
+        session.add(run)
+        session.flush()
         report = AlignReport(run.id, "staged", reference.number, reference_name=reference.file_name,
                              reference_path=reference.path)
         method_name = f"centroid_{centroid_method}"
@@ -552,6 +585,6 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
         for frame_id, reason in failures.items():
             report.results.append(FrameResult(numbers[frame_id], False, reason=reason, frame_id=frame_id,
                                               name=Path(paths[frame_id]).name))
-        _record_unregistered(session, run, list(failures.items()), list(measurements), user)
+        catalog._record_unregistered(session, run, list(failures.items()), list(measurements), user)
     report.results.sort(key=lambda r: (r.number is None, r.number))
     return report

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from obsdb.catalog.models import Frame
 from obsdb.errors import ObsdbError
@@ -55,7 +54,7 @@ def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
 
 
 def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepted", reference: str | None = None,
-                user: str | None = None, target=ALL_TARGETS) -> GroupingReport:
+                user: str | None = None, target=ALL_TARGETS, night=None) -> GroupingReport:
     """Cluster frames into pointing groups (replacing earlier automatic groups of those frames).
 
     ``target`` (an OBJECT value) restricts the grouping to one field's frames: the
@@ -65,45 +64,51 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
     """
     from obsdb.catalog.decisions import set_decision, set_group
     from obsdb.imaging.stars import find_offset
-    from obsdb.pipeline.align import _resolve_reference, _selected_frames
+    from obsdb.pipeline.align import _select, resolve_reference
+    from obsdb.pipeline.metrics import transparency_stars
 
     user = user or login_name()
+    frames = _select(catalog, night=night, status=status, band=None, where=None, target=target)
+    if not frames:
+        raise ObsdbError(f"no {status} frames to group")
+    ref = resolve_reference(catalog, frames, reference)
+    # Pointing groups are one night's: the reference's.
+    frames = [f for f in frames if f.night_id == ref.night_id]
+    frames = sorted(frames, key=lambda f: (f.date_obs is None, f.date_obs or 0, f.number or 0))
+    if ref.stars is None or not len(ref.stars):
+        raise ObsdbError(f"reference frame {ref.label} has no stars measured: run `obsdb qa`")
+    several_targets = len({f.object for f in frames}) > 1
+    if several_targets:
+        frames = [f for f in frames if f.object == ref.object]
+    report = GroupingReport(ref.label, target=ref.object if several_targets or target is not ALL_TARGETS
+                            else None)
+    ref_list = transparency_stars(ref.stars)
+    ref_stars = np.column_stack([ref_list["x"], ref_list["y"], ref_list["flux"]]).astype(float)
+    offsets: dict[int, tuple[float, float]] = {}
+    for frame in frames:
+        if frame.stars is None or not len(frame.stars):
+            report.ungrouped.append((frame.label, "no stars measured"))
+            continue
+        found = find_offset(transparency_stars(frame.stars), ref_stars)
+        if found is None:
+            report.ungrouped.append((frame.label, "no coarse offset (too few common stars)"))
+            continue
+        offsets[frame.id] = (found[0], found[1])
     with catalog.session() as session:
-        frames = _selected_frames(session, status=status, band=None, target=target)
-        frames = session.scalars(select(Frame).options(selectinload(Frame.metrics))
-                                 .where(Frame.id.in_([f.id for f in frames]))).all()
-        frames = sorted(frames, key=lambda f: (f.date_obs is None, f.date_obs, f.number))
-        if not frames:
-            raise ObsdbError(f"no {status} frames to group")
-        ref = _resolve_reference(session, frames, reference)
-        if ref.metrics is None or not ref.metrics.stars:
-            raise ObsdbError(f"reference frame {ref.label} has no stars measured: run `obsdb qa`")
-        several_targets = len({f.object for f in frames}) > 1
-        if several_targets:
-            frames = [f for f in frames if f.object == ref.object]
-        report = GroupingReport(ref.label, target=ref.object if several_targets or target is not ALL_TARGETS
-                                else None)
-        ref_stars = np.asarray(ref.metrics.stars, dtype=float)
-        offsets: dict[int, tuple[float, float]] = {}
-        for frame in frames:
-            if frame.metrics is None or not frame.metrics.stars:
-                report.ungrouped.append((frame.label, "no stars measured"))
-                continue
-            found = find_offset(frame.metrics.stars, ref_stars)
-            if found is None:
-                report.ungrouped.append((frame.label, "no coarse offset (too few common stars)"))
-                continue
-            offsets[frame.id] = (found[0], found[1])
+        by_id = {f.id: f for f in session.scalars(select(Frame).where(Frame.id.in_([f.id for f in frames]
+                                                                                  + [ref.id])))}
+        ref_fwhm = ref.fwhm
+        ref = by_id[ref.id]
         star = _reference_star(ref, ref_stars, offsets, frames)
         if star is None:
             raise ObsdbError("no star of the reference is visible in every group: define groups with "
                              "`obsdb group set` or a plan")
         set_decision(session, "reference_frame", {"frame": ref.number, "path": ref.path}, source="auto", author=user,
-                     note="obsdb group auto")
+                     note="obsdb group auto", frame=ref)
         set_decision(session, "reference_star", {"frame": ref.number, "path": ref.path, "x": star[0], "y": star[1]},
-                     source="auto", author=user, note="brightest isolated star visible in every frame")
-        fwhm = ref.metrics.fwhm or 3.0
-        by_id = {f.id: f for f in frames}
+                     source="auto", author=user, note="brightest isolated star visible in every frame",
+                     night_id=ref.night_id)
+        fwhm = ref_fwhm or 3.0
         bands = sorted({by_id[i].band or "" for i in offsets})
         for band in bands:
             ids = [i for i in offsets if (by_id[i].band or "") == band]
@@ -113,7 +118,7 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
                 members = [ids[k] for k in np.flatnonzero(labels == label)]
                 member_offsets = np.array([offsets[i] for i in members])
                 group_ref = ref.id if ref.id in members else min(
-                    members, key=lambda i: by_id[i].metrics.fwhm or np.inf)
+                    members, key=lambda i: (by_id[i].metrics.fwhm if by_id[i].metrics else None) or np.inf)
                 gx, gy = offsets[group_ref]
                 # The reference star in the group's reference member: x_frame = x_ref - dx.
                 sx, sy = star[0] - gx, star[1] - gy
@@ -140,7 +145,8 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
         fine_half = int(np.ceil(4 * fwhm))
         set_decision(session, "fine_box", {"box": [int(star[0]) - fine_half, int(star[0]) + fine_half + 1,
                                                    int(star[1]) - fine_half, int(star[1]) + fine_half + 1],
-                                           "method": "2dg"}, source="auto", author=user, note="obsdb group auto")
+                                           "method": "2dg"}, source="auto", author=user, note="obsdb group auto",
+                     night_id=ref.night_id)
     return report
 
 

@@ -43,6 +43,9 @@ class Measurement:
     bitpix: int | None = None
     stats: dict | None = None
     metrics: dict | None = None
+    stars: bytes | None = None
+    """The star list (:func:`obsdb.imaging.stars.encode_stars`), measured with the metrics."""
+    n_stars_stored: int = 0
     seconds: float = 0.0
 
     @property
@@ -59,12 +62,17 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
-    shared_numbers: dict[int, int] = field(default_factory=dict)
-    """Frame numbers carried by more than one file (the number pattern does not fit these names)."""
-    number_pattern_hint: dict[int, str] = field(default_factory=dict)
+    shared_numbers: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(night, number) carried by more than one file of that night, among the files this ingest added
+    (the number pattern does not fit these names)."""
+    number_pattern_hint: dict[tuple[str, int], str] = field(default_factory=dict)
     """For a shared number, a ``--number-pattern`` that would tell its files apart, when one is found."""
     gone: list[str] = field(default_factory=list)
     """Catalogued files in the scanned folders that are no longer there (kept in the catalog)."""
+    folder_nights: set[str] = field(default_factory=set)
+    """Nights named after a folder because their files had no usable DATE-OBS."""
+    stale: int = 0
+    """Unchanged files re-measured because an algorithm version changed."""
 
     @property
     def n_files(self) -> int:
@@ -158,7 +166,11 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     saturation = saturation_level(header, image.bitpix, config.float_saturation)
     try:
         if config.measure_quality and np.isfinite(image.data).any():
-            result.metrics = quality_metrics(image.data, saturation)
+            from obsdb.imaging.stars import encode_stars
+
+            quality = quality_metrics(image.data, saturation)
+            result.metrics = quality.metrics
+            result.stars, result.n_stars_stored = encode_stars(quality.stars), len(quality.stars)
         # The image is ours and used for nothing after this: the median may
         # partition it in place rather than copy a whole frame.
         result.stats = pixel_stats(image.data, saturation=saturation, overwrite_input=True).as_dict()
@@ -173,21 +185,21 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     return result
 
 
-def quality_metrics(data, saturation) -> dict | None:
-    """Star and PSF metrics of a frame, as a plain dict for the catalog."""
+def quality_metrics(data, saturation):
+    """Star and PSF metrics of a frame and its star list (:class:`obsdb.pipeline.metrics.FrameQuality`)."""
     from obsdb.pipeline.metrics import metrics_from_image
 
     return metrics_from_image(data, saturation)
 
 
 def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,
-           config: IngestConfig | None = None, user: str | None = None,
+           config: IngestConfig | None = None, user: str | None = None, night: str | None = None,
            progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
     """Ingest files into the catalog.
 
     Parameters
     ----------
-    catalog : obsdb.catalog.db.Catalog
+    catalog : obsdb.Catalog
         An open catalog.
     paths : iterable of path-like
         Files and folders.
@@ -198,6 +210,9 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     config : IngestConfig, optional
     user : str, optional
         Recorded in the event log (default: login name).
+    night : str, optional
+        Put every file in this night (default: the night its DATE-OBS gives,
+        else one named after its folder).
     progress : callable, optional
         ``progress(done, total, file_name)`` after each file.
 
@@ -205,23 +220,16 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     -------
     IngestReport
     """
-    from sqlalchemy import select, update
-
-    from obsdb.catalog.models import Frame
-    from obsdb.catalog.writes import record_event, write_measurements
-    from obsdb.imaging.header import frame_number
+    from obsdb.imaging.header import frame_number, suggest_number_pattern
 
     config = config or IngestConfig()
     user = user or login_name()
     start = time.perf_counter()
     files = discover(paths, recursive)
     report = IngestReport()
-
-    with catalog.session() as session:
-        rows = session.execute(select(Frame.id, Frame.path, Frame.size, Frame.mtime, Frame.readable, Frame.error,
-                                      Frame.number).where(Frame.path.in_([str(p) for p in files]))).all()
-        report.gone = _gone_from(session, paths, recursive, {str(p) for p in files})
-    known = {row.path: row for row in rows}
+    known = catalog.known_files([str(p) for p in files])
+    folders = [Path(p).expanduser().resolve() for p in paths if Path(p).expanduser().is_dir()]
+    report.gone = catalog.gone_from(folders, recursive=recursive, present={str(p) for p in files})
     todo: list[str] = []
     renumbered: dict[int, int | None] = {}
     for path in files:
@@ -232,39 +240,42 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         except OSError:
             todo.append(key)
             continue
-        if row is not None and row.size == st.st_size and row.mtime == st.st_mtime:
-            if row.readable:
+        unchanged = row is not None and row["size"] == st.st_size and row["mtime"] == st.st_mtime
+        if unchanged and row["stale"] and config.measure_quality:
+            # Measured by an older algorithm: measure again (the content hash decides what changed).
+            report.stale += 1
+            todo.append(key)
+        elif unchanged:
+            if row["readable"]:
                 report.unchanged.append(key)
             else:
-                report.failed.append((key, row.error or "unreadable"))
+                report.failed.append((key, row["error"] or "unreadable"))
             # The number comes from the name alone: a new --number-pattern renumbers without a read.
             number = frame_number(path.name, config.number_pattern)
-            if number != row.number:
-                renumbered[row.id] = number
+            if number != row["number"]:
+                renumbered[row["id"]] = number
         else:
             todo.append(key)
     if renumbered:
-        with catalog.session() as session:
-            session.execute(update(Frame), [{"id": i, "number": n} for i, n in renumbered.items()])
-            record_event(session, user, "ingest", f"{len(renumbered)} frames renumbered with pattern "
-                                                  f"{config.number_pattern!r}",
-                         details={"renumbered": {str(i): n for i, n in renumbered.items()}})
+        catalog.renumber(renumbered, pattern=config.number_pattern, author=user)
 
     total = len(files)
     done = total - len(todo)
     if progress:
         progress(done, total, "")
     batch: list[Measurement] = []
+    new_ids: list[int] = []
 
     def flush() -> None:
         if not batch:
             return
-        with catalog.session() as session:
-            outcome = write_measurements(session, batch, number_pattern=config.number_pattern, user=user)
+        outcome = catalog.write_measurements(batch, number_pattern=config.number_pattern, author=user, night=night)
         report.added.extend(outcome["added"])
         report.changed.extend(outcome["changed"])
         report.unchanged.extend(outcome["unchanged"])
         report.failed.extend(outcome["failed"])
+        report.folder_nights |= outcome["folder_nights"]
+        new_ids.extend(outcome["new_ids"])
         batch.clear()
 
     from obsdb.pipeline.pool import deferred_interrupt
@@ -281,45 +292,18 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
             interrupt.raise_if_requested()
         flush()
     report.seconds = time.perf_counter() - start
-    with catalog.session() as session:
-        from sqlalchemy import func
-
-        report.shared_numbers = dict(session.execute(
-            select(Frame.number, func.count()).where(Frame.number.is_not(None))
-            .group_by(Frame.number).having(func.count() > 1)).all())
-        if report.shared_numbers:
-            from obsdb.imaging.header import suggest_number_pattern
-
-            sharing: dict[int, list[str]] = {}
-            for number, name in session.execute(select(Frame.number, Frame.file_name)
-                                                .where(Frame.number.in_(list(report.shared_numbers)))):
-                sharing.setdefault(number, []).append(name)
-            for number, names in sharing.items():
-                hint = suggest_number_pattern(sorted(names))
-                if hint:
-                    report.number_pattern_hint[number] = hint
-        record_event(session, user, "ingest",
-                     f"{report.n_files} files: {len(report.added)} added, {len(report.changed)} changed, "
-                     f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable",
-                     details={"paths": [str(p) for p in paths], "workers": workers})
+    # Only clashes this ingest created: a later ingest of other files does not repeat them.
+    for (night_name, number), names in catalog.shared_numbers(new_ids).items():
+        report.shared_numbers[(night_name, number)] = len(names)
+        hint = suggest_number_pattern(sorted(names))
+        if hint:
+            report.number_pattern_hint[(night_name, number)] = hint
+    catalog.record_event(user, "ingest",
+                         f"{report.n_files} files: {len(report.added)} added, {len(report.changed)} changed, "
+                         f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable"
+                         + (f", {report.stale} re-measured (newer algorithm)" if report.stale else ""),
+                         details={"paths": [str(p) for p in paths], "workers": workers, "night": night})
     return report
-
-
-def _gone_from(session, paths, recursive: bool, present: set[str]) -> list[str]:
-    """Catalogued files inside the scanned folders that the scan did not find."""
-    from sqlalchemy import select
-
-    from obsdb.catalog.models import Frame
-
-    folders = [Path(p).expanduser().resolve() for p in paths if Path(p).expanduser().is_dir()]
-    gone = []
-    for folder in folders:
-        prefix = str(folder).rstrip(os.sep) + os.sep
-        for path in session.scalars(select(Frame.path).where(Frame.path.startswith(prefix, autoescape=True))):
-            inside = recursive or os.sep not in path[len(prefix):]
-            if inside and path not in present and not os.path.exists(path):
-                gone.append(path)
-    return sorted(set(gone))
 
 
 def measure_many(paths: list[str], config: IngestConfig, workers: int):

@@ -1,14 +1,18 @@
-"""Quality metrics of one frame as a plain dict for the catalog."""
+"""Quality metrics and the star list of one frame, from one detection, for the catalog."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-METRICS_VERSION = "metrics-2"
+METRICS_VERSION = "metrics-3"
 """Identifies the metric algorithm; stored with each result."""
 
-STARS_KEPT = 60
-"""Brightest stars kept in the catalog for transparency matching."""
+STAR_LIST_SIZE = 400
+"""Brightest stars stored per frame: what registration matches (and QA and groups reuse)."""
+
+TRANSPARENCY_STARS = 60
+"""Brightest unsaturated stars of a stored list compared for transparency."""
 
 
 def _finite_or_none(value):
@@ -18,8 +22,23 @@ def _finite_or_none(value):
     return value if math.isfinite(value) else None
 
 
-def metrics_from_image(data, saturation) -> dict:
-    """Measure stars, PSF and sky of a frame.
+@dataclass
+class FrameQuality:
+    """What one detection gives the catalog: the metric columns and the star list."""
+
+    metrics: dict
+    """Keys of :class:`obsdb.catalog.models.FrameMetrics` (transparency comes later, in `obsdb qa`)."""
+    stars: object
+    """The brightest :data:`STAR_LIST_SIZE` stars (:data:`obsdb.imaging.stars.STAR_DTYPE`), with
+    positions refined as registration refines them."""
+
+
+def metrics_from_image(data, saturation) -> FrameQuality:
+    """Measure stars, PSF and sky of a frame, and keep its registration star list.
+
+    One detection serves both: the stored list is exactly what
+    :func:`obsdb.imaging.register.detect_registration_stars` returns for the
+    frame, so `obsdb align` needs no second read of the pixels.
 
     Parameters
     ----------
@@ -30,25 +49,14 @@ def metrics_from_image(data, saturation) -> dict:
 
     Returns
     -------
-    dict
-        Keys of :class:`obsdb.catalog.models.FrameMetrics` (transparency is
-        computed later, against the band's reference frame).
+    FrameQuality
     """
-    import numpy as np
-
+    from obsdb.imaging.register import refine_registration_stars
     from obsdb.imaging.stars import measure_quality
 
-    quality = measure_quality(data, saturation=saturation)
-    stars = quality.stars
-    stars_list = []
-    if stars is not None and len(stars):
-        if "saturated" in (stars.dtype.names or ()):
-            # Saturated fluxes are clipped: useless for transparency ratios.
-            stars = stars[~stars["saturated"]]
-        x, y, flux = (np.asarray(stars[k], dtype=float) for k in ("x", "y", "flux"))
-        order = np.argsort(flux)[::-1][:STARS_KEPT]
-        stars_list = [[round(float(x[i]), 3), round(float(y[i]), 3), round(float(flux[i]), 1)] for i in order]
-    return {
+    quality = measure_quality(data, saturation=saturation, n_refine=STAR_LIST_SIZE)
+    stars = refine_registration_stars(data, quality.stars[:STAR_LIST_SIZE])
+    return FrameQuality(metrics={
         "n_stars": int(quality.n_stars),
         "fwhm": _finite_or_none(quality.fwhm),
         "hfd": _finite_or_none(quality.hfd),
@@ -56,6 +64,16 @@ def metrics_from_image(data, saturation) -> dict:
         "background": _finite_or_none(quality.background),
         "background_rms": _finite_or_none(quality.background_rms),
         "background_gradient": _finite_or_none(quality.background_gradient),
-        "stars": stars_list,
         "algorithm": METRICS_VERSION,
-    }
+    }, stars=stars)
+
+
+def transparency_stars(stars):
+    """The stars of a stored list that transparency compares: the brightest unsaturated ones."""
+    import numpy as np
+
+    if stars is None or len(stars) == 0:
+        return stars
+    usable = stars[~stars["saturated"]] if "saturated" in stars.dtype.names else stars
+    order = np.argsort(np.asarray(usable["flux"], dtype=float))[::-1][:TRANSPARENCY_STARS]
+    return usable[order]

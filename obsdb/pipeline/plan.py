@@ -193,7 +193,7 @@ class ApplyReport:
     missing_frames: list[str] = field(default_factory=list)
 
 
-def apply_plan(catalog, plan: Plan, *, user: str | None = None) -> ApplyReport:
+def apply_plan(catalog, plan: Plan, *, user: str | None = None, night=None) -> ApplyReport:
     """Record a plan's decisions in the catalog in one transaction.
 
     Frames named in the plan but absent from the catalog are reported, not fatal
@@ -212,22 +212,25 @@ def apply_plan(catalog, plan: Plan, *, user: str | None = None) -> ApplyReport:
 
     def frames_for(selector: str):
         try:
-            return select_frames(session, selector, readable_only=True, strict=False)
+            return select_frames(session, selector, readable_only=True, strict=False, nights=night)
         except SelectorError:
             report.missing_frames.append(selector)
             return []
 
     with catalog.session() as session:
+        night_id = None
         if plan.reference is not None:
             reference = frames_for(str(plan.reference))
             if not reference:
                 raise ObsdbError(f"{plan.path}: reference frame {plan.reference} is not in the catalog")
+            night_id = reference[0].night_id
             if set_decision(session, "reference_frame", {"frame": plan.reference}, source="plan",
-                            author=plan.author, note=note):
+                            author=plan.author, note=note, frame=reference[0]):
                 report.decisions.append(f"reference frame {plan.reference}")
             if plan.reference_star is not None:
                 value = {"frame": plan.reference, "x": plan.reference_star[0], "y": plan.reference_star[1]}
-                if set_decision(session, "reference_star", value, source="plan", author=plan.author, note=note):
+                if set_decision(session, "reference_star", value, source="plan", author=plan.author, note=note,
+                                night_id=night_id):
                     report.decisions.append(f"reference star at {plan.reference_star} in {plan.reference}")
         if plan.fine_box is not None:
             value = {"box": list(plan.fine_box), "method": plan.fine_method}
@@ -235,7 +238,8 @@ def apply_plan(catalog, plan: Plan, *, user: str | None = None) -> ApplyReport:
                 value["reference"] = plan.fine_reference
             if plan.fine_background is not None:
                 value["background"] = plan.fine_background
-            if set_decision(session, "fine_box", value, source="plan", author=plan.author, note=note):
+            if set_decision(session, "fine_box", value, source="plan", author=plan.author, note=note,
+                            night_id=night_id):
                 report.decisions.append(f"fine box {plan.fine_box}")
         for entry in plan.tags:
             frames = frames_for(entry.frames)

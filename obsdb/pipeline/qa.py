@@ -11,10 +11,6 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
-from obsdb.catalog.models import Frame, FrameMetrics, utcnow
 from obsdb.errors import ObsdbError
 from obsdb.pipeline.ingest import login_name
 
@@ -24,9 +20,6 @@ RULE_AUTHOR = "obsdb"
 QA_TAGS = ("cloud", "trail", "focus", "few-stars")
 """The automatic tags QA writes (and may retract)."""
 
-QA_TYPES = ("light", "unknown")
-"""Image types that get quality tags (calibration frames have no stars to judge)."""
-
 
 @dataclass
 class QaReport:
@@ -34,96 +27,90 @@ class QaReport:
 
     measured: int = 0
     assessed: int = 0
-    added: list[tuple[int | None, str, str]] = field(default_factory=list)
-    retracted: list[tuple[int | None, str, str]] = field(default_factory=list)
-    references: dict[str, int | None] = field(default_factory=dict)
-    """Transparency reference per band (``band/object`` when a band holds several targets)."""
+    added: list[tuple[str, str, str]] = field(default_factory=list)
+    retracted: list[tuple[str, str, str]] = field(default_factory=list)
+    references: dict[str, str | None] = field(default_factory=dict)
+    """Transparency reference per judged group (``night band``, with the instrument and target when
+    the night holds several)."""
     thresholds: dict = field(default_factory=dict)
     not_measured: list[tuple[str, str]] = field(default_factory=list)
     """Files whose metrics could not be computed now (gone or damaged since ingest), with the reason;
     they are judged on the metrics they had, if any."""
+    nights: list[str] = field(default_factory=list)
+    """The nights judged."""
 
 
-def measure_missing(catalog, *, band: str | None = None, recompute: bool = False, workers: int = 1,
+def measure_missing(catalog, *, nights=None, band: str | None = None, recompute: bool = False, workers: int = 1,
                     progress: Callable | None = None, failed: list | None = None) -> int:
-    """Compute metrics for frames that lack them (one read each); returns how many were measured.
+    """Compute metrics and star lists for frames that lack them (one read each); returns how many.
 
     Files that cannot be read now are appended to ``failed`` as ``(path, reason)``.
     """
     from obsdb.config import IngestConfig
     from obsdb.pipeline.ingest import measure_many
 
-    with catalog.session() as session:
-        query = select(Frame.id, Frame.path).outerjoin(FrameMetrics).where(
-            Frame.readable.is_(True), Frame.image_type.in_(QA_TYPES))
-        if band:
-            query = query.where(Frame.band == band)
-        if not recompute:
-            query = query.where(FrameMetrics.frame_id.is_(None))
-        todo = dict((path, frame_id) for frame_id, path in session.execute(query))
+    todo = catalog.frames_needing_metrics(nights=nights, band=band, recompute=recompute)
     if not todo:
         return 0
     config = IngestConfig(measure_quality=True)
-    done = 0
     batch = []
-
-    def flush():
-        with catalog.session() as session:
-            frames = {f.id: f for f in session.scalars(
-                select(Frame).where(Frame.id.in_([todo[m.path] for m in batch])))}
-            for m in batch:
-                frame = frames[todo[m.path]]
-                if m.ok and m.metrics:
-                    frame.metrics = FrameMetrics(measured_at=utcnow(), **m.metrics)
-        batch.clear()
-
     measured = 0
-    for measurement in measure_many(list(todo), config, workers):
-        batch.append(measurement)
-        done += 1
-        if measurement.ok:
+    for done, measurement in enumerate(measure_many(list(todo), config, workers), start=1):
+        if measurement.ok and measurement.metrics:
+            batch.append((todo[measurement.path], measurement))
             measured += 1
         elif failed is not None:
-            failed.append((measurement.path, measurement.error))
+            failed.append((measurement.path, measurement.error or "no pixels to measure"))
         if progress:
             progress(done, len(todo), measurement.path.rsplit("/", 1)[-1])
         if len(batch) >= 25:
-            flush()
+            catalog.store_quality(batch)
+            batch.clear()
     if batch:
-        flush()
+        catalog.store_quality(batch)
     return measured
 
 
-def band_reference(frames: list[Frame]) -> Frame | None:
-    """The band's transparency reference: among frames with a background no higher
-    than the band median (clear sky), the one whose brightest stars are brightest
-    per second of exposure."""
-    candidates = [f for f in frames if f.metrics and f.metrics.stars]
+def band_reference(frames: list):
+    """The group's transparency reference: among frames with a background no higher
+    than the group median (clear sky), the one whose brightest stars are brightest
+    per second of exposure (frames are :class:`obsdb.catalog.catalog.QaFrame`)."""
+    candidates = [f for f in frames if f.stars is not None and len(f.stars)]
     if not candidates:
         return None
-    median_bkg = statistics.median(f.stats.background for f in candidates if f.stats)
-    clear = [f for f in candidates if f.stats and f.stats.background <= median_bkg] or candidates
+    backgrounds = [f.background for f in candidates if f.background is not None]
+    median_bkg = statistics.median(backgrounds) if backgrounds else None
+    clear = [f for f in candidates if median_bkg is None or (f.background is not None
+                                                             and f.background <= median_bkg)] or candidates
     # Trailed or defocused stars spread their flux and lose faint stars: prefer round, sharp ones.
-    sharp = [f for f in clear if (f.metrics.elongation or 1.0) < 1.3]
+    sharp = [f for f in clear if (f.elongation or 1.0) < 1.3]
     if sharp:
-        best = min(f.metrics.fwhm or float("inf") for f in sharp)
-        clear = [f for f in sharp if (f.metrics.fwhm or float("inf")) <= 1.3 * best] or sharp
+        best = min(f.fwhm or float("inf") for f in sharp)
+        clear = [f for f in sharp if (f.fwhm or float("inf")) <= 1.3 * best] or sharp
 
-    def brightness(frame: Frame) -> float:
-        fluxes = sorted((s[2] for s in frame.metrics.stars), reverse=True)[:20]
+    def brightness(frame) -> float:
+        fluxes = sorted((float(v) for v in frame.stars["flux"]), reverse=True)[:20]
         return statistics.median(fluxes) / (frame.exptime or 1.0) if fluxes else 0.0
 
     return max(clear, key=brightness)
 
 
-def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
+def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | None = None,
            recompute: bool = False, workers: int = 1, user: str | None = None,
            progress: Callable | None = None) -> QaReport:
     """Measure, compute transparency, apply the rules and write the automatic tags.
 
+    Frames are judged in groups of one night, one instrument, one band and
+    one target: every yardstick (clear background, best FWHM, transparency
+    reference) comes from the frame's own group, so frames of another night
+    or camera never change a frame's verdict, and nights not selected are
+    left exactly as they were.
+
     Parameters
     ----------
-    catalog : Catalog
+    catalog : obsdb.Catalog
+    night : str or list of str, optional
+        Only these nights (default: every night, each on its own).
     band : str, optional
         Only this band.
     thresholds : dict, optional
@@ -142,9 +129,8 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
     ObsdbError
         For an unknown threshold or a value of the wrong type or range.
     """
-    from obsdb.catalog.tags import sync_rule_tags
-    from obsdb.catalog.writes import record_event
     from obsdb.imaging.stars import transparency
+    from obsdb.pipeline.metrics import transparency_stars
     from obsdb.pipeline.qa_rules import FrameMetricsInput, QaThresholds, evaluate
 
     user = user or login_name()
@@ -153,64 +139,53 @@ def run_qa(catalog, *, band: str | None = None, thresholds: dict | None = None,
     except ValueError as exc:
         raise ObsdbError(f"[qa] thresholds: {exc}") from None
     report = QaReport(thresholds=_as_dict(limits))
-    report.measured = measure_missing(catalog, band=band, recompute=recompute, workers=workers,
-                                      failed=report.not_measured,
-                                      progress=progress)
-    with catalog.session() as session:
-        query = (select(Frame).options(selectinload(Frame.metrics), selectinload(Frame.stats))
-                 .where(Frame.readable.is_(True), Frame.image_type.in_(QA_TYPES)))
-        if band:
-            query = query.where(Frame.band == band)
-        frames = [f for f in session.scalars(query) if f.metrics is not None]
-        by_band: dict[str | None, list[Frame]] = {}
-        for frame in frames:
-            by_band.setdefault(frame.band, []).append(frame)
+    report.measured = measure_missing(catalog, nights=night, band=band, recompute=recompute, workers=workers,
+                                      failed=report.not_measured, progress=progress)
+    frames = catalog.qa_frames(nights=night, band=band)
+    groups: dict[tuple, list] = {}
+    for frame in frames:
+        groups.setdefault(frame.group_key, []).append(frame)
+    instruments, targets = {}, {}
+    for night_name, instrument, _, target in groups:
+        instruments.setdefault(night_name, set()).add(instrument)
+        targets.setdefault(night_name, set()).add(target)
+    results = []
+    wanted: dict[tuple[int, str], str] = {}
+    for key, members in sorted(groups.items(), key=lambda item: tuple(str(v) for v in item[0])):
+        night_name, instrument, band_name, target = key
+        reference = band_reference(members)
+        label = f"{night_name} {band_name or '-'}"
+        if len(instruments[night_name]) > 1:
+            label += f" {instrument or 'unknown instrument'}"
+        if len(targets[night_name]) > 1:
+            label += f" {target or '-'}"
+        report.references[label] = reference.label if reference else None
+        reference_stars = transparency_stars(reference.stars) if reference else None
         inputs = []
-        for band_name, members in by_band.items():
-            # Transparency compares the same stars: one reference per target within the band.
-            by_object: dict[str | None, list[Frame]] = {}
-            for frame in members:
-                by_object.setdefault(frame.object, []).append(frame)
-            reference_of: dict[int, Frame | None] = {}
-            for object_name, group in by_object.items():
-                reference = band_reference(group)
-                key = band_name or "-"
-                if len(by_object) > 1:
-                    key = f"{key}/{object_name or '-'}"
-                report.references[key] = reference.label if reference else None
-                reference_of.update((f.id, reference) for f in group)
-            for frame in members:
-                reference = reference_of[frame.id]
-                if reference is None or not frame.metrics.stars:
-                    frame.metrics.transparency = None
-                else:
-                    ratio = transparency(frame.metrics.stars, reference.metrics.stars)
-                    scale = (reference.exptime or 1.0) / (frame.exptime or 1.0)
-                    frame.metrics.transparency = ratio * scale if ratio == ratio else None
-                m = frame.metrics
-                inputs.append(FrameMetricsInput(
-                    key=frame.id, band=band_name, n_stars=m.n_stars, fwhm=_nan(m.fwhm), hfd=_nan(m.hfd),
-                    elongation=_nan(m.elongation),
-                    background=_nan(frame.stats.background if frame.stats else m.background),
-                    transparency=_nan(m.transparency)))
-        decisions = evaluate(inputs, limits)
-        now = utcnow()
-        for frame in frames:
-            frame.metrics.assessed_at = now
-        wanted: dict[tuple[int, str], str] = {(d.key, d.tag): d.reason for d in decisions}
-        by_id = {f.id: f for f in frames}
-        # Bring the active QA tags in line with the decisions (other automatic tags, such as
-        # align's `unregistered`, are not QA's to retract).
-        change = sync_rule_tags(session, by_id, wanted, names=QA_TAGS, author=RULE_AUTHOR,
-                                retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}")
-        report.retracted.extend((by_id[t.frame_id].label, t.name, t.reason) for t in change.retracted
-                                if (t.frame_id, t.name) not in wanted)
-        report.added.extend((by_id[t.frame_id].label, t.name, t.reason) for t in change.added)
-        report.assessed = len(frames)
-        record_event(session, user, "qa",
-                     f"{len(frames)} frames assessed, {len(report.added)} tags added, "
-                     f"{len(report.retracted)} retracted",
-                     details={"band": band, "thresholds": report.thresholds, "references": report.references})
+        for frame in members:
+            value = None
+            if reference is not None and frame.stars is not None and len(frame.stars):
+                ratio = transparency(transparency_stars(frame.stars), reference_stars)
+                scale = (reference.exptime or 1.0) / (frame.exptime or 1.0)
+                value = ratio * scale if ratio == ratio else None
+            results.append((frame.id, value, reference.id if reference else None))
+            inputs.append(FrameMetricsInput(
+                key=frame.id, band=band_name, n_stars=frame.n_stars, fwhm=_nan(frame.fwhm), hfd=_nan(frame.hfd),
+                elongation=_nan(frame.elongation), background=_nan(frame.background),
+                transparency=_nan(value)))
+        wanted.update(((d.key, d.tag), d.reason) for d in evaluate(inputs, limits))
+    change = catalog.apply_qa(results, wanted, names=QA_TAGS, author=RULE_AUTHOR,
+                              retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}")
+    labels = {f.id: f.label for f in frames}
+    report.retracted.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.retracted
+                            if (frame_id, name) not in wanted)
+    report.added.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.added)
+    report.assessed = len(frames)
+    report.nights = sorted(instruments)
+    catalog.record_event(user, "qa", f"{len(frames)} frames assessed, {len(report.added)} tags added, "
+                                     f"{len(report.retracted)} retracted",
+                         details={"nights": report.nights, "band": band, "thresholds": report.thresholds,
+                                  "references": report.references})
     return report
 
 

@@ -29,14 +29,24 @@ def frame_regions(session, frame: Frame) -> tuple[str, int]:
     run_id = session.scalar(select(ShiftStep.run_id).where(ShiftStep.frame_id == frame.id)
                             .order_by(ShiftStep.run_id.desc()).limit(1))
     if run_id is not None:
+        from obsdb.imaging.stars import decode_stars
+
+        stars = decode_stars(frame.star_list.data) if frame.star_list is not None else None
+        matched = set()
         for c in session.scalars(select(Centroid).where(Centroid.frame_id == frame.id, Centroid.run_id == run_id)):
             if c.source == "box" and c.box_x0 is not None:
                 lines.append(_ds9_box((c.box_x0, c.box_x1, c.box_y0, c.box_y1), "yellow", c.method))
                 lines.append(f"point({c.x + 1:.3f},{c.y + 1:.3f}) # point=x color=yellow")
-            elif c.matched_x is not None:
-                lines.append(f"circle({c.x + 1:.3f},{c.y + 1:.3f},4) # color=green")
-            else:
-                lines.append(f"circle({c.x + 1:.3f},{c.y + 1:.3f},4) # color=red dash=1")
+            elif c.star_index is not None and stars is not None and c.star_index < len(stars):
+                matched.add(c.star_index)
+            elif c.x is not None:
+                color = "green" if c.matched_x is not None else "red dash=1"
+                lines.append(f"circle({c.x + 1:.3f},{c.y + 1:.3f},4) # color={color}")
+        if matched:
+            # The run's matched stars point into the stored star list; the others were not matched.
+            for i, star in enumerate(stars):
+                color = "green" if i in matched else "red dash=1"
+                lines.append(f"circle({float(star['x']) + 1:.3f},{float(star['y']) + 1:.3f},4) # color={color}")
     return "\n".join(lines) + "\n", len(lines) - 4
 
 
@@ -49,14 +59,14 @@ class RegionFile:
     frame_path: str
 
 
-def write_regions(catalog, selector: str, out: str | Path | None = None) -> RegionFile:
+def write_regions(catalog, selector: str, out: str | Path | None = None, *, nights=None) -> RegionFile:
     """Write the region file of one frame (default ``<frame name>.reg`` here), atomically."""
     from obsdb.catalog.queries import select_frames
     from obsdb.errors import ObsdbError
     from obsdb.imaging.fitsio import atomic_write_bytes
 
     with catalog.session() as session:
-        selected = select_frames(session, selector)
+        selected = select_frames(session, selector, nights=nights)
         if len(selected) != 1:
             raise ObsdbError(f"{selector!r} names {len(selected)} frames; give one")
         text, count = frame_regions(session, selected[0])

@@ -89,9 +89,9 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         if ingested.gone:
             summary.steps.append(("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
                                              f"(first: {ingested.gone[0]}); the catalog keeps their records"))
-        for number, count in sorted(ingested.shared_numbers.items()):
-            hint = ingested.number_pattern_hint.get(number)
-            summary.steps.append(("warning", f"frame number {number} is shared by {count} files" + (
+        for key, count in sorted(ingested.shared_numbers.items()):
+            hint = ingested.number_pattern_hint.get(key)
+            summary.steps.append(("warning", f"frame number {key[1]} is shared by {count} files" + (
                 f"; set [ingest] number_pattern = '{hint}' in obsdb.toml to tell them apart" if hint else "")))
         announce("qa")
         with progress("qa") as callback:

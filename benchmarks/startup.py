@@ -1,0 +1,235 @@
+"""Start-up time of the catalog query commands, and the heavy imports each one pays for.
+
+A catalog query (``frames``, ``show``, ``history``, ``rejected``, ``summary``,
+``nights``) reads a few rows from SQLite and prints them, so nearly all of its
+wall time is interpreter start-up and imports.  This script
+
+1. builds a small catalog in a temporary directory (``obsdb init``,
+   ``obsdb simulate DIR --frames 6 --size 128``, ``obsdb ingest DIR``; not
+   timed);
+2. times each query command wall-clock, start to exit, as a subprocess:
+   one untimed warm-up run (it also writes the ``.pyc`` files and tells
+   whether the command works at all), then the median of ``--repeat`` runs;
+3. runs each command once more under ``python -X importtime`` and reports
+   the cumulative import time of the heavy packages it actually imported
+   (astropy, numpy, scipy, alembic, sqlalchemy, rich, typer, matplotlib,
+   pandas; also pydantic, which recent typer imports to convert parameters,
+   and the imaging packages photutils and sep), at module level or inside
+   the functions the command calls.
+
+A package's time is the ``cumulative`` column of ``-X importtime`` summed
+over its outermost entries (an entry of the package not nested inside
+another entry of the same package).  It therefore includes whatever that
+package imported first, so the figures overlap (astropy's includes numpy's
+when astropy was the first to import numpy) and do not add up; they answer
+"what would this command save without that import".  ``-X importtime``
+slows imports down somewhat, so its figures are larger than their share of
+the wall-clock medians.
+
+A command that fails (exits non-zero, e.g. one that does not exist yet) is
+reported as ``n/a (exit code N)``; the script carries on.
+
+Which obsdb is measured: the checkout this script belongs to (its parent
+directory is put first on ``PYTHONPATH`` of every subprocess), run with the
+``obsdb`` console script next to ``sys.executable`` (``python -m
+obsdb.cli.app`` when there is none).  For reference the script also times
+``python -c pass`` and ``python -c "import sqlalchemy"``.
+
+Run::
+
+    python benchmarks/startup.py                 # median of 7 runs per command
+    python benchmarks/startup.py --repeat 15
+    python benchmarks/startup.py --db obsdb.sqlite --frame 1009   # an existing catalog, no setup
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HEAVY = ("astropy", "numpy", "scipy", "alembic", "sqlalchemy", "rich", "typer", "matplotlib", "pandas",
+         "pydantic", "photutils", "sep")
+ROOT = Path(__file__).resolve().parents[1]
+WIDTH = 98
+
+
+def obsdb_prefix(xopts=()) -> list[str]:
+    """The command line that starts ``obsdb`` with this interpreter."""
+    script = Path(sys.executable).with_name("obsdb")
+    if script.is_file():
+        return [sys.executable, *xopts, str(script)]
+    return [sys.executable, *xopts, "-m", "obsdb.cli.app"]
+
+
+def child_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OBSDB_DB", "OBSDB_CONFIG", "OBSDB_DEBUG")}
+    if (ROOT / "obsdb" / "__init__.py").is_file():
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env["COLUMNS"] = "200"
+    return env
+
+
+def run(argv, cwd, env, capture=False):
+    """Run ``argv``; return (wall seconds, return code, stdout, stderr)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    return wall, proc.returncode, proc.stdout or "", proc.stderr
+
+
+def setup_catalog(tmp: Path, env) -> tuple[str, int]:
+    """Create, simulate and ingest a small night; return the catalog path and the first frame number."""
+    db = str(tmp / "obsdb.sqlite")
+    night = str(tmp / "night")
+    for args in (["init"], ["simulate", night, "--frames", "6", "--size", "128"], ["ingest", night]):
+        _, rc, _, err = run(obsdb_prefix() + ["--db", db, *args], tmp, env)
+        if rc != 0:
+            sys.exit(f"setup failed: obsdb {' '.join(args)} exited with {rc}\n{err.strip()}")
+    return db, first_frame(db, tmp, env)
+
+
+def first_frame(db: str, cwd: Path, env) -> int:
+    """The lowest frame number in the catalog (1001, simulate's first, when it cannot be listed)."""
+    _, rc, out, _ = run(obsdb_prefix() + ["--db", db, "frames", "--format", "json"], cwd, env, capture=True)
+    number = 1001                              # simulate numbers frames from 1001
+    if rc == 0:
+        try:
+            records = json.loads(out)
+            number = int(min(r["number"] for r in records if r.get("number") is not None))
+        except (ValueError, KeyError, TypeError):
+            pass
+    return number
+
+
+def parse_importtime(stderr: str) -> dict[str, float]:
+    """Cumulative import ms per heavy package, from ``-X importtime`` output (post-order tree)."""
+    roots, pending = [], []                 # nodes: (name, cumulative us, children)
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cum, name_field = line[len("import time:"):].split("|", 2)
+        try:
+            cum_us = int(cum)
+        except ValueError:                  # the header line
+            continue
+        name = name_field[1:]                # one space after the bar, then 2 per level
+        depth = (len(name) - len(name.lstrip(" "))) // 2
+        children = []
+        while pending and pending[-1][0] > depth:
+            children.append(pending.pop()[1])
+        node = (name.strip(), cum_us, children[::-1])
+        if depth == 0:
+            roots.append(node)
+        else:
+            pending.append((depth, node))
+    roots.extend(node for _, node in pending)   # incomplete output: keep what there is
+
+    totals: dict[str, float] = {}
+
+    def walk(node, inside: frozenset):
+        name, cum_us, children = node
+        pkg = name.split(".")[0]
+        if pkg in HEAVY and pkg not in inside:
+            totals[pkg] = totals.get(pkg, 0.0) + cum_us / 1000.0
+            inside = inside | {pkg}
+        for child in children:
+            walk(child, inside)
+
+    for root in roots:
+        walk(root, frozenset())
+    return totals
+
+
+def measure(label, argv, cwd, env, repeat, importtime_argv=None):
+    """(label, median wall s or 'n/a (exit code N)', heavy imports text)."""
+    _, rc, _, err = run(argv, cwd, env)      # warm-up: .pyc files, page cache; does it work?
+    if rc != 0:
+        return label, f"n/a (exit code {rc})", ""
+    walls = []
+    for _ in range(repeat):
+        wall, rc, _, _ = run(argv, cwd, env)
+        if rc != 0:
+            return label, f"n/a (exit code {rc})", ""
+        walls.append(wall)
+    heavy = ""
+    if importtime_argv is not None:
+        _, rc, _, err = run(importtime_argv, cwd, env)
+        totals = parse_importtime(err)
+        order = sorted(totals, key=lambda p: -totals[p])
+        heavy = ", ".join(f"{p}: {totals[p]:.0f}" for p in order) or "none"
+    return label, f"{statistics.median(walls):.3f}", heavy
+
+
+def print_table(rows, title):
+    c1 = max(len("command"), *(len(r[0]) for r in rows))
+    c2 = max(len("median wall s"), *(len(r[1]) for r in rows))
+    c3 = WIDTH - c1 - c2 - 4
+    print(title)
+    print(f"{'command':<{c1}}  {'median wall s':>{c2}}  heavy imports (package: ms, cumulative)")
+    print("-" * WIDTH)
+    for label, wall, heavy in rows:
+        lines = textwrap.wrap(heavy, c3) or [""]
+        print(f"{label:<{c1}}  {wall:>{c2}}  {lines[0]}".rstrip())
+        for more in lines[1:]:
+            print(f"{'':<{c1}}  {'':>{c2}}  {more}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs per command (median; default 7)")
+    parser.add_argument("--db", help="time the queries on this existing catalog instead of building one")
+    parser.add_argument("--frame", type=int, help="frame number for show/history (default: the lowest)")
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+
+    env = child_env()
+    with tempfile.TemporaryDirectory(prefix="obsdb-startup-") as tmp_s:
+        tmp = Path(tmp_s)
+        if args.db:
+            db, first = str(Path(args.db).resolve()), first_frame(str(Path(args.db).resolve()), tmp, env)
+        else:
+            db, first = setup_catalog(tmp, env)
+        if args.frame is not None:
+            first = args.frame
+        commands = [
+            ("frames", ["frames"]),
+            ("frames --format json", ["frames", "--format", "json"]),
+            (f"show {first}", ["show", str(first)]),
+            (f"history {first}", ["history", str(first)]),
+            ("rejected", ["rejected"]),
+            ("summary", ["summary"]),
+            ("nights", ["nights"]),
+            ("--help", ["--help"]),
+        ]
+        rows = []
+        for label, cmd in commands:
+            rows.append(measure(label, obsdb_prefix() + ["--db", db, *cmd], tmp, env, args.repeat,
+                                obsdb_prefix(["-X", "importtime"]) + ["--db", db, *cmd]))
+        reference = [
+            measure("python -c pass", [sys.executable, "-c", "pass"], tmp, env, args.repeat),
+            measure("python -c 'import sqlalchemy'", [sys.executable, "-c", "import sqlalchemy"], tmp,
+                    env, args.repeat, [sys.executable, "-X", "importtime", "-c", "import sqlalchemy"]),
+        ]
+
+    where = ROOT if (ROOT / "obsdb" / "__init__.py").is_file() else "the installed package"
+    print(f"obsdb from {where}; {sys.executable} (Python {sys.version.split()[0]}); "
+          f"median of {args.repeat} runs after one warm-up")
+    print()
+    print_table(rows, f"catalog query commands ({args.db or '6 frames of 128x128'})")
+    print()
+    print_table(reference, "reference")
+
+
+if __name__ == "__main__":
+    main()

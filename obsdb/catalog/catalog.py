@@ -1,0 +1,584 @@
+"""``obsdb.Catalog``: the one front door to a catalog.
+
+The CLI, the pipeline steps and notebooks all go through it::
+
+    from obsdb import Catalog
+
+    with Catalog.open("obsdb.sqlite", create=True) as cat:
+        cat.ingest(["night1/"])
+        cat.qa()
+        rejected = cat.frames(band="V", status="rejected")
+        rejected.to_table()          # an astropy Table with flat columns
+
+It owns the engine, the sessions (one transaction per call) and every SQL
+statement; pipeline steps ask it for what they need and hand results back.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from obsdb.catalog.records import FrameList, FrameRecord
+
+FILE_QUERY_CHUNK = 500
+"""Paths looked up per query when ingest checks what it already has (bounded SQL parameter lists)."""
+
+
+class Catalog:
+    """An open catalog.
+
+    Use :meth:`open` (or ``obsdb.catalog.db.open_catalog``) rather than the
+    constructor; close it, or use it as a context manager.
+    """
+
+    def __init__(self, url: str, engine: Engine):
+        self.url = url
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(cls, db: str | os.PathLike | None = None, *, create: bool = False) -> "Catalog":
+        """Open the catalog at ``db`` (a path or an SQLAlchemy URL; default ``OBSDB_DB`` or ./obsdb.sqlite).
+
+        Parameters
+        ----------
+        create : bool
+            Create it, or upgrade it to the current schema, first (``obsdb init``).
+
+        Raises
+        ------
+        obsdb.catalog.db.CatalogError
+            When the catalog is missing or behind and ``create`` is False.
+        """
+        from obsdb.catalog.db import database_url, open_catalog, upgrade
+
+        if create:
+            upgrade(database_url(None if db is None else str(db)))
+        return open_catalog(None if db is None else str(db))
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        For the catalog layer's own modules; everything else calls methods.
+        """
+        session: Session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def read(self, query, *args, **kwargs):
+        """Run ``query(session, *args, **kwargs)`` in a session and return its result."""
+        with self.session() as session:
+            return query(session, *args, **kwargs)
+
+    # ------------------------------------------------------------ reading
+
+    def frames(self, *, night=None, band: str | None = None, image_type: str | None = None,
+               status: str | None = None, tag: str | None = None, where: str | None = None) -> FrameList:
+        """Frames matching every filter given, as typed records.
+
+        Parameters
+        ----------
+        night : str or list of str, optional
+            Night name(s), or ``"all"``; default every night.
+        band, image_type, status, tag : str, optional
+            Exact band; light/bias/dark/flat/unknown; accepted/rejected/pending;
+            an active tag.
+        where : str, optional
+            A ``--where`` expression, e.g. ``"fwhm > 3 and EXPTIME >= 30"``.
+
+        Returns
+        -------
+        FrameList
+            A list of :class:`FrameRecord`, with ``to_table()`` and ``to_pandas()``.
+        """
+        return FrameList(FrameRecord.from_dict(r) for r in self.iter_frame_dicts(
+            night=night, band=band, image_type=image_type, status=status, tag=tag, where=where))
+
+    def iter_frame_dicts(self, *, night=None, **filters) -> Iterator[dict]:
+        """Frames in the JSON shape of ``obsdb frames --format json``, streamed (constant memory)."""
+        from obsdb.catalog.queries import iter_frame_records
+
+        with self.session() as session:
+            yield from iter_frame_records(session, nights=night, **filters)
+
+    def frame_dicts(self, **filters) -> list[dict]:
+        """:meth:`iter_frame_dicts` as a list."""
+        return list(self.iter_frame_dicts(**filters))
+
+    def show(self, selector: str, *, night=None) -> list[dict]:
+        """Everything known about the frames a selector names (``obsdb show``)."""
+        from obsdb.catalog.queries import frames_details
+
+        return self.read(frames_details, selector, nights=night)
+
+    def history(self, selector: str, *, night=None) -> list[dict]:
+        """Every alignment run and shift step of the frames a selector names (``obsdb history``)."""
+        from obsdb.catalog.queries import frame_histories
+
+        return self.read(frame_histories, selector, nights=night)
+
+    def nights(self) -> list[dict]:
+        """Every night with frames, bands, targets, instruments, status counts and median FWHM."""
+        from obsdb.catalog.queries import night_summaries
+
+        return self.read(night_summaries)
+
+    def summary(self, *, night=None) -> list[dict]:
+        """Frames per band and type with status counts (``obsdb summary``)."""
+        from obsdb.catalog.queries import band_summary
+
+        return self.read(band_summary, nights=night)
+
+    def log(self, *, limit: int = 50, command: str | None = None, night=None) -> list[dict]:
+        """The newest events, newest first (``obsdb log``)."""
+        from obsdb.catalog.queries import event_log
+
+        return self.read(event_log, limit=limit, command=command, nights=night)
+
+    def night_names(self) -> list[str]:
+        """Names of the catalog's nights, oldest first."""
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import Night
+
+        with self.session() as session:
+            return list(session.scalars(select(Night.name).order_by(Night.name)))
+
+    # ------------------------------------------------------------ steps
+
+    def ingest(self, paths: Iterable[str | os.PathLike], **options):
+        """Ingest FITS files and folders (``obsdb ingest``); see :func:`obsdb.pipeline.ingest.ingest`."""
+        from obsdb.pipeline.ingest import ingest
+
+        return ingest(self, [Path(p) for p in paths], **options)
+
+    def qa(self, **options):
+        """Judge frames by the QA rules (``obsdb qa``); see :func:`obsdb.pipeline.qa.run_qa`."""
+        from obsdb.pipeline.qa import run_qa
+
+        return run_qa(self, **options)
+
+    def align(self, **options):
+        """Align frames (``obsdb align``); see :func:`obsdb.pipeline.align.align_each_target`."""
+        from obsdb.pipeline.align import align_each_target
+
+        return align_each_target(self, **options)
+
+    def tag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
+        """Tag the frames a selector names (``obsdb tag``); returns the frames and what changed."""
+        from obsdb.pipeline.decide import tag_frames
+
+        return tag_frames(self, selector, tag, reason=reason, author=author, nights=night)
+
+    def untag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
+        """Retract a tag on the frames a selector names (``obsdb untag``)."""
+        from obsdb.pipeline.decide import untag_frames
+
+        return untag_frames(self, selector, tag, reason=reason, author=author, nights=night)
+
+    # ------------------------------------------------------------ ingest's catalog side
+
+    def known_files(self, paths: list[str]) -> dict[str, dict]:
+        """What the catalog has for these paths: id, size, mtime, readable, error, number, and
+        ``stale`` when a stored measurement is of an older algorithm version."""
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, StarList
+        from obsdb.imaging.stars import STARS_VERSION
+        from obsdb.imaging.stats import STATS_VERSION
+        from obsdb.pipeline.metrics import METRICS_VERSION
+
+        known: dict[str, dict] = {}
+        with self.session() as session:
+            for start in range(0, len(paths), FILE_QUERY_CHUNK):
+                chunk = paths[start:start + FILE_QUERY_CHUNK]
+                query = (select(Frame.id, Frame.path, Frame.size, Frame.mtime, Frame.readable, Frame.error,
+                                Frame.number, FrameStats.algorithm, FrameMetrics.algorithm, StarList.algorithm)
+                         .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+                         .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                         .outerjoin(StarList, StarList.frame_id == Frame.id)
+                         .where(Frame.path.in_(chunk)))
+                for row in session.execute(query):
+                    stats_v, metrics_v, stars_v = row[7], row[8], row[9]
+                    stale = row.readable and (stats_v != STATS_VERSION
+                                              or (metrics_v is not None and metrics_v != METRICS_VERSION)
+                                              or (metrics_v is not None and stars_v != STARS_VERSION))
+                    known[row.path] = {"id": row.id, "size": row.size, "mtime": row.mtime,
+                                       "readable": row.readable, "error": row.error, "number": row.number,
+                                       "stale": bool(stale), "has_metrics": metrics_v is not None}
+        return known
+
+    def gone_from(self, folders: list[Path], *, recursive: bool, present: set[str]) -> list[str]:
+        """Catalogued files inside ``folders`` that a scan did not find and that are not on disk."""
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import Frame
+
+        gone = []
+        with self.session() as session:
+            for folder in folders:
+                prefix = str(folder).rstrip(os.sep) + os.sep
+                for path in session.scalars(select(Frame.path).where(Frame.path.startswith(prefix,
+                                                                                            autoescape=True))):
+                    inside = recursive or os.sep not in path[len(prefix):]
+                    if inside and path not in present and not os.path.exists(path):
+                        gone.append(path)
+        return sorted(set(gone))
+
+    def renumber(self, numbers: dict[int, int | None], *, pattern: str, author: str) -> None:
+        """Give frames new numbers (a new ``--number-pattern``), logged."""
+        from sqlalchemy import update
+
+        from obsdb.catalog.models import Frame
+        from obsdb.catalog.writes import record_event
+
+        with self.session() as session:
+            session.execute(update(Frame), [{"id": i, "number": n} for i, n in numbers.items()])
+            record_event(session, author, "ingest", f"{len(numbers)} frames renumbered with pattern {pattern!r}",
+                         details={"renumbered": {str(i): n for i, n in numbers.items()}})
+
+    def write_measurements(self, measurements, *, number_pattern: str, author: str,
+                           night: str | None = None) -> dict:
+        """Store one batch of ingest measurements in one transaction (see
+        :func:`obsdb.catalog.writes.write_measurements`)."""
+        from obsdb.catalog.writes import write_measurements
+
+        with self.session() as session:
+            return write_measurements(session, measurements, number_pattern=number_pattern, user=author,
+                                      night=night)
+
+    def shared_numbers(self, frame_ids: list[int]) -> dict[tuple[str, int], list[str]]:
+        """Numbers that several files of one night share, among the nights and numbers of ``frame_ids``.
+
+        Returns ``{(night, number): [file names]}``; only clashes that involve
+        one of the given frames (those an ingest just added) are reported.
+        """
+        from sqlalchemy import func, select, tuple_
+
+        from obsdb.catalog.models import Frame, Night
+
+        if not frame_ids:
+            return {}
+        with self.session() as session:
+            pairs = set()
+            for start in range(0, len(frame_ids), FILE_QUERY_CHUNK):
+                chunk = frame_ids[start:start + FILE_QUERY_CHUNK]
+                pairs.update(session.execute(select(Frame.night_id, Frame.number).where(
+                    Frame.id.in_(chunk), Frame.number.is_not(None))).all())
+            if not pairs:
+                return {}
+            clashes = set(session.execute(
+                select(Frame.night_id, Frame.number).where(Frame.number.is_not(None))
+                .group_by(Frame.night_id, Frame.number).having(func.count() > 1)).all()) & pairs
+            out: dict[tuple[str, int], list[str]] = {}
+            if clashes:
+                for night, number, name in session.execute(
+                        select(Night.name, Frame.number, Frame.file_name).join(Night, Night.id == Frame.night_id)
+                        .where(tuple_(Frame.night_id, Frame.number).in_(sorted(clashes)))):
+                    out.setdefault((night, number), []).append(name)
+            return out
+
+    # ------------------------------------------------------------ qa's catalog side
+
+    def frames_needing_metrics(self, *, nights=None, band: str | None = None,
+                               recompute: bool = False) -> dict[str, int]:
+        """Readable light frames without metrics or a current star list (all of them with
+        ``recompute``), as ``{path: frame id}``."""
+        from sqlalchemy import or_, select
+
+        from obsdb.catalog.models import Frame, FrameMetrics, StarList
+        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.catalog.selectors import night_ids
+        from obsdb.imaging.stars import STARS_VERSION
+
+        with self.session() as session:
+            scope = night_ids(session, nights)
+            query = (select(Frame.path, Frame.id).outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                     .outerjoin(StarList, StarList.frame_id == Frame.id)
+                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_TYPES)))
+            if scope is not None:
+                query = query.where(Frame.night_id.in_(scope))
+            if band:
+                query = query.where(Frame.band == band)
+            if not recompute:
+                query = query.where(or_(FrameMetrics.frame_id.is_(None), StarList.frame_id.is_(None),
+                                        StarList.algorithm != STARS_VERSION))
+            return dict(session.execute(query).all())
+
+    def store_quality(self, batch) -> None:
+        """Store metrics and star lists measured after ingest: ``[(frame id, Measurement), ...]``."""
+        from obsdb.catalog.writes import write_quality
+
+        with self.session() as session:
+            for frame_id, m in batch:
+                write_quality(session, frame_id, m.metrics, m.stars, m.n_stars_stored)
+
+    def qa_frames(self, *, nights=None, band: str | None = None) -> list:
+        """Readable light frames with metrics, as :class:`obsdb.catalog.records.QaFrame` with their star lists."""
+        from sqlalchemy import func, select
+
+        from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night, StarList
+        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.catalog.records import QaFrame
+        from obsdb.catalog.selectors import frame_label, night_ids
+        from obsdb.imaging.stars import decode_stars
+
+        with self.session() as session:
+            scope = night_ids(session, nights)
+            qualified = session.scalar(select(func.count(Night.id))) > 1
+            query = (select(Frame.id, Frame.number, Frame.file_name, Night.name, Instrument.key, Frame.band,
+                            Frame.object, Frame.exptime, FrameStats.background, FrameMetrics, StarList.data)
+                     .join(Night, Night.id == Frame.night_id)
+                     .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                     .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+                     .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
+                     .outerjoin(StarList, StarList.frame_id == Frame.id)
+                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_TYPES))
+                     .order_by(Night.name, Frame.number, Frame.path))
+            if scope is not None:
+                query = query.where(Frame.night_id.in_(scope))
+            if band:
+                query = query.where(Frame.band == band)
+            frames = []
+            for fid, number, name, night, instrument, band_name, target, exptime, bkg, m, stars in session.execute(query):
+                frames.append(QaFrame(
+                    id=fid, label=frame_label(night, number, name, qualified=qualified), night=night,
+                    instrument=instrument, band=band_name, object=target, exptime=exptime,
+                    background=bkg if bkg is not None else m.background, n_stars=m.n_stars, fwhm=m.fwhm,
+                    hfd=m.hfd, elongation=m.elongation, stars=decode_stars(stars) if stars is not None else None))
+            return frames
+
+    def apply_qa(self, transparencies, wanted: dict[tuple[int, str], str], *, names, author: str,
+                 retract_reason: str):
+        """Store QA's results in one transaction: each frame's transparency and its reference, the
+        time it was judged, and the automatic tags ``names`` on exactly these frames made equal to
+        ``wanted`` (see :func:`obsdb.catalog.tags.sync_rule_tags`).
+
+        Parameters
+        ----------
+        transparencies : list of (frame id, transparency or None, reference frame id or None)
+
+        Returns
+        -------
+        TagSummary
+            ``added``, ``retracted`` as (frame id, tag, reason) lists.
+        """
+        from sqlalchemy import update
+
+        from obsdb.catalog.models import FrameMetrics, utcnow
+        from obsdb.catalog.tags import TagSummary, sync_rule_tags
+
+        if not transparencies:
+            return TagSummary()
+        now = utcnow()
+        with self.session() as session:
+            session.execute(update(FrameMetrics), [
+                {"frame_id": frame_id, "transparency": value, "transparency_reference_id": reference,
+                 "assessed_at": now} for frame_id, value, reference in transparencies])
+            change = sync_rule_tags(session, [t[0] for t in transparencies], wanted, names=names, author=author,
+                                    retract_reason=retract_reason)
+            return change.summary()
+
+    # ------------------------------------------------------------ align's catalog side
+
+    def align_frames(self, *, nights=None, band: str | None = None, status: str = "accepted",
+                     where: str | None = None, selector: str | None = None) -> list:
+        """Readable light frames to align, as :class:`obsdb.catalog.records.AlignFrame` with their
+        stored star lists (``stars`` None when missing or of an older detection version).
+
+        ``selector`` names frames instead of the filters (one reference, say).
+        """
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import Frame, FrameMetrics, Night, StarList
+        from obsdb.catalog.queries import _base_query, frame_filter
+        from obsdb.catalog.selectors import night_ids, select_frames
+
+        with self.session() as session:
+            if selector is not None:
+                ids = [f.id for f in select_frames(session, selector, nights=nights, readable_only=True)]
+                condition = Frame.id.in_(ids)
+            else:
+                scope = night_ids(session, nights)
+                condition = frame_filter(night_scope=scope, band=band, status=status, where=where,
+                                         include_unreadable=False, light_only=True)
+            chosen = _base_query(condition).subquery()
+            return self._align_records(session, select(Frame, Night.name, FrameMetrics, StarList)
+                                       .join(chosen, chosen.c.id == Frame.id)
+                                       .join(Night, Night.id == Frame.night_id)
+                                       .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                                       .outerjoin(StarList, StarList.frame_id == Frame.id)
+                                       .order_by(Night.name, Frame.number, Frame.path))
+
+    def _align_records(self, session, query) -> list:
+        from sqlalchemy import func, select
+
+        from obsdb.catalog.models import Night
+        from obsdb.catalog.records import AlignFrame
+        from obsdb.catalog.selectors import frame_label
+        from obsdb.imaging.stars import STARS_VERSION, decode_stars
+
+        qualified = session.scalar(select(func.count(Night.id))) > 1
+        out = []
+        for frame, night, metrics, star_list in session.execute(query):
+            current = star_list is not None and star_list.algorithm == STARS_VERSION
+            out.append(AlignFrame(
+                id=frame.id, label=frame_label(night, frame.number, frame.file_name, qualified=qualified),
+                night_id=frame.night_id, night=night, path=frame.path, file_name=frame.file_name,
+                number=frame.number, object=frame.object, width=frame.width, height=frame.height,
+                sha256=frame.sha256, band=frame.band, date_obs=frame.date_obs,
+                n_stars=metrics.n_stars if metrics else None,
+                fwhm=metrics.fwhm if metrics else None,
+                stars=decode_stars(star_list.data) if current else None))
+        return out
+
+    def matched_stars(self, frame_id: int, run_id: int | None = None) -> list[tuple[float, float, float, float]]:
+        """The star pairs an automatic run matched for a frame, as (x, y, x_reference, y_reference):
+        read from the run's centroid rows and the two stored star lists they point into
+        (default run: the frame's current one)."""
+        from sqlalchemy import func, select
+
+        from obsdb.catalog.models import AlignmentRun, Centroid, ShiftStep, StarList
+        from obsdb.imaging.stars import decode_stars
+
+        with self.session() as session:
+            if run_id is None:
+                run_id = session.scalar(select(func.max(ShiftStep.run_id)).where(ShiftStep.frame_id == frame_id))
+            run = session.get(AlignmentRun, run_id) if run_id is not None else None
+            if run is None:
+                return []
+            lists = {s.frame_id: decode_stars(s.data) for s in session.scalars(
+                select(StarList).where(StarList.frame_id.in_([frame_id, run.reference_frame_id])))}
+            if frame_id not in lists or run.reference_frame_id not in lists:
+                return []
+            stars, ref = lists[frame_id], lists[run.reference_frame_id]
+            return [(float(stars["x"][i]), float(stars["y"][i]), float(ref["x"][j]), float(ref["y"][j]))
+                    for i, j in session.execute(select(Centroid.star_index, Centroid.reference_star_index).where(
+                        Centroid.frame_id == frame_id, Centroid.run_id == run_id,
+                        Centroid.star_index.is_not(None)))]
+
+    def decided_reference(self, night_id: int) -> int | None:
+        """The frame id of a night's current ``reference_frame`` decision (a plan's, group auto's)."""
+        from obsdb.catalog.decisions import get_decision
+
+        with self.session() as session:
+            decided = get_decision(session, "reference_frame", night_id=night_id)
+            return decided.frame_id if decided is not None else None
+
+    def store_star_lists(self, lists: dict[int, tuple[bytes, int]]) -> None:
+        """Store star lists detected by align for frames whose list was missing or stale."""
+        from obsdb.catalog.models import Frame, StarList, utcnow
+        from obsdb.imaging.stars import STARS_VERSION
+
+        with self.session() as session:
+            for frame_id, (data, n) in lists.items():
+                frame = session.get(Frame, frame_id)
+                frame.star_list = StarList(n_stars=n, data=data, algorithm=STARS_VERSION, measured_at=utcnow())
+
+    def record_auto_run(self, *, reference, frames: dict, outcomes: list[dict], parameters: dict,
+                        night_id: int | None, target, author: str) -> int:
+        """Write one automatic alignment run in one transaction: the run, a shift step per registered
+        frame, a centroid row per matched star pair (pointing into both star lists), ``unregistered``
+        tags with the reason for the others (retracted on frames now registered), and an event.
+
+        Returns the run id.
+        """
+        from sqlalchemy import insert
+
+        from obsdb import __version__
+        from obsdb.catalog.models import AlignmentRun, Centroid, ShiftStep
+        from obsdb.imaging.register import REGISTER_VERSION
+
+        with self.session() as session:
+            run = AlignmentRun(method="auto", reference_frame_id=reference.id, parameters=parameters,
+                               night_id=night_id, target=target, software_version=__version__,
+                               algorithm=REGISTER_VERSION, author=author)
+            session.add(run)
+            session.flush()
+            steps, centroids, failed, registered = [], [], [], []
+            for outcome in outcomes:
+                frame = frames[outcome["frame_id"]]
+                if not outcome["ok"]:
+                    failed.append((frame.id, outcome["reason"] or "registration failed"))
+                    continue
+                is_reference = frame.id == reference.id
+                registered.append(frame.id)
+                steps.append({
+                    "run_id": run.id, "frame_id": frame.id, "stage": 1, "kind": "auto",
+                    "method": "reference" if is_reference else outcome["method"],
+                    "dx": 0.0 if is_reference else outcome["dx"], "dy": 0.0 if is_reference else outcome["dy"],
+                    "rotation_deg": 0.0 if is_reference else outcome["rotation_deg"],
+                    "scale": 1.0 if is_reference else outcome["scale"], "reference_frame_id": reference.id,
+                    "n_matched": outcome["n_matched"], "residual_rms": outcome["residual_rms"],
+                    "frame_sha256": frame.sha256,
+                    "parameters": {"model": outcome["model"], "quality": outcome["quality"], "cx": outcome["cx"],
+                                   "cy": outcome["cy"], "note": outcome["reason"] or None,
+                                   "pixels_read": outcome.get("pixels_read", False)}})
+                centroids.extend({"frame_id": frame.id, "run_id": run.id, "source": "detection",
+                                  "method": "windowed", "star_index": i, "reference_star_index": j}
+                                 for i, j in outcome.get("pairs", ()))
+            if steps:
+                session.execute(insert(ShiftStep), steps)
+            if centroids:
+                session.execute(insert(Centroid), centroids)
+            self._record_unregistered(session, run, failed, registered, author)
+            return run.id
+
+    @staticmethod
+    def _record_unregistered(session, run, failed: list[tuple[int, str]], registered: list[int],
+                             author: str) -> None:
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import Frame
+        from obsdb.catalog.tags import ID_CHUNK, add_tags, retract_tags
+        from obsdb.catalog.writes import record_event
+
+        ids = [i for i, _ in failed] + registered
+        frames = {}
+        for start in range(0, len(ids), ID_CHUNK):
+            frames.update((f.id, f) for f in session.scalars(select(Frame).where(Frame.id.in_(ids[start:start + ID_CHUNK]))))
+        for frame_id, reason in failed:
+            add_tags(session, [frames[frame_id]], "unregistered", reason=f"run {run.id}: {reason}",
+                     source="rule:unregistered", author="obsdb")
+        if registered:
+            retract_tags(session, [frames[i] for i in registered], "unregistered", source="rule:unregistered",
+                         reason=f"registered in run {run.id}", author="obsdb")
+        aligned = "1 frame" if len(registered) == 1 else f"{len(registered)} frames"
+        record_event(session, author, "align", f"run {run.id} ({run.method}): {aligned} aligned, "
+                                               f"{len(failed)} unregistered", night_id=run.night_id,
+                     details={"run": run.id})
+
+    def record_event(self, author: str, command: str, summary: str, **details) -> None:
+        """Append one event to the log, in its own transaction."""
+        from obsdb.catalog.writes import record_event
+
+        with self.session() as session:
+            record_event(session, author, command, summary, **details)

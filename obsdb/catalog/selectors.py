@@ -1,0 +1,203 @@
+"""Frame selectors and night scopes: how a user names frames in a catalog of many nights.
+
+A selector is a comma-separated list of numbers, ranges (``1001-1010``),
+night-qualified numbers (``2026-03-14:1005``, ``2026-03-14:1001-1010``; the
+night carries on to the bare numbers after it), paths and file names.
+
+- A path selects exactly that file.
+- A file name (no folder) selects the one frame of that name; when several
+  frames share it the error lists them.
+- A bare number that matches frames in more than one night is an error that
+  lists the candidates as ``NIGHT:NUMBER``, unless ``--night`` narrows it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from obsdb.catalog.models import Frame, Night
+from obsdb.errors import ObsdbError
+
+ALL_NIGHTS = "all"
+"""``--night all``: every night, and no ambiguity error for numbers several nights share."""
+
+MAX_RANGE = 1_000_000
+"""Longest range a selector may name (a typo such as 1001-100100000 is refused)."""
+
+
+class SelectorError(ObsdbError, ValueError):
+    """A frame selector or night is malformed or matches nothing."""
+
+
+@dataclass
+class SelectorPart:
+    """One comma-separated part of a selector."""
+
+    text: str
+    night: str | None = None
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    single: bool = False
+    path: str | None = None
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
+
+
+def parse_selector(text: str, known_nights=()) -> list[SelectorPart]:
+    """Split a selector into its parts (see the module docstring).
+
+    Parameters
+    ----------
+    text : str
+        The selector as typed.
+    known_nights : iterable of str
+        Night names of the catalog: ``NAME:...`` is night-qualified only when
+        ``NAME`` is one (otherwise the part is a path).
+
+    Raises
+    ------
+    SelectorError
+        For an empty selector, a backwards or implausibly long range.
+    """
+    if not text or not text.strip():
+        raise SelectorError("empty frame selector")
+    nights = set(known_nights)
+    parts: list[SelectorPart] = []
+    night: str | None = None
+    for raw in text.split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        spec = raw
+        prefix, colon, rest = raw.rpartition(":")
+        if colon and prefix in nights and _RANGE.match(rest):
+            night, spec = prefix, rest
+        elif colon and _RANGE.match(rest) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", prefix):
+            raise SelectorError(f"{raw!r}: no night {prefix} in the catalog"
+                                + (f" (nights: {', '.join(sorted(nights)[:8])})" if nights else ""))
+        match = _RANGE.match(spec)
+        if not match:
+            parts.append(SelectorPart(raw, path=raw))
+            continue
+        first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+        if last < first:
+            raise SelectorError(f"range {raw!r} runs backwards")
+        if last - first > MAX_RANGE:
+            raise SelectorError(f"range {raw!r} is implausibly long")
+        parts.append(SelectorPart(raw, night=night, ranges=[(first, last)], single=match.group(2) is None))
+    return parts
+
+
+def night_ids(session: Session, nights) -> list[int] | None:
+    """The night ids a ``--night`` option names; None for no restriction (``None`` or ``all``).
+
+    Raises
+    ------
+    SelectorError
+        For a night that is not in the catalog (the message lists the nights there are).
+    """
+    if nights is None:
+        return None
+    names = [nights] if isinstance(nights, str) else list(nights)
+    if not names or ALL_NIGHTS in names:
+        return None
+    found = dict(session.execute(select(Night.name, Night.id).where(Night.name.in_(names))).all())
+    missing = [n for n in names if n not in found]
+    if missing:
+        known = session.scalars(select(Night.name).order_by(Night.name.desc()).limit(10)).all()
+        hint = f" (nights: {', '.join(known)}{' ...' if len(known) == 10 else ''})" if known else " (no nights yet)"
+        raise SelectorError(f"no night {', '.join(map(repr, missing))} in the catalog{hint}")
+    return [found[n] for n in names]
+
+
+def frame_label(night_name: str | None, number: int | None, file_name: str, *, qualified: bool) -> str:
+    """How a frame is named to the user: its number (or file name), with ``NIGHT:`` when asked."""
+    label = str(number) if number is not None else file_name
+    return f"{night_name}:{label}" if qualified and night_name else label
+
+
+def select_frames(session: Session, selector: str, *, nights=None, readable_only: bool = False,
+                  strict: bool = True) -> list[Frame]:
+    """Frames named by a selector, each exactly once, sorted by night, number and path.
+
+    Parameters
+    ----------
+    session : Session
+    selector : str
+        See the module docstring.
+    nights : str or list of str, optional
+        ``--night``: restrict bare numbers and file names to these nights
+        (``"all"``: every night, numbers shared by nights select all of them).
+    readable_only : bool
+        Leave out unreadable files.
+    strict : bool
+        A single number that names no frame is an error (a typo must not
+        silently shrink a selection); ranges may have gaps.
+
+    Raises
+    ------
+    SelectorError
+        When nothing matches, a path is not catalogued, a number or file
+        name is ambiguous, or (strict) a single number names no frame.
+    """
+    scope = night_ids(session, nights)
+    everywhere = nights is not None and scope is None
+    known = dict(session.execute(select(Night.name, Night.id)).all())
+    found: dict[int, Frame] = {}
+    for part in parse_selector(selector, known):
+        if part.path is not None:
+            frame = _by_path(session, part.path, scope)
+            found[frame.id] = frame
+            continue
+        query = select(Frame).where(or_(*(Frame.number.between(a, b) for a, b in part.ranges)))
+        if part.night is not None:
+            query = query.where(Frame.night_id == known[part.night])
+        elif scope is not None:
+            query = query.where(Frame.night_id.in_(scope))
+        frames = session.scalars(query).all()
+        if part.night is None and not everywhere and len({f.night_id for f in frames}) > 1:
+            _ambiguous(part, frames)
+        if strict and part.single and not frames:
+            where = f" in night {part.night}" if part.night else ""
+            raise SelectorError(f"no frame numbered {part.ranges[0][0]}{where} in the catalog "
+                                f"(selector {selector!r})")
+        found.update((f.id, f) for f in frames)
+    if not found:
+        raise SelectorError(f"no frame in the catalog matches {selector!r}")
+    frames = [f for f in found.values() if f.readable or not readable_only]
+    return sorted(frames, key=lambda f: (f.night.name, f.number if f.number is not None else 10**12, f.path))
+
+
+def _ambiguous(part: SelectorPart, frames: list[Frame]) -> None:
+    nights = sorted({f.night.name for f in frames})
+    if part.single:
+        candidates = ", ".join(sorted(f.night_label for f in frames))
+        raise SelectorError(f"frame number {part.text} is in {len(nights)} nights: {candidates}; "
+                            f"name one (NIGHT:NUMBER) or narrow with --night")
+    raise SelectorError(f"range {part.text} has frames in {len(nights)} nights ({', '.join(nights)}): "
+                        f"write NIGHT:{part.text} or narrow with --night")
+
+
+def _by_path(session: Session, text: str, scope: list[int] | None) -> Frame:
+    resolved = str(Path(text).expanduser().resolve())
+    frame = session.scalars(select(Frame).where(Frame.path == resolved)).first()
+    if frame is not None:
+        return frame
+    if "/" in text or text.startswith("~"):
+        raise SelectorError(f"{text}: not in the catalog (a path names exactly one catalogued file)")
+    query = select(Frame).where(Frame.file_name == text)
+    if scope is not None:
+        query = query.where(Frame.night_id.in_(scope))
+    matches = session.scalars(query.limit(11)).all()
+    if not matches:
+        raise SelectorError(f"{text}: not in the catalog")
+    if len(matches) > 1:
+        shown = ", ".join(sorted(f.path for f in matches[:10])) + (" ..." if len(matches) > 10 else "")
+        raise SelectorError(f"{text}: {len(matches)} catalogued files have this name ({shown}); "
+                            f"give the path")
+    return matches[0]

@@ -1,0 +1,172 @@
+"""The catalog as an archive: nights, exact frame identity, per-night QA, stored stars, the front door."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from obsdb import Catalog
+from obsdb.cli.app import app
+
+runner = CliRunner()
+NIGHT1, NIGHT2 = "2026-03-14", "2026-04-02"
+
+
+def invoke(db, *args):
+    return runner.invoke(app, ["--db", str(db), *args], terminal_width=300)
+
+
+@pytest.fixture(scope="module")
+def two_nights(tmp_path_factory):
+    """Two simulated nights of the same numbers and bands, with different sky and seeing."""
+    from obsdb.simulate import simulate_night
+
+    root = tmp_path_factory.mktemp("archive")
+    simulate_night(root / "night1", seed=3, size=256, n_frames=12, bands=("B", "V", "R"), n_groups=2)
+    simulate_night(root / "night2", seed=11, size=256, n_frames=12, bands=("B", "V", "R"), n_groups=2,
+                   night_start="2026-04-02T21:30:00")
+    return root
+
+
+def _tags(db, night):
+    records = json.loads(invoke(db, "frames", "--night", night, "--format", "json").stdout)
+    return [(r["path"], r["status"], r["tags"], r["metrics"]["transparency"]) for r in records]
+
+
+def test_second_night_leaves_the_first_nights_verdicts_byte_identical(two_nights, tmp_path):
+    db = tmp_path / "c.sqlite"
+    assert invoke(db, "init").exit_code == 0
+    assert invoke(db, "ingest", str(two_nights / "night1")).exit_code == 0
+    assert invoke(db, "qa").exit_code == 0
+    before = _tags(db, NIGHT1)
+    assert any(tags for _, _, tags, _ in before), "night 1 must have some automatic tags to keep"
+    ingest = invoke(db, "ingest", str(two_nights / "night2"))
+    assert ingest.exit_code == 0, ingest.output
+    qa = invoke(db, "qa", "--night", NIGHT2)
+    assert qa.exit_code == 0, qa.output
+    assert _tags(db, NIGHT1) == before
+    # QA over every night judges each on its own: night 1 is still exactly as it was.
+    assert invoke(db, "qa").exit_code == 0
+    assert _tags(db, NIGHT1) == before
+    nights = json.loads(invoke(db, "nights", "--format", "json").stdout)
+    assert [n["night"] for n in nights] == [NIGHT1, NIGHT2]
+    assert all(n["frames"] == 12 and n["bands"] == ["B", "R", "V"] for n in nights)
+    assert sum(n["accepted"] + n["rejected"] + n["pending"] for n in nights) == 24
+
+
+def test_a_number_two_nights_share_is_refused_and_a_qualified_one_tags_one_frame(two_nights, tmp_path):
+    db = tmp_path / "c.sqlite"
+    invoke(db, "init")
+    invoke(db, "ingest", str(two_nights / "night1"), str(two_nights / "night2"))
+    refused = invoke(db, "tag", "1005", "great", "--reason", "fine")
+    assert refused.exit_code == 1
+    assert f"{NIGHT1}:1005" in refused.output and f"{NIGHT2}:1005" in refused.output
+    assert "tagged" not in refused.output
+    one = invoke(db, "tag", f"{NIGHT1}:1005", "great", "--reason", "fine")
+    assert one.exit_code == 0 and "tagged 1 frame " in one.output, one.output
+    narrowed = invoke(db, "tag", "1006", "okay", "--reason", "fine", "--night", NIGHT2)
+    assert narrowed.exit_code == 0 and "tagged 1 frame " in narrowed.output, narrowed.output
+    path = next((two_nights / "night2").glob("*_1007.fits"))
+    by_path = invoke(db, "tag", str(path), "reject", "--reason", "satellite")
+    assert by_path.exit_code == 0 and "tagged 1 frame " in by_path.output, by_path.output
+    rejected = json.loads(invoke(db, "rejected", "--night", "all", "--format", "json").stdout)
+    assert [r["path"] for r in rejected if any(t["name"] == "reject" for t in r["tags"])] == [str(path)]
+    ranged = invoke(db, "frames", "--format", "json", "--where", f"night == {NIGHT2} and number <= 1003")
+    assert [r["number"] for r in json.loads(ranged.stdout)] == [1001, 1002, 1003]
+    assert invoke(db, "show", f"{NIGHT2}:1001-1003", "--format", "json").exit_code == 0
+    mistyped = invoke(db, "frames", "--night", "2026-13-01")
+    assert mistyped.exit_code == 1 and "no night '2026-13-01'" in mistyped.output
+    # A date compared without quotes means the date (not 2026 - 3 - 14).
+    dated = json.loads(invoke(db, "frames", "--format", "json", "--where", "date_obs > 2026-03-20").stdout)
+    assert len(dated) == 12 and {r["night"] for r in dated} == {NIGHT2}
+
+
+def test_align_on_a_stored_catalog_reads_no_pixels(two_nights, tmp_path, monkeypatch):
+    import obsdb.imaging.fitsio as fitsio
+
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+        cat.ingest([two_nights / "night1"])
+        cat.qa()
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("align read a FITS file although the stored stars matched")
+
+        monkeypatch.setattr(fitsio, "read_fits_image", refuse)
+        reports = cat.align()
+        assert len(reports) == 1
+        report = reports[0]
+        assert report.frames_read == 0
+        ok = [r for r in report.results if r.ok]
+        assert len(ok) >= 6 and all(r.method in ("stars", "reference") for r in ok)
+        moved = max(ok, key=lambda r: abs(r.dx))
+        pairs = cat.matched_stars(moved.frame_id, report.run_id)
+        assert len(pairs) >= 6
+        import numpy as np
+
+        assert np.median([xr - x for x, y, xr, yr in pairs]) == pytest.approx(moved.dx, abs=0.05)
+
+
+def test_stored_stars_are_the_registration_stars(tmp_path):
+    """One detection at ingest gives exactly the list registration would detect itself."""
+    import numpy as np
+
+    from obsdb.imaging.fitsio import read_fits_image
+    from obsdb.imaging.register import detect_registration_stars
+    from obsdb.pipeline.metrics import metrics_from_image
+    from obsdb.simulate import simulate_night
+
+    simulate_night(tmp_path, seed=5, size=256, n_frames=2, bands=("V",), n_groups=1)
+    for path in sorted(tmp_path.glob("*.fits")):
+        image = read_fits_image(path, hash_mode="none")
+        direct = detect_registration_stars(image.data, saturation=65535.0)
+        stored = metrics_from_image(image.data, 65535.0).stars
+        assert len(direct) >= 20 and len(stored) == len(direct)
+        for field in ("x", "y", "flux", "peak", "a", "b", "flag"):
+            assert np.array_equal(stored[field], direct[field]), field
+
+
+def test_each_instrument_is_judged_on_its_own(real_data, tmp_path):
+    """Over the whole mixed real folder, no frame is rejected for focus or cloud against a yardstick
+    measured on another camera or in another night."""
+    db = tmp_path / "c.sqlite"
+    invoke(db, "init")
+    invoke(db, "ingest", "--recursive", str(real_data))
+    qa = invoke(db, "qa", "--format", "json")
+    assert qa.exit_code == 0, qa.output
+    records = json.loads(invoke(db, "frames", "--night", "all", "--format", "json").stdout)
+    by_id = {r["id"]: r for r in records}
+    groups = {}
+    for r in records:
+        if r["readable"] and r["metrics"] and r["type"] in ("light", "unknown"):
+            groups.setdefault((r["night"], r["instrument"], r["band"], r["object"]), []).append(r)
+    for r in records:
+        for t in r["tags"]:
+            if t["name"] in ("focus", "cloud"):
+                group = groups[(r["night"], r["instrument"], r["band"], r["object"])]
+                # The yardstick came from this frame's own group: there must be another frame in it.
+                assert len(group) >= 2, (r["path"], t["reason"])
+    dss = next(r for r in records if "M67_DSS" in r["path"])
+    assert not any(t["name"] == "focus" for t in dss["tags"]), dss["tags"]
+    assert len({r["instrument"] for r in by_id.values() if r["instrument"]}) >= 5
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_notebook_section_runs_and_prints_a_table(tmp_path, monkeypatch, capsys):
+    """The README's Python example is run as it is written (in a folder of its own)."""
+    text = README.read_text()
+    match = re.search(r"## From Python\n.*?```python\n(.*?)```", text, re.S)
+    assert match, "README has no '## From Python' section with a python block"
+    monkeypatch.chdir(tmp_path)
+    from obsdb.simulate import simulate_night
+
+    simulate_night(tmp_path / "night", seed=3, size=256, n_frames=9, bands=("V", "R"), n_groups=1)
+    exec(compile(match.group(1), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "median" in out and "fwhm" in out and "status" in out
+    assert re.search(r"^\s*night\s+number", out, re.M), out
