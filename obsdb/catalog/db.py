@@ -52,11 +52,18 @@ def make_engine(url: str, **kwargs) -> Engine:
 
 
 def migrations_dir() -> Path:
-    """The Alembic scripts: top-level ``migrations/`` in the source tree, ``obsdb.migrations``
-    once installed (a package-dir mapping), found through the import system either way."""
+    """The Alembic scripts: ``obsdb.migrations`` once installed (a package-dir mapping of the
+    top-level ``migrations/``), else that folder beside the package (a source checkout run in place,
+    where ``obsdb`` is imported from the tree and has no such subpackage)."""
     from importlib.resources import files
 
-    return Path(str(files("obsdb.migrations")))
+    try:
+        return Path(str(files("obsdb.migrations")))
+    except ModuleNotFoundError:
+        source = Path(__file__).resolve().parents[2] / "migrations"
+        if (source / "env.py").is_file():
+            return source
+        raise CatalogError("obsdb's migrations are missing from this installation: reinstall obsdb") from None
 
 
 def alembic_config(url: str):
@@ -114,9 +121,25 @@ def upgrade(url: str) -> tuple[str | None, str]:
     try:
         before = current_revision(engine)
         config = alembic_config(url)
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with engine.connect() as connection:
+            sqlite = engine.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite ALTERs copy a table, drop it and rename the copy: with foreign keys on, the
+                # drop would cascade into every child table.  Off for the migration (it cannot change
+                # inside a transaction), then checked before the commit.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise CatalogError(f"upgrade left {len(broken)} rows pointing at missing rows "
+                                           f"(first: {broken[0]}); the catalog was not changed")
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
         return before, current_revision(engine)
     finally:
         engine.dispose()
