@@ -73,3 +73,13 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         setattr(config.ingest, key, value)
     config.qa = dict(data.get("qa", {}))
     return config
+
+
+def login_name() -> str:
+    """The user's login name (for authorship), never failing."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        return os.environ.get("USER", "unknown")

@@ -350,7 +350,7 @@ def test_collect_copies_exactly_the_accepted_frames(night):
     assert sorted(p.name for p in links.iterdir()) == wanted
     for name in wanted:
         assert os.path.samefile(links / name, folder / name)
-    with pytest.raises(ObsdbError, match="input itself"):
+    with pytest.raises(ObsdbError, match="catalogued input frame"):
         collect(night["catalog"], folder)
 
 

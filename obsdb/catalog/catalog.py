@@ -74,6 +74,13 @@ class Catalog:
         """Release the engine's connections."""
         self.engine.dispose()
 
+    @property
+    def display_url(self) -> str:
+        """The catalog as shown to people: a file's path, or a server URL without its password."""
+        if self.engine.url.drivername.startswith("sqlite") and self.engine.url.database:
+            return self.engine.url.database
+        return self.engine.url.render_as_string(hide_password=True)
+
     def __repr__(self) -> str:
         return f"Catalog({self.engine.url.render_as_string(hide_password=True)!r})"
 
@@ -145,6 +152,18 @@ class Catalog:
 
         return self.read(frame_histories, selector, nights=night)
 
+    def region_facts(self, selector: str, *, nights=None) -> dict:
+        """One frame's group box and current run's centroids, for a ds9 region file (``obsdb regions``)."""
+        from obsdb.catalog.queries import region_facts
+
+        return self.read(region_facts, selector, nights=nights)
+
+    def report_facts(self) -> dict:
+        """Frames, runs, per-run shifts and stacks for ``obsdb report``, read in one transaction."""
+        from obsdb.catalog.queries import report_facts
+
+        return self.read(report_facts)
+
     def nights(self) -> list[dict]:
         """Every night with frames, bands, targets, instruments, status counts and median FWHM."""
         from obsdb.catalog.queries import night_summaries
@@ -194,15 +213,23 @@ class Catalog:
 
     def tag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
         """Tag the frames a selector names (``obsdb tag``); returns the frames and what changed."""
-        from obsdb.pipeline.decide import tag_frames
+        from obsdb.catalog.manual import tag_frames
 
         return tag_frames(self, selector, tag, reason=reason, author=author, nights=night)
 
     def untag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
         """Retract a tag on the frames a selector names (``obsdb untag``)."""
-        from obsdb.pipeline.decide import untag_frames
+        from obsdb.catalog.manual import untag_frames
 
         return untag_frames(self, selector, tag, reason=reason, author=author, nights=night)
+
+    def define_group(self, name: str, selector: str, *, box: str | None = None, reference: int | None = None,
+                     ref_star: str | None = None, author: str | None = None, nights=None):
+        """Create or redefine a pointing group by hand (``obsdb group set``)."""
+        from obsdb.catalog.manual import define_group
+
+        return define_group(self, name, selector, box=box, reference=reference, ref_star=ref_star,
+                            author=author, nights=nights)
 
     # ------------------------------------------------------------ ingest's catalog side
 
@@ -575,6 +602,55 @@ class Catalog:
         record_event(session, author, "align", f"run {run.id} ({run.method}): {aligned} aligned, "
                                                f"{len(failed)} unregistered", night_id=run.night_id,
                      details={"run": run.id})
+
+    def store_auto_groups(self, *, reference_id: int, star: tuple[float, float], groups: list[dict],
+                          fine_box: list[int], author: str, summary: str, details: dict) -> None:
+        """Record ``obsdb group auto``'s decisions in one transaction: the reference frame and star,
+        the groups (replacing earlier automatic groups of their frames) and the fine box."""
+        from sqlalchemy import select
+
+        from obsdb.catalog.decisions import set_decision, set_group
+        from obsdb.catalog.models import Frame
+        from obsdb.catalog.writes import record_event
+
+        with self.session() as session:
+            ref = session.get(Frame, reference_id)
+            set_decision(session, "reference_frame", {"frame": ref.number, "path": ref.path}, source="auto",
+                         author=author, note="obsdb group auto", frame=ref)
+            set_decision(session, "reference_star", {"frame": ref.number, "path": ref.path, "x": star[0],
+                                                     "y": star[1]},
+                         source="auto", author=author, note="brightest isolated star visible in every frame",
+                         night_id=ref.night_id)
+            for group in groups:
+                members = {f.id: f for f in session.scalars(select(Frame).where(Frame.id.in_(group["member_ids"])))}
+                set_group(session, group["name"], [members[i] for i in group["member_ids"]], box=group["box"],
+                          band=group["band"], reference=members[group["reference_id"]],
+                          ref_star=group["ref_star"], source="auto", author=author)
+            record_event(session, author, "group auto", summary, details=details)
+            set_decision(session, "fine_box", {"box": fine_box, "method": "2dg"}, source="auto", author=author,
+                         note="obsdb group auto", night_id=ref.night_id)
+
+    def render_plan(self, *, run: int | None = None, status: str = "accepted", band: str | None = None,
+                    where: str | None = None, nights=None) -> list[dict]:
+        """The frames ``obsdb render`` resamples, each with its run's steps (:func:`queries.render_plan`)."""
+        from obsdb.catalog.queries import render_plan
+
+        return self.read(render_plan, run=run, status=status, band=band, where=where, nights=nights)
+
+    def catalogued_among(self, paths: list[str]) -> set[str]:
+        """Which of ``paths`` are catalogued input frames (outputs must never replace one)."""
+        from obsdb.catalog.queries import catalogued_among
+
+        return self.read(catalogued_among, paths)
+
+    def record_render_outputs(self, rows: list[dict]) -> None:
+        """Record written outputs (aligned frames, stacks) with their hashes, in one transaction."""
+        from obsdb.catalog.models import RenderOutput
+
+        if not rows:
+            return
+        with self.session() as session:
+            session.add_all(RenderOutput(**row) for row in rows)
 
     def record_event(self, author: str, command: str, summary: str, **details) -> None:
         """Append one event to the log, in its own transaction."""

@@ -193,6 +193,93 @@ def current_shifts(session: Session, frame_ids=None) -> dict[int, dict]:
     return {k: v for k, v in shifts.items() if k in wanted}
 
 
+def render_plan(session: Session, *, run: int | None = None, status: str = "accepted", band: str | None = None,
+                where: str | None = None, nights=None) -> list[dict]:
+    """What ``obsdb render`` resamples: each selected frame with the steps of one run.
+
+    The run is ``run`` when given, else each frame's current run (:func:`current_run_ids`).
+    A frame without steps in that run is left out.  Reference frames are named by
+    number, or by file name when they have none.  Ordered by number, then path.
+    """
+    from sqlalchemy.orm import aliased
+
+    from obsdb.errors import ObsdbError
+
+    if run is not None and session.get(AlignmentRun, run) is None:
+        raise ObsdbError(f"--run {run}: no such alignment run")
+    condition = frame_filter(night_scope=night_ids(session, nights), band=band, where=where,
+                             status=None if status == "any" else status, include_unreadable=False)
+    chosen = _base_query(condition).subquery()
+    run_reference, step_reference = aliased(Frame), aliased(Frame)
+    query = (select(ShiftStep, Frame, FrameStats.background, AlignmentRun.method,
+                    run_reference.number, run_reference.file_name, step_reference.number, step_reference.file_name)
+             .join(chosen, chosen.c.id == ShiftStep.frame_id)
+             .join(Frame, Frame.id == ShiftStep.frame_id)
+             .join(AlignmentRun, AlignmentRun.id == ShiftStep.run_id)
+             .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+             .outerjoin(run_reference, run_reference.id == AlignmentRun.reference_frame_id)
+             .outerjoin(step_reference, step_reference.id == ShiftStep.reference_frame_id)
+             .order_by(ShiftStep.frame_id, ShiftStep.stage, ShiftStep.id))
+    if run is not None:
+        query = query.where(ShiftStep.run_id == run)
+    else:
+        current = current_run_ids(chosen)
+        query = query.join(current, and_(current.c.frame_id == ShiftStep.frame_id,
+                                         current.c.run_id == ShiftStep.run_id))
+
+    def named(number, file_name):
+        return number if number is not None else file_name
+
+    tasks: dict[int, dict] = {}
+    for step, frame, sky, method, run_number, run_name, step_number, step_name in session.execute(query):
+        task = tasks.get(frame.id)
+        if task is None:
+            task = tasks[frame.id] = {
+                "frame_id": frame.id, "number": frame.number, "path": frame.path, "band": frame.band,
+                "object": frame.object, "exptime": frame.exptime, "sky": sky, "run": step.run_id,
+                "reference": named(run_number, run_name), "method": method, "steps": []}
+        parameters = step.parameters or {}
+        task["steps"].append({"stage": step.stage, "kind": step.kind, "method": step.method, "dx": step.dx,
+                              "dy": step.dy, "rotation_deg": step.rotation_deg, "scale": step.scale,
+                              "cx": parameters.get("cx"), "cy": parameters.get("cy"),
+                              "reference": named(step_number, step_name)})
+    return sorted(tasks.values(), key=lambda t: (t["number"] is None, t["number"], t["path"]))
+
+
+def catalogued_among(session: Session, paths: list[str]) -> set[str]:
+    """Which of ``paths`` are catalogued input frames (compared with :func:`os.path.normcase`)."""
+    import os
+
+    wanted = {os.path.normcase(p): p for p in paths}
+    found = set()
+    keys = list(wanted)
+    for start in range(0, len(keys), 500):  # bounded IN lists: a render's outputs, not the catalog
+        found.update(session.scalars(select(Frame.path).where(Frame.path.in_(keys[start:start + 500]))))
+    return {wanted[os.path.normcase(p)] for p in found if os.path.normcase(p) in wanted}
+
+
+def report_facts(session: Session) -> dict:
+    """What ``obsdb report`` shows besides the frames: runs, each frame's shift per run, stacks."""
+    numbers = dict(session.execute(select(Frame.id, Frame.number)
+                                   .join(AlignmentRun, AlignmentRun.reference_frame_id == Frame.id)).all())
+    runs = [{"id": run.id, "created_at": run.created_at, "method": run.method,
+             "reference": numbers.get(run.reference_frame_id), "author": run.author,
+             "software_version": run.software_version}
+            for run in session.scalars(select(AlignmentRun).order_by(AlignmentRun.id))]
+    run_shifts: dict[int, dict[int, tuple[float, float]]] = defaultdict(dict)
+    # A frame's shift in a run is the sum of its steps (design card).
+    for run_id, frame_id, dx, dy in session.execute(
+            select(ShiftStep.run_id, ShiftStep.frame_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy))
+            .group_by(ShiftStep.run_id, ShiftStep.frame_id)):
+        run_shifts[run_id][frame_id] = (dx, dy)
+    stacks = [{"id": s.id, "band": s.band, "path": s.path, "run": s.run_id, "created_at": s.created_at,
+               "parameters": s.parameters, "interpolation": s.interpolation}
+              for s in session.scalars(select(RenderOutput).where(RenderOutput.kind == "stack")
+                                       .order_by(RenderOutput.id))]
+    return {"records": list(iter_frame_records(session)), "runs": runs, "run_shifts": dict(run_shifts),
+            "stacks": stacks}
+
+
 def _median(values: list[float]) -> float | None:
     import statistics
 
@@ -376,3 +463,29 @@ def frame_history(session, frame: Frame) -> dict:
         })
     return {"number": frame.number, "file_name": frame.file_name, "night": frame.night.name,
             "current_run": current, "runs": history}
+
+
+def region_facts(session: Session, selector: str, *, nights=None) -> dict:
+    """What a ds9 region file of one frame shows: its group box and its current run's centroids."""
+
+    selected = select_frames(session, selector, nights=nights)
+    if len(selected) != 1:
+        raise SelectorError(f"{selector!r} names {len(selected)} frames; give one")
+    frame = selected[0]
+    group = session.execute(select(PointingGroup).join(GroupMember)
+                            .where(GroupMember.frame_id == frame.id)).scalar()
+    run_id = session.scalar(select(func.max(ShiftStep.run_id)).where(ShiftStep.frame_id == frame.id))
+    centroids = [] if run_id is None else [
+        {"source": c.source, "method": c.method, "x": c.x, "y": c.y, "matched": c.matched_x is not None,
+         "star_index": c.star_index,
+         "box": (c.box_x0, c.box_x1, c.box_y0, c.box_y1) if c.box_x0 is not None else None}
+        for c in session.scalars(select(Centroid).where(Centroid.frame_id == frame.id, Centroid.run_id == run_id)
+                                 .order_by(Centroid.id))]
+    return {
+        "number": frame.number, "file_name": frame.file_name, "path": frame.path, "run_id": run_id,
+        "group": None if group is None else {
+            "name": group.name,
+            "box": (group.box_x0, group.box_x1, group.box_y0, group.box_y1) if group.box_x0 is not None else None},
+        "centroids": centroids,
+        "star_list": frame.star_list.data if run_id is not None and frame.star_list is not None else None,
+    }

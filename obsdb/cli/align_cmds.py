@@ -52,10 +52,8 @@ def group_set(
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Define a pointing group by hand (its frames leave any other group)."""
-    from obsdb.pipeline.decide import define_group
-
     with open_catalog() as catalog, user_errors():
-        done = define_group(catalog, name, frames, box=box, reference=reference, ref_star=ref_star, author=author,
+        done = catalog.define_group(name, frames, box=box, reference=reference, ref_star=ref_star, author=author,
                             nights=nights_arg(night))
     console.print(f"group {name}: {frames_text(done.changed)}" + (f", box {box}" if box else ""))
 
@@ -228,13 +226,14 @@ def apply(
 
 @app.command()
 def regions(
-    frame: str = typer.Argument(..., help="One frame: number or path."),
+    frame: str = typer.Argument(..., help="One frame: NIGHT:NUMBER, number or path."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Region file (default: <frame name>.reg here)."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Write a ds9 region file of the frame's boxes and matched stars (current run), to check by eye."""
     from obsdb.pipeline.regions import write_regions
 
     with open_catalog() as catalog, user_errors():
-        written = write_regions(catalog, frame, out)
+        written = write_regions(catalog, frame, out, nights=nights_arg(night))
     console.print(f"wrote {written.path} ({written.count} shapes); "
                   f"open with: ds9 {written.frame_path} -regions {written.path}")

@@ -71,10 +71,9 @@ def tag(
 ) -> None:
     """Tag frames by hand.  Tags are append-only; `accept` overrides every rejection."""
     from obsdb.catalog.status import MANUAL_VOCABULARY, REJECTING_TAGS
-    from obsdb.pipeline.decide import tag_frames
 
     with open_catalog() as catalog, user_errors():
-        done = tag_frames(catalog, frames, name, reason=reason, author=author, nights=nights_arg(night))
+        done = catalog.tag(frames, name, reason=reason, author=author, night=nights_arg(night))
     kind = "rejects" if name in REJECTING_TAGS else ("overrides rejections" if name == "accept" else "")
     note = "" if name in MANUAL_VOCABULARY or name in REJECTING_TAGS else " (free-text tag: neither rejects nor accepts)"
     console.print(f"tagged {frames_text(done.changed)} {name!r}" + (f" ({kind})" if kind else "") + note
@@ -90,10 +89,8 @@ def untag(
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Retract a tag (kept in the history with who, when and why)."""
-    from obsdb.pipeline.decide import untag_frames
-
     with open_catalog() as catalog, user_errors():
-        done = untag_frames(catalog, frames, name, reason=reason, author=author, nights=nights_arg(night))
+        done = catalog.untag(frames, name, reason=reason, author=author, night=nights_arg(night))
     console.print(f"retracted {name!r} on {frames_text(done.changed)}")
     if done.unchanged:
         console.print(f"  no active {name!r} on: {', '.join(map(str, done.unchanged))}")

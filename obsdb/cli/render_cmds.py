@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, open_catalog, progress_bar, styled, user_errors
+from obsdb.cli.common import (app, console, err_console, night_option, nights_arg, open_catalog, progress_bar, styled,
+                              user_errors)
 
 
 @app.command()
@@ -27,6 +28,7 @@ def render(
         help="PNG preview of every aligned frame (stacks always get one)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes."),
     memory_mb: float = typer.Option(512, "--memory-mb", help="Working memory budget of the stack, MiB."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Resample each frame once with its total shift from the catalog; optionally stack per band.
 
@@ -37,7 +39,7 @@ def render(
 
     with open_catalog() as catalog, user_errors(), progress_bar("render") as progress:
         report = run_render(catalog, out, run=run, interpolation=interp, status=status, band=band, where=where,
-                            stack=stack, previews=previews, workers=workers, memory_limit_mb=memory_mb,
+                            stack=stack, nights=nights_arg(night), previews=previews, workers=workers, memory_limit_mb=memory_mb,
                             progress=progress)
     console.print(f"wrote {len(report.frames)} aligned frames to {out}")
     for s in report.stacks:
@@ -57,10 +59,11 @@ def collect(
     status: str = typer.Option("accepted", "--status", help="accepted, pending, rejected or any."),
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
     link: bool = typer.Option(False, "--link", help="Hard-link instead of copying."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Copy (or hard-link) the selected input frames into a folder, like the notebook's selected/."""
     from obsdb.pipeline.render import collect as run_collect
 
     with open_catalog() as catalog, user_errors():
-        written = run_collect(catalog, out, status=status, band=band, link=link)
+        written = run_collect(catalog, out, status=status, band=band, link=link, nights=nights_arg(night))
     console.print(f"{'linked' if link else 'copied'} {len(written)} frames to {out}")

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from obsdb import __version__
 from obsdb.catalog.models import AlignmentRun, Centroid, Frame, ShiftStep
 from obsdb.errors import ObsdbError
-from obsdb.pipeline.ingest import login_name
+from obsdb.config import login_name
 
 MATCH_RADIUS = 1.5
 """Distance (px) within which a mapped frame star counts as matching a reference star,

@@ -12,12 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select
-
-from obsdb.catalog.models import Frame
 from obsdb.errors import ObsdbError
 from obsdb.pipeline.align import ALL_TARGETS
-from obsdb.pipeline.ingest import login_name
+from obsdb.config import login_name
 
 GROUP_RADIUS = 20.0
 """Frames whose coarse offsets chain within this many pixels share a pointing."""
@@ -62,7 +59,6 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
     default, when the frames hold several targets, the reference's target is
     grouped (frames of another field have no offset from that reference).
     """
-    from obsdb.catalog.decisions import set_decision, set_group
     from obsdb.imaging.stars import find_offset
     from obsdb.pipeline.align import _select, resolve_reference
     from obsdb.pipeline.metrics import transparency_stars
@@ -94,63 +90,46 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
             report.ungrouped.append((frame.label, "no coarse offset (too few common stars)"))
             continue
         offsets[frame.id] = (found[0], found[1])
-    with catalog.session() as session:
-        by_id = {f.id: f for f in session.scalars(select(Frame).where(Frame.id.in_([f.id for f in frames]
-                                                                                  + [ref.id])))}
-        ref_fwhm = ref.fwhm
-        ref = by_id[ref.id]
-        star = _reference_star(ref, ref_stars, offsets, frames)
-        if star is None:
-            raise ObsdbError("no star of the reference is visible in every group: define groups with "
-                             "`obsdb group set` or a plan")
-        set_decision(session, "reference_frame", {"frame": ref.number, "path": ref.path}, source="auto", author=user,
-                     note="obsdb group auto", frame=ref)
-        set_decision(session, "reference_star", {"frame": ref.number, "path": ref.path, "x": star[0], "y": star[1]},
-                     source="auto", author=user, note="brightest isolated star visible in every frame",
-                     night_id=ref.night_id)
-        fwhm = ref_fwhm or 3.0
-        bands = sorted({by_id[i].band or "" for i in offsets})
-        for band in bands:
-            ids = [i for i in offsets if (by_id[i].band or "") == band]
-            points = np.array([offsets[i] for i in ids])
-            labels = cluster_offsets(points, radius)
-            for label in range(labels.max() + 1 if len(labels) else 0):
-                members = [ids[k] for k in np.flatnonzero(labels == label)]
-                member_offsets = np.array([offsets[i] for i in members])
-                group_ref = ref.id if ref.id in members else min(
-                    members, key=lambda i: (by_id[i].metrics.fwhm if by_id[i].metrics else None) or np.inf)
-                gx, gy = offsets[group_ref]
-                # The reference star in the group's reference member: x_frame = x_ref - dx.
-                sx, sy = star[0] - gx, star[1] - gy
-                spread = np.abs(member_offsets - (gx, gy)).max(axis=0)
-                half_x = int(np.ceil(4 * fwhm + spread[0] + 3))
-                half_y = int(np.ceil(4 * fwhm + spread[1] + 3))
-                box = (max(0, int(sx) - half_x), int(sx) + half_x + 1, max(0, int(sy) - half_y),
-                       int(sy) + half_y + 1)
-                name = f"{band or 'any'}-{label + 1}"
-                set_group(session, name, [by_id[i] for i in members], box=box, band=band or None,
-                          reference=by_id[group_ref], ref_star=(round(sx, 2), round(sy, 2)), source="auto",
-                          author=user)
-                ordered = sorted((by_id[i] for i in members), key=lambda f: (f.number is None, f.number or 0,
-                                                                              f.file_name))
-                report.groups.append({"name": name,
-                                      "members": [f.label for f in ordered],
-                                      "box": box, "reference": by_id[group_ref].number,
-                                      "offset": [round(gx, 2), round(gy, 2)]})
-        from obsdb.catalog.writes import record_event
-
-        record_event(session, user, "group auto", f"{len(report.groups)} groups relative to {ref.label}, "
-                                                  f"{len(report.ungrouped)} frames ungrouped",
-                     details={"radius": radius, "groups": [g["name"] for g in report.groups]})
-        fine_half = int(np.ceil(4 * fwhm))
-        set_decision(session, "fine_box", {"box": [int(star[0]) - fine_half, int(star[0]) + fine_half + 1,
-                                                   int(star[1]) - fine_half, int(star[1]) + fine_half + 1],
-                                           "method": "2dg"}, source="auto", author=user, note="obsdb group auto",
-                     night_id=ref.night_id)
+    by_id = {f.id: f for f in frames}
+    by_id[ref.id] = ref
+    star = _reference_star(ref, ref_stars, offsets, frames)
+    if star is None:
+        raise ObsdbError("no star of the reference is visible in every group: define groups with "
+                         "`obsdb group set` or a plan")
+    fwhm = ref.fwhm or 3.0
+    groups = []
+    for band in sorted({by_id[i].band or "" for i in offsets}):
+        ids = [i for i in offsets if (by_id[i].band or "") == band]
+        labels = cluster_offsets(np.array([offsets[i] for i in ids]), radius)
+        for label in range(labels.max() + 1 if len(labels) else 0):
+            members = [ids[k] for k in np.flatnonzero(labels == label)]
+            member_offsets = np.array([offsets[i] for i in members])
+            group_ref = ref.id if ref.id in members else min(members, key=lambda i: by_id[i].fwhm or np.inf)
+            gx, gy = offsets[group_ref]
+            # The reference star in the group's reference member: x_frame = x_ref - dx.
+            sx, sy = star[0] - gx, star[1] - gy
+            spread = np.abs(member_offsets - (gx, gy)).max(axis=0)
+            half_x = int(np.ceil(4 * fwhm + spread[0] + 3))
+            half_y = int(np.ceil(4 * fwhm + spread[1] + 3))
+            box = (max(0, int(sx) - half_x), int(sx) + half_x + 1, max(0, int(sy) - half_y), int(sy) + half_y + 1)
+            name = f"{band or 'any'}-{label + 1}"
+            groups.append({"name": name, "member_ids": members, "box": box, "band": band or None,
+                           "reference_id": group_ref, "ref_star": (round(sx, 2), round(sy, 2))})
+            ordered = sorted((by_id[i] for i in members), key=lambda f: (f.number is None, f.number or 0,
+                                                                          f.file_name))
+            report.groups.append({"name": name, "members": [f.label for f in ordered], "box": box,
+                                  "reference": by_id[group_ref].number, "offset": [round(gx, 2), round(gy, 2)]})
+    fine_half = int(np.ceil(4 * fwhm))
+    fine_box = [int(star[0]) - fine_half, int(star[0]) + fine_half + 1,
+                int(star[1]) - fine_half, int(star[1]) + fine_half + 1]
+    catalog.store_auto_groups(reference_id=ref.id, star=star, groups=groups, fine_box=fine_box, author=user,
+                              summary=f"{len(report.groups)} groups relative to {ref.label}, "
+                                      f"{len(report.ungrouped)} frames ungrouped",
+                              details={"radius": radius, "groups": [g["name"] for g in report.groups]})
     return report
 
 
-def _reference_star(ref: Frame, ref_stars: np.ndarray, offsets: dict, frames: list[Frame]):
+def _reference_star(ref, ref_stars: np.ndarray, offsets: dict, frames: list):
     """The brightest reference star, isolated from the others, that every grouped frame contains."""
     width, height = ref.width or 0, ref.height or 0
     values = np.array(list(offsets.values())) if offsets else np.zeros((1, 2))

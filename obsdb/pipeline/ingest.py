@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from obsdb.config import IngestConfig
+from obsdb.config import IngestConfig, login_name
 from obsdb.errors import ObsdbError
 
 BATCH_SIZE = 25
@@ -324,13 +324,3 @@ def measure_many(paths: list[str], config: IngestConfig, workers: int):
             yield future.result()
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-
-
-def login_name() -> str:
-    """The user's login name (for authorship), never failing."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return os.environ.get("USER", "unknown")

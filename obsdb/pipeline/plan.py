@@ -96,7 +96,7 @@ def load_plan(path: str | Path) -> Plan:
         Naming the file and the key that is wrong.
     """
     from obsdb.catalog.decisions import parse_box
-    from obsdb.pipeline.ingest import login_name
+    from obsdb.config import login_name
 
     path = Path(path)
     try:
@@ -204,7 +204,7 @@ def apply_plan(catalog, plan: Plan, *, user: str | None = None, night=None) -> A
     from obsdb.catalog.queries import SelectorError, select_frames
     from obsdb.catalog.tags import add_tags
     from obsdb.catalog.writes import record_event
-    from obsdb.pipeline.ingest import login_name
+    from obsdb.config import login_name
 
     user = user or login_name()
     report = ApplyReport()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from obsdb.errors import ObsdbError
-from obsdb.pipeline.ingest import login_name
+from obsdb.config import login_name
 
 RULE_AUTHOR = "obsdb"
 """Author recorded on automatic tags."""

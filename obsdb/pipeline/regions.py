@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
-from obsdb.catalog.models import Centroid, Frame, GroupMember, PointingGroup, ShiftStep
+from obsdb.errors import ObsdbError
+from obsdb.imaging.fitsio import atomic_write_bytes
 
 
 def _ds9_box(box, colour: str, label: str) -> str:
@@ -18,35 +17,33 @@ def _ds9_box(box, colour: str, label: str) -> str:
             f"# color={colour} text={{{label}}}")
 
 
-def frame_regions(session, frame: Frame) -> tuple[str, int]:
-    """Region file text and the number of shapes, for the frame's current run."""
-    lines = ["# Region file format: DS9 version 4.1", f"# obsdb: frame {frame.number} {frame.file_name}",
+def frame_regions(facts: dict) -> tuple[str, int]:
+    """Region file text and the number of shapes, from :meth:`obsdb.Catalog.region_facts`."""
+    lines = ["# Region file format: DS9 version 4.1", f"# obsdb: frame {facts['number']} {facts['file_name']}",
              "global font=\"helvetica 10 normal\"", "image"]
-    member = session.execute(select(PointingGroup).join(GroupMember).where(GroupMember.frame_id == frame.id)).scalar()
-    if member is not None and member.box_x0 is not None:
-        lines.append(_ds9_box((member.box_x0, member.box_x1, member.box_y0, member.box_y1), "cyan",
-                              f"group {member.name}"))
-    run_id = session.scalar(select(ShiftStep.run_id).where(ShiftStep.frame_id == frame.id)
-                            .order_by(ShiftStep.run_id.desc()).limit(1))
-    if run_id is not None:
+    group = facts["group"]
+    if group is not None and group["box"] is not None:
+        lines.append(_ds9_box(group["box"], "cyan", f"group {group['name']}"))
+    stars = None
+    if facts["star_list"] is not None:
         from obsdb.imaging.stars import decode_stars
 
-        stars = decode_stars(frame.star_list.data) if frame.star_list is not None else None
-        matched = set()
-        for c in session.scalars(select(Centroid).where(Centroid.frame_id == frame.id, Centroid.run_id == run_id)):
-            if c.source == "box" and c.box_x0 is not None:
-                lines.append(_ds9_box((c.box_x0, c.box_x1, c.box_y0, c.box_y1), "yellow", c.method))
-                lines.append(f"point({c.x + 1:.3f},{c.y + 1:.3f}) # point=x color=yellow")
-            elif c.star_index is not None and stars is not None and c.star_index < len(stars):
-                matched.add(c.star_index)
-            elif c.x is not None:
-                color = "green" if c.matched_x is not None else "red dash=1"
-                lines.append(f"circle({c.x + 1:.3f},{c.y + 1:.3f},4) # color={color}")
-        if matched:
-            # The run's matched stars point into the stored star list; the others were not matched.
-            for i, star in enumerate(stars):
-                color = "green" if i in matched else "red dash=1"
-                lines.append(f"circle({float(star['x']) + 1:.3f},{float(star['y']) + 1:.3f},4) # color={color}")
+        stars = decode_stars(facts["star_list"])
+    matched = set()
+    for c in facts["centroids"]:
+        if c["source"] == "box" and c["box"] is not None:
+            lines.append(_ds9_box(c["box"], "yellow", c["method"]))
+            lines.append(f"point({c['x'] + 1:.3f},{c['y'] + 1:.3f}) # point=x color=yellow")
+        elif c["star_index"] is not None and stars is not None and c["star_index"] < len(stars):
+            matched.add(c["star_index"])
+        elif c["x"] is not None:
+            color = "green" if c["matched"] else "red dash=1"
+            lines.append(f"circle({c['x'] + 1:.3f},{c['y'] + 1:.3f},4) # color={color}")
+    if matched:
+        # The run's matched stars point into the stored star list; the others were not matched.
+        for i, star in enumerate(stars):
+            color = "green" if i in matched else "red dash=1"
+            lines.append(f"circle({float(star['x']) + 1:.3f},{float(star['y']) + 1:.3f},4) # color={color}")
     return "\n".join(lines) + "\n", len(lines) - 4
 
 
@@ -61,16 +58,8 @@ class RegionFile:
 
 def write_regions(catalog, selector: str, out: str | Path | None = None, *, nights=None) -> RegionFile:
     """Write the region file of one frame (default ``<frame name>.reg`` here), atomically."""
-    from obsdb.catalog.queries import select_frames
-    from obsdb.errors import ObsdbError
-    from obsdb.imaging.fitsio import atomic_write_bytes
-
-    with catalog.session() as session:
-        selected = select_frames(session, selector, nights=nights)
-        if len(selected) != 1:
-            raise ObsdbError(f"{selector!r} names {len(selected)} frames; give one")
-        text, count = frame_regions(session, selected[0])
-        frame_path = selected[0].path
-        target = Path(out) if out else Path(selected[0].file_name.split(".")[0] + ".reg")
+    facts = catalog.region_facts(selector, nights=nights)
+    text, count = frame_regions(facts)
+    target = Path(out) if out else Path(facts["file_name"].split(".")[0] + ".reg")
     atomic_write_bytes(target, text.encode())
-    return RegionFile(target, count, frame_path)
+    return RegionFile(target, count, facts["path"])

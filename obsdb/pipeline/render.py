@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import select
-
 from obsdb import __version__
-from obsdb.catalog.models import AlignmentRun, Frame, RenderOutput, ShiftStep
 from obsdb.errors import ObsdbError
-from obsdb.pipeline.ingest import login_name
+from obsdb.config import login_name
 
 
 @dataclass
@@ -69,47 +66,6 @@ def output_names(input_paths: list[str], *, strip_gz: bool = True) -> dict[str, 
         return names
     common = Path(os.path.commonpath([str(Path(path).parent) for path in input_paths]))
     return {path: str(Path(path).parent.relative_to(common) / name_of(path)) for path in input_paths}
-
-
-def _plan(session, *, run: int | None, status: str, band: str | None, where: str | None = None) -> list[dict]:
-    """Frames to render with their steps, from the chosen run or each frame's current run."""
-    from obsdb.catalog.queries import frame_records
-
-    records = frame_records(session, band=band, include_unreadable=False, where=where,
-                            status=None if status == "any" else status)
-    wanted = {r["id"]: r for r in records}
-    if not wanted:
-        return []
-    query = select(ShiftStep).where(ShiftStep.frame_id.in_(list(wanted))).order_by(
-        ShiftStep.run_id, ShiftStep.stage, ShiftStep.id)
-    if run is not None:
-        query = query.where(ShiftStep.run_id == run)
-    steps: dict[int, dict[int, list[ShiftStep]]] = defaultdict(lambda: defaultdict(list))
-    for step in session.scalars(query):
-        steps[step.frame_id][step.run_id].append(step)
-    runs = {r.id: r for r in session.scalars(select(AlignmentRun))}
-    # Reference frames are named by number, or by file name when they have none.
-    ref_numbers = {i: (n if n is not None else name)
-                   for i, n, name in session.execute(select(Frame.id, Frame.number, Frame.file_name))}
-    tasks = []
-    for frame_id, record in wanted.items():
-        per_run = steps.get(frame_id)
-        if not per_run:
-            continue
-        run_id = run if run is not None else max(per_run)
-        frame_steps = per_run[run_id]
-        tasks.append({
-            "frame_id": frame_id, "number": record["number"], "path": record["path"], "band": record["band"],
-            "object": record["object"],
-            "exptime": record["exptime"], "sky": (record.get("stats") or {}).get("background"),
-            "run": run_id, "reference": ref_numbers.get(runs[run_id].reference_frame_id),
-            "method": runs[run_id].method,
-            "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
-                       "rotation_deg": s.rotation_deg, "scale": s.scale,
-                       "cx": (s.parameters or {}).get("cx"), "cy": (s.parameters or {}).get("cy"),
-                       "reference": ref_numbers.get(s.reference_frame_id)} for s in frame_steps],
-        })
-    return sorted(tasks, key=lambda t: (t["number"] is None, t["number"], t["path"]))
 
 
 def total_transform(steps: list[dict], shape: tuple[int, int]):
@@ -194,7 +150,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
 
 def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolation: str = "spline3",
            status: str = "accepted", band: str | None = None, where: str | None = None,
-           stack: str | None = None,
+           stack: str | None = None, nights=None,
            previews: bool = False, workers: int = 1, memory_limit_mb: float = 512, user: str | None = None,
            progress: Callable | None = None) -> RenderReport:
     """Write aligned frames (and stacks) for the selected frames.
@@ -212,6 +168,8 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     band : str, optional
     where : str, optional
         A ``--where`` expression narrowing the frames.
+    nights : str or list of str, optional
+        Nights to render (``"all"``: every night); needed only when the catalog holds several.
     stack : {"median", "mean", "sigma-clip"}, optional
         Also write ``stack_<band>.fits`` per band.
     previews : bool
@@ -232,19 +190,15 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         raise ObsdbError(f"--stack {stack!r}: expected one of {', '.join(STACK_METHODS)}")
     user = user or login_name()
     out_dir = Path(out_dir).expanduser().resolve()
-    with catalog.session() as session:
-        if run is not None and session.get(AlignmentRun, run) is None:
-            raise ObsdbError(f"--run {run}: no such alignment run")
-        tasks = _plan(session, run=run, status=status, band=band, where=where)
-        inputs = {os.path.normcase(p) for p in session.scalars(select(Frame.path))}
+    tasks = catalog.render_plan(run=run, status=status, band=band, where=where, nights=nights)
     if not tasks:
         raise ObsdbError("nothing to render: no selected frame has a shift (run `obsdb align` first)")
     outputs = output_names([task["path"] for task in tasks])
     for task in tasks:
         task["output"] = outputs[task["path"]]
-        target = os.path.normcase(str(out_dir / task["output"]))
-        if target in inputs:
-            raise ObsdbError(f"{target}: is an input frame; refusing to overwrite it (choose another --out)")
+    inputs = catalog.catalogued_among([str(out_dir / task["output"]) for task in tasks])
+    if inputs:
+        raise ObsdbError(f"{sorted(inputs)[0]}: is an input frame; refusing to overwrite it (choose another --out)")
     out_dir.mkdir(parents=True, exist_ok=True)
     report = RenderReport()
     results = []
@@ -264,12 +218,9 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     if stack:
         report.stacks = write_stacks(catalog, tasks, results, out_dir, method=stack,
                                      memory_limit_mb=memory_limit_mb, left_out=report.skipped)
-    with catalog.session() as session:
-        from obsdb.catalog.writes import record_event
-
-        record_event(session, user, "render", f"{len(results)} aligned frames, {len(report.stacks)} stacks "
-                                              f"into {out_dir}", details={"interpolation": interpolation,
-                                                                          "run": run, "stack": stack})
+    catalog.record_event(user, "render", f"{len(results)} aligned frames, {len(report.stacks)} stacks "
+                                         f"into {out_dir}",
+                         details={"interpolation": interpolation, "run": run, "stack": stack})
     return report
 
 
@@ -278,16 +229,16 @@ def _record_frames(catalog, tasks, results, interpolation, report) -> None:
     if not results:
         return
     bands = {t["frame_id"]: t["band"] for t in tasks}
-    with catalog.session() as session:
-        for result in results:
-            session.add(RenderOutput(run_id=result["run"], frame_id=result["frame_id"], kind="aligned",
-                                     band=bands[result["frame_id"]], path=result["path"], sha256=result["sha256"],
-                                     interpolation=interpolation,
-                                     parameters={"dx": result["dx"], "dy": result["dy"],
-                                                 "rotation_deg": result["rotation_deg"]}))
-            report.frames.append((result["number"], result["path"]))
-            if result["preview"]:
-                report.previews.append(result["preview"])
+    catalog.record_render_outputs([
+        {"run_id": result["run"], "frame_id": result["frame_id"], "kind": "aligned",
+         "band": bands[result["frame_id"]], "path": result["path"], "sha256": result["sha256"],
+         "interpolation": interpolation,
+         "parameters": {"dx": result["dx"], "dy": result["dy"], "rotation_deg": result["rotation_deg"]}}
+        for result in results])
+    for result in results:
+        report.frames.append((result["number"], result["path"]))
+        if result["preview"]:
+            report.previews.append(result["preview"])
 
 
 def _map_render(tasks, out_dir, interpolation, previews, workers):
@@ -367,13 +318,12 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
                                           fits.ImageHDU(stacked.coverage, name="COVERAGE")])
         title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {len(members)} frames"
         preview = write_preview_png(path.with_suffix(".png"), stacked.data, title=title)
-        with catalog.session() as session:
-            session.add(RenderOutput(run_id=runs[0] if len(runs) == 1 else None, kind="stack", band=band,
-                                     path=str(path), sha256=digest, interpolation=None,
-                                     parameters={"method": method, "frames": [r["number"] for r in members],
-                                                 "target": target,
-                                                 "exptime": exposure, "preview": str(preview),
-                                                 "sky_offsets": [round(o, 3) for o in offsets]}))
+        catalog.record_render_outputs([{
+            "run_id": runs[0] if len(runs) == 1 else None, "frame_id": None, "kind": "stack", "band": band,
+            "path": str(path), "sha256": digest, "interpolation": None,
+            "parameters": {"method": method, "frames": [r["number"] for r in members], "target": target,
+                           "exptime": exposure, "preview": str(preview),
+                           "sky_offsets": [round(o, 3) for o in offsets]}}])
         written.append({"band": band, "target": target, "path": str(path), "frames": len(members),
                         "exptime": exposure, "preview": str(preview)})
     return written
@@ -415,22 +365,24 @@ def _sky_level(catalog_sky: float | None, path: str) -> float:
 
 
 def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str | None = None,
-            link: bool = False) -> list[str]:
+            link: bool = False, nights=None) -> list[str]:
     """Copy (or hard-link) the selected input frames into a folder, like the notebook's ``selected/``."""
     import shutil
     import tempfile
 
-    from obsdb.catalog.queries import frame_records
-
     out_dir = Path(out_dir).expanduser().resolve()
-    with catalog.session() as session:
-        records = frame_records(session, band=band, include_unreadable=False,
-                                status=None if status == "any" else status)
+    records = catalog.frame_dicts(night=nights, band=band, include_unreadable=False,
+                                  status=None if status == "any" else status)
     if not records:
         raise ObsdbError(f"no {status} frames to collect")
+    outputs = output_names([record["path"] for record in records], strip_gz=False)
+    # Never write over (or unlink) a catalogued input, this night's or another's.
+    clashes = catalog.catalogued_among([str(out_dir / name) for name in outputs.values()])
+    if clashes:
+        raise ObsdbError(f"{sorted(clashes)[0]}: is a catalogued input frame; refusing to replace it "
+                         "(choose another --out)")
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    outputs = output_names([record["path"] for record in records], strip_gz=False)
     for record in records:
         source = Path(record["path"])
         target = out_dir / outputs[record["path"]]

@@ -82,6 +82,7 @@ class _Snapshot:
     """Everything the report needs from the catalog, read in one session."""
 
     url: str
+    """The catalog's URL as shown (a file path; a server URL without its password)."""
     records: list[dict]
     runs: list[dict]
     run_shifts: dict[int, dict[int, tuple[float, float]]]
@@ -198,31 +199,9 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
 # -- reading the catalog -------------------------------------------------------------------------
 
 def _read_catalog(catalog) -> _Snapshot:
-    from sqlalchemy import func, select
-
-    from obsdb.catalog.models import AlignmentRun, Frame, RenderOutput, ShiftStep
-    from obsdb.catalog.queries import frame_records
-
-    with catalog.session() as session:
-        records = frame_records(session)
-        numbers = dict(session.execute(select(Frame.id, Frame.number)).all())
-        runs = []
-        for run in session.scalars(select(AlignmentRun).order_by(AlignmentRun.id)):
-            runs.append({"id": run.id, "created_at": run.created_at, "method": run.method,
-                         "reference": numbers.get(run.reference_frame_id), "author": run.author,
-                         "software_version": run.software_version})
-        run_shifts: dict[int, dict[int, tuple[float, float]]] = defaultdict(dict)
-        # A frame's shift in a run is the sum of its steps (design card).
-        query = (select(ShiftStep.run_id, ShiftStep.frame_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy))
-                 .group_by(ShiftStep.run_id, ShiftStep.frame_id))
-        for run_id, frame_id, dx, dy in session.execute(query):
-            run_shifts[run_id][frame_id] = (dx, dy)
-        stacks = [{"id": s.id, "band": s.band, "path": s.path, "run": s.run_id, "created_at": s.created_at,
-                   "parameters": s.parameters, "interpolation": s.interpolation}
-                  for s in session.scalars(select(RenderOutput).where(RenderOutput.kind == "stack")
-                                           .order_by(RenderOutput.id))]
-    return _Snapshot(url=catalog.url, records=records, runs=runs, run_shifts=dict(run_shifts),
-                     stacks=_newest_per_path(stacks))
+    facts = catalog.report_facts()
+    return _Snapshot(url=catalog.display_url, records=facts["records"], runs=facts["runs"],
+                     run_shifts=facts["run_shifts"], stacks=_newest_per_path(facts["stacks"]))
 
 
 def _newest_per_path(stacks: list[dict]) -> list[dict]:
@@ -620,18 +599,6 @@ def _when(value) -> str:
     return str(value).replace("T", " ")[:19]
 
 
-def _display_url(url: str) -> str:
-    try:
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-        if parsed.drivername.startswith("sqlite") and parsed.database:
-            return parsed.database
-        return parsed.render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an odd URL is still shown, minus nothing secret
-        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
 def _status_class(status: str) -> str:
     return {"rejected": "rej", "accepted": "acc"}.get(status, "pen")
 
@@ -656,7 +623,7 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
         f"<h1>{_e(title)}</h1>",
         '<div class="overview">',
         '<dl class="meta">',
-        f"<dt>catalog</dt><dd>{_e(_display_url(snapshot.url))}</dd>",
+        f"<dt>catalog</dt><dd>{_e(snapshot.url)}</dd>",
         f"<dt>generated</dt><dd>{_e(_when(generated.astimezone(timezone.utc).replace(tzinfo=None)))} UTC</dd>",
         f"<dt>obsdb</dt><dd>{_e(version)}</dd>",
         f"<dt>frames</dt><dd>{len(records)} ({sum(r['status'] == 'accepted' for r in records)} accepted, "

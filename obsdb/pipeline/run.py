@@ -59,8 +59,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     """
     from contextlib import nullcontext
 
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
-    from obsdb.catalog.queries import frame_records
+    from obsdb.catalog.catalog import Catalog
     from obsdb.errors import ObsdbError
     from obsdb.pipeline.align import align_each_target
     from obsdb.pipeline.groups import auto_groups
@@ -76,8 +75,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     progress = progress_factory or (lambda label: nullcontext(None))
 
     announce("init")
-    upgrade(database_url(db))
-    catalog = open_catalog(db)
+    catalog = Catalog.open(db, create=True)
     try:
         announce("ingest")
         with progress("ingest") as callback:
@@ -132,8 +130,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             with progress("report") as callback:
                 built = build_report(catalog, out / "report", workers=workers, progress=callback)
             summary.report_path = str(built.index_path)
-        with catalog.session() as session:
-            records = frame_records(session)
+        records = catalog.frame_dicts()
         summary.bands = band_table(records, runs, rendered.stacks)
     finally:
         catalog.close()

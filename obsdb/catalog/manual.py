@@ -1,4 +1,4 @@
-"""Manual decisions from the command line: tags, retractions and pointing groups.
+"""Manual decisions: tags, retractions and pointing groups set by hand.
 
 Each call is one transaction that also appends an event, so the catalog can
 say who decided what, when and why.
@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from obsdb.catalog.decisions import parse_box, set_group
+from obsdb.catalog.queries import select_frames
+from obsdb.catalog.tags import add_tags, retract_tags
+from obsdb.catalog.writes import record_event
+from obsdb.config import login_name
 from obsdb.errors import ObsdbError
-from obsdb.pipeline.ingest import login_name
 
 
 @dataclass
@@ -24,9 +28,6 @@ class Decision:
 def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None,
                nights=None) -> Decision:
     """Tag the frames named by ``selector`` by hand (source ``manual``)."""
-    from obsdb.catalog.queries import select_frames
-    from obsdb.catalog.tags import add_tags
-    from obsdb.catalog.writes import record_event
 
     if not reason or not reason.strip():
         raise ObsdbError("a tag needs a reason (--reason)")
@@ -45,9 +46,6 @@ def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author:
 def untag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None,
                  nights=None) -> Decision:
     """Retract the active tag ``name`` on the frames named by ``selector``."""
-    from obsdb.catalog.queries import select_frames
-    from obsdb.catalog.tags import retract_tags
-    from obsdb.catalog.writes import record_event
 
     if not reason or not reason.strip():
         raise ObsdbError("untag needs a reason (--reason)")
@@ -68,9 +66,6 @@ def _frames(count: int) -> str:
 def define_group(catalog, name: str, selector: str, *, box: str | None = None, reference: int | None = None,
                  ref_star: str | None = None, author: str | None = None, nights=None) -> Decision:
     """Create or redefine a pointing group by hand (its frames leave any other group)."""
-    from obsdb.catalog.decisions import parse_box, set_group
-    from obsdb.catalog.queries import select_frames
-    from obsdb.catalog.writes import record_event
 
     who = author or login_name()
     parsed_box = parse_box(box) if box else None
