@@ -231,6 +231,13 @@ class Catalog:
         return define_group(self, name, selector, box=box, reference=reference, ref_star=ref_star,
                             author=author, nights=nights)
 
+    def apply_plan(self, plan, *, user: str | None = None, night=None):
+        """Record a parsed plan's decisions in one transaction (``obsdb apply``); see
+        :func:`obsdb.pipeline.plan.load_plan`."""
+        from obsdb.catalog.manual import apply_plan
+
+        return apply_plan(self, plan, user=user, night=night)
+
     # ------------------------------------------------------------ ingest's catalog side
 
     def known_files(self, paths: list[str]) -> dict[str, dict]:
@@ -576,32 +583,24 @@ class Catalog:
                 session.execute(insert(ShiftStep), steps)
             if centroids:
                 session.execute(insert(Centroid), centroids)
-            self._record_unregistered(session, run, failed, registered, author)
+            from obsdb.catalog.alignment import record_unregistered
+
+            record_unregistered(session, run, failed, registered, author)
             return run.id
 
-    @staticmethod
-    def _record_unregistered(session, run, failed: list[tuple[int, str]], registered: list[int],
-                             author: str) -> None:
-        from sqlalchemy import select
+    def staged_inputs(self, night=None) -> dict:
+        """One night's decisions and pointing groups for the staged method (see
+        :func:`obsdb.catalog.alignment.staged_inputs`)."""
+        from obsdb.catalog.alignment import staged_inputs
 
-        from obsdb.catalog.models import Frame
-        from obsdb.catalog.tags import ID_CHUNK, add_tags, retract_tags
-        from obsdb.catalog.writes import record_event
+        return self.read(staged_inputs, night)
 
-        ids = [i for i, _ in failed] + registered
-        frames = {}
-        for start in range(0, len(ids), ID_CHUNK):
-            frames.update((f.id, f) for f in session.scalars(select(Frame).where(Frame.id.in_(ids[start:start + ID_CHUNK]))))
-        for frame_id, reason in failed:
-            add_tags(session, [frames[frame_id]], "unregistered", reason=f"run {run.id}: {reason}",
-                     source="rule:unregistered", author="obsdb")
-        if registered:
-            retract_tags(session, [frames[i] for i in registered], "unregistered", source="rule:unregistered",
-                         reason=f"registered in run {run.id}", author="obsdb")
-        aligned = "1 frame" if len(registered) == 1 else f"{len(registered)} frames"
-        record_event(session, author, "align", f"run {run.id} ({run.method}): {aligned} aligned, "
-                                               f"{len(failed)} unregistered", night_id=run.night_id,
-                     details={"run": run.id})
+    def record_staged_run(self, **run) -> int:
+        """Write a staged run in one transaction (see :func:`obsdb.catalog.alignment.record_staged_run`)."""
+        from obsdb.catalog.alignment import record_staged_run
+
+        with self.session() as session:
+            return record_staged_run(session, **run)
 
     def store_auto_groups(self, *, reference_id: int, star: tuple[float, float], groups: list[dict],
                           fine_box: list[int], author: str, summary: str, details: dict) -> None:

@@ -1,4 +1,4 @@
-"""Manual decisions: tags, retractions and pointing groups set by hand.
+"""Manual decisions: tags, retractions and pointing groups set by hand, and plans applied.
 
 Each call is one transaction that also appends an event, so the catalog can
 say who decided what, when and why.
@@ -7,9 +7,10 @@ say who decided what, when and why.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from obsdb.catalog.decisions import parse_box, set_group
-from obsdb.catalog.queries import select_frames
+from obsdb.catalog.queries import SelectorError, select_frames
 from obsdb.catalog.tags import add_tags, retract_tags
 from obsdb.catalog.writes import record_event
 from obsdb.config import login_name
@@ -88,3 +89,81 @@ def define_group(catalog, name: str, selector: str, *, box: str | None = None, r
                   author=who)
         record_event(session, who, "group set", f"{name}: {len(members)} frames, box {box}")
         return Decision(len(members), [], [f.label for f in members])
+
+
+@dataclass
+class ApplyReport:
+    """What applying a plan changed."""
+
+    tags_added: int = 0
+    tags_kept: int = 0
+    groups: int = 0
+    decisions: list[str] = field(default_factory=list)
+    missing_frames: list[str] = field(default_factory=list)
+
+
+def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyReport:
+    """Record a plan's decisions in the catalog in one transaction.
+
+    Frames named in the plan but absent from the catalog are reported, not fatal
+    (a plan may cover more of the night than was ingested); a plan whose
+    reference frame is absent is an error.
+    """
+    from obsdb.catalog.decisions import set_decision
+
+    user = user or login_name()
+    report = ApplyReport()
+    note = f"plan {Path(plan.path).name}"
+
+    def frames_for(selector: str):
+        try:
+            return select_frames(session, selector, readable_only=True, strict=False, nights=night)
+        except SelectorError:
+            report.missing_frames.append(selector)
+            return []
+
+    with catalog.session() as session:
+        night_id = None
+        if plan.reference is not None:
+            reference = frames_for(str(plan.reference))
+            if not reference:
+                raise ObsdbError(f"{plan.path}: reference frame {plan.reference} is not in the catalog")
+            night_id = reference[0].night_id
+            if set_decision(session, "reference_frame", {"frame": plan.reference}, source="plan",
+                            author=plan.author, note=note, frame=reference[0]):
+                report.decisions.append(f"reference frame {plan.reference}")
+            if plan.reference_star is not None:
+                value = {"frame": plan.reference, "x": plan.reference_star[0], "y": plan.reference_star[1]}
+                if set_decision(session, "reference_star", value, source="plan", author=plan.author, note=note,
+                                night_id=night_id):
+                    report.decisions.append(f"reference star at {plan.reference_star} in {plan.reference}")
+        if plan.fine_box is not None:
+            value = {"box": list(plan.fine_box), "method": plan.fine_method}
+            if plan.fine_reference is not None:
+                value["reference"] = plan.fine_reference
+            if plan.fine_background is not None:
+                value["background"] = plan.fine_background
+            if set_decision(session, "fine_box", value, source="plan", author=plan.author, note=note,
+                            night_id=night_id):
+                report.decisions.append(f"fine box {plan.fine_box}")
+        for entry in plan.tags:
+            frames = frames_for(entry.frames)
+            if frames:
+                change = add_tags(session, frames, entry.tag, reason=entry.reason, source="plan",
+                                  author=entry.author)
+                report.tags_added += len(change.added)
+                report.tags_kept += len(change.kept)
+        for entry in plan.groups:
+            frames = frames_for(entry.frames)
+            if not frames:
+                continue
+            group_reference = None
+            if entry.reference is not None:
+                group_reference = next((f for f in frames if f.number == entry.reference), None)
+            set_group(session, entry.name, frames, box=entry.box, band=entry.band, reference=group_reference,
+                      ref_star=entry.reference_star, source="plan", author=plan.author)
+            report.groups += 1
+        record_event(session, user, "apply",
+                     f"{note}: {report.tags_added} tags, {report.groups} groups, {len(report.decisions)} decisions",
+                     details={"plan": plan.path, "missing": report.missing_frames})
+    return report

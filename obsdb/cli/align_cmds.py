@@ -211,13 +211,14 @@ def history(
 def apply(
     plan: Path = typer.Argument(..., help="Plan file (TOML): tags, groups with boxes, reference, fine box."),
     author: Optional[str] = typer.Option(None, "--author", help="Who applies it (default: your login name)."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Load a plan's manual decisions into the catalog (idempotent; recorded with their authors)."""
-    from obsdb.pipeline.plan import apply_plan, load_plan
+    from obsdb.pipeline.plan import load_plan
 
     with open_catalog() as catalog, user_errors():
         parsed = load_plan(plan)
-        report = apply_plan(catalog, parsed, user=author)
+        report = catalog.apply_plan(parsed, user=author, night=nights_arg(night))
     console.print(f"applied {plan}: {report.tags_added} tags added ({report.tags_kept} already present), "
                   f"{report.groups} groups, decisions: {', '.join(report.decisions) or 'unchanged'}")
     if report.missing_frames:

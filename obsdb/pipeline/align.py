@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import select
-
 from obsdb import __version__
-from obsdb.catalog.models import AlignmentRun, Centroid, Frame, ShiftStep
-from obsdb.errors import ObsdbError
 from obsdb.config import login_name
+from obsdb.errors import ObsdbError
 
 MATCH_RADIUS = 1.5
 """Distance (px) within which a mapped frame star counts as matching a reference star,
@@ -417,52 +414,27 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
     """
     import numpy as np
 
-    from obsdb.catalog.decisions import get_decision, list_groups
     from obsdb.imaging.centroid import centroid_in_box
     from obsdb.imaging.fitsio import read_fits_image
 
     user = user or login_name()
-    from obsdb.catalog.selectors import night_ids
-
-    with catalog.session() as session:
-        scope = night_ids(session, night)
-        if scope is not None and len(scope) != 1:
-            raise ObsdbError("the staged method aligns one night at a time: give one --night")
-        # One night's decisions: the night asked for, else the night of the newest reference decision.
-        night_id = scope[0] if scope else getattr(get_decision(session, "reference_frame"), "night_id", None)
-        ref_decision = get_decision(session, "reference_frame", night_id=night_id)
-        star_decision = get_decision(session, "reference_star", night_id=night_id)
-        fine_decision = get_decision(session, "fine_box", night_id=night_id)
-        missing = [name for name, d in (("reference frame", ref_decision), ("reference star", star_decision),
-                                        ("fine box", fine_decision)) if d is None]
-        if missing:
-            raise ObsdbError(f"the staged method needs {', '.join(missing)}: apply a plan (`obsdb apply`) "
-                             "or let `obsdb group auto` choose them")
-        groups = [g for g in list_groups(session, night_ids=None if night_id is None else [night_id])
-                  if g["frame_ids"]]
-        if not groups:
-            raise ObsdbError("the staged method needs pointing groups with boxes (`obsdb group set` or a plan)")
-        for g in groups:
-            if g["box"] is None:
-                raise ObsdbError(f"group {g['name']} has no box (`obsdb group set {g['name']} ... --box`)")
-        frames = {f.id: f for f in session.scalars(select(Frame).where(
-            Frame.id.in_([i for g in groups for i in g["frame_ids"]])))}
-        reference = session.get(Frame, ref_decision.frame_id) if ref_decision.frame_id else None
-        if reference is None:
-            raise ObsdbError(f"reference frame {ref_decision.value} is not in the catalog")
-        paths = {i: f.path for i, f in frames.items()}
-        numbers = {i: f.number for i, f in frames.items()}
-    centroid_method = method or fine_decision.value.get("method", "2dg")
-    sky = background or fine_decision.value.get("background", "box")
+    inputs = catalog.staged_inputs(night)
+    fine_decision, groups, frames = inputs["fine"], inputs["groups"], inputs["frames"]
+    reference_id = inputs["reference_id"]
+    reference = frames[reference_id]
+    paths = {i: f["path"] for i, f in frames.items()}
+    numbers = {i: f["number"] for i, f in frames.items()}
+    centroid_method = method or fine_decision.get("method", "2dg")
+    sky = background or fine_decision.get("background", "box")
     if sky not in CENTROID_BACKGROUNDS:
         raise ObsdbError(f"centroid background {sky!r}: expected one of {', '.join(CENTROID_BACKGROUNDS)}")
-    fine_box = tuple(fine_decision.value["box"])
-    star_ref = (float(star_decision.value["x"]), float(star_decision.value["y"]))
+    fine_box = tuple(fine_decision["box"])
+    star_ref = (float(inputs["star"]["x"]), float(inputs["star"]["y"]))
     rounder = _round if integer else float
 
-    reference_group = next((g for g in groups if reference.id in g["frame_ids"]), None)
+    reference_group = next((g for g in groups if reference_id in g["frame_ids"]), None)
     if reference_group is None:
-        raise ObsdbError(f"reference frame {reference.label} is in no pointing group")
+        raise ObsdbError(f"reference frame {reference['label']} is in no pointing group")
 
     measurements: dict[int, dict] = {}
     failures: dict[int, str] = {}
@@ -470,8 +442,8 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
     done = 0
     for g in groups:
         members = sorted(g["frame_ids"], key=lambda i: (numbers[i] is None, numbers[i]))
-        if reference.id in members:
-            group_ref = reference.id
+        if reference_id in members:
+            group_ref = reference_id
         elif g["reference_frame_id"] in members:
             group_ref = g["reference_frame_id"]
         else:
@@ -516,13 +488,13 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
             measurements[frame_id] = {"group": g, "group_ref": group_ref, "c1": c1, "ref_c1": group_ref_centroid,
                                       "dx1": dx1, "dy1": dy1, "dx2": dx2, "dy2": dy2, "box3": box3, "c3": c3,
                                       "aligned3": (c3[0] + sx, c3[1] + sy)}
-    if reference.id not in measurements:
-        raise ObsdbError(f"the night's reference {reference.label} could not be measured: "
-                         f"{failures.get(reference.id, 'unknown reason')}")
+    if reference_id not in measurements:
+        raise ObsdbError(f"the night's reference {reference['label']} could not be measured: "
+                         f"{failures.get(reference_id, 'unknown reason')}")
     # Stage 3 refers to the night's reference, unless the plan names another frame (the notebook
     # took the first frame of its first group).
-    fine_number = fine_decision.value.get("reference")
-    fine_ref_id = reference.id
+    fine_number = fine_decision.get("reference")
+    fine_ref_id = reference_id
     if fine_number is not None:
         fine_ref_id = next((i for i, n in numbers.items() if n == fine_number), None)
         if fine_ref_id not in measurements:
@@ -530,61 +502,46 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
                              f"{failures.get(fine_ref_id, 'not in any group')}")
     ref_fine = measurements[fine_ref_id]["aligned3"]
 
-    with catalog.session() as session:
-        ref_frame = session.get(Frame, reference.id)
-        run = AlignmentRun(method="staged", reference_frame_id=ref_frame.id, night_id=ref_frame.night_id,
-                           software_version=__version__, algorithm=None, author=user, parameters={
+    method_name = f"centroid_{centroid_method}"
+    rows = []
+    for frame_id, m in measurements.items():
+        g = m["group"]
+        dx3 = rounder(ref_fine[0] - m["aligned3"][0])
+        dy3 = rounder(ref_fine[1] - m["aligned3"][1])
+        m["total"] = (m["dx1"] + m["dx2"] + dx3, m["dy1"] + m["dy2"] + dy3)
+        box_centroid = {"source": "box", "method": method_name}
+        rows.append({"frame_id": frame_id, "centroids": [
+            {**box_centroid, "box_x0": g["box"][0], "box_x1": g["box"][1], "box_y0": g["box"][2],
+             "box_y1": g["box"][3], "x": m["c1"][0], "y": m["c1"][1], "flux": m["c1"][2]},
+            {**box_centroid, "box_x0": m["box3"][0], "box_x1": m["box3"][1], "box_y0": m["box3"][2],
+             "box_y1": m["box3"][3], "x": m["c3"][0], "y": m["c3"][1], "flux": m["c3"][2]}], "steps": [
+            {"stage": 1, "kind": "within-group", "method": method_name, "dx": m["dx1"], "dy": m["dy1"],
+             "reference_frame_id": m["group_ref"], "centroid": (frame_id, 0),
+             "reference_centroid": (m["group_ref"], 0) if m["group_ref"] in measurements else None,
+             "parameters": {"group": g["name"], "box": g["box"], "integer": integer}},
+            {"stage": 2, "kind": "group-offset",
+             "method": "manual" if g["source"] in ("manual", "plan") else "coarse-offset",
+             "dx": m["dx2"], "dy": m["dy2"], "reference_frame_id": reference_id,
+             "parameters": {"group": g["name"], "star_in_group": g["ref_star"], "star_in_reference": list(star_ref),
+                            "integer": integer}},
+            {"stage": 3, "kind": "fine", "method": method_name, "dx": dx3, "dy": dy3,
+             "reference_frame_id": fine_ref_id, "centroid": (frame_id, 1), "reference_centroid": (fine_ref_id, 1),
+             "parameters": {"box": list(fine_box), "box_in_frame": list(m["box3"]), "integer": integer}}]})
+    run_id = catalog.record_staged_run(
+        reference_id=reference_id, author=user, software_version=__version__, frames=rows,
+        failures=list(failures.items()), parameters={
             "integer": integer, "centroid_method": centroid_method, "centroid_background": sky,
             "fine_box": list(fine_box),
-            "fine_reference": fine_number if fine_number is not None else reference.number,
+            "fine_reference": fine_number if fine_number is not None else reference["number"],
             "reference_star": list(star_ref), "groups": {g["name"]: {"box": g["box"], "ref_star": g["ref_star"]}
                                                          for g in groups}})
-        session.add(run)
-        session.flush()
-        report = AlignReport(run.id, "staged", reference.number, reference_name=reference.file_name,
-                             reference_path=reference.path)
-        method_name = f"centroid_{centroid_method}"
-        centroids = {}
-        for frame_id, m in measurements.items():
-            g = m["group"]
-            centroids[frame_id] = (
-                Centroid(frame_id=frame_id, run_id=run.id, source="box", method=method_name,
-                         box_x0=g["box"][0], box_x1=g["box"][1], box_y0=g["box"][2], box_y1=g["box"][3],
-                         x=m["c1"][0], y=m["c1"][1], flux=m["c1"][2]),
-                Centroid(frame_id=frame_id, run_id=run.id, source="box", method=method_name,
-                         box_x0=m["box3"][0], box_x1=m["box3"][1], box_y0=m["box3"][2], box_y1=m["box3"][3],
-                         x=m["c3"][0], y=m["c3"][1], flux=m["c3"][2]))
-            session.add_all(centroids[frame_id])
-        session.flush()  # one batched INSERT gives every centroid its id
-        for frame_id, (c1, c3) in centroids.items():
-            measurements[frame_id]["centroid_ids"] = (c1.id, c3.id)
-        for frame_id, m in measurements.items():
-            g = m["group"]
-            ref_c1_id = measurements.get(m["group_ref"], {}).get("centroid_ids", (None,))[0]
-            ref_c3_id = measurements[fine_ref_id]["centroid_ids"][1]
-            dx3 = rounder(ref_fine[0] - m["aligned3"][0])
-            dy3 = rounder(ref_fine[1] - m["aligned3"][1])
-            session.add_all([
-                ShiftStep(run_id=run.id, frame_id=frame_id, stage=1, kind="within-group", method=method_name,
-                          dx=m["dx1"], dy=m["dy1"], reference_frame_id=m["group_ref"],
-                          centroid_id=m["centroid_ids"][0], reference_centroid_id=ref_c1_id,
-                          parameters={"group": g["name"], "box": g["box"], "integer": integer}),
-                ShiftStep(run_id=run.id, frame_id=frame_id, stage=2, kind="group-offset",
-                          method="manual" if g["source"] in ("manual", "plan") else "coarse-offset",
-                          dx=m["dx2"], dy=m["dy2"], reference_frame_id=reference.id,
-                          parameters={"group": g["name"], "star_in_group": g["ref_star"],
-                                      "star_in_reference": list(star_ref), "integer": integer}),
-                ShiftStep(run_id=run.id, frame_id=frame_id, stage=3, kind="fine", method=method_name,
-                          dx=dx3, dy=dy3, reference_frame_id=fine_ref_id, centroid_id=m["centroid_ids"][1],
-                          reference_centroid_id=ref_c3_id,
-                          parameters={"box": list(fine_box), "box_in_frame": list(m["box3"]), "integer": integer}),
-            ])
-            total_dx, total_dy = m["dx1"] + m["dx2"] + dx3, m["dy1"] + m["dy2"] + dy3
-            report.results.append(FrameResult(numbers[frame_id], True, total_dx, total_dy, 0.0, "staged",
-                                              frame_id=frame_id, name=Path(paths[frame_id]).name))
-        for frame_id, reason in failures.items():
-            report.results.append(FrameResult(numbers[frame_id], False, reason=reason, frame_id=frame_id,
-                                              name=Path(paths[frame_id]).name))
-        catalog._record_unregistered(session, run, list(failures.items()), list(measurements), user)
+    report = AlignReport(run_id, "staged", reference["number"], reference_name=reference["file_name"],
+                         reference_path=reference["path"])
+    for frame_id, m in measurements.items():
+        report.results.append(FrameResult(numbers[frame_id], True, m["total"][0], m["total"][1], 0.0, "staged",
+                                          frame_id=frame_id, name=Path(paths[frame_id]).name))
+    for frame_id, reason in failures.items():
+        report.results.append(FrameResult(numbers[frame_id], False, reason=reason, frame_id=frame_id,
+                                          name=Path(paths[frame_id]).name))
     report.results.sort(key=lambda r: (r.number is None, r.number))
     return report
