@@ -193,3 +193,24 @@ def test_pipeline_steps_hold_no_sql():
             if isinstance(node, ast.Attribute) and node.attr == "session":
                 offenders.append(f"{path.name}:{node.lineno}: opens a catalog session")
     assert offenders == []
+
+
+def test_render_and_report_take_one_night(two_nights, tmp_path):
+    from obsdb.pipeline.render import render
+    from obsdb.pipeline.report import _read_catalog
+
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+        cat.ingest([two_nights / "night1", two_nights / "night2"])
+        cat.qa()
+        cat.align()
+        with pytest.raises(Exception, match="2026-03-14:1005"):
+            cat.region_facts("1005")
+        rendered = render(cat, tmp_path / "out", nights=[NIGHT2], status="any")
+        night2_paths = {r.path for r in cat.frames(night=NIGHT2)}
+        assert rendered.frames and all(Path(path).name in {Path(p).name for p in night2_paths}
+                                       for _, path in rendered.frames)
+        assert len(rendered.frames) <= len(night2_paths)
+        snapshot = _read_catalog(cat, [NIGHT1])
+        assert {r["night"] for r in snapshot.records} == {NIGHT1}
+        assert len(snapshot.runs) == 1 and set(snapshot.run_shifts) == {snapshot.runs[0]["id"]}
+        assert len(_read_catalog(cat).runs) == 2

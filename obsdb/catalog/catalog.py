@@ -158,11 +158,11 @@ class Catalog:
 
         return self.read(region_facts, selector, nights=nights)
 
-    def report_facts(self) -> dict:
+    def report_facts(self, *, nights=None) -> dict:
         """Frames, runs, per-run shifts and stacks for ``obsdb report``, read in one transaction."""
         from obsdb.catalog.queries import report_facts
 
-        return self.read(report_facts)
+        return self.read(report_facts, nights=nights)
 
     def nights(self) -> list[dict]:
         """Every night with frames, bands, targets, instruments, status counts and median FWHM."""

@@ -258,26 +258,35 @@ def catalogued_among(session: Session, paths: list[str]) -> set[str]:
     return {wanted[os.path.normcase(p)] for p in found if os.path.normcase(p) in wanted}
 
 
-def report_facts(session: Session) -> dict:
-    """What ``obsdb report`` shows besides the frames: runs, each frame's shift per run, stacks."""
-    numbers = dict(session.execute(select(Frame.id, Frame.number)
-                                   .join(AlignmentRun, AlignmentRun.reference_frame_id == Frame.id)).all())
-    runs = [{"id": run.id, "created_at": run.created_at, "method": run.method,
-             "reference": numbers.get(run.reference_frame_id), "author": run.author,
-             "software_version": run.software_version}
-            for run in session.scalars(select(AlignmentRun).order_by(AlignmentRun.id))]
+def report_facts(session: Session, *, nights=None) -> dict:
+    """What ``obsdb report`` shows: the frames, the runs, each frame's shift per run, the stacks.
+
+    With ``nights``, only those nights' frames and the runs made on them (a run across nights
+    counts when its reference frame is of one of them), and the stacks of those runs.
+    """
+    scope = night_ids(session, nights)
+    run_query = select(AlignmentRun, Frame.number).outerjoin(Frame, Frame.id == AlignmentRun.reference_frame_id)
+    if scope is not None:
+        run_query = run_query.where(Frame.night_id.in_(scope))
+    runs = [{"id": run.id, "created_at": run.created_at, "method": run.method, "reference": number,
+             "author": run.author, "software_version": run.software_version}
+            for run, number in session.execute(run_query.order_by(AlignmentRun.id))]
+    run_ids = [run["id"] for run in runs]
     run_shifts: dict[int, dict[int, tuple[float, float]]] = defaultdict(dict)
     # A frame's shift in a run is the sum of its steps (design card).
-    for run_id, frame_id, dx, dy in session.execute(
-            select(ShiftStep.run_id, ShiftStep.frame_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy))
-            .group_by(ShiftStep.run_id, ShiftStep.frame_id)):
+    shift_query = (select(ShiftStep.run_id, ShiftStep.frame_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy))
+                   .group_by(ShiftStep.run_id, ShiftStep.frame_id))
+    stack_query = select(RenderOutput).where(RenderOutput.kind == "stack").order_by(RenderOutput.id)
+    if scope is not None:
+        shift_query = shift_query.where(ShiftStep.run_id.in_(run_ids))  # a report's few runs
+        stack_query = stack_query.where(RenderOutput.run_id.in_(run_ids))
+    for run_id, frame_id, dx, dy in session.execute(shift_query):
         run_shifts[run_id][frame_id] = (dx, dy)
     stacks = [{"id": s.id, "band": s.band, "path": s.path, "run": s.run_id, "created_at": s.created_at,
                "parameters": s.parameters, "interpolation": s.interpolation}
-              for s in session.scalars(select(RenderOutput).where(RenderOutput.kind == "stack")
-                                       .order_by(RenderOutput.id))]
-    return {"records": list(iter_frame_records(session)), "runs": runs, "run_shifts": dict(run_shifts),
-            "stacks": stacks}
+              for s in session.scalars(stack_query)]
+    return {"records": list(iter_frame_records(session, nights=nights)), "runs": runs,
+            "run_shifts": dict(run_shifts), "stacks": stacks}
 
 
 def _median(values: list[float]) -> float | None:

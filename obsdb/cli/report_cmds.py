@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List, Optional
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, open_catalog, progress_bar, styled, user_errors
+from obsdb.cli.common import (app, console, err_console, night_option, nights_arg, open_catalog, progress_bar, styled,
+                              user_errors)
 
 
 @app.command()
@@ -17,6 +19,7 @@ def report(
     size: int = typer.Option(160, "--thumbnail-size", min=16, max=1024,
                              help="Longest side of a thumbnail, pixels."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the thumbnails."),
+    night: Optional[List[str]] = night_option(),
 ) -> None:
     """Write a static HTML report: quality against time per band, the shift track of every
     alignment run, a thumbnail grid, every rejected frame with all its reasons, and the stacks.
@@ -27,7 +30,7 @@ def report(
 
     with open_catalog() as catalog, progress_bar("report") as progress, user_errors():
         result = build_report(catalog, out, thumbnails=thumbnails, workers=workers,
-                              thumbnail_size=size, progress=progress)
+                              thumbnail_size=size, progress=progress, nights=nights_arg(night))
     for warning in result.warnings:
         err_console.print(styled("warning:", "yellow", f" {warning}"), soft_wrap=True)
     console.print(f"report: {result.index_path} ({result.n_images} images, "

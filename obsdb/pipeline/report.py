@@ -91,12 +91,12 @@ class _Snapshot:
 
 def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True, workers: int = 1,
                  thumbnail_size: int = 160, progress: Callable[[int, int, str], None] | None = None,
-                 now: datetime | None = None) -> ReportResult:
+                 now: datetime | None = None, nights=None) -> ReportResult:
     """Write a static report of the catalog into ``out_dir``.
 
     Parameters
     ----------
-    catalog : obsdb.catalog.db.Catalog
+    catalog : obsdb.Catalog
         An open catalog (only read).
     out_dir : path-like
         Output folder (created); ``index.html`` and the ``plots/``, ``thumbs/``
@@ -112,6 +112,8 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
         ``progress(done, total, item)`` after each image file.
     now : datetime, optional
         The generation time shown in the page [default: now, UTC].
+    nights : str or list of str, optional
+        Only these nights' frames, runs and stacks [default: the whole catalog].
 
     Returns
     -------
@@ -132,7 +134,7 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     out = Path(out_dir)
     for sub in _SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
-    snapshot = _read_catalog(catalog)
+    snapshot = _read_catalog(catalog, nights)
     generated = now or datetime.now(timezone.utc)
     records = snapshot.records
     warnings: list[str] = []
@@ -198,8 +200,8 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
 
 # -- reading the catalog -------------------------------------------------------------------------
 
-def _read_catalog(catalog) -> _Snapshot:
-    facts = catalog.report_facts()
+def _read_catalog(catalog, nights=None) -> _Snapshot:
+    facts = catalog.report_facts(nights=nights)
     return _Snapshot(url=catalog.display_url, records=facts["records"], runs=facts["runs"],
                      run_shifts=facts["run_shifts"], stacks=_newest_per_path(facts["stacks"]))
 
