@@ -10,18 +10,53 @@ from obsdb.catalog.db import (CatalogError, alembic_config, database_url, head_r
 from obsdb.catalog.models import Base
 
 
+def _migrated(url):
+    """A catalog built by replaying every migration (``upgrade`` builds a new one from the models)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+    return url
+
+
 def test_migrations_match_models(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    url = database_url(str(tmp_path / "c.sqlite"))
-    upgrade(url)
+    url = _migrated(database_url(str(tmp_path / "c.sqlite")))
     engine = make_engine(url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations disagree: {diff}"
+
+
+def _schema(url):
+    from sqlalchemy import inspect
+
+    engine = make_engine(url)
+    inspector = inspect(engine)
+    schema = {}
+    for table in inspector.get_table_names():
+        schema[table] = {
+            "columns": sorted((c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                              for i in inspector.get_indexes(table)),
+            "uniques": sorted((u["name"], tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)),
+            "foreign_keys": sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                                   for f in inspector.get_foreign_keys(table)),
+            "checks": sorted(c["name"] for c in inspector.get_check_constraints(table)),
+        }
+    with engine.connect() as connection:
+        revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    engine.dispose()
+    return schema, revision
+
+
+def test_a_new_catalog_has_the_schema_the_migrations_build(tmp_path):
+    fresh = database_url(str(tmp_path / "fresh.sqlite"))
+    assert upgrade(fresh) == (None, head_revision())
+    assert _schema(fresh) == _schema(_migrated(database_url(str(tmp_path / "migrated.sqlite"))))
 
 
 def test_schema_revision_constant_is_the_head():

@@ -180,3 +180,17 @@ def test_run_follows_the_config_and_says_when_numbers_clash(tmp_path):
     records = json.loads(runner.invoke(app, ["--db", str(tmp_path / "b" / "obsdb.sqlite"), "frames",
                                              "--format", "json"]).stdout)
     assert sorted(r["number"] for r in records) == sorted(f["number"] for f in truth.frames)
+
+
+def test_run_without_render_and_report_catalogues_and_aligns_only(tmp_path):
+    night = tmp_path / "night"
+    simulate_night(night, seed=6, size=256, n_frames=6, bands=("V",), n_groups=1,
+                   cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(night), "--out", str(out), "--no-render", "--no-report"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["obsdb.sqlite"]
+    records = json.loads(runner.invoke(app, ["--db", str(out / "obsdb.sqlite"), "frames",
+                                             "--format", "json"]).stdout)
+    assert len(records) == 6 and sum(r["shift"] is not None for r in records) >= 5

@@ -131,7 +131,15 @@ def upgrade(url: str) -> tuple[str | None, str]:
                 connection.commit()
             with connection.begin():
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                if before is None and not inspect(connection).get_table_names():
+                    # A new catalog is built from the models and stamped at the head: the same schema as
+                    # replaying every migration (a test compares them), in a tenth of the time.
+                    from obsdb.catalog.models import Base
+
+                    Base.metadata.create_all(connection)
+                    command.stamp(config, "head")
+                else:
+                    command.upgrade(config, "head")
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if broken:

@@ -40,6 +40,8 @@ def run(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (aligned frames, stacks, report)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     stack: str = typer.Option("median", "--stack", help="Stack method: median, mean or sigma-clip."),
+    render_: bool = typer.Option(True, "--render/--no-render", help="Write aligned frames and stacks."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report."),
 ) -> None:
     """Do the whole night: init, ingest, qa, align, render, stack and report, with a summary per band.
 
@@ -55,7 +57,8 @@ def run(
             raise ObsdbError(f"{folder}: not a folder")
     with user_errors():
         config = load_config(state.config)
-        summary = run_night(folder, out, db=state.db, workers=workers, stack=stack, thresholds=dict(config.qa),
+        summary = run_night(folder, out, db=state.db, workers=workers, stack=stack, render_outputs=render_,
+                            report=report, thresholds=dict(config.qa),
                             ingest_config=config.ingest,
                             step=lambda name: err_console.print(f"» {name}", style="cyan"),
                             progress_factory=progress_bar)

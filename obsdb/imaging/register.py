@@ -27,8 +27,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import fft as sfft
-from scipy import ndimage
 from scipy.spatial import cKDTree
 from scipy.special import fdtrc
 
@@ -540,6 +538,8 @@ def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
     removed before anything spreads them, because fixed hot pixels coincide
     in every frame and would otherwise pin the correlation peak at (0, 0).
     """
+    from scipy import ndimage
+
     img = np.array(image, dtype=np.float32, copy=True)
     bad = ~np.isfinite(img)
     if mask is not None:
@@ -652,6 +652,8 @@ def cross_correlation_shift(frame, reference, *, mask=None, max_shift=None,
         tens to hundreds.  NaN shifts and quality 0 when no shift leaves
         enough overlap.
     """
+    from scipy import fft as sfft
+
     frame = np.asarray(frame)
     reference = np.asarray(reference)
     if frame.shape != reference.shape or frame.ndim != 2:
@@ -711,6 +713,8 @@ def _peak_position(corr: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
     whose maximum wanders with the noise; its centre is then the weighted
     centroid of the part above half the peak.
     """
+    from scipy import ndimage
+
     ny, nx = corr.shape
     h = 40
     y0, y1 = max(iy - h, 0), min(iy + h + 1, ny)

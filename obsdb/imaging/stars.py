@@ -27,8 +27,6 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import sep
-from scipy.spatial import cKDTree
 
 GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """FWHM / sigma of a Gaussian (2.3548)."""
@@ -55,7 +53,9 @@ STAR_DTYPE = np.dtype([
 ])
 """Fields of a star list; see :func:`detect_stars`."""
 
-_SEP_QUALITY_BAD = sep.OBJ_MERGED | sep.OBJ_TRUNC | sep.OBJ_SINGU
+# sep.OBJ_MERGED | sep.OBJ_TRUNC | sep.OBJ_SINGU, spelled out so that reading stored stars (align)
+# does not import sep.
+_SEP_QUALITY_BAD = 1 | 2 | 8
 
 # A star's brightest pixel carries 15-30 % of its flux for FWHM 1.5-3 px;
 # a hot pixel or a cosmic-ray hit carries 50-100 % in one pixel.  The limit
@@ -140,6 +140,8 @@ class _Prepared:
 
 
 def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
+    import sep
+
     raw = np.asarray(data)
     if raw.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {raw.shape}")
@@ -278,6 +280,8 @@ def _gaussian_axes(objs):
 
 
 def _extract(prep: _Prepared, nsigma: float, minarea: int):
+    import sep
+
     # sep's defaults overflow on cloudy 2k frames with large trailed stars.
     sep.set_extract_pixstack(max(300_000, prep.sub.size // 4))
     sep.set_sub_object_limit(4096)
@@ -292,6 +296,8 @@ def _detect(data, *, mask=None, nsigma=5.0, saturation=None, max_stars=None,
 
     Returns (stars, n_rejected, prepared).
     """
+    import sep
+
     prep = _prepare(data, mask, background, need_gradient=need_gradient)
     objs = _extract(prep, nsigma, minarea)
     empty = np.zeros(0, dtype=STAR_DTYPE)
@@ -406,6 +412,8 @@ def _aperture_flux(prep: _Prepared, stars: np.ndarray, m: int) -> np.ndarray:
     keeps the fraction collected nearly constant (99.8 % for a Gaussian),
     which is what a flux ratio between frames needs.
     """
+    import sep
+
     idx = _metric_selection(stars[:m], 50) if m else np.zeros(0, int)
     if idx.size:
         radius = max(3.0, 1.5 * float(np.median(stars["hfd"][idx])))
@@ -730,6 +738,8 @@ def find_offset(stars, reference_stars, *, n_vote: int = 50, tolerance: float = 
     (dx, dy, votes) or None
         ``reference = star + (dx, dy)``; None when the vote fails.
     """
+    from scipy.spatial import cKDTree
+
     a = _as_xyf(stars)[:n_vote, :2]
     b = _as_xyf(reference_stars)[: 2 * n_vote, :2]
     if len(a) < 2 or len(b) < 2:
@@ -775,6 +785,8 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
         Ratio (1.0 = as clear as the reference); NaN when either list is
         empty or fewer than ``min_matches`` stars match.
     """
+    from scipy.spatial import cKDTree
+
     a = _as_xyf(stars)
     b = _as_xyf(reference_stars)
     if len(a) == 0 or len(b) == 0:

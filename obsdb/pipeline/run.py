@@ -21,7 +21,7 @@ class RunSummary:
 
 
 def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, workers: int = 1,
-              stack: str = "median", report: bool = True, thresholds: dict | None = None,
+              stack: str = "median", render_outputs: bool = True, report: bool = True, thresholds: dict | None = None,
               reference: str | None = None, step: Callable[[str], None] | None = None,
               progress_factory=None, ingest_config=None) -> RunSummary:
     """Process a folder of frames end to end into ``out``.
@@ -39,6 +39,8 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         Processes for the pixel work.
     stack : str
         Stack method (median, mean, sigma-clip).
+    render_outputs : bool
+        Write the aligned frames and stacks (off: ingest, qa, align and groups only).
     report : bool
         Write the HTML report.
     thresholds : dict, optional
@@ -114,15 +116,17 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         except ObsdbError as exc:
             # Groups serve the report and the staged method; the auto run above does not need them.
             summary.steps.append(("group", f"skipped: {exc}"))
-        announce("render")
-        with progress("render") as callback:
-            # One target: exactly this run; several: each frame's run of this command (its current one).
-            rendered = render(catalog, out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
-                              stack=stack, workers=workers, progress=callback)
-        summary.steps.append(("render", f"{len(rendered.frames)} aligned frames and {len(rendered.stacks)} "
-                                        f"{stack} stacks in {out / 'aligned'}"))
-        summary.steps.extend(("stack", f"{frame}: {reason}") for frame, reason in rendered.skipped)
-        summary.steps.extend(("not rendered", f"{frame}: {reason}") for frame, reason in rendered.failed)
+        rendered = None
+        if render_outputs:
+            announce("render")
+            with progress("render") as callback:
+                # One target: exactly this run; several: each frame's run of this command (its current one).
+                rendered = render(catalog, out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
+                                  stack=stack, workers=workers, progress=callback)
+            summary.steps.append(("render", f"{len(rendered.frames)} aligned frames and {len(rendered.stacks)} "
+                                            f"{stack} stacks in {out / 'aligned'}"))
+            summary.steps.extend(("stack", f"{frame}: {reason}") for frame, reason in rendered.skipped)
+            summary.steps.extend(("not rendered", f"{frame}: {reason}") for frame, reason in rendered.failed)
         if report:
             from obsdb.pipeline.report import build_report
 
@@ -131,7 +135,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
                 built = build_report(catalog, out / "report", workers=workers, progress=callback)
             summary.report_path = str(built.index_path)
         records = catalog.frame_dicts()
-        summary.bands = band_table(records, runs, rendered.stacks)
+        summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
     finally:
         catalog.close()
     return summary
