@@ -752,21 +752,27 @@ def time_inprocess(call, capture: Capture, repeat: int) -> dict:
     return {"ms": statistics.median(times), "times_ms": times, "rows": size, "statements": statements}
 
 
-def replay_ms(db: Path, statements, repeat: int) -> float:
-    """The captured statements run again through sqlite3 (fetchall), median of ``repeat``, ms."""
+def replay_ms(db: Path, statements, repeat: int) -> tuple[float, dict[str, float]]:
+    """The captured statements run again through sqlite3 (fetchall): the median of ``repeat`` totals,
+    and per distinct statement the median of its summed time, in ms."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         for sql, params in statements:                  # warm the page cache
             con.execute(sql, params).fetchall()
-        times = []
+        totals, per = [], {}
         for _ in range(repeat):
-            t0 = time.perf_counter()
+            this = {}
+            t_all = time.perf_counter()
             for sql, params in statements:
+                t0 = time.perf_counter()
                 con.execute(sql, params).fetchall()
-            times.append((time.perf_counter() - t0) * 1e3)
+                this[sql] = this.get(sql, 0.0) + (time.perf_counter() - t0) * 1e3
+            totals.append((time.perf_counter() - t_all) * 1e3)
+            for sql, ms in this.items():
+                per.setdefault(sql, []).append(ms)
     finally:
         con.close()
-    return statistics.median(times)
+    return statistics.median(totals), {sql: statistics.median(v) for sql, v in per.items()}
 
 
 _NODE = re.compile(r"^(SCAN|SEARCH) (\w+)(?: AS (\w+))?(.*)$")
@@ -818,7 +824,8 @@ def print_plans(label, plans, out):
     for i, p in enumerate(plans, 1):
         sql = " ".join(p["sql"].split())
         shown = sql if len(sql) <= 600 else sql[:600] + f" ... ({len(sql)} chars)"
-        print(f"[{i}] x{p['times']}  {shown}", file=out)
+        raw = "" if p.get("raw_ms") is None else f", raw {p['raw_ms']:.1f} ms in all"
+        print(f"[{i}] x{p['times']}{raw}  {shown}", file=out)
         if p["params"]:
             params = ", ".join(repr(v) for v in p["params"][:12]) + (" ..." if len(p["params"]) > 12 else "")
             print(f"    params: {params}", file=out)
@@ -946,8 +953,10 @@ def main(argv=None) -> None:
         repeat = args.heavy_repeat if c.get("heavy") else args.repeat
         inproc = time_inprocess(c["call"], capture, repeat)
         if "statements" in inproc:
-            inproc["raw_sql_ms"] = replay_ms(db, inproc["statements"], repeat)
+            inproc["raw_sql_ms"], per_statement = replay_ms(db, inproc["statements"], repeat)
             inproc["plans"] = query_plans(db, inproc["statements"])
+            for p in inproc["plans"]:
+                p["raw_ms"] = per_statement.get(p["sql"])
         wall = time_command(c["argv"], env, repeat, count_records=c.get("count", False))
         results.append({**c, "inproc": inproc, "cli": wall})
     table_run = None
@@ -963,7 +972,7 @@ def main(argv=None) -> None:
 
     # ---------------------------------------------------------------- 4. plans
     print("EXPLAIN QUERY PLAN of every distinct statement each Catalog call sent (first parameters; "
-          "xN: times sent)")
+          "xN: times sent; raw: replayed through sqlite3, all N times, median)")
     print("=" * WIDTH)
     for r in results:
         if "plans" in r["inproc"]:
@@ -1017,7 +1026,7 @@ def main(argv=None) -> None:
         if "error" in cli:
             notes.append(f"CLI error: {cli['error']}")
         if flat_text:
-            notes.append(("flat: " if flat else "NOT flat: ") + flat_text)
+            notes.append({True: "flat: ", False: "NOT flat: ", None: "memory: "}[flat] + flat_text)
         if target.get("info_sql_ms") and sql_ms is not None:
             notes.append(f"single-night target for information: {sql_ms:.0f} ms SQL vs <= 100, {fmt_s(wall)} s "
                          f"wall vs <= 0.35")
@@ -1055,7 +1064,7 @@ def main(argv=None) -> None:
                           "table_all_nights": table_run,
                           "reference": [{"command": label, "wall_s": r.get("wall"), "peak_rss_mib": r.get("maxrss_mib")}
                                         for label, r in reference],
-                          "plans": {r["label"]: [{"sql": p["sql"], "plan": p["plan"], "times": p["times"]}
+                          "plans": {r["label"]: [{"sql": p["sql"], "plan": p["plan"], "times": p["times"], "raw_ms": p.get("raw_ms")}
                                                  for p in r["inproc"].get("plans", [])] for r in results}},
                          indent=2))
 

@@ -214,3 +214,28 @@ def test_render_and_report_take_one_night(two_nights, tmp_path):
         assert {r["night"] for r in snapshot.records} == {NIGHT1}
         assert len(snapshot.runs) == 1 and set(snapshot.run_shifts) == {snapshot.runs[0]["id"]}
         assert len(_read_catalog(cat).runs) == 2
+
+
+def test_summaries_count_and_take_medians_in_sql_as_python_would(two_nights, tmp_path):
+    import statistics
+
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+        cat.ingest([two_nights / "night1", two_nights / "night2"])
+        cat.qa(night=NIGHT2)
+        cat.tag(f"{NIGHT1}:1003", "reject", reason="satellite")
+        records = cat.frame_dicts(night="all")
+        nights = {n["night"]: n for n in cat.nights()}
+        for name in (NIGHT1, NIGHT2):
+            mine = [r for r in records if r["night"] == name]
+            fwhms = [r["metrics"]["fwhm"] for r in mine if r["metrics"] and r["metrics"]["fwhm"] is not None]
+            assert nights[name]["median_fwhm"] == pytest.approx(statistics.median(fwhms), rel=1e-12)
+            assert nights[name]["frames"] == len(mine)
+            for state in ("accepted", "rejected", "pending"):
+                assert nights[name][state] == sum(r["status"] == state for r in mine), (name, state)
+        assert nights[NIGHT1]["rejected"] >= 1 and nights[NIGHT2]["pending"] == 0
+        for row in cat.summary(night=NIGHT2):
+            mine = [r for r in records if r["night"] == NIGHT2 and r["band"] == row["band"]
+                    and r["type"] == row["type"]]
+            backgrounds = [r["stats"]["background"] for r in mine if r["stats"]]
+            assert row["median_background"] == pytest.approx(statistics.median(backgrounds), rel=1e-12)
+            assert row["frames"] == len(mine)

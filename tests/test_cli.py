@@ -155,3 +155,15 @@ def test_ingest_of_a_folder_without_fits_files_says_so(tmp_path):
     (tmp_path / "night" / "notes.txt").write_text("clouds after 2am")
     result = runner.invoke(app, ["--db", str(db), "ingest", str(tmp_path / "night")], terminal_width=300)
     assert result.exit_code == 0 and "no FITS files" in result.output and "--recursive" in result.output
+
+
+def test_streamed_json_is_one_document_with_nan_as_null(capsys):
+    from obsdb.cli.common import print_json_stream
+
+    items = [{"a": 1.5, "b": [float("nan"), 2]}, {"a": float("inf"), "b": []}]
+    print_json_stream(iter(items))
+    text = capsys.readouterr().out
+    assert json.loads(text) == [{"a": 1.5, "b": [None, 2]}, {"a": None, "b": []}]
+    assert len(text.splitlines()) == 4  # piped: one compact item per line
+    print_json_stream(iter([]))
+    assert json.loads(capsys.readouterr().out) == []

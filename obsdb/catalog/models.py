@@ -184,6 +184,8 @@ class Frame(Base):
     __table_args__ = (
         Index("ix_frame_night_band_type", "night_id", "band", "image_type"),
         Index("ix_frame_night_number", "night_id", "number"),
+        # Covers `obsdb nights`' bands, targets and instruments of every night without reading frame rows.
+        Index("ix_frame_night_facets", "night_id", "band", "object", "instrument_id"),
     )
 
     @property

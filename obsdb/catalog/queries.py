@@ -1,9 +1,9 @@
 """Read-side queries: frame records in the CLI's JSON shape, summaries, histories, the event log.
 
 Set-based throughout: status is computed in SQL (:func:`status_expression`),
-listings are streamed page by page (each page's tags, shifts and groups come
-from joins on that page, never from IN lists of ids), and summaries are
-GROUP BY queries.
+listings are streamed page by page (keyset paging; each page's tags, shifts
+and groups are looked up by that page's ids, at most :data:`PAGE_SIZE`, never
+by a list of the whole selection), and summaries are GROUP BY queries.
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ def _base_query(condition):
             .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id).where(condition))
 
 
+_FRAME_COLUMNS = (Frame.id, Frame.number, Frame.path, Frame.file_name, Frame.band, Frame.image_type, Frame.object,
+                  Frame.exptime, Frame.date_obs, Frame.height, Frame.width, Frame.readable, Frame.error)
+
+
 def iter_frame_records(session: Session, *, nights=None, band: str | None = None, image_type: str | None = None,
                        status: str | None = None, tag: str | None = None, where: str | None = None,
                        include_unreadable: bool = True, light_only: bool = False, target=None,
@@ -89,8 +93,11 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
 
     Each record has id, night, label, number, path, file_name, band, type,
     object, instrument, exptime, date_obs, status, reasons, tags, stats,
-    metrics, group and shift.  Ordered by night, number and path; four
-    queries per page of :data:`PAGE_SIZE` frames, whatever the catalog's size.
+    metrics, group and shift.  Ordered by night, number and path.  Each page
+    of :data:`PAGE_SIZE` frames costs four queries, whatever the catalog's
+    size: the page itself (keyset-paged, the filter and the status evaluated
+    once per frame, plain columns rather than ORM objects), then the page's
+    active tags, current shifts and groups, looked up by the page's ids.
     """
     scope = night_ids(session, nights)
     condition = frame_filter(night_scope=scope, band=band, image_type=image_type, status=status, tag=tag,
@@ -98,60 +105,71 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                              target=target, instrument_id=instrument_id, frame_ids=frame_ids)
     qualified = session.scalar(select(func.count(Night.id))) > 1
     order = (Night.name, func.coalesce(Frame.number, 2**62), Frame.path)
+    stats_columns = [getattr(FrameStats, k) for k in STATS_FIELDS]
+    metrics_columns = [getattr(FrameMetrics, k) for k in METRICS_FIELDS]
+    page_query = (select(*_FRAME_COLUMNS, Night.name, Instrument.key, FrameStats.frame_id, *stats_columns,
+                         FrameMetrics.frame_id, FrameMetrics.assessed_at, *metrics_columns,
+                         status_expression(), *order)
+                  .select_from(Frame).join(Night, Frame.night_id == Night.id)
+                  .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
+                  .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+                  .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                  .where(condition).order_by(*order).limit(page_size))
+    n_frame, n_stats, n_metrics = len(_FRAME_COLUMNS), len(stats_columns), len(metrics_columns)
     last = None
     while True:
-        page = _base_query(condition).add_columns(*order)
-        if last is not None:
-            page = page.where(tuple_(*order) > tuple_(*last))
-        page = page.order_by(*order).limit(page_size).subquery()
-        rows = session.execute(
-            select(Frame, Night.name, Instrument.key, FrameStats, FrameMetrics, status_expression())
-            .join(page, page.c.id == Frame.id).join(Night, Frame.night_id == Night.id)
-            .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
-            .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
-            .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
-            .order_by(*order)).all()
+        query = page_query if last is None else page_query.where(tuple_(*order) > tuple_(*last))
+        rows = session.execute(query).all()
         if not rows:
             return
+        # One page's ids (at most PAGE_SIZE): bounded lists, never the whole selection's.
+        ids = [row[0] for row in rows]
         tags = defaultdict(list)
-        for t in session.scalars(select(Tag).join(page, page.c.id == Tag.frame_id)
-                                 .where(Tag.retracted_at.is_(None)).order_by(Tag.id)):
+        for t in session.execute(select(Tag.frame_id, Tag.name, Tag.source, Tag.reason, Tag.author, Tag.created_at)
+                                 .where(Tag.frame_id.in_(ids), Tag.retracted_at.is_(None)).order_by(Tag.id)):
             tags[t.frame_id].append(t)
-        shifts = _current_shifts(session, page)
-        groups = dict(session.execute(select(GroupMember.frame_id, PointingGroup.name)
-                                      .join(PointingGroup).join(page, page.c.id == GroupMember.frame_id)).all())
-        for frame, night_name, instrument, stats, metrics, state in rows:
-            frame_tags = tags.get(frame.id, [])
-            _, reasons = frame_status(frame_tags, assessed=metrics is not None and metrics.assessed_at is not None)
-            if not frame.readable:
-                reasons = [f"unreadable: {frame.error}"]
+        shifts = _current_shifts(session, ids)
+        groups = dict(session.execute(select(GroupMember.frame_id, PointingGroup.name).join(PointingGroup)
+                                      .where(GroupMember.frame_id.in_(ids))).all())
+        for row in rows:
+            (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,
+             error) = row[:n_frame]
+            night_name, instrument, stats_id = row[n_frame:n_frame + 3]
+            stats = row[n_frame + 3:n_frame + 3 + n_stats]
+            at = n_frame + 3 + n_stats
+            metrics_id, assessed_at = row[at:at + 2]
+            metrics = row[at + 2:at + 2 + n_metrics]
+            state = row[at + 2 + n_metrics]
+            frame_tags = tags.get(frame_id, [])
+            _, reasons = frame_status(frame_tags, assessed=metrics_id is not None and assessed_at is not None)
+            if not readable:
+                reasons = [f"unreadable: {error}"]
             yield {
-                "id": frame.id,
+                "id": frame_id,
                 "night": night_name,
-                "label": frame_label(night_name, frame.number, frame.file_name, qualified=qualified),
-                "number": frame.number,
-                "path": frame.path,
-                "file_name": frame.file_name,
-                "band": frame.band,
-                "type": frame.image_type,
-                "object": frame.object,
+                "label": frame_label(night_name, number, file_name, qualified=qualified),
+                "number": number,
+                "path": path,
+                "file_name": file_name,
+                "band": band_,
+                "type": kind,
+                "object": target_,
                 "instrument": instrument,
-                "exptime": frame.exptime,
-                "date_obs": frame.date_obs.isoformat() if frame.date_obs else None,
-                "shape": [frame.height, frame.width] if frame.width else None,
-                "readable": frame.readable,
-                "error": frame.error,
+                "exptime": exptime,
+                "date_obs": date_obs.isoformat() if date_obs else None,
+                "shape": [height, width] if width else None,
+                "readable": readable,
+                "error": error,
                 "status": state,
                 "reasons": reasons,
                 "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
                           "created_at": t.created_at.isoformat()} for t in frame_tags],
-                "stats": None if stats is None else {k: getattr(stats, k) for k in STATS_FIELDS},
-                "metrics": None if metrics is None else {k: getattr(metrics, k) for k in METRICS_FIELDS},
-                "group": groups.get(frame.id),
-                "shift": shifts.get(frame.id),
+                "stats": None if stats_id is None else dict(zip(STATS_FIELDS, stats)),
+                "metrics": None if metrics_id is None else dict(zip(METRICS_FIELDS, metrics)),
+                "group": groups.get(frame_id),
+                "shift": shifts.get(frame_id),
             }
-        last = rows[-1][1], (rows[-1][0].number if rows[-1][0].number is not None else 2**62), rows[-1][0].path
-        session.expunge_all()
+        last = tuple(rows[-1][-3:])
         if len(rows) < page_size:
             return
 
@@ -166,31 +184,29 @@ def _records_for_ids(session: Session, ids: list[int]) -> list[dict]:
     return list(iter_frame_records(session, nights=ALL_NIGHTS, frame_ids=ids))
 
 
-def current_run_ids(page=None):
-    """For each frame, its current run: the newest run with steps for it ("current run", defined once)."""
+def current_run_ids(chosen=None):
+    """For each frame, its current run: the newest run with steps for it ("current run", defined once).
+
+    ``chosen`` restricts it to a subquery's frames (a column ``id``).
+    """
     query = select(ShiftStep.frame_id, func.max(ShiftStep.run_id).label("run_id")).group_by(ShiftStep.frame_id)
-    if page is not None:
-        query = query.join(page, page.c.id == ShiftStep.frame_id)
+    if chosen is not None:
+        query = query.join(chosen, chosen.c.id == ShiftStep.frame_id)
     return query.subquery()
 
 
-def _current_shifts(session: Session, page) -> dict[int, dict]:
-    current = current_run_ids(page)
+def _current_shifts(session: Session, ids: list[int] | None) -> dict[int, dict]:
+    """The current shift of the frames ``ids`` (a page's; None: every frame)."""
+    current = select(ShiftStep.frame_id, func.max(ShiftStep.run_id).label("run_id")).group_by(ShiftStep.frame_id)
+    if ids is not None:
+        current = current.where(ShiftStep.frame_id.in_(ids))
+    current = current.subquery()
     query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
                     func.sum(ShiftStep.rotation_deg), func.count())
              .join(current, and_(current.c.frame_id == ShiftStep.frame_id, current.c.run_id == ShiftStep.run_id))
              .group_by(ShiftStep.frame_id, ShiftStep.run_id))
     return {frame_id: {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n}
             for frame_id, run_id, dx, dy, rot, n in session.execute(query)}
-
-
-def current_shifts(session: Session, frame_ids=None) -> dict[int, dict]:
-    """The current shift of each frame (all frames, or those of ``frame_ids``)."""
-    shifts = _current_shifts(session, None)
-    if frame_ids is None:
-        return shifts
-    wanted = set(frame_ids)
-    return {k: v for k, v in shifts.items() if k in wanted}
 
 
 def render_plan(session: Session, *, run: int | None = None, status: str = "accepted", band: str | None = None,
@@ -289,39 +305,49 @@ def report_facts(session: Session, *, nights=None) -> dict:
             "run_shifts": dict(run_shifts), "stacks": stacks}
 
 
-def _median(values: list[float]) -> float | None:
-    import statistics
+def _frame_states(condition=True):
+    """Each frame's id, night, band, type, exposure, readability and status, the status evaluated once."""
+    return (select(Frame.id, Frame.night_id, Frame.band, Frame.image_type, Frame.exptime, Frame.readable,
+                   status_expression().label("state"))
+            .where(condition).subquery())
 
-    return statistics.median(values) if values else None
+
+def _medians(session: Session, keys: tuple, value, condition=True) -> dict:
+    """The median of ``value`` per ``keys`` group, in SQL (row numbers over each group's sorted values)."""
+    ordered = (select(*keys, value.label("value"),
+                      func.row_number().over(partition_by=keys, order_by=value).label("rank"),
+                      func.count().over(partition_by=keys).label("n"))
+               .select_from(Frame).join(value.class_, value.class_.frame_id == Frame.id)
+               .where(condition, value.is_not(None)).subquery())
+    group = [ordered.c[k.key] for k in keys]
+    # The middle value (odd n), or the mean of the two middle values (even n).
+    middle = ordered.c.rank.between((ordered.c.n + 1) // 2, (ordered.c.n + 2) // 2)
+    return {tuple(row[:-1]): row[-1] for row in session.execute(
+        select(*group, func.avg(ordered.c.value)).where(middle).group_by(*group))}
 
 
 def band_summary(session: Session, *, nights=None) -> list[dict]:
     """Per band and image type: frame counts by status, median background and FWHM, total exposure.
 
-    Counts come from one GROUP BY; the medians from one pass over two columns.
+    One GROUP BY over each frame's status (evaluated once per frame), and one
+    query per median.
     """
     scope = night_ids(session, nights)
-    state = status_expression()
     condition = True if scope is None else Frame.night_id.in_(scope)
-    band, kind = func.coalesce(Frame.band, ""), func.coalesce(Frame.image_type, "")
+    states = _frame_states(condition)
+    band, kind = func.coalesce(states.c.band, ""), func.coalesce(states.c.image_type, "")
     counts = session.execute(
-        select(band, kind, func.count(), func.sum(_flag(~Frame.readable)),
-               func.sum(_flag(state == "accepted")), func.sum(_flag(Frame.readable & (state == "rejected"))),
-               func.sum(_flag(state == "pending")), func.sum(func.coalesce(Frame.exptime, 0.0)))
-        .where(condition).group_by(band, kind).order_by(band, kind)).all()
-    backgrounds, fwhms = defaultdict(list), defaultdict(list)
-    for b, k, bkg, fwhm in session.execute(
-            select(band, kind, FrameStats.background, FrameMetrics.fwhm)
-            .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
-            .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id).where(condition)
-            .execution_options(yield_per=10_000)):
-        if bkg is not None:
-            backgrounds[(b, k)].append(bkg)
-        if fwhm is not None:
-            fwhms[(b, k)].append(fwhm)
+        select(band, kind, func.count(), func.sum(_flag(~states.c.readable)),
+               func.sum(_flag(states.c.state == "accepted")),
+               func.sum(_flag(states.c.readable & (states.c.state == "rejected"))),
+               func.sum(_flag(states.c.state == "pending")), func.sum(func.coalesce(states.c.exptime, 0.0)))
+        .group_by(band, kind).order_by(band, kind)).all()
+    keys = (func.coalesce(Frame.band, "").label("band"), func.coalesce(Frame.image_type, "").label("kind"))
+    backgrounds = _medians(session, keys, FrameStats.background, condition)
+    fwhms = _medians(session, keys, FrameMetrics.fwhm, condition)
     return [{"band": b or None, "type": k or None, "frames": n, "unreadable": int(u or 0),
              "accepted": int(a or 0), "rejected": int(r or 0), "pending": int(p or 0),
-             "median_background": _median(backgrounds[(b, k)]), "median_fwhm": _median(fwhms[(b, k)]),
+             "median_background": backgrounds.get((b, k)), "median_fwhm": fwhms.get((b, k)),
              "exptime": float(e or 0.0)} for b, k, n, u, a, r, p, e in counts]
 
 
@@ -332,34 +358,38 @@ def _flag(condition):
 
 
 def night_summaries(session: Session) -> list[dict]:
-    """Every night with its frames, bands, targets, instruments, status counts and median FWHM."""
-    state = status_expression()
-    counts = session.execute(
-        select(Night.id, Night.name, Night.source, Night.first_date_obs, Night.last_date_obs, func.count(Frame.id),
-               func.sum(_flag(state == "accepted")), func.sum(_flag(state == "rejected")),
-               func.sum(_flag(state == "pending")))
-        .outerjoin(Frame, Frame.night_id == Night.id).group_by(Night.id).order_by(Night.name)).all()
+    """Every night with its frames, bands, targets, instruments, status counts and median FWHM.
+
+    Four set-based queries whatever the number of nights: status counts over each
+    frame's status (evaluated once per frame), the distinct (band, target, instrument)
+    of each night from an index, the nights, and the median FWHM per night.
+    """
+    states = _frame_states()
+    counts = {night_id: (n, a, r, p) for night_id, n, a, r, p in session.execute(
+        select(states.c.night_id, func.count(), func.sum(_flag(states.c.state == "accepted")),
+               func.sum(_flag(states.c.state == "rejected")), func.sum(_flag(states.c.state == "pending")))
+        .group_by(states.c.night_id))}
     facets = {name: defaultdict(set) for name in ("bands", "targets", "instruments")}
+    combinations = select(Frame.night_id, Frame.band, Frame.object, Frame.instrument_id).distinct().subquery()
     for night_id, b, target, instrument in session.execute(
-            select(Frame.night_id, Frame.band, Frame.object, Instrument.key)
-            .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
-            .group_by(Frame.night_id, Frame.band, Frame.object, Instrument.key)):
+            select(combinations.c.night_id, combinations.c.band, combinations.c.object, Instrument.key)
+            .outerjoin(Instrument, Instrument.id == combinations.c.instrument_id)):
         for facet, value in (("bands", b), ("targets", target), ("instruments", instrument)):
             if value is not None:
                 facets[facet][night_id].add(value)
-    fwhms = defaultdict(list)
-    for night_id, fwhm in session.execute(select(Frame.night_id, FrameMetrics.fwhm)
-                                          .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)
-                                          .where(FrameMetrics.fwhm.is_not(None))
-                                          .execution_options(yield_per=20_000)):
-        fwhms[night_id].append(fwhm)
-    return [{"night": name, "source": source, "first_date_obs": first.isoformat() if first else None,
-             "last_date_obs": last.isoformat() if last else None, "frames": n,
-             "bands": sorted(facets["bands"][i]), "targets": sorted(facets["targets"][i]),
-             "instruments": sorted(facets["instruments"][i]),
-             "accepted": int(a or 0), "rejected": int(r or 0), "pending": int(p or 0),
-             "median_fwhm": _median(fwhms[i])}
-            for i, name, source, first, last, n, a, r, p in counts]
+    fwhms = _medians(session, (Frame.night_id,), FrameMetrics.fwhm)
+    out = []
+    for i, name, source, first, last in session.execute(
+            select(Night.id, Night.name, Night.source, Night.first_date_obs, Night.last_date_obs)
+            .order_by(Night.name)):
+        n, a, r, p = counts.get(i, (0, 0, 0, 0))
+        out.append({"night": name, "source": source, "first_date_obs": first.isoformat() if first else None,
+                    "last_date_obs": last.isoformat() if last else None, "frames": n,
+                    "bands": sorted(facets["bands"][i]), "targets": sorted(facets["targets"][i]),
+                    "instruments": sorted(facets["instruments"][i]),
+                    "accepted": int(a or 0), "rejected": int(r or 0), "pending": int(p or 0),
+                    "median_fwhm": fwhms.get((i,))})
+    return out
 
 
 def frame_details(session: Session, frame: Frame) -> dict:

@@ -168,7 +168,7 @@ def frames(
 def _print_frames(records, fmt_: OutputFormat, title: str = "frames") -> None:
     """Records (a list or a stream) as a table, JSON or CSV; JSON and CSV are written as they come."""
     if fmt_ is OutputFormat.json:
-        print_json_stream(clean_nan(r) for r in records)
+        print_json_stream(records)
         return
     if fmt_ is OutputFormat.csv:
         print_csv((_flat(r) for r in records), FRAME_COLUMNS + ["path", "night"])

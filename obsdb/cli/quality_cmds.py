@@ -105,7 +105,7 @@ def rejected(
     """Every rejected frame with all its reasons, their source and time."""
     if fmt_ is OutputFormat.json:
         with open_catalog() as catalog, user_errors():
-            print_json_stream(clean_nan(r) for r in catalog.iter_frame_dicts(
+            print_json_stream(catalog.iter_frame_dicts(
                 night=nights_arg(night), band=band, status="rejected"))
         return
     with open_catalog() as catalog, user_errors():
