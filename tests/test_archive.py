@@ -239,3 +239,32 @@ def test_summaries_count_and_take_medians_in_sql_as_python_would(two_nights, tmp
             backgrounds = [r["stats"]["background"] for r in mine if r["stats"]]
             assert row["median_background"] == pytest.approx(statistics.median(backgrounds), rel=1e-12)
             assert row["frames"] == len(mine)
+
+
+def test_status_condition_agrees_with_the_status_expression_on_every_frame(two_nights, tmp_path):
+    import shutil
+
+    from sqlalchemy import select
+
+    from obsdb.catalog.models import Frame
+    from obsdb.catalog.status import STATUSES, status_condition, status_expression
+
+    night = tmp_path / "night1"
+    shutil.copytree(two_nights / "night1", night)
+    (night / "broken_1099.fits").write_bytes(b"SIMPLE  = T" + b" " * 100)
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+        cat.ingest([night, two_nights / "night2"])
+        cat.qa(night=NIGHT2)
+        rejected = [r.label for r in cat.frames(night=NIGHT2, status="rejected")]
+        cat.tag(rejected[0], "accept", reason="fine by eye")
+        cat.tag(f"{NIGHT1}:1002", "great", reason="sharp")
+        cat.tag(f"{NIGHT1}:1003", "reject", reason="satellite")
+        cat.tag(f"{NIGHT1}:1004", "okay", reason="fine")
+        cat.tag(f"{NIGHT1}:1004", "trail", reason="trailed after all")
+        with cat.session() as session:
+            by_case = {s: set(session.scalars(select(Frame.id).where(status_expression() == s))) for s in STATUSES}
+            by_condition = {s: set(session.scalars(select(Frame.id).where(status_condition(s)))) for s in STATUSES}
+            everything = set(session.scalars(select(Frame.id)))
+    assert by_condition == by_case
+    assert set().union(*by_case.values()) == everything and all(by_case.values())
+    assert sum(len(v) for v in by_case.values()) == len(everything)

@@ -63,16 +63,9 @@ STATUSES = ("accepted", "rejected", "pending")
 """A frame's status; ``any`` (in options) means no restriction."""
 
 
-def status_expression():
-    """A frame's status as one SQL expression (CASE over EXISTS on its active tags).
-
-    The same rules as :func:`frame_status`: an unreadable file is rejected;
-    an ``accept`` overrides every rejection; any rejecting tag rejects; a
-    frame judged by QA, or tagged ``great``/``okay``, is accepted; the rest
-    is pending.  Evaluated in the database, so listing the rejected frames
-    of an archive never loads the others.
-    """
-    from sqlalchemy import and_, case, exists, select
+def _status_terms():
+    """The EXISTS terms of the status rules, correlated to the enclosing query's frame."""
+    from sqlalchemy import and_, exists, select
     from sqlalchemy.orm import aliased
 
     from obsdb.catalog.models import Frame, FrameMetrics, Tag
@@ -86,10 +79,40 @@ def status_expression():
     metrics = aliased(FrameMetrics)
     assessed = exists(select(metrics.frame_id).where(
         and_(metrics.frame_id == Frame.id, metrics.assessed_at.is_not(None))).correlate(Frame))
-    return case(
-        (Frame.readable.is_(False), "rejected"),
-        (active(ACCEPTING_TAGS), "accepted"),
-        (active(REJECTING_TAGS), "rejected"),
-        (assessed | active(POSITIVE_TAGS), "accepted"),
-        else_="pending",
-    )
+    return Frame.readable.is_(False), active(ACCEPTING_TAGS), active(REJECTING_TAGS), \
+        assessed | active(POSITIVE_TAGS)
+
+
+def status_expression():
+    """A frame's status as one SQL expression (CASE over EXISTS on its active tags).
+
+    The same rules as :func:`frame_status`: an unreadable file is rejected;
+    an ``accept`` overrides every rejection; any rejecting tag rejects; a
+    frame judged by QA, or tagged ``great``/``okay``, is accepted; the rest
+    is pending.  Evaluated in the database, so listing the rejected frames
+    of an archive never loads the others.
+    """
+    from sqlalchemy import case
+
+    unreadable, accepting, rejecting, judged = _status_terms()
+    return case((unreadable, "rejected"), (accepting, "accepted"), (rejecting, "rejected"),
+                (judged, "accepted"), else_="pending")
+
+
+def status_condition(status: str):
+    """``status_expression() == status`` as a plain condition, the same rules spelled out.
+
+    A filter on one status then probes only the terms it needs (rejected: the
+    accept and rejecting tags), where the CASE is evaluated to its end for
+    every frame it does not select.  A test checks both agree on every frame.
+    """
+    from sqlalchemy import and_, not_, or_
+
+    unreadable, accepting, rejecting, judged = _status_terms()
+    if status == "rejected":
+        return or_(unreadable, and_(not_(accepting), rejecting))
+    if status == "accepted":
+        return and_(not_(unreadable), or_(accepting, and_(not_(rejecting), judged)))
+    if status == "pending":
+        return and_(not_(unreadable), not_(accepting), not_(rejecting), not_(judged))
+    raise ValueError(f"status {status!r}: expected one of {', '.join(STATUSES)}")
