@@ -282,18 +282,24 @@ def test_register_trailed_frame(field):
     assert corner_error(result.transform, truth, SMALL) < 0.05
 
 
-def test_register_falls_back_to_xcorr(field):
+def test_register_falls_back_to_xcorr_only_when_the_stars_confirm_it(field):
     frame, truth = simulated(field, kind="cloud", offset=(10.0, -10.0), rotation_deg=0.0,
                              transparency=0.05, background=15000.0)
-    # Two stars cannot be matched: the shift must come from the pixels.
-    few = detect_registration_stars(frame, saturation=sim.SATURATE)[:2]
-    result = register(frame, field[2], frame_stars=few, saturation=sim.SATURATE)
+    stars = detect_registration_stars(frame, saturation=sim.SATURATE)
+    # Star matching made to fail (it would need more pairs than there are stars): the shift then comes
+    # from the pixels, and is recorded because the frame's stars land on the reference's.
+    result = register(frame, field[2], frame_stars=stars, saturation=sim.SATURATE, min_matches=10_000)
     assert result.ok and result.method == "xcorr"
-    assert "too few stars" in result.reason
+    assert "star matching failed" in result.reason and "confirmed by the stars" in result.reason
     assert result.residual_rms is None and result.quality >= 9
+    assert result.verification.ok and result.verification.n_matched >= 4
     assert corner_error(result.transform, truth, SMALL) < 0.3
-    assert not register(frame, field[2], frame_stars=few, saturation=sim.SATURATE,
-                        use_xcorr=False).ok
+    # Two stars cannot confirm any shift: the same correlation peak is then refused, not recorded.
+    few = stars[:2]
+    refused = register(frame, field[2], frame_stars=few, saturation=sim.SATURATE)
+    assert not refused.ok and refused.transform is None
+    assert "too few stars" in refused.reason and "not confirmed by the stars" in refused.reason
+    assert not register(frame, field[2], frame_stars=few, saturation=sim.SATURATE, use_xcorr=False).ok
 
 
 def test_noise_only_frame_is_not_registered(field):
@@ -358,3 +364,109 @@ def test_real_m67_crops(real_data):
     assert result.dy == pytest.approx(-52.0, abs=0.05)
     dx, dy, _ = cross_correlation_shift(frame, reference)
     assert (dx, dy) == pytest.approx((37.0, -52.0), abs=0.1)
+
+
+# --------------------------------------------------------------------------- any rotation, scale, parity
+
+
+def as_stars(xy, flux):
+    """A structured star list (x, y, flux, peak) as detection gives it."""
+    out = np.zeros(len(xy), dtype=[("x", "f8"), ("y", "f8"), ("flux", "f8"), ("peak", "f8")])
+    out["x"], out["y"], out["flux"], out["peak"] = xy[:, 0], xy[:, 1], flux, 0.2 * flux
+    return out
+
+
+def overlap_error(found: Transform, truth: Transform, size=SIZE) -> float:
+    """Largest distance between the two mappings over the frame pixels that land in the reference."""
+    grid = np.linspace(0, size - 1, 41)
+    x, y = (a.ravel() for a in np.meshgrid(grid, grid))
+    tx, ty = truth.apply(x, y)
+    inside = (tx >= 0) & (tx <= size - 1) & (ty >= 0) & (ty <= size - 1)
+    fx, fy = found.apply(x[inside], y[inside])
+    return float(np.hypot(fx - tx[inside], fy - ty[inside]).max())
+
+
+def register_lists(truth, *, seed=3, n=400, noise=0.03, **kw):
+    fxy, fflux, rxy, rflux, idx = star_lists(truth, seed=seed, n=n, noise=noise, **kw)
+    return register(None, None, frame_stars=as_stars(fxy, fflux), reference_stars=as_stars(rxy, rflux),
+                    use_xcorr=False, shape=(SIZE, SIZE)), (idx >= 0).sum()
+
+
+@pytest.mark.parametrize("rotation", [180.0, 121.5, 90.0, -135.0, 179.2])
+def test_any_rotation_with_half_the_field_in_common(rotation):
+    # Shifted by half a frame: half of the reference's stars have a counterpart.
+    truth = Transform(SIZE / 2, 37.25, rotation, 1.0, cx=CENTRE[0], cy=CENTRE[1])
+    result, n_common = register_lists(truth)
+    assert n_common < 0.6 * 400
+    assert result.ok and result.method == "stars", result.reason
+    assert "any rotation" in result.reason
+    assert result.verification.ok
+    assert overlap_error(result.transform, truth) < 0.01
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_another_binning_or_camera(scale):
+    truth = Transform(-120.0, 80.0, 3.0, scale, cx=CENTRE[0], cy=CENTRE[1])
+    result, _ = register_lists(truth)
+    assert result.ok, result.reason
+    assert result.transform.scale == pytest.approx(scale, rel=1e-4)
+    # Errors in reference pixels: the frame's centroid noise grows with the scale.
+    assert overlap_error(result.transform, truth) < 0.01 * max(1.0, scale)
+
+
+def test_a_mirrored_frame_is_refused_by_name():
+    truth = Transform(40.0, -25.0, 30.0, 1.0, cx=CENTRE[0], cy=CENTRE[1])
+    fxy, fflux, rxy, rflux, _ = star_lists(truth, seed=5, n=400, noise=0.03)
+    fxy = fxy.copy()
+    fxy[:, 0] = 2 * CENTRE[0] - fxy[:, 0]          # the camera's image flipped left to right
+    result = register(None, None, frame_stars=as_stars(fxy, fflux), reference_stars=as_stars(rxy, rflux),
+                      use_xcorr=False, shape=(SIZE, SIZE))
+    assert not result.ok and result.transform is None
+    assert result.reason.startswith("mirrored: the frame is a parity flip of the reference")
+
+
+def test_another_field_and_an_empty_frame_are_refused_with_reasons():
+    rng = np.random.default_rng(8)
+    one, two = rng.uniform(0, SIZE, (300, 2)), rng.uniform(0, SIZE, (300, 2))
+    flux = (rng.pareto(1.5, 300) + 1) * 100
+    other = register(None, None, frame_stars=as_stars(one, flux), reference_stars=as_stars(two, flux),
+                     use_xcorr=False, shape=(SIZE, SIZE))
+    assert not other.ok and other.transform is None
+    assert "star matching failed" in other.reason and "at any rotation and scale" in other.reason
+    empty = register(None, None, frame_stars=as_stars(one[:0], flux[:0]), reference_stars=as_stars(two, flux),
+                     use_xcorr=False, shape=(SIZE, SIZE))
+    assert not empty.ok and "too few stars (0 in frame" in empty.reason
+
+
+def test_no_random_transform_passes_the_verification():
+    from obsdb.imaging.register import verify_transform
+
+    truth = Transform(15.0, -30.0, 0.3, 1.0, cx=CENTRE[0], cy=CENTRE[1])
+    fxy, fflux, rxy, rflux, _ = star_lists(truth, seed=11, n=400, noise=0.05)
+    frame, reference = as_stars(fxy, fflux), as_stars(rxy, rflux)
+    assert verify_transform(frame, reference, truth, (SIZE, SIZE)).ok
+    rng = np.random.default_rng(12)
+    passed = []
+    for _ in range(300):
+        wrong = Transform(rng.uniform(-SIZE / 2, SIZE / 2), rng.uniform(-SIZE / 2, SIZE / 2),
+                          rng.uniform(-180, 180), rng.uniform(0.5, 2.0), cx=CENTRE[0], cy=CENTRE[1])
+        check = verify_transform(frame, reference, wrong, (SIZE, SIZE))
+        passed.append(check.ok)
+        assert check.expected > 0 or check.n_inside == 0
+    assert not any(passed)
+    # A transform 3 px off is wrong too: the stars miss by more than the radius.
+    off = Transform(truth.dx + 3.0, truth.dy, truth.rotation_deg, 1.0, cx=CENTRE[0], cy=CENTRE[1])
+    assert not verify_transform(frame, reference, off, (SIZE, SIZE)).ok
+
+
+@pytest.mark.parametrize("rotation", [180.0, 121.5])
+def test_rotated_frames_with_half_the_field_in_common_are_registered(field, rotation):
+    # Pixels, not lists: a frame of the same sky turned by `rotation` and moved by half its width.
+    frame, truth = simulated(field, kind="good", offset=(SMALL / 2, 11.4), rotation_deg=rotation)
+    result = register(frame, field[2], saturation=sim.SATURATE)
+    assert result.ok and result.method == "stars", result.reason
+    turn = (result.transform.rotation_deg - truth.rotation_deg + 180.0) % 360.0 - 180.0
+    assert abs(turn) < 0.01
+    # As precise as at a small rotation on the same overlap (0.02-0.025 px here with ~26 stars in
+    # common; the star-list tests above reach < 0.01 px with 170).
+    assert overlap_error(result.transform, truth, SMALL) < 0.04

@@ -23,6 +23,7 @@ the frame centre ``((nx - 1) / 2, (ny - 1) / 2)``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -32,7 +33,7 @@ from scipy.special import fdtrc
 
 from obsdb.imaging.transform import Transform
 
-REGISTER_VERSION = "register-1"
+REGISTER_VERSION = "register-2"
 """Identifies the algorithms below; recorded with every result."""
 
 _RAYLEIGH_MEDIAN = math.sqrt(2.0 * math.log(2.0))
@@ -322,6 +323,139 @@ def _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_
     aa, tt = a[cand[k]], t[cand[k]]
     return Transform(float(tt.real), float(tt.imag), math.degrees(math.atan2(aa.imag, aa.real)),
                      float(abs(aa)), cx, cy), int(n_in[k])
+
+
+# ---------------------------------------------------------------------------
+# verification
+
+VERIFY_RADIUS = 2.0
+"""Pixels within which a mapped frame star counts as landing on a reference star."""
+
+VERIFY_MIN_MATCHES = 4
+"""Fewest coincidences that verify a transform, however sparse the field."""
+
+VERIFY_MAX_CHANCE = 1e-6
+"""Largest probability that the coincidences a verified transform shows arose by chance."""
+
+
+@dataclass
+class Verification:
+    """Whether the frame's stars, mapped by a transform, land on the reference's.
+
+    Attributes
+    ----------
+    ok : bool
+        The coincidences are too many to be chance (see :func:`verify_transform`).
+    n_inside : int
+        Frame stars that the transform maps inside the reference frame.
+    n_reference : int
+        Reference stars.
+    n_matched : int
+        One-to-one coincidences within ``radius``.
+    expected : float
+        Coincidences expected by chance at the reference's star density.
+    p_chance : float
+        Poisson probability of at least ``n_matched`` coincidences by chance.
+    radius : float
+        Coincidence radius, pixels.
+    """
+
+    ok: bool
+    n_inside: int
+    n_reference: int
+    n_matched: int
+    expected: float
+    p_chance: float
+    radius: float
+
+    def describe(self) -> str:
+        """``"12 of 40 frame stars on reference stars (0.003 expected by chance)"``."""
+        return (f"{self.n_matched} of {self.n_inside} frame stars on reference stars within "
+                f"{self.radius:g} px ({self.expected:.2g} expected by chance)")
+
+
+def _poisson_tail(k: int, lam: float) -> float:
+    """P(N >= k) for N ~ Poisson(lam), without scipy (summed in log space)."""
+    if k <= 0:
+        return 1.0
+    if lam <= 0:
+        return 0.0
+    if k < lam:
+        # Below the mean the tail is large: 1 - P(N < k).
+        term, below = math.exp(-lam), 0.0
+        for i in range(k):
+            below += term
+            term *= lam / (i + 1)
+        return max(0.0, 1.0 - below)
+    log_term = -lam + k * math.log(lam) - math.lgamma(k + 1)
+    total, i, term = 0.0, k, math.exp(log_term)
+    while term > total * 1e-17 and i < k + 10_000:
+        total += term
+        i += 1
+        term *= lam / i
+    return min(1.0, total)
+
+
+def _one_to_one(mapped: np.ndarray, rxy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Closest-first one-to-one pairs within ``radius`` (brute force: star lists are short)."""
+    if len(mapped) == 0 or len(rxy) == 0:
+        return np.empty(0, int), np.empty(0, int)
+    d = np.hypot(mapped[:, None, 0] - rxy[None, :, 0], mapped[:, None, 1] - rxy[None, :, 1])
+    i, j = np.nonzero(d <= radius)
+    order = np.argsort(d[i, j], kind="stable")
+    i, j = i[order], j[order]
+    used_i, used_j, keep = set(), set(), []
+    for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):
+        if a not in used_i and b not in used_j:
+            used_i.add(a)
+            used_j.add(b)
+            keep.append(k)
+    return i[keep], j[keep]
+
+
+def verify_transform(frame_stars, reference_stars, transform: Transform, shape, *,
+                     radius: float = VERIFY_RADIUS) -> Verification:
+    """Check a transform independently of how it was found: do the frame's stars land on the reference's?
+
+    The frame's usable stars (single hot pixels left out: they sit still on
+    the detector) are mapped into the reference; those landing inside it
+    should fall on reference stars.  By chance, each lands within ``radius``
+    of one with probability ``n_reference * pi * radius**2 / area``, so the
+    coincidences of a wrong transform are Poisson with a known mean.  The
+    transform is verified when at least :data:`VERIFY_MIN_MATCHES` coincide
+    and the chance of that many is below :data:`VERIFY_MAX_CHANCE`: a
+    threshold set by the star density, which a random transform does not
+    reach (a test throws random transforms at real star lists).
+
+    Parameters
+    ----------
+    frame_stars, reference_stars : array_like
+        Star lists (structured with ``x``, ``y``; ``flux`` and ``peak`` to drop hot pixels).
+    transform : Transform
+        Frame to reference.
+    shape : (ny, nx)
+        The reference's shape.
+    radius : float
+        Coincidence radius, pixels.
+
+    Returns
+    -------
+    Verification
+    """
+    fxy = _as_xy(_usable(frame_stars))
+    rxy = _as_xy(_usable(reference_stars))
+    ny, nx = shape
+    mapped = _apply(transform, fxy) if len(fxy) else np.empty((0, 2))
+    inside = ((mapped[:, 0] >= -0.5) & (mapped[:, 0] <= nx - 0.5)
+              & (mapped[:, 1] >= -0.5) & (mapped[:, 1] <= ny - 0.5)) if len(mapped) else np.zeros(0, bool)
+    mapped = mapped[inside]
+    i, _ = _one_to_one(mapped, rxy, radius)
+    per_star = min(1.0, len(rxy) * math.pi * radius ** 2 / float(nx * ny))
+    expected = len(mapped) * per_star
+    p = _poisson_tail(len(i), expected)
+    ok = len(i) >= VERIFY_MIN_MATCHES and p <= VERIFY_MAX_CHANCE
+    return Verification(bool(ok), int(len(mapped)), int(len(rxy)), int(len(i)), float(expected), float(p),
+                        float(radius))
 
 
 # ---------------------------------------------------------------------------
@@ -778,6 +912,9 @@ class RegistrationResult:
         Cross-correlation peak significance when it was computed.
     n_frame_stars, n_reference_stars : int
         Stars available on each side.
+    verification : Verification or None
+        The independent check every recorded transform passed (see
+        :func:`verify_transform`); also kept for a cross-correlation shift it refused.
     version : str
         Algorithm version.
     """
@@ -793,6 +930,7 @@ class RegistrationResult:
     quality: float | None = None
     n_frame_stars: int = 0
     n_reference_stars: int = 0
+    verification: Verification | None = None
     version: str = REGISTER_VERSION
 
     @property
@@ -1113,42 +1251,43 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
     n_f, n_r = len(frame_stars), len(reference_stars)
     counts = dict(n_frame_stars=n_f, n_reference_stars=n_r)
 
-    why = ""
-    fit = None
-    if n_f < 3 or n_r < 3:
-        why = f"too few stars ({n_f} in frame, {n_r} in reference)"
-    else:
-        try:
-            i_f, i_r = match_stars(frame_stars, reference_stars, frame_flux=_flux(frame_stars),
-                                   ref_flux=_flux(reference_stars), max_offset=max_offset,
-                                   max_rotation_deg=max_rotation_deg, center=(cx, cy))
-        except MatchError as exc:
-            why = f"star matching failed: {exc}"
-        else:
-            good = _fit_mask(frame_stars)[i_f] & _fit_mask(reference_stars)[i_r]
-            if good.sum() >= min_matches:
-                i_f, i_r = i_f[good], i_r[good]
-            fxy, rxy = _as_xy(frame_stars)[i_f], _as_xy(reference_stars)[i_r]
-            if len(i_f) < min_matches:
-                why = f"only {len(i_f)} star matches (need {min_matches})"
-            else:
-                fit = fit_transform(fxy, rxy, center=(cx, cy), fit_rotation=fit_rotation)
-                flux = _flux(frame_stars)
-                if weighted and flux is not None and len(i_f) >= 4 * _WEIGHT_BINS:
-                    w = _noise_weights(fxy, rxy, fit, np.asarray(flux)[i_f])
-                    if w is not None:
-                        fit = fit_transform(fxy, rxy, center=(cx, cy), fit_rotation=fit_rotation,
-                                            weights=w)
-                kept = fit.n_matched - fit.n_rejected
-                if kept < min_matches:
-                    why = f"only {kept} star matches after clipping (need {min_matches})"
-                elif not fit.residual_rms <= max_rms:
-                    why = f"star fit residual rms {fit.residual_rms:.2f} px > {max_rms} px"
-                else:
-                    return RegistrationResult(True, "stars", fit.transform, fit.residual_rms,
-                                              kept, fit.n_rejected, "", fit.model, None, **counts)
+    def fitted(attempt, why):
+        fit, kept, verification = attempt
+        return RegistrationResult(True, "stars", fit.transform, fit.residual_rms, kept, fit.n_rejected, why,
+                                  fit.model, None, verification=verification, **counts)
 
-    kept = 0 if fit is None else fit.n_matched - fit.n_rejected
+    reasons = []
+    kept = 0
+    if n_f < 3 or n_r < 3:
+        reasons.append(f"too few stars ({n_f} in frame, {n_r} in reference)")
+    else:
+        star_fit = functools.partial(_star_fit, frame_stars, reference_stars, shape, (cx, cy),
+                                     fit_rotation=fit_rotation, min_matches=min_matches, max_rms=max_rms,
+                                     weighted=weighted)
+        # The expected case first: a small rotation and no change of scale (the same camera, a drift).
+        attempt, why = star_fit(max_offset=max_offset, max_rotation_deg=max_rotation_deg, max_scale_change=0.02)
+        if attempt is not None:
+            return fitted(attempt, "")
+        reasons.append(f"star matching failed: {why}")
+        # Then any rotation (a flip, another mounting) and scale 0.5-2 (another binning or camera),
+        # anywhere the frames overlap.
+        wide = dict(max_offset=float(max(shape)), max_rotation_deg=180.0, max_scale_change=1.0)
+        attempt, why = star_fit(**wide)
+        if attempt is not None:
+            return fitted(attempt, f"{reasons[0]}; matched at any rotation and scale")
+        reasons.append(f"at any rotation and scale: {why}")
+        # A mirrored frame (a parity flip) matches only once flipped: say so rather than fit it.
+        flipped = _mirrored(frame_stars, cx)
+        attempt, _ = _star_fit(flipped, reference_stars, shape, (cx, cy), fit_rotation=fit_rotation,
+                               min_matches=min_matches, max_rms=max_rms, weighted=False, **wide)
+        if attempt is not None:
+            t = attempt[0].transform
+            return RegistrationResult(False, None, None, None, 0, 0,
+                                      f"mirrored: the frame is a parity flip of the reference (flipped in x, "
+                                      f"it matches at rotation {t.rotation_deg:.2f} deg, scale {t.scale:.4f}: "
+                                      f"{attempt[2].describe()}); not fitted", None, None, **counts)
+
+    why = "; ".join(reasons)
     if not use_xcorr or frame is None or ref_img is None:
         return RegistrationResult(False, None, None, None, kept, 0, why, None, None, **counts)
     dx, dy, quality = cross_correlation_shift(frame, ref_img, mask=mask,
@@ -1157,5 +1296,69 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
         return RegistrationResult(False, None, None, None, kept, 0,
                                   f"{why}; cross-correlation peak significance {quality:.1f} "
                                   f"< {min_xcorr_quality}", None, quality, **counts)
-    return RegistrationResult(True, "xcorr", Transform(dx, dy, 0.0, 1.0, cx, cy), None, 0, 0,
-                              f"{why}; used cross-correlation", None, quality, **counts)
+    # A correlation peak is only a candidate: fixed-pattern noise peaks at zero shift and a repeated
+    # pattern anywhere.  It is recorded only when the stars confirm it.
+    shift = Transform(dx, dy, 0.0, 1.0, cx, cy)
+    verification = verify_transform(frame_stars, reference_stars, shift, shape)
+    if not verification.ok:
+        return RegistrationResult(False, None, None, None, kept, 0,
+                                  f"{why}; cross-correlation shift ({dx:+.2f}, {dy:+.2f}) px, peak "
+                                  f"significance {quality:.1f}, not confirmed by the stars: "
+                                  f"{verification.describe()}", None, quality, verification=verification,
+                                  **counts)
+    return RegistrationResult(True, "xcorr", shift, None, 0, 0, f"{why}; used cross-correlation, "
+                              f"confirmed by the stars ({verification.describe()})", None, quality,
+                              verification=verification, **counts)
+
+
+def _mirrored(stars, cx: float):
+    """The star list flipped in x about ``cx`` (structured or plain (n, 2))."""
+    out = np.array(stars, copy=True)
+    if out.dtype.names is not None:
+        out["x"] = 2 * cx - np.asarray(out["x"], dtype=float)
+    else:
+        out = out.astype(float)
+        out[:, 0] = 2 * cx - out[:, 0]
+    return out
+
+
+def _star_fit(frame_stars, reference_stars, shape, center, *, fit_rotation, min_matches, max_rms, weighted,
+              max_offset, max_rotation_deg, max_scale_change):
+    """Match, fit and verify within one search range: ``((fit, kept, verification), "")`` or ``(None, why)``."""
+    cx, cy = center
+    try:
+        i_f, i_r, matched = match_stars(frame_stars, reference_stars, frame_flux=_flux(frame_stars),
+                                        ref_flux=_flux(reference_stars), max_offset=max_offset,
+                                        max_rotation_deg=max_rotation_deg, max_scale_change=max_scale_change,
+                                        center=(cx, cy), return_transform=True)
+    except MatchError as exc:
+        return None, str(exc)
+    good = _fit_mask(frame_stars)[i_f] & _fit_mask(reference_stars)[i_r]
+    if good.sum() >= min_matches:
+        i_f, i_r = i_f[good], i_r[good]
+    if len(i_f) < min_matches:
+        return None, f"only {len(i_f)} star matches (need {min_matches})"
+    fxy, rxy = _as_xy(frame_stars)[i_f], _as_xy(reference_stars)[i_r]
+    rotation = fit_rotation
+    if abs(matched.scale - 1) > 0.005:
+        # Another binning or camera: the F-tests would start from a shift, whose residuals are the
+        # field's size, and clip every pair.
+        rotation = "similarity"
+    elif abs(matched.rotation_deg) > 2 * max(1.0, min(max_rotation_deg, 2.0)):
+        rotation = "rotation"
+    fit = fit_transform(fxy, rxy, center=(cx, cy), fit_rotation=rotation)
+    flux = _flux(frame_stars)
+    if weighted and flux is not None and len(i_f) >= 4 * _WEIGHT_BINS:
+        w = _noise_weights(fxy, rxy, fit, np.asarray(flux)[i_f])
+        if w is not None:
+            fit = fit_transform(fxy, rxy, center=(cx, cy), fit_rotation=rotation, weights=w)
+    kept = fit.n_matched - fit.n_rejected
+    if kept < min_matches:
+        return None, f"only {kept} star matches after clipping (need {min_matches})"
+    if not fit.residual_rms <= max_rms:
+        return None, f"star fit residual rms {fit.residual_rms:.2f} px > {max_rms} px"
+    verification = verify_transform(frame_stars, reference_stars, fit.transform, shape)
+    if not verification.ok:
+        return None, f"the fit is not confirmed by the stars: {verification.describe()}"
+    return (fit, kept, verification), ""
+
