@@ -222,20 +222,49 @@ def match_stars(frame_xy, ref_xy, *, frame_flux=None, ref_flux=None, max_offset:
     if best is None:
         raise MatchError("no consistent triangle matches")
 
-    transform, _ = best
-    # Refine on all stars: wide radius first (the triangle transform may be
-    # off by a few pixels at the far edge), then the final radius.
     tree = cKDTree(rxy)
-    for radius in (max(4 * match_radius, 6.0), 2 * match_radius, match_radius):
-        i_f, i_r = _nearest_pairs(_apply(transform, fxy), tree, radius)
-        if len(i_f) < 3:
-            raise MatchError("transform found by triangles does not hold on the full lists")
-        a, zm, vm = _similarity_lsq(fxy[i_f], rxy[i_r])
-        transform = _transform_from_complex(a, zm, vm, cx, cy)
-    i_f, i_r = _nearest_pairs(_apply(transform, fxy), tree, match_radius)
+    refined = [r for r in (_refine(t, fxy, rxy, tree, match_radius, cx, cy) for t, _ in best) if r is not None]
+    if not refined:
+        raise MatchError("transform found by triangles does not hold on the full lists")
+    # The bright stars may support rival transforms (few of them in a small overlap); all the stars
+    # decide.  A rival that still holds as well on every star is a repeated pattern, not the sky.
+    refined.sort(key=lambda r: -len(r[0]))
+    i_f, i_r, transform = refined[0]
+    # As many coincidences as chance gives unrelated lists are no match (the reference's bounding box
+    # stands in for its frame).
+    lo, hi = rxy.min(axis=0), rxy.max(axis=0)
+    area = float(max(np.prod(hi - lo), 1.0))
+    mapped = _apply(transform, fxy)
+    inside = int(np.all((mapped >= lo) & (mapped <= hi), axis=1).sum())
+    expected = inside * min(1.0, len(rxy) * math.pi * match_radius ** 2 / area)
+    # The best of up to ~100 candidates: chance gets that many tries.
+    if len(i_f) < VERIFY_MIN_MATCHES or 100 * _poisson_tail(len(i_f), expected) > VERIFY_MAX_CHANCE:
+        raise MatchError(f"no match beyond chance: the best transform puts {len(i_f)} stars on reference "
+                         f"stars, {expected:.2g} expected by chance")
+    for other_f, _, other in refined[1:]:
+        if len(other_f) >= max(4, 0.6 * len(i_f)) and _transforms_differ(transform, other, fxy, 2 * match_radius):
+            raise MatchError(f"ambiguous: two different transforms fit {len(i_f)} and {len(other_f)} stars")
     if return_transform:
         return i_f, i_r, transform
     return i_f, i_r
+
+
+def _refine(transform, fxy, rxy, tree, match_radius, cx, cy):
+    """A triangle transform refined on all stars: wide radius first (it may be off by a few pixels at
+    the far edge), then the final radius.  ``(i_frame, i_ref, transform)``, or None when it does not hold."""
+    for radius in (max(4 * match_radius, 6.0), 2 * match_radius, match_radius):
+        i_f, i_r = _nearest_pairs(_apply(transform, fxy), tree, radius)
+        if len(i_f) < 3:
+            return None
+        a, zm, vm = _similarity_lsq(fxy[i_f], rxy[i_r])
+        transform = _transform_from_complex(a, zm, vm, cx, cy)
+    i_f, i_r = _nearest_pairs(_apply(transform, fxy), tree, match_radius)
+    return (i_f, i_r, transform) if len(i_f) >= 3 else None
+
+
+def _transforms_differ(one, two, fxy, tolerance) -> bool:
+    """True when two transforms put some frame star more than ``tolerance`` px apart."""
+    return bool(np.hypot(*(_apply(one, fxy) - _apply(two, fxy)).T).max() > tolerance)
 
 
 def _nearest_pairs(mapped: np.ndarray, tree: cKDTree, radius: float):
@@ -252,7 +281,8 @@ def _nearest_pairs(mapped: np.ndarray, tree: cKDTree, radius: float):
 
 
 def _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_neighbours):
-    """Best similarity transform from triangle matches, with its bright-star inlier count."""
+    """Similarity transforms from triangle matches, with their bright-star inlier counts: the best,
+    then any rival supported by other stars nearly as well (None when nothing has 4 inliers)."""
     extent = max(np.ptp(fsel, axis=0).max(), np.ptp(rsel, axis=0).max(), 1.0)
     min_side = 0.01 * extent
     inv_f, tri_f, sgn_f = _triangle_invariants(fsel, _triangles(fsel, n_neighbours), min_side)
@@ -317,12 +347,14 @@ def _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_
     # means a repeated pattern (or fixed detector defects), not the sky.
     shared = ((j == j[k]) & hit & hit[k]).sum(axis=1)
     rival = (shared < 0.5 * n_in) & (n_in >= max(4, 0.6 * n_in[k]))
-    if rival.any():
-        raise MatchError(f"ambiguous: two different transforms fit {n_in[k]} and "
-                         f"{n_in[rival].max()} bright stars")
-    aa, tt = a[cand[k]], t[cand[k]]
-    return Transform(float(tt.real), float(tt.imag), math.degrees(math.atan2(aa.imag, aa.real)),
-                     float(abs(aa)), cx, cy), int(n_in[k])
+    # The best and its rivals (if any), best first: match_stars lets all the stars decide between them.
+    chosen = [k] + [int(r) for r in np.flatnonzero(rival)[np.argsort(-n_in[rival], kind="stable")][:4]]
+    out = []
+    for i in chosen:
+        aa, tt = a[cand[i]], t[cand[i]]
+        out.append((Transform(float(tt.real), float(tt.imag), math.degrees(math.atan2(aa.imag, aa.real)),
+                              float(abs(aa)), cx, cy), int(n_in[i])))
+    return out
 
 
 # ---------------------------------------------------------------------------
