@@ -575,7 +575,8 @@ class Catalog:
                     "frame_sha256": frame.sha256,
                     "parameters": {"model": outcome["model"], "quality": outcome["quality"], "cx": outcome["cx"],
                                    "cy": outcome["cy"], "note": outcome["reason"] or None,
-                                   "pixels_read": outcome.get("pixels_read", False)}})
+                                   "pixels_read": outcome.get("pixels_read", False),
+                                   "verification": outcome.get("verification")}})
                 centroids.extend({"frame_id": frame.id, "run_id": run.id, "source": "detection",
                                   "method": "windowed", "star_index": i, "reference_star_index": j}
                                  for i, j in outcome.get("pairs", ()))

@@ -163,9 +163,17 @@ def align(
             table.add_row(r.label, fmt(r.dx, 3), fmt(r.dy, 3), fmt(r.rotation_deg, 4), r.method or "-",
                           fmt(r.n_matched), fmt(r.residual_rms, 4), r.reason or "", style=None if r.ok else "red")
         console.print(table)
-    failures = sum(len(report.failures) for report in reports)
+    from collections import Counter
+
+    results = [r for report in reports for r in report.results]
+    methods = Counter("stars" if r.method == "reference" else r.method for r in results if r.ok)
+    named = {"stars": "by stars", "xcorr": "by cross-correlation the stars confirmed", "staged": "staged"}
+    failures = sum(not r.ok for r in results)
+    counts = ", ".join(f"{named.get(m, m)}: {n}" for m, n in sorted(methods.items())) or "none"
+    console.print(f"registered {counts}; unregistered: {failures}")
     if failures:
-        err_console.print(f"{frames_text(failures)} unregistered (tagged `unregistered`)", style="yellow")
+        err_console.print(f"{frames_text(failures)} unregistered (tagged `unregistered` with the reason)",
+                          style="yellow")
 
 
 @app.command()

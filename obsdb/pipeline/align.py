@@ -139,7 +139,11 @@ def _matched_pairs(transform, stars, reference_stars) -> list[tuple[int, int]]:
 def _outcome(result, stars, reference_stars) -> dict:
     out = {"ok": bool(result.ok), "reason": result.reason, "method": result.method,
            "residual_rms": result.residual_rms, "n_matched": result.n_matched, "model": result.model,
-           "quality": result.quality, "pairs": []}
+           "quality": result.quality, "pairs": [],
+           "verification": None if result.verification is None else {
+               "ok": result.verification.ok, "matched": result.verification.n_matched,
+               "inside": result.verification.n_inside, "expected": result.verification.expected,
+               "p_chance": result.verification.p_chance, "radius": result.verification.radius}}
     if result.ok:
         t = result.transform
         out.update(dx=t.dx, dy=t.dy, rotation_deg=t.rotation_deg, scale=t.scale, cx=t.cx, cy=t.cy)
