@@ -470,3 +470,52 @@ def test_rotated_frames_with_half_the_field_in_common_are_registered(field, rota
     # As precise as at a small rotation with the same overlap (0.02-0.05 px here with ~26 stars in
     # common, as for 0.3 deg; the star-list tests above reach < 0.01 px with 170 stars).
     assert overlap_error(result.transform, truth, SMALL) < 0.06
+
+
+# --------------------------------------------------------------------------- never a wrong shift
+
+
+def _fixed_pattern(shape, seed):
+    """A sensor's fixed pattern: column offsets, a few warm columns and a vertical gradient."""
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    pattern = np.tile(rng.normal(0.0, 15.0, nx), (ny, 1))
+    for column in rng.choice(nx, 4, replace=False):
+        pattern[:, column] += rng.uniform(200, 800)
+    return pattern + np.linspace(0, 40, ny)[:, None]
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23, 24])
+def test_a_faint_frame_with_fixed_pattern_is_registered_right_or_refused(seed):
+    shape = (SMALL, SMALL)
+    sky = sim.make_sky(seed=seed, n_stars=40, extent=(700, 700), center=SMALL_CENTRE, flux_min=300.0,
+                       flux_max=2.0e4)
+    det = sim.make_detector(seed=seed + 100, size=shape, n_hot_pixels=400)
+    rng = np.random.default_rng(seed + 200)
+    pattern = _fixed_pattern(shape, seed + 300)
+    spec = dict(kind="good", exptime=5.0, rotation_deg=0.0, background=800.0)
+    reference, _ = sim.simulate_frame(sim.FrameSpec(0, offset=(0.0, 0.0), **spec), sky, rng=rng, size=shape,
+                                      detector=det)
+    frame, truth = sim.simulate_frame(sim.FrameSpec(1, offset=(20.0, -13.0), **spec), sky, rng=rng, size=shape,
+                                      detector=det)
+    result = register(frame + pattern, reference + pattern, saturation=sim.SATURATE)
+    if result.ok:
+        assert result.dx == pytest.approx(truth["dx"], abs=0.5)
+        assert result.dy == pytest.approx(truth["dy"], abs=0.5)
+        assert result.verification.ok
+    else:
+        assert result.transform is None and result.reason
+    # Never the fixed pattern's zero shift.
+    assert not (result.ok and abs(result.dx) < 5 and abs(result.dy) < 5)
+
+
+def test_noise_and_a_flat_field_are_refused_with_reasons(field):
+    _, det, reference, _ = field
+    rng = np.random.default_rng(31)
+    noise = rng.normal(1000.0, 30.0, reference.shape)
+    flat = np.full(reference.shape, 20000.0) + np.linspace(0, 500, reference.shape[1])[None, :]
+    for image in (noise, flat):
+        result = register(image, reference, saturation=sim.SATURATE)
+        assert not result.ok and result.transform is None
+        assert (result.reason.startswith(("too few stars", "no stars can be detected"))
+                or "not confirmed" in result.reason or "significance" in result.reason), result.reason

@@ -1274,10 +1274,13 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
         raise ValueError("need an image or the shape to know the frame size")
     cx, cy = (shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0
 
-    if reference_stars is None:
-        reference_stars = detect_registration_stars(ref_img, saturation=saturation, mask=mask)
-    if frame_stars is None:
-        frame_stars = detect_registration_stars(frame, saturation=saturation, mask=mask)
+    try:
+        if reference_stars is None:
+            reference_stars = detect_registration_stars(ref_img, saturation=saturation, mask=mask)
+        if frame_stars is None:
+            frame_stars = detect_registration_stars(frame, saturation=saturation, mask=mask)
+    except ValueError as exc:  # nothing to detect in (a blank or fully masked image)
+        return RegistrationResult(False, None, None, None, 0, 0, f"no stars can be detected: {exc}", None, None)
     reference_stars = _usable(reference_stars)
     frame_stars = _usable(frame_stars)
     n_f, n_r = len(frame_stars), len(reference_stars)
