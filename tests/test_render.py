@@ -480,3 +480,19 @@ def test_an_input_gone_since_ingest_is_named_and_the_rest_renders(tmp_path):
     assert rendered == sorted(f["file"] for f in truth.frames if f is not gone)
     with fits.open(tmp_path / "out" / "stack_V.fits") as stack:
         assert stack[0].header["NCOMBINE"] == 4
+
+
+def test_outputs_have_the_usual_permissions(night, tmp_path):
+    """Aligned frames, stacks and previews are 0644 under umask 022 (mkstemp alone gives 0600)."""
+    import stat
+
+    from obsdb.pipeline.render import render
+
+    old = os.umask(0o022)
+    try:
+        report = render(night["catalog"], tmp_path / "out", stack="median", previews=True)
+    finally:
+        os.umask(old)
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert report.frames and any(p.suffix == ".png" for p in written) and any("stack_" in p.name for p in written)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o644}

@@ -334,12 +334,22 @@ def atomic_write_fits(path: str | os.PathLike, hdus, *, overwrite: bool = True) 
     return atomic_write_bytes(path, payload)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> str:
     """Write bytes to ``path`` via a temporary file and a rename; return the SHA-256."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); an output is a normal file that colleagues and a
+        # web server may read: 0666 less the umask, as open() would give it.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
