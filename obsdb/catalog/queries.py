@@ -230,12 +230,13 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
                              status=None if status == "any" else status, include_unreadable=False)
     chosen = _base_query(condition).subquery()
     run_reference, step_reference = aliased(Frame), aliased(Frame)
-    query = (select(ShiftStep, Frame, FrameStats.background, AlignmentRun.method,
+    query = (select(ShiftStep, Frame, FrameStats.background, FrameMetrics.fwhm, AlignmentRun.method,
                     run_reference.number, run_reference.file_name, step_reference.number, step_reference.file_name)
              .join(chosen, chosen.c.id == ShiftStep.frame_id)
              .join(Frame, Frame.id == ShiftStep.frame_id)
              .join(AlignmentRun, AlignmentRun.id == ShiftStep.run_id)
              .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+             .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
              .outerjoin(run_reference, run_reference.id == AlignmentRun.reference_frame_id)
              .outerjoin(step_reference, step_reference.id == ShiftStep.reference_frame_id)
              .order_by(ShiftStep.frame_id, ShiftStep.stage, ShiftStep.id))
@@ -250,12 +251,12 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
         return number if number is not None else file_name
 
     tasks: dict[int, dict] = {}
-    for step, frame, sky, method, run_number, run_name, step_number, step_name in session.execute(query):
+    for step, frame, sky, fwhm, method, run_number, run_name, step_number, step_name in session.execute(query):
         task = tasks.get(frame.id)
         if task is None:
             task = tasks[frame.id] = {
                 "frame_id": frame.id, "number": frame.number, "path": frame.path, "band": frame.band,
-                "object": frame.object, "exptime": frame.exptime, "sky": sky, "run": step.run_id,
+                "object": frame.object, "exptime": frame.exptime, "sky": sky, "fwhm": fwhm, "run": step.run_id,
                 "reference": named(run_number, run_name), "method": method, "steps": []}
         parameters = step.parameters or {}
         task["steps"].append({"stage": step.stage, "kind": step.kind, "method": step.method, "dx": step.dx,

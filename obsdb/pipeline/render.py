@@ -105,6 +105,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
     import numpy as np
     from astropy.io import fits
 
+    from obsdb.imaging.defects import sharp_defects
     from obsdb.imaging.fitsio import FitsReadError, atomic_write_fits, read_fits_image
     from obsdb.imaging.resample import resample
 
@@ -117,7 +118,16 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
             return {"frame_id": task["frame_id"], "number": task["number"], "input": task["path"],
                     "error": f"{task['path']}: {exc}"}
         transform = total_transform(task["steps"], image.data.shape)
-        aligned, coverage = resample(image.data, transform, interpolation=interpolation)
+        data = image.data
+        # Hot pixels and cosmic-ray hits would ring through the interpolation: they become NaN, which
+        # the resampling leaves uncovered (COVERAGE 0) and the stacks ignore.  Nearest-pixel copies
+        # pixels as they are (the notebook's shift, exactly): nothing rings.
+        defects = (np.zeros(data.shape, dtype=bool) if interpolation == "nearest"
+                   else sharp_defects(data, fwhm=task.get("fwhm")))
+        if defects.any():
+            data = np.array(data, dtype=np.float32, copy=True)
+            data[defects] = np.nan
+        aligned, coverage = resample(data, transform, interpolation=interpolation)
         header = image.header.copy()
         for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM"):
             header.remove(key, ignore_missing=True, remove_all=True)
@@ -131,7 +141,9 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header["HIERARCH OBSDB_VER"] = (__version__, "obsdb version")
         for s in task["steps"]:
             header.add_history(history_line(task["run"], s))
+        header["HIERARCH OBSDB_NDEFECT"] = (int(defects.sum()), "hot/cosmic-ray pixels masked before resampling")
         header.add_history(f"obsdb: resampled once with {interpolation}; NaN where no data (COVERAGE ext)")
+        header.add_history(f"obsdb: {int(defects.sum())} hot/cosmic-ray pixels masked before resampling")
         primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
         mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
         target = Path(out_dir) / task.get("output", output_name(task["path"]))

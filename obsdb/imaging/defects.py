@@ -1,0 +1,82 @@
+"""Pixels no star can make: hot pixels and cosmic-ray hits, found in one frame.
+
+A star's light is spread by the seeing: the pixels next to its peak hold a
+large fraction of the peak (``exp(-4 ln 2 / FWHM**2)``, 64 % at a FWHM of
+2.5 px).  A hot pixel or a cosmic-ray hit on one pixel stands alone above
+its neighbours.  Left in a frame, such a pixel rings through any
+interpolation wider than the nearest pixel (a cubic spline turns a single
+65535 ADU pixel into a 5x5 pattern from -7,900 to +47,000 ADU), and in a
+stack of frames dithered by a few pixels it does not average out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SHARPNESS_MARGIN = 3.0
+"""A pixel is a defect when it stands this many times sharper above its neighbours than a star's
+peak of the frame's FWHM would (and is significant, see :func:`sharp_defects`)."""
+
+
+def sharp_defects(data, *, fwhm: float | None = None, nsigma: float = 6.0) -> np.ndarray:
+    """Mask of single pixels that stand far above all their neighbours: hot pixels, cosmic-ray hits.
+
+    A pixel is a defect when (1) it stands ``nsigma`` sky sigmas above the
+    sky, and (2) at most two of its four side neighbours reach the share of
+    its height that a star of the frame's FWHM gives them
+    (``exp(-4 ln 2 / FWHM**2)``, divided by :data:`SHARPNESS_MARGIN`): a star
+    lights all four, a hot pixel none, a one-pixel-wide cosmic-ray track two.
+    A noise spike on a bright star fails (2): its neighbours are bright too.
+
+    Parameters
+    ----------
+    data : array_like, 2-D
+        The frame (NaN allowed; never modified).
+    fwhm : float, optional
+        The frame's star FWHM in pixels (from its metrics); 2 px when unknown.
+        Sharper frames need more contrast before a pixel is called a defect,
+        so an undersampled star's peak is not taken for one.
+    nsigma : float
+        Height above the sky, in sky sigmas, below which nothing is a defect.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True at the defects.
+    """
+    img = np.asarray(data, dtype=np.float32)
+    finite = np.isfinite(img)
+    if not finite.any():
+        return np.zeros(img.shape, dtype=bool)
+    sample = img[finite][::7]
+    sky = float(np.median(sample))
+    noise = 1.4826 * float(np.median(np.abs(sample - sky))) or float(np.std(sample)) or 1.0
+    height = np.where(finite, img, np.float32(sky)) - np.float32(sky)
+    width = max(float(fwhm) if fwhm and math.isfinite(fwhm) else 2.0, 0.8)
+    # A star's side neighbours hold exp(-4 ln2 / FWHM^2) of its peak (taken at the diagonal's distance,
+    # for elongated stars); a defect's are at least SHARPNESS_MARGIN times fainter than that.
+    share = math.exp(-4 * math.log(2) * 2 / width ** 2) / SHARPNESS_MARGIN
+    significant = finite & (height > nsigma * noise)
+    found = np.zeros(height.shape, dtype=bool)
+    ny, nx = height.shape
+    # A defect is a local peak that lights at most two of its four side neighbours (a star lights all
+    # four, a hot pixel none, a one-pixel-wide cosmic-ray track two).  Masked pixels are then taken
+    # as sky and the search repeated, so a track is followed from its brightest pixel on.
+    for _ in range(3):
+        padded = np.pad(np.where(found, np.float32(0), height), 1, mode="edge")
+        centre = padded[1:1 + ny, 1:1 + nx]
+        # Lit within the noise: a faint star's neighbour may fall a little short of its share.
+        floor = centre * np.float32(share) - np.float32(2 * noise)
+        lit = np.zeros(height.shape, dtype=np.uint8)
+        peak = np.ones(height.shape, dtype=bool)
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            side = padded[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx]
+            lit += side > floor
+            peak &= centre >= side
+        new = significant & ~found & peak & (lit <= 2)
+        if not new.any():
+            break
+        found |= new
+    return found

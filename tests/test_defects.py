@@ -1,0 +1,58 @@
+"""Hot pixels and cosmic-ray hits: found in one frame, never a star, and no ring through the resampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from obsdb import simulate as sim
+from obsdb.imaging.defects import sharp_defects
+
+SIZE = 512
+CENTRE = ((SIZE - 1) / 2.0, (SIZE - 1) / 2.0)
+
+
+@pytest.mark.parametrize("fwhm", [1.5, 2.5, 4.0])
+def test_hot_pixels_are_found_and_no_star_is_taken_for_one(fwhm):
+    sky = sim.make_sky(seed=11, n_stars=700, extent=(800, 800), center=CENTRE)
+    det = sim.make_detector(seed=12, size=(SIZE, SIZE), n_hot_pixels=200)
+    image, _ = sim.simulate_frame(sim.FrameSpec(0, offset=(0.0, 0.0), rotation_deg=0.0, kind="good", fwhm=fwhm),
+                                  sky, rng=np.random.default_rng(13), size=(SIZE, SIZE), detector=det,
+                                  n_cosmic_rays=0)
+    hot = np.zeros((SIZE, SIZE), dtype=bool)
+    hot[det.hot_y, det.hot_x] = True
+    found = sharp_defects(image, fwhm=fwhm)
+    assert (found & hot).sum() >= 0.95 * hot.sum()
+    assert not (found & ~hot).any()          # 700 stars, bright and faint: none masked
+
+
+def _frame_file(tmp_path, data, name="frame.fits"):
+    path = tmp_path / name
+    fits.PrimaryHDU(data.astype(np.float32)).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("interpolation", ["spline3", "fourier"])
+def test_a_single_hot_pixel_leaves_no_ring_in_the_aligned_frame(tmp_path, interpolation):
+    from obsdb.imaging.resample import resample
+    from obsdb.pipeline.render import render_frame, total_transform
+
+    rng = np.random.default_rng(4)
+    sky, sigma = 1000.0, 30.0
+    data = rng.normal(sky, sigma, (128, 128))
+    data[60, 70] = 65535.0
+    step = {"stage": 1, "kind": "auto", "method": "stars", "dx": 0.37, "dy": 0.61, "rotation_deg": 0.0,
+            "scale": 1.0, "cx": None, "cy": None, "reference": 1}
+    task = {"frame_id": 1, "number": 1, "path": str(_frame_file(tmp_path, data)), "steps": [step], "run": 1,
+            "reference": 1, "fwhm": 2.5, "output": "aligned.fits"}
+    result = render_frame(task, str(tmp_path / "out"), interpolation, False)
+    with fits.open(result["path"]) as hdul:
+        aligned, header = hdul[0].data.astype(float), hdul[0].header
+    near = (slice(60 + 0 - 3, 60 + 1 + 4), slice(70 + 0 - 3, 70 + 1 + 4))
+    values = aligned[near]
+    assert header["OBSDB_NDEFECT"] == 1
+    assert np.nanmin(values) >= sky - 6 * sigma and np.isnan(values).any()
+    # Resampled as it was, the same pixel does ring: the test can tell.
+    raw, _ = resample(data, total_transform([step], data.shape), interpolation=interpolation)
+    assert np.nanmin(raw[near]) < sky - 6 * sigma
