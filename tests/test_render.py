@@ -496,3 +496,43 @@ def test_outputs_have_the_usual_permissions(night, tmp_path):
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     assert report.frames and any(p.suffix == ".png" for p in written) and any("stack_" in p.name for p in written)
     assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {0o644}
+
+
+def test_aligned_frames_and_stacks_carry_the_references_wcs_and_times(real_data, tmp_path):
+    """The real DSS pair: the aligned frame is on the reference's grid, so the reference's WCS
+    describes it; the stack says when it was observed and from which files."""
+    import shutil
+    import warnings
+
+    from astropy.wcs import WCS
+
+    from obsdb import Catalog
+
+    night = tmp_path / "pair"
+    shutil.copytree(real_data / "pair_dss", night)
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+        cat.ingest([night])
+        reports = cat.align(reference=str(night / "dss_test2.fits"), status="any")
+        assert [r.ok for r in reports[0].results].count(True) == 2, reports[0].results
+        render(cat, tmp_path / "out", status="any", stack="mean")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        original = WCS(fits.getheader(night / "dss_test1.fits"))
+        with fits.open(tmp_path / "out" / "dss_test1.fits") as hdul:
+            aligned = WCS(hdul[0].header)
+            shift = hdul[0].header["OBSDB_DX"], hdul[0].header["OBSDB_DY"]
+        # Pixel (88, 88) of test1 sits at (88 + dx, 88 + dy) of the aligned frame: the same sky.
+        before = original.pixel_to_world(88, 88)
+        after = aligned.pixel_to_world(88 + shift[0], 88 + shift[1])
+        assert before.separation(after).arcsec < 2.0
+        reference = WCS(fits.getheader(night / "dss_test2.fits"))
+        # The two plates name different OBJECTs: one stack each, both on the reference's grid.
+        stacks = sorted((tmp_path / "out").rglob("stack_*.fits"))
+        assert len(stacks) == 2
+        files = set()
+        for path in stacks:
+            header = fits.getheader(path)
+            files.add(header["FILE0001"])
+            assert header["NCOMBINE"] == 1 and header["DATE-OBS"] <= header["DATE-END"] and "MJD-MID" in header
+            assert WCS(header).pixel_to_world(40, 50).separation(reference.pixel_to_world(40, 50)).arcsec < 0.01
+    assert files == {"dss_test1.fits", "dss_test2.fits"}

@@ -231,7 +231,8 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
     chosen = _base_query(condition).subquery()
     run_reference, step_reference = aliased(Frame), aliased(Frame)
     query = (select(ShiftStep, Frame, FrameStats.background, FrameMetrics.fwhm, AlignmentRun.method,
-                    run_reference.number, run_reference.file_name, step_reference.number, step_reference.file_name)
+                    run_reference.number, run_reference.file_name, run_reference.path,
+                    step_reference.number, step_reference.file_name)
              .join(chosen, chosen.c.id == ShiftStep.frame_id)
              .join(Frame, Frame.id == ShiftStep.frame_id)
              .join(AlignmentRun, AlignmentRun.id == ShiftStep.run_id)
@@ -251,13 +252,16 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
         return number if number is not None else file_name
 
     tasks: dict[int, dict] = {}
-    for step, frame, sky, fwhm, method, run_number, run_name, step_number, step_name in session.execute(query):
+    for step, frame, sky, fwhm, method, run_number, run_name, run_path, step_number, step_name in \
+            session.execute(query):
         task = tasks.get(frame.id)
         if task is None:
             task = tasks[frame.id] = {
                 "frame_id": frame.id, "number": frame.number, "path": frame.path, "band": frame.band,
                 "object": frame.object, "exptime": frame.exptime, "sky": sky, "fwhm": fwhm, "run": step.run_id,
-                "reference": named(run_number, run_name), "method": method, "steps": []}
+                "reference": named(run_number, run_name), "reference_path": run_path, "method": method,
+                "date_obs": frame.date_obs.isoformat() if frame.date_obs else None, "airmass": frame.airmass,
+                "steps": []}
         parameters = step.parameters or {}
         task["steps"].append({"stage": step.stage, "kind": step.kind, "method": step.method, "dx": step.dx,
                               "dy": step.dy, "rotation_deg": step.rotation_deg, "scale": step.scale,

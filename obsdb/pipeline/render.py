@@ -108,6 +108,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
     from obsdb.imaging.defects import sharp_defects
     from obsdb.imaging.fitsio import FitsReadError, atomic_write_fits, read_fits_image
     from obsdb.imaging.resample import resample
+    from obsdb.imaging.wcs import replace_wcs
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -131,6 +132,8 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header = image.header.copy()
         for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM"):
             header.remove(key, ignore_missing=True, remove_all=True)
+        # The output is on the reference's pixel grid: the frame's own WCS no longer describes it.
+        replace_wcs(header, task.get("wcs"), note=f"obsdb: no WCS: the reference {task['reference']} has none")
         header["OBSDB_DX"] = (round(transform.dx, 6), "x shift applied (x_ref - x_frame), px")
         header["OBSDB_DY"] = (round(transform.dy, 6), "y shift applied (y_ref - y_frame), px")
         header["OBSDB_RT"] = (round(transform.rotation_deg, 8), "rotation applied about the centre, deg")
@@ -206,8 +209,10 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     if not tasks:
         raise ObsdbError("nothing to render: no selected frame has a shift (run `obsdb align` first)")
     outputs = output_names([task["path"] for task in tasks])
+    wcs = _reference_wcs({task["reference_path"] for task in tasks})
     for task in tasks:
         task["output"] = outputs[task["path"]]
+        task["wcs"] = wcs.get(task["reference_path"])
     inputs = catalog.catalogued_among([str(out_dir / task["output"]) for task in tasks])
     if inputs:
         raise ObsdbError(f"{sorted(inputs)[0]}: is an input frame; refusing to overwrite it (choose another --out)")
@@ -251,6 +256,25 @@ def _record_frames(catalog, tasks, results, interpolation, report) -> None:
         report.frames.append((result["number"], result["path"]))
         if result["preview"]:
             report.previews.append(result["preview"])
+
+
+def _reference_wcs(paths) -> dict:
+    """Each reference file's celestial WCS cards (None when it has none or cannot be read)."""
+    import warnings
+
+    from astropy.io import fits
+
+    from obsdb.imaging.wcs import celestial_wcs_cards
+
+    out = {}
+    for path in paths:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[path] = celestial_wcs_cards(fits.getheader(path))
+        except (OSError, ValueError, TypeError):  # moved since ingest: the outputs then say so
+            out[path] = None
+    return out
 
 
 def _map_render(tasks, out_dir, interpolation, previews, workers):
@@ -316,6 +340,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         header["EXPTIME"] = (exposure, "summed exposure of the stacked frames, s")
         header["NCOMBINE"] = (len(members), "frames stacked")
         header["OBSDB_ST"] = (method, "stack method")
+        _observation_cards(header, [by_id[r["frame_id"]] for r in members])
         header["HIERARCH OBSDB_SKY"] = (round(level, 3), "sky level every frame was offset to, ADU")
         runs = sorted({r["run"] for r in members})
         header["HIERARCH OBSDB_RUN"] = (runs[0] if len(runs) == 1 else ",".join(map(str, runs)), "alignment run(s)")
@@ -339,6 +364,33 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         written.append({"band": band, "target": target, "path": str(path), "frames": len(members),
                         "exptime": exposure, "preview": str(preview)})
     return written
+
+
+def _observation_cards(header, members: list[dict]) -> None:
+    """What science needs of a stack: when (DATE-OBS, DATE-END, MJD-MID), airmass, inputs, WCS."""
+    from datetime import datetime, timedelta
+
+    from obsdb.imaging.wcs import replace_wcs
+
+    starts = [(datetime.fromisoformat(t["date_obs"]), t) for t in members if t.get("date_obs")]
+    if starts:
+        first = min(starts, key=lambda item: item[0])[0]
+        end = max(when + timedelta(seconds=t["exptime"] or 0.0) for when, t in starts)
+        header["DATE-OBS"] = (first.replace(tzinfo=None).isoformat(), "start of the first frame (UTC)")
+        header["DATE-END"] = (end.replace(tzinfo=None).isoformat(), "end of the last frame (UTC)")
+        mid = first + (end - first) / 2
+        header["MJD-MID"] = (round((mid.replace(tzinfo=None) - datetime(1858, 11, 17)).total_seconds() / 86400, 8),
+                             "MJD midway between DATE-OBS and DATE-END")
+    weighted = [(t["airmass"], t["exptime"] or 0.0) for t in members if t.get("airmass") is not None]
+    if weighted and sum(w for _, w in weighted) > 0:
+        header["AIRMASS"] = (round(sum(a * w for a, w in weighted) / sum(w for _, w in weighted), 5),
+                             "exposure-weighted mean airmass of the frames")
+    for index, task in enumerate(members, start=1):
+        header[f"FILE{index:04d}"] = (Path(task["path"]).name[:60], "input frame")
+    wcs = {id(t.get("wcs")): t.get("wcs") for t in members}
+    replace_wcs(header, next(iter(wcs.values())) if len(wcs) == 1 else None,
+                note="obsdb: no WCS: the reference has none" if len(wcs) == 1 else
+                "obsdb: no WCS: the frames were aligned onto different references")
 
 
 def _one_shape(members: list[dict], band: str, left_out: list) -> list[dict]:

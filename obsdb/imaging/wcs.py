@@ -1,0 +1,54 @@
+"""World coordinates of aligned outputs: the reference's, since they share its pixel grid."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+# Keywords of a FITS WCS (paper I-III and SIP/TPV distortions) that must not outlive a resampling.
+_WCS_KEY = re.compile(r"^(WCSAXES|CRPIX\d|CRVAL\d|CDELT\d|CTYPE\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|PS\d_\d+|"
+                      r"LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJDREF|WCSNAME|"
+                      r"A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|A_\d+_\d+|B_\d+_\d+|AP_\d+_\d+|BP_\d+_\d+|"
+                      r"A_DMAX|B_DMAX|"
+                      # the Digitized Sky Survey's plate solution, which astropy also reads
+                      r"AMDX\d+|AMDY\d+|PPO\d+|CNPIX\d|PLTRAH|PLTRAM|PLTRAS|PLTDECSN|PLTDECD|PLTDECM|PLTDECS|"
+                      r"PLTSCALE|XPIXELSZ|YPIXELSZ)[A-Z]?$")
+
+
+def celestial_wcs_cards(header) -> list[tuple[str, object, str]] | None:
+    """The celestial WCS of a header as ``(keyword, value, comment)`` cards, or None when it has none.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        A frame's header.
+
+    Returns
+    -------
+    list of tuple or None
+        The header's own WCS cards, verbatim (standard, SIP/TPV or DSS plate solution).
+    """
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, relax=True)
+        except Exception:  # noqa: BLE001 - a malformed WCS is no WCS
+            return None
+        if not wcs.has_celestial:
+            return None
+    # Verbatim, whatever the convention (SIP, TPV, a DSS plate solution): the output's pixels are the
+    # reference's, so its own keywords describe them exactly.
+    return [(card.keyword, card.value, card.comment) for card in header.cards if _WCS_KEY.match(card.keyword)]
+
+
+def replace_wcs(header, cards, *, note: str) -> None:
+    """Drop every WCS keyword from ``header`` (in place) and write ``cards`` instead, or a note if None."""
+    for key in [k for k in header.keys() if _WCS_KEY.match(k)]:
+        header.remove(key, ignore_missing=True, remove_all=True)
+    if cards is None:
+        header.add_comment(note)
+        return
+    for keyword, value, comment in cards:
+        header[keyword] = (value, comment)
