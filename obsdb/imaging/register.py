@@ -155,6 +155,10 @@ def _triangle_invariants(xy: np.ndarray, tri: np.ndarray, min_side: float):
 # matching
 
 
+ALL_TRIANGLES_UP_TO = 30
+"""Star lists up to this long are also matched with all their triangles when local ones fail."""
+
+
 def match_stars(frame_xy, ref_xy, *, frame_flux=None, ref_flux=None, max_offset: float = 500.0,
                 max_rotation_deg: float = 2.0, max_scale_change: float = 0.02,
                 n_bright: int = 40, n_neighbours: int = 6, match_radius: float = 2.0,
@@ -215,8 +219,9 @@ def match_stars(frame_xy, ref_xy, *, frame_flux=None, ref_flux=None, max_offset:
     fsel, rsel = fxy[fb], rxy[rb]
 
     best = _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_neighbours)
-    if best is None:
-        # A field with few stars gives few local triangles: all triangles then.
+    if best is None and max(len(fsel), len(rsel)) <= ALL_TRIANGLES_UP_TO:
+        # A field with few stars gives few local triangles: all triangles then (their number grows
+        # with the cube of the stars: a second per call at 40 and 80 stars, hence the limit).
         best = _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change,
                      n_neighbours=max(len(fsel), len(rsel)))
     if best is None:
