@@ -519,3 +519,21 @@ def test_noise_and_a_flat_field_are_refused_with_reasons(field):
         assert not result.ok and result.transform is None
         assert (result.reason.startswith(("too few stars", "no stars can be detected"))
                 or "not confirmed" in result.reason or "significance" in result.reason), result.reason
+
+
+def test_twice_the_scale_with_most_of_the_frame_outside_the_reference():
+    # Another camera with twice the pixel scale: the reference covers a quarter of the frame, whose
+    # other stars (brighter ones too) have no counterpart.
+    truth = Transform(300.0, -250.0, 12.0, 2.0, cx=CENTRE[0], cy=CENTRE[1])
+    fxy, fflux, rxy, rflux, idx = star_lists(truth, seed=9, n=300, noise=0.02)
+    rng = np.random.default_rng(10)
+    outside = rng.uniform(0, SIZE, (2000, 2))
+    mapped = np.column_stack(truth.apply(outside[:, 0], outside[:, 1]))
+    outside = outside[~np.all((mapped >= 0) & (mapped < SIZE), axis=1)][:1000]
+    frame = as_stars(np.vstack([fxy, outside]), np.concatenate([fflux, (rng.pareto(1.5, len(outside)) + 1) * 100]))
+    assert len(fxy) < 0.25 * len(frame)
+    result = register(None, None, frame_stars=frame, reference_stars=as_stars(rxy, rflux), use_xcorr=False,
+                      shape=(SIZE, SIZE))
+    assert result.ok, result.reason
+    assert "on the frame's" in result.reason
+    assert overlap_error(result.transform, truth) < 0.02

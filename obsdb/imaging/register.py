@@ -1316,6 +1316,12 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
         if attempt is not None:
             return fitted(attempt, f"{reasons[0]}; matched at any rotation and scale")
         reasons.append(f"at any rotation and scale: {why}")
+        # At another scale most of one list may lie outside the other frame, so its brightest stars
+        # are mostly not there: try that list's stars in one part of its frame at a time.
+        attempt, part = _match_in_parts(frame_stars, reference_stars, shape, (cx, cy), wide,
+                                        fit_rotation=fit_rotation, min_matches=min_matches, max_rms=max_rms)
+        if attempt is not None:
+            return fitted(attempt, f"{reasons[0]}; matched at any rotation and scale on the {part}")
         # A mirrored frame (a parity flip) matches only once flipped: say so rather than fit it.
         flipped = _mirrored(frame_stars, cx)
         attempt, _ = _star_fit(flipped, reference_stars, shape, (cx, cy), fit_rotation=fit_rotation,
@@ -1349,6 +1355,35 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
     return RegistrationResult(True, "xcorr", shift, None, 0, 0, f"{why}; used cross-correlation, "
                               f"confirmed by the stars ({verification.describe()})", None, quality,
                               verification=verification, **counts)
+
+
+_PARTS = {"central half": (0.25, 0.75, 0.25, 0.75), "lower left quarter": (0.0, 0.5, 0.0, 0.5),
+          "lower right quarter": (0.5, 1.0, 0.0, 0.5), "upper left quarter": (0.0, 0.5, 0.5, 1.0),
+          "upper right quarter": (0.5, 1.0, 0.5, 1.0)}
+
+
+def _match_in_parts(frame_stars, reference_stars, shape, center, search, *, fit_rotation, min_matches, max_rms):
+    """:func:`_star_fit` with the frame's (then the reference's) stars restricted to one part of the frame
+    at a time; the transform found is verified on the full lists.  ``(attempt, description)`` or ``(None, "")``."""
+    ny, nx = shape
+    for side in ("frame", "reference"):
+        stars = frame_stars if side == "frame" else reference_stars
+        if len(stars) < 60:
+            continue
+        x, y = _as_xy(stars).T
+        for name, (x0, x1, y0, y1) in _PARTS.items():
+            inside = (x >= x0 * nx) & (x < x1 * nx) & (y >= y0 * ny) & (y < y1 * ny)
+            if inside.sum() < 15:
+                continue
+            pair = (stars[inside], reference_stars) if side == "frame" else (frame_stars, stars[inside])
+            attempt, _ = _star_fit(*pair, shape, center, fit_rotation=fit_rotation, min_matches=min_matches,
+                                   max_rms=max_rms, weighted=False, **search)
+            if attempt is None:
+                continue
+            verification = verify_transform(frame_stars, reference_stars, attempt[0].transform, shape)
+            if verification.ok:
+                return (attempt[0], attempt[1], verification), f"{side}'s {name}"
+    return None, ""
 
 
 def _mirrored(stars, cx: float):
