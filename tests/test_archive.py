@@ -268,3 +268,19 @@ def test_status_condition_agrees_with_the_status_expression_on_every_frame(two_n
     assert by_condition == by_case
     assert set().union(*by_case.values()) == everything and all(by_case.values())
     assert sum(len(v) for v in by_case.values()) == len(everything)
+
+
+def test_where_selects_by_the_current_registrations_confidence(two_nights, tmp_path):
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+        cat.ingest([two_nights / "night1"])
+        cat.qa()
+        report = cat.align()[0]
+        registered = {r.frame_id: r for r in report.results if r.ok}
+        fewest = min(r.n_matched for r in registered.values() if r.method == "stars")
+        selected = cat.frames(where=f"align_matches <= {fewest}")
+        assert selected and all(registered[f.id].n_matched <= fewest for f in selected)
+        assert {f.id for f in cat.frames(where="align_matches > 0")} == {
+            i for i, r in registered.items() if r.n_matched > 0}
+        moved = max(registered.values(), key=lambda r: abs(r.dx))
+        hit = cat.frames(where=f"align_dx > {moved.dx - 1e-6} and align_dx < {moved.dx + 1e-6}")
+        assert [f.id for f in hit] == [moved.frame_id]

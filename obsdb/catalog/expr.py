@@ -12,6 +12,7 @@ Examples::
     EXPTIME >= 30 and band in ('V', 'B') and median > 5000
     fwhm > 2 * hfd or not readable
     header["CCD-TEMP"] < -10
+    align_matches < 20 or align_rms > 0.1
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, not_, or_
 
-from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Night
+from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Night, ShiftStep
 from obsdb.errors import ObsdbError
 
 
@@ -54,7 +55,32 @@ STATS_COLUMNS = {name: getattr(FrameStats, name) for name in (
 METRICS_COLUMNS = {name: getattr(FrameMetrics, name) for name in (
     "n_stars", "fwhm", "hfd", "elongation", "background", "background_rms",
     "background_gradient", "transparency")}
-UNPREFIXED = {**{k: v for k, v in METRICS_COLUMNS.items()}, **STATS_COLUMNS, **FRAME_COLUMNS}
+
+
+def _current_run_value(aggregate, column):
+    """``aggregate(column)`` over the frame's steps in its current run (the newest run with steps for it)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import aliased
+
+    step, latest = aliased(ShiftStep), aliased(ShiftStep)
+    current = select(func.max(latest.run_id)).where(latest.frame_id == Frame.id).correlate(Frame).scalar_subquery()
+    return (select(aggregate(getattr(step, column))).where(step.frame_id == Frame.id, step.run_id == current)
+            .correlate(Frame).scalar_subquery())
+
+
+def _align_columns() -> dict:
+    from sqlalchemy import func
+
+    return {"align_matches": _current_run_value(func.max, "n_matched"),
+            "align_rms": _current_run_value(func.max, "residual_rms"),
+            "align_dx": _current_run_value(func.sum, "dx"), "align_dy": _current_run_value(func.sum, "dy"),
+            "align_rotation": _current_run_value(func.sum, "rotation_deg")}
+
+
+ALIGN_COLUMNS = _align_columns()
+"""The current registration's confidence and shift: star pairs kept in the fit, its residual RMS (px),
+and the summed shift and rotation of the current run (NULL for frames never registered)."""
+UNPREFIXED = {**{k: v for k, v in METRICS_COLUMNS.items()}, **STATS_COLUMNS, **ALIGN_COLUMNS, **FRAME_COLUMNS}
 """Bare names: frame columns first, then stats (``background`` is the pixel
 statistic; the metric is ``metrics.background``), then metrics."""
 
