@@ -882,7 +882,7 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
                    n_stars: int | None = None, object_name: str = "NGC3293",
                    n_hot_pixels: int | None = None, n_cosmic_rays: int | None = None,
                    dtype: str = "float32", noise: bool = True, night_start: str = NIGHT_START,
-                   **plan_kwargs) -> NightTruth:
+                   bayer: str | None = None, **plan_kwargs) -> NightTruth:
     """Simulate a night and write it to ``outdir``.
 
     Parameters
@@ -914,6 +914,10 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
     noise : bool
         False writes noise-free frames (for exact geometry tests; set
         ``n_hot_pixels=0`` and ``n_cosmic_rays=0`` too for clean frames).
+    bayer : str, optional
+        Simulate a colour sensor with this 2x2 pattern (``RGGB``, ``BGGR``, ``GRBG``,
+        ``GBRG``): every pixel scaled by its channel's sensitivity
+        (:data:`obsdb.imaging.bayer.RESPONSE`), BAYERPAT in the header.
     **plan_kwargs
         Passed to :func:`plan_night` (``max_group_offset`` and
         ``max_rotation_deg`` also apply to missing pointings of given specs).
@@ -1000,6 +1004,12 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
         airmass = _airmass(t / 3600.0)
         header = _header(spec, truth, detector, object_name, date_obs, airmass,
                          -20.0 + rng.normal(0, 0.05))
+        if bayer is not None:
+            # A one-shot colour camera: each pixel sees the sky through its filter of the 2x2 pattern.
+            from obsdb.imaging.bayer import mosaic_response
+
+            data = data * mosaic_response(data.shape, bayer)
+            header["BAYERPAT"] = (bayer, "Bayer colour filter pattern")
         t += spec.exptime + rng.uniform(10.0, 30.0)
         name = f"{object_name}_{spec.band}_{spec.number:04d}.fits"
         if dtype == "uint16":

@@ -296,12 +296,18 @@ def simulate(
     max_offset: float = typer.Option(150.0, "--max-offset", help="Largest group offset, px."),
     max_rotation: float = typer.Option(0.0, "--max-rotation", help="Largest rotation, degrees."),
     first_number: int = typer.Option(1001, "--first-number", help="Number of the first frame."),
+    bayer: Optional[str] = typer.Option(None, "--bayer",
+        help="A colour sensor with this 2x2 pattern: RGGB, BGGR, GRBG or GBRG (BAYERPAT in the header)."),
 ) -> None:
     """Write a realistic synthetic night (FITS frames + truth.json) with known shifts and defects."""
+    from obsdb.imaging.bayer import PATTERNS
     from obsdb.simulate import simulate_night
 
+    if bayer is not None and bayer.upper() not in PATTERNS:
+        fail(f"--bayer {bayer!r}: expected one of {', '.join(PATTERNS)}")
     with user_errors():
-        truth = simulate_night(outdir, seed=seed, size=size, n_frames=frames_,
+        truth = simulate_night(outdir, bayer=None if bayer is None else bayer.upper(), seed=seed, size=size,
+                               n_frames=frames_,
                                bands=tuple(b.strip() for b in bands.split(",") if b.strip()),
                                n_groups=groups, cloud_fraction=cloud, trail_fraction=trail,
                                defocus_fraction=defocus, max_group_offset=max_offset,

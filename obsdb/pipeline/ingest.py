@@ -168,7 +168,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
         if config.measure_quality and np.isfinite(image.data).any():
             from obsdb.imaging.stars import encode_stars
 
-            quality = quality_metrics(image.data, saturation)
+            quality = quality_metrics(image.data, saturation, cfa=_cfa_pattern(image.header))
             result.metrics = quality.metrics
             result.stars, result.n_stars_stored = encode_stars(quality.stars), len(quality.stars)
         # The image is ours and used for nothing after this: the median may
@@ -185,11 +185,22 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     return result
 
 
-def quality_metrics(data, saturation):
-    """Star and PSF metrics of a frame and its star list (:class:`obsdb.pipeline.metrics.FrameQuality`)."""
+def quality_metrics(data, saturation, *, cfa: str | None = None):
+    """Star and PSF metrics of a frame and its star list (:class:`obsdb.pipeline.metrics.FrameQuality`);
+    ``cfa`` names the Bayer pattern of a colour sensor's mosaic."""
     from obsdb.pipeline.metrics import metrics_from_image
 
-    return metrics_from_image(data, saturation)
+    return metrics_from_image(data, saturation, cfa=cfa)
+
+
+def _cfa_pattern(header) -> str | None:
+    """The Bayer pattern of a header, None for a grey sensor or a value that names no pattern."""
+    from obsdb.imaging.bayer import cfa_pattern
+
+    try:
+        return cfa_pattern(header)
+    except ValueError:  # measured as grey; the header keeps the odd value for whoever looks
+        return None
 
 
 def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,

@@ -33,7 +33,7 @@ class FrameQuality:
     positions refined as registration refines them."""
 
 
-def metrics_from_image(data, saturation) -> FrameQuality:
+def metrics_from_image(data, saturation, *, cfa: str | None = None) -> FrameQuality:
     """Measure stars, PSF and sky of a frame, and keep its registration star list.
 
     One detection serves both: the stored list is exactly what
@@ -46,6 +46,10 @@ def metrics_from_image(data, saturation) -> FrameQuality:
         The frame.
     saturation : float or None
         Saturation level for flagging stars.
+    cfa : str, optional
+        Bayer pattern of a colour sensor: stars are then measured on the 2x2
+        superpixel image and given in full-resolution pixels
+        (:mod:`obsdb.imaging.bayer`), FWHM and HFD too.
 
     Returns
     -------
@@ -54,16 +58,37 @@ def metrics_from_image(data, saturation) -> FrameQuality:
     from obsdb.imaging.register import refine_registration_stars
     from obsdb.imaging.stars import measure_quality
 
+    scale = 1.0
+    if cfa is not None:
+        from obsdb.imaging.bayer import stars_to_full_resolution, superpixels
+
+        # A superpixel sums four pixels: it is saturated when its brightest is, at about twice the level.
+        data, scale = superpixels(data), 2.0
+        saturation = None if saturation is None else 2.0 * saturation
     quality = measure_quality(data, saturation=saturation, n_refine=STAR_LIST_SIZE)
     stars = refine_registration_stars(data, quality.stars[:STAR_LIST_SIZE])
+    if cfa is not None:
+        stars = stars_to_full_resolution(stars)
+
+    def length(value):
+        value = _finite_or_none(value)
+        return None if value is None else value * scale
+
+    def per_pixel(value, superpixel_factor):
+        value = _finite_or_none(value)
+        if value is None or cfa is None:
+            return value
+        return value / superpixel_factor
+
     return FrameQuality(metrics={
         "n_stars": int(quality.n_stars),
-        "fwhm": _finite_or_none(quality.fwhm),
-        "hfd": _finite_or_none(quality.hfd),
+        "fwhm": length(quality.fwhm),
+        "hfd": length(quality.hfd),
         "elongation": _finite_or_none(quality.elongation),
-        "background": _finite_or_none(quality.background),
-        "background_rms": _finite_or_none(quality.background_rms),
-        "background_gradient": _finite_or_none(quality.background_gradient),
+        # Per full-resolution pixel: a superpixel holds four pixels' sky and twice one pixel's noise.
+        "background": per_pixel(quality.background, 4.0),
+        "background_rms": per_pixel(quality.background_rms, 2.0),
+        "background_gradient": per_pixel(quality.background_gradient, 4.0),
         "algorithm": METRICS_VERSION,
     }, stars=stars)
 

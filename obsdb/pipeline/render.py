@@ -120,6 +120,12 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
                     "error": f"{task['path']}: {exc}"}
         transform = total_transform(task["steps"], image.data.shape)
         data = image.data
+        pattern = _cfa(image.header)
+        if pattern is not None:
+            # A colour mosaic resampled as grey keeps its checkerboard: demosaic first, write luminance.
+            from obsdb.imaging.bayer import luminance
+
+            data = luminance(data, pattern)
         # Hot pixels and cosmic-ray hits would ring through the interpolation: they become NaN, which
         # the resampling leaves uncovered (COVERAGE 0) and the stacks ignore.  Nearest-pixel copies
         # pixels as they are (the notebook's shift, exactly): nothing rings.
@@ -144,6 +150,11 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header["HIERARCH OBSDB_VER"] = (__version__, "obsdb version")
         for s in task["steps"]:
             header.add_history(history_line(task["run"], s))
+        if pattern is not None:
+            for key in ("BAYERPAT", "COLORTYP", "BAYER"):
+                header.remove(key, ignore_missing=True, remove_all=True)
+            header["HIERARCH OBSDB_CFA"] = (pattern, "input was a Bayer mosaic; output is its luminance")
+            header.add_history(f"obsdb: {pattern} mosaic demosaiced (bilinear); luminance = (R + G + B) / 3")
         header["HIERARCH OBSDB_NDEFECT"] = (int(defects.sum()), "hot/cosmic-ray pixels masked before resampling")
         header.add_history(f"obsdb: resampled once with {interpolation}; NaN where no data (COVERAGE ext)")
         header.add_history(f"obsdb: {int(defects.sum())} hot/cosmic-ray pixels masked before resampling")
@@ -256,6 +267,15 @@ def _record_frames(catalog, tasks, results, interpolation, report) -> None:
         report.frames.append((result["number"], result["path"]))
         if result["preview"]:
             report.previews.append(result["preview"])
+
+
+def _cfa(header) -> str | None:
+    from obsdb.imaging.bayer import cfa_pattern
+
+    try:
+        return cfa_pattern(header)
+    except ValueError:
+        return None
 
 
 def _reference_wcs(paths) -> dict:
