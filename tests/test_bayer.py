@@ -70,3 +70,19 @@ def test_a_colour_night_is_registered_at_full_resolution_and_rendered_without_ch
             assert _checkerboard(hdul[0].data.astype(float)) < 0.01
     stack = fits.getdata(rendered.stacks[0]["path"]).astype(float)
     assert _checkerboard(stack) < 0.01
+
+
+def test_the_pixel_fallback_detects_a_mosaic_as_ingest_stores_it(colour_night):
+    from obsdb.imaging.fitsio import read_fits_image
+    from obsdb.pipeline.align import _detect
+
+    root, truth = colour_night
+    with Catalog.open(root / "c.sqlite", create=True) as cat:
+        if not cat.frames():  # run on its own, without the test above
+            cat.ingest([root / "night"])
+        frame = cat.align_frames(status="any")[0]
+    fresh = _detect(read_fits_image(frame.path, hash_mode="none"))
+    stored = frame.stars
+    d = np.hypot(fresh["x"][:, None] - stored["x"][None, :], fresh["y"][:, None] - stored["y"][None, :])
+    nearest = d.min(axis=1)
+    assert np.median(nearest) < 0.01 and (nearest < 0.05).mean() > 0.9

@@ -171,14 +171,28 @@ def register_stored(frame, reference) -> dict | None:
 def _register_worker_init(reference_path: str, reference_stars):
     global _REFERENCE
     from obsdb.imaging.fitsio import read_fits_image
-    from obsdb.imaging.register import detect_registration_stars
-    from obsdb.imaging.stats import saturation_level
 
     image = read_fits_image(reference_path, hash_mode="none")
     if reference_stars is None:
-        reference_stars = detect_registration_stars(image.data,
-                                                    saturation=saturation_level(image.header, image.bitpix))
+        reference_stars = _detect(image)
     _REFERENCE = (image.data, reference_stars)
+
+
+def _detect(image):
+    """Registration stars of a frame read from disk; a colour mosaic's from its superpixels."""
+    from obsdb.imaging.bayer import cfa_pattern, stars_to_full_resolution, superpixels
+    from obsdb.imaging.register import detect_registration_stars
+    from obsdb.imaging.stats import saturation_level
+
+    saturation = saturation_level(image.header, image.bitpix)
+    try:
+        pattern = cfa_pattern(image.header)
+    except ValueError:
+        pattern = None
+    if pattern is None:
+        return detect_registration_stars(image.data, saturation=saturation)
+    return stars_to_full_resolution(detect_registration_stars(
+        superpixels(image.data), saturation=None if saturation is None else 2 * saturation))
 
 
 _REFERENCE = None
@@ -190,7 +204,7 @@ def _register_pixels(task: tuple) -> dict:
     import warnings
 
     from obsdb.imaging.fitsio import FitsReadError, read_fits_image
-    from obsdb.imaging.register import detect_registration_stars, register
+    from obsdb.imaging.register import register
     from obsdb.imaging.stars import encode_stars
     from obsdb.imaging.stats import saturation_level
 
@@ -205,7 +219,7 @@ def _register_pixels(task: tuple) -> dict:
                         "reason": f"shape {image.data.shape} differs from the reference's {reference_data.shape}"}
             stars = stored
             if stars is None:
-                stars = detect_registration_stars(image.data, saturation=saturation_level(image.header, image.bitpix))
+                stars = _detect(image)
             result = register(image.data, reference_data, frame_stars=stars, reference_stars=reference_stars,
                               saturation=saturation_level(image.header, image.bitpix))
     except (FitsReadError, OSError) as exc:
@@ -313,12 +327,10 @@ def align_auto(catalog, *, night=None, reference: str | None = None, band: str |
 def _detect_reference(catalog, ref) -> None:
     """Detect (and store) the stars of a reference whose stored list is missing or stale."""
     from obsdb.imaging.fitsio import read_fits_image
-    from obsdb.imaging.register import detect_registration_stars
     from obsdb.imaging.stars import encode_stars
-    from obsdb.imaging.stats import saturation_level
 
     image = read_fits_image(ref.path, hash_mode="none")
-    ref.stars = detect_registration_stars(image.data, saturation=saturation_level(image.header, image.bitpix))
+    ref.stars = _detect(image)
     catalog.store_star_lists({ref.id: (encode_stars(ref.stars), len(ref.stars))})
 
 
