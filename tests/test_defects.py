@@ -56,3 +56,28 @@ def test_a_single_hot_pixel_leaves_no_ring_in_the_aligned_frame(tmp_path, interp
     # Resampled as it was, the same pixel does ring: the test can tell.
     raw, _ = resample(data, total_transform([step], data.shape), interpolation=interpolation)
     assert np.nanmin(raw[near]) < sky - 6 * sigma
+
+
+def test_a_saturated_star_leaves_no_dark_halo_in_the_aligned_frame(tmp_path):
+    from obsdb.imaging.resample import resample
+    from obsdb.pipeline.render import render_frame, total_transform
+
+    rng = np.random.default_rng(5)
+    sky, sigma = 1000.0, 30.0
+    yy, xx = np.mgrid[0:128, 0:128]
+    star = 2.0e7 / (2 * np.pi * 1.3 ** 2) * np.exp(-((xx - 64.3) ** 2 + (yy - 60.6) ** 2) / (2 * 1.3 ** 2))
+    data = np.minimum(rng.normal(sky, sigma, (128, 128)) + star, 65535.0)
+    assert (data >= 65535).sum() >= 9          # a clipped, flat-topped core
+    step = {"stage": 1, "kind": "auto", "method": "stars", "dx": 0.41, "dy": -0.27, "rotation_deg": 0.0,
+            "scale": 1.0, "cx": None, "cy": None, "reference": 1}
+    task = {"frame_id": 1, "number": 1, "path": str(_frame_file(tmp_path, data)), "steps": [step], "run": 1,
+            "reference": 1, "fwhm": 3.0, "saturation": 65535.0, "output": "aligned.fits"}
+    result = render_frame(task, str(tmp_path / "out"), "spline3", False)
+    with fits.open(result["path"]) as hdul:
+        aligned, header = hdul[0].data.astype(float), hdul[0].header
+    near = (slice(48, 74), slice(52, 78))
+    assert header["OBSDB_NLINEAR"] > 0
+    assert np.nanmin(aligned[near]) >= sky - 6 * sigma
+    # The spline alone rings around the clipped core: the test can tell.
+    raw, _ = resample(data, total_transform([step], data.shape), interpolation="spline3")
+    assert np.nanmin(raw[near]) < sky - 6 * sigma

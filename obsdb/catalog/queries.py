@@ -230,7 +230,8 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
                              status=None if status == "any" else status, include_unreadable=False)
     chosen = _base_query(condition).subquery()
     run_reference, step_reference = aliased(Frame), aliased(Frame)
-    query = (select(ShiftStep, Frame, FrameStats.background, FrameMetrics.fwhm, AlignmentRun.method,
+    query = (select(ShiftStep, Frame, FrameStats.background, FrameStats.saturation, FrameMetrics.fwhm,
+                    AlignmentRun.method,
                     run_reference.number, run_reference.file_name, run_reference.path,
                     step_reference.number, step_reference.file_name)
              .join(chosen, chosen.c.id == ShiftStep.frame_id)
@@ -252,13 +253,14 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
         return number if number is not None else file_name
 
     tasks: dict[int, dict] = {}
-    for step, frame, sky, fwhm, method, run_number, run_name, run_path, step_number, step_name in \
+    for step, frame, sky, saturation, fwhm, method, run_number, run_name, run_path, step_number, step_name in \
             session.execute(query):
         task = tasks.get(frame.id)
         if task is None:
             task = tasks[frame.id] = {
                 "frame_id": frame.id, "number": frame.number, "path": frame.path, "band": frame.band,
-                "object": frame.object, "exptime": frame.exptime, "sky": sky, "fwhm": fwhm, "run": step.run_id,
+                "object": frame.object, "exptime": frame.exptime, "sky": sky, "fwhm": fwhm, "saturation": saturation,
+                "run": step.run_id,
                 "reference": named(run_number, run_name), "reference_path": run_path, "method": method,
                 "date_obs": frame.date_obs.isoformat() if frame.date_obs else None, "airmass": frame.airmass,
                 "steps": []}

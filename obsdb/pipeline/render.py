@@ -135,6 +135,9 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
             data = np.array(data, dtype=np.float32, copy=True)
             data[defects] = np.nan
         aligned, coverage = resample(data, transform, interpolation=interpolation)
+        n_linear = 0
+        if interpolation in ("spline3", "fourier"):
+            aligned, n_linear = _linear_near_saturation(aligned, data, transform, task.get("saturation"))
         header = image.header.copy()
         for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM"):
             header.remove(key, ignore_missing=True, remove_all=True)
@@ -155,6 +158,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
                 header.remove(key, ignore_missing=True, remove_all=True)
             header["HIERARCH OBSDB_CFA"] = (pattern, "input was a Bayer mosaic; output is its luminance")
             header.add_history(f"obsdb: {pattern} mosaic demosaiced (bilinear); luminance = (R + G + B) / 3")
+        header["HIERARCH OBSDB_NLINEAR"] = (n_linear, "output px near saturated stars, linear interp")
         header["HIERARCH OBSDB_NDEFECT"] = (int(defects.sum()), "hot/cosmic-ray pixels masked before resampling")
         header.add_history(f"obsdb: resampled once with {interpolation}; NaN where no data (COVERAGE ext)")
         header.add_history(f"obsdb: {int(defects.sum())} hot/cosmic-ray pixels masked before resampling")
@@ -267,6 +271,39 @@ def _record_frames(catalog, tasks, results, interpolation, report) -> None:
         report.frames.append((result["number"], result["path"]))
         if result["preview"]:
             report.previews.append(result["preview"])
+
+
+SATURATION_GUARD = 8
+"""Output pixels within this many pixels of a saturated input pixel are interpolated linearly."""
+
+
+def _linear_near_saturation(aligned, data, transform, saturation):
+    """Replace the spline's output around saturated star cores by linear interpolation.
+
+    A clipped core is a flat top with a sharp rim: a cubic spline (or a phase
+    shift) rings around it, a dark halo 4-6 px out that every frame repeats
+    and a stack keeps.  Linear interpolation cannot undershoot (each output is
+    a weighted mean of its four inputs), and the core carries no measurement
+    anyway.  Returns the output and the number of pixels replaced.
+    """
+    import numpy as np
+    from scipy import ndimage
+
+    from obsdb.imaging.resample import resample
+
+    if saturation is None or not np.isfinite(saturation):
+        return aligned, 0
+    with np.errstate(invalid="ignore"):
+        core = np.asarray(data) >= float(saturation)
+    if not core.any():
+        return aligned, 0
+    near = ndimage.binary_dilation(core, iterations=SATURATION_GUARD).astype(np.float32)
+    moved, _ = resample(near, transform, interpolation="linear", fill=0.0)
+    region = np.nan_to_num(moved) > 0.01
+    linear, _ = resample(data, transform, interpolation="linear")
+    out = aligned.copy()
+    out[region] = linear[region]
+    return out, int(region.sum())
 
 
 def _cfa(header) -> str | None:
