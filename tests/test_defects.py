@@ -81,3 +81,21 @@ def test_a_saturated_star_leaves_no_dark_halo_in_the_aligned_frame(tmp_path):
     # The spline alone rings around the clipped core: the test can tell.
     raw, _ = resample(data, total_transform([step], data.shape), interpolation="spline3")
     assert np.nanmin(raw[near]) < sky - 6 * sigma
+
+
+def test_cosmic_ray_hits_are_found():
+    sky = sim.make_sky(seed=31, n_stars=700, extent=(800, 800), center=CENTRE)
+    det = sim.make_detector(seed=32, size=(SIZE, SIZE), n_hot_pixels=0)
+    image, truth = sim.simulate_frame(sim.FrameSpec(0, offset=(0.0, 0.0), rotation_deg=0.0, kind="good", fwhm=2.5),
+                                      sky, rng=np.random.default_rng(33), size=(SIZE, SIZE), detector=det,
+                                      n_cosmic_rays=60)
+    found = sharp_defects(image, fwhm=2.5)
+    hits = truth["cosmic_rays"]
+    # A hit's brightest pixel is its first; a hit on a bright star may hide in it.
+    caught = sum(bool(found[max(0, y - 1):y + 2, max(0, x - 1):x + 2].any()) for x, y in hits)
+    assert caught >= 0.85 * len(hits), (caught, len(hits))
+    # What was masked is near a hit: nothing else in a field of 700 stars.
+    near = np.zeros_like(found)
+    for x, y in hits:
+        near[max(0, y - 3):y + 4, max(0, x - 3):x + 4] = True
+    assert not (found & ~near).any()
