@@ -1,8 +1,8 @@
 """The catalog on PostgreSQL: the same migrations, writes and --where queries as on SQLite.
 
 Runs only when ``OBSDB_TEST_POSTGRES_URL`` names an empty database, e.g.
-``postgresql+psycopg://postgres@localhost:5433/obsdb`` (with ``pip install '.[postgres]'``);
-CI has no server and runs SQLite only.
+``postgresql+psycopg://postgres@127.0.0.1:5432/obsdb`` (psycopg comes with ``pip install '.[test]'``);
+``.ci/run`` creates a fresh one for each run and drops it afterwards.
 """
 
 import json
