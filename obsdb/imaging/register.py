@@ -1333,6 +1333,24 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
                                       f"it matches at rotation {t.rotation_deg:.2f} deg, scale {t.scale:.4f}: "
                                       f"{attempt[2].describe()}); not fitted", None, None, **counts)
 
+    if frame is not None and ref_img is not None:
+        # Faint frames: stars a person would still see, found with a matched filter below the usual
+        # threshold, once the sensor's pattern (columns, rows, hot pixels) is taken out.
+        fwhm = _typical_fwhm(reference_stars, frame_stars)
+        faint_f = detect_faint_stars(frame, fwhm=fwhm, mask=mask)
+        faint_r = detect_faint_stars(ref_img, fwhm=fwhm, mask=mask)
+        attempt, why = (None, "too few") if min(len(faint_f), len(faint_r)) < 3 else _star_fit(
+            faint_f, faint_r, shape, (cx, cy), fit_rotation=fit_rotation, min_matches=min_matches,
+            max_rms=max_rms, weighted=False, max_offset=max_offset, max_rotation_deg=max_rotation_deg,
+            max_scale_change=0.02)
+        if attempt is not None:
+            fit, kept_faint, verification = attempt
+            return RegistrationResult(True, "faint-stars", fit.transform, fit.residual_rms, kept_faint,
+                                      fit.n_rejected, "; ".join(reasons) + f"; matched faint stars (matched "
+                                      f"filter at FWHM {fwhm:.1f} px, {FAINT_NSIGMA:g} sigma)", fit.model, None,
+                                      verification=verification, **counts)
+        reasons.append(f"faint stars ({len(faint_f)} in frame, {len(faint_r)} in reference): {why}")
+
     why = "; ".join(reasons)
     if not use_xcorr or frame is None or ref_img is None:
         return RegistrationResult(False, None, None, None, kept, 0, why, None, None, **counts)
@@ -1384,6 +1402,90 @@ def _match_in_parts(frame_stars, reference_stars, shape, center, search, *, fit_
             if verification.ok:
                 return (attempt[0], attempt[1], verification), f"{side}'s {name}"
     return None, ""
+
+
+FAINT_NSIGMA = 4.0
+"""Threshold of :func:`detect_faint_stars`, in sigmas of the matched-filtered image."""
+
+
+def _typical_fwhm(*star_lists) -> float:
+    """The median FWHM of the stars at hand; 3 px unless at least 10 have a star's size (a faint
+    frame's few detections are often a warm column or a blend)."""
+    values = [np.asarray(stars["fwhm"], dtype=float) for stars in star_lists
+              if stars is not None and len(stars) and getattr(stars, "dtype", None) is not None
+              and stars.dtype.names and "fwhm" in stars.dtype.names]
+    values = np.concatenate(values) if values else np.empty(0)
+    values = values[np.isfinite(values) & (values > 0.8) & (values < 20.0)]
+    return float(np.median(values)) if len(values) >= 10 else 3.0
+
+
+def detect_faint_stars(data, *, fwhm: float = 3.0, nsigma: float = FAINT_NSIGMA, mask=None,
+                       max_stars: int = 150) -> np.ndarray:
+    """Stars too faint for :func:`detect_registration_stars`, for registering faint frames.
+
+    The sensor's fixed pattern is taken out first (column and row medians,
+    then :func:`obsdb.imaging.defects.sharp_defects`), the sky with a coarse
+    median, and the image is smoothed with a Gaussian of the stars' FWHM (the
+    matched filter for a point source); local maxima above ``nsigma`` times the
+    smoothed image's robust sigma are candidates, centred to a fraction of a
+    pixel on the smoothed image.  Many are noise: registration keeps only a
+    transform whose coincidences chance cannot explain (:func:`verify_transform`).
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The frame.
+    fwhm : float
+        Star FWHM, pixels.
+    nsigma : float
+        Threshold on the matched-filtered image.
+    mask : numpy.ndarray of bool, optional
+        Bad pixels.
+    max_stars : int
+        The brightest candidates kept.
+
+    Returns
+    -------
+    numpy.ndarray
+        Structured (``x``, ``y``, ``flux``, ``peak``), brightest first.
+    """
+    from scipy import ndimage
+
+    from obsdb.imaging.defects import sharp_defects
+
+    img = np.array(data, dtype=np.float64)
+    bad = ~np.isfinite(img) if mask is None else (~np.isfinite(img) | np.asarray(mask, dtype=bool))
+    out = np.zeros(0, dtype=[("x", "f8"), ("y", "f8"), ("flux", "f8"), ("peak", "f8")])
+    if bad.all() or min(img.shape) < 16:
+        return out
+    img[bad] = np.nanmedian(img[~bad])
+    img -= np.median(img, axis=0)[None, :]
+    img -= np.median(img, axis=1)[:, None]
+    bad |= sharp_defects(img, fwhm=fwhm)
+    img[bad] = 0.0
+    step = 4
+    coarse = ndimage.median_filter(img[::step, ::step], size=9, mode="nearest")
+    sky = ndimage.zoom(coarse, step, order=1)[:img.shape[0], :img.shape[1]]
+    if sky.shape != img.shape:
+        sky = np.pad(sky, [(0, img.shape[0] - sky.shape[0]), (0, img.shape[1] - sky.shape[1])], mode="edge")
+    smooth = ndimage.gaussian_filter(img - sky, max(fwhm, 1.0) / 2.3548)
+    sigma = 1.4826 * float(np.median(np.abs(smooth - np.median(smooth))))
+    if not sigma > 0:
+        return out
+    peaks = (smooth == ndimage.maximum_filter(smooth, size=5)) & (smooth > nsigma * sigma) & ~bad
+    y, x = np.nonzero(peaks)
+    if len(x) == 0:
+        return out
+    ny, nx = img.shape
+    offsets = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
+    values = np.array([smooth[np.clip(y + dy, 0, ny - 1), np.clip(x + dx, 0, nx - 1)] for dy, dx in offsets])
+    weights = np.clip(values - values.min(axis=0), 0.0, None) + 1e-12
+    out = np.zeros(len(x), dtype=out.dtype)
+    out["x"] = x + (weights * offsets[:, 1, None]).sum(axis=0) / weights.sum(axis=0)
+    out["y"] = y + (weights * offsets[:, 0, None]).sum(axis=0) / weights.sum(axis=0)
+    out["flux"] = smooth[y, x]
+    out["peak"] = 0.2 * out["flux"]   # spread like a star: not taken for a hot pixel downstream
+    return out[np.argsort(-out["flux"], kind="stable")][:max_stars]
 
 
 def _mirrored(stars, cx: float):
