@@ -436,8 +436,13 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
     mask : numpy.ndarray of bool, optional
         True where pixels are bad.
     nsigma : float
-        Detection threshold in units of the global background rms (applied
-        to the matched-filtered image; at least 5 connected pixels).
+        Detection threshold in units of the global background rms of the
+        *unfiltered* pixels, applied to the image smoothed by sep's default
+        3x3 kernel (at least 5 connected pixels).  Smoothing lowers the noise
+        about threefold, so this is stricter than a matched-filter threshold
+        of the same number: on pure Gaussian noise nothing passes 2.5, and a
+        flat patch 1 sigma high is not found.  Fainter stars are the business
+        of :func:`obsdb.imaging.register.detect_faint_stars`.
     saturation : float, optional
         Raw level at or above which a star's peak pixel is saturated.  Without
         it no star is flagged saturated.
