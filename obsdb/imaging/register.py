@@ -5,7 +5,7 @@ Pure functions on arrays, no database.  The pipeline is
 1. stars in both frames (``stars.detect_stars``, or lists given by the caller,
    so the reference is detected once per night);
 2. :func:`match_stars`: similarity-invariant triangles of the brightest stars,
-   matched in invariant space with a KD-tree; every matched triangle pair
+   matched in invariant space (pairs within a radius); every matched triangle pair
    proposes a similarity transform, the proposals vote, the best-supported
    ones are verified against the bright-star lists, and the winner matches
    all stars within a radius;
@@ -28,9 +28,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.spatial import cKDTree
-from scipy.special import fdtrc
 
+from obsdb.imaging.neighbours import f_survival, k_nearest, nearest, pairs_within
 from obsdb.imaging.transform import Transform
 
 REGISTER_VERSION = "register-2"
@@ -117,7 +116,7 @@ def _triangles(xy: np.ndarray, k: int) -> np.ndarray:
     if n < 3:
         return np.empty((0, 3), dtype=int)
     k = min(k, n - 1)
-    _, nn = cKDTree(xy).query(xy, k=k + 1)
+    nn = k_nearest(xy, k + 1)
     nn = nn[:, 1:]
     ii, jj = np.triu_indices(k, 1)
     tri = np.column_stack([np.repeat(np.arange(n), len(ii)), nn[:, ii].ravel(), nn[:, jj].ravel()])
@@ -227,8 +226,7 @@ def match_stars(frame_xy, ref_xy, *, frame_flux=None, ref_flux=None, max_offset:
     if best is None:
         raise MatchError("no consistent triangle matches")
 
-    tree = cKDTree(rxy)
-    refined = [r for r in (_refine(t, fxy, rxy, tree, match_radius, cx, cy) for t, _ in best) if r is not None]
+    refined = [r for r in (_refine(t, fxy, rxy, match_radius, cx, cy) for t, _ in best) if r is not None]
     if not refined:
         raise MatchError("transform found by triangles does not hold on the full lists")
     # The bright stars may support rival transforms (few of them in a small overlap); all the stars
@@ -254,16 +252,16 @@ def match_stars(frame_xy, ref_xy, *, frame_flux=None, ref_flux=None, max_offset:
     return i_f, i_r
 
 
-def _refine(transform, fxy, rxy, tree, match_radius, cx, cy):
+def _refine(transform, fxy, rxy, match_radius, cx, cy):
     """A triangle transform refined on all stars: wide radius first (it may be off by a few pixels at
     the far edge), then the final radius.  ``(i_frame, i_ref, transform)``, or None when it does not hold."""
     for radius in (max(4 * match_radius, 6.0), 2 * match_radius, match_radius):
-        i_f, i_r = _nearest_pairs(_apply(transform, fxy), tree, radius)
+        i_f, i_r = _nearest_pairs(_apply(transform, fxy), rxy, radius)
         if len(i_f) < 3:
             return None
         a, zm, vm = _similarity_lsq(fxy[i_f], rxy[i_r])
         transform = _transform_from_complex(a, zm, vm, cx, cy)
-    i_f, i_r = _nearest_pairs(_apply(transform, fxy), tree, match_radius)
+    i_f, i_r = _nearest_pairs(_apply(transform, fxy), rxy, match_radius)
     return (i_f, i_r, transform) if len(i_f) >= 3 else None
 
 
@@ -272,9 +270,9 @@ def _transforms_differ(one, two, fxy, tolerance) -> bool:
     return bool(np.hypot(*(_apply(one, fxy) - _apply(two, fxy)).T).max() > tolerance)
 
 
-def _nearest_pairs(mapped: np.ndarray, tree: cKDTree, radius: float):
+def _nearest_pairs(mapped: np.ndarray, rxy: np.ndarray, radius: float):
     """One-to-one nearest neighbours within ``radius`` (closest pair wins a tie)."""
-    d, j = tree.query(mapped, k=1, distance_upper_bound=radius)
+    d, j = nearest(rxy, mapped, upper_bound=radius)
     ok = np.isfinite(d)
     i = np.nonzero(ok)[0]
     d, j = d[ok], j[ok]
@@ -294,10 +292,9 @@ def _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_
     inv_r, tri_r, sgn_r = _triangle_invariants(rsel, _triangles(rsel, n_neighbours), min_side)
     if len(inv_f) == 0 or len(inv_r) == 0:
         return None
-    pairs = cKDTree(inv_f).sparse_distance_matrix(cKDTree(inv_r), 0.02, output_type="ndarray")
-    if len(pairs) == 0:
+    a_i, b_i = pairs_within(inv_f, inv_r, 0.02)
+    if len(a_i) == 0:
         return None
-    a_i, b_i = pairs["i"], pairs["j"]
     same = sgn_f[a_i] == sgn_r[b_i]           # no mirror images
     a_i, b_i = a_i[same], b_i[same]
     if len(a_i) == 0:
@@ -336,12 +333,10 @@ def _vote(fsel, rsel, cx, cy, max_offset, max_rotation_deg, max_scale_change, n_
     _, first = np.unique(inv_idx[order], return_index=True)
     cand = order[np.sort(first)][:30]
 
-    tree = cKDTree(rsel)
     zf = fsel[:, 0] + 1j * fsel[:, 1]
     mapped = a[cand, None] * (zf[None, :] - c) + c + t[cand, None]      # (k, n)
     radius = max(3.0, 0.004 * extent)
-    d, j = tree.query(np.column_stack([mapped.real.ravel(), mapped.imag.ravel()]),
-                      distance_upper_bound=radius)
+    d, j = nearest(rsel, np.column_stack([mapped.real.ravel(), mapped.imag.ravel()]), upper_bound=radius)
     hit = np.isfinite(d).reshape(mapped.shape)
     j = np.where(hit, j.reshape(mapped.shape), -1)
     n_in = hit.sum(axis=1)
@@ -687,10 +682,9 @@ def _f_test(rss_simple, rss_full, d1, d2) -> float:
     if rss_full <= 0:
         return 0.0 if rss_simple > 0 else 1.0
     fval = max(rss_simple - rss_full, 0.0) / d1 / (rss_full / d2)
-    # F survival function: fdtrc(d1, d2, x) is what scipy.stats.f.sf(x, d1, d2)
-    # evaluates, without importing scipy.stats (which alone takes longer to
-    # import than everything else this module needs).
-    return float(fdtrc(d1, d2, fval))
+    # The F survival function (scipy.stats.f.sf(x, d1, d2)) computed here: importing scipy.special
+    # or scipy.stats would cost every `obsdb align` more than its work.
+    return f_survival(d1, d2, fval)
 
 
 # ---------------------------------------------------------------------------
