@@ -30,20 +30,30 @@ def nearest(points, queries, *, upper_bound: float = math.inf) -> tuple[np.ndarr
     """Each query's nearest point: ``(distance, index)``, as ``scipy.spatial.cKDTree.query`` gives them.
 
     A query with no point within ``upper_bound`` gets distance ``inf`` and index ``len(points)``.
+    With a finite bound only the points within it are measured (see :func:`pairs_within`).
     """
     points = np.asarray(points, dtype=float).reshape(-1, 2)
     queries = np.asarray(queries, dtype=float).reshape(-1, 2)
     dist = np.full(len(queries), np.inf)
     index = np.full(len(queries), len(points), dtype=np.intp)
-    if len(points) == 0:
+    if len(points) == 0 or len(queries) == 0:
         return dist, index
+    if math.isfinite(upper_bound):
+        i, j = pairs_within(queries, points, upper_bound)
+        if len(i):
+            d = np.hypot(queries[i, 0] - points[j, 0], queries[i, 1] - points[j, 1])
+            order = np.lexsort((j, d, i))            # per query: nearest first (ties: lower index)
+            i, j, d = i[order], j[order], d[order]
+            first = np.concatenate([[True], i[1:] != i[:-1]])
+            dist[i[first]], index[i[first]] = d[first], j[first]
+        return dist, index
+    px, py = points[:, 0], points[:, 1]
     for start, stop in _blocks(len(queries), len(points)):
-        d = _distances(queries[start:stop], points)
-        j = np.argmin(d, axis=1)
-        best = d[np.arange(len(j)), j]
-        ok = best <= upper_bound
-        dist[start:stop][ok] = best[ok]
-        index[start:stop][ok] = j[ok]
+        q = queries[start:stop]
+        d2 = (q[:, 0, None] - px[None, :]) ** 2 + (q[:, 1, None] - py[None, :]) ** 2
+        j = np.argmin(d2, axis=1)
+        dist[start:stop] = np.sqrt(d2[np.arange(len(j)), j])
+        index[start:stop] = j
     return dist, index
 
 

@@ -429,12 +429,12 @@ def _poisson_tail(k: int, lam: float) -> float:
 
 
 def _one_to_one(mapped: np.ndarray, rxy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Closest-first one-to-one pairs within ``radius`` (brute force: star lists are short)."""
+    """Closest-first one-to-one pairs within ``radius``."""
     if len(mapped) == 0 or len(rxy) == 0:
         return np.empty(0, int), np.empty(0, int)
-    d = np.hypot(mapped[:, None, 0] - rxy[None, :, 0], mapped[:, None, 1] - rxy[None, :, 1])
-    i, j = np.nonzero(d <= radius)
-    order = np.argsort(d[i, j], kind="stable")
+    i, j = pairs_within(mapped, rxy, radius)
+    d = np.hypot(mapped[i, 0] - rxy[j, 0], mapped[i, 1] - rxy[j, 1])
+    order = np.lexsort((j, i, d))
     i, j = i[order], j[order]
     used_i, used_j, keep = set(), set(), []
     for k, (a, b) in enumerate(zip(i.tolist(), j.tolist())):

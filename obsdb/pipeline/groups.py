@@ -33,21 +33,26 @@ class GroupingReport:
 
 def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
     """Single-linkage clusters of 2-D points: labels 0..k-1 in order of first appearance."""
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
-    if len(offsets) == 0:
-        return np.zeros(0, dtype=int)
-    pairs = cKDTree(offsets).query_pairs(radius, output_type="ndarray")
-    from scipy.sparse import coo_matrix
+    from obsdb.imaging.neighbours import pairs_within_self
 
     n = len(offsets)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else \
-        coo_matrix((n, n))
-    _, labels = connected_components(graph, directed=False)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    parent = list(range(n))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs_within_self(np.asarray(offsets, dtype=float), radius).tolist():
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
     # Relabel by first appearance so group names follow the night's order.
     order = {}
-    return np.array([order.setdefault(label, len(order)) for label in labels])
+    return np.array([order.setdefault(root(i), len(order)) for i in range(n)])
 
 
 def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepted", reference: str | None = None,
