@@ -284,3 +284,8 @@ def test_where_selects_by_the_current_registrations_confidence(two_nights, tmp_p
         moved = max(registered.values(), key=lambda r: abs(r.dx))
         hit = cat.frames(where=f"align_dx > {moved.dx - 1e-6} and align_dx < {moved.dx + 1e-6}")
         assert [f.id for f in hit] == [moved.frame_id]
+        # The listing's current shift carries the same confidence (frames --format json, show).
+        shifts = {r["id"]: r["shift"] for r in cat.frame_dicts() if r["shift"]}
+        assert shifts.keys() == registered.keys()
+        for frame_id, r in registered.items():
+            assert shifts[frame_id]["matches"] == r.n_matched and shifts[frame_id]["method"] == r.method

@@ -205,11 +205,15 @@ def _current_shifts(session: Session, ids: list[int] | None) -> dict[int, dict]:
         current = current.where(ShiftStep.frame_id.in_(ids))
     current = current.subquery()
     query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
-                    func.sum(ShiftStep.rotation_deg), func.count())
+                    func.sum(ShiftStep.rotation_deg), func.count(), func.max(ShiftStep.n_matched),
+                    func.max(ShiftStep.residual_rms), func.max(ShiftStep.method))
              .join(current, and_(current.c.frame_id == ShiftStep.frame_id, current.c.run_id == ShiftStep.run_id))
              .group_by(ShiftStep.frame_id, ShiftStep.run_id))
-    return {frame_id: {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n}
-            for frame_id, run_id, dx, dy, rot, n in session.connection().execute(query)}
+    # The registration's confidence travels with the shift: star pairs kept, fit residual, method
+    # (the staged method's three steps have no pairs: None).
+    return {frame_id: {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n, "matches": matches,
+                       "rms": rms, "method": method if n == 1 else "staged"}
+            for frame_id, run_id, dx, dy, rot, n, matches, rms, method in session.connection().execute(query)}
 
 
 def render_plan(session: Session, *, run: int | None = None, status: str = "accepted", band: str | None = None,
