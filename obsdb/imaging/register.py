@@ -735,6 +735,10 @@ def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
     bg = ndimage.median_filter(bg, size=3, mode="nearest")
     bg_full = ndimage.zoom(bg, (ny / bg.shape[0], nx / bg.shape[1]), order=1, mode="nearest", grid_mode=True)
     img -= bg_full[:ny, :nx]
+    # A sensor's column and row pattern sits still on the detector and would pin the peak at zero
+    # shift: each column's and row's median is taken out (stars barely move a median).
+    img -= np.median(img, axis=0)[None, :]
+    img -= np.median(img, axis=1)[:, None]
     sigma = _robust_sigma(img[::step, ::step]) or 1.0
     # compress: faint stars count, bright ones cannot dominate
     img = np.arcsinh(img / (3 * sigma)).astype(np.float32)
