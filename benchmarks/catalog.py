@@ -111,6 +111,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from _children import child_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on sys.path when run
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "/tmp/obsdb-bench-catalog.sqlite"
 WIDTH = 110
@@ -171,22 +173,6 @@ COLUMNS = {
 
 
 # ============================================================ subprocesses
-
-def obsdb_prefix() -> list[str]:
-    """The command line that starts ``obsdb`` with this interpreter."""
-    script = Path(sys.executable).with_name("obsdb")
-    if script.is_file():
-        return [sys.executable, str(script)]
-    return [sys.executable, "-m", "obsdb.cli.app"]
-
-
-def child_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OBSDB_DB", "OBSDB_CONFIG", "OBSDB_DEBUG")}
-    if (ROOT / "obsdb" / "__init__.py").is_file():
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env["COLUMNS"] = "200"
-    return env
-
 
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
@@ -926,7 +912,7 @@ def main(argv=None) -> None:
     o = obsdb_prefix() + ["--db", str(db)]
     single = {"sql_ms": 100.0, "wall_s": 0.35}
     commands = [
-        {"label": f"rejected --night N --band V", "argv": o + ["rejected", "--night", night, "--band", "V"],
+        {"label": "rejected --night N --band V", "argv": o + ["rejected", "--night", night, "--band", "V"],
          "call": lambda: cat.frame_dicts(night=[night], band="V", status="rejected"),
          "api": "cat.frame_dicts(night=[N], band='V', status='rejected')", "target": single},
         {"label": "frames --night N --where 'median > 5000' --format json",

@@ -86,6 +86,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _children import child_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on sys.path when run
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SEPARATE = 0.5
 TARGET_ONE_PROCESS = 0.35
@@ -104,22 +106,6 @@ IMPORT_FILES = ("<frozen importlib", "importlib/", "<frozen zipimport")
 
 
 # --------------------------------------------------------------------------- helpers
-
-def obsdb_prefix() -> list[str]:
-    """The command line that starts ``obsdb`` with this interpreter."""
-    script = Path(sys.executable).with_name("obsdb")
-    if script.is_file():
-        return [sys.executable, str(script)]
-    return [sys.executable, "-m", "obsdb.cli.app"]
-
-
-def child_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OBSDB_DB", "OBSDB_CONFIG", "OBSDB_DEBUG")}
-    if (ROOT / "obsdb" / "__init__.py").is_file():
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env["COLUMNS"] = "200"
-    return env
-
 
 def timed(argv: list[str], cwd: Path, env: dict) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()

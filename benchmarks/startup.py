@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -55,26 +54,12 @@ import textwrap
 import time
 from pathlib import Path
 
+from _children import child_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on sys.path when run
+
 HEAVY = ("astropy", "numpy", "scipy", "alembic", "sqlalchemy", "rich", "typer", "matplotlib", "pandas",
          "pydantic", "photutils", "sep")
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 98
-
-
-def obsdb_prefix(xopts=()) -> list[str]:
-    """The command line that starts ``obsdb`` with this interpreter."""
-    script = Path(sys.executable).with_name("obsdb")
-    if script.is_file():
-        return [sys.executable, *xopts, str(script)]
-    return [sys.executable, *xopts, "-m", "obsdb.cli.app"]
-
-
-def child_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("OBSDB_DB", "OBSDB_CONFIG", "OBSDB_DEBUG")}
-    if (ROOT / "obsdb" / "__init__.py").is_file():
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env["COLUMNS"] = "200"
-    return env
 
 
 def run(argv, cwd, env, capture=False):
