@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from obsdb.catalog.models import Centroid, Frame, ShiftStep, Tag
+from obsdb.catalog.models import Frame, ShiftStep, Tag
 from obsdb.catalog.queries import frame_records
 from obsdb.cli.app import app
 from obsdb.config import IngestConfig

@@ -9,7 +9,6 @@ archive of a million frames that was a scan of every frame row (0.9 s),
 and with this covering index it reads the index only.
 """
 from alembic import op
-import sqlalchemy as sa
 
 
 revision = '0003'

@@ -47,6 +47,14 @@ def cfa_pattern(header) -> str | None:
     return None
 
 
+def cfa_pattern_or_none(header) -> str | None:
+    """:func:`cfa_pattern`, with a value that names no pattern taken as grey (the header keeps it)."""
+    try:
+        return cfa_pattern(header)
+    except ValueError:
+        return None
+
+
 def superpixels(data) -> np.ndarray:
     """The 2x2 superpixel image (half the size; an odd last row or column is dropped)."""
     img = np.asarray(data, dtype=np.float32)

@@ -180,16 +180,12 @@ def _register_worker_init(reference_path: str, reference_stars):
 
 def _detect(image):
     """Registration stars of a frame read from disk; a colour mosaic's from its superpixels."""
-    from obsdb.imaging.bayer import cfa_pattern, stars_to_full_resolution, superpixels
+    from obsdb.imaging.bayer import cfa_pattern_or_none, stars_to_full_resolution, superpixels
     from obsdb.imaging.register import detect_registration_stars
     from obsdb.imaging.stats import saturation_level
 
     saturation = saturation_level(image.header, image.bitpix)
-    try:
-        pattern = cfa_pattern(image.header)
-    except ValueError:
-        pattern = None
-    if pattern is None:
+    if cfa_pattern_or_none(image.header) is None:
         return detect_registration_stars(image.data, saturation=saturation)
     return stars_to_full_resolution(detect_registration_stars(
         superpixels(image.data), saturation=None if saturation is None else 2 * saturation))

@@ -142,6 +142,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     """
     import numpy as np
 
+    from obsdb.imaging.bayer import cfa_pattern_or_none
     from obsdb.imaging.fitsio import FitsReadError, read_fits_image
     from obsdb.imaging.header import frame_columns, header_to_json
     from obsdb.imaging.stats import EmptyImageError, pixel_stats, saturation_level
@@ -168,7 +169,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
         if config.measure_quality and np.isfinite(image.data).any():
             from obsdb.imaging.stars import encode_stars
 
-            quality = quality_metrics(image.data, saturation, cfa=_cfa_pattern(image.header))
+            quality = quality_metrics(image.data, saturation, cfa=cfa_pattern_or_none(image.header))
             result.metrics = quality.metrics
             result.stars, result.n_stars_stored = encode_stars(quality.stars), len(quality.stars)
         # The image is ours and used for nothing after this: the median may
@@ -193,14 +194,6 @@ def quality_metrics(data, saturation, *, cfa: str | None = None):
     return metrics_from_image(data, saturation, cfa=cfa)
 
 
-def _cfa_pattern(header) -> str | None:
-    """The Bayer pattern of a header, None for a grey sensor or a value that names no pattern."""
-    from obsdb.imaging.bayer import cfa_pattern
-
-    try:
-        return cfa_pattern(header)
-    except ValueError:  # measured as grey; the header keeps the odd value for whoever looks
-        return None
 
 
 def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,

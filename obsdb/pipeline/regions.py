@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from obsdb.errors import ObsdbError
 from obsdb.imaging.fitsio import atomic_write_bytes
 
 

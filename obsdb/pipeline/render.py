@@ -105,6 +105,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
     import numpy as np
     from astropy.io import fits
 
+    from obsdb.imaging.bayer import cfa_pattern_or_none
     from obsdb.imaging.defects import sharp_defects
     from obsdb.imaging.fitsio import FitsReadError, atomic_write_fits, read_fits_image
     from obsdb.imaging.resample import resample
@@ -120,7 +121,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
                     "error": f"{task['path']}: {exc}"}
         transform = total_transform(task["steps"], image.data.shape)
         data = image.data
-        pattern = _cfa(image.header)
+        pattern = cfa_pattern_or_none(image.header)
         if pattern is not None:
             # A colour mosaic resampled as grey keeps its checkerboard: demosaic first, write luminance.
             from obsdb.imaging.bayer import luminance
@@ -304,15 +305,6 @@ def _linear_near_saturation(aligned, data, transform, saturation):
     out = aligned.copy()
     out[region] = linear[region]
     return out, int(region.sum())
-
-
-def _cfa(header) -> str | None:
-    from obsdb.imaging.bayer import cfa_pattern
-
-    try:
-        return cfa_pattern(header)
-    except ValueError:
-        return None
 
 
 def _reference_wcs(paths) -> dict:
