@@ -488,20 +488,26 @@ def _fixed_pattern(shape, seed):
     return pattern + np.linspace(0, 40, ny)[:, None]
 
 
-@pytest.mark.parametrize("seed", [21, 22, 23, 24])
-def test_a_faint_frame_with_fixed_pattern_is_registered_right_or_refused(seed):
+def _faint_pair(seed, *, n_stars, flux, offset):
+    """A 5 s frame and reference of a faint sky, a sensor's fixed pattern and 400 hot pixels on both."""
     shape = (SMALL, SMALL)
-    sky = sim.make_sky(seed=seed, n_stars=40, extent=(700, 700), center=SMALL_CENTRE, flux_min=300.0,
-                       flux_max=2.0e4)
+    sky = sim.make_sky(seed=seed, n_stars=n_stars, extent=(700, 700), center=SMALL_CENTRE, flux_min=flux[0],
+                       flux_max=flux[1])
     det = sim.make_detector(seed=seed + 100, size=shape, n_hot_pixels=400)
     rng = np.random.default_rng(seed + 200)
     pattern = _fixed_pattern(shape, seed + 300)
     spec = dict(kind="good", exptime=5.0, rotation_deg=0.0, background=800.0)
     reference, _ = sim.simulate_frame(sim.FrameSpec(0, offset=(0.0, 0.0), **spec), sky, rng=rng, size=shape,
                                       detector=det)
-    frame, truth = sim.simulate_frame(sim.FrameSpec(1, offset=(20.0, -13.0), **spec), sky, rng=rng, size=shape,
+    frame, truth = sim.simulate_frame(sim.FrameSpec(1, offset=offset, **spec), sky, rng=rng, size=shape,
                                       detector=det)
-    result = register(frame + pattern, reference + pattern, saturation=sim.SATURATE)
+    return frame + pattern, reference + pattern, truth
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23, 24])
+def test_a_faint_frame_with_fixed_pattern_is_registered_right_or_refused(seed):
+    frame, reference, truth = _faint_pair(seed, n_stars=40, flux=(300.0, 2.0e4), offset=(20.0, -13.0))
+    result = register(frame, reference, saturation=sim.SATURATE)
     if result.ok:
         assert result.dx == pytest.approx(truth["dx"], abs=0.5)
         assert result.dy == pytest.approx(truth["dy"], abs=0.5)
@@ -546,20 +552,10 @@ def test_twice_the_scale_with_most_of_the_frame_outside_the_reference():
 def test_a_faint_crowded_frame_is_registered_from_its_faint_stars(seed):
     # A cluster of 3000 faint stars, 5 s: a handful reach the usual detection, the rest a careful eye
     # (or a matched filter) still sees; the sensor's column pattern and 400 hot pixels on top.
-    shape = (SMALL, SMALL)
-    sky = sim.make_sky(seed=seed, n_stars=3000, extent=(700, 700), center=SMALL_CENTRE, flux_min=200.0,
-                       flux_max=6000.0)
-    det = sim.make_detector(seed=seed + 100, size=shape, n_hot_pixels=400)
-    rng = np.random.default_rng(seed + 200)
-    pattern = _fixed_pattern(shape, seed + 300)
-    spec = dict(kind="good", exptime=5.0, rotation_deg=0.0, background=800.0)
-    reference, _ = sim.simulate_frame(sim.FrameSpec(0, offset=(0.0, 0.0), **spec), sky, rng=rng, size=shape,
-                                      detector=det)
     true = (10.0 + 7.5 * (seed % 4), -13.0 - 4.0 * (seed % 3))
-    frame, truth = sim.simulate_frame(sim.FrameSpec(1, offset=true, **spec), sky, rng=rng, size=shape,
-                                      detector=det)
-    assert len(detect_registration_stars(frame + pattern, saturation=sim.SATURATE)) < 15
-    result = register(frame + pattern, reference + pattern, saturation=sim.SATURATE)
+    frame, reference, truth = _faint_pair(seed, n_stars=3000, flux=(200.0, 6000.0), offset=true)
+    assert len(detect_registration_stars(frame, saturation=sim.SATURATE)) < 15
+    result = register(frame, reference, saturation=sim.SATURATE)
     assert result.ok and result.method == "faint-stars", result.reason
     assert result.dx == pytest.approx(truth["dx"], abs=0.5) and result.dy == pytest.approx(truth["dy"], abs=0.5)
     assert result.verification.ok and result.verification.n_matched > 20 * max(result.verification.expected, 1)
