@@ -99,3 +99,35 @@ def test_cosmic_ray_hits_are_found():
     for x, y in hits:
         near[max(0, y - 3):y + 4, max(0, x - 3):x + 4] = True
     assert not (found & ~near).any()
+
+
+def test_warm_pixels_too_faint_for_one_frame_are_found_in_the_nights_median():
+    from obsdb.imaging.defects import detector_defects
+
+    sky = sim.make_sky(seed=41, n_stars=500, extent=(800, 800), center=CENTRE)
+    rng = np.random.default_rng(42)
+    probe, _ = sim.simulate_frame(sim.FrameSpec(0, offset=(0.0, 0.0), rotation_deg=0.0, kind="good", fwhm=2.5),
+                                  sky, rng=np.random.default_rng(1), size=(SIZE, SIZE),
+                                  detector=sim.make_detector(seed=2, size=(SIZE, SIZE), n_hot_pixels=0),
+                                  n_cosmic_rays=0)
+    sigma = 1.4826 * np.median(np.abs(probe - np.median(probe)))
+    flat = rng.choice(SIZE * SIZE, size=150, replace=False)
+    warm_y, warm_x = np.divmod(flat, SIZE)
+    # Four sky sigmas: below the six a single frame needs, far above the median's noise.
+    detector = sim.Detector((SIZE, SIZE), warm_x, warm_y, np.full(150, 4.0 * sigma))
+    frames = []
+    for i in range(9):
+        offset = tuple(rng.uniform(-6, 6, 2))
+        image, _ = sim.simulate_frame(sim.FrameSpec(i, offset=offset, rotation_deg=0.0, kind="good", fwhm=2.5),
+                                      sky, rng=np.random.default_rng(100 + i), size=(SIZE, SIZE),
+                                      detector=detector, n_cosmic_rays=20)
+        frames.append(image)
+    warm = np.zeros((SIZE, SIZE), dtype=bool)
+    warm[warm_y, warm_x] = True
+    found = detector_defects(frames, fwhm=2.5)
+    assert (found & warm).sum() >= 0.8 * warm.sum(), (found & warm).sum()
+    assert (found & ~warm).sum() <= 2          # no star, no cosmic ray of any one frame
+    # One frame alone cannot see them: the night's median is what finds them.
+    assert (sharp_defects(frames[0], fwhm=2.5) & warm).sum() < 0.3 * warm.sum()
+    # Too few frames, or frames that disagree in size: no mask rather than a wrong one.
+    assert not detector_defects(frames[:2], fwhm=2.5).any()

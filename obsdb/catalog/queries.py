@@ -263,7 +263,8 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
         if task is None:
             task = tasks[frame.id] = {
                 "frame_id": frame.id, "number": frame.number, "path": frame.path, "band": frame.band,
-                "object": frame.object, "exptime": frame.exptime, "sky": sky, "fwhm": fwhm, "saturation": saturation,
+                "night_id": frame.night_id, "instrument_id": frame.instrument_id,
+                "shape": (frame.height, frame.width), "object": frame.object, "exptime": frame.exptime, "sky": sky, "fwhm": fwhm, "saturation": saturation,
                 "run": step.run_id,
                 "reference": named(run_number, run_name), "reference_path": run_path, "method": method,
                 "date_obs": frame.date_obs.isoformat() if frame.date_obs else None, "airmass": frame.airmass,

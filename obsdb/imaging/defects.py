@@ -12,6 +12,7 @@ stack of frames dithered by a few pixels it does not average out.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -80,3 +81,79 @@ def sharp_defects(data, *, fwhm: float | None = None, nsigma: float = 6.0) -> np
             break
         found |= new
     return found
+
+
+DETECTOR_SAMPLE = 9
+"""Frames of a night (per instrument and frame size) whose median shows the detector's own defects."""
+
+
+def detector_defects(frames, *, fwhm: float | None = None, nsigma: float = 6.0,
+                     max_fraction: float = 0.01) -> np.ndarray:
+    """Mask of the pixels that are hot in the median of several frames, in detector coordinates.
+
+    A warm pixel a few sigma above the sky hides in the noise of one frame
+    but not in the lower quartile of nine, whose noise is about twice lower;
+    a cosmic-ray hit, or a star that the dithers move across the pixel in a
+    few frames, is gone from it.  So the quartile shows what the detector
+    adds at the same pixel in every frame.  With no
+    cosmic-ray tracks left to follow, a defect there is a single pixel whose
+    four side neighbours stay, on average, near the sky; a star that stays
+    put lights them to a share of its peak that its FWHM fixes.
+
+    Parameters
+    ----------
+    frames : sequence of 2-D arrays
+        Frames of one night and instrument, all of one shape, as read (not aligned).
+        At least three; fewer give an empty mask (a median of two does not reject a hit).
+    fwhm : float, optional
+        The frames' typical star FWHM in pixels.
+    nsigma : float
+        Height above the local sky of the quartile image, in that image's own sigmas.
+    max_fraction : float
+        A mask covering more than this fraction of the pixels is not a set of
+        defects (a frame of another field, a flat among lights): an empty mask is returned.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True at the detector's defects.
+    """
+    frames = [np.asarray(f, dtype=np.float32) for f in frames]
+    if len(frames) < 3 or len({f.shape for f in frames}) != 1:
+        shape = frames[0].shape if frames else (0, 0)
+        return np.zeros(shape, dtype=bool)
+    cube = np.stack(frames)
+    # Sky levels differ from frame to frame (cloud, twilight): level them so the median is not one frame's.
+    levels = np.array([np.nanmedian(f[::4, ::4]) for f in frames], dtype=np.float32)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN pixel stays NaN
+        # The lower quartile, not the median: a star dithered across a pixel lights it in a few frames,
+        # the detector in all of them.
+        quartile = np.nanpercentile(cube - levels[:, None, None], 25, axis=0).astype(np.float32)
+    found = _isolated_pixels(quartile, fwhm=fwhm, nsigma=nsigma)
+    if found.mean() > max_fraction:
+        return np.zeros(found.shape, dtype=bool)
+    return found
+
+
+def _isolated_pixels(img, *, fwhm: float | None, nsigma: float) -> np.ndarray:
+    """Single pixels ``nsigma`` above the sky whose four side neighbours average near the sky."""
+    from scipy import ndimage
+
+    finite = np.isfinite(img)
+    if not finite.any():
+        return np.zeros(img.shape, dtype=bool)
+    filled = np.where(finite, img, np.float32(np.median(img[finite][::7])))
+    # Above the local sky: faint stars and the wings of bright ones, blurred by the dithers, are not the detector.
+    height = filled - ndimage.median_filter(filled, size=5, mode="nearest")
+    sample = height[finite][::7]
+    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample)))) or float(np.std(sample)) or 1.0
+    width = max(float(fwhm) if fwhm and math.isfinite(fwhm) else 2.0, 0.8)
+    share = math.exp(-4 * math.log(2) * 2 / width ** 2) / SHARPNESS_MARGIN
+    ny, nx = height.shape
+    padded = np.pad(height, 1, mode="edge")
+    sides = [padded[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+    peak = np.all([height >= side for side in sides], axis=0)
+    # The mean of four neighbours has half a pixel's noise: two of those sigmas above the star-free share.
+    mean_side = sum(sides) / np.float32(4)
+    return finite & peak & (height > nsigma * noise) & (mean_side < share * height + noise)

@@ -132,6 +132,14 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         # pixels as they are (the notebook's shift, exactly): nothing rings.
         defects = (np.zeros(data.shape, dtype=bool) if interpolation == "nearest"
                    else sharp_defects(data, fwhm=task.get("fwhm")))
+        detector = task.get("detector_defects")
+        n_detector = 0
+        if detector is not None and pattern is None and interpolation != "nearest":
+            # Warm pixels too faint to stand out in one frame, found in the night's frames together (see render()).
+            flat = defects.reshape(-1)
+            if detector.size and int(detector.max()) < flat.size:
+                n_detector = int((~flat[detector]).sum())
+                flat[detector] = True
         if defects.any():
             data = np.array(data, dtype=np.float32, copy=True)
             data[defects] = np.nan
@@ -163,6 +171,8 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header["HIERARCH OBSDB_NDEFECT"] = (int(defects.sum()), "hot/cosmic-ray pixels masked before resampling")
         header.add_history(f"obsdb: resampled once with {interpolation}; NaN where no data (COVERAGE ext)")
         header.add_history(f"obsdb: {int(defects.sum())} hot/cosmic-ray pixels masked before resampling")
+        if n_detector:
+            header.add_history(f"obsdb: {n_detector} of them found only in the night's frames together")
         primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
         mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
         target = Path(out_dir) / task.get("output", output_name(task["path"]))
@@ -233,6 +243,8 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     if inputs:
         raise ObsdbError(f"{sorted(inputs)[0]}: is an input frame; refusing to overwrite it (choose another --out)")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if interpolation != "nearest":
+        _attach_detector_defects(tasks)
     report = RenderReport()
     results = []
     try:
@@ -305,6 +317,58 @@ def _linear_near_saturation(aligned, data, transform, saturation):
     out = aligned.copy()
     out[region] = linear[region]
     return out, int(region.sum())
+
+
+DETECTOR_SAMPLE_BYTES = 256 * 2 ** 20
+"""Memory for the frames whose median shows a night's detector defects (fewer frames when they are large)."""
+
+
+def _attach_detector_defects(tasks: list[dict]) -> None:
+    """Give each task the flat indices of its detector's defects, from the lower quartile of the night's frames.
+
+    Frames are grouped by night, instrument and size; up to
+    :data:`obsdb.imaging.defects.DETECTOR_SAMPLE` of each group, spread over
+    the night, are read and their median searched (:func:`detector_defects`).
+    Colour mosaics are left to the per-frame search: their pixels are not
+    comparable neighbour to neighbour.
+    """
+    import warnings
+
+    import numpy as np
+
+    from obsdb.imaging.bayer import cfa_pattern_or_none
+    from obsdb.imaging.defects import DETECTOR_SAMPLE, detector_defects
+    from obsdb.imaging.fitsio import FitsReadError, read_fits_image
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for task in tasks:
+        if task.get("shape") and None not in task["shape"]:
+            groups[(task.get("night_id"), task.get("instrument_id"), tuple(task["shape"]))].append(task)
+    for (_, _, shape), members in groups.items():
+        room = DETECTOR_SAMPLE_BYTES // max(1, 4 * shape[0] * shape[1])
+        count = min(DETECTOR_SAMPLE, len(members), room)
+        if count < 3:
+            continue
+        ordered = sorted(members, key=lambda t: (t.get("date_obs") or "", t["path"]))
+        chosen = [ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)]
+        frames = []
+        for task in chosen:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    image = read_fits_image(task["path"], hash_mode="none")
+            except FitsReadError:
+                continue  # render_frame reports it
+            if cfa_pattern_or_none(image.header) is not None or image.data.shape != shape:
+                frames = []
+                break
+            frames.append(image.data)
+        fwhms = [t["fwhm"] for t in members if t.get("fwhm") and np.isfinite(t["fwhm"])]
+        mask = detector_defects(frames, fwhm=float(np.median(fwhms)) if fwhms else None)
+        if mask.any():
+            indices = np.flatnonzero(mask).astype(np.int64)
+            for task in members:
+                task["detector_defects"] = indices
 
 
 def _reference_wcs(paths) -> dict:
