@@ -436,7 +436,7 @@ def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path
     for _, path in report.frames:
         assert fits.getheader(path).get("SESSION", "early") == Path(path).relative_to(out).parts[0], path
     assert report.stacks[0]["frames"] == 6
-    assert sorted(Path(p).relative_to(tmp_path / "selected").as_posix() for p in copied) == sorted(
+    assert sorted(Path(p).relative_to(tmp_path / "selected").as_posix() for p in copied.written) == sorted(
         f"{session}/{f['file']}" for session in ("early", "late") for f in first.frames)
 
 
@@ -536,3 +536,72 @@ def test_aligned_frames_and_stacks_carry_the_references_wcs_and_times(real_data,
             assert header["NCOMBINE"] == 1 and header["DATE-OBS"] <= header["DATE-END"] and "MJD-MID" in header
             assert WCS(header).pixel_to_world(40, 50).separation(reference.pixel_to_world(40, 50)).arcsec < 0.01
     assert files == {"dss_test1.fits", "dss_test2.fits"}
+
+
+# ------------------------------------------------------------------ outputs are obsdb's, or left alone
+
+
+def test_render_replaces_only_its_own_unchanged_outputs_and_removes_its_leftovers(tmp_path):
+    """A user's file under an output's name, or an output changed since, is never replaced."""
+    simulate_night(tmp_path / "night", seed=43, n_frames=3, **QUIET)
+    out = tmp_path / "out"
+    with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
+        first = render(catalog, out, stack="median", previews=True)
+        outputs = [Path(path) for _, path in first.frames]
+        # A killed render's temporary file, and a stranger's hidden file that only looks alike.
+        leftover = outputs[0].parent / f".{outputs[0].name}.abcd1234.part"
+        leftover.write_bytes(b"half a frame")
+        stranger = outputs[0].parent / f".{outputs[0].name}.notes.part"
+        stranger.write_bytes(b"mine")
+        again = render(catalog, out, stack="median", previews=True)      # its own files: replaced
+        assert len(again.frames) == len(first.frames)
+        assert not leftover.exists() and stranger.read_bytes() == b"mine"
+        # The user edits an aligned frame: the next render refuses to replace it, and says why.
+        with fits.open(outputs[1], mode="update") as hdul:
+            hdul[0].header["NOTE"] = "mine now"
+        edited = outputs[1].read_bytes()
+        with pytest.raises(ObsdbError, match="changed since"):
+            render(catalog, out)
+        assert outputs[1].read_bytes() == edited
+        # A file obsdb never wrote, under a stack's name.
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "stack_V.fits").write_bytes(b"the user's own stack")
+        with pytest.raises(ObsdbError, match="not written by obsdb"):
+            render(catalog, other, stack="median")
+        assert (other / "stack_V.fits").read_bytes() == b"the user's own stack"
+
+
+def test_collect_never_replaces_a_file_it_did_not_write(tmp_path):
+    simulate_night(tmp_path / "night", seed=44, n_frames=3, **QUIET)
+    with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
+        copied = collect(catalog, tmp_path / "selected")
+        assert len(copied.written) == 3
+        again = collect(catalog, tmp_path / "selected", link=True)        # identical copies: left alone
+        assert again.written == [] and len(again.present) == 3
+        victim = Path(copied.written[0])
+        victim.write_bytes(b"the user's notes")
+        with pytest.raises(ObsdbError, match="not a copy of"):
+            collect(catalog, tmp_path / "selected", link=True)
+        assert victim.read_bytes() == b"the user's notes"
+        (tmp_path / "a-file").write_text("x")
+        with pytest.raises(ObsdbError, match="is a file, not a folder"):
+            collect(catalog, tmp_path / "a-file")
+
+
+def test_collect_link_across_filesystems_copies_and_says_so(tmp_path, monkeypatch):
+    import errno
+
+    simulate_night(tmp_path / "night", seed=45, n_frames=2, **QUIET)
+
+    def cross_device(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
+        real_link = os.link
+        monkeypatch.setattr(os, "link", lambda a, b: cross_device(a, b) if ".part" not in str(a)
+                            else real_link(a, b))
+        done = collect(catalog, tmp_path / "selected", link=True)
+    assert done.copied_not_linked == 2 and len(done.written) == 2
+    for path in done.written:
+        assert os.stat(path).st_nlink == 1 and Path(path).stat().st_size > 2880

@@ -643,6 +643,24 @@ class Catalog:
 
         return self.read(catalogued_among, paths)
 
+    def written_outputs(self, paths: list[str]) -> dict[str, set[str]]:
+        """The SHA-256 digests obsdb recorded for each of ``paths`` it wrote (render outputs, previews).
+
+        A path missing from the answer is no file obsdb wrote.
+        """
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import RenderOutput
+
+        found: dict[str, set[str]] = {}
+        keys = sorted(set(paths))
+        with self.session() as session:
+            for start in range(0, len(keys), 500):  # bounded IN lists
+                for path, digest in session.execute(select(RenderOutput.path, RenderOutput.sha256)
+                                                    .where(RenderOutput.path.in_(keys[start:start + 500]))):
+                    found.setdefault(path, set()).add(digest)
+        return found
+
     def record_render_outputs(self, rows: list[dict]) -> None:
         """Record written outputs (aligned frames, stacks) with their hashes, in one transaction."""
         from obsdb.catalog.models import RenderOutput

@@ -65,5 +65,12 @@ def collect(
     from obsdb.pipeline.render import collect as run_collect
 
     with open_catalog() as catalog, user_errors():
-        written = run_collect(catalog, out, status=status, band=band, link=link, nights=nights_arg(night))
-    console.print(f"{'linked' if link else 'copied'} {len(written)} frames to {out}")
+        done = run_collect(catalog, out, status=status, band=band, link=link, nights=nights_arg(night))
+    verb = "linked" if link else "copied"
+    line = f"{verb} {len(done.written)} frame{'' if len(done.written) == 1 else 's'} to {out}"
+    if done.present:
+        line += f"; {len(done.present)} already there (same bytes), left as they were"
+    console.print(line)
+    if done.copied_not_linked:
+        err_console.print(f"note: {done.copied_not_linked} copied instead of linked: --out is on another "
+                          "filesystem, where a hard link cannot reach")

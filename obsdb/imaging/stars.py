@@ -69,6 +69,17 @@ _MIN_NPIX_SHAPE = 12
 # Per-axis variance of sep's default detection kernel (see _gaussian_axes).
 _KERNEL_VAR = 0.5
 
+PIXEL_LIMIT = 1e12
+"""Largest pixel magnitude that star detection takes for light; beyond it a pixel is bad, as NaN is.
+
+No detector reads that far (a 32-bit ADC tops at 4.3e9), while a frame with random bytes inserted
+into its data holds values up to 3e38, whose sums overflow inside sep: ``sep.extract`` died with
+SIGSEGV on such a file (issue 11)."""
+
+_MIN_PADDING_LINE = 16
+"""Shortest edge row or column that :func:`_edge_padding` may take for padding: a line of a few
+equal pixels is chance (each column of a 1 x 5000 frame is one pixel, always "constant")."""
+
 
 @dataclass
 class QualityMetrics:
@@ -145,11 +156,11 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
     raw = np.asarray(data)
     if raw.ndim != 2:
         raise ValueError(f"expected a 2-D image, got shape {raw.shape}")
+    # sep reads the buffer as native float32 and trusts its values: anything else is converted here.
     img = np.ascontiguousarray(raw, dtype=np.float32)
     if img.dtype.byteorder not in ("=", "|"):
         img = img.astype(img.dtype.newbyteorder("="))
-    finite = np.isfinite(img)
-    bad = None if finite.all() else ~finite
+    bad = _unusable(img)
     padding = _edge_padding(img)
     if padding is not None:
         bad = padding if bad is None else (bad | padding)
@@ -160,7 +171,7 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
         bad = mask if bad is None else (bad | mask)
     if bad is not None:
         if bad.all():
-            raise ValueError("every pixel is masked or not finite")
+            raise ValueError(f"every pixel is masked or not finite (or beyond +-{PIXEL_LIMIT:g})")
         img = np.where(bad, np.float32(0), img)
         bad = np.ascontiguousarray(bad)
     elif np.may_share_memory(img, raw):
@@ -175,12 +186,15 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
             # cost half of 64-px ones.
             box = int(min(128, max(32, min(img.shape) // 16)))
             background = sep.Background(img, mask=bad, bw=box, bh=box, fw=3, fh=3)
-        back = background.back()
-        level = float(np.median(back[::16, ::16]))
+        # subfrom() spares the frame-sized array back() would allocate; the background on the
+        # sample grids is what the subtraction took away there.
+        level_before = img[::16, ::16].copy()
+        plane_before = img[_plane_grid(img.shape)].copy()
+        background.subfrom(img)
+        level = float(np.median(level_before - img[::16, ::16]))
         rms = float(background.globalrms)
         if need_gradient:
-            gradient = _plane_ptp(back)
-        img -= back
+            gradient = _plane_ptp_of_sample(plane_before - img[_plane_grid(img.shape)], img.shape)
     else:
         back = np.asarray(background, dtype=np.float32)
         img -= back
@@ -193,6 +207,18 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
     if bad is not None:
         img[bad] = 0.0
     return _Prepared(sub=img, raw=raw, mask=bad, level=level, rms=rms, gradient=gradient)
+
+
+def _unusable(img: np.ndarray) -> np.ndarray | None:
+    """Mask of the pixels detection must not read (NaN, inf, beyond :data:`PIXEL_LIMIT`), or None."""
+    # Extremes within the limit (NaN propagates into them) prove every pixel usable: no mask to make.
+    low, high = float(img.min()), float(img.max())
+    if -PIXEL_LIMIT <= low and high <= PIXEL_LIMIT:
+        return None
+    bad = np.isnan(img)
+    bad |= img < -PIXEL_LIMIT
+    bad |= img > PIXEL_LIMIT
+    return bad
 
 
 def _edge_padding(img: np.ndarray) -> np.ndarray | None:
@@ -208,6 +234,8 @@ def _edge_padding(img: np.ndarray) -> np.ndarray | None:
     ny, nx = img.shape
 
     def constant(line: np.ndarray) -> bool:
+        if line.size < _MIN_PADDING_LINE:
+            return False
         first = line[0]
         return bool(np.isfinite(first) and (line == first).all())
 
@@ -234,9 +262,20 @@ def _edge_padding(img: np.ndarray) -> np.ndarray | None:
 
 def _plane_ptp(back: np.ndarray) -> float:
     """Peak-to-peak over the frame of a plane fitted to a coarse sample."""
-    ny, nx = back.shape
+    return _plane_ptp_of_sample(back[_plane_grid(back.shape)], back.shape)
+
+
+def _plane_grid(shape) -> tuple[slice, slice]:
+    """The coarse grid on which :func:`_plane_ptp` samples a background of this shape."""
+    step = max(1, min(shape) // 32)
+    return slice(step // 2, None, step), slice(step // 2, None, step)
+
+
+def _plane_ptp_of_sample(sample: np.ndarray, shape) -> float:
+    """:func:`_plane_ptp` from the background's values on :func:`_plane_grid`."""
+    ny, nx = shape
     step = max(1, min(ny, nx) // 32)
-    sample = back[step // 2::step, step // 2::step].astype(np.float64)
+    sample = np.asarray(sample, dtype=np.float64)
     yy, xx = np.mgrid[step // 2:ny:step, step // 2:nx:step]
     design = np.column_stack([np.ones(sample.size), xx.ravel(), yy.ravel()])
     coef, *_ = np.linalg.lstsq(design, sample.ravel(), rcond=None)
@@ -285,6 +324,8 @@ def _extract(prep: _Prepared, nsigma: float, minarea: int):
     # sep's defaults overflow on cloudy 2k frames with large trailed stars.
     sep.set_extract_pixstack(max(300_000, prep.sub.size // 4))
     sep.set_sub_object_limit(4096)
+    if not math.isfinite(prep.rms):
+        raise ValueError(f"background rms is {prep.rms}")
     rms = prep.rms if prep.rms > 0 else 1.0
     return sep.extract(prep.sub, nsigma, err=rms, mask=prep.mask, minarea=minarea,
                        deblend_cont=0.01)
@@ -431,8 +472,8 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
     ----------
     data : numpy.ndarray
         2-D image (any numeric dtype, any byte order; not modified).  NaN and
-        inf pixels, and constant rows and columns at the edges (unexposed
-        padding), are masked.
+        inf pixels, pixels beyond +-:data:`PIXEL_LIMIT`, and constant rows
+        and columns at the edges (unexposed padding), are masked.
     mask : numpy.ndarray of bool, optional
         True where pixels are bad.
     nsigma : float

@@ -242,7 +242,14 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     inputs = catalog.catalogued_among([str(out_dir / task["output"]) for task in tasks])
     if inputs:
         raise ObsdbError(f"{sorted(inputs)[0]}: is an input frame; refusing to overwrite it (choose another --out)")
+    from obsdb.pipeline.outputs import refuse_foreign, remove_own_leftovers
+
+    targets = [out_dir / task["output"] for task in tasks]
+    targets += [target.with_suffix(".png") for target in targets] if previews else []
+    # An output folder may hold the user's own files: only what obsdb wrote (and nobody changed) is replaced.
+    refuse_foreign(targets, catalog.written_outputs([str(t) for t in targets]), what="render")
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_own_leftovers(targets)
     if interpolation != "nearest":
         _attach_detector_defects(tasks)
     report = RenderReport()
@@ -274,12 +281,19 @@ def _record_frames(catalog, tasks, results, interpolation, report) -> None:
     if not results:
         return
     bands = {t["frame_id"]: t["band"] for t in tasks}
-    catalog.record_render_outputs([
-        {"run_id": result["run"], "frame_id": result["frame_id"], "kind": "aligned",
-         "band": bands[result["frame_id"]], "path": result["path"], "sha256": result["sha256"],
-         "interpolation": interpolation,
-         "parameters": {"dx": result["dx"], "dy": result["dy"], "rotation_deg": result["rotation_deg"]}}
-        for result in results])
+    from obsdb.pipeline.outputs import file_sha256
+
+    rows = [{"run_id": result["run"], "frame_id": result["frame_id"], "kind": "aligned",
+             "band": bands[result["frame_id"]], "path": result["path"], "sha256": result["sha256"],
+             "interpolation": interpolation,
+             "parameters": {"dx": result["dx"], "dy": result["dy"], "rotation_deg": result["rotation_deg"]}}
+            for result in results]
+    # Previews are recorded too: a later render replaces them only while they are still obsdb's.
+    rows += [{"run_id": result["run"], "frame_id": result["frame_id"], "kind": "preview",
+              "band": bands[result["frame_id"]], "path": result["preview"], "sha256": file_sha256(result["preview"]),
+              "interpolation": interpolation, "parameters": None}
+             for result in results if result["preview"]]
+    catalog.record_render_outputs(rows)
     for result in results:
         report.frames.append((result["number"], result["path"]))
         if result["preview"]:
@@ -426,6 +440,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
     from obsdb.imaging.fitsio import atomic_write_fits
     from obsdb.imaging.preview import write_preview_png
     from obsdb.imaging.stack import stack_files
+    from obsdb.pipeline.outputs import file_sha256, refuse_foreign, remove_own_leftovers
 
     by_id = {t["frame_id"]: t for t in tasks}
     several_targets = len({by_id[r["frame_id"]]["object"] for r in results}) > 1
@@ -464,6 +479,9 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         folder = out_dir / _file_safe(target or "no-object") if several_targets else out_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"stack_{_file_safe(band)}.fits"
+        refuse_foreign([path, path.with_suffix(".png")],
+                       catalog.written_outputs([str(path), str(path.with_suffix(".png"))]), what="render")
+        remove_own_leftovers([path, path.with_suffix(".png")])
         digest = atomic_write_fits(path, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
                                           fits.ImageHDU(stacked.coverage, name="COVERAGE")])
         title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {len(members)} frames"
@@ -473,7 +491,9 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
             "path": str(path), "sha256": digest, "interpolation": None,
             "parameters": {"method": method, "frames": [r["number"] for r in members], "target": target,
                            "exptime": exposure, "preview": str(preview),
-                           "sky_offsets": [round(o, 3) for o in offsets]}}])
+                           "sky_offsets": [round(o, 3) for o in offsets]}},
+            {"run_id": runs[0] if len(runs) == 1 else None, "frame_id": None, "kind": "preview", "band": band,
+             "path": str(preview), "sha256": file_sha256(preview), "interpolation": None, "parameters": None}])
         written.append({"band": band, "target": target, "path": str(path), "frames": len(members),
                         "exptime": exposure, "preview": str(preview)})
     return written
@@ -541,13 +561,37 @@ def _sky_level(catalog_sky: float | None, path: str) -> float:
         return float(np.nanmedian(hdul[0].data))
 
 
+@dataclass
+class CollectReport:
+    """What ``collect`` did."""
+
+    written: list[str] = field(default_factory=list)
+    """Copies and links made now."""
+    present: list[str] = field(default_factory=list)
+    """Targets that already were the input (a link) or a byte-identical copy: left as they are."""
+    copied_not_linked: int = 0
+    """Links asked for across filesystems (a hard link cannot cross one): copied instead."""
+
+
 def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str | None = None,
-            link: bool = False, nights=None) -> list[str]:
-    """Copy (or hard-link) the selected input frames into a folder, like the notebook's ``selected/``."""
+            link: bool = False, nights=None) -> CollectReport:
+    """Copy (or hard-link) the selected input frames into a folder, like the notebook's ``selected/``.
+
+    A file already in the folder under a target's name is never replaced: it
+    is left alone when it is the input itself (a link) or a byte-identical
+    copy of it, and refused otherwise (it may be another night's input, or
+    the user's own file).  A hard link across filesystems falls back to a copy.
+    """
+    import errno
     import shutil
     import tempfile
 
+    from obsdb.imaging.fitsio import _umask
+    from obsdb.pipeline.outputs import file_sha256, remove_own_leftovers
+
     out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ObsdbError(f"--out {out_dir}: is a file, not a folder")
     records = catalog.frame_dicts(night=nights, band=band, include_unreadable=False,
                                   status=None if status == "any" else status)
     if not records:
@@ -558,26 +602,68 @@ def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str
     if clashes:
         raise ObsdbError(f"{sorted(clashes)[0]}: is a catalogued input frame; refusing to replace it "
                          "(choose another --out)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    report = CollectReport()
+    todo = []
     for record in records:
         source = Path(record["path"])
         target = out_dir / outputs[record["path"]]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.resolve() == source.resolve():
-            raise ObsdbError(f"{target}: is the input itself; choose another --out")
-        if link:
-            if target.exists():
-                target.unlink()
-            os.link(source, target)
-        else:
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise ObsdbError(f"{target}: exists and is not a plain file; refusing to replace it "
+                             "(choose another --out)")
+        if target.exists():
+            if target.resolve() == source.resolve() or os.path.samefile(target, source):
+                report.present.append(str(target))
+                continue
+            if target.stat().st_size != source.stat().st_size or file_sha256(target) != file_sha256(source):
+                raise ObsdbError(f"{target}: exists and is not a copy of {source}; refusing to replace it "
+                                 "(move it, or choose another --out)")
+            report.present.append(str(target))
+            continue
+        todo.append((source, target))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ObsdbError(f"--out {out_dir}: cannot create the folder: {exc.strerror}") from None
+    remove_own_leftovers([target for _, target in todo])
+    for source, target in todo:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if link:
+                try:
+                    os.link(source, target)
+                    report.written.append(str(target))
+                    continue
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                    report.copied_not_linked += 1
             fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
             os.close(fd)
             try:
                 shutil.copy2(source, tmp)
-                os.replace(tmp, target)
-            except BaseException:
+                os.chmod(tmp, 0o666 & ~_umask())
+                _publish_without_replacing(tmp, target)
+            finally:
                 Path(tmp).unlink(missing_ok=True)
-                raise
-        written.append(str(target))
-    return written
+        except FileExistsError:
+            raise ObsdbError(f"{target}: appeared while collecting; refusing to replace it") from None
+        except OSError as exc:
+            raise ObsdbError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        report.written.append(str(target))
+    return report
+
+
+def _publish_without_replacing(tmp: str, target: Path) -> None:
+    """Give the finished temporary file its name, never replacing a file that appeared meanwhile."""
+    import errno
+
+    try:
+        # link() refuses an existing target where rename() would replace it.
+        os.link(tmp, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        # A filesystem without hard links: check, then rename (a narrow race, on such filesystems only).
+        if target.exists():
+            raise FileExistsError(str(target)) from None
+        os.replace(tmp, target)
