@@ -315,3 +315,61 @@ def test_bad_arguments_are_refused(catalog, tmp_path):
         build_report(catalog, tmp_path / "x", workers=0)
     with pytest.raises(ValueError, match="thumbnail size"):
         build_report(catalog, tmp_path / "x", thumbnail_size=4)
+
+
+def test_the_report_deletes_and_replaces_only_its_own_files(night_catalog, tmp_path):
+    """The user's PNGs in plots/ survive; a changed or foreign file is refused; links are not followed."""
+    import json
+
+    from obsdb.errors import ObsdbError
+    from obsdb.pipeline.report import MANIFEST, build_report
+
+    catalog, *_ = night_catalog
+    out = tmp_path / "out"
+    (out / "plots").mkdir(parents=True)
+    mine = out / "plots" / "my-own-plot.png"
+    mine.write_bytes(b"\x89PNG the user's")
+    (out / "thumbs").mkdir()
+    (out / "thumbs" / "sketch.png").write_bytes(b"\x89PNG another")
+    first = build_report(catalog, out)
+    second = build_report(catalog, out)
+    assert mine.read_bytes() == b"\x89PNG the user's" and (out / "thumbs" / "sketch.png").exists()
+    files = json.loads((out / MANIFEST).read_text())["files"]
+    assert "index.html" in files and all(not rel.endswith("my-own-plot.png") for rel in files)
+    assert second.n_images == first.n_images
+    # An image the report wrote, edited by the user since: refused, left as it is.
+    plot = next(rel for rel in files if rel.startswith("plots/quality"))
+    (out / plot).write_bytes(b"\x89PNG annotated by hand")
+    with pytest.raises(ObsdbError, match="changed since"):
+        build_report(catalog, out)
+    assert (out / plot).read_bytes() == b"\x89PNG annotated by hand"
+    # A folder with the user's own index.html: refused before anything is written.
+    theirs = tmp_path / "site"
+    theirs.mkdir()
+    (theirs / "index.html").write_text("<html>my home page</html>")
+    with pytest.raises(ObsdbError, match="not written by obsdb report"):
+        build_report(catalog, theirs)
+    assert (theirs / "index.html").read_text() == "<html>my home page</html>"
+    assert not (theirs / "plots").exists()
+    # plots/ a link to a folder outside --out: refused, nothing written or deleted there.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "holiday.png").write_bytes(b"\x89PNG")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "plots").symlink_to(elsewhere)
+    with pytest.raises(ObsdbError, match="symbolic link"):
+        build_report(catalog, linked)
+    assert [p.name for p in elsewhere.iterdir()] == ["holiday.png"]
+
+
+def test_a_report_written_before_the_manifest_is_taken_as_the_reports_own(night_catalog, tmp_path):
+    from obsdb.pipeline.report import MANIFEST, build_report
+
+    catalog, *_ = night_catalog
+    out = tmp_path / "old"
+    build_report(catalog, out)
+    (out / MANIFEST).unlink()                       # as an older obsdb left it
+    (out / "plots" / "mine.png").write_bytes(b"\x89PNG")
+    again = build_report(catalog, out)
+    assert again.n_thumbnails_drawn == 0 and (out / "plots" / "mine.png").exists()

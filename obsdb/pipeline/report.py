@@ -132,8 +132,7 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     if thumbnail_size < 16:
         raise ValueError(f"thumbnail size must be at least 16 px, got {thumbnail_size}")
     out = Path(out_dir)
-    for sub in _SUBDIRS:
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    owned = _ReportFiles(out)
     snapshot = _read_catalog(catalog, nights)
     generated = now or datetime.now(timezone.utc)
     records = snapshot.records
@@ -143,6 +142,14 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     thumb_jobs = _thumbnail_jobs(light, out, thumbnail_size) if thumbnails else []
     stack_jobs = _stack_jobs(snapshot.stacks, out)
     bands = _bands(light)
+    quality_rels = [f"plots/quality-{index}-{_safe(band or 'none')}.png" for index, band in enumerate(bands)]
+    # Nothing is written until every file the report would replace is known to be its own.
+    owned.refuse_foreign(["index.html", "plots/shifts.png", *quality_rels, *(j["rel"] for j in thumb_jobs),
+                          *(j["rel"] for j in stack_jobs)])
+    for job in thumb_jobs:
+        job["reuse"] = job["reuse"] and owned.is_own(job["rel"])
+    for sub in _SUBDIRS:
+        (out / sub).mkdir(parents=True, exist_ok=True)
     total = len(bands) + 1 + len(thumb_jobs) + len(stack_jobs)
     done = 0
 
@@ -156,15 +163,15 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     styles = _point_styles(light)
     for index, band in enumerate(bands):
         members = [r for r in light if (r["band"] or "") == band]
-        rel = f"plots/quality-{index}-{_safe(band or 'none')}.png"
-        atomic_write_bytes(out / rel, _quality_png(band, members, styles))
+        rel = quality_rels[index]
+        owned.wrote(rel, atomic_write_bytes(out / rel, _quality_png(band, members, styles)))
         quality_plots.append((band, rel, members))
         tick(f"quality {band or '-'}")
 
     shifts_rel = None
     if snapshot.runs:
         shifts_rel = "plots/shifts.png"
-        atomic_write_bytes(out / shifts_rel, _shifts_png(snapshot, light or records))
+        owned.wrote(shifts_rel, atomic_write_bytes(out / shifts_rel, _shifts_png(snapshot, light or records)))
     tick("shift track")
 
     drawn = 0
@@ -187,12 +194,14 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
                  shifts_rel=shifts_rel, thumbnails=thumbnails, thumb_jobs=thumb_jobs,
                  thumb_errors=thumb_errors, light=light, stack_jobs=stack_jobs, warnings=warnings)
     index = out / "index.html"
-    atomic_write_bytes(index, page.encode("utf-8"))
+    owned.wrote("index.html", atomic_write_bytes(index, page.encode("utf-8")))
 
     shown = ({rel for _, rel, _ in quality_plots} | ({shifts_rel} if shifts_rel else set())
              | {j["rel"] for j in thumb_jobs if j["id"] not in thumb_errors}
              | {j["rel"] for j in stack_jobs if not j["error"]})
-    _remove_stale(out, shown)
+    for rel in shown - set(owned.now):
+        owned.wrote(rel)          # drawn in a worker, or kept from the last report
+    owned.finish(keep=shown | {"index.html"})
     rejected = [r["number"] for r in records if r["status"] == "rejected" and r["number"] is not None]
     return ReportResult(index_path=index, n_images=len(shown), rejected_numbers=rejected,
                         n_thumbnails_drawn=drawn, warnings=warnings)
@@ -521,15 +530,105 @@ def _draw_stack(job: dict, out: Path) -> str | None:
     return None
 
 
-def _remove_stale(out: Path, shown: set[str]) -> None:
-    """Drop PNG files of earlier reports that the page no longer shows (only in our sub-folders)."""
-    for sub in _SUBDIRS:
-        for path in (out / sub).glob("*.png"):
-            if f"{sub}/{path.name}" not in shown:
+MANIFEST = ".obsdb-report.json"
+"""The report's list of the files it wrote, with their SHA-256, in the output folder."""
+
+
+class _ReportFiles:
+    """The files an earlier report wrote in ``out`` (its manifest): the only ones it may replace or delete.
+
+    A report written before the manifest existed is recognised by its page's
+    footer; the images that page shows are then taken as the report's own.
+    An output folder, or one of its ``plots/``, ``thumbs/``, ``stacks/``, that
+    is a symbolic link is refused: the report writes only inside ``--out``.
+    """
+
+    def __init__(self, out: Path):
+        import json
+
+        from obsdb.errors import ObsdbError
+
+        self.out = out
+        if out.exists() and not out.is_dir():
+            raise ObsdbError(f"--out {out}: is a file, not a folder")
+        for sub in _SUBDIRS:
+            if (out / sub).is_symlink():
+                raise ObsdbError(f"{out / sub}: is a symbolic link; the report writes only inside --out "
+                                 "(remove the link, or choose another --out)")
+        self.before: dict[str, str] = {}
+        self.now: dict[str, str] = {}
+        manifest = out / MANIFEST
+        if manifest.is_file():
+            try:
+                files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+                self.before = {str(rel): str(digest) for rel, digest in files.items()}
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                raise ObsdbError(f"{manifest}: is not the report's list of its files; remove it to write "
+                                 "the report here") from None
+        elif (out / "index.html").is_file():
+            self.before = self._adopt_old_report()
+
+    def _adopt_old_report(self) -> dict[str, str]:
+        import re
+
+        from obsdb.pipeline.outputs import file_sha256
+
+        try:
+            page = (self.out / "index.html").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return {}
+        if "<footer>Written by obsdb " not in page:
+            return {}
+        rels = {"index.html"} | {rel for rel in re.findall(r'(?:src|href)="([^"]+\.png)"', page)
+                                 if rel.split("/")[0] in _SUBDIRS and ".." not in rel}
+        return {rel: file_sha256(self.out / rel) for rel in rels if (self.out / rel).is_file()}
+
+    def _changed(self, rel: str) -> bool:
+        from obsdb.pipeline.outputs import file_sha256
+
+        return file_sha256(self.out / rel) != self.before[rel]
+
+    def is_own(self, rel: str) -> bool:
+        """Whether ``rel`` exists as the earlier report left it."""
+        path = self.out / rel
+        return rel in self.before and path.is_file() and not path.is_symlink() and not self._changed(rel)
+
+    def refuse_foreign(self, rels) -> None:
+        """Raise for the first of ``rels`` that exists and is not the report's own unchanged file."""
+        from obsdb.errors import ObsdbError
+
+        for rel in rels:
+            path = self.out / rel
+            if not (path.exists() or path.is_symlink()):
+                continue
+            if rel not in self.before:
+                raise ObsdbError(f"{path}: exists and was not written by obsdb report; refusing to replace it "
+                                 "(move it, or choose another --out)")
+            if not self.is_own(rel):
+                raise ObsdbError(f"{path}: was written by obsdb report but changed since; refusing to "
+                                 "replace it (move it, or choose another --out)")
+
+    def wrote(self, rel: str, digest: str | None = None) -> None:
+        """Note a file of this report (its digest, or read from disk)."""
+        from obsdb.pipeline.outputs import file_sha256
+
+        self.now[rel] = digest or file_sha256(self.out / rel)
+
+    def finish(self, keep: set[str]) -> None:
+        """Delete what the earlier report wrote and this one no longer shows (if unchanged); save the list."""
+        import json
+
+        from obsdb.imaging.fitsio import atomic_write_bytes
+
+        for rel in sorted(set(self.before) - keep):
+            path = self.out / rel
+            if path.is_file() and not path.is_symlink() and not self._changed(rel):
                 try:
                     path.unlink()
                 except OSError:
                     pass
+        payload = {"written_by": "obsdb report", "files": dict(sorted(self.now.items()))}
+        atomic_write_bytes(self.out / MANIFEST, json.dumps(payload, indent=1).encode("utf-8"))
 
 
 # -- the page -----------------------------------------------------------------------------------------
