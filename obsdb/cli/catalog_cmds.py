@@ -72,6 +72,8 @@ def ingest(
     console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")
+    if report.own_outputs:
+        console.print(f"left out {len(report.own_outputs)} files obsdb wrote itself (aligned frames, stacks)")
     if report.gone:
         shown = ", ".join(Path(path).name for path in report.gone[:5]) + (" ..." if len(report.gone) > 5 else "")
         err_console.print(styled("warning:", "yellow", f" {len(report.gone)} catalogued files are no longer "

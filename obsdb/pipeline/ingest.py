@@ -47,6 +47,10 @@ class Measurement:
     """The star list (:func:`obsdb.imaging.stars.encode_stars`), measured with the metrics."""
     n_stars_stored: int = 0
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    """What was doubted or left out of a usable file, one sentence each (an implausible DATE-OBS,
+    star metrics that could not be measured); :func:`measure_many` issues them as
+    :class:`obsdb.imaging.fitsio.FitsWarning`."""
 
     @property
     def ok(self) -> bool:
@@ -73,6 +77,8 @@ class IngestReport:
     """Nights named after a folder because their files had no usable DATE-OBS."""
     stale: int = 0
     """Unchanged files re-measured because an algorithm version changed."""
+    own_outputs: list[str] = field(default_factory=list)
+    """Files left out because obsdb wrote them (aligned frames, stacks) or they lie in an excluded folder."""
 
     @property
     def n_files(self) -> int:
@@ -168,10 +174,18 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     try:
         if config.measure_quality and np.isfinite(image.data).any():
             from obsdb.imaging.stars import encode_stars
+            from obsdb.pipeline.pool import ChildCrashed
 
-            quality = quality_metrics(image.data, saturation, cfa=cfa_pattern_or_none(image.header))
-            result.metrics = quality.metrics
-            result.stars, result.n_stars_stored = encode_stars(quality.stars), len(quality.stars)
+            try:
+                quality = quality_metrics(image.data, saturation, cfa=cfa_pattern_or_none(image.header))
+            except ChildCrashed as exc:
+                result.warnings.append(f"star detection crashed ({exc}): stats recorded without star metrics")
+            except Exception as exc:  # noqa: BLE001 - a frame whose stars cannot be measured keeps its stats
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                result.warnings.append(f"no star metrics: {detail}")
+            else:
+                result.metrics = quality.metrics
+                result.stars, result.n_stars_stored = encode_stars(quality.stars), len(quality.stars)
         # The image is ours and used for nothing after this: the median may
         # partition it in place rather than copy a whole frame.
         result.stats = pixel_stats(image.data, saturation=saturation, overwrite_input=True).as_dict()
@@ -186,18 +200,46 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     return result
 
 
-def quality_metrics(data, saturation, *, cfa: str | None = None):
-    """Star and PSF metrics of a frame and its star list (:class:`obsdb.pipeline.metrics.FrameQuality`);
-    ``cfa`` names the Bayer pattern of a colour sensor's mosaic."""
-    from obsdb.pipeline.metrics import metrics_from_image
+def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool = True):
+    """Star and PSF metrics of a frame and its star list (:class:`obsdb.pipeline.metrics.FrameQuality`).
 
-    return metrics_from_image(data, saturation, cfa=cfa)
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The frame.
+    saturation : float or None
+        Saturation level.
+    cfa : str, optional
+        The Bayer pattern of a colour sensor's mosaic.
+    contained : bool
+        Detect in a forked child (:func:`obsdb.pipeline.pool.run_contained`): sep is C code that a
+        hostile frame can crash, and the crash must cost this frame's metrics only.  The fork
+        shares the image; its cost is measured in ``benchmarks/ingest.py``.
+
+    Raises
+    ------
+    obsdb.pipeline.pool.ChildCrashed
+        When the detection's process died or ran out of time
+        (:data:`obsdb.pipeline.metrics.DETECTION_SECONDS`).
+    ValueError
+        When the frame has no pixel to detect on.
+    """
+    from functools import partial
+
+    from obsdb.pipeline.metrics import detection_time_limit, metrics_from_image
+    from obsdb.pipeline.pool import run_contained
+
+    if not contained:
+        return metrics_from_image(data, saturation, cfa=cfa)
+    return run_contained(partial(metrics_from_image, cfa=cfa), data, saturation,
+                         timeout=detection_time_limit(data.size))
 
 
 
 
 def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,
            config: IngestConfig | None = None, user: str | None = None, night: str | None = None,
+           exclude: Iterable[str | os.PathLike] = (),
            progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
     """Ingest files into the catalog.
 
@@ -217,6 +259,10 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     night : str, optional
         Put every file in this night (default: the night its DATE-OBS gives,
         else one named after its folder).
+    exclude : iterable of path-like
+        Folders whose files are never ingested (``obsdb run``'s output folder, when it lies
+        inside the night's folder).  Files obsdb wrote itself (recorded render outputs) are
+        never ingested either.
     progress : callable, optional
         ``progress(done, total, file_name)`` after each file.
 
@@ -231,6 +277,14 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     start = time.perf_counter()
     files = discover(paths, recursive)
     report = IngestReport()
+    # obsdb's own outputs are no observations: an aligned frame ingested as a frame would be a copy.
+    excluded = [Path(p).expanduser().resolve() for p in exclude]
+    own = set(catalog.written_outputs([str(p) for p in files]))
+    report.own_outputs = [str(p) for p in files
+                          if str(p) in own or any(p == folder or folder in p.parents for folder in excluded)]
+    if report.own_outputs:
+        skipped = set(report.own_outputs)
+        files = [p for p in files if str(p) not in skipped]
     known = catalog.known_files([str(p) for p in files])
     folders = [Path(p).expanduser().resolve() for p in paths if Path(p).expanduser().is_dir()]
     report.gone = catalog.gone_from(folders, recursive=recursive, present={str(p) for p in files})
@@ -249,11 +303,11 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
             # Measured by an older algorithm: measure again (the content hash decides what changed).
             report.stale += 1
             todo.append(key)
+        elif unchanged and not row["readable"]:
+            # Read again: the failure may have been this user's permissions, or a file still being written.
+            todo.append(key)
         elif unchanged:
-            if row["readable"]:
-                report.unchanged.append(key)
-            else:
-                report.failed.append((key, row["error"] or "unreadable"))
+            report.unchanged.append(key)
             # The number comes from the name alone: a new --number-pattern renumbers without a read.
             number = frame_number(path.name, config.number_pattern)
             if number != row["number"]:
@@ -311,20 +365,36 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
 
 
 def measure_many(paths: list[str], config: IngestConfig, workers: int):
-    """Yield measurements, in this process or in a pool of ``workers``."""
-    from obsdb.pipeline.pool import process_pool
+    """Yield measurements, in this process or in a pool of ``workers``.
+
+    Each measurement's :attr:`Measurement.warnings` are issued here, in the caller's process, as
+    :class:`obsdb.imaging.fitsio.FitsWarning` naming the file.  A worker that dies (a crash in C
+    code outside the contained star detection) costs only the file that killed it, recorded
+    unreadable; the other files are measured by a new pool (:func:`obsdb.pipeline.pool.resilient_map`).
+    """
+    import warnings
+
+    from obsdb.imaging.fitsio import FitsWarning
+    from obsdb.pipeline.pool import ChildCrashed, resilient_map
+
+    def announced(measurement: Measurement) -> Measurement:
+        for text in measurement.warnings:
+            warnings.warn(f"{measurement.path}: {text}", FitsWarning, stacklevel=3)
+        return measurement
 
     if workers <= 1 or len(paths) <= 1:
         for path in paths:
-            yield measure_file(path, config)
+            yield announced(measure_file(path, config))
         return
     # With a worker on every core, a hashing thread per worker has no core of its own: hash inline.
     # (Same speed here, 2 workers on 2 cores, memory-bound either way; fewer threads to schedule.)
     hash_mode = "thread" if workers < (os.cpu_count() or 1) else "inline"
-    executor = process_pool(workers)
-    try:
-        futures = [executor.submit(measure_file, path, config, hash_mode) for path in paths]
-        for future in as_completed(futures):
-            yield future.result()
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    for path, outcome in resilient_map(measure_file, paths, workers, args=(config, hash_mode)):
+        if isinstance(outcome, ChildCrashed):
+            try:
+                st = os.stat(path)
+                size, mtime = st.st_size, st.st_mtime
+            except OSError:
+                size, mtime = 0, 0.0
+            outcome = Measurement(path, size, mtime, error=f"measuring this file crashed its process ({outcome})")
+        yield announced(outcome)

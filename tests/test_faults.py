@@ -1,0 +1,57 @@
+"""Faults a user meets: outputs inside the night's folder, files that could not be read once, ..."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from obsdb import Catalog
+from obsdb.simulate import simulate_night
+
+SMALL = dict(size=192, n_frames=4, bands=("V",), n_groups=1, cloud_fraction=0, trail_fraction=0,
+             defocus_fraction=0)
+
+
+def test_run_twice_with_its_output_inside_the_night_ingests_no_output(tmp_path):
+    """`obsdb run NIGHT --out NIGHT/processed`, twice: the aligned frames and stacks are never frames."""
+    from obsdb.pipeline.run import run_night
+
+    night = tmp_path / "night"
+    simulate_night(night, seed=61, **SMALL)
+    out = night / "processed"
+    run_night(night, out, report=False)
+    run_night(night, out, report=False)
+    with Catalog.open(out / "obsdb.sqlite") as catalog:
+        paths = [record["path"] for record in catalog.frame_dicts()]
+    assert len(paths) == 4 and not any("/processed/" in path for path in paths)
+    # A plain ingest of the night later, into the same catalog: the outputs are recognised by the catalog.
+    with Catalog.open(out / "obsdb.sqlite") as catalog:
+        report = catalog.ingest([night], recursive=True)
+        assert len(report.own_outputs) >= 5          # 4 aligned frames and the stack
+        assert len(catalog.frame_dicts()) == 4
+
+
+def test_a_file_that_failed_to_read_is_read_again_by_the_next_ingest(tmp_path, monkeypatch):
+    """Permission denied for one user (or a file still being copied) is no verdict on the file."""
+    from obsdb.imaging import fitsio
+
+    night = tmp_path / "night"
+    simulate_night(night, seed=62, **SMALL)
+    victim = sorted(night.glob("*.fits"))[0]
+    real = fitsio.read_fits_image
+
+    def denied(path, **kwargs):
+        if Path(path).name == victim.name:
+            raise fitsio.FitsReadError("cannot open: Permission denied")
+        return real(path, **kwargs)
+
+    with Catalog.open(tmp_path / "obsdb.sqlite", create=True) as catalog:
+        monkeypatch.setattr(fitsio, "read_fits_image", denied)
+        first = catalog.ingest([night])
+        assert [Path(path).name for path, _ in first.failed] == [victim.name]
+        monkeypatch.setattr(fitsio, "read_fits_image", real)
+        second = catalog.ingest([night])          # same size and mtime: read again all the same
+        assert second.failed == [] and len(second.unchanged) == 3
+        record = next(r for r in catalog.frame_dicts() if r["file_name"] == victim.name)
+        assert record["readable"] and record["stats"]["median"] > 0
