@@ -71,3 +71,36 @@ def small_night(tmp_path_factory):
     folder = tmp_path_factory.mktemp("night")
     truth = simulate_night(folder, seed=3, size=256, n_frames=18, bands=("B", "V", "R"), n_groups=3)
     return folder, truth
+
+
+POSTGRES_URL = os.environ.get("OBSDB_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request, tmp_path):
+    """A catalog URL on each backend: an SQLite file, and a freshly created PostgreSQL database
+    (dropped afterwards) when ``OBSDB_TEST_POSTGRES_URL`` names a server (a failure, not a skip,
+    with ``OBSDB_REQUIRE_POSTGRES=1``)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'obsdb.sqlite'}"
+        return
+    if not POSTGRES_URL:
+        if os.environ.get("OBSDB_REQUIRE_POSTGRES") == "1":
+            pytest.fail("OBSDB_REQUIRE_POSTGRES=1 but OBSDB_TEST_POSTGRES_URL is not set")
+        pytest.skip("set OBSDB_TEST_POSTGRES_URL to test PostgreSQL")
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(POSTGRES_URL)
+    name = f"obsdb_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -305,9 +305,32 @@ class Catalog:
         :func:`obsdb.catalog.writes.write_measurements`)."""
         from obsdb.catalog.writes import write_measurements
 
-        with self.session() as session:
-            return write_measurements(session, measurements, number_pattern=number_pattern, user=author,
-                                      night=night)
+        return self._retry_on_conflict(lambda session: write_measurements(
+            session, measurements, number_pattern=number_pattern, user=author, night=night))
+
+    def _retry_on_conflict(self, write, attempts: int = 5):
+        """Run ``write(session)`` in a transaction, again when a concurrent writer got there first.
+
+        Two ingests of the same files both see a path as new and both insert it:
+        the second commit fails on the unique path.  Run again, the write sees the
+        other's row and verifies it (an identical record is left as it is, a
+        different one is updated), as daf_butler's ``sync`` does.  SQLite reports
+        a writer that started from an outdated snapshot as "database is locked".
+        """
+        import random
+        import time
+
+        from sqlalchemy.exc import IntegrityError, OperationalError
+
+        for attempt in range(attempts):
+            try:
+                with self.session() as session:
+                    return write(session)
+            except (IntegrityError, OperationalError) as exc:
+                retriable = isinstance(exc, IntegrityError) or "locked" in str(exc) or "serializ" in str(exc)
+                if not retriable or attempt == attempts - 1:
+                    raise
+                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
 
     def shared_numbers(self, frame_ids: list[int]) -> dict[tuple[str, int], list[str]]:
         """Numbers that several files of one night share, among the nights and numbers of ``frame_ids``.
