@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from obsdb.cli.app import app
 
 URL = os.environ.get("OBSDB_TEST_POSTGRES_URL")
+if not URL and os.environ.get("OBSDB_REQUIRE_POSTGRES") == "1":
+    raise RuntimeError("OBSDB_REQUIRE_POSTGRES=1 but OBSDB_TEST_POSTGRES_URL is not set")
 pytestmark = pytest.mark.skipif(not URL, reason="set OBSDB_TEST_POSTGRES_URL to test PostgreSQL")
 runner = CliRunner()
 
