@@ -74,6 +74,23 @@ def small_night(tmp_path_factory):
 
 
 POSTGRES_URL = os.environ.get("OBSDB_TEST_POSTGRES_URL")
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+_server_answers: dict[str, bool] = {}
+
+
+def _postgres_server() -> str | None:
+    """The PostgreSQL server the tests use: ``OBSDB_TEST_POSTGRES_URL``, else a local one if it answers."""
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    if LOCAL_POSTGRES not in _server_answers:
+        try:
+            import psycopg
+
+            psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=2).close()
+            _server_answers[LOCAL_POSTGRES] = True
+        except Exception:  # noqa: BLE001 - no driver, no server: the PostgreSQL tests skip
+            _server_answers[LOCAL_POSTGRES] = False
+    return LOCAL_POSTGRES if _server_answers[LOCAL_POSTGRES] else None
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -84,16 +101,17 @@ def catalog_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'obsdb.sqlite'}"
         return
-    if not POSTGRES_URL:
+    server_url = _postgres_server()
+    if not server_url:
         if os.environ.get("OBSDB_REQUIRE_POSTGRES") == "1":
-            pytest.fail("OBSDB_REQUIRE_POSTGRES=1 but OBSDB_TEST_POSTGRES_URL is not set")
-        pytest.skip("set OBSDB_TEST_POSTGRES_URL to test PostgreSQL")
+            pytest.fail("OBSDB_REQUIRE_POSTGRES=1 but no PostgreSQL server answers (OBSDB_TEST_POSTGRES_URL)")
+        pytest.skip("no PostgreSQL server answers at 127.0.0.1:5432 (or set OBSDB_TEST_POSTGRES_URL)")
     import uuid
 
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    server = make_url(POSTGRES_URL)
+    server = make_url(server_url)
     name = f"obsdb_t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
