@@ -25,6 +25,10 @@ class FitsReadError(Exception):
     """A file could not be read as a 2-D FITS image; the message says why."""
 
 
+class FitsWarning(UserWarning):
+    """A FITS file was catalogued with something doubted or left out; the message names the file and value."""
+
+
 def is_fits_name(path: str | os.PathLike) -> bool:
     """True when the file name ends like a FITS file (gzipped or not)."""
     name = os.fspath(path).lower()

@@ -15,6 +15,19 @@ TRANSPARENCY_STARS = 60
 """Brightest unsaturated stars of a stored list compared for transparency."""
 
 
+DETECTION_SECONDS = 60.0
+"""Time allowed for one frame's detection (plus :data:`DETECTION_SECONDS_PER_MPX`) before it is
+stopped: a C loop that never ends must not hang an ingest.  Detection takes ~0.1 s per megapixel."""
+
+DETECTION_SECONDS_PER_MPX = 2.0
+"""Further time allowed per megapixel of the frame."""
+
+
+def detection_time_limit(n_pixels: int) -> float:
+    """Seconds allowed for the detection on a frame of ``n_pixels``."""
+    return DETECTION_SECONDS + DETECTION_SECONDS_PER_MPX * n_pixels / 1e6
+
+
 def _finite_or_none(value):
     if value is None:
         return None

@@ -47,6 +47,180 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None, in
                                initializer=_ignore_interrupts_then, initargs=(initializer, *initargs))
 
 
+class ChildCrashed(Exception):
+    """A contained call's process died (a signal, an abrupt exit or the time limit) before it answered."""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def run_contained(function: Callable[..., Any], *args: Any, timeout: float | None = None) -> Any:
+    """``function(*args)`` in a forked child, so that a crash of C code costs only this call.
+
+    A C library that dies on a hostile input (``sep.extract`` with SIGSEGV on a frame with random
+    bytes in its data) would otherwise take the whole process with it: a serial ingest, or a pool
+    worker and with it the pool.  With ``fork`` the child shares the parent's pages (the image is
+    not copied) and its imported modules; only the result travels back, pickled through a pipe.
+    The child ignores SIGINT like the pool's workers: the parent decides what Ctrl-C stops.
+    Where ``fork`` is missing (Windows), the call runs in this process.
+
+    Parameters
+    ----------
+    function : callable
+        Called in the child; its result must be picklable.
+    *args
+        Its arguments (inherited by the fork, never pickled).
+    timeout : float, optional
+        Seconds after which the child is killed (a C loop that never ends).
+
+    Returns
+    -------
+    object
+        What ``function`` returned.
+
+    Raises
+    ------
+    ChildCrashed
+        When the child died before answering; the message names the signal or exit status.
+    Exception
+        What ``function`` raised, raised again here.
+    """
+    import pickle
+    import select
+    import time
+
+    if not hasattr(os, "fork"):
+        return function(*args)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the caller's code
+        status = 0
+        try:
+            os.close(read_end)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                answer = (True, function(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+                answer = (False, exc)
+            try:
+                payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # noqa: BLE001 - an unpicklable exception still says what it was
+                payload = pickle.dumps((False, RuntimeError(f"{type(answer[1]).__name__}: {answer[1]}")))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(write_end, view):]
+        except BaseException:  # noqa: BLE001 - the parent sees a child that died without an answer
+            status = 70
+        finally:
+            # _exit: no atexit handlers, no flush of stdio buffers copied from the parent.
+            os._exit(status)
+    os.close(write_end)
+    chunks = []
+    deadline = None if timeout is None else time.monotonic() + timeout
+    timed_out = False
+    try:
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([read_end], [], [], wait)
+            if not ready:
+                timed_out = True
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = os.read(read_end, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        raise
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    if timed_out:
+        raise ChildCrashed(f"stopped after {timeout:.0f} s")
+    try:
+        ok, value = pickle.loads(b"".join(chunks))
+    except Exception:  # noqa: BLE001 - no answer, or one cut short by the child's death
+        if os.WIFSIGNALED(status):
+            raise ChildCrashed(f"killed by {_signal_name(os.WTERMSIG(status))}") from None
+        raise ChildCrashed(f"exited with status {os.waitstatus_to_exitcode(status)} without an answer") from None
+    if ok:
+        return value
+    raise value
+
+
+def resilient_map(function: Callable[..., Any], items: list, workers: int,
+                  args: tuple = ()) -> Iterator[tuple[Any, Any]]:
+    """``function(item, *args)`` for each item in a pool of ``workers``, surviving workers that die.
+
+    A worker killed by a signal (a C library's crash, the kernel's OOM killer) breaks a
+    ``ProcessPoolExecutor``: every unfinished task fails with ``BrokenProcessPool``.  Then the
+    tasks the dead worker may have held are run again one at a time, each in a forked child of
+    its own (:func:`run_contained`), so the one that kills its process again costs only itself,
+    and a new pool takes the rest.  The pool hands tasks out in order, so at most ``2 * workers +
+    1`` unfinished tasks (the running ones and the call queue's) can have been in flight.
+
+    Parameters
+    ----------
+    function : callable
+        Run in the workers; ``function(item, *args)``.
+    items : list
+        Picklable inputs.
+    workers : int
+        Pool size.
+    args : tuple
+        Further arguments, the same for each item.
+
+    Yields
+    ------
+    (item, result)
+        In completion order; ``result`` is what ``function`` returned, or the :class:`ChildCrashed`
+        of the item whose process died twice.  Other exceptions of ``function`` propagate.
+    """
+    from concurrent.futures import as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    todo = list(items)
+    while todo:
+        executor = process_pool(workers)
+        submitted: list = []
+        handed: set[int] = set()
+        broken = False
+        try:
+            submitted = [(item, executor.submit(function, item, *args)) for item in todo]
+            owner = {future: i for i, (_, future) in enumerate(submitted)}
+            for future in as_completed(owner):
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    break
+                handed.add(owner[future])
+                yield submitted[owner[future]][0], result
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        if not broken:
+            return
+        unfinished = []
+        for i, (item, future) in enumerate(submitted):
+            if i in handed:
+                continue
+            if future.done() and not future.cancelled() and future.exception() is None:
+                yield item, future.result()  # finished before the pool broke
+            else:
+                unfinished.append(item)
+        suspects, todo = unfinished[:2 * workers + 1], unfinished[2 * workers + 1:]
+        for item in suspects:
+            try:
+                yield item, run_contained(function, item, *args)
+            except ChildCrashed as crash:
+                yield item, crash
+
+
 class DeferredInterrupt:
     """A Ctrl-C noted while a batch is being written, acted on once it is committed."""
 
