@@ -39,6 +39,46 @@ class Config:
     source: str | None = None
 
 
+TOML_MAX_BYTES = 1 << 20
+"""A plan or a configuration is a page of settings: a larger file is neither (and is not read into memory)."""
+
+
+def read_toml_file(path: Path, what: str) -> dict:
+    """The TOML table in ``path``: a regular file of at most :data:`TOML_MAX_BYTES`, or an ObsdbError.
+
+    A FIFO or a device is never opened (reading one can block forever); a
+    folder, a binary file and TOML nested beyond reason are each one sentence.
+    """
+    import os
+    import stat
+
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{path}: is a folder, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{path}: is not a regular file (a FIFO, socket or device); not read as a {what}")
+    if info.st_size > TOML_MAX_BYTES:
+        raise ConfigError(f"{path}: {info.st_size:,} bytes is too large for a {what} "
+                         f"(at most {TOML_MAX_BYTES:,})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8); a {what} is TOML") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
+
+
 def load_config(path: str | os.PathLike | None = None) -> Config:
     """Read the configuration (missing file: defaults).
 
@@ -52,27 +92,58 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml_file(path, "configuration file")
     config = Config(source=str(path))
     unknown = set(data) - {"ingest", "qa"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; known: ingest, qa")
-    ingest = data.get("ingest", {})
-    for key, value in ingest.items():
-        if key == "picttypes":
-            value = {int(k): str(v) for k, v in value.items()}
-        elif key == "image_types":
-            value = {str(k): tuple(str(x).lower() for x in v) for k, v in value.items()}
+    for section in ("ingest", "qa"):
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(f"{path}: {section}: must be a table: an [{section}] section with key = value lines")
+    for key, value in data.get("ingest", {}).items():
         if not hasattr(config.ingest, key):
-            raise ConfigError(f"{path}: unknown key ingest.{key}")
-        setattr(config.ingest, key, value)
+            import difflib
+
+            close = difflib.get_close_matches(key, list(vars(config.ingest)), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path}: unknown key ingest.{key}{hint}")
+        setattr(config.ingest, key, _ingest_value(path, key, value))
     config.qa = dict(data.get("qa", {}))
     return config
+
+
+def _ingest_value(path: Path, key: str, value):
+    """One ``[ingest]`` value, checked and converted; a ConfigError names the key and the problem."""
+    import math
+    import re
+
+    def bad(message: str):
+        raise ConfigError(f"{path}: ingest.{key}: {message}")
+
+    if key == "number_pattern":
+        if not isinstance(value, str):
+            bad("must be a regular expression in quotes")
+        try:
+            re.compile(value)
+        except re.error as exc:
+            bad(f"not a valid regular expression: {exc}")
+        return value
+    if key == "measure_quality":
+        if not isinstance(value, bool):
+            bad("must be true or false")
+        return value
+    if key == "float_saturation":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            bad("must be a positive number of ADU")
+        return float(value)
+    if not isinstance(value, dict):
+        bad("must be a table")
+    try:
+        if key == "picttypes":
+            return {int(k): str(v) for k, v in value.items()}
+        return {str(k): tuple(str(x).lower() for x in (v if isinstance(v, list) else [v])) for k, v in value.items()}
+    except ValueError:
+        bad("PICTTYPE keys must be integers, e.g. 1 = \"light\"")
 
 
 def login_name() -> str:

@@ -55,3 +55,25 @@ def test_a_file_that_failed_to_read_is_read_again_by_the_next_ingest(tmp_path, m
         assert second.failed == [] and len(second.unchanged) == 3
         record = next(r for r in catalog.frame_dicts() if r["file_name"] == victim.name)
         assert record["readable"] and record["stats"]["median"] > 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[ingest]\nnumber_pattern = "(\\\\d+"\n', "ingest.number_pattern: not a valid regular expression"),
+    ('[ingest]\nnumber_patern = "(\\\\d+)"\n', "unknown key ingest.number_patern (did you mean 'number_pattern'?)"),
+    ("[ingest]\nmeasure_quality = 1\n", "ingest.measure_quality: must be true or false"),
+    ("ingest = 3\n", "ingest: must be a table"),
+])
+def test_a_bad_configuration_is_one_line_naming_the_key(tmp_path, text, message):
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    config = tmp_path / "obsdb.toml"
+    config.write_text(text)
+    simulate_night(tmp_path / "night", seed=63, **SMALL)
+    result = CliRunner().invoke(app, ["--db", str(tmp_path / "c.sqlite"), "--config", str(config), "ingest",
+                                      str(tmp_path / "night")])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert "unexpected" not in result.output and "Traceback" not in result.output

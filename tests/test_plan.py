@@ -216,3 +216,43 @@ def test_cli_apply_groups_and_group_set(notebook_night, tmp_path):
         assert len(result.output.strip().splitlines()) == 1
     missing = runner.invoke(app, ["--db", db, "apply", str(tmp_path / "none.toml")])
     assert missing.exit_code == 1 and "no such plan file" in missing.output
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[plan]\nrefrence = 1002\n", "plan.refrence: unknown key (did you mean 'reference'?)"),
+    ("[fine]\nbox = \"0:10,0:10\"\nmethd = \"com\"\n", "fine.methd: unknown key (did you mean 'method'?)"),
+    ("[[groups]]\nname = \"A\"\nframes = \"1-3\"\nbox = \"0:inf,0:10\"\n", "groups[0].box"),
+    ("[[groups]]\nname = [\"A\"]\nframes = \"1-3\"\n", "groups[0].name: must be text in quotes, got a list"),
+    ("[[groups]]\nname = \"A\"\nframes = \"1-3\"\nband = [\"V\"]\n", "groups[0].band: must be text"),
+    ("reference_star = \"681,409\"\n", "reference_star: must be a table"),
+    ("[reference_star]\nx = inf\ny = 3\n", "reference_star.x: inf is not a pixel position"),
+    ("[plan]\nreference = 99999999999999999999\n", "plan.reference: frame number 99999999999999999999 is out"),
+    ("[plan]\nreference = 9999999999\n", "plan.reference: frame number 9999999999 is out of range"),
+    ("[plan]\nreference = true\n", "plan.reference: must be a frame number, got true"),
+    ("[[tags]]\nframes = \"1\"\ntag = \"great\"\nreason = \"ok\"\nauthr = \"me\"\n",
+     "tags[0].authr: unknown key (did you mean 'author'?)"),
+    ("[qa]\ncloud_background_ration = 3\n", "qa: unknown QA threshold"),
+    ("a = " + "[" * 5000 + "]" * 5000 + "\n", "not valid TOML"),
+])
+def test_a_bad_plan_is_one_sentence_naming_the_key(tmp_path, text, message):
+    path = tmp_path / "plan.toml"
+    path.write_text(text)
+    with pytest.raises(ObsdbError) as caught:
+        load_plan(path)
+    assert message in str(caught.value) and str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_plan_that_is_a_fifo_a_folder_or_binary_is_refused_without_reading_it(tmp_path):
+    import os
+
+    fifo = tmp_path / "plan.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ObsdbError, match="not a regular file"):
+        load_plan(fifo)                           # would block forever if opened
+    with pytest.raises(ObsdbError, match="is a folder"):
+        load_plan(tmp_path)
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00 junk")
+    with pytest.raises(ObsdbError, match="not a text file"):
+        load_plan(binary)

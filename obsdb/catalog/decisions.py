@@ -108,8 +108,10 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
         xs, ys = text.split(",")
         x0, x1 = (int(float(v)) for v in xs.split(":"))
         y0, y1 = (int(float(v)) for v in ys.split(":"))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: inf
         raise ObsdbError(f"box {text!r}: expected X0:X1,Y0:Y1, e.g. 437:485,1171:1204") from None
     if x1 <= x0 or y1 <= y0 or min(x0, y0) < 0:
         raise ObsdbError(f"box {text!r}: needs 0 <= X0 < X1 and 0 <= Y0 < Y1")
+    if max(x1, y1) > 10 ** 7:
+        raise ObsdbError(f"box {text!r}: beyond any detector (at most 10,000,000 px)")
     return x0, x1, y0, y1

@@ -40,7 +40,6 @@ and the author; applying the same plan twice changes nothing.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,31 +86,85 @@ class Plan:
     qa: dict = field(default_factory=dict)
 
 
+FRAME_NUMBER_MAX = 2 ** 31 - 1
+"""Frame numbers are stored as 32-bit integers."""
+
+_KEYS = {
+    "": {"plan", "reference_star", "fine", "tags", "groups", "qa"},
+    "plan": {"name", "author", "reference"},
+    "reference_star": {"x", "y"},
+    "fine": {"box", "method", "reference", "background"},
+    "tags": {"frames", "tag", "reason", "author"},
+    "groups": {"name", "frames", "box", "reference_star", "reference", "band"},
+}
+
+
+def _did_you_mean(key: str, known) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file.
+
+    Every key is checked: an unknown one (``refrence = 1002``) is an error
+    with a did-you-mean, as is a value of the wrong type, a frame number out
+    of range or a position that is not a finite number.
 
     Raises
     ------
     ObsdbError
         Naming the file and the key that is wrong.
     """
+    import math
+
     from obsdb.catalog.decisions import parse_box
-    from obsdb.config import login_name
+    from obsdb.config import login_name, read_toml_file
 
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ObsdbError(f"{path}: no such plan file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ObsdbError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml_file(path, "plan file")
 
     def bad(where: str, message: str):
         raise ObsdbError(f"{path}: {where}: {message}")
 
-    unknown = set(data) - {"plan", "reference_star", "fine", "tags", "groups", "qa"}
-    if unknown:
-        bad(", ".join(sorted(unknown)), "unknown section (known: plan, reference_star, fine, tags, groups, qa)")
+    def check_keys(table: dict, section: str, where: str) -> None:
+        for key in table:
+            if key not in _KEYS[section]:
+                kind = "section" if not section else "key"
+                bad(f"{where}{key}" if where else key,
+                    f"unknown {kind}{_did_you_mean(key, _KEYS[section])}; known: {', '.join(sorted(_KEYS[section]))}")
+
+    def text(value, where: str, *, allow_number: bool = False) -> str:
+        if isinstance(value, str):
+            return value
+        if allow_number and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        bad(where, f"must be text in quotes, got {_kind(value)}")
+
+    def number(value, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            bad(where, f"must be a frame number, got {_kind(value)}")
+        if not 0 <= value <= FRAME_NUMBER_MAX:
+            bad(where, f"frame number {value} is out of range (0 to {FRAME_NUMBER_MAX})")
+        return value
+
+    def position(value, where: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            bad(where, f"must be a number of pixels, got {_kind(value)}")
+        value = float(value)
+        if not math.isfinite(value) or abs(value) > 1e7:
+            bad(where, f"{value} is not a pixel position")
+        return value
+
+    def box(value, where: str):
+        try:
+            return parse_box(text(value, where))
+        except ObsdbError as exc:
+            bad(where, str(exc))
+
+    check_keys(data, "", "")
     for key in ("plan", "reference_star", "fine", "qa"):
         if key in data and not isinstance(data[key], dict):
             bad(key, f"must be a table: a [{key}] section with key = value lines")
@@ -119,67 +172,90 @@ def load_plan(path: str | Path) -> Plan:
         if key in data and not (isinstance(data[key], list) and all(isinstance(e, dict) for e in data[key])):
             bad(key, f"must be a list of [[{key}]] entries")
     head = data.get("plan", {})
-    plan = Plan(path=str(path), name=str(head.get("name", path.stem)),
-                author=str(head.get("author") or login_name()))
+    check_keys(head, "plan", "plan.")
+    plan = Plan(path=str(path), name=text(head.get("name", path.stem), "plan.name"),
+                author=text(head.get("author") or login_name(), "plan.author"))
     if "reference" in head:
-        if not isinstance(head["reference"], int):
-            bad("plan.reference", "must be a frame number")
-        plan.reference = head["reference"]
+        plan.reference = number(head["reference"], "plan.reference")
     star = data.get("reference_star")
     if star is not None:
-        try:
-            plan.reference_star = (float(star["x"]), float(star["y"]))
-        except (KeyError, TypeError, ValueError):
-            bad("reference_star", "needs numeric x and y")
+        check_keys(star, "reference_star", "reference_star.")
+        if "x" not in star or "y" not in star:
+            bad("reference_star", "needs x and y")
+        plan.reference_star = (position(star["x"], "reference_star.x"), position(star["y"], "reference_star.y"))
     fine = data.get("fine")
     if fine is not None:
-        try:
-            plan.fine_box = parse_box(str(fine["box"]))
-        except KeyError:
+        check_keys(fine, "fine", "fine.")
+        if "box" not in fine:
             bad("fine", "needs box = \"X0:X1,Y0:Y1\"")
-        except ObsdbError as exc:
-            bad("fine.box", str(exc))
-        plan.fine_method = str(fine.get("method", "2dg"))
+        plan.fine_box = box(fine["box"], "fine.box")
+        plan.fine_method = text(fine.get("method", "2dg"), "fine.method")
         if "background" in fine:
-            plan.fine_background = str(fine["background"])
+            plan.fine_background = text(fine["background"], "fine.background")
             if plan.fine_background not in ("box", "frame-median"):
                 bad("fine.background", "must be box or frame-median")
         if "reference" in fine:
-            if not isinstance(fine["reference"], int):
-                bad("fine.reference", "must be a frame number")
-            plan.fine_reference = fine["reference"]
+            plan.fine_reference = number(fine["reference"], "fine.reference")
         if plan.fine_method not in ("2dg", "com", "quadratic"):
             bad("fine.method", "must be 2dg, com or quadratic")
     for i, entry in enumerate(data.get("tags", [])):
         where = f"tags[{i}]"
+        check_keys(entry, "tags", f"{where}.")
         for key in ("frames", "tag", "reason"):
-            if not str(entry.get(key, "")).strip():
+            if key not in entry:
                 bad(where, f"needs {key}")
-        plan.tags.append(TagEntry(str(entry["frames"]), str(entry["tag"]), str(entry["reason"]),
-                                  str(entry.get("author") or plan.author)))
+        values = {key: text(entry[key], f"{where}.{key}", allow_number=key == "frames")
+                  for key in ("frames", "tag", "reason")}
+        for key, value in values.items():
+            if not value.strip():
+                bad(f"{where}.{key}", "is empty")
+        author = text(entry["author"], f"{where}.author") if entry.get("author") else plan.author
+        plan.tags.append(TagEntry(values["frames"], values["tag"], values["reason"], author))
     names = set()
     for i, entry in enumerate(data.get("groups", [])):
         where = f"groups[{i}]"
+        check_keys(entry, "groups", f"{where}.")
         if not entry.get("name") or not entry.get("frames"):
             bad(where, "needs name and frames")
-        if entry["name"] in names:
-            bad(where, f"group name {entry['name']!r} used twice")
-        names.add(entry["name"])
-        box = None
-        if entry.get("box"):
-            try:
-                box = parse_box(str(entry["box"]))
-            except ObsdbError as exc:
-                bad(f"{where}.box", str(exc))
+        name = text(entry["name"], f"{where}.name")
+        if name in names:
+            bad(where, f"group name {name!r} used twice")
+        names.add(name)
+        group_box = box(entry["box"], f"{where}.box") if entry.get("box") else None
         ref_star = entry.get("reference_star")
         if ref_star is not None:
             if not (isinstance(ref_star, list) and len(ref_star) == 2):
                 bad(f"{where}.reference_star", "must be [x, y]")
-            ref_star = (float(ref_star[0]), float(ref_star[1]))
-        plan.groups.append(GroupEntry(str(entry["name"]), str(entry["frames"]), box, ref_star,
-                                      entry.get("reference"), entry.get("band")))
+            ref_star = (position(ref_star[0], f"{where}.reference_star"),
+                        position(ref_star[1], f"{where}.reference_star"))
+        reference = number(entry["reference"], f"{where}.reference") if "reference" in entry else None
+        band = text(entry["band"], f"{where}.band") if entry.get("band") is not None else None
+        plan.groups.append(GroupEntry(name, text(entry["frames"], f"{where}.frames", allow_number=True),
+                                      group_box, ref_star, reference, band))
     plan.qa = dict(data.get("qa", {}))
+    if plan.qa:
+        from obsdb.pipeline.qa_rules import QaThresholds
+
+        try:
+            QaThresholds.from_mapping(plan.qa)
+        except (TypeError, ValueError) as exc:
+            bad("qa", str(exc))
     return plan
+
+
+def _kind(value) -> str:
+    """How a TOML value reads in a message: 'a list', 'the number 3', 'true'."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
 
 
 def apply_plan(catalog, plan: Plan, *, user: str | None = None, night=None):
