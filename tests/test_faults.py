@@ -77,3 +77,65 @@ def test_a_bad_configuration_is_one_line_naming_the_key(tmp_path, text, message)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.output
     assert "unexpected" not in result.output and "Traceback" not in result.output
+
+
+def test_writes_to_a_read_only_catalog_are_one_line_and_change_nothing(tmp_path):
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    simulate_night(tmp_path / "night", seed=64, **SMALL)
+    db = tmp_path / "c.sqlite"
+    with Catalog.open(db, create=True) as catalog:
+        catalog.ingest([tmp_path / "night"])
+    before = db.read_bytes()
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    runner = CliRunner()
+    for command in (["qa"], ["tag", "1001", "great", "--reason", "sharp"], ["align", "--status", "any"]):
+        result = runner.invoke(app, ["--db", read_only, *command])
+        assert result.exit_code == 1, (command, result.output)
+        assert "is read-only for you: nothing was changed" in result.output, result.output
+        assert "unexpected" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert runner.invoke(app, ["--db", read_only, "frames", "--format", "json"]).exit_code == 0
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("exc, sentence", [
+    (OSError(28, "No space left on device", "/data/out/x.fits"), "/data/out/x.fits: the disk is full"),
+    (OSError(30, "Read-only file system", "/mnt/ro/out"), "/mnt/ro/out: the file system is read-only"),
+    (PermissionError(13, "Permission denied", "/root/out"), "/root/out: permission denied"),
+    (MemoryError(), "out of memory: nothing was changed"),
+])
+def test_failures_of_the_machine_are_sentences(exc, sentence):
+    from obsdb.cli.common import known_failure
+
+    assert known_failure(exc).startswith(sentence)
+
+
+def test_a_full_disk_under_the_catalog_is_named_as_such(monkeypatch):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from obsdb.cli.common import known_failure
+
+    full = OperationalError("INSERT INTO tag ...", {}, sqlite3.OperationalError("database or disk is full"))
+    assert known_failure(full).startswith("the disk holding the catalog is full: nothing was changed")
+
+
+def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path):
+    from obsdb.errors import ObsdbError
+    from obsdb.pipeline.render import render
+    from obsdb.pipeline.report import build_report
+
+    simulate_night(tmp_path / "night", seed=65, **SMALL)
+    (tmp_path / "a-file").write_text("mine")
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as catalog:
+        catalog.ingest([tmp_path / "night"])
+        catalog.qa()
+        catalog.align()
+        with pytest.raises(ObsdbError, match="is a file, not a folder"):
+            render(catalog, tmp_path / "a-file")
+        with pytest.raises(ObsdbError, match="is a file, not a folder"):
+            build_report(catalog, tmp_path / "a-file")
+    assert (tmp_path / "a-file").read_text() == "mine"

@@ -101,8 +101,12 @@ def current_revision(engine: Engine) -> str | None:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except (DatabaseError, OperationalError) as exc:
         detail = str(getattr(exc, "orig", exc)).splitlines()[0]
-        raise CatalogError(f"{engine.url.render_as_string(hide_password=True)}: not a usable catalog "
-                           f"({detail})") from None
+        where = engine.url.render_as_string(hide_password=True)
+        if "disk is full" in detail or "disk I/O error" in detail:
+            # SQLite's write-ahead log needs room even to read: the catalog itself is fine.
+            raise CatalogError(f"{where}: cannot be read: the disk holding it is full ({detail}); "
+                               "free some space and run again") from None
+        raise CatalogError(f"{where}: not a usable catalog ({detail})") from None
 
 
 def upgrade(url: str) -> tuple[str | None, str]:
@@ -163,7 +167,10 @@ def open_catalog(db: str | None = None):
     """
     url = database_url(db)
     if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
+        name = url[len("sqlite:///"):]
+        if name.startswith("file:"):  # an SQLite URI, e.g. file:/data/obsdb.sqlite?mode=ro&uri=true
+            name = name[len("file:"):].split("?")[0]
+        path = Path(name)
         if not path.exists():
             raise CatalogError(f"no catalog at {path}: run `obsdb init` first")
     engine = make_engine(url)

@@ -84,8 +84,50 @@ def user_errors():
             fail(str(exc))
         if os.environ.get("OBSDB_DEBUG"):
             raise
+        known = known_failure(exc)
+        if known:
+            fail(known)
         detail = str(exc).splitlines()[0] if str(exc) else ""
         fail(f"unexpected {type(exc).__name__}: {detail} (set OBSDB_DEBUG=1 for a traceback)", 2)
+
+
+def known_failure(exc: BaseException) -> str | None:
+    """A sentence for the failures of the machine rather than of obsdb: disks, permissions, memory, locks.
+
+    Everything a command writes is in a transaction or written atomically, so
+    each of these leaves the catalog and the files as they were; the sentence says what to fix.
+    """
+    import errno
+
+    if isinstance(exc, MemoryError):
+        return "out of memory: nothing was changed; try fewer --workers, or a machine with more memory"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = f"{exc.filename}: " if exc.filename else ""
+        advice = {errno.ENOSPC: "the disk is full; nothing was left half-written",
+                  errno.EDQUOT: "the disk quota is used up; nothing was left half-written",
+                  errno.EROFS: "the file system is read-only",
+                  errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                  errno.ENOTDIR: "a part of the path is a file, not a folder",
+                  errno.EISDIR: "is a folder, where a file was expected",
+                  errno.ENAMETOOLONG: "the name is too long for the file system"}
+        return f"{where}{advice.get(exc.errno, exc.strerror or str(exc))}"
+    # The database driver's errors, known by their text (no sqlalchemy import at the boundary).
+    text = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else ""
+    kind = type(getattr(exc, "orig", None) or exc).__name__
+    if kind in ("OperationalError", "DatabaseError") or type(exc).__module__.startswith("sqlalchemy"):
+        lowered = text.lower()
+        if "readonly database" in lowered or "read-only" in lowered:
+            return f"the catalog {state.db or ''} is read-only for you: nothing was changed".replace("  ", " ")
+        if "disk is full" in lowered or "no space left" in lowered:
+            return "the disk holding the catalog is full: nothing was changed; free some space and run again"
+        if "database is locked" in lowered:
+            return ("the catalog is busy: another obsdb has been writing to it for over 30 s; "
+                    "nothing was changed; run again when it is done")
+        if "unable to open database" in lowered:
+            return "cannot open the catalog file (its folder must be writable, for SQLite's journal)"
+        if "could not connect" in lowered or "connection refused" in lowered:
+            return f"cannot reach the catalog's database server: {text}"
+    return None
 
 
 @contextmanager

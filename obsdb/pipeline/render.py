@@ -231,6 +231,8 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         raise ObsdbError(f"--stack {stack!r}: expected one of {', '.join(STACK_METHODS)}")
     user = user or login_name()
     out_dir = Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ObsdbError(f"--out {out_dir}: is a file, not a folder")
     tasks = catalog.render_plan(run=run, status=status, band=band, where=where, nights=nights)
     if not tasks:
         raise ObsdbError("nothing to render: no selected frame has a shift (run `obsdb align` first)")
