@@ -353,3 +353,98 @@ def test_files_gone_from_a_scanned_folder_are_reported_and_kept(catalog, tmp_pat
     assert deep.gone == sorted(str(p.resolve()) for p in (folder / "f_1002.fits", folder / "sub" / "f_2001.fits"))
     with catalog.session() as session:
         assert session.scalar(select(func.count()).select_from(Frame)) == 4  # nothing deleted
+
+
+# ------------------------------------------------------------------ hostile files (issue 11)
+
+CRASH_MARK = 12345.0
+"""The first pixel of the frame whose star detection the tests below make crash."""
+
+
+def _night_with_one_marked_frame(folder: Path, n: int = 6, marked: int = 2) -> list[Path]:
+    rng = np.random.default_rng(11)
+    paths = []
+    for i in range(n):
+        data = rng.normal(100, 5, (64, 64)).astype(np.float32)
+        if i == marked:
+            data[0, 0] = CRASH_MARK
+        paths.append(write_fits(folder / f"{'crash' if i == marked else 'ok'}_{i + 1:04d}.fits", data,
+                                {"FILTER": "V"}))
+    return paths
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_crash_in_star_detection_costs_that_frame_its_metrics_only(catalog, tmp_path, monkeypatch, workers):
+    """sep died with SIGSEGV on one frame and took the ingest with it: now the frame keeps its stats."""
+    import obsdb.pipeline.metrics as metrics
+    from obsdb.imaging.fitsio import FitsWarning
+
+    original = metrics.metrics_from_image
+
+    def crashing(data, saturation, **kwargs):
+        if data[0, 0] == CRASH_MARK:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return original(data, saturation, **kwargs)
+
+    monkeypatch.setattr(metrics, "metrics_from_image", crashing)
+    paths = _night_with_one_marked_frame(tmp_path / "night")
+    with pytest.warns(FitsWarning, match=r"crash_0003.fits: star detection crashed \(killed by SIGSEGV\)"):
+        report = ingest(catalog, [tmp_path / "night"], workers=workers)
+    assert len(report.added) == len(paths) and not report.failed
+    with catalog.session() as session:
+        frames = {f.file_name: f for f in session.scalars(select(Frame))}
+        assert all(f.stats is not None for f in frames.values())
+        assert frames["crash_0003.fits"].metrics is None
+        assert all(f.metrics is not None for name, f in frames.items() if name != "crash_0003.fits")
+
+
+@pytest.mark.parametrize("death", ["SIGSEGV", "exit"])
+def test_a_worker_that_dies_costs_only_its_file(catalog, tmp_path, monkeypatch, death):
+    """A crash outside star detection kills a pool worker (BrokenProcessPool): a new pool takes the rest."""
+    import obsdb.pipeline.ingest as ingest_module
+
+    original = ingest_module._measure
+
+    def dying(path, config, hash_mode="thread"):
+        if "crash" in Path(path).name:
+            if death == "exit":
+                os._exit(3)
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return original(path, config, hash_mode)
+
+    monkeypatch.setattr(ingest_module, "_measure", dying)
+    paths = _night_with_one_marked_frame(tmp_path / "night", n=12, marked=3)
+    report = ingest(catalog, [tmp_path / "night"], workers=2, config=STATS_ONLY)
+    assert sorted(Path(p).name for p in report.added) == sorted(p.name for p in paths if "crash" not in p.name)
+    [(path, reason)] = report.failed
+    assert Path(path).name == "crash_0004.fits"
+    assert reason == ("measuring this file crashed its process "
+                      + ("(killed by SIGSEGV)" if death == "SIGSEGV" else "(exited with status 3 without an answer)"))
+
+
+def test_run_contained_returns_raises_and_reports_deaths():
+    from obsdb.pipeline.pool import ChildCrashed, run_contained
+
+    big = np.arange(1_000_000, dtype=np.float32)
+    assert run_contained(lambda a, b: float(a.sum()) + b, big, 1.0) == float(big.sum()) + 1.0
+    with pytest.raises(KeyError, match="NAXIS1"):
+        run_contained(lambda: {}["NAXIS1"])
+    with pytest.raises(ChildCrashed, match="killed by SIGSEGV"):
+        run_contained(lambda: os.kill(os.getpid(), signal.SIGSEGV))
+    with pytest.raises(ChildCrashed, match="stopped after 1 s"):
+        run_contained(time.sleep, 30, timeout=1.0)
+
+
+@pytest.mark.parametrize("shape, hot", [((1, 5000), False), ((5000, 1), False), ((200, 300), True)])
+def test_valid_odd_frames_get_their_stats(tmp_path, shape, hot):
+    """A single-row frame and a flat frame with one hot pixel were refused ("every pixel is masked")."""
+    data = np.random.default_rng(3).normal(100, 5, shape).astype(np.float32)
+    if hot:
+        data[:] = 500.0
+        data[50, 60] = 60000.0
+    path = write_fits(tmp_path / "odd_0001.fits", data)
+    m = measure_file(str(path), IngestConfig())
+    assert m.ok, m.error
+    assert m.stats["median"] == pytest.approx(float(np.median(data)))
+    assert m.stats["max"] == pytest.approx(float(data.max()))
+    assert m.metrics is not None and m.metrics["n_stars"] == 0

@@ -206,6 +206,42 @@ def test_empty_frame_no_crash():
     assert np.isnan(transparency(q.stars, q.stars))
 
 
+def _star_field_with_random_bytes_inserted(seed: int = 7, size: int = 512) -> np.ndarray:
+    """A star field whose big-endian data had random bytes inserted (issue 11): misaligned
+    floats up to 3e38, on which the unsanitised ``sep.extract`` died with SIGSEGV."""
+    rng = np.random.default_rng(seed)
+    stars = [(rng.uniform(10, size - 10), rng.uniform(10, size - 10), rng.uniform(2e3, 5e4)) for _ in range(60)]
+    img = _star_image((size, size), stars, 2.5, sky=800.0, noise=25.0)
+    raw = bytearray(img.astype(">f4").tobytes())
+    at = int(rng.integers(0, len(raw) // 2))
+    raw[at:at] = rng.integers(0, 256, int(rng.integers(1, 400)), dtype=np.uint8).tobytes()
+    return np.frombuffer(bytes(raw[:img.size * 4]), dtype=">f4").reshape(img.shape)
+
+
+def test_values_beyond_any_detector_never_reach_sep():
+    from obsdb.pipeline.pool import run_contained
+
+    data = _star_field_with_random_bytes_inserted()
+    assert np.nanmax(np.abs(data)) > 1e37
+    # In a child of its own: before the fix this died with SIGSEGV (ChildCrashed here).
+    q = run_contained(lambda: measure_quality(data, saturation=SAT))
+    assert q.n_stars > 0 and np.isfinite(q.background) and np.isfinite(q.background_rms)
+
+
+@pytest.mark.parametrize("shape", [(1, 5000), (5000, 1), (2, 3000), (3, 3), (1, 1)])
+def test_frames_of_one_or_a_few_lines_are_measured(shape):
+    data = np.random.default_rng(4).normal(100, 5, shape).astype(np.float32)
+    q = measure_quality(data, saturation=SAT)
+    assert q.n_stars == 0 and np.isfinite(q.background)
+
+
+def test_flat_frame_with_a_hot_pixel_is_not_taken_for_padding():
+    flat = np.full((200, 300), 500.0, np.float32)
+    flat[50, 60] = 60000.0
+    q = measure_quality(flat, saturation=SAT)
+    assert q.n_stars == 0 and q.background == pytest.approx(500.0)
+
+
 def test_input_not_modified_and_byte_order(night):
     _, frames = night
     img = frames[1].copy()

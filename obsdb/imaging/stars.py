@@ -255,6 +255,9 @@ def _edge_padding(img: np.ndarray) -> np.ndarray | None:
         right -= 1
     if (top, bottom, left, right) == (0, ny, 0, nx):
         return None
+    if 2 * (bottom - top) * (right - left) < ny * nx:
+        # Padding is a border; a frame mostly of one value is flat (a flat frame with a hot pixel).
+        return None
     bad = np.ones(img.shape, dtype=bool)
     bad[top:bottom, left:right] = False
     return bad

@@ -18,7 +18,11 @@ from typing import Any, Callable, Iterator
 
 
 def _ignore_interrupts_then(initializer: Callable[..., Any] | None, *initargs: Any) -> None:
+    import faulthandler
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker's death is the parent's to report (resilient_map), in one line.
+    faulthandler.disable()
     if initializer is not None:
         initializer(*initargs)
 
@@ -102,6 +106,10 @@ def run_contained(function: Callable[..., Any], *args: Any, timeout: float | Non
         try:
             os.close(read_end)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # The parent reports a death in one line; a traceback dump from here would repeat it.
+            import faulthandler
+
+            faulthandler.disable()
             try:
                 answer = (True, function(*args))
             except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
