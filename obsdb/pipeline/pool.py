@@ -17,9 +17,43 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 
-def _ignore_interrupts_then(initializer: Callable[..., Any] | None, *initargs: Any) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """End this worker when the process that started it dies, even by ``kill -9``.
+
+    A worker whose parent is gone would otherwise wait on its task pipe for
+    ever, holding its memory (and the terminal's output pipe open).  On Linux
+    the kernel sends SIGKILL (``prctl(PR_SET_PDEATHSIG)``); elsewhere a thread
+    checks the parent every second.
+    """
+    import sys
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before the request took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="obsdb-parent-watch", daemon=True).start()
+
+
+def _ignore_interrupts_then(parent_pid: int, initializer: Callable[..., Any] | None, *initargs: Any) -> None:
     import faulthandler
 
+    die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker's death is the parent's to report (resilient_map), in one line.
     faulthandler.disable()
@@ -48,7 +82,8 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None, in
     # fork shares the parent's imported modules, which keeps start-up cheap.
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_ignore_interrupts_then, initargs=(initializer, *initargs))
+                               initializer=_ignore_interrupts_then,
+                               initargs=(os.getpid(), initializer, *initargs))
 
 
 class ChildCrashed(Exception):
@@ -100,11 +135,13 @@ def run_contained(function: Callable[..., Any], *args: Any, timeout: float | Non
     if not hasattr(os, "fork"):
         return function(*args)
     read_end, write_end = os.pipe()
+    parent_pid = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
         status = 0
         try:
             os.close(read_end)
+            die_with_parent(parent_pid)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             # The parent reports a death in one line; a traceback dump from here would repeat it.
             import faulthandler
