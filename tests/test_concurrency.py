@@ -75,3 +75,39 @@ def test_three_ingests_of_overlapping_folders_at_once_equal_one_serial_ingest(tm
         catalog.ingest(folders)
     assert _facts(catalog_url) == _facts(serial)
     assert len(_facts(serial)) == 12
+
+
+def _answers(url: str) -> list[tuple]:
+    with Catalog.open(url) as catalog:
+        return sorted((r["file_name"], r["status"], tuple(r["reasons"]),
+                       None if not r["shift"] else (round(r["shift"]["dx"], 4), round(r["shift"]["dy"], 4)))
+                      for r in catalog.frame_dicts())
+
+
+def _wait(procs) -> None:
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "unexpected" not in err and "Traceback" not in err, err
+
+
+def test_qa_during_ingest_two_aligns_at_once_and_tagging_during_render(tmp_path, catalog_url):
+    night = tmp_path / "night"
+    simulate_night(night, seed=75, n_frames=10, size=192, bands=("V", "R"), n_groups=1)
+    serial = f"sqlite:///{tmp_path / 'serial.sqlite'}"
+    with Catalog.open(serial, create=True) as catalog:
+        catalog.ingest([night])
+        catalog.qa()
+        catalog.align()
+        catalog.tag("1003", "tracking-slight", reason="doubled stars", author="tester")
+    with Catalog.open(catalog_url, create=True):
+        pass
+    # qa while the ingest is still writing: each sees a consistent catalog; a second qa finishes the job.
+    _wait([_obsdb(catalog_url, "ingest", str(night)), _obsdb(catalog_url, "qa")])
+    _wait([_obsdb(catalog_url, "qa")])
+    _wait([_obsdb(catalog_url, "align"), _obsdb(catalog_url, "align", "--workers", "2")])
+    _wait([_obsdb(catalog_url, "render", "--out", str(tmp_path / "out"), "--workers", "2"),
+           _obsdb(catalog_url, "tag", "1003", "tracking-slight", "--reason", "doubled stars")])
+    assert _answers(catalog_url) == _answers(serial)
+    assert any(status == "rejected" and "tracking-slight" in " ".join(reasons)
+               for name, status, reasons, _ in _answers(catalog_url) if "1003" in name)
