@@ -82,7 +82,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         announce("ingest")
         with progress("ingest") as callback:
             ingested = ingest(catalog, [folder], recursive=True, workers=workers, config=ingest_config,
-                              exclude=[out], progress=callback)
+                              exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback)
         summary.failed_files = list(ingested.failed)
         summary.steps.append(("ingest", f"{ingested.n_files} files ({len(ingested.added)} new, "
                                         f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s"))
