@@ -27,7 +27,19 @@ ALL_NIGHTS = "all"
 """``--night all``: every night, and no ambiguity error for numbers several nights share."""
 
 MAX_RANGE = 1_000_000
-"""Longest range a selector may name (a typo such as 1001-100100000 is refused)."""
+"""Longest range a selector may name (a typo such as 1001-100100000 is refused).  A range is one
+``BETWEEN`` in SQL, whatever its length and the number of frames in it."""
+
+MAX_NUMBER = 2**31 - 1
+"""Largest frame number (``frame.number`` is a 32-bit integer): a bigger one can name no frame, and
+PostgreSQL fails a query that compares the column with it."""
+
+MAX_PARTS = 1_000
+"""Most comma-separated parts in a selector: each is one query (a list of frames is written as ranges)."""
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+"""Characters a selector may not hold: controls, line separators and lone surrogates (undecodable
+bytes of a command line), which no message could show on one line and no database stores."""
 
 
 class SelectorError(ObsdbError, ValueError):
@@ -62,10 +74,19 @@ def parse_selector(text: str, known_nights=()) -> list[SelectorPart]:
     Raises
     ------
     SelectorError
-        For an empty selector, a backwards or implausibly long range.
+        For an empty selector, a backwards or implausibly long range, a number
+        beyond :data:`MAX_NUMBER`, more than :data:`MAX_PARTS` parts or an
+        unprintable character.
     """
     if not text or not text.strip():
         raise SelectorError("empty frame selector")
+    bad = _UNPRINTABLE.search(text)
+    if bad:
+        raise SelectorError(f"the character U+{ord(bad.group()):04X} at position {bad.start() + 1} "
+                            f"is not allowed in a frame selector")
+    if text.count(",") >= MAX_PARTS:
+        raise SelectorError(f"the frame selector has {text.count(',') + 1:,} parts; the limit is {MAX_PARTS:,} "
+                            f"(write runs of frames as ranges, e.g. 1001-1010)")
     nights = set(known_nights)
     parts: list[SelectorPart] = []
     night: str | None = None
@@ -84,6 +105,9 @@ def parse_selector(text: str, known_nights=()) -> list[SelectorPart]:
         if not match:
             parts.append(SelectorPart(raw, path=raw))
             continue
+        for digits in filter(None, match.groups()):
+            if len(digits) > len(str(MAX_NUMBER)) or int(digits) > MAX_NUMBER:
+                raise SelectorError(f"{raw!r}: frame numbers go up to {MAX_NUMBER}")
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if last < first:
             raise SelectorError(f"range {raw!r} runs backwards")
@@ -184,7 +208,10 @@ def _ambiguous(part: SelectorPart, frames: list[Frame]) -> None:
 
 
 def _by_path(session: Session, text: str, scope: list[int] | None) -> Frame:
-    resolved = str(Path(text).expanduser().resolve())
+    try:
+        resolved = str(Path(text).expanduser().resolve())
+    except (OSError, RuntimeError, ValueError) as exc:  # ~nobody/x: no such home; a path too long
+        raise SelectorError(f"{text}: not a usable path ({exc})") from None
     frame = session.scalars(select(Frame).where(Frame.path == resolved)).first()
     if frame is not None:
         return frame
