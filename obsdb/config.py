@@ -19,6 +19,30 @@ class ConfigError(ObsdbError):
     """The configuration file is malformed; the message names the file and key."""
 
 
+DEFAULT_MAX_FRAME_MB = 2048
+"""The frame budget of ingest by default, MB of decoded (float32) pixels: a 23k x 23k frame."""
+
+
+def max_frame_mb_from_env() -> float:
+    """``OBSDB_MAX_FRAME_MB`` when set, else :data:`DEFAULT_MAX_FRAME_MB`.
+
+    Raises
+    ------
+    ConfigError
+        When the variable is not a positive number.
+    """
+    raw = os.environ.get("OBSDB_MAX_FRAME_MB")
+    if raw is None or not raw.strip():
+        return float(DEFAULT_MAX_FRAME_MB)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"OBSDB_MAX_FRAME_MB {raw!r}: expected a positive number of megabytes")
+    return value
+
+
 @dataclass
 class IngestConfig:
     """How files are turned into catalog rows."""
@@ -28,6 +52,16 @@ class IngestConfig:
     picttypes: dict = field(default_factory=lambda: dict(DEFAULT_PICTTYPES))
     float_saturation: float | None = 65535.0
     measure_quality: bool = True
+    max_frame_mb: float = field(default_factory=max_frame_mb_from_env)
+    """The frame budget, MB (2**20 bytes) of decoded float32 pixels: a frame whose header claims more
+    is recorded unreadable before anything is allocated for it, and a gzip file is not decompressed
+    beyond twice this.  Reading and measuring a frame peaks at about 3x its decoded size.  Set by
+    ``[ingest] max_frame_mb`` or ``OBSDB_MAX_FRAME_MB`` (default :data:`DEFAULT_MAX_FRAME_MB`)."""
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """:attr:`max_frame_mb` in bytes."""
+        return int(self.max_frame_mb * 2 ** 20)
 
 
 @dataclass
@@ -132,6 +166,10 @@ def _ingest_value(path: Path, key: str, value):
         if not isinstance(value, bool):
             bad("must be true or false")
         return value
+    if key == "max_frame_mb":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            bad("must be a positive number of megabytes")
+        return float(value)
     if key == "float_saturation":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
             bad("must be a positive number of ADU")

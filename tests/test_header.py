@@ -75,3 +75,50 @@ def test_suggested_number_pattern_tells_the_files_apart(names, pattern):
     if pattern:
         numbers = [frame_number(name, pattern) for name in names]
         assert None not in numbers and len(set(numbers)) == len(names)
+
+
+@pytest.mark.parametrize("header, fragment", [
+    ({"DATE-OBS": "9999-12-31T23:59:59"}, "DATE-OBS '9999-12-31T23:59:59' is in the future, implausible"),
+    ({"DATE-OBS": "1899-12-31T23:00:00"}, "DATE-OBS '1899-12-31T23:00:00' is before 1900, implausible"),
+    ({"DATE-OBS": "0001-01-01"}, "before 1900"),
+    ({"DATE-OBS": "2013-07-13", "TIME-OBS": "99:99:99"}, "TIME-OBS '99:99:99' is not a time of day"),
+    ({"DATE-OBS": "2013-07-13", "UT": "12h30"}, "UT '12h30' is not a time of day"),
+    ({"DATE-OBS": "2026-02-30T10:00:00"}, "DATE-OBS '2026-02-30T10:00:00' is not a date"),
+    ({"DATE-OBS": 20260314}, "DATE-OBS 20260314 is not a date"),
+])
+def test_implausible_dates_are_unknown_with_a_reason(header, fragment):
+    """A DATE-OBS of 9999-12-31 broke the report's date axis; TIME-OBS 99:99:99 moved the date by four days."""
+    problems = []
+    assert parse_date_obs(header, problems) is None
+    [problem] = problems
+    assert fragment in problem and problem.endswith("date recorded as unknown")
+
+
+def test_a_date_just_ahead_of_the_clock_is_kept():
+    now = datetime(2026, 3, 14, 12, 0, 0)
+    problems = []
+    assert parse_date_obs({"DATE-OBS": "2026-03-15T06:00:00"}, problems, now=now) == datetime(2026, 3, 15, 6)
+    assert parse_date_obs({"DATE-OBS": "2026-03-16T06:00:00"}, problems, now=now) is None
+    assert len(problems) == 1
+    # A leap second is a time of day.
+    assert parse_date_obs({"DATE-OBS": "2016-12-31", "TIME-OBS": "23:59:60.5"}) == datetime(2017, 1, 1, 0, 0, 0, 500000)
+
+
+def test_duplicated_cards_count_by_the_first_with_a_warning():
+    from astropy.io import fits
+
+    header = fits.Header()
+    header.append(("FILTER", "V"))
+    header.append(("EXPTIME", 30.0))
+    header.append(("FILTER", "B"))
+    header.append(("EXPTIME", 60.0))
+    header.append(("TELESCOP", "T1"))
+    header.append(("TELESCOP", "T2"))
+    problems = []
+    columns = frame_columns(header_to_json(header), problems=problems)
+    assert columns["band"] == "V" and columns["exptime"] == 30.0
+    assert problems == ["FILTER is given 2 times ('V', 'B'): the first is used",
+                        "EXPTIME is given 2 times (30.0, 60.0): the first is used"]
+    from obsdb.imaging.header import instrument_identity
+
+    assert instrument_identity(header_to_json(header), 10, 10)["telescope"] == "T1"

@@ -62,6 +62,30 @@ def _json_value(value):
     return None if text == "" else text
 
 
+REPEATABLE_KEYWORDS = ("COMMENT", "HISTORY")
+"""Keywords that a header holds many times by design; any other repeated keyword is a duplicate."""
+
+COLUMN_KEYWORDS = ("FILTER", "FILTER1", "FILTNAM", "IMAGETYP", "IMAGETYPE", "OBSTYPE", "FRAMETYP", "PICTTYPE",
+                   "OBJECT", "EXPTIME", "EXPOSURE", "EXP_TIME", "DATE-OBS", "DATE_OBS", "TIME-OBS", "UT",
+                   "UTSTART", "UT-START", "AIRMASS", "SECZ")
+"""Keywords the typed columns come from (:func:`frame_columns`): a duplicate of one is warned about."""
+
+EARLIEST_DATE_OBS = datetime(1900, 1, 1)
+"""Dates before this are taken for a clock that was never set, not for an observation."""
+
+FUTURE_DATE_SLACK = timedelta(days=1)
+"""How far past the present a DATE-OBS may lie (clocks drift; time zones differ) before it is implausible.
+A date of 9999-12-31 once broke the report's date axis."""
+
+
+def _get(header: dict, key: str):
+    """The value of ``key``: the first card's when the keyword is duplicated (the JSON holds a list)."""
+    value = header.get(key)
+    if isinstance(value, list) and key not in REPEATABLE_KEYWORDS:
+        return value[0] if value else None
+    return value
+
+
 def normalise_image_type(header: dict, mapping: dict | None = None,
                          picttypes: dict | None = None) -> str:
     """Normalised image type (light, bias, dark, flat or unknown).
@@ -72,14 +96,14 @@ def normalise_image_type(header: dict, mapping: dict | None = None,
     mapping = mapping or DEFAULT_IMAGE_TYPES
     picttypes = picttypes or DEFAULT_PICTTYPES
     for key in ("IMAGETYP", "IMAGETYPE", "OBSTYPE", "FRAMETYP"):
-        raw = header.get(key)
+        raw = _get(header, key)
         if isinstance(raw, str) and raw.strip():
             text = raw.strip().lower()
             for kind, names in mapping.items():
                 if text in names:
                     return kind
             return "unknown"
-    raw = header.get("PICTTYPE")
+    raw = _get(header, "PICTTYPE")
     if raw is not None:
         try:
             return picttypes.get(int(raw), "unknown")
@@ -91,81 +115,148 @@ def normalise_image_type(header: dict, mapping: dict | None = None,
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2})$")
 
 
-def parse_date_obs(header: dict) -> datetime | None:
-    """Start of exposure in UTC (naive datetime), or None when absent/unparseable.
+def parse_date_obs(header: dict, problems: list[str] | None = None, *,
+                   now: datetime | None = None) -> datetime | None:
+    """Start of exposure in UTC (naive datetime), or None when absent, unparseable or implausible.
 
     Understands ISO dates with or without time (then TIME-OBS/UT/UTSTART is
     added), and the pre-2000 FITS form ``DD/MM/YY`` (years 19YY).
+
+    Parameters
+    ----------
+    header : dict
+        JSON-normalised header (:func:`header_to_json`).
+    problems : list of str, optional
+        Receives one sentence for a date that is given but not used: unparseable, with a time of
+        day that is no time (``99:99:99``), before :data:`EARLIEST_DATE_OBS`, or more than
+        :data:`FUTURE_DATE_SLACK` after ``now``.
+    now : datetime, optional
+        The present, UTC (default: the clock's).
+
+    Returns
+    -------
+    datetime or None
     """
-    raw = header.get("DATE-OBS") or header.get("DATE_OBS")
-    if not isinstance(raw, str) or not raw.strip():
+    problems = [] if problems is None else problems
+    key = "DATE-OBS" if _get(header, "DATE-OBS") is not None else "DATE_OBS"
+    raw = _get(header, key)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, str):
+        problems.append(f"{key} {raw!r} is not a date: date recorded as unknown")
         return None
     text = raw.strip().rstrip("Z")
     match = _DMY.match(text)
-    if match:
-        day, month, year = (int(g) for g in match.groups())
-        try:
-            date = datetime(1900 + year, month, day)
-        except ValueError:
-            return None
-        return _add_time(date, header)
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if match:
+            day, month, year = (int(g) for g in match.groups())
+            parsed = _add_time(datetime(1900 + year, month, day), header)
+        else:
+            parsed = datetime.fromisoformat(text)
+            if parsed.tzinfo is not None:
+                parsed = (parsed - parsed.utcoffset()).replace(tzinfo=None)
+            if "T" not in text and " " not in text:
+                parsed = _add_time(parsed, header)
+    except _BadTime as exc:
+        problems.append(f"{exc}: date recorded as unknown")
         return None
-    if parsed.tzinfo is not None:
-        parsed = (parsed - parsed.utcoffset()).replace(tzinfo=None)
-    if "T" not in text and " " not in text:
-        return _add_time(parsed, header)
+    except (ValueError, OverflowError):
+        problems.append(f"{key} {raw!r} is not a date: date recorded as unknown")
+        return None
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    if parsed < EARLIEST_DATE_OBS:
+        problems.append(f"{key} {raw!r} is before {EARLIEST_DATE_OBS.year}, implausible: date recorded as unknown")
+        return None
+    if parsed > now + FUTURE_DATE_SLACK:
+        problems.append(f"{key} {raw!r} is in the future, implausible: date recorded as unknown")
+        return None
     return parsed
 
 
+class _BadTime(ValueError):
+    """A time-of-day keyword that is no time; the message names it."""
+
+
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?$")
+
+
 def _add_time(date: datetime, header: dict) -> datetime:
+    """``date`` plus the first time-of-day keyword; :class:`_BadTime` when that keyword is no time.
+
+    ``99:99:99`` used to be added as 99 h 99 min, moving the date by four days.
+    """
     for key in ("TIME-OBS", "UT", "UTSTART", "UT-START"):
-        value = header.get(key)
-        if isinstance(value, str) and re.match(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", value.strip()):
-            parts = value.strip().split(":")
-            seconds = float(parts[2]) if len(parts) > 2 else 0.0
-            return date + timedelta(hours=int(parts[0]), minutes=int(parts[1]), seconds=seconds)
+        value = _get(header, key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        match = _TIME.match(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            raise _BadTime(f"{key} {value!r} is not a time of day")
+        hours, minutes = int(match.group(1)), int(match.group(2))
+        seconds = float(match.group(3) or 0.0)
+        if hours > 23 or minutes > 59 or seconds >= 61.0:  # 60.x: a leap second
+            raise _BadTime(f"{key} {value!r} is not a time of day")
+        return date + timedelta(hours=hours, minutes=minutes, seconds=seconds)
     return date
 
 
 def _number(header: dict, *keys: str) -> float | None:
     for key in keys:
-        value = header.get(key)
+        value = _get(header, key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
         if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 continue
+            if math.isfinite(number):
+                return number
     return None
 
 
 def _text(header: dict, *keys: str) -> str | None:
     for key in keys:
-        value = header.get(key)
+        value = _get(header, key)
         if value is not None and str(value).strip():
             return str(value).strip()
     return None
 
 
 def frame_columns(header: dict, *, image_types: dict | None = None,
-                  picttypes: dict | None = None) -> dict:
+                  picttypes: dict | None = None, problems: list[str] | None = None) -> dict:
     """Typed catalog columns derived from a header (already JSON-normalised).
+
+    A keyword given by several cards (two FILTER cards) counts by its first card.
+
+    Parameters
+    ----------
+    header : dict
+        JSON-normalised header (:func:`header_to_json`).
+    image_types, picttypes : dict, optional
+        See :func:`normalise_image_type`.
+    problems : list of str, optional
+        Receives one sentence per doubt: a :data:`COLUMN_KEYWORDS` keyword given different values, a date
+        not used (:func:`parse_date_obs`).
 
     Returns
     -------
     dict
         band, image_type, object, exptime, date_obs, airmass.
     """
+    problems = [] if problems is None else problems
+    for key in COLUMN_KEYWORDS:
+        value = header.get(key)
+        # Identical duplicates (two equal AIRMASS cards in ESO's EMMI frames) change nothing.
+        if isinstance(value, list) and len({repr(v) for v in value}) > 1:
+            shown = ", ".join(repr(v) for v in value[:5]) + (", ..." if len(value) > 5 else "")
+            problems.append(f"{key} is given {len(value)} times ({shown}): the first is used")
     return {
         "band": _text(header, "FILTER", "FILTER1", "FILTNAM"),
         "image_type": normalise_image_type(header, image_types, picttypes),
         "object": _text(header, "OBJECT"),
         "exptime": _number(header, "EXPTIME", "EXPOSURE", "EXP_TIME"),
-        "date_obs": parse_date_obs(header),
+        "date_obs": parse_date_obs(header, problems),
         "airmass": _number(header, "AIRMASS", "SECZ"),
     }
 
@@ -262,7 +353,7 @@ def site_longitude(header: dict) -> float | None:
     OBSGEO-L is.  Returns None when no keyword gives a longitude within +-360.
     """
     for key in ("SITELONG", "LONG-OBS", "OBSGEO-L", "LONGITUD"):
-        degrees = _degrees(header.get(key))
+        degrees = _degrees(_get(header, key))
         if degrees is not None and abs(degrees) <= 360.0:
             return ((degrees + 180.0) % 360.0) - 180.0
     x, y = _number(header, "OBSGEO-X"), _number(header, "OBSGEO-Y")

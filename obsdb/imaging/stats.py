@@ -8,6 +8,7 @@ differs by far less than its own rms.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -228,13 +229,28 @@ def saturation_level(header, bitpix: int, default_float: float | None = 65535.0)
     -------
     float or None
     """
+    def first(key, default=None):
+        # A keyword of several cards is a list in a JSON header: its first card counts.
+        value = header.get(key, default) if hasattr(header, "get") else default
+        return (value[0] if value else default) if isinstance(value, list) else value
+
+    def number(key, default):
+        value = first(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return default
+        try:
+            value = float(value)
+        except OverflowError:
+            return default
+        return value if math.isfinite(value) else default
+
     for key in ("SATURATE", "SATLEVEL", "DATAMAX"):
-        value = header.get(key) if hasattr(header, "get") else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return float(value)
+        value = number(key, None)
+        if value is not None and value > 0:
+            return value
     if bitpix > 0:
-        bzero = float(header.get("BZERO", 0) or 0)
-        bscale = float(header.get("BSCALE", 1) or 1)
+        bzero = number("BZERO", 0.0) or 0.0
+        bscale = number("BSCALE", 1.0) or 1.0
         top = 2 ** (bitpix - 1) - 1
         if bitpix == 8:
             top = 255

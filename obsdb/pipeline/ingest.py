@@ -149,7 +149,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     import numpy as np
 
     from obsdb.imaging.bayer import cfa_pattern_or_none
-    from obsdb.imaging.fitsio import FitsReadError, read_fits_image
+    from obsdb.imaging.fitsio import FitsReadError, FrameTooLargeError, read_fits_image
     from obsdb.imaging.header import frame_columns, header_to_json
     from obsdb.imaging.stats import EmptyImageError, pixel_stats, saturation_level
 
@@ -160,14 +160,18 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
         return Measurement(path, 0, 0.0, error=f"cannot stat: {exc.strerror}")
     result = Measurement(path, st.st_size, st.st_mtime)
     try:
-        image = read_fits_image(path, hash_mode=hash_mode)
+        image = read_fits_image(path, hash_mode=hash_mode, max_frame_bytes=config.max_frame_bytes)
+    except FrameTooLargeError as exc:
+        result.error = f"{exc} (OBSDB_MAX_FRAME_MB or [ingest] max_frame_mb sets it)"
+        return result
     except FitsReadError as exc:
         result.error = str(exc)
         return result
     result.size = image.size
     header = header_to_json(image.header)
     result.header = header
-    result.columns = frame_columns(header, image_types=config.image_types, picttypes=config.picttypes)
+    result.columns = frame_columns(header, image_types=config.image_types, picttypes=config.picttypes,
+                                   problems=result.warnings)
     result.height, result.width = (int(n) for n in image.data.shape)
     result.bitpix = image.bitpix
     saturation = saturation_level(header, image.bitpix, config.float_saturation)
