@@ -66,12 +66,24 @@ def ingest(
         config.ingest.number_pattern = number_pattern
     if no_metrics:
         config.ingest.measure_quality = False
-    with open_catalog() as catalog, progress_bar("ingest") as progress:
-        report = run_ingest(catalog, paths, recursive=recursive, workers=workers,
-                            config=config.ingest, progress=progress, night=night)
+    import warnings
+
+    from obsdb.imaging.fitsio import FitsWarning
+
+    with warnings.catch_warnings(record=True) as noticed:
+        # What ingest doubted or skipped in a file (an implausible DATE-OBS, a FIFO): printed below.
+        warnings.simplefilter("always", FitsWarning)
+        with open_catalog() as catalog, progress_bar("ingest") as progress:
+            report = run_ingest(catalog, paths, recursive=recursive, workers=workers,
+                                config=config.ingest, progress=progress, night=night)
     console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")
+    for note in noticed:
+        if issubclass(note.category, FitsWarning):
+            err_console.print(styled("warning:", "yellow", f" {note.message}"), soft_wrap=True)
+        else:
+            warnings.showwarning(note.message, note.category, note.filename, note.lineno)
     if report.own_outputs:
         console.print(f"left out {len(report.own_outputs)} files obsdb wrote itself (aligned frames, stacks)")
     if report.gone:
@@ -134,6 +146,23 @@ def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", he
 
 FRAME_COLUMNS = ["number", "file_name", "band", "type", "exptime", "date_obs", "status",
                  "median", "background", "n_stars", "fwhm", "elongation", "group", "dx", "dy", "reasons"]
+"""The CSV columns (with path and night)."""
+
+
+def _frame_columns():
+    from obsdb.cli.tables import Column
+
+    return [Column("number", "number", priority=0), Column("file_name", "file", priority=15, shrink=True),
+            Column("band", "band", priority=1), Column("type", "type", priority=12),
+            Column("exptime", "exp s", numeric=True, priority=10),
+            Column("date_obs", "date_obs (UTC)", priority=14), Column("status", "status", priority=2),
+            Column("median", "median", numeric=True, priority=11),
+            Column("background", "sky ADU", numeric=True, priority=4),
+            Column("n_stars", "stars", numeric=True, priority=5),
+            Column("fwhm", "FWHM px", numeric=True, priority=3),
+            Column("elongation", "elong", numeric=True, priority=9), Column("group", "group", priority=13),
+            Column("dx", "dx", numeric=True, priority=7), Column("dy", "dy", numeric=True, priority=8),
+            Column("reasons", "reasons", priority=6, shrink=True, min_width=16)]
 
 
 def _flat(record: dict) -> dict:
@@ -146,6 +175,31 @@ def _flat(record: dict) -> dict:
             "reasons": "; ".join(record.get("reasons") or [])}
 
 
+def _frame_cells(record: dict, *, all_reasons: bool) -> dict:
+    """One frame as the table's text: numbers formatted, the first reason (and how many more)."""
+    row = _flat(record)
+    reasons = record.get("reasons") or []
+    if not all_reasons and len(reasons) > 1:
+        shown_reasons = f"{reasons[0]} (+{len(reasons) - 1} more)"
+    else:
+        shown_reasons = "; ".join(reasons)
+    return {"number": row["label"] if row.get("label") else "-", "file_name": row["file_name"],
+            "band": row["band"] or "-", "type": row["type"] or "-", "exptime": fmt(row["exptime"], 0),
+            "date_obs": (row["date_obs"] or "-")[:19], "status": row["status"], "median": fmt(row["median"]),
+            "background": fmt(row["background"]), "n_stars": fmt(row["n_stars"]), "fwhm": fmt(row["fwhm"], 2),
+            "elongation": fmt(row["elongation"], 2), "group": row["group"] or "-", "dx": fmt(row["dx"], 3),
+            "dy": fmt(row["dy"], 3), "reasons": shown_reasons}
+
+
+def wide_option():
+    return typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal).")
+
+
+def columns_option():
+    return typer.Option(None, "--columns", help="Exactly these columns, comma-separated "
+                                                "(e.g. number,band,fwhm,reasons).")
+
+
 @app.command()
 def frames(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band (FILTER)."),
@@ -156,41 +210,41 @@ def frames(
                                         help="Filter expression, e.g. \"EXPTIME >= 30 and band in ('V','B') "
                                              "and median > 5000\"."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, json or csv."),
+    wide: bool = wide_option(),
+    columns: Optional[str] = columns_option(),
     night: Optional[List[str]] = night_option(),
 ) -> None:
-    """List frames with their statistics, metrics, status and current shift."""
+    """List frames with their statistics, metrics, status and current shift.
+
+    At 80 columns the table keeps the number, band, status, FWHM, sky, star
+    count and the first reason, and names the columns it leaves out."""
+    from obsdb.cli.tables import parse_columns
+
     if status and status not in ("accepted", "rejected", "pending"):
         fail(f"--status {status!r}: expected accepted, rejected or pending")
+    with user_errors():
+        chosen = parse_columns(columns, _frame_columns())
     with open_catalog() as catalog, user_errors():
         records = catalog.iter_frame_dicts(night=nights_arg(night), band=band, image_type=image_type,
                                            status=status, tag=tag, where=where)
-        _print_frames(records, fmt_)
+        _print_frames(records, fmt_, wide=wide, columns=chosen)
 
 
-def _print_frames(records, fmt_: OutputFormat, title: str = "frames") -> None:
+def _print_frames(records, fmt_: OutputFormat, title: str = "frames", *, wide: bool = False,
+                  columns: list[str] | None = None) -> None:
     """Records (a list or a stream) as a table, JSON or CSV; JSON and CSV are written as they come."""
+    from obsdb.cli.tables import print_table
+
     if fmt_ is OutputFormat.json:
         print_json_stream(records)
         return
     if fmt_ is OutputFormat.csv:
         print_csv((_flat(r) for r in records), FRAME_COLUMNS + ["path", "night"])
         return
-    rows = [_flat(r) for r in records]
-    from rich.table import Table
-
-    table = Table(title=f"{title} ({len(rows)})")
-    for column in FRAME_COLUMNS:
-        table.add_column(column, justify="right" if column not in (
-            "file_name", "band", "type", "status", "reasons", "group", "date_obs") else "left",
-                         overflow="fold")
-    for row in rows:
-        style = {"rejected": "red", "accepted": "green"}.get(row["status"])
-        table.add_row(row["label"] if row.get("label") else "-", row["file_name"], row["band"] or "-", row["type"] or "-",
-                      fmt(row["exptime"], 0), (row["date_obs"] or "-")[:19], row["status"],
-                      fmt(row["median"]), fmt(row["background"]), fmt(row["n_stars"]), fmt(row["fwhm"], 2),
-                      fmt(row["elongation"], 2), row["group"] or "-", fmt(row["dx"], 3), fmt(row["dy"], 3),
-                      row["reasons"] or "", style=style)
-    console.print(table)
+    records = list(records)
+    rows = [_frame_cells(r, all_reasons=wide or bool(columns)) for r in records]
+    styles = [{"rejected": "red", "accepted": "green"}.get(r["status"]) for r in records]
+    print_table(rows, _frame_columns(), title=f"{title} ({len(rows)})", wide=wide, only=columns, styles=styles)
 
 
 @app.command()

@@ -20,10 +20,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Off a terminal rich assumes 80 columns and folds wide tables into ribbons.
+# Off a terminal, the width is COLUMNS (80 when unset), as on one: tables pick the columns that fit
+# (obsdb.cli.tables); --wide and --format json/csv give whole lines to scripts.
 # markup=False: paths, reasons and header values are printed as they are ("[see ds9]" is not a style).
-console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, highlight=False, markup=False)
+console = Console(highlight=False, markup=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 def styled(label: str, style: str, rest: str = ""):

@@ -11,6 +11,12 @@ from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console
                               styled, user_errors)
 
 
+def without_tag(tag: str, reason: str | None) -> str:
+    """A rule's reason without the tag it starts with ("focus: FWHM ..." shown beside the tag "focus")."""
+    reason = reason or ""
+    return reason[len(tag) + 2:] if reason.startswith(f"{tag}: ") else reason
+
+
 @app.command()
 def qa(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
@@ -51,9 +57,9 @@ def qa(
                   f"transparency references: "
                   f"{', '.join(f'{b}={n}' for b, n in report.references.items()) or '-'}")
     for number, tag, reason in report.added:
-        console.print(styled(f"  + {number} {tag}", "red", f": {reason}"))
+        console.print(styled(f"  + {number} {tag}", "red", f": {without_tag(tag, reason)}"))
     for number, tag, reason in report.retracted:
-        console.print(styled(f"  - {number} {tag}", "yellow", f" retracted (was: {reason})"))
+        console.print(styled(f"  - {number} {tag}", "yellow", f" retracted (was: {without_tag(tag, reason)})"))
     if not report.added and not report.retracted:
         console.print("  no change to the automatic tags")
     for path, reason in report.not_measured:
@@ -100,6 +106,9 @@ def untag(
 def rejected(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal)."),
+    columns: Optional[str] = typer.Option(None, "--columns", help="Exactly these columns, comma-separated "
+                                          "(frame, band, tag, source, author, when, reason)."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Every rejected frame with all its reasons, their source and time."""
@@ -108,17 +117,22 @@ def rejected(
             print_json_stream(catalog.iter_frame_dicts(
                 night=nights_arg(night), band=band, status="rejected"))
         return
+    from obsdb.cli.tables import Column, parse_columns, print_table
+
+    spec = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
+            Column("tag", "tag", priority=2), Column("source", "source", priority=6),
+            Column("author", "author", priority=4), Column("when", "when (UTC)", priority=5),
+            Column("reason", "reason", priority=3, shrink=True, min_width=20, preferred_width=48)]
+    with user_errors():
+        chosen = parse_columns(columns, spec)
     with open_catalog() as catalog, user_errors():
         records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
-    from rich.table import Table
-
-    table = Table(title=f"rejected frames ({len(records)})")
-    for column in ("frame", "band", "tag", "source", "author", "when", "reason"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for record in records:
         rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
                                                       "created_at": "", "reason": record.get("error") or ""}]
         for i, t in enumerate(rejecting):
-            table.add_row(record["label"] if i == 0 else "", (record["band"] or "-") if i == 0 else "",
-                          t["name"], t["source"], t["author"], t["created_at"][:19], t["reason"])
-    console.print(table)
+            rows.append({"frame": record["label"] if i == 0 else "", "band": (record["band"] or "-") if i == 0 else "",
+                         "tag": t["name"], "source": t["source"], "author": t["author"],
+                         "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"])})
+    print_table(rows, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)

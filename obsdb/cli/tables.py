@@ -1,0 +1,159 @@
+"""Tables that stay readable at 80 columns: the columns that fit, never a number split across lines.
+
+A listing has more columns than a terminal has room for.  Rather than let
+rich squeeze every column to two characters (a frame number printed as
+``10``/``04``), each column has a priority: the table keeps the most
+important columns that fit whole, cuts only free text (reasons, names) with
+an ellipsis, and says on stderr which columns it left out and how to see
+them (``--wide``, ``--columns``, ``--format json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CELL_PADDING = 3
+"""Characters a column costs besides its text (a space of padding on each side, and the rule between)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a listing.
+
+    Attributes
+    ----------
+    key : str
+        The row key, and the name ``--columns`` takes.
+    header : str
+        The heading shown.
+    numeric : bool
+        Right-aligned and never cut or wrapped.
+    priority : int
+        Lower is more important: kept first when the width is short.
+    shrink : bool
+        Free text that may be cut with an ellipsis to fit (at least ``min_width``).
+    min_width : int
+        Narrowest a shrinkable column is shown.
+    preferred_width : int
+        Width a shrinkable column takes before the less important columns get
+        their place; any room left at the end widens it further.
+    """
+
+    key: str
+    header: str
+    numeric: bool = False
+    priority: int = 50
+    shrink: bool = False
+    min_width: int = 12
+    preferred_width: int = 32
+
+
+def choose_columns(rows: list[dict], columns: list[Column], width: int) -> tuple[list[Column], dict[str, int]]:
+    """The columns that fit in ``width`` characters, in their table order, and each one's width.
+
+    Columns are taken by priority: a fixed column only whole, a shrinkable
+    one (free text) up to its preferred width when there is room, else what
+    room is left (at least ``min_width``); so most of a reason is read before
+    a less important number gets a place.  Room left at the end widens the
+    shrinkable columns up to their natural width.
+    """
+    natural = {c.key: max([len(c.header), *(len(str(row.get(c.key, ""))) for row in rows)]) for c in columns}
+    chosen: dict[str, int] = {}
+    used = -CELL_PADDING + 2  # no rule before the first column; the edges keep no padding either
+    by_priority = sorted(columns, key=lambda c: c.priority)
+    for column in by_priority:
+        room = width - used - CELL_PADDING
+        if column.shrink:
+            need = min(natural[column.key], max(column.min_width, min(column.preferred_width, room)))
+        else:
+            need = natural[column.key]
+        if need <= room:
+            chosen[column.key] = need
+            used += need + CELL_PADDING
+    for column in by_priority:
+        if column.shrink and column.key in chosen:
+            extra = min(natural[column.key] - chosen[column.key], width - used)
+            if extra > 0:
+                chosen[column.key] += extra
+                used += extra
+    return [c for c in columns if c.key in chosen], chosen
+
+
+def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bool = False,
+                only: list[str] | None = None, styles: list[str | None] | None = None) -> list[str]:
+    """Print ``rows`` (cells already formatted as text) and return the keys of the columns left out.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Column key -> text.
+    columns : list of Column
+        Every column the listing has, in table order.
+    title : str
+    wide : bool
+        Every column, as wide as its text (lines longer than the terminal).
+    only : list of str, optional
+        Exactly these columns, in this order (``--columns``); validated by :func:`parse_columns`.
+    styles : list, optional
+        A rich style per row (e.g. red for rejected frames).
+    """
+    from rich import box
+    from rich.table import Table
+
+    from obsdb.cli.common import console, err_console
+
+    by_key = {c.key: c for c in columns}
+    if only:
+        shown = [by_key[key] for key in only]
+        widths = None
+    elif wide:
+        shown, widths = list(columns), None
+    else:
+        shown, widths = choose_columns(rows, columns, console.width)
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    for column in shown:
+        table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=True,
+                         overflow="ellipsis", max_width=widths[column.key] if widths else None,
+                         min_width=widths[column.key] if widths and not column.shrink else None)
+    for index, row in enumerate(rows):
+        table.add_row(*(str(row.get(c.key, "")) for c in shown),
+                      style=styles[index] if styles else None)
+    if wide or only:
+        # As wide as the text: a script or a wide window gets whole lines, never folded ones.
+        from rich.console import Console
+
+        Console(highlight=False, markup=False, width=max(console.width, _natural_width(rows, shown)),
+                file=console.file, force_terminal=console.is_terminal,
+                no_color=console.no_color).print(table)
+    else:
+        console.print(table)
+    hidden = [c.key for c in columns if c not in shown]
+    if hidden and not only:
+        err_console.print(f"({len(hidden)} more column{'s' if len(hidden) != 1 else ''}: {', '.join(hidden)}; "
+                          "--wide shows all, --columns picks, --format json has everything)", soft_wrap=True)
+    return hidden
+
+
+def _natural_width(rows: list[dict], columns: list[Column]) -> int:
+    return sum(max([len(c.header), *(len(str(row.get(c.key, ""))) for row in rows)]) + CELL_PADDING
+               for c in columns) + 1
+
+
+def parse_columns(text: str | None, columns: list[Column]) -> list[str] | None:
+    """``--columns number,band,fwhm`` as column keys; an unknown name is an error with a did-you-mean."""
+    import difflib
+
+    from obsdb.errors import ObsdbError
+
+    if text is None:
+        return None
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    if not keys:
+        raise ObsdbError("--columns: name at least one column")
+    known = [c.key for c in columns]
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ObsdbError(f"--columns: unknown column {key!r}{hint}; known: {', '.join(known)}")
+    return keys
