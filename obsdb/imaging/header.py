@@ -22,21 +22,48 @@ DEFAULT_PICTTYPES = {1: "light", 2: "bias", 3: "dark", 4: "flat"}
 """SBIG-style numeric PICTTYPE codes (the seed notebook's science frames are PICTTYPE=1)."""
 
 
-def header_to_json(header) -> dict:
+def header_to_json(header, problems: list[str] | None = None) -> dict:
     """A JSON-safe dict of a FITS header.
 
     Repeated keywords (COMMENT, HISTORY, ...) become lists; NaN and undefined
-    values become None; the order of first appearance is kept.
+    values become None; the order of first appearance is kept.  A card whose
+    value cannot be parsed is kept as its text; control characters (TAB, NUL,
+    ESC, ..., which FITS forbids and a PostgreSQL text column refuses) are shown
+    as ``?``, as astropy shows non-ASCII bytes.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    problems : list of str, optional
+        Receives one sentence naming the cards kept as text, and one naming the cards
+        whose control characters were replaced.
     """
     result: dict = {}
+    unparsable: list[str] = []
+    cleaned: list[str] = []
     for card in header.cards:
-        key = card.keyword
+        try:
+            key = card.keyword
+        except Exception:  # noqa: BLE001 - a card without a readable keyword holds nothing to keep
+            continue
         if not key:
             continue
+        clean_key = _printable_text(key)
+        if clean_key != key:
+            cleaned.append(clean_key)
+            key = clean_key
         try:
             value = _json_value(card.value)
         except Exception:  # noqa: BLE001 - a malformed card must not lose the rest of the header
-            value = card.image[10:].strip() if len(card.image) > 10 else None
+            # The card's own 80 characters: astropy's image property would try to fix it, and fail again.
+            raw = getattr(card, "_image", None)
+            value = raw[10:].strip() if isinstance(raw, str) and len(raw) > 10 else None
+            unparsable.append(key)
+        if isinstance(value, str):
+            clean = _printable_text(value)
+            if clean != value:
+                cleaned.append(key)
+                value = clean
         if key in ("COMMENT", "HISTORY"):
             result.setdefault(key, []).append(value)
         elif key in result:
@@ -44,7 +71,27 @@ def header_to_json(header) -> dict:
             result[key] = existing + [value] if isinstance(existing, list) else [existing, value]
         else:
             result[key] = value
+    if problems is not None:
+        if unparsable:
+            problems.append(f"header: {_cards(unparsable)} cannot be parsed: kept as text")
+        if cleaned:
+            verb = "holds" if len(set(cleaned)) == 1 else "hold"
+            problems.append(f"header: {_cards(cleaned)} {verb} control characters: shown as '?'")
     return result
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable_text(text: str) -> str:
+    return _CONTROL.sub("?", text)
+
+
+def _cards(names: list[str], limit: int = 5) -> str:
+    """``card FILTER`` or ``cards FILTER, OBJECT``."""
+    unique = list(dict.fromkeys(names))
+    shown = ", ".join(unique[:limit]) + (f" and {len(unique) - limit} more" if len(unique) > limit else "")
+    return f"card {shown}" if len(unique) == 1 else f"cards {shown}"
 
 
 def _json_value(value):
@@ -319,9 +366,14 @@ def frame_number(file_name: str, pattern: str = DEFAULT_NUMBER_PATTERN) -> int |
         return None
     text = match.group(1) if match.groups() else match.group(0)
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         return None
+    # The catalog's integer columns are 64-bit: a 30-digit run in a name numbers nothing.
+    return number if abs(number) <= _LARGEST_INTEGER else None
+
+
+_LARGEST_INTEGER = 2 ** 63 - 1
 
 
 _SEXAGESIMAL = re.compile(r"^\s*([+-]?)\s*(\d{1,3})[\s:d°]+(\d{1,2})(?:[\s:m']+(\d{1,2}(?:\.\d*)?))?\s*[s\"]?\s*$")
@@ -408,8 +460,9 @@ def instrument_identity(header: dict, width: int | None, height: int | None) -> 
     telescope = _text(header, "TELESCOP")
     camera = _text(header, "INSTRUME", "CAMERA", "DETECTOR")
     bx, by = _number(header, "XBINNING", "BINX", "CCDXBIN"), _number(header, "YBINNING", "BINY", "CCDYBIN")
-    binning_x = int(bx) if bx else None
-    binning_y = int(by) if by else binning_x
+    # A binning beyond any detector (a 23-digit XBINNING) is no binning, and would not fit the catalog.
+    binning_x = int(bx) if bx and 0 < bx < 2 ** 31 else None
+    binning_y = int(by) if by and 0 < by < 2 ** 31 else binning_x
     pixel = _number(header, "XPIXSZ", "PIXSIZE1", "PIXSIZE")
     key = "|".join([telescope or "", camera or "", f"{width or 0}x{height or 0}",
                     f"{binning_x or 1}x{binning_y or 1}"])

@@ -88,25 +88,73 @@ class IngestReport:
 def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> list[Path]:
     """FITS files named by ``paths`` (files, or folders scanned for FITS names).
 
+    In a folder, an entry with a FITS name that is no regular file (a FIFO, a device, a socket)
+    is never opened (opening a FIFO waits for a writer: an ingest hung on one), nor is a broken
+    link; each is skipped with a :class:`obsdb.imaging.fitsio.FitsWarning`, as is a sub-folder
+    that cannot be listed.  Hidden files (``.name``) are left out silently.
+
     Raises
     ------
     IngestError
-        For a path that does not exist.
+        For a path that does not exist, cannot be listed or read (permission denied), or is
+        not a regular file or a folder.
     """
-    from obsdb.imaging.fitsio import is_fits_name
+    import stat
+    import warnings
+
+    from obsdb.imaging.fitsio import FitsWarning, is_fits_name, special_file_kind
 
     found: dict[str, Path] = {}
+
+    def scan(folder: Path, top: bool, seen: set) -> None:
+        try:
+            identity = folder.stat()
+            if (identity.st_dev, identity.st_ino) in seen:
+                return  # a link back up the tree
+            seen = seen | {(identity.st_dev, identity.st_ino)}
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            reason = f"{folder}: cannot be listed ({(exc.strerror or str(exc)).lower()})"
+            if top:
+                raise IngestError(reason) from None
+            warnings.warn(f"{reason}, skipped", FitsWarning, stacklevel=3)
+            return
+        for entry in entries:
+            child = Path(entry.path)
+            try:
+                st = entry.stat()  # follows links, as a reader would
+            except OSError as exc:
+                if is_fits_name(entry.name) and not entry.name.startswith("."):
+                    broken = "a broken link" if entry.is_symlink() else (exc.strerror or str(exc)).lower()
+                    warnings.warn(f"{child}: {broken}, skipped", FitsWarning, stacklevel=3)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if recursive:
+                    scan(child, False, seen)
+                continue
+            if not is_fits_name(entry.name) or entry.name.startswith("."):
+                continue
+            kind = special_file_kind(st.st_mode)
+            if kind is not None:
+                warnings.warn(f"{child}: not a regular file ({kind}), skipped", FitsWarning, stacklevel=3)
+                continue
+            found[str(child.resolve())] = child.resolve()
+
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_dir():
-            iterator = path.rglob("*") if recursive else path.iterdir()
-            for child in iterator:
-                if child.is_file() and is_fits_name(child.name) and not child.name.startswith("."):
-                    found[str(child.resolve())] = child.resolve()
-        elif path.is_file():
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise IngestError(f"{path}: no such file or folder") from None
+        except OSError as exc:
+            raise IngestError(f"{path}: {(exc.strerror or str(exc)).lower()}") from None
+        if stat.S_ISDIR(st.st_mode):
+            scan(path, True, set())
+        elif stat.S_ISREG(st.st_mode):
             found[str(path.resolve())] = path.resolve()
         else:
-            raise IngestError(f"{path}: no such file or folder")
+            raise IngestError(f"{path}: not a regular file ({special_file_kind(st.st_mode)})")
     return [found[key] for key in sorted(found)]
 
 
@@ -168,7 +216,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
         result.error = str(exc)
         return result
     result.size = image.size
-    header = header_to_json(image.header)
+    header = header_to_json(image.header, result.warnings)
     result.header = header
     result.columns = frame_columns(header, image_types=config.image_types, picttypes=config.picttypes,
                                    problems=result.warnings)
