@@ -897,6 +897,8 @@ def _peak_position(corr: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
     w = np.where(comp, win - (base + 0.5 * (top - base)), 0.0)
     yy, xx = np.nonzero(comp)
     ww = w[yy, xx]
+    if not ww.sum() > 0:  # a flat surface (a flat field, pure noise): no peak to centre on
+        return float(ix), float(iy)
     mx = (ww * xx).sum() / ww.sum()
     my = (ww * yy).sum() / ww.sum()
     cxx = (ww * (xx - mx) ** 2).sum() / ww.sum()
