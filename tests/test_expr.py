@@ -196,6 +196,33 @@ def test_typed_expressions_select_the_same_frames_on_each_backend(archive):
     assert not wrong
 
 
+def _deepest(leaf: str, wrap: str, chain: bool = False) -> str:
+    """``leaf`` under as many alternating and/or (``wrap`` "not": under not too) as :data:`MAX_DEPTH` allows,
+    if ``chain`` as the last term of a 1,300-term chain (bracketed halves): the most SQLite's parser must
+    hold for an allowed expression."""
+    def build(levels):
+        where = leaf
+        for i in range(levels):
+            where = f"{'not ' if wrap == 'not' else ''}(id > 0 {'and' if i % 2 else 'or'} {where})"
+        return " or ".join(["id"] * 1300) + " or " + where if chain else where
+
+    levels = 0
+    while _measure(ast.parse(build(levels + 1), mode="eval").body)[1] <= MAX_DEPTH:
+        levels += 1
+    return build(levels)
+
+
+def test_the_deepest_allowed_expressions_run_in_every_query_that_takes_where(archive):
+    """render's plan holds the filter two subqueries deep, align's one, the listing none."""
+    chained = _deepest("align_rms < 1", "and/or", chain=True)
+    assert len(labels(archive, chained)) == 7
+    archive.render_plan(where=chained, status="any")
+    for where in (_deepest("header['CCD-TEMP'] > -100", "not"),
+                  _deepest("median / (align_rms + (align_dx * (align_dy - 1))) > -1e18", "and/or")):
+        archive.align_frames(where=where, status="any")
+        archive.render_plan(where=where, status="any")
+
+
 REFUSED = [
     # 1. Constant arithmetic is bounded: no 3 GB string, no MemoryError.
     ("band == 'x' * 1500000000", "numbers only"),
@@ -279,8 +306,11 @@ def test_a_range_is_one_query_with_two_parameters_whatever_its_length(filled):
     from sqlalchemy import event
 
     statements = []
+
+    def listener(conn, cursor, statement, parameters, context, many):
+        statements.append(parameters)
+
     with filled.session() as session:
-        listener = lambda conn, cursor, statement, parameters, context, many: statements.append(parameters)  # noqa: E731
         event.listen(session.get_bind(), "before_cursor_execute", listener)
         try:
             frames = select_frames(session, "1-1000000")
