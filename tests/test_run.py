@@ -1,6 +1,7 @@
 """`obsdb run` end to end on a small simulated night, and the demo command."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -104,8 +105,7 @@ def test_run_on_a_night_of_two_targets_aligns_and_stacks_each_on_its_own(tmp_pat
     assert result.exit_code == 0, result.output
     assert "(target FIELD-A)" in result.output and "(target FIELD-B)" in result.output
     assert "night summary by target and band" in result.output
-    assert "pointing groups of target FIELD-A" in result.output or "pointing groups of target FIELD-B" \
-        in result.output
+    assert re.search(r"pointing groups? of target FIELD-[AB]", result.output), result.output
 
     db = str(out / "obsdb.sqlite")
     aligned = runner.invoke(app, ["--db", db, "align", "--format", "json"])

@@ -24,6 +24,7 @@ from typing import Iterable, Iterator
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from obsdb.text import plural
 from obsdb.catalog.records import FrameList, FrameRecord
 
 FILE_QUERY_CHUNK = 500
@@ -296,7 +297,7 @@ class Catalog:
 
         with self.session() as session:
             session.execute(update(Frame), [{"id": i, "number": n} for i, n in numbers.items()])
-            record_event(session, author, "ingest", f"{len(numbers)} frames renumbered with pattern {pattern!r}",
+            record_event(session, author, "ingest", f"{plural(len(numbers), 'frame')} renumbered with pattern {pattern!r}",
                          details={"renumbered": {str(i): n for i, n in numbers.items()}})
 
     def write_measurements(self, measurements, *, number_pattern: str, author: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from obsdb.text import plural
 from obsdb.catalog.decisions import parse_box, set_group
 from obsdb.catalog.queries import SelectorError, select_frames
 from obsdb.catalog.tags import add_tags, retract_tags
@@ -61,7 +62,7 @@ def untag_frames(catalog, selector: str, name: str, *, reason: str | None, autho
 
 
 def _frames(count: int) -> str:
-    return "1 frame" if count == 1 else f"{count} frames"
+    return plural(count, "frame")
 
 
 def define_group(catalog, name: str, selector: str, *, box: str | None = None, reference: int | None = None,
@@ -87,7 +88,7 @@ def define_group(catalog, name: str, selector: str, *, box: str | None = None, r
                 raise ObsdbError(f"--reference {reference}: not among the group's frames")
         set_group(session, name, members, box=parsed_box, reference=group_ref, ref_star=star, source="manual",
                   author=who)
-        record_event(session, who, "group set", f"{name}: {len(members)} frames, box {box}")
+        record_event(session, who, "group set", f"{name}: {plural(len(members), 'frame')}, box {box}")
         return Decision(len(members), [], [f.label for f in members])
 
 
@@ -164,6 +165,7 @@ def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyRe
                       ref_star=entry.reference_star, source="plan", author=plan.author)
             report.groups += 1
         record_event(session, user, "apply",
-                     f"{note}: {report.tags_added} tags, {report.groups} groups, {len(report.decisions)} decisions",
+                     f"{note}: {plural(report.tags_added, 'tag')}, {plural(report.groups, 'group')}, "
+                     f"{plural(len(report.decisions), 'decision')}",
                      details={"plan": plan.path, "missing": report.missing_frames})
     return report

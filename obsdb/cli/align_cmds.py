@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from obsdb.text import plural
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
                               frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg)
 
@@ -33,7 +34,7 @@ def group_auto(
         report = auto_groups(catalog, radius=radius, status=status, reference=reference,
                              target=ALL_TARGETS if target is None else target, night=nights_arg(night))
     of_target = f" (target {report.target})" if report.target else ""
-    console.print(f"{len(report.groups)} groups relative to reference {report.reference}{of_target}")
+    console.print(f"{plural(len(report.groups), 'group')} relative to reference {report.reference}{of_target}")
     for g in report.groups:
         console.print(f"  {g['name']}: {_ranges(g['members'])}  offset {g['offset']}  box {_box(g['box'])}")
     for number, reason in report.ungrouped:
@@ -227,8 +228,8 @@ def apply(
     with open_catalog() as catalog, user_errors():
         parsed = load_plan(plan)
         report = catalog.apply_plan(parsed, user=author, night=nights_arg(night))
-    console.print(f"applied {plan}: {report.tags_added} tags added ({report.tags_kept} already present), "
-                  f"{report.groups} groups, decisions: {', '.join(report.decisions) or 'unchanged'}")
+    console.print(f"applied {plan}: {plural(report.tags_added, 'tag')} added ({report.tags_kept} already present), "
+                  f"{plural(report.groups, 'group')}, decisions: {', '.join(report.decisions) or 'unchanged'}")
     if report.missing_frames:
         console.print(styled("not in the catalog:", "yellow", f" {'; '.join(report.missing_frames)}"))
 

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from obsdb.text import plural
 from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
                               nights_arg, open_catalog, print_csv, print_json, print_json_stream, progress_bar,
                               state, styled,
@@ -76,7 +77,7 @@ def ingest(
         with open_catalog() as catalog, progress_bar("ingest") as progress:
             report = run_ingest(catalog, paths, recursive=recursive, workers=workers,
                                 config=config.ingest, progress=progress, night=night)
-    console.print(f"ingested {report.n_files} files in {report.seconds:.1f} s: "
+    console.print(f"ingested {plural(report.n_files, 'file')} in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")
     for note in noticed:
@@ -85,7 +86,7 @@ def ingest(
         else:
             warnings.showwarning(note.message, note.category, note.filename, note.lineno)
     if report.own_outputs:
-        console.print(f"left out {len(report.own_outputs)} files obsdb wrote itself (aligned frames, stacks)")
+        console.print(f"left out {plural(len(report.own_outputs), 'file')} obsdb wrote itself (aligned frames, stacks)")
     if report.gone:
         shown = ", ".join(Path(path).name for path in report.gone[:5]) + (" ..." if len(report.gone) > 5 else "")
         err_console.print(styled("warning:", "yellow", f" {len(report.gone)} catalogued files are no longer "
@@ -371,7 +372,7 @@ def simulate(
     kinds: dict = {}
     for frame in truth.frames:
         kinds[frame["kind"]] = kinds.get(frame["kind"], 0) + 1
-    console.print(f"wrote {len(truth.frames)} frames of {size}x{size} to {outdir} "
+    console.print(f"wrote {plural(len(truth.frames), 'frame')} of {size}x{size} to {outdir} "
                   f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}); truth in {outdir}/truth.json")
 
 

@@ -211,7 +211,9 @@ def print_csv(rows, columns: list[str]) -> None:
 
 def frames_text(count: int) -> str:
     """'1 frame', '2 frames'."""
-    return f"{count:,} frame" if count == 1 else f"{count:,} frames"
+    from obsdb.text import plural
+
+    return plural(count, "frame")
 
 
 def fmt(value, digits: int = 1) -> str:

@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from obsdb.text import plural
 from obsdb.cli.common import (app, console, err_console, night_option, nights_arg, open_catalog, progress_bar, styled,
                               user_errors)
 
@@ -44,7 +45,7 @@ def render(
     console.print(f"wrote {len(report.frames)} aligned frames to {out}")
     for s in report.stacks:
         name = f"{s['target']} {s['band']}" if s.get("target") else s["band"]
-        console.print(f"  stack {name}: {s['frames']} frames, {s['exptime']:.0f} s -> {s['path']}")
+        console.print(f"  stack {name}: {plural(s['frames'], 'frame')}, {s['exptime']:.0f} s -> {s['path']}")
     for frame, reason in report.skipped:
         err_console.print(styled("warning:", "yellow", f" {frame}: {reason}"), soft_wrap=True)
     for frame, reason in report.failed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from obsdb.text import plural
 from obsdb.errors import ObsdbError
 from obsdb.pipeline.align import ALL_TARGETS
 from obsdb.config import login_name
@@ -128,8 +129,8 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
     fine_box = [int(star[0]) - fine_half, int(star[0]) + fine_half + 1,
                 int(star[1]) - fine_half, int(star[1]) + fine_half + 1]
     catalog.store_auto_groups(reference_id=ref.id, star=star, groups=groups, fine_box=fine_box, author=user,
-                              summary=f"{len(report.groups)} groups relative to {ref.label}, "
-                                      f"{len(report.ungrouped)} frames ungrouped",
+                              summary=f"{plural(len(report.groups), 'group')} relative to {ref.label}, "
+                                      f"{plural(len(report.ungrouped), 'frame')} ungrouped",
                               details={"radius": radius, "groups": [g["name"] for g in report.groups]})
     return report
 

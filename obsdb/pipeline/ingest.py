@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from obsdb.text import plural
 from obsdb.config import IngestConfig, login_name
 from obsdb.errors import ObsdbError
 
@@ -409,7 +410,7 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         if hint:
             report.number_pattern_hint[(night_name, number)] = hint
     catalog.record_event(user, "ingest",
-                         f"{report.n_files} files: {len(report.added)} added, {len(report.changed)} changed, "
+                         f"{plural(report.n_files, 'file')}: {len(report.added)} added, {len(report.changed)} changed, "
                          f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable"
                          + (f", {report.stale} re-measured (newer algorithm)" if report.stale else ""),
                          details={"paths": [str(p) for p in paths], "workers": workers, "night": night})

@@ -11,6 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
+from obsdb.text import plural
 from obsdb.errors import ObsdbError
 from obsdb.config import login_name
 
@@ -182,7 +183,7 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
     report.added.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.added)
     report.assessed = len(frames)
     report.nights = sorted(instruments)
-    catalog.record_event(user, "qa", f"{len(frames)} frames assessed, {len(report.added)} tags added, "
+    catalog.record_event(user, "qa", f"{plural(len(frames), 'frame')} assessed, {plural(len(report.added), 'tag')} added, "
                                      f"{len(report.retracted)} retracted",
                          details={"nights": report.nights, "band": band, "thresholds": report.thresholds,
                                   "references": report.references})

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from obsdb.text import plural
 from obsdb import __version__
 from obsdb.errors import ObsdbError
 from obsdb.config import login_name
@@ -272,7 +273,7 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     if stack:
         report.stacks = write_stacks(catalog, tasks, results, out_dir, method=stack,
                                      memory_limit_mb=memory_limit_mb, left_out=report.skipped)
-    catalog.record_event(user, "render", f"{len(results)} aligned frames, {len(report.stacks)} stacks "
+    catalog.record_event(user, "render", f"{plural(len(results), 'aligned frame')}, {plural(len(report.stacks), 'stack')} "
                                          f"into {out_dir}",
                          details={"interpolation": interpolation, "run": run, "stack": stack})
     return report
@@ -486,7 +487,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         remove_own_leftovers([path, path.with_suffix(".png")])
         digest = atomic_write_fits(path, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
                                           fits.ImageHDU(stacked.coverage, name="COVERAGE")])
-        title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {len(members)} frames"
+        title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {plural(len(members), 'frame')}"
         preview = write_preview_png(path.with_suffix(".png"), stacked.data, title=title)
         catalog.record_render_outputs([{
             "run_id": runs[0] if len(runs) == 1 else None, "frame_id": None, "kind": "stack", "band": band,

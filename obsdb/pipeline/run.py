@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from obsdb.text import plural
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -84,7 +85,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             ingested = ingest(catalog, [folder], recursive=True, workers=workers, config=ingest_config,
                               exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback)
         summary.failed_files = list(ingested.failed)
-        summary.steps.append(("ingest", f"{ingested.n_files} files ({len(ingested.added)} new, "
+        summary.steps.append(("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
                                         f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s"))
         if ingested.gone:
             summary.steps.append(("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
@@ -96,7 +97,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         announce("qa")
         with progress("qa") as callback:
             assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
-        summary.steps.append(("qa", f"{assessed.assessed} frames assessed, {len(assessed.added)} tags added, "
+        summary.steps.append(("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} added, "
                                     f"{len(assessed.retracted)} retracted"))
         announce("align")
         with progress("align") as callback:
@@ -104,7 +105,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         for aligned in runs:
             target = f" (target {_target_name(aligned)})" if len(runs) > 1 else ""
             summary.steps.append(("align", f"run {aligned.run_id}{target}: "
-                                           f"{len(aligned.results) - len(aligned.failures)} frames aligned to "
+                                           f"{plural(len(aligned.results) - len(aligned.failures), 'frame')} aligned to "
                                            f"{aligned.reference_label}, {len(aligned.failures)} unregistered"))
         announce("group")
         try:
@@ -112,7 +113,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             # frames alone auto_groups then groups.
             grouped = auto_groups(catalog, reference=runs[0].reference_selector)
             of_target = f" of target {_target_name(runs[0])}" if len(runs) > 1 else ""
-            summary.steps.append(("group", f"{len(grouped.groups)} pointing groups{of_target}"))
+            summary.steps.append(("group", f"{plural(len(grouped.groups), 'pointing group')}{of_target}"))
         except ObsdbError as exc:
             # Groups serve the report and the staged method; the auto run above does not need them.
             summary.steps.append(("group", f"skipped: {exc}"))
@@ -123,8 +124,8 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
                 # One target: exactly this run; several: each frame's run of this command (its current one).
                 rendered = render(catalog, out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
                                   stack=stack, workers=workers, progress=callback)
-            summary.steps.append(("render", f"{len(rendered.frames)} aligned frames and {len(rendered.stacks)} "
-                                            f"{stack} stacks in {out / 'aligned'}"))
+            summary.steps.append(("render", f"{plural(len(rendered.frames), 'aligned frame')} and "
+                                            f"{plural(len(rendered.stacks), stack + ' stack')} in {out / 'aligned'}"))
             summary.steps.extend(("stack", f"{frame}: {reason}") for frame, reason in rendered.skipped)
             summary.steps.extend(("not rendered", f"{frame}: {reason}") for frame, reason in rendered.failed)
         if report:
