@@ -389,8 +389,6 @@ def test_frames_where_with_a_thousand_terms_lists_frames(cli_db):
     assert len(json.loads(result.stdout)) == 6
 
 
-@pytest.mark.xfail(strict=True, reason="queries.frame_filter skips a falsy --where ('if where:'): it must test "
-                                       "'is not None' so that compile_expression refuses the empty text")
 def test_frames_where_empty_is_an_error(cli_db):
     result = runner.invoke(app, ["--db", str(cli_db), "frames", "--where", ""], catch_exceptions=False)
     assert result.exit_code == 1, result.output

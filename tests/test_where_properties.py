@@ -7,12 +7,11 @@ Hypothesis draws random text, soups of the grammar's tokens (names, keywords, nu
 Anything but rows or an :class:`obsdb.errors.ObsdbError` is a failure, and so is an example that
 takes more than a second or allocates more than :data:`PEAK_BYTES` in Python.
 
-The default run keeps this file under 10 s; ``OBSDB_SLOW_TESTS=1`` runs many more examples.
+The default run keeps this file under 10 s; ``-m slow`` runs many more examples.
 """
 
 from __future__ import annotations
 
-import os
 import tracemalloc
 
 import pytest
@@ -29,7 +28,7 @@ from tests.test_expr import add_frames, add_oddities
 PEAK_BYTES = 20 * 2**20
 """Most memory one example may allocate in Python (finding 1 of issue 11 allocated 3 GB)."""
 
-SLOW = pytest.mark.skipif(os.environ.get("OBSDB_SLOW_TESTS") != "1", reason="set OBSDB_SLOW_TESTS=1")
+SLOW = pytest.mark.slow
 
 NAMES = sorted({*UNPREFIXED, *ALIGN_COLUMNS}) + [
     "EXPTIME", "FILTER", "OBSERVER", "SIMPLE", "DATE_OBS", 'header["CCD-TEMP"]', "header['DATE-OBS']", "header.FILTER",

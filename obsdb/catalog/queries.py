@@ -69,7 +69,7 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
     if tag:
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
                                                Tag.name == tag).exists())
-    if where:
+    if where is not None:  # "" is an error (compile_expression says so), never "every frame"
         conditions.append(compile_expression(where))
     return and_(True, *conditions)
 

@@ -128,6 +128,9 @@ def known_failure(exc: BaseException) -> str | None:
             return "cannot open the catalog file (its folder must be writable, for SQLite's journal)"
         if "could not connect" in lowered or "connection refused" in lowered:
             return f"cannot reach the catalog's database server: {text}"
+    if kind == "DataError" or type(exc).__name__ == "DataError":
+        # e.g. PostgreSQL's "value out of range: overflow" on absurd stored values in a --where
+        return f"the database cannot compute this on the stored values: {text}"
     return None
 
 
