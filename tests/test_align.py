@@ -80,7 +80,7 @@ def test_history_and_frames_json_carry_the_shift(aligned_night):
     assert len(current) == 1 and current[0]["method"] == "auto"
     step = current[0]["steps"][0]
     assert step["kind"] == "auto" and step["n_matched"] >= 6 and step["residual_rms"] < 0.2
-    shown = json.loads(runner.invoke(app, ["--db", db, "show", str(number), "--format", "json"]).stdout)
+    [shown] = json.loads(runner.invoke(app, ["--db", db, "show", str(number), "--format", "json"]).stdout)
     assert [r["run"] for r in shown["alignment"]] == [r["run"] for r in history["runs"]]
     records = json.loads(runner.invoke(app, ["--db", db, "frames", "--format", "json"]).stdout)
     shift = next(r["shift"] for r in records if r["number"] == number)

@@ -68,7 +68,7 @@ def test_show_by_number_and_range(ingested):
     number = truth.frames[0]["number"]
     result = invoke(db, "show", str(number), "--format", "json")
     assert result.exit_code == 0
-    detail = json.loads(result.stdout)
+    [detail] = json.loads(result.stdout)      # always a list, one object per frame named
     assert detail["number"] == number and detail["header"]["FILTER"] == truth.frames[0]["band"]
     assert len(detail["sha256"]) == 64 and detail["tag_history"] == []
     numbers = [f["number"] for f in truth.frames[:3]]
@@ -167,3 +167,27 @@ def test_streamed_json_is_one_document_with_nan_as_null(capsys):
     assert len(text.splitlines()) == 4  # piped: one compact item per line
     print_json_stream(iter([]))
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_help_keeps_every_bracketed_word_and_the_short_options():
+    """Rich markup once ate "[qa]" from "obsdb.toml's [qa] section"; -h and --version exist."""
+    import re
+
+    for path, command in _commands(app):
+        texts = [command.help or ""] + [param.help or "" for param in command.params
+                                        if getattr(param, "help", None)]
+        bracketed = {word for text in texts for word in re.findall(r"\[[A-Za-z_][\w.-]*\]", text)}
+        for flag in ("--help", "-h"):
+            result = runner.invoke(app, [*path, flag], terminal_width=100)
+            assert result.exit_code == 0, (path, result.output)
+            flat = " ".join(result.output.split())
+            for word in bracketed:
+                assert word in flat, f"obsdb {' '.join(path)} --help lost {word}"
+            assert "<bool>" not in flat
+    assert runner.invoke(app, ["--version"]).output.startswith("obsdb ")
+
+
+def test_only_formats_a_command_can_write_are_offered():
+    for command in ("show", "qa", "log", "rejected"):
+        result = runner.invoke(app, [command, "--help"], terminal_width=100)
+        assert "csv" not in result.output, command

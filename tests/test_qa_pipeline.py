@@ -219,7 +219,8 @@ def _active_rule_tags(rows):
 def _show(db, number) -> dict:
     result = invoke(db, "show", str(number), "--format", "json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    [detail] = json.loads(result.stdout)
+    return detail
 
 
 def test_thresholds_dict_retracts_what_no_longer_holds_and_rerun_changes_nothing(night_db):

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.text import plural
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
+from obsdb.cli.common import (ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
                               frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg)
 
 group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)
@@ -60,13 +60,13 @@ def group_set(
 
 
 @app.command()
-def groups(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json.")) -> None:
+def groups(fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json.")) -> None:
     """List pointing groups with their members, boxes and reference-star positions."""
     from obsdb.catalog.decisions import list_groups
 
     with open_catalog() as catalog:
         rows = catalog.read(list_groups)
-    if fmt_ is OutputFormat.json:
+    if fmt_ is ReportFormat.json:
         print_json([{k: v for k, v in r.items() if k not in ("frame_ids", "reference_frame_id")} for r in rows])
         return
     from rich.table import Table
@@ -121,7 +121,7 @@ def align(
     where: Optional[str] = typer.Option(None, "--where", "-w",
         help="Auto method: only frames matching this expression, e.g. \"object == 'M94'\"."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
-    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Create an alignment run: a shift for every frame, with every step and centroid recorded.
@@ -145,7 +145,7 @@ def align(
         else:
             reports = [align_staged(catalog, integer=integer, method=centroid, background=background,
                                     progress=progress, night=nights_arg(night))]
-    if fmt_ is OutputFormat.json:
+    if fmt_ is ReportFormat.json:
         runs = [clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference_label,
                            **({"target": report.target} if len(reports) > 1 else {}),
                            "frames": [r.__dict__ for r in report.results]}) for report in reports]
@@ -180,13 +180,13 @@ def align(
 @app.command()
 def history(
     frame: str = typer.Argument(..., help="Frame number, range list or path."),
-    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Every alignment run and shift step of a frame, the sum per run, and which run is current."""
     with open_catalog() as catalog, user_errors():
         histories = catalog.history(frame, night=nights_arg(night))
-    if fmt_ is OutputFormat.json:
+    if fmt_ is ReportFormat.json:
         print_json(clean_nan(histories if len(histories) > 1 else histories[0]))
         return
     from rich.table import Table

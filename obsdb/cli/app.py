@@ -11,12 +11,22 @@ import typer
 from obsdb.cli.common import app, state
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from obsdb import __version__
+
+        typer.echo(f"obsdb {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
     db: Optional[str] = typer.Option(None, "--db", envvar="OBSDB_DB",
                                      help="Catalog: a path or an SQLAlchemy URL (default: ./obsdb.sqlite)."),
     config: Optional[str] = typer.Option(None, "--config", envvar="OBSDB_CONFIG",
                                          help="Configuration file (default: ./obsdb.toml if present)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print obsdb's version and exit."),
 ) -> None:
     """obsdb: catalogue a night of CCD frames, tag and reject them with reasons,
     align them with full shift provenance, and render aligned frames and stacks."""

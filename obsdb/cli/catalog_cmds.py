@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.text import plural
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
+from obsdb.cli.common import (ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
                               nights_arg, open_catalog, print_csv, print_json, print_json_stream, progress_bar,
                               state, styled,
                               user_errors)
@@ -132,7 +132,7 @@ def _print_summary(rows: list[dict]) -> None:
 
 
 @app.command()
-def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table, json or csv."),
+def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, json or csv."),
             night: Optional[List[str]] = night_option()) -> None:
     """Frames per band and type, with status counts and typical sky and seeing."""
     with open_catalog() as catalog, user_errors():
@@ -251,14 +251,17 @@ def _print_frames(records, fmt_: OutputFormat, title: str = "frames", *, wide: b
 @app.command()
 def show(
     frame: str = typer.Argument(..., help="Frame number, range list (3852-3861,3885) or path."),
-    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
-    """Everything known about a frame: file, header, stats, metrics, tags and their history, shifts."""
+    """Everything known about a frame: file, header, stats, metrics, tags and their history, shifts.
+
+    --format json gives a list, one object per frame the selector names (a number shared
+    by several files names them all)."""
     with open_catalog() as catalog, user_errors():
         details = catalog.show(frame, night=nights_arg(night))
-    if fmt_ is OutputFormat.json:
-        print_json(clean_nan(details if len(details) > 1 else details[0]))
+    if fmt_ is ReportFormat.json:
+        print_json(clean_nan(details))  # always a list: one selector may name several frames
         return
     for detail in details:
         _print_details(detail)
@@ -381,13 +384,13 @@ def log_(
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="How many events, newest first."),
     command: Optional[str] = typer.Option(None, "--command",
         help="Only events of this command (ingest, qa, tag, ...)."),
-    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """The audit log: every command that changed the catalog, with who, when and what."""
     with open_catalog() as catalog, user_errors():
         events = catalog.log(limit=limit, command=command, night=nights_arg(night))
-    if fmt_ is OutputFormat.json:
+    if fmt_ is ReportFormat.json:
         print_json(clean_nan(events))
         return
     from rich.table import Table

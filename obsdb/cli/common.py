@@ -19,6 +19,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help text is printed as written: "[qa]" is a section of obsdb.toml, not a rich style.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 # Off a terminal, the width is COLUMNS (80 when unset), as on one: tables pick the columns that fit
 # (obsdb.cli.tables); --wide and --format json/csv give whole lines to scripts.
@@ -40,6 +43,13 @@ class OutputFormat(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+class ReportFormat(str, Enum):
+    """Output formats of commands whose answer is not one flat table (no CSV)."""
+
+    table = "table"
+    json = "json"
 
 
 def night_option():

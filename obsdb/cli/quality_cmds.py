@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from obsdb.cli.common import (OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
+from obsdb.cli.common import (ReportFormat, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
                               nights_arg, open_catalog, print_json, print_json_stream, progress_bar, state,
                               styled, user_errors)
 
@@ -23,7 +23,7 @@ def qa(
     recompute: bool = typer.Option(False, "--recompute", help="Re-measure metrics that already exist."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     plan: Optional[str] = typer.Option(None, "--plan", help="Take thresholds from this plan file's [qa]."),
-    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Measure quality metrics and write automatic tags (cloud, trail, focus, few-stars).
@@ -46,7 +46,7 @@ def qa(
     with open_catalog() as catalog, progress_bar("metrics") as progress, user_errors():
         report = run_qa(catalog, night=nights_arg(night), band=band, thresholds=thresholds, recompute=recompute,
                         workers=workers, progress=progress)
-    if fmt_ is OutputFormat.json:
+    if fmt_ is ReportFormat.json:
         print_json(clean_nan({"measured": report.measured, "assessed": report.assessed,
                               "not_measured": [{"path": p, "reason": r} for p, r in report.not_measured],
                               "references": report.references, "thresholds": report.thresholds,
@@ -105,14 +105,14 @@ def untag(
 @app.command()
 def rejected(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
-    fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table or json."),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal)."),
     columns: Optional[str] = typer.Option(None, "--columns", help="Exactly these columns, comma-separated "
                                           "(frame, band, tag, source, author, when, reason)."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Every rejected frame with all its reasons, their source and time."""
-    if fmt_ is OutputFormat.json:
+    if fmt_ is ReportFormat.json:
         with open_catalog() as catalog, user_errors():
             print_json_stream(catalog.iter_frame_dicts(
                 night=nights_arg(night), band=band, status="rejected"))
