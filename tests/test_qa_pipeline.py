@@ -627,3 +627,24 @@ def test_qa_names_a_file_it_can_no_longer_measure(tmp_path):
     assert again.measured == 3 and [p for p, _ in again.not_measured] == [str(gone)]
     assert "No such file" in again.not_measured[0][1]
     assert again.assessed == first.assessed == 4 and not again.added and not again.retracted
+
+
+def test_every_qa_threshold_is_a_command_line_option_and_is_recorded(night_db):
+    from dataclasses import fields
+
+    from obsdb.cli.common import QA_THRESHOLD_OPTIONS
+    from obsdb.pipeline.qa_rules import QaThresholds
+
+    assert set(QA_THRESHOLD_OPTIONS) == {f.name for f in fields(QaThresholds)}
+    db, _ = night_db
+    before = {n: r["status"] for n, r in records(db).items()}
+    # A focus ratio no frame can exceed: every focus tag is retracted, naming the threshold.
+    result = invoke(db, "qa", "--focus-fwhm-ratio", "50", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["thresholds"]["focus_fwhm_ratio"] == 50
+    assert report["retracted"] and all(r["tag"] == "focus" for r in report["retracted"])
+    after = records(db)
+    assert any(before[n] == "rejected" and after[n]["status"] != "rejected" for n in before)
+    bad = invoke(db, "qa", "--clear-quantile", "2")
+    assert bad.exit_code == 1 and "clear_quantile" in bad.output and "unexpected" not in bad.output

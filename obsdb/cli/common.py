@@ -272,3 +272,53 @@ class progress_bar:
         if self.bar is not None:
             self.bar.stop()
         return False
+
+
+QA_THRESHOLD_OPTIONS = {
+    "cloud_background_ratio": (float, "cloud: sky above this multiple of the band's clear sky (default 3)."),
+    "cloud_transparency": (float, "cloud: star flux below this fraction of the band's reference (default 0.5)."),
+    "cloud_background_max": (float, "cloud: sky above this many ADU (off by default)."),
+    "trail_elongation": (float, "trail: median star elongation a/b above this (default 1.6)."),
+    "focus_fwhm_ratio": (float, "focus: FWHM across the major axis above this multiple of the band's best "
+                                "(default 1.5)."),
+    "focus_fwhm_max": (float, "focus: FWHM across the major axis above this many px (off by default)."),
+    "min_stars": (int, "few-stars: fewer stars than this (default 5)."),
+    "clear_quantile": (float, "The quantile of a band's skies and FWHMs its yardsticks come from (default 0.5)."),
+}
+"""Every threshold of the QA rules (obsdb.pipeline.qa_rules.QaThresholds) as a command-line option;
+a test checks that the two lists agree.  Kept here so that `--help` needs no numpy."""
+
+
+def with_qa_threshold_options(command):
+    """Give a command one ``--NAME`` option per QA threshold; it receives them as ``qa_thresholds``.
+
+    The options given (not those left at their defaults) arrive as a dict,
+    which overrides obsdb.toml's ``[qa]`` and a plan's ``[qa]``.
+    """
+    import functools
+    import inspect
+    from typing import Optional
+
+    signature = inspect.signature(command)
+    params = [p for p in signature.parameters.values() if p.name != "qa_thresholds"]
+    import typing
+
+    # Evaluated in the command's own module: the wrapper lives here, where its names are unknown.
+    hints = typing.get_type_hints(command)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in params]
+    annotations = {k: v for k, v in hints.items() if k != "qa_thresholds"}
+    for name, (kind, text) in QA_THRESHOLD_OPTIONS.items():
+        option = typer.Option(None, f"--{name.replace('_', '-')}", help=text, rich_help_panel="QA thresholds")
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[kind]))
+        annotations[name] = Optional[kind]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        given = {name: kwargs.pop(name) for name in QA_THRESHOLD_OPTIONS}
+        return command(qa_thresholds={k: v for k, v in given.items() if v is not None}, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    wrapper.__annotations__ = annotations
+    del wrapper.__wrapped__
+    return wrapper

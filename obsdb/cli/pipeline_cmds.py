@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from obsdb.cli.common import app, console, err_console, fmt, frames_text, progress_bar, state, styled, user_errors
+from obsdb.cli.common import with_qa_threshold_options, app, console, err_console, fmt, frames_text, progress_bar, state, styled, user_errors
 
 
 def _print_run(summary) -> None:
@@ -35,6 +35,7 @@ def _print_run(summary) -> None:
 
 
 @app.command()
+@with_qa_threshold_options
 def run(
     folder: Path = typer.Argument(..., help="Folder of the night's FITS frames (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (aligned frames, stacks, report)."),
@@ -42,11 +43,13 @@ def run(
     stack: str = typer.Option("median", "--stack", help="Stack method: median, mean or sigma-clip."),
     render_: bool = typer.Option(True, "--render/--no-render", help="Write aligned frames and stacks."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report."),
+    qa_thresholds: dict = None,
 ) -> None:
     """Do the whole night: init, ingest, qa, align, render, stack and report, with a summary per band.
 
     The catalog is --db if given, else OUT/obsdb.sqlite.  The [ingest] and [qa] sections of
-    obsdb.toml (or --config) apply, as they do to ingest and qa."""
+    obsdb.toml (or --config) apply, as they do to ingest and qa; the threshold options
+    below override [qa]."""
     from obsdb.config import load_config
     from obsdb.pipeline.run import run_night
 
@@ -58,7 +61,7 @@ def run(
     with user_errors():
         config = load_config(state.config)
         summary = run_night(folder, out, db=state.db, workers=workers, stack=stack, render_outputs=render_,
-                            report=report, thresholds=dict(config.qa),
+                            report=report, thresholds={**config.qa, **(qa_thresholds or {})},
                             ingest_config=config.ingest,
                             step=lambda name: err_console.print(f"» {name}", style="cyan"),
                             progress_factory=progress_bar)

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from obsdb.cli.common import (ReportFormat, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
+from obsdb.cli.common import (ReportFormat, with_qa_threshold_options, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
                               nights_arg, open_catalog, print_json, print_json_stream, progress_bar, state,
                               styled, user_errors)
 
@@ -18,6 +18,7 @@ def without_tag(tag: str, reason: str | None) -> str:
 
 
 @app.command()
+@with_qa_threshold_options
 def qa(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
     recompute: bool = typer.Option(False, "--recompute", help="Re-measure metrics that already exist."),
@@ -25,14 +26,16 @@ def qa(
     plan: Optional[str] = typer.Option(None, "--plan", help="Take thresholds from this plan file's [qa]."),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     night: Optional[List[str]] = night_option(),
+    qa_thresholds: dict = None,
 ) -> None:
     """Measure quality metrics and write automatic tags (cloud, trail, focus, few-stars).
 
     Each night, instrument, band and target is judged on its own yardsticks, so
     other nights' verdicts never change.
 
-    Thresholds come from obsdb.toml's [qa] section (or a plan's [qa]); every tag's
-    reason names the measured value and the threshold.  Tags that no longer hold
+    Thresholds come from the options below, else a plan's [qa], else obsdb.toml's
+    [qa] section, else the defaults; every tag's reason names the measured value
+    and the threshold, and the thresholds used are kept with the tags.  Tags that no longer hold
     are retracted, never deleted."""
     from obsdb.config import load_config
     from obsdb.pipeline.qa import run_qa
@@ -43,6 +46,7 @@ def qa(
             from obsdb.pipeline.plan import load_plan
 
             thresholds.update(load_plan(plan).qa)
+        thresholds.update(qa_thresholds or {})
     with open_catalog() as catalog, progress_bar("metrics") as progress, user_errors():
         report = run_qa(catalog, night=nights_arg(night), band=band, thresholds=thresholds, recompute=recompute,
                         workers=workers, progress=progress)
