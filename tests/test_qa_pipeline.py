@@ -146,8 +146,8 @@ REASON_PATTERNS = {
                         r"clear median (?P<base>[\d,]+) ADU|transparency (?P<tvalue>[\d.]+) < (?P<tlimit>[\d.]+) "
                         r"\(star flux relative to the band \w+ reference\))$"),
     "trail": re.compile(r"^trail: elongation (?P<value>[\d.]+) > (?P<limit>[\d.]+)$"),
-    "focus": re.compile(r"^focus: FWHM (?P<value>[\d.]+) px > (?P<ratio>[\d.]+) x band (?P<band>\w+) best "
-                        r"(?P<base>[\d.]+) px$"),
+    "focus": re.compile(r"^focus: minor-axis FWHM (?P<value>[\d.]+) px(?: \(fwhm column [\d.]+\))? > "
+                        r"(?P<ratio>[\d.]+) x band (?P<band>\w+) best (?P<base>[\d.]+) px$"),
     "few-stars": re.compile(r"^few-stars: (?P<value>\d+) stars < minimum (?P<limit>\d+)$"),
 }
 

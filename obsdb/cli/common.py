@@ -279,9 +279,9 @@ QA_THRESHOLD_OPTIONS = {
     "cloud_transparency": (float, "cloud: star flux below this fraction of the band's reference (default 0.5)."),
     "cloud_background_max": (float, "cloud: sky above this many ADU (off by default)."),
     "trail_elongation": (float, "trail: median star elongation a/b above this (default 1.6)."),
-    "focus_fwhm_ratio": (float, "focus: FWHM across the major axis above this multiple of the band's best "
+    "focus_fwhm_ratio": (float, "focus: minor-axis FWHM (across the major axis) above this multiple of the band's best "
                                 "(default 1.5)."),
-    "focus_fwhm_max": (float, "focus: FWHM across the major axis above this many px (off by default)."),
+    "focus_fwhm_max": (float, "focus: minor-axis FWHM above this many px (off by default)."),
     "min_stars": (int, "few-stars: fewer stars than this (default 5)."),
     "clear_quantile": (float, "The quantile of a band's skies and FWHMs its yardsticks come from (default 0.5)."),
 }

@@ -230,8 +230,16 @@ def _num(value) -> float:
     return value if math.isfinite(value) else float("nan")
 
 
+def _round_equivalent(fwhm: float | None, width: float) -> str:
+    """`` (fwhm column 6.85)``: the catalog's FWHM beside the minor-axis one, when they differ."""
+    if fwhm is None or math.isnan(fwhm) or f"{fwhm:.2f}" == f"{width:.2f}":
+        return ""
+    return f" (fwhm column {fwhm:.2f})"
+
+
 def across_fwhm(fwhm, elongation) -> float:
-    """FWHM across the major axis: ``fwhm * sqrt(2 / (1 + e**2))``; fwhm when e is unknown."""
+    """FWHM across the major axis (the minor axis's FWHM): ``fwhm * sqrt(2 / (1 + e**2))``; fwhm when e
+    is unknown.  The catalog's ``fwhm`` is round-equivalent (both axes); a trail widens it, not this."""
     f, e = _num(fwhm), _num(elongation)
     if math.isnan(f):
         return f
@@ -370,13 +378,14 @@ def evaluate(frames: Iterable[FrameMetricsInput],
             if width > limit:
                 focus = TagDecision(
                     f.key, "focus",
-                    f"focus: FWHM {width:.2f} px > {t.focus_fwhm_ratio:g} x {band} best "
-                    f"{s.best_fwhm:.2f} px",
+                    f"focus: minor-axis FWHM {width:.2f} px{_round_equivalent(f.fwhm, width)} > "
+                    f"{t.focus_fwhm_ratio:g} x {band} best {s.best_fwhm:.2f} px",
                     width, limit, "focus-fwhm")
         if focus is None and t.focus_fwhm_max is not None and width > t.focus_fwhm_max:
             focus = TagDecision(
                 f.key, "focus",
-                f"focus: FWHM {width:.2f} px > limit {t.focus_fwhm_max:g} px",
+                f"focus: minor-axis FWHM {width:.2f} px{_round_equivalent(f.fwhm, width)} > limit "
+                f"{t.focus_fwhm_max:g} px",
                 width, float(t.focus_fwhm_max), "focus-fwhm-max")
         if focus is not None:
             decisions.append(focus)
