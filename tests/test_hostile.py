@@ -612,6 +612,97 @@ def _check_hostile_ingest(tmp_path: Path, count: int) -> None:
     assert peak < limit, f"peak RSS {peak / 2 ** 20:.0f} MB above {limit / 2 ** 20:.0f} MB"
 
 
+# ------------------------------------------------------------------ memory (a gzip bomb, large frames)
+
+def _frame_header(nx: int, ny: int, bitpix: int) -> bytes:
+    from astropy.io import fits
+
+    header = fits.Header([("SIMPLE", True), ("BITPIX", bitpix), ("NAXIS", 2), ("NAXIS1", nx), ("NAXIS2", ny)])
+    if bitpix == 16:
+        header["BZERO"] = 32768
+    header["FILTER"] = "V"
+    header["DATE-OBS"] = "2026-03-14T20:00:00"
+    return header.tostring().encode("ascii")
+
+
+def write_gzip_bomb(path: Path, nx: int = 16384, ny: int = 16384) -> Path:
+    """A gzip file of about 1 MB that expands to an ``nx`` x ``ny`` float32 frame of zeros (1 GiB by
+    default): its header member, then one compressed MiB of zeros repeated (gzip readers join members)."""
+    nbytes = 4 * nx * ny
+    zeros = gzip.compress(bytes(2 ** 20), compresslevel=9)
+    with open(path, "wb") as handle:
+        handle.write(gzip.compress(_frame_header(nx, ny, -32)))
+        for _ in range(nbytes // 2 ** 20):
+            handle.write(zeros)
+        handle.write(gzip.compress(bytes(nbytes % 2 ** 20 + (-nbytes % 2880))))
+    return path
+
+
+def write_large_frame(path: Path, nx: int, ny: int, bitpix: int = -32) -> Path:
+    """A plain frame of noise and stars, written a band of rows at a time (never whole in memory)."""
+    rng = np.random.default_rng(5)
+    rows = max(1, 2 ** 22 // nx)
+    dtype = ">f4" if bitpix == -32 else ">i2"
+    with open(path, "wb") as handle:
+        handle.write(_frame_header(nx, ny, bitpix))
+        yy, xx = np.mgrid[-7:8, -7:8]
+        for y0 in range(0, ny, rows):
+            band = rng.normal(800.0, 20.0, (min(rows, ny - y0), nx)).astype(np.float32)
+            for _ in range(40 if band.shape[0] >= 16 else 0):
+                y, x = int(rng.integers(8, band.shape[0] - 8)), int(rng.integers(8, nx - 8))
+                band[y - 7:y + 8, x - 7:x + 8] += rng.uniform(500, 20000) * np.exp(-(xx ** 2 + yy ** 2) / 2.9)
+            handle.write((band if bitpix == -32 else band - 32768).astype(dtype).tobytes())
+        handle.write(bytes(-(4 if bitpix == -32 else 2) * nx * ny % 2880))
+    return path
+
+
+def ingest_peak(folder: Path, db: Path, max_frame_mb: float | None = None, workers: int = 1):
+    """(exit code, output, peak RSS in bytes) of ``obsdb ingest FOLDER``: the largest process it started
+    (ru_maxrss of the children of a wrapper whose only child the ingest is)."""
+    from obsdb.catalog.db import database_url, upgrade
+
+    upgrade(database_url(str(db)))
+    wrapper = ("import json, resource, subprocess, sys\n"
+               "run = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+               "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
+               "print(json.dumps([run.returncode, run.stdout + run.stderr, peak]))\n")
+    env = {**os.environ, "OBSDB_DB": str(db), "COLUMNS": "250"}
+    env.pop("OBSDB_CONFIG", None)
+    env.pop("OBSDB_MAX_FRAME_MB", None)
+    if max_frame_mb is not None:
+        env["OBSDB_MAX_FRAME_MB"] = str(max_frame_mb)
+    outer = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "obsdb.cli.app", "ingest",
+                            str(folder), "--workers", str(workers)], env=env, capture_output=True, text=True,
+                           timeout=1800)
+    assert outer.returncode == 0, outer.stderr
+    return tuple(json.loads(outer.stdout))
+
+
+def test_gzip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    """A 1 MB gzip expanding to 1 GiB made ingest peak at 5 GB: above the budget it is refused unread."""
+    folder = tmp_path / "bomb"
+    folder.mkdir()
+    bomb = write_gzip_bomb(folder / "bomb_0001.fits.gz")
+    assert bomb.stat().st_size < 2 * 2 ** 20
+    code, output, peak = ingest_peak(folder, tmp_path / "bomb.sqlite", max_frame_mb=256)
+    assert code == 1 and "unexpected" not in output, output
+    assert "frame of 16384 x 16384 pixels needs 1024 MB decoded, above the frame budget of 256 MB" in output
+    assert peak < FIXED_MB * 2 ** 20, f"peak RSS {peak / 2 ** 20:.0f} MB"
+
+
+def test_accepted_large_frames_peak_below_three_frames(tmp_path):
+    """Reading and measuring a frame (streamed, gzipped or not) takes at most 3x its decoded size + 300 MB."""
+    folder = tmp_path / "large"
+    folder.mkdir()
+    write_large_frame(folder / "f32_0001.fits", 4096, 4096)  # 64 MiB: streamed, read straight into the image
+    raw = write_large_frame(tmp_path / "u16_0002.fits", 4096, 3072, bitpix=16)
+    (folder / "u16_0002.fits.gz").write_bytes(gzip.compress(raw.read_bytes(), compresslevel=1))
+    code, output, peak = ingest_peak(folder, tmp_path / "large.sqlite")
+    assert code == 0 and "unexpected" not in output, output
+    largest = 4 * 4096 * 4096
+    assert peak < 3 * largest + FIXED_MB * 2 ** 20, f"peak RSS {peak / 2 ** 20:.0f} MB"
+
+
 def test_variants_are_seeded_and_cover_every_kind():
     first, again = hostile_files(SEED, FAST_COUNT), hostile_files(SEED, FAST_COUNT)
     assert first == again and len({name for name, _ in first}) == FAST_COUNT
@@ -625,3 +716,36 @@ def test_hostile_folder_fast_subset(tmp_path):
 @pytest.mark.slow
 def test_hostile_folder_full_set(tmp_path):
     _check_hostile_ingest(tmp_path, FULL_COUNT)
+
+
+def _memory_table(root: Path) -> None:
+    """Peak RSS of ``obsdb ingest`` on a gzip bomb and on large frames, against 3x decoded + 300 MB."""
+    cases = [("gzip bomb, 1 GiB claimed, budget 256 MB", lambda f: write_gzip_bomb(f / "bomb_0001.fits.gz"), 256, 0),
+             ("gzip bomb, 1 GiB claimed, default budget", lambda f: write_gzip_bomb(f / "bomb_0001.fits.gz"),
+              None, 2 ** 30),
+             ("float32 16384 x 16384 plain (1 GiB)", lambda f: write_large_frame(f / "big_0001.fits", 16384, 16384),
+              None, 2 ** 30),
+             ("uint16 32768 x 32768 plain (2 GiB file, 4 GiB decoded)",
+              lambda f: write_large_frame(f / "big_0001.fits", 32768, 32768, bitpix=16), None, 0)]
+    print(f"{'case':58s} {'exit':>4s} {'peak MB':>8s} {'bound MB':>9s}  outcome")
+    for i, (label, make, budget, accepted) in enumerate(cases):
+        folder = root / f"case{i}"
+        folder.mkdir()
+        make(folder)
+        code, output, peak = ingest_peak(folder, root / f"case{i}.sqlite", max_frame_mb=budget)
+        line = next((x for x in output.splitlines() if x.startswith("unreadable:")), "catalogued")
+        print(f"{label:58s} {code:>4d} {peak / 2 ** 20:8.0f} {(3 * accepted + FIXED_MB * 2 ** 20) / 2 ** 20:9.0f}  "
+              f"{line.split(': ', 2)[-1][:90]}")
+        for path in folder.iterdir():
+            path.unlink()
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="Memory of ingest on hostile large files (issue 11).")
+    parser.add_argument("--memory", action="store_true", help="print the peak-memory table")
+    if parser.parse_args().memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            _memory_table(Path(tmp))

@@ -448,3 +448,155 @@ def test_valid_odd_frames_get_their_stats(tmp_path, shape, hot):
     assert m.stats["median"] == pytest.approx(float(np.median(data)))
     assert m.stats["max"] == pytest.approx(float(data.max()))
     assert m.metrics is not None and m.metrics["n_stars"] == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_in_a_folder_is_skipped_and_one_given_directly_is_refused(catalog, tmp_path):
+    """A FIFO named x.fits hung the ingest that opened it: it is never opened now."""
+    from obsdb.imaging.fitsio import FitsWarning
+    from obsdb.pipeline.ingest import IngestError
+
+    folder = tmp_path / "night"
+    write_fits(folder / "good_0001.fits", np.random.default_rng(1).normal(10, 1, (32, 32)).astype(np.float32))
+    os.mkfifo(folder / "pipe_0002.fits")
+    with pytest.warns(FitsWarning, match=r"pipe_0002.fits: not a regular file \(a FIFO\), skipped"):
+        report = ingest(catalog, [folder], config=STATS_ONLY)
+    assert [Path(p).name for p in report.added] == ["good_0001.fits"] and not report.failed
+    with pytest.raises(IngestError, match=r"pipe_0002.fits: not a regular file \(a FIFO\)$"):
+        discover([folder / "pipe_0002.fits"])
+    with pytest.raises(IngestError, match=r"null: not a regular file \(a character device\)$"):
+        discover(["/dev/null"])
+    # Read directly (a file replaced by a FIFO after discovery), the reader refuses without waiting.
+    assert measure_file(str(folder / "pipe_0002.fits"), STATS_ONLY).error == "not a regular file (a FIFO)"
+
+
+def test_a_sub_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
+    """An unreadable sub-folder was skipped silently (root reads any folder: the refusal is simulated)."""
+    from obsdb.imaging.fitsio import FitsWarning
+    from obsdb.pipeline.ingest import IngestError
+
+    write_fits(tmp_path / "night" / "a_0001.fits", np.zeros((4, 4)))
+    write_fits(tmp_path / "night" / "locked" / "b_0002.fits", np.zeros((4, 4)))
+    locked = str(tmp_path / "night" / "locked")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.warns(FitsWarning, match=r"locked: cannot be listed \(permission denied\), skipped"):
+        assert [p.name for p in discover([tmp_path / "night"], recursive=True)] == ["a_0001.fits"]
+    with pytest.raises(IngestError, match=r"locked: cannot be listed \(permission denied\)$"):
+        discover([locked])
+
+
+def test_implausible_dates_and_duplicated_cards_are_recorded_with_a_warning(catalog, tmp_path):
+    """DATE-OBS 9999-12-31 broke obsdb report later; two FILTER cards gave band "['V', 'B']"."""
+    from astropy.io import fits
+
+    from obsdb.imaging.fitsio import FitsWarning
+
+    folder = tmp_path / "night"
+    data = np.random.default_rng(2).normal(100, 5, (32, 32)).astype(np.float32)
+    write_fits(folder / "future_0001.fits", data, {"DATE-OBS": "9999-12-31T23:59:59"})
+    write_fits(folder / "clock_0002.fits", data, {"DATE-OBS": "2013-07-13", "TIME-OBS": "99:99:99"})
+    hdu = fits.PrimaryHDU(data)
+    for card in (("FILTER", "V"), ("EXPTIME", 30.0), ("FILTER", "B"), ("EXPTIME", 60.0)):
+        hdu.header.append(card)
+    hdu.writeto(folder / "twice_0003.fits")
+    with pytest.warns(FitsWarning) as noted:
+        report = ingest(catalog, [folder], config=STATS_ONLY)
+    assert len(report.added) == 3 and not report.failed
+    messages = sorted(str(w.message) for w in noted if issubclass(w.category, FitsWarning))
+    assert any(m.endswith("clock_0002.fits: TIME-OBS '99:99:99' is not a time of day: date recorded as unknown")
+               for m in messages), messages
+    assert any("future_0001.fits: DATE-OBS '9999-12-31T23:59:59' is in the future" in m for m in messages)
+    assert any(m.endswith("twice_0003.fits: FILTER is given 2 times ('V', 'B'): the first is used") for m in messages)
+    with catalog.session() as session:
+        frames = {f.file_name: f for f in session.scalars(select(Frame))}
+    assert frames["future_0001.fits"].date_obs is None and frames["clock_0002.fits"].date_obs is None
+    assert frames["twice_0003.fits"].band == "V" and frames["twice_0003.fits"].exptime == 30.0
+    assert frames["future_0001.fits"].header["DATE-OBS"] == "9999-12-31T23:59:59"  # the raw value is kept
+
+
+def _card_edit(raw: bytes, keyword: str, image: bytes | None) -> bytes:
+    key = keyword.encode().ljust(8)
+    for start in range(0, 2880 * 4, 80):
+        if raw[start:start + 8] == key:
+            if image is None:
+                return raw[:start] + raw[start + 80:2880] + b" " * 80 + raw[2880:]
+            return raw[:start] + image.ljust(80)[:80] + raw[start + 80:]
+    raise AssertionError(f"no {keyword} card")
+
+
+def _gzip_damaged(raw: bytes) -> bytes:
+    packed = bytearray(gzip.compress(raw))
+    packed[len(packed) // 2] ^= 0xFF
+    return bytes(packed)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda raw: _card_edit(raw, "NAXIS1", None), "header: card 'NAXIS1' missing"),
+    (lambda raw: _card_edit(raw, "BITPIX", None), "header: card 'BITPIX' missing"),
+    (lambda raw: _card_edit(raw, "NAXIS2", b"NAXIS2  = 1.2.3"), "header: card 'NAXIS2' cannot be parsed: "
+                                                                 "'NAXIS2  = 1.2.3'"),
+    (lambda raw: _card_edit(raw, "NAXIS1", b"NAXIS1  =                   4\t0"),
+     r"header: card 'NAXIS1' cannot be parsed: 'NAXIS1  =                   4\\t0'"),
+    (lambda raw: _card_edit(raw, "NAXIS1", b"NAXIS1  = 99999999999999999999999"),
+     "header: NAXIS1 99999999999999999999999 is not an axis length"),
+    (lambda raw: _card_edit(raw, "BITPIX", b"BITPIX  =                   13"),
+     "header: BITPIX 13 is not a FITS data type (8, 16, 32, 64, -32 or -64)"),
+    (lambda raw: _card_edit(raw, "NAXIS1", b"NAXIS1  = 'abc'"), "header: NAXIS1 'abc' is not an integer"),
+    (lambda raw: raw.replace(b"END" + b" " * 77, b" " * 80), "header: no END card (the header never ends)"),
+    (lambda raw: _gzip_damaged(raw), "gzip stream damaged at byte "),
+    (lambda raw: gzip.compress(raw)[:-200], "gzip stream ends at byte "),
+])
+def test_header_and_gzip_damage_is_named_in_one_sentence(tmp_path, damage, reason):
+    """KeyError 'NAXIS1', VerifyError, zlib errors: each was 'unexpected ...'."""
+    data = np.random.default_rng(6).normal(100, 5, (40, 48)).astype(np.float32)
+    raw = write_fits(tmp_path / "ok.fits", data, {"FILTER": "V", "OBJECT": "x"}).read_bytes()
+    path = tmp_path / "bad_0001.fits"
+    path.write_bytes(damage(raw))
+    m = measure_file(str(path), STATS_ONLY)
+    assert m.error is not None and m.error.startswith(reason), m.error
+    assert "\n" not in m.error and "unexpected" not in m.error
+
+
+def test_control_characters_in_values_are_shown_not_refused(tmp_path):
+    """A TAB, NUL or ESC in a value (FITS forbids them; PostgreSQL text refuses NUL) made astropy raise."""
+    data = np.random.default_rng(6).normal(100, 5, (40, 48)).astype(np.float32)
+    raw = write_fits(tmp_path / "ok.fits", data, {"FILTER": "V", "OBJECT": "x"}).read_bytes()
+    path = tmp_path / "ctl_0001.fits"
+    path.write_bytes(_card_edit(_card_edit(raw, "OBJECT", b"OBJECT  = 'M\x1b42\tx'"), "FILTER",
+                                b"FILTER  = 'V\x00'"))
+    m = measure_file(str(path), STATS_ONLY)
+    assert m.ok, m.error
+    assert m.header["OBJECT"] == "M?42?x" and m.columns["object"] == "M?42?x"
+    assert "\x00" not in json_dumps(m.header)
+    assert m.warnings == ["header: cards FILTER, OBJECT cannot be parsed: kept as text",
+                          "header: cards FILTER, OBJECT hold control characters: shown as '?'"]
+
+
+def json_dumps(value) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def test_frames_above_the_budget_are_refused_before_allocation(tmp_path, monkeypatch):
+    """A 2 GiB frame peaked at 11.9 GB: the budget (max_frame_mb, OBSDB_MAX_FRAME_MB) refuses it unread."""
+    from obsdb.config import ConfigError
+
+    data = np.zeros((512, 600), np.float32)
+    path = write_fits(tmp_path / "big_0001.fits", data)
+    m = measure_file(str(path), IngestConfig(measure_quality=False, max_frame_mb=1))
+    assert m.error == ("frame of 600 x 512 pixels needs 1 MB decoded, above the frame budget of 1 MB "
+                       "(OBSDB_MAX_FRAME_MB or [ingest] max_frame_mb sets it)")
+    monkeypatch.setenv("OBSDB_MAX_FRAME_MB", "0.5")
+    assert IngestConfig().max_frame_mb == 0.5
+    assert measure_file(str(path), IngestConfig()).error.startswith("frame of 600 x 512 pixels needs 1 MB")
+    monkeypatch.setenv("OBSDB_MAX_FRAME_MB", "lots")
+    with pytest.raises(ConfigError, match="OBSDB_MAX_FRAME_MB 'lots': expected a positive number of megabytes"):
+        IngestConfig()

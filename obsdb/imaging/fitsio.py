@@ -761,7 +761,7 @@ def _simple_primary_image(raw: np.ndarray, max_frame_bytes: int = DEFAULT_MAX_FR
     if not all(type(v) is int for v in values) or type(bscale) not in (int, float) or type(bzero) not in (int, float):
         return None
     bitpix, naxis, nx, ny = values
-    if (bitpix not in _FAST_BITPIX or naxis != 2 or nx <= 0 or ny <= 0 or groups or blank or bscale != 1.0
+    if (bitpix not in _FAST_BITPIX or nx > _LARGEST_AXIS or ny > _LARGEST_AXIS or naxis != 2 or nx <= 0 or ny <= 0 or groups or blank or bscale != 1.0
             or bzero not in ((0.0,) if bitpix == -32 else (0.0, 32768.0))):
         return None
     _check_image_shape((nx, ny), max_frame_bytes)

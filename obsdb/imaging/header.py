@@ -57,7 +57,7 @@ def header_to_json(header, problems: list[str] | None = None) -> dict:
         except Exception:  # noqa: BLE001 - a malformed card must not lose the rest of the header
             # The card's own 80 characters: astropy's image property would try to fix it, and fail again.
             raw = getattr(card, "_image", None)
-            value = raw[10:].strip() if isinstance(raw, str) and len(raw) > 10 else None
+            value = _raw_value(raw[10:]) if isinstance(raw, str) and len(raw) > 10 else None
             unparsable.append(key)
         if isinstance(value, str):
             clean = _printable_text(value)
@@ -81,6 +81,17 @@ def header_to_json(header, problems: list[str] | None = None) -> dict:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _raw_value(text: str) -> str | None:
+    """The value part of a card's text that astropy could not parse: a quoted string's content
+    (``''`` is a quote), else what precedes a ``/`` comment."""
+    text = text.strip()
+    if text.startswith("'"):
+        match = re.match(r"'((?:[^']|'')*)'?", text)
+        return match.group(1).replace("''", "'").rstrip()
+    value = text.split("/", 1)[0].strip()
+    return value or None
 
 
 def _printable_text(text: str) -> str:

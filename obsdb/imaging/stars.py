@@ -69,6 +69,12 @@ _MIN_NPIX_SHAPE = 12
 # Per-axis variance of sep's default detection kernel (see _gaussian_axes).
 _KERNEL_VAR = 0.5
 
+PIXSTACK_PIXELS = 4_000_000
+"""sep's pixel stack (the pixels of the objects open during its scan) is a quarter of the frame up to
+this many pixels, a thirty-second beyond.  sep's default (300,000) overflowed on cloudy 2k frames with
+large trailed stars; but the stack is touched whole when extraction starts, 42 bytes a pixel: a
+quarter of a 16k x 16k frame took 2.8 GB for nothing, a thirty-second takes a third of the frame."""
+
 PIXEL_LIMIT = 1e12
 """Largest pixel magnitude that star detection takes for light; beyond it a pixel is bad, as NaN is.
 
@@ -324,8 +330,8 @@ def _gaussian_axes(objs):
 def _extract(prep: _Prepared, nsigma: float, minarea: int):
     import sep
 
-    # sep's defaults overflow on cloudy 2k frames with large trailed stars.
-    sep.set_extract_pixstack(max(300_000, prep.sub.size // 4))
+    size = prep.sub.size
+    sep.set_extract_pixstack(max(300_000, min(size // 4, max(PIXSTACK_PIXELS, size // 32))))
     sep.set_sub_object_limit(4096)
     if not math.isfinite(prep.rms):
         raise ValueError(f"background rms is {prep.rms}")
