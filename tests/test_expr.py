@@ -406,3 +406,26 @@ def test_show_selectors_exit_cleanly(cli_db, arguments, code):
     assert "unexpected" not in result.output and "Traceback" not in result.output
     if code:
         _one_clean_line(result)
+
+
+@pytest.mark.parametrize("where, message", [
+    ("band == V", "no catalogued frame has a header keyword V (to compare with the text V, quote it: 'V')"),
+    ("FILTR == 'V'", "no catalogued frame has a header keyword FILTR (did you mean FILTER?)"),
+    ("fwhn > 3", "unknown name 'fwhn' (did you mean fwhm?"),
+])
+def test_silent_empty_answers_are_errors_with_a_did_you_mean(cli_db, where, message):
+    result = runner.invoke(app, ["--db", str(cli_db), "frames", "--where", where], catch_exceptions=False)
+    assert result.exit_code == 1 and message in result.output, result.output
+    _one_clean_line(result)
+
+
+def test_a_band_matches_whatever_its_case_unless_asked_exactly(cli_db):
+    every = json.loads(runner.invoke(app, ["--db", str(cli_db), "frames", "--format", "json"]).stdout)
+    band = next(r["band"] for r in every if r["band"])
+    def numbers(option):
+        result = runner.invoke(app, ["--db", str(cli_db), "frames", "--band", option, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return sorted(r["id"] for r in json.loads(result.stdout))
+    exact = numbers(band)
+    assert exact and numbers(band.swapcase()) == exact and numbers("=" + band) == exact
+    assert numbers("=" + band.swapcase()) == []

@@ -5,7 +5,8 @@ Hypothesis draws random text, soups of the grammar's tokens (names, keywords, nu
 ``--night`` scopes.  Each is compiled and run against the small real catalog of tests/test_expr.py
 (two nights, odd header types, a registration) on SQLite and, when a server answers, PostgreSQL.
 Anything but rows or an :class:`obsdb.errors.ObsdbError` is a failure, and so is an example that
-takes more than a second or allocates more than :data:`PEAK_BYTES` in Python.
+takes more than 3 s (a shared 2-core machine is slow; the bug took 10-26 s) or allocates more
+than :data:`PEAK_BYTES` in Python.
 
 The default run keeps this file under 10 s; ``-m slow`` runs many more examples.
 """
@@ -154,7 +155,7 @@ def _rows_or_obsdb_error(catalog, where, selector, nights) -> None:
     assert peak < PEAK_BYTES, f"{peak / 2**20:.0f} MiB allocated"
 
 
-EXAMPLE = dict(deadline=1000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+EXAMPLE = dict(deadline=3000, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                     HealthCheck.too_slow])
 
 

@@ -487,7 +487,7 @@ class Catalog:
             else:
                 scope = night_ids(session, nights)
                 condition = frame_filter(night_scope=scope, band=band, status=status, where=where,
-                                         include_unreadable=False, light_only=True)
+                                         include_unreadable=False, light_only=True, session=session)
             chosen = _base_query(condition).subquery()
             return self._align_records(session, select(Frame, Night.name, FrameMetrics, StarList)
                                        .join(chosen, chosen.c.id == Frame.id)

@@ -181,6 +181,26 @@ class _Bracket(FunctionElement):
     name = "bracket"
 
 
+class _HeaderPresent(FunctionElement):
+    """Whether a header holds a keyword (whatever its value)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "header_present"
+
+
+@compiles(_HeaderPresent, "sqlite")
+def _header_present_sqlite(element, compiler, **kw):
+    header, key = _header_and_key(element, compiler, **kw)
+    return f"(json_type({header}, '$.\"' || {key()} || '\"') IS NOT NULL)"
+
+
+@compiles(_HeaderPresent, "postgresql")
+def _header_present_postgresql(element, compiler, **kw):
+    header, key = _header_and_key(element, compiler, **kw)
+    return f"({header} ? {key()})"
+
+
 def _header_and_key(element, compiler, **kw):
     # The key is rendered at each use: positional drivers (SQLite) bind one value per placeholder.
     header, key = element.clauses.clauses
@@ -303,7 +323,7 @@ def _measure(tree) -> tuple[int, int]:
     return nodes, deepest
 
 
-def compile_expression(text: str):
+def compile_expression(text: str, bare_keywords: list | None = None):
     """Compile ``text`` into a SQLAlchemy boolean expression over Frame, FrameStats, FrameMetrics.
 
     The query must outer-join ``FrameStats`` and ``FrameMetrics``.  The limits and
@@ -313,6 +333,9 @@ def compile_expression(text: str):
     ----------
     text : str
         The expression as typed, e.g. ``"fwhm > 3 and EXPTIME >= 30"``.
+    bare_keywords : list, optional
+        Receives ``(keyword, column)`` for each header keyword written as a
+        bare name, for :func:`check_bare_keywords` (a typo, or a string left unquoted).
 
     Returns
     -------
@@ -361,7 +384,48 @@ def compile_expression(text: str):
         raise ExpressionError(text, f"the expression has {nodes:,} parts; the limit is {MAX_NODES:,}")
     if depth > MAX_DEPTH:
         raise ExpressionError(text, f"the expression nests {depth} levels deep; the limit is {MAX_DEPTH}")
-    return _Compiler(text).boolean(tree.body)
+    compiler = _Compiler(text)
+    condition = compiler.boolean(tree.body)
+    if bare_keywords is not None:
+        bare_keywords.extend(compiler.bare_keywords)
+    return condition
+
+
+def header_has(key: str):
+    """SQL: the frame's header holds ``key`` (any value)."""
+    return _HeaderPresent(Frame.header, literal(key, String()))
+
+
+def check_bare_keywords(text: str, keywords, present, known_keys) -> None:
+    """Refuse a bare upper-case name that no frame in scope has as a header keyword.
+
+    ``band == V`` and ``FILTR == 'V'`` would otherwise select nothing and say
+    nothing.  The message offers the closest keyword of the catalog, or a
+    column, and the hint to quote a string.
+
+    Parameters
+    ----------
+    text : str
+        The expression, for the pointer in the message.
+    keywords : list of (str, int)
+        From :func:`compile_expression`'s ``bare_keywords``.
+    present : callable
+        ``present(key) -> bool``: some frame in scope has it.
+    known_keys : callable
+        ``known_keys() -> list of str``: keywords frames in scope have, for the did-you-mean.
+    """
+    import difflib
+
+    for key, column in keywords:
+        if present(key):
+            continue
+        names = sorted(set(known_keys()))
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
+        columns = difflib.get_close_matches(key.lower(), sorted([*UNPREFIXED, *ALIGN_COLUMNS]), n=1, cutoff=0.8)
+        hint = (f"did you mean {close[0]}?" if close else
+                f"did you mean the column {columns[0]}?" if columns else
+                f"to compare with the text {key}, quote it: '{key}'")
+        raise ExpressionError(text, f"no catalogued frame has a header keyword {key} ({hint})", column)
 
 
 _BARE_DATE = re.compile(r"(?<![\w.])(\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)(?![\w.:-])")
@@ -382,6 +446,8 @@ class _Compiler:
     def __init__(self, text: str):
         self.text = text
         self.operators = 0
+        self.bare_keywords: list[tuple[str, int | None]] = []
+        """Header keywords written as bare names (``FILTER``, not ``header["FILTER"]``), with their column."""
 
     def fail(self, node, message):
         raise ExpressionError(self.text, message, getattr(node, "col_offset", None))
@@ -630,9 +696,14 @@ class _Compiler:
         if lowered in ALIGN_COLUMNS:
             return _Sql(_align_column(lowered), _NUMBER)
         if name.isupper() or name.replace("_", "").isupper():
+            self.bare_keywords.append((name, getattr(node, "col_offset", None)))
             return self.header(name, node)
-        known = ", ".join(sorted([*UNPREFIXED, *ALIGN_COLUMNS]))
-        self.fail(node, f"unknown name '{name}' (header keywords are upper case; columns: {known})")
+        import difflib
+
+        names = sorted([*UNPREFIXED, *ALIGN_COLUMNS])
+        close = difflib.get_close_matches(lowered, names, n=1, cutoff=0.7)
+        hint = f"did you mean {close[0]}? " if close else ""
+        self.fail(node, f"unknown name '{name}' ({hint}header keywords are upper case; columns: {', '.join(names)})")
 
 
 _UNSTORABLE = re.compile("[\\x00\\ud800-\\udfff]")

@@ -40,14 +40,25 @@ def record_label(record: dict) -> str:
 def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str | None = None,
                  image_type: str | None = None, status: str | None = None, tag: str | None = None,
                  where: str | None = None, include_unreadable: bool = True, light_only: bool = False,
-                 target=None, instrument_id: int | None = None, frame_ids=None):
-    """The WHERE clause of a frame listing (over Frame, Night, FrameStats, FrameMetrics)."""
+                 target=None, instrument_id: int | None = None, frame_ids=None, session: Session | None = None):
+    """The WHERE clause of a frame listing (over Frame, Night, FrameStats, FrameMetrics).
+
+    With ``session``, a band matches whatever its case (``v`` finds ``V``;
+    ``=r`` asks for exactly ``r``, where a night holds both Johnson R and SDSS
+    r), and a ``--where`` header keyword written as a bare name must be held
+    by some frame in scope (a typo or an unquoted string is an error, not an
+    empty answer).
+    """
     from obsdb.catalog.expr import compile_expression
 
     conditions = []
     if night_scope is not None:
         conditions.append(Frame.night_id.in_(night_scope))
-    if band:
+    if band and band.startswith("=") and len(band) > 1:
+        conditions.append(Frame.band == band[1:])
+    elif band and session is not None:
+        conditions.append(Frame.band.in_(band_spellings(session, band, night_scope) or [band]))
+    elif band:
         conditions.append(Frame.band == band)
     if image_type:
         conditions.append(Frame.image_type == image_type)
@@ -70,8 +81,36 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
                                                Tag.name == tag).exists())
     if where is not None:  # "" is an error (compile_expression says so), never "every frame"
-        conditions.append(compile_expression(where))
+        bare: list = []
+        conditions.append(compile_expression(where, bare))
+        if bare and session is not None:
+            _check_bare_keywords(session, where, bare, night_scope)
     return and_(True, *conditions)
+
+
+def band_spellings(session: Session, band: str, night_scope: list[int] | None) -> list[str]:
+    """The bands stored in scope that are ``band`` whatever the case (``v`` -> ``['V']``)."""
+    query = select(Frame.band).where(func.lower(Frame.band) == band.lower()).distinct()
+    if night_scope is not None:
+        query = query.where(Frame.night_id.in_(night_scope))
+    return list(session.scalars(query))
+
+
+def _check_bare_keywords(session: Session, text: str, bare: list, night_scope: list[int] | None) -> None:
+    from obsdb.catalog.expr import check_bare_keywords, header_has
+
+    def scoped(query):
+        return query.where(Frame.night_id.in_(night_scope)) if night_scope is not None else query
+
+    def present(key: str) -> bool:
+        return session.scalar(scoped(select(Frame.id).where(header_has(key))).limit(1)) is not None
+
+    def known_keys() -> list[str]:
+        # The keywords of a few frames: enough to suggest FILTER for FILTR.
+        headers = session.scalars(scoped(select(Frame.header).where(Frame.header.is_not(None))).limit(20))
+        return [key for header in headers for key in (header or {})]
+
+    check_bare_keywords(text, bare, present, known_keys)
 
 
 def _base_query(condition):
@@ -102,7 +141,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
     scope = night_ids(session, nights)
     condition = frame_filter(night_scope=scope, band=band, image_type=image_type, status=status, tag=tag,
                              where=where, include_unreadable=include_unreadable, light_only=light_only,
-                             target=target, instrument_id=instrument_id, frame_ids=frame_ids)
+                             target=target, instrument_id=instrument_id, frame_ids=frame_ids, session=session)
     qualified = session.scalar(select(func.count(Night.id))) > 1
     order = (Night.name, func.coalesce(Frame.number, 2**62), Frame.path)
     stats_columns = [getattr(FrameStats, k) for k in STATS_FIELDS]
@@ -231,7 +270,8 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
     if run is not None and session.get(AlignmentRun, run) is None:
         raise ObsdbError(f"--run {run}: no such alignment run")
     condition = frame_filter(night_scope=night_ids(session, nights), band=band, where=where,
-                             status=None if status == "any" else status, include_unreadable=False)
+                             status=None if status == "any" else status, include_unreadable=False,
+                             session=session)
     chosen = _base_query(condition).subquery()
     run_reference, step_reference = aliased(Frame), aliased(Frame)
     query = (select(ShiftStep, Frame, FrameStats.background, FrameStats.saturation, FrameMetrics.fwhm,

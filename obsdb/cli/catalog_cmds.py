@@ -203,7 +203,8 @@ def columns_option():
 
 @app.command()
 def frames(
-    band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band (FILTER)."),
+    band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band (FILTER), whatever its case; "
+                                                                  "=r for exactly r."),
     image_type: Optional[str] = typer.Option(None, "--type", "-t", help="light, bias, dark, flat or unknown."),
     status: Optional[str] = typer.Option(None, "--status", "-s", help="accepted, rejected or pending."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only frames with this active tag."),
