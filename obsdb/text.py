@@ -16,3 +16,13 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     """
     word = noun if count == 1 else (many or f"{noun}s")
     return f"{count:,} {word}"
+
+
+def not_one_of(option: str, value, choices) -> str:
+    """``--type 'lights': did you mean 'light'? expected one of bias, dark, ...`` for an enumerated option."""
+    import difflib
+
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(value), names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{option} {value!r}: {hint}expected one of {', '.join(names)}"

@@ -191,3 +191,16 @@ def test_only_formats_a_command_can_write_are_offered():
     for command in ("show", "qa", "log", "rejected"):
         result = runner.invoke(app, [command, "--help"], terminal_width=100)
         assert "csv" not in result.output, command
+
+
+@pytest.mark.parametrize("args, message", [
+    (["frames", "--type", "lights"], "--type 'lights': did you mean 'light'?"),
+    (["frames", "--status", "rejectd"], "--status 'rejectd': did you mean 'rejected'?"),
+    (["render", "--out", "x", "--interp", "spline"], "--interp 'spline': did you mean 'spline3'?"),
+    (["render", "--out", "x", "--status", "acepted"], "--status 'acepted': did you mean 'accepted'?"),
+    (["align", "--method", "stagged"], "--method 'stagged': did you mean 'staged'?"),
+])
+def test_every_enumerated_option_is_checked_with_a_did_you_mean(ingested, args, message):
+    db, _ = ingested
+    result = invoke(db, *args)
+    assert result.exit_code == 1 and message in result.output, result.output

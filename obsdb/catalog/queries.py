@@ -15,6 +15,7 @@ from typing import Iterator
 from sqlalchemy import and_, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
+from obsdb.text import not_one_of
 from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, FrameMetrics, FrameStats, GroupMember,
                                   Instrument, Night, PointingGroup, RenderOutput, ShiftStep, Tag)
 from obsdb.catalog.selectors import (ALL_NIGHTS, SelectorError, frame_label, night_ids, parse_selector,  # noqa: F401
@@ -61,6 +62,8 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
     elif band:
         conditions.append(Frame.band == band)
     if image_type:
+        if session is not None:
+            _check_image_type(session, image_type)
         conditions.append(Frame.image_type == image_type)
     if light_only:
         conditions.append(Frame.image_type.in_(LIGHT_TYPES))
@@ -75,7 +78,7 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
         conditions.append(Frame.id.in_(list(frame_ids)))
     if status and status != "any":
         if status not in STATUSES:
-            raise SelectorError(f"status {status!r}: expected {', '.join(STATUSES)} or any")
+            raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
         conditions.append(status_condition(status))
     if tag:
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
@@ -86,6 +89,19 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
         if bare and session is not None:
             _check_bare_keywords(session, where, bare, night_scope)
     return and_(True, *conditions)
+
+
+KNOWN_IMAGE_TYPES = ("light", "bias", "dark", "flat", "unknown")
+
+
+def _check_image_type(session: Session, image_type: str) -> None:
+    """``--type lights`` is a typo, not an empty answer: the type must be a known one or a stored one."""
+    if image_type in KNOWN_IMAGE_TYPES:
+        return
+    stored = {t for t in session.scalars(select(Frame.image_type).distinct()) if t}
+    if image_type in stored:
+        return
+    raise SelectorError(not_one_of("--type", image_type, sorted(set(KNOWN_IMAGE_TYPES) | stored)))
 
 
 def band_spellings(session: Session, band: str, night_scope: list[int] | None) -> list[str]:

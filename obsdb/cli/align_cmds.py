@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from obsdb.text import plural
+from obsdb.text import not_one_of, plural
 from obsdb.cli.common import (ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
                               frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg)
 
@@ -135,9 +135,9 @@ def align(
     from obsdb.pipeline.align import align_each_target, align_staged
 
     if method not in ("auto", "staged"):
-        fail(f"--method {method!r}: expected auto or staged")
+        fail(not_one_of("--method", method, ("auto", "staged")))
     if status not in ("accepted", "pending", "rejected", "any"):
-        fail(f"--status {status!r}: expected accepted, pending, rejected or any")
+        fail(not_one_of("--status", status, ("accepted", "pending", "rejected", "any")))
     with open_catalog() as catalog, user_errors(), progress_bar("align") as progress:
         if method == "auto":
             reports = align_each_target(catalog, night=nights_arg(night), reference=reference, band=band,

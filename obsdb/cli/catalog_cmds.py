@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from obsdb.text import plural
+from obsdb.text import not_one_of, plural
 from obsdb.cli.common import (ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
                               nights_arg, open_catalog, print_csv, print_json, print_json_stream, progress_bar,
                               state, styled,
@@ -223,7 +223,7 @@ def frames(
     from obsdb.cli.tables import parse_columns
 
     if status and status not in ("accepted", "rejected", "pending"):
-        fail(f"--status {status!r}: expected accepted, rejected or pending")
+        fail(not_one_of("--status", status, ("accepted", "rejected", "pending")))
     with user_errors():
         chosen = parse_columns(columns, _frame_columns())
     with open_catalog() as catalog, user_errors():
@@ -365,7 +365,7 @@ def simulate(
     from obsdb.simulate import simulate_night
 
     if bayer is not None and bayer.upper() not in PATTERNS:
-        fail(f"--bayer {bayer!r}: expected one of {', '.join(PATTERNS)}")
+        fail(not_one_of("--bayer", bayer, PATTERNS))
     with user_errors():
         truth = simulate_night(outdir, bayer=None if bayer is None else bayer.upper(), seed=seed, size=size,
                                n_frames=frames_,

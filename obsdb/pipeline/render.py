@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from obsdb.text import plural
+from obsdb.text import not_one_of, plural
 from obsdb import __version__
 from obsdb.errors import ObsdbError
 from obsdb.config import login_name
@@ -227,9 +227,9 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     from obsdb.imaging.stack import STACK_METHODS
 
     if interpolation not in INTERPOLATIONS:
-        raise ObsdbError(f"--interp {interpolation!r}: expected one of {', '.join(INTERPOLATIONS)}")
+        raise ObsdbError(not_one_of("--interp", interpolation, INTERPOLATIONS))
     if stack is not None and stack not in STACK_METHODS:
-        raise ObsdbError(f"--stack {stack!r}: expected one of {', '.join(STACK_METHODS)}")
+        raise ObsdbError(not_one_of("--stack", stack, STACK_METHODS))
     user = user or login_name()
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and not out_dir.is_dir():
