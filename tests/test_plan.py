@@ -216,6 +216,17 @@ def test_cli_apply_groups_and_group_set(notebook_night, tmp_path):
         assert len(result.output.strip().splitlines()) == 1
     missing = runner.invoke(app, ["--db", db, "apply", str(tmp_path / "none.toml")])
     assert missing.exit_code == 1 and "no such plan file" in missing.output
+    # A box beyond the frames, and another group's reference taken away: errors, nothing changed.
+    beyond = runner.invoke(app, ["--db", db, "group", "set", "mine", "3922,3923", "--box", "0:10,5000:5100"])
+    assert beyond.exit_code == 1 and "reaches beyond the frames" in beyond.output, beyond.output
+    owner = next(g for g in groups.values() if g.get("reference") is not None and g["name"] != "mine")
+    taken = runner.invoke(app, ["--db", db, "group", "set", "thief", str(owner["reference"])])
+    assert taken.exit_code == 1 and f"is the reference of group {owner['name']!r}" in taken.output, taken.output
+    after = {g["name"]: g for g in json.loads(runner.invoke(app, ["--db", db, "groups", "--format", "json"]).stdout)}
+    assert after == groups
+    # untag of a tag no frame has: an error, not a silent success.
+    none = runner.invoke(app, ["--db", db, "untag", "3922", "no-such-tag", "--reason", "tidy"])
+    assert none.exit_code == 1 and "no active 'no-such-tag' tag on 3922: nothing retracted" in none.output
 
 
 @pytest.mark.parametrize("text, message", [

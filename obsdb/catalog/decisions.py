@@ -39,6 +39,16 @@ def get_decision(session: Session, key: str, *, night_id: int | None = None) -> 
     return session.scalars(query.order_by(Decision.id.desc()).limit(1)).first()
 
 
+def check_box_inside(name: str, box, frames: list[Frame]) -> None:
+    """Refuse a centroid box that reaches beyond the smallest of ``frames``."""
+    x0, x1, y0, y1 = (int(v) for v in box)
+    sizes = [(f.width, f.height) for f in frames if f.width and f.height]
+    if sizes and (x1 > min(w for w, _ in sizes) or y1 > min(h for _, h in sizes)):
+        width, height = min(w for w, _ in sizes), min(h for _, h in sizes)
+        raise ObsdbError(f"group {name!r}: box {x0}:{x1},{y0}:{y1} reaches beyond the frames "
+                         f"({width}x{height} px; a box is X0:X1,Y0:Y1, half-open, 0-based)")
+
+
 def set_group(session: Session, name: str, frames: list[Frame], *, box=None, band: str | None = None,
               reference: Frame | None = None, ref_star: tuple[float, float] | None = None,
               source: str, author: str) -> PointingGroup:
@@ -50,6 +60,17 @@ def set_group(session: Session, name: str, frames: list[Frame], *, box=None, ban
         raise ObsdbError(f"group {name!r}: its frames are in {len(nights)} nights "
                          f"({', '.join(sorted({f.night.name for f in frames}))}); a pointing group is one night's")
     night_id = nights.pop()
+    ids = [f.id for f in frames]
+    # A frame that is another group's reference cannot leave that group silently.
+    taken = session.execute(select(PointingGroup.name, Frame.number, Frame.file_name)
+                            .join(Frame, Frame.id == PointingGroup.reference_frame_id)
+                            .where(PointingGroup.night_id == night_id, PointingGroup.name != name,
+                                   PointingGroup.reference_frame_id.in_(ids))).first()
+    if taken is not None:
+        other, number, file_name = taken
+        raise ObsdbError(f"group {name!r}: frame {number if number is not None else file_name} is the reference "
+                         f"of group {other!r}; give {other!r} another reference first "
+                         f"(obsdb group set {other} FRAMES --reference N)")
     group = session.scalars(select(PointingGroup).where(PointingGroup.name == name,
                                                         PointingGroup.night_id == night_id)).first()
     if group is None:
@@ -61,13 +82,14 @@ def set_group(session: Session, name: str, frames: list[Frame], *, box=None, ban
     if box is not None:
         group.box_x0, group.box_x1, group.box_y0, group.box_y1 = (int(v) for v in box)
     if reference is not None:
-        if reference.id not in {f.id for f in frames}:
+        if reference.id not in set(ids):
             raise ObsdbError(f"group {name!r}: reference frame {reference.label} is not a member")
         group.reference_frame_id = reference.id
+    elif group.reference_frame_id is not None and group.reference_frame_id not in set(ids):
+        group.reference_frame_id = None  # its old reference is no member now: the group has none
     if ref_star is not None:
         group.ref_star_x, group.ref_star_y = float(ref_star[0]), float(ref_star[1])
     session.flush()
-    ids = [f.id for f in frames]
     session.execute(delete(GroupMember).where(GroupMember.frame_id.in_(ids)))
     session.execute(delete(GroupMember).where(GroupMember.group_id == group.id))
     session.flush()

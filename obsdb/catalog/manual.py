@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsdb.text import plural
-from obsdb.catalog.decisions import parse_box, set_group
+from obsdb.catalog.decisions import check_box_inside, parse_box, set_group
 from obsdb.catalog.queries import SelectorError, select_frames
 from obsdb.catalog.tags import add_tags, retract_tags
 from obsdb.catalog.writes import record_event
@@ -55,6 +55,9 @@ def untag_frames(catalog, selector: str, name: str, *, reason: str | None, autho
     with catalog.session() as session:
         frames = select_frames(session, selector, nights=nights)
         change = retract_tags(session, frames, name, reason=reason, author=who)
+        if not change.retracted:
+            raise ObsdbError(f"no active {name!r} tag on {selector}: nothing retracted "
+                             f"(`obsdb show {selector}` lists its tags)")
         record_event(session, who, "untag", f"{name} retracted on {_frames(len(change.retracted))}: {reason}",
                      frame_id=frames[0].id if len(frames) == 1 else None,
                      details={"frames": [f.night_label for f in frames], "tag": name})
@@ -81,6 +84,8 @@ def define_group(catalog, name: str, selector: str, *, box: str | None = None, r
             raise ObsdbError(f"--ref-star {ref_star!r}: expected X,Y")
     with catalog.session() as session:
         members = select_frames(session, selector, readable_only=True, nights=nights)
+        if parsed_box is not None:
+            check_box_inside(name, parsed_box, members)
         group_ref = None
         if reference is not None:
             group_ref = next((f for f in members if f.number == reference), None)

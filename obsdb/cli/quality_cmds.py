@@ -103,7 +103,8 @@ def untag(
         done = catalog.untag(frames, name, reason=reason, author=author, night=nights_arg(night))
     console.print(f"retracted {name!r} on {frames_text(done.changed)}")
     if done.unchanged:
-        console.print(f"  no active {name!r} on: {', '.join(map(str, done.unchanged))}")
+        err_console.print(styled("warning:", "yellow", f" no active {name!r} on {frames_text(len(done.unchanged))}: "
+                                                       f"{', '.join(map(str, done.unchanged))}"))
 
 
 @app.command()
