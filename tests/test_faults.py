@@ -139,3 +139,25 @@ def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path):
         with pytest.raises(ObsdbError, match="is a file, not a folder"):
             build_report(catalog, tmp_path / "a-file")
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+def test_errors_point_the_right_way(tmp_path):
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    runner = CliRunner()
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["run", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "no FITS files" in result.output and "obsdb qa" not in result.output
+    simulate_night(tmp_path / "night", seed=66, **SMALL)
+    db = str(tmp_path / "c.sqlite")
+    for command in (["init"], ["ingest", str(tmp_path / "night")], ["qa"], ["align"]):
+        assert runner.invoke(app, ["--db", db, *command]).exit_code == 0
+    nothing = runner.invoke(app, ["--db", db, "render", "--out", str(tmp_path / "r"), "--where", "fwhm > 100"])
+    assert nothing.exit_code == 1 and "no frame matches --status accepted, --where 'fwhm > 100'" in nothing.output
+    missing = runner.invoke(app, ["--db", "postgresql+psycopg2://u@127.0.0.1/x", "frames"])
+    assert missing.exit_code == 1 and "need the Python package psycopg2 (pip install 'obsdb[postgres]')" \
+        in missing.output, missing.output
+    unknown = runner.invoke(app, ["--db", "postgresql+nosuchdriver://u@127.0.0.1/x", "frames"])
+    assert unknown.exit_code == 1 and "not a kind of database obsdb knows" in unknown.output, unknown.output

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from obsdb.errors import ObsdbError
 
@@ -37,7 +38,15 @@ def database_url(db: str | None) -> str:
 
 def make_engine(url: str, **kwargs) -> Engine:
     """Create an engine; SQLite connections get foreign keys, WAL and a busy timeout."""
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:
+        driver = exc.name or "the database driver"
+        extra = " (pip install 'obsdb[postgres]')" if url.startswith("postgresql") else ""
+        raise CatalogError(f"{url.split('://')[0]} catalogs need the Python package {driver}{extra}") from None
+    except (NoSuchModuleError, ArgumentError):
+        raise CatalogError(f"{url.split('://')[0]}: not a kind of database obsdb knows "
+                           "(a file path, sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)") from None
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial

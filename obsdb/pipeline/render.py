@@ -236,6 +236,12 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         raise ObsdbError(f"--out {out_dir}: is a file, not a folder")
     tasks = catalog.render_plan(run=run, status=status, band=band, where=where, nights=nights)
     if not tasks:
+        matching = next(catalog.iter_frame_dicts(night=nights, band=band, where=where, include_unreadable=False,
+                                                 status=None if status == "any" else status), None)
+        if matching is None:
+            chosen = ", ".join(part for part in (f"--status {status}", band and f"--band {band}",
+                                                 where and f"--where {where!r}") if part)
+            raise ObsdbError(f"nothing to render: no frame matches {chosen}")
         raise ObsdbError("nothing to render: no selected frame has a shift (run `obsdb align` first)")
     outputs = output_names([task["path"] for task in tasks])
     wcs = _reference_wcs({task["reference_path"] for task in tasks})

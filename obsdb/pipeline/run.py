@@ -90,6 +90,10 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         if ingested.gone:
             summary.steps.append(("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
                                              f"(first: {ingested.gone[0]}); the catalog keeps their records"))
+        if next(catalog.iter_frame_dicts(include_unreadable=False, light_only=True), None) is None:
+            found = "no FITS files" if ingested.n_files == 0 else "no readable light frames"
+            raise ObsdbError(f"{folder}: {found} (.fits .fit .fts, or .gz, in it or its sub-folders); "
+                             "nothing to align")
         for key, count in sorted(ingested.shared_numbers.items()):
             hint = ingested.number_pattern_hint.get(key)
             summary.steps.append(("warning", f"frame number {key[1]} is shared by {count} files" + (
