@@ -169,6 +169,7 @@ def test_run_follows_the_config_and_says_when_numbers_clash(tmp_path):
     clash = runner.invoke(app, ["run", str(night), "--out", str(tmp_path / "a")], terminal_width=300)
     assert clash.exit_code == 0, clash.output
     assert "frame number 512 is shared by 6 files; set [ingest] number_pattern = 'set1_(\\d+)'" in clash.output
+    assert re.search(r"aligned to m1_set1_\d+_crop512\.fits \(number 512 is shared\)", clash.output), clash.output
     assert "trail" in clash.output  # the default trail rule finds the trailed frames
 
     config = tmp_path / "obsdb.toml"

@@ -386,6 +386,7 @@ def log_(
     command: Optional[str] = typer.Option(None, "--command",
         help="Only events of this command (ingest, qa, tag, ...)."),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
+    wide: bool = wide_option(),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """The audit log: every command that changed the catalog, with who, when and what."""
@@ -394,12 +395,24 @@ def log_(
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(events))
         return
-    from rich.table import Table
+    from obsdb.cli.tables import Column, print_table
 
-    table = Table(title=f"events ({len(events)}, newest first)")
-    for column in ("when (UTC)", "author", "command", "frame", "summary"):
-        table.add_column(column, overflow="fold")
-    for e in events:
-        table.add_row(e["at"][:19], e["author"], e["command"], "-" if e["frame"] is None else str(e["frame"]),
-                      e["summary"])
-    console.print(table)
+    spec = [Column("when", "when (UTC)", priority=1), Column("author", "author", priority=2),
+            Column("command", "command", priority=0), Column("frames", "frames", priority=3, shrink=True,
+                                                              min_width=8, preferred_width=14),
+            Column("summary", "summary", priority=4, shrink=True, min_width=20, preferred_width=60)]
+    rows = [{"when": e["at"][:16].replace("T", " "), "author": e["author"], "command": e["command"],
+             "frames": _event_frames(e), "summary": e["summary"]} for e in events]
+    print_table(rows, spec, title=f"events ({len(events)}, newest first)", wide=wide)
+
+
+def _event_frames(event: dict) -> str:
+    """The frames an event touched: its one frame, or the first of those its details list."""
+    if event.get("frame") is not None:
+        return str(event["frame"])
+    listed = (event.get("details") or {}).get("frames") or []
+    if not isinstance(listed, list) or not listed:
+        return "-"
+    # Within one night the night prefix repeats on every label: show the numbers.
+    names = [str(label).split(":")[-1] for label in listed]
+    return ",".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")

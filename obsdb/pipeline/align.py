@@ -227,6 +227,13 @@ def _register_pixels(task: tuple) -> dict:
     return out
 
 
+def _unique_label(ref, frames: dict) -> str:
+    """The reference as the user can find it: its label, or its file name when other frames share its number."""
+    shared = ref.number is not None and sum(1 for f in frames.values()
+                                            if f.number == ref.number and f.night == ref.night) > 1
+    return f"{ref.file_name} (number {ref.number} is shared)" if shared else str(ref.label)
+
+
 def align_auto(catalog, *, night=None, reference: str | None = None, band: str | None = None,
                status: str = "accepted", where: str | None = None, workers: int = 1, user: str | None = None,
                progress: Callable | None = None, target=ALL_TARGETS, frames: list | None = None) -> AlignReport:
@@ -303,7 +310,7 @@ def align_auto(catalog, *, night=None, reference: str | None = None, band: str |
                                      night_id=next(iter(nights)) if len(nights) == 1 else None,
                                      target=None if target is ALL_TARGETS else target, author=user)
     report = AlignReport(run_id, "auto", ref.number, reference_name=ref.file_name, reference_path=ref.path,
-                         target=None if target is ALL_TARGETS else target, reference_label=ref.label,
+                         target=None if target is ALL_TARGETS else target, reference_label=_unique_label(ref, by_id),
                          frames_read=len(fallback))
     for outcome in sorted(outcomes, key=lambda o: (by_id[o["frame_id"]].night, by_id[o["frame_id"]].number or 0,
                                                     by_id[o["frame_id"]].path)):
