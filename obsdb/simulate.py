@@ -882,7 +882,7 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
                    n_stars: int | None = None, object_name: str = "NGC3293",
                    n_hot_pixels: int | None = None, n_cosmic_rays: int | None = None,
                    dtype: str = "float32", noise: bool = True, night_start: str = NIGHT_START,
-                   bayer: str | None = None, **plan_kwargs) -> NightTruth:
+                   bayer: str | None = None, progress=None, **plan_kwargs) -> NightTruth:
     """Simulate a night and write it to ``outdir``.
 
     Parameters
@@ -918,6 +918,8 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
         Simulate a colour sensor with this 2x2 pattern (``RGGB``, ``BGGR``, ``GRBG``,
         ``GBRG``): every pixel scaled by its channel's sensitivity
         (:data:`obsdb.imaging.bayer.RESPONSE`), BAYERPAT in the header.
+    progress : callable, optional
+        ``progress(done, total, file_name)`` after each frame is written.
     **plan_kwargs
         Passed to :func:`plan_night` (``max_group_offset`` and
         ``max_rotation_deg`` also apply to missing pointings of given specs).
@@ -1019,6 +1021,8 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
         atomic_write_fits(outdir / name, [hdu])
         truth.update(file=name, date_obs=date_obs, airmass=airmass)
         frames.append(truth)
+        if progress is not None:
+            progress(len(frames), len(specs), name)
 
     night = NightTruth(
         reference=int(ref.number), frames=frames,

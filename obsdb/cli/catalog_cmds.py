@@ -366,8 +366,9 @@ def simulate(
 
     if bayer is not None and bayer.upper() not in PATTERNS:
         fail(not_one_of("--bayer", bayer, PATTERNS))
-    with user_errors():
+    with user_errors(), progress_bar("simulate") as progress:
         truth = simulate_night(outdir, bayer=None if bayer is None else bayer.upper(), seed=seed, size=size,
+                               progress=progress,
                                n_frames=frames_,
                                bands=tuple(b.strip() for b in bands.split(",") if b.strip()),
                                n_groups=groups, cloud_fraction=cloud, trail_fraction=trail,

@@ -85,7 +85,8 @@ def demo(
     night = out / "night"
     with user_errors():
         err_console.print(styled("» simulate", "cyan", f" {frames_} frames of {size}x{size} into {night}"))
-        simulate_night(night, seed=seed, size=size, n_frames=frames_)
+        with progress_bar("simulate") as progress:
+            simulate_night(night, seed=seed, size=size, n_frames=frames_, progress=progress)
         summary = run_night(night, out, db=state.db, workers=workers,
                             step=lambda name: err_console.print(f"» {name}", style="cyan"),
                             progress_factory=progress_bar)
