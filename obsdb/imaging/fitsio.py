@@ -182,7 +182,7 @@ def read_fits_image(path: str | os.PathLike, *, hash_mode: str = "thread",
                 raise FitsReadError(f"not a regular file ({kind})")
             if st.st_size == 0:
                 raise FitsReadError("empty file")
-            compressed = os.pread(fd, 2, 0) == b"\x1f\x8b" if hasattr(os, "pread") else _peek(handle) == b"\x1f\x8b"
+            compressed = (os.pread(fd, 2, 0) if hasattr(os, "pread") else _peek(handle)) == b"\x1f\x8b"
             if not compressed and st.st_size <= IN_MEMORY_FILE_BYTES:
                 return _read_in_memory(handle, st.st_size, hash_mode, max_frame_bytes)
             reader = _StreamReader(handle, compressed=compressed, hashing=hash_mode != "none",
@@ -538,7 +538,8 @@ def _read_header(reader: _Reader, index: int):
             raise FitsReadError(f"truncated FITS: the {where} ends in a partial 2880-byte block") from None
         raise FitsReadError(f"{where}: cannot be parsed ({_printable(str(exc).splitlines()[0])})") from None
     except Exception as exc:  # noqa: BLE001 - whatever astropy raises on a hostile header, said in one line
-        raise FitsReadError(f"{where}: cannot be parsed ({_printable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)})") from None
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FitsReadError(f"{where}: cannot be parsed ({_printable(detail)})") from None
 
 
 def _read_first_image(reader: _Reader, max_frame_bytes: int):
@@ -761,7 +762,8 @@ def _simple_primary_image(raw: np.ndarray, max_frame_bytes: int = DEFAULT_MAX_FR
     if not all(type(v) is int for v in values) or type(bscale) not in (int, float) or type(bzero) not in (int, float):
         return None
     bitpix, naxis, nx, ny = values
-    if (bitpix not in _FAST_BITPIX or nx > _LARGEST_AXIS or ny > _LARGEST_AXIS or naxis != 2 or nx <= 0 or ny <= 0 or groups or blank or bscale != 1.0
+    if (bitpix not in _FAST_BITPIX or naxis != 2 or not 0 < nx <= _LARGEST_AXIS or not 0 < ny <= _LARGEST_AXIS
+            or groups or blank or bscale != 1.0
             or bzero not in ((0.0,) if bitpix == -32 else (0.0, 32768.0))):
         return None
     _check_image_shape((nx, ny), max_frame_bytes)
