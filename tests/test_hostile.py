@@ -740,12 +740,41 @@ def _memory_table(root: Path) -> None:
             path.unlink()
 
 
+def _summary(root: Path, count: int) -> None:
+    """What one ingest of ``count`` hostile variants made of each kind: catalogued or refused in a sentence."""
+    from collections import Counter
+
+    folder = root / "hostile"
+    folder.mkdir()
+    files = hostile_files(SEED, count)
+    for name, content in files:
+        (folder / name).write_bytes(content)
+    run, peak = _ingest_in_subprocess(folder, root / "hostile.sqlite")
+    with sqlite3.connect(root / "hostile.sqlite") as connection:
+        readable = dict(connection.execute("SELECT file_name, readable FROM frame").fetchall())
+    kinds = Counter()
+    for name, _ in files:
+        kinds[(name.split("_", 2)[2].split(".")[0], bool(readable.get(name)))] += 1
+    output = run.stdout + run.stderr
+    print(f"{count} variants of {len({k for k, _ in kinds})} kinds, one `obsdb ingest --workers 2`: exit "
+          f"{run.returncode}, peak {peak / 2 ** 20:.0f} MB, 'unexpected' lines: {output.count('unexpected')}, "
+          f"tracebacks: {output.count('Traceback')}")
+    print(f"catalogued with stats: {sum(n for (k, ok), n in kinds.items() if ok)}, "
+          f"refused with a reason: {sum(n for (k, ok), n in kinds.items() if not ok)}")
+    for kind in sorted({k for k, _ in kinds}):
+        print(f"  {kind:32s} catalogued {kinds[(kind, True)]:3d}  refused {kinds[(kind, False)]:3d}")
+
+
 if __name__ == "__main__":
     import argparse
     import tempfile
 
-    parser = argparse.ArgumentParser(description="Memory of ingest on hostile large files (issue 11).")
+    parser = argparse.ArgumentParser(description="Hostile files at ingest (issue 11): outcomes and memory.")
     parser.add_argument("--memory", action="store_true", help="print the peak-memory table")
-    if parser.parse_args().memory:
-        with tempfile.TemporaryDirectory() as tmp:
+    parser.add_argument("--summary", type=int, metavar="N", help="ingest N variants and count outcomes by kind")
+    arguments = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if arguments.memory:
             _memory_table(Path(tmp))
+        if arguments.summary:
+            _summary(Path(tmp), arguments.summary)
