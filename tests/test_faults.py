@@ -161,3 +161,23 @@ def test_errors_point_the_right_way(tmp_path):
         in missing.output, missing.output
     unknown = runner.invoke(app, ["--db", "postgresql+nosuchdriver://u@127.0.0.1/x", "frames"])
     assert unknown.exit_code == 1 and "not a kind of database obsdb knows" in unknown.output, unknown.output
+
+
+def test_a_text_file_given_by_name_is_refused_and_not_catalogued(tmp_path):
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    (tmp_path / "README.md").write_text("# my notes\n")
+    simulate_night(tmp_path / "night", seed=67, **SMALL)
+    frame = sorted((tmp_path / "night").glob("*.fits"))[0]
+    renamed = tmp_path / "frame.data"                     # a FITS file by content, whatever its name
+    renamed.write_bytes(frame.read_bytes())
+    db = str(tmp_path / "c.sqlite")
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", db, "init"]).exit_code == 0
+    result = runner.invoke(app, ["--db", db, "ingest", str(tmp_path / "README.md")])
+    assert result.exit_code == 1 and "README.md: not a FITS file" in result.output, result.output
+    assert runner.invoke(app, ["--db", db, "ingest", str(renamed)]).exit_code == 0
+    with Catalog.open(db) as catalog:
+        assert [r["file_name"] for r in catalog.frame_dicts()] == ["frame.data"]

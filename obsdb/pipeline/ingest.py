@@ -153,10 +153,24 @@ def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> lis
         if stat.S_ISDIR(st.st_mode):
             scan(path, True, set())
         elif stat.S_ISREG(st.st_mode):
+            if not is_fits_name(path.name) and not _starts_like_fits(path):
+                # README.md given by mistake: no permanent "unreadable frame" for it in the catalog.
+                raise IngestError(f"{path}: not a FITS file (its name is not .fits/.fit/.fts[.gz] and it does "
+                                  "not start with SIMPLE  = T)")
             found[str(path.resolve())] = path.resolve()
         else:
             raise IngestError(f"{path}: not a regular file ({special_file_kind(st.st_mode)})")
     return [found[key] for key in sorted(found)]
+
+
+def _starts_like_fits(path: Path) -> bool:
+    """Whether a file begins as a FITS file does (``SIMPLE  =``), or as a gzip stream might hold one."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(10)
+    except OSError:
+        return True  # let the reader say what is wrong with it
+    return head.startswith(b"SIMPLE  =") or head.startswith(b"\x1f\x8b")
 
 
 def measure_file(path: str, config: IngestConfig, hash_mode: str = "thread") -> Measurement:
