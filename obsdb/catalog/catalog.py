@@ -165,6 +165,12 @@ class Catalog:
 
         return self.read(report_facts, nights=nights)
 
+    def report_details(self, *, nights=None) -> dict:
+        """Nights, instruments, per-frame extras, tag and shift histories and QA thresholds for ``obsdb report``."""
+        from obsdb.catalog.queries import report_details
+
+        return self.read(report_details, nights=nights)
+
     def nights(self) -> list[dict]:
         """Every night with frames, bands, targets, instruments, status counts and median FWHM."""
         from obsdb.catalog.queries import night_summaries

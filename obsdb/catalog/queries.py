@@ -604,3 +604,102 @@ def region_facts(session: Session, selector: str, *, nights=None) -> dict:
         "centroids": centroids,
         "star_list": frame.star_list.data if run_id is not None and frame.star_list is not None else None,
     }
+
+
+REPORT_HEADER_KEYWORDS = ("OBSERVER", "SITENAME", "OBSERVAT", "SITE", "TELESCOP", "INSTRUME", "PIXSCALE", "SECPIX",
+                          "SECPIX1", "SCALE", "CDELT1", "CDELT2", "CD1_1", "CD1_2", "FOCALLEN", "XPIXSZ",
+                          "PIXSIZE1", "XBINNING", "GAIN", "CCD-TEMP", "FOCUSPOS", "EXPTIME")
+"""Header keywords :func:`report_details` keeps per frame (observer, site, pixel scale and the like)."""
+
+REPORT_STARS = 40
+"""Brightest stored stars per frame :func:`report_details` returns (the report zooms on a few of them)."""
+
+
+def report_details(session: Session, *, nights=None) -> dict:
+    """What ``obsdb report`` shows beyond :func:`report_facts`: nights, instruments, per-frame extras,
+    every tag and shift step, aligned files and the QA runs' thresholds.
+
+    Set-based: one query per kind of row over the frames in scope, whatever their number.
+
+    Returns
+    -------
+    dict
+        ``nights`` (name, site, longitude, first and last DATE-OBS), ``instruments`` by key (telescope,
+        camera, shape, binning, pixel size), ``frames`` by frame id (airmass, instrument key, a few header
+        keywords of :data:`REPORT_HEADER_KEYWORDS`, the brightest stored stars as (x, y, flux, fwhm, flag)),
+        ``tag_history`` by frame id (every tag, retracted ones too), ``steps`` by frame id (every shift step
+        of every run, oldest first), ``renders`` by frame id (aligned files), ``run_references`` (each
+        alignment run's reference frame id, by run id) and ``qa_events`` (newest first: when, nights, band,
+        thresholds).
+    """
+    from obsdb.imaging.stars import decode_stars
+    from obsdb.catalog.models import StarList
+
+    scope = night_ids(session, nights)
+    in_scope = True if scope is None else Frame.night_id.in_(scope)
+    night_query = select(Night).order_by(Night.name)
+    if scope is not None:
+        night_query = night_query.where(Night.id.in_(scope))
+    night_rows = [{"name": n.name, "site": n.site, "longitude": n.longitude,
+                   "first_date_obs": n.first_date_obs.isoformat() if n.first_date_obs else None,
+                   "last_date_obs": n.last_date_obs.isoformat() if n.last_date_obs else None}
+                  for n in session.scalars(night_query)]
+    used = select(Frame.instrument_id).where(in_scope).distinct()
+    instruments = {i.key: {"telescope": i.telescope, "camera": i.camera, "width": i.width, "height": i.height,
+                           "binning_x": i.binning_x, "binning_y": i.binning_y, "pixel_size": i.pixel_size}
+                   for i in session.scalars(select(Instrument).where(Instrument.id.in_(used)))}
+    frames = {}
+    for frame_id, airmass, header, key in session.execute(
+            select(Frame.id, Frame.airmass, Frame.header, Instrument.key)
+            .outerjoin(Instrument, Instrument.id == Frame.instrument_id).where(in_scope)):
+        header = header if isinstance(header, dict) else {}
+        frames[frame_id] = {"airmass": airmass, "instrument": key, "stars": [],
+                            "header": {k: header[k] for k in REPORT_HEADER_KEYWORDS if k in header}}
+    for frame_id, data in session.execute(select(StarList.frame_id, StarList.data)
+                                          .join(Frame, Frame.id == StarList.frame_id).where(in_scope)):
+        try:
+            stars = decode_stars(data)[:REPORT_STARS]
+        except ValueError:
+            continue  # a list of another detection version's layout: no zoom, not an error
+        if frame_id in frames:
+            frames[frame_id]["stars"] = [(float(s["x"]), float(s["y"]), float(s["flux"]), float(s["fwhm"]),
+                                          int(s["flag"])) for s in stars]
+    tag_history = defaultdict(list)
+    for t in session.scalars(select(Tag).join(Frame, Frame.id == Tag.frame_id).where(in_scope).order_by(Tag.id)):
+        tag_history[t.frame_id].append({
+            "name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
+            "created_at": t.created_at.isoformat(),
+            "retracted_at": t.retracted_at.isoformat() if t.retracted_at else None,
+            "retracted_by": t.retracted_by, "retract_reason": t.retract_reason})
+    reference = Frame.__table__.alias("reference")
+    steps = defaultdict(list)
+    for s, ref_number, ref_name in session.execute(
+            select(ShiftStep, reference.c.number, reference.c.file_name)
+            .join(Frame, Frame.id == ShiftStep.frame_id)
+            .outerjoin(reference, reference.c.id == ShiftStep.reference_frame_id)
+            .where(in_scope).order_by(ShiftStep.run_id, ShiftStep.stage, ShiftStep.id)):
+        steps[s.frame_id].append({
+            "run": s.run_id, "stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
+            "rotation_deg": s.rotation_deg, "scale": s.scale, "n_matched": s.n_matched,
+            "residual_rms": s.residual_rms, "parameters": s.parameters,
+            "reference": ref_name if ref_number is None else str(ref_number)})
+    renders = defaultdict(list)
+    for r in session.scalars(select(RenderOutput).join(Frame, Frame.id == RenderOutput.frame_id)
+                             .where(in_scope, RenderOutput.kind == "aligned").order_by(RenderOutput.id)):
+        renders[r.frame_id].append({"path": r.path, "run": r.run_id, "created_at": r.created_at.isoformat()})
+    run_ids = select(ShiftStep.run_id).join(Frame, Frame.id == ShiftStep.frame_id).where(in_scope).distinct()
+    run_references = dict(session.execute(select(AlignmentRun.id, AlignmentRun.reference_frame_id)
+                                          .where(AlignmentRun.id.in_(run_ids))).all())
+    names = None if scope is None else {n["name"] for n in night_rows}
+    qa_events = []
+    # QA events name their nights in the details, not in night_id (one run judges several nights).
+    for e in session.scalars(select(Event).where(Event.command == "qa").order_by(Event.id.desc()).limit(200)):
+        details = e.details if isinstance(e.details, dict) else {}
+        judged = [str(n) for n in details.get("nights") or []]
+        if names is not None and not names.intersection(judged):
+            continue
+        qa_events.append({"at": e.at.isoformat(), "nights": judged, "band": details.get("band"),
+                          "thresholds": details.get("thresholds") or {}})
+    return {"nights": night_rows, "instruments": instruments, "frames": frames, "tag_history": dict(tag_history),
+            "steps": dict(steps), "renders": dict(renders), "run_references": run_references,
+            "qa_events": qa_events}

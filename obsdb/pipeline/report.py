@@ -8,9 +8,14 @@ not yet written.  Every file is written through a temporary file and a rename.
 Layout of the output folder::
 
     DIR/index.html
-    DIR/plots/quality-<i>-<band>.png     background, FWHM, elongation, transparency vs time
-    DIR/plots/shifts.png                 dx, dy vs time per alignment run
+    DIR/plots/quality-<i>-<band>.png     background, FWHM, elongation, transparency, stars, airmass vs time,
+                                         with the QA rules' thresholds
+    DIR/plots/shifts.png                 each frame's current dx, dy vs time, drawn at the size the
+                                         page's header shows it (legible there, not shrunk)
+    DIR/plots/shifts-full.png            the same, full width, in the shift track section
     DIR/thumbs/<number>-<key>.png        one per light frame (cached by content key)
+    DIR/zooms/<number>-<key>.png         a few of its stars enlarged (same read, same key)
+    DIR/frames/<label>.html              a page per frame: metrics, tag history, shift steps, links
     DIR/stacks/stack-<i>-<band>.png      previews of the stacks recorded by `obsdb render`
 """
 
@@ -33,16 +38,18 @@ from obsdb.catalog.status import REJECTING_TAGS
 THUMBNAIL_TYPES = ("light", "unknown")
 """Image types shown in the thumbnail grid and the quality plots (as QA judges them)."""
 
-THUMBNAIL_VERSION = "1"
+THUMBNAIL_VERSION = "2"
 """Part of each thumbnail's cache key: bump when the thumbnail drawing changes."""
-
-MAX_RUN_PANELS = 6
-"""Newest alignment runs drawn in the shift track; older ones are listed only."""
 
 MAX_POINT_LABELS = 30
 """Above this many rejected frames in a band, points carry no number label (the legend still names the tags)."""
 
-_SUBDIRS = ("plots", "thumbs", "stacks")
+MAX_ZOOM_STARS = 4
+"""Stars enlarged on a frame's page (the brightest clean ones, spread over the field)."""
+
+ARCSEC_PER_RADIAN = 206264.806
+
+_SUBDIRS = ("plots", "thumbs", "stacks", "zooms", "frames")
 
 _ACCEPTED_COLOUR = "#1f77b4"
 _PENDING_COLOUR = "#9e9e9e"
@@ -68,6 +75,8 @@ class ReportResult:
     warnings : list of str
         Problems that did not stop the report (a frame or stack file that could
         not be read); each is also shown in the page.
+    n_frame_pages : int
+        Pages of single frames, ``DIR/frames/<label>.html``, one per frame.
     """
 
     index_path: Path
@@ -75,6 +84,7 @@ class ReportResult:
     rejected_numbers: list[int]
     n_thumbnails_drawn: int = 0
     warnings: list[str] = field(default_factory=list)
+    n_frame_pages: int = 0
 
 
 @dataclass
@@ -87,6 +97,8 @@ class _Snapshot:
     runs: list[dict]
     run_shifts: dict[int, dict[int, tuple[float, float]]]
     stacks: list[dict]
+    details: dict = field(default_factory=dict)
+    """:meth:`obsdb.Catalog.report_details`: nights, instruments, per-frame extras, histories, QA thresholds."""
 
 
 def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True, workers: int = 1,
@@ -139,15 +151,20 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     warnings: list[str] = []
 
     light = [r for r in records if r["readable"] and r["type"] in THUMBNAIL_TYPES]
-    thumb_jobs = _thumbnail_jobs(light, out, thumbnail_size) if thumbnails else []
+    scales = _pixel_scales(light, snapshot.details)
+    thumb_jobs = _thumbnail_jobs(light, out, thumbnail_size, snapshot.details) if thumbnails else []
     stack_jobs = _stack_jobs(snapshot.stacks, out)
     bands = _bands(light)
     quality_rels = [f"plots/quality-{index}-{_safe(band or 'none')}.png" for index, band in enumerate(bands)]
+    shift_rels = ["plots/shifts-full.png", "plots/shifts.png"]
+    pages = _page_names(records)
     # Nothing is written until every file the report would replace is known to be its own.
-    owned.refuse_foreign(["index.html", "plots/shifts.png", *quality_rels, *(j["rel"] for j in thumb_jobs),
-                          *(j["rel"] for j in stack_jobs)])
+    owned.refuse_foreign(["index.html", *shift_rels, *quality_rels, *(j["rel"] for j in thumb_jobs),
+                          *(j["zoom_rel"] for j in thumb_jobs if j["zoom_rel"]),
+                          *(j["rel"] for j in stack_jobs), *pages.values()])
     for job in thumb_jobs:
-        job["reuse"] = job["reuse"] and owned.is_own(job["rel"])
+        job["reuse"] = job["reuse"] and owned.is_own(job["rel"]) and (
+            job["zoom_rel"] is None or owned.is_own(job["zoom_rel"]))
     for sub in _SUBDIRS:
         (out / sub).mkdir(parents=True, exist_ok=True)
     total = len(bands) + 1 + len(thumb_jobs) + len(stack_jobs)
@@ -164,14 +181,20 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     for index, band in enumerate(bands):
         members = [r for r in light if (r["band"] or "") == band]
         rel = quality_rels[index]
-        owned.wrote(rel, atomic_write_bytes(out / rel, _quality_png(band, members, styles)))
-        quality_plots.append((band, rel, members))
+        lines = _threshold_lines(members, snapshot.details)
+        unit_scale = _band_scale(members, scales)
+        owned.wrote(rel, atomic_write_bytes(out / rel, _quality_png(band, members, styles, lines=lines,
+                                                                   scale=unit_scale, details=snapshot.details)))
+        quality_plots.append((band, rel, members, lines, unit_scale))
         tick(f"quality {band or '-'}")
 
+    shifted = [r for r in (light or records) if r["shift"]]
     shifts_rel = None
-    if snapshot.runs:
-        shifts_rel = "plots/shifts.png"
-        owned.wrote(shifts_rel, atomic_write_bytes(out / shifts_rel, _shifts_png(snapshot, light or records)))
+    if snapshot.runs and shifted:
+        shifts_rel = shift_rels[0]
+        owned.wrote(shifts_rel, atomic_write_bytes(out / shifts_rel, _shifts_png(snapshot, shifted)))
+        owned.wrote(shift_rels[1], atomic_write_bytes(out / shift_rels[1],
+                                                      _shifts_png(snapshot, shifted, small=True)))
     tick("shift track")
 
     drawn = 0
@@ -190,29 +213,43 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
             warnings.append(f"{job['path']}: stack preview not drawn: {job['error']}")
         tick(Path(job["path"]).name)
 
+    zooms = {j["id"]: j["zoom_rel"] for j in thumb_jobs
+             if j["zoom_rel"] and j["id"] not in thumb_errors and (out / j["zoom_rel"]).is_file()}
+    thumbs_shown = {j["id"]: j["rel"] for j in thumb_jobs if j["id"] not in thumb_errors}
+    context = _PageContext(snapshot=snapshot, pages=pages, thumbs=thumbs_shown, zooms=zooms, scales=scales,
+                           version=__version__)
+    for record in records:
+        rel = pages[record["id"]]
+        payload = _frame_page(record, context).encode("utf-8")
+        digest = hashlib.sha256(payload).hexdigest()
+        # An unchanged page is not rewritten: a night's hundreds of pages cost no write when nothing changed.
+        if not (owned.is_own(rel) and owned.before.get(rel) == digest):
+            atomic_write_bytes(out / rel, payload)
+        owned.wrote(rel, digest)
+
     page = _page(snapshot, generated=generated, version=__version__, quality_plots=quality_plots,
                  shifts_rel=shifts_rel, thumbnails=thumbnails, thumb_jobs=thumb_jobs,
-                 thumb_errors=thumb_errors, light=light, stack_jobs=stack_jobs, warnings=warnings)
+                 thumb_errors=thumb_errors, light=light, stack_jobs=stack_jobs, warnings=warnings, pages=pages)
     index = out / "index.html"
     owned.wrote("index.html", atomic_write_bytes(index, page.encode("utf-8")))
 
-    shown = ({rel for _, rel, _ in quality_plots} | ({shifts_rel} if shifts_rel else set())
-             | {j["rel"] for j in thumb_jobs if j["id"] not in thumb_errors}
-             | {j["rel"] for j in stack_jobs if not j["error"]})
-    for rel in shown - set(owned.now):
+    shown = ({rel for _, rel, *_ in quality_plots} | ({shifts_rel, shift_rels[1]} if shifts_rel else set())
+             | set(thumbs_shown.values()) | {j["rel"] for j in stack_jobs if not j["error"]})
+    for rel in (shown | set(zooms.values())) - set(owned.now):
         owned.wrote(rel)          # drawn in a worker, or kept from the last report
-    owned.finish(keep=shown | {"index.html"})
+    owned.finish(keep=shown | set(zooms.values()) | set(pages.values()) | {"index.html"})
     rejected = [r["number"] for r in records if r["status"] == "rejected" and r["number"] is not None]
     return ReportResult(index_path=index, n_images=len(shown), rejected_numbers=rejected,
-                        n_thumbnails_drawn=drawn, warnings=warnings)
+                        n_thumbnails_drawn=drawn, warnings=warnings, n_frame_pages=len(pages))
 
 
 # -- reading the catalog -------------------------------------------------------------------------
 
 def _read_catalog(catalog, nights=None) -> _Snapshot:
     facts = catalog.report_facts(nights=nights)
+    details = catalog.report_details(nights=nights)
     return _Snapshot(url=catalog.display_url, records=facts["records"], runs=facts["runs"],
-                     run_shifts=facts["run_shifts"], stacks=_newest_per_path(facts["stacks"]))
+                     run_shifts=facts["run_shifts"], stacks=_newest_per_path(facts["stacks"]), details=details)
 
 
 def _newest_per_path(stacks: list[dict]) -> list[dict]:
@@ -301,10 +338,137 @@ def _format_time_axis(ax, is_time: bool) -> None:
         ax.set_xlabel("frame number (no DATE-OBS)")
 
 
+# -- pixel scale and thresholds -------------------------------------------------------------------
+
+def _number(value) -> float | None:
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _header_scale(header: dict, pixel_size: float | None = None) -> float | None:
+    """Arcseconds per pixel from a header: PIXSCALE/SECPIX/SCALE, else the WCS (CDELT, CD), else FOCALLEN (mm)
+    with XPIXSZ (micron, as binned: MaxIm DL's convention) or the instrument's pixel size; None if unknown."""
+    import math
+
+    for key in ("PIXSCALE", "SECPIX", "SECPIX1", "SCALE"):
+        value = _number(header.get(key))
+        if value:
+            return _plausible(abs(value))
+    cd11, cd12 = _number(header.get("CD1_1")), _number(header.get("CD1_2"))
+    if cd11 is not None or cd12 is not None:
+        return _plausible(math.hypot(cd11 or 0.0, cd12 or 0.0) * 3600.0)
+    cdelt = _number(header.get("CDELT1"))
+    if cdelt:
+        return _plausible(abs(cdelt) * 3600.0)
+    focal = _number(header.get("FOCALLEN"))
+    pixel = _number(header.get("XPIXSZ")) or _number(header.get("PIXSIZE1")) or pixel_size
+    if focal and pixel and focal > 0:
+        return _plausible(ARCSEC_PER_RADIAN * pixel * 1e-3 / focal)
+    return None
+
+
+def _plausible(scale: float) -> float | None:
+    # A WCS of 1 degree per pixel or a focal length in metres gives nonsense: no conversion rather than wrong.
+    return scale if 0.01 <= scale <= 120.0 else None
+
+
+def _pixel_scales(records: list[dict], details: dict) -> dict[int, float | None]:
+    """Arcseconds per pixel of each frame, or None."""
+    frames, instruments = details.get("frames", {}), details.get("instruments", {})
+    scales = {}
+    for record in records:
+        extra = frames.get(record["id"], {})
+        instrument = instruments.get(extra.get("instrument") or "", {})
+        scales[record["id"]] = _header_scale(extra.get("header") or {}, instrument.get("pixel_size"))
+    return scales
+
+
+def _band_scale(records: list[dict], scales: dict[int, float | None]) -> dict[int, float] | None:
+    """Each frame's scale when every frame of the band has one (the FWHM is then drawn in arcsec), else None."""
+    known = {r["id"]: scales.get(r["id"]) for r in records}
+    return known if known and all(known.values()) else None
+
+
+def _qa_thresholds(details: dict, night: str, band: str | None):
+    """The thresholds of the newest QA run that judged this night and band (None: no QA run recorded)."""
+    from dataclasses import fields
+
+    from obsdb.pipeline.qa_rules import QaThresholds
+
+    known = {f.name for f in fields(QaThresholds)}
+    for event in details.get("qa_events", []):
+        if night not in event["nights"]:
+            continue
+        if event["band"] and (band or "").lower() != str(event["band"]).lower():
+            continue
+        try:
+            return QaThresholds.from_mapping({k: v for k, v in event["thresholds"].items() if k in known})
+        except ValueError:
+            return QaThresholds()
+    return None
+
+
+def _threshold_lines(records: list[dict], details: dict) -> list[dict]:
+    """The QA rules' limits for the frames of one band, per judged group (night, instrument, target).
+
+    Each line: ``panel`` (metric key), ``value`` (in the panel's unit; the FWHM in px), ``rule`` (its name
+    in :mod:`obsdb.pipeline.qa_rules`), ``text`` (how it was set) and ``ids`` (the frames it applies to).
+    The yardsticks (clear background, best FWHM) are recomputed with the rules' own function from the
+    metrics the catalog holds, so the lines are where the rules put them.
+    """
+    from obsdb.pipeline.qa_rules import FrameMetricsInput, band_statistics
+
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        if record["metrics"]:
+            groups[(record["night"], record["instrument"], record["object"])].append(record)
+    lines = []
+    for (night, _, _), members in sorted(groups.items(), key=lambda item: tuple(str(v) for v in item[0])):
+        limits = _qa_thresholds(details, night, members[0]["band"])
+        if limits is None:
+            continue
+        ids = [r["id"] for r in members]
+        inputs = [FrameMetricsInput(key=r["id"], band=None, n_stars=r["metrics"].get("n_stars"),
+                                    fwhm=r["metrics"].get("fwhm"), elongation=r["metrics"].get("elongation"),
+                                    background=r["metrics"].get("background")) for r in members]
+        stats = band_statistics(inputs, limits)[None]
+        if stats.clear_background == stats.clear_background and stats.clear_background > 0:
+            value = limits.cloud_background_ratio * stats.clear_background
+            lines.append({"panel": "background", "value": value, "rule": "cloud-background", "ids": ids,
+                          "text": f"{limits.cloud_background_ratio:g} x {stats.clear_background:,.0f} clear"})
+        if limits.cloud_background_max is not None:
+            lines.append({"panel": "background", "value": float(limits.cloud_background_max), "ids": ids,
+                          "rule": "cloud-background-max", "text": "absolute limit"})
+        if stats.best_fwhm == stats.best_fwhm:
+            lines.append({"panel": "fwhm", "value": limits.focus_fwhm_ratio * stats.best_fwhm, "rule": "focus-fwhm",
+                          "ids": ids, "text": f"{limits.focus_fwhm_ratio:g} x {stats.best_fwhm:.2f} px best"})
+        if limits.focus_fwhm_max is not None:
+            lines.append({"panel": "fwhm", "value": float(limits.focus_fwhm_max), "rule": "focus-fwhm-max",
+                          "ids": ids, "text": "absolute limit"})
+        lines.append({"panel": "elongation", "value": float(limits.trail_elongation), "rule": "trail-elongation",
+                      "ids": ids, "text": ""})
+        lines.append({"panel": "transparency", "value": float(limits.cloud_transparency), "ids": ids,
+                      "rule": "cloud-transparency", "text": ""})
+        lines.append({"panel": "n_stars", "value": float(limits.min_stars), "rule": "few-stars", "ids": ids,
+                      "text": ""})
+    return lines
+
+
 # -- quality plots ---------------------------------------------------------------------------------
 
-_QUALITY_PANELS = (("background", "background (ADU)"), ("fwhm", "FWHM (px)"),
-                   ("elongation", "elongation (a/b)"), ("transparency", "transparency"))
+_QUALITY_PANELS = (("background", "background\n(ADU)"), ("fwhm", "FWHM, minor\naxis (px)"),
+                   ("elongation", "elongation\n(a/b)"), ("transparency", "transparency"),
+                   ("n_stars", "stars"), ("airmass", "airmass"))
+"""The quality plot's panels, top to bottom: metric key and axis label."""
+
+_THRESHOLD_COLOUR = "#b71c1c"
 
 
 def _point_kind(record: dict) -> str:
@@ -322,40 +486,96 @@ def _point_styles(records: list[dict]) -> dict[str, tuple[str, str]]:
     return styles
 
 
-def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, str]]) -> bytes:
-    """Four panels against time; rejected frames get a colour and marker per set of rejecting tags."""
+def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, str]], *,
+                 lines: list[dict] = (), scale: dict[int, float] | None = None, details: dict | None = None) -> bytes:
+    """Six panels against time, each with the QA rules' thresholds and their names; rejected frames get a
+    colour and marker per set of rejecting tags.  The FWHM is the minor-axis one (what the focus rule
+    compares), in arcsec when ``scale`` gives every frame's pixel scale."""
+    import matplotlib.dates as mdates
+
     xs, is_time = _time_axis(records)
     kinds = [_point_kind(r) for r in records]
     reject_kinds = sorted({k for k in kinds if k.startswith("rejected")})
     label_points = sum(k.startswith("rejected") for k in kinds) <= MAX_POINT_LABELS
+    extras = (details or {}).get("frames", {})
+    x_by_id = {r["id"]: x for r, x in zip(records, xs)}
+    numeric = [mdates.date2num(x) if is_time else x for x in xs if x is not None]
+    x_lo, x_hi = (min(numeric), max(numeric)) if numeric else (0.0, 1.0)
 
-    fig = _figure(11.0, 6.6)
+    def value(record, key):
+        if key == "airmass":
+            return _number(extras.get(record["id"], {}).get("airmass"))
+        if key == "fwhm":
+            width = _minor_fwhm(record)
+            return None if width is None else width * (scale[record["id"]] if scale else 1.0)
+        return _metric(record, key)
+
+    fig = _figure(12.0, 1.0 + 1.5 * len(_QUALITY_PANELS))
     axes = fig.subplots(len(_QUALITY_PANELS), 1, sharex=True)
     for ax, (key, ylabel) in zip(axes, _QUALITY_PANELS):
-        ax.set_ylabel(ylabel, fontsize=9)
+        if key == "fwhm" and scale:
+            ylabel = "FWHM, minor\naxis (arcsec)"
+        ax.set_ylabel(ylabel, fontsize=10)
         ax.grid(True, alpha=0.3)
-        ax.tick_params(labelsize=8)
-        any_value = False
+        ax.tick_params(labelsize=9.5)
+        values = []
         for kind in ["accepted", "pending", *reject_kinds]:
-            points = [(x, _metric(r, key), r) for x, r, k in zip(xs, records, kinds)
-                      if k == kind and x is not None and _metric(r, key) is not None]
+            points = [(x, value(r, key), r) for x, r, k in zip(xs, records, kinds)
+                      if k == kind and x is not None and value(r, key) is not None]
             if not points:
                 continue
-            any_value = True
+            values.extend(p[1] for p in points)
             colour, marker = styles[kind]
             rejected = kind.startswith("rejected")
-            ax.scatter([p[0] for p in points], [p[1] for p in points], s=42 if rejected else 18,
+            ax.scatter([p[0] for p in points], [p[1] for p in points], s=46 if rejected else 22,
                        marker=marker, label=kind, zorder=3 if rejected else 2,
                        facecolors="none" if kind == "pending" else colour,
                        edgecolors=colour, linewidths=0.8 if kind == "pending" else 0.5)
             if rejected and label_points:
                 for x, y, record in points:
-                    ax.annotate(record_label(record), (x, y), xytext=(4, 3), textcoords="offset points",
-                                fontsize=6.5, color=colour)
-        if not any_value:
+                    at = mdates.date2num(x) if is_time else x
+                    # Labels near the right edge go to the left of their point, so none is cut off.
+                    right = x_hi > x_lo and (at - x_lo) / (x_hi - x_lo) > 0.88
+                    ax.annotate(record_label(record), (x, y), xytext=(-5 if right else 5, 3),
+                                textcoords="offset points", fontsize=8.5, color=colour,
+                                ha="right" if right else "left")
+        drawn_rules = set()
+        for line in (ln for ln in lines if ln["panel"] == key):
+            level = line["value"] * (_median([scale[i] for i in line["ids"]]) if key == "fwhm" and scale else 1.0)
+            group_x = [x_by_id[i] for i in line["ids"] if x_by_id.get(i) is not None]
+            if not group_x:
+                continue
+            values.append(level)
+            if len({ln_id for ln in lines for ln_id in ln["ids"]}) == len(line["ids"]):
+                ax.axhline(level, color=_THRESHOLD_COLOUR, linestyle="--", linewidth=1.1, zorder=1)
+                end = x_hi
+            else:     # several judged groups in the band (nights, targets): each its own segment
+                ax.hlines(level, min(group_x), max(group_x), color=_THRESHOLD_COLOUR, linestyle="--",
+                          linewidth=1.1, zorder=1)
+                end = mdates.date2num(max(group_x)) if is_time else max(group_x)
+            if line["rule"] in drawn_rules:
+                continue
+            drawn_rules.add(line["rule"])
+            shown = f"{level:,.0f}" if abs(level) >= 100 else f"{level:.3g}"
+            # Named in the right margin, beside the axis: never over a point, never cut off.
+            how = line["text"]
+            if how and key == "fwhm" and scale:
+                how = how.split(" x ")[0] + " x best"      # the yardstick is in px, the axis in arcsec
+            ax.annotate(f"{line['rule']}\n{shown}" + (f" = {how}" if how else ""),
+                        (1.0, level), xycoords=("axes fraction", "data"), xytext=(6, 0),
+                        textcoords="offset points", ha="left", va="center", fontsize=8.5,
+                        color=_THRESHOLD_COLOUR, annotation_clip=False)
+        if values:
+            low, high = min(values), max(values)
+            pad = (high - low) * 0.14 or abs(high) * 0.1 or 1.0
+            # Room above for the thresholds' names and below for the lowest markers.
+            ax.set_ylim(low - pad, high + pad * 1.6)
+        else:
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center",
-                    color="#888888", fontsize=9)
+                    color="#888888", fontsize=10)
+    axes[-1].margins(x=0.03)
     _format_time_axis(axes[-1], is_time)
+    axes[-1].xaxis.label.set_fontsize(10)
     handles, labels = [], []
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -363,10 +583,26 @@ def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, st
                 handles.append(handle)
                 labels.append(label)
     if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=min(4, len(labels)), frameon=False)
-    fig.suptitle(f"band {band or '(none)'}: {_frames(len(records))}", x=0.01, ha="left", fontsize=11)
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.90, bottom=0.09, hspace=0.12)
+        fig.legend(handles, labels, loc="upper right", fontsize=9.5, ncol=min(4, len(labels)), frameon=False)
+    fig.suptitle(f"band {band or '(none)'}: {_frames(len(records))}", x=0.01, ha="left", fontsize=12)
+    top = 1 - 0.55 / fig.get_figheight()
+    fig.subplots_adjust(left=0.1, right=0.84, top=top, bottom=0.6 / fig.get_figheight(), hspace=0.14)
     return _png_bytes(fig)
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values) if values else 1.0
+
+
+def _minor_fwhm(record: dict) -> float | None:
+    """The FWHM across the major axis, as the focus rule measures it (trails leave it unchanged)."""
+    from obsdb.pipeline.qa_rules import across_fwhm
+
+    metrics = record["metrics"] or {}
+    width = across_fwhm(metrics.get("fwhm"), metrics.get("elongation"))
+    return width if width == width else None
 
 
 def _metric(record: dict, key: str):
@@ -383,72 +619,120 @@ def _metric(record: dict, key: str):
 
 # -- shift track ------------------------------------------------------------------------------------
 
-def _shifts_png(snapshot: _Snapshot, records: list[dict]) -> bytes:
-    """dx and dy against time, one row of two panels per run (newest runs), coloured by group (or band)."""
-    runs = snapshot.runs[-MAX_RUN_PANELS:]
-    xs, is_time = _time_axis(records)
-    x_by_id = {r["id"]: x for r, x in zip(records, xs)}
+_RUN_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _shifts_png(snapshot: _Snapshot, records: list[dict], *, small: bool = False) -> bytes:
+    """Each frame's current shift (what ``obsdb render`` applies): dx above dy against time, coloured by
+    pointing group (or band), one marker per run when frames' current runs differ.
+
+    One figure of two wide panels whatever the number of runs (older runs are in the table and on the frames'
+    pages): a grid of a panel pair per run was illegible once shrunk to the page.  ``small`` draws it at the
+    size the page's header shows it, so its text is not scaled down.
+    """
     from matplotlib import colormaps
 
+    records = [r for r in records if r["shift"]]
+    xs, is_time = _time_axis(records)
     # Without pointing groups (an automatic run needs none) the band is the next best
     # colouring: each band's track is then one continuous series.
     use_groups = any(r["group"] for r in records)
-    series = {r["id"]: (r["group"] if use_groups else f"band {r['band'] or '-'}") for r in records}
-    record_by_id = {r["id"]: r for r in records}
-    groups = sorted({name for name in series.values() if name})
+    series = [(r["group"] if use_groups else f"band {r['band'] or '-'}") for r in records]
+    groups = sorted({name for name in series if name})
     # Groups are per band, so a night easily has more than ten; tab20 keeps them apart.
     palette = colormaps["tab10" if len(groups) <= 10 else "tab20"].colors
     colours = {g: palette[i % len(palette)] for i, g in enumerate(groups)}
     colours[None] = _PENDING_COLOUR
-
-    fig = _figure(10.0, 0.6 + 2.4 * len(runs))
-    axes = fig.subplots(len(runs), 2, sharex=True, squeeze=False)
-    for row, run in zip(axes, runs):
-        shifts = snapshot.run_shifts.get(run["id"], {})
-        for ax, index, name in ((row[0], 0, "dx"), (row[1], 1, "dy")):
-            ax.grid(True, alpha=0.3)
-            ax.tick_params(labelsize=8)
-            ax.set_ylabel(f"{name} (px)", fontsize=9)
-            ax.set_title(f"run {run['id']} ({run['method']}, reference {run['reference'] or '-'}): {name}",
-                         fontsize=9, loc="left")
-            for group in [*groups, None]:
-                points = [(x_by_id[fid], value[index], record_by_id[fid]) for fid, value in shifts.items()
-                          if fid in record_by_id and x_by_id.get(fid) is not None
-                          and series[fid] == group]
+    run_ids = sorted({r["shift"]["run"] for r in records}, reverse=True)
+    markers = {run: _RUN_MARKERS[i % len(_RUN_MARKERS)] for i, run in enumerate(run_ids)}
+    runs = {run["id"]: run for run in snapshot.runs}
+    font = 8.5 if small else 10.5
+    fig = _figure(5.6, 3.3) if small else _figure(12.0, 5.6)
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, name in zip(axes, ("dx", "dy")):
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=font - 1)
+        ax.set_ylabel(f"{name} (px)", fontsize=font)
+        for group in [*groups, None]:
+            for run in run_ids:
+                points = sorted(((x, r["shift"][name], r) for x, r, g in zip(xs, records, series)
+                                 if g == group and r["shift"]["run"] == run and x is not None),
+                                key=lambda p: p[0])
                 if not points:
                     continue
-                points.sort(key=lambda p: p[0])
+                label = group or "no group"
+                if len(run_ids) > 1:
+                    label += f", run {run}"
                 ax.plot([p[0] for p in points], [p[1] for p in points], color=colours[group],
-                        marker="o", markersize=3.5, linewidth=0.7, label=group or "no group",
+                        marker=markers[run], markersize=3.5 if small else 5, linewidth=0.8, label=label,
                         # A band's frames span several pointings: a line would draw jumps that are not drift.
                         linestyle="-" if use_groups else "none")
                 # Rejected frames may still carry a shift: ring them so the track explains outliers.
                 bad = [p for p in points if p[2]["status"] == "rejected"]
                 if bad:
-                    ax.scatter([p[0] for p in bad], [p[1] for p in bad], s=60, facecolors="none",
-                               edgecolors="#d62728", linewidths=1.0, zorder=4,
+                    ax.scatter([p[0] for p in bad], [p[1] for p in bad], s=40 if small else 80,
+                               facecolors="none", edgecolors="#d62728", linewidths=1.1, zorder=4,
                                label="rejected frame")
-            if not shifts:
-                ax.text(0.5, 0.5, "no shifts in this run", transform=ax.transAxes, ha="center",
-                        va="center", color="#888888", fontsize=9)
-    for ax in axes[-1]:
-        _format_time_axis(ax, is_time)
-    handles, labels = [], []
-    for ax in axes.flat:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=min(6, len(labels)), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+        ax.margins(x=0.03, y=0.15)
+    _format_time_axis(axes[-1], is_time)
+    axes[-1].xaxis.label.set_fontsize(font)
+    if len(run_ids) == 1:
+        run = runs.get(run_ids[0], {})
+        title = (f"current shift, run {run_ids[0]} ({run.get('method', '?')}, "
+                 f"reference {run.get('reference') or '-'})")
+    else:
+        title = "current shift of each frame, runs " + ", ".join(str(r) for r in run_ids)
+    axes[0].set_title(title, fontsize=font, loc="left")
+    if not small:
+        handles, labels = [], []
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                if label not in labels:
+                    handles.append(handle)
+                    labels.append(label)
+        if handles:
+            fig.legend(handles, labels, loc="upper right", fontsize=9.5, ncol=min(5, len(labels)), frameon=False)
+        fig.subplots_adjust(left=0.07, right=0.985, top=1 - 0.75 / fig.get_figheight(),
+                            bottom=0.6 / fig.get_figheight(), hspace=0.1)
+    else:
+        fig.subplots_adjust(left=0.14, right=0.97, top=0.9, bottom=0.17, hspace=0.12)
     return _png_bytes(fig)
 
 
 # -- thumbnails -------------------------------------------------------------------------------------
 
-def _thumbnail_jobs(records: list[dict], out: Path, size: int) -> list[dict]:
-    """One job per light frame; the file name carries a key so an unchanged thumbnail is reused."""
+_BAD_STAR_FLAGS = 0x1 | 0x2 | 0x8 | 0x100 | 0x200
+"""Stored star flags that disqualify a star from the zoom: blended, cut by the edge, singular, saturated,
+aperture off the frame (see :mod:`obsdb.imaging.stars`)."""
+
+
+def _zoom_stars(stars: list[tuple], shape, fwhm: float | None) -> tuple[int, list[tuple]]:
+    """Half-size of the cut-outs and up to :data:`MAX_ZOOM_STARS` stars to enlarge: the brightest clean
+    ones, each a quarter of the frame away from the others where possible (PSF across the field)."""
+    import math
+
+    half = int(min(24, max(8, math.ceil(3.0 * (fwhm or 3.0)))))
+    height, width = shape if shape else (None, None)
+    clean = [s for s in stars if not (s[4] & _BAD_STAR_FLAGS) and all(math.isfinite(v) for v in s[:3])
+             and (width is None or (half <= s[0] < width - half and half <= s[1] < height - half))]
+    spread = max(width or 0, height or 0) / 4.0
+    picks: list[tuple] = []
+    for minimum in (spread, 2.0 * half):
+        for star in clean:
+            if len(picks) == MAX_ZOOM_STARS:
+                break
+            if star not in picks and all(math.hypot(star[0] - p[0], star[1] - p[1]) >= minimum for p in picks):
+                picks.append(star)
+    return half, picks
+
+
+def _thumbnail_jobs(records: list[dict], out: Path, size: int, details: dict | None = None) -> list[dict]:
+    """One job per light frame; the file name carries a key so an unchanged thumbnail is reused.
+
+    A frame with stored stars also gets a zoom on a few of them, drawn from the same read (same key).
+    """
+    extras = (details or {}).get("frames", {})
+    scales = _pixel_scales(records, details or {})
     jobs = []
     for record in records:
         badge = _badge(record)
@@ -457,26 +741,42 @@ def _thumbnail_jobs(records: list[dict], out: Path, size: int) -> list[dict]:
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             stamp = "missing"
-        key = hashlib.sha1("|".join([record["path"], stamp, badge or "", str(size), THUMBNAIL_VERSION])
-                           .encode("utf-8")).hexdigest()[:12]
+        half, picks = _zoom_stars(extras.get(record["id"], {}).get("stars") or [], record["shape"],
+                                  (record["metrics"] or {}).get("fwhm"))
+        scale = scales.get(record["id"])
+        labels = [f"x {s[0] + 1:.0f}, y {s[1] + 1:.0f}\nFWHM {s[3]:.2f} px" + (f" {s[3] * scale:.1f}\"" if scale else "")
+                  for s in picks]
+        key = hashlib.sha1("|".join([record["path"], stamp, badge or "", str(size), THUMBNAIL_VERSION,
+                                     str(half), *labels]).encode("utf-8")).hexdigest()[:12]
         rel = f"thumbs/{_safe(record_label(record))}-{key}.png"
+        zoom_rel = f"zooms/{_safe(record_label(record))}-{key}.png" if picks else None
         jobs.append({"id": record["id"], "path": record["path"], "file_name": record["file_name"],
                      "rel": rel, "dest": str(out / rel), "badge": badge, "size": size,
-                     "reuse": stamp != "missing" and (out / rel).exists(), "drawn": False})
+                     "zoom_rel": zoom_rel, "zoom_dest": str(out / zoom_rel) if zoom_rel else None,
+                     "zoom_stars": [(s[0], s[1]) for s in picks], "zoom_half": half, "zoom_labels": labels,
+                     "reuse": stamp != "missing" and (out / rel).exists()
+                     and (zoom_rel is None or (out / zoom_rel).exists()), "drawn": False})
     return jobs
 
 
 def _draw_thumbnail(job: dict) -> str | None:
-    """Read the frame once and write its thumbnail; the error text, or None."""
+    """Read the frame once and write its thumbnail (and its star zoom); the thumbnail's error text, or None."""
     from obsdb.imaging.fitsio import FitsReadError, read_fits_image
-    from obsdb.imaging.preview import thumbnail_png
+    from obsdb.imaging.preview import thumbnail_png, write_star_zooms_png
 
     try:
         image = read_fits_image(job["path"], hash_mode="none")
         thumbnail_png(job["dest"], image.data, size=job["size"], badge=job["badge"])
     except (FitsReadError, ValueError, OSError) as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if job.get("zoom_dest"):
+        try:
+            write_star_zooms_png(job["zoom_dest"], image.data, job["zoom_stars"], half=job["zoom_half"],
+                                 labels=job["zoom_labels"])
+        except (ValueError, OSError):
+            pass  # the frame's page then shows no zoom; the thumbnail is what the report needs
     return None
+
 
 
 def _draw_thumbnails(jobs: list[dict], workers: int):
@@ -512,11 +812,12 @@ def _draw_thumbnails(jobs: list[dict], workers: int):
 # -- stacks -----------------------------------------------------------------------------------------
 
 def _stack_jobs(stacks: list[dict], out: Path) -> list[dict]:
-    return [dict(stack, rel=f"stacks/stack-{i}-{_safe(stack['band'] or 'none')}.png", error=None)
+    return [dict(stack, rel=f"stacks/stack-{i}-{_safe(stack['band'] or 'none')}.png", error=None, quality={})
             for i, stack in enumerate(stacks)]
 
 
 def _draw_stack(job: dict, out: Path) -> str | None:
+    """Draw a stack's preview (asinh stretch) and measure it: ``job["quality"]`` gets its numbers."""
     from obsdb.imaging.fitsio import FitsReadError, read_fits_image
     from obsdb.imaging.preview import write_preview_png
 
@@ -524,10 +825,52 @@ def _draw_stack(job: dict, out: Path) -> str | None:
         return "file not found"
     try:
         image = read_fits_image(job["path"], hash_mode="none")
-        write_preview_png(out / job["rel"], image.data, max_size=720)
+        write_preview_png(out / job["rel"], image.data, max_size=1024, stretch="asinh")
     except (FitsReadError, ValueError, OSError) as exc:
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    job["quality"] = _stack_quality(image.data, dict(image.header))
     return None
+
+
+ZERO_POINT_KEYWORDS = ("MAGZP", "MAGZPT", "MAGZERO", "ZMAG", "PHOTZP")
+"""Header keywords of a photometric zero point (mag of 1 ADU): with one, the stack's depth is a magnitude."""
+
+DEPTH_SIGMA = 5.0
+"""The stack's depth is the flux of a point source detected at this signal-to-noise."""
+
+
+def _stack_quality(data, header: dict) -> dict:
+    """FWHM, stars, sky noise, NCOMBINE, exposure and depth of a stack.
+
+    The depth is the flux of a :data:`DEPTH_SIGMA` sigma point source in an aperture of
+    radius one FWHM, sky-noise limited: ``DEPTH_SIGMA * rms * sqrt(pi) * FWHM``, in ADU, and
+    as a magnitude when the header holds a zero point (:data:`ZERO_POINT_KEYWORDS`).
+    """
+    import math
+
+    from obsdb.imaging.stars import measure_quality
+
+    quality: dict = {"ncombine": _number(header.get("NCOMBINE")),
+                     "exptime": _number(header.get("EXPTIME")) or _number(header.get("EXPOSURE"))}
+    scale = _header_scale(header)
+    quality["scale"] = scale
+    try:
+        measured = measure_quality(data)
+    except (ValueError, MemoryError) as exc:
+        quality["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return quality
+    fwhm = measured.fwhm if math.isfinite(measured.fwhm) else None
+    rms = measured.background_rms if math.isfinite(measured.background_rms) else None
+    quality.update(n_stars=measured.n_stars, fwhm=fwhm, fwhm_arcsec=fwhm * scale if fwhm and scale else None,
+                   elongation=measured.elongation if math.isfinite(measured.elongation) else None,
+                   background=measured.background, rms=rms)
+    if fwhm and rms:
+        depth = DEPTH_SIGMA * rms * math.sqrt(math.pi) * fwhm
+        quality["depth_adu"] = depth
+        zero_point = next((_number(header[k]) for k in ZERO_POINT_KEYWORDS if _number(header.get(k))), None)
+        quality["depth_mag"] = zero_point - 2.5 * math.log10(depth) if zero_point and depth > 0 else None
+    return quality
+
 
 
 MANIFEST = ".obsdb-report.json"
@@ -539,8 +882,9 @@ class _ReportFiles:
 
     A report written before the manifest existed is recognised by its page's
     footer; the images that page shows are then taken as the report's own.
-    An output folder, or one of its ``plots/``, ``thumbs/``, ``stacks/``, that
-    is a symbolic link is refused: the report writes only inside ``--out``.
+    An output folder, or one of its ``plots/``, ``thumbs/``, ``stacks/``, ``zooms/``,
+    ``frames/`` (:data:`_SUBDIRS`), that is a symbolic link is refused: the report
+    writes only inside ``--out``.
     """
 
     def __init__(self, out: Path):
@@ -579,8 +923,16 @@ class _ReportFiles:
             return {}
         if "<footer>Written by obsdb " not in page:
             return {}
-        rels = {"index.html"} | {rel for rel in re.findall(r'(?:src|href)="([^"]+\.png)"', page)
+        rels = {"index.html"} | {rel for rel in re.findall(r'(?:src|href)="([^"]+\.(?:png|html))"', page)
                                  if rel.split("/")[0] in _SUBDIRS and ".." not in rel}
+        # A frame's page (linked from the index) shows its own images, e.g. its star zoom: its own too.
+        for rel in [r for r in rels if r.startswith("frames/") and r.endswith(".html")]:
+            try:
+                text = (self.out / rel).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            rels |= {ref[3:] for ref in re.findall(r'src="(\.\./[^"]+\.png)"', text)
+                     if ref[3:].split("/")[0] in _SUBDIRS and ".." not in ref[3:]}
         return {rel: file_sha256(self.out / rel) for rel in rels if (self.out / rel).is_file()}
 
     def _changed(self, rel: str) -> bool:
@@ -664,7 +1016,8 @@ tr.first td { border-top: 2px solid var(--line); }
 .pen { color: var(--pend); }
 .note { color: var(--muted); background: var(--soft); padding: 8px 12px; border-radius: 4px; }
 .warn { color: var(--bad); }
-figure { margin: 8px 0 18px; }
+figure { margin: 8px 0 18px; min-width: 0; }
+figcaption code, ul.files code, td.reason { overflow-wrap: anywhere; }
 figure img.plot { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 12px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 10px; }
@@ -676,10 +1029,22 @@ figcaption { color: var(--muted); font-size: 12px; }
 .thumb figcaption { margin-top: 3px; overflow-wrap: anywhere; }
 .glance { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0 4px; }
 .glance figure { margin: 0; }
-.glance img { height: 150px; width: auto; border: 1px solid var(--line); display: block; }
-.stacks { display: flex; flex-wrap: wrap; gap: 16px; }
-.stacks figure { flex: 1 1 340px; max-width: 380px; }
-.stacks img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+.glance img { height: 200px; width: auto; max-width: 100%; border: 1px solid var(--line); display: block; }
+.glance img.natural { height: auto; }
+img.natural { max-width: 100%; height: auto; display: block; }
+.stacks { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(520px, 100%), 1fr)); gap: 20px; }
+.stacks figure { margin: 0; min-width: 0; }
+.stacks img { width: 100%; height: auto; border: 1px solid var(--line); display: block; }
+table.stackq th { background: none; font-weight: normal; color: var(--muted); }
+table.facts th { background: none; font-weight: normal; color: var(--muted); white-space: nowrap; }
+.scroll { max-width: 100%; overflow-x: auto; }
+.pair { display: flex; flex-wrap: wrap; gap: 16px; }
+.pair figure { margin: 0; flex: 0 1 340px; min-width: 0; }
+.pair img { width: 100%; height: auto; image-rendering: pixelated; border: 1px solid var(--line); display: block; }
+tr.retracted td { color: var(--muted); text-decoration: line-through; }
+tr.retracted td:last-child { text-decoration: none; }
+nav.crumbs a { margin-right: 16px; }
+ul.files { padding-left: 18px; }
 code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px; }
 footer { max-width: 1200px; margin: 30px auto; padding: 10px 24px; color: var(--muted);
          font-size: 12px; border-top: 1px solid var(--line); }
@@ -705,8 +1070,9 @@ def _status_class(status: str) -> str:
 
 
 def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plots, shifts_rel,
-          thumbnails: bool, thumb_jobs, thumb_errors, light, stack_jobs, warnings) -> str:
+          thumbnails: bool, thumb_jobs, thumb_errors, light, stack_jobs, warnings, pages=None) -> str:
     records = snapshot.records
+    pages = pages or {}
     rejected = [r for r in records if r["status"] == "rejected"]
     objects = sorted({r["object"] for r in records if r.get("object")})
     title = "obsdb report" + (f": {', '.join(objects)}" if objects else "")
@@ -724,11 +1090,12 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
         f"<h1>{_e(title)}</h1>",
         '<div class="overview">',
         '<dl class="meta">',
-        f"<dt>catalog</dt><dd>{_e(snapshot.url)}</dd>",
-        f"<dt>generated</dt><dd>{_e(_when(generated.astimezone(timezone.utc).replace(tzinfo=None)))} UTC</dd>",
-        f"<dt>obsdb</dt><dd>{_e(version)}</dd>",
+        *_observation_facts(snapshot),
         f"<dt>frames</dt><dd>{len(records)} ({sum(r['status'] == 'accepted' for r in records)} accepted, "
         f"{len(rejected)} rejected, {sum(r['status'] == 'pending' for r in records)} pending)</dd>",
+        f"<dt>catalog</dt><dd>{_e(snapshot.url)}</dd>",
+        f"<dt>report generated</dt><dd>{_e(_when(generated.astimezone(timezone.utc).replace(tzinfo=None)))} "
+        f"UTC by obsdb {_e(version)}</dd>",
         "</dl>",
         _counts_table(records),
         "</div>",
@@ -743,11 +1110,11 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
         parts.extend(f'<li class="warn">{_e(w)}</li>' for w in warnings)
         parts.append("</ul></section>")
     # The rejections come first: they are what a reader of the report most often looks for.
-    parts.append(_rejected_section(rejected, records))
+    parts.append(_rejected_section(rejected, records, pages))
     parts.append(_quality_section(quality_plots))
     parts.append(_shift_section(snapshot, shifts_rel))
     parts.append(_stack_section(stack_jobs))
-    parts.append(_thumbnail_section(thumbnails, thumb_jobs, thumb_errors, light, records))
+    parts.append(_thumbnail_section(thumbnails, thumb_jobs, thumb_errors, light, records, pages))
     parts.append("</main>")
     parts.append(f"<footer>Written by obsdb {_e(version)} from the catalog; every rejection above is "
                  "a tag in the catalog (<code>obsdb show NUMBER</code> gives its full history).</footer>")
@@ -771,11 +1138,70 @@ def _glance(stack_jobs: list[dict], shifts_rel: str | None) -> str:
         figures.append(f'<figure><a href="#stacks"><img src="{_e(job["rel"])}" alt="{_e(caption)}"></a>'
                        f"<figcaption>{_e(caption)}</figcaption></figure>")
     if shifts_rel:
-        figures.append(f'<figure><a href="#shifts"><img src="{_e(shifts_rel)}" alt="shift track"></a>'
-                       "<figcaption>shift track (dx, dy against time)</figcaption></figure>")
+        small = shifts_rel.replace("shifts-full.png", "shifts.png")
+        figures.append(f'<figure><a href="#shifts"><img src="{_e(small)}" class="natural" alt="shift track" '
+                       'width="560" height="330"></a>'
+                       "<figcaption>shift track (each frame's current dx, dy against time)</figcaption></figure>")
     if not figures:
         return ""
     return '<div class="glance">' + "".join(figures) + "</div>"
+
+
+def _distinct(values) -> list[str]:
+    seen = []
+    for value in values:
+        text = None if value is None else str(value).strip()
+        if text and text not in seen:
+            seen.append(text)
+    return seen
+
+
+def _observation_facts(snapshot: _Snapshot) -> list[str]:
+    """The header's first lines: night(s) with their time span, site, telescope and camera, pixel scale,
+    observer(s), as the catalog and the frames' headers give them."""
+    details = snapshot.details
+    frames = details.get("frames", {})
+    headers = [frames.get(r["id"], {}).get("header") or {} for r in snapshot.records]
+    rows = []
+    nights = [n for n in details.get("nights", []) if any(r["night"] == n["name"] for r in snapshot.records)]
+    if nights:
+        spans = []
+        for night in nights:
+            first, last = _parse_time(night["first_date_obs"]), _parse_time(night["last_date_obs"])
+            span = f"{night['name']}"
+            if first and last:
+                span += f" ({first:%Y-%m-%d %H:%M} to {last:%H:%M} UTC)" if first.date() == last.date() else \
+                    f" ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)"
+            spans.append(span)
+        rows.append(("night" if len(nights) == 1 else "nights", "; ".join(spans)))
+    sites = _distinct([n["site"] for n in nights] + [h.get(k) for h in headers for k in ("SITENAME", "OBSERVAT", "SITE")])
+    longitudes = _distinct(f"{n['longitude']:.3f} deg E" for n in nights if n.get("longitude") is not None)
+    if sites or longitudes:
+        rows.append(("site", ", ".join(sites) + (" " if sites and longitudes else "")
+                     + (f"(longitude {', '.join(longitudes)})" if longitudes else "")))
+    instruments = details.get("instruments", {})
+    used = _distinct(r["instrument"] for r in snapshot.records)
+    described = []
+    for key in used:
+        i = instruments.get(key, {})
+        text = " / ".join(_distinct([i.get("telescope"), i.get("camera")])) or key
+        if i.get("width"):
+            text += f", {i['width']}x{i['height']} px"
+        if (i.get("binning_x") or 1) > 1:
+            text += f", binned {i['binning_x']}x{i.get('binning_y') or i['binning_x']}"
+        if i.get("pixel_size"):
+            text += f", {i['pixel_size']:.3g} um pixels"
+        described.append(text)
+    if described:
+        rows.append(("telescope / camera", "; ".join(described)))
+    scales = [s for s in _pixel_scales(snapshot.records, details).values() if s]
+    if scales:
+        low, high = min(scales), max(scales)
+        rows.append(("pixel scale", f"{low:.3g} arcsec/px" if f"{low:.3g}" == f"{high:.3g}"
+                     else f"{low:.3g} to {high:.3g} arcsec/px"))
+    observers = _distinct(h.get("OBSERVER") for h in headers)
+    rows.append(("observer", ", ".join(observers) if observers else "not in the headers (OBSERVER)"))
+    return [f"<dt>{_e(name)}</dt><dd>{_e(value)}</dd>" for name, value in rows]
 
 
 def _counts_table(records: list[dict]) -> str:
@@ -803,13 +1229,22 @@ def _quality_section(quality_plots) -> str:
     parts = ['<section id="quality"><h2>Quality against time</h2>']
     if not quality_plots:
         parts.append('<p class="note">No light frames in the catalog.</p>')
-    for band, rel, members in quality_plots:
+    for band, rel, members, lines, scale in quality_plots:
         n_rejected = sum(r["status"] == "rejected" for r in members)
         no_time = sum(r["date_obs"] is None for r in members)
         labelled = "labelled by frame number; " if n_rejected <= MAX_POINT_LABELS else ""
         caption = (f"Band {band or '(none)'}: {len(members)} light frames, {n_rejected} rejected "
                    f"(coloured markers, {labelled}the legend names their tags); "
                    "accepted in blue, pending as open grey circles.")
+        if lines:
+            rules = ", ".join(_distinct(line["rule"] for line in lines))
+            caption += (f" Dashed red lines: the thresholds of the newest QA run ({rules}); a frame beyond one "
+                        "is tagged by that rule.")
+        else:
+            caption += " No QA run is recorded for these frames: no thresholds drawn (run obsdb qa)."
+        caption += (" FWHM across the major axis, as the focus rule measures it, "
+                    + ("in arcsec (pixel scale from the headers)." if scale else "in pixels (no pixel scale "
+                       "in the headers: PIXSCALE, SECPIX, CDELT or FOCALLEN with XPIXSZ)."))
         if no_time and no_time < len(members):
             caption += f" {no_time} frames without DATE-OBS are not drawn."
         alt = "quality of band " + (band or "none")
@@ -819,32 +1254,32 @@ def _quality_section(quality_plots) -> str:
     return "\n".join(parts)
 
 
-def _rejected_section(rejected: list[dict], records: list[dict]) -> str:
+def _rejected_section(rejected: list[dict], records: list[dict], pages=None) -> str:
     parts = [f'<section id="rejected"><h2>Rejected frames ({len(rejected)})</h2>']
     if not rejected:
         parts.append('<p class="note">No frame is rejected.</p>')
     else:
-        parts.append('<table class="rejected"><thead><tr><th>frame</th><th>band</th><th>file</th>'
+        parts.append('<div class="scroll"><table class="rejected"><thead><tr><th>frame</th><th>band</th><th>file</th>'
                      "<th>tag</th><th>source</th><th>author</th><th>time (UTC)</th><th>reason</th>"
                      "</tr></thead><tbody>")
         for record in rejected:
-            parts.extend(_tag_rows(record))
-        parts.append("</tbody></table>")
+            parts.extend(_tag_rows(record, pages))
+        parts.append("</tbody></table></div>")
     overridden = [r for r in records if r["status"] == "accepted"
                   and any(t["name"] in REJECTING_TAGS for t in r["tags"])]
     if overridden:
         parts.append(f"<h3>Accepted despite a rejecting tag ({len(overridden)})</h3>"
-                     '<table class="rejected"><thead><tr><th>frame</th><th>band</th><th>file</th>'
+                     '<div class="scroll"><table class="rejected"><thead><tr><th>frame</th><th>band</th><th>file</th>'
                      "<th>tag</th><th>source</th><th>author</th><th>time (UTC)</th><th>reason</th>"
                      "</tr></thead><tbody>")
         for record in overridden:
-            parts.extend(_tag_rows(record))
-        parts.append("</tbody></table>")
+            parts.extend(_tag_rows(record, pages))
+        parts.append("</tbody></table></div>")
     parts.append("</section>")
     return "\n".join(parts)
 
 
-def _tag_rows(record: dict) -> list[str]:
+def _tag_rows(record: dict, pages=None) -> list[str]:
     """One row per active tag of a frame (every reason), the frame named on the first."""
     tags = list(record["tags"])
     if not record["readable"]:
@@ -863,7 +1298,9 @@ def _tag_rows(record: dict) -> list[str]:
         if first:
             # The file column names a frame that has no number; the frame column would only repeat it.
             number = "-" if record["number"] is None else str(record["number"])
-            frame_cells = (f'<td id="frame-{record["id"]}"><b>{_e(number)}</b></td>'
+            page = (pages or {}).get(record["id"])
+            shown = f'<a href="{_e(page)}">{_e(number)}</a>' if page else _e(number)
+            frame_cells = (f'<td id="frame-{record["id"]}"><b>{shown}</b></td>'
                            f'<td>{_e(record["band"] or "-")}</td><td><code>{_e(record["file_name"])}</code></td>')
         else:
             frame_cells = "<td></td><td></td><td></td>"
@@ -883,7 +1320,7 @@ def _shift_section(snapshot: _Snapshot, shifts_rel: str | None) -> str:
         parts.append("</section>")
         return "\n".join(parts)
     current = Counter(r["shift"]["run"] for r in snapshot.records if r["shift"])
-    parts.append('<table><thead><tr><th class="num">run</th><th>created (UTC)</th><th>method</th>'
+    parts.append('<div class="scroll"><table><thead><tr><th class="num">run</th><th>created (UTC)</th><th>method</th>'
                  '<th class="num">reference</th><th>author</th><th class="num">frames</th>'
                  '<th class="num">current for</th><th>obsdb</th></tr></thead><tbody>')
     for run in reversed(snapshot.runs):
@@ -893,18 +1330,48 @@ def _shift_section(snapshot: _Snapshot, shifts_rel: str | None) -> str:
                      f"<td class=\"num\">{len(snapshot.run_shifts.get(run['id'], {}))}</td>"
                      f"<td class=\"num\">{current.get(run['id'], 0)}</td>"
                      f"<td>{_e(run['software_version'])}</td></tr>")
-    parts.append("</tbody></table>")
-    drawn = snapshot.runs[-MAX_RUN_PANELS:]
+    parts.append("</tbody></table></div>")
+    if not shifts_rel:
+        parts.append('<p class="note">No frame has a shift in these runs.</p></section>')
+        return "\n".join(parts)
     colouring = ("pointing group" if any(r["group"] for r in snapshot.records)
                  else "band (no pointing groups defined)")
-    caption = ("dx and dy (sum of each frame's shift steps in the run; dx = x_reference - x_frame) "
-               f"against time, coloured by {colouring}; rejected frames are ringed in red.")
-    if len(drawn) < len(snapshot.runs):
-        caption += f" Only the {len(drawn)} newest of {len(snapshot.runs)} runs are drawn."
+    caption = ("Each frame's current shift (the sum of its steps in its newest run, what obsdb render applies; "
+               f"dx = x_reference - x_frame) against time, coloured by {colouring}; rejected frames are ringed "
+               "in red. Older runs' steps are on each frame's page.")
     parts.append(f'<figure><img class="plot" src="{_e(shifts_rel)}" alt="shift track">'
                  f"<figcaption>{_e(caption)}</figcaption></figure>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _stack_numbers(quality: dict) -> str:
+    """The stack's quality as a small table: FWHM, stars, sky noise, depth, NCOMBINE, exposure."""
+    if not quality:
+        return ""
+    rows = []
+    if quality.get("ncombine") is not None:
+        rows.append(("NCOMBINE", f"{quality['ncombine']:g}"))
+    if quality.get("exptime") is not None:
+        rows.append(("exposure", f"{quality['exptime']:g} s"))
+    if quality.get("fwhm") is not None:
+        rows.append(("FWHM", f"{quality['fwhm']:.2f} px" + (f" = {quality['fwhm_arcsec']:.2f} arcsec"
+                                                            if quality.get("fwhm_arcsec") else "")))
+    if quality.get("elongation") is not None:
+        rows.append(("elongation", f"{quality['elongation']:.2f}"))
+    if quality.get("n_stars") is not None:
+        rows.append(("stars detected", f"{quality['n_stars']}"))
+    if quality.get("rms") is not None:
+        rows.append(("sky", f"{quality['background']:,.1f} ADU, rms {quality['rms']:.3g} ADU"))
+    if quality.get("depth_adu") is not None:
+        depth = f"{quality['depth_adu']:,.0f} ADU"
+        if quality.get("depth_mag") is not None:
+            depth = f"{quality['depth_mag']:.2f} mag ({depth})"
+        rows.append((f"depth ({DEPTH_SIGMA:g} sigma point source)", depth))
+    if quality.get("error"):
+        rows.append(("not measured", quality["error"]))
+    return ('<table class="stackq"><tbody>' + "".join(f"<tr><th>{_e(k)}</th><td class=\"num\">{_e(v)}</td></tr>"
+                                                   for k, v in rows) + "</tbody></table>")
 
 
 def _stack_section(stack_jobs: list[dict]) -> str:
@@ -930,14 +1397,14 @@ def _stack_section(stack_jobs: list[dict]) -> str:
             else:
                 body = f'<img src="{_e(job["rel"])}" alt="{_e("stack " + (job["band"] or ""))}">'
             parts.append(f"<figure>{body}<figcaption>{_e(caption)}<br><code>{_e(job['path'])}</code>"
-                         "</figcaption></figure>")
+                         f"</figcaption>{_stack_numbers(job.get('quality') or {})}</figure>")
         parts.append("</div>")
     parts.append("</section>")
     return "\n".join(parts)
 
 
 def _thumbnail_section(thumbnails: bool, jobs: list[dict], errors: dict[int, str], light: list[dict],
-                       records: list[dict]) -> str:
+                       records: list[dict], pages=None) -> str:
     parts = ['<section id="frames"><h2>Frames</h2>']
     unreadable = [r for r in records if not r["readable"]]
     if not thumbnails:
@@ -970,8 +1437,230 @@ def _thumbnail_section(thumbnails: bool, jobs: list[dict], errors: dict[int, str
                 if status == "rejected":
                     caption += f"<br><span class=\"rej\">{_e(', '.join(_rejecting_names(record)))}</span>"
                 cls = "thumb rejected" if status == "rejected" else "thumb"
+                page = (pages or {}).get(record["id"])
+                if page:
+                    body = f'<a href="{_e(page)}">{body}</a>'
                 parts.append(f'<figure class="{cls}" title="{_e(record["file_name"])}">{body}'
                              f"<figcaption>{caption}</figcaption></figure>")
             parts.append("</div>")
     parts.append("</section>")
+    return "\n".join(parts)
+
+
+# -- a page per frame ---------------------------------------------------------------------------------
+
+def _page_names(records: list[dict]) -> dict[int, str]:
+    """``frames/<label>.html`` per frame id; labels that two frames share (the same number from files of
+    different names) get the file name, and the id if still not unique."""
+    stems = {r["id"]: _safe(r["label"]) for r in records}
+    counts = Counter(stems.values())
+    for r in records:
+        if counts[stems[r["id"]]] > 1:
+            stems[r["id"]] = _safe(f"{r['label']}-{Path(r['file_name']).stem}")[:80]
+    counts = Counter(stems.values())
+    return {r["id"]: f"frames/{stems[r['id']] if counts[stems[r['id']]] == 1 else stems[r['id']] + '-' + str(r['id'])}.html"
+            for r in records}
+
+
+@dataclass
+class _PageContext:
+    """What every frame's page needs besides its record."""
+
+    snapshot: _Snapshot
+    pages: dict[int, str]
+    thumbs: dict[int, str]
+    zooms: dict[int, str]
+    scales: dict[int, float | None]
+    version: str
+    order: list[int] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.order = [r["id"] for r in self.snapshot.records]
+        self.position = {frame_id: i for i, frame_id in enumerate(self.order)}
+        self.by_id = {r["id"]: r for r in self.snapshot.records}
+
+
+def _up(rel: str | None) -> str | None:
+    """A path relative to the output folder, as seen from ``frames/``."""
+    return None if rel is None else "../" + rel
+
+
+def _fmt(value, spec: str = ".2f", unit: str = "") -> str:
+    number = _number(value) if value is not None else None
+    if number is None:
+        return "-"
+    if spec == "d":
+        spec, number = ",d", int(round(number))
+    return f"{number:{spec}}" + (f" {unit}" if unit else "")
+
+
+def _file_link(path: str) -> str:
+    try:
+        uri = Path(path).resolve().as_uri()
+    except ValueError:
+        return f"<code>{_e(path)}</code>"
+    return f'<a href="{_e(uri)}"><code>{_e(path)}</code></a>'
+
+
+def _frame_page(record: dict, ctx: _PageContext) -> str:
+    """One frame's page: its images beside the reference's, a zoom on its stars, every measurement,
+    every tag (retracted ones too), every shift step of every run, and links to its files."""
+    details = ctx.snapshot.details
+    extra = details.get("frames", {}).get(record["id"], {})
+    label = record["label"]
+    i = ctx.position[record["id"]]
+    nav = ['<a href="../index.html">report</a>',
+           f'<a href="../index.html#frames">all frames</a>']
+    if i > 0:
+        prev = ctx.by_id[ctx.order[i - 1]]
+        nav.append(f'<a href="../{_e(ctx.pages[prev["id"]])}" rel="prev">previous: {_e(prev["label"])}</a>')
+    if i + 1 < len(ctx.order):
+        nxt = ctx.by_id[ctx.order[i + 1]]
+        nav.append(f'<a href="../{_e(ctx.pages[nxt["id"]])}" rel="next">next: {_e(nxt["label"])}</a>')
+    status = record["status"]
+    title = f"Frame {label}"
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{_e(title)} - obsdb report</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
+             "<header>", f'<nav class="crumbs">{" ".join(nav)}</nav>',
+             f'<h1>{_e(title)} <span class="{_status_class(status)}">{_e(status)}</span></h1>',
+             f"<p><code>{_e(record['file_name'])}</code>, band {_e(record['band'] or '-')}, "
+             f"{_e(record['type'] or '-')}, {_e(record['object'] or 'no OBJECT')}, night {_e(record['night'])}</p>"]
+    if status == "rejected":
+        parts.append(f'<p class="rej">rejected by: {_e(", ".join(_rejecting_names(record)))}</p>')
+    parts.extend(["</header>", "<main>"])
+    parts.append(_frame_images(record, ctx))
+    parts.append(_frame_measurements(record, extra, ctx.scales.get(record["id"])))
+    parts.append(_frame_tags(record, details.get("tag_history", {}).get(record["id"], [])))
+    parts.append(_frame_steps(record, details.get("steps", {}).get(record["id"], []), ctx))
+    parts.append(_frame_files(record, details.get("renders", {}).get(record["id"], [])))
+    parts.extend(["</main>", f"<footer>Written by obsdb {_e(ctx.version)} from the catalog; "
+                  f"<code>obsdb show {_e(label)}</code> and <code>obsdb history {_e(label)}</code> "
+                  "give the same facts on the command line.</footer>", "</body>", "</html>"])
+    return "\n".join(parts) + "\n"
+
+
+def _frame_images(record: dict, ctx: _PageContext) -> str:
+    parts = ['<section id="images"><h2>Images</h2>', '<div class="pair">']
+    thumb = ctx.thumbs.get(record["id"])
+    if thumb:
+        parts.append(f'<figure><img src="{_e(_up(thumb))}" alt="frame {_e(record["label"])}">'
+                     "<figcaption>this frame (zscale)</figcaption></figure>")
+    else:
+        why = record.get("error") or "no thumbnail (not a light frame, unreadable, or --no-thumbnails)"
+        parts.append(f'<p class="note">{_e(why)}</p>')
+    run = (record["shift"] or {}).get("run")
+    reference_id = ctx.snapshot.details.get("run_references", {}).get(run)
+    reference = ctx.by_id.get(reference_id)
+    if reference is not None and reference["id"] != record["id"] and ctx.thumbs.get(reference["id"]):
+        parts.append(f'<figure><a href="../{_e(ctx.pages[reference["id"]])}"><img src="{_e(_up(ctx.thumbs[reference["id"]]))}" '
+                     f'alt="reference frame {_e(reference["label"])}"></a>'
+                     f"<figcaption>reference of run {run}: frame {_e(reference['label'])}</figcaption></figure>")
+    elif reference is not None and reference["id"] == record["id"]:
+        parts.append(f'<p class="note">This frame is the reference of run {run}.</p>')
+    parts.append("</div>")
+    zoom = ctx.zooms.get(record["id"])
+    if zoom:
+        parts.append(f'<figure><img class="natural" src="{_e(_up(zoom))}" alt="stars of frame {_e(record["label"])}">'
+                     "<figcaption>A few of the brightest clean stars, enlarged (asinh stretch per cut-out, "
+                     "1-based FITS pixel positions): round cores mean good focus and tracking; a smear "
+                     "along one direction is a trail.</figcaption></figure>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _frame_measurements(record: dict, extra: dict, scale: float | None) -> str:
+    metrics, stats = record["metrics"] or {}, record["stats"] or {}
+    header = extra.get("header") or {}
+    minor = _minor_fwhm(record)
+
+    def arcsec(px):
+        return f" = {px * scale:.2f} arcsec" if px is not None and scale else ""
+
+    rows = [("DATE-OBS (UTC)", _when(record["date_obs"])), ("exposure", _fmt(record["exptime"], "g", "s")),
+            ("airmass", _fmt(extra.get("airmass"), ".3f")), ("band", record["band"] or "-"),
+            ("object", record["object"] or "-"), ("instrument", record["instrument"] or "-"),
+            ("pixel scale", _fmt(scale, ".3g", "arcsec/px")),
+            ("shape", "x".join(str(v) for v in reversed(record["shape"])) + " px" if record["shape"] else "-"),
+            ("stars", _fmt(metrics.get("n_stars"), "d")),
+            ("FWHM (round-equivalent)", _fmt(metrics.get("fwhm"), ".2f", "px") + arcsec(metrics.get("fwhm"))),
+            ("FWHM, minor axis", _fmt(minor, ".2f", "px") + arcsec(minor)),
+            ("HFD", _fmt(metrics.get("hfd"), ".2f", "px")), ("elongation", _fmt(metrics.get("elongation"), ".2f")),
+            ("transparency", _fmt(metrics.get("transparency"), ".2f")),
+            ("background", _fmt(metrics.get("background", stats.get("background")), ",.1f", "ADU")),
+            ("background rms", _fmt(metrics.get("background_rms", stats.get("background_rms")), ",.2f", "ADU")),
+            ("background gradient", _fmt(metrics.get("background_gradient"), ",.1f", "ADU")),
+            ("pixel median / min / max", " / ".join(_fmt(stats.get(k), ",.1f") for k in ("median", "min", "max"))),
+            ("saturated pixels", _fmt(stats.get("n_saturated"), "d")), ("NaN pixels", _fmt(stats.get("n_nan"), "d"))]
+    rows.extend((key, str(header[key])) for key in ("OBSERVER", "TELESCOP", "INSTRUME", "FOCALLEN", "XPIXSZ",
+                                                      "XBINNING", "GAIN", "CCD-TEMP", "FOCUSPOS") if key in header)
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    return (f'<section id="metrics"><h2>Measurements</h2><table class="facts"><tbody>{body}</tbody></table>'
+            "</section>")
+
+
+def _frame_tags(record: dict, history: list[dict]) -> str:
+    parts = [f'<section id="tags"><h2>Tags ({len(history)}, with their history)</h2>']
+    if not history:
+        parts.append('<p class="note">No tag, ever.</p></section>')
+        return "\n".join(parts)
+    parts.append('<div class="scroll"><table class="rejected"><thead><tr><th>tag</th><th>source</th><th>author</th>'
+                 "<th>tagged (UTC)</th><th>reason</th><th>retracted</th></tr></thead><tbody>")
+    for tag in history:
+        active = tag["retracted_at"] is None
+        if tag["name"] in REJECTING_TAGS:
+            name_class = "nw rej"
+        else:
+            name_class = "nw acc" if tag["name"] == "accept" else "nw"
+        retracted = "active" if active else (f"{_when(tag['retracted_at'])} by {tag['retracted_by'] or '-'}: "
+                                             f"{tag['retract_reason'] or '-'}")
+        row_class = "" if active else ' class="retracted"'
+        parts.append(f'<tr{row_class}><td class="{name_class}">{_e(tag["name"])}</td><td class="nw">{_e(tag["source"])}</td>'
+                     f'<td class="nw">{_e(tag["author"])}</td><td class="nw">{_e(_when(tag["created_at"]))}</td>'
+                     f'<td class="reason">{_e(tag["reason"])}</td><td class="reason">{_e(retracted)}</td></tr>')
+    parts.append("</tbody></table></div></section>")
+    return "\n".join(parts)
+
+
+def _frame_steps(record: dict, steps: list[dict], ctx: _PageContext) -> str:
+    parts = ['<section id="steps"><h2>Shift steps</h2>']
+    if not steps:
+        parts.append('<p class="note">No alignment run has measured this frame.</p></section>')
+        return "\n".join(parts)
+    runs = {run["id"]: run for run in ctx.snapshot.runs}
+    current = (record["shift"] or {}).get("run")
+    by_run: dict[int, list[dict]] = defaultdict(list)
+    for step in steps:
+        by_run[step["run"]].append(step)
+    for run_id in sorted(by_run, reverse=True):
+        run = runs.get(run_id, {})
+        run_steps = by_run[run_id]
+        dx, dy = sum(s["dx"] for s in run_steps), sum(s["dy"] for s in run_steps)
+        mark = " (current: what obsdb render applies)" if run_id == current else ""
+        parts.append(f"<h3>Run {run_id}, {_e(run.get('method', '?'))}, {_e(_when(run.get('created_at')))} UTC"
+                     f"{_e(mark)}: dx {dx:+.3f}, dy {dy:+.3f} px</h3>")
+        parts.append('<div class="scroll"><table><thead><tr><th class="num">stage</th><th>kind</th><th>method</th>'
+                     '<th class="num">dx (px)</th><th class="num">dy (px)</th><th class="num">rotation (deg)</th>'
+                     '<th>reference</th><th class="num">stars matched</th><th class="num">residual rms (px)</th>'
+                     "</tr></thead><tbody>")
+        for s in run_steps:
+            parts.append(f'<tr><td class="num">{s["stage"]}</td><td>{_e(s["kind"])}</td><td>{_e(s["method"])}</td>'
+                         f'<td class="num">{s["dx"]:+.3f}</td><td class="num">{s["dy"]:+.3f}</td>'
+                         f'<td class="num">{_fmt(s["rotation_deg"], "+.4f")}</td><td>{_e(s["reference"] or "-")}</td>'
+                         f'<td class="num">{_e(s["n_matched"] if s["n_matched"] is not None else "-")}</td>'
+                         f'<td class="num">{_fmt(s["residual_rms"], ".3f")}</td></tr>')
+        parts.append("</tbody></table></div>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _frame_files(record: dict, renders: list[dict]) -> str:
+    parts = ['<section id="files"><h2>Files</h2><ul class="files">',
+             f"<li>catalogued file: {_file_link(record['path'])}</li>"]
+    for render in renders:
+        parts.append(f"<li>aligned by run {_e(render['run'] or '-')} ({_e(_when(render['created_at']))} UTC): "
+                     f"{_file_link(render['path'])}</li>")
+    if not renders:
+        parts.append("<li>no aligned file yet (<code>obsdb render --out DIR</code>)</li>")
+    parts.append("</ul></section>")
     return "\n".join(parts)
