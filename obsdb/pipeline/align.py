@@ -236,7 +236,8 @@ def _unique_label(ref, frames: dict) -> str:
 
 def align_auto(catalog, *, night=None, reference: str | None = None, band: str | None = None,
                status: str = "accepted", where: str | None = None, workers: int = 1, user: str | None = None,
-               progress: Callable | None = None, target=ALL_TARGETS, frames: list | None = None) -> AlignReport:
+               progress: Callable | None = None, target=ALL_TARGETS, frames: list | None = None,
+               executor=None) -> AlignReport:
     """Register every selected frame onto one reference: stored stars first, pixels only as a fallback.
 
     Star matching runs on the star lists ingest stored, so a frame whose
@@ -292,7 +293,7 @@ def align_auto(catalog, *, night=None, reference: str | None = None, band: str |
             if progress:
                 progress(len(outcomes), len(by_id), frame.file_name)
     new_lists = {}
-    for outcome in _map_register(ref, fallback, workers):
+    for outcome in _map_register(ref, fallback, workers, executor):
         outcomes.append(outcome)
         if "star_list" in outcome:
             new_lists[outcome["frame_id"]] = outcome.pop("star_list")
@@ -339,7 +340,8 @@ def _detect_reference(catalog, ref) -> None:
 
 def align_each_target(catalog, *, night=None, reference: str | None = None, band: str | None = None,
                       status: str = "accepted", where: str | None = None, workers: int = 1,
-                      user: str | None = None, progress: Callable | None = None) -> list[AlignReport]:
+                      user: str | None = None, progress: Callable | None = None,
+                      executor=None) -> list[AlignReport]:
     """:func:`align_auto` once per night and target (OBJECT), each on its own reference.
 
     One reference serves one field and one night's pointing: frames of
@@ -359,7 +361,8 @@ def align_each_target(catalog, *, night=None, reference: str | None = None, band
 
     from obsdb.catalog.selectors import ALL_NIGHTS
 
-    options = dict(band=band, status=status, where=where, workers=workers, user=user, progress=progress)
+    options = dict(band=band, status=status, where=where, workers=workers, user=user, progress=progress,
+                   executor=executor)
     frames = _select(catalog, night=night, status=status, band=band, where=where, target=ALL_TARGETS)
     if reference is not None:
         return [align_auto(catalog, reference=reference, frames=frames or None, night=night, **options)]
@@ -381,22 +384,33 @@ def align_each_target(catalog, *, night=None, reference: str | None = None, band
     return reports
 
 
-def _map_register(reference, frames: list, workers: int):
-    from obsdb.pipeline.pool import process_pool
+def _register_onto(task: tuple, reference_path: str, reference_stars) -> dict:
+    """:func:`_register_pixels` in any worker: the reference is read once per worker and kept."""
+    global _REFERENCE_PATH
+    if _REFERENCE is None or _REFERENCE_PATH != reference_path:
+        _register_worker_init(reference_path, reference_stars)
+        _REFERENCE_PATH = reference_path
+    return _register_pixels(task)
+
+
+_REFERENCE_PATH = None
+
+
+def _map_register(reference, frames: list, workers: int, executor=None):
+    from obsdb.pipeline.executors import SerialExecutor, TaskFailed, executor_for
+    from obsdb.pipeline.pool import ChildCrashed
 
     if not frames:
         return
     tasks = [(f.id, f.path, f.stars) for f in frames]
-    if workers <= 1 or len(tasks) <= 2:
-        _register_worker_init(reference.path, reference.stars)
-        for task in tasks:
-            yield _register_pixels(task)
-        return
-    pool = process_pool(workers, initializer=_register_worker_init, initargs=(reference.path, reference.stars))
-    try:
-        yield from pool.map(_register_pixels, tasks, chunksize=2)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    executor = executor_for(executor, workers)
+    if len(tasks) <= 2 and executor.kind == "processes":
+        executor = SerialExecutor()  # a pool costs more than it saves on two frames
+    for task, outcome in executor.map(_register_onto, tasks, args=(reference.path, reference.stars)):
+        if isinstance(outcome, (ChildCrashed, TaskFailed)):
+            # The frame is recorded unregistered with the reason, never lost.
+            outcome = {"frame_id": task[0], "ok": False, "reason": f"registration could not run: {outcome}"}
+        yield outcome
 
 
 # ---------------------------------------------------------------------------- staged

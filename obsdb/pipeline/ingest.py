@@ -306,7 +306,7 @@ def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool
 
 def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,
            config: IngestConfig | None = None, user: str | None = None, night: str | None = None,
-           exclude: Iterable[str | os.PathLike] = (),
+           exclude: Iterable[str | os.PathLike] = (), executor=None,
            progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
     """Ingest files into the catalog.
 
@@ -330,6 +330,8 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         Folders whose files are never ingested (``obsdb run``'s output folder, when it lies
         inside the night's folder).  Files obsdb wrote itself (recorded render outputs) are
         never ingested either.
+    executor : obsdb.pipeline.executors.Executor, optional
+        Where the files are measured (default: this process, or a pool of ``workers``).
     progress : callable, optional
         ``progress(done, total, file_name)`` after each file.
 
@@ -406,7 +408,7 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     from obsdb.pipeline.pool import deferred_interrupt
 
     with deferred_interrupt() as interrupt:
-        for measurement in measure_many(todo, config, workers):
+        for measurement in measure_many(todo, config, workers, executor):
             batch.append(measurement)
             done += 1
             if progress:
@@ -427,11 +429,12 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
                          f"{plural(report.n_files, 'file')}: {len(report.added)} added, {len(report.changed)} changed, "
                          f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable"
                          + (f", {report.stale} re-measured (newer algorithm)" if report.stale else ""),
-                         details={"paths": [str(p) for p in paths], "workers": workers, "night": night})
+                         details={"paths": [str(p) for p in paths], "workers": workers, "night": night,
+                                  "executor": executor.describe() if executor is not None else None})
     return report
 
 
-def measure_many(paths: list[str], config: IngestConfig, workers: int):
+def measure_many(paths: list[str], config: IngestConfig, workers: int, executor=None):
     """Yield measurements, in this process or in a pool of ``workers``.
 
     Each measurement's :attr:`Measurement.warnings` are issued here, in the caller's process, as
@@ -442,22 +445,25 @@ def measure_many(paths: list[str], config: IngestConfig, workers: int):
     import warnings
 
     from obsdb.imaging.fitsio import FitsWarning
-    from obsdb.pipeline.pool import ChildCrashed, resilient_map
+    from obsdb.pipeline.pool import ChildCrashed
 
     def announced(measurement: Measurement) -> Measurement:
         for text in measurement.warnings:
             warnings.warn(f"{measurement.path}: {text}", FitsWarning, stacklevel=3)
         return measurement
 
-    if workers <= 1 or len(paths) <= 1:
+    from obsdb.pipeline.executors import TaskFailed, executor_for
+
+    executor = executor_for(executor, workers)
+    if executor.workers <= 1 or len(paths) <= 1:
         for path in paths:
             yield announced(measure_file(path, config))
         return
     # With a worker on every core, a hashing thread per worker has no core of its own: hash inline.
     # (Same speed here, 2 workers on 2 cores, memory-bound either way; fewer threads to schedule.)
-    hash_mode = "thread" if workers < (os.cpu_count() or 1) else "inline"
-    for path, outcome in resilient_map(measure_file, paths, workers, args=(config, hash_mode)):
-        if isinstance(outcome, ChildCrashed):
+    hash_mode = "thread" if executor.kind == "processes" and executor.workers < (os.cpu_count() or 1) else "inline"
+    for path, outcome in executor.map(measure_file, paths, args=(config, hash_mode)):
+        if isinstance(outcome, (ChildCrashed, TaskFailed)):
             try:
                 st = os.stat(path)
                 size, mtime = st.st_size, st.st_mtime

@@ -1,0 +1,200 @@
+"""Where the per-frame work runs: in this process, in a local pool, or on a Dask cluster.
+
+Every step's pixel work is a pure function of one frame (read, stats, stars
+and metrics in ingest; registration in align; resampling in render; the
+thumbnail in report).  An executor maps such a function over the frames and
+hands the results back, in completion order, to the coordinating process,
+which alone writes to the catalog, in batches.  The three executors give the
+same results; they differ in where the work runs:
+
+``serial``
+    In this process, one frame after the other.
+``processes``
+    A pool of local worker processes (:mod:`obsdb.pipeline.pool`): a worker
+    that dies costs only the frame it held, the rest go to a new pool.
+``dask``
+    A ``dask.distributed`` cluster: the scheduler named by ``--scheduler``
+    (or ``OBSDB_DASK_SCHEDULER``), else a LocalCluster of ``--workers``
+    processes.  A task lost with a dying worker is run again elsewhere; the
+    workers read the frames from the paths the catalog holds, so they must
+    see the same filesystem (a shared disk on a cluster).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterator
+
+EXECUTORS = ("serial", "processes", "dask")
+
+DASK_RETRIES = 2
+"""Times a Dask task that raised is run again (a worker that died is handled by the scheduler itself)."""
+
+
+class TaskFailed(Exception):
+    """A task that could not be run (its worker died once too often, or the cluster went away)."""
+
+
+class Executor:
+    """Maps a picklable function over items and yields ``(item, result)`` as results arrive."""
+
+    kind = "serial"
+    workers = 1
+
+    def map(self, function: Callable[..., Any], items: list, args: tuple = ()) -> Iterator[tuple[Any, Any]]:
+        """``function(item, *args)`` for every item.
+
+        Yields
+        ------
+        (item, result)
+            In completion order; ``result`` is what ``function`` returned, or a
+            :class:`TaskFailed` (or :class:`obsdb.pipeline.pool.ChildCrashed`) when the
+            task could not be run.  An exception ``function`` raised propagates.
+        """
+        for item in items:
+            yield item, function(item, *args)
+
+    def close(self) -> None:
+        """Release the workers (a no-op for the serial executor)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """One line for the log: which executor, how many workers."""
+        return self.kind if self.workers <= 1 else f"{self.kind} ({self.workers} workers)"
+
+
+class SerialExecutor(Executor):
+    """Everything in this process."""
+
+
+class ProcessExecutor(Executor):
+    """A local pool of ``workers`` processes that survives a worker's death."""
+
+    kind = "processes"
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def map(self, function, items, args=()):
+        from obsdb.pipeline.pool import resilient_map
+
+        if self.workers <= 1 or len(items) <= 1:
+            yield from Executor.map(self, function, items, args)
+            return
+        yield from resilient_map(function, list(items), self.workers, args=args)
+
+
+def _call(item, function, args):
+    return function(item, *args)
+
+
+class DaskExecutor(Executor):
+    """A ``dask.distributed`` cluster: the one at ``scheduler``, else a LocalCluster of ``workers``.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        ``tcp://HOST:PORT`` of a running scheduler (e.g. one that ``dask-jobqueue``
+        started on SLURM or PBS).
+    workers : int
+        Worker processes of the LocalCluster made when no scheduler is given.
+    """
+
+    kind = "dask"
+
+    def __init__(self, scheduler: str | None = None, workers: int = 2):
+        from obsdb.errors import ObsdbError
+
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ObsdbError("--executor dask needs dask.distributed: pip install 'obsdb[dask]'") from None
+        self.cluster = None
+        try:
+            if scheduler:
+                self.client = Client(scheduler, timeout="10s")
+            else:
+                # One thread per worker process: the work holds the GIL (numpy and sep release it only in part).
+                self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=40)
+                self.client = Client(self.cluster)
+        except OSError as exc:
+            self.close()
+            raise ObsdbError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from None
+        self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
+        self.scheduler = scheduler or self.client.scheduler.address
+
+    def map(self, function, items, args=()):
+        from distributed import as_completed
+
+        items = list(items)
+        if not items:
+            return
+        futures = self.client.map(_call, items, function=function, args=args, pure=False, retries=DASK_RETRIES)
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                item = items[index[future.key]]
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - the cluster's failures are the frame's, not the run's
+                    if type(exc).__name__ in ("KilledWorker", "CommClosedError", "CancelledError", "TimeoutError"):
+                        yield item, TaskFailed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                        continue
+                    raise
+                yield item, result
+        finally:
+            # Ctrl-C, or an error in the caller: nothing keeps running on the cluster for us.
+            self.client.cancel([f for f in futures if not f.done()])
+
+    def close(self) -> None:
+        client, cluster = getattr(self, "client", None), getattr(self, "cluster", None)
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+    def describe(self) -> str:
+        return f"dask ({self.workers} workers at {self.scheduler})"
+
+
+def make_executor(kind: str | None = None, *, workers: int = 1, scheduler: str | None = None) -> Executor:
+    """The executor a command asked for.
+
+    Parameters
+    ----------
+    kind : {"serial", "processes", "dask"}, optional
+        Default: ``dask`` when a scheduler is named (``scheduler`` or
+        ``OBSDB_DASK_SCHEDULER``), else ``processes`` for more than one worker, else ``serial``.
+    workers : int
+        Local worker processes (the pool, or the LocalCluster).
+    scheduler : str, optional
+        A Dask scheduler address.
+    """
+    from obsdb.errors import ObsdbError
+    from obsdb.text import not_one_of
+
+    scheduler = scheduler or os.environ.get("OBSDB_DASK_SCHEDULER") or None
+    if kind is None:
+        kind = "dask" if scheduler else ("processes" if workers > 1 else "serial")
+    if kind not in EXECUTORS:
+        raise ObsdbError(not_one_of("--executor", kind, EXECUTORS))
+    if workers < 1:
+        raise ObsdbError(f"--workers {workers}: at least 1")
+    if kind == "dask":
+        return DaskExecutor(scheduler, workers=workers)
+    if scheduler and kind != "dask":
+        raise ObsdbError(f"--scheduler {scheduler}: only for --executor dask")
+    return ProcessExecutor(workers) if kind == "processes" else SerialExecutor()
+
+
+def executor_for(executor: Executor | None, workers: int) -> Executor:
+    """The caller's executor, or the local one ``workers`` asks for (the Python API's default)."""
+    if executor is not None:
+        return executor
+    return ProcessExecutor(workers) if workers > 1 else SerialExecutor()

@@ -1,0 +1,75 @@
+"""The Dask executor on a LocalCluster: the same catalog as a serial run, and a killed worker's task retried."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from obsdb import Catalog
+from obsdb.simulate import simulate_night
+
+distributed = pytest.importorskip("distributed", reason="pip install 'obsdb[dask]' for the Dask executor")
+
+SMALL = dict(size=160, bands=("V", "R"), n_groups=1, cloud_fraction=0, trail_fraction=0.2, defocus_fraction=0)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from obsdb.pipeline.executors import DaskExecutor
+
+    executor = DaskExecutor(workers=2)
+    yield executor
+    executor.close()
+
+
+def _facts(url) -> list[tuple]:
+    with Catalog.open(url) as catalog:
+        return sorted((r["file_name"], r["readable"], r["status"], tuple(r["reasons"]),
+                       None if not r["stats"] else round(r["stats"]["median"], 6),
+                       None if not r["metrics"] else (r["metrics"]["n_stars"], round(r["metrics"]["fwhm"], 6)),
+                       None if not r["shift"] else (round(r["shift"]["dx"], 6), round(r["shift"]["dy"], 6)))
+                      for r in catalog.frame_dicts())
+
+
+def test_a_night_on_a_local_cluster_is_the_serial_night(tmp_path, cluster):
+    simulate_night(tmp_path / "night", seed=95, n_frames=8, **SMALL)
+    (tmp_path / "night" / "broken_9999.fits").write_bytes(b"SIMPLE  = T" + b" " * 69)
+    answers = {}
+    for name, executor in (("serial", None), ("dask", cluster)):
+        with Catalog.open(tmp_path / f"{name}.sqlite", create=True) as catalog:
+            report = catalog.ingest([tmp_path / "night"], executor=executor)
+            assert len(report.failed) == 1 and len(report.added) == 8
+            catalog.qa()
+            catalog.align(executor=executor)
+        answers[name] = _facts(tmp_path / f"{name}.sqlite")
+    assert answers["dask"] == answers["serial"]
+    assert sum(1 for f in answers["serial"] if f[6] is not None) >= 5       # frames were registered
+
+
+def die_the_first_time(item, marker_dir):
+    """A task whose worker process dies the first time it runs item 3 (os._exit: no clean-up)."""
+    marker = Path(marker_dir) / f"ran-{item}"
+    if item == 3 and not marker.exists():
+        marker.write_text("once")
+        os._exit(1)
+    return item * item
+
+
+def test_a_task_lost_with_its_worker_is_run_again(tmp_path, cluster):
+    results = dict(cluster.map(die_the_first_time, list(range(8)), args=(str(tmp_path),)))
+    assert results == {i: i * i for i in range(8)}
+    assert (tmp_path / "ran-3").exists()
+
+
+def test_the_executor_options_are_checked():
+    from obsdb.errors import ObsdbError
+    from obsdb.pipeline.executors import make_executor
+
+    with pytest.raises(ObsdbError, match="did you mean 'dask'"):
+        make_executor("dusk")
+    with pytest.raises(ObsdbError, match="only for --executor dask"):
+        make_executor("processes", scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(ObsdbError, match="cannot reach the Dask scheduler"):
+        make_executor("dask", scheduler="tcp://127.0.0.1:9")
