@@ -194,7 +194,7 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
            status: str = "accepted", band: str | None = None, where: str | None = None,
            stack: str | None = None, nights=None,
            previews: bool = False, workers: int = 1, memory_limit_mb: float = 512, user: str | None = None,
-           progress: Callable | None = None) -> RenderReport:
+           progress: Callable | None = None, executor=None) -> RenderReport:
     """Write aligned frames (and stacks) for the selected frames.
 
     Parameters
@@ -218,6 +218,8 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         PNG previews of the aligned frames (stacks always get one).
     workers : int
         Processes.
+    executor : obsdb.pipeline.executors.Executor, optional
+        Where the frames are resampled (default: this process, or a pool of ``workers``).
 
     Returns
     -------
@@ -264,8 +266,8 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     report = RenderReport()
     results = []
     try:
-        for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers),
-                                      start=1):
+        for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers,
+                                                  executor), start=1):
             if "error" in result:
                 report.failed.append((result["number"] if result["number"] is not None
                                       else Path(result["input"]).name, result["error"]))
@@ -413,22 +415,17 @@ def _reference_wcs(paths) -> dict:
     return out
 
 
-def _map_render(tasks, out_dir, interpolation, previews, workers):
-    from obsdb.pipeline.pool import process_pool
+def _map_render(tasks, out_dir, interpolation, previews, workers, executor=None):
+    """Resample every task's frame (in the executor's workers, which write the files); yield the results."""
+    from obsdb.pipeline.executors import TaskFailed, executor_for
+    from obsdb.pipeline.pool import ChildCrashed
 
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield render_frame(task, out_dir, interpolation, previews)
-        return
-
-    pool = process_pool(workers)
-    try:
-        futures = [pool.submit(render_frame, task, out_dir, interpolation, previews) for task in tasks]
-        for future in futures:
-            yield future.result()
-    finally:
-        # On Ctrl-C or an error, frames not yet started are dropped rather than rendered.
-        pool.shutdown(wait=True, cancel_futures=True)
+    executor = executor_for(executor, workers)
+    for task, result in executor.map(render_frame, tasks, args=(out_dir, interpolation, previews)):
+        if isinstance(result, (ChildCrashed, TaskFailed)):
+            result = {"frame_id": task["frame_id"], "number": task["number"], "input": task["path"],
+                      "error": f"{task['path']}: rendering could not run: {result}"}
+        yield result
 
 
 def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path, *, method: str,
