@@ -73,3 +73,23 @@ def test_the_executor_options_are_checked():
         make_executor("processes", scheduler="tcp://127.0.0.1:1")
     with pytest.raises(ObsdbError, match="cannot reach the Dask scheduler"):
         make_executor("dask", scheduler="tcp://127.0.0.1:9")
+
+
+def test_the_command_line_runs_ingest_and_align_on_a_local_cluster(tmp_path):
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    simulate_night(tmp_path / "night", seed=96, n_frames=4, **SMALL)
+    db = str(tmp_path / "c.sqlite")
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", db, "init"]).exit_code == 0
+    for command in (["ingest", str(tmp_path / "night")], ["qa"], ["align"]):
+        extra = ["--executor", "dask", "--workers", "2"] if command[0] != "qa" else []
+        result = runner.invoke(app, ["--db", db, *command, *extra])
+        assert result.exit_code == 0, result.output
+    with Catalog.open(db) as catalog:
+        assert sum(1 for r in catalog.frame_dicts() if r["shift"]) >= 2
+        assert any("dask (2 workers" in str((e.get("details") or {}).get("executor")) for e in catalog.log())
+    bad = runner.invoke(app, ["--db", db, "ingest", str(tmp_path / "night"), "--executor", "dusk"])
+    assert bad.exit_code == 1 and "--executor 'dusk': did you mean 'dask'?" in bad.output

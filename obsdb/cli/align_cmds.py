@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.text import not_one_of, plural
-from obsdb.cli.common import (ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
+from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
                               frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg)
 
 group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)
@@ -103,6 +103,7 @@ def _ranges(numbers) -> str:
 
 
 @app.command()
+@with_executor_options
 def align(
     reference: Optional[str] = typer.Option(None, "--reference",
         help="Reference frame (default: plan's, else the sharpest accepted frame with many stars)."),
@@ -123,6 +124,8 @@ def align(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     night: Optional[List[str]] = night_option(),
+    executor_kind: Optional[str] = None,
+    scheduler: Optional[str] = None,
 ) -> None:
     """Create an alignment run: a shift for every frame, with every step and centroid recorded.
 
@@ -138,10 +141,12 @@ def align(
         fail(not_one_of("--method", method, ("auto", "staged")))
     if status not in ("accepted", "pending", "rejected", "any"):
         fail(not_one_of("--status", status, ("accepted", "pending", "rejected", "any")))
-    with open_catalog() as catalog, user_errors(), progress_bar("align") as progress:
+    with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, user_errors(), \
+            progress_bar("align") as progress:
         if method == "auto":
             reports = align_each_target(catalog, night=nights_arg(night), reference=reference, band=band,
-                                        status=status, where=where, workers=workers, progress=progress)
+                                        status=status, where=where, workers=workers, progress=progress,
+                                        executor=executor)
         else:
             reports = [align_staged(catalog, integer=integer, method=centroid, background=background,
                                     progress=progress, night=nights_arg(night))]

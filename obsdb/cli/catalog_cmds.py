@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.text import not_one_of, plural
-from obsdb.cli.common import (ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
+from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
                               nights_arg, open_catalog, print_csv, print_json, print_json_stream, progress_bar,
                               state, styled,
                               user_errors)
@@ -38,6 +38,7 @@ def _load_config():
 
 
 @app.command()
+@with_executor_options
 def ingest(
     paths: List[Path] = typer.Argument(..., help="FITS files or folders (.fits .fit .fts, gzipped too)."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
@@ -48,6 +49,8 @@ def ingest(
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip star/PSF metrics (stats only)."),
     night: Optional[str] = typer.Option(None, "--night", help="Put every file in this night (default: the "
                                         "local date at the start of the night, from DATE-OBS)."),
+    executor_kind: Optional[str] = None,
+    scheduler: Optional[str] = None,
 ) -> None:
     """Record every FITS file: header, hash, pixel statistics and quality metrics.
 
@@ -74,8 +77,9 @@ def ingest(
     with warnings.catch_warnings(record=True) as noticed:
         # What ingest doubted or skipped in a file (an implausible DATE-OBS, a FIFO): printed below.
         warnings.simplefilter("always", FitsWarning)
-        with open_catalog() as catalog, progress_bar("ingest") as progress:
-            report = run_ingest(catalog, paths, recursive=recursive, workers=workers,
+        with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, \
+                progress_bar("ingest") as progress:
+            report = run_ingest(catalog, paths, recursive=recursive, workers=workers, executor=executor,
                                 config=config.ingest, progress=progress, night=night)
     console.print(f"ingested {plural(report.n_files, 'file')} in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "

@@ -322,3 +322,54 @@ def with_qa_threshold_options(command):
     wrapper.__annotations__ = annotations
     del wrapper.__wrapped__
     return wrapper
+
+
+def with_executor_options(command):
+    """Give a command ``--executor`` and ``--scheduler``; it receives them as ``executor_kind``, ``scheduler``.
+
+    The command opens the executor with :func:`open_executor` (a Dask cluster
+    is started only then, and closed when the command ends).
+    """
+    import functools
+    import inspect
+    import typing
+    from typing import Optional
+
+    signature = inspect.signature(command)
+    hints = typing.get_type_hints(command)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+              if p.name not in ("executor_kind", "scheduler")]
+    extra = {
+        "executor_kind": typer.Option(None, "--executor", help="Where the per-frame work runs: serial, processes "
+                                      "(--workers of them, the default for more than one) or dask."),
+        "scheduler": typer.Option(None, "--scheduler", envvar="OBSDB_DASK_SCHEDULER",
+                                  help="A Dask scheduler (tcp://HOST:PORT) for --executor dask; without one, a "
+                                       "local cluster of --workers processes."),
+    }
+    for name, option in extra.items():
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[str]))
+    annotations = {k: v for k, v in hints.items() if k not in extra}
+    annotations.update({name: Optional[str] for name in extra})
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        return command(**kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)
+    wrapper.__annotations__ = annotations
+    del wrapper.__wrapped__
+    return wrapper
+
+
+@contextmanager
+def open_executor(kind: str | None, workers: int, scheduler: str | None):
+    """The executor of a command, closed at its end (one line on a bad choice or an unreachable scheduler)."""
+    from obsdb.pipeline.executors import make_executor
+
+    with user_errors():
+        executor = make_executor(kind, workers=workers, scheduler=scheduler)
+    try:
+        yield executor
+    finally:
+        executor.close()

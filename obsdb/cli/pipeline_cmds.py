@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from obsdb.cli.common import with_qa_threshold_options, app, console, err_console, fmt, frames_text, progress_bar, state, styled, user_errors
+from obsdb.cli.common import open_executor, with_executor_options, with_qa_threshold_options, app, console, err_console, fmt, frames_text, progress_bar, state, styled, user_errors
 
 
 def _print_run(summary) -> None:
@@ -36,6 +37,7 @@ def _print_run(summary) -> None:
 
 @app.command()
 @with_qa_threshold_options
+@with_executor_options
 def run(
     folder: Path = typer.Argument(..., help="Folder of the night's FITS frames (searched recursively)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (aligned frames, stacks, report)."),
@@ -43,6 +45,8 @@ def run(
     stack: str = typer.Option("median", "--stack", help="Stack method: median, mean or sigma-clip."),
     render_: bool = typer.Option(True, "--render/--no-render", help="Write aligned frames and stacks."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report."),
+    executor_kind: Optional[str] = None,
+    scheduler: Optional[str] = None,
     qa_thresholds: dict = None,
 ) -> None:
     """Do the whole night: init, ingest, qa, align, render, stack and report, with a summary per band.
@@ -58,9 +62,10 @@ def run(
             from obsdb.errors import ObsdbError
 
             raise ObsdbError(f"{folder}: not a folder")
-    with user_errors():
+    with open_executor(executor_kind, workers, scheduler) as executor, user_errors():
         config = load_config(state.config)
         summary = run_night(folder, out, db=state.db, workers=workers, stack=stack, render_outputs=render_,
+                            executor=executor,
                             report=report, thresholds={**config.qa, **(qa_thresholds or {})},
                             ingest_config=config.ingest,
                             step=lambda name: err_console.print(f"» {name}", style="cyan"),

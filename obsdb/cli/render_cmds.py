@@ -8,11 +8,12 @@ from typing import List, Optional
 import typer
 
 from obsdb.text import plural
-from obsdb.cli.common import (app, console, err_console, night_option, nights_arg, open_catalog, progress_bar, styled,
+from obsdb.cli.common import (open_executor, with_executor_options, app, console, err_console, night_option, nights_arg, open_catalog, progress_bar, styled,
                               user_errors)
 
 
 @app.command()
+@with_executor_options
 def render(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (never an input folder)."),
     run: Optional[int] = typer.Option(None, "--run", help="Alignment run (default: each frame's current run)."),
@@ -30,6 +31,8 @@ def render(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes."),
     memory_mb: float = typer.Option(512, "--memory-mb", help="Working memory budget of the stack, MiB."),
     night: Optional[List[str]] = night_option(),
+    executor_kind: Optional[str] = None,
+    scheduler: Optional[str] = None,
 ) -> None:
     """Resample each frame once with its total shift from the catalog; optionally stack per band.
 
@@ -38,10 +41,11 @@ def render(
     (OUT/<target>/stack_<band>.fits when the frames belong to several targets)."""
     from obsdb.pipeline.render import render as run_render
 
-    with open_catalog() as catalog, user_errors(), progress_bar("render") as progress:
+    with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, user_errors(), \
+            progress_bar("render") as progress:
         report = run_render(catalog, out, run=run, interpolation=interp, status=status, band=band, where=where,
-                            stack=stack, nights=nights_arg(night), previews=previews, workers=workers, memory_limit_mb=memory_mb,
-                            progress=progress)
+                            stack=stack, nights=nights_arg(night), previews=previews, workers=workers,
+                            memory_limit_mb=memory_mb, progress=progress, executor=executor)
     console.print(f"wrote {len(report.frames)} aligned frames to {out}")
     for s in report.stacks:
         name = f"{s['target']} {s['band']}" if s.get("target") else s["band"]

@@ -24,7 +24,7 @@ class RunSummary:
 def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, workers: int = 1,
               stack: str = "median", render_outputs: bool = True, report: bool = True, thresholds: dict | None = None,
               reference: str | None = None, step: Callable[[str], None] | None = None,
-              progress_factory=None, ingest_config=None) -> RunSummary:
+              progress_factory=None, ingest_config=None, executor=None) -> RunSummary:
     """Process a folder of frames end to end into ``out``.
 
     Parameters
@@ -55,6 +55,8 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         ``progress(done, total, item)`` callback.
     ingest_config : IngestConfig, optional
         Number pattern and type mapping for the ingest (e.g. from ``obsdb.toml``).
+    executor : obsdb.pipeline.executors.Executor, optional
+        Where the per-frame work of ingest, align and render runs (default: ``workers`` local processes).
 
     Returns
     -------
@@ -83,7 +85,8 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         announce("ingest")
         with progress("ingest") as callback:
             ingested = ingest(catalog, [folder], recursive=True, workers=workers, config=ingest_config,
-                              exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback)
+                              exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback,
+                              executor=executor)
         summary.failed_files = list(ingested.failed)
         summary.steps.append(("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
                                         f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s"))
@@ -105,7 +108,8 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
                                     f"{len(assessed.retracted)} retracted"))
         announce("align")
         with progress("align") as callback:
-            runs = align_each_target(catalog, reference=reference, workers=workers, progress=callback)
+            runs = align_each_target(catalog, reference=reference, workers=workers, progress=callback,
+                                     executor=executor)
         for aligned in runs:
             target = f" (target {_target_name(aligned)})" if len(runs) > 1 else ""
             summary.steps.append(("align", f"run {aligned.run_id}{target}: "
@@ -127,7 +131,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             with progress("render") as callback:
                 # One target: exactly this run; several: each frame's run of this command (its current one).
                 rendered = render(catalog, out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
-                                  stack=stack, workers=workers, progress=callback)
+                                  stack=stack, workers=workers, progress=callback, executor=executor)
             summary.steps.append(("render", f"{plural(len(rendered.frames), 'aligned frame')} and "
                                             f"{plural(len(rendered.stacks), stack + ' stack')} in {out / 'aligned'}"))
             summary.steps.extend(("stack", f"{frame}: {reason}") for frame, reason in rendered.skipped)
