@@ -373,3 +373,220 @@ def test_a_report_written_before_the_manifest_is_taken_as_the_reports_own(night_
     (out / "plots" / "mine.png").write_bytes(b"\x89PNG")
     again = build_report(catalog, out)
     assert again.n_thumbnails_drawn == 0 and (out / "plots" / "mine.png").exists()
+
+
+# -- issue 12: thresholds, header facts, frame pages, stack numbers ----------------------------------
+
+def _star_field(shape=(200, 200), sigma=1.5, n=25, seed=3):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    image = rng.normal(100.0, 2.0, shape)
+    for x, y in rng.uniform(15, min(shape) - 15, (n, 2)):
+        image += 3000.0 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma ** 2))
+    return image
+
+
+def _threshold_pixels(png: bytes) -> int:
+    """Pixels of the threshold lines' colour in a PNG."""
+    import io
+
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    rgb = (mpimg.imread(io.BytesIO(png))[..., :3] * 255).round()
+    # Dark red, antialiased: the rejected markers' red (#d62728) is brighter.
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int(((r > 140) & (r < 200) & (r - g > 70) & (r - b > 70) & (np.abs(g - b) < 25)).sum())
+
+
+def test_quality_plots_draw_the_qa_thresholds_with_their_rule_names(night_catalog, report):
+    from obsdb.pipeline.qa_rules import QaThresholds
+    from obsdb.pipeline.report import _point_styles, _quality_png, _read_catalog, _threshold_lines
+
+    snapshot = _read_catalog(night_catalog[0])
+    members = [r for r in snapshot.records if r["readable"] and r["type"] == "light" and r["band"] == "V"]
+    lines = _threshold_lines(members, snapshot.details)
+    by_rule = {line["rule"]: line["value"] for line in lines}
+    defaults = QaThresholds()
+    assert {"cloud-background", "focus-fwhm", "trail-elongation", "cloud-transparency", "few-stars"} <= set(by_rule)
+    assert by_rule["trail-elongation"] == defaults.trail_elongation
+    assert by_rule["few-stars"] == defaults.min_stars
+    # The yardstick is the band's clear background, as the rule computes it.
+    clear = sorted(r["metrics"]["background"] for r in members)
+    assert min(clear) * defaults.cloud_background_ratio <= by_rule["cloud-background"]
+    assert by_rule["cloud-background"] <= max(clear) * defaults.cloud_background_ratio
+    # The thresholds come from the QA run's event: another run's values move the lines.
+    other = dict(snapshot.details, qa_events=[{"at": "2030-01-01T00:00:00", "nights": [members[0]["night"]],
+                                               "band": None, "thresholds": {"trail_elongation": 2.5}}])
+    assert {ln["rule"]: ln["value"] for ln in _threshold_lines(members, other)}["trail-elongation"] == 2.5
+    assert _threshold_lines(members, dict(snapshot.details, qa_events=[])) == []
+    # The lines are in the PNG (their colour), and the caption names the rules.
+    styles = _point_styles(members)
+    with_lines = _threshold_pixels(_quality_png("V", members, styles, lines=lines, details=snapshot.details))
+    without = _threshold_pixels(_quality_png("V", members, styles, lines=[], details=snapshot.details))
+    assert with_lines > without + 2000, (with_lines, without)
+    quality = report[1].section_text("quality")
+    assert "cloud-background" in quality and "trail-elongation" in quality and "thresholds" in quality
+
+
+def test_pixel_scale_from_the_headers():
+    from obsdb.pipeline.report import _header_scale
+
+    assert _header_scale({"PIXSCALE": 1.25}) == 1.25
+    assert _header_scale({"CDELT1": -2.0 / 3600, "CDELT2": 2.0 / 3600}) == pytest.approx(2.0)
+    assert _header_scale({"CD1_1": 0.0, "CD1_2": 0.5 / 3600}) == pytest.approx(0.5)
+    # 206.265 * 9 um / 1000 mm
+    assert _header_scale({"FOCALLEN": 1000, "XPIXSZ": 9.0}) == pytest.approx(1.856, abs=1e-3)
+    assert _header_scale({"FOCALLEN": 1000}, pixel_size=9.0) == pytest.approx(1.856, abs=1e-3)
+    assert _header_scale({"FOCALLEN": 1000}) is None
+    assert _header_scale({"CDELT1": 1.0}) is None            # a degree per pixel: not believed
+    assert _header_scale({"PIXSCALE": "n/a", "SECPIX": 0.8}) == 0.8
+
+
+def test_header_names_night_telescope_and_observer(night_catalog, report):
+    _, page = report
+    header = " ".join(page.text.get(None, []))
+    snapshot_night = night_catalog[0].nights()[0]["night"]
+    assert "night" in header and snapshot_night in header
+    assert "Simulated 0.6m f/8" in header and "SimCam" in header        # TELESCOP, INSTRUME
+    assert "observer" in header and "obsdb" in header                   # OBSERVER
+    assert "UTC" in header
+
+
+def test_every_frame_has_a_page_that_links_back(night_catalog, report):
+    import re
+
+    from obsdb.pipeline.report import _page_names
+
+    result, page = report
+    out = result.index_path.parent
+    raw = result.index_path.read_text(encoding="utf-8")
+    records = night_catalog[0].report_facts()["records"]
+    linked = set(re.findall(r'href="(frames/[^"]+\.html)"', raw))
+    assert result.n_frame_pages == len(records) and len(linked) == len(records)
+    for rel in linked:
+        frame_page = parse(out / rel)
+        assert frame_page.errors == [] and frame_page.stack == []
+        text = (out / rel).read_text(encoding="utf-8")
+        assert 'href="../index.html"' in text
+        assert {"images", "metrics", "tags", "steps", "files"} <= frame_page.ids
+        for src in frame_page.images:
+            assert src.startswith("../") and (out / "frames" / src).resolve().is_file(), (rel, src)
+        for href in re.findall(r'href="(\.\./frames/[^"]+)"', text):
+            assert (out / "frames" / href).resolve().is_file()
+    manual = next(r for r in records if r["number"] == night_catalog[2])
+    manual_page = parse(out / _page_names(records)[manual["id"]])
+    assert MANUAL_REASON in manual_page.section_text("tags") and "tracking-big" in manual_page.section_text("tags")
+    # Frames with stored stars get a zoom on a few of them (drawn from the thumbnail's read).
+    zooms = [src for rel in linked for src in parse(out / rel).images if src.startswith("../zooms/")]
+    assert len(zooms) >= len(records) // 2
+
+
+def test_frame_page_shows_retracted_tags_and_every_shift_step(night_catalog, tmp_path):
+    from obsdb.catalog.models import AlignmentRun, Frame, ShiftStep
+    from obsdb.pipeline.report import _page_names, build_report
+
+    catalog, *_ = night_catalog
+    accepted = [r for r in catalog.report_facts()["records"] if r["status"] == "accepted"]
+    target = accepted[-1]
+    catalog.tag(str(target["number"]), "halo-check", reason="a ghost near the star?", author="tester")
+    catalog.untag(str(target["number"]), "halo-check", reason="only a reflection in the dome", author="tester")
+    with catalog.session() as session:
+        reference = session.get(Frame, accepted[0]["id"])
+        run = AlignmentRun(method="staged", reference_frame_id=reference.id, parameters={},
+                           software_version="test", author="tester")
+        session.add(run)
+        session.flush()
+        for stage, kind, dx in ((1, "within-group", 1.25), (2, "group-offset", -40.5), (3, "fine", 0.125)):
+            session.add(ShiftStep(run_id=run.id, frame_id=target["id"], stage=stage, kind=kind, method="stars",
+                                  dx=dx, dy=2 * dx, reference_frame_id=reference.id))
+        run_id = run.id
+    result = build_report(catalog, tmp_path / "out")
+    out = result.index_path.parent
+    rel = out / _page_names(catalog.report_facts()["records"])[target["id"]]
+    frame_page = parse(rel)
+    tags = frame_page.section_text("tags")
+    assert "halo-check" in tags and "only a reflection in the dome" in tags and "a ghost near the star?" in tags
+    steps = frame_page.section_text("steps")
+    assert f"Run {run_id}" in steps and "within-group" in steps and "group-offset" in steps and "fine" in steps
+    assert "-39.125" in steps                                       # the sum of the three steps
+    # Beside its thumbnail, the reference's (it is a light frame with one).
+    assert sum(src.startswith("../thumbs/") for src in frame_page.images) == 2
+    # The FITS file is linked.
+    assert Path(target["path"]).resolve().as_uri() in rel.read_text(encoding="utf-8")
+    # Rebuilt unchanged, the pages are not rewritten.
+    mtime = rel.stat().st_mtime_ns
+    build_report(catalog, out)
+    assert rel.stat().st_mtime_ns == mtime
+
+
+def test_stack_shows_quality_numbers(night_catalog, tmp_path):
+    from obsdb.catalog.models import RenderOutput
+    from obsdb.pipeline.report import _stack_quality, build_report
+    from tests.conftest import write_fits
+
+    quality = _stack_quality(_star_field(sigma=1.5), {"NCOMBINE": 7, "EXPTIME": 210.0, "PIXSCALE": 0.5,
+                                                      "MAGZP": 25.0})
+    assert quality["ncombine"] == 7 and quality["exptime"] == 210.0
+    assert quality["fwhm"] == pytest.approx(2.355 * 1.5, rel=0.2)
+    assert quality["fwhm_arcsec"] == pytest.approx(quality["fwhm"] * 0.5)
+    assert quality["n_stars"] >= 15 and quality["rms"] == pytest.approx(2.0, rel=0.3)
+    assert quality["depth_adu"] > 0 and quality["depth_mag"] < 25.0
+    catalog, *_ = night_catalog
+    path = write_fits(tmp_path / "stack_R.fits", _star_field(), {"NCOMBINE": 7, "EXPTIME": 210.0})
+    with catalog.session() as session:
+        session.add(RenderOutput(kind="stack", band="R", path=str(path), sha256="0" * 64,
+                                 parameters={"method": "median"}))
+    result = build_report(catalog, tmp_path / "out", thumbnails=False)
+    stacks = parse(result.index_path).section_text("stacks")
+    assert "NCOMBINE" in stacks and "7" in stacks and "FWHM" in stacks and "depth" in stacks
+    assert "210 s" in stacks
+
+
+def test_shift_track_at_a_glance_is_drawn_at_the_size_shown(night_catalog, tmp_path):
+    import re
+
+    import matplotlib.image as mpimg
+
+    from obsdb.pipeline.report import build_report
+
+    from obsdb.catalog.models import AlignmentRun, Frame, ShiftStep
+
+    catalog, *_ = night_catalog
+    with catalog.session() as session:
+        frames = session.query(Frame).filter(Frame.readable.is_(True)).order_by(Frame.number).all()
+        run = AlignmentRun(method="auto", reference_frame_id=frames[0].id, parameters={}, software_version="test",
+                           author="tester")
+        session.add(run)
+        session.flush()
+        session.add_all(ShiftStep(run_id=run.id, frame_id=f.id, stage=1, kind="auto", method="stars",
+                                  dx=0.5 * i, dy=-0.25 * i) for i, f in enumerate(frames))
+    result = build_report(catalog, tmp_path / "out", thumbnails=False)
+    raw = result.index_path.read_text(encoding="utf-8")
+    tag = re.search(r'<img src="plots/shifts.png"[^>]*>', raw).group(0)
+    width, height = (int(re.search(rf'{k}="(\d+)"', tag).group(1)) for k in ("width", "height"))
+    assert mpimg.imread(result.index_path.parent / "plots/shifts.png").shape[:2] == (height, width)
+    assert "plots/shifts-full.png" in parse(result.index_path).images
+
+
+def test_previews_stretch_and_star_zooms(tmp_path):
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    from obsdb.imaging.preview import write_preview_png, write_star_zooms_png
+
+    image = _star_field()
+    before = image.copy()
+    zscale = mpimg.imread(write_preview_png(tmp_path / "z.png", image))
+    asinh = mpimg.imread(write_preview_png(tmp_path / "a.png", image, stretch="asinh"))
+    assert zscale.shape == asinh.shape and not np.allclose(zscale, asinh)
+    with pytest.raises(ValueError, match="stretch"):
+        write_preview_png(tmp_path / "x.png", image, stretch="log")
+    zooms = mpimg.imread(write_star_zooms_png(tmp_path / "s.png", image, [(50, 60), (2, 3)], half=10, scale=5,
+                                              labels=["a", "b"]))
+    assert zooms.shape[1] == 2 * 21 * 5 + 3 * 10
+    np.testing.assert_array_equal(image, before)
+    with pytest.raises(ValueError, match="star"):
+        write_star_zooms_png(tmp_path / "e.png", image, [])
