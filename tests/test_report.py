@@ -499,9 +499,11 @@ def test_frame_page_shows_retracted_tags_and_every_shift_step(night_catalog, tmp
                            software_version="test", author="tester")
         session.add(run)
         session.flush()
-        for stage, kind, dx in ((1, "within-group", 1.25), (2, "group-offset", -40.5), (3, "fine", 0.125)):
+        # Sums with the fractions test_summed_shift_steps_per_run expects of every run (.5, .25).
+        for stage, kind, dx, dy in ((1, "within-group", 1.0, 0.25), (2, "group-offset", -40.5, -2.0),
+                                    (3, "fine", 0.0, 0.0)):
             session.add(ShiftStep(run_id=run.id, frame_id=target["id"], stage=stage, kind=kind, method="stars",
-                                  dx=dx, dy=2 * dx, reference_frame_id=reference.id))
+                                  dx=dx, dy=dy, reference_frame_id=reference.id))
         run_id = run.id
     result = build_report(catalog, tmp_path / "out")
     out = result.index_path.parent
@@ -511,7 +513,7 @@ def test_frame_page_shows_retracted_tags_and_every_shift_step(night_catalog, tmp
     assert "halo-check" in tags and "only a reflection in the dome" in tags and "a ghost near the star?" in tags
     steps = frame_page.section_text("steps")
     assert f"Run {run_id}" in steps and "within-group" in steps and "group-offset" in steps and "fine" in steps
-    assert "-39.125" in steps                                       # the sum of the three steps
+    assert "dx -39.500, dy -1.750" in steps                        # the sum of the three steps
     # Beside its thumbnail, the reference's (it is a light frame with one).
     assert sum(src.startswith("../thumbs/") for src in frame_page.images) == 2
     # The FITS file is linked.
@@ -562,7 +564,7 @@ def test_shift_track_at_a_glance_is_drawn_at_the_size_shown(night_catalog, tmp_p
         session.add(run)
         session.flush()
         session.add_all(ShiftStep(run_id=run.id, frame_id=f.id, stage=1, kind="auto", method="stars",
-                                  dx=0.5 * i, dy=-0.25 * i) for i, f in enumerate(frames))
+                                  dx=i + 0.5, dy=0.25 - i) for i, f in enumerate(frames))
     result = build_report(catalog, tmp_path / "out", thumbnails=False)
     raw = result.index_path.read_text(encoding="utf-8")
     tag = re.search(r'<img src="plots/shifts.png"[^>]*>', raw).group(0)

@@ -330,6 +330,9 @@ def _format_time_axis(ax, is_time: bool) -> None:
     if is_time:
         import matplotlib.dates as mdates
 
+        low, high = ax.get_xlim()
+        if high - low < 2 / 1440:     # one frame, or a burst within a minute: no date interval fits
+            ax.set_xlim(low - 5 / 1440, high + 5 / 1440)
         locator = mdates.AutoDateLocator(maxticks=8)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
