@@ -94,12 +94,17 @@ def _postgres_server() -> str | None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def catalog_url(request, tmp_path):
-    """A catalog URL on each backend: an SQLite file, and a freshly created PostgreSQL database
-    (dropped afterwards) when ``OBSDB_TEST_POSTGRES_URL`` names a server (a failure, not a skip,
-    with ``OBSDB_REQUIRE_POSTGRES=1``)."""
+def database_factory(request, tmp_path):
+    """``make()`` returns the URL of a new empty database on this backend: an SQLite file, or a
+    PostgreSQL database created on the server (all dropped afterwards).  Skips when no server answers,
+    unless ``OBSDB_REQUIRE_POSTGRES=1``, where it fails."""
+    made: list[str] = []
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'obsdb.sqlite'}"
+        def make() -> str:
+            made.append(f"sqlite:///{tmp_path / f'obsdb-{len(made)}.sqlite'}")
+            return made[-1]
+
+        yield make
         return
     server_url = _postgres_server()
     if not server_url:
@@ -112,13 +117,25 @@ def catalog_url(request, tmp_path):
     from sqlalchemy.engine import make_url
 
     server = make_url(server_url)
-    name = f"obsdb_t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def make() -> str:
+        name = f"obsdb_t_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return server.set(database=name).render_as_string(hide_password=False)
+
     try:
-        yield server.set(database=name).render_as_string(hide_password=False)
+        yield make
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in made:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture()
+def catalog_url(database_factory):
+    """A catalog URL on each backend (see :func:`database_factory`)."""
+    return database_factory()

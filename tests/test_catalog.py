@@ -18,11 +18,11 @@ def _migrated(url):
     return url
 
 
-def test_migrations_match_models(tmp_path):
+def test_migrations_match_models(catalog_url):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    url = _migrated(database_url(str(tmp_path / "c.sqlite")))
+    url = _migrated(catalog_url)
     engine = make_engine(url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -53,10 +53,10 @@ def _schema(url):
     return schema, revision
 
 
-def test_a_new_catalog_has_the_schema_the_migrations_build(tmp_path):
-    fresh = database_url(str(tmp_path / "fresh.sqlite"))
+def test_a_new_catalog_has_the_schema_the_migrations_build(database_factory):
+    fresh = database_factory()
     assert upgrade(fresh) == (None, head_revision())
-    assert _schema(fresh) == _schema(_migrated(database_url(str(tmp_path / "migrated.sqlite"))))
+    assert _schema(fresh) == _schema(_migrated(database_factory()))
 
 
 def test_schema_revision_constant_is_the_head():
