@@ -28,7 +28,7 @@ import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -326,13 +326,14 @@ def _time_axis(records: list[dict]):
     return [r["number"] if r["number"] is not None else None for r in records], False
 
 
-def _format_time_axis(ax, is_time: bool) -> None:
+def _format_time_axis(ax, is_time: bool, xs=()) -> None:
     if is_time:
         import matplotlib.dates as mdates
 
-        low, high = ax.get_xlim()
-        if high - low < 2 / 1440:     # one frame, or a burst within a minute: no date interval fits
-            ax.set_xlim(low - 5 / 1440, high + 5 / 1440)
+        times = [x for x in xs if x is not None]
+        if times and max(times) - min(times) < timedelta(minutes=2):
+            # One frame, or a burst within a minute: the locator finds no interval in a point.
+            ax.set_xlim(min(times) - timedelta(minutes=5), max(times) + timedelta(minutes=5))
         locator = mdates.AutoDateLocator(maxticks=8)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -577,7 +578,7 @@ def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, st
             ax.text(0.5, 0.5, "no values", transform=ax.transAxes, ha="center", va="center",
                     color="#888888", fontsize=10)
     axes[-1].margins(x=0.03)
-    _format_time_axis(axes[-1], is_time)
+    _format_time_axis(axes[-1], is_time, xs)
     axes[-1].xaxis.label.set_fontsize(10)
     handles, labels = [], []
     for ax in axes:
@@ -677,7 +678,7 @@ def _shifts_png(snapshot: _Snapshot, records: list[dict], *, small: bool = False
                                facecolors="none", edgecolors="#d62728", linewidths=1.1, zorder=4,
                                label="rejected frame")
         ax.margins(x=0.03, y=0.15)
-    _format_time_axis(axes[-1], is_time)
+    _format_time_axis(axes[-1], is_time, xs)
     axes[-1].xaxis.label.set_fontsize(font)
     if len(run_ids) == 1:
         run = runs.get(run_ids[0], {})
