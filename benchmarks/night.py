@@ -1,0 +1,173 @@
+"""A whole night through ingest + qa + align: per-step seconds and peak memory, per executor.
+
+Issue 13's target: a 500-frame night of 2048 x 2048 through ingest, qa and
+align in <= 30 s on this 2-core machine, with the per-frame cost staying
+linear (50, 150 and 500 frames).
+
+Method.  Each night is simulated once (``obsdb.simulate``, uint16 frames,
+two bands, one pointing group with drift; cached under
+``--cache``) and read once so that every timed read comes from the page
+cache.  Then, for every executor (``serial``, ``processes`` and ``dask``,
+the last a LocalCluster of ``--workers`` processes), one child process
+(``python benchmarks/night.py --child``) opens a fresh SQLite catalog and
+runs ``Catalog.ingest``, ``Catalog.qa`` and ``Catalog.align`` with that
+executor, timing each step; its peak memory is the largest resident set of
+the child and of the worker processes it waited for (``ru_maxrss``).
+Executors alternate within a repetition; with ``--repeat`` > 1 the medians
+are printed, since the machine is shared and noisy.
+
+With ``--today`` the same night also goes through the pipeline users
+assemble today (ccdproc ImageFileCollection, astropy sigma_clipped_stats,
+astroalign.find_transform onto the middle frame; ``benchmarks/chain.py``'s
+``child_today``), alternated with obsdb's serial run, and the ratio
+obsdb / today is printed (target <= 0.3).
+
+Run::
+
+    python benchmarks/night.py --frames 50,150,500 --size 2048
+    python benchmarks/night.py --frames 50 --size 1024 --executors serial,processes --today
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _children import child_env  # noqa: E402
+
+
+def simulated_night(cache: Path, frames: int, size: int) -> Path:
+    """The night's folder (simulated once, then reused), every file read once into the page cache."""
+    folder = cache / f"night-{frames}x{size}"
+    if not (folder / "truth.json").is_file():
+        from obsdb.simulate import simulate_night
+
+        print(f"simulating {frames} frames of {size}x{size} into {folder} ...", file=sys.stderr, flush=True)
+        simulate_night(folder, seed=13, size=size, n_frames=frames, bands=("V", "R"), n_groups=1, dtype="uint16",
+                       cloud_fraction=0.1, trail_fraction=0.05, defocus_fraction=0.05, max_group_offset=40)
+    for path in folder.glob("*.fits"):
+        path.read_bytes()
+    return folder
+
+
+def child(folder: Path, db: Path, executor_kind: str, workers: int) -> dict:
+    """ingest + qa + align in this process with one executor; seconds per step."""
+    marks = {}
+    from obsdb import Catalog
+    from obsdb.pipeline.executors import make_executor
+
+    start = time.perf_counter()
+    with make_executor(executor_kind, workers=workers) as executor, Catalog.open(db, create=True) as catalog:
+        marks["start executor"] = time.perf_counter() - start
+        t = time.perf_counter()
+        ingested = catalog.ingest([folder], executor=executor, workers=workers)
+        marks["ingest"] = time.perf_counter() - t
+        t = time.perf_counter()
+        assessed = catalog.qa(workers=workers)
+        marks["qa"] = time.perf_counter() - t
+        t = time.perf_counter()
+        runs = catalog.align(executor=executor, workers=workers)
+        marks["align"] = time.perf_counter() - t
+    aligned = sum(len(r.results) - len(r.failures) for r in runs)
+    return {"phases": marks, "frames": len(ingested.added), "failed": len(ingested.failed),
+            "assessed": assessed.assessed, "aligned": aligned}
+
+
+def run_child(args: list[str]) -> dict:
+    """A child process's JSON answer and its peak memory (the largest process it and its waited children had)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=child_env())
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"child failed: {done.stderr[-2000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer["wall"] = wall
+    # ru_maxrss of RUSAGE_CHILDREN is the largest descendant so far (KiB on Linux): a growth is this child's
+    # (or one of its workers'); the child's own peak is in its answer.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    answer["peak_mb"] = max(answer.get("self_peak_kb", 0), after if after > before else 0) / 1024
+    return answer
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", default="50,150,500", help="night sizes, comma-separated")
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--executors", default="serial,processes,dask")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--today", action="store_true", help="also time the ccdproc + astroalign pipeline")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "obsdb-bench-night")
+    parser.add_argument("--child", nargs=4, metavar=("FOLDER", "DB", "EXECUTOR", "WORKERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-today", metavar="FOLDER", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        folder, db, kind, workers = args.child
+        answer = child(Path(folder), Path(db), kind, int(workers))
+        answer["self_peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps(answer))
+        return 0
+    if args.child_today:
+        from chain import child_today
+
+        answer = child_today(Path(args.child_today))
+        answer["self_peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps(answer))
+        return 0
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    kinds = [k.strip() for k in args.executors.split(",") if k.strip()]
+    rows = []
+    print(f"{os.cpu_count()} cores; {args.size}x{args.size} uint16 frames; {args.workers} workers; "
+          f"median of {args.repeat}")
+    print(f"{'frames':>6s} {'executor':10s} {'ingest s':>9s} {'qa s':>7s} {'align s':>8s} {'total s':>8s} "
+          f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s}")
+    for n in [int(x) for x in args.frames.split(",")]:
+        folder = simulated_night(args.cache, n, args.size)
+        results: dict[str, list[dict]] = {k: [] for k in kinds + (["today"] if args.today else [])}
+        for repeat in range(args.repeat):
+            order = list(results)
+            order = order[repeat % len(order):] + order[:repeat % len(order)]
+            for kind in order:
+                with tempfile.TemporaryDirectory(prefix="obsdb-night-") as tmp:
+                    if kind == "today":
+                        results[kind].append(run_child(["--child-today", str(folder)]))
+                    else:
+                        db = Path(tmp) / "obsdb.sqlite"
+                        results[kind].append(run_child(["--child", str(folder), str(db), kind, str(args.workers)]))
+        for kind, runs in results.items():
+            if kind == "today":
+                total = statistics.median(sum(v for k, v in r["phases"].items() if k != "import") for r in runs)
+                print(f"{n:6d} {'today':10s} {'':>9s} {'':>7s} {'':>8s} {total:8.1f} {1000 * total / n:9.0f} "
+                      f"{statistics.median(r['wall'] for r in runs):7.1f} "
+                      f"{statistics.median(r['peak_mb'] for r in runs):8.0f} "
+                      f"{n - statistics.median(r['astroalign_errors'] for r in runs):8.0f}")
+                rows.append({"frames": n, "executor": "today", "total": total})
+                continue
+            phase = {p: statistics.median(r["phases"][p] for r in runs) for p in ("ingest", "qa", "align")}
+            total = sum(phase.values())
+            print(f"{n:6d} {kind:10s} {phase['ingest']:9.1f} {phase['qa']:7.1f} {phase['align']:8.1f} {total:8.1f} "
+                  f"{1000 * total / n:9.0f} {statistics.median(r['wall'] for r in runs):7.1f} "
+                  f"{statistics.median(r['peak_mb'] for r in runs):8.0f} "
+                  f"{statistics.median(r['aligned'] for r in runs):8.0f}")
+            rows.append({"frames": n, "executor": kind, "total": total, **phase})
+        if args.today and "serial" in results:
+            ours = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "serial")
+            theirs = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "today")
+            print(f"       obsdb serial / today = {ours / theirs:.2f} (target <= 0.3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
