@@ -7,7 +7,7 @@
 #            an existing catalog there is reused as it is.
 # OUTPUT_PNG the screenshot [default: docs/report.png in this repository].
 # Environment: OBSDB (the obsdb command, default `obsdb`), CHROMIUM (default `chromium`),
-# WINDOW (default 1280,1600), PYTHON (for the PNG palette fallback, default python3).
+# WINDOW (default 1400,1800: the width the browser test checks), PYTHON (for the PNG palette fallback, default python3).
 #
 # Headless Chromium with every background network feature off, so the page is
 # rendered from local files only; the PNG is then reduced to a 256-colour palette
@@ -19,7 +19,7 @@ demo="${1:-/tmp/demo-report}"
 png="${2:-$here/docs/report.png}"
 obsdb="${OBSDB:-obsdb}"
 chromium="${CHROMIUM:-chromium}"
-window="${WINDOW:-1280,1600}"
+window="${WINDOW:-1400,1800}"
 python="${PYTHON:-python3}"
 db="$demo/obsdb.sqlite"
 
