@@ -748,8 +748,8 @@ def _thumbnail_jobs(records: list[dict], out: Path, size: int, details: dict | N
         half, picks = _zoom_stars(extras.get(record["id"], {}).get("stars") or [], record["shape"],
                                   (record["metrics"] or {}).get("fwhm"))
         scale = scales.get(record["id"])
-        labels = [f"x {s[0] + 1:.0f}, y {s[1] + 1:.0f}\nFWHM {s[3]:.2f} px" + (f" {s[3] * scale:.1f}\"" if scale else "")
-                  for s in picks]
+        labels = [f"x {s[0] + 1:.0f}, y {s[1] + 1:.0f}\nFWHM {s[3]:.2f} px"
+                  + (f" {s[3] * scale:.1f}\"" if scale else "") for s in picks]
         key = hashlib.sha1("|".join([record["path"], stamp, badge or "", str(size), THUMBNAIL_VERSION,
                                      str(half), *labels]).encode("utf-8")).hexdigest()[:12]
         rel = f"thumbs/{_safe(record_label(record))}-{key}.png"
@@ -1178,7 +1178,8 @@ def _observation_facts(snapshot: _Snapshot) -> list[str]:
                     f" ({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)"
             spans.append(span)
         rows.append(("night" if len(nights) == 1 else "nights", "; ".join(spans)))
-    sites = _distinct([n["site"] for n in nights] + [h.get(k) for h in headers for k in ("SITENAME", "OBSERVAT", "SITE")])
+    sites = _distinct([n["site"] for n in nights]
+                      + [h.get(k) for h in headers for k in ("SITENAME", "OBSERVAT", "SITE")])
     longitudes = _distinct(f"{n['longitude']:.3f} deg E" for n in nights if n.get("longitude") is not None)
     if sites or longitudes:
         rows.append(("site", ", ".join(sites) + (" " if sites and longitudes else "")
@@ -1462,8 +1463,8 @@ def _page_names(records: list[dict]) -> dict[int, str]:
         if counts[stems[r["id"]]] > 1:
             stems[r["id"]] = _safe(f"{r['label']}-{Path(r['file_name']).stem}")[:80]
     counts = Counter(stems.values())
-    return {r["id"]: f"frames/{stems[r['id']] if counts[stems[r['id']]] == 1 else stems[r['id']] + '-' + str(r['id'])}.html"
-            for r in records}
+    return {r["id"]: "frames/" + (stems[r["id"]] if counts[stems[r["id"]]] == 1 else f"{stems[r['id']]}-{r['id']}")
+            + ".html" for r in records}
 
 
 @dataclass
@@ -1557,7 +1558,8 @@ def _frame_images(record: dict, ctx: _PageContext) -> str:
     reference_id = ctx.snapshot.details.get("run_references", {}).get(run)
     reference = ctx.by_id.get(reference_id)
     if reference is not None and reference["id"] != record["id"] and ctx.thumbs.get(reference["id"]):
-        parts.append(f'<figure><a href="../{_e(ctx.pages[reference["id"]])}"><img src="{_e(_up(ctx.thumbs[reference["id"]]))}" '
+        parts.append(f'<figure><a href="../{_e(ctx.pages[reference["id"]])}">'
+                     f'<img src="{_e(_up(ctx.thumbs[reference["id"]]))}" '
                      f'alt="reference frame {_e(reference["label"])}"></a>'
                      f"<figcaption>reference of run {run}: frame {_e(reference['label'])}</figcaption></figure>")
     elif reference is not None and reference["id"] == record["id"]:
@@ -1619,7 +1621,8 @@ def _frame_tags(record: dict, history: list[dict]) -> str:
         retracted = "active" if active else (f"{_when(tag['retracted_at'])} by {tag['retracted_by'] or '-'}: "
                                              f"{tag['retract_reason'] or '-'}")
         row_class = "" if active else ' class="retracted"'
-        parts.append(f'<tr{row_class}><td class="{name_class}">{_e(tag["name"])}</td><td class="nw">{_e(tag["source"])}</td>'
+        parts.append(f'<tr{row_class}><td class="{name_class}">{_e(tag["name"])}</td>'
+                     f'<td class="nw">{_e(tag["source"])}</td>'
                      f'<td class="nw">{_e(tag["author"])}</td><td class="nw">{_e(_when(tag["created_at"]))}</td>'
                      f'<td class="reason">{_e(tag["reason"])}</td><td class="reason">{_e(retracted)}</td></tr>')
     parts.append("</tbody></table></div></section>")
