@@ -71,3 +71,17 @@ def test_saturation_level_rules():
     assert saturation_level({}, 16) == 32767.0
     assert saturation_level({}, -32) == 65535.0
     assert saturation_level({}, -32, default_float=None) is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 4097])
+def test_the_histogram_median_of_integer_data_is_numpys(n):
+    from obsdb.imaging.stats import integer_median, pixel_stats
+
+    rng = np.random.default_rng(n)
+    values = (rng.integers(0, 65536, n) - 32768).astype(np.float32)
+    assert integer_median(values, float(values.min()), float(values.max())) == float(np.median(values))
+    frame = rng.poisson(900, (64, 65)).astype(np.float32)
+    frame[3, 4] = np.nan                              # a BLANK pixel
+    fast = pixel_stats(frame.copy(), integer_valued=True)
+    slow = pixel_stats(frame.copy())
+    assert fast.median == slow.median == float(np.nanmedian(frame))

@@ -167,8 +167,39 @@ def clipped_background(sample: np.ndarray, sigma: float = CLIP_SIGMA,
     return exact_median(values), float(values.std())
 
 
+HISTOGRAM_MEDIAN_RANGE = 1 << 20
+"""Integer data spanning at most this many values get their exact median from a histogram."""
+
+
+def integer_median(values: np.ndarray, vmin: float, vmax: float) -> float:
+    """Exact median of integer-valued data from a histogram (``np.bincount``): no sort, no partition.
+
+    For a 2048 x 2048 frame of 16-bit data it takes about a quarter of the time of
+    :func:`exact_median`'s partition, and gives the same value.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Finite, integer-valued data (e.g. 16-bit counts with BZERO applied), flattened.
+    vmin, vmax : float
+        Their minimum and maximum; ``vmax - vmin`` must be below :data:`HISTOGRAM_MEDIAN_RANGE`.
+    """
+    n = values.size
+    if n == 0:
+        return float("nan")
+    offsets = (values - np.float32(vmin)).astype(np.int32, copy=False)
+    counts = np.bincount(offsets.ravel(), minlength=int(vmax - vmin) + 1)
+    cumulative = np.cumsum(counts)
+    k = n // 2
+    upper = int(np.searchsorted(cumulative, k + 1))        # the value at sorted index k
+    if n % 2:
+        return float(vmin + upper)
+    lower = int(np.searchsorted(cumulative, k))             # the value at sorted index k - 1
+    return float(vmin + (lower + upper) / 2.0)
+
+
 def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
-                overwrite_input: bool = False) -> PixelStats:
+                overwrite_input: bool = False, integer_valued: bool = False) -> PixelStats:
     """Compute :class:`PixelStats` of an image.
 
     Parameters
@@ -180,6 +211,9 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
     overwrite_input : bool
         Let the median partition ``data`` in place (its pixels are reordered):
         for callers that are done with the image, it saves a frame of memory.
+    integer_valued : bool
+        The pixels are whole numbers (integer BITPIX, BSCALE 1, whole BZERO): the
+        median comes from a histogram (:func:`integer_median`), the same value faster.
 
     Returns
     -------
@@ -207,8 +241,11 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
     stride = max(1, values.size // CLIP_SAMPLE_SIZE)
     background, background_rms = clipped_background(values[::stride])
     n_sat = int(np.count_nonzero(values >= saturation)) if saturation is not None else 0
-    # Last, because with overwrite_input it reorders the pixels.
-    median = exact_median(values, overwrite_input=overwrite_input)
+    if integer_valued and vmax - vmin < HISTOGRAM_MEDIAN_RANGE:
+        median = integer_median(values, vmin, vmax)
+    else:
+        # Last, because with overwrite_input it reorders the pixels.
+        median = exact_median(values, overwrite_input=overwrite_input)
     return PixelStats(vmin, vmax, mean, median, std, background, background_rms,
                       n_bad, n_sat, saturation)
 

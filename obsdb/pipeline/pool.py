@@ -50,9 +50,20 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="obsdb-parent-watch", daemon=True).start()
 
 
+_IN_POOL_WORKER = False
+
+
+def in_pool_worker() -> bool:
+    """Whether this process is a worker of :func:`process_pool`: its death is already contained
+    (:func:`resilient_map` runs the files it held again, each in a child of its own)."""
+    return _IN_POOL_WORKER
+
+
 def _ignore_interrupts_then(parent_pid: int, initializer: Callable[..., Any] | None, *initargs: Any) -> None:
     import faulthandler
 
+    global _IN_POOL_WORKER
+    _IN_POOL_WORKER = True
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker's death is the parent's to report (resilient_map), in one line.
