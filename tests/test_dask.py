@@ -93,3 +93,21 @@ def test_the_command_line_runs_ingest_and_align_on_a_local_cluster(tmp_path):
         assert any("dask (2 workers" in str((e.get("details") or {}).get("executor")) for e in catalog.log())
     bad = runner.invoke(app, ["--db", db, "ingest", str(tmp_path / "night"), "--executor", "dusk"])
     assert bad.exit_code == 1 and "--executor 'dusk': did you mean 'dask'?" in bad.output
+
+
+def test_render_and_report_on_a_local_cluster_write_what_serial_writes(tmp_path, cluster):
+    from obsdb.pipeline.render import render
+    from obsdb.pipeline.report import build_report
+
+    simulate_night(tmp_path / "night", seed=99, n_frames=5, **SMALL)
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as catalog:
+        catalog.ingest([tmp_path / "night"])
+        catalog.qa()
+        catalog.align()
+        serial = render(catalog, tmp_path / "serial")
+        dask = render(catalog, tmp_path / "dask", executor=cluster)
+        page = build_report(catalog, tmp_path / "report", executor=cluster)
+    assert sorted(Path(p).name for _, p in dask.frames) == sorted(Path(p).name for _, p in serial.frames)
+    for _, path in serial.frames:
+        assert (tmp_path / "dask" / Path(path).name).read_bytes() == Path(path).read_bytes()
+    assert page.n_thumbnails_drawn >= 5 and not page.warnings

@@ -7,11 +7,12 @@ from typing import List, Optional
 
 import typer
 
-from obsdb.cli.common import (app, console, err_console, night_option, nights_arg, open_catalog, progress_bar, styled,
+from obsdb.cli.common import (open_executor, with_executor_options, app, console, err_console, night_option, nights_arg, open_catalog, progress_bar, styled,
                               user_errors)
 
 
 @app.command()
+@with_executor_options
 def report(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for index.html and its PNG files (created)."),
     thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails",
@@ -20,6 +21,8 @@ def report(
                              help="Longest side of a thumbnail, pixels."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the thumbnails."),
     night: Optional[List[str]] = night_option(),
+    executor_kind: Optional[str] = None,
+    scheduler: Optional[str] = None,
 ) -> None:
     """Write a static HTML report: quality against time per band, the shift track of every
     alignment run, a thumbnail grid, every rejected frame with all its reasons, and the stacks.
@@ -28,8 +31,9 @@ def report(
     unchanged frames are reused from an earlier report in the same folder."""
     from obsdb.pipeline.report import build_report
 
-    with open_catalog() as catalog, progress_bar("report") as progress, user_errors():
-        result = build_report(catalog, out, thumbnails=thumbnails, workers=workers,
+    with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, \
+            progress_bar("report") as progress, user_errors():
+        result = build_report(catalog, out, thumbnails=thumbnails, workers=workers, executor=executor,
                               thumbnail_size=size, progress=progress, nights=nights_arg(night))
     for warning in result.warnings:
         err_console.print(styled("warning:", "yellow", f" {warning}"), soft_wrap=True)

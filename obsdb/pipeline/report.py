@@ -103,7 +103,7 @@ class _Snapshot:
 
 def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True, workers: int = 1,
                  thumbnail_size: int = 160, progress: Callable[[int, int, str], None] | None = None,
-                 now: datetime | None = None, nights=None) -> ReportResult:
+                 now: datetime | None = None, nights=None, executor=None) -> ReportResult:
     """Write a static report of the catalog into ``out_dir``.
 
     Parameters
@@ -199,7 +199,7 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
 
     drawn = 0
     thumb_errors: dict[int, str] = {}
-    for job, error in _draw_thumbnails(thumb_jobs, workers):
+    for job, error in _draw_thumbnails(thumb_jobs, workers, executor):
         if error is None and job["drawn"]:
             drawn += 1
         if error is not None:
@@ -783,34 +783,25 @@ def _draw_thumbnail(job: dict) -> str | None:
 
 
 
-def _draw_thumbnails(jobs: list[dict], workers: int):
-    """Yield (job, error) for every job, drawing the ones not reusable, in a pool when asked."""
+def _draw_thumbnails(jobs: list[dict], workers: int, executor=None):
+    """Yield (job, error) for every job, drawing the ones not reusable, in the executor's workers."""
+    from obsdb.pipeline.executors import TaskFailed, executor_for
+    from obsdb.pipeline.pool import ChildCrashed
+
     todo = []
     for job in jobs:
         if job["reuse"]:
             yield job, None
         else:
             todo.append(job)
-    if workers <= 1 or len(todo) <= 1:
-        for job in todo:
-            error = _draw_thumbnail(job)
-            job["drawn"] = error is None
-            yield job, error
-        return
-    from concurrent.futures import as_completed
-
-    from obsdb.pipeline.pool import process_pool
-
-    executor = process_pool(workers)
-    try:
-        futures = {executor.submit(_draw_thumbnail, job): job for job in todo}
-        for future in as_completed(futures):
-            job = futures[future]
-            error = future.result()
-            job["drawn"] = error is None
-            yield job, error
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+    executor = executor_for(executor, workers if len(todo) > 1 else 1)
+    by_dest = {job["dest"]: job for job in todo}
+    for sent, error in executor.map(_draw_thumbnail, todo):
+        job = by_dest[sent["dest"]]  # the executor may hand back a copy of the job
+        if isinstance(error, (ChildCrashed, TaskFailed)):
+            error = f"drawing it could not run: {error}"
+        job["drawn"] = error is None
+        yield job, error
 
 
 # -- stacks -----------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
 
             announce("report")
             with progress("report") as callback:
-                built = build_report(catalog, out / "report", workers=workers, progress=callback)
+                built = build_report(catalog, out / "report", workers=workers, progress=callback, executor=executor)
             summary.report_path = str(built.index_path)
         records = catalog.frame_dicts()
         summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
