@@ -941,9 +941,12 @@ class _ReportFiles:
         return rel in self.before and path.is_file() and not path.is_symlink() and not self._changed(rel)
 
     def refuse_foreign(self, rels) -> None:
-        """Raise for the first of ``rels`` that exists and is not the report's own unchanged file."""
+        """Raise for the first of ``rels`` that exists and is not the report's own unchanged file;
+        then remove the temporary files an interrupted report left beside them."""
         from obsdb.errors import ObsdbError
+        from obsdb.pipeline.outputs import remove_own_leftovers
 
+        rels = list(rels)
         for rel in rels:
             path = self.out / rel
             if not (path.exists() or path.is_symlink()):
@@ -954,6 +957,7 @@ class _ReportFiles:
             if not self.is_own(rel):
                 raise ObsdbError(f"{path}: was written by obsdb report but changed since; refusing to "
                                  "replace it (move it, or choose another --out)")
+        remove_own_leftovers([self.out / rel for rel in [*rels, MANIFEST]])
 
     def wrote(self, rel: str, digest: str | None = None) -> None:
         """Note a file of this report (its digest, or read from disk)."""
