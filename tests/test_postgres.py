@@ -1,40 +1,24 @@
 """The catalog on PostgreSQL: the same migrations, writes and --where queries as on SQLite.
 
-Runs only when ``OBSDB_TEST_POSTGRES_URL`` names an empty database, e.g.
-``postgresql+psycopg://postgres@127.0.0.1:5432/obsdb`` (psycopg comes with ``pip install '.[test]'``);
-``.ci/run`` creates a fresh one for each run and drops it afterwards.
+Runs on a database created for it on the server the catalog tests use (``OBSDB_TEST_POSTGRES_URL``,
+else a local one that answers; see ``tests/conftest.py``), dropped afterwards.
 """
 
 import json
-import os
 
 import pytest
 from typer.testing import CliRunner
 
 from obsdb.cli.app import app
 
-URL = os.environ.get("OBSDB_TEST_POSTGRES_URL")
-if not URL and os.environ.get("OBSDB_REQUIRE_POSTGRES") == "1":
-    raise RuntimeError("OBSDB_REQUIRE_POSTGRES=1 but OBSDB_TEST_POSTGRES_URL is not set")
-pytestmark = pytest.mark.skipif(not URL, reason="set OBSDB_TEST_POSTGRES_URL to test PostgreSQL")
 runner = CliRunner()
 
 
-def _drop_everything(url):
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
-def test_a_night_on_postgresql_matches_the_same_night_on_sqlite(tmp_path, small_night):
+@pytest.mark.parametrize("database_factory", ["postgresql"], indirect=True)
+def test_a_night_on_postgresql_matches_the_same_night_on_sqlite(tmp_path, small_night, database_factory):
     folder, _ = small_night
-    _drop_everything(URL)
     answers = {}
-    for name, db in (("postgresql", URL), ("sqlite", str(tmp_path / "obsdb.sqlite"))):
+    for name, db in (("postgresql", database_factory()), ("sqlite", str(tmp_path / "obsdb.sqlite"))):
         for command in (["init"], ["ingest", str(folder)], ["qa"], ["align"],
                         ["render", "--out", str(tmp_path / name), "--stack", "median"]):
             result = runner.invoke(app, ["--db", db, *command])
