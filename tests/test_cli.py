@@ -1,6 +1,7 @@
 """The command line through typer's CliRunner: contract, JSON shape, one-line errors, help texts."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -204,3 +205,47 @@ def test_every_enumerated_option_is_checked_with_a_did_you_mean(ingested, args, 
     db, _ = ingested
     result = invoke(db, *args)
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+@pytest.fixture(scope="module")
+def assessed(tmp_path_factory, small_night):
+    """The small night ingested with metrics, judged and aligned: long reasons, shifts, every column filled."""
+    folder, truth = small_night
+    db = tmp_path_factory.mktemp("widths") / "obsdb.sqlite"
+    for command in (["init"], ["ingest", str(folder)], ["qa"], ["align"]):
+        assert invoke(db, *command).exit_code == 0
+    return db, truth
+
+
+def _piped(db, columns: int, *args: str):
+    """The command as a script sees it: stdout a pipe, COLUMNS set."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OBSDB_DB", "OBSDB_CONFIG")}
+    env.update(COLUMNS=str(columns), OBSDB_DB=str(db))
+    return subprocess.run([sys.executable, "-m", "obsdb.cli.app", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("command", [["frames"], ["frames", "--band", "V"], ["rejected"], ["log"]])
+def test_tables_fit_the_terminal_and_never_split_a_number(assessed, columns, command):
+    import re
+
+    db, truth = assessed
+    result = _piped(db, columns, *command)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= columns, max(lines, key=len)
+    if command[0] == "frames":
+        numbers = {f["number"] for f in truth.frames}
+        rows = [line for line in lines if re.match(r"^\d{4}\b", line)]
+        # Each row starts with a whole frame number: none folded onto two lines.
+        assert rows and all(int(line.split()[0]) in numbers for line in rows)
+        assert {"band", "status", "FWHM px"} <= set(re.split(r"\s{2,}", lines[1].strip()))
+        assert "--wide shows all" in result.stderr
+    if command[0] == "rejected":
+        assert not re.search(r"\b(\w[\w-]*)\s+\1: ", result.stdout)        # a reason never repeats its tag
+    wide = _piped(db, columns, *command, "--wide")
+    assert wide.returncode == 0 and "more column" not in wide.stderr
+    assert max(len(line) for line in wide.stdout.splitlines()) >= max(len(line) for line in lines)

@@ -90,6 +90,11 @@ class ProcessExecutor(Executor):
 
 
 def _call(item, function, args):
+    # A Dask worker's death is contained by the scheduler (the task runs again elsewhere, and fails as
+    # KilledWorker after that): per-frame forks for containment would only cost time here.
+    import obsdb.pipeline.pool as pool
+
+    pool._IN_POOL_WORKER = True
     return function(item, *args)
 
 
