@@ -882,7 +882,7 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
                    n_stars: int | None = None, object_name: str = "NGC3293",
                    n_hot_pixels: int | None = None, n_cosmic_rays: int | None = None,
                    dtype: str = "float32", noise: bool = True, night_start: str = NIGHT_START,
-                   bayer: str | None = None, progress=None, **plan_kwargs) -> NightTruth:
+                   bayer: str | None = None, progress=None, extra_stars=None, **plan_kwargs) -> NightTruth:
     """Simulate a night and write it to ``outdir``.
 
     Parameters
@@ -920,6 +920,9 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
         (:data:`obsdb.imaging.bayer.RESPONSE`), BAYERPAT in the header.
     progress : callable, optional
         ``progress(done, total, file_name)`` after each frame is written.
+    extra_stars : list of (x, y, flux), optional
+        Stars placed by hand, in sky pixels (the grid of a frame at offset 0), added to
+        the drawn field: a star a plan's box or reference-star position must find.
     **plan_kwargs
         Passed to :func:`plan_night` (``max_group_offset`` and
         ``max_rotation_deg`` also apply to missing pointings of given specs).
@@ -991,6 +994,10 @@ def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size
     n_sky = int(round(n_stars * extent[0] * extent[1] / (ny * nx)))
     sky = make_sky(seed=np.random.default_rng(sky_ss), n_stars=n_sky, extent=extent,
                    center=_centre(shape))
+    if extra_stars:
+        xs, ys, fluxes = (np.array(v, dtype=float) for v in zip(*extra_stars))
+        sky = dataclasses.replace(sky, x=np.concatenate([sky.x, xs]), y=np.concatenate([sky.y, ys]),
+                                  flux=np.concatenate([sky.flux, fluxes]))
     detector = make_detector(seed=np.random.default_rng(det_ss), size=shape, n_hot_pixels=n_hot_pixels)
 
     start = datetime.fromisoformat(night_start)
@@ -1040,3 +1047,83 @@ def _default_n_stars(shape) -> int:
     # ~300 in 512^2 and ~2000 in 2048^2: density falls slowly with area (n ~ area^0.68).
     area = shape[0] * shape[1]
     return max(1, int(round(300.0 * (area / 512**2) ** 0.684)))
+
+
+# --------------------------------------------------------------------------- the notebook's night
+
+NOTEBOOK_BANDS = {
+    "B": list(range(3816, 3826)) + list(range(3852, 3862)) + list(range(3882, 3892)) + list(range(3942, 3952)),
+    "V": list(range(3862, 3872)) + list(range(3920, 3930)) + [4052, 4053, 4058, 4059, 4062, 4063, 4064, 4065,
+                                                              4098, 4099],
+    "R": list(range(3872, 3882)) + [3930, 3933, 3937, 4056, 4057, 4060, 4094, 4095],
+}
+"""The frames of the seed notebook's NGC 3293 night: numbers by band."""
+
+NOTEBOOK_GROUPS = [
+    # (frames, stage-1 box X0, X1, Y0, Y1 in the group's frames, where the reference star sits in them)
+    (range(3852, 3862), (437, 485, 1171, 1204), (631, 448)),
+    ((3885, 3886, 3889, 3890), (1194, 1258, 1081, 1141), (564, 499)),
+    ((3942, 3943, 3946, 3947), (1299, 1348, 1001, 1062), (658, 417)),
+    ((3950, 3951), (440, 465, 1197, 1232), (618, 470)),
+    (range(3872, 3882), (1266, 1309, 1046, 1082), (615, 464)),
+    ((3933, 3937), (670, 720, 35, 88), (590, 490)),
+    ((4056, 4057, 4094, 4095), (1335, 1373, 987, 1035), (681, 409)),
+    (range(3862, 3872), (1613, 1657, 403, 454), (612, 456)),
+    ((3922, 3923, 3925, 3926, 4098, 4099), (1292, 1354, 998, 1059), (658, 416)),
+    ((4052,), (100, 200, 100, 200), (575, 524)),
+    ((4062, 4064), (952, 981, 279, 322), (634, 466)),
+]
+"""The notebook's pointing groups, as ``examples/ngc3293-plan.toml`` records them."""
+
+NOTEBOOK_REFERENCE_STAR = (681.0, 409.0)
+"""The reference star in frame 4056 (group 6), which the notebook shifted everything onto."""
+
+NOTEBOOK_FINE_BOX = (902, 942, 488, 527)
+"""The fine (stage 3) box, on the grid stages 1 and 2 bring the frames to (frame 4056's)."""
+
+
+def like_notebook_night(outdir, *, seed: int = 3293, progress=None) -> NightTruth:
+    """The seed notebook's NGC 3293 night, simulated: its frame numbers and bands, 2048 x 2048, pointed
+    so that each group's box holds a bright star and the reference star sits where the notebook saw it.
+
+    ``examples/ngc3293-plan.toml`` then applies as written: its boxes fall on stars, its
+    reference-star positions are true, and the staged alignment reproduces the notebook's steps.
+    Frames the notebook put in no group share the pointing of the group nearest in number.
+
+    Parameters
+    ----------
+    outdir : path-like
+        Folder for the frames (``proc_NGC_3293_<band>_<number>.fits``, uint16) and ``truth.json``.
+    seed : int
+    progress : callable, optional
+        ``progress(done, total, file_name)``.
+    """
+    rng = np.random.default_rng(seed)
+    star_x, star_y = NOTEBOOK_REFERENCE_STAR
+    # A frame at pointing offset (ox, oy) sees sky (x, y) at (x - ox, y - oy): the reference star at
+    # the group's recorded position fixes the offset; group 6 (frame 4056) is the sky grid itself.
+    offsets, members = {}, {}
+    extra = [(star_x, star_y, 4.0e5)]
+    for index, (frames, box, (rx, ry)) in enumerate(NOTEBOOK_GROUPS):
+        ox, oy = star_x - rx, star_y - ry
+        x0, x1, y0, y1 = box
+        extra.append(((x0 + x1) / 2 + ox, (y0 + y1) / 2 + oy, 3.0e5))      # the group's box star
+        for number in frames:
+            offsets[number] = (ox, oy)
+            members[number] = index
+    # The fine box is read on the grid the first two stages bring every frame to (4056's, the sky's).
+    extra.append(((NOTEBOOK_FINE_BOX[0] + NOTEBOOK_FINE_BOX[1]) / 2,
+                  (NOTEBOOK_FINE_BOX[2] + NOTEBOOK_FINE_BOX[3]) / 2, 3.0e5))
+    grouped = sorted(offsets)
+    specs = []
+    for band, numbers in NOTEBOOK_BANDS.items():
+        for number in numbers:
+            nearest = min(grouped, key=lambda n: (abs(n - number), n))
+            ox, oy = offsets.get(number, offsets[nearest])
+            # Tracking wanders by a pixel or so between the frames of a group: stage 1 measures it.
+            drift = rng.uniform(-1.5, 1.5, 2)
+            specs.append(FrameSpec(number=number, band=band, kind="good", offset=(ox + drift[0], oy + drift[1]),
+                                   rotation_deg=0.0, fwhm=float(rng.uniform(2.6, 3.2))))
+    specs.sort(key=lambda spec: spec.number)
+    return simulate_night(outdir, specs, seed=seed, size=2048, dtype="uint16", object_name="proc_NGC_3293",
+                          extra_stars=extra, progress=progress)

@@ -363,6 +363,9 @@ def simulate(
     first_number: int = typer.Option(1001, "--first-number", help="Number of the first frame."),
     bayer: Optional[str] = typer.Option(None, "--bayer",
         help="A colour sensor with this 2x2 pattern: RGGB, BGGR, GRBG or GBRG (BAYERPAT in the header)."),
+    like_notebook: bool = typer.Option(False, "--like-notebook",
+        help="The seed notebook's NGC 3293 night instead: its 108 frame numbers and bands at 2048x2048, "
+             "pointed so that examples/ngc3293-plan.toml applies as written (the other options are ignored)."),
 ) -> None:
     """Write a realistic synthetic night (FITS frames + truth.json) with known shifts and defects."""
     from obsdb.imaging.bayer import PATTERNS
@@ -370,6 +373,14 @@ def simulate(
 
     if bayer is not None and bayer.upper() not in PATTERNS:
         fail(not_one_of("--bayer", bayer, PATTERNS))
+    if like_notebook:
+        from obsdb.simulate import like_notebook_night
+
+        with user_errors(), progress_bar("simulate") as progress:
+            truth = like_notebook_night(outdir, progress=progress)
+        console.print(f"wrote {plural(len(truth.frames), 'frame')} of 2048x2048 like the notebook's NGC 3293 night "
+                      f"to {outdir}; now: obsdb ingest {outdir} && obsdb apply examples/ngc3293-plan.toml")
+        return
     with user_errors(), progress_bar("simulate") as progress:
         truth = simulate_night(outdir, bayer=None if bayer is None else bayer.upper(), seed=seed, size=size,
                                progress=progress,
