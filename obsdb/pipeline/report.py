@@ -580,14 +580,7 @@ def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, st
     axes[-1].margins(x=0.03)
     _format_time_axis(axes[-1], is_time, xs)
     axes[-1].xaxis.label.set_fontsize(10)
-    handles, labels = [], []
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            if label not in labels:
-                handles.append(handle)
-                labels.append(label)
-    if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=9.5, ncol=min(4, len(labels)), frameon=False)
+    _figure_legend(fig, axes, columns=4)
     fig.suptitle(f"band {band or '(none)'}: {_frames(len(records))}", x=0.01, ha="left", fontsize=12)
     top = 1 - 0.55 / fig.get_figheight()
     fig.subplots_adjust(left=0.1, right=0.84, top=top, bottom=0.6 / fig.get_figheight(), hspace=0.14)
@@ -688,14 +681,7 @@ def _shifts_png(snapshot: _Snapshot, records: list[dict], *, small: bool = False
         title = "current shift of each frame, runs " + ", ".join(str(r) for r in run_ids)
     axes[0].set_title(title, fontsize=font, loc="left")
     if not small:
-        handles, labels = [], []
-        for ax in axes:
-            for handle, label in zip(*ax.get_legend_handles_labels()):
-                if label not in labels:
-                    handles.append(handle)
-                    labels.append(label)
-        if handles:
-            fig.legend(handles, labels, loc="upper right", fontsize=9.5, ncol=min(5, len(labels)), frameon=False)
+        _figure_legend(fig, axes, columns=5)
         fig.subplots_adjust(left=0.07, right=0.985, top=1 - 0.75 / fig.get_figheight(),
                             bottom=0.6 / fig.get_figheight(), hspace=0.1)
     else:
@@ -805,6 +791,18 @@ def _draw_thumbnails(jobs: list[dict], workers: int, executor=None):
 
 
 # -- stacks -----------------------------------------------------------------------------------------
+
+def _figure_legend(fig, axes, *, columns: int) -> None:
+    """One legend for the figure, each label once, from all its panels."""
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="upper right", fontsize=9.5, ncol=min(columns, len(labels)), frameon=False)
+
 
 def _stack_jobs(stacks: list[dict], out: Path) -> list[dict]:
     return [dict(stack, rel=f"stacks/stack-{i}-{_safe(stack['band'] or 'none')}.png", error=None, quality={})
