@@ -1,0 +1,58 @@
+"""The serve command: the review desk in a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from obsdb.cli.common import app, console, fail, open_catalog, user_errors
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (beyond 127.0.0.1 a token is "
+                                                         "required on every request)."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="Port to listen on."),
+    token: Optional[str] = typer.Option(None, "--token", help="The access token (default: one is made and printed "
+                                                              "when --host is not local)."),
+    read_only: bool = typer.Option(False, "--read-only", help="Look only: every change is refused."),
+    author: Optional[str] = typer.Option(None, "--author", help="The reviewer named on every verdict "
+                                                                "(default: your login name)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Folder for the preview images "
+                                                               "(default: obsdb-previews beside the catalog)."),
+) -> None:
+    """Open the review desk: the nights, a night's frames, and a keyboard review of one band.
+
+    Keys in the review: left/right previous/next, b blink the first frame, a accept, 1-5 reject as
+    tracking-slight, tracking-big, focus-slight, use-if-must or reject, 6 reject with your own words,
+    u undo (the verdict is retracted, never deleted).  Every verdict is a tag, as `obsdb tag` makes."""
+    import secrets
+    import socket
+
+    from obsdb.config import login_name
+
+    try:
+        import uvicorn
+
+        from obsdb.web.app import create_app
+    except ImportError:
+        fail("obsdb serve needs starlette and uvicorn: pip install 'obsdb[web]'")
+    if host not in LOCAL_HOSTS and token is None:
+        token = secrets.token_urlsafe(18)
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+                 "is another obsdb serve running? choose another --port")
+    with open_catalog() as catalog, user_errors():
+        where = Path(catalog.url.split("///", 1)[1]).parent if catalog.url.startswith("sqlite:///") else Path(".")
+        application = create_app(catalog, cache_dir=cache or where / "obsdb-previews",
+                                 author=author or login_name(), token=token, read_only=read_only)
+        address = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+        console.print(f"review desk at {address}" + (" (read-only)" if read_only else "") + "; Ctrl-C stops it")
+        uvicorn.run(application, host=host, port=port, log_level="warning")

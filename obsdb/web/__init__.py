@@ -1,0 +1,1 @@
+"""`obsdb serve`: the review desk, a local web application over the catalog."""
