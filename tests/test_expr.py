@@ -429,3 +429,9 @@ def test_a_band_matches_whatever_its_case_unless_asked_exactly(cli_db):
     exact = numbers(band)
     assert exact and numbers(band.swapcase()) == exact and numbers("=" + band) == exact
     assert numbers("=" + band.swapcase()) == []
+
+
+def test_a_missing_keyword_after_a_newline_is_still_one_line(cli_db):
+    result = runner.invoke(app, ["--db", str(cli_db), "frames", "--where", "A\n"], catch_exceptions=False)
+    assert result.exit_code == 1 and "header keyword A" in result.output
+    _one_clean_line(result)

@@ -592,3 +592,24 @@ def test_previews_stretch_and_star_zooms(tmp_path):
     np.testing.assert_array_equal(image, before)
     with pytest.raises(ValueError, match="star"):
         write_star_zooms_png(tmp_path / "e.png", image, [])
+
+
+def test_a_report_killed_half_way_is_finished_by_the_next(night_catalog, tmp_path, monkeypatch):
+    """Files written before the kill are claimed in the manifest first: the next report replaces them."""
+    import obsdb.pipeline.report as report_module
+    from obsdb.pipeline.report import build_report
+
+    catalog, *_ = night_catalog
+    out = tmp_path / "out"
+    real = report_module._page
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt          # after the plots and thumbnails, before the page and the manifest
+
+    monkeypatch.setattr(report_module, "_page", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(catalog, out)
+    assert list((out / "plots").glob("*.png"))
+    monkeypatch.setattr(report_module, "_page", real)
+    again = build_report(catalog, out)
+    assert again.index_path.is_file() and again.n_images > 0

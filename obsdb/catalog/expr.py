@@ -387,7 +387,8 @@ def compile_expression(text: str, bare_keywords: list | None = None):
     compiler = _Compiler(text)
     condition = compiler.boolean(tree.body)
     if bare_keywords is not None:
-        bare_keywords.extend(compiler.bare_keywords)
+        # With the text as compiled (spaces for tabs and newlines, dates quoted): the columns are its own.
+        bare_keywords.extend((key, column, text) for key, column in compiler.bare_keywords)
     return condition
 
 
@@ -407,8 +408,8 @@ def check_bare_keywords(text: str, keywords, present, known_keys) -> None:
     ----------
     text : str
         The expression, for the pointer in the message.
-    keywords : list of (str, int)
-        From :func:`compile_expression`'s ``bare_keywords``.
+    keywords : list of (str, int, str)
+        From :func:`compile_expression`'s ``bare_keywords``: keyword, column, the text as compiled.
     present : callable
         ``present(key) -> bool``: some frame in scope has it.
     known_keys : callable
@@ -416,7 +417,8 @@ def check_bare_keywords(text: str, keywords, present, known_keys) -> None:
     """
     import difflib
 
-    for key, column in keywords:
+    for key, column, *compiled in keywords:
+        shown = compiled[0] if compiled else text
         if present(key):
             continue
         names = sorted(set(known_keys()))
@@ -425,7 +427,7 @@ def check_bare_keywords(text: str, keywords, present, known_keys) -> None:
         hint = (f"did you mean {close[0]}?" if close else
                 f"did you mean the column {columns[0]}?" if columns else
                 f"to compare with the text {key}, quote it: '{key}'")
-        raise ExpressionError(text, f"no catalogued frame has a header keyword {key} ({hint})", column)
+        raise ExpressionError(shown, f"no catalogued frame has a header keyword {key} ({hint})", column)
 
 
 _BARE_DATE = re.compile(r"(?<![\w.])(\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?)(?![\w.:-])")

@@ -866,6 +866,9 @@ def _stack_quality(data, header: dict) -> dict:
 
 
 
+CLAIMED = "claimed"
+"""The manifest's digest for a file a report was about to write when it stopped (killed, a full disk)."""
+
 MANIFEST = ".obsdb-report.json"
 """The report's list of the files it wrote, with their SHA-256, in the output folder."""
 
@@ -931,7 +934,7 @@ class _ReportFiles:
     def _changed(self, rel: str) -> bool:
         from obsdb.pipeline.outputs import file_sha256
 
-        return file_sha256(self.out / rel) != self.before[rel]
+        return self.before[rel] != CLAIMED and file_sha256(self.out / rel) != self.before[rel]
 
     def is_own(self, rel: str) -> bool:
         """Whether ``rel`` exists as the earlier report left it."""
@@ -956,6 +959,22 @@ class _ReportFiles:
                 raise ObsdbError(f"{path}: was written by obsdb report but changed since; refusing to "
                                  "replace it (move it, or choose another --out)")
         remove_own_leftovers([self.out / rel for rel in [*rels, MANIFEST]])
+        self._claim(rels)
+
+    def _claim(self, rels: list[str]) -> None:
+        """Record the files about to be written before writing them: a report killed half-way has
+        claimed what it left, so the next one may replace it (see :data:`CLAIMED`)."""
+        import json
+
+        from obsdb.imaging.fitsio import atomic_write_bytes
+
+        new = [rel for rel in rels if rel not in self.before]
+        if not new:
+            return
+        self.before.update({rel: CLAIMED for rel in new})
+        self.out.mkdir(parents=True, exist_ok=True)
+        payload = {"written_by": "obsdb report", "files": dict(sorted(self.before.items()))}
+        atomic_write_bytes(self.out / MANIFEST, json.dumps(payload, indent=1).encode("utf-8"))
 
     def wrote(self, rel: str, digest: str | None = None) -> None:
         """Note a file of this report (its digest, or read from disk)."""
