@@ -1325,8 +1325,14 @@ def _tag_rows(record: dict, pages=None) -> list[str]:
         rows.append(f'<tr{row_class}>{frame_cells}<td class="{name_class}">{_e(tag["name"])}</td>'
                     f'<td class="nw">{_e(tag["source"])}</td><td class="nw">{_e(tag["author"])}</td>'
                     f'<td class="nw">{_e(_when(tag["created_at"]))}</td>'
-                    f'<td class="reason">{_e(tag["reason"])}</td></tr>')
+                    f'<td class="reason">{_e(_without_tag(tag))}</td></tr>')
     return rows
+
+
+def _without_tag(tag: dict) -> str:
+    """A rule's reason without the tag it starts with: the tag has its own column."""
+    reason, prefix = tag.get("reason") or "", f"{tag['name']}: "
+    return reason[len(prefix):] if reason.startswith(prefix) else reason
 
 
 def _shift_section(snapshot: _Snapshot, shifts_rel: str | None) -> str:
@@ -1636,7 +1642,7 @@ def _frame_tags(record: dict, history: list[dict]) -> str:
         parts.append(f'<tr{row_class}><td class="{name_class}">{_e(tag["name"])}</td>'
                      f'<td class="nw">{_e(tag["source"])}</td>'
                      f'<td class="nw">{_e(tag["author"])}</td><td class="nw">{_e(_when(tag["created_at"]))}</td>'
-                     f'<td class="reason">{_e(tag["reason"])}</td><td class="reason">{_e(retracted)}</td></tr>')
+                     f'<td class="reason">{_e(_without_tag(tag))}</td><td class="reason">{_e(retracted)}</td></tr>')
     parts.append("</tbody></table></div></section>")
     return "\n".join(parts)
 
