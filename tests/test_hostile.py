@@ -107,6 +107,11 @@ def _primary(data, header: dict | None = None, *, bitpix_data=None, scale=None, 
     return _hdu_bytes([hdu])
 
 
+def _gzip(payload: bytes, compresslevel: int = 9) -> bytes:
+    """gzip with a fixed timestamp: the same seed gives the same bytes whatever the clock says."""
+    return gzip.compress(payload, compresslevel=compresslevel, mtime=0)
+
+
 def _valid(rng) -> bytes:
     """One of the ordinary frames (float32 or 16-bit unsigned), the base of the damaging variants."""
     data = _stars(rng, _shape(rng))
@@ -414,33 +419,33 @@ def v_deleted(rng):
 
 
 def v_gzip(rng):
-    return gzip.compress(_valid(rng), compresslevel=int(rng.integers(1, 10)))
+    return _gzip(_valid(rng), compresslevel=int(rng.integers(1, 10)))
 
 
 def v_gzip_truncated(rng):
-    packed = gzip.compress(_valid(rng))
+    packed = _gzip(_valid(rng))
     return packed[:int(rng.integers(2, len(packed)))]
 
 
 def v_gzip_flipped(rng):
-    packed = bytearray(gzip.compress(_valid(rng)))
+    packed = bytearray(_gzip(_valid(rng)))
     for _ in range(int(rng.integers(1, 6))):
         packed[int(rng.integers(10, len(packed)))] = int(rng.integers(0, 256))
     return bytes(packed)
 
 
 def v_gzip_trailing_garbage(rng):
-    return gzip.compress(_valid(rng)) + rng.integers(0, 256, int(rng.integers(1, 100)), dtype=np.uint8).tobytes()
+    return _gzip(_valid(rng)) + rng.integers(0, 256, int(rng.integers(1, 100)), dtype=np.uint8).tobytes()
 
 
 def v_gzip_two_members(rng):
     raw = _valid(rng)
     cut = int(rng.integers(1, len(raw)))
-    return gzip.compress(raw[:cut]) + gzip.compress(raw[cut:])
+    return _gzip(raw[:cut]) + _gzip(raw[cut:])
 
 
 def v_gzip_not_fits(rng):
-    return gzip.compress([b"", b"hello, not a FITS file\n", bytes(5000)][int(rng.integers(0, 3))])
+    return _gzip([b"", b"hello, not a FITS file\n", bytes(5000)][int(rng.integers(0, 3))])
 
 
 def v_raw_deflate(rng):
