@@ -26,3 +26,9 @@ def not_one_of(option: str, value, choices) -> str:
     close = difflib.get_close_matches(str(value), names, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"{option} {value!r}: {hint}expected one of {', '.join(names)}"
+
+
+def without_tag(tag: str, reason: str | None) -> str:
+    """A rule's reason without the tag it starts with (``focus: FWHM ...`` shown beside the tag ``focus``)."""
+    reason = reason or ""
+    return reason[len(tag) + 2:] if reason.startswith(f"{tag}: ") else reason

@@ -6,15 +6,11 @@ from typing import List, Optional
 
 import typer
 
+from obsdb.text import without_tag
+
 from obsdb.cli.common import (ReportFormat, with_qa_threshold_options, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
                               nights_arg, open_catalog, print_json, print_json_stream, progress_bar, state,
                               styled, user_errors)
-
-
-def without_tag(tag: str, reason: str | None) -> str:
-    """A rule's reason without the tag it starts with ("focus: FWHM ..." shown beside the tag "focus")."""
-    reason = reason or ""
-    return reason[len(tag) + 2:] if reason.startswith(f"{tag}: ") else reason
 
 
 @app.command()

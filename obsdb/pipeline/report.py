@@ -1330,9 +1330,10 @@ def _tag_rows(record: dict, pages=None) -> list[str]:
 
 
 def _without_tag(tag: dict) -> str:
-    """A rule's reason without the tag it starts with: the tag has its own column."""
-    reason, prefix = tag.get("reason") or "", f"{tag['name']}: "
-    return reason[len(prefix):] if reason.startswith(prefix) else reason
+    """A tag's reason as the table shows it, beside the tag's own column (:func:`obsdb.text.without_tag`)."""
+    from obsdb.text import without_tag
+
+    return without_tag(tag["name"], tag.get("reason"))
 
 
 def _shift_section(snapshot: _Snapshot, shifts_rel: str | None) -> str:
