@@ -406,11 +406,11 @@ def _threshold_pixels(png: bytes) -> int:
 
 def test_quality_plots_draw_the_qa_thresholds_with_their_rule_names(night_catalog, report):
     from obsdb.pipeline.qa_rules import QaThresholds
-    from obsdb.pipeline.report import _point_styles, _quality_png, _read_catalog, _threshold_lines
+    from obsdb.pipeline.report import _point_styles, _quality_png, _read_catalog, threshold_lines
 
     snapshot = _read_catalog(night_catalog[0])
     members = [r for r in snapshot.records if r["readable"] and r["type"] == "light" and r["band"] == "V"]
-    lines = _threshold_lines(members, snapshot.details)
+    lines = threshold_lines(members, snapshot.details)
     by_rule = {line["rule"]: line["value"] for line in lines}
     defaults = QaThresholds()
     assert {"cloud-background", "focus-fwhm", "trail-elongation", "cloud-transparency", "few-stars"} <= set(by_rule)
@@ -423,8 +423,8 @@ def test_quality_plots_draw_the_qa_thresholds_with_their_rule_names(night_catalo
     # The thresholds come from the QA run's event: another run's values move the lines.
     other = dict(snapshot.details, qa_events=[{"at": "2030-01-01T00:00:00", "nights": [members[0]["night"]],
                                                "band": None, "thresholds": {"trail_elongation": 2.5}}])
-    assert {ln["rule"]: ln["value"] for ln in _threshold_lines(members, other)}["trail-elongation"] == 2.5
-    assert _threshold_lines(members, dict(snapshot.details, qa_events=[])) == []
+    assert {ln["rule"]: ln["value"] for ln in threshold_lines(members, other)}["trail-elongation"] == 2.5
+    assert threshold_lines(members, dict(snapshot.details, qa_events=[])) == []
     # The lines are in the PNG (their colour), and the caption names the rules.
     styles = _point_styles(members)
     with_lines = _threshold_pixels(_quality_png("V", members, styles, lines=lines, details=snapshot.details))

@@ -153,6 +153,49 @@ class Catalog:
 
         return self.read(frame_histories, selector, nights=night)
 
+    def stored_stars(self, frame_id: int, *, limit: int | None = None) -> list[tuple]:
+        """A frame's stored star list (measured at ingest), brightest first, as (x, y, flux, fwhm, flag).
+
+        Empty when the frame has no star list (not measured, or measured by an older algorithm that
+        stored none).  Coordinates are 0-based pixels (x = column).
+        """
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import StarList
+        from obsdb.imaging.stars import decode_stars
+
+        with self.session() as session:
+            data = session.scalar(select(StarList.data).where(StarList.frame_id == frame_id))
+        if data is None:
+            return []
+        stars = decode_stars(data)[:limit]
+        return [(float(s["x"]), float(s["y"]), float(s["flux"]), float(s["fwhm"]), int(s["flag"])) for s in stars]
+
+    def run_references(self, run_ids: Iterable[int]) -> dict[int, int | None]:
+        """The reference frame id of each alignment run named (runs that do not exist are left out)."""
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import AlignmentRun
+
+        wanted = sorted(set(run_ids))
+        if not wanted:
+            return {}
+        with self.session() as session:
+            return dict(session.execute(select(AlignmentRun.id, AlignmentRun.reference_frame_id)
+                                        .where(AlignmentRun.id.in_(wanted))).all())
+
+    def qa_events(self, nights: Iterable[str] | None = None) -> list[dict]:
+        """The QA runs that judged these nights (default all), newest first, with the thresholds they used."""
+        from obsdb.catalog.queries import qa_threshold_events
+
+        return self.read(qa_threshold_events, None if nights is None else set(nights))
+
+    def archive_quality(self) -> list[dict]:
+        """Median FWHM and sky background of the light frames per night, instrument and band (the archive view)."""
+        from obsdb.catalog.queries import archive_quality
+
+        return self.read(archive_quality)
+
     def region_facts(self, selector: str, *, nights=None) -> dict:
         """One frame's group box and current run's centroids, for a ds9 region file (``obsdb regions``)."""
         from obsdb.catalog.queries import region_facts

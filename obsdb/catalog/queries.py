@@ -468,6 +468,50 @@ def night_summaries(session: Session) -> list[dict]:
     return out
 
 
+def archive_quality(session: Session) -> list[dict]:
+    """Per night, instrument and band: light frames, accepted frames, median FWHM and median background.
+
+    Set-based: one GROUP BY for the counts and one window query per median, whatever the archive's size.
+    The background is the ingest's (every readable frame has one), the FWHM the QA metrics'.
+    """
+    light = Frame.image_type == "light"
+    keys = (Frame.night_id, Frame.instrument_id, Frame.band)
+    fwhms = _medians(session, keys, FrameMetrics.fwhm, light)
+    backgrounds = _medians(session, keys, FrameStats.background, light)
+    # The status expression once per frame (grouped by it), as in night_summaries.
+    states = (select(Frame.night_id, Frame.instrument_id, Frame.band, status_expression().label("state"))
+              .where(light).subquery())
+    counts: dict[tuple, dict] = defaultdict(lambda: {"frames": 0, "accepted": 0, "rejected": 0})
+    for night_id, instrument_id, b, state, n in session.execute(
+            select(states.c.night_id, states.c.instrument_id, states.c.band, states.c.state, func.count())
+            .group_by(states.c.night_id, states.c.instrument_id, states.c.band, states.c.state)):
+        row = counts[(night_id, instrument_id, b)]
+        row["frames"] += n
+        if state in row:
+            row[state] += n
+    names = dict(session.execute(select(Night.id, Night.name)).all())
+    instruments = dict(session.execute(select(Instrument.id, Instrument.key)).all())
+    out = [{"night": names[n], "instrument": instruments.get(i), "band": b, **c,
+            "median_fwhm": fwhms.get((n, i, b)), "median_background": backgrounds.get((n, i, b))}
+           for (n, i, b), c in counts.items()]
+    return sorted(out, key=lambda r: (r["night"], r["instrument"] or "", r["band"] or ""))
+
+
+def qa_threshold_events(session: Session, names: set[str] | None = None) -> list[dict]:
+    """The newest QA runs (up to 200) that judged any of the nights named (all: None), newest first,
+    each as ``at``, ``nights``, ``band`` and ``thresholds`` (the limits the rules used)."""
+    events = []
+    # QA events name their nights in the details, not in night_id (one run judges several nights).
+    for e in session.scalars(select(Event).where(Event.command == "qa").order_by(Event.id.desc()).limit(200)):
+        details = e.details if isinstance(e.details, dict) else {}
+        judged = [str(n) for n in details.get("nights") or []]
+        if names is not None and not names.intersection(judged):
+            continue
+        events.append({"at": e.at.isoformat(), "nights": judged, "band": details.get("band"),
+                       "thresholds": details.get("thresholds") or {}})
+    return events
+
+
 def frame_details(session: Session, frame: Frame) -> dict:
     """Everything known about one frame: its record plus header, tag history, events,
     every alignment run with its steps, and the files rendered from it."""
@@ -690,16 +734,7 @@ def report_details(session: Session, *, nights=None) -> dict:
     run_ids = select(ShiftStep.run_id).join(Frame, Frame.id == ShiftStep.frame_id).where(in_scope).distinct()
     run_references = dict(session.execute(select(AlignmentRun.id, AlignmentRun.reference_frame_id)
                                           .where(AlignmentRun.id.in_(run_ids))).all())
-    names = None if scope is None else {n["name"] for n in night_rows}
-    qa_events = []
-    # QA events name their nights in the details, not in night_id (one run judges several nights).
-    for e in session.scalars(select(Event).where(Event.command == "qa").order_by(Event.id.desc()).limit(200)):
-        details = e.details if isinstance(e.details, dict) else {}
-        judged = [str(n) for n in details.get("nights") or []]
-        if names is not None and not names.intersection(judged):
-            continue
-        qa_events.append({"at": e.at.isoformat(), "nights": judged, "band": details.get("band"),
-                          "thresholds": details.get("thresholds") or {}})
+    qa_events = qa_threshold_events(session, None if scope is None else {n["name"] for n in night_rows})
     return {"nights": night_rows, "instruments": instruments, "frames": frames, "tag_history": dict(tag_history),
             "steps": dict(steps), "renders": dict(renders), "run_references": run_references,
             "qa_events": qa_events}

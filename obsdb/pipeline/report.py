@@ -181,7 +181,7 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     for index, band in enumerate(bands):
         members = [r for r in light if (r["band"] or "") == band]
         rel = quality_rels[index]
-        lines = _threshold_lines(members, snapshot.details)
+        lines = threshold_lines(members, snapshot.details)
         unit_scale = _band_scale(members, scales)
         owned.wrote(rel, atomic_write_bytes(out / rel, _quality_png(band, members, styles, lines=lines,
                                                                    scale=unit_scale, details=snapshot.details)))
@@ -419,7 +419,7 @@ def _qa_thresholds(details: dict, night: str, band: str | None):
     return None
 
 
-def _threshold_lines(records: list[dict], details: dict) -> list[dict]:
+def threshold_lines(records: list[dict], details: dict) -> list[dict]:
     """The QA rules' limits for the frames of one band, per judged group (night, instrument, target).
 
     Each line: ``panel`` (metric key), ``value`` (in the panel's unit; the FWHM in px), ``rule`` (its name
@@ -510,7 +510,7 @@ def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, st
         if key == "airmass":
             return _number(extras.get(record["id"], {}).get("airmass"))
         if key == "fwhm":
-            width = _minor_fwhm(record)
+            width = minor_fwhm(record)
             return None if width is None else width * (scale[record["id"]] if scale else 1.0)
         return _metric(record, key)
 
@@ -593,7 +593,7 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else 1.0
 
 
-def _minor_fwhm(record: dict) -> float | None:
+def minor_fwhm(record: dict) -> float | None:
     """The FWHM across the major axis, as the focus rule measures it (trails leave it unchanged)."""
     from obsdb.pipeline.qa_rules import across_fwhm
 
@@ -696,7 +696,7 @@ _BAD_STAR_FLAGS = 0x1 | 0x2 | 0x8 | 0x100 | 0x200
 aperture off the frame (see :mod:`obsdb.imaging.stars`)."""
 
 
-def _zoom_stars(stars: list[tuple], shape, fwhm: float | None) -> tuple[int, list[tuple]]:
+def zoom_stars(stars: list[tuple], shape, fwhm: float | None) -> tuple[int, list[tuple]]:
     """Half-size of the cut-outs and up to :data:`MAX_ZOOM_STARS` stars to enlarge: the brightest clean
     ones, each a quarter of the frame away from the others where possible (PSF across the field)."""
     import math
@@ -731,7 +731,7 @@ def _thumbnail_jobs(records: list[dict], out: Path, size: int, details: dict | N
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             stamp = "missing"
-        half, picks = _zoom_stars(extras.get(record["id"], {}).get("stars") or [], record["shape"],
+        half, picks = zoom_stars(extras.get(record["id"], {}).get("stars") or [], record["shape"],
                                   (record["metrics"] or {}).get("fwhm"))
         scale = scales.get(record["id"])
         labels = [f"x {s[0] + 1:.0f}, y {s[1] + 1:.0f}\nFWHM {s[3]:.2f} px"
@@ -1597,7 +1597,7 @@ def _frame_images(record: dict, ctx: _PageContext) -> str:
 def _frame_measurements(record: dict, extra: dict, scale: float | None) -> str:
     metrics, stats = record["metrics"] or {}, record["stats"] or {}
     header = extra.get("header") or {}
-    minor = _minor_fwhm(record)
+    minor = minor_fwhm(record)
 
     def arcsec(px):
         return f" = {px * scale:.2f} arcsec" if px is not None and scale else ""
