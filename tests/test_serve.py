@@ -107,3 +107,139 @@ def test_serve_says_when_the_port_is_taken(tmp_path):
         port = taken.getsockname()[1]
         result = runner.invoke(app, ["--db", db, "serve", "--port", str(port)])
     assert result.exit_code == 1 and f"--port {port}: cannot listen there" in result.output, result.output
+
+
+@pytest.fixture(scope="module")
+def aligned_desk(tmp_path_factory):
+    """A night of two bands through ingest, qa and align, with one frame made cloudy by the simulation."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from obsdb.web.app import create_app
+
+    root = tmp_path_factory.mktemp("aligned")
+    simulate_night(root / "night", seed=7, n_frames=8, size=256, bands=("V", "R"), n_groups=1,
+                   cloud_fraction=0.25, trail_fraction=0.0, defocus_fraction=0.0)
+    catalog = Catalog.open(root / "c.sqlite", create=True)
+    catalog.ingest([root / "night"])
+    catalog.qa()
+    catalog.align()
+    app = create_app(catalog, cache_dir=root / "cache", author="ada")
+    yield catalog, TestClient(app), app, root
+    catalog.close()
+
+
+def test_a_nights_table_filters_and_sorts_as_the_cli_does(aligned_desk):
+    catalog, web, _, _ = aligned_desk
+    night = catalog.night_names()[0]
+    every = catalog.frame_dicts(night=night, light_only=True)
+    page = web.get(f"/night/{night}?sort=-fwhm")
+    rows = re.findall(r"<tr class='(\w+)'><td><a href='/review/[^']+\?frame=(\d+)'", page.text)
+    assert len(rows) == len(every)
+    fwhm = {r["id"]: r["metrics"]["fwhm"] for r in every}
+    shown = [fwhm[int(i)] for _, i in rows]
+    assert shown == sorted(shown, reverse=True)
+    # Each filter narrows the table to what `obsdb frames` would list.
+    for query, expected in (("band=R", catalog.frame_dicts(night=night, band="=R", light_only=True)),
+                            ("status=rejected", catalog.frame_dicts(night=night, status="rejected", light_only=True)),
+                            ("where=fwhm+%3E+0+and+band+%3D%3D+%27V%27",
+                             catalog.frame_dicts(night=night, where="fwhm > 0 and band == 'V'", light_only=True))):
+        table = re.search(r"<table class='list' id='frames'>(.*?)</table>", web.get(f"/night/{night}?{query}").text)
+        listed = re.findall(r"\?frame=(\d+)'>", table.group(1))
+        assert sorted(map(int, listed)) == sorted(r["id"] for r in expected), query
+    assert 0 < len(catalog.frame_dicts(night=night, band="=R", light_only=True)) < len(every)
+    bad = web.get(f"/night/{night}?where=fwhm+%3E")
+    assert bad.status_code == 400 and "class='error'" in bad.text and "fwhm" in bad.text
+
+
+def test_a_nights_grid_and_plots_link_every_frame_to_its_review(aligned_desk):
+    catalog, web, _, _ = aligned_desk
+    night = catalog.night_names()[0]
+    every = catalog.frame_dicts(night=night, light_only=True)
+    grid = web.get(f"/night/{night}?view=grid").text
+    thumbs = re.findall(r"src='/frame/(\d+)\.png\?size=thumb'", grid)
+    assert sorted(map(int, thumbs)) == sorted(r["id"] for r in every)
+    thumb = web.get(f"/frame/{thumbs[0]}.png?size=thumb")
+    assert thumb.status_code == 200 and thumb.content[:4] == b"\x89PNG"
+    # The quality plot: five panels per band, one linked point per frame and panel, the QA limits drawn.
+    for band in ("V", "R"):
+        figure = re.search(rf"<figure class='plot' id='quality-{band}'>(.*?)</figure>", grid, re.S).group(1)
+        members = [r for r in every if r["band"] == band]
+        points = re.findall(r"<a href='/review/[^/]+/(\w+)\?frame=(\d+)'><circle", figure)
+        assert {b for b, _ in points} == {band}
+        assert len(points) == 5 * len(members)
+        assert "trail-elongation 1.6" in figure and "cloud-transparency 0.5" in figure
+        rejected = [r for r in members if r["status"] == "rejected"]
+        assert figure.count("fill='#c62828'") == 5 * len(rejected)
+    track = re.search(r"<figure class='plot' id='shifts'>(.*?)</figure>", grid, re.S).group(1)
+    assert len(re.findall(r"<circle", track)) == 2 * sum(1 for r in every if r["shift"])
+
+
+def test_the_archive_view_shows_each_nights_medians(aligned_desk):
+    catalog, web, _, _ = aligned_desk
+    import statistics
+
+    page = web.get("/archive").text
+    [row] = [r for r in catalog.archive_quality() if r["band"] == "V"]
+    v_frames = [r for r in catalog.frame_dicts(band="=V", light_only=True)]
+    assert row["frames"] == len(v_frames)
+    assert row["median_fwhm"] == pytest.approx(statistics.median(r["metrics"]["fwhm"] for r in v_frames))
+    assert row["median_background"] == pytest.approx(statistics.median(r["stats"]["background"] for r in v_frames))
+    assert f"{row['median_fwhm']:.2f}" in page and "<svg" in page
+    assert len(re.findall(r"<a href='/night/[^']+'><circle", page)) == 2 * len(catalog.archive_quality())
+
+
+def test_the_review_offers_the_reference_the_stars_and_the_shift_history(aligned_desk):
+    catalog, web, app, root = aligned_desk
+    import json
+
+    night = catalog.night_names()[0]
+    before = {p for p in root.rglob("*") if "cache" not in p.parts}
+    page = web.get(f"/review/{night}/V").text
+    data = json.loads(re.search(r"<script id='review-data' type='application/json'>(.*?)</script>", page).group(1))
+    frames = data["frames"]
+    assert [f["id"] for f in frames] == [r["id"] for r in sorted(
+        (r for r in catalog.frame_dicts(night=night, band="=V", light_only=True)),
+        key=lambda r: (r["date_obs"], r["number"]))]
+    shifted = [f for f in frames if f["shift"]]
+    assert shifted and all(f["reference"] in {x["id"] for x in catalog.frame_dicts()} for f in shifted)
+    assert all(isinstance(f["fwhm"], float) and len(str(f["fwhm"]).split(".")[1]) <= 2 for f in frames)
+    stars = web.get(f"/frame/{shifted[0]['id']}/stars.png")
+    assert stars.status_code == 200 and stars.content[:4] == b"\x89PNG"
+    facts = web.get(f"/frame/{shifted[0]['id']}.json").json()
+    [run] = [r for r in facts["runs"] if r["current"]]
+    assert run["dx"] == pytest.approx(shifted[0]["shift"]["dx"], abs=0.01)
+    assert run["steps"] and run["steps"][0]["matched"] > 0
+    # The pictures of the band are drawn ahead, in the cache folder only.
+    assert app.state.previews.wait(60)
+    cached = {p.name for p in (root / "cache").iterdir()}
+    for f in frames:
+        assert any(name.startswith(f"{f['id']}-") and name.endswith("-zscale.png") for name in cached), f["id"]
+    assert all(re.fullmatch(r"\d+-\d+-\d+-(zscale|asinh|thumb|stars)\.png", n) for n in cached)
+    assert {p for p in root.rglob("*") if "cache" not in p.parts} == before
+
+
+def test_a_reviewer_names_themself_once_and_every_verdict_carries_the_name(aligned_desk):
+    catalog, web, _, _ = aligned_desk
+    night = catalog.night_names()[0]
+    csrf = _csrf(web.get(f"/review/{night}/R").text)
+    headers = {"X-CSRF-Token": csrf}
+    assert web.post("/reviewer", json={"name": "Grace H."}).status_code == 403          # no CSRF token
+    assert web.post("/reviewer", json={"name": "\x00bad"}, headers=headers).status_code == 400
+    assert web.post("/reviewer", json={"name": "x" * 61}, headers=headers).status_code == 400
+    assert web.post("/reviewer", json={"name": "  Grace   H. "}, headers=headers).json() == {"reviewer": "Grace H."}
+    assert "reviewer <b id='reviewer'>Grace H.</b>" in web.get("/").text
+    frame = catalog.frame_dicts(night=night, band="=R", light_only=True)[0]
+    answer = web.post("/verdict", json={"frame_id": frame["id"], "action": "reject", "tag": "focus-slight"},
+                      headers=headers)
+    assert answer.status_code == 200 and answer.json()["author"] == "Grace H."
+    [tag] = [t for t in catalog.frame_dicts(frame_ids=[frame["id"]])[0]["tags"] if t["name"] == "focus-slight"]
+    assert tag["author"] == "Grace H." and tag["reason"] == "rejected in the review desk"
+    assert any(r["id"] == frame["id"] for r in catalog.frame_dicts(status="rejected"))
+    unknown = web.post("/verdict", json={"frame_id": frame["id"], "action": "reject", "tag": "great"},
+                       headers=headers)
+    assert unknown.status_code == 400 and "great" in unknown.json()["error"]
+    web.cookies.clear()

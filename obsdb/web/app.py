@@ -1,27 +1,38 @@
-"""The review desk: nights, a night's frames, and a keyboard review of one band, frame by frame.
+"""The review desk: the archive, a night's frames and plots, and a keyboard review of one band.
 
-Server-rendered HTML and a little JavaScript (no build step).  Every verdict is
-written through :class:`obsdb.Catalog` (``tag`` / ``untag``), as ``obsdb tag``
-does, with the reviewer's name and the time, so it shows at once in ``obsdb
-rejected`` and ``obsdb log``; undo retracts, never deletes.
+Server-rendered HTML, inline SVG plots and one small script (no build step).
+Every verdict is written through :class:`obsdb.Catalog` (``tag`` / ``untag``),
+as ``obsdb tag`` does, with the reviewer's name and the time, so it shows at
+once in ``obsdb rejected`` and ``obsdb log``; undo retracts, never deletes.
 
 Safety: frames are served by catalog id only (never a path from the request);
 state changes are POSTs carrying the page's CSRF token; beyond 127.0.0.1 every
 request needs the access token; ``read_only`` refuses every change; the only
-files written are the preview PNGs in the cache folder.
+files written are the pictures in the cache folder (:mod:`obsdb.web.previews`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import secrets
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 REVIEW_TAGS = ("tracking-slight", "tracking-big", "focus-slight", "use-if-must", "reject")
 """The manual verdicts offered by the review keys 1-5 (free text is key 6)."""
 
 STRETCHES = ("zscale", "asinh")
+
+SORT_KEYS = ("number", "time", "fwhm", "background", "elongation", "transparency", "stars", "status")
+"""Columns a night's table can be sorted by (``?sort=KEY``, ``?sort=-KEY`` descending)."""
+
+STATIC = Path(__file__).with_name("static")
+
+REVIEWER_COOKIE = "obsdb_reviewer"
+MAX_REVIEWER_NAME = 60
 
 
 def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None = None,
@@ -32,24 +43,32 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     ----------
     catalog : obsdb.Catalog
     cache_dir : path
-        Where preview PNGs are cached (per frame content and stretch); nothing else is written.
+        Where the frames' pictures are cached (per frame content and kind); nothing else is written.
     author : str
-        The reviewer named on every verdict.
+        The reviewer named on every verdict, unless the reviewer gives a name in the page (kept for
+        the browser session in a cookie).
     token : str, optional
         Required on every request (``?token=`` once, then a cookie) when given: the server
         listens beyond localhost.
     read_only : bool
         Refuse every change (403).
+
+    Returns
+    -------
+    starlette.applications.Starlette
+        The application; ``app.state.previews`` is its :class:`~obsdb.web.previews.PreviewCache`.
     """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    cache = Path(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
+    from obsdb.errors import ObsdbError
+    from obsdb.web.previews import PreviewCache
+
     csrf = secrets.token_urlsafe(24)
+    previews = PreviewCache(cache_dir, lambda record: catalog.stored_stars(int(record["id"]), limit=60))
 
     class TokenCheck(BaseHTTPMiddleware):
         async def dispatch(self, request, call_next):
@@ -62,79 +81,186 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                 return response
             return await call_next(request)
 
-    def page(title: str, body: str) -> HTMLResponse:
-        return HTMLResponse(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-                            f"<meta name='csrf' content='{csrf}'><style>{_CSS}</style></head><body>"
-                            f"<header><a href='/'>obsdb review desk</a>"
-                            f"{' · read-only' if read_only else ''} · reviewer {_e(author)}</header>"
-                            f"<main>{body}</main></body></html>")
+    def reviewer(request) -> str:
+        return _clean_name(request.cookies.get(REVIEWER_COOKIE, "")) or author
+
+    def page(request, title: str, body: str, status: int = 200) -> HTMLResponse:
+        name = reviewer(request)
+        return HTMLResponse(
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)} · obsdb</title>"
+            f"<meta name='csrf' content='{csrf}'><meta name='viewport' content='width=device-width'>"
+            f"<link rel='stylesheet' href='/static/desk.css'></head><body>"
+            f"<header><a href='/'>obsdb review desk</a> <a href='/archive'>archive</a>"
+            f"<span class='who'>{'read-only · ' if read_only else ''}reviewer <b id='reviewer'>{_e(name)}</b>"
+            f"{'' if read_only else ' <button id=rename type=button>not you?</button>'}</span></header>"
+            f"<main>{body}</main><script src='/static/desk.js'></script></body></html>", status)
+
+    def not_found(text: str = "not found"):
+        return PlainTextResponse(text, 404)
+
+    # -- pages ------------------------------------------------------------------------------------
 
     def nights(request):
-        rows = "".join(f"<tr><td><a href='/night/{_e(n['night'])}'>{_e(n['night'])}</a></td><td>{n['frames']}</td>"
-                       f"<td>{_e(' '.join(n['bands']))}</td><td>{n['accepted']}</td><td>{n['rejected']}</td>"
-                       f"<td>{n['pending']}</td></tr>" for n in catalog.nights())
-        return page("nights", "<h1>Nights</h1><table><tr><th>night</th><th>frames</th><th>bands</th>"
-                              f"<th>accepted</th><th>rejected</th><th>pending</th></tr>{rows}</table>")
+        rows = "".join(
+            f"<tr><td><a href='/night/{_e(n['night'])}'>{_e(n['night'])}</a></td><td>{n['frames']}</td>"
+            f"<td>{_e(' '.join(n['bands']))}</td><td>{_e(', '.join(_short(i) for i in n['instruments']))}</td>"
+            f"<td class='num'>{n['accepted']}</td><td class='num'>{n['rejected']}</td>"
+            f"<td class='num'>{n['pending']}</td><td class='num'>{_fmt(n['median_fwhm'], '.2f')}</td></tr>"
+            for n in catalog.nights())
+        if not rows:
+            return page(request, "nights", "<h1>Nights</h1><p>The catalog has no frames yet: "
+                                           "<code>obsdb ingest FOLDER</code> catalogues a night.</p>")
+        return page(request, "nights",
+                    "<h1>Nights</h1><table class='list'><tr><th>night</th><th>frames</th><th>bands</th>"
+                    "<th>instruments</th><th>accepted</th><th>rejected</th><th>pending</th>"
+                    f"<th>median FWHM px</th></tr>{rows}</table>")
+
+    def archive(request):
+        rows = catalog.archive_quality()
+        body = "<h1>Archive</h1>"
+        if not rows:
+            return page(request, "archive", body + "<p>No light frames yet.</p>")
+        body += archive_plots(rows)
+        body += ("<table class='list'><tr><th>night</th><th>instrument</th><th>band</th><th>frames</th>"
+                 "<th>accepted</th><th>median FWHM px</th><th>median background</th></tr>" + "".join(
+                     f"<tr><td><a href='/night/{_e(r['night'])}'>{_e(r['night'])}</a></td>"
+                     f"<td>{_e(_short(r['instrument']))}</td><td>{_e(r['band'] or '-')}</td>"
+                     f"<td class='num'>{r['frames']}</td><td class='num'>{r['accepted']}</td>"
+                     f"<td class='num'>{_fmt(r['median_fwhm'], '.2f')}</td>"
+                     f"<td class='num'>{_fmt(r['median_background'], ',.0f')}</td></tr>" for r in rows)
+                 + "</table>")
+        return page(request, "archive", body)
 
     def night(request):
         name = request.path_params["name"]
         if name not in catalog.night_names():
-            return PlainTextResponse("no such night", 404)
-        band = request.query_params.get("band") or None
-        records = catalog.frame_dicts(night=name, band=band, light_only=True)
-        key = request.query_params.get("sort", "number")
-        if key not in _SORT_KEYS:
-            key = "number"
-        records.sort(key=lambda r: _sort_value(r, key))
-        bands = sorted({r["band"] for r in catalog.frame_dicts(night=name, light_only=True) if r["band"]})
-        links = " ".join(f"<a href='/review/{_e(name)}/{_e(b)}'>review {_e(b)}</a>" for b in bands)
-        heads = "".join(f"<th><a href='?sort={k}{'&band=' + _e(band) if band else ''}'>{k}</a></th>"
-                        for k in _SORT_KEYS)
-        rows = "".join(
-            f"<tr class='{r['status']}'><td>{_e(r['label'])}</td><td>{_e(r['band'] or '-')}</td>"
-            f"<td>{_e((r['date_obs'] or '-')[:19])}</td><td>{_fmt(_metric(r, 'fwhm'))}</td>"
-            f"<td>{_fmt(_stat(r, 'background'))}</td><td>{_fmt(_metric(r, 'elongation'))}</td>"
-            f"<td>{_fmt(_metric(r, 'transparency'))}</td><td>{r['status']}</td>"
-            f"<td>{_e('; '.join(r['reasons']))}</td></tr>" for r in records)
-        return page(name, f"<h1>{_e(name)}</h1><p>{links}</p><table><tr>{heads}<th>reasons</th></tr>{rows}</table>")
+            return not_found("no such night")
+        query = request.query_params
+        filters = {k: (query.get(k) or "").strip() or None for k in ("band", "status", "tag", "where")}
+        view = "grid" if query.get("view") == "grid" else "table"
+        sort = query.get("sort", "time")
+        if sort.lstrip("-") not in SORT_KEYS:
+            sort = "time"
+        every = catalog.frame_dicts(night=name, light_only=True)
+        bands = sorted({r["band"] for r in every if r["band"]})
+        error = None
+        try:
+            records = catalog.frame_dicts(night=name, light_only=True,
+                                          band=("=" + filters["band"]) if filters["band"] else None,
+                                          status=filters["status"], tag=filters["tag"], where=filters["where"])
+        except ObsdbError as exc:
+            records, error = [], str(exc)
+        records.sort(key=lambda r: _sort_value(r, sort.lstrip("-")), reverse=sort.startswith("-"))
+        state = {k: v for k, v in filters.items() if v}
+
+        def link(**change) -> str:
+            merged = {**state, "view": view, "sort": sort, **change}
+            return "?" + urlencode({k: v for k, v in merged.items() if v})
+
+        review_links = " ".join(
+            f"<a class='button' href='/review/{_e(name)}/{_e(b)}?{urlencode({k: v for k, v in state.items() if k != 'band'})}'>"
+            f"review {_e(b)}</a>" for b in bands)
+        body = [f"<h1>{_e(name)}</h1>", _night_facts(every), f"<p class='actions'>{review_links}</p>",
+                _filter_form(bands, filters, view, sort)]
+        if error:
+            body.append(f"<p class='error' id='error'>{_e(error)}</p>")
+        body.append(f"<p class='count'>{len(records)} of {len(every)} light frames · "
+                    f"<a href='{_e(link(view='table'))}'>table</a> · <a href='{_e(link(view='grid'))}'>grid</a>"
+                    "</p>")
+        if view == "grid":
+            body.append(_grid(name, records))
+        else:
+            body.append(_table(name, records, sort, link))
+        if records:
+            body.append("<h2>Quality through the night</h2>")
+            events = catalog.qa_events([name])
+            for band in sorted({r["band"] for r in records if r["band"]}) or [None]:
+                members = [r for r in records if r["band"] == band]
+                body.append(quality_plot(name, band, members, events))
+            body.append("<h2>Shift track</h2>" + shift_plot(name, records))
+        return page(request, name, "".join(body), 400 if error else 200)
 
     def review(request):
         name, band = request.path_params["name"], request.path_params["band"]
-        records = [r for r in catalog.frame_dicts(night=name, band="=" + band, light_only=True) if r["readable"]]
+        if name not in catalog.night_names():
+            return not_found("no such night")
+        query = request.query_params
+        try:
+            records = [r for r in catalog.frame_dicts(
+                night=name, band="=" + band, light_only=True, status=query.get("status") or None,
+                tag=query.get("tag") or None, where=query.get("where") or None) if r["readable"]]
+        except ObsdbError as exc:
+            return page(request, "review", f"<p class='error'>{_e(exc)}</p>", 400)
         if not records:
-            return PlainTextResponse("no readable frame of that night and band", 404)
-        records.sort(key=lambda r: (r["date_obs"] or "", r["number"] or 0))
-        frames = [{"id": r["id"], "label": r["label"], "status": r["status"], "reasons": r["reasons"],
-                   "fwhm": _metric(r, "fwhm"), "background": _stat(r, "background"),
-                   "elongation": _metric(r, "elongation"), "shift": r["shift"]} for r in records]
-        reference = next((r["shift"]["run"] for r in records if r["shift"]), None)
-        body = (f"<h1>{_e(name)} · {_e(band)}: review</h1><div id='desk'><img id='frame' alt='frame'>"
-                f"<aside id='facts'></aside></div>"
-                f"<p class='keys'>← → previous/next · b blink the first frame · a accept · 1-5 reject as "
-                f"{', '.join(REVIEW_TAGS)} · 6 reject with your words · u undo</p>"
-                f"<script>const FRAMES = {json.dumps(frames)}; const READ_ONLY = {json.dumps(read_only)};"
-                f"const RUN = {json.dumps(reference)}; const TAGS = {json.dumps(REVIEW_TAGS)};</script>"
-                f"<script>{_JS}</script>")
-        return page(f"review {band}", body)
+            return not_found("no readable frame of that night and band")
+        records.sort(key=lambda r: (r["date_obs"] or "", r["number"] or 0, r["path"]))
+        references = catalog.run_references({r["shift"]["run"] for r in records if r["shift"]})
+        frames = [_review_entry(r, references) for r in records]
+        ids = [f["id"] for f in frames]
+        try:
+            start = ids.index(int(query.get("frame", "")))
+        except ValueError:
+            start = 0
+        # Draw ahead from where the reviewer starts: the next frames are cached before they are asked for.
+        previews.warm(records[start:] + records[:start])
+        data = json.dumps({"night": name, "band": band, "frames": frames, "start": start,
+                           "readOnly": read_only, "tags": REVIEW_TAGS}).replace("<", "\\u003c")
+        keys = ("<kbd>→</kbd> <kbd>←</kbd> next / previous · <kbd>b</kbd> blink the reference · "
+                "<kbd>p</kbd> blink the previous frame · <kbd>s</kbd> zscale / asinh · <kbd>a</kbd> accept · "
+                + " ".join(f"<kbd>{i}</kbd> {t}" for i, t in enumerate(REVIEW_TAGS, 1))
+                + " · <kbd>6</kbd> reject in your words · <kbd>u</kbd> undo")
+        body = (f"<h1><a href='/night/{_e(name)}'>{_e(name)}</a> · {_e(band)} · review</h1>"
+                f"<p class='keys'>{keys}</p>"
+                "<div id='desk'><figure><img id='frame' alt='the frame'><figcaption id='caption'></figcaption>"
+                "</figure><aside><div id='facts'></div><img id='stars' alt='star cut-outs'>"
+                "<div id='tags'></div><div id='history'></div><p id='message' role='status'></p></aside></div>"
+                f"<script id='review-data' type='application/json'>{data}</script>")
+        return page(request, f"review {band}", body)
+
+    # -- pictures and data ------------------------------------------------------------------------
+
+    def frame_record(request):
+        records = catalog.frame_dicts(frame_ids=[request.path_params["frame_id"]])
+        return records[0] if records and records[0]["readable"] else None
+
+    def picture(record, kind):
+        if record is None:
+            return not_found("no such frame")
+        path = previews.get(record, kind)
+        if path is None:
+            return not_found("the frame cannot be read now" if kind != "stars" else "no stored stars to show")
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
     def frame_png(request):
-        frame_id = request.path_params["frame_id"]
         stretch = request.query_params.get("stretch", "zscale")
-        if stretch not in STRETCHES:
-            return PlainTextResponse("unknown stretch", 404)
-        records = catalog.frame_dicts(frame_ids=[frame_id])
-        if not records or not records[0]["readable"]:
-            return PlainTextResponse("no such frame", 404)
-        path = _cached_preview(cache, records[0], stretch)
-        if path is None:
-            return PlainTextResponse("the frame cannot be read now", 404)
-        return FileResponse(path, media_type="image/png")
+        size = request.query_params.get("size", "large")
+        if stretch not in STRETCHES or size not in ("large", "thumb"):
+            return not_found("unknown stretch or size")
+        return picture(frame_record(request), "thumb" if size == "thumb" else stretch)
 
-    async def verdict(request):
+    def stars_png(request):
+        return picture(frame_record(request), "stars")
+
+    def frame_json(request):
+        record = frame_record(request)
+        if record is None:
+            return JSONResponse({"error": "no such frame"}, 404)
+        [details] = catalog.show(record["path"])
+        [history] = catalog.history(record["path"]) or [{"runs": []}]
+        return JSONResponse(_frame_facts(record, details, history))
+
+    # -- changes ----------------------------------------------------------------------------------
+
+    def refused(request):
         if read_only:
             return JSONResponse({"error": "the review desk is read-only (obsdb serve --read-only)"}, 403)
         if not secrets.compare_digest(request.headers.get("x-csrf-token", ""), csrf):
             return JSONResponse({"error": "missing or wrong CSRF token: reload the page"}, 403)
+        return None
+
+    async def verdict(request):
+        if (answer := refused(request)) is not None:
+            return answer
         try:
             payload = await request.json()
             frame_id, action = int(payload["frame_id"]), str(payload["action"])
@@ -143,139 +269,331 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         records = catalog.frame_dicts(frame_ids=[frame_id])
         if not records:
             return JSONResponse({"error": "no such frame"}, 404)
-        selector = records[0]["path"]                # a path names exactly that file
-        from obsdb.errors import ObsdbError
-
+        selector, who = records[0]["path"], reviewer(request)    # a path names exactly that file
+        reason = str(payload.get("reason") or "").strip()
         try:
             if action == "accept":
-                catalog.tag(selector, "accept", reason=str(payload.get("reason") or "accepted in the review desk"),
-                            author=author)
+                catalog.tag(selector, "accept", reason=reason or "accepted in the review desk", author=who)
             elif action == "reject":
                 tag = str(payload.get("tag") or "reject")
-                reason = str(payload.get("reason") or "").strip() or f"{tag} (review desk)"
-                catalog.tag(selector, tag, reason=reason, author=author)
+                if tag not in REVIEW_TAGS:
+                    return JSONResponse({"error": f"unknown verdict {tag!r}"}, 400)
+                catalog.tag(selector, tag, reason=reason or "rejected in the review desk", author=who)
             elif action == "undo":
-                catalog.untag(selector, str(payload["tag"]), reason="undone in the review desk", author=author)
+                catalog.untag(selector, str(payload["tag"]), reason="undone in the review desk", author=who)
             else:
                 return JSONResponse({"error": f"unknown action {action!r}"}, 400)
         except ObsdbError as exc:
             return JSONResponse({"error": str(exc)}, 409)
         after = catalog.frame_dicts(frame_ids=[frame_id])[0]
-        return JSONResponse({"status": after["status"], "reasons": after["reasons"]})
+        return JSONResponse({"status": after["status"], "reasons": after["reasons"], "author": who})
 
-    def root_redirect(request):
-        return RedirectResponse("/")
+    async def rename(request):
+        if (answer := refused(request)) is not None:
+            return answer
+        try:
+            name = _clean_name(str((await request.json())["name"]))
+        except (ValueError, KeyError, TypeError):
+            name = ""
+        if not name:
+            return JSONResponse({"error": f"a reviewer name is 1 to {MAX_REVIEWER_NAME} printable characters"}, 400)
+        response = JSONResponse({"reviewer": name})
+        response.set_cookie(REVIEWER_COOKIE, name, httponly=True, samesite="strict")
+        return response
 
-    routes = [Route("/", nights), Route("/night/{name}", night), Route("/review/{name}/{band}", review),
-              Route("/frame/{frame_id:int}.png", frame_png), Route("/verdict", verdict, methods=["POST"]),
-              Route("/index.html", root_redirect)]
-    return Starlette(routes=routes, middleware=[Middleware(TokenCheck)])
+    def static(request):
+        name = request.path_params["name"]
+        if name not in ("desk.css", "desk.js"):
+            return not_found()
+        media = "text/css" if name.endswith(".css") else "text/javascript"
+        return Response((STATIC / name).read_bytes(), media_type=media)
+
+    # -- plots ------------------------------------------------------------------------------------
+
+    def quality_plot(name: str, band: str | None, records: list[dict], events: list[dict]) -> str:
+        from obsdb.pipeline.report import threshold_lines
+
+        lines = threshold_lines(records, {"qa_events": events})
+        return _quality_svg(name, band, records, lines)
+
+    routes = [Route("/", nights), Route("/archive", archive), Route("/night/{name}", night),
+              Route("/review/{name}/{band}", review),
+              Route("/frame/{frame_id:int}.png", frame_png), Route("/frame/{frame_id:int}/stars.png", stars_png),
+              Route("/frame/{frame_id:int}.json", frame_json),
+              Route("/verdict", verdict, methods=["POST"]), Route("/reviewer", rename, methods=["POST"]),
+              Route("/static/{name}", static)]
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        previews.stop()
+
+    application = Starlette(routes=routes, middleware=[Middleware(TokenCheck)], lifespan=lifespan)
+    application.state.previews = previews
+    application.state.csrf = csrf
+    return application
 
 
-def _cached_preview(cache: Path, record: dict, stretch: str) -> Path | None:
-    """The frame's preview PNG in the cache (drawn on first request; keyed by content and stretch)."""
-    import warnings
+# -- what a page shows ------------------------------------------------------------------------------
 
-    from obsdb.imaging.fitsio import FitsReadError, read_fits_image
-    from obsdb.imaging.preview import write_preview_png
+def _review_entry(record: dict, references: dict) -> dict:
+    """A frame as the review script needs it: id, label, time, status, rounded metrics, shift, reference."""
+    from obsdb.pipeline.report import minor_fwhm
 
-    import os
-
-    try:
-        st = os.stat(record["path"])
-    except OSError:
-        return None
-    # A frame rewritten since (size or time changed) gets a new preview; the old one is simply unused.
-    target = cache / f"{record['id']}-{st.st_size}-{st.st_mtime_ns}-{stretch}.png"
-    if target.is_file():
-        return target
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            image = read_fits_image(record["path"], hash_mode="none")
-        write_preview_png(target, image.data, max_size=1024, stretch=stretch)
-    except (FitsReadError, OSError, ValueError):
-        return None
-    return target
+    shift = record["shift"]
+    return {"id": record["id"], "label": record["label"], "file": record["file_name"],
+            "time": (record["date_obs"] or "")[11:19] or None, "status": record["status"],
+            "reasons": record["reasons"], "fwhm": _round(_metric(record, "fwhm"), 2),
+            "minor_fwhm": _round(minor_fwhm(record), 2), "background": _round(_background(record), 0),
+            "elongation": _round(_metric(record, "elongation"), 2),
+            "transparency": _round(_metric(record, "transparency"), 2), "stars": _metric(record, "n_stars"),
+            "shift": None if not shift else {"dx": _round(shift["dx"], 2), "dy": _round(shift["dy"], 2),
+                                             "run": shift["run"], "method": shift.get("method")},
+            "reference": references.get(shift["run"]) if shift else None}
 
 
-_SORT_KEYS = ("number", "band", "time", "fwhm", "background", "elongation", "transparency", "status")
+def _frame_facts(record: dict, details: dict, history: dict) -> dict:
+    """One frame's verdicts and shift history for the review panel (``/frame/ID.json``)."""
+    from obsdb.text import without_tag
 
+    runs = []
+    for run in history.get("runs", []):
+        total = run.get("total") or {}
+        runs.append({"run": run["run"], "method": run["method"], "current": run["current"],
+                     "reference": run.get("reference"), "author": run.get("author"),
+                     "created_at": (run.get("created_at") or "")[:19].replace("T", " "),
+                     "dx": _round(total.get("dx"), 3), "dy": _round(total.get("dy"), 3),
+                     "steps": [{"stage": s["stage"], "kind": s["kind"], "method": s.get("method"),
+                                "dx": _round(s.get("dx"), 3), "dy": _round(s.get("dy"), 3),
+                                "matched": s.get("n_matched"), "rms": _round(s.get("residual_rms"), 3)}
+                               for s in run.get("steps", [])]})
+    tags = [{"name": t["name"], "source": t["source"], "reason": without_tag(t), "author": t["author"],
+             "at": t["created_at"][:19].replace("T", " "), "active": not t["retracted_at"],
+             "retracted": (t["retracted_at"] or "")[:19].replace("T", " ") or None,
+             "retracted_by": t["retracted_by"]} for t in details.get("tag_history", [])]
+    return {"id": record["id"], "label": record["label"], "status": record["status"],
+            "reasons": record["reasons"], "tags": tags, "runs": runs}
+
+
+def _night_facts(records: list[dict]) -> str:
+    counts = {s: sum(r["status"] == s for r in records) for s in ("accepted", "rejected", "pending")}
+    targets = sorted({r["object"] for r in records if r["object"]})
+    instruments = sorted({_short(r["instrument"]) for r in records if r["instrument"]})
+    return (f"<p class='facts'>{len(records)} light frames · {counts['accepted']} accepted · "
+            f"{counts['rejected']} rejected · {counts['pending']} pending · "
+            f"{_e(', '.join(targets) or 'no OBJECT')} · {_e(', '.join(instruments) or 'no instrument')}</p>")
+
+
+def _filter_form(bands: list[str], filters: dict, view: str, sort: str) -> str:
+    def options(values, chosen):
+        return "".join(f"<option value='{_e(v)}'{' selected' if v == chosen else ''}>{_e(v or 'all')}</option>"
+                       for v in ["", *values])
+
+    return ("<form class='filters' method='get'>"
+            f"<label>band <select name='band'>{options(bands, filters['band'] or '')}</select></label> "
+            f"<label>status <select name='status'>{options(['accepted', 'rejected', 'pending'], filters['status'] or '')}"
+            "</select></label> "
+            f"<label>tag <input name='tag' size='12' value='{_e(filters['tag'] or '')}'></label> "
+            f"<label>where <input name='where' size='34' placeholder='fwhm &gt; 3 and EXPTIME &gt;= 30' "
+            f"value='{_e(filters['where'] or '')}'></label>"
+            f"<input type='hidden' name='view' value='{_e(view)}'><input type='hidden' name='sort' value='{_e(sort)}'>"
+            " <button type='submit'>filter</button></form>")
+
+
+_TABLE_COLUMNS = (("number", "frame"), ("band", "band"), ("time", "time UTC"), ("fwhm", "FWHM px"),
+                  ("background", "background"), ("elongation", "elongation"), ("transparency", "transparency"),
+                  ("stars", "stars"), ("status", "status"))
+
+
+def _table(name: str, records: list[dict], sort: str, link) -> str:
+    heads = []
+    for key, title in _TABLE_COLUMNS:
+        if key in SORT_KEYS:
+            order = f"-{key}" if sort == key else key
+            mark = " ▲" if sort == key else (" ▼" if sort == f"-{key}" else "")
+            heads.append(f"<th><a href='{_e(link(sort=order))}'>{title}{mark}</a></th>")
+        else:
+            heads.append(f"<th>{title}</th>")
+    rows = []
+    for r in records:
+        review = f"/review/{_e(name)}/{_e(r['band'])}?frame={r['id']}" if r["band"] and r["readable"] else None
+        label = f"<a href='{review}'>{_e(r['label'])}</a>" if review else _e(r["label"])
+        rows.append(f"<tr class='{r['status']}'><td>{label}</td><td>{_e(r['band'] or '-')}</td>"
+                    f"<td>{_e((r['date_obs'] or '-')[11:19] or '-')}</td>"
+                    f"<td class='num'>{_fmt(_metric(r, 'fwhm'), '.2f')}</td>"
+                    f"<td class='num'>{_fmt(_background(r), ',.0f')}</td>"
+                    f"<td class='num'>{_fmt(_metric(r, 'elongation'), '.2f')}</td>"
+                    f"<td class='num'>{_fmt(_metric(r, 'transparency'), '.2f')}</td>"
+                    f"<td class='num'>{_fmt(_metric(r, 'n_stars'), 'd')}</td><td>{r['status']}</td>"
+                    f"<td>{_e('; '.join(r['reasons']))}</td></tr>")
+    return f"<table class='list' id='frames'><tr>{''.join(heads)}<th>reasons</th></tr>{''.join(rows)}</table>"
+
+
+def _grid(name: str, records: list[dict]) -> str:
+    cells = []
+    for r in records:
+        inner = (f"<img loading='lazy' width='200' height='200' alt='{_e(r['label'])}' "
+                 f"src='/frame/{r['id']}.png?size=thumb'>" if r["readable"] else "<span>unreadable</span>")
+        caption = f"{_e(r['label'])} {_e(r['band'] or '')} · {_e(r['status'])}"
+        if r["reasons"]:
+            caption += f"<br><small>{_e(r['reasons'][0][:60])}</small>"
+        href = f"/review/{_e(name)}/{_e(r['band'])}?frame={r['id']}" if r["band"] and r["readable"] else None
+        body = f"{inner}<figcaption>{caption}</figcaption>"
+        cells.append(f"<figure class='cell {r['status']}'>"
+                     + (f"<a href='{href}'>{body}</a>" if href else body) + "</figure>")
+    return f"<div class='grid' id='grid'>{''.join(cells)}</div>"
+
+
+def _quality_svg(name: str, band: str | None, records: list[dict], lines: list[dict]) -> str:
+    """Background, minor-axis FWHM, elongation, transparency and star count against time, one band."""
+    from obsdb.pipeline.report import minor_fwhm
+    from obsdb.web.plots import COLOURS, Panel, Point, legend_html, panels_svg, time_axis
+
+    records = sorted(records, key=lambda r: r["date_obs"] or "")
+    xs, ticks, caption = time_axis([_parse_time(r["date_obs"]) for r in records])
+    values = {"background": _background, "fwhm": minor_fwhm,
+              "elongation": lambda r: _metric(r, "elongation"),
+              "transparency": lambda r: _metric(r, "transparency"), "n_stars": lambda r: _metric(r, "n_stars")}
+    labels = {"background": "background ADU", "fwhm": "FWHM minor axis px", "elongation": "elongation a/b",
+              "transparency": "transparency", "n_stars": "stars"}
+    panels = []
+    for key, value_of in values.items():
+        panel = Panel(labels[key])
+        for x, record in zip(xs, records):
+            value = value_of(record)
+            if x is None or value is None:
+                continue
+            why = "; ".join(record["reasons"])
+            panel.points.append(Point(
+                x, float(value), COLOURS.get(record["status"], COLOURS["pending"]),
+                f"{record['label']} {record['band'] or ''}: {labels[key]} {value:,.3g} · {record['status']}"
+                + (f" · {why}" if why else ""),
+                href=f"/review/{name}/{record['band']}?frame={record['id']}" if record["band"] else None,
+                hollow=record["status"] == "pending"))
+        seen = set()
+        for line in lines:
+            if line["panel"] == key and (line["rule"], round(line["value"], 6)) not in seen:
+                seen.add((line["rule"], round(line["value"], 6)))
+                panel.lines.append((line["value"], f"{line['rule']} {line['value']:,.3g}"
+                                    + (f" ({line['text']})" if line["text"] else "")))
+        panels.append(panel)
+    known = [x for x in xs if x is not None]
+    if not known:
+        return f"<p class='facts'>band {_e(band or '-')}: no DATE-OBS, no time plot</p>"
+    svg = panels_svg(panels, x_ticks=ticks, x_range=(min(known), max(known)), panel_height=70,
+                     title=f"band {band or '-'}: {len(records)} frames", caption=caption)
+    legend = legend_html([(COLOURS["accepted"], "accepted"), (COLOURS["rejected"], "rejected"),
+                          (COLOURS["pending"], "pending (hollow)"), ("#b71c1c", "QA limit (dashed)")])
+    return f"<figure class='plot' id='quality-{_e(band or 'none')}'>{svg}{legend}</figure>"
+
+
+def shift_plot(name: str, records: list[dict]) -> str:
+    """Each frame's current shift, dx above dy, against time, coloured by band; rejected frames ringed."""
+    from obsdb.web.plots import SERIES_COLOURS, Panel, Point, legend_html, panels_svg, time_axis
+
+    shifted = sorted((r for r in records if r["shift"]), key=lambda r: r["date_obs"] or "")
+    if not shifted:
+        return "<p class='facts'>No frame has a shift yet (<code>obsdb align</code>).</p>"
+    xs, ticks, caption = time_axis([_parse_time(r["date_obs"]) for r in shifted])
+    bands = sorted({r["band"] or "-" for r in shifted})
+    colour = {b: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, b in enumerate(bands)}
+    panels = [Panel("dx px", joined=True), Panel("dy px", joined=True)]
+    for x, record in zip(xs, shifted):
+        if x is None:
+            continue
+        for panel, axis in zip(panels, ("dx", "dy")):
+            value = record["shift"][axis]
+            panel.points.append(Point(
+                x, value, colour[record["band"] or "-"],
+                f"{record['label']} {record['band'] or ''}: {axis} {value:+.2f} px, run {record['shift']['run']}"
+                f" · {record['status']}",
+                href=f"/review/{name}/{record['band']}?frame={record['id']}" if record["band"] else None,
+                hollow=record["status"] == "rejected"))
+    known = [x for x in xs if x is not None]
+    if not known:
+        return "<p class='facts'>No DATE-OBS: no shift track.</p>"
+    svg = panels_svg(panels, x_ticks=ticks, x_range=(min(known), max(known)), panel_height=90,
+                     title="current shift of each frame (what render applies)", caption=caption)
+    legend = legend_html([(colour[b], f"band {b}") for b in bands] + [("#888", "hollow: rejected")])
+    return f"<figure class='plot' id='shifts'>{svg}{legend}</figure>"
+
+
+def archive_plots(rows: list[dict]) -> str:
+    """Median FWHM and background per night, one series per instrument and band (the archive view)."""
+    from obsdb.web.plots import SERIES_COLOURS, Panel, Point, index_axis, legend_html, panels_svg
+
+    nights = sorted({r["night"] for r in rows})
+    position = {n: float(i) for i, n in enumerate(nights)}
+    series = sorted({(_short(r["instrument"]), r["band"] or "-") for r in rows})
+    colour = {s: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, s in enumerate(series)}
+    panels = [Panel("median FWHM px", joined=True), Panel("median background ADU", joined=True)]
+    for r in rows:
+        key = (_short(r["instrument"]), r["band"] or "-")
+        for panel, field, spec in ((panels[0], "median_fwhm", ".2f"), (panels[1], "median_background", ",.0f")):
+            if r[field] is not None:
+                panel.points.append(Point(position[r["night"]], r[field], colour[key],
+                                          f"{r['night']} {key[0]} {key[1]}: {format(r[field], spec)} "
+                                          f"({r['frames']} frames)", href=f"/night/{r['night']}"))
+    svg = panels_svg(panels, x_ticks=index_axis(nights), x_range=(0.0, float(len(nights) - 1)),
+                     panel_height=110, title=f"{len(nights)} nights", caption="night")
+    legend = legend_html([(colour[s], f"{s[0]} {s[1]}") for s in series])
+    return f"<figure class='plot' id='archive'>{svg}{legend}</figure>"
+
+
+# -- small helpers ----------------------------------------------------------------------------------
 
 def _metric(record: dict, key: str):
-    return (record.get("metrics") or {}).get(key)
+    value = (record.get("metrics") or {}).get(key)
+    return value if value is None or value == value else None
 
 
-def _stat(record: dict, key: str):
-    return (record.get("stats") or {}).get(key)
+def _background(record: dict):
+    """The QA metrics' background, else the ingest's (frames not yet through QA)."""
+    value = _metric(record, "background")
+    return value if value is not None else (record.get("stats") or {}).get("background")
 
 
 def _sort_value(record: dict, key: str):
-    value = {"number": record["number"], "band": record["band"], "time": record["date_obs"],
-             "fwhm": _metric(record, "fwhm"), "background": _stat(record, "background"),
-             "elongation": _metric(record, "elongation"), "transparency": _metric(record, "transparency"),
+    value = {"number": record["number"], "time": record["date_obs"], "fwhm": _metric(record, "fwhm"),
+             "background": _background(record), "elongation": _metric(record, "elongation"),
+             "transparency": _metric(record, "transparency"), "stars": _metric(record, "n_stars"),
              "status": record["status"]}[key]
-    return (value is None, value if value is not None else 0)
+    # Missing values sort last either way; ties keep the night's order.
+    return (value is None, value if value is not None else 0, record["date_obs"] or "", record["number"] or 0)
 
 
-def _fmt(value) -> str:
-    return "-" if value is None else (f"{value:,.2f}" if isinstance(value, float) else str(value))
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _round(value, digits: int):
+    if value is None or value != value:
+        return None
+    return round(float(value), digits) if digits else int(round(float(value)))
+
+
+def _fmt(value, spec: str) -> str:
+    if value is None or value != value:
+        return "-"
+    return format(int(value), spec) if spec == "d" else format(value, spec)
+
+
+def _short(instrument: str | None) -> str:
+    """An instrument key (telescope|camera|size|binning) without its size and binning, for narrow columns."""
+    if not instrument:
+        return "-"
+    parts = instrument.split("|")
+    return " / ".join(p for p in parts[:2] if p) or instrument
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    return name if 0 < len(name) <= MAX_REVIEWER_NAME and name.isprintable() else ""
 
 
 def _e(text) -> str:
     return html.escape(str(text), quote=True)
-
-
-_CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d232b; }
-header { background: #1d232b; color: #fff; padding: 6px 12px; } header a { color: #fff; }
-main { padding: 12px; } table { border-collapse: collapse; } td, th { padding: 2px 8px; text-align: left; }
-tr.rejected td { color: #c62828; } tr.accepted td { color: #2e7d32; }
-#desk { display: flex; gap: 16px; } #frame { max-width: 75vw; max-height: 80vh; background: #000; }
-#facts { min-width: 240px; } .keys { color: #5b6573; }
-"""
-
-_JS = """
-let index = 0, blink = false;
-const csrf = document.querySelector("meta[name=csrf]").content;
-const undo = [];
-function show() {
-  const f = FRAMES[index], shown = blink ? FRAMES[0] : f;
-  document.getElementById("frame").src = "/frame/" + shown.id + ".png";
-  const facts = document.getElementById("facts");
-  facts.textContent = "";
-  const lines = [(blink ? "BLINK: " + FRAMES[0].label + " | " : "") + "frame " + f.label +
-                 " (" + (index + 1) + " of " + FRAMES.length + ")", "status: " + f.status,
-                 "FWHM " + f.fwhm + " px, sky " + f.background + ", elongation " + f.elongation]
-                .concat(f.reasons.map(r => "reason: " + r));
-  for (const line of lines) { const p = document.createElement("p"); p.textContent = line; facts.appendChild(p); }
-}
-async function send(body) {
-  if (READ_ONLY) { alert("read-only"); return; }
-  const r = await fetch("/verdict", {method: "POST", headers: {"Content-Type": "application/json",
-                        "X-CSRF-Token": csrf}, body: JSON.stringify(body)});
-  const answer = await r.json();
-  if (!r.ok) { alert(answer.error); return false; }
-  FRAMES[index].status = answer.status; FRAMES[index].reasons = answer.reasons; show(); return true;
-}
-document.addEventListener("keydown", async (event) => {
-  const f = FRAMES[index];
-  if (event.key === "ArrowRight" || event.key === "j") { index = Math.min(index + 1, FRAMES.length - 1); }
-  else if (event.key === "ArrowLeft" || event.key === "k") { index = Math.max(index - 1, 0); }
-  else if (event.key === "b") { blink = !blink; }
-  else if (event.key === "a") { if (await send({frame_id: f.id, action: "accept"})) undo.push([f.id, "accept"]); }
-  else if (event.key >= "1" && event.key <= "5") {
-    const tag = TAGS[Number(event.key) - 1];
-    if (await send({frame_id: f.id, action: "reject", tag: tag})) undo.push([f.id, tag]);
-  } else if (event.key === "6") {
-    const reason = prompt("Why is this frame rejected?");
-    if (reason && await send({frame_id: f.id, action: "reject", tag: "reject", reason: reason}))
-      undo.push([f.id, "reject"]);
-  } else if (event.key === "u" && undo.length) {
-    const [id, tag] = undo.pop(); index = FRAMES.findIndex(x => x.id === id);
-    await send({frame_id: id, action: "undo", tag: tag});
-  } else { return; }
-  show();
-});
-show();
-"""

@@ -1,0 +1,155 @@
+"""The review desk's picture cache: a frame's large preview, thumbnail and star cut-outs as PNG files.
+
+Each file is named by the frame's catalog id, its size and modification time
+and the kind of picture, so a rewritten frame gets new pictures and the old
+ones are simply no longer used.  File names are built from integers and fixed
+words only: nothing from a request becomes a path.  One FITS read draws every
+missing picture of a frame, and a background thread draws a band's pictures
+ahead of the reviewer, so paging through a night waits for no drawing.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from pathlib import Path
+
+KINDS = ("zscale", "asinh", "thumb", "stars")
+"""What can be drawn: the large preview in either stretch, the grid's thumbnail, the star cut-outs."""
+
+WARM_KINDS = ("zscale", "thumb", "stars")
+"""What the background thread draws ahead (asinh only when asked for)."""
+
+LARGE_SIDE = 1024
+THUMB_SIDE = 200
+STAR_ZOOM = 4
+"""Screen pixels per detector pixel in the star cut-outs (the issue's 4x)."""
+
+
+class PreviewCache:
+    """Pictures of frames in one folder, drawn on first request or ahead of it.
+
+    Parameters
+    ----------
+    folder : path
+        The cache folder (created); the only place the review desk writes.
+    stars_of : callable
+        ``stars_of(record)`` gives the frame's stored stars as (x, y, flux, fwhm, flag), brightest first
+        (the catalog's star list; the desk never measures stars itself).
+    """
+
+    def __init__(self, folder: str | os.PathLike, stars_of):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._stars_of = stars_of
+        # matplotlib's Agg canvases are not guaranteed thread-safe: draw one frame at a time.
+        self._draw_lock = threading.Lock()
+        self._queue: collections.deque = collections.deque()
+        self._queued: set[int] = set()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._busy = 0
+
+    def path(self, record: dict, kind: str) -> Path | None:
+        """Where a picture of this frame is (or will be) cached; None when the file cannot be seen now."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown picture kind {kind!r}")
+        try:
+            st = os.stat(record["path"])
+        except OSError:
+            return None
+        return self.folder / f"{int(record['id'])}-{st.st_size}-{st.st_mtime_ns}-{kind}.png"
+
+    def get(self, record: dict, kind: str) -> Path | None:
+        """The picture, drawn now if it is not cached; None when the frame cannot be read (or has no stars)."""
+        target = self.path(record, kind)
+        if target is None:
+            return None
+        if not target.is_file():
+            self._draw(record, [kind])
+        return target if target.is_file() else None
+
+    def warm(self, records: list[dict]) -> None:
+        """Draw these frames' pictures in the background, in this order, ahead of anything queued before."""
+        with self._wake:
+            fresh = [r for r in records if int(r["id"]) not in self._queued]
+            for record in reversed(fresh):
+                self._queue.appendleft(record)
+                self._queued.add(int(record["id"]))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="obsdb-previews", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def pending(self) -> int:
+        """Frames waiting for the background thread, or being drawn by it."""
+        with self._wake:
+            return len(self._queue) + self._busy
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until the background thread has drawn everything asked for; False if ``timeout`` s passed first."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def stop(self) -> None:
+        """Stop the background thread after the frame it is drawing."""
+        with self._wake:
+            self._stopped = True
+            self._queue.clear()
+            self._wake.notify_all()
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopped:
+                    self._wake.wait()
+                if self._stopped:
+                    return
+                record = self._queue.popleft()
+                self._queued.discard(int(record["id"]))
+                self._busy = 1
+            try:
+                self._draw(record, list(WARM_KINDS))
+            except Exception:  # noqa: BLE001 - a frame that cannot be drawn ahead is drawn (or refused) on request
+                pass
+            finally:
+                with self._wake:
+                    self._busy = 0
+                    self._wake.notify_all()
+
+    def _draw(self, record: dict, kinds: list[str]) -> None:
+        """Read the frame once and write every missing picture of the kinds asked for."""
+        import warnings
+
+        from obsdb.imaging.fitsio import FitsReadError, read_fits_image
+        from obsdb.imaging.preview import write_preview_png, write_star_zooms_png
+        from obsdb.pipeline.report import zoom_stars
+
+        with self._draw_lock:
+            targets = {kind: self.path(record, kind) for kind in kinds}
+            missing = {k: t for k, t in targets.items() if t is not None and not t.is_file()}
+            if not missing:
+                return
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    data = read_fits_image(record["path"], hash_mode="none").data
+            except (FitsReadError, OSError, ValueError):
+                return
+            for kind, target in missing.items():
+                try:
+                    if kind in ("zscale", "asinh"):
+                        write_preview_png(target, data, max_size=LARGE_SIDE, stretch=kind)
+                    elif kind == "thumb":
+                        write_preview_png(target, data, max_size=THUMB_SIDE)
+                    else:
+                        half, picks = zoom_stars(self._stars_of(record), data.shape,
+                                                 (record.get("metrics") or {}).get("fwhm"))
+                        if picks:
+                            labels = [f"x {s[0] + 1:.0f} y {s[1] + 1:.0f}\nFWHM {s[3]:.2f} px" for s in picks]
+                            write_star_zooms_png(target, data, [(s[0], s[1]) for s in picks], half=half,
+                                                 scale=STAR_ZOOM, labels=labels)
+                except (ValueError, OSError):
+                    continue
