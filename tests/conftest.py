@@ -139,3 +139,36 @@ def database_factory(request, tmp_path):
 def catalog_url(database_factory):
     """A catalog URL on each backend (see :func:`database_factory`)."""
     return database_factory()
+
+
+# -- a real browser (the report and the review desk) -------------------------------------------------
+
+CHROMIUM = os.environ.get("OBSDB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _browser_missing(reason: str):
+    """Skip, or fail under ``OBSDB_REQUIRE_BROWSER=1`` (CI), when the browser tests cannot run."""
+    if os.environ.get("OBSDB_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (OBSDB_REQUIRE_BROWSER=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by Playwright (its own browser download cannot work here)."""
+    import shutil
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_missing("playwright is not installed: pip install '.[browser]'")
+    executable = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    if not executable:
+        _browser_missing(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set OBSDB_CHROMIUM)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

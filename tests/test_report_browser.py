@@ -7,42 +7,11 @@ missing, except with ``OBSDB_REQUIRE_BROWSER=1`` (CI), where it fails.
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 
 pytestmark = pytest.mark.slow
 
 WIDTH = 1400
-CHROMIUM = os.environ.get("OBSDB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _missing(reason: str):
-    if os.environ.get("OBSDB_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason} (OBSDB_REQUIRE_BROWSER=1)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed: pip install '.[browser]'")
-    executable = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
-    if not executable:
-        _missing(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set OBSDB_CHROMIUM)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     """A simulated night through the whole pipeline (qa, groups, align, render), then its report."""

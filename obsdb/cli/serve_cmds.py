@@ -25,11 +25,13 @@ def serve(
     cache: Optional[Path] = typer.Option(None, "--cache", help="Folder for the preview images "
                                                                "(default: obsdb-previews beside the catalog)."),
 ) -> None:
-    """Open the review desk: the nights, a night's frames, and a keyboard review of one band.
+    """Open the review desk in a browser: the nights, a night's frames and plots, a keyboard review.
 
-    Keys in the review: left/right previous/next, b blink the first frame, a accept, 1-5 reject as
-    tracking-slight, tracking-big, focus-slight, use-if-must or reject, 6 reject with your own words,
-    u undo (the verdict is retracted, never deleted).  Every verdict is a tag, as `obsdb tag` makes."""
+    Keys in the review: right/left (or j/k) next/previous, b blink the alignment reference, p blink the
+    previous frame, s zscale/asinh, a accept, 1-5 reject as tracking-slight, tracking-big, focus-slight,
+    use-if-must or reject, 6 reject in your own words, u undo (the verdict is retracted, never deleted).
+    Every verdict is a tag, as `obsdb tag` makes, with the reviewer's name: it shows at once in
+    `obsdb rejected` and `obsdb log`."""
     import secrets
     import socket
 
@@ -54,5 +56,8 @@ def serve(
         application = create_app(catalog, cache_dir=cache or where / "obsdb-previews",
                                  author=author or login_name(), token=token, read_only=read_only)
         address = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
-        console.print(f"review desk at {address}" + (" (read-only)" if read_only else "") + "; Ctrl-C stops it")
+        # The address alone on its line: terminals make it a link, scripts read it.
+        console.print(f"review desk at {address}", soft_wrap=True, highlight=False)
+        console.print(f"catalog {catalog.display_url}; reviewer {author or login_name()}"
+                      + ("; read-only" if read_only else "") + "; Ctrl-C stops it", soft_wrap=True, highlight=False)
         uvicorn.run(application, host=host, port=port, log_level="warning")
