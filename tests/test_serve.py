@@ -238,6 +238,9 @@ def test_a_reviewer_names_themself_once_and_every_verdict_carries_the_name(align
     assert answer.status_code == 200 and answer.json()["author"] == "Grace H."
     [tag] = [t for t in catalog.frame_dicts(frame_ids=[frame["id"]])[0]["tags"] if t["name"] == "focus-slight"]
     assert tag["author"] == "Grace H." and tag["reason"] == "rejected in the review desk"
+    facts = web.get(f"/frame/{frame['id']}.json").json()
+    [shown] = [t for t in facts["tags"] if t["name"] == "focus-slight"]
+    assert shown["active"] and shown["author"] == "Grace H." and shown["reason"] == "rejected in the review desk"
     assert any(r["id"] == frame["id"] for r in catalog.frame_dicts(status="rejected"))
     unknown = web.post("/verdict", json={"frame_id": frame["id"], "action": "reject", "tag": "great"},
                        headers=headers)

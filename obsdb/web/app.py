@@ -167,6 +167,9 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         body.append(f"<p class='count'>{len(records)} of {len(every)} light frames · "
                     f"<a href='{_e(link(view='table'))}'>table</a> · <a href='{_e(link(view='grid'))}'>grid</a>"
                     "</p>")
+        # The first view of a night starts drawing its pictures, in the order shown: the grid's thumbnails
+        # and the review's previews are then files on disk when they are asked for.
+        previews.warm([r for r in records if r["readable"]])
         if view == "grid":
             body.append(_grid(name, records))
         else:
@@ -366,7 +369,7 @@ def _frame_facts(record: dict, details: dict, history: dict) -> dict:
                                 "dx": _round(s.get("dx"), 3), "dy": _round(s.get("dy"), 3),
                                 "matched": s.get("n_matched"), "rms": _round(s.get("residual_rms"), 3)}
                                for s in run.get("steps", [])]})
-    tags = [{"name": t["name"], "source": t["source"], "reason": without_tag(t), "author": t["author"],
+    tags = [{"name": t["name"], "source": t["source"], "reason": without_tag(t["name"], t["reason"]), "author": t["author"],
              "at": t["created_at"][:19].replace("T", " "), "active": not t["retracted_at"],
              "retracted": (t["retracted_at"] or "")[:19].replace("T", " ") or None,
              "retracted_by": t["retracted_by"]} for t in details.get("tag_history", [])]

@@ -74,10 +74,10 @@ class PreviewCache:
     def warm(self, records: list[dict]) -> None:
         """Draw these frames' pictures in the background, in this order, ahead of anything queued before."""
         with self._wake:
-            fresh = [r for r in records if int(r["id"]) not in self._queued]
-            for record in reversed(fresh):
-                self._queue.appendleft(record)
-                self._queued.add(int(record["id"]))
+            first = {int(r["id"]): r for r in records}
+            rest = [r for r in self._queue if int(r["id"]) not in first]
+            self._queue = collections.deque([*first.values(), *rest])
+            self._queued = {int(r["id"]) for r in self._queue}
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="obsdb-previews", daemon=True)
                 self._thread.start()
