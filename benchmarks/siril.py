@@ -449,7 +449,7 @@ def print_profile(path: Path, top: int) -> list[dict]:
             if marker in where:
                 where = where.split(marker, 1)[1]
         rows.append({"function": f"{where}:{line}({name})", "calls": nc, "own": tt, "cumulative": ct})
-    total = max((r["cumulative"] for r in rows), default=0.0)
+    total = stats.total_tt  # align + render: every profiled second
     imports = sum(r["cumulative"] for r in rows if r["function"].endswith("(_find_and_load)"))
     print(f"\nprofile of (b), cold: {total:.2f} s, of which {imports:.2f} s imports done inside the calls "
           f"(lazy imports: matplotlib, scipy.ndimage, astropy.wcs ...)")
