@@ -161,12 +161,14 @@ def test_a_nights_grid_and_plots_link_every_frame_to_its_review(aligned_desk):
     every = catalog.frame_dicts(night=night, light_only=True)
     grid = web.get(f"/night/{night}?view=grid").text
     thumbs = re.findall(r"src='/frame/(\d+)\.png\?size=thumb'", grid)
+    assert "<svg" not in grid
+    plots = web.get(f"/night/{night}?view=plots").text
     assert sorted(map(int, thumbs)) == sorted(r["id"] for r in every)
     thumb = web.get(f"/frame/{thumbs[0]}.png?size=thumb")
     assert thumb.status_code == 200 and thumb.content[:4] == b"\x89PNG"
     # The quality plot: five panels per band, one linked point per frame and panel, the QA limits drawn.
     for band in ("V", "R"):
-        figure = re.search(rf"<figure class='plot' id='quality-{band}'>(.*?)</figure>", grid, re.S).group(1)
+        figure = re.search(rf"<figure class='plot' id='quality-{band}'>(.*?)</figure>", plots, re.S).group(1)
         members = [r for r in every if r["band"] == band]
         points = re.findall(r"<a href='/review/[^/]+/(\w+)\?frame=(\d+)'><circle", figure)
         assert {b for b, _ in points} == {band}
@@ -174,7 +176,7 @@ def test_a_nights_grid_and_plots_link_every_frame_to_its_review(aligned_desk):
         assert "trail-elongation 1.6" in figure and "cloud-transparency 0.5" in figure
         rejected = [r for r in members if r["status"] == "rejected"]
         assert figure.count("fill='#c62828'") == 5 * len(rejected)
-    track = re.search(r"<figure class='plot' id='shifts'>(.*?)</figure>", grid, re.S).group(1)
+    track = re.search(r"<figure class='plot' id='shifts'>(.*?)</figure>", plots, re.S).group(1)
     assert len(re.findall(r"<circle", track)) == 2 * sum(1 for r in every if r["shift"])
 
 

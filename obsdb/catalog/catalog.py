@@ -153,6 +153,15 @@ class Catalog:
 
         return self.read(frame_histories, selector, nights=night)
 
+    def frame_details(self, frame_id: int) -> dict | None:
+        """Everything ``obsdb show`` tells of one frame, named by its catalog id (None: no such frame)."""
+        from obsdb.catalog.models import Frame
+        from obsdb.catalog.queries import frame_details
+
+        with self.session() as session:
+            frame = session.get(Frame, int(frame_id))
+            return frame_details(session, frame) if frame is not None else None
+
     def stored_stars(self, frame_id: int, *, limit: int | None = None) -> list[tuple]:
         """A frame's stored star list (measured at ingest), brightest first, as (x, y, flux, fwhm, flag).
 

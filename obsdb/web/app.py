@@ -29,6 +29,10 @@ STRETCHES = ("zscale", "asinh")
 SORT_KEYS = ("number", "time", "fwhm", "background", "elongation", "transparency", "stars", "status")
 """Columns a night's table can be sorted by (``?sort=KEY``, ``?sort=-KEY`` descending)."""
 
+NIGHT_VIEWS = ("table", "grid", "plots")
+"""How a night's page shows its frames (``?view=``): a sortable table, thumbnails, or plots against time
+(quality with the QA limits, and the shift track), each point a link to the frame's review."""
+
 STATIC = Path(__file__).with_name("static")
 
 REVIEWER_COOKIE = "obsdb_reviewer"
@@ -137,7 +141,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
             return not_found("no such night")
         query = request.query_params
         filters = {k: (query.get(k) or "").strip() or None for k in ("band", "status", "tag", "where")}
-        view = "grid" if query.get("view") == "grid" else "table"
+        view = query.get("view") if query.get("view") in NIGHT_VIEWS else "table"
         sort = query.get("sort", "time")
         if sort.lstrip("-") not in SORT_KEYS:
             sort = "time"
@@ -164,17 +168,17 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                 _filter_form(bands, filters, view, sort)]
         if error:
             body.append(f"<p class='error' id='error'>{_e(error)}</p>")
-        body.append(f"<p class='count'>{len(records)} of {len(every)} light frames · "
-                    f"<a href='{_e(link(view='table'))}'>table</a> · <a href='{_e(link(view='grid'))}'>grid</a>"
-                    "</p>")
+        views = " · ".join(f"<b>{v}</b>" if v == view else f"<a href='{_e(link(view=v))}'>{v}</a>"
+                           for v in NIGHT_VIEWS)
+        body.append(f"<p class='count'>{len(records)} of {len(every)} light frames · {views}</p>")
         # The first view of a night starts drawing its pictures, in the order shown: the grid's thumbnails
         # and the review's previews are then files on disk when they are asked for.
-        previews.warm([r for r in records if r["readable"]])
+        previews.warm([r for r in records if r["readable"]], kinds=("thumb",))
         if view == "grid":
             body.append(_grid(name, records))
-        else:
+        elif view == "table":
             body.append(_table(name, records, sort, link))
-        if records:
+        elif records:
             body.append("<h2>Quality through the night</h2>")
             events = catalog.qa_events([name])
             for band in sorted({r["band"] for r in records if r["band"]}) or [None]:
@@ -245,12 +249,10 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         return picture(frame_record(request), "stars")
 
     def frame_json(request):
-        record = frame_record(request)
-        if record is None:
+        details = catalog.frame_details(request.path_params["frame_id"])
+        if details is None:
             return JSONResponse({"error": "no such frame"}, 404)
-        [details] = catalog.show(record["path"])
-        [history] = catalog.history(record["path"]) or [{"runs": []}]
-        return JSONResponse(_frame_facts(record, details, history))
+        return JSONResponse(_frame_facts(details))
 
     # -- changes ----------------------------------------------------------------------------------
 
@@ -354,12 +356,13 @@ def _review_entry(record: dict, references: dict) -> dict:
             "reference": references.get(shift["run"]) if shift else None}
 
 
-def _frame_facts(record: dict, details: dict, history: dict) -> dict:
-    """One frame's verdicts and shift history for the review panel (``/frame/ID.json``)."""
+def _frame_facts(details: dict) -> dict:
+    """One frame's verdicts and shift history for the review panel (``/frame/ID.json``), from
+    :meth:`obsdb.Catalog.frame_details`."""
     from obsdb.text import without_tag
 
     runs = []
-    for run in history.get("runs", []):
+    for run in details.get("alignment", []):
         total = run.get("total") or {}
         runs.append({"run": run["run"], "method": run["method"], "current": run["current"],
                      "reference": run.get("reference"), "author": run.get("author"),
@@ -373,8 +376,8 @@ def _frame_facts(record: dict, details: dict, history: dict) -> dict:
              "at": t["created_at"][:19].replace("T", " "), "active": not t["retracted_at"],
              "retracted": (t["retracted_at"] or "")[:19].replace("T", " ") or None,
              "retracted_by": t["retracted_by"]} for t in details.get("tag_history", [])]
-    return {"id": record["id"], "label": record["label"], "status": record["status"],
-            "reasons": record["reasons"], "tags": tags, "runs": runs}
+    return {"id": details["id"], "label": details["label"], "status": details["status"],
+            "reasons": details["reasons"], "tags": tags, "runs": runs}
 
 
 def _night_facts(records: list[dict]) -> str:

@@ -45,8 +45,9 @@ class PreviewCache:
         self._stars_of = stars_of
         # matplotlib's Agg canvases are not guaranteed thread-safe: draw one frame at a time.
         self._draw_lock = threading.Lock()
-        self._queue: collections.deque = collections.deque()
-        self._queued: set[int] = set()
+        # Frame ids in drawing order, and for each the record and the kinds of picture still wanted.
+        self._queue: collections.deque[int] = collections.deque()
+        self._wanted: dict[int, tuple[dict, set[str]]] = {}
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
@@ -71,13 +72,25 @@ class PreviewCache:
             self._draw(record, [kind])
         return target if target.is_file() else None
 
-    def warm(self, records: list[dict]) -> None:
-        """Draw these frames' pictures in the background, in this order, ahead of anything queued before."""
+    def warm(self, records: list[dict], kinds=WARM_KINDS) -> None:
+        """Draw these frames' pictures in the background, in this order, ahead of anything queued before.
+
+        Parameters
+        ----------
+        records : list of dict
+            Frames as :meth:`obsdb.Catalog.frame_dicts` gives them.
+        kinds : sequence of str
+            The pictures wanted (default :data:`WARM_KINDS`); a frame queued before keeps its kinds too.
+        """
         with self._wake:
-            first = {int(r["id"]): r for r in records}
-            rest = [r for r in self._queue if int(r["id"]) not in first]
-            self._queue = collections.deque([*first.values(), *rest])
-            self._queued = {int(r["id"]) for r in self._queue}
+            ids = []
+            for record in records:
+                frame_id = int(record["id"])
+                ids.append(frame_id)
+                _, before = self._wanted.get(frame_id, (record, set()))
+                self._wanted[frame_id] = (record, before | set(kinds))
+            first = set(ids)
+            self._queue = collections.deque([*dict.fromkeys(ids), *(i for i in self._queue if i not in first)])
             if self._thread is None:
                 self._thread = threading.Thread(target=self._work, name="obsdb-previews", daemon=True)
                 self._thread.start()
@@ -98,6 +111,7 @@ class PreviewCache:
         with self._wake:
             self._stopped = True
             self._queue.clear()
+            self._wanted.clear()
             self._wake.notify_all()
 
     def _work(self) -> None:
@@ -107,11 +121,10 @@ class PreviewCache:
                     self._wake.wait()
                 if self._stopped:
                     return
-                record = self._queue.popleft()
-                self._queued.discard(int(record["id"]))
+                record, kinds = self._wanted.pop(self._queue.popleft())
                 self._busy = 1
             try:
-                self._draw(record, list(WARM_KINDS))
+                self._draw(record, [k for k in KINDS if k in kinds])
             except Exception:  # noqa: BLE001 - a frame that cannot be drawn ahead is drawn (or refused) on request
                 pass
             finally:
@@ -142,8 +155,10 @@ class PreviewCache:
                 try:
                     if kind in ("zscale", "asinh"):
                         write_preview_png(target, data, max_size=LARGE_SIDE, stretch=kind)
+                        compact_png(target)
                     elif kind == "thumb":
                         write_preview_png(target, data, max_size=THUMB_SIDE)
+                        compact_png(target)
                     else:
                         half, picks = zoom_stars(self._stars_of(record), data.shape,
                                                  (record.get("metrics") or {}).get("fwhm"))
@@ -153,3 +168,25 @@ class PreviewCache:
                                                  scale=STAR_ZOOM, labels=labels)
                 except (ValueError, OSError):
                     continue
+
+
+def compact_png(path: Path) -> None:
+    """Rewrite a PNG as 8-bit grey when it has no colour (else as RGB without alpha), atomically.
+
+    The previews are grey images saved as RGBA: grey is a third of the bytes to send and to decode,
+    which is most of what a cached review page costs.
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from obsdb.imaging.fitsio import atomic_write_bytes
+
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    grey = bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+    buffer = io.BytesIO()
+    Image.fromarray(rgb[..., 0] if grey else rgb, mode="L" if grey else "RGB").save(buffer, format="PNG",
+                                                                                     compress_level=3)
+    atomic_write_bytes(path, buffer.getvalue())
