@@ -9,8 +9,6 @@ import pytest
 from obsdb import Catalog
 from obsdb.simulate import simulate_night
 
-pytest.importorskip("starlette", reason="pip install 'obsdb[web]' for the review desk")
-pytest.importorskip("httpx", reason="the test client needs httpx")
 
 SMALL = dict(size=160, bands=("V", "R"), n_groups=1, cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
 

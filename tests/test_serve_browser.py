@@ -19,7 +19,6 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("uvicorn", reason="pip install 'obsdb[web]' for the review desk")
 
 REASON = "satellite trail across the field"
 

@@ -42,7 +42,7 @@ def serve(
 
         from obsdb.web.app import create_app
     except ImportError:
-        fail("obsdb serve needs starlette and uvicorn: pip install 'obsdb[web]'")
+        fail("obsdb serve needs starlette and uvicorn, which obsdb depends on: reinstall obsdb (pip install obsdb)")
     if host not in LOCAL_HOSTS and token is None:
         token = secrets.token_urlsafe(18)
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:

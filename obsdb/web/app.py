@@ -452,7 +452,7 @@ def _grid(name: str, records: list[dict]) -> str:
 def _quality_svg(name: str, band: str | None, records: list[dict], lines: list[dict]) -> str:
     """Background, minor-axis FWHM, elongation, transparency and star count against time, one band."""
     from obsdb.pipeline.report import minor_fwhm
-    from obsdb.web.plots import COLOURS, Panel, Point, legend_html, panels_svg, time_axis
+    from obsdb.web.plots import COLOURS, Panel, Point, format_tick, legend_html, panels_svg, time_axis
 
     records = sorted(records, key=lambda r: r["date_obs"] or "")
     xs, ticks, caption = time_axis([_parse_time(r["date_obs"]) for r in records])
@@ -479,7 +479,7 @@ def _quality_svg(name: str, band: str | None, records: list[dict], lines: list[d
         for line in lines:
             if line["panel"] == key and (line["rule"], round(line["value"], 6)) not in seen:
                 seen.add((line["rule"], round(line["value"], 6)))
-                panel.lines.append((line["value"], f"{line['rule']} {line['value']:,.3g}"
+                panel.lines.append((line["value"], f"{line['rule']} {format_tick(line['value'])}"
                                     + (f" ({line['text']})" if line["text"] else "")))
         panels.append(panel)
     known = [x for x in xs if x is not None]

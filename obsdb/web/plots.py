@@ -184,19 +184,23 @@ def time_axis(times: list[datetime | None]) -> tuple[list[float | None], list[tu
     start = min(known)
     xs = [(t - start).total_seconds() if t is not None else None for t in times]
     end = max(x for x in xs if x is not None)
+    # Ticks on whole multiples of the step in clock time (20:05, 20:10), not counted from the first frame.
+    step = time_step(end)
+    first = math.ceil(start.timestamp() / step) * step - start.timestamp()
     ticks = []
-    for seconds in nice_time_steps(end):
-        moment = start.timestamp() + seconds
-        ticks.append((seconds, datetime.fromtimestamp(moment, tz=start.tzinfo).strftime("%H:%M")))
+    offset = first
+    while offset <= end + 1e-6:
+        moment = datetime.fromtimestamp(start.timestamp() + offset, tz=start.tzinfo)
+        ticks.append((offset, moment.strftime("%H:%M")))
+        offset += step
     zone = start.strftime("%Z") or "UTC"
     return xs, ticks, f"time ({zone}), from {start:%Y-%m-%d %H:%M}"
 
 
-def nice_time_steps(span_seconds: float, count: int = 6) -> list[float]:
-    """Tick offsets (seconds) at round minutes or hours covering ``[0, span_seconds]``."""
+def time_step(span_seconds: float, count: int = 6) -> int:
+    """A round tick step (seconds: 1, 2, 5, 10, 15 or 30 minutes, or 1-6 hours) for about ``count`` ticks."""
     steps = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
-    step = next((s for s in steps if span_seconds / s <= count), steps[-1])
-    return [i * step for i in range(int(span_seconds // step) + 1)]
+    return next((s for s in steps if span_seconds / s <= count), steps[-1])
 
 
 def index_axis(labels: list[str], count: int = 8) -> list[tuple[float, str]]:
