@@ -153,14 +153,44 @@ class Catalog:
 
         return self.read(frame_histories, selector, nights=night)
 
-    def frame_details(self, frame_id: int) -> dict | None:
-        """Everything ``obsdb show`` tells of one frame, named by its catalog id (None: no such frame)."""
-        from obsdb.catalog.models import Frame
-        from obsdb.catalog.queries import frame_details
+    def frame_verdicts(self, frame_id: int) -> dict | None:
+        """One frame's tag history and alignment runs, named by its catalog id (None: no such frame).
+
+        What a reviewer reads beside a frame: ``tag_history`` (every tag, retracted ones too, oldest
+        first) and ``alignment`` (every run with its steps, as ``obsdb history`` gives them); the
+        lighter sibling of ``obsdb show`` (no header, events or rendered files).
+        """
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import Frame, Tag
+        from obsdb.catalog.queries import frame_history, tag_dict
 
         with self.session() as session:
             frame = session.get(Frame, int(frame_id))
-            return frame_details(session, frame) if frame is not None else None
+            if frame is None:
+                return None
+            tags = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
+            return {"id": frame.id, "tag_history": [tag_dict(t) for t in tags],
+                    "alignment": frame_history(session, frame)["runs"]}
+
+    def frame_files(self, frame_ids: Iterable[int]) -> dict[int, dict]:
+        """Where frames are, by catalog id: ``id``, ``path``, ``readable`` and the QA ``fwhm`` (or None).
+
+        One indexed query, for serving a frame's cached pictures without reading its whole record.
+        """
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import Frame, FrameMetrics
+
+        wanted = sorted({int(i) for i in frame_ids})
+        if not wanted:
+            return {}
+        with self.session() as session:
+            rows = session.execute(select(Frame.id, Frame.path, Frame.readable, FrameMetrics.fwhm)
+                                   .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                                   .where(Frame.id.in_(wanted))).all()
+        return {i: {"id": i, "path": path, "readable": bool(readable), "metrics": {"fwhm": fwhm}}
+                for i, path, readable, fwhm in rows}
 
     def stored_stars(self, frame_id: int, *, limit: int | None = None) -> list[tuple]:
         """A frame's stored star list (measured at ingest), brightest first, as (x, y, flux, fwhm, flag).

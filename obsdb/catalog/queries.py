@@ -512,6 +512,14 @@ def qa_threshold_events(session: Session, names: set[str] | None = None) -> list
     return events
 
 
+def tag_dict(tag: Tag) -> dict:
+    """A tag as ``obsdb show`` lists it in the tag history (retracted ones too)."""
+    return {"name": tag.name, "source": tag.source, "reason": tag.reason, "author": tag.author,
+            "created_at": tag.created_at.isoformat(),
+            "retracted_at": tag.retracted_at.isoformat() if tag.retracted_at else None,
+            "retracted_by": tag.retracted_by, "retract_reason": tag.retract_reason}
+
+
 def frame_details(session: Session, frame: Frame) -> dict:
     """Everything known about one frame: its record plus header, tag history, events,
     every alignment run with its steps, and the files rendered from it."""
@@ -530,11 +538,7 @@ def frame_details(session: Session, frame: Frame) -> dict:
                      "stars": star_list.algorithm if star_list else None},
         "stored_stars": star_list.n_stars if star_list else 0,
         "header": frame.header,
-        "tag_history": [{
-            "name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
-            "created_at": t.created_at.isoformat(),
-            "retracted_at": t.retracted_at.isoformat() if t.retracted_at else None,
-            "retracted_by": t.retracted_by, "retract_reason": t.retract_reason} for t in history],
+        "tag_history": [tag_dict(t) for t in history],
         "events": [{"at": e.at.isoformat(), "author": e.author, "command": e.command, "summary": e.summary,
                     "details": e.details} for e in events],
         "alignment": frame_history(session, frame)["runs"],

@@ -7,28 +7,37 @@ from typing import Optional
 
 import typer
 
-from obsdb.cli.common import open_executor, with_executor_options, with_qa_threshold_options, app, console, err_console, fmt, frames_text, progress_bar, state, styled, user_errors
+from obsdb.cli.common import (app, console, err_console, fmt, frames_text, open_executor, progress_bar, state,
+                              styled, user_errors, with_executor_options, with_qa_threshold_options)
+from obsdb.cli.tables import Column, print_table
+
+
+RUN_COLUMNS = [Column("target", "target", priority=5, shrink=True, min_width=8, preferred_width=16),
+               Column("band", "band", priority=0), Column("frames", "frames", numeric=True, priority=1),
+               Column("rejected", "rejected", numeric=True, priority=2),
+               Column("rejected_by", "rejected by reason", priority=4, shrink=True, min_width=14,
+                      preferred_width=30),
+               Column("aligned", "aligned", numeric=True, priority=3),
+               Column("median_rms", "fit rms px", numeric=True, priority=6),
+               Column("stack", "stack", priority=7, shrink=True, min_width=12, preferred_width=30)]
+"""The run summary's columns: at 80 columns the counts and reasons come first, the stack's file last."""
 
 
 def _print_run(summary) -> None:
-    from rich.table import Table
-
     for name, text in summary.steps:
         console.print(styled(name, "bold", f": {text}"))
     per_target = any(row.get("target") is not None for row in summary.bands)
-    table = Table(title="night summary by target and band" if per_target else "night summary by band")
-    columns = ("target",) * per_target + ("band", "frames", "rejected", "rejected by reason", "aligned",
-                                          "median fit rms px", "stack")
-    for column in columns:
-        table.add_column(column, justify="right" if column in ("frames", "rejected", "aligned", "median fit rms px")
-                         else "left", overflow="fold")
+    rows = []
     for row in summary.bands:
-        reasons = ", ".join(f"{name} {count}" for name, count in row["rejected_by"].items()) or "-"
-        stack = f"{Path(row['stack']).name} ({frames_text(row['stack_frames'])})" if row["stack"] else "-"
-        cells = [row["band"], fmt(row["frames"]), fmt(row["rejected"]), reasons, fmt(row["aligned"]),
-                 fmt(row["median_rms"], 4), stack]
-        table.add_row(*([row["target"] or "-"] * per_target + cells))
-    console.print(table)
+        rows.append({"target": row.get("target") or "-", "band": row["band"], "frames": fmt(row["frames"]),
+                     "rejected": fmt(row["rejected"]),
+                     "rejected_by": ", ".join(f"{name} {count}" for name, count in row["rejected_by"].items()) or "-",
+                     "aligned": fmt(row["aligned"]), "median_rms": fmt(row["median_rms"], 4),
+                     "stack": f"{Path(row['stack']).name} ({frames_text(row['stack_frames'])})" if row["stack"]
+                     else "-"})
+    columns = [c for c in RUN_COLUMNS if per_target or c.key != "target"]
+    print_table(rows, columns, title="night summary by target and band" if per_target else "night summary by band",
+                hint="a wider terminal shows them; the render line above names the stacks")
     if summary.report_path:
         console.print(f"report: {summary.report_path}")
     for path, reason in summary.failed_files:
@@ -96,4 +105,6 @@ def demo(
                             step=lambda name: err_console.print(f"» {name}", style="cyan"),
                             progress_factory=progress_bar)
     _print_run(summary)
-    console.print(f"catalog: {summary.catalog}   try: obsdb --db {summary.catalog} rejected")
+    console.print(f"catalog: {summary.catalog}", soft_wrap=True)
+    console.print(f"try: obsdb --db {summary.catalog} rejected", soft_wrap=True)
+    console.print(f"review it in a browser: obsdb --db {summary.catalog} serve", soft_wrap=True)

@@ -80,7 +80,8 @@ def choose_columns(rows: list[dict], columns: list[Column], width: int) -> tuple
 
 
 def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bool = False,
-                only: list[str] | None = None, styles: list[str | None] | None = None) -> list[str]:
+                only: list[str] | None = None, styles: list[str | None] | None = None,
+                hint: str = "--wide shows all, --columns picks, --format json has everything") -> list[str]:
     """Print ``rows`` (cells already formatted as text) and return the keys of the columns left out.
 
     Parameters
@@ -96,6 +97,8 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
         Exactly these columns, in this order (``--columns``); validated by :func:`parse_columns`.
     styles : list, optional
         A rich style per row (e.g. red for rejected frames).
+    hint : str
+        How to see the columns left out, said with their names on stderr.
     """
     from rich import box
     from rich.table import Table
@@ -130,7 +133,7 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
     hidden = [c.key for c in columns if c not in shown]
     if hidden and not only:
         err_console.print(f"({len(hidden)} more column{'s' if len(hidden) != 1 else ''}: {', '.join(hidden)}; "
-                          "--wide shows all, --columns picks, --format json has everything)", soft_wrap=True)
+                          f"{hint})", soft_wrap=True)
     return hidden
 
 

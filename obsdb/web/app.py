@@ -14,6 +14,7 @@ files written are the pictures in the cache folder (:mod:`obsdb.web.previews`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import json
 import secrets
@@ -65,7 +66,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
     from obsdb.errors import ObsdbError
@@ -93,11 +94,11 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         return HTMLResponse(
             f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)} · obsdb</title>"
             f"<meta name='csrf' content='{csrf}'><meta name='viewport' content='width=device-width'>"
-            f"<link rel='stylesheet' href='/static/desk.css'></head><body>"
+            f"<style>{_asset('desk.css')}</style></head><body>"
             f"<header><a href='/'>obsdb review desk</a> <a href='/archive'>archive</a>"
             f"<span class='who'>{'read-only · ' if read_only else ''}reviewer <b id='reviewer'>{_e(name)}</b>"
             f"{'' if read_only else ' <button id=rename type=button>not you?</button>'}</span></header>"
-            f"<main>{body}</main><script src='/static/desk.js'></script></body></html>", status)
+            f"<main>{body}</main><script>{_asset('desk.js')}</script></body></html>", status)
 
     def not_found(text: str = "not found"):
         return PlainTextResponse(text, 404)
@@ -149,9 +150,9 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         bands = sorted({r["band"] for r in every if r["band"]})
         error = None
         try:
-            records = catalog.frame_dicts(night=name, light_only=True,
-                                          band=("=" + filters["band"]) if filters["band"] else None,
-                                          status=filters["status"], tag=filters["tag"], where=filters["where"])
+            records = list(every) if not any(filters.values()) else catalog.frame_dicts(
+                night=name, light_only=True, band=("=" + filters["band"]) if filters["band"] else None,
+                status=filters["status"], tag=filters["tag"], where=filters["where"])
         except ObsdbError as exc:
             records, error = [], str(exc)
         records.sort(key=lambda r: _sort_value(r, sort.lstrip("-")), reverse=sort.startswith("-"))
@@ -227,8 +228,10 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     # -- pictures and data ------------------------------------------------------------------------
 
     def frame_record(request):
-        records = catalog.frame_dicts(frame_ids=[request.path_params["frame_id"]])
-        return records[0] if records and records[0]["readable"] else None
+        # Only where the file is: serving a cached picture reads no more of the catalog than that.
+        frame_id = request.path_params["frame_id"]
+        record = catalog.frame_files([frame_id]).get(frame_id)
+        return record if record and record["readable"] else None
 
     def picture(record, kind):
         if record is None:
@@ -249,7 +252,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         return picture(frame_record(request), "stars")
 
     def frame_json(request):
-        details = catalog.frame_details(request.path_params["frame_id"])
+        details = catalog.frame_verdicts(request.path_params["frame_id"])
         if details is None:
             return JSONResponse({"error": "no such frame"}, 404)
         return JSONResponse(_frame_facts(details))
@@ -306,13 +309,6 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         response.set_cookie(REVIEWER_COOKIE, name, httponly=True, samesite="strict")
         return response
 
-    def static(request):
-        name = request.path_params["name"]
-        if name not in ("desk.css", "desk.js"):
-            return not_found()
-        media = "text/css" if name.endswith(".css") else "text/javascript"
-        return Response((STATIC / name).read_bytes(), media_type=media)
-
     # -- plots ------------------------------------------------------------------------------------
 
     def quality_plot(name: str, band: str | None, records: list[dict], events: list[dict]) -> str:
@@ -325,8 +321,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
               Route("/review/{name}/{band}", review),
               Route("/frame/{frame_id:int}.png", frame_png), Route("/frame/{frame_id:int}/stars.png", stars_png),
               Route("/frame/{frame_id:int}.json", frame_json),
-              Route("/verdict", verdict, methods=["POST"]), Route("/reviewer", rename, methods=["POST"]),
-              Route("/static/{name}", static)]
+              Route("/verdict", verdict, methods=["POST"]), Route("/reviewer", rename, methods=["POST"])]
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
@@ -358,7 +353,7 @@ def _review_entry(record: dict, references: dict) -> dict:
 
 def _frame_facts(details: dict) -> dict:
     """One frame's verdicts and shift history for the review panel (``/frame/ID.json``), from
-    :meth:`obsdb.Catalog.frame_details`."""
+    :meth:`obsdb.Catalog.frame_verdicts`."""
     from obsdb.text import without_tag
 
     runs = []
@@ -376,8 +371,7 @@ def _frame_facts(details: dict) -> dict:
              "at": t["created_at"][:19].replace("T", " "), "active": not t["retracted_at"],
              "retracted": (t["retracted_at"] or "")[:19].replace("T", " ") or None,
              "retracted_by": t["retracted_by"]} for t in details.get("tag_history", [])]
-    return {"id": details["id"], "label": details["label"], "status": details["status"],
-            "reasons": details["reasons"], "tags": tags, "runs": runs}
+    return {"id": details["id"], "tags": tags, "runs": runs}
 
 
 def _night_facts(records: list[dict]) -> str:
@@ -437,7 +431,7 @@ def _table(name: str, records: list[dict], sort: str, link) -> str:
 def _grid(name: str, records: list[dict]) -> str:
     cells = []
     for r in records:
-        inner = (f"<img loading='lazy' width='200' height='200' alt='{_e(r['label'])}' "
+        inner = (f"<img loading='lazy' decoding='async' width='200' height='200' alt='{_e(r['label'])}' "
                  f"src='/frame/{r['id']}.png?size=thumb'>" if r["readable"] else "<span>unreadable</span>")
         caption = f"{_e(r['label'])} {_e(r['band'] or '')} · {_e(r['status'])}"
         if r["reasons"]:
@@ -546,6 +540,12 @@ def archive_plots(rows: list[dict]) -> str:
 
 
 # -- small helpers ----------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _asset(name: str) -> str:
+    """The page's stylesheet or script, inlined: a page then needs no further request before it shows."""
+    return (STATIC / name).read_text(encoding="utf-8")
+
 
 def _metric(record: dict, key: str):
     value = (record.get("metrics") or {}).get(key)

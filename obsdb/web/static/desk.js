@@ -60,9 +60,12 @@ function review(state) {
     line(facts, f.shift ? "shift dx " + f.shift.dx + ", dy " + f.shift.dy + " px (run " + f.shift.run + ", " +
          (f.shift.method || "?") + ")" : "no shift yet");
     details(f.id);
-    // Draw ahead in the browser too: the next frame (and its stars) are fetched while this one is judged.
-    for (const k of [index + 1, index - 1]) if (frames[k]) { new Image().src = src(frames[k].id); }
   }
+  // Fetch ahead in the browser too, once the frame shown has loaded (not competing with it): the next and
+  // previous frames are then in the browser's cache when the reviewer moves.
+  image.addEventListener("load", () => {
+    for (const k of [index + 1, index - 1]) if (frames[k]) { new Image().src = src(frames[k].id); }
+  });
 
   async function details(id) {
     const response = await fetch("/frame/" + id + ".json");
