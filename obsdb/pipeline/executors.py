@@ -22,6 +22,8 @@ same results; they differ in where the work runs:
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from typing import Any, Callable, Iterator
 
@@ -125,8 +127,12 @@ class DaskExecutor(Executor):
                 self.client = Client(scheduler, timeout="10s")
             else:
                 # One thread per worker process: the work holds the GIL (numpy and sep release it only in part).
-                self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=40)
+                # Started with SIGINT ignored, which the worker processes inherit: Ctrl-C reaches the whole
+                # process group, and only this process must act on it (cancel, commit, one line), as the
+                # process pool's workers do, not every worker with a traceback of its own.
+                with _sigint_ignored():
+                    self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                                                dashboard_address=None, silence_logs=40)
                 self.client = Client(self.cluster)
         except OSError as exc:
             self.close()
@@ -166,6 +172,22 @@ class DaskExecutor(Executor):
 
     def describe(self) -> str:
         return f"dask ({self.workers} workers at {self.scheduler})"
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored in this process while the block runs (processes started meanwhile keep ignoring it)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield                       # signal handlers can only be changed from the main thread
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def make_executor(kind: str | None = None, *, workers: int = 1, scheduler: str | None = None) -> Executor:
