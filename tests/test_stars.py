@@ -371,3 +371,32 @@ def test_given_background_and_max_stars(night):
     top = detect_stars(img, saturation=SAT, max_stars=10)
     assert len(top) == 10
     assert np.allclose(top["x"], auto["x"][:10])
+
+
+def test_a_full_pixel_stack_is_retried_with_the_large_one_and_finds_the_same(monkeypatch):
+    import sep
+
+    import obsdb.imaging.stars as stars_module
+
+    # A defocused bright star of ~8,000 pixels above the threshold beside ordinary ones.
+    img = _star_image((400, 400), [(200.0, 200.0, 5e7), (60.0, 70.0, 2e4), (330.0, 90.0, 3e4)], fwhm=3.0)
+    yy, xx = np.mgrid[:400, :400]
+    img += (800.0 * np.exp(-((xx - 250.0) ** 2 + (yy - 300.0) ** 2) / (2 * 30.0 ** 2))).astype(np.float32)
+    reference = detect_stars(img, saturation=SAT)
+    first, largest = stars_module._pixstack_sizes(img.size)
+    assert sep.get_extract_pixstack() == first  # the usual frame never needs the large stack
+
+    monkeypatch.setattr(stars_module, "PIXSTACK_FIRST", 500)
+    assert stars_module._pixstack_sizes(img.size) == (500, largest)
+    retried = detect_stars(img, saturation=SAT)
+    assert sep.get_extract_pixstack() == largest  # the small stack was full
+    assert retried.tobytes() == reference.tobytes()
+
+
+def test_a_pixel_stack_too_small_even_when_large_is_an_error(monkeypatch):
+    import obsdb.imaging.stars as stars_module
+
+    img = _star_image((200, 200), [(100.0, 100.0, 5e7)], fwhm=6.0)
+    monkeypatch.setattr(stars_module, "_pixstack_sizes", lambda n: (50, 100))
+    with pytest.raises(Exception, match="pixel buffer full"):
+        detect_stars(img, saturation=SAT)
