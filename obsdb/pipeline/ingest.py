@@ -258,8 +258,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
                 result.stars, result.n_stars_stored = encode_stars(quality.stars), len(quality.stars)
         # The image is ours and used for nothing after this: the median may
         # partition it in place rather than copy a whole frame.
-        result.stats = pixel_stats(image.data, saturation=saturation, overwrite_input=True,
-                                   integer_valued=_integer_valued(header, image.bitpix)).as_dict()
+        result.stats = pixel_stats(image.data, saturation=saturation, overwrite_input=True).as_dict()
     except EmptyImageError as exc:
         result.error = str(exc)
         result.metrics = None
@@ -269,15 +268,6 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
         result.sha256 = image.sha256
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _integer_valued(header: dict, bitpix: int | None) -> bool:
-    """Whether the pixels read are whole numbers: integer BITPIX, BSCALE 1 and a whole BZERO."""
-    try:
-        scale, zero = float(header.get("BSCALE", 1) or 1), float(header.get("BZERO", 0) or 0)
-    except (TypeError, ValueError):
-        return False
-    return bool(bitpix and bitpix > 0 and scale == 1.0 and zero.is_integer())
 
 
 def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool = True):
