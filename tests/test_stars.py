@@ -400,3 +400,24 @@ def test_a_pixel_stack_too_small_even_when_large_is_an_error(monkeypatch):
     monkeypatch.setattr(stars_module, "_pixstack_sizes", lambda n: (50, 100))
     with pytest.raises(Exception, match="pixel buffer full"):
         detect_stars(img, saturation=SAT)
+
+
+def test_refined_centroids_look_at_bad_pixels_in_their_stamps_only():
+    from obsdb.imaging.register import refine_centroids
+
+    truth = [(60.3, 50.7, 3e4), (140.6, 120.2, 2e4), (40.1, 150.9, 1e4)]
+    img = _star_image((200, 200), truth, fwhm=3.0)
+    x, y = np.array([t[0] for t in truth]) + 0.4, np.array([t[1] for t in truth]) - 0.3
+    cov = np.diag([1.6, 1.6])
+    clean = refine_centroids(img, x, y, cov)
+    far = img.copy()
+    far[190, 5] = np.nan                     # in no stamp: changes nothing
+    np.testing.assert_array_equal(refine_centroids(far, x, y, cov), clean)
+    near = img.copy()
+    near[51, 64] = np.nan                    # in the first star's stamp: as if masked there
+    mask = np.zeros(img.shape, bool)
+    mask[51, 64] = True
+    as_nan, as_mask = refine_centroids(near, x, y, cov), refine_centroids(img, x, y, cov, mask=mask)
+    np.testing.assert_array_equal(as_nan, as_mask)
+    assert as_nan[0][0] != clean[0][0] and as_nan[0][1:].tolist() == clean[0][1:].tolist()
+    assert np.hypot(clean[0] - [t[0] for t in truth], clean[1] - [t[1] for t in truth]).max() < 0.05
