@@ -14,7 +14,9 @@ runs ``Catalog.ingest``, ``Catalog.qa`` and ``Catalog.align`` with that
 executor, timing each step; its peak memory is the largest resident set of
 the child and of the worker processes it waited for (``ru_maxrss``).
 Executors alternate within a repetition; with ``--repeat`` > 1 the medians
-are printed, since the machine is shared and noisy.
+are printed, since the machine is shared and noisy.  ``cpu ms/frame`` is the
+CPU time of the child and of the workers it waited for (all three steps, per
+frame): what the work cost, whatever share of the cores the machine gave.
 
 With ``--today`` the same night also goes through the pipeline users
 assemble today (ccdproc ImageFileCollection, astropy sigma_clipped_stats,
@@ -79,6 +81,10 @@ def child(folder: Path, db: Path, executor_kind: str, workers: int) -> dict:
         runs = catalog.align(executor=executor, workers=workers)
         marks["align"] = time.perf_counter() - t
     aligned = sum(len(r.results) - len(r.failures) for r in runs)
+    # CPU of this process and of the workers it waited for (a Dask cluster's, once it is closed): on a
+    # shared machine wall time says how much of the cores we got, CPU time what the work cost.
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    marks["cpu"] = sum(u.ru_utime + u.ru_stime for u in used)
     return {"phases": marks, "frames": len(ingested.added), "failed": len(ingested.failed),
             "assessed": assessed.assessed, "aligned": aligned}
 
@@ -132,7 +138,7 @@ def main(argv=None) -> int:
     print(f"{os.cpu_count()} cores; {args.size}x{args.size} uint16 frames; {args.workers} workers; "
           f"median of {args.repeat}")
     print(f"{'frames':>6s} {'executor':10s} {'ingest s':>9s} {'qa s':>7s} {'align s':>8s} {'total s':>8s} "
-          f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s}")
+          f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s} {'cpu ms/frame':>13s}")
     for n in [int(x) for x in args.frames.split(",")]:
         folder = simulated_night(args.cache, n, args.size)
         results: dict[str, list[dict]] = {k: [] for k in kinds + (["today"] if args.today else [])}
@@ -160,7 +166,8 @@ def main(argv=None) -> int:
             print(f"{n:6d} {kind:10s} {phase['ingest']:9.1f} {phase['qa']:7.1f} {phase['align']:8.1f} {total:8.1f} "
                   f"{1000 * total / n:9.0f} {statistics.median(r['wall'] for r in runs):7.1f} "
                   f"{statistics.median(r['peak_mb'] for r in runs):8.0f} "
-                  f"{statistics.median(r['aligned'] for r in runs):8.0f}")
+                  f"{statistics.median(r['aligned'] for r in runs):8.0f} "
+                  f"{1000 * statistics.median(r['phases'].get('cpu', float('nan')) for r in runs) / n:13.0f}")
             rows.append({"frames": n, "executor": kind, "total": total, **phase})
         if args.today and "serial" in results:
             ours = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "serial")

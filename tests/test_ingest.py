@@ -600,3 +600,16 @@ def test_frames_above_the_budget_are_refused_before_allocation(tmp_path, monkeyp
     monkeypatch.setenv("OBSDB_MAX_FRAME_MB", "lots")
     with pytest.raises(ConfigError, match="OBSDB_MAX_FRAME_MB 'lots': expected a positive number of megabytes"):
         IngestConfig()
+
+
+def test_any_finite_looks_past_the_first_rows():
+    from obsdb.pipeline.ingest import _any_finite
+
+    frame = np.full((300, 200), np.nan, np.float32)
+    assert not _any_finite(frame)
+    frame[-1, -1] = 7.0
+    assert _any_finite(frame)
+    frame[-1, -1] = np.inf
+    assert not _any_finite(frame)
+    frame[0, 3] = 1.0
+    assert _any_finite(frame)

@@ -371,3 +371,53 @@ def test_given_background_and_max_stars(night):
     top = detect_stars(img, saturation=SAT, max_stars=10)
     assert len(top) == 10
     assert np.allclose(top["x"], auto["x"][:10])
+
+
+def test_a_full_pixel_stack_is_retried_with_the_large_one_and_finds_the_same(monkeypatch):
+    import sep
+
+    import obsdb.imaging.stars as stars_module
+
+    # A defocused bright star of ~8,000 pixels above the threshold beside ordinary ones.
+    img = _star_image((400, 400), [(200.0, 200.0, 5e7), (60.0, 70.0, 2e4), (330.0, 90.0, 3e4)], fwhm=3.0)
+    yy, xx = np.mgrid[:400, :400]
+    img += (800.0 * np.exp(-((xx - 250.0) ** 2 + (yy - 300.0) ** 2) / (2 * 30.0 ** 2))).astype(np.float32)
+    reference = detect_stars(img, saturation=SAT)
+    first, largest = stars_module._pixstack_sizes(img.size)
+    assert sep.get_extract_pixstack() == first  # the usual frame never needs the large stack
+
+    monkeypatch.setattr(stars_module, "PIXSTACK_FIRST", 500)
+    assert stars_module._pixstack_sizes(img.size) == (500, largest)
+    retried = detect_stars(img, saturation=SAT)
+    assert sep.get_extract_pixstack() == largest  # the small stack was full
+    assert retried.tobytes() == reference.tobytes()
+
+
+def test_a_pixel_stack_too_small_even_when_large_is_an_error(monkeypatch):
+    import obsdb.imaging.stars as stars_module
+
+    img = _star_image((200, 200), [(100.0, 100.0, 5e7)], fwhm=6.0)
+    monkeypatch.setattr(stars_module, "_pixstack_sizes", lambda n: (50, 100))
+    with pytest.raises(Exception, match="pixel buffer full"):
+        detect_stars(img, saturation=SAT)
+
+
+def test_refined_centroids_look_at_bad_pixels_in_their_stamps_only():
+    from obsdb.imaging.register import refine_centroids
+
+    truth = [(60.3, 50.7, 3e4), (140.6, 120.2, 2e4), (40.1, 150.9, 1e4)]
+    img = _star_image((200, 200), truth, fwhm=3.0)
+    x, y = np.array([t[0] for t in truth]) + 0.4, np.array([t[1] for t in truth]) - 0.3
+    cov = np.diag([1.6, 1.6])
+    clean = refine_centroids(img, x, y, cov)
+    far = img.copy()
+    far[190, 5] = np.nan                     # in no stamp: changes nothing
+    np.testing.assert_array_equal(refine_centroids(far, x, y, cov), clean)
+    near = img.copy()
+    near[51, 64] = np.nan                    # in the first star's stamp: as if masked there
+    mask = np.zeros(img.shape, bool)
+    mask[51, 64] = True
+    as_nan, as_mask = refine_centroids(near, x, y, cov), refine_centroids(img, x, y, cov, mask=mask)
+    np.testing.assert_array_equal(as_nan, as_mask)
+    assert as_nan[0][0] != clean[0][0] and as_nan[0][1:].tolist() == clean[0][1:].tolist()
+    assert np.hypot(clean[0] - [t[0] for t in truth], clean[1] - [t[1] for t in truth]).max() < 0.05

@@ -82,6 +82,6 @@ def test_the_histogram_median_of_integer_data_is_numpys(n):
     assert integer_median(values, float(values.min()), float(values.max())) == float(np.median(values))
     frame = rng.poisson(900, (64, 65)).astype(np.float32)
     frame[3, 4] = np.nan                              # a BLANK pixel
-    fast = pixel_stats(frame.copy(), integer_valued=True)
-    slow = pixel_stats(frame.copy())
-    assert fast.median == slow.median == float(np.nanmedian(frame))
+    in_place = pixel_stats(frame.copy(), overwrite_input=True)
+    copied = pixel_stats(frame.copy())
+    assert in_place.median == copied.median == float(np.nanmedian(frame))
