@@ -115,66 +115,23 @@ def test_render_and_report_on_a_local_cluster_write_what_serial_writes(tmp_path,
 
 def test_ctrl_c_on_a_local_cluster_stops_the_workers_and_keeps_complete_rows(tmp_path):
     """SIGINT to the process group (Ctrl-C) mid-ingest on `--executor dask`: exit 130 with one line, only
-    complete rows in the catalog, no process of the cluster left behind, and a rerun finishes the night."""
+    complete rows in the catalog, no process of the cluster left behind (checked by the helper), and a rerun
+    finishes the night."""
     import signal
     import sqlite3
-    import subprocess
-    import sys
-    import time
 
-    import numpy as np
+    from obsdb.catalog.db import open_catalog
+    from tests.test_ingest import STATS_ONLY, _interrupted_ingest
 
-    from obsdb.catalog.db import database_url, upgrade
-    from tests.conftest import write_fits
-
-    for attempt in range(3):
-        total = 120 * 2 ** attempt
-        root = tmp_path / f"attempt-{attempt}"
-        rng = np.random.default_rng(attempt)
-        for i in range(total):
-            write_fits(root / "night" / f"d_{i:04d}.fits", rng.normal(100, 5, (96, 96)).astype(np.float32),
-                       {"FILTER": "V"})
-        db = root / "c.sqlite"
-        upgrade(database_url(str(db)))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "obsdb.cli.app", "--db", str(db), "ingest", str(root / "night"), "--no-metrics",
-             "--executor", "dask", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        deadline = time.time() + 120
-        while time.time() < deadline and process.poll() is None:
-            try:
-                with sqlite3.connect(db, timeout=1) as connection:
-                    if connection.execute("SELECT count(*) FROM frame").fetchone()[0] > 0:
-                        os.killpg(process.pid, signal.SIGINT)
-                        break
-            except sqlite3.OperationalError:
-                pass
-            time.sleep(0.01)
-        _, err = process.communicate(timeout=120)
-        with sqlite3.connect(db) as connection:
-            catalogued = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
-            orphans = connection.execute("SELECT count(*) FROM frame LEFT JOIN frame_stats ON frame.id = "
-                                         "frame_stats.frame_id WHERE frame_stats.frame_id IS NULL").fetchone()[0]
-            assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        if catalogued < total:
-            break
-    else:
-        pytest.fail(f"the ingest of {total} frames always finished before the signal reached it")
-    assert process.returncode == 130, err
+    code, err, catalogued, orphans, folder, db, total = _interrupted_ingest(
+        tmp_path, signal.SIGINT, n_frames=120, workers=2, options=("--executor", "dask"))
+    assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert 0 < catalogued < total and orphans == 0
-    # The cluster's scheduler and workers were the command's children: none outlives it.
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("processes of the interrupted command's cluster are still running")
-    again = subprocess.run([sys.executable, "-m", "obsdb.cli.app", "--db", str(db), "ingest", str(root / "night"),
-                            "--no-metrics"], capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr
+    catalog = open_catalog(str(db))
+    try:
+        catalog.ingest([folder], config=STATS_ONLY)
+    finally:
+        catalog.close()
     with sqlite3.connect(db) as connection:
         assert connection.execute("SELECT count(*) FROM frame_stats").fetchone()[0] == total

@@ -183,24 +183,24 @@ def test_real_frames_ingest(catalog, real_data):
     assert emmi.header["EXPTIME"] == 1200.0 and emmi.stats.n_nan == 0
 
 
-def _interrupted_ingest(tmp_path, sig, *, n_frames, workers=1, attempts=3):
+def _interrupted_ingest(tmp_path, sig, *, n_frames, workers=1, attempts=3, options=()):
     """Start `obsdb ingest` on a fresh night and send ``sig`` to its process group once the first
     batch is committed.
 
     On a loaded machine the test may see that commit only after the ingest has finished; the
     night is then doubled and tried again, so what is checked is always an interruption
     mid-way.  Returns (returncode, stderr, frames in the catalog, frames without stats, folder,
-    catalog, frames in the night).
+    catalog, frames in the night).  ``options`` are more arguments of `obsdb ingest` (``--executor dask``).
     """
     for attempt in range(attempts):
         total = n_frames * 2 ** attempt
-        outcome = _ingest_and_signal(tmp_path / f"attempt-{attempt}", sig, total, workers)
+        outcome = _ingest_and_signal(tmp_path / f"attempt-{attempt}", sig, total, workers, options)
         if outcome[2] < total:
             return (*outcome, total)
     pytest.fail(f"the ingest of {total} frames always finished before the signal reached it")
 
 
-def _ingest_and_signal(root, sig, n_frames, workers):
+def _ingest_and_signal(root, sig, n_frames, workers, options=()):
     from obsdb.catalog.db import database_url, upgrade
 
     folder = root / "many"
@@ -210,10 +210,11 @@ def _ingest_and_signal(root, sig, n_frames, workers):
     db = root / "k.sqlite"
     upgrade(database_url(str(db)))
     process = subprocess.Popen(
-        [sys.executable, "-m", "obsdb.cli.app", "ingest", str(folder), "--no-metrics", "--workers", str(workers)],
+        [sys.executable, "-m", "obsdb.cli.app", "ingest", str(folder), "--no-metrics", "--workers", str(workers),
+         *options],
         env={**os.environ, "OBSDB_DB": str(db)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 60
+    deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
         try:
             with sqlite3.connect(db, timeout=1) as connection:
@@ -223,7 +224,16 @@ def _ingest_and_signal(root, sig, n_frames, workers):
         except sqlite3.OperationalError:
             pass
         time.sleep(0.01)
-    _, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=120)
+    # Whatever the command started (pool workers, a Dask cluster) is in its process group: none outlives it.
+    deadline = time.time() + 30
+    while True:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.time() < deadline, f"processes of the {sig!r}-ed ingest are still running 30 s after it ended"
+        time.sleep(0.2)
     with sqlite3.connect(db) as connection:
         n_frames_in = connection.execute("SELECT count(*) FROM frame").fetchone()[0]
         orphans = connection.execute(
