@@ -246,3 +246,48 @@ def test_a_reviewer_names_themself_once_and_every_verdict_carries_the_name(align
                        headers=headers)
     assert unknown.status_code == 400 and "great" in unknown.json()["error"]
     web.cookies.clear()
+
+
+def test_every_page_and_verdict_of_the_desk_works_on_both_backends(catalog_url, tmp_path):
+    """The desk's catalog calls (archive medians, frame files, verdicts, stored stars, run references, QA
+    events) on SQLite and PostgreSQL alike."""
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from obsdb.web.app import create_app
+
+    simulate_night(tmp_path / "night", seed=23, n_frames=6, size=256, bands=("V",), n_groups=1,
+                   cloud_fraction=0.2, trail_fraction=0.0, defocus_fraction=0.0)
+    catalog = Catalog.open(catalog_url, create=True)
+    try:
+        catalog.ingest([tmp_path / "night"])
+        catalog.qa()
+        catalog.align()
+        web = TestClient(create_app(catalog, cache_dir=tmp_path / "cache", author="ada"))
+        night = catalog.night_names()[0]
+        for url in ("/", "/archive", f"/night/{night}", f"/night/{night}?view=grid",
+                    f"/night/{night}?view=plots&where=fwhm+%3E+0"):
+            assert web.get(url).status_code == 200, url
+        page = web.get(f"/review/{night}/V").text
+        data = json.loads(re.search(r"<script id='review-data' type='application/json'>(.*?)</script>",
+                                    page).group(1))
+        shifted = [f for f in data["frames"] if f["shift"]]
+        assert shifted and all(f["reference"] is not None for f in shifted)
+        frame = shifted[0]["id"]
+        for url in (f"/frame/{frame}.png", f"/frame/{frame}/stars.png", f"/frame/{frame}.png?size=thumb"):
+            response = web.get(url)
+            assert response.status_code == 200 and response.content[:4] == b"\x89PNG", url
+        answer = web.post("/verdict", json={"frame_id": frame, "action": "reject", "tag": "use-if-must",
+                                            "reason": "a satellite"}, headers={"X-CSRF-Token": _csrf(page)})
+        assert answer.status_code == 200 and answer.json()["status"] == "rejected"
+        facts = web.get(f"/frame/{frame}.json").json()
+        assert [t["reason"] for t in facts["tags"] if t["name"] == "use-if-must"] == ["a satellite"]
+        assert any(run["current"] for run in facts["runs"])
+        [row] = catalog.archive_quality()
+        assert row["frames"] == 6 and row["rejected"] >= 1 and row["median_fwhm"] > 0
+    finally:
+        catalog.close()
