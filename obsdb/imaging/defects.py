@@ -48,38 +48,48 @@ def sharp_defects(data, *, fwhm: float | None = None, nsigma: float = 6.0) -> np
     """
     img = np.asarray(data, dtype=np.float32)
     finite = np.isfinite(img)
-    if not finite.any():
+    every = bool(finite.all())
+    if not every and not finite.any():
         return np.zeros(img.shape, dtype=bool)
-    sample = img[finite][::7]
+    # Every 7th finite pixel; without NaNs a strided view of the same pixels, without copying the frame.
+    sample = img.reshape(-1)[::7] if every else img[finite][::7]
     sky = float(np.median(sample))
     noise = 1.4826 * float(np.median(np.abs(sample - sky))) or float(np.std(sample)) or 1.0
-    height = np.where(finite, img, np.float32(sky)) - np.float32(sky)
+    height = (img if every else np.where(finite, img, np.float32(sky))) - np.float32(sky)
     width = max(float(fwhm) if fwhm and math.isfinite(fwhm) else 2.0, 0.8)
     # A star's side neighbours hold exp(-4 ln2 / FWHM^2) of its peak (taken at the diagonal's distance,
     # for elongated stars); a defect's are at least SHARPNESS_MARGIN times fainter than that.
     share = math.exp(-4 * math.log(2) * 2 / width ** 2) / SHARPNESS_MARGIN
-    significant = finite & (height > nsigma * noise)
-    found = np.zeros(height.shape, dtype=bool)
+    # Only significant pixels can be defects: the tests below run on them alone (a few per cent of
+    # the frame), their neighbours looked up by index, with the frame's edge pixels repeated beyond it.
+    candidates = np.flatnonzero(finite & (height > nsigma * noise))
     ny, nx = height.shape
+    flat = height.reshape(-1)
+    ys, xs = np.divmod(candidates, nx)
+    neighbours = [np.clip(ys + dy, 0, ny - 1) * nx + np.clip(xs + dx, 0, nx - 1)
+                  for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+    found = np.zeros(flat.shape, dtype=bool)
+    centre = flat[candidates]
+    sides = [flat[index] for index in neighbours]
+    is_found = np.zeros(candidates.shape, dtype=bool)
     # A defect is a local peak that lights at most two of its four side neighbours (a star lights all
     # four, a hot pixel none, a one-pixel-wide cosmic-ray track two).  Masked pixels are then taken
     # as sky and the search repeated, so a track is followed from its brightest pixel on.
     for _ in range(3):
-        padded = np.pad(np.where(found, np.float32(0), height), 1, mode="edge")
-        centre = padded[1:1 + ny, 1:1 + nx]
         # Lit within the noise: a faint star's neighbour may fall a little short of its share.
         floor = centre * np.float32(share) - np.float32(2 * noise)
-        lit = np.zeros(height.shape, dtype=np.uint8)
-        peak = np.ones(height.shape, dtype=bool)
-        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            side = padded[1 + dy:1 + dy + ny, 1 + dx:1 + dx + nx]
+        lit = np.zeros(candidates.shape, dtype=np.uint8)
+        peak = np.ones(candidates.shape, dtype=bool)
+        for index, side in zip(neighbours, sides):
+            side = np.where(found[index], np.float32(0), side)
             lit += side > floor
             peak &= centre >= side
-        new = significant & ~found & peak & (lit <= 2)
+        new = ~is_found & peak & (lit <= 2)
         if not new.any():
             break
-        found |= new
-    return found
+        is_found |= new
+        found[candidates[new]] = True
+    return found.reshape(height.shape)
 
 
 DETECTOR_SAMPLE = 9
