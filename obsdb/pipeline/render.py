@@ -453,7 +453,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
     from astropy.io import fits
 
     from obsdb.imaging.fitsio import atomic_write_fits
-    from obsdb.imaging.preview import write_preview_png
+    from obsdb.imaging.preview import write_stack_preview_png
     from obsdb.imaging.stack import stack_files
     from obsdb.pipeline.outputs import file_sha256, refuse_foreign, remove_own_leftovers
 
@@ -500,7 +500,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         digest = atomic_write_fits(path, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
                                           fits.ImageHDU(stacked.coverage, name="COVERAGE")])
         title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {plural(len(members), 'frame')}"
-        preview = write_preview_png(path.with_suffix(".png"), stacked.data, title=title)
+        preview = write_stack_preview_png(path.with_suffix(".png"), stacked.data, title=title)
         catalog.record_render_outputs([{
             "run_id": runs[0] if len(runs) == 1 else None, "frame_id": None, "kind": "stack", "band": band,
             "path": str(path), "sha256": digest, "interpolation": None,
