@@ -123,7 +123,30 @@ class PreparedFrame:
             _fill_local_median(self.work, self.bad)
 
     def resample(self, interpolation: str = "spline3", *, fill: float = np.nan):
-        """The whole resampled frame and its coverage, as :func:`resample` returns them."""
+        """The whole resampled frame and its coverage, as :func:`resample` returns them.
+
+        Parameters
+        ----------
+        interpolation : {"spline3", "linear", "nearest", "fourier"}
+        fill : float
+            Value for output pixels without data.
+
+        Returns
+        -------
+        aligned : numpy.ndarray of float32
+        coverage : numpy.ndarray of bool
+
+        Raises
+        ------
+        ValueError
+            Unknown interpolation, or ``fourier`` with rotation/scale.
+        """
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {interpolation!r}; "
+                             f"choose one of {', '.join(INTERPOLATIONS)}")
+        if interpolation == "fourier" and not self.transform.is_translation:
+            raise ValueError("fourier interpolation supports translations only; "
+                             "use spline3 for a rotated or scaled transform")
         out_shape = self.out_shape
         if self.all_bad:
             return (np.full(out_shape, fill, dtype=np.float32),
