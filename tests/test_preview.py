@@ -69,3 +69,35 @@ def test_overwrites_atomically(tmp_path):
 def test_rejects_non_image(tmp_path):
     with pytest.raises(ValueError, match="2-D"):
         write_preview_png(tmp_path / "x.png", np.zeros(10))
+
+
+def test_stack_preview_matches_the_frame_preview_without_matplotlib(tmp_path):
+    """The stack preview (Pillow) has write_preview_png's pixels outside its title, NaN in NAN_COLOUR."""
+    from PIL import Image
+
+    from obsdb.imaging.preview import write_stack_preview_png
+
+    image = _field((300, 260))
+    image[:20, :30] = np.nan
+    old = np.asarray(Image.open(write_preview_png(tmp_path / "old.png", image, max_size=128)))[..., :3]
+    new = np.asarray(Image.open(write_stack_preview_png(tmp_path / "new.png", image, max_size=128)))
+    assert new.shape == old.shape == (100, 87, 3)
+    assert np.abs(new.astype(int) - old.astype(int)).max() <= 1
+    # Row 0 at the bottom: the NaN corner is at the bottom left.
+    assert tuple(new[-1, 0]) == tuple(int(c * 255) for c in NAN_COLOUR)
+    titled = np.asarray(Image.open(write_stack_preview_png(tmp_path / "t.png", image, max_size=128,
+                                                           title="R: median of 6 frames")))
+    assert (titled[20:] == new[20:]).all() and (titled[:20] != new[:20]).any()
+    with pytest.raises(ValueError):
+        write_stack_preview_png(tmp_path / "x.png", np.zeros(10))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_stack_preview_zscale_is_astropys(seed):
+    from astropy.visualization import ZScaleInterval
+
+    from obsdb.imaging.preview import _zscale_limits
+
+    rng = np.random.default_rng(seed)
+    for values in (_field(seed=seed).ravel(), rng.exponential(50, 3000) + 100, np.arange(7.0)):
+        assert _zscale_limits(values.copy()) == tuple(ZScaleInterval().get_limits(values))

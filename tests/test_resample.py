@@ -186,3 +186,63 @@ def test_fourier_refuses_rotation():
 def test_unknown_interpolation():
     with pytest.raises(ValueError, match="unknown interpolation 'cubic'.*spline3"):
         resample(np.ones((32, 32)), Transform(1, 1), interpolation="cubic")
+
+
+def _translation(dx, dy, shape=(N, N)):
+    return Transform(dx, dy, 0.0, 1.0, (shape[1] - 1) / 2, (shape[0] - 1) / 2)
+
+
+@pytest.mark.parametrize("dx,dy", [(3.37, -12.81), (-40.0, 7.0), (0.5, 1e-9), (130.2, -0.25)])
+def test_spline3_translation_is_ndimage_shift(dx, dy):
+    """The separable cubic spline of a translation gives ndimage.shift's pixels wherever there is data."""
+    rng = np.random.default_rng(11)
+    img = star_field([100.3, 60.8], [90.1, 170.6]) + rng.normal(0, 3, (N, N))
+    aligned, coverage = resample(img, _translation(dx, dy))
+    expected = ndimage.shift(img, (dy, dx), order=3, mode="nearest", output=np.float32)
+    np.testing.assert_allclose(aligned[coverage], expected[coverage], rtol=2e-7, atol=0)
+    assert np.isnan(aligned[~coverage]).all()
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+@pytest.mark.parametrize("rotation", [0.0, 1.7])
+def test_values_at_are_the_whole_frames_pixels(interpolation, rotation):
+    from obsdb.imaging.resample import PreparedFrame
+
+    rng = np.random.default_rng(3)
+    img = star_field([100.3], [90.1]) + rng.normal(0, 3, (N, N))
+    img[rng.integers(0, N, 40), rng.integers(0, N, 40)] = np.nan
+    transform = Transform(4.3, -7.6, rotation, 1.0, (N - 1) / 2, (N - 1) / 2)
+    prepared = PreparedFrame(img, transform)
+    whole, _ = prepared.resample(interpolation)
+    rows, cols = np.divmod(np.arange(N * N), N)
+    np.testing.assert_array_equal(prepared.values_at(rows, cols, interpolation).reshape(N, N), whole)
+    assert (whole == resample(img, transform, interpolation=interpolation)[0])[np.isfinite(whole)].all()
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "nearest"])
+@pytest.mark.parametrize("rotation,scale", [(0.0, 1.0), (2.5, 1.01)])
+def test_sparse_mask_resampling_is_the_whole_pass(interpolation, rotation, scale):
+    from obsdb.imaging.resample import _geometric_coverage, _spline_resample, resampled_mask
+
+    rng = np.random.default_rng(5)
+    mask = np.zeros((N, N), dtype=bool)
+    mask[rng.integers(0, N, 60), rng.integers(0, N, 60)] = True
+    mask[0, 17] = mask[N - 1, N - 1] = True
+    transform = Transform(11.3, -5.6, rotation, scale, (N - 1) / 2, (N - 1) / 2)
+    threshold = 0.5 if interpolation == "nearest" else 1e-6
+    order = 0 if interpolation == "nearest" else 1
+    sparse = resampled_mask(mask, transform, interpolation=interpolation, threshold=threshold)
+    whole = _spline_resample(mask.astype(np.float32), transform, (N, N), order) > threshold
+    covered = _geometric_coverage((N, N), transform, (N, N))
+    np.testing.assert_array_equal(sparse & covered, whole & covered)
+
+
+def test_grow_mask_is_the_iterated_dilation():
+    from obsdb.imaging.resample import grow_mask
+
+    rng = np.random.default_rng(9)
+    for density in (0.001, 0.3):
+        mask = rng.random((120, 90)) < density
+        for radius in (0, 1, 8):
+            expected = ndimage.binary_dilation(mask, iterations=radius) if radius else mask
+            np.testing.assert_array_equal(grow_mask(mask, radius), expected)

@@ -9,6 +9,8 @@ so a later stack can ignore them instead of averaging in a sentinel value.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -83,29 +85,141 @@ def resample(data, transform: Transform, *, interpolation: str = "spline3",
     if len(out_shape) != 2:
         raise ValueError(f"shape must be (ny, nx), got {shape!r}")
 
-    # float64 working copy: the input is never touched and the spline
-    # prefilter keeps its precision.
-    work = np.array(src, dtype=np.float64, copy=True)
-    bad = ~np.isfinite(work)
-    has_bad = bool(bad.any())
-    if has_bad:
-        if bad.all():
+    prepared = PreparedFrame(src, transform, shape=out_shape)
+    return prepared.resample(interpolation, fill=fill)
+
+
+class PreparedFrame:
+    """A frame made ready for resampling once: NaNs filled, so several interpolations share the work.
+
+    ``resample(data, T, interpolation=i)`` is ``PreparedFrame(data, T).resample(i)``;
+    :meth:`values_at` gives the same pixels of that output at a few places only
+    (render's linear interpolation around saturated cores), without a
+    whole-frame pass.
+
+    Parameters
+    ----------
+    data : array_like, 2-D
+        The frame; NaN marks pixels without data.  Never modified.
+    transform : Transform
+        Frame pixels -> reference pixels.
+    shape : (int, int), optional
+        Output shape of the reference grid; the input shape by default.
+    """
+
+    def __init__(self, data, transform: Transform, *, shape: tuple[int, int] | None = None):
+        src = np.asarray(data)
+        self.transform = transform
+        self.in_shape = src.shape
+        self.out_shape = tuple(int(n) for n in (shape if shape is not None else src.shape))
+        # float64 working copy: the input is never touched and the spline
+        # prefilter keeps its precision.
+        self.work = np.array(src, dtype=np.float64, copy=True)
+        self.bad = ~np.isfinite(self.work)
+        self.has_bad = bool(self.bad.any())
+        self.all_bad = self.has_bad and bool(self.bad.all())
+        self._footprint_masks = {}
+        if self.has_bad and not self.all_bad:
+            _fill_local_median(self.work, self.bad)
+
+    def resample(self, interpolation: str = "spline3", *, fill: float = np.nan):
+        """The whole resampled frame and its coverage, as :func:`resample` returns them.
+
+        Parameters
+        ----------
+        interpolation : {"spline3", "linear", "nearest", "fourier"}
+        fill : float
+            Value for output pixels without data.
+
+        Returns
+        -------
+        aligned : numpy.ndarray of float32
+        coverage : numpy.ndarray of bool
+
+        Raises
+        ------
+        ValueError
+            Unknown interpolation, or ``fourier`` with rotation/scale.
+        """
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {interpolation!r}; "
+                             f"choose one of {', '.join(INTERPOLATIONS)}")
+        if interpolation == "fourier" and not self.transform.is_translation:
+            raise ValueError("fourier interpolation supports translations only; "
+                             "use spline3 for a rotated or scaled transform")
+        out_shape = self.out_shape
+        if self.all_bad:
             return (np.full(out_shape, fill, dtype=np.float32),
                     np.zeros(out_shape, dtype=bool))
-        _fill_local_median(work, bad)
+        coverage = _geometric_coverage(self.in_shape, self.transform, out_shape)
+        if interpolation == "fourier":
+            aligned = _fourier_shift(self.work, self.transform, out_shape)
+        else:
+            aligned = _spline_resample(self.work, self.transform, out_shape, _ORDER[interpolation])
+        if self.has_bad:
+            coverage &= ~_bad_footprint(self.bad, self.transform, out_shape, interpolation)
+        aligned[~coverage] = fill
+        return aligned, coverage
 
-    coverage = _geometric_coverage(src.shape, transform, out_shape)
+    def inside(self, rows, cols) -> np.ndarray:
+        """Whether output pixels ``(rows, cols)`` map within the frame's outermost pixel centres."""
+        return _inside(*_source_coordinates(self.transform, rows, cols), self.in_shape)
 
-    if interpolation == "fourier":
-        aligned = _fourier_shift(work, transform, out_shape)
-    else:
-        aligned = _spline_resample(work, transform, out_shape, _ORDER[interpolation])
+    def values_at(self, rows, cols, interpolation: str = "linear", *, fill: float = np.nan):
+        """Pixels ``(rows, cols)`` of :meth:`resample`'s output, computed there only.
 
-    if has_bad:
-        coverage &= ~_bad_footprint(bad, transform, out_shape, interpolation)
+        Parameters
+        ----------
+        rows, cols : array_like of int
+            Output pixels (0-based row and column), inside the output grid.
+        interpolation : {"linear", "nearest"}
+            The interpolation (those that read a bounded neighbourhood).
+        fill : float
+            Value where there is no data.
 
-    aligned[~coverage] = fill
-    return aligned, coverage
+        Returns
+        -------
+        numpy.ndarray of float32
+            The values, equal to the whole-frame pass's to float32 rounding.
+        """
+        if interpolation not in ("linear", "nearest"):
+            raise ValueError(f"values_at supports linear and nearest, not {interpolation!r}")
+        rows = np.asarray(rows, dtype=np.intp)
+        cols = np.asarray(cols, dtype=np.intp)
+        if self.all_bad:
+            return np.full(rows.shape, fill, dtype=np.float32)
+        order = _ORDER[interpolation]
+        src_rows, src_cols = _source_coordinates(self.transform, rows, cols)
+        values = ndimage.map_coordinates(self.work, [src_rows, src_cols], order=order, mode="nearest",
+                                         output=np.float32, prefilter=False)
+        covered = _inside(src_rows, src_cols, self.in_shape)
+        if self.has_bad:
+            if interpolation not in self._footprint_masks:
+                self._footprint_masks[interpolation] = _footprint_mask(self.bad, interpolation)
+            mask, order, threshold = self._footprint_masks[interpolation]
+            moved = ndimage.map_coordinates(mask, [src_rows, src_cols], order=order, mode="nearest",
+                                            output=np.float32, prefilter=False)
+            covered &= ~(moved > threshold)
+        values[~covered] = fill
+        return values
+
+
+def _source_coordinates(transform: Transform, rows, cols):
+    """Input (row, col) coordinates of output pixels, computed as the whole-frame passes compute them."""
+    yr = np.asarray(rows, dtype=np.float64)
+    xr = np.asarray(cols, dtype=np.float64)
+    if transform.is_translation:
+        return yr - transform.dy, xr - transform.dx
+    matrix, offset = _inverse_affine(transform)
+    return (matrix[0, 0] * yr + matrix[0, 1] * xr + offset[0],
+            matrix[1, 0] * yr + matrix[1, 1] * xr + offset[1])
+
+
+def _inside(src_rows, src_cols, in_shape):
+    """True where a source coordinate lies within the input's pixel centres (see _geometric_coverage)."""
+    ny, nx = in_shape
+    return ((src_rows >= -_EDGE_TOL) & (src_rows <= ny - 1 + _EDGE_TOL)
+            & (src_cols >= -_EDGE_TOL) & (src_cols <= nx - 1 + _EDGE_TOL))
 
 
 def _inverse_affine(transform: Transform):
@@ -119,6 +233,8 @@ def _inverse_affine(transform: Transform):
 
 
 def _spline_resample(work, transform, out_shape, order):
+    if transform.is_translation and order == 3:
+        return _separable_spline3_shift(work, transform, out_shape)
     if transform.is_translation:
         shift = (transform.dy, transform.dx)
         if out_shape == work.shape:
@@ -134,6 +250,40 @@ def _spline_resample(work, transform, out_shape, order):
     return ndimage.affine_transform(work, matrix, offset=offset, output_shape=out_shape,
                                     order=order, mode="nearest", output=np.float32,
                                     prefilter=order > 1)
+
+
+# scipy.ndimage pads the frame by this many edge pixels before its spline prefilter in mode "nearest"
+# (scipy.ndimage._interpolation._prepad_for_spline_filter); the same padding gives the same coefficients.
+_SPLINE_PAD = 12
+
+
+def _separable_spline3_shift(work, transform, out_shape):
+    """Cubic B-spline resampling for a translation, one axis at a time.
+
+    The same prefilter and the same tensor-product spline as
+    ``ndimage.shift(order=3, mode="nearest")``, but a translation moves
+    every row (column) by the same fraction, so the 4 x 4 read per output
+    pixel factors into a 4-tap filter along each axis: two passes of 4 taps
+    instead of 16 per pixel, three times faster.  The result equals ndimage's
+    to float32 rounding (rare 1-ulp differences from the summation order) at
+    every covered pixel; uncovered ones (source beyond the frame) are
+    arbitrary and left for the caller to fill.
+    """
+    pad = _SPLINE_PAD
+    padded = np.pad(work, pad, mode="edge")
+    coefficients = ndimage.spline_filter(padded, 3, output=np.float64, mode="nearest")
+    out = coefficients
+    for axis, shift, n_out in ((0, transform.dy, out_shape[0]), (1, transform.dx, out_shape[1])):
+        # Output i reads source i - shift = i + base + t, i.e. coefficients base - 1 ... base + 2 from i.
+        base = math.floor(-shift)
+        t = -shift - base
+        weights = np.array([(1 - t) ** 3, 4 - 6 * t ** 2 + 3 * t ** 3, 1 + 3 * t + 3 * t ** 2 - 3 * t ** 3,
+                            t ** 3]) / 6.0
+        # origin=-1 puts the 4 taps on i - 1 ... i + 2.
+        out = ndimage.correlate1d(out, weights, axis=axis, mode="nearest", origin=-1)
+        index = np.clip(np.arange(n_out) + base + pad, 0, out.shape[axis] - 1)
+        out = np.take(out, index, axis=axis)
+    return out.astype(np.float32)
 
 
 def _fourier_shift(work, transform, out_shape):
@@ -169,21 +319,123 @@ def _geometric_coverage(in_shape, transform, out_shape):
     return ok
 
 
+# Footprints sparser than this fraction of the frame are resampled pixel by pixel around each masked
+# pixel; denser ones (a frame with large NaN regions) by one whole-frame pass, which is then cheaper.
+_SPARSE_FOOTPRINT = 0.02
+
+# Cubic splines read 4x4 pixels, a Fourier shift in principle all of them;
+# growing the mask before a bilinear pass covers the 4x4 case exactly and
+# the Fourier ringing where it matters most.
+_FOOTPRINT_GROW = {"nearest": 0, "linear": 0, "spline3": 1, "fourier": 2}
+
+
+def _footprint_mask(bad, interpolation):
+    """The mask resampled for a footprint, its interpolation order and the threshold that makes it True."""
+    grow = _FOOTPRINT_GROW[interpolation]
+    mask = grow_mask(bad, grow) if grow else bad
+    if interpolation == "nearest":
+        return mask.astype(np.float32), 0, 0.5
+    return mask.astype(np.float32), 1, 1e-6
+
+
 def _bad_footprint(bad, transform, out_shape, interpolation):
     """Output pixels whose interpolation footprint touches an input NaN."""
-    if interpolation == "nearest":
-        mask = bad.astype(np.float32)
-        order, threshold = 0, 0.5
-    else:
-        # Cubic splines read 4x4 pixels, a Fourier shift in principle all of
-        # them; growing the mask before a bilinear pass covers the 4x4 case
-        # exactly and the Fourier ringing where it matters most.
-        grow = {"linear": 0, "spline3": 1, "fourier": 2}[interpolation]
-        mask = ndimage.binary_dilation(bad, iterations=grow) if grow else bad
-        mask = mask.astype(np.float32)
-        order, threshold = 1, 1e-6
-    moved = _spline_resample(mask, transform, out_shape, order)
-    return moved > threshold
+    mask, order, threshold = _footprint_mask(bad, interpolation)
+    return resampled_mask(mask, transform, shape=out_shape, interpolation="nearest" if order == 0 else "linear",
+                          threshold=threshold)
+
+
+def resampled_mask(mask, transform: Transform, *, shape: tuple[int, int] | None = None,
+                   interpolation: str = "linear", threshold: float = 0.5) -> np.ndarray:
+    """Where a mask, resampled onto the reference grid, exceeds a threshold.
+
+    Equal to ``_spline_resample(mask, ...) > threshold`` over the whole frame
+    (``mode="nearest"`` at the edges), but computed only around the masked
+    pixels when they are few: the cost follows their number, not the frame's size.
+
+    Parameters
+    ----------
+    mask : array_like of bool or float, 2-D
+        The mask in frame pixels (non-zero where set).
+    transform : Transform
+        Frame pixels -> reference pixels.
+    shape : (int, int), optional
+        Output shape; the input's by default.
+    interpolation : {"linear", "nearest"}
+        How the mask is resampled.
+    threshold : float
+        An output pixel is True when the resampled mask exceeds it (> 0).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The output mask.  Pixels whose source point lies beyond the frame's
+        outermost pixel centres may differ from the whole-frame pass (they are
+        never covered, see :func:`resample`).
+    """
+    mask = np.asarray(mask)
+    weights = mask if mask.dtype == np.float32 else mask.astype(np.float32)
+    out_shape = tuple(int(n) for n in (shape if shape is not None else mask.shape))
+    order = _ORDER[interpolation]
+    masked = np.flatnonzero(weights)
+    if masked.size > _SPARSE_FOOTPRINT * weights.size or not masked.size:
+        return _spline_resample(weights, transform, out_shape, order) > threshold
+    # A bilinear (or nearest) read at a source point touches only input pixels closer than one pixel on
+    # each axis, so a masked pixel reaches output pixels within scale * sqrt(2) of its image; the same
+    # interpolation evaluated at just those (a few dozen per masked pixel) gives the whole pass's answer.
+    flat = _reachable(masked, weights.shape, transform, out_shape)
+    rows, cols = np.divmod(flat, out_shape[1])
+    src_rows, src_cols = _source_coordinates(transform, rows, cols)
+    moved = ndimage.map_coordinates(weights, [src_rows, src_cols], order=order, mode="nearest",
+                                    output=np.float32, prefilter=False)
+    out = np.zeros(out_shape, dtype=bool)
+    out.reshape(-1)[flat[moved > threshold]] = True
+    return out
+
+
+def _reachable(flat_in, in_shape, transform, out_shape):
+    """Flat indices of the output pixels that a bilinear read can reach from the given input pixels."""
+    ys, xs = np.divmod(flat_in, in_shape[1])
+    xo, yo = transform.apply(xs.astype(np.float64), ys.astype(np.float64))
+    reach = int(np.ceil(abs(transform.scale) * np.sqrt(2))) + 1
+    offsets = np.arange(-reach, reach + 1)
+    rows, cols = np.broadcast_arrays(np.rint(yo).astype(np.intp)[:, None, None] + offsets[None, :, None],
+                                     np.rint(xo).astype(np.intp)[:, None, None] + offsets[None, None, :])
+    rows, cols = rows.ravel(), cols.ravel()
+    inside = (rows >= 0) & (rows < out_shape[0]) & (cols >= 0) & (cols < out_shape[1])
+    return np.unique(rows[inside] * out_shape[1] + cols[inside])
+
+
+def grow_mask(mask, radius: int) -> np.ndarray:
+    """``binary_dilation(mask, iterations=radius)``: the pixels within an L1 distance ``radius`` of a masked one.
+
+    Built from the masked pixels' coordinates when they are few (defects, saturated cores), so the
+    cost follows their number rather than the frame's size; a dense mask takes the whole-frame dilation.
+
+    Parameters
+    ----------
+    mask : array_like of bool, 2-D
+    radius : int
+        Iterations of the 4-connected dilation (>= 0).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if radius <= 0:
+        return mask.copy()
+    ys, xs = np.nonzero(mask)
+    offsets = [(dy, dx) for dy in range(-radius, radius + 1)
+               for dx in range(-(radius - abs(dy)), radius - abs(dy) + 1)]
+    if ys.size * len(offsets) > mask.size // 8:
+        return ndimage.binary_dilation(mask, iterations=radius)
+    dy, dx = np.array(offsets).T
+    rows, cols = (ys[:, None] + dy[None, :]).ravel(), (xs[:, None] + dx[None, :]).ravel()
+    inside = (rows >= 0) & (rows < mask.shape[0]) & (cols >= 0) & (cols < mask.shape[1])
+    grown = np.zeros(mask.shape, dtype=bool)
+    grown[rows[inside], cols[inside]] = True
+    return grown
 
 
 def _fill_local_median(work, bad):

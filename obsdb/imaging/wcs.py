@@ -15,6 +15,12 @@ _WCS_KEY = re.compile(r"^(WCSAXES|CRPIX\d|CRVAL\d|CDELT\d|CTYPE\d|CUNIT\d|CROTA\
                       r"PLTSCALE|XPIXELSZ|YPIXELSZ)[A-Z]?$")
 
 
+# A celestial WCS needs axis types (CTYPEn), or a DSS plate solution that astropy translates into them;
+# headers without any (EQUINOX or EPOCH alone are common) have none.
+_CELESTIAL_NEEDS = re.compile(r"^(CTYPE\d|AMDX\d+|AMDY\d+|PPO\d+|CNPIX\d|PLTRA[HMS]|PLTDEC(SN|D|M|S)|PLTSCALE|"
+                              r"XPIXELSZ|YPIXELSZ)[A-Z]?$")
+
+
 def celestial_wcs_cards(header) -> list[tuple[str, object, str]] | None:
     """The celestial WCS of a header as ``(keyword, value, comment)`` cards, or None when it has none.
 
@@ -28,6 +34,10 @@ def celestial_wcs_cards(header) -> list[tuple[str, object, str]] | None:
     list of tuple or None
         The header's own WCS cards, verbatim (standard, SIP/TPV or DSS plate solution).
     """
+    cards = [(card.keyword, card.value, card.comment) for card in header.cards if _WCS_KEY.match(card.keyword)]
+    if not any(_CELESTIAL_NEEDS.match(keyword) for keyword, _, _ in cards):
+        # No axis types, no celestial WCS: astropy.wcs (seconds to import) is not needed to say so.
+        return None
     from astropy.wcs import WCS, FITSFixedWarning
 
     with warnings.catch_warnings():
@@ -40,7 +50,7 @@ def celestial_wcs_cards(header) -> list[tuple[str, object, str]] | None:
             return None
     # Verbatim, whatever the convention (SIP, TPV, a DSS plate solution): the output's pixels are the
     # reference's, so its own keywords describe them exactly.
-    return [(card.keyword, card.value, card.comment) for card in header.cards if _WCS_KEY.match(card.keyword)]
+    return cards
 
 
 def replace_wcs(header, cards, *, note: str) -> None:

@@ -109,7 +109,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
     from obsdb.imaging.bayer import cfa_pattern_or_none
     from obsdb.imaging.defects import sharp_defects
     from obsdb.imaging.fitsio import FitsReadError, atomic_write_fits, read_fits_image
-    from obsdb.imaging.resample import resample
+    from obsdb.imaging.resample import PreparedFrame
     from obsdb.imaging.wcs import replace_wcs
 
     with warnings.catch_warnings():
@@ -144,10 +144,12 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         if defects.any():
             data = np.array(data, dtype=np.float32, copy=True)
             data[defects] = np.nan
-        aligned, coverage = resample(data, transform, interpolation=interpolation)
+        # One preparation (the NaN fill) serves the spline pass and the linear values near saturated cores.
+        prepared = PreparedFrame(data, transform)
+        aligned, coverage = prepared.resample(interpolation)
         n_linear = 0
         if interpolation in ("spline3", "fourier"):
-            aligned, n_linear = _linear_near_saturation(aligned, data, transform, task.get("saturation"))
+            aligned, n_linear = _linear_near_saturation(aligned, data, prepared, task.get("saturation"))
         header = image.header.copy()
         for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM"):
             header.remove(key, ignore_missing=True, remove_all=True)
@@ -315,19 +317,24 @@ SATURATION_GUARD = 8
 """Output pixels within this many pixels of a saturated input pixel are interpolated linearly."""
 
 
-def _linear_near_saturation(aligned, data, transform, saturation):
+def _linear_near_saturation(aligned, data, prepared, saturation):
     """Replace the spline's output around saturated star cores by linear interpolation.
 
     A clipped core is a flat top with a sharp rim: a cubic spline (or a phase
     shift) rings around it, a dark halo 4-6 px out that every frame repeats
     and a stack keeps.  Linear interpolation cannot undershoot (each output is
     a weighted mean of its four inputs), and the core carries no measurement
-    anyway.  Returns the output and the number of pixels replaced.
+    anyway.  Returns the output (``aligned`` itself, changed in place) and the
+    number of pixels replaced.
+
+    The region is the cores grown by :data:`SATURATION_GUARD` pixels, resampled
+    linearly onto the reference grid (> 1 %); the linear values are computed
+    at its pixels only (:meth:`~obsdb.imaging.resample.PreparedFrame.values_at`),
+    since the cores cover a few hundred pixels of millions.
     """
     import numpy as np
-    from scipy import ndimage
 
-    from obsdb.imaging.resample import resample
+    from obsdb.imaging.resample import grow_mask, resampled_mask
 
     if saturation is None or not np.isfinite(saturation):
         return aligned, 0
@@ -335,13 +342,15 @@ def _linear_near_saturation(aligned, data, transform, saturation):
         core = np.asarray(data) >= float(saturation)
     if not core.any():
         return aligned, 0
-    near = ndimage.binary_dilation(core, iterations=SATURATION_GUARD).astype(np.float32)
-    moved, _ = resample(near, transform, interpolation="linear", fill=0.0)
-    region = np.nan_to_num(moved) > 0.01
-    linear, _ = resample(data, transform, interpolation="linear")
-    out = aligned.copy()
-    out[region] = linear[region]
-    return out, int(region.sum())
+    near = grow_mask(core, SATURATION_GUARD)
+    region = resampled_mask(near, prepared.transform, shape=prepared.out_shape, interpolation="linear",
+                            threshold=0.01)
+    rows, cols = np.nonzero(region)
+    # The linear resampling leaves no data (0) beyond the frame: not part of the region.
+    inside = prepared.inside(rows, cols)
+    rows, cols = rows[inside], cols[inside]
+    aligned[rows, cols] = prepared.values_at(rows, cols, "linear")
+    return aligned, int(rows.size)
 
 
 DETECTOR_SAMPLE_BYTES = 256 * 2 ** 20
@@ -444,7 +453,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
     from astropy.io import fits
 
     from obsdb.imaging.fitsio import atomic_write_fits
-    from obsdb.imaging.preview import write_preview_png
+    from obsdb.imaging.preview import write_stack_preview_png
     from obsdb.imaging.stack import stack_files
     from obsdb.pipeline.outputs import file_sha256, refuse_foreign, remove_own_leftovers
 
@@ -491,7 +500,7 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         digest = atomic_write_fits(path, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
                                           fits.ImageHDU(stacked.coverage, name="COVERAGE")])
         title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {plural(len(members), 'frame')}"
-        preview = write_preview_png(path.with_suffix(".png"), stacked.data, title=title)
+        preview = write_stack_preview_png(path.with_suffix(".png"), stacked.data, title=title)
         catalog.record_render_outputs([{
             "run_id": runs[0] if len(runs) == 1 else None, "frame_id": None, "kind": "stack", "band": band,
             "path": str(path), "sha256": digest, "interpolation": None,
