@@ -895,9 +895,13 @@ class PostgresStore:
                                                                         sql.Identifier(self.name)))
 
     def connect(self):
+        """A connection with the session settings obsdb's own have (no JIT), so that "raw SQL ms" and
+        the plans are those of the statements as obsdb runs them."""
         import psycopg
 
-        return psycopg.connect(self._libpq(), autocommit=True)
+        from obsdb.catalog.db import POSTGRES_OPTIONS
+
+        return psycopg.connect(self._libpq(), autocommit=True, options=POSTGRES_OPTIONS)
 
     def size_bytes(self) -> int:
         with self.connect() as con:
