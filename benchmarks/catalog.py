@@ -13,6 +13,23 @@ Method
    foreign keys off while loading and ``PRAGMA foreign_key_check`` after),
    then ``ANALYZE`` (``--no-analyze`` leaves it out: obsdb itself never runs
    ANALYZE, so a real catalog has no statistics unless someone ran it).
+
+   On PostgreSQL (``--backend postgresql``, or ``--db`` a
+   ``postgresql+psycopg://`` URL) the same rows (one generator,
+   :func:`generate_rows`, feeds both loaders) go into a database of their
+   own, created on the server (``CREATE DATABASE``, as ``NAME_building``,
+   renamed to ``NAME`` when complete) and given its schema by ``obsdb --db
+   URL init``.  They are loaded with psycopg 3 ``COPY ... FROM STDIN``
+   (``cursor.copy().write_row``, one transaction per 50 nights, in a UTC
+   session, ``synchronous_commit=off``); the foreign keys and the secondary
+   indexes are dropped first and made again from their own definitions at
+   the end (one validating join per key instead of a trigger per row: the
+   counterpart of ``foreign_key_check``), the id sequences are moved past
+   the loaded ids, then ``VACUUM (ANALYZE)``: VACUUM sets the visibility
+   map that index-only scans need, which a real catalog gets from
+   autovacuum soon after a bulk write.  ``--no-analyze`` runs VACUUM alone,
+   but autovacuum will analyze the tables within minutes anyway (the server
+   decides; "ANALYZE statistics" in the output says what it found).
    The rows look like those ingest, qa, align and tag write (see
    ``obsdb/catalog/writes.py``, ``catalog.py``, ``pipeline/align.py``):
 
@@ -41,8 +58,12 @@ Method
 
    The catalog is kept in a cache file (default
    ``/tmp/obsdb-bench-catalog.sqlite``, or ``...-NIGHTSxPER.sqlite`` for
-   other sizes) and reused when it exists (``--rebuild`` forces a new one;
-   ``--db PATH`` names another file, built there if missing).
+   other sizes) or database (default ``obsdb_bench_catalog``, or
+   ``..._NIGHTSxPER``, on ``--pg-server``, default
+   ``postgresql+psycopg://postgres@127.0.0.1:5432`` or ``$OBSDB_BENCH_PG``)
+   and reused when it exists (``--rebuild`` forces a new one; ``--db PATH``
+   or ``--db URL`` names another, built there if missing).  Drop a
+   PostgreSQL one when done: ``psql -c 'DROP DATABASE obsdb_bench_catalog'``.
 
 2. Time each CLI command as a subprocess, wall clock from start to exit:
    one untimed warm-up, then the median of ``--repeat`` runs (default 5;
@@ -68,13 +89,17 @@ Method
    median of the repeats ("SQL ms": the SQL plus the ORM and record
    building the command cannot avoid).  The statements of the warm-up are
    captured with a ``before_cursor_execute`` listener on ``cat.engine`` and
-   replayed with their parameters through ``sqlite3`` (``fetchall``) for
-   "raw SQL ms": the database's own share.
+   replayed with their parameters through ``sqlite3`` or psycopg
+   (``fetchall``, one connection) for "raw SQL ms": the database's own
+   share (on PostgreSQL with the round trip to the server).
 
-4. Print ``EXPLAIN QUERY PLAN`` for every distinct statement captured, and
-   flag each ``SCAN`` of a big table (frame, frame_stats, frame_metrics,
-   tag, shift_step, centroid, star_list, event): ``FULL SCAN`` without an
-   index, ``full index scan`` through one.
+4. Print ``EXPLAIN QUERY PLAN`` (PostgreSQL: ``EXPLAIN (ANALYZE, BUFFERS)``,
+   which runs the statement: they are all reads) for every distinct
+   statement captured, and flag each scan of a big table (frame,
+   frame_stats, frame_metrics, tag, shift_step, centroid, star_list,
+   event): ``FULL SCAN`` without an index (SQLite ``SCAN``, PostgreSQL
+   ``Seq Scan``), ``full index scan`` through one (SQLite ``SCAN ... USING``,
+   PostgreSQL an index scan with no ``Index Cond``).
 
 5. Print the results table against the targets: <= 100 ms SQL and <= 0.35 s
    wall for the single-night and single-frame commands; <= 5 s wall and
@@ -82,7 +107,9 @@ Method
    night; it is judged against the all-nights wall target (<= 5 s, and
    the single-night SQL target is shown for information).
 
-The machine is shared: the load average is printed with the results.
+The machine is shared: the load average is printed with the results.  On
+PostgreSQL the server's own settings (shared_buffers, work_mem, JIT) are
+part of what is measured; the results line names the server version.
 
 Run::
 
@@ -91,6 +118,12 @@ Run::
     python benchmarks/catalog.py --nights 200 --repeat 3 --json
     python benchmarks/catalog.py --rebuild             # rebuild the cached catalog first
     python benchmarks/catalog.py --db archive.sqlite   # an existing catalog (middle night, frame 1234)
+
+    # PostgreSQL (a server at 127.0.0.1:5432, user postgres with trust auth, or --pg-server URL):
+    python benchmarks/catalog.py --backend postgresql --nights 200    # obsdb_bench_catalog_200x500, to try it
+    python benchmarks/catalog.py --backend postgresql                 # obsdb_bench_catalog: 1,000,000 frames
+    python benchmarks/catalog.py --db postgresql+psycopg://postgres@127.0.0.1:5432/NAME   # built if missing
+    psql -h 127.0.0.1 -U postgres -c 'DROP DATABASE obsdb_bench_catalog'               # when done
 """
 
 from __future__ import annotations
@@ -115,6 +148,8 @@ from _children import child_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on 
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = "/tmp/obsdb-bench-catalog.sqlite"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+DEFAULT_PG_NAME = "obsdb_bench_catalog"
 WIDTH = 110
 BIG_TABLES = {"frame", "frame_stats", "frame_metrics", "tag", "shift_step", "centroid", "star_list", "event"}
 NIGHTS_PER_TRANSACTION = 50
@@ -329,27 +364,25 @@ def _ts(dt: datetime) -> str:
     return dt.strftime(DT)
 
 
-def _check_schema(con) -> None:
+def _check_schema(engine) -> None:
     """Every column written exists, and every NOT NULL column without a default is written."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(engine)
     problems = []
     for table, columns in COLUMNS.items():
-        info = con.execute(f"PRAGMA table_info({table})").fetchall()
-        if not info:
+        if not inspector.has_table(table):
             problems.append(f"table {table} missing")
             continue
-        names = {row[1] for row in info}
+        info = inspector.get_columns(table)
+        primary = set(inspector.get_pk_constraint(table)["constrained_columns"])
+        names = {c["name"] for c in info}
         problems += [f"{table}.{c}: not in the schema" for c in columns if c not in names]
-        problems += [f"{table}.{row[1]}: NOT NULL and not filled by this benchmark" for row in info
-                     if row[3] and row[4] is None and not row[5] and row[1] not in columns]
+        problems += [f"{table}.{c['name']}: NOT NULL and not filled by this benchmark" for c in info
+                     if not c["nullable"] and c.get("default") is None and c["name"] not in primary
+                     and c["name"] not in columns]
     if problems:
         sys.exit("the schema differs from what benchmarks/catalog.py writes:\n  " + "\n  ".join(problems))
-
-
-def _insert(con, table, rows) -> None:
-    if rows:
-        columns = COLUMNS[table]
-        con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                        rows)
 
 
 class Ids:
@@ -363,8 +396,57 @@ class Ids:
         return self.n[table]
 
 
-def build_catalog(path: Path, n_nights: int, per_night: int, *, analyze: bool, seed: int = 1) -> dict:
-    """Create the catalog at ``path`` (via a temporary file renamed at the end); return build facts."""
+def build_catalog(store, n_nights: int, per_night: int, *, analyze: bool, seed: int = 1) -> dict:
+    """Create the catalog in ``store`` (built under a temporary name, renamed at the end); return build facts.
+
+    The schema comes from ``obsdb init``; the rows from :func:`generate_rows`, the same on every
+    backend; only the loader (``store.loader``) differs.
+    """
+    from sqlalchemy import create_engine, text
+
+    t_start = time.perf_counter()
+    tmp = store.building()
+    tmp.remove()
+    tmp.create()
+    r = subprocess.run(obsdb_prefix() + ["--db", tmp.db_arg, "init"], env=child_env(), capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        sys.exit(f"obsdb init failed ({r.returncode}): {r.stderr.strip()}")
+    engine = create_engine(tmp.url)
+    try:
+        _check_schema(engine)
+        with engine.connect() as connection:
+            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+    counts = dict.fromkeys(COLUMNS, 0)
+    facts = {"header_bytes": 0}
+    loader = tmp.loader()
+    for batch in generate_rows(n_nights, per_night, facts, seed=seed):
+        for table in COLUMNS:
+            if batch[table]:
+                loader.write(table, batch[table])
+                counts[table] += len(batch[table])
+        loader.commit()
+        done = facts["nights_done"]
+        print(f"  built {done:,} of {n_nights:,} nights ({done * per_night:,} frames), "
+              f"{time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
+    t_rows = time.perf_counter() - t_start
+    timings = loader.finish(analyze=analyze)
+    store.replace_with(tmp)
+    return {"seconds": time.perf_counter() - t_start, "rows_seconds": t_rows, **timings, "analyzed": analyze,
+            "revision": revision, "rows": counts, "mean_header_bytes": facts["header_bytes"] / max(1, counts["frame"])}
+
+
+def generate_rows(n_nights: int, per_night: int, facts: dict, *, seed: int = 1):
+    """The catalog's rows (see the module docstring), as tuples in the order of ``COLUMNS``.
+
+    Yields one dict of table -> rows per ``NIGHTS_PER_TRANSACTION`` nights (the instruments come in
+    the first); the lists are reused, so the caller must write them before asking for the next batch.
+    ``facts`` gets the running ``header_bytes`` and ``nights_done``.  Timestamps are naive UTC text
+    (``DT``), which SQLite keeps as it is and PostgreSQL reads as ``timestamptz`` in a UTC session.
+    """
     import numpy as np
 
     from obsdb import __version__
@@ -373,21 +455,6 @@ def build_catalog(path: Path, n_nights: int, per_night: int, *, analyze: bool, s
     from obsdb.imaging.stats import STATS_VERSION
     from obsdb.pipeline.metrics import METRICS_VERSION
 
-    t_start = time.perf_counter()
-    tmp = path.with_name(path.name + ".building")
-    for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-        p.unlink(missing_ok=True)
-    r = subprocess.run(obsdb_prefix() + ["--db", str(tmp), "init"], env=child_env(), capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        sys.exit(f"obsdb init failed ({r.returncode}): {r.stderr.strip()}")
-    con = sqlite3.connect(tmp, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=OFF", "foreign_keys=OFF", "cache_size=-400000",
-                   "temp_store=MEMORY"):
-        con.execute(f"PRAGMA {pragma}")
-    _check_schema(con)
-    revision = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
     ids = Ids()
@@ -395,22 +462,14 @@ def build_catalog(path: Path, n_nights: int, per_night: int, *, analyze: bool, s
     numbers = list(range(FIRST_NUMBER, FIRST_NUMBER + per_night))
     split = per_night // 2                         # first half target A, second half target B
     start_day = datetime(2019, 1, 1)
-    counts = dict.fromkeys(COLUMNS, 0)
-    header_bytes = 0
 
-    con.execute("BEGIN")
-    _insert(con, "instrument", [tuple(i[c] for c in COLUMNS["instrument"]) for i in INSTRUMENTS])
-    counts["instrument"] = len(INSTRUMENTS)
     rows = {t: [] for t in COLUMNS}
+    rows["instrument"] = [tuple(i[c] for c in COLUMNS["instrument"]) for i in INSTRUMENTS]
 
     def flush():
+        yield rows
         for table in COLUMNS:
-            if rows[table]:
-                _insert(con, table, rows[table])
-                counts[table] += len(rows[table])
-                rows[table].clear()
-        con.execute("COMMIT")
-        con.execute("BEGIN")
+            rows[table].clear()
 
     def tag(frame_id, name, source, reason, author, created, retracted=None, by=None, why=None):
         rows["tag"].append((ids("tag"), frame_id, name, source, reason, author, _ts(created),
@@ -462,7 +521,7 @@ def build_catalog(path: Path, n_nights: int, per_night: int, *, analyze: bool, s
                       "RDNOISE": 9.0, "SATURATE": 65535.0, "FOCPOS": 21500 + int(40 * rng.random()),
                       "SWCREATE": "MaxIm DL Version 6.50", "FILENAME": file_name}
             header_json = json.dumps(header)
-            header_bytes += len(header_json)
+            facts["header_bytes"] += len(header_json)
             size = 2880 * math.ceil((2880 + w * h * 2) / 2880)
             rows["frame"].append((fid, night_id, inst["id"], fpath, file_name, size,
                                   obs.timestamp() + exptime + 2.0, sha, number, band, "light", target, exptime,
@@ -659,39 +718,333 @@ def build_catalog(path: Path, n_nights: int, per_night: int, *, analyze: bool, s
         event(qa_at + timedelta(days=6), AUTHORS[n % 3], "untag", f"reject retracted on some frames of {name}",
               night_id=night_id, details={"tag": "reject"})
         if (n + 1) % NIGHTS_PER_TRANSACTION == 0:
-            flush()
-            done = n + 1
-            print(f"  built {done:,} of {n_nights:,} nights ({done * per_night:,} frames), "
-                  f"{time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
-    flush()
-    con.execute("COMMIT")
-    t_rows = time.perf_counter() - t_start
-    t1 = time.perf_counter()
-    broken = con.execute("PRAGMA foreign_key_check").fetchall()
-    if broken:
-        sys.exit(f"the benchmark's rows break {len(broken)} foreign keys (first: {broken[0]})")
-    t_fk = time.perf_counter() - t1
-    t1 = time.perf_counter()
-    if analyze:
-        con.execute("ANALYZE")
-    t_analyze = time.perf_counter() - t1
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.close()
-    tmp.rename(path)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
-    return {"seconds": time.perf_counter() - t_start, "rows_seconds": t_rows, "fk_check_seconds": t_fk,
-            "analyze_seconds": t_analyze, "analyzed": analyze, "revision": revision, "rows": counts,
-            "mean_header_bytes": header_bytes / max(1, counts["frame"])}
+            facts["nights_done"] = n + 1
+            yield from flush()
+    if facts.get("nights_done") != n_nights:          # the last, partial batch (and the pending nights)
+        facts["nights_done"] = n_nights
+        yield from flush()
 
 
-def describe_catalog(path: Path) -> dict:
-    """Row counts, nights, whether ANALYZE statistics exist; from the file itself."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+# ============================================================ the two backends
+
+_NODE = re.compile(r"^(SCAN|SEARCH) (\w+)(?: AS (\w+))?(.*)$")
+
+
+class SqliteStore:
+    """A catalog file: where it is, how to load it fast, how to read it raw."""
+
+    kind = "sqlite"
+    placeholder = "?"
+    plan_name = "EXPLAIN QUERY PLAN"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db_arg = str(path)                        # what ``obsdb --db`` is given
+        self.url = f"sqlite:///{path}"
+        self.label = str(path)
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def building(self) -> "SqliteStore":
+        return SqliteStore(self.path.with_name(self.path.name + ".building"))
+
+    def create(self) -> None:
+        """Nothing to do: ``obsdb init`` creates the file."""
+
+    def remove(self) -> None:
+        for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            p.unlink(missing_ok=True)
+
+    def replace_with(self, tmp: "SqliteStore") -> None:
+        self.remove()
+        tmp.path.rename(self.path)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{tmp.path}{suffix}").unlink(missing_ok=True)
+
+    def connect(self):
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def version(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}"
+
+    def analyzed(self, con) -> bool:
+        return bool(con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()[0])
+
+    def loader(self) -> "SqliteLoader":
+        return SqliteLoader(self.path)
+
+    def plan(self, con, sql, params, aliases) -> tuple[list[str], list[str]]:
+        """``EXPLAIN QUERY PLAN`` as indented lines, and the scans of big tables it shows."""
+        rows = con.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+        depth = {0: -1}
+        lines, flags = [], []
+        for node_id, parent, _, detail in rows:
+            depth[node_id] = depth.get(parent, -1) + 1
+            m = _NODE.match(detail)
+            mark = ""
+            if m and m.group(1) == "SCAN":
+                table = aliases.get(m.group(2), m.group(2))
+                if table in BIG_TABLES:
+                    if "USING" in m.group(4):
+                        mark = f"   <-- full index scan of {table}"
+                    else:
+                        mark = f"   <-- FULL SCAN of {table}, no index"
+                    flags.append(detail.strip() + mark.replace("   <--", " <--"))
+            lines.append("  " * depth[node_id] + detail + mark)
+        return lines, flags
+
+
+class SqliteLoader:
+    """Bulk insert through the stdlib ``sqlite3``: ``executemany``, one transaction per batch, foreign keys
+    off while loading and ``PRAGMA foreign_key_check`` after."""
+
+    def __init__(self, path: Path):
+        self.con = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=OFF", "foreign_keys=OFF", "cache_size=-400000",
+                       "temp_store=MEMORY"):
+            self.con.execute(f"PRAGMA {pragma}")
+        self.con.execute("BEGIN")
+
+    def write(self, table: str, rows) -> None:
+        columns = COLUMNS[table]
+        self.con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                             f"({', '.join('?' * len(columns))})", rows)
+
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+        self.con.execute("BEGIN")
+
+    def finish(self, *, analyze: bool) -> dict:
+        self.con.execute("COMMIT")
+        t1 = time.perf_counter()
+        broken = self.con.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            sys.exit(f"the benchmark's rows break {len(broken)} foreign keys (first: {broken[0]})")
+        t_fk = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        if analyze:
+            self.con.execute("ANALYZE")
+        t_analyze = time.perf_counter() - t1
+        self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.con.close()
+        return {"fk_check_seconds": t_fk, "analyze_seconds": t_analyze}
+
+
+_PG_NODE = re.compile(r"(?:->\s*)?(Parallel )?(Seq Scan|Index Scan|Index Only Scan|Bitmap Heap Scan)"
+                      r"(?: Backward)?(?: using (\w+))? on (\w+)(?: (\w+))?")
+
+
+class PostgresStore:
+    """A catalog database on a PostgreSQL server (``--db postgresql+psycopg://USER@HOST:PORT/NAME``)."""
+
+    kind = "postgresql"
+    placeholder = "%s"
+    plan_name = "EXPLAIN (ANALYZE, BUFFERS)"
+
+    def __init__(self, url: str):
+        from sqlalchemy.engine import make_url
+
+        self.sa_url = make_url(url)
+        if not self.sa_url.database:
+            sys.exit(f"{url}: name the database, e.g. {PG_SERVER}/obsdb_bench_catalog")
+        self.name = self.sa_url.database
+        self.url = self.sa_url.render_as_string(hide_password=False)
+        self.db_arg = self.url
+        self.label = self.sa_url.render_as_string(hide_password=True)
+
+    def _libpq(self, database: str | None = None) -> str:
+        """The URL for psycopg itself (no ``+psycopg``), on ``database`` (default: this one)."""
+        return self.sa_url.set(drivername="postgresql", database=database or self.name).render_as_string(
+            hide_password=False)
+
+    def _admin(self):
+        """An autocommit connection to the server's ``postgres`` database (CREATE/DROP/RENAME DATABASE)."""
+        import psycopg
+
+        return psycopg.connect(self._libpq("postgres"), autocommit=True)
+
+    def exists(self) -> bool:
+        with self._admin() as con:
+            return con.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.name,)).fetchone() is not None
+
+    def building(self) -> "PostgresStore":
+        return PostgresStore(self.sa_url.set(database=self.name + "_building").render_as_string(hide_password=False))
+
+    def create(self) -> None:
+        from psycopg import sql
+
+        with self._admin() as con:
+            con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+
+    def remove(self) -> None:
+        from psycopg import sql
+
+        with self._admin() as con:
+            con.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+
+    def replace_with(self, tmp: "PostgresStore") -> None:
+        from psycopg import sql
+
+        self.remove()
+        with self._admin() as con:
+            con.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(tmp.name),
+                                                                        sql.Identifier(self.name)))
+
+    def connect(self):
+        """A connection with the session settings obsdb's own have (no JIT), so that "raw SQL ms" and
+        the plans are those of the statements as obsdb runs them."""
+        import psycopg
+
+        from obsdb.catalog.db import POSTGRES_OPTIONS
+
+        return psycopg.connect(self._libpq(), autocommit=True, options=POSTGRES_OPTIONS)
+
+    def size_bytes(self) -> int:
+        with self.connect() as con:
+            return con.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+    def version(self) -> str:
+        with self.connect() as con:
+            return "PostgreSQL " + con.execute("SHOW server_version").fetchone()[0].split()[0]
+
+    def analyzed(self, con) -> bool:
+        return bool(con.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'frame' AND "
+                                "(last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL)").fetchone()[0])
+
+    def loader(self) -> "PostgresLoader":
+        return PostgresLoader(self._libpq())
+
+    def plan(self, con, sql, params, aliases) -> tuple[list[str], list[str]]:
+        """``EXPLAIN (ANALYZE, BUFFERS)`` (the statement runs: these are all reads), and the scans of big
+        tables: a Seq Scan, or an index scan without an Index Cond (it walks the whole index)."""
+        lines = [r[0] for r in con.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params).fetchall()]
+        flags, marked = [], list(lines)
+        for i, line in enumerate(lines):
+            m = _PG_NODE.search(line)
+            if not m or m.group(4) not in BIG_TABLES:
+                continue
+            table, node = m.group(4), m.group(2)
+            if node == "Seq Scan":
+                mark = f"FULL SCAN of {table}, no index"
+            elif node in ("Index Scan", "Index Only Scan"):
+                detail = []
+                for later in lines[i + 1:]:
+                    if "->" in later:
+                        break
+                    detail.append(later)
+                if any("Index Cond" in d for d in detail):
+                    continue
+                mark = f"full index scan of {table}"
+            else:
+                continue
+            marked[i] = f"{line}   <-- {mark}"
+            flags.append(f"{line.strip().lstrip('-> ').split('  (')[0]} <-- {mark}")
+        return marked, flags
+
+
+class PostgresLoader:
+    """Bulk load through psycopg 3 ``COPY ... FROM STDIN`` (``cursor.copy``, ``write_row``).
+
+    As on SQLite, the foreign keys are not checked row by row while loading: they are dropped and
+    added again at the end (one validating join per key instead of a trigger per row), and so are
+    the secondary indexes (one sort each instead of a million inserts), from the definitions
+    ``obsdb init`` made, so the schema ends exactly as the migrations left it.  Then the id
+    sequences are moved past the loaded ids (obsdb can go on writing) and ``VACUUM ANALYZE`` runs:
+    VACUUM sets the visibility map that index-only scans need, which a real catalog gets from
+    autovacuum soon after any bulk write, and a measurement should not depend on whether autovacuum
+    has got there yet.
+    """
+
+    def __init__(self, url: str):
+        import psycopg
+
+        self.con = psycopg.connect(url)
+        self.con.execute("SET TimeZone = 'UTC'")           # the naive timestamps are UTC
+        self.con.execute("SET synchronous_commit = off")
+        self.con.execute("SET maintenance_work_mem = '256MB'")
+        self.foreign_keys = self.con.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND connamespace = 'public'::regnamespace ORDER BY conrelid, conname").fetchall()
+        # Indexes that back no constraint (primary keys and UNIQUE stay: the keys point at them).
+        self.indexes = self.con.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+            "WHERE t.relnamespace = 'public'::regnamespace "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+            "ORDER BY c.relname").fetchall()
+        for table, name, _ in self.foreign_keys:
+            self.con.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in self.indexes:
+            self.con.execute(f'DROP INDEX "{name}"')
+        self.con.commit()
+
+    def write(self, table: str, rows) -> None:
+        with self.con.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def commit(self) -> None:
+        self.con.commit()
+
+    def finish(self, *, analyze: bool) -> dict:
+        import psycopg
+
+        self.con.commit()
+        t1 = time.perf_counter()
+        for _, definition in self.indexes:
+            self.con.execute(definition)
+        self.con.commit()
+        t_index = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        try:
+            for table, name, definition in self.foreign_keys:
+                self.con.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        except psycopg.errors.ForeignKeyViolation as exc:
+            sys.exit(f"the benchmark's rows break a foreign key: {str(exc).splitlines()[0]}")
+        self.con.commit()
+        t_fk = time.perf_counter() - t1
+        serials = self.con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+            "AND column_default LIKE 'nextval(%'").fetchall()
+        for table, column in serials:
+            self.con.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                             f"coalesce(max({column}), 0) + 1, false) FROM {table}")
+        self.con.commit()
+        self.con.autocommit = True                          # VACUUM cannot run inside a transaction
+        t1 = time.perf_counter()
+        self.con.execute("VACUUM (ANALYZE)" if analyze else "VACUUM")
+        t_analyze = time.perf_counter() - t1
+        self.con.close()
+        return {"index_seconds": t_index, "fk_check_seconds": t_fk, "analyze_seconds": t_analyze}
+
+
+def open_store(args) -> SqliteStore | PostgresStore:
+    """The catalog ``--db`` and ``--backend`` name (default: a cache named after the size)."""
+    if args.db and "://" in args.db:
+        if not args.db.startswith("postgresql"):
+            sys.exit(f"{args.db}: only SQLite files and postgresql+psycopg:// URLs are benchmarked")
+        return PostgresStore(args.db)
+    if args.db:
+        if args.backend == "postgresql":
+            sys.exit("--backend postgresql takes --db postgresql+psycopg://USER@HOST:PORT/NAME, not a path")
+        return SqliteStore(Path(args.db).expanduser().resolve())
+    size = "" if (args.nights, args.per_night) == (2000, 500) else f"-{args.nights}x{args.per_night}"
+    if args.backend == "postgresql":
+        return PostgresStore(f"{args.pg_server.rstrip('/')}/{DEFAULT_PG_NAME}{size.replace('-', '_')}")
+    return SqliteStore(Path(DEFAULT_DB) if not size else Path(DEFAULT_DB).with_name(f"obsdb-bench-catalog{size}.sqlite"))
+
+
+def describe_catalog(store) -> dict:
+    """Row counts, nights, whether ANALYZE statistics exist; from the database itself."""
+    con = store.connect()
     try:
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COLUMNS}
         names = [r[0] for r in con.execute("SELECT name FROM night ORDER BY name")]
-        analyzed = bool(con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()[0])
+        analyzed = store.analyzed(con)
         revision = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     finally:
         con.close()
@@ -705,7 +1058,7 @@ class Capture:
 
     def __init__(self, engine):
         self.engine = engine
-        self.statements: list[tuple[str, tuple]] = []
+        self.statements: list[tuple[str, tuple | dict]] = []
         self.on = False
         from sqlalchemy import event
 
@@ -713,7 +1066,9 @@ class Capture:
 
     def _before(self, conn, cursor, statement, parameters, context, executemany):
         if self.on and not executemany:
-            self.statements.append((statement, tuple(parameters) if parameters is not None else ()))
+            if parameters is None:
+                parameters = ()
+            self.statements.append((statement, parameters if isinstance(parameters, dict) else tuple(parameters)))
 
 
 def time_inprocess(call, capture: Capture, repeat: int) -> dict:
@@ -739,10 +1094,10 @@ def time_inprocess(call, capture: Capture, repeat: int) -> dict:
     return {"ms": statistics.median(times), "times_ms": times, "rows": size, "statements": statements}
 
 
-def replay_ms(db: Path, statements, repeat: int) -> tuple[float, dict[str, float]]:
-    """The captured statements run again through sqlite3 (fetchall): the median of ``repeat`` totals,
-    and per distinct statement the median of its summed time, in ms."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def replay_ms(store, statements, repeat: int) -> tuple[float, dict[str, float]]:
+    """The captured statements run again through the driver itself (``sqlite3`` or psycopg, fetchall):
+    the median of ``repeat`` totals, and per distinct statement the median of its summed time, in ms."""
+    con = store.connect()
     try:
         for sql, params in statements:                  # warm the page cache
             con.execute(sql, params).fetchall()
@@ -762,12 +1117,9 @@ def replay_ms(db: Path, statements, repeat: int) -> tuple[float, dict[str, float
     return statistics.median(totals), {sql: statistics.median(v) for sql, v in per.items()}
 
 
-_NODE = re.compile(r"^(SCAN|SEARCH) (\w+)(?: AS (\w+))?(.*)$")
-
-
-def query_plans(db: Path, statements) -> list[dict]:
-    """EXPLAIN QUERY PLAN of each distinct statement (first parameters), with flags for scans of big tables."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def query_plans(store, statements) -> list[dict]:
+    """The plan of each distinct statement (first parameters), with flags for scans of big tables."""
+    con = store.connect()
     plans, seen = [], {}
     try:
         for sql, params in statements:
@@ -776,23 +1128,8 @@ def query_plans(db: Path, statements) -> list[dict]:
                 continue
             aliases = {alias: table for table, alias in re.findall(r"\b(\w+) AS (\w+)\b", sql)
                        if table in BIG_TABLES or table in COLUMNS}
-            rows = con.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
-            depth = {0: -1}
-            lines, flags = [], []
-            for node_id, parent, _, detail in rows:
-                depth[node_id] = depth.get(parent, -1) + 1
-                m = _NODE.match(detail)
-                mark = ""
-                if m and m.group(1) == "SCAN":
-                    table = aliases.get(m.group(2), m.group(2))
-                    if table in BIG_TABLES:
-                        if "USING" in m.group(4):
-                            mark = f"   <-- full index scan of {table}"
-                        else:
-                            mark = f"   <-- FULL SCAN of {table}, no index"
-                        flags.append(detail.strip() + mark.replace("   <--", " <--"))
-                lines.append("  " * depth[node_id] + detail + mark)
-            entry = {"sql": sql, "params": list(params), "plan": lines, "flags": flags, "times": 1}
+            lines, flags = store.plan(con, sql, params, aliases)
+            entry = {"sql": sql, "params": params, "plan": lines, "flags": flags, "times": 1}
             seen[sql] = entry
             plans.append(entry)
     finally:
@@ -814,7 +1151,9 @@ def print_plans(label, plans, out):
         raw = "" if p.get("raw_ms") is None else f", raw {p['raw_ms']:.1f} ms in all"
         print(f"[{i}] x{p['times']}{raw}  {shown}", file=out)
         if p["params"]:
-            params = ", ".join(repr(v) for v in p["params"][:12]) + (" ..." if len(p["params"]) > 12 else "")
+            values = ([f"{k}={v!r}" for k, v in p["params"].items()] if isinstance(p["params"], dict)
+                      else [repr(v) for v in p["params"]])
+            params = ", ".join(values[:12]) + (" ..." if len(values) > 12 else "")
             print(f"    params: {params}", file=out)
         for line in p["plan"]:
             print(f"    {line}", file=out)
@@ -823,9 +1162,17 @@ def print_plans(label, plans, out):
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--db", help=f"catalog file (default {DEFAULT_DB}, or ...-NIGHTSxPER.sqlite for other sizes); "
-                                 "built if missing, reused if present")
-    ap.add_argument("--rebuild", action="store_true", help="build the catalog again even if the file exists")
+    ap.add_argument("--db", help=f"catalog file (default {DEFAULT_DB}, or ...-NIGHTSxPER.sqlite for other sizes) "
+                                 "or a postgresql+psycopg:// URL naming a database; built if missing, reused if "
+                                 "present")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                    help=f"where the default catalog lives: a file in /tmp, or the database {DEFAULT_PG_NAME} "
+                         "(..._NIGHTSxPER for other sizes) on --pg-server (default sqlite; a --db URL implies "
+                         "postgresql)")
+    ap.add_argument("--pg-server", default=os.environ.get("OBSDB_BENCH_PG", PG_SERVER),
+                    help=f"PostgreSQL server for --backend postgresql (default $OBSDB_BENCH_PG or {PG_SERVER})")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="build the catalog again even if the file or database exists")
     ap.add_argument("--nights", type=int, default=2000, help="nights to build (default 2000)")
     ap.add_argument("--per-night", type=int, default=500, help="frames per night (default 500)")
     ap.add_argument("--no-analyze", action="store_true", help="build without running ANALYZE")
@@ -849,42 +1196,36 @@ def main(argv=None) -> None:
     env = child_env()
 
     # ---------------------------------------------------------------- 1. the catalog
-    if args.db:
-        db = Path(args.db).expanduser().resolve()
-    elif (args.nights, args.per_night) == (2000, 500):
-        db = Path(DEFAULT_DB)
-    else:
-        db = Path(DEFAULT_DB).with_name(f"obsdb-bench-catalog-{args.nights}x{args.per_night}.sqlite")
+    store = open_store(args)
+    db = store.label
     build = None
-    if args.rebuild or not db.exists():
+    if args.rebuild or not store.exists():
         print(f"building {args.nights:,} nights x {args.per_night:,} frames in {db} ...", file=sys.stderr,
               flush=True)
-        if db.exists():
-            db.unlink()
-            for suffix in ("-wal", "-shm"):
-                Path(f"{db}{suffix}").unlink(missing_ok=True)
-        build = build_catalog(db, args.nights, args.per_night, analyze=not args.no_analyze)
-    facts = describe_catalog(db)
+        build = build_catalog(store, args.nights, args.per_night, analyze=not args.no_analyze)
+    facts = describe_catalog(store)
     names = facts["nights"]
     if not names:
         sys.exit(f"{db}: no nights in the catalog")
     night = names[len(names) // 2]
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = store.connect()
     numbers = [r[0] for r in con.execute("SELECT f.number FROM frame f JOIN night n ON n.id = f.night_id "
-                                         "WHERE n.name = ? AND f.number IS NOT NULL ORDER BY f.number", (night,))]
+                                         f"WHERE n.name = {store.placeholder} AND f.number IS NOT NULL "
+                                         "ORDER BY f.number", (night,))]
     con.close()
+    size_gib = store.size_bytes() / 2**30
     number = args.frame if args.frame is not None else (1234 if 1234 in numbers else numbers[len(numbers) // 2])
     selector = f"{night}:{number}"
     if args.build_only:
         print(f"catalog {db}: {facts['rows']['frame']:,} frames, {len(names):,} nights, revision "
-              f"{facts['revision']}, {db.stat().st_size / 2**30:.2f} GiB")
+              f"{facts['revision']}, {size_gib:.2f} GiB")
         if build:
             print(json.dumps(build, indent=2))
         return
 
     from obsdb import Catalog
 
-    cat = Catalog.open(db)                               # refuses a catalog behind the code's schema
+    cat = Catalog.open(store.db_arg)                     # refuses a catalog behind the code's schema
     capture = Capture(cat.engine)
 
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -892,14 +1233,15 @@ def main(argv=None) -> None:
                            capture_output=True, text=True)
     n_dirty = len([line for line in dirty.stdout.splitlines() if line.strip()])
     print(f"obsdb from {ROOT} (git {head.stdout.strip() or '?'}, {n_dirty} files changed under obsdb/ and "
-          f"migrations/ since); {sys.executable} (Python {sys.version.split()[0]}, SQLite "
-          f"{sqlite3.sqlite_version})")
+          f"migrations/ since); {sys.executable} (Python {sys.version.split()[0]}, {store.version()})")
     print(f"catalog {db}: {facts['rows']['frame']:,} frames, {len(names):,} nights, revision {facts['revision']}, "
-          f"{db.stat().st_size / 2**30:.2f} GiB, ANALYZE statistics: {'yes' if facts['analyzed'] else 'no'}")
+          f"{size_gib:.2f} GiB, ANALYZE statistics: {'yes' if facts['analyzed'] else 'no'}")
     if build:
-        print(f"built in {build['seconds']:.0f} s (rows {build['rows_seconds']:.0f} s, foreign_key_check "
-              f"{build['fk_check_seconds']:.0f} s, ANALYZE {build['analyze_seconds']:.0f} s); mean header "
-              f"{build['mean_header_bytes']:.0f} bytes")
+        steps = (("rows", "rows_seconds"), ("indexes", "index_seconds"), ("foreign keys", "fk_check_seconds"),
+                 ("VACUUM ANALYZE" if store.kind == "postgresql" else "ANALYZE", "analyze_seconds"))
+        print(f"built in {build['seconds']:.0f} s ("
+              + ", ".join(f"{label} {build[key]:.0f} s" for label, key in steps if key in build)
+              + f"); mean header {build['mean_header_bytes']:.0f} bytes")
     else:
         print("reused (not rebuilt; --rebuild builds it again)")
     print("rows: " + ", ".join(f"{t} {n:,}" for t, n in facts["rows"].items()))
@@ -909,7 +1251,7 @@ def main(argv=None) -> None:
     print()
 
     # ---------------------------------------------------------------- 2 and 3. commands
-    o = obsdb_prefix() + ["--db", str(db)]
+    o = obsdb_prefix() + ["--db", store.db_arg]
     single = {"sql_ms": 100.0, "wall_s": 0.35}
     commands = [
         {"label": "rejected --night N --band V", "argv": o + ["rejected", "--night", night, "--band", "V"],
@@ -940,8 +1282,8 @@ def main(argv=None) -> None:
         repeat = args.heavy_repeat if c.get("heavy") else args.repeat
         inproc = time_inprocess(c["call"], capture, repeat)
         if "statements" in inproc:
-            inproc["raw_sql_ms"], per_statement = replay_ms(db, inproc["statements"], repeat)
-            inproc["plans"] = query_plans(db, inproc["statements"])
+            inproc["raw_sql_ms"], per_statement = replay_ms(store, inproc["statements"], repeat)
+            inproc["plans"] = query_plans(store, inproc["statements"])
             for p in inproc["plans"]:
                 p["raw_ms"] = per_statement.get(p["sql"])
         wall = time_command(c["argv"], env, repeat, count_records=c.get("count", False))
@@ -958,8 +1300,9 @@ def main(argv=None) -> None:
     cat.close()
 
     # ---------------------------------------------------------------- 4. plans
-    print("EXPLAIN QUERY PLAN of every distinct statement each Catalog call sent (first parameters; "
-          "xN: times sent; raw: replayed through sqlite3, all N times, median)")
+    driver = "sqlite3" if store.kind == "sqlite" else "psycopg"
+    print(f"{store.plan_name} of every distinct statement each Catalog call sent (first parameters; "
+          f"xN: times sent; raw: replayed through {driver}, all N times, median)")
     print("=" * WIDTH)
     for r in results:
         if "plans" in r["inproc"]:
@@ -975,8 +1318,8 @@ def main(argv=None) -> None:
     print()
 
     # ---------------------------------------------------------------- 5. results
-    print("results (SQL ms: the Catalog call in-process, median; raw SQL ms: its statements replayed through "
-          "sqlite3; wall s: the CLI command, median)")
+    print(f"results on {store.version()} (SQL ms: the Catalog call in-process, median; raw SQL ms: its statements "
+          f"replayed through {driver}; wall s: the CLI command, median)")
     head = (f"{'command':<52} {'rows':>8} {'stmts':>5} {'SQL ms':>9} {'raw ms':>9} {'wall s':>8} {'RSS MiB':>8}  "
             f"{'target':<27} met?")
     print(head)
@@ -1043,7 +1386,8 @@ def main(argv=None) -> None:
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     if args.json:
-        print(json.dumps({"catalog": {"path": str(db), "size_bytes": db.stat().st_size, "nights": len(names),
+        print(json.dumps({"catalog": {"path": db, "backend": store.kind, "server": store.version(),
+                                      "size_bytes": store.size_bytes(), "nights": len(names),
                                       "frames": facts["rows"]["frame"], "rows": facts["rows"],
                                       "revision": facts["revision"], "analyzed": facts["analyzed"],
                                       "build": build, "night": night, "frame": selector},

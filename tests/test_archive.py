@@ -216,10 +216,11 @@ def test_render_and_report_take_one_night(two_nights, tmp_path):
         assert len(_read_catalog(cat).runs) == 2
 
 
-def test_summaries_count_and_take_medians_in_sql_as_python_would(two_nights, tmp_path):
+def test_summaries_count_and_take_medians_in_sql_as_python_would(two_nights, catalog_url):
+    # On each backend: PostgreSQL takes its medians with percentile_cont, SQLite with row numbers.
     import statistics
 
-    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+    with Catalog.open(catalog_url, create=True) as cat:
         cat.ingest([two_nights / "night1", two_nights / "night2"])
         cat.qa(night=NIGHT2)
         cat.tag(f"{NIGHT1}:1003", "reject", reason="satellite")
@@ -241,18 +242,18 @@ def test_summaries_count_and_take_medians_in_sql_as_python_would(two_nights, tmp
             assert row["frames"] == len(mine)
 
 
-def test_status_condition_agrees_with_the_status_expression_on_every_frame(two_nights, tmp_path):
+def test_status_condition_agrees_with_the_status_expression_on_every_frame(two_nights, tmp_path, catalog_url):
     import shutil
 
     from sqlalchemy import select
 
-    from obsdb.catalog.models import Frame
+    from obsdb.catalog.models import Frame, FrameMetrics
     from obsdb.catalog.status import STATUSES, status_condition, status_expression
 
     night = tmp_path / "night1"
     shutil.copytree(two_nights / "night1", night)
     (night / "broken_1099.fits").write_bytes(b"SIMPLE  = T" + b" " * 100)
-    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+    with Catalog.open(catalog_url, create=True) as cat:
         cat.ingest([night, two_nights / "night2"])
         cat.qa(night=NIGHT2)
         rejected = [r.label for r in cat.frames(night=NIGHT2, status="rejected")]
@@ -264,8 +265,13 @@ def test_status_condition_agrees_with_the_status_expression_on_every_frame(two_n
         with cat.session() as session:
             by_case = {s: set(session.scalars(select(Frame.id).where(status_expression() == s))) for s in STATUSES}
             by_condition = {s: set(session.scalars(select(Frame.id).where(status_condition(s)))) for s in STATUSES}
+            # The form for queries that already join frame_metrics (summaries, listings).
+            joined = select(Frame.id).outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+            by_join = {s: set(session.scalars(joined.where(
+                status_expression(assessed=FrameMetrics.assessed_at.is_not(None)) == s))) for s in STATUSES}
             everything = set(session.scalars(select(Frame.id)))
     assert by_condition == by_case
+    assert by_join == by_case
     assert set().union(*by_case.values()) == everything and all(by_case.values())
     assert sum(len(v) for v in by_case.values()) == len(everything)
 

@@ -165,7 +165,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
     page_query = (select(*_FRAME_COLUMNS, Night.name, Instrument.key, FrameStats.frame_id, *stats_columns,
                          FrameMetrics.frame_id, FrameMetrics.assessed_at, *metrics_columns,
                          # A listing of one status knows each frame's: no second evaluation.
-                         literal(status) if status in STATUSES else status_expression(), *order)
+                         literal(status) if status in STATUSES else status_expression(assessed=_ASSESSED), *order)
                   .select_from(Frame).join(Night, Frame.night_id == Night.id)
                   .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
                   .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
@@ -176,7 +176,12 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
     connection = session.connection()
     last = None
     while True:
-        query = page_query if last is None else page_query.where(tuple_(*order) > tuple_(*last))
+        # The night bound is implied by the row comparison, and it is what lets the next page start at
+        # its night through the night index: PostgreSQL takes no index bound from a row comparison across
+        # two tables, and walked every earlier night again on every page (page k read k pages; 36 s
+        # for the 63,000 rejected V frames of a 1,000,000-frame archive).
+        query = page_query if last is None else page_query.where(Night.name >= last[0],
+                                                                 tuple_(*order) > tuple_(*last))
         rows = connection.execute(query).all()
         if not rows:
             return
@@ -376,15 +381,29 @@ def report_facts(session: Session, *, nights=None) -> dict:
             "run_shifts": dict(run_shifts), "stacks": stacks}
 
 
+_ASSESSED = FrameMetrics.assessed_at.is_not(None)
+""""QA judged this frame", for a query that outer-joins :class:`FrameMetrics` (see :func:`status_expression`)."""
+
+
 def _frame_states(condition=True):
     """Each frame's id, night, band, type, exposure, readability and status, the status evaluated once."""
     return (select(Frame.id, Frame.night_id, Frame.band, Frame.image_type, Frame.exptime, Frame.readable,
-                   status_expression().label("state"))
+                   status_expression(assessed=_ASSESSED).label("state"))
+            .select_from(Frame).outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
             .where(condition).subquery())
 
 
 def _medians(session: Session, keys: tuple, value, condition=True) -> dict:
-    """The median of ``value`` per ``keys`` group, in SQL (row numbers over each group's sorted values)."""
+    """The median of ``value`` per ``keys`` group, in SQL: PostgreSQL's ``percentile_cont``, elsewhere
+    row numbers over each group's sorted values (the middle one, or the mean of the two middle ones)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # One sort per group inside the aggregate.  The window form below sorted the whole selection
+        # at once (1,000,000 rows for `obsdb nights`: on disk past work_mem) and then numbered it
+        # twice: 6 s, where this takes a fraction of that.
+        median = func.percentile_cont(0.5).within_group(value)
+        return {tuple(row[:-1]): row[-1] for row in session.execute(
+            select(*keys, median).select_from(Frame).join(value.class_, value.class_.frame_id == Frame.id)
+            .where(condition, value.is_not(None)).group_by(*keys))}
     ordered = (select(*keys, value.label("value"),
                       func.row_number().over(partition_by=keys, order_by=value).label("rank"),
                       func.count().over(partition_by=keys).label("n"))
