@@ -73,14 +73,9 @@ def write_preview_png(path: str | os.PathLike, data, *, max_size: int = 1024,
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    image = np.asarray(data, dtype=np.float64)
-    if image.ndim != 2 or image.size == 0:
-        raise ValueError(f"preview needs a non-empty 2-D image, got shape {image.shape}")
-    if max_size < 1:
-        raise ValueError(f"max_size must be positive, got {max_size}")
     if stretch not in STRETCHES:
         raise ValueError(f"stretch must be one of {', '.join(STRETCHES)}, got {stretch!r}")
-    small = _block_average(image, math.ceil(max(image.shape) / max_size))
+    small = _reduced(data, max_size)
     ny, nx = small.shape
 
     finite = np.isfinite(small)
@@ -151,12 +146,7 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     """
     from PIL import Image, ImageDraw
 
-    image = np.asarray(data, dtype=np.float64)
-    if image.ndim != 2 or image.size == 0:
-        raise ValueError(f"preview needs a non-empty 2-D image, got shape {image.shape}")
-    if max_size < 1:
-        raise ValueError(f"max_size must be positive, got {max_size}")
-    small = _block_average(image, math.ceil(max(image.shape) / max_size))
+    small = _reduced(data, max_size)
     ny, nx = small.shape
     finite = np.isfinite(small)
     rgb = np.empty((ny, nx, 3), dtype=np.uint8)
@@ -362,6 +352,16 @@ def write_star_zooms_png(path: str | os.PathLike, data, stars, *, half: int = 12
     fig.savefig(buffer, format="png", dpi=_DPI)
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+def _reduced(data, max_size: int) -> np.ndarray:
+    """A 2-D image as float64, block-averaged to at most ``max_size`` pixels on a side (checked first)."""
+    image = np.asarray(data, dtype=np.float64)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError(f"preview needs a non-empty 2-D image, got shape {image.shape}")
+    if max_size < 1:
+        raise ValueError(f"max_size must be positive, got {max_size}")
+    return _block_average(image, math.ceil(max(image.shape) / max_size))
 
 
 def _block_average(image: np.ndarray, factor: int) -> np.ndarray:

@@ -271,7 +271,8 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text))[:40] or "_"
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO time from the catalog's JSON as a datetime (None when absent or not a time)."""
     if not value:
         return None
     try:
@@ -320,7 +321,7 @@ def _png_bytes(fig) -> bytes:
 
 def _time_axis(records: list[dict]):
     """x values per record (date_obs, or frame number when no frame has a time) and whether they are times."""
-    times = [_parse_time(r["date_obs"]) for r in records]
+    times = [parse_time(r["date_obs"]) for r in records]
     if any(t is not None for t in times):
         return times, True
     return [r["number"] if r["number"] is not None else None for r in records], False
@@ -1183,7 +1184,7 @@ def _observation_facts(snapshot: _Snapshot) -> list[str]:
     if nights:
         spans = []
         for night in nights:
-            first, last = _parse_time(night["first_date_obs"]), _parse_time(night["last_date_obs"])
+            first, last = parse_time(night["first_date_obs"]), parse_time(night["last_date_obs"])
             span = f"{night['name']}"
             if first and last:
                 span += f" ({first:%Y-%m-%d %H:%M} to {last:%H:%M} UTC)" if first.date() == last.date() else \

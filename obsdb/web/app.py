@@ -18,7 +18,6 @@ import functools
 import html
 import json
 import secrets
-from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -445,11 +444,11 @@ def _grid(name: str, records: list[dict]) -> str:
 
 def _quality_svg(name: str, band: str | None, records: list[dict], lines: list[dict]) -> str:
     """Background, minor-axis FWHM, elongation, transparency and star count against time, one band."""
-    from obsdb.pipeline.report import minor_fwhm
+    from obsdb.pipeline.report import minor_fwhm, parse_time
     from obsdb.web.plots import COLOURS, Panel, Point, format_tick, legend_html, panels_svg, time_axis
 
     records = sorted(records, key=lambda r: r["date_obs"] or "")
-    xs, ticks, caption = time_axis([_parse_time(r["date_obs"]) for r in records])
+    xs, ticks, caption = time_axis([parse_time(r["date_obs"]) for r in records])
     values = {"background": _background, "fwhm": minor_fwhm,
               "elongation": lambda r: _metric(r, "elongation"),
               "transparency": lambda r: _metric(r, "transparency"), "n_stars": lambda r: _metric(r, "n_stars")}
@@ -488,12 +487,13 @@ def _quality_svg(name: str, band: str | None, records: list[dict], lines: list[d
 
 def shift_plot(name: str, records: list[dict]) -> str:
     """Each frame's current shift, dx above dy, against time, coloured by band; rejected frames ringed."""
+    from obsdb.pipeline.report import parse_time
     from obsdb.web.plots import SERIES_COLOURS, Panel, Point, legend_html, panels_svg, time_axis
 
     shifted = sorted((r for r in records if r["shift"]), key=lambda r: r["date_obs"] or "")
     if not shifted:
         return "<p class='facts'>No frame has a shift yet (<code>obsdb align</code>).</p>"
-    xs, ticks, caption = time_axis([_parse_time(r["date_obs"]) for r in shifted])
+    xs, ticks, caption = time_axis([parse_time(r["date_obs"]) for r in shifted])
     bands = sorted({r["band"] or "-" for r in shifted})
     colour = {b: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, b in enumerate(bands)}
     panels = [Panel("dx px", joined=True), Panel("dy px", joined=True)]
@@ -565,15 +565,6 @@ def _sort_value(record: dict, key: str):
              "status": record["status"]}[key]
     # Missing values sort last either way; ties keep the night's order.
     return (value is None, value if value is not None else 0, record["date_obs"] or "", record["number"] or 0)
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _round(value, digits: int):
