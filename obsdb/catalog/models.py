@@ -108,6 +108,10 @@ class Night(Base):
     site: Mapped[str | None] = mapped_column(String, doc="Site name from the header (SITENAME/OBSERVAT), if any.")
     longitude: Mapped[float | None] = mapped_column(
         Float, doc="Site longitude used for local noon, degrees east; NULL: UTC - 12 h was used.")
+    latitude: Mapped[float | None] = mapped_column(
+        Float, doc="Site latitude, degrees north (SITELAT, LAT-OBS, OBSGEO-*, or [site] in obsdb.toml); "
+                   "NULL when unknown.  With the longitude, it places the Sun and the Moon.")
+    elevation: Mapped[float | None] = mapped_column(Float, doc="Site height above sea level, m; NULL when unknown.")
     first_date_obs: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Earliest DATE-OBS, UTC.")
     last_date_obs: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Latest DATE-OBS, UTC.")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When first seen, UTC.")
@@ -169,6 +173,12 @@ class Frame(Base):
     error: Mapped[str | None] = mapped_column(Text, doc="Why the file could not be read.")
     ingested_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="First ingest, UTC.")
     measured_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="Last measurement, UTC.")
+    keywords: Mapped[dict | None] = mapped_column(
+        JSONType(), doc="Which header card(s) gave each column, e.g. {'date_obs': 'DATE-OBS+UTCSTART', "
+                        "'band': 'FILTNAME'}; a column absent here had no card.")
+    number_shared: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="0",
+        doc="Another file of the same night has this number: the frame is named by its file name.")
 
     night: Mapped[Night] = relationship(lazy="joined", innerjoin=True)
     instrument: Mapped[Instrument | None] = relationship()
@@ -242,6 +252,8 @@ class FrameMetrics(Base):
     measured_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When measured, UTC.")
     assessed_at: Mapped[datetime | None] = mapped_column(
         UtcDateTime, doc="When the QA rules last judged these metrics, UTC; NULL until `obsdb qa`.")
+    n_streaks: Mapped[int | None] = mapped_column(
+        Integer, doc="Straight streaks (satellites, aircraft) found across the frame; NULL: not searched.")
 
     frame: Mapped[Frame] = relationship(back_populates="metrics", foreign_keys=[frame_id])
 
@@ -266,6 +278,29 @@ class StarList(Base):
     frame: Mapped[Frame] = relationship(back_populates="star_list")
 
 
+class Streak(Base):
+    """A straight streak across a frame (a satellite or an aircraft), found in the ingest read.
+
+    End points are 0-based pixel coordinates of the streak's centre line where it
+    enters and leaves the frame; render masks ``width`` pixels around the line
+    before it stacks.
+    """
+
+    __tablename__ = "streak"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), index=True)
+    x0: Mapped[float] = mapped_column(Float, doc="First end point, 0-based column.")
+    y0: Mapped[float] = mapped_column(Float, doc="First end point, 0-based row.")
+    x1: Mapped[float] = mapped_column(Float, doc="Second end point, 0-based column.")
+    y1: Mapped[float] = mapped_column(Float, doc="Second end point, 0-based row.")
+    width: Mapped[float] = mapped_column(Float, doc="Full width to mask across the line, px.")
+    significance: Mapped[float | None] = mapped_column(
+        Float, doc="Mean excess along the line over the background rms (signal-to-noise per pixel).")
+    algorithm: Mapped[str] = mapped_column(String, doc="Version of the streak detector (STREAKS_VERSION).")
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When found, UTC.")
+
+
 class Tag(Base):
     """A tag on a frame, manual or automatic. Append-only: untag retracts."""
 
@@ -281,6 +316,12 @@ class Tag(Base):
     retracted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="When retracted, UTC; NULL while active.")
     retracted_by: Mapped[str | None] = mapped_column(String, doc="Who retracted it.")
     retract_reason: Mapped[str | None] = mapped_column(Text, doc="Why it was retracted.")
+    evidence: Mapped[dict | None] = mapped_column(
+        JSONType(), doc="For rules: the numbers behind the reason and the yardstick they were measured "
+                        "against, e.g. {'value': 3.2, 'threshold': 3.0, 'yardstick': {...}}.")
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alignment_run.id", ondelete="CASCADE"), index=True,
+        doc="The alignment run a tag belongs to (`unregistered`): it speaks for that run only.")
 
     frame: Mapped[Frame] = relationship(back_populates="tags")
 
