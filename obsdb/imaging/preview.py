@@ -255,17 +255,7 @@ def thumbnail_png(path: str | os.PathLike, data, size: int = 256,
 
 def _grey(image: np.ndarray, finite: np.ndarray, stretch: str) -> np.ndarray:
     """Grey levels in [0, 1] of an image's pixels under a stretch (NaN pixels get any value)."""
-    from astropy.visualization import AsinhStretch, ZScaleInterval
-
-    values = image[finite]
-    vmin, vmax = ZScaleInterval().get_limits(values)
-    if stretch == "asinh":
-        vmax = max(float(np.percentile(values, ASINH_TOP_PERCENTILE)), vmax)
-    span = vmax - vmin if vmax > vmin else 1.0
-    grey = np.clip((np.where(finite, image, vmin) - vmin) / span, 0.0, 1.0)
-    if stretch == "asinh":
-        grey = AsinhStretch(a=ASINH_SOFTENING)(grey, clip=True)
-    return grey
+    return _grey_with(image, finite, image[finite], stretch)
 
 
 def write_star_zooms_png(path: str | os.PathLike, data, stars, *, half: int = 12, scale: int = 6,
@@ -376,3 +366,178 @@ def _block_average(image: np.ndarray, factor: int) -> np.ndarray:
     blocks = np.where(np.isinf(blocks), np.nan, blocks)
     # A block without any data stays NaN and shows as missing.
     return bn.nanmean(blocks.transpose(0, 2, 1, 3).reshape(*blocks.shape[::2], -1), axis=-1)
+
+
+def aligned_preview(data, transform, reference_shape: tuple[int, int], *, max_size: int = 1024) -> np.ndarray:
+    """A frame on its reference's preview grid: the pixels a blink shows against the reference's preview.
+
+    The frame is block-averaged by the factor the reference's own preview uses
+    (:func:`write_preview_png` with the same ``max_size``), then resampled
+    (bilinear) with the frame -> reference transform expressed on that coarser
+    grid, so preview pixel ``(i, j)`` of both covers the same sky.
+
+    Parameters
+    ----------
+    data : array_like, 2-D
+        The frame (NaN: no data); not modified.
+    transform : obsdb.imaging.transform.Transform
+        Frame pixels -> reference pixels (full resolution), as render applies it.
+    reference_shape : (int, int)
+        The reference frame's ``(ny, nx)``.
+    max_size : int
+        The longest side of the reference's preview.
+
+    Returns
+    -------
+    numpy.ndarray of float32
+        ``ceil(ny / f) x ceil(nx / f)`` pixels (``f`` the reference preview's block factor), NaN where
+        the frame has no data; give it to :func:`write_preview_png` with the same ``max_size``.
+
+    Raises
+    ------
+    ValueError
+        Not a 2-D image, an empty reference shape or ``max_size`` < 1.
+    """
+    from obsdb.imaging.resample import resample
+    from obsdb.imaging.transform import Transform
+
+    ny, nx = (int(n) for n in reference_shape)
+    if ny < 1 or nx < 1:
+        raise ValueError(f"reference shape must be positive, got {reference_shape!r}")
+    if max_size < 1:
+        raise ValueError(f"max_size must be positive, got {max_size}")
+    image = np.asarray(data, dtype=np.float64)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError(f"preview needs a non-empty 2-D image, got shape {image.shape}")
+    factor = math.ceil(max(ny, nx) / max_size)
+    small = _block_average(image, factor)
+    # Block k covers pixels k*f .. k*f + f - 1: full-resolution x is f * u + (f - 1) / 2 on the block grid,
+    # so the same mapping there has translation / f about the centre moved the same way.
+    half = (factor - 1) / 2.0
+    coarse = Transform(transform.dx / factor, transform.dy / factor, transform.rotation_deg, transform.scale,
+                       (transform.cx - half) / factor, (transform.cy - half) / factor)
+    aligned, _ = resample(small, coarse, interpolation="linear",
+                          shape=(math.ceil(ny / factor), math.ceil(nx / factor)))
+    return aligned
+
+
+CROP_MAX_SIDE = 4096
+"""The largest 1:1 crop served (pixels on a side): a window of a very wide screen, not a whole mosaic."""
+
+
+def crop_window(data, x: float, y: float, width: int, height: int, transform=None) -> np.ndarray:
+    """Full-resolution pixels of a ``width`` x ``height`` window centred on ``(x, y)``.
+
+    Parameters
+    ----------
+    data : array_like, 2-D
+        The frame; not modified.
+    x, y : float
+        The window's centre, 0-based pixels (x = column); on the reference's grid when ``transform``
+        is given.
+    width, height : int
+        The window's size, 1 to :data:`CROP_MAX_SIDE`.
+    transform : obsdb.imaging.transform.Transform, optional
+        Frame -> reference: the window is then cut from the frame resampled (bilinear) onto the
+        reference's grid, at the reference's place, computed for the window's pixels only.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        ``height`` x ``width``, row 0 the window's lowest row; NaN beyond the frame.
+
+    Raises
+    ------
+    ValueError
+        Not a 2-D image, or a size out of range.
+    """
+    from scipy import ndimage
+
+    image = np.asarray(data)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError(f"crop needs a non-empty 2-D image, got shape {image.shape}")
+    width, height = int(width), int(height)
+    if not (1 <= width <= CROP_MAX_SIDE and 1 <= height <= CROP_MAX_SIDE):
+        raise ValueError(f"crop size must be 1 to {CROP_MAX_SIDE} pixels a side, got {width} x {height}")
+    ny, nx = image.shape
+    x0, y0 = int(round(x)) - width // 2, int(round(y)) - height // 2
+    out = np.full((height, width), np.nan)
+    if transform is None:
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + width, nx), min(y0 + height, ny)
+        if sx0 < sx1 and sy0 < sy1:
+            out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
+        return out
+    rows, cols = np.mgrid[y0:y0 + height, x0:x0 + width]
+    src_x, src_y = transform.inverse_apply(cols, rows)
+    inside = (src_x >= 0) & (src_x <= nx - 1) & (src_y >= 0) & (src_y <= ny - 1)
+    if not inside.any():
+        return out
+    # Only the part of the frame the window reads (plus the interpolation's neighbour) is converted.
+    bx0, bx1 = int(math.floor(src_x[inside].min())), int(math.ceil(src_x[inside].max())) + 1
+    by0, by1 = int(math.floor(src_y[inside].min())), int(math.ceil(src_y[inside].max())) + 1
+    part = np.asarray(image[by0:by1, bx0:bx1], dtype=np.float64)
+    out[inside] = ndimage.map_coordinates(part, [src_y[inside] - by0, src_x[inside] - bx0], order=1,
+                                          mode="nearest", prefilter=False)
+    return out
+
+
+def crop_png_bytes(data, x: float, y: float, width: int, height: int, *, transform=None,
+                   stretch: str = "zscale") -> bytes:
+    """A 1:1 crop as grey PNG bytes, stretched as the frame's whole preview is (limits from the whole frame).
+
+    Parameters
+    ----------
+    data, x, y, width, height, transform
+        As :func:`crop_window`.
+    stretch : {"zscale", "asinh"}
+        As :func:`write_preview_png`; the limits come from the whole frame, so the crop's grey levels match
+        the large preview's.
+
+    Returns
+    -------
+    bytes
+        The PNG (8-bit grey, or RGB when pixels without data show in :data:`NAN_COLOUR`), row 0 at the bottom.
+
+    Raises
+    ------
+    ValueError
+        As :func:`crop_window`, or an unknown stretch.
+    """
+    from PIL import Image
+
+    if stretch not in STRETCHES:
+        raise ValueError(f"stretch must be one of {', '.join(STRETCHES)}, got {stretch!r}")
+    window = crop_window(data, x, y, width, height, transform)
+    image = np.asarray(data)
+    # A sample of the whole frame sets the stretch, as _grey's limits would on the preview.
+    step = max(1, int(math.sqrt(image.size / 250_000)))
+    sample = np.asarray(image[::step, ::step], dtype=np.float64)
+    finite_sample = np.isfinite(sample)
+    finite = np.isfinite(window)
+    grey = np.zeros(window.shape)
+    if finite_sample.any():
+        grey = _grey_with(window, finite, sample[finite_sample], stretch)
+    levels = (grey * 255).astype(np.uint8)
+    if finite.all():
+        picture = Image.fromarray(np.ascontiguousarray(levels[::-1]), mode="L")
+    else:
+        rgb = np.repeat(levels[..., None], 3, axis=2)
+        rgb[~finite] = (np.array(NAN_COLOUR) * 255).astype(np.uint8)
+        picture = Image.fromarray(np.ascontiguousarray(rgb[::-1]), mode="RGB")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="png", compress_level=1)
+    return buffer.getvalue()
+
+
+def _grey_with(image: np.ndarray, finite: np.ndarray, values: np.ndarray, stretch: str) -> np.ndarray:
+    """:func:`_grey` with the stretch's limits taken from ``values`` (finite) rather than the image itself."""
+    from astropy.visualization import AsinhStretch, ZScaleInterval
+
+    vmin, vmax = ZScaleInterval().get_limits(values)
+    if stretch == "asinh":
+        vmax = max(float(np.percentile(values, ASINH_TOP_PERCENTILE)), vmax)
+    span = vmax - vmin if vmax > vmin else 1.0
+    grey = np.clip((np.where(finite, image, vmin) - vmin) / span, 0.0, 1.0)
+    if stretch == "asinh":
+        grey = AsinhStretch(a=ASINH_SOFTENING)(grey, clip=True)
+    return grey

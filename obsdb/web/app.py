@@ -202,7 +202,14 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
             return not_found("no readable frame of that night and band")
         records.sort(key=lambda r: (r["date_obs"] or "", r["number"] or 0, r["path"]))
         references = catalog.run_references({r["shift"]["run"] for r in records if r["shift"]})
-        frames = [_review_entry(r, references) for r in records]
+        # A frame the current run could not register is blinked (unaligned) against the newest run's reference.
+        newest = references.get(max(references)) if references else None
+        frames = [_review_entry(r, references, newest) for r in records]
+        # Every reference by id, even one outside this band or filter: the blink shows the real reference.
+        reference_facts = {r["id"]: {"label": r["label"], "band": r["band"], "shape": r["shape"],
+                                     "readable": r["readable"]}
+                           for r in catalog.frame_dicts(frame_ids=sorted({f["reference"] for f in frames
+                                                                          if f["reference"] is not None}))}
         ids = [f["id"] for f in frames]
         try:
             start = ids.index(int(query.get("frame", "")))
@@ -211,9 +218,12 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         # Draw ahead from where the reviewer starts: the next frames are cached before they are asked for.
         previews.warm(records[start:] + records[:start])
         data = json.dumps({"night": name, "band": band, "frames": frames, "start": start,
+                           "references": {str(k): v for k, v in reference_facts.items()},
                            "readOnly": read_only, "tags": REVIEW_TAGS}).replace("<", "\\u003c")
-        keys = ("<kbd>→</kbd> <kbd>←</kbd> next / previous · <kbd>b</kbd> blink the reference · "
-                "<kbd>p</kbd> blink the previous frame · <kbd>s</kbd> zscale / asinh · <kbd>a</kbd> accept · "
+        keys = ("<kbd>→</kbd> <kbd>←</kbd> next / previous · <kbd>n</kbd> next unreviewed · "
+                "<kbd>b</kbd> blink with the reference, on its grid · <kbd>p</kbd> blink the previous frame · "
+                "<kbd>z</kbd> 1:1 zoom at the cursor · <kbd>Esc</kbd> back to the frame · "
+                "<kbd>s</kbd> zscale / asinh · <kbd>a</kbd> accept · "
                 + " ".join(f"<kbd>{i}</kbd> {t}" for i, t in enumerate(REVIEW_TAGS, 1))
                 + " · <kbd>6</kbd> reject in your words · <kbd>u</kbd> undo")
         body = (f"<h1><a href='/night/{_e(name)}'>{_e(name)}</a> · {_e(band)} · review</h1>"
@@ -250,6 +260,68 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     def stars_png(request):
         return picture(frame_record(request), "stars")
 
+    def aligned_record(frame_id: int) -> dict | None:
+        """The frame's file record with its current run's transform onto that run's reference, as render
+        applies it; None when the frame has no current run with steps (no verified transform)."""
+        from obsdb.pipeline.render import total_transform
+
+        details = catalog.frame_verdicts(frame_id)
+        run = next((r for r in (details or {}).get("alignment", []) if r["current"] and r["steps"]), None)
+        if run is None:
+            return None
+        reference = catalog.run_references([run["run"]]).get(run["run"])
+        records = {r["id"]: r for r in catalog.frame_dicts(frame_ids=[frame_id, reference])} if reference else {}
+        frame, ref = records.get(frame_id), records.get(reference)
+        if not frame or not frame["readable"] or not frame["shape"] or not ref or not ref["shape"]:
+            return None
+        steps = [{"dx": s["dx"], "dy": s["dy"], "rotation_deg": s["rotation_deg"], "scale": s["scale"],
+                  "cx": (s.get("parameters") or {}).get("cx"), "cy": (s.get("parameters") or {}).get("cy")}
+                 for s in run["steps"]]
+        return {"id": frame_id, "path": frame["path"], "readable": True, "metrics": frame["metrics"],
+                "alignment": {"run": run["run"], "reference": reference,
+                              "transform": total_transform(steps, tuple(frame["shape"])),
+                              "reference_shape": tuple(ref["shape"])}}
+
+    def aligned_png(request):
+        stretch = request.query_params.get("stretch", "zscale")
+        if stretch not in STRETCHES:
+            return not_found("unknown stretch")
+        record = aligned_record(request.path_params["frame_id"])
+        if record is None:
+            return not_found("no verified transform: this frame has no current alignment run")
+        return picture(record, f"aligned-{stretch}")
+
+    def crop_png(request):
+        from starlette.responses import Response
+
+        from obsdb.imaging.preview import CROP_MAX_SIDE
+
+        query = request.query_params
+        try:
+            x, y = float(query["x"]), float(query["y"])
+            width, height = int(query.get("w", "800")), int(query.get("h", "600"))
+        except (KeyError, ValueError):
+            return PlainTextResponse("a crop needs numbers x, y (and w, h)", 400)
+        stretch, grid = query.get("stretch", "zscale"), query.get("grid", "own")
+        if (stretch not in STRETCHES or grid not in ("own", "reference") or not (x == x and y == y)
+                or not (1 <= width <= CROP_MAX_SIDE and 1 <= height <= CROP_MAX_SIDE)):
+            return PlainTextResponse(f"a crop is 1 to {CROP_MAX_SIDE} px a side, stretch "
+                                     f"{' or '.join(STRETCHES)}, grid own or reference", 400)
+        transform = None
+        if grid == "reference":
+            record = aligned_record(request.path_params["frame_id"])
+            if record is None:
+                return not_found("no verified transform: this frame has no current alignment run")
+            transform = record["alignment"]["transform"]
+        else:
+            record = frame_record(request)
+            if record is None:
+                return not_found("no such frame")
+        png = previews.crop(record, x, y, width, height, stretch=stretch, transform=transform)
+        if png is None:
+            return not_found("the frame cannot be read now")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
     def frame_json(request):
         details = catalog.frame_verdicts(request.path_params["frame_id"])
         if details is None:
@@ -276,6 +348,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         records = catalog.frame_dicts(frame_ids=[frame_id])
         if not records:
             return JSONResponse({"error": "no such frame"}, 404)
+        before = records[0]["status"]
         selector, who = records[0]["path"], reviewer(request)    # a path names exactly that file
         reason = str(payload.get("reason") or "").strip()
         try:
@@ -292,8 +365,11 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                 return JSONResponse({"error": f"unknown action {action!r}"}, 400)
         except ObsdbError as exc:
             return JSONResponse({"error": str(exc)}, 409)
+        # The frame's status as the catalog computes it after the write (the desk never guesses it).
         after = catalog.frame_dicts(frame_ids=[frame_id])[0]
-        return JSONResponse({"status": after["status"], "reasons": after["reasons"], "author": who})
+        return JSONResponse({"status": after["status"], "previous": before, "changed": after["status"] != before,
+                             "reasons": after["reasons"], "chain": _chain(after), "reviewed": _reviewed(after),
+                             "author": who})
 
     async def rename(request):
         if (answer := refused(request)) is not None:
@@ -319,6 +395,8 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     routes = [Route("/", nights), Route("/archive", archive), Route("/night/{name}", night),
               Route("/review/{name}/{band}", review),
               Route("/frame/{frame_id:int}.png", frame_png), Route("/frame/{frame_id:int}/stars.png", stars_png),
+              Route("/frame/{frame_id:int}/aligned.png", aligned_png),
+              Route("/frame/{frame_id:int}/crop.png", crop_png),
               Route("/frame/{frame_id:int}.json", frame_json),
               Route("/verdict", verdict, methods=["POST"]), Route("/reviewer", rename, methods=["POST"])]
     @contextlib.asynccontextmanager
@@ -334,20 +412,47 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
 
 # -- what a page shows ------------------------------------------------------------------------------
 
-def _review_entry(record: dict, references: dict) -> dict:
-    """A frame as the review script needs it: id, label, time, status, rounded metrics, shift, reference."""
+PERSON_SOURCES = ("manual", "plan", "web")
+"""Tag sources that are a person's word (the desk, ``obsdb tag``, a plan): what "reviewed" means."""
+
+
+def _reviewed(record: dict) -> bool:
+    """Whether a person has given this frame a verdict: an active tag of theirs that accepts, rejects or
+    passes it (a free-text note is not a verdict)."""
+    from obsdb.catalog import status
+
+    verdicts = status.REJECTING_TAGS | status.ACCEPTING_TAGS | getattr(status, "POSITIVE_TAGS", frozenset())
+    return any(t["source"] in PERSON_SOURCES and t["name"] in verdicts for t in record.get("tags") or [])
+
+
+def _chain(record: dict) -> str:
+    """The catalog's explanation of a frame's status: its ``chain`` when the catalog gives one, else the
+    status with the reasons behind it."""
+    chain = record.get("chain")
+    if isinstance(chain, str) and chain:
+        return chain
+    why = "; ".join(record["reasons"])
+    return f"{record['status']}" + (f": {why}" if why else "")
+
+
+def _review_entry(record: dict, references: dict, newest_reference: int | None = None) -> dict:
+    """A frame as the review script needs it: id, label, time, status, whether a person gave a verdict,
+    rounded metrics, shape, shift, its reference and whether it has a transform onto it (``aligned``)."""
     from obsdb.pipeline.report import minor_fwhm
 
     shift = record["shift"]
+    reference = references.get(shift["run"]) if shift else None
     return {"id": record["id"], "label": record["label"], "file": record["file_name"],
             "time": (record["date_obs"] or "")[11:19] or None, "status": record["status"],
+            "reviewed": _reviewed(record), "chain": _chain(record), "shape": record["shape"],
+            "aligned": reference is not None,
             "reasons": record["reasons"], "fwhm": _round(_metric(record, "fwhm"), 2),
             "minor_fwhm": _round(minor_fwhm(record), 2), "background": _round(_background(record), 0),
             "elongation": _round(_metric(record, "elongation"), 2),
             "transparency": _round(_metric(record, "transparency"), 2), "stars": _metric(record, "n_stars"),
             "shift": None if not shift else {"dx": _round(shift["dx"], 2), "dy": _round(shift["dy"], 2),
                                              "run": shift["run"], "method": shift.get("method")},
-            "reference": references.get(shift["run"]) if shift else None}
+            "reference": reference if reference is not None else newest_reference}
 
 
 def _frame_facts(details: dict) -> dict:

@@ -15,8 +15,12 @@ import os
 import threading
 from pathlib import Path
 
-KINDS = ("zscale", "asinh", "thumb", "stars")
-"""What can be drawn: the large preview in either stretch, the grid's thumbnail, the star cut-outs."""
+KINDS = ("zscale", "asinh", "thumb", "stars", "aligned-zscale", "aligned-asinh")
+"""What can be drawn: the large preview in either stretch, the grid's thumbnail, the star cut-outs, and the
+large preview of the frame resampled onto its alignment reference's grid (for the blink) in either stretch."""
+
+ALIGNED_KINDS = ("aligned-zscale", "aligned-asinh")
+"""Kinds that need the record's ``alignment``: ``{"run", "transform", "reference_shape"}``."""
 
 WARM_KINDS = ("zscale", "thumb", "stars")
 """What the background thread draws ahead (asinh only when asked for)."""
@@ -52,6 +56,8 @@ class PreviewCache:
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._busy = 0
+        self._recent: collections.OrderedDict = collections.OrderedDict()
+        self._pixels_lock = threading.Lock()
 
     def path(self, record: dict, kind: str) -> Path | None:
         """Where a picture of this frame is (or will be) cached; None when the file cannot be seen now."""
@@ -61,6 +67,9 @@ class PreviewCache:
             st = os.stat(record["path"])
         except OSError:
             return None
+        if kind in ALIGNED_KINDS:
+            # A run's transform of a frame never changes: the run's id names it.
+            kind = f"{kind}-run{int(record['alignment']['run'])}"
         return self.folder / f"{int(record['id'])}-{st.st_size}-{st.st_mtime_ns}-{kind}.png"
 
     def get(self, record: dict, kind: str) -> Path | None:
@@ -137,7 +146,7 @@ class PreviewCache:
         import warnings
 
         from obsdb.imaging.fitsio import FitsReadError, read_fits_image
-        from obsdb.imaging.preview import write_preview_png, write_star_zooms_png
+        from obsdb.imaging.preview import aligned_preview, write_preview_png, write_star_zooms_png
         from obsdb.pipeline.report import zoom_stars
 
         with self._draw_lock:
@@ -156,6 +165,12 @@ class PreviewCache:
                     if kind in ("zscale", "asinh"):
                         write_preview_png(target, data, max_size=LARGE_SIDE, stretch=kind)
                         compact_png(target)
+                    elif kind in ALIGNED_KINDS:
+                        alignment = record["alignment"]
+                        pixels = aligned_preview(data, alignment["transform"], alignment["reference_shape"],
+                                                 max_size=LARGE_SIDE)
+                        write_preview_png(target, pixels, max_size=LARGE_SIDE, stretch=kind.split("-")[1])
+                        compact_png(target)
                     elif kind == "thumb":
                         write_preview_png(target, data, max_size=THUMB_SIDE)
                         compact_png(target)
@@ -168,6 +183,49 @@ class PreviewCache:
                                                  scale=STAR_ZOOM, labels=labels)
                 except (ValueError, OSError):
                     continue
+
+
+    def crop(self, record: dict, x: float, y: float, width: int, height: int, *, stretch: str = "zscale",
+             transform=None) -> bytes | None:
+        """A 1:1 crop of the frame as PNG bytes (:func:`obsdb.imaging.preview.crop_png_bytes`); None when the
+        frame cannot be read.  The last frames read are kept in memory, so moving the zoom reads no file."""
+        from obsdb.imaging.preview import crop_png_bytes
+
+        data = self._pixels(record)
+        if data is None:
+            return None
+        return crop_png_bytes(data, x, y, width, height, transform=transform, stretch=stretch)
+
+    def _pixels(self, record: dict):
+        """The frame's pixels, from the small in-memory cache or the file; None when it cannot be read."""
+        import warnings
+
+        from obsdb.imaging.fitsio import FitsReadError, read_fits_image
+
+        try:
+            st = os.stat(record["path"])
+        except OSError:
+            return None
+        key = (int(record["id"]), st.st_size, st.st_mtime_ns)
+        with self._pixels_lock:
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return self._recent[key]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                data = read_fits_image(record["path"], hash_mode="none").data
+        except (FitsReadError, OSError, ValueError):
+            return None
+        with self._pixels_lock:
+            self._recent[key] = data
+            while len(self._recent) > RECENT_FRAMES:
+                self._recent.popitem(last=False)
+        return data
+
+
+RECENT_FRAMES = 2
+"""Frames whose pixels the 1:1 zoom keeps in memory: the frame and its reference, while the reviewer looks."""
 
 
 def compact_png(path: Path) -> None:
