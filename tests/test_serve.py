@@ -218,7 +218,7 @@ def test_the_review_offers_the_reference_the_stars_and_the_shift_history(aligned
     cached = {p.name for p in (root / "cache").iterdir()}
     for f in frames:
         assert any(name.startswith(f"{f['id']}-") and name.endswith("-zscale.png") for name in cached), f["id"]
-    assert all(re.fullmatch(r"\d+-\d+-\d+-(zscale|asinh|thumb|stars)\.png", n) for n in cached)
+    assert all(re.fullmatch(r"\d+-\d+-\d+-(zscale|asinh|thumb|stars|aligned-(zscale|asinh)-run\d+)\.png", n) for n in cached)
     assert {p for p in root.rglob("*") if "cache" not in p.parts} == before
 
 
@@ -291,3 +291,125 @@ def test_every_page_and_verdict_of_the_desk_works_on_both_backends(catalog_url, 
         assert row["frames"] == 6 and row["rejected"] >= 1 and row["median_fwhm"] > 0
     finally:
         catalog.close()
+
+
+def _review_data(web, url: str) -> dict:
+    import json
+
+    page = web.get(url).text
+    return json.loads(re.search(r"<script id='review-data' type='application/json'>(.*?)</script>", page).group(1))
+
+
+def _png(content: bytes):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    assert content[:4] == b"\x89PNG"
+    return np.asarray(Image.open(io.BytesIO(content)).convert("L"), dtype=float)
+
+
+def _offset(picture, reference) -> tuple[int, int]:
+    """The whole-pixel (dx, dy) that best lays ``picture`` on ``reference`` (circular cross-correlation)."""
+    import numpy as np
+
+    a, b = picture - picture.mean(), reference - reference.mean()
+    peak = np.unravel_index(np.argmax(np.fft.ifft2(np.fft.fft2(b) * np.conj(np.fft.fft2(a))).real), a.shape)
+    dy, dx = ((p + n // 2) % n - n // 2 for p, n in zip(peak, a.shape))
+    return int(dx), int(-dy)                       # rows of the PNG go down; y goes up
+
+
+def test_blink_shows_the_frame_on_its_references_grid_whatever_band_and_filter(aligned_desk):
+    catalog, web, _, _ = aligned_desk
+    night = catalog.night_names()[0]
+    data = _review_data(web, f"/review/{night}/R")
+    shifted = [f for f in data["frames"] if f["aligned"] and f["id"] != f["reference"]]
+    assert shifted
+    frame = max(shifted, key=lambda f: abs(f["shift"]["dx"]) + abs(f["shift"]["dy"]))
+    reference = data["references"][str(frame["reference"])]
+    [ref_record] = catalog.frame_dicts(frame_ids=[frame["reference"]])
+    assert reference["label"] == ref_record["label"] and reference["band"] == ref_record["band"]
+    own, ref = _png(web.get(f"/frame/{frame['id']}.png").content), _png(web.get(f"/frame/{frame['reference']}.png").content)
+    aligned = web.get(f"/frame/{frame['id']}/aligned.png")
+    assert aligned.status_code == 200
+    on_grid = _png(aligned.content)
+    assert on_grid.shape == ref.shape
+    # On the reference's grid the stars coincide; the frame's own pixels are off by its shift.
+    assert _offset(on_grid, ref) == (0, 0)
+    dx, dy = frame["shift"]["dx"], frame["shift"]["dy"]
+    assert abs(dx) + abs(dy) >= 2, "the simulation must shift a frame for this test to mean something"
+    got = _offset(own, ref)
+    assert abs(got[0] - dx) <= 1 and abs(got[1] - dy) <= 1, (got, dx, dy)
+    # A list filtered down to frames the reference is not among still names the reference by id.
+    rejected = _review_data(web, f"/review/{night}/R?status=rejected") if any(
+        f["status"] == "rejected" for f in data["frames"]) else None
+    if rejected:
+        ids = {f["id"] for f in rejected["frames"]}
+        for f in rejected["frames"]:
+            if f["reference"] is not None:
+                assert str(f["reference"]) in rejected["references"]
+                assert f["reference"] not in ids or f["reference"] == f["id"]
+
+
+def test_a_frame_without_a_transform_is_blinked_unaligned_and_said_so(aligned_desk):
+    catalog, web, _, _ = aligned_desk
+    night = catalog.night_names()[0]
+    frames = _review_data(web, f"/review/{night}/V")["frames"] + _review_data(web, f"/review/{night}/R")["frames"]
+    unaligned = [f for f in frames if not f["aligned"]]
+    assert unaligned, "the simulation's cloudy frames are not aligned"
+    for f in unaligned:
+        # Still a reference to blink against: the night's newest run's.
+        assert f["reference"] is not None and f["shift"] is None
+        answer = web.get(f"/frame/{f['id']}/aligned.png")
+        assert answer.status_code == 404 and "no verified transform" in answer.text
+        assert web.get(f"/frame/{f['id']}/crop.png?x=10&y=10&grid=reference").status_code == 404
+
+
+def test_a_one_to_one_crop_is_served_at_the_size_asked(aligned_desk):
+    catalog, web, _, _ = aligned_desk
+    import numpy as np
+
+    from obsdb.imaging.fitsio import read_fits_image
+
+    night = catalog.night_names()[0]
+    frame = next(f for f in _review_data(web, f"/review/{night}/V")["frames"] if f["aligned"])
+    crop = web.get(f"/frame/{frame['id']}/crop.png?x=128&y=100&w=64&h=40")
+    assert crop.status_code == 200
+    picture = _png(crop.content)
+    assert picture.shape == (40, 64)
+    # The brightest pixel of the file in that window is the brightest of the crop (row 0 at the bottom).
+    [record] = catalog.frame_dicts(frame_ids=[frame["id"]])
+    window = read_fits_image(record["path"], hash_mode="none").data[80:120, 96:160]
+    assert picture[::-1][np.unravel_index(np.argmax(window), window.shape)] == picture.max()
+    on_grid = web.get(f"/frame/{frame['id']}/crop.png?x=128&y=100&w=64&h=40&grid=reference&stretch=asinh")
+    assert on_grid.status_code == 200 and _png(on_grid.content).shape == (40, 64)
+    for bad in ("x=1", "x=a&y=1", "x=1&y=1&w=0", "x=1&y=1&w=5000", "x=1&y=1&grid=sky", "x=nan&y=1"):
+        assert web.get(f"/frame/{frame['id']}/crop.png?{bad}").status_code == 400, bad
+    assert web.get("/frame/999999/crop.png?x=1&y=1").status_code == 404
+
+
+def test_each_verdict_answers_with_the_status_the_catalog_computes_and_whether_it_changed(aligned_desk):
+    catalog, web, _, _ = aligned_desk
+    night = catalog.night_names()[0]
+    data = _review_data(web, f"/review/{night}/V")
+    headers = {"X-CSRF-Token": _csrf(web.get(f"/review/{night}/V").text)}
+    frame = next(f for f in data["frames"] if not f["reviewed"] and f["status"] == "accepted")
+
+    def status_in_catalog():
+        return catalog.frame_dicts(frame_ids=[frame["id"]])[0]["status"]
+
+    accepted = web.post("/verdict", json={"frame_id": frame["id"], "action": "accept"}, headers=headers).json()
+    assert accepted["status"] == status_in_catalog() == "accepted"
+    assert accepted["changed"] is False and accepted["previous"] == "accepted" and accepted["reviewed"] is True
+    assert "accept" in accepted["chain"]
+    after = {f["id"]: f for f in _review_data(web, f"/review/{night}/V")["frames"]}
+    assert after[frame["id"]]["reviewed"] is True
+    undone = web.post("/verdict", json={"frame_id": frame["id"], "action": "undo", "tag": "accept"},
+                      headers=headers).json()
+    assert undone["status"] == status_in_catalog() and undone["reviewed"] is False
+    rejected = web.post("/verdict", json={"frame_id": frame["id"], "action": "reject", "tag": "reject"},
+                        headers=headers).json()
+    assert rejected["status"] == status_in_catalog() == "rejected" and rejected["changed"] is True
+    assert rejected["previous"] == "accepted"
+    web.post("/verdict", json={"frame_id": frame["id"], "action": "undo", "tag": "reject"}, headers=headers)
