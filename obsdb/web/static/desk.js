@@ -71,6 +71,7 @@ function review(state) {
               "blink"];
     }
     if (blink === "aligned") {
+      if (f.reference === f.id) return [f.id, "own", f.label + " is the reference: its own grid · b: the same", "aligned"];
       if (!f.aligned) return [f.id, "own", f.label + " · " + unaligned + " against " + ref.label, "blink"];
       return [f.id, "reference", f.label + " resampled onto the grid of reference " + ref.label +
               " (run " + f.shift.run + ") · b: the reference", "aligned"];
@@ -192,6 +193,7 @@ function review(state) {
         (answer.chain && answer.chain !== answer.status ? " · " + answer.chain : ""));
     message.dataset.frame = f.id; message.dataset.status = answer.status;
     message.dataset.changed = answer.changed ? "yes" : "no";
+    message.dataset.count = String(Number(message.dataset.count || 0) + 1);
     return true;
   }
 
