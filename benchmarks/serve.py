@@ -29,6 +29,11 @@ Method.
      rounds (default 3);
    - ``next``: on the review page, the right-arrow key until the next frame's
      image has loaded (what a reviewer waits for between two verdicts);
+   - ``blink``: on the review page, ``b`` twice (the reference, then the frame resampled onto the
+     reference's grid) until that image has loaded; the first round draws each frame's aligned preview
+     (``blink, first``), the later ones find it cached;
+   - ``zoom``: ``z`` with the cursor on the frame, until the 1:1 crop (the image box's size) has loaded,
+     and ``z`` again;
    - ``grid``: open ``/night/NIGHT?view=grid`` until the load event (the
      navigation timing's ``loadEventEnd``: every thumbnail in the window
      loaded; the rest are lazy), and until every thumbnail on the page has
@@ -144,12 +149,12 @@ def browser_timings(review_address: str, grid_address: str, setup: dict, grid_ni
     """Milliseconds, in headless Chromium, for the review page, the next-frame key and the grid page."""
     from playwright.sync_api import sync_playwright
 
-    out = {"review": [], "next": [], "grid_load": [], "grid_all": []}
+    out = {"review": [], "next": [], "grid_load": [], "grid_all": [], "blink_first": [], "blink": [], "zoom": []}
     night, ids = setup["night"], setup["ids"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        for _ in range(repeat):
+        for round_ in range(repeat):
             for frame in ids:
                 page.goto(f"{review_address}/review/{night}/V?frame={frame}")
                 out["review"].append(page.wait_for_function(READY, arg=frame, polling=5).json_value())
@@ -161,6 +166,28 @@ def browser_timings(review_address: str, grid_address: str, setup: dict, grid_ni
                 page.wait_for_function(f"document.getElementById('frame').src.includes('/frame/{frame}.png') && "
                                        "document.getElementById('frame').complete", polling=5)
                 out["next"].append((time.perf_counter() - start) * 1000)
+            page.goto(f"{review_address}/review/{night}/V")
+            page.wait_for_function(READY, arg=ids[0], polling=5)
+            for k, frame in enumerate(ids):
+                if k:
+                    page.keyboard.press("ArrowRight")
+                    page.wait_for_function(READY, arg=frame, polling=5)
+                start = time.perf_counter()
+                page.keyboard.press("b")
+                page.keyboard.press("b")
+                page.wait_for_function("document.getElementById('frame').src.includes('aligned.png') || "
+                                       "/reference:|unaligned/.test(document.getElementById('caption').textContent) ? "
+                                       "document.getElementById('frame').complete : false", polling=5)
+                out["blink_first" if round_ == 0 else "blink"].append((time.perf_counter() - start) * 1000)
+                page.keyboard.press("Escape")
+                box = page.locator("#frame").bounding_box()
+                page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
+                start = time.perf_counter()
+                page.keyboard.press("z")
+                page.wait_for_function("document.getElementById('frame').src.includes('crop.png') && "
+                                       "document.getElementById('frame').complete", polling=5)
+                out["zoom"].append((time.perf_counter() - start) * 1000)
+                page.keyboard.press("z")
             page.goto(f"{grid_address}/night/{grid_night}?view=grid", wait_until="load")
             start = time.perf_counter()
             out["grid_load"].append(page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd"))
@@ -262,6 +289,9 @@ def report(results: dict, args) -> None:
         print("in Chromium (after the night's first view, pictures cached):")
         line("review page of a 2048x2048 frame", browser["review"], 300)
         line("next frame (right arrow) until its image shows", browser["next"], 300)
+        line("blink (b b): frame on the reference's grid, first", browser.get("blink_first"))
+        line("blink (b b), aligned preview cached", browser.get("blink"))
+        line("1:1 zoom (z) until the crop shows", browser.get("zoom"))
         line(f"grid page, {grid['frames']} frames, load event", browser["grid_load"], 1000)
         line(f"grid page, every thumbnail loaded", browser["grid_all"])
     print("over HTTP (page + PNG + star cut-outs + facts):")

@@ -431,6 +431,8 @@ def _chain(record: dict) -> str:
     chain = record.get("chain")
     if isinstance(chain, str) and chain:
         return chain
+    if isinstance(chain, (list, tuple)) and chain:
+        return "; ".join(str(c) for c in chain)
     why = "; ".join(record["reasons"])
     return f"{record['status']}" + (f": {why}" if why else "")
 
