@@ -278,12 +278,15 @@ def test_every_page_and_verdict_of_the_desk_works_on_both_backends(catalog_url, 
         shifted = [f for f in data["frames"] if f["shift"]]
         assert shifted and all(f["reference"] is not None for f in shifted)
         frame = shifted[0]["id"]
-        for url in (f"/frame/{frame}.png", f"/frame/{frame}/stars.png", f"/frame/{frame}.png?size=thumb"):
+        for url in (f"/frame/{frame}.png", f"/frame/{frame}/stars.png", f"/frame/{frame}.png?size=thumb",
+                    f"/frame/{frame}/aligned.png", f"/frame/{frame}/crop.png?x=20&y=30&w=16&h=8&grid=reference"):
             response = web.get(url)
             assert response.status_code == 200 and response.content[:4] == b"\x89PNG", url
         answer = web.post("/verdict", json={"frame_id": frame, "action": "reject", "tag": "use-if-must",
                                             "reason": "a satellite"}, headers={"X-CSRF-Token": _csrf(page)})
         assert answer.status_code == 200 and answer.json()["status"] == "rejected"
+        assert answer.json()["changed"] is True and answer.json()["reviewed"] is True
+        assert str(shifted[0]["reference"]) in data["references"]
         facts = web.get(f"/frame/{frame}.json").json()
         assert [t["reason"] for t in facts["tags"] if t["name"] == "use-if-must"] == ["a satellite"]
         assert any(run["current"] for run in facts["runs"])
