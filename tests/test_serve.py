@@ -387,7 +387,7 @@ def test_a_one_to_one_crop_is_served_at_the_size_asked(aligned_desk):
     assert picture[::-1][np.unravel_index(np.argmax(window), window.shape)] == picture.max()
     on_grid = web.get(f"/frame/{frame['id']}/crop.png?x=128&y=100&w=64&h=40&grid=reference&stretch=asinh")
     assert on_grid.status_code == 200 and _png(on_grid.content).shape == (40, 64)
-    for bad in ("x=1", "x=a&y=1", "x=1&y=1&w=0", "x=1&y=1&w=5000", "x=1&y=1&grid=sky", "x=nan&y=1"):
+    for bad in ("x=1", "x=a&y=1", "x=1&y=1&w=0", "x=1&y=1&w=5000", "x=1&y=1&grid=sky", "x=nan&y=1", "x=inf&y=1"):
         assert web.get(f"/frame/{frame['id']}/crop.png?{bad}").status_code == 400, bad
     assert web.get("/frame/999999/crop.png?x=1&y=1").status_code == 404
 

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import html
 import json
+import math
 import secrets
 from pathlib import Path
 from urllib.parse import urlencode
@@ -303,7 +304,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         except (KeyError, ValueError):
             return PlainTextResponse("a crop needs numbers x, y (and w, h)", 400)
         stretch, grid = query.get("stretch", "zscale"), query.get("grid", "own")
-        if (stretch not in STRETCHES or grid not in ("own", "reference") or not (x == x and y == y)
+        if (stretch not in STRETCHES or grid not in ("own", "reference") or not (math.isfinite(x) and math.isfinite(y))
                 or not (1 <= width <= CROP_MAX_SIDE and 1 <= height <= CROP_MAX_SIDE)):
             return PlainTextResponse(f"a crop is 1 to {CROP_MAX_SIDE} px a side, stretch "
                                      f"{' or '.join(STRETCHES)}, grid own or reference", 400)
