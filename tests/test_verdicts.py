@@ -227,3 +227,58 @@ def test_a_number_several_files_of_one_night_share_names_none_of_them(tmp_path):
     assert invoke(db, "tag", f"2025-03-26:{listed[1]['label']}", "reject", "-m", "x").exit_code == 0
     statuses = [r["status"] for r in json.loads(invoke(db, "frames", "--format", "json").stdout)]
     assert statuses.count("rejected") == 2
+
+
+@pytest.fixture(scope="module")
+def two_fields(tmp_path_factory):
+    """Two nights of two unrelated star fields (different seeds), so that one cannot register the other."""
+    from obsdb.simulate import simulate_night
+
+    root = tmp_path_factory.mktemp("fields")
+    simulate_night(root / "a", seed=21, size=192, n_frames=4, bands=("V",), n_groups=1, object_name="FIELD-A")
+    simulate_night(root / "b", seed=42, size=192, n_frames=4, bands=("V",), n_groups=1, object_name="FIELD-B",
+                   night_start="2026-04-02T21:30:00")
+    return root
+
+
+def test_a_failed_cross_night_alignment_condemns_no_frame(two_fields, tmp_path, catalog_url):
+    """Aligning night B onto night A's reference fails for B's frames: they are tagged `unregistered` for
+    that run only.  Frames B's own run registered stay accepted; a never-registered frame is left out
+    until a run registers it, and re-aligning night B works."""
+    with Catalog.open(catalog_url, create=True) as cat:
+        cat.ingest([two_fields / "a", two_fields / "b"])
+        cat.qa()
+        nights = sorted(n["night"] for n in cat.nights())
+        cat.align(night=nights[1])
+        accepted_b = {f.id for f in cat.frames(night=nights[1], status="accepted")}
+        assert accepted_b
+        reference_a = next(f for f in cat.frames(night=nights[0], status="accepted"))
+        reports = cat.align(night="all", reference=str(reference_a.label))
+        failed = {r.frame_id for report in reports for r in report.results if not r.ok}
+        assert failed and failed <= {f.id for f in cat.frames(night=nights[1])}
+        # The failure is recorded with its run, and rejects nothing that another run registered.
+        after = {r["id"]: r for r in cat.frame_dicts(night=nights[1])}
+        assert {i for i, r in after.items() if r["status"] == "accepted"} == accepted_b
+        tagged = [t for i in failed for t in after[i]["tags"] if t["name"] == "unregistered"]
+        assert len(tagged) == len(failed)
+        # Re-aligning night B works, and registers its frames again (the tags are retracted).
+        again = cat.align(night=nights[1])
+        assert all(r.ok for report in again for r in report.results)
+        assert not [t for r in cat.frame_dicts(night=nights[1]) for t in r["tags"] if t["name"] == "unregistered"]
+
+
+def test_a_night_never_registered_can_be_aligned_after_a_failed_cross_night_run(two_fields, tmp_path):
+    with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
+        cat.ingest([two_fields / "a", two_fields / "b"])
+        cat.qa()
+        nights = sorted(n["night"] for n in cat.nights())
+        reference_a = next(f for f in cat.frames(night=nights[0], status="accepted"))
+        cat.align(night="all", reference=str(reference_a.label))
+        left_out = [f for f in cat.frames(night=nights[1], status="rejected")
+                    if any(r.startswith("unregistered: run") for r in f.reasons)]
+        assert left_out
+        again = cat.align(night=nights[1])
+        registered = {r.frame_id for report in again for r in report.results if r.ok}
+        assert {f.id for f in left_out} <= registered
+        still = {f.id for f in cat.frames(night=nights[1], status="rejected")}
+        assert not still & registered - {f.id for f in left_out if len(f.reasons) > 1}
