@@ -188,3 +188,24 @@ def _stats_version() -> str:
     from obsdb.imaging.stats import STATS_VERSION
 
     return STATS_VERSION
+
+
+def mark_shared_numbers(session, night_ids: list[int]) -> None:
+    """Set ``frame.number_shared`` on the frames of these nights as their numbers now stand (one UPDATE).
+
+    A number that several files of one night share names none of them; listings then name those
+    frames by file name (see :func:`obsdb.catalog.selectors.frame_label`).
+    """
+    from sqlalchemy import and_, exists, select, update
+    from sqlalchemy.orm import aliased
+
+    from obsdb.catalog.models import Frame
+
+    if not night_ids:
+        return
+    other = aliased(Frame)
+    shared = exists(select(other.id).where(other.night_id == Frame.night_id, other.number == Frame.number,
+                                           other.id != Frame.id))
+    session.execute(update(Frame).where(Frame.night_id.in_(night_ids))
+                    .values(number_shared=and_(Frame.number.is_not(None), shared))
+                    .execution_options(synchronize_session=False))

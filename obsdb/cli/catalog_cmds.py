@@ -109,16 +109,36 @@ def ingest(
                           soft_wrap=True)
     with open_catalog() as catalog:
         _print_summary(catalog.summary())
-    for (night_name, number), count in sorted(report.shared_numbers.items()):
-        hint = report.number_pattern_hint.get((night_name, number))
-        fix = f"re-ingest with --number-pattern '{hint}'" if hint else "re-ingest with --number-pattern"
-        err_console.print(styled("warning:", "yellow", f" frame number {number} is shared by {count} files "
-                                                       f"of night {night_name}: name them by path, or {fix}"),
-                          soft_wrap=True)
+    _print_shared_numbers(report)
     if report.failed:
         for path, reason in report.failed:
             err_console.print(styled("unreadable:", "red", f" {path}: {reason}"), soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _print_shared_numbers(report) -> None:
+    """Once per folder: how numbers were taken from file names, which several files share, and the
+    pattern that would tell them apart."""
+    import os
+
+    from obsdb.imaging.header import DEFAULT_NUMBER_PATTERN
+
+    by_folder: dict[str, list[tuple[str, int, int]]] = {}
+    for (night_name, number), paths in sorted(report.shared_paths.items()):
+        for folder in sorted({os.path.dirname(p) for p in paths}):
+            by_folder.setdefault(folder, []).append((night_name, number, len(paths)))
+    pattern = report.number_pattern or DEFAULT_NUMBER_PATTERN
+    how = ("the last run of 3 or more digits in the file name" if pattern == DEFAULT_NUMBER_PATTERN
+           else f"the pattern {pattern!r}")
+    for folder, clashes in by_folder.items():
+        hints = {report.number_pattern_hint.get((n, k)) for n, k, _ in clashes} - {None}
+        shown = ", ".join(f"{k} ({count} files)" for _, k, count in clashes[:8]) + (" ..." if len(clashes) > 8 else "")
+        fix = (f"re-ingest with --number-pattern '{hints.pop()}' to tell them apart" if len(hints) == 1
+               else "no number pattern tells them apart")
+        err_console.print(styled("warning:", "yellow", f" {folder}: numbers are {how}; {len(clashes)} "
+                                                       f"{'is' if len(clashes) == 1 else 'are'} shared by several "
+                                                       f"files of one night: {shown}. Those frames are named by "
+                                                       f"file name; {fix}"), soft_wrap=True)
 
 
 def _print_summary(rows: list[dict]) -> None:
@@ -281,6 +301,8 @@ def _print_details(detail: dict) -> None:
                 "shape", "bitpix", "status", "group", "ingested_at", "error"):
         if detail.get(key) is not None:
             facts.add_row(key, str(detail[key]))
+    if (detail.get("verdict") or {}).get("explain"):
+        facts.add_row("verdict", detail["verdict"]["explain"])
     for reason in detail.get("reasons") or []:
         facts.add_row("reason", reason)
     console.print(facts)

@@ -69,38 +69,75 @@ def qa(
 
 @app.command()
 def tag(
-    frames: str = typer.Argument(..., help="Frames: numbers, ranges (3852-3861,3885) or paths."),
+    frames: str = typer.Argument(..., help="Frames: numbers, ranges (3852-3861,3885), file names or paths."),
     name: str = typer.Argument(..., help="Tag, e.g. tracking-big, focus-slight, great, reject, accept."),
     reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why (kept with the tag; required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
     night: Optional[List[str]] = night_option(),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
-    """Tag frames by hand.  Tags are append-only; `accept` overrides every rejection."""
-    from obsdb.catalog.status import MANUAL_VOCABULARY, REJECTING_TAGS
+    """Tag frames by hand.  A person's latest verdict (accept, reject, tracking-big, ...) wins."""
+    from obsdb.catalog.status import ACCEPTING_TAGS, MANUAL_VOCABULARY, REJECTING_TAGS
 
     with open_catalog() as catalog, user_errors():
         done = catalog.tag(frames, name, reason=reason, author=author, night=nights_arg(night))
-    kind = "rejects" if name in REJECTING_TAGS else ("overrides rejections" if name == "accept" else "")
+    if fmt_ is ReportFormat.json:
+        print_json(_outcomes_json(done))
+        return
+    kind = "rejects" if name in REJECTING_TAGS else ("accepts" if name in ACCEPTING_TAGS else "")
     note = "" if name in MANUAL_VOCABULARY or name in REJECTING_TAGS else " (free-text tag: neither rejects nor accepts)"
     console.print(f"tagged {frames_text(done.changed)} {name!r}" + (f" ({kind})" if kind else "") + note
                   + (f"; {len(done.unchanged)} already had it" if done.unchanged else ""))
+    _print_outcomes(done)
 
 
 @app.command()
 def untag(
-    frames: str = typer.Argument(..., help="Frames: numbers, ranges or paths."),
+    frames: str = typer.Argument(..., help="Frames: numbers, ranges, file names or paths."),
     name: str = typer.Argument(..., help="The tag to retract."),
     reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why it is retracted (required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
     night: Optional[List[str]] = night_option(),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """Retract a tag (kept in the history with who, when and why)."""
     with open_catalog() as catalog, user_errors():
         done = catalog.untag(frames, name, reason=reason, author=author, night=nights_arg(night))
+    if fmt_ is ReportFormat.json:
+        print_json(_outcomes_json(done))
+        return
     console.print(f"retracted {name!r} on {frames_text(done.changed)}")
     if done.unchanged:
         err_console.print(styled("warning:", "yellow", f" no active {name!r} on {frames_text(len(done.unchanged))}: "
                                                        f"{', '.join(map(str, done.unchanged))}"))
+    _print_outcomes(done)
+
+
+SHOWN_OUTCOMES = 10
+"""Frames whose resulting status `tag` and `untag` spell out one by one; beyond, counts per change."""
+
+
+def _print_outcomes(done) -> None:
+    """Each frame's resulting status: a verdict that changes nothing says so."""
+    from collections import Counter
+
+    from rich.markup import escape
+
+    if len(done.outcomes) <= SHOWN_OUTCOMES:
+        for o in done.outcomes:
+            change = f"{o.before} -> {o.after}" if o.changed else f"still {o.after}"
+            console.print(f"  {escape(str(o.label))}: {change} ({escape(o.explain)})", soft_wrap=True)
+        return
+    counts = Counter((o.before, o.after) for o in done.outcomes)
+    for (before, after), count in sorted(counts.items()):
+        change = f"{before} -> {after}" if before != after else f"still {after}"
+        console.print(f"  {frames_text(count)}: {change}")
+
+
+def _outcomes_json(done) -> dict:
+    return {"changed": done.changed, "unchanged": done.unchanged,
+            "frames": [{"frame": o.label, "before": o.before, "status": o.after, "explain": o.explain}
+                       for o in done.outcomes]}
 
 
 @app.command()

@@ -70,6 +70,10 @@ class IngestReport:
     shared_numbers: dict[tuple[str, int], int] = field(default_factory=dict)
     """(night, number) carried by more than one file of that night, among the files this ingest added
     (the number pattern does not fit these names)."""
+    shared_paths: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    """The files behind each shared number."""
+    number_pattern: str | None = None
+    """The pattern the numbers were taken from file names with (None: the default)."""
     number_pattern_hint: dict[tuple[str, int], str] = field(default_factory=dict)
     """For a shared number, a ``--number-pattern`` that would tell its files apart, when one is found."""
     gone: list[str] = field(default_factory=list)
@@ -354,7 +358,7 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     user = user or login_name()
     start = time.perf_counter()
     files = discover(paths, recursive)
-    report = IngestReport()
+    report = IngestReport(number_pattern=config.number_pattern)
     # obsdb's own outputs are no observations: an aligned frame ingested as a frame would be a copy.
     excluded = [Path(p).expanduser().resolve() for p in exclude]
     own = set(catalog.written_outputs([str(p) for p in files]))
@@ -429,9 +433,10 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         flush()
     report.seconds = time.perf_counter() - start
     # Only clashes this ingest created: a later ingest of other files does not repeat them.
-    for (night_name, number), names in catalog.shared_numbers(new_ids).items():
-        report.shared_numbers[(night_name, number)] = len(names)
-        hint = suggest_number_pattern(sorted(names))
+    for (night_name, number), paths in catalog.shared_numbers(new_ids).items():
+        report.shared_numbers[(night_name, number)] = len(paths)
+        report.shared_paths[(night_name, number)] = sorted(paths)
+        hint = suggest_number_pattern(sorted(Path(p).name for p in paths))
         if hint:
             report.number_pattern_hint[(night_name, number)] = hint
     catalog.record_event(user, "ingest",
