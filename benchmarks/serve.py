@@ -30,8 +30,8 @@ Method.
    - ``next``: on the review page, the right-arrow key until the next frame's
      image has loaded (what a reviewer waits for between two verdicts);
    - ``blink``: on the review page, ``b`` twice (the reference, then the frame resampled onto the
-     reference's grid) until that image has loaded; the first round draws each frame's aligned preview
-     (``blink, first``), the later ones find it cached;
+     reference's grid) until that image has loaded; in the first round the first frame's aligned preview
+     is drawn then, the next ones were fetched ahead once the reviewer blinked; later rounds find them cached;
    - ``zoom``: ``z`` with the cursor on the frame, until the 1:1 crop (the image box's size) has loaded,
      and ``z`` again;
    - ``grid``: open ``/night/NIGHT?view=grid`` until the load event (the
@@ -289,8 +289,8 @@ def report(results: dict, args) -> None:
         print("in Chromium (after the night's first view, pictures cached):")
         line("review page of a 2048x2048 frame", browser["review"], 300)
         line("next frame (right arrow) until its image shows", browser["next"], 300)
-        line("blink (b b): frame on the reference's grid, first", browser.get("blink_first"))
-        line("blink (b b), aligned preview cached", browser.get("blink"))
+        line("blink (b b), first round (drawn or fetched ahead)", browser.get("blink_first"))
+        line("blink (b b), later rounds (cached)", browser.get("blink"))
         line("1:1 zoom (z) until the crop shows", browser.get("zoom"))
         line(f"grid page, {grid['frames']} frames, load event", browser["grid_load"], 1000)
         line(f"grid page, every thumbnail loaded", browser["grid_all"])

@@ -413,27 +413,20 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
 
 # -- what a page shows ------------------------------------------------------------------------------
 
-PERSON_SOURCES = ("manual", "plan", "web")
-"""Tag sources that are a person's word (the desk, ``obsdb tag``, a plan): what "reviewed" means."""
-
-
 def _reviewed(record: dict) -> bool:
-    """Whether a person has given this frame a verdict: an active tag of theirs that accepts, rejects or
-    passes it (a free-text note is not a verdict)."""
-    from obsdb.catalog import status
+    """Whether a person has given this frame a verdict: an active tag from a person (the catalog's
+    ``MANUAL_SOURCES``) that accepts or rejects it (``VERDICT_TAGS``); notes and rules' tags are not."""
+    from obsdb.catalog.status import MANUAL_SOURCES, VERDICT_TAGS
 
-    verdicts = status.REJECTING_TAGS | status.ACCEPTING_TAGS | getattr(status, "POSITIVE_TAGS", frozenset())
-    return any(t["source"] in PERSON_SOURCES and t["name"] in verdicts for t in record.get("tags") or [])
+    return any(t["source"] in MANUAL_SOURCES and t["name"] in VERDICT_TAGS for t in record.get("tags") or [])
 
 
 def _chain(record: dict) -> str:
-    """The catalog's explanation of a frame's status: its ``chain`` when the catalog gives one, else the
-    status with the reasons behind it."""
-    chain = record.get("chain")
-    if isinstance(chain, str) and chain:
-        return chain
-    if isinstance(chain, (list, tuple)) and chain:
-        return "; ".join(str(c) for c in chain)
+    """The catalog's one-line explanation of a frame's status (who decided, what it overrides, what the
+    rules say), else the status with its reasons."""
+    explain = (record.get("verdict") or {}).get("explain")
+    if isinstance(explain, str) and explain:
+        return explain
     why = "; ".join(record["reasons"])
     return f"{record['status']}" + (f": {why}" if why else "")
 

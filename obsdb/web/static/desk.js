@@ -26,7 +26,7 @@ if (data) review(JSON.parse(data.textContent));
 
 function review(state) {
   const frames = state.frames, undo = [];
-  let index = state.start, blink = null, stretch = "zscale", zoom = null, cursor = null;
+  let index = state.start, blink = null, stretch = "zscale", zoom = null, cursor = null, blinked = false;
   const image = document.getElementById("frame"), stars = document.getElementById("stars");
   const message = document.getElementById("message");
   const byId = new Map(frames.map(f => [f.id, f]));
@@ -116,8 +116,12 @@ function review(state) {
   image.addEventListener("load", () => {
     if (zoom) return;
     for (const k of [index + 1, index - 1]) if (frames[k]) { new Image().src = src(frames[k].id, "own", frames[k]); }
-    const f = frames[index];
-    if (blink === "reference" && f.aligned) new Image().src = src(f.id, "reference", f);
+    // Once the reviewer blinks, the frames around are fetched on the reference's grid too (drawn on the
+    // server while the reviewer looks), so the next blink does not wait for the drawing.
+    if (blinked) for (const k of [index, index + 1]) {
+      const g = frames[k];
+      if (g && g.aligned && g.id !== g.reference) new Image().src = src(g.id, "reference", g);
+    }
   });
   image.addEventListener("error", () => {
     if (image.dataset.grid === "reference") say("no verified transform for this frame: b shows it unaligned", true);
@@ -208,7 +212,7 @@ function review(state) {
       if (k < 0) { say("every frame here has a reviewer's verdict"); return; }
       index = k; blink = null;
     }
-    else if (key === "b") { blink = blink === "reference" ? "aligned" : "reference"; }
+    else if (key === "b") { blink = blink === "reference" ? "aligned" : "reference"; blinked = true; }
     else if (key === "p") { blink = blink === "previous" ? null : "previous"; }
     else if (key === "Escape") { blink = null; zoom = null; }
     else if (key === "z") { if (zoom) zoom = null; else startZoom(); }
