@@ -314,10 +314,17 @@ def _png(content: bytes):
 
 
 def _offset(picture, reference) -> tuple[int, int]:
-    """The whole-pixel (dx, dy) that best lays ``picture`` on ``reference`` (circular cross-correlation)."""
+    """The whole-pixel (dx, dy) that best lays ``picture`` on ``reference`` (circular cross-correlation of
+    their stars: hot pixels, gradients and the frames' edges left out, which would pin the peak at 0)."""
     import numpy as np
+    from scipy import ndimage
 
-    a, b = picture - picture.mean(), reference - reference.mean()
+    def stars(image):
+        smooth = ndimage.median_filter(image, 3)
+        found = np.clip(smooth - ndimage.gaussian_filter(smooth, 8), 0, None)[24:-24, 24:-24]
+        return found - found.mean()
+
+    a, b = stars(picture), stars(reference)
     peak = np.unravel_index(np.argmax(np.fft.ifft2(np.fft.fft2(b) * np.conj(np.fft.fft2(a))).real), a.shape)
     dy, dx = ((p + n // 2) % n - n // 2 for p, n in zip(peak, a.shape))
     return int(dx), int(-dy)                       # rows of the PNG go down; y goes up
@@ -416,3 +423,41 @@ def test_each_verdict_answers_with_the_status_the_catalog_computes_and_whether_i
     assert rejected["status"] == status_in_catalog() == "rejected" and rejected["changed"] is True
     assert rejected["previous"] == "accepted"
     web.post("/verdict", json={"frame_id": frame["id"], "action": "undo", "tag": "reject"}, headers=headers)
+
+
+def test_blink_lays_a_real_dithered_frame_on_its_reference(real_data, tmp_path):
+    """Five real Seestar frames of M 94 dithered by up to 17 px: on the reference's grid each one's picture
+    coincides with the reference's, where its own picture is off by the measured shift."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from obsdb.config import IngestConfig
+    from obsdb.pipeline.align import align_auto
+    from obsdb.pipeline.ingest import ingest
+    from obsdb.web.app import create_app
+
+    catalog = Catalog.open(tmp_path / "c.sqlite", create=True)
+    try:
+        ingest(catalog, [real_data / "seestar_m94_crops"], config=IngestConfig(number_pattern=r"set1_(\d+)"))
+        catalog.qa()
+        aligned = align_auto(catalog, status="any", reference="212046")
+        assert not aligned.failures
+        web = TestClient(create_app(catalog, cache_dir=tmp_path / "cache", author="ada"))
+        records = catalog.frame_dicts()
+        [reference] = [r["id"] for r in records if r["number"] == 212046]
+        ref = _png(web.get(f"/frame/{reference}.png").content)
+        moved = 0
+        for r in records:
+            if r["id"] == reference:
+                continue
+            on_grid = _png(web.get(f"/frame/{r['id']}/aligned.png").content)
+            assert _offset(on_grid, ref) == (0, 0), r["number"]
+            own = _offset(_png(web.get(f"/frame/{r['id']}.png").content), ref)
+            assert abs(own[0] - r["shift"]["dx"]) <= 1 and abs(own[1] - r["shift"]["dy"]) <= 1, (own, r["shift"])
+            moved += own != (0, 0)
+        assert moved >= 3
+    finally:
+        catalog.close()

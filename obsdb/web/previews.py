@@ -1,4 +1,5 @@
-"""The review desk's picture cache: a frame's large preview, thumbnail and star cut-outs as PNG files.
+"""The review desk's picture cache: a frame's large preview, thumbnail and star cut-outs as PNG files,
+its preview on its alignment reference's grid (the blink), and 1:1 crops (drawn per request, not stored).
 
 Each file is named by the frame's catalog id, its size and modification time
 and the kind of picture, so a rewritten frame gets new pictures and the old
@@ -189,7 +190,6 @@ class PreviewCache:
                                                  scale=STAR_ZOOM, labels=labels)
                 except (ValueError, OSError):
                     continue
-
 
     def crop(self, record: dict, x: float, y: float, width: int, height: int, *, stretch: str = "zscale",
              transform=None) -> bytes | None:
