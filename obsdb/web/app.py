@@ -207,10 +207,13 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         newest = references.get(max(references)) if references else None
         frames = [_review_entry(r, references, newest) for r in records]
         # Every reference by id, even one outside this band or filter: the blink shows the real reference.
-        reference_facts = {r["id"]: {"label": r["label"], "band": r["band"], "shape": r["shape"],
-                                     "readable": r["readable"]}
-                           for r in catalog.frame_dicts(frame_ids=sorted({f["reference"] for f in frames
-                                                                          if f["reference"] is not None}))}
+        wanted = {f["reference"] for f in frames if f["reference"] is not None}
+        known = {r["id"]: r for r in records if r["id"] in wanted}
+        # Usually the reference is among the frames already read: only the others cost a query.
+        missing = sorted(wanted - set(known))
+        known.update({r["id"]: r for r in catalog.frame_dicts(frame_ids=missing)} if missing else {})
+        reference_facts = {i: {"label": r["label"], "band": r["band"], "shape": r["shape"],
+                               "readable": r["readable"]} for i, r in known.items()}
         ids = [f["id"] for f in frames]
         try:
             start = ids.index(int(query.get("frame", "")))
