@@ -229,7 +229,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                 "<kbd>z</kbd> 1:1 zoom at the cursor · <kbd>Esc</kbd> back to the frame · "
                 "<kbd>s</kbd> zscale / asinh · <kbd>a</kbd> accept · "
                 + " ".join(f"<kbd>{i}</kbd> {t}" for i, t in enumerate(REVIEW_TAGS, 1))
-                + " · <kbd>6</kbd> reject in your words · <kbd>u</kbd> undo")
+                + " · <kbd>r</kbd> reject · <kbd>6</kbd> reject in your words · <kbd>u</kbd> undo")
         body = (f"<h1><a href='/night/{_e(name)}'>{_e(name)}</a> · {_e(band)} · review</h1>"
                 f"<p class='keys'>{keys}</p>"
                 "<div id='desk'><figure><img id='frame' alt='the frame'><figcaption id='caption'></figcaption>"
