@@ -91,6 +91,13 @@ def ingest(
             warnings.showwarning(note.message, note.category, note.filename, note.lineno)
     if report.own_outputs:
         console.print(f"left out {plural(len(report.own_outputs), 'file')} obsdb wrote itself (aligned frames, stacks)")
+    if report.unnamable:
+        from obsdb.pipeline.ingest import printable_path
+
+        for path in report.unnamable:
+            err_console.print(styled("skipped:", "yellow", f" {printable_path(path)}: the file name is not "
+                                                           "valid UTF-8 and a catalog stores names as text; rename "
+                                                           "the file to catalogue it"), soft_wrap=True)
     if report.gone:
         shown = ", ".join(Path(path).name for path in report.gone[:5]) + (" ..." if len(report.gone) > 5 else "")
         err_console.print(styled("warning:", "yellow", f" {len(report.gone)} catalogued files are no longer "

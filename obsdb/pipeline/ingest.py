@@ -82,6 +82,8 @@ class IngestReport:
     """Nights named after a folder because their files had no usable DATE-OBS."""
     stale: int = 0
     """Unchanged files re-measured because an algorithm version changed."""
+    unnamable: list[Path] = field(default_factory=list)
+    """Files left out because their path is not valid UTF-8 (the catalog stores paths as text)."""
     own_outputs: list[str] = field(default_factory=list)
     """Files left out because obsdb wrote them (aligned frames, stacks) or they lie in an excluded folder."""
 
@@ -165,6 +167,22 @@ def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> lis
         else:
             raise IngestError(f"{path}: not a regular file ({special_file_kind(st.st_mode)})")
     return [found[key] for key in sorted(found)]
+
+
+def _utf8_name(path: Path) -> bool:
+    """True when the path's bytes are UTF-8 (a name read from disk may hold any bytes but / and NUL)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path) -> str:
+    """A path as one printable line: undecodable bytes as ``\\xNN``, controls (newlines, escapes) as
+    ``\\n``, ``\\x1b``."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _starts_like_fits(path: Path) -> bool:
@@ -359,6 +377,11 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     start = time.perf_counter()
     files = discover(paths, recursive)
     report = IngestReport(number_pattern=config.number_pattern)
+    # A name that is not UTF-8 cannot be stored as text on either backend: that file is left out and
+    # said so, the others are catalogued.
+    report.unnamable = [p for p in files if not _utf8_name(p)]
+    if report.unnamable:
+        files = [p for p in files if _utf8_name(p)]
     # obsdb's own outputs are no observations: an aligned frame ingested as a frame would be a copy.
     excluded = [Path(p).expanduser().resolve() for p in exclude]
     own = set(catalog.written_outputs([str(p) for p in files]))
