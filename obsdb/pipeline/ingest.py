@@ -24,6 +24,11 @@ BATCH_SIZE = 25
 enough that an interruption loses little work."""
 
 
+LIGHT_IMAGE_TYPES = ("light", "unknown")
+"""Image types whose stars are measured (a frame of unknown type may be a light frame); bias, dark
+and flat frames get pixel statistics only (:mod:`obsdb.pipeline.calib_checks` judges them)."""
+
+
 class IngestError(ObsdbError):
     """A path given to ingest does not exist or cannot be listed."""
 
@@ -47,6 +52,8 @@ class Measurement:
     stars: bytes | None = None
     """The star list (:func:`obsdb.imaging.stars.encode_stars`), measured with the metrics."""
     n_stars_stored: int = 0
+    site: dict | None = None
+    """The site (:func:`obsdb.imaging.header.site_location`, ``[site]`` of obsdb.toml filling the gaps)."""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     """What was doubted or left out of a usable file, one sentence each (an implausible DATE-OBS,
@@ -233,7 +240,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     """
     from obsdb.imaging.bayer import cfa_pattern_or_none
     from obsdb.imaging.fitsio import FitsReadError, FrameTooLargeError, read_fits_image
-    from obsdb.imaging.header import frame_columns, header_to_json
+    from obsdb.imaging.header import frame_columns, header_to_json, site_location
     from obsdb.imaging.stats import EmptyImageError, pixel_stats, saturation_level
 
     start = time.perf_counter()
@@ -255,11 +262,13 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     result.header = header
     result.columns = frame_columns(header, image_types=config.image_types, picttypes=config.picttypes,
                                    problems=result.warnings)
+    result.site = site_location(header, config.site)
     result.height, result.width = (int(n) for n in image.data.shape)
     result.bitpix = image.bitpix
     saturation = saturation_level(header, image.bitpix, config.float_saturation)
     try:
-        if config.measure_quality and _any_finite(image.data):
+        # Bias, dark and flat frames hold no stars: a "FWHM" measured on their noise means nothing.
+        if config.measure_quality and result.columns["image_type"] in LIGHT_IMAGE_TYPES and _any_finite(image.data):
             from obsdb.imaging.stars import encode_stars
             from obsdb.pipeline.pool import ChildCrashed, in_pool_worker
 
