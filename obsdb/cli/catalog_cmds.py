@@ -194,7 +194,21 @@ def _frame_columns():
             Column("fwhm", "FWHM px", numeric=True, priority=3),
             Column("elongation", "elong", numeric=True, priority=9), Column("group", "group", priority=13),
             Column("dx", "dx", numeric=True, priority=7), Column("dy", "dy", numeric=True, priority=8),
-            Column("reasons", "reasons", priority=6, shrink=True, min_width=16)]
+            Column("reasons", "reasons", priority=6, shrink=True, min_width=16),
+            Column("cards", "from cards", priority=16, shrink=True, min_width=16)]
+
+
+CARD_COLUMNS = {"band": "band", "type": "image_type", "exptime": "exptime", "date_obs": "date_obs"}
+"""Listing columns whose header card(s) ``--columns ...,cards`` names (listing key -> ``frame.keywords`` key)."""
+
+
+def cards_text(keywords: dict | None, shown: list[str] | None = None) -> str:
+    """``date_obs=DATE-OBS+UTCSTART band=FILTNAME``: the cards behind the columns ``shown`` (listing keys),
+    or behind every column when none of them has cards."""
+    keywords = keywords or {}
+    wanted = [CARD_COLUMNS[key] for key in (shown or []) if key in CARD_COLUMNS]
+    chosen = [(k, keywords[k]) for k in wanted if k in keywords] if wanted else list(keywords.items())
+    return " ".join(f"{column}={card}" for column, card in chosen) or "-"
 
 
 def _flat(record: dict) -> dict:
@@ -207,8 +221,9 @@ def _flat(record: dict) -> dict:
             "reasons": "; ".join(record.get("reasons") or [])}
 
 
-def _frame_cells(record: dict, *, all_reasons: bool) -> dict:
-    """One frame as the table's text: numbers formatted, the first reason (and how many more)."""
+def _frame_cells(record: dict, *, all_reasons: bool, columns: list[str] | None = None) -> dict:
+    """One frame as the table's text: numbers formatted, the first reason (and how many more), and the
+    header cards behind the ``columns`` shown (:func:`cards_text`)."""
     row = _flat(record)
     reasons = record.get("reasons") or []
     if not all_reasons and len(reasons) > 1:
@@ -220,7 +235,8 @@ def _frame_cells(record: dict, *, all_reasons: bool) -> dict:
             "date_obs": (row["date_obs"] or "-")[:19], "status": row["status"], "median": fmt(row["median"]),
             "background": fmt(row["background"]), "n_stars": fmt(row["n_stars"]), "fwhm": fmt(row["fwhm"], 2),
             "elongation": fmt(row["elongation"], 2), "group": row["group"] or "-", "dx": fmt(row["dx"], 3),
-            "dy": fmt(row["dy"], 3), "reasons": shown_reasons}
+            "dy": fmt(row["dy"], 3), "reasons": shown_reasons,
+            "cards": cards_text(record.get("keywords"), columns)}
 
 
 def wide_option():
@@ -275,7 +291,7 @@ def _print_frames(records, fmt_: OutputFormat, title: str = "frames", *, wide: b
         print_csv((_flat(r) for r in records), FRAME_COLUMNS + ["path", "night"])
         return
     records = list(records)
-    rows = [_frame_cells(r, all_reasons=wide or bool(columns)) for r in records]
+    rows = [_frame_cells(r, all_reasons=wide or bool(columns), columns=columns) for r in records]
     styles = [{"rejected": "red", "accepted": "green"}.get(r["status"]) for r in records]
     print_table(rows, _frame_columns(), title=f"{title} ({len(rows)})", wide=wide, only=columns, styles=styles)
 
@@ -312,6 +328,8 @@ def _print_details(detail: dict) -> None:
         facts.add_row("verdict", detail["verdict"]["explain"])
     for reason in detail.get("reasons") or []:
         facts.add_row("reason", reason)
+    if detail.get("keywords"):
+        facts.add_row("from cards", ", ".join(f"{k}={v}" for k, v in detail["keywords"].items()))
     console.print(facts)
     for section in ("stats", "metrics", "shift"):
         values = detail.get(section)

@@ -151,8 +151,25 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
 
 
 def _target_name(report) -> str:
-    """The OBJECT a per-target alignment run was restricted to, for messages."""
-    return report.target if report.target else "no OBJECT"
+    """The OBJECT of an alignment run's frames, for messages.
+
+    A run of a night with a single target is not restricted to it (``report.target`` is None), yet its
+    frames have an OBJECT: that of its reference, whose header is read (one header, no pixels)."""
+    if report.target:
+        return report.target
+    try:
+        import warnings
+
+        from astropy.io import fits
+
+        from obsdb.imaging.header import _text_source, header_to_json
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            name, _ = _text_source(header_to_json(fits.getheader(report.reference_path)), "OBJECT", "OBJNAME")
+    except Exception:  # noqa: BLE001 - a message must not fail a run: a file gone since is "no OBJECT"
+        name = None
+    return name or "no OBJECT"
 
 
 def band_table(records: list[dict], runs: list, stacks: list[dict]) -> list[dict]:
