@@ -168,12 +168,18 @@ def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-
     """Frames per band and type, with status counts and typical sky and seeing."""
     with open_catalog() as catalog, user_errors():
         rows = catalog.summary(night=nights_arg(night))
+        if fmt_ is OutputFormat.table:
+            from obsdb.cli.quality_cmds import calibration_problems, print_calibration_problems
+
+            calibration = calibration_problems(catalog, night=nights_arg(night))
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(rows))
     elif fmt_ is OutputFormat.csv:
         print_csv(rows, list(rows[0]) if rows else [])
     else:
         _print_summary(rows)
+        if calibration:  # apart from the light frames' counts above
+            print_calibration_problems(calibration)
 
 
 FRAME_COLUMNS = ["number", "file_name", "band", "type", "exptime", "date_obs", "status",
