@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+import numpy as np
 import pytest
 
 from obsdb.imaging.header import (binning_and_source, date_obs_and_source, filter_and_source, frame_columns,
                                   instrument_identity, night_name, site_location)
+from tests.conftest import write_fits
 
 
 # -- time ------------------------------------------------------------------------------------------
@@ -343,3 +345,16 @@ def test_the_cli_shows_the_cards(real_data, tmp_path):
                            terminal_width=200).output
     line = next(l for l in listed.splitlines() if l.startswith("100 "))
     assert "band=FILTNAME date_obs=DATE-OBS+UTCSTART" in line and "binning" not in line
+
+
+def test_run_names_the_object_of_a_single_target_run(tmp_path):
+    """`run` said "target no OBJECT" for a night of one target, whose run is not restricted to it."""
+    from obsdb.pipeline.align import AlignReport
+    from obsdb.pipeline.run import _target_name
+
+    path = write_fits(tmp_path / "a.fits", np.zeros((4, 4), dtype=np.uint16), {"OBJECT": "M 94"})
+    assert _target_name(AlignReport(1, "auto", 1, reference_path=str(path))) == "M 94"
+    assert _target_name(AlignReport(1, "auto", 1, reference_path=str(path), target="M 51")) == "M 51"
+    bare = write_fits(tmp_path / "b.fits", np.zeros((4, 4), dtype=np.uint16))
+    assert _target_name(AlignReport(1, "auto", 1, reference_path=str(bare))) == "no OBJECT"
+    assert _target_name(AlignReport(1, "auto", 1, reference_path=str(tmp_path / "gone.fits"))) == "no OBJECT"
