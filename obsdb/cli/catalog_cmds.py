@@ -251,7 +251,8 @@ def wide_option():
 
 def columns_option():
     return typer.Option(None, "--columns", help="Exactly these columns, comma-separated "
-                                                "(e.g. number,band,fwhm,reasons).")
+                                                "(e.g. number,band,fwhm,reasons; 'cards' names the header "
+                                                "cards behind the columns listed).")
 
 
 @app.command()
