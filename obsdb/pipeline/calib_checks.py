@@ -33,8 +33,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-CALIB_TAGS = ("calib-level", "calib-noise", "calib-saturated", "flat-nonlinear", "flat-faint")
-"""The automatic tags of calibration frames."""
+from obsdb.catalog.status import CALIBRATION_TAGS as CALIB_TAGS  # the vocabulary lives in one place
 
 MIN_SET_SIZE = 3
 """Frames a set needs before its median is a yardstick for level and noise."""
