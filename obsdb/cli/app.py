@@ -21,6 +21,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     db: Optional[str] = typer.Option(None, "--db", envvar="OBSDB_DB",
                                      help="Catalog: a path or an SQLAlchemy URL (default: ./obsdb.sqlite)."),
     config: Optional[str] = typer.Option(None, "--config", envvar="OBSDB_CONFIG",
@@ -31,6 +32,10 @@ def _global_options(
     """obsdb: catalogue a night of CCD frames, tag and reject them with reasons,
     align them with full shift provenance, and render aligned frames and stacks."""
     state.db = db
+    # typer merges --db and OBSDB_DB into one value; click still knows which gave it, and `run`
+    # and `demo` honour only a catalog named on the command line (obsdb.cli.pipeline_cmds).
+    source = ctx.get_parameter_source("db")
+    state.db_from_env = db is not None and source is not None and source.name == "ENVIRONMENT"
     state.config = config
     if not os.environ.get("OBSDB_DEBUG"):
         # Libraries warn about non-standard FITS cards and plot scales on every frame; the

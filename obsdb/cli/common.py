@@ -67,6 +67,8 @@ class State:
     """Global options, set by the app callback."""
 
     db: str | None = None
+    db_from_env: bool = False
+    """``db`` came from OBSDB_DB, not from --db on the command line."""
     config: str | None = None
 
 
