@@ -36,6 +36,8 @@ def _global_options(
     # and `demo` honour only a catalog named on the command line (obsdb.cli.pipeline_cmds).
     source = ctx.get_parameter_source("db")
     state.db_from_env = db is not None and source is not None and source.name == "ENVIRONMENT"
+    source = ctx.get_parameter_source("config")
+    state.config_from_env = config is not None and source is not None and source.name == "ENVIRONMENT"
     state.config = config
     if not os.environ.get("OBSDB_DEBUG"):
         # Libraries warn about non-standard FITS cards and plot scales on every frame; the

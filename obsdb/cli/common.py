@@ -70,6 +70,8 @@ class State:
     db_from_env: bool = False
     """``db`` came from OBSDB_DB, not from --db on the command line."""
     config: str | None = None
+    config_from_env: bool = False
+    """``config`` came from OBSDB_CONFIG (a rerun command line need not repeat it)."""
 
 
 state = State()

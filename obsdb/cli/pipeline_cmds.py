@@ -47,33 +47,26 @@ def _run_catalog(out: Path, command: str) -> str | None:
 
 
 def _advice(summary, rerun: str) -> None:
-    """What to do when bands gave no stack: advice true for `run` (the catalog named, the rerun spelled out)."""
-    import shlex
+    """Which bands gave no stack and why, then what to do: advice true for `run` (catalog and rerun spelled out)."""
+    from obsdb.pipeline.run import advice
 
-    db = shlex.quote(summary.catalog)
     if summary.not_stacked:
-        heading = "nothing was stacked:" if not summary.stacked else "not stacked:"
-        console.print(styled(heading, "bold yellow"))
+        console.print(styled("nothing was stacked:" if not summary.stacked else "not stacked:", "bold yellow"))
         for line in summary.not_stacked:
             console.print(f"  {line}")
     elif not summary.stacked:
         console.print(styled("nothing was aligned:", "bold yellow", " " + "; ".join(summary.stopped)))
-    console.print(f"why, frame by frame: obsdb --db {db} rejected", soft_wrap=True)
-    if "align" in summary.causes or "render" in summary.causes:
-        console.print(f"why a frame was not registered: obsdb --db {db} show FRAME; to align onto a reference "
-                      f"of your choice: obsdb --db {db} align --reference FRAME", soft_wrap=True)
-    if summary.example_rejected and "qa" in summary.causes:
-        console.print(f"to stack rejected frames anyway, accept them by hand (obsdb --db {db} tag "
-                      f"{shlex.quote(summary.example_rejected)} accept --reason WHY; names, numbers and ranges "
-                      f"as `rejected` lists them), then run {rerun} again", soft_wrap=True)
+    for line in advice(summary, rerun):
+        console.print(line, soft_wrap=True)
 
 
-def _rerun(db: str | None, folder: Path, out: Path) -> str:
-    """The `obsdb run` command that processes this night again into the same catalog."""
+def _rerun(db: str | None, folder: Path, out: Path, options: list[str] = ()) -> str:
+    """The `obsdb run` command that processes this night again into the same catalog, with ``options``."""
     import shlex
 
-    words = ["obsdb"] + (["--db", db] if db else []) + ["run", str(folder), "--out", str(out)]
-    return "`" + " ".join(shlex.quote(word) for word in words) + "`"
+    words = (["obsdb"] + (["--config", state.config] if state.config and not state.config_from_env else [])
+             + (["--db", db] if db else []) + ["run", str(folder), "--out", str(out), *options])
+    return "`" + " ".join(shlex.quote(str(word)) for word in words) + "`"
 
 
 def _print_run(summary) -> None:
@@ -142,7 +135,10 @@ def run(
                             progress_factory=progress_bar, on_step=_print_step)
     _print_run(summary)
     if summary.not_stacked or not summary.stacked:
-        _advice(summary, _rerun(db, folder, out))
+        given = [word for name, value in (qa_thresholds or {}).items()
+                 for word in (f"--{name.replace('_', '-')}", value)]
+        given += (["--stack", stack] if stack != "median" else []) + ([] if render_ else ["--no-render"])
+        _advice(summary, _rerun(db, folder, out, given))
     if summary.exit_code:
         raise typer.Exit(summary.exit_code)
 

@@ -130,7 +130,8 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     run_outcome : dict, optional
         What `obsdb run` did, shown first: ``steps`` (name, text) pairs,
         ``not_stacked`` (one line per band that gave no stack, saying why),
-        ``stacked`` (whether any stack was made) and ``catalog_rule``.
+        ``advice`` (what to do about it), ``stacked`` (whether any stack was
+        made) and ``catalog_rule``.
 
     Returns
     -------
@@ -1158,6 +1159,7 @@ def _run_section(outcome: dict) -> str:
         parts.append(f"<h2>{heading}</h2><ul>")
         parts.extend(f'<li class="warn">{_e(line)}</li>' for line in missing)
         parts.append("</ul>")
+        parts.extend(f'<p class="note">{_e(line)}</p>' for line in outcome.get("advice") or [])
     parts.append("<h2>This run</h2><ul>")
     parts.extend(f"<li><b>{_e(name)}</b>: {_e(text)}</li>" for name, text in outcome.get("steps") or [])
     parts.append("</ul>")

@@ -249,9 +249,35 @@ CATALOG_RULE = ("`obsdb run FOLDER --out DIR` writes DIR/obsdb.sqlite, unless a 
 
 
 def _report_outcome(summary: RunSummary) -> dict:
-    """What the report shows of this run: its steps, the catalog rule, and why bands were not stacked."""
+    """What the report shows of this run: its steps, the catalog rule, why bands were not stacked and
+    what to do about it."""
+    missing = bool(summary.not_stacked) or not summary.stacked
     return {"steps": list(summary.steps), "catalog_rule": CATALOG_RULE, "not_stacked": list(summary.not_stacked),
-            "stacked": summary.stacked}
+            "stacked": summary.stacked, "advice": advice(summary) if missing else []}
+
+
+def advice(summary: RunSummary, rerun: str = "the same `obsdb run` command") -> list[str]:
+    """What to do when bands gave no stack, true for `obsdb run`: the catalog named (OBSDB_DB may name
+    another), and the fix that matches the cause (accept by hand for QA, another reference for align).
+
+    Parameters
+    ----------
+    summary : RunSummary
+    rerun : str
+        How to name the command to run again (the CLI spells it out, with its options).
+    """
+    import shlex
+
+    db = shlex.quote(summary.catalog or "")
+    lines = [f"why, frame by frame: obsdb --db {db} rejected"]
+    if summary.causes & {"align", "render"}:
+        lines.append(f"why a frame was not registered: obsdb --db {db} show FRAME; to align onto a reference "
+                     f"of your choice: obsdb --db {db} align --reference FRAME")
+    if summary.example_rejected and "qa" in summary.causes:
+        lines.append(f"to stack rejected frames anyway, accept them by hand (obsdb --db {db} tag "
+                     f"{shlex.quote(summary.example_rejected)} accept --reason WHY; names, numbers and ranges as "
+                     f"`rejected` lists them), then run {rerun} again")
+    return lines
 
 
 MAIN_REASONS = 3
