@@ -367,3 +367,50 @@ def test_run_on_the_real_focus_sequence_reports_every_step(tmp_path, real_data):
         assert f"obsdb --db {out / 'obsdb.sqlite'} rejected" in result.output
     else:
         assert list((out / "aligned").glob("stack_*.fits"))
+
+
+def test_not_stacked_names_the_cause_of_each_band():
+    """The per-band reasons: QA accepted nothing, registration failed, align or render found nothing;
+    stacked bands are not listed; the exit code follows (3: no stack; with --no-render, nothing aligned)."""
+    from obsdb.pipeline.run import NO_STACK_EXIT, RunSummary, not_stacked
+
+    def row(band, frames, accepted, aligned, rejected_by=None, stack=None, reason=None):
+        return {"band": band, "target": None, "frames": frames, "accepted": accepted, "aligned": aligned,
+                "rejected_by": rejected_by or {}, "stack": stack, "unregistered_reason": reason}
+
+    rows = [row("B", 5, 5, 5, stack="stack_B.fits"),
+            row("V", 17, 0, 0, {"focus": 12, "few-stars": 5}),
+            row("R", 4, 0, 0, {"unregistered": 3, "cloud": 1}, reason="too few stars (1 in frame, 1 in reference)"),
+            row("I", 3, 3, 0),
+            row("Ha", 2, 2, 2)]
+    lines = not_stacked(rows, ["render: nothing to render: no selected frame has a shift"])
+    assert lines == [
+        ("qa", "V: 0 of 17 frames accepted (focus 12, few-stars 5): nothing to align or stack"),
+        ("align", "R: 3 of 4 frames could not be registered onto the reference, e.g. too few stars (1 in frame, "
+                  "1 in reference) (rejected otherwise: cloud 1): nothing to stack"),
+        ("align", "I: 3 of 3 frames accepted, none aligned (registration failed for every one): nothing to stack"),
+        ("render", "Ha: 2 of 2 frames aligned, none stacked (render: nothing to render: no selected frame has "
+                   "a shift)")]
+    assert not_stacked(rows[1:2], ["align: no frame with star metrics to choose a reference from"])[0][0] == "qa"
+    stopped = not_stacked([row("I", 3, 3, 0)], ["align: no frame with star metrics to choose a reference from"])
+    assert stopped == [("align", "I: 3 of 3 frames accepted, none aligned (align: no frame with star metrics to "
+                                 "choose a reference from): nothing to stack")]
+
+    table = [{"stack": None, "aligned": 0}]
+    assert RunSummary(bands=table).exit_code == NO_STACK_EXIT
+    assert RunSummary(bands=[{"stack": "s.fits", "aligned": 3}], failed_files=[("a", "b")]).exit_code == 1
+    assert RunSummary(bands=[{"stack": None, "aligned": 3}], rendered=False).exit_code == 0
+    assert RunSummary(bands=table, rendered=False).exit_code == NO_STACK_EXIT
+
+
+def test_demo_writes_its_own_catalog_whatever_obsdb_db_says(tmp_path):
+    """`obsdb demo` follows run's rule: OUT/obsdb.sqlite, OBSDB_DB from the environment ignored aloud."""
+    other = tmp_path / "other.sqlite"
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--frames", "8", "--size", "192"],
+                           env={"OBSDB_DB": str(other)}, terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert f"OBSDB_DB={other} is ignored" in result.output and not other.exists()
+    assert f"catalog: {out / 'obsdb.sqlite'} (new)" in result.output.splitlines()
+    assert f"try: obsdb --db {out / 'obsdb.sqlite'} rejected" in result.output
+    assert (out / "report" / "index.html").exists()
