@@ -414,3 +414,16 @@ def test_demo_writes_its_own_catalog_whatever_obsdb_db_says(tmp_path):
     assert f"catalog: {out / 'obsdb.sqlite'} (new)" in result.output.splitlines()
     assert f"try: obsdb --db {out / 'obsdb.sqlite'} rejected" in result.output
     assert (out / "report" / "index.html").exists()
+
+
+def test_run_says_which_target_gave_no_stack(tmp_path):
+    """Two targets, one of them without a star: the other is stacked, and the empty one is named."""
+    night, out = tmp_path / "night", tmp_path / "out"
+    quiet = dict(QUIET, n_frames=5, bands=("V",))
+    simulate_night(night, seed=47, object_name="FIELD-A", first_number=1001, **quiet)
+    empty = simulate_night(night, seed=48, object_name="FIELD-B", first_number=2001, **quiet)
+    _starless(night, empty)
+    result = runner.invoke(app, ["run", str(night), "--out", str(out)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"FIELD-B V: 0 of 5 frames accepted \([a-z-]+ 5\): nothing to align or stack", result.output)
+    assert "FIELD-A V" not in result.output.split("not stacked:")[1], result.output

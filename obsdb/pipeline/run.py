@@ -219,6 +219,8 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         records = catalog.frame_dicts()
         summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
         if render_outputs:
+            from obsdb.catalog.queries import LIGHT_TYPES
+
             rows = light_rows(records, runs, rendered.stacks if rendered else [])
             missing = not_stacked(rows, summary.stopped)
             summary.not_stacked = [line for _, line in missing]
@@ -229,6 +231,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
             per_target = any(row["target"] is not None for row in rows)
             summary.example_rejected = next(
                 (r["label"] for r in records if r["status"] == "rejected" and r.get("readable", True)
+                 and (r.get("type") or "unknown") in LIGHT_TYPES
                  and ((r["object"] if per_target else None), r["band"] or "none") in bare), None)
         if report:
             from obsdb.pipeline.report import build_report
@@ -314,19 +317,37 @@ def _verdicts(light: list[dict]) -> str:
 
 
 def light_rows(records: list[dict], runs: list, stacks: list[dict]) -> list[dict]:
-    """:func:`band_table` of the light frames only, with each band's accepted count: what a stack is made of."""
+    """The light frames per band (per target and band when they have several OBJECTs): frames, accepted,
+    rejected by reason, aligned, the stack made of them (None: none), and the first registration failure.
+
+    Rows are per target whenever the frames have several targets, even when only one target was
+    stacked (render then names its stacks by band alone): a target QA left empty must not hide
+    behind another's stack of the same band.
+    """
     from obsdb.catalog.queries import LIGHT_TYPES
 
     light = [r for r in records if (r.get("type") or "unknown") in LIGHT_TYPES]
-    failures = {r.frame_id: r.reason for aligned in runs for r in aligned.failures}
-    rows = band_table(light, runs, stacks)
-    for row in rows:
-        members = [r for r in light if (r["band"] or "none") == row["band"]
-                   and (row["target"] is None or r["object"] == row["target"])]
-        row["accepted"] = sum(r["status"] == "accepted" for r in members)
-        # The first clause of the first failure's reason: "too few stars (1 in frame, 1 in reference)".
-        row["unregistered_reason"] = next((failures[r["id"]].split(";")[0] for r in members
-                                           if failures.get(r["id"])), None)
+    aligned = {r.frame_id for report in runs for r in report.results if r.ok}
+    failures = {r.frame_id: r.reason for report in runs for r in report.failures}
+    per_target = len({r["object"] for r in light}) > 1
+    groups: dict[tuple[str | None, str], list[dict]] = defaultdict(list)
+    for record in light:
+        groups[(record["object"] if per_target else None, record["band"] or "none")].append(record)
+    rows = []
+    for (target, band), members in sorted(groups.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+        n_aligned = sum(1 for r in members if r["id"] in aligned)
+        # A stack named by band alone holds the band's aligned frames, whichever target they are of.
+        stack = next((s["path"] for s in stacks if s["band"] == band and (
+            s.get("target") == target or (s.get("target") is None and n_aligned))), None)
+        rows.append({
+            "band": band, "target": target, "frames": len(members),
+            "accepted": sum(r["status"] == "accepted" for r in members),
+            "rejected_by": dict(sorted(_rejections(members).items())),
+            "aligned": n_aligned, "stack": stack,
+            # The first clause of the first failure's reason: "too few stars (1 in frame, 1 in reference)".
+            "unregistered_reason": next((failures[r["id"]].split(";")[0] for r in members
+                                         if failures.get(r["id"])), None),
+        })
     return rows
 
 
