@@ -23,7 +23,8 @@ def _print_version(value: bool) -> None:
 def _global_options(
     ctx: typer.Context,
     db: Optional[str] = typer.Option(None, "--db", envvar="OBSDB_DB",
-                                     help="Catalog: a path or an SQLAlchemy URL (default: ./obsdb.sqlite)."),
+                                     help="Catalog: a path or an SQLAlchemy URL (default: ./obsdb.sqlite; `run` and "
+                                          "`demo` write OUT/obsdb.sqlite unless --db is given, and ignore OBSDB_DB)."),
     config: Optional[str] = typer.Option(None, "--config", envvar="OBSDB_CONFIG",
                                          help="Configuration file (default: ./obsdb.toml if present)."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
