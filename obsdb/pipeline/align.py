@@ -160,6 +160,13 @@ def register_stored(frame, reference) -> dict | None:
     """
     from obsdb.imaging.register import register
 
+    if frame.id == reference.id:
+        # The reference is its own grid: nothing to measure, whatever its star count (a one-star
+        # focus frame cannot be matched, and needs not be).
+        return {"ok": True, "reason": "", "method": "reference", "residual_rms": 0.0,
+                "n_matched": 0 if frame.stars is None else len(frame.stars), "model": "translation",
+                "quality": None, "pairs": [], "verification": None, "dx": 0.0, "dy": 0.0, "rotation_deg": 0.0,
+                "scale": 1.0, "cx": 0.0, "cy": 0.0}
     if frame.stars is None or reference.stars is None or (frame.width, frame.height) != (reference.width,
                                                                                           reference.height):
         return None
