@@ -568,6 +568,26 @@ class Catalog:
                                     retract_reason=retract_reason)
             return change.summary()
 
+    # ------------------------------------------------------------ calibration checks' catalog side
+
+    def calibration_frames(self, *, nights=None) -> list[dict]:
+        """Readable bias, dark and flat frames with their statistics
+        (:func:`obsdb.catalog.calibration.calibration_records`)."""
+        from obsdb.catalog.calibration import calibration_records
+
+        with self.session() as session:
+            return calibration_records(session, nights=nights)
+
+    def apply_calibration_tags(self, frame_ids: list[int], wanted: dict, evidence: dict, *, names, author: str,
+                               retract_reason: str):
+        """The calibration checks' tags, in one transaction
+        (:func:`obsdb.catalog.calibration.apply_calibration_tags`); returns a TagSummary."""
+        from obsdb.catalog.calibration import apply_calibration_tags
+
+        with self.session() as session:
+            return apply_calibration_tags(session, frame_ids, wanted, evidence, names=names, author=author,
+                                          retract_reason=retract_reason)
+
     # ------------------------------------------------------------ align's catalog side
 
     def align_frames(self, *, nights=None, band: str | None = None, status: str = "accepted",

@@ -142,6 +142,8 @@ class ApplyReport:
     groups: int = 0
     decisions: list[str] = field(default_factory=list)
     missing_frames: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    """The resulting status of each frame the plan tagged."""
 
 
 def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyReport:
@@ -188,9 +190,15 @@ def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyRe
             if set_decision(session, "fine_box", value, source="plan", author=plan.author, note=note,
                             night_id=night_id):
                 report.decisions.append(f"fine box {plan.fine_box}")
+        before: dict[int, dict] = {}
+        tagged: dict[int, object] = {}
         for entry in plan.tags:
             frames = frames_for(entry.frames)
             if frames:
+                fresh = [f for f in frames if f.id not in before]
+                if fresh:
+                    before.update(_statuses(session, fresh))
+                tagged.update((f.id, f) for f in frames)
                 change = add_tags(session, frames, entry.tag, reason=entry.reason, source="plan",
                                   author=entry.author)
                 report.tags_added += len(change.added)
@@ -205,6 +213,8 @@ def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyRe
             set_group(session, entry.name, frames, box=entry.box, band=entry.band, reference=group_reference,
                       ref_star=entry.reference_star, source="plan", author=plan.author)
             report.groups += 1
+        if tagged:
+            report.outcomes = _outcomes(before, _statuses(session, list(tagged.values())))
         record_event(session, user, "apply",
                      f"{note}: {plural(report.tags_added, 'tag')}, {plural(report.groups, 'group')}, "
                      f"{plural(len(report.decisions), 'decision')}",

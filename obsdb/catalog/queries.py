@@ -141,7 +141,7 @@ def _base_query(condition):
 
 _FRAME_COLUMNS = (Frame.id, Frame.number, Frame.path, Frame.file_name, Frame.band, Frame.image_type, Frame.object,
                   Frame.exptime, Frame.date_obs, Frame.height, Frame.width, Frame.readable, Frame.error,
-                  Frame.number_shared)
+                  Frame.number_shared, Frame.keywords)
 
 
 def iter_frame_records(session: Session, *, nights=None, band: str | None = None, image_type: str | None = None,
@@ -202,7 +202,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                                       .where(GroupMember.frame_id.in_(ids))).all())
         for row in rows:
             (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,
-             error, shared) = row[:n_frame]
+             error, shared, keywords) = row[:n_frame]
             night_name, instrument, stats_id = row[n_frame:n_frame + 3]
             stats = row[n_frame + 3:n_frame + 3 + n_stats]
             at = n_frame + 3 + n_stats
@@ -228,6 +228,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                 "shape": [height, width] if width else None,
                 "readable": readable,
                 "error": error,
+                "keywords": keywords,
                 "status": state,
                 "reasons": judged.reasons,
                 "verdict": {"decided_by": judged.decided_by, "explain": judged.explain(),

@@ -28,6 +28,10 @@ AUTOMATIC_TAGS = ("cloud", "bright-sky", "seeing", "focus", "soft", "trail", "sa
                   "unregistered")
 """Tags written by rules on light frames (`obsdb qa`, `obsdb align`)."""
 
+CALIBRATION_TAGS = ("calib-level", "calib-noise", "calib-saturated", "flat-nonlinear", "flat-faint")
+"""Tags written by the checks of bias, dark and flat frames (`obsdb qa`); each rejects the frame, so
+that no master is made from it."""
+
 MANUAL_VOCABULARY = ("tracking-slight", "tracking-big", "focus-slight", "great", "okay",
                      "use-if-must", "reject", "accept")
 """The known manual tags (free text is allowed too)."""
@@ -39,7 +43,7 @@ AUTOMATIC_REJECTING = frozenset({"cloud", "bright-sky", "seeing", "focus", "soft
                                  "unregistered"})
 """Automatic tags that reject a frame by default (the README's table says why each does or not)."""
 
-REJECTING_TAGS = AUTOMATIC_REJECTING | {
+REJECTING_TAGS = AUTOMATIC_REJECTING | set(CALIBRATION_TAGS) | {
     "reject", "tracking-big", "tracking-slight", "focus-slight", "use-if-must"}
 """Tags that reject a frame.  The seed notebook dropped every frame it marked with
 slight or big tracking errors, slight focus errors or "use if must"."""

@@ -165,6 +165,9 @@ def rejected(
         chosen = parse_columns(columns, spec)
     with open_catalog() as catalog, user_errors():
         records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
+        calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
+    # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
+    records = [r for r in records if r.get("type") not in CALIBRATION_TYPES]
     rows = []
     for record in records:
         rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
@@ -174,3 +177,34 @@ def rejected(
                          "tag": t["name"], "source": t["source"], "author": t["author"],
                          "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"])})
     print_table(rows, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)
+    if calibration:
+        print_calibration_problems(calibration, wide=wide)
+
+
+CALIBRATION_TYPES = ("bias", "dark", "flat")
+"""Image types listed apart by `rejected` and `summary` (:mod:`obsdb.pipeline.calib_checks`)."""
+
+
+def calibration_problems(catalog, *, night=None, band: str | None = None) -> list[dict]:
+    """Bias, dark and flat frames that a calibration check flags or that are rejected, as records."""
+    from obsdb.pipeline.calib_checks import CALIB_TAGS
+
+    records = catalog.frame_dicts(night=night, band=band, where="type in ('bias', 'dark', 'flat')")
+    return [r for r in records if r["status"] == "rejected" or any(t["name"] in CALIB_TAGS for t in r["tags"])]
+
+
+def print_calibration_problems(records: list[dict], *, wide: bool = False) -> None:
+    """The calibration section of `rejected` and `summary`: one row per flagged frame and tag."""
+    from obsdb.cli.tables import Column, print_table
+
+    spec = [Column("frame", "frame", priority=0), Column("type", "type", priority=1),
+            Column("band", "band", priority=2), Column("tag", "tag", priority=3),
+            Column("reason", "reason", priority=4, shrink=True, min_width=20, preferred_width=60)]
+    rows = []
+    for record in records:
+        tags = [t for t in record["tags"]] or [{"name": "unreadable", "reason": record.get("error") or ""}]
+        for i, t in enumerate(tags):
+            rows.append({"frame": record["label"] if i == 0 else "", "type": record["type"] if i == 0 else "",
+                         "band": (record["band"] or "-") if i == 0 else "", "tag": t["name"],
+                         "reason": without_tag(t["name"], t["reason"])})
+    print_table(rows, spec, title=f"calibration frames with problems ({len(records)})", wide=wide)

@@ -182,6 +182,11 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
                             if (frame_id, name) not in wanted)
     report.added.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.added)
     report.assessed = len(frames)
+    from obsdb.pipeline.calib_checks import check_calibration  # bias, dark, flat: their own rules
+
+    calibration = check_calibration(catalog, nights=night, author=RULE_AUTHOR)
+    report.added.extend(calibration.added)
+    report.retracted.extend(calibration.retracted)
     report.nights = sorted(instruments)
     catalog.record_event(user, "qa", f"{plural(len(frames), 'frame')} assessed, {plural(len(report.added), 'tag')} added, "
                                      f"{len(report.retracted)} retracted",
