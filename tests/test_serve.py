@@ -461,3 +461,34 @@ def test_blink_lays_a_real_dithered_frame_on_its_reference(real_data, tmp_path):
         assert moved >= 3
     finally:
         catalog.close()
+
+
+def test_a_rebound_name_reaches_nothing_and_a_foreign_page_changes_nothing(desk):
+    """DNS rebinding: a site whose name resolves to 127.0.0.1 sends its own Host; the desk answers only to
+    its own names.  A change whose Origin is another site is refused even with the right CSRF token."""
+    from starlette.testclient import TestClient
+
+    from obsdb.web.app import create_app
+
+    catalog, _, tmp_path = desk
+    app = create_app(catalog, cache_dir=tmp_path / "cache", author="ada",
+                     allowed_hosts={"127.0.0.1", "localhost", "::1"})
+    own = TestClient(app, base_url="http://127.0.0.1:8765")
+    rebound = TestClient(app, base_url="http://evil.example:8765")
+    night = catalog.nights()[0]["night"]
+    assert rebound.get("/").status_code == 403
+    refused = rebound.get(f"/review/{night}/V")
+    assert refused.status_code == 403 and "name='csrf'" not in refused.text
+    review = own.get(f"/review/{night}/V")
+    assert review.status_code == 200
+    csrf = _csrf(review.text)
+    frame_id = int(re.findall(r'"id": (\d+)', review.text)[0])
+    before = catalog.frame_dicts(frame_ids=[frame_id])[0]["tags"]
+    foreign = own.post("/verdict", json={"frame_id": frame_id, "action": "reject"},
+                       headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example:8765"})
+    assert foreign.status_code == 403
+    assert catalog.frame_dicts(frame_ids=[frame_id])[0]["tags"] == before
+    mine = own.post("/verdict", json={"frame_id": frame_id, "action": "reject"},
+                    headers={"X-CSRF-Token": csrf, "Origin": "http://127.0.0.1:8765"})
+    assert mine.status_code == 200 and mine.json()["status"] == "rejected"
+    assert TestClient(app, base_url="http://[::1]:8765").get("/").status_code == 200

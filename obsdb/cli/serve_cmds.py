@@ -54,7 +54,10 @@ def serve(
     with open_catalog() as catalog, user_errors():
         where = Path(catalog.url.split("///", 1)[1]).parent if catalog.url.startswith("sqlite:///") else Path(".")
         application = create_app(catalog, cache_dir=cache or where / "obsdb-previews",
-                                 author=author or login_name(), token=token, read_only=read_only)
+                                 author=author or login_name(), token=token, read_only=read_only,
+                                 # On the loopback the desk answers to its own names only (DNS rebinding);
+                                 # beyond it the access token guards every request.
+                                 allowed_hosts=None if token else {*LOCAL_HOSTS, host})
         address = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
         # The address alone on its line: terminals make it a link, scripts read it.
         console.print(f"review desk at {address}", soft_wrap=True, highlight=False)

@@ -40,8 +40,16 @@ REVIEWER_COOKIE = "obsdb_reviewer"
 MAX_REVIEWER_NAME = 60
 
 
+def _host_name(value: str) -> str:
+    """``127.0.0.1`` from ``127.0.0.1:8765``, ``::1`` from ``[::1]:8765``; lower case."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
 def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None = None,
-               read_only: bool = False):
+               read_only: bool = False, allowed_hosts=None):
     """The ASGI application over an open catalog.
 
     Parameters
@@ -57,6 +65,10 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         listens beyond localhost.
     read_only : bool
         Refuse every change (403).
+    allowed_hosts : iterable of str, optional
+        Host names the desk answers to (the ``Host`` header, and the ``Origin`` of a change); any
+        other gets 403.  A page on another site whose name a DNS server points at 127.0.0.1 ("DNS
+        rebinding") then reads nothing and records nothing.  None: no check (tests, a token).
 
     Returns
     -------
@@ -75,8 +87,19 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     csrf = secrets.token_urlsafe(24)
     previews = PreviewCache(cache_dir, lambda record: catalog.stored_stars(int(record["id"]), limit=60))
 
+    hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
+
     class TokenCheck(BaseHTTPMiddleware):
         async def dispatch(self, request, call_next):
+            if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
+                return PlainTextResponse("this desk answers only to its own address "
+                                         f"({', '.join(sorted(hosts))}): open the address obsdb serve printed", 403)
+            origin = request.headers.get("origin")
+            if request.method != "GET" and origin is not None:
+                origin_host = _host_name(origin.split("://", 1)[-1].split("/", 1)[0])
+                if origin_host != _host_name(request.headers.get("host", "")) or (
+                        hosts is not None and origin_host not in hosts):
+                    return PlainTextResponse("a change must come from the desk's own pages", 403)
             if token is not None:
                 given = request.query_params.get("token") or request.cookies.get("obsdb_token")
                 if not given or not secrets.compare_digest(given, token):
