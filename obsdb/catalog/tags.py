@@ -105,13 +105,15 @@ def _active(session: Session, frame_ids: list[int], name: str) -> dict[int, list
 
 
 def sync_rule_tags(session: Session, frame_ids, wanted: dict[tuple[int, str], str], *,
-                   names: tuple[str, ...], author: str, retract_reason: str) -> TagChange:
+                   names: tuple[str, ...], author: str, retract_reason: str,
+                   evidence: dict | None = None) -> TagChange:
     """Make the active automatic tags ``names`` on the frames ``frame_ids`` exactly ``wanted``.
 
     ``wanted`` maps (frame id, tag name) to the reason.  A tag that still holds
     with the same reason is kept; with a new reason it is retracted and
     re-added; one that no longer holds is retracted with ``retract_reason``.
     Tags of other names, manual tags and other frames are left alone.
+    ``evidence`` (optional) maps the same keys to the JSON evidence stored with a new tag.
     """
     change = TagChange()
     sources = [f"rule:{name}" for name in names]
@@ -133,7 +135,7 @@ def sync_rule_tags(session: Session, frame_ids, wanted: dict[tuple[int, str], st
         if (frame_id, name) in active and active[(frame_id, name)].reason == reason:
             continue
         tag = Tag(frame_id=frame_id, name=validate_tag_name(name), source=f"rule:{name}", reason=reason,
-                  author=author, created_at=now)
+                  author=author, created_at=now, evidence=(evidence or {}).get((frame_id, name)))
         session.add(tag)
         change.added.append(tag)
     session.flush()
