@@ -611,6 +611,13 @@ def _judge(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
         if n_stars < limit:
             decide("few-stars", f"few-stars: {int(n_stars)} stars < {t.few_stars_ratio:g} x the {int(round(typical))} "
                                 f"typical of {name}", n_stars, limit, "few-stars", typical_stars=_opt(typical))
+            if has_stars:
+                # A trail or a blur spreads the light and loses the faint stars: when the shape
+                # rules name that cause, it replaces few-stars.
+                few = out.pop()
+                shaped = _shape(f, s, t, name, relative, run, decide)
+                if not shaped:
+                    out.append(few)
             return out
     if not has_stars:
         return out
@@ -620,12 +627,25 @@ def _judge(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
         # (trail, focus) the frame may not have.
         return out
 
+    _shape(f, s, t, name, relative, run, decide)
+    return out
+
+
+def _shape(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relative: bool, run: bool,
+           decide) -> bool:
+    """The shape rules (trail; focus, seeing or soft); True when one of them fired."""
+    fired: list[str] = []
+
+    def decide_(tag, *args, **kwargs):
+        fired.append(tag)
+        decide(tag, *args, **kwargs)
+
     elongation = _num(f.elongation)
     trailed = elongation > t.trail_elongation
     # Far out of focus a star is a broken ring: its pieces are elongated without any tracking error.
     ring = run and _num(f.hfd) > FOCUS_RUN_RANGE * s.best_hfd
     if trailed and not ring:
-        decide("trail", f"trail: elongation {elongation:.2f} > {t.trail_elongation:g} (stars drawn out: tracking)",
+        decide_("trail", f"trail: elongation {elongation:.2f} > {t.trail_elongation:g} (stars drawn out: tracking)",
                elongation, t.trail_elongation, "trail-elongation")
 
     # ---- size: focus, seeing or soft
@@ -643,7 +663,7 @@ def _judge(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
         over, ratio, measure, best, value = True, float("nan"), "minor-axis FWHM", float("nan"), width
         threshold = float(t.focus_fwhm_max)
     if not over:
-        return out
+        return bool(fired)
     size = (f"{measure} {value:.2f} px = {ratio:.2f} x {name} best {best:.2f} px (> {t.focus_fwhm_ratio:g} x)"
             if not math.isnan(ratio) else f"{measure} {value:.2f} px > limit {threshold:g} px")
     extra = {"best": _opt(best), "measure": measure, "ratio": _opt(ratio)}
@@ -665,8 +685,8 @@ def _judge(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
         evidence.append("the group is a focus run (star size falls to one minimum and rises again in time order)")
         extra["focus_run"] = True
     if evidence:
-        decide("focus", f"focus: {size}; " + "; ".join(evidence), value, threshold, "focus-fwhm", **extra)
-        return out
+        decide_("focus", f"focus: {size}; " + "; ".join(evidence), value, threshold, "focus-fwhm", **extra)
+        return bool(fired)
     airmass, best_airmass = _num(f.airmass), _num(s.best_airmass)
     predicted = float("nan")
     if not math.isnan(airmass) and best_airmass > 0:
@@ -676,10 +696,10 @@ def _judge(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
         why = f"{card} unchanged at {position:g}"
         if not math.isnan(predicted):
             why += f"; airmass {airmass:.2f} vs {best_airmass:.2f} predicts {predicted:.2f} x"
-        decide("seeing", f"seeing: {size}; round stars, {why}", value, threshold, "seeing-fwhm", **extra)
+        decide_("seeing", f"seeing: {size}; round stars, {why}", value, threshold, "seeing-fwhm", **extra)
     elif (not math.isnan(predicted) and airmass / best_airmass > AIRMASS_CHANGE
           and ratio <= predicted * (1 + SEEING_TOLERANCE)):
-        decide("seeing", f"seeing: {size}; round stars, airmass {airmass:.2f} vs {best_airmass:.2f} on the "
+        decide_("seeing", f"seeing: {size}; round stars, airmass {airmass:.2f} vs {best_airmass:.2f} on the "
                          f"sharpest frames predicts {predicted:.2f} x (airmass^{SEEING_AIRMASS_EXPONENT:g}, "
                          f"within {SEEING_TOLERANCE * 100:.0f} %)", value, threshold, "seeing-fwhm", **extra)
     else:
@@ -688,6 +708,6 @@ def _judge(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
         missing.append("no airmass" if math.isnan(predicted)
                        else f"airmass {airmass:.2f} vs {best_airmass:.2f} predicts only {predicted:.2f} x")
         missing.append("star profile unchanged" if not math.isnan(profile) else "no profile")
-        decide("soft", f"soft: {size}; seeing or focus cannot be told apart ({', '.join(missing)})",
+        decide_("soft", f"soft: {size}; seeing or focus cannot be told apart ({', '.join(missing)})",
                value, threshold, "soft-fwhm", **extra)
-    return out
+    return bool(fired)
