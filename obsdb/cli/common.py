@@ -284,7 +284,7 @@ QA_THRESHOLD_OPTIONS = {
     "focus_fwhm_max": (float, "focus: minor-axis FWHM above this many px (off by default)."),
     "min_stars": (int, "Stars a frame needs for the shape rules (default 5; fewer when its yardstick shows fewer)."),
     "few_stars_ratio": (float, "few-stars: fewer than this fraction of the stars the yardstick's frames typically show "
-                               "(default 0.25)."),
+                               "(default 0.1)."),
     "full_flux_transparency": (float, "bright-sky: a raised sky with stars at this transparency or above is twilight "
                                       "or moonlight when the Sun or Moon is up (default 0.7)."),
     "clear_quantile": (float, "The quantile of a band's skies and FWHMs its yardsticks come from (default 0.5)."),

@@ -130,7 +130,7 @@ class QaThresholds:
     trail_elongation: float = 1.6
     focus_fwhm_ratio: float = 1.5
     min_stars: int = 5
-    few_stars_ratio: float = 0.25
+    few_stars_ratio: float = 0.1
     full_flux_transparency: float = 0.7
     clear_quantile: float = 0.5
     cloud_background_max: float | None = None
@@ -686,6 +686,10 @@ def _shape(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
         extra["focus_run"] = True
     if evidence:
         decide_("focus", f"focus: {size}; " + "; ".join(evidence), value, threshold, "focus-fwhm", **extra)
+        return bool(fired)
+    if trailed:
+        # A trail widens even the minor axis a little; with the trail named, a size verdict
+        # needs evidence of its own (above), not a ratio alone.
         return bool(fired)
     airmass, best_airmass = _num(f.airmass), _num(s.best_airmass)
     predicted = float("nan")
