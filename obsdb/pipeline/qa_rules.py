@@ -1,36 +1,53 @@
-"""Rules that turn per-frame quality metrics into automatic tags.
+"""Rules that turn per-frame quality metrics into automatic tags that name the cause.
 
 Pure functions, no database: the ``qa`` step reads the metrics from the
-catalog, calls :func:`evaluate`, and records each :class:`TagDecision` as a
-tag with its reason.
+catalog (with the Sun and Moon, airmass and focuser position of each frame),
+calls :func:`evaluate`, and records each :class:`TagDecision` as a tag with
+its reason and its evidence.
 
-Each band is judged against itself: its *clear* background and *best* FWHM
-are medians over the better part of its frames (backgrounds at or below the
-band's ``clear_quantile`` quantile, FWHMs likewise), so a night where up to
-half the frames of a band are cloudy or out of focus still has a sound
-yardstick.  When every frame of a band is bad the relative rules cannot see
-it; the optional absolute limits (``cloud_background_max``,
-``focus_fwhm_max``) are for that case.
+Each band of a group is judged against a yardstick: its *clear* background,
+*best* FWHM and HFD and *typical* star count are medians over the better part
+of the yardstick's frames (``clear_quantile``), so a night where up to half
+the frames are bad still has a sound one.  The yardstick is the group itself,
+or, for a group too small (:data:`MIN_YARDSTICK_FRAMES`), the group plus the
+instrument's history (the caller passes it).  A frame alone with no history
+has no yardstick: only the absolute rules apply.
 
-Tags
+Tags (:data:`TAGS`; :data:`REJECTING` reject by default)
     ``cloud``
-        background > ``cloud_background_ratio`` x the band's clear background,
-        or transparency < ``cloud_transparency`` (or background >
-        ``cloud_background_max`` when set).  The background test needs no
-        stars, so it applies to every frame.
+        Stars lose flux: transparency < ``cloud_transparency``; or the sky is raised
+        (background > ``cloud_background_ratio`` x the clear one, or above
+        :data:`SKY_SATURATION_FRACTION` of saturation, or ``cloud_background_max``)
+        with stars that lost some flux, or none measured, or at full flux in a
+        dark sky (no Sun or Moon to explain it: lit cloud).
+    ``bright-sky``
+        The sky is raised, the stars are at full flux (transparency >=
+        ``full_flux_transparency``) and the Sun is above :data:`TWILIGHT_SUN_ALT`
+        or the Moon is up and at least :data:`MOONLIGHT_ILLUMINATION` lit.  Noted.
+    ``unknown``
+        The sky is raised with the stars at full flux and the Sun and Moon could not
+        be computed (no site or time); or the Sun or Moon is up but no star flux was
+        measured.  The reason says which.
     ``trail``
-        median elongation a/b > ``trail_elongation``.
+        Median elongation a/b > ``trail_elongation``.
     ``focus``
-        FWHM across the major axis > ``focus_fwhm_ratio`` x the band's best
-        (or > ``focus_fwhm_max`` px when set).  The width across the major
-        axis, ``fwhm * sqrt(2 / (1 + elongation**2))``, is what a trail leaves
-        unchanged, so a trailed but focused frame is not also tagged focus.
+        FWHM across the major axis or HFD > ``focus_fwhm_ratio`` x the best, with
+        evidence of defocus: a focuser card that differs from the sharpest frames',
+        a star profile (hfd/fwhm) changed by more than :data:`PROFILE_CHANGE`, or a
+        focus run (:func:`focus_run`).
+    ``seeing``
+        As large, round, without defocus evidence, and the focuser unchanged, or the
+        FWHM within :data:`SEEING_TOLERANCE` of the airmass**0.6 prediction.  Noted.
+    ``soft``
+        As large, and nothing tells seeing from focus: the reason lists what is missing.
     ``few-stars``
-        fewer than ``min_stars`` stars.  The star-based rules (trail, focus,
-        transparency) are skipped for such a frame: its medians mean little.
+        Fewer than ``few_stars_ratio`` x the stars the yardstick's frames typically
+        show (relative: a sparse field among its like is not few-stars), unless a
+        sky or shape verdict already names why the stars are missing.
 
-Comparisons are strict (a value equal to its threshold passes) and missing
-or NaN metrics never fire a rule.
+The shape rules need ``min_stars`` stars (or as many as the yardstick typically
+shows: a single-star focus sequence).  Comparisons are strict (a value equal
+to its threshold passes) and missing or NaN metrics never fire a rule.
 """
 
 from __future__ import annotations
