@@ -198,6 +198,9 @@ def test_focus_run_ranks_and_rejects_only_the_defocused():
     rng = np.random.default_rng(0)
     shuffled = [dataclasses.replace(f, time=float(t)) for f, t in zip(frames, rng.permutation(len(frames)))]
     assert not focus_run(shuffled)
+    # A night that ends trailed (sizes grow on one side only) is no focus run.
+    assert not focus_run([dataclasses.replace(f, hfd=h) for f, h in zip(frames[:6], [3.4, 3.0, 3.2, 3.2, 10, 14])])
+    assert not focus_run(frames[:12])
     assert not any(d.tag == "few-stars" for d in evaluate(shuffled))
 
 

@@ -451,7 +451,8 @@ def _fmt(value: float, unit: str = "") -> str:
 
 def focus_run(frames: Iterable[FrameMetricsInput]) -> bool:
     """True when the frames, in time order, are a focus run: the star size (HFD, else FWHM)
-    falls to one minimum and rises after it, spanning :data:`FOCUS_RUN_RANGE` or more.
+    falls to one minimum and rises after it, at least two frames on each side, each side
+    reaching :data:`FOCUS_RUN_RANGE` x the minimum.
     Seeing wanders; it does not sweep through one sharp minimum in a few minutes."""
     sized = [(f.time, _num(f.hfd) if not math.isnan(_num(f.hfd)) else _num(f.fwhm)) for f in frames
              if f.time is not None]
@@ -460,7 +461,11 @@ def focus_run(frames: Iterable[FrameMetricsInput]) -> bool:
         return False
     sizes = [s for _, s in sorted(sized)]
     low = int(np.argmin(sizes))
-    if max(sizes) < FOCUS_RUN_RANGE * sizes[low]:
+    # Through focus and out again: at least two frames on each side, each side growing to the range.
+    before, after = sizes[:low], sizes[low + 1:]
+    if len(before) < 2 or len(after) < 2:
+        return False
+    if max(before) < FOCUS_RUN_RANGE * sizes[low] or max(after) < FOCUS_RUN_RANGE * sizes[low]:
         return False
     slack = 1.0 + FOCUS_RUN_SLACK
     falling = all(sizes[i + 1] <= sizes[i] * slack for i in range(low))
