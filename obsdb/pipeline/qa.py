@@ -179,11 +179,18 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
         history = []
         if small:
             if (instrument, band_name) not in histories:
-                histories[(instrument, band_name)] = catalog.qa_frames(instrument=instrument, band=band_name) \
-                    if instrument is not None else []
+                # Metrics only: star lists are read below for the frames of the same target alone.
+                histories[(instrument, band_name)] = catalog.qa_frames(
+                    instrument=instrument, band=band_name, stars=False) if instrument is not None else []
             history = _same_exposure([h for h in histories[(instrument, band_name)] if h.night != night_name
                                       and h.band == band_name], members)
-        candidates = members + [h for h in history if h.object == target]
+        same_target = [h for h in history if h.object == target]
+        if same_target:
+            wanted_ids = {h.id for h in same_target}
+            same_target = [h for h in catalog.qa_frames(nights=sorted({h.night for h in same_target}),
+                                                        instrument=instrument, band=band_name)
+                           if h.id in wanted_ids]
+        candidates = members + same_target
         reference = band_reference(candidates)
         report.references[label] = reference.label if reference else None
         reference_stars = transparency_stars(reference.stars) if reference else None
