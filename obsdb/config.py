@@ -52,6 +52,9 @@ class IngestConfig:
     picttypes: dict = field(default_factory=lambda: dict(DEFAULT_PICTTYPES))
     float_saturation: float | None = 65535.0
     measure_quality: bool = True
+    site: dict | None = None
+    """The ``[site]`` table of obsdb.toml (latitude, longitude east-positive, elevation in m, name):
+    the site of frames whose header does not give it (:func:`obsdb.imaging.header.site_location`)."""
     max_frame_mb: float = field(default_factory=max_frame_mb_from_env)
     """The frame budget, MB (2**20 bytes) of decoded float32 pixels: a frame whose header claims more
     is recorded unreadable before anything is allocated for it, and a gzip file is not decompressed
@@ -128,10 +131,10 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     path = Path(path)
     data = read_toml_file(path, "configuration file")
     config = Config(source=str(path))
-    unknown = set(data) - {"ingest", "qa"}
+    unknown = set(data) - {"ingest", "qa", "site"}
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; known: ingest, qa")
-    for section in ("ingest", "qa"):
+        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; known: ingest, qa, site")
+    for section in ("ingest", "qa", "site"):
         if not isinstance(data.get(section, {}), dict):
             raise ConfigError(f"{path}: {section}: must be a table: an [{section}] section with key = value lines")
     for key, value in data.get("ingest", {}).items():
@@ -143,7 +146,41 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             raise ConfigError(f"{path}: unknown key ingest.{key}{hint}")
         setattr(config.ingest, key, _ingest_value(path, key, value))
     config.qa = dict(data.get("qa", {}))
+    if "site" in data:
+        config.ingest.site = site_table(path, data["site"])
     return config
+
+
+SITE_KEYS = {"latitude": (-90.0, 90.0), "longitude": (-360.0, 360.0), "elevation": (-500.0, 10000.0)}
+"""The numeric keys of ``[site]`` and their ranges (degrees north, degrees east, metres)."""
+
+
+def site_table(path, table: dict) -> dict:
+    """The ``[site]`` table checked: numbers in range or sexagesimal text (``'+34:44:37'``), and a name.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and the problem.
+    """
+    from obsdb.imaging.header import _degrees
+
+    site: dict = {}
+    for key, value in table.items():
+        if key == "name":
+            if not isinstance(value, str):
+                raise ConfigError(f"{path}: site.name: must be text in quotes")
+            site["site"] = value
+            continue
+        if key not in SITE_KEYS:
+            raise ConfigError(f"{path}: unknown key site.{key}; known: {', '.join(SITE_KEYS)}, name")
+        number = None if isinstance(value, bool) else _degrees(value)
+        low, high = SITE_KEYS[key]
+        if number is None or not low <= number <= high:
+            unit = "metres" if key == "elevation" else "degrees (a number or '+34:44:37')"
+            raise ConfigError(f"{path}: site.{key} {value!r}: expected {unit} between {low:g} and {high:g}")
+        site[key] = ((number + 180.0) % 360.0) - 180.0 if key == "longitude" else number
+    return site
 
 
 def _ingest_value(path: Path, key: str, value):

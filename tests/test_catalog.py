@@ -181,3 +181,35 @@ def test_a_catalog_of_the_previous_release_upgrades_without_loss(tmp_path):
 
             stars = decode_stars(session.get(StarList, 1).data)
             assert stars["x"].tolist() == [10.0, 30.5] and stars["flux"].tolist() == [500.0, 300.0]
+
+
+def test_an_upgrade_interrupted_by_a_full_disk_leaves_the_catalog_as_it_was(tmp_path):
+    """SQLite: the whole upgrade, DDL included, is one transaction.  A disk that fills halfway (here a
+    page limit on the upgrading connection) leaves the catalog at its old revision with its old tables,
+    and the next `init` on a disk with room upgrades it."""
+    from alembic import command
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    path = tmp_path / "old.sqlite"
+    url = database_url(str(path))
+    command.upgrade(alembic_config(url), "0001")
+    tables_before = set(sqlite3.connect(path).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall())
+    pages = sqlite3.connect(path).execute("PRAGMA page_count").fetchone()[0]
+    for room in (1, 3, 6):
+        def full_disk(dbapi_connection, _record, room=room):
+            dbapi_connection.execute(f"PRAGMA max_page_count={pages + room}")
+
+        event.listen(Engine, "connect", full_disk)
+        try:
+            with pytest.raises(Exception, match="full"):
+                upgrade(url)
+        finally:
+            event.remove(Engine, "connect", full_disk)
+        check = sqlite3.connect(path)
+        assert check.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert set(check.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()) == tables_before
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        check.close()
+    assert upgrade(url) == ("0001", head_revision())

@@ -783,3 +783,34 @@ if __name__ == "__main__":
             _memory_table(Path(tmp))
         if arguments.summary:
             _summary(Path(tmp), arguments.summary)
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_others_are_catalogued(tmp_path):
+    """One name of undecodable bytes, beside names with a newline, an ANSI escape, a leading dash and 200
+    characters: the seven valid names are catalogued, the other is named (escaped, on one line) and skipped."""
+    import os
+
+    import numpy as np
+    from astropy.io import fits
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    names = [b"bad_\xff\xfe_0001.fits", b"new\nline_0002.fits", b"\x1b[31mred_0003.fits", b"-dash_0004.fits",
+             b"x" * 200 + b"_0005.fits", b"sp ace_0006.fits", "\u00e9t\u00e9_0007.fits".encode(), b"plain_0008.fits"]
+    for i, name in enumerate(names):
+        hdu = fits.PrimaryHDU(np.full((16, 16), 100 + i, dtype="u2"), fits.Header({"IMAGETYP": "Light"}))
+        with open(os.path.join(os.fsencode(folder), name), "wb") as handle:
+            hdu.writeto(handle)
+    runner = CliRunner()
+    db = str(tmp_path / "c.sqlite")
+    assert runner.invoke(app, ["--db", db, "init"]).exit_code == 0
+    result = runner.invoke(app, ["--db", db, "ingest", str(folder)], terminal_width=300)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "skipped: " in result.stderr and "bad_\\xff\\xfe_0001.fits: the file name is not valid UTF-8" in result.stderr
+    listed = runner.invoke(app, ["--db", db, "frames", "--format", "json"])
+    import json
+
+    assert len(json.loads(listed.stdout)) == 7

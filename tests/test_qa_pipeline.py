@@ -344,7 +344,8 @@ def test_manual_reject_untag_and_accept_over_a_rule(night_db):
 
     # accept overrides a rule rejection; the rule's reason stays listed.
     accepted = invoke(db, "tag", str(cloud), "accept", "--reason", "thin cirrus, usable")
-    assert accepted.exit_code == 0 and "overrides rejections" in accepted.output
+    assert accepted.exit_code == 0 and "(accepts)" in accepted.output
+    assert f"{cloud}: rejected -> accepted" in accepted.output and "the rules say otherwise: cloud:" in accepted.output
     record = records(db)[cloud]
     assert record["status"] == "accepted"
     assert record["reasons"][-1] == "accept: thin cirrus, usable"

@@ -195,3 +195,235 @@ def test_run_without_render_and_report_catalogues_and_aligns_only(tmp_path):
     records = json.loads(runner.invoke(app, ["--db", str(out / "obsdb.sqlite"), "frames",
                                              "--format", "json"]).stdout)
     assert len(records) == 6 and sum(r["shift"] is not None for r in records) >= 5
+
+
+# -- a night that gives no stack, a partial night, and which catalog `run` writes ------------------
+
+def _starless(night: Path, truth, frames=None) -> None:
+    """Replace the pixels of ``frames`` (default all) by a flat sky with noise: no star for QA to find."""
+    import numpy as np
+    from astropy.io import fits
+
+    rng = np.random.default_rng(4)
+    for frame in frames if frames is not None else truth.frames:
+        with fits.open(night / frame["file"], mode="update") as hdul:
+            hdul[0].data = (1000 + rng.normal(0, 10, hdul[0].data.shape)).astype(hdul[0].data.dtype)
+
+
+QUIET = dict(size=256, n_groups=1, cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+
+
+def test_run_on_a_night_qa_rejects_entirely_reports_every_step_and_why(tmp_path):
+    """QA accepts nothing: every step still reports, the report says per band why nothing was stacked,
+    the exit code is NO_STACK_EXIT and the advice names the run's own catalog, not `obsdb qa`."""
+    from obsdb.pipeline.run import NO_STACK_EXIT
+
+    night, out = tmp_path / "night", tmp_path / "out"
+    truth = simulate_night(night, seed=41, n_frames=6, bands=("V",), **QUIET)
+    _starless(night, truth)
+    result = runner.invoke(app, ["run", str(night), "--out", str(out)], terminal_width=300)
+    assert result.exit_code == NO_STACK_EXIT == 3, result.output
+    db = out / "obsdb.sqlite"
+    lines = result.output.splitlines()
+    assert f"catalog: {db} (new)" in lines, result.output
+    assert "ingest: 6 files (6 new, 0 unreadable)" in result.output
+    qa = next(line for line in lines if line.startswith("qa: "))
+    assert re.search(r"0 of 6 light frames accepted, 6 rejected \([a-z-]+ 6\)", qa), qa
+    assert "align: nothing aligned: no accepted frames to align" in lines
+    assert "render: nothing to render: no frame was aligned" in lines
+    assert f"report: {out / 'report' / 'index.html'}" in lines
+    why = re.search(r"V: 0 of 6 frames accepted \([a-z-]+ 6\): nothing to align or stack", result.output)
+    assert why, result.output
+    # Advice true for `run`: its catalog by name, no `--status` (run has none), no "run `obsdb qa` first".
+    assert f"obsdb --db {db} rejected" in result.output
+    assert "--status" not in result.output and "obsdb qa" not in result.output
+    assert "no accepted frames to align; run" not in result.output
+    page = (out / "report" / "index.html").read_text()
+    assert "Why nothing was stacked" in page and why.group(0) in page
+    assert "OBSDB_DB from the environment is not used" in page
+    assert not (out / "aligned").exists() or not list((out / "aligned").glob("stack_*.fits"))
+
+
+def test_run_advice_to_accept_by_hand_gives_a_stack(tmp_path):
+    """Following the printed advice (accept by hand, run again) stacks the accepted frames."""
+    import shlex
+
+    night, out = tmp_path / "night", tmp_path / "out"
+    truth = simulate_night(night, seed=42, n_frames=6, bands=("V",), **QUIET)
+    first = runner.invoke(app, ["run", str(night), "--out", str(out), "--min-stars", "100000"], terminal_width=300)
+    assert first.exit_code == 3, first.output
+    db = str(out / "obsdb.sqlite")
+    advice = re.search(r"\(obsdb (--db \S+ tag \S+ accept) --reason WHY;.*then run `(.+)` again", first.output)
+    assert advice, first.output
+    tag = shlex.split(advice.group(1))
+    assert tag[1] == db
+    numbers = [str(f["number"]) for f in truth.frames[:3]]
+    assert tag[3] in numbers  # the example names a frame of the band that gave no stack
+    accepted = runner.invoke(app, [*tag[:3], ",".join(numbers), "accept", "--reason", "stack anyway"])
+    assert accepted.exit_code == 0, accepted.output
+    rerun = shlex.split(advice.group(2))
+    assert rerun[:2] == ["obsdb", "run"] and "--min-stars" in rerun  # the same command, options included
+    again = runner.invoke(app, rerun[1:], terminal_width=300)
+    assert again.exit_code == 0, again.output
+    assert "(existing, 6 frames)" in again.output and "nothing was stacked" not in again.output
+    from astropy.io import fits
+
+    with fits.open(out / "aligned" / "stack_V.fits") as stack:
+        assert stack[0].header["NCOMBINE"] == 3
+
+
+def test_run_on_a_partial_night_stacks_what_it_can_and_says_which_band_not(tmp_path):
+    """One band without an accepted frame: the other is stacked, exit 0, and the run and the report say
+    which band gave no stack and why."""
+    night, out = tmp_path / "night", tmp_path / "out"
+    truth = simulate_night(night, seed=43, n_frames=8, bands=("V", "R"), **QUIET)
+    red = [f for f in truth.frames if f["band"] == "R"]
+    assert red and len(red) < len(truth.frames)
+    _starless(night, truth, red)
+    result = runner.invoke(app, ["run", str(night), "--out", str(out)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert (out / "aligned" / "stack_V.fits").exists() and not (out / "aligned" / "stack_R.fits").exists()
+    why = re.search(rf"R: 0 of {len(red)} frames? accepted \([a-z-]+ {len(red)}\): nothing to align or stack",
+                    result.output)
+    assert why and "not stacked:" in result.output, result.output
+    assert "nothing was stacked" not in result.output
+    page = (out / "report" / "index.html").read_text()
+    assert "Bands not stacked" in page and why.group(0) in page and "Why nothing was stacked" not in page
+
+
+def _catalog_facts(url: str) -> tuple[int, int]:
+    """(frames, events) of a catalog."""
+    from obsdb.catalog.db import open_catalog
+
+    catalog = open_catalog(url)
+    try:
+        return sum(n["frames"] for n in catalog.nights()), len(catalog.log(limit=10_000))
+    finally:
+        catalog.close()
+
+
+def test_run_ignores_an_exported_obsdb_db_and_says_so(tmp_path, catalog_url):
+    """OBSDB_DB left exported from an earlier exploration does not receive the new night: `run` writes
+    OUT/obsdb.sqlite, says so first, and one line says OBSDB_DB was ignored and how to use it on purpose."""
+    import hashlib
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    simulate_night(old, seed=44, n_frames=6, bands=("V",), **QUIET)
+    simulate_night(new, seed=45, n_frames=6, bands=("V",), object_name="OTHER", first_number=2001, **QUIET)
+    for command in (["init"], ["ingest", str(old)], ["qa"]):
+        assert runner.invoke(app, ["--db", catalog_url, *command]).exit_code == 0
+    before = _catalog_facts(catalog_url)
+    path = Path(catalog_url[len("sqlite:///"):]) if catalog_url.startswith("sqlite:///") else None
+    if path is not None:
+        stamp = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(new), "--out", str(out)], env={"OBSDB_DB": catalog_url},
+                           terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert f"OBSDB_DB={catalog_url} is ignored" in result.output
+    assert 'obsdb --db "$OBSDB_DB" run' in result.output
+    assert f"catalog: {out / 'obsdb.sqlite'} (new)" in result.output.splitlines()
+    assert _catalog_facts(catalog_url) == before
+    if path is not None:
+        assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == stamp
+    assert _catalog_facts(f"sqlite:///{out / 'obsdb.sqlite'}")[0] == 6
+
+    # OBSDB_DB naming the default catalog itself: nothing to say.
+    again = runner.invoke(app, ["run", str(new), "--out", str(out)], env={"OBSDB_DB": str(out / "obsdb.sqlite")})
+    assert again.exit_code == 0 and "is ignored" not in again.output and "(existing, 6 frames)" in again.output
+
+
+def test_run_writes_the_catalog_given_with_db(tmp_path, catalog_url):
+    """`obsdb --db X run`: X is written (and named first), not OUT/obsdb.sqlite, even with OBSDB_DB set."""
+    night, out = tmp_path / "night", tmp_path / "out"
+    simulate_night(night, seed=46, n_frames=6, bands=("V",), **QUIET)
+    decoy = tmp_path / "decoy.sqlite"
+    result = runner.invoke(app, ["--db", catalog_url, "run", str(night), "--out", str(out)],
+                           env={"OBSDB_DB": str(decoy)}, terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "is ignored" not in result.output and not decoy.exists()
+    first = result.output.splitlines()[0] if not result.output.startswith("»") else next(
+        line for line in result.output.splitlines() if line.startswith("catalog: "))
+    assert first.startswith("catalog: ") and first.endswith(("(new)", "(existing, 0 frames)")), first
+    assert not (out / "obsdb.sqlite").exists()
+    assert _catalog_facts(catalog_url)[0] == 6
+    page = (out / "report" / "index.html").read_text()
+    assert "Why nothing was stacked" not in page and "Bands not stacked" not in page
+
+
+def test_run_on_the_real_focus_sequence_reports_every_step(tmp_path, real_data):
+    """The real focus sequence (17 frames of one star): whatever QA makes of it, every step reports, a
+    report is written, and a run that stacks nothing exits 3 with the reason per band in the report."""
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(real_data / "focus_seq"), "--out", str(out)], terminal_width=300)
+    assert result.exit_code in (0, 3), result.output
+    for step in ("catalog:", "ingest: 17 files", "qa: 17 frames assessed", "align:", "group:", "render:",
+                 "report:"):
+        assert step in result.output, (step, result.output)
+    page = (out / "report" / "index.html").read_text()
+    if result.exit_code == 3:
+        assert "Why nothing was stacked" in page and "nothing was stacked:" in result.output
+        assert f"obsdb --db {out / 'obsdb.sqlite'} rejected" in result.output
+    else:
+        assert list((out / "aligned").glob("stack_*.fits"))
+
+
+def test_not_stacked_names_the_cause_of_each_band():
+    """The per-band reasons: QA accepted nothing, registration failed, align or render found nothing;
+    stacked bands are not listed; the exit code follows (3: no stack; with --no-render, nothing aligned)."""
+    from obsdb.pipeline.run import NO_STACK_EXIT, RunSummary, not_stacked
+
+    def row(band, frames, accepted, aligned, rejected_by=None, stack=None, reason=None):
+        return {"band": band, "target": None, "frames": frames, "accepted": accepted, "aligned": aligned,
+                "rejected_by": rejected_by or {}, "stack": stack, "unregistered_reason": reason}
+
+    rows = [row("B", 5, 5, 5, stack="stack_B.fits"),
+            row("V", 17, 0, 0, {"focus": 12, "few-stars": 5}),
+            row("R", 4, 0, 0, {"unregistered": 3, "cloud": 1}, reason="too few stars (1 in frame, 1 in reference)"),
+            row("I", 3, 3, 0),
+            row("Ha", 2, 2, 2)]
+    lines = not_stacked(rows, ["render: nothing to render: no selected frame has a shift"])
+    assert lines == [
+        ("qa", "V: 0 of 17 frames accepted (focus 12, few-stars 5): nothing to align or stack"),
+        ("align", "R: 3 of 4 frames could not be registered onto the reference, e.g. too few stars (1 in frame, "
+                  "1 in reference) (rejected otherwise: cloud 1): nothing to stack"),
+        ("align", "I: 3 of 3 frames accepted, none aligned (registration failed for every one): nothing to stack"),
+        ("render", "Ha: 2 of 2 frames aligned, none stacked (render: nothing to render: no selected frame has "
+                   "a shift)")]
+    assert not_stacked(rows[1:2], ["align: no frame with star metrics to choose a reference from"])[0][0] == "qa"
+    stopped = not_stacked([row("I", 3, 3, 0)], ["align: no frame with star metrics to choose a reference from"])
+    assert stopped == [("align", "I: 3 of 3 frames accepted, none aligned (align: no frame with star metrics to "
+                                 "choose a reference from): nothing to stack")]
+
+    table = [{"stack": None, "aligned": 0}]
+    assert RunSummary(bands=table).exit_code == NO_STACK_EXIT
+    assert RunSummary(bands=[{"stack": "s.fits", "aligned": 3}], failed_files=[("a", "b")]).exit_code == 1
+    assert RunSummary(bands=[{"stack": None, "aligned": 3}], rendered=False).exit_code == 0
+    assert RunSummary(bands=table, rendered=False).exit_code == NO_STACK_EXIT
+
+
+def test_demo_writes_its_own_catalog_whatever_obsdb_db_says(tmp_path):
+    """`obsdb demo` follows run's rule: OUT/obsdb.sqlite, OBSDB_DB from the environment ignored aloud."""
+    other = tmp_path / "other.sqlite"
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--frames", "8", "--size", "192"],
+                           env={"OBSDB_DB": str(other)}, terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert f"OBSDB_DB={other} is ignored" in result.output and not other.exists()
+    assert f"catalog: {out / 'obsdb.sqlite'} (new)" in result.output.splitlines()
+    assert f"try: obsdb --db {out / 'obsdb.sqlite'} rejected" in result.output
+    assert (out / "report" / "index.html").exists()
+
+
+def test_run_says_which_target_gave_no_stack(tmp_path):
+    """Two targets, one of them without a star: the other is stacked, and the empty one is named."""
+    night, out = tmp_path / "night", tmp_path / "out"
+    quiet = dict(QUIET, n_frames=5, bands=("V",))
+    simulate_night(night, seed=47, object_name="FIELD-A", first_number=1001, **quiet)
+    empty = simulate_night(night, seed=48, object_name="FIELD-B", first_number=2001, **quiet)
+    _starless(night, empty)
+    result = runner.invoke(app, ["run", str(night), "--out", str(out)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"FIELD-B V: 0 of 5 frames accepted \([a-z-]+ 5\): nothing to align or stack", result.output)
+    assert "FIELD-A V" not in result.output.split("not stacked:")[1], result.output

@@ -110,7 +110,7 @@ def record_unregistered(session: Session, run, failed: list[tuple[int, str]], re
         frames.update((f.id, f) for f in session.scalars(select(Frame).where(Frame.id.in_(chunk))))
     for frame_id, reason in failed:
         add_tags(session, [frames[frame_id]], "unregistered", reason=f"run {run.id}: {reason}",
-                 source="rule:unregistered", author="obsdb")
+                 source="rule:unregistered", author="obsdb", run_id=run.id)
     if registered:
         retract_tags(session, [frames[i] for i in registered], "unregistered", source="rule:unregistered",
                      reason=f"registered in run {run.id}", author="obsdb")

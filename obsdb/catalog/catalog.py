@@ -383,8 +383,18 @@ class Catalog:
         from obsdb.catalog.models import Frame
         from obsdb.catalog.writes import record_event
 
+        from sqlalchemy import select
+
+        from obsdb.catalog.writes import mark_shared_numbers
+
         with self.session() as session:
             session.execute(update(Frame), [{"id": i, "number": n} for i, n in numbers.items()])
+            nights = set()
+            ids = list(numbers)
+            for start in range(0, len(ids), FILE_QUERY_CHUNK):
+                nights.update(session.scalars(select(Frame.night_id).where(
+                    Frame.id.in_(ids[start:start + FILE_QUERY_CHUNK])).distinct()))
+            mark_shared_numbers(session, sorted(nights))
             record_event(session, author, "ingest", f"{plural(len(numbers), 'frame')} renumbered with pattern {pattern!r}",
                          details={"renumbered": {str(i): n for i, n in numbers.items()}})
 
@@ -424,8 +434,10 @@ class Catalog:
     def shared_numbers(self, frame_ids: list[int]) -> dict[tuple[str, int], list[str]]:
         """Numbers that several files of one night share, among the nights and numbers of ``frame_ids``.
 
-        Returns ``{(night, number): [file names]}``; only clashes that involve
+        Returns ``{(night, number): [paths]}``; only clashes that involve
         one of the given frames (those an ingest just added) are reported.
+        Marks ``frame.number_shared`` on every frame of those nights as it
+        now stands, so that listings name such frames by file name.
         """
         from sqlalchemy import func, select, tuple_
 
@@ -441,15 +453,18 @@ class Catalog:
                     Frame.id.in_(chunk), Frame.number.is_not(None))).all())
             if not pairs:
                 return {}
+            from obsdb.catalog.writes import mark_shared_numbers
+
+            mark_shared_numbers(session, sorted({night for night, _ in pairs}))
             clashes = set(session.execute(
                 select(Frame.night_id, Frame.number).where(Frame.number.is_not(None))
                 .group_by(Frame.night_id, Frame.number).having(func.count() > 1)).all()) & pairs
             out: dict[tuple[str, int], list[str]] = {}
             if clashes:
-                for night, number, name in session.execute(
-                        select(Night.name, Frame.number, Frame.file_name).join(Night, Night.id == Frame.night_id)
+                for night, number, path in session.execute(
+                        select(Night.name, Frame.number, Frame.path).join(Night, Night.id == Frame.night_id)
                         .where(tuple_(Frame.night_id, Frame.number).in_(sorted(clashes)))):
-                    out.setdefault((night, number), []).append(name)
+                    out.setdefault((night, number), []).append(path)
             return out
 
     # ------------------------------------------------------------ qa's catalog side
@@ -565,6 +580,26 @@ class Catalog:
                                     retract_reason=retract_reason, evidence=evidence)
             return change.summary()
 
+    # ------------------------------------------------------------ calibration checks' catalog side
+
+    def calibration_frames(self, *, nights=None) -> list[dict]:
+        """Readable bias, dark and flat frames with their statistics
+        (:func:`obsdb.catalog.calibration.calibration_records`)."""
+        from obsdb.catalog.calibration import calibration_records
+
+        with self.session() as session:
+            return calibration_records(session, nights=nights)
+
+    def apply_calibration_tags(self, frame_ids: list[int], wanted: dict, evidence: dict, *, names, author: str,
+                               retract_reason: str):
+        """The calibration checks' tags, in one transaction
+        (:func:`obsdb.catalog.calibration.apply_calibration_tags`); returns a TagSummary."""
+        from obsdb.catalog.calibration import apply_calibration_tags
+
+        with self.session() as session:
+            return apply_calibration_tags(session, frame_ids, wanted, evidence, names=names, author=author,
+                                          retract_reason=retract_reason)
+
     # ------------------------------------------------------------ align's catalog side
 
     def align_frames(self, *, nights=None, band: str | None = None, status: str = "accepted",
@@ -587,7 +622,8 @@ class Catalog:
             else:
                 scope = night_ids(session, nights)
                 condition = frame_filter(night_scope=scope, band=band, status=status, where=where,
-                                         include_unreadable=False, light_only=True, session=session)
+                                         include_unreadable=False, light_only=True, session=session,
+                                         retry_unregistered=True)
             chosen = _base_query(condition).subquery()
             return self._align_records(session, select(Frame, Night.name, FrameMetrics, StarList)
                                        .join(chosen, chosen.c.id == Frame.id)
@@ -609,7 +645,8 @@ class Catalog:
         for frame, night, metrics, star_list in session.execute(query):
             current = star_list is not None and star_list.algorithm == STARS_VERSION
             out.append(AlignFrame(
-                id=frame.id, label=frame_label(night, frame.number, frame.file_name, qualified=qualified),
+                id=frame.id, label=frame_label(night, frame.number, frame.file_name, qualified=qualified,
+                                               shared=frame.number_shared),
                 night_id=frame.night_id, night=night, path=frame.path, file_name=frame.file_name,
                 number=frame.number, object=frame.object, width=frame.width, height=frame.height,
                 sha256=frame.sha256, band=frame.band, date_obs=frame.date_obs,

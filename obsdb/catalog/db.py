@@ -43,9 +43,16 @@ JIT compilation pays off for long analytical queries, not for a catalog's: Postg
 spent 3.0 of its 5.8 s compiling (EXPLAIN ANALYZE, PostgreSQL 15)."""
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, *, migrating: bool = False, **kwargs) -> Engine:
     """Create an engine; SQLite connections get foreign keys, WAL and a busy timeout, PostgreSQL ones
-    :data:`POSTGRES_OPTIONS`."""
+    :data:`POSTGRES_OPTIONS`.
+
+    ``migrating``: an engine for :func:`upgrade`.  On SQLite its transactions
+    hold DDL too (pysqlite by itself begins a transaction only before INSERT,
+    UPDATE and DELETE, so each CREATE or ALTER committed on its own and an
+    interrupted upgrade left half a schema behind); foreign keys are off, as
+    a table copy-and-rename needs, and checked before the commit.
+    """
     if url.startswith("postgresql") and "options=" not in url:
         kwargs["connect_args"] = {"options": POSTGRES_OPTIONS, **kwargs.get("connect_args", {})}
     try:
@@ -61,12 +68,20 @@ def make_engine(url: str, **kwargs) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA foreign_keys={'OFF' if migrating else 'ON'}")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if ":memory:" not in url:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+            if migrating:
+                dbapi_connection.isolation_level = None  # no implicit transactions: ours, below, hold everything
+
+        if migrating:
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(connection):  # pragma: no cover - trivial
+                # IMMEDIATE: take the write lock at the start, not halfway through the schema change.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
     return engine
 
 
@@ -140,18 +155,16 @@ def upgrade(url: str) -> tuple[str | None, str]:
 
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url)
+    engine = make_engine(url, migrating=True)
     try:
         before = current_revision(engine)
         config = alembic_config(url)
         with engine.connect() as connection:
+            # SQLite ALTERs copy a table, drop it and rename the copy: with foreign keys on, the drop
+            # would cascade into every child table.  The migrating engine has them off (it cannot
+            # change inside a transaction); they are checked before the commit.  The whole upgrade,
+            # DDL included, is this one transaction: interrupted, it leaves the catalog as it was.
             sqlite = engine.dialect.name == "sqlite"
-            if sqlite:
-                # SQLite ALTERs copy a table, drop it and rename the copy: with foreign keys on, the
-                # drop would cascade into every child table.  Off for the migration (it cannot change
-                # inside a transaction), then checked before the commit.
-                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-                connection.commit()
             with connection.begin():
                 config.attributes["connection"] = connection
                 if before is None and not inspect(connection).get_table_names():
@@ -168,9 +181,6 @@ def upgrade(url: str) -> tuple[str | None, str]:
                     if broken:
                         raise CatalogError(f"upgrade left {len(broken)} rows pointing at missing rows "
                                            f"(first: {broken[0]}); the catalog was not changed")
-            if sqlite:
-                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-                connection.commit()
         return before, current_revision(engine)
     finally:
         engine.dispose()

@@ -19,12 +19,41 @@ from obsdb.errors import ObsdbError
 
 
 @dataclass
+class Outcome:
+    """A frame's status before and after a verdict, and why it is what it is now."""
+
+    label: int | str
+    before: str
+    after: str
+    explain: str
+
+    @property
+    def changed(self) -> bool:
+        """True when the decision changed the frame's status."""
+        return self.before != self.after
+
+
+@dataclass
 class Decision:
     """What a manual decision changed."""
 
     changed: int = 0
     unchanged: list[int | str] = field(default_factory=list)
     frames: list[int | str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    """Each frame's resulting status (tag and untag): every command reports it."""
+
+
+def _statuses(session, frames) -> dict[int, dict]:
+    from obsdb.catalog.queries import _records_for_ids
+
+    session.flush()
+    return {r["id"]: r for r in _records_for_ids(session, [f.id for f in frames])}
+
+
+def _outcomes(before: dict[int, dict], after: dict[int, dict]) -> list[Outcome]:
+    return [Outcome(record["label"], before[frame_id]["status"], record["status"], record["verdict"]["explain"])
+            for frame_id, record in after.items()]
 
 
 def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None,
@@ -36,13 +65,16 @@ def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author:
     who = author or login_name()
     with catalog.session() as session:
         frames = select_frames(session, selector, nights=nights)
+        before = _statuses(session, frames)
         change = add_tags(session, frames, name, reason=reason, source="manual", author=who)
+        outcomes = _outcomes(before, _statuses(session, frames))
         record_event(session, who, "tag", f"{name} on {_frames(len(change.added))}: {reason}",
                      frame_id=frames[0].id if len(frames) == 1 else None,
-                     details={"frames": [f.night_label for f in frames], "tag": name})
+                     details={"frames": [f.night_label for f in frames], "tag": name,
+                              "status": {str(o.label): [o.before, o.after] for o in outcomes}})
         kept = {t.frame_id for t in change.kept}
         return Decision(len(change.added), [f.label for f in frames if f.id in kept],
-                        [f.label for f in frames])
+                        [f.label for f in frames], outcomes)
 
 
 def untag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None,
@@ -54,14 +86,18 @@ def untag_frames(catalog, selector: str, name: str, *, reason: str | None, autho
     who = author or login_name()
     with catalog.session() as session:
         frames = select_frames(session, selector, nights=nights)
+        before = _statuses(session, frames)
         change = retract_tags(session, frames, name, reason=reason, author=who)
         if not change.retracted:
             raise ObsdbError(f"no active {name!r} tag on {selector}: nothing retracted "
                              f"(`obsdb show {selector}` lists its tags)")
+        outcomes = _outcomes(before, _statuses(session, frames))
         record_event(session, who, "untag", f"{name} retracted on {_frames(len(change.retracted))}: {reason}",
                      frame_id=frames[0].id if len(frames) == 1 else None,
-                     details={"frames": [f.night_label for f in frames], "tag": name})
-        return Decision(len(change.retracted), [f.label for f in change.missing], [f.label for f in frames])
+                     details={"frames": [f.night_label for f in frames], "tag": name,
+                              "status": {str(o.label): [o.before, o.after] for o in outcomes}})
+        return Decision(len(change.retracted), [f.label for f in change.missing], [f.label for f in frames],
+                        outcomes)
 
 
 def _frames(count: int) -> str:
@@ -106,6 +142,8 @@ class ApplyReport:
     groups: int = 0
     decisions: list[str] = field(default_factory=list)
     missing_frames: list[str] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    """The resulting status of each frame the plan tagged."""
 
 
 def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyReport:
@@ -152,9 +190,15 @@ def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyRe
             if set_decision(session, "fine_box", value, source="plan", author=plan.author, note=note,
                             night_id=night_id):
                 report.decisions.append(f"fine box {plan.fine_box}")
+        before: dict[int, dict] = {}
+        tagged: dict[int, object] = {}
         for entry in plan.tags:
             frames = frames_for(entry.frames)
             if frames:
+                fresh = [f for f in frames if f.id not in before]
+                if fresh:
+                    before.update(_statuses(session, fresh))
+                tagged.update((f.id, f) for f in frames)
                 change = add_tags(session, frames, entry.tag, reason=entry.reason, source="plan",
                                   author=entry.author)
                 report.tags_added += len(change.added)
@@ -169,6 +213,8 @@ def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyRe
             set_group(session, entry.name, frames, box=entry.box, band=entry.band, reference=group_reference,
                       ref_star=entry.reference_star, source="plan", author=plan.author)
             report.groups += 1
+        if tagged:
+            report.outcomes = _outcomes(before, _statuses(session, list(tagged.values())))
         record_event(session, user, "apply",
                      f"{note}: {plural(report.tags_added, 'tag')}, {plural(report.groups, 'group')}, "
                      f"{plural(len(report.decisions), 'decision')}",

@@ -200,8 +200,9 @@ class Frame(Base):
 
     @property
     def label(self) -> int | str:
-        """How the user names this frame within its night: its number, or its file name."""
-        return self.number if self.number is not None else self.file_name
+        """How the user names this frame within its night: its number, or its file name (no number, or
+        one that other files of the night share)."""
+        return self.number if self.number is not None and not self.number_shared else self.file_name
 
     @property
     def night_label(self) -> str:

@@ -20,7 +20,7 @@ from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, FrameMet
                                   Instrument, Night, PointingGroup, RenderOutput, ShiftStep, Tag)
 from obsdb.catalog.selectors import (ALL_NIGHTS, SelectorError, frame_label, night_ids, parse_selector,  # noqa: F401
                                      select_frames)
-from obsdb.catalog.status import STATUSES, frame_status, status_condition, status_expression
+from obsdb.catalog.status import STATUSES, status_condition, status_expression, verdict
 
 PAGE_SIZE = 2000
 """Frames per page of a streamed listing: bounded memory, few round trips."""
@@ -41,8 +41,12 @@ def record_label(record: dict) -> str:
 def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str | None = None,
                  image_type: str | None = None, status: str | None = None, tag: str | None = None,
                  where: str | None = None, include_unreadable: bool = True, light_only: bool = False,
-                 target=None, instrument_id: int | None = None, frame_ids=None, session: Session | None = None):
+                 target=None, instrument_id: int | None = None, frame_ids=None, session: Session | None = None,
+                 retry_unregistered: bool = False):
     """The WHERE clause of a frame listing (over Frame, Night, FrameStats, FrameMetrics).
+
+    ``retry_unregistered``: the status as an alignment run selects by (see
+    :func:`obsdb.catalog.status.status_condition`).
 
     With ``session``, a band matches whatever its case (``v`` finds ``V``;
     ``=r`` asks for exactly ``r``, where a night holds both Johnson R and SDSS
@@ -79,7 +83,7 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
     if status and status != "any":
         if status not in STATUSES:
             raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
-        conditions.append(status_condition(status))
+        conditions.append(status_condition(status, retry_unregistered=retry_unregistered))
     if tag:
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
                                                Tag.name == tag).exists())
@@ -136,7 +140,8 @@ def _base_query(condition):
 
 
 _FRAME_COLUMNS = (Frame.id, Frame.number, Frame.path, Frame.file_name, Frame.band, Frame.image_type, Frame.object,
-                  Frame.exptime, Frame.date_obs, Frame.height, Frame.width, Frame.readable, Frame.error)
+                  Frame.exptime, Frame.date_obs, Frame.height, Frame.width, Frame.readable, Frame.error,
+                  Frame.number_shared, Frame.keywords)
 
 
 def iter_frame_records(session: Session, *, nights=None, band: str | None = None, image_type: str | None = None,
@@ -188,7 +193,8 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
         # One page's ids (at most PAGE_SIZE): bounded lists, never the whole selection's.
         ids = [row[0] for row in rows]
         tags = defaultdict(list)
-        for t in connection.execute(select(Tag.frame_id, Tag.name, Tag.source, Tag.reason, Tag.author, Tag.created_at)
+        for t in connection.execute(select(Tag.frame_id, Tag.id, Tag.name, Tag.source, Tag.reason, Tag.author,
+                                           Tag.created_at, Tag.evidence)
                                  .where(Tag.frame_id.in_(ids), Tag.retracted_at.is_(None)).order_by(Tag.id)):
             tags[t.frame_id].append(t)
         shifts = _current_shifts(session, ids)
@@ -196,7 +202,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                                       .where(GroupMember.frame_id.in_(ids))).all())
         for row in rows:
             (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,
-             error) = row[:n_frame]
+             error, shared, keywords) = row[:n_frame]
             night_name, instrument, stats_id = row[n_frame:n_frame + 3]
             stats = row[n_frame + 3:n_frame + 3 + n_stats]
             at = n_frame + 3 + n_stats
@@ -204,13 +210,12 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
             metrics = row[at + 2:at + 2 + n_metrics]
             state = row[at + 2 + n_metrics]
             frame_tags = tags.get(frame_id, [])
-            _, reasons = frame_status(frame_tags, assessed=metrics_id is not None and assessed_at is not None)
-            if not readable:
-                reasons = [f"unreadable: {error}"]
+            judged = verdict(frame_tags, assessed=metrics_id is not None and assessed_at is not None,
+                             registered=frame_id in shifts, readable=readable, error=error)
             yield {
                 "id": frame_id,
                 "night": night_name,
-                "label": frame_label(night_name, number, file_name, qualified=qualified),
+                "label": frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
                 "number": number,
                 "path": path,
                 "file_name": file_name,
@@ -223,10 +228,13 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                 "shape": [height, width] if width else None,
                 "readable": readable,
                 "error": error,
+                "keywords": keywords,
                 "status": state,
-                "reasons": reasons,
+                "reasons": judged.reasons,
+                "verdict": {"decided_by": judged.decided_by, "explain": judged.explain(),
+                            "disagreeing": judged.disagreeing},
                 "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
-                          "created_at": t.created_at.isoformat()} for t in frame_tags],
+                          "created_at": t.created_at.isoformat(), "evidence": t.evidence} for t in frame_tags],
                 "stats": None if stats_id is None else dict(zip(STATS_FIELDS, stats)),
                 "metrics": None if metrics_id is None else dict(zip(METRICS_FIELDS, metrics)),
                 "group": groups.get(frame_id),
@@ -575,7 +583,7 @@ def frames_details(session: Session, selector: str, *, nights=None) -> list[dict
 def event_log(session: Session, *, limit: int = 50, command: str | None = None, nights=None) -> list[dict]:
     """The newest events (every command that changed the catalog), newest first."""
     scope = night_ids(session, nights)
-    query = (select(Event, Frame.number, Frame.file_name, Night.name)
+    query = (select(Event, Frame.number, Frame.file_name, Night.name, Frame.number_shared)
              .outerjoin(Frame, Frame.id == Event.frame_id)
              .outerjoin(Night, Night.id == func.coalesce(Event.night_id, Frame.night_id))
              .order_by(Event.id.desc()).limit(limit))
@@ -585,9 +593,10 @@ def event_log(session: Session, *, limit: int = 50, command: str | None = None, 
         query = query.where(func.coalesce(Event.night_id, Frame.night_id).in_(scope))
     qualified = session.scalar(select(func.count(Night.id))) > 1
     return [{"id": e.id, "at": e.at.isoformat(), "author": e.author, "command": e.command, "summary": e.summary,
-             "night": night, "frame": None if name is None else frame_label(night, number, name, qualified=qualified),
+             "night": night, "frame": None if name is None else frame_label(night, number, name, qualified=qualified,
+                                                                            shared=shared),
              "details": e.details}
-            for e, number, name, night in session.execute(query)]
+            for e, number, name, night, shared in session.execute(query)]
 
 
 def frame_histories(session, selector: str, *, nights=None) -> list[dict]:
@@ -611,8 +620,10 @@ def frame_history(session, frame: Frame) -> dict:
     frame_ids = [i for i in {s.reference_frame_id for s in steps} | {r.reference_frame_id for r in runs.values()}
                  if i is not None]
     qualified = session.scalar(select(func.count(Night.id))) > 1
-    labels = {i: frame_label(night, n, name, qualified=qualified) for i, n, name, night in session.execute(
-        select(Frame.id, Frame.number, Frame.file_name, Night.name).join(Night, Night.id == Frame.night_id)
+    labels = {i: frame_label(night, n, name, qualified=qualified, shared=shared)
+              for i, n, name, night, shared in session.execute(
+        select(Frame.id, Frame.number, Frame.file_name, Night.name, Frame.number_shared)
+        .join(Night, Night.id == Frame.night_id)
         .where(Frame.id.in_(frame_ids)))}
     stale = {s.run_id for s in steps if s.frame_sha256 is not None and s.frame_sha256 != frame.sha256}
     current = max((r for r in run_ids if r not in stale), default=None)

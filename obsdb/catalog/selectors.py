@@ -9,6 +9,10 @@ night carries on to the bare numbers after it), paths and file names.
   frames share it the error lists them.
 - A bare number that matches frames in more than one night is an error that
   lists the candidates as ``NIGHT:NUMBER``, unless ``--night`` narrows it.
+- A number that several files of one night share names none of them: the
+  error lists each by file name and path.  Those frames are named by file
+  name everywhere (``NIGHT:FILE`` when the catalog holds several nights),
+  which can be typed back.
 """
 
 from __future__ import annotations
@@ -98,6 +102,9 @@ def parse_selector(text: str, known_nights=()) -> list[SelectorPart]:
         prefix, colon, rest = raw.rpartition(":")
         if colon and prefix in nights and _RANGE.match(rest):
             night, spec = prefix, rest
+        elif colon and prefix in nights and rest.strip() and "/" not in rest:
+            parts.append(SelectorPart(raw, night=prefix, path=rest.strip()))
+            continue
         elif colon and _RANGE.match(rest) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", prefix):
             raise SelectorError(f"{raw!r}: no night {prefix} in the catalog"
                                 + (f" (nights: {', '.join(sorted(nights)[:8])})" if nights else ""))
@@ -139,9 +146,14 @@ def night_ids(session: Session, nights) -> list[int] | None:
     return [found[n] for n in names]
 
 
-def frame_label(night_name: str | None, number: int | None, file_name: str, *, qualified: bool) -> str:
-    """How a frame is named to the user: its number (or file name), with ``NIGHT:`` when asked."""
-    label = str(number) if number is not None else file_name
+def frame_label(night_name: str | None, number: int | None, file_name: str, *, qualified: bool,
+                shared: bool = False) -> str:
+    """How a frame is named to the user: its number (or file name), with ``NIGHT:`` when asked.
+
+    A number that other files of the night share (``shared``) names none of them: the file name
+    does, and it can be typed back as a selector.
+    """
+    label = str(number) if number is not None and not shared else file_name
     return f"{night_name}:{label}" if qualified and night_name else label
 
 
@@ -175,7 +187,7 @@ def select_frames(session: Session, selector: str, *, nights=None, readable_only
     found: dict[int, Frame] = {}
     for part in parse_selector(selector, known):
         if part.path is not None:
-            frame = _by_path(session, part.path, scope)
+            frame = _by_path(session, part.path, [known[part.night]] if part.night else scope)
             found[frame.id] = frame
             continue
         query = select(Frame).where(or_(*(Frame.number.between(a, b) for a, b in part.ranges)))
@@ -186,6 +198,7 @@ def select_frames(session: Session, selector: str, *, nights=None, readable_only
         frames = session.scalars(query).all()
         if part.night is None and not everywhere and len({f.night_id for f in frames}) > 1:
             _ambiguous(part, frames)
+        _refuse_shared(part, frames)
         if strict and part.single and not frames:
             where = f" in night {part.night}" if part.night else ""
             raise SelectorError(f"no frame numbered {part.ranges[0][0]}{where} in the catalog "
@@ -205,6 +218,32 @@ def _ambiguous(part: SelectorPart, frames: list[Frame]) -> None:
                             f"name one (NIGHT:NUMBER) or narrow with --night")
     raise SelectorError(f"range {part.text} has frames in {len(nights)} nights ({', '.join(nights)}): "
                         f"write NIGHT:{part.text} or narrow with --night")
+
+
+SHOWN_CANDIDATES = 10
+"""Candidates an ambiguity error lists one by one."""
+
+
+def _refuse_shared(part: SelectorPart, frames: list[Frame]) -> None:
+    """A number several files of one night share names none of them: say which files, and how to name each."""
+    by_key: dict[tuple[int, int], list[Frame]] = {}
+    for frame in frames:
+        by_key.setdefault((frame.night_id, frame.number), []).append(frame)
+    shared = {key: group for key, group in by_key.items() if len(group) > 1}
+    if not shared:
+        return
+    qualified = len({f.night_id for f in frames}) > 1
+    if part.single:
+        group = sorted(next(iter(shared.values())), key=lambda f: f.path)
+        shown = "; ".join(f"{f.night.name + ':' if qualified else ''}{f.file_name} ({f.path})" for f in group[:SHOWN_CANDIDATES])
+        more = f"; and {len(group) - SHOWN_CANDIDATES} more" if len(group) > SHOWN_CANDIDATES else ""
+        raise SelectorError(f"frame number {part.text} names {len(group)} files of night {group[0].night.name}: "
+                            f"{shown}{more}; name one by its file name")
+    numbers = sorted({f"{group[0].night.name}:{number} ({len(group)} files)"
+                      for (_, number), group in shared.items()})
+    raise SelectorError(f"range {part.text} holds numbers that several files of one night share: "
+                        f"{', '.join(numbers[:SHOWN_CANDIDATES])}{' ...' if len(numbers) > SHOWN_CANDIDATES else ''}; "
+                        f"name those frames by file name (`obsdb frames` lists them so)")
 
 
 def _by_path(session: Session, text: str, scope: list[int] | None) -> Frame:

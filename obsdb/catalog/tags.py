@@ -47,26 +47,38 @@ def validate_tag_name(name: str) -> str:
 
 
 def add_tags(session: Session, frames: list[Frame], name: str, *, reason: str, source: str,
-             author: str) -> TagChange:
+             author: str, run_id: int | None = None, evidence: dict | None = None) -> TagChange:
     """Tag frames.  An active tag with the same name, source and reason is kept as is;
-    the same name and source with a new reason is retracted and replaced (the history keeps both)."""
+    the same name and source with a new reason is retracted and replaced (the history keeps both).
+
+    A verdict given again on the command line or the desk is added anew when a later verdict stands
+    between (accept, reject, accept again): its time is what makes it the latest word (see
+    :mod:`obsdb.catalog.status`).  A plan re-applied never re-adds: applying a plan twice changes nothing.
+    ``run_id`` ties a run-bound tag (``unregistered``) to its alignment run; ``evidence`` keeps a
+    rule's numbers and yardstick.
+    """
+    from obsdb.catalog.status import VERDICT_TAGS, is_manual
+
     name = validate_tag_name(name)
     if not reason or not reason.strip():
         raise ObsdbError("a tag needs a reason (--reason)")
     change = TagChange()
     ids = [f.id for f in frames]
     active = _active(session, ids, name)
+    latest = _latest_verdicts(session, ids) if is_manual(source) and name in VERDICT_TAGS else {}
     now = utcnow()
     for frame in frames:
         same = [t for t in active.get(frame.id, []) if t.source == source]
-        if any(t.reason == reason for t in same):
-            change.kept.extend(t for t in same if t.reason == reason)
+        repeat = source != "plan" and is_manual(source) and name in VERDICT_TAGS and any(
+            t.id < latest.get(frame.id, 0) for t in same)
+        if not repeat and any(t.reason == reason.strip() for t in same):
+            change.kept.extend(t for t in same if t.reason == reason.strip())
             continue
         for old in same:
             _retract(old, author, f"superseded: {reason}", now)
             change.retracted.append(old)
         tag = Tag(frame_id=frame.id, name=name, source=source, reason=reason.strip(), author=author,
-                  created_at=now)
+                  created_at=now, run_id=run_id, evidence=evidence)
         session.add(tag)
         change.added.append(tag)
     return change
@@ -96,6 +108,22 @@ def _retract(tag: Tag, author: str, reason: str, when) -> None:
     tag.retract_reason = reason
 
 
+def _latest_verdicts(session: Session, frame_ids: list[int]) -> dict[int, int]:
+    """Tag id of each frame's latest active verdict from a person."""
+    from sqlalchemy import func
+
+    from obsdb.catalog.status import MANUAL_SOURCES, VERDICT_TAGS
+
+    out: dict[int, int] = {}
+    for start in range(0, len(frame_ids), ID_CHUNK):
+        out.update(session.execute(
+            select(Tag.frame_id, func.max(Tag.id)).where(
+                Tag.frame_id.in_(frame_ids[start:start + ID_CHUNK]), Tag.retracted_at.is_(None),
+                Tag.source.in_(MANUAL_SOURCES), Tag.name.in_(sorted(VERDICT_TAGS)))
+            .group_by(Tag.frame_id)).all())
+    return out
+
+
 def _active(session: Session, frame_ids: list[int], name: str) -> dict[int, list[Tag]]:
     result: dict[int, list[Tag]] = {}
     query = select(Tag).where(Tag.frame_id.in_(frame_ids), Tag.name == name, Tag.retracted_at.is_(None))
@@ -106,14 +134,14 @@ def _active(session: Session, frame_ids: list[int], name: str) -> dict[int, list
 
 def sync_rule_tags(session: Session, frame_ids, wanted: dict[tuple[int, str], str], *,
                    names: tuple[str, ...], author: str, retract_reason: str,
-                   evidence: dict | None = None) -> TagChange:
+                   evidence: dict[tuple[int, str], dict] | None = None) -> TagChange:
     """Make the active automatic tags ``names`` on the frames ``frame_ids`` exactly ``wanted``.
 
     ``wanted`` maps (frame id, tag name) to the reason.  A tag that still holds
     with the same reason is kept; with a new reason it is retracted and
     re-added; one that no longer holds is retracted with ``retract_reason``.
     Tags of other names, manual tags and other frames are left alone.
-    ``evidence`` (optional) maps the same keys to the JSON evidence stored with a new tag.
+    ``evidence`` (optional, same keys) is stored in :attr:`Tag.evidence` of the tags added.
     """
     change = TagChange()
     sources = [f"rule:{name}" for name in names]

@@ -33,10 +33,16 @@ def _insert_ignore(session: Session, table, rows: list[dict], key: str) -> None:
 
 
 def ensure_nights(session: Session, nights: dict[str, dict]) -> dict[str, Night]:
-    """The nights named (get or create); ``nights`` maps a name to its source, site and longitude."""
+    """The nights named (get or create); ``nights`` maps a name to its source, site, longitude, latitude
+    and elevation.  A night already known without a latitude or elevation gets the one given now."""
     _insert_ignore(session, Night.__table__, [{"name": name, "created_at": utcnow(), **facts}
                                               for name, facts in nights.items()], "name")
-    return {n.name: n for n in session.scalars(select(Night).where(Night.name.in_(list(nights))))}
+    found = {n.name: n for n in session.scalars(select(Night).where(Night.name.in_(list(nights))))}
+    for name, night in found.items():
+        for column in ("latitude", "elevation"):
+            if getattr(night, column) is None and nights[name].get(column) is not None:
+                setattr(night, column, nights[name][column])
+    return found
 
 
 def ensure_instruments(session: Session, identities: dict[str, dict]) -> dict[str, int]:
@@ -47,17 +53,24 @@ def ensure_instruments(session: Session, identities: dict[str, dict]) -> dict[st
 
 
 def night_facts(m, night_override: str | None) -> tuple[str, dict]:
-    """The night of one measurement (a name and how it was found)."""
-    from obsdb.imaging.header import night_name, site_longitude, site_name
+    """The night of one measurement (a name and how it was found, with the site).
 
-    header = m.header or {}
-    longitude = site_longitude(header)
+    The night's name is the local date at the start of the night
+    (:func:`obsdb.imaging.header.night_name`), from the site's longitude: the header's, else obsdb.toml's
+    ``[site]`` (carried in ``m.site``), else UTC - 12 h.
+    """
+    from obsdb.imaging.header import night_name, site_location
+
+    site = getattr(m, "site", None) or site_location(m.header or {})
+    facts = {"site": site["site"], "longitude": site["longitude"], "latitude": site["latitude"],
+             "elevation": site["elevation"]}
     if night_override:
-        return night_override, {"source": "manual", "site": site_name(header), "longitude": longitude}
-    name = night_name(m.columns.get("date_obs"), longitude) if m.columns else None
+        return night_override, {"source": "manual", **facts}
+    name = night_name(m.columns.get("date_obs"), site["longitude"]) if m.columns else None
     if name is not None:
-        return name, {"source": "date-obs", "site": site_name(header), "longitude": longitude}
-    return Path(m.path).parent.name or "unknown", {"source": "folder", "site": None, "longitude": None}
+        return name, {"source": "date-obs", **facts}
+    return Path(m.path).parent.name or "unknown", {"source": "folder", "site": None, "longitude": None,
+                                                   "latitude": None, "elevation": None}
 
 
 def write_measurements(session: Session, measurements, *, number_pattern: str, user: str,
@@ -95,7 +108,8 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
     new_frames = []
     nights = ensure_nights(session, {name: facts for name, facts in assigned.values()})
     identities = {m.path: instrument_identity(m.header, m.width, m.height) for m in todo if m.header is not None}
-    instruments = ensure_instruments(session, {i["key"]: i for i in identities.values()})
+    instruments = ensure_instruments(session, {i["key"]: {k: v for k, v in i.items() if k != "keywords"}
+                                               for i in identities.values()})
     now = utcnow()
     for m in measurements:
         frame = existing.get(m.path)
@@ -129,6 +143,7 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
                 setattr(frame, key, value)
             frame.width, frame.height, frame.bitpix = m.width, m.height, m.bitpix
             frame.instrument_id = instruments[identities[m.path]["key"]]
+            frame.keywords = frame_keywords(m, identities[m.path], facts)
         frame.stats = FrameStats(algorithm=_stats_version(), **m.stats) if m.stats else None
         # Metrics and stars of old content are stale: replace them, or drop them for `obsdb qa` to redo.
         frame.metrics = FrameMetrics(measured_at=now, **m.metrics) if m.metrics else None
@@ -145,6 +160,18 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
     outcome["new_ids"] = [f.id for f in new_frames]
     _update_night_dates(session, {nights[name].id for name, _ in assigned.values()})
     return outcome
+
+
+def frame_keywords(m, identity: dict, night: dict) -> dict:
+    """Which card(s) gave each column of a frame: the typed columns', the instrument's, and the site's
+    when the frame's night was placed by it."""
+    keywords = dict((m.columns or {}).get("keywords") or {})
+    keywords.update(identity.get("keywords") or {})
+    site = getattr(m, "site", None) or {}
+    for column, source in (site.get("keywords") or {}).items():
+        if night.get(column if column != "site" else "site") is not None:
+            keywords[column] = source
+    return keywords
 
 
 def _measurements_current(frame: Frame, m) -> bool:
@@ -188,3 +215,24 @@ def _stats_version() -> str:
     from obsdb.imaging.stats import STATS_VERSION
 
     return STATS_VERSION
+
+
+def mark_shared_numbers(session, night_ids: list[int]) -> None:
+    """Set ``frame.number_shared`` on the frames of these nights as their numbers now stand (one UPDATE).
+
+    A number that several files of one night share names none of them; listings then name those
+    frames by file name (see :func:`obsdb.catalog.selectors.frame_label`).
+    """
+    from sqlalchemy import and_, exists, select, update
+    from sqlalchemy.orm import aliased
+
+    from obsdb.catalog.models import Frame
+
+    if not night_ids:
+        return
+    other = aliased(Frame)
+    shared = exists(select(other.id).where(other.night_id == Frame.night_id, other.number == Frame.number,
+                                           other.id != Frame.id))
+    session.execute(update(Frame).where(Frame.night_id.in_(night_ids))
+                    .values(number_shared=and_(Frame.number.is_not(None), shared))
+                    .execution_options(synchronize_session=False))

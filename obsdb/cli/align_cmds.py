@@ -235,6 +235,12 @@ def apply(
         report = catalog.apply_plan(parsed, user=author, night=nights_arg(night))
     console.print(f"applied {plan}: {plural(report.tags_added, 'tag')} added ({report.tags_kept} already present), "
                   f"{plural(report.groups, 'group')}, decisions: {', '.join(report.decisions) or 'unchanged'}")
+    changed = [o for o in report.outcomes if o.changed]
+    if report.outcomes:
+        console.print(f"status: {plural(len(changed), 'frame')} changed"
+                      + (": " + ", ".join(f"{o.label} {o.before} -> {o.after}" for o in changed[:10])
+                         + (" ..." if len(changed) > 10 else "") if changed else "")
+                      + f"; {len(report.outcomes) - len(changed)} tagged frames kept their status", soft_wrap=True)
     if report.missing_frames:
         console.print(styled("not in the catalog:", "yellow", f" {'; '.join(report.missing_frames)}"))
 

@@ -21,8 +21,10 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     db: Optional[str] = typer.Option(None, "--db", envvar="OBSDB_DB",
-                                     help="Catalog: a path or an SQLAlchemy URL (default: ./obsdb.sqlite)."),
+                                     help="Catalog: a path or an SQLAlchemy URL (default: ./obsdb.sqlite; `run` and "
+                                          "`demo` write OUT/obsdb.sqlite unless --db is given, and ignore OBSDB_DB)."),
     config: Optional[str] = typer.Option(None, "--config", envvar="OBSDB_CONFIG",
                                          help="Configuration file (default: ./obsdb.toml if present)."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
@@ -31,6 +33,12 @@ def _global_options(
     """obsdb: catalogue a night of CCD frames, tag and reject them with reasons,
     align them with full shift provenance, and render aligned frames and stacks."""
     state.db = db
+    # typer merges --db and OBSDB_DB into one value; click still knows which gave it, and `run`
+    # and `demo` honour only a catalog named on the command line (obsdb.cli.pipeline_cmds).
+    source = ctx.get_parameter_source("db")
+    state.db_from_env = db is not None and source is not None and source.name == "ENVIRONMENT"
+    source = ctx.get_parameter_source("config")
+    state.config_from_env = config is not None and source is not None and source.name == "ENVIRONMENT"
     state.config = config
     if not os.environ.get("OBSDB_DEBUG"):
         # Libraries warn about non-standard FITS cards and plot scales on every frame; the

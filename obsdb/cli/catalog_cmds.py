@@ -91,6 +91,13 @@ def ingest(
             warnings.showwarning(note.message, note.category, note.filename, note.lineno)
     if report.own_outputs:
         console.print(f"left out {plural(len(report.own_outputs), 'file')} obsdb wrote itself (aligned frames, stacks)")
+    if report.unnamable:
+        from obsdb.pipeline.ingest import printable_path
+
+        for path in report.unnamable:
+            err_console.print(styled("skipped:", "yellow", f" {printable_path(path)}: the file name is not "
+                                                           "valid UTF-8 and a catalog stores names as text; rename "
+                                                           "the file to catalogue it"), soft_wrap=True)
     if report.gone:
         shown = ", ".join(Path(path).name for path in report.gone[:5]) + (" ..." if len(report.gone) > 5 else "")
         err_console.print(styled("warning:", "yellow", f" {len(report.gone)} catalogued files are no longer "
@@ -109,16 +116,36 @@ def ingest(
                           soft_wrap=True)
     with open_catalog() as catalog:
         _print_summary(catalog.summary())
-    for (night_name, number), count in sorted(report.shared_numbers.items()):
-        hint = report.number_pattern_hint.get((night_name, number))
-        fix = f"re-ingest with --number-pattern '{hint}'" if hint else "re-ingest with --number-pattern"
-        err_console.print(styled("warning:", "yellow", f" frame number {number} is shared by {count} files "
-                                                       f"of night {night_name}: name them by path, or {fix}"),
-                          soft_wrap=True)
+    _print_shared_numbers(report)
     if report.failed:
         for path, reason in report.failed:
             err_console.print(styled("unreadable:", "red", f" {path}: {reason}"), soft_wrap=True)
         raise typer.Exit(1)
+
+
+def _print_shared_numbers(report) -> None:
+    """Once per folder: how numbers were taken from file names, which several files share, and the
+    pattern that would tell them apart."""
+    import os
+
+    from obsdb.imaging.header import DEFAULT_NUMBER_PATTERN
+
+    by_folder: dict[str, list[tuple[str, int, int]]] = {}
+    for (night_name, number), paths in sorted(report.shared_paths.items()):
+        for folder in sorted({os.path.dirname(p) for p in paths}):
+            by_folder.setdefault(folder, []).append((night_name, number, len(paths)))
+    pattern = report.number_pattern or DEFAULT_NUMBER_PATTERN
+    how = ("the last run of 3 or more digits in the file name" if pattern == DEFAULT_NUMBER_PATTERN
+           else f"the pattern {pattern!r}")
+    for folder, clashes in by_folder.items():
+        hints = {report.number_pattern_hint.get((n, k)) for n, k, _ in clashes} - {None}
+        shown = ", ".join(f"{k} ({count} files)" for _, k, count in clashes[:8]) + (" ..." if len(clashes) > 8 else "")
+        fix = (f"re-ingest with --number-pattern '{hints.pop()}' to tell them apart" if len(hints) == 1
+               else "no number pattern tells them apart")
+        err_console.print(styled("warning:", "yellow", f" {folder}: numbers are {how}; {len(clashes)} "
+                                                       f"{'is' if len(clashes) == 1 else 'are'} shared by several "
+                                                       f"files of one night: {shown}. Those frames are named by "
+                                                       f"file name; {fix}"), soft_wrap=True)
 
 
 def _print_summary(rows: list[dict]) -> None:
@@ -141,12 +168,18 @@ def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-
     """Frames per band and type, with status counts and typical sky and seeing."""
     with open_catalog() as catalog, user_errors():
         rows = catalog.summary(night=nights_arg(night))
+        if fmt_ is OutputFormat.table:
+            from obsdb.cli.quality_cmds import calibration_problems, print_calibration_problems
+
+            calibration = calibration_problems(catalog, night=nights_arg(night))
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(rows))
     elif fmt_ is OutputFormat.csv:
         print_csv(rows, list(rows[0]) if rows else [])
     else:
         _print_summary(rows)
+        if calibration:  # apart from the light frames' counts above
+            print_calibration_problems(calibration)
 
 
 FRAME_COLUMNS = ["number", "file_name", "band", "type", "exptime", "date_obs", "status",
@@ -167,7 +200,21 @@ def _frame_columns():
             Column("fwhm", "FWHM px", numeric=True, priority=3),
             Column("elongation", "elong", numeric=True, priority=9), Column("group", "group", priority=13),
             Column("dx", "dx", numeric=True, priority=7), Column("dy", "dy", numeric=True, priority=8),
-            Column("reasons", "reasons", priority=6, shrink=True, min_width=16)]
+            Column("reasons", "reasons", priority=6, shrink=True, min_width=16),
+            Column("cards", "from cards", priority=16, shrink=True, min_width=16)]
+
+
+CARD_COLUMNS = {"band": "band", "type": "image_type", "exptime": "exptime", "date_obs": "date_obs"}
+"""Listing columns whose header card(s) ``--columns ...,cards`` names (listing key -> ``frame.keywords`` key)."""
+
+
+def cards_text(keywords: dict | None, shown: list[str] | None = None) -> str:
+    """``date_obs=DATE-OBS+UTCSTART band=FILTNAME``: the cards behind the columns ``shown`` (listing keys),
+    or behind every column when none of them has cards."""
+    keywords = keywords or {}
+    wanted = [CARD_COLUMNS[key] for key in (shown or []) if key in CARD_COLUMNS]
+    chosen = [(k, keywords[k]) for k in wanted if k in keywords] if wanted else list(keywords.items())
+    return " ".join(f"{column}={card}" for column, card in chosen) or "-"
 
 
 def _flat(record: dict) -> dict:
@@ -180,8 +227,9 @@ def _flat(record: dict) -> dict:
             "reasons": "; ".join(record.get("reasons") or [])}
 
 
-def _frame_cells(record: dict, *, all_reasons: bool) -> dict:
-    """One frame as the table's text: numbers formatted, the first reason (and how many more)."""
+def _frame_cells(record: dict, *, all_reasons: bool, columns: list[str] | None = None) -> dict:
+    """One frame as the table's text: numbers formatted, the first reason (and how many more), and the
+    header cards behind the ``columns`` shown (:func:`cards_text`)."""
     row = _flat(record)
     reasons = record.get("reasons") or []
     if not all_reasons and len(reasons) > 1:
@@ -193,7 +241,8 @@ def _frame_cells(record: dict, *, all_reasons: bool) -> dict:
             "date_obs": (row["date_obs"] or "-")[:19], "status": row["status"], "median": fmt(row["median"]),
             "background": fmt(row["background"]), "n_stars": fmt(row["n_stars"]), "fwhm": fmt(row["fwhm"], 2),
             "elongation": fmt(row["elongation"], 2), "group": row["group"] or "-", "dx": fmt(row["dx"], 3),
-            "dy": fmt(row["dy"], 3), "reasons": shown_reasons}
+            "dy": fmt(row["dy"], 3), "reasons": shown_reasons,
+            "cards": cards_text(record.get("keywords"), columns)}
 
 
 def wide_option():
@@ -202,7 +251,8 @@ def wide_option():
 
 def columns_option():
     return typer.Option(None, "--columns", help="Exactly these columns, comma-separated "
-                                                "(e.g. number,band,fwhm,reasons).")
+                                                "(e.g. number,band,fwhm,reasons; 'cards' names the header "
+                                                "cards behind the columns listed).")
 
 
 @app.command()
@@ -248,7 +298,7 @@ def _print_frames(records, fmt_: OutputFormat, title: str = "frames", *, wide: b
         print_csv((_flat(r) for r in records), FRAME_COLUMNS + ["path", "night"])
         return
     records = list(records)
-    rows = [_frame_cells(r, all_reasons=wide or bool(columns)) for r in records]
+    rows = [_frame_cells(r, all_reasons=wide or bool(columns), columns=columns) for r in records]
     styles = [{"rejected": "red", "accepted": "green"}.get(r["status"]) for r in records]
     print_table(rows, _frame_columns(), title=f"{title} ({len(rows)})", wide=wide, only=columns, styles=styles)
 
@@ -281,8 +331,12 @@ def _print_details(detail: dict) -> None:
                 "shape", "bitpix", "status", "group", "ingested_at", "error"):
         if detail.get(key) is not None:
             facts.add_row(key, str(detail[key]))
+    if (detail.get("verdict") or {}).get("explain"):
+        facts.add_row("verdict", detail["verdict"]["explain"])
     for reason in detail.get("reasons") or []:
         facts.add_row("reason", reason)
+    if detail.get("keywords"):
+        facts.add_row("from cards", ", ".join(f"{k}={v}" for k, v in detail["keywords"].items()))
     console.print(facts)
     for section in ("stats", "metrics", "shift"):
         values = detail.get(section)

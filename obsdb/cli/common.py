@@ -67,7 +67,11 @@ class State:
     """Global options, set by the app callback."""
 
     db: str | None = None
+    db_from_env: bool = False
+    """``db`` came from OBSDB_DB, not from --db on the command line."""
     config: str | None = None
+    config_from_env: bool = False
+    """``config`` came from OBSDB_CONFIG (a rerun command line need not repeat it)."""
 
 
 state = State()

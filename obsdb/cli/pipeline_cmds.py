@@ -23,9 +23,56 @@ RUN_COLUMNS = [Column("target", "target", priority=5, shrink=True, min_width=8, 
 """The run summary's columns: at 80 columns the counts and reasons come first, the stack's file last."""
 
 
+def _print_step(name: str, text: str) -> None:
+    """One step's result, as soon as it is known (a long night shows how far it got)."""
+    console.print(styled(name, "bold", f": {text}"))
+
+
+def _run_catalog(out: Path, command: str) -> str | None:
+    """The catalog `run` and `demo` write: one named with --db on the command line, else OUT/obsdb.sqlite.
+
+    OBSDB_DB from the environment is not used: an export left from an earlier
+    exploration must not send a new night into an old catalog.  When it names
+    another catalog, one line says it was ignored and how to use it on purpose.
+    """
+    from obsdb.catalog.db import database_url
+
+    if state.db and not state.db_from_env:
+        return state.db
+    if state.db and database_url(state.db) != database_url(str(out / "obsdb.sqlite")):
+        err_console.print(styled("note:", "yellow", f" OBSDB_DB={state.db} is ignored: `obsdb {command}` writes "
+                                 f"{out / 'obsdb.sqlite'} unless --db is given on its command line; to write that "
+                                 f'catalog on purpose: obsdb --db "$OBSDB_DB" {command} ...'), soft_wrap=True)
+    return None
+
+
+def _advice(summary, rerun: str) -> None:
+    """Which bands gave no stack and why, then what to do: advice true for `run` (catalog and rerun spelled out)."""
+    from obsdb.pipeline.run import advice
+
+    if summary.not_stacked:
+        console.print(styled("nothing was stacked:" if not summary.stacked else "not stacked:", "bold yellow"))
+        for line in summary.not_stacked:
+            console.print(f"  {line}")
+    elif not summary.stacked:
+        console.print(styled("nothing was aligned:", "bold yellow", " " + "; ".join(summary.stopped)))
+    for line in advice(summary, rerun):
+        console.print(line, soft_wrap=True)
+
+
+def _rerun(db: str | None, folder: Path, out: Path, options: list[str] = ()) -> str:
+    """The `obsdb run` command that processes this night again into the same catalog, with ``options``."""
+    import shlex
+
+    words = (["obsdb"] + (["--config", state.config] if state.config and not state.config_from_env else [])
+             + (["--db", db] if db else []) + ["run", str(folder), "--out", str(out), *options])
+    return "`" + " ".join(shlex.quote(str(word)) for word in words) + "`"
+
+
 def _print_run(summary) -> None:
-    for name, text in summary.steps:
-        console.print(styled(name, "bold", f": {text}"))
+    if summary.on_step is None:
+        for name, text in summary.steps:
+            _print_step(name, text)
     per_target = any(row.get("target") is not None for row in summary.bands)
     rows = []
     for row in summary.bands:
@@ -60,9 +107,15 @@ def run(
 ) -> None:
     """Do the whole night: init, ingest, qa, align, render, stack and report, with a summary per band.
 
-    The catalog is --db if given, else OUT/obsdb.sqlite.  The [ingest] and [qa] sections of
-    obsdb.toml (or --config) apply, as they do to ingest and qa; the threshold options
-    below override [qa]."""
+    The catalog is OUT/obsdb.sqlite, or the one given with --db on this command line
+    (`obsdb --db CATALOG run ...`); OBSDB_DB from the environment is not used.  The [ingest]
+    and [qa] sections of obsdb.toml (or --config) apply, as they do to ingest and qa; the
+    threshold options below override [qa].
+
+    Every step reports even when QA accepts nothing or nothing can be aligned; the report
+    then says, per band, why nothing was stacked.  Exit status: 0 stacks written (bands
+    without one are listed), 3 the night ran but gave no stack (with --no-render: no frame
+    aligned), 1 an error or unreadable files."""
     from obsdb.config import load_config
     from obsdb.pipeline.run import run_night
 
@@ -71,17 +124,23 @@ def run(
             from obsdb.errors import ObsdbError
 
             raise ObsdbError(f"{folder}: not a folder")
+    db = _run_catalog(out, "run")
     with open_executor(executor_kind, workers, scheduler) as executor, user_errors():
         config = load_config(state.config)
-        summary = run_night(folder, out, db=state.db, workers=workers, stack=stack, render_outputs=render_,
+        summary = run_night(folder, out, db=db, workers=workers, stack=stack, render_outputs=render_,
                             executor=executor,
                             report=report, thresholds={**config.qa, **(qa_thresholds or {})},
                             ingest_config=config.ingest,
                             step=lambda name: err_console.print(f"» {name}", style="cyan"),
-                            progress_factory=progress_bar)
+                            progress_factory=progress_bar, on_step=_print_step)
     _print_run(summary)
-    if summary.failed_files:
-        raise typer.Exit(1)
+    if summary.not_stacked or not summary.stacked:
+        given = [word for name, value in (qa_thresholds or {}).items()
+                 for word in (f"--{name.replace('_', '-')}", value)]
+        given += (["--stack", stack] if stack != "median" else []) + ([] if render_ else ["--no-render"])
+        _advice(summary, _rerun(db, folder, out, given))
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
 
 
 @app.command()
@@ -92,19 +151,25 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Random seed of the night."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
 ) -> None:
-    """Simulate a night (several bands, pointing groups, cloud, trails, defocus) and run the whole pipeline on it."""
+    """Simulate a night (several bands, pointing groups, cloud, trails, defocus) and run the whole pipeline on it.
+
+    The catalog is OUT/obsdb.sqlite, or the one given with --db on this command line;
+    OBSDB_DB from the environment is not used."""
     from obsdb.pipeline.run import run_night
     from obsdb.simulate import simulate_night
 
     night = out / "night"
+    db = _run_catalog(out, "demo")
     with user_errors():
         err_console.print(styled("» simulate", "cyan", f" {frames_} frames of {size}x{size} into {night}"))
         with progress_bar("simulate") as progress:
             simulate_night(night, seed=seed, size=size, n_frames=frames_, progress=progress)
-        summary = run_night(night, out, db=state.db, workers=workers,
+        summary = run_night(night, out, db=db, workers=workers,
                             step=lambda name: err_console.print(f"» {name}", style="cyan"),
-                            progress_factory=progress_bar)
+                            progress_factory=progress_bar, on_step=_print_step)
     _print_run(summary)
+    if summary.not_stacked:
+        _advice(summary, _rerun(db, night, out))
     console.print(f"catalog: {summary.catalog}", soft_wrap=True)
     console.print(f"try: obsdb --db {summary.catalog} rejected", soft_wrap=True)
     console.print(f"review it in a browser: obsdb --db {summary.catalog} serve", soft_wrap=True)

@@ -77,38 +77,75 @@ def qa(
 
 @app.command()
 def tag(
-    frames: str = typer.Argument(..., help="Frames: numbers, ranges (3852-3861,3885) or paths."),
+    frames: str = typer.Argument(..., help="Frames: numbers, ranges (3852-3861,3885), file names or paths."),
     name: str = typer.Argument(..., help="Tag, e.g. tracking-big, focus-slight, great, reject, accept."),
     reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why (kept with the tag; required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
     night: Optional[List[str]] = night_option(),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
-    """Tag frames by hand.  Tags are append-only; `accept` overrides every rejection."""
-    from obsdb.catalog.status import MANUAL_VOCABULARY, REJECTING_TAGS
+    """Tag frames by hand.  A person's latest verdict (accept, reject, tracking-big, ...) wins."""
+    from obsdb.catalog.status import ACCEPTING_TAGS, MANUAL_VOCABULARY, REJECTING_TAGS
 
     with open_catalog() as catalog, user_errors():
         done = catalog.tag(frames, name, reason=reason, author=author, night=nights_arg(night))
-    kind = "rejects" if name in REJECTING_TAGS else ("overrides rejections" if name == "accept" else "")
+    if fmt_ is ReportFormat.json:
+        print_json(_outcomes_json(done))
+        return
+    kind = "rejects" if name in REJECTING_TAGS else ("accepts" if name in ACCEPTING_TAGS else "")
     note = "" if name in MANUAL_VOCABULARY or name in REJECTING_TAGS else " (free-text tag: neither rejects nor accepts)"
     console.print(f"tagged {frames_text(done.changed)} {name!r}" + (f" ({kind})" if kind else "") + note
                   + (f"; {len(done.unchanged)} already had it" if done.unchanged else ""))
+    _print_outcomes(done)
 
 
 @app.command()
 def untag(
-    frames: str = typer.Argument(..., help="Frames: numbers, ranges or paths."),
+    frames: str = typer.Argument(..., help="Frames: numbers, ranges, file names or paths."),
     name: str = typer.Argument(..., help="The tag to retract."),
     reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why it is retracted (required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
     night: Optional[List[str]] = night_option(),
+    fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
     """Retract a tag (kept in the history with who, when and why)."""
     with open_catalog() as catalog, user_errors():
         done = catalog.untag(frames, name, reason=reason, author=author, night=nights_arg(night))
+    if fmt_ is ReportFormat.json:
+        print_json(_outcomes_json(done))
+        return
     console.print(f"retracted {name!r} on {frames_text(done.changed)}")
     if done.unchanged:
         err_console.print(styled("warning:", "yellow", f" no active {name!r} on {frames_text(len(done.unchanged))}: "
                                                        f"{', '.join(map(str, done.unchanged))}"))
+    _print_outcomes(done)
+
+
+SHOWN_OUTCOMES = 10
+"""Frames whose resulting status `tag` and `untag` spell out one by one; beyond, counts per change."""
+
+
+def _print_outcomes(done) -> None:
+    """Each frame's resulting status: a verdict that changes nothing says so."""
+    from collections import Counter
+
+    from rich.markup import escape
+
+    if len(done.outcomes) <= SHOWN_OUTCOMES:
+        for o in done.outcomes:
+            change = f"{o.before} -> {o.after}" if o.changed else f"still {o.after}"
+            console.print(f"  {escape(str(o.label))}: {change} ({escape(o.explain)})", soft_wrap=True)
+        return
+    counts = Counter((o.before, o.after) for o in done.outcomes)
+    for (before, after), count in sorted(counts.items()):
+        change = f"{before} -> {after}" if before != after else f"still {after}"
+        console.print(f"  {frames_text(count)}: {change}")
+
+
+def _outcomes_json(done) -> dict:
+    return {"changed": done.changed, "unchanged": done.unchanged,
+            "frames": [{"frame": o.label, "before": o.before, "status": o.after, "explain": o.explain}
+                       for o in done.outcomes]}
 
 
 @app.command()
@@ -136,6 +173,9 @@ def rejected(
         chosen = parse_columns(columns, spec)
     with open_catalog() as catalog, user_errors():
         records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
+        calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
+    # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
+    records = [r for r in records if r.get("type") not in CALIBRATION_TYPES]
     rows = []
     for record in records:
         rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
@@ -145,3 +185,34 @@ def rejected(
                          "tag": t["name"], "source": t["source"], "author": t["author"],
                          "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"])})
     print_table(rows, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)
+    if calibration:
+        print_calibration_problems(calibration, wide=wide)
+
+
+CALIBRATION_TYPES = ("bias", "dark", "flat")
+"""Image types listed apart by `rejected` and `summary` (:mod:`obsdb.pipeline.calib_checks`)."""
+
+
+def calibration_problems(catalog, *, night=None, band: str | None = None) -> list[dict]:
+    """Bias, dark and flat frames that a calibration check flags or that are rejected, as records."""
+    from obsdb.pipeline.calib_checks import CALIB_TAGS
+
+    records = catalog.frame_dicts(night=night, band=band, where="type in ('bias', 'dark', 'flat')")
+    return [r for r in records if r["status"] == "rejected" or any(t["name"] in CALIB_TAGS for t in r["tags"])]
+
+
+def print_calibration_problems(records: list[dict], *, wide: bool = False) -> None:
+    """The calibration section of `rejected` and `summary`: one row per flagged frame and tag."""
+    from obsdb.cli.tables import Column, print_table
+
+    spec = [Column("frame", "frame", priority=0), Column("type", "type", priority=1),
+            Column("band", "band", priority=2), Column("tag", "tag", priority=3),
+            Column("reason", "reason", priority=4, shrink=True, min_width=20, preferred_width=60)]
+    rows = []
+    for record in records:
+        tags = [t for t in record["tags"]] or [{"name": "unreadable", "reason": record.get("error") or ""}]
+        for i, t in enumerate(tags):
+            rows.append({"frame": record["label"] if i == 0 else "", "type": record["type"] if i == 0 else "",
+                         "band": (record["band"] or "-") if i == 0 else "", "tag": t["name"],
+                         "reason": without_tag(t["name"], t["reason"])})
+    print_table(rows, spec, title=f"calibration frames with problems ({len(records)})", wide=wide)

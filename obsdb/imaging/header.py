@@ -123,9 +123,10 @@ def _json_value(value):
 REPEATABLE_KEYWORDS = ("COMMENT", "HISTORY")
 """Keywords that a header holds many times by design; any other repeated keyword is a duplicate."""
 
-COLUMN_KEYWORDS = ("FILTER", "FILTER1", "FILTNAM", "IMAGETYP", "IMAGETYPE", "OBSTYPE", "FRAMETYP", "PICTTYPE",
-                   "OBJECT", "EXPTIME", "EXPOSURE", "EXP_TIME", "DATE-OBS", "DATE_OBS", "TIME-OBS", "UT",
-                   "UTSTART", "UT-START", "AIRMASS", "SECZ")
+COLUMN_KEYWORDS = ("FILTER", "FILTNAME", "FILTER1", "FILTER2", "FILTNAM", "INSFLNAM", "IMAGETYP", "IMAGETYPE",
+                   "OBSTYPE", "FRAMETYP", "PICTTYPE", "OBJECT", "EXPTIME", "EXPOSURE", "EXP_TIME", "DATE-OBS",
+                   "DATE_OBS", "TIME-OBS", "UTCSTART", "UTC-OBS", "UT", "UTSTART", "UT-START", "MJD-OBS", "AIRMASS",
+                   "SECZ")
 """Keywords the typed columns come from (:func:`frame_columns`): a duplicate of one is warned about."""
 
 EARLIEST_DATE_OBS = datetime(1900, 1, 1)
@@ -172,13 +173,40 @@ def normalise_image_type(header: dict, mapping: dict | None = None,
 
 _DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2})$")
 
+TIME_OF_DAY_KEYWORDS = ("TIME-OBS", "UTCSTART", "UTC-OBS", "UT", "UTSTART", "UT-START")
+"""Cards holding the time of day (UTC) when the date card holds a date only, tried in this order.
+LOIS (Lowell) writes ``DATE-OBS = '2019-03-26'`` with the time in ``UTCSTART`` and ``UTC-OBS``."""
+
+MJD_KEYWORDS = ("MJD-OBS", "MJD", "JD-OBS", "JD")
+"""Cards giving the start of exposure as a modified (MJD) or plain Julian date (JD), tried in this order
+when no DATE-OBS is given (a JD is told from an MJD by its size)."""
+
+_MJD_ZERO = datetime(1858, 11, 17)
+_JD_MINUS_MJD = 2400000.5
+
 
 def parse_date_obs(header: dict, problems: list[str] | None = None, *,
                    now: datetime | None = None) -> datetime | None:
     """Start of exposure in UTC (naive datetime), or None when absent, unparseable or implausible.
 
-    Understands ISO dates with or without time (then TIME-OBS/UT/UTSTART is
-    added), and the pre-2000 FITS form ``DD/MM/YY`` (years 19YY).
+    See :func:`date_obs_and_source`, which also names the card(s) the time came from.
+    """
+    return date_obs_and_source(header, problems, now=now)[0]
+
+
+def date_obs_and_source(header: dict, problems: list[str] | None = None, *,
+                        now: datetime | None = None) -> tuple[datetime | None, str | None]:
+    """Start of exposure in UTC (naive datetime) and the card(s) that gave it.
+
+    In order:
+
+    1. ``DATE-OBS`` (or ``DATE_OBS``): an ISO date with its time, or a date alone (ISO or the pre-2000
+       ``DD/MM/YY``, years 19YY) completed by the first time-of-day card of
+       :data:`TIME_OF_DAY_KEYWORDS` (source ``DATE-OBS+UTCSTART``), else by ``MJD-OBS`` when that falls
+       on the same date (``DATE-OBS+MJD-OBS``), else midnight (``DATE-OBS (date only)``).
+    2. Without DATE-OBS, the Julian dates of :data:`MJD_KEYWORDS` (``MJD-OBS``).
+    3. Last, ``DATE``: the FITS standard's date the *file was written*, often not the exposure's; a
+       problem says so when it is used.
 
     Parameters
     ----------
@@ -187,63 +215,115 @@ def parse_date_obs(header: dict, problems: list[str] | None = None, *,
     problems : list of str, optional
         Receives one sentence for a date that is given but not used: unparseable, with a time of
         day that is no time (``99:99:99``), before :data:`EARLIEST_DATE_OBS`, or more than
-        :data:`FUTURE_DATE_SLACK` after ``now``.
+        :data:`FUTURE_DATE_SLACK` after ``now``; and one when the time is DATE's.
     now : datetime, optional
         The present, UTC (default: the clock's).
 
     Returns
     -------
-    datetime or None
+    (datetime or None, str or None)
     """
     problems = [] if problems is None else problems
+    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
     key = "DATE-OBS" if _get(header, "DATE-OBS") is not None else "DATE_OBS"
     raw = _get(header, key)
-    if raw is None or (isinstance(raw, str) and not raw.strip()):
-        return None
+    if raw is not None and not (isinstance(raw, str) and not raw.strip()):
+        # A DATE-OBS that is given but wrong is reported, not replaced by a guess from another card.
+        return _date_card(header, key, raw, problems, now, use_mjd=True)
+    for mjd_key in MJD_KEYWORDS:
+        value = _number(header, mjd_key)
+        if value is None or value <= 0:
+            continue
+        mjd = value - _JD_MINUS_MJD if value > _JD_MINUS_MJD / 2 else value
+        try:
+            parsed = _MJD_ZERO + timedelta(days=mjd)
+        except OverflowError:
+            continue
+        if _plausible(parsed, mjd_key, value, problems, now):
+            return parsed, mjd_key
+        return None, None
+    raw = _get(header, "DATE")
+    if raw is not None and not (isinstance(raw, str) and not raw.strip()):
+        parsed, source = _date_card(header, "DATE", raw, problems, now, use_mjd=False)
+        if parsed is not None:
+            problems.append(f"no DATE-OBS: the time is taken from {source}, which usually says when the file "
+                            "was written, not when the exposure began")
+        return parsed, source
+    return None, None
+
+
+def _date_card(header: dict, key: str, raw, problems: list[str], now: datetime, *,
+               use_mjd: bool) -> tuple[datetime | None, str | None]:
+    """The date (and time) of one date card, with its source; (None, None) with a problem when unusable."""
     if not isinstance(raw, str):
         problems.append(f"{key} {raw!r} is not a date: date recorded as unknown")
-        return None
+        return None, None
     text = raw.strip().rstrip("Z")
     match = _DMY.match(text)
+    source = key
     try:
         if match:
             day, month, year = (int(g) for g in match.groups())
-            parsed = _add_time(datetime(1900 + year, month, day), header)
+            date_only = datetime(1900 + year, month, day)
         else:
             parsed = datetime.fromisoformat(text)
             if parsed.tzinfo is not None:
                 parsed = (parsed - parsed.utcoffset()).replace(tzinfo=None)
-            if "T" not in text and " " not in text:
-                parsed = _add_time(parsed, header)
+            date_only = parsed if "T" not in text and " " not in text else None
+        if date_only is not None:
+            parsed, time_key = _add_time(date_only, header)
+            if time_key is None and use_mjd:
+                parsed, time_key = _time_from_mjd(date_only, header)
+            source = f"{key}+{time_key}" if time_key else f"{key} (date only)"
     except _BadTime as exc:
         problems.append(f"{exc}: date recorded as unknown")
-        return None
+        return None, None
     except (ValueError, OverflowError):
         problems.append(f"{key} {raw!r} is not a date: date recorded as unknown")
-        return None
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+        return None, None
+    if not _plausible(parsed, key, raw, problems, now):
+        return None, None
+    return parsed, source
+
+
+def _plausible(parsed: datetime, key: str, raw, problems: list[str], now: datetime) -> bool:
     if parsed < EARLIEST_DATE_OBS:
         problems.append(f"{key} {raw!r} is before {EARLIEST_DATE_OBS.year}, implausible: date recorded as unknown")
-        return None
+        return False
     if parsed > now + FUTURE_DATE_SLACK:
         problems.append(f"{key} {raw!r} is in the future, implausible: date recorded as unknown")
-        return None
-    return parsed
+        return False
+    return True
+
+
+def _time_from_mjd(date: datetime, header: dict) -> tuple[datetime, str | None]:
+    """``date`` at the time of day of MJD-OBS when MJD-OBS falls on that date and holds a time
+    (ESO's EMMI frames: ``DATE-OBS = '26/10/92'``, ``MJD-OBS = 48921.62787``)."""
+    mjd = _number(header, "MJD-OBS")
+    if mjd is None or mjd == int(mjd):
+        return date, None
+    try:
+        moment = _MJD_ZERO + timedelta(days=mjd)
+    except OverflowError:
+        return date, None
+    return (moment, "MJD-OBS") if moment.date() == date.date() else (date, None)
 
 
 class _BadTime(ValueError):
     """A time-of-day keyword that is no time; the message names it."""
 
 
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d*)?))?$")
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{1,2}(?:\.\d*)?))?$")
 
 
-def _add_time(date: datetime, header: dict) -> datetime:
-    """``date`` plus the first time-of-day keyword; :class:`_BadTime` when that keyword is no time.
+def _add_time(date: datetime, header: dict) -> tuple[datetime, str | None]:
+    """``date`` plus the first time-of-day card of :data:`TIME_OF_DAY_KEYWORDS`, and that card's name;
+    :class:`_BadTime` when that card is no time.
 
-    ``99:99:99`` used to be added as 99 h 99 min, moving the date by four days.
+    ``99:99:99`` used to be added as 99 h 99 min, moving the date by four days.  LOIS writes
+    one-digit seconds (``'03:49:7.89'``); they are read as seconds.
     """
-    for key in ("TIME-OBS", "UT", "UTSTART", "UT-START"):
+    for key in TIME_OF_DAY_KEYWORDS:
         value = _get(header, key)
         if value is None or (isinstance(value, str) and not value.strip()):
             continue
@@ -254,8 +334,8 @@ def _add_time(date: datetime, header: dict) -> datetime:
         seconds = float(match.group(3) or 0.0)
         if hours > 23 or minutes > 59 or seconds >= 61.0:  # 60.x: a leap second
             raise _BadTime(f"{key} {value!r} is not a time of day")
-        return date + timedelta(hours=hours, minutes=minutes, seconds=seconds)
-    return date
+        return date + timedelta(hours=hours, minutes=minutes, seconds=seconds), key
+    return date, None
 
 
 def _number(header: dict, *keys: str) -> float | None:
@@ -281,11 +361,92 @@ def _text(header: dict, *keys: str) -> str | None:
     return None
 
 
+def _number_source(header: dict, *keys: str) -> tuple[float | None, str | None]:
+    """The first of ``keys`` holding a finite number (a number, or text such as ``'300.0'``), and its key."""
+    for key in keys:
+        value = _number(header, key)
+        if value is not None:
+            return value, key
+    return None, None
+
+
+def _text_source(header: dict, *keys: str) -> tuple[str | None, str | None]:
+    for key in keys:
+        value = _text(header, key)
+        if value is not None:
+            return value, key
+    return None, None
+
+
+FILTER_KEYWORDS = ("FILTER", "FILTNAME", "FILTNAM", "FILTER1", "FILTER2", "FILTER3", "INSFLNAM", "FILTERID",
+                   "FILT-NAM", "ESO INS FILT1 NAME")
+"""Cards naming the filter, tried in this order.  ``FILTER1``/``FILTER2``/``FILTER3`` are the wheels of one
+light path: they are combined, a wheel in :data:`EMPTY_FILTER_NAMES` left out (``'B'`` and ``'open'`` is
+``B``; ``'B'`` and ``'GG385'`` is ``B+GG385``)."""
+
+FILTER_WHEELS = ("FILTER1", "FILTER2", "FILTER3")
+"""Filter wheels of one light path, combined into one band."""
+
+EMPTY_FILTER_NAMES = frozenset({"", "open", "clear", "empty", "none", "no filter", "free", "air", "blank"})
+"""Wheel positions that hold no filter (lower case); a wheel so named adds nothing to the band."""
+
+
+def filter_and_source(header: dict) -> tuple[str | None, str | None]:
+    """The band from :data:`FILTER_KEYWORDS`, and the card(s) that gave it (``FILTER1+FILTER2``)."""
+    for key in FILTER_KEYWORDS:
+        if key in FILTER_WHEELS:
+            wheels = [(k, _text(header, k)) for k in FILTER_WHEELS]
+            wheels = [(k, v) for k, v in wheels if v is not None]
+            if not wheels:
+                continue
+            used = [(k, v) for k, v in wheels if v.lower() not in EMPTY_FILTER_NAMES]
+            if not used:  # every wheel open: the band is the first wheel's word for it
+                return wheels[0][1], wheels[0][0]
+            return "+".join(v for _, v in used), "+".join(k for k, _ in used)
+        value = _text(header, key)
+        if value is not None:
+            return value, key
+    return None, None
+
+
+def binning_and_source(header: dict) -> tuple[int | None, int | None, str | None]:
+    """On-chip binning (x, y) and the card(s) that gave it.
+
+    From ``XBINNING``/``YBINNING``, ``BINX``/``BINY``, ``CCDXBIN``/``CCDYBIN``, ``CCDSUM`` (NOAO and LOIS:
+    ``'3 3'``) or ``BINNING`` (``'2x2'`` or ``2``).  A binning beyond any detector (a 23-digit XBINNING)
+    is no binning, and would not fit the catalog.
+    """
+    def valid(value) -> int | None:
+        return int(value) if value is not None and value == int(value) and 0 < value < 2 ** 31 else None
+
+    for x_key, y_key in (("XBINNING", "YBINNING"), ("BINX", "BINY"), ("CCDXBIN", "CCDYBIN")):
+        bx = valid(_number(header, x_key))
+        if bx is not None:
+            by = valid(_number(header, y_key))
+            return bx, by or bx, x_key if by is None else f"{x_key}/{y_key}"
+    for key in ("CCDSUM", "BINNING"):
+        value = _get(header, key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            b = valid(float(value))
+            if b is not None:
+                return b, b, key
+        elif isinstance(value, str):
+            parts = re.split(r"[\sx,*]+", value.strip().lower())
+            try:
+                numbers = [valid(float(p)) for p in parts if p]
+            except ValueError:
+                continue
+            if numbers and None not in numbers and len(numbers) <= 2:
+                return numbers[0], numbers[-1], key
+    return None, None, None
+
+
 def frame_columns(header: dict, *, image_types: dict | None = None,
                   picttypes: dict | None = None, problems: list[str] | None = None) -> dict:
-    """Typed catalog columns derived from a header (already JSON-normalised).
+    """Typed catalog columns derived from a header (already JSON-normalised), and the cards behind them.
 
-    A keyword given by several cards (two FILTER cards) counts by its first card.
+    A keyword given by several cards (two FILTER cards) counts by its first card.  Numbers given as
+    text (``EXPTIME = '300.0'``) are read as numbers.
 
     Parameters
     ----------
@@ -295,12 +456,13 @@ def frame_columns(header: dict, *, image_types: dict | None = None,
         See :func:`normalise_image_type`.
     problems : list of str, optional
         Receives one sentence per doubt: a :data:`COLUMN_KEYWORDS` keyword given different values, a date
-        not used (:func:`parse_date_obs`).
+        not used (:func:`date_obs_and_source`).
 
     Returns
     -------
     dict
-        band, image_type, object, exptime, date_obs, airmass.
+        band, image_type, object, exptime, date_obs, airmass, and ``keywords``: for each of them with a
+        value, the card(s) it came from (``{"date_obs": "DATE-OBS+UTCSTART", "band": "FILTNAME"}``).
     """
     problems = [] if problems is None else problems
     for key in COLUMN_KEYWORDS:
@@ -309,14 +471,29 @@ def frame_columns(header: dict, *, image_types: dict | None = None,
         if isinstance(value, list) and len({repr(v) for v in value}) > 1:
             shown = ", ".join(repr(v) for v in value[:5]) + (", ..." if len(value) > 5 else "")
             problems.append(f"{key} is given {len(value)} times ({shown}): the first is used")
-    return {
-        "band": _text(header, "FILTER", "FILTER1", "FILTNAM"),
-        "image_type": normalise_image_type(header, image_types, picttypes),
-        "object": _text(header, "OBJECT"),
-        "exptime": _number(header, "EXPTIME", "EXPOSURE", "EXP_TIME"),
-        "date_obs": parse_date_obs(header, problems),
-        "airmass": _number(header, "AIRMASS", "SECZ"),
-    }
+    band, band_key = filter_and_source(header)
+    image_type, type_key = image_type_and_source(header, image_types, picttypes)
+    target, object_key = _text_source(header, "OBJECT", "OBJNAME")
+    exptime, exptime_key = _number_source(header, "EXPTIME", "EXPOSURE", "EXP_TIME", "ITIME")
+    date_obs, date_key = date_obs_and_source(header, problems)
+    airmass, airmass_key = _number_source(header, "AIRMASS", "SECZ")
+    sources = {"band": band_key, "image_type": type_key, "object": object_key, "exptime": exptime_key,
+               "date_obs": date_key, "airmass": airmass_key}
+    return {"band": band, "image_type": image_type, "object": target, "exptime": exptime,
+            "date_obs": date_obs, "airmass": airmass,
+            "keywords": {column: key for column, key in sources.items() if key}}
+
+
+def image_type_and_source(header: dict, mapping: dict | None = None,
+                          picttypes: dict | None = None) -> tuple[str, str | None]:
+    """:func:`normalise_image_type` and the card it came from (None: no card, ``unknown``)."""
+    for key in ("IMAGETYP", "IMAGETYPE", "OBSTYPE", "FRAMETYP"):
+        raw = _get(header, key)
+        if isinstance(raw, str) and raw.strip():
+            return normalise_image_type(header, mapping, picttypes), key
+    if _get(header, "PICTTYPE") is not None:
+        return normalise_image_type(header, mapping, picttypes), "PICTTYPE"
+    return normalise_image_type(header, mapping, picttypes), None
 
 
 DEFAULT_NUMBER_PATTERN = r"(\d{3,})(?!.*\d{3})"
@@ -409,20 +586,104 @@ def _degrees(value) -> float | None:
     return -degrees if sign == "-" else degrees
 
 
-def site_longitude(header: dict) -> float | None:
-    """The site's longitude in degrees east, from SITELONG, LONG-OBS, OBSGEO-L or OBSGEO-X/Y.
+SITE_KEYWORD_PAIRS = (("SITELAT", "SITELONG"), ("LAT-OBS", "LONG-OBS"), ("LATITUDE", "LONGITUD"),
+                      ("OBSGEO-B", "OBSGEO-L"))
+"""Cards giving the site's latitude and longitude (degrees, east-positive; a number or sexagesimal text
+such as ``'+34:44:37'`` or ``'-96 27 12'``), tried as pairs in this order; then ``OBSGEO-X/Y/Z``
+(geocentric metres, converted by astropy's EarthLocation).  A latitude and a longitude are taken from
+the same pair when one has both: MaxIm DL headers can carry two sites that disagree."""
 
-    SITELONG and LONG-OBS are read east-positive, as the FITS standard's
-    OBSGEO-L is.  Returns None when no keyword gives a longitude within +-360.
+SITE_ELEVATION_KEYWORDS = ("SITEELEV", "ALT-OBS", "OBSGEO-H", "ELEVATIO", "ELEVATION")
+"""Cards giving the site's height above sea level, metres, tried in this order; then ``ALTITUDE``
+(LOIS: ``ALTITUDE = 2206. / altitude in meters``) only when it exceeds :data:`ALTITUDE_AS_HEIGHT_ABOVE`."""
+
+ALTITUDE_AS_HEIGHT_ABOVE = 90.0
+"""``ALTITUDE`` is the site's height (m) only above this: elsewhere it is often the telescope's altitude
+angle, which never exceeds 90 degrees."""
+
+
+def site_location(header: dict, fallback: dict | None = None) -> dict:
+    """The site of a frame: latitude, longitude (degrees, east-positive), elevation (m) and name,
+    with the card(s) each came from.
+
+    Parameters
+    ----------
+    header : dict
+        JSON-normalised header.
+    fallback : dict, optional
+        The ``[site]`` table of obsdb.toml (``latitude``, ``longitude``, ``elevation``, ``name``):
+        used for what the header does not give, with the source ``obsdb.toml [site]``.
+
+    Returns
+    -------
+    dict
+        ``latitude``, ``longitude``, ``elevation``, ``site`` (each None when unknown) and ``keywords``
+        (``{"latitude": "LATITUDE", "longitude": "LONGITUD", ...}``).
     """
-    for key in ("SITELONG", "LONG-OBS", "OBSGEO-L", "LONGITUD"):
-        degrees = _degrees(_get(header, key))
-        if degrees is not None and abs(degrees) <= 360.0:
-            return ((degrees + 180.0) % 360.0) - 180.0
-    x, y = _number(header, "OBSGEO-X"), _number(header, "OBSGEO-Y")
-    if x is not None and y is not None and (x or y):
-        return math.degrees(math.atan2(y, x))
-    return None
+    found: dict = {"latitude": None, "longitude": None, "elevation": None, "site": None}
+    sources: dict = {}
+
+    def take(column: str, value, source: str) -> None:
+        if found[column] is None and value is not None:
+            found[column], sources[column] = value, source
+
+    pairs = [(_latitude(_get(header, lat)), _longitude(_get(header, lon)), lat, lon)
+             for lat, lon in SITE_KEYWORD_PAIRS]
+    for lat, lon, lat_key, lon_key in sorted(pairs, key=lambda p: (p[0] is None or p[1] is None)):
+        take("latitude", lat, lat_key)
+        take("longitude", lon, lon_key)
+    if found["latitude"] is None or found["longitude"] is None:
+        geodetic = _geocentric_site(header)
+        if geodetic is not None:
+            take("latitude", geodetic[0], "OBSGEO-X/Y/Z")
+            take("longitude", geodetic[1], "OBSGEO-X/Y/Z")
+            take("elevation", geodetic[2], "OBSGEO-X/Y/Z")
+    elevation, elevation_key = _number_source(header, *SITE_ELEVATION_KEYWORDS)
+    if elevation is None:
+        altitude = _number(header, "ALTITUDE")
+        if altitude is not None and altitude > ALTITUDE_AS_HEIGHT_ABOVE:
+            elevation, elevation_key = altitude, "ALTITUDE"
+    if elevation is not None and -500.0 < elevation < 10000.0:
+        take("elevation", elevation, elevation_key)
+    name, name_key = _text_source(header, "SITENAME", "OBSERVAT", "SITE")
+    take("site", name, name_key)
+    for column, value in (fallback or {}).items():
+        column = "site" if column == "name" else column
+        if column in found:
+            take(column, value, "obsdb.toml [site]")
+    return {**found, "keywords": sources}
+
+
+def _latitude(value) -> float | None:
+    degrees = _degrees(value)
+    return degrees if degrees is not None and abs(degrees) <= 90.0 else None
+
+
+def _longitude(value) -> float | None:
+    degrees = _degrees(value)
+    if degrees is None or abs(degrees) > 360.0:
+        return None
+    return ((degrees + 180.0) % 360.0) - 180.0
+
+
+def _geocentric_site(header: dict) -> tuple[float, float, float] | None:
+    """Latitude, longitude (degrees) and height (m) from OBSGEO-X/Y/Z (geocentric, metres), by astropy."""
+    x, y, z = (_number(header, f"OBSGEO-{axis}") for axis in "XYZ")
+    if x is None or y is None or z is None:
+        return None
+    radius = math.sqrt(x * x + y * y + z * z)
+    if not 6.3e6 < radius < 6.4e6:  # not on the Earth's surface: no site
+        return None
+    from astropy.coordinates import EarthLocation
+    import astropy.units as u
+
+    geodetic = EarthLocation.from_geocentric(x, y, z, unit=u.m).to_geodetic()
+    return float(geodetic.lat.deg), float(geodetic.lon.deg), float(geodetic.height.to_value(u.m))
+
+
+def site_longitude(header: dict) -> float | None:
+    """The site's longitude in degrees east (see :func:`site_location`), or None."""
+    return site_location(header)["longitude"]
 
 
 def site_name(header: dict) -> str | None:
@@ -466,16 +727,16 @@ def instrument_identity(header: dict, width: int | None, height: int | None) -> 
     """Telescope, camera, read-out shape, binning and pixel size of a frame, and their key.
 
     Two frames are of the same instrument when all of these agree; the
-    ``key`` is their canonical text (``telescope|camera|WxH|XxY``).
+    ``key`` is their canonical text (``telescope|camera|WxH|XxY``).  The binning
+    is :func:`binning_and_source`'s (CCDSUM included); ``keywords`` names the cards.
     """
-    telescope = _text(header, "TELESCOP")
-    camera = _text(header, "INSTRUME", "CAMERA", "DETECTOR")
-    bx, by = _number(header, "XBINNING", "BINX", "CCDXBIN"), _number(header, "YBINNING", "BINY", "CCDYBIN")
-    # A binning beyond any detector (a 23-digit XBINNING) is no binning, and would not fit the catalog.
-    binning_x = int(bx) if bx and 0 < bx < 2 ** 31 else None
-    binning_y = int(by) if by and 0 < by < 2 ** 31 else binning_x
+    telescope, telescope_key = _text_source(header, "TELESCOP")
+    camera, camera_key = _text_source(header, "INSTRUME", "CAMERA", "DETECTOR")
+    binning_x, binning_y, binning_key = binning_and_source(header)
     pixel = _number(header, "XPIXSZ", "PIXSIZE1", "PIXSIZE")
     key = "|".join([telescope or "", camera or "", f"{width or 0}x{height or 0}",
                     f"{binning_x or 1}x{binning_y or 1}"])
+    sources = {"telescope": telescope_key, "camera": camera_key, "binning": binning_key}
     return {"key": key, "telescope": telescope, "camera": camera, "width": width, "height": height,
-            "binning_x": binning_x, "binning_y": binning_y, "pixel_size": pixel}
+            "binning_x": binning_x, "binning_y": binning_y, "pixel_size": pixel,
+            "keywords": {k: v for k, v in sources.items() if v}}

@@ -268,6 +268,11 @@ def saturation_level(header, bitpix: int, default_float: float | None = 65535.0)
 
     def number(key, default):
         value = first(key, default)
+        if isinstance(value, str):  # SATURATE = '65000': a number written as text
+            try:
+                value = float(value)
+            except ValueError:
+                return default
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return default
         try:

@@ -34,7 +34,15 @@ def celestial_wcs_cards(header) -> list[tuple[str, object, str]] | None:
     list of tuple or None
         The header's own WCS cards, verbatim (standard, SIP/TPV or DSS plate solution).
     """
-    cards = [(card.keyword, card.value, card.comment) for card in header.cards if _WCS_KEY.match(card.keyword)]
+    cards = [(card.keyword, _numeric(card.keyword, card.value), card.comment)
+             for card in header.cards if _WCS_KEY.match(card.keyword)]
+    if any(value is not card.value for (_, value, _), card in zip(cards, (c for c in header.cards
+                                                                        if _WCS_KEY.match(c.keyword)))):
+        # SCAMP's TPV solutions in Lowell's LOIS frames write CRVAL1 = '124.6187765596' as text: astropy
+        # reads such a WCS as all zeros.  The numbers are written as numbers.
+        header = header.copy()
+        for keyword, value, _ in cards:
+            header[keyword] = value
     if not any(_CELESTIAL_NEEDS.match(keyword) for keyword, _, _ in cards):
         # No axis types, no celestial WCS: astropy.wcs (seconds to import) is not needed to say so.
         return None
@@ -51,6 +59,20 @@ def celestial_wcs_cards(header) -> list[tuple[str, object, str]] | None:
     # Verbatim, whatever the convention (SIP, TPV, a DSS plate solution): the output's pixels are the
     # reference's, so its own keywords describe them exactly.
     return cards
+
+
+_TEXT_WCS_KEY = re.compile(r"^(CTYPE\d|CUNIT\d|RADESYS|RADECSYS|WCSNAME|PLTDECSN)[A-Z]?$")
+"""WCS keywords whose values are text by the standard; the others are numbers."""
+
+
+def _numeric(keyword: str, value):
+    """A numeric WCS card's value as a number when it was written as text (``'716.0'``), else as it is."""
+    if not isinstance(value, str) or _TEXT_WCS_KEY.match(keyword):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 def replace_wcs(header, cards, *, note: str) -> None:

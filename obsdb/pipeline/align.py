@@ -16,7 +16,7 @@ from typing import Callable
 
 from obsdb import __version__
 from obsdb.config import login_name
-from obsdb.errors import ObsdbError
+from obsdb.errors import NothingToProcess, ObsdbError
 
 MATCH_RADIUS = 1.5
 """Distance (px) within which a mapped frame star counts as matching a reference star,
@@ -93,8 +93,8 @@ def choose_reference(frames: list):
     """
     measured = [f for f in frames if f.n_stars and f.fwhm]
     if not measured:
-        raise ObsdbError("no frame with quality metrics to choose a reference from: run `obsdb qa` "
-                         "or give --reference")
+        raise NothingToProcess("no frame with quality metrics to choose a reference from: run `obsdb qa` "
+                               "or give --reference", "no frame with star metrics to choose a reference from")
     most = max(f.n_stars for f in measured)
     rich = [f for f in measured if f.n_stars >= 0.7 * most]
     return min(rich, key=lambda f: f.fwhm)
@@ -274,9 +274,10 @@ def align_auto(catalog, *, night=None, reference: str | None = None, band: str |
     if frames is None:
         frames = _select(catalog, night=night, status=status, band=band, where=where, target=target)
     if not frames:
-        raise ObsdbError(f"no {status} frames to align" + (f" in band {band}" if band else "")
-                         + (f" of target {target!r}" if target is not ALL_TARGETS else "")
-                         + ("; run `obsdb qa` first or use --status any" if status == "accepted" else ""))
+        fact = (f"no {status} frames to align" + (f" in band {band}" if band else "")
+                + (f" of target {target!r}" if target is not ALL_TARGETS else ""))
+        raise NothingToProcess(fact + ("; run `obsdb qa` first or use --status any" if status == "accepted" else ""),
+                               fact)
     ref = resolve_reference(catalog, frames, reference)
     by_id = {f.id: f for f in frames}
     by_id.setdefault(ref.id, ref)

@@ -24,6 +24,11 @@ BATCH_SIZE = 25
 enough that an interruption loses little work."""
 
 
+LIGHT_IMAGE_TYPES = ("light", "unknown")
+"""Image types whose stars are measured (a frame of unknown type may be a light frame); bias, dark
+and flat frames get pixel statistics only (:mod:`obsdb.pipeline.calib_checks` judges them)."""
+
+
 class IngestError(ObsdbError):
     """A path given to ingest does not exist or cannot be listed."""
 
@@ -47,6 +52,8 @@ class Measurement:
     stars: bytes | None = None
     """The star list (:func:`obsdb.imaging.stars.encode_stars`), measured with the metrics."""
     n_stars_stored: int = 0
+    site: dict | None = None
+    """The site (:func:`obsdb.imaging.header.site_location`, ``[site]`` of obsdb.toml filling the gaps)."""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     """What was doubted or left out of a usable file, one sentence each (an implausible DATE-OBS,
@@ -70,6 +77,10 @@ class IngestReport:
     shared_numbers: dict[tuple[str, int], int] = field(default_factory=dict)
     """(night, number) carried by more than one file of that night, among the files this ingest added
     (the number pattern does not fit these names)."""
+    shared_paths: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    """The files behind each shared number."""
+    number_pattern: str | None = None
+    """The pattern the numbers were taken from file names with (None: the default)."""
     number_pattern_hint: dict[tuple[str, int], str] = field(default_factory=dict)
     """For a shared number, a ``--number-pattern`` that would tell its files apart, when one is found."""
     gone: list[str] = field(default_factory=list)
@@ -78,6 +89,8 @@ class IngestReport:
     """Nights named after a folder because their files had no usable DATE-OBS."""
     stale: int = 0
     """Unchanged files re-measured because an algorithm version changed."""
+    unnamable: list[Path] = field(default_factory=list)
+    """Files left out because their path is not valid UTF-8 (the catalog stores paths as text)."""
     own_outputs: list[str] = field(default_factory=list)
     """Files left out because obsdb wrote them (aligned frames, stacks) or they lie in an excluded folder."""
 
@@ -163,6 +176,22 @@ def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> lis
     return [found[key] for key in sorted(found)]
 
 
+def _utf8_name(path: Path) -> bool:
+    """True when the path's bytes are UTF-8 (a name read from disk may hold any bytes but / and NUL)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_path(path) -> str:
+    """A path as one printable line: undecodable bytes as ``\\xNN``, controls (newlines, escapes) as
+    ``\\n``, ``\\x1b``."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _starts_like_fits(path: Path) -> bool:
     """Whether a file begins as a FITS file does (``SIMPLE  =``), or as a gzip stream might hold one."""
     try:
@@ -211,7 +240,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     """
     from obsdb.imaging.bayer import cfa_pattern_or_none
     from obsdb.imaging.fitsio import FitsReadError, FrameTooLargeError, read_fits_image
-    from obsdb.imaging.header import frame_columns, header_to_json
+    from obsdb.imaging.header import frame_columns, header_to_json, site_location
     from obsdb.imaging.stats import EmptyImageError, pixel_stats, saturation_level
 
     start = time.perf_counter()
@@ -233,11 +262,13 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
     result.header = header
     result.columns = frame_columns(header, image_types=config.image_types, picttypes=config.picttypes,
                                    problems=result.warnings)
+    result.site = site_location(header, config.site)
     result.height, result.width = (int(n) for n in image.data.shape)
     result.bitpix = image.bitpix
     saturation = saturation_level(header, image.bitpix, config.float_saturation)
     try:
-        if config.measure_quality and _any_finite(image.data):
+        # Bias, dark and flat frames hold no stars: a "FWHM" measured on their noise means nothing.
+        if config.measure_quality and result.columns["image_type"] in LIGHT_IMAGE_TYPES and _any_finite(image.data):
             from obsdb.imaging.stars import encode_stars
             from obsdb.pipeline.pool import ChildCrashed, in_pool_worker
 
@@ -354,7 +385,12 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     user = user or login_name()
     start = time.perf_counter()
     files = discover(paths, recursive)
-    report = IngestReport()
+    report = IngestReport(number_pattern=config.number_pattern)
+    # A name that is not UTF-8 cannot be stored as text on either backend: that file is left out and
+    # said so, the others are catalogued.
+    report.unnamable = [p for p in files if not _utf8_name(p)]
+    if report.unnamable:
+        files = [p for p in files if _utf8_name(p)]
     # obsdb's own outputs are no observations: an aligned frame ingested as a frame would be a copy.
     excluded = [Path(p).expanduser().resolve() for p in exclude]
     own = set(catalog.written_outputs([str(p) for p in files]))
@@ -429,9 +465,10 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         flush()
     report.seconds = time.perf_counter() - start
     # Only clashes this ingest created: a later ingest of other files does not repeat them.
-    for (night_name, number), names in catalog.shared_numbers(new_ids).items():
-        report.shared_numbers[(night_name, number)] = len(names)
-        hint = suggest_number_pattern(sorted(names))
+    for (night_name, number), paths in catalog.shared_numbers(new_ids).items():
+        report.shared_numbers[(night_name, number)] = len(paths)
+        report.shared_paths[(night_name, number)] = sorted(paths)
+        hint = suggest_number_pattern(sorted(Path(p).name for p in paths))
         if hint:
             report.number_pattern_hint[(night_name, number)] = hint
     catalog.record_event(user, "ingest",

@@ -220,6 +220,11 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
                             if (frame_id, name) not in wanted)
     report.added.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.added)
     report.assessed = len(results)
+    from obsdb.pipeline.calib_checks import check_calibration  # bias, dark, flat: their own rules
+
+    calibration = check_calibration(catalog, nights=night, author=RULE_AUTHOR)
+    report.added.extend(calibration.added)
+    report.retracted.extend(calibration.retracted)
     report.nights = sorted(set(judged))
     catalog.record_event(user, "qa", f"{plural(report.assessed, 'frame')} assessed, "
                                      f"{plural(len(report.added), 'tag')} added, {len(report.retracted)} retracted",

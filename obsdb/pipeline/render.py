@@ -16,7 +16,7 @@ from typing import Callable
 
 from obsdb.text import not_one_of, plural
 from obsdb import __version__
-from obsdb.errors import ObsdbError
+from obsdb.errors import NothingToProcess, ObsdbError
 from obsdb.config import login_name
 
 
@@ -245,8 +245,9 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         if matching is None:
             chosen = ", ".join(part for part in (f"--status {status}", band and f"--band {band}",
                                                  where and f"--where {where!r}") if part)
-            raise ObsdbError(f"nothing to render: no frame matches {chosen}")
-        raise ObsdbError("nothing to render: no selected frame has a shift (run `obsdb align` first)")
+            raise NothingToProcess(f"nothing to render: no frame matches {chosen}")
+        raise NothingToProcess("nothing to render: no selected frame has a shift (run `obsdb align` first)",
+                               "nothing to render: no selected frame has a shift")
     outputs = output_names([task["path"] for task in tasks])
     wcs = _reference_wcs({task["reference_path"] for task in tasks})
     for task in tasks:

@@ -103,7 +103,8 @@ class _Snapshot:
 
 def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True, workers: int = 1,
                  thumbnail_size: int = 160, progress: Callable[[int, int, str], None] | None = None,
-                 now: datetime | None = None, nights=None, executor=None) -> ReportResult:
+                 now: datetime | None = None, nights=None, executor=None,
+                 run_outcome: dict | None = None) -> ReportResult:
     """Write a static report of the catalog into ``out_dir``.
 
     Parameters
@@ -126,6 +127,11 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
         The generation time shown in the page [default: now, UTC].
     nights : str or list of str, optional
         Only these nights' frames, runs and stacks [default: the whole catalog].
+    run_outcome : dict, optional
+        What `obsdb run` did, shown first: ``steps`` (name, text) pairs,
+        ``not_stacked`` (one line per band that gave no stack, saying why),
+        ``advice`` (what to do about it), ``stacked`` (whether any stack was
+        made) and ``catalog_rule``.
 
     Returns
     -------
@@ -229,7 +235,8 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
 
     page = _page(snapshot, generated=generated, version=__version__, quality_plots=quality_plots,
                  shifts_rel=shifts_rel, thumbnails=thumbnails, thumb_jobs=thumb_jobs,
-                 thumb_errors=thumb_errors, light=light, stack_jobs=stack_jobs, warnings=warnings, pages=pages)
+                 thumb_errors=thumb_errors, light=light, stack_jobs=stack_jobs, warnings=warnings, pages=pages,
+                 run_outcome=run_outcome)
     index = out / "index.html"
     owned.wrote("index.html", atomic_write_bytes(index, page.encode("utf-8")))
 
@@ -1089,7 +1096,8 @@ def _status_class(status: str) -> str:
 
 
 def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plots, shifts_rel,
-          thumbnails: bool, thumb_jobs, thumb_errors, light, stack_jobs, warnings, pages=None) -> str:
+          thumbnails: bool, thumb_jobs, thumb_errors, light, stack_jobs, warnings, pages=None,
+          run_outcome: dict | None = None) -> str:
     records = snapshot.records
     pages = pages or {}
     rejected = [r for r in records if r["status"] == "rejected"]
@@ -1124,6 +1132,8 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
         "</header>",
         "<main>",
     ]
+    if run_outcome:
+        parts.append(_run_section(run_outcome))
     if warnings:
         parts.append('<section id="warnings"><h2>Warnings</h2><ul>')
         parts.extend(f'<li class="warn">{_e(w)}</li>' for w in warnings)
@@ -1140,6 +1150,25 @@ def _page(snapshot: _Snapshot, *, generated: datetime, version: str, quality_plo
     parts.append("</body>")
     parts.append("</html>")
     return "\n".join(parts) + "\n"
+
+
+def _run_section(outcome: dict) -> str:
+    """`obsdb run`'s steps, and first, when a band gave no stack, why (one line per band)."""
+    parts = ['<section id="run">']
+    missing = outcome.get("not_stacked") or []
+    if missing:
+        heading = "Why nothing was stacked" if not outcome.get("stacked") else "Bands not stacked"
+        parts.append(f"<h2>{heading}</h2><ul>")
+        parts.extend(f'<li class="warn">{_e(line)}</li>' for line in missing)
+        parts.append("</ul>")
+        parts.extend(f'<p class="note">{_e(line)}</p>' for line in outcome.get("advice") or [])
+    parts.append("<h2>This run</h2><ul>")
+    parts.extend(f"<li><b>{_e(name)}</b>: {_e(text)}</li>" for name, text in outcome.get("steps") or [])
+    parts.append("</ul>")
+    if outcome.get("catalog_rule"):
+        parts.append(f'<p class="note">{_e(outcome["catalog_rule"])}</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
 
 
 MAX_GLANCE_STACKS = 4

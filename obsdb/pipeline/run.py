@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Callable
 
 
+NO_STACK_EXIT = 3
+"""Exit code of `obsdb run` when every step ran but the night gave no stack (no frame aligned, with
+--no-render): QA accepted nothing, or align or render found nothing it could work on.  The report
+is written and says why, band by band; 1 stays for errors (bad input, unreadable files), 2 for bugs."""
+
+
 @dataclass
 class RunSummary:
     """What `obsdb run` did, per step and per band."""
@@ -19,13 +25,54 @@ class RunSummary:
     failed_files: list[tuple[str, str]] = field(default_factory=list)
     report_path: str | None = None
     catalog: str | None = None
+    catalog_state: str = ""
+    """``new``, or ``existing, N frames``: what the catalog was before this run."""
+    not_stacked: list[str] = field(default_factory=list)
+    """One line per band (per target and band) of light frames that gave no stack, saying why."""
+    stopped: list[str] = field(default_factory=list)
+    """The steps that found nothing to work on (``align: no accepted frames to align``)."""
+    causes: set[str] = field(default_factory=set)
+    """Why bands gave no stack: ``qa`` (no frame accepted), ``align`` (none registered), ``render``."""
+    example_rejected: str | None = None
+    """How the user names one rejected light frame of a band that gave no stack (for the advice)."""
+    rendered: bool = True
+    """Stacks were asked for (``--render``)."""
+    on_step: Callable[[str, str], None] | None = field(default=None, repr=False, compare=False)
+    """Called with each step's result as it is known, so a long run shows its progress."""
+
+    def add(self, name: str, text: str) -> None:
+        """Record a step's result (and pass it to :attr:`on_step`)."""
+        self.steps.append((name, text))
+        if self.on_step is not None:
+            self.on_step(name, text)
+
+    @property
+    def stacked(self) -> bool:
+        """The run gave what it was asked for: a stack (with --no-render, an aligned frame)."""
+        if self.rendered:
+            return any(row["stack"] for row in self.bands)
+        return any(row["aligned"] for row in self.bands)
+
+    @property
+    def exit_code(self) -> int:
+        """:data:`NO_STACK_EXIT` when nothing was stacked, 1 when files were unreadable, else 0."""
+        if not self.stacked:
+            return NO_STACK_EXIT
+        return 1 if self.failed_files else 0
 
 
 def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, workers: int = 1,
               stack: str = "median", render_outputs: bool = True, report: bool = True, thresholds: dict | None = None,
               reference: str | None = None, step: Callable[[str], None] | None = None,
-              progress_factory=None, ingest_config=None, executor=None) -> RunSummary:
+              progress_factory=None, ingest_config=None, executor=None,
+              on_step: Callable[[str, str], None] | None = None) -> RunSummary:
     """Process a folder of frames end to end into ``out``.
+
+    Every step runs and reports, whatever the night: when QA accepts
+    nothing, or align or render finds nothing to work on
+    (:class:`obsdb.errors.NothingToProcess`), that is the step's result, the
+    later steps say what they could do, the report is written, and
+    :attr:`RunSummary.not_stacked` says per band why no stack was made.
 
     Parameters
     ----------
@@ -35,7 +82,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         Output folder: ``aligned/`` frames and stacks, ``report/``, and the
         catalog unless ``db`` is given.
     db : str, optional
-        Catalog path or URL (default: ``out/obsdb.sqlite``).
+        Catalog path or URL (default: ``out/obsdb.sqlite``; never ``OBSDB_DB``).
     workers : int
         Processes for the pixel work.
     stack : str
@@ -57,15 +104,24 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         Number pattern and type mapping for the ingest (e.g. from ``obsdb.toml``).
     executor : obsdb.pipeline.executors.Executor, optional
         Where the per-frame work of ingest, align and render runs (default: ``workers`` local processes).
+    on_step : callable, optional
+        ``on_step(name, text)`` with each step's result as soon as it is known
+        (the first is ``catalog``: which catalog is written, new or existing).
 
     Returns
     -------
     RunSummary
+
+    Raises
+    ------
+    ObsdbError
+        The folder holds no readable light frame; or bad input (a bad option,
+        an output folder holding foreign files).
     """
     from contextlib import nullcontext
 
     from obsdb.catalog.catalog import Catalog
-    from obsdb.errors import ObsdbError
+    from obsdb.errors import NothingToProcess, ObsdbError
     from obsdb.pipeline.align import align_each_target
     from obsdb.pipeline.groups import auto_groups
     from obsdb.pipeline.ingest import ingest
@@ -75,84 +131,286 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     db = db or str(out / "obsdb.sqlite")
-    summary = RunSummary(catalog=db)
+    summary = RunSummary(catalog=db, rendered=render_outputs, on_step=on_step)
     announce = step or (lambda name: None)
     progress = progress_factory or (lambda label: nullcontext(None))
 
     announce("init")
+    new = "://" not in db and not Path(db).expanduser().exists()
     catalog = Catalog.open(db, create=True)
     try:
+        summary.catalog = catalog.display_url
+        known = 0 if new else sum(night["frames"] for night in catalog.nights())
+        summary.catalog_state = "new" if new else f"existing, {plural(known, 'frame')}"
+        summary.add("catalog", f"{summary.catalog} ({summary.catalog_state})")
         announce("ingest")
         with progress("ingest") as callback:
             ingested = ingest(catalog, [folder], recursive=True, workers=workers, config=ingest_config,
                               exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback,
                               executor=executor)
         summary.failed_files = list(ingested.failed)
-        summary.steps.append(("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
-                                        f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s"))
+        summary.add("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
+                              f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s")
         if ingested.gone:
-            summary.steps.append(("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
-                                             f"(first: {ingested.gone[0]}); the catalog keeps their records"))
+            summary.add("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
+                                   f"(first: {ingested.gone[0]}); the catalog keeps their records")
         if next(catalog.iter_frame_dicts(include_unreadable=False, light_only=True), None) is None:
             found = "no FITS files" if ingested.n_files == 0 else "no readable light frames"
             raise ObsdbError(f"{folder}: {found} (.fits .fit .fts, or .gz, in it or its sub-folders); "
                              "nothing to align")
         for key, count in sorted(ingested.shared_numbers.items()):
             hint = ingested.number_pattern_hint.get(key)
-            summary.steps.append(("warning", f"frame number {key[1]} is shared by {count} files" + (
-                f"; set [ingest] number_pattern = '{hint}' in obsdb.toml to tell them apart" if hint else "")))
+            summary.add("warning", f"frame number {key[1]} is shared by {count} files" + (
+                f"; set [ingest] number_pattern = '{hint}' in obsdb.toml to tell them apart" if hint else ""))
         announce("qa")
         with progress("qa") as callback:
             assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
-        summary.steps.append(("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} added, "
-                                    f"{len(assessed.retracted)} retracted"))
+        light = catalog.frame_dicts(include_unreadable=False, light_only=True)
+        summary.add("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} "
+                          f"added, {len(assessed.retracted)} retracted; {_verdicts(light)}")
         announce("align")
-        with progress("align") as callback:
-            runs = align_each_target(catalog, reference=reference, workers=workers, progress=callback,
-                                     executor=executor)
+        runs = []
+        try:
+            with progress("align") as callback:
+                runs = align_each_target(catalog, reference=reference, workers=workers, progress=callback,
+                                         executor=executor)
+        except NothingToProcess as exc:
+            summary.stopped.append(f"align: {exc.fact}")
+            summary.add("align", f"nothing aligned: {exc.fact}")
         for aligned in runs:
             target = f" (target {_target_name(aligned)})" if len(runs) > 1 else ""
-            summary.steps.append(("align", f"run {aligned.run_id}{target}: "
-                                           f"{plural(len(aligned.results) - len(aligned.failures), 'frame')} aligned to "
-                                           f"{aligned.reference_label}, {len(aligned.failures)} unregistered"))
+            summary.add("align", f"run {aligned.run_id}{target}: "
+                                 f"{plural(len(aligned.results) - len(aligned.failures), 'frame')} aligned to "
+                                 f"{aligned.reference_label}, {len(aligned.failures)} unregistered")
         announce("group")
-        try:
-            # Pointing groups are offsets from one reference: that of the night's main target, whose
-            # frames alone auto_groups then groups.
-            grouped = auto_groups(catalog, reference=runs[0].reference_selector)
-            of_target = f" of target {_target_name(runs[0])}" if len(runs) > 1 else ""
-            summary.steps.append(("group", f"{plural(len(grouped.groups), 'pointing group')}{of_target}"))
-        except ObsdbError as exc:
-            # Groups serve the report and the staged method; the auto run above does not need them.
-            summary.steps.append(("group", f"skipped: {exc}"))
+        if not runs:
+            summary.add("group", "skipped: no alignment run to group against")
+        else:
+            try:
+                # Pointing groups are offsets from one reference: that of the night's main target, whose
+                # frames alone auto_groups then groups.
+                grouped = auto_groups(catalog, reference=runs[0].reference_selector)
+                of_target = f" of target {_target_name(runs[0])}" if len(runs) > 1 else ""
+                summary.add("group", f"{plural(len(grouped.groups), 'pointing group')}{of_target}")
+            except ObsdbError as exc:
+                # Groups serve the report and the staged method; the auto run above does not need them.
+                summary.add("group", f"skipped: {exc}")
         rendered = None
         if render_outputs:
             announce("render")
-            with progress("render") as callback:
-                # One target: exactly this run; several: each frame's run of this command (its current one).
-                rendered = render(catalog, out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
-                                  stack=stack, workers=workers, progress=callback, executor=executor)
-            summary.steps.append(("render", f"{plural(len(rendered.frames), 'aligned frame')} and "
-                                            f"{plural(len(rendered.stacks), stack + ' stack')} in {out / 'aligned'}"))
-            summary.steps.extend(("stack", f"{frame}: {reason}") for frame, reason in rendered.skipped)
-            summary.steps.extend(("not rendered", f"{frame}: {reason}") for frame, reason in rendered.failed)
+            if not runs:
+                summary.add("render", "nothing to render: no frame was aligned")
+            else:
+                try:
+                    with progress("render") as callback:
+                        # One target: exactly this run; several: each frame's run of this command (its current one).
+                        rendered = render(catalog, out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
+                                          stack=stack, workers=workers, progress=callback, executor=executor)
+                except NothingToProcess as exc:
+                    summary.stopped.append(f"render: {exc.fact}")
+                    summary.add("render", exc.fact)
+            if rendered is not None:
+                summary.add("render", f"{plural(len(rendered.frames), 'aligned frame')} and "
+                                      f"{plural(len(rendered.stacks), stack + ' stack')} in {out / 'aligned'}")
+                for frame, reason in rendered.skipped:
+                    summary.add("stack", f"{frame}: {reason}")
+                for frame, reason in rendered.failed:
+                    summary.add("not rendered", f"{frame}: {reason}")
+        records = catalog.frame_dicts()
+        summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
+        if render_outputs:
+            from obsdb.catalog.queries import LIGHT_TYPES
+
+            rows = light_rows(records, runs, rendered.stacks if rendered else [])
+            missing = not_stacked(rows, summary.stopped)
+            summary.not_stacked = [line for _, line in missing]
+            summary.causes = {cause for cause, _ in missing}
+            # An example for the advice "accept by hand": a frame of a band that QA left empty.
+            bare = {(row["target"], row["band"]) for row in rows if not row["stack"] and not row["accepted"]
+                    and not row["rejected_by"].get("unregistered")}
+            per_target = any(row["target"] is not None for row in rows)
+            summary.example_rejected = next(
+                (r["label"] for r in records if r["status"] == "rejected" and r.get("readable", True)
+                 and (r.get("type") or "unknown") in LIGHT_TYPES
+                 and ((r["object"] if per_target else None), r["band"] or "none") in bare), None)
         if report:
             from obsdb.pipeline.report import build_report
 
             announce("report")
             with progress("report") as callback:
-                built = build_report(catalog, out / "report", workers=workers, progress=callback, executor=executor)
+                built = build_report(catalog, out / "report", workers=workers, progress=callback, executor=executor,
+                                     run_outcome=_report_outcome(summary))
             summary.report_path = str(built.index_path)
-        records = catalog.frame_dicts()
-        summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
     finally:
         catalog.close()
     return summary
 
 
+CATALOG_RULE = ("`obsdb run FOLDER --out DIR` writes DIR/obsdb.sqlite, unless a catalog is given with --db on "
+                "its own command line (`obsdb --db CATALOG run ...`); OBSDB_DB from the environment is not used.")
+"""Which catalog `run` and `demo` write, in the words the report and the docs use."""
+
+
+def _report_outcome(summary: RunSummary) -> dict:
+    """What the report shows of this run: its steps, the catalog rule, why bands were not stacked and
+    what to do about it."""
+    missing = bool(summary.not_stacked) or not summary.stacked
+    return {"steps": list(summary.steps), "catalog_rule": CATALOG_RULE, "not_stacked": list(summary.not_stacked),
+            "stacked": summary.stacked, "advice": advice(summary) if missing else []}
+
+
+def advice(summary: RunSummary, rerun: str = "the same `obsdb run` command") -> list[str]:
+    """What to do when bands gave no stack, true for `obsdb run`: the catalog named (OBSDB_DB may name
+    another), and the fix that matches the cause (accept by hand for QA, another reference for align).
+
+    Parameters
+    ----------
+    summary : RunSummary
+    rerun : str
+        How to name the command to run again (the CLI spells it out, with its options).
+    """
+    import shlex
+
+    db = shlex.quote(summary.catalog or "")
+    lines = [f"why, frame by frame: obsdb --db {db} rejected"]
+    if summary.causes & {"align", "render"}:
+        lines.append(f"why a frame was not registered: obsdb --db {db} show FRAME; to align onto a reference "
+                     f"of your choice: obsdb --db {db} align --reference FRAME")
+    if summary.example_rejected and "qa" in summary.causes:
+        lines.append(f"to stack rejected frames anyway, accept them by hand (obsdb --db {db} tag "
+                     f"{shlex.quote(summary.example_rejected)} accept --reason WHY; names, numbers and ranges as "
+                     f"`rejected` lists them), then run {rerun} again")
+    return lines
+
+
+MAIN_REASONS = 3
+"""Rejection reasons named in the qa line (the most frequent first); the table and the report give all."""
+
+
+def _rejections(members: list[dict]) -> Counter:
+    """Frames rejected per tag name (a frame rejected with no tag is ``unreadable``)."""
+    reasons = Counter()
+    for record in members:
+        if record["status"] == "rejected":
+            reasons.update(sorted({t["name"] for t in record["tags"]} - {"accept"}) or ["unreadable"])
+    return reasons
+
+
+def _reasons_text(reasons: Counter, limit: int | None = None) -> str:
+    """``focus 12, few-stars 5`` (most frequent first; ``limit`` of them, then ``...``)."""
+    ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    shown = ranked[:limit] if limit else ranked
+    return ", ".join(f"{name} {count}" for name, count in shown) + (", ..." if len(shown) < len(ranked) else "")
+
+
+def _verdicts(light: list[dict]) -> str:
+    """``0 of 17 light frames accepted, 17 rejected (few-stars 17)`` for the qa line."""
+    statuses = Counter(record["status"] for record in light)
+    text = (f"{statuses['accepted']} of {plural(len(light), 'light frame')} accepted, "
+            f"{statuses['rejected']} rejected")
+    reasons = _rejections(light)
+    if reasons:
+        text += f" ({_reasons_text(reasons, MAIN_REASONS)})"
+    if statuses["pending"]:
+        text += f", {statuses['pending']} pending"
+    return text
+
+
+def light_rows(records: list[dict], runs: list, stacks: list[dict]) -> list[dict]:
+    """The light frames per band (per target and band when they have several OBJECTs): frames, accepted,
+    rejected by reason, aligned, the stack made of them (None: none), and the first registration failure.
+
+    Rows are per target whenever the frames have several targets, even when only one target was
+    stacked (render then names its stacks by band alone): a target QA left empty must not hide
+    behind another's stack of the same band.
+    """
+    from obsdb.catalog.queries import LIGHT_TYPES
+
+    light = [r for r in records if (r.get("type") or "unknown") in LIGHT_TYPES]
+    aligned = {r.frame_id for report in runs for r in report.results if r.ok}
+    failures = {r.frame_id: r.reason for report in runs for r in report.failures}
+    per_target = len({r["object"] for r in light}) > 1
+    groups: dict[tuple[str | None, str], list[dict]] = defaultdict(list)
+    for record in light:
+        groups[(record["object"] if per_target else None, record["band"] or "none")].append(record)
+    rows = []
+    for (target, band), members in sorted(groups.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+        n_aligned = sum(1 for r in members if r["id"] in aligned)
+        # A stack named by band alone holds the band's aligned frames, whichever target they are of.
+        stack = next((s["path"] for s in stacks if s["band"] == band and (
+            s.get("target") == target or (s.get("target") is None and n_aligned))), None)
+        rows.append({
+            "band": band, "target": target, "frames": len(members),
+            "accepted": sum(r["status"] == "accepted" for r in members),
+            "rejected_by": dict(sorted(_rejections(members).items())),
+            "aligned": n_aligned, "stack": stack,
+            # The first clause of the first failure's reason: "too few stars (1 in frame, 1 in reference)".
+            "unregistered_reason": next((failures[r["id"]].split(";")[0] for r in members
+                                         if failures.get(r["id"])), None),
+        })
+    return rows
+
+
+def not_stacked(rows: list[dict], stopped: list[str]) -> list[tuple[str, str]]:
+    """One ``(cause, line)`` per band (of :func:`light_rows`) that gave no stack, saying why.
+
+    The cause is ``qa`` (no frame accepted), ``align`` (accepted frames, none
+    registered) or ``render``; the line reads e.g.
+    ``V: 0 of 17 frames accepted (focus 12, few-stars 5): nothing to align or stack``.
+    """
+    lines = []
+    for row in rows:
+        if row["stack"]:
+            continue
+        name = f"{row['target']} {row['band']}" if row["target"] else row["band"]
+        frames = row["frames"]
+        unregistered = row["rejected_by"].get("unregistered", 0)
+        if unregistered and not row["aligned"]:
+            # align tags the frames it could not register: they are rejected now, but not by QA.
+            others = _reasons_text(Counter({k: v for k, v in row["rejected_by"].items() if k != "unregistered"}))
+            first = f", e.g. {row['unregistered_reason']}" if row.get("unregistered_reason") else ""
+            lines.append(("align", f"{name}: {unregistered} of {plural(frames, 'frame')} could not be registered "
+                                   f"onto the reference{first}" + (f" (rejected otherwise: {others})" if others else "")
+                                   + ": nothing to stack"))
+        elif not row["accepted"]:
+            why = f"0 of {plural(frames, 'frame')} accepted"
+            reasons = _reasons_text(Counter(row["rejected_by"]))
+            lines.append(("qa", f"{name}: {why}" + (f" ({reasons})" if reasons else "")
+                          + ": nothing to align or stack"))
+        elif not row["aligned"]:
+            cause = next((s for s in stopped if s.startswith("align:")), None)
+            if cause is None:
+                cause = "registration failed for every one" + (
+                    f", e.g. {row['unregistered_reason']}" if row.get("unregistered_reason") else "")
+            lines.append(("align", f"{name}: {row['accepted']} of {plural(frames, 'frame')} accepted, "
+                                   f"none aligned ({cause}): nothing to stack"))
+        else:
+            cause = next((s for s in stopped if s.startswith("render:")), "no aligned frame could be rendered")
+            lines.append(("render", f"{name}: {row['aligned']} of {plural(frames, 'frame')} aligned, "
+                                    f"none stacked ({cause})"))
+    return lines
+
+
 def _target_name(report) -> str:
-    """The OBJECT a per-target alignment run was restricted to, for messages."""
-    return report.target if report.target else "no OBJECT"
+    """The OBJECT of an alignment run's frames, for messages.
+
+    A run of a night with a single target is not restricted to it (``report.target`` is None), yet its
+    frames have an OBJECT: that of its reference, whose header is read (one header, no pixels)."""
+    if report.target:
+        return report.target
+    try:
+        import warnings
+
+        from astropy.io import fits
+
+        from obsdb.imaging.header import _text_source, header_to_json
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            name, _ = _text_source(header_to_json(fits.getheader(report.reference_path)), "OBJECT", "OBJNAME")
+    except Exception:  # noqa: BLE001 - a message must not fail a run: a file gone since is "no OBJECT"
+        name = None
+    return name or "no OBJECT"
 
 
 def band_table(records: list[dict], runs: list, stacks: list[dict]) -> list[dict]:
@@ -168,11 +426,7 @@ def band_table(records: list[dict], runs: list, stacks: list[dict]) -> list[dict
         bands[(record["object"] if per_target else None, record["band"] or "none")].append(record)
     rows = []
     for (target, band), members in sorted(bands.items(), key=lambda item: (item[0][0] or "", item[0][1])):
-        reasons = Counter()
-        for record in members:
-            if record["status"] == "rejected":
-                names = sorted({t["name"] for t in record["tags"]}) or ["unreadable"]
-                reasons.update(names)
+        reasons = _rejections(members)
         rms = [residuals[r["id"]] for r in members if r["id"] in fitted and residuals.get(r["id"]) is not None]
         rows.append({
             "band": band, "target": target, "frames": len(members),
