@@ -344,3 +344,14 @@ def test_thresholds_from_mapping():
         QaThresholds.from_mapping([("min_stars", 3)])
     with pytest.raises(ValueError, match="must be a number"):
         QaThresholds(cloud_background_ratio=None)
+
+
+def test_no_star_at_all_is_few_stars_whatever_the_yardstick():
+    """A night of starless frames has no typical count to compare with; no star is still few-stars."""
+    starless = [FrameMetricsInput(f"s{i}", "V", 0, None, None, None, 1000.0, None) for i in range(6)]
+    decisions = evaluate(starless)
+    assert [d.reason for d in decisions] == ["few-stars: 0 stars < minimum 1"] * 6
+    assert {d.rule for d in decisions} == {"few-stars-min"}
+    # An asked minimum applies to every frame, the sharp single star of a focus run included.
+    assert evaluate([clear("one", n_stars=1)]) == []
+    assert [d.tag for d in evaluate(night(4), QaThresholds(min_stars=100_000))] == ["few-stars"] * 4

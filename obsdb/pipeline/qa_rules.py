@@ -43,10 +43,12 @@ Tags (:data:`TAGS`; :data:`REJECTING` reject by default)
     ``few-stars``
         Fewer than ``few_stars_ratio`` x the stars the yardstick's frames typically
         show (relative: a sparse field among its like is not few-stars), unless a
-        sky or shape verdict already names why the stars are missing.
+        sky or shape verdict already names why the stars are missing; or fewer than
+        ``min_stars`` (default 1: no star at all).
 
-The shape rules need ``min_stars`` stars (or as many as the yardstick typically
-shows: a single-star focus sequence).  Comparisons are strict (a value equal
+Below ``min_stars`` stars (default 1: no star at all) a frame is few-stars whatever
+the yardstick.  The shape rules need :data:`SHAPE_MIN_STARS` stars (or as many as the
+yardstick typically shows: a single-star focus sequence).  Comparisons are strict (a value equal
 to its threshold passes) and missing or NaN metrics never fire a rule.
 """
 
@@ -98,6 +100,10 @@ SEEING_TOLERANCE = 0.15
 AIRMASS_CHANGE = 1.05
 """Airmass ratios below this do not count as a change of airmass."""
 
+SHAPE_MIN_STARS = 5
+"""The shape rules (trail, focus, seeing, transparency) need this many stars, or as many as the
+yardstick's frames typically show (a single-star focus sequence): fewer stars' medians are noise."""
+
 FOCUS_RUN_MIN_FRAMES = 5
 """A focus run (star size falling to one minimum then rising, in time order) needs this many frames."""
 
@@ -125,8 +131,8 @@ class QaThresholds:
     focus_fwhm_ratio : float
         Focus when the FWHM exceeds this multiple of the band's best.
     min_stars : int
-        The shape rules (trail, focus, seeing, transparency) need this many stars, or as many as
-        the yardstick's frames typically show (a single-star focus sequence).
+        Few-stars below this many stars, whatever the yardstick (default 1: a frame with no star
+        at all cannot be aligned or stacked).
     few_stars_ratio : float
         Few-stars when the frame shows fewer than this fraction of the stars its yardstick's
         frames typically show (relative: a sparse field is not few-stars).
@@ -146,7 +152,7 @@ class QaThresholds:
     cloud_transparency: float = 0.5
     trail_elongation: float = 1.6
     focus_fwhm_ratio: float = 1.5
-    min_stars: int = 5
+    min_stars: int = 1
     few_stars_ratio: float = 0.1
     full_flux_transparency: float = 0.7
     clear_quantile: float = 0.5
@@ -387,11 +393,11 @@ def _upper_median(values: Iterable[float]) -> float:
 
 
 def _shape_min_stars(t: QaThresholds, typical: float) -> int:
-    """Stars a frame needs for its shape medians to count: ``min_stars``, or fewer when the
-    yardstick's frames themselves show fewer (a single-star focus sequence)."""
+    """Stars a frame needs for its shape medians to count: :data:`SHAPE_MIN_STARS`, or fewer when
+    the yardstick's frames themselves show fewer (a single-star focus sequence)."""
     if math.isnan(typical):
-        return t.min_stars
-    return max(1, min(t.min_stars, int(typical)))
+        return SHAPE_MIN_STARS
+    return max(1, min(SHAPE_MIN_STARS, int(typical)))
 
 
 def band_statistics(frames: Iterable[FrameMetricsInput],
@@ -626,7 +632,13 @@ def _judge(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
             decide("unknown", f"unknown: {text}; {sun_moon}, but no star flux was measured to tell "
                               f"twilight or moonlight from cloud", value, limit, "sky-unexplained", **extra)
 
-    # ---- stars: few-stars against the typical count
+    # ---- stars: few against the typical count, else fewer than the absolute minimum
+    below_minimum = sky is None and not math.isnan(n_stars) and n_stars < t.min_stars
+
+    def minimum():
+        decide("few-stars", f"few-stars: {int(n_stars)} stars < minimum {t.min_stars}", n_stars, t.min_stars,
+               "few-stars-min")
+
     typical = s.typical_stars
     if sky is None and relative and not math.isnan(typical) and not math.isnan(n_stars):
         limit = t.few_stars_ratio * typical
@@ -640,7 +652,11 @@ def _judge(f: FrameMetricsInput, s: BandStats, t: QaThresholds, name: str, relat
                 shaped = _shape(f, s, t, name, relative, run, decide)
                 if not shaped:
                     out.append(few)
+                elif below_minimum:
+                    minimum()
             return out
+    if below_minimum:
+        minimum()
     if not has_stars:
         return out
     if sky in ("cloud", "unknown") and math.isnan(transparency):
