@@ -39,7 +39,7 @@ from obsdb.pipeline.qa_rules import FrameMetricsInput, QaThresholds, band_statis
 from obsdb.simulate import simulate_night
 
 EXPECTED = {"cloud": "cloud", "trail": "trail", "defocus": "focus"}
-COLUMNS = ("cloud", "trail", "focus", "few-stars", "(none)")
+COLUMNS = ("cloud", "bright-sky", "unknown", "trail", "focus", "seeing", "soft", "few-stars", "(none)")
 
 
 def photutils_quality(data, saturation):
@@ -169,10 +169,11 @@ def main(argv=None) -> int:
         if args.catalog:
             return run_catalog(out, truth, args)
 
-        quality, seconds, frames = {}, [], {}
+        quality, seconds, frames, focuser = {}, [], {}, {}
         for number in truth.numbers:
             image = read_fits_image(truth.path(number))
             saturation = float(image.header.get("SATURATE", 65535.0))
+            focuser[number] = image.header.get("FOCPOS")
             t0 = time.perf_counter()
             quality[number] = measure_quality(image.data, saturation=saturation)
             seconds.append(time.perf_counter() - t0)
@@ -209,7 +210,8 @@ def main(argv=None) -> int:
             band = truth.frame(number)["band"]
             tr = transparency(q.stars, quality[reference[band]].stars)
             inputs.append(FrameMetricsInput(number, band, q.n_stars, q.fwhm, q.hfd, q.elongation,
-                                            q.background, tr))
+                                            q.background, tr, focus_position=focuser[number],
+                                            focus_card="FOCPOS"))
         thresholds = QaThresholds()
         decisions = evaluate(inputs, thresholds)
         tags = defaultdict(set)

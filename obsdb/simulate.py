@@ -874,8 +874,21 @@ def _header(spec: FrameSpec, truth: dict, detector: Detector, object_name: str, 
     h["RDNOISE"] = (detector.read_noise, "[e-] Read noise")
     h["SATURATE"] = (detector.saturate, "[ADU] Saturation level")
     h["AIRMASS"] = (round(airmass, 4), "Airmass at start of exposure")
+    if spec.is_light:
+        h["FOCPOS"] = (_focuser_position(spec), "Focuser position, steps")
     h["SWCREATE"] = ("obsdb.simulate", "Name of software")
     return h
+
+
+FOCUSER_BEST = 5000
+"""Focuser position (steps) of the simulated camera in focus; a ``defocus`` frame is
+:data:`FOCUSER_DEFOCUS_STEPS` away: the focuser moved, as it does in a real defocus."""
+
+FOCUSER_DEFOCUS_STEPS = 300
+
+
+def _focuser_position(spec: FrameSpec) -> int:
+    return FOCUSER_BEST + (FOCUSER_DEFOCUS_STEPS if spec.kind == "defocus" else 0)
 
 
 def simulate_night(outdir, specs: list[FrameSpec] | None = None, *, seed=0, size=512,
@@ -1127,3 +1140,118 @@ def like_notebook_night(outdir, *, seed: int = 3293, progress=None) -> NightTrut
     specs.sort(key=lambda spec: spec.number)
     return simulate_night(outdir, specs, seed=seed, size=2048, dtype="uint16", object_name="proc_NGC_3293",
                           extra_stars=extra, progress=progress)
+
+
+# --------------------------------------------------------------------------- a night for the QA reasons
+
+QA_SITE = (-32.38, 20.81, 1798.0)
+"""Site of :func:`simulate_qa_night` (latitude, longitude east, height m: Sutherland)."""
+
+QA_TARGET = (112.5, -35.0)
+"""(RA, Dec) in degrees of its field: near the zenith at the start of the dark time, low after midnight."""
+
+QA_NIGHT = [
+    # (UTC time on 2026-03-09/10, expected verdict, kind, sky factor, transparency)
+    # On this date the Sun sets at 17:00 UTC; astronomical twilight ends near 18:35; the Moon
+    # (66 % lit) rises at 20:20 and is 15-20 deg up by 21:30-22:00.
+    ("17:35", "bright-sky", "good", 4.0, 0.97),   # Sun at -8 deg
+    ("17:48", "bright-sky", "good", 3.5, 0.97),   # Sun at -11 deg
+    ("18:45", None, "good", 1.0, 0.98),
+    ("18:51", None, "good", 1.05, 0.97),
+    ("18:57", "cloud", "cloud", 3.5, 0.3),         # flux lost, sky up: cloud
+    ("19:03", None, "good", 1.0, 0.99),
+    ("19:09", "focus", "defocus", 1.0, 0.98),      # the focuser moved
+    ("19:15", None, "good", 0.95, 0.97),
+    ("19:21", None, "good", 1.1, 0.98),
+    ("19:27", "cloud", "good", 3.5, 0.97),         # sky up at full flux in a dark sky: lit cloud
+    ("19:33", "trail", "trail", 1.0, 0.98),
+    ("19:39", None, "good", 1.0, 0.96),
+    ("19:45", "focus", "defocus", 1.0, 0.97),
+    ("19:51", None, "good", 1.05, 0.98),
+    ("19:57", "cloud", "cloud", 5.0, 0.2),
+    ("20:03", None, "good", 1.0, 0.99),
+    ("21:30", "bright-sky", "good", 3.5, 0.97),   # moonlight
+    ("21:45", "bright-sky", "good", 3.2, 0.98),
+    ("00:40", "seeing", "good", 1.0, 0.97),        # the field sinks: FWHM follows airmass**0.6
+    ("01:00", "seeing", "good", 1.0, 0.96),
+]
+"""The frames of :func:`simulate_qa_night`: time, the QA verdict it should get (None: clean),
+the simulated kind, the sky level as a multiple of the night's, and the transparency."""
+
+
+def simulate_qa_night(outdir, *, seed: int = 0, size=256, n_stars: int | None = None, focuser: bool = True,
+                      fwhm: float = 2.6, sky: float = 600.0, exptime: float = 60.0) -> NightTruth:
+    """A night whose every frame has one known QA verdict: twilight and moonlight with the stars
+    at full flux (``bright-sky``), cloud (flux lost; and a raised sky in the dark: lit cloud),
+    a focuser change (``focus``), a trail, and seeing that follows airmass (``seeing``).
+
+    The headers carry a real site (:data:`QA_SITE`), times (:data:`QA_NIGHT`, computed with
+    astropy so that the Sun and the Moon really are where the verdicts need them), the field's
+    RA and Dec, the airmass of the field at each time, and (with ``focuser``) ``FOCPOS``.
+    Every frame's FWHM is ``fwhm * airmass**0.6`` (x 2.2 for the defocused ones).
+
+    Parameters
+    ----------
+    outdir : path-like
+    seed : int
+    size : int or tuple
+    n_stars : int, optional
+    focuser : bool
+        Write FOCPOS (False: no focuser card, so a defocus has no evidence but its size).
+    fwhm, sky, exptime : float
+        Zenith FWHM (px), the night's sky (ADU) and the exposure time (s).
+
+    Returns
+    -------
+    NightTruth
+        Each frame's truth has ``qa_expect`` (the verdict, or None), ``sun_alt``, ``moon_alt``.
+    """
+    import warnings
+
+    import astropy.units as u
+    from astropy.coordinates import AltAz, EarthLocation, SkyCoord
+    from astropy.io import fits
+    from astropy.time import Time
+    from astropy.utils import iers
+
+    from obsdb.imaging.sky import sun_and_moon
+
+    times = []
+    for clock, *_ in QA_NIGHT:
+        hour = int(clock[:2])
+        day = 9 if hour >= 12 else 10
+        times.append(datetime.fromisoformat(f"2026-03-{day:02d}T{clock}:00"))
+    lat, lon, height = QA_SITE
+    with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("iers_degraded_accuracy", "ignore"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        site = EarthLocation.from_geodetic(lon * u.deg, lat * u.deg, height * u.m)
+        altaz = SkyCoord(QA_TARGET[0] * u.deg, QA_TARGET[1] * u.deg).transform_to(
+            AltAz(obstime=Time(times, scale="utc"), location=site))
+        airmasses = [float(a) for a in altaz.secz]
+    skies = sun_and_moon(times, lat, lon, height, targets=[QA_TARGET] * len(times))
+    specs = []
+    for number, ((_, expect, kind, sky_factor, transparency), airmass) in enumerate(zip(QA_NIGHT, airmasses),
+                                                                                     start=1):
+        width = fwhm * airmass ** 0.6 * (2.2 if kind == "defocus" else 1.0)
+        specs.append(FrameSpec(number=number, band="V", kind=kind, exptime=exptime, fwhm=width,
+                               background=sky * sky_factor, transparency=transparency))
+    truth = simulate_night(outdir, specs, seed=seed, size=size, n_stars=n_stars, object_name="QAFIELD",
+                           night_start=times[0].isoformat(), max_group_offset=5.0)
+    for frame, when, airmass, (_, expect, *_), where in zip(truth.frames, times, airmasses, QA_NIGHT, skies):
+        path = Path(outdir) / frame["file"]
+        with fits.open(path, mode="update") as hdul:
+            h = hdul[0].header
+            h["DATE-OBS"] = (when.isoformat(timespec="milliseconds"), "UTC start of exposure (ISO-8601)")
+            h["AIRMASS"] = (round(airmass, 4), "Airmass at start of exposure")
+            h["SITELAT"] = (lat, "[deg] Site latitude")
+            h["SITELONG"] = (lon, "[deg] Site longitude, east positive")
+            h["SITEELEV"] = (height, "[m] Site height")
+            h["RA"] = (QA_TARGET[0], "[deg] Pointing right ascension")
+            h["DEC"] = (QA_TARGET[1], "[deg] Pointing declination")
+            if not focuser:
+                del h["FOCPOS"]
+        frame.update(date_obs=when.isoformat(timespec="milliseconds"), airmass=airmass, qa_expect=expect,
+                     sun_alt=where["sun_alt"], moon_alt=where["moon_alt"], moon_illum=where["moon_illum"])
+    truth.save(Path(outdir) / "truth.json")
+    return truth

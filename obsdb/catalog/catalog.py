@@ -502,8 +502,10 @@ class Catalog:
             for frame_id, m in batch:
                 write_quality(session, frame_id, m.metrics, m.stars, m.n_stars_stored)
 
-    def qa_frames(self, *, nights=None, band: str | None = None) -> list:
-        """Readable light frames with metrics, as :class:`obsdb.catalog.records.QaFrame` with their star lists."""
+    def qa_frames(self, *, nights=None, band: str | None = None, instrument: str | None = None,
+                  stars: bool = True) -> list:
+        """Readable light frames with metrics, as :class:`obsdb.catalog.records.QaFrame` with their star
+        lists (``stars=False``: without them, for the instrument's history); ``instrument`` is its key."""
         from sqlalchemy import func, select
 
         from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night, StarList
@@ -515,8 +517,9 @@ class Catalog:
         with self.session() as session:
             scope = night_ids(session, nights)
             qualified = session.scalar(select(func.count(Night.id))) > 1
-            query = (select(Frame.id, Frame.number, Frame.file_name, Night.name, Instrument.key, Frame.band,
-                            Frame.object, Frame.exptime, FrameStats.background, FrameMetrics, StarList.data)
+            star_data = StarList.data if stars else StarList.n_stars
+            query = (select(Frame, Night, Instrument.key, FrameStats.background, FrameStats.saturation,
+                            FrameMetrics, star_data)
                      .join(Night, Night.id == Frame.night_id)
                      .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)
                      .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
@@ -528,17 +531,26 @@ class Catalog:
                 query = query.where(Frame.night_id.in_(scope))
             if band:
                 query = query.where(Frame.band == band)
+            if instrument is not None:
+                query = query.where(Instrument.key == instrument)
             frames = []
-            for fid, number, name, night, instrument, band_name, target, exptime, bkg, m, stars in session.execute(query):
+            for frame, night, instrument_key, bkg, saturation, m, data in session.execute(query):
+                site = None
+                if night.latitude is not None and night.longitude is not None:
+                    site = (night.latitude, night.longitude, night.elevation or 0.0)
                 frames.append(QaFrame(
-                    id=fid, label=frame_label(night, number, name, qualified=qualified), night=night,
-                    instrument=instrument, band=band_name, object=target, exptime=exptime,
-                    background=bkg if bkg is not None else m.background, n_stars=m.n_stars, fwhm=m.fwhm,
-                    hfd=m.hfd, elongation=m.elongation, stars=decode_stars(stars) if stars is not None else None))
+                    id=frame.id, label=frame_label(night.name, frame.number, frame.file_name, qualified=qualified),
+                    night=night.name, instrument=instrument_key, band=frame.band, object=frame.object,
+                    exptime=frame.exptime, background=bkg if bkg is not None else m.background,
+                    n_stars=m.n_stars, fwhm=m.fwhm, hfd=m.hfd, elongation=m.elongation,
+                    stars=decode_stars(data) if stars and data is not None else None,
+                    date_obs=frame.date_obs, airmass=frame.airmass, header=frame.header, site=site,
+                    saturation=saturation, shape=(frame.height, frame.width), n_streaks=m.n_streaks,
+                    assessed=m.assessed_at is not None))
             return frames
 
     def apply_qa(self, transparencies, wanted: dict[tuple[int, str], str], *, names, author: str,
-                 retract_reason: str):
+                 retract_reason: str, evidence: dict | None = None):
         """Store QA's results in one transaction: each frame's transparency and its reference, the
         time it was judged, and the automatic tags ``names`` on exactly these frames made equal to
         ``wanted`` (see :func:`obsdb.catalog.tags.sync_rule_tags`).
@@ -565,7 +577,7 @@ class Catalog:
                 {"frame_id": frame_id, "transparency": value, "transparency_reference_id": reference,
                  "assessed_at": now} for frame_id, value, reference in transparencies])
             change = sync_rule_tags(session, [t[0] for t in transparencies], wanted, names=names, author=author,
-                                    retract_reason=retract_reason)
+                                    retract_reason=retract_reason, evidence=evidence)
             return change.summary()
 
     # ------------------------------------------------------------ calibration checks' catalog side

@@ -156,6 +156,18 @@ class QaFrame:
     elongation: float | None
     stars: object = None
     """The stored star list (structured array), or None."""
+    date_obs: object = None
+    airmass: float | None = None
+    header: dict | None = None
+    """The stored header (site, target and focuser cards are read from it)."""
+    site: tuple | None = None
+    """The night's (latitude, longitude, elevation) when the catalog knows them."""
+    saturation: float | None = None
+    shape: tuple | None = None
+    """(height, width), px."""
+    n_streaks: int | None = None
+    assessed: bool = False
+    """True when QA has judged the frame before."""
 
     @property
     def group_key(self) -> tuple:

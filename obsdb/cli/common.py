@@ -286,7 +286,11 @@ QA_THRESHOLD_OPTIONS = {
     "focus_fwhm_ratio": (float, "focus: minor-axis FWHM (across the major axis) above this multiple of the band's best "
                                 "(default 1.5)."),
     "focus_fwhm_max": (float, "focus: minor-axis FWHM above this many px (off by default)."),
-    "min_stars": (int, "few-stars: fewer stars than this (default 5)."),
+    "min_stars": (int, "few-stars: fewer stars than this, whatever the yardstick (default 1: no star at all)."),
+    "few_stars_ratio": (float, "few-stars: fewer than this fraction of the stars the yardstick's frames typically show "
+                               "(default 0.1)."),
+    "full_flux_transparency": (float, "bright-sky: a raised sky with stars at this transparency or above is twilight "
+                                      "or moonlight when the Sun or Moon is up (default 0.7)."),
     "clear_quantile": (float, "The quantile of a band's skies and FWHMs its yardsticks come from (default 0.5)."),
 }
 """Every threshold of the QA rules (obsdb.pipeline.qa_rules.QaThresholds) as a command-line option;

@@ -17,17 +17,21 @@ from obsdb.cli.common import (ReportFormat, with_qa_threshold_options, OutputFor
 @with_qa_threshold_options
 def qa(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
-    recompute: bool = typer.Option(False, "--recompute", help="Re-measure metrics that already exist."),
+    recompute: bool = typer.Option(False, "--recompute", help="Re-measure metrics that already exist, and re-judge "
+                                                              "small nights judged before against the history."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
     plan: Optional[str] = typer.Option(None, "--plan", help="Take thresholds from this plan file's [qa]."),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     night: Optional[List[str]] = night_option(),
     qa_thresholds: dict = None,
 ) -> None:
-    """Measure quality metrics and write automatic tags (cloud, trail, focus, few-stars).
+    """Measure quality metrics and write automatic tags (cloud, bright-sky, trail, focus, seeing, soft,
+    few-stars, unknown), each with its reason and evidence.
 
-    Each night, instrument, band and target is judged on its own yardsticks, so
-    other nights' verdicts never change.
+    Each night, instrument, band and target is judged on its own yardsticks; one too small
+    to be its own (under 3 frames) is judged against the instrument's history too, and a
+    plain `qa` leaves such a night judged before as it was (name it with --night, or use
+    --recompute, to re-judge it).
 
     Thresholds come from the options below, else a plan's [qa], else obsdb.toml's
     [qa] section, else the defaults; every tag's reason names the measured value
@@ -50,6 +54,7 @@ def qa(
         print_json(clean_nan({"measured": report.measured, "assessed": report.assessed,
                               "not_measured": [{"path": p, "reason": r} for p, r in report.not_measured],
                               "references": report.references, "thresholds": report.thresholds,
+                              "yardsticks": report.yardsticks, "kept": report.kept,
                               "added": [dict(zip(("frame", "tag", "reason"), a)) for a in report.added],
                               "retracted": [dict(zip(("frame", "tag", "reason"), r)) for r in report.retracted]}))
         return
@@ -62,6 +67,9 @@ def qa(
         console.print(styled(f"  - {number} {tag}", "yellow", f" retracted (was: {without_tag(tag, reason)})"))
     if not report.added and not report.retracted:
         console.print("  no change to the automatic tags")
+    for label in report.kept:
+        console.print(f"  kept: {label} (judged before against the instrument's history; "
+                      f"`qa --night NIGHT` re-judges it)")
     for path, reason in report.not_measured:
         err_console.print(styled("not measured:", "yellow", f" {path}: {reason} (judged on its stored metrics)"),
                           soft_wrap=True)

@@ -18,8 +18,10 @@ from obsdb.config import login_name
 RULE_AUTHOR = "obsdb"
 """Author recorded on automatic tags."""
 
-QA_TAGS = ("cloud", "trail", "focus", "few-stars")
-"""The automatic tags QA writes (and may retract)."""
+from obsdb.pipeline.qa_rules import TAGS as QA_TAGS  # noqa: E402  (the rules own the names)
+
+HISTORY_EXPTIME_TOLERANCE = 0.25
+"""History frames count as the same exposure when within this fraction of the group's exposure time."""
 
 
 @dataclass
@@ -39,6 +41,11 @@ class QaReport:
     they are judged on the metrics they had, if any."""
     nights: list[str] = field(default_factory=list)
     """The nights judged."""
+    yardsticks: dict[str, str] = field(default_factory=dict)
+    """What each judged group was measured against (its own night, or the instrument's history)."""
+    kept: list[str] = field(default_factory=list)
+    """Groups judged before against the instrument's history and left as they were (a plain `qa`
+    never rewrites them; name the night with --recompute to re-judge)."""
 
 
 def measure_missing(catalog, *, nights=None, band: str | None = None, recompute: bool = False, workers: int = 1,
@@ -99,13 +106,16 @@ def band_reference(frames: list):
 def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | None = None,
            recompute: bool = False, workers: int = 1, user: str | None = None,
            progress: Callable | None = None) -> QaReport:
-    """Measure, compute transparency, apply the rules and write the automatic tags.
+    """Measure, compute transparency, apply the rules and write the automatic tags with their evidence.
 
     Frames are judged in groups of one night, one instrument, one band and
-    one target: every yardstick (clear background, best FWHM, transparency
-    reference) comes from the frame's own group, so frames of another night
-    or camera never change a frame's verdict, and nights not selected are
-    left exactly as they were.
+    one target.  A group of at least :data:`obsdb.pipeline.qa_rules.MIN_YARDSTICK_FRAMES`
+    frames is its own yardstick (clear background, best FWHM, typical star count,
+    transparency reference); a smaller one is judged against itself plus the
+    instrument's history in the catalog (other nights, same instrument and band, and the
+    same exposure time within :data:`HISTORY_EXPTIME_TOLERANCE`), and the evidence says so.
+    Judging one night never rewrites another's tags: a plain run (no ``night``, no
+    ``recompute``) leaves a small group that was judged before as it was.
 
     Parameters
     ----------
@@ -117,7 +127,7 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
     thresholds : dict, optional
         Overrides of :class:`obsdb.pipeline.qa_rules.QaThresholds` (from obsdb.toml or a plan).
     recompute : bool
-        Re-measure metrics even where they exist.
+        Re-measure metrics even where they exist, and re-judge small groups judged before.
     workers : int
         Processes for the pixel work.
 
@@ -132,7 +142,7 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
     """
     from obsdb.imaging.stars import transparency
     from obsdb.pipeline.metrics import transparency_stars
-    from obsdb.pipeline.qa_rules import FrameMetricsInput, QaThresholds, evaluate
+    from obsdb.pipeline.qa_rules import MIN_YARDSTICK_FRAMES, QaThresholds, evaluate
 
     user = user or login_name()
     try:
@@ -150,49 +160,154 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
     for night_name, instrument, _, target in groups:
         instruments.setdefault(night_name, set()).add(instrument)
         targets.setdefault(night_name, set()).add(target)
+    histories: dict[tuple, list] = {}
     results = []
+    judged = []
     wanted: dict[tuple[int, str], str] = {}
+    evidence: dict[tuple[int, str], dict] = {}
     for key, members in sorted(groups.items(), key=lambda item: tuple(str(v) for v in item[0])):
         night_name, instrument, band_name, target = key
-        reference = band_reference(members)
         label = f"{night_name} {band_name or '-'}"
         if len(instruments[night_name]) > 1:
             label += f" {instrument or 'unknown instrument'}"
         if len(targets[night_name]) > 1:
             label += f" {target or '-'}"
+        small = len(members) < MIN_YARDSTICK_FRAMES
+        if small and night is None and not recompute and all(f.assessed for f in members):
+            report.kept.append(label)
+            continue
+        history = []
+        if small:
+            if (instrument, band_name) not in histories:
+                # Metrics only: star lists are read below for the frames of the same target alone.
+                histories[(instrument, band_name)] = catalog.qa_frames(
+                    instrument=instrument, band=band_name, stars=False) if instrument is not None else []
+            history = _same_exposure([h for h in histories[(instrument, band_name)] if h.night != night_name
+                                      and h.band == band_name], members)
+        same_target = [h for h in history if h.object == target]
+        if same_target:
+            wanted_ids = {h.id for h in same_target}
+            same_target = [h for h in catalog.qa_frames(nights=sorted({h.night for h in same_target}),
+                                                        instrument=instrument, band=band_name)
+                           if h.id in wanted_ids]
+        candidates = members + same_target
+        reference = band_reference(candidates)
         report.references[label] = reference.label if reference else None
         reference_stars = transparency_stars(reference.stars) if reference else None
         inputs = []
-        for frame in members:
+        for frame, sky in zip(members, _sun_and_moon(members)):
             value = None
-            if reference is not None and frame.stars is not None and len(frame.stars):
+            if reference is not None and frame.stars is not None and len(frame.stars) and (
+                    reference.id != frame.id or len(candidates) > 1):
                 ratio = transparency(transparency_stars(frame.stars), reference_stars)
                 scale = (reference.exptime or 1.0) / (frame.exptime or 1.0)
                 value = ratio * scale if ratio == ratio else None
             results.append((frame.id, value, reference.id if reference else None))
-            inputs.append(FrameMetricsInput(
-                key=frame.id, band=band_name, n_stars=frame.n_stars, fwhm=_nan(frame.fwhm), hfd=_nan(frame.hfd),
-                elongation=_nan(frame.elongation), background=_nan(frame.background),
-                transparency=_nan(value)))
-        wanted.update(((d.key, d.tag), d.reason) for d in evaluate(inputs, limits))
+            inputs.append(_rule_input(frame, band_name, value, sky))
+        pool = inputs + [_rule_input(h, band_name, None, {}) for h in history] if small else None
+        yardstick = _yardstick(members, history, band_name)
+        report.yardsticks[label] = yardstick["text"]
+        judged.append(night_name)
+        for d in evaluate(inputs, limits, yardstick=pool, yardstick_text=yardstick["text"] if small else None):
+            wanted[(d.key, d.tag)] = d.reason
+            evidence[(d.key, d.tag)] = {**d.evidence, "yardstick": {k: v for k, v in yardstick.items()
+                                                                     if k != "text"}}
     change = catalog.apply_qa(results, wanted, names=QA_TAGS, author=RULE_AUTHOR,
-                              retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}")
+                              retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}",
+                              evidence=evidence)
     labels = {f.id: f.label for f in frames}
     report.retracted.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.retracted
                             if (frame_id, name) not in wanted)
     report.added.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.added)
-    report.assessed = len(frames)
+    report.assessed = len(results)
     from obsdb.pipeline.calib_checks import check_calibration  # bias, dark, flat: their own rules
 
     calibration = check_calibration(catalog, nights=night, author=RULE_AUTHOR)
     report.added.extend(calibration.added)
     report.retracted.extend(calibration.retracted)
-    report.nights = sorted(instruments)
-    catalog.record_event(user, "qa", f"{plural(len(frames), 'frame')} assessed, {plural(len(report.added), 'tag')} added, "
-                                     f"{len(report.retracted)} retracted",
+    report.nights = sorted(set(judged))
+    catalog.record_event(user, "qa", f"{plural(report.assessed, 'frame')} assessed, "
+                                     f"{plural(len(report.added), 'tag')} added, {len(report.retracted)} retracted",
                          details={"nights": report.nights, "band": band, "thresholds": report.thresholds,
-                                  "references": report.references})
+                                  "references": report.references, "yardsticks": report.yardsticks,
+                                  "kept": report.kept})
     return report
+
+
+def _same_exposure(history: list, members: list) -> list:
+    """The history frames with the group's exposure time (within the tolerance); all when unknown."""
+    times = [f.exptime for f in members if f.exptime]
+    if not times:
+        return history
+    exptime = statistics.median(times)
+    return [h for h in history if h.exptime and abs(h.exptime - exptime) <= HISTORY_EXPTIME_TOLERANCE * exptime]
+
+
+def _yardstick(members: list, history: list, band_name) -> dict:
+    """What a group is judged against, for the evidence and the reasons."""
+    from obsdb.pipeline.qa_rules import MIN_YARDSTICK_FRAMES
+
+    times = sorted({f.exptime for f in members if f.exptime})
+    exptime = times[0] if len(times) == 1 else None
+    nights = sorted({f.night for f in members})
+    band = band_name or "-"
+    if len(members) >= MIN_YARDSTICK_FRAMES:
+        return {"kind": "night", "nights": nights, "n_frames": len(members), "band": band_name,
+                "exptime": exptime, "text": f"band {band}"}
+    if not history:
+        kind = "night" if len(members) > 1 else "none"
+        text = (f"night {nights[0]} band {band} ({len(members)} frames, no instrument history)" if len(members) > 1
+                else "none")
+        return {"kind": kind, "nights": nights, "n_frames": len(members), "band": band_name, "exptime": exptime,
+                "text": text}
+    others = sorted({h.night for h in history})
+    shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+    seconds = f", {exptime:g} s" if exptime else ""
+    return {"kind": "instrument-history", "nights": nights + others, "n_frames": len(members) + len(history),
+            "band": band_name, "exptime": exptime,
+            "text": f"the instrument's history (band {band}{seconds}: {plural(len(history), 'frame')} of {shown} "
+                    f"with this night's {len(members)})"}
+
+
+def _sun_and_moon(members: list) -> list[dict]:
+    """Sun and Moon for each frame ({} with a ``sky_note`` when they cannot be computed)."""
+    from obsdb.imaging.sky import site_from_header, sun_and_moon, target_from_header
+
+    out: list[dict] = [{} for _ in members]
+    by_site: dict[tuple, list[int]] = {}
+    for i, frame in enumerate(members):
+        site = frame.site or site_from_header(frame.header)
+        if site is None:
+            out[i] = {"sky_note": "no site: no SITELAT/SITELONG-like card and no site for the night"}
+        elif frame.date_obs is None:
+            out[i] = {"sky_note": "no time of observation"}
+        else:
+            by_site.setdefault(tuple(site), []).append(i)
+    for site, indices in by_site.items():
+        try:
+            skies = sun_and_moon([members[i].date_obs for i in indices], *site,
+                                 targets=[target_from_header(members[i].header, members[i].shape) for i in indices])
+        except Exception as exc:  # an unusable site or time: say so, judge without the Sun and Moon
+            for i in indices:
+                out[i] = {"sky_note": f"Sun and Moon not computable ({exc})"}
+            continue
+        for i, sky in zip(indices, skies):
+            out[i] = sky
+    return out
+
+
+def _rule_input(frame, band_name, transparency_value, sky: dict):
+    from obsdb.imaging.sky import focus_from_header
+    from obsdb.pipeline.qa_rules import FrameMetricsInput
+
+    focus = focus_from_header(frame.header)
+    when = frame.date_obs.timestamp() if frame.date_obs is not None else None
+    return FrameMetricsInput(
+        key=frame.id, band=band_name, n_stars=frame.n_stars, fwhm=_nan(frame.fwhm), hfd=_nan(frame.hfd),
+        elongation=_nan(frame.elongation), background=_nan(frame.background),
+        transparency=_nan(transparency_value), airmass=frame.airmass, exptime=frame.exptime, time=when,
+        focus_position=focus[1] if focus else None, focus_card=focus[0] if focus else None,
+        saturation=frame.saturation, n_streaks=frame.n_streaks, **sky)
 
 
 def _nan(value) -> float:

@@ -468,8 +468,10 @@ def threshold_lines(records: list[dict], details: dict) -> list[dict]:
                       "ids": ids, "text": ""})
         lines.append({"panel": "transparency", "value": float(limits.cloud_transparency), "ids": ids,
                       "rule": "cloud-transparency", "text": ""})
-        lines.append({"panel": "n_stars", "value": float(limits.min_stars), "rule": "few-stars", "ids": ids,
-                      "text": ""})
+        if stats.typical_stars == stats.typical_stars:
+            lines.append({"panel": "n_stars", "value": limits.few_stars_ratio * stats.typical_stars,
+                          "rule": "few-stars", "ids": ids,
+                          "text": f"{limits.few_stars_ratio:g} x {stats.typical_stars:.0f} typical"})
     return lines
 
 
