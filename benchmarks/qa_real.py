@@ -78,11 +78,15 @@ def verdict(tags: list[str]) -> str:
 def matches(truth: str, tags: list[str]) -> bool:
     from obsdb.pipeline.qa_rules import REJECTING, TAGS
 
+    from obsdb.catalog.status import CALIBRATION_TAGS
+
     rejecting = {t for t in tags if t in REJECTING}
     if truth == "calibration":
-        # Calibration frames have checks of their own (obsdb/pipeline/calib_checks.py), judged
-        # elsewhere; here they must get no light-frame tag.
-        return not set(tags) & set(TAGS)
+        # A sound calibration frame: no light-frame tag, and none of its own checks fires
+        # (obsdb/pipeline/calib_checks.py).
+        return not tags
+    if truth in CALIBRATION_TAGS:
+        return truth in tags and not set(tags) & set(TAGS)
     for option in truth.split("|"):
         if option == "clean" and not rejecting:
             return True

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-AUTOMATIC_TAGS = ("cloud", "bright-sky", "seeing", "focus", "soft", "trail", "satellite", "few-stars",
-                  "unregistered")
+QA_TAGS = ("cloud", "bright-sky", "trail", "focus", "seeing", "soft", "few-stars", "unknown")
+"""Tags the QA rules give light frames (:mod:`obsdb.pipeline.qa_rules`)."""
+
+AUTOMATIC_TAGS = (*QA_TAGS, "satellite", "unregistered")
 """Tags written by rules on light frames (`obsdb qa`, `obsdb align`)."""
 
 CALIBRATION_TAGS = ("calib-level", "calib-noise", "calib-saturated", "flat-nonlinear", "flat-faint")
@@ -39,9 +41,12 @@ MANUAL_VOCABULARY = ("tracking-slight", "tracking-big", "focus-slight", "great",
 MANUAL_SOURCES = ("manual", "plan", "web")
 """Tag sources that are a person's word: the command line, a plan file, the review desk."""
 
-AUTOMATIC_REJECTING = frozenset({"cloud", "bright-sky", "seeing", "focus", "soft", "trail", "few-stars",
-                                 "unregistered"})
-"""Automatic tags that reject a frame by default (the README's table says why each does or not)."""
+AUTOMATIC_REJECTING = frozenset({"cloud", "bright-sky", "seeing", "focus", "soft", "unknown", "trail",
+                                 "few-stars", "unregistered"})
+"""Automatic tags that reject a frame by default.  ``bright-sky`` and ``seeing`` reject too: the
+stack is better without a sky three times brighter or stars half again as wide, and an observer
+who wants them (photometry of a bright star, say) accepts them by hand.  ``satellite`` does not:
+render masks the streak."""
 
 REJECTING_TAGS = AUTOMATIC_REJECTING | set(CALIBRATION_TAGS) | {
     "reject", "tracking-big", "tracking-slight", "focus-slight", "use-if-must"}

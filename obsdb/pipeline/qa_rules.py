@@ -60,17 +60,14 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
-TAGS = ("cloud", "bright-sky", "trail", "focus", "seeing", "soft", "few-stars", "unknown")
-"""Tags the rules can give (the single source of truth for the QA tag names).
+# The tags the rules can give, named once in the catalog's vocabulary.  ``satellite`` (a streak
+# across the frame) is decided by the streak detector, not here; FrameMetricsInput.n_streaks is
+# passed through to the evidence.
+from obsdb.catalog.status import AUTOMATIC_REJECTING, QA_TAGS as TAGS
 
-``satellite`` (a streak across the frame) is decided by the streak detector
-(:mod:`obsdb.imaging.streaks`), not here; :attr:`FrameMetricsInput.n_streaks`
-is passed through to the evidence."""
-
-REJECTING = frozenset({"cloud", "trail", "focus", "soft", "few-stars", "unknown"})
-"""The tags among :data:`TAGS` that reject a frame by default.  ``bright-sky`` (twilight or
-moonlight with the stars at full flux) and ``seeing`` (blur the airmass or an untouched
-focuser explains) are recorded, not rejecting: the frame holds what the sky gave."""
+REJECTING = AUTOMATIC_REJECTING & frozenset(TAGS)
+"""The tags among :data:`TAGS` that reject a frame by default (see
+:data:`obsdb.catalog.status.AUTOMATIC_REJECTING` for why each does)."""
 
 MIN_YARDSTICK_FRAMES = 3
 """A group (night, instrument, band, target) with fewer frames than this is too small to be its
