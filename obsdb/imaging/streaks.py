@@ -617,7 +617,9 @@ def _verify(img, bg_grid, bg_scale, sigma_px, theta, rho, min_length, exclude=()
         t_hi = t_range[1]
     (px, py), (ux, uy) = point, direction
     ends = [(px + tt * ux, py + tt * uy) for tt in (t_lo, t_hi)]
-    (x0, y0), (x1, y1) = [(min(max(x, 0.0), nx - 1.0), min(max(y, 0.0), ny - 1.0)) for x, y in ends]
+    # Left end first (the lower one of a vertical streak): the same streak always reads the same way.
+    (x0, y0), (x1, y1) = sorted((min(max(float(x), 0.0), nx - 1.0), min(max(float(y), 0.0), ny - 1.0))
+                                for x, y in ends)
     per_px = float(np.nanmedian(seg[centre - 1:centre + 2, first:last + 1]) - flank_level) / sigma_px
     return Streak(x0=x0, y0=y0, x1=x1, y1=y1, width=width, significance=per_px, total_sigma=total,
                   angle_deg=angle, length=math.hypot(x1 - x0, y1 - y0))
@@ -640,8 +642,9 @@ def find_streaks(data, background=None, rms=None, stars=None, *, cfa_scale: floa
         Background noise of one pixel, ADU, for the reported per-pixel
         significance; measured from the frame when not given.
     stars : numpy.ndarray, optional
-        Star list (:data:`obsdb.imaging.stars.STAR_DTYPE`); its saturated stars
-        are masked in the Hough pass (their halos and spikes are not streaks).
+        Star list (:data:`obsdb.imaging.stars.STAR_DTYPE`) in the pixels of
+        ``data``; its saturated stars are masked in the Hough pass (their
+        halos and spikes are not streaks).
     cfa_scale : float
         Multiply the returned coordinates and widths by this (2 when ``data``
         is a colour sensor's superpixel image).
@@ -683,8 +686,8 @@ def find_streaks(data, background=None, rms=None, stars=None, *, cfa_scale: floa
             from scipy import ndimage
 
             spots = np.zeros_like(mask)
-            iy = np.clip((np.asarray(sat["y"]) / cfa_scale / b).astype(int), 0, mask.shape[0] - 1)
-            ix = np.clip((np.asarray(sat["x"]) / cfa_scale / b).astype(int), 0, mask.shape[1] - 1)
+            iy = np.clip((np.asarray(sat["y"]) / b).astype(int), 0, mask.shape[0] - 1)
+            ix = np.clip((np.asarray(sat["x"]) / b).astype(int), 0, mask.shape[1] - 1)
             spots[iy, ix] = True
             mask |= ndimage.binary_dilation(spots, iterations=MASK_GROW + 2)
     hits = (z > HIT_SIGMA) & ~mask
@@ -751,15 +754,25 @@ def _same_line(a: Streak, b: Streak) -> bool:
     return abs((mx - a.x0) * uy - (my - a.y0) * ux) / n < max(a.width, b.width, 4.0)
 
 
+def mask_half_width(width: float, significance: float | None = None, margin: float = MASK_MARGIN) -> float:
+    """Half width of the band masked around a streak's centre line, px.
+
+    Half the measured width plus ``margin``, and the margin again per decade of the streak's
+    per-pixel signal-to-noise beyond 1: a bright streak's PSF wings stand above the noise further out.
+    """
+    decades = math.log10(significance) if significance is not None and significance > 1 else 0.0
+    return width / 2.0 + margin * (1.0 + decades)
+
+
 def streak_mask(shape, streaks, *, margin: float = MASK_MARGIN) -> np.ndarray:
-    """Pixels within each streak's half width plus ``margin`` of its centre line, between its end points.
+    """Pixels near each streak's centre line (:func:`mask_half_width`), between its end points.
 
     Parameters
     ----------
     shape : tuple of int
         ``(ny, nx)`` of the frame.
     streaks : iterable
-        Objects or dicts with ``x0, y0, x1, y1, width``.
+        Objects or dicts with ``x0, y0, x1, y1, width`` (and optionally ``significance``).
     margin : float
         Pixels added either side (:data:`MASK_MARGIN`): the PSF wings beyond the measured width.
 
@@ -771,22 +784,40 @@ def streak_mask(shape, streaks, *, margin: float = MASK_MARGIN) -> np.ndarray:
     ny, nx = shape
     mask = np.zeros((ny, nx), dtype=bool)
     for s in streaks:
-        get = (lambda k: s[k]) if isinstance(s, dict) else (lambda k: getattr(s, k))
+        get = (lambda k: s.get(k)) if isinstance(s, dict) else (lambda k: getattr(s, k, None))
         x0, y0, x1, y1, width = (float(get(k)) for k in ("x0", "y0", "x1", "y1", "width"))
-        half = width / 2.0 + margin
+        half = mask_half_width(width, get("significance"), margin)
         length = math.hypot(x1 - x0, y1 - y0)
         if length < 1e-6:
             continue
         ux, uy = (x1 - x0) / length, (y1 - y0) / length
-        # Only the bounding box of the band is examined: a few rows of a long diagonal are cheap.
-        xlo, xhi = int(max(0, math.floor(min(x0, x1) - half))), int(min(nx, math.ceil(max(x0, x1) + half) + 1))
+        # Row by row: the band crosses each row in one run of columns (or is empty there), so a long
+        # diagonal costs a few pixels per row, not its whole bounding box.
         ylo, yhi = int(max(0, math.floor(min(y0, y1) - half))), int(min(ny, math.ceil(max(y0, y1) + half) + 1))
-        if xlo >= xhi or ylo >= yhi:
+        if ylo >= yhi:
             continue
-        yy, xx = np.mgrid[ylo:yhi, xlo:xhi]
+        yy = np.arange(ylo, yhi)[:, None]
+        xlo = int(max(0, math.floor(min(x0, x1) - half)))
+        xhi = int(min(nx, math.ceil(max(x0, x1) + half) + 1))
+        if xlo >= xhi:
+            continue
+        if abs(uy) > 1e-9 and (xhi - xlo) * (yhi - ylo) > 4_000_000:
+            # Large boxes: per row, the columns where the line passes (plus the band's extent across).
+            xc = x0 + (yy[:, 0] - y0) * ux / uy
+            spread = half / max(abs(uy), 1e-9) + 1
+            cols = np.arange(int(2 * spread) + 3) - int(spread) - 1
+            xs = np.rint(xc)[:, None].astype(np.int64) + cols[None, :]
+            rows = np.broadcast_to(yy, xs.shape)
+            keep = (xs >= 0) & (xs < nx)
+            rx, ry = xs - x0, rows - y0
+            along = rx * ux + ry * uy
+            across = np.abs(rx * uy - ry * ux)
+            hit = keep & (across <= half) & (along >= -half) & (along <= length + half)
+            mask[rows[hit], xs[hit]] = True
+            continue
+        xx = np.arange(xlo, xhi)[None, :]
         rx, ry = xx - x0, yy - y0
         along = rx * ux + ry * uy
         across = np.abs(rx * uy - ry * ux)
-        # A streak that ends at the frame's edge is masked beyond it too (end points were clipped to the frame).
         mask[ylo:yhi, xlo:xhi] |= (across <= half) & (along >= -half) & (along <= length + half)
     return mask

@@ -175,7 +175,11 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
                 elongation=_nan(frame.elongation), background=_nan(frame.background),
                 transparency=_nan(value)))
         wanted.update(((d.key, d.tag), d.reason) for d in evaluate(inputs, limits))
-    change = catalog.apply_qa(results, wanted, names=QA_TAGS, author=RULE_AUTHOR,
+    from obsdb.pipeline.streak_rules import SATELLITE_TAG, satellite_decisions  # issue 20 (streaks helper)
+
+    for frame_id, tag, reason, _evidence in satellite_decisions(catalog.frame_streaks([f.id for f in frames])):
+        wanted[(frame_id, tag)] = reason
+    change = catalog.apply_qa(results, wanted, names=QA_TAGS + (SATELLITE_TAG,), author=RULE_AUTHOR,
                               retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}")
     labels = {f.id: f.label for f in frames}
     report.retracted.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.retracted
