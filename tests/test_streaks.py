@@ -206,3 +206,40 @@ def test_faint_streak_injected_into_m67_is_found(real_data, snr):
     streaks = find_streaks(injected)
     assert len(streaks) == 1, streaks
     _assert_matches(streaks[0], x0, y0, x1, y1)
+
+
+# --------------------------------------------------------------------------- the satellite rule
+
+
+def test_satellite_rule_names_end_points_width_and_snr():
+    from obsdb.pipeline.streak_rules import satellite_decisions
+
+    frames = [
+        {"id": 1, "width": 2048, "height": 2048, "streaks": []},
+        {"id": 2, "width": 2048, "height": 2048,
+         "streaks": [{"x0": 12.2, "y0": 830.0, "x1": 2040.0, "y1": 95.4, "width": 5.1, "significance": 4.14}]},
+        {"id": 3, "width": 512, "height": 512,
+         "streaks": [{"x0": 0.0, "y0": 0.0, "x1": 511.0, "y1": 511.0, "width": 20.0, "significance": 80.0},
+                     {"x0": 0.0, "y0": 511.0, "x1": 511.0, "y1": 0.0, "width": 20.0, "significance": 80.0}]},
+    ]
+    decisions = {d[0]: d for d in satellite_decisions(frames)}
+    assert sorted(decisions) == [2, 3]
+    _, tag, reason, evidence = decisions[2]
+    assert tag == "satellite"
+    assert reason == ("satellite: streak from (12, 830) to (2040, 95), 5 px wide, S/N 4.1 per px; "
+                      "masked in the stack")
+    assert evidence["streaks"][0]["width"] == 5.1 and 0 < evidence["masked_fraction"] < 0.01
+    # Two wide streaks across a small frame: the reason says how much of it the masks take.
+    reason3 = decisions[3][2]
+    assert reason3.startswith("satellite: 2 streaks: streak from (0, 0)") and "% of the frame)" in reason3
+
+
+def test_mask_grows_with_the_streaks_brightness():
+    from obsdb.imaging.streaks import mask_half_width
+
+    assert mask_half_width(3.0, 0.5) == pytest.approx(1.5 + MASK_MARGIN)
+    assert mask_half_width(3.0, 100.0) == pytest.approx(1.5 + 3 * MASK_MARGIN)
+    # A bright streak's Gaussian wings are below half a sigma of noise at the mask's edge.
+    for snr in (2.0, 20.0, 200.0, 2000.0):
+        half = mask_half_width(3.0, snr)
+        assert snr * math.exp(-0.5 * (half / (3.0 / 2.3548)) ** 2) < 0.5

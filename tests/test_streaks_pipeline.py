@@ -13,10 +13,11 @@ from obsdb.pipeline.align import align_auto
 from obsdb.pipeline.ingest import ingest
 from obsdb.pipeline.qa import run_qa
 from obsdb.pipeline.render import render
-from obsdb.simulate import plan_night, simulate_night
+from obsdb.simulate import FrameSpec, plan_night, simulate_night
 
 SIZE = 512
 STREAK_FRAME = 1004
+BIAS_FRAME = 1100
 # Enters at the left edge, leaves at the top: 5 sigma per pixel on its centre line at the night's sky.
 LINE = {"x0": -20.0, "y0": 60.0, "x1": 400.0, "y1": 540.0, "width": 3.0}
 BRIGHTNESS_SIGMA = 5.0
@@ -30,10 +31,11 @@ def _frame_noise(truth) -> float:
 
 @pytest.fixture(scope="module")
 def streak_night(tmp_path_factory):
-    """Eight good V frames of one pointing, a satellite across frame 1004."""
+    """Eight good V frames of one pointing, a satellite across frame 1004, and a bias frame."""
     root = tmp_path_factory.mktemp("streak-night")
     specs = plan_night(seed=21, n_frames=8, bands=("V",), n_groups=1, cloud_fraction=0.0, trail_fraction=0.0,
                        defocus_fraction=0.0, max_group_offset=0.0)
+    specs.append(FrameSpec(number=BIAS_FRAME, image_type="Bias Frame", exptime=0.0))
     # The sky level is drawn per frame: simulate once to learn it, then put the streak in at 5 sigma.
     probe = simulate_night(root / "probe", specs, seed=21, size=SIZE, n_hot_pixels=0)
     sigma = _frame_noise(probe)
@@ -94,7 +96,8 @@ def test_the_streak_is_found_at_ingest_with_its_end_points_and_angle(processed):
     frames = {f["id"]: f for f in processed["catalog"].frame_streaks(range(1, 100))}
     numbers = {row["id"]: row["number"] for row in processed["catalog"].frame_dicts()}
     by_number = {numbers[i]: f for i, f in frames.items()}
-    assert sorted(by_number) == truth.numbers                  # every light frame was searched
+    # Every light frame was searched, and the bias frame was not (its n_streaks stays NULL).
+    assert sorted(by_number) == [n for n in truth.numbers if n != BIAS_FRAME]
     assert {n: f["n_streaks"] for n, f in by_number.items() if f["n_streaks"]} == {STREAK_FRAME: 1}
     (streak,) = by_number[STREAK_FRAME]["streaks"]
     assert truth.frame(STREAK_FRAME)["streaks"][0]["x0"] == LINE["x0"]
@@ -184,7 +187,7 @@ def test_streaks_and_the_satellite_tag_on_both_backends(streak_night, database_f
         run_qa(catalog)
         rows = {r["number"]: r for r in catalog.frame_dicts()}
         found = {f["id"]: f for f in catalog.frame_streaks([r["id"] for r in rows.values()])}
-        assert len(found) == len(rows)
+        assert len(found) == len(rows) - 1                      # not the bias frame
         assert found[rows[STREAK_FRAME]["id"]]["n_streaks"] == 1
         assert sum(f["n_streaks"] for f in found.values()) == 1
         assert [n for n, r in rows.items() if "satellite" in {t["name"] for t in r["tags"]}] == [STREAK_FRAME]
