@@ -141,6 +141,9 @@ AXIS_TOLERANCE_DEG = 0.5
 AXIS_MIN_WIDTH = 2.0
 """A line along a detector axis narrower than this (px) is a hot or bleeding column or row."""
 
+PIXEL_LIMIT = 1e12
+"""Pixels beyond this magnitude are bad, as NaN is (as :data:`obsdb.imaging.stars.PIXEL_LIMIT`)."""
+
 AXIS_EDGE = 2 * STRIP_HALF_WIDTH
 """A line along a detector axis this close (px) to the frame's border is detector structure."""
 
@@ -679,10 +682,13 @@ def find_streaks(data, background=None, rms=None, stars=None, *, cfa_scale: floa
     finite = None
     ny, nx = img.shape
     b = _bin_factor(img.shape)
-    binned = _block_mean(img, b)
-    # A NaN anywhere in a block makes its mean NaN: the block image tells whether the frame has any.
-    if not np.isfinite(binned).all():
-        finite = np.isfinite(img)
+    with np.errstate(over="ignore", invalid="ignore"):
+        binned = _block_mean(img, b)
+    # A NaN anywhere in a block makes its mean NaN (and a wild value, inf): the block image tells
+    # whether the frame has any.
+    if not (np.isfinite(binned).all() and float(np.abs(binned).max()) < PIXEL_LIMIT):
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(img) & (np.abs(img) < PIXEL_LIMIT)
         if finite.mean() < 0.5:
             return []
         fill = float(np.median(img[finite])) if background is None or not np.isfinite(background) else background

@@ -104,8 +104,11 @@ def metrics_from_image(data, saturation, *, cfa: str | None = None, streaks: boo
     if streaks:
         from obsdb.imaging.streaks import find_streaks
 
-        found = [s.as_dict() for s in find_streaks(data, rms=quality.background_rms, stars=quality.stars,
-                                                   cfa_scale=scale)]
+        try:
+            found = [s.as_dict() for s in find_streaks(data, rms=quality.background_rms, stars=quality.stars,
+                                                       cfa_scale=scale)]
+        except Exception:  # noqa: BLE001 - the star metrics stand without it: n_streaks stays NULL
+            found = None
     return FrameQuality(metrics={
         "n_stars": int(quality.n_stars),
         "fwhm": length(quality.fwhm),
