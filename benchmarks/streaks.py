@@ -162,7 +162,8 @@ def false_positive_table():
         for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
             for r in range(0, 150, 10):
                 data += render_streak(data.shape, x + r * dx / 1.414, y + r * dy / 1.414, x + (r + 10) * dx / 1.414,
-                                      y + (r + 10) * dy / 1.414, 2.0, 100 * sigma * math.exp(-r / 50)).astype(np.float32)
+                                      y + (r + 10) * dy / 1.414, 2.0,
+                                      100 * sigma * math.exp(-r / 50)).astype(np.float32)
     data[:, 517] += 8 * sigma
     data[300, :] += 5 * sigma
     cases.append(("sim saturated+bleeds+spikes+hot cols+300 CRs", data))

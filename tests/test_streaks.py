@@ -155,7 +155,8 @@ def test_saturated_stars_bleeds_spikes_hot_columns_and_cosmic_rays_are_not_strea
         for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1)):                          # diffraction spikes
             for r in range(0, 150, 10):   # fading out from the star, 150 px long
                 data += render_streak(data.shape, x + r * dx / 1.414, y + r * dy / 1.414, x + (r + 10) * dx / 1.414,
-                                      y + (r + 10) * dy / 1.414, 2.0, 100 * sigma * math.exp(-r / 50)).astype(np.float32)
+                                      y + (r + 10) * dy / 1.414, 2.0,
+                                      100 * sigma * math.exp(-r / 50)).astype(np.float32)
     data[:, 517] += 8 * sigma                                                       # hot column
     data[300, :] += 5 * sigma                                                       # hot row
     data[:, 700] += 2 * sigma                                                       # warm column

@@ -15,13 +15,15 @@ one edge of the frame to another.  The detector works in two passes:
    votes are compared with what noise gives on a line of that length.
 2. **Verify and measure** each candidate on the full-resolution pixels: a strip
    :data:`STRIP_HALF_WIDTH` px either side of the line is sampled, cut into
-   :data:`SEGMENT_LENGTH` px segments, and the line refined (angle and offset)
-   from the profile's centre in each segment.  The streak must show its excess
-   in most segments over at least :data:`MIN_LENGTH_FRACTION` of the frame,
-   with flat flanks either side (an edge or a gradient has one high flank),
-   and be measured against the scatter of the same statistic on parallel
-   lines beside it (which holds the real noise, its correlations and the star
-   confusion of the field).
+   :data:`SEGMENT_LENGTH` px segments (a median per segment and offset: stars
+   and cosmic rays take less than half a segment), and the line refined
+   (angle and offset: :func:`_refine`) to the one holding the most light.
+   The streak must show its excess in most segments over at least
+   :data:`MIN_LENGTH_FRACTION` of the frame, measured against the scatter of
+   the same statistic on parallel lines beside it (which holds the real noise,
+   its correlations and the star confusion of the field), with flat flanks
+   either side (an edge or a gradient has one high flank) and continuous
+   light along it (:func:`_continuity`: trailed stars in a row leave gaps).
 
 The significance reported is the mean excess on the line's centre over the
 background rms of one pixel ("S/N per px").  Lines within
@@ -202,10 +204,12 @@ class Streak:
 
 
 def _bin_factor(shape) -> int:
+    """Block size of the Hough pass for a frame of this shape."""
     return max(1, int(round(max(shape) / HOUGH_SIZE)))
 
 
 def _block_mean(img: np.ndarray, b: int) -> np.ndarray:
+    """Mean of each ``b`` x ``b`` block (the last partial row and column of blocks dropped)."""
     ny, nx = img.shape[0] // b * b, img.shape[1] // b * b
     if b == 1:
         return np.asarray(img[:ny, :nx], dtype=np.float32)
@@ -694,7 +698,7 @@ def find_streaks(data, background=None, rms=None, stars=None, *, cfa_scale: floa
         fill = float(np.median(img[finite])) if background is None or not np.isfinite(background) else background
         img = np.where(finite, img, np.float32(fill))
         binned = _block_mean(img, b)
-    bg, grid = _background_map(binned)
+    bg, _ = _background_map(binned)
     resid = binned - bg
     sigma_b = _robust_sigma(resid[::2, ::2].ravel())
     if not np.isfinite(sigma_b) or sigma_b <= 0:
