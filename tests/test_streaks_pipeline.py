@@ -201,3 +201,11 @@ def test_streaks_and_the_satellite_tag_on_both_backends(streak_night, database_f
         assert sum(len(f["streaks"]) for f in again) == 1
     finally:
         catalog.close()
+
+
+def test_frames_where_n_streaks_and_the_json_metrics(processed):
+    catalog = processed["catalog"]
+    assert [r["number"] for r in catalog.frame_dicts(where="n_streaks > 0")] == [STREAK_FRAME]
+    rows = {r["number"]: r for r in catalog.frame_dicts()}
+    assert rows[STREAK_FRAME]["metrics"]["n_streaks"] == 1
+    assert rows[BIAS_FRAME]["metrics"] is None or rows[BIAS_FRAME]["metrics"]["n_streaks"] is None
