@@ -188,11 +188,11 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         if n_detector:
             header.add_history(f"obsdb: {n_detector} of them found only in the night's frames together")
         if streaks:
-            from obsdb.pipeline.streak_rules import describe
-
             header["HIERARCH OBSDB_NSTREAK"] = (len(streaks), "satellite streaks masked (NaN) before resampling")
-            for streak in streaks:
-                header.add_history(f"obsdb: masked satellite {describe(streak)} (input pixels)")
+            for st in streaks:
+                # One card each (72 characters): input pixels, as the catalog's streak rows give them.
+                header.add_history(f"obsdb: masked satellite streak ({st['x0']:.0f},{st['y0']:.0f})-"
+                                   f"({st['x1']:.0f},{st['y1']:.0f}), {st['width']:.0f} px wide")
             header.add_history(f"obsdb: {n_streak_px} input pixels masked along streaks")
         primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
         mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
