@@ -416,7 +416,7 @@ def _sample_strip(img, bg_blocks, block, point, direction, t_range, exclude=(), 
     np.clip(ix, 0, nx - 1, out=ix)
     np.clip(iy, 0, ny - 1, out=iy)
     # The background of each sample: its block's value in the (smooth, interpolated) block map.
-    vals = img[iy, ix] - bg_blocks[np.minimum(iy // block, bg_blocks.shape[0] - 1),
+    vals = img[iy, ix].astype(np.float32) - bg_blocks[np.minimum(iy // block, bg_blocks.shape[0] - 1),
                                    np.minimum(ix // block, bg_blocks.shape[1] - 1)]
     vals[~inside] = np.nan
     for other in exclude:
@@ -681,8 +681,10 @@ def find_streaks(data, background=None, rms=None, stars=None, *, cfa_scale: floa
     img = np.asarray(data)
     if img.ndim != 2 or min(img.shape) < 32:
         return []
-    if img.dtype != np.float32:
+    if img.dtype.kind not in "fiu":
         img = img.astype(np.float32)
+    # Integer frames stay as they are (no frame-sized float copy): the block sums are float32, and the
+    # verification reads a few hundred thousand samples.
     finite = None
     ny, nx = img.shape
     b = _bin_factor(img.shape)
