@@ -49,6 +49,7 @@ __all__ = [
     "simulate_frame",
     "make_sky",
     "make_detector",
+    "render_streak",
     "KINDS",
     "IMAGE_TYPES",
 ]
@@ -116,6 +117,12 @@ class FrameSpec:
         Length of the star trails in pixels (0 = no trail).
     trail_angle_deg : float, optional
         Direction of the trails, counter-clockwise from +x.
+    streaks : list of dict, optional
+        Satellite streaks across the frame (light frames only), each with
+        ``x0, y0, x1, y1`` (0-based end points of the centre line, frame
+        pixels), ``width`` (FWHM of the Gaussian cross profile, px) and
+        ``brightness`` (ADU per pixel on the centre line); see
+        :func:`render_streak`.  Recorded in the truth as ``streaks``.
 
     Notes
     -----
@@ -136,6 +143,7 @@ class FrameSpec:
     transparency: float | None = None
     trail_length: float | None = None
     trail_angle_deg: float | None = None
+    streaks: list | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -517,6 +525,42 @@ def _render_stars(shape, x, y, flux, fwhm_x, fwhm_y, trail_length=0.0, trail_ang
     return image.reshape(shape)
 
 
+def render_streak(shape, x0: float, y0: float, x1: float, y1: float, width: float,
+                  brightness: float) -> np.ndarray:
+    """A satellite streak: a straight line with a Gaussian cross profile, between two end points.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(ny, nx)``.
+    x0, y0, x1, y1 : float
+        0-based end points of the centre line (may lie outside the frame).
+    width : float
+        FWHM of the cross profile, px.
+    brightness : float
+        ADU per pixel on the centre line (the profile's peak); the ends fall off
+        over one ``width`` (a satellite's image is the PSF swept along the line).
+
+    Returns
+    -------
+    numpy.ndarray
+        The streak alone (float64), to add to a frame before its noise.
+    """
+    ny, nx = shape
+    length = math.hypot(x1 - x0, y1 - y0)
+    sigma = width / 2.3548200450309493
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    if length < 1e-9:
+        return np.zeros(shape)
+    ux, uy = (x1 - x0) / length, (y1 - y0) / length
+    rx, ry = xx - x0, yy - y0
+    across = rx * uy - ry * ux
+    along = rx * ux + ry * uy
+    # Beyond the end points the swept PSF falls off as the PSF does: half an erf step at each end.
+    ends = 0.5 * (erf(along / (math.sqrt(2) * sigma)) - erf((along - length) / (math.sqrt(2) * sigma)))
+    return brightness * np.exp(-0.5 * (across / sigma) ** 2) * ends
+
+
 def _add_noise(model, rng, gain, read_noise, pedestal=0.0):
     """Shot noise (exact Poisson where counts are low, Gaussian elsewhere) plus read noise.
 
@@ -617,6 +661,9 @@ def simulate_frame(spec: FrameSpec, sky: SkyField | None, *, rng, size, detector
         model = _render_stars(shape, xs, ys, flux, fwhm_x, fwhm_y,
                               spec.trail_length, spec.trail_angle_deg)
         model += spec.background
+        for streak in spec.streaks or ():
+            model += render_streak(shape, streak["x0"], streak["y0"], streak["x1"], streak["y1"],
+                                   streak["width"], streak["brightness"])
         if gradient != (0.0, 0.0):
             model += (gradient[0] * (np.arange(nx) - centre[0]))[None, :]
             model += (gradient[1] * (np.arange(ny) - centre[1]))[:, None]
@@ -669,6 +716,8 @@ def simulate_frame(spec: FrameSpec, sky: SkyField | None, *, rng, size, detector
         "transparency": float(spec.transparency),
         "trail_length": float(spec.trail_length),
         "trail_angle_deg": float(spec.trail_angle_deg),
+        "streaks": [{k: float(v) for k, v in streak.items()} for streak in (spec.streaks or ())
+                    if spec.image_type == "Light Frame"],
         "exptime": float(spec.exptime),
         "n_cosmic_rays": int(n_cosmic_rays),
         "cosmic_rays": cr_pos,
@@ -692,7 +741,8 @@ class NightTruth:
         (shift onto the reference, ``x_reference - x_frame``), rotation_deg,
         offset, fwhm, fwhm_x, fwhm_y, ellipticity, background (ADU at the
         frame centre), background_gradient (ADU/px in x and y), transparency,
-        trail_length, trail_angle_deg, exptime, n_cosmic_rays, cosmic_rays,
+        trail_length, trail_angle_deg, streaks (satellite streaks: x0, y0,
+        x1, y1, width, brightness), exptime, n_cosmic_rays, cosmic_rays,
         date_obs, airmass.
     hot_pixels : list of [x, y]
         Hot pixel positions, the same in every frame.

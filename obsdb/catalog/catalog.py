@@ -500,7 +500,31 @@ class Catalog:
 
         with self.session() as session:
             for frame_id, m in batch:
-                write_quality(session, frame_id, m.metrics, m.stars, m.n_stars_stored)
+                write_quality(session, frame_id, m.metrics, m.stars, m.n_stars_stored, getattr(m, "streaks", None))
+
+    def frame_streaks(self, frame_ids: Iterable[int]) -> list[dict]:
+        """The streaks of frames that were searched for them (``n_streaks`` not NULL): one dict per frame
+        with ``id``, ``width``, ``height``, ``n_streaks`` and ``streaks`` (dicts of the ``streak`` rows)."""
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import Frame, FrameMetrics, Streak
+
+        ids = list(frame_ids)
+        out: dict[int, dict] = {}
+        with self.session() as session:
+            for start in range(0, len(ids), FILE_QUERY_CHUNK):
+                chunk = ids[start:start + FILE_QUERY_CHUNK]
+                for fid, width, height, n in session.execute(
+                        select(Frame.id, Frame.width, Frame.height, FrameMetrics.n_streaks)
+                        .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                        .where(Frame.id.in_(chunk), FrameMetrics.n_streaks.is_not(None))):
+                    out[fid] = {"id": fid, "width": width, "height": height, "n_streaks": n, "streaks": []}
+                for row in session.scalars(select(Streak).where(Streak.frame_id.in_(chunk)).order_by(Streak.id)):
+                    if row.frame_id in out:
+                        out[row.frame_id]["streaks"].append(
+                            {"x0": row.x0, "y0": row.y0, "x1": row.x1, "y1": row.y1, "width": row.width,
+                             "significance": row.significance, "algorithm": row.algorithm})
+        return [out[i] for i in ids if i in out]
 
     def qa_frames(self, *, nights=None, band: str | None = None, instrument: str | None = None,
                   stars: bool = True) -> list:

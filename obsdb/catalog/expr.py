@@ -114,7 +114,7 @@ STATS_COLUMNS = {name: getattr(FrameStats, name) for name in (
     "n_saturated", "saturation")}
 METRICS_COLUMNS = {name: getattr(FrameMetrics, name) for name in (
     "n_stars", "fwhm", "hfd", "elongation", "background", "background_rms",
-    "background_gradient", "transparency")}
+    "background_gradient", "transparency", "n_streaks")}
 
 
 def _current_run_value(aggregate, column):

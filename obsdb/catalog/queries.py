@@ -28,7 +28,7 @@ PAGE_SIZE = 2000
 STATS_FIELDS = ("min", "max", "mean", "median", "std", "background", "background_rms", "n_nan", "n_saturated",
                 "saturation")
 METRICS_FIELDS = ("n_stars", "fwhm", "hfd", "elongation", "background", "background_rms", "background_gradient",
-                  "transparency")
+                  "transparency", "n_streaks")
 LIGHT_TYPES = ("light", "unknown")
 """Image types that hold stars to judge and align ("light or unknown", defined once)."""
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from obsdb.catalog.models import (Event, Frame, FrameMetrics, FrameStats, Instrument, Night, StarList,
-                                  utcnow)
+                                  Streak, utcnow)
 
 
 def record_event(session: Session, author: str, command: str, summary: str, *,
@@ -106,6 +106,7 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
                                             and _measurements_current(existing[m.path], m))]
     assigned = {m.path: night_facts(m, night) for m in todo}
     new_frames = []
+    measured_streaks: list[tuple[Frame, list | None]] = []
     nights = ensure_nights(session, {name: facts for name, facts in assigned.values()})
     identities = {m.path: instrument_identity(m.header, m.width, m.height) for m in todo if m.header is not None}
     instruments = ensure_instruments(session, {i["key"]: {k: v for k, v in i.items() if k != "keywords"}
@@ -149,6 +150,7 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
         frame.metrics = FrameMetrics(measured_at=now, **m.metrics) if m.metrics else None
         frame.star_list = (StarList(n_stars=m.n_stars_stored, data=m.stars, algorithm=STARS_VERSION,
                                     measured_at=now) if m.stars is not None else None)
+        measured_streaks.append((frame, getattr(m, "streaks", None)))
         if not m.ok:
             outcome["failed"].append((m.path, m.error))
         elif is_new:
@@ -157,6 +159,7 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
             # Same content measured again by a newer algorithm is not a change of the file.
             outcome["unchanged" if same_content else "changed"].append(m.path)
     session.flush()
+    replace_streaks(session, {frame.id: found for frame, found in measured_streaks}, measured_at=now)
     outcome["new_ids"] = [f.id for f in new_frames]
     _update_night_dates(session, {nights[name].id for name, _ in assigned.values()})
     return outcome
@@ -188,8 +191,10 @@ def _measurements_current(frame: Frame, m) -> bool:
             and frame.star_list is not None and frame.star_list.algorithm == STARS_VERSION)
 
 
-def write_quality(session: Session, frame_id: int, metrics: dict, stars: bytes | None, n_stars: int) -> None:
-    """Store metrics and a star list measured after ingest (`obsdb qa` on frames without them)."""
+def write_quality(session: Session, frame_id: int, metrics: dict, stars: bytes | None, n_stars: int,
+                  streaks: list | None = None) -> None:
+    """Store metrics, a star list and the streaks found, measured after ingest (`obsdb qa` on frames
+    without them)."""
     from obsdb.imaging.stars import STARS_VERSION
 
     frame = session.get(Frame, frame_id)
@@ -197,6 +202,36 @@ def write_quality(session: Session, frame_id: int, metrics: dict, stars: bytes |
     frame.metrics = FrameMetrics(measured_at=now, **metrics)
     if stars is not None:
         frame.star_list = StarList(n_stars=n_stars, data=stars, algorithm=STARS_VERSION, measured_at=now)
+    session.flush()
+    replace_streaks(session, {frame_id: streaks}, measured_at=now)
+
+
+def replace_streaks(session: Session, found: dict[int, list | None], *, measured_at=None) -> None:
+    """Make the ``streak`` rows of these frames those just measured.
+
+    Parameters
+    ----------
+    found : dict
+        Frame id to its streaks (dicts with ``x0, y0, x1, y1, width, significance``, as
+        :meth:`obsdb.imaging.streaks.Streak.as_dict` gives), or None for a frame not searched: its old
+        rows (of older content or an older detector) go either way.
+    """
+    from sqlalchemy import delete
+
+    from obsdb.imaging.streaks import STREAKS_VERSION
+
+    if not found:
+        return
+    ids = list(found)
+    for start in range(0, len(ids), 500):
+        session.execute(delete(Streak).where(Streak.frame_id.in_(ids[start:start + 500])))
+    now = measured_at or utcnow()
+    rows = [{"frame_id": frame_id, "x0": s["x0"], "y0": s["y0"], "x1": s["x1"], "y1": s["y1"],
+             "width": s["width"], "significance": s.get("significance"), "algorithm": STREAKS_VERSION,
+             "measured_at": now}
+            for frame_id, streaks in found.items() for s in (streaks or ())]
+    if rows:
+        session.execute(Streak.__table__.insert(), rows)
 
 
 def _update_night_dates(session: Session, night_ids: set[int]) -> None:

@@ -54,6 +54,9 @@ class Measurement:
     n_stars_stored: int = 0
     site: dict | None = None
     """The site (:func:`obsdb.imaging.header.site_location`, ``[site]`` of obsdb.toml filling the gaps)."""
+    streaks: list[dict] | None = None
+    """Satellite streaks found in the same read (light frames; :mod:`obsdb.imaging.streaks`), None when
+    the frame was not searched."""
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     """What was doubted or left out of a usable file, one sentence each (an implausible DATE-OBS,
@@ -276,7 +279,8 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
                 # In a pool worker the worker's own death is contained (resilient_map): a fork per frame
                 # would cost 40-60 ms of a 120 ms detection on 2048 x 2048 for nothing.
                 quality = quality_metrics(image.data, saturation, cfa=cfa_pattern_or_none(image.header),
-                                          contained=not in_pool_worker())
+                                          contained=not in_pool_worker(),
+                                          streaks=True)  # a light frame: searched for satellite streaks too
             except ChildCrashed as exc:
                 result.warnings.append(f"star detection crashed ({exc}): stats recorded without star metrics")
             except Exception as exc:  # noqa: BLE001 - a frame whose stars cannot be measured keeps its stats
@@ -285,6 +289,7 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread") -> Meas
             else:
                 result.metrics = quality.metrics
                 result.stars, result.n_stars_stored = encode_stars(quality.stars), len(quality.stars)
+                result.streaks = quality.streaks
         # The image is ours and used for nothing after this: the median may
         # partition it in place rather than copy a whole frame.
         result.stats = pixel_stats(image.data, saturation=saturation, overwrite_input=True).as_dict()
@@ -307,7 +312,7 @@ def _any_finite(data) -> bool:
     return bool(np.isfinite(flat[:4096]).any() or np.isfinite(flat[4096:]).any())
 
 
-def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool = True):
+def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool = True, streaks: bool = False):
     """Star and PSF metrics of a frame and its star list (:class:`obsdb.pipeline.metrics.FrameQuality`).
 
     Parameters
@@ -337,8 +342,8 @@ def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool
     from obsdb.pipeline.pool import run_contained
 
     if not contained:
-        return metrics_from_image(data, saturation, cfa=cfa)
-    return run_contained(partial(metrics_from_image, cfa=cfa), data, saturation,
+        return metrics_from_image(data, saturation, cfa=cfa, streaks=streaks)
+    return run_contained(partial(metrics_from_image, cfa=cfa, streaks=streaks), data, saturation,
                          timeout=detection_time_limit(data.size))
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-METRICS_VERSION = "metrics-3"
-"""Identifies the metric algorithm; stored with each result."""
+METRICS_VERSION = "metrics-4"
+"""Identifies the metric algorithm; stored with each result.  metrics-4: light frames are searched
+for satellite streaks in the same pass (``n_streaks`` and the ``streak`` rows)."""
 
 STAR_LIST_SIZE = 400
 """Brightest stars stored per frame: what registration matches (and QA and groups reuse)."""
@@ -44,9 +45,12 @@ class FrameQuality:
     stars: object
     """The brightest :data:`STAR_LIST_SIZE` stars (:data:`obsdb.imaging.stars.STAR_DTYPE`), with
     positions refined as registration refines them."""
+    streaks: list | None = None
+    """Straight streaks found (:meth:`obsdb.imaging.streaks.Streak.as_dict` each, full-resolution
+    pixels); None when the frame was not searched."""
 
 
-def metrics_from_image(data, saturation, *, cfa: str | None = None) -> FrameQuality:
+def metrics_from_image(data, saturation, *, cfa: str | None = None, streaks: bool = False) -> FrameQuality:
     """Measure stars, PSF and sky of a frame, and keep its registration star list.
 
     One detection serves both: the stored list is exactly what
@@ -63,6 +67,9 @@ def metrics_from_image(data, saturation, *, cfa: str | None = None) -> FrameQual
         Bayer pattern of a colour sensor: stars are then measured on the 2x2
         superpixel image and given in full-resolution pixels
         (:mod:`obsdb.imaging.bayer`), FWHM and HFD too.
+    streaks : bool
+        Also search the frame for satellite streaks (:func:`obsdb.imaging.streaks.find_streaks`, on
+        the pixels already in memory): light frames only.  Sets ``n_streaks`` in the metrics.
 
     Returns
     -------
@@ -93,6 +100,15 @@ def metrics_from_image(data, saturation, *, cfa: str | None = None) -> FrameQual
             return value
         return value / superpixel_factor
 
+    found = None
+    if streaks:
+        from obsdb.imaging.streaks import find_streaks
+
+        try:
+            found = [s.as_dict() for s in find_streaks(data, rms=quality.background_rms, stars=quality.stars,
+                                                       cfa_scale=scale)]
+        except Exception:  # noqa: BLE001 - the star metrics stand without it: n_streaks stays NULL
+            found = None
     return FrameQuality(metrics={
         "n_stars": int(quality.n_stars),
         "fwhm": length(quality.fwhm),
@@ -103,7 +119,8 @@ def metrics_from_image(data, saturation, *, cfa: str | None = None) -> FrameQual
         "background_rms": per_pixel(quality.background_rms, 2.0),
         "background_gradient": per_pixel(quality.background_gradient, 4.0),
         "algorithm": METRICS_VERSION,
-    }, stars=stars)
+        **({"n_streaks": len(found)} if found is not None else {}),
+    }, stars=stars, streaks=found)
 
 
 def transparency_stars(stars):

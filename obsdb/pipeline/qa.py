@@ -212,7 +212,13 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
             wanted[(d.key, d.tag)] = d.reason
             evidence[(d.key, d.tag)] = {**d.evidence, "yardstick": {k: v for k, v in yardstick.items()
                                                                      if k != "text"}}
-    change = catalog.apply_qa(results, wanted, names=QA_TAGS, author=RULE_AUTHOR,
+    from obsdb.pipeline.streak_rules import SATELLITE_TAG, satellite_decisions
+
+    # Streaks were found at ingest; the frames judged now get (or lose) their satellite tag.
+    for frame_id, tag, reason, proof in satellite_decisions(catalog.frame_streaks([r[0] for r in results])):
+        wanted[(frame_id, tag)] = reason
+        evidence[(frame_id, tag)] = proof
+    change = catalog.apply_qa(results, wanted, names=QA_TAGS + (SATELLITE_TAG,), author=RULE_AUTHOR,
                               retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}",
                               evidence=evidence)
     labels = {f.id: f.label for f in frames}

@@ -144,6 +144,17 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         if defects.any():
             data = np.array(data, dtype=np.float32, copy=True)
             data[defects] = np.nan
+        streaks = task.get("streaks") or []
+        n_streak_px = 0
+        if streaks:
+            # Masked in the input frame, before the one resampling: the NaN band goes through the same
+            # transform as the stars, and the stacks (which read these files) ignore it.
+            from obsdb.imaging.streaks import streak_mask
+
+            band = streak_mask(data.shape, streaks)
+            n_streak_px = int(band.sum())
+            data = np.array(data, dtype=np.float32, copy=True)
+            data[band] = np.nan
         # One preparation (the NaN fill) serves the spline pass and the linear values near saturated cores.
         prepared = PreparedFrame(data, transform)
         aligned, coverage = prepared.resample(interpolation)
@@ -176,6 +187,13 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header.add_history(f"obsdb: {int(defects.sum())} hot/cosmic-ray pixels masked before resampling")
         if n_detector:
             header.add_history(f"obsdb: {n_detector} of them found only in the night's frames together")
+        if streaks:
+            header["HIERARCH OBSDB_NSTREAK"] = (len(streaks), "satellite streaks masked (NaN) before resampling")
+            for st in streaks:
+                # One card each (72 characters): input pixels, as the catalog's streak rows give them.
+                header.add_history(f"obsdb: masked satellite streak ({st['x0']:.0f},{st['y0']:.0f})-"
+                                   f"({st['x1']:.0f},{st['y1']:.0f}), {st['width']:.0f} px wide")
+            header.add_history(f"obsdb: {n_streak_px} input pixels masked along streaks")
         primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
         mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
         target = Path(out_dir) / task.get("output", output_name(task["path"]))
@@ -264,6 +282,9 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     refuse_foreign(targets, catalog.written_outputs([str(t) for t in targets]), what="render")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_own_leftovers(targets)
+    streaks = {f["id"]: f["streaks"] for f in catalog.frame_streaks([task["frame_id"] for task in tasks])}
+    for task in tasks:
+        task["streaks"] = streaks.get(task["frame_id"], [])
     if interpolation != "nearest":
         _attach_detector_defects(tasks)
     report = RenderReport()
