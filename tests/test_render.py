@@ -605,3 +605,41 @@ def test_collect_link_across_filesystems_copies_and_says_so(tmp_path, monkeypatc
     assert done.copied_not_linked == 2 and len(done.written) == 2
     for path in done.written:
         assert os.stat(path).st_nlink == 1 and Path(path).stat().st_size > 2880
+
+
+def test_a_render_killed_after_writing_a_file_it_had_not_recorded_does_not_block_the_next(tmp_path, monkeypatch):
+    """kill -9 between a file's rename into place and its record (the worst moment): the catalog knew it
+    was about to be written (a write-ahead record), so the next render replaces it and finishes the night.
+    A file put there by someone else is still refused."""
+    import obsdb.pipeline.render as render_module
+
+    simulate_night(tmp_path / "night", seed=45, n_frames=3, **QUIET)
+    out = tmp_path / "out"
+    with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
+        real_record = render_module._record_frames
+
+        def dies_before_the_second_record(catalog_, tasks, results, interpolation, report):
+            if report.frames:
+                raise KeyboardInterrupt("killed between writing the file and recording it")
+            real_record(catalog_, tasks, results, interpolation, report)
+
+        monkeypatch.setattr(render_module, "_record_frames", dies_before_the_second_record)
+        with pytest.raises(KeyboardInterrupt):
+            render(catalog, out, stack="median", previews=True)
+        monkeypatch.setattr(render_module, "_record_frames", real_record)
+        written = sorted(p.name for p in out.glob("*.fits"))
+        assert len(written) >= 2                              # the second file is on disk, unrecorded
+        again = render(catalog, out, stack="median", previews=True)
+        assert len(again.frames) == 3 and again.stacks
+        # Nothing pending is left, and `show` lists only files really written.
+        from obsdb.catalog.models import PENDING_DIGEST, RenderOutput
+        from sqlalchemy import func, select
+
+        with catalog.session() as session:
+            assert session.scalar(select(func.count()).where(RenderOutput.sha256 == PENDING_DIGEST)) == 0
+        # A stranger's file in a new folder is still refused.
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / written[0]).write_bytes(b"the user's own file")
+        with pytest.raises(ObsdbError, match="not written by obsdb"):
+            render(catalog, other)

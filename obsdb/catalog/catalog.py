@@ -846,13 +846,36 @@ class Catalog:
                     found.setdefault(path, set()).add(digest)
         return found
 
-    def record_render_outputs(self, rows: list[dict]) -> None:
-        """Record written outputs (aligned frames, stacks) with their hashes, in one transaction."""
-        from obsdb.catalog.models import RenderOutput
+    def record_render_intents(self, rows: list[dict]) -> None:
+        """Record, before writing them, the outputs a render is about to write (one transaction).
+
+        Each row (``kind``, ``path``, ``band``, ``frame_id``, ``run_id``) is kept with the digest
+        :data:`obsdb.catalog.models.PENDING_DIGEST` until :meth:`record_render_outputs` replaces it
+        with the file's digest.  A render killed in between leaves the row: the next render knows
+        the file is obsdb's own, half-done work, and replaces it (see
+        :func:`obsdb.pipeline.outputs.refuse_foreign`).
+        """
+        from obsdb.catalog.models import PENDING_DIGEST, RenderOutput
 
         if not rows:
             return
         with self.session() as session:
+            session.add_all(RenderOutput(**{**row, "sha256": PENDING_DIGEST}) for row in rows)
+
+    def record_render_outputs(self, rows: list[dict]) -> None:
+        """Record written outputs (aligned frames, stacks) with their hashes, in one transaction;
+        their pending intents (:meth:`record_render_intents`) are replaced."""
+        from sqlalchemy import delete
+
+        from obsdb.catalog.models import PENDING_DIGEST, RenderOutput
+
+        if not rows:
+            return
+        with self.session() as session:
+            paths = sorted({row["path"] for row in rows})
+            for start in range(0, len(paths), 500):  # bounded IN lists
+                session.execute(delete(RenderOutput).where(RenderOutput.path.in_(paths[start:start + 500]),
+                                                           RenderOutput.sha256 == PENDING_DIGEST))
             session.add_all(RenderOutput(**row) for row in rows)
 
     def record_event(self, author: str, command: str, summary: str, **details) -> None:

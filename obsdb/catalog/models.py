@@ -505,6 +505,11 @@ class ShiftStep(Base):
     )
 
 
+PENDING_DIGEST = "pending"
+"""The digest of an output obsdb is about to write (a write-ahead record, replaced by the file's
+SHA-256 once written): a render killed mid-way leaves its own files recognisable."""
+
+
 class RenderOutput(Base):
     """A file written by `obsdb render`: an aligned frame or a stack."""
 
@@ -516,7 +521,8 @@ class RenderOutput(Base):
     kind: Mapped[str] = mapped_column(String, doc="aligned, stack or preview.")
     band: Mapped[str | None] = mapped_column(String)
     path: Mapped[str] = mapped_column(String, index=True)
-    sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64), doc="SHA-256 of the file written, or 'pending' while "
+                                                       "it is being written.")
     interpolation: Mapped[str | None] = mapped_column(String)
     parameters: Mapped[dict | None] = mapped_column(JSONType())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from obsdb.text import not_one_of
 from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, FrameMetrics, FrameStats, GroupMember,
-                                  Instrument, Night, PointingGroup, RenderOutput, ShiftStep, Tag)
+                                  Instrument, Night, PENDING_DIGEST, PointingGroup, RenderOutput, ShiftStep,
+                                  Tag)
 from obsdb.catalog.selectors import (ALL_NIGHTS, SelectorError, frame_label, night_ids, parse_selector,  # noqa: F401
                                      select_frames)
 from obsdb.catalog.status import STATUSES, status_condition, status_expression, verdict
@@ -376,7 +377,8 @@ def report_facts(session: Session, *, nights=None) -> dict:
     # A frame's shift in a run is the sum of its steps (design card).
     shift_query = (select(ShiftStep.run_id, ShiftStep.frame_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy))
                    .group_by(ShiftStep.run_id, ShiftStep.frame_id))
-    stack_query = select(RenderOutput).where(RenderOutput.kind == "stack").order_by(RenderOutput.id)
+    stack_query = select(RenderOutput).where(RenderOutput.kind == "stack", RenderOutput.sha256 != PENDING_DIGEST
+                                             ).order_by(RenderOutput.id)
     if scope is not None:
         shift_query = shift_query.where(ShiftStep.run_id.in_(run_ids))  # a report's few runs
         stack_query = stack_query.where(RenderOutput.run_id.in_(run_ids))
@@ -553,7 +555,8 @@ def frame_details(session: Session, frame: Frame) -> dict:
     record = _records_for_ids(session, [frame.id])[0]
     frame = session.get(Frame, frame.id)
     history = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
-    renders = session.scalars(select(RenderOutput).where(RenderOutput.frame_id == frame.id)
+    renders = session.scalars(select(RenderOutput).where(RenderOutput.frame_id == frame.id,
+                                                         RenderOutput.sha256 != PENDING_DIGEST)
                               .order_by(RenderOutput.id)).all()
     events = session.scalars(select(Event).where(Event.frame_id == frame.id).order_by(Event.id)).all()
     star_list = frame.star_list
@@ -763,7 +766,8 @@ def report_details(session: Session, *, nights=None) -> dict:
             "reference": ref_name if ref_number is None else str(ref_number)})
     renders = defaultdict(list)
     for r in session.scalars(select(RenderOutput).join(Frame, Frame.id == RenderOutput.frame_id)
-                             .where(in_scope, RenderOutput.kind == "aligned").order_by(RenderOutput.id)):
+                             .where(in_scope, RenderOutput.kind == "aligned", RenderOutput.sha256 != PENDING_DIGEST)
+                             .order_by(RenderOutput.id)):
         renders[r.frame_id].append({"path": r.path, "run": r.run_id, "created_at": r.created_at.isoformat()})
     run_ids = select(ShiftStep.run_id).join(Frame, Frame.id == ShiftStep.frame_id).where(in_scope).distinct()
     run_references = dict(session.execute(select(AlignmentRun.id, AlignmentRun.reference_frame_id)

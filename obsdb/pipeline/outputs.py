@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from obsdb.catalog.models import PENDING_DIGEST
 from obsdb.errors import ObsdbError
 
 
@@ -53,6 +54,8 @@ def refuse_foreign(paths, owned: dict[str, set[str]], *, what: str = "obsdb") ->
         if not path.is_file():
             raise ObsdbError(f"{path}: exists and is not a file; refusing to replace it (choose another --out)")
         digests = owned.get(str(path))
+        if digests and PENDING_DIGEST in digests:
+            continue  # obsdb was writing it when a render was interrupted: its own half-done work
         if not digests:
             raise ObsdbError(f"{path}: exists and was not written by obsdb; refusing to replace it "
                              "(move it, or choose another --out)")

@@ -282,6 +282,14 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     refuse_foreign(targets, catalog.written_outputs([str(t) for t in targets]), what="render")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_own_leftovers(targets)
+    # Write-ahead: the catalog knows every file about to be written before the first is, and each
+    # file's digest as soon as it is written, so a render killed at any point leaves no file of
+    # its own that the next render would take for the user's.
+    catalog.record_render_intents(
+        [{"kind": "aligned", "path": str(out_dir / task["output"]), "frame_id": task["frame_id"],
+          "band": task["band"]} for task in tasks]
+        + ([{"kind": "preview", "path": str((out_dir / task["output"]).with_suffix(".png")),
+             "frame_id": task["frame_id"], "band": task["band"]} for task in tasks] if previews else []))
     streaks = {f["id"]: f["streaks"] for f in catalog.frame_streaks([task["frame_id"] for task in tasks])}
     for task in tasks:
         task["streaks"] = streaks.get(task["frame_id"], [])
@@ -289,19 +297,17 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         _attach_detector_defects(tasks)
     report = RenderReport()
     results = []
-    try:
-        for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers,
-                                                  executor), start=1):
-            if "error" in result:
-                report.failed.append((result["number"] if result["number"] is not None
-                                      else Path(result["input"]).name, result["error"]))
-            else:
-                results.append(result)
-            if progress:
-                progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
-    finally:
-        # Files written before a failure are on disk: the catalog must know them (and their hash).
-        _record_frames(catalog, tasks, results, interpolation, report)
+    for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers,
+                                              executor), start=1):
+        if "error" in result:
+            report.failed.append((result["number"] if result["number"] is not None
+                                  else Path(result["input"]).name, result["error"]))
+        else:
+            results.append(result)
+            # Recorded as it is written: a failure or a kill later loses nothing of it.
+            _record_frames(catalog, tasks, [result], interpolation, report)
+        if progress:
+            progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
     if stack:
         report.stacks = write_stacks(catalog, tasks, results, out_dir, method=stack,
                                      memory_limit_mb=memory_limit_mb, left_out=report.skipped)
@@ -519,6 +525,8 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         refuse_foreign([path, path.with_suffix(".png")],
                        catalog.written_outputs([str(path), str(path.with_suffix(".png"))]), what="render")
         remove_own_leftovers([path, path.with_suffix(".png")])
+        catalog.record_render_intents([{"kind": kind, "path": str(target), "band": band}
+                                       for kind, target in (("stack", path), ("preview", path.with_suffix(".png")))])
         digest = atomic_write_fits(path, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
                                           fits.ImageHDU(stacked.coverage, name="COVERAGE")])
         title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {plural(len(members), 'frame')}"
