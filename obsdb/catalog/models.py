@@ -19,6 +19,8 @@ from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Fl
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from obsdb.catalog.records import PENDING_DIGEST  # noqa: F401  (models and steps share it)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -503,11 +505,6 @@ class ShiftStep(Base):
         CheckConstraint(_in("kind", SHIFT_KINDS), name="kind"),
         CheckConstraint("stage IN (1, 2, 3)", name="stage"),
     )
-
-
-PENDING_DIGEST = "pending"
-"""The digest of an output obsdb is about to write (a write-ahead record, replaced by the file's
-SHA-256 once written): a render killed mid-way leaves its own files recognisable."""
 
 
 class RenderOutput(Base):

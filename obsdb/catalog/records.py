@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
+PENDING_DIGEST = "pending"
+"""The digest of an output obsdb is about to write (a write-ahead record, replaced by the file's
+SHA-256 once written): a render killed mid-way leaves its own files recognisable."""
+
+
 TABLE_COLUMNS = ("night", "number", "file_name", "band", "type", "object", "instrument", "exptime", "date_obs",
                  "status", "reasons", "min", "max", "mean", "median", "std", "background", "background_rms",
                  "n_nan", "n_saturated", "n_stars", "fwhm", "hfd", "elongation", "transparency",

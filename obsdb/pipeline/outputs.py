@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from obsdb.catalog.models import PENDING_DIGEST
+from obsdb.catalog.records import PENDING_DIGEST
 from obsdb.errors import ObsdbError
 
 
