@@ -74,3 +74,12 @@ def test_every_documented_command_parses(page, line):
         pass                        # --help, --version
     except core.UsageError as error:
         pytest.fail(f"{page}: `{line}`: {error.format_message()}")
+
+
+def test_the_python_page_shows_the_example_the_archive_test_runs():
+    """docs/python.md's example is the README's, which tests/test_archive.py runs as written."""
+    def block(text: str) -> str:
+        return re.search(r"```python\n(.*?)```", text, re.S).group(1)
+
+    readme = (ROOT / "README.md").read_text().split("## From Python", 1)[1]
+    assert block((ROOT / "docs" / "python.md").read_text()) == block(readme)
