@@ -83,3 +83,34 @@ def test_the_python_page_shows_the_example_the_archive_test_runs():
 
     readme = (ROOT / "README.md").read_text().split("## From Python", 1)[1]
     assert block((ROOT / "docs" / "python.md").read_text()) == block(readme)
+
+
+def inline_commands() -> list[tuple[str, str]]:
+    """(page, text) for every inline `obsdb ...` of the README and docs/ without placeholders (FRAME, ...)."""
+    found = []
+    for page in PAGES:
+        prose = re.sub(r"```.*?```", "", page.read_text(), flags=re.S).replace("\n", " ")
+        for span in re.findall(r"`(obsdb [^`]+)`", prose):
+            if not re.search(r"\b[A-Z]{2,}\b|\.\.\.|\[|\|", span):
+                found.append((page.name, span))
+    return found
+
+
+def test_every_option_named_in_the_prose_exists():
+    """Inline commands in the text name real commands and options (they may leave out arguments)."""
+    import typer.main
+
+    from obsdb.cli.app import app
+
+    core = sys.modules[type(typer.main.get_command(app)).__mro__[1].__module__]
+    spans = inline_commands()
+    assert len(spans) > 50
+    wrong = []
+    for page, span in spans:
+        try:
+            _parse(shlex.split(span)[1:])
+        except (core.Exit, core.MissingParameter, core.NoArgsIsHelpError):
+            pass                    # `obsdb tag` named in a sentence, without its frames
+        except (core.UsageError, AssertionError) as error:
+            wrong.append(f"{page}: `{span}`: {getattr(error, 'format_message', lambda: error)()}")
+    assert not wrong, "\n".join(wrong)
