@@ -1,4 +1,4 @@
-"""The README's plan section, run as written on `obsdb simulate --like-notebook` (slow: 108 frames of 2048x2048).
+"""The plan page (docs/plan.md), run as written on `obsdb simulate --like-notebook` (slow: 108 frames of 2048x2048).
 
 Every line of the section's bash block is run in a fresh folder (``examples/`` read from this
 checkout); then the accepted frames must be the notebook's ``good_images``, and the sub-pixel staged
@@ -23,14 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _plan_block() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## The notebook's night as a plan", 1)[1].split("\n## ", 1)[0]
+    section = (ROOT / "docs" / "plan.md").read_text()
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
 
 
 @pytest.mark.slow
-def test_the_readme_plan_section_runs_as_written(tmp_path):
+def test_the_plan_page_runs_as_written(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("OBSDB_DB", "OBSDB_CONFIG")}
     env["COLUMNS"] = "120"
     obsdb = [sys.executable, "-m", "obsdb.cli.app"]
