@@ -492,3 +492,73 @@ def test_a_rebound_name_reaches_nothing_and_a_foreign_page_changes_nothing(desk)
                     headers={"X-CSRF-Token": csrf, "Origin": "http://127.0.0.1:8765"})
     assert mine.status_code == 200 and mine.json()["status"] == "rejected"
     assert TestClient(app, base_url="http://[::1]:8765").get("/").status_code == 200
+
+
+def test_malformed_requests_get_a_4xx_and_one_line_never_a_500(desk):
+    """The five requests that crashed the desk: a reviewer outside Latin-1, a 20-digit frame id, frame_id
+    1e999, a non-ASCII CSRF header, a non-ASCII token; and a 30 MiB reason is refused, storing nothing."""
+    catalog, client, _ = desk
+    web = client()
+    night = catalog.nights()[0]["night"]
+    csrf = _csrf(web.get(f"/review/{night}/V").text)
+    headers = {"X-CSRF-Token": csrf}
+    renamed = web.post("/reviewer", json={"name": "Łukasz Dvořák"}, headers=headers)
+    assert renamed.status_code == 200
+    assert "Łukasz Dvořák" in web.get(f"/review/{night}/V").text
+    assert web.get("/frame/12345678901234567890.png").status_code == 404
+    assert web.get("/frame/12345678901234567890.json").status_code == 404
+    big = web.post("/verdict", content=b'{"frame_id": 1e999, "action": "accept"}',
+                   headers={**headers, "content-type": "application/json"})
+    assert big.status_code == 400 and "frame_id" in big.json()["error"]
+    huge = web.post("/verdict", json={"frame_id": 10**20, "action": "accept"}, headers=headers)
+    assert huge.status_code == 404
+    foreign = web.post("/verdict", json={"frame_id": 1, "action": "accept"},
+                       headers={"X-CSRF-Token": "ü".encode() * 10})
+    assert foreign.status_code == 403
+    frame_id = catalog.frames()[0].id
+    before = catalog.frame_verdicts(frame_id)["tag_history"]
+    essay = web.post("/verdict", json={"frame_id": frame_id, "action": "reject", "reason": "x" * (30 << 20)},
+                     headers=headers)
+    assert essay.status_code == 413
+    long_reason = web.post("/verdict", json={"frame_id": frame_id, "action": "reject", "reason": "x" * 5000},
+                           headers=headers)
+    assert long_reason.status_code == 409 and "at most 2,000 characters" in long_reason.json()["error"]
+    assert catalog.frame_verdicts(frame_id)["tag_history"] == before
+    tokened = client(token="s3cret")
+    assert tokened.get("/?token=é").status_code == 403
+
+
+def test_every_night_and_band_name_is_reachable_by_its_link(tmp_path):
+    """Night "M31 #2" (an undated folder's name), a night with "/", a band "Ha/OIII": each page opens
+    from the link the desk itself prints."""
+    import numpy as np
+    from astropy.io import fits
+    from starlette.testclient import TestClient
+
+    from obsdb.web.app import create_app
+
+    folder = tmp_path / "M31 #2"
+    folder.mkdir()
+    for i in range(2):
+        fits.writeto(folder / f"m31_{1001 + i}.fits", np.full((24, 24), 100.0 + i, "f4"),
+                     fits.Header({"IMAGETYP": "Light", "FILTER": "Ha/OIII"}))
+    catalog = Catalog.open(tmp_path / "c.sqlite", create=True)
+    catalog.ingest([folder])
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(2):
+        fits.writeto(other / f"m33_{2001 + i}.fits", np.full((24, 24), 100.0 + i, "f4"),
+                     fits.Header({"IMAGETYP": "Light", "FILTER": "V"}))
+    catalog.ingest([other], night="run 3/4")
+    web = TestClient(create_app(catalog, cache_dir=tmp_path / "cache", author="ada"))
+    home = web.get("/").text
+    for night in ("M31 #2", "run 3/4"):
+        link = next(h for h in re.findall(r"href='(/night/[^']+)'", home) if web.get(h).status_code == 200
+                    and f"<h1>{night}</h1>" in web.get(h).text)
+        page = web.get(link)
+        review = re.search(r"href='(/review/[^']+)'", page.text).group(1).replace("&amp;", "&")
+        opened = web.get(review)
+        assert opened.status_code == 200 and night in opened.text
+    assert "Ha/OIII" in web.get(re.search(r"href='(/review/[^']+Ha[^']+)'", web.get(
+        re.search(r"href='(/night/M31[^']+)'", home).group(1)).text).group(1).replace("&amp;", "&")).text
+    catalog.close()

@@ -11,6 +11,13 @@ from obsdb.catalog.models import Frame, Tag, utcnow
 from obsdb.errors import ObsdbError
 
 
+MAX_REASON = 2_000
+"""Longest reason a tag or a retraction keeps, characters: a paragraph, never a file's worth (one
+desk request once stored 30 MiB)."""
+
+MAX_AUTHOR = 64
+"""Longest author name, characters."""
+
 ID_CHUNK = 500
 """Frame ids per query when a write touches many frames (bounded SQL parameter lists)."""
 
@@ -62,6 +69,7 @@ def add_tags(session: Session, frames: list[Frame], name: str, *, reason: str, s
     name = validate_tag_name(name)
     if not reason or not reason.strip():
         raise ObsdbError("a tag needs a reason (--reason)")
+    _check_text(reason, author)
     change = TagChange()
     ids = [f.id for f in frames]
     active = _active(session, ids, name)
@@ -89,6 +97,7 @@ def retract_tags(session: Session, frames: list[Frame], name: str, *, reason: st
     """Retract the active tags ``name`` on frames (optionally only those from ``source``)."""
     if not reason or not reason.strip():
         raise ObsdbError("untag needs a reason (--reason)")
+    _check_text(reason, author)
     change = TagChange()
     active = _active(session, [f.id for f in frames], name)
     now = utcnow()
@@ -100,6 +109,13 @@ def retract_tags(session: Session, frames: list[Frame], name: str, *, reason: st
             _retract(tag, author, reason.strip(), now)
             change.retracted.append(tag)
     return change
+
+
+def _check_text(reason: str, author: str) -> None:
+    if len(reason) > MAX_REASON:
+        raise ObsdbError(f"a reason is at most {MAX_REASON:,} characters (this one has {len(reason):,})")
+    if len(author or "") > MAX_AUTHOR:
+        raise ObsdbError(f"an author name is at most {MAX_AUTHOR} characters")
 
 
 def _retract(tag: Tag, author: str, reason: str, when) -> None:

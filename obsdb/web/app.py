@@ -39,6 +39,23 @@ STATIC = Path(__file__).with_name("static")
 REVIEWER_COOKIE = "obsdb_reviewer"
 MAX_REVIEWER_NAME = 60
 
+MAX_BODY = 16_384
+"""Largest verdict or rename request, bytes: a reason is at most
+:data:`obsdb.catalog.tags.MAX_REASON` characters, the rest is a few short fields."""
+
+MAX_ID = 2**63 - 1
+"""Largest catalog id (a 64-bit integer column): a longer number names no frame (404, not a crash)."""
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison of a token from a request (any characters) with ours."""
+    return secrets.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8"))
+
+
+def _frame_id(value: int) -> int:
+    """A frame id from the path, or 0 (no frame) when it is beyond any id the catalog can hold."""
+    return value if 0 < value <= MAX_ID else 0
+
 
 def _host_name(value: str) -> str:
     """``127.0.0.1`` from ``127.0.0.1:8765``, ``::1`` from ``[::1]:8765``; lower case."""
@@ -102,7 +119,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                     return PlainTextResponse("a change must come from the desk's own pages", 403)
             if token is not None:
                 given = request.query_params.get("token") or request.cookies.get("obsdb_token")
-                if not given or not secrets.compare_digest(given, token):
+                if not given or not _same(given, token):
                     return PlainTextResponse("a token is needed: open the address obsdb serve printed", 403)
                 response = await call_next(request)
                 response.set_cookie("obsdb_token", token, httponly=True, samesite="strict")
@@ -110,7 +127,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
             return await call_next(request)
 
     def reviewer(request) -> str:
-        return _clean_name(request.cookies.get(REVIEWER_COOKIE, "")) or author
+        return _clean_name(_unseg(request.cookies.get(REVIEWER_COOKIE, ""))) or author
 
     def page(request, title: str, body: str, status: int = 200) -> HTMLResponse:
         name = reviewer(request)
@@ -130,7 +147,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
 
     def nights(request):
         rows = "".join(
-            f"<tr><td><a href='/night/{_e(n['night'])}'>{_e(n['night'])}</a></td><td>{n['frames']}</td>"
+            f"<tr><td><a href='/night/{_seg(n['night'])}'>{_e(n['night'])}</a></td><td>{n['frames']}</td>"
             f"<td>{_e(' '.join(n['bands']))}</td><td>{_e(', '.join(_short(i) for i in n['instruments']))}</td>"
             f"<td class='num'>{n['accepted']}</td><td class='num'>{n['rejected']}</td>"
             f"<td class='num'>{n['pending']}</td><td class='num'>{_fmt(n['median_fwhm'], '.2f')}</td></tr>"
@@ -151,7 +168,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         body += archive_plots(rows)
         body += ("<table class='list'><tr><th>night</th><th>instrument</th><th>band</th><th>frames</th>"
                  "<th>accepted</th><th>median FWHM px</th><th>median background</th></tr>" + "".join(
-                     f"<tr><td><a href='/night/{_e(r['night'])}'>{_e(r['night'])}</a></td>"
+                     f"<tr><td><a href='/night/{_seg(r['night'])}'>{_e(r['night'])}</a></td>"
                      f"<td>{_e(_short(r['instrument']))}</td><td>{_e(r['band'] or '-')}</td>"
                      f"<td class='num'>{r['frames']}</td><td class='num'>{r['accepted']}</td>"
                      f"<td class='num'>{_fmt(r['median_fwhm'], '.2f')}</td>"
@@ -160,7 +177,8 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         return page(request, "archive", body)
 
     def night(request):
-        name = request.path_params["name"]
+        found = _segments(request, 1)
+        name = found[0] if found else None
         if name not in catalog.night_names():
             return not_found("no such night")
         query = request.query_params
@@ -186,7 +204,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
             return "?" + urlencode({k: v for k, v in merged.items() if v})
 
         review_links = " ".join(
-            f"<a class='button' href='/review/{_e(name)}/{_e(b)}?{urlencode({k: v for k, v in state.items() if k != 'band'})}'>"
+            f"<a class='button' href='/review/{_seg(name)}/{_seg(b)}?{urlencode({k: v for k, v in state.items() if k != 'band'})}'>"
             f"review {_e(b)}</a>" for b in bands)
         body = [f"<h1>{_e(name)}</h1>", _night_facts(every), f"<p class='actions'>{review_links}</p>",
                 _filter_form(bands, filters, view, sort)]
@@ -212,7 +230,8 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         return page(request, name, "".join(body), 400 if error else 200)
 
     def review(request):
-        name, band = request.path_params["name"], request.path_params["band"]
+        found = _segments(request, 2)
+        name, band = found if found else (None, None)
         if name not in catalog.night_names():
             return not_found("no such night")
         query = request.query_params
@@ -253,7 +272,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                 "<kbd>s</kbd> zscale / asinh · <kbd>a</kbd> accept · "
                 + " ".join(f"<kbd>{i}</kbd> {t}" for i, t in enumerate(REVIEW_TAGS, 1))
                 + " · <kbd>r</kbd> reject · <kbd>6</kbd> reject in your words · <kbd>u</kbd> undo")
-        body = (f"<h1><a href='/night/{_e(name)}'>{_e(name)}</a> · {_e(band)} · review</h1>"
+        body = (f"<h1><a href='/night/{_seg(name)}'>{_e(name)}</a> · {_e(band)} · review</h1>"
                 f"<p class='keys'>{keys}</p>"
                 "<div id='desk'><figure><img id='frame' alt='the frame'><figcaption id='caption'></figcaption>"
                 "</figure><aside><div id='facts'></div><img id='stars' alt='star cut-outs'>"
@@ -265,7 +284,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
 
     def frame_record(request):
         # Only where the file is: serving a cached picture reads no more of the catalog than that.
-        frame_id = request.path_params["frame_id"]
+        frame_id = _frame_id(request.path_params["frame_id"])
         record = catalog.frame_files([frame_id]).get(frame_id)
         return record if record and record["readable"] else None
 
@@ -313,7 +332,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         stretch = request.query_params.get("stretch", "zscale")
         if stretch not in STRETCHES:
             return not_found("unknown stretch")
-        record = aligned_record(request.path_params["frame_id"])
+        record = aligned_record(_frame_id(request.path_params["frame_id"]))
         if record is None:
             return not_found("no verified transform: this frame has no current alignment run")
         return picture(record, f"aligned-{stretch}")
@@ -336,7 +355,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                                      f"{' or '.join(STRETCHES)}, grid own or reference", 400)
         transform = None
         if grid == "reference":
-            record = aligned_record(request.path_params["frame_id"])
+            record = aligned_record(_frame_id(request.path_params["frame_id"]))
             if record is None:
                 return not_found("no verified transform: this frame has no current alignment run")
             transform = record["alignment"]["transform"]
@@ -350,28 +369,41 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
     def frame_json(request):
-        details = catalog.frame_verdicts(request.path_params["frame_id"])
+        details = catalog.frame_verdicts(_frame_id(request.path_params["frame_id"]))
         if details is None:
             return JSONResponse({"error": "no such frame"}, 404)
         return JSONResponse(_frame_facts(details))
 
     # -- changes ----------------------------------------------------------------------------------
 
+    def too_big(request):
+        try:
+            size = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            size = MAX_BODY + 1
+        if size > MAX_BODY:
+            return JSONResponse({"error": f"request too large ({size:,} bytes; at most {MAX_BODY:,})"}, 413)
+        return None
+
     def refused(request):
         if read_only:
             return JSONResponse({"error": "the review desk is read-only (obsdb serve --read-only)"}, 403)
-        if not secrets.compare_digest(request.headers.get("x-csrf-token", ""), csrf):
+        if not _same(request.headers.get("x-csrf-token", ""), csrf):
             return JSONResponse({"error": "missing or wrong CSRF token: reload the page"}, 403)
         return None
 
     async def verdict(request):
         if (answer := refused(request)) is not None:
             return answer
+        if (answer := too_big(request)) is not None:
+            return answer
         try:
             payload = await request.json()
-            frame_id, action = int(payload["frame_id"]), str(payload["action"])
-        except (ValueError, KeyError, TypeError):
+            frame_id, action = int(payload["frame_id"]), str(payload["action"])[:20]
+        except (ValueError, KeyError, TypeError, OverflowError):
             return JSONResponse({"error": "expected frame_id and action"}, 400)
+        if not 0 < frame_id <= MAX_ID:
+            return JSONResponse({"error": "no such frame"}, 404)
         records = catalog.frame_dicts(frame_ids=[frame_id])
         if not records:
             return JSONResponse({"error": "no such frame"}, 404)
@@ -401,6 +433,8 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     async def rename(request):
         if (answer := refused(request)) is not None:
             return answer
+        if (answer := too_big(request)) is not None:
+            return answer
         try:
             name = _clean_name(str((await request.json())["name"]))
         except (ValueError, KeyError, TypeError):
@@ -408,7 +442,10 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         if not name:
             return JSONResponse({"error": f"a reviewer name is 1 to {MAX_REVIEWER_NAME} printable characters"}, 400)
         response = JSONResponse({"reviewer": name})
-        response.set_cookie(REVIEWER_COOKIE, name, httponly=True, samesite="strict")
+        # Quoted: a cookie holds ASCII only, a reviewer may be Łukasz Dvořák.
+        from urllib.parse import quote
+
+        response.set_cookie(REVIEWER_COOKIE, quote(name, safe=""), httponly=True, samesite="strict")
         return response
 
     # -- plots ------------------------------------------------------------------------------------
@@ -419,8 +456,8 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         lines = threshold_lines(records, {"qa_events": events})
         return _quality_svg(name, band, records, lines)
 
-    routes = [Route("/", nights), Route("/archive", archive), Route("/night/{name}", night),
-              Route("/review/{name}/{band}", review),
+    routes = [Route("/", nights), Route("/archive", archive), Route("/night/{name:path}", night),
+              Route("/review/{rest:path}", review),
               Route("/frame/{frame_id:int}.png", frame_png), Route("/frame/{frame_id:int}/stars.png", stars_png),
               Route("/frame/{frame_id:int}/aligned.png", aligned_png),
               Route("/frame/{frame_id:int}/crop.png", crop_png),
@@ -541,7 +578,7 @@ def _table(name: str, records: list[dict], sort: str, link) -> str:
             heads.append(f"<th>{title}</th>")
     rows = []
     for r in records:
-        review = f"/review/{_e(name)}/{_e(r['band'])}?frame={r['id']}" if r["band"] and r["readable"] else None
+        review = f"/review/{_seg(name)}/{_seg(r['band'])}?frame={r['id']}" if r["band"] and r["readable"] else None
         label = f"<a href='{review}'>{_e(r['label'])}</a>" if review else _e(r["label"])
         rows.append(f"<tr class='{r['status']}'><td>{label}</td><td>{_e(r['band'] or '-')}</td>"
                     f"<td>{_e((r['date_obs'] or '-')[11:19] or '-')}</td>"
@@ -562,7 +599,7 @@ def _grid(name: str, records: list[dict]) -> str:
         caption = f"{_e(r['label'])} {_e(r['band'] or '')} · {_e(r['status'])}"
         if r["reasons"]:
             caption += f"<br><small>{_e(r['reasons'][0][:60])}</small>"
-        href = f"/review/{_e(name)}/{_e(r['band'])}?frame={r['id']}" if r["band"] and r["readable"] else None
+        href = f"/review/{_seg(name)}/{_seg(r['band'])}?frame={r['id']}" if r["band"] and r["readable"] else None
         body = f"{inner}<figcaption>{caption}</figcaption>"
         cells.append(f"<figure class='cell {r['status']}'>"
                      + (f"<a href='{href}'>{body}</a>" if href else body) + "</figure>")
@@ -593,7 +630,7 @@ def _quality_svg(name: str, band: str | None, records: list[dict], lines: list[d
                 x, float(value), COLOURS.get(record["status"], COLOURS["pending"]),
                 f"{record['label']} {record['band'] or ''}: {labels[key]} {value:,.3g} · {record['status']}"
                 + (f" · {why}" if why else ""),
-                href=f"/review/{name}/{record['band']}?frame={record['id']}" if record["band"] else None,
+                href=f"/review/{_seg(name)}/{_seg(record['band'])}?frame={record['id']}" if record["band"] else None,
                 hollow=record["status"] == "pending"))
         seen = set()
         for line in lines:
@@ -633,7 +670,7 @@ def shift_plot(name: str, records: list[dict]) -> str:
                 x, value, colour[record["band"] or "-"],
                 f"{record['label']} {record['band'] or ''}: {axis} {value:+.2f} px, run {record['shift']['run']}"
                 f" · {record['status']}",
-                href=f"/review/{name}/{record['band']}?frame={record['id']}" if record["band"] else None,
+                href=f"/review/{_seg(name)}/{_seg(record['band'])}?frame={record['id']}" if record["band"] else None,
                 hollow=record["status"] == "rejected"))
     known = [x for x in xs if x is not None]
     if not known:
@@ -659,7 +696,7 @@ def archive_plots(rows: list[dict]) -> str:
             if r[field] is not None:
                 panel.points.append(Point(position[r["night"]], r[field], colour[key],
                                           f"{r['night']} {key[0]} {key[1]}: {format(r[field], spec)} "
-                                          f"({r['frames']} frames)", href=f"/night/{r['night']}"))
+                                          f"({r['frames']} frames)", href=f"/night/{_seg(r['night'])}"))
     svg = panels_svg(panels, x_ticks=index_axis(nights), x_range=(0.0, float(len(nights) - 1)),
                      panel_height=110, title=f"{len(nights)} nights", caption="night")
     legend = legend_html([(colour[s], f"{s[0]} {s[1]}") for s in series])
@@ -712,6 +749,35 @@ def _short(instrument: str | None) -> str:
         return "-"
     parts = instrument.split("|")
     return " / ".join(p for p in parts[:2] if p) or instrument
+
+
+def _seg(text) -> str:
+    """One path segment of a link, for any night or band name ("M31 #2", "Ha/OIII")."""
+    from urllib.parse import quote
+
+    return quote(str(text), safe="")
+
+
+def _unseg(text: str) -> str:
+    """The text a cookie quoted with :func:`_seg` carries."""
+    from urllib.parse import unquote
+
+    return unquote(text)
+
+
+def _segments(request, count: int) -> list[str] | None:
+    """The ``count`` names after the route's first segment, read from the path as the browser sent it.
+
+    The decoded path cannot tell a "/" inside a name (``Ha/OIII``, sent as ``%2F``) from a separator;
+    the raw path can.  None when the path does not hold exactly that many.
+    """
+    from urllib.parse import unquote
+
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    parts = raw.decode("latin-1").split("?", 1)[0].split("/")[2:]
+    if len(parts) != count or not all(parts):
+        return None
+    return [unquote(part, encoding="utf-8", errors="replace") for part in parts]
 
 
 def _clean_name(name: str) -> str:
