@@ -562,3 +562,29 @@ def test_every_night_and_band_name_is_reachable_by_its_link(tmp_path):
     assert "Ha/OIII" in web.get(re.search(r"href='(/review/[^']+Ha[^']+)'", web.get(
         re.search(r"href='(/night/M31[^']+)'", home).group(1)).text).group(1).replace("&amp;", "&")).text
     catalog.close()
+
+
+def test_a_link_planted_in_the_cache_is_never_followed(desk):
+    """Anyone who could write the cache folder could plant a link under a picture's predictable name;
+    the desk removes it, draws the picture anew and serves that, never the link's target.  The cache is
+    private (0700)."""
+    import os
+    import stat
+
+    catalog, client, tmp_path = desk
+    web = client()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the server user's private key")
+    os.chmod(secret, 0o600)
+    frame_id = catalog.frames()[0].id
+    first = web.get(f"/frame/{frame_id}.png")
+    assert first.status_code == 200
+    cache = tmp_path / "cache"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    (picture,) = [p for p in cache.iterdir() if p.name.startswith(f"{frame_id}-") and p.name.endswith("zscale.png")]
+    picture.unlink()
+    picture.symlink_to(secret)
+    again = web.get(f"/frame/{frame_id}.png")
+    assert again.status_code == 200 and again.content.startswith(b"\x89PNG")
+    assert b"private key" not in again.content
+    assert not picture.is_symlink() and secret.read_text() == "the server user's private key"

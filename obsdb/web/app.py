@@ -95,7 +95,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     from obsdb.errors import ObsdbError
@@ -291,10 +291,10 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     def picture(record, kind):
         if record is None:
             return not_found("no such frame")
-        path = previews.get(record, kind)
-        if path is None:
+        content = previews.read(record, kind)
+        if content is None:
             return not_found("the frame cannot be read now" if kind != "stars" else "no stored stars to show")
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+        return Response(content, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
     def frame_png(request):
         stretch = request.query_params.get("stretch", "zscale")

@@ -46,7 +46,13 @@ class PreviewCache:
 
     def __init__(self, folder: str | os.PathLike, stars_of):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        # Private: whoever could write here could plant a link under a picture's predictable name.
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            if self.folder.stat().st_uid == os.getuid():
+                os.chmod(self.folder, 0o700)
+        except (OSError, AttributeError):
+            pass
         self._stars_of = stars_of
         # matplotlib's Agg canvases are not guaranteed thread-safe: draw one frame at a time.
         self._draw_lock = threading.Lock()
@@ -74,13 +80,34 @@ class PreviewCache:
         return self.folder / f"{int(record['id'])}-{st.st_size}-{st.st_mtime_ns}-{kind}.png"
 
     def get(self, record: dict, kind: str) -> Path | None:
-        """The picture, drawn now if it is not cached; None when the frame cannot be read (or has no stars)."""
+        """The picture, drawn now if it is not cached; None when the frame cannot be read (or has no stars).
+
+        A symbolic link (or anything but a regular file) under the picture's name is removed, never
+        followed, and the picture drawn anew.
+        """
         target = self.path(record, kind)
         if target is None:
             return None
-        if not target.is_file():
+        if not _regular(target):
+            if os.path.lexists(target):
+                try:
+                    os.unlink(target)
+                except OSError:
+                    return None
             self._draw(record, [kind])
-        return target if target.is_file() else None
+        return target if _regular(target) else None
+
+    def read(self, record: dict, kind: str) -> bytes | None:
+        """The picture's bytes (see :meth:`get`), opened without following links (``O_NOFOLLOW``)."""
+        target = self.get(record, kind)
+        if target is None:
+            return None
+        try:
+            fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
 
     def warm(self, records: list[dict], kinds=WARM_KINDS) -> None:
         """Draw these frames' pictures in the background, in this order, ahead of anything queued before.
@@ -232,6 +259,16 @@ class PreviewCache:
 
 RECENT_FRAMES = 2
 """Frames whose pixels the 1:1 zoom keeps in memory: the frame and its reference, while the reviewer looks."""
+
+
+def _regular(path: Path) -> bool:
+    """True for a regular file that is not a symbolic link."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def compact_png(path: Path) -> None:
