@@ -213,3 +213,32 @@ def test_an_upgrade_interrupted_by_a_full_disk_leaves_the_catalog_as_it_was(tmp_
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         check.close()
     assert upgrade(url) == ("0001", head_revision())
+
+
+def test_a_catalog_this_user_may_only_read_opens_read_only(tmp_path, monkeypatch):
+    """An observatory's shared archive in a folder this user cannot write: reading works (the catalog is
+    opened immutable, read-only), and a change gets one line saying why, not a traceback."""
+    import os
+
+    from obsdb import Catalog
+    from obsdb.catalog import db as db_module
+
+    path = tmp_path / "archive.sqlite"
+    with Catalog.open(path, create=True):
+        pass
+    real_access = os.access
+
+    def no_write(target, mode, *args, **kwargs):
+        if mode & os.W_OK and str(target).startswith(str(tmp_path)):
+            return False
+        return real_access(target, mode, *args, **kwargs)
+
+    monkeypatch.setattr(db_module.os, "access", no_write)
+    catalog = open_catalog(str(path))
+    try:
+        assert "mode=ro" in catalog.url and len(catalog.frames()) == 0
+        assert catalog.nights() == []
+        with pytest.raises(CatalogError, match="open read-only"):
+            catalog.record_event("ana", "tag", "a change")
+    finally:
+        catalog.close()

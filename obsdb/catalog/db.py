@@ -186,6 +186,11 @@ def upgrade(url: str) -> tuple[str | None, str]:
         engine.dispose()
 
 
+def _writable(path: Path) -> bool:
+    """True when this user may write the catalog file and its folder (SQLite's -wal and -shm files)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
 def open_catalog(db: str | None = None):
     """Open an existing catalog that is at the code's schema revision.
 
@@ -202,6 +207,10 @@ def open_catalog(db: str | None = None):
         path = Path(name)
         if not path.exists():
             raise CatalogError(f"no catalog at {path}: run `obsdb init` first")
+        if not url.startswith("sqlite:///file:") and not _writable(path):
+            # A shared archive this user may only read: SQLite would need to write its lock and
+            # write-ahead files beside it.  Opened immutable, it is read as it stands on disk.
+            url = f"sqlite:///file:{path}?mode=ro&immutable=1&uri=true"
     engine = make_engine(url)
     current = current_revision(engine)
     head = SCHEMA_REVISION
