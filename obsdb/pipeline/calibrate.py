@@ -210,10 +210,10 @@ def build_master(job: dict) -> dict:
             if job.get(which):
                 header[card] = (job[which]["id"], f"master {which} subtracted (catalog id)")
                 header.add_history(f"{which} master {job[which]['id']}: {os.path.basename(job[which]['path'])}")
-                header.add_history(f"  sha256 {job[which]['sha256']}")
+                header.add_history(f"sha256 {job[which]['sha256']}")
         for member in job["members"]:
             header.add_history(f"member {member['frame_id']}: {member['file_name']}"[:72])
-            header.add_history(f"  sha256 {member['sha256']}")
+            header.add_history(f"sha256 {member['sha256']}")
         digest = atomic_write_fits(job["path"], fits.HDUList([fits.PrimaryHDU(master, header=header)]))
         stats = {"median": float(np.nanmedian(master)), "noise": robust_noise(master), "rejected": rejected,
                  "shape": list(master.shape), "biassec": (sections or {}).get("biassec"),
@@ -302,7 +302,8 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
             detail = row["band"] if kind == "flat" else (f"{row['exptime']:g}s" if kind == "dark" else None)
             name = "-".join(_slug(p) for p in ("master", kind, members[0]["night"], detail, master_id) if p)
             paths[master_id] = str(out / f"{name}.fits")
-        store.set_paths(paths)
+        # What obsdb wrote there before, read before these masters' own rows name the paths (a pending
+        # row of our own would make a user's file there look like our half-done work).
         owned = store.owned_files(list(paths.values()))
         for path, digests in catalog.written_outputs(list(paths.values())).items():
             owned.setdefault(path, set()).update(digests)
@@ -315,6 +316,7 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
         except ObsdbError:
             store.mark_bad(ids, "not written: a file obsdb did not write holds its name", by=author)
             raise
+        store.set_paths(paths)
         remove_own_leftovers(paths.values())
         jobs = []
         for master_id, row, (members, corrections, key) in zip(ids, todo, jobs_meta):
