@@ -197,7 +197,7 @@ def build_master(job: dict) -> dict:
         header["OBSDBKND"] = (kind, "master kind")
         header["NCOMBINE"] = (len(job["members"]), "frames combined")
         header["COMBMETH"] = ("sigma-clipped median", "combine method")
-        header["CLIPSIG"] = (CLIP_SIGMA, "sigma clipping threshold")
+        header["CLIPSIG"] = (CLIP_SIGMA, "sigma clipping threshold (MAD-based sigma)")
         header["OBSDBALG"] = (MASTER_VERSION, "obsdb master algorithm")
         for key, (value, comment) in job.get("cards", {}).items():
             if value is not None:
@@ -259,7 +259,7 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
     executor = executor_for(executor, 1)
     report = CalibrateReport()
     groups, report.refused = plan_masters(store.calibration_inputs(nights=nights))
-    method = f"sigma-clipped median ({CLIP_SIGMA:g} sigma, {CLIP_ITERS} iterations)"
+    method = f"sigma-clipped median ({CLIP_SIGMA:g} x MAD sigma floored at the typical std, {CLIP_ITERS} iterations)"
 
     for kind in ("bias", "dark", "flat"):
         existing = [m for m in store.masters() if m["kind"] == kind]
