@@ -318,3 +318,36 @@ def test_real_lowell_night(real_data, tmp_path):
         assert all(r["master_id"] == flat["id"] for r in rows)
         pattern = fits.getdata(flat["path"])
         assert float(np.median(pattern)) == pytest.approx(1.0, abs=1e-3)
+
+
+# -- the command line ------------------------------------------------------------------------------------
+
+
+def test_cli_calibrate_masters_and_show(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    runner = CliRunner()
+    db = tmp_path / "obsdb.sqlite"
+
+    def invoke(*args):
+        return runner.invoke(app, ["--db", str(db), *args], catch_exceptions=False)
+
+    make_raw_night(tmp_path / "raw")
+    assert invoke("init").exit_code == 0
+    assert invoke("ingest", str(tmp_path / "raw")).exit_code == 0
+    assert invoke("qa").exit_code == 0
+    result = invoke("calibrate", "--out", str(tmp_path / "masters"))
+    assert result.exit_code == 0, result.output
+    assert "4 masters built" in result.output and "1 without flat" in result.output
+    listing = json.loads(invoke("masters", "--format", "json").output)
+    assert sorted(m["kind"] for m in listing) == ["bias", "dark", "flat", "flat"]
+    shown = invoke("show", "L3.fits")
+    assert "uncalibrated: no flat for B" in shown.output
+    # A file that is not a folder as --out: one line, no traceback.
+    (tmp_path / "file").write_text("x")
+    bad = invoke("calibrate", "--out", str(tmp_path / "file"))
+    assert bad.exit_code != 0 and "not a folder" in bad.output and "Traceback" not in bad.output
