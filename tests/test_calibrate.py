@@ -181,8 +181,18 @@ def test_rerun_reuses_then_a_bad_master_is_never_used(raw_catalog):
     third = calibrate(catalog, tmp_path / "masters")
     light = _frame_ids(catalog)["L1.fits"]
     row = next(r for r in third.matches if r["frame_id"] == light and r["kind"] == "flat")
-    # The V set is rebuilt (its only master is bad), and the bad one is never chosen.
-    assert row["master_id"] not in (None, flat_v["id"])
+    # The bad master is never chosen, and not silently rebuilt from the same frames.
+    assert not third.built and row["master_id"] is None
+    assert f"flat {flat_v['id']} (V) refused: marked bad (dust moved)" in row["reason"]
+    assert any("marked bad by ana (dust moved); not rebuilt" in line for line in third.refused)
+    # A frame rejected by hand changes the set: a new master of the other three is built.
+    first_member = flat_v["members"][0]["frame_id"]
+    label = next(f["file_name"] for f in catalog.frame_dicts() if f["id"] == first_member)
+    catalog.tag(label, "reject", reason="a plane crossed it", author="ana")
+    fourth = calibrate(catalog, tmp_path / "masters")
+    (rebuilt,) = [b for b in fourth.built if b["kind"] == "flat"]
+    row = next(r for r in fourth.matches if r["frame_id"] == light and r["kind"] == "flat")
+    assert row["master_id"] == rebuilt["id"] and rebuilt["n_frames"] == 3
 
 
 def test_foreign_file_is_never_overwritten(tmp_path, catalog):
@@ -345,6 +355,13 @@ def test_cli_calibrate_masters_and_show(tmp_path):
     assert "4 masters built" in result.output and "1 without flat" in result.output
     listing = json.loads(invoke("masters", "--format", "json").output)
     assert sorted(m["kind"] for m in listing) == ["bias", "dark", "flat", "flat"]
+    flat_v = next(m for m in listing if m["band"] == "V")
+    assert invoke("masters", "--mark-bad", str(flat_v["id"])).exit_code == 2          # a reason is required
+    assert invoke("masters", "--mark-bad", str(flat_v["id"]), "--reason", "dust moved").exit_code == 0
+    rerun = invoke("calibrate", "--out", str(tmp_path / "masters"))
+    assert rerun.exit_code == 0 and "not rebuilt" in rerun.output
+    listing = json.loads(invoke("masters", "--format", "json").output)
+    assert next(m for m in listing if m["id"] == flat_v["id"])["bad_reason"] == "dust moved"
     shown = invoke("show", "L3.fits")
     assert "uncalibrated: no flat for B" in shown.output
     # A file that is not a folder as --out: one line, no traceback.

@@ -57,13 +57,30 @@ def calibrate(
 def masters(
     night: Optional[List[str]] = night_option(),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
+    mark_bad: Optional[List[int]] = typer.Option(None, "--mark-bad", help="Mark this master bad (repeatable): "
+                                                 "it is never matched to a light again (run calibrate to rematch)."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why, with --mark-bad (required)."),
 ) -> None:
     """The library of master calibration frames: kind, night, band/exposure, frames, file, and
     whether it is bad (never used) and why."""
     from obsdb.catalog.masters import MasterStore
 
+    if mark_bad and not (reason or "").strip():
+        err_console.print("error: --mark-bad needs --reason (why the master must not be used)")
+        raise typer.Exit(2)
     with open_catalog() as catalog, user_errors():
-        rows = MasterStore(catalog).masters(nights=nights_arg(night))
+        store = MasterStore(catalog)
+        if mark_bad:
+            known = {m["id"] for m in store.masters()}
+            missing = sorted(set(mark_bad) - known)
+            if missing:
+                err_console.print(f"error: --mark-bad {missing[0]}: no such master (obsdb masters lists them)")
+                raise typer.Exit(1)
+            changed = store.mark_bad(mark_bad, reason.strip(), by=getpass.getuser())
+            catalog.record_event(getpass.getuser(), "masters", f"{changed} masters marked bad: {reason.strip()}",
+                                 details={"masters": sorted(set(mark_bad))})
+            err_console.print(f"{changed} masters marked bad; run obsdb calibrate to match the lights again")
+        rows = store.masters(nights=nights_arg(night))
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(rows))
         return

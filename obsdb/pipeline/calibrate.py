@@ -224,6 +224,14 @@ def build_master(job: dict) -> dict:
         return {"id": job["id"], "error": f"master {job['id']} ({kind}): {exc}"}
 
 
+MACHINE_BAD_PREFIXES = ("superseded by master", "not built:", "not written:")
+"""Reasons obsdb itself gives when it marks a master bad (anything else is a person's verdict)."""
+
+
+def _machine_bad(master: dict) -> bool:
+    return (master.get("bad_reason") or "").startswith(MACHINE_BAD_PREFIXES)
+
+
 def _same_members(master: dict, members: list[dict]) -> bool:
     have = {(m["frame_id"], m["sha256"]) for m in master["members"]}
     return have == {(f["id"], f["sha256"]) for f in members}
@@ -273,6 +281,15 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
                     and file_sha256(m["path"]) == m["sha256"]]
             if same:
                 report.reused.append({"id": same[-1]["id"], "kind": kind, "key": _key_text(members)})
+                continue
+            # A person marked a master of exactly these frames bad: building it again would bring it back.
+            judged = [m for m in existing if m["bad"] and not _machine_bad(m) and m["algorithm"] == MASTER_VERSION
+                      and _same_members(m, members)]
+            if judged:
+                m = judged[-1]
+                report.refused.append(f"{_key_text(members)}: master {m['id']} of these frames was marked bad by "
+                                      f"{m['bad_by']} ({m['bad_reason']}); not rebuilt (reject a frame, or add "
+                                      "frames, for another master)")
                 continue
             corrections = {}
             if kind in ("dark", "flat"):
@@ -349,7 +366,8 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
                                  "n_frames": len(job["members"]), "key": _key_text(by_id[job["id"]][1])})
 
     lights = store.lights(nights=nights)
-    report.matches = match_lights(lights, store.masters(include_bad=False))
+    # Bad masters too: the gates refuse them, and the reason then says so.
+    report.matches = match_lights(lights, store.masters())
     store.store_matches(report.matches)
     uncalibrated = report.uncalibrated()
     catalog.record_event(author, "calibrate",
