@@ -542,7 +542,8 @@ class Master(Base):
 
     __tablename__ = "master"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True,
+                                    doc="The master's catalog id (OBSDB_MID in its FITS header).")
     kind: Mapped[str] = mapped_column(String, doc="bias, dark or flat.")
     night_id: Mapped[int] = mapped_column(ForeignKey("night.id", ondelete="CASCADE"), index=True,
                                           doc="The night whose frames were combined.")
@@ -603,7 +604,7 @@ class Calibration(Base):
 
     __tablename__ = "calibration"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
     frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), doc="The light frame.")
     kind: Mapped[str] = mapped_column(String, doc="bias, dark or flat.")
     master_id: Mapped[int | None] = mapped_column(
