@@ -272,3 +272,48 @@ def readout_key(header, binning: tuple[int | None, int | None] = (None, None)) -
                 value = int(value)
             parts.append(f"{key}={str(value).strip()}")
     return "|".join(parts)
+
+
+FLAT_FLOOR = 0.05
+"""Flat values below this (dead or fully vignetted pixels) give NaN rather than a huge quotient."""
+
+
+def apply_calibration(raw: np.ndarray, header, *, bias: np.ndarray | None = None,
+                      dark: np.ndarray | None = None, dark_scale: float = 1.0,
+                      flat: np.ndarray | None = None) -> np.ndarray:
+    """A raw light calibrated in memory: overscan and trim (from its header), less the master bias,
+    less the master dark times ``dark_scale``, divided by the master flat.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32; NaN where the flat is below :data:`FLAT_FLOOR`.
+
+    Raises
+    ------
+    ValueError
+        A master whose shape differs from the light's after trim, naming both shapes.
+    """
+    data, _ = overscan_and_trim(raw, header)
+    for name, master in (("bias", bias), ("dark", dark), ("flat", flat)):
+        if master is not None and np.shape(master) != data.shape:
+            raise ValueError(f"master {name} is {np.shape(master)}, the light {data.shape} after trim")
+    if bias is not None:
+        data = data - np.asarray(bias, dtype=np.float32)
+    if dark is not None:
+        data = data - np.asarray(dark, dtype=np.float32) * np.float32(dark_scale)
+    if flat is not None:
+        flat = np.asarray(flat, dtype=np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            data = np.where(flat >= FLAT_FLOOR, data / flat, np.nan).astype(np.float32)
+    return data
+
+
+def large_scale_rms(data: np.ndarray, *, blocks: int = 8) -> float:
+    """Relative large-scale structure of a sky: the rms of the medians of ``blocks`` x ``blocks``
+    tiles (stars and cosmic rays weigh nothing in a median) over their median."""
+    height, width = np.shape(data)
+    h, w = height // blocks, width // blocks
+    tiles = [np.nanmedian(data[i * h:(i + 1) * h, j * w:(j + 1) * w]) for i in range(blocks) for j in range(blocks)]
+    tiles = np.asarray(tiles, dtype=float)
+    return float(np.std(tiles) / np.median(tiles))
