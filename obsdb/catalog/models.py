@@ -525,3 +525,101 @@ class RenderOutput(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     __table_args__ = (CheckConstraint(_in("kind", ("aligned", "stack", "preview")), name="kind"),)
+
+
+MASTER_KINDS = ("bias", "dark", "flat")
+"""Kinds of master calibration frame (see :class:`Master`)."""
+
+
+class Master(Base):
+    """A master calibration frame obsdb combined from a night's bias, dark or flat frames.
+
+    The row is written before the file (its ``sha256`` is :data:`PENDING_DIGEST` until the file is
+    written), so a build killed mid-way leaves its file recognisable as obsdb's own.  A master marked
+    ``bad`` is never matched to a light again; rebuilding a set marks the older master bad
+    ("superseded by master N").
+    """
+
+    __tablename__ = "master"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True,
+                                    doc="The master's catalog id (OBSDB_MID in its FITS header).")
+    kind: Mapped[str] = mapped_column(String, doc="bias, dark or flat.")
+    night_id: Mapped[int] = mapped_column(ForeignKey("night.id", ondelete="CASCADE"), index=True,
+                                          doc="The night whose frames were combined.")
+    instrument_id: Mapped[int | None] = mapped_column(
+        ForeignKey("instrument.id"), index=True,
+        doc="Telescope, camera, read-out shape and binning of every member (the master's too, before trim).")
+    band: Mapped[str | None] = mapped_column(String, doc="Filter band of a flat; NULL for bias and dark.")
+    exptime: Mapped[float | None] = mapped_column(Float, doc="Exposure of a dark's members, s; NULL otherwise.")
+    ccd_temp: Mapped[float | None] = mapped_column(
+        Float, doc="Median detector temperature of the members, C (CCD-TEMP, CCDTEMP, DETTEMP...); NULL: unknown.")
+    readout: Mapped[str] = mapped_column(
+        String, doc="Read-out key every member shares: binning and the header's read-out cards, e.g. "
+                    "'bin=3x3|CAMMODE=Single|NUMAMP=1' (see obsdb.imaging.calibration.readout_key).")
+    path: Mapped[str] = mapped_column(String, index=True, doc="Absolute path of the master FITS file written.")
+    sha256: Mapped[str] = mapped_column(String(64), doc="SHA-256 of the file written, or 'pending' while it "
+                                                       "is being written.")
+    n_frames: Mapped[int] = mapped_column(Integer, doc="Frames combined.")
+    method: Mapped[str] = mapped_column(
+        String, doc="How the members were combined, e.g. 'sigma-clipped median (3.0 sigma, 5 iterations)'.")
+    algorithm: Mapped[str] = mapped_column(String, doc="Version of the master builder (MASTER_VERSION).")
+    stats: Mapped[dict | None] = mapped_column(
+        JSONType(), doc="The master's numbers: median, noise (robust rms), pixels rejected by the clipping, "
+                        "the overscan and trim sections used, the bias/dark master subtracted.")
+    valid_from: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="First light time it may calibrate, UTC.")
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="Last light time it may calibrate, UTC.")
+    bad: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0",
+                                      doc="True: never matched to a light again.")
+    bad_reason: Mapped[str | None] = mapped_column(Text, doc="Why it was marked bad.")
+    bad_by: Mapped[str | None] = mapped_column(String, doc="Who marked it bad (obsdb when superseded).")
+    author: Mapped[str] = mapped_column(String, doc="Who built it.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When built, UTC.")
+
+    members: Mapped[list[MasterMember]] = relationship(back_populates="master", cascade="all, delete-orphan")
+
+    __table_args__ = (CheckConstraint(_in("kind", MASTER_KINDS), name="kind"),)
+
+
+class MasterMember(Base):
+    """A raw calibration frame combined into a master, with the bytes it had then."""
+
+    __tablename__ = "master_member"
+
+    master_id: Mapped[int] = mapped_column(ForeignKey("master.id", ondelete="CASCADE"), primary_key=True,
+                                           doc="The master.")
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True, doc="The raw frame combined into it.")
+    sha256: Mapped[str | None] = mapped_column(String(64), doc="SHA-256 of the frame's file when combined.")
+
+    master: Mapped[Master] = relationship(back_populates="members")
+
+
+class Calibration(Base):
+    """Which master of each kind calibrates a light, and why (or why none does).
+
+    One row per light and kind: matching again replaces it.  ``master_id`` NULL means no master
+    passed the gates; ``reason`` then says what was missing.
+    """
+
+    __tablename__ = "calibration"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), doc="The light frame.")
+    kind: Mapped[str] = mapped_column(String, doc="bias, dark or flat.")
+    master_id: Mapped[int | None] = mapped_column(
+        ForeignKey("master.id", ondelete="SET NULL"), index=True,
+        doc="The master chosen; NULL: none acceptable (the light is uncalibrated for this kind).")
+    score: Mapped[float | None] = mapped_column(
+        Float, doc="Time between the light and the master's members, hours (the preference: smaller wins).")
+    scale: Mapped[float | None] = mapped_column(
+        Float, doc="Factor a dark is multiplied by (light exposure / dark exposure); 1 for an exact match.")
+    reason: Mapped[str] = mapped_column(
+        Text, doc="Why: the chosen master and the refused ones with their gate, e.g. 'flat 12: VR, same "
+                  "night, 0.4 h before; flat 11 refused: band V != VR'.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When matched, UTC.")
+
+    __table_args__ = (
+        UniqueConstraint("frame_id", "kind"),
+        CheckConstraint(_in("kind", MASTER_KINDS), name="kind"),
+    )

@@ -549,6 +549,14 @@ def tag_dict(tag: Tag) -> dict:
             "retracted_by": tag.retracted_by, "retract_reason": tag.retract_reason}
 
 
+def _calibration_details(session: Session, frame_id: int) -> dict:
+    """``calibration`` (one line: the masters a light uses, or why none) and ``calibration_rows``."""
+    from obsdb.catalog.masters import calibration_line, frame_calibration
+
+    rows = frame_calibration(session, frame_id)
+    return {"calibration": calibration_line(rows), "calibration_rows": rows}
+
+
 def frame_details(session: Session, frame: Frame) -> dict:
     """Everything known about one frame: its record plus header, tag history, events,
     every alignment run with its steps, and the files rendered from it."""
@@ -574,6 +582,7 @@ def frame_details(session: Session, frame: Frame) -> dict:
         "alignment": frame_history(session, frame)["runs"],
         "renders": [{"path": r.path, "sha256": r.sha256, "run": r.run_id, "interpolation": r.interpolation,
                      "created_at": r.created_at.isoformat()} for r in renders],
+        **_calibration_details(session, frame.id),
     })
     return record
 

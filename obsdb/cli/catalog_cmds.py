@@ -328,7 +328,7 @@ def _print_details(detail: dict) -> None:
     console.rule(f"frame {detail['number'] if detail['number'] is not None else ''}  {detail['file_name']}")
     facts = Table.grid(padding=(0, 2))
     for key in ("path", "size", "sha256", "band", "type", "object", "exptime", "date_obs", "airmass",
-                "shape", "bitpix", "status", "group", "ingested_at", "error"):
+                "shape", "bitpix", "status", "group", "calibration", "ingested_at", "error"):
         if detail.get(key) is not None:
             facts.add_row(key, str(detail[key]))
     if (detail.get("verdict") or {}).get("explain"):

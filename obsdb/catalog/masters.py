@@ -1,0 +1,226 @@
+"""The catalog side of master calibration frames: the raw bias/dark/flat frames to combine (with
+their status), the masters built, their members, and which master calibrates each light.
+
+:class:`MasterStore` holds every SQL statement of `obsdb calibrate` and `obsdb masters`; the step
+itself (:mod:`obsdb.pipeline.calibrate`) never touches a session.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+
+from obsdb.catalog.models import (PENDING_DIGEST, Calibration, Frame, Instrument, Master, MasterMember, Night,
+                                  utcnow)
+
+ID_CHUNK = 500
+"""Ids per IN list (bounded SQL parameter lists)."""
+
+CALIBRATION_FRAME_TYPES = ("bias", "dark", "flat")
+
+
+def _frame_keys(header: dict | None, binning) -> dict:
+    from obsdb.imaging.calibration import ccd_temperature, readout_key
+
+    return {"readout": readout_key(header or {}, binning), "ccd_temp": ccd_temperature(header or {})}
+
+
+class MasterStore:
+    """Masters, members and matches in one catalog (see the module docstring).
+
+    Parameters
+    ----------
+    catalog : obsdb.Catalog
+    """
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+    # ------------------------------------------------------------ inputs
+
+    def _frames(self, session, image_types, nights, *, with_status: bool) -> list[dict]:
+        from obsdb.catalog.selectors import frame_label, night_ids
+        from obsdb.catalog.status import status_expression
+
+        scope = night_ids(session, nights)
+        columns = [Frame.id, Frame.number, Frame.file_name, Frame.number_shared, Frame.path, Frame.sha256,
+                   Frame.image_type, Frame.band, Frame.exptime, Frame.date_obs, Frame.header, Frame.night_id,
+                   Night.name, Frame.instrument_id, Instrument.binning_x, Instrument.binning_y]
+        if with_status:
+            columns.append(status_expression())
+        query = (select(*columns).join(Night, Night.id == Frame.night_id)
+                 .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
+                 .where(Frame.readable.is_(True), Frame.image_type.in_(image_types))
+                 .order_by(Night.name, Frame.date_obs, Frame.number, Frame.path))
+        if scope is not None:
+            query = query.where(Frame.night_id.in_(scope))
+        out = []
+        for row in session.execute(query):
+            (fid, number, name, shared, path, sha, kind, band, exptime, date, header, night_id, night,
+             instrument_id, bx, by) = row[:16]
+            header = header or {}
+            record = {"id": fid, "label": frame_label(night, number, name, qualified=True, shared=shared),
+                      "file_name": name, "path": path, "sha256": sha, "type": kind,
+                      "band": band.strip() if band else band, "exptime": exptime, "date_obs": date,
+                      "night_id": night_id, "night": night, "instrument_id": instrument_id,
+                      "sections": {k: header.get(k) for k in ("BIASSEC", "TRIMSEC", "DATASEC") if header.get(k)},
+                      **_frame_keys(header, (bx, by))}
+            if with_status:
+                record["status"] = row[16]
+            out.append(record)
+        return out
+
+    def calibration_inputs(self, *, nights=None) -> list[dict]:
+        """Readable bias, dark and flat frames of ``nights`` with their status (``accepted``,
+        ``rejected``, ``pending``), read-out key, temperature and FITS sections, as dicts."""
+        with self.catalog.session() as session:
+            return self._frames(session, CALIBRATION_FRAME_TYPES, nights, with_status=True)
+
+    def lights(self, *, nights=None) -> list[dict]:
+        """Readable light frames of ``nights`` with the keys matching needs, as dicts."""
+        with self.catalog.session() as session:
+            return self._frames(session, ("light",), nights, with_status=False)
+
+    # ------------------------------------------------------------ masters
+
+    def masters(self, *, nights=None, include_bad: bool = True) -> list[dict]:
+        """Every master (of ``nights``), with its members' ids and hashes and ``time`` (the median of
+        the members' times), as dicts, oldest first."""
+        from obsdb.catalog.selectors import night_ids
+
+        with self.catalog.session() as session:
+            scope = night_ids(session, nights)
+            query = (select(Master, Night.name, Instrument.key).join(Night, Night.id == Master.night_id)
+                     .outerjoin(Instrument, Instrument.id == Master.instrument_id).order_by(Master.id))
+            if scope is not None:
+                query = query.where(Master.night_id.in_(scope))
+            if not include_bad:
+                query = query.where(Master.bad.is_(False))
+            rows = session.execute(query).all()
+            ids = [m.id for m, _, _ in rows]
+            members: dict[int, list] = {}
+            for start in range(0, len(ids), ID_CHUNK):
+                for master_id, frame_id, sha, date, name in session.execute(
+                        select(MasterMember.master_id, MasterMember.frame_id, MasterMember.sha256, Frame.date_obs,
+                               Frame.file_name)
+                        .join(Frame, Frame.id == MasterMember.frame_id)
+                        .where(MasterMember.master_id.in_(ids[start:start + ID_CHUNK]))
+                        .order_by(MasterMember.master_id, Frame.date_obs, Frame.id)):
+                    members.setdefault(master_id, []).append((frame_id, sha, date, name))
+            out = []
+            for master, night, instrument in rows:
+                own = members.get(master.id, [])
+                times = sorted(d for _, _, d, _ in own if d is not None)
+                out.append({
+                    "id": master.id, "kind": master.kind, "night_id": master.night_id, "night": night,
+                    "instrument_id": master.instrument_id, "instrument": instrument, "band": master.band,
+                    "exptime": master.exptime, "ccd_temp": master.ccd_temp, "readout": master.readout,
+                    "path": master.path, "sha256": master.sha256, "written": master.sha256 != PENDING_DIGEST,
+                    "n_frames": master.n_frames, "method": master.method, "algorithm": master.algorithm,
+                    "stats": master.stats, "valid_from": master.valid_from, "valid_to": master.valid_to,
+                    "bad": master.bad, "bad_reason": master.bad_reason, "bad_by": master.bad_by,
+                    "author": master.author, "created_at": master.created_at,
+                    "time": times[len(times) // 2] if times else None,
+                    "members": [{"frame_id": f, "sha256": s, "file_name": n} for f, s, _, n in own],
+                })
+            return out
+
+    def create_masters(self, rows: list[dict]) -> list[int]:
+        """Record masters about to be written (sha256 :data:`PENDING_DIGEST`) with their members, in one
+        transaction; returns their ids in order.  Each row has the :class:`Master` columns less ``path``
+        (given later by :meth:`set_paths`) plus ``members``: (frame_id, sha256) pairs."""
+        ids = []
+        with self.catalog.session() as session:
+            for row in rows:
+                row = dict(row)
+                members = row.pop("members")
+                master = Master(**row, path="", sha256=PENDING_DIGEST)
+                master.members = [MasterMember(frame_id=f, sha256=s) for f, s in members]
+                session.add(master)
+                session.flush()
+                ids.append(master.id)
+        return ids
+
+    def set_paths(self, paths: dict[int, str]) -> None:
+        """The file each pending master will be written to (before it is written)."""
+        with self.catalog.session() as session:
+            for master_id, path in paths.items():
+                session.execute(update(Master).where(Master.id == master_id).values(path=path))
+
+    def finish_master(self, master_id: int, sha256: str, stats: dict) -> None:
+        """A master's file is written: its digest and numbers."""
+        with self.catalog.session() as session:
+            session.execute(update(Master).where(Master.id == master_id).values(sha256=sha256, stats=stats))
+
+    def mark_bad(self, master_ids, reason: str, *, by: str) -> int:
+        """Mark masters bad (never matched again), with the reason and who; returns how many changed."""
+        ids = sorted(set(master_ids))
+        changed = 0
+        with self.catalog.session() as session:
+            for start in range(0, len(ids), ID_CHUNK):
+                result = session.execute(update(Master).where(Master.id.in_(ids[start:start + ID_CHUNK]),
+                                                              Master.bad.is_(False))
+                                         .values(bad=True, bad_reason=reason, bad_by=by))
+                changed += result.rowcount or 0
+        return changed
+
+    def owned_files(self, paths: list[str]) -> dict[str, set[str]]:
+        """Path -> digests of the master files obsdb recorded at these paths (pending ones included)."""
+        found: dict[str, set[str]] = {}
+        keys = sorted(set(paths))
+        with self.catalog.session() as session:
+            for start in range(0, len(keys), ID_CHUNK):
+                for path, digest in session.execute(select(Master.path, Master.sha256)
+                                                    .where(Master.path.in_(keys[start:start + ID_CHUNK]))):
+                    found.setdefault(path, set()).add(digest)
+        return found
+
+    # ------------------------------------------------------------ matches
+
+    def store_matches(self, rows: list[dict]) -> None:
+        """Replace the calibration rows of the lights in ``rows`` with ``rows`` (one transaction)."""
+        frame_ids = sorted({row["frame_id"] for row in rows})
+        now = utcnow()
+        with self.catalog.session() as session:
+            for start in range(0, len(frame_ids), ID_CHUNK):
+                session.execute(delete(Calibration).where(Calibration.frame_id.in_(frame_ids[start:start + ID_CHUNK])))
+            session.add_all(Calibration(**row, created_at=now) for row in rows)
+
+
+def frame_calibration(session, frame_id: int) -> list[dict]:
+    """The calibration rows of one light: kind, master (id, file, sha256), scale, reason, when."""
+    rows = session.execute(select(Calibration, Master.path, Master.sha256)
+                           .outerjoin(Master, Master.id == Calibration.master_id)
+                           .where(Calibration.frame_id == frame_id).order_by(Calibration.kind)).all()
+    return [{"kind": c.kind, "master": c.master_id, "path": path, "sha256": sha, "scale": c.scale,
+             "hours": c.score, "reason": c.reason, "matched_at": c.created_at.isoformat()}
+            for c, path, sha in rows]
+
+
+def calibration_line(rows: list[dict]) -> str | None:
+    """One line for `obsdb show`: each kind's master, or why none, e.g. ``bias 3; dark none; flat 5``."""
+    if not rows:
+        return None
+    parts = []
+    for row in rows:
+        if row["master"] is None:
+            parts.append(row["reason"].split(";")[0])
+        else:
+            name = row["path"].rsplit("/", 1)[-1] if row["path"] else "?"
+            scale = f" x{row['scale']:.4g}" if row.get("scale") not in (None, 1.0) else ""
+            parts.append(f"{row['kind']} master {row['master']} ({name}{scale})")
+    return "; ".join(parts)
+
+
+def median_time(dates: list[datetime | None]) -> datetime | None:
+    """The median of the known times (the middle one; the earlier of the two middle ones)."""
+    known = sorted(d for d in dates if d is not None)
+    return known[(len(known) - 1) // 2] if known else None
+
+
+def median_or_none(values) -> float | None:
+    """The median of the values that are not None, or None."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None

@@ -1,0 +1,380 @@
+"""`obsdb calibrate`: master bias, dark and flat frames from the night's own frames, and which of them
+calibrates each light, with the reason.
+
+Per night and instrument, the calibration frames are grouped by what must match (instrument with its
+shape and binning, read-out key; the exposure for darks; the band for flats).  Frames the catalog
+rejects (a calibration check's tag, a person's reject) never enter a master.  A group of at least
+:data:`MIN_FRAMES` frames is combined (:func:`obsdb.imaging.calibration.combine`) after overscan and
+trim; darks less the master bias, flats less bias and dark and normalised by their median.  Masters
+are built bias first, then darks, then flats, each stage mapped through the executor; each is
+recorded before its file is written (a write-ahead row), written atomically, and names its members
+with their SHA-256 in its header.  Then every light is matched (:mod:`obsdb.pipeline.calib_match`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from obsdb.errors import ObsdbError
+
+MIN_FRAMES = 3
+"""Frames a master needs: fewer cannot be sigma-clipped, so a cosmic ray, or a star in a sky flat,
+would go straight into the master.  A lone flat is refused, with this reason."""
+
+VALIDITY = {"bias": timedelta(days=7), "dark": timedelta(days=7), "flat": timedelta(hours=12)}
+"""How far before the first and after the last member a master may calibrate a light.  Flats are
+valid for their own night only by default (dust moves, filters are changed); bias and dark for a
+week either side."""
+
+DARK_SECONDS_DECIMALS = 1
+"""Darks are grouped by exposure rounded to this many decimals of a second."""
+
+
+@dataclass
+class CalibrateReport:
+    """What `obsdb calibrate` did."""
+
+    built: list[dict] = field(default_factory=list)
+    """Masters written now: ``id``, ``kind``, ``path``, ``n_frames``, ``key`` (text)."""
+    reused: list[dict] = field(default_factory=list)
+    """Masters already built from the same members by this algorithm: ``id``, ``kind``, ``key``."""
+    refused: list[str] = field(default_factory=list)
+    """Groups or frames left out, each with its reason."""
+    failed: list[str] = field(default_factory=list)
+    """Masters that could not be built, each with its reason (their rows are marked bad)."""
+    matches: list[dict] = field(default_factory=list)
+    """The calibration rows written (one per light and kind)."""
+
+    def uncalibrated(self) -> dict[str, int]:
+        """Lights without a master, per kind."""
+        counts = {"bias": 0, "dark": 0, "flat": 0}
+        for row in self.matches:
+            if row["master_id"] is None:
+                counts[row["kind"]] += 1
+        return counts
+
+
+def _group_key(frame: dict) -> tuple:
+    kind = frame["type"]
+    detail = None
+    if kind == "flat":
+        detail = frame.get("band")
+    elif kind == "dark":
+        detail = None if frame.get("exptime") is None else round(float(frame["exptime"]), DARK_SECONDS_DECIMALS)
+    return frame["night_id"], frame["instrument_id"], frame["readout"], kind, detail
+
+
+def _key_text(frames: list[dict]) -> str:
+    first = frames[0]
+    kind = first["type"]
+    what = {"flat": f" in {first.get('band') or '-'}", "dark": f" of {first.get('exptime')} s"}.get(kind, "")
+    return f"{len(frames)} {kind}{what} of {first['night']} ({first['readout']})"
+
+
+def plan_masters(frames: list[dict]) -> tuple[list[list[dict]], list[str]]:
+    """The groups of calibration frames to combine, and what was left out with the reason.  Pure.
+
+    Parameters
+    ----------
+    frames : list of dict
+        As :meth:`obsdb.catalog.masters.MasterStore.calibration_inputs` gives them.
+
+    Returns
+    -------
+    (list of list of dict, list of str)
+        Groups (each of at least :data:`MIN_FRAMES` frames not rejected), and one line per rejected
+        frame or too-small group.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    refused = []
+    for frame in frames:
+        if frame.get("status") == "rejected":
+            refused.append(f"{frame['label']} ({frame['type']}): rejected in the catalog, left out of every master")
+            continue
+        if frame["type"] == "flat" and not frame.get("band"):
+            refused.append(f"{frame['label']} (flat): no band in the header, left out")
+            continue
+        if frame["type"] == "dark" and frame.get("exptime") is None:
+            refused.append(f"{frame['label']} (dark): no exposure time in the header, left out")
+            continue
+        groups.setdefault(_group_key(frame), []).append(frame)
+    out = []
+    for key in sorted(groups, key=lambda k: tuple(str(v) for v in k)):
+        members = groups[key]
+        if len(members) < MIN_FRAMES:
+            refused.append(f"{_key_text(members)}: fewer than {MIN_FRAMES} frames, no master "
+                           f"({', '.join(str(f['label']) for f in members)}; sigma clipping needs {MIN_FRAMES})")
+            continue
+        out.append(members)
+    return out, refused
+
+
+def _representative(members: list[dict]) -> dict:
+    """A group as a "light" for :func:`obsdb.pipeline.calib_match.match_light` (the bias and dark a
+    dark or flat group is corrected with)."""
+    from obsdb.catalog.masters import median_or_none, median_time
+
+    first = members[0]
+    return {"id": None, "night_id": first["night_id"], "night": first["night"],
+            "instrument_id": first["instrument_id"], "readout": first["readout"], "band": first.get("band"),
+            "exptime": median_or_none(f.get("exptime") for f in members),
+            "ccd_temp": median_or_none(f.get("ccd_temp") for f in members),
+            "date_obs": median_time([f.get("date_obs") for f in members])}
+
+
+def _slug(text) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(text)).strip("_") or "x"
+
+
+def build_master(job: dict) -> dict:
+    """Combine one master and write it (runs in a worker: a pure function of the job and the files).
+
+    Parameters
+    ----------
+    job : dict
+        ``id``, ``kind``, ``path``, ``members`` (dicts with ``frame_id``, ``path``, ``sha256``,
+        ``file_name``, ``exptime``), ``bias`` and ``dark`` (None or dicts with ``id``, ``path``,
+        ``sha256``, ``scale`` for a dark), ``cards`` (header cards to write).
+
+    Returns
+    -------
+    dict
+        ``id``, and ``sha256`` with ``stats``, or ``error`` (one line).
+    """
+    import numpy as np
+    from astropy.io import fits
+
+    from obsdb.imaging.calibration import (CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION, combine, overscan_and_trim,
+                                           robust_noise)
+    from obsdb.imaging.fitsio import atomic_write_fits, read_fits_image
+
+    kind = job["kind"]
+    try:
+        corrections = {}
+        for which in ("bias", "dark"):
+            ref = job.get(which)
+            if ref is None:
+                continue
+            image = read_fits_image(ref["path"], hash_mode="inline")
+            if image.sha256 != ref["sha256"]:
+                return {"id": job["id"], "error": f"{ref['path']}: the master {which} changed since it was "
+                                                  "written (SHA-256 differs)"}
+            corrections[which] = np.asarray(image.data, dtype=np.float32)
+        prepared, sections = [], None
+        for member in job["members"]:
+            image = read_fits_image(member["path"], hash_mode="inline")
+            if member["sha256"] and image.sha256 != member["sha256"]:
+                return {"id": job["id"], "error": f"{member['path']}: changed since it was catalogued "
+                                                  "(SHA-256 differs); ingest it again"}
+            data, info = overscan_and_trim(image.data, image.header)
+            sections = sections or info
+            for which in ("bias", "dark"):
+                if which in corrections:
+                    if corrections[which].shape != data.shape:
+                        return {"id": job["id"], "error": f"master {which} {job[which]['id']} is "
+                                f"{corrections[which].shape}, {member['file_name']} {data.shape} after trim"}
+                    scale = 1.0 if which == "bias" else (member.get("exptime") or 0) / job["dark"]["exptime"]
+                    data = data - corrections[which] * np.float32(scale)
+            if kind == "flat":
+                level = float(np.nanmedian(data))
+                if not level > 0:
+                    return {"id": job["id"], "error": f"{member['file_name']}: flat level {level:.1f} ADU "
+                                                      "after bias subtraction, cannot normalise"}
+                data = data / np.float32(level)
+            prepared.append(data.astype(np.float32, copy=False))
+        master, rejected = combine(prepared, sigma=CLIP_SIGMA, maxiters=CLIP_ITERS)
+        del prepared
+        norm = None
+        if kind == "flat":
+            norm = float(np.nanmedian(master))
+            master = master / np.float32(norm)
+        header = fits.Header()
+        header["HIERARCH OBSDB_MID"] = (job["id"], "obsdb catalog id of this master")
+        header["OBSDBKND"] = (kind, "master kind")
+        header["NCOMBINE"] = (len(job["members"]), "frames combined")
+        header["COMBMETH"] = ("sigma-clipped median", "combine method")
+        header["CLIPSIG"] = (CLIP_SIGMA, "sigma clipping threshold (MAD-based sigma)")
+        header["OBSDBALG"] = (MASTER_VERSION, "obsdb master algorithm")
+        for key, (value, comment) in job.get("cards", {}).items():
+            if value is not None:
+                header[key] = (value, comment)
+        if sections and sections.get("biassec"):
+            header["OSCANSEC"] = (sections["biassec"], "overscan subtracted (BIASSEC of the members)")
+        if sections and sections.get("trimsec"):
+            header["TRIMSEC0"] = (sections["trimsec"], "trim section of the members")
+        for which, card in (("bias", "OBSDBBIA"), ("dark", "OBSDBDRK")):
+            if job.get(which):
+                header[card] = (job[which]["id"], f"master {which} subtracted (catalog id)")
+                header.add_history(f"{which} master {job[which]['id']}: {os.path.basename(job[which]['path'])}")
+                header.add_history(f"sha256 {job[which]['sha256']}")
+        for member in job["members"]:
+            header.add_history(f"member {member['frame_id']}: {member['file_name']}"[:72])
+            header.add_history(f"sha256 {member['sha256']}")
+        digest = atomic_write_fits(job["path"], fits.HDUList([fits.PrimaryHDU(master, header=header)]))
+        stats = {"median": float(np.nanmedian(master)), "noise": robust_noise(master), "rejected": rejected,
+                 "shape": list(master.shape), "biassec": (sections or {}).get("biassec"),
+                 "trimsec": (sections or {}).get("trimsec"), "flat_level": norm,
+                 "bias_master": (job.get("bias") or {}).get("id"), "dark_master": (job.get("dark") or {}).get("id")}
+        return {"id": job["id"], "sha256": digest, "stats": stats}
+    except (OSError, ValueError) as exc:
+        return {"id": job["id"], "error": f"master {job['id']} ({kind}): {exc}"}
+
+
+MACHINE_BAD_PREFIXES = ("superseded by master", "not built:", "not written:")
+"""Reasons obsdb itself gives when it marks a master bad (anything else is a person's verdict)."""
+
+
+def _machine_bad(master: dict) -> bool:
+    return (master.get("bad_reason") or "").startswith(MACHINE_BAD_PREFIXES)
+
+
+def _same_members(master: dict, members: list[dict]) -> bool:
+    have = {(m["frame_id"], m["sha256"]) for m in master["members"]}
+    return have == {(f["id"], f["sha256"]) for f in members}
+
+
+def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, author: str = "obsdb") -> CalibrateReport:
+    """Build the masters of ``nights`` into ``out`` and match every light of ``nights`` to them.
+
+    Masters already built from the same members by the same algorithm, whose files are unchanged,
+    are reused; a group whose members changed gets a new master and the old one is marked bad
+    ("superseded").  Files in ``out`` that obsdb did not write are never replaced.
+
+    Returns
+    -------
+    CalibrateReport
+
+    Raises
+    ------
+    ObsdbError
+        When ``out`` holds a file obsdb did not write under a master's name, or is not a folder.
+    """
+    from obsdb.catalog.masters import MasterStore, median_or_none
+    from obsdb.imaging.calibration import CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION
+    from obsdb.pipeline.calib_match import match_light, match_lights
+    from obsdb.pipeline.executors import TaskFailed, executor_for
+    from obsdb.pipeline.outputs import file_sha256, refuse_foreign, remove_own_leftovers
+
+    out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise ObsdbError(f"--out {out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    store = MasterStore(catalog)
+    executor = executor_for(executor, 1)
+    report = CalibrateReport()
+    groups, report.refused = plan_masters(store.calibration_inputs(nights=nights))
+    method = f"sigma-clipped median ({CLIP_SIGMA:g} x MAD sigma floored at the typical std, {CLIP_ITERS} iterations)"
+
+    for kind in ("bias", "dark", "flat"):
+        existing = [m for m in store.masters() if m["kind"] == kind]
+        usable = [m for m in store.masters() if not m["bad"] and m["written"]]
+        todo, jobs_meta = [], []
+        for members in (g for g in groups if g[0]["type"] == kind):
+            key = _group_key(members[0])
+            same = [m for m in existing if not m["bad"] and m["written"] and m["algorithm"] == MASTER_VERSION
+                    and (m["night_id"], m["instrument_id"], m["readout"]) == key[:3]
+                    and _same_members(m, members) and Path(m["path"]).is_file()
+                    and file_sha256(m["path"]) == m["sha256"]]
+            if same:
+                report.reused.append({"id": same[-1]["id"], "kind": kind, "key": _key_text(members)})
+                continue
+            # A person marked a master of exactly these frames bad: building it again would bring it back.
+            judged = [m for m in existing if m["bad"] and not _machine_bad(m) and m["algorithm"] == MASTER_VERSION
+                      and _same_members(m, members)]
+            if judged:
+                m = judged[-1]
+                report.refused.append(f"{_key_text(members)}: master {m['id']} of these frames was marked bad by "
+                                      f"{m['bad_by']} ({m['bad_reason']}); not rebuilt (reject a frame, or add "
+                                      "frames, for another master)")
+                continue
+            corrections = {}
+            if kind in ("dark", "flat"):
+                wanted = ("bias",) if kind == "dark" else ("bias", "dark")
+                for row in match_light(_representative(members), usable):
+                    if row["kind"] in wanted and row["master_id"] is not None:
+                        ref = next(m for m in usable if m["id"] == row["master_id"])
+                        corrections[row["kind"]] = {"id": ref["id"], "path": ref["path"], "sha256": ref["sha256"],
+                                                    "exptime": ref["exptime"]}
+            rep = _representative(members)
+            dates = [f["date_obs"] for f in members if f.get("date_obs") is not None]
+            todo.append({
+                "kind": kind, "night_id": key[0], "instrument_id": key[1], "readout": key[2],
+                "band": members[0].get("band") if kind == "flat" else None,
+                "exptime": median_or_none(f.get("exptime") for f in members) if kind == "dark" else None,
+                "ccd_temp": rep["ccd_temp"], "n_frames": len(members), "method": method,
+                "algorithm": MASTER_VERSION,
+                "valid_from": min(dates) - VALIDITY[kind] if dates else None,
+                "valid_to": max(dates) + VALIDITY[kind] if dates else None,
+                "author": author, "members": [(f["id"], f["sha256"]) for f in members]})
+            jobs_meta.append((members, corrections, key))
+        if not todo:
+            continue
+        ids = store.create_masters(todo)
+        paths = {}
+        for master_id, row, (members, _, _) in zip(ids, todo, jobs_meta):
+            detail = row["band"] if kind == "flat" else (f"{row['exptime']:g}s" if kind == "dark" else None)
+            name = "-".join(_slug(p) for p in ("master", kind, members[0]["night"], detail, master_id) if p)
+            paths[master_id] = str(out / f"{name}.fits")
+        # What obsdb wrote there before, read before these masters' own rows name the paths (a pending
+        # row of our own would make a user's file there look like our half-done work).
+        owned = store.owned_files(list(paths.values()))
+        for path, digests in catalog.written_outputs(list(paths.values())).items():
+            owned.setdefault(path, set()).update(digests)
+        inputs = catalog.catalogued_among(list(paths.values()))
+        if inputs:
+            store.mark_bad(ids, "not written: its path is a catalogued input frame", by=author)
+            raise ObsdbError(f"{sorted(inputs)[0]}: is a catalogued frame; refusing to write a master over it")
+        try:
+            refuse_foreign(paths.values(), owned, what="calibrate")
+        except ObsdbError:
+            store.mark_bad(ids, "not written: a file obsdb did not write holds its name", by=author)
+            raise
+        store.set_paths(paths)
+        remove_own_leftovers(paths.values())
+        jobs = []
+        for master_id, row, (members, corrections, key) in zip(ids, todo, jobs_meta):
+            cards = {"IMAGETYP": (f"MASTER {kind.upper()}", "obsdb master calibration frame"),
+                     "FILTER": (row["band"], "band of the flats") if kind == "flat" else (None, ""),
+                     "EXPTIME": (row["exptime"], "exposure of the darks, s") if kind == "dark" else (None, ""),
+                     "CCD-TEMP": (row["ccd_temp"], "median detector temperature of the members, C"),
+                     "OBSDBRDO": (row["readout"][:68], "read-out key")}
+            jobs.append({"id": master_id, "kind": kind, "path": paths[master_id], "cards": cards,
+                         "bias": corrections.get("bias"), "dark": corrections.get("dark"),
+                         "members": [{"frame_id": f["id"], "path": f["path"], "sha256": f["sha256"],
+                                      "file_name": f["file_name"], "exptime": f.get("exptime")} for f in members]})
+        by_id = {job["id"]: (job, members, key) for job, (members, _, key) in zip(jobs, jobs_meta)}
+        for job, result in executor.map(build_master, jobs):
+            if isinstance(result, (TaskFailed, Exception)) or "error" in result:
+                reason = str(result) if not isinstance(result, dict) else result["error"]
+                store.mark_bad([job["id"]], f"not built: {reason}", by=author)
+                report.failed.append(reason)
+                continue
+            store.finish_master(job["id"], result["sha256"], result["stats"])
+            key = by_id[job["id"]][2]
+            older = [m["id"] for m in existing if not m["bad"] and m["kind"] == kind
+                     and (m["night_id"], m["instrument_id"], m["readout"]) == key[:3]
+                     and (m["band"] if kind == "flat" else None) == (key[4] if kind == "flat" else None)
+                     and (kind != "dark" or round(m["exptime"] or 0, DARK_SECONDS_DECIMALS) == key[4])]
+            if older:
+                store.mark_bad(older, f"superseded by master {job['id']} (rebuilt from the current members)",
+                               by=author)
+            report.built.append({"id": job["id"], "kind": kind, "path": job["path"],
+                                 "n_frames": len(job["members"]), "key": _key_text(by_id[job["id"]][1])})
+
+    lights = store.lights(nights=nights)
+    # Bad masters too: the gates refuse them, and the reason then says so.
+    report.matches = match_lights(lights, store.masters())
+    store.store_matches(report.matches)
+    uncalibrated = report.uncalibrated()
+    catalog.record_event(author, "calibrate",
+                         f"{len(report.built)} masters built, {len(report.reused)} reused, "
+                         f"{len(report.failed)} failed; {len(lights)} lights matched "
+                         f"({uncalibrated['bias']} without bias, {uncalibrated['dark']} without dark, "
+                         f"{uncalibrated['flat']} without flat)",
+                         details={"built": [b["id"] for b in report.built], "out": str(out),
+                                  "refused": report.refused[:50], "failed": report.failed[:50]})
+    return report
