@@ -415,17 +415,17 @@ def check_bare_keywords(text: str, keywords, present, known_keys) -> None:
     known_keys : callable
         ``known_keys() -> list of str``: keywords frames in scope have, for the did-you-mean.
     """
-    import difflib
+    from obsdb.text import closest
 
     for key, column, *compiled in keywords:
         shown = compiled[0] if compiled else text
         if present(key):
             continue
         names = sorted(set(known_keys()))
-        close = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
-        columns = difflib.get_close_matches(key.lower(), sorted([*UNPREFIXED, *ALIGN_COLUMNS]), n=1, cutoff=0.8)
-        hint = (f"did you mean {close[0]}?" if close else
-                f"did you mean the column {columns[0]}?" if columns else
+        close = closest(key, names, cutoff=0.7)
+        column_name = closest(key.lower(), [*UNPREFIXED, *ALIGN_COLUMNS], cutoff=0.8)
+        hint = (f"did you mean {close}?" if close else
+                f"did you mean the column {column_name}?" if column_name else
                 f"to compare with the text {key}, quote it: '{key}'")
         raise ExpressionError(shown, f"no catalogued frame has a header keyword {key} ({hint})", column)
 
@@ -700,11 +700,10 @@ class _Compiler:
         if name.isupper() or name.replace("_", "").isupper():
             self.bare_keywords.append((name, getattr(node, "col_offset", None)))
             return self.header(name, node)
-        import difflib
+        from obsdb.text import did_you_mean
 
         names = sorted([*UNPREFIXED, *ALIGN_COLUMNS])
-        close = difflib.get_close_matches(lowered, names, n=1, cutoff=0.7)
-        hint = f"did you mean {close[0]}? " if close else ""
+        hint = did_you_mean(lowered, names, 0.7, template="did you mean {}? ")
         self.fail(node, f"unknown name '{name}' ({hint}header keywords are upper case; columns: {', '.join(names)})")
 
 

@@ -77,6 +77,30 @@ class State:
 state = State()
 
 
+BROKEN_PIPE_EXIT = 141
+"""Exit status when the reader of stdout goes away (``obsdb frames | head -1``): 128 + SIGPIPE, as a Unix
+tool killed by the signal reports it; nothing is printed."""
+
+
+def quiet_broken_pipe() -> None:
+    """Stop quietly when stdout's reader has gone: no message, no second error when Python flushes at exit."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        # Python flushes stdout once more at exit; pointing it at /dev/null keeps that flush silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise typer.Exit(BROKEN_PIPE_EXIT)
+
+
+# rich stops a broken pipe with status 1; a table cut short by `| head` stops like CSV and JSON do.
+console.on_broken_pipe = quiet_broken_pipe
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print a one-line error on stderr and exit."""
     err_console.print(styled("error:", "bold red", f" {message}"), soft_wrap=True)
@@ -90,6 +114,8 @@ def user_errors():
         yield
     except typer.Exit:
         raise
+    except BrokenPipeError:
+        quiet_broken_pipe()
     except KeyboardInterrupt:
         err_console.print(styled("interrupted:", "yellow", " completed work is saved; run the command again to finish"))
         raise typer.Exit(130)

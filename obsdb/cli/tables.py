@@ -144,9 +144,8 @@ def _natural_width(rows: list[dict], columns: list[Column]) -> int:
 
 def parse_columns(text: str | None, columns: list[Column]) -> list[str] | None:
     """``--columns number,band,fwhm`` as column keys; an unknown name is an error with a did-you-mean."""
-    import difflib
-
     from obsdb.errors import ObsdbError
+    from obsdb.text import did_you_mean
 
     if text is None:
         return None
@@ -156,7 +155,6 @@ def parse_columns(text: str | None, columns: list[Column]) -> list[str] | None:
     known = [c.key for c in columns]
     for key in keys:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, known)
             raise ObsdbError(f"--columns: unknown column {key!r}{hint}; known: {', '.join(known)}")
     return keys

@@ -100,10 +100,9 @@ _KEYS = {
 
 
 def _did_you_mean(key: str, known) -> str:
-    import difflib
+    from obsdb.text import did_you_mean
 
-    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(key, known)
 
 
 def load_plan(path: str | Path) -> Plan:
