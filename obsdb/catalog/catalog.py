@@ -269,6 +269,12 @@ class Catalog:
 
         return self.read(night_summaries)
 
+    def known_values(self) -> dict[str, list[str]]:
+        """The bands and active tag names in the catalog (``{"bands": [...], "tags": [...]}``)."""
+        from obsdb.catalog.queries import known_values
+
+        return self.read(known_values)
+
     def summary(self, *, night=None) -> list[dict]:
         """Frames per band and type with status counts (``obsdb summary``)."""
         from obsdb.catalog.queries import band_summary

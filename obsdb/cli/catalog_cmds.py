@@ -9,7 +9,7 @@ import typer
 
 from obsdb.text import not_one_of, plural
 from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
-                              nights_arg, open_catalog, print_csv, print_json, print_json_stream, progress_bar,
+                              nights_arg, open_catalog, filter_hints, print_csv, print_json, print_json_stream, progress_bar,
                               state, styled,
                               user_errors)
 
@@ -186,6 +186,9 @@ FRAME_COLUMNS = ["number", "file_name", "band", "type", "exptime", "date_obs", "
                  "median", "background", "n_stars", "fwhm", "elongation", "group", "dx", "dy", "reasons"]
 """The CSV columns (with path and night)."""
 
+FIELD_COLUMNS = [*FRAME_COLUMNS, "path", "night", "label", "cards"]
+"""The names ``--columns`` takes with ``--format csv`` or ``json``: raw values, as CSV writes them."""
+
 
 def _frame_columns():
     from obsdb.cli.tables import Column
@@ -225,6 +228,15 @@ def _flat(record: dict) -> dict:
             "n_stars": metrics.get("n_stars"), "fwhm": metrics.get("fwhm"),
             "elongation": metrics.get("elongation"), "dx": shift.get("dx"), "dy": shift.get("dy"),
             "reasons": "; ".join(record.get("reasons") or [])}
+
+
+def _fields(records, columns: list[str] | None):
+    """Records as the flat rows of CSV (and of JSON with ``--columns``), with ``cards`` when it is asked for."""
+    for record in records:
+        row = _flat(record)
+        if columns and "cards" in columns:
+            row["cards"] = cards_text(record.get("keywords"), columns)
+        yield row
 
 
 def _frame_cells(record: dict, *, all_reasons: bool, columns: list[str] | None = None) -> dict:
@@ -279,8 +291,9 @@ def frames(
     if status and status not in ("accepted", "rejected", "pending"):
         fail(not_one_of("--status", status, ("accepted", "rejected", "pending")))
     with user_errors():
-        chosen = parse_columns(columns, _frame_columns())
+        chosen = parse_columns(columns, _frame_columns() if fmt_ is OutputFormat.table else FIELD_COLUMNS)
     with open_catalog() as catalog, user_errors():
+        filter_hints(catalog, band=band, tag=tag)
         records = catalog.iter_frame_dicts(night=nights_arg(night), band=band, image_type=image_type,
                                            status=status, tag=tag, where=where)
         _print_frames(records, fmt_, wide=wide, columns=chosen)
@@ -292,10 +305,13 @@ def _print_frames(records, fmt_: OutputFormat, title: str = "frames", *, wide: b
     from obsdb.cli.tables import print_table
 
     if fmt_ is OutputFormat.json:
-        print_json_stream(records)
+        if columns:  # the chosen fields, flat and raw, in the order given
+            print_json_stream({key: row.get(key) for key in columns} for row in _fields(records, columns))
+        else:
+            print_json_stream(records)
         return
     if fmt_ is OutputFormat.csv:
-        print_csv((_flat(r) for r in records), FRAME_COLUMNS + ["path", "night"])
+        print_csv(_fields(records, columns), columns or FRAME_COLUMNS + ["path", "night"])
         return
     records = list(records)
     rows = [_frame_cells(r, all_reasons=wide or bool(columns), columns=columns) for r in records]

@@ -187,6 +187,38 @@ def open_catalog():
             catalog.close()
 
 
+KNOWN_SHOWN = 20
+"""Known values a filter hint lists before it says "..."."""
+
+
+def filter_hints(catalog, *, band: str | None = None, tag: str | None = None) -> None:
+    """One note on stderr for each ``--band`` or ``--tag`` that names nothing in the catalog.
+
+    The listing still runs (and is empty, with status 0): an empty answer is an
+    answer, but ``--tag clod`` should not look like "no cloudy frames".
+    """
+    if not band and not tag:
+        return
+    known = catalog.known_values()
+    if band:
+        exact = band.startswith("=") and len(band) > 1
+        wanted = band[1:] if exact else band
+        stored = known["bands"] if exact else [b.lower() for b in known["bands"]]
+        if (wanted if exact else wanted.lower()) not in stored:
+            _unknown_value_note("--band", wanted, "band", known["bands"])
+    if tag and tag not in known["tags"]:
+        _unknown_value_note("--tag", tag, "active tag", known["tags"])
+
+
+def _unknown_value_note(option: str, value: str, what: str, names: list[str]) -> None:
+    from obsdb.text import did_you_mean
+
+    hint = did_you_mean(value, names, template="did you mean {!r}? ")
+    listed = (", ".join(names[:KNOWN_SHOWN]) + (" ..." if len(names) > KNOWN_SHOWN else "")) if names else "none"
+    err_console.print(styled("note:", "yellow", f" {option} {value!r} names no {what} in the catalog; "
+                                                f"{hint}known: {listed}"), soft_wrap=True)
+
+
 def print_json(document) -> None:
     """One JSON document on stdout, nothing else."""
     sys.stdout.write(json.dumps(document, indent=2, default=_json_default, allow_nan=False) + "\n")

@@ -8,7 +8,7 @@ import typer
 
 from obsdb.text import without_tag
 
-from obsdb.cli.common import (ReportFormat, with_qa_threshold_options, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
+from obsdb.cli.common import (filter_hints, ReportFormat, with_qa_threshold_options, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
                               nights_arg, open_catalog, print_json, print_json_stream, progress_bar, state,
                               styled, user_errors)
 
@@ -157,12 +157,9 @@ def rejected(
                                           "(frame, band, tag, source, author, when, reason)."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
-    """Every rejected frame with all its reasons, their source and time."""
-    if fmt_ is ReportFormat.json:
-        with open_catalog() as catalog, user_errors():
-            print_json_stream(catalog.iter_frame_dicts(
-                night=nights_arg(night), band=band, status="rejected"))
-        return
+    """Every rejected frame with all its reasons, their source and time.
+
+    --format json gives the frames' records; with --columns, one object per reason with those keys."""
     from obsdb.cli.tables import Column, parse_columns, print_table
 
     spec = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
@@ -171,7 +168,14 @@ def rejected(
             Column("reason", "reason", priority=3, shrink=True, min_width=20, preferred_width=48)]
     with user_errors():
         chosen = parse_columns(columns, spec)
+    if fmt_ is ReportFormat.json and not chosen:
+        with open_catalog() as catalog, user_errors():
+            filter_hints(catalog, band=band)
+            print_json_stream(catalog.iter_frame_dicts(
+                night=nights_arg(night), band=band, status="rejected"))
+        return
     with open_catalog() as catalog, user_errors():
+        filter_hints(catalog, band=band)
         records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
     # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
@@ -183,7 +187,13 @@ def rejected(
         for i, t in enumerate(rejecting):
             rows.append({"frame": record["label"] if i == 0 else "", "band": (record["band"] or "-") if i == 0 else "",
                          "tag": t["name"], "source": t["source"], "author": t["author"],
-                         "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"])})
+                         "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"]),
+                         "_frame": record["label"], "_band": record["band"], "_when": t["created_at"] or None})
+    if fmt_ is ReportFormat.json:
+        # One object per reason, every row naming its frame (the table leaves repeats blank).
+        raw = {"frame": "_frame", "band": "_band", "when": "_when"}
+        print_json([{key: row[raw.get(key, key)] for key in chosen} for row in rows])
+        return
     print_table(rows, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)
     if calibration:
         print_calibration_problems(calibration, wide=wide)

@@ -142,8 +142,11 @@ def _natural_width(rows: list[dict], columns: list[Column]) -> int:
                for c in columns) + 1
 
 
-def parse_columns(text: str | None, columns: list[Column]) -> list[str] | None:
-    """``--columns number,band,fwhm`` as column keys; an unknown name is an error with a did-you-mean."""
+def parse_columns(text: str | None, columns: list) -> list[str] | None:
+    """``--columns number,band,fwhm`` as column keys; an unknown name is an error with a did-you-mean.
+
+    ``columns`` are :class:`Column` (a table) or plain names (the fields of CSV and JSON).
+    """
     from obsdb.errors import ObsdbError
     from obsdb.text import did_you_mean
 
@@ -152,7 +155,7 @@ def parse_columns(text: str | None, columns: list[Column]) -> list[str] | None:
     keys = [part.strip() for part in text.split(",") if part.strip()]
     if not keys:
         raise ObsdbError("--columns: name at least one column")
-    known = [c.key for c in columns]
+    known = [c if isinstance(c, str) else c.key for c in columns]
     for key in keys:
         if key not in known:
             hint = did_you_mean(key, known)
