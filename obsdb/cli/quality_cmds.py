@@ -165,7 +165,8 @@ def rejected(
     spec = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
             Column("tag", "tag", priority=2), Column("source", "source", priority=6),
             Column("author", "author", priority=4), Column("when", "when (UTC)", priority=5),
-            Column("reason", "reason", priority=3, shrink=True, min_width=20, preferred_width=48)]
+            Column("reason", "reason", priority=3, shrink=True, min_width=20, preferred_width=48,
+                   wrap=True)]
     with user_errors():
         chosen = parse_columns(columns, spec)
     if fmt_ is ReportFormat.json and not chosen:
@@ -217,7 +218,7 @@ def print_calibration_problems(records: list[dict], *, wide: bool = False) -> No
 
     spec = [Column("frame", "frame", priority=0), Column("type", "type", priority=1),
             Column("band", "band", priority=2), Column("tag", "tag", priority=3),
-            Column("reason", "reason", priority=4, shrink=True, min_width=20, preferred_width=60)]
+            Column("reason", "reason", priority=4, shrink=True, min_width=20, preferred_width=60, wrap=True)]
     rows = []
     for record in records:
         tags = [t for t in record["tags"]] or [{"name": "unreadable", "reason": record.get("error") or ""}]
