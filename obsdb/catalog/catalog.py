@@ -316,11 +316,16 @@ class Catalog:
 
         return align_each_target(self, **options)
 
-    def tag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
-        """Tag the frames a selector names (``obsdb tag``); returns the frames and what changed."""
+    def tag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None,
+            free_text: bool = False):
+        """Tag the frames a selector names (``obsdb tag``); returns the frames and what changed.
+
+        A tag that is a near miss of a known one (``tracking-slite``) is refused
+        unless ``free_text`` is true.
+        """
         from obsdb.catalog.manual import tag_frames
 
-        return tag_frames(self, selector, tag, reason=reason, author=author, nights=night)
+        return tag_frames(self, selector, tag, reason=reason, author=author, nights=night, free_text=free_text)
 
     def untag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
         """Retract a tag on the frames a selector names (``obsdb untag``)."""

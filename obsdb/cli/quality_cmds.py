@@ -81,14 +81,18 @@ def tag(
     name: str = typer.Argument(..., help="Tag, e.g. tracking-big, focus-slight, great, reject, accept."),
     reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why (kept with the tag; required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
+    free_text: bool = typer.Option(False, "--free-text", help="Take the tag as written though it is close to a "
+                                   "known one (tracking-slite is otherwise refused: did you mean tracking-slight?)."),
     night: Optional[List[str]] = night_option(),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
-    """Tag frames by hand.  A person's latest verdict (accept, reject, tracking-big, ...) wins."""
+    """Tag frames by hand.  A person's latest verdict (accept, reject, tracking-big, ...) wins.
+
+    A tag close to a known one is refused as a likely typo; --free-text takes it as written."""
     from obsdb.catalog.status import ACCEPTING_TAGS, MANUAL_VOCABULARY, REJECTING_TAGS
 
     with open_catalog() as catalog, user_errors():
-        done = catalog.tag(frames, name, reason=reason, author=author, night=nights_arg(night))
+        done = catalog.tag(frames, name, reason=reason, author=author, night=nights_arg(night), free_text=free_text)
     if fmt_ is ReportFormat.json:
         print_json(_outcomes_json(done))
         return
