@@ -144,7 +144,7 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
     hidden = [c.key for c in columns if c not in shown]
     if hidden and not only:
         err_console.print(f"({len(hidden)} more column{'s' if len(hidden) != 1 else ''}: {', '.join(hidden)}; "
-                          f"{hint})", soft_wrap=False)
+                          f"{hint})", soft_wrap=True)  # one line, for a script to read
     return hidden
 
 
