@@ -49,10 +49,11 @@ def night(tmp_path_factory, small_night):
 
 
 def _tokens(text: str) -> set[str]:
-    """The words of ``text`` that hold a digit, with the punctuation around them taken off."""
+    """The words of ``text`` that hold a digit, with the punctuation around them taken off (paths, which
+    `show` folds when longer than the line, are no numbers and are left out)."""
     words = text.replace("…", " ").split()
     stripped = (w.strip(",;:()[]'\"").rstrip(".") for w in words)
-    return {w for w in stripped if any(ch.isdigit() for ch in w)}
+    return {w for w in stripped if any(ch.isdigit() for ch in w) and "/" not in w}
 
 
 TABLE_COMMANDS = [["frames"], ["summary"], ["nights"], ["groups"], ["history", "{n}"], ["show", "{n}"],

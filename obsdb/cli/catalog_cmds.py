@@ -356,6 +356,9 @@ def _print_details(detail: dict, *, wide: bool = False) -> None:
 
     console.rule(f"frame {detail['number'] if detail['number'] is not None else ''}  {detail['file_name']}")
     facts = Table.grid(padding=(0, 2))
+    # Values wrap at spaces; a path longer than the line folds rather than losing its end to an ellipsis.
+    facts.add_column(no_wrap=True)
+    facts.add_column(overflow="fold")
     for key in ("path", "size", "sha256", "band", "type", "object", "exptime", "date_obs", "airmass",
                 "shape", "bitpix", "status", "group", "ingested_at", "error"):
         if detail.get(key) is not None:
