@@ -139,10 +139,9 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
             raise ConfigError(f"{path}: {section}: must be a table: an [{section}] section with key = value lines")
     for key, value in data.get("ingest", {}).items():
         if not hasattr(config.ingest, key):
-            import difflib
+            from obsdb.text import did_you_mean
 
-            close = difflib.get_close_matches(key, list(vars(config.ingest)), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, vars(config.ingest))
             raise ConfigError(f"{path}: unknown key ingest.{key}{hint}")
         setattr(config.ingest, key, _ingest_value(path, key, value))
     config.qa = dict(data.get("qa", {}))

@@ -18,13 +18,38 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     return f"{count:,} {word}"
 
 
-def not_one_of(option: str, value, choices) -> str:
-    """``--type 'lights': did you mean 'light'? expected one of bias, dark, ...`` for an enumerated option."""
+CLOSE_MATCH_CUTOFF = 0.6
+"""How alike (difflib's ratio, 0-1) a word must be to a known one to be offered as "did you mean"."""
+
+
+def closest(value, known, cutoff: float = CLOSE_MATCH_CUTOFF) -> str | None:
+    """The known name most like ``value`` (``clod`` -> ``cloud``), or None: the one "did you mean" of obsdb.
+
+    Parameters
+    ----------
+    value : str
+        What was typed.
+    known : iterable of str
+        The names it could have meant.
+    cutoff : float
+        difflib's similarity ratio a match needs (:data:`CLOSE_MATCH_CUTOFF` by default).
+    """
     import difflib
 
+    close = difflib.get_close_matches(str(value), sorted({str(k) for k in known}), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(value, known, cutoff: float = CLOSE_MATCH_CUTOFF, *, template: str = " (did you mean {!r}?)") -> str:
+    """``" (did you mean 'cloud'?)"`` for :func:`closest`'s match, or ``""`` when nothing is close."""
+    match = closest(value, known, cutoff)
+    return template.format(match) if match else ""
+
+
+def not_one_of(option: str, value, choices) -> str:
+    """``--type 'lights': did you mean 'light'? expected one of bias, dark, ...`` for an enumerated option."""
     names = [str(c) for c in choices]
-    close = difflib.get_close_matches(str(value), names, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(value, names, template="did you mean {!r}? ")
     return f"{option} {value!r}: {hint}expected one of {', '.join(names)}"
 
 

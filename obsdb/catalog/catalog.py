@@ -269,6 +269,12 @@ class Catalog:
 
         return self.read(night_summaries)
 
+    def known_values(self) -> dict[str, list[str]]:
+        """The bands and active tag names in the catalog (``{"bands": [...], "tags": [...]}``)."""
+        from obsdb.catalog.queries import known_values
+
+        return self.read(known_values)
+
     def summary(self, *, night=None) -> list[dict]:
         """Frames per band and type with status counts (``obsdb summary``)."""
         from obsdb.catalog.queries import band_summary
@@ -310,11 +316,16 @@ class Catalog:
 
         return align_each_target(self, **options)
 
-    def tag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
-        """Tag the frames a selector names (``obsdb tag``); returns the frames and what changed."""
+    def tag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None,
+            free_text: bool = False):
+        """Tag the frames a selector names (``obsdb tag``); returns the frames and what changed.
+
+        A tag that is a near miss of a known one (``tracking-slite``) is refused
+        unless ``free_text`` is true.
+        """
         from obsdb.catalog.manual import tag_frames
 
-        return tag_frames(self, selector, tag, reason=reason, author=author, nights=night)
+        return tag_frames(self, selector, tag, reason=reason, author=author, nights=night, free_text=free_text)
 
     def untag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
         """Retract a tag on the frames a selector names (``obsdb untag``)."""

@@ -13,6 +13,7 @@ Examples::
     fwhm > 2 * hfd or not readable
     header["CCD-TEMP"] < -10
     align_matches < 20 or align_rms > 0.1
+    status == 'rejected' and fwhm < 3
 
 Limits and types, so that no text can make obsdb or the database work hard or fail
 other than with a one-line :class:`ExpressionError`:
@@ -133,6 +134,18 @@ ALIGN_COLUMNS = {"align_matches": ("max", "n_matched"), "align_rms": ("max", "re
 """The current registration's confidence and shift: star pairs kept in the fit, its residual RMS (px),
 and the summed shift and rotation of the current run (NULL for frames never registered).  Built
 when an expression names one: the subqueries cost 20 ms at import, on every command."""
+
+
+COMPUTED_NAMES = ("status",)
+"""Names that are no column but an SQL expression: ``status`` is the frame's accepted / rejected /
+pending, by the same rule as ``--status`` (:func:`obsdb.catalog.status.status_expression`); built
+only when an expression names it."""
+
+
+def _computed(name: str):
+    from obsdb.catalog.status import status_expression
+
+    return {"status": status_expression}[name]()
 
 
 def _align_column(name: str):
@@ -415,17 +428,17 @@ def check_bare_keywords(text: str, keywords, present, known_keys) -> None:
     known_keys : callable
         ``known_keys() -> list of str``: keywords frames in scope have, for the did-you-mean.
     """
-    import difflib
+    from obsdb.text import closest
 
     for key, column, *compiled in keywords:
         shown = compiled[0] if compiled else text
         if present(key):
             continue
         names = sorted(set(known_keys()))
-        close = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
-        columns = difflib.get_close_matches(key.lower(), sorted([*UNPREFIXED, *ALIGN_COLUMNS]), n=1, cutoff=0.8)
-        hint = (f"did you mean {close[0]}?" if close else
-                f"did you mean the column {columns[0]}?" if columns else
+        close = closest(key, names, cutoff=0.7)
+        column_name = closest(key.lower(), [*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES], cutoff=0.8)
+        hint = (f"did you mean {close}?" if close else
+                f"did you mean the column {column_name}?" if column_name else
                 f"to compare with the text {key}, quote it: '{key}'")
         raise ExpressionError(shown, f"no catalogued frame has a header keyword {key} ({hint})", column)
 
@@ -697,14 +710,15 @@ class _Compiler:
             return _Sql(UNPREFIXED[lowered])
         if lowered in ALIGN_COLUMNS:
             return _Sql(_align_column(lowered), _NUMBER)
+        if lowered in COMPUTED_NAMES:
+            return _Sql(_computed(lowered), _TEXT)
         if name.isupper() or name.replace("_", "").isupper():
             self.bare_keywords.append((name, getattr(node, "col_offset", None)))
             return self.header(name, node)
-        import difflib
+        from obsdb.text import did_you_mean
 
-        names = sorted([*UNPREFIXED, *ALIGN_COLUMNS])
-        close = difflib.get_close_matches(lowered, names, n=1, cutoff=0.7)
-        hint = f"did you mean {close[0]}? " if close else ""
+        names = sorted([*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES])
+        hint = did_you_mean(lowered, names, 0.7, template="did you mean {}? ")
         self.fail(node, f"unknown name '{name}' ({hint}header keywords are upper case; columns: {', '.join(names)})")
 
 

@@ -57,8 +57,9 @@ def _outcomes(before: dict[int, dict], after: dict[int, dict]) -> list[Outcome]:
 
 
 def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None,
-               nights=None) -> Decision:
-    """Tag the frames named by ``selector`` by hand (source ``manual``)."""
+               nights=None, free_text: bool = False) -> Decision:
+    """Tag the frames named by ``selector`` by hand (source ``manual``); ``free_text`` lets a near miss
+    of a known tag through (:func:`obsdb.catalog.tags.check_tag_vocabulary`)."""
 
     if not reason or not reason.strip():
         raise ObsdbError("a tag needs a reason (--reason)")
@@ -66,7 +67,7 @@ def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author:
     with catalog.session() as session:
         frames = select_frames(session, selector, nights=nights)
         before = _statuses(session, frames)
-        change = add_tags(session, frames, name, reason=reason, source="manual", author=who)
+        change = add_tags(session, frames, name, reason=reason, source="manual", author=who, free_text=free_text)
         outcomes = _outcomes(before, _statuses(session, frames))
         record_event(session, who, "tag", f"{name} on {_frames(len(change.added))}: {reason}",
                      frame_id=frames[0].id if len(frames) == 1 else None,
@@ -200,7 +201,7 @@ def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyRe
                     before.update(_statuses(session, fresh))
                 tagged.update((f.id, f) for f in frames)
                 change = add_tags(session, frames, entry.tag, reason=entry.reason, source="plan",
-                                  author=entry.author)
+                                  author=entry.author, free_text=entry.free_text)
                 report.tags_added += len(change.added)
                 report.tags_kept += len(change.kept)
         for entry in plan.groups:

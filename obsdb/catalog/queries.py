@@ -459,6 +459,19 @@ def band_summary(session: Session, *, nights=None) -> list[dict]:
              "exptime": row["exptime"]} for (b, k), row in sorted(totals.items())]
 
 
+def known_values(session: Session) -> dict[str, list[str]]:
+    """The bands and the active tag names stored in the catalog, for the hint a filter that names none gets.
+
+    Returns
+    -------
+    dict
+        ``{"bands": [...], "tags": [...]}``, each sorted.
+    """
+    bands = session.scalars(select(Frame.band).where(Frame.band.is_not(None)).distinct())
+    tags = session.scalars(select(Tag.name).where(Tag.retracted_at.is_(None)).distinct())
+    return {"bands": sorted(bands), "tags": sorted(tags)}
+
+
 def night_summaries(session: Session) -> list[dict]:
     """Every night with its frames, bands, targets, instruments, status counts and median FWHM.
 

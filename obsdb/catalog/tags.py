@@ -53,8 +53,36 @@ def validate_tag_name(name: str) -> str:
     return cleaned
 
 
+TAG_TYPO_CUTOFF = 0.8
+"""How alike (difflib's ratio) a person's tag must be to a known one to be taken for a typo of it:
+``tracking-slite`` (0.90 to ``tracking-slight``) and ``rejct`` (0.91) are; ``ok`` (0.67 to ``okay``) is not."""
+
+
+def check_tag_vocabulary(name: str, *, free_text: bool = False) -> None:
+    """Refuse a tag that is a near miss of a known verdict or automatic tag, unless ``free_text``.
+
+    A free-text tag neither rejects nor accepts, so ``tracking-slite`` would
+    silently leave the frame in the stack; the person is asked instead.
+
+    Raises
+    ------
+    ObsdbError
+        ``tag 'tracking-slite': did you mean tracking-slight? (free text is allowed: --free-text)``.
+    """
+    from obsdb.catalog.status import AUTOMATIC_TAGS, CALIBRATION_TAGS, MANUAL_VOCABULARY, VERDICT_TAGS
+    from obsdb.text import closest
+
+    known = {*VERDICT_TAGS, *MANUAL_VOCABULARY, *AUTOMATIC_TAGS, *CALIBRATION_TAGS}
+    if free_text or name in known:
+        return
+    match = closest(name, known, cutoff=TAG_TYPO_CUTOFF)
+    if match:
+        raise ObsdbError(f"tag {name!r}: did you mean {match}? (free text is allowed: --free-text)")
+
+
 def add_tags(session: Session, frames: list[Frame], name: str, *, reason: str, source: str,
-             author: str, run_id: int | None = None, evidence: dict | None = None) -> TagChange:
+             author: str, run_id: int | None = None, evidence: dict | None = None,
+             free_text: bool = False) -> TagChange:
     """Tag frames.  An active tag with the same name, source and reason is kept as is;
     the same name and source with a new reason is retracted and replaced (the history keeps both).
 
@@ -62,11 +90,14 @@ def add_tags(session: Session, frames: list[Frame], name: str, *, reason: str, s
     between (accept, reject, accept again): its time is what makes it the latest word (see
     :mod:`obsdb.catalog.status`).  A plan re-applied never re-adds: applying a plan twice changes nothing.
     ``run_id`` ties a run-bound tag (``unregistered``) to its alignment run; ``evidence`` keeps a
-    rule's numbers and yardstick.
+    rule's numbers and yardstick.  A person's tag that is a near miss of a known one is refused
+    unless ``free_text`` (:func:`check_tag_vocabulary`).
     """
     from obsdb.catalog.status import VERDICT_TAGS, is_manual
 
     name = validate_tag_name(name)
+    if is_manual(source):
+        check_tag_vocabulary(name, free_text=free_text)
     if not reason or not reason.strip():
         raise ObsdbError("a tag needs a reason (--reason)")
     _check_text(reason, author)

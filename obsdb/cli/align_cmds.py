@@ -60,7 +60,9 @@ def group_set(
 
 
 @app.command()
-def groups(fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json.")) -> None:
+def groups(fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
+           wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal).")
+           ) -> None:
     """List pointing groups with their members, boxes and reference-star positions."""
     from obsdb.catalog.decisions import list_groups
 
@@ -69,16 +71,19 @@ def groups(fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f
     if fmt_ is ReportFormat.json:
         print_json([{k: v for k, v in r.items() if k not in ("frame_ids", "reference_frame_id")} for r in rows])
         return
-    from rich.table import Table
+    from obsdb.cli.tables import Column, print_table
 
-    table = Table(title=f"pointing groups ({len(rows)})")
-    for column in ("name", "band", "members", "reference", "box", "ref star", "source", "author"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(r["name"], r["band"] or "-", _ranges(r["members"]), str(r["reference"] or "-"),
-                      _box(r["box"]), "-" if not r["ref_star"] else f"{r['ref_star'][0]:g},{r['ref_star'][1]:g}",
-                      r["source"], r["author"])
-    console.print(table)
+    spec = [Column("name", "name", priority=0), Column("band", "band", priority=1),
+            Column("members", "members", priority=2, shrink=True, min_width=12, preferred_width=30, wrap=True),
+            Column("reference", "reference", priority=3), Column("box", "box", priority=4),
+            Column("ref_star", "ref star", priority=5), Column("source", "source", priority=6),
+            Column("author", "author", priority=7)]
+    cells = [{"name": r["name"], "band": r["band"] or "-", "members": _ranges(r["members"]),
+              "reference": str(r["reference"] or "-"), "box": _box(r["box"]),
+              "ref_star": "-" if not r["ref_star"] else f"{r['ref_star'][0]:g},{r['ref_star'][1]:g}",
+              "source": r["source"], "author": r["author"]} for r in rows]
+    print_table(cells, spec, title=f"pointing groups ({len(rows)})", wide=wide,
+                hint="--wide shows all, --format json has everything")
 
 
 def _box(box) -> str:
@@ -99,7 +104,8 @@ def _ranges(numbers) -> str:
             start = prev = n
     if start is not None:
         parts.append(f"{start}-{prev}" if prev != start else str(start))
-    return ",".join(parts + names)
+    # ", " lets a long list wrap between ranges, never inside a number.
+    return ", ".join(parts + names)
 
 
 @app.command()
@@ -156,19 +162,22 @@ def align(
                            "frames": [r.__dict__ for r in report.results]}) for report in reports]
         print_json(runs[0] if len(runs) == 1 else {"runs": runs})
         return
-    from rich.table import Table
+    from obsdb.cli.tables import Column, print_table
 
+    spec = [Column("frame", "frame", priority=0), Column("dx", "dx", numeric=True, priority=1),
+            Column("dy", "dy", numeric=True, priority=2), Column("rot", "rot deg", numeric=True, priority=5),
+            Column("method", "method", priority=4), Column("matched", "matched", numeric=True, priority=3),
+            Column("rms", "rms px", numeric=True, priority=6),
+            Column("note", "note", priority=7, shrink=True, min_width=16, preferred_width=40, wrap=True)]
     for report in reports:
         target = f", target {report.target or 'without OBJECT'}" if len(reports) > 1 else ""
-        table = Table(title=f"alignment run {report.run_id} ({report.method}), "
-                            f"reference {report.reference_label}{target}")
-        for column in ("frame", "dx", "dy", "rot deg", "method", "matched", "rms px", "note"):
-            table.add_column(column, justify="right" if column in ("dx", "dy", "rot deg", "matched", "rms px")
-                             else "left", overflow="fold")
-        for r in report.results:
-            table.add_row(r.label, fmt(r.dx, 3), fmt(r.dy, 3), fmt(r.rotation_deg, 4), r.method or "-",
-                          fmt(r.n_matched), fmt(r.residual_rms, 4), r.reason or "", style=None if r.ok else "red")
-        console.print(table)
+        cells = [{"frame": r.label, "dx": fmt(r.dx, 3), "dy": fmt(r.dy, 3), "rot": fmt(r.rotation_deg, 4),
+                  "method": r.method or "-", "matched": fmt(r.n_matched), "rms": fmt(r.residual_rms, 4),
+                  "note": r.reason or ""} for r in report.results]
+        print_table(cells, spec, title=f"alignment run {report.run_id} ({report.method}), "
+                                       f"reference {report.reference_label}{target}",
+                    styles=[None if r.ok else "red" for r in report.results],
+                    hint="`obsdb history FRAME` and --format json have everything")
     from collections import Counter
 
     results = [r for report in reports for r in report.results]
@@ -186,6 +195,7 @@ def align(
 def history(
     frame: str = typer.Argument(..., help="Frame number, range list or path."),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
+    wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal)."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Every alignment run and shift step of a frame, the sum per run, and which run is current."""
@@ -194,9 +204,14 @@ def history(
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(histories if len(histories) > 1 else histories[0]))
         return
-    from rich.table import Table
-    from rich.text import Text
+    from obsdb.cli.tables import Column, print_table
 
+    spec = [Column("stage", "stage", priority=5), Column("kind", "kind", priority=0),
+            Column("method", "method", priority=4), Column("dx", "dx", numeric=True, priority=1),
+            Column("dy", "dy", numeric=True, priority=2), Column("rot", "rot deg", numeric=True, priority=6),
+            Column("reference", "relative to", priority=7), Column("centroid", "centroid", priority=9),
+            Column("box", "box", priority=10), Column("matched", "matched", numeric=True, priority=3),
+            Column("rms", "rms", numeric=True, priority=8)]
     for h in histories:
         console.rule(f"frame {h['number'] if h['number'] is not None else ''}  {h['file_name']}")
         if not h["runs"]:
@@ -204,21 +219,22 @@ def history(
         for run in h["runs"]:
             mark = " (current)" if run["current"] else (" (made from other content)" if run.get("other_content")
                                                         else "")
-            table = Table(title=f"run {run['run']} {run['method']} by {run['author']} at {run['created_at'][:19]}, "
-                                f"reference {run['reference']}{mark}", title_justify="left")
-            for column in ("stage", "kind", "method", "dx", "dy", "rot deg", "relative to", "centroid", "box", "matched", "rms"):
-                table.add_column(column, overflow="fold")
+            cells = []
             for s in run["steps"]:
                 c = s["centroid"] or {}
-                table.add_row(str(s["stage"]), s["kind"], s["method"], fmt(s["dx"], 3), fmt(s["dy"], 3),
-                              fmt(s["rotation_deg"], 4), str(s["reference"]),
-                              "-" if not c or c.get("x") is None else f"{c['x']:.3f},{c['y']:.3f}",
-                              _box(c.get("box")),
-                              fmt(s["n_matched"]), fmt(s["residual_rms"], 4))
+                cells.append({"stage": str(s["stage"]), "kind": s["kind"], "method": s["method"],
+                              "dx": fmt(s["dx"], 3), "dy": fmt(s["dy"], 3), "rot": fmt(s["rotation_deg"], 4),
+                              "reference": str(s["reference"]),
+                              "centroid": "-" if not c or c.get("x") is None else f"{c['x']:.3f},{c['y']:.3f}",
+                              "box": _box(c.get("box")), "matched": fmt(s["n_matched"]),
+                              "rms": fmt(s["residual_rms"], 4)})
             total = run["total"]
-            table.add_row("", Text("total", style="bold"), "", fmt(total["dx"], 3), fmt(total["dy"], 3),
-                          fmt(total["rotation_deg"], 4), "", "", "", "", "")
-            console.print(table)
+            cells.append({"kind": "total", "dx": fmt(total["dx"], 3), "dy": fmt(total["dy"], 3),
+                          "rot": fmt(total["rotation_deg"], 4)})
+            print_table(cells, spec, title=f"run {run['run']} {run['method']} by {run['author']} at "
+                                           f"{run['created_at'][:19]}, reference {run['reference']}{mark}",
+                        wide=wide, styles=[None] * (len(cells) - 1) + ["bold"],
+                        hint="--wide shows all, --format json has everything")
 
 
 @app.command()

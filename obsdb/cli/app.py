@@ -52,8 +52,19 @@ from obsdb.cli import calib_cmds  # noqa: E402,F401,I001
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m obsdb``)."""
+    import sys
+
+    from obsdb.cli.common import BROKEN_PIPE_EXIT, quiet_broken_pipe
+
+    try:
+        app()
+    except BrokenPipeError:
+        # Written after a command's own error handling (a table printed at its end): same quiet stop.
+        try:
+            quiet_broken_pipe()
+        except typer.Exit:
+            sys.exit(BROKEN_PIPE_EXIT)
 
 
 if __name__ == "__main__":  # pragma: no cover

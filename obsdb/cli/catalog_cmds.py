@@ -9,7 +9,7 @@ import typer
 
 from obsdb.text import not_one_of, plural
 from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
-                              nights_arg, open_catalog, print_csv, print_json, print_json_stream, progress_bar,
+                              nights_arg, open_catalog, filter_hints, print_csv, print_json, print_json_stream, progress_bar,
                               state, styled,
                               user_errors)
 
@@ -148,22 +148,33 @@ def _print_shared_numbers(report) -> None:
                                                        f"file name; {fix}"), soft_wrap=True)
 
 
-def _print_summary(rows: list[dict]) -> None:
-    from rich.table import Table
+SHORT_HINT = "--wide shows all, --format json has everything"
+"""How to see the columns a listing without ``--columns`` leaves out at the terminal's width."""
 
-    table = Table(title="catalog by band and type")
-    for column in ("band", "type", "frames", "unreadable", "accepted", "rejected", "pending",
-                   "median bkg", "median FWHM", "exptime s"):
-        table.add_column(column, justify="left" if column in ("band", "type") else "right")
-    for row in rows:
-        table.add_row(row["band"] or "-", row["type"] or "-", fmt(row["frames"]), fmt(row["unreadable"]),
-                      fmt(row["accepted"]), fmt(row["rejected"]), fmt(row["pending"]),
-                      fmt(row["median_background"]), fmt(row["median_fwhm"], 2), fmt(row["exptime"], 0))
-    console.print(table)
+
+def _print_summary(rows: list[dict], *, wide: bool = False) -> None:
+    from obsdb.cli.tables import Column, print_table
+
+    spec = [Column("band", "band", priority=0), Column("type", "type", priority=1),
+            Column("frames", "frames", numeric=True, priority=2),
+            Column("unreadable", "unreadable", numeric=True, priority=8),
+            Column("accepted", "accepted", numeric=True, priority=3),
+            Column("rejected", "rejected", numeric=True, priority=4),
+            Column("pending", "pending", numeric=True, priority=5),
+            Column("median_background", "sky ADU", numeric=True, priority=7),
+            Column("median_fwhm", "FWHM px", numeric=True, priority=6),
+            Column("exptime", "exp s", numeric=True, priority=9)]
+    cells = [{"band": row["band"] or "-", "type": row["type"] or "-", "frames": fmt(row["frames"]),
+              "unreadable": fmt(row["unreadable"]), "accepted": fmt(row["accepted"]),
+              "rejected": fmt(row["rejected"]), "pending": fmt(row["pending"]),
+              "median_background": fmt(row["median_background"]), "median_fwhm": fmt(row["median_fwhm"], 2),
+              "exptime": fmt(row["exptime"], 0)} for row in rows]
+    print_table(cells, spec, title="catalog by band and type", wide=wide, hint=SHORT_HINT)
 
 
 @app.command()
 def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, json or csv."),
+            wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal)."),
             night: Optional[List[str]] = night_option()) -> None:
     """Frames per band and type, with status counts and typical sky and seeing."""
     with open_catalog() as catalog, user_errors():
@@ -177,14 +188,17 @@ def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-
     elif fmt_ is OutputFormat.csv:
         print_csv(rows, list(rows[0]) if rows else [])
     else:
-        _print_summary(rows)
+        _print_summary(rows, wide=wide)
         if calibration:  # apart from the light frames' counts above
-            print_calibration_problems(calibration)
+            print_calibration_problems(calibration, wide=wide)
 
 
 FRAME_COLUMNS = ["number", "file_name", "band", "type", "exptime", "date_obs", "status",
                  "median", "background", "n_stars", "fwhm", "elongation", "group", "dx", "dy", "reasons"]
 """The CSV columns (with path and night)."""
+
+FIELD_COLUMNS = [*FRAME_COLUMNS, "path", "night", "label", "cards"]
+"""The names ``--columns`` takes with ``--format csv`` or ``json``: raw values, as CSV writes them."""
 
 
 def _frame_columns():
@@ -225,6 +239,15 @@ def _flat(record: dict) -> dict:
             "n_stars": metrics.get("n_stars"), "fwhm": metrics.get("fwhm"),
             "elongation": metrics.get("elongation"), "dx": shift.get("dx"), "dy": shift.get("dy"),
             "reasons": "; ".join(record.get("reasons") or [])}
+
+
+def _fields(records, columns: list[str] | None):
+    """Records as the flat rows of CSV (and of JSON with ``--columns``), with ``cards`` when it is asked for."""
+    for record in records:
+        row = _flat(record)
+        if columns and "cards" in columns:
+            row["cards"] = cards_text(record.get("keywords"), columns)
+        yield row
 
 
 def _frame_cells(record: dict, *, all_reasons: bool, columns: list[str] | None = None) -> dict:
@@ -279,8 +302,9 @@ def frames(
     if status and status not in ("accepted", "rejected", "pending"):
         fail(not_one_of("--status", status, ("accepted", "rejected", "pending")))
     with user_errors():
-        chosen = parse_columns(columns, _frame_columns())
+        chosen = parse_columns(columns, _frame_columns() if fmt_ is OutputFormat.table else FIELD_COLUMNS)
     with open_catalog() as catalog, user_errors():
+        filter_hints(catalog, band=band, tag=tag)
         records = catalog.iter_frame_dicts(night=nights_arg(night), band=band, image_type=image_type,
                                            status=status, tag=tag, where=where)
         _print_frames(records, fmt_, wide=wide, columns=chosen)
@@ -292,10 +316,13 @@ def _print_frames(records, fmt_: OutputFormat, title: str = "frames", *, wide: b
     from obsdb.cli.tables import print_table
 
     if fmt_ is OutputFormat.json:
-        print_json_stream(records)
+        if columns:  # the chosen fields, flat and raw, in the order given
+            print_json_stream({key: row.get(key) for key in columns} for row in _fields(records, columns))
+        else:
+            print_json_stream(records)
         return
     if fmt_ is OutputFormat.csv:
-        print_csv((_flat(r) for r in records), FRAME_COLUMNS + ["path", "night"])
+        print_csv(_fields(records, columns), columns or FRAME_COLUMNS + ["path", "night"])
         return
     records = list(records)
     rows = [_frame_cells(r, all_reasons=wide or bool(columns), columns=columns) for r in records]
@@ -307,6 +334,7 @@ def _print_frames(records, fmt_: OutputFormat, title: str = "frames", *, wide: b
 def show(
     frame: str = typer.Argument(..., help="Frame number, range list (3852-3861,3885) or path."),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
+    wide: bool = typer.Option(False, "--wide", help="Every column of the tag history, whole."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Everything known about a frame: file, header, stats, metrics, tags and their history, shifts.
@@ -319,14 +347,18 @@ def show(
         print_json(clean_nan(details))  # always a list: one selector may name several frames
         return
     for detail in details:
-        _print_details(detail)
+        _print_details(detail, wide=wide)
 
 
-def _print_details(detail: dict) -> None:
+def _print_details(detail: dict, *, wide: bool = False) -> None:
+    """One frame for a person: lines wrap at the spaces between values (never inside a number)."""
     from rich.table import Table
 
     console.rule(f"frame {detail['number'] if detail['number'] is not None else ''}  {detail['file_name']}")
     facts = Table.grid(padding=(0, 2))
+    # Values wrap at spaces; a path longer than the line folds rather than losing its end to an ellipsis.
+    facts.add_column(no_wrap=True)
+    facts.add_column(overflow="fold")
     for key in ("path", "size", "sha256", "band", "type", "object", "exptime", "date_obs", "airmass",
                 "shape", "bitpix", "status", "group", "calibration", "ingested_at", "error"):
         if detail.get(key) is not None:
@@ -342,37 +374,45 @@ def _print_details(detail: dict) -> None:
         values = detail.get(section)
         if values:
             console.print(styled(section, "bold", ": " + ", ".join(
-                f"{k}={fmt(v, 3) if isinstance(v, float) else v}" for k, v in values.items())))
+                f"{k}={fmt(v, 3) if isinstance(v, float) else v}" for k, v in values.items())), soft_wrap=False)
     if detail.get("tag_history"):
-        table = Table(title="tag history")
-        for column in ("tag", "source", "author", "created", "reason", "retracted"):
-            table.add_column(column, overflow="fold")
-        for tag in detail["tag_history"]:
-            retracted = "-" if not tag["retracted_at"] else (
-                f"{tag['retracted_at'][:19]} by {tag['retracted_by']}: {tag['retract_reason']}")
-            table.add_row(tag["name"], tag["source"], tag["author"], tag["created_at"][:19], tag["reason"],
-                          retracted)
-        console.print(table)
+        from obsdb.cli.tables import Column, print_table
+
+        spec = [Column("tag", "tag", priority=0), Column("source", "source", priority=3),
+                Column("author", "author", priority=4), Column("created", "created (UTC)", priority=2),
+                Column("reason", "reason", priority=1, shrink=True, min_width=20, preferred_width=40, wrap=True),
+                Column("retracted", "retracted", priority=5, shrink=True, min_width=12, preferred_width=30,
+                       wrap=True)]
+        rows = [{"tag": tag["name"], "source": tag["source"], "author": tag["author"],
+                 "created": tag["created_at"][:16].replace("T", " "), "reason": tag["reason"] or "",
+                 "retracted": "-" if not tag["retracted_at"] else (
+                     f"{tag['retracted_at'][:16].replace('T', ' ')} by {tag['retracted_by']}: "
+                     f"{tag['retract_reason']}")} for tag in detail["tag_history"]]
+        print_table(rows, spec, title="tag history", wide=wide, hint="--wide shows all, --format json has everything")
     for run in detail.get("alignment") or []:
         total = run["total"]
         steps = ", ".join(f"{st['kind']} {st['dx']:+.3f},{st['dy']:+.3f}" for st in run["steps"])
         console.print(f"  run {run['run']} {run['method']}{' (current)' if run['current'] else ''}: "
-                      f"dx={total['dx']:+.3f} dy={total['dy']:+.3f} vs {run['reference']} ({steps})")
+                      f"dx={total['dx']:+.3f} dy={total['dy']:+.3f} vs {run['reference']} ({steps})",
+                      soft_wrap=False)
     for render in detail.get("renders") or []:
         console.print(f"  rendered {render['path']} (run {render['run']}, {render['interpolation']}, "
-                      f"sha256 {render['sha256'][:12]}...)")
+                      f"sha256 {render['sha256'][:12]}...)", soft_wrap=False)
     if detail.get("events"):
         for event in detail["events"]:
-            console.print(f"  event {event['at'][:19]} {event['author']} {event['command']}: {event['summary']}")
+            console.print(f"  event {event['at'][:16].replace('T', ' ')} {event['author']} {event['command']}: "
+                          f"{event['summary']}", soft_wrap=False)
     header = detail.get("header") or {}
     if header:
         console.print(styled("header", "bold", f" ({len(header)} keywords): " + ", ".join(
-            f"{k}={v!r}" for k, v in list(header.items())[:40]) + (" ..." if len(header) > 40 else "")))
+            f"{k}={v!r}" for k, v in list(header.items())[:40]) + (" ..." if len(header) > 40 else "")),
+            soft_wrap=False)
 
 
 @app.command()
 def nights(
     fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="table, json or csv."),
+    wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal)."),
 ) -> None:
     """Every night (observing session) with its frames, bands, targets, instruments, status counts
     and median FWHM."""
@@ -388,17 +428,21 @@ def nights(
     if fmt_ is OutputFormat.csv:
         print_csv(flat, columns)
         return
-    from rich.table import Table
+    from obsdb.cli.tables import Column, print_table
 
-    table = Table(title=f"nights ({len(rows)})")
-    for column in columns:
-        table.add_column(column.replace("_", " "), justify="left" if column in ("night", "bands", "targets")
-                         else "right", overflow="fold")
-    for row in flat:
-        table.add_row(row["night"], fmt(row["frames"]), row["bands"] or "-", row["targets"] or "-",
-                      fmt(row["instruments"]), fmt(row["accepted"]), fmt(row["rejected"]), fmt(row["pending"]),
-                      fmt(row["median_fwhm"], 2))
-    console.print(table)
+    spec = [Column("night", "night", priority=0), Column("frames", "frames", numeric=True, priority=1),
+            Column("bands", "bands", priority=5, shrink=True, min_width=8, preferred_width=16, wrap=True),
+            Column("targets", "targets", priority=7, shrink=True, min_width=7, preferred_width=24, wrap=True),
+            Column("instruments", "instruments", numeric=True, priority=8),
+            Column("accepted", "accepted", numeric=True, priority=2),
+            Column("rejected", "rejected", numeric=True, priority=3),
+            Column("pending", "pending", numeric=True, priority=4),
+            Column("median_fwhm", "FWHM px", numeric=True, priority=6)]
+    cells = [{"night": row["night"], "frames": fmt(row["frames"]), "bands": row["bands"] or "-",
+              "targets": row["targets"] or "-", "instruments": fmt(row["instruments"]),
+              "accepted": fmt(row["accepted"]), "rejected": fmt(row["rejected"]), "pending": fmt(row["pending"]),
+              "median_fwhm": fmt(row["median_fwhm"], 2)} for row in flat]
+    print_table(cells, spec, title=f"nights ({len(rows)})", wide=wide, hint=SHORT_HINT)
 
 
 @app.command()

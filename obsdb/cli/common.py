@@ -77,6 +77,30 @@ class State:
 state = State()
 
 
+BROKEN_PIPE_EXIT = 141
+"""Exit status when the reader of stdout goes away (``obsdb frames | head -1``): 128 + SIGPIPE, as a Unix
+tool killed by the signal reports it; nothing is printed."""
+
+
+def quiet_broken_pipe() -> None:
+    """Stop quietly when stdout's reader has gone: no message, no second error when Python flushes at exit."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        # Python flushes stdout once more at exit; pointing it at /dev/null keeps that flush silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    raise typer.Exit(BROKEN_PIPE_EXIT)
+
+
+# rich stops a broken pipe with status 1; a table cut short by `| head` stops like CSV and JSON do.
+console.on_broken_pipe = quiet_broken_pipe
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print a one-line error on stderr and exit."""
     err_console.print(styled("error:", "bold red", f" {message}"), soft_wrap=True)
@@ -90,6 +114,8 @@ def user_errors():
         yield
     except typer.Exit:
         raise
+    except BrokenPipeError:
+        quiet_broken_pipe()
     except KeyboardInterrupt:
         err_console.print(styled("interrupted:", "yellow", " completed work is saved; run the command again to finish"))
         raise typer.Exit(130)
@@ -159,6 +185,38 @@ def open_catalog():
             yield catalog
         finally:
             catalog.close()
+
+
+KNOWN_SHOWN = 20
+"""Known values a filter hint lists before it says "..."."""
+
+
+def filter_hints(catalog, *, band: str | None = None, tag: str | None = None) -> None:
+    """One note on stderr for each ``--band`` or ``--tag`` that names nothing in the catalog.
+
+    The listing still runs (and is empty, with status 0): an empty answer is an
+    answer, but ``--tag clod`` should not look like "no cloudy frames".
+    """
+    if not band and not tag:
+        return
+    known = catalog.known_values()
+    if band:
+        exact = band.startswith("=") and len(band) > 1
+        wanted = band[1:] if exact else band
+        stored = known["bands"] if exact else [b.lower() for b in known["bands"]]
+        if (wanted if exact else wanted.lower()) not in stored:
+            _unknown_value_note("--band", wanted, "band", known["bands"])
+    if tag and tag not in known["tags"]:
+        _unknown_value_note("--tag", tag, "active tag", known["tags"])
+
+
+def _unknown_value_note(option: str, value: str, what: str, names: list[str]) -> None:
+    from obsdb.text import did_you_mean
+
+    hint = did_you_mean(value, names, template="did you mean {!r}? ")
+    listed = (", ".join(names[:KNOWN_SHOWN]) + (" ..." if len(names) > KNOWN_SHOWN else "")) if names else "none"
+    err_console.print(styled("note:", "yellow", f" {option} {value!r} names no {what} in the catalog; "
+                                                f"{hint}known: {listed}"), soft_wrap=True)
 
 
 def print_json(document) -> None:

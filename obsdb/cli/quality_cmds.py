@@ -8,7 +8,7 @@ import typer
 
 from obsdb.text import without_tag
 
-from obsdb.cli.common import (ReportFormat, with_qa_threshold_options, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
+from obsdb.cli.common import (filter_hints, ReportFormat, with_qa_threshold_options, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
                               nights_arg, open_catalog, print_json, print_json_stream, progress_bar, state,
                               styled, user_errors)
 
@@ -81,14 +81,18 @@ def tag(
     name: str = typer.Argument(..., help="Tag, e.g. tracking-big, focus-slight, great, reject, accept."),
     reason: Optional[str] = typer.Option(None, "--reason", "-m", help="Why (kept with the tag; required)."),
     author: Optional[str] = typer.Option(None, "--author", help="Who (default: your login name)."),
+    free_text: bool = typer.Option(False, "--free-text", help="Take the tag as written though it is close to a "
+                                   "known one (tracking-slite is otherwise refused: did you mean tracking-slight?)."),
     night: Optional[List[str]] = night_option(),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
 ) -> None:
-    """Tag frames by hand.  A person's latest verdict (accept, reject, tracking-big, ...) wins."""
+    """Tag frames by hand.  A person's latest verdict (accept, reject, tracking-big, ...) wins.
+
+    A tag close to a known one is refused as a likely typo; --free-text takes it as written."""
     from obsdb.catalog.status import ACCEPTING_TAGS, MANUAL_VOCABULARY, REJECTING_TAGS
 
     with open_catalog() as catalog, user_errors():
-        done = catalog.tag(frames, name, reason=reason, author=author, night=nights_arg(night))
+        done = catalog.tag(frames, name, reason=reason, author=author, night=nights_arg(night), free_text=free_text)
     if fmt_ is ReportFormat.json:
         print_json(_outcomes_json(done))
         return
@@ -157,21 +161,26 @@ def rejected(
                                           "(frame, band, tag, source, author, when, reason)."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
-    """Every rejected frame with all its reasons, their source and time."""
-    if fmt_ is ReportFormat.json:
-        with open_catalog() as catalog, user_errors():
-            print_json_stream(catalog.iter_frame_dicts(
-                night=nights_arg(night), band=band, status="rejected"))
-        return
+    """Every rejected frame with all its reasons, their source and time.
+
+    --format json gives the frames' records; with --columns, one object per reason with those keys."""
     from obsdb.cli.tables import Column, parse_columns, print_table
 
     spec = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
             Column("tag", "tag", priority=2), Column("source", "source", priority=6),
             Column("author", "author", priority=4), Column("when", "when (UTC)", priority=5),
-            Column("reason", "reason", priority=3, shrink=True, min_width=20, preferred_width=48)]
+            Column("reason", "reason", priority=3, shrink=True, min_width=20, preferred_width=48,
+                   wrap=True)]
     with user_errors():
         chosen = parse_columns(columns, spec)
+    if fmt_ is ReportFormat.json and not chosen:
+        with open_catalog() as catalog, user_errors():
+            filter_hints(catalog, band=band)
+            print_json_stream(catalog.iter_frame_dicts(
+                night=nights_arg(night), band=band, status="rejected"))
+        return
     with open_catalog() as catalog, user_errors():
+        filter_hints(catalog, band=band)
         records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
     # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
@@ -183,7 +192,13 @@ def rejected(
         for i, t in enumerate(rejecting):
             rows.append({"frame": record["label"] if i == 0 else "", "band": (record["band"] or "-") if i == 0 else "",
                          "tag": t["name"], "source": t["source"], "author": t["author"],
-                         "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"])})
+                         "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"]),
+                         "_frame": record["label"], "_band": record["band"], "_when": t["created_at"] or None})
+    if fmt_ is ReportFormat.json:
+        # One object per reason, every row naming its frame (the table leaves repeats blank).
+        raw = {"frame": "_frame", "band": "_band", "when": "_when"}
+        print_json([{key: row[raw.get(key, key)] for key in chosen} for row in rows])
+        return
     print_table(rows, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)
     if calibration:
         print_calibration_problems(calibration, wide=wide)
@@ -207,7 +222,7 @@ def print_calibration_problems(records: list[dict], *, wide: bool = False) -> No
 
     spec = [Column("frame", "frame", priority=0), Column("type", "type", priority=1),
             Column("band", "band", priority=2), Column("tag", "tag", priority=3),
-            Column("reason", "reason", priority=4, shrink=True, min_width=20, preferred_width=60)]
+            Column("reason", "reason", priority=4, shrink=True, min_width=20, preferred_width=60, wrap=True)]
     rows = []
     for record in records:
         tags = [t for t in record["tags"]] or [{"name": "unreadable", "reason": record.get("error") or ""}]

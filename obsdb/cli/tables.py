@@ -4,7 +4,7 @@ A listing has more columns than a terminal has room for.  Rather than let
 rich squeeze every column to two characters (a frame number printed as
 ``10``/``04``), each column has a priority: the table keeps the most
 important columns that fit whole, cuts only free text (reasons, names) with
-an ellipsis, and says on stderr which columns it left out and how to see
+an ellipsis at a space (never inside a number), and says on stderr which columns it left out and how to see
 them (``--wide``, ``--columns``, ``--format json``).
 """
 
@@ -37,6 +37,9 @@ class Column:
     preferred_width : int
         Width a shrinkable column takes before the less important columns get
         their place; any room left at the end widens it further.
+    wrap : bool
+        A shrinkable column whose text wraps at spaces onto more lines instead of
+        being cut (the reasons of ``rejected``, which are what the listing is for).
     """
 
     key: str
@@ -46,6 +49,7 @@ class Column:
     shrink: bool = False
     min_width: int = 12
     preferred_width: int = 32
+    wrap: bool = False
 
 
 def choose_columns(rows: list[dict], columns: list[Column], width: int) -> tuple[list[Column], dict[str, int]]:
@@ -113,13 +117,20 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
         shown, widths = list(columns), None
     else:
         shown, widths = choose_columns(rows, columns, console.width)
+    def cell(column: Column, text: str) -> str:
+        if widths and column.shrink and not column.wrap:
+            return elide(text, widths[column.key])
+        return text
+
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
     for column in shown:
-        table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=True,
-                         overflow="ellipsis", max_width=widths[column.key] if widths else None,
+        # A wrapping column breaks at spaces; rich folds a word only when it is wider than the column.
+        folds = bool(widths) and column.shrink and column.wrap
+        table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=not folds,
+                         overflow="fold" if folds else "ellipsis", max_width=widths[column.key] if widths else None,
                          min_width=widths[column.key] if widths and not column.shrink else None)
     for index, row in enumerate(rows):
-        table.add_row(*(str(row.get(c.key, "")) for c in shown),
+        table.add_row(*(cell(c, str(row.get(c.key, ""))) for c in shown),
                       style=styles[index] if styles else None)
     if wide or only:
         # As wide as the text: a script or a wide window gets whole lines, never folded ones.
@@ -133,8 +144,26 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
     hidden = [c.key for c in columns if c not in shown]
     if hidden and not only:
         err_console.print(f"({len(hidden)} more column{'s' if len(hidden) != 1 else ''}: {', '.join(hidden)}; "
-                          f"{hint})", soft_wrap=True)
+                          f"{hint})", soft_wrap=True)  # one line, for a script to read
     return hidden
+
+
+ELLIPSIS = "…"
+
+
+def elide(text: str, width: int) -> str:
+    """``text`` in ``width`` characters: cut at the last space that fits, with an ellipsis.
+
+    A reason's numbers stay whole or go whole ("background 10,302 ADU = 17.5 x …", never "… 58…");
+    text without a space in its second half (a file name) is cut where it must be.
+    """
+    if len(text) <= width:
+        return text
+    cut = text[:max(width - 1, 0)]
+    space = cut.rfind(" ")
+    if space >= width // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:=") + ELLIPSIS
 
 
 def _natural_width(rows: list[dict], columns: list[Column]) -> int:
@@ -142,21 +171,22 @@ def _natural_width(rows: list[dict], columns: list[Column]) -> int:
                for c in columns) + 1
 
 
-def parse_columns(text: str | None, columns: list[Column]) -> list[str] | None:
-    """``--columns number,band,fwhm`` as column keys; an unknown name is an error with a did-you-mean."""
-    import difflib
+def parse_columns(text: str | None, columns: list) -> list[str] | None:
+    """``--columns number,band,fwhm`` as column keys; an unknown name is an error with a did-you-mean.
 
+    ``columns`` are :class:`Column` (a table) or plain names (the fields of CSV and JSON).
+    """
     from obsdb.errors import ObsdbError
+    from obsdb.text import did_you_mean
 
     if text is None:
         return None
     keys = [part.strip() for part in text.split(",") if part.strip()]
     if not keys:
         raise ObsdbError("--columns: name at least one column")
-    known = [c.key for c in columns]
+    known = [c if isinstance(c, str) else c.key for c in columns]
     for key in keys:
         if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, known)
             raise ObsdbError(f"--columns: unknown column {key!r}{hint}; known: {', '.join(known)}")
     return keys

@@ -54,6 +54,8 @@ class TagEntry:
     tag: str
     reason: str
     author: str
+    free_text: bool = False
+    """``free_text = true``: the tag is meant as written, though it is close to a known one."""
 
 
 @dataclass
@@ -94,16 +96,15 @@ _KEYS = {
     "plan": {"name", "author", "reference"},
     "reference_star": {"x", "y"},
     "fine": {"box", "method", "reference", "background"},
-    "tags": {"frames", "tag", "reason", "author"},
+    "tags": {"frames", "tag", "reason", "author", "free_text"},
     "groups": {"name", "frames", "box", "reference_star", "reference", "band"},
 }
 
 
 def _did_you_mean(key: str, known) -> str:
-    import difflib
+    from obsdb.text import did_you_mean
 
-    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return did_you_mean(key, known)
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -210,7 +211,16 @@ def load_plan(path: str | Path) -> Plan:
             if not value.strip():
                 bad(f"{where}.{key}", "is empty")
         author = text(entry["author"], f"{where}.author") if entry.get("author") else plan.author
-        plan.tags.append(TagEntry(values["frames"], values["tag"], values["reason"], author))
+        free_text = entry.get("free_text", False)
+        if not isinstance(free_text, bool):
+            bad(f"{where}.free_text", "must be true or false")
+        from obsdb.catalog.tags import check_tag_vocabulary
+
+        try:
+            check_tag_vocabulary(values["tag"], free_text=free_text)
+        except ObsdbError as exc:
+            bad(f"{where}.tag", str(exc).replace("--free-text", "free_text = true"))
+        plan.tags.append(TagEntry(values["frames"], values["tag"], values["reason"], author, free_text))
     names = set()
     for i, entry in enumerate(data.get("groups", [])):
         where = f"groups[{i}]"
