@@ -57,3 +57,17 @@ def without_tag(tag: str, reason: str | None) -> str:
     """A rule's reason without the tag it starts with (``focus: FWHM ...`` shown beside the tag ``focus``)."""
     reason = reason or ""
     return reason[len(tag) + 2:] if reason.startswith(f"{tag}: ") else reason
+
+
+def printable(text) -> str:
+    """``text`` as one printable line for a terminal: control characters (newlines, ANSI escapes) and
+    undecodable bytes shown as escapes (``\\n``, ``\\x1b``, ``\\udcff``), everything else as it is.
+
+    A file name may hold any byte but "/" and NUL; printed raw, an escape sequence in it would
+    rewrite the user's terminal.
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)

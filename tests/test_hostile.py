@@ -814,3 +814,29 @@ def test_a_file_name_that_is_not_utf8_is_skipped_and_the_others_are_catalogued(t
     import json
 
     assert len(json.loads(listed.stdout)) == 7
+
+
+def test_terminal_escapes_in_file_names_never_reach_the_terminal(tmp_path):
+    """A file named with an ANSI escape and a newline: `frames --wide`, `show`, `history` and CSV to a
+    terminal print it escaped; CSV to a pipe keeps the name as data."""
+    import numpy as np
+    from astropy.io import fits
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    name = "\x1b[2J\x1b[31mred\nline_0001.fits"
+    fits.writeto(folder / name, np.full((16, 16), 100, dtype="u2"), fits.Header({"IMAGETYP": "Light"}))
+    runner = CliRunner()
+    db = str(tmp_path / "c.sqlite")
+    assert runner.invoke(app, ["--db", db, "init"]).exit_code == 0
+    assert runner.invoke(app, ["--db", db, "ingest", str(folder)]).exit_code == 0
+    for args in (["frames", "--wide"], ["show", "1"], ["history", "1"], ["log"]):
+        result = runner.invoke(app, ["--db", db, *args], terminal_width=200)
+        assert "\x1b" not in result.output, args
+    wide = runner.invoke(app, ["--db", db, "frames", "--wide"], terminal_width=300).output
+    assert "\\x1b[2J\\x1b[31mred\\nline_0001.fits" in wide
+    piped = runner.invoke(app, ["--db", db, "frames", "--format", "csv"]).output
+    assert name in piped   # data stays data when it is not a terminal

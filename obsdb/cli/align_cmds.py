@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from obsdb.text import not_one_of, plural
+from obsdb.text import not_one_of, plural, printable
 from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
                               frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg)
 
@@ -213,7 +213,7 @@ def history(
             Column("box", "box", priority=10), Column("matched", "matched", numeric=True, priority=3),
             Column("rms", "rms", numeric=True, priority=8)]
     for h in histories:
-        console.rule(f"frame {h['number'] if h['number'] is not None else ''}  {h['file_name']}")
+        console.rule(printable(f"frame {h['number'] if h['number'] is not None else ''}  {h['file_name']}"))
         if not h["runs"]:
             console.print("  never aligned")
         for run in h["runs"]:
@@ -272,5 +272,5 @@ def regions(
 
     with open_catalog() as catalog, user_errors():
         written = write_regions(catalog, frame, out, nights=nights_arg(night))
-    console.print(f"wrote {written.path} ({written.count} shapes); "
-                  f"open with: ds9 {written.frame_path} -regions {written.path}")
+    console.print(printable(f"wrote {written.path} ({written.count} shapes); "
+                            f"open with: ds9 {written.frame_path} -regions {written.path}"), markup=False)

@@ -354,7 +354,9 @@ def _print_details(detail: dict, *, wide: bool = False) -> None:
     """One frame for a person: lines wrap at the spaces between values (never inside a number)."""
     from rich.table import Table
 
-    console.rule(f"frame {detail['number'] if detail['number'] is not None else ''}  {detail['file_name']}")
+    from obsdb.text import printable
+
+    console.rule(printable(f"frame {detail['number'] if detail['number'] is not None else ''}  {detail['file_name']}"))
     facts = Table.grid(padding=(0, 2))
     # Values wrap at spaces; a path longer than the line folds rather than losing its end to an ellipsis.
     facts.add_column(no_wrap=True)
@@ -362,11 +364,11 @@ def _print_details(detail: dict, *, wide: bool = False) -> None:
     for key in ("path", "size", "sha256", "band", "type", "object", "exptime", "date_obs", "airmass",
                 "shape", "bitpix", "status", "group", "calibration", "ingested_at", "error"):
         if detail.get(key) is not None:
-            facts.add_row(key, str(detail[key]))
+            facts.add_row(key, printable(detail[key]))
     if (detail.get("verdict") or {}).get("explain"):
         facts.add_row("verdict", detail["verdict"]["explain"])
     for reason in detail.get("reasons") or []:
-        facts.add_row("reason", reason)
+        facts.add_row("reason", printable(reason))
     if detail.get("keywords"):
         facts.add_row("from cards", ", ".join(f"{k}={v}" for k, v in detail["keywords"].items()))
     console.print(facts)

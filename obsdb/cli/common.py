@@ -278,10 +278,15 @@ def print_csv(rows, columns: list[str]) -> None:
     """Rows as CSV on stdout."""
     import csv
 
+    from obsdb.text import printable
+
     writer = csv.writer(sys.stdout)
     writer.writerow(columns)
+    # On a terminal a file name's escape sequences would act on it: shown escaped there, kept as data
+    # when the CSV goes to a file or a pipe.
+    shown = printable if sys.stdout.isatty() else (lambda value: value)
     for row in rows:
-        writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        writer.writerow(["" if row.get(c) is None else shown(row.get(c)) for c in columns])
 
 
 def frames_text(count: int) -> str:

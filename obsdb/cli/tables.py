@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from obsdb.text import printable
+
 CELL_PADDING = 3
 """Characters a column costs besides its text (a space of padding on each side, and the rule between)."""
 
@@ -130,7 +132,7 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
                          overflow="fold" if folds else "ellipsis", max_width=widths[column.key] if widths else None,
                          min_width=widths[column.key] if widths and not column.shrink else None)
     for index, row in enumerate(rows):
-        table.add_row(*(cell(c, str(row.get(c.key, ""))) for c in shown),
+        table.add_row(*(cell(c, printable(row.get(c.key, ""))) for c in shown),
                       style=styles[index] if styles else None)
     if wide or only:
         # As wide as the text: a script or a wide window gets whole lines, never folded ones.
@@ -177,7 +179,7 @@ def parse_columns(text: str | None, columns: list) -> list[str] | None:
     ``columns`` are :class:`Column` (a table) or plain names (the fields of CSV and JSON).
     """
     from obsdb.errors import ObsdbError
-    from obsdb.text import did_you_mean
+    from obsdb.text import did_you_mean, printable
 
     if text is None:
         return None

@@ -191,8 +191,9 @@ def _utf8_name(path: Path) -> bool:
 def printable_path(path) -> str:
     """A path as one printable line: undecodable bytes as ``\\xNN``, controls (newlines, escapes) as
     ``\\n``, ``\\x1b``."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    from obsdb.text import printable
+
+    return printable(os.fsencode(path).decode("utf-8", "backslashreplace"))
 
 
 def _starts_like_fits(path: Path) -> bool:
