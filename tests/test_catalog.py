@@ -238,7 +238,16 @@ def test_a_catalog_this_user_may_only_read_opens_read_only(tmp_path, monkeypatch
     try:
         assert "mode=ro" in catalog.url and len(catalog.frames()) == 0
         assert catalog.nights() == []
-        with pytest.raises(CatalogError, match="open read-only"):
-            catalog.record_event("ana", "tag", "a change")
     finally:
         catalog.close()
+    from typer.testing import CliRunner
+
+    from obsdb.cli.app import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", str(path), "frames", "--format", "json"]).exit_code == 0
+    refused = runner.invoke(app, ["--db", str(path), "log"])
+    assert refused.exit_code == 0
+    written = runner.invoke(app, ["--db", str(path), "qa"])
+    assert written.exit_code == 1 and "is read-only for you: nothing was changed" in written.output
+    assert len(written.output.strip().splitlines()) == 1

@@ -188,7 +188,7 @@ def test_an_older_catalogs_accepts_stay_in_force(tmp_path):
                 c.execute(text("INSERT INTO tag (frame_id, name, source, reason, author, created_at) VALUES "
                                "(:f, :n, 'manual', 'old', 'nico', :t)"), {"f": frame_id, "n": name, "t": stamp})
     engine.dispose()
-    assert upgrade(url) == ("0003", "0004")
+    assert upgrade(url)[0] == "0003"
     with Catalog.open(path) as cat:
         assert [f.status for f in cat.frames()] == ["accepted", "accepted", "rejected", "accepted"]
         history = cat.frame_verdicts(1)["tag_history"]

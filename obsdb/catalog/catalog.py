@@ -91,20 +91,10 @@ class Catalog:
 
         For the catalog layer's own modules; everything else calls methods.
         """
-        from sqlalchemy.exc import OperationalError
-
         session: Session = self._sessions()
         try:
             yield session
             session.commit()
-        except OperationalError as exc:
-            session.rollback()
-            if "readonly database" in str(exc.orig):
-                from obsdb.catalog.db import CatalogError
-
-                raise CatalogError(f"{self.url}: the catalog is open read-only (its file or folder is not "
-                                   "writable here): reading works, changes need write access") from None
-            raise
         except BaseException:
             session.rollback()
             raise
