@@ -181,3 +181,42 @@ def test_a_text_file_given_by_name_is_refused_and_not_catalogued(tmp_path):
     assert runner.invoke(app, ["--db", db, "ingest", str(renamed)]).exit_code == 0
     with Catalog.open(db) as catalog:
         assert [r["file_name"] for r in catalog.frame_dicts()] == ["frame.data"]
+
+
+def _fake(name: str, module: str, base=Exception):
+    return type(name, (base,), {"__module__": module})
+
+
+@pytest.mark.parametrize("exc, sentence", [
+    (_fake("FutureCancelledError", "distributed.client")("f-1 cancelled"), "the Dask cluster stopped"),
+    (_fake("KilledWorker", "distributed.scheduler")("worker died"), "the Dask cluster stopped"),
+    (_fake("CommClosedError", "distributed.comm.core")("closed"), "the Dask cluster stopped"),
+])
+def test_a_dying_dask_cluster_is_one_sentence(exc, sentence):
+    from obsdb.cli.common import known_failure
+
+    assert known_failure(exc).startswith(sentence)
+
+
+@pytest.mark.parametrize("message, sentence", [
+    ("server closed the connection unexpectedly", "the catalog's database server stopped during the command"),
+    ("terminating connection due to administrator command", "the catalog's database server stopped"),
+    ("the database system is shutting down", "the catalog's database server stopped"),
+])
+def test_a_database_server_that_stops_is_one_sentence(message, sentence):
+    from sqlalchemy.exc import OperationalError
+
+    from obsdb.cli.common import known_failure
+
+    failure = known_failure(OperationalError("INSERT INTO frame ...", {}, _fake("OperationalError", "psycopg")(message)))
+    assert failure.startswith(sentence) and "run the command again" in failure
+
+
+def test_a_database_role_that_may_only_read_is_one_sentence():
+    from sqlalchemy.exc import ProgrammingError
+
+    from obsdb.cli.common import known_failure
+
+    orig = _fake("InsufficientPrivilege", "psycopg.errors")("permission denied for table tag")
+    failure = known_failure(ProgrammingError("INSERT INTO tag ...", {}, orig))
+    assert "is read-only for you" in failure and "nothing was changed" in failure

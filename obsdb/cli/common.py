@@ -132,6 +132,14 @@ def user_errors():
         fail(f"unexpected {type(exc).__name__}: {detail} (set OBSDB_DEBUG=1 for a traceback)", 2)
 
 
+SERVER_GONE = ("server closed the connection", "terminating connection", "the database system is shutting down",
+               "connection is closed", "consuming input failed", "ssl connection has been closed")
+"""How a PostgreSQL server that stopped mid-command shows in the driver's message."""
+
+DASK_FAILURES = ("FutureCancelledError", "CancelledError", "KilledWorker", "CommClosedError")
+"""Dask's errors when its scheduler or workers die (``FutureCancelledError`` is no ``CancelledError``)."""
+
+
 def known_failure(exc: BaseException) -> str | None:
     """A sentence for the failures of the machine rather than of obsdb: disks, permissions, memory, locks.
 
@@ -168,6 +176,15 @@ def known_failure(exc: BaseException) -> str | None:
             return "cannot open the catalog file (its folder must be writable, for SQLite's journal)"
         if "could not connect" in lowered or "connection refused" in lowered:
             return f"cannot reach the catalog's database server: {text}"
+        if any(sign in lowered for sign in SERVER_GONE):
+            return (f"the catalog's database server stopped during the command ({text}): what was committed "
+                    "is kept; run the command again when the server is back, and it finishes the work")
+    if kind == "InsufficientPrivilege" or "permission denied for" in text.lower():
+        return (f"the catalog {state.db or ''} is read-only for you (the database role may not write: {text}): "
+                "nothing was changed").replace("  ", " ")
+    if type(exc).__name__ in DASK_FAILURES or type(exc).__module__.split(".")[0] == "distributed":
+        return (f"the Dask cluster stopped or lost its workers ({type(exc).__name__}): the work committed so far "
+                "is kept; run the command again (it finishes the work), or use --executor processes")
     if kind == "DataError" or type(exc).__name__ == "DataError":
         # e.g. PostgreSQL's "value out of range: overflow" on absurd stored values in a --where
         return f"the database cannot compute this on the stored values: {text}"
