@@ -175,12 +175,6 @@ def verdict(active_tags, *, assessed: bool, registered: bool = False, readable: 
     return Verdict("pending", [], "none")
 
 
-def frame_status(active_tags, *, assessed: bool, registered: bool = False) -> tuple[str, list[str]]:
-    """``(status, reasons)`` of :func:`verdict` (for callers that need no more)."""
-    result = verdict(active_tags, assessed=assessed, registered=registered)
-    return result.status, result.reasons
-
-
 def labelled(tag) -> str:
     """``"<tag>: <reason>"``; rule reasons already start with their tag name."""
     return tag.reason if tag.reason.startswith(f"{tag.name}:") else f"{tag.name}: {tag.reason}"

@@ -759,7 +759,7 @@ def _seg(text) -> str:
 
 
 def _unseg(text: str) -> str:
-    """The text a cookie quoted with :func:`_seg` carries."""
+    """The text a percent-quoted cookie carries (the reviewer's name)."""
     from urllib.parse import unquote
 
     return unquote(text)
