@@ -198,3 +198,15 @@ def test_real_seestar_frames_read_the_electrons_per_adu_not_the_gain_setting():
     assert phot.gain_source == "assumed"
     good = phot.stars["flags"] == 0
     assert good.sum() >= 5 and np.all(phot.stars["flux"][good] > 10 * phot.stars["flux_err"][good])
+
+
+def test_the_photometry_page_example_runs_and_prints_what_it_says(capsys):
+    """docs/photometry.md's example, run as written; its comments state what it prints."""
+    import re
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "photometry.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
+    exec(compile(code, "docs/photometry.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    promised = [c.split("#", 1)[1].strip() for c in code.splitlines() if c.startswith("print(") and "#" in c]
+    assert printed == promised
