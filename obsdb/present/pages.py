@@ -19,6 +19,7 @@ STATIC = Path(__file__).with_name("static")
 def environment():
     """The Jinja2 environment over ``obsdb/present/templates`` (autoescape on, undefined names an error)."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
+    from markupsafe import Markup
 
     from obsdb.present import facts, palette
 
@@ -27,7 +28,7 @@ def environment():
                       keep_trailing_newline=True)
     env.filters.update(when=facts.when, fmt=fmt, status_class=palette.status_class, segment=segment,
                        short_instrument=facts.short_instrument, frames=frames_text)
-    env.globals.update(palette_css=palette.css_variables, asset=asset)
+    env.globals.update(palette_css=lambda: Markup(palette.css_variables()), asset=asset)
     return env
 
 
@@ -37,9 +38,12 @@ def render(template: str, **context) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def asset(name: str) -> str:
-    """A stylesheet or script from ``static/``, as text (inlined by the templates)."""
-    return (STATIC / name).read_text(encoding="utf-8")
+def asset(name: str):
+    """A stylesheet or script from ``static/``, inlined by the templates as it is (the package's own file,
+    not text from the catalog: escaping it would break its quotes and ``>``)."""
+    from markupsafe import Markup
+
+    return Markup((STATIC / name).read_text(encoding="utf-8"))
 
 
 def fmt(value, spec: str = ".2f", unit: str = "") -> str:
