@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Callable
 
 from markupsafe import Markup
-from markupsafe import escape as _escape
 
 from obsdb.present.facts import background, metric, minor_fwhm, parse_time
 from obsdb.present.palette import SERIES_COLOURS, STATUS_COLOURS, THRESHOLD_COLOUR, status_colour
@@ -116,70 +115,51 @@ def panels_svg(panels: list[Panel], *, x_ticks: list[tuple[float, str]], x_range
     markupsafe.Markup
         SVG markup; every point with an ``href`` is a link, every point has a ``<title>`` tooltip.
     """
+    from obsdb.present.pages import render
+
     x0, x1 = x_range
     if not x1 > x0:
         x0, x1 = x0 - 0.5, x0 + 0.5
     pad = 0.03 * (x1 - x0)
     x0, x1 = x0 - pad, x1 + pad
     inner = width - LEFT - RIGHT
-    height = TOP + len(panels) * (panel_height + 12) + BOTTOM + (16 if caption else 0)
 
     def sx(x: float) -> float:
         return LEFT + (x - x0) / (x1 - x0) * inner
 
-    out = [f"<svg class='plot' xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' "
-           f"width='{width}' height='{height}' role='img' aria-label='{_escape(title or 'plot')}'>"]
-    if title:
-        out.append(f"<text x='{LEFT}' y='12' class='title'>{_escape(title)}</text>")
-    top = TOP
+    layouts, top = [], TOP
     for panel in panels:
-        values = [p.y for p in panel.points] + [v for v, _ in panel.lines]
-        low, high = (min(values), max(values)) if values else (0.0, 1.0)
-        span = high - low or max(abs(high), 1.0) * 0.1
-        low, high = low - 0.08 * span, high + 0.08 * span
-
-        def sy(y: float, low=low, high=high, top=top) -> float:
-            return top + panel_height - (y - low) / (high - low) * panel_height
-
-        out.append(f"<rect x='{LEFT}' y='{top}' width='{inner}' height='{panel_height}' class='frame'/>")
-        for tick in nice_ticks(low, high, 3):
-            y = sy(tick)
-            out.append(f"<line x1='{LEFT}' x2='{LEFT + inner}' y1='{y:.1f}' y2='{y:.1f}' class='grid'/>"
-                       f"<text x='{LEFT - 4}' y='{y + 3:.1f}' class='tick' text-anchor='end'>"
-                       f"{_escape(format_tick(tick))}</text>")
-        for x, _ in x_ticks:
-            out.append(f"<line x1='{sx(x):.1f}' x2='{sx(x):.1f}' y1='{top}' y2='{top + panel_height}' "
-                       f"class='grid'/>")
-        out.append(f"<text x='{LEFT + 4}' y='{top + 12}' class='label'>{_escape(panel.label)}</text>")
-        for value, label in panel.lines:
-            y = sy(value)
-            out.append(f"<line x1='{LEFT}' x2='{LEFT + inner}' y1='{y:.1f}' y2='{y:.1f}' class='limit'>"
-                       f"<title>{_escape(label)}</title></line>"
-                       f"<text x='{LEFT + inner - 4}' y='{y - 3:.1f}' class='limit-label' text-anchor='end'>"
-                       f"{_escape(label)}</text>")
-        if panel.joined and len(panel.points) > 1:
-            by_colour: dict[str, list[Point]] = {}
-            for point in sorted(panel.points, key=lambda p: p.x):
-                by_colour.setdefault(point.colour, []).append(point)
-            for colour, points in by_colour.items():
-                path = " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in points)
-                out.append(f"<polyline points='{path}' fill='none' stroke='{colour}' stroke-width='1' "
-                           f"opacity='0.6'/>")
-        if not panel.points:
-            out.append(f"<text x='{LEFT + inner / 2}' y='{top + panel_height / 2}' class='tick' "
-                       f"text-anchor='middle'>no data</text>")
-        for point in panel.points:
-            fill = "none" if point.hollow else point.colour
-            dot = (f"<circle cx='{sx(point.x):.1f}' cy='{sy(point.y):.1f}' r='3.6' fill='{fill}' "
-                   f"stroke='{point.colour}' stroke-width='1.4'><title>{_escape(point.title)}</title></circle>")
-            out.append(f"<a href='{_escape(point.href)}'>{dot}</a>" if point.href else dot)
+        layouts.append(_panel_layout(panel, top, panel_height, sx))
         top += panel_height + 12
-    for x, label in x_ticks:
-        out.append(f"<text x='{sx(x):.1f}' y='{top + 4}' class='tick' text-anchor='middle'>{_escape(label)}</text>")
-    if caption:
-        out.append(f"<text x='{LEFT}' y='{top + 20}' class='tick'>{_escape(caption)}</text>")
-    out.append("</svg>")
-    return Markup("".join(out))
+    svg = render("figures/panels.svg", width=width, inner=inner, left=LEFT, right=LEFT + inner,
+                 height=TOP + len(panels) * (panel_height + 12) + BOTTOM + (16 if caption else 0),
+                 panel_height=panel_height, title=title, caption=caption, panels=layouts, bottom=top,
+                 x_grid=[f"{sx(x):.1f}" for x, _ in x_ticks], x_ticks=[(f"{sx(x):.1f}", label) for x, label in x_ticks])
+    return Markup(svg.strip())
+
+
+def _panel_layout(panel: Panel, top: int, panel_height: int, sx) -> dict:
+    """Where one panel's ticks, limits, lines and points go (SVG coordinates, formatted as drawn)."""
+    values = [p.y for p in panel.points] + [v for v, _ in panel.lines]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    span = high - low or max(abs(high), 1.0) * 0.1
+    low, high = low - 0.08 * span, high + 0.08 * span
+
+    def sy(y: float) -> float:
+        return top + panel_height - (y - low) / (high - low) * panel_height
+
+    polylines = []
+    if panel.joined and len(panel.points) > 1:
+        by_colour: dict[str, list[Point]] = {}
+        for point in sorted(panel.points, key=lambda p: p.x):
+            by_colour.setdefault(point.colour, []).append(point)
+        polylines = [(colour, " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in points))
+                     for colour, points in by_colour.items()]
+    return {"top": top, "label": panel.label, "polylines": polylines,
+            "y_ticks": [(f"{sy(t):.1f}", f"{sy(t) + 3:.1f}", format_tick(t)) for t in nice_ticks(low, high, 3)],
+            "lines": [(f"{sy(v):.1f}", f"{sy(v) - 3:.1f}", label) for v, label in panel.lines],
+            "points": [{"cx": f"{sx(p.x):.1f}", "cy": f"{sy(p.y):.1f}", "fill": "none" if p.hollow else p.colour,
+                        "stroke": p.colour, "title": p.title, "href": p.href} for p in panel.points]}
 
 
 def time_axis(times: list[datetime | None]) -> tuple[list[float | None], list[tuple[float, str]], str]:
