@@ -108,7 +108,6 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
         ``workers`` below 1 or ``thumbnail_size`` below 16.
     """
     from obsdb import __version__
-    from obsdb.imaging.fitsio import atomic_write_bytes
     from obsdb.present.facts import pixel_scales
 
     if workers < 1:
@@ -142,15 +141,9 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
                                           scales=pixel_scales(light, snapshot.details), version=__version__)
     for record in records:
         _write_page(owned, pages[record["id"]], report_pages.frame_page(record, frame_pages))
-
-    shifts, shifts_small = report_pages.shift_figures(snapshot, light or records, pages)
-    page = report_pages.index_page(
-        snapshot, generated=now or datetime.now(timezone.utc), version=__version__,
-        quality=report_pages.quality_figures(snapshot, light, pages), shifts=shifts, shifts_small=shifts_small,
-        thumbnails=thumbnails, thumb_jobs=thumb_jobs, thumb_errors=thumb_errors, light=light, stack_jobs=stacks,
-        warnings=warnings, pages=pages, run_outcome=run_outcome)
-    index = out / "index.html"
-    owned.wrote("index.html", atomic_write_bytes(index, page.encode("utf-8")))
+    index = _write_index(owned, snapshot, now=now, version=__version__, thumbnails=thumbnails, thumb_jobs=thumb_jobs,
+                         thumb_errors=thumb_errors, stacks=stacks, warnings=warnings, pages=pages,
+                         run_outcome=run_outcome)
 
     shown = set(thumbs_shown.values()) | {j["rel"] for j in stacks if not j["error"]}
     for rel in (shown | set(zooms.values())) - set(owned.now):
@@ -159,6 +152,23 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     rejected = [r["number"] for r in records if r["status"] == "rejected" and r["number"] is not None]
     return ReportResult(index_path=index, n_images=len(shown), rejected_numbers=rejected,
                         n_thumbnails_drawn=drawn, warnings=warnings, n_frame_pages=len(pages))
+
+
+def _write_index(owned: ReportFiles, snapshot, *, now, version: str, thumbnails: bool, thumb_jobs, thumb_errors,
+                 stacks, warnings, pages, run_outcome) -> Path:
+    """Draw the figures and write ``index.html``, the last file: its pictures and pages exist by then."""
+    from obsdb.imaging.fitsio import atomic_write_bytes
+
+    light = snapshot.light
+    shifts, shifts_small = report_pages.shift_figures(snapshot, light or snapshot.records, pages)
+    page = report_pages.index_page(
+        snapshot, generated=now or datetime.now(timezone.utc), version=version,
+        quality=report_pages.quality_figures(snapshot, light, pages), shifts=shifts, shifts_small=shifts_small,
+        thumbnails=thumbnails, thumb_jobs=thumb_jobs, thumb_errors=thumb_errors, light=light, stack_jobs=stacks,
+        warnings=warnings, pages=pages, run_outcome=run_outcome)
+    index = owned.out / "index.html"
+    owned.wrote("index.html", atomic_write_bytes(index, page.encode("utf-8")))
+    return index
 
 
 def _draw_pictures(thumb_jobs: list[dict], stacks: list[dict], out: Path, workers: int, executor, progress,
