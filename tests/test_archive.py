@@ -204,7 +204,7 @@ def test_pipeline_steps_hold_no_sql():
 
 def test_render_and_report_take_one_night(two_nights, tmp_path):
     from obsdb.pipeline.render import render
-    from obsdb.pipeline.report import _read_catalog
+    from obsdb.report.snapshot import read_snapshot
 
     with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
         cat.ingest([two_nights / "night1", two_nights / "night2"])
@@ -217,10 +217,10 @@ def test_render_and_report_take_one_night(two_nights, tmp_path):
         assert rendered.frames and all(Path(path).name in {Path(p).name for p in night2_paths}
                                        for _, path in rendered.frames)
         assert len(rendered.frames) <= len(night2_paths)
-        snapshot = _read_catalog(cat, [NIGHT1])
+        snapshot = read_snapshot(cat, [NIGHT1])
         assert {r["night"] for r in snapshot.records} == {NIGHT1}
         assert len(snapshot.runs) == 1 and set(snapshot.run_shifts) == {snapshot.runs[0]["id"]}
-        assert len(_read_catalog(cat).runs) == 2
+        assert len(read_snapshot(cat).runs) == 2
 
 
 def test_summaries_count_and_take_medians_in_sql_as_python_would(two_nights, catalog_url):

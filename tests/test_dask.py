@@ -97,7 +97,7 @@ def test_the_command_line_runs_ingest_and_align_on_a_local_cluster(tmp_path):
 
 def test_render_and_report_on_a_local_cluster_write_what_serial_writes(tmp_path, cluster):
     from obsdb.pipeline.render import render
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
 
     simulate_night(tmp_path / "night", seed=99, n_frames=5, **SMALL)
     with Catalog.open(tmp_path / "c.sqlite", create=True) as catalog:

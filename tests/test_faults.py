@@ -126,7 +126,7 @@ def test_a_full_disk_under_the_catalog_is_named_as_such(monkeypatch):
 def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path):
     from obsdb.errors import ObsdbError
     from obsdb.pipeline.render import render
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
 
     simulate_night(tmp_path / "night", seed=65, **SMALL)
     (tmp_path / "a-file").write_text("mine")

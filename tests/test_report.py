@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from html.parser import HTMLParser
 from pathlib import Path
 
+import markupsafe
 import pytest
 
 MANUAL_REASON = 'double stars <seen> in ds9 & "confirmed"'
@@ -98,7 +98,7 @@ def night_catalog(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(night_catalog):
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
 
     catalog, base, _, _ = night_catalog
     result = build_report(catalog, base / "out")
@@ -150,8 +150,9 @@ def test_manual_reason_appears_escaped(night_catalog, report):
     result, page = report
     manual = night_catalog[2]
     raw = result.index_path.read_text(encoding="utf-8")
-    assert html.escape(MANUAL_REASON, quote=True) in raw
-    assert "<seen>" not in raw
+    # Escaped as the templates escape (markupsafe: quotes as &#34;), never raw.
+    assert str(markupsafe.escape(MANUAL_REASON)) in raw
+    assert "<seen>" not in raw and '"confirmed"' not in raw
     table = page.section_text("rejected")
     assert MANUAL_REASON in table and "tester" in table and "manual" in table
     assert str(manual) in table
@@ -173,7 +174,8 @@ def test_without_runs_or_stacks_the_page_says_so(report):
     _, page = report
     assert "No alignment run yet" in page.section_text("shifts")
     assert "No stack recorded yet" in page.section_text("stacks")
-    assert not any(src.startswith(("plots/shifts", "stacks/")) for src in page.images)
+    assert not any(src.startswith("stacks/") for src in page.images)
+    assert not {"shift-track", "shifts-glance"} & page.ids
 
 
 def test_header_names_catalog_version_and_counts(night_catalog, report):
@@ -190,7 +192,7 @@ def test_header_names_catalog_version_and_counts(night_catalog, report):
 def test_rebuild_reuses_thumbnails_and_redraws_a_changed_badge(night_catalog, tmp_path):
     from obsdb.catalog.queries import frame_records, select_frames
     from obsdb.catalog.tags import add_tags
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
 
     catalog, base, _, _ = night_catalog
     out = tmp_path / "again"
@@ -213,10 +215,12 @@ def test_rebuild_reuses_thumbnails_and_redraws_a_changed_badge(night_catalog, tm
 
 
 def test_alignment_runs_and_stacks_are_drawn(night_catalog, tmp_path):
+    import re
+
     import numpy as np
 
     from obsdb.catalog.models import AlignmentRun, Frame, RenderOutput, ShiftStep
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
     from tests.conftest import write_fits
 
     catalog, base, _, _ = night_catalog
@@ -240,8 +244,11 @@ def test_alignment_runs_and_stacks_are_drawn(night_catalog, tmp_path):
     result = build_report(catalog, tmp_path / "out", thumbnails=False)
     page = parse(result.index_path)
     assert page.errors == []
-    assert "plots/shifts.png" in page.images
-    assert (result.index_path.parent / "plots/shifts.png").is_file()
+    # The shift track: an SVG figure in the page, a point per frame and axis, each linked to its frame's page.
+    raw = result.index_path.read_text(encoding="utf-8")
+    track = re.search(r"<figure class='plot' id='shift-track'>(.*?)</figure>", raw, re.S).group(1)
+    linked = re.findall(r"<a href='(frames/[^']+)'><circle", track)
+    assert len(linked) == 2 * len(frames) and all((result.index_path.parent / rel).is_file() for rel in linked)
     shifts = page.section_text("shifts")
     assert "staged" in shifts and "auto" in shifts and "No alignment run yet" not in shifts
     stacks = sorted({src for src in page.images if src.startswith("stacks/")})  # also shown at a glance
@@ -250,23 +257,24 @@ def test_alignment_runs_and_stacks_are_drawn(night_catalog, tmp_path):
     html = result.index_path.read_text()
     glance = html[html.index('<div class="glance">'):html.index("<nav>")]
     assert f'<a href="#stacks"><img src="{stacks[0]}"' in glance
-    assert '<a href="#shifts"><img src="plots/shifts.png"' in glance
+    assert "<figure class='plot' id='shifts-glance'><svg class='plot'" in glance
+    assert '<a href="#shifts">shift track</a>' in glance
     assert "file not found" in page.section_text("stacks")
     assert any("gone.fits" in w for w in result.warnings)
     assert not any(src.startswith("thumbs/") for src in page.images)
 
 
 def test_summed_shift_steps_per_run(night_catalog):
-    from obsdb.pipeline.report import _read_catalog
+    from obsdb.report.snapshot import read_snapshot
 
-    snapshot = _read_catalog(night_catalog[0])
+    snapshot = read_snapshot(night_catalog[0])
     for run in snapshot.runs:
         for dx, dy in snapshot.run_shifts.get(run["id"], {}).values():
             assert dx % 1 == 0.5 and dy % 1 == 0.25
 
 
 def test_workers_draw_the_same_thumbnails(night_catalog, tmp_path):
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
 
     catalog = night_catalog[0]
     one = build_report(catalog, tmp_path / "one")
@@ -302,7 +310,7 @@ def test_cli_report_command(night_catalog, tmp_path):
 
 
 def test_empty_catalog_gives_a_page_that_says_so(catalog, tmp_path):
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
 
     result = build_report(catalog, tmp_path / "empty")
     page = parse(result.index_path)
@@ -312,7 +320,7 @@ def test_empty_catalog_gives_a_page_that_says_so(catalog, tmp_path):
 
 
 def test_bad_arguments_are_refused(catalog, tmp_path):
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
 
     with pytest.raises(ValueError, match="workers"):
         build_report(catalog, tmp_path / "x", workers=0)
@@ -321,11 +329,12 @@ def test_bad_arguments_are_refused(catalog, tmp_path):
 
 
 def test_the_report_deletes_and_replaces_only_its_own_files(night_catalog, tmp_path):
-    """The user's PNGs in plots/ survive; a changed or foreign file is refused; links are not followed."""
+    """The user's PNGs in plots/ and thumbs/ survive; a changed or foreign file is refused; links are not followed."""
     import json
 
     from obsdb.errors import ObsdbError
-    from obsdb.pipeline.report import MANIFEST, build_report
+    from obsdb.report.build import build_report
+    from obsdb.report.files import MANIFEST
 
     catalog, *_ = night_catalog
     out = tmp_path / "out"
@@ -341,7 +350,7 @@ def test_the_report_deletes_and_replaces_only_its_own_files(night_catalog, tmp_p
     assert "index.html" in files and all(not rel.endswith("my-own-plot.png") for rel in files)
     assert second.n_images == first.n_images
     # An image the report wrote, edited by the user since: refused, left as it is.
-    plot = next(rel for rel in files if rel.startswith("plots/quality"))
+    plot = next(rel for rel in files if rel.startswith("thumbs/"))
     (out / plot).write_bytes(b"\x89PNG annotated by hand")
     with pytest.raises(ObsdbError, match="changed since"):
         build_report(catalog, out)
@@ -367,15 +376,16 @@ def test_the_report_deletes_and_replaces_only_its_own_files(night_catalog, tmp_p
 
 
 def test_a_report_written_before_the_manifest_is_taken_as_the_reports_own(night_catalog, tmp_path):
-    from obsdb.pipeline.report import MANIFEST, build_report
+    from obsdb.report.build import build_report
+    from obsdb.report.files import MANIFEST
 
     catalog, *_ = night_catalog
     out = tmp_path / "old"
     build_report(catalog, out)
     (out / MANIFEST).unlink()                       # as an older obsdb left it
-    (out / "plots" / "mine.png").write_bytes(b"\x89PNG")
+    (out / "thumbs" / "mine.png").write_bytes(b"\x89PNG")
     again = build_report(catalog, out)
-    assert again.n_thumbnails_drawn == 0 and (out / "plots" / "mine.png").exists()
+    assert again.n_thumbnails_drawn == 0 and (out / "thumbs" / "mine.png").exists()
 
 
 # -- issue 12: thresholds, header facts, frame pages, stack numbers ----------------------------------
@@ -391,24 +401,22 @@ def _star_field(shape=(200, 200), sigma=1.5, n=25, seed=3):
     return image
 
 
-def _threshold_pixels(png: bytes) -> int:
-    """Pixels of the threshold lines' colour in a PNG."""
-    import io
+def _limit_lines(svg: str) -> list[str]:
+    """The labels of the dashed QA limit lines in an SVG figure."""
+    import re
 
-    import matplotlib.image as mpimg
-    import numpy as np
-
-    rgb = (mpimg.imread(io.BytesIO(png))[..., :3] * 255).round()
-    # Dark red, antialiased: the rejected markers' red (#d62728) is brighter.
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    return int(((r > 140) & (r < 200) & (r - g > 70) & (r - b > 70) & (np.abs(g - b) < 25)).sum())
+    return re.findall(r"<line [^>]*class='limit'><title>([^<]*)</title>", svg)
 
 
 def test_quality_plots_draw_the_qa_thresholds_with_their_rule_names(night_catalog, report):
-    from obsdb.pipeline.qa_rules import QaThresholds
-    from obsdb.pipeline.report import _point_styles, _quality_png, _read_catalog, threshold_lines
+    import re
 
-    snapshot = _read_catalog(night_catalog[0])
+    from obsdb.pipeline.qa_rules import QaThresholds
+    from obsdb.present.facts import threshold_lines
+    from obsdb.present.figures import quality_figure
+    from obsdb.report.snapshot import read_snapshot
+
+    snapshot = read_snapshot(night_catalog[0])
     members = [r for r in snapshot.records if r["readable"] and r["type"] == "light" and r["band"] == "V"]
     lines = threshold_lines(members, snapshot.details)
     by_rule = {line["rule"]: line["value"] for line in lines}
@@ -427,27 +435,31 @@ def test_quality_plots_draw_the_qa_thresholds_with_their_rule_names(night_catalo
                                                "band": None, "thresholds": {"trail_elongation": 2.5}}])
     assert {ln["rule"]: ln["value"] for ln in threshold_lines(members, other)}["trail-elongation"] == 2.5
     assert threshold_lines(members, dict(snapshot.details, qa_events=[])) == []
-    # The lines are in the PNG (their colour), and the caption names the rules.
-    styles = _point_styles(members)
-    with_lines = _threshold_pixels(_quality_png("V", members, styles, lines=lines, details=snapshot.details))
-    without = _threshold_pixels(_quality_png("V", members, styles, lines=[], details=snapshot.details))
-    assert with_lines > without + 2000, (with_lines, without)
+    # The lines are in the figure, each named by its rule with its value, and the caption names the rules.
+    drawn = _limit_lines(quality_figure(members, lines, band="V", href=lambda r: None))
+    assert _limit_lines(quality_figure(members, [], band="V", href=lambda r: None)) == []
+    assert len(drawn) == len({(ln["rule"], round(ln["value"], 6)) for ln in lines})
+    assert f"trail-elongation {defaults.trail_elongation:g}" in drawn
+    assert any(label.startswith("cloud-background ") for label in drawn)
+    report_quality = re.search(r"<figure class='plot' id='quality-V'>(.*?)</figure>",
+                               report[0].index_path.read_text(encoding="utf-8"), re.S).group(1)
+    assert sorted(_limit_lines(report_quality)) == sorted(drawn)
     quality = report[1].section_text("quality")
     assert "cloud-background" in quality and "trail-elongation" in quality and "thresholds" in quality
 
 
 def test_pixel_scale_from_the_headers():
-    from obsdb.pipeline.report import _header_scale
+    from obsdb.present.facts import header_scale
 
-    assert _header_scale({"PIXSCALE": 1.25}) == 1.25
-    assert _header_scale({"CDELT1": -2.0 / 3600, "CDELT2": 2.0 / 3600}) == pytest.approx(2.0)
-    assert _header_scale({"CD1_1": 0.0, "CD1_2": 0.5 / 3600}) == pytest.approx(0.5)
+    assert header_scale({"PIXSCALE": 1.25}) == 1.25
+    assert header_scale({"CDELT1": -2.0 / 3600, "CDELT2": 2.0 / 3600}) == pytest.approx(2.0)
+    assert header_scale({"CD1_1": 0.0, "CD1_2": 0.5 / 3600}) == pytest.approx(0.5)
     # 206.265 * 9 um / 1000 mm
-    assert _header_scale({"FOCALLEN": 1000, "XPIXSZ": 9.0}) == pytest.approx(1.856, abs=1e-3)
-    assert _header_scale({"FOCALLEN": 1000}, pixel_size=9.0) == pytest.approx(1.856, abs=1e-3)
-    assert _header_scale({"FOCALLEN": 1000}) is None
-    assert _header_scale({"CDELT1": 1.0}) is None            # a degree per pixel: not believed
-    assert _header_scale({"PIXSCALE": "n/a", "SECPIX": 0.8}) == 0.8
+    assert header_scale({"FOCALLEN": 1000, "XPIXSZ": 9.0}) == pytest.approx(1.856, abs=1e-3)
+    assert header_scale({"FOCALLEN": 1000}, pixel_size=9.0) == pytest.approx(1.856, abs=1e-3)
+    assert header_scale({"FOCALLEN": 1000}) is None
+    assert header_scale({"CDELT1": 1.0}) is None            # a degree per pixel: not believed
+    assert header_scale({"PIXSCALE": "n/a", "SECPIX": 0.8}) == 0.8
 
 
 def test_header_names_night_telescope_and_observer(night_catalog, report):
@@ -463,7 +475,7 @@ def test_header_names_night_telescope_and_observer(night_catalog, report):
 def test_every_frame_has_a_page_that_links_back(night_catalog, report):
     import re
 
-    from obsdb.pipeline.report import _page_names
+    from obsdb.report.pages import page_names
 
     result, page = report
     out = result.index_path.parent
@@ -482,7 +494,7 @@ def test_every_frame_has_a_page_that_links_back(night_catalog, report):
         for href in re.findall(r'href="(\.\./frames/[^"]+)"', text):
             assert (out / "frames" / href).resolve().is_file()
     manual = next(r for r in records if r["number"] == night_catalog[2])
-    manual_page = parse(out / _page_names(records)[manual["id"]])
+    manual_page = parse(out / page_names(records)[manual["id"]])
     assert MANUAL_REASON in manual_page.section_text("tags") and "tracking-big" in manual_page.section_text("tags")
     # Frames with stored stars get a zoom on a few of them (drawn from the thumbnail's read).
     zooms = [src for rel in linked for src in parse(out / rel).images if src.startswith("../zooms/")]
@@ -491,7 +503,8 @@ def test_every_frame_has_a_page_that_links_back(night_catalog, report):
 
 def test_frame_page_shows_retracted_tags_and_every_shift_step(night_catalog, tmp_path):
     from obsdb.catalog.models import AlignmentRun, Frame, ShiftStep
-    from obsdb.pipeline.report import _page_names, build_report
+    from obsdb.report.build import build_report
+    from obsdb.report.pages import page_names
 
     catalog, *_ = night_catalog
     accepted = [r for r in catalog.report_facts()["records"] if r["status"] == "accepted"]
@@ -512,7 +525,7 @@ def test_frame_page_shows_retracted_tags_and_every_shift_step(night_catalog, tmp
         run_id = run.id
     result = build_report(catalog, tmp_path / "out")
     out = result.index_path.parent
-    rel = out / _page_names(catalog.report_facts()["records"])[target["id"]]
+    rel = out / page_names(catalog.report_facts()["records"])[target["id"]]
     frame_page = parse(rel)
     tags = frame_page.section_text("tags")
     assert "halo-check" in tags and "only a reflection in the dome" in tags and "a ghost near the star?" in tags
@@ -531,10 +544,11 @@ def test_frame_page_shows_retracted_tags_and_every_shift_step(night_catalog, tmp
 
 def test_stack_shows_quality_numbers(night_catalog, tmp_path):
     from obsdb.catalog.models import RenderOutput
-    from obsdb.pipeline.report import _stack_quality, build_report
+    from obsdb.report.build import build_report
+    from obsdb.report.images import stack_quality
     from tests.conftest import write_fits
 
-    quality = _stack_quality(_star_field(sigma=1.5), {"NCOMBINE": 7, "EXPTIME": 210.0, "PIXSCALE": 0.5,
+    quality = stack_quality(_star_field(sigma=1.5), {"NCOMBINE": 7, "EXPTIME": 210.0, "PIXSCALE": 0.5,
                                                       "MAGZP": 25.0})
     assert quality["ncombine"] == 7 and quality["exptime"] == 210.0
     assert quality["fwhm"] == pytest.approx(2.355 * 1.5, rel=0.2)
@@ -555,11 +569,9 @@ def test_stack_shows_quality_numbers(night_catalog, tmp_path):
 def test_shift_track_at_a_glance_is_drawn_at_the_size_shown(night_catalog, tmp_path):
     import re
 
-    import matplotlib.image as mpimg
-
-    from obsdb.pipeline.report import build_report
-
     from obsdb.catalog.models import AlignmentRun, Frame, ShiftStep
+    from obsdb.report.build import build_report
+    from obsdb.report.pages import GLANCE_WIDTH
 
     catalog, *_ = night_catalog
     with catalog.session() as session:
@@ -572,10 +584,12 @@ def test_shift_track_at_a_glance_is_drawn_at_the_size_shown(night_catalog, tmp_p
                                   dx=i + 0.5, dy=0.25 - i) for i, f in enumerate(frames))
     result = build_report(catalog, tmp_path / "out", thumbnails=False)
     raw = result.index_path.read_text(encoding="utf-8")
-    tag = re.search(r'<img src="plots/shifts.png"[^>]*>', raw).group(0)
-    width, height = (int(re.search(rf'{k}="(\d+)"', tag).group(1)) for k in ("width", "height"))
-    assert mpimg.imread(result.index_path.parent / "plots/shifts.png").shape[:2] == (height, width)
-    assert "plots/shifts-full.png" in parse(result.index_path).images
+    glance = raw[raw.index('<div class="glance">'):raw.index("<nav>")]
+    # Drawn at the width it is shown (its viewBox is its size: no text scaled down), the full one wider.
+    small = re.search(r"<svg class='plot'[^>]*viewBox='0 0 (\d+) (\d+)' width='(\d+)' height='(\d+)'", glance)
+    assert small and small.group(1) == small.group(3) == str(GLANCE_WIDTH) and small.group(2) == small.group(4)
+    full = re.search(r"<figure class='plot' id='shift-track'><svg class='plot'[^>]*width='(\d+)'", raw)
+    assert full and int(full.group(1)) > GLANCE_WIDTH
 
 
 def test_previews_stretch_and_star_zooms(tmp_path):
@@ -601,20 +615,20 @@ def test_previews_stretch_and_star_zooms(tmp_path):
 
 def test_a_report_killed_half_way_is_finished_by_the_next(night_catalog, tmp_path, monkeypatch):
     """Files written before the kill are claimed in the manifest first: the next report replaces them."""
-    import obsdb.pipeline.report as report_module
-    from obsdb.pipeline.report import build_report
+    import obsdb.report.pages as report_module
+    from obsdb.report.build import build_report
 
     catalog, *_ = night_catalog
     out = tmp_path / "out"
-    real = report_module._page
+    real = report_module.index_page
 
     def killed(*args, **kwargs):
-        raise KeyboardInterrupt          # after the plots and thumbnails, before the page and the manifest
+        raise KeyboardInterrupt          # after the thumbnails and frame pages, before the page and the manifest
 
-    monkeypatch.setattr(report_module, "_page", killed)
+    monkeypatch.setattr(report_module, "index_page", killed)
     with pytest.raises(KeyboardInterrupt):
         build_report(catalog, out)
-    assert list((out / "plots").glob("*.png"))
-    monkeypatch.setattr(report_module, "_page", real)
+    assert list((out / "thumbs").glob("*.png"))
+    monkeypatch.setattr(report_module, "index_page", real)
     again = build_report(catalog, out)
     assert again.index_path.is_file() and again.n_images > 0

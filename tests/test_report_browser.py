@@ -17,7 +17,7 @@ def demo_report(tmp_path_factory):
     """A simulated night through the whole pipeline (qa, groups, align, render), then its report."""
     from obsdb.catalog.db import database_url, open_catalog, upgrade
     from obsdb.pipeline.render import render
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
     from obsdb.simulate import simulate_night
 
     base = tmp_path_factory.mktemp("browser")

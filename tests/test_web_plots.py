@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from obsdb.web.plots import Panel, Point, nice_ticks, panels_svg, time_axis
+from obsdb.present.figures import Panel, Point, nice_ticks, panels_svg, time_axis
 
 
 @pytest.mark.parametrize("low, high", [(0.0, 1.0), (612.3, 18_940.0), (1.02, 1.07), (-3.5, 2.25), (2.8, 2.8)])

@@ -29,7 +29,7 @@ def report(
 
     The page is OUT/index.html; it needs no network and no JavaScript.  Thumbnails of
     unchanged frames are reused from an earlier report in the same folder."""
-    from obsdb.pipeline.report import build_report
+    from obsdb.report.build import build_report
 
     with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, \
             progress_bar("report") as progress, user_errors():

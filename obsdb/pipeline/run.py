@@ -234,7 +234,7 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
                  and (r.get("type") or "unknown") in LIGHT_TYPES
                  and ((r["object"] if per_target else None), r["band"] or "none") in bare), None)
         if report:
-            from obsdb.pipeline.report import build_report
+            from obsdb.report.build import build_report
 
             announce("report")
             with progress("report") as callback:

@@ -176,7 +176,7 @@ class PreviewCache:
         from obsdb.imaging.fitsio import FitsReadError, read_fits_image
         from obsdb.imaging.preview import (aligned_preview, write_preview_png, write_stack_preview_png,
                                            write_star_zooms_png)
-        from obsdb.pipeline.report import zoom_stars
+        from obsdb.present.facts import zoom_stars
 
         with self._draw_lock:
             targets = {kind: self.path(record, kind) for kind in kinds}
