@@ -16,7 +16,7 @@ __all__ = ["Catalog", "CatalogError", "FrameList", "FrameRecord", "ObsdbError", 
 def __getattr__(name):
     # Lazy, so that `import obsdb` (and `obsdb --help`) does not load SQLAlchemy.
     if name == "Catalog":
-        from obsdb.catalog.catalog import Catalog
+        from obsdb.api import Catalog
 
         return Catalog
     if name in ("FrameRecord", "FrameList"):

@@ -203,7 +203,6 @@ def test_pipeline_steps_hold_no_sql():
 
 
 def test_render_and_report_take_one_night(two_nights, tmp_path):
-    from obsdb.pipeline.render import render
     from obsdb.pipeline.report import _read_catalog
 
     with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
@@ -212,7 +211,7 @@ def test_render_and_report_take_one_night(two_nights, tmp_path):
         cat.align()
         with pytest.raises(Exception, match="2026-03-14:1005"):
             cat.region_facts("1005")
-        rendered = render(cat, tmp_path / "out", nights=[NIGHT2], status="any")
+        rendered = cat.render(tmp_path / "out", nights=[NIGHT2], status="any")
         night2_paths = {r.path for r in cat.frames(night=NIGHT2)}
         assert rendered.frames and all(Path(path).name in {Path(p).name for p in night2_paths}
                                        for _, path in rendered.frames)
