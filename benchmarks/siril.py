@@ -29,7 +29,7 @@ Method.  The script
        the method's time, each part is reported too;
    (b) ``api``: one Python process (``python benchmarks/siril.py --child
        api``) doing ``Catalog.open(X).align(band=B)`` then
-       ``obsdb.pipeline.render.render(catalog, OUT, band=B,
+       ``catalog.render(OUT, band=B,
        stack="median")``.  Two figures: the align + render calls in the
        process (imports and start-up excluded), and the child's whole wall
        time;

@@ -8,7 +8,7 @@ The front door is :class:`Catalog`::
         table = cat.frames(band="V", status="rejected").to_table()
 """
 
-__version__ = "0.3.0"
+from obsdb.version import __version__
 
 __all__ = ["Catalog", "CatalogError", "FrameList", "FrameRecord", "ObsdbError", "__version__"]
 

@@ -193,10 +193,11 @@ def test_the_real_lowell_calibration_frames(real_data, tmp_path):
     """6 bias and 5 twilight flats of one real night: by inspection none is an outlier
     (docs/calibration-frames.md gives the numbers), and the checks agree."""
     from obsdb.api import Catalog
+    from obsdb.catalog.stores import CalibrationStore
 
     with Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}", create=True) as catalog:
         catalog.ingest([real_data / "lowell42_raw_night"])
-        frames = catalog.calibration_frames()
+        frames = CalibrationStore(catalog.db).calibration_frames()
         verdicts = evaluate_calibration(frames)
     assert sorted(f["type"] for f in frames) == ["bias"] * 6 + ["flat"] * 5
     bias = [f for f in frames if f["type"] == "bias"]

@@ -448,7 +448,7 @@ class AlignStore(EventLog):
         """
         from sqlalchemy import insert
 
-        from obsdb import __version__
+        from obsdb.version import __version__
         from obsdb.catalog.models import AlignmentRun, Centroid, ShiftStep
         from obsdb.imaging.register import REGISTER_VERSION
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from obsdb import __version__
+from obsdb.version import __version__
 from obsdb.config import login_name
 from obsdb.errors import NothingToProcess, ObsdbError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from obsdb.text import not_one_of, plural
-from obsdb import __version__
+from obsdb.version import __version__
 from obsdb.errors import NothingToProcess, ObsdbError
 from obsdb.config import login_name
 

@@ -142,7 +142,7 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     ValueError
         ``workers`` or ``thumbnail_size`` below 1.
     """
-    from obsdb import __version__
+    from obsdb.version import __version__
     from obsdb.imaging.fitsio import atomic_write_bytes
 
     if workers < 1:
