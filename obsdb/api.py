@@ -153,13 +153,13 @@ class Catalog:
 
     def show(self, selector: str, *, night=None) -> list[dict]:
         """Everything known about the frames a selector names (``obsdb show``)."""
-        from obsdb.catalog.queries import frames_details
+        from obsdb.catalog.details import frames_details
 
         return self.read(frames_details, selector, nights=night)
 
     def history(self, selector: str, *, night=None) -> list[dict]:
         """Every alignment run and shift step of the frames a selector names (``obsdb history``)."""
-        from obsdb.catalog.queries import frame_histories
+        from obsdb.catalog.details import frame_histories
 
         return self.read(frame_histories, selector, nights=night)
 
@@ -173,7 +173,7 @@ class Catalog:
         from sqlalchemy import select
 
         from obsdb.catalog.models import Frame, Tag
-        from obsdb.catalog.queries import frame_history, tag_dict
+        from obsdb.catalog.details import frame_history, tag_dict
 
         with self.session() as session:
             frame = session.get(Frame, int(frame_id))
@@ -235,55 +235,55 @@ class Catalog:
 
     def qa_events(self, nights: Iterable[str] | None = None) -> list[dict]:
         """The QA runs that judged these nights (default all), newest first, with the thresholds they used."""
-        from obsdb.catalog.queries import qa_threshold_events
+        from obsdb.catalog.summaries import qa_threshold_events
 
         return self.read(qa_threshold_events, None if nights is None else set(nights))
 
     def archive_quality(self) -> list[dict]:
         """Median FWHM and sky background of the light frames per night, instrument and band (the archive view)."""
-        from obsdb.catalog.queries import archive_quality
+        from obsdb.catalog.summaries import archive_quality
 
         return self.read(archive_quality)
 
     def region_facts(self, selector: str, *, nights=None) -> dict:
         """One frame's group box and current run's centroids, for a ds9 region file (``obsdb regions``)."""
-        from obsdb.catalog.queries import region_facts
+        from obsdb.catalog.details import region_facts
 
         return self.read(region_facts, selector, nights=nights)
 
     def report_facts(self, *, nights=None) -> dict:
         """Frames, runs, per-run shifts and stacks for ``obsdb report``, read in one transaction."""
-        from obsdb.catalog.queries import report_facts
+        from obsdb.catalog.report_queries import report_facts
 
         return self.read(report_facts, nights=nights)
 
     def report_details(self, *, nights=None) -> dict:
         """Nights, instruments, per-frame extras, tag and shift histories and QA thresholds for ``obsdb report``."""
-        from obsdb.catalog.queries import report_details
+        from obsdb.catalog.report_queries import report_details
 
         return self.read(report_details, nights=nights)
 
     def nights(self) -> list[dict]:
         """Every night with frames, bands, targets, instruments, status counts and median FWHM."""
-        from obsdb.catalog.queries import night_summaries
+        from obsdb.catalog.summaries import night_summaries
 
         return self.read(night_summaries)
 
     def known_values(self) -> dict[str, list[str]]:
         """The bands and active tag names in the catalog (``{"bands": [...], "tags": [...]}``)."""
-        from obsdb.catalog.queries import known_values
+        from obsdb.catalog.summaries import known_values
 
         return self.read(known_values)
 
     def summary(self, *, night=None) -> list[dict]:
         """Frames per band and type with status counts (``obsdb summary``)."""
-        from obsdb.catalog.queries import band_summary
+        from obsdb.catalog.summaries import band_summary
 
         return self.read(band_summary, nights=night)
 
     def log(self, *, limit: int = 50, command: str | None = None, night=None) -> list[dict]:
         """The newest events, newest first (``obsdb log``)."""
-        from obsdb.catalog.queries import event_log
+        from obsdb.catalog.details import event_log
 
         return self.read(event_log, limit=limit, command=command, nights=night)
 

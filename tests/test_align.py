@@ -11,7 +11,7 @@ from obsdb.catalog.models import Frame, ShiftStep, Tag
 from obsdb.catalog.queries import frame_records
 from obsdb.cli.app import app
 from obsdb.config import IngestConfig
-from obsdb.catalog.queries import frame_history
+from obsdb.catalog.details import frame_history
 from obsdb.pipeline.align import align_auto
 from obsdb.simulate import FrameSpec, simulate_night
 

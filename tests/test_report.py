@@ -74,7 +74,7 @@ def night_catalog(tmp_path_factory):
     """A 15-frame night with one unreadable file, ingested, QA'd, one frame tagged by hand."""
     from obsdb.catalog.db import database_url, upgrade
     from obsdb.api import Catalog
-    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.selectors import select_frames
     from obsdb.catalog.tags import add_tags
     from obsdb.simulate import simulate_night
 
@@ -187,7 +187,8 @@ def test_header_names_catalog_version_and_counts(night_catalog, report):
 
 
 def test_rebuild_reuses_thumbnails_and_redraws_a_changed_badge(night_catalog, tmp_path):
-    from obsdb.catalog.queries import frame_records, select_frames
+    from obsdb.catalog.queries import frame_records
+    from obsdb.catalog.selectors import select_frames
     from obsdb.catalog.tags import add_tags
     from obsdb.pipeline.report import build_report
 

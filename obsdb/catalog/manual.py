@@ -11,7 +11,7 @@ from pathlib import Path
 
 from obsdb.text import plural
 from obsdb.catalog.decisions import check_box_inside, parse_box, set_group
-from obsdb.catalog.queries import SelectorError, select_frames
+from obsdb.catalog.selectors import SelectorError, select_frames
 from obsdb.catalog.tags import add_tags, retract_tags
 from obsdb.catalog.writes import record_event
 from obsdb.config import login_name
