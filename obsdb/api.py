@@ -295,6 +295,7 @@ class Catalog:
 
         with self.session() as session:
             return list(session.scalars(select(Night.name).order_by(Night.name)))
+
     def groups(self) -> list[dict]:
         """Pointing groups with their members, boxes and reference-star positions (``obsdb groups``)."""
         from obsdb.catalog.decisions import list_groups
