@@ -453,7 +453,7 @@ def generate_rows(n_nights: int, per_night: int, facts: dict, *, seed: int = 1):
     from obsdb.imaging.register import REGISTER_VERSION
     from obsdb.imaging.stars import STARS_VERSION, STORED_STAR_DTYPE
     from obsdb.imaging.stats import STATS_VERSION
-    from obsdb.pipeline.metrics import METRICS_VERSION
+    from obsdb.catalog.versions import METRICS_VERSION
 
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)

@@ -122,17 +122,17 @@ def child(kind: str, folder: Path, db: Path | None) -> dict:
         import obsdb.imaging.stars  # noqa: F401
         import obsdb.imaging.stats  # noqa: F401
         import obsdb.pipeline.metrics  # noqa: F401
-        from obsdb.catalog.db import database_url, open_catalog, upgrade
+        from obsdb.catalog.db import database_url, upgrade
+        from obsdb.api import Catalog
         from obsdb.config import IngestConfig
-        from obsdb.pipeline.ingest import ingest
 
         upgrade(database_url(str(db)))
-        catalog = open_catalog(str(db))
+        catalog = Catalog.open(str(db))
         config = IngestConfig(measure_quality=kind.startswith("obsdb-quality"))
         workers = KINDS[kind][1]
 
         def run():
-            report = ingest(catalog, [folder], workers=workers, config=config, user="bench")
+            report = catalog.ingest([folder], workers=workers, config=config, user="bench")
             if report.failed or len(report.added) != len(files):
                 raise SystemExit(f"ingest failed: {report.failed[:3]}")
     elif kind in ("read", "floor", "floor-sha"):

@@ -102,21 +102,20 @@ def print_confusion(truth, tags, reasons, measured) -> None:
 
 def run_catalog(folder: Path, truth, args) -> int:
     """The real pipeline: ingest the night into a temporary catalog, run_qa, tags from the catalog."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
     from obsdb.catalog.queries import frame_records
-    from obsdb.pipeline.ingest import ingest
-    from obsdb.pipeline.qa import run_qa
 
     with tempfile.TemporaryDirectory(prefix="obsdb-qa-catalog-") as tmp:
         db = str(Path(tmp) / "obsdb.sqlite")
         upgrade(database_url(db))
-        catalog = open_catalog(db)
+        catalog = Catalog.open(db)
         try:
             t0 = time.perf_counter()
-            ingested = ingest(catalog, [folder], workers=args.workers)
+            ingested = catalog.ingest([folder], workers=args.workers)
             t_ingest = time.perf_counter() - t0
             t0 = time.perf_counter()
-            report = run_qa(catalog, workers=args.workers)
+            report = catalog.qa(workers=args.workers)
             t_qa = time.perf_counter() - t0
             with catalog.session() as session:
                 records = frame_records(session)

@@ -36,17 +36,16 @@ def run_set(name: str, paths: list[Path], workdir: Path) -> tuple[dict, dict]:
     """Ingest ``paths`` into a new catalog and run QA: ({file: [active rule tags]}, {file: hfd})."""
     from sqlalchemy import select
 
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
     from obsdb.catalog.models import Frame, FrameMetrics, Tag
-    from obsdb.pipeline.ingest import ingest
-    from obsdb.pipeline.qa import run_qa
 
     db = workdir / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}.sqlite"
     upgrade(database_url(str(db)))
-    catalog = open_catalog(str(db))
+    catalog = Catalog.open(str(db))
     try:
-        ingest(catalog, [str(p) for p in paths])
-        run_qa(catalog)
+        catalog.ingest([str(p) for p in paths])
+        catalog.qa()
         with catalog.session() as session:
             tags: dict[str, list[str]] = {}
             for file_name, tag in session.execute(

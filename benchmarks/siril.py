@@ -29,7 +29,7 @@ Method.  The script
        the method's time, each part is reported too;
    (b) ``api``: one Python process (``python benchmarks/siril.py --child
        api``) doing ``Catalog.open(X).align(band=B)`` then
-       ``obsdb.pipeline.render.render(catalog, OUT, band=B,
+       ``catalog.render(OUT, band=B,
        stack="median")``.  Two figures: the align + render calls in the
        process (imports and start-up excluded), and the child's whole wall
        time;
@@ -183,7 +183,6 @@ def child_api(db: Path, out: Path, band: str, workers: int, profile: Path | None
     marks = {}
     start = time.perf_counter()
     from obsdb import Catalog
-    from obsdb.pipeline.render import render
 
     marks["import"] = time.perf_counter() - start
     warm_db = db.with_name(db.stem + "-warm.sqlite")
@@ -201,7 +200,7 @@ def child_api(db: Path, out: Path, band: str, workers: int, profile: Path | None
             cat.align(band=band, workers=workers)
             marks["align" + suffix] = time.perf_counter() - t
             t = time.perf_counter()
-            report = render(cat, target, band=band, stack="median", workers=workers)
+            report = cat.render(target, band=band, stack="median", workers=workers)
             marks["render" + suffix] = time.perf_counter() - t
             if profiler and not suffix:
                 profiler.disable()

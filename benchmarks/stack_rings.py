@@ -83,7 +83,7 @@ def _render_unmasked(db: Path, out: Path) -> None:
     render._attach_detector_defects = lambda tasks: None
     render._linear_near_saturation = lambda aligned, *args: (aligned, 0)
     with Catalog.open(db) as catalog:
-        render.render(catalog, out, stack="median")
+        catalog.render(out, stack="median")
 
 
 def main(argv=None) -> int:

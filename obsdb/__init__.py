@@ -8,7 +8,7 @@ The front door is :class:`Catalog`::
         table = cat.frames(band="V", status="rejected").to_table()
 """
 
-__version__ = "0.3.0"
+from obsdb.version import __version__
 
 __all__ = ["Catalog", "CatalogError", "FrameList", "FrameRecord", "ObsdbError", "__version__"]
 
@@ -16,7 +16,7 @@ __all__ = ["Catalog", "CatalogError", "FrameList", "FrameRecord", "ObsdbError", 
 def __getattr__(name):
     # Lazy, so that `import obsdb` (and `obsdb --help`) does not load SQLAlchemy.
     if name == "Catalog":
-        from obsdb.catalog.catalog import Catalog
+        from obsdb.api import Catalog
 
         return Catalog
     if name in ("FrameRecord", "FrameList"):

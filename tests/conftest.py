@@ -54,11 +54,12 @@ def write_fits(path: Path, data, header: dict | None = None) -> Path:
 @pytest.fixture()
 def catalog(tmp_path):
     """A fresh catalog at head, opened; closed after the test."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     url = database_url(str(tmp_path / "obsdb.sqlite"))
     upgrade(url)
-    cat = open_catalog(str(tmp_path / "obsdb.sqlite"))
+    cat = Catalog.open(str(tmp_path / "obsdb.sqlite"))
     yield cat
     cat.close()
 

@@ -11,28 +11,26 @@ from obsdb.catalog.models import Frame, ShiftStep, Tag
 from obsdb.catalog.queries import frame_records
 from obsdb.cli.app import app
 from obsdb.config import IngestConfig
-from obsdb.catalog.queries import frame_history
-from obsdb.pipeline.align import align_auto, align_staged
-from obsdb.pipeline.groups import auto_groups
-from obsdb.pipeline.ingest import ingest
-from obsdb.pipeline.qa import run_qa
+from obsdb.catalog.details import frame_history
+from obsdb.pipeline.align import align_auto
 from obsdb.simulate import FrameSpec, simulate_night
 
 
 @pytest.fixture(scope="module")
 def aligned_night(tmp_path_factory):
     """A 512 px night with pointing groups and drift, ingested, QA'd and auto-aligned."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     folder = tmp_path_factory.mktemp("align-night")
     truth = simulate_night(folder, seed=11, size=512, n_frames=16, bands=("V", "R"), n_groups=3,
                            cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0, max_group_offset=120)
     db = str(folder / "obsdb.sqlite")
     upgrade(database_url(db))
-    catalog = open_catalog(db)
-    ingest(catalog, [folder])
-    run_qa(catalog)
-    report = align_auto(catalog)
+    catalog = Catalog.open(db)
+    catalog.ingest([folder])
+    catalog.qa()
+    report = align_auto(catalog.db)
     yield catalog, truth, report
     catalog.close()
 
@@ -90,9 +88,9 @@ def test_history_and_frames_json_carry_the_shift(aligned_night):
 
 def test_staged_on_auto_groups_matches_truth(aligned_night):
     catalog, truth, _ = aligned_night
-    grouping = auto_groups(catalog)
+    grouping = catalog.auto_groups()
     assert len(grouping.groups) >= 3
-    report = align_staged(catalog)
+    report = catalog.align_staged()
     assert not report.failures, [r.reason for r in report.failures]
     errors = _errors(report, truth)
     # Single-star centroids: a few hundredths of a pixel, not the 0.01 of many matched stars.
@@ -113,8 +111,8 @@ def test_staged_on_auto_groups_matches_truth(aligned_night):
 
 def test_staged_integer_rounds_every_stage(aligned_night):
     catalog, truth, _ = aligned_night
-    auto_groups(catalog)
-    report = align_staged(catalog, integer=True)
+    catalog.auto_groups()
+    report = catalog.align_staged(integer=True)
     with catalog.session() as session:
         values = session.execute(select(ShiftStep.dx, ShiftStep.dy).where(ShiftStep.run_id == report.run_id)).all()
     assert all(float(v).is_integer() for pair in values for v in pair)
@@ -125,7 +123,8 @@ def test_staged_integer_rounds_every_stage(aligned_night):
 
 def test_unregistrable_frame_is_tagged_never_shifted(tmp_path):
     """A frame without stars gets `unregistered` with a reason, and no shift step."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     specs = [FrameSpec(number=n, band="V") for n in (101, 102, 103)]
     simulate_night(tmp_path, specs, seed=4, size=256)
@@ -136,10 +135,10 @@ def test_unregistrable_frame_is_tagged_never_shifted(tmp_path):
                {"FILTER": "V", "IMAGETYP": "Light Frame", "EXPTIME": 30.0})
     db = str(tmp_path / "c.sqlite")
     upgrade(database_url(db))
-    catalog = open_catalog(db)
+    catalog = Catalog.open(db)
     try:
-        ingest(catalog, [tmp_path], config=IngestConfig())
-        report = align_auto(catalog, status="any", reference="101")
+        catalog.ingest([tmp_path], config=IngestConfig())
+        report = align_auto(catalog.db, status="any", reference="101")
         failed = {r.number: r.reason for r in report.failures}
         assert set(failed) == {104} and failed[104]
         with catalog.session() as session:
@@ -150,7 +149,7 @@ def test_unregistrable_frame_is_tagged_never_shifted(tmp_path):
             record = next(r for r in frame_records(session) if r["number"] == 104)
             assert record["status"] == "rejected" and record["shift"] is None
         # QA re-runs manage their own tags only: `unregistered` stays.
-        run_qa(catalog)
+        catalog.qa()
         with catalog.session() as session:
             active = session.scalars(select(Tag).where(Tag.name == "unregistered", Tag.retracted_at.is_(None))).all()
             assert len(active) == 1

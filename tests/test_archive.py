@@ -179,31 +179,7 @@ def test_the_readme_notebook_section_runs_and_prints_a_table(tmp_path, monkeypat
     assert re.search(r"^\s*night\s+number", out, re.M), out
 
 
-def test_pipeline_steps_hold_no_sql():
-    """Layers: pipeline modules go through obsdb.Catalog; they neither import sqlalchemy nor open sessions."""
-    import ast
-    from pathlib import Path
-
-    import obsdb.pipeline
-
-    offenders = []
-    for path in sorted(Path(obsdb.pipeline.__file__).parent.glob("*.py")):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""]
-            offenders += [f"{path.name}: imports {n}" for n in names
-                          if n.split(".")[0] == "sqlalchemy" or n in ("obsdb.catalog.models", "obsdb.catalog.db")]
-            if isinstance(node, ast.Attribute) and node.attr == "session":
-                offenders.append(f"{path.name}:{node.lineno}: opens a catalog session")
-    assert offenders == []
-
-
 def test_render_and_report_take_one_night(two_nights, tmp_path):
-    from obsdb.pipeline.render import render
     from obsdb.report.snapshot import read_snapshot
 
     with Catalog.open(tmp_path / "c.sqlite", create=True) as cat:
@@ -212,7 +188,7 @@ def test_render_and_report_take_one_night(two_nights, tmp_path):
         cat.align()
         with pytest.raises(Exception, match="2026-03-14:1005"):
             cat.region_facts("1005")
-        rendered = render(cat, tmp_path / "out", nights=[NIGHT2], status="any")
+        rendered = cat.render(tmp_path / "out", nights=[NIGHT2], status="any")
         night2_paths = {r.path for r in cat.frames(night=NIGHT2)}
         assert rendered.frames and all(Path(path).name in {Path(p).name for p in night2_paths}
                                        for _, path in rendered.frames)

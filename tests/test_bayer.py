@@ -59,9 +59,8 @@ def test_a_colour_night_is_registered_at_full_resolution_and_rendered_without_ch
         # The stored FWHM is in full-resolution pixels (the simulator's seeing is 2.0-3.5 px).
         fwhms = [f.metrics["fwhm"] for f in cat.frames()]
         assert 1.5 < float(np.median(fwhms)) < 5.0
-        from obsdb.pipeline.render import render
 
-        rendered = render(cat, root / "out", status="any", stack="median")
+        rendered = cat.render(root / "out", status="any", stack="median")
     raw = fits.getdata(root / "night" / truth.frames[0]["file"]).astype(float)
     assert _checkerboard(raw) > 0.3
     for _, path in rendered.frames:
@@ -74,13 +73,14 @@ def test_a_colour_night_is_registered_at_full_resolution_and_rendered_without_ch
 
 def test_the_pixel_fallback_detects_a_mosaic_as_ingest_stores_it(colour_night):
     from obsdb.imaging.fitsio import read_fits_image
+    from obsdb.catalog.stores import AlignStore
     from obsdb.pipeline.align import _detect
 
     root, truth = colour_night
     with Catalog.open(root / "c.sqlite", create=True) as cat:
         if not cat.frames():  # run on its own, without the test above
             cat.ingest([root / "night"])
-        frame = cat.align_frames(status="any")[0]
+        frame = AlignStore(cat.db).align_frames(status="any")[0]
     fresh = _detect(read_fits_image(frame.path, hash_mode="none"))
     stored = frame.stars
     d = np.hypot(fresh["x"][:, None] - stored["x"][None, :], fresh["y"][:, None] - stored["y"][None, :])

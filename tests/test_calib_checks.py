@@ -121,7 +121,7 @@ def calibration_night(tmp_path_factory):
 
 
 def test_qa_tags_injected_calibration_problems_and_only_them(calibration_night, catalog_url):
-    from obsdb.catalog.catalog import Catalog
+    from obsdb.api import Catalog
 
     with Catalog.open(catalog_url, create=True) as catalog:
         catalog.ingest([calibration_night])
@@ -152,7 +152,7 @@ def test_qa_tags_injected_calibration_problems_and_only_them(calibration_night, 
 def test_old_star_metrics_and_light_tags_on_calibration_frames_are_undone(calibration_night, tmp_path):
     from sqlalchemy import select
 
-    from obsdb.catalog.catalog import Catalog
+    from obsdb.api import Catalog
     from obsdb.catalog.models import Frame, FrameMetrics, Tag
 
     with Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}", create=True) as catalog:
@@ -192,11 +192,12 @@ def test_rejected_and_summary_list_calibration_apart(calibration_night, tmp_path
 def test_the_real_lowell_calibration_frames(real_data, tmp_path):
     """6 bias and 5 twilight flats of one real night: by inspection none is an outlier
     (docs/calibration-frames.md gives the numbers), and the checks agree."""
-    from obsdb.catalog.catalog import Catalog
+    from obsdb.api import Catalog
+    from obsdb.catalog.stores import CalibrationStore
 
     with Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}", create=True) as catalog:
         catalog.ingest([real_data / "lowell42_raw_night"])
-        frames = catalog.calibration_frames()
+        frames = CalibrationStore(catalog.db).calibration_frames()
         verdicts = evaluate_calibration(frames)
     assert sorted(f["type"] for f in frames) == ["bias"] * 6 + ["flat"] * 5
     bias = [f for f in frames if f["type"] == "bias"]

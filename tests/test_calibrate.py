@@ -107,13 +107,12 @@ def test_masters_recover_the_truth_and_lights_get_their_own_band(raw_catalog):
     from astropy.io import fits
 
     from obsdb.catalog.masters import MasterStore
-    from obsdb.pipeline.calibrate import calibrate
 
     catalog, truth, tmp_path = raw_catalog
     ids = _frame_ids(catalog)
-    report = calibrate(catalog, tmp_path / "masters")
+    report = catalog.calibrate(tmp_path / "masters")
     assert not report.failed
-    masters = MasterStore(catalog).masters()
+    masters = MasterStore(catalog.db).masters()
     (bias,), (dark,) = _masters_by(masters, "bias"), _masters_by(masters, "dark")
     (flat_v,), (flat_r,) = _masters_by(masters, "flat", "V"), _masters_by(masters, "flat", "R")
 
@@ -181,16 +180,15 @@ def test_masters_recover_the_truth_and_lights_get_their_own_band(raw_catalog):
 
 def test_rerun_reuses_then_a_bad_master_is_never_used(raw_catalog):
     from obsdb.catalog.masters import MasterStore
-    from obsdb.pipeline.calibrate import calibrate
 
     catalog, _, tmp_path = raw_catalog
-    first = calibrate(catalog, tmp_path / "masters")
-    second = calibrate(catalog, tmp_path / "masters")
+    first = catalog.calibrate(tmp_path / "masters")
+    second = catalog.calibrate(tmp_path / "masters")
     assert not second.built and len(second.reused) == len(first.built) == 4
-    store = MasterStore(catalog)
+    store = MasterStore(catalog.db)
     flat_v = _masters_by(store.masters(), "flat", "V")[0]
     store.mark_bad([flat_v["id"]], "dust moved", by="ana")
-    third = calibrate(catalog, tmp_path / "masters")
+    third = catalog.calibrate(tmp_path / "masters")
     light = _frame_ids(catalog)["L1.fits"]
     row = next(r for r in third.matches if r["frame_id"] == light and r["kind"] == "flat")
     # The bad master is never chosen, and not silently rebuilt from the same frames.
@@ -201,7 +199,7 @@ def test_rerun_reuses_then_a_bad_master_is_never_used(raw_catalog):
     first_member = flat_v["members"][0]["frame_id"]
     label = next(f["file_name"] for f in catalog.frame_dicts() if f["id"] == first_member)
     catalog.tag(label, "reject", reason="a plane crossed it", author="ana")
-    fourth = calibrate(catalog, tmp_path / "masters")
+    fourth = catalog.calibrate(tmp_path / "masters")
     (rebuilt,) = [b for b in fourth.built if b["kind"] == "flat"]
     row = next(r for r in fourth.matches if r["frame_id"] == light and r["kind"] == "flat")
     assert row["master_id"] == rebuilt["id"] and rebuilt["n_frames"] == 3
@@ -209,7 +207,6 @@ def test_rerun_reuses_then_a_bad_master_is_never_used(raw_catalog):
 
 def test_foreign_file_is_never_overwritten(tmp_path, catalog):
     from obsdb.errors import ObsdbError
-    from obsdb.pipeline.calibrate import calibrate
 
     folder = tmp_path / "raw"
     make_raw_night(folder)
@@ -220,7 +217,7 @@ def test_foreign_file_is_never_overwritten(tmp_path, catalog):
     mine = out / f"master-bias-{night}-1.fits"                 # the name the first master would get
     mine.write_bytes(b"the user's own file")
     with pytest.raises(ObsdbError, match="was not written by obsdb"):
-        calibrate(catalog, out)
+        catalog.calibrate(out)
     assert mine.read_bytes() == b"the user's own file"
 
 
@@ -228,15 +225,14 @@ def test_processes_executor_gives_the_same_masters(tmp_path, catalog):
     from astropy.io import fits
 
     from obsdb.catalog.masters import MasterStore
-    from obsdb.pipeline.calibrate import calibrate
     from obsdb.pipeline.executors import ProcessExecutor
 
     folder = tmp_path / "raw"
     make_raw_night(folder)
     catalog.ingest([str(folder)])
-    report = calibrate(catalog, tmp_path / "masters", executor=ProcessExecutor(2))
+    report = catalog.calibrate(tmp_path / "masters", executor=ProcessExecutor(2))
     assert len(report.built) == 4 and not report.failed
-    for master in MasterStore(catalog).masters():
+    for master in MasterStore(catalog.db).masters():
         assert fits.getheader(master["path"])["OBSDB_MID"] == master["id"]
 
 
@@ -311,7 +307,6 @@ def test_real_lowell_night(real_data, tmp_path):
 
     from obsdb import Catalog
     from obsdb.catalog.masters import MasterStore
-    from obsdb.pipeline.calibrate import calibrate
 
     folder = real_data / "lowell42_raw_night"
     if not folder.is_dir():
@@ -319,9 +314,9 @@ def test_real_lowell_night(real_data, tmp_path):
     with Catalog.open(str(tmp_path / "obsdb.sqlite"), create=True) as catalog:
         catalog.ingest([str(folder)])
         catalog.qa()
-        report = calibrate(catalog, tmp_path / "masters")
+        report = catalog.calibrate(tmp_path / "masters")
         assert not report.failed
-        masters = MasterStore(catalog).masters()
+        masters = MasterStore(catalog.db).masters()
         numbers = {f["id"]: f["number"] for f in catalog.frame_dicts()}
         (bias,), flats = _masters_by(masters, "bias"), _masters_by(masters, "flat")
         assert sorted(numbers[m["frame_id"]] for m in bias["members"]) == [4, 5, 6, 7, 8, 9]
@@ -392,7 +387,6 @@ def test_real_lights_are_flatter_after_the_flat(real_data, tmp_path, capsys):
     from obsdb.catalog.masters import MasterStore
     from obsdb.imaging.calibration import apply_calibration, large_scale_rms, overscan_and_trim
     from obsdb.imaging.fitsio import read_fits_image
-    from obsdb.pipeline.calibrate import calibrate
 
     folder = real_data / "lowell42_raw_night"
     if not folder.is_dir():
@@ -400,8 +394,8 @@ def test_real_lights_are_flatter_after_the_flat(real_data, tmp_path, capsys):
     with Catalog.open(str(tmp_path / "obsdb.sqlite"), create=True) as catalog:
         catalog.ingest([str(folder)])
         catalog.qa()
-        report = calibrate(catalog, tmp_path / "masters")
-        paths = {m["id"]: m["path"] for m in MasterStore(catalog).masters()}
+        report = catalog.calibrate(tmp_path / "masters")
+        paths = {m["id"]: m["path"] for m in MasterStore(catalog.db).masters()}
         files = {f["id"]: f["path"] for f in catalog.frame_dicts()}
     chosen: dict[int, dict] = {}
     for row in report.matches:

@@ -5,8 +5,8 @@ import sqlite3
 import pytest
 from sqlalchemy import text
 
-from obsdb.catalog.db import (CatalogError, alembic_config, database_url, head_revision, make_engine,
-                              open_catalog, upgrade)
+from obsdb.api import Catalog
+from obsdb.catalog.db import CatalogError, alembic_config, database_url, head_revision, make_engine, upgrade
 from obsdb.catalog.models import Base
 
 
@@ -81,7 +81,7 @@ def test_init_is_idempotent_and_sets_pragmas(tmp_path):
     url = database_url(str(path))
     assert upgrade(url) == (None, head_revision())
     assert upgrade(url) == (head_revision(), head_revision())
-    catalog = open_catalog(str(path))
+    catalog = Catalog.open(str(path))
     with catalog.engine.connect() as connection:
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -91,7 +91,7 @@ def test_init_is_idempotent_and_sets_pragmas(tmp_path):
 
 def test_missing_catalog_says_run_init(tmp_path):
     with pytest.raises(CatalogError, match="obsdb init"):
-        open_catalog(str(tmp_path / "absent.sqlite"))
+        Catalog.open(str(tmp_path / "absent.sqlite"))
 
 
 def test_catalog_behind_head_is_refused(tmp_path):
@@ -100,23 +100,24 @@ def test_catalog_behind_head_is_refused(tmp_path):
     with sqlite3.connect(path) as connection:
         connection.execute("UPDATE alembic_version SET version_num = 'older'")
     with pytest.raises(CatalogError, match="obsdb init"):
-        open_catalog(str(path))
+        Catalog.open(str(path))
 
 
 def test_empty_database_file_is_refused(tmp_path):
     path = tmp_path / "empty.sqlite"
     sqlite3.connect(path).close()
     with pytest.raises(CatalogError, match="empty"):
-        open_catalog(str(path))
+        Catalog.open(str(path))
 
 
 def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path):
-    from obsdb.catalog.db import CatalogError, database_url, open_catalog, upgrade
+    from obsdb.catalog.db import CatalogError, database_url, upgrade
+    from obsdb.api import Catalog
 
     path = tmp_path / "notes.txt"
     path.write_text("observing log, not a catalog\n" * 200)
     before = path.read_bytes()
-    for attempt in (lambda: open_catalog(str(path)), lambda: upgrade(database_url(str(path)))):
+    for attempt in (lambda: Catalog.open(str(path)), lambda: upgrade(database_url(str(path)))):
         with pytest.raises(CatalogError, match="not a usable catalog .file is not a database."):
             attempt()
     assert path.read_bytes() == before
@@ -234,7 +235,7 @@ def test_a_catalog_this_user_may_only_read_opens_read_only(tmp_path, monkeypatch
         return real_access(target, mode, *args, **kwargs)
 
     monkeypatch.setattr(db_module.os, "access", no_write)
-    catalog = open_catalog(str(path))
+    catalog = Catalog.open(str(path))
     try:
         assert "mode=ro" in catalog.url and len(catalog.frames()) == 0
         assert catalog.nights() == []

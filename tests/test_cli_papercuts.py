@@ -153,7 +153,7 @@ def test_a_near_miss_tag_is_refused_unless_free_text(night):
 
 
 def test_the_catalog_and_plans_refuse_a_near_miss_too(night, tmp_path):
-    from obsdb.catalog.catalog import Catalog
+    from obsdb.api import Catalog
     from obsdb.errors import ObsdbError
     from obsdb.pipeline.plan import load_plan
 
@@ -171,7 +171,7 @@ def test_the_catalog_and_plans_refuse_a_near_miss_too(night, tmp_path):
 
 def test_where_status_equals_the_status_option(catalog_url, small_night):
     """`--where "status == 'rejected'"` selects what `--status rejected` does, on SQLite and PostgreSQL."""
-    from obsdb.catalog.catalog import Catalog
+    from obsdb.api import Catalog
 
     folder, truth = small_night
     with Catalog.open(catalog_url, create=True) as catalog:
@@ -196,7 +196,7 @@ def test_where_status_equals_the_status_option(catalog_url, small_night):
 def test_to_pandas_without_pandas_says_how_to_install(night, monkeypatch):
     import builtins
 
-    from obsdb.catalog.catalog import Catalog
+    from obsdb.api import Catalog
     from obsdb.errors import ObsdbError
 
     real_import = builtins.__import__

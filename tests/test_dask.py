@@ -96,7 +96,6 @@ def test_the_command_line_runs_ingest_and_align_on_a_local_cluster(tmp_path):
 
 
 def test_render_and_report_on_a_local_cluster_write_what_serial_writes(tmp_path, cluster):
-    from obsdb.pipeline.render import render
     from obsdb.report.build import build_report
 
     simulate_night(tmp_path / "night", seed=99, n_frames=5, **SMALL)
@@ -104,8 +103,8 @@ def test_render_and_report_on_a_local_cluster_write_what_serial_writes(tmp_path,
         catalog.ingest([tmp_path / "night"])
         catalog.qa()
         catalog.align()
-        serial = render(catalog, tmp_path / "serial")
-        dask = render(catalog, tmp_path / "dask", executor=cluster)
+        serial = catalog.render(tmp_path / "serial")
+        dask = catalog.render(tmp_path / "dask", executor=cluster)
         page = build_report(catalog, tmp_path / "report", executor=cluster)
     assert sorted(Path(p).name for _, p in dask.frames) == sorted(Path(p).name for _, p in serial.frames)
     for _, path in serial.frames:
@@ -120,7 +119,7 @@ def test_ctrl_c_on_a_local_cluster_stops_the_workers_and_keeps_complete_rows(tmp
     import signal
     import sqlite3
 
-    from obsdb.catalog.db import open_catalog
+    from obsdb.api import Catalog
     from tests.test_ingest import STATS_ONLY, _interrupted_ingest
 
     code, err, catalogued, orphans, folder, db, total = _interrupted_ingest(
@@ -128,7 +127,7 @@ def test_ctrl_c_on_a_local_cluster_stops_the_workers_and_keeps_complete_rows(tmp
     assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert 0 < catalogued < total and orphans == 0
-    catalog = open_catalog(str(db))
+    catalog = Catalog.open(str(db))
     try:
         catalog.ingest([folder], config=STATS_ONLY)
     finally:

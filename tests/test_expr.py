@@ -214,13 +214,15 @@ def _deepest(leaf: str, wrap: str, chain: bool = False) -> str:
 
 def test_the_deepest_allowed_expressions_run_in_every_query_that_takes_where(archive):
     """render's plan holds the filter two subqueries deep, align's one, the listing none."""
+    from obsdb.catalog.stores import AlignStore, RenderStore
+
     chained = _deepest("align_rms < 1", "and/or", chain=True)
     assert len(labels(archive, chained)) == 7
-    archive.render_plan(where=chained, status="any")
+    RenderStore(archive.db).render_plan(where=chained, status="any")
     for where in (_deepest("header['CCD-TEMP'] > -100", "not"),
                   _deepest("median / (align_rms + (align_dx * (align_dy - 1))) > -1e18", "and/or")):
-        archive.align_frames(where=where, status="any")
-        archive.render_plan(where=where, status="any")
+        AlignStore(archive.db).align_frames(where=where, status="any")
+        RenderStore(archive.db).render_plan(where=where, status="any")
 
 
 REFUSED = [

@@ -15,13 +15,13 @@ SMALL = dict(size=192, n_frames=4, bands=("V",), n_groups=1, cloud_fraction=0, t
 
 def test_run_twice_with_its_output_inside_the_night_ingests_no_output(tmp_path):
     """`obsdb run NIGHT --out NIGHT/processed`, twice: the aligned frames and stacks are never frames."""
-    from obsdb.pipeline.run import run_night
+    from obsdb.api import Catalog
 
     night = tmp_path / "night"
     simulate_night(night, seed=61, **SMALL)
     out = night / "processed"
-    run_night(night, out, report=False)
-    run_night(night, out, report=False)
+    Catalog.run(night, out, report=False)
+    Catalog.run(night, out, report=False)
     with Catalog.open(out / "obsdb.sqlite") as catalog:
         paths = [record["path"] for record in catalog.frame_dicts()]
     assert len(paths) == 4 and not any("/processed/" in path for path in paths)
@@ -125,7 +125,6 @@ def test_a_full_disk_under_the_catalog_is_named_as_such(monkeypatch):
 
 def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path):
     from obsdb.errors import ObsdbError
-    from obsdb.pipeline.render import render
     from obsdb.report.build import build_report
 
     simulate_night(tmp_path / "night", seed=65, **SMALL)
@@ -135,7 +134,7 @@ def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path):
         catalog.qa()
         catalog.align()
         with pytest.raises(ObsdbError, match="is a file, not a folder"):
-            render(catalog, tmp_path / "a-file")
+            catalog.render(tmp_path / "a-file")
         with pytest.raises(ObsdbError, match="is a file, not a folder"):
             build_report(catalog, tmp_path / "a-file")
     assert (tmp_path / "a-file").read_text() == "mine"

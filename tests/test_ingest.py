@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from obsdb.catalog.models import Event, Frame, FrameStats
 from obsdb.catalog.queries import frame_records
 from obsdb.config import IngestConfig
-from obsdb.pipeline.ingest import discover, ingest, measure_file
+from obsdb.pipeline.ingest import discover, measure_file
 from tests.conftest import write_fits
 
 STATS_ONLY = IngestConfig(measure_quality=False)
@@ -25,7 +25,7 @@ STATS_ONLY = IngestConfig(measure_quality=False)
 
 def test_simulated_night_is_catalogued(catalog, small_night):
     folder, truth = small_night
-    report = ingest(catalog, [folder], config=STATS_ONLY)
+    report = catalog.ingest([folder], config=STATS_ONLY)
     assert len(report.added) == len(truth.frames) and not report.failed
     with catalog.session() as session:
         records = frame_records(session)
@@ -46,7 +46,7 @@ def test_stats_in_catalog_match_numpy_on_the_file(catalog, small_night):
 
     folder, truth = small_night
     path = folder / truth.frames[0]["file"]
-    ingest(catalog, [path], config=STATS_ONLY)
+    catalog.ingest([path], config=STATS_ONLY)
     data = fits.getdata(path).astype(np.float64)
     with catalog.session() as session:
         stats = session.scalars(select(FrameStats)).one()
@@ -59,23 +59,23 @@ def test_reingest_is_idempotent_and_changes_are_logged(catalog, tmp_path):
     rng = np.random.default_rng(0)
     path = write_fits(tmp_path / "night" / "f_0101.fits", rng.normal(100, 5, (64, 64)).astype(np.float32),
                       {"FILTER": "V"})
-    first = ingest(catalog, [path.parent], config=STATS_ONLY)
+    first = catalog.ingest([path.parent], config=STATS_ONLY)
     assert len(first.added) == 1
     with catalog.session() as session:
         before = session.scalars(select(Frame)).one()
         stamp = before.measured_at
-    again = ingest(catalog, [path.parent], config=STATS_ONLY)
+    again = catalog.ingest([path.parent], config=STATS_ONLY)
     assert again.unchanged == [str(path.resolve())] and not again.added and not again.changed
     # Touched but identical content: still unchanged, nothing re-measured.
     os.utime(path, (time.time() + 10, time.time() + 10))
-    touched = ingest(catalog, [path.parent], config=STATS_ONLY)
+    touched = catalog.ingest([path.parent], config=STATS_ONLY)
     assert touched.unchanged and not touched.changed
     with catalog.session() as session:
         assert session.scalars(select(Frame)).one().measured_at == stamp
     # New content: re-measured, event with old and new hash.
     old_hash = before.sha256
     write_fits(path, rng.normal(500, 5, (64, 64)).astype(np.float32), {"FILTER": "V"})
-    changed = ingest(catalog, [path.parent], config=STATS_ONLY)
+    changed = catalog.ingest([path.parent], config=STATS_ONLY)
     assert changed.changed == [str(path.resolve())]
     with catalog.session() as session:
         frame = session.scalars(select(Frame)).one()
@@ -115,7 +115,7 @@ def test_each_bad_input_is_recorded_with_its_reason(catalog, tmp_path):
     folder = tmp_path / "bad"
     expected = make_bad_files(folder)
     write_fits(folder / "good_0100.fits", np.random.default_rng(2).normal(10, 1, (50, 50)).astype(np.float32))
-    report = ingest(catalog, [folder], config=STATS_ONLY)
+    report = catalog.ingest([folder], config=STATS_ONLY)
     assert [Path(p).name for p in report.added] == ["good_0100.fits"]
     reasons = {Path(p).name: reason for p, reason in report.failed}
     assert set(reasons) == set(expected)
@@ -129,14 +129,14 @@ def test_each_bad_input_is_recorded_with_its_reason(catalog, tmp_path):
             assert rows[name].readable is False and rows[name].error == reasons[name]
         assert rows["good_0100.fits"].stats is not None
     # Unchanged bad files are reported again, without re-reading them.
-    again = ingest(catalog, [folder], config=STATS_ONLY)
+    again = catalog.ingest([folder], config=STATS_ONLY)
     assert len(again.failed) == len(expected) and len(again.unchanged) == 1
 
 
 def test_inputs_are_never_modified(catalog, small_night):
     folder, truth = small_night
     before = {p.name: p.read_bytes() for p in sorted(folder.glob("*.fits"))[:3]}
-    ingest(catalog, [folder / name for name in before], config=STATS_ONLY)
+    catalog.ingest([folder / name for name in before], config=STATS_ONLY)
     assert {name: (folder / name).read_bytes() for name in before} == before
 
 
@@ -148,7 +148,7 @@ def test_gzipped_frames_and_workers_agree(catalog, tmp_path, small_night):
     for name in names:
         (target / (name + ".gz")).write_bytes(gzip.compress((folder / name).read_bytes()))
     single = {Path(m.path).name: m.stats for m in (measure_file(str(folder / n), STATS_ONLY) for n in names)}
-    report = ingest(catalog, [target], workers=2, config=STATS_ONLY)
+    report = catalog.ingest([target], workers=2, config=STATS_ONLY)
     assert len(report.added) == 4
     with catalog.session() as session:
         for frame in session.scalars(select(Frame)):
@@ -164,7 +164,7 @@ def test_discover_filters_and_recurses(tmp_path):
 
 
 def test_real_frames_ingest(catalog, real_data):
-    report = ingest(catalog, [real_data], recursive=True, config=STATS_ONLY)
+    report = catalog.ingest([real_data], recursive=True, config=STATS_ONLY)
     assert len(report.added) >= 30 and not report.failed, report.failed
     with catalog.session() as session:
         rows = {f.file_name: f for f in session.scalars(select(Frame).options(selectinload(Frame.stats)))}
@@ -245,13 +245,13 @@ def _ingest_and_signal(root, sig, n_frames, workers, options=()):
 
 def test_killed_ingest_leaves_a_consistent_catalog(tmp_path):
     """SIGKILL mid-ingest: only complete rows are present, and a rerun completes the night."""
-    from obsdb.catalog.db import open_catalog
+    from obsdb.api import Catalog
 
     code, _, n_frames, orphans, folder, db, total = _interrupted_ingest(tmp_path, signal.SIGKILL, n_frames=120)
     assert code == -signal.SIGKILL and orphans == 0 and 0 < n_frames < total
-    catalog = open_catalog(str(db))
+    catalog = Catalog.open(str(db))
     try:
-        report = ingest(catalog, [folder], config=STATS_ONLY)
+        report = catalog.ingest([folder], config=STATS_ONLY)
         assert len(report.unchanged) == n_frames and len(report.added) == total - n_frames
         with catalog.session() as session:
             assert session.scalar(select(func.count()).select_from(FrameStats)) == total
@@ -273,14 +273,14 @@ def test_shared_numbers_are_reported_and_a_new_pattern_renumbers_without_reading
     folder = tmp_path / "seestar-like"
     for stamp in (212046, 212249, 212454):
         write_fits(folder / f"m94_set1_{stamp}_bin2_crop512.fits", np.ones((8, 8), np.float32))
-    first = ingest(catalog, [folder], config=STATS_ONLY)
+    first = catalog.ingest([folder], config=STATS_ONLY)
     # No DATE-OBS: the night is named after the folder (and ingest says so).
     assert first.folder_nights == {"seestar-like"}
     key = ("seestar-like", 512)
     assert first.shared_numbers == {key: 3}  # the default rule takes the last run of digits
     assert first.number_pattern_hint == {key: r"set1_(\d+)"}  # and ingest says what would fit
     pattern = IngestConfig(measure_quality=False, number_pattern=first.number_pattern_hint[key])
-    again = ingest(catalog, [folder], config=pattern)
+    again = catalog.ingest([folder], config=pattern)
     assert len(again.unchanged) == 3 and not again.added and again.shared_numbers == {}
     with catalog.session() as session:
         assert sorted(session.scalars(select(Frame.number))) == [212046, 212249, 212454]
@@ -354,12 +354,12 @@ def test_files_gone_from_a_scanned_folder_are_reported_and_kept(catalog, tmp_pat
     for i in range(3):
         write_fits(folder / f"f_{1001 + i}.fits", np.full((8, 8), float(i), np.float32))
     write_fits(folder / "sub" / "f_2001.fits", np.ones((8, 8), np.float32))
-    assert len(ingest(catalog, [folder], recursive=True, config=STATS_ONLY).added) == 4
+    assert len(catalog.ingest([folder], recursive=True, config=STATS_ONLY).added) == 4
     (folder / "f_1002.fits").unlink()
     (folder / "sub" / "f_2001.fits").unlink()
-    flat = ingest(catalog, [folder], config=STATS_ONLY)
+    flat = catalog.ingest([folder], config=STATS_ONLY)
     assert flat.gone == [str((folder / "f_1002.fits").resolve())]  # sub-folders only with --recursive
-    deep = ingest(catalog, [folder], recursive=True, config=STATS_ONLY)
+    deep = catalog.ingest([folder], recursive=True, config=STATS_ONLY)
     assert deep.gone == sorted(str(p.resolve()) for p in (folder / "f_1002.fits", folder / "sub" / "f_2001.fits"))
     with catalog.session() as session:
         assert session.scalar(select(func.count()).select_from(Frame)) == 4  # nothing deleted
@@ -399,7 +399,7 @@ def test_a_crash_in_star_detection_costs_that_frame_its_metrics_only(catalog, tm
     monkeypatch.setattr(metrics, "metrics_from_image", crashing)
     paths = _night_with_one_marked_frame(tmp_path / "night")
     with pytest.warns(FitsWarning, match=r"crash_0003.fits: star detection crashed \(killed by SIGSEGV\)"):
-        report = ingest(catalog, [tmp_path / "night"], workers=workers)
+        report = catalog.ingest([tmp_path / "night"], workers=workers)
     assert len(report.added) == len(paths) and not report.failed
     with catalog.session() as session:
         frames = {f.file_name: f for f in session.scalars(select(Frame))}
@@ -424,7 +424,7 @@ def test_a_worker_that_dies_costs_only_its_file(catalog, tmp_path, monkeypatch, 
 
     monkeypatch.setattr(ingest_module, "_measure", dying)
     paths = _night_with_one_marked_frame(tmp_path / "night", n=12, marked=3)
-    report = ingest(catalog, [tmp_path / "night"], workers=2, config=STATS_ONLY)
+    report = catalog.ingest([tmp_path / "night"], workers=2, config=STATS_ONLY)
     assert sorted(Path(p).name for p in report.added) == sorted(p.name for p in paths if "crash" not in p.name)
     [(path, reason)] = report.failed
     assert Path(path).name == "crash_0004.fits"
@@ -470,7 +470,7 @@ def test_a_fifo_in_a_folder_is_skipped_and_one_given_directly_is_refused(catalog
     write_fits(folder / "good_0001.fits", np.random.default_rng(1).normal(10, 1, (32, 32)).astype(np.float32))
     os.mkfifo(folder / "pipe_0002.fits")
     with pytest.warns(FitsWarning, match=r"pipe_0002.fits: not a regular file \(a FIFO\), skipped"):
-        report = ingest(catalog, [folder], config=STATS_ONLY)
+        report = catalog.ingest([folder], config=STATS_ONLY)
     assert [Path(p).name for p in report.added] == ["good_0001.fits"] and not report.failed
     with pytest.raises(IngestError, match=r"pipe_0002.fits: not a regular file \(a FIFO\)$"):
         discover([folder / "pipe_0002.fits"])
@@ -517,7 +517,7 @@ def test_implausible_dates_and_duplicated_cards_are_recorded_with_a_warning(cata
         hdu.header.append(card)
     hdu.writeto(folder / "twice_0003.fits")
     with pytest.warns(FitsWarning) as noted:
-        report = ingest(catalog, [folder], config=STATS_ONLY)
+        report = catalog.ingest([folder], config=STATS_ONLY)
     assert len(report.added) == 3 and not report.failed
     messages = sorted(str(w.message) for w in noted if issubclass(w.category, FitsWarning))
     assert any(m.endswith("clock_0002.fits: TIME-OBS '99:99:99' is not a time of day: date recorded as unknown")

@@ -13,9 +13,7 @@ from obsdb.catalog.models import AlignmentRun, Frame, ShiftStep, Tag
 from obsdb.catalog.queries import frame_records
 from obsdb.config import IngestConfig
 from obsdb.errors import ObsdbError
-from obsdb.pipeline.align import align_staged
-from obsdb.pipeline.ingest import ingest
-from obsdb.pipeline.plan import apply_plan, load_plan
+from obsdb.pipeline.plan import load_plan
 from obsdb.simulate import FrameSpec, simulate_night
 
 PLAN = Path(__file__).resolve().parents[1] / "examples" / "ngc3293-plan.toml"
@@ -37,7 +35,8 @@ NIGHT = {
 @pytest.fixture(scope="module")
 def notebook_night(tmp_path_factory):
     """The notebook's frame numbers and bands, simulated small (the plan's boxes need not fit)."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     folder = tmp_path_factory.mktemp("ngc3293")
     specs = [FrameSpec(number=n, band=band) for band, numbers in NIGHT.items() for n in numbers]
@@ -45,8 +44,8 @@ def notebook_night(tmp_path_factory):
                    object_name="proc_NGC_3293")
     db = str(folder / "obsdb.sqlite")
     upgrade(database_url(db))
-    catalog = open_catalog(db)
-    ingest(catalog, [folder], config=IngestConfig(measure_quality=False))
+    catalog = Catalog.open(db)
+    catalog.ingest([folder], config=IngestConfig(measure_quality=False))
     yield catalog
     catalog.close()
 
@@ -54,7 +53,7 @@ def notebook_night(tmp_path_factory):
 def test_notebook_plan_reproduces_its_selection(notebook_night):
     catalog = notebook_night
     plan = load_plan(PLAN)
-    report = apply_plan(catalog, plan, user="tester")
+    report = catalog.apply_plan(plan, user="tester")
     assert report.missing_frames == []
     with catalog.session() as session:
         records = frame_records(session)
@@ -80,7 +79,7 @@ def test_notebook_plan_reproduces_its_selection(notebook_night):
     # The notebook's stage-2 offsets follow from the positions: (681 - 631, 409 - 448) = (50, -39).
     assert (681 - groups["group0"]["ref_star"][0], 409 - groups["group0"]["ref_star"][1]) == (50, -39)
 
-    again = apply_plan(catalog, plan, user="tester")
+    again = catalog.apply_plan(plan, user="tester")
     assert again.tags_added == 0 and again.decisions == []
 
 
@@ -103,7 +102,8 @@ def test_bad_plans_are_explained(tmp_path, text, message):
 def test_staged_run_from_a_plan_matches_truth(tmp_path):
     """A plan written as a person would (boxes around stars, reference-star positions by group),
     applied and run stage by stage; the sub-pixel total matches the truth."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     size = 384
     specs = ([FrameSpec(number=n, band="V", group=0, offset=(0.3 * (n - 201), -0.2 * (n - 201))) for n in (201, 202, 203)]
@@ -143,11 +143,11 @@ reference_star = [{round(float(group1_star[0]))}, {round(float(group1_star[1]))}
     (tmp_path / "plan.toml").write_text(plan_text)
     db = str(tmp_path / "c.sqlite")
     upgrade(database_url(db))
-    catalog = open_catalog(db)
+    catalog = Catalog.open(db)
     try:
-        ingest(catalog, [tmp_path], config=IngestConfig(measure_quality=False))
-        apply_plan(catalog, load_plan(tmp_path / "plan.toml"), user="tester")
-        report = align_staged(catalog)
+        catalog.ingest([tmp_path], config=IngestConfig(measure_quality=False))
+        catalog.apply_plan(load_plan(tmp_path / "plan.toml"), user="tester")
+        report = catalog.align_staged()
         assert not report.failures, [r.reason for r in report.failures]
         errors = np.array([(r.dx - truth.shift(r.number, reference=201)[0],
                             r.dy - truth.shift(r.number, reference=201)[1]) for r in report.results])
@@ -162,8 +162,8 @@ reference_star = [{round(float(group1_star[0]))}, {round(float(group1_star[1]))}
         # The fine stage may refer to another frame (the notebook used its first frame): every
         # stage-3 step then names it, and the totals still agree with the truth.
         (tmp_path / "plan.toml").write_text(plan_text.replace("[fine]\n", "[fine]\nreference = 202\n"))
-        apply_plan(catalog, load_plan(tmp_path / "plan.toml"), user="tester")
-        other = align_staged(catalog)
+        catalog.apply_plan(load_plan(tmp_path / "plan.toml"), user="tester")
+        other = catalog.align_staged()
         with catalog.session() as session:
             fine_refs = set(session.scalars(select(ShiftStep.reference_frame_id).where(
                 ShiftStep.run_id == other.run_id, ShiftStep.stage == 3)))
@@ -172,15 +172,15 @@ reference_star = [{round(float(group1_star[0]))}, {round(float(group1_star[1]))}
         oerr = np.array([r.dx - truth.shift(r.number, reference=201)[0] for r in other.results])
         assert np.sqrt((oerr ** 2).mean()) < 0.05
         # The notebook's sky (the whole frame's median) is recorded with the run and lands close by.
-        notebook_sky = align_staged(catalog, background="frame-median")
+        notebook_sky = catalog.align_staged(background="frame-median")
         with catalog.session() as session:
             run = session.get(AlignmentRun, notebook_sky.run_id)
             assert run.parameters["centroid_background"] == "frame-median"
         nerr = np.array([r.dx - truth.shift(r.number, reference=201)[0] for r in notebook_sky.results])
         assert np.sqrt((nerr ** 2).mean()) < 0.2
         with pytest.raises(ObsdbError, match="centroid background"):
-            align_staged(catalog, background="sky")
-        integer = align_staged(catalog, integer=True)
+            catalog.align_staged(background="sky")
+        integer = catalog.align_staged(integer=True)
         ierr = np.array([(r.dx - truth.shift(r.number, reference=201)[0]) for r in integer.results])
         assert np.all(np.abs(ierr) <= 1.5)
     finally:

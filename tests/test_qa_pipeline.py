@@ -14,13 +14,14 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from obsdb.catalog.db import database_url, open_catalog, upgrade
+from obsdb.catalog.db import database_url, upgrade
+from obsdb.api import Catalog
 from obsdb.catalog.models import Tag
 from obsdb.catalog.queries import frame_records
 from obsdb.cli.app import app
 from obsdb.errors import ObsdbError
-from obsdb.pipeline.ingest import ingest, login_name
-from obsdb.pipeline.qa import RULE_AUTHOR, run_qa
+from obsdb.pipeline.ingest import login_name
+from obsdb.pipeline.qa import RULE_AUTHOR
 from obsdb.simulate import simulate_night
 from tests.conftest import write_fits
 
@@ -41,7 +42,7 @@ def invoke(db, *args, env=None, config=None):
 
 def new_catalog(path: Path):
     upgrade(database_url(str(path)))
-    return open_catalog(str(path))
+    return Catalog.open(str(path))
 
 
 def copy_catalog(source: Path, target: Path) -> Path:
@@ -52,7 +53,7 @@ def copy_catalog(source: Path, target: Path) -> Path:
 
 
 def records(db: Path, **filters) -> dict:
-    catalog = open_catalog(str(db))
+    catalog = Catalog.open(str(db))
     try:
         with catalog.session() as session:
             return {r["number"] if r["number"] is not None else r["file_name"]: r
@@ -62,7 +63,7 @@ def records(db: Path, **filters) -> dict:
 
 
 def tag_rows(db: Path) -> list[Tag]:
-    catalog = open_catalog(str(db))
+    catalog = Catalog.open(str(db))
     try:
         with catalog.session() as session:
             rows = session.scalars(select(Tag).order_by(Tag.id)).all()
@@ -73,9 +74,9 @@ def tag_rows(db: Path) -> list[Tag]:
 
 
 def qa_with(db: Path, thresholds: dict | None = None):
-    catalog = open_catalog(str(db))
+    catalog = Catalog.open(str(db))
     try:
-        return run_qa(catalog, thresholds=thresholds)
+        return catalog.qa(thresholds=thresholds)
     finally:
         catalog.close()
 
@@ -94,9 +95,9 @@ def qa_night(tmp_path_factory):
     db = root / "obsdb.sqlite"
     catalog = new_catalog(db)
     try:
-        ingested = ingest(catalog, [root], recursive=True)
+        ingested = catalog.ingest([root], recursive=True)
         assert not ingested.failed and len(ingested.added) == 100
-        report = run_qa(catalog)
+        report = catalog.qa()
     finally:
         catalog.close()
     frames = {f["number"]: f for truth in truths for f in truth.frames}
@@ -444,8 +445,8 @@ def awkward_db(tmp_path_factory):
     db = root / "obsdb.sqlite"
     catalog = new_catalog(db)
     try:
-        ingest(catalog, [night, odd])
-        report = run_qa(catalog)
+        catalog.ingest([night, odd])
+        report = catalog.qa()
     finally:
         catalog.close()
     return db, truth, report, int(np.sum((sat >= 65535.0)))
@@ -568,8 +569,8 @@ def test_real_focus_sequence_ranks_like_the_readme(real_data, tmp_path):
 
     catalog = new_catalog(tmp_path / "obsdb.sqlite")
     try:
-        ingest(catalog, [real_data / "focus_seq"])
-        report = run_qa(catalog)
+        catalog.ingest([real_data / "focus_seq"])
+        report = catalog.qa()
     finally:
         catalog.close()
     assert report.assessed == 17
@@ -601,8 +602,8 @@ def test_real_allsky_cloudy_is_cloud_and_starry_is_kept(real_data, tmp_path):
     try:
         # The two frames are a month apart (two nights): put them in one session, as an observer
         # comparing them would, so that the clear frame is the cloudy one's yardstick.
-        ingest(catalog, [real_data / "allsky_iceact"], night="iceact")
-        run_qa(catalog)
+        catalog.ingest([real_data / "allsky_iceact"], night="iceact")
+        catalog.qa()
     finally:
         catalog.close()
     got = records(tmp_path / "obsdb.sqlite")
@@ -628,11 +629,11 @@ def test_qa_names_a_file_it_can_no_longer_measure(tmp_path):
                            cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
     catalog = new_catalog(tmp_path / "obsdb.sqlite")
     try:
-        ingest(catalog, [tmp_path / "night"])
-        first = run_qa(catalog)
+        catalog.ingest([tmp_path / "night"])
+        first = catalog.qa()
         gone = tmp_path / "night" / truth.frames[1]["file"]
         gone.unlink()
-        again = run_qa(catalog, recompute=True)
+        again = catalog.qa(recompute=True)
     finally:
         catalog.close()
     assert again.measured == 3 and [p for p, _ in again.not_measured] == [str(gone)]

@@ -8,17 +8,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from obsdb.catalog.db import open_catalog, upgrade
+from obsdb.catalog.db import upgrade
+from obsdb.api import Catalog
 from obsdb.catalog.models import Frame, Tag
-from obsdb.pipeline.ingest import ingest
-from obsdb.pipeline.qa import run_qa
 from obsdb.pipeline.qa_rules import REJECTING
 from obsdb.simulate import simulate_qa_night
 
 
 def _catalog(url):
     upgrade(url)
-    return open_catalog(url)
+    return Catalog.open(url)
 
 
 def active_tags(catalog) -> dict[str, list[Tag]]:
@@ -45,8 +44,8 @@ def test_every_reason_on_a_simulated_night(qa_nights, catalog_url):
     root, truth, _ = qa_nights
     catalog = _catalog(catalog_url)
     try:
-        ingest(catalog, [root / "focuser"])
-        report = run_qa(catalog)
+        catalog.ingest([root / "focuser"])
+        report = catalog.qa()
         tags = active_tags(catalog)
     finally:
         catalog.close()
@@ -87,8 +86,8 @@ def test_without_a_focuser_card_defocus_is_soft_and_seeing_comes_from_airmass(qa
     root, _, truth = qa_nights
     catalog = _catalog(f"sqlite:///{tmp_path / 'obsdb.sqlite'}")
     try:
-        ingest(catalog, [root / "nofocuser"])
-        run_qa(catalog)
+        catalog.ingest([root / "nofocuser"])
+        catalog.qa()
         tags = active_tags(catalog)
     finally:
         catalog.close()
@@ -121,15 +120,15 @@ def test_small_night_is_judged_against_history_and_never_rewritten(qa_nights, ca
         hdul[0].header["DATE-OBS"] = "2026-03-16T19:00:00.000"
     catalog = _catalog(catalog_url)
     try:
-        ingest(catalog, [lone])
-        alone = run_qa(catalog)
+        catalog.ingest([lone])
+        alone = catalog.qa()
         assert alone.yardsticks == {"2026-03-16 V": "none"} and alone.added == []  # nothing to compare with
-        ingest(catalog, [root / "focuser"])
-        later = run_qa(catalog)
+        catalog.ingest([root / "focuser"])
+        later = catalog.qa()
         # The small night was judged before: kept as it was, the new night judged on its own.
         assert later.kept == ["2026-03-16 V"] and later.nights == ["2026-03-09"]
         assert "QAFIELD_V_0099.fits" not in active_tags(catalog)
-        asked = run_qa(catalog, night="2026-03-16")
+        asked = catalog.qa(night="2026-03-16")
         tags = active_tags(catalog)
     finally:
         catalog.close()
@@ -170,8 +169,8 @@ FOCUS_HFD = [25, 24, 15, 8.7, 7.1, 6.8, 6.3, 5.6, 4.8, 4.4, 4.0, 3.7, 4.9, 7.8, 
 def test_real_focus_run_rejects_only_the_defocused(real_data, tmp_path):
     catalog = _catalog(f"sqlite:///{tmp_path / 'obsdb.sqlite'}")
     try:
-        ingest(catalog, [real_data / "focus_seq"])
-        run_qa(catalog)
+        catalog.ingest([real_data / "focus_seq"])
+        catalog.qa()
         tags = active_tags(catalog)
     finally:
         catalog.close()
@@ -189,13 +188,13 @@ def test_real_overcast_all_sky_is_cloud_alone_or_with_the_clear_frame(real_data,
     cloudy, starry = (real_data / "allsky_iceact" / f"iceact_{n}.fits" for n in ("cloudy", "starry"))
     catalog = _catalog(f"sqlite:///{tmp_path / 'obsdb.sqlite'}")
     try:
-        ingest(catalog, [cloudy])
-        run_qa(catalog)
+        catalog.ingest([cloudy])
+        catalog.qa()
         (alone,) = active_tags(catalog)["iceact_cloudy.fits"]
         assert alone.name == "cloud" and alone.evidence["rule"] == "cloud-sky-saturated"
         assert alone.evidence["yardstick"]["kind"] == "none" and "Sun and Moon not computed" in alone.reason
-        ingest(catalog, [starry])
-        run_qa(catalog, night=["2017-06-10", "2017-05-02"])
+        catalog.ingest([starry])
+        catalog.qa(night=["2017-06-10", "2017-05-02"])
         tags = active_tags(catalog)
     finally:
         catalog.close()
@@ -207,8 +206,8 @@ def test_real_overcast_all_sky_is_cloud_alone_or_with_the_clear_frame(real_data,
 def test_real_sparse_sharp_frame_is_not_few_stars(real_data, tmp_path):
     catalog = _catalog(f"sqlite:///{tmp_path / 'obsdb.sqlite'}")
     try:
-        ingest(catalog, [real_data / "single" / "ccdproc_SAAO1m_a8280271.fits.gz"])
-        run_qa(catalog)
+        catalog.ingest([real_data / "single" / "ccdproc_SAAO1m_a8280271.fits.gz"])
+        catalog.qa()
         assert active_tags(catalog) == {}
     finally:
         catalog.close()

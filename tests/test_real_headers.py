@@ -302,7 +302,7 @@ def test_the_real_tpv_wcs_is_read(real_data):
 def test_ingest_stores_the_cards_the_site_and_no_star_metrics_on_calibration(real_data, catalog_url):
     from sqlalchemy import select
 
-    from obsdb.catalog.catalog import Catalog
+    from obsdb.api import Catalog
     from obsdb.catalog.models import Frame, FrameMetrics, Instrument, Night, StarList
 
     with Catalog.open(catalog_url, create=True) as catalog:

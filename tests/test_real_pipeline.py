@@ -6,18 +6,15 @@ import numpy as np
 
 from obsdb.config import IngestConfig
 from obsdb.pipeline.align import align_auto
-from obsdb.pipeline.ingest import ingest
-from obsdb.pipeline.qa import run_qa
-from obsdb.pipeline.render import render
 
 
 def test_seestar_sequence_end_to_end(catalog, real_data, tmp_path):
     folder = real_data / "seestar_m94_crops"
     config = IngestConfig(number_pattern=r"set1_(\d+)")
-    report = ingest(catalog, [folder], config=config)
+    report = catalog.ingest([folder], config=config)
     assert len(report.added) == 5 and not report.failed
-    run_qa(catalog)
-    aligned = align_auto(catalog, status="any", reference="212046")
+    catalog.qa()
+    aligned = align_auto(catalog.db, status="any", reference="212046")
     assert not aligned.failures, [(r.number, r.reason) for r in aligned.failures]
     # shifts_estimated.csv: a star at (y, x) in the first frame appears at (y - dy, x - dx) here,
     # i.e. dx = x_reference - x_frame, obsdb's convention.  Estimates, good to 0.1-1 px.
@@ -29,5 +26,5 @@ def test_seestar_sequence_end_to_end(catalog, real_data, tmp_path):
     assert np.abs(errors).max() < 0.6, dict(zip(estimated, errors.round(2).tolist()))
     # A frame moved by 12-17 px: the test is not passing on zero shifts.
     assert max(np.hypot(*found[n]) for n in found) > 15
-    written = render(catalog, tmp_path / "out", run=aligned.run_id, status="any", stack="median")
+    written = catalog.render(tmp_path / "out", run=aligned.run_id, status="any", stack="median")
     assert len(written.frames) == 5 and len(written.stacks) == 1

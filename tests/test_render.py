@@ -19,10 +19,7 @@ from obsdb.catalog.queries import frame_records
 from obsdb.cli.app import app
 from obsdb.errors import ObsdbError
 from obsdb.imaging.stars import detect_stars, measure_quality
-from obsdb.pipeline.align import align_auto, align_staged
-from obsdb.pipeline.groups import auto_groups
-from obsdb.pipeline.ingest import ingest
-from obsdb.pipeline.qa import run_qa
+from obsdb.pipeline.align import align_auto
 from obsdb.pipeline.render import collect, output_name, render
 from obsdb.simulate import simulate_night
 
@@ -37,7 +34,8 @@ def night(tmp_path_factory):
     broadens the stars by 4 %.  Ingested, QA'd, auto-aligned and rendered (spline3, median stacks)
     into ``out/``; then two staged runs are made: integer (the notebook's) and float, left current.
     """
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     root = tmp_path_factory.mktemp("render-night")
     folder = root / "frames"
@@ -46,15 +44,15 @@ def night(tmp_path_factory):
                            max_group_offset=120, max_rotation_deg=0.3)
     db = str(root / "obsdb.sqlite")
     upgrade(database_url(db))
-    catalog = open_catalog(db)
-    ingest(catalog, [folder])
-    run_qa(catalog)
-    auto = align_auto(catalog)
+    catalog = Catalog.open(db)
+    catalog.ingest([folder])
+    catalog.qa()
+    auto = align_auto(catalog.db)
     out = root / "out"
-    report = render(catalog, out, run=auto.run_id, stack="median")
-    auto_groups(catalog)
-    staged_int = align_staged(catalog, integer=True)
-    staged = align_staged(catalog)
+    report = catalog.render(out, run=auto.run_id, stack="median")
+    catalog.auto_groups()
+    staged_int = catalog.align_staged(integer=True)
+    staged = catalog.align_staged()
     with catalog.session() as session:
         accepted = {r["number"]: r for r in frame_records(session, status="accepted")}
     yield {"catalog": catalog, "db": db, "truth": truth, "folder": folder, "root": root, "out": out,
@@ -201,8 +199,8 @@ def test_headers_carry_the_catalogs_shift_run_and_steps(night):
 def test_rerender_is_identical_and_recorded(night):
     catalog, root, staged = night["catalog"], night["root"], night["staged"]
     first, second = root / "again-1", root / "again-2"
-    render(catalog, first, run=staged.run_id)
-    render(catalog, second, run=staged.run_id, workers=2)  # and the process pool gives the same bytes
+    catalog.render(first, run=staged.run_id)
+    catalog.render(second, run=staged.run_id, workers=2)  # and the process pool gives the same bytes
     names = sorted(p.name for p in first.glob("*.fits"))
     assert names == sorted(p.name for p in second.glob("*.fits")) and len(names) >= 10
     for name in names:
@@ -248,7 +246,7 @@ def test_interrupted_write_leaves_no_partial_file(night, monkeypatch):
 
     monkeypatch.setattr(fitsio.os, "fsync", no_disk)
     with pytest.raises(OSError, match="No space"):
-        render(catalog, out, run=staged.run_id)
+        catalog.render(out, run=staged.run_id)
     assert list(out.iterdir()) == []  # no target, no .part
 
     def broken_writeto(self, *args, **kwargs):
@@ -256,17 +254,17 @@ def test_interrupted_write_leaves_no_partial_file(night, monkeypatch):
 
     monkeypatch.setattr(fits.HDUList, "writeto", broken_writeto)
     with pytest.raises(RuntimeError):
-        render(catalog, out, run=staged.run_id)
+        catalog.render(out, run=staged.run_id)
     assert list(out.iterdir()) == []
     monkeypatch.undo()
 
     # A good render, then a failing re-render over it: the old files stay whole.
-    render(catalog, out, run=staged.run_id, stack="mean")
+    catalog.render(out, run=staged.run_id, stack="mean")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert any(n.startswith("stack_") for n in before)
     monkeypatch.setattr(fitsio.os, "fsync", no_disk)
     with pytest.raises(OSError):
-        render(catalog, out, run=staged.run_id, interpolation="linear", stack="mean")
+        catalog.render(out, run=staged.run_id, interpolation="linear", stack="mean")
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
@@ -287,7 +285,7 @@ def test_failure_mid_render_records_the_files_written(night, monkeypatch):
 
     monkeypatch.setattr(fitsio.os, "fsync", fail_third)
     with pytest.raises(OSError):
-        render(catalog, out, run=staged.run_id)
+        catalog.render(out, run=staged.run_id)
     monkeypatch.undo()
     written = sorted(out.glob("*.fits"))
     assert len(written) == 2 and not list(out.glob("*.part"))
@@ -307,7 +305,7 @@ def test_failure_mid_render_records_the_files_written(night, monkeypatch):
 def test_nearest_integer_staged_is_the_notebooks_shift(night):
     catalog, root, staged_int = night["catalog"], night["root"], night["staged_int"]
     out = root / "nearest"
-    render(catalog, out, run=staged_int.run_id, interpolation="nearest")
+    catalog.render(out, run=staged_int.run_id, interpolation="nearest")
     with catalog.session() as session:
         steps = session.execute(select(ShiftStep.frame_id, ShiftStep.dx, ShiftStep.dy).where(
             ShiftStep.run_id == staged_int.run_id)).all()
@@ -409,14 +407,15 @@ QUIET = dict(size=256, bands=("V",), n_groups=1, cloud_fraction=0, trail_fractio
 def _aligned(folder, db, *, recursive=False):
     """A fresh catalog at ``db`` of the frames in ``folder``, ingested, QA'd and auto-aligned;
     yields (catalog, alignment report) and closes the catalog."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     upgrade(database_url(str(db)))
-    catalog = open_catalog(str(db))
+    catalog = Catalog.open(str(db))
     try:
-        ingest(catalog, [folder], recursive=recursive)
-        run_qa(catalog)
-        yield catalog, align_auto(catalog)
+        catalog.ingest([folder], recursive=recursive)
+        catalog.qa()
+        yield catalog, align_auto(catalog.db)
     finally:
         catalog.close()
 
@@ -431,8 +430,8 @@ def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path
         fits.setval(late, "SESSION", value="late")  # the same seed made the same pixels
     out = tmp_path / "out"
     with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite", recursive=True) as (catalog, _):
-        report = render(catalog, out, stack="median")
-        copied = collect(catalog, tmp_path / "selected")
+        report = catalog.render(out, stack="median")
+        copied = catalog.collect(tmp_path / "selected")
     written = sorted(Path(path).relative_to(out).as_posix() for _, path in report.frames)
     assert written == sorted(f"{session}/{f['file']}" for session in ("early", "late") for f in first.frames)
     # Each output comes from its own input: the late session's files carry SESSION, the early ones not.
@@ -455,7 +454,7 @@ def test_a_frame_of_another_shape_is_not_stacked_with_the_others(tmp_path):
     with fits.open(path) as hdul:
         fits.writeto(path, hdul[0].data[:200], hdul[0].header, overwrite=True)
     with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, aligned):
-        report = render(catalog, tmp_path / "out", stack="median")
+        report = catalog.render(tmp_path / "out", stack="median")
     assert [(f.number, f.reason) for f in aligned.failures] == [
         (cropped["number"], "shape (200, 256) differs from the reference's (256, 256)")]
     assert len(report.frames) == 4 and [s["frames"] for s in report.stacks] == [4] and not report.skipped
@@ -517,7 +516,7 @@ def test_aligned_frames_and_stacks_carry_the_references_wcs_and_times(real_data,
         cat.ingest([night])
         reports = cat.align(reference=str(night / "dss_test2.fits"), status="any")
         assert [r.ok for r in reports[0].results].count(True) == 2, reports[0].results
-        render(cat, tmp_path / "out", status="any", stack="mean")
+        cat.render(tmp_path / "out", status="any", stack="mean")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         original = WCS(fits.getheader(night / "dss_test1.fits"))
@@ -549,14 +548,14 @@ def test_render_replaces_only_its_own_unchanged_outputs_and_removes_its_leftover
     simulate_night(tmp_path / "night", seed=43, n_frames=3, **QUIET)
     out = tmp_path / "out"
     with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
-        first = render(catalog, out, stack="median", previews=True)
+        first = catalog.render(out, stack="median", previews=True)
         outputs = [Path(path) for _, path in first.frames]
         # A killed render's temporary file, and a stranger's hidden file that only looks alike.
         leftover = outputs[0].parent / f".{outputs[0].name}.abcd1234.part"
         leftover.write_bytes(b"half a frame")
         stranger = outputs[0].parent / f".{outputs[0].name}.notes.part"
         stranger.write_bytes(b"mine")
-        again = render(catalog, out, stack="median", previews=True)      # its own files: replaced
+        again = catalog.render(out, stack="median", previews=True)      # its own files: replaced
         assert len(again.frames) == len(first.frames)
         assert not leftover.exists() and stranger.read_bytes() == b"mine"
         # The user edits an aligned frame: the next render refuses to replace it, and says why.
@@ -564,32 +563,32 @@ def test_render_replaces_only_its_own_unchanged_outputs_and_removes_its_leftover
             hdul[0].header["NOTE"] = "mine now"
         edited = outputs[1].read_bytes()
         with pytest.raises(ObsdbError, match="changed since"):
-            render(catalog, out)
+            catalog.render(out)
         assert outputs[1].read_bytes() == edited
         # A file obsdb never wrote, under a stack's name.
         other = tmp_path / "other"
         other.mkdir()
         (other / "stack_V.fits").write_bytes(b"the user's own stack")
         with pytest.raises(ObsdbError, match="not written by obsdb"):
-            render(catalog, other, stack="median")
+            catalog.render(other, stack="median")
         assert (other / "stack_V.fits").read_bytes() == b"the user's own stack"
 
 
 def test_collect_never_replaces_a_file_it_did_not_write(tmp_path):
     simulate_night(tmp_path / "night", seed=44, n_frames=3, **QUIET)
     with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
-        copied = collect(catalog, tmp_path / "selected")
+        copied = catalog.collect(tmp_path / "selected")
         assert len(copied.written) == 3
-        again = collect(catalog, tmp_path / "selected", link=True)        # identical copies: left alone
+        again = catalog.collect(tmp_path / "selected", link=True)        # identical copies: left alone
         assert again.written == [] and len(again.present) == 3
         victim = Path(copied.written[0])
         victim.write_bytes(b"the user's notes")
         with pytest.raises(ObsdbError, match="not a copy of"):
-            collect(catalog, tmp_path / "selected", link=True)
+            catalog.collect(tmp_path / "selected", link=True)
         assert victim.read_bytes() == b"the user's notes"
         (tmp_path / "a-file").write_text("x")
         with pytest.raises(ObsdbError, match="is a file, not a folder"):
-            collect(catalog, tmp_path / "a-file")
+            catalog.collect(tmp_path / "a-file")
 
 
 def test_collect_link_across_filesystems_copies_and_says_so(tmp_path, monkeypatch):
@@ -604,7 +603,7 @@ def test_collect_link_across_filesystems_copies_and_says_so(tmp_path, monkeypatc
         real_link = os.link
         monkeypatch.setattr(os, "link", lambda a, b: cross_device(a, b) if ".part" not in str(a)
                             else real_link(a, b))
-        done = collect(catalog, tmp_path / "selected", link=True)
+        done = catalog.collect(tmp_path / "selected", link=True)
     assert done.copied_not_linked == 2 and len(done.written) == 2
     for path in done.written:
         assert os.stat(path).st_nlink == 1 and Path(path).stat().st_size > 2880
@@ -628,11 +627,11 @@ def test_a_render_killed_after_writing_a_file_it_had_not_recorded_does_not_block
 
         monkeypatch.setattr(render_module, "_record_frames", dies_before_the_second_record)
         with pytest.raises(KeyboardInterrupt):
-            render(catalog, out, stack="median", previews=True)
+            catalog.render(out, stack="median", previews=True)
         monkeypatch.setattr(render_module, "_record_frames", real_record)
         written = sorted(p.name for p in out.glob("*.fits"))
         assert len(written) >= 2                              # the second file is on disk, unrecorded
-        again = render(catalog, out, stack="median", previews=True)
+        again = catalog.render(out, stack="median", previews=True)
         assert len(again.frames) == 3 and again.stacks
         # Nothing pending is left, and `show` lists only files really written.
         from obsdb.catalog.models import PENDING_DIGEST, RenderOutput
@@ -645,4 +644,4 @@ def test_a_render_killed_after_writing_a_file_it_had_not_recorded_does_not_block
         other.mkdir()
         (other / written[0]).write_bytes(b"the user's own file")
         with pytest.raises(ObsdbError, match="not written by obsdb"):
-            render(catalog, other)
+            catalog.render(other)

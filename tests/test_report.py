@@ -72,11 +72,10 @@ def parse(path: Path) -> PageParser:
 @pytest.fixture(scope="module")
 def night_catalog(tmp_path_factory):
     """A 15-frame night with one unreadable file, ingested, QA'd, one frame tagged by hand."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
-    from obsdb.catalog.queries import select_frames
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
+    from obsdb.catalog.selectors import select_frames
     from obsdb.catalog.tags import add_tags
-    from obsdb.pipeline.ingest import ingest
-    from obsdb.pipeline.qa import run_qa
     from obsdb.simulate import simulate_night
 
     base = tmp_path_factory.mktemp("report")
@@ -85,9 +84,9 @@ def night_catalog(tmp_path_factory):
     (night / "broken_2001.fits").write_bytes(b"SIMPLE  = T" + b" " * 60)
     db = base / "obsdb.sqlite"
     upgrade(database_url(str(db)))
-    catalog = open_catalog(str(db))
-    ingest(catalog, [night])
-    run_qa(catalog)
+    catalog = Catalog.open(str(db))
+    catalog.ingest([night])
+    catalog.qa()
     manual = truth.numbers[1]
     with catalog.session() as session:
         add_tags(session, select_frames(session, str(manual)), "tracking-big", reason=MANUAL_REASON,
@@ -190,7 +189,8 @@ def test_header_names_catalog_version_and_counts(night_catalog, report):
 
 
 def test_rebuild_reuses_thumbnails_and_redraws_a_changed_badge(night_catalog, tmp_path):
-    from obsdb.catalog.queries import frame_records, select_frames
+    from obsdb.catalog.queries import frame_records
+    from obsdb.catalog.selectors import select_frames
     from obsdb.catalog.tags import add_tags
     from obsdb.report.build import build_report
 

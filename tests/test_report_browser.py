@@ -15,8 +15,8 @@ WIDTH = 1400
 @pytest.fixture(scope="module")
 def demo_report(tmp_path_factory):
     """A simulated night through the whole pipeline (qa, groups, align, render), then its report."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
-    from obsdb.pipeline.render import render
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
     from obsdb.report.build import build_report
     from obsdb.simulate import simulate_night
 
@@ -24,11 +24,11 @@ def demo_report(tmp_path_factory):
     simulate_night(base / "night", seed=5, size=256, n_frames=12)
     db = base / "obsdb.sqlite"
     upgrade(database_url(str(db)))
-    catalog = open_catalog(str(db))
+    catalog = Catalog.open(str(db))
     catalog.ingest([base / "night"])
     catalog.qa()
     catalog.align()
-    render(catalog, base / "rendered", stack="median")
+    catalog.render(base / "rendered", stack="median")
     # A long file path and a long manual reason: what used to widen the page.
     number = catalog.report_facts()["records"][1]["number"]
     catalog.tag(str(number), "tracking-slight", author="tester",

@@ -293,9 +293,9 @@ def test_run_on_a_partial_night_stacks_what_it_can_and_says_which_band_not(tmp_p
 
 def _catalog_facts(url: str) -> tuple[int, int]:
     """(frames, events) of a catalog."""
-    from obsdb.catalog.db import open_catalog
+    from obsdb.api import Catalog
 
-    catalog = open_catalog(url)
+    catalog = Catalog.open(url)
     try:
         return sum(n["frames"] for n in catalog.nights()), len(catalog.log(limit=10_000))
     finally:

@@ -436,14 +436,13 @@ def test_blink_lays_a_real_dithered_frame_on_its_reference(real_data, tmp_path):
 
     from obsdb.config import IngestConfig
     from obsdb.pipeline.align import align_auto
-    from obsdb.pipeline.ingest import ingest
     from obsdb.web.app import create_app
 
     catalog = Catalog.open(tmp_path / "c.sqlite", create=True)
     try:
-        ingest(catalog, [real_data / "seestar_m94_crops"], config=IngestConfig(number_pattern=r"set1_(\d+)"))
+        catalog.ingest([real_data / "seestar_m94_crops"], config=IngestConfig(number_pattern=r"set1_(\d+)"))
         catalog.qa()
-        aligned = align_auto(catalog, status="any", reference="212046")
+        aligned = align_auto(catalog.db, status="any", reference="212046")
         assert not aligned.failures
         web = TestClient(create_app(catalog, cache_dir=tmp_path / "cache", author="ada"))
         records = catalog.frame_dicts()

@@ -10,9 +10,6 @@ import pytest
 from astropy.io import fits
 
 from obsdb.pipeline.align import align_auto
-from obsdb.pipeline.ingest import ingest
-from obsdb.pipeline.qa import run_qa
-from obsdb.pipeline.render import render
 from obsdb.simulate import FrameSpec, plan_night, simulate_night
 
 SIZE = 512
@@ -76,17 +73,18 @@ def _line_residual(image, transform, *, core=1.5, offsets=range(8, 40, 2)):
 @pytest.fixture(scope="module")
 def processed(streak_night, request):
     """Ingested, judged, aligned and rendered with median and mean stacks (SQLite)."""
-    from obsdb.catalog.db import database_url, open_catalog, upgrade
+    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     root = streak_night["root"]
     db = str(root / "obsdb.sqlite")
     upgrade(database_url(db))
-    catalog = open_catalog(db)
-    ingest(catalog, [streak_night["folder"]])
-    qa = run_qa(catalog)
-    run = align_auto(catalog)
-    render(catalog, root / "median", run=run.run_id, stack="median")
-    render(catalog, root / "mean", run=run.run_id, stack="mean")
+    catalog = Catalog.open(db)
+    catalog.ingest([streak_night["folder"]])
+    qa = catalog.qa()
+    run = align_auto(catalog.db)
+    catalog.render(root / "median", run=run.run_id, stack="median")
+    catalog.render(root / "mean", run=run.run_id, stack="mean")
     yield {"catalog": catalog, "qa": qa, "run": run, **streak_night}
     catalog.close()
 
@@ -131,7 +129,7 @@ def test_qa_tags_satellite_with_the_streaks_numbers_and_keeps_the_frame(processe
 
 def test_qa_again_keeps_the_tag_and_a_frame_without_streaks_loses_it(processed):
     catalog = processed["catalog"]
-    again = run_qa(catalog)
+    again = catalog.qa()
     assert not [a for a in again.added if a[1] == "satellite"]
     assert not [r for r in again.retracted if r[1] == "satellite"]
 
@@ -168,8 +166,10 @@ def test_the_stacks_show_no_streak_residual(processed, method):
 def test_without_the_mask_the_stacks_show_the_streak(processed, method, tmp_path, monkeypatch):
     """The residual test can fail: the same render with the streak rows hidden leaves the streak in."""
     catalog, truth = processed["catalog"], processed["truth"]
-    monkeypatch.setattr(type(catalog), "frame_streaks", lambda self, ids: [])
-    render(catalog, tmp_path / method, run=processed["run"].run_id, stack=method)
+    from obsdb.catalog.stores import RenderStore
+
+    monkeypatch.setattr(RenderStore, "frame_streaks", lambda self, ids: [])
+    catalog.render(tmp_path / method, run=processed["run"].run_id, stack=method)
     with fits.open(tmp_path / method / "stack_V.fits") as hdul:
         stack = hdul[0].data.astype(float)
     assert _line_residual(stack, truth.transform(STREAK_FRAME)) > 3.0
@@ -177,14 +177,15 @@ def test_without_the_mask_the_stacks_show_the_streak(processed, method, tmp_path
 
 def test_streaks_and_the_satellite_tag_on_both_backends(streak_night, database_factory):
     """The streak rows, n_streaks and the satellite tag, stored and read back on SQLite and PostgreSQL."""
-    from obsdb.catalog.db import open_catalog, upgrade
+    from obsdb.catalog.db import upgrade
+    from obsdb.api import Catalog
 
     url = database_factory()
     upgrade(url)
-    catalog = open_catalog(url)
+    catalog = Catalog.open(url)
     try:
-        ingest(catalog, [streak_night["folder"]])
-        run_qa(catalog)
+        catalog.ingest([streak_night["folder"]])
+        catalog.qa()
         rows = {r["number"]: r for r in catalog.frame_dicts()}
         found = {f["id"]: f for f in catalog.frame_streaks([r["id"] for r in rows.values()])}
         assert len(found) == len(rows) - 1                      # not the bias frame
@@ -196,7 +197,7 @@ def test_streaks_and_the_satellite_tag_on_both_backends(streak_night, database_f
 
         with catalog.session() as session:
             session.query(FrameMetrics).update({FrameMetrics.algorithm: "metrics-old"})
-        ingest(catalog, [streak_night["folder"]])
+        catalog.ingest([streak_night["folder"]])
         again = catalog.frame_streaks([r["id"] for r in rows.values()])
         assert sum(len(f["streaks"]) for f in again) == 1
     finally:

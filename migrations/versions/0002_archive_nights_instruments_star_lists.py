@@ -12,14 +12,15 @@ decisions name their frame by id; events' ``user`` becomes ``author``; the
 a legacy version, so align re-detects them once); timestamps become
 timezone-aware and JSON becomes JSONB on PostgreSQL.  Nothing is lost.
 """
+import math
+import re
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import sqlalchemy as sa
 from alembic import op
 
-import obsdb.catalog.models
 
 revision = '0002'
 down_revision = '0001'
@@ -44,7 +45,51 @@ JSON_COLUMNS = {
     "frame": ("header",), "event": ("details",), "decision": ("value",), "alignment_run": ("parameters",),
     "shift_step": ("parameters",), "render_output": ("parameters",),
 }
-UTC = obsdb.catalog.models.UtcDateTime(timezone=True)
+
+
+# ---------------------------------------------------------------- frozen as of revision 0002
+# The column types of obsdb.catalog.models as they were at this revision, copied so that the
+# revision runs the same whatever the models become.
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """A timezone-aware timestamp stored in UTC: ``timestamptz`` on PostgreSQL, naive UTC text on
+    SQLite; naive values are taken as UTC (frozen copy as of revision 0002)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class JSONType(sa.types.TypeDecorator):
+    """JSON on SQLite, JSONB on PostgreSQL (frozen copy as of revision 0002)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+UTC = UtcDateTime(timezone=True)
 
 
 def _in(column, values):
@@ -188,8 +233,6 @@ def upgrade() -> None:
 
 def _migrate_data(bind) -> None:
     """Nights, instruments, star lists, decision frames, event authors: set-based where it can be."""
-    from obsdb.imaging.header import instrument_identity, night_name, parse_date_obs, site_longitude, site_name
-
     meta = sa.MetaData()
     frame = sa.Table("frame", meta, autoload_with=bind)
     night = sa.Table("night", meta, autoload_with=bind)
@@ -248,8 +291,6 @@ def _migrate_data(bind) -> None:
     only_night = next(iter(night_ids.values())) if len(night_ids) == 1 else None
 
     # The transparency stars of 0001 become legacy star lists (x, y, flux; the rest NaN).
-    from obsdb.imaging.stars import STAR_DTYPE
-
     stored = STAR_DTYPE.newbyteorder("<")
     lists = []
     for frame_id, stars, measured_at in bind.execute(sa.select(metrics.c.frame_id, metrics.c.stars,
@@ -328,3 +369,170 @@ def _unknown_night(bind, night, now) -> int:
 def downgrade() -> None:
     raise NotImplementedError("a catalog cannot be taken back below revision 0002 "
                               "(nights and instruments would be lost); restore a copy instead")
+
+
+# ---------------------------------------------------------------- frozen as of revision 0002
+# What this revision's data migration uses of obsdb.imaging.header and obsdb.imaging.stars,
+# copied as they were at revision 0002, so that an old catalog is migrated the same way
+# whatever those modules become.
+
+STAR_DTYPE = np.dtype([
+    ("x", "f8"), ("y", "f8"),
+    ("flux", "f8"), ("flux_iso", "f8"), ("peak", "f8"),
+    ("a", "f4"), ("b", "f4"), ("theta", "f4"),
+    ("fwhm", "f4"), ("hfd", "f4"), ("elongation", "f4"),
+    ("npix", "i4"), ("saturated", "?"), ("flag", "i4"),
+])
+"""Fields of a star list (obsdb.imaging.stars.STAR_DTYPE as of revision 0002)."""
+
+
+_DMY = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{2})$")
+
+
+def parse_date_obs(header: dict) -> datetime | None:
+    """Start of exposure in UTC (naive datetime), or None when absent/unparseable.
+
+    Understands ISO dates with or without time (then TIME-OBS/UT/UTSTART is
+    added), and the pre-2000 FITS form ``DD/MM/YY`` (years 19YY).
+    """
+    raw = header.get("DATE-OBS") or header.get("DATE_OBS")
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    text = raw.strip().rstrip("Z")
+    match = _DMY.match(text)
+    if match:
+        day, month, year = (int(g) for g in match.groups())
+        try:
+            date = datetime(1900 + year, month, day)
+        except ValueError:
+            return None
+        return _add_time(date, header)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = (parsed - parsed.utcoffset()).replace(tzinfo=None)
+    if "T" not in text and " " not in text:
+        return _add_time(parsed, header)
+    return parsed
+
+
+def _add_time(date: datetime, header: dict) -> datetime:
+    for key in ("TIME-OBS", "UT", "UTSTART", "UT-START"):
+        value = header.get(key)
+        if isinstance(value, str) and re.match(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", value.strip()):
+            parts = value.strip().split(":")
+            seconds = float(parts[2]) if len(parts) > 2 else 0.0
+            return date + timedelta(hours=int(parts[0]), minutes=int(parts[1]), seconds=seconds)
+    return date
+
+
+def _number(header: dict, *keys: str) -> float | None:
+    for key in keys:
+        value = header.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                continue
+    return None
+
+
+def _text(header: dict, *keys: str) -> str | None:
+    for key in keys:
+        value = header.get(key)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+_SEXAGESIMAL = re.compile(r"^\s*([+-]?)\s*(\d{1,3})[\s:d°]+(\d{1,2})(?:[\s:m']+(\d{1,2}(?:\.\d*)?))?\s*[s\"]?\s*$")
+
+
+def _degrees(value) -> float | None:
+    """Degrees from a number or a sexagesimal string ('-70 44 04', '+011:23:45.6')."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        number = float(value)
+        return number if math.isfinite(number) else None
+    except ValueError:
+        pass
+    match = _SEXAGESIMAL.match(value)
+    if not match:
+        return None
+    sign, d, m, s = match.groups()
+    degrees = int(d) + int(m) / 60.0 + float(s or 0.0) / 3600.0
+    return -degrees if sign == "-" else degrees
+
+
+def site_longitude(header: dict) -> float | None:
+    """The site's longitude in degrees east, from SITELONG, LONG-OBS, OBSGEO-L or OBSGEO-X/Y.
+
+    SITELONG and LONG-OBS are read east-positive, as the FITS standard's
+    OBSGEO-L is.  Returns None when no keyword gives a longitude within +-360.
+    """
+    for key in ("SITELONG", "LONG-OBS", "OBSGEO-L", "LONGITUD"):
+        degrees = _degrees(header.get(key))
+        if degrees is not None and abs(degrees) <= 360.0:
+            return ((degrees + 180.0) % 360.0) - 180.0
+    x, y = _number(header, "OBSGEO-X"), _number(header, "OBSGEO-Y")
+    if x is not None and y is not None and (x or y):
+        return math.degrees(math.atan2(y, x))
+    return None
+
+
+def site_name(header: dict) -> str | None:
+    """The site's name from SITENAME, OBSERVAT or SITE."""
+    return _text(header, "SITENAME", "OBSERVAT", "SITE")
+
+
+def night_name(date_obs: datetime | None, longitude: float | None = None) -> str | None:
+    """The night a frame belongs to: the local date at the start of the night.
+
+    A night runs from local noon to the next local noon, so a frame taken
+    after midnight belongs to the night that began the evening before.  With
+    a site longitude, local mean solar time (UTC + longitude / 15 h) is used;
+    without one, the UTC date of ``date_obs - 12 h``.
+
+    Parameters
+    ----------
+    date_obs : datetime or None
+        Start of exposure, UTC (naive or aware).
+    longitude : float, optional
+        Degrees east.
+
+    Returns
+    -------
+    str or None
+        ``YYYY-MM-DD``, or None without a date.
+    """
+    if date_obs is None:
+        return None
+    if date_obs.tzinfo is not None:
+        date_obs = date_obs.astimezone(timezone.utc).replace(tzinfo=None)
+    local = date_obs + timedelta(hours=(longitude or 0.0) / 15.0)
+    return (local - timedelta(hours=12)).date().isoformat()
+
+
+def instrument_identity(header: dict, width: int | None, height: int | None) -> dict:
+    """Telescope, camera, read-out shape, binning and pixel size of a frame, and their key.
+
+    Two frames are of the same instrument when all of these agree; the
+    ``key`` is their canonical text (``telescope|camera|WxH|XxY``).
+    """
+    telescope = _text(header, "TELESCOP")
+    camera = _text(header, "INSTRUME", "CAMERA", "DETECTOR")
+    bx, by = _number(header, "XBINNING", "BINX", "CCDXBIN"), _number(header, "YBINNING", "BINY", "CCDYBIN")
+    binning_x = int(bx) if bx else None
+    binning_y = int(by) if by else binning_x
+    pixel = _number(header, "XPIXSZ", "PIXSIZE1", "PIXSIZE")
+    key = "|".join([telescope or "", camera or "", f"{width or 0}x{height or 0}",
+                    f"{binning_x or 1}x{binning_y or 1}"])
+    return {"key": key, "telescope": telescope, "camera": camera, "width": width, "height": height,
+            "binning_x": binning_x, "binning_y": binning_y, "pixel_size": pixel}

@@ -20,10 +20,10 @@ Data, so that today's catalogs keep their meaning:
 - ``number_shared`` is set on frames whose number another frame of the same
   night has (they are then named by file name).
 """
+from datetime import timezone
+
 from alembic import op
 import sqlalchemy as sa
-
-import obsdb.catalog.models
 
 MANUAL_SOURCES = ("manual", "plan", "web")
 """Tag sources that are a person's verdict (frozen as of 0004)."""
@@ -53,7 +53,7 @@ def upgrade() -> None:
     sa.Column('width', sa.Float(), nullable=False),
     sa.Column('significance', sa.Float(), nullable=True),
     sa.Column('algorithm', sa.String(), nullable=False),
-    sa.Column('measured_at', obsdb.catalog.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('measured_at', UtcDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['frame_id'], ['frame.id'], name=op.f('fk_streak_frame_id_frame'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_streak'))
     )
@@ -61,7 +61,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_streak_frame_id'), ['frame_id'], unique=False)
 
     with op.batch_alter_table('frame', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('keywords', obsdb.catalog.models.JSONType(), nullable=True))
+        batch_op.add_column(sa.Column('keywords', JSONType(), nullable=True))
         batch_op.add_column(sa.Column('number_shared', sa.Boolean(), server_default='0', nullable=False))
 
     with op.batch_alter_table('frame_metrics', schema=None) as batch_op:
@@ -72,7 +72,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('elevation', sa.Float(), nullable=True))
 
     with op.batch_alter_table('tag', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('evidence', obsdb.catalog.models.JSONType(), nullable=True))
+        batch_op.add_column(sa.Column('evidence', JSONType(), nullable=True))
         batch_op.add_column(sa.Column('run_id', sa.Integer(), nullable=True))
         batch_op.create_index(batch_op.f('ix_tag_run_id'), ['run_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_tag_run_id_alignment_run'), 'alignment_run', ['run_id'], ['id'], ondelete='CASCADE')
@@ -91,8 +91,8 @@ def _carry_accepts_forward(bind) -> None:
     tag = sa.table("tag", sa.column("id", sa.Integer), sa.column("frame_id", sa.Integer),
                    sa.column("name", sa.String), sa.column("source", sa.String), sa.column("reason", sa.Text),
                    sa.column("author", sa.String),
-                   sa.column("created_at", obsdb.catalog.models.UtcDateTime(timezone=True)),
-                   sa.column("retracted_at", obsdb.catalog.models.UtcDateTime(timezone=True)),
+                   sa.column("created_at", UtcDateTime(timezone=True)),
+                   sa.column("retracted_at", UtcDateTime(timezone=True)),
                    sa.column("retracted_by", sa.String), sa.column("retract_reason", sa.Text))
     accept, later = tag.alias("accept"), tag.alias("later")
     stale = bind.execute(
@@ -138,3 +138,45 @@ def downgrade() -> None:
 
     op.drop_table('streak')
     # ### end Alembic commands ###
+
+
+# ---------------------------------------------------------------- frozen as of revision 0004
+# The column types of obsdb.catalog.models as they were at this revision, copied so that the
+# revision runs the same whatever the models become.
+
+
+class UtcDateTime(sa.types.TypeDecorator):
+    """A timezone-aware timestamp stored in UTC: ``timestamptz`` on PostgreSQL, naive UTC text on
+    SQLite; naive values are taken as UTC (frozen copy as of revision 0004)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class JSONType(sa.types.TypeDecorator):
+    """JSON on SQLite, JSONB on PostgreSQL (frozen copy as of revision 0004)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())

@@ -1,1 +1,2 @@
-"""The catalog: SQLAlchemy models, engine and session setup, query helpers."""
+"""Storage: SQLAlchemy models, the shared database handle (:mod:`obsdb.catalog.db`), set-based queries,
+and one small store per pipeline step (:mod:`obsdb.catalog.stores`).  Nothing here imports a step."""

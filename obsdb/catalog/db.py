@@ -2,17 +2,21 @@
 
 SQLite is opened with foreign keys on, the WAL journal and a busy timeout.
 The schema is owned by Alembic: :func:`upgrade` brings a catalog to head,
-:func:`open_catalog` refuses a catalog that is missing or behind.
+:func:`open_database` refuses a catalog that is missing or behind and gives the shared
+:class:`Database` handle.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.orm import Session
 
 from obsdb.errors import ObsdbError
 
@@ -191,8 +195,8 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
 
 
-def open_catalog(db: str | None = None):
-    """Open an existing catalog that is at the code's schema revision.
+def open_database(db: str | None = None) -> "Database":
+    """Open an existing catalog database that is at the code's schema revision.
 
     Raises
     ------
@@ -218,6 +222,75 @@ def open_catalog(db: str | None = None):
         engine.dispose()
         state = "empty" if current is None else f"at revision {current}, code expects {head}"
         raise CatalogError(f"catalog {url} is {state}: run `obsdb init` to create or upgrade it")
-    from obsdb.catalog.catalog import Catalog
+    return Database(url, engine)
 
-    return Catalog(url, engine)
+
+class Database:
+    """One open catalog database: its engine, a session factory and retry-on-conflict.
+
+    The one handle that the front door (:class:`obsdb.api.Catalog`) and every store
+    (:mod:`obsdb.catalog.stores`) share; made by :func:`open_database`.
+    """
+
+    def __init__(self, url: str, engine: Engine):
+        from sqlalchemy.orm import sessionmaker
+
+        self.url = url
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+    @property
+    def display_url(self) -> str:
+        """The catalog as shown to people: a file's path, or a server URL without its password."""
+        if self.engine.url.drivername.startswith("sqlite") and self.engine.url.database:
+            return self.engine.url.database
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        session: Session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def read(self, query, *args, **kwargs):
+        """Run ``query(session, *args, **kwargs)`` in a session and return its result."""
+        with self.session() as session:
+            return query(session, *args, **kwargs)
+
+    def retry_on_conflict(self, write, attempts: int = 5):
+        """Run ``write(session)`` in a transaction, again when a concurrent writer got there first.
+
+        Two ingests of the same files both see a path as new and both insert it:
+        the second commit fails on the unique path.  Run again, the write sees the
+        other's row and verifies it (an identical record is left as it is, a
+        different one is updated), as daf_butler's ``sync`` does.  SQLite reports
+        a writer that started from an outdated snapshot as "database is locked".
+        """
+        import random
+        import time
+
+        from sqlalchemy.exc import IntegrityError, OperationalError
+
+        for attempt in range(attempts):
+            try:
+                with self.session() as session:
+                    return write(session)
+            except (IntegrityError, OperationalError) as exc:
+                retriable = isinstance(exc, IntegrityError) or "locked" in str(exc) or "serializ" in str(exc)
+                if not retriable or attempt == attempts - 1:
+                    raise
+                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))

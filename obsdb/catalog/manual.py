@@ -11,7 +11,7 @@ from pathlib import Path
 
 from obsdb.text import plural
 from obsdb.catalog.decisions import check_box_inside, parse_box, set_group
-from obsdb.catalog.queries import SelectorError, select_frames
+from obsdb.catalog.selectors import SelectorError, select_frames
 from obsdb.catalog.tags import add_tags, retract_tags
 from obsdb.catalog.writes import record_event
 from obsdb.config import login_name
@@ -56,7 +56,7 @@ def _outcomes(before: dict[int, dict], after: dict[int, dict]) -> list[Outcome]:
             for frame_id, record in after.items()]
 
 
-def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None,
+def tag_frames(db, selector: str, name: str, *, reason: str | None, author: str | None = None,
                nights=None, free_text: bool = False) -> Decision:
     """Tag the frames named by ``selector`` by hand (source ``manual``); ``free_text`` lets a near miss
     of a known tag through (:func:`obsdb.catalog.tags.check_tag_vocabulary`)."""
@@ -64,7 +64,7 @@ def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author:
     if not reason or not reason.strip():
         raise ObsdbError("a tag needs a reason (--reason)")
     who = author or login_name()
-    with catalog.session() as session:
+    with db.session() as session:
         frames = select_frames(session, selector, nights=nights)
         before = _statuses(session, frames)
         change = add_tags(session, frames, name, reason=reason, source="manual", author=who, free_text=free_text)
@@ -78,14 +78,14 @@ def tag_frames(catalog, selector: str, name: str, *, reason: str | None, author:
                         [f.label for f in frames], outcomes)
 
 
-def untag_frames(catalog, selector: str, name: str, *, reason: str | None, author: str | None = None,
+def untag_frames(db, selector: str, name: str, *, reason: str | None, author: str | None = None,
                  nights=None) -> Decision:
     """Retract the active tag ``name`` on the frames named by ``selector``."""
 
     if not reason or not reason.strip():
         raise ObsdbError("untag needs a reason (--reason)")
     who = author or login_name()
-    with catalog.session() as session:
+    with db.session() as session:
         frames = select_frames(session, selector, nights=nights)
         before = _statuses(session, frames)
         change = retract_tags(session, frames, name, reason=reason, author=who)
@@ -105,7 +105,7 @@ def _frames(count: int) -> str:
     return plural(count, "frame")
 
 
-def define_group(catalog, name: str, selector: str, *, box: str | None = None, reference: int | None = None,
+def define_group(db, name: str, selector: str, *, box: str | None = None, reference: int | None = None,
                  ref_star: str | None = None, author: str | None = None, nights=None) -> Decision:
     """Create or redefine a pointing group by hand (its frames leave any other group)."""
 
@@ -119,7 +119,7 @@ def define_group(catalog, name: str, selector: str, *, box: str | None = None, r
             star = ()
         if len(star) != 2:
             raise ObsdbError(f"--ref-star {ref_star!r}: expected X,Y")
-    with catalog.session() as session:
+    with db.session() as session:
         members = select_frames(session, selector, readable_only=True, nights=nights)
         if parsed_box is not None:
             check_box_inside(name, parsed_box, members)
@@ -147,7 +147,7 @@ class ApplyReport:
     """The resulting status of each frame the plan tagged."""
 
 
-def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyReport:
+def apply_plan(db, plan, *, user: str | None = None, night=None) -> ApplyReport:
     """Record a plan's decisions in the catalog in one transaction.
 
     Frames named in the plan but absent from the catalog are reported, not fatal
@@ -167,7 +167,7 @@ def apply_plan(catalog, plan, *, user: str | None = None, night=None) -> ApplyRe
             report.missing_frames.append(selector)
             return []
 
-    with catalog.session() as session:
+    with db.session() as session:
         night_id = None
         if plan.reference is not None:
             reference = frames_for(str(plan.reference))

@@ -32,11 +32,12 @@ class MasterStore:
 
     Parameters
     ----------
-    catalog : obsdb.Catalog
+    db : obsdb.catalog.db.Database
+        The catalog's database handle.
     """
 
-    def __init__(self, catalog):
-        self.catalog = catalog
+    def __init__(self, db):
+        self.db = db
 
     # ------------------------------------------------------------ inputs
 
@@ -75,12 +76,12 @@ class MasterStore:
     def calibration_inputs(self, *, nights=None) -> list[dict]:
         """Readable bias, dark and flat frames of ``nights`` with their status (``accepted``,
         ``rejected``, ``pending``), read-out key, temperature and FITS sections, as dicts."""
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             return self._frames(session, CALIBRATION_FRAME_TYPES, nights, with_status=True)
 
     def lights(self, *, nights=None) -> list[dict]:
         """Readable light frames of ``nights`` with the keys matching needs, as dicts."""
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             return self._frames(session, ("light",), nights, with_status=False)
 
     # ------------------------------------------------------------ masters
@@ -90,7 +91,7 @@ class MasterStore:
         the members' times), as dicts, oldest first."""
         from obsdb.catalog.selectors import night_ids
 
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             scope = night_ids(session, nights)
             query = (select(Master, Night.name, Instrument.key).join(Night, Night.id == Master.night_id)
                      .outerjoin(Instrument, Instrument.id == Master.instrument_id).order_by(Master.id))
@@ -132,7 +133,7 @@ class MasterStore:
         transaction; returns their ids in order.  Each row has the :class:`Master` columns less ``path``
         (given later by :meth:`set_paths`) plus ``members``: (frame_id, sha256) pairs."""
         ids = []
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             for row in rows:
                 row = dict(row)
                 members = row.pop("members")
@@ -145,20 +146,20 @@ class MasterStore:
 
     def set_paths(self, paths: dict[int, str]) -> None:
         """The file each pending master will be written to (before it is written)."""
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             for master_id, path in paths.items():
                 session.execute(update(Master).where(Master.id == master_id).values(path=path))
 
     def finish_master(self, master_id: int, sha256: str, stats: dict) -> None:
         """A master's file is written: its digest and numbers."""
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             session.execute(update(Master).where(Master.id == master_id).values(sha256=sha256, stats=stats))
 
     def mark_bad(self, master_ids, reason: str, *, by: str) -> int:
         """Mark masters bad (never matched again), with the reason and who; returns how many changed."""
         ids = sorted(set(master_ids))
         changed = 0
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             for start in range(0, len(ids), ID_CHUNK):
                 result = session.execute(update(Master).where(Master.id.in_(ids[start:start + ID_CHUNK]),
                                                               Master.bad.is_(False))
@@ -170,7 +171,7 @@ class MasterStore:
         """Path -> digests of the master files obsdb recorded at these paths (pending ones included)."""
         found: dict[str, set[str]] = {}
         keys = sorted(set(paths))
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             for start in range(0, len(keys), ID_CHUNK):
                 for path, digest in session.execute(select(Master.path, Master.sha256)
                                                     .where(Master.path.in_(keys[start:start + ID_CHUNK]))):
@@ -183,7 +184,7 @@ class MasterStore:
         """Replace the calibration rows of the lights in ``rows`` with ``rows`` (one transaction)."""
         frame_ids = sorted({row["frame_id"] for row in rows})
         now = utcnow()
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             for start in range(0, len(frame_ids), ID_CHUNK):
                 session.execute(delete(Calibration).where(Calibration.frame_id.in_(frame_ids[start:start + ID_CHUNK])))
             session.add_all(Calibration(**row, created_at=now) for row in rows)

@@ -181,7 +181,7 @@ def _measurements_current(frame: Frame, m) -> bool:
     """Whether the stored measurements of ``frame`` are those the current algorithms make."""
     from obsdb.imaging.stars import STARS_VERSION
     from obsdb.imaging.stats import STATS_VERSION
-    from obsdb.pipeline.metrics import METRICS_VERSION
+    from obsdb.catalog.versions import METRICS_VERSION
 
     if frame.stats is None or frame.stats.algorithm != STATS_VERSION:
         return False

@@ -28,11 +28,10 @@ def group_auto(
 ) -> None:
     """Cluster frames by their coarse offset from the reference, per band, with a box for the staged method."""
     from obsdb.pipeline.align import ALL_TARGETS
-    from obsdb.pipeline.groups import auto_groups
 
     with open_catalog() as catalog, user_errors():
-        report = auto_groups(catalog, radius=radius, status=status, reference=reference,
-                             target=ALL_TARGETS if target is None else target, night=nights_arg(night))
+        report = catalog.auto_groups(radius=radius, status=status, reference=reference,
+                                     target=ALL_TARGETS if target is None else target, night=nights_arg(night))
     of_target = f" (target {report.target})" if report.target else ""
     console.print(f"{plural(len(report.groups), 'group')} relative to reference {report.reference}{of_target}")
     for g in report.groups:
@@ -64,10 +63,8 @@ def groups(fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f
            wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal).")
            ) -> None:
     """List pointing groups with their members, boxes and reference-star positions."""
-    from obsdb.catalog.decisions import list_groups
-
     with open_catalog() as catalog:
-        rows = catalog.read(list_groups)
+        rows = catalog.groups()
     if fmt_ is ReportFormat.json:
         print_json([{k: v for k, v in r.items() if k not in ("frame_ids", "reference_frame_id")} for r in rows])
         return
@@ -141,8 +138,6 @@ def align(
     pixels are read only for frames that need the fallback.  --format json gives
     {"runs": [...]} when there are several runs.
     """
-    from obsdb.pipeline.align import align_each_target, align_staged
-
     if method not in ("auto", "staged"):
         fail(not_one_of("--method", method, ("auto", "staged")))
     if status not in ("accepted", "pending", "rejected", "any"):
@@ -150,12 +145,12 @@ def align(
     with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, user_errors(), \
             progress_bar("align") as progress:
         if method == "auto":
-            reports = align_each_target(catalog, night=nights_arg(night), reference=reference, band=band,
-                                        status=status, where=where, workers=workers, progress=progress,
-                                        executor=executor)
+            reports = catalog.align(night=nights_arg(night), reference=reference, band=band,
+                                    status=status, where=where, workers=workers, progress=progress,
+                                    executor=executor)
         else:
-            reports = [align_staged(catalog, integer=integer, method=centroid, background=background,
-                                    progress=progress, night=nights_arg(night))]
+            reports = [catalog.align_staged(integer=integer, method=centroid, background=background,
+                                            progress=progress, night=nights_arg(night))]
     if fmt_ is ReportFormat.json:
         runs = [clean_nan({"run": report.run_id, "method": report.method, "reference": report.reference_label,
                            **({"target": report.target} if len(reports) > 1 else {}),
@@ -268,9 +263,7 @@ def regions(
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Write a ds9 region file of the frame's boxes and matched stars (current run), to check by eye."""
-    from obsdb.pipeline.regions import write_regions
-
     with open_catalog() as catalog, user_errors():
-        written = write_regions(catalog, frame, out, nights=nights_arg(night))
+        written = catalog.regions(frame, out, nights=nights_arg(night))
     console.print(printable(f"wrote {written.path} ({written.count} shapes); "
                             f"open with: ds9 {written.frame_path} -regions {written.path}"), markup=False)

@@ -13,7 +13,7 @@ from obsdb.cli.common import app, state
 
 def _print_version(value: bool) -> None:
     if value:
-        from obsdb import __version__
+        from obsdb.version import __version__
 
         typer.echo(f"obsdb {__version__}")
         raise typer.Exit()

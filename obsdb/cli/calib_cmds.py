@@ -29,10 +29,8 @@ def calibrate(
     Rejected frames (a calibration check's tag, a person's reject) never enter a master; a set of
     fewer than 3 frames gets no master.  Masters name their members and SHA-256 in their header;
     files in --out that obsdb did not write are never replaced.  See docs/calibration.md."""
-    from obsdb.pipeline.calibrate import calibrate as run
-
     with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, user_errors():
-        report = run(catalog, out, nights=nights_arg(night), executor=executor, author=getpass.getuser())
+        report = catalog.calibrate(out, nights=nights_arg(night), executor=executor, author=getpass.getuser())
     if fmt_ is ReportFormat.json:
         print_json(clean_nan({"built": report.built, "reused": report.reused, "refused": report.refused,
                               "failed": report.failed, "matches": report.matches,
@@ -63,24 +61,14 @@ def masters(
 ) -> None:
     """The library of master calibration frames: kind, night, band/exposure, frames, file, and
     whether it is bad (never used) and why."""
-    from obsdb.catalog.masters import MasterStore
-
     if mark_bad and not (reason or "").strip():
         err_console.print("error: --mark-bad needs --reason (why the master must not be used)")
         raise typer.Exit(2)
     with open_catalog() as catalog, user_errors():
-        store = MasterStore(catalog)
         if mark_bad:
-            known = {m["id"] for m in store.masters()}
-            missing = sorted(set(mark_bad) - known)
-            if missing:
-                err_console.print(f"error: --mark-bad {missing[0]}: no such master (obsdb masters lists them)")
-                raise typer.Exit(1)
-            changed = store.mark_bad(mark_bad, reason.strip(), by=getpass.getuser())
-            catalog.record_event(getpass.getuser(), "masters", f"{changed} masters marked bad: {reason.strip()}",
-                                 details={"masters": sorted(set(mark_bad))})
+            changed = catalog.mark_masters_bad(mark_bad, reason.strip(), author=getpass.getuser())
             err_console.print(f"{changed} masters marked bad; run obsdb calibrate to match the lights again")
-        rows = store.masters(nights=nights_arg(night))
+        rows = catalog.masters(nights=nights_arg(night))
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(rows))
         return

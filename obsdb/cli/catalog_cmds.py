@@ -17,11 +17,10 @@ from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat
 @app.command()
 def init() -> None:
     """Create the catalog, or upgrade it to the current schema (Alembic upgrade to head)."""
-    from obsdb.catalog.db import database_url, upgrade
+    from obsdb.api import Catalog
 
     with user_errors():
-        url = database_url(state.db)
-        before, after = upgrade(url)
+        url, before, after = Catalog.upgrade(state.db)
     if before == after:
         console.print(f"catalog {url} is up to date (revision {after})")
     elif before is None:
@@ -59,8 +58,6 @@ def ingest(
     named at the end (exit code 1)."""
     import re
 
-    from obsdb.pipeline.ingest import ingest as run_ingest
-
     config = _load_config()
     if number_pattern:
         try:
@@ -79,8 +76,8 @@ def ingest(
         warnings.simplefilter("always", FitsWarning)
         with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, \
                 progress_bar("ingest") as progress:
-            report = run_ingest(catalog, paths, recursive=recursive, workers=workers, executor=executor,
-                                config=config.ingest, progress=progress, night=night)
+            report = catalog.ingest(paths, recursive=recursive, workers=workers, executor=executor,
+                                    config=config.ingest, progress=progress, night=night)
     console.print(f"ingested {plural(report.n_files, 'file')} in {report.seconds:.1f} s: "
                   f"{len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable")

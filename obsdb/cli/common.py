@@ -194,10 +194,10 @@ def known_failure(exc: BaseException) -> str | None:
 @contextmanager
 def open_catalog():
     """The catalog named by --db / OBSDB_DB, checked to be at the code's schema."""
-    from obsdb.catalog.db import open_catalog as _open
+    from obsdb.api import Catalog
 
     with user_errors():
-        catalog = _open(state.db)
+        catalog = Catalog.open(state.db)
         try:
             yield catalog
         finally:

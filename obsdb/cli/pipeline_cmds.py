@@ -116,8 +116,8 @@ def run(
     then says, per band, why nothing was stacked.  Exit status: 0 stacks written (bands
     without one are listed), 3 the night ran but gave no stack (with --no-render: no frame
     aligned), 1 an error or unreadable files."""
+    from obsdb.api import Catalog
     from obsdb.config import load_config
-    from obsdb.pipeline.run import run_night
 
     if not folder.is_dir():
         with user_errors():
@@ -127,12 +127,12 @@ def run(
     db = _run_catalog(out, "run")
     with open_executor(executor_kind, workers, scheduler) as executor, user_errors():
         config = load_config(state.config)
-        summary = run_night(folder, out, db=db, workers=workers, stack=stack, render_outputs=render_,
-                            executor=executor,
-                            report=report, thresholds={**config.qa, **(qa_thresholds or {})},
-                            ingest_config=config.ingest,
-                            step=lambda name: err_console.print(f"» {name}", style="cyan"),
-                            progress_factory=progress_bar, on_step=_print_step)
+        summary = Catalog.run(folder, out, db=db, workers=workers, stack=stack, render_outputs=render_,
+                              executor=executor,
+                              report=report, thresholds={**config.qa, **(qa_thresholds or {})},
+                              ingest_config=config.ingest,
+                              step=lambda name: err_console.print(f"» {name}", style="cyan"),
+                              progress_factory=progress_bar, on_step=_print_step)
     _print_run(summary)
     if summary.not_stacked or not summary.stacked:
         given = [word for name, value in (qa_thresholds or {}).items()
@@ -155,7 +155,7 @@ def demo(
 
     The catalog is OUT/obsdb.sqlite, or the one given with --db on this command line;
     OBSDB_DB from the environment is not used."""
-    from obsdb.pipeline.run import run_night
+    from obsdb.api import Catalog
     from obsdb.simulate import simulate_night
 
     night = out / "night"
@@ -164,9 +164,9 @@ def demo(
         err_console.print(styled("» simulate", "cyan", f" {frames_} frames of {size}x{size} into {night}"))
         with progress_bar("simulate") as progress:
             simulate_night(night, seed=seed, size=size, n_frames=frames_, progress=progress)
-        summary = run_night(night, out, db=db, workers=workers,
-                            step=lambda name: err_console.print(f"» {name}", style="cyan"),
-                            progress_factory=progress_bar, on_step=_print_step)
+        summary = Catalog.run(night, out, db=db, workers=workers,
+                              step=lambda name: err_console.print(f"» {name}", style="cyan"),
+                              progress_factory=progress_bar, on_step=_print_step)
     _print_run(summary)
     if summary.not_stacked:
         _advice(summary, _rerun(db, night, out))

@@ -38,7 +38,6 @@ def qa(
     and the threshold, and the thresholds used are kept with the tags.  Tags that no longer hold
     are retracted, never deleted."""
     from obsdb.config import load_config
-    from obsdb.pipeline.qa import run_qa
 
     with user_errors():
         thresholds = dict(load_config(state.config).qa)
@@ -48,8 +47,8 @@ def qa(
             thresholds.update(load_plan(plan).qa)
         thresholds.update(qa_thresholds or {})
     with open_catalog() as catalog, progress_bar("metrics") as progress, user_errors():
-        report = run_qa(catalog, night=nights_arg(night), band=band, thresholds=thresholds, recompute=recompute,
-                        workers=workers, progress=progress)
+        report = catalog.qa(night=nights_arg(night), band=band, thresholds=thresholds, recompute=recompute,
+                            workers=workers, progress=progress)
     if fmt_ is ReportFormat.json:
         print_json(clean_nan({"measured": report.measured, "assessed": report.assessed,
                               "not_measured": [{"path": p, "reason": r} for p, r in report.not_measured],

@@ -39,13 +39,11 @@ def render(
     Each output is OUT/<input file name> with OBSDB_DX/DY/RUN/REF, the interpolation and one
     HISTORY line per shift step; stacks are OUT/stack_<band>.fits with a coverage map
     (OUT/<target>/stack_<band>.fits when the frames belong to several targets)."""
-    from obsdb.pipeline.render import render as run_render
-
     with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, user_errors(), \
             progress_bar("render") as progress:
-        report = run_render(catalog, out, run=run, interpolation=interp, status=status, band=band, where=where,
-                            stack=stack, nights=nights_arg(night), previews=previews, workers=workers,
-                            memory_limit_mb=memory_mb, progress=progress, executor=executor)
+        report = catalog.render(out, run=run, interpolation=interp, status=status, band=band, where=where,
+                                stack=stack, nights=nights_arg(night), previews=previews, workers=workers,
+                                memory_limit_mb=memory_mb, progress=progress, executor=executor)
     console.print(f"wrote {len(report.frames)} aligned frames to {out}")
     for s in report.stacks:
         name = f"{s['target']} {s['band']}" if s.get("target") else s["band"]
@@ -67,10 +65,8 @@ def collect(
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Copy (or hard-link) the selected input frames into a folder, like the notebook's selected/."""
-    from obsdb.pipeline.render import collect as run_collect
-
     with open_catalog() as catalog, user_errors():
-        done = run_collect(catalog, out, status=status, band=band, link=link, nights=nights_arg(night))
+        done = catalog.collect(out, status=status, band=band, link=link, nights=nights_arg(night))
     verb = "linked" if link else "copied"
     line = f"{verb} {len(done.written)} frame{'' if len(done.written) == 1 else 's'} to {out}"
     if done.present:

@@ -29,12 +29,10 @@ def report(
 
     The page is OUT/index.html; it needs no network and no JavaScript.  Thumbnails of
     unchanged frames are reused from an earlier report in the same folder."""
-    from obsdb.report.build import build_report
-
     with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, \
             progress_bar("report") as progress, user_errors():
-        result = build_report(catalog, out, thumbnails=thumbnails, workers=workers, executor=executor,
-                              thumbnail_size=size, progress=progress, nights=nights_arg(night))
+        result = catalog.report(out, thumbnails=thumbnails, workers=workers, executor=executor,
+                                thumbnail_size=size, progress=progress, nights=nights_arg(night))
     for warning in result.warnings:
         err_console.print(styled("warning:", "yellow", f" {warning}"), soft_wrap=True)
     console.print(f"report: {result.index_path} ({result.n_images} images, "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from obsdb import __version__
+from obsdb.version import __version__
 from obsdb.config import login_name
 from obsdb.errors import NothingToProcess, ObsdbError
 
@@ -100,26 +100,27 @@ def choose_reference(frames: list):
     return min(rich, key=lambda f: f.fwhm)
 
 
-def resolve_reference(catalog, frames: list, reference: str | None):
+def resolve_reference(store, frames: list, reference: str | None):
     """The run's reference: the one frame ``reference`` names, else the night's decided reference
-    when it is among ``frames`` (one field), else :func:`choose_reference`."""
+    when it is among ``frames`` (one field), else :func:`choose_reference`.  ``store`` is an
+    :class:`obsdb.catalog.stores.AlignStore`."""
     if reference is not None:
-        chosen = catalog.align_frames(selector=reference)
+        chosen = store.align_frames(selector=reference)
         if len(chosen) != 1:
             raise ObsdbError(f"--reference {reference!r} must name exactly one readable frame "
                              f"(it names {len(chosen)})")
         return chosen[0]
     nights = {f.night_id for f in frames}
     if len(nights) == 1:
-        decided = catalog.decided_reference(next(iter(nights)))
+        decided = store.decided_reference(next(iter(nights)))
         match = next((f for f in frames if f.id == decided), None)
         if match is not None:
             return match
     return choose_reference(frames)
 
 
-def _select(catalog, *, night, status: str, band: str | None, where: str | None, target) -> list:
-    frames = catalog.align_frames(nights=night, band=band, status=status, where=where)
+def _select(store, *, night, status: str, band: str | None, where: str | None, target) -> list:
+    frames = store.align_frames(nights=night, band=band, status=status, where=where)
     return [f for f in frames if target is ALL_TARGETS or f.object == target]
 
 
@@ -241,7 +242,7 @@ def _unique_label(ref, frames: dict) -> str:
     return f"{ref.file_name} (number {ref.number} is shared)" if shared else str(ref.label)
 
 
-def align_auto(catalog, *, night=None, reference: str | None = None, band: str | None = None,
+def align_auto(db, *, night=None, reference: str | None = None, band: str | None = None,
                status: str = "accepted", where: str | None = None, workers: int = 1, user: str | None = None,
                progress: Callable | None = None, target=ALL_TARGETS, frames: list | None = None,
                executor=None) -> AlignReport:
@@ -254,7 +255,8 @@ def align_auto(catalog, *, night=None, reference: str | None = None, band: str |
 
     Parameters
     ----------
-    catalog : obsdb.Catalog
+    db : obsdb.catalog.db.Database
+        The open catalog's database handle (:attr:`obsdb.Catalog.db`).
     night : str or list of str, optional
         Nights to take frames from (default every night; see :func:`align_each_target`).
     reference : str, optional
@@ -277,19 +279,22 @@ def align_auto(catalog, *, night=None, reference: str | None = None, band: str |
     -------
     AlignReport
     """
+    from obsdb.catalog.stores import AlignStore
+
+    store = AlignStore(db)
     user = user or login_name()
     if frames is None:
-        frames = _select(catalog, night=night, status=status, band=band, where=where, target=target)
+        frames = _select(store, night=night, status=status, band=band, where=where, target=target)
     if not frames:
         fact = (f"no {status} frames to align" + (f" in band {band}" if band else "")
                 + (f" of target {target!r}" if target is not ALL_TARGETS else ""))
         raise NothingToProcess(fact + ("; run `obsdb qa` first or use --status any" if status == "accepted" else ""),
                                fact)
-    ref = resolve_reference(catalog, frames, reference)
+    ref = resolve_reference(store, frames, reference)
     by_id = {f.id: f for f in frames}
     by_id.setdefault(ref.id, ref)
     if ref.stars is None:
-        _detect_reference(catalog, ref)
+        _detect_reference(store, ref)
     outcomes, fallback = [], []
     for frame in by_id.values():
         outcome = register_stored(frame, ref)
@@ -308,16 +313,16 @@ def align_auto(catalog, *, night=None, reference: str | None = None, band: str |
         if progress:
             progress(len(outcomes), len(by_id), by_id[outcome["frame_id"]].file_name)
     if new_lists:
-        catalog.store_star_lists(new_lists)
+        store.store_star_lists(new_lists)
     nights = {f.night_id for f in by_id.values()}
     parameters = {"status": status, "band": band, "where": where, "workers": workers, "match_radius": MATCH_RADIUS,
                   "night": night if isinstance(night, (str, type(None))) else list(night),
                   "frames_read": len(fallback)}
     if target is not ALL_TARGETS:
         parameters["target"] = target
-    run_id = catalog.record_auto_run(reference=ref, frames=by_id, outcomes=outcomes, parameters=parameters,
-                                     night_id=next(iter(nights)) if len(nights) == 1 else None,
-                                     target=None if target is ALL_TARGETS else target, author=user)
+    run_id = store.record_auto_run(reference=ref, frames=by_id, outcomes=outcomes, parameters=parameters,
+                                   night_id=next(iter(nights)) if len(nights) == 1 else None,
+                                   target=None if target is ALL_TARGETS else target, author=user)
     report = AlignReport(run_id, "auto", ref.number, reference_name=ref.file_name, reference_path=ref.path,
                          target=None if target is ALL_TARGETS else target, reference_label=_unique_label(ref, by_id),
                          frames_read=len(fallback))
@@ -336,17 +341,17 @@ def align_auto(catalog, *, night=None, reference: str | None = None, band: str |
     return report
 
 
-def _detect_reference(catalog, ref) -> None:
+def _detect_reference(store, ref) -> None:
     """Detect (and store) the stars of a reference whose stored list is missing or stale."""
     from obsdb.imaging.fitsio import read_fits_image
     from obsdb.imaging.stars import encode_stars
 
     image = read_fits_image(ref.path, hash_mode="none")
     ref.stars = _detect(image)
-    catalog.store_star_lists({ref.id: (encode_stars(ref.stars), len(ref.stars))})
+    store.store_star_lists({ref.id: (encode_stars(ref.stars), len(ref.stars))})
 
 
-def align_each_target(catalog, *, night=None, reference: str | None = None, band: str | None = None,
+def align_each_target(db, *, night=None, reference: str | None = None, band: str | None = None,
                       status: str = "accepted", where: str | None = None, workers: int = 1,
                       user: str | None = None, progress: Callable | None = None,
                       executor=None) -> list[AlignReport]:
@@ -368,18 +373,19 @@ def align_each_target(catalog, *, night=None, reference: str | None = None, band
     from collections import Counter
 
     from obsdb.catalog.selectors import ALL_NIGHTS
+    from obsdb.catalog.stores import AlignStore
 
     options = dict(band=band, status=status, where=where, workers=workers, user=user, progress=progress,
                    executor=executor)
-    frames = _select(catalog, night=night, status=status, band=band, where=where, target=ALL_TARGETS)
+    frames = _select(AlignStore(db), night=night, status=status, band=band, where=where, target=ALL_TARGETS)
     if reference is not None:
-        return [align_auto(catalog, reference=reference, frames=frames or None, night=night, **options)]
+        return [align_auto(db, reference=reference, frames=frames or None, night=night, **options)]
     together = night == ALL_NIGHTS or (isinstance(night, (list, tuple)) and ALL_NIGHTS in night)
     by_night: dict = {}
     for frame in frames:
         by_night.setdefault(None if together else frame.night, []).append(frame)
     if not by_night:
-        return [align_auto(catalog, night=night, frames=[], **options)]
+        return [align_auto(db, night=night, frames=[], **options)]
     reports = []
     for night_name in sorted(by_night, key=lambda n: n or ""):
         members = by_night[night_name]
@@ -387,7 +393,7 @@ def align_each_target(catalog, *, night=None, reference: str | None = None, band
         targets = sorted(counts, key=lambda name: (-counts[name], name is None, name or ""))
         for name in targets:
             chosen = [f for f in members if f.object == name]
-            reports.append(align_auto(catalog, night=night if together else night_name, frames=chosen,
+            reports.append(align_auto(db, night=night if together else night_name, frames=chosen,
                                       target=ALL_TARGETS if len(counts) == 1 else name, **options))
     return reports
 
@@ -434,7 +440,7 @@ CENTROID_BACKGROUNDS = ("box", "frame-median")
 whole frame's median as the seed notebook did (``temp - np.ma.median(temp)``)."""
 
 
-def align_staged(catalog, *, integer: bool = False, method: str | None = None, background: str | None = None,
+def align_staged(db, *, integer: bool = False, method: str | None = None, background: str | None = None,
                  user: str | None = None, progress: Callable | None = None, night=None) -> AlignReport:
     """The notebook's three stages, from the catalog's groups, boxes and decisions.
 
@@ -458,8 +464,11 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
     from obsdb.imaging.centroid import centroid_in_box
     from obsdb.imaging.fitsio import read_fits_image
 
+    from obsdb.catalog.stores import AlignStore
+
+    store = AlignStore(db)
     user = user or login_name()
-    inputs = catalog.staged_inputs(night)
+    inputs = store.staged_inputs(night)
     fine_decision, groups, frames = inputs["fine"], inputs["groups"], inputs["frames"]
     reference_id = inputs["reference_id"]
     reference = frames[reference_id]
@@ -568,7 +577,7 @@ def align_staged(catalog, *, integer: bool = False, method: str | None = None, b
             {"stage": 3, "kind": "fine", "method": method_name, "dx": dx3, "dy": dy3,
              "reference_frame_id": fine_ref_id, "centroid": (frame_id, 1), "reference_centroid": (fine_ref_id, 1),
              "parameters": {"box": list(fine_box), "box_in_frame": list(m["box3"]), "integer": integer}}]})
-    run_id = catalog.record_staged_run(
+    run_id = store.record_staged_run(
         reference_id=reference_id, author=user, software_version=__version__, frames=rows,
         failures=list(failures.items()), parameters={
             "integer": integer, "centroid_method": centroid_method, "centroid_background": sky,

@@ -206,22 +206,23 @@ def _linear_range(frame: dict, bias_level: float | None, name: str, verdicts: Ca
                "yardstick": {"set": name}})
 
 
-def check_calibration(catalog, *, nights=None, author: str = "obsdb") -> CalibrationReport:
+def check_calibration(store, *, nights=None, author: str = "obsdb") -> CalibrationReport:
     """Judge the calibration frames of ``nights`` (default: every night) and write their tags.
 
     The tags :data:`CALIB_TAGS` on these frames are made exactly what the rules find (a tag that no
     longer holds is retracted, with the reason).  Light-frame metrics, star lists and light-frame rule
-    tags that older versions left on calibration frames are removed.
+    tags that older versions left on calibration frames are removed.  ``store`` is a
+    :class:`obsdb.catalog.stores.CalibrationStore`.
 
     Returns
     -------
     CalibrationReport
     """
-    frames = catalog.calibration_frames(nights=nights)
+    frames = store.calibration_frames(nights=nights)
     verdicts = evaluate_calibration(frames)
-    change = catalog.apply_calibration_tags([f["id"] for f in frames], verdicts.wanted, verdicts.evidence,
-                                            names=CALIB_TAGS, author=author,
-                                            retract_reason="no longer holds: the calibration checks pass")
+    change = store.apply_calibration_tags([f["id"] for f in frames], verdicts.wanted, verdicts.evidence,
+                                          names=CALIB_TAGS, author=author,
+                                          retract_reason="no longer holds: the calibration checks pass")
     labels = {f["id"]: f["label"] for f in frames}
     return CalibrationReport(checked=len(frames), sets=verdicts.sets,
                              added=[(labels[i], name, reason) for i, name, reason in change.added],

@@ -237,7 +237,7 @@ def _same_members(master: dict, members: list[dict]) -> bool:
     return have == {(f["id"], f["sha256"]) for f in members}
 
 
-def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, author: str = "obsdb") -> CalibrateReport:
+def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author: str = "obsdb") -> CalibrateReport:
     """Build the masters of ``nights`` into ``out`` and match every light of ``nights`` to them.
 
     Masters already built from the same members by the same algorithm, whose files are unchanged,
@@ -254,6 +254,7 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
         When ``out`` holds a file obsdb did not write under a master's name, or is not a folder.
     """
     from obsdb.catalog.masters import MasterStore, median_or_none
+    from obsdb.catalog.stores import RenderStore
     from obsdb.imaging.calibration import CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION
     from obsdb.pipeline.calib_match import match_light, match_lights
     from obsdb.pipeline.executors import TaskFailed, executor_for
@@ -263,7 +264,7 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
     if out.exists() and not out.is_dir():
         raise ObsdbError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    store = MasterStore(catalog)
+    store, outputs = MasterStore(db), RenderStore(db)
     executor = executor_for(executor, 1)
     report = CalibrateReport()
     groups, report.refused = plan_masters(store.calibration_inputs(nights=nights))
@@ -322,9 +323,9 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
         # What obsdb wrote there before, read before these masters' own rows name the paths (a pending
         # row of our own would make a user's file there look like our half-done work).
         owned = store.owned_files(list(paths.values()))
-        for path, digests in catalog.written_outputs(list(paths.values())).items():
+        for path, digests in outputs.written_outputs(list(paths.values())).items():
             owned.setdefault(path, set()).update(digests)
-        inputs = catalog.catalogued_among(list(paths.values()))
+        inputs = outputs.catalogued_among(list(paths.values()))
         if inputs:
             store.mark_bad(ids, "not written: its path is a catalogued input frame", by=author)
             raise ObsdbError(f"{sorted(inputs)[0]}: is a catalogued frame; refusing to write a master over it")
@@ -370,7 +371,7 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
     report.matches = match_lights(lights, store.masters())
     store.store_matches(report.matches)
     uncalibrated = report.uncalibrated()
-    catalog.record_event(author, "calibrate",
+    outputs.record_event(author, "calibrate",
                          f"{len(report.built)} masters built, {len(report.reused)} reused, "
                          f"{len(report.failed)} failed; {len(lights)} lights matched "
                          f"({uncalibrated['bias']} without bias, {uncalibrated['dark']} without dark, "

@@ -56,7 +56,7 @@ def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
     return np.array([order.setdefault(root(i), len(order)) for i in range(n)])
 
 
-def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepted", reference: str | None = None,
+def auto_groups(db, *, radius: float = GROUP_RADIUS, status: str = "accepted", reference: str | None = None,
                 user: str | None = None, target=ALL_TARGETS, night=None) -> GroupingReport:
     """Cluster frames into pointing groups (replacing earlier automatic groups of those frames).
 
@@ -65,15 +65,17 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
     default, when the frames hold several targets, the reference's target is
     grouped (frames of another field have no offset from that reference).
     """
+    from obsdb.catalog.stores import AlignStore
     from obsdb.imaging.stars import find_offset
     from obsdb.pipeline.align import _select, resolve_reference
     from obsdb.pipeline.metrics import transparency_stars
 
+    store = AlignStore(db)
     user = user or login_name()
-    frames = _select(catalog, night=night, status=status, band=None, where=None, target=target)
+    frames = _select(store, night=night, status=status, band=None, where=None, target=target)
     if not frames:
         raise ObsdbError(f"no {status} frames to group")
-    ref = resolve_reference(catalog, frames, reference)
+    ref = resolve_reference(store, frames, reference)
     # Pointing groups are one night's: the reference's.
     frames = [f for f in frames if f.night_id == ref.night_id]
     frames = sorted(frames, key=lambda f: (f.date_obs is None, f.date_obs or 0, f.number or 0))
@@ -128,10 +130,10 @@ def auto_groups(catalog, *, radius: float = GROUP_RADIUS, status: str = "accepte
     fine_half = int(np.ceil(4 * fwhm))
     fine_box = [int(star[0]) - fine_half, int(star[0]) + fine_half + 1,
                 int(star[1]) - fine_half, int(star[1]) + fine_half + 1]
-    catalog.store_auto_groups(reference_id=ref.id, star=star, groups=groups, fine_box=fine_box, author=user,
-                              summary=f"{plural(len(report.groups), 'group')} relative to {ref.label}, "
-                                      f"{plural(len(report.ungrouped), 'frame')} ungrouped",
-                              details={"radius": radius, "groups": [g["name"] for g in report.groups]})
+    store.store_auto_groups(reference_id=ref.id, star=star, groups=groups, fine_box=fine_box, author=user,
+                            summary=f"{plural(len(report.groups), 'group')} relative to {ref.label}, "
+                                    f"{plural(len(report.ungrouped), 'frame')} ungrouped",
+                            details={"radius": radius, "groups": [g["name"] for g in report.groups]})
     return report
 
 

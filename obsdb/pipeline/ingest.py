@@ -350,7 +350,7 @@ def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool
 
 
 
-def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,
+def ingest(db, paths: Iterable[str | os.PathLike], *, recursive: bool = False, workers: int = 1,
            config: IngestConfig | None = None, user: str | None = None, night: str | None = None,
            exclude: Iterable[str | os.PathLike] = (), executor=None,
            progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
@@ -358,8 +358,8 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
 
     Parameters
     ----------
-    catalog : obsdb.Catalog
-        An open catalog.
+    db : obsdb.catalog.db.Database
+        The open catalog's database handle (:attr:`obsdb.Catalog.db`).
     paths : iterable of path-like
         Files and folders.
     recursive : bool
@@ -385,8 +385,10 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     -------
     IngestReport
     """
+    from obsdb.catalog.stores import IngestStore
     from obsdb.imaging.header import frame_number, suggest_number_pattern
 
+    store = IngestStore(db)
     config = config or IngestConfig()
     user = user or login_name()
     start = time.perf_counter()
@@ -399,15 +401,15 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         files = [p for p in files if _utf8_name(p)]
     # obsdb's own outputs are no observations: an aligned frame ingested as a frame would be a copy.
     excluded = [Path(p).expanduser().resolve() for p in exclude]
-    own = set(catalog.written_outputs([str(p) for p in files]))
+    own = set(store.written_outputs([str(p) for p in files]))
     report.own_outputs = [str(p) for p in files
                           if str(p) in own or any(p == folder or folder in p.parents for folder in excluded)]
     if report.own_outputs:
         skipped = set(report.own_outputs)
         files = [p for p in files if str(p) not in skipped]
-    known = catalog.known_files([str(p) for p in files])
+    known = store.known_files([str(p) for p in files])
     folders = [Path(p).expanduser().resolve() for p in paths if Path(p).expanduser().is_dir()]
-    report.gone = catalog.gone_from(folders, recursive=recursive, present={str(p) for p in files})
+    report.gone = store.gone_from(folders, recursive=recursive, present={str(p) for p in files})
     todo: list[str] = []
     renumbered: dict[int, int | None] = {}
     for path in files:
@@ -435,7 +437,7 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         else:
             todo.append(key)
     if renumbered:
-        catalog.renumber(renumbered, pattern=config.number_pattern, author=user)
+        store.renumber(renumbered, pattern=config.number_pattern, author=user)
 
     total = len(files)
     done = total - len(todo)
@@ -447,7 +449,7 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
     def flush() -> None:
         if not batch:
             return
-        outcome = catalog.write_measurements(batch, number_pattern=config.number_pattern, author=user, night=night)
+        outcome = store.write_measurements(batch, number_pattern=config.number_pattern, author=user, night=night)
         report.added.extend(outcome["added"])
         report.changed.extend(outcome["changed"])
         report.unchanged.extend(outcome["unchanged"])
@@ -471,18 +473,18 @@ def ingest(catalog, paths: Iterable[str | os.PathLike], *, recursive: bool = Fal
         flush()
     report.seconds = time.perf_counter() - start
     # Only clashes this ingest created: a later ingest of other files does not repeat them.
-    for (night_name, number), paths in catalog.shared_numbers(new_ids).items():
+    for (night_name, number), paths in store.shared_numbers(new_ids).items():
         report.shared_numbers[(night_name, number)] = len(paths)
         report.shared_paths[(night_name, number)] = sorted(paths)
         hint = suggest_number_pattern(sorted(Path(p).name for p in paths))
         if hint:
             report.number_pattern_hint[(night_name, number)] = hint
-    catalog.record_event(user, "ingest",
-                         f"{plural(report.n_files, 'file')}: {len(report.added)} added, {len(report.changed)} changed, "
-                         f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable"
-                         + (f", {report.stale} re-measured (newer algorithm)" if report.stale else ""),
-                         details={"paths": [str(p) for p in paths], "workers": workers, "night": night,
-                                  "executor": executor.describe() if executor is not None else None})
+    store.record_event(user, "ingest",
+                       f"{plural(report.n_files, 'file')}: {len(report.added)} added, {len(report.changed)} changed, "
+                       f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable"
+                       + (f", {report.stale} re-measured (newer algorithm)" if report.stale else ""),
+                       details={"paths": [str(p) for p in paths], "workers": workers, "night": night,
+                                "executor": executor.describe() if executor is not None else None})
     return report
 
 

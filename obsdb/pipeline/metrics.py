@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-METRICS_VERSION = "metrics-4"
-"""Identifies the metric algorithm; stored with each result.  metrics-4: light frames are searched
-for satellite streaks in the same pass (``n_streaks`` and the ``streak`` rows)."""
+from obsdb.catalog.versions import METRICS_VERSION
 
 STAR_LIST_SIZE = 400
 """Brightest stars stored per frame: what registration matches (and QA and groups reuse)."""

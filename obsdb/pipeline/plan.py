@@ -266,8 +266,3 @@ def _kind(value) -> str:
     if isinstance(value, dict):
         return "a table"
     return type(value).__name__
-
-
-def apply_plan(catalog, plan: Plan, *, user: str | None = None, night=None):
-    """Record a plan's decisions in the catalog in one transaction (:meth:`obsdb.Catalog.apply_plan`)."""
-    return catalog.apply_plan(plan, user=user, night=night)

@@ -48,16 +48,17 @@ class QaReport:
     never rewrites them; name the night with --recompute to re-judge)."""
 
 
-def measure_missing(catalog, *, nights=None, band: str | None = None, recompute: bool = False, workers: int = 1,
+def measure_missing(store, *, nights=None, band: str | None = None, recompute: bool = False, workers: int = 1,
                     progress: Callable | None = None, failed: list | None = None) -> int:
     """Compute metrics and star lists for frames that lack them (one read each); returns how many.
 
-    Files that cannot be read now are appended to ``failed`` as ``(path, reason)``.
+    ``store`` is QA's :class:`obsdb.catalog.stores.QualityStore`.  Files that cannot be read now are
+    appended to ``failed`` as ``(path, reason)``.
     """
     from obsdb.config import IngestConfig
     from obsdb.pipeline.ingest import measure_many
 
-    todo = catalog.frames_needing_metrics(nights=nights, band=band, recompute=recompute)
+    todo = store.frames_needing_metrics(nights=nights, band=band, recompute=recompute)
     if not todo:
         return 0
     config = IngestConfig(measure_quality=True)
@@ -72,17 +73,17 @@ def measure_missing(catalog, *, nights=None, band: str | None = None, recompute:
         if progress:
             progress(done, len(todo), measurement.path.rsplit("/", 1)[-1])
         if len(batch) >= 25:
-            catalog.store_quality(batch)
+            store.store_quality(batch)
             batch.clear()
     if batch:
-        catalog.store_quality(batch)
+        store.store_quality(batch)
     return measured
 
 
 def band_reference(frames: list):
     """The group's transparency reference: among frames with a background no higher
     than the group median (clear sky), the one whose brightest stars are brightest
-    per second of exposure (frames are :class:`obsdb.catalog.catalog.QaFrame`)."""
+    per second of exposure (frames are :class:`obsdb.catalog.records.QaFrame`)."""
     candidates = [f for f in frames if f.stars is not None and len(f.stars)]
     if not candidates:
         return None
@@ -103,7 +104,7 @@ def band_reference(frames: list):
     return max(clear, key=brightness)
 
 
-def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | None = None,
+def run_qa(db, *, night=None, band: str | None = None, thresholds: dict | None = None,
            recompute: bool = False, workers: int = 1, user: str | None = None,
            progress: Callable | None = None) -> QaReport:
     """Measure, compute transparency, apply the rules and write the automatic tags with their evidence.
@@ -119,7 +120,8 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
 
     Parameters
     ----------
-    catalog : obsdb.Catalog
+    db : obsdb.catalog.db.Database
+        The open catalog's database handle (:attr:`obsdb.Catalog.db`).
     night : str or list of str, optional
         Only these nights (default: every night, each on its own).
     band : str, optional
@@ -140,19 +142,21 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
     ObsdbError
         For an unknown threshold or a value of the wrong type or range.
     """
+    from obsdb.catalog.stores import CalibrationStore, QualityStore
     from obsdb.imaging.stars import transparency
     from obsdb.pipeline.metrics import transparency_stars
     from obsdb.pipeline.qa_rules import MIN_YARDSTICK_FRAMES, QaThresholds, evaluate
 
+    store = QualityStore(db)
     user = user or login_name()
     try:
         limits = QaThresholds.from_mapping(thresholds or {})
     except ValueError as exc:
         raise ObsdbError(f"[qa] thresholds: {exc}") from None
     report = QaReport(thresholds=_as_dict(limits))
-    report.measured = measure_missing(catalog, nights=night, band=band, recompute=recompute, workers=workers,
+    report.measured = measure_missing(store, nights=night, band=band, recompute=recompute, workers=workers,
                                       failed=report.not_measured, progress=progress)
-    frames = catalog.qa_frames(nights=night, band=band)
+    frames = store.qa_frames(nights=night, band=band)
     groups: dict[tuple, list] = {}
     for frame in frames:
         groups.setdefault(frame.group_key, []).append(frame)
@@ -180,16 +184,16 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
         if small:
             if (instrument, band_name) not in histories:
                 # Metrics only: star lists are read below for the frames of the same target alone.
-                histories[(instrument, band_name)] = catalog.qa_frames(
+                histories[(instrument, band_name)] = store.qa_frames(
                     instrument=instrument, band=band_name, stars=False) if instrument is not None else []
             history = _same_exposure([h for h in histories[(instrument, band_name)] if h.night != night_name
                                       and h.band == band_name], members)
         same_target = [h for h in history if h.object == target]
         if same_target:
             wanted_ids = {h.id for h in same_target}
-            same_target = [h for h in catalog.qa_frames(nights=sorted({h.night for h in same_target}),
-                                                        instrument=instrument, band=band_name)
-                           if h.id in wanted_ids]
+            same_target = [h for h in store.qa_frames(nights=sorted({h.night for h in same_target}),
+                                                      instrument=instrument, band=band_name)
+                         if h.id in wanted_ids]
         candidates = members + same_target
         reference = band_reference(candidates)
         report.references[label] = reference.label if reference else None
@@ -215,12 +219,12 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
     from obsdb.pipeline.streak_rules import SATELLITE_TAG, satellite_decisions
 
     # Streaks were found at ingest; the frames judged now get (or lose) their satellite tag.
-    for frame_id, tag, reason, proof in satellite_decisions(catalog.frame_streaks([r[0] for r in results])):
+    for frame_id, tag, reason, proof in satellite_decisions(store.frame_streaks([r[0] for r in results])):
         wanted[(frame_id, tag)] = reason
         evidence[(frame_id, tag)] = proof
-    change = catalog.apply_qa(results, wanted, names=QA_TAGS + (SATELLITE_TAG,), author=RULE_AUTHOR,
-                              retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}",
-                              evidence=evidence)
+    change = store.apply_qa(results, wanted, names=QA_TAGS + (SATELLITE_TAG,), author=RULE_AUTHOR,
+                            retract_reason=f"no longer holds with thresholds {_brief(report.thresholds)}",
+                            evidence=evidence)
     labels = {f.id: f.label for f in frames}
     report.retracted.extend((labels[frame_id], name, reason) for frame_id, name, reason in change.retracted
                             if (frame_id, name) not in wanted)
@@ -228,15 +232,15 @@ def run_qa(catalog, *, night=None, band: str | None = None, thresholds: dict | N
     report.assessed = len(results)
     from obsdb.pipeline.calib_checks import check_calibration  # bias, dark, flat: their own rules
 
-    calibration = check_calibration(catalog, nights=night, author=RULE_AUTHOR)
+    calibration = check_calibration(CalibrationStore(db), nights=night, author=RULE_AUTHOR)
     report.added.extend(calibration.added)
     report.retracted.extend(calibration.retracted)
     report.nights = sorted(set(judged))
-    catalog.record_event(user, "qa", f"{plural(report.assessed, 'frame')} assessed, "
-                                     f"{plural(len(report.added), 'tag')} added, {len(report.retracted)} retracted",
-                         details={"nights": report.nights, "band": band, "thresholds": report.thresholds,
-                                  "references": report.references, "yardsticks": report.yardsticks,
-                                  "kept": report.kept})
+    store.record_event(user, "qa", f"{plural(report.assessed, 'frame')} assessed, "
+                                   f"{plural(len(report.added), 'tag')} added, {len(report.retracted)} retracted",
+                       details={"nights": report.nights, "band": band, "thresholds": report.thresholds,
+                                "references": report.references, "yardsticks": report.yardsticks,
+                                "kept": report.kept})
     return report
 
 

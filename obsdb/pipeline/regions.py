@@ -55,9 +55,9 @@ class RegionFile:
     frame_path: str
 
 
-def write_regions(catalog, selector: str, out: str | Path | None = None, *, nights=None) -> RegionFile:
-    """Write the region file of one frame (default ``<frame name>.reg`` here), atomically."""
-    facts = catalog.region_facts(selector, nights=nights)
+def write_regions(facts: dict, out: str | Path | None = None) -> RegionFile:
+    """Write the region file of one frame (default ``<frame name>.reg`` here), atomically, from its
+    facts as :meth:`obsdb.Catalog.region_facts` reads them."""
     text, count = frame_regions(facts)
     target = Path(out) if out else Path(facts["file_name"].split(".")[0] + ".reg")
     atomic_write_bytes(target, text.encode())

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from obsdb.text import not_one_of, plural
-from obsdb import __version__
+from obsdb.version import __version__
 from obsdb.errors import NothingToProcess, ObsdbError
 from obsdb.config import login_name
 
@@ -210,7 +210,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
             "preview": preview_path, "shape": [int(n) for n in aligned.shape]}
 
 
-def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolation: str = "spline3",
+def render(db, out_dir: str | Path, *, run: int | None = None, interpolation: str = "spline3",
            status: str = "accepted", band: str | None = None, where: str | None = None,
            stack: str | None = None, nights=None,
            previews: bool = False, workers: int = 1, memory_limit_mb: float = 512, user: str | None = None,
@@ -219,7 +219,8 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
 
     Parameters
     ----------
-    catalog : Catalog
+    db : obsdb.catalog.db.Database
+        The open catalog's database handle (:attr:`obsdb.Catalog.db`).
     out_dir : path
         Output folder; must not hold any input frame of the catalog.
     run : int, optional
@@ -245,9 +246,11 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     -------
     RenderReport
     """
+    from obsdb.catalog.stores import RenderStore
     from obsdb.imaging.resample import INTERPOLATIONS
     from obsdb.imaging.stack import STACK_METHODS
 
+    store = RenderStore(db)
     if interpolation not in INTERPOLATIONS:
         raise ObsdbError(not_one_of("--interp", interpolation, INTERPOLATIONS))
     if stack is not None and stack not in STACK_METHODS:
@@ -256,10 +259,10 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise ObsdbError(f"--out {out_dir}: is a file, not a folder")
-    tasks = catalog.render_plan(run=run, status=status, band=band, where=where, nights=nights)
+    tasks = store.render_plan(run=run, status=status, band=band, where=where, nights=nights)
     if not tasks:
-        matching = next(catalog.iter_frame_dicts(night=nights, band=band, where=where, include_unreadable=False,
-                                                 status=None if status == "any" else status), None)
+        matching = next(store.iter_frame_dicts(night=nights, band=band, where=where, include_unreadable=False,
+                                               status=None if status == "any" else status), None)
         if matching is None:
             chosen = ", ".join(part for part in (f"--status {status}", band and f"--band {band}",
                                                  where and f"--where {where!r}") if part)
@@ -271,7 +274,7 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     for task in tasks:
         task["output"] = outputs[task["path"]]
         task["wcs"] = wcs.get(task["reference_path"])
-    inputs = catalog.catalogued_among([str(out_dir / task["output"]) for task in tasks])
+    inputs = store.catalogued_among([str(out_dir / task["output"]) for task in tasks])
     if inputs:
         raise ObsdbError(f"{sorted(inputs)[0]}: is an input frame; refusing to overwrite it (choose another --out)")
     from obsdb.pipeline.outputs import refuse_foreign, remove_own_leftovers
@@ -279,18 +282,18 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     targets = [out_dir / task["output"] for task in tasks]
     targets += [target.with_suffix(".png") for target in targets] if previews else []
     # An output folder may hold the user's own files: only what obsdb wrote (and nobody changed) is replaced.
-    refuse_foreign(targets, catalog.written_outputs([str(t) for t in targets]), what="render")
+    refuse_foreign(targets, store.written_outputs([str(t) for t in targets]), what="render")
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_own_leftovers(targets)
     # Write-ahead: the catalog knows every file about to be written before the first is, and each
     # file's digest as soon as it is written, so a render killed at any point leaves no file of
     # its own that the next render would take for the user's.
-    catalog.record_render_intents(
+    store.record_render_intents(
         [{"kind": "aligned", "path": str(out_dir / task["output"]), "frame_id": task["frame_id"],
           "band": task["band"]} for task in tasks]
         + ([{"kind": "preview", "path": str((out_dir / task["output"]).with_suffix(".png")),
              "frame_id": task["frame_id"], "band": task["band"]} for task in tasks] if previews else []))
-    streaks = {f["id"]: f["streaks"] for f in catalog.frame_streaks([task["frame_id"] for task in tasks])}
+    streaks = {f["id"]: f["streaks"] for f in store.frame_streaks([task["frame_id"] for task in tasks])}
     for task in tasks:
         task["streaks"] = streaks.get(task["frame_id"], [])
     if interpolation != "nearest":
@@ -305,19 +308,19 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
         else:
             results.append(result)
             # Recorded as it is written: a failure or a kill later loses nothing of it.
-            _record_frames(catalog, tasks, [result], interpolation, report)
+            _record_frames(store, tasks, [result], interpolation, report)
         if progress:
             progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
     if stack:
-        report.stacks = write_stacks(catalog, tasks, results, out_dir, method=stack,
+        report.stacks = write_stacks(store, tasks, results, out_dir, method=stack,
                                      memory_limit_mb=memory_limit_mb, left_out=report.skipped)
-    catalog.record_event(user, "render", f"{plural(len(results), 'aligned frame')}, {plural(len(report.stacks), 'stack')} "
-                                         f"into {out_dir}",
-                         details={"interpolation": interpolation, "run": run, "stack": stack})
+    store.record_event(user, "render", f"{plural(len(results), 'aligned frame')}, {plural(len(report.stacks), 'stack')} "
+                                       f"into {out_dir}",
+                       details={"interpolation": interpolation, "run": run, "stack": stack})
     return report
 
 
-def _record_frames(catalog, tasks, results, interpolation, report) -> None:
+def _record_frames(store, tasks, results, interpolation, report) -> None:
     """RenderOutput rows (and the report's lists) for the aligned frames written."""
     if not results:
         return
@@ -334,7 +337,7 @@ def _record_frames(catalog, tasks, results, interpolation, report) -> None:
               "band": bands[result["frame_id"]], "path": result["preview"], "sha256": file_sha256(result["preview"]),
               "interpolation": interpolation, "parameters": None}
              for result in results if result["preview"]]
-    catalog.record_render_outputs(rows)
+    store.record_render_outputs(rows)
     for result in results:
         report.frames.append((result["number"], result["path"]))
         if result["preview"]:
@@ -465,7 +468,7 @@ def _map_render(tasks, out_dir, interpolation, previews, workers, executor=None)
         yield result
 
 
-def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path, *, method: str,
+def write_stacks(store, tasks: list[dict], results: list[dict], out_dir: Path, *, method: str,
                  memory_limit_mb: float = 512, left_out: list | None = None) -> list[dict]:
     """Stack the aligned frames of each band into ``stack_<band>.fits`` (+ a PNG preview).
 
@@ -523,15 +526,15 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"stack_{_file_safe(band)}.fits"
         refuse_foreign([path, path.with_suffix(".png")],
-                       catalog.written_outputs([str(path), str(path.with_suffix(".png"))]), what="render")
+                       store.written_outputs([str(path), str(path.with_suffix(".png"))]), what="render")
         remove_own_leftovers([path, path.with_suffix(".png")])
-        catalog.record_render_intents([{"kind": kind, "path": str(target), "band": band}
-                                       for kind, target in (("stack", path), ("preview", path.with_suffix(".png")))])
+        store.record_render_intents([{"kind": kind, "path": str(target), "band": band}
+                                     for kind, target in (("stack", path), ("preview", path.with_suffix(".png")))])
         digest = atomic_write_fits(path, [fits.PrimaryHDU(stacked.data.astype(np.float32), header=header),
                                           fits.ImageHDU(stacked.coverage, name="COVERAGE")])
         title = f"{target + ' ' if several_targets and target else ''}{band}: {method} of {plural(len(members), 'frame')}"
         preview = write_stack_preview_png(path.with_suffix(".png"), stacked.data, title=title)
-        catalog.record_render_outputs([{
+        store.record_render_outputs([{
             "run_id": runs[0] if len(runs) == 1 else None, "frame_id": None, "kind": "stack", "band": band,
             "path": str(path), "sha256": digest, "interpolation": None,
             "parameters": {"method": method, "frames": [r["number"] for r in members], "target": target,
@@ -618,32 +621,35 @@ class CollectReport:
     """Links asked for across filesystems (a hard link cannot cross one): copied instead."""
 
 
-def collect(catalog, out_dir: str | Path, *, status: str = "accepted", band: str | None = None,
+def collect(db, out_dir: str | Path, *, status: str = "accepted", band: str | None = None,
             link: bool = False, nights=None) -> CollectReport:
     """Copy (or hard-link) the selected input frames into a folder, like the notebook's ``selected/``.
 
     A file already in the folder under a target's name is never replaced: it
     is left alone when it is the input itself (a link) or a byte-identical
     copy of it, and refused otherwise (it may be another night's input, or
-    the user's own file).  A hard link across filesystems falls back to a copy.
+    the user's own file).  A hard link across filesystems falls back to a copy.  ``db`` is the open
+    catalog's database handle (:attr:`obsdb.Catalog.db`).
     """
     import errno
     import shutil
     import tempfile
 
+    from obsdb.catalog.stores import RenderStore
     from obsdb.imaging.fitsio import _umask
     from obsdb.pipeline.outputs import file_sha256, remove_own_leftovers
 
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise ObsdbError(f"--out {out_dir}: is a file, not a folder")
-    records = catalog.frame_dicts(night=nights, band=band, include_unreadable=False,
-                                  status=None if status == "any" else status)
+    store = RenderStore(db)
+    records = store.frame_dicts(night=nights, band=band, include_unreadable=False,
+                                status=None if status == "any" else status)
     if not records:
         raise ObsdbError(f"no {status} frames to collect")
     outputs = output_names([record["path"] for record in records], strip_gz=False)
     # Never write over (or unlink) a catalogued input, this night's or another's.
-    clashes = catalog.catalogued_among([str(out_dir / name) for name in outputs.values()])
+    clashes = store.catalogued_among([str(out_dir / name) for name in outputs.values()])
     if clashes:
         raise ObsdbError(f"{sorted(clashes)[0]}: is a catalogued input frame; refusing to replace it "
                          "(choose another --out)")

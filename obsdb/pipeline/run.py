@@ -61,7 +61,7 @@ class RunSummary:
         return 1 if self.failed_files else 0
 
 
-def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, workers: int = 1,
+def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, workers: int = 1,
               stack: str = "median", render_outputs: bool = True, report: bool = True, thresholds: dict | None = None,
               reference: str | None = None, step: Callable[[str], None] | None = None,
               progress_factory=None, ingest_config=None, executor=None,
@@ -74,15 +74,19 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     later steps say what they could do, the report is written, and
     :attr:`RunSummary.not_stacked` says per band why no stack was made.
 
+    :meth:`obsdb.Catalog.run` opens (or creates) the catalog and calls this with it.
+
     Parameters
     ----------
+    catalog : obsdb.Catalog
+        The open catalog, whose steps are run in turn.
     folder : path
         The night's FITS files (searched recursively).
     out : path
-        Output folder: ``aligned/`` frames and stacks, ``report/``, and the
-        catalog unless ``db`` is given.
-    db : str, optional
-        Catalog path or URL (default: ``out/obsdb.sqlite``; never ``OBSDB_DB``).
+        Output folder (it exists): ``aligned/`` frames and stacks, ``report/``, and the
+        catalog unless another was given.
+    new : bool
+        Whether the catalog was created for this run (said in the summary and the report).
     workers : int
         Processes for the pixel work.
     stack : str
@@ -120,129 +124,111 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     """
     from contextlib import nullcontext
 
-    from obsdb.catalog.catalog import Catalog
     from obsdb.errors import NothingToProcess, ObsdbError
-    from obsdb.pipeline.align import align_each_target
-    from obsdb.pipeline.groups import auto_groups
-    from obsdb.pipeline.ingest import ingest
-    from obsdb.pipeline.qa import run_qa
-    from obsdb.pipeline.render import render
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    db = db or str(out / "obsdb.sqlite")
-    summary = RunSummary(catalog=db, rendered=render_outputs, on_step=on_step)
+    summary = RunSummary(catalog=catalog.display_url, rendered=render_outputs, on_step=on_step)
     announce = step or (lambda name: None)
     progress = progress_factory or (lambda label: nullcontext(None))
-
-    announce("init")
-    new = "://" not in db and not Path(db).expanduser().exists()
-    catalog = Catalog.open(db, create=True)
+    known = 0 if new else sum(night["frames"] for night in catalog.nights())
+    summary.catalog_state = "new" if new else f"existing, {plural(known, 'frame')}"
+    summary.add("catalog", f"{summary.catalog} ({summary.catalog_state})")
+    announce("ingest")
+    with progress("ingest") as callback:
+        ingested = catalog.ingest([folder], recursive=True, workers=workers, config=ingest_config,
+                                  exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback,
+                                  executor=executor)
+    summary.failed_files = list(ingested.failed)
+    summary.add("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
+                          f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s")
+    if ingested.gone:
+        summary.add("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
+                               f"(first: {ingested.gone[0]}); the catalog keeps their records")
+    if next(catalog.iter_frame_dicts(include_unreadable=False, light_only=True), None) is None:
+        found = "no FITS files" if ingested.n_files == 0 else "no readable light frames"
+        raise ObsdbError(f"{folder}: {found} (.fits .fit .fts, or .gz, in it or its sub-folders); "
+                         "nothing to align")
+    for key, count in sorted(ingested.shared_numbers.items()):
+        hint = ingested.number_pattern_hint.get(key)
+        summary.add("warning", f"frame number {key[1]} is shared by {count} files" + (
+            f"; set [ingest] number_pattern = '{hint}' in obsdb.toml to tell them apart" if hint else ""))
+    announce("qa")
+    with progress("qa") as callback:
+        assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
+    light = catalog.frame_dicts(include_unreadable=False, light_only=True)
+    summary.add("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} "
+                      f"added, {len(assessed.retracted)} retracted; {_verdicts(light)}")
+    announce("align")
+    runs = []
     try:
-        summary.catalog = catalog.display_url
-        known = 0 if new else sum(night["frames"] for night in catalog.nights())
-        summary.catalog_state = "new" if new else f"existing, {plural(known, 'frame')}"
-        summary.add("catalog", f"{summary.catalog} ({summary.catalog_state})")
-        announce("ingest")
-        with progress("ingest") as callback:
-            ingested = ingest(catalog, [folder], recursive=True, workers=workers, config=ingest_config,
-                              exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback,
-                              executor=executor)
-        summary.failed_files = list(ingested.failed)
-        summary.add("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
-                              f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s")
-        if ingested.gone:
-            summary.add("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
-                                   f"(first: {ingested.gone[0]}); the catalog keeps their records")
-        if next(catalog.iter_frame_dicts(include_unreadable=False, light_only=True), None) is None:
-            found = "no FITS files" if ingested.n_files == 0 else "no readable light frames"
-            raise ObsdbError(f"{folder}: {found} (.fits .fit .fts, or .gz, in it or its sub-folders); "
-                             "nothing to align")
-        for key, count in sorted(ingested.shared_numbers.items()):
-            hint = ingested.number_pattern_hint.get(key)
-            summary.add("warning", f"frame number {key[1]} is shared by {count} files" + (
-                f"; set [ingest] number_pattern = '{hint}' in obsdb.toml to tell them apart" if hint else ""))
-        announce("qa")
-        with progress("qa") as callback:
-            assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
-        light = catalog.frame_dicts(include_unreadable=False, light_only=True)
-        summary.add("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} "
-                          f"added, {len(assessed.retracted)} retracted; {_verdicts(light)}")
-        announce("align")
-        runs = []
+        with progress("align") as callback:
+            runs = catalog.align(reference=reference, workers=workers, progress=callback,
+                                 executor=executor)
+    except NothingToProcess as exc:
+        summary.stopped.append(f"align: {exc.fact}")
+        summary.add("align", f"nothing aligned: {exc.fact}")
+    for aligned in runs:
+        target = f" (target {_target_name(aligned)})" if len(runs) > 1 else ""
+        summary.add("align", f"run {aligned.run_id}{target}: "
+                             f"{plural(len(aligned.results) - len(aligned.failures), 'frame')} aligned to "
+                             f"{aligned.reference_label}, {len(aligned.failures)} unregistered")
+    announce("group")
+    if not runs:
+        summary.add("group", "skipped: no alignment run to group against")
+    else:
         try:
-            with progress("align") as callback:
-                runs = align_each_target(catalog, reference=reference, workers=workers, progress=callback,
-                                         executor=executor)
-        except NothingToProcess as exc:
-            summary.stopped.append(f"align: {exc.fact}")
-            summary.add("align", f"nothing aligned: {exc.fact}")
-        for aligned in runs:
-            target = f" (target {_target_name(aligned)})" if len(runs) > 1 else ""
-            summary.add("align", f"run {aligned.run_id}{target}: "
-                                 f"{plural(len(aligned.results) - len(aligned.failures), 'frame')} aligned to "
-                                 f"{aligned.reference_label}, {len(aligned.failures)} unregistered")
-        announce("group")
+            # Pointing groups are offsets from one reference: that of the night's main target, whose
+            # frames alone auto_groups then groups.
+            grouped = catalog.auto_groups(reference=runs[0].reference_selector)
+            of_target = f" of target {_target_name(runs[0])}" if len(runs) > 1 else ""
+            summary.add("group", f"{plural(len(grouped.groups), 'pointing group')}{of_target}")
+        except ObsdbError as exc:
+            # Groups serve the report and the staged method; the auto run above does not need them.
+            summary.add("group", f"skipped: {exc}")
+    rendered = None
+    if render_outputs:
+        announce("render")
         if not runs:
-            summary.add("group", "skipped: no alignment run to group against")
+            summary.add("render", "nothing to render: no frame was aligned")
         else:
             try:
-                # Pointing groups are offsets from one reference: that of the night's main target, whose
-                # frames alone auto_groups then groups.
-                grouped = auto_groups(catalog, reference=runs[0].reference_selector)
-                of_target = f" of target {_target_name(runs[0])}" if len(runs) > 1 else ""
-                summary.add("group", f"{plural(len(grouped.groups), 'pointing group')}{of_target}")
-            except ObsdbError as exc:
-                # Groups serve the report and the staged method; the auto run above does not need them.
-                summary.add("group", f"skipped: {exc}")
-        rendered = None
-        if render_outputs:
-            announce("render")
-            if not runs:
-                summary.add("render", "nothing to render: no frame was aligned")
-            else:
-                try:
-                    with progress("render") as callback:
-                        # One target: exactly this run; several: each frame's run of this command (its current one).
-                        rendered = render(catalog, out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
-                                          stack=stack, workers=workers, progress=callback, executor=executor)
-                except NothingToProcess as exc:
-                    summary.stopped.append(f"render: {exc.fact}")
-                    summary.add("render", exc.fact)
-            if rendered is not None:
-                summary.add("render", f"{plural(len(rendered.frames), 'aligned frame')} and "
-                                      f"{plural(len(rendered.stacks), stack + ' stack')} in {out / 'aligned'}")
-                for frame, reason in rendered.skipped:
-                    summary.add("stack", f"{frame}: {reason}")
-                for frame, reason in rendered.failed:
-                    summary.add("not rendered", f"{frame}: {reason}")
-        records = catalog.frame_dicts()
-        summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
-        if render_outputs:
-            from obsdb.catalog.queries import LIGHT_TYPES
+                with progress("render") as callback:
+                    # One target: exactly this run; several: each frame's run of this command (its current one).
+                    rendered = catalog.render(out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
+                                              stack=stack, workers=workers, progress=callback, executor=executor)
+            except NothingToProcess as exc:
+                summary.stopped.append(f"render: {exc.fact}")
+                summary.add("render", exc.fact)
+        if rendered is not None:
+            summary.add("render", f"{plural(len(rendered.frames), 'aligned frame')} and "
+                                  f"{plural(len(rendered.stacks), stack + ' stack')} in {out / 'aligned'}")
+            for frame, reason in rendered.skipped:
+                summary.add("stack", f"{frame}: {reason}")
+            for frame, reason in rendered.failed:
+                summary.add("not rendered", f"{frame}: {reason}")
+    records = catalog.frame_dicts()
+    summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
+    if render_outputs:
+        from obsdb.catalog.queries import LIGHT_TYPES
 
-            rows = light_rows(records, runs, rendered.stacks if rendered else [])
-            missing = not_stacked(rows, summary.stopped)
-            summary.not_stacked = [line for _, line in missing]
-            summary.causes = {cause for cause, _ in missing}
-            # An example for the advice "accept by hand": a frame of a band that QA left empty.
-            bare = {(row["target"], row["band"]) for row in rows if not row["stack"] and not row["accepted"]
-                    and not row["rejected_by"].get("unregistered")}
-            per_target = any(row["target"] is not None for row in rows)
-            summary.example_rejected = next(
-                (r["label"] for r in records if r["status"] == "rejected" and r.get("readable", True)
-                 and (r.get("type") or "unknown") in LIGHT_TYPES
-                 and ((r["object"] if per_target else None), r["band"] or "none") in bare), None)
-        if report:
-            from obsdb.report.build import build_report
-
-            announce("report")
-            with progress("report") as callback:
-                built = build_report(catalog, out / "report", workers=workers, progress=callback, executor=executor,
-                                     run_outcome=_report_outcome(summary))
-            summary.report_path = str(built.index_path)
-    finally:
-        catalog.close()
+        rows = light_rows(records, runs, rendered.stacks if rendered else [])
+        missing = not_stacked(rows, summary.stopped)
+        summary.not_stacked = [line for _, line in missing]
+        summary.causes = {cause for cause, _ in missing}
+        # An example for the advice "accept by hand": a frame of a band that QA left empty.
+        bare = {(row["target"], row["band"]) for row in rows if not row["stack"] and not row["accepted"]
+                and not row["rejected_by"].get("unregistered")}
+        per_target = any(row["target"] is not None for row in rows)
+        summary.example_rejected = next(
+            (r["label"] for r in records if r["status"] == "rejected" and r.get("readable", True)
+             and (r.get("type") or "unknown") in LIGHT_TYPES
+             and ((r["object"] if per_target else None), r["band"] or "none") in bare), None)
+    if report:
+        announce("report")
+        with progress("report") as callback:
+            built = catalog.report(out / "report", workers=workers, progress=callback, executor=executor,
+                                   run_outcome=_report_outcome(summary))
+        summary.report_path = str(built.index_path)
     return summary
 
 

@@ -51,7 +51,7 @@ def satellite_decisions(frames) -> list[tuple[int, str, str, dict]]:
     frames : iterable of dict
         ``id``, ``streaks`` (dicts with ``x0, y0, x1, y1, width, significance``) and
         optionally ``width`` and ``height`` of the frame, as
-        :meth:`obsdb.catalog.catalog.Catalog.frame_streaks` gives them.
+        :meth:`obsdb.catalog.stores.QualityStore.frame_streaks` gives them.
 
     Returns
     -------

@@ -107,7 +107,7 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
     ValueError
         ``workers`` below 1 or ``thumbnail_size`` below 16.
     """
-    from obsdb import __version__
+    from obsdb.version import __version__
     from obsdb.present.facts import pixel_scales
 
     if workers < 1:

@@ -22,8 +22,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-REVIEWER_COOKIE = "obsdb_reviewer"
-MAX_REVIEWER_NAME = 60
+from obsdb.web.reviewer import REVIEWER_COOKIE, clean_name
 
 
 @dataclass
@@ -104,8 +103,3 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     application.state.csrf = desk.csrf
     return application
 
-
-def clean_name(name: str) -> str:
-    """A reviewer's name with its spaces collapsed; empty when too long or not printable."""
-    name = " ".join(name.split())
-    return name if 0 < len(name) <= MAX_REVIEWER_NAME and name.isprintable() else ""

@@ -95,7 +95,7 @@ async def rename(request):
 
     from starlette.responses import JSONResponse
 
-    from obsdb.web.app import MAX_REVIEWER_NAME, REVIEWER_COOKIE, clean_name
+    from obsdb.web.reviewer import MAX_REVIEWER_NAME, REVIEWER_COOKIE, clean_name
 
     if (answer := refused(request)) is not None:
         return answer

@@ -1,344 +1,48 @@
-"""``obsdb.Catalog``: the one front door to a catalog.
+"""The steps' storage: one small store per step, each over the shared :class:`~obsdb.catalog.db.Database`.
 
-The CLI, the pipeline steps and notebooks all go through it::
+A pipeline step asks its store for what it needs and hands its results back to it; the stores hold
+every SQL statement a step runs, and nothing here imports :mod:`obsdb.pipeline`.  The front door,
+:class:`obsdb.api.Catalog`, builds the stores its steps need over its one database handle::
 
-    from obsdb import Catalog
+    from obsdb.catalog.stores import IngestStore
 
-    with Catalog.open("obsdb.sqlite", create=True) as cat:
-        cat.ingest(["night1/"])
-        cat.qa()
-        rejected = cat.frames(band="V", status="rejected")
-        rejected.to_table()          # an astropy Table with flat columns
+    store = IngestStore(database)
+    store.known_files(["/data/night1/f0001.fits"])
 
-It owns the engine, the sessions (one transaction per call) and every SQL
-statement; pipeline steps ask it for what they need and hand results back.
+Every store writes the event log (:class:`EventLog`): each step records what it did.
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
-
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from obsdb.text import plural
-from obsdb.catalog.records import FrameList, FrameRecord
+
+if TYPE_CHECKING:
+    from obsdb.catalog.db import Database
 
 FILE_QUERY_CHUNK = 500
 """Paths looked up per query when ingest checks what it already has (bounded SQL parameter lists)."""
 
 
-class Catalog:
-    """An open catalog.
+class EventLog:
+    """The event log: every command that changed the catalog, with who and when."""
 
-    Use :meth:`open` (or ``obsdb.catalog.db.open_catalog``) rather than the
-    constructor; close it, or use it as a context manager.
-    """
+    def __init__(self, db: "Database"):
+        self.db = db
 
-    def __init__(self, url: str, engine: Engine):
-        self.url = url
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+    def record_event(self, author: str, command: str, summary: str, **details) -> None:
+        """Append one event to the log, in its own transaction."""
+        from obsdb.catalog.writes import record_event
 
-    # ------------------------------------------------------------ lifecycle
+        with self.db.session() as session:
+            record_event(session, author, command, summary, **details)
 
-    @classmethod
-    def open(cls, db: str | os.PathLike | None = None, *, create: bool = False) -> "Catalog":
-        """Open the catalog at ``db`` (a path or an SQLAlchemy URL; default ``OBSDB_DB`` or ./obsdb.sqlite).
 
-        Parameters
-        ----------
-        create : bool
-            Create it, or upgrade it to the current schema, first (``obsdb init``).
-
-        Raises
-        ------
-        obsdb.catalog.db.CatalogError
-            When the catalog is missing or behind and ``create`` is False.
-        """
-        from obsdb.catalog.db import database_url, open_catalog, upgrade
-
-        if create:
-            upgrade(database_url(None if db is None else str(db)))
-        return open_catalog(None if db is None else str(db))
-
-    def __enter__(self) -> "Catalog":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release the engine's connections."""
-        self.engine.dispose()
-
-    @property
-    def display_url(self) -> str:
-        """The catalog as shown to people: a file's path, or a server URL without its password."""
-        if self.engine.url.drivername.startswith("sqlite") and self.engine.url.database:
-            return self.engine.url.database
-        return self.engine.url.render_as_string(hide_password=True)
-
-    def __repr__(self) -> str:
-        return f"Catalog({self.engine.url.render_as_string(hide_password=True)!r})"
-
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error.
-
-        For the catalog layer's own modules; everything else calls methods.
-        """
-        session: Session = self._sessions()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-
-    def read(self, query, *args, **kwargs):
-        """Run ``query(session, *args, **kwargs)`` in a session and return its result."""
-        with self.session() as session:
-            return query(session, *args, **kwargs)
-
-    # ------------------------------------------------------------ reading
-
-    def frames(self, *, night=None, band: str | None = None, image_type: str | None = None,
-               status: str | None = None, tag: str | None = None, where: str | None = None) -> FrameList:
-        """Frames matching every filter given, as typed records.
-
-        Parameters
-        ----------
-        night : str or list of str, optional
-            Night name(s), or ``"all"``; default every night.
-        band, image_type, status, tag : str, optional
-            Exact band; light/bias/dark/flat/unknown; accepted/rejected/pending;
-            an active tag.
-        where : str, optional
-            A ``--where`` expression, e.g. ``"fwhm > 3 and EXPTIME >= 30"``.
-
-        Returns
-        -------
-        FrameList
-            A list of :class:`FrameRecord`, with ``to_table()`` and ``to_pandas()``.
-        """
-        return FrameList(FrameRecord.from_dict(r) for r in self.iter_frame_dicts(
-            night=night, band=band, image_type=image_type, status=status, tag=tag, where=where))
-
-    def iter_frame_dicts(self, *, night=None, **filters) -> Iterator[dict]:
-        """Frames in the JSON shape of ``obsdb frames --format json``, streamed (constant memory)."""
-        from obsdb.catalog.queries import iter_frame_records
-
-        with self.session() as session:
-            yield from iter_frame_records(session, nights=night, **filters)
-
-    def frame_dicts(self, **filters) -> list[dict]:
-        """:meth:`iter_frame_dicts` as a list."""
-        return list(self.iter_frame_dicts(**filters))
-
-    def show(self, selector: str, *, night=None) -> list[dict]:
-        """Everything known about the frames a selector names (``obsdb show``)."""
-        from obsdb.catalog.queries import frames_details
-
-        return self.read(frames_details, selector, nights=night)
-
-    def history(self, selector: str, *, night=None) -> list[dict]:
-        """Every alignment run and shift step of the frames a selector names (``obsdb history``)."""
-        from obsdb.catalog.queries import frame_histories
-
-        return self.read(frame_histories, selector, nights=night)
-
-    def frame_verdicts(self, frame_id: int) -> dict | None:
-        """One frame's tag history and alignment runs, named by its catalog id (None: no such frame).
-
-        What a reviewer reads beside a frame: ``tag_history`` (every tag, retracted ones too, oldest
-        first) and ``alignment`` (every run with its steps, as ``obsdb history`` gives them); the
-        lighter sibling of ``obsdb show`` (no header, events or rendered files).
-        """
-        from sqlalchemy import select
-
-        from obsdb.catalog.models import Frame, Tag
-        from obsdb.catalog.queries import frame_history, tag_dict
-
-        with self.session() as session:
-            frame = session.get(Frame, int(frame_id))
-            if frame is None:
-                return None
-            tags = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
-            return {"id": frame.id, "tag_history": [tag_dict(t) for t in tags],
-                    "alignment": frame_history(session, frame)["runs"]}
-
-    def frame_files(self, frame_ids: Iterable[int]) -> dict[int, dict]:
-        """Where frames are, by catalog id: ``id``, ``path``, ``readable`` and the QA ``fwhm`` (or None).
-
-        One indexed query, for serving a frame's cached pictures without reading its whole record.
-        """
-        from sqlalchemy import select
-
-        from obsdb.catalog.models import Frame, FrameMetrics
-
-        wanted = sorted({int(i) for i in frame_ids})
-        if not wanted:
-            return {}
-        with self.session() as session:
-            rows = session.execute(select(Frame.id, Frame.path, Frame.readable, FrameMetrics.fwhm)
-                                   .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
-                                   .where(Frame.id.in_(wanted))).all()
-        return {i: {"id": i, "path": path, "readable": bool(readable), "metrics": {"fwhm": fwhm}}
-                for i, path, readable, fwhm in rows}
-
-    def stored_stars(self, frame_id: int, *, limit: int | None = None) -> list[tuple]:
-        """A frame's stored star list (measured at ingest), brightest first, as (x, y, flux, fwhm, flag).
-
-        Empty when the frame has no star list (not measured, or measured by an older algorithm that
-        stored none).  Coordinates are 0-based pixels (x = column).
-        """
-        from sqlalchemy import select
-
-        from obsdb.catalog.models import StarList
-        from obsdb.imaging.stars import decode_stars
-
-        with self.session() as session:
-            data = session.scalar(select(StarList.data).where(StarList.frame_id == frame_id))
-        if data is None:
-            return []
-        stars = decode_stars(data)[:limit]
-        return [(float(s["x"]), float(s["y"]), float(s["flux"]), float(s["fwhm"]), int(s["flag"])) for s in stars]
-
-    def run_references(self, run_ids: Iterable[int]) -> dict[int, int | None]:
-        """The reference frame id of each alignment run named (runs that do not exist are left out)."""
-        from sqlalchemy import select
-
-        from obsdb.catalog.models import AlignmentRun
-
-        wanted = sorted(set(run_ids))
-        if not wanted:
-            return {}
-        with self.session() as session:
-            return dict(session.execute(select(AlignmentRun.id, AlignmentRun.reference_frame_id)
-                                        .where(AlignmentRun.id.in_(wanted))).all())
-
-    def qa_events(self, nights: Iterable[str] | None = None) -> list[dict]:
-        """The QA runs that judged these nights (default all), newest first, with the thresholds they used."""
-        from obsdb.catalog.queries import qa_threshold_events
-
-        return self.read(qa_threshold_events, None if nights is None else set(nights))
-
-    def archive_quality(self) -> list[dict]:
-        """Median FWHM and sky background of the light frames per night, instrument and band (the archive view)."""
-        from obsdb.catalog.queries import archive_quality
-
-        return self.read(archive_quality)
-
-    def region_facts(self, selector: str, *, nights=None) -> dict:
-        """One frame's group box and current run's centroids, for a ds9 region file (``obsdb regions``)."""
-        from obsdb.catalog.queries import region_facts
-
-        return self.read(region_facts, selector, nights=nights)
-
-    def report_facts(self, *, nights=None) -> dict:
-        """Frames, runs, per-run shifts and stacks for ``obsdb report``, read in one transaction."""
-        from obsdb.catalog.queries import report_facts
-
-        return self.read(report_facts, nights=nights)
-
-    def report_details(self, *, nights=None) -> dict:
-        """Nights, instruments, per-frame extras, tag and shift histories and QA thresholds for ``obsdb report``."""
-        from obsdb.catalog.queries import report_details
-
-        return self.read(report_details, nights=nights)
-
-    def nights(self) -> list[dict]:
-        """Every night with frames, bands, targets, instruments, status counts and median FWHM."""
-        from obsdb.catalog.queries import night_summaries
-
-        return self.read(night_summaries)
-
-    def known_values(self) -> dict[str, list[str]]:
-        """The bands and active tag names in the catalog (``{"bands": [...], "tags": [...]}``)."""
-        from obsdb.catalog.queries import known_values
-
-        return self.read(known_values)
-
-    def summary(self, *, night=None) -> list[dict]:
-        """Frames per band and type with status counts (``obsdb summary``)."""
-        from obsdb.catalog.queries import band_summary
-
-        return self.read(band_summary, nights=night)
-
-    def log(self, *, limit: int = 50, command: str | None = None, night=None) -> list[dict]:
-        """The newest events, newest first (``obsdb log``)."""
-        from obsdb.catalog.queries import event_log
-
-        return self.read(event_log, limit=limit, command=command, nights=night)
-
-    def night_names(self) -> list[str]:
-        """Names of the catalog's nights, oldest first."""
-        from sqlalchemy import select
-
-        from obsdb.catalog.models import Night
-
-        with self.session() as session:
-            return list(session.scalars(select(Night.name).order_by(Night.name)))
-
-    # ------------------------------------------------------------ steps
-
-    def ingest(self, paths: Iterable[str | os.PathLike], **options):
-        """Ingest FITS files and folders (``obsdb ingest``); see :func:`obsdb.pipeline.ingest.ingest`."""
-        from obsdb.pipeline.ingest import ingest
-
-        return ingest(self, [Path(p) for p in paths], **options)
-
-    def qa(self, **options):
-        """Judge frames by the QA rules (``obsdb qa``); see :func:`obsdb.pipeline.qa.run_qa`."""
-        from obsdb.pipeline.qa import run_qa
-
-        return run_qa(self, **options)
-
-    def align(self, **options):
-        """Align frames (``obsdb align``); see :func:`obsdb.pipeline.align.align_each_target`."""
-        from obsdb.pipeline.align import align_each_target
-
-        return align_each_target(self, **options)
-
-    def tag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None,
-            free_text: bool = False):
-        """Tag the frames a selector names (``obsdb tag``); returns the frames and what changed.
-
-        A tag that is a near miss of a known one (``tracking-slite``) is refused
-        unless ``free_text`` is true.
-        """
-        from obsdb.catalog.manual import tag_frames
-
-        return tag_frames(self, selector, tag, reason=reason, author=author, nights=night, free_text=free_text)
-
-    def untag(self, selector: str, tag: str, *, reason: str, author: str | None = None, night=None):
-        """Retract a tag on the frames a selector names (``obsdb untag``)."""
-        from obsdb.catalog.manual import untag_frames
-
-        return untag_frames(self, selector, tag, reason=reason, author=author, nights=night)
-
-    def define_group(self, name: str, selector: str, *, box: str | None = None, reference: int | None = None,
-                     ref_star: str | None = None, author: str | None = None, nights=None):
-        """Create or redefine a pointing group by hand (``obsdb group set``)."""
-        from obsdb.catalog.manual import define_group
-
-        return define_group(self, name, selector, box=box, reference=reference, ref_star=ref_star,
-                            author=author, nights=nights)
-
-    def apply_plan(self, plan, *, user: str | None = None, night=None):
-        """Record a parsed plan's decisions in one transaction (``obsdb apply``); see
-        :func:`obsdb.pipeline.plan.load_plan`."""
-        from obsdb.catalog.manual import apply_plan
-
-        return apply_plan(self, plan, user=user, night=night)
-
-    # ------------------------------------------------------------ ingest's catalog side
+class IngestStore(EventLog):
+    """Ingest's storage: what the catalog has for some paths, and each batch of measurements."""
 
     def known_files(self, paths: list[str]) -> dict[str, dict]:
         """What the catalog has for these paths: id, size, mtime, readable, error, number, and
@@ -348,10 +52,10 @@ class Catalog:
         from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, StarList
         from obsdb.imaging.stars import STARS_VERSION
         from obsdb.imaging.stats import STATS_VERSION
-        from obsdb.pipeline.metrics import METRICS_VERSION
+        from obsdb.catalog.versions import METRICS_VERSION
 
         known: dict[str, dict] = {}
-        with self.session() as session:
+        with self.db.session() as session:
             for start in range(0, len(paths), FILE_QUERY_CHUNK):
                 chunk = paths[start:start + FILE_QUERY_CHUNK]
                 query = (select(Frame.id, Frame.path, Frame.size, Frame.mtime, Frame.readable, Frame.error,
@@ -377,7 +81,7 @@ class Catalog:
         from obsdb.catalog.models import Frame
 
         gone = []
-        with self.session() as session:
+        with self.db.session() as session:
             for folder in folders:
                 prefix = str(folder).rstrip(os.sep) + os.sep
                 for path in session.scalars(select(Frame.path).where(Frame.path.startswith(prefix,
@@ -389,16 +93,12 @@ class Catalog:
 
     def renumber(self, numbers: dict[int, int | None], *, pattern: str, author: str) -> None:
         """Give frames new numbers (a new ``--number-pattern``), logged."""
-        from sqlalchemy import update
+        from sqlalchemy import select, update
 
         from obsdb.catalog.models import Frame
-        from obsdb.catalog.writes import record_event
+        from obsdb.catalog.writes import mark_shared_numbers, record_event
 
-        from sqlalchemy import select
-
-        from obsdb.catalog.writes import mark_shared_numbers
-
-        with self.session() as session:
+        with self.db.session() as session:
             session.execute(update(Frame), [{"id": i, "number": n} for i, n in numbers.items()])
             nights = set()
             ids = list(numbers)
@@ -415,32 +115,8 @@ class Catalog:
         :func:`obsdb.catalog.writes.write_measurements`)."""
         from obsdb.catalog.writes import write_measurements
 
-        return self._retry_on_conflict(lambda session: write_measurements(
+        return self.db.retry_on_conflict(lambda session: write_measurements(
             session, measurements, number_pattern=number_pattern, user=author, night=night))
-
-    def _retry_on_conflict(self, write, attempts: int = 5):
-        """Run ``write(session)`` in a transaction, again when a concurrent writer got there first.
-
-        Two ingests of the same files both see a path as new and both insert it:
-        the second commit fails on the unique path.  Run again, the write sees the
-        other's row and verifies it (an identical record is left as it is, a
-        different one is updated), as daf_butler's ``sync`` does.  SQLite reports
-        a writer that started from an outdated snapshot as "database is locked".
-        """
-        import random
-        import time
-
-        from sqlalchemy.exc import IntegrityError, OperationalError
-
-        for attempt in range(attempts):
-            try:
-                with self.session() as session:
-                    return write(session)
-            except (IntegrityError, OperationalError) as exc:
-                retriable = isinstance(exc, IntegrityError) or "locked" in str(exc) or "serializ" in str(exc)
-                if not retriable or attempt == attempts - 1:
-                    raise
-                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
 
     def shared_numbers(self, frame_ids: list[int]) -> dict[tuple[str, int], list[str]]:
         """Numbers that several files of one night share, among the nights and numbers of ``frame_ids``.
@@ -456,7 +132,7 @@ class Catalog:
 
         if not frame_ids:
             return {}
-        with self.session() as session:
+        with self.db.session() as session:
             pairs = set()
             for start in range(0, len(frame_ids), FILE_QUERY_CHUNK):
                 chunk = frame_ids[start:start + FILE_QUERY_CHUNK]
@@ -478,7 +154,55 @@ class Catalog:
                     out.setdefault((night, number), []).append(path)
             return out
 
-    # ------------------------------------------------------------ qa's catalog side
+    def written_outputs(self, paths: list[str]) -> dict[str, set[str]]:
+        """The SHA-256 digests obsdb recorded for each of ``paths`` it wrote (ingest leaves them out)."""
+        return self.db.read(written_outputs, paths)
+
+
+def frame_streaks(session, frame_ids: Iterable[int]) -> list[dict]:
+    """The streaks of frames that were searched for them (``n_streaks`` not NULL): one dict per frame
+    with ``id``, ``width``, ``height``, ``n_streaks`` and ``streaks`` (dicts of the ``streak`` rows)."""
+    from sqlalchemy import select
+
+    from obsdb.catalog.models import Frame, FrameMetrics, Streak
+
+    ids = list(frame_ids)
+    out: dict[int, dict] = {}
+    for start in range(0, len(ids), FILE_QUERY_CHUNK):
+        chunk = ids[start:start + FILE_QUERY_CHUNK]
+        for fid, width, height, n in session.execute(
+                select(Frame.id, Frame.width, Frame.height, FrameMetrics.n_streaks)
+                .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                .where(Frame.id.in_(chunk), FrameMetrics.n_streaks.is_not(None))):
+            out[fid] = {"id": fid, "width": width, "height": height, "n_streaks": n, "streaks": []}
+        for row in session.scalars(select(Streak).where(Streak.frame_id.in_(chunk)).order_by(Streak.id)):
+            if row.frame_id in out:
+                out[row.frame_id]["streaks"].append(
+                    {"x0": row.x0, "y0": row.y0, "x1": row.x1, "y1": row.y1, "width": row.width,
+                     "significance": row.significance, "algorithm": row.algorithm})
+    return [out[i] for i in ids if i in out]
+
+
+def written_outputs(session, paths: list[str]) -> dict[str, set[str]]:
+    """The SHA-256 digests obsdb recorded for each of ``paths`` it wrote (render outputs, previews).
+
+    A path missing from the answer is no file obsdb wrote.
+    """
+    from sqlalchemy import select
+
+    from obsdb.catalog.models import RenderOutput
+
+    found: dict[str, set[str]] = {}
+    keys = sorted(set(paths))
+    for start in range(0, len(keys), FILE_QUERY_CHUNK):  # bounded IN lists
+        for path, digest in session.execute(select(RenderOutput.path, RenderOutput.sha256)
+                                            .where(RenderOutput.path.in_(keys[start:start + FILE_QUERY_CHUNK]))):
+            found.setdefault(path, set()).add(digest)
+    return found
+
+
+class QualityStore(EventLog):
+    """QA's storage: frames to measure and judge, their metrics, and the automatic tags QA sets."""
 
     def frames_needing_metrics(self, *, nights=None, band: str | None = None,
                                recompute: bool = False) -> dict[str, int]:
@@ -491,7 +215,7 @@ class Catalog:
         from obsdb.catalog.selectors import night_ids
         from obsdb.imaging.stars import STARS_VERSION
 
-        with self.session() as session:
+        with self.db.session() as session:
             scope = night_ids(session, nights)
             query = (select(Frame.path, Frame.id).outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
                      .outerjoin(StarList, StarList.frame_id == Frame.id)
@@ -509,33 +233,12 @@ class Catalog:
         """Store metrics and star lists measured after ingest: ``[(frame id, Measurement), ...]``."""
         from obsdb.catalog.writes import write_quality
 
-        with self.session() as session:
+        with self.db.session() as session:
             for frame_id, m in batch:
                 write_quality(session, frame_id, m.metrics, m.stars, m.n_stars_stored, getattr(m, "streaks", None))
-
     def frame_streaks(self, frame_ids: Iterable[int]) -> list[dict]:
-        """The streaks of frames that were searched for them (``n_streaks`` not NULL): one dict per frame
-        with ``id``, ``width``, ``height``, ``n_streaks`` and ``streaks`` (dicts of the ``streak`` rows)."""
-        from sqlalchemy import select
-
-        from obsdb.catalog.models import Frame, FrameMetrics, Streak
-
-        ids = list(frame_ids)
-        out: dict[int, dict] = {}
-        with self.session() as session:
-            for start in range(0, len(ids), FILE_QUERY_CHUNK):
-                chunk = ids[start:start + FILE_QUERY_CHUNK]
-                for fid, width, height, n in session.execute(
-                        select(Frame.id, Frame.width, Frame.height, FrameMetrics.n_streaks)
-                        .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)
-                        .where(Frame.id.in_(chunk), FrameMetrics.n_streaks.is_not(None))):
-                    out[fid] = {"id": fid, "width": width, "height": height, "n_streaks": n, "streaks": []}
-                for row in session.scalars(select(Streak).where(Streak.frame_id.in_(chunk)).order_by(Streak.id)):
-                    if row.frame_id in out:
-                        out[row.frame_id]["streaks"].append(
-                            {"x0": row.x0, "y0": row.y0, "x1": row.x1, "y1": row.y1, "width": row.width,
-                             "significance": row.significance, "algorithm": row.algorithm})
-        return [out[i] for i in ids if i in out]
+        """The streaks of frames searched for them (:func:`frame_streaks`)."""
+        return self.db.read(frame_streaks, frame_ids)
 
     def qa_frames(self, *, nights=None, band: str | None = None, instrument: str | None = None,
                   stars: bool = True) -> list:
@@ -549,7 +252,7 @@ class Catalog:
         from obsdb.catalog.selectors import frame_label, night_ids
         from obsdb.imaging.stars import decode_stars
 
-        with self.session() as session:
+        with self.db.session() as session:
             scope = night_ids(session, nights)
             qualified = session.scalar(select(func.count(Night.id))) > 1
             star_data = StarList.data if stars else StarList.n_stars
@@ -607,7 +310,7 @@ class Catalog:
         if not transparencies:
             return TagSummary()
         now = utcnow()
-        with self.session() as session:
+        with self.db.session() as session:
             session.execute(update(FrameMetrics), [
                 {"frame_id": frame_id, "transparency": value, "transparency_reference_id": reference,
                  "assessed_at": now} for frame_id, value, reference in transparencies])
@@ -615,14 +318,15 @@ class Catalog:
                                     retract_reason=retract_reason, evidence=evidence)
             return change.summary()
 
-    # ------------------------------------------------------------ calibration checks' catalog side
+class CalibrationStore(EventLog):
+    """The calibration checks' storage: bias, dark and flat frames and the tags the checks set."""
 
     def calibration_frames(self, *, nights=None) -> list[dict]:
         """Readable bias, dark and flat frames with their statistics
         (:func:`obsdb.catalog.calibration.calibration_records`)."""
         from obsdb.catalog.calibration import calibration_records
 
-        with self.session() as session:
+        with self.db.session() as session:
             return calibration_records(session, nights=nights)
 
     def apply_calibration_tags(self, frame_ids: list[int], wanted: dict, evidence: dict, *, names, author: str,
@@ -631,11 +335,12 @@ class Catalog:
         (:func:`obsdb.catalog.calibration.apply_calibration_tags`); returns a TagSummary."""
         from obsdb.catalog.calibration import apply_calibration_tags
 
-        with self.session() as session:
+        with self.db.session() as session:
             return apply_calibration_tags(session, frame_ids, wanted, evidence, names=names, author=author,
                                           retract_reason=retract_reason)
 
-    # ------------------------------------------------------------ align's catalog side
+class AlignStore(EventLog):
+    """Align's and ``group auto``'s storage: frames with their star lists, decisions, runs and groups."""
 
     def align_frames(self, *, nights=None, band: str | None = None, status: str = "accepted",
                      where: str | None = None, selector: str | None = None) -> list:
@@ -650,7 +355,7 @@ class Catalog:
         from obsdb.catalog.queries import _base_query, frame_filter
         from obsdb.catalog.selectors import night_ids, select_frames
 
-        with self.session() as session:
+        with self.db.session() as session:
             if selector is not None:
                 ids = [f.id for f in select_frames(session, selector, nights=nights, readable_only=True)]
                 condition = Frame.id.in_(ids)
@@ -699,7 +404,7 @@ class Catalog:
         from obsdb.catalog.models import AlignmentRun, Centroid, ShiftStep, StarList
         from obsdb.imaging.stars import decode_stars
 
-        with self.session() as session:
+        with self.db.session() as session:
             if run_id is None:
                 run_id = session.scalar(select(func.max(ShiftStep.run_id)).where(ShiftStep.frame_id == frame_id))
             run = session.get(AlignmentRun, run_id) if run_id is not None else None
@@ -719,7 +424,7 @@ class Catalog:
         """The frame id of a night's current ``reference_frame`` decision (a plan's, group auto's)."""
         from obsdb.catalog.decisions import get_decision
 
-        with self.session() as session:
+        with self.db.session() as session:
             decided = get_decision(session, "reference_frame", night_id=night_id)
             return decided.frame_id if decided is not None else None
 
@@ -728,7 +433,7 @@ class Catalog:
         from obsdb.catalog.models import Frame, StarList, utcnow
         from obsdb.imaging.stars import STARS_VERSION
 
-        with self.session() as session:
+        with self.db.session() as session:
             for frame_id, (data, n) in lists.items():
                 frame = session.get(Frame, frame_id)
                 frame.star_list = StarList(n_stars=n, data=data, algorithm=STARS_VERSION, measured_at=utcnow())
@@ -743,11 +448,11 @@ class Catalog:
         """
         from sqlalchemy import insert
 
-        from obsdb import __version__
+        from obsdb.version import __version__
         from obsdb.catalog.models import AlignmentRun, Centroid, ShiftStep
         from obsdb.imaging.register import REGISTER_VERSION
 
-        with self.session() as session:
+        with self.db.session() as session:
             run = AlignmentRun(method="auto", reference_frame_id=reference.id, parameters=parameters,
                                night_id=night_id, target=target, software_version=__version__,
                                algorithm=REGISTER_VERSION, author=author)
@@ -790,13 +495,13 @@ class Catalog:
         :func:`obsdb.catalog.alignment.staged_inputs`)."""
         from obsdb.catalog.alignment import staged_inputs
 
-        return self.read(staged_inputs, night)
+        return self.db.read(staged_inputs, night)
 
     def record_staged_run(self, **run) -> int:
         """Write a staged run in one transaction (see :func:`obsdb.catalog.alignment.record_staged_run`)."""
         from obsdb.catalog.alignment import record_staged_run
 
-        with self.session() as session:
+        with self.db.session() as session:
             return record_staged_run(session, **run)
 
     def store_auto_groups(self, *, reference_id: int, star: tuple[float, float], groups: list[dict],
@@ -809,7 +514,7 @@ class Catalog:
         from obsdb.catalog.models import Frame
         from obsdb.catalog.writes import record_event
 
-        with self.session() as session:
+        with self.db.session() as session:
             ref = session.get(Frame, reference_id)
             set_decision(session, "reference_frame", {"frame": ref.number, "path": ref.path}, source="auto",
                          author=author, note="obsdb group auto", frame=ref)
@@ -826,36 +531,40 @@ class Catalog:
             set_decision(session, "fine_box", {"box": fine_box, "method": "2dg"}, source="auto", author=author,
                          note="obsdb group auto", night_id=ref.night_id)
 
+class RenderStore(EventLog):
+    """Render's storage: what to resample, the frames to collect, and the ledger of the files obsdb wrote."""
+
+    def iter_frame_dicts(self, *, night=None, **filters) -> Iterator[dict]:
+        """Frames in the JSON shape of ``obsdb frames --format json``, streamed (constant memory)."""
+        from obsdb.catalog.queries import iter_frame_records
+
+        with self.db.session() as session:
+            yield from iter_frame_records(session, nights=night, **filters)
+
+    def frame_dicts(self, **filters) -> list[dict]:
+        """:meth:`iter_frame_dicts` as a list."""
+        return list(self.iter_frame_dicts(**filters))
+
+    def frame_streaks(self, frame_ids: Iterable[int]) -> list[dict]:
+        """The streaks of frames searched for them (:func:`frame_streaks`)."""
+        return self.db.read(frame_streaks, frame_ids)
+
     def render_plan(self, *, run: int | None = None, status: str = "accepted", band: str | None = None,
                     where: str | None = None, nights=None) -> list[dict]:
         """The frames ``obsdb render`` resamples, each with its run's steps (:func:`queries.render_plan`)."""
         from obsdb.catalog.queries import render_plan
 
-        return self.read(render_plan, run=run, status=status, band=band, where=where, nights=nights)
+        return self.db.read(render_plan, run=run, status=status, band=band, where=where, nights=nights)
 
     def catalogued_among(self, paths: list[str]) -> set[str]:
         """Which of ``paths`` are catalogued input frames (outputs must never replace one)."""
         from obsdb.catalog.queries import catalogued_among
 
-        return self.read(catalogued_among, paths)
+        return self.db.read(catalogued_among, paths)
 
     def written_outputs(self, paths: list[str]) -> dict[str, set[str]]:
-        """The SHA-256 digests obsdb recorded for each of ``paths`` it wrote (render outputs, previews).
-
-        A path missing from the answer is no file obsdb wrote.
-        """
-        from sqlalchemy import select
-
-        from obsdb.catalog.models import RenderOutput
-
-        found: dict[str, set[str]] = {}
-        keys = sorted(set(paths))
-        with self.session() as session:
-            for start in range(0, len(keys), 500):  # bounded IN lists
-                for path, digest in session.execute(select(RenderOutput.path, RenderOutput.sha256)
-                                                    .where(RenderOutput.path.in_(keys[start:start + 500]))):
-                    found.setdefault(path, set()).add(digest)
-        return found
+        """The SHA-256 digests obsdb recorded for each of ``paths`` it wrote (:func:`written_outputs`)."""
+        return self.db.read(written_outputs, paths)
 
     def record_render_intents(self, rows: list[dict]) -> None:
         """Record, before writing them, the outputs a render is about to write (one transaction).
@@ -870,7 +579,7 @@ class Catalog:
 
         if not rows:
             return
-        with self.session() as session:
+        with self.db.session() as session:
             session.add_all(RenderOutput(**{**row, "sha256": PENDING_DIGEST}) for row in rows)
 
     def record_render_outputs(self, rows: list[dict]) -> None:
@@ -882,16 +591,9 @@ class Catalog:
 
         if not rows:
             return
-        with self.session() as session:
+        with self.db.session() as session:
             paths = sorted({row["path"] for row in rows})
-            for start in range(0, len(paths), 500):  # bounded IN lists
-                session.execute(delete(RenderOutput).where(RenderOutput.path.in_(paths[start:start + 500]),
+            for start in range(0, len(paths), FILE_QUERY_CHUNK):  # bounded IN lists
+                session.execute(delete(RenderOutput).where(RenderOutput.path.in_(paths[start:start + FILE_QUERY_CHUNK]),
                                                            RenderOutput.sha256 == PENDING_DIGEST))
             session.add_all(RenderOutput(**row) for row in rows)
-
-    def record_event(self, author: str, command: str, summary: str, **details) -> None:
-        """Append one event to the log, in its own transaction."""
-        from obsdb.catalog.writes import record_event
-
-        with self.session() as session:
-            record_event(session, author, command, summary, **details)

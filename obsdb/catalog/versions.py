@@ -1,0 +1,11 @@
+"""Versions of the measurements that storage keeps with its rows.
+
+Storage must tell a current measurement from a stale one without importing the steps
+that make them (nothing in :mod:`obsdb.catalog` imports :mod:`obsdb.pipeline`); this small
+module, free of SQLAlchemy, is also cheap for the worker processes that stamp results.
+"""
+
+METRICS_VERSION = "metrics-4"
+"""Identifies the metric algorithm (:mod:`obsdb.pipeline.metrics`); stored with each result.
+metrics-4: light frames are searched for satellite streaks in the same pass (``n_streaks`` and
+the ``streak`` rows)."""
