@@ -419,6 +419,8 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                     return JSONResponse({"error": f"unknown verdict {tag!r}"}, 400)
                 catalog.tag(selector, tag, reason=reason or "rejected in the review desk", author=who)
             elif action == "undo":
+                if not payload.get("tag"):
+                    return JSONResponse({"error": "undo needs the tag to retract"}, 400)
                 catalog.untag(selector, str(payload["tag"]), reason="undone in the review desk", author=who)
             else:
                 return JSONResponse({"error": f"unknown action {action!r}"}, 400)
