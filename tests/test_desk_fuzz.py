@@ -39,7 +39,7 @@ from obsdb.catalog.tags import MAX_AUTHOR, MAX_REASON, MAX_TAG_NAME  # noqa: E40
 from obsdb.simulate import simulate_night  # noqa: E402
 from obsdb.web.app import MAX_BODY, MAX_REVIEWER_NAME  # noqa: E402
 
-DEFAULT_EXAMPLES = 400
+DEFAULT_EXAMPLES = 200
 SLOW_EXAMPLES = 2_500
 HOST = "testserver"
 """The host name Starlette's test client sends; the guarded desk allows it and 127.0.0.1."""

@@ -72,6 +72,8 @@ class State:
     config: str | None = None
     config_from_env: bool = False
     """``config`` came from OBSDB_CONFIG (a rerun command line need not repeat it)."""
+    interrupt_reported: bool = False
+    """The Ctrl-C line was printed (it is printed once)."""
 
 
 state = State()
@@ -107,6 +109,13 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def report_interrupt() -> None:
+    """The one line Ctrl-C prints, once per command (typer's own stop at 130 says nothing: see ``main``)."""
+    if not state.interrupt_reported:
+        state.interrupt_reported = True
+        err_console.print(styled("interrupted:", "yellow", " completed work is saved; run the command again to finish"))
+
+
 @contextmanager
 def user_errors():
     """Turn known errors into one-line messages; never let a traceback reach the user."""
@@ -117,7 +126,7 @@ def user_errors():
     except BrokenPipeError:
         quiet_broken_pipe()
     except KeyboardInterrupt:
-        err_console.print(styled("interrupted:", "yellow", " completed work is saved; run the command again to finish"))
+        report_interrupt()
         raise typer.Exit(130)
     except Exception as exc:  # noqa: BLE001 - the boundary between obsdb and the user
         # Every user-fixable error derives from ObsdbError (catalog, selector, expression, config, ...).
