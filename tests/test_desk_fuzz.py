@@ -367,3 +367,28 @@ def test_a_superseding_reason_at_the_limit_keeps_the_retraction_within_it(desk):
         [(stored,)] = connection.execute("SELECT retract_reason FROM tag WHERE frame_id = ? AND reason = 'short'",
                                          (frame,)).fetchall()
     assert len(stored) == MAX_REASON and stored.startswith("superseded: éé") and stored.endswith("…")
+
+
+@pytest.mark.parametrize("failure, sentence", [
+    ("database or disk is full", "the disk holding the catalog is full: nothing was changed"),
+    ("server closed the connection unexpectedly", "the catalog's database server stopped during the command"),
+])
+def test_a_full_disk_or_a_stopped_server_under_the_desk_is_one_line_not_a_500(desk, monkeypatch, failure, sentence):
+    """Found by tests/test_fault_injection.py: a verdict on a full disk was a bare 500."""
+    import sqlite3 as driver
+
+    from sqlalchemy.exc import OperationalError
+
+    catalog, clients, apps, _ = desk
+
+    def broken(*args, **kwargs):
+        raise OperationalError("INSERT INTO tag ...", {}, driver.OperationalError(failure))
+
+    monkeypatch.setattr(catalog, "tag", broken)
+    monkeypatch.setattr(catalog, "frame_verdicts", broken)
+    frame = catalog.frame_dicts()[0]["id"]
+    answer = clients["open"].post("/verdict", json={"frame_id": frame, "action": "accept"},
+                                  headers={"X-CSRF-Token": apps["open"].state.csrf})
+    assert answer.status_code == 503 and answer.json()["error"].startswith(sentence), answer.text
+    page = clients["open"].get(f"/frame/{frame}.json")
+    assert page.status_code == 503 and "\n" not in page.json()["error"]

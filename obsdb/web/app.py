@@ -126,6 +126,19 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                 return response
             return await call_next(request)
 
+    class MachineFailures(BaseHTTPMiddleware):
+        """A full disk or a stopped database server: one line (503), as the CLI says it, never a 500."""
+
+        async def dispatch(self, request, call_next):
+            from obsdb.cli.common import known_failure
+
+            try:
+                return await call_next(request)
+            except Exception as exc:  # noqa: BLE001 - only the machine's failures are answered here
+                if (known := known_failure(exc)) is None:
+                    raise
+                return JSONResponse({"error": known}, 503)
+
     def reviewer(request) -> str:
         return _clean_name(_unseg(request.cookies.get(REVIEWER_COOKIE, ""))) or author
 
@@ -470,7 +483,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         yield
         previews.stop()
 
-    application = Starlette(routes=routes, middleware=[Middleware(TokenCheck)], lifespan=lifespan)
+    application = Starlette(routes=routes, middleware=[Middleware(MachineFailures), Middleware(TokenCheck)], lifespan=lifespan)
     application.state.previews = previews
     application.state.csrf = csrf
     return application
