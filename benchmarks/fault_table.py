@@ -52,8 +52,7 @@ def main(argv=None) -> int:
                     for fault in faults_for(backend):
                         if args.fault and fault not in args.fault:
                             continue
-                        outcomes = [run_trial(world, backend, command, fault, seed,
-                                              Path(tmp) / f"{command}-{fault}-{backend}-{seed}")
+                        outcomes = [_trial(run_trial, world, backend, command, fault, seed, Path(tmp))
                                     for seed in range(args.trials)]
                         kinds = Counter(o.kind for o in outcomes)
                         advice = Counter(_short(o.detail) for o in outcomes if o.kind == "advice")
@@ -66,6 +65,16 @@ def main(argv=None) -> int:
             world.close()
     print(f"\n{time.monotonic() - started:.0f} s")
     return 1 if failures else 0
+
+
+def _trial(run_trial, world, backend, command, fault, seed, tmp):
+    """One trial; a failure of the harness itself is shown in the table, and the table goes on."""
+    from tests.test_fault_injection import Outcome
+
+    try:
+        return run_trial(world, backend, command, fault, seed, tmp / f"{command}-{fault}-{backend}-{seed}")
+    except Exception as exc:  # noqa: BLE001 - reported in the row, never hidden
+        return Outcome("bad", f"harness: {type(exc).__name__}: {exc}")
 
 
 def _short(line: str) -> str:
