@@ -34,6 +34,10 @@ def main(argv=None) -> int:
     parser.add_argument("--command", action="append", choices=COMMANDS, help="repeatable; default all")
     parser.add_argument("--fault", action="append", help="repeatable; default all")
     args = parser.parse_args(argv)
+    import signal
+
+    # A terminated run still unmounts its small disks and drops its databases (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     backends = args.backend or [b for b in BACKENDS if b != "postgresql" or postgres_answers()]
     commands = args.command or list(COMMANDS)
     started = time.monotonic()
