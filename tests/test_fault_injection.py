@@ -452,6 +452,10 @@ def _advice_line(fault: str, code: int, err: str) -> Outcome | None:
     """None when the faulted command finished or died silently; else the advice, or what was wrong with it."""
     if code == 0 or code == -signal.SIGKILL:
         return None
+    if code == -signal.SIGINT and not err.strip():
+        # Ctrl-C in the few milliseconds Python has no handler (its start, or its exit once the command is
+        # done): the process ends by the signal and prints nothing; the next run decides what it left.
+        return None
     lines = [line for line in err.splitlines() if line.strip()]
     if len(lines) != 1 or "Traceback" in err or UNEXPECTED in err:
         return Outcome("bad", f"exit {code}: " + " | ".join(lines)[:300])
