@@ -258,12 +258,14 @@ class CuttableProxy:
 
 
 def _reset(end: socket.socket) -> None:
-    """Close with a TCP RST: the connection is gone, as when a server dies."""
-    try:
-        end.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        end.close()
-    except OSError:
-        pass
+    """Drop a connection at once, as when a server dies.  ``shutdown`` first: a close alone, while a pump
+    thread waits in ``recv`` on the socket, leaves the connection open with nobody reading it."""
+    for step in (lambda: end.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"),
+                 lambda: end.shutdown(socket.SHUT_RDWR), end.close):
+        try:
+            step()
+        except OSError:
+            pass
 
 
 def postgres_answers() -> bool:
