@@ -87,7 +87,7 @@ def _short(line: str) -> str:
 
     line = re.sub(r"^error: ", "", line)
     line = re.sub(r"(sqlite|postgresql)\S*|/\S+", "…", line)
-    return re.sub(r" \(.*?\)", "", line)[:120]
+    return re.sub(r" \(.*?\)", "", line)[:160]
 
 
 if __name__ == "__main__":
