@@ -107,7 +107,7 @@ def test_writes_to_a_read_only_catalog_are_one_line_and_change_nothing(tmp_path)
     (MemoryError(), "out of memory: nothing was changed"),
 ])
 def test_failures_of_the_machine_are_sentences(exc, sentence):
-    from obsdb.cli.common import known_failure
+    from obsdb.failures import known_failure
 
     assert known_failure(exc).startswith(sentence)
 
@@ -117,7 +117,7 @@ def test_a_full_disk_under_the_catalog_is_named_as_such(monkeypatch):
 
     from sqlalchemy.exc import OperationalError
 
-    from obsdb.cli.common import known_failure
+    from obsdb.failures import known_failure
 
     full = OperationalError("INSERT INTO tag ...", {}, sqlite3.OperationalError("database or disk is full"))
     assert known_failure(full).startswith("the disk holding the catalog is full: nothing was changed")
@@ -192,7 +192,7 @@ def _fake(name: str, module: str, base=Exception):
     (_fake("CommClosedError", "distributed.comm.core")("closed"), "the Dask cluster stopped"),
 ])
 def test_a_dying_dask_cluster_is_one_sentence(exc, sentence):
-    from obsdb.cli.common import known_failure
+    from obsdb.failures import known_failure
 
     assert known_failure(exc).startswith(sentence)
 
@@ -205,7 +205,7 @@ def test_a_dying_dask_cluster_is_one_sentence(exc, sentence):
 def test_a_database_server_that_stops_is_one_sentence(message, sentence):
     from sqlalchemy.exc import OperationalError
 
-    from obsdb.cli.common import known_failure
+    from obsdb.failures import known_failure
 
     failure = known_failure(OperationalError("INSERT INTO frame ...", {}, _fake("OperationalError", "psycopg")(message)))
     assert failure.startswith(sentence) and "run the command again" in failure
@@ -214,7 +214,7 @@ def test_a_database_server_that_stops_is_one_sentence(message, sentence):
 def test_a_database_role_that_may_only_read_is_one_sentence():
     from sqlalchemy.exc import ProgrammingError
 
-    from obsdb.cli.common import known_failure
+    from obsdb.failures import known_failure
 
     orig = _fake("InsufficientPrivilege", "psycopg.errors")("permission denied for table tag")
     failure = known_failure(ProgrammingError("INSERT INTO tag ...", {}, orig))

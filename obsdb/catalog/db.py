@@ -121,6 +121,12 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
+SERVER_UNREACHABLE = ("connection refused", "could not connect", "server closed the connection",
+                      "consuming input failed", "terminating connection", "the database system is shutting down",
+                      "the database system is starting up", "timeout expired")
+"""How a PostgreSQL server that is down, or stops while the catalog is opened, shows in the driver's message."""
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision stored in the catalog, or None for an empty/missing one.
 
@@ -144,6 +150,10 @@ def current_revision(engine: Engine) -> str | None:
             # SQLite's write-ahead log needs room even to read: the catalog itself is fine.
             raise CatalogError(f"{where}: cannot be read: the disk holding it is full ({detail}); "
                                "free some space and run again") from None
+        if any(sign in detail.lower() for sign in SERVER_UNREACHABLE):
+            # The server is down or went away: the catalog itself is fine.
+            raise CatalogError(f"{where}: cannot reach the catalog's database server ({detail}); nothing was "
+                               "changed; run the command again when the server answers") from None
         raise CatalogError(f"{where}: not a usable catalog ({detail})") from None
 
 

@@ -18,6 +18,9 @@ desk request once stored 30 MiB)."""
 MAX_AUTHOR = 64
 """Longest author name, characters."""
 
+MAX_TAG_NAME = 64
+"""Longest tag name, characters."""
+
 ID_CHUNK = 500
 """Frame ids per query when a write touches many frames (bounded SQL parameter lists)."""
 
@@ -48,8 +51,8 @@ class TagChange:
 def validate_tag_name(name: str) -> str:
     """A tag name: non-empty, no whitespace at the ends, no commas."""
     cleaned = (name or "").strip()
-    if not cleaned or "," in cleaned or len(cleaned) > 64:
-        raise ObsdbError(f"tag name {name!r}: must be 1-64 characters without commas")
+    if not cleaned or "," in cleaned or len(cleaned) > MAX_TAG_NAME:
+        raise ObsdbError(f"tag name {name!r}: must be 1-{MAX_TAG_NAME} characters without commas")
     return cleaned
 
 
@@ -152,7 +155,8 @@ def _check_text(reason: str, author: str) -> None:
 def _retract(tag: Tag, author: str, reason: str, when) -> None:
     tag.retracted_at = when
     tag.retracted_by = author
-    tag.retract_reason = reason
+    # "superseded: <the new reason>" may pass the limit by its prefix; the new tag keeps the whole reason.
+    tag.retract_reason = reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 1] + "…"
 
 
 def _latest_verdicts(session: Session, frame_ids: list[int]) -> dict[int, int]:

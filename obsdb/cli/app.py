@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import warnings
 from typing import Optional
 
-import typer
+
+def _interrupted_while_starting(_signum, _frame) -> None:
+    """Ctrl-C while the command is still loading: one line and status 130, not the traceback of an import."""
+    sys.stderr.write("interrupted: nothing was changed\n")
+    os._exit(130)
+
+
+# Only when this is the program being run (the obsdb script, python -m obsdb[.cli.app]), never on import.
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) in ("obsdb", "__main__.py"):
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import typer  # noqa: E402
 
 from obsdb.cli.common import app, state
 
@@ -55,10 +68,17 @@ def main() -> None:
     """Console-script entry point (also ``python -m obsdb``)."""
     import sys
 
-    from obsdb.cli.common import BROKEN_PIPE_EXIT, quiet_broken_pipe
+    from obsdb.cli.common import BROKEN_PIPE_EXIT, quiet_broken_pipe, report_interrupt
 
+    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         app()
+    except SystemExit as stop:
+        # Ctrl-C before a command's own handling: typer stops with 130 and says nothing.
+        if stop.code == 130:
+            report_interrupt()
+        raise
     except BrokenPipeError:
         # Written after a command's own error handling (a table printed at its end): same quiet stop.
         try:

@@ -74,7 +74,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     from starlette.routing import Route
 
     from obsdb.web import changes, pages, pictures
-    from obsdb.web.guard import Guard
+    from obsdb.web.guard import Guard, MachineFailures
     from obsdb.web.previews import PreviewCache
 
     previews = PreviewCache(cache_dir, lambda record: catalog.stored_stars(int(record["id"]), limit=60))
@@ -96,8 +96,9 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
         yield
         previews.stop()
 
-    application = Starlette(routes=routes, middleware=[Middleware(Guard, hosts=hosts, token=token)],
-                            lifespan=lifespan)
+    middleware = [Middleware(Guard, hosts=hosts, token=token),
+                  Middleware(MachineFailures, catalog=getattr(catalog, "display_url", None))]
+    application = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     application.state.desk = desk
     application.state.previews = previews
     application.state.csrf = desk.csrf

@@ -61,3 +61,30 @@ class Guard(BaseHTTPMiddleware):
             response.set_cookie("obsdb_token", token, httponly=True, samesite="strict")
             return response
         return await call_next(request)
+
+
+class MachineFailures(BaseHTTPMiddleware):
+    """A full disk or a stopped database server: one line (503), as the command line says it, never a 500.
+
+    Parameters
+    ----------
+    app : ASGI application
+    catalog : str or None
+        The catalog's name as the user gave it, for the sentences about it.
+    """
+
+    def __init__(self, app, *, catalog: str | None = None):
+        super().__init__(app)
+        self.catalog = catalog
+
+    async def dispatch(self, request, call_next):
+        from starlette.responses import JSONResponse
+
+        from obsdb.failures import known_failure
+
+        try:
+            return await call_next(request)
+        except Exception as exc:  # noqa: BLE001 - only the machine's failures are answered here
+            if (known := known_failure(exc, catalog=self.catalog)) is None:
+                raise
+            return JSONResponse({"error": known}, 503)
