@@ -416,3 +416,38 @@ def test_real_lights_are_flatter_after_the_flat(real_data, tmp_path, capsys):
         with capsys.disabled():
             print(f"\n{Path(files[frame_id]).name}: large-scale sky rms {before:.2%} raw, {after:.2%} flat-fielded")
         assert after < before
+
+
+def test_write_lights_calibrates_and_names_the_masters(raw_catalog):
+    from astropy.io import fits
+
+    from obsdb.pipeline.calibrate import calibrate
+
+    catalog, truth, tmp_path = raw_catalog
+    out = tmp_path / "masters"
+    report = calibrate(catalog, out, write_lights=True)
+    assert not report.failed and not report.lights_failed
+    names = sorted(Path(p).name for p in report.lights_written)
+    # The lights measured at ingest were measured again on their calibrated pixels, and say so.
+    from obsdb.catalog.masters import MasterStore
+
+    assert report.remeasured >= 1 and not report.not_remeasured
+    assert MasterStore(catalog).lights_measured_otherwise() == {}
+    # L3 (B, +5 C) has a bias but no flat and no dark: it is still written (bias-subtracted).
+    assert names == ["L1_cal.fits", "L2_cal.fits", "L3_cal.fits"]
+    with fits.open(out / "calibrated" / "L1_cal.fits") as hdul:
+        data, header = hdul[0].data, hdul[0].header
+    assert data.shape == (HEIGHT, DATA_W)
+    # Sky 500 ADU x flat, flat-fielded back to 500; per-pixel noise ~ sqrt(500 + 25) = 23 ADU.
+    assert abs(float(np.nanmean(data)) - 500.0) < 0.1 * 23
+    assert header["OBSDBCAL"] is True and header["OBSDBFID"] == _frame_ids(catalog)["L1.fits"]
+    assert all(isinstance(header[card], int) for card in ("OBSDBIDB", "OBSDBIDD", "OBSDBIDF"))
+    history = "\n".join(str(h) for h in header["HISTORY"])
+    assert f"flat master {header['OBSDBIDF']}: master-flat-" in history and "sha256 " in history
+    assert header["LTV1"] == 0 and "BIASSEC" not in header
+    # A file there that obsdb did not write is never replaced.
+    (out / "calibrated" / "L2_cal.fits").unlink()
+    fits.writeto(out / "calibrated" / "L2_cal.fits", np.zeros((2, 2), np.float32))
+    again = calibrate(catalog, out, write_lights=True)
+    assert any("obsdb did not write it" in line for line in again.lights_failed)
+    assert fits.getdata(out / "calibrated" / "L2_cal.fits").shape == (2, 2)

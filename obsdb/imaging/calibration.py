@@ -280,9 +280,31 @@ FLAT_FLOOR = 0.05
 
 def apply_calibration(raw: np.ndarray, header, *, bias: np.ndarray | None = None,
                       dark: np.ndarray | None = None, dark_scale: float = 1.0,
-                      flat: np.ndarray | None = None) -> np.ndarray:
+                      flat: np.ndarray | None = None, saturation: float | None = None,
+                      keep_geometry: bool = False) -> np.ndarray:
     """A raw light calibrated in memory: overscan and trim (from its header), less the master bias,
     less the master dark times ``dark_scale``, divided by the master flat.
+
+    The steps and their order are ccdproc's ``subtract_overscan`` (median per line), ``trim_image``,
+    ``subtract_bias``, ``subtract_dark`` (``exposure_time`` scaling) and ``flat_correct``.
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        The light as read.
+    header : mapping
+        Its header (BIASSEC, TRIMSEC / DATASEC).
+    bias, dark, flat : numpy.ndarray, optional
+        Masters of the trimmed shape (the flat normalised to a median of 1).
+    dark_scale : float
+        Light exposure over the dark's.  Anything but 1 needs ``bias``: a dark holds the bias offset
+        too, and scaling it would scale the offset.
+    saturation : float, optional
+        Raw saturation level: pixels at or above it in the raw stay at least at this level after
+        calibration, so that saturated stars are still flagged as such.
+    keep_geometry : bool
+        Return the raw frame's shape, NaN outside the trim section (overscan): star positions, the
+        alignment's transforms and the header's WCS stay valid.  Otherwise the trimmed image.
 
     Returns
     -------
@@ -292,12 +314,15 @@ def apply_calibration(raw: np.ndarray, header, *, bias: np.ndarray | None = None
     Raises
     ------
     ValueError
-        A master whose shape differs from the light's after trim, naming both shapes.
+        A master whose shape differs from the light's after trim, naming both shapes; a scaled dark
+        without a bias.
     """
-    data, _ = overscan_and_trim(raw, header)
+    data, info = overscan_and_trim(raw, header)
     for name, master in (("bias", bias), ("dark", dark), ("flat", flat)):
         if master is not None and np.shape(master) != data.shape:
             raise ValueError(f"master {name} is {np.shape(master)}, the light {data.shape} after trim")
+    if dark is not None and bias is None and abs(float(dark_scale) - 1.0) > 1e-6:
+        raise ValueError(f"dark scaled by {dark_scale:g} without a bias: the dark's offset would be scaled too")
     if bias is not None:
         data = data - np.asarray(bias, dtype=np.float32)
     if dark is not None:
@@ -306,7 +331,106 @@ def apply_calibration(raw: np.ndarray, header, *, bias: np.ndarray | None = None
         flat = np.asarray(flat, dtype=np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
             data = np.where(flat >= FLAT_FLOOR, data / flat, np.nan).astype(np.float32)
+    trimsec = parse_section(info["trimsec"], np.shape(raw)) if info["trimsec"] else None
+    if saturation is not None:
+        hit = np.asarray(trim(np.asarray(raw), trimsec)) >= saturation
+        if hit.any():
+            data = np.array(data, dtype=np.float32, copy=True)
+            data[hit] = np.fmax(data[hit], np.float32(saturation))
+    if keep_geometry and trimsec is not None:
+        full = np.full(np.shape(raw), np.nan, dtype=np.float32)
+        full[trimsec] = data
+        return full
+    return np.asarray(data, dtype=np.float32)
+
+
+MASTER_CACHE_SIZE = 6
+"""Masters kept in memory per process (bias, dark and flat of two bands: a night's usual set)."""
+
+_MASTER_CACHE: dict[tuple[str, str], np.ndarray] = {}
+
+
+def load_master(path: str, sha256: str) -> np.ndarray:
+    """A master's pixels, read once per process (cached by path and digest) and checked against the
+    SHA-256 the catalog recorded.
+
+    Raises
+    ------
+    ValueError
+        When the file cannot be read or its SHA-256 differs, naming the file.
+    """
+    key = (str(path), str(sha256))
+    cached = _MASTER_CACHE.get(key)
+    if cached is not None:
+        return cached
+    from obsdb.imaging.fitsio import FitsReadError, read_fits_image
+
+    try:
+        image = read_fits_image(path, hash_mode="inline")
+    except FitsReadError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if image.sha256 != sha256:
+        raise ValueError(f"{path}: master changed since it was written (SHA-256 differs); run obsdb calibrate")
+    data = np.asarray(image.data, dtype=np.float32)
+    data.setflags(write=False)              # shared by every light of the process
+    while len(_MASTER_CACHE) >= MASTER_CACHE_SIZE:
+        _MASTER_CACHE.pop(next(iter(_MASTER_CACHE)))
+    _MASTER_CACHE[key] = data
     return data
+
+
+def calibrate_with(raw: np.ndarray, header, rows, *, saturation: float | None = None,
+                   keep_geometry: bool = True) -> np.ndarray:
+    """A raw light calibrated with the masters of its calibration rows (:func:`load_master` each,
+    then :func:`apply_calibration`).
+
+    Parameters
+    ----------
+    rows : list of dict
+        The light's calibration rows that name a master: ``kind``, ``master``, ``path``, ``sha256``,
+        ``scale`` (as :meth:`obsdb.catalog.masters.MasterStore.light_calibrations` gives them).
+
+    Raises
+    ------
+    ValueError
+        A master missing, changed or of another shape (one line naming it).
+    """
+    masters, scale = {}, 1.0
+    for row in rows:
+        if row.get("master") is None:
+            continue
+        masters[row["kind"]] = load_master(row["path"], row["sha256"])
+        if row["kind"] == "dark" and row.get("scale") is not None:
+            scale = float(row["scale"])
+    return apply_calibration(raw, header, bias=masters.get("bias"), dark=masters.get("dark"), dark_scale=scale,
+                             flat=masters.get("flat"), saturation=saturation, keep_geometry=keep_geometry)
+
+
+CALIBRATION_CARDS = {"bias": "OBSDBIDB", "dark": "OBSDBIDD", "flat": "OBSDBIDF"}
+"""Header cards naming the catalog id of the master bias, dark and flat a light was calibrated with
+(after BANZAI's L1IDBIAS / L1IDDARK / L1IDFLAT, which name the master's file)."""
+
+
+def add_calibration_cards(header, rows) -> None:
+    """Name the masters a light was calibrated with in ``header`` (an astropy Header, in place).
+
+    Cards :data:`CALIBRATION_CARDS` (catalog id, or ``'none'``), ``OBSDBDSC`` (the dark's exposure
+    scale) and ``OBSDBCAL`` (T/F); per master two HISTORY lines: ``obsdb: flat master 3:
+    FILE`` and ``sha256 HEX``.
+    """
+    used = {row["kind"]: row for row in rows if row.get("master") is not None}
+    header["OBSDBCAL"] = (bool(used), "calibrated by obsdb (masters below)")
+    for kind, card in CALIBRATION_CARDS.items():
+        row = used.get(kind)
+        header[card] = (row["master"] if row else "none", f"obsdb master {kind} (catalog id)")
+    if "dark" in used:
+        header["OBSDBDSC"] = (float(used["dark"].get("scale") or 1.0), "dark scale (light / dark exposure)")
+    for kind in ("bias", "dark", "flat"):
+        row = used.get(kind)
+        if row:
+            name = str(row["path"]).rsplit("/", 1)[-1]
+            header.add_history(f"obsdb: {kind} master {row['master']}: {name}"[:72])
+            header.add_history(f"sha256 {row['sha256']}")
 
 
 def large_scale_rms(data: np.ndarray, *, blocks: int = 8) -> float:

@@ -122,6 +122,17 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
                     "error": f"{task['path']}: {exc}"}
         transform = total_transform(task["steps"], image.data.shape)
         data = image.data
+        calibration = task.get("calibration") or []
+        if calibration:
+            # Calibrated in memory, in the raw frame's geometry (overscan NaN): the one resampling below
+            # is the only one, and the alignment's transforms (measured on these pixels) still apply.
+            from obsdb.imaging.calibration import calibrate_with
+
+            try:
+                data = calibrate_with(data, image.header, calibration, saturation=task.get("saturation"))
+            except ValueError as exc:
+                return {"frame_id": task["frame_id"], "number": task["number"], "input": task["path"],
+                        "error": f"{task['path']}: not calibrated: {exc}"}
         pattern = cfa_pattern_or_none(image.header)
         if pattern is not None:
             # A colour mosaic resampled as grey keeps its checkerboard: demosaic first, write luminance.
@@ -176,6 +187,9 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header["HIERARCH OBSDB_VER"] = (__version__, "obsdb version")
         for s in task["steps"]:
             header.add_history(history_line(task["run"], s))
+        from obsdb.imaging.calibration import add_calibration_cards
+
+        add_calibration_cards(header, calibration)
         if pattern is not None:
             for key in ("BAYERPAT", "COLORTYP", "BAYER"):
                 header.remove(key, ignore_missing=True, remove_all=True)
@@ -293,6 +307,11 @@ def render(catalog, out_dir: str | Path, *, run: int | None = None, interpolatio
     streaks = {f["id"]: f["streaks"] for f in catalog.frame_streaks([task["frame_id"] for task in tasks])}
     for task in tasks:
         task["streaks"] = streaks.get(task["frame_id"], [])
+    from obsdb.catalog.masters import MasterStore
+
+    calibrations = MasterStore(catalog).light_calibrations([task["frame_id"] for task in tasks])
+    for task in tasks:
+        task["calibration"] = calibrations.get(task["frame_id"], [])
     if interpolation != "nearest":
         _attach_detector_defects(tasks)
     report = RenderReport()
