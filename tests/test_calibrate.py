@@ -384,13 +384,13 @@ def test_cli_calibrate_masters_and_show(tmp_path):
 
 def test_real_lights_are_flatter_after_the_flat(real_data, tmp_path, capsys):
     """The issue's yardstick: the flat-fielded sky of each VR light is flatter than the raw sky
-    (large-scale rms of 8x8 tile medians, printed before/after).  Calibration is applied in memory
-    here (the pure function); wiring it into qa and render is the next step."""
+    (large-scale rms of 8x8 tile medians, printed before/after), on the calibrated lights that
+    `calibrate --write-lights` writes; each names the VR master flat, never a V one."""
     from astropy.io import fits
 
     from obsdb import Catalog
     from obsdb.catalog.masters import MasterStore
-    from obsdb.imaging.calibration import apply_calibration, large_scale_rms, overscan_and_trim
+    from obsdb.imaging.calibration import large_scale_rms, overscan_and_trim
     from obsdb.imaging.fitsio import read_fits_image
     from obsdb.pipeline.calibrate import calibrate
 
@@ -400,21 +400,21 @@ def test_real_lights_are_flatter_after_the_flat(real_data, tmp_path, capsys):
     with Catalog.open(str(tmp_path / "obsdb.sqlite"), create=True) as catalog:
         catalog.ingest([str(folder)])
         catalog.qa()
-        report = calibrate(catalog, tmp_path / "masters")
-        paths = {m["id"]: m["path"] for m in MasterStore(catalog).masters()}
+        report = calibrate(catalog, tmp_path / "masters", write_lights=True)
+        masters = {m["id"]: m for m in MasterStore(catalog).masters()}
         files = {f["id"]: f["path"] for f in catalog.frame_dicts()}
-    chosen: dict[int, dict] = {}
-    for row in report.matches:
-        chosen.setdefault(row["frame_id"], {})[row["kind"]] = row["master_id"]
-    assert len(chosen) == 4
-    for frame_id, kinds in sorted(chosen.items()):
-        image = read_fits_image(files[frame_id], hash_mode="none")
+    assert not report.lights_failed and len(report.lights_written) == 4
+    for written in sorted(report.lights_written):
+        with fits.open(written) as hdul:
+            done, header = hdul[0].data, hdul[0].header
+        flat = masters[header["OBSDBIDF"]]
+        assert flat["kind"] == "flat" and flat["band"] == "VR"
+        image = read_fits_image(files[header["OBSDBFID"]], hash_mode="none")
         raw, _ = overscan_and_trim(image.data, image.header)
-        done = apply_calibration(image.data, image.header, bias=fits.getdata(paths[kinds["bias"]]),
-                                 flat=fits.getdata(paths[kinds["flat"]]))
         before, after = large_scale_rms(raw), large_scale_rms(done)
         with capsys.disabled():
-            print(f"\n{Path(files[frame_id]).name}: large-scale sky rms {before:.2%} raw, {after:.2%} flat-fielded")
+            print(f"\n{Path(files[header['OBSDBFID']]).name}: large-scale sky rms {before:.2%} raw, "
+                  f"{after:.2%} flat-fielded")
         assert after < before
 
 
