@@ -48,6 +48,8 @@ class CalibrateReport:
     """Masters that could not be built, each with its reason (their rows are marked bad)."""
     matches: list[dict] = field(default_factory=list)
     """The calibration rows written (one per light and kind)."""
+    bands: list[str] = field(default_factory=list)
+    """Per band, the masters its lights use and how many have none (:func:`usage_by_band`)."""
     remeasured: int = 0
     """Lights whose stars and metrics were measured again, on their newly calibrated pixels."""
     not_remeasured: list = field(default_factory=list)
@@ -309,6 +311,41 @@ def write_calibrated_light(job: dict) -> dict:
         return {"frame_id": job["frame_id"], "error": f"{job['path']}: {exc}"}
 
 
+def usage_by_band(lights: list[dict], matches: list[dict]) -> list[str]:
+    """One line per band: which masters its lights use, and how many lights have none of a kind.  Pure.
+
+    E.g. ``'V: 5 lights; bias 1 (5), dark 2 (5, 2 scaled), flat 3 (5)'`` or ``'B: 2 lights; bias 1 (2),
+    no dark (2), no flat (2: no flat for B)'``.
+    """
+    band_of = {light["id"]: light.get("band") or "-" for light in lights}
+    per_band: dict[str, dict] = {}
+    for row in matches:
+        band = band_of.get(row["frame_id"], "-")
+        entry = per_band.setdefault(band, {"lights": set(), "kinds": {}})
+        entry["lights"].add(row["frame_id"])
+        kind = entry["kinds"].setdefault(row["kind"], {"masters": {}, "none": [], "scaled": 0})
+        if row["master_id"] is None:
+            kind["none"].append(row["reason"].split(";")[0].removeprefix("uncalibrated: "))
+        else:
+            kind["masters"][row["master_id"]] = kind["masters"].get(row["master_id"], 0) + 1
+            if row["kind"] == "dark" and row.get("scale") not in (None, 1.0):
+                kind["scaled"] += 1
+    lines = []
+    for band in sorted(per_band):
+        entry, parts = per_band[band], []
+        for kind in ("bias", "dark", "flat"):
+            info = entry["kinds"].get(kind)
+            if info is None:
+                continue
+            for master_id, count in sorted(info["masters"].items()):
+                scaled = f", {info['scaled']} scaled" if kind == "dark" and info["scaled"] else ""
+                parts.append(f"{kind} {master_id} ({count}{scaled})")
+            if info["none"]:
+                parts.append(f"no {kind} ({len(info['none'])}: {info['none'][0]})")
+        lines.append(f"{band}: {len(entry['lights'])} lights; " + ", ".join(parts))
+    return lines
+
+
 MACHINE_BAD_PREFIXES = ("superseded by master", "not built:", "not written:")
 """Reasons obsdb itself gives when it marks a master bad (anything else is a person's verdict)."""
 
@@ -459,6 +496,7 @@ def calibrate(catalog, out: str | os.PathLike, *, nights=None, executor=None, au
     # Bad masters too: the gates refuse them, and the reason then says so.
     report.matches = match_lights(lights, store.masters())
     store.store_matches(report.matches)
+    report.bands = usage_by_band(lights, report.matches)
     if remeasure:
         from obsdb.pipeline.qa import measure_missing
 

@@ -146,7 +146,8 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         announce("ingest")
         with progress("ingest") as callback:
             ingested = ingest(catalog, [folder], recursive=True, workers=workers, config=ingest_config,
-                              exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback,
+                              exclude=[Path(out) / "aligned", Path(out) / "report", Path(out) / "masters"],
+                              progress=callback,
                               executor=executor)
         summary.failed_files = list(ingested.failed)
         summary.add("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
@@ -165,6 +166,23 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
         announce("qa")
         with progress("qa") as callback:
             assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
+        if _has_calibration_frames(catalog):
+            # Bias/dark/flat beside the lights: masters into out/masters, every light matched and its stars
+            # and metrics measured again on calibrated pixels; then the lights are judged on those.
+            from obsdb.pipeline.calibrate import calibrate
+
+            announce("calibrate")
+            calibrated = calibrate(catalog, out / "masters", executor=executor)
+            summary.add("calibrate", f"{plural(len(calibrated.built), 'master')} built, {len(calibrated.reused)} "
+                                     f"reused, {len(calibrated.failed)} failed; {calibrated.remeasured} lights "
+                                     f"measured again on calibrated pixels (masters in {out / 'masters'})")
+            for line in calibrated.bands:
+                summary.add("calibrate", line)
+            for line in calibrated.refused + calibrated.failed:
+                summary.add("calibrate", f"left out: {line}")
+            if calibrated.remeasured:
+                with progress("qa") as callback:
+                    assessed = run_qa(catalog, thresholds=thresholds, workers=workers, progress=callback)
         light = catalog.frame_dicts(include_unreadable=False, light_only=True)
         summary.add("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} "
                           f"added, {len(assessed.retracted)} retracted; {_verdicts(light)}")
@@ -244,6 +262,13 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     finally:
         catalog.close()
     return summary
+
+
+def _has_calibration_frames(catalog) -> bool:
+    """Whether the catalog holds a readable bias, dark or flat frame (for `run` to build masters)."""
+    from obsdb.catalog.masters import MasterStore
+
+    return bool(MasterStore(catalog).calibration_inputs())
 
 
 CATALOG_RULE = ("`obsdb run FOLDER --out DIR` writes DIR/obsdb.sqlite, unless a catalog is given with --db on "
