@@ -216,7 +216,10 @@ def measure_file(path: str, config: IngestConfig, hash_mode: str = "thread",
         with warnings.catch_warnings():
             # astropy warns about every non-standard card; the header is kept as it is.
             warnings.simplefilter("ignore")
-            return _measure(path, config, hash_mode, (calibrations or {}).get(path))
+            calibration = (calibrations or {}).get(path)
+            if calibration is None:
+                return _measure(path, config, hash_mode)
+            return _measure(path, config, hash_mode, calibration)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the night
         detail = str(exc).splitlines()[0] if str(exc) else ""
         try:
