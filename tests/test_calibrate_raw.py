@@ -152,3 +152,6 @@ def test_run_builds_the_masters_and_says_which_each_band_used(tmp_path):
     assert summary.stacked
     rendered = sorted((tmp_path / "out" / "aligned").glob("light-0*.fits"))
     assert rendered and all(fits.getheader(p)["OBSDBIDF"] == 3 for p in rendered)
+    stack = fits.getheader(tmp_path / "out" / "aligned" / "stack_V.fits")
+    history = "\n".join(str(h) for h in stack["HISTORY"])
+    assert stack["OBSDBCAL"] == stack["NCOMBINE"] and "flat master 3 (" in history

@@ -9,7 +9,7 @@ and an input file is never overwritten.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -538,6 +538,14 @@ def write_stacks(catalog, tasks: list[dict], results: list[dict], out_dir: Path,
         for r in members:
             header.add_history(f"obsdb stack: {Path(r['path']).name} run {r['run']} "
                                f"dx={r['dx']:+.4f} dy={r['dy']:+.4f}")
+        # The masters the members were calibrated with (each member's own header names its own).
+        used = Counter((row["kind"], row["master"], Path(row["path"]).name, row["sha256"])
+                       for r in members for row in by_id[r["frame_id"]].get("calibration") or [])
+        header["OBSDBCAL"] = (sum(1 for r in members if by_id[r["frame_id"]].get("calibration")),
+                              "members calibrated by obsdb (masters below)")
+        for (kind, master_id, name, sha), count in sorted(used.items(), key=lambda item: str(item[0])):
+            header.add_history(f"obsdb: {kind} master {master_id} ({count} members): {name}"[:72])
+            header.add_history(f"sha256 {sha}")
         folder = out_dir / _file_safe(target or "no-object") if several_targets else out_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"stack_{_file_safe(band)}.fits"
@@ -592,8 +600,6 @@ def _observation_cards(header, members: list[dict]) -> None:
 
 def _one_shape(members: list[dict], band: str, left_out: list) -> list[dict]:
     """The members of the most common shape (ties: the first frame's); the others go to ``left_out``."""
-    from collections import Counter
-
     shapes = Counter(tuple(r["shape"]) for r in members)
     if len(shapes) <= 1:
         return members
