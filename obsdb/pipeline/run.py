@@ -1,4 +1,5 @@
-"""The whole night in one call: init, ingest, qa, align, group, render, stack, report."""
+"""The whole night in one call: init, ingest, qa, calibrate (with bias/dark/flat frames), align, group, render,
+stack, report."""
 
 from __future__ import annotations
 
@@ -79,8 +80,9 @@ def run_night(folder: str | Path, out: str | Path, *, db: str | None = None, wor
     folder : path
         The night's FITS files (searched recursively).
     out : path
-        Output folder: ``aligned/`` frames and stacks, ``report/``, and the
-        catalog unless ``db`` is given.
+        Output folder: ``aligned/`` frames and stacks, ``report/``, ``masters/``
+        (when the folder holds bias, dark or flat frames: the lights are then
+        calibrated before QA judges them), and the catalog unless ``db`` is given.
     db : str, optional
         Catalog path or URL (default: ``out/obsdb.sqlite``; never ``OBSDB_DB``).
     workers : int
