@@ -379,13 +379,13 @@ def test_cli_calibrate_masters_and_show(tmp_path):
 
 def test_real_lights_are_flatter_after_the_flat(real_data, tmp_path, capsys):
     """The issue's yardstick: the flat-fielded sky of each VR light is flatter than the raw sky
-    (large-scale rms of 8x8 tile medians, printed before/after).  Calibration is applied in memory
-    here (the pure function); wiring it into qa and render is the next step."""
+    (large-scale rms of 8x8 tile medians, printed before/after), on the calibrated lights that
+    `calibrate --write-lights` writes; each names the VR master flat, never a V one."""
     from astropy.io import fits
 
     from obsdb import Catalog
     from obsdb.catalog.masters import MasterStore
-    from obsdb.imaging.calibration import apply_calibration, large_scale_rms, overscan_and_trim
+    from obsdb.imaging.calibration import large_scale_rms, overscan_and_trim
     from obsdb.imaging.fitsio import read_fits_image
 
     folder = real_data / "lowell42_raw_night"
@@ -394,19 +394,54 @@ def test_real_lights_are_flatter_after_the_flat(real_data, tmp_path, capsys):
     with Catalog.open(str(tmp_path / "obsdb.sqlite"), create=True) as catalog:
         catalog.ingest([str(folder)])
         catalog.qa()
-        report = catalog.calibrate(tmp_path / "masters")
-        paths = {m["id"]: m["path"] for m in MasterStore(catalog.db).masters()}
+        report = catalog.calibrate(tmp_path / "masters", write_lights=True)
+        masters = {m["id"]: m for m in MasterStore(catalog.db).masters()}
         files = {f["id"]: f["path"] for f in catalog.frame_dicts()}
-    chosen: dict[int, dict] = {}
-    for row in report.matches:
-        chosen.setdefault(row["frame_id"], {})[row["kind"]] = row["master_id"]
-    assert len(chosen) == 4
-    for frame_id, kinds in sorted(chosen.items()):
-        image = read_fits_image(files[frame_id], hash_mode="none")
+    assert not report.lights_failed and len(report.lights_written) == 4
+    for written in sorted(report.lights_written):
+        with fits.open(written) as hdul:
+            done, header = hdul[0].data, hdul[0].header
+        flat = masters[header["OBSDBIDF"]]
+        assert flat["kind"] == "flat" and flat["band"] == "VR"
+        image = read_fits_image(files[header["OBSDBFID"]], hash_mode="none")
         raw, _ = overscan_and_trim(image.data, image.header)
-        done = apply_calibration(image.data, image.header, bias=fits.getdata(paths[kinds["bias"]]),
-                                 flat=fits.getdata(paths[kinds["flat"]]))
         before, after = large_scale_rms(raw), large_scale_rms(done)
         with capsys.disabled():
-            print(f"\n{Path(files[frame_id]).name}: large-scale sky rms {before:.2%} raw, {after:.2%} flat-fielded")
+            print(f"\n{Path(files[header['OBSDBFID']]).name}: large-scale sky rms {before:.2%} raw, "
+                  f"{after:.2%} flat-fielded")
         assert after < before
+
+
+def test_write_lights_calibrates_and_names_the_masters(raw_catalog):
+    from astropy.io import fits
+
+    from obsdb.pipeline.calibrate import calibrate
+
+    catalog, truth, tmp_path = raw_catalog
+    out = tmp_path / "masters"
+    report = catalog.calibrate(out, write_lights=True)
+    assert not report.failed and not report.lights_failed
+    names = sorted(Path(p).name for p in report.lights_written)
+    # The lights measured at ingest were measured again on their calibrated pixels, and say so.
+    from obsdb.catalog.masters import MasterStore
+
+    assert report.remeasured >= 1 and not report.not_remeasured
+    assert MasterStore(catalog.db).lights_measured_otherwise() == {}
+    # L3 (B, +5 C) has a bias but no flat and no dark: it is still written (bias-subtracted).
+    assert names == ["L1_cal.fits", "L2_cal.fits", "L3_cal.fits"]
+    with fits.open(out / "calibrated" / "L1_cal.fits") as hdul:
+        data, header = hdul[0].data, hdul[0].header
+    assert data.shape == (HEIGHT, DATA_W)
+    # Sky 500 ADU x flat, flat-fielded back to 500; per-pixel noise ~ sqrt(500 + 25) = 23 ADU.
+    assert abs(float(np.nanmean(data)) - 500.0) < 0.1 * 23
+    assert header["OBSDBCAL"] is True and header["OBSDBFID"] == _frame_ids(catalog)["L1.fits"]
+    assert all(isinstance(header[card], int) for card in ("OBSDBIDB", "OBSDBIDD", "OBSDBIDF"))
+    history = "\n".join(str(h) for h in header["HISTORY"])
+    assert f"flat master {header['OBSDBIDF']}: master-flat-" in history and "sha256 " in history
+    assert header["LTV1"] == 0 and "BIASSEC" not in header
+    # A file there that obsdb did not write is never replaced.
+    (out / "calibrated" / "L2_cal.fits").unlink()
+    fits.writeto(out / "calibrated" / "L2_cal.fits", np.zeros((2, 2), np.float32))
+    again = catalog.calibrate(out, write_lights=True)
+    assert any("obsdb did not write it" in line for line in again.lights_failed)
+    assert fits.getdata(out / "calibrated" / "L2_cal.fits").shape == (2, 2)

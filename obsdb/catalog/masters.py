@@ -189,6 +189,58 @@ class MasterStore:
                 session.execute(delete(Calibration).where(Calibration.frame_id.in_(frame_ids[start:start + ID_CHUNK])))
             session.add_all(Calibration(**row, created_at=now) for row in rows)
 
+    def light_calibrations(self, frame_ids) -> dict[int, list[dict]]:
+        """The masters each light is calibrated with: ``{frame id: [{kind, master, path, sha256,
+        scale}, ...]}``, only rows that name a written master not marked bad (a light without one is absent)."""
+        ids = sorted(set(frame_ids))
+        out: dict[int, list[dict]] = {}
+        with self.catalog.session() as session:
+            for start in range(0, len(ids), ID_CHUNK):
+                query = (select(Calibration.frame_id, Calibration.kind, Calibration.master_id, Calibration.scale,
+                                Master.path, Master.sha256)
+                         .join(Master, Master.id == Calibration.master_id)
+                         .where(Calibration.frame_id.in_(ids[start:start + ID_CHUNK]), Master.bad.is_(False),
+                                Master.sha256 != PENDING_DIGEST)
+                         .order_by(Calibration.frame_id, Calibration.kind))
+                for frame_id, kind, master_id, scale, path, sha in session.execute(query):
+                    out.setdefault(frame_id, []).append({"kind": kind, "master": master_id, "path": path,
+                                                         "sha256": sha, "scale": scale})
+        return out
+
+    def lights_measured_otherwise(self, *, nights=None, band: str | None = None) -> dict[str, int]:
+        """Readable lights with metrics whose pixels were calibrated otherwise than the catalog now says
+        (``frame_metrics.calibration`` differs from :func:`calibration_signature` of its rows), as
+        ``{path: frame id}``: their metrics and star lists are to be measured again."""
+        from obsdb.catalog.models import FrameMetrics
+        from obsdb.catalog.selectors import night_ids
+
+        with self.catalog.session() as session:
+            scope = night_ids(session, nights)
+            query = (select(Frame.path, Frame.id, FrameMetrics.calibration)
+                     .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+                     .where(Frame.readable.is_(True), Frame.image_type == "light"))
+            if scope is not None:
+                query = query.where(Frame.night_id.in_(scope))
+            if band:
+                query = query.where(Frame.band == band)
+            measured = session.execute(query).all()
+        current = self.light_calibrations([frame_id for _, frame_id, _ in measured])
+        return {path: frame_id for path, frame_id, used in measured
+                if used != calibration_signature(current.get(frame_id, []))}
+
+
+def calibration_signature(rows: list[dict]) -> str | None:
+    """The masters a light's pixels are calibrated with, as stored with its metrics: e.g.
+    ``'bias 1, dark 2 x0.5, flat 3'``; None for raw pixels (no master)."""
+    parts = []
+    for row in sorted(rows, key=lambda r: r["kind"]):
+        if row.get("master") is None:
+            continue
+        scale = row.get("scale")
+        extra = f" x{scale:.6g}" if row["kind"] == "dark" and scale not in (None, 1.0) else ""
+        parts.append(f"{row['kind']} {row['master']}{extra}")
+    return ", ".join(parts) or None
+
 
 def frame_calibration(session, frame_id: int) -> list[dict]:
     """The calibration rows of one light: kind, master (id, file, sha256), scale, reason, when."""

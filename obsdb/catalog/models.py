@@ -257,6 +257,9 @@ class FrameMetrics(Base):
         UtcDateTime, doc="When the QA rules last judged these metrics, UTC; NULL until `obsdb qa`.")
     n_streaks: Mapped[int | None] = mapped_column(
         Integer, doc="Straight streaks (satellites, aircraft) found across the frame; NULL: not searched.")
+    calibration: Mapped[str | None] = mapped_column(
+        String, doc="Masters the pixels were calibrated with before measuring, e.g. 'bias 1, flat 3' "
+                    "(obsdb.catalog.masters.calibration_signature); NULL: measured on the raw pixels.")
 
     frame: Mapped[Frame] = relationship(back_populates="metrics", foreign_keys=[frame_id])
 

@@ -19,6 +19,8 @@ def calibrate(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the master FITS files (created)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes building masters."),
     night: Optional[List[str]] = night_option(),
+    write_lights: bool = typer.Option(False, "--write-lights", help="Also write each light with a master, "
+                                      "calibrated and trimmed, to OUT/calibrated/NAME_cal.fits."),
     fmt_: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="table or json."),
     executor_kind: Optional[str] = None,
     scheduler: Optional[str] = None,
@@ -28,13 +30,17 @@ def calibrate(
 
     Rejected frames (a calibration check's tag, a person's reject) never enter a master; a set of
     fewer than 3 frames gets no master.  Masters name their members and SHA-256 in their header;
-    files in --out that obsdb did not write are never replaced.  See docs/calibration.md."""
+    files in --out that obsdb did not write are never replaced.  Lights whose masters changed are
+    measured again (stars, metrics) on their calibrated pixels.  See docs/calibration.md."""
     with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, user_errors():
-        report = catalog.calibrate(out, nights=nights_arg(night), executor=executor, author=getpass.getuser())
+        report = catalog.calibrate(out, nights=nights_arg(night), executor=executor, author=getpass.getuser(),
+                                   write_lights=write_lights)
     if fmt_ is ReportFormat.json:
         print_json(clean_nan({"built": report.built, "reused": report.reused, "refused": report.refused,
                               "failed": report.failed, "matches": report.matches,
-                              "uncalibrated": report.uncalibrated()}))
+                              "uncalibrated": report.uncalibrated(), "remeasured": report.remeasured,
+                              "not_remeasured": report.not_remeasured, "lights_written": report.lights_written,
+                              "lights_failed": report.lights_failed}))
         return
     for master in report.built:
         console.print(f"built master {master['id']}: {master['key']} -> {master['path']}", soft_wrap=True)
@@ -44,11 +50,18 @@ def calibrate(
         console.print(styled("left out:", "yellow", f" {line}"), soft_wrap=True)
     for line in report.failed:
         err_console.print(styled("failed:", "red", f" {line}"), soft_wrap=True)
+    for path, reason in report.not_remeasured:
+        err_console.print(styled("not measured again:", "red", f" {path}: {reason}"), soft_wrap=True)
+    for line in report.lights_failed:
+        err_console.print(styled("light not written:", "red", f" {line}"), soft_wrap=True)
     lights = len({row["frame_id"] for row in report.matches})
     missing = report.uncalibrated()
     console.print(f"calibrate: {len(report.built)} masters built, {len(report.reused)} reused; {lights} lights "
                   f"matched: {missing['bias']} without bias, {missing['dark']} without dark, "
-                  f"{missing['flat']} without flat (obsdb show FRAME says why)", soft_wrap=True)
+                  f"{missing['flat']} without flat (obsdb show FRAME says why); {report.remeasured} measured "
+                  "again on calibrated pixels"
+                  + (f"; {len(report.lights_written)} calibrated lights written to {Path(out) / 'calibrated'}"
+                     if write_lights else ""), soft_wrap=True)
 
 
 @app.command()

@@ -463,6 +463,9 @@ def simulate(
     like_notebook: bool = typer.Option(False, "--like-notebook",
         help="The seed notebook's NGC 3293 night instead: its 108 frame numbers and bands at 2048x2048, "
              "pointed so that examples/ngc3293-plan.toml applies as written (the other options are ignored)."),
+    raw: bool = typer.Option(False, "--raw",
+        help="A raw night instead: bias, dark, V flat and light frames with overscan, a warm dark and a "
+             "saturated flat among them, and the truth in truth.npz (--seed applies; see docs/calibration.md)."),
 ) -> None:
     """Write a realistic synthetic night (FITS frames + truth.json) with known shifts and defects."""
     from obsdb.imaging.bayer import PATTERNS
@@ -470,6 +473,15 @@ def simulate(
 
     if bayer is not None and bayer.upper() not in PATTERNS:
         fail(not_one_of("--bayer", bayer, PATTERNS))
+    if raw:
+        from obsdb.simulate_raw import simulate_raw_night
+
+        with user_errors():
+            truth = simulate_raw_night(outdir, seed=seed)
+        console.print(f"wrote a raw night to {outdir}: bias, darks ({truth['warm_dark']} warm), V flats "
+                      f"({truth['saturated_flat']} saturated), {plural(len(truth['lights']), 'light')}; truth in "
+                      f"{outdir}/truth.npz; now: obsdb ingest {outdir} && obsdb qa && obsdb calibrate --out MASTERS")
+        return
     if like_notebook:
         from obsdb.simulate import like_notebook_night
 

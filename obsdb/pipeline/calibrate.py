@@ -48,6 +48,16 @@ class CalibrateReport:
     """Masters that could not be built, each with its reason (their rows are marked bad)."""
     matches: list[dict] = field(default_factory=list)
     """The calibration rows written (one per light and kind)."""
+    bands: list[str] = field(default_factory=list)
+    """Per band, the masters its lights use and how many have none (:func:`usage_by_band`)."""
+    remeasured: int = 0
+    """Lights whose stars and metrics were measured again, on their newly calibrated pixels."""
+    not_remeasured: list = field(default_factory=list)
+    """``(path, reason)`` of lights that could not be measured again."""
+    lights_written: list[str] = field(default_factory=list)
+    """Calibrated lights written (``--write-lights``)."""
+    lights_failed: list[str] = field(default_factory=list)
+    """Lights that could not be written calibrated, each with its reason."""
 
     def uncalibrated(self) -> dict[str, int]:
         """Lights without a master, per kind."""
@@ -224,6 +234,118 @@ def build_master(job: dict) -> dict:
         return {"id": job["id"], "error": f"master {job['id']} ({kind}): {exc}"}
 
 
+CALIBRATED_FOLDER = "calibrated"
+"""Subfolder of ``--out`` that ``--write-lights`` writes calibrated lights to."""
+
+
+def calibrated_name(file_name: str) -> str:
+    """The calibrated light's file name: ``NAME_cal.fits`` (``.fits.gz``, ``.fit``, ``.fts`` dropped)."""
+    stem = re.sub(r"\.(fits?|fts)(\.gz)?$", "", file_name, flags=re.IGNORECASE)
+    return f"{stem}_cal.fits"
+
+
+def write_calibrated_light(job: dict) -> dict:
+    """Calibrate one light with its masters and write it, trimmed, atomically (runs in a worker).
+
+    Parameters
+    ----------
+    job : dict
+        ``frame_id``, ``path``, ``sha256`` (as catalogued), ``rows`` (its calibration rows that name
+        a master), ``target``.
+
+    Returns
+    -------
+    dict
+        ``frame_id`` and ``path`` with ``sha256``, or ``error`` (one line naming the file).
+    """
+    import warnings
+
+    from astropy.io import fits
+
+    from obsdb.imaging.calibration import add_calibration_cards, calibrate_with, parse_section
+    from obsdb.imaging.fitsio import FitsReadError, atomic_write_fits, read_fits_image
+
+    target = Path(job["target"])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if target.exists():
+                # Only a calibrated light obsdb wrote for this frame is replaced.
+                try:
+                    theirs = fits.getheader(target)
+                except (OSError, ValueError):
+                    theirs = {}
+                if theirs.get("OBSDBFID") != job["frame_id"]:
+                    return {"frame_id": job["frame_id"], "error": f"{target}: exists and obsdb did not write it; "
+                                                                  "not replaced"}
+            image = read_fits_image(job["path"], hash_mode="inline")
+            if job["sha256"] and image.sha256 != job["sha256"]:
+                return {"frame_id": job["frame_id"], "error": f"{job['path']}: changed since it was catalogued "
+                                                              "(SHA-256 differs); ingest it again"}
+            data = calibrate_with(image.data, image.header, job["rows"], keep_geometry=False)
+            info = {"biassec": image.header.get("BIASSEC"),
+                    "trimsec": image.header.get("TRIMSEC") or image.header.get("DATASEC")}
+            header = image.header.copy()
+            for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM",
+                        "BIASSEC", "TRIMSEC", "DATASEC"):
+                header.remove(key, ignore_missing=True, remove_all=True)
+            if info["trimsec"]:
+                rows, cols = parse_section(info["trimsec"], image.data.shape)
+                # The trim moves the pixel origin: the WCS reference pixel follows, and LTV1/LTV2 say by
+                # how much (IRAF's convention: physical = image - LTV).
+                for axis, offset in (("1", cols.start), ("2", rows.start)):
+                    if f"CRPIX{axis}" in header:
+                        header[f"CRPIX{axis}"] = float(header[f"CRPIX{axis}"]) - offset
+                    header[f"LTV{axis}"] = (-offset, "trim offset (physical = image - LTV)")
+                header["OBSDBTRM"] = (info["trimsec"], "section of the raw frame kept")
+            if info["biassec"]:
+                header["OBSDBOSC"] = (info["biassec"], "overscan subtracted (median per line)")
+            header["OBSDBFID"] = (job["frame_id"], "obsdb catalog id of the raw light")
+            add_calibration_cards(header, job["rows"])
+            header.add_history(f"obsdb: calibrated from {Path(job['path']).name}"[:72])
+            header.add_history(f"sha256 {job['sha256']}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            digest = atomic_write_fits(target, fits.HDUList([fits.PrimaryHDU(data, header=header)]))
+        return {"frame_id": job["frame_id"], "path": str(target), "sha256": digest}
+    except (OSError, ValueError, FitsReadError) as exc:
+        return {"frame_id": job["frame_id"], "error": f"{job['path']}: {exc}"}
+
+
+def usage_by_band(lights: list[dict], matches: list[dict]) -> list[str]:
+    """One line per band: which masters its lights use, and how many lights have none of a kind.  Pure.
+
+    E.g. ``'V: 5 lights; bias 1 (5), dark 2 (5, 2 scaled), flat 3 (5)'`` or ``'B: 2 lights; bias 1 (2),
+    no dark (2), no flat (2: no flat for B)'``.
+    """
+    band_of = {light["id"]: light.get("band") or "-" for light in lights}
+    per_band: dict[str, dict] = {}
+    for row in matches:
+        band = band_of.get(row["frame_id"], "-")
+        entry = per_band.setdefault(band, {"lights": set(), "kinds": {}})
+        entry["lights"].add(row["frame_id"])
+        kind = entry["kinds"].setdefault(row["kind"], {"masters": {}, "none": [], "scaled": 0})
+        if row["master_id"] is None:
+            kind["none"].append(row["reason"].split(";")[0].removeprefix("uncalibrated: "))
+        else:
+            kind["masters"][row["master_id"]] = kind["masters"].get(row["master_id"], 0) + 1
+            if row["kind"] == "dark" and row.get("scale") not in (None, 1.0):
+                kind["scaled"] += 1
+    lines = []
+    for band in sorted(per_band):
+        entry, parts = per_band[band], []
+        for kind in ("bias", "dark", "flat"):
+            info = entry["kinds"].get(kind)
+            if info is None:
+                continue
+            for master_id, count in sorted(info["masters"].items()):
+                scaled = f", {info['scaled']} scaled" if kind == "dark" and info["scaled"] else ""
+                parts.append(f"{kind} {master_id} ({count}{scaled})")
+            if info["none"]:
+                parts.append(f"no {kind} ({len(info['none'])}: {info['none'][0]})")
+        lines.append(f"{band}: {len(entry['lights'])} lights; " + ", ".join(parts))
+    return lines
+
+
 MACHINE_BAD_PREFIXES = ("superseded by master", "not built:", "not written:")
 """Reasons obsdb itself gives when it marks a master bad (anything else is a person's verdict)."""
 
@@ -237,8 +359,13 @@ def _same_members(master: dict, members: list[dict]) -> bool:
     return have == {(f["id"], f["sha256"]) for f in members}
 
 
-def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author: str = "obsdb") -> CalibrateReport:
+def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author: str = "obsdb",
+              write_lights: bool = False, remeasure: bool = True) -> CalibrateReport:
     """Build the masters of ``nights`` into ``out`` and match every light of ``nights`` to them.
+
+    Then the lights whose masters changed since their stars and metrics were measured are measured
+    again on their calibrated pixels (``remeasure``; the same as `obsdb qa` would), and with
+    ``write_lights`` every light with a master is written calibrated to ``out/calibrated/``.
 
     Masters already built from the same members by the same algorithm, whose files are unchanged,
     are reused; a group whose members changed gets a new master and the old one is marked bad
@@ -254,7 +381,7 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
         When ``out`` holds a file obsdb did not write under a master's name, or is not a folder.
     """
     from obsdb.catalog.masters import MasterStore, median_or_none
-    from obsdb.catalog.stores import RenderStore
+    from obsdb.catalog.stores import QualityStore, RenderStore
     from obsdb.imaging.calibration import CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION
     from obsdb.pipeline.calib_match import match_light, match_lights
     from obsdb.pipeline.executors import TaskFailed, executor_for
@@ -370,6 +497,14 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
     # Bad masters too: the gates refuse them, and the reason then says so.
     report.matches = match_lights(lights, store.masters())
     store.store_matches(report.matches)
+    report.bands = usage_by_band(lights, report.matches)
+    if remeasure:
+        from obsdb.pipeline.qa import measure_missing
+
+        report.remeasured = measure_missing(QualityStore(db), nights=nights, executor=executor,
+                                            calibration_only=True, failed=report.not_remeasured)
+    if write_lights:
+        _write_lights(store, lights, out / CALIBRATED_FOLDER, executor, report)
     uncalibrated = report.uncalibrated()
     outputs.record_event(author, "calibrate",
                          f"{len(report.built)} masters built, {len(report.reused)} reused, "
@@ -377,5 +512,29 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
                          f"({uncalibrated['bias']} without bias, {uncalibrated['dark']} without dark, "
                          f"{uncalibrated['flat']} without flat)",
                          details={"built": [b["id"] for b in report.built], "out": str(out),
+                                  "remeasured": report.remeasured, "lights_written": len(report.lights_written),
                                   "refused": report.refused[:50], "failed": report.failed[:50]})
     return report
+
+
+def _write_lights(store, lights: list[dict], folder: Path, executor, report: CalibrateReport) -> None:
+    """Write every light that has a master calibrated into ``folder`` (through the executor)."""
+    from obsdb.pipeline.executors import TaskFailed
+
+    calibrations = store.light_calibrations([light["id"] for light in lights])
+    jobs, names = [], {}
+    for light in lights:
+        rows = calibrations.get(light["id"])
+        if not rows:
+            continue
+        name = calibrated_name(light["file_name"])
+        if name in names:       # two nights' files of one name: the frame id tells them apart
+            name = calibrated_name(f"{Path(name).stem}-{light['id']}")
+        names[name] = light["id"]
+        jobs.append({"frame_id": light["id"], "path": light["path"], "sha256": light["sha256"], "rows": rows,
+                     "target": str(folder / name)})
+    for job, result in executor.map(write_calibrated_light, jobs):
+        if isinstance(result, (TaskFailed, Exception)) or "error" in result:
+            report.lights_failed.append(str(result) if not isinstance(result, dict) else result["error"])
+        else:
+            report.lights_written.append(result["path"])

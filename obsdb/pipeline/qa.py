@@ -49,22 +49,33 @@ class QaReport:
 
 
 def measure_missing(store, *, nights=None, band: str | None = None, recompute: bool = False, workers: int = 1,
-                    progress: Callable | None = None, failed: list | None = None) -> int:
-    """Compute metrics and star lists for frames that lack them (one read each); returns how many.
+                    progress: Callable | None = None, failed: list | None = None, executor=None,
+                    calibration_only: bool = False) -> int:
+    """Compute metrics and star lists for frames that lack them, or whose calibration changed since they
+    were measured (one read each; lights with masters are measured on calibrated pixels); returns how many.
 
     ``store`` is QA's :class:`obsdb.catalog.stores.QualityStore`.  Files that cannot be read now are
-    appended to ``failed`` as ``(path, reason)``.
+    appended to ``failed`` as ``(path, reason)``.  With ``calibration_only`` only the lights whose
+    calibration changed since they were measured.
     """
+    from obsdb.catalog.masters import MasterStore
     from obsdb.config import IngestConfig
     from obsdb.pipeline.ingest import measure_many
 
-    todo = store.frames_needing_metrics(nights=nights, band=band, recompute=recompute)
+    todo = {} if calibration_only else store.frames_needing_metrics(nights=nights, band=band, recompute=recompute)
+    # Lights whose calibration changed since they were measured (or that gained one) are measured again,
+    # on the pixels calibrated with their current masters.
+    masters = MasterStore(store.db)
+    todo.update(masters.lights_measured_otherwise(nights=nights, band=band))
     if not todo:
         return 0
+    calibrations = masters.light_calibrations(todo.values())
+    calibrations = {path: calibrations[fid] for path, fid in todo.items() if fid in calibrations}
     config = IngestConfig(measure_quality=True)
     batch = []
     measured = 0
-    for done, measurement in enumerate(measure_many(list(todo), config, workers), start=1):
+    for done, measurement in enumerate(measure_many(list(todo), config, workers, executor=executor,
+                                                    calibrations=calibrations), start=1):
         if measurement.ok and measurement.metrics:
             batch.append((todo[measurement.path], measurement))
             measured += 1

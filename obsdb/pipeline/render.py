@@ -9,7 +9,7 @@ and an input file is never overwritten.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -122,6 +122,17 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
                     "error": f"{task['path']}: {exc}"}
         transform = total_transform(task["steps"], image.data.shape)
         data = image.data
+        calibration = task.get("calibration") or []
+        if calibration:
+            # Calibrated in memory, in the raw frame's geometry (overscan NaN): the one resampling below
+            # is the only one, and the alignment's transforms (measured on these pixels) still apply.
+            from obsdb.imaging.calibration import calibrate_with
+
+            try:
+                data = calibrate_with(data, image.header, calibration, saturation=task.get("saturation"))
+            except ValueError as exc:
+                return {"frame_id": task["frame_id"], "number": task["number"], "input": task["path"],
+                        "error": f"{task['path']}: not calibrated: {exc}"}
         pattern = cfa_pattern_or_none(image.header)
         if pattern is not None:
             # A colour mosaic resampled as grey keeps its checkerboard: demosaic first, write luminance.
@@ -176,6 +187,9 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         header["HIERARCH OBSDB_VER"] = (__version__, "obsdb version")
         for s in task["steps"]:
             header.add_history(history_line(task["run"], s))
+        from obsdb.imaging.calibration import add_calibration_cards
+
+        add_calibration_cards(header, calibration)
         if pattern is not None:
             for key in ("BAYERPAT", "COLORTYP", "BAYER"):
                 header.remove(key, ignore_missing=True, remove_all=True)
@@ -296,6 +310,11 @@ def render(db, out_dir: str | Path, *, run: int | None = None, interpolation: st
     streaks = {f["id"]: f["streaks"] for f in store.frame_streaks([task["frame_id"] for task in tasks])}
     for task in tasks:
         task["streaks"] = streaks.get(task["frame_id"], [])
+    from obsdb.catalog.masters import MasterStore
+
+    calibrations = MasterStore(db).light_calibrations([task["frame_id"] for task in tasks])
+    for task in tasks:
+        task["calibration"] = calibrations.get(task["frame_id"], [])
     if interpolation != "nearest":
         _attach_detector_defects(tasks)
     report = RenderReport()
@@ -522,6 +541,14 @@ def write_stacks(store, tasks: list[dict], results: list[dict], out_dir: Path, *
         for r in members:
             header.add_history(f"obsdb stack: {Path(r['path']).name} run {r['run']} "
                                f"dx={r['dx']:+.4f} dy={r['dy']:+.4f}")
+        # The masters the members were calibrated with (each member's own header names its own).
+        used = Counter((row["kind"], row["master"], Path(row["path"]).name, row["sha256"])
+                       for r in members for row in by_id[r["frame_id"]].get("calibration") or [])
+        header["OBSDBCAL"] = (sum(1 for r in members if by_id[r["frame_id"]].get("calibration")),
+                              "members calibrated by obsdb (masters below)")
+        for (kind, master_id, name, sha), count in sorted(used.items(), key=lambda item: str(item[0])):
+            header.add_history(f"obsdb: {kind} master {master_id} ({count} members): {name}"[:72])
+            header.add_history(f"sha256 {sha}")
         folder = out_dir / _file_safe(target or "no-object") if several_targets else out_dir
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"stack_{_file_safe(band)}.fits"
@@ -576,8 +603,6 @@ def _observation_cards(header, members: list[dict]) -> None:
 
 def _one_shape(members: list[dict], band: str, left_out: list) -> list[dict]:
     """The members of the most common shape (ties: the first frame's); the others go to ``left_out``."""
-    from collections import Counter
-
     shapes = Counter(tuple(r["shape"]) for r in members)
     if len(shapes) <= 1:
         return members

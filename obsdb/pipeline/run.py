@@ -1,4 +1,5 @@
-"""The whole night in one call: init, ingest, qa, align, group, render, stack, report."""
+"""The whole night in one call: init, ingest, qa, calibrate (with bias/dark/flat frames), align, group, render,
+stack, report."""
 
 from __future__ import annotations
 
@@ -83,8 +84,9 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     folder : path
         The night's FITS files (searched recursively).
     out : path
-        Output folder (it exists): ``aligned/`` frames and stacks, ``report/``, and the
-        catalog unless another was given.
+        Output folder (it exists): ``aligned/`` frames and stacks, ``report/``, ``masters/``
+        (when the folder holds bias, dark or flat frames: the lights are then calibrated
+        before QA judges them), and the catalog unless another was given.
     new : bool
         Whether the catalog was created for this run (said in the summary and the report).
     workers : int
@@ -136,7 +138,8 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     announce("ingest")
     with progress("ingest") as callback:
         ingested = catalog.ingest([folder], recursive=True, workers=workers, config=ingest_config,
-                                  exclude=[Path(out) / "aligned", Path(out) / "report"], progress=callback,
+                                  exclude=[Path(out) / "aligned", Path(out) / "report", Path(out) / "masters"],
+                                  progress=callback,
                                   executor=executor)
     summary.failed_files = list(ingested.failed)
     summary.add("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
@@ -155,6 +158,21 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     announce("qa")
     with progress("qa") as callback:
         assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
+    if _has_calibration_frames(catalog):
+        # Bias/dark/flat beside the lights: masters into out/masters, every light matched and its stars
+        # and metrics measured again on calibrated pixels; then the lights are judged on those.
+        announce("calibrate")
+        calibrated = catalog.calibrate(out / "masters", executor=executor)
+        summary.add("calibrate", f"{plural(len(calibrated.built), 'master')} built, {len(calibrated.reused)} "
+                                 f"reused, {len(calibrated.failed)} failed; {calibrated.remeasured} lights "
+                                 f"measured again on calibrated pixels (masters in {out / 'masters'})")
+        for line in calibrated.bands:
+            summary.add("calibrate", line)
+        for line in calibrated.refused + calibrated.failed:
+            summary.add("calibrate", f"left out: {line}")
+        if calibrated.remeasured:
+            with progress("qa") as callback:
+                assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
     light = catalog.frame_dicts(include_unreadable=False, light_only=True)
     summary.add("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} "
                       f"added, {len(assessed.retracted)} retracted; {_verdicts(light)}")
@@ -230,6 +248,13 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
                                    run_outcome=_report_outcome(summary))
         summary.report_path = str(built.index_path)
     return summary
+
+
+def _has_calibration_frames(catalog) -> bool:
+    """Whether the catalog holds a readable bias, dark or flat frame (for `run` to build masters)."""
+    from obsdb.catalog.masters import MasterStore
+
+    return bool(MasterStore(catalog.db).calibration_inputs())
 
 
 CATALOG_RULE = ("`obsdb run FOLDER --out DIR` writes DIR/obsdb.sqlite, unless a catalog is given with --db on "
