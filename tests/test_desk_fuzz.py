@@ -37,7 +37,8 @@ from hypothesis import strategies as st  # noqa: E402
 from obsdb import Catalog  # noqa: E402
 from obsdb.catalog.tags import MAX_AUTHOR, MAX_REASON, MAX_TAG_NAME  # noqa: E402
 from obsdb.simulate import simulate_night  # noqa: E402
-from obsdb.web.app import MAX_BODY, MAX_REVIEWER_NAME  # noqa: E402
+from obsdb.web.changes import MAX_BODY  # noqa: E402
+from obsdb.web.reviewer import MAX_REVIEWER_NAME  # noqa: E402
 
 DEFAULT_EXAMPLES = 200
 SLOW_EXAMPLES = 2_500
@@ -149,7 +150,7 @@ def _json_token(draw, real: list) -> str:
 
 @st.composite
 def post_requests(draw, frame_ids: list[int]):
-    from obsdb.web.app import REVIEW_TAGS
+    from obsdb.web.pages import REVIEW_TAGS
 
     route = draw(st.sampled_from(["/verdict", "/verdict", "/verdict", "/reviewer"]))
     if route == "/verdict" and draw(st.integers(0, 3)) > 0:

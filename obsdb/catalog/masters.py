@@ -194,7 +194,7 @@ class MasterStore:
         scale}, ...]}``, only rows that name a written master not marked bad (a light without one is absent)."""
         ids = sorted(set(frame_ids))
         out: dict[int, list[dict]] = {}
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             for start in range(0, len(ids), ID_CHUNK):
                 query = (select(Calibration.frame_id, Calibration.kind, Calibration.master_id, Calibration.scale,
                                 Master.path, Master.sha256)
@@ -214,7 +214,7 @@ class MasterStore:
         from obsdb.catalog.models import FrameMetrics
         from obsdb.catalog.selectors import night_ids
 
-        with self.catalog.session() as session:
+        with self.db.session() as session:
             scope = night_ids(session, nights)
             query = (select(Frame.path, Frame.id, FrameMetrics.calibration)
                      .join(FrameMetrics, FrameMetrics.frame_id == Frame.id)

@@ -34,6 +34,11 @@ CALIBRATION_TAGS = ("calib-level", "calib-noise", "calib-saturated", "flat-nonli
 """Tags written by the checks of bias, dark and flat frames (`obsdb qa`); each rejects the frame, so
 that no master is made from it."""
 
+MANUAL_REJECTING = ("tracking-slight", "tracking-big", "focus-slight", "use-if-must", "reject")
+"""A person's rejecting verdicts, in the order the review desk offers them (keys 1-5).  The seed
+notebook dropped every frame it marked with slight or big tracking errors, slight focus errors or
+"use if must"."""
+
 MANUAL_VOCABULARY = ("tracking-slight", "tracking-big", "focus-slight", "great", "okay",
                      "use-if-must", "reject", "accept")
 """The known manual tags (free text is allowed too)."""
@@ -48,10 +53,8 @@ stack is better without a sky three times brighter or stars half again as wide, 
 who wants them (photometry of a bright star, say) accepts them by hand.  ``satellite`` does not:
 render masks the streak."""
 
-REJECTING_TAGS = AUTOMATIC_REJECTING | set(CALIBRATION_TAGS) | {
-    "reject", "tracking-big", "tracking-slight", "focus-slight", "use-if-must"}
-"""Tags that reject a frame.  The seed notebook dropped every frame it marked with
-slight or big tracking errors, slight focus errors or "use if must"."""
+REJECTING_TAGS = AUTOMATIC_REJECTING | set(CALIBRATION_TAGS) | set(MANUAL_REJECTING)
+"""Tags that reject a frame."""
 
 ACCEPTING_TAGS = frozenset({"accept"})
 """Tags that accept a frame whatever the rules say."""

@@ -296,8 +296,10 @@ def frames(
     count and the first reason, and names the columns it leaves out."""
     from obsdb.cli.tables import parse_columns
 
-    if status and status not in ("accepted", "rejected", "pending"):
-        fail(not_one_of("--status", status, ("accepted", "rejected", "pending")))
+    from obsdb.catalog.status import STATUSES
+
+    if status and status not in STATUSES:
+        fail(not_one_of("--status", status, STATUSES))
     with user_errors():
         chosen = parse_columns(columns, _frame_columns() if fmt_ is OutputFormat.table else FIELD_COLUMNS)
     with open_catalog() as catalog, user_errors():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from obsdb.catalog.status import REJECTING_TAGS
+from obsdb.catalog.status import REJECTING_TAGS, STATUSES
 from obsdb.present.facts import (band_scale, distinct, minor_fwhm, number, parse_time, pixel_scales,
                                  record_label, rejecting_names, threshold_lines, when)
 from obsdb.present.pages import frames_text, render
@@ -110,7 +110,7 @@ def index_page(snapshot: Snapshot, *, generated: datetime, version: str, quality
         "report/index.html", title="obsdb report" + (f": {', '.join(objects)}" if objects else ""),
         snapshot=snapshot, version=version, facts=observation_facts(snapshot),
         generated=when(generated.astimezone(timezone.utc).replace(tzinfo=None)),
-        totals={s: sum(r["status"] == s for r in records) for s in ("accepted", "rejected", "pending")},
+        totals={s: sum(r["status"] == s for r in records) for s in STATUSES},
         counts=count_rows(records), glance_stacks=glance_stacks(stack_jobs), shifts_small=shifts_small,
         run_outcome=run_outcome or {}, warnings=warnings,
         rejected=[row for r in rejected for row in tag_rows(r, pages)], n_rejected=len(rejected),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-REVIEW_TAGS = ("tracking-slight", "tracking-big", "focus-slight", "use-if-must", "reject")
+from obsdb.catalog.status import MANUAL_REJECTING, STATUSES
+
+REVIEW_TAGS = MANUAL_REJECTING
 """The manual verdicts offered by the review keys 1-5 (free text is key 6)."""
 
 SORT_KEYS = ("number", "time", "fwhm", "background", "elongation", "transparency", "stars", "status")
@@ -95,7 +97,8 @@ def night(request):
     # and the review's previews are then files on disk when they are asked for.
     desk.previews.warm([r for r in records if r["readable"]], kinds=("thumb",))
     return page(request, "desk/night.html", 400 if error else 200, name=name, every=every, records=records,
-                counts={s: sum(r["status"] == s for r in every) for s in ("accepted", "rejected", "pending")},
+                statuses=list(STATUSES),
+                counts={s: sum(r["status"] == s for r in every) for s in STATUSES},
                 targets=sorted({r["object"] for r in every if r["object"]}),
                 instruments=sorted({short_instrument(r["instrument"]) for r in every if r["instrument"]}),
                 bands=sorted({r["band"] for r in every if r["band"]}), filters=filters, view=view, sort=sort,
