@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 
 from obsdb import simulate as sim
-from obsdb.imaging.register import (
-    MatchError,
-    cross_correlation_shift,
-    detect_registration_stars,
-    fit_transform,
-    match_stars,
-    register,
-)
+from obsdb.imaging.fit import fit_transform
+from obsdb.imaging.match import MatchError, match_stars
+from obsdb.imaging.register import detect_registration_stars, register
+from obsdb.imaging.xcorr import cross_correlation_shift
 from obsdb.imaging.transform import Transform
 
 SIZE = 2048
@@ -442,7 +438,7 @@ def test_another_field_and_an_empty_frame_are_refused_with_reasons():
 
 
 def test_no_random_transform_passes_the_verification():
-    from obsdb.imaging.register import verify_transform
+    from obsdb.imaging.verify import verify_transform
 
     truth = Transform(15.0, -30.0, 0.3, 1.0, cx=CENTRE[0], cy=CENTRE[1])
     fxy, fflux, rxy, rflux, _ = star_lists(truth, seed=11, n=400, noise=0.05)

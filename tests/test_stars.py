@@ -403,7 +403,7 @@ def test_a_pixel_stack_too_small_even_when_large_is_an_error(monkeypatch):
 
 
 def test_refined_centroids_look_at_bad_pixels_in_their_stamps_only():
-    from obsdb.imaging.register import refine_centroids
+    from obsdb.imaging.centroid import refine_centroids
 
     truth = [(60.3, 50.7, 3e4), (140.6, 120.2, 2e4), (40.1, 150.9, 1e4)]
     img = _star_image((200, 200), truth, fwhm=3.0)

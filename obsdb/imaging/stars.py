@@ -514,7 +514,7 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
         about threefold, so this is stricter than a matched-filter threshold
         of the same number: on pure Gaussian noise nothing passes 2.5, and a
         flat patch 1 sigma high is not found.  Fainter stars are the business
-        of :func:`obsdb.imaging.register.detect_faint_stars`.
+        of :func:`obsdb.imaging.faint.detect_faint_stars`.
     saturation : float, optional
         Raw level at or above which a star's peak pixel is saturated.  Without
         it no star is flagged saturated.
@@ -815,14 +815,14 @@ def find_offset(stars, reference_stars, *, n_vote: int = 50, tolerance: float = 
     (dx, dy, votes) or None
         ``reference = star + (dx, dy)``; None when the vote fails.
     """
-    from obsdb.imaging.neighbours import count_within
+    from scipy.spatial import cKDTree
 
     a = _as_xyf(stars)[:n_vote, :2]
     b = _as_xyf(reference_stars)[: 2 * n_vote, :2]
     if len(a) < 2 or len(b) < 2:
         return None
     diffs = (b[None, :, :] - a[:, None, :]).reshape(-1, 2)
-    counts = count_within(diffs, diffs, tolerance)
+    counts = cKDTree(diffs).query_ball_point(diffs, tolerance, return_length=True)
     best = int(np.argmax(counts))
     votes = int(counts[best])
     if votes < min(min_votes, len(a), len(b)):
@@ -861,7 +861,7 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
         Ratio (1.0 = as clear as the reference); NaN when either list is
         empty or fewer than ``min_matches`` stars match.
     """
-    from obsdb.imaging.neighbours import nearest
+    from scipy.spatial import cKDTree
 
     a = _as_xyf(stars)
     b = _as_xyf(reference_stars)
@@ -870,7 +870,7 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
     offset = find_offset(a, b)
     if offset is not None:
         dx, dy, _ = offset
-        dist, j = nearest(b[:, :2], a[:, :2] + (dx, dy), upper_bound=match_radius)
+        dist, j = cKDTree(b[:, :2]).query(a[:, :2] + (dx, dy), distance_upper_bound=match_radius)
         hit = np.isfinite(dist)
         if hit.sum() >= min_matches:
             ai, bj = np.flatnonzero(hit), j[hit]

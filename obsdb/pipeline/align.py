@@ -126,13 +126,13 @@ def _select(catalog, *, night, status: str, band: str | None, where: str | None,
 def _matched_pairs(transform, stars, reference_stars) -> list[tuple[int, int]]:
     """(frame star, reference star) index pairs within :data:`MATCH_RADIUS` once mapped."""
     import numpy as np
-    from obsdb.imaging.neighbours import nearest
+    from scipy.spatial import cKDTree
 
     if not len(stars) or not len(reference_stars):
         return []
     xr, yr = transform.apply(np.asarray(stars["x"], float), np.asarray(stars["y"], float))
-    dist, j = nearest(np.column_stack([reference_stars["x"], reference_stars["y"]]), np.column_stack([xr, yr]),
-                      upper_bound=MATCH_RADIUS)
+    dist, j = cKDTree(np.column_stack([reference_stars["x"], reference_stars["y"]])).query(
+        np.column_stack([xr, yr]), distance_upper_bound=MATCH_RADIUS)
     return [(int(i), int(j[i])) for i in np.flatnonzero(np.isfinite(dist))]
 
 
