@@ -197,8 +197,9 @@ def combine(frames, *, sigma: float = CLIP_SIGMA, maxiters: int = CLIP_ITERS,
 def _clip_scatter(stack: np.ndarray) -> np.ndarray:
     """Each pixel's robust scatter across the frames (1.4826 x MAD), never below the median over the
     pixels of their plain standard deviation (:data:`CLIP_STDFUNC`)."""
-    center = np.median(stack, axis=0)
-    robust = 1.4826 * np.median(np.abs(stack - center), axis=0)
+    from astropy.stats import mad_std
+
+    robust = mad_std(stack, axis=0)
     floor = float(np.median(np.std(stack, axis=0)))
     return np.maximum(robust, floor)
 
@@ -236,11 +237,13 @@ def _clipped_median(stack: np.ndarray, sigma: float, maxiters: int) -> tuple[np.
 
 def robust_noise(data: np.ndarray) -> float:
     """1.4826 x the median absolute deviation of the finite pixels (a Gaussian's sigma)."""
+    from astropy.stats import mad_std
+
     values = np.asarray(data, dtype=np.float32)
     values = values[np.isfinite(values)]
     if not values.size:
         return float("nan")
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+    return float(mad_std(values))
 
 
 def ccd_temperature(header) -> float | None:

@@ -636,6 +636,8 @@ def _tile_compressed_image(reader: _Reader, header, layout: _Layout, max_frame_b
     import warnings
 
     from astropy.io import fits
+    from astropy.io.fits.verify import VerifyWarning
+    from astropy.utils.exceptions import AstropyUserWarning
 
     zbitpix = _int_card(header, "ZBITPIX", where)
     znaxis = _int_card(header, "ZNAXIS", where)
@@ -655,7 +657,10 @@ def _tile_compressed_image(reader: _Reader, header, layout: _Layout, max_frame_b
     stream.seek(0)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            # The table's header is rebuilt from the file's cards: non-standard ones are reported
+            # (and kept as they are) as for any header this module reads.
+            warnings.filterwarnings("ignore", category=VerifyWarning)
+            warnings.filterwarnings("ignore", category=AstropyUserWarning)
             with fits.open(stream, memmap=False) as hdul:
                 hdu = hdul[1]
                 data = hdu.data
