@@ -102,7 +102,7 @@ class RegistrationOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StarFit:
+class _StarFit:
     """A star fit that held: the fit, the pairs it kept and the verification it passed."""
 
     fit: FitResult
@@ -239,7 +239,7 @@ def register(frame, reference, *, frame_stars=None, reference_stars=None, satura
     return _register_by_xcorr(frame, ref_img, frame_stars, reference_stars, mask, shape, center, opts, why, counts)
 
 
-def _fitted(method: str, attempt: StarFit, reason: str, counts: dict) -> RegistrationResult:
+def _fitted(method: str, attempt: _StarFit, reason: str, counts: dict) -> RegistrationResult:
     """The result of a star fit that held."""
     return RegistrationResult(ok=True, method=method, transform=attempt.fit.transform,
                               residual_rms=attempt.fit.residual_rms, n_matched=attempt.n_kept,
@@ -336,7 +336,7 @@ _PARTS = {"central half": (0.25, 0.75, 0.25, 0.75), "lower left quarter": (0.0, 
 def _match_in_parts(frame_stars, reference_stars, shape, center, options: RegistrationOptions, search: dict):
     """:func:`_star_fit` within ``search`` with the frame's (then the reference's) stars restricted to one
     part of the frame at a time; the transform found is verified on the full lists.
-    ``(StarFit, description)`` or ``(None, "")``."""
+    ``(_StarFit, description)`` or ``(None, "")``."""
     ny, nx = shape
     for side in ("frame", "reference"):
         stars = frame_stars if side == "frame" else reference_stars
@@ -370,7 +370,7 @@ def _mirrored(stars, cx: float):
 
 def _star_fit(frame_stars, reference_stars, shape, center, options: RegistrationOptions, *, weighted: bool,
               max_offset: float, max_rotation_deg: float, max_scale_change: float):
-    """Match, fit and verify within one search range: ``(StarFit, "")`` or ``(None, why)``."""
+    """Match, fit and verify within one search range: ``(_StarFit, "")`` or ``(None, why)``."""
     cx, cy = center
     min_matches, max_rms = options.min_matches, options.max_rms
     try:
@@ -407,7 +407,7 @@ def _star_fit(frame_stars, reference_stars, shape, center, options: Registration
     verification = verify_transform(frame_stars, reference_stars, fit.transform, shape)
     if not verification.ok:
         return None, f"the fit is not confirmed by the stars: {verification.describe()}"
-    return StarFit(fit=fit, n_kept=kept, verification=verification), ""
+    return _StarFit(fit=fit, n_kept=kept, verification=verification), ""
 
 
 def _fit_mask(stars) -> np.ndarray:

@@ -215,7 +215,7 @@ def _register_pixels(task: tuple) -> dict:
     reference_data, reference_stars = _REFERENCE
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", category=UserWarning, module="astropy.io.fits")  # card notes
             image = read_fits_image(path, hash_mode="none")
             if image.data.shape != reference_data.shape:
                 return {"frame_id": frame_id, "ok": False,

@@ -208,13 +208,8 @@ def _starts_like_fits(path: Path) -> bool:
 
 def measure_file(path: str, config: IngestConfig, hash_mode: str = "thread") -> Measurement:
     """Read one file once and measure it; never raises for bad input (see :func:`_measure`)."""
-    import warnings
-
     try:
-        with warnings.catch_warnings():
-            # astropy warns about every non-standard card; the header is kept as it is.
-            warnings.simplefilter("ignore")
-            return _measure(path, config, hash_mode)
+        return _measure(path, config, hash_mode)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the night
         detail = str(exc).splitlines()[0] if str(exc) else ""
         try:

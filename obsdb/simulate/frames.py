@@ -9,7 +9,16 @@ import math
 import numpy as np
 
 from obsdb.imaging.transform import Transform
-from obsdb.simulate.model import Detector, FrameSpec, REFERENCE_EXPTIME, SkyField, _EXACT_POISSON_BELOW, _centre, _rng, _shape
+from obsdb.simulate.model import (
+    Detector,
+    FrameSpec,
+    REFERENCE_EXPTIME,
+    SkyField,
+    _EXACT_POISSON_BELOW,
+    _centre,
+    _rng,
+    _shape,
+)
 from obsdb.simulate.plan import _draw_conditions, _draw_pointing
 
 
