@@ -153,14 +153,18 @@ def sun_and_moon(times, latitude: float, longitude: float, height: float = 0.0,
     if not times:
         return []
     from astropy.coordinates.baseframe import NonRotationTransformationWarning
+    from astropy.utils.exceptions import AstropyWarning
     from erfa import ErfaWarning
 
     with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("iers_degraded_accuracy", "ignore"), \
             warnings.catch_warnings():
         # The Sun-Moon separation is taken between GCRS frames of different origins (the
-        # difference is far below the illumination's precision), and ERFA doubts far-future dates.
+        # difference is far below the illumination's precision); ERFA doubts far-future dates, and
+        # frames older than the IERS table get mean polar motions: arcseconds, far below a
+        # Sun or Moon altitude's use here.
         warnings.filterwarnings("ignore", category=NonRotationTransformationWarning)
         warnings.filterwarnings("ignore", category=ErfaWarning, message=".*dubious year")
+        warnings.filterwarnings("ignore", category=AstropyWarning, message="Tried to get polar motions")
         t = Time(list(times), scale="utc")
         site = EarthLocation.from_geodetic(longitude * u.deg, latitude * u.deg, height * u.m)
         frame = AltAz(obstime=t, location=site)
