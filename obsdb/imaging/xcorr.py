@@ -25,13 +25,6 @@ PEAK_WINDOW = 40
 """Half-size (pixels) of the window around the correlation peak in which its shape is measured."""
 
 
-def _robust_sigma(values: np.ndarray) -> float:
-    """The Gaussian sigma of ``values`` from their median absolute deviation (all values finite)."""
-    from astropy.stats import mad_std
-
-    return float(mad_std(values))
-
-
 def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
     """Clean, flatten and compress an image so that stars dominate its correlation.
 
@@ -39,6 +32,7 @@ def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
     removed before anything spreads them, because fixed hot pixels coincide
     in every frame and would otherwise pin the correlation peak at (0, 0).
     """
+    from astropy.stats import mad_std
     from scipy import ndimage
 
     img = np.array(image, dtype=np.float32, copy=True)
@@ -53,7 +47,7 @@ def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
     img[bad] = level
 
     med3 = ndimage.median_filter(img, size=3, mode="nearest")
-    noise = _robust_sigma((img - med3)[::step, ::step]) or 1.0
+    noise = float(mad_std((img - med3)[::step, ::step])) or 1.0
     excess = img - med3
     # A star of FWHM >= ~1.5 px keeps at least a third of its peak in the 3x3
     # median; a hot pixel or cosmic-ray hit keeps almost none of it.
@@ -75,7 +69,7 @@ def _prepare_for_xcorr(image, mask, taper: int) -> np.ndarray:
     # shift: each column's and row's median is taken out (stars barely move a median).
     img -= np.median(img, axis=0)[None, :]
     img -= np.median(img, axis=1)[:, None]
-    sigma = _robust_sigma(img[::step, ::step]) or 1.0
+    sigma = float(mad_std(img[::step, ::step])) or 1.0
     # compress: faint stars count, bright ones cannot dominate
     img = np.arcsinh(img / (3 * sigma)).astype(np.float32)
     img[bad] = 0.0
@@ -157,6 +151,7 @@ def cross_correlation_shift(frame, reference, *, mask=None, max_shift=None,
         tens to hundreds.  NaN shifts and quality 0 when no shift leaves
         enough overlap.
     """
+    from astropy.stats import mad_std
     from scipy import fft as sfft
 
     frame = np.asarray(frame)
@@ -204,7 +199,7 @@ def cross_correlation_shift(frame, reference, *, mask=None, max_shift=None,
     step = max(1, int(sample.size // 250000))
     sample = sample[::step]
     med = float(np.median(sample))
-    sd = _robust_sigma(sample) or float(np.std(sample)) or 1.0
+    sd = float(mad_std(sample)) or float(np.std(sample)) or 1.0
     quality = float((norm[iy, ix] - med) / sd)
     fx, fy = _peak_position(corr, iy, ix)
     return float(fx - sx), float(fy - sy), quality
