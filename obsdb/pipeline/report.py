@@ -321,8 +321,13 @@ def _figure(width: float, height: float):
 
 
 def _png_bytes(fig) -> bytes:
+    import warnings
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    with warnings.catch_warnings():
+        # Frames seconds apart span less than any interval AutoDateLocator knows: it then ticks every 30 s.
+        warnings.filterwarnings("ignore", category=UserWarning, message="AutoDateLocator was unable")
+        fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
