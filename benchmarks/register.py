@@ -33,6 +33,8 @@ import numpy as np
 from obsdb import simulate as sim
 from obsdb.imaging.register import detect_registration_stars, register
 from obsdb.imaging.transform import Transform
+from obsdb.simulate.frames import _sky_to_frame
+from obsdb.simulate.night import _default_n_stars
 
 FAIL_PX = 5.0
 CLASSES = ("good", "bad")
@@ -145,7 +147,7 @@ def main(argv=None):
     specs = plan(args.frames, size, rng)
     pad = int(max(math.hypot(*s.offset) for s in specs) + size * 0.01 + 50)
     extent = (size + 2 * pad, size + 2 * pad)
-    n_sky = int(round(sim._default_n_stars(shape) * extent[0] * extent[1] / size ** 2))
+    n_sky = int(round(_default_n_stars(shape) * extent[0] * extent[1] / size ** 2))
     sky = sim.make_sky(seed=rng, n_stars=n_sky, extent=extent, center=centre)
     det = sim.make_detector(seed=rng, size=shape)
     ref_spec = sim.FrameSpec(number=0, kind="good", offset=(0.0, 0.0), rotation_deg=0.0)
@@ -155,7 +157,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     ref_stars = detect_registration_stars(reference, saturation=saturation)
     t_ref = time.perf_counter() - t0
-    rx, ry = sim._sky_to_frame(sky.x, sky.y, (0.0, 0.0), 0.0, centre)
+    rx, ry = _sky_to_frame(sky.x, sky.y, (0.0, 0.0), 0.0, centre)
     ref_xy = np.column_stack([rx, ry])
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

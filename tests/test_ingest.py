@@ -331,7 +331,7 @@ def test_file_buffer_reuse_never_mixes_two_files(tmp_path):
 
 
 def test_file_buffer_waits_for_the_hash_that_still_reads_it():
-    from obsdb.imaging.fitsio import _FileBuffer
+    from obsdb.imaging.fitsio.stream import _FileBuffer
 
     class PendingHash:
         waited = False

@@ -90,14 +90,3 @@ def test_stack_preview_matches_the_frame_preview_without_matplotlib(tmp_path):
     assert (titled[20:] == new[20:]).all() and (titled[:20] != new[:20]).any()
     with pytest.raises(ValueError):
         write_stack_preview_png(tmp_path / "x.png", np.zeros(10))
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_stack_preview_zscale_is_astropys(seed):
-    from astropy.visualization import ZScaleInterval
-
-    from obsdb.imaging.preview import _zscale_limits
-
-    rng = np.random.default_rng(seed)
-    for values in (_field(seed=seed).ravel(), rng.exponential(50, 3000) + 100, np.arange(7.0)):
-        assert _zscale_limits(values.copy()) == tuple(ZScaleInterval().get_limits(values))

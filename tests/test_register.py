@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 
 from obsdb import simulate as sim
-from obsdb.imaging.register import (
-    MatchError,
-    cross_correlation_shift,
-    detect_registration_stars,
-    fit_transform,
-    match_stars,
-    register,
-)
+from obsdb.imaging.fit import fit_transform
+from obsdb.imaging.match import MatchError, match_stars
+from obsdb.imaging.register import RegistrationOptions, RegistrationResult, detect_registration_stars, register
+from obsdb.imaging.xcorr import cross_correlation_shift
 from obsdb.imaging.transform import Transform
 
 SIZE = 2048
@@ -442,7 +438,7 @@ def test_another_field_and_an_empty_frame_are_refused_with_reasons():
 
 
 def test_no_random_transform_passes_the_verification():
-    from obsdb.imaging.register import verify_transform
+    from obsdb.imaging.verify import verify_transform
 
     truth = Transform(15.0, -30.0, 0.3, 1.0, cx=CENTRE[0], cy=CENTRE[1])
     fxy, fflux, rxy, rflux, _ = star_lists(truth, seed=11, n=400, noise=0.05)
@@ -559,3 +555,38 @@ def test_a_faint_crowded_frame_is_registered_from_its_faint_stars(seed):
     assert result.ok and result.method == "faint-stars", result.reason
     assert result.dx == pytest.approx(truth["dx"], abs=0.5) and result.dy == pytest.approx(truth["dy"], abs=0.5)
     assert result.verification.ok and result.verification.n_matched > 20 * max(result.verification.expected, 1)
+
+
+# --------------------------------------------------------------------------- options, results, the Poisson tail
+
+
+def test_options_and_keyword_overrides_register_alike():
+    truth = Transform(-120.0, 80.0, 0.5, 1.0, cx=CENTRE[0], cy=CENTRE[1])
+    fxy, fflux, rxy, rflux, _ = star_lists(truth, seed=13, n=300, noise=0.03)
+    lists = dict(frame_stars=as_stars(fxy, fflux), reference_stars=as_stars(rxy, rflux), shape=(SIZE, SIZE))
+    options = RegistrationOptions(use_xcorr=False, min_matches=8)
+    by_options = register(None, None, options=options, **lists)
+    by_keywords = register(None, None, use_xcorr=False, min_matches=8, **lists)
+    assert by_options.ok and by_options == by_keywords
+    assert corner_error(by_options.transform, truth) < 0.02
+    # A refusal from the options is the options': far more pairs than stars.
+    assert not register(None, None, options=options, min_matches=10_000, **lists).ok
+    with pytest.raises(TypeError):
+        register(None, None, use_xcor=False, **lists)          # a misspelt option is no option
+    with pytest.raises(TypeError):
+        RegistrationResult(True, "stars", truth)               # built by keyword only
+    with pytest.raises(AttributeError):
+        options.max_rms = 2.0                                  # frozen
+
+
+def test_poisson_tail_is_the_sum_of_the_poisson_terms():
+    import math
+
+    from obsdb.imaging.verify import poisson_tail
+
+    for lam in (0.003, 0.5, 4.0, 30.0):
+        for k in (0, 1, 3, 10, 40):
+            direct = 1.0 - sum(math.exp(-lam) * lam ** i / math.factorial(i) for i in range(k))
+            tail = sum(math.exp(-lam + i * math.log(lam) - math.lgamma(i + 1)) for i in range(k, k + 400))
+            assert poisson_tail(k, lam) == pytest.approx(tail if k > lam else direct, rel=1e-9, abs=1e-300)
+    assert poisson_tail(5, 0.0) == 0.0 and poisson_tail(0, 0.0) == 1.0

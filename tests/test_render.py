@@ -236,7 +236,7 @@ def test_render_into_the_input_folder_is_refused(night):
 
 
 def test_interrupted_write_leaves_no_partial_file(night, monkeypatch):
-    import obsdb.imaging.fitsio as fitsio
+    import obsdb.imaging.fitsio.write as fitsio_write
 
     catalog, root, staged = night["catalog"], night["root"], night["staged"]
     out = root / "interrupted"
@@ -244,7 +244,7 @@ def test_interrupted_write_leaves_no_partial_file(night, monkeypatch):
     def no_disk(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(fitsio.os, "fsync", no_disk)
+    monkeypatch.setattr(fitsio_write.os, "fsync", no_disk)
     with pytest.raises(OSError, match="No space"):
         catalog.render(out, run=staged.run_id)
     assert list(out.iterdir()) == []  # no target, no .part
@@ -262,7 +262,7 @@ def test_interrupted_write_leaves_no_partial_file(night, monkeypatch):
     catalog.render(out, run=staged.run_id, stack="mean")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert any(n.startswith("stack_") for n in before)
-    monkeypatch.setattr(fitsio.os, "fsync", no_disk)
+    monkeypatch.setattr(fitsio_write.os, "fsync", no_disk)
     with pytest.raises(OSError):
         catalog.render(out, run=staged.run_id, interpolation="linear", stack="mean")
     monkeypatch.undo()
@@ -271,7 +271,7 @@ def test_interrupted_write_leaves_no_partial_file(night, monkeypatch):
 
 def test_failure_mid_render_records_the_files_written(night, monkeypatch):
     """Frames written before a failure are in the catalog with the hash of what is on disk."""
-    import obsdb.imaging.fitsio as fitsio
+    import obsdb.imaging.fitsio.write as fitsio_write
 
     catalog, root, staged = night["catalog"], night["root"], night["staged"]
     out = root / "half"
@@ -283,7 +283,7 @@ def test_failure_mid_render_records_the_files_written(night, monkeypatch):
             raise OSError(5, "Input/output error")
         real_fsync(fd)
 
-    monkeypatch.setattr(fitsio.os, "fsync", fail_third)
+    monkeypatch.setattr(fitsio_write.os, "fsync", fail_third)
     with pytest.raises(OSError):
         catalog.render(out, run=staged.run_id)
     monkeypatch.undo()

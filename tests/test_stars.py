@@ -119,6 +119,16 @@ def test_trail_elongation(quality):
     assert across == pytest.approx(good.fwhm, rel=0.2)
 
 
+def test_detection_leaves_seps_limits_as_it_found_them(night):
+    import sep
+
+    _, frames = night
+    before = sep.get_sub_object_limit(), sep.get_extract_pixstack()
+    stars = detect_stars(frames[1], saturation=SAT)
+    assert len(stars) > 100
+    assert (sep.get_sub_object_limit(), sep.get_extract_pixstack()) == before
+
+
 def test_cosmic_rays_and_hot_pixels_not_stars():
     shape = (256, 256)
     rng = np.random.default_rng(3)
@@ -382,15 +392,26 @@ def test_a_full_pixel_stack_is_retried_with_the_large_one_and_finds_the_same(mon
     img = _star_image((400, 400), [(200.0, 200.0, 5e7), (60.0, 70.0, 2e4), (330.0, 90.0, 3e4)], fwhm=3.0)
     yy, xx = np.mgrid[:400, :400]
     img += (800.0 * np.exp(-((xx - 250.0) ** 2 + (yy - 300.0) ** 2) / (2 * 30.0 ** 2))).astype(np.float32)
+    # The stack each extraction ran with, seen from inside sep.extract (detection puts sep's limits back).
+    stacks, extract = [], sep.extract
+
+    def spy(*args, **kwargs):
+        stacks.append(sep.get_extract_pixstack())
+        return extract(*args, **kwargs)
+
+    monkeypatch.setattr(sep, "extract", spy)
+    before = sep.get_extract_pixstack()
     reference = detect_stars(img, saturation=SAT)
     first, largest = stars_module._pixstack_sizes(img.size)
-    assert sep.get_extract_pixstack() == first  # the usual frame never needs the large stack
+    assert stacks == [first]  # the usual frame never needs the large stack
 
     monkeypatch.setattr(stars_module, "PIXSTACK_FIRST", 500)
     assert stars_module._pixstack_sizes(img.size) == (500, largest)
+    stacks.clear()
     retried = detect_stars(img, saturation=SAT)
-    assert sep.get_extract_pixstack() == largest  # the small stack was full
+    assert stacks == [500, largest]  # the small stack was full
     assert retried.tobytes() == reference.tobytes()
+    assert sep.get_extract_pixstack() == before
 
 
 def test_a_pixel_stack_too_small_even_when_large_is_an_error(monkeypatch):
@@ -403,7 +424,7 @@ def test_a_pixel_stack_too_small_even_when_large_is_an_error(monkeypatch):
 
 
 def test_refined_centroids_look_at_bad_pixels_in_their_stamps_only():
-    from obsdb.imaging.register import refine_centroids
+    from obsdb.imaging.centroid import refine_centroids
 
     truth = [(60.3, 50.7, 3e4), (140.6, 120.2, 2e4), (40.1, 150.9, 1e4)]
     img = _star_image((200, 200), truth, fwhm=3.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import warnings
 from typing import Optional
 
 
@@ -53,10 +52,6 @@ def _global_options(
     source = ctx.get_parameter_source("config")
     state.config_from_env = config is not None and source is not None and source.name == "ENVIRONMENT"
     state.config = config
-    if not os.environ.get("OBSDB_DEBUG"):
-        # Libraries warn about non-standard FITS cards and plot scales on every frame; the
-        # catalog keeps what matters, so the terminal stays readable.  OBSDB_DEBUG=1 shows them.
-        warnings.filterwarnings("ignore")
 
 
 # Command modules register themselves on `app` when imported.

@@ -199,6 +199,8 @@ def _clip_scatter(stack: np.ndarray, center: np.ndarray) -> np.ndarray:
     below the median over the pixels of their plain standard deviation (:data:`CLIP_STDFUNC`)."""
     import bottleneck as bn
 
+    # astropy's mad_std would do, but re-medians the cube: the median is already at hand here, and
+    # bottleneck's is about three times numpy's on a stack of 20 frames.
     robust = 1.4826 * bn.median(np.abs(stack - center), axis=0)
     floor = float(np.median(np.std(stack, axis=0)))
     return np.maximum(robust, floor)
@@ -237,11 +239,13 @@ def _clipped_median(stack: np.ndarray, sigma: float, maxiters: int) -> tuple[np.
 
 def robust_noise(data: np.ndarray) -> float:
     """1.4826 x the median absolute deviation of the finite pixels (a Gaussian's sigma)."""
+    from astropy.stats import mad_std
+
     values = np.asarray(data, dtype=np.float32)
     values = values[np.isfinite(values)]
     if not values.size:
         return float("nan")
-    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+    return float(mad_std(values))
 
 
 def ccd_temperature(header) -> float | None:

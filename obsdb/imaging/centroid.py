@@ -1,14 +1,19 @@
-"""Centroid of the star in a box, with the sky subtracted first.
+"""Centroids: of the star in a box, with the sky subtracted first; and of many stars at once, refined.
 
 The night that started obsdb took ``centroid_2dg`` on a raw box: the fitted
 Gaussian then has to explain a sky of ~1000 ADU as well as the star, and the
 centre comes out pulled 1-4.5 px towards the box centre.  Here the box's
 background (a sigma-clipped median, or a given level) is subtracted before
 any centroid is taken.
+
+:func:`refine_centroids` refines many detections at once with a Gaussian
+window shaped like the frame's own PSF (:func:`frame_psf_covariance`), as
+registration needs them.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -118,10 +123,13 @@ def centroid_in_box(data, box, *, method: str = "2dg",
     cut[bad] = 0.0
     mask = bad if bad.any() else None
 
+    from astropy.utils.exceptions import AstropyUserWarning
+
     with warnings.catch_warnings():
-        # photutils warns on fits that do not converge; the NaN check below
-        # turns that into an error the caller can report.
-        warnings.simplefilter("ignore")
+        # photutils warns on fits that do not converge, and numpy on a box with no positive flux;
+        # the NaN check below turns either into an error the caller can report.
+        warnings.filterwarnings("ignore", category=AstropyUserWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, message="invalid value encountered")
         if method == "2dg":
             cx, cy = centroid_2dg(cut, mask=mask)
         elif method == "com":
@@ -132,3 +140,135 @@ def centroid_in_box(data, box, *, method: str = "2dg",
     if not (np.isfinite(cx) and np.isfinite(cy)):
         raise ValueError(f"{method} centroid failed in box x {x0}:{x1}, y {y0}:{y1}")
     return cx + x0, cy + y0, float(cut[~bad].sum())
+
+
+PSF_STARS = 50
+"""Brightest unsaturated stars whose median second moments make a frame's PSF window."""
+
+
+def frame_psf_covariance(stars) -> np.ndarray:
+    """Typical 2x2 second-moment matrix of a frame's stars (px^2).
+
+    All stars of a frame share the PSF, trail included, so the median over
+    the bright unsaturated ones is a far better window than each faint
+    star's own noisy moments.
+
+    Parameters
+    ----------
+    stars : numpy.ndarray
+        Detections with ``a``, ``b``, ``theta`` (and optionally ``saturated``),
+        brightest first (:func:`obsdb.imaging.stars.detect_stars`).
+
+    Returns
+    -------
+    numpy.ndarray
+        2x2 covariance, its eigenvalues at least 1 px^2.
+    """
+    use = np.ones(len(stars), dtype=bool)
+    if "saturated" in stars.dtype.names:
+        use &= ~stars["saturated"]
+    use &= np.isfinite(stars["a"]) & np.isfinite(stars["b"]) & (stars["b"] > 0)
+    sel = stars[use][:PSF_STARS]
+    if len(sel) == 0:
+        sel = stars[:PSF_STARS]
+    a, b, t = (np.asarray(sel[k], dtype=float) for k in ("a", "b", "theta"))
+    c, s = np.cos(t), np.sin(t)
+    cxx = np.median(a ** 2 * c ** 2 + b ** 2 * s ** 2)
+    cyy = np.median(a ** 2 * s ** 2 + b ** 2 * c ** 2)
+    cxy = np.median((a ** 2 - b ** 2) * c * s)
+    cov = np.array([[cxx, cxy], [cxy, cyy]])
+    # at least a 1-px window: the centroid of an undersampled star needs its wings
+    w, v = np.linalg.eigh(cov)
+    return (v * np.maximum(w, 1.0)) @ v.T
+
+
+def refine_centroids(data, x, y, cov, *, mask=None, n_iter: int = 8, chunk: int = 256):
+    """Gaussian-windowed centroids with an elliptical window shared by the frame.
+
+    The window has the frame's own PSF second moments ``cov`` (for trailed
+    frames, the trail's): its fixed point is the centre of any symmetric
+    profile, and with ``step = 2 * windowed offset`` (exact for a Gaussian
+    PSF equal to the window) it converges in a few iterations even for
+    trails, where a round window of the half-flux size lets the centroid
+    wander along the flat top of the trail.  The background is the median of
+    each stamp's border.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The image (not background-subtracted).
+    x, y : numpy.ndarray
+        Starting positions (0-based).
+    cov : numpy.ndarray
+        2x2 window covariance in px^2.
+    mask : numpy.ndarray of bool, optional
+        Bad pixels (True = bad), given zero weight.
+    n_iter : int
+        Iterations.
+    chunk : int
+        Stars processed at once (bounds the memory of the stamps).
+
+    Returns
+    -------
+    xr, yr : numpy.ndarray
+        Refined positions; NaN where the stamp leaves the frame, holds masked
+        or non-finite pixels at the centre, or the iteration diverged.
+    """
+    img = np.asarray(data)
+    ny, nx = img.shape
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    cov = np.asarray(cov, dtype=float)
+    h = int(np.clip(math.ceil(3.5 * math.sqrt(np.linalg.eigvalsh(cov).max())), 4, 60))
+    ci = np.linalg.inv(cov)
+    offs = np.arange(-h, h + 1)
+    xr = np.full(len(x), np.nan)
+    yr = np.full(len(y), np.nan)
+    # Bad pixels are looked up in the stamps only: a frame-sized isfinite mask cost 5 ms of a
+    # 30 ms refinement on 2k frames, for the 3 % of its pixels the stamps hold.
+    bad_mask = None if mask is None else np.asarray(mask, dtype=bool)
+    border = np.ones((2 * h + 1, 2 * h + 1), dtype=bool)
+    border[2:-2, 2:-2] = False
+    for lo in range(0, len(x), chunk):
+        sl = slice(lo, lo + chunk)
+        ix = np.rint(x[sl]).astype(np.int64)
+        iy = np.rint(y[sl]).astype(np.int64)
+        inside = (ix - h >= 0) & (ix + h < nx) & (iy - h >= 0) & (iy + h < ny)
+        if not inside.any():
+            continue
+        ix, iy = ix[inside], iy[inside]
+        rows = (iy[:, None] + offs)[:, :, None]
+        cols = (ix[:, None] + offs)[:, None, :]
+        stamp = img[rows, cols].astype(np.float64)
+        good = np.isfinite(stamp)
+        if bad_mask is not None:
+            good &= ~bad_mask[rows, cols]
+        if good.all():
+            # The same medians: nanmedian runs a Python-level median per row (7 ms for 400 stars).
+            bg = np.median(stamp[:, border], axis=1)
+        else:
+            stamp = np.where(good, stamp, np.nan)
+            bg = np.nanmedian(stamp[:, border], axis=1)
+        stamp = np.where(good, stamp - bg[:, None, None], 0.0)
+        u0 = offs[None, None, :].astype(float)
+        v0 = offs[None, :, None].astype(float)
+        cx = x[sl][inside] - ix
+        cy = y[sl][inside] - iy
+        ok = np.isfinite(bg)
+        for _ in range(n_iter):
+            u = u0 - cx[:, None, None]
+            v = v0 - cy[:, None, None]
+            w = np.exp(-0.5 * (ci[0, 0] * u * u + 2 * ci[0, 1] * u * v + ci[1, 1] * v * v)) * stamp
+            sw = w.sum(axis=(1, 2))
+            pos = sw > 0
+            ok &= pos
+            sw = np.where(pos, sw, 1.0)
+            cx = cx + 2.0 * (w * u).sum(axis=(1, 2)) / sw
+            cy = cy + 2.0 * (w * v).sum(axis=(1, 2)) / sw
+            ok &= (np.abs(cx) < h / 2) & (np.abs(cy) < h / 2)
+            cx = np.where(ok, cx, 0.0)
+            cy = np.where(ok, cy, 0.0)
+        idx = np.flatnonzero(inside) + lo
+        xr[idx] = np.where(ok, ix + cx, np.nan)
+        yr[idx] = np.where(ok, iy + cy, np.nan)
+    return xr, yr

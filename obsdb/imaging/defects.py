@@ -46,6 +46,8 @@ def sharp_defects(data, *, fwhm: float | None = None, nsigma: float = 6.0) -> np
     numpy.ndarray of bool
         True at the defects.
     """
+    from astropy.stats import mad_std
+
     img = np.asarray(data, dtype=np.float32)
     finite = np.isfinite(img)
     every = bool(finite.all())
@@ -54,7 +56,7 @@ def sharp_defects(data, *, fwhm: float | None = None, nsigma: float = 6.0) -> np
     # Every 7th finite pixel; without NaNs a strided view of the same pixels, without copying the frame.
     sample = img.reshape(-1)[::7] if every else img[finite][::7]
     sky = float(np.median(sample))
-    noise = 1.4826 * float(np.median(np.abs(sample - sky))) or float(np.std(sample)) or 1.0
+    noise = float(mad_std(sample)) or float(np.std(sample)) or 1.0
     height = (img if every else np.where(finite, img, np.float32(sky))) - np.float32(sky)
     width = max(float(fwhm) if fwhm and math.isfinite(fwhm) else 2.0, 0.8)
     # A star's side neighbours hold exp(-4 ln2 / FWHM^2) of its peak (taken at the diagonal's distance,
@@ -149,6 +151,8 @@ def detector_defects(frames, *, fwhm: float | None = None, nsigma: float = 6.0,
 
 def _isolated_pixels(img, *, fwhm: float | None, nsigma: float) -> np.ndarray:
     """Single pixels ``nsigma`` above the sky whose four side neighbours average near the sky."""
+    from astropy.stats import mad_std
+
     finite = np.isfinite(img)
     if not finite.any():
         return np.zeros(img.shape, dtype=bool)
@@ -156,7 +160,7 @@ def _isolated_pixels(img, *, fwhm: float | None, nsigma: float) -> np.ndarray:
     # Above the local sky: faint stars and the wings of bright ones, blurred by the dithers, are not the detector.
     height = filled - _block_background(filled)
     sample = height[finite][::7]
-    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample)))) or float(np.std(sample)) or 1.0
+    noise = float(mad_std(sample)) or float(np.std(sample)) or 1.0
     width = max(float(fwhm) if fwhm and math.isfinite(fwhm) else 2.0, 0.8)
     share = math.exp(-4 * math.log(2) * 2 / width ** 2) / SHARPNESS_MARGIN
     # Only pixels nsigma above the local sky can be defects: the neighbour tests run on them alone,

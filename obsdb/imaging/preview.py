@@ -115,13 +115,14 @@ _TITLE_BOX_ALPHA = 0.6
 
 def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 1024,
                             title: str | None = None) -> Path:
-    """Write a stack's grey PNG preview (zscale), as :func:`write_preview_png` draws it, without matplotlib.
+    """Write a stack's grey PNG preview (zscale), as :func:`write_preview_png` draws it, without matplotlib's figures.
 
     Same pixels as :func:`write_preview_png` (same block average, stretch and
     :data:`NAN_COLOUR`, row 0 at the bottom) and the title in a translucent
-    black box in the top-left corner, drawn with Pillow.  Importing and
-    running matplotlib's figure machinery once per stack took longer than
-    the median stack itself.
+    black box in the top-left corner, drawn with Pillow.  Running
+    matplotlib's figure machinery once per stack took longer than the median
+    stack itself.  The zscale limits are astropy's ``ZScaleInterval``, as
+    :func:`write_preview_png` uses them.
 
     Parameters
     ----------
@@ -144,6 +145,7 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     ValueError
         Not a 2-D image or ``max_size`` < 1.
     """
+    from astropy.visualization import ZScaleInterval
     from PIL import Image, ImageDraw
 
     small = _reduced(data, max_size)
@@ -152,7 +154,7 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     rgb = np.empty((ny, nx, 3), dtype=np.uint8)
     if finite.any():
         # Truncated, as matplotlib turns [0, 1] into bytes.
-        vmin, vmax = _zscale_limits(small[finite])
+        vmin, vmax = ZScaleInterval().get_limits(small[finite])
         span = vmax - vmin if vmax > vmin else 1.0
         grey = np.clip((np.where(finite, small, vmin) - vmin) / span, 0.0, 1.0)
         rgb[...] = (grey * 255).astype(np.uint8)[..., None]
@@ -178,42 +180,6 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     picture.save(buffer, format="png", compress_level=STACK_PNG_COMPRESSION)
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
-
-
-def _zscale_limits(values: np.ndarray) -> tuple[float, float]:
-    """``astropy.visualization.ZScaleInterval().get_limits(values)``, with its default parameters.
-
-    The same steps (IRAF's zscale: 1000 samples, a line fitted to them sorted, with 2.5-sigma rejection
-    grown by 1 %), here because ``astropy.visualization`` imports matplotlib, which the stack preview
-    otherwise does without.  ``values`` are finite.
-    """
-    values = np.asarray(values).ravel()
-    n_samples, contrast, max_reject, min_npixels, krej, max_iterations = 1000, 0.25, 0.5, 5, 2.5, 5
-    stride = int(max(1.0, values.size / n_samples))
-    samples = np.sort(values[::stride][:n_samples])  # a copy: the caller's array is left as it is
-    npix = len(samples)
-    vmin, vmax = samples[0], samples[-1]
-    minpix = max(min_npixels, int(npix * max_reject))
-    x = np.arange(npix)
-    ngoodpix, last_ngoodpix = npix, npix + 1
-    badpix = np.zeros(npix, dtype=bool)
-    kernel = np.ones(max(1, int(npix * 0.01)), dtype=bool)
-    for _ in range(max_iterations):
-        if ngoodpix >= last_ngoodpix or ngoodpix < minpix:
-            break
-        fit = np.polyfit(x, samples, deg=1, w=(~badpix).astype(int))
-        flat = samples - np.poly1d(fit)(x)
-        threshold = krej * flat[~badpix].std()
-        badpix[(flat < -threshold) | (flat > threshold)] = True
-        badpix = np.convolve(badpix, kernel, mode="same")
-        last_ngoodpix, ngoodpix = ngoodpix, np.sum(~badpix)
-    if ngoodpix >= minpix:
-        slope = fit[0] / contrast
-        center_pixel = (npix - 1) // 2
-        median = np.median(samples)
-        vmin = max(vmin, median - (center_pixel - 1) * slope)
-        vmax = min(vmax, median + (npix - center_pixel) * slope)
-    return vmin, vmax
 
 
 def _title_font(size_px: float):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 from obsdb.imaging.transform import Transform
 
@@ -182,6 +181,8 @@ class PreparedFrame:
         numpy.ndarray of float32
             The values, equal to the whole-frame pass's to float32 rounding.
         """
+        from scipy import ndimage
+
         if interpolation not in ("linear", "nearest"):
             raise ValueError(f"values_at supports linear and nearest, not {interpolation!r}")
         rows = np.asarray(rows, dtype=np.intp)
@@ -233,6 +234,8 @@ def _inverse_affine(transform: Transform):
 
 
 def _spline_resample(work, transform, out_shape, order):
+    from scipy import ndimage
+
     if transform.is_translation and order == 3:
         return _separable_spline3_shift(work, transform, out_shape)
     if transform.is_translation:
@@ -269,6 +272,8 @@ def _separable_spline3_shift(work, transform, out_shape):
     every covered pixel; uncovered ones (source beyond the frame) are
     arbitrary and left for the caller to fill.
     """
+    from scipy import ndimage
+
     pad = _SPLINE_PAD
     padded = np.pad(work, pad, mode="edge")
     coefficients = ndimage.spline_filter(padded, 3, output=np.float64, mode="nearest")
@@ -287,6 +292,8 @@ def _separable_spline3_shift(work, transform, out_shape):
 
 
 def _fourier_shift(work, transform, out_shape):
+    from scipy import ndimage
+
     ny, nx = work.shape
     spectrum = np.fft.rfft2(work)
     spectrum = ndimage.fourier_shift(spectrum, (transform.dy, transform.dx), n=nx)
@@ -373,6 +380,8 @@ def resampled_mask(mask, transform: Transform, *, shape: tuple[int, int] | None 
         outermost pixel centres may differ from the whole-frame pass (they are
         never covered, see :func:`resample`).
     """
+    from scipy import ndimage
+
     mask = np.asarray(mask)
     weights = mask if mask.dtype == np.float32 else mask.astype(np.float32)
     out_shape = tuple(int(n) for n in (shape if shape is not None else mask.shape))
@@ -422,6 +431,8 @@ def grow_mask(mask, radius: int) -> np.ndarray:
     -------
     numpy.ndarray of bool
     """
+    from scipy import ndimage
+
     mask = np.asarray(mask, dtype=bool)
     if radius <= 0:
         return mask.copy()
@@ -444,6 +455,8 @@ def _fill_local_median(work, bad):
     A fill close to the surroundings keeps the spline prefilter (an infinite
     recursive filter) from carrying a step far beyond the masked footprint.
     """
+    from scipy import ndimage
+
     labels, count = ndimage.label(bad)
     slices = ndimage.find_objects(labels)
     ny, nx = work.shape

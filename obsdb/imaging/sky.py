@@ -81,10 +81,17 @@ def target_from_header(header: Mapping | None, shape: tuple[int, int] | None = N
             import warnings
 
             from astropy.io import fits
-            from astropy.wcs import WCS
+            from astropy.io.fits.verify import VerifyWarning
+            from astropy.utils.exceptions import AstropyUserWarning
+            from astropy.wcs import WCS, FITSFixedWarning
 
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+                # Cards astropy repairs or cannot read are reported on every frame; a WCS it cannot
+                # use ends in the except below.
+                warnings.filterwarnings("ignore", category=FITSFixedWarning)
+                warnings.filterwarnings("ignore", category=VerifyWarning)
+                warnings.filterwarnings("ignore", category=AstropyUserWarning,
+                                        message="The following header keyword is invalid")
                 h = fits.Header()
                 for key, value in header.items():
                     if isinstance(value, (str, int, float, bool)) and len(key) <= 8:
@@ -145,9 +152,19 @@ def sun_and_moon(times, latitude: float, longitude: float, height: float = 0.0,
 
     if not times:
         return []
+    from astropy.coordinates.baseframe import NonRotationTransformationWarning
+    from astropy.utils.exceptions import AstropyWarning
+    from erfa import ErfaWarning
+
     with iers.conf.set_temp("auto_download", False), iers.conf.set_temp("iers_degraded_accuracy", "ignore"), \
             warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        # The Sun-Moon separation is taken between GCRS frames of different origins (the
+        # difference is far below the illumination's precision); ERFA doubts far-future dates, and
+        # frames older than the IERS table get mean polar motions: arcseconds, far below a
+        # Sun or Moon altitude's use here.
+        warnings.filterwarnings("ignore", category=NonRotationTransformationWarning)
+        warnings.filterwarnings("ignore", category=ErfaWarning, message=".*dubious year")
+        warnings.filterwarnings("ignore", category=AstropyWarning, message="Tried to get polar motions")
         t = Time(list(times), scale="utc")
         site = EarthLocation.from_geodetic(longitude * u.deg, latitude * u.deg, height * u.m)
         frame = AltAz(obstime=t, location=site)

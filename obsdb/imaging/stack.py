@@ -19,7 +19,10 @@ import numpy as np
 STACK_METHODS = ("median", "mean", "sigma-clip")
 """Names accepted by :func:`stack_files` and :func:`stack_arrays`."""
 
-# Normal-distribution scale of the median absolute deviation.
+# Normal-distribution scale of the median absolute deviation, astropy.stats.mad_std's (1 / Phi^-1(3/4)).
+# The clip takes each pixel's MAD with this module's NaN-aware median along the frames (a sort, or
+# bottleneck beyond _SORT_MEDIAN_MAX_FRAMES) and only over the pixels still changing, which
+# mad_std(axis=0, ignore_nan=True), through np.nanmedian on every pixel, cannot.
 _MAD_TO_SIGMA = 1.482602218505602
 
 # Up to this many frames a median is taken by sorting each pixel's values

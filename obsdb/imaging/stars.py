@@ -24,6 +24,7 @@ FWHM convention
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -167,6 +168,7 @@ class _Prepared:
 
 def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
     import sep
+    from astropy.stats import mad_std
 
     raw = np.asarray(data)
     if raw.ndim != 2:
@@ -215,8 +217,7 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
         img -= back
         sample = img[::4, ::4] if bad is None else img[::4, ::4][~bad[::4, ::4]]
         level = float(np.median(back)) if back.ndim else float(back)
-        med = float(np.median(sample))
-        rms = float(1.4826 * np.median(np.abs(sample - med)))
+        rms = float(mad_std(sample))
         if need_gradient:
             gradient = _plane_ptp(np.broadcast_to(back, img.shape))
     if bad is not None:
@@ -342,19 +343,41 @@ def _pixstack_sizes(n_pixels: int) -> tuple[int, int]:
     return min(PIXSTACK_FIRST, largest), largest
 
 
+SUB_OBJECT_LIMIT = 4096
+"""Sub-objects sep may deblend one detection into (its default, 1024, fails on rich clusters)."""
+
+
+@contextmanager
+def _sep_limits(*, sub_objects: int, pixstack: int):
+    """sep's process-wide limits set for one extraction and put back afterwards.
+
+    sep keeps them as globals; a library call must not leave them changed for the
+    caller's own sep work.
+    """
+    import sep
+
+    before = sep.get_sub_object_limit(), sep.get_extract_pixstack()
+    sep.set_sub_object_limit(sub_objects)
+    sep.set_extract_pixstack(pixstack)
+    try:
+        yield
+    finally:
+        sep.set_sub_object_limit(before[0])
+        sep.set_extract_pixstack(before[1])
+
+
 def _extract(prep: _Prepared, nsigma: float, minarea: int):
     import sep
 
     if not math.isfinite(prep.rms):
         raise ValueError(f"background rms is {prep.rms}")
     rms = prep.rms if prep.rms > 0 else 1.0
-    sep.set_sub_object_limit(4096)
     first, largest = _pixstack_sizes(prep.sub.size)
     for pixstack in (first, largest):
-        sep.set_extract_pixstack(pixstack)
         try:
-            return sep.extract(prep.sub, nsigma, err=rms, mask=prep.mask, minarea=minarea,
-                               deblend_cont=0.01)
+            with _sep_limits(sub_objects=SUB_OBJECT_LIMIT, pixstack=pixstack):
+                return sep.extract(prep.sub, nsigma, err=rms, mask=prep.mask, minarea=minarea,
+                                   deblend_cont=0.01)
         except Exception as exc:
             # The stack's size never changes what is found, only whether it fits: a frame that
             # overflows the small stack gets the same answer from the large one.
@@ -514,7 +537,7 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
         about threefold, so this is stricter than a matched-filter threshold
         of the same number: on pure Gaussian noise nothing passes 2.5, and a
         flat patch 1 sigma high is not found.  Fainter stars are the business
-        of :func:`obsdb.imaging.register.detect_faint_stars`.
+        of :func:`obsdb.imaging.faint.detect_faint_stars`.
     saturation : float, optional
         Raw level at or above which a star's peak pixel is saturated.  Without
         it no star is flagged saturated.
@@ -724,18 +747,12 @@ def half_flux_diameter(data, x: float | None = None, y: float | None = None, *,
 
 
 def _clipped(values, sigma=3.0, iterations=5):
-    v = np.asarray(values, dtype=np.float64)
-    for _ in range(iterations):
-        med = np.median(v)
-        std = 1.4826 * np.median(np.abs(v - med))
-        if std == 0:
-            break
-        keep = np.abs(v - med) <= sigma * std
-        if keep.all():
-            break
-        v = v[keep]
-    med = float(np.median(v))
-    return med, float(max(1.4826 * np.median(np.abs(v - med)), 1e-9))
+    """Median and robust sigma (never below 1e-9) of ``values`` clipped at ``sigma`` about the median."""
+    from astropy.stats import mad_std, sigma_clip
+
+    v = sigma_clip(np.asarray(values, dtype=np.float64), sigma=sigma, maxiters=iterations, cenfunc="median",
+                   stdfunc="mad_std", masked=False)
+    return float(np.median(v)), float(max(mad_std(v), 1e-9))
 
 
 # ---------------------------------------------------------------- storage
@@ -815,14 +832,14 @@ def find_offset(stars, reference_stars, *, n_vote: int = 50, tolerance: float = 
     (dx, dy, votes) or None
         ``reference = star + (dx, dy)``; None when the vote fails.
     """
-    from obsdb.imaging.neighbours import count_within
+    from scipy.spatial import cKDTree
 
     a = _as_xyf(stars)[:n_vote, :2]
     b = _as_xyf(reference_stars)[: 2 * n_vote, :2]
     if len(a) < 2 or len(b) < 2:
         return None
     diffs = (b[None, :, :] - a[:, None, :]).reshape(-1, 2)
-    counts = count_within(diffs, diffs, tolerance)
+    counts = cKDTree(diffs).query_ball_point(diffs, tolerance, return_length=True)
     best = int(np.argmax(counts))
     votes = int(counts[best])
     if votes < min(min_votes, len(a), len(b)):
@@ -861,7 +878,7 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
         Ratio (1.0 = as clear as the reference); NaN when either list is
         empty or fewer than ``min_matches`` stars match.
     """
-    from obsdb.imaging.neighbours import nearest
+    from scipy.spatial import cKDTree
 
     a = _as_xyf(stars)
     b = _as_xyf(reference_stars)
@@ -870,7 +887,7 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
     offset = find_offset(a, b)
     if offset is not None:
         dx, dy, _ = offset
-        dist, j = nearest(b[:, :2], a[:, :2] + (dx, dy), upper_bound=match_radius)
+        dist, j = cKDTree(b[:, :2]).query(a[:, :2] + (dx, dy), distance_upper_bound=match_radius)
         hit = np.isfinite(dist)
         if hit.sum() >= min_matches:
             ai, bj = np.flatnonzero(hit), j[hit]

@@ -151,20 +151,19 @@ def clipped_background(sample: np.ndarray, sigma: float = CLIP_SIGMA,
     Returns
     -------
     median, std : float
+        NaN for an empty sample.
+
+    Notes
+    -----
+    astropy's ``sigma_clip`` about the median with the standard deviation as the scale.
     """
+    from astropy.stats import sigma_clip
+
     values = np.asarray(sample, dtype=np.float64).ravel()
     if values.size == 0:
         return float("nan"), float("nan")
-    for _ in range(iterations):
-        med = exact_median(values)
-        std = float(values.std())
-        if std == 0:
-            break
-        keep = np.abs(values - med) <= sigma * std
-        if keep.all():
-            break
-        values = values[keep]
-    return exact_median(values), float(values.std())
+    kept = sigma_clip(values, sigma=sigma, maxiters=iterations, cenfunc="median", stdfunc="std", masked=False)
+    return exact_median(kept), float(kept.std())
 
 
 HISTOGRAM_MEDIAN_RANGE = 1 << 20

@@ -255,12 +255,13 @@ def _nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _robust_sigma(values: np.ndarray) -> float:
+    """The Gaussian sigma of the finite values from their MAD; NaN with fewer than 10 of them."""
+    from astropy.stats import mad_std
+
     values = values[np.isfinite(values)]
     if values.size < 10:
         return float("nan")
-    med = np.median(values)
-    mad = np.median(np.abs(values - med))
-    return float(1.4826 * mad)
+    return float(mad_std(values))
 
 
 def _compact_mask(z: np.ndarray) -> np.ndarray:

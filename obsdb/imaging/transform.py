@@ -75,6 +75,24 @@ class Transform:
         return (self.cx + m[0, 0] * u + m[0, 1] * v + self.dx,
                 self.cy + m[1, 0] * u + m[1, 1] * v + self.dy)
 
+    def map_xy(self, xy) -> np.ndarray:
+        """Map an (n, 2) array of frame positions to an (n, 2) array of reference positions."""
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        xr, yr = self.apply(xy[:, 0], xy[:, 1])
+        return np.column_stack([xr, yr])
+
+    @classmethod
+    def from_complex(cls, a: complex, zm: complex, vm: complex, cx: float, cy: float) -> "Transform":
+        """The transform about ``(cx, cy)`` written in complex form as ``v = a (z - zm) + vm``.
+
+        ``z = x + iy`` is a frame position and ``v`` a reference position; ``a`` is
+        ``scale * exp(i rotation)``, the form least-squares similarity fits produce.
+        """
+        c = cx + 1j * cy
+        t = vm - c - a * (zm - c)
+        return cls(float(t.real), float(t.imag), math.degrees(math.atan2(a.imag, a.real)), float(abs(a)),
+                   float(cx), float(cy))
+
     def inverse_apply(self, xr, yr):
         """Map reference coordinates back to frame coordinates."""
         xr = np.asarray(xr, dtype=float)

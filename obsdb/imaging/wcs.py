@@ -46,10 +46,14 @@ def celestial_wcs_cards(header) -> list[tuple[str, object, str]] | None:
     if not any(_CELESTIAL_NEEDS.match(keyword) for keyword, _, _ in cards):
         # No axis types, no celestial WCS: astropy.wcs (seconds to import) is not needed to say so.
         return None
+    from astropy.io.fits.verify import VerifyWarning
     from astropy.wcs import WCS, FITSFixedWarning
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
+        # astropy reports each card it repairs on the way (a text CRVAL, a SKEW card of two numbers);
+        # the cards are kept verbatim either way.
+        warnings.filterwarnings("ignore", category=FITSFixedWarning)
+        warnings.filterwarnings("ignore", category=VerifyWarning)
         try:
             wcs = WCS(header, relax=True)
         except Exception:  # noqa: BLE001 - a malformed WCS is no WCS

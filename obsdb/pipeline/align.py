@@ -127,13 +127,13 @@ def _select(store, *, night, status: str, band: str | None, where: str | None, t
 def _matched_pairs(transform, stars, reference_stars) -> list[tuple[int, int]]:
     """(frame star, reference star) index pairs within :data:`MATCH_RADIUS` once mapped."""
     import numpy as np
-    from obsdb.imaging.neighbours import nearest
+    from scipy.spatial import cKDTree
 
     if not len(stars) or not len(reference_stars):
         return []
     xr, yr = transform.apply(np.asarray(stars["x"], float), np.asarray(stars["y"], float))
-    dist, j = nearest(np.column_stack([reference_stars["x"], reference_stars["y"]]), np.column_stack([xr, yr]),
-                      upper_bound=MATCH_RADIUS)
+    dist, j = cKDTree(np.column_stack([reference_stars["x"], reference_stars["y"]])).query(
+        np.column_stack([xr, yr]), distance_upper_bound=MATCH_RADIUS)
     return [(int(i), int(j[i])) for i in np.flatnonzero(np.isfinite(dist))]
 
 
@@ -216,7 +216,7 @@ def _register_pixels(task: tuple) -> dict:
     reference_data, reference_stars = _REFERENCE
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", category=UserWarning, module="astropy.io.fits")  # card notes
             image = read_fits_image(path, hash_mode="none")
             if image.data.shape != reference_data.shape:
                 return {"frame_id": frame_id, "ok": False,

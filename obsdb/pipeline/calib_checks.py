@@ -145,9 +145,11 @@ def _want(verdicts: CalibrationVerdicts, frame: dict, tag: str, reason: str, evi
 
 
 def _level_and_noise(members: list[dict], name: str, verdicts: CalibrationVerdicts) -> None:
+    from astropy.stats import mad_std
+
     levels = [float(f["median"]) for f in members]
     center = statistics.median(levels)
-    mad = 1.4826 * statistics.median(abs(v - center) for v in levels)
+    mad = float(mad_std(levels))
     noises = [float(f["background_rms"]) for f in members if f.get("background_rms") is not None]
     typical_noise = statistics.median(noises) if noises else None
     scale = max(mad, LEVEL_NOISE_FLOOR * (typical_noise or 0.0))

@@ -34,7 +34,7 @@ class GroupingReport:
 
 def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
     """Single-linkage clusters of 2-D points: labels 0..k-1 in order of first appearance."""
-    from obsdb.imaging.neighbours import pairs_within_self
+    from scipy.spatial import cKDTree
 
     n = len(offsets)
     if n == 0:
@@ -47,7 +47,7 @@ def cluster_offsets(offsets: np.ndarray, radius: float) -> np.ndarray:
             i = parent[i]
         return i
 
-    for i, j in pairs_within_self(np.asarray(offsets, dtype=float), radius).tolist():
+    for i, j in cKDTree(np.asarray(offsets, dtype=float)).query_pairs(radius, output_type="ndarray").tolist():
         a, b = root(i), root(j)
         if a != b:
             parent[max(a, b)] = min(a, b)

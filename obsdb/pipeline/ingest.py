@@ -210,16 +210,11 @@ def measure_file(path: str, config: IngestConfig, hash_mode: str = "thread",
                  calibrations: dict | None = None) -> Measurement:
     """Read one file once and measure it; never raises for bad input (see :func:`_measure`).
     ``calibrations``: path to the masters its metrics are measured after (see :func:`_measure`)."""
-    import warnings
-
     try:
-        with warnings.catch_warnings():
-            # astropy warns about every non-standard card; the header is kept as it is.
-            warnings.simplefilter("ignore")
-            calibration = (calibrations or {}).get(path)
-            if calibration is None:
-                return _measure(path, config, hash_mode)
-            return _measure(path, config, hash_mode, calibration)
+        calibration = (calibrations or {}).get(path)
+        if calibration is None:
+            return _measure(path, config, hash_mode)
+        return _measure(path, config, hash_mode, calibration)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the night
         detail = str(exc).splitlines()[0] if str(exc) else ""
         try:

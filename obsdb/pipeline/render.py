@@ -113,7 +113,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
     from obsdb.imaging.wcs import replace_wcs
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", category=UserWarning, module="astropy.io.fits")  # card notes
         try:
             image = read_fits_image(task["path"], hash_mode="none")
         except FitsReadError as exc:
@@ -416,8 +416,6 @@ def _attach_detector_defects(tasks: list[dict]) -> None:
     Colour mosaics are left to the per-frame search: their pixels are not
     comparable neighbour to neighbour.
     """
-    import warnings
-
     import numpy as np
 
     from obsdb.imaging.bayer import cfa_pattern_or_none
@@ -438,9 +436,7 @@ def _attach_detector_defects(tasks: list[dict]) -> None:
         frames = []
         for task in chosen:
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    image = read_fits_image(task["path"], hash_mode="none")
+                image = read_fits_image(task["path"], hash_mode="none")
             except FitsReadError:
                 continue  # render_frame reports it
             if cfa_pattern_or_none(image.header) is not None or image.data.shape != shape:
@@ -467,7 +463,7 @@ def _reference_wcs(paths) -> dict:
     for path in paths:
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+                warnings.filterwarnings("ignore", category=UserWarning, module="astropy.io.fits")  # card notes
                 out[path] = celestial_wcs_cards(fits.getheader(path))
         except (OSError, ValueError, TypeError):  # moved since ingest: the outputs then say so
             out[path] = None
@@ -661,7 +657,7 @@ def collect(db, out_dir: str | Path, *, status: str = "accepted", band: str | No
     import tempfile
 
     from obsdb.catalog.stores import RenderStore
-    from obsdb.imaging.fitsio import _umask
+    from obsdb.imaging.fitsio.write import _umask
     from obsdb.pipeline.outputs import file_sha256, remove_own_leftovers
 
     out_dir = Path(out_dir).expanduser().resolve()

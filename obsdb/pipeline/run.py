@@ -417,7 +417,7 @@ def _target_name(report) -> str:
         from obsdb.imaging.header import _text_source, header_to_json
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.filterwarnings("ignore", category=UserWarning, module="astropy.io.fits")  # card notes
             name, _ = _text_source(header_to_json(fits.getheader(report.reference_path)), "OBJECT", "OBJNAME")
     except Exception:  # noqa: BLE001 - a message must not fail a run: a file gone since is "no OBJECT"
         name = None

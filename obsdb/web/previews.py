@@ -171,8 +171,6 @@ class PreviewCache:
 
     def _draw(self, record: dict, kinds: list[str]) -> None:
         """Read the frame once and write every missing picture of the kinds asked for."""
-        import warnings
-
         from obsdb.imaging.fitsio import FitsReadError, read_fits_image
         from obsdb.imaging.preview import (aligned_preview, write_preview_png, write_stack_preview_png,
                                            write_star_zooms_png)
@@ -184,9 +182,7 @@ class PreviewCache:
             if not missing:
                 return
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    data = read_fits_image(record["path"], hash_mode="none").data
+                data = read_fits_image(record["path"], hash_mode="none").data
             except (FitsReadError, OSError, ValueError):
                 return
             for kind, target in missing.items():
@@ -231,8 +227,6 @@ class PreviewCache:
 
     def _pixels(self, record: dict):
         """The frame's pixels, from the small in-memory cache or the file; None when it cannot be read."""
-        import warnings
-
         from obsdb.imaging.fitsio import FitsReadError, read_fits_image
 
         try:
@@ -245,9 +239,7 @@ class PreviewCache:
                 self._recent.move_to_end(key)
                 return self._recent[key]
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                data = read_fits_image(record["path"], hash_mode="none").data
+            data = read_fits_image(record["path"], hash_mode="none").data
         except (FitsReadError, OSError, ValueError):
             return None
         with self._pixels_lock:
