@@ -57,7 +57,6 @@ def make_raw_night(folder: Path, seed: int = 1) -> dict:
     (``calib-level``) that must not enter the master."""
     rng = np.random.default_rng(seed)
     structure, flat = _truth()
-    n = 0
     for i in range(7):
         _write(folder, f"b{i:02d}.fits", _raw(rng, 0.0, rng.normal(0, 3)), "BIAS", START + timedelta(minutes=i),
                EXPTIME=0.0, **{"CCD-TEMP": -10.0})

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from obsdb import Catalog
 from obsdb.simulate import simulate_night

@@ -119,7 +119,10 @@ def test_staged_run_from_a_plan_matches_truth(tmp_path):
             star = (float(x[k]), float(y[k]))
             break
     group1_star = truth.map_to_reference(201, *star, reference=301)  # the star's place in group 1
-    box = lambda cx, cy, h=9: f"{int(cx) - h}:{int(cx) + h + 1},{int(cy) - h}:{int(cy) + h + 1}"
+
+    def box(cx, cy, h=9):
+        return f"{int(cx) - h}:{int(cx) + h + 1},{int(cy) - h}:{int(cy) + h + 1}"
+
     plan_text = f"""
 [plan]
 author = "tester"

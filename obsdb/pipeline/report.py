@@ -562,11 +562,9 @@ def _quality_png(band: str, records: list[dict], styles: dict[str, tuple[str, st
             values.append(level)
             if len({ln_id for ln in lines for ln_id in ln["ids"]}) == len(line["ids"]):
                 ax.axhline(level, color=_THRESHOLD_COLOUR, linestyle="--", linewidth=1.1, zorder=1)
-                end = x_hi
             else:     # several judged groups in the band (nights, targets): each its own segment
                 ax.hlines(level, min(group_x), max(group_x), color=_THRESHOLD_COLOUR, linestyle="--",
                           linewidth=1.1, zorder=1)
-                end = mdates.date2num(max(group_x)) if is_time else max(group_x)
             if line["rule"] in drawn_rules:
                 continue
             drawn_rules.add(line["rule"])
@@ -1566,7 +1564,7 @@ def _frame_page(record: dict, ctx: _PageContext) -> str:
     label = record["label"]
     i = ctx.position[record["id"]]
     nav = ['<a href="../index.html">report</a>',
-           f'<a href="../index.html#frames">all frames</a>']
+           '<a href="../index.html#frames">all frames</a>']
     if i > 0:
         prev = ctx.by_id[ctx.order[i - 1]]
         nav.append(f'<a href="../{_e(ctx.pages[prev["id"]])}" rel="prev">previous: {_e(prev["label"])}</a>')
