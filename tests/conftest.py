@@ -109,9 +109,6 @@ class SimulatedNights:
         truth.directory = str(folder)
         return truth
 
-    def __len__(self) -> int:
-        return len(self._made)
-
 
 @pytest.fixture(scope="session")
 def simulated_nights(tmp_path_factory) -> SimulatedNights:
