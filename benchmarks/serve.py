@@ -293,7 +293,7 @@ def report(results: dict, args) -> None:
         line("blink (b b), later rounds (cached)", browser.get("blink"))
         line("1:1 zoom (z) until the crop shows", browser.get("zoom"))
         line(f"grid page, {grid['frames']} frames, load event", browser["grid_load"], 1000)
-        line(f"grid page, every thumbnail loaded", browser["grid_all"])
+        line("grid page, every thumbnail loaded", browser["grid_all"])
     print("over HTTP (page + PNG + star cut-outs + facts):")
     line("review of a 2048x2048 frame", results["http_review_ms"], 300)
     line(f"grid page HTML, {grid['frames']} frames", results["http_grid_html_ms"], 1000)

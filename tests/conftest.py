@@ -64,13 +64,74 @@ def catalog(tmp_path):
     cat.close()
 
 
-@pytest.fixture(scope="session")
-def small_night(tmp_path_factory):
-    """A simulated night of 18 frames of 256x256 in three bands, with its truth."""
-    from obsdb.simulate import simulate_night
+# -- simulated nights, each made once a session ----------------------------------------------------------
 
+class SimulatedNights:
+    """Simulated nights, each simulated once a session and copied to wherever a test wants it.
+
+    ``copy(folder, specs, **parameters)`` takes :func:`obsdb.simulate.simulate_night`'s arguments and
+    returns what it returns.  The night is simulated the first time its arguments are asked for, into a
+    folder of its own under the session's temporary folder; every call copies the files (fresh
+    modification times, as if just written) to ``folder``.  A test may therefore change, delete or
+    corrupt its files without changing any other test's input: the masters are never handed out.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._made: dict[str, tuple[Path, object]] = {}
+
+    @staticmethod
+    def _key(specs, parameters: dict) -> str:
+        # repr of FrameSpec dataclasses, tuples and numbers is exact and stable within a session.
+        return repr((specs, sorted(parameters.items())))
+
+    def master(self, specs=None, **parameters):
+        """The session's copy of a night, simulated if not yet made: ``(folder, truth)``; read only."""
+        from obsdb.simulate import simulate_night
+
+        key = self._key(specs, parameters)
+        if key not in self._made:
+            folder = self.root / f"night{len(self._made):03d}"
+            self._made[key] = folder, simulate_night(folder, specs, **parameters)
+        return self._made[key]
+
+    def copy(self, folder, specs=None, **parameters):
+        """The night simulated with these arguments, copied into ``folder`` (created); its truth.
+
+        The truth is a deep copy, its ``directory`` the new folder, so a test may change it too.
+        """
+        import copy
+        import shutil
+
+        master, truth = self.master(specs, **parameters)
+        folder = Path(folder)
+        shutil.copytree(master, folder, copy_function=shutil.copyfile, dirs_exist_ok=True)
+        truth = copy.deepcopy(truth)
+        truth.directory = str(folder)
+        return truth
+
+
+@pytest.fixture(scope="session")
+def simulated_nights(tmp_path_factory) -> SimulatedNights:
+    """The session's simulated nights: ``simulated_nights.copy(folder, specs, **simulate_night_arguments)``.
+
+    For module- and session-scoped fixtures; a test asks for :func:`copy_night` instead.
+    """
+    return SimulatedNights(tmp_path_factory.mktemp("nights"))
+
+
+@pytest.fixture()
+def copy_night(simulated_nights):
+    """:func:`obsdb.simulate.simulate_night` for one test: the same arguments and truth, the night
+    simulated once a session and its files copied into the folder the test names (in its own tmp_path)."""
+    return simulated_nights.copy
+
+
+@pytest.fixture(scope="session")
+def small_night(simulated_nights, tmp_path_factory):
+    """A simulated night of 18 frames of 256x256 in three bands, with its truth."""
     folder = tmp_path_factory.mktemp("night")
-    truth = simulate_night(folder, seed=3, size=256, n_frames=18, bands=("B", "V", "R"), n_groups=3)
+    truth = simulated_nights.copy(folder, seed=3, size=256, n_frames=18, bands=("B", "V", "R"), n_groups=3)
     return folder, truth
 
 

@@ -13,18 +13,18 @@ from obsdb.cli.app import app
 from obsdb.config import IngestConfig
 from obsdb.catalog.details import frame_history
 from obsdb.pipeline.align import align_auto
-from obsdb.simulate import FrameSpec, simulate_night
+from obsdb.simulate import FrameSpec
 
 
 @pytest.fixture(scope="module")
-def aligned_night(tmp_path_factory):
+def aligned_night(tmp_path_factory, simulated_nights):
     """A 512 px night with pointing groups and drift, ingested, QA'd and auto-aligned."""
     from obsdb.catalog.db import database_url, upgrade
     from obsdb.api import Catalog
 
     folder = tmp_path_factory.mktemp("align-night")
-    truth = simulate_night(folder, seed=11, size=512, n_frames=16, bands=("V", "R"), n_groups=3,
-                           cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0, max_group_offset=120)
+    truth = simulated_nights.copy(folder, seed=11, size=512, n_frames=16, bands=("V", "R"), n_groups=3,
+                                  cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0, max_group_offset=120)
     db = str(folder / "obsdb.sqlite")
     upgrade(database_url(db))
     catalog = Catalog.open(db)
@@ -121,13 +121,13 @@ def test_staged_integer_rounds_every_stage(aligned_night):
     assert 0.1 < float(np.sqrt((errors ** 2).mean())) < 1.2
 
 
-def test_unregistrable_frame_is_tagged_never_shifted(tmp_path):
+def test_unregistrable_frame_is_tagged_never_shifted(tmp_path, copy_night):
     """A frame without stars gets `unregistered` with a reason, and no shift step."""
     from obsdb.catalog.db import database_url, upgrade
     from obsdb.api import Catalog
 
     specs = [FrameSpec(number=n, band="V") for n in (101, 102, 103)]
-    simulate_night(tmp_path, specs, seed=4, size=256)
+    copy_night(tmp_path, specs, seed=4, size=256)
     from tests.conftest import write_fits
 
     rng = np.random.default_rng(0)

@@ -21,14 +21,12 @@ def invoke(db, *args):
 
 
 @pytest.fixture(scope="module")
-def two_nights(tmp_path_factory):
+def two_nights(tmp_path_factory, simulated_nights):
     """Two simulated nights of the same numbers and bands, with different sky and seeing."""
-    from obsdb.simulate import simulate_night
-
     root = tmp_path_factory.mktemp("archive")
-    simulate_night(root / "night1", seed=3, size=256, n_frames=12, bands=("B", "V", "R"), n_groups=2)
-    simulate_night(root / "night2", seed=11, size=256, n_frames=12, bands=("B", "V", "R"), n_groups=2,
-                   night_start="2026-04-02T21:30:00")
+    simulated_nights.copy(root / "night1", seed=3, size=256, n_frames=12, bands=("B", "V", "R"), n_groups=2)
+    simulated_nights.copy(root / "night2", seed=11, size=256, n_frames=12, bands=("B", "V", "R"), n_groups=2,
+                          night_start="2026-04-02T21:30:00")
     return root
 
 
@@ -110,16 +108,15 @@ def test_align_on_a_stored_catalog_reads_no_pixels(two_nights, tmp_path, monkeyp
         assert np.median([xr - x for x, y, xr, yr in pairs]) == pytest.approx(moved.dx, abs=0.05)
 
 
-def test_stored_stars_are_the_registration_stars(tmp_path):
+def test_stored_stars_are_the_registration_stars(tmp_path, copy_night):
     """One detection at ingest gives exactly the list registration would detect itself."""
     import numpy as np
 
     from obsdb.imaging.fitsio import read_fits_image
     from obsdb.imaging.register import detect_registration_stars
     from obsdb.pipeline.metrics import metrics_from_image
-    from obsdb.simulate import simulate_night
 
-    simulate_night(tmp_path, seed=5, size=256, n_frames=2, bands=("V",), n_groups=1)
+    copy_night(tmp_path, seed=5, size=256, n_frames=2, bands=("V",), n_groups=1)
     for path in sorted(tmp_path.glob("*.fits")):
         image = read_fits_image(path, hash_mode="none")
         direct = detect_registration_stars(image.data, saturation=65535.0)
@@ -164,15 +161,14 @@ def test_each_instrument_is_judged_on_its_own(real_data, tmp_path):
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_the_readme_notebook_section_runs_and_prints_a_table(tmp_path, monkeypatch, capsys):
+def test_the_readme_notebook_section_runs_and_prints_a_table(tmp_path, monkeypatch, capsys, copy_night):
     """The README's Python example is run as it is written (in a folder of its own)."""
     text = README.read_text()
     match = re.search(r"## From Python\n.*?```python\n(.*?)```", text, re.S)
     assert match, "README has no '## From Python' section with a python block"
     monkeypatch.chdir(tmp_path)
-    from obsdb.simulate import simulate_night
 
-    simulate_night(tmp_path / "night", seed=3, size=256, n_frames=9, bands=("V", "R"), n_groups=1)
+    copy_night(tmp_path / "night", seed=3, size=256, n_frames=9, bands=("V", "R"), n_groups=1)
     exec(compile(match.group(1), "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "median" in out and "fwhm" in out and "status" in out

@@ -12,17 +12,16 @@ from __future__ import annotations
 import pytest
 
 from obsdb import Catalog
-from obsdb.simulate import simulate_night
 
 SMALL = dict(size=192, bands=("V", "R"), n_groups=1, cloud_fraction=0.2, trail_fraction=0.2, defocus_fraction=0)
 NIGHT1, NIGHT2 = "2026-03-14", "2026-03-16"
 
 
 @pytest.fixture(scope="module")
-def nights(tmp_path_factory):
+def nights(tmp_path_factory, simulated_nights):
     root = tmp_path_factory.mktemp("backends")
-    simulate_night(root / "n1", seed=97, n_frames=8, **SMALL)
-    simulate_night(root / "n2", seed=98, n_frames=6, night_start="2026-03-16T23:10:00", **SMALL)
+    simulated_nights.copy(root / "n1", seed=97, n_frames=8, **SMALL)
+    simulated_nights.copy(root / "n2", seed=98, n_frames=6, night_start="2026-03-16T23:10:00", **SMALL)
     return root
 
 

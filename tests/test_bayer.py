@@ -8,7 +8,6 @@ from astropy.io import fits
 
 from obsdb import Catalog
 from obsdb.imaging.bayer import RESPONSE, cfa_pattern, luminance, mosaic_response, superpixels
-from obsdb.simulate import simulate_night
 
 
 def test_the_pattern_is_read_from_the_header_and_a_bad_one_named():
@@ -36,11 +35,11 @@ def test_an_evenly_lit_mosaic_demosaics_to_a_grey_image(pattern):
 
 
 @pytest.fixture(scope="module")
-def colour_night(tmp_path_factory):
+def colour_night(tmp_path_factory, simulated_nights):
     root = tmp_path_factory.mktemp("bayer")
-    truth = simulate_night(root / "night", seed=7, size=512, n_frames=8, bands=("L",), n_groups=2,
-                           cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0, max_group_offset=60,
-                           bayer="RGGB")
+    truth = simulated_nights.copy(root / "night", seed=7, size=512, n_frames=8, bands=("L",), n_groups=2,
+                                  cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0, max_group_offset=60,
+                                  bayer="RGGB")
     return root, truth
 
 

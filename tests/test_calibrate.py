@@ -57,7 +57,6 @@ def make_raw_night(folder: Path, seed: int = 1) -> dict:
     (``calib-level``) that must not enter the master."""
     rng = np.random.default_rng(seed)
     structure, flat = _truth()
-    n = 0
     for i in range(7):
         _write(folder, f"b{i:02d}.fits", _raw(rng, 0.0, rng.normal(0, 3)), "BIAS", START + timedelta(minutes=i),
                EXPTIME=0.0, **{"CCD-TEMP": -10.0})
@@ -415,7 +414,6 @@ def test_real_lights_are_flatter_after_the_flat(real_data, tmp_path, capsys):
 def test_write_lights_calibrates_and_names_the_masters(raw_catalog):
     from astropy.io import fits
 
-    from obsdb.pipeline.calibrate import calibrate
 
     catalog, truth, tmp_path = raw_catalog
     out = tmp_path / "masters"

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from obsdb import Catalog
-from obsdb.simulate import simulate_night
+
+# Several processes writing one catalog at once: a system test, run by .ci/run with the slow ones.
+pytestmark = pytest.mark.system
 
 SMALL = dict(size=160, bands=("V",), n_groups=1, cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
 
@@ -21,11 +23,11 @@ def _facts(url: str) -> list[tuple]:
                        round(r["stats"]["median"], 6) if r["stats"] else None) for r in catalog.frame_dicts())
 
 
-def test_an_ingest_that_loses_the_race_for_a_new_file_verifies_the_winners_row(tmp_path, catalog_url):
+def test_an_ingest_that_loses_the_race_for_a_new_file_verifies_the_winners_row(tmp_path, catalog_url, copy_night):
     """Another ingest inserts the same files between this one's look-up and its insert."""
     import obsdb.catalog.writes as writes
 
-    simulate_night(tmp_path / "night", seed=71, n_frames=3, **SMALL)
+    copy_night(tmp_path / "night", seed=71, n_frames=3, **SMALL)
     with Catalog.open(catalog_url, create=True):
         pass
     real = writes.ensure_nights
@@ -56,10 +58,10 @@ def _obsdb(url: str, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_three_ingests_of_overlapping_folders_at_once_equal_one_serial_ingest(tmp_path, catalog_url):
+def test_three_ingests_of_overlapping_folders_at_once_equal_one_serial_ingest(tmp_path, catalog_url, copy_night):
     for index, name in enumerate("abc"):
-        simulate_night(tmp_path / "night" / name, seed=80 + index, n_frames=4, first_number=1001 + 10 * index,
-                       **SMALL)
+        copy_night(tmp_path / "night" / name, seed=80 + index, n_frames=4, first_number=1001 + 10 * index,
+                   **SMALL)
     folders = [str(tmp_path / "night" / name) for name in "abc"]
     with Catalog.open(catalog_url, create=True):
         pass
@@ -91,9 +93,9 @@ def _wait(procs) -> None:
         assert "unexpected" not in err and "Traceback" not in err, err
 
 
-def test_qa_during_ingest_two_aligns_at_once_and_tagging_during_render(tmp_path, catalog_url):
+def test_qa_during_ingest_two_aligns_at_once_and_tagging_during_render(tmp_path, catalog_url, copy_night):
     night = tmp_path / "night"
-    simulate_night(night, seed=75, n_frames=10, size=192, bands=("V", "R"), n_groups=1)
+    copy_night(night, seed=75, n_frames=10, size=192, bands=("V", "R"), n_groups=1)
     serial = f"sqlite:///{tmp_path / 'serial.sqlite'}"
     with Catalog.open(serial, create=True) as catalog:
         catalog.ingest([night])

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from obsdb import Catalog
-from obsdb.simulate import simulate_night
 
 distributed = pytest.importorskip("distributed", reason="pip install 'obsdb[dask]' for the Dask executor")
+
+# Local clusters of worker processes: a system test, run by .ci/run with the slow ones.
+pytestmark = pytest.mark.system
 
 SMALL = dict(size=160, bands=("V", "R"), n_groups=1, cloud_fraction=0, trail_fraction=0.2, defocus_fraction=0)
 
@@ -33,8 +35,8 @@ def _facts(url) -> list[tuple]:
                       for r in catalog.frame_dicts())
 
 
-def test_a_night_on_a_local_cluster_is_the_serial_night(tmp_path, cluster):
-    simulate_night(tmp_path / "night", seed=95, n_frames=8, **SMALL)
+def test_a_night_on_a_local_cluster_is_the_serial_night(tmp_path, cluster, copy_night):
+    copy_night(tmp_path / "night", seed=95, n_frames=8, **SMALL)
     (tmp_path / "night" / "broken_9999.fits").write_bytes(b"SIMPLE  = T" + b" " * 69)
     answers = {}
     for name, executor in (("serial", None), ("dask", cluster)):
@@ -75,12 +77,12 @@ def test_the_executor_options_are_checked():
         make_executor("dask", scheduler="tcp://127.0.0.1:9")
 
 
-def test_the_command_line_runs_ingest_and_align_on_a_local_cluster(tmp_path):
+def test_the_command_line_runs_ingest_and_align_on_a_local_cluster(tmp_path, copy_night):
     from typer.testing import CliRunner
 
     from obsdb.cli.app import app
 
-    simulate_night(tmp_path / "night", seed=96, n_frames=4, **SMALL)
+    copy_night(tmp_path / "night", seed=96, n_frames=4, **SMALL)
     db = str(tmp_path / "c.sqlite")
     runner = CliRunner()
     assert runner.invoke(app, ["--db", db, "init"]).exit_code == 0
@@ -95,10 +97,10 @@ def test_the_command_line_runs_ingest_and_align_on_a_local_cluster(tmp_path):
     assert bad.exit_code == 1 and "--executor 'dusk': did you mean 'dask'?" in bad.output
 
 
-def test_render_and_report_on_a_local_cluster_write_what_serial_writes(tmp_path, cluster):
+def test_render_and_report_on_a_local_cluster_write_what_serial_writes(tmp_path, cluster, copy_night):
     from obsdb.report.build import build_report
 
-    simulate_night(tmp_path / "night", seed=99, n_frames=5, **SMALL)
+    copy_night(tmp_path / "night", seed=99, n_frames=5, **SMALL)
     with Catalog.open(tmp_path / "c.sqlite", create=True) as catalog:
         catalog.ingest([tmp_path / "night"])
         catalog.qa()

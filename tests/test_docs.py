@@ -112,5 +112,5 @@ def test_every_option_named_in_the_prose_exists():
         except (core.Exit, core.MissingParameter, core.NoArgsIsHelpError):
             pass                    # `obsdb tag` named in a sentence, without its frames
         except (core.UsageError, AssertionError) as error:
-            wrong.append(f"{page}: `{span}`: {getattr(error, 'format_message', lambda: error)()}")
+            wrong.append(f"{page}: `{span}`: {error.format_message() if isinstance(error, core.UsageError) else error}")
     assert not wrong, "\n".join(wrong)

@@ -7,18 +7,22 @@ from pathlib import Path
 import pytest
 
 from obsdb import Catalog
-from obsdb.simulate import simulate_night
+
+# The faults injected into whole commands on a night are system tests, run by .ci/run with the slow ones;
+# the sentences each fault becomes are checked here by default.
+SYSTEM = pytest.mark.system
 
 SMALL = dict(size=192, n_frames=4, bands=("V",), n_groups=1, cloud_fraction=0, trail_fraction=0,
              defocus_fraction=0)
 
 
-def test_run_twice_with_its_output_inside_the_night_ingests_no_output(tmp_path):
+@SYSTEM
+def test_run_twice_with_its_output_inside_the_night_ingests_no_output(tmp_path, copy_night):
     """`obsdb run NIGHT --out NIGHT/processed`, twice: the aligned frames and stacks are never frames."""
     from obsdb.api import Catalog
 
     night = tmp_path / "night"
-    simulate_night(night, seed=61, **SMALL)
+    copy_night(night, seed=61, **SMALL)
     out = night / "processed"
     Catalog.run(night, out, report=False)
     Catalog.run(night, out, report=False)
@@ -32,12 +36,13 @@ def test_run_twice_with_its_output_inside_the_night_ingests_no_output(tmp_path):
         assert len(catalog.frame_dicts()) == 4
 
 
-def test_a_file_that_failed_to_read_is_read_again_by_the_next_ingest(tmp_path, monkeypatch):
+@SYSTEM
+def test_a_file_that_failed_to_read_is_read_again_by_the_next_ingest(tmp_path, monkeypatch, copy_night):
     """Permission denied for one user (or a file still being copied) is no verdict on the file."""
     from obsdb.imaging import fitsio
 
     night = tmp_path / "night"
-    simulate_night(night, seed=62, **SMALL)
+    copy_night(night, seed=62, **SMALL)
     victim = sorted(night.glob("*.fits"))[0]
     real = fitsio.read_fits_image
 
@@ -57,20 +62,21 @@ def test_a_file_that_failed_to_read_is_read_again_by_the_next_ingest(tmp_path, m
         assert record["readable"] and record["stats"]["median"] > 0
 
 
+@SYSTEM
 @pytest.mark.parametrize("text, message", [
     ('[ingest]\nnumber_pattern = "(\\\\d+"\n', "ingest.number_pattern: not a valid regular expression"),
     ('[ingest]\nnumber_patern = "(\\\\d+)"\n', "unknown key ingest.number_patern (did you mean 'number_pattern'?)"),
     ("[ingest]\nmeasure_quality = 1\n", "ingest.measure_quality: must be true or false"),
     ("ingest = 3\n", "ingest: must be a table"),
 ])
-def test_a_bad_configuration_is_one_line_naming_the_key(tmp_path, text, message):
+def test_a_bad_configuration_is_one_line_naming_the_key(tmp_path, text, message, copy_night):
     from typer.testing import CliRunner
 
     from obsdb.cli.app import app
 
     config = tmp_path / "obsdb.toml"
     config.write_text(text)
-    simulate_night(tmp_path / "night", seed=63, **SMALL)
+    copy_night(tmp_path / "night", seed=63, **SMALL)
     result = CliRunner().invoke(app, ["--db", str(tmp_path / "c.sqlite"), "--config", str(config), "ingest",
                                       str(tmp_path / "night")])
     assert result.exit_code != 0
@@ -79,12 +85,13 @@ def test_a_bad_configuration_is_one_line_naming_the_key(tmp_path, text, message)
     assert "unexpected" not in result.output and "Traceback" not in result.output
 
 
-def test_writes_to_a_read_only_catalog_are_one_line_and_change_nothing(tmp_path):
+@SYSTEM
+def test_writes_to_a_read_only_catalog_are_one_line_and_change_nothing(tmp_path, copy_night):
     from typer.testing import CliRunner
 
     from obsdb.cli.app import app
 
-    simulate_night(tmp_path / "night", seed=64, **SMALL)
+    copy_night(tmp_path / "night", seed=64, **SMALL)
     db = tmp_path / "c.sqlite"
     with Catalog.open(db, create=True) as catalog:
         catalog.ingest([tmp_path / "night"])
@@ -123,11 +130,12 @@ def test_a_full_disk_under_the_catalog_is_named_as_such(monkeypatch):
     assert known_failure(full).startswith("the disk holding the catalog is full: nothing was changed")
 
 
-def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path):
+@SYSTEM
+def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path, copy_night):
     from obsdb.errors import ObsdbError
     from obsdb.report.build import build_report
 
-    simulate_night(tmp_path / "night", seed=65, **SMALL)
+    copy_night(tmp_path / "night", seed=65, **SMALL)
     (tmp_path / "a-file").write_text("mine")
     with Catalog.open(tmp_path / "c.sqlite", create=True) as catalog:
         catalog.ingest([tmp_path / "night"])
@@ -140,7 +148,8 @@ def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path):
     assert (tmp_path / "a-file").read_text() == "mine"
 
 
-def test_errors_point_the_right_way(tmp_path):
+@SYSTEM
+def test_errors_point_the_right_way(tmp_path, copy_night):
     from typer.testing import CliRunner
 
     from obsdb.cli.app import app
@@ -149,7 +158,7 @@ def test_errors_point_the_right_way(tmp_path):
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["run", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "no FITS files" in result.output and "obsdb qa" not in result.output
-    simulate_night(tmp_path / "night", seed=66, **SMALL)
+    copy_night(tmp_path / "night", seed=66, **SMALL)
     db = str(tmp_path / "c.sqlite")
     for command in (["init"], ["ingest", str(tmp_path / "night")], ["qa"], ["align"]):
         assert runner.invoke(app, ["--db", db, *command]).exit_code == 0
@@ -162,13 +171,14 @@ def test_errors_point_the_right_way(tmp_path):
     assert unknown.exit_code == 1 and "not a kind of database obsdb knows" in unknown.output, unknown.output
 
 
-def test_a_text_file_given_by_name_is_refused_and_not_catalogued(tmp_path):
+@SYSTEM
+def test_a_text_file_given_by_name_is_refused_and_not_catalogued(tmp_path, copy_night):
     from typer.testing import CliRunner
 
     from obsdb.cli.app import app
 
     (tmp_path / "README.md").write_text("# my notes\n")
-    simulate_night(tmp_path / "night", seed=67, **SMALL)
+    copy_night(tmp_path / "night", seed=67, **SMALL)
     frame = sorted((tmp_path / "night").glob("*.fits"))[0]
     renamed = tmp_path / "frame.data"                     # a FITS file by content, whatever its name
     renamed.write_bytes(frame.read_bytes())

@@ -243,6 +243,7 @@ def _ingest_and_signal(root, sig, n_frames, workers, options=()):
     return process.returncode, err, n_frames_in, orphans, folder, db
 
 
+@pytest.mark.system  # a command killed or interrupted in a subprocess
 def test_killed_ingest_leaves_a_consistent_catalog(tmp_path):
     """SIGKILL mid-ingest: only complete rows are present, and a rerun completes the night."""
     from obsdb.api import Catalog
@@ -259,6 +260,7 @@ def test_killed_ingest_leaves_a_consistent_catalog(tmp_path):
         catalog.close()
 
 
+@pytest.mark.system  # a command killed or interrupted in a subprocess
 def test_ctrl_c_with_workers_exits_cleanly_and_keeps_complete_rows(tmp_path):
     """SIGINT to the whole process group (what Ctrl-C does) mid-ingest with 2 workers."""
     code, err, n_frames, orphans, _, _, total = _interrupted_ingest(tmp_path, signal.SIGINT, n_frames=150,

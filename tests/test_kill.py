@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from obsdb.simulate import simulate_night
+
+# Commands killed in the middle, in subprocesses: a system test, run by .ci/run with the slow ones.
+pytestmark = pytest.mark.system
 
 STEPS = ["ingest", "qa", "align", "render", "report"]
 
@@ -90,9 +92,9 @@ def _leftovers(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory):
+def night(tmp_path_factory, simulated_nights):
     root = tmp_path_factory.mktemp("kill")
-    simulate_night(root / "night", seed=91, size=256, n_frames=12, bands=("V", "R"), n_groups=1)
+    simulated_nights.copy(root / "night", seed=91, size=256, n_frames=12, bands=("V", "R"), n_groups=1)
     serial = root / "serial"
     serial.mkdir()
     db = serial / "obsdb.sqlite"

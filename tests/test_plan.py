@@ -14,7 +14,7 @@ from obsdb.catalog.queries import frame_records
 from obsdb.config import IngestConfig
 from obsdb.errors import ObsdbError
 from obsdb.pipeline.plan import load_plan
-from obsdb.simulate import FrameSpec, simulate_night
+from obsdb.simulate import FrameSpec
 
 PLAN = Path(__file__).resolve().parents[1] / "examples" / "ngc3293-plan.toml"
 
@@ -33,15 +33,15 @@ NIGHT = {
 
 
 @pytest.fixture(scope="module")
-def notebook_night(tmp_path_factory):
+def notebook_night(tmp_path_factory, simulated_nights):
     """The notebook's frame numbers and bands, simulated small (the plan's boxes need not fit)."""
     from obsdb.catalog.db import database_url, upgrade
     from obsdb.api import Catalog
 
     folder = tmp_path_factory.mktemp("ngc3293")
     specs = [FrameSpec(number=n, band=band) for band, numbers in NIGHT.items() for n in numbers]
-    simulate_night(folder, sorted(specs, key=lambda s: s.number), seed=1, size=96, n_stars=20,
-                   object_name="proc_NGC_3293")
+    simulated_nights.copy(folder, sorted(specs, key=lambda s: s.number), seed=1, size=96, n_stars=20,
+                          object_name="proc_NGC_3293")
     db = str(folder / "obsdb.sqlite")
     upgrade(database_url(db))
     catalog = Catalog.open(db)
@@ -99,7 +99,7 @@ def test_bad_plans_are_explained(tmp_path, text, message):
     assert str(path) in str(info.value)
 
 
-def test_staged_run_from_a_plan_matches_truth(tmp_path):
+def test_staged_run_from_a_plan_matches_truth(tmp_path, copy_night):
     """A plan written as a person would (boxes around stars, reference-star positions by group),
     applied and run stage by stage; the sub-pixel total matches the truth."""
     from obsdb.catalog.db import database_url, upgrade
@@ -109,7 +109,7 @@ def test_staged_run_from_a_plan_matches_truth(tmp_path):
     specs = ([FrameSpec(number=n, band="V", group=0, offset=(0.3 * (n - 201), -0.2 * (n - 201))) for n in (201, 202, 203)]
              + [FrameSpec(number=n, band="V", group=1, offset=(41.6 + 0.4 * (n - 301), -57.3 + 0.3 * (n - 301)))
                 for n in (301, 302, 303)])
-    truth = simulate_night(tmp_path, specs, seed=9, size=size)
+    truth = copy_night(tmp_path, specs, seed=9, size=size)
     x, y, flux = truth.sky_positions_in_frame(201, margin=80)
     bright = np.argsort(flux)[::-1]
     # A bright star with no bright neighbour within 12 px, unsaturated in the simulation.
@@ -119,7 +119,10 @@ def test_staged_run_from_a_plan_matches_truth(tmp_path):
             star = (float(x[k]), float(y[k]))
             break
     group1_star = truth.map_to_reference(201, *star, reference=301)  # the star's place in group 1
-    box = lambda cx, cy, h=9: f"{int(cx) - h}:{int(cx) + h + 1},{int(cy) - h}:{int(cy) + h + 1}"
+
+    def box(cx, cy, h=9):
+        return f"{int(cx) - h}:{int(cx) + h + 1},{int(cy) - h}:{int(cy) + h + 1}"
+
     plan_text = f"""
 [plan]
 author = "tester"

@@ -22,7 +22,6 @@ from obsdb.cli.app import app
 from obsdb.errors import ObsdbError
 from obsdb.pipeline.ingest import login_name
 from obsdb.pipeline.qa import RULE_AUTHOR
-from obsdb.simulate import simulate_night
 from tests.conftest import write_fits
 
 runner = CliRunner()
@@ -85,12 +84,12 @@ def qa_with(db: Path, thresholds: dict | None = None):
 
 
 @pytest.fixture(scope="module")
-def qa_night(tmp_path_factory):
+def qa_night(tmp_path_factory, simulated_nights):
     """Two simulated nights of 50 frames (256 px) in one catalog, ingested and assessed."""
     root = tmp_path_factory.mktemp("qa_night")
-    truths = [simulate_night(root / f"night{seed}", seed=seed, size=256, n_frames=50, first_number=first,
-                             object_name=target, cloud_fraction=0.2, trail_fraction=0.15,
-                             defocus_fraction=0.15)
+    truths = [simulated_nights.copy(root / f"night{seed}", seed=seed, size=256, n_frames=50, first_number=first,
+                                    object_name=target, cloud_fraction=0.2, trail_fraction=0.15,
+                                    defocus_fraction=0.15)
               for seed, first, target in NIGHTS]
     db = root / "obsdb.sqlite"
     catalog = new_catalog(db)
@@ -401,14 +400,14 @@ def test_manual_tag_errors_are_one_line(night_db):
 
 
 @pytest.fixture(scope="module")
-def awkward_db(tmp_path_factory):
+def awkward_db(tmp_path_factory, simulated_nights):
     """A short simulated night plus odd frames made from its first good frame."""
     from astropy.io import fits
 
     root = tmp_path_factory.mktemp("awkward")
     night = root / "night"
-    truth = simulate_night(night, seed=5, size=256, n_frames=8, bands=("V",), cloud_fraction=0,
-                           trail_fraction=0, defocus_fraction=0)
+    truth = simulated_nights.copy(night, seed=5, size=256, n_frames=8, bands=("V",), cloud_fraction=0,
+                                  trail_fraction=0, defocus_fraction=0)
     source = truth.path(truth.numbers[0])
     with fits.open(source) as hdul:
         data = hdul[0].data.astype(np.float32)
@@ -620,13 +619,11 @@ def test_real_allsky_cloudy_is_cloud_and_starry_is_kept(real_data, tmp_path):
     assert starry["metrics"]["transparency"] == pytest.approx(1.0)
 
 
-def test_qa_names_a_file_it_can_no_longer_measure(tmp_path):
+def test_qa_names_a_file_it_can_no_longer_measure(tmp_path, copy_night):
     """--recompute over a frame whose file is gone: counted as not measured, named with the reason,
     judged on its stored metrics (its tags do not change)."""
-    from obsdb.simulate import simulate_night
-
-    truth = simulate_night(tmp_path / "night", seed=45, size=256, n_frames=4, bands=("V",), n_groups=1,
-                           cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    truth = copy_night(tmp_path / "night", seed=45, size=256, n_frames=4, bands=("V",), n_groups=1,
+                       cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
     catalog = new_catalog(tmp_path / "obsdb.sqlite")
     try:
         catalog.ingest([tmp_path / "night"])

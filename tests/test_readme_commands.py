@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 OBSDB = [sys.executable, "-m", "obsdb.cli.app"]
 
@@ -67,6 +69,7 @@ def test_the_readme_lists_the_tour_and_your_own_night():
     assert any(c.endswith(" serve") for c in commands)
 
 
+@pytest.mark.system  # the whole README, a command at a time in subprocesses, a server included
 def test_every_readme_command_runs_as_written(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("OBSDB_DB", "OBSDB_CONFIG")}
     env["COLUMNS"] = "100"

@@ -343,7 +343,7 @@ def test_the_cli_shows_the_cards(real_data, tmp_path):
     assert "from cards" in shown and "band=FILTNAME" in shown and "date_obs=DATE-OBS+UTCSTART" in shown
     listed = runner.invoke(app, ["--db", db, "frames", "--columns", "number,band,date_obs,cards"],
                            terminal_width=200).output
-    line = next(l for l in listed.splitlines() if l.startswith("100 "))
+    line = next(row for row in listed.splitlines() if row.startswith("100 "))
     assert "band=FILTNAME date_obs=DATE-OBS+UTCSTART" in line and "binning" not in line
 
 

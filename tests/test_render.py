@@ -21,13 +21,12 @@ from obsdb.errors import ObsdbError
 from obsdb.imaging.stars import detect_stars, measure_quality
 from obsdb.pipeline.align import align_auto
 from obsdb.pipeline.render import collect, output_name, render
-from obsdb.simulate import simulate_night
 
 SIZE = 512
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory):
+def night(tmp_path_factory, simulated_nights):
     """A 512 px night: 2 bands, 3 pointing groups far apart, drift, rotations up to 0.3 deg, a few bad frames.
 
     Seed 14 has skies 300 ADU apart in V: a median stack of frames not brought to one sky level
@@ -39,9 +38,9 @@ def night(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("render-night")
     folder = root / "frames"
-    truth = simulate_night(folder, seed=14, size=SIZE, n_frames=14, bands=("V", "R"), n_groups=3,
-                           cloud_fraction=0.1, trail_fraction=0.1, defocus_fraction=0.0,
-                           max_group_offset=120, max_rotation_deg=0.3)
+    truth = simulated_nights.copy(folder, seed=14, size=SIZE, n_frames=14, bands=("V", "R"), n_groups=3,
+                                  cloud_fraction=0.1, trail_fraction=0.1, defocus_fraction=0.0,
+                                  max_group_offset=120, max_rotation_deg=0.3)
     db = str(root / "obsdb.sqlite")
     upgrade(database_url(db))
     catalog = Catalog.open(db)
@@ -420,10 +419,10 @@ def _aligned(folder, db, *, recursive=False):
         catalog.close()
 
 
-def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path):
+def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path, copy_night):
     """One folder per session with the same file names in each: no output may overwrite another."""
-    first = simulate_night(tmp_path / "night" / "early", seed=41, first_number=1001, n_frames=3, **QUIET)
-    second = simulate_night(tmp_path / "night" / "late", seed=41, first_number=2001, n_frames=3, **QUIET)
+    first = copy_night(tmp_path / "night" / "early", seed=41, first_number=1001, n_frames=3, **QUIET)
+    second = copy_night(tmp_path / "night" / "late", seed=41, first_number=2001, n_frames=3, **QUIET)
     for a, b in zip(first.frames, second.frames):
         late = tmp_path / "night" / "late" / a["file"]
         (tmp_path / "night" / "late" / b["file"]).rename(late)
@@ -442,13 +441,13 @@ def test_frames_that_share_a_file_name_are_rendered_and_collected_apart(tmp_path
         f"{session}/{f['file']}" for session in ("early", "late") for f in first.frames)
 
 
-def test_a_frame_of_another_shape_is_not_stacked_with_the_others(tmp_path):
+def test_a_frame_of_another_shape_is_not_stacked_with_the_others(tmp_path, copy_night):
     """A cropped frame is refused by the auto alignment with the reason (so never stacked), and a
     stack given frames of two shapes (e.g. from a staged run) keeps the common shape and names the
     frame left out, rather than failing."""
     from obsdb.pipeline.render import _one_shape
 
-    truth = simulate_night(tmp_path / "night", seed=43, n_frames=5, **QUIET)
+    truth = copy_night(tmp_path / "night", seed=43, n_frames=5, **QUIET)
     cropped = truth.frames[-1]
     path = tmp_path / "night" / cropped["file"]
     with fits.open(path) as hdul:
@@ -467,8 +466,8 @@ def test_a_frame_of_another_shape_is_not_stacked_with_the_others(tmp_path):
                             "its frames")]
 
 
-def test_an_input_gone_since_ingest_is_named_and_the_rest_renders(tmp_path):
-    truth = simulate_night(tmp_path / "night", seed=44, n_frames=5, **QUIET)
+def test_an_input_gone_since_ingest_is_named_and_the_rest_renders(tmp_path, copy_night):
+    truth = copy_night(tmp_path / "night", seed=44, n_frames=5, **QUIET)
     db = tmp_path / "obsdb.sqlite"
     with _aligned(tmp_path / "night", db):
         pass
@@ -543,9 +542,9 @@ def test_aligned_frames_and_stacks_carry_the_references_wcs_and_times(real_data,
 # ------------------------------------------------------------------ outputs are obsdb's, or left alone
 
 
-def test_render_replaces_only_its_own_unchanged_outputs_and_removes_its_leftovers(tmp_path):
+def test_render_replaces_only_its_own_unchanged_outputs_and_removes_its_leftovers(tmp_path, copy_night):
     """A user's file under an output's name, or an output changed since, is never replaced."""
-    simulate_night(tmp_path / "night", seed=43, n_frames=3, **QUIET)
+    copy_night(tmp_path / "night", seed=43, n_frames=3, **QUIET)
     out = tmp_path / "out"
     with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
         first = catalog.render(out, stack="median", previews=True)
@@ -574,8 +573,8 @@ def test_render_replaces_only_its_own_unchanged_outputs_and_removes_its_leftover
         assert (other / "stack_V.fits").read_bytes() == b"the user's own stack"
 
 
-def test_collect_never_replaces_a_file_it_did_not_write(tmp_path):
-    simulate_night(tmp_path / "night", seed=44, n_frames=3, **QUIET)
+def test_collect_never_replaces_a_file_it_did_not_write(tmp_path, copy_night):
+    copy_night(tmp_path / "night", seed=44, n_frames=3, **QUIET)
     with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
         copied = catalog.collect(tmp_path / "selected")
         assert len(copied.written) == 3
@@ -591,10 +590,10 @@ def test_collect_never_replaces_a_file_it_did_not_write(tmp_path):
             catalog.collect(tmp_path / "a-file")
 
 
-def test_collect_link_across_filesystems_copies_and_says_so(tmp_path, monkeypatch):
+def test_collect_link_across_filesystems_copies_and_says_so(tmp_path, monkeypatch, copy_night):
     import errno
 
-    simulate_night(tmp_path / "night", seed=45, n_frames=2, **QUIET)
+    copy_night(tmp_path / "night", seed=45, n_frames=2, **QUIET)
 
     def cross_device(source, target):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
@@ -609,13 +608,13 @@ def test_collect_link_across_filesystems_copies_and_says_so(tmp_path, monkeypatc
         assert os.stat(path).st_nlink == 1 and Path(path).stat().st_size > 2880
 
 
-def test_a_render_killed_after_writing_a_file_it_had_not_recorded_does_not_block_the_next(tmp_path, monkeypatch):
+def test_a_render_killed_after_writing_a_file_it_had_not_recorded_does_not_block_the_next(tmp_path, monkeypatch, copy_night):
     """kill -9 between a file's rename into place and its record (the worst moment): the catalog knew it
     was about to be written (a write-ahead record), so the next render replaces it and finishes the night.
     A file put there by someone else is still refused."""
     import obsdb.pipeline.render as render_module
 
-    simulate_night(tmp_path / "night", seed=45, n_frames=3, **QUIET)
+    copy_night(tmp_path / "night", seed=45, n_frames=3, **QUIET)
     out = tmp_path / "out"
     with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
         real_record = render_module._record_frames

@@ -70,17 +70,16 @@ def parse(path: Path) -> PageParser:
 
 
 @pytest.fixture(scope="module")
-def night_catalog(tmp_path_factory):
+def night_catalog(tmp_path_factory, simulated_nights):
     """A 15-frame night with one unreadable file, ingested, QA'd, one frame tagged by hand."""
     from obsdb.catalog.db import database_url, upgrade
     from obsdb.api import Catalog
     from obsdb.catalog.selectors import select_frames
     from obsdb.catalog.tags import add_tags
-    from obsdb.simulate import simulate_night
 
     base = tmp_path_factory.mktemp("report")
     night = base / "night"
-    truth = simulate_night(night, seed=11, size=256, n_frames=15)
+    truth = simulated_nights.copy(night, seed=11, size=256, n_frames=15)
     (night / "broken_2001.fits").write_bytes(b"SIMPLE  = T" + b" " * 60)
     db = base / "obsdb.sqlite"
     upgrade(database_url(str(db)))

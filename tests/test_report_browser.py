@@ -13,15 +13,14 @@ pytestmark = pytest.mark.slow
 
 WIDTH = 1400
 @pytest.fixture(scope="module")
-def demo_report(tmp_path_factory):
+def demo_report(tmp_path_factory, simulated_nights):
     """A simulated night through the whole pipeline (qa, groups, align, render), then its report."""
     from obsdb.catalog.db import database_url, upgrade
     from obsdb.api import Catalog
     from obsdb.report.build import build_report
-    from obsdb.simulate import simulate_night
 
     base = tmp_path_factory.mktemp("browser")
-    simulate_night(base / "night", seed=5, size=256, n_frames=12)
+    simulated_nights.copy(base / "night", seed=5, size=256, n_frames=12)
     db = base / "obsdb.sqlite"
     upgrade(database_url(str(db)))
     catalog = Catalog.open(str(db))

@@ -8,15 +8,14 @@ import pytest
 from typer.testing import CliRunner
 
 from obsdb.cli.app import app
-from obsdb.simulate import simulate_night
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def night_run(tmp_path_factory):
+def night_run(tmp_path_factory, simulated_nights):
     root = tmp_path_factory.mktemp("run")
-    truth = simulate_night(root / "night", seed=21, size=256, n_frames=15, bands=("V", "R"), n_groups=2)
+    truth = simulated_nights.copy(root / "night", seed=21, size=256, n_frames=15, bands=("V", "R"), n_groups=2)
     out = root / "out"
     result = runner.invoke(app, ["run", str(root / "night"), "--out", str(out)], catch_exceptions=False)
     return result, out, truth
@@ -65,11 +64,11 @@ def test_run_on_missing_folder_is_one_line(tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_run_on_frames_without_numbers(tmp_path):
+def test_run_on_frames_without_numbers(tmp_path, copy_night):
     """File names with no frame number (e.g. light_a.fits): frames are named by file instead."""
     night = tmp_path / "night"
-    truth = simulate_night(night, seed=5, size=256, n_frames=6, bands=("V",), n_groups=1,
-                           cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    truth = copy_night(night, seed=5, size=256, n_frames=6, bands=("V",), n_groups=1,
+                       cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
     for index, frame in enumerate(truth.frames):
         (night / frame["file"]).rename(night / f"light_{'abcdef'[index]}.fits")
     result = runner.invoke(app, ["run", str(night), "--out", str(tmp_path / "out")], catch_exceptions=False)
@@ -88,7 +87,7 @@ def test_run_on_frames_without_numbers(tmp_path):
     assert qa.exit_code == 0 and "None" not in json.dumps(json.loads(qa.stdout)["references"])
 
 
-def test_run_on_a_night_of_two_targets_aligns_and_stacks_each_on_its_own(tmp_path):
+def test_run_on_a_night_of_two_targets_aligns_and_stacks_each_on_its_own(tmp_path, copy_night):
     """Two fields in one folder: one alignment run per target, each frame's shift right against its
     own target's reference, and stacks per target and band (never a median of two fields)."""
     import numpy as np
@@ -97,8 +96,8 @@ def test_run_on_a_night_of_two_targets_aligns_and_stacks_each_on_its_own(tmp_pat
     night = tmp_path / "night"
     quiet = dict(size=256, n_frames=6, bands=("V",), n_groups=1, cloud_fraction=0, trail_fraction=0,
                  defocus_fraction=0)
-    truths = {"FIELD-A": simulate_night(night, seed=31, object_name="FIELD-A", first_number=1001, **quiet),
-              "FIELD-B": simulate_night(night, seed=32, object_name="FIELD-B", first_number=2001, **quiet)}
+    truths = {"FIELD-A": copy_night(night, seed=31, object_name="FIELD-A", first_number=1001, **quiet),
+              "FIELD-B": copy_night(night, seed=32, object_name="FIELD-B", first_number=2001, **quiet)}
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(night), "--out", str(out)], terminal_width=200,
                            catch_exceptions=False)
@@ -158,12 +157,12 @@ def test_band_table_leaves_the_reference_out_of_the_fit_rms():
     assert band_table(records[:1], [only_reference], stacks=[])[0]["median_rms"] is None
 
 
-def test_run_follows_the_config_and_says_when_numbers_clash(tmp_path):
+def test_run_follows_the_config_and_says_when_numbers_clash(tmp_path, copy_night):
     """obsdb.toml's [ingest] and [qa] apply to `obsdb run` as to ingest and qa; clashing frame
     numbers are reported with a pattern that would tell the files apart."""
     night = tmp_path / "night"
-    truth = simulate_night(night, seed=7, size=256, n_frames=6, bands=("V",), n_groups=1, cloud_fraction=0,
-                           defocus_fraction=0, trail_fraction=0.34)
+    truth = copy_night(night, seed=7, size=256, n_frames=6, bands=("V",), n_groups=1, cloud_fraction=0,
+                       defocus_fraction=0, trail_fraction=0.34)
     for frame in truth.frames:  # Seestar-like names: the last digits are the crop size
         (night / frame["file"]).rename(night / f"m1_set1_{frame['number']}_crop512.fits")
     clash = runner.invoke(app, ["run", str(night), "--out", str(tmp_path / "a")], terminal_width=300)
@@ -183,10 +182,10 @@ def test_run_follows_the_config_and_says_when_numbers_clash(tmp_path):
     assert sorted(r["number"] for r in records) == sorted(f["number"] for f in truth.frames)
 
 
-def test_run_without_render_and_report_catalogues_and_aligns_only(tmp_path):
+def test_run_without_render_and_report_catalogues_and_aligns_only(tmp_path, copy_night):
     night = tmp_path / "night"
-    simulate_night(night, seed=6, size=256, n_frames=6, bands=("V",), n_groups=1,
-                   cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
+    copy_night(night, seed=6, size=256, n_frames=6, bands=("V",), n_groups=1,
+               cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(night), "--out", str(out), "--no-render", "--no-report"],
                            catch_exceptions=False)
@@ -213,13 +212,13 @@ def _starless(night: Path, truth, frames=None) -> None:
 QUIET = dict(size=256, n_groups=1, cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
 
 
-def test_run_on_a_night_qa_rejects_entirely_reports_every_step_and_why(tmp_path):
+def test_run_on_a_night_qa_rejects_entirely_reports_every_step_and_why(tmp_path, copy_night):
     """QA accepts nothing: every step still reports, the report says per band why nothing was stacked,
     the exit code is NO_STACK_EXIT and the advice names the run's own catalog, not `obsdb qa`."""
     from obsdb.pipeline.run import NO_STACK_EXIT
 
     night, out = tmp_path / "night", tmp_path / "out"
-    truth = simulate_night(night, seed=41, n_frames=6, bands=("V",), **QUIET)
+    truth = copy_night(night, seed=41, n_frames=6, bands=("V",), **QUIET)
     _starless(night, truth)
     result = runner.invoke(app, ["run", str(night), "--out", str(out)], terminal_width=300)
     assert result.exit_code == NO_STACK_EXIT == 3, result.output
@@ -244,12 +243,12 @@ def test_run_on_a_night_qa_rejects_entirely_reports_every_step_and_why(tmp_path)
     assert not (out / "aligned").exists() or not list((out / "aligned").glob("stack_*.fits"))
 
 
-def test_run_advice_to_accept_by_hand_gives_a_stack(tmp_path):
+def test_run_advice_to_accept_by_hand_gives_a_stack(tmp_path, copy_night):
     """Following the printed advice (accept by hand, run again) stacks the accepted frames."""
     import shlex
 
     night, out = tmp_path / "night", tmp_path / "out"
-    truth = simulate_night(night, seed=42, n_frames=6, bands=("V",), **QUIET)
+    truth = copy_night(night, seed=42, n_frames=6, bands=("V",), **QUIET)
     first = runner.invoke(app, ["run", str(night), "--out", str(out), "--min-stars", "100000"], terminal_width=300)
     assert first.exit_code == 3, first.output
     db = str(out / "obsdb.sqlite")
@@ -272,11 +271,11 @@ def test_run_advice_to_accept_by_hand_gives_a_stack(tmp_path):
         assert stack[0].header["NCOMBINE"] == 3
 
 
-def test_run_on_a_partial_night_stacks_what_it_can_and_says_which_band_not(tmp_path):
+def test_run_on_a_partial_night_stacks_what_it_can_and_says_which_band_not(tmp_path, copy_night):
     """One band without an accepted frame: the other is stacked, exit 0, and the run and the report say
     which band gave no stack and why."""
     night, out = tmp_path / "night", tmp_path / "out"
-    truth = simulate_night(night, seed=43, n_frames=8, bands=("V", "R"), **QUIET)
+    truth = copy_night(night, seed=43, n_frames=8, bands=("V", "R"), **QUIET)
     red = [f for f in truth.frames if f["band"] == "R"]
     assert red and len(red) < len(truth.frames)
     _starless(night, truth, red)
@@ -302,14 +301,14 @@ def _catalog_facts(url: str) -> tuple[int, int]:
         catalog.close()
 
 
-def test_run_ignores_an_exported_obsdb_db_and_says_so(tmp_path, catalog_url):
+def test_run_ignores_an_exported_obsdb_db_and_says_so(tmp_path, catalog_url, copy_night):
     """OBSDB_DB left exported from an earlier exploration does not receive the new night: `run` writes
     OUT/obsdb.sqlite, says so first, and one line says OBSDB_DB was ignored and how to use it on purpose."""
     import hashlib
 
     old, new = tmp_path / "old", tmp_path / "new"
-    simulate_night(old, seed=44, n_frames=6, bands=("V",), **QUIET)
-    simulate_night(new, seed=45, n_frames=6, bands=("V",), object_name="OTHER", first_number=2001, **QUIET)
+    copy_night(old, seed=44, n_frames=6, bands=("V",), **QUIET)
+    copy_night(new, seed=45, n_frames=6, bands=("V",), object_name="OTHER", first_number=2001, **QUIET)
     for command in (["init"], ["ingest", str(old)], ["qa"]):
         assert runner.invoke(app, ["--db", catalog_url, *command]).exit_code == 0
     before = _catalog_facts(catalog_url)
@@ -334,10 +333,10 @@ def test_run_ignores_an_exported_obsdb_db_and_says_so(tmp_path, catalog_url):
     assert again.exit_code == 0 and "is ignored" not in again.output and "(existing, 6 frames)" in again.output
 
 
-def test_run_writes_the_catalog_given_with_db(tmp_path, catalog_url):
+def test_run_writes_the_catalog_given_with_db(tmp_path, catalog_url, copy_night):
     """`obsdb --db X run`: X is written (and named first), not OUT/obsdb.sqlite, even with OBSDB_DB set."""
     night, out = tmp_path / "night", tmp_path / "out"
-    simulate_night(night, seed=46, n_frames=6, bands=("V",), **QUIET)
+    copy_night(night, seed=46, n_frames=6, bands=("V",), **QUIET)
     decoy = tmp_path / "decoy.sqlite"
     result = runner.invoke(app, ["--db", catalog_url, "run", str(night), "--out", str(out)],
                            env={"OBSDB_DB": str(decoy)}, terminal_width=300)
@@ -416,12 +415,12 @@ def test_demo_writes_its_own_catalog_whatever_obsdb_db_says(tmp_path):
     assert (out / "report" / "index.html").exists()
 
 
-def test_run_says_which_target_gave_no_stack(tmp_path):
+def test_run_says_which_target_gave_no_stack(tmp_path, copy_night):
     """Two targets, one of them without a star: the other is stacked, and the empty one is named."""
     night, out = tmp_path / "night", tmp_path / "out"
     quiet = dict(QUIET, n_frames=5, bands=("V",))
-    simulate_night(night, seed=47, object_name="FIELD-A", first_number=1001, **quiet)
-    empty = simulate_night(night, seed=48, object_name="FIELD-B", first_number=2001, **quiet)
+    copy_night(night, seed=47, object_name="FIELD-A", first_number=1001, **quiet)
+    empty = copy_night(night, seed=48, object_name="FIELD-B", first_number=2001, **quiet)
     _starless(night, empty)
     result = runner.invoke(app, ["run", str(night), "--out", str(out)], terminal_width=300)
     assert result.exit_code == 0, result.output

@@ -7,14 +7,13 @@ import re
 import pytest
 
 from obsdb import Catalog
-from obsdb.simulate import simulate_night
 
 
 SMALL = dict(size=160, bands=("V", "R"), n_groups=1, cloud_fraction=0, trail_fraction=0, defocus_fraction=0)
 
 
 @pytest.fixture()
-def desk(tmp_path):
+def desk(tmp_path, copy_night):
     import warnings
 
     with warnings.catch_warnings():
@@ -23,7 +22,7 @@ def desk(tmp_path):
 
     from obsdb.web.app import create_app
 
-    simulate_night(tmp_path / "night", seed=101, n_frames=6, **SMALL)
+    copy_night(tmp_path / "night", seed=101, n_frames=6, **SMALL)
     catalog = Catalog.open(tmp_path / "c.sqlite", create=True)
     catalog.ingest([tmp_path / "night"])
     catalog.qa()
@@ -108,7 +107,7 @@ def test_serve_says_when_the_port_is_taken(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def aligned_desk(tmp_path_factory):
+def aligned_desk(tmp_path_factory, simulated_nights):
     """A night of two bands through ingest, qa and align, with one frame made cloudy by the simulation."""
     import warnings
 
@@ -119,8 +118,8 @@ def aligned_desk(tmp_path_factory):
     from obsdb.web.app import create_app
 
     root = tmp_path_factory.mktemp("aligned")
-    simulate_night(root / "night", seed=7, n_frames=8, size=256, bands=("V", "R"), n_groups=1,
-                   cloud_fraction=0.25, trail_fraction=0.0, defocus_fraction=0.0)
+    simulated_nights.copy(root / "night", seed=7, n_frames=8, size=256, bands=("V", "R"), n_groups=1,
+                          cloud_fraction=0.25, trail_fraction=0.0, defocus_fraction=0.0)
     catalog = Catalog.open(root / "c.sqlite", create=True)
     catalog.ingest([root / "night"])
     catalog.qa()
@@ -248,7 +247,7 @@ def test_a_reviewer_names_themself_once_and_every_verdict_carries_the_name(align
     web.cookies.clear()
 
 
-def test_every_page_and_verdict_of_the_desk_works_on_both_backends(catalog_url, tmp_path):
+def test_every_page_and_verdict_of_the_desk_works_on_both_backends(catalog_url, tmp_path, copy_night):
     """The desk's catalog calls (archive medians, frame files, verdicts, stored stars, run references, QA
     events) on SQLite and PostgreSQL alike."""
     import json
@@ -260,8 +259,8 @@ def test_every_page_and_verdict_of_the_desk_works_on_both_backends(catalog_url, 
 
     from obsdb.web.app import create_app
 
-    simulate_night(tmp_path / "night", seed=23, n_frames=6, size=256, bands=("V",), n_groups=1,
-                   cloud_fraction=0.2, trail_fraction=0.0, defocus_fraction=0.0)
+    copy_night(tmp_path / "night", seed=23, n_frames=6, size=256, bands=("V",), n_groups=1,
+               cloud_fraction=0.2, trail_fraction=0.0, defocus_fraction=0.0)
     catalog = Catalog.open(catalog_url, create=True)
     try:
         catalog.ingest([tmp_path / "night"])

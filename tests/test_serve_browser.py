@@ -58,14 +58,13 @@ def _stop(child: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory):
+def night(tmp_path_factory, simulated_nights):
     """A simulated night through ingest, qa and align, in a catalog file `obsdb serve` opens."""
     from obsdb import Catalog
-    from obsdb.simulate import simulate_night
 
     root = tmp_path_factory.mktemp("desk")
-    simulate_night(root / "night", seed=11, n_frames=8, size=256, bands=("V", "R"), n_groups=1,
-                   cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0)
+    simulated_nights.copy(root / "night", seed=11, n_frames=8, size=256, bands=("V", "R"), n_groups=1,
+                          cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0)
     db = root / "obsdb.sqlite"
     catalog = Catalog.open(db, create=True)
     catalog.ingest([root / "night"])
@@ -335,14 +334,13 @@ _OVERLAPS = """(selector) => {
 
 
 @pytest.fixture(scope="module")
-def long_night(tmp_path_factory):
+def long_night(tmp_path_factory, simulated_nights):
     """A small night with a very long file name (no number: the label is the name) and a long reason."""
     from obsdb import Catalog
-    from obsdb.simulate import simulate_night
 
     root = tmp_path_factory.mktemp("long")
-    simulate_night(root / "night", seed=5, n_frames=6, size=128, bands=("V",), n_groups=1,
-                   cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0)
+    simulated_nights.copy(root / "night", seed=5, n_frames=6, size=128, bands=("V",), n_groups=1,
+                          cloud_fraction=0.0, trail_fraction=0.0, defocus_fraction=0.0)
     first = sorted((root / "night").rglob("*.fits"))[0]
     long_name = first.with_name("Orion_nebula_mosaic_panel_north_east_through_thin_cirrus_and_moonlight_"
                                 "taken_with_the_small_refractor_and_the_cooled_camera.fits")

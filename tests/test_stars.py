@@ -19,7 +19,7 @@ from obsdb.imaging.stars import (
     minor_axis_fwhm,
     transparency,
 )
-from obsdb.simulate import FrameSpec, simulate_night
+from obsdb.simulate import FrameSpec
 
 SIZE = 512
 SAT = 65535.0
@@ -36,9 +36,9 @@ SPECS = [
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory):
+def night(tmp_path_factory, simulated_nights):
     out = tmp_path_factory.mktemp("night")
-    truth = simulate_night(out, SPECS, seed=11, size=SIZE, n_stars=400)
+    truth = simulated_nights.copy(out, SPECS, seed=11, size=SIZE, n_stars=400)
     frames = {n: read_fits_image(truth.path(n)).data for n in truth.numbers}
     return truth, frames
 

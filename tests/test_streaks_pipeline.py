@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 
 from obsdb.pipeline.align import align_auto
-from obsdb.simulate import FrameSpec, plan_night, simulate_night
+from obsdb.simulate import FrameSpec, plan_night
 
 SIZE = 512
 STREAK_FRAME = 1004
@@ -27,19 +27,19 @@ def _frame_noise(truth) -> float:
 
 
 @pytest.fixture(scope="module")
-def streak_night(tmp_path_factory):
+def streak_night(tmp_path_factory, simulated_nights):
     """Eight good V frames of one pointing, a satellite across frame 1004, and a bias frame."""
     root = tmp_path_factory.mktemp("streak-night")
     specs = plan_night(seed=21, n_frames=8, bands=("V",), n_groups=1, cloud_fraction=0.0, trail_fraction=0.0,
                        defocus_fraction=0.0, max_group_offset=0.0)
     specs.append(FrameSpec(number=BIAS_FRAME, image_type="Bias Frame", exptime=0.0))
     # The sky level is drawn per frame: simulate once to learn it, then put the streak in at 5 sigma.
-    probe = simulate_night(root / "probe", specs, seed=21, size=SIZE, n_hot_pixels=0)
+    probe = simulated_nights.copy(root / "probe", specs, seed=21, size=SIZE, n_hot_pixels=0)
     sigma = _frame_noise(probe)
     for spec in specs:
         if spec.number == STREAK_FRAME:
             spec.streaks = [dict(LINE, brightness=BRIGHTNESS_SIGMA * sigma)]
-    truth = simulate_night(root / "frames", specs, seed=21, size=SIZE, n_hot_pixels=0)
+    truth = simulated_nights.copy(root / "frames", specs, seed=21, size=SIZE, n_hot_pixels=0)
     return {"root": root, "truth": truth, "folder": root / "frames", "sigma": sigma}
 
 

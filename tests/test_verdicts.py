@@ -80,11 +80,10 @@ def test_unreadable_is_rejected_whatever_a_person_said():
 
 
 @pytest.fixture(scope="module")
-def night(tmp_path_factory):
-    from obsdb.simulate import simulate_night
+def night(tmp_path_factory, simulated_nights):
 
     root = tmp_path_factory.mktemp("verdicts")
-    simulate_night(root / "night", seed=5, size=192, n_frames=10, bands=("V",), n_groups=1)
+    simulated_nights.copy(root / "night", seed=5, size=192, n_frames=10, bands=("V",), n_groups=1)
     return root / "night"
 
 
@@ -230,14 +229,12 @@ def test_a_number_several_files_of_one_night_share_names_none_of_them(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def two_fields(tmp_path_factory):
+def two_fields(tmp_path_factory, simulated_nights):
     """Two nights of two unrelated star fields (different seeds), so that one cannot register the other."""
-    from obsdb.simulate import simulate_night
-
     root = tmp_path_factory.mktemp("fields")
-    simulate_night(root / "a", seed=21, size=192, n_frames=4, bands=("V",), n_groups=1, object_name="FIELD-A")
-    simulate_night(root / "b", seed=42, size=192, n_frames=4, bands=("V",), n_groups=1, object_name="FIELD-B",
-                   night_start="2026-04-02T21:30:00")
+    simulated_nights.copy(root / "a", seed=21, size=192, n_frames=4, bands=("V",), n_groups=1, object_name="FIELD-A")
+    simulated_nights.copy(root / "b", seed=42, size=192, n_frames=4, bands=("V",), n_groups=1, object_name="FIELD-B",
+                          night_start="2026-04-02T21:30:00")
     return root
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.text import not_one_of, plural, printable
-from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
+from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
                               frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg)
 
 group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)

@@ -20,7 +20,7 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) in ("obsdb", "__main_
 
 import typer  # noqa: E402
 
-from obsdb.cli.common import app, state
+from obsdb.cli.common import app, state  # noqa: E402
 
 
 def _print_version(value: bool) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from obsdb.text import without_tag
 
-from obsdb.cli.common import (filter_hints, ReportFormat, with_qa_threshold_options, OutputFormat, app, clean_nan, console, err_console, frames_text, night_option,
+from obsdb.cli.common import (filter_hints, ReportFormat, with_qa_threshold_options, app, clean_nan, console, err_console, frames_text, night_option,
                               nights_arg, open_catalog, print_json, print_json_stream, progress_bar, state,
                               styled, user_errors)
 

@@ -179,7 +179,7 @@ def parse_columns(text: str | None, columns: list) -> list[str] | None:
     ``columns`` are :class:`Column` (a table) or plain names (the fields of CSV and JSON).
     """
     from obsdb.errors import ObsdbError
-    from obsdb.text import did_you_mean, printable
+    from obsdb.text import did_you_mean
 
     if text is None:
         return None

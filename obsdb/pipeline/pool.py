@@ -164,7 +164,7 @@ def run_contained(function: Callable[..., Any], *args: Any, timeout: float | Non
                 answer = (False, exc)
             try:
                 payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:  # noqa: BLE001 - an unpicklable exception still says what it was
+            except Exception:  # noqa: BLE001 - an unpicklable exception still says what it was
                 payload = pickle.dumps((False, RuntimeError(f"{type(answer[1]).__name__}: {answer[1]}")))
             view = memoryview(payload)
             while view:
