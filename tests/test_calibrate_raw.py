@@ -130,7 +130,7 @@ def test_run_builds_the_masters_and_says_which_each_band_used(tmp_path):
 
     from astropy.io import fits
 
-    from obsdb.pipeline.run import run_night
+    from obsdb import Catalog
     from obsdb.simulate_raw import simulate_raw_night
 
     truth = simulate_raw_night(tmp_path / "night", seed=4)
@@ -139,7 +139,7 @@ def test_run_builds_the_masters_and_says_which_each_band_used(tmp_path):
     with fits.open(tmp_path / "night" / "light-B.fits", mode="update") as hdul:
         hdul[0].header["FILTER"] = "B"
         hdul[0].header["DATE-OBS"] = "2026-03-14T21:30:00"
-    summary = run_night(tmp_path / "night", tmp_path / "out", report=False)
+    summary = Catalog.run(tmp_path / "night", tmp_path / "out", report=False)
     lines = [text for name, text in summary.steps if name == "calibrate"]
     assert lines[0].startswith("3 masters built") and f"{len(truth['lights']) + 1} lights measured again" in lines[0]
     assert "V: 5 lights; bias 1 (5), dark 2 (5, 2 scaled), flat 3 (5)" in lines
