@@ -321,6 +321,12 @@ class Catalog:
 
         return MasterStore(self.db).masters(nights=nights)
 
+    def calibration_coverage(self, *, nights=None) -> list[dict]:
+        """Per night and band: lights, and how many have no bias, dark or flat (``obsdb masters``)."""
+        from obsdb.catalog.masters import MasterStore
+
+        return MasterStore(self.db).coverage(nights=nights)
+
     def mark_masters_bad(self, master_ids: Iterable[int], reason: str, *, author: str) -> int:
         """Mark masters bad (never matched to a light again), logged; returns how many changed.
 

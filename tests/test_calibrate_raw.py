@@ -151,3 +151,36 @@ def test_run_builds_the_masters_and_says_which_each_band_used(tmp_path):
     stack = fits.getheader(tmp_path / "out" / "aligned" / "stack_V.fits")
     history = "\n".join(str(h) for h in stack["HISTORY"])
     assert stack["OBSDBCAL"] == stack["NCOMBINE"] and "flat master 3 (" in history
+
+
+def test_masters_lists_each_bands_lights_without_a_master(tmp_path, catalog_url):
+    """`obsdb masters` ends with the library's coverage: per night and band, the lights lacking a master."""
+    import shutil
+
+    from astropy.io import fits
+    from typer.testing import CliRunner
+
+    from obsdb import Catalog
+    from obsdb.cli.app import app
+    from obsdb.simulate_raw import simulate_raw_night
+
+    truth = simulate_raw_night(tmp_path / "night", seed=4)
+    shutil.copy(tmp_path / "night" / "light-00.fits", tmp_path / "night" / "light-B.fits")
+    with fits.open(tmp_path / "night" / "light-B.fits", mode="update") as hdul:
+        hdul[0].header["FILTER"] = "B"
+    db = catalog_url
+    with Catalog.open(db, create=True) as catalog:
+        catalog.ingest([tmp_path / "night"])
+        before = catalog.calibration_coverage()
+        assert [(r["band"], r["lights"], r["unmatched"]) for r in before] == [
+            ("B", 1, 1), ("V", len(truth["lights"]), len(truth["lights"]))]
+        catalog.qa()
+        catalog.calibrate(tmp_path / "masters")
+        after = {r["band"]: r for r in catalog.calibration_coverage()}
+    assert after["B"]["without_flat"] == 1 and after["B"]["without_bias"] == 0 and after["B"]["unmatched"] == 0
+    assert after["V"]["without_flat"] == after["V"]["without_dark"] == after["V"]["without_bias"] == 0
+    result = CliRunner().invoke(app, ["--db", db, "masters"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    night = after["B"]["night"]
+    assert f"{night} B: 1 light; 1 without flat" in result.output
+    assert f"{night} V: {len(truth['lights'])} lights; all matched" in result.output

@@ -10,7 +10,8 @@ from __future__ import annotations
 import statistics
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.orm import aliased
 
 from obsdb.catalog.models import (PENDING_DIGEST, Calibration, Frame, Instrument, Master, MasterMember, Night,
                                   utcnow)
@@ -83,6 +84,49 @@ class MasterStore:
         """Readable light frames of ``nights`` with the keys matching needs, as dicts."""
         with self.db.session() as session:
             return self._frames(session, ("light",), nights, with_status=False)
+
+    def coverage(self, *, nights=None) -> list[dict]:
+        """Per night and band, the readable lights and how many have no bias, no dark or no flat
+        matched (``unmatched``: not yet matched by `obsdb calibrate`), one GROUP BY query.
+
+        Returns
+        -------
+        list of dict
+            ``night``, ``band``, ``lights``, ``unmatched``, ``without_bias``, ``without_dark``,
+            ``without_flat``; ordered by night and band.
+        """
+        from sqlalchemy import and_, func
+
+        from obsdb.catalog.selectors import night_ids
+
+        def missing(kind):
+            chosen = aliased(Calibration)
+            return (select(func.count()).select_from(chosen)
+                    .where(chosen.frame_id == Frame.id, chosen.kind == kind, chosen.master_id.is_(None))
+                    .correlate(Frame).scalar_subquery())
+
+        def matched():
+            any_row = aliased(Calibration)
+            return select(func.count()).select_from(any_row).where(any_row.frame_id == Frame.id).correlate(
+                Frame).scalar_subquery()
+
+        with self.db.session() as session:
+            scope = night_ids(session, nights)
+            per_light = (select(Night.name.label("night"), Frame.band.label("band"),
+                                missing("bias").label("no_bias"), missing("dark").label("no_dark"),
+                                missing("flat").label("no_flat"), matched().label("rows"))
+                         .join(Night, Night.id == Frame.night_id)
+                         .where(and_(Frame.readable.is_(True), Frame.image_type == "light")))
+            if scope is not None:
+                per_light = per_light.where(Frame.night_id.in_(scope))
+            lights = per_light.subquery()
+            query = (select(lights.c.night, lights.c.band, func.count(),
+                            func.sum(case((lights.c.rows == 0, 1), else_=0)),
+                            func.sum(lights.c.no_bias), func.sum(lights.c.no_dark), func.sum(lights.c.no_flat))
+                     .group_by(lights.c.night, lights.c.band).order_by(lights.c.night, lights.c.band))
+            return [{"night": night, "band": band, "lights": int(n), "unmatched": int(unmatched or 0),
+                     "without_bias": int(b or 0), "without_dark": int(d or 0), "without_flat": int(f or 0)}
+                    for night, band, n, unmatched, b, d, f in session.execute(query)]
 
     # ------------------------------------------------------------ masters
 

@@ -82,6 +82,7 @@ def masters(
             changed = catalog.mark_masters_bad(mark_bad, reason.strip(), author=getpass.getuser())
             err_console.print(f"{changed} masters marked bad; run obsdb calibrate to match the lights again")
         rows = catalog.masters(nights=nights_arg(night))
+        coverage = catalog.calibration_coverage(nights=nights_arg(night))
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(rows))
         return
@@ -100,3 +101,18 @@ def masters(
                       "n": str(m["n_frames"]), "temp": "" if m["ccd_temp"] is None else f"{m['ccd_temp']:.1f}",
                       "state": state, "file": m["path"]})
     print_table(table, columns, title=f"{len(rows)} masters")
+    for line in coverage_lines(coverage):
+        console.print(line, soft_wrap=True)
+
+
+def coverage_lines(coverage: list[dict]) -> list[str]:
+    """One line per night and band that has lights: how many lack a master of each kind."""
+    lines = []
+    for row in coverage:
+        gaps = [f"{row['without_' + kind]} without {kind}" for kind in ("bias", "dark", "flat")
+                if row["without_" + kind]]
+        if row["unmatched"]:
+            gaps.append(f"{row['unmatched']} not matched yet (run obsdb calibrate)")
+        lights = f"{row['lights']} light" + ("" if row["lights"] == 1 else "s")
+        lines.append(f"{row['night']} {row['band'] or '-'}: {lights}; " + ("; ".join(gaps) if gaps else "all matched"))
+    return lines
