@@ -114,6 +114,33 @@ def test_render_and_report_on_a_local_cluster_write_what_serial_writes(tmp_path,
     assert page.n_thumbnails_drawn >= 5 and not page.warnings
 
 
+def test_calibration_on_a_local_cluster_gives_the_serial_masters_and_lights(tmp_path, cluster):
+    """Masters built and lights calibrated through Dask equal the serial ones, pixel for pixel."""
+    import numpy as np
+    from astropy.io import fits
+
+    from obsdb.simulate_raw import simulate_raw_night
+
+    simulate_raw_night(tmp_path / "night", seed=5, size=(96, 128), n_stars=15)
+    made = {}
+    for name, executor in (("serial", None), ("dask", cluster)):
+        with Catalog.open(tmp_path / f"{name}.sqlite", create=True) as catalog:
+            catalog.ingest([tmp_path / "night"])
+            catalog.qa()
+            report = catalog.calibrate(tmp_path / name, executor=executor, write_lights=True)
+        made[name] = report
+    serial, dask = made["serial"], made["dask"]
+    assert [m["key"] for m in dask.built] == [m["key"] for m in serial.built] and serial.built
+    assert sorted((r["frame_id"], r["kind"], r["master_id"]) for r in dask.matches) == sorted(
+        (r["frame_id"], r["kind"], r["master_id"]) for r in serial.matches)
+    pairs = list(zip(sorted(m["path"] for m in serial.built), sorted(m["path"] for m in dask.built)))
+    pairs += list(zip(sorted(serial.lights_written), sorted(dask.lights_written)))
+    assert len(pairs) > len(serial.built)
+    for one, other in pairs:
+        assert Path(one).name == Path(other).name
+        assert np.array_equal(fits.getdata(one), fits.getdata(other), equal_nan=True)
+
+
 def test_ctrl_c_on_a_local_cluster_stops_the_workers_and_keeps_complete_rows(tmp_path):
     """SIGINT to the process group (Ctrl-C) mid-ingest on `--executor dask`: exit 130 with one line, only
     complete rows in the catalog, no process of the cluster left behind (checked by the helper), and a rerun
