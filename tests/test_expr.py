@@ -288,10 +288,11 @@ REFUSED = [
 
 @pytest.mark.parametrize("where, message", REFUSED, ids=[w[:40] for w, _ in REFUSED])
 def test_refused_expressions_say_why_on_one_line_at_once(where, message):
-    start = time.perf_counter()
+    # CPU time, not wall: "at once" means no runaway parse; a busy machine must not fail it.
+    start = time.thread_time()
     with pytest.raises(ExpressionError) as info:
         compile_expression(where)
-    assert time.perf_counter() - start < 0.5
+    assert time.thread_time() - start < 0.5
     assert message in str(info.value)
     assert "\n" not in str(info.value) and len(str(info.value)) < MAX_DEPTH * 120
 
