@@ -75,7 +75,6 @@ def identify_sources(positions: list[np.ndarray], *, radius: float = MATCH_RADIU
     from scipy.spatial import cKDTree
 
     order = list(range(len(positions))) if order is None else list(order)
-    centres: list[np.ndarray] = []
     sums = np.zeros((0, 2))
     counts = np.zeros(0)
     members: list[np.ndarray] = [np.empty(0, dtype=int)] * len(positions)
@@ -107,8 +106,7 @@ def identify_sources(positions: list[np.ndarray], *, radius: float = MATCH_RADIU
         np.add.at(counts, ids[kept], 1)
         ids[ids == -2] = -1
         members[f] = ids
-    centres = sums / np.maximum(counts, 1)[:, None]
-    return centres, members
+    return sums / np.maximum(counts, 1)[:, None], members
 
 
 @dataclass
