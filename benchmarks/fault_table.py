@@ -3,7 +3,7 @@
     python benchmarks/fault_table.py --trials 3
     python benchmarks/fault_table.py --trials 1 --backend sqlite --command init --command render
 
-Each trial is :func:`tests.test_fault_injection.run_trial`: the command with the fault (kill -9, Ctrl-C, a
+Each trial is :func:`tests.pipeline.test_fault_injection.run_trial`: the command with the fault (kill -9, Ctrl-C, a
 full disk, the PostgreSQL server stopping), then the fault cleared and the command run again, judged as
 ``recovered`` (the faulted command finished or died silently, the next one finished the work), ``advice``
 (the faulted command printed one line of known advice, the next one finished the work), ``LOST`` (something
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
-    from tests.test_fault_injection import BACKENDS, COMMANDS, faults_for, make_world, postgres_answers, ready, run_trial
+    from tests.pipeline.test_fault_injection import BACKENDS, COMMANDS, faults_for, make_world, postgres_answers, ready, run_trial
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3, help="trials per (command, fault, backend)")
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
 
 def _trial(run_trial, world, backend, command, fault, seed, tmp):
     """One trial; a failure of the harness itself is shown in the table, and the table goes on."""
-    from tests.test_fault_injection import Outcome
+    from tests.pipeline.test_fault_injection import Outcome
 
     try:
         return run_trial(world, backend, command, fault, seed, tmp / f"{command}-{fault}-{backend}-{seed}")

@@ -39,7 +39,7 @@ Classes (``--per-class`` frames each, default 8, all from fixed seeds):
     y and the signs random.
 ``faint+pattern``
     As ``test_a_faint_frame_with_fixed_pattern_is_registered_right_or_refused``
-    in tests/test_register.py, one sky per frame: 40 stars per 512x512 field of
+    in tests/imaging/test_register.py, one sky per frame: 40 stars per 512x512 field of
     700x700 px (fluxes 300-20,000 per 30 s, so the brightest are a few tens of
     sigma and most are near 5 sigma), 5 s exposures on an 800 ADU sky, 400 hot
     pixels, and the same ``_fixed_pattern`` (column offsets, warm columns, a
@@ -70,7 +70,7 @@ in nearly every class).
 
 Scoring: the error of a found transform is the largest distance between where
 it and the truth send the frame pixels that land inside the reference, over a
-41x41 grid (``overlap_error`` of tests/test_register.py).  Each frame is
+41x41 grid (``overlap_error`` of tests/imaging/test_register.py).  Each frame is
 "within 0.05 px", "0.05-1 px" (loose), "wrong" (above 1 px, or any
 registration where the class has no true answer, or a non-finite result) or
 "refused".  The reference of the geometric classes and of ``noise``, ``other
@@ -123,7 +123,7 @@ NO_ANSWER = {"noise", "other field", "flat"}
 def _fixed_pattern(shape, seed):
     """A sensor's fixed pattern: column offsets, a few warm columns and a vertical gradient.
 
-    The same as ``_fixed_pattern`` in tests/test_register.py.
+    The same as ``_fixed_pattern`` in tests/imaging/test_register.py.
     """
     rng = np.random.default_rng(seed)
     ny, nx = shape

@@ -20,7 +20,7 @@ False positives
     Streaks reported on every real frame of ``../shared/data/real`` (none has a satellite), and on
     simulated 1024x1024 frames with trailed stars, dense fields with a strong gradient, and saturated
     stars with bleed columns, diffraction spikes, hot columns and many cosmic rays (the cases of
-    tests/test_streaks.py).
+    tests/imaging/test_streaks.py).
 Time
     :func:`obsdb.imaging.streaks.find_streaks` on a 2048x2048 float32 frame, median of ``--repeat``
     runs (default 7) after one warm-up, with and without a streak.

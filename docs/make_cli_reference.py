@@ -2,7 +2,7 @@
 
 It walks obsdb's Typer application as click sees it (every command and sub-command, every argument and
 option with its help, choices, default and environment variable), so the reference says what
-``obsdb COMMAND --help`` says.  ``--check`` exits 1 when the checked-in file differs (tests/test_docs.py
+``obsdb COMMAND --help`` says.  ``--check`` exits 1 when the checked-in file differs (tests/project/test_docs.py
 and .ci/run use it).
 """
 

@@ -15,7 +15,7 @@ from obsdb import Catalog
 PAYLOAD = "<img src=x onerror=alert(1)>"
 """What a hostile header, reason, tag or night name could hold: markup that runs if shown unescaped."""
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

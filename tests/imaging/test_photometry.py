@@ -8,7 +8,7 @@ import pytest
 
 from obsdb.imaging import photometry as ph
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 
 GAIN = 2.0          # e-/ADU
 READ_NOISE = 5.0    # e-
@@ -204,7 +204,7 @@ def test_the_photometry_page_example_runs_and_prints_what_it_says(capsys):
     """docs/photometry.md's example, run as written; its comments state what it prints."""
     import re
 
-    page = (Path(__file__).resolve().parents[1] / "docs" / "photometry.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "photometry.md").read_text()
     code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
     exec(compile(code, "docs/photometry.md", "exec"), {})
     printed = capsys.readouterr().out.splitlines()

@@ -16,7 +16,7 @@ from obsdb.errors import ObsdbError
 from obsdb.pipeline.plan import load_plan
 from obsdb.simulate import FrameSpec
 
-PLAN = Path(__file__).resolve().parents[1] / "examples" / "ngc3293-plan.toml"
+PLAN = Path(__file__).resolve().parents[2] / "examples" / "ngc3293-plan.toml"
 
 # The notebook's own selection (cell In [43]): the plan must reproduce it exactly.
 GOOD_IMAGES = {

@@ -158,7 +158,7 @@ def test_each_instrument_is_judged_on_its_own(real_data, tmp_path):
     assert len({r["instrument"] for r in by_id.values() if r["instrument"]}) >= 5
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_readme_notebook_section_runs_and_prints_a_table(tmp_path, monkeypatch, capsys, copy_night):

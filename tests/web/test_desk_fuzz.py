@@ -380,7 +380,7 @@ def test_a_superseding_reason_at_the_limit_keeps_the_retraction_within_it(desk):
     ("server closed the connection unexpectedly", "the catalog's database server stopped during the command"),
 ])
 def test_a_full_disk_or_a_stopped_server_under_the_desk_is_one_line_not_a_500(desk, monkeypatch, failure, sentence):
-    """Found by tests/test_fault_injection.py: a verdict on a full disk was a bare 500."""
+    """Found by tests/pipeline/test_fault_injection.py: a verdict on a full disk was a bare 500."""
     import sqlite3 as driver
 
     from sqlalchemy.exc import OperationalError

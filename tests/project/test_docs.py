@@ -2,7 +2,7 @@
 
 Parsing goes through click itself (the same parser `obsdb` uses), so an option a command does not have
 (`obsdb serve --db X`: "No such option: --db") or a missing argument fails here.  The commands are run
-for real by tests/test_readme_commands.py (the README) and tests/test_readme_plan.py (docs/plan.md).
+for real by tests/cli/test_readme_commands.py (the README) and tests/cli/test_readme_plan.py (docs/plan.md).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 
 
@@ -77,7 +77,7 @@ def test_every_documented_command_parses(page, line):
 
 
 def test_the_python_page_shows_the_example_the_archive_test_runs():
-    """docs/python.md's example is the README's, which tests/test_archive.py runs as written."""
+    """docs/python.md's example is the README's, which tests/api/test_archive.py runs as written."""
     def block(text: str) -> str:
         return re.search(r"```python\n(.*?)```", text, re.S).group(1)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_plan import GOOD_IMAGES
+from tests.pipeline.test_plan import GOOD_IMAGES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _plan_block() -> list[str]:

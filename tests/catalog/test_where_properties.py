@@ -2,7 +2,7 @@
 
 Hypothesis draws random text, soups of the grammar's tokens (names, keywords, numbers far beyond
 64 bits, strings, operators, brackets), well-formed nested expressions, and random selectors with
-``--night`` scopes.  Each is compiled and run against the small real catalog of tests/test_expr.py
+``--night`` scopes.  Each is compiled and run against the small real catalog of tests/catalog/test_expr.py
 (two nights, odd header types, a registration) on SQLite and, when a server answers, PostgreSQL.
 Anything but rows or an :class:`obsdb.errors.ObsdbError` is a failure, and so is an example that
 takes more than 3 s (a shared 2-core machine is slow; the bug took 10-26 s) or allocates more
@@ -24,7 +24,7 @@ from obsdb.catalog.expr import ALIGN_COLUMNS, UNPREFIXED
 from obsdb.catalog.queries import frame_records
 from obsdb.catalog.selectors import select_frames
 from obsdb.errors import ObsdbError
-from tests.test_expr import add_frames, add_oddities
+from tests.catalog.test_expr import add_frames, add_oddities
 
 PEAK_BYTES = 20 * 2**20
 """Most memory one example may allocate in Python (finding 1 of issue 11 allocated 3 GB)."""
@@ -122,7 +122,7 @@ scopes = st.sampled_from([None, "all", "all", "2026-03-15", "2026-03-14", ["2026
 
 @pytest.fixture()
 def archive(catalog_url):
-    """tests/test_expr.py's catalog (two nights, odd headers, a registration) on each backend."""
+    """tests/catalog/test_expr.py's catalog (two nights, odd headers, a registration) on each backend."""
     with Catalog.open(catalog_url, create=True) as catalog:
         add_frames(catalog)
         add_oddities(catalog)

@@ -4,7 +4,7 @@
 The faults:
 
 ``kill``
-    ``kill -9`` of the command (its workers die with it, see :mod:`tests.test_kill`).
+    ``kill -9`` of the command (its workers die with it, see :mod:`tests.pipeline.test_kill`).
 ``sigint``
     Ctrl-C: SIGINT to the command's whole process group, as a terminal sends it.
 ``disk-full``
@@ -49,7 +49,7 @@ import pytest
 
 from obsdb.simulate import simulate_night
 from tests.old_catalogs import catalog_at_0001
-from tests.test_kill import _alive, _children, _leftovers
+from tests.pipeline.test_kill import _alive, _children, _leftovers
 
 # The grid is a `system` test (deselected by default; `.ci/run` runs it).  In CI it runs a diagonal of it,
 # each command under one fault and each fault under at least one command, on each backend: the whole grid
@@ -703,7 +703,7 @@ def world(tmp_path_factory):
 
 
 # The trials in the default suite: the upgrade of a 0001 catalog needs no night, so these take seconds.
-# (kill -9 in the default suite: tests/test_kill.py; a full disk and the rest: -m system.)
+# (kill -9 in the default suite: tests/pipeline/test_kill.py; a full disk and the rest: -m system.)
 QUICK = [("init", "sigint")]
 
 

@@ -149,7 +149,7 @@ def test_ctrl_c_on_a_local_cluster_stops_the_workers_and_keeps_complete_rows(tmp
     import sqlite3
 
     from obsdb.api import Catalog
-    from tests.test_ingest import STATS_ONLY, _interrupted_ingest
+    from tests.pipeline.test_ingest import STATS_ONLY, _interrupted_ingest
 
     code, err, catalogued, orphans, folder, db, total = _interrupted_ingest(
         tmp_path, signal.SIGINT, n_frames=120, workers=2, options=("--executor", "dask"))
