@@ -56,6 +56,7 @@ def apply_calibration_tags(session: Session, frame_ids: list[int], wanted: dict[
     -------
     TagSummary
     """
+    from obsdb.catalog.status import CALIBRATION_TAGS
     from obsdb.catalog.tags import ID_CHUNK, TagSummary, _retract, sync_rule_tags
 
     if not frame_ids:
@@ -64,7 +65,8 @@ def apply_calibration_tags(session: Session, frame_ids: list[int], wanted: dict[
                             retract_reason=retract_reason, evidence=evidence)
     summary = change.summary()
     now = utcnow()
-    own = [f"rule:{name}" for name in names]
+    # Every calibration check's tags are left alone, not only those of the check calling now.
+    own = [f"rule:{name}" for name in CALIBRATION_TAGS]
     for start in range(0, len(frame_ids), ID_CHUNK):
         chunk = frame_ids[start:start + ID_CHUNK]
         for tag in session.scalars(select(Tag).where(Tag.frame_id.in_(chunk), Tag.retracted_at.is_(None),

@@ -30,9 +30,15 @@ QA_TAGS = ("cloud", "bright-sky", "trail", "focus", "seeing", "soft", "few-stars
 AUTOMATIC_TAGS = (*QA_TAGS, "satellite", "unregistered")
 """Tags written by rules on light frames (`obsdb qa`, `obsdb align`)."""
 
-CALIBRATION_TAGS = ("calib-level", "calib-noise", "calib-saturated", "flat-nonlinear", "flat-faint")
-"""Tags written by the checks of bias, dark and flat frames (`obsdb qa`); each rejects the frame, so
-that no master is made from it."""
+MASTER_COMPARISON_TAG = "calib-unlike-master"
+"""The tag `obsdb calibrate` gives a raw bias, dark or flat frame that is unlike the previous master
+of its kind (BANZAI's check, :func:`obsdb.imaging.calibration.unlike_master`)."""
+
+CALIBRATION_TAGS = ("calib-level", "calib-noise", "calib-saturated", "flat-nonlinear", "flat-faint",
+                    MASTER_COMPARISON_TAG)
+"""Tags written by the checks of bias, dark and flat frames (`obsdb qa` from their statistics,
+`obsdb calibrate` against the previous master); each rejects the frame, so that no master is made
+from it."""
 
 MANUAL_REJECTING = ("tracking-slight", "tracking-big", "focus-slight", "use-if-must", "reject")
 """A person's rejecting verdicts, in the order the review desk offers them (keys 1-5).  The seed

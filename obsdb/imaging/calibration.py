@@ -158,7 +158,7 @@ def overscan_and_trim(data: np.ndarray, header) -> tuple[np.ndarray, dict]:
 
 
 def combine(frames, *, sigma: float = CLIP_SIGMA, maxiters: int = CLIP_ITERS,
-            rows: int = COMBINE_ROWS) -> tuple[np.ndarray, int]:
+            rows: int = COMBINE_ROWS, per_input: list | None = None) -> tuple[np.ndarray, int]:
     """The sigma-clipped median of a stack, pixel by pixel, a band of rows at a time.
 
     Each pixel's values across the frames are clipped at ``sigma`` scatters from the median of the
@@ -170,6 +170,11 @@ def combine(frames, *, sigma: float = CLIP_SIGMA, maxiters: int = CLIP_ITERS,
     ----------
     frames : sequence of 2-D arrays of one shape
         The inputs (arrays, or memory maps: only ``rows`` rows of each are read at a time).
+
+    per_input : list, optional
+        When given, it is filled with the number of pixel values the clipping rejected in each input,
+        in the order of ``frames`` (an input with many is unlike the others: a light leak, a
+        satellite in a flat).
 
     Returns
     -------
@@ -183,15 +188,17 @@ def combine(frames, *, sigma: float = CLIP_SIGMA, maxiters: int = CLIP_ITERS,
     if any(np.shape(f) != shape for f in frames):
         raise ValueError(f"frames of different shapes: {sorted({np.shape(f) for f in frames})}")
     out = np.empty(shape, dtype=np.float32)
-    rejected = 0
+    counts = np.zeros(len(frames), dtype=np.int64)
     for start in range(0, shape[0], rows):
         stack = np.stack([np.asarray(f[start:start + rows], dtype=np.float32) for f in frames])
         if len(frames) < 3:
             out[start:start + rows] = np.median(stack, axis=0)   # nothing to clip against
             continue
         out[start:start + rows], clipped = _clipped_median(stack, sigma, maxiters)
-        rejected += clipped
-    return out, rejected
+        counts += clipped.reshape(len(frames), -1).sum(axis=1)
+    if per_input is not None:
+        per_input[:] = [int(c) for c in counts]
+    return out, int(counts.sum())
 
 
 def _clip_scatter(stack: np.ndarray, center: np.ndarray) -> np.ndarray:
@@ -206,10 +213,11 @@ def _clip_scatter(stack: np.ndarray, center: np.ndarray) -> np.ndarray:
     return np.maximum(robust, floor)
 
 
-def _clipped_median(stack: np.ndarray, sigma: float, maxiters: int) -> tuple[np.ndarray, int]:
+def _clipped_median(stack: np.ndarray, sigma: float, maxiters: int) -> tuple[np.ndarray, np.ndarray]:
     """Median of each pixel's values after clipping those beyond ``sigma`` scatters from the median
     of the values kept, iterated until nothing changes (the scatter is measured once, on all values:
-    an iterated MAD of 4 values shrinks towards nothing).
+    an iterated MAD of 4 values shrinks towards nothing).  Returns the medians and the mask of the
+    clipped values (the stack's shape).
 
     The medians are bottleneck's (a selection per pixel across the frames: 2-3x numpy's partition
     along the stack's first axis, the same values), and after a clip only the pixels that lost a
@@ -234,7 +242,76 @@ def _clipped_median(stack: np.ndarray, sigma: float, maxiters: int) -> tuple[np.
     # Where every value was clipped (impossible for a symmetric clip about a median), the plain median.
     if np.isnan(center).any():
         center = np.where(np.isnan(center), plain, center)
-    return center.astype(np.float32), int(np.count_nonzero(bad))
+    return center.astype(np.float32), bad
+
+
+UNLIKE_SIGMA = 6.0
+"""A pixel of a raw calibration frame is unlike the previous master when it lies this many of the
+expected scatters from it (BANZAI's check of a new bias, dark or flat)."""
+
+UNLIKE_FRACTION = 0.05
+"""A raw calibration frame with more than this fraction of its pixels unlike the previous master is
+rejected (BANZAI's limit): a light leak, a read-out pattern, a changed dust ring field."""
+
+
+def pixel_noise(data: np.ndarray) -> float:
+    """The pixel-to-pixel noise of an image: the robust scatter of the differences of neighbouring
+    columns over sqrt(2).  Unlike :func:`robust_noise`, a gradient, vignetting or a bias pattern
+    across the frame does not enter it."""
+    values = np.asarray(data, dtype=np.float32)
+    if values.ndim != 2 or values.shape[1] < 2:
+        return robust_noise(values)
+    return robust_noise(np.diff(values, axis=1)) / float(np.sqrt(2.0))
+
+
+def unlike_master(frame: np.ndarray, master: np.ndarray, *, master_noise: float = 0.0,
+                  sigma: float = UNLIKE_SIGMA) -> dict:
+    """How much of a prepared calibration frame is unlike a previous master (BANZAI's check).
+
+    The median difference is removed first (a level drift between nights is the set's level check's
+    business); a pixel is unlike when the rest lies more than ``sigma`` expected scatters from the
+    master, the scatter being the frame's pixel noise (:func:`pixel_noise`) and the master's noise
+    added in quadrature.
+
+    Parameters
+    ----------
+    frame, master : 2-D arrays of one shape
+        The frame prepared as its master's members were (overscan, trim, bias and dark subtracted,
+        a flat normalised), and the master.
+    master_noise : float
+        The master's own noise per pixel.
+
+    Returns
+    -------
+    dict
+        ``fraction`` of the finite pixels that are unlike, ``scatter`` (the expected scatter used),
+        ``sigma`` and ``pixels`` (how many were compared).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> master = np.zeros((100, 100), np.float32)
+    >>> frame = rng.normal(0, 5, master.shape).astype(np.float32)
+    >>> unlike_master(frame, master)["fraction"] < 0.001
+    True
+    >>> frame[:10] += 100                         # a read-out pattern over a tenth of the rows
+    >>> round(unlike_master(frame, master)["fraction"], 2)
+    0.1
+    """
+    frame = np.asarray(frame, dtype=np.float32)
+    master = np.asarray(master, dtype=np.float32)
+    if frame.shape != master.shape:
+        raise ValueError(f"frame {frame.shape} and master {master.shape} differ in shape")
+    difference = frame - master
+    finite = np.isfinite(difference)
+    pixels = int(np.count_nonzero(finite))
+    if not pixels:
+        return {"fraction": float("nan"), "scatter": float("nan"), "sigma": sigma, "pixels": 0}
+    difference = difference[finite]
+    difference -= np.float32(np.median(difference))
+    scatter = float(np.hypot(pixel_noise(frame), master_noise or 0.0))
+    unlike = int(np.count_nonzero(np.abs(difference) > sigma * scatter)) if scatter > 0 else 0
+    return {"fraction": unlike / pixels, "scatter": scatter, "sigma": sigma, "pixels": pixels}
 
 
 def robust_noise(data: np.ndarray) -> float:

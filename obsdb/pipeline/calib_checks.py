@@ -34,6 +34,11 @@ import statistics
 from dataclasses import dataclass, field
 
 from obsdb.catalog.status import CALIBRATION_TAGS as CALIB_TAGS  # the vocabulary lives in one place
+from obsdb.catalog.status import MASTER_COMPARISON_TAG
+
+STATISTICS_TAGS = tuple(name for name in CALIB_TAGS if name != MASTER_COMPARISON_TAG)
+"""The tags these checks decide from the frames' statistics (the comparison with the previous
+master is `obsdb calibrate`'s, from the pixels)."""
 
 MIN_SET_SIZE = 3
 """Frames a set needs before its median is a yardstick for level and noise."""
@@ -211,7 +216,7 @@ def _linear_range(frame: dict, bias_level: float | None, name: str, verdicts: Ca
 def check_calibration(store, *, nights=None, author: str = "obsdb") -> CalibrationReport:
     """Judge the calibration frames of ``nights`` (default: every night) and write their tags.
 
-    The tags :data:`CALIB_TAGS` on these frames are made exactly what the rules find (a tag that no
+    The tags :data:`STATISTICS_TAGS` on these frames are made exactly what the rules find (a tag that no
     longer holds is retracted, with the reason).  Light-frame metrics, star lists and light-frame rule
     tags that older versions left on calibration frames are removed.  ``store`` is a
     :class:`obsdb.catalog.stores.CalibrationStore`.
@@ -223,7 +228,7 @@ def check_calibration(store, *, nights=None, author: str = "obsdb") -> Calibrati
     frames = store.calibration_frames(nights=nights)
     verdicts = evaluate_calibration(frames)
     change = store.apply_calibration_tags([f["id"] for f in frames], verdicts.wanted, verdicts.evidence,
-                                          names=CALIB_TAGS, author=author,
+                                          names=STATISTICS_TAGS, author=author,
                                           retract_reason="no longer holds: the calibration checks pass")
     labels = {f["id"]: f["label"] for f in frames}
     return CalibrationReport(checked=len(frames), sets=verdicts.sets,

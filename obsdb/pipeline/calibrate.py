@@ -58,6 +58,11 @@ class CalibrateReport:
     """Calibrated lights written (``--write-lights``)."""
     lights_failed: list[str] = field(default_factory=list)
     """Lights that could not be written calibrated, each with its reason."""
+    unlike: list[tuple[str, str]] = field(default_factory=list)
+    """Raw calibration frames unlike the previous master of their kind: ``(label, reason)``; they are
+    tagged ``calib-unlike-master`` and left out of the new master."""
+    compared: int = 0
+    """Raw calibration frames compared with a previous master."""
 
     def uncalibrated(self) -> dict[str, int]:
         """Lights without a master, per kind."""
@@ -140,6 +145,60 @@ def _slug(text) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(text)).strip("_") or "x"
 
 
+IN_MEMORY_BYTES = 256 * 2**20
+"""A master's prepared inputs are held in memory up to this size (float32); beyond it they go to a
+scratch file that is memory-mapped, so that a set of 50 frames of 4096^2 (3.2 GiB) does not have
+to fit: the combine reads a band of rows of each at a time (:data:`obsdb.imaging.calibration.COMBINE_ROWS`)."""
+
+
+def _read_corrections(job: dict) -> dict:
+    """The bias and dark masters a job's members are corrected by, read and checked against their
+    SHA-256; raises ValueError naming the file that changed."""
+    import numpy as np
+
+    from obsdb.imaging.fitsio import read_fits_image
+
+    corrections = {}
+    for which in ("bias", "dark"):
+        ref = job.get(which)
+        if ref is None:
+            continue
+        image = read_fits_image(ref["path"], hash_mode="inline")
+        if image.sha256 != ref["sha256"]:
+            raise ValueError(f"{ref['path']}: the master {which} changed since it was written (SHA-256 differs)")
+        corrections[which] = np.asarray(image.data, dtype=np.float32)
+    return corrections
+
+
+def _prepared_member(member: dict, job: dict, corrections: dict):
+    """One calibration frame prepared as its master's inputs are: overscan and trim, then the bias
+    and (scaled) dark subtracted, a flat normalised by its median.  Returns (float32 array,
+    sections); raises ValueError with the reason it cannot be."""
+    import numpy as np
+
+    from obsdb.imaging.calibration import overscan_and_trim
+    from obsdb.imaging.fitsio import read_fits_image
+
+    image = read_fits_image(member["path"], hash_mode="inline")
+    if member["sha256"] and image.sha256 != member["sha256"]:
+        raise ValueError(f"{member['path']}: changed since it was catalogued (SHA-256 differs); ingest it again")
+    data, sections = overscan_and_trim(image.data, image.header)
+    for which in ("bias", "dark"):
+        if which in corrections:
+            if corrections[which].shape != data.shape:
+                raise ValueError(f"master {which} {job[which]['id']} is {corrections[which].shape}, "
+                                 f"{member['file_name']} {data.shape} after trim")
+            scale = 1.0 if which == "bias" else (member.get("exptime") or 0) / job["dark"]["exptime"]
+            data = data - corrections[which] * np.float32(scale)
+    if job["kind"] == "flat":
+        level = float(np.nanmedian(data))
+        if not level > 0:
+            raise ValueError(f"{member['file_name']}: flat level {level:.1f} ADU after bias subtraction, "
+                             "cannot normalise")
+        data = data / np.float32(level)
+    return data.astype(np.float32, copy=False), sections
+
+
 def build_master(job: dict) -> dict:
     """Combine one master and write it (runs in a worker: a pure function of the job and the files).
 
@@ -148,56 +207,45 @@ def build_master(job: dict) -> dict:
     job : dict
         ``id``, ``kind``, ``path``, ``members`` (dicts with ``frame_id``, ``path``, ``sha256``,
         ``file_name``, ``exptime``), ``bias`` and ``dark`` (None or dicts with ``id``, ``path``,
-        ``sha256``, ``scale`` for a dark), ``cards`` (header cards to write).
+        ``sha256``, ``scale`` for a dark), ``cards`` (header cards to write), optionally
+        ``in_memory_bytes`` (default :data:`IN_MEMORY_BYTES`).
 
     Returns
     -------
     dict
         ``id``, and ``sha256`` with ``stats``, or ``error`` (one line).
     """
+    import tempfile
+
     import numpy as np
     from astropy.io import fits
 
-    from obsdb.imaging.calibration import (CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION, combine, overscan_and_trim,
-                                           robust_noise)
-    from obsdb.imaging.fitsio import atomic_write_fits, read_fits_image
+    from obsdb.imaging.calibration import CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION, combine, robust_noise
+    from obsdb.imaging.fitsio import atomic_write_fits
 
     kind = job["kind"]
     try:
-        corrections = {}
-        for which in ("bias", "dark"):
-            ref = job.get(which)
-            if ref is None:
-                continue
-            image = read_fits_image(ref["path"], hash_mode="inline")
-            if image.sha256 != ref["sha256"]:
-                return {"id": job["id"], "error": f"{ref['path']}: the master {which} changed since it was "
-                                                  "written (SHA-256 differs)"}
-            corrections[which] = np.asarray(image.data, dtype=np.float32)
-        prepared, sections = [], None
-        for member in job["members"]:
-            image = read_fits_image(member["path"], hash_mode="inline")
-            if member["sha256"] and image.sha256 != member["sha256"]:
-                return {"id": job["id"], "error": f"{member['path']}: changed since it was catalogued "
-                                                  "(SHA-256 differs); ingest it again"}
-            data, info = overscan_and_trim(image.data, image.header)
-            sections = sections or info
-            for which in ("bias", "dark"):
-                if which in corrections:
-                    if corrections[which].shape != data.shape:
-                        return {"id": job["id"], "error": f"master {which} {job[which]['id']} is "
-                                f"{corrections[which].shape}, {member['file_name']} {data.shape} after trim"}
-                    scale = 1.0 if which == "bias" else (member.get("exptime") or 0) / job["dark"]["exptime"]
-                    data = data - corrections[which] * np.float32(scale)
-            if kind == "flat":
-                level = float(np.nanmedian(data))
-                if not level > 0:
-                    return {"id": job["id"], "error": f"{member['file_name']}: flat level {level:.1f} ADU "
-                                                      "after bias subtraction, cannot normalise"}
-                data = data / np.float32(level)
-            prepared.append(data.astype(np.float32, copy=False))
-        master, rejected = combine(prepared, sigma=CLIP_SIGMA, maxiters=CLIP_ITERS)
-        del prepared
+        with tempfile.TemporaryDirectory(prefix="obsdb-master-") as scratch:
+            corrections = _read_corrections(job)
+            prepared, sections, stack = [], None, None
+            for index, member in enumerate(job["members"]):
+                data, info = _prepared_member(member, job, corrections)
+                sections = sections or info
+                size = len(job["members"]) * data.size * 4
+                if stack is None and size > job.get("in_memory_bytes", IN_MEMORY_BYTES):
+                    stack = np.lib.format.open_memmap(os.path.join(scratch, "inputs.npy"), mode="w+",
+                                                      dtype=np.float32, shape=(len(job["members"]), *data.shape))
+                if stack is not None:
+                    if data.shape != stack.shape[1:]:
+                        raise ValueError(f"{member['file_name']}: {data.shape} after trim, the others "
+                                         f"{stack.shape[1:]}")
+                    stack[index] = data
+                    prepared.append(stack[index])
+                else:
+                    prepared.append(data)
+            per_input: list[int] = []
+            master, rejected = combine(prepared, sigma=CLIP_SIGMA, maxiters=CLIP_ITERS, per_input=per_input)
+            del prepared, stack
         norm = None
         if kind == "flat":
             norm = float(np.nanmedian(master))
@@ -226,12 +274,54 @@ def build_master(job: dict) -> dict:
             header.add_history(f"sha256 {member['sha256']}")
         digest = atomic_write_fits(job["path"], fits.HDUList([fits.PrimaryHDU(master, header=header)]))
         stats = {"median": float(np.nanmedian(master)), "noise": robust_noise(master), "rejected": rejected,
+                 "rejected_per_input": {str(m["frame_id"]): n for m, n in zip(job["members"], per_input)},
                  "shape": list(master.shape), "biassec": (sections or {}).get("biassec"),
                  "trimsec": (sections or {}).get("trimsec"), "flat_level": norm,
                  "bias_master": (job.get("bias") or {}).get("id"), "dark_master": (job.get("dark") or {}).get("id")}
         return {"id": job["id"], "sha256": digest, "stats": stats}
     except (OSError, ValueError) as exc:
         return {"id": job["id"], "error": f"master {job['id']} ({kind}): {exc}"}
+
+
+def compare_with_master(job: dict) -> dict:
+    """BANZAI's check of new raw calibration frames against the previous master of their kind (runs
+    in a worker).
+
+    Parameters
+    ----------
+    job : dict
+        As for :func:`build_master` (``kind``, ``members``, ``bias``, ``dark``), plus ``previous``:
+        ``id``, ``path``, ``sha256`` and ``noise`` of the master to compare with.
+
+    Returns
+    -------
+    dict
+        ``results``: per member ``frame_id`` with :func:`obsdb.imaging.calibration.unlike_master`'s
+        numbers, or ``error`` (one line: the check is then not made).
+    """
+    import numpy as np
+
+    from obsdb.imaging.calibration import unlike_master
+    from obsdb.imaging.fitsio import read_fits_image
+
+    previous = job["previous"]
+    try:
+        image = read_fits_image(previous["path"], hash_mode="inline")
+        if image.sha256 != previous["sha256"]:
+            return {"error": f"{previous['path']}: the previous master changed since it was written"}
+        master = np.asarray(image.data, dtype=np.float32)
+        corrections = _read_corrections(job)
+        results = []
+        for member in job["members"]:
+            data, _ = _prepared_member(member, job, corrections)
+            if data.shape != master.shape:
+                return {"error": f"{member['file_name']}: {data.shape} after trim, master {previous['id']} "
+                                 f"{master.shape}"}
+            results.append({"frame_id": member["frame_id"],
+                            **unlike_master(data, master, master_noise=previous.get("noise") or 0.0)})
+        return {"results": results}
+    except (OSError, ValueError) as exc:
+        return {"error": str(exc)}
 
 
 CALIBRATED_FOLDER = "calibrated"
@@ -354,9 +444,109 @@ def _machine_bad(master: dict) -> bool:
     return (master.get("bad_reason") or "").startswith(MACHINE_BAD_PREFIXES)
 
 
+def _reuse(existing: list[dict], members: list[dict], key: tuple, report: CalibrateReport) -> bool:
+    """True (and the reuse reported) when a master of exactly these members, by this algorithm, is
+    written and its file unchanged."""
+    from obsdb.imaging.calibration import MASTER_VERSION
+    from obsdb.pipeline.outputs import file_sha256
+
+    same = [m for m in existing if not m["bad"] and m["written"] and m["algorithm"] == MASTER_VERSION
+            and (m["night_id"], m["instrument_id"], m["readout"]) == key[:3]
+            and _same_members(m, members) and Path(m["path"]).is_file()
+            and file_sha256(m["path"]) == m["sha256"]]
+    if same:
+        report.reused.append({"id": same[-1]["id"], "kind": members[0]["type"], "key": _key_text(members)})
+    return bool(same)
+
+
 def _same_members(master: dict, members: list[dict]) -> bool:
     have = {(m["frame_id"], m["sha256"]) for m in master["members"]}
     return have == {(f["id"], f["sha256"]) for f in members}
+
+
+def previous_master(members: list[dict], masters: list[dict]) -> dict | None:
+    """The master a new set of calibration frames is compared with (BANZAI): of their kind and
+    read-out, built before them from none of them, not bad, of the same exposure (darks) or band
+    (flats), the nearest in time; None when there is none.  Its validity window does not matter
+    here: last week's master bias still shows a light leak in tonight's frames."""
+    from obsdb.pipeline.calib_match import EXPTIME_TOLERANCE, _gate
+
+    kind = members[0]["type"]
+    ids = {f["id"] for f in members}
+    dates = [f["date_obs"] for f in members if f.get("date_obs") is not None]
+    first = min(dates) if dates else None
+    rep = _representative(members)
+    chosen = []
+    for master in masters:
+        if master["kind"] != kind or ids & {m["frame_id"] for m in master["members"]}:
+            continue
+        if first is None or master.get("time") is None or master["time"] >= first:
+            continue
+        if kind == "dark" and abs((master.get("exptime") or 0) - (rep.get("exptime") or 0)) > EXPTIME_TOLERANCE:
+            continue
+        if _gate(rep, {**master, "valid_from": None, "valid_to": None}, has_bias=True) is None:
+            chosen.append(master)
+    return max(chosen, key=lambda m: (m["time"], m["id"])) if chosen else None
+
+
+def _without_unlike_frames(db, kind: str, candidates: list, usable: list[dict], executor, report: CalibrateReport,
+                           author: str, nights) -> list:
+    """Compare each set about to become a master with the previous master of its kind, tag the
+    frames unlike it (``calib-unlike-master``, with the numbers) and return the sets without the
+    frames that are now rejected (a person's accept still wins); a set left too small is refused."""
+    from obsdb.catalog.masters import MasterStore
+    from obsdb.catalog.status import MASTER_COMPARISON_TAG
+    from obsdb.catalog.stores import CalibrationStore
+    from obsdb.imaging.calibration import UNLIKE_FRACTION
+    from obsdb.pipeline.executors import TaskFailed
+
+    jobs = []
+    for members, corrections, _ in candidates:
+        previous = previous_master(members, usable)
+        if previous is None:
+            continue
+        jobs.append({"kind": kind, "bias": corrections.get("bias"), "dark": corrections.get("dark"),
+                     "previous": {"id": previous["id"], "path": previous["path"], "sha256": previous["sha256"],
+                                  "noise": (previous.get("stats") or {}).get("noise"), "night": previous["night"]},
+                     "members": [{"frame_id": f["id"], "path": f["path"], "sha256": f["sha256"],
+                                  "file_name": f["file_name"], "exptime": f.get("exptime")} for f in members]})
+    if not jobs:
+        return candidates
+    wanted, evidence, compared = {}, {}, []
+    for job, result in executor.map(compare_with_master, jobs):
+        if isinstance(result, (TaskFailed, Exception)) or "error" in result:
+            reason = str(result) if not isinstance(result, dict) else result["error"]
+            report.refused.append(f"not compared with master {job['previous']['id']}: {reason}")
+            continue
+        previous = job["previous"]
+        for row in result["results"]:
+            compared.append(row["frame_id"])
+            if not row["fraction"] > UNLIKE_FRACTION:
+                continue
+            wanted[(row["frame_id"], MASTER_COMPARISON_TAG)] = (
+                f"{MASTER_COMPARISON_TAG}: {100 * row['fraction']:.1f}% of its pixels lie more than "
+                f"{row['sigma']:g} sigma ({row['sigma']:g} x {row['scatter']:.3g}) from master {kind} "
+                f"{previous['id']} of {previous['night']} (limit {100 * UNLIKE_FRACTION:g}%)")
+            evidence[(row["frame_id"], MASTER_COMPARISON_TAG)] = {
+                "value": row["fraction"], "threshold": UNLIKE_FRACTION, "sigma": row["sigma"],
+                "scatter": row["scatter"], "pixels": row["pixels"], "yardstick": {"master": previous["id"]}}
+    report.compared += len(compared)
+    checks = CalibrationStore(db)
+    checks.apply_calibration_tags(compared, wanted, evidence, names=(MASTER_COMPARISON_TAG,), author=author,
+                                  retract_reason="no longer holds: like the previous master")
+    ids = {f["id"] for members, _, _ in candidates for f in members}
+    status = {f["id"]: f for f in MasterStore(db).calibration_inputs(nights=nights) if f["id"] in ids}
+    for (frame_id, _), reason in wanted.items():
+        report.unlike.append((status[frame_id]["label"] if frame_id in status else str(frame_id), reason))
+    kept = []
+    for members, corrections, key in candidates:
+        members = [f for f in members if status.get(f["id"], {}).get("status") != "rejected"]
+        if len(members) < MIN_FRAMES:
+            report.refused.append(f"{_key_text(members) if members else kind}: {len(members)} frames left after "
+                                  f"the comparison with the previous master (at least {MIN_FRAMES} needed)")
+            continue
+        kept.append((members, corrections, key))
+    return kept
 
 
 def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author: str = "obsdb",
@@ -385,7 +575,7 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
     from obsdb.imaging.calibration import CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION
     from obsdb.pipeline.calib_match import match_light, match_lights
     from obsdb.pipeline.executors import TaskFailed, executor_for
-    from obsdb.pipeline.outputs import file_sha256, refuse_foreign, remove_own_leftovers
+    from obsdb.pipeline.outputs import refuse_foreign, remove_own_leftovers
 
     out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
@@ -400,15 +590,10 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
     for kind in ("bias", "dark", "flat"):
         existing = [m for m in store.masters() if m["kind"] == kind]
         usable = [m for m in store.masters() if not m["bad"] and m["written"]]
-        todo, jobs_meta = [], []
+        todo, jobs_meta, candidates = [], [], []
         for members in (g for g in groups if g[0]["type"] == kind):
             key = _group_key(members[0])
-            same = [m for m in existing if not m["bad"] and m["written"] and m["algorithm"] == MASTER_VERSION
-                    and (m["night_id"], m["instrument_id"], m["readout"]) == key[:3]
-                    and _same_members(m, members) and Path(m["path"]).is_file()
-                    and file_sha256(m["path"]) == m["sha256"]]
-            if same:
-                report.reused.append({"id": same[-1]["id"], "kind": kind, "key": _key_text(members)})
+            if _reuse(existing, members, key, report):
                 continue
             # A person marked a master of exactly these frames bad: building it again would bring it back.
             judged = [m for m in existing if m["bad"] and not _machine_bad(m) and m["algorithm"] == MASTER_VERSION
@@ -427,6 +612,11 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
                         ref = next(m for m in usable if m["id"] == row["master_id"])
                         corrections[row["kind"]] = {"id": ref["id"], "path": ref["path"], "sha256": ref["sha256"],
                                                     "exptime": ref["exptime"]}
+            candidates.append((members, corrections, key))
+        candidates = _without_unlike_frames(db, kind, candidates, usable, executor, report, author, nights)
+        for members, corrections, key in candidates:
+            if _reuse(existing, members, key, report):      # the set less its frames unlike the last master
+                continue
             rep = _representative(members)
             dates = [f["date_obs"] for f in members if f.get("date_obs") is not None]
             todo.append({
