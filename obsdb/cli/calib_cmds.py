@@ -40,12 +40,16 @@ def calibrate(
                               "failed": report.failed, "matches": report.matches,
                               "uncalibrated": report.uncalibrated(), "remeasured": report.remeasured,
                               "not_remeasured": report.not_remeasured, "lights_written": report.lights_written,
+                              "lights_unchanged": report.lights_unchanged, "compared": report.compared,
+                              "unlike": [{"frame": label, "reason": reason} for label, reason in report.unlike],
                               "lights_failed": report.lights_failed}))
         return
     for master in report.built:
         console.print(f"built master {master['id']}: {master['key']} -> {master['path']}", soft_wrap=True)
     for master in report.reused:
         console.print(f"reused master {master['id']}: {master['key']} (same members, unchanged)", soft_wrap=True)
+    for label, reason in report.unlike:
+        console.print(styled("rejected:", "yellow", f" {label}: {reason}"), soft_wrap=True)
     for line in report.refused:
         console.print(styled("left out:", "yellow", f" {line}"), soft_wrap=True)
     for line in report.failed:
@@ -61,7 +65,10 @@ def calibrate(
                   f"{missing['flat']} without flat (obsdb show FRAME says why); {report.remeasured} measured "
                   "again on calibrated pixels"
                   + (f"; {len(report.lights_written)} calibrated lights written to {Path(out) / 'calibrated'}"
-                     if write_lights else ""), soft_wrap=True)
+                     + (f" ({len(report.lights_unchanged)} unchanged)" if report.lights_unchanged else "")
+                     if write_lights else "")
+                  + (f"; {len(report.unlike)} calibration frames unlike the previous master"
+                     if report.unlike else ""), soft_wrap=True)
 
 
 @app.command()

@@ -56,6 +56,8 @@ class CalibrateReport:
     """``(path, reason)`` of lights that could not be measured again."""
     lights_written: list[str] = field(default_factory=list)
     """Calibrated lights written (``--write-lights``)."""
+    lights_unchanged: list[str] = field(default_factory=list)
+    """Calibrated lights already written from the same raw file and masters, left as they were."""
     lights_failed: list[str] = field(default_factory=list)
     """Lights that could not be written calibrated, each with its reason."""
     unlike: list[tuple[str, str]] = field(default_factory=list)
@@ -334,6 +336,24 @@ def calibrated_name(file_name: str) -> str:
     return f"{stem}_cal.fits"
 
 
+def _written_from(header, job: dict) -> bool:
+    """True when a calibrated light obsdb wrote (``header``) came from this raw file and these masters:
+    writing it again would give the same file."""
+    from obsdb.imaging.calibration import CALIBRATION_CARDS
+
+    history = {str(line) for line in header.get("HISTORY", [])}
+    used = {row["kind"]: row for row in job["rows"] if row.get("master") is not None}
+    for kind, card in CALIBRATION_CARDS.items():
+        row = used.get(kind)
+        if header.get(card) != (row["master"] if row else "none"):
+            return False
+        if row and f"sha256 {row['sha256']}" not in history:
+            return False
+    if "dark" in used and header.get("OBSDBDSC") != float(used["dark"].get("scale") or 1.0):
+        return False
+    return f"sha256 {job['sha256']}" in history
+
+
 def write_calibrated_light(job: dict) -> dict:
     """Calibrate one light with its masters and write it, trimmed, atomically (runs in a worker).
 
@@ -346,7 +366,9 @@ def write_calibrated_light(job: dict) -> dict:
     Returns
     -------
     dict
-        ``frame_id`` and ``path`` with ``sha256``, or ``error`` (one line naming the file).
+        ``frame_id`` and ``path`` with ``sha256`` (written) or ``unchanged`` (the file there was written
+        by obsdb from this raw file and these masters: left as it is), or ``error`` (one line naming
+        the file).
     """
     import warnings
 
@@ -368,6 +390,8 @@ def write_calibrated_light(job: dict) -> dict:
                 if theirs.get("OBSDBFID") != job["frame_id"]:
                     return {"frame_id": job["frame_id"], "error": f"{target}: exists and obsdb did not write it; "
                                                                   "not replaced"}
+                if _written_from(theirs, job):
+                    return {"frame_id": job["frame_id"], "path": str(target), "unchanged": True}
             image = read_fits_image(job["path"], hash_mode="inline")
             if job["sha256"] and image.sha256 != job["sha256"]:
                 return {"frame_id": job["frame_id"], "error": f"{job['path']}: changed since it was catalogued "
@@ -726,5 +750,7 @@ def _write_lights(store, lights: list[dict], folder: Path, executor, report: Cal
     for job, result in executor.map(write_calibrated_light, jobs):
         if isinstance(result, (TaskFailed, Exception)) or "error" in result:
             report.lights_failed.append(str(result) if not isinstance(result, dict) else result["error"])
+        elif result.get("unchanged"):
+            report.lights_unchanged.append(result["path"])
         else:
             report.lights_written.append(result["path"])

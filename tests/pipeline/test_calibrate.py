@@ -443,3 +443,16 @@ def test_write_lights_calibrates_and_names_the_masters(raw_catalog):
     again = catalog.calibrate(out, write_lights=True)
     assert any("obsdb did not write it" in line for line in again.lights_failed)
     assert fits.getdata(out / "calibrated" / "L2_cal.fits").shape == (2, 2)
+    # The two obsdb wrote before, from the same raw files and masters, are left as they were.
+    assert sorted(Path(p).name for p in again.lights_unchanged) == ["L1_cal.fits", "L3_cal.fits"]
+    assert not again.lights_written
+    # A new master for L1's band: its calibrated file is written again, naming the new flat.
+    from obsdb.catalog.masters import MasterStore
+
+    flat_v = _masters_by(MasterStore(catalog.db).masters(), "flat", "V")[0]
+    first = flat_v["members"][0]["frame_id"]
+    catalog.tag(next(f["file_name"] for f in catalog.frame_dicts() if f["id"] == first), "reject",
+                reason="a plane", author="ana")
+    third = catalog.calibrate(out, write_lights=True)
+    assert [Path(p).name for p in third.lights_written] == ["L1_cal.fits"]
+    assert fits.getheader(out / "calibrated" / "L1_cal.fits")["OBSDBIDF"] != flat_v["id"]
