@@ -397,6 +397,16 @@ class Catalog:
 
         return run_qa(self.db, **options)
 
+    def check_calibration(self, *, nights=None):
+        """Judge the bias, dark and flat frames by their own checks (the part of ``obsdb qa`` that
+        concerns them), without measuring any light; see
+        :func:`obsdb.pipeline.calib_checks.check_calibration`."""
+        from obsdb.catalog.stores import CalibrationStore
+        from obsdb.pipeline.calib_checks import check_calibration
+        from obsdb.pipeline.qa import RULE_AUTHOR
+
+        return check_calibration(CalibrationStore(self.db), nights=nights, author=RULE_AUTHOR)
+
     def calibrate(self, out: str | os.PathLike, **options):
         """Build master calibration frames and match them to the lights (``obsdb calibrate``); see
         :func:`obsdb.pipeline.calibrate.calibrate`."""

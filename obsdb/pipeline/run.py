@@ -136,11 +136,19 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     summary.catalog_state = "new" if new else f"existing, {plural(known, 'frame')}"
     summary.add("catalog", f"{summary.catalog} ({summary.catalog_state})")
     announce("ingest")
+    skip = [Path(out) / "aligned", Path(out) / "report", Path(out) / "masters"]
+    # Bias, dark or flat frames in the folder: the lights are measured once, on calibrated pixels, after
+    # the masters are built (not raw at ingest and again after calibrate).
+    raw_night = holds_calibration_frames(folder, skip, ingest_config)
+    if raw_night:
+        from dataclasses import replace
+
+        from obsdb.config import IngestConfig
+
+        ingest_config = replace(ingest_config or IngestConfig(), measure_quality=False)
     with progress("ingest") as callback:
         ingested = catalog.ingest([folder], recursive=True, workers=workers, config=ingest_config,
-                                  exclude=[Path(out) / "aligned", Path(out) / "report", Path(out) / "masters"],
-                                  progress=callback,
-                                  executor=executor)
+                                  exclude=skip, progress=callback, executor=executor)
     summary.failed_files = list(ingested.failed)
     summary.add("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
                           f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s")
@@ -155,22 +163,20 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
         hint = ingested.number_pattern_hint.get(key)
         summary.add("warning", f"frame number {key[1]} is shared by {count} files" + (
             f"; set [ingest] number_pattern = '{hint}' in obsdb.toml to tell them apart" if hint else ""))
-    announce("qa")
-    with progress("qa") as callback:
-        assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
-    if _has_calibration_frames(catalog):
-        # Bias/dark/flat beside the lights: masters into out/masters, every light matched and its stars
-        # and metrics measured again on calibrated pixels; then the lights are judged on those.
-        announce("calibrate")
-        calibrated = catalog.calibrate(out / "masters", executor=executor)
-        summary.add("calibrate", f"{plural(len(calibrated.built), 'master')} built, {len(calibrated.reused)} "
-                                 f"reused, {len(calibrated.failed)} failed; {calibrated.remeasured} lights "
-                                 f"measured again on calibrated pixels (masters in {out / 'masters'})")
-        for line in calibrated.bands:
-            summary.add("calibrate", line)
-        for line in calibrated.refused + calibrated.failed:
-            summary.add("calibrate", f"left out: {line}")
-        if calibrated.remeasured:
+    if raw_night:
+        # The calibration frames' own checks first, so that a rejected frame makes no master.
+        catalog.check_calibration()
+        _calibrate(catalog, out, executor, summary, announce)
+        announce("qa")
+        with progress("qa") as callback:
+            assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
+    else:
+        announce("qa")
+        with progress("qa") as callback:
+            assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
+        # Masters from other nights in the catalog may apply to these lights: matched, and the lights
+        # measured again on their calibrated pixels, then judged on those.
+        if _has_calibration_frames(catalog) and _calibrate(catalog, out, executor, summary, announce).remeasured:
             with progress("qa") as callback:
                 assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
     light = catalog.frame_dicts(include_unreadable=False, light_only=True)
@@ -248,6 +254,56 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
                                    run_outcome=_report_outcome(summary))
         summary.report_path = str(built.index_path)
     return summary
+
+
+def _calibrate(catalog, out: Path, executor, summary: RunSummary, announce):
+    """The calibrate step of a run: masters into ``out/masters``, lights matched; its summary lines."""
+    announce("calibrate")
+    calibrated = catalog.calibrate(out / "masters", executor=executor)
+    summary.add("calibrate", f"{plural(len(calibrated.built), 'master')} built, {len(calibrated.reused)} "
+                             f"reused, {len(calibrated.failed)} failed; {calibrated.remeasured} lights "
+                             f"measured again on calibrated pixels (masters in {out / 'masters'})")
+    for line in calibrated.bands:
+        summary.add("calibrate", line)
+    for label, reason in calibrated.unlike:
+        summary.add("calibrate", f"rejected {label}: {reason}")
+    for line in calibrated.refused + calibrated.failed:
+        summary.add("calibrate", f"left out: {line}")
+    return calibrated
+
+
+CALIBRATION_TYPE_CARDS = ("IMAGETYP", "IMAGETYPE", "OBSTYPE", "FRAMETYP", "PICTTYPE")
+"""The cards :func:`obsdb.imaging.header.normalise_image_type` reads."""
+
+
+def holds_calibration_frames(folder, exclude, ingest_config=None) -> bool:
+    """Whether ``folder`` (recursively, less ``exclude``) holds a bias, dark or flat frame not yet
+    catalogued as such, from a glance at each file's first header blocks
+    (:func:`obsdb.imaging.fitsio.peek.peek_cards`); stops at the first one found."""
+    import warnings
+
+    from obsdb.imaging.fitsio import FitsWarning
+    from obsdb.imaging.fitsio.peek import peek_cards
+    from obsdb.imaging.header import normalise_image_type
+    from obsdb.pipeline.ingest import IngestError, discover
+
+    mapping = getattr(ingest_config, "image_types", None)
+    picttypes = getattr(ingest_config, "picttypes", None)
+    skip = [Path(p).resolve() for p in exclude]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FitsWarning)       # the ingest that follows warns once
+            files = discover([folder], recursive=True)
+    except IngestError:
+        return False                     # the ingest says what is wrong with the folder
+    for path in files:
+        resolved = Path(path).resolve()
+        if any(resolved == s or s in resolved.parents for s in skip):
+            continue
+        if normalise_image_type(peek_cards(path, CALIBRATION_TYPE_CARDS), mapping,
+                                picttypes) in ("bias", "dark", "flat"):
+            return True
+    return False
 
 
 def _has_calibration_frames(catalog) -> bool:

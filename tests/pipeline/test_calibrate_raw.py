@@ -141,7 +141,14 @@ def test_run_builds_the_masters_and_says_which_each_band_used(tmp_path):
         hdul[0].header["DATE-OBS"] = "2026-03-14T21:30:00"
     summary = Catalog.run(tmp_path / "night", tmp_path / "out", report=False)
     lines = [text for name, text in summary.steps if name == "calibrate"]
-    assert lines[0].startswith("3 masters built") and f"{len(truth['lights']) + 1} lights measured again" in lines[0]
+    # The lights are measured once, after the masters: none raw at ingest, none "again".
+    assert lines[0].startswith("3 masters built") and "; 0 lights measured again" in lines[0]
+    with Catalog.open(tmp_path / "out" / "obsdb.sqlite") as catalog:
+        from obsdb.catalog.masters import MasterStore
+
+        lights = catalog.frame_dicts(light_only=True)
+        assert len(lights) == len(truth["lights"]) + 1 and all((f["metrics"] or {}).get("fwhm") for f in lights)
+        assert MasterStore(catalog.db).lights_measured_otherwise() == {}
     assert "V: 5 lights; bias 1 (5), dark 2 (5, 2 scaled), flat 3 (5)" in lines
     assert "B: 1 lights; bias 1 (1), dark 2 (1), no flat (1: no flat for B)" in lines
     assert any(truth["warm_dark"] in line for line in lines) and any(truth["saturated_flat"] in line for line in lines)
