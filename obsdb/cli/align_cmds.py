@@ -9,7 +9,7 @@ import typer
 
 from obsdb.text import not_one_of, plural, printable
 from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, app, clean_nan, console, err_console, fail, fmt, open_catalog,
-                              frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg)
+                              frames_text, print_json, progress_bar, styled, user_errors, night_option, nights_arg, status_option)
 
 group_app = typer.Typer(help="Pointing groups: automatic clustering, or set by hand.", no_args_is_help=True)
 app.add_typer(group_app, name="group")
@@ -19,7 +19,7 @@ app.add_typer(group_app, name="group")
 def group_auto(
     radius: float = typer.Option(20.0, "--radius",
         help="Frames whose coarse offsets chain within this many px share a group."),
-    status: str = typer.Option("accepted", "--status", help="Frames to group: accepted, pending or any."),
+    status: str = status_option(what="Frames to group"),
     reference: Optional[str] = typer.Option(None, "--reference",
         help="Reference frame (default: plan's, else sharpest)."),
     target: Optional[str] = typer.Option(None, "--target",
@@ -120,8 +120,7 @@ def align(
         help="Staged method: sky subtracted before each centroid: box or frame-median (default: the plan's, "
              "else box)."),
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Auto method: only this band."),
-    status: str = typer.Option("accepted", "--status",
-        help="Auto method: frames to align: accepted, pending or any."),
+    status: str = status_option(what="Auto method: frames to align"),
     where: Optional[str] = typer.Option(None, "--where", "-w",
         help="Auto method: only frames matching this expression, e.g. \"object == 'M94'\"."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes for the pixel work."),
@@ -140,8 +139,6 @@ def align(
     """
     if method not in ("auto", "staged"):
         fail(not_one_of("--method", method, ("auto", "staged")))
-    if status not in ("accepted", "pending", "rejected", "any"):
-        fail(not_one_of("--status", status, ("accepted", "pending", "rejected", "any")))
     with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, user_errors(), \
             progress_bar("align") as progress:
         if method == "auto":

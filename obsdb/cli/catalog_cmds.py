@@ -10,7 +10,7 @@ import typer
 from obsdb.text import not_one_of, plural
 from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
                               nights_arg, open_catalog, filter_hints, print_csv, print_json, print_json_stream, progress_bar,
-                              state, styled,
+                              state, status_option, styled,
                               user_errors)
 
 
@@ -280,7 +280,7 @@ def frames(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band (FILTER), whatever its case; "
                                                                   "=r for exactly r."),
     image_type: Optional[str] = typer.Option(None, "--type", "-t", help="light, bias, dark, flat or unknown."),
-    status: Optional[str] = typer.Option(None, "--status", "-s", help="accepted, rejected or pending."),
+    status: Optional[str] = status_option(None, what="Only frames of this status", allow_any=False, short=True),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only frames with this active tag."),
     where: Optional[str] = typer.Option(None, "--where", "-w",
                                         help="Filter expression, e.g. \"EXPTIME >= 30 and band in ('V','B') "
@@ -296,10 +296,6 @@ def frames(
     count and the first reason, and names the columns it leaves out."""
     from obsdb.cli.tables import parse_columns
 
-    from obsdb.catalog.status import STATUSES
-
-    if status and status not in STATUSES:
-        fail(not_one_of("--status", status, STATUSES))
     with user_errors():
         chosen = parse_columns(columns, _frame_columns() if fmt_ is OutputFormat.table else FIELD_COLUMNS)
     with open_catalog() as catalog, user_errors():

@@ -59,6 +59,28 @@ def night_option():
                                               "repeat for several, or 'all'. Not needed in a catalog of one night.")
 
 
+def status_option(default: str | None = "accepted", *, what: str = "Frames", allow_any: bool = True,
+                  short: bool = False):
+    """``--status``: one of :data:`obsdb.catalog.status.STATUSES` (and ``any``), the choices in the help and
+    a wrong value answered with a did-you-mean (:func:`obsdb.text.not_one_of`), from the one vocabulary."""
+    from obsdb.catalog.status import STATUSES
+
+    choices = (*STATUSES, "any") if allow_any else STATUSES
+
+    def check(value):
+        if value is not None and value not in choices:
+            from obsdb.text import not_one_of
+
+            fail(not_one_of("--status", value, choices))
+        return value
+
+    names = ("--status", "-s") if short else ("--status",)
+    listed = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+    default_text = f" (default {default})" if default else ""
+    return typer.Option(default, *names, callback=check, help=f"{what}: {listed}{default_text}.",
+                        show_default=False)
+
+
 def nights_arg(values):
     """The ``--night`` values as the catalog takes them (None: no restriction)."""
     return list(values) if values else None

@@ -9,7 +9,7 @@ import typer
 
 from obsdb.text import plural
 from obsdb.cli.common import (open_executor, with_executor_options, app, console, err_console, night_option, nights_arg, open_catalog, progress_bar, styled,
-                              user_errors)
+                              status_option, user_errors)
 
 
 @app.command()
@@ -19,8 +19,7 @@ def render(
     run: Optional[int] = typer.Option(None, "--run", help="Alignment run (default: each frame's current run)."),
     interp: str = typer.Option("spline3", "--interp",
         help="spline3 (default: keeps centroids to 0.01 px and flux to 0.1%), linear, nearest or fourier."),
-    status: str = typer.Option("accepted", "--status",
-        help="Frames to render: accepted, pending, rejected or any."),
+    status: str = status_option(what="Frames to render"),
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
     where: Optional[str] = typer.Option(None, "--where", "-w",
         help="Only frames matching this expression (see obsdb frames)."),
@@ -59,7 +58,7 @@ def render(
 @app.command()
 def collect(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the copies."),
-    status: str = typer.Option("accepted", "--status", help="accepted, pending, rejected or any."),
+    status: str = status_option(what="Frames to copy"),
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band."),
     link: bool = typer.Option(False, "--link", help="Hard-link instead of copying."),
     night: Optional[List[str]] = night_option(),
