@@ -68,11 +68,27 @@ class IngestConfig:
 
 
 @dataclass
+class CalibrationConfig:
+    """``[calibration]``: what a raw frame's header does not say about its read-out geometry."""
+
+    biassec: str | None = None
+    """The overscan (FITS section ``[x0:x1,y0:y1]``, 1-based, inclusive) of raw frames whose header has no
+    ``BIASSEC``."""
+    trimsec: str | None = None
+    """The section kept of raw frames whose header has neither ``TRIMSEC`` nor ``DATASEC``."""
+
+    def sections(self) -> dict:
+        """The sections given, as ``{"biassec": ..., "trimsec": ...}`` (None where not given)."""
+        return {"biassec": self.biassec, "trimsec": self.trimsec}
+
+
+@dataclass
 class Config:
     """The whole configuration."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
     qa: dict = field(default_factory=dict)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     source: str | None = None
 
 
@@ -131,10 +147,10 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     path = Path(path)
     data = read_toml_file(path, "configuration file")
     config = Config(source=str(path))
-    unknown = set(data) - {"ingest", "qa", "site"}
+    unknown = set(data) - {"ingest", "qa", "site", "calibration"}
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; known: ingest, qa, site")
-    for section in ("ingest", "qa", "site"):
+        raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; known: ingest, qa, site, calibration")
+    for section in ("ingest", "qa", "site", "calibration"):
         if not isinstance(data.get(section, {}), dict):
             raise ConfigError(f"{path}: {section}: must be a table: an [{section}] section with key = value lines")
     for key, value in data.get("ingest", {}).items():
@@ -147,7 +163,25 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
     config.qa = dict(data.get("qa", {}))
     if "site" in data:
         config.ingest.site = site_table(path, data["site"])
+    for key, value in data.get("calibration", {}).items():
+        config.calibration = _calibration_value(path, config.calibration, key, value)
     return config
+
+
+def _calibration_value(path: Path, calibration: CalibrationConfig, key: str, value) -> CalibrationConfig:
+    """``calibration`` with one ``[calibration]`` key set, checked; a ConfigError names the key and the problem."""
+    from dataclasses import replace
+
+    from obsdb.imaging.calibration import section_syntax_ok
+
+    if key not in ("biassec", "trimsec"):
+        from obsdb.text import did_you_mean
+
+        raise ConfigError(f"{path}: unknown key calibration.{key}{did_you_mean(key, ['biassec', 'trimsec'])}")
+    if not isinstance(value, str) or not section_syntax_ok(value):
+        raise ConfigError(f"{path}: calibration.{key} {value!r}: expected a FITS section in quotes, "
+                          "e.g. '[1025:1056,1:1024]' (x first, 1-based, inclusive)")
+    return replace(calibration, **{key: value.strip()})
 
 
 SITE_KEYS = {"latitude": (-90.0, 90.0), "longitude": (-360.0, 360.0), "elevation": (-500.0, 10000.0)}

@@ -235,20 +235,23 @@ class MasterStore:
 
     def light_calibrations(self, frame_ids) -> dict[int, list[dict]]:
         """The masters each light is calibrated with: ``{frame id: [{kind, master, path, sha256,
-        scale}, ...]}``, only rows that name a written master not marked bad (a light without one is absent)."""
+        scale, sections}, ...]}`` (``sections``: the overscan and trim sections the master was built with), only rows that name a written master not marked bad (a light without one is absent)."""
         ids = sorted(set(frame_ids))
         out: dict[int, list[dict]] = {}
         with self.db.session() as session:
             for start in range(0, len(ids), ID_CHUNK):
                 query = (select(Calibration.frame_id, Calibration.kind, Calibration.master_id, Calibration.scale,
-                                Master.path, Master.sha256)
+                                Master.path, Master.sha256, Master.stats)
                          .join(Master, Master.id == Calibration.master_id)
                          .where(Calibration.frame_id.in_(ids[start:start + ID_CHUNK]), Master.bad.is_(False),
                                 Master.sha256 != PENDING_DIGEST)
                          .order_by(Calibration.frame_id, Calibration.kind))
-                for frame_id, kind, master_id, scale, path, sha in session.execute(query):
+                for frame_id, kind, master_id, scale, path, sha, stats in session.execute(query):
+                    stats = stats or {}
                     out.setdefault(frame_id, []).append({"kind": kind, "master": master_id, "path": path,
-                                                         "sha256": sha, "scale": scale})
+                                                         "sha256": sha, "scale": scale,
+                                                         "sections": {"biassec": stats.get("biassec"),
+                                                                      "trimsec": stats.get("trimsec")}})
         return out
 
     def lights_measured_otherwise(self, *, nights=None, band: str | None = None) -> dict[str, int]:

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.cli.common import (ReportFormat, app, clean_nan, console, err_console, night_option, nights_arg,
-                              open_catalog, open_executor, print_json, styled, user_errors,
+                              open_catalog, open_executor, print_json, state, styled, user_errors,
                               with_executor_options)
 
 
@@ -32,9 +32,12 @@ def calibrate(
     fewer than 3 frames gets no master.  Masters name their members and SHA-256 in their header;
     files in --out that obsdb did not write are never replaced.  Lights whose masters changed are
     measured again (stars, metrics) on their calibrated pixels.  See docs/calibration.md."""
+    from obsdb.config import load_config
+
     with open_executor(executor_kind, workers, scheduler) as executor, open_catalog() as catalog, user_errors():
+        sections = load_config(state.config).calibration.sections()
         report = catalog.calibrate(out, nights=nights_arg(night), executor=executor, author=getpass.getuser(),
-                                   write_lights=write_lights)
+                                   write_lights=write_lights, sections=sections)
     if fmt_ is ReportFormat.json:
         print_json(clean_nan({"built": report.built, "reused": report.reused, "refused": report.refused,
                               "failed": report.failed, "matches": report.matches,

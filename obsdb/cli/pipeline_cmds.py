@@ -130,7 +130,7 @@ def run(
         summary = Catalog.run(folder, out, db=db, workers=workers, stack=stack, render_outputs=render_,
                               executor=executor,
                               report=report, thresholds={**config.qa, **(qa_thresholds or {})},
-                              ingest_config=config.ingest,
+                              ingest_config=config.ingest, calibration_sections=config.calibration.sections(),
                               step=lambda name: err_console.print(f"» {name}", style="cyan"),
                               progress_factory=progress_bar, on_step=_print_step)
     _print_run(summary)

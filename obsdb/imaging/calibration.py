@@ -46,6 +46,41 @@ offset settings.  Measured values (EGAIN, RDNOISE) are not here: they vary in th
 _SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
 
 
+def section_syntax_ok(text: str) -> bool:
+    """Whether ``text`` is written as a FITS section ``[x0:x1,y0:y1]`` (its fit to a frame is checked
+    where the frame is known, by :func:`parse_section`)."""
+    return bool(_SECTION.match(str(text)))
+
+
+SECTION_CARDS = {"biassec": ("BIASSEC",), "trimsec": ("TRIMSEC", "DATASEC")}
+"""The header cards each configured section stands in for: a frame's own cards always win."""
+
+
+def with_sections(header, sections: dict | None):
+    """``header`` with ``sections`` (``biassec``, ``trimsec``: from obsdb.toml, or as a master recorded
+    them) filled in where the header gives none of the cards they stand for (:data:`SECTION_CARDS`);
+    a copy when anything is added, else ``header`` itself.
+
+    Examples
+    --------
+    >>> with_sections({"TRIMSEC": "[1:10,1:10]"}, {"biassec": "[11:12,1:10]", "trimsec": "[2:9,1:10]"})
+    {'TRIMSEC': '[1:10,1:10]', 'BIASSEC': '[11:12,1:10]'}
+    """
+    if not sections:
+        return header
+    added = {}
+    for key, cards in SECTION_CARDS.items():
+        value = sections.get(key)
+        if value and not any(header is not None and header.get(card) for card in cards):
+            added[cards[0]] = value
+    if not added:
+        return header
+    header = header.copy() if header is not None else {}
+    for card, value in added.items():
+        header[card] = value
+    return header
+
+
 def parse_section(text: str | None, shape: tuple[int, int]) -> tuple[slice, slice] | None:
     """A FITS section ``[x0:x1,y0:y1]`` (1-based, inclusive) as numpy ``(rows, columns)`` slices.
 
@@ -543,6 +578,17 @@ def load_master(path: str, sha256: str) -> np.ndarray:
 _PREPARED_CACHE: dict[tuple, PreparedMasters] = {}
 
 
+def master_sections(rows) -> dict:
+    """The overscan and trim sections the masters of a light's calibration rows were built with (the
+    first master that recorded one: ``sections`` in each row), for a light whose header lacks them."""
+    found: dict = {}
+    for row in rows:
+        for key, value in (row.get("sections") or {}).items():
+            if value and not found.get(key):
+                found[key] = value
+    return found
+
+
 def calibrate_with(raw: np.ndarray, header, rows, *, saturation: float | None = None,
                    keep_geometry: bool = True) -> np.ndarray:
     """A raw light calibrated with the masters of its calibration rows (:func:`load_master` each,
@@ -552,7 +598,8 @@ def calibrate_with(raw: np.ndarray, header, rows, *, saturation: float | None = 
     ----------
     rows : list of dict
         The light's calibration rows that name a master: ``kind``, ``master``, ``path``, ``sha256``,
-        ``scale`` (as :meth:`obsdb.catalog.masters.MasterStore.light_calibrations` gives them).
+        ``scale``, ``sections`` (as :meth:`obsdb.catalog.masters.MasterStore.light_calibrations` gives
+        them).  A light whose header gives no BIASSEC or TRIMSEC/DATASEC takes its masters' sections.
 
     Raises
     ------
@@ -560,6 +607,7 @@ def calibrate_with(raw: np.ndarray, header, rows, *, saturation: float | None = 
         A master missing, changed or of another shape (one line naming it).
     """
     used = {row["kind"]: row for row in rows if row.get("master") is not None}
+    header = with_sections(header, master_sections(rows))
     scale = float(used["dark"].get("scale") or 1.0) if "dark" in used else 1.0
     key = tuple((kind, used[kind]["path"], used[kind]["sha256"]) for kind in sorted(used)) + (scale,)
     prepared = _PREPARED_CACHE.get(key)

@@ -178,13 +178,13 @@ def _prepared_member(member: dict, job: dict, corrections: dict):
     sections); raises ValueError with the reason it cannot be."""
     import numpy as np
 
-    from obsdb.imaging.calibration import overscan_and_trim
+    from obsdb.imaging.calibration import overscan_and_trim, with_sections
     from obsdb.imaging.fitsio import read_fits_image
 
     image = read_fits_image(member["path"], hash_mode="inline")
     if member["sha256"] and image.sha256 != member["sha256"]:
         raise ValueError(f"{member['path']}: changed since it was catalogued (SHA-256 differs); ingest it again")
-    data, sections = overscan_and_trim(image.data, image.header)
+    data, sections = overscan_and_trim(image.data, with_sections(image.header, job.get("sections")))
     for which in ("bias", "dark"):
         if which in corrections:
             if corrections[which].shape != data.shape:
@@ -374,7 +374,8 @@ def write_calibrated_light(job: dict) -> dict:
 
     from astropy.io import fits
 
-    from obsdb.imaging.calibration import add_calibration_cards, calibrate_with, parse_section
+    from obsdb.imaging.calibration import (add_calibration_cards, calibrate_with, master_sections, parse_section,
+                                           with_sections)
     from obsdb.imaging.fitsio import FitsReadError, atomic_write_fits, read_fits_image
 
     target = Path(job["target"])
@@ -397,8 +398,8 @@ def write_calibrated_light(job: dict) -> dict:
                 return {"frame_id": job["frame_id"], "error": f"{job['path']}: changed since it was catalogued "
                                                               "(SHA-256 differs); ingest it again"}
             data = calibrate_with(image.data, image.header, job["rows"], keep_geometry=False)
-            info = {"biassec": image.header.get("BIASSEC"),
-                    "trimsec": image.header.get("TRIMSEC") or image.header.get("DATASEC")}
+            own = with_sections(image.header, master_sections(job["rows"]))
+            info = {"biassec": own.get("BIASSEC"), "trimsec": own.get("TRIMSEC") or own.get("DATASEC")}
             header = image.header.copy()
             for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM",
                         "BIASSEC", "TRIMSEC", "DATASEC"):
@@ -514,7 +515,7 @@ def previous_master(members: list[dict], masters: list[dict]) -> dict | None:
 
 
 def _without_unlike_frames(db, kind: str, candidates: list, usable: list[dict], executor, report: CalibrateReport,
-                           author: str, nights) -> list:
+                           author: str, nights, sections: dict | None = None) -> list:
     """Compare each set about to become a master with the previous master of its kind, tag the
     frames unlike it (``calib-unlike-master``, with the numbers) and return the sets without the
     frames that are now rejected (a person's accept still wins); a set left too small is refused."""
@@ -529,7 +530,7 @@ def _without_unlike_frames(db, kind: str, candidates: list, usable: list[dict], 
         previous = previous_master(members, usable)
         if previous is None:
             continue
-        jobs.append({"kind": kind, "bias": corrections.get("bias"), "dark": corrections.get("dark"),
+        jobs.append({"kind": kind, "bias": corrections.get("bias"), "dark": corrections.get("dark"), "sections": sections,
                      "previous": {"id": previous["id"], "path": previous["path"], "sha256": previous["sha256"],
                                   "noise": (previous.get("stats") or {}).get("noise"), "night": previous["night"]},
                      "members": [{"frame_id": f["id"], "path": f["path"], "sha256": f["sha256"],
@@ -574,7 +575,7 @@ def _without_unlike_frames(db, kind: str, candidates: list, usable: list[dict], 
 
 
 def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author: str = "obsdb",
-              write_lights: bool = False, remeasure: bool = True) -> CalibrateReport:
+              write_lights: bool = False, remeasure: bool = True, sections: dict | None = None) -> CalibrateReport:
     """Build the masters of ``nights`` into ``out`` and match every light of ``nights`` to them.
 
     Then the lights whose masters changed since their stars and metrics were measured are measured
@@ -583,7 +584,9 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
 
     Masters already built from the same members by the same algorithm, whose files are unchanged,
     are reused; a group whose members changed gets a new master and the old one is marked bad
-    ("superseded").  Files in ``out`` that obsdb did not write are never replaced.
+    ("superseded").  Files in ``out`` that obsdb did not write are never replaced.  ``sections``
+    (``biassec``, ``trimsec``: ``[calibration]`` of obsdb.toml) stand in for the cards of frames whose
+    header gives none; a master records the sections it was built with, and its lights use them.
 
     Returns
     -------
@@ -637,7 +640,8 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
                         corrections[row["kind"]] = {"id": ref["id"], "path": ref["path"], "sha256": ref["sha256"],
                                                     "exptime": ref["exptime"]}
             candidates.append((members, corrections, key))
-        candidates = _without_unlike_frames(db, kind, candidates, usable, executor, report, author, nights)
+        candidates = _without_unlike_frames(db, kind, candidates, usable, executor, report, author, nights,
+                                            sections)
         for members, corrections, key in candidates:
             if _reuse(existing, members, key, report):      # the set less its frames unlike the last master
                 continue
@@ -684,7 +688,7 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
                      "EXPTIME": (row["exptime"], "exposure of the darks, s") if kind == "dark" else (None, ""),
                      "CCD-TEMP": (row["ccd_temp"], "median detector temperature of the members, C"),
                      "OBSDBRDO": (row["readout"][:68], "read-out key")}
-            jobs.append({"id": master_id, "kind": kind, "path": paths[master_id], "cards": cards,
+            jobs.append({"id": master_id, "kind": kind, "path": paths[master_id], "cards": cards, "sections": sections,
                          "bias": corrections.get("bias"), "dark": corrections.get("dark"),
                          "members": [{"frame_id": f["id"], "path": f["path"], "sha256": f["sha256"],
                                       "file_name": f["file_name"], "exptime": f.get("exptime")} for f in members]})

@@ -65,7 +65,7 @@ class RunSummary:
 def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, workers: int = 1,
               stack: str = "median", render_outputs: bool = True, report: bool = True, thresholds: dict | None = None,
               reference: str | None = None, step: Callable[[str], None] | None = None,
-              progress_factory=None, ingest_config=None, executor=None,
+              progress_factory=None, ingest_config=None, executor=None, calibration_sections: dict | None = None,
               on_step: Callable[[str, str], None] | None = None) -> RunSummary:
     """Process a folder of frames end to end into ``out``.
 
@@ -108,6 +108,8 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
         ``progress(done, total, item)`` callback.
     ingest_config : IngestConfig, optional
         Number pattern and type mapping for the ingest (e.g. from ``obsdb.toml``).
+    calibration_sections : dict, optional
+        ``biassec`` and ``trimsec`` of raw frames whose header gives none (``[calibration]`` of obsdb.toml).
     executor : obsdb.pipeline.executors.Executor, optional
         Where the per-frame work of ingest, align and render runs (default: ``workers`` local processes).
     on_step : callable, optional
@@ -166,7 +168,7 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     if raw_night:
         # The calibration frames' own checks first, so that a rejected frame makes no master.
         catalog.check_calibration()
-        _calibrate(catalog, out, executor, summary, announce)
+        _calibrate(catalog, out, executor, summary, announce, calibration_sections)
         announce("qa")
         with progress("qa") as callback:
             assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
@@ -176,7 +178,8 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
             assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
         # Masters from other nights in the catalog may apply to these lights: matched, and the lights
         # measured again on their calibrated pixels, then judged on those.
-        if _has_calibration_frames(catalog) and _calibrate(catalog, out, executor, summary, announce).remeasured:
+        if _has_calibration_frames(catalog) and _calibrate(catalog, out, executor, summary, announce,
+                                                           calibration_sections).remeasured:
             with progress("qa") as callback:
                 assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
     light = catalog.frame_dicts(include_unreadable=False, light_only=True)
@@ -256,10 +259,10 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     return summary
 
 
-def _calibrate(catalog, out: Path, executor, summary: RunSummary, announce):
+def _calibrate(catalog, out: Path, executor, summary: RunSummary, announce, sections: dict | None = None):
     """The calibrate step of a run: masters into ``out/masters``, lights matched; its summary lines."""
     announce("calibrate")
-    calibrated = catalog.calibrate(out / "masters", executor=executor)
+    calibrated = catalog.calibrate(out / "masters", executor=executor, sections=sections)
     summary.add("calibrate", f"{plural(len(calibrated.built), 'master')} built, {len(calibrated.reused)} "
                              f"reused, {len(calibrated.failed)} failed; {calibrated.remeasured} lights "
                              f"measured again on calibrated pixels (masters in {out / 'masters'})")

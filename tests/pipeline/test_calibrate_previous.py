@@ -148,3 +148,56 @@ def test_a_master_from_a_memory_mapped_stack_is_the_same(tmp_path):
     assert results["memory"][1]["rejected_per_input"] == results["mapped"][1]["rejected_per_input"]
     assert results["mapped"][0].shape == (HEIGHT, DATA_W) and WIDTH > DATA_W
     assert abs(float(np.median(results["mapped"][0]))) < READ_NOISE and BIAS_LEVEL > 0
+
+
+def _night_without_sections(folder):
+    """make_raw_night's frames with their BIASSEC and TRIMSEC cards taken out (a camera that writes none)."""
+    from astropy.io import fits
+
+    make_raw_night(folder)
+    for path in folder.glob("*.fits"):
+        with fits.open(path, mode="update") as hdul:
+            del hdul[0].header["BIASSEC"]
+            del hdul[0].header["TRIMSEC"]
+
+
+def test_sections_from_the_configuration_stand_in_for_missing_cards(catalog_url, tmp_path):
+    from astropy.io import fits
+
+    from obsdb import Catalog
+    from obsdb.catalog.masters import MasterStore
+
+    _night_without_sections(tmp_path / "raw")
+    sections = {"biassec": f"[{DATA_W + 1}:{WIDTH},1:{HEIGHT}]", "trimsec": f"[1:{DATA_W},1:{HEIGHT}]"}
+    with Catalog.open(catalog_url, create=True) as catalog:
+        catalog.ingest([str(tmp_path / "raw")])
+        catalog.qa()
+        report = catalog.calibrate(tmp_path / "masters", sections=sections, write_lights=True)
+        assert not report.failed and not report.lights_failed
+        (bias,) = _masters_by(MasterStore(catalog.db).masters(), "bias")
+        data = fits.getdata(bias["path"])
+        # Overscan subtracted and trimmed, as the cards would have made it (without them the master
+        # would be 70 columns wide at the bias level: the member frames are).
+        assert data.shape == (HEIGHT, DATA_W) and abs(float(np.median(data))) < READ_NOISE
+        assert bias["stats"]["biassec"] == sections["biassec"]
+        # The lights, whose headers say nothing either, take their masters' sections.
+        light = fits.getdata(tmp_path / "masters" / "calibrated" / "L1_cal.fits")
+        assert light.shape == (HEIGHT, DATA_W) and abs(float(np.nanmean(light)) - 500.0) < 0.1 * 23
+        member = fits.getdata(next(f["path"] for f in catalog.frame_dicts() if f["file_name"] == "b00.fits"))
+        assert member.shape == (HEIGHT, WIDTH) and float(np.median(member)) > BIAS_LEVEL / 2
+
+
+def test_the_calibration_section_of_obsdb_toml_is_checked(tmp_path):
+    from obsdb.config import ConfigError, load_config
+
+    good = tmp_path / "good.toml"
+    good.write_text('[calibration]\nbiassec = "[1025:1056,1:1024]"\ntrimsec = " [1:1024,1:1024] "\n')
+    assert load_config(good).calibration.sections() == {"biassec": "[1025:1056,1:1024]",
+                                                          "trimsec": "[1:1024,1:1024]"}
+    for text, message in (('biassec = "1025:1056"', "expected a FITS section"),
+                          ("biassec = 3", "expected a FITS section"),
+                          ('bias_sec = "[1:2,1:2]"', "unknown key calibration.bias_sec (did you mean 'biassec'?)")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f"[calibration]\n{text}\n")
+        with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("?", r"\?")):
+            load_config(bad)
