@@ -161,6 +161,10 @@ def match_light(light: dict, masters: list[dict]) -> list[dict]:
                 text += f", scaled x{scale:.4g} ({light['exptime']:g} s / {best['exptime']:g} s)"
             if best.get("ccd_temp") is not None and light.get("ccd_temp") is not None:
                 text += f", {best['ccd_temp']:.1f} C vs {light['ccd_temp']:.1f} C"
+            else:
+                # Said, not silently passed: a dark of another temperature is the commonest wrong dark.
+                which = "the light's" if light.get("ccd_temp") is None else "the dark's"
+                text += f", temperature not checked ({which} header gives none)"
         others = len(passed) - 1
         if others:
             text += f" (nearest of {len(passed)} acceptable)"

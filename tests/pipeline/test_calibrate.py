@@ -283,6 +283,8 @@ def test_a_dark_is_scaled_only_with_a_bias():
     rows = {r["kind"]: r for r in match_light(light, [dark, _master(1, "bias")])}
     assert rows["dark"]["master_id"] == 20 and rows["dark"]["scale"] == pytest.approx(2.0)
     assert "scaled x2" in rows["dark"]["reason"]
+    # The light's header gives no temperature: the dark passes, and its reason says it was not checked.
+    assert "temperature not checked (the light's header gives none)" in rows["dark"]["reason"]
 
 
 def test_overscan_and_trim_match_a_direct_computation():
