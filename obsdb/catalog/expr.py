@@ -120,12 +120,14 @@ METRICS_COLUMNS = {name: getattr(FrameMetrics, name) for name in (
 
 def _current_run_value(aggregate, column):
     """``aggregate(column)`` over the frame's steps in its current run (the newest run with steps for it)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
     from sqlalchemy.orm import aliased
 
-    step, latest = aliased(ShiftStep), aliased(ShiftStep)
-    current = select(func.max(latest.run_id)).where(latest.frame_id == Frame.id).correlate(Frame).scalar_subquery()
-    return (select(aggregate(getattr(step, column))).where(step.frame_id == Frame.id, step.run_id == current)
+    from obsdb.catalog.runs import current_run_of_frame
+
+    step = aliased(ShiftStep)
+    return (select(aggregate(getattr(step, column))).where(step.frame_id == Frame.id,
+                                                           step.run_id == current_run_of_frame())
             .correlate(Frame).scalar_subquery())
 
 

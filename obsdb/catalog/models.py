@@ -204,12 +204,16 @@ class Frame(Base):
     def label(self) -> int | str:
         """How the user names this frame within its night: its number, or its file name (no number, or
         one that other files of the night share)."""
-        return self.number if self.number is not None and not self.number_shared else self.file_name
+        from obsdb.catalog.labels import named_by_number
+
+        return self.number if named_by_number(self.number, self.number_shared) else self.file_name
 
     @property
     def night_label(self) -> str:
         """``NIGHT:NUMBER`` (or ``NIGHT:file name``): unique across nights."""
-        return f"{self.night.name}:{self.label}"
+        from obsdb.catalog.labels import frame_label
+
+        return frame_label(self.night.name, self.number, self.file_name, qualified=True, shared=self.number_shared)
 
 
 class FrameStats(Base):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from obsdb.text import not_one_of
 from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, GroupMember, Instrument, Night,
                                   PointingGroup, ShiftStep, Tag)
+from obsdb.catalog.runs import current_run_ids
 from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, frame_label, night_ids
 from obsdb.catalog.status import STATUSES, status_condition, status_expression, verdict
 
@@ -254,28 +255,15 @@ def frame_records(session: Session, **filters) -> list[dict]:
     return list(iter_frame_records(session, **filters))
 
 
+
 def _records_for_ids(session: Session, ids: list[int]) -> list[dict]:
     """Records of a few frames named by id (one frame's details, a run's frames)."""
     return list(iter_frame_records(session, nights=ALL_NIGHTS, frame_ids=ids))
 
 
-def current_run_ids(chosen=None):
-    """For each frame, its current run: the newest run with steps for it ("current run", defined once).
-
-    ``chosen`` restricts it to a subquery's frames (a column ``id``).
-    """
-    query = select(ShiftStep.frame_id, func.max(ShiftStep.run_id).label("run_id")).group_by(ShiftStep.frame_id)
-    if chosen is not None:
-        query = query.join(chosen, chosen.c.id == ShiftStep.frame_id)
-    return query.subquery()
-
-
 def _current_shifts(session: Session, ids: list[int] | None) -> dict[int, dict]:
     """The current shift of the frames ``ids`` (a page's; None: every frame)."""
-    current = select(ShiftStep.frame_id, func.max(ShiftStep.run_id).label("run_id")).group_by(ShiftStep.frame_id)
-    if ids is not None:
-        current = current.where(ShiftStep.frame_id.in_(ids))
-    current = current.subquery()
+    current = current_run_ids(frame_ids=ids)
     query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
                     func.sum(ShiftStep.rotation_deg), func.count(), func.max(ShiftStep.n_matched),
                     func.max(ShiftStep.residual_rms), func.max(ShiftStep.method))

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from obsdb.catalog.labels import frame_label  # noqa: F401  (re-exported: selectors name frames)
 from obsdb.catalog.models import Frame, Night
 from obsdb.errors import ObsdbError
 
@@ -144,17 +145,6 @@ def night_ids(session: Session, nights) -> list[int] | None:
         hint = f" (nights: {', '.join(known)}{' ...' if len(known) == 10 else ''})" if known else " (no nights yet)"
         raise SelectorError(f"no night {', '.join(map(repr, missing))} in the catalog{hint}")
     return [found[n] for n in names]
-
-
-def frame_label(night_name: str | None, number: int | None, file_name: str, *, qualified: bool,
-                shared: bool = False) -> str:
-    """How a frame is named to the user: its number (or file name), with ``NIGHT:`` when asked.
-
-    A number that other files of the night share (``shared``) names none of them: the file name
-    does, and it can be typed back as a selector.
-    """
-    label = str(number) if number is not None and not shared else file_name
-    return f"{night_name}:{label}" if qualified and night_name else label
 
 
 def select_frames(session: Session, selector: str, *, nights=None, readable_only: bool = False,

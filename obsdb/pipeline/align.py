@@ -43,9 +43,9 @@ class FrameResult:
     @property
     def label(self) -> str:
         """How the user names the frame (``NIGHT:NUMBER`` in a catalog of several nights)."""
-        if self.label_:
-            return self.label_
-        return str(self.number) if self.number is not None else self.name
+        from obsdb.catalog.labels import frame_label
+
+        return self.label_ or frame_label(None, self.number, self.name, qualified=False)
 
 
 @dataclass
