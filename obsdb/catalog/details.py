@@ -153,7 +153,9 @@ def region_facts(session: Session, selector: str, *, nights=None) -> dict:
     frame = selected[0]
     group = session.execute(select(PointingGroup).join(GroupMember)
                             .where(GroupMember.frame_id == frame.id)).scalar()
-    run_id = session.scalar(select(func.max(ShiftStep.run_id)).where(ShiftStep.frame_id == frame.id))
+    from obsdb.catalog.runs import current_run_of
+
+    run_id = current_run_of(session, frame.id)
     centroids = [] if run_id is None else [
         {"source": c.source, "method": c.method, "x": c.x, "y": c.y, "matched": c.matched_x is not None,
          "star_index": c.star_index,

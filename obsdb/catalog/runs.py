@@ -1,7 +1,8 @@
 """A frame's *current run*, defined once: the newest alignment run with steps for it.
 
-Two SQL forms of the one rule: :func:`current_run_ids` (one row per frame, to join) and
-:func:`current_run_of_frame` (a scalar subquery correlated with ``frame``, for ``--where``).
+The SQL forms of the one rule: :func:`current_run_ids` (one row per frame, to join),
+:func:`current_run_of_frame` (a scalar subquery correlated with ``frame``, for ``--where``) and
+:func:`current_run_of` (one frame's, by id).
 """
 
 from __future__ import annotations
@@ -33,3 +34,12 @@ def current_run_of_frame():
 
     latest = aliased(ShiftStep)
     return select(func.max(latest.run_id)).where(latest.frame_id == Frame.id).correlate(Frame).scalar_subquery()
+
+
+def current_run_of(session, frame_id: int) -> int | None:
+    """One frame's current run id (None: never aligned)."""
+    from sqlalchemy import func, select
+
+    from obsdb.catalog.models import ShiftStep
+
+    return session.scalar(select(func.max(ShiftStep.run_id)).where(ShiftStep.frame_id == frame_id))

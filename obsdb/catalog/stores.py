@@ -399,14 +399,16 @@ class AlignStore(EventLog):
         """The star pairs an automatic run matched for a frame, as (x, y, x_reference, y_reference):
         read from the run's centroid rows and the two stored star lists they point into
         (default run: the frame's current one)."""
-        from sqlalchemy import func, select
+        from sqlalchemy import select
 
-        from obsdb.catalog.models import AlignmentRun, Centroid, ShiftStep, StarList
+        from obsdb.catalog.models import AlignmentRun, Centroid, StarList
         from obsdb.imaging.stars import decode_stars
 
         with self.db.session() as session:
             if run_id is None:
-                run_id = session.scalar(select(func.max(ShiftStep.run_id)).where(ShiftStep.frame_id == frame_id))
+                from obsdb.catalog.runs import current_run_of
+
+                run_id = current_run_of(session, frame_id)
             run = session.get(AlignmentRun, run_id) if run_id is not None else None
             if run is None:
                 return []
