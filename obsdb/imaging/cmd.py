@@ -553,6 +553,21 @@ def _box_result(t, flux, sigma, mids, chi2_row, mid, length, depth, baseline, gi
                       float(length), 0.0, float(baseline), reduced, int(inside.sum()))
 
 
+def _trapezoid_jacobian(t, sigma, p):
+    """d(residual)/d(parameters) of the trapezoid, analytic: finite differences of a function with kinks
+    can miss a ramp between two samples and report a mid-time that nothing constrains."""
+    mid, depth, length, fraction, base = p
+    ramp = max(fraction * length / 2.0, 1e-12)
+    shape = np.clip((length / 2.0 - np.abs(t - mid)) / ramp, 0.0, 1.0)
+    on_ramp = (shape > 0.0) & (shape < 1.0)
+    d_mid = np.where(on_ramp, np.sign(t - mid) / ramp, 0.0)
+    d_length = np.where(on_ramp, 0.5 / ramp - shape * fraction / 2.0 / ramp, 0.0)
+    d_fraction = np.where(on_ramp, -shape / max(fraction, 1e-12), 0.0)
+    model_d = np.stack([-base * depth * d_mid, -base * shape, -base * depth * d_length,
+                        -base * depth * d_fraction, 1.0 - depth * shape], axis=1)
+    return -model_d / sigma[:, None]
+
+
 def _trapezoid_result(t, flux, sigma, mid, length, depth, baseline, span) -> TransitFit:
     from scipy.optimize import least_squares
 
@@ -560,25 +575,45 @@ def _trapezoid_result(t, flux, sigma, mid, length, depth, baseline, span) -> Tra
         mid_, depth_, length_, fraction, base = p
         return (flux - trapezoid(t, mid_, depth_, length_, fraction * length_ / 2.0, base)) / sigma
 
+    def jacobian(p):
+        return _trapezoid_jacobian(t, sigma, p)
+
     start = np.array([mid, max(depth, 1e-4), length, 0.4, baseline])
-    lower = [t[0], 0.0, 1e-6, 0.02, 0.0]
-    upper = [t[-1], 1.0, span, 1.0, np.inf]
-    start = np.clip(start, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
-    solution = least_squares(residual, start, bounds=(lower, upper), x_scale="jac")
+    lower = np.array([t[0], 0.0, 1e-6, 0.02, 0.0])
+    upper = np.array([t[-1], 1.0, span, 1.0, np.inf])
+    start = np.clip(start, lower + 1e-9, upper - 1e-9)
+    solution = least_squares(residual, start, jac=jacobian, bounds=(lower, upper), x_scale="jac")
     p = solution.x
     dof = max(len(t) - len(p), 1)
     reduced = float(np.sum(solution.fun**2) / dof)
-    jac = solution.jac
+    # A parameter held at a bound (the ingress at its longest or shortest) is fixed there: the errors of
+    # the others come from the free columns of the Jacobian.
+    free = solution.active_mask == 0
+    jac = jacobian(p)[:, free]
+    errors = np.full(len(p), np.nan)
     try:
-        cov = np.linalg.inv(jac.T @ jac) * max(reduced, 1.0)
-        errors = np.sqrt(np.diag(cov))
+        cov = np.linalg.pinv(jac.T @ jac) * max(reduced, 1.0)
+        errors[free] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     except np.linalg.LinAlgError:
-        errors = np.full(len(p), np.nan)
+        pass
     mid_, depth_, length_, fraction, base = p
+    if not errors[0] > 0:
+        # No sample on a ramp: the mid-time is known only to within the gap the ramps fall in.
+        errors[0] = _ramp_gap(t, mid_, length_) / math.sqrt(12.0)
     ingress = fraction * length_ / 2.0
     flat = np.abs(t - mid_) <= length_ / 2.0 - ingress
     return TransitFit("trapezoid", float(mid_), float(errors[0]), float(depth_), float(errors[1]),
                       float(length_), float(ingress), float(base), reduced, int(flat.sum()))
+
+
+def _ramp_gap(t, mid, length) -> float:
+    """The widest gap between samples around first and fourth contact (a uniform uncertainty's width)."""
+    gaps = []
+    for contact in (mid - length / 2.0, mid + length / 2.0):
+        before, after = t[t <= contact], t[t > contact]
+        if len(before) and len(after):
+            gaps.append(after.min() - before.max())
+    return max(gaps) if gaps else float(np.median(np.diff(t)))
 
 
 def relative_flux(differential_mag) -> np.ndarray:
