@@ -84,13 +84,14 @@ ZAMS = np.array([
 """The cluster's sequence before distance and reddening."""
 
 N_MEMBERS = 130
-"""Cluster stars (main sequence, M_V from -3 to 4.5; V from about 9.8 to 17.3)."""
+"""Cluster stars in a 512 x 512 frame (scaled with the frame's area) (main sequence, M_V from -3 to 4.5; V from about 9.8 to 17.3)."""
 
 N_FIELD = 160
-"""Field stars spread over the frame (V 12-19.5, B - V 0.3-1.6)."""
+"""Field stars in a 512 x 512 frame, spread over it (V 12-19.5, B - V 0.3-1.6)."""
 
 CORE_RADIUS = 70.0
-"""Pixels: the members' Gaussian concentration about the field centre."""
+"""Pixels: the members' Gaussian concentration about the field centre (in a 512 x 512 frame; scaled with
+its side)."""
 
 TRANSIT = {"depth": 0.015, "duration_hours": 1.2, "ingress_hours": 0.25, "mid_hours": 1.55, "v_mag": 11.8}
 """The transit: fractional flux depth, first to fourth contact, each of ingress and egress, mid-time after the
@@ -98,6 +99,9 @@ first exposure's start, and the host's V (a field star of G colour placed near t
 
 N_FRAMES = 60
 """Frames of the night (B, V, R in turn: 20 of each, 3 h)."""
+
+MIN_SIZE = 256
+"""Smallest frame side (px): the cluster's core and the transit host 60 px inside the edges need room."""
 
 
 @dataclass
@@ -177,21 +181,25 @@ def cluster_stars(rng, shape) -> dict:
     """
     ny, nx = shape
     cx, cy = _centre(shape)
+    # The densities of a 512 x 512 frame (the numbers above), whatever the frame's size.
+    scale = nx * ny / 512**2
+    n_members, n_field = max(3, round(N_MEMBERS * scale)), max(3, round(N_FIELD * scale))
+    core = CORE_RADIUS * math.sqrt(scale)
     # Members: more faint than bright (a rising mass function), a little scatter off the sequence.
-    absolute = -3.0 + 7.5 * rng.random(N_MEMBERS) ** 0.7
-    bv0 = np.interp(absolute, ZAMS[:, 0], ZAMS[:, 1]) + rng.normal(0, 0.015, N_MEMBERS)
-    vr0 = np.interp(absolute, ZAMS[:, 0], ZAMS[:, 2]) + rng.normal(0, 0.01, N_MEMBERS)
+    absolute = -3.0 + 7.5 * rng.random(n_members) ** 0.7
+    bv0 = np.interp(absolute, ZAMS[:, 0], ZAMS[:, 1]) + rng.normal(0, 0.015, n_members)
+    vr0 = np.interp(absolute, ZAMS[:, 0], ZAMS[:, 2]) + rng.normal(0, 0.01, n_members)
     v_members = absolute + DISTANCE_MODULUS + 3.1 * REDDENING
     bv_members = bv0 + REDDENING
     vr_members = vr0 + 0.78 * REDDENING
-    x_members = np.clip(cx + rng.normal(0, CORE_RADIUS, N_MEMBERS), 12, nx - 13)
-    y_members = np.clip(cy + rng.normal(0, CORE_RADIUS, N_MEMBERS), 12, ny - 13)
+    x_members = np.clip(cx + rng.normal(0, core, n_members), 12, nx - 13)
+    y_members = np.clip(cy + rng.normal(0, core, n_members), 12, ny - 13)
     # Field stars: fainter on the whole, redder, anywhere.
-    v_field = 12.0 + 7.5 * rng.random(N_FIELD) ** 0.5
-    bv_field = rng.uniform(0.3, 1.6, N_FIELD)
-    vr_field = 0.55 * bv_field + rng.normal(0, 0.03, N_FIELD)
-    x_field = rng.uniform(-20, nx + 20, N_FIELD)
-    y_field = rng.uniform(-20, ny + 20, N_FIELD)
+    v_field = 12.0 + 7.5 * rng.random(n_field) ** 0.5
+    bv_field = rng.uniform(0.3, 1.6, n_field)
+    vr_field = 0.55 * bv_field + rng.normal(0, 0.03, n_field)
+    x_field = rng.uniform(-20, nx + 20, n_field)
+    y_field = rng.uniform(-20, ny + 20, n_field)
     # The transit host: a G star, isolated, in every frame.
     host_x, host_y = _isolated_spot(rng, np.concatenate([x_members, x_field]),
                                     np.concatenate([y_members, y_field]), shape)
@@ -201,7 +209,7 @@ def cluster_stars(rng, shape) -> dict:
     return {"x": np.concatenate([x_members, x_field, [host_x]]),
             "y": np.concatenate([y_members, y_field, [host_y]]),
             "V": v, "B": v + bv, "R": v - vr,
-            "member": np.concatenate([np.ones(N_MEMBERS, bool), np.zeros(N_FIELD + 1, bool)])}
+            "member": np.concatenate([np.ones(n_members, bool), np.zeros(n_field + 1, bool)])}
 
 
 def _isolated_spot(rng, x, y, shape, clearance: float = 25.0):
@@ -338,9 +346,11 @@ def simulate_cluster_night(outdir, *, seed: int = 3293, size=512, n_frames: int 
 
     if n_frames < 1:
         raise ValueError(f"n_frames must be at least 1, not {n_frames}")
+    shape = _shape(size)
+    if min(shape) < MIN_SIZE:
+        raise ValueError(f"frames of {shape[1]}x{shape[0]}: the cluster night needs at least {MIN_SIZE} px a side")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    shape = _shape(size)
     star_ss, sky_ss, det_ss, frame_ss = np.random.SeedSequence(seed).spawn(4)
     stars = cluster_stars(np.random.default_rng(star_ss), shape)
     system = system_magnitudes(stars)
