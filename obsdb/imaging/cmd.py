@@ -7,6 +7,7 @@ The steps after each frame's photometry and its ensemble zero point
   measured in (weighted mean, with an error that grows when the frames disagree);
   which frames count (the accepted ones) is the caller's choice;
 - :func:`colour_index`: a colour and its error;
+- :func:`read_standards`: a user's standard catalogue from a CSV file (RA, Dec, magnitudes);
 - :func:`match_sky` and :func:`calibrate`: a user's standard catalogue matched by sky
   position, and per band a zero point and a colour term fitted robustly, with the
   residuals and their RMS;
@@ -21,8 +22,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+from obsdb.errors import ObsdbError
 
 MATCH_RADIUS_ARCSEC = 2.0
 """Default radius (arcsec) within which a source and a standard star are the same star:
@@ -136,6 +140,157 @@ def colour_index(mag1, err1, mag2, err2) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- standard stars
+
+RA_COLUMNS = ("ra", "raj2000", "_raj2000", "ra_icrs", "ra_deg", "radeg")
+"""Names (any case) of a standard catalogue's right-ascension column: decimal degrees or h:m:s."""
+
+DEC_COLUMNS = ("dec", "de", "dej2000", "_dej2000", "de_icrs", "dec_deg", "decdeg")
+"""Names (any case) of its declination column: decimal degrees or d:m:s."""
+
+
+class StandardsFileError(ObsdbError, ValueError):
+    """A standard catalogue that cannot be read: the message names the file, the line and the problem."""
+
+
+@dataclass
+class Standards:
+    """A user's standard catalogue.
+
+    Attributes
+    ----------
+    ra, dec : numpy.ndarray
+        Degrees.
+    mag, err : dict of str to numpy.ndarray
+        Per band, the magnitudes and (where the file gives them) their errors; NaN where a star has none.
+    path : str
+        The file read.
+    """
+
+    ra: np.ndarray = field(repr=False)
+    dec: np.ndarray = field(repr=False)
+    mag: dict = field(repr=False)
+    err: dict = field(repr=False)
+    path: str = ""
+
+    @property
+    def bands(self) -> list[str]:
+        """The bands the catalogue gives magnitudes in, in the file's order."""
+        return list(self.mag)
+
+
+def _sexagesimal(text: str, *, hours: bool) -> float:
+    """Degrees from ``"10:35:48.2"`` / ``"10 35 48.2"`` (hours when ``hours``) or a decimal number."""
+    text = text.strip()
+    parts = text.replace(":", " ").split()
+    if len(parts) == 1:
+        return float(parts[0])
+    if len(parts) > 3:
+        raise ValueError(text)
+    sign = -1.0 if parts[0].startswith("-") else 1.0
+    values = [abs(float(parts[0]))] + [float(p) for p in parts[1:]]
+    degrees = sum(v / 60.0**i for i, v in enumerate(values))
+    return sign * degrees * (15.0 if hours else 1.0)
+
+
+def _band_columns(names: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Magnitude and error columns: ``V`` or ``Vmag`` a magnitude, ``e_V``, ``V_err``, ``e_Vmag`` or
+    ``Verr`` its error."""
+    magnitudes, errors = {}, {}
+    for index, name in enumerate(names):
+        key = name.strip()
+        lower = key.lower()
+        if lower in RA_COLUMNS or lower in DEC_COLUMNS or not key:
+            continue
+        for prefix, suffix in (("e_", ""), ("", "_err"), ("", "err"), ("", "_error")):
+            if lower.startswith(prefix) and lower.endswith(suffix) and (prefix or suffix):
+                band = key[len(prefix): len(key) - len(suffix)]
+                band = band[:-3] if band.lower().endswith("mag") and len(band) > 3 else band
+                if band:
+                    errors[band] = index
+                    break
+        else:
+            band = key[:-3] if lower.endswith("mag") and len(key) > 3 else key
+            magnitudes[band] = index
+    return magnitudes, {band: column for band, column in errors.items() if band in magnitudes}
+
+
+def read_standards(path) -> Standards:
+    """Read a standard catalogue: a CSV file with a header row naming RA, Dec and one column per band.
+
+    RA and Dec are decimal degrees, or sexagesimal (``10:35:48.2``: hours for RA; ``-58:13:48``: degrees);
+    their columns are found by name (:data:`RA_COLUMNS`, :data:`DEC_COLUMNS`, any case).  Every other
+    column is a band's magnitudes (``V`` or ``Vmag``) or their errors (``e_V``, ``V_err``, ``e_Vmag``).
+    An empty cell is a star without that value.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    Standards
+
+    Raises
+    ------
+    StandardsFileError
+        A missing or unreadable file, no RA/Dec or magnitude column, or a value that is not a number; the
+        message names the file and the line.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "std.csv").write_text("RA,Dec,B,e_B,Vmag\\n10:35:48,-58:13:48,11.2,0.01,10.9\\n158.9,-58.2,,,12.5\\n")
+    >>> standards = read_standards(folder / "std.csv")
+    >>> standards.bands, standards.ra.round(3).tolist(), standards.mag["B"].tolist()
+    (['B', 'V'], [158.95, 158.9], [11.2, nan])
+    """
+    import csv
+
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StandardsFileError(f"{path}: cannot read the standard catalogue ({exc.__class__.__name__}: "
+                                 f"{getattr(exc, 'strerror', None) or exc})") from None
+    if not rows:
+        raise StandardsFileError(f"{path}: empty: a header row (RA, Dec, magnitudes) and a star a line are needed")
+    names = [name.strip() for name in rows[0]]
+    lowered = [name.lower() for name in names]
+    ra_column = next((lowered.index(n) for n in RA_COLUMNS if n in lowered), None)
+    dec_column = next((lowered.index(n) for n in DEC_COLUMNS if n in lowered), None)
+    if ra_column is None or dec_column is None:
+        raise StandardsFileError(f"{path}: no {'RA' if ra_column is None else 'Dec'} column in the header "
+                                 f"({', '.join(names)}); name it RA and Dec")
+    magnitudes, errors = _band_columns(names)
+    if not magnitudes:
+        raise StandardsFileError(f"{path}: no magnitude column besides RA and Dec (e.g. B, V or Vmag)")
+    ra, dec = [], []
+    mag = {band: [] for band in magnitudes}
+    err = {band: [] for band in errors}
+    for number, row in enumerate(rows[1:], start=2):
+        row = row + [""] * (len(names) - len(row))
+        try:
+            ra.append(_sexagesimal(row[ra_column], hours=":" in row[ra_column] or " " in row[ra_column].strip()))
+            dec.append(_sexagesimal(row[dec_column], hours=False))
+        except ValueError:
+            raise StandardsFileError(f"{path}, line {number}: RA {row[ra_column]!r} or Dec {row[dec_column]!r} is "
+                                     "not a position (decimal degrees, or 10:35:48.2 and -58:13:48)") from None
+        if not (0.0 <= ra[-1] < 360.0 and -90.0 <= dec[-1] <= 90.0):
+            raise StandardsFileError(f"{path}, line {number}: RA {ra[-1]:g} or Dec {dec[-1]:g} degrees is off the sky")
+        for target, columns in ((mag, magnitudes), (err, errors)):
+            for band, column in columns.items():
+                cell = row[column].strip()
+                try:
+                    target[band].append(float(cell) if cell else math.nan)
+                except ValueError:
+                    raise StandardsFileError(f"{path}, line {number}: {names[column]} {cell!r} is not a number") \
+                        from None
+    return Standards(np.array(ra, dtype=float), np.array(dec, dtype=float),
+                     {band: np.array(values, dtype=float) for band, values in mag.items()},
+                     {band: np.array(values, dtype=float) for band, values in err.items()}, str(path))
+
 
 
 def _unit_vectors(ra, dec) -> np.ndarray:

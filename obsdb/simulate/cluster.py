@@ -17,7 +17,9 @@ and R in turn, with every number photometry has to recover written down:
 
 The truth is ``cluster.json`` beside the frames (:class:`ClusterTruth`); the night's
 geometry is also in the usual ``truth.json`` (:class:`obsdb.simulate.NightTruth`),
-whose reference is the first frame.
+whose reference is the first frame.  One flux per star is all ``truth.json`` holds: its
+``stars.flux`` are the V-band counts of a clear 30 s exposure above the atmosphere, so
+the fluxes it derives per frame are approximate; the per-band truth is in ``cluster.json``.
 
 Magnitudes in the instrument's system: ``b = B + COLOUR_TERMS["B"] * (B - V)``,
 ``v = V + COLOUR_TERMS["V"] * (B - V)``, ``r = R + COLOUR_TERMS["R"] * (V - R)``

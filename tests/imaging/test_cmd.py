@@ -11,8 +11,10 @@ from obsdb.imaging.cmd import (
     colour_index,
     fit_calibration,
     fit_transit,
+    StandardsFileError,
     match_sky,
     mean_magnitudes,
+    read_standards,
     relative_flux,
     trapezoid,
 )
@@ -20,7 +22,7 @@ from obsdb.imaging.cmd import (
 
 def test_the_docstring_examples_hold():
     result = doctest.testmod(cmd, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 8 and result.failed == 0
+    assert result.attempted >= 9 and result.failed == 0
 
 
 # --------------------------------------------------------------------------- mean magnitudes
@@ -83,6 +85,42 @@ def test_matching_by_sky_position_is_one_to_one_and_keeps_to_the_radius():
     assert np.isnan(separation[[2, 4]]).all()
     empty, _ = match_sky([], [], ref_ra, ref_dec)
     assert empty.size == 0
+
+
+def test_a_standard_catalogue_is_read_from_csv_with_vizier_names_and_sexagesimal_positions(tmp_path):
+    path = tmp_path / "apass.csv"
+    path.write_text("\ufeffRAJ2000,DEJ2000,Bmag,e_Bmag,Vmag,e_Vmag,R\n"
+                    "10 35 48.0,-58 13 48,11.20,0.02,10.90,0.01,10.7\n"
+                    "\n"
+                    "158.95,-0:30:00,,,12.5,,\n", encoding="utf-8")
+    standards = read_standards(path)
+    assert standards.bands == ["B", "V", "R"] and sorted(standards.err) == ["B", "V"]
+    assert standards.ra.tolist() == pytest.approx([158.95, 158.95])
+    assert standards.dec.tolist() == pytest.approx([-58.23, -0.5])
+    assert standards.mag["V"].tolist() == [10.9, 12.5] and np.isnan(standards.mag["B"][1])
+    assert standards.err["B"][0] == 0.02 and np.isnan(standards.mag["R"][1])
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read the standard catalogue"),
+    ("", "empty"),
+    ("x,Dec,V\n1,2,3\n", "no RA column in the header (x, Dec, V)"),
+    ("RA,Dec\n1,2\n", "no magnitude column"),
+    ("RA,Dec,V\n10,20,11.0\n10,20,bright\n", "line 3: V 'bright' is not a number"),
+    ("RA,Dec,V\nten,20,11.0\n", "line 2: RA 'ten' or Dec '20' is not a position"),
+    ("RA,Dec,V\n400,20,11.0\n", "line 2: RA 400 or Dec 20 degrees is off the sky"),
+])
+def test_a_bad_standard_catalogue_is_one_line_naming_file_and_line(tmp_path, content, message):
+    path = tmp_path / "std.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(StandardsFileError) as caught:
+        read_standards(path)
+    assert str(caught.value).startswith(str(path)) and message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    from obsdb.errors import ObsdbError
+
+    assert isinstance(caught.value, ObsdbError)
 
 
 def _standards(rng, n=60, zero_point=24.3, term=0.07, noise=0.01, outliers=4):
