@@ -464,6 +464,10 @@ def simulate(
     raw: bool = typer.Option(False, "--raw",
         help="A raw night instead: bias, dark, V flat and light frames with overscan, a warm dark and a "
              "saturated flat among them, and the truth in truth.npz (--seed applies; see docs/calibration.md)."),
+    cluster: bool = typer.Option(False, "--cluster",
+        help="An NGC 3293-like cluster night instead: B, V, R in turn (--frames, default 60 here; --size and "
+             "--seed apply), with true magnitudes, zero points, a WCS and a 1.5 % transit in cluster.json "
+             "(see docs/cmd.md)."),
 ) -> None:
     """Write a realistic synthetic night (FITS frames + truth.json) with known shifts and defects."""
     from obsdb.imaging.bayer import PATTERNS
@@ -479,6 +483,20 @@ def simulate(
         console.print(f"wrote a raw night to {outdir}: bias, darks ({truth['warm_dark']} warm), V flats "
                       f"({truth['saturated_flat']} saturated), {plural(len(truth['lights']), 'light')}; truth in "
                       f"{outdir}/truth.npz; now: obsdb ingest {outdir} && obsdb qa && obsdb calibrate --out MASTERS")
+        return
+    if cluster:
+        from obsdb.simulate.cluster import MIN_SIZE, N_FRAMES, simulate_cluster_night
+
+        # --frames keeps its default of the other nights (36) unless given: the cluster night is 60 frames.
+        count = N_FRAMES if frames_ == 36 else frames_
+        if size < MIN_SIZE:
+            fail(f"--size {size}: the cluster night needs frames of at least {MIN_SIZE} px (its cluster and "
+                 f"its transit host sit inside)")
+        with user_errors(), progress_bar("simulate") as progress:
+            truth = simulate_cluster_night(outdir, seed=seed, size=size, n_frames=count, progress=progress)
+        console.print(f"wrote {plural(len(truth.frames), 'frame')} of {size}x{size} of a cluster in B, V, R to "
+                      f"{outdir}; truth in {outdir}/cluster.json (magnitudes, zero points, the transit of star "
+                      f"{truth.transit['star']}) and {outdir}/truth.json")
         return
     if like_notebook:
         from obsdb.simulate import like_notebook_night
