@@ -68,3 +68,53 @@ def simulated_stars(wcs, shape=FIELD_SHAPE, *, seed: int = 1, noise: float = 0.1
     magnitudes = np.concatenate([np.nan_to_num(mag[inside], nan=11.0), rng.uniform(12.5, 15.0, extra)])
     stars["flux"] = 1e6 * 10 ** (-0.4 * (magnitudes - 8.0))
     return stars[np.argsort(-stars["flux"])]
+
+
+FRAME_SHAPE = (1024, 1024)
+FRAME_SCALE = 7.0
+"""Arcsec per pixel of the simulated frames: 1024 pixels cover 2.0 degrees, as the star list above."""
+
+FOCAL_LENGTH = 265.2
+PIXEL_SIZE = 9.0
+"""mm and micron: FOCALLEN and XPIXSZ of the frames, which give :data:`FRAME_SCALE` (206265 * 9e-3 / 265.2)."""
+
+
+def write_wide_field_frames(folder, *, n: int = 3, centre=FIELD_CENTRE, seed: int = 11):
+    """Write ``n`` light frames of a 2-degree field made from the index's own stars (Gaussian stars,
+    sky and noise), dithered by a few pixels, with the pointing and pixel scale in their headers and
+    no WCS.  Returns the true WCS of each file, by file name."""
+    import numpy as np
+    from astropy.io import fits
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    truths = {}
+    yy, xx = np.mgrid[0:FRAME_SHAPE[0], 0:FRAME_SHAPE[1]]
+    for i in range(n):
+        wcs = true_wcs(centre=centre, scale=FRAME_SCALE, rotation=FIELD_ROTATION, shape=FRAME_SHAPE)
+        wcs.wcs.crpix = [wcs.wcs.crpix[0] + 3.0 * i, wcs.wcs.crpix[1] - 2.0 * i]
+        stars = simulated_stars(wcs, FRAME_SHAPE, seed=seed + i, noise=0.0, extra=120)
+        image = np.full(FRAME_SHAPE, 1000.0)
+        sigma = 1.3
+        for x, y, flux in zip(stars["x"], stars["y"], stars["flux"]):
+            peak = min(flux / 1e6 * 20000.0, 30000.0)
+            x0, x1, y0, y1 = int(x) - 7, int(x) + 8, int(y) - 7, int(y) + 8
+            if x0 < 0 or y0 < 0 or x1 > FRAME_SHAPE[1] or y1 > FRAME_SHAPE[0]:
+                continue
+            image[y0:y1, x0:x1] += peak * np.exp(-((xx[y0:y1, x0:x1] - x) ** 2 + (yy[y0:y1, x0:x1] - y) ** 2)
+                                                 / (2 * sigma ** 2))
+        image = rng.poisson(image).astype(np.float32) + rng.normal(0, 5, FRAME_SHAPE).astype(np.float32)
+        header = fits.Header()
+        header["IMAGETYP"] = "Light Frame"
+        header["FILTER"] = "V"
+        header["OBJECT"] = "WIDE"
+        header["EXPTIME"] = 30.0
+        header["DATE-OBS"] = f"2026-03-14T22:{10 + i:02d}:00"
+        header["OBJCTRA"] = "10 00 40"       # about 0.07 deg from the true centre, as a mount reports it
+        header["OBJCTDEC"] = "+29 58 00"
+        header["FOCALLEN"] = FOCAL_LENGTH
+        header["XPIXSZ"] = PIXEL_SIZE
+        name = f"wide_{1001 + i:04d}.fits"
+        fits.PrimaryHDU(image, header=header).writeto(folder / name, overwrite=True)
+        truths[name] = wcs
+    return truths

@@ -607,3 +607,47 @@ def index_stars(ra: float, dec: float, radius: float, *, index: str | os.PathLik
             data = hdus[1].data
             mag = np.asarray(data["MAG_VT"], float) if "MAG_VT" in data.names else np.full(len(data), np.nan)
             return np.asarray(data["RA"], float), np.asarray(data["DEC"], float), mag
+
+
+# ------------------------------------------------------------------ a header's own WCS
+
+def header_wcs(header):
+    """The celestial WCS of a header (a FITS header or the catalog's JSON dict of one), or None.
+
+    Standard, SIP, TPV and DSS plate solutions count (:func:`obsdb.imaging.wcs.celestial_wcs_cards`);
+    numbers written as text (Lowell's SCAMP headers) are read as numbers.
+    """
+    import warnings
+
+    from astropy.io import fits
+    from astropy.io.fits.verify import VerifyWarning
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    from obsdb.imaging.wcs import celestial_wcs_cards
+
+    if not header:
+        return None
+    if not isinstance(header, fits.Header):
+        converted = fits.Header()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=VerifyWarning)
+            for key, value in header.items():
+                if isinstance(value, (str, int, float)) and len(key) <= 8:
+                    try:
+                        converted[key] = value
+                    except (ValueError, KeyError):
+                        continue
+        header = converted
+    cards = celestial_wcs_cards(header)
+    if cards is None:
+        return None
+    clean = fits.Header()
+    for keyword, value, comment in cards:
+        clean[keyword] = (value, comment)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FITSFixedWarning)
+        warnings.filterwarnings("ignore", category=VerifyWarning)
+        try:
+            return WCS(clean, relax=True).celestial
+        except Exception:  # noqa: BLE001 - a WCS astropy cannot build is no WCS
+            return None
