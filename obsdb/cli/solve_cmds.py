@@ -65,7 +65,7 @@ def _print_table(rows: list[dict]) -> None:
               "scale": fmt(r["pixel_scale"], 3),
               "matched": "-" if r["n_matched"] is None else f"{r['n_matched']}/{r['n_reference']}",
               "residual": fmt(r["residual_arcsec"], 2), "index": r["index"] or "-"} for r in rows]
-    print_table(shown, columns, title="plate solutions")
+    print_table(shown, columns, title="plate solutions", hint="--format json has everything")
     for row in rows:
         if row["outcome"] in ("failed", "refused"):
             err_console.print(styled(f"{row['outcome']}:", "red", f" {row['frame']}: {row['reason']}"),
