@@ -53,6 +53,9 @@ def test_the_simulated_field_is_solved_within_an_arcsecond_everywhere(field, hin
     truth, _ = field
     assert hinted.verified, hinted.verification.reason
     offsets = _offsets_arcsec(hinted.wcs, truth)
+    print(f"simulated 2-degree field: {hinted.index}, {hinted.verification.n_matched}/"
+          f"{hinted.verification.n_reference} matched, residual {hinted.verification.residual_arcsec:.2f}\", "
+          f"worst of {len(offsets)} points {offsets.max():.2f}\", solver CPU {hinted.cpu_seconds:.2f} s")
     assert offsets.max() < 1.0, offsets
     assert hinted.verification.n_matched >= 10
     assert hinted.verification.residual_arcsec < 0.5          # 0.1 px of centroid noise at 3.5"/px
@@ -66,6 +69,7 @@ def test_a_blind_solve_finds_the_same_field(field):
     truth, stars = field
     blind = astrometry.solve_stars(stars, FIELD_SHAPE, cpulimit=60)
     assert blind.verified, blind.verification.reason
+    print(f"blind: {blind.index}, solver CPU {blind.cpu_seconds:.2f} s")
     assert _offsets_arcsec(blind.wcs, truth).max() < 1.0
 
 
@@ -187,4 +191,27 @@ def test_the_dss_pairs_header_wcs_passes_and_a_perturbed_one_fails(real_data):
     # the reference pixel perturbs it; rotations are tested on the simulated field above.
     for shift in [(2.0, 0.0), (-1.5, 1.5), (0.0, 40.0)]:
         wrong = verify_wcs(_perturbed(first, shift_pixels=shift), first_stars, ra, dec, shape=shape)
+        assert not wrong.passed, (shift, wrong)
+
+
+def test_the_m67_scans_header_wcs_passes_against_the_index_stars_and_a_moved_one_fails(real_data):
+    """The real sky: the M 67 DSS scan's plate solution (1059 x 1059 at 1.70"/px, 30') puts the installed
+    index's Tycho-2 stars on its detected stars; moved by 3 px or 1.5 px it does not."""
+    require_solver()
+    from astropy.io import fits
+
+    path = real_data / "single" / "M67_DSS_POSS1_M6707HH.fits.gz"
+    _, stars, shape = _header_wcs_and_stars(path)
+    wcs = astrometry.header_wcs(fits.getheader(path))          # the DSS plate solution (PLTRAH, AMDX, ...)
+    assert wcs is not None
+    centre = wcs.all_pix2world([[(shape[1] - 1) / 2, (shape[0] - 1) / 2]], 0)[0]
+    index = astrometry.installed_indexes()[0]          # the densest installed
+    ra, dec, _ = astrometry.index_stars(float(centre[0]), float(centre[1]), 0.4, index=index)
+    good = verify_wcs(wcs, stars, ra, dec, shape=shape)
+    print(f"M 67 DSS header WCS vs {index.name}: {good.n_matched} of {good.n_reference} matched, median "
+          f"residual {good.residual_arcsec:.2f}\" ({good.residual_pixels:.2f} px)")
+    assert good.passed, good.reason
+    assert good.residual_arcsec < 1.0
+    for shift in [(3.0, 0.0), (1.2, -1.2), (0.0, 25.0)]:
+        wrong = verify_wcs(_perturbed(wcs, shift_pixels=shift), stars, ra, dec, shape=shape)
         assert not wrong.passed, (shift, wrong)
