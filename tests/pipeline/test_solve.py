@@ -117,3 +117,33 @@ def test_the_table_and_the_missing_solver(wide_night, monkeypatch):
     assert missing.exit_code == 1
     assert "apt-get install astrometry.net astrometry-data-tycho2-" in missing.output
     assert "Traceback" not in missing.output and len(missing.output.strip().splitlines()) == 1
+
+
+def test_real_frames_with_a_header_wcs_keep_it(real_data, tmp_path):
+    """The Lowell light's SCAMP TPV WCS (numbers written as text) and the M 67 scan's DSS plate solution
+    are the frames' WCS; solve leaves them alone (no solver needed to say so)."""
+    import shutil
+
+    folder = tmp_path / "real"
+    folder.mkdir()
+    lowell = real_data / "lowell42_raw_night" / "20190326.0140.fits.gz"
+    shutil.copy(lowell, folder)
+    shutil.copy(real_data / "single" / "M67_DSS_POSS1_M6707HH.fits.gz", folder)
+    with Catalog.open(tmp_path / "obsdb.sqlite", create=True) as cat:
+        cat.ingest([folder])
+        ids = {f["path"].rsplit("/", 1)[-1]: f["id"] for f in cat.frame_dicts()}
+        outcomes = [cat.solve(frame=str(folder / name))[0] for name in sorted(ids)]
+        assert [o.outcome for o in outcomes] == ["header-wcs", "header-wcs"]
+        lowell_wcs = cat.wcs(ids[lowell.name])
+        m67_wcs = cat.wcs(ids["M67_DSS_POSS1_M6707HH.fits.gz"])
+        assert cat.wcs_solutions() == []
+    # the mount's pointing (RA 08:18:29.9, Dec +25:20:01) lies on the frame, near the reference pixel,
+    # and the scale is SCAMP's 1.107"/px (CD1_1 = -0.000307)
+    x, y = lowell_wcs.all_world2pix([[124.624583, 25.333611]], 0)[0]
+    assert 0 < x < 1432 and 0 < y < 1370
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    assert np.mean(proj_plane_pixel_scales(lowell_wcs)) * 3600 == pytest.approx(1.107, abs=0.005)
+    assert lowell_wcs.wcs.ctype[0].startswith("RA---TPV") or lowell_wcs.wcs.ctype[0].startswith("RA---TAN")
+    ra, dec = m67_wcs.all_pix2world([[529.0, 529.0]], 0)[0]
+    assert abs(ra - 132.834) < 0.01 and abs(dec - 11.812) < 0.01         # M 67
