@@ -34,6 +34,15 @@ def require_solver() -> None:
         pytest.skip(reason)
 
 
+def simulation_index():
+    """The index whose stars make the simulated fields: Tycho-2 10 (the densest of the package CI
+    installs) when present, so that a developer with more index packages simulates the same sky."""
+    from obsdb.imaging.astrometry import installed_indexes
+
+    indexes = installed_indexes()
+    return next((p for p in indexes if p.name.startswith("index-tycho2-10.")), indexes[0])
+
+
 def true_wcs(centre=FIELD_CENTRE, scale=FIELD_SCALE, rotation=FIELD_ROTATION, shape=FIELD_SHAPE):
     """The simulated field's WCS: TAN, north rotated ``rotation`` degrees east, east to the left."""
     import numpy as np
@@ -57,7 +66,7 @@ def simulated_stars(wcs, shape=FIELD_SHAPE, *, seed: int = 1, noise: float = 0.1
 
     centre = wcs.all_pix2world([[(shape[1] - 1) / 2, (shape[0] - 1) / 2]], 0)[0]
     radius = np.hypot(*shape) * np.mean(np.abs(np.diag(wcs.pixel_scale_matrix))) / 2 * 1.05
-    ra, dec, mag = index_stars(float(centre[0]), float(centre[1]), float(radius))
+    ra, dec, mag = index_stars(float(centre[0]), float(centre[1]), float(radius), index=simulation_index())
     x, y = wcs.all_world2pix(ra, dec, 0)
     inside = (x > 0) & (x < shape[1] - 1) & (y > 0) & (y < shape[0] - 1)
     rng = np.random.default_rng(seed)
