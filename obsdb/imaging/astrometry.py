@@ -508,8 +508,6 @@ def _run_solve_field(program: str, folder: Path, shape, hints: SolveHints, cpuli
 
 def _tan_fit(corr: Path, solved):
     """A TAN WCS fitted to the solver's matched pairs (0-based field positions, index sky positions)."""
-    import warnings
-
     import numpy as np
     from astropy.coordinates import SkyCoord
     from astropy.io import fits
@@ -521,10 +519,7 @@ def _tan_fit(corr: Path, solved):
         sky = SkyCoord(np.asarray(data["index_ra"], float), np.asarray(data["index_dec"], float), unit="deg")
     if len(x) < 4:
         return solved
-    with warnings.catch_warnings():
-        # fit_wcs_from_points reports the CDELT it resets on the WCS it builds
-        warnings.simplefilter("ignore", UserWarning)
-        return fit_wcs_from_points((x, y), sky, projection="TAN")
+    return fit_wcs_from_points((x, y), sky, projection="TAN")
 
 
 def _read_wcs(path: Path):
