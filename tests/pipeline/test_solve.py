@@ -147,3 +147,12 @@ def test_real_frames_with_a_header_wcs_keep_it(real_data, tmp_path):
     assert lowell_wcs.wcs.ctype[0].startswith("RA---TPV") or lowell_wcs.wcs.ctype[0].startswith("RA---TAN")
     ra, dec = m67_wcs.all_pix2world([[529.0, 529.0]], 0)[0]
     assert abs(ra - 132.834) < 0.01 and abs(dec - 11.812) < 0.01         # M 67
+
+
+def test_an_empty_catalog_says_there_is_nothing_to_solve(tmp_path):
+    db = tmp_path / "empty.sqlite"
+    assert _invoke(db, "init").exit_code == 0
+    result = _invoke(db, "solve")
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: no frame to solve: ingest and accept light frames first, or name one " \
+                                    "with --frame"
