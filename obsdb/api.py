@@ -455,6 +455,38 @@ class Catalog:
 
         return write_regions(self.region_facts(selector, nights=nights), out)
 
+    def solve(self, **options):
+        """Plate-solve each night's reference (or named frames) with astrometry.net and record the
+        verified solutions (``obsdb solve``); see :func:`obsdb.pipeline.solve.solve`."""
+        from obsdb.pipeline.solve import solve
+
+        return solve(self.db, **options)
+
+    def wcs(self, frame_id: int):
+        """A frame's celestial WCS: its header's own when it has one, else its recorded (verified) plate
+        solution, else None.
+
+        Returns
+        -------
+        astropy.wcs.WCS or None
+        """
+        from obsdb.catalog.astrometry import AstrometryStore
+        from obsdb.imaging.astrometry import header_wcs, wcs_from_text
+
+        header, solved = AstrometryStore(self.db).wcs_sources(int(frame_id))
+        if header is None:
+            return None
+        own = header_wcs(header)
+        if own is not None:
+            return own
+        return wcs_from_text(solved) if solved else None
+
+    def wcs_solutions(self, frame_ids: Iterable[int] | None = None) -> list[dict]:
+        """Recorded plate solutions (all, or of ``frame_ids``) with their provenance, as dicts."""
+        from obsdb.catalog.astrometry import AstrometryStore
+
+        return AstrometryStore(self.db).solutions(None if frame_ids is None else [int(i) for i in frame_ids])
+
     def report(self, out_dir: str | os.PathLike, **options):
         """Write the static HTML report (``obsdb report``); see :func:`obsdb.report.build.build_report`."""
         from obsdb.report.build import build_report

@@ -630,3 +630,36 @@ class Calibration(Base):
         UniqueConstraint("frame_id", "kind"),
         CheckConstraint(_in("kind", MASTER_KINDS), name="kind"),
     )
+
+
+class WcsSolution(Base):
+    """A frame's verified plate solution (``obsdb solve``), with its provenance.
+
+    Only a solution that passed :func:`obsdb.imaging.astrometry.verify_wcs` is ever written; solving
+    again replaces it.  A frame whose header has its own celestial WCS keeps using that one
+    (:meth:`obsdb.Catalog.wcs`).
+    """
+
+    __tablename__ = "wcs_solution"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), unique=True,
+                                          doc="The frame solved.")
+    solver: Mapped[str] = mapped_column(String, doc="The plate solver, e.g. 'astrometry.net'.")
+    solver_version: Mapped[str] = mapped_column(String, doc="The solver's version, e.g. '0.93'.")
+    index_used: Mapped[str] = mapped_column(
+        String, doc="The index file that solved it and its id, e.g. 'index-tycho2-11 (4111)'.")
+    hints: Mapped[dict] = mapped_column(
+        JSONType(), doc="Hints given to the solver: ra, dec, radius (deg), scale_low, scale_high (arcsec/px); "
+                        "null ones were not known.")
+    residual_arcsec: Mapped[float] = mapped_column(
+        Float, doc="Median distance, arcsec, between the matched index stars through the WCS and the frame's stars.")
+    residual_pixels: Mapped[float] = mapped_column(Float, doc="The same median distance in pixels.")
+    n_matched: Mapped[int] = mapped_column(Integer, doc="Index stars with a catalogued star within the match radius.")
+    n_reference: Mapped[int] = mapped_column(Integer, doc="Index stars (of the solver's matches) on the frame.")
+    pixel_scale: Mapped[float] = mapped_column(Float, doc="The solution's mean pixel scale, arcsec per pixel.")
+    wcs_header: Mapped[str] = mapped_column(Text, doc="The WCS as FITS header cards, one per line.")
+    cpu_seconds: Mapped[float | None] = mapped_column(Float, doc="CPU time the solver spent, seconds.")
+    algorithm: Mapped[str] = mapped_column(
+        String, doc="Version of the solving and verification code (obsdb.imaging.astrometry.SOLVE_VERSION).")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When solved, UTC.")
