@@ -225,8 +225,10 @@ def _alternate(mag, var, seen, use, zero, star, passes: int = 50, tolerance: flo
     w_cmp = w_all * use[None, :]
     filled = np.where(seen, mag, 0.0)
     for _ in range(passes):
+        # A star measured in no frame has no magnitude (NaN): 0 x NaN would poison every frame's sum.
+        offset = np.where(seen, filled - np.nan_to_num(star)[None, :], 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            new_zero = np.sum(w_cmp * (filled - star[None, :]), axis=1) / np.sum(w_cmp, axis=1)
+            new_zero = np.sum(w_cmp * offset, axis=1) / np.sum(w_cmp, axis=1)
         new_zero = np.nan_to_num(new_zero)
         # Fix the scale: the zero points' weighted mean is 0.
         frame_weight = np.sum(w_cmp, axis=1)

@@ -108,3 +108,15 @@ def test_each_star_is_identified_in_every_frame_it_falls_in_and_no_other():
     seen = set().union(*[set(ids) for ids in true_ids])
     assert len(mapping) == len([i for i in seen if isolated[i]])
     assert len(sources) <= len(seen)                               # no star split in two
+
+
+def test_a_star_never_measured_does_not_poison_the_zero_points():
+    from obsdb.imaging.ensemble import ensemble_zero_points
+
+    true = np.array([12.0, 13.0, 14.0, 15.0, 16.0])
+    clouds = np.array([0.0, 0.3, 0.1, 0.0])
+    mag = true[None, :] + clouds[:, None]
+    mag[:, 4] = np.nan                   # measured in no frame (off the frame in this band, say)
+    fit = ensemble_zero_points(mag, np.full(mag.shape, 0.01))
+    assert np.allclose(fit.zero_point - fit.zero_point[0], clouds, atol=1e-6)
+    assert np.isnan(fit.magnitude[4]) and np.allclose(fit.magnitude[:4] - true[:4], fit.magnitude[0] - 12.0)
