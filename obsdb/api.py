@@ -388,7 +388,7 @@ class Catalog:
     def photometry(self, *, night=None, band: str | None = None, frames: Iterable[int] | None = None):
         """Aperture photometry rows (one per frame and star) as an astropy Table with units.
 
-        Columns: night, frame, frame_id, band, mjd (UTC, mid-exposure), airmass, star_index, source
+        Columns: night, frame, frame_id, band, mjd_utc (MJD, UTC, mid-exposure), airmass, star_index, source
         (id, -1 when not identified), x, y (frame pixels), flux, flux_err, sky (ADU), mag, mag_err
         (instrumental, per second), zero_point, flags, radius (px), radius_rule, gain (e-/ADU),
         gain_source, algorithm.
@@ -396,7 +396,7 @@ class Catalog:
         from obsdb.catalog.photometry import photometry_rows
 
         rows = self.read(photometry_rows, nights=night, band=band, frame_ids=frames)
-        return _table(rows, ("night", "frame", "frame_id", "band", "mjd", "airmass", "star_index", "source", "x",
+        return _table(rows, ("night", "frame", "frame_id", "band", "mjd_utc", "airmass", "star_index", "source", "x",
                              "y", "flux", "flux_err", "sky", "mag", "mag_err", "zero_point", "flags", "radius",
                              "radius_rule", "gain", "gain_source", "algorithm"))
 
@@ -468,7 +468,7 @@ class Catalog:
         Returns
         -------
         astropy.table.Table
-            Columns: frame, band, mjd (UTC, mid-exposure), mag (differential: the instrumental
+            Columns: frame, band, mjd_utc (MJD, UTC, mid-exposure), mag (differential: the instrumental
             magnitude less the frame's ensemble zero point; NaN without one), mag_err, zero_point,
             zero_point_err, flags, airmass, status (the frame's verdict).  ``meta`` holds the source.
         """
@@ -481,7 +481,7 @@ class Catalog:
         if found is None:
             raise ObsdbError(f"source {source}: no such source (see `obsdb sources`)")
         info, rows = found
-        table = _table(rows, ("frame", "band", "mjd", "mag", "mag_err", "zero_point", "zero_point_err", "flags",
+        table = _table(rows, ("frame", "band", "mjd_utc", "mag", "mag_err", "zero_point", "zero_point_err", "flags",
                               "airmass", "status"))
         table.meta.update({k: v for k, v in info.items() if k != "bands"})
         table.meta["time"] = "MJD (UTC) at mid-exposure"
@@ -593,7 +593,7 @@ class Catalog:
             return run_night(catalog, folder, out, new=new, step=step, **options)
 
 
-_UNITS = {"mjd": "d", "x": "pix", "y": "pix", "flux": "adu", "flux_err": "adu", "sky": "adu", "mag": "mag",
+_UNITS = {"mjd_utc": "d", "x": "pix", "y": "pix", "flux": "adu", "flux_err": "adu", "sky": "adu", "mag": "mag",
           "mag_err": "mag", "zero_point": "mag", "zero_point_err": "mag", "radius": "pix", "ra": "deg",
           "dec": "deg", "gain": "electron / adu"}
 """Units of the photometry tables' columns (``mag_B`` and the like take the unit of ``mag``)."""

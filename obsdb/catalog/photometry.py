@@ -299,7 +299,7 @@ def photometry_rows(session, *, nights=None, band: str | None = None, frame_ids:
     out = []
     for night, fid, number, name, fband, date_obs, exptime, airmass, fp, p, source_id in session.execute(query):
         out.append({"night": night, "frame_id": fid, "frame": number if number is not None else name,
-                    "band": fband, "mjd": mjd_mid(date_obs, exptime), "airmass": airmass,
+                    "band": fband, "mjd_utc": mjd_mid(date_obs, exptime), "airmass": airmass,
                     "star_index": p.star_index, "source": source_id, "x": p.x, "y": p.y, "flux": p.flux,
                     "flux_err": p.flux_err, "sky": p.sky, "mag": p.mag, "mag_err": p.mag_err, "flags": p.flags,
                     "radius": fp.radius, "radius_rule": fp.radius_rule, "gain": fp.gain,
@@ -387,7 +387,7 @@ def lightcurve_rows(session, source_id: int, *, band: str | None = None) -> tupl
     for row in session.execute(query):
         diff = (row.mag - row.zero_point) if row.mag is not None and row.zero_point is not None else None
         rows.append({"frame_id": row.id, "frame": row.number if row.number is not None else row.file_name,
-                     "band": row.band, "mjd": mjd_mid(row.date_obs, row.exptime), "mag": diff,
+                     "band": row.band, "mjd_utc": mjd_mid(row.date_obs, row.exptime), "mag": diff,
                      "mag_err": row.mag_err, "instrumental_mag": row.mag, "zero_point": row.zero_point,
                      "zero_point_err": row.zero_point_err, "flux": row.flux, "flux_err": row.flux_err,
                      "flags": row.flags, "airmass": row.airmass, "status": row.status})
