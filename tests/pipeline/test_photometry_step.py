@@ -304,6 +304,11 @@ def test_real_frames_are_measured_and_flag_saturated_cores_and_edges(real_data, 
             table = catalog.photometry()
             sources = catalog.sources()
             found[name] = (report, table, sources)
+            if name == "pair_dss":
+                # The DSS plates carry a plate solution: every source has sky coordinates, and --radec finds it.
+                assert np.isfinite(np.asarray(sources["ra"])).all() and np.isfinite(np.asarray(sources["dec"])).all()
+                curve = catalog.lightcurve(radec=(float(sources["ra"][3]) + 1e-4, float(sources["dec"][3])))
+                assert curve.meta["id"] == int(sources["id"][3])
             flags = np.asarray(table["flags"])
             print(f"{name}: {report.measured} frames, {len(table)} measurements, {report.sources} sources, "
                   f"{int((flags & SATURATED).astype(bool).sum())} saturated, {int((flags & EDGE).astype(bool).sum())} "
