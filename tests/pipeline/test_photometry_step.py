@@ -65,6 +65,10 @@ def test_every_frame_measured_once_and_a_second_run_measures_nothing(night):
     assert night["first"].identified == N_FRAMES
     assert night["second"].measured == 0
     assert night["second"].current == N_FRAMES
+    # Every simulated star is constant: none is flagged variable (blended pairs, whose share of a
+    # neighbour's light follows the seeing, are kept out of the index).
+    assert night["first"].variables == 0
+    assert not any(night["catalog"].sources()["variable"])
 
 
 def test_zero_points_follow_the_transparency_within_5_mmag(night):
@@ -216,6 +220,7 @@ def test_commands_print_the_summary_the_sources_and_a_light_curve(night, tmp_pat
     db = ["--db", night["db"]]
     result = runner.invoke(app, db + ["photometry"])
     assert result.exit_code == 0, result.output
+    print(result.output)                                  # docs/photometry.md shows it
     assert f"frames measured: 0 ({N_FRAMES} already current, 0 failed)" in result.output
     assert "median zero-point error:" in result.output and "mmag" in result.output
     assert "repeatability of bright stars" in result.output
