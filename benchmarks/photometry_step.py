@@ -11,9 +11,15 @@ measuring is in it too):
 - ``identify``: identification and ensemble zero points (:func:`obsdb.pipeline.photometry.identify`);
 - ``plan``: reading the star lists and staleness (:meth:`PhotometryStore.frames_to_measure`).
 
+With ``--pure``, the measuring alone as the issue states its target: CPU per frame of
+:func:`obsdb.imaging.photometry.aperture_photometry` on 2048^2 float32 frames with 400 stars (the frames of
+``benchmarks/photometry.py``), median over ``--repeats`` frames; ``benchmarks/photometry.py`` times the same
+in wall-clock seconds against photutils.
+
 Usage::
 
     python benchmarks/photometry_step.py [--frames 50,200,500] [--size 512] [--base 25]
+    python benchmarks/photometry_step.py --pure [--repeats 9]
 """
 
 from __future__ import annotations
@@ -70,12 +76,37 @@ def time_step(db_path: str, frames: Path) -> dict:
                 "identified": report.identified, **cpu}
 
 
+def time_pure(repeats: int) -> None:
+    """CPU per frame of the aperture photometry alone, 2048^2 float32, 400 stars (median of ``repeats``)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from photometry import simulated_frame
+
+    from obsdb.imaging.photometry import aperture_photometry
+
+    image, x, y, _ = simulated_frame(2048, 400, 1)
+    aperture_photometry(image, x, y, fwhm=3.0, gain=1.5, saturation=60000)      # imports, caches
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        aperture_photometry(image, x, y, fwhm=3.0, gain=1.5, saturation=60000)
+        times.append(time.process_time() - start)
+    print(f"aperture_photometry, 2048^2 float32, 400 stars: CPU {1000 * statistics.median(times):.1f} ms per frame "
+          f"(median of {repeats}; min {1000 * min(times):.1f}, max {1000 * max(times):.1f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", default="50,200,500", help="Night sizes to time, comma-separated.")
     parser.add_argument("--size", type=int, default=512, help="Frame size, px.")
     parser.add_argument("--base", type=int, default=25, help="Frames simulated (the rest are copies).")
+    parser.add_argument("--pure", action="store_true", help="Time the aperture photometry alone (2048^2, 400 stars).")
+    parser.add_argument("--repeats", type=int, default=9, help="Frames timed with --pure.")
     args = parser.parse_args()
+    if args.pure:
+        time_pure(args.repeats)
+        return
     from obsdb.simulate import simulate_night
 
     with tempfile.TemporaryDirectory() as tmp:
