@@ -250,7 +250,8 @@ def test_commands_print_the_summary_the_sources_and_a_light_curve(night, tmp_pat
     drawn = runner.invoke(app, db + ["lightcurve", str(brightest["id"]), "--plot", str(plot)])
     assert drawn.exit_code == 0, drawn.output
     assert plot.read_text().lstrip().startswith("<?xml") and "MJD UTC mid-exp" in drawn.output
-    assert max(len(line) for line in drawn.output.splitlines()) <= 80
+    # The table fits 80 columns; the last line names the plot's path, as long as the path is.
+    assert max(len(line) for line in drawn.output.splitlines() if not line.startswith("plot:")) <= 80
 
     for arguments, message in ((["lightcurve"], "give one of"), (["lightcurve", "--near", "1;2"], "two numbers"),
                                (["lightcurve", "3", "--plot", str(tmp_path / "x.gif")], ".png or .svg")):
@@ -267,7 +268,7 @@ def test_the_same_night_on_each_backend(catalog_url, copy_night, tmp_path):
         catalog.ingest([tmp_path / "frames"])
         catalog.qa()
         catalog.align()
-        first = catalog.photometer()
+        first = catalog.photometer(workers=2)               # through the process pool
         second = catalog.photometer()
         sources = catalog.sources()
         table = catalog.photometry()
