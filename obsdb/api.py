@@ -383,6 +383,117 @@ class Catalog:
 
         return apply_plan(self.db, plan, user=user, night=night)
 
+    # ------------------------------------------------------------ photometry
+
+    def photometry(self, *, night=None, band: str | None = None, frames: Iterable[int] | None = None):
+        """Aperture photometry rows (one per frame and star) as an astropy Table with units.
+
+        Columns: night, frame, frame_id, band, mjd_utc (MJD, UTC, mid-exposure), airmass, star_index, source
+        (id, -1 when not identified), x, y (frame pixels), flux, flux_err, sky (ADU), mag, mag_err
+        (instrumental, per second), zero_point, flags, radius (px), radius_rule, gain (e-/ADU),
+        gain_source, algorithm.
+        """
+        from obsdb.catalog.photometry import photometry_rows
+
+        rows = self.read(photometry_rows, nights=night, band=band, frame_ids=frames)
+        return _table(rows, ("night", "frame", "frame_id", "band", "mjd_utc", "airmass", "star_index", "source", "x",
+                             "y", "flux", "flux_err", "sky", "mag", "mag_err", "zero_point", "flags", "radius",
+                             "radius_rule", "gain", "gain_source", "algorithm"))
+
+    def sources(self, *, night=None, band: str | None = None):
+        """The identified sources as an astropy Table with units: id, night, reference, x, y (reference
+        pixels), ra, dec (deg; NaN without a WCS), n_frames, and per band ``mag_B``, ``mag_err_B``,
+        ``chi2_B``, ``variable_B`` (instrumental magnitudes on the band's ensemble scale)."""
+        from obsdb.catalog.photometry import source_rows
+
+        rows = self.read(source_rows, nights=night, band=band)
+        bands = sorted({b for row in rows for b in row["bands"]})
+        flat = []
+        for row in rows:
+            item = {k: row[k] for k in ("id", "night", "reference", "number", "x", "y", "ra", "dec", "n_frames")}
+            item["variable"] = any(b["variable"] for b in row["bands"].values())
+            for band_name in bands:
+                b = row["bands"].get(band_name) or {}
+                item[f"mag_{band_name}"] = b.get("mag")
+                item[f"mag_err_{band_name}"] = b.get("mag_err")
+                item[f"chi2_{band_name}"] = b.get("chi2")
+                item[f"variable_{band_name}"] = bool(b.get("variable", False))
+            flat.append(item)
+        columns = ("id", "night", "reference", "number", "x", "y", "ra", "dec", "n_frames", "variable") + tuple(
+            f"{kind}_{b}" for b in bands for kind in ("mag", "mag_err", "chi2", "variable"))
+        return _table(flat, columns)
+
+    def find_source(self, *, near: tuple[float, float] | None = None, radec: tuple[float, float] | None = None,
+                    night=None, max_distance: float | None = None) -> int:
+        """The id of the source nearest ``near`` (reference pixels) or ``radec`` (degrees).
+
+        Raises
+        ------
+        obsdb.errors.ObsdbError
+            No sources (run photometry), none with sky coordinates, or none within ``max_distance``
+            (pixels, or arcseconds for ``radec``; default 5 px or 10 arcsec).
+        """
+        from obsdb.catalog.photometry import nearest_source
+        from obsdb.errors import ObsdbError
+
+        if (near is None) == (radec is None):
+            raise ObsdbError("give one position: near=(x, y) in reference pixels or radec=(ra, dec) in degrees")
+        if radec is not None:
+            found = self.read(nearest_source, ra=radec[0], dec=radec[1], nights=night)
+            limit, unit, where = max_distance or 10.0, "arcsec", f"RA,Dec {radec[0]:g},{radec[1]:g}"
+        else:
+            found = self.read(nearest_source, x=near[0], y=near[1], nights=night)
+            limit, unit, where = max_distance or 5.0, "px", f"X,Y {near[0]:g},{near[1]:g}"
+        if found is None:
+            what = "with sky coordinates (the reference has no WCS)" if radec is not None else \
+                "(run `obsdb photometry` first)"
+            raise ObsdbError(f"{where}: no sources {what}")
+        if found[1] > limit:
+            raise ObsdbError(f"{where}: the nearest source ({found[0]}) is {found[1]:.1f} {unit} away "
+                             f"(more than {limit:g} {unit})")
+        return found[0]
+
+    def lightcurve(self, source: int | None = None, *, near: tuple[float, float] | None = None,
+                   radec: tuple[float, float] | None = None, band: str | None = None, night=None):
+        """One source's light curve as an astropy Table with units, one row per frame in time order.
+
+        Parameters
+        ----------
+        source : int, optional
+            The source id; or ``near=(x, y)`` in the reference frame's pixels, or ``radec=(ra, dec)`` in
+            degrees when the reference has a WCS (the nearest source, see :meth:`find_source`).
+        band : str, optional
+            Only this band.
+
+        Returns
+        -------
+        astropy.table.Table
+            Columns: frame, band, mjd_utc (MJD, UTC, mid-exposure), mag (differential: the instrumental
+            magnitude less the frame's ensemble zero point; NaN without one), mag_err, zero_point,
+            zero_point_err, flags, airmass, status (the frame's verdict).  ``meta`` holds the source.
+        """
+        from obsdb.catalog.photometry import lightcurve_rows
+        from obsdb.errors import ObsdbError
+
+        if source is None:
+            source = self.find_source(near=near, radec=radec, night=night)
+        found = self.read(lightcurve_rows, int(source), band=band)
+        if found is None:
+            raise ObsdbError(f"source {source}: no such source (see `obsdb sources`)")
+        info, rows = found
+        table = _table(rows, ("frame", "band", "mjd_utc", "mag", "mag_err", "zero_point", "zero_point_err", "flags",
+                              "airmass", "status"))
+        table.meta.update({k: v for k, v in info.items() if k != "bands"})
+        table.meta["time"] = "MJD (UTC) at mid-exposure"
+        return table
+
+    def photometer(self, **options):
+        """Measure photometry, identify sources and fit zero points (``obsdb photometry``); see
+        :func:`obsdb.pipeline.photometry.photometer`."""
+        from obsdb.pipeline.photometry import photometer
+
+        return photometer(self.db, **options)
+
     # ------------------------------------------------------------ steps
 
     def ingest(self, paths: Iterable[str | os.PathLike], **options):
@@ -522,3 +633,38 @@ class Catalog:
         new = "://" not in db and not Path(db).expanduser().exists()
         with cls.open(db, create=True) as catalog:
             return run_night(catalog, folder, out, new=new, step=step, **options)
+
+
+_UNITS = {"mjd_utc": "d", "x": "pix", "y": "pix", "flux": "adu", "flux_err": "adu", "sky": "adu", "mag": "mag",
+          "mag_err": "mag", "zero_point": "mag", "zero_point_err": "mag", "radius": "pix", "ra": "deg",
+          "dec": "deg", "gain": "electron / adu"}
+"""Units of the photometry tables' columns (``mag_B`` and the like take the unit of ``mag``)."""
+
+
+def _table(rows: list[dict], columns: tuple[str, ...]):
+    """An astropy Table of ``rows`` with these columns, units from :data:`_UNITS`; None becomes NaN
+    in number columns (-1 in ``source``)."""
+    import math
+
+    from astropy import units as u
+    from astropy.table import Table
+
+    table = Table()
+    for name in columns:
+        values = [row.get(name) for row in rows]
+        base = name.split("_")[0] if name.startswith(("mag_", "chi2_", "variable_")) and name not in _UNITS else name
+        if name == "source":
+            values = [-1 if v is None else v for v in values]
+        elif any(isinstance(v, float) for v in values) or base in _UNITS or base == "chi2":
+            values = [math.nan if v is None else float(v) for v in values]
+        elif base in ("variable",):
+            values = [bool(v) for v in values]
+        elif values and all(v is None for v in values):
+            values = [""] * len(values)
+        elif any(isinstance(v, str) for v in values):
+            values = ["" if v is None else str(v) for v in values]
+        unit = _UNITS.get(name) or (_UNITS["mag"] if name.startswith("mag_") else None)
+        table[name] = values if values else []
+        if unit:
+            table[name].unit = u.Unit(unit)
+    return table

@@ -663,3 +663,125 @@ class WcsSolution(Base):
     algorithm: Mapped[str] = mapped_column(
         String, doc="Version of the solving and verification code (obsdb.imaging.astrometry.SOLVE_VERSION).")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When solved, UTC.")
+
+
+PHOTOMETRY_RADIUS_RULES = ("fwhm", "fixed")
+"""How a frame's aperture radius was chosen (see :class:`FramePhotometry`)."""
+
+
+class FramePhotometry(Base):
+    """One frame's aperture photometry: how it was measured, and the frame's ensemble zero point.
+
+    The per-star rows are :class:`Photometry`; they share this row's aperture, annulus, gain and
+    algorithm.  Re-measured when ``algorithm`` or ``inputs`` differ from what the step would use now.
+    """
+
+    __tablename__ = "frame_photometry"
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True,
+                                          doc="The light frame measured.")
+    n_stars: Mapped[int] = mapped_column(Integer, doc="Stars measured (the frame's stored star list).")
+    radius: Mapped[float] = mapped_column(Float, doc="Aperture radius, px.")
+    radius_rule: Mapped[str] = mapped_column(
+        String, doc="How the radius was chosen: 'fwhm' (a multiple of the frame's FWHM) or 'fixed' (given in px).")
+    radius_fwhm: Mapped[float | None] = mapped_column(
+        Float, doc="The radius in units of the frame's FWHM (the multiple when radius_rule is 'fwhm').")
+    fwhm: Mapped[float | None] = mapped_column(Float, doc="The frame's median FWHM the apertures were sized by, px.")
+    annulus_inner: Mapped[float] = mapped_column(Float, doc="Sky annulus inner radius, px.")
+    annulus_outer: Mapped[float] = mapped_column(Float, doc="Sky annulus outer radius, px.")
+    gain: Mapped[float] = mapped_column(Float, doc="Gain used for the stars' photon noise, e-/ADU.")
+    gain_source: Mapped[str] = mapped_column(
+        String, doc="Where the gain came from: the header keyword (EGAIN, GAIN, ...), 'given' or 'assumed' (1 e-/ADU).")
+    exptime: Mapped[float | None] = mapped_column(
+        Float, doc="Exposure time the magnitudes are per second of, s; NULL: per frame (no EXPTIME).")
+    calibration: Mapped[str | None] = mapped_column(
+        String, doc="Masters the pixels were calibrated with, e.g. 'bias 1, flat 3'; NULL: raw pixels.")
+    inputs: Mapped[str] = mapped_column(
+        String, doc="Fingerprint of what was measured (file digest, star list, calibration, radius rule): "
+                    "a frame whose fingerprint changed is measured again.")
+    algorithm: Mapped[str] = mapped_column(String, doc="Version of the photometry algorithm (PHOTOMETRY_VERSION).")
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When measured, UTC.")
+    zero_point: Mapped[float | None] = mapped_column(
+        Float, doc="Ensemble zero point, mag: the frame's offset from the mean frame of its band and reference "
+                   "(its transparency and extinction); NULL: not identified or too few comparison stars.")
+    zero_point_err: Mapped[float | None] = mapped_column(Float, doc="1-sigma error of the zero point, mag.")
+    n_comparison: Mapped[int | None] = mapped_column(Integer, doc="Constant stars that set the zero point.")
+    reference_frame_id: Mapped[int | None] = mapped_column(
+        ForeignKey("frame.id", ondelete="SET NULL"), index=True,
+        doc="The reference whose grid the frame's stars were identified in; NULL: not identified.")
+    identification: Mapped[str | None] = mapped_column(
+        Text, doc="Why the frame's stars were not identified (no verified transform, ...); NULL when they were.")
+
+    __table_args__ = (CheckConstraint(_in("radius_rule", PHOTOMETRY_RADIUS_RULES), name="radius_rule"),)
+
+
+class Photometry(Base):
+    """Aperture photometry of one star of a frame's star list (see :class:`FramePhotometry`)."""
+
+    __tablename__ = "photometry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame_photometry.frame_id", ondelete="CASCADE"),
+                                          doc="The frame measured (its frame_photometry row).")
+    star_index: Mapped[int] = mapped_column(Integer, doc="Row of the frame's stored star list.")
+    x: Mapped[float] = mapped_column(Float, doc="Aperture centre, 0-based column of the frame.")
+    y: Mapped[float] = mapped_column(Float, doc="Aperture centre, 0-based row of the frame.")
+    flux: Mapped[float | None] = mapped_column(Float, doc="Sky-subtracted flux in the aperture, ADU; NULL: no sky.")
+    flux_err: Mapped[float | None] = mapped_column(Float, doc="1-sigma error of the flux (CCD equation), ADU.")
+    sky: Mapped[float | None] = mapped_column(Float, doc="Sky level (clipped annulus median), ADU per pixel.")
+    sky_rms: Mapped[float | None] = mapped_column(Float, doc="Sky scatter per pixel in the annulus, ADU.")
+    mag: Mapped[float | None] = mapped_column(
+        Float, doc="Instrumental magnitude 25 - 2.5 log10(flux / exptime); NULL for a non-positive flux.")
+    mag_err: Mapped[float | None] = mapped_column(Float, doc="1-sigma error of mag.")
+    flags: Mapped[int] = mapped_column(
+        Integer, doc="Bits: 1 saturated, 2 edge, 4 defect, 8 blended, 16 sky (obsdb.imaging.photometry).")
+
+    __table_args__ = (UniqueConstraint("frame_id", "star_index"),)
+
+
+class Source(Base):
+    """One star of a field, identified across a night's frames in its reference frame's grid."""
+
+    __tablename__ = "source"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="The source id users name.")
+    reference_frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"),
+                                                    doc="The reference frame whose pixel grid x, y are in.")
+    number: Mapped[int] = mapped_column(
+        Integer, doc="Number within the reference: the reference's own stars first, brightest first (stable).")
+    x: Mapped[float] = mapped_column(Float, doc="Mean position, 0-based column of the reference frame.")
+    y: Mapped[float] = mapped_column(Float, doc="Mean position, 0-based row of the reference frame.")
+    ra: Mapped[float | None] = mapped_column(Float, doc="Right ascension, deg, from the reference's WCS; NULL: none.")
+    dec: Mapped[float | None] = mapped_column(Float, doc="Declination, deg, from the reference's WCS; NULL: none.")
+    n_frames: Mapped[int] = mapped_column(Integer, doc="Frames it was measured in.")
+
+    __table_args__ = (UniqueConstraint("reference_frame_id", "number"),)
+
+
+class SourceBand(Base):
+    """A source's ensemble magnitude and variability in one band."""
+
+    __tablename__ = "source_band"
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), primary_key=True,
+                                           doc="The source.")
+    band: Mapped[str] = mapped_column(String, primary_key=True, doc="Filter band ('' when frames have none).")
+    mag: Mapped[float | None] = mapped_column(
+        Float, doc="Mean instrumental magnitude on the band's ensemble scale (zero points removed).")
+    mag_err: Mapped[float | None] = mapped_column(Float, doc="1-sigma error of mag.")
+    n_frames: Mapped[int] = mapped_column(Integer, doc="Unflagged measurements in the band.")
+    chi2: Mapped[float | None] = mapped_column(
+        Float, doc="Variability index: reduced chi-square of its magnitudes about the mean after zero points.")
+    variable: Mapped[bool] = mapped_column(Boolean, doc="chi2 beyond the ensemble's limit (VARIABLE_CHI2).")
+    comparison: Mapped[bool] = mapped_column(Boolean, doc="Used to set the band's zero points.")
+
+
+class SourceMember(Base):
+    """Which source a photometry row measured."""
+
+    __tablename__ = "source_member"
+
+    photometry_id: Mapped[int] = mapped_column(ForeignKey("photometry.id", ondelete="CASCADE"), primary_key=True,
+                                               doc="The measurement.")
+    source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), index=True,
+                                           doc="The source it is.")

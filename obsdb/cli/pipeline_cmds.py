@@ -101,6 +101,9 @@ def run(
     stack: str = typer.Option("median", "--stack", help="Stack method: median, mean or sigma-clip."),
     render_: bool = typer.Option(True, "--render/--no-render", help="Write aligned frames and stacks."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write the HTML report."),
+    photometry: bool = typer.Option(True, "--photometry/--no-photometry",
+                                    help="Measure aperture photometry, sources and zero points (then `obsdb "
+                                         "lightcurve` works)."),
     executor_kind: Optional[str] = None,
     scheduler: Optional[str] = None,
     qa_thresholds: dict = None,
@@ -128,7 +131,7 @@ def run(
     with open_executor(executor_kind, workers, scheduler) as executor, user_errors():
         config = load_config(state.config)
         summary = Catalog.run(folder, out, db=db, workers=workers, stack=stack, render_outputs=render_,
-                              executor=executor,
+                              executor=executor, photometry=photometry,
                               report=report, thresholds={**config.qa, **(qa_thresholds or {})},
                               ingest_config=config.ingest, calibration_sections=config.calibration.sections(),
                               step=lambda name: err_console.print(f"» {name}", style="cyan"),

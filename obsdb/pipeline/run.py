@@ -66,7 +66,7 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
               stack: str = "median", render_outputs: bool = True, report: bool = True, thresholds: dict | None = None,
               reference: str | None = None, step: Callable[[str], None] | None = None,
               progress_factory=None, ingest_config=None, executor=None, calibration_sections: dict | None = None,
-              on_step: Callable[[str, str], None] | None = None) -> RunSummary:
+              on_step: Callable[[str, str], None] | None = None, photometry: bool = True) -> RunSummary:
     """Process a folder of frames end to end into ``out``.
 
     Every step runs and reports, whatever the night: when QA accepts
@@ -115,6 +115,9 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     on_step : callable, optional
         ``on_step(name, text)`` with each step's result as soon as it is known
         (the first is ``catalog``: which catalog is written, new or existing).
+    photometry : bool
+        Measure aperture photometry after the alignment, identify sources and fit zero points
+        (:meth:`obsdb.Catalog.photometer`), so that light curves can be read at once.
 
     Returns
     -------
@@ -212,6 +215,9 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
         except ObsdbError as exc:
             # Groups serve the report and the staged method; the auto run above does not need them.
             summary.add("group", f"skipped: {exc}")
+    if photometry:
+        announce("photometry")
+        _photometry_step(catalog, summary, workers=workers, executor=executor, progress=progress)
     rendered = None
     if render_outputs:
         announce("render")
@@ -307,6 +313,19 @@ def holds_calibration_frames(folder, exclude, ingest_config=None) -> bool:
                                 picttypes) in ("bias", "dark", "flat"):
             return True
     return False
+
+
+def _photometry_step(catalog, summary: RunSummary, *, workers: int, executor, progress) -> None:
+    """Photometry of the night's light frames, summarised in one line (frames, sources, zero-point error)."""
+    with progress("photometry") as callback:
+        measured = catalog.photometer(workers=workers, executor=executor, progress=callback)
+    zp = measured.median_zero_point_error
+    summary.add("photometry", f"{plural(measured.measured, 'frame')} measured ({measured.current} current, "
+                              f"{len(measured.failed)} failed), {plural(measured.sources, 'source')} in "
+                              f"{plural(measured.identified, 'identified frame')}"
+                              + (f", median zero-point error {zp * 1000:.1f} mmag" if zp is not None else ""))
+    for path, reason in measured.failed:
+        summary.add("photometry", f"not measured: {reason}")
 
 
 def _has_calibration_frames(catalog) -> bool:
