@@ -277,18 +277,45 @@ def _separable_spline3_shift(work, transform, out_shape):
     pad = _SPLINE_PAD
     padded = np.pad(work, pad, mode="edge")
     coefficients = ndimage.spline_filter(padded, 3, output=np.float64, mode="nearest")
-    out = coefficients
-    for axis, shift, n_out in ((0, transform.dy, out_shape[0]), (1, transform.dx, out_shape[1])):
+    del padded
+    starts = []
+    for axis, shift in ((0, transform.dy), (1, transform.dx)):
         # Output i reads source i - shift = i + base + t, i.e. coefficients base - 1 ... base + 2 from i.
         base = math.floor(-shift)
         t = -shift - base
         weights = np.array([(1 - t) ** 3, 4 - 6 * t ** 2 + 3 * t ** 3, 1 + 3 * t + 3 * t ** 2 - 3 * t ** 3,
                             t ** 3]) / 6.0
-        # origin=-1 puts the 4 taps on i - 1 ... i + 2.
-        out = ndimage.correlate1d(out, weights, axis=axis, mode="nearest", origin=-1)
-        index = np.clip(np.arange(n_out) + base + pad, 0, out.shape[axis] - 1)
-        out = np.take(out, index, axis=axis)
-    return out.astype(np.float32)
+        # origin=-1 puts the 4 taps on i - 1 ... i + 2.  In place: ndimage filters through line
+        # buffers, and a frame-sized float64 array less is 30 MB and ~10 ms less on 2k frames.
+        ndimage.correlate1d(coefficients, weights, axis=axis, mode="nearest", origin=-1, output=coefficients)
+        starts.append(base + pad)
+    return _shifted_window(coefficients, starts, out_shape)
+
+
+def _shifted_window(filtered: np.ndarray, starts: list[int], out_shape) -> np.ndarray:
+    """``filtered[start_row + i, start_col + j]`` for every output pixel, as float32, by one block copy.
+
+    Output rows and columns whose source falls beyond ``filtered`` are uncovered (the caller fills
+    them): they get copies of the nearest filled row or column.  The block copy replaced two
+    ``np.take`` gathers that cost 80 ms on a 2k frame.
+    """
+    (r0, c0), (ny, nx) = starts, filtered.shape
+    out = np.empty(out_shape, dtype=np.float32)
+    rows = np.clip(np.arange(out_shape[0]) + r0, 0, ny - 1)
+    cols = np.clip(np.arange(out_shape[1]) + c0, 0, nx - 1)
+    # The output rows (columns) that read their own source row (column): a contiguous range.
+    inside_r = np.flatnonzero(rows == np.arange(out_shape[0]) + r0)
+    inside_c = np.flatnonzero(cols == np.arange(out_shape[1]) + c0)
+    if inside_r.size == 0 or inside_c.size == 0:
+        return np.take(np.take(filtered, rows, axis=0), cols, axis=1).astype(np.float32)
+    ra, rb, ca, cb = inside_r[0], inside_r[-1] + 1, inside_c[0], inside_c[-1] + 1
+    out[ra:rb, ca:cb] = filtered[ra + r0:rb + r0, ca + c0:cb + c0]
+    # Beyond the source (uncovered): the nearest values, so that nothing is left uninitialised.
+    out[ra:rb, :ca] = filtered[ra + r0:rb + r0, cols[:ca]]
+    out[ra:rb, cb:] = filtered[ra + r0:rb + r0, cols[cb:]]
+    out[:ra] = out[ra]
+    out[rb:] = out[rb - 1]
+    return out
 
 
 def _fourier_shift(work, transform, out_shape):
