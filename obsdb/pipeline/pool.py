@@ -306,9 +306,13 @@ def serial_worker_map(function: Callable[..., Any], items: list, args: tuple = (
     of CPU per 2048 x 2048 frame (the child's page-table copies and faults).  One worker process
     (:func:`resilient_map` with one worker) contains them as well: a crash costs the item that
     caused it (run again in a child of its own), a new worker takes the rest.  Where ``fork`` is
-    missing, the items run in this process.
+    missing, or in a daemonic process, the items run in this process.
     """
-    if not hasattr(os, "fork"):
+    import multiprocessing
+
+    if not hasattr(os, "fork") or multiprocessing.current_process().daemon:
+        # No fork, or a daemonic process (which may not start a pool): in this process, the
+        # detection still contained per frame where fork exists (run_contained).
         for item in items:
             yield item, function(item, *args)
         return
