@@ -14,7 +14,11 @@ runs ``Catalog.ingest``, ``Catalog.qa`` and ``Catalog.align`` with that
 executor, timing each step; its peak memory is the largest resident set of
 the child and of the worker processes it waited for (``ru_maxrss``).
 Executors alternate within a repetition; with ``--repeat`` > 1 the medians
-are printed, since the machine is shared and noisy.  ``cpu ms/frame`` is the
+are printed, since the machine is shared and noisy.  ``parent MB`` is the
+child's own peak (the process that writes the catalog; with the serial
+executor the pixel work runs in one worker process of its own), ``peak MB``
+the largest of it and its workers.  The date and the load average are printed
+at the start and the end.  ``cpu ms/frame`` is the
 CPU time of the child and of the workers it waited for (all three steps, per
 frame): what the work cost, whatever share of the cores the machine gave.
 
@@ -135,10 +139,11 @@ def main(argv=None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     kinds = [k.strip() for k in args.executors.split(",") if k.strip()]
     rows = []
-    print(f"{os.cpu_count()} cores; {args.size}x{args.size} uint16 frames; {args.workers} workers; "
+    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; load average {os.getloadavg()[0]:.2f}; "
+          f"{os.cpu_count()} cores; {args.size}x{args.size} uint16 frames; {args.workers} workers; "
           f"median of {args.repeat}")
     print(f"{'frames':>6s} {'executor':10s} {'ingest s':>9s} {'qa s':>7s} {'align s':>8s} {'total s':>8s} "
-          f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s} {'cpu ms/frame':>13s}")
+          f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s} {'cpu ms/frame':>13s} {'parent MB':>10s}")
     for n in [int(x) for x in args.frames.split(",")]:
         folder = simulated_night(args.cache, n, args.size)
         results: dict[str, list[dict]] = {k: [] for k in kinds + (["today"] if args.today else [])}
@@ -167,12 +172,14 @@ def main(argv=None) -> int:
                   f"{1000 * total / n:9.0f} {statistics.median(r['wall'] for r in runs):7.1f} "
                   f"{statistics.median(r['peak_mb'] for r in runs):8.0f} "
                   f"{statistics.median(r['aligned'] for r in runs):8.0f} "
-                  f"{1000 * statistics.median(r['phases'].get('cpu', float('nan')) for r in runs) / n:13.0f}")
+                  f"{1000 * statistics.median(r['phases'].get('cpu', float('nan')) for r in runs) / n:13.0f} "
+                  f"{statistics.median(r['self_peak_kb'] for r in runs) / 1024:10.0f}")
             rows.append({"frames": n, "executor": kind, "total": total, **phase})
         if args.today and "serial" in results:
             ours = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "serial")
             theirs = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "today")
             print(f"       obsdb serial / today = {ours / theirs:.2f} (target <= 0.3)")
+    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; load average {os.getloadavg()[0]:.2f} at the end")
     return 0
 
 

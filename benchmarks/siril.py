@@ -140,13 +140,28 @@ SIRIL_NORMS = {"add": "-norm=add", "none": "-nonorm"}
 
 def timed(argv: list[str], cwd: Path, env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     """Wall seconds of one command (start to exit) and its result; exits with its output if it failed."""
+    global LAST_CPU
+    before = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
+    LAST_CPU = _children_cpu() - before
     if done.returncode != 0:
         raise SystemExit(f"failed (exit code {done.returncode}): {' '.join(map(str, argv))}\n"
                          f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return wall, done
+
+
+LAST_CPU = 0.0
+"""CPU seconds (user + system) of the last :func:`timed` command and the processes it waited for: on a
+shared machine wall time says how much of the cores a command got, CPU time what its work cost."""
+
+
+def _children_cpu() -> float:
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def rms(values: list[float]) -> float:
@@ -282,9 +297,10 @@ class Bench:
         db, out = self.copy_base(), self.fresh("out")
         align, _ = timed([*self.obsdb, "--db", str(db), "align", "--band", self.band, *self.jobs], self.tmp,
                          self.env)
+        cpu = LAST_CPU
         render, _ = timed([*self.obsdb, "--db", str(db), "render", "--out", str(out), "--band", self.band,
                            "--stack", "median", *self.jobs], self.tmp, self.env)
-        return {"time": align + render, "align": align, "render": render, "db": db, "out": out}
+        return {"time": align + render, "align": align, "render": render, "cpu": cpu + LAST_CPU, "db": db, "out": out}
 
     def run_api(self, profile: Path | None = None) -> dict:
         db, out = self.copy_base(), self.fresh("out")
@@ -295,7 +311,7 @@ class Bench:
         wall, done = timed(argv, self.tmp, self.env)
         marks = json.loads(done.stdout.strip().splitlines()[-1])
         return {"time": marks["align+render"], "wall": wall, "warm": marks["align+render_warm"], **marks,
-                "db": db, "out": out}
+                "cpu": LAST_CPU, "db": db, "out": out}
 
     def run_siril(self) -> dict:
         work = self.fresh("siril")
@@ -304,11 +320,13 @@ class Bench:
             (work / Path(path).name).symlink_to(path)
         argv = [self.siril, "-s", str(self.script_path), "-d", str(work)]
         wall, done = timed(argv, work, self.siril_env)
+        cpu = LAST_CPU
         log = done.stdout
         if "Script execution finished successfully" not in log or not list(work.glob("stack.fit*")):
             raise SystemExit(f"siril-cli did not finish its script:\n{log[-3000:]}\n{done.stderr[-2000:]}")
         stacked = re.search(r"(\d+) images have been stacked", log)
-        return {"time": wall, "work": work, "log": log, "stacked": int(stacked.group(1)) if stacked else None}
+        return {"time": wall, "cpu": cpu, "work": work, "log": log,
+                "stacked": int(stacked.group(1)) if stacked else None}
 
     # ------------------------------------------------------------ accuracy
 
@@ -500,6 +518,7 @@ def main(argv=None) -> int:
         return 0
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
 
+    started, load_before = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="obsdb-siril-") as name:
         bench = Bench(Path(name), args, siril)
         say(f"simulating {args.frames} frames of {args.size}x{args.size} (bands {args.bands}), ingest + qa "
@@ -572,6 +591,9 @@ def main(argv=None) -> int:
                         "siril_matrices_replaced_by_rounded": replaced},
         "siril_skipped": [Path(p).name for p in siril_skipped],
         "same_frames": same_frames, "rounds": rounds, "profile": profile_rows,
+        "median_cpu_s": {m: median(m, "cpu") for m in ("cli", "api", "siril")},
+        "started": started, "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "load": (load_before, os.getloadavg()[0]),
         "target": TARGET_RATIO, "pass": ratio_cli <= TARGET_RATIO and obsdb_acc["rms"] <= siril_acc["rms"] + 1e-12,
     }
     if args.json:
@@ -596,6 +618,10 @@ def main(argv=None) -> int:
     print(f"{'            render (stack median)':<62}{m['api_warm_render']:10.2f}")
     print(f"{LABELS['siril']:<62}{m['siril']:10.2f}")
     print("-" * WIDTH)
+    print("CPU s (median; each command with the processes it waited for, (b) its whole child process): "
+          + ", ".join(f"({k}) {result['median_cpu_s'][m]:.2f}" for k, m in (("a", "cli"), ("b", "api"), ("c", "siril"))))
+    print(f"measured {result['started']} to {result['finished']} UTC; load average (1 min) "
+          f"{result['load'][0]:.2f} before, {result['load'][1]:.2f} after")
     print("per round, obsdb / Siril: (a) " + " ".join(f"{r['cli']['time'] / r['siril']['time']:.2f}" for r in rounds)
           + ";  (b) " + " ".join(f"{r['api']['time'] / r['siril']['time']:.2f}" for r in rounds))
     verdict = "meets" if ratio_cli <= TARGET_RATIO else "MISSES"

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 FILE_QUERY_CHUNK = 500
 """Paths looked up per query when ingest checks what it already has (bounded SQL parameter lists)."""
 
+CENTROID_BATCH = 5_000
+"""Centroid rows of an alignment run inserted per statement: a 500-frame night has ~95,000, which held
+as one list of dicts (and SQLAlchemy's parameters for it) made the parent's memory grow with the night."""
+
 
 class EventLog:
     """The event log: every command that changed the catalog, with who and when."""
@@ -481,8 +485,11 @@ class AlignStore(EventLog):
                                    "pixels_read": outcome.get("pixels_read", False),
                                    "verification": outcome.get("verification")}})
                 centroids.extend({"frame_id": frame.id, "run_id": run.id, "source": "detection",
-                                  "method": "windowed", "star_index": i, "reference_star_index": j}
+                                  "method": "windowed", "star_index": int(i), "reference_star_index": int(j)}
                                  for i, j in outcome.get("pairs", ()))
+                if len(centroids) >= CENTROID_BATCH:
+                    session.execute(insert(Centroid), centroids)
+                    centroids = []
             if steps:
                 session.execute(insert(ShiftStep), steps)
             if centroids:

@@ -133,16 +133,21 @@ def detector_defects(frames, *, fwhm: float | None = None, nsigma: float = 6.0,
     if len(frames) < 3 or len({f.shape for f in frames}) != 1:
         shape = frames[0].shape if frames else (0, 0)
         return np.zeros(shape, dtype=bool)
-    cube = np.stack(frames).astype(np.float32, copy=False)
     # Sky levels differ from frame to frame (cloud, twilight): level them so the median is not one frame's.
-    levels = np.array([np.nanmedian(f[::4, ::4]) for f in frames], dtype=np.float32)
-    cube -= levels[:, None, None]
-    # A pixel with no data in a frame counts as sky there (0 after levelling): it is then no defect.
-    np.nan_to_num(cube, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    # Each levelled frame is a copy of its own, sorted in place below (no cube of them all, no second copy).
+    levelled = []
+    for frame in frames:
+        level = np.float32(np.nanmedian(frame[::4, ::4]))
+        work = np.subtract(frame, level, dtype=np.float32)
+        # A pixel with no data in a frame counts as sky there (0 after levelling): it is then no defect.
+        # Finite extremes prove every pixel finite (NaN and inf reach them), sparing the masks.
+        if not (np.isfinite(work.min()) and np.isfinite(work.max())):
+            work[~np.isfinite(work)] = 0.0
+        levelled.append(work)
     # The lower quartile, not the median: a star dithered across a pixel lights it in a few frames, the
     # detector in all of them.  An order statistic by partition: nanpercentile loops over pixels in Python.
     rank = (len(frames) - 1) // 4
-    quartile = _order_statistic(cube, rank)
+    quartile = _order_statistic_in_place(levelled, rank)
     found = _isolated_pixels(quartile, fwhm=fwhm, nsigma=nsigma)
     if found.mean() > max_fraction:
         return np.zeros(found.shape, dtype=bool)
@@ -180,17 +185,17 @@ def _isolated_pixels(img, *, fwhm: float | None, nsigma: float) -> np.ndarray:
     return found.reshape(height.shape)
 
 
-def _order_statistic(cube: np.ndarray, rank: int) -> np.ndarray:
-    """``np.partition(cube, rank, axis=0)[rank]`` for a few frames without NaN (a copy of the cube is sorted).
+def _order_statistic_in_place(frames: list[np.ndarray], rank: int) -> np.ndarray:
+    """``np.partition(np.stack(frames), rank, axis=0)[rank]`` for a few frames without NaN, which are the
+    caller's to reorder (sorted in place: neither a cube of them nor a copy).
 
     An odd-even transposition sort of the frames with element-wise minimum and maximum: whole-frame
     vector operations, where a partition along the first axis strides through memory a pixel at a time
     (several times slower for nine frames).
     """
-    n = cube.shape[0]
+    n = len(frames)
     if n > 16:
-        return np.partition(cube, rank, axis=0)[rank]
-    frames = [frame.copy() for frame in cube]
+        return np.partition(np.stack(frames), rank, axis=0)[rank]
     low = np.empty_like(frames[0])
     for step in range(n):
         for i in range(step % 2, n - 1, 2):

@@ -112,8 +112,15 @@ class PreparedFrame:
         self.in_shape = src.shape
         self.out_shape = tuple(int(n) for n in (shape if shape is not None else src.shape))
         # float64 working copy: the input is never touched and the spline
-        # prefilter keeps its precision.
-        self.work = np.array(src, dtype=np.float64, copy=True)
+        # prefilter keeps its precision.  It is the middle of a frame padded by _SPLINE_PAD for the
+        # separable spline, so that no second frame-sized copy is made for the padding.
+        if src.ndim == 2:
+            self._padded = np.empty((src.shape[0] + 2 * _SPLINE_PAD, src.shape[1] + 2 * _SPLINE_PAD))
+            self.work = self._padded[_SPLINE_PAD:-_SPLINE_PAD, _SPLINE_PAD:-_SPLINE_PAD]
+            self.work[...] = src
+        else:
+            self._padded = None
+            self.work = np.array(src, dtype=np.float64, copy=True)
         self.bad = ~np.isfinite(self.work)
         self.has_bad = bool(self.bad.any())
         self.all_bad = self.has_bad and bool(self.bad.all())
@@ -154,11 +161,23 @@ class PreparedFrame:
         if interpolation == "fourier":
             aligned = _fourier_shift(self.work, self.transform, out_shape)
         else:
-            aligned = _spline_resample(self.work, self.transform, out_shape, _ORDER[interpolation])
+            aligned = _spline_resample(self.work, self.transform, out_shape, _ORDER[interpolation],
+                                       padded=self._edge_padded())
         if self.has_bad:
             coverage &= ~_bad_footprint(self.bad, self.transform, out_shape, interpolation)
         aligned[~coverage] = fill
         return aligned, coverage
+
+    def _edge_padded(self) -> np.ndarray | None:
+        """The working copy padded with its edge pixels (``np.pad(work, _SPLINE_PAD, mode="edge")``), in place."""
+        padded, pad = self._padded, _SPLINE_PAD
+        if padded is None:
+            return None
+        padded[:pad, pad:-pad] = self.work[0]
+        padded[-pad:, pad:-pad] = self.work[-1]
+        padded[:, :pad] = padded[:, pad:pad + 1]
+        padded[:, -pad:] = padded[:, -pad - 1:-pad]
+        return padded
 
     def inside(self, rows, cols) -> np.ndarray:
         """Whether output pixels ``(rows, cols)`` map within the frame's outermost pixel centres."""
@@ -233,11 +252,11 @@ def _inverse_affine(transform: Transform):
     return swap @ minv @ swap, off_xy[::-1].copy()
 
 
-def _spline_resample(work, transform, out_shape, order):
+def _spline_resample(work, transform, out_shape, order, *, padded=None):
     from scipy import ndimage
 
     if transform.is_translation and order == 3:
-        return _separable_spline3_shift(work, transform, out_shape)
+        return _separable_spline3_shift(work, transform, out_shape, padded=padded)
     if transform.is_translation:
         shift = (transform.dy, transform.dx)
         if out_shape == work.shape:
@@ -260,7 +279,7 @@ def _spline_resample(work, transform, out_shape, order):
 _SPLINE_PAD = 12
 
 
-def _separable_spline3_shift(work, transform, out_shape):
+def _separable_spline3_shift(work, transform, out_shape, *, padded=None):
     """Cubic B-spline resampling for a translation, one axis at a time.
 
     The same prefilter and the same tensor-product spline as
@@ -275,20 +294,48 @@ def _separable_spline3_shift(work, transform, out_shape):
     from scipy import ndimage
 
     pad = _SPLINE_PAD
-    padded = np.pad(work, pad, mode="edge")
+    if padded is None:  # else the caller's np.pad(work, pad, mode="edge")
+        padded = np.pad(work, pad, mode="edge")
     coefficients = ndimage.spline_filter(padded, 3, output=np.float64, mode="nearest")
-    out = coefficients
-    for axis, shift, n_out in ((0, transform.dy, out_shape[0]), (1, transform.dx, out_shape[1])):
+    del padded
+    starts = []
+    for axis, shift in ((0, transform.dy), (1, transform.dx)):
         # Output i reads source i - shift = i + base + t, i.e. coefficients base - 1 ... base + 2 from i.
         base = math.floor(-shift)
         t = -shift - base
         weights = np.array([(1 - t) ** 3, 4 - 6 * t ** 2 + 3 * t ** 3, 1 + 3 * t + 3 * t ** 2 - 3 * t ** 3,
                             t ** 3]) / 6.0
-        # origin=-1 puts the 4 taps on i - 1 ... i + 2.
-        out = ndimage.correlate1d(out, weights, axis=axis, mode="nearest", origin=-1)
-        index = np.clip(np.arange(n_out) + base + pad, 0, out.shape[axis] - 1)
-        out = np.take(out, index, axis=axis)
-    return out.astype(np.float32)
+        # origin=-1 puts the 4 taps on i - 1 ... i + 2.  In place: ndimage filters through line
+        # buffers, and a frame-sized float64 array less is 30 MB and ~10 ms less on 2k frames.
+        ndimage.correlate1d(coefficients, weights, axis=axis, mode="nearest", origin=-1, output=coefficients)
+        starts.append(base + pad)
+    return _shifted_window(coefficients, starts, out_shape)
+
+
+def _shifted_window(filtered: np.ndarray, starts: list[int], out_shape) -> np.ndarray:
+    """``filtered[start_row + i, start_col + j]`` for every output pixel, as float32, by one block copy.
+
+    Output rows and columns whose source falls beyond ``filtered`` are uncovered (the caller fills
+    them): they get copies of the nearest filled row or column.  The block copy replaced two
+    ``np.take`` gathers that cost 80 ms on a 2k frame.
+    """
+    (r0, c0), (ny, nx) = starts, filtered.shape
+    out = np.empty(out_shape, dtype=np.float32)
+    rows = np.clip(np.arange(out_shape[0]) + r0, 0, ny - 1)
+    cols = np.clip(np.arange(out_shape[1]) + c0, 0, nx - 1)
+    # The output rows (columns) that read their own source row (column): a contiguous range.
+    inside_r = np.flatnonzero(rows == np.arange(out_shape[0]) + r0)
+    inside_c = np.flatnonzero(cols == np.arange(out_shape[1]) + c0)
+    if inside_r.size == 0 or inside_c.size == 0:
+        return np.take(np.take(filtered, rows, axis=0), cols, axis=1).astype(np.float32)
+    ra, rb, ca, cb = inside_r[0], inside_r[-1] + 1, inside_c[0], inside_c[-1] + 1
+    out[ra:rb, ca:cb] = filtered[ra + r0:rb + r0, ca + c0:cb + c0]
+    # Beyond the source (uncovered): the nearest values, so that nothing is left uninitialised.
+    out[ra:rb, :ca] = filtered[ra + r0:rb + r0, cols[:ca]]
+    out[ra:rb, cb:] = filtered[ra + r0:rb + r0, cols[cb:]]
+    out[:ra] = out[ra]
+    out[rb:] = out[rb - 1]
+    return out
 
 
 def _fourier_shift(work, transform, out_shape):
@@ -460,8 +507,11 @@ def _fill_local_median(work, bad):
     labels, count = ndimage.label(bad)
     slices = ndimage.find_objects(labels)
     ny, nx = work.shape
+    done = _fill_single_pixels(work, bad, slices)
     good_all = None
     for index, sl in enumerate(slices, start=1):
+        if done[index - 1]:
+            continue
         margin = 3
         while True:
             y0, y1 = max(sl[0].start - margin, 0), min(sl[0].stop + margin, ny)
@@ -479,3 +529,40 @@ def _fill_local_median(work, bad):
             value = good_all
         region = labels[y0:y1, x0:x1] == index
         box[region] = value
+
+
+FILL_MARGIN = 3
+"""Pixels around a masked region whose good pixels' median fills it (:func:`_fill_local_median`)."""
+
+
+def _fill_single_pixels(work, bad, slices) -> np.ndarray:
+    """Fill the one-pixel regions of :func:`_fill_local_median` at once; which regions were filled.
+
+    Hot pixels and cosmic-ray hits masked before resampling are mostly single pixels, hundreds of
+    them per frame: one loop step each cost 0.1 ms (40-100 ms a 2k frame).  Each gets the median of
+    the good pixels of its (2 * margin + 1)^2 box cut to the frame, as the loop gives it; a region
+    with fewer than 8 good pixels there is left to the loop (which widens the box).
+    """
+    import bottleneck as bn
+
+    single = np.array([sl[0].stop - sl[0].start == 1 and sl[1].stop - sl[1].start == 1 for sl in slices],
+                      dtype=bool)
+    done = np.zeros(len(slices), dtype=bool)
+    if not single.any():
+        return done
+    which = np.flatnonzero(single)
+    ys = np.array([slices[i][0].start for i in which])
+    xs = np.array([slices[i][1].start for i in which])
+    offsets = np.arange(-FILL_MARGIN, FILL_MARGIN + 1)
+    ny, nx = work.shape
+    rows = ys[:, None, None] + offsets[None, :, None]
+    cols = xs[:, None, None] + offsets[None, None, :]
+    inside = (rows >= 0) & (rows < ny) & (cols >= 0) & (cols < nx)
+    rows, cols = np.clip(rows, 0, ny - 1), np.clip(cols, 0, nx - 1)
+    good = inside & ~bad[rows, cols]
+    values = np.where(good, work[rows, cols], np.nan).reshape(len(which), -1)
+    enough = good.reshape(len(which), -1).sum(axis=1) >= 8
+    medians = bn.nanmedian(values[enough], axis=1)
+    work[ys[enough], xs[enough]] = medians
+    done[which[enough]] = True
+    return done

@@ -32,8 +32,11 @@ import numpy as np
 GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """FWHM / sigma of a Gaussian (2.3548)."""
 
-STARS_VERSION = "stars-3"
-"""Identifies the detection and metric algorithm; stored with results."""
+STARS_VERSION = "stars-4"
+"""Identifies the detection and metric algorithm; stored with results.
+stars-4: the background of frames from :data:`BACKGROUND_SUBSAMPLE_FROM` px measured on a 2 x 2
+subsample (sep's 32 deblending levels are kept: 16 saved 8 ms of 36 on a 2k frame but moved the
+median FWHM of the crowded real M 67 plate by 5.6 %)."""
 
 # Flag bits of the ``flag`` field.  The low byte is sep's object flag word
 # (1 = merged with a neighbour by deblending, 2 = truncated by the frame
@@ -81,6 +84,12 @@ PIXSTACK_FIRST = 100_000
 large stack (:data:`PIXSTACK_PIXELS`) cost 30-40 ms of a 90 ms ``sep.extract`` on a 2k frame, whose
 open objects held under 1,000 pixels at a time; a frame that fills the small stack is extracted again
 with the large one, which finds the same objects (the size only decides whether they fit)."""
+
+BACKGROUND_SUBSAMPLE_FROM = 2048
+"""Frames at least this many pixels on their short side get their meshed background measured on
+a 2 x 2 subsample (:func:`_subtract_subsampled_background`): from there on the mesh boxes are at
+their 128-px cap, and each subsampled box still holds 4,096 pixels.  Smaller frames (all the real
+test frames) keep the full-resolution mesh."""
 
 _PIXSTACK_FULL = "internal pixel buffer full"
 """How sep's message for a full pixel stack begins."""
@@ -202,6 +211,11 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
             # scale, stars (<= 30 px) do not, and 128-px boxes on 2k frames
             # cost half of 64-px ones.
             box = int(min(128, max(32, min(img.shape) // 16)))
+            if min(img.shape) >= BACKGROUND_SUBSAMPLE_FROM:
+                level, rms, gradient = _subtract_subsampled_background(img, bad, box, need_gradient)
+                if bad is not None:
+                    img[bad] = 0.0
+                return _Prepared(sub=img, raw=raw, mask=bad, level=level, rms=rms, gradient=gradient)
             background = sep.Background(img, mask=bad, bw=box, bh=box, fw=3, fh=3)
         # subfrom() spares the frame-sized array back() would allocate; the background on the
         # sample grids is what the subtraction took away there.
@@ -223,6 +237,45 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
     if bad is not None:
         img[bad] = 0.0
     return _Prepared(sub=img, raw=raw, mask=bad, level=level, rms=rms, gradient=gradient)
+
+
+def _subtract_subsampled_background(img: np.ndarray, bad: np.ndarray | None, box: int,
+                                    need_gradient: bool) -> tuple[float, float, float]:
+    """Subtract, in place, sep's meshed background measured on every second pixel of every second row.
+
+    The mesh of boxes of ``box`` frame pixels is measured on the 2 x 2 subsample (boxes of
+    ``box / 2`` subsample pixels: the same sky, a quarter of the pixels, each box still holds
+    4,096 of them at 128 px), and each subsample pixel's background is taken away from the 2 x 2
+    block it starts.  The background varies over ~100 px, so the one-pixel shift is far below
+    the noise; the per-pixel noise (``globalrms``) is that of the frame's own pixels, not
+    binned ones.  It costs 7 + 5 ms on a 2048 x 2048 frame against 19 + 9 ms for the full mesh.
+
+    Returns
+    -------
+    level, rms, gradient : float
+        Median background, global rms, and the peak-to-peak of the plane fitted to the
+        background (NaN unless ``need_gradient``).
+    """
+    import sep
+
+    half = box // 2
+    sample = np.ascontiguousarray(img[::2, ::2])
+    sample_bad = None if bad is None else np.ascontiguousarray(bad[::2, ::2])
+    background = sep.Background(sample, mask=sample_bad, bw=half, bh=half, fw=3, fh=3)
+    back = background.back()
+    ny, nx = img.shape
+    for dy in (0, 1):
+        for dx in (0, 1):
+            rows, cols = len(range(dy, ny, 2)), len(range(dx, nx, 2))
+            img[dy::2, dx::2] -= back[:rows, :cols]
+    # The frame's [::16, ::16] grid, as the full-resolution path samples it.
+    level = float(np.median(back[::8, ::8]))
+    gradient = float("nan")
+    if need_gradient:
+        rows, cols = _plane_grid(img.shape)
+        on_grid = back[np.arange(ny)[rows][:, None] // 2, np.arange(nx)[cols][None, :] // 2]
+        gradient = _plane_ptp_of_sample(on_grid, img.shape)
+    return level, float(background.globalrms), gradient
 
 
 def _unusable(img: np.ndarray) -> np.ndarray | None:

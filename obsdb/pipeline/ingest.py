@@ -515,29 +515,63 @@ def measure_many(paths: list[str], config: IngestConfig, workers: int, executor=
     import warnings
 
     from obsdb.imaging.fitsio import FitsWarning
-    from obsdb.pipeline.pool import ChildCrashed
 
     def announced(measurement: Measurement) -> Measurement:
         for text in measurement.warnings:
             warnings.warn(f"{measurement.path}: {text}", FitsWarning, stacklevel=3)
         return measurement
 
-    from obsdb.pipeline.executors import TaskFailed, executor_for
+    from obsdb.pipeline.executors import executor_for
 
     executor = executor_for(executor, workers)
-    if executor.workers <= 1 or len(paths) <= 1:
+    if len(paths) <= 1 or (executor.workers <= 1 and executor.kind == "dask"):
         for path in paths:
             yield announced(measure_file(path, config, calibrations=calibrations))
+        return
+    if executor.workers <= 1:
+        # One long-lived worker measures the files in turn, its death contained like a pool's: no
+        # fork per frame for the star detection (see serial_worker_map).
+        from obsdb.pipeline.pool import serial_worker_map
+
+        for path, outcome in serial_worker_map(measure_file, paths, args=(config, "thread", calibrations),
+                                               timeout=_time_limit):
+            yield announced(_crashed(path, outcome))
         return
     # With a worker on every core, a hashing thread per worker has no core of its own: hash inline.
     # (Same speed here, 2 workers on 2 cores, memory-bound either way; fewer threads to schedule.)
     hash_mode = "thread" if executor.kind == "processes" and executor.workers < (os.cpu_count() or 1) else "inline"
     for path, outcome in executor.map(measure_file, paths, args=(config, hash_mode, calibrations)):
-        if isinstance(outcome, (ChildCrashed, TaskFailed)):
-            try:
-                st = os.stat(path)
-                size, mtime = st.st_size, st.st_mtime
-            except OSError:
-                size, mtime = 0, 0.0
-            outcome = Measurement(path, size, mtime, error=f"measuring this file crashed its process ({outcome})")
-        yield announced(outcome)
+        yield announced(_crashed(path, outcome))
+
+
+def _crashed(path: str, outcome):
+    """The measurement, or an unreadable-file record when measuring it killed its process."""
+    from obsdb.pipeline.executors import TaskFailed
+    from obsdb.pipeline.pool import ChildCrashed
+
+    if not isinstance(outcome, (ChildCrashed, TaskFailed)):
+        return outcome
+    try:
+        st = os.stat(path)
+        size, mtime = st.st_size, st.st_mtime
+    except OSError:
+        size, mtime = 0, 0.0
+    return Measurement(path, size, mtime, error=f"measuring this file crashed its process ({outcome})")
+
+
+def _time_limit(path: str) -> float:
+    """Seconds the serial worker may spend on one file: the detection's limit for as many pixels as
+    the file has bytes (a pixel takes at least one byte), plus a minute for reading and the rest."""
+    from obsdb.pipeline.metrics import detection_time_limit
+
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = 0
+    if path.lower().endswith(".gz"):
+        size *= GZIP_RATIO_BOUND
+    return 60.0 + detection_time_limit(size)
+
+
+GZIP_RATIO_BOUND = 10
+"""How many times its size a compressed FITS file is taken to hold, for :func:`_time_limit`."""

@@ -442,3 +442,36 @@ def test_refined_centroids_look_at_bad_pixels_in_their_stamps_only():
     np.testing.assert_array_equal(as_nan, as_mask)
     assert as_nan[0][0] != clean[0][0] and as_nan[0][1:].tolist() == clean[0][1:].tolist()
     assert np.hypot(clean[0] - [t[0] for t in truth], clean[1] - [t[1] for t in truth]).max() < 0.05
+
+
+# ------------------------------------------------------------------ subsampled background (issue 25)
+
+
+def test_a_2k_frame_measured_on_the_subsampled_background_matches_the_full_mesh():
+    """From BACKGROUND_SUBSAMPLE_FROM px the mesh is measured on a 2 x 2 subsample: the stars, the
+    PSF and the sky must come out as the full-resolution mesh gives them (the known truth too)."""
+    import sep
+
+    from obsdb.imaging.stars import BACKGROUND_SUBSAMPLE_FROM, detect_stars
+
+    size = BACKGROUND_SUBSAMPLE_FROM
+    rng = np.random.default_rng(25)
+    truth = np.column_stack([rng.uniform(20, size - 20, 300), rng.uniform(20, size - 20, 300),
+                             rng.uniform(2e3, 5e4, 300)])
+    img = _star_image((size, size), truth, fwhm=3.0, sky=0.0, noise=10.0)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    img += 800.0 + 0.05 * xx + 0.02 * yy  # a gradient of 143 ADU across the frame
+    before = img.copy()
+    q = measure_quality(img)
+    assert np.array_equal(img, before)
+    full = sep.Background(img, bw=128, bh=128, fw=3, fh=3)
+    stars_full = detect_stars(img, background=full)
+    stars_sub = detect_stars(img)
+    assert len(stars_sub) == len(stars_full)
+    d, _ = cKDTree(np.c_[stars_full["x"], stars_full["y"]]).query(np.c_[stars_sub["x"], stars_sub["y"]])
+    assert np.percentile(d, 99) < 0.01
+    assert np.median(stars_sub["flux"] / stars_full["flux"]) == pytest.approx(1.0, abs=0.002)
+    assert q.background == pytest.approx(800 + 0.035 * (size - 1), abs=1.0)
+    assert q.background_rms == pytest.approx(10.0, rel=0.03)
+    assert q.background_gradient == pytest.approx(0.07 * (size - 1), rel=0.02)
+    assert q.fwhm == pytest.approx(3.0, rel=0.08)

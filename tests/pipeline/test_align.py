@@ -170,3 +170,22 @@ def test_regions_file_lists_boxes_and_stars(aligned_night, tmp_path):
     # The current run is the staged one (module fixture order): group box, two centroid boxes, two points;
     # after an auto run the matched stars are circles.
     assert text.count("box(") >= 3 or text.count("circle(") >= 10
+
+
+def test_centroid_rows_are_written_in_batches_and_all_of_them(aligned_night, monkeypatch):
+    """The run's centroid rows go in in batches (a 500-frame night has ~95,000): the same rows as
+    the run written in one statement, pair for pair (issue 25)."""
+    import obsdb.catalog.stores as stores
+    from obsdb.catalog.models import Centroid
+
+    catalog, _, first = aligned_night
+    monkeypatch.setattr(stores, "CENTROID_BATCH", 7)
+    again = align_auto(catalog.db, reference=str(first.reference))
+
+    def pairs(run_id):
+        with catalog.session() as session:
+            return sorted(session.execute(select(Centroid.frame_id, Centroid.star_index, Centroid.reference_star_index)
+                                          .where(Centroid.run_id == run_id)).all())
+
+    rows = pairs(again.run_id)
+    assert len(rows) > 7 * 10 and rows == pairs(first.run_id)

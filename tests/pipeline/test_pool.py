@@ -47,3 +47,35 @@ def test_a_first_ctrl_c_waits_for_the_safe_point_and_a_second_one_does_not():
             for _ in range(1000):  # the handler runs between bytecodes
                 pass
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def _pid(_item) -> int:
+    return os.getpid()
+
+
+def _sleep_on_two(item) -> int:
+    import time
+
+    if item == 2:
+        time.sleep(60)
+    return item
+
+
+def test_serial_work_runs_in_one_long_lived_worker():
+    """No fork per item: every item is measured by the same worker process, not this one."""
+    from obsdb.pipeline.pool import serial_worker_map
+
+    pids = [pid for _, pid in serial_worker_map(_pid, list(range(6)))]
+    assert len(set(pids)) == 1 and pids[0] != os.getpid()
+
+
+def test_an_item_that_hangs_the_serial_worker_is_stopped_and_the_rest_measured():
+    import time
+
+    from obsdb.pipeline.pool import ChildCrashed, serial_worker_map
+
+    start = time.monotonic()
+    results = dict(serial_worker_map(_sleep_on_two, [1, 2, 3, 4], timeout=lambda item: 1.0))
+    assert time.monotonic() - start < 20
+    assert isinstance(results.pop(2), ChildCrashed)
+    assert results == {1: 1, 3: 3, 4: 4}
