@@ -598,7 +598,6 @@ def export_verdicts(db, out: str | os.PathLike, *, nights=None, status: str = "a
     if not records:
         raise ObsdbError(f"no {'' if status == 'any' else status + ' '}frames to export")
     shas = store.frame_shas([r["id"] for r in records])
-    references = store.run_references({r["shift"]["run"] for r in records if r.get("shift")})
     for record in records:
         record["sha256"] = shas.get(record["id"])
     target = Path(out).expanduser()
