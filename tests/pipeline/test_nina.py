@@ -128,3 +128,27 @@ def test_parsing_follows_the_plugin_conventions():
     assert row["exposure_start"].isoformat() == "2026-03-14T20:00:00+00:00"
     with pytest.raises(ObsdbError, match="no FilePath or ExposureStartUTC"):
         parse_rows("HFR,Stars\n1,2\n", "t.csv")
+
+
+def test_a_focuser_position_from_nina_gives_the_focus_rule_its_evidence(catalog_url, tmp_path):
+    """Frames without a focuser card: a defocused frame is only `soft` (seeing or focus cannot be told
+    apart); with N.I.N.A.'s FocuserPosition joined (moved on the defocused frames), it is `focus`, and
+    the reason names where the position came from."""
+    from obsdb.simulate.scenarios import simulate_qa_night
+
+    truth = simulate_qa_night(tmp_path / "night", seed=11, focuser=False)
+    defocused = {f["file"] for f in truth.frames if f["qa_expect"] == "focus"}
+    assert defocused
+    with Catalog.open(catalog_url, create=True) as catalog:
+        catalog.ingest([tmp_path / "night"])
+        records = catalog.frame_dicts()
+        rows = [nina_row(i, r["file_name"], "V", datetime.fromisoformat(r["date_obs"]),
+                         focus=5400 if r["file_name"] in defocused else 5000) for i, r in enumerate(records, 1)]
+        write_csv(tmp_path / "ImageMetaData.csv", rows)
+        assert catalog.import_nina(tmp_path / "ImageMetaData.csv").matched == len(records)
+        catalog.qa()
+        tags = {r["file_name"]: r["tags"] for r in catalog.frame_dicts()}
+    for name in defocused:
+        (tag,) = [t for t in tags[name] if t["name"] in ("focus", "soft")]
+        assert tag["name"] == "focus", tag["reason"]
+        assert "N.I.N.A. FocuserPosition 5400 vs 5000 on the sharpest frames" in tag["reason"]
