@@ -503,7 +503,8 @@ def ingest(db, paths: Iterable[str | os.PathLike], *, recursive: bool = False, w
                        f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable"
                        + (f", {report.stale} re-measured (newer algorithm)" if report.stale else ""),
                        details={"paths": [str(p) for p in paths], "workers": workers, "night": night,
-                                "executor": executor.describe() if executor is not None else None})
+                                "executor": executor.describe() if executor is not None else None,
+                                "config": config.source})
     return report
 
 
