@@ -180,6 +180,8 @@ def test_siril_cli_stacks_an_exported_night_onto_obsdbs_stars(night, tmp_path):
     distance = np.hypot(*(ours[:, None, :] - theirs[None, :, :]).transpose(2, 0, 1))
     nearest = distance.min(axis=1)
     matched = nearest[nearest < 2.0]
+    print(f"\nsiril-cli vs obsdb median stacks: {len(matched)} stars, median distance {np.median(matched):.3f} px, "
+          f"largest {matched.max():.3f} px")        # docs/interop.md quotes this line
     assert len(matched) >= 15, f"only {len(matched)} stars in common"
     assert np.median(matched) < 0.1, f"median distance {np.median(matched):.3f} px"
 
