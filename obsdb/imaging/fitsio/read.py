@@ -115,7 +115,7 @@ def read_fits_image(path: str | os.PathLike, *, hash_mode: str = "thread",
         # PixInsight's XISF frames: read by their own module, which imports its package only now.
         from obsdb.imaging.fitsio.xisf import read_xisf_image
 
-        return read_xisf_image(path, hash_mode=hash_mode, max_frame_bytes=max_frame_bytes)
+        return FitsImage(*read_xisf_image(path, hash_mode=hash_mode, max_frame_bytes=max_frame_bytes))
     path = Path(path)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.  Regular files ignore it.

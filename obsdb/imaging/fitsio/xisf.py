@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from obsdb.imaging.fitsio.base import DEFAULT_MAX_FRAME_BYTES, FitsReadError, FrameTooLargeError, special_file_kind
 
@@ -24,6 +25,18 @@ XISF_SIGNATURE = b"XISF0100"
 BITPIX_OF = {"UInt8": 8, "UInt16": 16, "UInt32": 32, "Float32": -32, "Float64": -64}
 """The FITS BITPIX that stands for each XISF sample format (FITS has no unsigned types: 16 means
 unsigned 16-bit here, as BZERO = 32768 makes it in FITS)."""
+
+
+class XisfImage(NamedTuple):
+    """What :func:`read_xisf_image` read, field for field as :class:`obsdb.imaging.fitsio.FitsImage` takes it
+    (that class is not imported here: :mod:`obsdb.imaging.fitsio.read` imports this module)."""
+
+    data: object
+    header: object
+    sha256: str | None
+    size: int
+    bitpix: int
+    hdu_index: int
 
 
 def is_xisf_name(path: str | os.PathLike) -> bool:
@@ -72,8 +85,8 @@ def xisf_header(keywords: dict):
 
 
 def read_xisf_image(path: str | os.PathLike, *, hash_mode: str = "thread",
-                    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES):
-    """Read the first image of an XISF file as a :class:`obsdb.imaging.fitsio.FitsImage`.
+                    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> XisfImage:
+    """Read the first image of an XISF file (``read_fits_image`` returns it as a ``FitsImage``).
 
     Parameters
     ----------
@@ -86,7 +99,7 @@ def read_xisf_image(path: str | os.PathLike, *, hash_mode: str = "thread",
 
     Returns
     -------
-    FitsImage
+    XisfImage
         ``data`` as float32 (rows, columns), ``header`` the FITS keywords with NAXIS1/NAXIS2 and
         BITPIX of the stored samples, ``hdu_index`` 0.
 
@@ -96,8 +109,6 @@ def read_xisf_image(path: str | os.PathLike, *, hash_mode: str = "thread",
         With a one-line reason: not XISF, damaged, colour (several channels), above the budget.
     """
     import numpy as np
-
-    from obsdb.imaging.fitsio.read import FitsImage
 
     path = Path(path)
     try:
@@ -148,4 +159,4 @@ def read_xisf_image(path: str | os.PathLike, *, hash_mode: str = "thread",
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 sha.update(chunk)
         digest = sha.hexdigest()
-    return FitsImage(data, header, digest, st.st_size, bitpix, 0)
+    return XisfImage(data, header, digest, st.st_size, bitpix, 0)
