@@ -292,3 +292,22 @@ def test_export_errors_are_one_line(night, tmp_path):
     assert result.exit_code == 1 and "is a folder" in result.output
     result = invoke(db, "export", "astrobin", "--out", str(tmp_path / "a.csv"), "--filter-id", "Ha")
     assert result.exit_code == 1 and "BAND=NUMBER" in result.output
+
+
+def test_siril_and_wbpp_exports_read_the_same_on_each_backend(catalog_url, tmp_path, copy_night):
+    """The exports' reads (frames, shifts and their runs' references, masters, header cards) on SQLite and
+    PostgreSQL: the Siril sequence's reference is obsdb's, the links are the accepted frames in order."""
+    copy_night(tmp_path / "night", seed=3, size=256, n_frames=12, bands=("V",), n_groups=2, max_group_offset=30.0)
+    with Catalog.open(catalog_url, create=True) as catalog:
+        catalog.ingest([tmp_path / "night"])
+        catalog.qa()
+        catalog.align()
+        accepted = catalog.frame_dicts(status="accepted")
+        siril = catalog.export_siril(tmp_path / "siril", night=NIGHT)
+        wbpp = catalog.export_wbpp(tmp_path / "wbpp", calibration=False)
+    links = sorted((tmp_path / "siril" / "V").glob("light_*.fits"))
+    assert [os.readlink(p) for p in links] == [r["path"] for r in accepted]
+    reference = siril.folders[0]["reference"]
+    assert accepted[reference - 1]["shift"]["method"] == "reference"
+    assert f"setref light {reference}\n" in (tmp_path / "siril" / "V" / "stack.ssf").read_text()
+    assert wbpp.rows == len(accepted) and len(wbpp.written) == len(accepted) + 1
