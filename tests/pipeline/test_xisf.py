@@ -60,6 +60,26 @@ def test_an_xisf_night_is_catalogued_as_its_fits_twin(catalog_url, tmp_path, cop
         assert xisf_record["metrics"]["fwhm"] == pytest.approx(twin["metrics"]["fwhm"], rel=1e-6)
 
 
+def test_an_xisf_night_is_aligned_and_rendered_as_fits(tmp_path, copy_night, catalog):
+    from obsdb.pipeline.calibrate import calibrated_name
+
+    copy_night(tmp_path / "fits", seed=3, size=256, n_frames=6, bands=("V",), n_groups=1)
+    (tmp_path / "xisf").mkdir()
+    for path in sorted((tmp_path / "fits").glob("*.fits")):
+        fits_to_xisf(path, tmp_path / "xisf" / path.with_suffix(".xisf").name)
+    catalog.ingest([tmp_path / "xisf"])
+    catalog.qa()
+    catalog.align()
+    report = catalog.render(tmp_path / "out", stack="median")
+    assert report.frames and report.stacks
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.fits") if not p.name.startswith("stack"))
+    assert written and all(name.endswith(".fits") for name in written)
+    assert not list((tmp_path / "out").glob("*.xisf"))
+    with fits.open(tmp_path / "out" / written[0]) as hdul:
+        assert hdul[0].data.shape == (256, 256) and "OBSDB_DX" in hdul[0].header
+    assert calibrated_name("M31_001.xisf") == "M31_001_cal.fits"
+
+
 def test_reader_keeps_keywords_types_and_refuses_what_it_cannot_read(tmp_path):
     data = np.arange(12, dtype=np.uint16).reshape(3, 4)
     keywords = {"FILTER": [{"value": "'Ha      '", "comment": "filter"}], "EXPTIME": [{"value": "300.", "comment": ""}],
