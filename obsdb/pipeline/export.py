@@ -274,7 +274,6 @@ def export_siril(db, out: str | os.PathLike, *, night: str, status: str = "accep
     ExportReport
     """
     from obsdb.catalog.exports import ExportStore
-    from obsdb.pipeline.calibrate import write_calibrated_light
 
     store = ExportStore(db)
     records = _select(store, nights=[night], status=status, band=band, where=where)
@@ -294,9 +293,11 @@ def export_siril(db, out: str | os.PathLike, *, night: str, status: str = "accep
         sub = _file_safe(band_name) if len(targets) == 1 else f"{_file_safe(target)}/{_file_safe(band_name)}"
         items = []
         for index, record in enumerate(members, start=1):
-            suffix = ".fits" if record["id"] in masters else _fits_suffix(record["path"])
+            # Siril 1.0 reads no XISF: those frames, like calibrated ones, are written as FITS copies.
+            copied = record["id"] in masters or _fits_suffix(record["path"]) == ".xisf"
+            suffix = ".fits" if copied else _fits_suffix(record["path"])
             relative = f"{sub}/{SIRIL_SEQUENCE}_{index:05d}{suffix}"
-            link_to = None if record["id"] in masters else record["path"]
+            link_to = None if copied else record["path"]
             items.append((relative, record, link_to, folder.claim(relative, link_to=link_to)))
         script = f"{sub}/{SIRIL_SCRIPT}"
         folder.claim(script)
@@ -312,10 +313,9 @@ def export_siril(db, out: str | os.PathLike, *, night: str, status: str = "accep
             else:
                 folder.remove_owned(relative)
                 jobs.append({"frame_id": record["id"], "path": record["path"], "sha256": shas.get(record["id"]),
-                             "rows": masters[record["id"]], "target": str(folder.root / relative),
+                             "rows": masters.get(record["id"], []), "target": str(folder.root / relative),
                              "relative": relative})
-    results = executor.map(write_calibrated_light, jobs) if executor is not None else \
-        ((job, write_calibrated_light(job)) for job in jobs)
+    results = executor.map(_siril_copy, jobs) if executor is not None else ((job, _siril_copy(job)) for job in jobs)
     bad = set()
     for job, result in results:
         if not isinstance(result, dict) or "error" in result:
@@ -334,12 +334,38 @@ def export_siril(db, out: str | os.PathLike, *, night: str, status: str = "accep
         report.written.append(folder.write_bytes(script, text.encode()))
         report.folders.append({"folder": str(folder.root / sub), "script": str(folder.root / script),
                                "target": target or None, "band": band_name or None, "frames": len(items),
-                               "calibrated": sum(1 for _rel, _record, link, _needed in items if link is None),
+                               "calibrated": sum(1 for _rel, record, link, _needed in items
+                                                 if link is None and record["id"] in masters),
                                "stack": str(folder.root / sub / f"{stack}.fit"), "reference": reference})
     if bad:
         report.notes.append(f"{len(bad)} calibrated copies failed: those sequences have gaps; see the errors")
     folder.finish()
     return report
+
+
+def _siril_copy(job: dict) -> dict:
+    """A frame of a Siril export written as FITS: calibrated by its masters (``rows``), or, without any,
+    an XISF frame's pixels and header as they are (runs in a worker; one-line errors)."""
+    from obsdb.pipeline.calibrate import write_calibrated_light
+
+    if job["rows"]:
+        return write_calibrated_light(job)
+    from astropy.io import fits
+
+    from obsdb.imaging.fitsio import FitsReadError, atomic_write_fits, read_fits_image
+
+    try:
+        image = read_fits_image(job["path"], hash_mode="inline")
+        if job["sha256"] and image.sha256 != job["sha256"]:
+            return {"frame_id": job["frame_id"], "error": f"{job['path']}: changed since it was catalogued "
+                                                          "(SHA-256 differs); ingest it again"}
+        header = image.header.copy()
+        header["OBSDBFID"] = (job["frame_id"], "obsdb catalog id of the frame")
+        header.add_history(f"obsdb export siril: FITS copy of {Path(job['path']).name}"[:72])
+        digest = atomic_write_fits(job["target"], fits.HDUList([fits.PrimaryHDU(image.data, header=header)]))
+    except (OSError, ValueError, FitsReadError) as exc:
+        return {"frame_id": job["frame_id"], "error": f"{job['path']}: {exc}"}
+    return {"frame_id": job["frame_id"], "path": job["target"], "sha256": digest}
 
 
 def _siril_reference(members: list[dict], references: dict[int, int | None]) -> tuple[int, str]:

@@ -78,6 +78,14 @@ def test_an_xisf_night_is_aligned_and_rendered_as_fits(tmp_path, copy_night, cat
     with fits.open(tmp_path / "out" / written[0]) as hdul:
         assert hdul[0].data.shape == (256, 256) and "OBSDB_DX" in hdul[0].header
     assert calibrated_name("M31_001.xisf") == "M31_001_cal.fits"
+    # Siril 1.0 reads no XISF: its export holds FITS copies of the pixels, not links.
+    exported = catalog.export_siril(tmp_path / "siril", night=catalog.night_names()[0])
+    first = tmp_path / "siril" / "V" / "light_00001.fits"
+    assert exported.folders[0]["frames"] > 0 and first.is_file() and not first.is_symlink()
+    accepted = catalog.frame_dicts(status="accepted")
+    with fits.open(first) as hdul:
+        assert hdul[0].header["OBSDBFID"] == accepted[0]["id"]
+        assert np.array_equal(hdul[0].data, read_fits_image(accepted[0]["path"], hash_mode="none").data)
 
 
 def test_reader_keeps_keywords_types_and_refuses_what_it_cannot_read(tmp_path):
