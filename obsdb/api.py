@@ -598,6 +598,41 @@ class Catalog:
 
         return AstrometryStore(self.db).solutions(None if frame_ids is None else [int(i) for i in frame_ids])
 
+    def export_siril(self, out: str | os.PathLike, *, night: str, **options):
+        """Links (or calibrated copies) of a night's lights and a Siril script per target and band
+        (``obsdb export siril``); see :func:`obsdb.pipeline.export.export_siril`."""
+        from obsdb.pipeline.export import export_siril
+
+        return export_siril(self.db, out, night=night, **options)
+
+    def export_wbpp(self, out: str | os.PathLike, **options):
+        """A folder tree of links that PixInsight's WBPP groups by session, filter, exposure and binning
+        (``obsdb export wbpp``); see :func:`obsdb.pipeline.export.export_wbpp`."""
+        from obsdb.pipeline.export import export_wbpp
+
+        return export_wbpp(self.db, out, **options)
+
+    def export_astrobin(self, out: str | os.PathLike, **options):
+        """AstroBin's acquisition CSV, one row per night and filter (``obsdb export astrobin``); see
+        :func:`obsdb.pipeline.export.export_astrobin`."""
+        from obsdb.pipeline.export import export_astrobin
+
+        return export_astrobin(self.db, out, **options)
+
+    def export_verdicts(self, out: str | os.PathLike, **options):
+        """Every frame's verdict as CSV or ECSV (``obsdb export verdicts``); see
+        :func:`obsdb.pipeline.export.export_verdicts`."""
+        from obsdb.pipeline.export import export_verdicts
+
+        return export_verdicts(self.db, out, **options)
+
+    def import_nina(self, csv_path: str | os.PathLike, **options):
+        """Join N.I.N.A.'s ImageMetaData.csv to the catalogued frames (``obsdb import nina``); see
+        :func:`obsdb.pipeline.nina.import_nina`."""
+        from obsdb.pipeline.nina import import_nina
+
+        return import_nina(self.db, csv_path, **options)
+
     def report(self, out_dir: str | os.PathLike, **options):
         """Write the static HTML report (``obsdb report``); see :func:`obsdb.report.build.build_report`."""
         from obsdb.report.build import build_report

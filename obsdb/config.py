@@ -1,4 +1,9 @@
-"""Configuration: `obsdb.toml` in the working directory (or OBSDB_CONFIG).
+"""Configuration: `obsdb.toml`, found by :func:`find_config` (or given by --config / OBSDB_CONFIG).
+
+Looked for, in order: the working directory, the data folder a command was given (in it, then
+beside it: its parent) and the user's configuration folder (platformdirs' ``user_config_dir``:
+``~/.config/obsdb/obsdb.toml`` on Linux).  The first found is used, alone; which one it was is
+printed by ``obsdb --verbose`` and kept in the event log of ``ingest``.
 
 Every section is optional; unknown keys are an error so a typo never
 silently falls back to a default.
@@ -55,6 +60,8 @@ class IngestConfig:
     site: dict | None = None
     """The ``[site]`` table of obsdb.toml (latitude, longitude east-positive, elevation in m, name):
     the site of frames whose header does not give it (:func:`obsdb.imaging.header.site_location`)."""
+    source: str | None = None
+    """The configuration file these settings came from (None: the defaults), for the event log."""
     max_frame_mb: float = field(default_factory=max_frame_mb_from_env)
     """The frame budget, MB (2**20 bytes) of decoded float32 pixels: a frame whose header claims more
     is recorded unreadable before anything is allocated for it, and a gzip file is not decompressed
@@ -90,6 +97,16 @@ class Config:
     qa: dict = field(default_factory=dict)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     source: str | None = None
+    found_by: str | None = None
+    """How :attr:`source` was chosen: 'given' (--config or OBSDB_CONFIG), 'working folder', 'data folder',
+    'beside the data folder' or 'user config folder'; None without a file."""
+
+    def describe(self) -> str:
+        """One line: the file used and why, or that there is none (``obsdb --verbose``)."""
+        if self.source is None:
+            return "configuration: none found (defaults); looked in " + ", ".join(
+                str(p) for p, _ in config_candidates())
+        return f"configuration: {self.source} ({self.found_by})"
 
 
 TOML_MAX_BYTES = 1 << 20
@@ -132,21 +149,73 @@ def read_toml_file(path: Path, what: str) -> dict:
         raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
+CONFIG_NAME = "obsdb.toml"
+"""The configuration file's name wherever it is looked for."""
+
+
+def user_config_folder() -> Path:
+    """The user's configuration folder for obsdb (platformdirs: ``~/.config/obsdb`` on Linux, honouring
+    ``XDG_CONFIG_HOME``; ``~/Library/Application Support/obsdb`` on macOS; ``%LOCALAPPDATA%\\obsdb`` on Windows)."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("obsdb", appauthor=False))
+
+
+def config_candidates(data_folders=()) -> list[tuple[Path, str]]:
+    """Where ``obsdb.toml`` is looked for, in order, each with how it is described.
+
+    Parameters
+    ----------
+    data_folders : iterable of path-like
+        The folders (or files) of frames a command was given: ``FOLDER/obsdb.toml``, then
+        ``obsdb.toml`` beside the folder (in its parent).
+    """
+    out: list[tuple[Path, str]] = [(Path(CONFIG_NAME), "working folder")]
+    for folder in data_folders:
+        folder = Path(folder).expanduser()
+        if not folder.is_dir():
+            folder = folder.parent
+        out += [(folder / CONFIG_NAME, "data folder"), (folder.resolve().parent / CONFIG_NAME, "beside the data folder")]
+    out.append((user_config_folder() / CONFIG_NAME, "user config folder"))
+    seen, unique = set(), []
+    for path, how in out:
+        key = os.path.abspath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append((path, how))
+    return unique
+
+
+def find_config(data_folders=()) -> tuple[Path, str] | None:
+    """The ``obsdb.toml`` to use when none is given: the first of :func:`config_candidates` that exists."""
+    for path, how in config_candidates(data_folders):
+        if path.is_file():
+            return path, how
+    return None
+
+
+def load_config(path: str | os.PathLike | None = None, *, data_folders=()) -> Config:
     """Read the configuration (missing file: defaults).
 
     Parameters
     ----------
     path : path-like, optional
-        Explicit file; else ``OBSDB_CONFIG``, else ``./obsdb.toml`` if present.
+        Explicit file; else ``OBSDB_CONFIG``, else the first ``obsdb.toml`` :func:`find_config` finds.
+    data_folders : iterable of path-like
+        The folders of frames the command works on (``ingest PATH``, ``run FOLDER``).
     """
+    found_by = "given"
     if path is None:
-        path = os.environ.get("OBSDB_CONFIG") or ("obsdb.toml" if Path("obsdb.toml").exists() else None)
+        path = os.environ.get("OBSDB_CONFIG") or None
     if path is None:
-        return Config()
+        found = find_config(data_folders)
+        if found is None:
+            return Config()
+        path, found_by = found
     path = Path(path)
     data = read_toml_file(path, "configuration file")
-    config = Config(source=str(path))
+    config = Config(source=str(path.resolve()), found_by=found_by)
+    config.ingest.source = config.source
     unknown = set(data) - {"ingest", "qa", "site", "calibration"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)}; known: ingest, qa, site, calibration")

@@ -71,3 +71,24 @@ def printable(text) -> str:
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
                    for c in text)
+
+
+NATURAL_DIGITS = 20
+"""Width every run of digits is padded to by :func:`natural_key` (a 64-bit number has 20 digits)."""
+
+
+def natural_key(text: str) -> str:
+    """``text`` with every run of digits zero-padded, so that plain string order is natural order.
+
+    ``STAR_FOCUS_2`` sorts before ``STAR_FOCUS_10`` (as a person reads them) once both are keyed;
+    stored with each frame (``frame.sort_key``) so that a database orders by it as text, on SQLite
+    and PostgreSQL alike.
+
+    Examples
+    --------
+    >>> sorted(["F_10.fits", "F_2.fits"], key=natural_key)
+    ['F_2.fits', 'F_10.fits']
+    """
+    import re
+
+    return re.sub(r"\d+", lambda m: m.group().zfill(NATURAL_DIGITS), str(text))

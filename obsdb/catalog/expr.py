@@ -138,6 +138,23 @@ and the summed shift and rotation of the current run (NULL for frames never regi
 when an expression names one: the subqueries cost 20 ms at import, on every command."""
 
 
+NINA_COLUMNS = {"nina_hfr": "hfr", "nina_stars": "detected_stars", "nina_fwhm": "fwhm",
+                "guiding_rms": "guiding_rms_arcsec", "guiding_rms_px": "guiding_rms",
+                "focuser_position": "focuser_position", "focuser_temp": "focuser_temp", "camera_temp": "camera_temp"}
+"""N.I.N.A.'s values joined by ``obsdb import nina`` (table ``nina_image``): HFR (px), star count, FWHM,
+total guiding RMS in arcsec (``guiding_rms``) or guide-camera px, focuser position (steps) and
+temperatures (C).  NULL for frames without an imported row; built when an expression names one."""
+
+
+def _nina_column(name: str):
+    from sqlalchemy import select
+
+    from obsdb.catalog.models import NinaImage
+
+    column = getattr(NinaImage, NINA_COLUMNS[name])
+    return select(column).where(NinaImage.frame_id == Frame.id).correlate(Frame).scalar_subquery()
+
+
 COMPUTED_NAMES = ("status",)
 """Names that are no column but an SQL expression: ``status`` is the frame's accepted / rejected /
 pending, by the same rule as ``--status`` (:func:`obsdb.catalog.status.status_expression`); built
@@ -438,7 +455,7 @@ def check_bare_keywords(text: str, keywords, present, known_keys) -> None:
             continue
         names = sorted(set(known_keys()))
         close = closest(key, names, cutoff=0.7)
-        column_name = closest(key.lower(), [*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES], cutoff=0.8)
+        column_name = closest(key.lower(), [*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES, *NINA_COLUMNS], cutoff=0.8)
         hint = (f"did you mean {close}?" if close else
                 f"did you mean the column {column_name}?" if column_name else
                 f"to compare with the text {key}, quote it: '{key}'")
@@ -714,12 +731,14 @@ class _Compiler:
             return _Sql(_align_column(lowered), _NUMBER)
         if lowered in COMPUTED_NAMES:
             return _Sql(_computed(lowered), _TEXT)
+        if lowered in NINA_COLUMNS:
+            return _Sql(_nina_column(lowered), _NUMBER)
         if name.isupper() or name.replace("_", "").isupper():
             self.bare_keywords.append((name, getattr(node, "col_offset", None)))
             return self.header(name, node)
         from obsdb.text import did_you_mean
 
-        names = sorted([*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES])
+        names = sorted([*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES, *NINA_COLUMNS])
         hint = did_you_mean(lowered, names, 0.7, template="did you mean {}? ")
         self.fail(node, f"unknown name '{name}' ({hint}header keywords are upper case; columns: {', '.join(names)})")
 

@@ -94,6 +94,14 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _natural_path(context) -> str | None:
+    """The default of ``frame.sort_key``: the natural-order key of the row's path."""
+    from obsdb.text import natural_key
+
+    path = context.get_current_parameters().get("path")
+    return None if path is None else natural_key(path)
+
+
 def _in(column: str, values) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -181,6 +189,10 @@ class Frame(Base):
     number_shared: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default="0",
         doc="Another file of the same night has this number: the frame is named by its file name.")
+    sort_key: Mapped[str | None] = mapped_column(
+        String, default=_natural_path,
+        doc="The path with every run of digits zero-padded (obsdb.text.natural_key): listings order by it, "
+            "so that STAR_FOCUS_2 comes before STAR_FOCUS_10.")
 
     night: Mapped[Night] = relationship(lazy="joined", innerjoin=True)
     instrument: Mapped[Instrument | None] = relationship()
@@ -785,3 +797,43 @@ class SourceMember(Base):
                                                doc="The measurement.")
     source_id: Mapped[int] = mapped_column(ForeignKey("source.id", ondelete="CASCADE"), index=True,
                                            doc="The source it is.")
+
+class NinaImage(Base):
+    """One frame's row of N.I.N.A.'s ``ImageMetaData.csv`` (the Session Metadata plugin), joined to the frame.
+
+    Columns are the plugin's ``ImageMetaDataRecord`` fields (see docs/interop.md); a value the capture
+    software did not have (no guider: RMS 0, no focuser) is NULL here.  Importing the file again
+    replaces a frame's row: one row per frame, the newest import wins.
+    """
+
+    __tablename__ = "nina_image"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), unique=True,
+                                          doc="The catalogued frame the CSV row describes.")
+    source: Mapped[str] = mapped_column(String, doc="Absolute path of the ImageMetaData.csv it came from.")
+    source_sha256: Mapped[str] = mapped_column(String(64), doc="SHA-256 of that file when imported.")
+    matched_by: Mapped[str] = mapped_column(
+        String, doc="How the row was joined to the frame: 'file name' (FilePath's base name) or 'time' "
+                    "(ExposureStartUTC within the tolerance of DATE-OBS, same filter).")
+    exposure_number: Mapped[int | None] = mapped_column(Integer, doc="ExposureNumber: N.I.N.A.'s frame counter.")
+    file_path: Mapped[str | None] = mapped_column(String, doc="FilePath as written by N.I.N.A.")
+    exposure_start: Mapped[datetime | None] = mapped_column(UtcDateTime, doc="ExposureStartUTC, UTC.")
+    hfr: Mapped[float | None] = mapped_column(Float, doc="HFR: N.I.N.A.'s median half-flux radius, px.")
+    hfr_stdev: Mapped[float | None] = mapped_column(Float, doc="HFRStDev: spread of the stars' HFR, px.")
+    detected_stars: Mapped[int | None] = mapped_column(Integer, doc="DetectedStars: N.I.N.A.'s star count.")
+    fwhm: Mapped[float | None] = mapped_column(Float, doc="FWHM (Hocus Focus plugin), px; NULL when absent.")
+    eccentricity: Mapped[float | None] = mapped_column(Float, doc="Eccentricity (Hocus Focus plugin).")
+    guiding_rms: Mapped[float | None] = mapped_column(Float, doc="GuidingRMS: total guiding RMS, guide-camera px.")
+    guiding_rms_arcsec: Mapped[float | None] = mapped_column(Float, doc="GuidingRMSArcSec: total guiding RMS, arcsec.")
+    guiding_rms_ra_arcsec: Mapped[float | None] = mapped_column(Float, doc="GuidingRMSRAArcSec, arcsec.")
+    guiding_rms_dec_arcsec: Mapped[float | None] = mapped_column(Float, doc="GuidingRMSDECArcSec, arcsec.")
+    focuser_position: Mapped[int | None] = mapped_column(Integer, doc="FocuserPosition, focuser steps.")
+    focuser_temp: Mapped[float | None] = mapped_column(Float, doc="FocuserTemp, degrees C.")
+    camera_temp: Mapped[float | None] = mapped_column(Float, doc="CameraTemp: sensor temperature, degrees C.")
+    camera_target_temp: Mapped[float | None] = mapped_column(Float, doc="CameraTargetTemp: cooler set point, C.")
+    gain: Mapped[int | None] = mapped_column(Integer, doc="Gain setting of the camera.")
+    camera_offset: Mapped[int | None] = mapped_column(Integer, doc="Offset: the camera's offset setting.")
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When imported, UTC.")
+
+    __table_args__ = (CheckConstraint(_in("matched_by", ("file name", "time")), name="matched_by"),)

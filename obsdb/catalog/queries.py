@@ -158,7 +158,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
 
     Each record has id, night, label, number, path, file_name, band, type,
     object, instrument, exptime, date_obs, status, reasons, tags, stats,
-    metrics, group and shift.  Ordered by night, number and path.  Each page
+    metrics, group and shift.  Ordered by night, number and path in natural order.  Each page
     of :data:`PAGE_SIZE` frames costs four queries, whatever the catalog's
     size: the page itself (keyset-paged, the filter and the status evaluated
     once per frame, plain columns rather than ORM objects), then the page's
@@ -169,7 +169,9 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                              where=where, include_unreadable=include_unreadable, light_only=light_only,
                              target=target, instrument_id=instrument_id, frame_ids=frame_ids, session=session)
     qualified = session.scalar(select(func.count(Night.id))) > 1
-    order = (Night.name, func.coalesce(Frame.number, 2**62), Frame.path)
+    # Natural order within a number (STAR_FOCUS_2 before STAR_FOCUS_10): frame.sort_key; the path last,
+    # so that the key stays unique for the keyset paging below.
+    order = (Night.name, func.coalesce(Frame.number, 2**62), func.coalesce(Frame.sort_key, Frame.path), Frame.path)
     stats_columns = [getattr(FrameStats, k) for k in STATS_FIELDS]
     metrics_columns = [getattr(FrameMetrics, k) for k in METRICS_FIELDS]
     page_query = (select(*_FRAME_COLUMNS, Night.name, Instrument.key, FrameStats.frame_id, *stats_columns,
@@ -245,7 +247,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                 "group": groups.get(frame_id),
                 "shift": shifts.get(frame_id),
             }
-        last = tuple(rows[-1][-3:])
+        last = tuple(rows[-1][-len(order):])
         if len(rows) < page_size:
             return
 

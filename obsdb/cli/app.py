@@ -38,9 +38,14 @@ def _global_options(
                                      help="Catalog: a path or an SQLAlchemy URL (default: ./obsdb.sqlite; `run` and "
                                           "`demo` write OUT/obsdb.sqlite unless --db is given, and ignore OBSDB_DB)."),
     config: Optional[str] = typer.Option(None, "--config", envvar="OBSDB_CONFIG",
-                                         help="Configuration file (default: ./obsdb.toml if present)."),
+                                         help="Configuration file (default: the first obsdb.toml in the working "
+                                              "folder, the data folder or beside it, or the user's config folder)."),
     version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
                                  help="Print obsdb's version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Say on stderr which configuration file is used (obsdb.toml is looked for "
+                                      "in the working folder, the data folder and beside it, then the user's "
+                                      "config folder)."),
 ) -> None:
     """obsdb: catalogue a night of CCD frames, tag and reject them with reasons,
     align them with full shift provenance, and render aligned frames and stacks."""
@@ -52,6 +57,7 @@ def _global_options(
     source = ctx.get_parameter_source("config")
     state.config_from_env = config is not None and source is not None and source.name == "ENVIRONMENT"
     state.config = config
+    state.verbose = verbose
 
 
 # Command modules register themselves on `app` when imported.
@@ -59,6 +65,7 @@ from obsdb.cli import catalog_cmds, quality_cmds, align_cmds, render_cmds, repor
 from obsdb.cli import calib_cmds  # noqa: E402,F401,I001
 from obsdb.cli import solve_cmds  # noqa: E402,F401,I001
 from obsdb.cli import photometry_cmds  # noqa: E402,F401,I001
+from obsdb.cli import export_cmds  # noqa: E402,F401,I001
 
 
 def main() -> None:

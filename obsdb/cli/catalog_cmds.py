@@ -29,11 +29,10 @@ def init() -> None:
         console.print(f"upgraded catalog {url} from revision {before} to {after}")
 
 
-def _load_config():
-    from obsdb.config import load_config
+def _load_config(data_folders=()):
+    from obsdb.cli.common import load_config_verbosely
 
-    with user_errors():
-        return load_config(state.config)
+    return load_config_verbosely(data_folders=data_folders)
 
 
 @app.command()
@@ -58,7 +57,7 @@ def ingest(
     named at the end (exit code 1)."""
     import re
 
-    config = _load_config()
+    config = _load_config(paths)
     if number_pattern:
         try:
             re.compile(number_pattern)

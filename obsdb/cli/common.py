@@ -18,7 +18,7 @@ app = typer.Typer(
     name="obsdb",
     help="A database-backed observation manager for a night of CCD frames.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # obsdb --install-completion: typer's, for bash, zsh, fish and PowerShell
     pretty_exceptions_enable=False,
     # Help text is printed as written: "[qa]" is a section of obsdb.toml, not a rich style.
     rich_markup_mode=None,
@@ -95,6 +95,8 @@ class State:
     config: str | None = None
     config_from_env: bool = False
     """``config`` came from OBSDB_CONFIG (a rerun command line need not repeat it)."""
+    verbose: bool = False
+    """``--verbose``: say which configuration file a command uses (and other details) on stderr."""
     interrupt_reported: bool = False
     """The Ctrl-C line was printed (it is printed once)."""
 
@@ -162,6 +164,18 @@ def user_errors():
             fail(known)
         detail = str(exc).splitlines()[0] if str(exc) else ""
         fail(f"unexpected {type(exc).__name__}: {detail} (set OBSDB_DEBUG=1 for a traceback)", 2)
+
+
+def load_config_verbosely(*, data_folders=()):
+    """The configuration (``--config``, OBSDB_CONFIG, or the first obsdb.toml found), said on stderr with
+    ``--verbose``; a malformed file is a one-line error."""
+    from obsdb.config import load_config
+
+    with user_errors():
+        config = load_config(state.config, data_folders=data_folders)
+    if state.verbose:
+        err_console.print(config.describe(), soft_wrap=True)
+    return config
 
 
 @contextmanager

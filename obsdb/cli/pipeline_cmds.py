@@ -120,7 +120,7 @@ def run(
     without one are listed), 3 the night ran but gave no stack (with --no-render: no frame
     aligned), 1 an error or unreadable files."""
     from obsdb.api import Catalog
-    from obsdb.config import load_config
+    from obsdb.cli.common import load_config_verbosely
 
     if not folder.is_dir():
         with user_errors():
@@ -129,7 +129,7 @@ def run(
             raise ObsdbError(f"{folder}: not a folder")
     db = _run_catalog(out, "run")
     with open_executor(executor_kind, workers, scheduler) as executor, user_errors():
-        config = load_config(state.config)
+        config = load_config_verbosely(data_folders=[folder])
         summary = Catalog.run(folder, out, db=db, workers=workers, stack=stack, render_outputs=render_,
                               executor=executor, photometry=photometry,
                               report=report, thresholds={**config.qa, **(qa_thresholds or {})},

@@ -9,7 +9,7 @@ import typer
 from obsdb.text import without_tag
 
 from obsdb.cli.common import (filter_hints, ReportFormat, with_qa_threshold_options, app, clean_nan, console, err_console, frames_text, night_option,
-                              nights_arg, open_catalog, print_json, print_json_stream, progress_bar, state,
+                              nights_arg, open_catalog, print_json, print_json_stream, progress_bar,
                               styled, user_errors)
 
 
@@ -37,10 +37,10 @@ def qa(
     [qa] section, else the defaults; every tag's reason names the measured value
     and the threshold, and the thresholds used are kept with the tags.  Tags that no longer hold
     are retracted, never deleted."""
-    from obsdb.config import load_config
+    from obsdb.cli.common import load_config_verbosely
 
+    thresholds = dict(load_config_verbosely().qa)
     with user_errors():
-        thresholds = dict(load_config(state.config).qa)
         if plan:
             from obsdb.pipeline.plan import load_plan
 

@@ -331,8 +331,8 @@ CALIBRATED_FOLDER = "calibrated"
 
 
 def calibrated_name(file_name: str) -> str:
-    """The calibrated light's file name: ``NAME_cal.fits`` (``.fits.gz``, ``.fit``, ``.fts`` dropped)."""
-    stem = re.sub(r"\.(fits?|fts)(\.gz)?$", "", file_name, flags=re.IGNORECASE)
+    """The calibrated light's file name: ``NAME_cal.fits`` (``.fits.gz``, ``.fit``, ``.fts``, ``.xisf`` dropped)."""
+    stem = re.sub(r"\.(fits?|fts)(\.gz)?$|\.xisf$", "", file_name, flags=re.IGNORECASE)
     return f"{stem}_cal.fits"
 
 

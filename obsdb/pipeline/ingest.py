@@ -119,6 +119,11 @@ def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> lis
     import warnings
 
     from obsdb.imaging.fitsio import FitsWarning, is_fits_name, special_file_kind
+    from obsdb.imaging.fitsio.xisf import is_xisf_name
+
+    def is_frame_name(name: str) -> bool:
+        """A FITS file's name, or an XISF file's (PixInsight)."""
+        return is_fits_name(name) or is_xisf_name(name)
 
     found: dict[str, Path] = {}
 
@@ -141,7 +146,7 @@ def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> lis
             try:
                 st = entry.stat()  # follows links, as a reader would
             except OSError as exc:
-                if is_fits_name(entry.name) and not entry.name.startswith("."):
+                if is_frame_name(entry.name) and not entry.name.startswith("."):
                     broken = "a broken link" if entry.is_symlink() else (exc.strerror or str(exc)).lower()
                     warnings.warn(f"{child}: {broken}, skipped", FitsWarning, stacklevel=3)
                 continue
@@ -149,7 +154,7 @@ def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> lis
                 if recursive:
                     scan(child, False, seen)
                 continue
-            if not is_fits_name(entry.name) or entry.name.startswith("."):
+            if not is_frame_name(entry.name) or entry.name.startswith("."):
                 continue
             kind = special_file_kind(st.st_mode)
             if kind is not None:
@@ -168,7 +173,7 @@ def discover(paths: Iterable[str | os.PathLike], recursive: bool = False) -> lis
         if stat.S_ISDIR(st.st_mode):
             scan(path, True, set())
         elif stat.S_ISREG(st.st_mode):
-            if not is_fits_name(path.name) and not _starts_like_fits(path):
+            if not is_frame_name(path.name) and not _starts_like_fits(path):
                 # README.md given by mistake: no permanent "unreadable frame" for it in the catalog.
                 raise IngestError(f"{path}: not a FITS file (its name is not .fits/.fit/.fts[.gz] and it does "
                                   "not start with SIMPLE  = T)")
@@ -498,7 +503,8 @@ def ingest(db, paths: Iterable[str | os.PathLike], *, recursive: bool = False, w
                        f"{len(report.unchanged)} unchanged, {len(report.failed)} unreadable"
                        + (f", {report.stale} re-measured (newer algorithm)" if report.stale else ""),
                        details={"paths": [str(p) for p in paths], "workers": workers, "night": night,
-                                "executor": executor.describe() if executor is not None else None})
+                                "executor": executor.describe() if executor is not None else None,
+                                "config": config.source})
     return report
 
 

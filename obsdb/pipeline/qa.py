@@ -153,6 +153,7 @@ def run_qa(db, *, night=None, band: str | None = None, thresholds: dict | None =
     ObsdbError
         For an unknown threshold or a value of the wrong type or range.
     """
+    from obsdb.catalog.nina import NinaStore
     from obsdb.catalog.stores import CalibrationStore, QualityStore
     from obsdb.imaging.stars import transparency
     from obsdb.pipeline.metrics import transparency_stars
@@ -168,6 +169,9 @@ def run_qa(db, *, night=None, band: str | None = None, thresholds: dict | None =
     report.measured = measure_missing(store, nights=night, band=band, recompute=recompute, workers=workers,
                                       failed=report.not_measured, progress=progress)
     frames = store.qa_frames(nights=night, band=band)
+    # N.I.N.A.'s FocuserPosition (obsdb import nina) stands in for a focuser card the header lacks.
+    nina = NinaStore(db)
+    nina_focus = nina.focuser_positions(f.id for f in frames)
     groups: dict[tuple, list] = {}
     for frame in frames:
         groups.setdefault(frame.group_key, []).append(frame)
@@ -218,8 +222,10 @@ def run_qa(db, *, night=None, band: str | None = None, thresholds: dict | None =
                 scale = (reference.exptime or 1.0) / (frame.exptime or 1.0)
                 value = ratio * scale if ratio == ratio else None
             results.append((frame.id, value, reference.id if reference else None))
-            inputs.append(_rule_input(frame, band_name, value, sky))
-        pool = inputs + [_rule_input(h, band_name, None, {}) for h in history] if small else None
+            inputs.append(_rule_input(frame, band_name, value, sky, nina_focus))
+        if history:
+            nina_focus.update(nina.focuser_positions(h.id for h in history if h.id not in nina_focus))
+        pool = inputs + [_rule_input(h, band_name, None, {}, nina_focus) for h in history] if small else None
         yardstick = _yardstick(members, history, band_name)
         report.yardsticks[label] = yardstick["text"]
         judged.append(night_name)
@@ -317,11 +323,17 @@ def _sun_and_moon(members: list) -> list[dict]:
     return out
 
 
-def _rule_input(frame, band_name, transparency_value, sky: dict):
+NINA_FOCUS_CARD = "N.I.N.A. FocuserPosition"
+"""How a focuser position imported from N.I.N.A.'s ImageMetaData.csv is named in a reason."""
+
+
+def _rule_input(frame, band_name, transparency_value, sky: dict, nina_focus: dict | None = None):
     from obsdb.imaging.sky import focus_from_header
     from obsdb.pipeline.qa_rules import FrameMetricsInput
 
     focus = focus_from_header(frame.header)
+    if focus is None and nina_focus and frame.id in nina_focus:
+        focus = (NINA_FOCUS_CARD, float(nina_focus[frame.id]))
     when = frame.date_obs.timestamp() if frame.date_obs is not None else None
     return FrameMetricsInput(
         key=frame.id, band=band_name, n_stars=frame.n_stars, fwhm=_nan(frame.fwhm), hfd=_nan(frame.hfd),

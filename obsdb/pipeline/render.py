@@ -34,8 +34,11 @@ class RenderReport:
 
 
 def output_name(input_path: str) -> str:
-    """The aligned frame's file name: the input's, without ``.gz`` (outputs are plain FITS)."""
+    """The aligned frame's file name: the input's, without ``.gz`` (outputs are plain FITS); an XISF
+    input's aligned frame is ``NAME.fits``."""
     name = Path(input_path).name
+    if name.lower().endswith(".xisf"):
+        return name[:-5] + ".fits"
     return name[:-3] if name.lower().endswith(".gz") else name
 
 

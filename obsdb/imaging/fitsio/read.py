@@ -111,6 +111,11 @@ def read_fits_image(path: str | os.PathLike, *, hash_mode: str = "thread",
     """
     if hash_mode not in HASH_MODES:
         raise ValueError(f"hash_mode {hash_mode!r}: expected one of {', '.join(HASH_MODES)}")
+    if os.fspath(path).lower().endswith(".xisf"):
+        # PixInsight's XISF frames: read by their own module, which imports its package only now.
+        from obsdb.imaging.fitsio.xisf import read_xisf_image
+
+        return FitsImage(*read_xisf_image(path, hash_mode=hash_mode, max_frame_bytes=max_frame_bytes))
     path = Path(path)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.  Regular files ignore it.
