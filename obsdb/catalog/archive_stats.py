@@ -227,7 +227,7 @@ def flag_unusual_nights(rows: list[dict]) -> None:
     ...         for i, f in enumerate([3.0, 3.1, 2.9, 3.0, 6.0])]
     >>> flag_unusual_nights(rows)
     >>> rows[-1]["flags"]  # doctest: +ELLIPSIS
-    ['FWHM 6 px is 20 sigma above the usual 3 px (median of 5 nights of t in V; robust sigma 0.15 ...)']
+    ["FWHM 6 px is 20 sigma above the usual 3 px (median of the instrument's 5 nights in V; robust sigma ...)"]
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
@@ -252,7 +252,7 @@ def flag_unusual_nights(rows: list[dict]) -> None:
                 row["flags"].append(_reason(name, value, usual, sigma, len(values), instrument, band))
 
 
-_LABELS = {"fwhm": ("FWHM", " px", "g"), "background": ("background", " ADU", ",.0f"),
+_LABELS = {"fwhm": ("FWHM", " px", ".3g"), "background": ("background", " ADU", ",.0f"),
            "transparency": ("transparency", "", ".3g"), "acceptance": ("acceptance", "", ".0%")}
 
 
@@ -260,9 +260,10 @@ def _reason(name, value, usual, sigma, n_nights, instrument, band) -> str:
     label, unit, spec = _LABELS[name]
     where = "above" if value > usual else "below"
     how_far = abs(value - usual) / sigma
+    # The row names the instrument; the reason names the yardstick: how many of its nights, which filter.
     return (f"{label} {format(value, spec)}{unit} is {how_far:.0f} sigma {where} the usual "
-            f"{format(usual, spec)}{unit} (median of {n_nights} nights of {instrument or 'unknown instrument'} "
-            f"in {band or '-'}; robust sigma {format(sigma, '.2g')}{unit}, flagged beyond {TREND_K:g})")
+            f"{format(usual, spec)}{unit} (median of the instrument's {n_nights} nights in {band or '-'}; "
+            f"robust sigma {format(sigma, '.2g')}{unit}, flagged beyond {TREND_K:g})")
 
 
 def _median(values: list[float]) -> float | None:

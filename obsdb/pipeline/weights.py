@@ -12,11 +12,14 @@ from __future__ import annotations
 
 SNR_STARS = 20
 """Brightest stars whose median S/N is a frame's S/N: enough for a stable median, few enough to be
-well above the noise in a frame through thin cloud."""
+well above the noise in a frame through thin cloud.  A set takes as many as its poorest frame has
+(:func:`set_weights`): the median of a frame's 20 brightest stars is fainter than that of another's
+8 brightest, and a frame that lost its faint stars to a bright sky would seem the better one (it
+did, by 2.3 times, before the count was shared: docs/archive.md)."""
 
 
-def frame_snr(fluxes, background_rms, fwhm) -> float:
-    """A frame's S/N: the median flux of its :data:`SNR_STARS` brightest stars over the sky noise in
+def frame_snr(fluxes, background_rms, fwhm, n_stars: int = SNR_STARS) -> float:
+    """A frame's S/N: the median flux of its ``n_stars`` brightest stars over the sky noise in
     an aperture of radius FWHM, ``flux / (rms sqrt(pi) FWHM)`` (the stars' own photon noise left out,
     as for faint stars; the ratio between frames is what the weight uses).
 
@@ -29,7 +32,7 @@ def frame_snr(fluxes, background_rms, fwhm) -> float:
 
     if fluxes is None or not background_rms or not fwhm or background_rms <= 0 or fwhm <= 0:
         return float("nan")
-    flux = np.sort(np.asarray(fluxes, dtype=float)[np.isfinite(fluxes)])[::-1][:SNR_STARS]
+    flux = np.sort(np.asarray(fluxes, dtype=float)[np.isfinite(fluxes)])[::-1][:max(1, n_stars)]
     if not len(flux):
         return float("nan")
     return float(np.median(flux) / (background_rms * np.sqrt(np.pi) * fwhm))
@@ -48,7 +51,9 @@ def set_weights(members: list[dict]) -> list[dict]:
     # Siril penalises a frame by the stars it lost against the registration reference; before
     # registration the yardstick is the set's richest frame.
     n_reference = np.nanmax(n_stars) if np.isfinite(n_stars).any() else np.nan
-    snr = np.array([frame_snr(m["fluxes"], m["background_rms"], m["fwhm"]) for m in members])
+    listed = [len(m["fluxes"]) for m in members if m["fluxes"] is not None and len(m["fluxes"])]
+    shared = min([SNR_STARS, *listed])
+    snr = np.array([frame_snr(m["fluxes"], m["background_rms"], m["fwhm"], shared) for m in members])
     columns = {"noise": noise_weights(rms), "fwhm": fwhm_weights(weighted_fwhm(fwhm, n_stars, n_reference)),
                "stars": star_count_weights(n_stars), "snr": snr_weights(snr)}
     rows = []

@@ -101,7 +101,8 @@ def test_integration_trends_and_weights_on_each_backend(catalog_url, archive_fil
         flagged = {r["night"]: r["flags"] for r in v_rows if r["flags"]}
         assert list(flagged) == ["2026-05-01"], flagged
         reasons = " ".join(flagged["2026-05-01"])
-        assert re.search(r"FWHM [\d.]+ px is \d+ sigma above the usual [\d.]+ px \(median of 5 nights", reasons)
+        assert re.search(r"FWHM [\d.]+ px is \d+ sigma above the usual [\d.]+ px \(median of the instrument's 5 nights "
+                         r"in V; robust sigma [\d.]+ px, flagged beyond 3\)", reasons), reasons
         assert "background" in reasons
         bad = v_rows[-1]
         assert bad["fwhm"] > 1.7 * v_rows[0]["fwhm"] and bad["background"] > 4 * v_rows[0]["background"]

@@ -61,6 +61,17 @@ def test_noise_weighted_stack_reaches_inverse_variance_noise_and_beats_the_plain
         assert float(value) == pytest.approx(stored[name], rel=1e-5)
 
 
+def test_every_weight_ranks_the_frames_by_their_sky_noise(noisy_night):
+    """Same stars, same seeing, skies from 300 to 12,000 ADU: the noise and S/N weights fall as the noise
+    rises (the S/N over as many stars in every frame: the noisiest frame detects the fewest)."""
+    catalog, _ = noisy_night
+    records = sorted(catalog.frame_dicts(), key=lambda r: r["stats"]["background_rms"])
+    for kind in ("noise", "snr"):
+        values = [r["weights"][kind] for r in records]
+        assert values == sorted(values, reverse=True), (kind, values)
+    assert records[-1]["weights"]["snr"] < 0.1 < 2 < records[0]["weights"]["snr"]
+
+
 def test_a_defined_weight_is_used_and_recorded_and_bad_requests_are_refused(noisy_night):
     catalog, root = noisy_night
     catalog.define_weight("clear", "w_noise * w_stars", author="ada")
