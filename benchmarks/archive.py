@@ -90,6 +90,10 @@ def weighted_stack(out: Path) -> None:
     db = out / "noisy.sqlite"
     if db.exists():
         db.unlink()
+    import shutil
+
+    for old in out.glob("stack-*"):  # a new catalog: the last run's outputs are no longer its own
+        shutil.rmtree(old)
     with Catalog.open(str(db), create=True) as catalog:
         catalog.ingest([folder])
         catalog.qa()
