@@ -121,8 +121,8 @@ def target_integration(session: Session, *, nights=None, per_night: bool = True)
 
     One GROUP BY over the frames (night, OBJECT, FILTER, status); the names are unified afterwards,
     so ``M 80``, ``M80`` and an alias of it add up.  Each row has ``target``, ``filter``, ``night``
-    (None over all nights), ``nights``, ``frames``, ``accepted``, ``hours``, ``accepted_hours`` and
-    ``names`` (the OBJECT and FILTER spellings that were added up).
+    (None over all nights), ``nights``, ``frames``, ``accepted``, ``hours``, ``accepted_hours``,
+    ``objects`` and ``filters`` (the OBJECT and FILTER spellings that were added up).
     """
     from obsdb.catalog.models import Frame, Night
     from obsdb.catalog.queries import LIGHT_TYPES
@@ -148,20 +148,21 @@ def target_integration(session: Session, *, nights=None, per_night: bool = True)
         group = (name, filter_key(band), night if per_night else None)
         row = rows.setdefault(group, {"target": group[0], "filter": group[1], "night": group[2], "nights": set(),
                                       "frames": 0, "accepted": 0, "seconds": 0.0, "accepted_seconds": 0.0,
-                                      "names": set()})
+                                      "objects": set(), "filters": set()})
         row["nights"].add(night)
         row["frames"] += n
         row["seconds"] += float(seconds)
         if status == "accepted":
             row["accepted"] += n
             row["accepted_seconds"] += float(seconds)
-        row["names"].update(v for v in (target, band) if v)
+        row["objects"].update([target] if target else [])
+        row["filters"].update([band] if band else [])
     out = []
     for row in rows.values():
         out.append({"target": row["target"], "filter": row["filter"], "night": row["night"],
                     "nights": len(row["nights"]), "frames": row["frames"], "accepted": row["accepted"],
                     "hours": round(row["seconds"] / 3600.0, 4), "accepted_hours": round(row["accepted_seconds"] / 3600.0, 4),
-                    "names": sorted(row["names"])})
+                    "objects": sorted(row["objects"]), "filters": sorted(row["filters"])})
     return sorted(out, key=lambda r: (r["target"] or "\uffff", r["filter"] or "", r["night"] or ""))
 
 

@@ -722,7 +722,7 @@ class _Compiler:
         """``abs(x)``, ``sqrt(x)``, ``norm(x)`` (see :data:`FUNCTIONS`)."""
         name = node.func.id.lower() if isinstance(node.func, ast.Name) else None
         if name not in FUNCTIONS:
-            self.fail(node, f"unknown function {self.show(node.func)} (functions: {', '.join(FUNCTIONS)})")
+            self.fail(node, f"unsupported function {self.show(node.func)} (functions: {', '.join(FUNCTIONS)})")
         if len(node.args) != 1 or node.keywords:
             self.fail(node, f"{name}() takes one number")
         if name == "norm" and not self.set_functions:

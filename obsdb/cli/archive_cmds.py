@@ -137,7 +137,8 @@ def alias_list(fmt_: OutputFormat = _format_option()) -> None:
         print_table(rows, spec, title=f"aliases ({len(rows)})")
 
 
-TARGET_COLUMNS = ["target", "filter", "night", "nights", "frames", "accepted", "hours", "accepted_hours", "names"]
+TARGET_COLUMNS = ["target", "filter", "night", "nights", "frames", "accepted", "hours", "accepted_hours", "objects",
+                  "filters"]
 """The CSV columns of `obsdb targets`."""
 
 
@@ -158,7 +159,8 @@ def targets(
         print_json(rows)
         return
     if fmt_ is OutputFormat.csv:
-        print_csv([{**r, "names": "; ".join(r["names"])} for r in rows], TARGET_COLUMNS)
+        print_csv([{**r, "objects": "; ".join(r["objects"]), "filters": "; ".join(r["filters"])} for r in rows],
+                  TARGET_COLUMNS)
         return
     from obsdb.cli.tables import Column, print_table
 
@@ -167,10 +169,12 @@ def targets(
             Column("nights", "nights", numeric=True, priority=5),
             Column("frames", "accepted/total", numeric=True, priority=2),
             Column("hours", "hours acc/total", numeric=True, priority=3),
-            Column("names", "names written", priority=6, shrink=True, min_width=10)]
+            Column("objects", "OBJECT as written", priority=6, shrink=True, min_width=10),
+            Column("filters", "FILTER as written", priority=7, shrink=True, min_width=10)]
     cells = [{"target": r["target"] or "(no OBJECT)", "filter": r["filter"] or "-", "night": r["night"] or "all",
               "nights": fmt(r["nights"]), "frames": f"{r['accepted']:,}/{r['frames']:,}",
-              "hours": f"{r['accepted_hours']:.2f}/{r['hours']:.2f}", "names": ", ".join(r["names"])} for r in rows]
+              "hours": f"{r['accepted_hours']:.2f}/{r['hours']:.2f}", "objects": ", ".join(r["objects"]),
+              "filters": ", ".join(r["filters"])} for r in rows]
     if total:
         spec = [c for c in spec if c.key != "night"]
     print_table(cells, spec, title=f"integration per target{'' if total else ' and night'} ({len(rows)} rows)",

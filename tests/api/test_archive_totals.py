@@ -83,7 +83,9 @@ def test_integration_trends_and_weights_on_each_backend(catalog_url, archive_fil
         m80 = [h for h in headers if h["object"] in ("M80", "M 80", "Messier 80")]
         assert totals[("M 80", "V")]["frames"] == sum(h["filter"] == "V" for h in m80) == 12
         assert totals[("M 80", "Ha")]["frames"] == 8 and totals[("M 80", "Ha")]["nights"] == 2
-        assert totals[("M 80", "Ha")]["names"] == ["H-alpha", "Ha", "M 80", "M80"]
+        assert totals[("M 80", "Ha")]["objects"] == ["M 80", "M80"]
+        assert totals[("M 80", "Ha")]["filters"] == ["H-alpha", "Ha"]
+        assert totals[("M 80", "V")]["objects"] == ["M 80", "M80", "Messier 80"]
         omega = [h for h in headers if h["object"] in ("Caldwell 80", "NGC5139")]
         assert totals[("NGC 5139", "V")]["frames"] == 9
         assert totals[("NGC 5139", "V")]["hours"] == pytest.approx(sum(h["exptime"] for h in omega) / 3600)
@@ -161,7 +163,7 @@ def test_targets_and_trends_print_tables_json_and_csv(sqlite_archive):
     assert all(len(line) <= 80 for line in table.stdout.splitlines())
     assert re.search(r"M 80\s+V\s+\d+\s+\d+/12", table.stdout), table.stdout
     csv = invoke(db, "targets", "--format", "csv").stdout.splitlines()
-    assert csv[0] == "target,filter,night,nights,frames,accepted,hours,accepted_hours,names"
+    assert csv[0] == "target,filter,night,nights,frames,accepted,hours,accepted_hours,objects,filters"
     assert len(csv) == 1 + 7
     rows = json.loads(invoke(db, "targets", "--format", "json").stdout)
     assert {r["night"] for r in rows if r["target"] == "M 80"} == {"2026-03-14", "2026-04-02", "2026-05-01"}
@@ -202,7 +204,7 @@ def test_weights_are_defined_listed_shown_and_bad_ones_refused(sqlite_archive, t
     assert defined.exit_code == 0 and "weight sharp = w_noise * norm(1 / fwhm)" in defined.stdout
     for name, expression, message in (("bad", "fwhm > 3", "is a condition"), ("bad", "3 * 2", "is a constant"),
                                       ("bad", "nosuch * 2", "unknown name"), ("noise", "fwhm", "built-in"),
-                                      ("9lives", "fwhm", "a letter"), ("bad", "log(fwhm)", "unknown function")):
+                                      ("9lives", "fwhm", "a letter"), ("bad", "log(fwhm)", "unsupported function")):
         refused = invoke(db, "weight", "define", name, expression)
         assert refused.exit_code == 1 and message in refused.output, (expression, refused.output)
         assert "Traceback" not in refused.output
@@ -238,7 +240,7 @@ def test_the_desk_shows_integration_and_trends_pages(sqlite_archive, tmp_path):
         web = TestClient(create_app(catalog, cache_dir=tmp_path / "cache", author="ada"))
         page = web.get("/archive/targets")
         assert page.status_code == 200
-        assert re.search(r"<td>M 80</td><td>Ha</td><td><a href='/night/2026-03-14'>", page.text)
+        assert re.search(r"<td>M 80</td><td>Ha</td><td class='nowrap'><a href='/night/2026-03-14'>", page.text)
         total = web.get("/archive/targets?total=1").text
         assert re.search(r"<td>NGC 5139</td><td>V</td><td class='num'>2</td>", total)
         trends = web.get("/archive/trends").text
