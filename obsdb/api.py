@@ -245,6 +245,97 @@ class Catalog:
 
         return self.read(archive_quality)
 
+    # -- the archive over nights: weights, integration per target, trends (obsdb.catalog.archive_stats) --
+
+    def define_weight(self, name: str, expression: str, *, author: str | None = None) -> dict:
+        """Define (or redefine) a weight by name (``obsdb weight define``); see
+        :meth:`obsdb.catalog.weights.WeightStore.define`."""
+        from obsdb.catalog.weights import WeightStore
+        from obsdb.config import login_name
+
+        return WeightStore(self.db).define(name, expression, author=author or login_name())
+
+    def weight_definitions(self) -> list[dict]:
+        """The weights defined by name (``obsdb weight list``)."""
+        from obsdb.catalog.weights import WeightStore
+
+        return WeightStore(self.db).definitions()
+
+    def weight_definition(self, name: str) -> dict:
+        """One weight defined by name; ObsdbError naming the defined ones when there is none."""
+        from obsdb.catalog.weights import WeightStore
+
+        return WeightStore(self.db).definition(name)
+
+    def weight_values(self, name: str, *, night=None, band: str | None = None) -> list[dict]:
+        """A weight's value on each light frame with stored weights, evaluated per set of frames weighed
+        together (night, instrument, band, target), as ``obsdb weight show`` lists them."""
+        from obsdb.catalog.weights import WeightStore
+
+        store = WeightStore(self.db)
+        store.expression_of(name)
+        records = [r for r in self.iter_frame_dicts(night=night, band=band, light_only=True) if r.get("weights")]
+        sets: dict[tuple, list[dict]] = {}
+        for r in records:
+            sets.setdefault((r["night"], r["instrument"], r["band"], r["object"]), []).append(r)
+        out = []
+        for members in sets.values():
+            values = store.values(name, [r["id"] for r in members])
+            out.extend({"label": r["label"], "night": r["night"], "band": r["band"], "object": r["object"],
+                        "status": r["status"], "weight": values.get(r["id"])} for r in members)
+        return out
+
+    def weigh(self, *, night=None) -> int:
+        """Compute every frame's weights again (QA does it at its end); returns how many frames."""
+        from obsdb.pipeline.weights import compute_weights
+
+        return compute_weights(self.db, nights=night)
+
+    def add_alias(self, alias: str, target: str, *, author: str | None = None) -> dict:
+        """Count frames whose OBJECT is ``alias`` as ``target`` in the integration totals (``obsdb alias add``)."""
+        from obsdb.catalog.archive_stats import add_alias
+        from obsdb.config import login_name
+
+        with self.session() as session:
+            return add_alias(session, alias, target, author=author or login_name())
+
+    def remove_alias(self, alias: str, *, author: str | None = None) -> bool:
+        """Remove an alias (``obsdb alias remove``); False when there was none."""
+        from obsdb.catalog.archive_stats import remove_alias
+        from obsdb.config import login_name
+
+        with self.session() as session:
+            return remove_alias(session, alias, author=author or login_name())
+
+    def aliases(self) -> list[dict]:
+        """The user's target aliases (``obsdb alias list``)."""
+        from obsdb.catalog.archive_stats import aliases
+
+        return self.read(aliases)
+
+    def targets(self, *, night=None, per_night: bool = True) -> list[dict]:
+        """Light frames and hours per target, filter and night (``obsdb targets``); see
+        :func:`obsdb.catalog.archive_stats.target_integration`."""
+        from obsdb.catalog.archive_stats import target_integration
+
+        return self.read(target_integration, nights=night, per_night=per_night)
+
+    def trends(self, *, night=None) -> dict:
+        """Per instrument, filter and night: median FWHM (and in arcsec when the pixel scale is known),
+        background, transparency and acceptance, with unusual nights flagged (``obsdb trends``); see
+        :func:`obsdb.catalog.archive_stats.trend_rows`."""
+        from obsdb.catalog.archive_stats import instrument_headers, trend_rows
+        from obsdb.present.facts import header_scale
+
+        found = self.read(trend_rows, nights=night)
+        scales = {key: header_scale(header, pixel_size) for key, (header, pixel_size)
+                  in self.read(instrument_headers).items()}
+        for row in found["rows"]:
+            scale = scales.get(row["instrument"])
+            row["scale"] = round(scale, 4) if scale else None
+            row["fwhm_arcsec"] = round(row["fwhm"] * scale, 3) if scale and row["fwhm"] is not None else None
+        return found
+
     def region_facts(self, selector: str, *, nights=None) -> dict:
         """One frame's group box and current run's centroids, for a ds9 region file (``obsdb regions``)."""
         from obsdb.catalog.details import region_facts

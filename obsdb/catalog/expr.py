@@ -161,6 +161,27 @@ pending, by the same rule as ``--status`` (:func:`obsdb.catalog.status.status_ex
 only when an expression names it."""
 
 
+WEIGHT_COLUMNS = {"w_noise": "noise", "w_fwhm": "fwhm", "w_stars": "stars", "w_snr": "snr", "snr": "snr_value"}
+"""A frame's stored weights (:class:`obsdb.catalog.models.FrameWeight`, written by `obsdb qa`): Siril's
+noise, weighted-FWHM and star-count weights and the S/N weight, each of mean 1 over the frame's set,
+and ``snr``, the S/N the last one squares.  NULL for a frame never weighted."""
+
+FUNCTIONS = {"abs": "the magnitude of a number", "sqrt": "the square root (NULL below 0)",
+             "norm": "min-max normalised over the frames weighed together: (x - min) / (max - min), "
+                     "PixInsight SubframeSelector's normalisation (weight expressions only)"}
+"""Functions of one number that expressions may call (``norm`` only in a weight expression: it is
+relative to the set of frames, which a WHERE clause cannot see)."""
+
+
+def _weight_column(name: str):
+    from sqlalchemy import select
+
+    from obsdb.catalog.models import FrameWeight
+
+    column = getattr(FrameWeight, WEIGHT_COLUMNS[name])
+    return select(column).where(FrameWeight.frame_id == Frame.id).correlate(Frame).scalar_subquery()
+
+
 def _computed(name: str):
     from obsdb.catalog.status import status_expression
 
@@ -355,31 +376,8 @@ def _measure(tree) -> tuple[int, int]:
     return nodes, deepest
 
 
-def compile_expression(text: str, bare_keywords: list | None = None):
-    """Compile ``text`` into a SQLAlchemy boolean expression over Frame, FrameStats, FrameMetrics.
-
-    The query must outer-join ``FrameStats`` and ``FrameMetrics``.  The limits and
-    typing rules are in the module docstring.
-
-    Parameters
-    ----------
-    text : str
-        The expression as typed, e.g. ``"fwhm > 3 and EXPTIME >= 30"``.
-    bare_keywords : list, optional
-        Receives ``(keyword, column)`` for each header keyword written as a
-        bare name, for :func:`check_bare_keywords` (a typo, or a string left unquoted).
-
-    Returns
-    -------
-    sqlalchemy.sql.ColumnElement
-        A boolean condition for a WHERE clause.
-
-    Raises
-    ------
-    ExpressionError
-        For an empty, malformed, too large or ill-typed expression, with the
-        column of the offending part where there is one.
-    """
+def _parse(text: str):
+    """The checked text and its parse tree (the limits of the module docstring), or an ExpressionError."""
     if not text or not text.strip():
         raise ExpressionError(text or "", "empty expression (write a condition, e.g. exptime >= 30)")
     if len(text) > MAX_LENGTH:
@@ -416,12 +414,66 @@ def compile_expression(text: str, bare_keywords: list | None = None):
         raise ExpressionError(text, f"the expression has {nodes:,} parts; the limit is {MAX_NODES:,}")
     if depth > MAX_DEPTH:
         raise ExpressionError(text, f"the expression nests {depth} levels deep; the limit is {MAX_DEPTH}")
+    return text, tree
+
+
+def compile_expression(text: str, bare_keywords: list | None = None):
+    """Compile ``text`` into a SQLAlchemy boolean expression over Frame, FrameStats, FrameMetrics.
+
+    The query must outer-join ``FrameStats`` and ``FrameMetrics``.  The limits and
+    typing rules are in the module docstring.
+
+    Parameters
+    ----------
+    text : str
+        The expression as typed, e.g. ``"fwhm > 3 and EXPTIME >= 30"``.
+    bare_keywords : list, optional
+        Receives ``(keyword, column)`` for each header keyword written as a
+        bare name, for :func:`check_bare_keywords` (a typo, or a string left unquoted).
+
+    Returns
+    -------
+    sqlalchemy.sql.ColumnElement
+        A boolean condition for a WHERE clause.
+
+    Raises
+    ------
+    ExpressionError
+        For an empty, malformed, too large or ill-typed expression, with the
+        column of the offending part where there is one.
+    """
+    text, tree = _parse(text)
     compiler = _Compiler(text)
     condition = compiler.boolean(tree.body)
     if bare_keywords is not None:
         # With the text as compiled (spaces for tabs and newlines, dates quoted): the columns are its own.
         bare_keywords.extend((key, column, text) for key, column in compiler.bare_keywords)
     return condition
+
+
+def compile_number(text: str):
+    """Compile a weight expression: a number per frame, from the ``--where`` language's names and
+    arithmetic plus the functions of :data:`FUNCTIONS`.
+
+    The query must outer-join ``FrameStats`` and ``FrameMetrics`` (as for :func:`compile_expression`);
+    ``norm()`` is taken over the rows the query selects.
+
+    Examples
+    --------
+    >>> compile_number("w_noise * w_fwhm") is not None
+    True
+    """
+    text, tree = _parse(text)
+    compiler = _Compiler(text, set_functions=True)
+    node = tree.body
+    if isinstance(node, (ast.Compare, ast.BoolOp)) or isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        compiler.fail(node, f"a weight is a number (names, numbers, + - * / and {', '.join(FUNCTIONS)}); "
+                            f"{compiler.show(node)} is a condition")
+    value = compiler.number_operand(node)
+    if isinstance(value, _Const):
+        compiler.fail(node, f"{compiler.show(node)} is a constant; a weight names a column or a weight "
+                            f"(e.g. w_noise * w_fwhm)")
+    return compiler.number_sql(value)
 
 
 def header_has(key: str):
@@ -455,7 +507,7 @@ def check_bare_keywords(text: str, keywords, present, known_keys) -> None:
             continue
         names = sorted(set(known_keys()))
         close = closest(key, names, cutoff=0.7)
-        column_name = closest(key.lower(), [*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES, *NINA_COLUMNS], cutoff=0.8)
+        column_name = closest(key.lower(), [*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES, *NINA_COLUMNS, *WEIGHT_COLUMNS], cutoff=0.8)
         hint = (f"did you mean {close}?" if close else
                 f"did you mean the column {column_name}?" if column_name else
                 f"to compare with the text {key}, quote it: '{key}'")
@@ -477,8 +529,10 @@ def quote_bare_dates(text: str) -> str:
 class _Compiler:
     """One expression's compilation: typed values in, SQLAlchemy expressions out (see the module docstring)."""
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, *, set_functions: bool = False):
         self.text = text
+        self.set_functions = set_functions
+        """Whether functions over the set of frames (``norm``) are allowed: in a weight, not in WHERE."""
         self.operators = 0
         self.bare_keywords: list[tuple[str, int | None]] = []
         """Header keywords written as bare names (``FILTER``, not ``header["FILTER"]``), with their column."""
@@ -661,6 +715,8 @@ class _Compiler:
             if isinstance(operand, _Const):
                 return _Const(self.bounded(-operand.value, node), node)
             return _Sql(-self.number_sql(operand), _NUMBER)
+        if isinstance(node, ast.Call):
+            return self.call(node)
         self.fail(node, "unsupported expression (allowed: names, numbers, strings, comparisons, "
                         "and/or/not, in, + - * /)")
 
@@ -680,6 +736,29 @@ class _Compiler:
             # Division by zero in the data is NULL (unknown), as SQLite does; PostgreSQL would fail the query.
             right_sql = type_coerce(func.nullif(right_sql, 0), Float())
         return _Sql(_ARITH[type(node.op)](left_sql, right_sql), _NUMBER)
+
+    def call(self, node):
+        """``abs(x)``, ``sqrt(x)``, ``norm(x)`` (see :data:`FUNCTIONS`)."""
+        name = node.func.id.lower() if isinstance(node.func, ast.Name) else None
+        if name not in FUNCTIONS:
+            self.fail(node, f"unsupported function {self.show(node.func)} (functions: {', '.join(FUNCTIONS)})")
+        if len(node.args) != 1 or node.keywords:
+            self.fail(node, f"{name}() takes one number")
+        if name == "norm" and not self.set_functions:
+            self.fail(node, "norm() compares a frame with the others weighed with it: only in a weight expression")
+        operand = self.number_operand(node.args[0])
+        if isinstance(operand, _Const):
+            self.fail(node, f"{self.show(node)} is a constant; name a column or a weight")
+        sql = self.number_sql(operand)
+        if name == "abs":
+            return _Sql(func.abs(sql), _NUMBER)
+        if name == "sqrt":
+            # PostgreSQL fails the query on a negative square root; SQLite gives NULL: NULL on both.
+            from sqlalchemy import case
+
+            return _Sql(type_coerce(func.sqrt(case((sql >= 0, sql))), Float()), _NUMBER)
+        low, high = func.min(sql).over(), func.max(sql).over()
+        return _Sql((sql - low) / type_coerce(func.nullif(high - low, 0), Float()), _NUMBER)
 
     def number_operand(self, node):
         value = self.value(node)
@@ -733,12 +812,14 @@ class _Compiler:
             return _Sql(_computed(lowered), _TEXT)
         if lowered in NINA_COLUMNS:
             return _Sql(_nina_column(lowered), _NUMBER)
+        if lowered in WEIGHT_COLUMNS:
+            return _Sql(_weight_column(lowered), _NUMBER)
         if name.isupper() or name.replace("_", "").isupper():
             self.bare_keywords.append((name, getattr(node, "col_offset", None)))
             return self.header(name, node)
         from obsdb.text import did_you_mean
 
-        names = sorted([*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES, *NINA_COLUMNS])
+        names = sorted([*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES, *NINA_COLUMNS, *WEIGHT_COLUMNS])
         hint = did_you_mean(lowered, names, 0.7, template="did you mean {}? ")
         self.fail(node, f"unknown name '{name}' ({hint}header keywords are upper case; columns: {', '.join(names)})")
 

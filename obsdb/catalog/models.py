@@ -837,3 +837,54 @@ class NinaImage(Base):
     imported_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When imported, UTC.")
 
     __table_args__ = (CheckConstraint(_in("matched_by", ("file name", "time")), name="matched_by"),)
+
+class FrameWeight(Base):
+    """A frame's stacking weights, relative to the frames of its set (one night, instrument, band and
+    target), each normalised to a mean of 1 over the set (see :mod:`obsdb.imaging.weights`)."""
+
+    __tablename__ = "frame_weight"
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True,
+                                          doc="The frame weighted.")
+    noise: Mapped[float | None] = mapped_column(
+        Float, doc="Siril's noise weight 1/sigma_bg^2 (background rms), mean 1 over the set; NULL: no rms.")
+    fwhm: Mapped[float | None] = mapped_column(
+        Float, doc="Siril's weighted-FWHM weight (1/f^2 - 1/f_max^2)/(1/f_min^2 - 1/f_max^2) of the wFWHM, "
+                   "mean 1 over the set; NULL: no FWHM.")
+    stars: Mapped[float | None] = mapped_column(
+        Float, doc="Siril's star-count weight ((n - n_min)/(n_max - n_min))^2, mean 1 over the set.")
+    snr: Mapped[float | None] = mapped_column(
+        Float, doc="S/N weight snr^2 (median S/N of the brightest stars), mean 1 over the set; NULL: no stars.")
+    snr_value: Mapped[float | None] = mapped_column(
+        Float, doc="The S/N the snr weight squares: median flux / (rms sqrt(pi) FWHM) of the brightest stars.")
+    set_key: Mapped[str] = mapped_column(
+        String, doc="The set the weights are relative to: 'night|instrument|band|target'.")
+    set_size: Mapped[int] = mapped_column(Integer, doc="Frames in that set.")
+    algorithm: Mapped[str] = mapped_column(String, doc="Version of the weight formulas (WEIGHTS_VERSION).")
+    computed_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When computed, UTC.")
+
+
+class WeightExpression(Base):
+    """A user's weight, defined by name as an expression over a frame's columns and weights."""
+
+    __tablename__ = "weight_expression"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
+    name: Mapped[str] = mapped_column(String, unique=True, doc="The name `render --weight` takes.")
+    expression: Mapped[str] = mapped_column(Text, doc="The expression, e.g. 'w_noise * w_fwhm'.")
+    author: Mapped[str] = mapped_column(String, doc="Who defined it.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When (re)defined, UTC.")
+
+
+class TargetAlias(Base):
+    """A user's alias: frames whose OBJECT reads ``alias`` count as ``target`` in integration totals."""
+
+    __tablename__ = "target_alias"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
+    alias: Mapped[str] = mapped_column(
+        String, unique=True, doc="The alias's key (obsdb.imaging.names.target_key of the name as given).")
+    alias_name: Mapped[str] = mapped_column(String, doc="The alias as the user typed it.")
+    target: Mapped[str] = mapped_column(String, doc="The target it stands for, as target_key spells it.")
+    author: Mapped[str] = mapped_column(String, doc="Who added it.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When added, UTC.")

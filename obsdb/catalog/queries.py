@@ -207,6 +207,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
         shifts = _current_shifts(session, ids)
         groups = dict(connection.execute(select(GroupMember.frame_id, PointingGroup.name).join(PointingGroup)
                                       .where(GroupMember.frame_id.in_(ids))).all())
+        weights = _page_weights(connection, ids)
         for row in rows:
             (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,
              error, shared, keywords) = row[:n_frame]
@@ -246,10 +247,22 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                 "metrics": None if metrics_id is None else dict(zip(METRICS_FIELDS, metrics)),
                 "group": groups.get(frame_id),
                 "shift": shifts.get(frame_id),
+                "weights": weights.get(frame_id),
             }
         last = tuple(rows[-1][-len(order):])
         if len(rows) < page_size:
             return
+
+
+def _page_weights(connection, ids: list[int]) -> dict[int, dict]:
+    """The stored weights of a page's frames (:class:`obsdb.catalog.models.FrameWeight`), by frame id."""
+    from obsdb.catalog.models import FrameWeight
+
+    rows = connection.execute(select(FrameWeight.frame_id, FrameWeight.noise, FrameWeight.fwhm, FrameWeight.stars,
+                                     FrameWeight.snr, FrameWeight.snr_value, FrameWeight.set_size,
+                                     FrameWeight.algorithm).where(FrameWeight.frame_id.in_(ids)))
+    return {row[0]: {"noise": row[1], "fwhm": row[2], "stars": row[3], "snr": row[4], "snr_value": row[5],
+                     "set_size": row[6], "algorithm": row[7]} for row in rows}
 
 
 def frame_records(session: Session, **filters) -> list[dict]:

@@ -190,7 +190,8 @@ def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-
 
 
 FRAME_COLUMNS = ["number", "file_name", "band", "type", "exptime", "date_obs", "status",
-                 "median", "background", "n_stars", "fwhm", "elongation", "group", "dx", "dy", "reasons"]
+                 "median", "background", "n_stars", "fwhm", "elongation", "group", "dx", "dy", "reasons",
+                 "w_noise", "w_fwhm", "w_stars", "w_snr"]
 """The CSV columns (with path and night)."""
 
 FIELD_COLUMNS = [*FRAME_COLUMNS, "path", "night", "label", "cards"]
@@ -211,7 +212,11 @@ def _frame_columns():
             Column("elongation", "elong", numeric=True, priority=9), Column("group", "group", priority=13),
             Column("dx", "dx", numeric=True, priority=7), Column("dy", "dy", numeric=True, priority=8),
             Column("reasons", "reasons", priority=6, shrink=True, min_width=16),
-            Column("cards", "from cards", priority=16, shrink=True, min_width=16)]
+            Column("cards", "from cards", priority=16, shrink=True, min_width=16),
+            Column("w_noise", "w_noise", numeric=True, priority=17),
+            Column("w_fwhm", "w_fwhm", numeric=True, priority=18),
+            Column("w_stars", "w_stars", numeric=True, priority=19),
+            Column("w_snr", "w_snr", numeric=True, priority=20)]
 
 
 CARD_COLUMNS = {"band": "band", "type": "image_type", "exptime": "exptime", "date_obs": "date_obs"}
@@ -231,7 +236,8 @@ def _flat(record: dict) -> dict:
     stats = record.get("stats") or {}
     metrics = record.get("metrics") or {}
     shift = record.get("shift") or {}
-    return {**record, "median": stats.get("median"), "background": stats.get("background"),
+    weights = record.get("weights") or {}
+    return {**record, **{f"w_{k}": weights.get(k) for k in ("noise", "fwhm", "stars", "snr")}, "median": stats.get("median"), "background": stats.get("background"),
             "n_stars": metrics.get("n_stars"), "fwhm": metrics.get("fwhm"),
             "elongation": metrics.get("elongation"), "dx": shift.get("dx"), "dy": shift.get("dy"),
             "reasons": "; ".join(record.get("reasons") or [])}
@@ -261,6 +267,7 @@ def _frame_cells(record: dict, *, all_reasons: bool, columns: list[str] | None =
             "background": fmt(row["background"]), "n_stars": fmt(row["n_stars"]), "fwhm": fmt(row["fwhm"], 2),
             "elongation": fmt(row["elongation"], 2), "group": row["group"] or "-", "dx": fmt(row["dx"], 3),
             "dy": fmt(row["dy"], 3), "reasons": shown_reasons,
+            **{f"w_{k}": fmt(row[f"w_{k}"], 2) for k in ("noise", "fwhm", "stars", "snr")},
             "cards": cards_text(record.get("keywords"), columns)}
 
 

@@ -27,6 +27,9 @@ def render(
         help="Also stack each band (each target's bands, when there are several): median, mean or sigma-clip."),
     previews: bool = typer.Option(False, "--previews",
         help="PNG preview of every aligned frame (stacks always get one)."),
+    weight: Optional[str] = typer.Option(None, "--weight",
+        help="Weigh the mean stack's frames: noise, fwhm, stars, snr, or a weight defined with "
+             "`obsdb weight define`."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes."),
     memory_mb: float = typer.Option(512, "--memory-mb", help="Working memory budget of the stack, MiB."),
     night: Optional[List[str]] = night_option(),
@@ -42,6 +45,7 @@ def render(
             progress_bar("render") as progress:
         report = catalog.render(out, run=run, interpolation=interp, status=status, band=band, where=where,
                                 stack=stack, nights=nights_arg(night), previews=previews, workers=workers,
+                                weight=weight,
                                 memory_limit_mb=memory_mb, progress=progress, executor=executor)
     console.print(f"wrote {len(report.frames)} aligned frames to {out}")
     for s in report.stacks:

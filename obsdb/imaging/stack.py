@@ -59,7 +59,8 @@ class StackResult:
 def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
                 rows_per_chunk: int | None = None, memory_limit_mb: float = 512,
                 sigma: float = 3.0, maxiters: int = 5, hdu: int | str = 0,
-                offsets: Sequence[float] | None = None) -> StackResult:
+                offsets: Sequence[float] | None = None,
+                weights: Sequence[float] | None = None) -> StackResult:
     """Combine aligned FITS frames band of rows by band of rows.
 
     Each band is read from every file through a memory map opened for that
@@ -86,6 +87,9 @@ def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
         A constant added to each frame as it is read (one per path), e.g. to
         bring every frame to one sky level so a median does not mix a star's
         core from one frame with its wings from another.
+    weights : sequence of float, optional
+        One weight per path, for ``mean`` only: each pixel is ``sum(w x) / sum(w)`` over the
+        frames with data there (:func:`weighted_mean`).
 
     Returns
     -------
@@ -125,12 +129,12 @@ def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
             out += np.float32(offsets[index])
 
     return _stack(len(paths), shape, read_rows, method, rows_per_chunk,
-                  memory_limit_mb, sigma, maxiters)
+                  memory_limit_mb, sigma, maxiters, _checked_weights(weights, len(paths), method))
 
 
 def stack_arrays(arrays, *, method: str = "median", rows_per_chunk: int | None = None,
                  memory_limit_mb: float = 512, sigma: float = 3.0,
-                 maxiters: int = 5) -> StackResult:
+                 maxiters: int = 5, weights: Sequence[float] | None = None) -> StackResult:
     """Combine in-memory aligned frames with the same maths as :func:`stack_files`.
 
     Parameters
@@ -143,7 +147,7 @@ def stack_arrays(arrays, *, method: str = "median", rows_per_chunk: int | None =
         (1.4826 x the median absolute deviation) from the per-pixel median,
         until no pixel changes or after ``maxiters`` passes, then averages
         the remaining values.  Infinite values count as missing.
-    rows_per_chunk, memory_limit_mb, sigma, maxiters
+    rows_per_chunk, memory_limit_mb, sigma, maxiters, weights
         As for :func:`stack_files`.
 
     Returns
@@ -170,7 +174,7 @@ def stack_arrays(arrays, *, method: str = "median", rows_per_chunk: int | None =
         out[...] = frames[index][y0:y1]
 
     return _stack(len(frames), shape, read_rows, method, rows_per_chunk,
-                  memory_limit_mb, sigma, maxiters)
+                  memory_limit_mb, sigma, maxiters, _checked_weights(weights, len(frames), method))
 
 
 def rows_for_budget(n_frames: int, width: int, memory_limit_mb: float,
@@ -232,9 +236,42 @@ def _image_shape(hdul, hdu, path) -> tuple[int, int]:
     return dims[1], dims[0]
 
 
+def _checked_weights(weights, n: int, method: str):
+    """Weights as float32 (n,), or None; a ValueError for weights a stack cannot use."""
+    if weights is None:
+        return None
+    if method != "mean":
+        raise ValueError(f"weights are for the mean stack, not {method!r}")
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"{w.size} weights for {n} frames")
+    if not np.isfinite(w).all() or (w < 0).any() or not (w > 0).any():
+        raise ValueError("weights must be finite, at least 0, and not all 0")
+    return w.astype(np.float32)
+
+
+def weighted_mean(chunk: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum(w x) / sum(w)`` along axis 0 over the finite values (NaN where none, or all their w are 0).
+
+    With inverse-variance weights ``w = 1 / sigma**2`` the result's noise is ``sqrt(1 / sum(w))``.
+
+    Examples
+    --------
+    >>> chunk = np.array([[[1.0, np.nan]], [[4.0, 2.0]]], dtype=np.float32)
+    >>> weighted_mean(chunk, np.array([2.0, 1.0], dtype=np.float32)).tolist()
+    [[2.0, 2.0]]
+    """
+    w = weights.reshape(-1, *([1] * (chunk.ndim - 1)))
+    finite = np.isfinite(chunk)
+    total = np.where(finite, chunk * w, 0).sum(axis=0, dtype=np.float64)
+    norm = np.where(finite, w, 0).sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, total / norm, np.nan).astype(np.float32)
+
+
 def _stack(n: int, shape: tuple[int, int], read_rows: Callable, method: str,
            rows_per_chunk: int | None, memory_limit_mb: float, sigma: float,
-           maxiters: int) -> StackResult:
+           maxiters: int, weights: np.ndarray | None = None) -> StackResult:
     ny, nx = shape
     rows = rows_per_chunk or rows_for_budget(n, nx, memory_limit_mb, method)
     rows = max(1, min(int(rows), ny))
@@ -251,7 +288,8 @@ def _stack(n: int, shape: tuple[int, int], read_rows: Callable, method: str,
             np.copyto(chunk, np.nan, where=np.isinf(chunk))
         missing = np.isnan(chunk).sum(axis=0, dtype=coverage.dtype)
         np.subtract(n, missing, out=coverage[y0:y1])
-        data[y0:y1] = _combine(chunk, coverage[y0:y1], method, sigma, maxiters)
+        data[y0:y1] = (weighted_mean(chunk, weights) if weights is not None
+                       else _combine(chunk, coverage[y0:y1], method, sigma, maxiters))
     return StackResult(data, coverage, n)
 
 

@@ -46,6 +46,8 @@ class QaReport:
     kept: list[str] = field(default_factory=list)
     """Groups judged before against the instrument's history and left as they were (a plain `qa`
     never rewrites them; name the night with --recompute to re-judge)."""
+    weighted: int = 0
+    """Frames whose stacking weights were computed (:mod:`obsdb.pipeline.weights`)."""
 
 
 def measure_missing(store, *, nights=None, band: str | None = None, recompute: bool = False, workers: int = 1,
@@ -253,6 +255,9 @@ def run_qa(db, *, night=None, band: str | None = None, thresholds: dict | None =
     report.added.extend(calibration.added)
     report.retracted.extend(calibration.retracted)
     report.nights = sorted(set(judged))
+    from obsdb.pipeline.weights import compute_weights  # relative to each set: after its metrics are final
+
+    report.weighted = compute_weights(db, nights=night)
     store.record_event(user, "qa", f"{plural(report.assessed, 'frame')} assessed, "
                                    f"{plural(len(report.added), 'tag')} added, {len(report.retracted)} retracted",
                        details={"nights": report.nights, "band": band, "thresholds": report.thresholds,

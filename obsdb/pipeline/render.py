@@ -229,7 +229,7 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
 
 def render(db, out_dir: str | Path, *, run: int | None = None, interpolation: str = "spline3",
            status: str = "accepted", band: str | None = None, where: str | None = None,
-           stack: str | None = None, nights=None,
+           stack: str | None = None, nights=None, weight: str | None = None,
            previews: bool = False, workers: int = 1, memory_limit_mb: float = 512, user: str | None = None,
            progress: Callable | None = None, executor=None) -> RenderReport:
     """Write aligned frames (and stacks) for the selected frames.
@@ -252,6 +252,9 @@ def render(db, out_dir: str | Path, *, run: int | None = None, interpolation: st
         Nights to render (``"all"``: every night); needed only when the catalog holds several.
     stack : {"median", "mean", "sigma-clip"}, optional
         Also write ``stack_<band>.fits`` per band.
+    weight : str, optional
+        Weigh the ``mean`` stack's frames by this weight: built in (``noise``, ``fwhm``, ``stars``,
+        ``snr``) or defined with `obsdb weight define` (:mod:`obsdb.catalog.weights`).
     previews : bool
         PNG previews of the aligned frames (stacks always get one).
     workers : int
@@ -272,6 +275,12 @@ def render(db, out_dir: str | Path, *, run: int | None = None, interpolation: st
         raise ObsdbError(not_one_of("--interp", interpolation, INTERPOLATIONS))
     if stack is not None and stack not in STACK_METHODS:
         raise ObsdbError(not_one_of("--stack", stack, STACK_METHODS))
+    if weight is not None and stack != "mean":
+        raise ObsdbError(f"--weight {weight}: weights are for --stack mean (not {stack or 'no stack'})")
+    if weight is not None:
+        from obsdb.catalog.weights import WeightStore
+
+        WeightStore(db).expression_of(weight)  # an unknown name fails before any file is written
     user = user or login_name()
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and not out_dir.is_dir():
@@ -335,11 +344,36 @@ def render(db, out_dir: str | Path, *, run: int | None = None, interpolation: st
             progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
     if stack:
         report.stacks = write_stacks(store, tasks, results, out_dir, method=stack,
-                                     memory_limit_mb=memory_limit_mb, left_out=report.skipped)
+                                     memory_limit_mb=memory_limit_mb, left_out=report.skipped,
+                                     weight=_stack_weights(db, weight, results, report.skipped) if weight else None)
     store.record_event(user, "render", f"{plural(len(results), 'aligned frame')}, {plural(len(report.stacks), 'stack')} "
                                        f"into {out_dir}",
-                       details={"interpolation": interpolation, "run": run, "stack": stack})
+                       details={"interpolation": interpolation, "run": run, "stack": stack, "weight": weight})
     return report
+
+
+def _stack_weights(db, name: str, results: list[dict], left_out: list) -> dict:
+    """``{"name", "expression", "values": {frame id: weight}}`` for the frames rendered; frames without
+    a usable weight (none, negative, not finite) are left out of the stack with the reason."""
+    import math
+
+    from obsdb.catalog.weights import WeightStore
+    from obsdb.pipeline.weights import ensure_weights
+
+    ids = [r["frame_id"] for r in results]
+    ensure_weights(db, ids)
+    store = WeightStore(db)
+    values = store.values(name, ids)
+    usable = {}
+    for r in results:
+        value = values.get(r["frame_id"])
+        if value is None or not math.isfinite(value) or value < 0:
+            left_out.append((r["number"] if r["number"] is not None else Path(r["path"]).name,
+                             f"left out of the weighted stack: weight {name} is "
+                             f"{'unknown' if value is None else value}"))
+        else:
+            usable[r["frame_id"]] = value
+    return {"name": name, "expression": store.expression_of(name), "values": usable}
 
 
 def _record_frames(store, tasks, results, interpolation, report) -> None:
@@ -487,7 +521,8 @@ def _map_render(tasks, out_dir, interpolation, previews, workers, executor=None)
 
 
 def write_stacks(store, tasks: list[dict], results: list[dict], out_dir: Path, *, method: str,
-                 memory_limit_mb: float = 512, left_out: list | None = None) -> list[dict]:
+                 memory_limit_mb: float = 512, left_out: list | None = None,
+                 weight: dict | None = None) -> list[dict]:
     """Stack the aligned frames of each band into ``stack_<band>.fits`` (+ a PNG preview).
 
     Frames whose shape differs from that of most of their band's frames (a
@@ -497,6 +532,10 @@ def write_stacks(store, tasks: list[dict], results: list[dict], out_dir: Path, *
     When the frames belong to several targets (OBJECT), each target's bands are
     stacked apart, into ``<target>/stack_<band>.fits``: a median of different
     fields is no image of anything.
+
+    ``weight`` (``{"name", "expression", "values": {frame id: weight}}``) weighs a mean stack's
+    members; a frame without a value is not stacked, and the header names the weight
+    (``OBSDB_WT``, its expression in ``OBSDB_WX`` and HISTORY) and each member's weight.
     """
     import numpy as np
     from astropy.io import fits
@@ -510,6 +549,8 @@ def write_stacks(store, tasks: list[dict], results: list[dict], out_dir: Path, *
     several_targets = len({by_id[r["frame_id"]]["object"] for r in results}) > 1
     stacks: dict[tuple[str | None, str], list[dict]] = defaultdict(list)
     for result in results:
+        if weight is not None and result["frame_id"] not in weight["values"]:
+            continue
         task = by_id[result["frame_id"]]
         stacks[(task["object"] if several_targets else None, task["band"] or "none")].append(result)
     written = []
@@ -521,8 +562,9 @@ def write_stacks(store, tasks: list[dict], results: list[dict], out_dir: Path, *
         skies = [_sky_level(by_id[r["frame_id"]]["sky"], r["path"]) for r in members]
         level = float(np.median(skies))
         offsets = [level - sky for sky in skies]
+        member_weights = [weight["values"][r["frame_id"]] for r in members] if weight else None
         stacked = stack_files([r["path"] for r in members], offsets=offsets, method=method,
-                              memory_limit_mb=memory_limit_mb)
+                              memory_limit_mb=memory_limit_mb, weights=member_weights)
         exposure = sum(by_id[r["frame_id"]]["exptime"] or 0.0 for r in members)
         header = fits.Header()
         header["FILTER"] = (band, "band of the stacked frames")
@@ -532,6 +574,8 @@ def write_stacks(store, tasks: list[dict], results: list[dict], out_dir: Path, *
         header["EXPTIME"] = (exposure, "summed exposure of the stacked frames, s")
         header["NCOMBINE"] = (len(members), "frames stacked")
         header["OBSDB_ST"] = (method, "stack method")
+        if weight:
+            _weight_cards(header, weight, members, member_weights)
         _observation_cards(header, [by_id[r["frame_id"]] for r in members])
         header["HIERARCH OBSDB_SKY"] = (round(level, 3), "sky level every frame was offset to, ADU")
         runs = sorted({r["run"] for r in members})
@@ -565,12 +609,26 @@ def write_stacks(store, tasks: list[dict], results: list[dict], out_dir: Path, *
             "path": str(path), "sha256": digest, "interpolation": None,
             "parameters": {"method": method, "frames": [r["number"] for r in members], "target": target,
                            "exptime": exposure, "preview": str(preview),
-                           "sky_offsets": [round(o, 3) for o in offsets]}},
+                           "sky_offsets": [round(o, 3) for o in offsets],
+                           "weight": {"name": weight["name"], "expression": weight["expression"],
+                                      "values": member_weights} if weight else None}},
             {"run_id": runs[0] if len(runs) == 1 else None, "frame_id": None, "kind": "preview", "band": band,
              "path": str(preview), "sha256": file_sha256(preview), "interpolation": None, "parameters": None}])
         written.append({"band": band, "target": target, "path": str(path), "frames": len(members),
                         "exptime": exposure, "preview": str(preview)})
     return written
+
+
+def _weight_cards(header, weight: dict, members: list[dict], values: list[float]) -> None:
+    """The weight a stack was made with: its name, its expression, and each member's weight."""
+    header["OBSDB_WT"] = (weight["name"][:68], "frame weight of the mean (obsdb weight)")
+    expression = " ".join(weight["expression"].split())
+    if len(expression) <= 68:
+        header["OBSDB_WX"] = (expression, "the weight's expression")
+    for start in range(0, len(expression), 50):
+        header.add_history(f"obsdb weight {weight['name'][:12]}: {expression[start:start + 50]}")
+    for r, value in zip(members, values):
+        header.add_history(f"obsdb weight: {Path(r['path']).name[:40]} w={value:.6g}")
 
 
 def _observation_cards(header, members: list[dict]) -> None:

@@ -82,6 +82,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
                 csrf=secrets.token_urlsafe(24))
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
     routes = [Route("/", pages.nights), Route("/archive", pages.archive), Route("/night/{name:path}", pages.night),
+              Route("/archive/targets", pages.archive_targets), Route("/archive/trends", pages.archive_trends),
               Route("/review/{rest:path}", pages.review),
               Route("/frame/{frame_id:int}.png", pictures.frame_png),
               Route("/frame/{frame_id:int}/stars.png", pictures.stars_png),

@@ -62,6 +62,22 @@ def archive(request):
     return page(request, "desk/archive.html", rows=rows, figure=figure)
 
 
+def archive_targets(request):
+    """``/archive/targets``: light frames and hours per target, filter and night (``?total=1``: over all nights)."""
+    per_night = request.query_params.get("total") not in ("1", "yes", "true")
+    rows = request.app.state.desk.catalog.targets(per_night=per_night)
+    return page(request, "desk/targets.html", rows=rows, per_night=per_night)
+
+
+def archive_trends(request):
+    """``/archive/trends``: each instrument's nights, medians and flags (``obsdb trends``)."""
+    from obsdb.catalog.archive_stats import TREND_K, TREND_MIN_NIGHTS
+
+    found = request.app.state.desk.catalog.trends()
+    return page(request, "desk/trends.html", rows=found["rows"], source=found["transparency_source"],
+                k=f"{TREND_K:g}", min_nights=TREND_MIN_NIGHTS)
+
+
 def night(request):
     """``/night/NAME``: the night's light frames, filtered, as a table, a grid or plots."""
     from obsdb.errors import ObsdbError
