@@ -1,7 +1,8 @@
 """Read-side queries: frame records in the CLI's JSON shape and their filters, render's plan.
 
-Set-based throughout: status is computed in SQL (:func:`status_expression`),
-and listings are streamed page by page (keyset paging; each page's tags, shifts
+Set-based throughout: a frame's status is its ``status`` column, which
+:mod:`obsdb.catalog.maintained` keeps equal to the rule (:func:`status_expression`) in every write's
+transaction; listings are streamed page by page (keyset paging; each page's tags, shifts
 and groups are looked up by that page's ids, at most :data:`PAGE_SIZE`, never
 by a list of the whole selection).  Summaries live in :mod:`obsdb.catalog.summaries`,
 one frame's details and history in :mod:`obsdb.catalog.details`, the report's reads in
@@ -20,7 +21,7 @@ from obsdb.text import not_one_of
 from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, GroupMember, Instrument, Night,
                                   PointingGroup, ShiftStep, Tag)
 from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, frame_label, night_ids
-from obsdb.catalog.status import STATUSES, status_condition, status_expression, verdict
+from obsdb.catalog.status import STATUSES, status_condition, verdict
 
 PAGE_SIZE = 2000
 """Frames per page of a streamed listing: bounded memory, few round trips."""
@@ -83,7 +84,9 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
     if status and status != "any":
         if status not in STATUSES:
             raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
-        conditions.append(status_condition(status, retry_unregistered=retry_unregistered))
+        # The kept column, except for an alignment run's selection, whose rule differs (see status_condition).
+        conditions.append(status_condition(status, retry_unregistered=True) if retry_unregistered
+                          else Frame.status == status)
     if tag:
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
                                                Tag.name == tag).exists())
@@ -174,7 +177,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
     page_query = (select(*_FRAME_COLUMNS, Night.name, Instrument.key, FrameStats.frame_id, *stats_columns,
                          FrameMetrics.frame_id, FrameMetrics.assessed_at, *metrics_columns,
                          # A listing of one status knows each frame's: no second evaluation.
-                         literal(status) if status in STATUSES else status_expression(assessed=ASSESSED), *order)
+                         literal(status) if status in STATUSES else Frame.status, *order)
                   .select_from(Frame).join(Night, Frame.night_id == Night.id)
                   .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
                   .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
