@@ -57,6 +57,7 @@ def _global_options(
 # Command modules register themselves on `app` when imported.
 from obsdb.cli import catalog_cmds, quality_cmds, align_cmds, render_cmds, report_cmds, pipeline_cmds, serve_cmds  # noqa: E402,F401,I001,E501
 from obsdb.cli import calib_cmds  # noqa: E402,F401,I001
+from obsdb.cli import doctor_cmds  # noqa: E402,F401,I001
 
 
 def main() -> None:
