@@ -202,8 +202,9 @@ class Frame(Base):
         Index("ix_frame_night_number", "night_id", "number"),
         # Covers `obsdb nights`' bands, targets and instruments of every night without reading frame rows.
         Index("ix_frame_night_facets", "night_id", "band", "object", "instrument_id"),
-        # `obsdb rejected --band V --night all`, per-status listings of an archive.
-        Index("ix_frame_status_band", "status", "band"),
+        # One status (and band) of a batch of nights: `obsdb rejected --band V --night all` reads the
+        # frames it lists and no others; per-night status counts read this index alone.
+        Index("ix_frame_night_status_band", "night_id", "status", "band"),
     )
 
     @property
