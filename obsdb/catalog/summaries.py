@@ -65,9 +65,12 @@ def band_summary(session: Session, *, nights=None) -> list[dict]:
             condition = (FrameQuality.band == b, FrameQuality.image_type == k)
             if scope is not None:
                 condition += (FrameQuality.night_id.in_(scope),)
-            n_fwhm, n_background = session.execute(
-                select(func.count(FrameQuality.fwhm), func.count(FrameQuality.background)).where(*condition)).one()
             if scope is None:
+                # Each count from its own covering index: one count of both read every row (8.5 s for
+                # the three bands of a 1,000,000-frame archive, where these take tens of ms).
+                n_fwhm, n_background = (session.scalar(select(func.count()).select_from(FrameQuality)
+                                                       .where(*condition, column.is_not(None)))
+                                        for column in (FrameQuality.fwhm, FrameQuality.background))
                 medians[(b, k)] = (_index_median(session, FrameQuality.background, b, k, n_background),
                                    _index_median(session, FrameQuality.fwhm, b, k, n_fwhm))
             else:

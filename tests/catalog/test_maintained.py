@@ -98,6 +98,15 @@ def test_kept_status_and_summaries_equal_recomputed_after_random_writes(nights, 
             else:
                 cat.tag(frame, "cloud", reason="cloud: by hand as a rule would", author="ana")
             check(cat, f"step {step}: {action} {frame}")
+        import statistics
+
+        for row in cat.summary(night="all"):            # archive-wide medians: the middle of an index
+            mine = [r for r in cat.frame_dicts(night="all") if r["band"] == row["band"] and r["type"] == row["type"]]
+            fwhms = [r["metrics"]["fwhm"] for r in mine if r["metrics"] and r["metrics"]["fwhm"] is not None]
+            backgrounds = [r["stats"]["background"] for r in mine if r["stats"]]
+            assert row["median_fwhm"] == (statistics.median(fwhms) if fwhms else None)
+            assert row["median_background"] == pytest.approx(statistics.median(backgrounds), rel=1e-12)
+            assert row["frames"] == len(mine)
         counts = {n["night"]: n for n in cat.nights()}
         records = cat.frame_dicts(night="all")
         for name, night in counts.items():
