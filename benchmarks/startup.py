@@ -7,9 +7,14 @@ wall time is interpreter start-up and imports.  This script
 1. builds a small catalog in a temporary directory (``obsdb init``,
    ``obsdb simulate DIR --frames 6 --size 128``, ``obsdb ingest DIR``; not
    timed);
-2. times each query command wall-clock, start to exit, as a subprocess:
-   one untimed warm-up run (it also writes the ``.pyc`` files and tells
-   whether the command works at all), then the median of ``--repeat`` runs;
+2. times each query command as a subprocess, wall clock start to exit and
+   CPU time (user + system, from ``os.wait4``): one untimed warm-up run (it
+   also writes the ``.pyc`` files and tells whether the command works at
+   all), then ``--repeat`` runs, each followed at once by a run of the
+   baseline ``python -c "import sqlite3"`` (alternated, so that both see the
+   same load on a shared machine); it prints the medians and the median of
+   the per-pair ratios command / baseline, the figure that travels between
+   a busy machine and a quiet one;
 3. runs each command once more under ``python -X importtime`` and reports
    the cumulative import time of the heavy packages it actually imported
    (astropy, numpy, scipy, alembic, sqlalchemy, rich, typer, matplotlib,
@@ -135,32 +140,54 @@ def parse_importtime(stderr: str) -> dict[str, float]:
     return totals
 
 
+BASELINE = [sys.executable, "-c", "import sqlite3"]
+"""What a query command is compared with: the interpreter and the stdlib driver, nothing else."""
+
+
+def run_timed(argv, cwd, env):
+    """Run ``argv``; return (wall s, CPU s user + system, return code)."""
+    import os
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, proc.returncode
+
+
 def measure(label, argv, cwd, env, repeat, importtime_argv=None):
-    """(label, median wall s or 'n/a (exit code N)', heavy imports text)."""
+    """(label, 'wall s, CPU s, ratio' or 'n/a (exit code N)', heavy imports text)."""
     _, rc, _, err = run(argv, cwd, env)      # warm-up: .pyc files, page cache; does it work?
     if rc != 0:
         return label, f"n/a (exit code {rc})", ""
-    walls = []
+    walls, cpus, ratios, base_walls = [], [], [], []
     for _ in range(repeat):
-        wall, rc, _, _ = run(argv, cwd, env)
+        wall, cpu, rc = run_timed(argv, cwd, env)
         if rc != 0:
             return label, f"n/a (exit code {rc})", ""
+        base, _, _ = run_timed(BASELINE, cwd, env)
         walls.append(wall)
+        cpus.append(cpu)
+        base_walls.append(base)
+        ratios.append(wall / base)
     heavy = ""
     if importtime_argv is not None:
         _, rc, _, err = run(importtime_argv, cwd, env)
         totals = parse_importtime(err)
         order = sorted(totals, key=lambda p: -totals[p])
         heavy = ", ".join(f"{p}: {totals[p]:.0f}" for p in order) or "none"
-    return label, f"{statistics.median(walls):.3f}", heavy
+    med = statistics.median
+    return label, (f"{med(walls):.3f} {med(cpus):.3f} {med(ratios):5.1f}x {med(base_walls):.3f}"), heavy
 
 
 def print_table(rows, title):
     c1 = max(len("command"), *(len(r[0]) for r in rows))
-    c2 = max(len("median wall s"), *(len(r[1]) for r in rows))
+    c2 = max(len("wall s CPU s ratio base s"), *(len(r[1]) for r in rows))
     c3 = WIDTH - c1 - c2 - 4
     print(title)
-    print(f"{'command':<{c1}}  {'median wall s':>{c2}}  heavy imports (package: ms, cumulative)")
+    print(f"{'command':<{c1}}  {'wall s CPU s ratio base s':>{c2}}  heavy imports (package: ms, cumulative)")
     print("-" * WIDTH)
     for label, wall, heavy in rows:
         lines = textwrap.wrap(heavy, c3) or [""]
@@ -195,6 +222,7 @@ def main() -> None:
             ("rejected", ["rejected"]),
             ("summary", ["summary"]),
             ("nights", ["nights"]),
+            ("log", ["log"]),
             ("--help", ["--help"]),
         ]
         rows = []
@@ -208,8 +236,14 @@ def main() -> None:
         ]
 
     where = ROOT if (ROOT / "obsdb" / "__init__.py").is_file() else "the installed package"
+    import os
+    from datetime import datetime, timezone
+
+    print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: python benchmarks/startup.py "
+          f"{' '.join(sys.argv[1:])}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"obsdb from {where}; {sys.executable} (Python {sys.version.split()[0]}); "
-          f"median of {args.repeat} runs after one warm-up")
+          f"median of {args.repeat} runs after one warm-up; each run alternated with the baseline "
+          f"`python -c 'import sqlite3'` (base s: its median wall; ratio: median of command / baseline)")
     print()
     print_table(rows, f"catalog query commands ({args.db or '6 frames of 128x128'})")
     print()

@@ -360,6 +360,14 @@ class Catalog:
 
         return self.read(night_summaries)
 
+    def rebuild_summaries(self) -> dict:
+        """Recompute every frame's status and every night's summary rows (``obsdb doctor
+        --rebuild-summaries``), in one transaction; see :func:`obsdb.catalog.maintained.rebuild`."""
+        from obsdb.catalog.maintained import rebuild
+
+        with self.db.session() as session:
+            return rebuild(session)
+
     def known_values(self) -> dict[str, list[str]]:
         """The bands and active tag names in the catalog (``{"bands": [...], "tags": [...]}``)."""
         from obsdb.catalog.summaries import known_values

@@ -59,6 +59,8 @@ def apply_calibration_tags(session: Session, frame_ids: list[int], wanted: dict[
     from obsdb.catalog.status import CALIBRATION_TAGS
     from obsdb.catalog.tags import ID_CHUNK, TagSummary, _retract, sync_rule_tags
 
+    from obsdb.catalog.maintained import touch_frames
+
     if not frame_ids:
         return TagSummary()
     change = sync_rule_tags(session, frame_ids, wanted, names=names, author=author,
@@ -75,4 +77,5 @@ def apply_calibration_tags(session: Session, frame_ids: list[int], wanted: dict[
             summary.retracted.append((tag.frame_id, tag.name, tag.reason))
         session.execute(delete(StarList).where(StarList.frame_id.in_(chunk)))
         session.execute(delete(FrameMetrics).where(FrameMetrics.frame_id.in_(chunk)))
+        touch_frames(session, chunk)  # their metrics are gone: status and summaries follow
     return summary

@@ -22,7 +22,7 @@ from obsdb.errors import ObsdbError
 
 DEFAULT_DB = "obsdb.sqlite"
 BUSY_TIMEOUT_MS = 30_000
-SCHEMA_REVISION = "0010"
+SCHEMA_REVISION = "0011"
 """The Alembic head this code expects.  Kept here so that opening a catalog does not
 import Alembic (a tenth of a second on every small query); a test checks it against
 the migration scripts."""
@@ -81,12 +81,39 @@ def make_engine(url: str, *, migrating: bool = False, **kwargs) -> Engine:
             if migrating:
                 dbapi_connection.isolation_level = None  # no implicit transactions: ours, below, hold everything
 
+        if not migrating and "immutable=1" not in url and ":memory:" not in url:
+            @event.listens_for(engine, "close")
+            def _sqlite_optimize(dbapi_connection, _record):  # pragma: no cover - trivial
+                _optimize(dbapi_connection)
+
         if migrating:
             @event.listens_for(engine, "begin")
             def _sqlite_begin(connection):  # pragma: no cover - trivial
                 # IMMEDIATE: take the write lock at the start, not halfway through the schema change.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
     return engine
+
+
+ANALYSIS_LIMIT = 400
+"""Rows SQLite's ANALYZE samples per index when :func:`_optimize` asks it to (``PRAGMA analysis_limit``):
+approximate statistics in milliseconds, where a full ANALYZE of a 1,000,000-frame catalog takes
+tens of seconds.  The planner needs the shape of the data, not exact counts."""
+
+
+def _optimize(dbapi_connection) -> None:
+    """``PRAGMA optimize`` as a connection closes, as SQLite recommends: it runs ANALYZE (sampled,
+    :data:`ANALYSIS_LIMIT`) only on the tables this connection's queries used whose statistics are
+    missing or stale, so a catalog keeps the planner statistics it needs without anyone running
+    ANALYZE.  (PostgreSQL's autovacuum does the same there.)  A failure here never fails a command."""
+    import sqlite3
+
+    try:
+        if dbapi_connection.in_transaction:
+            return
+        dbapi_connection.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+        dbapi_connection.execute("PRAGMA optimize")
+    except sqlite3.Error:
+        pass
 
 
 def migrations_dir() -> Path:
@@ -248,6 +275,9 @@ class Database:
         self.url = url
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        from obsdb.catalog.maintained import install
+
+        install(self._sessions)
 
     def close(self) -> None:
         """Release the engine's connections."""

@@ -193,6 +193,10 @@ class Frame(Base):
         String, default=_natural_path,
         doc="The path with every run of digits zero-padded (obsdb.text.natural_key): listings order by it, "
             "so that STAR_FOCUS_2 comes before STAR_FOCUS_10.")
+    status: Mapped[str] = mapped_column(
+        String(8), default="pending", server_default="pending",
+        doc="accepted, rejected or pending: the status rule (obsdb.catalog.status) as it stands, kept up to "
+            "date in the transaction of every write it depends on (obsdb.catalog.maintained).")
 
     night: Mapped[Night] = relationship(lazy="joined", innerjoin=True)
     instrument: Mapped[Instrument | None] = relationship()
@@ -210,6 +214,9 @@ class Frame(Base):
         Index("ix_frame_night_number", "night_id", "number"),
         # Covers `obsdb nights`' bands, targets and instruments of every night without reading frame rows.
         Index("ix_frame_night_facets", "night_id", "band", "object", "instrument_id"),
+        # One status (and band) of a batch of nights: `obsdb rejected --band V --night all` reads the
+        # frames it lists and no others; per-night status counts read this index alone.
+        Index("ix_frame_night_status_band", "night_id", "status", "band"),
     )
 
     @property
@@ -888,3 +895,77 @@ class TargetAlias(Base):
     target: Mapped[str] = mapped_column(String, doc="The target it stands for, as target_key spells it.")
     author: Mapped[str] = mapped_column(String, doc="Who added it.")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When added, UTC.")
+
+class FrameQuality(Base):
+    """A frame's summarised quality, one row per frame, kept with its night's summary.
+
+    Derived data (obsdb.catalog.maintained keeps it): its indexes give exact medians of a band over
+    the whole archive by reading the middle of an index, where a join of frames and metrics would
+    sort every frame.
+    """
+
+    __tablename__ = "frame_quality"
+
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frame.id", ondelete="CASCADE"), primary_key=True,
+                                          doc="The frame.")
+    night_id: Mapped[int] = mapped_column(ForeignKey("night.id", ondelete="CASCADE"), index=True,
+                                          doc="The frame's night.")
+    band: Mapped[str] = mapped_column(String, doc="The frame's band; '' when it has none.")
+    image_type: Mapped[str] = mapped_column(String, doc="The frame's image type; '' when it has none.")
+    fwhm: Mapped[float | None] = mapped_column(Float, doc="frame_metrics.fwhm, px.")
+    background: Mapped[float | None] = mapped_column(Float, doc="frame_stats.background, ADU.")
+
+    __table_args__ = (
+        Index("ix_frame_quality_fwhm", "band", "image_type", "fwhm"),
+        Index("ix_frame_quality_background", "band", "image_type", "background"),
+    )
+
+
+class NightSummary(Base):
+    """One night at a glance: counts by status, exposure, medians and facets (derived, kept at write time).
+
+    Rewritten from the night's frames in the transaction of every write that touches them
+    (obsdb.catalog.maintained); `obsdb doctor --rebuild-summaries` recomputes every row.
+    """
+
+    __tablename__ = "night_summary"
+
+    night_id: Mapped[int] = mapped_column(ForeignKey("night.id", ondelete="CASCADE"), primary_key=True,
+                                          doc="The night.")
+    frames: Mapped[int] = mapped_column(Integer, doc="Frames, readable or not.")
+    unreadable: Mapped[int] = mapped_column(Integer, doc="Frames that could not be read (counted as rejected).")
+    accepted: Mapped[int] = mapped_column(Integer, doc="Frames whose status is accepted.")
+    rejected: Mapped[int] = mapped_column(Integer, doc="Frames whose status is rejected (unreadable ones included).")
+    pending: Mapped[int] = mapped_column(Integer, doc="Frames whose status is pending.")
+    exptime: Mapped[float] = mapped_column(Float, doc="Total exposure, s (a frame without EXPTIME counts 0).")
+    median_fwhm: Mapped[float | None] = mapped_column(Float, doc="Median frame_metrics.fwhm of the night, px.")
+    median_background: Mapped[float | None] = mapped_column(
+        Float, doc="Median frame_stats.background of the night, ADU.")
+    bands: Mapped[list | None] = mapped_column(JSONType(), doc="The night's bands, sorted.")
+    targets: Mapped[list | None] = mapped_column(JSONType(), doc="The night's OBJECT values, sorted.")
+    instruments: Mapped[list | None] = mapped_column(JSONType(), doc="The night's instrument keys, sorted.")
+
+
+class NightBandSummary(Base):
+    """Per night, instrument, band and image type: counts by status, exposure, medians (derived).
+
+    Kept like :class:`NightSummary`; the rows of one night are rewritten together.
+    """
+
+    __tablename__ = "night_band_summary"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
+    night_id: Mapped[int] = mapped_column(ForeignKey("night.id", ondelete="CASCADE"), index=True,
+                                          doc="The night.")
+    instrument_id: Mapped[int | None] = mapped_column(
+        ForeignKey("instrument.id", ondelete="CASCADE"), doc="The instrument; NULL for unreadable frames.")
+    band: Mapped[str] = mapped_column(String, doc="The band; '' for frames without one.")
+    image_type: Mapped[str] = mapped_column(String, doc="The image type; '' for frames without one.")
+    frames: Mapped[int] = mapped_column(Integer, doc="Frames, readable or not.")
+    unreadable: Mapped[int] = mapped_column(Integer, doc="Frames that could not be read (counted as rejected).")
+    accepted: Mapped[int] = mapped_column(Integer, doc="Frames whose status is accepted.")
+    rejected: Mapped[int] = mapped_column(Integer, doc="Frames whose status is rejected (unreadable ones included).")
+    pending: Mapped[int] = mapped_column(Integer, doc="Frames whose status is pending.")
+    exptime: Mapped[float] = mapped_column(Float, doc="Total exposure, s (a frame without EXPTIME counts 0).")
+    median_fwhm: Mapped[float | None] = mapped_column(Float, doc="Median frame_metrics.fwhm, px.")
+    median_background: Mapped[float | None] = mapped_column(Float, doc="Median frame_stats.background, ADU.")

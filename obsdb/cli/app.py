@@ -67,6 +67,7 @@ from obsdb.cli import solve_cmds  # noqa: E402,F401,I001
 from obsdb.cli import photometry_cmds  # noqa: E402,F401,I001
 from obsdb.cli import export_cmds  # noqa: E402,F401,I001
 from obsdb.cli import archive_cmds  # noqa: E402,F401,I001
+from obsdb.cli import doctor_cmds  # noqa: E402,F401,I001
 
 
 def main() -> None:
