@@ -59,6 +59,7 @@ from obsdb.cli import catalog_cmds, quality_cmds, align_cmds, render_cmds, repor
 from obsdb.cli import calib_cmds  # noqa: E402,F401,I001
 from obsdb.cli import solve_cmds  # noqa: E402,F401,I001
 from obsdb.cli import photometry_cmds  # noqa: E402,F401,I001
+from obsdb.cli import cmd_cmds  # noqa: E402,F401,I001
 
 
 def main() -> None:
