@@ -470,7 +470,8 @@ class Catalog:
         astropy.table.Table
             Columns: frame, band, mjd_utc (MJD, UTC, mid-exposure), mag (differential: the instrumental
             magnitude less the frame's ensemble zero point; NaN without one), mag_err, zero_point,
-            zero_point_err, flags, airmass, status (the frame's verdict).  ``meta`` holds the source.
+            zero_point_err, flags, airmass, status (the frame's verdict), frame_id (the catalog's id).
+            ``meta`` holds the source.
         """
         from obsdb.catalog.photometry import lightcurve_rows
         from obsdb.errors import ObsdbError
@@ -482,7 +483,7 @@ class Catalog:
             raise ObsdbError(f"source {source}: no such source (see `obsdb sources`)")
         info, rows = found
         table = _table(rows, ("frame", "band", "mjd_utc", "mag", "mag_err", "zero_point", "zero_point_err", "flags",
-                              "airmass", "status"))
+                              "airmass", "status", "frame_id"))
         table.meta.update({k: v for k, v in info.items() if k != "bands"})
         table.meta["time"] = "MJD (UTC) at mid-exposure"
         return table

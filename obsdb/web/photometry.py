@@ -23,7 +23,8 @@ def photometry(request):
     if source_text:
         if not source_text.isdigit():
             return page(request, "desk/photometry.html", 400, night=night, error=f"source {source_text!r}: "
-                        "a source id (a whole number)", cmd=None, lightcurve=None, source=None, rows=[], note=None)
+                        "a source id (a whole number)", cmd=None, lightcurve=None, source=None, info=None, rows=[],
+                        note=None, nights=[])
         source = int(source_text)
     sources = catalog.sources(night=night)
     bands = [n[4:] for n in sources.colnames if n.startswith("mag_") and not n.startswith("mag_err_")]
