@@ -36,7 +36,8 @@ def photometry_section(catalog, nights=None, pages: dict[int, str] | None = None
     if not len(sources):
         return None
     bands = [name[4:] for name in sources.colnames if name.startswith("mag_") and not name.startswith("mag_err_")]
-    section = {"n_sources": len(sources), "bands": bands}
+    section = {"n_sources": len(sources), "bands": bands, "cmd": None, "cmd_caption": "", "cmd_note": "",
+               "star": None, "star_reason": "", "lightcurve": None, "lightcurve_caption": ""}
     colour = cmd_bands(bands)
     candidates = _rows(sources)
     if colour is not None:
@@ -62,7 +63,7 @@ def photometry_section(catalog, nights=None, pages: dict[int, str] | None = None
     else:
         section["cmd_note"] = (f"One band measured ({', '.join(bands) or 'none'}): a colour-magnitude diagram needs "
                                f"two.")
-    if section.get("star") is None:
+    if section["star"] is None:
         section["star"] = chosen_star(candidates, bands)
     star = section["star"]
     if star is None:

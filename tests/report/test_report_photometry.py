@@ -68,3 +68,15 @@ def test_the_colour_is_b_minus_v_else_the_two_bluest():
     assert cmd_bands(["R", "V"]) == ("V", "R")
     assert cmd_bands(["I", "Ha", "R"]) == ("R", "I")
     assert cmd_bands(["V"]) is None
+
+
+def test_one_band_gives_a_note_and_still_a_light_curve(simulated_nights, tmp_path):
+    from obsdb.report.build import build_report
+
+    simulated_nights.copy(tmp_path / "night", **dict(NIGHT, bands=("V",)))
+    Catalog.run(tmp_path / "night", tmp_path / "out", render_outputs=False, report=False)
+    with Catalog.open(tmp_path / "out" / "obsdb.sqlite") as catalog:
+        build_report(catalog, tmp_path / "report", thumbnails=False)
+    section = _section((tmp_path / "report" / "index.html").read_text())
+    assert "One band measured (V): a colour-magnitude diagram needs two." in section
+    assert section.count("<svg class='plot'") == 1 and "(obsdb lightcurve " in section
