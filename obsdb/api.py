@@ -569,7 +569,8 @@ class Catalog:
         astropy.table.Table
             Columns: frame, band, mjd_utc (MJD, UTC, mid-exposure), mag (differential: the instrumental
             magnitude less the frame's ensemble zero point; NaN without one), mag_err, zero_point,
-            zero_point_err, flags, airmass, status (the frame's verdict).  ``meta`` holds the source.
+            zero_point_err, flags, airmass, status (the frame's verdict), frame_id (the catalog's id).
+            ``meta`` holds the source.
         """
         from obsdb.catalog.photometry import lightcurve_rows
         from obsdb.errors import ObsdbError
@@ -581,9 +582,107 @@ class Catalog:
             raise ObsdbError(f"source {source}: no such source (see `obsdb sources`)")
         info, rows = found
         table = _table(rows, ("frame", "band", "mjd_utc", "mag", "mag_err", "zero_point", "zero_point_err", "flags",
-                              "airmass", "status"))
+                              "airmass", "status", "frame_id"))
         table.meta.update({k: v for k, v in info.items() if k != "bands"})
         table.meta["time"] = "MJD (UTC) at mid-exposure"
+        return table
+
+    def cmd(self, *, night=None, blue: str = "B", red: str = "V", magnitude: str | None = None,
+            standards: str | os.PathLike | None = None, accepted_only: bool = True):
+        """The night's colour-magnitude diagram: one row per source, mean magnitudes per band and a colour.
+
+        Each band's magnitude of a source is the weighted mean (:func:`obsdb.imaging.cmd.mean_magnitudes`)
+        of its differential magnitudes (instrumental less the frame's ensemble zero point) over the frames
+        that measured it without a flag; only accepted frames unless ``accepted_only`` is false.
+
+        Parameters
+        ----------
+        night : str or list of str, optional
+            The night(s); default every night (source ids are per night, so one night is the usual case).
+        blue, red : str
+            The colour's bands: ``colour = blue - red`` (e.g. B - V).
+        magnitude : str, optional
+            The band on the magnitude axis; default ``red``.
+        standards : path, optional
+            A CSV of RA, Dec and magnitudes (:func:`obsdb.imaging.cmd.read_standards`): each of the three
+            bands the file has is calibrated (zero point and colour term on the instrumental colour),
+            which needs sources with sky coordinates (a WCS on the reference).
+        accepted_only : bool
+            Combine only frames whose verdict is accepted.
+
+        Returns
+        -------
+        astropy.table.Table
+            Columns: id, x, y (reference pixels), ra, dec (deg; NaN without a WCS), per band ``mag_B``,
+            ``mag_err_B``, ``n_B`` (frames), ``colour``, ``colour_err``; with ``standards`` also
+            ``cal_mag_B`` per calibrated band and ``cal_colour``.  ``meta`` holds ``blue``, ``red``,
+            ``magnitude``, ``colour_name`` (e.g. ``"B-V"``), ``accepted_only``, ``frames`` (per band, the
+            frames combined) and, with ``standards``, ``calibration``: per band ``zero_point``,
+            ``zero_point_err``, ``colour_term``, ``colour_term_err``, ``rms``, ``n_standards`` (kept),
+            ``n_matched``.
+
+        Raises
+        ------
+        obsdb.errors.ObsdbError
+            A band with no photometry (or none in accepted frames), a standards file that cannot be
+            read or has none of the bands, no sources with sky coordinates, too few standards matched.
+        """
+        import numpy as np
+
+        from obsdb.errors import ObsdbError
+        from obsdb.imaging.cmd import colour_index, mean_magnitudes
+
+        magnitude = magnitude or red
+        bands = list(dict.fromkeys((blue, red, magnitude)))
+        catalogue = self.sources(night=night)
+        if not len(catalogue):
+            raise ObsdbError("no sources: run `obsdb photometry` first" + (f" (night {night})" if night else ""))
+        ids = np.asarray(catalogue["id"], dtype=int)
+        column = {int(i): k for k, i in enumerate(ids)}
+        accepted = {r.id for r in self.frames(night=night, status="accepted")} if accepted_only else None
+        table = catalogue[["id", "x", "y", "ra", "dec"]]
+        frames_used = {}
+        means = {}
+        for band in bands:
+            rows = self.photometry(night=night, band=band)
+            if not len(rows):
+                raise ObsdbError(f"band {band}: no photometry" + (f" in night {night}" if night else "")
+                                 + " (see `obsdb sources` for the bands measured)")
+            frame_ids = np.asarray(rows["frame_id"], dtype=int)
+            use = np.ones(len(rows), dtype=bool) if accepted is None else np.isin(frame_ids, list(accepted))
+            if not use.any():
+                raise ObsdbError(f"band {band}: no accepted frame has photometry (--all combines every frame)")
+            source = np.asarray(rows["source"], dtype=int)
+            mag = np.asarray(rows["mag"], dtype=float) - np.asarray(rows["zero_point"], dtype=float)
+            err = np.asarray(rows["mag_err"], dtype=float)
+            keep = use & (source >= 0) & (np.asarray(rows["flags"], dtype=int) == 0) & np.isfinite(mag)
+            keep &= np.isin(source, ids)
+            frame_list = sorted(set(frame_ids[use].tolist()))
+            row_of = {f: k for k, f in enumerate(frame_list)}
+            grid = np.full((len(frame_list), len(ids)), np.nan)
+            grid_err = np.full_like(grid, np.nan)
+            r = np.array([row_of[f] for f in frame_ids[keep]], dtype=int)
+            c = np.array([column[s] for s in source[keep]], dtype=int)
+            grid[r, c], grid_err[r, c] = mag[keep], err[keep]
+            mean = mean_magnitudes(grid, grid_err)
+            means[band] = mean
+            frames_used[band] = frame_list
+            table[f"mag_{band}"] = mean.mag
+            table[f"mag_err_{band}"] = mean.err
+            table[f"mag_{band}"].unit = table[f"mag_err_{band}"].unit = "mag"
+            table[f"n_{band}"] = mean.n.astype(int)
+        colour, colour_err = colour_index(means[blue].mag, means[blue].err, means[red].mag, means[red].err)
+        table["colour"], table["colour_err"] = colour, colour_err
+        table["colour"].unit = table["colour_err"].unit = "mag"
+        measured = np.zeros(len(ids), dtype=bool)
+        for mean in means.values():
+            measured |= mean.n > 0
+        table = table[measured]
+        table.meta.update({"blue": blue, "red": red, "magnitude": magnitude, "colour_name": f"{blue}-{red}",
+                           "accepted_only": accepted_only, "frames": frames_used,
+                           "magnitudes": "instrumental, on each band's ensemble zero point"})
+        if standards is not None:
+            _calibrate_cmd(table, standards, bands, blue, red)
         return table
 
     def photometer(self, **options):
@@ -773,6 +872,52 @@ _UNITS = {"mjd_utc": "d", "x": "pix", "y": "pix", "flux": "adu", "flux_err": "ad
           "mag_err": "mag", "zero_point": "mag", "zero_point_err": "mag", "radius": "pix", "ra": "deg",
           "dec": "deg", "gain": "electron / adu"}
 """Units of the photometry tables' columns (``mag_B`` and the like take the unit of ``mag``)."""
+
+
+CALIBRATION_MAX_ERROR = 0.02
+"""Largest mean-magnitude error (mag; S/N about 50) of a source that calibrates a band: fainter stars add
+noise, not information, to the zero point and the colour term."""
+
+
+def _calibrate_cmd(table, standards, bands, blue: str, red: str) -> None:
+    """Add calibrated magnitudes (``cal_mag_B``), ``cal_colour`` and ``meta["calibration"]`` to a CMD table,
+    fitting each band the standards file has against the sources' instrumental colour."""
+    import numpy as np
+
+    from obsdb.errors import ObsdbError
+    from obsdb.imaging.cmd import MIN_STANDARDS, calibrate, read_standards
+
+    path = str(standards)
+    catalogue = read_standards(path)
+    fitted = [b for b in bands if b in catalogue.mag]
+    if not fitted:
+        raise ObsdbError(f"{path}: no magnitudes in {', '.join(bands)} (it has {', '.join(catalogue.bands) or 'none'})")
+    ra, dec = np.asarray(table["ra"], dtype=float), np.asarray(table["dec"], dtype=float)
+    if not np.isfinite(ra).any():
+        raise ObsdbError(f"{path}: the sources have no sky coordinates (the reference has no WCS: run `obsdb solve`)")
+    colour = np.asarray(table["colour"], dtype=float)
+    calibration = {}
+    for band in fitted:
+        mag = np.asarray(table[f"mag_{band}"], dtype=float)
+        err = np.asarray(table[f"mag_err_{band}"], dtype=float)
+        good = np.isfinite(ra) & np.isfinite(mag) & np.isfinite(colour) & (err < CALIBRATION_MAX_ERROR)
+        try:
+            cal, matched = calibrate(ra[good], dec[good], mag[good], catalogue.ra, catalogue.dec, catalogue.mag[band],
+                                     colour=colour[good], err=err[good], standard_err=catalogue.err.get(band),
+                                     colour_name=f"{blue.lower()}-{red.lower()}")
+        except ValueError as exc:
+            raise ObsdbError(f"{path}: band {band}: {exc} (at least {MIN_STANDARDS} standards with "
+                             f"errors under {CALIBRATION_MAX_ERROR} mag must match sources within 2 arcsec)") from None
+        table[f"cal_mag_{band}"] = cal.apply(mag, colour)
+        table[f"cal_mag_{band}"].unit = "mag"
+        calibration[band] = {"zero_point": cal.zero_point, "zero_point_err": cal.zero_point_err,
+                             "colour_term": cal.colour_term, "colour_term_err": cal.colour_term_err,
+                             "rms": cal.rms, "n_standards": int(cal.used.sum()), "n_matched": int(matched.size),
+                             "colour": cal.colour_name}
+    if blue in calibration and red in calibration:
+        table["cal_colour"] = table[f"cal_mag_{blue}"] - table[f"cal_mag_{red}"]
+    table.meta["calibration"] = calibration
+    table.meta["standards"] = path
 
 
 def _table(rows: list[dict], columns: tuple[str, ...]):

@@ -68,6 +68,7 @@ from obsdb.cli import photometry_cmds  # noqa: E402,F401,I001
 from obsdb.cli import export_cmds  # noqa: E402,F401,I001
 from obsdb.cli import archive_cmds  # noqa: E402,F401,I001
 from obsdb.cli import doctor_cmds  # noqa: E402,F401,I001
+from obsdb.cli import cmd_cmds  # noqa: E402,F401,I001
 
 
 def main() -> None:

@@ -141,9 +141,11 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
                                           scales=pixel_scales(light, snapshot.details), version=__version__)
     for record in records:
         _write_page(owned, pages[record["id"]], report_pages.frame_page(record, frame_pages))
+    from obsdb.report.photometry import photometry_section
+
     index = _write_index(owned, snapshot, now=now, version=__version__, thumbnails=thumbnails, thumb_jobs=thumb_jobs,
                          thumb_errors=thumb_errors, stacks=stacks, warnings=warnings, pages=pages,
-                         run_outcome=run_outcome)
+                         run_outcome=run_outcome, photometry=photometry_section(catalog, nights, pages))
 
     shown = set(thumbs_shown.values()) | {j["rel"] for j in stacks if not j["error"]}
     for rel in (shown | set(zooms.values())) - set(owned.now):
@@ -155,7 +157,7 @@ def build_report(catalog, out_dir: str | os.PathLike, *, thumbnails: bool = True
 
 
 def _write_index(owned: ReportFiles, snapshot, *, now, version: str, thumbnails: bool, thumb_jobs, thumb_errors,
-                 stacks, warnings, pages, run_outcome) -> Path:
+                 stacks, warnings, pages, run_outcome, photometry=None) -> Path:
     """Draw the figures and write ``index.html``, the last file: its pictures and pages exist by then."""
     from obsdb.imaging.fitsio import atomic_write_bytes
 
@@ -165,7 +167,7 @@ def _write_index(owned: ReportFiles, snapshot, *, now, version: str, thumbnails:
         snapshot, generated=now or datetime.now(timezone.utc), version=version,
         quality=report_pages.quality_figures(snapshot, light, pages), shifts=shifts, shifts_small=shifts_small,
         thumbnails=thumbnails, thumb_jobs=thumb_jobs, thumb_errors=thumb_errors, light=light, stack_jobs=stacks,
-        warnings=warnings, pages=pages, run_outcome=run_outcome)
+        warnings=warnings, pages=pages, run_outcome=run_outcome, photometry=photometry)
     index = owned.out / "index.html"
     owned.wrote("index.html", atomic_write_bytes(index, page.encode("utf-8")))
     return index

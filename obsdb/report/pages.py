@@ -98,8 +98,9 @@ def shift_figures(snapshot: Snapshot, records: list[dict], pages: dict[int, str]
 
 def index_page(snapshot: Snapshot, *, generated: datetime, version: str, quality: list[dict], shifts,
                shifts_small, thumbnails: bool, thumb_jobs, thumb_errors, light, stack_jobs, warnings, pages,
-               run_outcome: dict | None = None) -> str:
-    """``index.html``: the night's facts, rejections first, quality, shift track, stacks, thumbnails."""
+               run_outcome: dict | None = None, photometry: dict | None = None) -> str:
+    """``index.html``: the night's facts, rejections first, quality, shift track, stacks, photometry (see
+    :func:`obsdb.report.photometry.photometry_section`), thumbnails."""
     records = snapshot.records
     objects = sorted({r["object"] for r in records if r.get("object")})
     rejected = [r for r in records if r["status"] == "rejected"]
@@ -112,7 +113,7 @@ def index_page(snapshot: Snapshot, *, generated: datetime, version: str, quality
         generated=when(generated.astimezone(timezone.utc).replace(tzinfo=None)),
         totals={s: sum(r["status"] == s for r in records) for s in STATUSES},
         counts=count_rows(records), glance_stacks=glance_stacks(stack_jobs), shifts_small=shifts_small,
-        run_outcome=run_outcome or {}, warnings=warnings,
+        run_outcome=run_outcome or {}, warnings=warnings, photometry=photometry,
         rejected=[row for r in rejected for row in tag_rows(r, pages)], n_rejected=len(rejected),
         overridden=[row for r in overridden for row in tag_rows(r, pages)], n_overridden=len(overridden),
         quality=quality, shifts=shifts, runs=[dict(run, frames=len(snapshot.run_shifts.get(run["id"], {})),

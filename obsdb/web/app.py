@@ -74,6 +74,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     from starlette.routing import Route
 
     from obsdb.web import changes, pages, pictures
+    from obsdb.web.photometry import photometry
     from obsdb.web.guard import Guard, MachineFailures
     from obsdb.web.previews import PreviewCache
 
@@ -83,7 +84,7 @@ def create_app(catalog, *, cache_dir: str | Path, author: str, token: str | None
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
     routes = [Route("/", pages.nights), Route("/archive", pages.archive), Route("/night/{name:path}", pages.night),
               Route("/archive/targets", pages.archive_targets), Route("/archive/trends", pages.archive_trends),
-              Route("/review/{rest:path}", pages.review),
+              Route("/review/{rest:path}", pages.review), Route("/photometry", photometry),
               Route("/frame/{frame_id:int}.png", pictures.frame_png),
               Route("/frame/{frame_id:int}/stars.png", pictures.stars_png),
               Route("/frame/{frame_id:int}/aligned.png", pictures.aligned_png),
