@@ -168,14 +168,19 @@ def target_integration(session: Session, *, nights=None, per_night: bool = True)
 
 # -- trends ---------------------------------------------------------------------------------------
 
+TRANSPARENCY_PROXY = ("star-count proxy (median stars per frame; photometry's zero points are relative "
+                      "within a night)")
+"""What the trends' transparency is.  Not photometry's zero point: that is each frame's offset from
+the mean frame of its own night's ensemble, so its nightly median is about 0 whatever the sky."""
+
 def trend_rows(session: Session, *, nights=None) -> dict:
     """Per instrument, filter and night, the medians of the light frames, and the nights flagged.
 
     Returns ``{"rows": [...], "transparency_source": ...}``; each row has ``instrument``, ``filter``,
     ``night``, ``frames``, ``accepted``, ``acceptance``, ``fwhm`` (px), ``background`` (ADU),
     ``transparency`` and ``flags`` (a list of reasons; empty when the night is usual).  The transparency
-    is a zero-point column of the metrics when the catalog has one, else a star-count proxy: the median
-    number of stars per frame, which clouds lower (``transparency_source`` says which).
+    is a star-count proxy: the median number of stars per frame, which clouds lower
+    (``transparency_source`` says so; see :data:`TRANSPARENCY_PROXY`).
     """
     from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night
     from obsdb.catalog.queries import LIGHT_TYPES
@@ -183,13 +188,13 @@ def trend_rows(session: Session, *, nights=None) -> dict:
     from obsdb.catalog.status import status_expression
     from obsdb.imaging.names import filter_key
 
-    zero_point = getattr(FrameMetrics, "zero_point", None)
-    source = "zero point (frame_metrics.zero_point)" if zero_point is not None else \
-        "star-count proxy (median stars per frame; no zero-point column)"
+    # Photometry's zero points (frame_photometry) are offsets from the mean frame of each night's own
+    # ensemble: always about 0 per night, so not comparable across nights.  Stars per frame are.
+    source = TRANSPARENCY_PROXY
     scope = night_ids(session, nights)
     query = (select(Instrument.key, Frame.band, Night.name, FrameMetrics.fwhm,
                     func.coalesce(FrameStats.background, FrameMetrics.background),
-                    zero_point if zero_point is not None else FrameMetrics.n_stars,
+                    FrameMetrics.n_stars,
                     status_expression().label("state"))
              .join(Night, Night.id == Frame.night_id)
              .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
