@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
+from obsdb.catalog.labels import frame_label
 from obsdb.catalog.models import Decision, Frame, GroupMember, Night, PointingGroup
 from obsdb.errors import ObsdbError
 
@@ -62,13 +63,14 @@ def set_group(session: Session, name: str, frames: list[Frame], *, box=None, ban
     night_id = nights.pop()
     ids = [f.id for f in frames]
     # A frame that is another group's reference cannot leave that group silently.
-    taken = session.execute(select(PointingGroup.name, Frame.number, Frame.file_name)
+    taken = session.execute(select(PointingGroup.name, Frame.number, Frame.file_name, Frame.number_shared)
                             .join(Frame, Frame.id == PointingGroup.reference_frame_id)
                             .where(PointingGroup.night_id == night_id, PointingGroup.name != name,
                                    PointingGroup.reference_frame_id.in_(ids))).first()
     if taken is not None:
-        other, number, file_name = taken
-        raise ObsdbError(f"group {name!r}: frame {number if number is not None else file_name} is the reference "
+        other, number, file_name, shared = taken
+        raise ObsdbError(f"group {name!r}: frame {frame_label(None, number, file_name, qualified=False, shared=shared)} "
+                         "is the reference "
                          f"of group {other!r}; give {other!r} another reference first "
                          f"(obsdb group set {other} FRAMES --reference N)")
     group = session.scalars(select(PointingGroup).where(PointingGroup.name == name,

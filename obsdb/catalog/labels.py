@@ -9,6 +9,12 @@ def named_by_number(number: int | None, shared: bool = False) -> bool:
     return number is not None and not shared
 
 
+def frame_name(number: int | None, file_name: str, shared: bool = False) -> int | str:
+    """A frame's name within its night, typed: the number (an int) when it names the frame, else the
+    file name (:func:`frame_label` is the same as text, with ``NIGHT:`` when asked)."""
+    return number if named_by_number(number, shared) else file_name
+
+
 def frame_label(night_name: str | None, number: int | None, file_name: str, *, qualified: bool,
                 shared: bool = False) -> str:
     """How a frame is named to the user: its number (or file name), with ``NIGHT:`` when asked.

@@ -223,9 +223,9 @@ class Frame(Base):
     def label(self) -> int | str:
         """How the user names this frame within its night: its number, or its file name (no number, or
         one that other files of the night share)."""
-        from obsdb.catalog.labels import named_by_number
+        from obsdb.catalog.labels import frame_name
 
-        return self.number if named_by_number(self.number, self.number_shared) else self.file_name
+        return frame_name(self.number, self.file_name, self.number_shared)
 
     @property
     def night_label(self) -> str:

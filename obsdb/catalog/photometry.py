@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterable
 
+from obsdb.catalog.labels import frame_name
 from obsdb.catalog.stores import FILE_QUERY_CHUNK, EventLog
 
 MJD_EPOCH = datetime(1858, 11, 17, tzinfo=timezone.utc)
@@ -283,8 +284,8 @@ def photometry_rows(session, *, nights=None, band: str | None = None, frame_ids:
     from obsdb.catalog.selectors import night_ids
 
     scope = night_ids(session, nights)
-    query = (select(Night.name, Frame.id, Frame.number, Frame.file_name, Frame.band, Frame.date_obs, Frame.exptime,
-                    Frame.airmass, FramePhotometry, Photometry, SourceMember.source_id)
+    query = (select(Night.name, Frame.id, Frame.number, Frame.file_name, Frame.number_shared, Frame.band,
+                    Frame.date_obs, Frame.exptime, Frame.airmass, FramePhotometry, Photometry, SourceMember.source_id)
              .join(FramePhotometry, FramePhotometry.frame_id == Frame.id)
              .join(Night, Night.id == Frame.night_id)
              .join(Photometry, Photometry.frame_id == Frame.id)
@@ -297,8 +298,9 @@ def photometry_rows(session, *, nights=None, band: str | None = None, frame_ids:
     if frame_ids is not None:
         query = query.where(Frame.id.in_(list(frame_ids)))
     out = []
-    for night, fid, number, name, fband, date_obs, exptime, airmass, fp, p, source_id in session.execute(query):
-        out.append({"night": night, "frame_id": fid, "frame": number if number is not None else name,
+    for night, fid, number, name, shared, fband, date_obs, exptime, airmass, fp, p, source_id in \
+            session.execute(query):
+        out.append({"night": night, "frame_id": fid, "frame": frame_name(number, name, shared),
                     "band": fband, "mjd_utc": mjd_mid(date_obs, exptime), "airmass": airmass,
                     "star_index": p.star_index, "source": source_id, "x": p.x, "y": p.y, "flux": p.flux,
                     "flux_err": p.flux_err, "sky": p.sky, "mag": p.mag, "mag_err": p.mag_err, "flags": p.flags,
@@ -315,7 +317,7 @@ def source_rows(session, *, nights=None, band: str | None = None, source_ids=Non
     from obsdb.catalog.selectors import night_ids
 
     scope = night_ids(session, nights)
-    query = (select(Source, Night.name, Frame.number, Frame.file_name)
+    query = (select(Source, Night.name, Frame.number, Frame.file_name, Frame.number_shared)
              .join(Frame, Frame.id == Source.reference_frame_id).join(Night, Night.id == Frame.night_id)
              .order_by(Night.name, Source.reference_frame_id, Source.number))
     if scope is not None:
@@ -323,8 +325,8 @@ def source_rows(session, *, nights=None, band: str | None = None, source_ids=Non
     if source_ids is not None:
         query = query.where(Source.id.in_(list(source_ids)))
     sources = {}
-    for source, night, number, name in session.execute(query):
-        sources[source.id] = {"id": source.id, "night": night, "reference": number if number is not None else name,
+    for source, night, number, name, shared in session.execute(query):
+        sources[source.id] = {"id": source.id, "night": night, "reference": frame_name(number, name, shared),
                               "reference_frame_id": source.reference_frame_id, "number": source.number,
                               "x": source.x, "y": source.y, "ra": source.ra, "dec": source.dec,
                               "n_frames": source.n_frames, "bands": {}}
@@ -371,7 +373,8 @@ def lightcurve_rows(session, source_id: int, *, band: str | None = None) -> tupl
     source = session.get(Source, source_id)
     if source is None:
         return None
-    query = (select(Frame.id, Frame.number, Frame.file_name, Frame.band, Frame.date_obs, Frame.exptime,
+    query = (select(Frame.id, Frame.number, Frame.file_name, Frame.number_shared, Frame.band, Frame.date_obs,
+                    Frame.exptime,
                     Frame.airmass, FramePhotometry.zero_point, FramePhotometry.zero_point_err,
                     Photometry.mag, Photometry.mag_err, Photometry.flux, Photometry.flux_err, Photometry.flags,
                     status_expression(FrameMetrics.assessed_at.is_not(None)).label("status"))
@@ -386,7 +389,7 @@ def lightcurve_rows(session, source_id: int, *, band: str | None = None) -> tupl
     rows = []
     for row in session.execute(query):
         diff = (row.mag - row.zero_point) if row.mag is not None and row.zero_point is not None else None
-        rows.append({"frame_id": row.id, "frame": row.number if row.number is not None else row.file_name,
+        rows.append({"frame_id": row.id, "frame": frame_name(row.number, row.file_name, row.number_shared),
                      "band": row.band, "mjd_utc": mjd_mid(row.date_obs, row.exptime), "mag": diff,
                      "mag_err": row.mag_err, "instrumental_mag": row.mag, "zero_point": row.zero_point,
                      "zero_point_err": row.zero_point_err, "flux": row.flux, "flux_err": row.flux_err,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from obsdb.text import not_one_of
 from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, GroupMember, Instrument, Night,
                                   PointingGroup, ShiftStep, Tag)
+from obsdb.catalog.labels import frame_name
 from obsdb.catalog.runs import current_run_ids
 from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, frame_label, night_ids
 from obsdb.catalog.status import STATUSES, status_condition, verdict
@@ -358,7 +359,8 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
     query = (select(ShiftStep, Frame, FrameStats.background, FrameStats.saturation, FrameMetrics.fwhm,
                     AlignmentRun.method,
                     run_reference.number, run_reference.file_name, run_reference.path,
-                    step_reference.number, step_reference.file_name)
+                    step_reference.number, step_reference.file_name, run_reference.number_shared,
+                    step_reference.number_shared)
              .join(chosen, chosen.c.id == ShiftStep.frame_id)
              .join(Frame, Frame.id == ShiftStep.frame_id)
              .join(AlignmentRun, AlignmentRun.id == ShiftStep.run_id)
@@ -374,12 +376,9 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
         query = query.join(current, and_(current.c.frame_id == ShiftStep.frame_id,
                                          current.c.run_id == ShiftStep.run_id))
 
-    def named(number, file_name):
-        return number if number is not None else file_name
-
     tasks: dict[int, dict] = {}
-    for step, frame, sky, saturation, fwhm, method, run_number, run_name, run_path, step_number, step_name in \
-            session.execute(query):
+    for (step, frame, sky, saturation, fwhm, method, run_number, run_name, run_path, step_number, step_name,
+         run_shared, step_shared) in session.execute(query):
         task = tasks.get(frame.id)
         if task is None:
             task = tasks[frame.id] = {
@@ -387,14 +386,14 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
                 "night_id": frame.night_id, "instrument_id": frame.instrument_id,
                 "shape": (frame.height, frame.width), "object": frame.object, "exptime": frame.exptime, "sky": sky, "fwhm": fwhm, "saturation": saturation,
                 "run": step.run_id,
-                "reference": named(run_number, run_name), "reference_path": run_path, "method": method,
+                "reference": frame_name(run_number, run_name, run_shared), "reference_path": run_path, "method": method,
                 "date_obs": frame.date_obs.isoformat() if frame.date_obs else None, "airmass": frame.airmass,
                 "steps": []}
         parameters = step.parameters or {}
         task["steps"].append({"stage": step.stage, "kind": step.kind, "method": step.method, "dx": step.dx,
                               "dy": step.dy, "rotation_deg": step.rotation_deg, "scale": step.scale,
                               "cx": parameters.get("cx"), "cy": parameters.get("cy"),
-                              "reference": named(step_number, step_name)})
+                              "reference": frame_name(step_number, step_name, step_shared)})
     return sorted(tasks.values(), key=lambda t: (t["number"] is None, t["number"], t["path"]))
 
 
