@@ -569,8 +569,10 @@ class Catalog:
         astropy.table.Table
             Columns: frame, band, mjd_utc (MJD, UTC, mid-exposure), mag (differential: the instrumental
             magnitude less the frame's ensemble zero point; NaN without one), mag_err, zero_point,
-            zero_point_err, flags, airmass, status (the frame's verdict), frame_id (the catalog's id).
-            ``meta`` holds the source.
+            zero_point_err, flags, airmass, status (the frame's verdict), frame_id (the catalog's id),
+            and ``bjd_tdb`` (BJD_TDB at mid-exposure, :func:`obsdb.imaging.timescales.bjd_tdb`) when
+            the source has sky coordinates and its night a site.  ``meta`` holds the source, ``time``
+            and ``bjd_tdb`` (how it was computed, or why it is missing).
         """
         from obsdb.catalog.photometry import lightcurve_rows
         from obsdb.errors import ObsdbError
@@ -583,8 +585,9 @@ class Catalog:
         info, rows = found
         table = _table(rows, ("frame", "band", "mjd_utc", "mag", "mag_err", "zero_point", "zero_point_err", "flags",
                               "airmass", "status", "frame_id"))
-        table.meta.update({k: v for k, v in info.items() if k != "bands"})
+        table.meta.update({k: v for k, v in info.items() if k not in ("bands", "site")})
         table.meta["time"] = "MJD (UTC) at mid-exposure"
+        _add_bjd_tdb(table, info)
         return table
 
     def cmd(self, *, night=None, blue: str = "B", red: str = "V", magnitude: str | None = None,
@@ -918,6 +921,27 @@ def _calibrate_cmd(table, standards, bands, blue: str, red: str) -> None:
         table["cal_colour"] = table[f"cal_mag_{blue}"] - table[f"cal_mag_{red}"]
     table.meta["calibration"] = calibration
     table.meta["standards"] = path
+
+
+
+def _add_bjd_tdb(table, info: dict) -> None:
+    """A light curve's ``bjd_tdb`` column, when its source has sky coordinates and its night a site."""
+    import math
+
+    ra, dec, site = info.get("ra"), info.get("dec"), info.get("site")
+    if ra is None or dec is None or not (math.isfinite(ra) and math.isfinite(dec)):
+        table.meta["bjd_tdb"] = "not given: the source has no sky coordinates (no WCS on its reference)"
+        return
+    if site is None:
+        table.meta["bjd_tdb"] = "not given: the night has no site (set [site] in obsdb.toml)"
+        return
+    from obsdb.imaging.timescales import bjd_tdb
+
+    mjd = [math.nan if value is None else float(value) for value in table["mjd_utc"]]
+    table["bjd_tdb"] = bjd_tdb(mjd, ra, dec, **site) if mjd else []
+    table["bjd_tdb"].unit = "d"
+    table.meta["bjd_tdb"] = (f"BJD_TDB at mid-exposure, for RA {ra:.5f} Dec {dec:.5f} from longitude "
+                             f"{site['longitude']:.4f} latitude {site['latitude']:.4f}")
 
 
 def _table(rows: list[dict], columns: tuple[str, ...]):

@@ -363,8 +363,9 @@ def nearest_source(session, *, x: float | None = None, y: float | None = None, r
 
 
 def lightcurve_rows(session, source_id: int, *, band: str | None = None) -> tuple[dict, list[dict]] | None:
-    """A source (as :func:`source_rows` gives it) and its measurements, one per frame in time order,
-    with the frame's zero point, airmass and verdict; None for an unknown source."""
+    """A source (as :func:`source_rows` gives it, plus ``site``: its night's longitude, latitude and
+    elevation, or None) and its measurements, one per frame in time order, with the frame's zero
+    point, airmass and verdict; None for an unknown source."""
     from sqlalchemy import select
 
     from obsdb.catalog.models import Frame, FrameMetrics, FramePhotometry, Photometry, Source, SourceMember
@@ -395,4 +396,11 @@ def lightcurve_rows(session, source_id: int, *, band: str | None = None) -> tupl
                      "zero_point_err": row.zero_point_err, "flux": row.flux, "flux_err": row.flux_err,
                      "flags": row.flags, "airmass": row.airmass, "status": row.status})
     info = source_rows(session, source_ids=[source_id])[0]
+    from obsdb.catalog.models import Night
+
+    site = session.execute(select(Night.longitude, Night.latitude, Night.elevation)
+                           .join(Frame, Frame.night_id == Night.id)
+                           .where(Frame.id == source.reference_frame_id)).first()
+    info["site"] = ({"longitude": site.longitude, "latitude": site.latitude, "elevation": site.elevation}
+                    if site is not None and site.longitude is not None and site.latitude is not None else None)
     return info, rows

@@ -101,7 +101,8 @@ def lightcurve(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw it into FILE.png or FILE.svg."),
     night: Optional[List[str]] = night_option(),
 ) -> None:
-    """One star's light curve, one row per frame: band, time (MJD, UTC, mid-exposure), differential
+    """One star's light curve, one row per frame: band, time (MJD, UTC, mid-exposure; and BJD_TDB when the
+    star has sky coordinates and the night a site), differential
     magnitude (instrumental less the frame's ensemble zero point), its error, airmass and the
     frame's verdict."""
     with user_errors():
@@ -116,11 +117,12 @@ def lightcurve(
         if plot is not None:
             _plot(table, plot)
     rows = _table_rows(table)
-    columns = ["frame", "band", "mjd_utc", "mag", "mag_err", "airmass", "status", "flags"]
+    columns = ["frame", "band", "mjd_utc", *(["bjd_tdb"] if "bjd_tdb" in table.colnames else []), "mag",
+               "mag_err", "airmass", "status", "flags"]
     if fmt_ is OutputFormat.json:
         print_json(clean_nan({"source": table.meta["id"], "x": table.meta["x"], "y": table.meta["y"],
                               "ra": table.meta["ra"], "dec": table.meta["dec"], "time": table.meta["time"],
-                              "rows": rows}))
+                              "bjd_tdb": table.meta.get("bjd_tdb"), "rows": rows}))
         return
     if fmt_ is OutputFormat.csv:
         print_csv(rows, columns)
@@ -129,10 +131,12 @@ def lightcurve(
 
     spec = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
             Column("mjd_utc", "MJD UTC mid-exp", numeric=True, priority=0),
+            *([Column("bjd_tdb", "BJD_TDB", numeric=True, priority=4)] if "bjd_tdb" in table.colnames else []),
             Column("mag", "diff mag", numeric=True, priority=0), Column("mag_err", "error", numeric=True, priority=0),
             Column("airmass", "airmass", numeric=True, priority=2), Column("status", "verdict", priority=1),
             Column("flags", "flags", numeric=True, priority=3)]
-    cells = [{"frame": str(r["frame"]), "band": r["band"] or "-", "mjd_utc": _mjd(r["mjd_utc"]), "mag": fmt(r["mag"], 4),
+    cells = [{"frame": str(r["frame"]), "band": r["band"] or "-", "mjd_utc": _mjd(r["mjd_utc"]),
+              "bjd_tdb": _mjd(r.get("bjd_tdb")), "mag": fmt(r["mag"], 4),
               "mag_err": fmt(r["mag_err"], 4), "airmass": fmt(r["airmass"], 3), "status": r["status"],
               "flags": fmt(r["flags"])} for r in rows]
     meta = table.meta
