@@ -31,14 +31,6 @@ MATCH_ARCSEC = 1.0
 """A source is the simulated star within this distance."""
 
 
-def uncrowded(truth) -> np.ndarray:
-    x, y = truth.array("x"), truth.array("y")
-    distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.eye(x.size) * 1e9
-    crowded = np.zeros(x.size, dtype=bool)
-    for band in "BVR":
-        m = truth.array(band)
-        crowded |= ((distance < UNCROWDED[0]) & (m[None, :] < m[:, None] + UNCROWDED[1])).any(axis=1)
-    return ~crowded
 
 
 def write_standards(truth, path: Path) -> Path:
@@ -65,7 +57,7 @@ def compare(table, truth) -> dict:
         n = np.maximum(np.asarray(table[f"n_{band}"]), 1)
         snr_ok &= np.asarray(table[f"mag_err_{band}"]) * np.sqrt(n) < limit
     star = np.where(index >= 0, index, 0)
-    chosen = (index >= 0) & snr_ok & uncrowded(truth)[star] & np.isfinite(np.asarray(table["colour"]))
+    chosen = (index >= 0) & snr_ok & truth.uncrowded(*UNCROWDED)[star] & np.isfinite(np.asarray(table["colour"]))
     chosen &= star != list(truth.stars["id"]).index(truth.transit["star"])
     true = truth.array(blue.lower())[star] - truth.array(red.lower())[star]
     difference = np.asarray(table["colour"])[chosen] - true[chosen]

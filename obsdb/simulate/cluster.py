@@ -142,6 +142,18 @@ class ClusterTruth:
         """One star column as an array (``"V"``, ``"x"``, ...)."""
         return np.asarray(self.stars[key])
 
+    def uncrowded(self, radius: float = 10.0, contrast: float = 5.75) -> np.ndarray:
+        """Per star, whether no other star within ``radius`` px is brighter than ``contrast`` mag fainter
+        than it in any band (defaults: the aperture plus two FWHM, and 0.5 % of its flux): the stars
+        whose photometry the truth can judge, since it knows what detection cannot resolve."""
+        x, y = self.array("x"), self.array("y")
+        distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.eye(x.size) * 1e9
+        crowded = np.zeros(x.size, dtype=bool)
+        for band in "BVR":
+            m = self.array(band)
+            crowded |= ((distance < radius) & (m[None, :] < m[:, None] + contrast)).any(axis=1)
+        return ~crowded
+
     def frame_positions(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Every star's true position in frame ``index`` (its place in :attr:`frames`)."""
         dx, dy = self.frames[index]["offset"]

@@ -34,14 +34,6 @@ def cluster(tmp_path_factory):
     catalog.close()
 
 
-def _uncrowded(truth) -> np.ndarray:
-    x, y = truth.array("x"), truth.array("y")
-    distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.eye(x.size) * 1e9
-    crowded = np.zeros(x.size, dtype=bool)
-    for band in "BVR":
-        m = truth.array(band)
-        crowded |= ((distance < UNCROWDED[0]) & (m[None, :] < m[:, None] + UNCROWDED[1])).any(axis=1)
-    return ~crowded
 
 
 @pytest.mark.parametrize("blue, red", [("B", "V"), ("V", "R")])
@@ -51,7 +43,7 @@ def test_instrumental_colours_are_within_20_mmag_of_the_truth(cluster, blue, red
     index, _ = match_sky(np.asarray(table["ra"]), np.asarray(table["dec"]), truth.array("ra"), truth.array("dec"),
                          radius=1.0)
     star = np.where(index >= 0, index, 0)
-    chosen = (index >= 0) & _uncrowded(truth)[star] & np.isfinite(np.asarray(table["colour"]))
+    chosen = (index >= 0) & truth.uncrowded(*UNCROWDED)[star] & np.isfinite(np.asarray(table["colour"]))
     for band in (blue, red):
         # S/N > 50 per frame: the mean's error times sqrt(frames) under 1.0857 / 50.
         n = np.maximum(np.asarray(table[f"n_{band}"]), 1)
@@ -83,7 +75,7 @@ def test_the_truth_as_standards_recovers_the_colour_terms(cluster):
     index, _ = match_sky(np.asarray(table["ra"]), np.asarray(table["dec"]), truth.array("ra"), truth.array("dec"),
                          radius=1.0)
     good = (index >= 0) & (np.asarray(table["mag_err_V"]) < 0.002) & np.isfinite(np.asarray(table["cal_mag_V"]))
-    good[good] &= _uncrowded(truth)[index[good]]
+    good[good] &= truth.uncrowded(*UNCROWDED)[index[good]]
     residual = np.asarray(table["cal_mag_V"])[good] - truth.array("V")[index[good]]
     assert good.sum() >= 20 and abs(np.median(residual)) < 0.01 and np.percentile(np.abs(residual), 90) < 0.03
 

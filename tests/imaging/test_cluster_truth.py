@@ -118,7 +118,7 @@ def test_zero_points_are_absolute_too(night):
     (2.2 mmag) of a Gaussian star's light outside an aperture of 1.5 FWHM."""
     truth = night["truth"]
     found = night["star"] >= 0
-    found[found] &= _uncrowded(truth)[night["star"][found]]
+    found[found] &= truth.uncrowded(*UNCROWDED)[night["star"][found]]
     found[night["host"]] = False
     offsets = []
     for index, frame in enumerate(truth.frames):
@@ -193,14 +193,6 @@ UNCROWDED = (10.0, 5.75)
 5.75 mag fainter (0.5 % of its flux) in any band: the truth knows what the detection cannot resolve."""
 
 
-def _uncrowded(truth: ClusterTruth) -> np.ndarray:
-    x, y = truth.array("x"), truth.array("y")
-    distance = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.eye(x.size) * 1e9
-    crowded = np.zeros(x.size, dtype=bool)
-    for band in "BVR":
-        m = truth.array(band)
-        crowded |= ((distance < UNCROWDED[0]) & (m[None, :] < m[:, None] + UNCROWDED[1])).any(axis=1)
-    return ~crowded
 
 
 def _mean(night, band):
@@ -212,7 +204,7 @@ def _mean(night, band):
 def test_instrumental_colours_are_within_20_mmag_of_the_truth(night):
     truth = night["truth"]
     found = night["star"] >= 0
-    found[found] &= _uncrowded(truth)[night["star"][found]]
+    found[found] &= truth.uncrowded(*UNCROWDED)[night["star"][found]]
     worst = {}
     for blue, red in (("B", "V"), ("V", "R")):
         (m1, rows1), (m2, rows2) = _mean(night, blue), _mean(night, red)
@@ -245,7 +237,7 @@ def test_a_standard_catalogue_calibrates_zero_points_and_colour_terms(night):
     (b, rows_b), (v, rows_v) = _mean(night, "B"), _mean(night, "V")
     snr = np.minimum(np.nanmedian(night["snr"][rows_b], axis=0), np.nanmedian(night["snr"][rows_v], axis=0))
     good = (snr > 50) & (night["star"] >= 0)
-    good[good] &= _uncrowded(truth)[night["star"][good]]
+    good[good] &= truth.uncrowded(*UNCROWDED)[night["star"][good]]
     colour = b.mag - v.mag
     terms = truth.system["colour_terms"]
     # b - v = (1 + cB - cV)(B - V) + constant, so V - v = const - cV / (1 + cB - cV) (b - v), and likewise B.
