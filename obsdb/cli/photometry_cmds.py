@@ -87,6 +87,9 @@ def sources(
               "variable": "yes" if r["variable"] else "",
               **{f"mag_{b}": fmt(r[f"mag_{b}"], 3) for b in bands}} for r in rows]
     print_table(cells, spec, title=f"sources ({len(rows)})", wide=wide, hint=HINT)
+    if any(cell[f"mag_{b}"] == "-" for cell in cells for b in bands):
+        # Said once, not left for the user to guess: "-" is not "not measured".
+        console.print("-: no unflagged measurement in that band (flags: obsdb lightcurve ID)")
 
 
 @app.command()
