@@ -32,9 +32,6 @@ TREND_MIN_SPREAD = {"fwhm": 0.05, "background": 0.10, "transparency": 0.10, "acc
 fraction): nights that agree almost exactly (simulated ones, or one weather pattern) have a MAD
 near 0, and a small difference would otherwise be "many sigma"."""
 
-MAD_TO_SIGMA = 1.4826
-"""Normal-distribution scale of the median absolute deviation."""
-
 BAD_SIDE = {"fwhm": 1, "background": 1, "transparency": -1, "acceptance": -1}
 """Which way is worse: a larger FWHM or background, a lower transparency or acceptance.  A night
 better than usual is not flagged."""
@@ -238,6 +235,8 @@ def flag_unusual_nights(rows: list[dict]) -> None:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["instrument"], row["filter"])].append(row)
+    from astropy.stats import mad_std
+
     for (instrument, band), members in groups.items():
         if len(members) < TREND_MIN_NIGHTS:
             continue
@@ -246,9 +245,8 @@ def flag_unusual_nights(rows: list[dict]) -> None:
             if len(values) < TREND_MIN_NIGHTS:
                 continue
             usual = statistics.median(values)
-            mad = statistics.median(abs(v - usual) for v in values)
             floor = TREND_MIN_SPREAD[name] * (1.0 if name == "acceptance" else abs(usual))
-            sigma = max(MAD_TO_SIGMA * mad, floor)
+            sigma = max(float(mad_std(values)), floor)
             if sigma <= 0:
                 continue
             for row in members:

@@ -429,6 +429,8 @@ def fit_calibration(instrumental, standard, *, colour=None, err=None, clip: floa
     >>> round(cal.zero_point, 3), round(cal.colour_term, 3), cal.used.tolist()
     (21.0, 0.05, [True, True, True, True, False])
     """
+    from astropy.stats import mad_std
+
     instrumental = np.asarray(instrumental, dtype=float)
     standard = np.asarray(standard, dtype=float)
     difference = standard - instrumental
@@ -446,7 +448,7 @@ def fit_calibration(instrumental, standard, *, colour=None, err=None, clip: floa
         pull = (difference - params[0] - params[1] * x) / sigma
         centre = np.median(pull[used])
         # A floor under the spread: a fit perfect to rounding must not clip the stars that made it.
-        spread = max(1.4826 * np.median(np.abs(pull[used] - centre)), CLIP_FLOOR)
+        spread = max(float(mad_std(pull[used])), CLIP_FLOOR)
         keep = usable & (np.abs(pull - centre) <= clip * spread)
         if keep.sum() < MIN_STANDARDS or np.array_equal(keep, used):
             break
