@@ -84,11 +84,29 @@ def nice_ticks(low: float, high: float, count: int = 4) -> list[float]:
     return ticks or [low]
 
 
-def format_tick(value: float) -> str:
-    """A tick label: thousands separated, no needless decimals."""
+def format_tick(value: float, step: float | None = None) -> str:
+    """A tick label: thousands separated, no needless decimals, and enough digits to tell it from its
+    neighbour ``step`` away (three significant digits print 14.62 and 14.63 alike as 14.6).
+
+    Examples
+    --------
+    >>> format_tick(14.62), format_tick(14.62, step=0.01), format_tick(1.0, step=0.5), format_tick(2500)
+    ('14.6', '14.62', '1', '2,500')
+    """
     if abs(value) >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.3g}" if value else "0"
+    if not value:
+        return "0"
+    digits = 3
+    if step:
+        digits = max(digits, math.floor(math.log10(abs(value))) - math.floor(math.log10(abs(step))) + 1)
+    return f"{value:.{digits}g}"
+
+
+def tick_labels(values: list[float]) -> list[str]:
+    """:func:`format_tick` of evenly spaced ticks, each with the digits their spacing needs."""
+    step = abs(values[1] - values[0]) if len(values) > 1 else None
+    return [format_tick(v, step) for v in values]
 
 
 def panels_svg(panels: list[Panel], *, x_ticks: list[tuple[float, str]], x_range: tuple[float, float],
@@ -155,8 +173,9 @@ def _panel_layout(panel: Panel, top: int, panel_height: int, sx) -> dict:
             by_colour.setdefault(point.colour, []).append(point)
         polylines = [(colour, " ".join(f"{sx(p.x):.1f},{sy(p.y):.1f}" for p in points))
                      for colour, points in by_colour.items()]
+    ticks = nice_ticks(low, high, 3)
     return {"top": top, "label": panel.label, "polylines": polylines,
-            "y_ticks": [(f"{sy(t):.1f}", f"{sy(t) + 3:.1f}", format_tick(t)) for t in nice_ticks(low, high, 3)],
+            "y_ticks": [(f"{sy(t):.1f}", f"{sy(t) + 3:.1f}", label) for t, label in zip(ticks, tick_labels(ticks))],
             "lines": [(f"{sy(v):.1f}", f"{sy(v) - 3:.1f}", label) for v, label in panel.lines],
             "points": [{"cx": f"{sx(p.x):.1f}", "cy": f"{sy(p.y):.1f}", "fill": "none" if p.hollow else p.colour,
                         "stroke": p.colour, "title": p.title, "href": p.href} for p in panel.points]}

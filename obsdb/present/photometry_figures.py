@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from obsdb.present.figures import WIDTH, format_tick, nice_ticks
+from obsdb.present.figures import WIDTH, nice_ticks, tick_labels
 from obsdb.present.palette import SERIES_COLOURS, STATUS_COLOURS, status_colour
 
 CMD_HEIGHT = 520
@@ -74,12 +74,14 @@ def _frame(width: int, height: int, x: Axis, y: Axis, *, x_label: str, y_label: 
              f"class='frame'/>"]
     if title:
         parts.append(f"<text x='{left}' y='14' class='title'>{escape(title)}</text>")
-    for value in nice_ticks(min(y.low, y.high), max(y.low, y.high), 6):
+    y_values = nice_ticks(min(y.low, y.high), max(y.low, y.high), 6)
+    for value, label in zip(y_values, tick_labels(y_values)):
         at = y(value)
         parts.append(f"<line x1='{left}' x2='{width - right}' y1='{at:.1f}' y2='{at:.1f}' class='grid'/>"
                      f"<text x='{left - 4}' y='{at + 3:.1f}' class='tick' text-anchor='end'>"
-                     f"{escape(format_tick(value))}</text>")
-    ticks = x_ticks if x_ticks is not None else [(v, format_tick(v)) for v in nice_ticks(x.low, x.high, 7)]
+                     f"{escape(label)}</text>")
+    x_values = nice_ticks(x.low, x.high, 7)
+    ticks = x_ticks if x_ticks is not None else list(zip(x_values, tick_labels(x_values)))
     for value, label in ticks:
         at = x(value)
         parts.append(f"<line x1='{at:.1f}' x2='{at:.1f}' y1='{top}' y2='{inner_bottom}' class='grid'/>"
@@ -154,7 +156,9 @@ def cmd_figure(colour, magnitude, *, colour_err=None, magnitude_err=None, titles
         paint = HIGHLIGHT_COLOUR if i in chosen else SERIES_COLOURS[0]
         cx, cy = x(colour[i]), y(magnitude[i])
         if colour_err is not None and _finite(colour_err[i]) and colour_err[i] > 0:
-            parts.append(f"<line x1='{x(colour[i] - colour_err[i]):.1f}' x2='{x(colour[i] + colour_err[i]):.1f}' "
+            # A faint star's colour error can be wider than the plot: the bar stops at the frame.
+            x1, x2 = (min(max(x(colour[i] + sign * colour_err[i]), left), width - right) for sign in (-1, 1))
+            parts.append(f"<line x1='{x1:.1f}' x2='{x2:.1f}' "
                          f"y1='{cy:.1f}' y2='{cy:.1f}' stroke='{paint}' stroke-width='1' opacity='0.7' "
                          "class='error'/>")
         parts.append(_point(cx, cy, fill=paint, stroke=paint, title=tip, href=hrefs[i] if hrefs else None,
