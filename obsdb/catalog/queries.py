@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from obsdb.text import not_one_of
+from obsdb.imaging.header import IMAGE_TYPES, LIGHT_IMAGE_TYPES
 from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, GroupMember, Instrument, Night,
                                   PointingGroup, ShiftStep, Tag)
 from obsdb.catalog.labels import frame_name
@@ -42,8 +43,6 @@ STATS_FIELDS = ("min", "max", "mean", "median", "std", "background", "background
                 "saturation")
 METRICS_FIELDS = ("n_stars", "fwhm", "hfd", "elongation", "background", "background_rms", "background_gradient",
                   "transparency", "n_streaks")
-LIGHT_TYPES = ("light", "unknown")
-"""Image types that hold stars to judge and align ("light or unknown", defined once)."""
 
 
 def record_label(record: dict) -> str:
@@ -83,7 +82,7 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
             _check_image_type(session, image_type)
         conditions.append(Frame.image_type == image_type)
     if light_only:
-        conditions.append(Frame.image_type.in_(LIGHT_TYPES))
+        conditions.append(Frame.image_type.in_(LIGHT_IMAGE_TYPES))
     if target is not None:
         conditions.append(Frame.object.is_(None) if target == "" else Frame.object == target)
     if instrument_id is not None:
@@ -110,17 +109,14 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
     return and_(True, *conditions)
 
 
-KNOWN_IMAGE_TYPES = ("light", "bias", "dark", "flat", "unknown")
-
-
 def _check_image_type(session: Session, image_type: str) -> None:
     """``--type lights`` is a typo, not an empty answer: the type must be a known one or a stored one."""
-    if image_type in KNOWN_IMAGE_TYPES:
+    if image_type in IMAGE_TYPES:
         return
     stored = {t for t in session.scalars(select(Frame.image_type).distinct()) if t}
     if image_type in stored:
         return
-    raise SelectorError(not_one_of("--type", image_type, sorted(set(KNOWN_IMAGE_TYPES) | stored)))
+    raise SelectorError(not_one_of("--type", image_type, sorted(set(IMAGE_TYPES) | stored)))
 
 
 def band_spellings(session: Session, band: str, night_scope: list[int] | None) -> list[str]:

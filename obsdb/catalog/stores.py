@@ -215,7 +215,7 @@ class QualityStore(EventLog):
         from sqlalchemy import or_, select
 
         from obsdb.catalog.models import Frame, FrameMetrics, StarList
-        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.imaging.header import LIGHT_IMAGE_TYPES
         from obsdb.catalog.selectors import night_ids
         from obsdb.imaging.stars import STARS_VERSION
 
@@ -223,7 +223,7 @@ class QualityStore(EventLog):
             scope = night_ids(session, nights)
             query = (select(Frame.path, Frame.id).outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
                      .outerjoin(StarList, StarList.frame_id == Frame.id)
-                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_TYPES)))
+                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_IMAGE_TYPES)))
             if scope is not None:
                 query = query.where(Frame.night_id.in_(scope))
             if band:
@@ -251,7 +251,7 @@ class QualityStore(EventLog):
         from sqlalchemy import func, select
 
         from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night, StarList
-        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.imaging.header import LIGHT_IMAGE_TYPES
         from obsdb.catalog.records import QaFrame
         from obsdb.catalog.selectors import frame_label, night_ids
         from obsdb.imaging.stars import decode_stars
@@ -267,7 +267,7 @@ class QualityStore(EventLog):
                      .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
                      .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
                      .outerjoin(StarList, StarList.frame_id == Frame.id)
-                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_TYPES))
+                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_IMAGE_TYPES))
                      .order_by(Night.name, Frame.number, Frame.path))
             if scope is not None:
                 query = query.where(Frame.night_id.in_(scope))

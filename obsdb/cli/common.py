@@ -81,6 +81,16 @@ def status_option(default: str | None = "accepted", *, what: str = "Frames", all
                         show_default=False)
 
 
+def image_type_option():
+    """``--type``: the image types of :data:`obsdb.imaging.header.IMAGE_TYPES` in the help; a type an
+    obsdb.toml maps IMAGETYP to is taken too once stored, and a typo is answered by the catalog with a
+    did-you-mean over both (:func:`obsdb.catalog.queries.frame_filter`)."""
+    from obsdb.imaging.header import IMAGE_TYPES
+
+    listed = ", ".join(IMAGE_TYPES[:-1]) + f" or {IMAGE_TYPES[-1]}"
+    return typer.Option(None, "--type", "-t", help=f"{listed}.")
+
+
 def nights_arg(values):
     """The ``--night`` values as the catalog takes them (None: no restriction)."""
     return list(values) if values else None

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.text import without_tag
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 
 from obsdb.cli.common import (filter_hints, ReportFormat, with_qa_threshold_options, app, clean_nan, console, err_console, frames_text, night_option,
                               nights_arg, open_catalog, print_json, print_json_stream, progress_bar,
@@ -183,7 +184,7 @@ def rejected(
         records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
     # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
-    records = [r for r in records if r.get("type") not in CALIBRATION_TYPES]
+    records = [r for r in records if r.get("type") not in CALIBRATION_IMAGE_TYPES]
     rows = []
     for record in records:
         rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
@@ -203,7 +204,6 @@ def rejected(
         print_calibration_problems(calibration, wide=wide)
 
 
-CALIBRATION_TYPES = ("bias", "dark", "flat")
 """Image types listed apart by `rejected` and `summary` (:mod:`obsdb.pipeline.calib_checks`)."""
 
 
