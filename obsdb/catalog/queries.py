@@ -22,6 +22,8 @@ from obsdb.imaging.header import IMAGE_TYPES, LIGHT_IMAGE_TYPES
 from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, GroupMember, Instrument, Night,
                                   PointingGroup, ShiftStep, Tag)
 from obsdb.catalog.labels import frame_name
+from obsdb.catalog.records import (FrameFilter, FrameRecord, Metrics, Shift, Stats, TagRecord, VerdictSummary,
+                                   Weights)
 from obsdb.catalog.runs import current_run_ids
 from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, frame_label, night_ids
 from obsdb.catalog.status import STATUSES, status_condition, verdict
@@ -39,28 +41,15 @@ it for every page (SQLite chose the band index and sorted 333,000 V frames per p
 MAX_BATCH_NIGHTS = 500
 """At most this many nights per batch (a bounded SQL parameter list)."""
 
-STATS_FIELDS = ("min", "max", "mean", "median", "std", "background", "background_rms", "n_nan", "n_saturated",
-                "saturation")
-METRICS_FIELDS = ("n_stars", "fwhm", "hfd", "elongation", "background", "background_rms", "background_gradient",
-                  "transparency", "n_streaks")
+STATS_FIELDS = Stats.FIELDS
+METRICS_FIELDS = Metrics.FIELDS
 
 
-def record_label(record: dict) -> str:
-    """How the user names the frame of a :func:`frame_records` row: its number, else its file name."""
-    return str(record["number"]) if record.get("number") is not None else str(record.get("file_name") or "-")
+def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None, session: Session | None = None):
+    """The WHERE clause of a frame listing (over Frame, Night, FrameStats, FrameMetrics) for ``selection``.
 
-
-def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str | None = None,
-                 image_type: str | None = None, status: str | None = None, tag: str | None = None,
-                 where: str | None = None, include_unreadable: bool = True, light_only: bool = False,
-                 target=None, instrument_id: int | None = None, frame_ids=None, session: Session | None = None,
-                 retry_unregistered: bool = False):
-    """The WHERE clause of a frame listing (over Frame, Night, FrameStats, FrameMetrics).
-
-    ``retry_unregistered``: the status as an alignment run selects by (see
-    :func:`obsdb.catalog.status.status_condition`).
-
-    With ``session``, a band matches whatever its case (``v`` finds ``V``;
+    ``night_scope`` is the night ids ``selection.nights`` names (:func:`obsdb.catalog.selectors.night_ids`;
+    None: every night).  With ``session``, a band matches whatever its case (``v`` finds ``V``;
     ``=r`` asks for exactly ``r``, where a night holds both Johnson R and SDSS
     r), and a ``--where`` header keyword written as a bare name must be held
     by some frame in scope (a typo or an unquoted string is an error, not an
@@ -68,6 +57,9 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
     """
     from obsdb.catalog.expr import compile_expression
 
+    band, image_type, status, tag, where = (selection.band, selection.image_type, selection.status, selection.tag,
+                                            selection.where)
+    target, frame_ids = selection.target, selection.frame_ids
     conditions = []
     if night_scope is not None:
         conditions.append(Frame.night_id.in_(night_scope))
@@ -81,13 +73,13 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
         if session is not None:
             _check_image_type(session, image_type)
         conditions.append(Frame.image_type == image_type)
-    if light_only:
+    if selection.light_only:
         conditions.append(Frame.image_type.in_(LIGHT_IMAGE_TYPES))
     if target is not None:
         conditions.append(Frame.object.is_(None) if target == "" else Frame.object == target)
-    if instrument_id is not None:
-        conditions.append(Frame.instrument_id == instrument_id)
-    if not include_unreadable:
+    if selection.instrument_id is not None:
+        conditions.append(Frame.instrument_id == selection.instrument_id)
+    if not selection.include_unreadable:
         conditions.append(Frame.readable.is_(True))
     if frame_ids is not None:
         # Only for a handful of frames named by the caller (a selector's, a run's): listings filter in SQL.
@@ -96,7 +88,7 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
         if status not in STATUSES:
             raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
         # The kept column, except for an alignment run's selection, whose rule differs (see status_condition).
-        conditions.append(status_condition(status, retry_unregistered=True) if retry_unregistered
+        conditions.append(status_condition(status, retry_unregistered=True) if selection.retry_unregistered
                           else Frame.status == status)
     if tag:
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
@@ -159,25 +151,21 @@ _FRAME_COLUMNS = (Frame.id, Frame.number, Frame.path, Frame.file_name, Frame.ban
                   Frame.number_shared, Frame.keywords)
 
 
-def iter_frame_records(session: Session, *, nights=None, band: str | None = None, image_type: str | None = None,
-                       status: str | None = None, tag: str | None = None, where: str | None = None,
-                       include_unreadable: bool = True, light_only: bool = False, target=None,
-                       instrument_id: int | None = None, frame_ids=None,
-                       page_size: int = PAGE_SIZE) -> Iterator[dict]:
-    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md), streamed in pages.
+def iter_frame_records(session: Session, selection: FrameFilter | None = None, *,
+                       page_size: int = PAGE_SIZE) -> Iterator[FrameRecord]:
+    """The frames ``selection`` picks (None: every frame of the default nights), as typed
+    :class:`~obsdb.catalog.records.FrameRecord` records, streamed in pages.
 
-    Each record has id, night, label, number, path, file_name, band, type,
-    object, instrument, exptime, date_obs, status, reasons, tags, stats,
-    metrics, group and shift.  Ordered by night, number and path in natural order.  Each page
+    Ordered by night, number and path in natural order.  Each page
     of :data:`PAGE_SIZE` frames costs four queries, whatever the catalog's
     size: the page itself (keyset-paged, the filter and the status evaluated
     once per frame, plain columns rather than ORM objects), then the page's
     active tags, current shifts and groups, looked up by the page's ids.
     """
-    scope = night_ids(session, nights)
-    condition = frame_filter(night_scope=scope, band=band, image_type=image_type, status=status, tag=tag,
-                             where=where, include_unreadable=include_unreadable, light_only=light_only,
-                             target=target, instrument_id=instrument_id, frame_ids=frame_ids, session=session)
+    selection = selection if selection is not None else FrameFilter()
+    status, frame_ids = selection.status, selection.frame_ids
+    scope = night_ids(session, selection.nights)
+    condition = frame_filter(selection, night_scope=scope, session=session)
     qualified = session.scalar(select(func.count(Night.id))) > 1
     # Natural order within a number (STAR_FOCUS_2 before STAR_FOCUS_10): frame.sort_key; the path last,
     # so that the key stays unique for the keyset paging below.
@@ -226,7 +214,7 @@ def _night_batches(session: Session, scope: list[int] | None) -> Iterator[list[i
 
 
 def _pages(session, connection, page_query, order, n_frame, n_stats, n_metrics, qualified,
-           page_size) -> Iterator[dict]:
+           page_size) -> Iterator[FrameRecord]:
     """The records of one keyset-paged listing query (see :func:`iter_frame_records`)."""
     last = None
     while True:
@@ -262,63 +250,47 @@ def _pages(session, connection, page_query, order, n_frame, n_stats, n_metrics, 
             frame_tags = tags.get(frame_id, [])
             judged = verdict(frame_tags, assessed=metrics_id is not None and assessed_at is not None,
                              registered=frame_id in shifts, readable=readable, error=error)
-            yield {
-                "id": frame_id,
-                "night": night_name,
-                "label": frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
-                "number": number,
-                "path": path,
-                "file_name": file_name,
-                "band": band_,
-                "type": kind,
-                "object": target_,
-                "instrument": instrument,
-                "exptime": exptime,
-                "date_obs": date_obs.isoformat() if date_obs else None,
-                "shape": [height, width] if width else None,
-                "readable": readable,
-                "error": error,
-                "keywords": keywords,
-                "status": state,
-                "reasons": judged.reasons,
-                "verdict": {"decided_by": judged.decided_by, "explain": judged.explain(),
-                            "disagreeing": judged.disagreeing},
-                "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
-                          "created_at": t.created_at.isoformat(), "evidence": t.evidence} for t in frame_tags],
-                "stats": None if stats_id is None else dict(zip(STATS_FIELDS, stats)),
-                "metrics": None if metrics_id is None else dict(zip(METRICS_FIELDS, metrics)),
-                "group": groups.get(frame_id),
-                "shift": shifts.get(frame_id),
-                "weights": weights.get(frame_id),
-            }
+            yield FrameRecord(
+                id=frame_id, night=night_name,
+                label=frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
+                number=number, path=path, file_name=file_name, band=band_, type=kind, object=target_,
+                instrument=instrument, exptime=exptime, date_obs=date_obs.isoformat() if date_obs else None,
+                shape=[height, width] if width else None, readable=readable, error=error, keywords=keywords,
+                status=state, reasons=judged.reasons,
+                verdict=VerdictSummary(judged.decided_by, judged.explain(), judged.disagreeing),
+                tags=[TagRecord(t.name, t.source, t.reason, t.author, t.created_at.isoformat(), t.evidence)
+                      for t in frame_tags],
+                stats=None if stats_id is None else Stats(*stats),
+                metrics=None if metrics_id is None else Metrics(*metrics),
+                group=groups.get(frame_id), shift=shifts.get(frame_id), weights=weights.get(frame_id))
         last = tuple(rows[-1][-len(order):])
         if len(rows) < page_size:
             return
 
 
-def _page_weights(connection, ids: list[int]) -> dict[int, dict]:
+def _page_weights(connection, ids: list[int]) -> dict[int, Weights]:
     """The stored weights of a page's frames (:class:`obsdb.catalog.models.FrameWeight`), by frame id."""
     from obsdb.catalog.models import FrameWeight
 
     rows = connection.execute(select(FrameWeight.frame_id, FrameWeight.noise, FrameWeight.fwhm, FrameWeight.stars,
                                      FrameWeight.snr, FrameWeight.snr_value, FrameWeight.set_size,
                                      FrameWeight.algorithm).where(FrameWeight.frame_id.in_(ids)))
-    return {row[0]: {"noise": row[1], "fwhm": row[2], "stars": row[3], "snr": row[4], "snr_value": row[5],
-                     "set_size": row[6], "algorithm": row[7]} for row in rows}
+    return {row[0]: Weights(*row[1:]) for row in rows}
 
 
-def frame_records(session: Session, **filters) -> list[dict]:
-    """:func:`iter_frame_records` as a list (for the pipeline's smaller selections)."""
-    return list(iter_frame_records(session, **filters))
+def frame_records(session: Session, selection: FrameFilter | None = None, **filters) -> list[FrameRecord]:
+    """:func:`iter_frame_records` as a list, of ``selection`` with ``filters`` laid over it
+    (:meth:`FrameFilter.of`)."""
+    return list(iter_frame_records(session, FrameFilter.of(selection, **filters)))
 
 
 
-def _records_for_ids(session: Session, ids: list[int]) -> list[dict]:
+def _records_for_ids(session: Session, ids: list[int]) -> list[FrameRecord]:
     """Records of a few frames named by id (one frame's details, a run's frames)."""
-    return list(iter_frame_records(session, nights=ALL_NIGHTS, frame_ids=ids))
+    return list(iter_frame_records(session, FrameFilter(nights=ALL_NIGHTS, frame_ids=ids)))
 
 
-def _current_shifts(session: Session, ids: list[int] | None) -> dict[int, dict]:
+def _current_shifts(session: Session, ids: list[int] | None) -> dict[int, Shift]:
     """The current shift of the frames ``ids`` (a page's; None: every frame)."""
     current = current_run_ids(frame_ids=ids)
     query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
@@ -328,8 +300,7 @@ def _current_shifts(session: Session, ids: list[int] | None) -> dict[int, dict]:
              .group_by(ShiftStep.frame_id, ShiftStep.run_id))
     # The registration's confidence travels with the shift: star pairs kept, fit residual, method
     # (the staged method's three steps have no pairs: None).
-    return {frame_id: {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n, "matches": matches,
-                       "rms": rms, "method": method if n == 1 else "staged"}
+    return {frame_id: Shift(dx, dy, rot, run_id, n, matches, rms, method if n == 1 else "staged")
             for frame_id, run_id, dx, dy, rot, n, matches, rms, method in session.connection().execute(query)}
 
 
@@ -347,9 +318,9 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
 
     if run is not None and session.get(AlignmentRun, run) is None:
         raise ObsdbError(f"--run {run}: no such alignment run")
-    condition = frame_filter(night_scope=night_ids(session, nights), band=band, where=where,
-                             status=None if status == "any" else status, include_unreadable=False,
-                             session=session)
+    condition = frame_filter(FrameFilter(band=band, where=where, status=None if status == "any" else status,
+                                         include_unreadable=False),
+                             night_scope=night_ids(session, nights), session=session)
     chosen = _base_query(condition).subquery()
     run_reference, step_reference = aliased(Frame), aliased(Frame)
     query = (select(ShiftStep, Frame, FrameStats.background, FrameStats.saturation, FrameMetrics.fwhm,

@@ -300,14 +300,16 @@ def frames(
 
     At 80 columns the table keeps the number, band, status, FWHM, sky, star
     count and the first reason, and names the columns it leaves out."""
+    from obsdb.catalog.records import FrameFilter
     from obsdb.cli.tables import parse_columns
 
     with user_errors():
         chosen = parse_columns(columns, _frame_columns() if fmt_ is OutputFormat.table else FIELD_COLUMNS)
     with open_catalog() as catalog, user_errors():
-        filter_hints(catalog, band=band, tag=tag)
-        records = catalog.iter_frame_dicts(night=nights_arg(night), band=band, image_type=image_type,
-                                           status=status, tag=tag, where=where)
+        selection = FrameFilter(nights=nights_arg(night), band=band, image_type=image_type, status=status, tag=tag,
+                                where=where)
+        filter_hints(catalog, selection)
+        records = catalog.iter_frame_dicts(selection)
         _print_frames(records, fmt_, wide=wide, columns=chosen)
 
 

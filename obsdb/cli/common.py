@@ -205,12 +205,14 @@ KNOWN_SHOWN = 20
 """Known values a filter hint lists before it says "..."."""
 
 
-def filter_hints(catalog, *, band: str | None = None, tag: str | None = None) -> None:
-    """One note on stderr for each ``--band`` or ``--tag`` that names nothing in the catalog.
+def filter_hints(catalog, selection) -> None:
+    """One note on stderr for each ``--band`` or ``--tag`` of ``selection`` (a
+    :class:`~obsdb.catalog.records.FrameFilter`) that names nothing in the catalog.
 
     The listing still runs (and is empty, with status 0): an empty answer is an
     answer, but ``--tag clod`` should not look like "no cloudy frames".
     """
+    band, tag = selection.band, selection.tag
     if not band and not tag:
         return
     known = catalog.known_values()

@@ -164,6 +164,7 @@ def rejected(
     """Every rejected frame with all its reasons, their source and time.
 
     --format json gives the frames' records; with --columns, one object per reason with those keys."""
+    from obsdb.catalog.records import FrameFilter
     from obsdb.cli.tables import Column, parse_columns, print_table
 
     spec = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
@@ -173,15 +174,15 @@ def rejected(
                    wrap=True)]
     with user_errors():
         chosen = parse_columns(columns, spec)
+    rejected = FrameFilter(nights=nights_arg(night), band=band, status="rejected")
     if fmt_ is ReportFormat.json and not chosen:
         with open_catalog() as catalog, user_errors():
-            filter_hints(catalog, band=band)
-            print_json_stream(catalog.iter_frame_dicts(
-                night=nights_arg(night), band=band, status="rejected"))
+            filter_hints(catalog, rejected)
+            print_json_stream(catalog.iter_frame_dicts(rejected))
         return
     with open_catalog() as catalog, user_errors():
-        filter_hints(catalog, band=band)
-        records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
+        filter_hints(catalog, rejected)
+        records = catalog.frame_dicts(rejected)
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
     # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
     records = [r for r in records if r.get("type") not in CALIBRATION_IMAGE_TYPES]
