@@ -27,8 +27,8 @@ app = typer.Typer(
 # Off a terminal, the width is COLUMNS (80 when unset), as on one: tables pick the columns that fit
 # (obsdb.cli.tables); --wide and --format json/csv give whole lines to scripts.
 # markup=False: paths, reasons and header values are printed as they are ("[see ds9]" is not a style).
-console = Console(highlight=False, markup=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+console = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def styled(label: str, style: str, rest: str = ""):
