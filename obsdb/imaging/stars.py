@@ -175,7 +175,7 @@ class _Prepared:
     gradient: float
 
 
-def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
+def _prepare(data, mask, background, *, need_gradient: bool, extremes=None) -> _Prepared:
     import sep
     from astropy.stats import mad_std
 
@@ -186,7 +186,7 @@ def _prepare(data, mask, background, *, need_gradient: bool) -> _Prepared:
     img = np.ascontiguousarray(raw, dtype=np.float32)
     if img.dtype.byteorder not in ("=", "|"):
         img = img.astype(img.dtype.newbyteorder("="))
-    bad = _unusable(img)
+    bad = _unusable(img, extremes)
     padding = _edge_padding(img)
     if padding is not None:
         bad = padding if bad is None else (bad | padding)
@@ -287,10 +287,13 @@ def _subtract_subsampled_background(img: np.ndarray, bad: np.ndarray | None, box
     return sub, level, float(background.globalrms), gradient
 
 
-def _unusable(img: np.ndarray) -> np.ndarray | None:
-    """Mask of the pixels detection must not read (NaN, inf, beyond :data:`PIXEL_LIMIT`), or None."""
+def _unusable(img: np.ndarray, extremes: tuple[float, float] | None = None) -> np.ndarray | None:
+    """Mask of the pixels detection must not read (NaN, inf, beyond :data:`PIXEL_LIMIT`), or None.
+
+    ``extremes``: the image's minimum and maximum when the caller has them already (ingest takes
+    them once for the detection and the pixel statistics)."""
     # Extremes within the limit (NaN propagates into them) prove every pixel usable: no mask to make.
-    low, high = float(img.min()), float(img.max())
+    low, high = (float(img.min()), float(img.max())) if extremes is None else (float(v) for v in extremes)
     if -PIXEL_LIMIT <= low and high <= PIXEL_LIMIT:
         return None
     bad = np.isnan(img)
@@ -448,14 +451,14 @@ def _extract(prep: _Prepared, nsigma: float, minarea: int):
 
 
 def _detect(data, *, mask=None, nsigma=5.0, saturation=None, max_stars=None,
-            background=None, n_refine=None, need_gradient=False, minarea=5):
+            background=None, n_refine=None, need_gradient=False, minarea=5, extremes=None):
     """Detection shared by detect_stars and measure_quality.
 
     Returns (stars, n_rejected, prepared).
     """
     import sep
 
-    prep = _prepare(data, mask, background, need_gradient=need_gradient)
+    prep = _prepare(data, mask, background, need_gradient=need_gradient, extremes=extremes)
     objs = _extract(prep, nsigma, minarea)
     empty = np.zeros(0, dtype=STAR_DTYPE)
     if len(objs) == 0:
@@ -648,7 +651,8 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
 
 
 def measure_quality(data, *, saturation: float | None = None, mask=None,
-                    n_brightest: int = 50, nsigma: float = 5.0, n_refine: int | None = None) -> QualityMetrics:
+                    n_brightest: int = 50, nsigma: float = 5.0, n_refine: int | None = None,
+                    extremes: tuple[float, float] | None = None) -> QualityMetrics:
     """Measure the stars, PSF and sky of a frame.
 
     Parameters
@@ -670,6 +674,9 @@ def measure_quality(data, *, saturation: float | None = None, mask=None,
         Ingest asks for as many as it stores, so that the stored list is the
         one :func:`obsdb.imaging.register.detect_registration_stars` makes.
         The PSF medians use the default's stars whatever this is.
+    extremes : (float, float), optional
+        ``data.min()`` and ``data.max()`` (NaN when a pixel is NaN), when the caller has them
+        already: one pass over the frame fewer.
 
     Returns
     -------
@@ -681,7 +688,8 @@ def measure_quality(data, *, saturation: float | None = None, mask=None,
     # on rich fields they would cost more than the detection itself.
     n_metric = 2 * n_brightest + 20
     stars, n_rejected, prep = _detect(data, mask=mask, nsigma=nsigma, saturation=saturation,
-                                      n_refine=max(n_metric, n_refine or 0), need_gradient=True)
+                                      n_refine=max(n_metric, n_refine or 0), need_gradient=True,
+                                      extremes=extremes)
     idx = _metric_selection(stars[:n_metric], n_brightest) if len(stars) else np.zeros(0, int)
     nan = float("nan")
     if idx.size:
