@@ -95,6 +95,34 @@ def _relative(a, b) -> float:
     return abs(a - b) / abs(a) if a else math.inf
 
 
+def _compare_star_lists(old: dict, new: dict, paths: list[str]) -> None:
+    """How far the stored stars moved between the versions: positions (px) and aperture fluxes, over
+    every star of every frame whose lists hold the same stars (in the same order)."""
+    import numpy as np
+
+    from obsdb.imaging.stars import decode_stars
+
+    moved, ratio, same_length = [], [], 0
+    for path in paths:
+        if old[path]["stars"] is None or new[path]["stars"] is None:
+            continue
+        a, b = decode_stars(old[path]["stars"]), decode_stars(new[path]["stars"])
+        if len(a) != len(b) or not np.array_equal(a["flux_iso"], b["flux_iso"]):
+            continue
+        same_length += 1
+        moved.append(np.hypot(a["x"] - b["x"], a["y"] - b["y"]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio.append(np.abs(b["flux"] / a["flux"] - 1.0))
+    if not moved:
+        return
+    moved, ratio = np.concatenate(moved), np.concatenate(ratio)
+    print(f"stored stars on {same_length} frames with the same detections: {moved.size} stars, "
+          f"{np.mean(moved > 0.001):.1%} moved by more than 0.001 px ({np.mean(moved > 0.01):.2%} by more "
+          f"than 0.01 px; 99th percentile {np.percentile(moved, 99):.4f} px, largest {moved.max():.3f} px); "
+          f"aperture flux: median change {np.nanmedian(ratio):.2e}, 99th percentile "
+          f"{np.nanpercentile(ratio, 99):.2e}, largest {np.nanmax(ratio):.2e}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", type=Path, help="a checkout of the old code (without it: this code alone)")
@@ -147,6 +175,7 @@ def main(argv=None) -> int:
             print(f"{group} {key:24s} differs on {len(changed):3d} of {len(paths)} frames; largest relative "
                   f"difference {worst:.2e}")
     same_stars = sum(old[p]["stars"] == new[p]["stars"] for p in paths)
+    _compare_star_lists(old, new, paths)
     same_streaks = sum(old[p]["streaks"] == new[p]["streaks"] for p in paths)
     same_errors = sum(old[p]["error"] == new[p]["error"] for p in paths)
     versions_seen = {(old[p]["metrics"] or {}).get("algorithm") for p in paths} | {

@@ -32,11 +32,23 @@ import numpy as np
 GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 """FWHM / sigma of a Gaussian (2.3548)."""
 
-STARS_VERSION = "stars-4"
+STARS_VERSION = "stars-5"
 """Identifies the detection and metric algorithm; stored with results.
 stars-4: the background of frames from :data:`BACKGROUND_SUBSAMPLE_FROM` px measured on a 2 x 2
 subsample (sep's 32 deblending levels are kept: 16 saved 8 ms of 36 on a 2k frame but moved the
-median FWHM of the crowded real M 67 plate by 5.6 %)."""
+median FWHM of the crowded real M 67 plate by 5.6 %).
+stars-5: of a stored (registration) list, only the :data:`WINDOWED_STARS` brightest get windowed
+centroids, half-flux diameters and aperture flags; the fainter ones keep their isophotal
+positions until registration refines them (the metrics are unchanged)."""
+
+WINDOWED_STARS = 120
+"""Brightest stars of a registration list (and of ingest's stored list, the same list) given sep's
+windowed centroid, half-flux diameter and aperture flag: the stars :func:`measure_quality`'s PSF
+medians draw on (``2 * 50 + 20``).  Registration refines every star's position itself
+(:func:`obsdb.imaging.register.refine_registration_stars`), to the same position from the windowed
+or the isophotal start for 99 % of the stars of a 2k frame; windowing the 280 fainter stars of a
+400-star list cost 8 ms of a 90 ms ingest.  Their ``hfd`` is NaN and their aperture ``flux`` is
+measured at the isophotal position (a median 0.02 % from the windowed one)."""
 
 # Flag bits of the ``flag`` field.  The low byte is sep's object flag word
 # (1 = merged with a neighbour by deblending, 2 = truncated by the frame
@@ -584,7 +596,7 @@ def _aperture_flux(prep: _Prepared, stars: np.ndarray, m: int) -> np.ndarray:
 
 
 def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | None = None,
-                 max_stars: int | None = None, background=None) -> np.ndarray:
+                 max_stars: int | None = None, background=None, n_refine: int | None = None) -> np.ndarray:
     """Detect stars and measure their position, flux and shape.
 
     Parameters
@@ -611,6 +623,10 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
     background : float, numpy.ndarray or sep.Background, optional
         A known background; by default a ``sep.Background`` with boxes of
         1/16 of the frame (32-128 px).
+    n_refine : int, optional
+        Only this many of the brightest stars get windowed centroids, HFDs and
+        the aperture flag (default: every star returned); the others keep
+        their isophotal barycentre and a NaN ``hfd``.
 
     Returns
     -------
@@ -620,7 +636,7 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
 
         - ``x``, ``y``: 0-based windowed centroid (``sep.winpos`` with the
           star's HFD as window), px; isophotal barycentre when the window
-          failed (``FLAG_WINPOS_FAILED``).
+          failed (``FLAG_WINPOS_FAILED``) or the star is beyond ``n_refine``.
         - ``flux``: background-subtracted flux in a circle of 1.5 x the
           frame's median HFD (>= 3 px), ADU.  ``flux_iso``: isophotal flux.
         - ``peak``: brightest pixel above background, ADU.
@@ -646,7 +662,7 @@ def detect_stars(data, *, mask=None, nsigma: float = 5.0, saturation: float | No
         When the image is not 2-D or has no usable pixel.
     """
     stars, _, _ = _detect(data, mask=mask, nsigma=nsigma, saturation=saturation,
-                          max_stars=max_stars, background=background)
+                          max_stars=max_stars, background=background, n_refine=n_refine)
     return stars
 
 
@@ -671,9 +687,10 @@ def measure_quality(data, *, saturation: float | None = None, mask=None,
     n_refine : int, optional
         Brightest stars given windowed centroids, HFDs and aperture fluxes of
         their own (default ``2 * n_brightest + 20``, what the medians need).
-        Ingest asks for as many as it stores, so that the stored list is the
-        one :func:`obsdb.imaging.register.detect_registration_stars` makes.
-        The PSF medians use the default's stars whatever this is.
+        Ingest asks for :data:`WINDOWED_STARS`, as
+        :func:`obsdb.imaging.register.detect_registration_stars` does, so that
+        the stored list is the one registration makes.  The PSF medians use
+        the default's stars whatever this is.
     extremes : (float, float), optional
         ``data.min()`` and ``data.max()`` (NaN when a pixel is NaN), when the caller has them
         already: one pass over the frame fewer.

@@ -78,7 +78,7 @@ def metrics_from_image(data, saturation, *, cfa: str | None = None, streaks: boo
     FrameQuality
     """
     from obsdb.imaging.register import refine_registration_stars
-    from obsdb.imaging.stars import measure_quality
+    from obsdb.imaging.stars import WINDOWED_STARS, measure_quality
 
     scale = 1.0
     if cfa is not None:
@@ -88,7 +88,7 @@ def metrics_from_image(data, saturation, *, cfa: str | None = None, streaks: boo
         data, scale = superpixels(data), 2.0
         saturation = None if saturation is None else 2.0 * saturation
         extremes = None  # the superpixels' are others
-    quality = measure_quality(data, saturation=saturation, n_refine=STAR_LIST_SIZE, extremes=extremes)
+    quality = measure_quality(data, saturation=saturation, n_refine=WINDOWED_STARS, extremes=extremes)
     stars = refine_registration_stars(data, quality.stars[:STAR_LIST_SIZE])
     if cfa is not None:
         stars = stars_to_full_resolution(stars)
