@@ -248,7 +248,8 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
     mean, std = mean_std(values)
     stride = max(1, values.size // CLIP_SAMPLE_SIZE)
     background, background_rms = clipped_background(values[::stride])
-    n_sat = int(np.count_nonzero(values >= saturation)) if saturation is not None else 0
+    # Below the level at its brightest, no pixel is saturated: no pass over the frame to count them.
+    n_sat = int(np.count_nonzero(values >= saturation)) if saturation is not None and vmax >= saturation else 0
     # Last, because with overwrite_input it reorders the pixels.
     median = exact_median(values, overwrite_input=overwrite_input)
     return PixelStats(vmin, vmax, mean, median, std, background, background_rms,
