@@ -444,9 +444,23 @@ def _segment_medians(strip: np.ndarray) -> np.ndarray:
         # sample): numpy's nanmedian over small axes is many times slower.
         fill = np.where(np.arange(SEGMENT_LENGTH) % 2 == 0, np.float32(3e38), np.float32(-3e38))
         cut = np.where(bad, fill, cut)
-    medians = np.median(cut, axis=2)
+    medians = _median_last_axis(cut)
     medians[count < SEGMENT_LENGTH // 2] = np.nan
     return medians
+
+
+def _median_last_axis(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=-1)`` of finite values, the same numbers from one partition at a
+    single index (numpy's median partitions at two, which costs twice as much along short rows)."""
+    n = values.shape[-1]
+    k = n // 2
+    part = np.partition(values, k, axis=-1)
+    upper = part[..., k]
+    if n % 2:
+        return upper
+    # The lower middle value is the largest left of k; numpy's mean of the two is (a + b) / 2 in the
+    # values' own precision, as here.
+    return (part[..., :k].max(axis=-1) + upper) / values.dtype.type(2)
 
 
 def _continuity(core: np.ndarray) -> float:
