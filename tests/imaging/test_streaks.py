@@ -250,8 +250,6 @@ def test_mask_grows_with_the_streaks_brightness():
 def test_segment_medians_are_numpys_median(length):
     """The segment medians come from one partition: the same numbers as np.median (ties, huge fill
     values, even and odd lengths, float32 and float64)."""
-    import warnings
-
     from obsdb.imaging.streaks import _median_last_axis
 
     rng = np.random.default_rng(length)
