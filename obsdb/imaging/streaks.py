@@ -226,7 +226,7 @@ def _background_map(binned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     box = max(4, min(BACKGROUND_BOX, min(ny, nx) // 4))
     gy, gx = max(1, ny // box), max(1, nx // box)
     core = binned[:gy * box, :gx * box].reshape(gy, box, gx, box).transpose(0, 2, 1, 3).reshape(gy, gx, -1)
-    grid = np.nanmedian(core, axis=2) if np.isnan(core).any() else np.median(core, axis=2)
+    grid = np.nanmedian(core, axis=2) if np.isnan(core).any() else _median_last_axis(core)
     grid = np.where(np.isfinite(grid), grid, np.nanmedian(grid) if np.isfinite(grid).any() else 0.0)
     if min(gy, gx) >= 3:
         # A streak or a large galaxy lifts a box or two: the median of neighbours keeps them out.
