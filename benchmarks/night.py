@@ -21,6 +21,10 @@ the largest of it and its workers.  The date and the load average are printed
 at the start and the end.  ``cpu ms/frame`` is the
 CPU time of the child and of the workers it waited for (all three steps, per
 frame): what the work cost, whatever share of the cores the machine gave.
+``ingest cpu ms/frame`` is the ingest step's alone (the child's, its waited
+children's and its live workers' CPU read before and after the step).  With
+``--code PATH`` the children import obsdb from that checkout (old code, e.g.
+``git archive`` of main) instead of this one.
 
 With ``--today`` the same night also goes through the pipeline users
 assemble today (ccdproc ImageFileCollection, astropy sigma_clipped_stats,
@@ -66,8 +70,37 @@ def simulated_night(cache: Path, frames: int, size: int) -> Path:
     return folder
 
 
+def tree_cpu() -> float:
+    """CPU seconds (user + system) of this process, of the children it waited for, and of its live
+    descendants (a pool's workers outlive a step: their CPU so far is read from ``/proc``)."""
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    total = sum(u.ru_utime + u.ru_stime for u in used)
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, ..., utime (14th field of the line), stime, cutime, cstime.
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = sum(int(v) for v in fields[11:15]) / tick
+    me = os.getpid()
+    for pid, seconds in times.items():
+        ancestor = parents.get(pid)
+        while ancestor is not None and ancestor not in (me, 0, 1):
+            ancestor = parents.get(ancestor)
+        if ancestor == me:
+            total += seconds
+    return total
+
+
 def child(folder: Path, db: Path, executor_kind: str, workers: int) -> dict:
-    """ingest + qa + align in this process with one executor; seconds per step."""
+    """ingest + qa + align in this process with one executor; seconds per step (and CPU seconds per
+    step, ``cpu <step>``)."""
     marks = {}
     from obsdb import Catalog
     from obsdb.pipeline.executors import make_executor
@@ -75,9 +108,10 @@ def child(folder: Path, db: Path, executor_kind: str, workers: int) -> dict:
     start = time.perf_counter()
     with make_executor(executor_kind, workers=workers) as executor, Catalog.open(db, create=True) as catalog:
         marks["start executor"] = time.perf_counter() - start
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), tree_cpu()
         ingested = catalog.ingest([folder], executor=executor, workers=workers)
         marks["ingest"] = time.perf_counter() - t
+        marks["cpu ingest"] = tree_cpu() - cpu
         t = time.perf_counter()
         assessed = catalog.qa(workers=workers)
         marks["qa"] = time.perf_counter() - t
@@ -93,11 +127,14 @@ def child(folder: Path, db: Path, executor_kind: str, workers: int) -> dict:
             "assessed": assessed.assessed, "aligned": aligned}
 
 
-def run_child(args: list[str]) -> dict:
+def run_child(args: list[str], code: Path | None = None) -> dict:
     """A child process's JSON answer and its peak memory (the largest process it and its waited children had)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=child_env())
+    env = child_env()
+    if code is not None:
+        env["PYTHONPATH"] = str(code.resolve())
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"child failed: {done.stderr[-2000:]}")
@@ -119,12 +156,16 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--today", action="store_true", help="also time the ccdproc + astroalign pipeline")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "obsdb-bench-night")
+    parser.add_argument("--code", type=Path, help="import obsdb from this checkout in the children (old code)")
     parser.add_argument("--child", nargs=4, metavar=("FOLDER", "DB", "EXECUTOR", "WORKERS"), help=argparse.SUPPRESS)
     parser.add_argument("--child-today", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         folder, db, kind, workers = args.child
         answer = child(Path(folder), Path(db), kind, int(workers))
+        import obsdb
+
+        answer["code"] = str(Path(obsdb.__file__).resolve().parents[1])
         answer["self_peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps(answer))
         return 0
@@ -141,9 +182,10 @@ def main(argv=None) -> int:
     rows = []
     print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; load average {os.getloadavg()[0]:.2f}; "
           f"{os.cpu_count()} cores; {args.size}x{args.size} uint16 frames; {args.workers} workers; "
-          f"median of {args.repeat}")
+          f"median of {args.repeat}; code {(args.code or Path(__file__).resolve().parents[1]).resolve()}")
     print(f"{'frames':>6s} {'executor':10s} {'ingest s':>9s} {'qa s':>7s} {'align s':>8s} {'total s':>8s} "
-          f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s} {'cpu ms/frame':>13s} {'parent MB':>10s}")
+          f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s} {'cpu ms/frame':>13s} {'parent MB':>10s} "
+          f"{'ingest cpu ms/frame':>20s}")
     for n in [int(x) for x in args.frames.split(",")]:
         folder = simulated_night(args.cache, n, args.size)
         results: dict[str, list[dict]] = {k: [] for k in kinds + (["today"] if args.today else [])}
@@ -156,7 +198,10 @@ def main(argv=None) -> int:
                         results[kind].append(run_child(["--child-today", str(folder)]))
                     else:
                         db = Path(tmp) / "obsdb.sqlite"
-                        results[kind].append(run_child(["--child", str(folder), str(db), kind, str(args.workers)]))
+                        answer = run_child(["--child", str(folder), str(db), kind, str(args.workers)], args.code)
+                        if args.code is not None and Path(answer["code"]) != args.code.resolve():
+                            raise SystemExit(f"the child imported {answer['code']}, not {args.code}")
+                        results[kind].append(answer)
         for kind, runs in results.items():
             if kind == "today":
                 total = statistics.median(sum(v for k, v in r["phases"].items() if k != "import") for r in runs)
@@ -173,7 +218,8 @@ def main(argv=None) -> int:
                   f"{statistics.median(r['peak_mb'] for r in runs):8.0f} "
                   f"{statistics.median(r['aligned'] for r in runs):8.0f} "
                   f"{1000 * statistics.median(r['phases'].get('cpu', float('nan')) for r in runs) / n:13.0f} "
-                  f"{statistics.median(r['self_peak_kb'] for r in runs) / 1024:10.0f}")
+                  f"{statistics.median(r['self_peak_kb'] for r in runs) / 1024:10.0f} "
+                  f"{1000 * statistics.median(r['phases'].get('cpu ingest', float('nan')) for r in runs) / n:20.0f}")
             rows.append({"frames": n, "executor": kind, "total": total, **phase})
         if args.today and "serial" in results:
             ours = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "serial")

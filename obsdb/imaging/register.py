@@ -428,7 +428,8 @@ def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: in
     Call it once for the night's reference and pass the result as
     ``reference_stars``.  Positions are refined with
     :func:`obsdb.imaging.centroid.refine_centroids` (the frame's PSF as window); stars whose
-    refinement fails keep the detector's windowed position.
+    refinement fails keep the detector's position (windowed for the
+    :data:`obsdb.imaging.stars.WINDOWED_STARS` brightest, the isophotal barycentre beyond).
 
     Parameters
     ----------
@@ -448,10 +449,11 @@ def detect_registration_stars(data, *, saturation=None, mask=None, max_stars: in
     numpy.ndarray
         Structured array from :func:`obsdb.imaging.stars.detect_stars`.
     """
-    from obsdb.imaging.stars import detect_stars
+    from obsdb.imaging.stars import WINDOWED_STARS, detect_stars
 
     data = np.asarray(data)
-    stars = detect_stars(data, mask=mask, saturation=saturation, max_stars=max_stars)
+    # Windowed centroids for the brightest only: the refinement below places the others as well.
+    stars = detect_stars(data, mask=mask, saturation=saturation, max_stars=max_stars, n_refine=WINDOWED_STARS)
     return refine_registration_stars(data, stars, mask=mask) if refine else stars
 
 

@@ -155,15 +155,23 @@ def clipped_background(sample: np.ndarray, sigma: float = CLIP_SIGMA,
 
     Notes
     -----
-    astropy's ``sigma_clip`` about the median with the standard deviation as the scale.
+    astropy's ``sigma_clip`` about the median with the standard deviation as the scale.  The
+    median of each pass is :func:`exact_median`'s (one partition): the same value as astropy's
+    ``"median"`` (bottleneck's selection, when installed), at a third of the cost on 65,536 values.
     """
     from astropy.stats import sigma_clip
 
     values = np.asarray(sample, dtype=np.float64).ravel()
     if values.size == 0:
         return float("nan"), float("nan")
-    kept = sigma_clip(values, sigma=sigma, maxiters=iterations, cenfunc="median", stdfunc="std", masked=False)
+    kept = sigma_clip(values, sigma=sigma, maxiters=iterations, cenfunc=_clip_centre, stdfunc="std", masked=False)
     return exact_median(kept), float(kept.std())
+
+
+def _clip_centre(values: np.ndarray, axis=None) -> float:
+    """The median ``sigma_clip`` clips about (its ``cenfunc``; only ever called on the flattened,
+    finite values: ``axis`` is None)."""
+    return exact_median(values)
 
 
 HISTOGRAM_MEDIAN_RANGE = 1 << 20
@@ -199,7 +207,7 @@ def integer_median(values: np.ndarray, vmin: float, vmax: float) -> float:
 
 
 def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
-                overwrite_input: bool = False) -> PixelStats:
+                overwrite_input: bool = False, extremes: tuple[float, float] | None = None) -> PixelStats:
     """Compute :class:`PixelStats` of an image.
 
     Parameters
@@ -211,6 +219,9 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
     overwrite_input : bool
         Let the median partition ``data`` in place (its pixels are reordered):
         for callers that are done with the image, it saves a frame of memory.
+    extremes : (float, float), optional
+        ``data.min()`` and ``data.max()`` (NaN when a pixel is NaN), when the caller has them
+        already: one pass over the frame fewer.
 
     Returns
     -------
@@ -224,7 +235,7 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
     flat = np.asarray(data).ravel()
     # A finite min and max prove every pixel finite (NaN and inf propagate into them),
     # which spares the isfinite mask on the usual clean frame.
-    vmin, vmax = float(flat.min()), float(flat.max())
+    vmin, vmax = (float(flat.min()), float(flat.max())) if extremes is None else (float(v) for v in extremes)
     if np.isfinite(vmin) and np.isfinite(vmax):
         n_bad, values = 0, flat
     else:
@@ -237,7 +248,8 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
     mean, std = mean_std(values)
     stride = max(1, values.size // CLIP_SAMPLE_SIZE)
     background, background_rms = clipped_background(values[::stride])
-    n_sat = int(np.count_nonzero(values >= saturation)) if saturation is not None else 0
+    # Below the level at its brightest, no pixel is saturated: no pass over the frame to count them.
+    n_sat = int(np.count_nonzero(values >= saturation)) if saturation is not None and vmax >= saturation else 0
     # Last, because with overwrite_input it reorders the pixels.
     median = exact_median(values, overwrite_input=overwrite_input)
     return PixelStats(vmin, vmax, mean, median, std, background, background_rms,

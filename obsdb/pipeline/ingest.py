@@ -8,6 +8,7 @@ and the next run finishes the work.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -279,9 +280,13 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread", calibra
     result.height, result.width = (int(n) for n in image.data.shape)
     result.bitpix = image.bitpix
     saturation = saturation_level(header, image.bitpix, config.float_saturation)
+    # Taken once for the detection's checks and the statistics (NaN when a pixel is NaN).
+    extremes = (float(image.data.min()), float(image.data.max())) if image.data.size else None
+    finite = extremes is not None and all(math.isfinite(v) for v in extremes)
     try:
         # Bias, dark and flat frames hold no stars: a "FWHM" measured on their noise means nothing.
-        if config.measure_quality and result.columns["image_type"] in LIGHT_IMAGE_TYPES and _any_finite(image.data):
+        if (config.measure_quality and result.columns["image_type"] in LIGHT_IMAGE_TYPES
+                and (finite or _any_finite(image.data))):
             from obsdb.imaging.stars import encode_stars
             from obsdb.pipeline.pool import ChildCrashed, in_pool_worker
 
@@ -300,7 +305,8 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread", calibra
                 # would cost 40-60 ms of a 120 ms detection on 2048 x 2048 for nothing.
                 quality = quality_metrics(pixels, saturation, cfa=cfa_pattern_or_none(image.header),
                                           contained=not in_pool_worker(),
-                                          streaks=True)  # a light frame: searched for satellite streaks too
+                                          streaks=True,  # a light frame: searched for satellite streaks too
+                                          extremes=extremes if pixels is image.data else None)
             except ChildCrashed as exc:
                 result.warnings.append(f"star detection crashed ({exc}): stats recorded without star metrics")
             except Exception as exc:  # noqa: BLE001 - a frame whose stars cannot be measured keeps its stats
@@ -312,7 +318,8 @@ def _measure(path: str, config: IngestConfig, hash_mode: str = "thread", calibra
                 result.streaks = quality.streaks
         # The image is ours and used for nothing after this: the median may
         # partition it in place rather than copy a whole frame.
-        result.stats = pixel_stats(image.data, saturation=saturation, overwrite_input=True).as_dict()
+        result.stats = pixel_stats(image.data, saturation=saturation, overwrite_input=True,
+                                   extremes=extremes).as_dict()
     except EmptyImageError as exc:
         result.error = str(exc)
         result.metrics = None
@@ -332,7 +339,8 @@ def _any_finite(data) -> bool:
     return bool(np.isfinite(flat[:4096]).any() or np.isfinite(flat[4096:]).any())
 
 
-def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool = True, streaks: bool = False):
+def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool = True, streaks: bool = False,
+                    extremes: tuple[float, float] | None = None):
     """Star and PSF metrics of a frame and its star list (:class:`obsdb.pipeline.metrics.FrameQuality`).
 
     Parameters
@@ -347,6 +355,8 @@ def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool
         Detect in a forked child (:func:`obsdb.pipeline.pool.run_contained`): sep is C code that a
         hostile frame can crash, and the crash must cost this frame's metrics only.  The fork
         shares the image; its cost is measured in ``benchmarks/ingest.py``.
+    extremes : (float, float), optional
+        ``data.min()`` and ``data.max()``, when the caller has them (one pass over the frame fewer).
 
     Raises
     ------
@@ -362,8 +372,8 @@ def quality_metrics(data, saturation, *, cfa: str | None = None, contained: bool
     from obsdb.pipeline.pool import run_contained
 
     if not contained:
-        return metrics_from_image(data, saturation, cfa=cfa, streaks=streaks)
-    return run_contained(partial(metrics_from_image, cfa=cfa, streaks=streaks), data, saturation,
+        return metrics_from_image(data, saturation, cfa=cfa, streaks=streaks, extremes=extremes)
+    return run_contained(partial(metrics_from_image, cfa=cfa, streaks=streaks, extremes=extremes), data, saturation,
                          timeout=detection_time_limit(data.size))
 
 

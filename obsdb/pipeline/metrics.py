@@ -48,7 +48,8 @@ class FrameQuality:
     pixels); None when the frame was not searched."""
 
 
-def metrics_from_image(data, saturation, *, cfa: str | None = None, streaks: bool = False) -> FrameQuality:
+def metrics_from_image(data, saturation, *, cfa: str | None = None, streaks: bool = False,
+                       extremes: tuple[float, float] | None = None) -> FrameQuality:
     """Measure stars, PSF and sky of a frame, and keep its registration star list.
 
     One detection serves both: the stored list is exactly what
@@ -68,13 +69,16 @@ def metrics_from_image(data, saturation, *, cfa: str | None = None, streaks: boo
     streaks : bool
         Also search the frame for satellite streaks (:func:`obsdb.imaging.streaks.find_streaks`, on
         the pixels already in memory): light frames only.  Sets ``n_streaks`` in the metrics.
+    extremes : (float, float), optional
+        ``data.min()`` and ``data.max()`` when the caller has them (see
+        :func:`obsdb.imaging.stars.measure_quality`).
 
     Returns
     -------
     FrameQuality
     """
     from obsdb.imaging.register import refine_registration_stars
-    from obsdb.imaging.stars import measure_quality
+    from obsdb.imaging.stars import WINDOWED_STARS, measure_quality
 
     scale = 1.0
     if cfa is not None:
@@ -83,7 +87,8 @@ def metrics_from_image(data, saturation, *, cfa: str | None = None, streaks: boo
         # A superpixel sums four pixels: it is saturated when its brightest is, at about twice the level.
         data, scale = superpixels(data), 2.0
         saturation = None if saturation is None else 2.0 * saturation
-    quality = measure_quality(data, saturation=saturation, n_refine=STAR_LIST_SIZE)
+        extremes = None  # the superpixels' are others
+    quality = measure_quality(data, saturation=saturation, n_refine=WINDOWED_STARS, extremes=extremes)
     stars = refine_registration_stars(data, quality.stars[:STAR_LIST_SIZE])
     if cfa is not None:
         stars = stars_to_full_resolution(stars)

@@ -448,8 +448,8 @@ def test_refined_centroids_look_at_bad_pixels_in_their_stamps_only():
 
 
 def test_a_2k_frame_measured_on_the_subsampled_background_matches_the_full_mesh():
-    """From BACKGROUND_SUBSAMPLE_FROM px the mesh is measured on a 2 x 2 subsample: the stars, the
-    PSF and the sky must come out as the full-resolution mesh gives them (the known truth too)."""
+    """From BACKGROUND_SUBSAMPLE_FROM px the mesh is measured on a subsample (BACKGROUND_SUBSAMPLE): the
+    stars, the PSF and the sky must come out as the full-resolution mesh gives them (the known truth too)."""
     import sep
 
     from obsdb.imaging.stars import BACKGROUND_SUBSAMPLE_FROM, detect_stars
@@ -475,3 +475,54 @@ def test_a_2k_frame_measured_on_the_subsampled_background_matches_the_full_mesh(
     assert q.background_rms == pytest.approx(10.0, rel=0.03)
     assert q.background_gradient == pytest.approx(0.07 * (size - 1), rel=0.02)
     assert q.fwhm == pytest.approx(3.0, rel=0.08)
+
+
+@pytest.mark.parametrize("shape", [(301, 257), (256, 256), (258, 263)])
+def test_the_subsampled_background_is_taken_from_each_pixel_of_its_block(shape):
+    """The one-pass subtraction gives exactly ``img - back[y // k, x // k]`` (odd shapes too) and
+    leaves its input alone."""
+    import sep
+
+    from obsdb.imaging.stars import BACKGROUND_SUBSAMPLE, _subtract_subsampled_background
+
+    k = BACKGROUND_SUBSAMPLE
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    img = (500.0 + 0.02 * xx + 0.01 * yy + rng.normal(0, 2, shape)).astype(np.float32)
+    before = img.copy()
+    sub, level, rms, gradient = _subtract_subsampled_background(img, None, 64, True)
+    back = sep.Background(np.ascontiguousarray(img[::k, ::k]), bw=64 // k, bh=64 // k, fw=3, fh=3).back()
+    assert np.array_equal(img, before)
+    assert sub.dtype == np.float32 and sub.flags.c_contiguous
+    assert np.array_equal(sub, img - back[yy // k, xx // k])
+    assert rms == pytest.approx(2.0, rel=0.05)
+    assert level == pytest.approx(500.0 + 0.02 * shape[1] / 2 + 0.01 * shape[0] / 2, abs=0.5)
+    assert gradient == pytest.approx(0.02 * (shape[1] - 1) + 0.01 * (shape[0] - 1), rel=0.15)
+
+
+def test_only_the_brightest_stars_are_windowed_and_registration_places_the_rest_alike():
+    """detect_stars(n_refine=N) windows the N brightest exactly as without it and leaves the others at
+    their isophotal barycentre (NaN HFD); registration's refinement then puts (nearly) every star
+    where it puts the fully windowed list, on the truth."""
+    from obsdb.imaging.register import refine_registration_stars
+    from obsdb.imaging.stars import WINDOWED_STARS
+
+    size = 700
+    rng = np.random.default_rng(11)
+    truth = np.column_stack([rng.uniform(15, size - 15, 400), rng.uniform(15, size - 15, 400),
+                             rng.uniform(3e3, 6e4, 400)])
+    img = _star_image((size, size), truth, fwhm=2.8, sky=600.0, noise=8.0)
+    every = detect_stars(img, max_stars=400)
+    some = detect_stars(img, max_stars=400, n_refine=WINDOWED_STARS)
+    assert len(every) == len(some) > WINDOWED_STARS + 100
+    head, tail = slice(0, WINDOWED_STARS), slice(WINDOWED_STARS, None)
+    for name in ("x", "y", "hfd", "flux_iso", "a", "b", "npix"):
+        assert np.array_equal(every[name][head], some[name][head]), name
+    assert np.isnan(some["hfd"][tail]).all() and np.isfinite(every["hfd"][tail]).all()
+    assert not np.array_equal(every["x"][tail], some["x"][tail])
+    refined_every = refine_registration_stars(img, every)
+    refined_some = refine_registration_stars(img, some)
+    moved = np.hypot(refined_every["x"] - refined_some["x"], refined_every["y"] - refined_some["y"])
+    assert np.mean(moved < 1e-3) > 0.97
+    error = cKDTree(truth[:, :2]).query(np.c_[refined_some["x"], refined_some["y"]])[0]
+    assert np.median(error) < 0.03 and np.percentile(error, 95) < 0.1

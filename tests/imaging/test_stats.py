@@ -38,6 +38,31 @@ def test_clipped_background_close_to_astropy(star_field):
     assert stats.std > 5 * stats.background_rms
 
 
+@pytest.mark.parametrize("size", [65_536, 4_001])
+def test_clipped_background_is_astropys_sigma_clip_exactly(size):
+    """The median of each clipping pass comes from one partition: the same numbers as astropy's
+    sigma_clip about its own median (even and odd counts)."""
+    from astropy.stats import sigma_clip
+
+    from obsdb.imaging.stats import clipped_background
+
+    rng = np.random.default_rng(3)
+    sample = np.round(rng.normal(480.0, 19.0, size))
+    sample[rng.integers(0, size, size // 20)] += rng.uniform(100, 30_000, size // 20)
+    kept = sigma_clip(sample, sigma=3.0, maxiters=5, cenfunc="median", stdfunc="std", masked=False)
+    assert clipped_background(sample) == (float(np.median(kept)), float(kept.std()))
+
+
+@pytest.mark.parametrize("nan", [False, True])
+def test_stats_from_given_extremes_are_the_same(star_field, nan):
+    """Ingest takes a frame's min and max once: pixel_stats given them gives what it finds itself."""
+    data = star_field.copy()
+    if nan:
+        data[3:5] = np.nan
+    extremes = (float(data.min()), float(data.max()))
+    assert pixel_stats(data, saturation=65535.0, extremes=extremes) == pixel_stats(data, saturation=65535.0)
+
+
 def test_nan_pixels_excluded(star_field):
     data = star_field.copy()
     data[10:20, :] = np.nan

@@ -244,3 +244,21 @@ def test_mask_grows_with_the_streaks_brightness():
     for snr in (2.0, 20.0, 200.0, 2000.0):
         half = mask_half_width(3.0, snr)
         assert snr * math.exp(-0.5 * (half / (3.0 / 2.3548)) ** 2) < 0.5
+
+
+@pytest.mark.parametrize("length", [32, 31, 2])
+def test_segment_medians_are_numpys_median(length):
+    """The segment medians come from one partition: the same numbers as np.median (ties, huge fill
+    values, even and odd lengths, float32 and float64)."""
+    from obsdb.imaging.streaks import _median_last_axis
+
+    rng = np.random.default_rng(length)
+    for dtype in (np.float32, np.float64):
+        values = rng.normal(0.0, 10.0, (9, 5, length)).astype(dtype)
+        values[..., ::3] = np.round(values[..., ::3])
+        values[0, 0, :] = 3e38
+        values[1, 1, ::2] = -3e38
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # 3e38 + 3e38 overflows in both
+            expected, found = np.median(values, axis=-1), _median_last_axis(values)
+        assert found.dtype == expected.dtype and np.array_equal(found, expected)
