@@ -20,6 +20,10 @@ INTERPOLATIONS = ("spline3", "linear", "nearest", "fourier")
 
 _ORDER = {"spline3": 3, "linear": 1, "nearest": 0}
 
+WORK_DTYPE = np.float32
+"""Precision of the working copy and of the separable spline's coefficients (ndimage filters each line
+in double precision and stores the result in this type)."""
+
 # Source coordinates may miss the last pixel centre by rounding when the
 # transform is computed from composed shifts; this tolerance keeps such
 # pixels covered without admitting real extrapolation.
@@ -111,16 +115,19 @@ class PreparedFrame:
         self.transform = transform
         self.in_shape = src.shape
         self.out_shape = tuple(int(n) for n in (shape if shape is not None else src.shape))
-        # float64 working copy: the input is never touched and the spline
-        # prefilter keeps its precision.  It is the middle of a frame padded by _SPLINE_PAD for the
-        # separable spline, so that no second frame-sized copy is made for the padding.
+        # A float32 working copy (the input is never touched): the output is float32, and the spline's
+        # coefficients rounded to float32 move a pixel by about 1e-7 of the frame's peak, far below the
+        # noise (benchmarks/render_night.py --compare), for half the memory traffic of float64.  It is
+        # the middle of a frame padded by _SPLINE_PAD for the separable spline, so that no second
+        # frame-sized copy is made for the padding.
         if src.ndim == 2:
-            self._padded = np.empty((src.shape[0] + 2 * _SPLINE_PAD, src.shape[1] + 2 * _SPLINE_PAD))
+            self._padded = np.empty((src.shape[0] + 2 * _SPLINE_PAD, src.shape[1] + 2 * _SPLINE_PAD),
+                                    dtype=WORK_DTYPE)
             self.work = self._padded[_SPLINE_PAD:-_SPLINE_PAD, _SPLINE_PAD:-_SPLINE_PAD]
             self.work[...] = src
         else:
             self._padded = None
-            self.work = np.array(src, dtype=np.float64, copy=True)
+            self.work = np.array(src, dtype=WORK_DTYPE, copy=True)
         self.bad = ~np.isfinite(self.work)
         self.has_bad = bool(self.bad.any())
         self.all_bad = self.has_bad and bool(self.bad.all())
@@ -217,7 +224,7 @@ class PreparedFrame:
             if interpolation not in self._footprint_masks:
                 self._footprint_masks[interpolation] = _footprint_mask(self.bad, interpolation)
             mask, order, threshold = self._footprint_masks[interpolation]
-            moved = ndimage.map_coordinates(mask, [src_rows, src_cols], order=order, mode="nearest",
+            moved = ndimage.map_coordinates(_as_weights(mask), [src_rows, src_cols], order=order, mode="nearest",
                                             output=np.float32, prefilter=False)
             covered &= ~(moved > threshold)
         values[~covered] = fill
@@ -296,7 +303,7 @@ def _separable_spline3_shift(work, transform, out_shape, *, padded=None):
     pad = _SPLINE_PAD
     if padded is None:  # else the caller's np.pad(work, pad, mode="edge")
         padded = np.pad(work, pad, mode="edge")
-    coefficients = ndimage.spline_filter(padded, 3, output=np.float64, mode="nearest")
+    coefficients = ndimage.spline_filter(padded, 3, output=WORK_DTYPE, mode="nearest")
     del padded
     starts = []
     for axis, shift in ((0, transform.dy), (1, transform.dx)):
@@ -306,7 +313,7 @@ def _separable_spline3_shift(work, transform, out_shape, *, padded=None):
         weights = np.array([(1 - t) ** 3, 4 - 6 * t ** 2 + 3 * t ** 3, 1 + 3 * t + 3 * t ** 2 - 3 * t ** 3,
                             t ** 3]) / 6.0
         # origin=-1 puts the 4 taps on i - 1 ... i + 2.  In place: ndimage filters through line
-        # buffers, and a frame-sized float64 array less is 30 MB and ~10 ms less on 2k frames.
+        # buffers, and a frame-sized array less is 17 MB and several ms less on 2k frames.
         ndimage.correlate1d(coefficients, weights, axis=axis, mode="nearest", origin=-1, output=coefficients)
         starts.append(base + pad)
     return _shifted_window(coefficients, starts, out_shape)
@@ -342,7 +349,9 @@ def _fourier_shift(work, transform, out_shape):
     from scipy import ndimage
 
     ny, nx = work.shape
-    spectrum = np.fft.rfft2(work)
+    # In float64: numpy transforms float32 in single precision, whose rounding the sum over the whole
+    # frame would spread into every pixel.
+    spectrum = np.fft.rfft2(np.asarray(work, dtype=np.float64))
     spectrum = ndimage.fourier_shift(spectrum, (transform.dy, transform.dx), n=nx)
     shifted = np.fft.irfft2(spectrum, s=work.shape)
     # The phase shift is periodic over the input grid, so any output pixel
@@ -386,10 +395,11 @@ _FOOTPRINT_GROW = {"nearest": 0, "linear": 0, "spline3": 1, "fourier": 2}
 def _footprint_mask(bad, interpolation):
     """The mask resampled for a footprint, its interpolation order and the threshold that makes it True."""
     grow = _FOOTPRINT_GROW[interpolation]
+    # Kept boolean: finding its set pixels is 20 times faster than in a float copy (resampled_mask).
     mask = grow_mask(bad, grow) if grow else bad
     if interpolation == "nearest":
-        return mask.astype(np.float32), 0, 0.5
-    return mask.astype(np.float32), 1, 1e-6
+        return mask, 0, 0.5
+    return mask, 1, 1e-6
 
 
 def _bad_footprint(bad, transform, out_shape, interpolation):
@@ -430,12 +440,14 @@ def resampled_mask(mask, transform: Transform, *, shape: tuple[int, int] | None 
     from scipy import ndimage
 
     mask = np.asarray(mask)
-    weights = mask if mask.dtype == np.float32 else mask.astype(np.float32)
     out_shape = tuple(int(n) for n in (shape if shape is not None else mask.shape))
     order = _ORDER[interpolation]
-    masked = np.flatnonzero(weights)
-    if masked.size > _SPARSE_FOOTPRINT * weights.size or not masked.size:
-        return _spline_resample(weights, transform, out_shape, order) > threshold
+    # The set pixels of a boolean mask are found 20 times faster than those of a float copy (8 ms on a
+    # 2k frame), and its uint8 view is read by the interpolation as the 0/1 floats would be.
+    masked = np.flatnonzero(mask)
+    weights = _as_weights(mask)
+    if masked.size > _SPARSE_FOOTPRINT * mask.size or not masked.size:
+        return _spline_resample(weights.astype(np.float32, copy=False), transform, out_shape, order) > threshold
     # A bilinear (or nearest) read at a source point touches only input pixels closer than one pixel on
     # each axis, so a masked pixel reaches output pixels within scale * sqrt(2) of its image; the same
     # interpolation evaluated at just those (a few dozen per masked pixel) gives the whole pass's answer.
@@ -447,6 +459,13 @@ def resampled_mask(mask, transform: Transform, *, shape: tuple[int, int] | None 
     out = np.zeros(out_shape, dtype=bool)
     out.reshape(-1)[flat[moved > threshold]] = True
     return out
+
+
+def _as_weights(mask: np.ndarray) -> np.ndarray:
+    """A mask as interpolation reads it: a boolean one as its uint8 view (no copy), any other as float32."""
+    if mask.dtype == bool:
+        return mask.view(np.uint8)
+    return mask if mask.dtype == np.float32 else mask.astype(np.float32)
 
 
 def _reachable(flat_in, in_shape, transform, out_shape):
