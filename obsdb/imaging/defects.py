@@ -94,6 +94,9 @@ def sharp_defects(data, *, fwhm: float | None = None, nsigma: float = 6.0) -> np
     return found.reshape(height.shape)
 
 
+DETECTOR_DEFECTS_VERSION = "detector-1"
+"""Version of :func:`detector_defects`: a render recomputes a night's stored map when it changes."""
+
 DETECTOR_SAMPLE = 9
 """Frames of a night (per instrument and frame size) whose median shows the detector's own defects."""
 
@@ -129,7 +132,8 @@ def detector_defects(frames, *, fwhm: float | None = None, nsigma: float = 6.0,
     numpy.ndarray of bool
         True at the detector's defects.
     """
-    frames = [np.asarray(f, dtype=np.float32) for f in frames]
+    # As read (uint16 frames stay uint16): each is copied once, levelled, into float32 below.
+    frames = [np.asarray(f) for f in frames]
     if len(frames) < 3 or len({f.shape for f in frames}) != 1:
         shape = frames[0].shape if frames else (0, 0)
         return np.zeros(shape, dtype=bool)
@@ -137,7 +141,7 @@ def detector_defects(frames, *, fwhm: float | None = None, nsigma: float = 6.0,
     # Each levelled frame is a copy of its own, sorted in place below (no cube of them all, no second copy).
     levelled = []
     for frame in frames:
-        level = np.float32(np.nanmedian(frame[::4, ::4]))
+        level = np.float32(np.nanmedian(frame[::4, ::4].astype(np.float32)))
         work = np.subtract(frame, level, dtype=np.float32)
         # A pixel with no data in a frame counts as sky there (0 after levelling): it is then no defect.
         # Finite extremes prove every pixel finite (NaN and inf reach them), sparing the masks.
