@@ -160,12 +160,26 @@ def compare(old: Path, new: Path) -> None:
           f"({worst_name}); NaN masks differ in {masks_differ} files")
 
 
+# An editable install's import hook maps ``obsdb`` and ``obsdb.migrations`` to its checkout before
+# PYTHONPATH is searched: the old code's child drops it first, so that it runs the old code throughout.
+_WITHOUT_EDITABLE_HOOK = ("import runpy, sys; "
+                          "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; "
+                          "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def _child_command(pythonpath: str | None) -> tuple[list[str], dict]:
+    env = child_env()
+    if not pythonpath:
+        return [sys.executable], env
+    env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return [sys.executable, "-c", _WITHOUT_EDITABLE_HOOK], env
+
+
 def run_child(args: list[str], pythonpath: str | None = None) -> dict:
     """A child process's JSON answer (its own peak memory included)."""
-    env = child_env()
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env)
+    command, env = _child_command(pythonpath)
+    done = subprocess.run([*command, __file__, *args], capture_output=True, text=True, env=env,
+                          cwd=tempfile.gettempdir())
     if done.returncode != 0:
         raise SystemExit(f"child failed: {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -173,12 +187,15 @@ def run_child(args: list[str], pythonpath: str | None = None) -> dict:
 
 def schema_revision(pythonpath: str | None) -> str:
     """The schema revision of the code on ``pythonpath`` (its catalogs are kept apart)."""
-    code = "from obsdb.catalog.db import SCHEMA_REVISION; print(SCHEMA_REVISION)"
-    env = child_env()
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join([pythonpath, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          check=True).stdout.strip()
+    command, env = _child_command(pythonpath)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
+        handle.write("import obsdb.catalog.db as db; print(db.SCHEMA_REVISION, db.migrations_dir())\n")
+    try:
+        answer = subprocess.run([*command, handle.name], capture_output=True, text=True, env=env,
+                                check=True, cwd=tempfile.gettempdir()).stdout.split()
+    finally:
+        os.unlink(handle.name)
+    return answer[0]
 
 
 def main(argv=None) -> int:

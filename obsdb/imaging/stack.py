@@ -109,9 +109,11 @@ def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
         raise ValueError("no frames to stack")
 
     shape = None
+    layouts = []
     for path in paths:
         with fits.open(path, memmap=True) as hdul:
             this = _image_shape(hdul, hdu, path)
+            layouts.append(_plain_float_layout(hdul, hdu))
         if shape is None:
             shape = this
         elif this != shape:
@@ -121,10 +123,18 @@ def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
         raise ValueError(f"{len(offsets)} offsets for {len(paths)} frames")
 
     def read_rows(index: int, y0: int, y1: int, out: np.ndarray) -> None:
-        # Opened per band and closed at once: a map left open keeps every page
-        # it touched counted against the process, which grows with the night.
-        with fits.open(paths[index], memmap=True) as hdul:
-            out[...] = hdul[hdu].section[y0:y1]
+        layout = layouts[index]
+        if layout is not None:
+            # Plain float pixels: the band's bytes are read where the header (parsed once, above) put
+            # them, without opening the file as FITS again for every band (4 ms an open, 2k frames).
+            start, dtype = layout
+            out[...] = np.fromfile(paths[index], dtype=dtype, count=out.size,
+                                   offset=start + y0 * shape[1] * dtype.itemsize).reshape(out.shape)
+        else:
+            # Opened per band and closed at once: a map left open keeps every page
+            # it touched counted against the process, which grows with the night.
+            with fits.open(paths[index], memmap=True) as hdul:
+                out[...] = hdul[hdu].section[y0:y1]
         if offsets is not None and offsets[index]:
             out += np.float32(offsets[index])
 
@@ -234,6 +244,22 @@ def _image_shape(hdul, hdu, path) -> tuple[int, int]:
     if len(dims) != 2 or min(dims) <= 0:
         raise ValueError(f"{path}: HDU {hdu!r} is not a 2-D image (axes {dims})")
     return dims[1], dims[0]
+
+
+def _plain_float_layout(hdul, hdu) -> tuple[int, np.dtype] | None:
+    """``(byte offset of the data, big-endian dtype)`` of an uncompressed float image without scaling
+    (the aligned frames obsdb writes), whose rows can be read straight from the file; else None."""
+    image = hdul[hdu]
+    header = image.header
+    if "ZNAXIS" in header or header.get("BITPIX") not in (-32, -64):
+        return None
+    if header.get("BSCALE", 1) != 1 or header.get("BZERO", 0) != 0:
+        return None
+    info = hdul.fileinfo(hdul.index_of(hdu))
+    # A gzip-compressed file's offsets are those of its decompressed stream: read as FITS.
+    if not info or info.get("datLoc") is None or getattr(info.get("file"), "compression", None):
+        return None
+    return int(info["datLoc"]), np.dtype(">f4" if header["BITPIX"] == -32 else ">f8")
 
 
 def _checked_weights(weights, n: int, method: str):
