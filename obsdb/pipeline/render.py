@@ -463,7 +463,7 @@ def _attach_detector_defects(tasks: list[dict], store=None) -> None:
     import numpy as np
 
     from obsdb.imaging.bayer import cfa_pattern_or_none
-    from obsdb.imaging.defects import DETECTOR_DEFECTS_VERSION, DETECTOR_SAMPLE, detector_defects
+    from obsdb.imaging.defects import DETECTOR_DEFECTS_VERSION, DETECTOR_SAMPLE, detector_defects, levelled_frame
     from obsdb.imaging.fitsio import FitsReadError, read_fits_image
 
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -494,7 +494,8 @@ def _attach_detector_defects(tasks: list[dict], store=None) -> None:
                 if cfa_pattern_or_none(image.header) is not None or image.data.shape != shape:
                     frames = []
                     break
-                frames.append(image.data)
+                frames.append(levelled_frame(image.data))  # only the levelled copy is kept
+                del image
             mask = detector_defects(frames, fwhm=fwhm)
             del frames
             indices = np.flatnonzero(mask).astype(np.int64)
