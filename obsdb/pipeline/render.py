@@ -175,7 +175,9 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         n_linear = 0
         if interpolation in ("spline3", "fourier"):
             aligned, n_linear = _linear_near_saturation(aligned, data, prepared, task.get("saturation"))
+        # The input's pixels and the padded working copy are done with: freed before the write's buffers.
         header = image.header.copy()
+        del prepared, data, image
         for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM"):
             header.remove(key, ignore_missing=True, remove_all=True)
         # The output is on the reference's pixel grid: the frame's own WCS no longer describes it.
@@ -211,7 +213,8 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
                 header.add_history(f"obsdb: masked satellite streak ({st['x0']:.0f},{st['y0']:.0f})-"
                                    f"({st['x1']:.0f},{st['y1']:.0f}), {st['width']:.0f} px wide")
             header.add_history(f"obsdb: {n_streak_px} input pixels masked along streaks")
-        primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
+        # No copy: astropy byte-swaps a little-endian array in place for the write and swaps it back.
+        primary = fits.PrimaryHDU(aligned.astype(np.float32, copy=False), header=header)
         mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
         target = Path(out_dir) / task.get("output", output_name(task["path"]))
         target.parent.mkdir(parents=True, exist_ok=True)
