@@ -9,6 +9,7 @@ and an input file is never overwritten.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,17 +337,31 @@ def render(db, out_dir: str | Path, *, run: int | None = None, interpolation: st
         _attach_detector_defects(tasks, DetectorDefectStore(db))
     report = RenderReport()
     results = []
-    for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers,
-                                              executor), start=1):
-        if "error" in result:
-            report.failed.append((result["number"] if result["number"] is not None
-                                  else Path(result["input"]).name, result["error"]))
-        else:
-            results.append(result)
-            # Recorded as it is written: a failure or a kill later loses nothing of it.
-            _record_frames(store, tasks, [result], interpolation, report)
-        if progress:
-            progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
+    unrecorded: list[dict] = []
+    last_record = time.monotonic()
+    try:
+        for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers,
+                                                  executor), start=1):
+            if "error" in result:
+                report.failed.append((result["number"] if result["number"] is not None
+                                      else Path(result["input"]).name, result["error"]))
+            else:
+                results.append(result)
+                unrecorded.append(result)
+                # Recorded in batches as they are written (one transaction per batch, not per frame); a
+                # failure records what was written, and a kill leaves the rest as write-ahead intents.
+                if len(unrecorded) >= RECORD_BATCH or time.monotonic() - last_record >= RECORD_SECONDS:
+                    _record_frames(store, tasks, unrecorded, interpolation, report)
+                    unrecorded, last_record = [], time.monotonic()
+            if progress:
+                progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
+    except BaseException:
+        try:
+            _record_frames(store, tasks, unrecorded, interpolation, report)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
+    _record_frames(store, tasks, unrecorded, interpolation, report)
     if stack:
         report.stacks = write_stacks(store, tasks, results, out_dir, method=stack,
                                      memory_limit_mb=memory_limit_mb, left_out=report.skipped,
@@ -404,6 +419,12 @@ def _record_frames(store, tasks, results, interpolation, report) -> None:
         if result["preview"]:
             report.previews.append(result["preview"])
 
+
+RECORD_BATCH = 25
+"""Aligned frames whose output rows are inserted in one transaction (a 500-frame night: 20, not 500)."""
+
+RECORD_SECONDS = 10.0
+"""...or fewer, when this many seconds have passed since the last batch (a slow render records as it goes)."""
 
 SATURATION_GUARD = 8
 """Output pixels within this many pixels of a saturated input pixel are interpolated linearly."""
