@@ -36,6 +36,11 @@ _SORT_MEDIAN_MAX_FRAMES = 32
 _MIN_BAND_ROWS = 128
 _TARGET_BAND_BYTES = 32 * 2**20
 
+MIN_BAND_ROWS_PLAIN = 4
+"""The least rows per band when every frame is read by byte offset (no FITS open per band): the band
+then stays near ``_TARGET_BAND_BYTES`` however many frames are stacked, so a stack's memory does not
+grow with the night (500 frames of 2048 px: 8 rows, 32 MiB, where 128 rows took 500 MiB)."""
+
 
 @dataclass
 class StackResult:
@@ -138,6 +143,9 @@ def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
         if offsets is not None and offsets[index]:
             out += np.float32(offsets[index])
 
+    if rows_per_chunk is None and all(layout is not None for layout in layouts):
+        rows_per_chunk = rows_for_budget(len(paths), shape[1], memory_limit_mb, method,
+                                         min_rows=MIN_BAND_ROWS_PLAIN)
     return _stack(len(paths), shape, read_rows, method, rows_per_chunk,
                   memory_limit_mb, sigma, maxiters, _checked_weights(weights, len(paths), method))
 
@@ -188,11 +196,11 @@ def stack_arrays(arrays, *, method: str = "median", rows_per_chunk: int | None =
 
 
 def rows_for_budget(n_frames: int, width: int, memory_limit_mb: float,
-                    method: str = "median") -> int:
+                    method: str = "median", *, min_rows: int = _MIN_BAND_ROWS) -> int:
     """Rows per band so that the band and its scratch fit ``memory_limit_mb``.
 
     Within the budget a band of about 32 MiB of pixels is preferred, but at
-    least 128 rows, since each band opens every file once.
+    least ``min_rows`` (128 by default, since each band opens every FITS file once).
 
     Parameters
     ----------
@@ -202,6 +210,8 @@ def rows_for_budget(n_frames: int, width: int, memory_limit_mb: float,
         The budget in MiB.
     method : str
         The combination, which sets how much scratch a band needs.
+    min_rows : int
+        The least rows a band is given when the budget allows.
 
     Returns
     -------
@@ -211,7 +221,7 @@ def rows_for_budget(n_frames: int, width: int, memory_limit_mb: float,
     _check_method(method)
     pixels_per_row = n_frames * width * 4
     budget = int(memory_limit_mb * 2**20 // (pixels_per_row * _workspace(method, n_frames)))
-    wanted = max(_MIN_BAND_ROWS, _TARGET_BAND_BYTES // pixels_per_row)
+    wanted = max(min_rows, _TARGET_BAND_BYTES // pixels_per_row)
     return max(1, min(budget, wanted))
 
 

@@ -201,6 +201,12 @@ def test_rows_for_budget():
     assert 100 <= rows and rows * 200 * 2048 * 4 * 1.5 <= 512 * 2**20
     assert rows_for_budget(200, 2048, 1, "sigma-clip") == 1
     assert rows_for_budget(20, 2048, 512, "median") * 20 * 2048 * 4 <= 40 * 2**20
+    # Frames read by byte offset: the band keeps to ~32 MiB however many frames there are.
+    from obsdb.imaging.stack import MIN_BAND_ROWS_PLAIN
+
+    for n in (40, 100, 500):
+        rows = rows_for_budget(n, 2048, 512, "median", min_rows=MIN_BAND_ROWS_PLAIN)
+        assert rows * n * 2048 * 4 <= 32 * 2**20 and rows >= MIN_BAND_ROWS_PLAIN
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
