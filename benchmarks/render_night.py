@@ -125,7 +125,7 @@ def stages(db: Path, out: Path) -> dict:
         "resample (prefilter + map)": ("resample.py", "resample"),
         "saturation": ("render.py", "_linear_near_saturation"),
         "FITS write + SHA-256": ("write.py", "atomic_write_fits"),
-        "  of which SHA-256": ("~", "<method 'hexdigest' of '_hashlib.HASH' objects>"),
+        "  of which SHA-256": ("~", "<built-in method _hashlib.openssl_sha256>"),
         "preview PNG": ("preview.py", "write_preview_png"),
     }
     out_ms = {"total (with preview)": 1000 * total}
