@@ -22,7 +22,7 @@ from obsdb.errors import ObsdbError
 
 DEFAULT_DB = "obsdb.sqlite"
 BUSY_TIMEOUT_MS = 30_000
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 """The Alembic head this code expects.  Kept here so that opening a catalog does not
 import Alembic (a tenth of a second on every small query); a test checks it against
 the migration scripts."""

@@ -970,3 +970,32 @@ class NightBandSummary(Base):
     exptime: Mapped[float] = mapped_column(Float, doc="Total exposure, s (a frame without EXPTIME counts 0).")
     median_fwhm: Mapped[float | None] = mapped_column(Float, doc="Median frame_metrics.fwhm, px.")
     median_background: Mapped[float | None] = mapped_column(Float, doc="Median frame_stats.background, ADU.")
+
+
+class DetectorDefectMap(Base):
+    """A night's detector defects (warm pixels found in several frames together), kept so a later
+    render of the night reads them instead of reading frames again (:mod:`obsdb.catalog.defect_maps`).
+
+    One row per night, instrument and frame size; it is recomputed when the search's version or the
+    frames it was computed from (ids, file digests, FWHM) change.
+    """
+
+    __tablename__ = "detector_defect_map"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, doc="Row id.")
+    night_id: Mapped[int | None] = mapped_column(ForeignKey("night.id", ondelete="CASCADE"),
+                                                 doc="The night; NULL for frames without one.")
+    instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instrument.id", ondelete="CASCADE"),
+                                                      doc="The instrument; NULL when unknown.")
+    height: Mapped[int] = mapped_column(Integer, doc="Frame height (NAXIS2) the indices refer to, px.")
+    width: Mapped[int] = mapped_column(Integer, doc="Frame width (NAXIS1) the indices refer to, px.")
+    version: Mapped[str] = mapped_column(String, doc="Version of the search (DETECTOR_DEFECTS_VERSION).")
+    sample: Mapped[str] = mapped_column(
+        String(64), doc="SHA-256 of what the search read: the sample's frame ids and file digests, and the FWHM.")
+    n_defects: Mapped[int] = mapped_column(Integer, doc="Defect pixels in the map.")
+    indices: Mapped[bytes] = mapped_column(
+        LargeBinary, doc="Flat (row * width + column) indices of the defects, ascending, as zlib-compressed "
+                         "little-endian int64 differences from the previous index.")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When computed, UTC.")
+
+    __table_args__ = (Index("ix_detector_defect_map_night_instrument", "night_id", "instrument_id"),)

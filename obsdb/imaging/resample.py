@@ -20,6 +20,10 @@ INTERPOLATIONS = ("spline3", "linear", "nearest", "fourier")
 
 _ORDER = {"spline3": 3, "linear": 1, "nearest": 0}
 
+WORK_DTYPE = np.float32
+"""Precision of the working copy and of the separable spline's coefficients (ndimage filters each line
+in double precision and stores the result in this type)."""
+
 # Source coordinates may miss the last pixel centre by rounding when the
 # transform is computed from composed shifts; this tolerance keeps such
 # pixels covered without admitting real extrapolation.
@@ -111,16 +115,19 @@ class PreparedFrame:
         self.transform = transform
         self.in_shape = src.shape
         self.out_shape = tuple(int(n) for n in (shape if shape is not None else src.shape))
-        # float64 working copy: the input is never touched and the spline
-        # prefilter keeps its precision.  It is the middle of a frame padded by _SPLINE_PAD for the
-        # separable spline, so that no second frame-sized copy is made for the padding.
+        # A float32 working copy (the input is never touched): the output is float32, and the spline's
+        # coefficients rounded to float32 move a pixel by about 1e-7 of the frame's peak, far below the
+        # noise (benchmarks/render_night.py --compare), for half the memory traffic of float64.  It is
+        # the middle of a frame padded by _SPLINE_PAD for the separable spline, so that no second
+        # frame-sized copy is made for the padding.
         if src.ndim == 2:
-            self._padded = np.empty((src.shape[0] + 2 * _SPLINE_PAD, src.shape[1] + 2 * _SPLINE_PAD))
+            self._padded = np.empty((src.shape[0] + 2 * _SPLINE_PAD, src.shape[1] + 2 * _SPLINE_PAD),
+                                    dtype=WORK_DTYPE)
             self.work = self._padded[_SPLINE_PAD:-_SPLINE_PAD, _SPLINE_PAD:-_SPLINE_PAD]
             self.work[...] = src
         else:
             self._padded = None
-            self.work = np.array(src, dtype=np.float64, copy=True)
+            self.work = np.array(src, dtype=WORK_DTYPE, copy=True)
         self.bad = ~np.isfinite(self.work)
         self.has_bad = bool(self.bad.any())
         self.all_bad = self.has_bad and bool(self.bad.all())
@@ -217,7 +224,7 @@ class PreparedFrame:
             if interpolation not in self._footprint_masks:
                 self._footprint_masks[interpolation] = _footprint_mask(self.bad, interpolation)
             mask, order, threshold = self._footprint_masks[interpolation]
-            moved = ndimage.map_coordinates(mask, [src_rows, src_cols], order=order, mode="nearest",
+            moved = ndimage.map_coordinates(_as_weights(mask), [src_rows, src_cols], order=order, mode="nearest",
                                             output=np.float32, prefilter=False)
             covered &= ~(moved > threshold)
         values[~covered] = fill
@@ -296,7 +303,7 @@ def _separable_spline3_shift(work, transform, out_shape, *, padded=None):
     pad = _SPLINE_PAD
     if padded is None:  # else the caller's np.pad(work, pad, mode="edge")
         padded = np.pad(work, pad, mode="edge")
-    coefficients = ndimage.spline_filter(padded, 3, output=np.float64, mode="nearest")
+    coefficients = ndimage.spline_filter(padded, 3, output=WORK_DTYPE, mode="nearest")
     del padded
     starts = []
     for axis, shift in ((0, transform.dy), (1, transform.dx)):
@@ -306,7 +313,7 @@ def _separable_spline3_shift(work, transform, out_shape, *, padded=None):
         weights = np.array([(1 - t) ** 3, 4 - 6 * t ** 2 + 3 * t ** 3, 1 + 3 * t + 3 * t ** 2 - 3 * t ** 3,
                             t ** 3]) / 6.0
         # origin=-1 puts the 4 taps on i - 1 ... i + 2.  In place: ndimage filters through line
-        # buffers, and a frame-sized float64 array less is 30 MB and ~10 ms less on 2k frames.
+        # buffers, and a frame-sized array less is 17 MB and several ms less on 2k frames.
         ndimage.correlate1d(coefficients, weights, axis=axis, mode="nearest", origin=-1, output=coefficients)
         starts.append(base + pad)
     return _shifted_window(coefficients, starts, out_shape)
@@ -342,7 +349,9 @@ def _fourier_shift(work, transform, out_shape):
     from scipy import ndimage
 
     ny, nx = work.shape
-    spectrum = np.fft.rfft2(work)
+    # In float64: numpy transforms float32 in single precision, whose rounding the sum over the whole
+    # frame would spread into every pixel.
+    spectrum = np.fft.rfft2(np.asarray(work, dtype=np.float64))
     spectrum = ndimage.fourier_shift(spectrum, (transform.dy, transform.dx), n=nx)
     shifted = np.fft.irfft2(spectrum, s=work.shape)
     # The phase shift is periodic over the input grid, so any output pixel
@@ -386,10 +395,11 @@ _FOOTPRINT_GROW = {"nearest": 0, "linear": 0, "spline3": 1, "fourier": 2}
 def _footprint_mask(bad, interpolation):
     """The mask resampled for a footprint, its interpolation order and the threshold that makes it True."""
     grow = _FOOTPRINT_GROW[interpolation]
+    # Kept boolean: finding its set pixels is 20 times faster than in a float copy (resampled_mask).
     mask = grow_mask(bad, grow) if grow else bad
     if interpolation == "nearest":
-        return mask.astype(np.float32), 0, 0.5
-    return mask.astype(np.float32), 1, 1e-6
+        return mask, 0, 0.5
+    return mask, 1, 1e-6
 
 
 def _bad_footprint(bad, transform, out_shape, interpolation):
@@ -430,12 +440,14 @@ def resampled_mask(mask, transform: Transform, *, shape: tuple[int, int] | None 
     from scipy import ndimage
 
     mask = np.asarray(mask)
-    weights = mask if mask.dtype == np.float32 else mask.astype(np.float32)
     out_shape = tuple(int(n) for n in (shape if shape is not None else mask.shape))
     order = _ORDER[interpolation]
-    masked = np.flatnonzero(weights)
-    if masked.size > _SPARSE_FOOTPRINT * weights.size or not masked.size:
-        return _spline_resample(weights, transform, out_shape, order) > threshold
+    # The set pixels of a boolean mask are found 20 times faster than those of a float copy (8 ms on a
+    # 2k frame), and its uint8 view is read by the interpolation as the 0/1 floats would be.
+    masked = np.flatnonzero(mask)
+    weights = _as_weights(mask)
+    if masked.size > _SPARSE_FOOTPRINT * mask.size or not masked.size:
+        return _spline_resample(weights.astype(np.float32, copy=False), transform, out_shape, order) > threshold
     # A bilinear (or nearest) read at a source point touches only input pixels closer than one pixel on
     # each axis, so a masked pixel reaches output pixels within scale * sqrt(2) of its image; the same
     # interpolation evaluated at just those (a few dozen per masked pixel) gives the whole pass's answer.
@@ -449,6 +461,13 @@ def resampled_mask(mask, transform: Transform, *, shape: tuple[int, int] | None 
     return out
 
 
+def _as_weights(mask: np.ndarray) -> np.ndarray:
+    """A mask as interpolation reads it: a boolean one as its uint8 view (no copy), any other as float32."""
+    if mask.dtype == bool:
+        return mask.view(np.uint8)
+    return mask if mask.dtype == np.float32 else mask.astype(np.float32)
+
+
 def _reachable(flat_in, in_shape, transform, out_shape):
     """Flat indices of the output pixels that a bilinear read can reach from the given input pixels."""
     ys, xs = np.divmod(flat_in, in_shape[1])
@@ -459,7 +478,11 @@ def _reachable(flat_in, in_shape, transform, out_shape):
                                      np.rint(xo).astype(np.intp)[:, None, None] + offsets[None, None, :])
     rows, cols = rows.ravel(), cols.ravel()
     inside = (rows >= 0) & (rows < out_shape[0]) & (cols >= 0) & (cols < out_shape[1])
-    return np.unique(rows[inside] * out_shape[1] + cols[inside])
+    # np.unique's sort of the candidates cost 4 ms a call on a 2k frame with a few thousand masked
+    # pixels; marking them on a boolean frame and reading it back gives the same ascending indices.
+    reached = np.zeros(out_shape[0] * out_shape[1], dtype=bool)
+    reached[rows[inside] * out_shape[1] + cols[inside]] = True
+    return np.flatnonzero(reached)
 
 
 def grow_mask(mask, radius: int) -> np.ndarray:
@@ -483,7 +506,7 @@ def grow_mask(mask, radius: int) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if radius <= 0:
         return mask.copy()
-    ys, xs = np.nonzero(mask)
+    ys, xs = np.divmod(np.flatnonzero(mask), mask.shape[1])  # 2-D nonzero is ten times slower (6 ms, 2k)
     offsets = [(dy, dx) for dy in range(-radius, radius + 1)
                for dx in range(-(radius - abs(dy)), radius - abs(dy) + 1)]
     if ys.size * len(offsets) > mask.size // 8:
@@ -501,21 +524,23 @@ def _fill_local_median(work, bad):
 
     A fill close to the surroundings keeps the spline prefilter (an infinite
     recursive filter) from carrying a step far beyond the masked footprint.
+    Each masked region (4-connected) gets the median of the good pixels in its
+    bounding box grown by :data:`FILL_MARGIN` (doubled until 8 are found).
+    The good pixels never change, so the regions can be filled in any order.
     """
-    from scipy import ndimage
-
-    labels, count = ndimage.label(bad)
-    slices = ndimage.find_objects(labels)
     ny, nx = work.shape
-    done = _fill_single_pixels(work, bad, slices)
+    find = _sparse_regions if np.count_nonzero(bad) <= _SPARSE_FILL * bad.size else _labelled_regions
+    single_ys, single_xs, regions = find(bad)
+    done = _fill_single_pixels(work, bad, single_ys, single_xs)
+    # Single pixels with too few good ones around them are left to the loop, which widens the box.
+    regions += [((int(y), int(y) + 1, int(x), int(x) + 1), (np.array([y]), np.array([x])))
+                for y, x in zip(single_ys[~done], single_xs[~done])]
     good_all = None
-    for index, sl in enumerate(slices, start=1):
-        if done[index - 1]:
-            continue
-        margin = 3
+    for (ya, yb, xa, xb), (ys, xs) in regions:
+        margin = FILL_MARGIN
         while True:
-            y0, y1 = max(sl[0].start - margin, 0), min(sl[0].stop + margin, ny)
-            x0, x1 = max(sl[1].start - margin, 0), min(sl[1].stop + margin, nx)
+            y0, y1 = max(ya - margin, 0), min(yb + margin, ny)
+            x0, x1 = max(xa - margin, 0), min(xb + margin, nx)
             box = work[y0:y1, x0:x1]
             good = box[~bad[y0:y1, x0:x1]]
             if good.size >= 8 or (y0 == 0 and x0 == 0 and y1 == ny and x1 == nx):
@@ -527,32 +552,94 @@ def _fill_local_median(work, bad):
             if good_all is None:
                 good_all = float(np.median(work[~bad]))
             value = good_all
-        region = labels[y0:y1, x0:x1] == index
-        box[region] = value
+        work[ys, xs] = value
+
+
+_SPARSE_FILL = 0.01
+"""Masks with at most this fraction of the pixels set are split into regions from their pixels'
+coordinates (:func:`_sparse_regions`, ~1 ms for a few thousand pixels); denser ones by labelling the
+whole frame (:func:`_labelled_regions`, 13 ms on a 2k frame whatever the mask)."""
+
+
+def _labelled_regions(bad):
+    """The mask's 4-connected regions, as :func:`_sparse_regions` gives them, by ``ndimage.label``:
+    the single pixels' rows and columns, and each larger region as ``((y0, y1, x0, x1), (ys, xs))``
+    (its bounding box and its pixels)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(bad)
+    slices = ndimage.find_objects(labels)
+    single = np.array([sl[0].stop - sl[0].start == 1 and sl[1].stop - sl[1].start == 1 for sl in slices],
+                      dtype=bool)
+    ys = np.array([sl[0].start for sl in slices], dtype=np.intp)[single]
+    xs = np.array([sl[1].start for sl in slices], dtype=np.intp)[single]
+    rest = []
+    for index in np.flatnonzero(~single):
+        sl = slices[index]
+        region = np.nonzero(labels[sl] == index + 1)
+        rest.append(((sl[0].start, sl[0].stop, sl[1].start, sl[1].stop),
+                     (region[0] + sl[0].start, region[1] + sl[1].start)))
+    return ys, xs, rest
+
+
+def _sparse_regions(bad):
+    """The mask's 4-connected regions from its set pixels' coordinates (no pass over the frame): the
+    single pixels' rows and columns, and each larger region as ``((y0, y1, x0, x1), (ys, xs))``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ny, nx = bad.shape
+    flat = np.flatnonzero(bad)
+    n = flat.size
+    ys, xs = np.divmod(flat, nx)
+    # Edges to the right and downward neighbours that are masked too (flat is sorted: a binary search).
+    edges = []
+    for step, allowed in ((1, xs < nx - 1), (nx, ys < ny - 1)):
+        target = flat[allowed] + step
+        where = np.searchsorted(flat, target)
+        hit = where < n
+        hit[hit] = flat[where[hit]] == target[hit]
+        edges.append((np.flatnonzero(allowed)[hit], where[hit]))
+    i = np.concatenate([e[0] for e in edges])
+    j = np.concatenate([e[1] for e in edges])
+    linked = np.zeros(n, dtype=bool)
+    linked[i] = True
+    linked[j] = True
+    rest = []
+    if linked.any():
+        nodes = np.flatnonzero(linked)
+        position = np.full(n, -1, dtype=np.intp)
+        position[nodes] = np.arange(nodes.size)
+        graph = coo_matrix((np.ones(i.size, dtype=np.int8), (position[i], position[j])),
+                           shape=(nodes.size, nodes.size))
+        _, component = connected_components(graph, directed=False)
+        order = np.argsort(component, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(component[order]) != 0])
+        for a, b in zip(starts, np.r_[starts[1:], order.size]):
+            members = nodes[order[a:b]]
+            ry, rx = ys[members], xs[members]
+            rest.append(((int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1), (ry, rx)))
+    return ys[~linked], xs[~linked], rest
 
 
 FILL_MARGIN = 3
 """Pixels around a masked region whose good pixels' median fills it (:func:`_fill_local_median`)."""
 
 
-def _fill_single_pixels(work, bad, slices) -> np.ndarray:
-    """Fill the one-pixel regions of :func:`_fill_local_median` at once; which regions were filled.
+def _fill_single_pixels(work, bad, ys, xs) -> np.ndarray:
+    """Fill the one-pixel regions ``(ys, xs)`` of :func:`_fill_local_median` at once; which were filled.
 
     Hot pixels and cosmic-ray hits masked before resampling are mostly single pixels, hundreds of
     them per frame: one loop step each cost 0.1 ms (40-100 ms a 2k frame).  Each gets the median of
-    the good pixels of its (2 * margin + 1)^2 box cut to the frame, as the loop gives it; a region
+    the good pixels of its (2 * margin + 1)^2 box cut to the frame, as the loop gives it; a pixel
     with fewer than 8 good pixels there is left to the loop (which widens the box).
     """
     import bottleneck as bn
 
-    single = np.array([sl[0].stop - sl[0].start == 1 and sl[1].stop - sl[1].start == 1 for sl in slices],
-                      dtype=bool)
-    done = np.zeros(len(slices), dtype=bool)
-    if not single.any():
+    done = np.zeros(len(ys), dtype=bool)
+    if not len(ys):
         return done
-    which = np.flatnonzero(single)
-    ys = np.array([slices[i][0].start for i in which])
-    xs = np.array([slices[i][1].start for i in which])
+    which = np.arange(len(ys))
     offsets = np.arange(-FILL_MARGIN, FILL_MARGIN + 1)
     ny, nx = work.shape
     rows = ys[:, None, None] + offsets[None, :, None]

@@ -9,6 +9,7 @@ and an input file is never overwritten.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,7 +176,9 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
         n_linear = 0
         if interpolation in ("spline3", "fourier"):
             aligned, n_linear = _linear_near_saturation(aligned, data, prepared, task.get("saturation"))
+        # The input's pixels and the padded working copy are done with: freed before the write's buffers.
         header = image.header.copy()
+        del prepared, data, image
         for key in ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX", "CHECKSUM", "DATASUM"):
             header.remove(key, ignore_missing=True, remove_all=True)
         # The output is on the reference's pixel grid: the frame's own WCS no longer describes it.
@@ -211,7 +214,8 @@ def render_frame(task: dict, out_dir: str, interpolation: str, preview: bool) ->
                 header.add_history(f"obsdb: masked satellite streak ({st['x0']:.0f},{st['y0']:.0f})-"
                                    f"({st['x1']:.0f},{st['y1']:.0f}), {st['width']:.0f} px wide")
             header.add_history(f"obsdb: {n_streak_px} input pixels masked along streaks")
-        primary = fits.PrimaryHDU(aligned.astype(np.float32), header=header)
+        # No copy: astropy byte-swaps a little-endian array in place for the write and swaps it back.
+        primary = fits.PrimaryHDU(aligned.astype(np.float32, copy=False), header=header)
         mask = fits.ImageHDU(coverage.astype(np.uint8), name="COVERAGE")
         target = Path(out_dir) / task.get("output", output_name(task["path"]))
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -328,20 +332,36 @@ def render(db, out_dir: str | Path, *, run: int | None = None, interpolation: st
     for task in tasks:
         task["calibration"] = calibrations.get(task["frame_id"], [])
     if interpolation != "nearest":
-        _attach_detector_defects(tasks)
+        from obsdb.catalog.defect_maps import DetectorDefectStore
+
+        _attach_detector_defects(tasks, DetectorDefectStore(db))
     report = RenderReport()
     results = []
-    for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers,
-                                              executor), start=1):
-        if "error" in result:
-            report.failed.append((result["number"] if result["number"] is not None
-                                  else Path(result["input"]).name, result["error"]))
-        else:
-            results.append(result)
-            # Recorded as it is written: a failure or a kill later loses nothing of it.
-            _record_frames(store, tasks, [result], interpolation, report)
-        if progress:
-            progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
+    unrecorded: list[dict] = []
+    last_record = time.monotonic()
+    try:
+        for done, result in enumerate(_map_render(tasks, str(out_dir), interpolation, previews, workers,
+                                                  executor), start=1):
+            if "error" in result:
+                report.failed.append((result["number"] if result["number"] is not None
+                                      else Path(result["input"]).name, result["error"]))
+            else:
+                results.append(result)
+                unrecorded.append(result)
+                # Recorded in batches as they are written (one transaction per batch, not per frame); a
+                # failure records what was written, and a kill leaves the rest as write-ahead intents.
+                if len(unrecorded) >= RECORD_BATCH or time.monotonic() - last_record >= RECORD_SECONDS:
+                    _record_frames(store, tasks, unrecorded, interpolation, report)
+                    unrecorded, last_record = [], time.monotonic()
+            if progress:
+                progress(done, len(tasks), Path(result.get("path") or result["input"]).name)
+    except BaseException:
+        try:
+            _record_frames(store, tasks, unrecorded, interpolation, report)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
+    _record_frames(store, tasks, unrecorded, interpolation, report)
     if stack:
         report.stacks = write_stacks(store, tasks, results, out_dir, method=stack,
                                      memory_limit_mb=memory_limit_mb, left_out=report.skipped,
@@ -400,6 +420,12 @@ def _record_frames(store, tasks, results, interpolation, report) -> None:
             report.previews.append(result["preview"])
 
 
+RECORD_BATCH = 25
+"""Aligned frames whose output rows are inserted in one transaction (a 500-frame night: 20, not 500)."""
+
+RECORD_SECONDS = 10.0
+"""...or fewer, when this many seconds have passed since the last batch (a slow render records as it goes)."""
+
 SATURATION_GUARD = 8
 """Output pixels within this many pixels of a saturated input pixel are interpolated linearly."""
 
@@ -432,7 +458,7 @@ def _linear_near_saturation(aligned, data, prepared, saturation):
     near = grow_mask(core, SATURATION_GUARD)
     region = resampled_mask(near, prepared.transform, shape=prepared.out_shape, interpolation="linear",
                             threshold=0.01)
-    rows, cols = np.nonzero(region)
+    rows, cols = np.divmod(np.flatnonzero(region), region.shape[1])  # 2-D nonzero is several times slower
     # The linear resampling leaves no data (0) beyond the frame: not part of the region.
     inside = prepared.inside(rows, cols)
     rows, cols = rows[inside], cols[inside]
@@ -444,7 +470,7 @@ DETECTOR_SAMPLE_BYTES = 256 * 2 ** 20
 """Memory for the frames whose median shows a night's detector defects (fewer frames when they are large)."""
 
 
-def _attach_detector_defects(tasks: list[dict]) -> None:
+def _attach_detector_defects(tasks: list[dict], store=None) -> None:
     """Give each task the flat indices of its detector's defects, from the lower quartile of the night's frames.
 
     Frames are grouped by night, instrument and size; up to
@@ -452,11 +478,16 @@ def _attach_detector_defects(tasks: list[dict]) -> None:
     the night, are read and their median searched (:func:`detector_defects`).
     Colour mosaics are left to the per-frame search: their pixels are not
     comparable neighbour to neighbour.
+
+    With a ``store`` (:class:`obsdb.catalog.defect_maps.DetectorDefectStore`) a group's map is read
+    from the catalog when it was computed from the same frames (ids and file digests), FWHM and
+    search version, and kept there after it is computed: a second render of a night reads no frame
+    for it (0.4 s and 200 MB for nine 2k frames).
     """
     import numpy as np
 
     from obsdb.imaging.bayer import cfa_pattern_or_none
-    from obsdb.imaging.defects import DETECTOR_SAMPLE, detector_defects
+    from obsdb.imaging.defects import DETECTOR_DEFECTS_VERSION, DETECTOR_SAMPLE, detector_defects, levelled_frame
     from obsdb.imaging.fitsio import FitsReadError, read_fits_image
 
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -470,20 +501,31 @@ def _attach_detector_defects(tasks: list[dict]) -> None:
             continue
         ordered = sorted(members, key=lambda t: (t.get("date_obs") or "", t["path"]))
         chosen = [ordered[round(i * (len(ordered) - 1) / (count - 1))] for i in range(count)]
-        frames = []
-        for task in chosen:
-            try:
-                image = read_fits_image(task["path"], hash_mode="none")
-            except FitsReadError:
-                continue  # render_frame reports it
-            if cfa_pattern_or_none(image.header) is not None or image.data.shape != shape:
-                frames = []
-                break
-            frames.append(image.data)
         fwhms = [t["fwhm"] for t in members if t.get("fwhm") and np.isfinite(t["fwhm"])]
-        mask = detector_defects(frames, fwhm=float(np.median(fwhms)) if fwhms else None)
-        if mask.any():
+        fwhm = float(np.median(fwhms)) if fwhms else None
+        key = (members[0].get("night_id"), members[0].get("instrument_id"), shape)
+        sample = store.sample_digest([t["frame_id"] for t in chosen], fwhm, DETECTOR_DEFECTS_VERSION) if store else None
+        indices = store.load(*key, version=DETECTOR_DEFECTS_VERSION, sample=sample) if store else None
+        if indices is None:
+            frames = []
+            complete = True
+            for task in chosen:
+                try:
+                    image = read_fits_image(task["path"], hash_mode="none")
+                except FitsReadError:
+                    complete = False  # render_frame reports it; a map without this frame is not kept
+                    continue
+                if cfa_pattern_or_none(image.header) is not None or image.data.shape != shape:
+                    frames = []
+                    break
+                frames.append(levelled_frame(image.data))  # only the levelled copy is kept
+                del image
+            mask = detector_defects(frames, fwhm=fwhm)
+            del frames
             indices = np.flatnonzero(mask).astype(np.int64)
+            if store is not None and complete:
+                store.save(*key, indices, version=DETECTOR_DEFECTS_VERSION, sample=sample)
+        if indices.size:
             for task in members:
                 task["detector_defects"] = indices
 

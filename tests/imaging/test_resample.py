@@ -266,3 +266,38 @@ def test_single_masked_pixels_get_the_median_of_their_box_at_once():
         good = original[box][~bad[box]]
         assert work[y, x] == np.median(good)
     assert np.array_equal(work[~bad], original[~bad])
+
+
+def test_masked_regions_found_from_coordinates_equal_the_labelled_ones():
+    """The NaN fill's two ways of finding 4-connected regions (sparse masks from their pixels'
+    coordinates, dense ones by labelling the frame) fill every pixel with the same value."""
+    from scipy import ndimage
+
+    from obsdb.imaging import resample as rs
+
+    rng = np.random.default_rng(3)
+    for trial in range(12):
+        ny, nx = rng.integers(20, 200, 2)
+        work = rng.normal(1000, 20, (ny, nx)).astype(np.float32)
+        bad = rng.random((ny, nx)) < (0.002, 0.02, 0.2)[trial % 3]
+        bad[5:9, 3:12] = True            # a cluster
+        bad[:, :2] = trial % 2 == 0      # a NaN border
+        bad[ny - 1, nx - 1] = True       # a corner pixel
+        filled = []
+        for find in (rs._sparse_regions, rs._labelled_regions):
+            ys, xs, rest = find(bad)
+            labels, count = ndimage.label(bad)
+            assert len(ys) + len(rest) == count
+            for (y0, y1, x0, x1), (ry, rx) in rest:
+                assert (ry.min(), ry.max() + 1, rx.min(), rx.max() + 1) == (y0, y1, x0, x1)
+                assert len(set(labels[ry, rx])) == 1 and (labels == labels[ry[0], rx[0]]).sum() == ry.size
+            w = np.where(bad, np.float32(np.nan), work)
+            original = rs._SPARSE_FILL
+            try:
+                rs._SPARSE_FILL = 1.0 if find is rs._sparse_regions else 0.0
+                rs._fill_local_median(w, bad)
+            finally:
+                rs._SPARSE_FILL = original
+            assert np.isfinite(w).all() and np.array_equal(w[~bad], work[~bad])
+            filled.append(w)
+        assert np.array_equal(filled[0], filled[1]), trial

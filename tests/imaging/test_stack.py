@@ -129,6 +129,44 @@ def test_stack_files_equals_stack_arrays(tmp_path):
         assert from_files.n_frames == 6
 
 
+def test_stack_files_reads_every_kind_of_file_as_fits_would(tmp_path):
+    """Plain float files are read by byte offset; gzip, scaled, integer and float64 files as FITS: all the same."""
+    frames = _frames(n=5, shape=(37, 29), seed=4)
+    kinds = {
+        "plain": lambda f: fits.PrimaryHDU(f),
+        "float64 in an extension": lambda f: fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(f.astype(np.float64))]),
+        "long header": lambda f: fits.PrimaryHDU(f, header=fits.Header([("HISTORY", "x" * 60)] * 80)),
+    }
+    for name, make in kinds.items():
+        paths = []
+        for i, f in enumerate(frames):
+            path = tmp_path / f"{name.replace(' ', '_')}{i}.fits"
+            make(f).writeto(path)
+            paths.append(path)
+        hdu = 1 if "extension" in name else 0
+        for method in STACK_METHODS:
+            np.testing.assert_array_equal(stack_files(paths, method=method, rows_per_chunk=6, hdu=hdu,
+                                                      offsets=[1.5, 0, -2, 3, 0]).data,
+                                          stack_arrays(frames + np.float32([[[1.5]], [[0]], [[-2]], [[3]], [[0]]]),
+                                                       method=method).data, err_msg=name)
+    gz = [_write(tmp_path / f"g{i}.fits.gz", f) for i, f in enumerate(frames)]
+    np.testing.assert_array_equal(stack_files(gz, rows_per_chunk=5).data, stack_arrays(frames).data)
+
+
+def test_plain_float_files_are_opened_as_fits_once(tmp_path, monkeypatch):
+    """Their bands are read by byte offset: one FITS open per file (the header), not one per band."""
+    import obsdb.imaging.stack as stack
+
+    frames = _frames(n=4, shape=(40, 21), seed=6)
+    paths = [_write(tmp_path / f"p{i}.fits", f) for i, f in enumerate(frames)]
+    opened = []
+    real_open = fits.open
+    monkeypatch.setattr(fits, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    result = stack.stack_files(paths, rows_per_chunk=4)
+    assert len(opened) == 4
+    np.testing.assert_array_equal(result.data, stack_arrays(frames).data)
+
+
 def test_stack_files_reads_an_extension(tmp_path):
     frames = _frames(n=3, shape=(8, 9))
     paths = []
@@ -163,6 +201,12 @@ def test_rows_for_budget():
     assert 100 <= rows and rows * 200 * 2048 * 4 * 1.5 <= 512 * 2**20
     assert rows_for_budget(200, 2048, 1, "sigma-clip") == 1
     assert rows_for_budget(20, 2048, 512, "median") * 20 * 2048 * 4 <= 40 * 2**20
+    # Frames read by byte offset: the band keeps to ~32 MiB however many frames there are.
+    from obsdb.imaging.stack import MIN_BAND_ROWS_PLAIN
+
+    for n in (40, 100, 500):
+        rows = rows_for_budget(n, 2048, 512, "median", min_rows=MIN_BAND_ROWS_PLAIN)
+        assert rows * n * 2048 * 4 <= 32 * 2**20 and rows >= MIN_BAND_ROWS_PLAIN
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")

@@ -616,6 +616,7 @@ def test_a_render_killed_after_writing_a_file_it_had_not_recorded_does_not_block
 
     copy_night(tmp_path / "night", seed=45, n_frames=3, **QUIET)
     out = tmp_path / "out"
+    monkeypatch.setattr(render_module, "RECORD_BATCH", 1)  # each frame's record right after its file
     with _aligned(tmp_path / "night", tmp_path / "obsdb.sqlite") as (catalog, _):
         real_record = render_module._record_frames
 
@@ -644,3 +645,29 @@ def test_a_render_killed_after_writing_a_file_it_had_not_recorded_does_not_block
         (other / written[0]).write_bytes(b"the user's own file")
         with pytest.raises(ObsdbError, match="not written by obsdb"):
             catalog.render(other)
+
+
+def test_output_rows_are_inserted_in_batches_and_all_recorded(night, monkeypatch):
+    """RECORD_BATCH frames' rows per transaction (not one per frame), the last batch too."""
+    import obsdb.pipeline.render as render_module
+    from obsdb.catalog.stores import RenderStore
+
+    catalog, root = night["catalog"], night["root"]
+    batches = []
+    real = RenderStore.record_render_outputs
+
+    def counting(self, rows):
+        batches.append(sum(1 for row in rows if row["kind"] == "aligned"))
+        return real(self, rows)
+
+    monkeypatch.setattr(render_module, "RECORD_BATCH", 3)
+    monkeypatch.setattr(RenderStore, "record_render_outputs", counting)
+    out = root / "batched"
+    report = catalog.render(out)
+    n = len(report.frames)
+    assert n >= 5
+    assert batches == [3] * (n // 3) + ([n % 3] if n % 3 else [])
+    with catalog.session() as session:
+        rows = session.scalars(select(RenderOutput).where(RenderOutput.path.like(f"{out}/%"))).all()
+    assert sorted(r.path for r in rows) == sorted(str(p) for p in out.glob("*.fits"))
+    assert all(r.sha256 != "pending" for r in rows)
