@@ -31,6 +31,10 @@ CENTROID_BATCH = 5_000
 as one list of dicts (and SQLAlchemy's parameters for it) made the parent's memory grow with the night."""
 
 
+QA_ROWS_PER_FETCH = 100
+"""Frames QA reads per fetch with their star lists (26 kB each at 2048 px; a night's all at once was 13 MB)."""
+
+
 class EventLog:
     """The event log: every command that changed the catalog, with who and when."""
 
@@ -286,6 +290,8 @@ class QualityStore(EventLog):
             if instrument is not None:
                 query = query.where(Instrument.key == instrument)
             frames = []
+            # Streamed: an ORM result is otherwise fetched whole, every star list of the night at once.
+            query = query.execution_options(yield_per=QA_ROWS_PER_FETCH)
             for frame, night, instrument_key, bkg, saturation, m, data in session.execute(query):
                 site = None
                 if night.latitude is not None and night.longitude is not None:
