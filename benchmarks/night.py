@@ -11,13 +11,15 @@ cache.  Then, for every executor (``serial``, ``processes`` and ``dask``,
 the last a LocalCluster of ``--workers`` processes), one child process
 (``python benchmarks/night.py --child``) opens a fresh SQLite catalog and
 runs ``Catalog.ingest``, ``Catalog.qa`` and ``Catalog.align`` with that
-executor, timing each step; its peak memory is the largest resident set of
-the child and of the worker processes it waited for (``ru_maxrss``).
+executor, timing each step.  ``parent MB`` is the child's own peak resident set (the process that
+writes the catalog; with the serial executor the pixel work runs in one worker process of its own),
+read from ``VmHWM`` in ``/proc/self/status`` and reset before each step (``clear_refs``), so that
+``ingest MB``, ``qa MB`` and ``align MB`` are each step's own peak.  (Before 2026-12-06 it was the
+child's ``ru_maxrss``, which after ``exec`` keeps the peak of the process that started the child:
+this benchmark's, which had simulated the night, so it read 320 MB for a child of 130.)  ``peak MB``
+is the largest of it and of the workers it waited for (their ``ru_maxrss``, read in the child).
 Executors alternate within a repetition; with ``--repeat`` > 1 the medians
-are printed, since the machine is shared and noisy.  ``parent MB`` is the
-child's own peak (the process that writes the catalog; with the serial
-executor the pixel work runs in one worker process of its own), ``peak MB``
-the largest of it and its workers.  The date and the load average are printed
+are printed, since the machine is shared and noisy.  The date and the load average are printed
 at the start and the end.  ``cpu ms/frame`` is the
 CPU time of the child and of the workers it waited for (all three steps, per
 frame): what the work cost, whatever share of the cores the machine gave.
@@ -25,6 +27,8 @@ frame): what the work cost, whatever share of the cores the machine gave.
 children's and its live workers' CPU read before and after the step).  With
 ``--code PATH`` the children import obsdb from that checkout (old code, e.g.
 ``git archive`` of main) instead of this one.
+``--trace N`` prints, per step, the N largest allocation sites (tracemalloc) at the highest traced
+memory seen between frames: what grows with the night.  ``--keep DIR`` keeps each catalog.
 
 With ``--today`` the same night also goes through the pipeline users
 assemble today (ccdproc ImageFileCollection, astropy sigma_clipped_stats,
@@ -36,6 +40,7 @@ Run::
 
     python benchmarks/night.py --frames 50,150,500 --size 2048
     python benchmarks/night.py --frames 50 --size 1024 --executors serial,processes --today
+    python benchmarks/night.py --frames 500 --executors processes --trace 12 --keep /tmp/nights
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -98,38 +104,125 @@ def tree_cpu() -> float:
     return total
 
 
-def child(folder: Path, db: Path, executor_kind: str, workers: int) -> dict:
-    """ingest + qa + align in this process with one executor; seconds per step (and CPU seconds per
-    step, ``cpu <step>``)."""
-    marks = {}
+def reset_peak() -> None:
+    """Start a new peak of this process's resident set (Linux: ``VmHWM`` is reset by ``clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def own_peak_kb() -> int:
+    """This process's peak resident set since the last :func:`reset_peak`, KiB.
+
+    ``VmHWM`` rather than ``ru_maxrss``: after ``exec`` the latter keeps the peak of the process that
+    started us (the benchmark, which may have simulated a night), so a child's "own" peak read 320 MB
+    where the child itself never passed 130.
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+TRACE_STEP = 2 * 2**20
+"""Bytes by which traced memory must pass the step's highest yet before ``--trace`` snapshots again."""
+
+
+class Tracer:
+    """With ``--trace N``: tracemalloc in the child (not in its forked workers), and per step the N
+    allocation sites that grew most from the step's start to the highest traced memory seen between
+    frames (snapshots taken from the steps' progress callbacks, and at the step's end), to stderr."""
+
+    def __init__(self, top: int):
+        import tracemalloc
+
+        self.top, self.tracemalloc = top, tracemalloc
+        self.best, self.snapshot, self.baseline = 0, None, None
+        if top:
+            os.register_at_fork(after_in_child=tracemalloc.stop)  # workers measure, untraced
+            tracemalloc.start(6)
+            self.filters = [tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
+                            tracemalloc.Filter(False, tracemalloc.__file__)]
+
+    def begin(self) -> None:
+        if self.top:
+            self.tracemalloc.reset_peak()
+            self.best, self.snapshot = 0, None
+            self.baseline = self.tracemalloc.take_snapshot().filter_traces(self.filters)
+
+    def progress(self, *_args) -> None:
+        if self.top:
+            current = self.tracemalloc.get_traced_memory()[0]
+            if current > self.best + TRACE_STEP:  # a snapshot costs a second: only for a new high
+                self.best, self.snapshot = current, self.tracemalloc.take_snapshot()
+
+    def end(self, step: str) -> None:
+        if not self.top:
+            return
+        at_peak = self.snapshot
+        self.best, self.snapshot = 0, None
+        self.progress()
+        current, peak = self.tracemalloc.get_traced_memory()
+        for name, snap in (("largest between frames", at_peak), ("at the end", self.snapshot)):
+            if snap is None:
+                continue
+            stats = snap.filter_traces(self.filters).compare_to(self.baseline, "traceback")
+            total = sum(stat.size_diff for stat in stats)
+            print(f"--- {step}, {name}: {total / 2**20:+.1f} MiB traced since the step began "
+                  f"(traced peak {peak / 2**20:.1f} MiB, now {current / 2**20:.1f} MiB)", file=sys.stderr)
+            for stat in sorted(stats, key=lambda st: -st.size_diff)[:self.top]:
+                where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(list(stat.traceback)))
+                print(f"  {stat.size_diff / 2**20:+7.2f} MiB {stat.count_diff:+8d} blocks  {where}", file=sys.stderr)
+
+
+def child(folder: Path, db: Path, executor_kind: str, workers: int, trace: int = 0) -> dict:
+    """ingest + qa + align in this process with one executor; seconds and own peak memory per step."""
+    marks, peaks = {}, {}
     from obsdb import Catalog
     from obsdb.pipeline.executors import make_executor
 
+    tracer = Tracer(trace)
     start = time.perf_counter()
     with make_executor(executor_kind, workers=workers) as executor, Catalog.open(db, create=True) as catalog:
         marks["start executor"] = time.perf_counter() - start
-        t, cpu = time.perf_counter(), tree_cpu()
-        ingested = catalog.ingest([folder], executor=executor, workers=workers)
-        marks["ingest"] = time.perf_counter() - t
-        marks["cpu ingest"] = tree_cpu() - cpu
-        t = time.perf_counter()
-        assessed = catalog.qa(workers=workers)
-        marks["qa"] = time.perf_counter() - t
-        t = time.perf_counter()
-        runs = catalog.align(executor=executor, workers=workers)
-        marks["align"] = time.perf_counter() - t
+        peaks["open"] = own_peak_kb()
+        watch = {"progress": tracer.progress} if trace else {}
+        steps = (("ingest", lambda: catalog.ingest([folder], executor=executor, workers=workers, **watch)),
+                 ("qa", lambda: catalog.qa(workers=workers, **watch)),
+                 ("align", lambda: catalog.align(executor=executor, workers=workers, **watch)))
+        done = {}
+        for step, call in steps:
+            reset_peak()
+            tracer.begin()
+            t, cpu = time.perf_counter(), tree_cpu()
+            done[step] = call()
+            marks[step] = time.perf_counter() - t
+            marks[f"cpu {step}"] = tree_cpu() - cpu
+            peaks[step] = own_peak_kb()
+            tracer.end(step)
+    ingested, assessed, runs = done["ingest"], done["qa"], done["align"]
     aligned = sum(len(r.results) - len(r.failures) for r in runs)
     # CPU of this process and of the workers it waited for (a Dask cluster's, once it is closed): on a
     # shared machine wall time says how much of the cores we got, CPU time what the work cost.
     used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     marks["cpu"] = sum(u.ru_utime + u.ru_stime for u in used)
     return {"phases": marks, "frames": len(ingested.added), "failed": len(ingested.failed),
-            "assessed": assessed.assessed, "aligned": aligned}
+            "assessed": assessed.assessed, "aligned": aligned, "step_peak_kb": peaks,
+            "self_peak_kb": max(peaks.values()),
+            # Workers are forked from this process (or started by it): their ru_maxrss is their own.
+            "workers_peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}
 
 
 def run_child(args: list[str], code: Path | None = None) -> dict:
-    """A child process's JSON answer and its peak memory (the largest process it and its waited children had)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """A child process's JSON answer; its peak memory is the largest of the child's own (``VmHWM``) and
+    of the workers it waited for (measured in the child: from here ``ru_maxrss`` would carry this
+    process's own peak into every child it starts).  ``code``: the checkout the child imports obsdb from."""
     start = time.perf_counter()
     env = child_env()
     if code is not None:
@@ -138,13 +231,17 @@ def run_child(args: list[str], code: Path | None = None) -> dict:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"child failed: {done.stderr[-2000:]}")
+    if done.stderr.strip():
+        print(done.stderr.rstrip(), file=sys.stderr)
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     answer["wall"] = wall
-    # ru_maxrss of RUSAGE_CHILDREN is the largest descendant so far (KiB on Linux): a growth is this child's
-    # (or one of its workers'); the child's own peak is in its answer.
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    answer["peak_mb"] = max(answer.get("self_peak_kb", 0), after if after > before else 0) / 1024
+    answer["peak_mb"] = max(answer.get("self_peak_kb", 0), answer.get("workers_peak_kb", 0)) / 1024
     return answer
+
+
+def step_mb(runs: list[dict], step: str) -> float:
+    """The median over repeats of the child's own peak during one step, MB (NaN for an old answer)."""
+    return statistics.median(r.get("step_peak_kb", {}).get(step, float("nan")) for r in runs) / 1024
 
 
 def main(argv=None) -> int:
@@ -157,23 +254,29 @@ def main(argv=None) -> int:
     parser.add_argument("--today", action="store_true", help="also time the ccdproc + astroalign pipeline")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "obsdb-bench-night")
     parser.add_argument("--code", type=Path, help="import obsdb from this checkout in the children (old code)")
-    parser.add_argument("--child", nargs=4, metavar=("FOLDER", "DB", "EXECUTOR", "WORKERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--keep", type=Path, help="keep each night's catalog as KEEP/night-<frames>-<executor>.sqlite "
+                                                  "(for benchmarks/report.py)")
+    parser.add_argument("--trace", type=int, default=0, metavar="N",
+                        help="tracemalloc in the child: the N largest allocation sites of each step, to stderr "
+                             "(slow; for finding what grows, not for timing)")
+    parser.add_argument("--child", nargs=5, metavar=("FOLDER", "DB", "EXECUTOR", "WORKERS", "TRACE"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--child-today", metavar="FOLDER", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        folder, db, kind, workers = args.child
-        answer = child(Path(folder), Path(db), kind, int(workers))
+        folder, db, kind, workers, trace = args.child
+        answer = child(Path(folder), Path(db), kind, int(workers), int(trace))
         import obsdb
 
         answer["code"] = str(Path(obsdb.__file__).resolve().parents[1])
-        answer["self_peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps(answer))
         return 0
     if args.child_today:
         from chain import child_today
 
         answer = child_today(Path(args.child_today))
-        answer["self_peak_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        answer["self_peak_kb"] = own_peak_kb()
+        answer["workers_peak_kb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(json.dumps(answer))
         return 0
 
@@ -185,7 +288,7 @@ def main(argv=None) -> int:
           f"median of {args.repeat}; code {(args.code or Path(__file__).resolve().parents[1]).resolve()}")
     print(f"{'frames':>6s} {'executor':10s} {'ingest s':>9s} {'qa s':>7s} {'align s':>8s} {'total s':>8s} "
           f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s} {'cpu ms/frame':>13s} {'parent MB':>10s} "
-          f"{'ingest cpu ms/frame':>20s}")
+          f"{'ingest cpu ms/frame':>20s} {'ingest MB':>10s} {'qa MB':>6s} {'align MB':>9s}")
     for n in [int(x) for x in args.frames.split(",")]:
         folder = simulated_night(args.cache, n, args.size)
         results: dict[str, list[dict]] = {k: [] for k in kinds + (["today"] if args.today else [])}
@@ -198,10 +301,14 @@ def main(argv=None) -> int:
                         results[kind].append(run_child(["--child-today", str(folder)]))
                     else:
                         db = Path(tmp) / "obsdb.sqlite"
-                        answer = run_child(["--child", str(folder), str(db), kind, str(args.workers)], args.code)
+                        answer = run_child(["--child", str(folder), str(db), kind, str(args.workers),
+                                            str(args.trace)], args.code)
                         if args.code is not None and Path(answer["code"]) != args.code.resolve():
                             raise SystemExit(f"the child imported {answer['code']}, not {args.code}")
                         results[kind].append(answer)
+                        if args.keep:
+                            args.keep.mkdir(parents=True, exist_ok=True)
+                            shutil.copyfile(db, args.keep / f"night-{n}-{kind}.sqlite")
         for kind, runs in results.items():
             if kind == "today":
                 total = statistics.median(sum(v for k, v in r["phases"].items() if k != "import") for r in runs)
@@ -219,7 +326,8 @@ def main(argv=None) -> int:
                   f"{statistics.median(r['aligned'] for r in runs):8.0f} "
                   f"{1000 * statistics.median(r['phases'].get('cpu', float('nan')) for r in runs) / n:13.0f} "
                   f"{statistics.median(r['self_peak_kb'] for r in runs) / 1024:10.0f} "
-                  f"{1000 * statistics.median(r['phases'].get('cpu ingest', float('nan')) for r in runs) / n:20.0f}")
+                  f"{1000 * statistics.median(r['phases'].get('cpu ingest', float('nan')) for r in runs) / n:20.0f} "
+                  f"{step_mb(runs, 'ingest'):10.0f} {step_mb(runs, 'qa'):6.0f} {step_mb(runs, 'align'):9.0f}")
             rows.append({"frames": n, "executor": kind, "total": total, **phase})
         if args.today and "serial" in results:
             ours = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "serial")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from obsdb.catalog.decisions import get_decision, list_groups
 from obsdb.catalog.models import AlignmentRun, Centroid, Frame, ShiftStep
 from obsdb.catalog.selectors import night_ids
-from obsdb.catalog.tags import ID_CHUNK, add_tags, retract_tags
+from obsdb.catalog.tags import ID_CHUNK
 from obsdb.catalog.writes import record_event
 from obsdb.errors import ObsdbError
 
@@ -101,19 +101,21 @@ def record_staged_run(session: Session, *, reference_id: int, author: str, param
 def record_unregistered(session: Session, run, failed: list[tuple[int, str]], registered: list[int],
                         author: str) -> None:
     """Tag each failed frame ``unregistered`` with its reason, retract the tag on the registered ones,
-    and log the run's event."""
+    and log the run's event.
 
-    ids = [i for i, _ in failed] + registered
-    frames = {}
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start:start + ID_CHUNK]
-        frames.update((f.id, f) for f in session.scalars(select(Frame).where(Frame.id.in_(chunk))))
+    One set-based write (:func:`obsdb.catalog.tags.sync_rule_tags`) whatever the number of frames: the
+    frames are named by id, never loaded (a 500-frame run loaded 500 frames with their headers to
+    retract a handful of tags), and the new tags go in one statement.
+    """
+    from obsdb.catalog.tags import _check_text, sync_rule_tags
+
+    wanted = {}
     for frame_id, reason in failed:
-        add_tags(session, [frames[frame_id]], "unregistered", reason=f"run {run.id}: {reason}",
-                 source="rule:unregistered", author="obsdb", run_id=run.id)
-    if registered:
-        retract_tags(session, [frames[i] for i in registered], "unregistered", source="rule:unregistered",
-                     reason=f"registered in run {run.id}", author="obsdb")
+        text = f"run {run.id}: {reason}".strip()
+        _check_text(text, "obsdb")
+        wanted[(frame_id, "unregistered")] = text
+    sync_rule_tags(session, [i for i, _ in failed] + list(registered), wanted, names=("unregistered",),
+                   author="obsdb", retract_reason=f"registered in run {run.id}", run_id=run.id)
     aligned = "1 frame" if len(registered) == 1 else f"{len(registered)} frames"
     record_event(session, author, "align", f"run {run.id} ({run.method}): {aligned} aligned, "
                                            f"{len(failed)} unregistered", night_id=run.night_id,

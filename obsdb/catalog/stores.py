@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from obsdb.text import plural
 
@@ -30,6 +30,10 @@ FILE_QUERY_CHUNK = 500
 CENTROID_BATCH = 5_000
 """Centroid rows of an alignment run inserted per statement: a 500-frame night has ~95,000, which held
 as one list of dicts (and SQLAlchemy's parameters for it) made the parent's memory grow with the night."""
+
+
+QA_ROWS_PER_FETCH = 100
+"""Frames QA reads per fetch with their star lists (26 kB each at 2048 px; a night's all at once was 13 MB)."""
 
 
 class EventLog:
@@ -235,6 +239,11 @@ def written_outputs(session, paths: list[str]) -> dict[str, set[str]]:
     return found
 
 
+def _kept(stars, keep: Callable | None):
+    """``keep(stars)``, or the stars themselves without ``keep``."""
+    return stars if keep is None else keep(stars)
+
+
 class QualityStore(EventLog):
     """QA's storage: frames to measure and judge, their metrics, and the automatic tags QA sets."""
 
@@ -275,9 +284,14 @@ class QualityStore(EventLog):
         return self.db.read(frame_streaks, frame_ids)
 
     def qa_frames(self, *, nights=None, band: str | None = None, instrument: str | None = None,
-                  stars: bool = True) -> list:
+                  stars: bool = True, keep_stars: Callable | None = None) -> list:
         """Readable light frames with metrics, as :class:`obsdb.catalog.records.QaFrame` with their star
-        lists (``stars=False``: without them, for the instrument's history); ``instrument`` is its key."""
+        lists (``stars=False``: without them, for the instrument's history); ``instrument`` is its key.
+
+        ``keep_stars``, given, is applied to each decoded list as its row is read and the frame keeps
+        what it returns (QA keeps the few stars it compares): the night's whole lists, 26 kB a frame
+        of 2048 px, are then never all held at once.
+        """
         from sqlalchemy import func, select
 
         from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night, StarList
@@ -306,6 +320,8 @@ class QualityStore(EventLog):
             if instrument is not None:
                 query = query.where(Instrument.key == instrument)
             frames = []
+            # Streamed: an ORM result is otherwise fetched whole, every star list of the night at once.
+            query = query.execution_options(yield_per=QA_ROWS_PER_FETCH)
             for frame, night, instrument_key, bkg, saturation, m, data in session.execute(query):
                 site = None
                 if night.latitude is not None and night.longitude is not None:
@@ -315,7 +331,7 @@ class QualityStore(EventLog):
                     night=night.name, instrument=instrument_key, band=frame.band, object=frame.object,
                     exptime=frame.exptime, background=bkg if bkg is not None else m.background,
                     n_stars=m.n_stars, fwhm=m.fwhm, hfd=m.hfd, elongation=m.elongation,
-                    stars=decode_stars(data) if stars and data is not None else None,
+                    stars=_kept(decode_stars(data), keep_stars) if stars and data is not None else None,
                     date_obs=frame.date_obs, airmass=frame.airmass, header=frame.header, site=site,
                     saturation=saturation, shape=(frame.height, frame.width), n_streaks=m.n_streaks,
                     assessed=m.assessed_at is not None))
@@ -377,13 +393,16 @@ class AlignStore(EventLog):
     """Align's and ``group auto``'s storage: frames with their star lists, decisions, runs and groups."""
 
     def align_frames(self, *, nights=None, band: str | None = None, status: str = "accepted",
-                     where: str | None = None, selector: str | None = None) -> list:
+                     where: str | None = None, selector: str | None = None, stars: bool = True) -> list:
         """Readable light frames to align, as :class:`obsdb.catalog.records.AlignFrame` with their
         stored star lists (``stars`` None when missing or of an older detection version).
 
-        ``selector`` names frames instead of the filters (one reference, say).
+        ``selector`` names frames instead of the filters (one reference, say).  With ``stars=False``
+        the lists are left out (``stars`` None): :meth:`star_lists` reads them a few at a time.
         """
-        from sqlalchemy import select
+        from sqlalchemy import literal, select
+
+        from sqlalchemy.orm import defer
 
         from obsdb.catalog.models import Frame, FrameMetrics, Night, StarList
         from obsdb.catalog.queries import _base_query, frame_filter
@@ -400,12 +419,32 @@ class AlignStore(EventLog):
                                                      light_only=True, retry_unregistered=True),
                                          night_scope=scope, session=session)
             chosen = _base_query(condition).subquery()
-            return self._align_records(session, select(Frame, Night.name, FrameMetrics, StarList)
-                                       .join(chosen, chosen.c.id == Frame.id)
-                                       .join(Night, Night.id == Frame.night_id)
-                                       .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
-                                       .outerjoin(StarList, StarList.frame_id == Frame.id)
+            query = (select(Frame, Night.name, FrameMetrics, StarList if stars else literal(None))
+                     .join(chosen, chosen.c.id == Frame.id)
+                     .join(Night, Night.id == Frame.night_id)
+                     .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id))
+            if stars:
+                query = query.outerjoin(StarList, StarList.frame_id == Frame.id)
+            # Align names no header or keyword: a night's headers are not loaded with its frames.
+            return self._align_records(session, query.options(defer(Frame.header), defer(Frame.keywords))
                                        .order_by(Night.name, Frame.number, Frame.path))
+
+    def star_lists(self, frame_ids: list[int]) -> dict[int, object]:
+        """The stored star lists of these frames that are of the current detection version, decoded
+        (:func:`obsdb.imaging.stars.decode_stars`), by frame id."""
+        from sqlalchemy import select
+
+        from obsdb.catalog.models import StarList
+        from obsdb.imaging.stars import STARS_VERSION, decode_stars
+
+        out = {}
+        with self.db.session() as session:
+            for start in range(0, len(frame_ids), FILE_QUERY_CHUNK):
+                out.update((frame_id, decode_stars(data)) for frame_id, data in session.execute(
+                    select(StarList.frame_id, StarList.data).where(
+                        StarList.frame_id.in_(frame_ids[start:start + FILE_QUERY_CHUNK]),
+                        StarList.algorithm == STARS_VERSION)))
+        return out
 
     def _align_records(self, session, query) -> list:
         from sqlalchemy import func, select

@@ -185,15 +185,21 @@ def _active(session: Session, frame_ids: list[int], name: str) -> dict[int, list
 
 def sync_rule_tags(session: Session, frame_ids, wanted: dict[tuple[int, str], str], *,
                    names: tuple[str, ...], author: str, retract_reason: str,
-                   evidence: dict[tuple[int, str], dict] | None = None) -> TagChange:
+                   evidence: dict[tuple[int, str], dict] | None = None, run_id: int | None = None) -> TagChange:
     """Make the active automatic tags ``names`` on the frames ``frame_ids`` exactly ``wanted``.
 
     ``wanted`` maps (frame id, tag name) to the reason.  A tag that still holds
     with the same reason is kept; with a new reason it is retracted and
     re-added; one that no longer holds is retracted with ``retract_reason``.
     Tags of other names, manual tags and other frames are left alone.
-    ``evidence`` (optional, same keys) is stored in :attr:`Tag.evidence` of the tags added.
+    ``evidence`` (optional, same keys) is stored in :attr:`Tag.evidence` of the tags added, ``run_id``
+    ties them to an alignment run.
+
+    The new tags are inserted in one statement per :data:`ID_CHUNK` rows (no ORM flush per tag);
+    :attr:`TagChange.added` holds them as transient :class:`Tag` objects, without their ids.
     """
+    from sqlalchemy import insert
+
     change = TagChange()
     sources = [f"rule:{name}" for name in names]
     active: dict[tuple[int, str], Tag] = {}
@@ -210,12 +216,16 @@ def sync_rule_tags(session: Session, frame_ids, wanted: dict[tuple[int, str], st
         else:
             _retract(tag, author, retract_reason if reason is None else f"superseded: {reason}", now)
             change.retracted.append(tag)
+    rows = []
     for (frame_id, name), reason in sorted(wanted.items()):
         if (frame_id, name) in active and active[(frame_id, name)].reason == reason:
             continue
-        tag = Tag(frame_id=frame_id, name=validate_tag_name(name), source=f"rule:{name}", reason=reason,
-                  author=author, created_at=now, evidence=(evidence or {}).get((frame_id, name)))
-        session.add(tag)
-        change.added.append(tag)
-    session.flush()
+        row = {"frame_id": frame_id, "name": validate_tag_name(name), "source": f"rule:{name}", "reason": reason,
+               "author": author, "created_at": now, "run_id": run_id,
+               "evidence": (evidence or {}).get((frame_id, name))}
+        rows.append(row)
+        change.added.append(Tag(**row))
+    session.flush()  # the retractions first, as the ORM ordered them before
+    for start in range(0, len(rows), ID_CHUNK):
+        session.execute(insert(Tag), rows[start:start + ID_CHUNK])
     return change

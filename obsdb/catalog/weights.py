@@ -23,6 +23,10 @@ NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,39}$")
 FITS header card and on a command line)."""
 
 
+
+ROWS_PER_FETCH = 100
+"""Frames read per fetch with their star lists when the weights' inputs are gathered."""
+
 class WeightStore(EventLog):
     """The weights step's storage, and the named weight expressions."""
 
@@ -63,12 +67,15 @@ class WeightStore(EventLog):
                 if scope is not None:
                     query = query.where(Frame.night_id.in_(scope))
             rows = []
-            for frame_id, night, instrument, band, target, rms, fwhm, n_stars, data in session.execute(query):
+            # Streamed, and the fluxes copied out of each list: a view would keep the whole stored list
+            # (26 kB a frame of 2048 px) alive, the night's all at once.
+            for frame_id, night, instrument, band, target, rms, fwhm, n_stars, data in session.execute(
+                    query.execution_options(yield_per=ROWS_PER_FETCH)):
                 stars = decode_stars(data) if data is not None else None
                 rows.append({"id": frame_id, "set_key": "|".join(str(v or "-") for v in (night, instrument, band,
                                                                                         target)),
                              "background_rms": rms, "fwhm": fwhm, "n_stars": n_stars,
-                             "fluxes": stars["flux"] if stars is not None and len(stars) else None})
+                             "fluxes": stars["flux"].copy() if stars is not None and len(stars) else None})
             return rows
 
     def store_weights(self, rows: list[dict]) -> None:

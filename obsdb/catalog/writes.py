@@ -94,7 +94,7 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
         (path, reason) pairs, and ``folder_nights``: nights named after a
         folder because their files had no usable date.
     """
-    from obsdb.imaging.header import frame_number, instrument_identity
+    from obsdb.imaging.header import instrument_identity
     from obsdb.imaging.stars import STARS_VERSION
 
     outcome: dict = {"added": [], "changed": [], "unchanged": [], "failed": [], "folder_nights": set(),
@@ -124,12 +124,12 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
         is_new = frame is None
         same_content = not is_new and frame.readable and frame.sha256 == m.sha256
         if is_new:
-            file_name = Path(m.path).name
-            frame = Frame(path=m.path, file_name=file_name, number=frame_number(file_name, number_pattern),
-                          ingested_at=now, size=m.size, mtime=m.mtime, night_id=nights[name].id)
-            session.add(frame)
-            new_frames.append(frame)
-        elif frame.sha256 != m.sha256:
+            new_frames.append(_new_frame_row(m, number_pattern, now, nights[name].id,
+                                             instruments[identities[m.path]["key"]] if m.header is not None
+                                             else None, identities.get(m.path), facts))
+            outcome["failed" if not m.ok else "added"].append(m.path if m.ok else (m.path, m.error))
+            continue
+        if frame.sha256 != m.sha256:
             session.flush()
             record_event(session, user, "ingest", f"{frame.file_name}: content changed, re-measured; its stars, "
                                                   f"metrics and alignment are of the new content now",
@@ -153,16 +153,87 @@ def write_measurements(session: Session, measurements, *, number_pattern: str, u
         measured_streaks.append((frame, getattr(m, "streaks", None)))
         if not m.ok:
             outcome["failed"].append((m.path, m.error))
-        elif is_new:
-            outcome["added"].append(m.path)
         else:
             # Same content measured again by a newer algorithm is not a change of the file.
             outcome["unchanged" if same_content else "changed"].append(m.path)
     session.flush()
-    replace_streaks(session, {frame.id: found for frame, found in measured_streaks}, measured_at=now)
-    outcome["new_ids"] = [f.id for f in new_frames]
+    found_streaks = {frame.id: found for frame, found in measured_streaks}
+    new_ids = _insert_new_frames(session, new_frames, now)
+    found_streaks.update((new_ids[row["frame"]["path"]], row["streaks"]) for row in new_frames)
+    replace_streaks(session, found_streaks, measured_at=now)
+    outcome["new_ids"] = [new_ids[row["frame"]["path"]] for row in new_frames]
     _update_night_dates(session, {nights[name].id for name, _ in assigned.values()})
     return outcome
+
+
+def _new_frame_row(m, number_pattern: str, now, night_id: int, instrument_id: int | None, identity: dict | None,
+                   facts: dict) -> dict:
+    """A new frame's row and its measurements' rows, as :func:`_insert_new_frames` takes them: the
+    values the ORM objects of a re-measured frame get in :func:`write_measurements`."""
+    from obsdb.imaging.header import frame_number
+    from obsdb.imaging.stars import STARS_VERSION
+
+    file_name = Path(m.path).name
+    frame = {"path": m.path, "file_name": file_name, "number": frame_number(file_name, number_pattern),
+             "ingested_at": now, "size": m.size, "mtime": m.mtime, "night_id": night_id, "sha256": m.sha256,
+             "measured_at": now, "readable": m.ok, "error": m.error}
+    if m.header is not None:
+        # A column left out of the row (no header: an unreadable file) stays NULL, as the ORM leaves it.
+        frame.update(header=m.header, **m.columns, width=m.width, height=m.height, bitpix=m.bitpix,
+                     instrument_id=instrument_id)
+        frame["keywords"] = frame_keywords(m, identity, facts)
+    return {"frame": frame,
+            "stats": {"algorithm": _stats_version(), **m.stats} if m.stats else None,
+            "metrics": {"measured_at": now, **m.metrics} if m.metrics else None,
+            "star_list": ({"n_stars": m.n_stars_stored, "data": m.stars, "algorithm": STARS_VERSION,
+                           "measured_at": now} if m.stars is not None else None),
+            "streaks": getattr(m, "streaks", None)}
+
+
+def _insert_new_frames(session: Session, rows: list[dict], now) -> dict[str, int]:
+    """Insert new frames and their statistics, metrics and star lists: one multi-row statement per
+    table (per set of columns), never one per frame.  Returns the new ids by path.
+
+    The new ids are matched to the rows by path (unique), not by the order of the returned rows: asking
+    for that order (``sort_by_parameter_order``) turns SQLite's statement back into one per row.  The derived
+    status and night summaries are marked for update (:mod:`obsdb.catalog.maintained`), as a flush
+    of Frame objects would.
+    """
+    from sqlalchemy import insert
+
+    from obsdb.catalog.maintained import touch_frames, touch_nights
+
+    if not rows:
+        return {}
+    ids: dict[str, int] = {}
+    for start in range(0, len(rows), NEW_FRAME_CHUNK):
+        chunk = rows[start:start + NEW_FRAME_CHUNK]
+        # Rows with the same columns go together, in their order (an unreadable file's row has fewer).
+        for group in _same_columns([row["frame"] for row in chunk]):
+            ids.update((path, frame_id) for frame_id, path in session.execute(
+                insert(Frame).returning(Frame.id, Frame.path), group))
+    for table, key in ((FrameStats, "stats"), (FrameMetrics, "metrics"), (StarList, "star_list")):
+        children = [{"frame_id": ids[row["frame"]["path"]], **row[key]} for row in rows if row[key] is not None]
+        for group in _same_columns(children):
+            session.execute(insert(table), group)
+    touch_frames(session, ids.values())
+    touch_nights(session, {row["frame"]["night_id"] for row in rows})
+    return ids
+
+
+NEW_FRAME_CHUNK = 500
+"""New frames inserted per statement (bounded parameter lists; a batch of ingest is 25)."""
+
+
+def _same_columns(rows: list[dict]) -> list[list[dict]]:
+    """``rows`` in runs of consecutive rows with the same keys (one executemany each)."""
+    runs: list[list[dict]] = []
+    for row in rows:
+        if runs and runs[-1][0].keys() == row.keys():
+            runs[-1].append(row)
+        else:
+            runs.append([row])
+    return runs
 
 
 def frame_keywords(m, identity: dict, night: dict) -> dict:

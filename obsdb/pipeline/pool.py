@@ -248,17 +248,17 @@ def resilient_map(function: Callable[..., Any], items: list, workers: int,
     todo = list(items)
     while todo:
         executor = process_pool(workers)
-        submitted: list = []
-        handed: set[int] = set()
+        pending: dict[int, Any] = {}
         broken = False
         try:
-            submitted = [(item, executor.submit(function, item, *args)) for item in todo]
-            owner = {future: i for i, (_, future) in enumerate(submitted)}
+            pending = {i: executor.submit(function, item, *args) for i, item in enumerate(todo)}
+            owner = {future: i for i, future in pending.items()}
             # One worker runs the items in order: waiting for each in turn times each one.
             in_order = timeout is not None and workers == 1
-            for future in ([f for _, f in submitted] if in_order else as_completed(owner)):
+            for future in ((pending[i] for i in range(len(todo))) if in_order else as_completed(owner)):
+                index = owner[future]
                 try:
-                    result = future.result(timeout=timeout(submitted[owner[future]][0]) if in_order else None)
+                    result = future.result(timeout=timeout(todo[index]) if in_order else None)
                 except BrokenProcessPool:
                     broken = True
                     break
@@ -266,16 +266,21 @@ def resilient_map(function: Callable[..., Any], items: list, workers: int,
                     _kill_workers(executor)
                     broken = True
                     break
-                handed.add(owner[future])
-                yield submitted[owner[future]][0], result
+                # A handed result is the caller's: no future of ours keeps it (500 measurements of
+                # 2048 px frames held to the end were 16 MB of the parent's memory).
+                del pending[index], owner[future]
+                future = None
+                yield todo[index], result
+                result = None
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
         if not broken:
             return
         unfinished = []
-        for i, (item, future) in enumerate(submitted):
-            if i in handed:
-                continue
+        for i, item in enumerate(todo):
+            future = pending.get(i)
+            if future is None:
+                continue  # handed
             if future.done() and not future.cancelled() and future.exception() is None:
                 yield item, future.result()  # finished before the pool broke
             else:

@@ -93,6 +93,32 @@ def measure_missing(store, *, nights=None, band: str | None = None, recompute: b
     return measured
 
 
+REFERENCE_BRIGHTEST = 20
+"""Brightest stars of a frame whose median flux per second ranks it as a transparency reference
+(:func:`band_reference`)."""
+
+
+def compared_stars(stars):
+    """The stars of a stored list that QA compares: the :data:`REFERENCE_BRIGHTEST` brightest (the
+    reference's ranking) and those :func:`obsdb.pipeline.metrics.transparency_stars` takes, in their
+    stored order, as a copy.
+
+    QA holds a night's frames until it has judged them; kept whole, their lists grew the process by
+    26 kB a frame of 2048 px (13 MB for 500 frames) for the 60-80 stars per frame it looks at.
+    """
+    import numpy as np
+
+    from obsdb.pipeline.metrics import TRANSPARENCY_STARS
+
+    if stars is None or len(stars) == 0:
+        return stars
+    flux = np.asarray(stars["flux"], dtype=float)
+    usable = np.flatnonzero(~stars["saturated"]) if "saturated" in stars.dtype.names else np.arange(len(stars))
+    brightest_usable = usable[np.argsort(flux[usable])[::-1][:TRANSPARENCY_STARS]]
+    brightest = np.argsort(flux)[::-1][:REFERENCE_BRIGHTEST]
+    return stars[np.union1d(brightest_usable, brightest)]
+
+
 def band_reference(frames: list):
     """The group's transparency reference: among frames with a background no higher
     than the group median (clear sky), the one whose brightest stars are brightest
@@ -111,7 +137,7 @@ def band_reference(frames: list):
         clear = [f for f in sharp if (f.fwhm or float("inf")) <= 1.3 * best] or sharp
 
     def brightness(frame) -> float:
-        fluxes = sorted((float(v) for v in frame.stars["flux"]), reverse=True)[:20]
+        fluxes = sorted((float(v) for v in frame.stars["flux"]), reverse=True)[:REFERENCE_BRIGHTEST]
         return statistics.median(fluxes) / (frame.exptime or 1.0) if fluxes else 0.0
 
     return max(clear, key=brightness)
@@ -170,7 +196,7 @@ def run_qa(db, *, night=None, band: str | None = None, thresholds: dict | None =
     report = QaReport(thresholds=_as_dict(limits))
     report.measured = measure_missing(store, nights=night, band=band, recompute=recompute, workers=workers,
                                       failed=report.not_measured, progress=progress)
-    frames = store.qa_frames(nights=night, band=band)
+    frames = store.qa_frames(nights=night, band=band, keep_stars=compared_stars)
     # N.I.N.A.'s FocuserPosition (obsdb import nina) stands in for a focuser card the header lacks.
     nina = NinaStore(db)
     nina_focus = nina.focuser_positions(f.id for f in frames)
@@ -209,7 +235,8 @@ def run_qa(db, *, night=None, band: str | None = None, thresholds: dict | None =
         if same_target:
             wanted_ids = {h.id for h in same_target}
             same_target = [h for h in store.qa_frames(nights=sorted({h.night for h in same_target}),
-                                                      instrument=instrument, band=band_name)
+                                                      instrument=instrument, band=band_name,
+                                                      keep_stars=compared_stars)
                          if h.id in wanted_ids]
         candidates = members + same_target
         reference = band_reference(candidates)
