@@ -14,7 +14,7 @@ from rich.console import Console
 from obsdb.errors import ObsdbError
 from obsdb.failures import known_failure
 
-app = typer.Typer(
+APP_SETTINGS = dict(
     name="obsdb",
     help="A database-backed observation manager for a night of CCD frames.",
     no_args_is_help=True,
@@ -24,6 +24,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+"""The settings of the ``obsdb`` app, and of the lean one-command apps :func:`obsdb.cli.app.main` runs."""
+
+app = typer.Typer(**APP_SETTINGS)
 # Off a terminal, the width is COLUMNS (80 when unset), as on one: tables pick the columns that fit
 # (obsdb.cli.tables); --wide and --format json/csv give whole lines to scripts.
 # markup=False: paths, reasons and header values are printed as they are ("[see ds9]" is not a style).
