@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, GroupMember, Night, PENDING_DIGEST,
                                   PointingGroup, RenderOutput, ShiftStep, Tag)
 from obsdb.catalog.queries import _records_for_ids
-from obsdb.catalog.selectors import SelectorError, frame_label, night_ids, select_frames
+from obsdb.catalog.selectors import SelectorError, frame_label, select_frames
 
 
 def tag_dict(tag: Tag) -> dict:
@@ -67,22 +67,12 @@ def frames_details(session: Session, selector: str, *, nights=None) -> list[dict
 
 
 def event_log(session: Session, *, limit: int = 50, command: str | None = None, nights=None) -> list[dict]:
-    """The newest events (every command that changed the catalog), newest first."""
-    scope = night_ids(session, nights)
-    query = (select(Event, Frame.number, Frame.file_name, Night.name, Frame.number_shared)
-             .outerjoin(Frame, Frame.id == Event.frame_id)
-             .outerjoin(Night, Night.id == func.coalesce(Event.night_id, Frame.night_id))
-             .order_by(Event.id.desc()).limit(limit))
-    if command:
-        query = query.where(Event.command == command)
-    if scope is not None:
-        query = query.where(func.coalesce(Event.night_id, Frame.night_id).in_(scope))
-    qualified = session.scalar(select(func.count(Night.id))) > 1
-    return [{"id": e.id, "at": e.at.isoformat(), "author": e.author, "command": e.command, "summary": e.summary,
-             "night": night, "frame": None if name is None else frame_label(night, number, name, qualified=qualified,
-                                                                            shared=shared),
-             "details": e.details}
-            for e, number, name, night, shared in session.execute(query)]
+    """The newest events (every command that changed the catalog), newest first
+    (:func:`obsdb.catalog.readers.event_log`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.event_log(session_runner(session), limit=limit, command=command, nights=nights)
 
 
 def frame_histories(session, selector: str, *, nights=None) -> list[dict]:

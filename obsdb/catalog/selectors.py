@@ -26,10 +26,8 @@ from sqlalchemy.orm import Session
 
 from obsdb.catalog.labels import frame_label  # noqa: F401  (re-exported: selectors name frames)
 from obsdb.catalog.models import Frame, Night
-from obsdb.errors import ObsdbError
-
-ALL_NIGHTS = "all"
-"""``--night all``: every night, and no ambiguity error for numbers several nights share."""
+from obsdb.catalog.readers import ALL_NIGHTS  # noqa: F401  (re-exported: the night scope's vocabulary)
+from obsdb.errors import SelectorError  # noqa: F401  (re-exported: defined where the fast path can raise it)
 
 MAX_RANGE = 1_000_000
 """Longest range a selector may name (a typo such as 1001-100100000 is refused).  A range is one
@@ -45,10 +43,6 @@ MAX_PARTS = 1_000
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 """Characters a selector may not hold: controls, line separators and lone surrogates (undecodable
 bytes of a command line), which no message could show on one line and no database stores."""
-
-
-class SelectorError(ObsdbError, ValueError):
-    """A frame selector or night is malformed or matches nothing."""
 
 
 @dataclass
@@ -126,25 +120,18 @@ def parse_selector(text: str, known_nights=()) -> list[SelectorPart]:
 
 
 def night_ids(session: Session, nights) -> list[int] | None:
-    """The night ids a ``--night`` option names; None for no restriction (``None`` or ``all``).
+    """The night ids a ``--night`` option names; None for no restriction (``None`` or ``all``): see
+    :func:`obsdb.catalog.readers.night_ids`.
 
     Raises
     ------
     SelectorError
         For a night that is not in the catalog (the message lists the nights there are).
     """
-    if nights is None:
-        return None
-    names = [nights] if isinstance(nights, str) else list(nights)
-    if not names or ALL_NIGHTS in names:
-        return None
-    found = dict(session.execute(select(Night.name, Night.id).where(Night.name.in_(names))).all())
-    missing = [n for n in names if n not in found]
-    if missing:
-        known = session.scalars(select(Night.name).order_by(Night.name.desc()).limit(10)).all()
-        hint = f" (nights: {', '.join(known)}{' ...' if len(known) == 10 else ''})" if known else " (no nights yet)"
-        raise SelectorError(f"no night {', '.join(map(repr, missing))} in the catalog{hint}")
-    return [found[n] for n in names]
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.night_ids(session_runner(session), nights)
 
 
 def select_frames(session: Session, selector: str, *, nights=None, readable_only: bool = False,

@@ -173,7 +173,7 @@ def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-
             wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal)."),
             night: Optional[List[str]] = night_option()) -> None:
     """Frames per band and type, with status counts and typical sky and seeing."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         rows = catalog.summary(night=nights_arg(night))
         if fmt_ is OutputFormat.table:
             from obsdb.cli.quality_cmds import calibration_problems, print_calibration_problems
@@ -419,7 +419,7 @@ def nights(
 ) -> None:
     """Every night (observing session) with its frames, bands, targets, instruments, status counts
     and median FWHM."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         rows = catalog.nights()
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(rows))
@@ -537,7 +537,7 @@ def log_(
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """The audit log: every command that changed the catalog, with who, when and what."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         events = catalog.log(limit=limit, command=command, night=nights_arg(night))
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(events))

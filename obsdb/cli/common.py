@@ -182,12 +182,21 @@ def load_config_verbosely(*, data_folders=()):
 
 
 @contextmanager
-def open_catalog():
-    """The catalog named by --db / OBSDB_DB, checked to be at the code's schema."""
-    from obsdb.api import Catalog
+def open_catalog(*, lite: bool = False):
+    """The catalog named by --db / OBSDB_DB, checked to be at the code's schema.
+
+    ``lite``: a query command's catalog, read with the stdlib ``sqlite3`` where it can be
+    (:class:`obsdb.catalog.lite.LiteCatalog`: no SQLAlchemy imported), else the normal one.
+    """
+    from obsdb.catalog.lite import LiteCatalog
+
+    def normal():
+        from obsdb.api import Catalog
+
+        return Catalog.open(state.db)
 
     with user_errors():
-        catalog = Catalog.open(state.db)
+        catalog = (LiteCatalog.open(state.db, normal) if lite else None) or normal()
         try:
             yield catalog
         finally:
