@@ -1,0 +1,164 @@
+"""Query commands that start at once: the lean one-command app and the stdlib ``sqlite3`` fast path.
+
+The fast path (:mod:`obsdb.catalog.lite`) must give byte for byte what the SQLAlchemy path gives, and
+must really be taken (no SQLAlchemy imported); the lean app must print the full app's help and errors.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from obsdb.cli.app import app
+
+runner = CliRunner()
+
+NIGHT_1, NIGHT_2 = "2026-03-14", "2026-03-15"
+
+
+def invoke(db, *args, lite: bool = True):
+    env = {"OBSDB_LITE": "1" if lite else "0"}
+    return runner.invoke(app, ["--db", str(db), *args], catch_exceptions=False, env=env)
+
+
+@pytest.fixture(scope="module")
+def rich_catalog(tmp_path_factory, simulated_nights):
+    """Two nights: QA verdicts (accepted and rejected frames), a pending night, a person's reject, an
+    accept that overrules the rules, a retracted tag, a free tag, a pointing group and an alignment run."""
+    root = tmp_path_factory.mktemp("startup")
+    one, two = root / "one", root / "two"
+    simulated_nights.copy(one, seed=5, size=128, n_frames=8, bands=("V", "R"), n_groups=2)
+    simulated_nights.copy(two, seed=6, size=128, n_frames=5, bands=("B",), n_groups=1, first_number=2001)
+    db = root / "obsdb.sqlite"
+    steps = [("init",), ("ingest", str(one), "--night", NIGHT_1), ("ingest", str(two), "--night", NIGHT_2),
+             ("qa", "--night", NIGHT_1),
+             ("tag", "1002", "reject", "-m", "a plane"), ("tag", "1003", "great", "-m", "lovely"),
+             ("tag", "1004", "tracking-slight", "-m", "wobbly"), ("untag", "1004", "tracking-slight", "-m", "fine"),
+             ("tag", "2002", "accept", "-m", "keep it"), ("tag", "2003", "reject", "-m", "[see ds9] cloud"),
+             ("group", "set", "pair", "1005,1006", "--night", NIGHT_1),
+             ("align", "--night", NIGHT_1)]
+    for step in steps:
+        result = invoke(db, *step, lite=False)
+        assert result.exit_code in (0, 1), (step, result.output)
+    return db
+
+
+QUERIES = [("nights",), ("nights", "--wide"), ("nights", "--format", "csv"), ("summary",),
+           ("summary", "--night", NIGHT_1), ("summary", "--night", "all", "--format", "csv"),
+           ("log",), ("log", "-n", "3", "--wide"), ("log", "--command", "tag"), ("log", "--night", NIGHT_2),
+           ("log", "--night", "2026-01-01")]
+
+
+@pytest.mark.parametrize("args", QUERIES, ids=" ".join)
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_fast_and_normal_paths_print_the_same(rich_catalog, args, fmt):
+    if fmt == "json" and ("--format" in args or "--wide" in args):
+        pytest.skip("one format per run")
+    extra = () if fmt == "table" else ("--format", "json")
+    fast, normal = invoke(rich_catalog, *args, *extra), invoke(rich_catalog, *args, *extra, lite=False)
+    assert (fast.exit_code, fast.stdout, fast.stderr) == (normal.exit_code, normal.stdout, normal.stderr)
+    if fmt == "json" and normal.exit_code == 0:
+        assert json.loads(fast.stdout)  # something to compare: not two empty answers
+
+
+def test_the_catalog_has_what_the_comparison_needs(rich_catalog):
+    nights = json.loads(invoke(rich_catalog, "nights", "--format", "json").stdout)
+    assert [n["night"] for n in nights] == [NIGHT_1, NIGHT_2]
+    assert {k for n in nights for k in ("accepted", "rejected", "pending") if n[k]} == {"accepted", "rejected",
+                                                                                      "pending"}
+    events = json.loads(invoke(rich_catalog, "log", "--format", "json").stdout)
+    assert {"ingest", "qa", "tag", "untag", "align"} <= {e["command"] for e in events}
+    assert any(e["frame"] and ":" in str(e["frame"]) for e in events)  # labels qualified by night
+
+
+def _run_main(db, *args, env=None):
+    """``obsdb ARGS`` in a fresh interpreter; the modules it imported, one per line after a marker."""
+    script = ("import sys\nfrom obsdb.cli.app import main\nsys.argv = ['obsdb', *sys.argv[1:]]\n"
+              "try:\n    main()\nexcept SystemExit as stop:\n    code = stop.code\n"
+              "print('@@modules', ' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    return subprocess.run([sys.executable, "-c", script, "--db", str(db), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.mark.parametrize("args", [("nights",), ("log", "--format", "json"), ("summary", "--format", "json"),
+                                  ("log", "--night", NIGHT_1)])
+def test_the_fast_path_is_taken_without_sqlalchemy(rich_catalog, args):
+    done = _run_main(rich_catalog, *args)
+    modules = done.stderr.split("@@modules", 1)[1].split()
+    assert done.stdout
+    for heavy in ("sqlalchemy", "alembic", "obsdb.catalog.models", "obsdb.api", "numpy"):
+        assert heavy not in modules, heavy
+    # Only the command asked for is built: no other command module is imported.
+    assert "obsdb.cli.pipeline_cmds" not in modules and "obsdb.cli.render_cmds" not in modules
+
+
+def test_the_normal_path_is_taken_where_the_fast_one_does_not_apply(rich_catalog, tmp_path):
+    # Switched off: the same answer through SQLAlchemy.
+    done = _run_main(rich_catalog, "nights", env={"OBSDB_LITE": "0"})
+    assert "sqlalchemy" in done.stderr.split("@@modules", 1)[1].split()
+    # A catalog at another schema revision: the normal path's one-line error, not a wrong answer.
+    import shutil
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    shutil.copy(rich_catalog, old)
+    with sqlite3.connect(old) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0009'")
+    done = subprocess.run([sys.executable, "-m", "obsdb", "--db", str(old), "nights"], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "at revision 0009" in done.stderr and "obsdb init" in done.stderr
+    # Not a catalog at all, and no catalog: the usual errors.
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    for db, words in ((junk, "not a usable catalog"), (tmp_path / "none.sqlite", "obsdb init")):
+        done = subprocess.run([sys.executable, "-m", "obsdb", "--db", str(db), "log"], capture_output=True, text=True)
+        assert done.returncode == 1 and words in done.stderr, done.stderr
+
+
+def test_the_generated_sql_is_fresh():
+    """``obsdb/catalog/lite_sql.py`` is what ``python -m obsdb.catalog.statements`` writes today."""
+    from obsdb.catalog.statements import GENERATED, generate
+
+    path = Path(__file__).resolve().parents[2] / GENERATED
+    assert path.read_text() == generate(), "run: python -m obsdb.catalog.statements"
+
+
+def test_lean_app_prints_the_full_apps_help_and_errors():
+    from obsdb.cli.app import LEAN_COMMANDS, lean_app, load_commands
+
+    full = load_commands()
+    for command in LEAN_COMMANDS:
+        lean = lean_app(command)
+        for args in ([command, "--help"], [command, "--no-such-option"], [command, "--format", "xml"]):
+            a, b = runner.invoke(lean, args), runner.invoke(full, args)
+            assert (a.exit_code, a.output) == (b.exit_code, b.output), args
+
+
+def test_lean_commands_name_the_module_that_defines_them():
+    from typer.main import get_command_name
+
+    from obsdb.cli.app import LEAN_COMMANDS, load_commands
+
+    defined = {(info.name or get_command_name(info.callback.__name__)): info.callback.__module__
+               for info in load_commands().registered_commands}
+    for command, module in LEAN_COMMANDS.items():
+        assert defined[command] == f"obsdb.cli.{module}"
+
+
+@pytest.mark.parametrize("argv, word", [(["frames"], "frames"), (["--db", "x.sqlite", "-v", "log", "-n", "2"], "log"),
+                                        (["--db=x", "--config", "c.toml", "show", "1"], "show"),
+                                        (["--help"], None), (["--version"], None), ([], None),
+                                        (["--db", "x", "--help", "frames"], None)])
+def test_command_word(argv, word):
+    from obsdb.cli.app import command_word
+
+    assert command_word(argv) == word
+
+
+def test_python_m_obsdb_runs_the_command():
+    done = subprocess.run([sys.executable, "-m", "obsdb", "frames", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "obsdb frames [OPTIONS]" in done.stdout.splitlines()[0]
