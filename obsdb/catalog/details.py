@@ -4,15 +4,14 @@ the facts of a ds9 region file (``obsdb regions``)."""
 
 from __future__ import annotations
 
-import math
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, GroupMember, Night, PENDING_DIGEST,
-                                  PointingGroup, RenderOutput, ShiftStep, Tag)
+from obsdb.catalog.models import (Centroid, Event, Frame, GroupMember, PENDING_DIGEST,
+                                  PointingGroup, RenderOutput, Tag)
 from obsdb.catalog.queries import _records_for_ids
-from obsdb.catalog.selectors import SelectorError, frame_label, select_frames
+from obsdb.catalog.selectors import SelectorError, select_frames
 
 
 def tag_dict(tag: Tag) -> dict:
@@ -76,62 +75,21 @@ def event_log(session: Session, *, limit: int = 50, command: str | None = None, 
 
 
 def frame_histories(session, selector: str, *, nights=None) -> list[dict]:
-    """:func:`frame_history` of every frame named by a selector."""
-    return [frame_history(session, frame) for frame in select_frames(session, selector, nights=nights)]
+    """:func:`frame_history` of every frame named by a selector (:func:`obsdb.catalog.readers.frame_histories`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.frame_histories(session_runner(session), selector, nights=nights)
 
 
 def frame_history(session, frame: Frame) -> dict:
-    """Every run and step for a frame, the sum per run, and which run is current.
+    """Every run and step for a frame, the sum per run, and which run is current
+    (:func:`obsdb.catalog.readers.frame_history`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
 
-    A run measured on other content than the file's current one (it changed
-    on re-ingest) is kept and marked ``other_content``; it is never current.
-    """
-    steps = session.scalars(select(ShiftStep).where(ShiftStep.frame_id == frame.id)
-                            .order_by(ShiftStep.run_id, ShiftStep.stage, ShiftStep.id)).all()
-    run_ids = sorted({s.run_id for s in steps})
-    runs = {r.id: r for r in session.scalars(select(AlignmentRun).where(AlignmentRun.id.in_(run_ids)))}
-    centroid_ids = [i for i in {s.centroid_id for s in steps} | {s.reference_centroid_id for s in steps}
-                    if i is not None]
-    centroids = {c.id: c for c in session.scalars(select(Centroid).where(Centroid.id.in_(centroid_ids)))}
-    frame_ids = [i for i in {s.reference_frame_id for s in steps} | {r.reference_frame_id for r in runs.values()}
-                 if i is not None]
-    qualified = session.scalar(select(func.count(Night.id))) > 1
-    labels = {i: frame_label(night, n, name, qualified=qualified, shared=shared)
-              for i, n, name, night, shared in session.execute(
-        select(Frame.id, Frame.number, Frame.file_name, Night.name, Frame.number_shared)
-        .join(Night, Night.id == Frame.night_id)
-        .where(Frame.id.in_(frame_ids)))}
-    stale = {s.run_id for s in steps if s.frame_sha256 is not None and s.frame_sha256 != frame.sha256}
-    current = max((r for r in run_ids if r not in stale), default=None)
-
-    def centroid(cid):
-        c = centroids.get(cid)
-        if c is None:
-            return None
-        box = None if c.box_x0 is None else [c.box_x0, c.box_x1, c.box_y0, c.box_y1]
-        return {"x": c.x, "y": c.y, "flux": c.flux, "method": c.method, "box": box, "frame_id": c.frame_id,
-                "star_index": c.star_index}
-
-    history = []
-    for run_id in run_ids:
-        run = runs[run_id]
-        run_steps = [s for s in steps if s.run_id == run_id]
-        history.append({
-            "run": run_id, "method": run.method, "created_at": run.created_at.isoformat(),
-            "author": run.author, "software_version": run.software_version, "algorithm": run.algorithm,
-            "reference": labels.get(run.reference_frame_id), "parameters": run.parameters,
-            "current": run_id == current, "other_content": run_id in stale,
-            "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
-                       "rotation_deg": s.rotation_deg, "scale": s.scale,
-                       "reference": labels.get(s.reference_frame_id), "n_matched": s.n_matched,
-                       "residual_rms": s.residual_rms, "centroid": centroid(s.centroid_id),
-                       "reference_centroid": centroid(s.reference_centroid_id), "parameters": s.parameters}
-                      for s in run_steps],
-            "total": {"dx": math.fsum(s.dx for s in run_steps), "dy": math.fsum(s.dy for s in run_steps),
-                      "rotation_deg": math.fsum(s.rotation_deg for s in run_steps)},
-        })
-    return {"number": frame.number, "file_name": frame.file_name, "night": frame.night.name,
-            "current_run": current, "runs": history}
+    return readers.frame_history(session_runner(session), frame_id=frame.id, sha256=frame.sha256,
+                                 number=frame.number, file_name=frame.file_name, night=frame.night.name)
 
 
 def region_facts(session: Session, selector: str, *, nights=None) -> dict:

@@ -142,7 +142,7 @@ class LiteCatalog:
             return None
         return cls(connection, fallback)
 
-    def run(self, name: str, **params) -> list[tuple]:
+    def run(self, name: str, /, **params) -> list[tuple]:
         """Rows of statement ``name`` (:mod:`obsdb.catalog.statements`) for ``params``, as tuples of
         the values SQLAlchemy would give; a parameter that is None is not given (its flag is unset)."""
         from obsdb.catalog import lite_sql
@@ -192,6 +192,11 @@ class LiteCatalog:
         """:meth:`obsdb.api.Catalog.log`."""
         return self._answer(lambda: readers.event_log(self.run, limit=limit, command=command, nights=night),
                             lambda catalog: catalog.log(limit=limit, command=command, night=night))
+
+    def history(self, selector: str, *, night=None) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.history`."""
+        return self._answer(lambda: readers.frame_histories(self.run, selector, nights=night),
+                            lambda catalog: catalog.history(selector, night=night))
 
     def known_values(self) -> dict[str, list[str]]:
         """:meth:`obsdb.api.Catalog.known_values`."""

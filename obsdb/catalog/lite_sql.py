@@ -5,9 +5,18 @@ A test compiles the statements again and compares."""
 SCHEMA_REVISION = '0011'
 """The schema the SQL was compiled against: a catalog at another revision takes the normal path."""
 
-FLAGS = {'band_totals': ('scope',), 'event_log': ('command', 'scope'), 'quality_values': ('band', 'scope')}
+FLAGS = {'band_totals': ('scope',),
+ 'event_log': ('command', 'scope'),
+ 'frames_named': ('scope',),
+ 'frames_numbered': ('night', 'scope'),
+ 'quality_values': ('band', 'scope')}
 
-SQL = {'band_totals': 'SELECT night_band_summary.band, night_band_summary.image_type, '
+SQL = {'alignment_runs': 'SELECT alignment_run.id, alignment_run.method, alignment_run.created_at, '
+                   'alignment_run.author, alignment_run.software_version, alignment_run.algorithm, '
+                   'alignment_run.reference_frame_id, alignment_run.parameters \n'
+                   'FROM alignment_run \n'
+                   'WHERE alignment_run.id IN (__[POSTCOMPILE_ids])',
+ 'band_totals': 'SELECT night_band_summary.band, night_band_summary.image_type, '
                 'sum(night_band_summary.frames) AS sum_1, sum(night_band_summary.unreadable) AS sum_2, '
                 'sum(night_band_summary.accepted) AS sum_3, sum(night_band_summary.rejected) AS sum_4, '
                 'sum(night_band_summary.pending) AS sum_5, sum(night_band_summary.exptime) AS sum_6 \n'
@@ -20,6 +29,10 @@ SQL = {'band_totals': 'SELECT night_band_summary.band, night_band_summary.image_
                        'FROM night_band_summary \n'
                        'WHERE night_band_summary.night_id IN (__[POSTCOMPILE_scope]) GROUP BY '
                        'night_band_summary.band, night_band_summary.image_type',
+ 'centroids': 'SELECT centroid.id, centroid.x, centroid.y, centroid.flux, centroid.method, centroid.box_x0, '
+              'centroid.box_x1, centroid.box_y0, centroid.box_y1, centroid.frame_id, centroid.star_index \n'
+              'FROM centroid \n'
+              'WHERE centroid.id IN (__[POSTCOMPILE_ids])',
  'event_log': 'SELECT event.id, event.at, event.author, event.command, event.summary, event.details, '
               'frame.number, frame.file_name, night.name, frame.number_shared \n'
               'FROM event LEFT OUTER JOIN frame ON frame.id = event.frame_id LEFT OUTER JOIN night ON '
@@ -46,12 +59,49 @@ SQL = {'band_totals': 'SELECT night_band_summary.band, night_band_summary.image_
                      'WHERE coalesce(event.night_id, frame.night_id) IN (__[POSTCOMPILE_scope]) ORDER BY '
                      'event.id DESC\n'
                      ' LIMIT :limit OFFSET :param_1',
+ 'frame_by_path': 'SELECT frame.id, frame.night_id, night.name, frame.number, frame.path, frame.file_name, '
+                  'frame.readable, frame.number_shared, frame.sha256 \n'
+                  'FROM frame LEFT OUTER JOIN night ON night.id = frame.night_id \n'
+                  'WHERE frame.path = :path\n'
+                  ' LIMIT :param_1 OFFSET :param_2',
+ 'frame_labels': 'SELECT frame.id, frame.number, frame.file_name, night.name, frame.number_shared \n'
+                 'FROM frame JOIN night ON night.id = frame.night_id \n'
+                 'WHERE frame.id IN (__[POSTCOMPILE_ids])',
+ 'frames_named': 'SELECT frame.id, frame.night_id, night.name, frame.number, frame.path, frame.file_name, '
+                 'frame.readable, frame.number_shared, frame.sha256 \n'
+                 'FROM frame LEFT OUTER JOIN night ON night.id = frame.night_id \n'
+                 'WHERE frame.file_name = :name\n'
+                 ' LIMIT :limit OFFSET :param_1',
+ 'frames_named[scope]': 'SELECT frame.id, frame.night_id, night.name, frame.number, frame.path, '
+                        'frame.file_name, frame.readable, frame.number_shared, frame.sha256 \n'
+                        'FROM frame LEFT OUTER JOIN night ON night.id = frame.night_id \n'
+                        'WHERE frame.file_name = :name AND frame.night_id IN (__[POSTCOMPILE_scope])\n'
+                        ' LIMIT :limit OFFSET :param_1',
+ 'frames_numbered': 'SELECT frame.id, frame.night_id, night.name, frame.number, frame.path, frame.file_name, '
+                    'frame.readable, frame.number_shared, frame.sha256 \n'
+                    'FROM frame LEFT OUTER JOIN night ON night.id = frame.night_id \n'
+                    'WHERE frame.number BETWEEN :first AND :last',
+ 'frames_numbered[night,scope]': 'SELECT frame.id, frame.night_id, night.name, frame.number, frame.path, '
+                                 'frame.file_name, frame.readable, frame.number_shared, frame.sha256 \n'
+                                 'FROM frame LEFT OUTER JOIN night ON night.id = frame.night_id \n'
+                                 'WHERE frame.number BETWEEN :first AND :last AND frame.night_id = :night '
+                                 'AND frame.night_id IN (__[POSTCOMPILE_scope])',
+ 'frames_numbered[night]': 'SELECT frame.id, frame.night_id, night.name, frame.number, frame.path, '
+                           'frame.file_name, frame.readable, frame.number_shared, frame.sha256 \n'
+                           'FROM frame LEFT OUTER JOIN night ON night.id = frame.night_id \n'
+                           'WHERE frame.number BETWEEN :first AND :last AND frame.night_id = :night',
+ 'frames_numbered[scope]': 'SELECT frame.id, frame.night_id, night.name, frame.number, frame.path, '
+                           'frame.file_name, frame.readable, frame.number_shared, frame.sha256 \n'
+                           'FROM frame LEFT OUTER JOIN night ON night.id = frame.night_id \n'
+                           'WHERE frame.number BETWEEN :first AND :last AND frame.night_id IN '
+                           '(__[POSTCOMPILE_scope])',
  'known_bands': 'SELECT DISTINCT frame.band \nFROM frame \nWHERE frame.band IS NOT NULL',
  'known_tags': 'SELECT DISTINCT tag.name \nFROM tag \nWHERE tag.retracted_at IS NULL',
  'newest_night_names': 'SELECT night.name \n'
                        'FROM night ORDER BY night.name DESC\n'
                        ' LIMIT :limit OFFSET :param_1',
  'night_count': 'SELECT count(night.id) AS count_1 \nFROM night',
+ 'night_ids_by_name': 'SELECT night.name, night.id \nFROM night',
  'night_summaries': 'SELECT night.name, night.source, night.first_date_obs, night.last_date_obs, '
                     'night_summary.frames, night_summary.accepted, night_summary.rejected, '
                     'night_summary.pending, night_summary.median_fwhm, night_summary.bands, '
@@ -92,23 +142,65 @@ SQL = {'band_totals': 'SELECT night_band_summary.band, night_band_summary.image_
  'quality_values[scope]': 'SELECT frame_quality.band, frame_quality.image_type, frame_quality.fwhm, '
                           'frame_quality.background \n'
                           'FROM frame_quality \n'
-                          'WHERE frame_quality.night_id IN (__[POSTCOMPILE_scope])'}
+                          'WHERE frame_quality.night_id IN (__[POSTCOMPILE_scope])',
+ 'shift_steps': 'SELECT shift_step.run_id, shift_step.stage, shift_step.id, shift_step.kind, '
+                'shift_step.method, shift_step.dx, shift_step.dy, shift_step.rotation_deg, shift_step.scale, '
+                'shift_step.reference_frame_id, shift_step.centroid_id, shift_step.reference_centroid_id, '
+                'shift_step.n_matched, shift_step.residual_rms, shift_step.frame_sha256, '
+                'shift_step.parameters \n'
+                'FROM shift_step \n'
+                'WHERE shift_step.frame_id = :frame ORDER BY shift_step.run_id, shift_step.stage, '
+                'shift_step.id'}
 
 PARAMS = {'event_log': {'param_1': 0},
  'event_log[command,scope]': {'param_1': 0},
  'event_log[command]': {'param_1': 0},
  'event_log[scope]': {'param_1': 0},
+ 'frame_by_path': {'param_1': 1, 'param_2': 0},
+ 'frames_named': {'param_1': 0},
+ 'frames_named[scope]': {'param_1': 0},
  'newest_night_names': {'param_1': 0}}
 
-EXPANDING = {'band_totals[scope]': ['scope'],
+EXPANDING = {'alignment_runs': ['ids'],
+ 'band_totals[scope]': ['scope'],
+ 'centroids': ['ids'],
  'event_log[command,scope]': ['scope'],
  'event_log[scope]': ['scope'],
+ 'frame_labels': ['ids'],
+ 'frames_named[scope]': ['scope'],
+ 'frames_numbered[night,scope]': ['scope'],
+ 'frames_numbered[scope]': ['scope'],
  'nights_named': ['names'],
  'quality_values[band,scope]': ['scope'],
  'quality_values[scope]': ['scope']}
 
-CONVERT = {'event_log': (None, 'utc', None, None, None, 'json', None, None, None, 'bool'),
+CONVERT = {'alignment_runs': (None, None, 'utc', None, None, None, None, 'json'),
+ 'event_log': (None, 'utc', None, None, None, 'json', None, None, None, 'bool'),
  'event_log[command,scope]': (None, 'utc', None, None, None, 'json', None, None, None, 'bool'),
  'event_log[command]': (None, 'utc', None, None, None, 'json', None, None, None, 'bool'),
  'event_log[scope]': (None, 'utc', None, None, None, 'json', None, None, None, 'bool'),
- 'night_summaries': (None, None, 'utc', 'utc', None, None, None, None, None, 'json', 'json', 'json')}
+ 'frame_by_path': (None, None, None, None, None, None, 'bool', 'bool', None),
+ 'frame_labels': (None, None, None, None, 'bool'),
+ 'frames_named': (None, None, None, None, None, None, 'bool', 'bool', None),
+ 'frames_named[scope]': (None, None, None, None, None, None, 'bool', 'bool', None),
+ 'frames_numbered': (None, None, None, None, None, None, 'bool', 'bool', None),
+ 'frames_numbered[night,scope]': (None, None, None, None, None, None, 'bool', 'bool', None),
+ 'frames_numbered[night]': (None, None, None, None, None, None, 'bool', 'bool', None),
+ 'frames_numbered[scope]': (None, None, None, None, None, None, 'bool', 'bool', None),
+ 'night_summaries': (None, None, 'utc', 'utc', None, None, None, None, None, 'json', 'json', 'json'),
+ 'shift_steps': (None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 None,
+                 'json')}

@@ -12,6 +12,8 @@ datetimes, decoded JSON, bools).
 
 from __future__ import annotations
 
+import math
+
 from obsdb.catalog.labels import frame_label
 from obsdb.catalog.maintained import median
 
@@ -143,3 +145,62 @@ def known_values(run) -> dict[str, list[str]]:
         ``{"bands": [...], "tags": [...]}``, each sorted.
     """
     return {"bands": sorted(b for (b,) in run("known_bands")), "tags": sorted(t for (t,) in run("known_tags"))}
+
+
+def frame_history(run, *, frame_id: int, sha256: str | None, number: int | None, file_name: str,
+                  night: str) -> dict:
+    """Every run and step for a frame, the sum per run, and which run is current.
+
+    A run measured on other content than the file's current one (it changed
+    on re-ingest) is kept and marked ``other_content``; it is never current.
+    """
+    steps = run("shift_steps", frame=frame_id)
+    # Columns of shift_steps: run, stage, id, kind, method, dx, dy, rotation, scale, reference frame,
+    # centroid, reference centroid, matched, rms, sha256, parameters.
+    run_ids = sorted({s[0] for s in steps})
+    runs = {r[0]: r for r in run("alignment_runs", ids=run_ids)}
+    centroid_ids = [i for i in {s[10] for s in steps} | {s[11] for s in steps} if i is not None]
+    centroids = {c[0]: c for c in run("centroids", ids=centroid_ids)}
+    frame_ids = [i for i in {s[9] for s in steps} | {r[6] for r in runs.values()} if i is not None]
+    qualified = several_nights(run)
+    labels = {i: frame_label(night_name, n, name, qualified=qualified, shared=shared)
+              for i, n, name, night_name, shared in run("frame_labels", ids=frame_ids)}
+    stale = {s[0] for s in steps if s[14] is not None and s[14] != sha256}
+    current = max((r for r in run_ids if r not in stale), default=None)
+
+    def centroid(cid):
+        c = centroids.get(cid)
+        if c is None:
+            return None
+        _, x, y, flux, method, x0, x1, y0, y1, of_frame, star_index = c
+        box = None if x0 is None else [x0, x1, y0, y1]
+        return {"x": x, "y": y, "flux": flux, "method": method, "box": box, "frame_id": of_frame,
+                "star_index": star_index}
+
+    history = []
+    for run_id in run_ids:
+        _, method, created_at, author, version, algorithm, reference, parameters = runs[run_id]
+        run_steps = [s for s in steps if s[0] == run_id]
+        history.append({
+            "run": run_id, "method": method, "created_at": created_at.isoformat(),
+            "author": author, "software_version": version, "algorithm": algorithm,
+            "reference": labels.get(reference), "parameters": parameters,
+            "current": run_id == current, "other_content": run_id in stale,
+            "steps": [{"stage": s[1], "kind": s[3], "method": s[4], "dx": s[5], "dy": s[6],
+                       "rotation_deg": s[7], "scale": s[8],
+                       "reference": labels.get(s[9]), "n_matched": s[12],
+                       "residual_rms": s[13], "centroid": centroid(s[10]),
+                       "reference_centroid": centroid(s[11]), "parameters": s[15]}
+                      for s in run_steps],
+            "total": {"dx": math.fsum(s[5] for s in run_steps), "dy": math.fsum(s[6] for s in run_steps),
+                      "rotation_deg": math.fsum(s[7] for s in run_steps)},
+        })
+    return {"number": number, "file_name": file_name, "night": night, "current_run": current, "runs": history}
+
+
+def frame_histories(run, selector: str, *, nights=None) -> list[dict]:
+    """:func:`frame_history` of every frame named by a selector (``obsdb history``)."""
+    from obsdb.catalog.selection import resolve_selector
+
+    return [frame_history(run, frame_id=f.id, sha256=f.sha256, number=f.number, file_name=f.file_name,
+                          night=f.night_name) for f in resolve_selector(run, selector, nights=nights)]

@@ -25,7 +25,8 @@ from itertools import product
 
 from sqlalchemy import bindparam, func, select
 
-from obsdb.catalog.models import Event, Frame, FrameQuality, Night, NightBandSummary, NightSummary, Tag
+from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, FrameQuality, Night, NightBandSummary,
+                                  NightSummary, ShiftStep, Tag)
 
 
 def _night_count():
@@ -96,6 +97,64 @@ def _quality_middle(column):
                     .order_by(column).limit(bindparam("limit")).offset(bindparam("offset")))
 
 
+FRAME_REF = (Frame.id, Frame.night_id, Night.name, Frame.number, Frame.path, Frame.file_name, Frame.readable,
+             Frame.number_shared, Frame.sha256)
+"""A frame as a selector finds it (:class:`obsdb.catalog.selection.FrameRef`)."""
+
+
+def _frame_refs():
+    return select(*FRAME_REF).select_from(Frame).outerjoin(Night, Night.id == Frame.night_id)
+
+
+def _night_ids_by_name():
+    return select(Night.name, Night.id)
+
+
+def _frames_numbered(*, night: bool = False, scope: bool = False):
+    query = _frame_refs().where(Frame.number.between(bindparam("first"), bindparam("last")))
+    if night:
+        query = query.where(Frame.night_id == bindparam("night"))
+    if scope:
+        query = query.where(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    return query
+
+
+def _frame_by_path():
+    return _frame_refs().where(Frame.path == bindparam("path")).limit(1)
+
+
+def _frames_named(*, scope: bool = False):
+    query = _frame_refs().where(Frame.file_name == bindparam("name"))
+    if scope:
+        query = query.where(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    return query.limit(bindparam("limit"))
+
+
+def _shift_steps():
+    s = ShiftStep
+    return (select(s.run_id, s.stage, s.id, s.kind, s.method, s.dx, s.dy, s.rotation_deg, s.scale,
+                   s.reference_frame_id, s.centroid_id, s.reference_centroid_id, s.n_matched, s.residual_rms,
+                   s.frame_sha256, s.parameters)
+            .where(s.frame_id == bindparam("frame")).order_by(s.run_id, s.stage, s.id))
+
+
+def _alignment_runs():
+    r = AlignmentRun
+    return (select(r.id, r.method, r.created_at, r.author, r.software_version, r.algorithm, r.reference_frame_id,
+                   r.parameters).where(r.id.in_(bindparam("ids", expanding=True))))
+
+
+def _centroids():
+    c = Centroid
+    return (select(c.id, c.x, c.y, c.flux, c.method, c.box_x0, c.box_x1, c.box_y0, c.box_y1, c.frame_id,
+                   c.star_index).where(c.id.in_(bindparam("ids", expanding=True))))
+
+
+def _frame_labels():
+    return (select(Frame.id, Frame.number, Frame.file_name, Night.name, Frame.number_shared)
+            .join(Night, Night.id == Frame.night_id).where(Frame.id.in_(bindparam("ids", expanding=True))))
+
+
 def _known_bands():
     return select(Frame.band).where(Frame.band.is_not(None)).distinct()
 
@@ -116,12 +175,21 @@ STATEMENTS = {
     "quality_count_background": _quality_count(FrameQuality.background),
     "quality_middle_fwhm": _quality_middle(FrameQuality.fwhm),
     "quality_middle_background": _quality_middle(FrameQuality.background),
+    "night_ids_by_name": _night_ids_by_name,
+    "frames_numbered": _frames_numbered,
+    "frame_by_path": _frame_by_path,
+    "frames_named": _frames_named,
+    "shift_steps": _shift_steps,
+    "alignment_runs": _alignment_runs,
+    "centroids": _centroids,
+    "frame_labels": _frame_labels,
     "known_bands": _known_bands,
     "known_tags": _known_tags,
 }
 """Statement name -> builder (keyword flags, see the module docstring)."""
 
-FLAGS = {"event_log": ("command", "scope"), "band_totals": ("scope",), "quality_values": ("band", "scope")}
+FLAGS = {"event_log": ("command", "scope"), "band_totals": ("scope",), "quality_values": ("band", "scope"),
+         "frames_numbered": ("night", "scope"), "frames_named": ("scope",)}
 """The flags of each builder that has any; a flag is set when the parameter of its name is given."""
 
 
@@ -139,7 +207,7 @@ def variants(name: str):
 
 def session_runner(session):
     """A ``run(name, **params)`` over an SQLAlchemy session: the statement executed as it is."""
-    def run(name: str, **params) -> list:
+    def run(name: str, /, **params) -> list:
         statement = STATEMENTS[name](**variant_flags(name, params))
         return session.execute(statement, {k: v for k, v in params.items() if v is not None}).all()
 

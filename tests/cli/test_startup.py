@@ -47,7 +47,8 @@ def rich_catalog(tmp_path_factory, simulated_nights):
     return db
 
 
-QUERIES = [("nights",), ("nights", "--wide"), ("nights", "--format", "csv"), ("summary",),
+QUERIES = [("history", "1001"), ("history", "1001-1003,2002"), ("history", "1005", "--wide"),
+           ("history", "1"), ("history", "2026-03-15:2001"), ("history", "nope.fits"), ("nights",), ("nights", "--wide"), ("nights", "--format", "csv"), ("summary",),
            ("summary", "--night", NIGHT_1), ("summary", "--night", "all", "--format", "csv"),
            ("log",), ("log", "-n", "3", "--wide"), ("log", "--command", "tag"), ("log", "--night", NIGHT_2),
            ("log", "--night", "2026-01-01")]
@@ -73,6 +74,8 @@ def test_the_catalog_has_what_the_comparison_needs(rich_catalog):
     events = json.loads(invoke(rich_catalog, "log", "--format", "json").stdout)
     assert {"ingest", "qa", "tag", "untag", "align"} <= {e["command"] for e in events}
     assert any(e["frame"] and ":" in str(e["frame"]) for e in events)  # labels qualified by night
+    history = json.loads(invoke(rich_catalog, "history", "1003", "--format", "json").stdout)
+    assert history["runs"] and history["runs"][0]["steps"] and history["current_run"] is not None
 
 
 def _run_main(db, *args, env=None):
@@ -84,7 +87,7 @@ def _run_main(db, *args, env=None):
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
-@pytest.mark.parametrize("args", [("nights",), ("log", "--format", "json"), ("summary", "--format", "json"),
+@pytest.mark.parametrize("args", [("nights",), ("history", "1003"), ("log", "--format", "json"), ("summary", "--format", "json"),
                                   ("log", "--night", NIGHT_1)])
 def test_the_fast_path_is_taken_without_sqlalchemy(rich_catalog, args):
     done = _run_main(rich_catalog, *args)
