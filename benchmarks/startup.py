@@ -9,8 +9,9 @@ wall time is interpreter start-up and imports.  This script
    timed);
 2. times each query command as a subprocess, wall clock start to exit and
    CPU time (user + system, from ``os.wait4``): one untimed warm-up run (it
-   also writes the ``.pyc`` files and tells whether the command works at
-   all), then ``--repeat`` runs, each followed at once by a run of the
+   also writes the ``.pyc`` files, as an installed copy has them, whatever
+   ``PYTHONDONTWRITEBYTECODE`` says; and it tells whether the command works
+   at all), then ``--repeat`` runs, each followed at once by a run of the
    baseline ``python -c "import sqlite3"`` (alternated, so that both see the
    same load on a shared machine); it prints the medians and the median of
    the per-pair ratios command / baseline, the figure that travels between
@@ -231,6 +232,9 @@ def main() -> None:
         parser.error("--repeat must be at least 1")
 
     env = child_env()
+    # A user's obsdb runs from .pyc files; without them every run compiles obsdb's modules again
+    # (tens of ms that no installed copy pays), which PYTHONDONTWRITEBYTECODE=1 would impose here.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     old_env = None
     if args.old:
         old_env = {**env, "PYTHONPATH": str(Path(args.old).resolve())}
