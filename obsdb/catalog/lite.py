@@ -78,6 +78,10 @@ CONVERTERS = {"utc": _utc, "json": _json, "bool": _bool}
 """How a result column of each kind the generated module names becomes the value SQLAlchemy gives."""
 
 
+_TEXT: dict[str, str] = {}
+"""The SQL text of each statement variant run so far (joined from its pieces once)."""
+
+
 def lite_path(db: str | None) -> Path | None:
     """The SQLite file the fast path may read for ``--db`` (or ``OBSDB_DB``, or the default), or None
     when the catalog is named some other way (a server, an SQLite URI with options)."""
@@ -148,9 +152,13 @@ class LiteCatalog:
         from obsdb.catalog import lite_sql
 
         given = {k: v for k, v in params.items() if v is not None}
+        if "extra" in given:  # a condition only SQLAlchemy can express: never silently left out
+            raise NotImplementedError("the fast path takes no SQLAlchemy condition")
         flags = [flag for flag in lite_sql.FLAGS.get(name, ()) if flag in given]
         key = f"{name}[{','.join(flags)}]" if flags else name
-        sql = lite_sql.SQL[key]
+        sql = _TEXT.get(key)
+        if sql is None:
+            sql = _TEXT[key] = "".join(lite_sql.PIECES[i] for i in lite_sql.SQL[key])
         values = {**lite_sql.PARAMS.get(key, {}), **given}
         for expanding in lite_sql.EXPANDING.get(key, ()):
             items = list(values.pop(expanding))
@@ -158,7 +166,7 @@ class LiteCatalog:
             values.update(zip(names, items))
             sql = sql.replace(f"__[POSTCOMPILE_{expanding}]", ", ".join(f":{n}" for n in names) or "NULL")
         rows = self._connection.execute(sql, values).fetchall()
-        converters = [(i, CONVERTERS[kind]) for i, kind in enumerate(lite_sql.CONVERT.get(key, ())) if kind]
+        converters = [(i, CONVERTERS[kind]) for i, kind in enumerate(lite_sql.CONVERT.get(name, ())) if kind]
         if not converters:
             return rows
         out = []
@@ -197,6 +205,21 @@ class LiteCatalog:
         """:meth:`obsdb.api.Catalog.history`."""
         return self._answer(lambda: readers.frame_histories(self.run, selector, nights=night),
                             lambda catalog: catalog.history(selector, night=night))
+
+    LISTING_FILTERS = frozenset({"band", "image_type", "status", "tag"})
+    """The filters of a frame listing the fast path applies itself (``where`` and the rest: the normal path)."""
+
+    def iter_frame_dicts(self, *, night=None, **filters):
+        """:meth:`obsdb.api.Catalog.iter_frame_dicts`, streamed."""
+        if any(value is not None for key, value in filters.items() if key not in self.LISTING_FILTERS):
+            yield from self._normal().iter_frame_dicts(night=night, **filters)
+            return
+        yield from readers.iter_frame_records(self.run, nights=night,
+                                              **{k: v for k, v in filters.items() if k in self.LISTING_FILTERS})
+
+    def frame_dicts(self, **filters) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.frame_dicts`."""
+        return list(self.iter_frame_dicts(**filters))
 
     def known_values(self) -> dict[str, list[str]]:
         """:meth:`obsdb.api.Catalog.known_values`."""

@@ -11,37 +11,21 @@ one frame's details and history in :mod:`obsdb.catalog.details`, the report's re
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Iterator
 
-from sqlalchemy import and_, func, literal, select, tuple_
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from obsdb.text import not_one_of
-from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, GroupMember, Instrument, Night,
-                                  PointingGroup, ShiftStep, Tag)
+from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, Night,
+                                  ShiftStep, Tag)
 from obsdb.catalog.labels import frame_name
 from obsdb.catalog.runs import current_run_ids
-from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, frame_label, night_ids
-from obsdb.catalog.status import STATUSES, status_condition, verdict
+from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, night_ids
+from obsdb.catalog.status import STATUSES, status_condition
 
-PAGE_SIZE = 2000
-"""Frames per page of a streamed listing: bounded memory, few round trips."""
-
-BATCH_FRAMES = 20_000
-"""A listing over many nights reads them in batches of consecutive nights (by name) holding about
-this many frames (``night_summary.frames``), each batch paged on its own.  Ordered by night name
-across the whole archive, one page query would otherwise read every frame of the selection and sort
-it for every page (SQLite chose the band index and sorted 333,000 V frames per page of
-`obsdb rejected --band V --night all`, 4.9 s a page); within a batch the night index bounds it."""
-
-MAX_BATCH_NIGHTS = 500
-"""At most this many nights per batch (a bounded SQL parameter list)."""
-
-STATS_FIELDS = ("min", "max", "mean", "median", "std", "background", "background_rms", "n_nan", "n_saturated",
-                "saturation")
-METRICS_FIELDS = ("n_stars", "fwhm", "hfd", "elongation", "background", "background_rms", "background_gradient",
-                  "transparency", "n_streaks")
+from obsdb.catalog.readers import (BATCH_FRAMES, KNOWN_IMAGE_TYPES, MAX_BATCH_NIGHTS,  # noqa: E402,F401
+                                   METRICS_FIELDS, PAGE_SIZE, STATS_FIELDS)  # (re-exported)
 LIGHT_TYPES = ("light", "unknown")
 """Image types that hold stars to judge and align ("light or unknown", defined once)."""
 
@@ -110,25 +94,20 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
     return and_(True, *conditions)
 
 
-KNOWN_IMAGE_TYPES = ("light", "bias", "dark", "flat", "unknown")
-
-
 def _check_image_type(session: Session, image_type: str) -> None:
-    """``--type lights`` is a typo, not an empty answer: the type must be a known one or a stored one."""
-    if image_type in KNOWN_IMAGE_TYPES:
-        return
-    stored = {t for t in session.scalars(select(Frame.image_type).distinct()) if t}
-    if image_type in stored:
-        return
-    raise SelectorError(not_one_of("--type", image_type, sorted(set(KNOWN_IMAGE_TYPES) | stored)))
+    """``--type lights`` is a typo, not an empty answer (:func:`obsdb.catalog.readers._check_image_type`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    readers._check_image_type(session_runner(session), image_type)
 
 
 def band_spellings(session: Session, band: str, night_scope: list[int] | None) -> list[str]:
     """The bands stored in scope that are ``band`` whatever the case (``v`` -> ``['V']``)."""
-    query = select(Frame.band).where(func.lower(Frame.band) == band.lower()).distinct()
-    if night_scope is not None:
-        query = query.where(Frame.night_id.in_(night_scope))
-    return list(session.scalars(query))
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.band_spellings(session_runner(session), band, night_scope)
 
 
 def _check_bare_keywords(session: Session, text: str, bare: list, night_scope: list[int] | None) -> None:
@@ -158,157 +137,27 @@ ASSESSED = FrameMetrics.assessed_at.is_not(None)
 """"QA judged this frame", for a query that outer-joins :class:`FrameMetrics` (see :func:`status_expression`)."""
 
 
-_FRAME_COLUMNS = (Frame.id, Frame.number, Frame.path, Frame.file_name, Frame.band, Frame.image_type, Frame.object,
-                  Frame.exptime, Frame.date_obs, Frame.height, Frame.width, Frame.readable, Frame.error,
-                  Frame.number_shared, Frame.keywords)
-
-
 def iter_frame_records(session: Session, *, nights=None, band: str | None = None, image_type: str | None = None,
                        status: str | None = None, tag: str | None = None, where: str | None = None,
                        include_unreadable: bool = True, light_only: bool = False, target=None,
                        instrument_id: int | None = None, frame_ids=None,
                        page_size: int = PAGE_SIZE) -> Iterator[dict]:
-    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md), streamed in pages.
+    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md), streamed in pages: see
+    :func:`obsdb.catalog.readers.iter_frame_records`, which this runs over the session with the
+    filters only SQLAlchemy can express (``where``, ``light_only``, ``target``, ``instrument_id``,
+    ``include_unreadable``) as one further condition."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
 
-    Each record has id, night, label, number, path, file_name, band, type,
-    object, instrument, exptime, date_obs, status, reasons, tags, stats,
-    metrics, group and shift.  Ordered by night, number and path in natural order.  Each page
-    of :data:`PAGE_SIZE` frames costs four queries, whatever the catalog's
-    size: the page itself (keyset-paged, the filter and the status evaluated
-    once per frame, plain columns rather than ORM objects), then the page's
-    active tags, current shifts and groups, looked up by the page's ids.
-    """
-    scope = night_ids(session, nights)
-    condition = frame_filter(night_scope=scope, band=band, image_type=image_type, status=status, tag=tag,
-                             where=where, include_unreadable=include_unreadable, light_only=light_only,
-                             target=target, instrument_id=instrument_id, frame_ids=frame_ids, session=session)
-    qualified = session.scalar(select(func.count(Night.id))) > 1
-    # Natural order within a number (STAR_FOCUS_2 before STAR_FOCUS_10): frame.sort_key; the path last,
-    # so that the key stays unique for the keyset paging below.
-    order = (Night.name, func.coalesce(Frame.number, 2**62), func.coalesce(Frame.sort_key, Frame.path), Frame.path)
-    stats_columns = [getattr(FrameStats, k) for k in STATS_FIELDS]
-    metrics_columns = [getattr(FrameMetrics, k) for k in METRICS_FIELDS]
-    page_query = (select(*_FRAME_COLUMNS, Night.name, Instrument.key, FrameStats.frame_id, *stats_columns,
-                         FrameMetrics.frame_id, FrameMetrics.assessed_at, *metrics_columns,
-                         # A listing of one status knows each frame's: no second evaluation.
-                         literal(status) if status in STATUSES else Frame.status, *order)
-                  .select_from(Frame).join(Night, Frame.night_id == Night.id)
-                  .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
-                  .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
-                  .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
-                  .where(condition).order_by(*order).limit(page_size))
-    n_frame, n_stats, n_metrics = len(_FRAME_COLUMNS), len(stats_columns), len(metrics_columns)
-    # Columns, not entities: Core rows skip the ORM's loading machinery (half the time per record).
-    connection = session.connection()
-    # A few frames named by id are found by their ids, whatever the nights.
-    for batch in [None] if frame_ids is not None else _night_batches(session, scope):
-        batch_query = page_query if batch is None else page_query.where(Frame.night_id.in_(batch))
-        yield from _pages(session, connection, batch_query, order, n_frame, n_stats, n_metrics, qualified,
-                          page_size)
-
-
-def _night_batches(session: Session, scope: list[int] | None) -> Iterator[list[int] | None]:
-    """Batches of nights in name order for a listing over ``scope`` (None: all), each about
-    :data:`BATCH_FRAMES` frames by the kept night summaries; ``[None]`` when the scope is small."""
-    from obsdb.catalog.models import NightSummary
-
-    if scope is not None and len(scope) <= 1:
-        yield None
-        return
-    query = (select(Night.id, func.coalesce(NightSummary.frames, 0))
-             .outerjoin(NightSummary, NightSummary.night_id == Night.id).order_by(Night.name))
-    nights = session.execute(query if scope is None else query.where(Night.id.in_(scope))).all()
-    batch, frames = [], 0
-    for night_id, n in nights:
-        batch.append(night_id)
-        frames += n
-        if frames >= BATCH_FRAMES or len(batch) >= MAX_BATCH_NIGHTS:
-            yield batch
-            batch, frames = [], 0
-    if batch:
-        yield batch
-
-
-def _pages(session, connection, page_query, order, n_frame, n_stats, n_metrics, qualified,
-           page_size) -> Iterator[dict]:
-    """The records of one keyset-paged listing query (see :func:`iter_frame_records`)."""
-    last = None
-    while True:
-        # The night bound is implied by the row comparison, and it is what lets the next page start at
-        # its night through the night index: PostgreSQL takes no index bound from a row comparison across
-        # two tables, and walked every earlier night again on every page (page k read k pages; 36 s
-        # for the 63,000 rejected V frames of a 1,000,000-frame archive).
-        query = page_query if last is None else page_query.where(Night.name >= last[0],
-                                                                 tuple_(*order) > tuple_(*last))
-        rows = connection.execute(query).all()
-        if not rows:
-            return
-        # One page's ids (at most PAGE_SIZE): bounded lists, never the whole selection's.
-        ids = [row[0] for row in rows]
-        tags = defaultdict(list)
-        for t in connection.execute(select(Tag.frame_id, Tag.id, Tag.name, Tag.source, Tag.reason, Tag.author,
-                                           Tag.created_at, Tag.evidence)
-                                 .where(Tag.frame_id.in_(ids), Tag.retracted_at.is_(None)).order_by(Tag.id)):
-            tags[t.frame_id].append(t)
-        shifts = _current_shifts(session, ids)
-        groups = dict(connection.execute(select(GroupMember.frame_id, PointingGroup.name).join(PointingGroup)
-                                      .where(GroupMember.frame_id.in_(ids))).all())
-        weights = _page_weights(connection, ids)
-        for row in rows:
-            (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,
-             error, shared, keywords) = row[:n_frame]
-            night_name, instrument, stats_id = row[n_frame:n_frame + 3]
-            stats = row[n_frame + 3:n_frame + 3 + n_stats]
-            at = n_frame + 3 + n_stats
-            metrics_id, assessed_at = row[at:at + 2]
-            metrics = row[at + 2:at + 2 + n_metrics]
-            state = row[at + 2 + n_metrics]
-            frame_tags = tags.get(frame_id, [])
-            judged = verdict(frame_tags, assessed=metrics_id is not None and assessed_at is not None,
-                             registered=frame_id in shifts, readable=readable, error=error)
-            yield {
-                "id": frame_id,
-                "night": night_name,
-                "label": frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
-                "number": number,
-                "path": path,
-                "file_name": file_name,
-                "band": band_,
-                "type": kind,
-                "object": target_,
-                "instrument": instrument,
-                "exptime": exptime,
-                "date_obs": date_obs.isoformat() if date_obs else None,
-                "shape": [height, width] if width else None,
-                "readable": readable,
-                "error": error,
-                "keywords": keywords,
-                "status": state,
-                "reasons": judged.reasons,
-                "verdict": {"decided_by": judged.decided_by, "explain": judged.explain(),
-                            "disagreeing": judged.disagreeing},
-                "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
-                          "created_at": t.created_at.isoformat(), "evidence": t.evidence} for t in frame_tags],
-                "stats": None if stats_id is None else dict(zip(STATS_FIELDS, stats)),
-                "metrics": None if metrics_id is None else dict(zip(METRICS_FIELDS, metrics)),
-                "group": groups.get(frame_id),
-                "shift": shifts.get(frame_id),
-                "weights": weights.get(frame_id),
-            }
-        last = tuple(rows[-1][-len(order):])
-        if len(rows) < page_size:
-            return
-
-
-def _page_weights(connection, ids: list[int]) -> dict[int, dict]:
-    """The stored weights of a page's frames (:class:`obsdb.catalog.models.FrameWeight`), by frame id."""
-    from obsdb.catalog.models import FrameWeight
-
-    rows = connection.execute(select(FrameWeight.frame_id, FrameWeight.noise, FrameWeight.fwhm, FrameWeight.stars,
-                                     FrameWeight.snr, FrameWeight.snr_value, FrameWeight.set_size,
-                                     FrameWeight.algorithm).where(FrameWeight.frame_id.in_(ids)))
-    return {row[0]: {"noise": row[1], "fwhm": row[2], "stars": row[3], "snr": row[4], "snr_value": row[5],
-                     "set_size": row[6], "algorithm": row[7]} for row in rows}
+    extra = None
+    if where is not None or light_only or target is not None or instrument_id is not None or not include_unreadable:
+        def extra(scope):
+            return frame_filter(night_scope=scope, where=where, include_unreadable=include_unreadable,
+                                light_only=light_only, target=target, instrument_id=instrument_id,
+                                session=session)
+    yield from readers.iter_frame_records(session_runner(session), nights=nights, band=band, image_type=image_type,
+                                          status=status, tag=tag, frame_ids=frame_ids, extra=extra,
+                                          page_size=page_size)
 
 
 def frame_records(session: Session, **filters) -> list[dict]:
@@ -320,21 +169,6 @@ def frame_records(session: Session, **filters) -> list[dict]:
 def _records_for_ids(session: Session, ids: list[int]) -> list[dict]:
     """Records of a few frames named by id (one frame's details, a run's frames)."""
     return list(iter_frame_records(session, nights=ALL_NIGHTS, frame_ids=ids))
-
-
-def _current_shifts(session: Session, ids: list[int] | None) -> dict[int, dict]:
-    """The current shift of the frames ``ids`` (a page's; None: every frame)."""
-    current = current_run_ids(frame_ids=ids)
-    query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
-                    func.sum(ShiftStep.rotation_deg), func.count(), func.max(ShiftStep.n_matched),
-                    func.max(ShiftStep.residual_rms), func.max(ShiftStep.method))
-             .join(current, and_(current.c.frame_id == ShiftStep.frame_id, current.c.run_id == ShiftStep.run_id))
-             .group_by(ShiftStep.frame_id, ShiftStep.run_id))
-    # The registration's confidence travels with the shift: star pairs kept, fit residual, method
-    # (the staged method's three steps have no pairs: None).
-    return {frame_id: {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n, "matches": matches,
-                       "rms": rms, "method": method if n == 1 else "staged"}
-            for frame_id, run_id, dx, dy, rot, n, matches, rms, method in session.connection().execute(query)}
 
 
 def render_plan(session: Session, *, run: int | None = None, status: str = "accepted", band: str | None = None,

@@ -204,3 +204,193 @@ def frame_histories(run, selector: str, *, nights=None) -> list[dict]:
 
     return [frame_history(run, frame_id=f.id, sha256=f.sha256, number=f.number, file_name=f.file_name,
                           night=f.night_name) for f in resolve_selector(run, selector, nights=nights)]
+
+
+STATS_FIELDS = ("min", "max", "mean", "median", "std", "background", "background_rms", "n_nan", "n_saturated",
+                "saturation")
+"""The pixel statistics of a record (``stats``), in the order of the listing's columns."""
+
+METRICS_FIELDS = ("n_stars", "fwhm", "hfd", "elongation", "background", "background_rms", "background_gradient",
+                  "transparency", "n_streaks")
+"""The quality metrics of a record (``metrics``), in the order of the listing's columns."""
+
+PAGE_SIZE = 2000
+"""Frames per page of a streamed listing: bounded memory, few round trips."""
+
+BATCH_FRAMES = 20_000
+"""A listing over many nights reads them in batches of consecutive nights (by name) holding about
+this many frames (``night_summary.frames``), each batch paged on its own.  Ordered by night name
+across the whole archive, one page query would otherwise read every frame of the selection and sort
+it for every page (SQLite chose the band index and sorted 333,000 V frames per page of
+`obsdb rejected --band V --night all`, 4.9 s a page); within a batch the night index bounds it."""
+
+MAX_BATCH_NIGHTS = 500
+"""At most this many nights per batch (a bounded SQL parameter list)."""
+
+KNOWN_IMAGE_TYPES = ("light", "bias", "dark", "flat", "unknown")
+"""Image types ``--type`` takes whether or not the catalog holds any."""
+
+
+def _check_image_type(run, image_type: str) -> None:
+    """``--type lights`` is a typo, not an empty answer: the type must be a known one or a stored one."""
+    if image_type in KNOWN_IMAGE_TYPES:
+        return
+    stored = {t for (t,) in run("stored_image_types") if t}
+    if image_type in stored:
+        return
+    from obsdb.errors import SelectorError
+    from obsdb.text import not_one_of
+
+    raise SelectorError(not_one_of("--type", image_type, sorted(set(KNOWN_IMAGE_TYPES) | stored)))
+
+
+def band_spellings(run, band: str, scope: list[int] | None) -> list[str]:
+    """The bands stored in scope that are ``band`` whatever the case (``v`` -> ``['V']``)."""
+    return [b for (b,) in run("band_spellings", band=band.lower(), scope=scope)]
+
+
+def iter_frame_records(run, *, nights=None, band: str | None = None, image_type: str | None = None,
+                       status: str | None = None, tag: str | None = None, frame_ids=None, extra=None,
+                       page_size: int = PAGE_SIZE):
+    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md), streamed in pages.
+
+    Each record has id, night, label, number, path, file_name, band, type,
+    object, instrument, exptime, date_obs, status, reasons, tags, stats,
+    metrics, group and shift.  Ordered by night, number and path in natural order.  Each page
+    of :data:`PAGE_SIZE` frames costs five queries, whatever the catalog's
+    size: the page itself (keyset-paged, the filter and the status evaluated
+    once per frame, plain columns rather than ORM objects), then the page's
+    active tags, current shifts, groups and weights, looked up by the page's ids.
+
+    A band matches whatever its case (``v`` finds ``V``; ``=r`` asks for exactly ``r``, where a night
+    holds both Johnson R and SDSS r).  ``extra``: called with the night scope, it returns a further
+    SQLAlchemy condition (``--where`` and the filters only the normal path has; see
+    :func:`obsdb.catalog.queries.iter_frame_records`).
+    """
+    from obsdb.catalog.status import STATUSES
+
+    scope = night_ids(run, nights)
+    bands = None
+    if band and band.startswith("=") and len(band) > 1:
+        bands = [band[1:]]
+    elif band:
+        bands = band_spellings(run, band, scope) or [band]
+    if image_type:
+        _check_image_type(run, image_type)
+    if status and status != "any" and status not in STATUSES:
+        from obsdb.errors import SelectorError
+        from obsdb.text import not_one_of
+
+        raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
+    condition = extra(scope) if extra is not None else None
+    qualified = several_nights(run)
+    filters = {"scope": scope, "bands": bands, "image_type": image_type or None,
+               "status": status if status in STATUSES else None, "tag": tag or None,
+               "frame_ids": None if frame_ids is None else list(frame_ids), "extra": condition}
+    # A few frames named by id are found by their ids, whatever the nights.
+    for batch in [None] if frame_ids is not None else _night_batches(run, scope):
+        yield from _pages(run, {**filters, "batch": batch}, qualified, page_size)
+
+
+def _night_batches(run, scope: list[int] | None):
+    """Batches of nights in name order for a listing over ``scope`` (None: all), each about
+    :data:`BATCH_FRAMES` frames by the kept night summaries; ``[None]`` when the scope is small."""
+    if scope is not None and len(scope) <= 1:
+        yield None
+        return
+    batch, frames = [], 0
+    for night_id, n in run("night_sizes", scope=scope):
+        batch.append(night_id)
+        frames += n
+        if frames >= BATCH_FRAMES or len(batch) >= MAX_BATCH_NIGHTS:
+            yield batch
+            batch, frames = [], 0
+    if batch:
+        yield batch
+
+
+N_FRAME, N_STATS, N_METRICS, N_ORDER = 15, len(STATS_FIELDS), len(METRICS_FIELDS), 4
+"""Columns of a listing's page (:data:`obsdb.catalog.statements.FRAME_COLUMNS`, the statistics and
+metrics fields, the order key); a test checks them against the statement."""
+
+
+class _TagRow:
+    """An active tag of a page, with the attributes :func:`obsdb.catalog.status.verdict` reads."""
+
+    __slots__ = ("frame_id", "id", "name", "source", "reason", "author", "created_at", "evidence")
+
+    def __init__(self, row):
+        (self.frame_id, self.id, self.name, self.source, self.reason, self.author, self.created_at,
+         self.evidence) = row
+
+
+def _pages(run, filters: dict, qualified: bool, page_size: int):
+    """The records of one keyset-paged listing (see :func:`iter_frame_records`)."""
+    from collections import defaultdict
+
+    last: dict = {}
+    while True:
+        rows = run("frame_page", **filters, **last, limit=page_size)
+        if not rows:
+            return
+        # One page's ids (at most PAGE_SIZE): bounded lists, never the whole selection's.
+        ids = [row[0] for row in rows]
+        tags = defaultdict(list)
+        for t in run("page_tags", ids=ids):
+            tags[t[0]].append(_TagRow(t))
+        shifts = {frame_id: {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n, "matches": matches,
+                             "rms": rms, "method": method if n == 1 else "staged"}
+                  for frame_id, run_id, dx, dy, rot, n, matches, rms, method in run("page_shifts", ids=ids)}
+        groups = dict(run("page_groups", ids=ids))
+        weights = {row[0]: {"noise": row[1], "fwhm": row[2], "stars": row[3], "snr": row[4], "snr_value": row[5],
+                            "set_size": row[6], "algorithm": row[7]} for row in run("page_weights", ids=ids)}
+        for row in rows:
+            yield frame_record(row, tags.get(row[0], []), shifts, groups, weights, qualified)
+        last = {f"after_{i}": value for i, value in enumerate(rows[-1][-N_ORDER:])}
+        if len(rows) < page_size:
+            return
+
+
+def frame_record(row, frame_tags, shifts: dict, groups: dict, weights: dict, qualified: bool) -> dict:
+    """One row of a listing's page and its lookups as the record (the JSON shape of ``obsdb frames``)."""
+    from obsdb.catalog.status import verdict
+
+    (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,
+     error, shared, keywords) = row[:N_FRAME]
+    night_name, instrument, stats_id = row[N_FRAME:N_FRAME + 3]
+    stats = row[N_FRAME + 3:N_FRAME + 3 + N_STATS]
+    at = N_FRAME + 3 + N_STATS
+    metrics_id, assessed_at = row[at:at + 2]
+    metrics = row[at + 2:at + 2 + N_METRICS]
+    state = row[at + 2 + N_METRICS]
+    judged = verdict(frame_tags, assessed=metrics_id is not None and assessed_at is not None,
+                     registered=frame_id in shifts, readable=readable, error=error)
+    return {
+        "id": frame_id,
+        "night": night_name,
+        "label": frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
+        "number": number,
+        "path": path,
+        "file_name": file_name,
+        "band": band_,
+        "type": kind,
+        "object": target_,
+        "instrument": instrument,
+        "exptime": exptime,
+        "date_obs": date_obs.isoformat() if date_obs else None,
+        "shape": [height, width] if width else None,
+        "readable": readable,
+        "error": error,
+        "keywords": keywords,
+        "status": state,
+        "reasons": judged.reasons,
+        "verdict": {"decided_by": judged.decided_by, "explain": judged.explain(),
+                    "disagreeing": judged.disagreeing},
+        "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
+                  "created_at": t.created_at.isoformat(), "evidence": t.evidence} for t in frame_tags],
+        "stats": None if stats_id is None else dict(zip(STATS_FIELDS, stats)),
+        "metrics": None if metrics_id is None else dict(zip(METRICS_FIELDS, metrics)),
+        "group": groups.get(frame_id),
+        "shift": shifts.get(frame_id),
+        "weights": weights.get(frame_id),
+    }

@@ -304,7 +304,7 @@ def frames(
 
     with user_errors():
         chosen = parse_columns(columns, _frame_columns() if fmt_ is OutputFormat.table else FIELD_COLUMNS)
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         filter_hints(catalog, band=band, tag=tag)
         records = catalog.iter_frame_dicts(night=nights_arg(night), band=band, image_type=image_type,
                                            status=status, tag=tag, where=where)
