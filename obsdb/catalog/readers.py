@@ -16,47 +16,11 @@ import math
 
 from obsdb.catalog.labels import frame_label
 from obsdb.catalog.maintained import median
-
-ALL_NIGHTS = "all"
-"""``--night all``: every night, and no ambiguity error for numbers several nights share."""
+from obsdb.catalog.selection import ALL_NIGHTS, night_ids, resolve_selector, several_nights  # noqa: F401
 
 SCOPED_MEDIANS_MAX_NIGHTS = 200
 """Above this many nights in scope, the medians of ``obsdb summary`` are read from the middle of the
 ``frame_quality`` indexes per band (exact, a few ms each) rather than from the frames of the nights."""
-
-KNOWN_NIGHTS_LISTED = 10
-"""Nights an unknown ``--night`` error lists (the newest)."""
-
-
-def night_ids(run, nights) -> list[int] | None:
-    """The night ids a ``--night`` option names; None for no restriction (``None`` or ``all``).
-
-    Raises
-    ------
-    obsdb.catalog.selectors.SelectorError
-        For a night that is not in the catalog (the message lists the nights there are).
-    """
-    if nights is None:
-        return None
-    names = [nights] if isinstance(nights, str) else list(nights)
-    if not names or ALL_NIGHTS in names:
-        return None
-    found = dict(run("nights_named", names=names))
-    missing = [n for n in names if n not in found]
-    if missing:
-        from obsdb.errors import SelectorError
-
-        known = [name for (name,) in run("newest_night_names", limit=KNOWN_NIGHTS_LISTED)]
-        more = " ..." if len(known) == KNOWN_NIGHTS_LISTED else ""
-        hint = f" (nights: {', '.join(known)}{more})" if known else " (no nights yet)"
-        raise SelectorError(f"no night {', '.join(map(repr, missing))} in the catalog{hint}")
-    return [found[n] for n in names]
-
-
-def several_nights(run) -> bool:
-    """True when the catalog holds more than one night (frames are then named ``NIGHT:NUMBER``)."""
-    return run("night_count")[0][0] > 1
-
 
 def night_summaries(run) -> list[dict]:
     """Every night with its frames, bands, targets, instruments, status counts and median FWHM.
@@ -200,8 +164,6 @@ def frame_history(run, *, frame_id: int, sha256: str | None, number: int | None,
 
 def frame_histories(run, selector: str, *, nights=None) -> list[dict]:
     """:func:`frame_history` of every frame named by a selector (``obsdb history``)."""
-    from obsdb.catalog.selection import resolve_selector
-
     return [frame_history(run, frame_id=f.id, sha256=f.sha256, number=f.number, file_name=f.file_name,
                           night=f.night_name) for f in resolve_selector(run, selector, nights=nights)]
 

@@ -9,8 +9,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsdb.catalog.labels import frame_label
-from obsdb.catalog.readers import night_ids
 from obsdb.errors import SelectorError
+
+ALL_NIGHTS = "all"
+"""``--night all``: every night, and no ambiguity error for numbers several nights share."""
+
+KNOWN_NIGHTS_LISTED = 10
+"""Nights an unknown ``--night`` error lists (the newest)."""
+
+
+def night_ids(run, nights) -> list[int] | None:
+    """The night ids a ``--night`` option names; None for no restriction (``None`` or ``all``).
+
+    Raises
+    ------
+    obsdb.catalog.selectors.SelectorError
+        For a night that is not in the catalog (the message lists the nights there are).
+    """
+    if nights is None:
+        return None
+    names = [nights] if isinstance(nights, str) else list(nights)
+    if not names or ALL_NIGHTS in names:
+        return None
+    found = dict(run("nights_named", names=names))
+    missing = [n for n in names if n not in found]
+    if missing:
+        known = [name for (name,) in run("newest_night_names", limit=KNOWN_NIGHTS_LISTED)]
+        more = " ..." if len(known) == KNOWN_NIGHTS_LISTED else ""
+        hint = f" (nights: {', '.join(known)}{more})" if known else " (no nights yet)"
+        raise SelectorError(f"no night {', '.join(map(repr, missing))} in the catalog{hint}")
+    return [found[n] for n in names]
+
+
+def several_nights(run) -> bool:
+    """True when the catalog holds more than one night (frames are then named ``NIGHT:NUMBER``)."""
+    return run("night_count")[0][0] > 1
+
 
 MAX_RANGE = 1_000_000
 """Longest range a selector may name (a typo such as 1001-100100000 is refused).  A range is one

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from obsdb.catalog.labels import frame_label  # noqa: F401  (re-exported: selectors name frames)
 from obsdb.catalog.models import Frame
-from obsdb.catalog.readers import ALL_NIGHTS  # noqa: F401  (re-exported: the night scope's vocabulary)
+from obsdb.catalog.selection import ALL_NIGHTS  # noqa: F401  (re-exported: the night scope's vocabulary)
 from obsdb.catalog.selection import (MAX_NUMBER, MAX_PARTS, MAX_RANGE, SHOWN_CANDIDATES,  # noqa: F401
                                      SelectorPart, parse_selector, resolve_selector)  # (re-exported)
 from obsdb.errors import SelectorError  # noqa: F401  (re-exported: defined where the fast path can raise it)
