@@ -206,7 +206,7 @@ class LiteCatalog:
         return self._answer(lambda: readers.frame_histories(self.run, selector, nights=night),
                             lambda catalog: catalog.history(selector, night=night))
 
-    LISTING_FILTERS = frozenset({"band", "image_type", "status", "tag"})
+    LISTING_FILTERS = frozenset({"band", "image_type", "image_types", "status", "tag"})
     """The filters of a frame listing the fast path applies itself (``where`` and the rest: the normal path)."""
 
     def iter_frame_dicts(self, *, night=None, **filters):

@@ -138,7 +138,7 @@ ASSESSED = FrameMetrics.assessed_at.is_not(None)
 
 
 def iter_frame_records(session: Session, *, nights=None, band: str | None = None, image_type: str | None = None,
-                       status: str | None = None, tag: str | None = None, where: str | None = None,
+                       image_types=None, status: str | None = None, tag: str | None = None, where: str | None = None,
                        include_unreadable: bool = True, light_only: bool = False, target=None,
                        instrument_id: int | None = None, frame_ids=None,
                        page_size: int = PAGE_SIZE) -> Iterator[dict]:
@@ -156,7 +156,7 @@ def iter_frame_records(session: Session, *, nights=None, band: str | None = None
                                 light_only=light_only, target=target, instrument_id=instrument_id,
                                 session=session)
     yield from readers.iter_frame_records(session_runner(session), nights=nights, band=band, image_type=image_type,
-                                          status=status, tag=tag, frame_ids=frame_ids, extra=extra,
+                                          image_types=image_types, status=status, tag=tag, frame_ids=frame_ids, extra=extra,
                                           page_size=page_size)
 
 

@@ -212,8 +212,8 @@ def band_spellings(run, band: str, scope: list[int] | None) -> list[str]:
 
 
 def iter_frame_records(run, *, nights=None, band: str | None = None, image_type: str | None = None,
-                       status: str | None = None, tag: str | None = None, frame_ids=None, extra=None,
-                       page_size: int = PAGE_SIZE):
+                       image_types=None, status: str | None = None, tag: str | None = None, frame_ids=None,
+                       extra=None, page_size: int = PAGE_SIZE):
     """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md), streamed in pages.
 
     Each record has id, night, label, number, path, file_name, band, type,
@@ -225,7 +225,8 @@ def iter_frame_records(run, *, nights=None, band: str | None = None, image_type:
     active tags, current shifts, groups and weights, looked up by the page's ids.
 
     A band matches whatever its case (``v`` finds ``V``; ``=r`` asks for exactly ``r``, where a night
-    holds both Johnson R and SDSS r).  ``extra``: called with the night scope, it returns a further
+    holds both Johnson R and SDSS r).  ``image_types``: any of these types (``image_type``: this one,
+    which must be a known or stored type).  ``extra``: called with the night scope, it returns a further
     SQLAlchemy condition (``--where`` and the filters only the normal path has; see
     :func:`obsdb.catalog.queries.iter_frame_records`).
     """
@@ -246,7 +247,8 @@ def iter_frame_records(run, *, nights=None, band: str | None = None, image_type:
         raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
     condition = extra(scope) if extra is not None else None
     qualified = several_nights(run)
-    filters = {"scope": scope, "bands": bands, "image_type": image_type or None,
+    types = [image_type] if image_type else (list(image_types) if image_types is not None else None)
+    filters = {"scope": scope, "bands": bands, "image_types": types,
                "status": status if status in STATUSES else None, "tag": tag or None,
                "frame_ids": None if frame_ids is None else list(frame_ids), "extra": condition}
     # A few frames named by id are found by their ids, whatever the nights.

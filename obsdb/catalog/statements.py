@@ -167,7 +167,7 @@ FRAME_ORDER = (Night.name, func.coalesce(Frame.number, 2**62), func.coalesce(Fra
 STAR_FOCUS_10: frame.sort_key); the path last, so that the key stays unique for the keyset paging."""
 
 
-def _frame_page(*, scope: bool = False, bands: bool = False, image_type: bool = False, status: bool = False,
+def _frame_page(*, scope: bool = False, bands: bool = False, image_types: bool = False, status: bool = False,
                 tag: bool = False, frame_ids: bool = False, batch: bool = False, after: bool = False, extra=None):
     """One page of a frame listing (:func:`obsdb.catalog.readers.iter_frame_records`).
 
@@ -179,8 +179,8 @@ def _frame_page(*, scope: bool = False, bands: bool = False, image_type: bool = 
         conditions.append(Frame.night_id.in_(bindparam("scope", expanding=True)))
     if bands:
         conditions.append(Frame.band.in_(bindparam("bands", expanding=True)))
-    if image_type:
-        conditions.append(Frame.image_type == bindparam("image_type"))
+    if image_types:
+        conditions.append(Frame.image_type.in_(bindparam("image_types", expanding=True)))
     if frame_ids:
         # Only for a handful of frames named by the caller (a selector's, a run's): listings filter in SQL.
         conditions.append(Frame.id.in_(bindparam("frame_ids", expanding=True)))
@@ -304,7 +304,7 @@ STATEMENTS = {
 FLAGS = {"event_log": ("command", "scope"), "band_totals": ("scope",), "quality_values": ("band", "scope"),
          "frames_numbered": ("night", "scope"), "frames_named": ("scope",), "night_sizes": ("scope",),
          "band_spellings": ("scope",),
-         "frame_page": ("scope", "bands", "image_type", "status", "tag", "frame_ids", "batch", "after")}
+         "frame_page": ("scope", "bands", "image_types", "status", "tag", "frame_ids", "batch", "after")}
 """The flags of each builder that has any; a flag is set when the parameter of its name is given."""
 
 

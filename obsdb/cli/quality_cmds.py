@@ -173,12 +173,12 @@ def rejected(
     with user_errors():
         chosen = parse_columns(columns, spec)
     if fmt_ is ReportFormat.json and not chosen:
-        with open_catalog() as catalog, user_errors():
+        with open_catalog(lite=True) as catalog, user_errors():
             filter_hints(catalog, band=band)
             print_json_stream(catalog.iter_frame_dicts(
                 night=nights_arg(night), band=band, status="rejected"))
         return
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         filter_hints(catalog, band=band)
         records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
@@ -209,10 +209,11 @@ CALIBRATION_TYPES = ("bias", "dark", "flat")
 
 def calibration_problems(catalog, *, night=None, band: str | None = None) -> list[dict]:
     """Bias, dark and flat frames that a calibration check flags or that are rejected, as records."""
-    from obsdb.pipeline.calib_checks import CALIB_TAGS
+    from obsdb.catalog.status import CALIBRATION_TAGS
 
-    records = catalog.frame_dicts(night=night, band=band, where="type in ('bias', 'dark', 'flat')")
-    return [r for r in records if r["status"] == "rejected" or any(t["name"] in CALIB_TAGS for t in r["tags"])]
+    records = catalog.frame_dicts(night=night, band=band, image_types=CALIBRATION_TYPES)
+    return [r for r in records if r["status"] == "rejected" or any(t["name"] in CALIBRATION_TAGS
+                                                                   for t in r["tags"])]
 
 
 def print_calibration_problems(records: list[dict], *, wide: bool = False) -> None:

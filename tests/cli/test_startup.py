@@ -10,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from obsdb.cli.app import app
+from tests.conftest import write_fits
 
 runner = CliRunner()
 
@@ -33,12 +35,15 @@ def rich_catalog(tmp_path_factory, simulated_nights):
     one, two = root / "one", root / "two"
     simulated_nights.copy(one, seed=5, size=128, n_frames=8, bands=("V", "R"), n_groups=2)
     simulated_nights.copy(two, seed=6, size=128, n_frames=5, bands=("B",), n_groups=1, first_number=2001)
+    # A bias frame, rejected by hand: the calibration section of `summary` and `rejected`.
+    write_fits(two / "bias_0001.fits", np.full((32, 32), 1000, dtype=np.float32),
+               {"IMAGETYP": "Bias Frame", "DATE-OBS": "2026-03-15T19:00:00", "EXPTIME": 0.0})
     db = root / "obsdb.sqlite"
     steps = [("init",), ("ingest", str(one), "--night", NIGHT_1), ("ingest", str(two), "--night", NIGHT_2),
              ("qa", "--night", NIGHT_1),
              ("tag", "1002", "reject", "-m", "a plane"), ("tag", "1003", "great", "-m", "lovely"),
              ("tag", "1004", "tracking-slight", "-m", "wobbly"), ("untag", "1004", "tracking-slight", "-m", "fine"),
-             ("tag", "2002", "accept", "-m", "keep it"), ("tag", "2003", "reject", "-m", "[see ds9] cloud"),
+             ("tag", "2002", "accept", "-m", "keep it"), ("tag", "bias_0001.fits", "reject", "-m", "light leak"), ("tag", "2003", "reject", "-m", "[see ds9] cloud"),
              ("group", "set", "pair", "1005,1006", "--night", NIGHT_1),
              ("align", "--night", NIGHT_1)]
     for step in steps:
@@ -53,6 +58,9 @@ QUERIES = [("frames",), ("frames", "--night", "all", "--wide"), ("frames", "--ba
            ("frames", "--tag", "great", "--night", "all"), ("frames", "--tag", "clod", "--night", "all"),
            ("frames", "--type", "lights", "--night", "all"), ("frames", "--night", NIGHT_2, "--columns", "number,cards"),
            ("frames", "--where", "fwhm > 2", "--night", NIGHT_1),
+           ("rejected",), ("rejected", "--night", "all", "--wide"), ("rejected", "--band", "b", "--night", NIGHT_2),
+           ("rejected", "--night", "all", "--columns", "frame,tag,reason"),
+           ("rejected", "--night", "all", "--columns", "frame,when", "--format", "json"),
            ("history", "1001"), ("history", "1001-1003,2002"), ("history", "1005", "--wide"),
            ("history", "1"), ("history", "2026-03-15:2001"), ("history", "nope.fits"), ("nights",), ("nights", "--wide"), ("nights", "--format", "csv"), ("summary",),
            ("summary", "--night", NIGHT_1), ("summary", "--night", "all", "--format", "csv"),
@@ -78,6 +86,7 @@ def test_the_catalog_has_what_the_comparison_needs(rich_catalog):
     events = json.loads(invoke(rich_catalog, "log", "--format", "json").stdout)
     assert {"ingest", "qa", "tag", "untag", "align"} <= {e["command"] for e in events}
     assert any(e["frame"] and ":" in str(e["frame"]) for e in events)  # labels qualified by night
+    assert "calibration frames with problems (1)" in invoke(rich_catalog, "summary").stdout
     history = json.loads(invoke(rich_catalog, "history", "1003", "--format", "json").stdout)
     assert history["runs"] and history["runs"][0]["steps"] and history["current_run"] is not None
 
@@ -91,7 +100,7 @@ def _run_main(db, *args, env=None):
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
-@pytest.mark.parametrize("args", [("nights",), ("history", "1003"), ("frames", "--night", "all"),
+@pytest.mark.parametrize("args", [("nights",), ("history", "1003"), ("rejected", "--night", "all"), ("summary",), ("frames", "--night", "all"),
                                   ("frames", "--night", NIGHT_1, "--format", "json", "--band", "V"), ("log", "--format", "json"), ("summary", "--format", "json"),
                                   ("log", "--night", NIGHT_1)])
 def test_the_fast_path_is_taken_without_sqlalchemy(rich_catalog, args):
