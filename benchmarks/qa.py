@@ -118,7 +118,7 @@ def run_catalog(folder: Path, truth, args) -> int:
             report = catalog.qa(workers=args.workers)
             t_qa = time.perf_counter() - t0
             with catalog.session() as session:
-                records = frame_records(session)
+                records = [r.to_json() for r in frame_records(session)]
         finally:
             catalog.close()
     if ingested.failed:

@@ -338,8 +338,8 @@ class Bench:
         shifts, reference = {}, None
         for r in records:
             if r.shift:
-                shifts[r.path] = (r.shift["dx"], r.shift["dy"])
-                if r.shift.get("method") == "reference":
+                shifts[r.path] = (r.shift.dx, r.shift.dy)
+                if r.shift.method == "reference":
                     reference = r.path
         return shifts, reference
 

@@ -2,15 +2,16 @@
 
 The front door is :class:`Catalog`::
 
-    from obsdb import Catalog
+    from obsdb import Catalog, FrameFilter
 
     with Catalog.open("obsdb.sqlite") as cat:
         table = cat.frames(band="V", status="rejected").to_table()
+        worst = cat.frames(FrameFilter(band="V", where="fwhm > 3"))
 """
 
 from obsdb.version import __version__
 
-__all__ = ["Catalog", "CatalogError", "FrameList", "FrameRecord", "ObsdbError", "__version__"]
+__all__ = ["Catalog", "CatalogError", "FrameFilter", "FrameList", "FrameRecord", "ObsdbError", "__version__"]
 
 
 def __getattr__(name):
@@ -19,7 +20,7 @@ def __getattr__(name):
         from obsdb.api import Catalog
 
         return Catalog
-    if name in ("FrameRecord", "FrameList"):
+    if name in ("FrameFilter", "FrameRecord", "FrameList"):
         from obsdb.catalog import records
 
         return getattr(records, name)

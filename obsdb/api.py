@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from obsdb.catalog.records import FrameList, FrameRecord
+from obsdb.catalog.records import FrameFilter, FrameList, FrameRecord  # noqa: F401  (FrameRecord: the docs)
+from obsdb.catalog.stores import FrameListing
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from obsdb.catalog.db import Database
 
 
-class Catalog:
+class Catalog(FrameListing):
     """An open catalog.
 
     Use :meth:`open` rather than the constructor; close it, or use it as a context manager.
@@ -118,17 +119,20 @@ class Catalog:
 
     # ------------------------------------------------------------ reading
 
-    def frames(self, *, night=None, band: str | None = None, image_type: str | None = None,
-               status: str | None = None, tag: str | None = None, where: str | None = None) -> FrameList:
+    def frames(self, selection: FrameFilter | None = None, *, night=None, band: str | None = None,
+               image_type: str | None = None, status: str | None = None, tag: str | None = None,
+               where: str | None = None) -> FrameList:
         """Frames matching every filter given, as typed records.
 
         Parameters
         ----------
+        selection : FrameFilter, optional
+            The filters as one value; the keyword filters, when given, are laid over it.
         night : str or list of str, optional
             Night name(s), or ``"all"``; default every night.
         band, image_type, status, tag : str, optional
-            Exact band; light/bias/dark/flat/unknown; accepted/rejected/pending;
-            an active tag.
+            A band (whatever its case; ``=r`` for exactly ``r``); light/bias/dark/flat/unknown;
+            accepted/rejected/pending; an active tag.
         where : str, optional
             A ``--where`` expression, e.g. ``"fwhm > 3 and EXPTIME >= 30"``.
 
@@ -136,20 +140,16 @@ class Catalog:
         -------
         FrameList
             A list of :class:`FrameRecord`, with ``to_table()`` and ``to_pandas()``.
+
+        Examples
+        --------
+        >>> catalog.frames(FrameFilter(band="V", status="rejected"))  # doctest: +SKIP
+        >>> catalog.frames(band="V", where="fwhm > 3")  # doctest: +SKIP
         """
-        return FrameList(FrameRecord.from_dict(r) for r in self.iter_frame_dicts(
-            night=night, band=band, image_type=image_type, status=status, tag=tag, where=where))
-
-    def iter_frame_dicts(self, *, night=None, **filters) -> Iterator[dict]:
-        """Frames in the JSON shape of ``obsdb frames --format json``, streamed (constant memory)."""
-        from obsdb.catalog.queries import iter_frame_records
-
-        with self.session() as session:
-            yield from iter_frame_records(session, nights=night, **filters)
-
-    def frame_dicts(self, **filters) -> list[dict]:
-        """:meth:`iter_frame_dicts` as a list."""
-        return list(self.iter_frame_dicts(**filters))
+        given = {name: value for name, value in (("nights", night), ("band", band), ("image_type", image_type),
+                                                  ("status", status), ("tag", tag), ("where", where))
+                 if value is not None}
+        return FrameList(self.iter_frames(FrameFilter.of(selection, **given)))
 
     def show(self, selector: str, *, night=None) -> list[dict]:
         """Everything known about the frames a selector names (``obsdb show``)."""

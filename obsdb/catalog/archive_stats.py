@@ -122,7 +122,7 @@ def target_integration(session: Session, *, nights=None, per_night: bool = True)
     ``objects`` and ``filters`` (the OBJECT and FILTER spellings that were added up).
     """
     from obsdb.catalog.models import Frame, Night
-    from obsdb.catalog.queries import LIGHT_TYPES
+    from obsdb.imaging.header import LIGHT_IMAGE_TYPES
     from obsdb.catalog.selectors import night_ids
     from obsdb.catalog.status import status_expression
     from obsdb.imaging.names import filter_key, target_key
@@ -130,7 +130,7 @@ def target_integration(session: Session, *, nights=None, per_night: bool = True)
     scope = night_ids(session, nights)
     state = status_expression().label("state")
     inner = (select(Night.name.label("night"), Frame.object, Frame.band, Frame.exptime, state)
-             .join(Night, Night.id == Frame.night_id).where(Frame.image_type.in_(LIGHT_TYPES)))
+             .join(Night, Night.id == Frame.night_id).where(Frame.image_type.in_(LIGHT_IMAGE_TYPES)))
     if scope is not None:
         inner = inner.where(Frame.night_id.in_(scope))
     inner = inner.subquery()
@@ -180,7 +180,7 @@ def trend_rows(session: Session, *, nights=None) -> dict:
     (``transparency_source`` says so; see :data:`TRANSPARENCY_PROXY`).
     """
     from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night
-    from obsdb.catalog.queries import LIGHT_TYPES
+    from obsdb.imaging.header import LIGHT_IMAGE_TYPES
     from obsdb.catalog.selectors import night_ids
     from obsdb.catalog.status import status_expression
     from obsdb.imaging.names import filter_key
@@ -197,7 +197,7 @@ def trend_rows(session: Session, *, nights=None) -> dict:
              .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
              .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
              .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
-             .where(Frame.image_type.in_(LIGHT_TYPES), Frame.readable.is_(True)))
+             .where(Frame.image_type.in_(LIGHT_IMAGE_TYPES), Frame.readable.is_(True)))
     if scope is not None:
         query = query.where(Frame.night_id.in_(scope))
     cells: dict[tuple, dict] = defaultdict(lambda: {"frames": 0, "accepted": 0, "fwhm": [], "background": [],
@@ -277,10 +277,10 @@ def _median(values: list[float]) -> float | None:
 def instrument_headers(session: Session) -> dict[str, tuple[dict, float | None]]:
     """One light frame's header per instrument, with the instrument's pixel size (for its pixel scale)."""
     from obsdb.catalog.models import Frame, Instrument
-    from obsdb.catalog.queries import LIGHT_TYPES
+    from obsdb.imaging.header import LIGHT_IMAGE_TYPES
 
     first = (select(Frame.instrument_id, func.min(Frame.id).label("frame_id"))
-             .where(Frame.image_type.in_(LIGHT_TYPES), Frame.readable.is_(True))
+             .where(Frame.image_type.in_(LIGHT_IMAGE_TYPES), Frame.readable.is_(True))
              .group_by(Frame.instrument_id).subquery())
     query = (select(Instrument.key, Instrument.pixel_size, Frame.header)
              .join(first, first.c.instrument_id == Instrument.id).join(Frame, Frame.id == first.c.frame_id))

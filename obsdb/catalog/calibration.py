@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night, StarList, Tag, utcnow
 
-CALIBRATION_TYPES = ("bias", "dark", "flat")
 """Image types that hold no stars: judged by their own checks, never by the light-frame rules."""
 
 
@@ -30,7 +30,7 @@ def calibration_records(session: Session, *, nights=None) -> list[dict]:
              .join(Night, Night.id == Frame.night_id)
              .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
              .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
-             .where(Frame.readable.is_(True), Frame.image_type.in_(CALIBRATION_TYPES))
+             .where(Frame.readable.is_(True), Frame.image_type.in_(CALIBRATION_IMAGE_TYPES))
              .order_by(Night.name, Frame.number, Frame.path))
     if scope is not None:
         query = query.where(Frame.night_id.in_(scope))

@@ -33,7 +33,7 @@ def _calibration_details(session: Session, frame_id: int) -> dict:
 def frame_details(session: Session, frame: Frame) -> dict:
     """Everything known about one frame: its record plus header, tag history, events,
     every alignment run with its steps, and the files rendered from it."""
-    record = _records_for_ids(session, [frame.id])[0]
+    record = _records_for_ids(session, [frame.id])[0].to_json()
     frame = session.get(Frame, frame.id)
     history = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
     renders = session.scalars(select(RenderOutput).where(RenderOutput.frame_id == frame.id,

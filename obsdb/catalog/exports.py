@@ -6,9 +6,9 @@ The exports themselves (folders of links, scripts, CSV files) are written by
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable
 
-from obsdb.catalog.stores import EventLog
+from obsdb.catalog.stores import EventLog, FrameListing
 
 if TYPE_CHECKING:
     from obsdb.catalog.db import Database
@@ -17,22 +17,11 @@ ID_CHUNK = 500
 """Frame ids per ``IN`` list: bounded statements whatever the night's size."""
 
 
-class ExportStore(EventLog):
+class ExportStore(FrameListing, EventLog):
     """What the exports read: frame records, a few header cards of each, their masters and counts."""
 
     def __init__(self, db: "Database"):
         super().__init__(db)
-
-    def iter_frame_dicts(self, *, night=None, **filters) -> Iterator[dict]:
-        """Frames in the JSON shape of ``obsdb frames --format json`` (natural order), streamed."""
-        from obsdb.catalog.queries import iter_frame_records
-
-        with self.db.session() as session:
-            yield from iter_frame_records(session, nights=night, **filters)
-
-    def frame_dicts(self, **filters) -> list[dict]:
-        """:meth:`iter_frame_dicts` as a list."""
-        return list(self.iter_frame_dicts(**filters))
 
     def header_cards(self, frame_ids: Iterable[int], keys: Iterable[str]) -> dict[int, dict]:
         """``{frame id: {KEY: value}}`` of the header cards named (absent cards are left out)."""

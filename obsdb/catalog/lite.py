@@ -152,7 +152,7 @@ class LiteCatalog:
         from obsdb.catalog import lite_sql
 
         given = {k: v for k, v in params.items() if v is not None}
-        if "extra" in given:  # a condition only SQLAlchemy can express: never silently left out
+        if any(k.startswith("sa_") for k in given):  # only SQLAlchemy runs these: never silently left out
             raise NotImplementedError("the fast path takes no SQLAlchemy condition")
         flags = [flag for flag in lite_sql.FLAGS.get(name, ()) if flag in given]
         key = f"{name}[{','.join(flags)}]" if flags else name
@@ -206,20 +206,26 @@ class LiteCatalog:
         return self._answer(lambda: readers.frame_histories(self.run, selector, nights=night),
                             lambda catalog: catalog.history(selector, night=night))
 
-    LISTING_FILTERS = frozenset({"band", "image_type", "image_types", "status", "tag"})
-    """The filters of a frame listing the fast path applies itself (``where`` and the rest: the normal path)."""
+    def iter_frames(self, selection=None, **filters):
+        """:meth:`obsdb.api.Catalog.iter_frames`, streamed; a selection with filters only SQLAlchemy
+        can express (``where``, ...) is listed by the normal catalog."""
+        from obsdb.catalog.records import FrameFilter
 
-    def iter_frame_dicts(self, *, night=None, **filters):
-        """:meth:`obsdb.api.Catalog.iter_frame_dicts`, streamed."""
-        if any(value is not None for key, value in filters.items() if key not in self.LISTING_FILTERS):
-            yield from self._normal().iter_frame_dicts(night=night, **filters)
+        selection = FrameFilter.of(selection, **filters)
+        if selection.narrowed(nights=None, band=None, image_type=None, image_types=None, status=None, tag=None,
+                              frame_ids=None) != FrameFilter():
+            yield from self._normal().iter_frames(selection)
             return
-        yield from readers.iter_frame_records(self.run, nights=night,
-                                              **{k: v for k, v in filters.items() if k in self.LISTING_FILTERS})
+        yield from readers.iter_frame_records(self.run, selection)
 
-    def frame_dicts(self, **filters) -> list[dict]:
+    def iter_frame_dicts(self, selection=None, **filters):
+        """:meth:`obsdb.api.Catalog.iter_frame_dicts`, streamed."""
+        for record in self.iter_frames(selection, **filters):
+            yield record.to_json()
+
+    def frame_dicts(self, selection=None, **filters) -> list[dict]:
         """:meth:`obsdb.api.Catalog.frame_dicts`."""
-        return list(self.iter_frame_dicts(**filters))
+        return list(self.iter_frame_dicts(selection, **filters))
 
     def known_values(self) -> dict[str, list[str]]:
         """:meth:`obsdb.api.Catalog.known_values`."""

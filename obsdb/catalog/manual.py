@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from obsdb.text import plural
 from obsdb.catalog.decisions import check_box_inside, parse_box, set_group
@@ -16,6 +17,9 @@ from obsdb.catalog.tags import add_tags, retract_tags
 from obsdb.catalog.writes import record_event
 from obsdb.config import login_name
 from obsdb.errors import ObsdbError
+
+if TYPE_CHECKING:
+    from obsdb.catalog.records import FrameRecord
 
 
 @dataclass
@@ -44,15 +48,15 @@ class Decision:
     """Each frame's resulting status (tag and untag): every command reports it."""
 
 
-def _statuses(session, frames) -> dict[int, dict]:
+def _statuses(session, frames) -> dict[int, "FrameRecord"]:
     from obsdb.catalog.queries import _records_for_ids
 
     session.flush()
-    return {r["id"]: r for r in _records_for_ids(session, [f.id for f in frames])}
+    return {r.id: r for r in _records_for_ids(session, [f.id for f in frames])}
 
 
-def _outcomes(before: dict[int, dict], after: dict[int, dict]) -> list[Outcome]:
-    return [Outcome(record["label"], before[frame_id]["status"], record["status"], record["verdict"]["explain"])
+def _outcomes(before: dict[int, "FrameRecord"], after: dict[int, "FrameRecord"]) -> list[Outcome]:
+    return [Outcome(record.label, before[frame_id].status, record.status, record.verdict.explain)
             for frame_id, record in after.items()]
 
 

@@ -13,13 +13,13 @@ from datetime import datetime
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import aliased
 
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 from obsdb.catalog.models import (PENDING_DIGEST, Calibration, Frame, Instrument, Master, MasterMember, Night,
                                   utcnow)
 
 ID_CHUNK = 500
 """Ids per IN list (bounded SQL parameter lists)."""
 
-CALIBRATION_FRAME_TYPES = ("bias", "dark", "flat")
 
 
 def _frame_keys(header: dict | None, binning) -> dict:
@@ -78,7 +78,7 @@ class MasterStore:
         """Readable bias, dark and flat frames of ``nights`` with their status (``accepted``,
         ``rejected``, ``pending``), read-out key, temperature and FITS sections, as dicts."""
         with self.db.session() as session:
-            return self._frames(session, CALIBRATION_FRAME_TYPES, nights, with_status=True)
+            return self._frames(session, CALIBRATION_IMAGE_TYPES, nights, with_status=True)
 
     def lights(self, *, nights=None) -> list[dict]:
         """Readable light frames of ``nights`` with the keys matching needs, as dicts."""

@@ -19,6 +19,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Fl
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 from obsdb.catalog.records import PENDING_DIGEST  # noqa: F401  (models and steps share it)
 
 NAMING_CONVENTION = {
@@ -553,8 +554,8 @@ class RenderOutput(Base):
     __table_args__ = (CheckConstraint(_in("kind", ("aligned", "stack", "preview")), name="kind"),)
 
 
-MASTER_KINDS = ("bias", "dark", "flat")
-"""Kinds of master calibration frame (see :class:`Master`)."""
+MASTER_KINDS = CALIBRATION_IMAGE_TYPES
+"""Kinds of master calibration frame (see :class:`Master`): the calibration image types."""
 
 
 class Master(Base):

@@ -59,7 +59,7 @@ class PhotometryStore(EventLog):
 
         from obsdb.catalog.masters import MasterStore, calibration_signature
         from obsdb.catalog.models import Frame, FrameMetrics, FramePhotometry, FrameStats, StarList
-        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.imaging.header import LIGHT_IMAGE_TYPES
         from obsdb.catalog.selectors import night_ids
         from obsdb.imaging.photometry import PHOTOMETRY_VERSION
         from obsdb.imaging.stars import STARS_VERSION, decode_stars
@@ -73,7 +73,7 @@ class PhotometryStore(EventLog):
                      .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
                      .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
                      .outerjoin(FramePhotometry, FramePhotometry.frame_id == Frame.id)
-                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_TYPES),
+                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_IMAGE_TYPES),
                             StarList.algorithm == STARS_VERSION, StarList.n_stars > 0)
                      .order_by(Frame.night_id, Frame.date_obs, Frame.path))
             if scope is not None:

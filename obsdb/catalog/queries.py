@@ -17,35 +17,22 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from obsdb.text import not_one_of
-from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, Night,
-                                  ShiftStep, Tag)
+from obsdb.imaging.header import LIGHT_IMAGE_TYPES
+from obsdb.catalog.models import AlignmentRun, Frame, FrameMetrics, FrameStats, Night, ShiftStep, Tag
 from obsdb.catalog.labels import frame_name
+from obsdb.catalog.readers import (BATCH_FRAMES, MAX_BATCH_NIGHTS, METRICS_FIELDS, PAGE_SIZE,  # noqa: F401
+                                   STATS_FIELDS)  # (re-exported)
+from obsdb.catalog.records import FrameFilter, FrameRecord
 from obsdb.catalog.runs import current_run_ids
 from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, night_ids
 from obsdb.catalog.status import STATUSES, status_condition
 
-from obsdb.catalog.readers import (BATCH_FRAMES, KNOWN_IMAGE_TYPES, MAX_BATCH_NIGHTS,  # noqa: E402,F401
-                                   METRICS_FIELDS, PAGE_SIZE, STATS_FIELDS)  # (re-exported)
-LIGHT_TYPES = ("light", "unknown")
-"""Image types that hold stars to judge and align ("light or unknown", defined once)."""
 
+def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None, session: Session | None = None):
+    """The WHERE clause of a frame listing (over Frame, Night, FrameStats, FrameMetrics) for ``selection``.
 
-def record_label(record: dict) -> str:
-    """How the user names the frame of a :func:`frame_records` row: its number, else its file name."""
-    return str(record["number"]) if record.get("number") is not None else str(record.get("file_name") or "-")
-
-
-def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str | None = None,
-                 image_type: str | None = None, status: str | None = None, tag: str | None = None,
-                 where: str | None = None, include_unreadable: bool = True, light_only: bool = False,
-                 target=None, instrument_id: int | None = None, frame_ids=None, session: Session | None = None,
-                 retry_unregistered: bool = False):
-    """The WHERE clause of a frame listing (over Frame, Night, FrameStats, FrameMetrics).
-
-    ``retry_unregistered``: the status as an alignment run selects by (see
-    :func:`obsdb.catalog.status.status_condition`).
-
-    With ``session``, a band matches whatever its case (``v`` finds ``V``;
+    ``night_scope`` is the night ids ``selection.nights`` names (:func:`obsdb.catalog.selectors.night_ids`;
+    None: every night).  With ``session``, a band matches whatever its case (``v`` finds ``V``;
     ``=r`` asks for exactly ``r``, where a night holds both Johnson R and SDSS
     r), and a ``--where`` header keyword written as a bare name must be held
     by some frame in scope (a typo or an unquoted string is an error, not an
@@ -53,6 +40,9 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
     """
     from obsdb.catalog.expr import compile_expression
 
+    band, image_type, status, tag, where = (selection.band, selection.image_type, selection.status, selection.tag,
+                                            selection.where)
+    target, frame_ids = selection.target, selection.frame_ids
     conditions = []
     if night_scope is not None:
         conditions.append(Frame.night_id.in_(night_scope))
@@ -66,13 +56,15 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
         if session is not None:
             _check_image_type(session, image_type)
         conditions.append(Frame.image_type == image_type)
-    if light_only:
-        conditions.append(Frame.image_type.in_(LIGHT_TYPES))
+    if selection.image_types is not None:
+        conditions.append(Frame.image_type.in_(selection.image_types))
+    if selection.light_only:
+        conditions.append(Frame.image_type.in_(LIGHT_IMAGE_TYPES))
     if target is not None:
         conditions.append(Frame.object.is_(None) if target == "" else Frame.object == target)
-    if instrument_id is not None:
-        conditions.append(Frame.instrument_id == instrument_id)
-    if not include_unreadable:
+    if selection.instrument_id is not None:
+        conditions.append(Frame.instrument_id == selection.instrument_id)
+    if not selection.include_unreadable:
         conditions.append(Frame.readable.is_(True))
     if frame_ids is not None:
         # Only for a handful of frames named by the caller (a selector's, a run's): listings filter in SQL.
@@ -81,7 +73,7 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
         if status not in STATUSES:
             raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
         # The kept column, except for an alignment run's selection, whose rule differs (see status_condition).
-        conditions.append(status_condition(status, retry_unregistered=True) if retry_unregistered
+        conditions.append(status_condition(status, retry_unregistered=True) if selection.retry_unregistered
                           else Frame.status == status)
     if tag:
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
@@ -95,11 +87,11 @@ def frame_filter(*, nights=None, night_scope: list[int] | None = None, band: str
 
 
 def _check_image_type(session: Session, image_type: str) -> None:
-    """``--type lights`` is a typo, not an empty answer (:func:`obsdb.catalog.readers._check_image_type`)."""
+    """``--type lights`` is a typo, not an empty answer (:func:`obsdb.catalog.readers.check_image_type`)."""
     from obsdb.catalog import readers
     from obsdb.catalog.statements import session_runner
 
-    readers._check_image_type(session_runner(session), image_type)
+    readers.check_image_type(session_runner(session), image_type)
 
 
 def band_spellings(session: Session, band: str, night_scope: list[int] | None) -> list[str]:
@@ -137,38 +129,43 @@ ASSESSED = FrameMetrics.assessed_at.is_not(None)
 """"QA judged this frame", for a query that outer-joins :class:`FrameMetrics` (see :func:`status_expression`)."""
 
 
-def iter_frame_records(session: Session, *, nights=None, band: str | None = None, image_type: str | None = None,
-                       image_types=None, status: str | None = None, tag: str | None = None, where: str | None = None,
-                       include_unreadable: bool = True, light_only: bool = False, target=None,
-                       instrument_id: int | None = None, frame_ids=None,
-                       page_size: int = PAGE_SIZE) -> Iterator[dict]:
-    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md), streamed in pages: see
-    :func:`obsdb.catalog.readers.iter_frame_records`, which this runs over the session with the
-    filters only SQLAlchemy can express (``where``, ``light_only``, ``target``, ``instrument_id``,
-    ``include_unreadable``) as one further condition."""
+def iter_frame_records(session: Session, selection: FrameFilter | None = None, *,
+                       page_size: int = PAGE_SIZE) -> Iterator[FrameRecord]:
+    """The frames ``selection`` picks (None: every frame of the default nights), as typed
+    :class:`~obsdb.catalog.records.FrameRecord` records, streamed in pages: see
+    :func:`obsdb.catalog.readers.iter_frame_records`, run over the session, with the filters only
+    SQLAlchemy can express (``where``, ``light_only``, ``target``, ``instrument_id``,
+    ``include_unreadable``, ``retry_unregistered``) as one further condition."""
     from obsdb.catalog import readers
     from obsdb.catalog.statements import session_runner
 
-    extra = None
-    if where is not None or light_only or target is not None or instrument_id is not None or not include_unreadable:
-        def extra(scope):
-            return frame_filter(night_scope=scope, where=where, include_unreadable=include_unreadable,
-                                light_only=light_only, target=target, instrument_id=instrument_id,
-                                session=session)
-    yield from readers.iter_frame_records(session_runner(session), nights=nights, band=band, image_type=image_type,
-                                          image_types=image_types, status=status, tag=tag, frame_ids=frame_ids, extra=extra,
+    selection = selection if selection is not None else FrameFilter()
+
+    def sa_conditions(scope):
+        # The filters of `selection` the reader leaves to SQLAlchemy: one further condition, and the
+        # status rule of an alignment run's selection in place of the kept status column.
+        rest = FrameFilter(where=selection.where, include_unreadable=selection.include_unreadable,
+                           light_only=selection.light_only, target=selection.target,
+                           instrument_id=selection.instrument_id)
+        extra = None if rest == FrameFilter() else frame_filter(rest, night_scope=scope, session=session)
+        rule = (status_condition(selection.status, retry_unregistered=True)
+                if selection.retry_unregistered and selection.status in STATUSES else None)
+        return extra, rule
+
+    yield from readers.iter_frame_records(session_runner(session), selection, sa_conditions=sa_conditions,
                                           page_size=page_size)
 
 
-def frame_records(session: Session, **filters) -> list[dict]:
-    """:func:`iter_frame_records` as a list (for the pipeline's smaller selections)."""
-    return list(iter_frame_records(session, **filters))
+def frame_records(session: Session, selection: FrameFilter | None = None, **filters) -> list[FrameRecord]:
+    """:func:`iter_frame_records` as a list, of ``selection`` with ``filters`` laid over it
+    (:meth:`FrameFilter.of`)."""
+    return list(iter_frame_records(session, FrameFilter.of(selection, **filters)))
 
 
 
-def _records_for_ids(session: Session, ids: list[int]) -> list[dict]:
+def _records_for_ids(session: Session, ids: list[int]) -> list[FrameRecord]:
     """Records of a few frames named by id (one frame's details, a run's frames)."""
-    return list(iter_frame_records(session, nights=ALL_NIGHTS, frame_ids=ids))
+    return list(iter_frame_records(session, FrameFilter(nights=ALL_NIGHTS, frame_ids=ids)))
 
 
 def render_plan(session: Session, *, run: int | None = None, status: str = "accepted", band: str | None = None,
@@ -185,9 +182,9 @@ def render_plan(session: Session, *, run: int | None = None, status: str = "acce
 
     if run is not None and session.get(AlignmentRun, run) is None:
         raise ObsdbError(f"--run {run}: no such alignment run")
-    condition = frame_filter(night_scope=night_ids(session, nights), band=band, where=where,
-                             status=None if status == "any" else status, include_unreadable=False,
-                             session=session)
+    condition = frame_filter(FrameFilter(band=band, where=where, status=None if status == "any" else status,
+                                         include_unreadable=False),
+                             night_scope=night_ids(session, nights), session=session)
     chosen = _base_query(condition).subquery()
     run_reference, step_reference = aliased(Frame), aliased(Frame)
     query = (select(ShiftStep, Frame, FrameStats.background, FrameStats.saturation, FrameMetrics.fwhm,

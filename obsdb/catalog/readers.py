@@ -16,6 +16,7 @@ import math
 
 from obsdb.catalog.labels import frame_label
 from obsdb.catalog.maintained import median
+from obsdb.catalog.records import Metrics, Stats
 from obsdb.catalog.selection import ALL_NIGHTS, night_ids, resolve_selector, several_nights  # noqa: F401
 
 SCOPED_MEDIANS_MAX_NIGHTS = 200
@@ -168,13 +169,8 @@ def frame_histories(run, selector: str, *, nights=None) -> list[dict]:
                           night=f.night_name) for f in resolve_selector(run, selector, nights=nights)]
 
 
-STATS_FIELDS = ("min", "max", "mean", "median", "std", "background", "background_rms", "n_nan", "n_saturated",
-                "saturation")
-"""The pixel statistics of a record (``stats``), in the order of the listing's columns."""
-
-METRICS_FIELDS = ("n_stars", "fwhm", "hfd", "elongation", "background", "background_rms", "background_gradient",
-                  "transparency", "n_streaks")
-"""The quality metrics of a record (``metrics``), in the order of the listing's columns."""
+STATS_FIELDS = Stats.FIELDS
+METRICS_FIELDS = Metrics.FIELDS
 
 PAGE_SIZE = 2000
 """Frames per page of a streamed listing: bounded memory, few round trips."""
@@ -189,13 +185,11 @@ it for every page (SQLite chose the band index and sorted 333,000 V frames per p
 MAX_BATCH_NIGHTS = 500
 """At most this many nights per batch (a bounded SQL parameter list)."""
 
-KNOWN_IMAGE_TYPES = ("light", "bias", "dark", "flat", "unknown")
-"""Image types ``--type`` takes whether or not the catalog holds any."""
-
-
-def _check_image_type(run, image_type: str) -> None:
+def check_image_type(run, image_type: str) -> None:
     """``--type lights`` is a typo, not an empty answer: the type must be a known one or a stored one."""
-    if image_type in KNOWN_IMAGE_TYPES:
+    from obsdb.imaging.header import IMAGE_TYPES
+
+    if image_type in IMAGE_TYPES:
         return
     stored = {t for (t,) in run("stored_image_types") if t}
     if image_type in stored:
@@ -203,7 +197,7 @@ def _check_image_type(run, image_type: str) -> None:
     from obsdb.errors import SelectorError
     from obsdb.text import not_one_of
 
-    raise SelectorError(not_one_of("--type", image_type, sorted(set(KNOWN_IMAGE_TYPES) | stored)))
+    raise SelectorError(not_one_of("--type", image_type, sorted(set(IMAGE_TYPES) | stored)))
 
 
 def band_spellings(run, band: str, scope: list[int] | None) -> list[str]:
@@ -211,46 +205,48 @@ def band_spellings(run, band: str, scope: list[int] | None) -> list[str]:
     return [b for (b,) in run("band_spellings", band=band.lower(), scope=scope)]
 
 
-def iter_frame_records(run, *, nights=None, band: str | None = None, image_type: str | None = None,
-                       image_types=None, status: str | None = None, tag: str | None = None, frame_ids=None,
-                       extra=None, page_size: int = PAGE_SIZE):
-    """Frames as plain dicts in the CLI's JSON shape (see DESIGN.md), streamed in pages.
+def iter_frame_records(run, selection=None, *, sa_conditions=None, page_size: int = PAGE_SIZE):
+    """The frames a :class:`~obsdb.catalog.records.FrameFilter` picks (None: every frame of the default
+    nights), as typed :class:`~obsdb.catalog.records.FrameRecord` records, streamed in pages.
 
-    Each record has id, night, label, number, path, file_name, band, type,
-    object, instrument, exptime, date_obs, status, reasons, tags, stats,
-    metrics, group and shift.  Ordered by night, number and path in natural order.  Each page
-    of :data:`PAGE_SIZE` frames costs five queries, whatever the catalog's
-    size: the page itself (keyset-paged, the filter and the status evaluated
-    once per frame, plain columns rather than ORM objects), then the page's
+    Ordered by night, number and path in natural order.  Each page of :data:`PAGE_SIZE` frames
+    costs five queries, whatever the catalog's size: the page itself (keyset-paged, the filter and
+    the status evaluated once per frame, plain columns rather than ORM objects), then the page's
     active tags, current shifts, groups and weights, looked up by the page's ids.
 
     A band matches whatever its case (``v`` finds ``V``; ``=r`` asks for exactly ``r``, where a night
-    holds both Johnson R and SDSS r).  ``image_types``: any of these types (``image_type``: this one,
-    which must be a known or stored type).  ``extra``: called with the night scope, it returns a further
-    SQLAlchemy condition (``--where`` and the filters only the normal path has; see
-    :func:`obsdb.catalog.queries.iter_frame_records`).
+    holds both Johnson R and SDSS r); ``image_type`` must be a known or a stored type.  The filters
+    only SQLAlchemy can express (``where`` and the rest) are ``sa_conditions(scope)``'s: a further
+    condition and the status rule of an alignment run's selection (see
+    :func:`obsdb.catalog.queries.iter_frame_records`); without it they must be unset.
     """
+    from obsdb.catalog.records import FrameFilter
     from obsdb.catalog.status import STATUSES
 
-    scope = night_ids(run, nights)
+    selection = selection if selection is not None else FrameFilter()
+    scope = night_ids(run, selection.nights)
+    band, image_type, status = selection.band, selection.image_type, selection.status
     bands = None
     if band and band.startswith("=") and len(band) > 1:
         bands = [band[1:]]
     elif band:
         bands = band_spellings(run, band, scope) or [band]
     if image_type:
-        _check_image_type(run, image_type)
+        check_image_type(run, image_type)
     if status and status != "any" and status not in STATUSES:
         from obsdb.errors import SelectorError
         from obsdb.text import not_one_of
 
         raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
-    condition = extra(scope) if extra is not None else None
+    extra, status_rule = sa_conditions(scope) if sa_conditions is not None else (None, None)
     qualified = several_nights(run)
-    types = [image_type] if image_type else (list(image_types) if image_types is not None else None)
+    types = [image_type] if image_type else (list(selection.image_types) if selection.image_types is not None
+                                              else None)
+    frame_ids = selection.frame_ids
     filters = {"scope": scope, "bands": bands, "image_types": types,
-               "status": status if status in STATUSES else None, "tag": tag or None,
-               "frame_ids": None if frame_ids is None else list(frame_ids), "extra": condition}
+               "status": status if status in STATUSES else None, "tag": selection.tag or None,
+               "frame_ids": None if frame_ids is None else list(frame_ids), "sa_extra": extra,
+               "sa_status_rule": status_rule}
     # A few frames named by id are found by their ids, whatever the nights.
     for batch in [None] if frame_ids is not None else _night_batches(run, scope):
         yield from _pages(run, {**filters, "batch": batch}, qualified, page_size)
@@ -292,6 +288,8 @@ def _pages(run, filters: dict, qualified: bool, page_size: int):
     """The records of one keyset-paged listing (see :func:`iter_frame_records`)."""
     from collections import defaultdict
 
+    from obsdb.catalog.records import Shift, Weights
+
     last: dict = {}
     while True:
         rows = run("frame_page", **filters, **last, limit=page_size)
@@ -302,12 +300,12 @@ def _pages(run, filters: dict, qualified: bool, page_size: int):
         tags = defaultdict(list)
         for t in run("page_tags", ids=ids):
             tags[t[0]].append(_TagRow(t))
-        shifts = {frame_id: {"dx": dx, "dy": dy, "rotation_deg": rot, "run": run_id, "steps": n, "matches": matches,
-                             "rms": rms, "method": method if n == 1 else "staged"}
+        # The registration's confidence travels with the shift: star pairs kept, fit residual, method
+        # (the staged method's three steps have no pairs: None).
+        shifts = {frame_id: Shift(dx, dy, rot, run_id, n, matches, rms, method if n == 1 else "staged")
                   for frame_id, run_id, dx, dy, rot, n, matches, rms, method in run("page_shifts", ids=ids)}
         groups = dict(run("page_groups", ids=ids))
-        weights = {row[0]: {"noise": row[1], "fwhm": row[2], "stars": row[3], "snr": row[4], "snr_value": row[5],
-                            "set_size": row[6], "algorithm": row[7]} for row in run("page_weights", ids=ids)}
+        weights = {row[0]: Weights(*row[1:]) for row in run("page_weights", ids=ids)}
         for row in rows:
             yield frame_record(row, tags.get(row[0], []), shifts, groups, weights, qualified)
         last = {f"after_{i}": value for i, value in enumerate(rows[-1][-N_ORDER:])}
@@ -315,8 +313,9 @@ def _pages(run, filters: dict, qualified: bool, page_size: int):
             return
 
 
-def frame_record(row, frame_tags, shifts: dict, groups: dict, weights: dict, qualified: bool) -> dict:
-    """One row of a listing's page and its lookups as the record (the JSON shape of ``obsdb frames``)."""
+def frame_record(row, frame_tags, shifts: dict, groups: dict, weights: dict, qualified: bool):
+    """One row of a listing's page and its lookups as a :class:`~obsdb.catalog.records.FrameRecord`."""
+    from obsdb.catalog.records import FrameRecord, TagRecord, VerdictSummary
     from obsdb.catalog.status import verdict
 
     (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,
@@ -329,32 +328,16 @@ def frame_record(row, frame_tags, shifts: dict, groups: dict, weights: dict, qua
     state = row[at + 2 + N_METRICS]
     judged = verdict(frame_tags, assessed=metrics_id is not None and assessed_at is not None,
                      registered=frame_id in shifts, readable=readable, error=error)
-    return {
-        "id": frame_id,
-        "night": night_name,
-        "label": frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
-        "number": number,
-        "path": path,
-        "file_name": file_name,
-        "band": band_,
-        "type": kind,
-        "object": target_,
-        "instrument": instrument,
-        "exptime": exptime,
-        "date_obs": date_obs.isoformat() if date_obs else None,
-        "shape": [height, width] if width else None,
-        "readable": readable,
-        "error": error,
-        "keywords": keywords,
-        "status": state,
-        "reasons": judged.reasons,
-        "verdict": {"decided_by": judged.decided_by, "explain": judged.explain(),
-                    "disagreeing": judged.disagreeing},
-        "tags": [{"name": t.name, "source": t.source, "reason": t.reason, "author": t.author,
-                  "created_at": t.created_at.isoformat(), "evidence": t.evidence} for t in frame_tags],
-        "stats": None if stats_id is None else dict(zip(STATS_FIELDS, stats)),
-        "metrics": None if metrics_id is None else dict(zip(METRICS_FIELDS, metrics)),
-        "group": groups.get(frame_id),
-        "shift": shifts.get(frame_id),
-        "weights": weights.get(frame_id),
-    }
+    return FrameRecord(
+        id=frame_id, night=night_name,
+        label=frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
+        number=number, path=path, file_name=file_name, band=band_, type=kind, object=target_,
+        instrument=instrument, exptime=exptime, date_obs=date_obs.isoformat() if date_obs else None,
+        shape=[height, width] if width else None, readable=readable, error=error, keywords=keywords,
+        status=state, reasons=judged.reasons,
+        verdict=VerdictSummary(judged.decided_by, judged.explain(), judged.disagreeing),
+        tags=[TagRecord(t.name, t.source, t.reason, t.author, t.created_at.isoformat(), t.evidence)
+              for t in frame_tags],
+        stats=None if stats_id is None else Stats(*stats),
+        metrics=None if metrics_id is None else Metrics(*metrics),
+        group=groups.get(frame_id), shift=shifts.get(frame_id), weights=weights.get(frame_id))

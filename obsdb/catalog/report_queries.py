@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from obsdb.catalog.models import (AlignmentRun, Frame, Instrument, Night, PENDING_DIGEST, RenderOutput,
                                   ShiftStep, Tag)
 from obsdb.catalog.queries import iter_frame_records
+from obsdb.catalog.records import FrameFilter
 from obsdb.catalog.selectors import night_ids
 from obsdb.catalog.summaries import qa_threshold_events
 
@@ -44,7 +45,7 @@ def report_facts(session: Session, *, nights=None) -> dict:
     stacks = [{"id": s.id, "band": s.band, "path": s.path, "run": s.run_id, "created_at": s.created_at,
                "parameters": s.parameters, "interpolation": s.interpolation}
               for s in session.scalars(stack_query)]
-    return {"records": list(iter_frame_records(session, nights=nights)), "runs": runs,
+    return {"records": [r.to_json() for r in iter_frame_records(session, FrameFilter(nights=nights))], "runs": runs,
             "run_shifts": dict(run_shifts), "stacks": stacks}
 
 

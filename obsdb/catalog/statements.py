@@ -168,11 +168,13 @@ STAR_FOCUS_10: frame.sort_key); the path last, so that the key stays unique for 
 
 
 def _frame_page(*, scope: bool = False, bands: bool = False, image_types: bool = False, status: bool = False,
-                tag: bool = False, frame_ids: bool = False, batch: bool = False, after: bool = False, extra=None):
+                tag: bool = False, frame_ids: bool = False, batch: bool = False, after: bool = False, extra=None,
+                status_rule=None):
     """One page of a frame listing (:func:`obsdb.catalog.readers.iter_frame_records`).
 
     ``extra``: a further SQLAlchemy condition (a ``--where`` expression and the filters only the
-    normal path has); the fast path never has one.
+    normal path has); ``status_rule``: the condition a status filter uses instead of the kept column
+    (an alignment run's selection).  The fast path has neither.
     """
     conditions = []
     if scope:
@@ -185,7 +187,7 @@ def _frame_page(*, scope: bool = False, bands: bool = False, image_types: bool =
         # Only for a handful of frames named by the caller (a selector's, a run's): listings filter in SQL.
         conditions.append(Frame.id.in_(bindparam("frame_ids", expanding=True)))
     if status:
-        conditions.append(Frame.status == bindparam("status"))
+        conditions.append(Frame.status == bindparam("status") if status_rule is None else status_rule)
     if tag:
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
                                                Tag.name == bindparam("tag")).exists())
@@ -338,9 +340,11 @@ def variants(name: str):
 
 def session_runner(session):
     """A ``run(name, **params)`` over an SQLAlchemy session: the statement executed as it is."""
-    def run(name: str, /, extra=None, **params) -> list:
+    def run(name: str, /, **params) -> list:
+        # sa_NAME: an SQLAlchemy object for the builder's NAME (a condition only this path can run).
+        objects = {k[3:]: params.pop(k) for k in list(params) if k.startswith("sa_")}
         flags = variant_flags(name, params)
-        statement = STATEMENTS[name](**flags, **({} if extra is None else {"extra": extra}))
+        statement = STATEMENTS[name](**flags, **{k: v for k, v in objects.items() if v is not None})
         values = {k: v for k, v in params.items() if v is not None}
         if name in CORE:
             return session.connection().execute(statement, values).all()

@@ -22,6 +22,7 @@ from obsdb.text import plural
 
 if TYPE_CHECKING:
     from obsdb.catalog.db import Database
+    from obsdb.catalog.records import FrameFilter, FrameRecord
 
 FILE_QUERY_CHUNK = 500
 """Paths looked up per query when ingest checks what it already has (bounded SQL parameter lists)."""
@@ -43,6 +44,35 @@ class EventLog:
 
         with self.db.session() as session:
             record_event(session, author, command, summary, **details)
+
+
+class FrameListing:
+    """Frame listings for whatever holds a ``db``: typed records, or their JSON shape, streamed.
+
+    The front door (:class:`obsdb.Catalog`) and the stores of the steps that list frames (render,
+    the exports) share it, so that a listing is read one way everywhere.
+    """
+
+    db: "Database"
+
+    def iter_frames(self, selection: "FrameFilter | None" = None, **filters) -> Iterator["FrameRecord"]:
+        """The frames of ``selection`` (with ``filters`` laid over it: :meth:`FrameFilter.of`) as typed
+        records, in natural order, streamed page by page (constant memory)."""
+        from obsdb.catalog.queries import iter_frame_records
+        from obsdb.catalog.records import FrameFilter
+
+        with self.db.session() as session:
+            yield from iter_frame_records(session, FrameFilter.of(selection, **filters))
+
+    def iter_frame_dicts(self, selection: "FrameFilter | None" = None, **filters) -> Iterator[dict]:
+        """:meth:`iter_frames` in the JSON shape of ``obsdb frames --format json``
+        (:meth:`FrameRecord.to_json`)."""
+        for record in self.iter_frames(selection, **filters):
+            yield record.to_json()
+
+    def frame_dicts(self, selection: "FrameFilter | None" = None, **filters) -> list[dict]:
+        """:meth:`iter_frame_dicts` as a list."""
+        return list(self.iter_frame_dicts(selection, **filters))
 
 
 class IngestStore(EventLog):
@@ -215,7 +245,7 @@ class QualityStore(EventLog):
         from sqlalchemy import or_, select
 
         from obsdb.catalog.models import Frame, FrameMetrics, StarList
-        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.imaging.header import LIGHT_IMAGE_TYPES
         from obsdb.catalog.selectors import night_ids
         from obsdb.imaging.stars import STARS_VERSION
 
@@ -223,7 +253,7 @@ class QualityStore(EventLog):
             scope = night_ids(session, nights)
             query = (select(Frame.path, Frame.id).outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
                      .outerjoin(StarList, StarList.frame_id == Frame.id)
-                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_TYPES)))
+                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_IMAGE_TYPES)))
             if scope is not None:
                 query = query.where(Frame.night_id.in_(scope))
             if band:
@@ -251,7 +281,7 @@ class QualityStore(EventLog):
         from sqlalchemy import func, select
 
         from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night, StarList
-        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.imaging.header import LIGHT_IMAGE_TYPES
         from obsdb.catalog.records import QaFrame
         from obsdb.catalog.selectors import frame_label, night_ids
         from obsdb.imaging.stars import decode_stars
@@ -267,7 +297,7 @@ class QualityStore(EventLog):
                      .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
                      .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
                      .outerjoin(StarList, StarList.frame_id == Frame.id)
-                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_TYPES))
+                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_IMAGE_TYPES))
                      .order_by(Night.name, Frame.number, Frame.path))
             if scope is not None:
                 query = query.where(Frame.night_id.in_(scope))
@@ -357,6 +387,7 @@ class AlignStore(EventLog):
 
         from obsdb.catalog.models import Frame, FrameMetrics, Night, StarList
         from obsdb.catalog.queries import _base_query, frame_filter
+        from obsdb.catalog.records import FrameFilter
         from obsdb.catalog.selectors import night_ids, select_frames
 
         with self.db.session() as session:
@@ -365,9 +396,9 @@ class AlignStore(EventLog):
                 condition = Frame.id.in_(ids)
             else:
                 scope = night_ids(session, nights)
-                condition = frame_filter(night_scope=scope, band=band, status=status, where=where,
-                                         include_unreadable=False, light_only=True, session=session,
-                                         retry_unregistered=True)
+                condition = frame_filter(FrameFilter(band=band, status=status, where=where, include_unreadable=False,
+                                                     light_only=True, retry_unregistered=True),
+                                         night_scope=scope, session=session)
             chosen = _base_query(condition).subquery()
             return self._align_records(session, select(Frame, Night.name, FrameMetrics, StarList)
                                        .join(chosen, chosen.c.id == Frame.id)
@@ -540,19 +571,8 @@ class AlignStore(EventLog):
             set_decision(session, "fine_box", {"box": fine_box, "method": "2dg"}, source="auto", author=author,
                          note="obsdb group auto", night_id=ref.night_id)
 
-class RenderStore(EventLog):
+class RenderStore(FrameListing, EventLog):
     """Render's storage: what to resample, the frames to collect, and the ledger of the files obsdb wrote."""
-
-    def iter_frame_dicts(self, *, night=None, **filters) -> Iterator[dict]:
-        """Frames in the JSON shape of ``obsdb frames --format json``, streamed (constant memory)."""
-        from obsdb.catalog.queries import iter_frame_records
-
-        with self.db.session() as session:
-            yield from iter_frame_records(session, nights=night, **filters)
-
-    def frame_dicts(self, **filters) -> list[dict]:
-        """:meth:`iter_frame_dicts` as a list."""
-        return list(self.iter_frame_dicts(**filters))
 
     def frame_streaks(self, frame_ids: Iterable[int]) -> list[dict]:
         """The streaks of frames searched for them (:func:`frame_streaks`)."""

@@ -37,7 +37,7 @@ class WeightStore(EventLog):
         from sqlalchemy import func, select
 
         from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Instrument, Night, StarList
-        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.imaging.header import LIGHT_IMAGE_TYPES
         from obsdb.catalog.selectors import night_ids
         from obsdb.imaging.stars import decode_stars
 
@@ -50,7 +50,7 @@ class WeightStore(EventLog):
                      .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
                      .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
                      .outerjoin(StarList, StarList.frame_id == Frame.id)
-                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_TYPES)))
+                     .where(Frame.readable.is_(True), Frame.image_type.in_(LIGHT_IMAGE_TYPES)))
             if frame_ids is not None:
                 ids = list(frame_ids)
                 nights_of = set()

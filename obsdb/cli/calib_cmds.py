@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
+
 from obsdb.cli.common import (ReportFormat, app, clean_nan, console, err_console, night_option, nights_arg,
                               open_catalog, open_executor, print_json, state, styled, user_errors,
                               with_executor_options)
@@ -119,7 +121,7 @@ def coverage_lines(coverage: list[dict]) -> list[str]:
     """One line per night and band that has lights: how many lack a master of each kind."""
     lines = []
     for row in coverage:
-        gaps = [f"{row['without_' + kind]} without {kind}" for kind in ("bias", "dark", "flat")
+        gaps = [f"{row['without_' + kind]} without {kind}" for kind in CALIBRATION_IMAGE_TYPES
                 if row["without_" + kind]]
         if row["unmatched"]:
             gaps.append(f"{row['unmatched']} not matched yet (run obsdb calibrate)")

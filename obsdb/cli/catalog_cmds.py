@@ -10,7 +10,7 @@ import typer
 from obsdb.text import not_one_of, plural
 from obsdb.cli.common import (open_executor, with_executor_options, ReportFormat, OutputFormat, app, clean_nan, console, err_console, fail, fmt, night_option,
                               nights_arg, open_catalog, filter_hints, print_csv, print_json, print_json_stream, progress_bar,
-                              state, status_option, styled,
+                              state, status_option, image_type_option, styled,
                               user_errors)
 
 
@@ -285,7 +285,7 @@ def columns_option():
 def frames(
     band: Optional[str] = typer.Option(None, "--band", "-b", help="Only this band (FILTER), whatever its case; "
                                                                   "=r for exactly r."),
-    image_type: Optional[str] = typer.Option(None, "--type", "-t", help="light, bias, dark, flat or unknown."),
+    image_type: Optional[str] = image_type_option(),
     status: Optional[str] = status_option(None, what="Only frames of this status", allow_any=False, short=True),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only frames with this active tag."),
     where: Optional[str] = typer.Option(None, "--where", "-w",
@@ -300,14 +300,16 @@ def frames(
 
     At 80 columns the table keeps the number, band, status, FWHM, sky, star
     count and the first reason, and names the columns it leaves out."""
+    from obsdb.catalog.records import FrameFilter
     from obsdb.cli.tables import parse_columns
 
     with user_errors():
         chosen = parse_columns(columns, _frame_columns() if fmt_ is OutputFormat.table else FIELD_COLUMNS)
     with open_catalog(lite=True) as catalog, user_errors():
-        filter_hints(catalog, band=band, tag=tag)
-        records = catalog.iter_frame_dicts(night=nights_arg(night), band=band, image_type=image_type,
-                                           status=status, tag=tag, where=where)
+        selection = FrameFilter(nights=nights_arg(night), band=band, image_type=image_type, status=status, tag=tag,
+                                where=where)
+        filter_hints(catalog, selection)
+        records = catalog.iter_frame_dicts(selection)
         _print_frames(records, fmt_, wide=wide, columns=chosen)
 
 

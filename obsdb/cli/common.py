@@ -84,6 +84,16 @@ def status_option(default: str | None = "accepted", *, what: str = "Frames", all
                         show_default=False)
 
 
+def image_type_option():
+    """``--type``: the image types of :data:`obsdb.imaging.header.IMAGE_TYPES` in the help; a type an
+    obsdb.toml maps IMAGETYP to is taken too once stored, and a typo is answered by the catalog with a
+    did-you-mean over both (:func:`obsdb.catalog.queries.frame_filter`)."""
+    from obsdb.imaging.header import IMAGE_TYPES
+
+    listed = ", ".join(IMAGE_TYPES[:-1]) + f" or {IMAGE_TYPES[-1]}"
+    return typer.Option(None, "--type", "-t", help=f"{listed}.")
+
+
 def nights_arg(values):
     """The ``--night`` values as the catalog takes them (None: no restriction)."""
     return list(values) if values else None
@@ -207,12 +217,14 @@ KNOWN_SHOWN = 20
 """Known values a filter hint lists before it says "..."."""
 
 
-def filter_hints(catalog, *, band: str | None = None, tag: str | None = None) -> None:
-    """One note on stderr for each ``--band`` or ``--tag`` that names nothing in the catalog.
+def filter_hints(catalog, selection) -> None:
+    """One note on stderr for each ``--band`` or ``--tag`` of ``selection`` (a
+    :class:`~obsdb.catalog.records.FrameFilter`) that names nothing in the catalog.
 
     The listing still runs (and is empty, with status 0): an empty answer is an
     answer, but ``--tag clod`` should not look like "no cloudy frames".
     """
+    band, tag = selection.band, selection.tag
     if not band and not tag:
         return
     known = catalog.known_values()

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from obsdb.text import without_tag
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 
 from obsdb.cli.common import (filter_hints, ReportFormat, with_qa_threshold_options, app, clean_nan, console, err_console, frames_text, night_option,
                               nights_arg, open_catalog, print_json, print_json_stream, progress_bar,
@@ -163,6 +164,7 @@ def rejected(
     """Every rejected frame with all its reasons, their source and time.
 
     --format json gives the frames' records; with --columns, one object per reason with those keys."""
+    from obsdb.catalog.records import FrameFilter
     from obsdb.cli.tables import Column, parse_columns, print_table
 
     spec = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
@@ -172,18 +174,18 @@ def rejected(
                    wrap=True)]
     with user_errors():
         chosen = parse_columns(columns, spec)
+    rejected = FrameFilter(nights=nights_arg(night), band=band, status="rejected")
     if fmt_ is ReportFormat.json and not chosen:
         with open_catalog(lite=True) as catalog, user_errors():
-            filter_hints(catalog, band=band)
-            print_json_stream(catalog.iter_frame_dicts(
-                night=nights_arg(night), band=band, status="rejected"))
+            filter_hints(catalog, rejected)
+            print_json_stream(catalog.iter_frame_dicts(rejected))
         return
     with open_catalog(lite=True) as catalog, user_errors():
-        filter_hints(catalog, band=band)
-        records = catalog.frame_dicts(night=nights_arg(night), band=band, status="rejected")
+        filter_hints(catalog, rejected)
+        records = catalog.frame_dicts(rejected)
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
     # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
-    records = [r for r in records if r.get("type") not in CALIBRATION_TYPES]
+    records = [r for r in records if r.get("type") not in CALIBRATION_IMAGE_TYPES]
     rows = []
     for record in records:
         rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
@@ -203,15 +205,11 @@ def rejected(
         print_calibration_problems(calibration, wide=wide)
 
 
-CALIBRATION_TYPES = ("bias", "dark", "flat")
-"""Image types listed apart by `rejected` and `summary` (:mod:`obsdb.pipeline.calib_checks`)."""
-
-
 def calibration_problems(catalog, *, night=None, band: str | None = None) -> list[dict]:
     """Bias, dark and flat frames that a calibration check flags or that are rejected, as records."""
     from obsdb.catalog.status import CALIBRATION_TAGS
 
-    records = catalog.frame_dicts(night=night, band=band, image_types=CALIBRATION_TYPES)
+    records = catalog.frame_dicts(night=night, band=band, image_types=CALIBRATION_IMAGE_TYPES)
     return [r for r in records if r["status"] == "rejected" or any(t["name"] in CALIBRATION_TAGS
                                                                    for t in r["tags"])]
 

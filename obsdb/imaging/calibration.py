@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
+
 MASTER_VERSION = "masters-1"
 """Version of the master builder (overscan, trim, combine, normalisation): stored with each master."""
 
@@ -643,7 +645,7 @@ def add_calibration_cards(header, rows) -> None:
         header[card] = (row["master"] if row else "none", f"obsdb master {kind} (catalog id)")
     if "dark" in used:
         header["OBSDBDSC"] = (float(used["dark"].get("scale") or 1.0), "dark scale (light / dark exposure)")
-    for kind in ("bias", "dark", "flat"):
+    for kind in CALIBRATION_IMAGE_TYPES:
         row = used.get(kind)
         if row:
             name = str(row["path"]).rsplit("/", 1)[-1]

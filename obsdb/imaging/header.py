@@ -18,6 +18,19 @@ DEFAULT_IMAGE_TYPES = {
 }
 """IMAGETYP values (lower case) for each normalised type."""
 
+IMAGE_TYPES = ("light", "bias", "dark", "flat", "unknown")
+"""The normalised image types, defined once: what :func:`normalise_image_type` gives with the default
+mapping, what ``--type`` offers and the catalog's ``frame.image_type`` holds (an obsdb.toml may map
+IMAGETYP values to further types of its own; ``--type`` accepts those once stored)."""
+
+CALIBRATION_IMAGE_TYPES = ("bias", "dark", "flat")
+"""The calibration frames, in the order a master is made (a dark is bias-subtracted, a flat both);
+also the kinds of a master."""
+
+LIGHT_IMAGE_TYPES = ("light", "unknown")
+"""Image types that hold stars to judge and align ("light or unknown": a frame without IMAGETYP is
+taken for a light, as the seed notebook's were)."""
+
 DEFAULT_PICTTYPES = {1: "light", 2: "bias", 3: "dark", 4: "flat"}
 """SBIG-style numeric PICTTYPE codes (the seed notebook's science frames are PICTTYPE=1)."""
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
+
 TEMPERATURE_TOLERANCE = 3.0
 """Largest difference of detector temperature between a dark and a light, C (psf-guard's gate)."""
 
@@ -33,7 +35,6 @@ EXPTIME_TOLERANCE = 0.05
 MAX_REFUSED_LISTED = 4
 """Refused masters named in a match's reason at most (the nearest ones); the rest are counted."""
 
-KINDS = ("bias", "dark", "flat")
 
 
 def _hours(light: dict, master: dict) -> float | None:
@@ -132,7 +133,7 @@ def match_light(light: dict, masters: list[dict]) -> list[dict]:
     """
     out = []
     has_bias = False
-    for kind in KINDS:
+    for kind in CALIBRATION_IMAGE_TYPES:
         candidates = [m for m in masters if m["kind"] == kind]
         passed, refused = [], []
         for master in candidates:

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from obsdb.errors import ObsdbError
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 
 MIN_FRAMES = 3
 """Frames a master needs: fewer cannot be sigma-clipped, so a cosmic ray, or a star in a sky flat,
@@ -448,7 +449,7 @@ def usage_by_band(lights: list[dict], matches: list[dict]) -> list[str]:
     lines = []
     for band in sorted(per_band):
         entry, parts = per_band[band], []
-        for kind in ("bias", "dark", "flat"):
+        for kind in CALIBRATION_IMAGE_TYPES:
             info = entry["kinds"].get(kind)
             if info is None:
                 continue
@@ -614,7 +615,7 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
     groups, report.refused = plan_masters(store.calibration_inputs(nights=nights))
     method = f"sigma-clipped median ({CLIP_SIGMA:g} x MAD sigma floored at the typical std, {CLIP_ITERS} iterations)"
 
-    for kind in ("bias", "dark", "flat"):
+    for kind in CALIBRATION_IMAGE_TYPES:
         existing = [m for m in store.masters() if m["kind"] == kind]
         usable = [m for m in store.masters() if not m["bad"] and m["written"]]
         todo, jobs_meta, candidates = [], [], []

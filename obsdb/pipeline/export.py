@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsdb.errors import ObsdbError
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 
 MANIFEST = ".obsdb-export.json"
 """The file in an export folder that lists what obsdb wrote there (name -> SHA-256, or the link target)."""
@@ -413,7 +414,7 @@ def export_wbpp(db, out: str | os.PathLike, *, nights=None, status: str = "accep
     frames = list(lights)
     if calibration:
         lit_nights = sorted({r["night"] for r in lights})
-        for kind in ("bias", "dark", "flat"):
+        for kind in CALIBRATION_IMAGE_TYPES:
             frames += _select(store, nights=lit_nights, status="any", band=None, where=None, image_type=kind)
     cards = store.header_cards([r["id"] for r in frames], ["XBINNING", "BINNING", "XBIN"])
     folder = ExportFolder(out, command="export wbpp")
@@ -563,7 +564,7 @@ def export_astrobin(db, out: str | os.PathLike, *, nights=None, status: str = "a
     folder = _claim_file(target, "export astrobin")
     ids = [r["id"] for r in lights]
     counts: dict[tuple, int] = defaultdict(int)
-    for kind in ("bias", "dark", "flat"):
+    for kind in CALIBRATION_IMAGE_TYPES:
         for record in _select(store, nights=sorted({r["night"] for r in lights}), status="any", band=None,
                               where=None, image_type=kind):
             counts[(record["night"], kind, record["band"] if kind == "flat" else None)] += 1

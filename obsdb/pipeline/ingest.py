@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from obsdb.text import plural
+from obsdb.imaging.header import LIGHT_IMAGE_TYPES
 from obsdb.config import IngestConfig, login_name
 from obsdb.errors import ObsdbError
 
@@ -23,7 +24,6 @@ BATCH_SIZE = 25
 enough that an interruption loses little work."""
 
 
-LIGHT_IMAGE_TYPES = ("light", "unknown")
 """Image types whose stars are measured (a frame of unknown type may be a light frame); bias, dark
 and flat frames get pixel statistics only (:mod:`obsdb.pipeline.calib_checks` judges them)."""
 

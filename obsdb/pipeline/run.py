@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 
 
 NO_STACK_EXIT = 3
@@ -242,7 +243,7 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     records = catalog.frame_dicts()
     summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
     if render_outputs:
-        from obsdb.catalog.queries import LIGHT_TYPES
+        from obsdb.imaging.header import LIGHT_IMAGE_TYPES
 
         rows = light_rows(records, runs, rendered.stacks if rendered else [])
         missing = not_stacked(rows, summary.stopped)
@@ -254,7 +255,7 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
         per_target = any(row["target"] is not None for row in rows)
         summary.example_rejected = next(
             (r["label"] for r in records if r["status"] == "rejected" and r.get("readable", True)
-             and (r.get("type") or "unknown") in LIGHT_TYPES
+             and (r.get("type") or "unknown") in LIGHT_IMAGE_TYPES
              and ((r["object"] if per_target else None), r["band"] or "none") in bare), None)
     if report:
         announce("report")
@@ -310,7 +311,7 @@ def holds_calibration_frames(folder, exclude, ingest_config=None) -> bool:
         if any(resolved == s or s in resolved.parents for s in skip):
             continue
         if normalise_image_type(peek_cards(path, CALIBRATION_TYPE_CARDS), mapping,
-                                picttypes) in ("bias", "dark", "flat"):
+                                picttypes) in CALIBRATION_IMAGE_TYPES:
             return True
     return False
 
@@ -413,9 +414,9 @@ def light_rows(records: list[dict], runs: list, stacks: list[dict]) -> list[dict
     stacked (render then names its stacks by band alone): a target QA left empty must not hide
     behind another's stack of the same band.
     """
-    from obsdb.catalog.queries import LIGHT_TYPES
+    from obsdb.imaging.header import LIGHT_IMAGE_TYPES
 
-    light = [r for r in records if (r.get("type") or "unknown") in LIGHT_TYPES]
+    light = [r for r in records if (r.get("type") or "unknown") in LIGHT_IMAGE_TYPES]
     aligned = {r.frame_id for report in runs for r in report.results if r.ok}
     failures = {r.frame_id: r.reason for report in runs for r in report.failures}
     per_target = len({r["object"] for r in light}) > 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-THUMBNAIL_TYPES = ("light", "unknown")
-"""Image types shown in the thumbnail grid and the quality plots (as QA judges them)."""
+from obsdb.imaging.header import LIGHT_IMAGE_TYPES
+
+THUMBNAIL_TYPES = LIGHT_IMAGE_TYPES
+"""Image types shown in the thumbnail grid and the quality plots (those QA judges)."""
 
 
 @dataclass

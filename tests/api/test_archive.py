@@ -174,6 +174,16 @@ def test_the_readme_notebook_section_runs_and_prints_a_table(tmp_path, monkeypat
     assert "median" in out and "fwhm" in out and "status" in out
     assert re.search(r"^\s*night\s+number", out, re.M), out
 
+    # docs/python.md's second block, on the archive the first one made: typed records and a FrameFilter.
+    second = re.findall(r"```python\n(.*?)```", (README.parent / "docs" / "python.md").read_text(), re.S)[1]
+    exec(compile(second, "docs/python.md", "exec"), {})
+    label, fwhm, explain = capsys.readouterr().out.split(" ", 2)
+    with Catalog.open(tmp_path / "archive.sqlite") as cat:
+        accepted_v = [f for f in cat.frame_dicts(band="V", status="accepted")]
+    softest = max(accepted_v, key=lambda r: r["metrics"]["fwhm"])
+    assert (label, float(fwhm)) == (softest["label"], round(softest["metrics"]["fwhm"], 2))
+    assert explain.startswith("accepted")
+
 
 def test_render_and_report_take_one_night(two_nights, tmp_path):
     from obsdb.report.snapshot import read_snapshot

@@ -48,7 +48,7 @@ def add_frames(catalog):
 
 def numbers(catalog, where):
     with catalog.session() as session:
-        return [r["number"] for r in frame_records(session, where=where)]
+        return [r.number for r in frame_records(session, where=where)]
 
 
 @pytest.mark.parametrize("where, expected", [
@@ -138,7 +138,7 @@ def archive(catalog_url):
 def labels(catalog, where):
     """The frames ``where`` selects, as ``DD:NUMBER`` (the night's day)."""
     with catalog.session() as session:
-        return sorted(f"{r['night'][-2:]}:{r['number']}" for r in frame_records(session, where=where))
+        return sorted(f"{r.night[-2:]}:{r.number}" for r in frame_records(session, where=where))
 
 
 EVERY = ["14:1", "14:2", "14:3", "14:4", "14:5", "15:1", "15:1005"]

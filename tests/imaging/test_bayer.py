@@ -56,7 +56,7 @@ def test_a_colour_night_is_registered_at_full_resolution_and_rendered_without_ch
                   for dx, dy in [truth.shift(r.number, reference=report.reference)]]
         assert max(errors) < 0.05, errors
         # The stored FWHM is in full-resolution pixels (the simulator's seeing is 2.0-3.5 px).
-        fwhms = [f.metrics["fwhm"] for f in cat.frames()]
+        fwhms = [f.metrics.fwhm for f in cat.frames()]
         assert 1.5 < float(np.median(fwhms)) < 5.0
 
         rendered = cat.render(root / "out", status="any", stack="median")

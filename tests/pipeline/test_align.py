@@ -146,8 +146,8 @@ def test_unregistrable_frame_is_tagged_never_shifted(tmp_path, copy_night):
             assert len(tags) == 1 and tags[0].reason.startswith(f"run {report.run_id}:")
             steps = session.scalar(select(func.count()).select_from(ShiftStep).where(ShiftStep.frame_id == tags[0].frame_id))
             assert steps == 0
-            record = next(r for r in frame_records(session) if r["number"] == 104)
-            assert record["status"] == "rejected" and record["shift"] is None
+            record = next(r for r in frame_records(session) if r.number == 104)
+            assert record.status == "rejected" and record.shift is None
         # QA re-runs manage their own tags only: `unregistered` stays.
         catalog.qa()
         with catalog.session() as session:

@@ -28,7 +28,7 @@ def test_simulated_night_is_catalogued(catalog, small_night):
     report = catalog.ingest([folder], config=STATS_ONLY)
     assert len(report.added) == len(truth.frames) and not report.failed
     with catalog.session() as session:
-        records = frame_records(session)
+        records = [r.to_json() for r in frame_records(session)]
     by_number = {r["number"]: r for r in records}
     assert set(by_number) == {f["number"] for f in truth.frames}
     for frame in truth.frames:

@@ -56,7 +56,7 @@ def test_notebook_plan_reproduces_its_selection(notebook_night):
     report = catalog.apply_plan(plan, user="tester")
     assert report.missing_frames == []
     with catalog.session() as session:
-        records = frame_records(session)
+        records = [r.to_json() for r in frame_records(session)]
         for band, numbers in GOOD_IMAGES.items():
             accepted = sorted(r["number"] for r in records if r["band"] == band and r["status"] == "accepted")
             assert accepted == sorted(numbers), band

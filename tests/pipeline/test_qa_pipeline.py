@@ -56,7 +56,7 @@ def records(db: Path, **filters) -> dict:
     try:
         with catalog.session() as session:
             return {r["number"] if r["number"] is not None else r["file_name"]: r
-                    for r in frame_records(session, **filters)}
+                    for r in [r.to_json() for r in frame_records(session, **filters)]}
     finally:
         catalog.close()
 

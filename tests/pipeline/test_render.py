@@ -53,7 +53,7 @@ def night(tmp_path_factory, simulated_nights):
     staged_int = catalog.align_staged(integer=True)
     staged = catalog.align_staged()
     with catalog.session() as session:
-        accepted = {r["number"]: r for r in frame_records(session, status="accepted")}
+        accepted = {r["number"]: r for r in [r.to_json() for r in frame_records(session, status="accepted")]}
     yield {"catalog": catalog, "db": db, "truth": truth, "folder": folder, "root": root, "out": out,
            "auto": auto, "report": report, "staged_int": staged_int, "staged": staged, "accepted": accepted}
     catalog.close()
@@ -308,7 +308,7 @@ def test_nearest_integer_staged_is_the_notebooks_shift(night):
     with catalog.session() as session:
         steps = session.execute(select(ShiftStep.frame_id, ShiftStep.dx, ShiftStep.dy).where(
             ShiftStep.run_id == staged_int.run_id)).all()
-        by_id = {r["id"]: r for r in frame_records(session)}
+        by_id = {r["id"]: r for r in [r.to_json() for r in frame_records(session)]}
     totals = {}
     for frame_id, dx, dy in steps:
         assert float(dx).is_integer() and float(dy).is_integer()
@@ -334,7 +334,7 @@ def test_nearest_integer_staged_is_the_notebooks_shift(night):
 def test_collect_copies_exactly_the_accepted_frames(night):
     db, root, folder, accepted = night["db"], night["root"], night["folder"], night["accepted"]
     with night["catalog"].session() as session:
-        everything = frame_records(session)
+        everything = [r.to_json() for r in frame_records(session)]
     assert len(everything) > len(accepted)  # some frames are rejected, so "exactly" means something
     wanted = sorted(os.path.basename(r["path"]) for r in accepted.values())
     copies = root / "selected"

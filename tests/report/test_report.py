@@ -129,7 +129,7 @@ def test_every_rejected_frame_is_named_with_its_reasons(night_catalog, report):
     catalog = night_catalog[0]
     result, page = report
     with catalog.session() as session:
-        rejected = frame_records(session, status="rejected")
+        rejected = [r.to_json() for r in frame_records(session, status="rejected")]
     assert len(rejected) >= 3  # the simulated defects, the manual tag, the unreadable file
     assert sorted(result.rejected_numbers) == sorted(r["number"] for r in rejected)
     table = page.section_text("rejected")
@@ -162,7 +162,7 @@ def test_thumbnails_cover_every_light_frame(night_catalog, report):
     catalog = night_catalog[0]
     result, page = report
     with catalog.session() as session:
-        light = frame_records(session, image_type="light")
+        light = [r.to_json() for r in frame_records(session, image_type="light")]
     thumbs = [src for src in page.images if src.startswith("thumbs/")]
     assert len(thumbs) == len(light)
     assert "2001" in page.section_text("frames")  # the unreadable file has a placeholder
@@ -200,7 +200,7 @@ def test_rebuild_reuses_thumbnails_and_redraws_a_changed_badge(night_catalog, tm
     second = build_report(catalog, out)
     assert second.n_thumbnails_drawn == 0
     with catalog.session() as session:
-        accepted = frame_records(session, status="accepted", image_type="light")[0]
+        accepted = frame_records(session, status="accepted", image_type="light")[0].to_json()
         frame = select_frames(session, str(accepted["number"]))
         add_tags(session, frame, "blurry-check", reason="free text, neither rejects nor accepts",
                  source="manual", author="tester")

@@ -1,0 +1,80 @@
+"""Typed records and the FrameFilter: one JSON shape, one selection value, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from obsdb import Catalog, FrameFilter, FrameRecord
+from obsdb.catalog.records import Metrics, Shift, Stats, TagRecord, VerdictSummary
+
+SMALL = dict(size=160, bands=("V", "R"), n_groups=1, cloud_fraction=0.25, trail_fraction=0.0, defocus_fraction=0)
+
+
+@pytest.fixture()
+def judged(catalog_url, tmp_path, simulated_nights):
+    """A night ingested, judged and aligned, one frame rejected by a person, opened on each backend."""
+    simulated_nights.copy(tmp_path / "night", seed=41, n_frames=8, **SMALL)
+    with Catalog.open(catalog_url, create=True) as catalog:
+        catalog.ingest([tmp_path / "night"])
+        catalog.qa()
+        catalog.align()
+        first_v = catalog.frames(band="V")[0]
+        catalog.tag(first_v.label, "tracking-big", reason="doubled stars", author="ana")
+        yield catalog
+
+
+def test_records_are_typed_all_the_way_down(judged):
+    records = judged.frames()
+    assert records and all(isinstance(r, FrameRecord) for r in records)
+    measured = [r for r in records if r.metrics is not None]
+    assert measured and all(isinstance(r.stats, Stats) and isinstance(r.metrics, Metrics) for r in measured)
+    assert all(r.metrics.fwhm > 0 for r in measured if r.metrics.n_stars)
+    shifted = [r for r in records if r.shift is not None]
+    assert shifted and all(isinstance(r.shift, Shift) and r.shift.run >= 1 for r in shifted)
+    assert all(isinstance(r.verdict, VerdictSummary) and r.verdict.explain.startswith(r.status) for r in records)
+    [person] = [r for r in records if any(t.name == "tracking-big" for t in r.tags)]
+    tag = next(t for t in person.tags if t.name == "tracking-big")
+    assert isinstance(tag, TagRecord) and (tag.author, tag.reason, tag.source) == ("ana", "doubled stars", "manual")
+    assert person.status == "rejected" and person.verdict.decided_by == "person"
+
+
+def test_to_json_is_the_json_shape_and_reads_back(judged):
+    """frames --format json is FrameRecord.to_json(); from_dict(to_json()) gives the record back."""
+    for record, shaped in zip(judged.frames(), judged.frame_dicts()):
+        assert record.to_json() == shaped
+        assert FrameRecord.from_dict(json.loads(json.dumps(shaped))) == record
+        assert list(shaped) == ["id", "night", "label", "number", "path", "file_name", "band", "type", "object",
+                                "instrument", "exptime", "date_obs", "shape", "readable", "error", "keywords",
+                                "status", "reasons", "verdict", "tags", "stats", "metrics", "group", "shift",
+                                "weights"]
+
+
+def test_a_frame_filter_selects_as_the_keywords_do(judged):
+    def ids(records):
+        return [r.id for r in records]
+
+    every = judged.frames()
+    rejected_v = FrameFilter(band="v", status="rejected")
+    assert ids(judged.frames(rejected_v)) == ids(judged.frames(band="v", status="rejected"))
+    assert ids(judged.frames(rejected_v)) == [r.id for r in every if r.band == "V" and r.status == "rejected"]
+    assert ids(judged.frames(rejected_v)), "the person's rejection at least"
+    # Keywords lay themselves over the value: the band stays, the status changes.
+    accepted_v = [r.id for r in every if r.band == "V" and r.status == "accepted"]
+    assert ids(judged.frames(rejected_v, status="accepted")) == accepted_v
+    assert ids(judged.iter_frames(rejected_v.narrowed(status="accepted"))) == accepted_v
+    tagged = FrameFilter(tag="tracking-big")
+    assert [r["id"] for r in judged.iter_frame_dicts(tagged)] == [r.id for r in every
+                                                                if any(t.name == "tracking-big" for t in r.tags)]
+    assert ids(judged.frames(FrameFilter(where="fwhm > 0", band="R"))) == [
+        r.id for r in every if r.band == "R" and r.metrics is not None and (r.metrics.fwhm or 0) > 0]
+
+
+def test_frame_filter_is_a_value():
+    a = FrameFilter(nights=["2026-03-14"], band="V", frame_ids=[3, 1])
+    assert a.frame_ids == (3, 1) and a == FrameFilter(nights=["2026-03-14"], band="V", frame_ids=(3, 1))
+    assert FrameFilter.of(a, night="all").nights == "all" and a.nights == ["2026-03-14"]
+    assert FrameFilter.of(None, band="R") == FrameFilter(band="R")
+    with pytest.raises(TypeError):
+        FrameFilter.of(None, colour="red")
