@@ -8,61 +8,35 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from obsdb.catalog.models import (Centroid, Event, Frame, GroupMember, PENDING_DIGEST,
-                                  PointingGroup, RenderOutput, Tag)
-from obsdb.catalog.queries import _records_for_ids
+from obsdb.catalog.models import Centroid, Frame, GroupMember, PointingGroup, Tag
 from obsdb.catalog.selectors import SelectorError, select_frames
 
 
 def tag_dict(tag: Tag) -> dict:
-    """A tag as ``obsdb show`` lists it in the tag history (retracted ones too)."""
-    return {"name": tag.name, "source": tag.source, "reason": tag.reason, "author": tag.author,
-            "created_at": tag.created_at.isoformat(),
-            "retracted_at": tag.retracted_at.isoformat() if tag.retracted_at else None,
-            "retracted_by": tag.retracted_by, "retract_reason": tag.retract_reason}
+    """A tag as ``obsdb show`` lists it in the tag history (:func:`obsdb.catalog.readers.tag_dict`)."""
+    from obsdb.catalog.readers import tag_dict as shaped
 
-
-def _calibration_details(session: Session, frame_id: int) -> dict:
-    """``calibration`` (one line: the masters a light uses, or why none) and ``calibration_rows``."""
-    from obsdb.catalog.masters import calibration_line, frame_calibration
-
-    rows = frame_calibration(session, frame_id)
-    return {"calibration": calibration_line(rows), "calibration_rows": rows}
+    return shaped(tag.name, tag.source, tag.reason, tag.author, tag.created_at, tag.retracted_at, tag.retracted_by,
+                  tag.retract_reason)
 
 
 def frame_details(session: Session, frame: Frame) -> dict:
     """Everything known about one frame: its record plus header, tag history, events,
-    every alignment run with its steps, and the files rendered from it."""
-    record = _records_for_ids(session, [frame.id])[0].to_json()
-    frame = session.get(Frame, frame.id)
-    history = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
-    renders = session.scalars(select(RenderOutput).where(RenderOutput.frame_id == frame.id,
-                                                         RenderOutput.sha256 != PENDING_DIGEST)
-                              .order_by(RenderOutput.id)).all()
-    events = session.scalars(select(Event).where(Event.frame_id == frame.id).order_by(Event.id)).all()
-    star_list = frame.star_list
-    record.update({
-        "size": frame.size, "sha256": frame.sha256, "airmass": frame.airmass, "bitpix": frame.bitpix,
-        "ingested_at": frame.ingested_at.isoformat(), "measured_at": frame.measured_at.isoformat(),
-        "versions": {"stats": frame.stats.algorithm if frame.stats else None,
-                     "metrics": frame.metrics.algorithm if frame.metrics else None,
-                     "stars": star_list.algorithm if star_list else None},
-        "stored_stars": star_list.n_stars if star_list else 0,
-        "header": frame.header,
-        "tag_history": [tag_dict(t) for t in history],
-        "events": [{"at": e.at.isoformat(), "author": e.author, "command": e.command, "summary": e.summary,
-                    "details": e.details} for e in events],
-        "alignment": frame_history(session, frame)["runs"],
-        "renders": [{"path": r.path, "sha256": r.sha256, "run": r.run_id, "interpolation": r.interpolation,
-                     "created_at": r.created_at.isoformat()} for r in renders],
-        **_calibration_details(session, frame.id),
-    })
-    return record
+    every alignment run with its steps, and the files rendered from it
+    (:func:`obsdb.catalog.readers.frame_details`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.frame_details(session_runner(session), frame_id=frame.id, sha256=frame.sha256,
+                                 number=frame.number, file_name=frame.file_name, night=frame.night.name)
 
 
 def frames_details(session: Session, selector: str, *, nights=None) -> list[dict]:
-    """:func:`frame_details` of every frame named by a selector."""
-    return [frame_details(session, frame) for frame in select_frames(session, selector, nights=nights)]
+    """:func:`frame_details` of every frame named by a selector (:func:`obsdb.catalog.readers.frames_details`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.frames_details(session_runner(session), selector, nights=nights)
 
 
 def event_log(session: Session, *, limit: int = 50, command: str | None = None, nights=None) -> list[dict]:

@@ -201,6 +201,11 @@ class LiteCatalog:
         return self._answer(lambda: readers.event_log(self.run, limit=limit, command=command, nights=night),
                             lambda catalog: catalog.log(limit=limit, command=command, night=night))
 
+    def show(self, selector: str, *, night=None) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.show`."""
+        return self._answer(lambda: readers.frames_details(self.run, selector, nights=night),
+                            lambda catalog: catalog.show(selector, night=night))
+
     def history(self, selector: str, *, night=None) -> list[dict]:
         """:meth:`obsdb.api.Catalog.history`."""
         return self._answer(lambda: readers.frame_histories(self.run, selector, nights=night),

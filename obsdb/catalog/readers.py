@@ -341,3 +341,68 @@ def frame_record(row, frame_tags, shifts: dict, groups: dict, weights: dict, qua
         stats=None if stats_id is None else Stats(*stats),
         metrics=None if metrics_id is None else Metrics(*metrics),
         group=groups.get(frame_id), shift=shifts.get(frame_id), weights=weights.get(frame_id))
+
+
+def frame_calibration(run, frame_id: int) -> list[dict]:
+    """The calibration rows of one light: kind, master (id, file, sha256), scale, reason, when."""
+    return [{"kind": kind, "master": master, "path": path, "sha256": sha, "scale": scale, "hours": score,
+             "reason": reason, "matched_at": created_at.isoformat()}
+            for kind, master, path, sha, scale, score, reason, created_at in run("frame_calibration", frame=frame_id)]
+
+
+def calibration_line(rows: list[dict]) -> str | None:
+    """One line for `obsdb show`: each kind's master, or why none, e.g. ``bias 3; dark none; flat 5``."""
+    if not rows:
+        return None
+    parts = []
+    for row in rows:
+        if row["master"] is None:
+            parts.append(row["reason"].split(";")[0])
+        else:
+            name = row["path"].rsplit("/", 1)[-1] if row["path"] else "?"
+            scale = f" x{row['scale']:.4g}" if row.get("scale") not in (None, 1.0) else ""
+            parts.append(f"{row['kind']} master {row['master']} ({name}{scale})")
+    return "; ".join(parts)
+
+
+def tag_dict(name, source, reason, author, created_at, retracted_at, retracted_by, retract_reason) -> dict:
+    """A tag as ``obsdb show`` lists it in the tag history (retracted ones too)."""
+    return {"name": name, "source": source, "reason": reason, "author": author,
+            "created_at": created_at.isoformat(),
+            "retracted_at": retracted_at.isoformat() if retracted_at else None,
+            "retracted_by": retracted_by, "retract_reason": retract_reason}
+
+
+def frame_details(run, *, frame_id: int, sha256: str | None, number: int | None, file_name: str,
+                  night: str) -> dict:
+    """Everything known about one frame: its record plus header, tag history, events,
+    every alignment run with its steps, and the files rendered from it."""
+    from obsdb.catalog.records import FrameFilter
+
+    record = next(iter_frame_records(run, FrameFilter(nights=ALL_NIGHTS, frame_ids=(frame_id,)))).to_json()
+    ((size, sha, airmass, bitpix, ingested_at, measured_at, stats_version, metrics_version, stars_version,
+      n_stars, header),) = run("frame_facts", frame=frame_id)
+    rows = frame_calibration(run, frame_id)
+    record.update({
+        "size": size, "sha256": sha, "airmass": airmass, "bitpix": bitpix,
+        "ingested_at": ingested_at.isoformat(), "measured_at": measured_at.isoformat(),
+        "versions": {"stats": stats_version, "metrics": metrics_version, "stars": stars_version},
+        "stored_stars": n_stars if stars_version is not None else 0,
+        "header": header,
+        "tag_history": [tag_dict(*t) for t in run("tag_history", frame=frame_id)],
+        "events": [{"at": at.isoformat(), "author": author, "command": command, "summary": summary,
+                    "details": details} for at, author, command, summary, details in run("frame_events", frame=frame_id)],
+        "alignment": frame_history(run, frame_id=frame_id, sha256=sha256, number=number, file_name=file_name,
+                                   night=night)["runs"],
+        "renders": [{"path": path, "sha256": digest, "run": run_id, "interpolation": interpolation,
+                     "created_at": created_at.isoformat()}
+                    for path, digest, run_id, interpolation, created_at in run("frame_renders", frame=frame_id)],
+        "calibration": calibration_line(rows), "calibration_rows": rows,
+    })
+    return record
+
+
+def frames_details(run, selector: str, *, nights=None) -> list[dict]:
+    """:func:`frame_details` of every frame named by a selector (``obsdb show``)."""
+    return [frame_details(run, frame_id=f.id, sha256=f.sha256, number=f.number, file_name=f.file_name,
+                          night=f.night_name) for f in resolve_selector(run, selector, nights=nights)]

@@ -26,9 +26,10 @@ from itertools import product
 from sqlalchemy import and_, bindparam, func, select, tuple_
 
 from obsdb.catalog.readers import METRICS_FIELDS, STATS_FIELDS
-from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, FrameMetrics, FrameQuality, FrameStats,
-                                  FrameWeight, GroupMember, Instrument, Night, NightBandSummary, NightSummary,
-                                  PointingGroup, ShiftStep, Tag)
+from obsdb.catalog.models import (PENDING_DIGEST, AlignmentRun, Calibration, Centroid, Event, Frame, FrameMetrics,
+                                  FrameQuality, FrameStats, FrameWeight, GroupMember, Instrument, Master, Night,
+                                  NightBandSummary, NightSummary, PointingGroup, RenderOutput, ShiftStep, StarList,
+                                  Tag)
 
 
 def _night_count():
@@ -262,6 +263,37 @@ def _stored_image_types():
     return select(Frame.image_type).distinct()
 
 
+def _frame_facts():
+    return (select(Frame.size, Frame.sha256, Frame.airmass, Frame.bitpix, Frame.ingested_at, Frame.measured_at,
+                   FrameStats.algorithm, FrameMetrics.algorithm, StarList.algorithm, StarList.n_stars, Frame.header)
+            .select_from(Frame).outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+            .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+            .outerjoin(StarList, StarList.frame_id == Frame.id).where(Frame.id == bindparam("frame")))
+
+
+def _tag_history():
+    return (select(Tag.name, Tag.source, Tag.reason, Tag.author, Tag.created_at, Tag.retracted_at, Tag.retracted_by,
+                   Tag.retract_reason).where(Tag.frame_id == bindparam("frame")).order_by(Tag.id))
+
+
+def _frame_renders():
+    return (select(RenderOutput.path, RenderOutput.sha256, RenderOutput.run_id, RenderOutput.interpolation,
+                   RenderOutput.created_at)
+            .where(RenderOutput.frame_id == bindparam("frame"), RenderOutput.sha256 != PENDING_DIGEST)
+            .order_by(RenderOutput.id))
+
+
+def _frame_events():
+    return (select(Event.at, Event.author, Event.command, Event.summary, Event.details)
+            .where(Event.frame_id == bindparam("frame")).order_by(Event.id))
+
+
+def _frame_calibration():
+    c = Calibration
+    return (select(c.kind, c.master_id, Master.path, Master.sha256, c.scale, c.score, c.reason, c.created_at)
+            .outerjoin(Master, Master.id == c.master_id).where(c.frame_id == bindparam("frame")).order_by(c.kind))
+
+
 def _known_bands():
     return select(Frame.band).where(Frame.band.is_not(None)).distinct()
 
@@ -298,6 +330,11 @@ STATEMENTS = {
     "night_sizes": _night_sizes,
     "band_spellings": _band_spellings,
     "stored_image_types": _stored_image_types,
+    "frame_facts": _frame_facts,
+    "tag_history": _tag_history,
+    "frame_renders": _frame_renders,
+    "frame_events": _frame_events,
+    "frame_calibration": _frame_calibration,
     "known_bands": _known_bands,
     "known_tags": _known_tags,
 }

@@ -344,7 +344,7 @@ def show(
 
     --format json gives a list, one object per frame the selector names (a number shared
     by several files names them all)."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         details = catalog.show(frame, night=nights_arg(night))
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(details))  # always a list: one selector may name several frames

@@ -61,6 +61,8 @@ QUERIES = [("frames",), ("frames", "--night", "all", "--wide"), ("frames", "--ba
            ("rejected",), ("rejected", "--night", "all", "--wide"), ("rejected", "--band", "b", "--night", NIGHT_2),
            ("rejected", "--night", "all", "--columns", "frame,tag,reason"),
            ("rejected", "--night", "all", "--columns", "frame,when", "--format", "json"),
+           ("show", "1001"), ("show", "1002-1004", "--wide"), ("show", "2026-03-15:2003"),
+           ("show", "bias_0001.fits"), ("show", "7777"), ("show", "1001", "--night", "nope"),
            ("history", "1001"), ("history", "1001-1003,2002"), ("history", "1005", "--wide"),
            ("history", "1"), ("history", "2026-03-15:2001"), ("history", "nope.fits"), ("nights",), ("nights", "--wide"), ("nights", "--format", "csv"), ("summary",),
            ("summary", "--night", NIGHT_1), ("summary", "--night", "all", "--format", "csv"),
@@ -100,7 +102,7 @@ def _run_main(db, *args, env=None):
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
-@pytest.mark.parametrize("args", [("nights",), ("history", "1003"), ("rejected", "--night", "all"), ("summary",), ("frames", "--night", "all"),
+@pytest.mark.parametrize("args", [("nights",), ("history", "1003"), ("show", "1002"), ("rejected", "--night", "all"), ("summary",), ("frames", "--night", "all"),
                                   ("frames", "--night", NIGHT_1, "--format", "json", "--band", "V"), ("log", "--format", "json"), ("summary", "--format", "json"),
                                   ("log", "--night", NIGHT_1)])
 def test_the_fast_path_is_taken_without_sqlalchemy(rich_catalog, args):
