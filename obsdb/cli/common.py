@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from enum import Enum
 
 import typer
-from rich.console import Console
 
 from obsdb.errors import ObsdbError
 from obsdb.failures import known_failure
@@ -30,8 +29,41 @@ app = typer.Typer(**APP_SETTINGS)
 # Off a terminal, the width is COLUMNS (80 when unset), as on one: tables pick the columns that fit
 # (obsdb.cli.tables); --wide and --format json/csv give whole lines to scripts.
 # markup=False: paths, reasons and header values are printed as they are ("[see ds9]" is not a style).
-console = Console(highlight=False, markup=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+
+class LazyConsole:
+    """A rich ``Console`` made on first use: a command that answers in JSON or CSV never imports rich
+    (a sixth of a query command's start-up).  Attributes set before then are set on it when made."""
+
+    def __init__(self, **options):
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_made", None)
+        object.__setattr__(self, "_pending", {})
+
+    def _console(self):
+        made = object.__getattribute__(self, "_made")
+        if made is None:
+            from rich.console import Console
+
+            made = Console(**object.__getattribute__(self, "_options"))
+            for name, value in object.__getattribute__(self, "_pending").items():
+                setattr(made, name, value)
+            object.__setattr__(self, "_made", made)
+        return made
+
+    def __getattr__(self, name: str):
+        return getattr(self._console(), name)
+
+    def __setattr__(self, name: str, value) -> None:
+        made = object.__getattribute__(self, "_made")
+        if made is None:
+            object.__getattribute__(self, "_pending")[name] = value
+        else:
+            setattr(made, name, value)
+
+
+console = LazyConsole(highlight=False, markup=False, soft_wrap=True)
+err_console = LazyConsole(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 def styled(label: str, style: str, rest: str = ""):

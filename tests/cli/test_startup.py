@@ -102,6 +102,12 @@ def _run_main(db, *args, env=None):
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
+def test_json_answers_import_no_rich(rich_catalog):
+    done = _run_main(rich_catalog, "frames", "--night", "all", "--format", "json")
+    modules = done.stderr.split("@@modules", 1)[1].split()
+    assert json.loads(done.stdout) and "rich" not in modules and "sqlalchemy" not in modules
+
+
 @pytest.mark.parametrize("args", [("nights",), ("history", "1003"), ("show", "1002"), ("rejected", "--night", "all"), ("summary",), ("frames", "--night", "all"),
                                   ("frames", "--night", NIGHT_1, "--format", "json", "--band", "V"), ("log", "--format", "json"), ("summary", "--format", "json"),
                                   ("log", "--night", NIGHT_1)])
