@@ -62,8 +62,8 @@ class LazyConsole:
             setattr(made, name, value)
 
 
-console = LazyConsole(highlight=False, markup=False, soft_wrap=True)
-err_console = LazyConsole(stderr=True, highlight=False, markup=False, soft_wrap=True)
+console = LazyConsole(highlight=False, markup=False, emoji=False, soft_wrap=True)
+err_console = LazyConsole(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def styled(label: str, style: str, rest: str = ""):

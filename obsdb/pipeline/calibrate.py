@@ -598,12 +598,10 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
     ObsdbError
         When ``out`` holds a file obsdb did not write under a master's name, or is not a folder.
     """
-    from obsdb.catalog.masters import MasterStore, median_or_none
+    from obsdb.catalog.masters import MasterStore
     from obsdb.catalog.stores import QualityStore, RenderStore
-    from obsdb.imaging.calibration import CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION
-    from obsdb.pipeline.calib_match import match_light, match_lights
-    from obsdb.pipeline.executors import TaskFailed, executor_for
-    from obsdb.pipeline.outputs import refuse_foreign, remove_own_leftovers
+    from obsdb.pipeline.calib_match import match_lights
+    from obsdb.pipeline.executors import executor_for
 
     out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
@@ -613,104 +611,21 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
     executor = executor_for(executor, 1)
     report = CalibrateReport()
     groups, report.refused = plan_masters(store.calibration_inputs(nights=nights))
-    method = f"sigma-clipped median ({CLIP_SIGMA:g} x MAD sigma floored at the typical std, {CLIP_ITERS} iterations)"
 
+    # Biases first, then darks (bias-subtracted), then flats (both): each kind uses the masters before it.
     for kind in CALIBRATION_IMAGE_TYPES:
         existing = [m for m in store.masters() if m["kind"] == kind]
         usable = [m for m in store.masters() if not m["bad"] and m["written"]]
-        todo, jobs_meta, candidates = [], [], []
-        for members in (g for g in groups if g[0]["type"] == kind):
-            key = _group_key(members[0])
-            if _reuse(existing, members, key, report):
-                continue
-            # A person marked a master of exactly these frames bad: building it again would bring it back.
-            judged = [m for m in existing if m["bad"] and not _machine_bad(m) and m["algorithm"] == MASTER_VERSION
-                      and _same_members(m, members)]
-            if judged:
-                m = judged[-1]
-                report.refused.append(f"{_key_text(members)}: master {m['id']} of these frames was marked bad by "
-                                      f"{m['bad_by']} ({m['bad_reason']}); not rebuilt (reject a frame, or add "
-                                      "frames, for another master)")
-                continue
-            corrections = {}
-            if kind in ("dark", "flat"):
-                wanted = ("bias",) if kind == "dark" else ("bias", "dark")
-                for row in match_light(_representative(members), usable):
-                    if row["kind"] in wanted and row["master_id"] is not None:
-                        ref = next(m for m in usable if m["id"] == row["master_id"])
-                        corrections[row["kind"]] = {"id": ref["id"], "path": ref["path"], "sha256": ref["sha256"],
-                                                    "exptime": ref["exptime"]}
-            candidates.append((members, corrections, key))
+        candidates = _candidate_sets(kind, groups, existing, usable, report)
         candidates = _without_unlike_frames(db, kind, candidates, usable, executor, report, author, nights,
                                             sections)
-        for members, corrections, key in candidates:
-            if _reuse(existing, members, key, report):      # the set less its frames unlike the last master
-                continue
-            rep = _representative(members)
-            dates = [f["date_obs"] for f in members if f.get("date_obs") is not None]
-            todo.append({
-                "kind": kind, "night_id": key[0], "instrument_id": key[1], "readout": key[2],
-                "band": members[0].get("band") if kind == "flat" else None,
-                "exptime": median_or_none(f.get("exptime") for f in members) if kind == "dark" else None,
-                "ccd_temp": rep["ccd_temp"], "n_frames": len(members), "method": method,
-                "algorithm": MASTER_VERSION,
-                "valid_from": min(dates) - VALIDITY[kind] if dates else None,
-                "valid_to": max(dates) + VALIDITY[kind] if dates else None,
-                "author": author, "members": [(f["id"], f["sha256"]) for f in members]})
-            jobs_meta.append((members, corrections, key))
+        todo, jobs_meta = _new_master_rows(kind, candidates, existing, report, author)
         if not todo:
             continue
         ids = store.create_masters(todo)
-        paths = {}
-        for master_id, row, (members, _, _) in zip(ids, todo, jobs_meta):
-            detail = row["band"] if kind == "flat" else (f"{row['exptime']:g}s" if kind == "dark" else None)
-            name = "-".join(_slug(p) for p in ("master", kind, members[0]["night"], detail, master_id) if p)
-            paths[master_id] = str(out / f"{name}.fits")
-        # What obsdb wrote there before, read before these masters' own rows name the paths (a pending
-        # row of our own would make a user's file there look like our half-done work).
-        owned = store.owned_files(list(paths.values()))
-        for path, digests in outputs.written_outputs(list(paths.values())).items():
-            owned.setdefault(path, set()).update(digests)
-        inputs = outputs.catalogued_among(list(paths.values()))
-        if inputs:
-            store.mark_bad(ids, "not written: its path is a catalogued input frame", by=author)
-            raise ObsdbError(f"{sorted(inputs)[0]}: is a catalogued frame; refusing to write a master over it")
-        try:
-            refuse_foreign(paths.values(), owned, what="calibrate")
-        except ObsdbError:
-            store.mark_bad(ids, "not written: a file obsdb did not write holds its name", by=author)
-            raise
-        store.set_paths(paths)
-        remove_own_leftovers(paths.values())
-        jobs = []
-        for master_id, row, (members, corrections, key) in zip(ids, todo, jobs_meta):
-            cards = {"IMAGETYP": (f"MASTER {kind.upper()}", "obsdb master calibration frame"),
-                     "FILTER": (row["band"], "band of the flats") if kind == "flat" else (None, ""),
-                     "EXPTIME": (row["exptime"], "exposure of the darks, s") if kind == "dark" else (None, ""),
-                     "CCD-TEMP": (row["ccd_temp"], "median detector temperature of the members, C"),
-                     "OBSDBRDO": (row["readout"][:68], "read-out key")}
-            jobs.append({"id": master_id, "kind": kind, "path": paths[master_id], "cards": cards, "sections": sections,
-                         "bias": corrections.get("bias"), "dark": corrections.get("dark"),
-                         "members": [{"frame_id": f["id"], "path": f["path"], "sha256": f["sha256"],
-                                      "file_name": f["file_name"], "exptime": f.get("exptime")} for f in members]})
-        by_id = {job["id"]: (job, members, key) for job, (members, _, key) in zip(jobs, jobs_meta)}
-        for job, result in executor.map(build_master, jobs):
-            if isinstance(result, (TaskFailed, Exception)) or "error" in result:
-                reason = str(result) if not isinstance(result, dict) else result["error"]
-                store.mark_bad([job["id"]], f"not built: {reason}", by=author)
-                report.failed.append(reason)
-                continue
-            store.finish_master(job["id"], result["sha256"], result["stats"])
-            key = by_id[job["id"]][2]
-            older = [m["id"] for m in existing if not m["bad"] and m["kind"] == kind
-                     and (m["night_id"], m["instrument_id"], m["readout"]) == key[:3]
-                     and (m["band"] if kind == "flat" else None) == (key[4] if kind == "flat" else None)
-                     and (kind != "dark" or round(m["exptime"] or 0, DARK_SECONDS_DECIMALS) == key[4])]
-            if older:
-                store.mark_bad(older, f"superseded by master {job['id']} (rebuilt from the current members)",
-                               by=author)
-            report.built.append({"id": job["id"], "kind": kind, "path": job["path"],
-                                 "n_frames": len(job["members"]), "key": _key_text(by_id[job["id"]][1])})
+        paths = _claim_master_paths(store, outputs, kind, ids, todo, jobs_meta, out, author)
+        jobs = _master_jobs(kind, ids, todo, jobs_meta, paths, sections)
+        _build_masters(store, executor, kind, jobs, jobs_meta, existing, report, author)
 
     lights = store.lights(nights=nights)
     # Bad masters too: the gates refuse them, and the reason then says so.
@@ -734,6 +649,139 @@ def calibrate(db, out: str | os.PathLike, *, nights=None, executor=None, author:
                                   "remeasured": report.remeasured, "lights_written": len(report.lights_written),
                                   "refused": report.refused[:50], "failed": report.failed[:50]})
     return report
+
+
+def _candidate_sets(kind: str, groups: list[list[dict]], existing: list[dict], usable: list[dict],
+                    report: CalibrateReport) -> list[tuple]:
+    """The sets of ``kind`` that need a master: ``(members, corrections, key)``, the corrections being
+    the bias (and dark) masters a dark (a flat) is made with.  Sets whose master exists unchanged are
+    reused; a set whose master a person marked bad is refused, with the reason."""
+    from obsdb.imaging.calibration import MASTER_VERSION
+    from obsdb.pipeline.calib_match import match_light
+
+    candidates = []
+    for members in (g for g in groups if g[0]["type"] == kind):
+        key = _group_key(members[0])
+        if _reuse(existing, members, key, report):
+            continue
+        # A person marked a master of exactly these frames bad: building it again would bring it back.
+        judged = [m for m in existing if m["bad"] and not _machine_bad(m) and m["algorithm"] == MASTER_VERSION
+                  and _same_members(m, members)]
+        if judged:
+            m = judged[-1]
+            report.refused.append(f"{_key_text(members)}: master {m['id']} of these frames was marked bad by "
+                                  f"{m['bad_by']} ({m['bad_reason']}); not rebuilt (reject a frame, or add "
+                                  "frames, for another master)")
+            continue
+        corrections = {}
+        if kind in ("dark", "flat"):
+            wanted = ("bias",) if kind == "dark" else ("bias", "dark")
+            for row in match_light(_representative(members), usable):
+                if row["kind"] in wanted and row["master_id"] is not None:
+                    ref = next(m for m in usable if m["id"] == row["master_id"])
+                    corrections[row["kind"]] = {"id": ref["id"], "path": ref["path"], "sha256": ref["sha256"],
+                                                "exptime": ref["exptime"]}
+        candidates.append((members, corrections, key))
+    return candidates
+
+
+def _new_master_rows(kind: str, candidates: list[tuple], existing: list[dict], report: CalibrateReport,
+                     author: str) -> tuple[list[dict], list[tuple]]:
+    """The catalog rows of the masters to build (and their candidate sets, in the same order)."""
+    from obsdb.catalog.masters import median_or_none
+    from obsdb.imaging.calibration import CLIP_ITERS, CLIP_SIGMA, MASTER_VERSION
+
+    method = f"sigma-clipped median ({CLIP_SIGMA:g} x MAD sigma floored at the typical std, {CLIP_ITERS} iterations)"
+    todo, jobs_meta = [], []
+    for members, corrections, key in candidates:
+        if _reuse(existing, members, key, report):      # the set less its frames unlike the last master
+            continue
+        rep = _representative(members)
+        dates = [f["date_obs"] for f in members if f.get("date_obs") is not None]
+        todo.append({
+            "kind": kind, "night_id": key[0], "instrument_id": key[1], "readout": key[2],
+            "band": members[0].get("band") if kind == "flat" else None,
+            "exptime": median_or_none(f.get("exptime") for f in members) if kind == "dark" else None,
+            "ccd_temp": rep["ccd_temp"], "n_frames": len(members), "method": method,
+            "algorithm": MASTER_VERSION,
+            "valid_from": min(dates) - VALIDITY[kind] if dates else None,
+            "valid_to": max(dates) + VALIDITY[kind] if dates else None,
+            "author": author, "members": [(f["id"], f["sha256"]) for f in members]})
+        jobs_meta.append((members, corrections, key))
+    return todo, jobs_meta
+
+
+def _claim_master_paths(store, outputs, kind: str, ids: list[int], todo: list[dict], jobs_meta: list[tuple],
+                        out: Path, author: str) -> dict[int, str]:
+    """Name each new master's file in ``out`` and claim the names, refusing (and marking the masters bad)
+    where a catalogued frame or a file obsdb did not write holds one."""
+    from obsdb.pipeline.outputs import refuse_foreign, remove_own_leftovers
+
+    paths = {}
+    for master_id, row, (members, _, _) in zip(ids, todo, jobs_meta):
+        detail = row["band"] if kind == "flat" else (f"{row['exptime']:g}s" if kind == "dark" else None)
+        name = "-".join(_slug(p) for p in ("master", kind, members[0]["night"], detail, master_id) if p)
+        paths[master_id] = str(out / f"{name}.fits")
+    # What obsdb wrote there before, read before these masters' own rows name the paths (a pending
+    # row of our own would make a user's file there look like our half-done work).
+    owned = store.owned_files(list(paths.values()))
+    for path, digests in outputs.written_outputs(list(paths.values())).items():
+        owned.setdefault(path, set()).update(digests)
+    inputs = outputs.catalogued_among(list(paths.values()))
+    if inputs:
+        store.mark_bad(ids, "not written: its path is a catalogued input frame", by=author)
+        raise ObsdbError(f"{sorted(inputs)[0]}: is a catalogued frame; refusing to write a master over it")
+    try:
+        refuse_foreign(paths.values(), owned, what="calibrate")
+    except ObsdbError:
+        store.mark_bad(ids, "not written: a file obsdb did not write holds its name", by=author)
+        raise
+    store.set_paths(paths)
+    remove_own_leftovers(paths.values())
+    return paths
+
+
+def _master_jobs(kind: str, ids: list[int], todo: list[dict], jobs_meta: list[tuple], paths: dict[int, str],
+                 sections: dict | None) -> list[dict]:
+    """What a worker needs to build each master (:func:`build_master`)."""
+    jobs = []
+    for master_id, row, (members, corrections, key) in zip(ids, todo, jobs_meta):
+        cards = {"IMAGETYP": (f"MASTER {kind.upper()}", "obsdb master calibration frame"),
+                 "FILTER": (row["band"], "band of the flats") if kind == "flat" else (None, ""),
+                 "EXPTIME": (row["exptime"], "exposure of the darks, s") if kind == "dark" else (None, ""),
+                 "CCD-TEMP": (row["ccd_temp"], "median detector temperature of the members, C"),
+                 "OBSDBRDO": (row["readout"][:68], "read-out key")}
+        jobs.append({"id": master_id, "kind": kind, "path": paths[master_id], "cards": cards, "sections": sections,
+                     "bias": corrections.get("bias"), "dark": corrections.get("dark"),
+                     "members": [{"frame_id": f["id"], "path": f["path"], "sha256": f["sha256"],
+                                  "file_name": f["file_name"], "exptime": f.get("exptime")} for f in members]})
+    return jobs
+
+
+def _build_masters(store, executor, kind: str, jobs: list[dict], jobs_meta: list[tuple], existing: list[dict],
+                   report: CalibrateReport, author: str) -> None:
+    """Build the masters through the executor; record each, or mark it bad with the reason; mark the
+    masters each one supersedes bad."""
+    from obsdb.pipeline.executors import TaskFailed
+
+    by_id = {job["id"]: (job, members, key) for job, (members, _, key) in zip(jobs, jobs_meta)}
+    for job, result in executor.map(build_master, jobs):
+        if isinstance(result, (TaskFailed, Exception)) or "error" in result:
+            reason = str(result) if not isinstance(result, dict) else result["error"]
+            store.mark_bad([job["id"]], f"not built: {reason}", by=author)
+            report.failed.append(reason)
+            continue
+        store.finish_master(job["id"], result["sha256"], result["stats"])
+        key = by_id[job["id"]][2]
+        older = [m["id"] for m in existing if not m["bad"] and m["kind"] == kind
+                 and (m["night_id"], m["instrument_id"], m["readout"]) == key[:3]
+                 and (m["band"] if kind == "flat" else None) == (key[4] if kind == "flat" else None)
+                 and (kind != "dark" or round(m["exptime"] or 0, DARK_SECONDS_DECIMALS) == key[4])]
+        if older:
+            store.mark_bad(older, f"superseded by master {job['id']} (rebuilt from the current members)",
+                           by=author)
+        report.built.append({"id": job["id"], "kind": kind, "path": job["path"],
+                             "n_frames": len(job["members"]), "key": _key_text(by_id[job["id"]][1])})
 
 
 def _write_lights(store, lights: list[dict], folder: Path, executor, report: CalibrateReport) -> None:

@@ -119,129 +119,36 @@ def load_plan(path: str | Path) -> Plan:
     ObsdbError
         Naming the file and the key that is wrong.
     """
-    import math
-
-    from obsdb.catalog.decisions import parse_box
     from obsdb.config import login_name, read_toml_file
 
     path = Path(path)
     data = read_toml_file(path, "plan file")
-
-    def bad(where: str, message: str):
-        raise ObsdbError(f"{path}: {where}: {message}")
-
-    def check_keys(table: dict, section: str, where: str) -> None:
-        for key in table:
-            if key not in _KEYS[section]:
-                kind = "section" if not section else "key"
-                bad(f"{where}{key}" if where else key,
-                    f"unknown {kind}{_did_you_mean(key, _KEYS[section])}; known: {', '.join(sorted(_KEYS[section]))}")
-
-    def text(value, where: str, *, allow_number: bool = False) -> str:
-        if isinstance(value, str):
-            return value
-        if allow_number and isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        bad(where, f"must be text in quotes, got {_kind(value)}")
-
-    def number(value, where: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            bad(where, f"must be a frame number, got {_kind(value)}")
-        if not 0 <= value <= FRAME_NUMBER_MAX:
-            bad(where, f"frame number {value} is out of range (0 to {FRAME_NUMBER_MAX})")
-        return value
-
-    def position(value, where: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            bad(where, f"must be a number of pixels, got {_kind(value)}")
-        value = float(value)
-        if not math.isfinite(value) or abs(value) > 1e7:
-            bad(where, f"{value} is not a pixel position")
-        return value
-
-    def box(value, where: str):
-        try:
-            return parse_box(text(value, where))
-        except ObsdbError as exc:
-            bad(where, str(exc))
-
-    check_keys(data, "", "")
+    read = _PlanReader(path)
+    read.check_keys(data, "", "")
     for key in ("plan", "reference_star", "fine", "qa"):
         if key in data and not isinstance(data[key], dict):
-            bad(key, f"must be a table: a [{key}] section with key = value lines")
+            read.bad(key, f"must be a table: a [{key}] section with key = value lines")
     for key in ("tags", "groups"):
         if key in data and not (isinstance(data[key], list) and all(isinstance(e, dict) for e in data[key])):
-            bad(key, f"must be a list of [[{key}]] entries")
+            read.bad(key, f"must be a list of [[{key}]] entries")
     head = data.get("plan", {})
-    check_keys(head, "plan", "plan.")
-    plan = Plan(path=str(path), name=text(head.get("name", path.stem), "plan.name"),
-                author=text(head.get("author") or login_name(), "plan.author"))
+    read.check_keys(head, "plan", "plan.")
+    plan = Plan(path=str(path), name=read.text(head.get("name", path.stem), "plan.name"),
+                author=read.text(head.get("author") or login_name(), "plan.author"))
     if "reference" in head:
-        plan.reference = number(head["reference"], "plan.reference")
+        plan.reference = read.number(head["reference"], "plan.reference")
     star = data.get("reference_star")
     if star is not None:
-        check_keys(star, "reference_star", "reference_star.")
+        read.check_keys(star, "reference_star", "reference_star.")
         if "x" not in star or "y" not in star:
-            bad("reference_star", "needs x and y")
-        plan.reference_star = (position(star["x"], "reference_star.x"), position(star["y"], "reference_star.y"))
-    fine = data.get("fine")
-    if fine is not None:
-        check_keys(fine, "fine", "fine.")
-        if "box" not in fine:
-            bad("fine", "needs box = \"X0:X1,Y0:Y1\"")
-        plan.fine_box = box(fine["box"], "fine.box")
-        plan.fine_method = text(fine.get("method", "2dg"), "fine.method")
-        if "background" in fine:
-            plan.fine_background = text(fine["background"], "fine.background")
-            if plan.fine_background not in ("box", "frame-median"):
-                bad("fine.background", "must be box or frame-median")
-        if "reference" in fine:
-            plan.fine_reference = number(fine["reference"], "fine.reference")
-        if plan.fine_method not in ("2dg", "com", "quadratic"):
-            bad("fine.method", "must be 2dg, com or quadratic")
-    for i, entry in enumerate(data.get("tags", [])):
-        where = f"tags[{i}]"
-        check_keys(entry, "tags", f"{where}.")
-        for key in ("frames", "tag", "reason"):
-            if key not in entry:
-                bad(where, f"needs {key}")
-        values = {key: text(entry[key], f"{where}.{key}", allow_number=key == "frames")
-                  for key in ("frames", "tag", "reason")}
-        for key, value in values.items():
-            if not value.strip():
-                bad(f"{where}.{key}", "is empty")
-        author = text(entry["author"], f"{where}.author") if entry.get("author") else plan.author
-        free_text = entry.get("free_text", False)
-        if not isinstance(free_text, bool):
-            bad(f"{where}.free_text", "must be true or false")
-        from obsdb.catalog.tags import check_tag_vocabulary
-
-        try:
-            check_tag_vocabulary(values["tag"], free_text=free_text)
-        except ObsdbError as exc:
-            bad(f"{where}.tag", str(exc).replace("--free-text", "free_text = true"))
-        plan.tags.append(TagEntry(values["frames"], values["tag"], values["reason"], author, free_text))
-    names = set()
-    for i, entry in enumerate(data.get("groups", [])):
-        where = f"groups[{i}]"
-        check_keys(entry, "groups", f"{where}.")
-        if not entry.get("name") or not entry.get("frames"):
-            bad(where, "needs name and frames")
-        name = text(entry["name"], f"{where}.name")
-        if name in names:
-            bad(where, f"group name {name!r} used twice")
-        names.add(name)
-        group_box = box(entry["box"], f"{where}.box") if entry.get("box") else None
-        ref_star = entry.get("reference_star")
-        if ref_star is not None:
-            if not (isinstance(ref_star, list) and len(ref_star) == 2):
-                bad(f"{where}.reference_star", "must be [x, y]")
-            ref_star = (position(ref_star[0], f"{where}.reference_star"),
-                        position(ref_star[1], f"{where}.reference_star"))
-        reference = number(entry["reference"], f"{where}.reference") if "reference" in entry else None
-        band = text(entry["band"], f"{where}.band") if entry.get("band") is not None else None
-        plan.groups.append(GroupEntry(name, text(entry["frames"], f"{where}.frames", allow_number=True),
-                                      group_box, ref_star, reference, band))
+            read.bad("reference_star", "needs x and y")
+        plan.reference_star = (read.position(star["x"], "reference_star.x"),
+                               read.position(star["y"], "reference_star.y"))
+    if data.get("fine") is not None:
+        read.fine(data["fine"], plan)
+    plan.tags = [read.tag(entry, f"tags[{i}]", plan.author) for i, entry in enumerate(data.get("tags", []))]
+    names: set[str] = set()
+    plan.groups = [read.group(entry, f"groups[{i}]", names) for i, entry in enumerate(data.get("groups", []))]
     plan.qa = dict(data.get("qa", {}))
     if plan.qa:
         from obsdb.pipeline.qa_rules import QaThresholds
@@ -249,8 +156,118 @@ def load_plan(path: str | Path) -> Plan:
         try:
             QaThresholds.from_mapping(plan.qa)
         except (TypeError, ValueError) as exc:
-            bad("qa", str(exc))
+            read.bad("qa", str(exc))
     return plan
+
+
+class _PlanReader:
+    """The checks of a plan file's values, each error naming the file and the key."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def bad(self, where: str, message: str):
+        raise ObsdbError(f"{self.path}: {where}: {message}")
+
+    def check_keys(self, table: dict, section: str, where: str) -> None:
+        for key in table:
+            if key not in _KEYS[section]:
+                kind = "section" if not section else "key"
+                self.bad(f"{where}{key}" if where else key,
+                         f"unknown {kind}{_did_you_mean(key, _KEYS[section])}; "
+                         f"known: {', '.join(sorted(_KEYS[section]))}")
+
+    def text(self, value, where: str, *, allow_number: bool = False) -> str:
+        if isinstance(value, str):
+            return value
+        if allow_number and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        self.bad(where, f"must be text in quotes, got {_kind(value)}")
+
+    def number(self, value, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.bad(where, f"must be a frame number, got {_kind(value)}")
+        if not 0 <= value <= FRAME_NUMBER_MAX:
+            self.bad(where, f"frame number {value} is out of range (0 to {FRAME_NUMBER_MAX})")
+        return value
+
+    def position(self, value, where: str) -> float:
+        import math
+
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.bad(where, f"must be a number of pixels, got {_kind(value)}")
+        value = float(value)
+        if not math.isfinite(value) or abs(value) > 1e7:
+            self.bad(where, f"{value} is not a pixel position")
+        return value
+
+    def box(self, value, where: str):
+        from obsdb.catalog.decisions import parse_box
+
+        try:
+            return parse_box(self.text(value, where))
+        except ObsdbError as exc:
+            self.bad(where, str(exc))
+
+    def fine(self, fine: dict, plan: Plan) -> None:
+        """The [fine] section: the box, method, background and reference of fine centring."""
+        self.check_keys(fine, "fine", "fine.")
+        if "box" not in fine:
+            self.bad("fine", "needs box = \"X0:X1,Y0:Y1\"")
+        plan.fine_box = self.box(fine["box"], "fine.box")
+        plan.fine_method = self.text(fine.get("method", "2dg"), "fine.method")
+        if "background" in fine:
+            plan.fine_background = self.text(fine["background"], "fine.background")
+            if plan.fine_background not in ("box", "frame-median"):
+                self.bad("fine.background", "must be box or frame-median")
+        if "reference" in fine:
+            plan.fine_reference = self.number(fine["reference"], "fine.reference")
+        if plan.fine_method not in ("2dg", "com", "quadratic"):
+            self.bad("fine.method", "must be 2dg, com or quadratic")
+
+    def tag(self, entry: dict, where: str, default_author: str) -> TagEntry:
+        """One [[tags]] entry: frames, a known tag (or free text said so) and its reason."""
+        from obsdb.catalog.tags import check_tag_vocabulary
+
+        self.check_keys(entry, "tags", f"{where}.")
+        for key in ("frames", "tag", "reason"):
+            if key not in entry:
+                self.bad(where, f"needs {key}")
+        values = {key: self.text(entry[key], f"{where}.{key}", allow_number=key == "frames")
+                  for key in ("frames", "tag", "reason")}
+        for key, value in values.items():
+            if not value.strip():
+                self.bad(f"{where}.{key}", "is empty")
+        author = self.text(entry["author"], f"{where}.author") if entry.get("author") else default_author
+        free_text = entry.get("free_text", False)
+        if not isinstance(free_text, bool):
+            self.bad(f"{where}.free_text", "must be true or false")
+        try:
+            check_tag_vocabulary(values["tag"], free_text=free_text)
+        except ObsdbError as exc:
+            self.bad(f"{where}.tag", str(exc).replace("--free-text", "free_text = true"))
+        return TagEntry(values["frames"], values["tag"], values["reason"], author, free_text)
+
+    def group(self, entry: dict, where: str, names: set[str]) -> GroupEntry:
+        """One [[groups]] entry (its name not among ``names``, to which it is added)."""
+        self.check_keys(entry, "groups", f"{where}.")
+        if not entry.get("name") or not entry.get("frames"):
+            self.bad(where, "needs name and frames")
+        name = self.text(entry["name"], f"{where}.name")
+        if name in names:
+            self.bad(where, f"group name {name!r} used twice")
+        names.add(name)
+        group_box = self.box(entry["box"], f"{where}.box") if entry.get("box") else None
+        ref_star = entry.get("reference_star")
+        if ref_star is not None:
+            if not (isinstance(ref_star, list) and len(ref_star) == 2):
+                self.bad(f"{where}.reference_star", "must be [x, y]")
+            ref_star = (self.position(ref_star[0], f"{where}.reference_star"),
+                        self.position(ref_star[1], f"{where}.reference_star"))
+        reference = self.number(entry["reference"], f"{where}.reference") if "reference" in entry else None
+        band = self.text(entry["band"], f"{where}.band") if entry.get("band") is not None else None
+        return GroupEntry(name, self.text(entry["frames"], f"{where}.frames", allow_number=True),
+                          group_box, ref_star, reference, band)
 
 
 def _kind(value) -> str:

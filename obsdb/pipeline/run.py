@@ -132,8 +132,6 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     """
     from contextlib import nullcontext
 
-    from obsdb.errors import NothingToProcess, ObsdbError
-
     out = Path(out)
     summary = RunSummary(catalog=catalog.display_url, rendered=render_outputs, on_step=on_step)
     announce = step or (lambda name: None)
@@ -141,8 +139,47 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
     known = 0 if new else sum(night["frames"] for night in catalog.nights())
     summary.catalog_state = "new" if new else f"existing, {plural(known, 'frame')}"
     summary.add("catalog", f"{summary.catalog} ({summary.catalog_state})")
-    announce("ingest")
-    skip = [Path(out) / "aligned", Path(out) / "report", Path(out) / "masters"]
+    ctx = _RunContext(catalog, summary, announce, progress, workers, executor)
+    raw_night = _ingest_step(ctx, folder, out, ingest_config)
+    _qa_step(ctx, out, raw_night, thresholds, calibration_sections)
+    runs = _align_step(ctx, reference)
+    _group_step(ctx, runs)
+    if photometry:
+        announce("photometry")
+        _photometry_step(catalog, summary, workers=workers, executor=executor, progress=progress)
+    rendered = _render_step(ctx, out, runs, stack) if render_outputs else None
+    records = catalog.frame_dicts()
+    summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
+    if render_outputs:
+        _stack_advice(summary, records, runs, rendered)
+    if report:
+        announce("report")
+        with progress("report") as callback:
+            built = catalog.report(out / "report", workers=workers, progress=callback, executor=executor,
+                                   run_outcome=_report_outcome(summary))
+        summary.report_path = str(built.index_path)
+    return summary
+
+
+@dataclass
+class _RunContext:
+    """What every step of a run reports to and runs with."""
+
+    catalog: object
+    summary: RunSummary
+    announce: Callable[[str], None]
+    progress: Callable
+    workers: int
+    executor: object
+
+
+def _ingest_step(ctx: _RunContext, folder, out: Path, ingest_config) -> bool:
+    """Ingest the folder (leaving out obsdb's own output folders); True when it holds calibration frames."""
+    from obsdb.errors import ObsdbError
+
+    catalog, summary = ctx.catalog, ctx.summary
+    ctx.announce("ingest")
+    skip = [out / "aligned", out / "report", out / "masters"]
     # Bias, dark or flat frames in the folder: the lights are measured once, on calibrated pixels, after
     # the masters are built (not raw at ingest and again after calibrate).
     raw_night = holds_calibration_frames(folder, skip, ingest_config)
@@ -152,16 +189,16 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
         from obsdb.config import IngestConfig
 
         ingest_config = replace(ingest_config or IngestConfig(), measure_quality=False)
-    with progress("ingest") as callback:
-        ingested = catalog.ingest([folder], recursive=True, workers=workers, config=ingest_config,
-                                  exclude=skip, progress=callback, executor=executor)
+    with ctx.progress("ingest") as callback:
+        ingested = catalog.ingest([folder], recursive=True, workers=ctx.workers, config=ingest_config,
+                                  exclude=skip, progress=callback, executor=ctx.executor)
     summary.failed_files = list(ingested.failed)
     summary.add("ingest", f"{plural(ingested.n_files, 'file')} ({len(ingested.added)} new, "
                           f"{len(ingested.failed)} unreadable) in {ingested.seconds:.1f} s")
     if ingested.gone:
         summary.add("warning", f"{len(ingested.gone)} catalogued files are no longer on disk "
                                f"(first: {ingested.gone[0]}); the catalog keeps their records")
-    if next(catalog.iter_frame_dicts(include_unreadable=False, light_only=True), None) is None:
+    if next(catalog.iter_frames(include_unreadable=False, light_only=True), None) is None:
         found = "no FITS files" if ingested.n_files == 0 else "no readable light frames"
         raise ObsdbError(f"{folder}: {found} (.fits .fit .fts, or .gz, in it or its sub-folders); "
                          "nothing to align")
@@ -169,101 +206,120 @@ def run_night(catalog, folder: str | Path, out: str | Path, *, new: bool, worker
         hint = ingested.number_pattern_hint.get(key)
         summary.add("warning", f"frame number {key[1]} is shared by {count} files" + (
             f"; set [ingest] number_pattern = '{hint}' in obsdb.toml to tell them apart" if hint else ""))
+    return raw_night
+
+
+def _qa_step(ctx: _RunContext, out: Path, raw_night: bool, thresholds, calibration_sections) -> None:
+    """QA, with calibration first on a raw night (or after, when other nights' masters apply)."""
+    catalog = ctx.catalog
+
+    def judge():
+        ctx.announce("qa")
+        with ctx.progress("qa") as callback:
+            return catalog.qa(thresholds=thresholds, workers=ctx.workers, progress=callback)
+
     if raw_night:
         # The calibration frames' own checks first, so that a rejected frame makes no master.
         catalog.check_calibration()
-        _calibrate(catalog, out, executor, summary, announce, calibration_sections)
-        announce("qa")
-        with progress("qa") as callback:
-            assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
+        _calibrate(catalog, out, ctx.executor, ctx.summary, ctx.announce, calibration_sections)
+        assessed = judge()
     else:
-        announce("qa")
-        with progress("qa") as callback:
-            assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
+        assessed = judge()
         # Masters from other nights in the catalog may apply to these lights: matched, and the lights
         # measured again on their calibrated pixels, then judged on those.
-        if _has_calibration_frames(catalog) and _calibrate(catalog, out, executor, summary, announce,
+        if _has_calibration_frames(catalog) and _calibrate(catalog, out, ctx.executor, ctx.summary, ctx.announce,
                                                            calibration_sections).remeasured:
-            with progress("qa") as callback:
-                assessed = catalog.qa(thresholds=thresholds, workers=workers, progress=callback)
+            with ctx.progress("qa") as callback:
+                assessed = catalog.qa(thresholds=thresholds, workers=ctx.workers, progress=callback)
     light = catalog.frame_dicts(include_unreadable=False, light_only=True)
-    summary.add("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} "
-                      f"added, {len(assessed.retracted)} retracted; {_verdicts(light)}")
-    announce("align")
+    ctx.summary.add("qa", f"{plural(assessed.assessed, 'frame')} assessed, {plural(len(assessed.added), 'tag')} "
+                          f"added, {len(assessed.retracted)} retracted; {_verdicts(light)}")
+
+
+def _align_step(ctx: _RunContext, reference) -> list:
+    """Align each target; the runs made (none when there was nothing to align, said in the summary)."""
+    from obsdb.errors import NothingToProcess
+
+    ctx.announce("align")
     runs = []
     try:
-        with progress("align") as callback:
-            runs = catalog.align(reference=reference, workers=workers, progress=callback,
-                                 executor=executor)
+        with ctx.progress("align") as callback:
+            runs = ctx.catalog.align(reference=reference, workers=ctx.workers, progress=callback,
+                                     executor=ctx.executor)
     except NothingToProcess as exc:
-        summary.stopped.append(f"align: {exc.fact}")
-        summary.add("align", f"nothing aligned: {exc.fact}")
+        ctx.summary.stopped.append(f"align: {exc.fact}")
+        ctx.summary.add("align", f"nothing aligned: {exc.fact}")
     for aligned in runs:
         target = f" (target {_target_name(aligned)})" if len(runs) > 1 else ""
-        summary.add("align", f"run {aligned.run_id}{target}: "
-                             f"{plural(len(aligned.results) - len(aligned.failures), 'frame')} aligned to "
-                             f"{aligned.reference_label}, {len(aligned.failures)} unregistered")
-    announce("group")
-    if not runs:
-        summary.add("group", "skipped: no alignment run to group against")
-    else:
-        try:
-            # Pointing groups are offsets from one reference: that of the night's main target, whose
-            # frames alone auto_groups then groups.
-            grouped = catalog.auto_groups(reference=runs[0].reference_selector)
-            of_target = f" of target {_target_name(runs[0])}" if len(runs) > 1 else ""
-            summary.add("group", f"{plural(len(grouped.groups), 'pointing group')}{of_target}")
-        except ObsdbError as exc:
-            # Groups serve the report and the staged method; the auto run above does not need them.
-            summary.add("group", f"skipped: {exc}")
-    if photometry:
-        announce("photometry")
-        _photometry_step(catalog, summary, workers=workers, executor=executor, progress=progress)
-    rendered = None
-    if render_outputs:
-        announce("render")
-        if not runs:
-            summary.add("render", "nothing to render: no frame was aligned")
-        else:
-            try:
-                with progress("render") as callback:
-                    # One target: exactly this run; several: each frame's run of this command (its current one).
-                    rendered = catalog.render(out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
-                                              stack=stack, workers=workers, progress=callback, executor=executor)
-            except NothingToProcess as exc:
-                summary.stopped.append(f"render: {exc.fact}")
-                summary.add("render", exc.fact)
-        if rendered is not None:
-            summary.add("render", f"{plural(len(rendered.frames), 'aligned frame')} and "
-                                  f"{plural(len(rendered.stacks), stack + ' stack')} in {out / 'aligned'}")
-            for frame, reason in rendered.skipped:
-                summary.add("stack", f"{frame}: {reason}")
-            for frame, reason in rendered.failed:
-                summary.add("not rendered", f"{frame}: {reason}")
-    records = catalog.frame_dicts()
-    summary.bands = band_table(records, runs, rendered.stacks if rendered else [])
-    if render_outputs:
-        from obsdb.imaging.header import LIGHT_IMAGE_TYPES
+        ctx.summary.add("align", f"run {aligned.run_id}{target}: "
+                                 f"{plural(len(aligned.results) - len(aligned.failures), 'frame')} aligned to "
+                                 f"{aligned.reference_label}, {len(aligned.failures)} unregistered")
+    return runs
 
-        rows = light_rows(records, runs, rendered.stacks if rendered else [])
-        missing = not_stacked(rows, summary.stopped)
-        summary.not_stacked = [line for _, line in missing]
-        summary.causes = {cause for cause, _ in missing}
-        # An example for the advice "accept by hand": a frame of a band that QA left empty.
-        bare = {(row["target"], row["band"]) for row in rows if not row["stack"] and not row["accepted"]
-                and not row["rejected_by"].get("unregistered")}
-        per_target = any(row["target"] is not None for row in rows)
-        summary.example_rejected = next(
-            (r["label"] for r in records if r["status"] == "rejected" and r.get("readable", True)
-             and (r.get("type") or "unknown") in LIGHT_IMAGE_TYPES
-             and ((r["object"] if per_target else None), r["band"] or "none") in bare), None)
-    if report:
-        announce("report")
-        with progress("report") as callback:
-            built = catalog.report(out / "report", workers=workers, progress=callback, executor=executor,
-                                   run_outcome=_report_outcome(summary))
-        summary.report_path = str(built.index_path)
-    return summary
+
+def _group_step(ctx: _RunContext, runs: list) -> None:
+    """Pointing groups of the main target, against its run's reference."""
+    from obsdb.errors import ObsdbError
+
+    ctx.announce("group")
+    if not runs:
+        ctx.summary.add("group", "skipped: no alignment run to group against")
+        return
+    try:
+        # Pointing groups are offsets from one reference: that of the night's main target, whose
+        # frames alone auto_groups then groups.
+        grouped = ctx.catalog.auto_groups(reference=runs[0].reference_selector)
+        of_target = f" of target {_target_name(runs[0])}" if len(runs) > 1 else ""
+        ctx.summary.add("group", f"{plural(len(grouped.groups), 'pointing group')}{of_target}")
+    except ObsdbError as exc:
+        # Groups serve the report and the staged method; the auto run above does not need them.
+        ctx.summary.add("group", f"skipped: {exc}")
+
+
+def _render_step(ctx: _RunContext, out: Path, runs: list, stack: str):
+    """Aligned frames and stacks into ``out/aligned``; the render's report, or None."""
+    from obsdb.errors import NothingToProcess
+
+    summary = ctx.summary
+    ctx.announce("render")
+    if not runs:
+        summary.add("render", "nothing to render: no frame was aligned")
+        return None
+    try:
+        with ctx.progress("render") as callback:
+            # One target: exactly this run; several: each frame's run of this command (its current one).
+            rendered = ctx.catalog.render(out / "aligned", run=runs[0].run_id if len(runs) == 1 else None,
+                                          stack=stack, workers=ctx.workers, progress=callback,
+                                          executor=ctx.executor)
+    except NothingToProcess as exc:
+        summary.stopped.append(f"render: {exc.fact}")
+        summary.add("render", exc.fact)
+        return None
+    summary.add("render", f"{plural(len(rendered.frames), 'aligned frame')} and "
+                          f"{plural(len(rendered.stacks), stack + ' stack')} in {out / 'aligned'}")
+    for frame, reason in rendered.skipped:
+        summary.add("stack", f"{frame}: {reason}")
+    for frame, reason in rendered.failed:
+        summary.add("not rendered", f"{frame}: {reason}")
+    return rendered
+
+
+def _stack_advice(summary: RunSummary, records: list[dict], runs: list, rendered) -> None:
+    """Why each band without a stack has none, and a rejected frame to name in the advice."""
+    from obsdb.imaging.header import LIGHT_IMAGE_TYPES
+
+    rows = light_rows(records, runs, rendered.stacks if rendered else [])
+    missing = not_stacked(rows, summary.stopped)
+    summary.not_stacked = [line for _, line in missing]
+    summary.causes = {cause for cause, _ in missing}
+    # An example for the advice "accept by hand": a frame of a band that QA left empty.
+    bare = {(row["target"], row["band"]) for row in rows if not row["stack"] and not row["accepted"]
+            and not row["rejected_by"].get("unregistered")}
+    per_target = any(row["target"] is not None for row in rows)
+    summary.example_rejected = next(
+        (r["label"] for r in records if r["status"] == "rejected" and r.get("readable", True)
+         and (r.get("type") or "unknown") in LIGHT_IMAGE_TYPES
+         and ((r["object"] if per_target else None), r["band"] or "none") in bare), None)
 
 
 def _calibrate(catalog, out: Path, executor, summary: RunSummary, announce, sections: dict | None = None):

@@ -1,0 +1,104 @@
+"""The plain table writer draws what rich draws, character for character, when output is not a terminal."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from obsdb.cli.tables import ELLIPSIS, Column, choose_columns, elide, plain_table
+
+WORD = st.text(alphabet="abcdefghij0123456789.:-", min_size=1, max_size=14)
+TEXT = st.lists(WORD, min_size=0, max_size=12).map(" ".join)
+NUMBER = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda v: f"{v:.2f}")
+
+
+def _rich(title: str, shown: list[Column], cells: list[list[str]], widths: dict | None, width: int, *,
+          soft_wrap: bool) -> str:
+    """What print_table's rich path draws (the same Table it builds), into a string."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+    for column in shown:
+        folds = bool(widths) and column.shrink and column.wrap
+        table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=not folds,
+                         overflow="fold" if folds else "ellipsis", max_width=widths[column.key] if widths else None,
+                         min_width=widths[column.key] if widths and not column.shrink else None)
+    for row in cells:
+        table.add_row(*row)
+    out = io.StringIO()
+    Console(file=out, width=width, force_terminal=False, highlight=False, markup=False, emoji=False,
+            soft_wrap=soft_wrap).print(table)
+    return out.getvalue()
+
+
+@st.composite
+def tables(draw):
+    columns = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
+               Column("sky", "sky ADU", numeric=True, priority=2),
+               Column("reason", "reason", priority=3, shrink=True, min_width=12, preferred_width=30,
+                      wrap=draw(st.booleans())),
+               Column("name", "file name", priority=4, shrink=True, min_width=10, preferred_width=20)]
+    n = draw(st.integers(min_value=0, max_value=8))
+    rows = [{"frame": draw(WORD), "band": draw(st.sampled_from(["B", "V", "R", "-"])), "sky": draw(NUMBER),
+             "reason": draw(TEXT), "name": draw(TEXT)} for _ in range(n)]
+    return columns, rows, draw(st.integers(min_value=40, max_value=140))
+
+
+@settings(max_examples=300, deadline=None)
+@given(tables())
+def test_plain_tables_are_riches_when_fitted_to_the_page(table):
+    columns, rows, width = table
+    shown, widths = choose_columns(rows, columns, width)
+    cells = [[elide(row[c.key], widths[c.key]) if c.shrink and not c.wrap else row[c.key] for c in shown]
+             for row in rows]
+    title = f"frames ({len(rows)})"
+    text = plain_table(title, shown, cells, widths, width)
+    if text is not None:
+        assert text == _rich(title, shown, cells, widths, width, soft_wrap=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tables())
+def test_plain_tables_are_riches_at_their_natural_width(table):
+    """--wide and --columns: every column as wide as its text, on a page as wide as the table."""
+    columns, rows, width = table
+    cells = [[row[c.key] for c in columns] for row in rows]
+    natural = sum(max([len(c.header), *(len(r[i]) for r in cells)]) + 3 for i, c in enumerate(columns)) + 1
+    page = max(width, natural)
+    text = plain_table("rejected frames", columns, cells, None, page, pad_title=True)
+    assert text is not None
+    assert text == _rich("rejected frames", columns, cells, None, page, soft_wrap=False)
+
+
+def test_the_writer_steps_aside_where_it_would_differ():
+    columns = [Column("frame", "frame"), Column("reason", "reason", shrink=True, wrap=True, min_width=12)]
+    assert plain_table("t", columns, [["1", "naïve café"]], None, 80) is None          # not one cell each
+    assert plain_table("t", columns, [["1", "x" * 90]], None, 80) is None             # wider than the page
+    assert plain_table("t", columns, [["1", f"cut{ELLIPSIS}"]], None, 80) is not None  # elide's own mark
+
+
+@pytest.mark.parametrize("command", [["frames"], ["rejected"], ["nights"], ["frames", "--wide"]])
+def test_commands_print_the_same_tables_either_way(command, tmp_path, monkeypatch, simulated_nights):
+    """A whole command's table through the plain writer and through rich (forced) are the same text."""
+    from typer.testing import CliRunner
+
+    from obsdb.cli import tables
+    from obsdb.cli.app import app
+
+    simulated_nights.copy(tmp_path / "night", seed=5, n_frames=6, size=128, bands=("V", "R"), n_groups=1)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for step in (["init"], ["ingest", "night"], ["qa"], ["align"]):
+        assert runner.invoke(app, step).exit_code == 0
+    assert runner.invoke(app, ["tag", "1002", "reject", "--reason", "doubled stars and a long reason " * 4]
+                         ).exit_code == 0
+    plain = runner.invoke(app, command)
+    monkeypatch.setattr(tables, "plain_table", lambda *args, **kwargs: None)
+    drawn = runner.invoke(app, command)
+    assert plain.exit_code == drawn.exit_code == 0
+    assert plain.stdout == drawn.stdout and "──" in plain.stdout
