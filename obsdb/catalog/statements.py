@@ -51,13 +51,15 @@ def _night_summaries():
             .outerjoin(NightSummary, NightSummary.night_id == Night.id).order_by(Night.name))
 
 
-def _event_log(*, command: bool = False, scope: bool = False):
+def _event_log(*, command: bool = False, scope: bool = False, limit: bool = False):
     night_id = func.coalesce(Event.night_id, Frame.night_id)
     query = (select(Event.id, Event.at, Event.author, Event.command, Event.summary, Event.details, Frame.number,
                     Frame.file_name, Night.name, Frame.number_shared)
              .outerjoin(Frame, Frame.id == Event.frame_id)
              .outerjoin(Night, Night.id == night_id)
-             .order_by(Event.id.desc()).limit(bindparam("limit")))
+             .order_by(Event.id.desc()))
+    if limit:  # None: every event (the desk reads them all)
+        query = query.limit(bindparam("limit"))
     if command:
         query = query.where(Event.command == bindparam("command"))
     if scope:
@@ -340,7 +342,7 @@ STATEMENTS = {
 }
 """Statement name -> builder (keyword flags, see the module docstring)."""
 
-FLAGS = {"event_log": ("command", "scope"), "band_totals": ("scope",), "quality_values": ("band", "scope"),
+FLAGS = {"event_log": ("command", "scope", "limit"), "band_totals": ("scope",), "quality_values": ("band", "scope"),
          "frames_numbered": ("night", "scope"), "frames_named": ("scope",), "night_sizes": ("scope",),
          "band_spellings": ("scope",),
          "frame_page": ("scope", "bands", "image_types", "status", "tag", "frame_ids", "batch", "after")}

@@ -187,3 +187,18 @@ def test_command_word(argv, word):
 def test_python_m_obsdb_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "obsdb", "frames", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "obsdb frames [OPTIONS]" in done.stdout.splitlines()[0]
+
+
+def test_the_catalog_front_doors_agree_on_every_event(rich_catalog):
+    """``Catalog.log(limit=None)`` (every event, as the desk reads them) on both paths."""
+    from obsdb.api import Catalog
+    from obsdb.catalog.lite import LiteCatalog
+
+    with Catalog.open(str(rich_catalog)) as normal:
+        expected = normal.log(limit=None, command="tag")
+        lite = LiteCatalog.open(str(rich_catalog), lambda: pytest.fail("the fast path applies here"))
+        try:
+            assert lite.log(limit=None, command="tag") == expected
+            assert len(expected) >= 5 and lite.log(limit=2) == normal.log(limit=2)
+        finally:
+            lite.close()
