@@ -202,3 +202,34 @@ def test_the_catalog_front_doors_agree_on_every_event(rich_catalog):
             assert len(expected) >= 5 and lite.log(limit=2) == normal.log(limit=2)
         finally:
             lite.close()
+
+
+def test_the_listing_reader_reads_the_columns_the_statement_selects():
+    from obsdb.catalog import readers, statements
+
+    page = statements.STATEMENTS["frame_page"]()
+    assert readers.N_FRAME == len(statements.FRAME_COLUMNS) and readers.N_ORDER == len(statements.FRAME_ORDER)
+    assert len(page.selected_columns) == readers.N_FRAME + 3 + readers.N_STATS + 2 + readers.N_METRICS + 1 + \
+        readers.N_ORDER
+
+
+def test_every_generated_statement_runs_and_converts_as_sqlalchemy_does(rich_catalog):
+    """Each variant's text is valid SQL on a real catalog, and its value conversions are known ones."""
+    import sqlite3
+
+    from obsdb.catalog import lite_sql
+    from obsdb.catalog.lite import CONVERTERS
+
+    assert {kind for kinds in lite_sql.CONVERT.values() for kind in kinds if kind} <= set(CONVERTERS)
+    with sqlite3.connect(rich_catalog) as connection:
+        for key, pieces in lite_sql.SQL.items():
+            text = "".join(lite_sql.PIECES[i] for i in pieces)
+            for name in lite_sql.EXPANDING.get(key, ()):
+                text = text.replace(f"__[POSTCOMPILE_{name}]", f":{name}")
+            connection.execute(f"EXPLAIN {text}", {n: None for n in _names(text)})
+
+
+def _names(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r":([A-Za-z_][A-Za-z0-9_]*)", text))
