@@ -9,8 +9,9 @@ wall time is interpreter start-up and imports.  This script
    timed);
 2. times each query command as a subprocess, wall clock start to exit and
    CPU time (user + system, from ``os.wait4``): one untimed warm-up run (it
-   also writes the ``.pyc`` files and tells whether the command works at
-   all), then ``--repeat`` runs, each followed at once by a run of the
+   also writes the ``.pyc`` files, as an installed copy has them, whatever
+   ``PYTHONDONTWRITEBYTECODE`` says; and it tells whether the command works
+   at all), then ``--repeat`` runs, each followed at once by a run of the
    baseline ``python -c "import sqlite3"`` (alternated, so that both see the
    same load on a shared machine); it prints the medians and the median of
    the per-pair ratios command / baseline, the figure that travels between
@@ -45,6 +46,11 @@ Run::
     python benchmarks/startup.py                 # median of 7 runs per command
     python benchmarks/startup.py --repeat 15
     python benchmarks/startup.py --db obsdb.sqlite --frame 1009   # an existing catalog, no setup
+    git -C /work/main archive main | tar -x -C /tmp/old-startup
+    python benchmarks/startup.py --old /tmp/old-startup   # main's code too, alternated in each run
+
+The query commands that :mod:`obsdb.catalog.lite` answers run without SQLAlchemy: their heavy imports
+name no ``sqlalchemy`` (``OBSDB_LITE=0`` in the environment turns that fast path off).
 """
 
 from __future__ import annotations
@@ -157,21 +163,34 @@ def run_timed(argv, cwd, env):
     return wall, usage.ru_utime + usage.ru_stime, proc.returncode
 
 
-def measure(label, argv, cwd, env, repeat, importtime_argv=None):
-    """(label, 'wall s, CPU s, ratio' or 'n/a (exit code N)', heavy imports text)."""
+def measure(label, argv, cwd, env, repeat, importtime_argv=None, old_env=None):
+    """(label, 'wall s, CPU s, ratio' or 'n/a (exit code N)', heavy imports text).
+
+    ``old_env``: also run ``argv`` with this environment (another checkout first on PYTHONPATH),
+    alternated with the new code and the baseline in every repetition, and add its medians.
+    """
     _, rc, _, err = run(argv, cwd, env)      # warm-up: .pyc files, page cache; does it work?
     if rc != 0:
         return label, f"n/a (exit code {rc})", ""
+    if old_env is not None:
+        run(argv, cwd, old_env)
     walls, cpus, ratios, base_walls = [], [], [], []
+    old_walls, old_cpus, old_ratios = [], [], []
     for _ in range(repeat):
         wall, cpu, rc = run_timed(argv, cwd, env)
         if rc != 0:
             return label, f"n/a (exit code {rc})", ""
+        if old_env is not None:
+            old_wall, old_cpu, _ = run_timed(argv, cwd, old_env)
         base, _, _ = run_timed(BASELINE, cwd, env)
         walls.append(wall)
         cpus.append(cpu)
         base_walls.append(base)
         ratios.append(wall / base)
+        if old_env is not None:
+            old_walls.append(old_wall)
+            old_cpus.append(old_cpu)
+            old_ratios.append(old_wall / base)
     heavy = ""
     if importtime_argv is not None:
         _, rc, _, err = run(importtime_argv, cwd, env)
@@ -179,15 +198,19 @@ def measure(label, argv, cwd, env, repeat, importtime_argv=None):
         order = sorted(totals, key=lambda p: -totals[p])
         heavy = ", ".join(f"{p}: {totals[p]:.0f}" for p in order) or "none"
     med = statistics.median
-    return label, (f"{med(walls):.3f} {med(cpus):.3f} {med(ratios):5.1f}x {med(base_walls):.3f}"), heavy
+    timing = f"{med(walls):.3f} {med(cpus):.3f} {med(ratios):5.1f}x {med(base_walls):.3f}"
+    if old_env is not None:
+        timing += f" | {med(old_walls):.3f} {med(old_cpus):.3f} {med(old_ratios):5.1f}x"
+    return label, timing, heavy
 
 
-def print_table(rows, title):
+def print_table(rows, title, old=False):
+    heading = "wall s CPU s ratio base s" + (" | old: wall s CPU s ratio" if old else "")
     c1 = max(len("command"), *(len(r[0]) for r in rows))
-    c2 = max(len("wall s CPU s ratio base s"), *(len(r[1]) for r in rows))
-    c3 = WIDTH - c1 - c2 - 4
+    c2 = max(len(heading), *(len(r[1]) for r in rows))
+    c3 = max(WIDTH - c1 - c2 - 4, 30)
     print(title)
-    print(f"{'command':<{c1}}  {'wall s CPU s ratio base s':>{c2}}  heavy imports (package: ms, cumulative)")
+    print(f"{'command':<{c1}}  {heading:>{c2}}  heavy imports (package: ms, cumulative)")
     print("-" * WIDTH)
     for label, wall, heavy in rows:
         lines = textwrap.wrap(heavy, c3) or [""]
@@ -201,11 +224,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per command (median; default 7)")
     parser.add_argument("--db", help="time the queries on this existing catalog instead of building one")
     parser.add_argument("--frame", type=int, help="frame number for show/history (default: the lowest)")
+    parser.add_argument("--old", metavar="DIR",
+                        help="also time another checkout of obsdb (e.g. main, unpacked with `git archive`), "
+                             "alternated with this one and the baseline in every run")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
     env = child_env()
+    # A user's obsdb runs from .pyc files; without them every run compiles obsdb's modules again
+    # (tens of ms that no installed copy pays), which PYTHONDONTWRITEBYTECODE=1 would impose here.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    old_env = None
+    if args.old:
+        old_env = {**env, "PYTHONPATH": str(Path(args.old).resolve())}
     with tempfile.TemporaryDirectory(prefix="obsdb-startup-") as tmp_s:
         tmp = Path(tmp_s)
         if args.db:
@@ -221,14 +253,17 @@ def main() -> None:
             (f"history {first}", ["history", str(first)]),
             ("rejected", ["rejected"]),
             ("summary", ["summary"]),
+            ("summary --format json", ["summary", "--format", "json"]),
             ("nights", ["nights"]),
+            ("nights --format json", ["nights", "--format", "json"]),
             ("log", ["log"]),
+            ("log --format json", ["log", "--format", "json"]),
             ("--help", ["--help"]),
         ]
         rows = []
         for label, cmd in commands:
             rows.append(measure(label, obsdb_prefix() + ["--db", db, *cmd], tmp, env, args.repeat,
-                                obsdb_prefix(["-X", "importtime"]) + ["--db", db, *cmd]))
+                                obsdb_prefix(["-X", "importtime"]) + ["--db", db, *cmd], old_env))
         reference = [
             measure("python -c pass", [sys.executable, "-c", "pass"], tmp, env, args.repeat),
             measure("python -c 'import sqlalchemy'", [sys.executable, "-c", "import sqlalchemy"], tmp,
@@ -243,9 +278,11 @@ def main() -> None:
           f"{' '.join(sys.argv[1:])}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"obsdb from {where}; {sys.executable} (Python {sys.version.split()[0]}); "
           f"median of {args.repeat} runs after one warm-up; each run alternated with the baseline "
-          f"`python -c 'import sqlite3'` (base s: its median wall; ratio: median of command / baseline)")
+          f"`python -c 'import sqlite3'` (base s: its median wall; ratio: median of command / baseline)"
+          + (f"; old: {args.old}, alternated in the same runs" if args.old else "")
+          + "; the fast path ran where the heavy imports name no sqlalchemy")
     print()
-    print_table(rows, f"catalog query commands ({args.db or '6 frames of 128x128'})")
+    print_table(rows, f"catalog query commands ({args.db or '6 frames of 128x128'})", old=bool(args.old))
     print()
     print_table(reference, "reference")
 

@@ -5,6 +5,10 @@ class ObsdbError(Exception):
     """A problem the user can fix; the message names the file or value and the problem."""
 
 
+class SelectorError(ObsdbError, ValueError):
+    """A frame selector or night is malformed or matches nothing (:mod:`obsdb.catalog.selectors`)."""
+
+
 class NothingToProcess(ObsdbError):
     """A step found nothing it can work on: no accepted frames to align, no frame to choose a reference
     from, no aligned frame to render.

@@ -18,10 +18,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
+from obsdb.catalog.lite import ANALYSIS_LIMIT, BUSY_TIMEOUT_MS, DEFAULT_DB  # noqa: F401  (re-exported)
+from obsdb.catalog.lite import optimize as _optimize
 from obsdb.errors import ObsdbError
 
-DEFAULT_DB = "obsdb.sqlite"
-BUSY_TIMEOUT_MS = 30_000
 SCHEMA_REVISION = "0012"
 """The Alembic head this code expects.  Kept here so that opening a catalog does not
 import Alembic (a tenth of a second on every small query); a test checks it against
@@ -92,28 +92,6 @@ def make_engine(url: str, *, migrating: bool = False, **kwargs) -> Engine:
                 # IMMEDIATE: take the write lock at the start, not halfway through the schema change.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
     return engine
-
-
-ANALYSIS_LIMIT = 400
-"""Rows SQLite's ANALYZE samples per index when :func:`_optimize` asks it to (``PRAGMA analysis_limit``):
-approximate statistics in milliseconds, where a full ANALYZE of a 1,000,000-frame catalog takes
-tens of seconds.  The planner needs the shape of the data, not exact counts."""
-
-
-def _optimize(dbapi_connection) -> None:
-    """``PRAGMA optimize`` as a connection closes, as SQLite recommends: it runs ANALYZE (sampled,
-    :data:`ANALYSIS_LIMIT`) only on the tables this connection's queries used whose statistics are
-    missing or stale, so a catalog keeps the planner statistics it needs without anyone running
-    ANALYZE.  (PostgreSQL's autovacuum does the same there.)  A failure here never fails a command."""
-    import sqlite3
-
-    try:
-        if dbapi_connection.in_transaction:
-            return
-        dbapi_connection.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-        dbapi_connection.execute("PRAGMA optimize")
-    except sqlite3.Error:
-        pass
 
 
 def migrations_dir() -> Path:

@@ -4,144 +4,66 @@ the facts of a ds9 region file (``obsdb regions``)."""
 
 from __future__ import annotations
 
-import math
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from obsdb.catalog.models import (AlignmentRun, Centroid, Event, Frame, GroupMember, Night, PENDING_DIGEST,
-                                  PointingGroup, RenderOutput, ShiftStep, Tag)
-from obsdb.catalog.queries import _records_for_ids
-from obsdb.catalog.selectors import SelectorError, frame_label, night_ids, select_frames
+from obsdb.catalog.models import Centroid, Frame, GroupMember, PointingGroup, Tag
+from obsdb.catalog.selectors import SelectorError, select_frames
 
 
 def tag_dict(tag: Tag) -> dict:
-    """A tag as ``obsdb show`` lists it in the tag history (retracted ones too)."""
-    return {"name": tag.name, "source": tag.source, "reason": tag.reason, "author": tag.author,
-            "created_at": tag.created_at.isoformat(),
-            "retracted_at": tag.retracted_at.isoformat() if tag.retracted_at else None,
-            "retracted_by": tag.retracted_by, "retract_reason": tag.retract_reason}
+    """A tag as ``obsdb show`` lists it in the tag history (:func:`obsdb.catalog.readers.tag_dict`)."""
+    from obsdb.catalog.readers import tag_dict as shaped
 
-
-def _calibration_details(session: Session, frame_id: int) -> dict:
-    """``calibration`` (one line: the masters a light uses, or why none) and ``calibration_rows``."""
-    from obsdb.catalog.masters import calibration_line, frame_calibration
-
-    rows = frame_calibration(session, frame_id)
-    return {"calibration": calibration_line(rows), "calibration_rows": rows}
+    return shaped(tag.name, tag.source, tag.reason, tag.author, tag.created_at, tag.retracted_at, tag.retracted_by,
+                  tag.retract_reason)
 
 
 def frame_details(session: Session, frame: Frame) -> dict:
     """Everything known about one frame: its record plus header, tag history, events,
-    every alignment run with its steps, and the files rendered from it."""
-    record = _records_for_ids(session, [frame.id])[0].to_json()
-    frame = session.get(Frame, frame.id)
-    history = session.scalars(select(Tag).where(Tag.frame_id == frame.id).order_by(Tag.id)).all()
-    renders = session.scalars(select(RenderOutput).where(RenderOutput.frame_id == frame.id,
-                                                         RenderOutput.sha256 != PENDING_DIGEST)
-                              .order_by(RenderOutput.id)).all()
-    events = session.scalars(select(Event).where(Event.frame_id == frame.id).order_by(Event.id)).all()
-    star_list = frame.star_list
-    record.update({
-        "size": frame.size, "sha256": frame.sha256, "airmass": frame.airmass, "bitpix": frame.bitpix,
-        "ingested_at": frame.ingested_at.isoformat(), "measured_at": frame.measured_at.isoformat(),
-        "versions": {"stats": frame.stats.algorithm if frame.stats else None,
-                     "metrics": frame.metrics.algorithm if frame.metrics else None,
-                     "stars": star_list.algorithm if star_list else None},
-        "stored_stars": star_list.n_stars if star_list else 0,
-        "header": frame.header,
-        "tag_history": [tag_dict(t) for t in history],
-        "events": [{"at": e.at.isoformat(), "author": e.author, "command": e.command, "summary": e.summary,
-                    "details": e.details} for e in events],
-        "alignment": frame_history(session, frame)["runs"],
-        "renders": [{"path": r.path, "sha256": r.sha256, "run": r.run_id, "interpolation": r.interpolation,
-                     "created_at": r.created_at.isoformat()} for r in renders],
-        **_calibration_details(session, frame.id),
-    })
-    return record
+    every alignment run with its steps, and the files rendered from it
+    (:func:`obsdb.catalog.readers.frame_details`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.frame_details(session_runner(session), frame_id=frame.id, sha256=frame.sha256,
+                                 number=frame.number, file_name=frame.file_name, night=frame.night.name)
 
 
 def frames_details(session: Session, selector: str, *, nights=None) -> list[dict]:
-    """:func:`frame_details` of every frame named by a selector."""
-    return [frame_details(session, frame) for frame in select_frames(session, selector, nights=nights)]
+    """:func:`frame_details` of every frame named by a selector (:func:`obsdb.catalog.readers.frames_details`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.frames_details(session_runner(session), selector, nights=nights)
 
 
 def event_log(session: Session, *, limit: int = 50, command: str | None = None, nights=None) -> list[dict]:
-    """The newest events (every command that changed the catalog), newest first."""
-    scope = night_ids(session, nights)
-    query = (select(Event, Frame.number, Frame.file_name, Night.name, Frame.number_shared)
-             .outerjoin(Frame, Frame.id == Event.frame_id)
-             .outerjoin(Night, Night.id == func.coalesce(Event.night_id, Frame.night_id))
-             .order_by(Event.id.desc()).limit(limit))
-    if command:
-        query = query.where(Event.command == command)
-    if scope is not None:
-        query = query.where(func.coalesce(Event.night_id, Frame.night_id).in_(scope))
-    qualified = session.scalar(select(func.count(Night.id))) > 1
-    return [{"id": e.id, "at": e.at.isoformat(), "author": e.author, "command": e.command, "summary": e.summary,
-             "night": night, "frame": None if name is None else frame_label(night, number, name, qualified=qualified,
-                                                                            shared=shared),
-             "details": e.details}
-            for e, number, name, night, shared in session.execute(query)]
+    """The newest events (every command that changed the catalog), newest first
+    (:func:`obsdb.catalog.readers.event_log`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.event_log(session_runner(session), limit=limit, command=command, nights=nights)
 
 
 def frame_histories(session, selector: str, *, nights=None) -> list[dict]:
-    """:func:`frame_history` of every frame named by a selector."""
-    return [frame_history(session, frame) for frame in select_frames(session, selector, nights=nights)]
+    """:func:`frame_history` of every frame named by a selector (:func:`obsdb.catalog.readers.frame_histories`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.frame_histories(session_runner(session), selector, nights=nights)
 
 
 def frame_history(session, frame: Frame) -> dict:
-    """Every run and step for a frame, the sum per run, and which run is current.
+    """Every run and step for a frame, the sum per run, and which run is current
+    (:func:`obsdb.catalog.readers.frame_history`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
 
-    A run measured on other content than the file's current one (it changed
-    on re-ingest) is kept and marked ``other_content``; it is never current.
-    """
-    steps = session.scalars(select(ShiftStep).where(ShiftStep.frame_id == frame.id)
-                            .order_by(ShiftStep.run_id, ShiftStep.stage, ShiftStep.id)).all()
-    run_ids = sorted({s.run_id for s in steps})
-    runs = {r.id: r for r in session.scalars(select(AlignmentRun).where(AlignmentRun.id.in_(run_ids)))}
-    centroid_ids = [i for i in {s.centroid_id for s in steps} | {s.reference_centroid_id for s in steps}
-                    if i is not None]
-    centroids = {c.id: c for c in session.scalars(select(Centroid).where(Centroid.id.in_(centroid_ids)))}
-    frame_ids = [i for i in {s.reference_frame_id for s in steps} | {r.reference_frame_id for r in runs.values()}
-                 if i is not None]
-    qualified = session.scalar(select(func.count(Night.id))) > 1
-    labels = {i: frame_label(night, n, name, qualified=qualified, shared=shared)
-              for i, n, name, night, shared in session.execute(
-        select(Frame.id, Frame.number, Frame.file_name, Night.name, Frame.number_shared)
-        .join(Night, Night.id == Frame.night_id)
-        .where(Frame.id.in_(frame_ids)))}
-    stale = {s.run_id for s in steps if s.frame_sha256 is not None and s.frame_sha256 != frame.sha256}
-    current = max((r for r in run_ids if r not in stale), default=None)
-
-    def centroid(cid):
-        c = centroids.get(cid)
-        if c is None:
-            return None
-        box = None if c.box_x0 is None else [c.box_x0, c.box_x1, c.box_y0, c.box_y1]
-        return {"x": c.x, "y": c.y, "flux": c.flux, "method": c.method, "box": box, "frame_id": c.frame_id,
-                "star_index": c.star_index}
-
-    history = []
-    for run_id in run_ids:
-        run = runs[run_id]
-        run_steps = [s for s in steps if s.run_id == run_id]
-        history.append({
-            "run": run_id, "method": run.method, "created_at": run.created_at.isoformat(),
-            "author": run.author, "software_version": run.software_version, "algorithm": run.algorithm,
-            "reference": labels.get(run.reference_frame_id), "parameters": run.parameters,
-            "current": run_id == current, "other_content": run_id in stale,
-            "steps": [{"stage": s.stage, "kind": s.kind, "method": s.method, "dx": s.dx, "dy": s.dy,
-                       "rotation_deg": s.rotation_deg, "scale": s.scale,
-                       "reference": labels.get(s.reference_frame_id), "n_matched": s.n_matched,
-                       "residual_rms": s.residual_rms, "centroid": centroid(s.centroid_id),
-                       "reference_centroid": centroid(s.reference_centroid_id), "parameters": s.parameters}
-                      for s in run_steps],
-            "total": {"dx": math.fsum(s.dx for s in run_steps), "dy": math.fsum(s.dy for s in run_steps),
-                      "rotation_deg": math.fsum(s.rotation_deg for s in run_steps)},
-        })
-    return {"number": frame.number, "file_name": frame.file_name, "night": frame.night.name,
-            "current_run": current, "runs": history}
+    return readers.frame_history(session_runner(session), frame_id=frame.id, sha256=frame.sha256,
+                                 number=frame.number, file_name=frame.file_name, night=frame.night.name)
 
 
 def region_facts(session: Session, selector: str, *, nights=None) -> dict:

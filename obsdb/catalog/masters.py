@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from obsdb.imaging.header import CALIBRATION_IMAGE_TYPES
 from obsdb.catalog.models import (PENDING_DIGEST, Calibration, Frame, Instrument, Master, MasterMember, Night,
                                   utcnow)
+from obsdb.catalog.readers import calibration_line  # noqa: F401  (re-exported: `obsdb show`'s line)
 
 ID_CHUNK = 500
 """Ids per IN list (bounded SQL parameter lists)."""
@@ -290,28 +291,11 @@ def calibration_signature(rows: list[dict]) -> str | None:
 
 
 def frame_calibration(session, frame_id: int) -> list[dict]:
-    """The calibration rows of one light: kind, master (id, file, sha256), scale, reason, when."""
-    rows = session.execute(select(Calibration, Master.path, Master.sha256)
-                           .outerjoin(Master, Master.id == Calibration.master_id)
-                           .where(Calibration.frame_id == frame_id).order_by(Calibration.kind)).all()
-    return [{"kind": c.kind, "master": c.master_id, "path": path, "sha256": sha, "scale": c.scale,
-             "hours": c.score, "reason": c.reason, "matched_at": c.created_at.isoformat()}
-            for c, path, sha in rows]
+    """The calibration rows of one light (:func:`obsdb.catalog.readers.frame_calibration`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
 
-
-def calibration_line(rows: list[dict]) -> str | None:
-    """One line for `obsdb show`: each kind's master, or why none, e.g. ``bias 3; dark none; flat 5``."""
-    if not rows:
-        return None
-    parts = []
-    for row in rows:
-        if row["master"] is None:
-            parts.append(row["reason"].split(";")[0])
-        else:
-            name = row["path"].rsplit("/", 1)[-1] if row["path"] else "?"
-            scale = f" x{row['scale']:.4g}" if row.get("scale") not in (None, 1.0) else ""
-            parts.append(f"{row['kind']} master {row['master']} ({name}{scale})")
-    return "; ".join(parts)
+    return readers.frame_calibration(session_runner(session), frame_id)
 
 
 def median_time(dates: list[datetime | None]) -> datetime | None:

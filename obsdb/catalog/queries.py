@@ -11,38 +11,21 @@ one frame's details and history in :mod:`obsdb.catalog.details`, the report's re
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Iterator
 
-from sqlalchemy import and_, func, literal, select, tuple_
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from obsdb.text import not_one_of
-from obsdb.imaging.header import IMAGE_TYPES, LIGHT_IMAGE_TYPES
-from obsdb.catalog.models import (AlignmentRun, Frame, FrameMetrics, FrameStats, GroupMember, Instrument, Night,
-                                  PointingGroup, ShiftStep, Tag)
+from obsdb.imaging.header import LIGHT_IMAGE_TYPES
+from obsdb.catalog.models import AlignmentRun, Frame, FrameMetrics, FrameStats, Night, ShiftStep, Tag
 from obsdb.catalog.labels import frame_name
-from obsdb.catalog.records import (FrameFilter, FrameRecord, Metrics, Shift, Stats, TagRecord, VerdictSummary,
-                                   Weights)
+from obsdb.catalog.readers import (BATCH_FRAMES, MAX_BATCH_NIGHTS, METRICS_FIELDS, PAGE_SIZE,  # noqa: F401
+                                   STATS_FIELDS)  # (re-exported)
+from obsdb.catalog.records import FrameFilter, FrameRecord
 from obsdb.catalog.runs import current_run_ids
-from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, frame_label, night_ids
-from obsdb.catalog.status import STATUSES, status_condition, verdict
-
-PAGE_SIZE = 2000
-"""Frames per page of a streamed listing: bounded memory, few round trips."""
-
-BATCH_FRAMES = 20_000
-"""A listing over many nights reads them in batches of consecutive nights (by name) holding about
-this many frames (``night_summary.frames``), each batch paged on its own.  Ordered by night name
-across the whole archive, one page query would otherwise read every frame of the selection and sort
-it for every page (SQLite chose the band index and sorted 333,000 V frames per page of
-`obsdb rejected --band V --night all`, 4.9 s a page); within a batch the night index bounds it."""
-
-MAX_BATCH_NIGHTS = 500
-"""At most this many nights per batch (a bounded SQL parameter list)."""
-
-STATS_FIELDS = Stats.FIELDS
-METRICS_FIELDS = Metrics.FIELDS
+from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, night_ids
+from obsdb.catalog.status import STATUSES, status_condition
 
 
 def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None, session: Session | None = None):
@@ -73,6 +56,8 @@ def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None
         if session is not None:
             _check_image_type(session, image_type)
         conditions.append(Frame.image_type == image_type)
+    if selection.image_types is not None:
+        conditions.append(Frame.image_type.in_(selection.image_types))
     if selection.light_only:
         conditions.append(Frame.image_type.in_(LIGHT_IMAGE_TYPES))
     if target is not None:
@@ -102,21 +87,19 @@ def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None
 
 
 def _check_image_type(session: Session, image_type: str) -> None:
-    """``--type lights`` is a typo, not an empty answer: the type must be a known one or a stored one."""
-    if image_type in IMAGE_TYPES:
-        return
-    stored = {t for t in session.scalars(select(Frame.image_type).distinct()) if t}
-    if image_type in stored:
-        return
-    raise SelectorError(not_one_of("--type", image_type, sorted(set(IMAGE_TYPES) | stored)))
+    """``--type lights`` is a typo, not an empty answer (:func:`obsdb.catalog.readers.check_image_type`)."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    readers.check_image_type(session_runner(session), image_type)
 
 
 def band_spellings(session: Session, band: str, night_scope: list[int] | None) -> list[str]:
     """The bands stored in scope that are ``band`` whatever the case (``v`` -> ``['V']``)."""
-    query = select(Frame.band).where(func.lower(Frame.band) == band.lower()).distinct()
-    if night_scope is not None:
-        query = query.where(Frame.night_id.in_(night_scope))
-    return list(session.scalars(query))
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
+
+    return readers.band_spellings(session_runner(session), band, night_scope)
 
 
 def _check_bare_keywords(session: Session, text: str, bare: list, night_scope: list[int] | None) -> None:
@@ -146,136 +129,31 @@ ASSESSED = FrameMetrics.assessed_at.is_not(None)
 """"QA judged this frame", for a query that outer-joins :class:`FrameMetrics` (see :func:`status_expression`)."""
 
 
-_FRAME_COLUMNS = (Frame.id, Frame.number, Frame.path, Frame.file_name, Frame.band, Frame.image_type, Frame.object,
-                  Frame.exptime, Frame.date_obs, Frame.height, Frame.width, Frame.readable, Frame.error,
-                  Frame.number_shared, Frame.keywords)
-
-
 def iter_frame_records(session: Session, selection: FrameFilter | None = None, *,
                        page_size: int = PAGE_SIZE) -> Iterator[FrameRecord]:
     """The frames ``selection`` picks (None: every frame of the default nights), as typed
-    :class:`~obsdb.catalog.records.FrameRecord` records, streamed in pages.
+    :class:`~obsdb.catalog.records.FrameRecord` records, streamed in pages: see
+    :func:`obsdb.catalog.readers.iter_frame_records`, run over the session, with the filters only
+    SQLAlchemy can express (``where``, ``light_only``, ``target``, ``instrument_id``,
+    ``include_unreadable``, ``retry_unregistered``) as one further condition."""
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
 
-    Ordered by night, number and path in natural order.  Each page
-    of :data:`PAGE_SIZE` frames costs four queries, whatever the catalog's
-    size: the page itself (keyset-paged, the filter and the status evaluated
-    once per frame, plain columns rather than ORM objects), then the page's
-    active tags, current shifts and groups, looked up by the page's ids.
-    """
     selection = selection if selection is not None else FrameFilter()
-    status, frame_ids = selection.status, selection.frame_ids
-    scope = night_ids(session, selection.nights)
-    condition = frame_filter(selection, night_scope=scope, session=session)
-    qualified = session.scalar(select(func.count(Night.id))) > 1
-    # Natural order within a number (STAR_FOCUS_2 before STAR_FOCUS_10): frame.sort_key; the path last,
-    # so that the key stays unique for the keyset paging below.
-    order = (Night.name, func.coalesce(Frame.number, 2**62), func.coalesce(Frame.sort_key, Frame.path), Frame.path)
-    stats_columns = [getattr(FrameStats, k) for k in STATS_FIELDS]
-    metrics_columns = [getattr(FrameMetrics, k) for k in METRICS_FIELDS]
-    page_query = (select(*_FRAME_COLUMNS, Night.name, Instrument.key, FrameStats.frame_id, *stats_columns,
-                         FrameMetrics.frame_id, FrameMetrics.assessed_at, *metrics_columns,
-                         # A listing of one status knows each frame's: no second evaluation.
-                         literal(status) if status in STATUSES else Frame.status, *order)
-                  .select_from(Frame).join(Night, Frame.night_id == Night.id)
-                  .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
-                  .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
-                  .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
-                  .where(condition).order_by(*order).limit(page_size))
-    n_frame, n_stats, n_metrics = len(_FRAME_COLUMNS), len(stats_columns), len(metrics_columns)
-    # Columns, not entities: Core rows skip the ORM's loading machinery (half the time per record).
-    connection = session.connection()
-    # A few frames named by id are found by their ids, whatever the nights.
-    for batch in [None] if frame_ids is not None else _night_batches(session, scope):
-        batch_query = page_query if batch is None else page_query.where(Frame.night_id.in_(batch))
-        yield from _pages(session, connection, batch_query, order, n_frame, n_stats, n_metrics, qualified,
-                          page_size)
 
+    def sa_conditions(scope):
+        # The filters of `selection` the reader leaves to SQLAlchemy: one further condition, and the
+        # status rule of an alignment run's selection in place of the kept status column.
+        rest = FrameFilter(where=selection.where, include_unreadable=selection.include_unreadable,
+                           light_only=selection.light_only, target=selection.target,
+                           instrument_id=selection.instrument_id)
+        extra = None if rest == FrameFilter() else frame_filter(rest, night_scope=scope, session=session)
+        rule = (status_condition(selection.status, retry_unregistered=True)
+                if selection.retry_unregistered and selection.status in STATUSES else None)
+        return extra, rule
 
-def _night_batches(session: Session, scope: list[int] | None) -> Iterator[list[int] | None]:
-    """Batches of nights in name order for a listing over ``scope`` (None: all), each about
-    :data:`BATCH_FRAMES` frames by the kept night summaries; ``[None]`` when the scope is small."""
-    from obsdb.catalog.models import NightSummary
-
-    if scope is not None and len(scope) <= 1:
-        yield None
-        return
-    query = (select(Night.id, func.coalesce(NightSummary.frames, 0))
-             .outerjoin(NightSummary, NightSummary.night_id == Night.id).order_by(Night.name))
-    nights = session.execute(query if scope is None else query.where(Night.id.in_(scope))).all()
-    batch, frames = [], 0
-    for night_id, n in nights:
-        batch.append(night_id)
-        frames += n
-        if frames >= BATCH_FRAMES or len(batch) >= MAX_BATCH_NIGHTS:
-            yield batch
-            batch, frames = [], 0
-    if batch:
-        yield batch
-
-
-def _pages(session, connection, page_query, order, n_frame, n_stats, n_metrics, qualified,
-           page_size) -> Iterator[FrameRecord]:
-    """The records of one keyset-paged listing query (see :func:`iter_frame_records`)."""
-    last = None
-    while True:
-        # The night bound is implied by the row comparison, and it is what lets the next page start at
-        # its night through the night index: PostgreSQL takes no index bound from a row comparison across
-        # two tables, and walked every earlier night again on every page (page k read k pages; 36 s
-        # for the 63,000 rejected V frames of a 1,000,000-frame archive).
-        query = page_query if last is None else page_query.where(Night.name >= last[0],
-                                                                 tuple_(*order) > tuple_(*last))
-        rows = connection.execute(query).all()
-        if not rows:
-            return
-        # One page's ids (at most PAGE_SIZE): bounded lists, never the whole selection's.
-        ids = [row[0] for row in rows]
-        tags = defaultdict(list)
-        for t in connection.execute(select(Tag.frame_id, Tag.id, Tag.name, Tag.source, Tag.reason, Tag.author,
-                                           Tag.created_at, Tag.evidence)
-                                 .where(Tag.frame_id.in_(ids), Tag.retracted_at.is_(None)).order_by(Tag.id)):
-            tags[t.frame_id].append(t)
-        shifts = _current_shifts(session, ids)
-        groups = dict(connection.execute(select(GroupMember.frame_id, PointingGroup.name).join(PointingGroup)
-                                      .where(GroupMember.frame_id.in_(ids))).all())
-        weights = _page_weights(connection, ids)
-        for row in rows:
-            (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,
-             error, shared, keywords) = row[:n_frame]
-            night_name, instrument, stats_id = row[n_frame:n_frame + 3]
-            stats = row[n_frame + 3:n_frame + 3 + n_stats]
-            at = n_frame + 3 + n_stats
-            metrics_id, assessed_at = row[at:at + 2]
-            metrics = row[at + 2:at + 2 + n_metrics]
-            state = row[at + 2 + n_metrics]
-            frame_tags = tags.get(frame_id, [])
-            judged = verdict(frame_tags, assessed=metrics_id is not None and assessed_at is not None,
-                             registered=frame_id in shifts, readable=readable, error=error)
-            yield FrameRecord(
-                id=frame_id, night=night_name,
-                label=frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
-                number=number, path=path, file_name=file_name, band=band_, type=kind, object=target_,
-                instrument=instrument, exptime=exptime, date_obs=date_obs.isoformat() if date_obs else None,
-                shape=[height, width] if width else None, readable=readable, error=error, keywords=keywords,
-                status=state, reasons=judged.reasons,
-                verdict=VerdictSummary(judged.decided_by, judged.explain(), judged.disagreeing),
-                tags=[TagRecord(t.name, t.source, t.reason, t.author, t.created_at.isoformat(), t.evidence)
-                      for t in frame_tags],
-                stats=None if stats_id is None else Stats(*stats),
-                metrics=None if metrics_id is None else Metrics(*metrics),
-                group=groups.get(frame_id), shift=shifts.get(frame_id), weights=weights.get(frame_id))
-        last = tuple(rows[-1][-len(order):])
-        if len(rows) < page_size:
-            return
-
-
-def _page_weights(connection, ids: list[int]) -> dict[int, Weights]:
-    """The stored weights of a page's frames (:class:`obsdb.catalog.models.FrameWeight`), by frame id."""
-    from obsdb.catalog.models import FrameWeight
-
-    rows = connection.execute(select(FrameWeight.frame_id, FrameWeight.noise, FrameWeight.fwhm, FrameWeight.stars,
-                                     FrameWeight.snr, FrameWeight.snr_value, FrameWeight.set_size,
-                                     FrameWeight.algorithm).where(FrameWeight.frame_id.in_(ids)))
-    return {row[0]: Weights(*row[1:]) for row in rows}
+    yield from readers.iter_frame_records(session_runner(session), selection, sa_conditions=sa_conditions,
+                                          page_size=page_size)
 
 
 def frame_records(session: Session, selection: FrameFilter | None = None, **filters) -> list[FrameRecord]:
@@ -288,20 +166,6 @@ def frame_records(session: Session, selection: FrameFilter | None = None, **filt
 def _records_for_ids(session: Session, ids: list[int]) -> list[FrameRecord]:
     """Records of a few frames named by id (one frame's details, a run's frames)."""
     return list(iter_frame_records(session, FrameFilter(nights=ALL_NIGHTS, frame_ids=ids)))
-
-
-def _current_shifts(session: Session, ids: list[int] | None) -> dict[int, Shift]:
-    """The current shift of the frames ``ids`` (a page's; None: every frame)."""
-    current = current_run_ids(frame_ids=ids)
-    query = (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
-                    func.sum(ShiftStep.rotation_deg), func.count(), func.max(ShiftStep.n_matched),
-                    func.max(ShiftStep.residual_rms), func.max(ShiftStep.method))
-             .join(current, and_(current.c.frame_id == ShiftStep.frame_id, current.c.run_id == ShiftStep.run_id))
-             .group_by(ShiftStep.frame_id, ShiftStep.run_id))
-    # The registration's confidence travels with the shift: star pairs kept, fit residual, method
-    # (the staged method's three steps have no pairs: None).
-    return {frame_id: Shift(dx, dy, rot, run_id, n, matches, rms, method if n == 1 else "staged")
-            for frame_id, run_id, dx, dy, rot, n, matches, rms, method in session.connection().execute(query)}
 
 
 def render_plan(session: Session, *, run: int | None = None, status: str = "accepted", band: str | None = None,

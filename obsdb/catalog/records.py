@@ -38,6 +38,9 @@ class FrameFilter:
         A band whatever its case (``v`` finds ``V``); ``=r`` asks for exactly ``r``.
     image_type : str, optional
         One of :data:`obsdb.imaging.header.IMAGE_TYPES`, or a type stored from an obsdb.toml.
+    image_types : tuple of str, optional
+        Any of these image types, as stored (no check that they are known: the calibration
+        frames' listing of `summary` and `rejected`).
     status : str, optional
         One of :data:`obsdb.catalog.status.STATUSES`; ``any`` or None: every status.
     tag : str, optional
@@ -61,6 +64,7 @@ class FrameFilter:
     nights: object = None
     band: str | None = None
     image_type: str | None = None
+    image_types: tuple | None = None
     status: str | None = None
     tag: str | None = None
     where: str | None = None
@@ -72,8 +76,10 @@ class FrameFilter:
     retry_unregistered: bool = False
 
     def __post_init__(self):
-        if self.frame_ids is not None and not isinstance(self.frame_ids, tuple):
-            object.__setattr__(self, "frame_ids", tuple(self.frame_ids))
+        for name in ("frame_ids", "image_types"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
 
     @classmethod
     def of(cls, selection: "FrameFilter | None" = None, **filters) -> "FrameFilter":

@@ -191,7 +191,7 @@ def history(
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """Every alignment run and shift step of a frame, the sum per run, and which run is current."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         histories = catalog.history(frame, night=nights_arg(night))
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(histories if len(histories) > 1 else histories[0]))

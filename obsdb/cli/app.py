@@ -1,4 +1,12 @@
-"""Entry point: the `obsdb` command and its global options."""
+"""Entry point: the `obsdb` command and its global options.
+
+The full command-line app (every command module imported, every command's click object built) costs
+about a tenth of a second before a command starts.  A catalog query answers in less than that, so
+:func:`main` runs a query command (:data:`LEAN_COMMANDS`) through a lean app that holds only that
+command and the global options, built from the same definitions (:func:`lean_app`): the same
+options, help and errors.  ``obsdb.cli.app.app`` (the full app, for tests and the CLI reference) is
+built on first use.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +28,8 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) in ("obsdb", "__main_
 
 import typer  # noqa: E402
 
-from obsdb.cli.common import app, state  # noqa: E402
+from obsdb.cli import common  # noqa: E402
+from obsdb.cli.common import state  # noqa: E402
 
 
 def _print_version(value: bool) -> None:
@@ -31,7 +40,7 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@common.app.callback()
 def _global_options(
     ctx: typer.Context,
     db: Optional[str] = typer.Option(None, "--db", envvar="OBSDB_DB",
@@ -60,25 +69,78 @@ def _global_options(
     state.verbose = verbose
 
 
-# Command modules register themselves on `app` when imported.
-from obsdb.cli import catalog_cmds, quality_cmds, align_cmds, render_cmds, report_cmds, pipeline_cmds, serve_cmds  # noqa: E402,F401,I001,E501
-from obsdb.cli import calib_cmds  # noqa: E402,F401,I001
-from obsdb.cli import solve_cmds  # noqa: E402,F401,I001
-from obsdb.cli import photometry_cmds  # noqa: E402,F401,I001
-from obsdb.cli import export_cmds  # noqa: E402,F401,I001
-from obsdb.cli import archive_cmds  # noqa: E402,F401,I001
-from obsdb.cli import doctor_cmds  # noqa: E402,F401,I001
-from obsdb.cli import cmd_cmds  # noqa: E402,F401,I001
+COMMAND_MODULES = ("catalog_cmds", "quality_cmds", "align_cmds", "render_cmds", "report_cmds", "pipeline_cmds",
+                   "serve_cmds", "calib_cmds", "solve_cmds", "photometry_cmds", "export_cmds", "archive_cmds",
+                   "doctor_cmds", "cmd_cmds")
+"""The modules whose commands make up ``obsdb`` (each registers its commands on the app when imported),
+in the order ``obsdb --help`` lists them."""
+
+LEAN_COMMANDS = {"frames": "catalog_cmds", "show": "catalog_cmds", "summary": "catalog_cmds",
+                 "nights": "catalog_cmds", "log": "catalog_cmds", "history": "align_cmds",
+                 "rejected": "quality_cmds"}
+"""The query commands :func:`main` runs through a lean app, and the module that defines each (a test
+checks this against the full app)."""
+
+GLOBAL_VALUE_OPTIONS = ("--db", "--config")
+"""Global options that take a value (the word after them is not the command)."""
+
+
+def load_commands():
+    """The full app: every command module imported (each registers its commands), once."""
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"obsdb.cli.{name}")
+    return common.app
+
+
+def __getattr__(name: str):
+    # `from obsdb.cli.app import app`: the full app, its command modules imported on first use.
+    if name == "app":
+        return load_commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command an ``obsdb`` command line runs (``argv`` without the program), or None when the
+    line asks the app itself (``--help``, ``--version``, nothing) or cannot be read simply."""
+    words = iter(argv)
+    for word in words:
+        if word in GLOBAL_VALUE_OPTIONS:
+            next(words, None)
+        elif word.startswith(tuple(f"{option}=" for option in GLOBAL_VALUE_OPTIONS)) or word in ("-v", "--verbose"):
+            continue
+        elif word.startswith("-"):
+            return None  # --help, --version, --install-completion, a typo: the full app answers
+        else:
+            return word
+    return None
+
+
+def lean_app(command: str):
+    """An app holding only ``command`` (one of :data:`LEAN_COMMANDS`) and the global options: the same
+    definitions as the full app's, so the same options, help text and errors, at a fraction of the
+    start-up (typer builds the click object of this one command, not of every one)."""
+    import importlib
+
+    from typer.main import get_command_name
+
+    importlib.import_module(f"obsdb.cli.{LEAN_COMMANDS[command]}")
+    lean = typer.Typer(**common.APP_SETTINGS)
+    lean.registered_callback = common.app.registered_callback
+    lean.registered_commands = [info for info in common.app.registered_commands
+                                if (info.name or get_command_name(info.callback.__name__)) == command]
+    return lean
 
 
 def main() -> None:
     """Console-script entry point (also ``python -m obsdb``)."""
-    import sys
-
     from obsdb.cli.common import BROKEN_PIPE_EXIT, quiet_broken_pipe, report_interrupt
 
     if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    command = None if os.environ.get("_OBSDB_COMPLETE") else command_word(sys.argv[1:])
+    app = lean_app(command) if command in LEAN_COMMANDS else load_commands()
     try:
         app()
     except SystemExit as stop:

@@ -173,7 +173,7 @@ def summary(fmt_: OutputFormat = typer.Option(OutputFormat.table, "--format", "-
             wide: bool = typer.Option(False, "--wide", help="Every column, whole (lines wider than the terminal)."),
             night: Optional[List[str]] = night_option()) -> None:
     """Frames per band and type, with status counts and typical sky and seeing."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         rows = catalog.summary(night=nights_arg(night))
         if fmt_ is OutputFormat.table:
             from obsdb.cli.quality_cmds import calibration_problems, print_calibration_problems
@@ -305,7 +305,7 @@ def frames(
 
     with user_errors():
         chosen = parse_columns(columns, _frame_columns() if fmt_ is OutputFormat.table else FIELD_COLUMNS)
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         selection = FrameFilter(nights=nights_arg(night), band=band, image_type=image_type, status=status, tag=tag,
                                 where=where)
         filter_hints(catalog, selection)
@@ -344,7 +344,7 @@ def show(
 
     --format json gives a list, one object per frame the selector names (a number shared
     by several files names them all)."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         details = catalog.show(frame, night=nights_arg(night))
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(details))  # always a list: one selector may name several frames
@@ -421,7 +421,7 @@ def nights(
 ) -> None:
     """Every night (observing session) with its frames, bands, targets, instruments, status counts
     and median FWHM."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         rows = catalog.nights()
     if fmt_ is OutputFormat.json:
         print_json(clean_nan(rows))
@@ -539,7 +539,7 @@ def log_(
     night: Optional[List[str]] = night_option(),
 ) -> None:
     """The audit log: every command that changed the catalog, with who, when and what."""
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         events = catalog.log(limit=limit, command=command, night=nights_arg(night))
     if fmt_ is ReportFormat.json:
         print_json(clean_nan(events))

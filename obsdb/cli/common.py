@@ -9,12 +9,11 @@ from contextlib import contextmanager
 from enum import Enum
 
 import typer
-from rich.console import Console
 
 from obsdb.errors import ObsdbError
 from obsdb.failures import known_failure
 
-app = typer.Typer(
+APP_SETTINGS = dict(
     name="obsdb",
     help="A database-backed observation manager for a night of CCD frames.",
     no_args_is_help=True,
@@ -24,11 +23,47 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+"""The settings of the ``obsdb`` app, and of the lean one-command apps :func:`obsdb.cli.app.main` runs."""
+
+app = typer.Typer(**APP_SETTINGS)
 # Off a terminal, the width is COLUMNS (80 when unset), as on one: tables pick the columns that fit
 # (obsdb.cli.tables); --wide and --format json/csv give whole lines to scripts.
 # markup=False: paths, reasons and header values are printed as they are ("[see ds9]" is not a style).
-console = Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
+class LazyConsole:
+    """A rich ``Console`` made on first use: a command that answers in JSON or CSV never imports rich
+    (a sixth of a query command's start-up).  Attributes set before then are set on it when made."""
+
+    def __init__(self, **options):
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_made", None)
+        object.__setattr__(self, "_pending", {})
+
+    def _console(self):
+        made = object.__getattribute__(self, "_made")
+        if made is None:
+            from rich.console import Console
+
+            made = Console(**object.__getattribute__(self, "_options"))
+            for name, value in object.__getattribute__(self, "_pending").items():
+                setattr(made, name, value)
+            object.__setattr__(self, "_made", made)
+        return made
+
+    def __getattr__(self, name: str):
+        return getattr(self._console(), name)
+
+    def __setattr__(self, name: str, value) -> None:
+        made = object.__getattribute__(self, "_made")
+        if made is None:
+            object.__getattribute__(self, "_pending")[name] = value
+        else:
+            setattr(made, name, value)
+
+
+console = LazyConsole(highlight=False, markup=False, emoji=False, soft_wrap=True)
+err_console = LazyConsole(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def styled(label: str, style: str, rest: str = ""):
@@ -189,12 +224,21 @@ def load_config_verbosely(*, data_folders=()):
 
 
 @contextmanager
-def open_catalog():
-    """The catalog named by --db / OBSDB_DB, checked to be at the code's schema."""
-    from obsdb.api import Catalog
+def open_catalog(*, lite: bool = False):
+    """The catalog named by --db / OBSDB_DB, checked to be at the code's schema.
+
+    ``lite``: a query command's catalog, read with the stdlib ``sqlite3`` where it can be
+    (:class:`obsdb.catalog.lite.LiteCatalog`: no SQLAlchemy imported), else the normal one.
+    """
+    from obsdb.catalog.lite import LiteCatalog
+
+    def normal():
+        from obsdb.api import Catalog
+
+        return Catalog.open(state.db)
 
     with user_errors():
-        catalog = Catalog.open(state.db)
+        catalog = (LiteCatalog.open(state.db, normal) if lite else None) or normal()
         try:
             yield catalog
         finally:

@@ -176,11 +176,11 @@ def rejected(
         chosen = parse_columns(columns, spec)
     rejected = FrameFilter(nights=nights_arg(night), band=band, status="rejected")
     if fmt_ is ReportFormat.json and not chosen:
-        with open_catalog() as catalog, user_errors():
+        with open_catalog(lite=True) as catalog, user_errors():
             filter_hints(catalog, rejected)
             print_json_stream(catalog.iter_frame_dicts(rejected))
         return
-    with open_catalog() as catalog, user_errors():
+    with open_catalog(lite=True) as catalog, user_errors():
         filter_hints(catalog, rejected)
         records = catalog.frame_dicts(rejected)
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
@@ -205,15 +205,13 @@ def rejected(
         print_calibration_problems(calibration, wide=wide)
 
 
-"""Image types listed apart by `rejected` and `summary` (:mod:`obsdb.pipeline.calib_checks`)."""
-
-
 def calibration_problems(catalog, *, night=None, band: str | None = None) -> list[dict]:
     """Bias, dark and flat frames that a calibration check flags or that are rejected, as records."""
-    from obsdb.pipeline.calib_checks import CALIB_TAGS
+    from obsdb.catalog.status import CALIBRATION_TAGS
 
-    records = catalog.frame_dicts(night=night, band=band, where="type in ('bias', 'dark', 'flat')")
-    return [r for r in records if r["status"] == "rejected" or any(t["name"] in CALIB_TAGS for t in r["tags"])]
+    records = catalog.frame_dicts(night=night, band=band, image_types=CALIBRATION_IMAGE_TYPES)
+    return [r for r in records if r["status"] == "rejected" or any(t["name"] in CALIBRATION_TAGS
+                                                                   for t in r["tags"])]
 
 
 def print_calibration_problems(records: list[dict], *, wide: bool = False) -> None:

@@ -1,0 +1,266 @@
+"""The fast path of the query commands: a catalog read with the stdlib ``sqlite3``, no SQLAlchemy.
+
+Importing SQLAlchemy and the models, configuring the mappers and compiling the statements cost a
+query command (``obsdb nights``, ``log``, ``summary``) about 0.4 s on every run, where reading its
+few rows from SQLite takes milliseconds.  :class:`LiteCatalog` answers those reads without any of it:
+
+- the SQL it runs is the text of the statements of :mod:`obsdb.catalog.statements`, compiled once
+  for SQLite into the generated :mod:`obsdb.catalog.lite_sql` (``python -m obsdb.catalog.statements``
+  writes it; a test compiles the statements afresh and compares, so a changed statement or model
+  without a regenerated module fails the tests);
+- values come back as SQLAlchemy gives them (aware UTC datetimes, decoded JSON, bools), converted as
+  the compiled columns' types say;
+- the rows are shaped by the same readers (:mod:`obsdb.catalog.readers`) the SQLAlchemy path runs.
+
+It applies only where nothing can differ: a catalog named by a plain path (or a plain
+``sqlite:///PATH``) that exists, that this user may write (an unwritable one is opened immutable by
+the normal path), and whose schema revision is the one the SQL was compiled for (one cheap read of
+``alembic_version``).  Otherwise :meth:`LiteCatalog.open` returns None and the caller opens the
+normal :class:`obsdb.api.Catalog`, which says what is wrong as it always did.  Anything the lite
+catalog does not answer itself (another method, an SQLite error halfway) is handed to that normal
+catalog, opened on first need.  ``OBSDB_LITE=0`` turns the fast path off (for comparisons).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+from obsdb.catalog import readers
+
+DEFAULT_DB = "obsdb.sqlite"
+"""The catalog when neither ``--db`` nor ``OBSDB_DB`` names one."""
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long an SQLite connection waits for another writer's lock before it fails."""
+
+ANALYSIS_LIMIT = 400
+"""Rows SQLite's ANALYZE samples per index when :func:`optimize` asks it to (``PRAGMA analysis_limit``):
+approximate statistics in milliseconds, where a full ANALYZE of a 1,000,000-frame catalog takes
+tens of seconds.  The planner needs the shape of the data, not exact counts."""
+
+DISABLE_ENV = "OBSDB_LITE"
+"""Set to ``0`` to answer every query through SQLAlchemy (the comparison of the two paths)."""
+
+
+def optimize(dbapi_connection) -> None:
+    """``PRAGMA optimize`` as a connection closes, as SQLite recommends: it runs ANALYZE (sampled,
+    :data:`ANALYSIS_LIMIT`) only on the tables this connection's queries used whose statistics are
+    missing or stale, so a catalog keeps the planner statistics it needs without anyone running
+    ANALYZE.  (PostgreSQL's autovacuum does the same there.)  A failure here never fails a command."""
+    try:
+        if dbapi_connection.in_transaction:
+            return
+        dbapi_connection.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+        dbapi_connection.execute("PRAGMA optimize")
+    except sqlite3.Error:
+        pass
+
+
+def _utc(value):
+    # SQLAlchemy's SQLite DateTime stores naive UTC text; UtcDateTime gives it back aware.
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+
+
+def _json(value):
+    import json
+
+    return None if value is None else json.loads(value)
+
+
+def _bool(value):
+    return None if value is None else bool(value)
+
+
+CONVERTERS = {"utc": _utc, "json": _json, "bool": _bool}
+"""How a result column of each kind the generated module names becomes the value SQLAlchemy gives."""
+
+
+_TEXT: dict[str, str] = {}
+"""The SQL text of each statement variant run so far (joined from its pieces once)."""
+
+
+def lite_path(db: str | None) -> Path | None:
+    """The SQLite file the fast path may read for ``--db`` (or ``OBSDB_DB``, or the default), or None
+    when the catalog is named some other way (a server, an SQLite URI with options)."""
+    db = db or os.environ.get("OBSDB_DB") or DEFAULT_DB
+    if db.startswith("sqlite:///"):
+        db = db[len("sqlite:///"):]
+        if db.startswith("file:") or "?" in db:
+            return None
+    elif "://" in db:
+        return None
+    return Path(db).expanduser().resolve()
+
+
+class LiteCatalog:
+    """An SQLite catalog read with the stdlib driver (see the module docstring); made by :meth:`open`.
+
+    Parameters
+    ----------
+    connection : sqlite3.Connection
+        Open on the catalog, inside a read transaction (one snapshot for the whole command).
+    fallback : callable
+        Opens the normal catalog, for whatever this one does not answer.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, fallback):
+        self._connection = connection
+        self._fallback = fallback
+        self._full = None
+
+    @classmethod
+    def open(cls, db: str | None, fallback) -> "LiteCatalog | None":
+        """The catalog ``db`` on the fast path, or None where only the normal path applies.
+
+        Parameters
+        ----------
+        db : str or None
+            ``--db``: a path or a URL (None: ``OBSDB_DB`` or the default).
+        fallback : callable
+            No arguments; returns the normal catalog (:meth:`obsdb.api.Catalog.open`).
+        """
+        from obsdb.catalog import lite_sql
+
+        if os.environ.get(DISABLE_ENV, "1") == "0":
+            return None
+        path = lite_path(db)
+        if path is None or not path.is_file() or not (os.access(path, os.W_OK)
+                                                      and os.access(path.parent, os.W_OK | os.X_OK)):
+            return None
+        try:
+            connection = sqlite3.connect(path, isolation_level=None)
+        except sqlite3.Error:
+            return None
+        try:
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            connection.execute("BEGIN")
+            revision = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        except sqlite3.Error:  # not a catalog, or not one at all: the normal path says which
+            connection.close()
+            return None
+        if revision != [(lite_sql.SCHEMA_REVISION,)]:
+            connection.close()
+            return None
+        return cls(connection, fallback)
+
+    def run(self, name: str, /, **params) -> list[tuple]:
+        """Rows of statement ``name`` (:mod:`obsdb.catalog.statements`) for ``params``, as tuples of
+        the values SQLAlchemy would give; a parameter that is None is not given (its flag is unset)."""
+        from obsdb.catalog import lite_sql
+
+        given = {k: v for k, v in params.items() if v is not None}
+        if any(k.startswith("sa_") for k in given):  # only SQLAlchemy runs these: never silently left out
+            raise NotImplementedError("the fast path takes no SQLAlchemy condition")
+        flags = [flag for flag in lite_sql.FLAGS.get(name, ()) if flag in given]
+        key = f"{name}[{','.join(flags)}]" if flags else name
+        sql = _TEXT.get(key)
+        if sql is None:
+            sql = _TEXT[key] = "".join(lite_sql.PIECES[i] for i in lite_sql.SQL[key])
+        values = {**lite_sql.PARAMS.get(key, {}), **given}
+        for expanding in lite_sql.EXPANDING.get(key, ()):
+            items = list(values.pop(expanding))
+            names = [f"{expanding}_{i}" for i in range(len(items))]
+            values.update(zip(names, items))
+            sql = sql.replace(f"__[POSTCOMPILE_{expanding}]", ", ".join(f":{n}" for n in names) or "NULL")
+        rows = self._connection.execute(sql, values).fetchall()
+        converters = [(i, CONVERTERS[kind]) for i, kind in enumerate(lite_sql.CONVERT.get(name, ())) if kind]
+        if not converters:
+            return rows
+        out = []
+        for row in rows:
+            row = list(row)
+            for i, convert in converters:
+                row[i] = convert(row[i])
+            out.append(tuple(row))
+        return out
+
+    def _answer(self, fast, normal):
+        """``fast()``; on an SQLite error, ``normal(catalog)`` with the normal catalog instead (it waits
+        for locks, retries and words the errors as every other command does)."""
+        try:
+            return fast()
+        except sqlite3.Error:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            return normal(self._normal())
+
+    def nights(self) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.nights`."""
+        return self._answer(lambda: readers.night_summaries(self.run), lambda catalog: catalog.nights())
+
+    def summary(self, *, night=None) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.summary`."""
+        return self._answer(lambda: readers.band_summary(self.run, nights=night),
+                            lambda catalog: catalog.summary(night=night))
+
+    def log(self, *, limit: int = 50, command: str | None = None, night=None) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.log`."""
+        return self._answer(lambda: readers.event_log(self.run, limit=limit, command=command, nights=night),
+                            lambda catalog: catalog.log(limit=limit, command=command, night=night))
+
+    def show(self, selector: str, *, night=None) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.show`."""
+        return self._answer(lambda: readers.frames_details(self.run, selector, nights=night),
+                            lambda catalog: catalog.show(selector, night=night))
+
+    def history(self, selector: str, *, night=None) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.history`."""
+        return self._answer(lambda: readers.frame_histories(self.run, selector, nights=night),
+                            lambda catalog: catalog.history(selector, night=night))
+
+    def iter_frames(self, selection=None, **filters):
+        """:meth:`obsdb.api.Catalog.iter_frames`, streamed; a selection with filters only SQLAlchemy
+        can express (``where``, ...) is listed by the normal catalog."""
+        from obsdb.catalog.records import FrameFilter
+
+        selection = FrameFilter.of(selection, **filters)
+        if selection.narrowed(nights=None, band=None, image_type=None, image_types=None, status=None, tag=None,
+                              frame_ids=None) != FrameFilter():
+            yield from self._normal().iter_frames(selection)
+            return
+        yield from readers.iter_frame_records(self.run, selection)
+
+    def iter_frame_dicts(self, selection=None, **filters):
+        """:meth:`obsdb.api.Catalog.iter_frame_dicts`, streamed."""
+        for record in self.iter_frames(selection, **filters):
+            yield record.to_json()
+
+    def frame_dicts(self, selection=None, **filters) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.frame_dicts`."""
+        return list(self.iter_frame_dicts(selection, **filters))
+
+    def known_values(self) -> dict[str, list[str]]:
+        """:meth:`obsdb.api.Catalog.known_values`."""
+        return self._answer(lambda: readers.known_values(self.run), lambda catalog: catalog.known_values())
+
+    def _normal(self):
+        if self._full is None:
+            self._full = self._fallback()
+        return self._full
+
+    def __getattr__(self, name: str):
+        # Whatever the fast path does not answer, the normal catalog does.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._normal(), name)
+
+    def close(self) -> None:
+        """End the read transaction, let SQLite refresh its planner statistics, close; and the normal
+        catalog if one was opened."""
+        try:
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
+            optimize(self._connection)
+            self._connection.close()
+        finally:
+            if self._full is not None:
+                self._full.close()
+
+    def __enter__(self) -> "LiteCatalog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

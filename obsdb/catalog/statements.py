@@ -1,0 +1,482 @@
+"""The catalog reads that :mod:`obsdb.catalog.readers` runs, each defined once as an SQLAlchemy statement.
+
+A reader (``obsdb nights``, ``obsdb log``, ``obsdb summary``) is plain Python over a ``run(name,
+**params)`` function that executes one of the statements named here and returns its rows as tuples.
+Two functions of that kind exist:
+
+- :func:`session_runner` executes the statement itself in an SQLAlchemy session (any database);
+- :mod:`obsdb.catalog.lite` executes the SQL text of the statement, compiled once for SQLite into the
+  generated :mod:`obsdb.catalog.lite_sql`, with the stdlib ``sqlite3`` (a query command that never
+  imports SQLAlchemy; see :mod:`obsdb.catalog.lite`).
+
+So each query is written once, here, and the text the fast path runs is that statement's compilation
+(a test compiles every statement again and compares it with the generated module).
+
+A statement takes its run-time values as bind parameters named after the reader's arguments.  An
+optional condition (a ``--command``, a night scope) is a *flag*: the builder takes ``flag=True`` to
+add it, the generated module holds one text per combination of flags, and a runner adds it when the
+parameter of that name is given (not None).  A list parameter (``expanding``) is written as
+``IN (...)`` with as many placeholders as it has values, as SQLAlchemy does.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+from sqlalchemy import and_, bindparam, func, select, tuple_
+
+from obsdb.catalog.readers import METRICS_FIELDS, STATS_FIELDS
+from obsdb.catalog.models import (PENDING_DIGEST, AlignmentRun, Calibration, Centroid, Event, Frame, FrameMetrics,
+                                  FrameQuality, FrameStats, FrameWeight, GroupMember, Instrument, Master, Night,
+                                  NightBandSummary, NightSummary, PointingGroup, RenderOutput, ShiftStep, StarList,
+                                  Tag)
+
+
+def _night_count():
+    return select(func.count(Night.id))
+
+
+def _nights_named():
+    return select(Night.name, Night.id).where(Night.name.in_(bindparam("names", expanding=True)))
+
+
+def _newest_night_names():
+    return select(Night.name).order_by(Night.name.desc()).limit(bindparam("limit"))
+
+
+def _night_summaries():
+    return (select(Night.name, Night.source, Night.first_date_obs, Night.last_date_obs, NightSummary.frames,
+                   NightSummary.accepted, NightSummary.rejected, NightSummary.pending, NightSummary.median_fwhm,
+                   NightSummary.bands, NightSummary.targets, NightSummary.instruments)
+            .outerjoin(NightSummary, NightSummary.night_id == Night.id).order_by(Night.name))
+
+
+def _event_log(*, command: bool = False, scope: bool = False, limit: bool = False):
+    night_id = func.coalesce(Event.night_id, Frame.night_id)
+    query = (select(Event.id, Event.at, Event.author, Event.command, Event.summary, Event.details, Frame.number,
+                    Frame.file_name, Night.name, Frame.number_shared)
+             .outerjoin(Frame, Frame.id == Event.frame_id)
+             .outerjoin(Night, Night.id == night_id)
+             .order_by(Event.id.desc()))
+    if limit:  # None: every event (the desk reads them all)
+        query = query.limit(bindparam("limit"))
+    if command:
+        query = query.where(Event.command == bindparam("command"))
+    if scope:
+        query = query.where(night_id.in_(bindparam("scope", expanding=True)))
+    return query
+
+
+def _band_totals(*, scope: bool = False):
+    s = NightBandSummary
+    query = (select(s.band, s.image_type, func.sum(s.frames), func.sum(s.unreadable), func.sum(s.accepted),
+                    func.sum(s.rejected), func.sum(s.pending), func.sum(s.exptime))
+             .group_by(s.band, s.image_type))
+    if scope:
+        query = query.where(s.night_id.in_(bindparam("scope", expanding=True)))
+    return query
+
+
+def _quality_values(*, band: bool = False, scope: bool = False):
+    """FWHM and background of the frame_quality rows in scope (of one band and type with ``band``)."""
+    query = select(FrameQuality.band, FrameQuality.image_type, FrameQuality.fwhm, FrameQuality.background)
+    if band:
+        query = query.where(FrameQuality.band == bindparam("band"), FrameQuality.image_type == bindparam("kind"))
+    if scope:
+        query = query.where(FrameQuality.night_id.in_(bindparam("scope", expanding=True)))
+    return query
+
+
+def _quality_count(column):
+    # Each count from its own covering index: one count of both read every row (8.5 s for the three
+    # bands of a 1,000,000-frame archive, where these take tens of ms).
+    return lambda: (select(func.count()).select_from(FrameQuality)
+                    .where(FrameQuality.band == bindparam("band"), FrameQuality.image_type == bindparam("kind"),
+                           column.is_not(None)))
+
+
+def _quality_middle(column):
+    """The middle one or two values of ``column`` of one band and type: its (band, image_type, value) index."""
+    return lambda: (select(column).where(FrameQuality.band == bindparam("band"),
+                                         FrameQuality.image_type == bindparam("kind"), column.is_not(None))
+                    .order_by(column).limit(bindparam("limit")).offset(bindparam("offset")))
+
+
+FRAME_REF = (Frame.id, Frame.night_id, Night.name, Frame.number, Frame.path, Frame.file_name, Frame.readable,
+             Frame.number_shared, Frame.sha256)
+"""A frame as a selector finds it (:class:`obsdb.catalog.selection.FrameRef`)."""
+
+
+def _frame_refs():
+    return select(*FRAME_REF).select_from(Frame).outerjoin(Night, Night.id == Frame.night_id)
+
+
+def _night_ids_by_name():
+    return select(Night.name, Night.id)
+
+
+def _frames_numbered(*, night: bool = False, scope: bool = False):
+    query = _frame_refs().where(Frame.number.between(bindparam("first"), bindparam("last")))
+    if night:
+        query = query.where(Frame.night_id == bindparam("night"))
+    if scope:
+        query = query.where(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    return query
+
+
+def _frame_by_path():
+    return _frame_refs().where(Frame.path == bindparam("path")).limit(1)
+
+
+def _frames_named(*, scope: bool = False):
+    query = _frame_refs().where(Frame.file_name == bindparam("name"))
+    if scope:
+        query = query.where(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    return query.limit(bindparam("limit"))
+
+
+def _shift_steps():
+    s = ShiftStep
+    return (select(s.run_id, s.stage, s.id, s.kind, s.method, s.dx, s.dy, s.rotation_deg, s.scale,
+                   s.reference_frame_id, s.centroid_id, s.reference_centroid_id, s.n_matched, s.residual_rms,
+                   s.frame_sha256, s.parameters)
+            .where(s.frame_id == bindparam("frame")).order_by(s.run_id, s.stage, s.id))
+
+
+def _alignment_runs():
+    r = AlignmentRun
+    return (select(r.id, r.method, r.created_at, r.author, r.software_version, r.algorithm, r.reference_frame_id,
+                   r.parameters).where(r.id.in_(bindparam("ids", expanding=True))))
+
+
+def _centroids():
+    c = Centroid
+    return (select(c.id, c.x, c.y, c.flux, c.method, c.box_x0, c.box_x1, c.box_y0, c.box_y1, c.frame_id,
+                   c.star_index).where(c.id.in_(bindparam("ids", expanding=True))))
+
+
+def _frame_labels():
+    return (select(Frame.id, Frame.number, Frame.file_name, Night.name, Frame.number_shared)
+            .join(Night, Night.id == Frame.night_id).where(Frame.id.in_(bindparam("ids", expanding=True))))
+
+
+FRAME_COLUMNS = (Frame.id, Frame.number, Frame.path, Frame.file_name, Frame.band, Frame.image_type, Frame.object,
+                 Frame.exptime, Frame.date_obs, Frame.height, Frame.width, Frame.readable, Frame.error,
+                 Frame.number_shared, Frame.keywords)
+"""The frame's own columns of a listing's page (:func:`obsdb.catalog.readers.frame_record` reads them)."""
+
+FRAME_ORDER = (Night.name, func.coalesce(Frame.number, 2**62), func.coalesce(Frame.sort_key, Frame.path), Frame.path)
+"""A listing's order: night, number, then natural order within a number (STAR_FOCUS_2 before
+STAR_FOCUS_10: frame.sort_key); the path last, so that the key stays unique for the keyset paging."""
+
+
+def _frame_page(*, scope: bool = False, bands: bool = False, image_types: bool = False, status: bool = False,
+                tag: bool = False, frame_ids: bool = False, batch: bool = False, after: bool = False, extra=None,
+                status_rule=None):
+    """One page of a frame listing (:func:`obsdb.catalog.readers.iter_frame_records`).
+
+    ``extra``: a further SQLAlchemy condition (a ``--where`` expression and the filters only the
+    normal path has); ``status_rule``: the condition a status filter uses instead of the kept column
+    (an alignment run's selection).  The fast path has neither.
+    """
+    conditions = []
+    if scope:
+        conditions.append(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    if bands:
+        conditions.append(Frame.band.in_(bindparam("bands", expanding=True)))
+    if image_types:
+        conditions.append(Frame.image_type.in_(bindparam("image_types", expanding=True)))
+    if frame_ids:
+        # Only for a handful of frames named by the caller (a selector's, a run's): listings filter in SQL.
+        conditions.append(Frame.id.in_(bindparam("frame_ids", expanding=True)))
+    if status:
+        conditions.append(Frame.status == bindparam("status") if status_rule is None else status_rule)
+    if tag:
+        conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
+                                               Tag.name == bindparam("tag")).exists())
+    if extra is not None:
+        conditions.append(extra)
+    query = (select(*FRAME_COLUMNS, Night.name, Instrument.key, FrameStats.frame_id,
+                    *(getattr(FrameStats, k) for k in STATS_FIELDS),
+                    FrameMetrics.frame_id, FrameMetrics.assessed_at, *(getattr(FrameMetrics, k) for k in METRICS_FIELDS),
+                    # A listing of one status knows each frame's: no second evaluation.
+                    bindparam("status", type_=Frame.status.type) if status else Frame.status, *FRAME_ORDER)
+             .select_from(Frame).join(Night, Frame.night_id == Night.id)
+             .outerjoin(Instrument, Instrument.id == Frame.instrument_id)
+             .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+             .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+             .where(and_(True, *conditions)).order_by(*FRAME_ORDER).limit(bindparam("limit")))
+    if batch:
+        query = query.where(Frame.night_id.in_(bindparam("batch", expanding=True)))
+    if after:
+        # The night bound is implied by the row comparison, and it is what lets the next page start at
+        # its night through the night index: PostgreSQL takes no index bound from a row comparison across
+        # two tables, and walked every earlier night again on every page (page k read k pages; 36 s
+        # for the 63,000 rejected V frames of a 1,000,000-frame archive).
+        last = [bindparam(f"after_{i}") for i in range(len(FRAME_ORDER))]
+        query = query.where(Night.name >= last[0], tuple_(*FRAME_ORDER) > tuple_(*last))
+    return query
+
+
+def _page_tags():
+    return (select(Tag.frame_id, Tag.id, Tag.name, Tag.source, Tag.reason, Tag.author, Tag.created_at, Tag.evidence)
+            .where(Tag.frame_id.in_(bindparam("ids", expanding=True)), Tag.retracted_at.is_(None)).order_by(Tag.id))
+
+
+def _page_shifts():
+    from obsdb.catalog.runs import current_run_ids
+
+    current = current_run_ids(frame_ids=bindparam("ids", expanding=True))
+    # The registration's confidence travels with the shift: star pairs kept, fit residual, method.
+    return (select(ShiftStep.frame_id, ShiftStep.run_id, func.sum(ShiftStep.dx), func.sum(ShiftStep.dy),
+                   func.sum(ShiftStep.rotation_deg), func.count(), func.max(ShiftStep.n_matched),
+                   func.max(ShiftStep.residual_rms), func.max(ShiftStep.method))
+            .join(current, and_(current.c.frame_id == ShiftStep.frame_id, current.c.run_id == ShiftStep.run_id))
+            .group_by(ShiftStep.frame_id, ShiftStep.run_id))
+
+
+def _page_groups():
+    return (select(GroupMember.frame_id, PointingGroup.name).join(PointingGroup)
+            .where(GroupMember.frame_id.in_(bindparam("ids", expanding=True))))
+
+
+def _page_weights():
+    return (select(FrameWeight.frame_id, FrameWeight.noise, FrameWeight.fwhm, FrameWeight.stars, FrameWeight.snr,
+                   FrameWeight.snr_value, FrameWeight.set_size, FrameWeight.algorithm)
+            .where(FrameWeight.frame_id.in_(bindparam("ids", expanding=True))))
+
+
+def _night_sizes(*, scope: bool = False):
+    query = (select(Night.id, func.coalesce(NightSummary.frames, 0))
+             .outerjoin(NightSummary, NightSummary.night_id == Night.id).order_by(Night.name))
+    if scope:
+        query = query.where(Night.id.in_(bindparam("scope", expanding=True)))
+    return query
+
+
+def _band_spellings(*, scope: bool = False):
+    query = select(Frame.band).where(func.lower(Frame.band) == bindparam("band")).distinct()
+    if scope:
+        query = query.where(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    return query
+
+
+def _stored_image_types():
+    return select(Frame.image_type).distinct()
+
+
+def _frame_facts():
+    return (select(Frame.size, Frame.sha256, Frame.airmass, Frame.bitpix, Frame.ingested_at, Frame.measured_at,
+                   FrameStats.algorithm, FrameMetrics.algorithm, StarList.algorithm, StarList.n_stars, Frame.header)
+            .select_from(Frame).outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+            .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id)
+            .outerjoin(StarList, StarList.frame_id == Frame.id).where(Frame.id == bindparam("frame")))
+
+
+def _tag_history():
+    return (select(Tag.name, Tag.source, Tag.reason, Tag.author, Tag.created_at, Tag.retracted_at, Tag.retracted_by,
+                   Tag.retract_reason).where(Tag.frame_id == bindparam("frame")).order_by(Tag.id))
+
+
+def _frame_renders():
+    return (select(RenderOutput.path, RenderOutput.sha256, RenderOutput.run_id, RenderOutput.interpolation,
+                   RenderOutput.created_at)
+            .where(RenderOutput.frame_id == bindparam("frame"), RenderOutput.sha256 != PENDING_DIGEST)
+            .order_by(RenderOutput.id))
+
+
+def _frame_events():
+    return (select(Event.at, Event.author, Event.command, Event.summary, Event.details)
+            .where(Event.frame_id == bindparam("frame")).order_by(Event.id))
+
+
+def _frame_calibration():
+    c = Calibration
+    return (select(c.kind, c.master_id, Master.path, Master.sha256, c.scale, c.score, c.reason, c.created_at)
+            .outerjoin(Master, Master.id == c.master_id).where(c.frame_id == bindparam("frame")).order_by(c.kind))
+
+
+def _known_bands():
+    return select(Frame.band).where(Frame.band.is_not(None)).distinct()
+
+
+def _known_tags():
+    return select(Tag.name).where(Tag.retracted_at.is_(None)).distinct()
+
+
+STATEMENTS = {
+    "night_count": _night_count,
+    "nights_named": _nights_named,
+    "newest_night_names": _newest_night_names,
+    "night_summaries": _night_summaries,
+    "event_log": _event_log,
+    "band_totals": _band_totals,
+    "quality_values": _quality_values,
+    "quality_count_fwhm": _quality_count(FrameQuality.fwhm),
+    "quality_count_background": _quality_count(FrameQuality.background),
+    "quality_middle_fwhm": _quality_middle(FrameQuality.fwhm),
+    "quality_middle_background": _quality_middle(FrameQuality.background),
+    "night_ids_by_name": _night_ids_by_name,
+    "frames_numbered": _frames_numbered,
+    "frame_by_path": _frame_by_path,
+    "frames_named": _frames_named,
+    "shift_steps": _shift_steps,
+    "alignment_runs": _alignment_runs,
+    "centroids": _centroids,
+    "frame_labels": _frame_labels,
+    "frame_page": _frame_page,
+    "page_tags": _page_tags,
+    "page_shifts": _page_shifts,
+    "page_groups": _page_groups,
+    "page_weights": _page_weights,
+    "night_sizes": _night_sizes,
+    "band_spellings": _band_spellings,
+    "stored_image_types": _stored_image_types,
+    "frame_facts": _frame_facts,
+    "tag_history": _tag_history,
+    "frame_renders": _frame_renders,
+    "frame_events": _frame_events,
+    "frame_calibration": _frame_calibration,
+    "known_bands": _known_bands,
+    "known_tags": _known_tags,
+}
+"""Statement name -> builder (keyword flags, see the module docstring)."""
+
+FLAGS = {"event_log": ("command", "scope", "limit"), "band_totals": ("scope",), "quality_values": ("band", "scope"),
+         "frames_numbered": ("night", "scope"), "frames_named": ("scope",), "night_sizes": ("scope",),
+         "band_spellings": ("scope",),
+         "frame_page": ("scope", "bands", "image_types", "status", "tag", "frame_ids", "batch", "after")}
+"""The flags of each builder that has any; a flag is set when the parameter of its name is given."""
+
+
+CORE = frozenset({"frame_page", "page_tags", "page_shifts", "page_groups", "page_weights"})
+"""Statements :func:`session_runner` executes on the session's connection (plain rows: the ORM's
+loading machinery costs half the time of a listing's record), as the listing always did."""
+
+
+def variant_flags(name: str, params: dict) -> dict[str, bool]:
+    """The flags of statement ``name`` that the ``params`` given set (a parameter given and not None).
+
+    ``after`` stands for the keyset parameters ``after_0``, ``after_1``, ... of a listing's next page."""
+    return {flag: params.get(flag) is not None or (flag == "after" and "after_0" in params)
+            for flag in FLAGS.get(name, ())}
+
+
+EXCLUSIVE = {"frame_page": ("frame_ids", "batch")}
+"""Flags of a statement that are never set together (a listing of frames named by id is not batched
+by night): no text is generated for such a combination."""
+
+
+def variants(name: str):
+    """Every combination of the flags of statement ``name``, as keyword dicts."""
+    flags = FLAGS.get(name, ())
+    for values in product((False, True), repeat=len(flags)):
+        combination = dict(zip(flags, values))
+        exclusive = EXCLUSIVE.get(name)
+        if not (exclusive and all(combination[flag] for flag in exclusive)):
+            yield combination
+
+
+def session_runner(session):
+    """A ``run(name, **params)`` over an SQLAlchemy session: the statement executed as it is."""
+    def run(name: str, /, **params) -> list:
+        # sa_NAME: an SQLAlchemy object for the builder's NAME (a condition only this path can run).
+        objects = {k[3:]: params.pop(k) for k in list(params) if k.startswith("sa_")}
+        flags = variant_flags(name, params)
+        statement = STATEMENTS[name](**flags, **{k: v for k, v in objects.items() if v is not None})
+        values = {k: v for k, v in params.items() if v is not None}
+        if name in CORE:
+            return session.connection().execute(statement, values).all()
+        return session.execute(statement, values).all()
+
+    return run
+
+
+GENERATED = "obsdb/catalog/lite_sql.py"
+"""The module :func:`generate` writes (relative to the repository root)."""
+
+_CONVERSIONS = (("UtcDateTime", "utc"), ("JSONType", "json"), ("JSON", "json"), ("Boolean", "bool"))
+"""Column types whose SQLite values SQLAlchemy converts, by class name, and the conversion
+(:data:`obsdb.catalog.lite.CONVERTERS`) that does the same."""
+
+
+def _conversion(column_type, dialect) -> str | None:
+    for cls in type(column_type).__mro__:
+        for name, kind in _CONVERSIONS:
+            if cls.__name__ == name:
+                return kind
+    if column_type.dialect_impl(dialect).result_processor(dialect, None) is not None:
+        raise TypeError(f"{type(column_type).__name__}: SQLAlchemy converts its values and the fast path "
+                        "does not know how (add it to _CONVERSIONS and obsdb.catalog.lite.CONVERTERS)")
+    return None
+
+
+def compiled_statements() -> dict[str, dict]:
+    """Every variant of every statement compiled for SQLite: key -> sql, params, expanding, convert."""
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect(paramstyle="named")
+    out = {}
+    for name, build in STATEMENTS.items():
+        for flags in variants(name):
+            statement = build(**flags)
+            compiled = statement.compile(dialect=dialect)
+            on = [flag for flag in FLAGS.get(name, ()) if flags[flag]]
+            key = f"{name}[{','.join(on)}]" if on else name
+            expanding = sorted(compiled.bind_names[b] for b in compiled.binds.values() if b.expanding)
+            out[key] = {
+                "sql": str(compiled),
+                # Values the statement holds itself (constants); the rest are the reader's parameters.
+                "params": {k: v for k, v in compiled.params.items() if v is not None and k not in expanding},
+                "expanding": expanding,
+                "convert": tuple(_conversion(c.type, dialect) for c in statement.selected_columns),
+            }
+    return out
+
+
+SPLIT = r"(\n| AND )"
+"""Where :func:`generate` cuts each SQL text into pieces (the separators are pieces too): the variants
+of a statement share most of their text, stored once (joining a key's pieces gives its text back)."""
+
+
+def generate() -> str:
+    """The text of :data:`GENERATED`: the SQL of every statement variant, for :mod:`obsdb.catalog.lite`."""
+    import re
+    from pprint import pformat
+
+    from obsdb.catalog.db import SCHEMA_REVISION
+
+    compiled = compiled_statements()
+    pieces: dict[str, int] = {}
+    sql = {key: tuple(pieces.setdefault(piece, len(pieces)) for piece in re.split(SPLIT, c["sql"]) if piece)
+           for key, c in compiled.items()}
+    convert = {}
+    for key, c in compiled.items():
+        name = key.split("[")[0]
+        if convert.setdefault(name, c["convert"]) != c["convert"]:
+            raise ValueError(f"{key}: the variants of a statement must select the same columns")
+
+    def table(field, keep=lambda value: True):
+        return pformat({key: c[field] for key, c in compiled.items() if keep(c[field])}, width=110,
+                       sort_dicts=True)
+
+    return (f'"""The SQL text of :mod:`obsdb.catalog.statements` compiled for SQLite, for the fast path\n'
+            f'(:mod:`obsdb.catalog.lite`).  Generated by ``python -m obsdb.catalog.statements``: do not edit.\n'
+            f'A test compiles the statements again and compares."""\n\n'
+            f'SCHEMA_REVISION = {SCHEMA_REVISION!r}\n'
+            f'"""The schema the SQL was compiled against: a catalog at another revision takes the normal path."""\n\n'
+            f'FLAGS = {pformat(dict(FLAGS), width=110, sort_dicts=True)}\n\n'
+            f'PIECES = {pformat(list(pieces), width=110)}\n'
+            f'"""Pieces of SQL text; a statement variant\'s text is its pieces joined."""\n\n'
+            f'SQL = {pformat(sql, width=110, sort_dicts=True, compact=True)}\n\n'
+            f'PARAMS = {table("params", bool)}\n\n'
+            f'EXPANDING = {table("expanding", bool)}\n\n'
+            f'CONVERT = {pformat({k: v for k, v in convert.items() if any(v)}, width=110, sort_dicts=True)}\n')
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m obsdb.catalog.statements`
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parents[2] / GENERATED
+    target.write_text(generate())
+    print(f"wrote {target}")

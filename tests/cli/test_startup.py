@@ -1,0 +1,235 @@
+"""Query commands that start at once: the lean one-command app and the stdlib ``sqlite3`` fast path.
+
+The fast path (:mod:`obsdb.catalog.lite`) must give byte for byte what the SQLAlchemy path gives, and
+must really be taken (no SQLAlchemy imported); the lean app must print the full app's help and errors.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from obsdb.cli.app import app
+from tests.conftest import write_fits
+
+runner = CliRunner()
+
+NIGHT_1, NIGHT_2 = "2026-03-14", "2026-03-15"
+
+
+def invoke(db, *args, lite: bool = True):
+    env = {"OBSDB_LITE": "1" if lite else "0"}
+    return runner.invoke(app, ["--db", str(db), *args], catch_exceptions=False, env=env)
+
+
+@pytest.fixture(scope="module")
+def rich_catalog(tmp_path_factory, simulated_nights):
+    """Two nights: QA verdicts (accepted and rejected frames), a pending night, a person's reject, an
+    accept that overrules the rules, a retracted tag, a free tag, a pointing group and an alignment run."""
+    root = tmp_path_factory.mktemp("startup")
+    one, two = root / "one", root / "two"
+    simulated_nights.copy(one, seed=5, size=128, n_frames=8, bands=("V", "R"), n_groups=2)
+    simulated_nights.copy(two, seed=6, size=128, n_frames=5, bands=("B",), n_groups=1, first_number=2001)
+    # A bias frame, rejected by hand: the calibration section of `summary` and `rejected`.
+    write_fits(two / "bias_0001.fits", np.full((32, 32), 1000, dtype=np.float32),
+               {"IMAGETYP": "Bias Frame", "DATE-OBS": "2026-03-15T19:00:00", "EXPTIME": 0.0})
+    db = root / "obsdb.sqlite"
+    steps = [("init",), ("ingest", str(one), "--night", NIGHT_1), ("ingest", str(two), "--night", NIGHT_2),
+             ("qa", "--night", NIGHT_1),
+             ("tag", "1002", "reject", "-m", "a plane"), ("tag", "1003", "great", "-m", "lovely"),
+             ("tag", "1004", "tracking-slight", "-m", "wobbly"), ("untag", "1004", "tracking-slight", "-m", "fine"),
+             ("tag", "2002", "accept", "-m", "keep it"), ("tag", "bias_0001.fits", "reject", "-m", "light leak"), ("tag", "2003", "reject", "-m", "[see ds9] cloud"),
+             ("group", "set", "pair", "1005,1006", "--night", NIGHT_1),
+             ("align", "--night", NIGHT_1)]
+    for step in steps:
+        result = invoke(db, *step, lite=False)
+        assert result.exit_code in (0, 1), (step, result.output)
+    return db
+
+
+QUERIES = [("frames",), ("frames", "--night", "all", "--wide"), ("frames", "--band", "v", "--night", NIGHT_1),
+           ("frames", "--band", "=v", "--night", NIGHT_1), ("frames", "--status", "rejected", "--night", "all"),
+           ("frames", "--status", "accepted", "--night", NIGHT_1, "--format", "csv"),
+           ("frames", "--tag", "great", "--night", "all"), ("frames", "--tag", "clod", "--night", "all"),
+           ("frames", "--type", "lights", "--night", "all"), ("frames", "--night", NIGHT_2, "--columns", "number,cards"),
+           ("frames", "--where", "fwhm > 2", "--night", NIGHT_1),
+           ("rejected",), ("rejected", "--night", "all", "--wide"), ("rejected", "--band", "b", "--night", NIGHT_2),
+           ("rejected", "--night", "all", "--columns", "frame,tag,reason"),
+           ("rejected", "--night", "all", "--columns", "frame,when", "--format", "json"),
+           ("show", "1001"), ("show", "1002-1004", "--wide"), ("show", "2026-03-15:2003"),
+           ("show", "bias_0001.fits"), ("show", "7777"), ("show", "1001", "--night", "nope"),
+           ("history", "1001"), ("history", "1001-1003,2002"), ("history", "1005", "--wide"),
+           ("history", "1"), ("history", "2026-03-15:2001"), ("history", "nope.fits"), ("nights",), ("nights", "--wide"), ("nights", "--format", "csv"), ("summary",),
+           ("summary", "--night", NIGHT_1), ("summary", "--night", "all", "--format", "csv"),
+           ("log",), ("log", "-n", "3", "--wide"), ("log", "--command", "tag"), ("log", "--night", NIGHT_2),
+           ("log", "--night", "2026-01-01")]
+
+
+@pytest.mark.parametrize("args", QUERIES, ids=" ".join)
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_fast_and_normal_paths_print_the_same(rich_catalog, args, fmt):
+    if fmt == "json" and ("--format" in args or "--wide" in args):
+        pytest.skip("one format per run")
+    extra = () if fmt == "table" else ("--format", "json")
+    fast, normal = invoke(rich_catalog, *args, *extra), invoke(rich_catalog, *args, *extra, lite=False)
+    assert (fast.exit_code, fast.stdout, fast.stderr) == (normal.exit_code, normal.stdout, normal.stderr)
+
+
+def test_the_catalog_has_what_the_comparison_needs(rich_catalog):
+    nights = json.loads(invoke(rich_catalog, "nights", "--format", "json").stdout)
+    assert [n["night"] for n in nights] == [NIGHT_1, NIGHT_2]
+    assert {k for n in nights for k in ("accepted", "rejected", "pending") if n[k]} == {"accepted", "rejected",
+                                                                                      "pending"}
+    events = json.loads(invoke(rich_catalog, "log", "--format", "json").stdout)
+    assert {"ingest", "qa", "tag", "untag", "align"} <= {e["command"] for e in events}
+    assert any(e["frame"] and ":" in str(e["frame"]) for e in events)  # labels qualified by night
+    assert "calibration frames with problems (1)" in invoke(rich_catalog, "summary").stdout
+    history = json.loads(invoke(rich_catalog, "history", "1003", "--format", "json").stdout)
+    assert history["runs"] and history["runs"][0]["steps"] and history["current_run"] is not None
+
+
+def _run_main(db, *args, env=None):
+    """``obsdb ARGS`` in a fresh interpreter; the modules it imported, one per line after a marker."""
+    script = ("import sys\nfrom obsdb.cli.app import main\nsys.argv = ['obsdb', *sys.argv[1:]]\n"
+              "try:\n    main()\nexcept SystemExit as stop:\n    code = stop.code\n"
+              "print('@@modules', ' '.join(sorted(sys.modules)), file=sys.stderr)\n")
+    return subprocess.run([sys.executable, "-c", script, "--db", str(db), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_json_answers_import_no_rich(rich_catalog):
+    done = _run_main(rich_catalog, "frames", "--night", "all", "--format", "json")
+    modules = done.stderr.split("@@modules", 1)[1].split()
+    assert json.loads(done.stdout) and "rich" not in modules and "sqlalchemy" not in modules
+
+
+@pytest.mark.parametrize("args", [("nights",), ("history", "1003"), ("show", "1002"), ("rejected", "--night", "all"), ("summary",), ("frames", "--night", "all"),
+                                  ("frames", "--night", NIGHT_1, "--format", "json", "--band", "V"), ("log", "--format", "json"), ("summary", "--format", "json"),
+                                  ("log", "--night", NIGHT_1)])
+def test_the_fast_path_is_taken_without_sqlalchemy(rich_catalog, args):
+    done = _run_main(rich_catalog, *args)
+    modules = done.stderr.split("@@modules", 1)[1].split()
+    assert done.stdout
+    for heavy in ("sqlalchemy", "alembic", "obsdb.catalog.models", "obsdb.api", "numpy"):
+        assert heavy not in modules, heavy
+    # Only the command asked for is built: no other command module is imported.
+    assert "obsdb.cli.pipeline_cmds" not in modules and "obsdb.cli.render_cmds" not in modules
+
+
+def test_the_normal_path_is_taken_where_the_fast_one_does_not_apply(rich_catalog, tmp_path):
+    # Switched off: the same answer through SQLAlchemy.
+    done = _run_main(rich_catalog, "nights", env={"OBSDB_LITE": "0"})
+    assert "sqlalchemy" in done.stderr.split("@@modules", 1)[1].split()
+    # A catalog at another schema revision: the normal path's one-line error, not a wrong answer.
+    import shutil
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    shutil.copy(rich_catalog, old)
+    with sqlite3.connect(old) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0009'")
+    done = subprocess.run([sys.executable, "-m", "obsdb", "--db", str(old), "nights"], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "at revision 0009" in done.stderr and "obsdb init" in done.stderr
+    # Not a catalog at all, and no catalog: the usual errors.
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    for db, words in ((junk, "not a usable catalog"), (tmp_path / "none.sqlite", "obsdb init")):
+        done = subprocess.run([sys.executable, "-m", "obsdb", "--db", str(db), "log"], capture_output=True, text=True)
+        assert done.returncode == 1 and words in done.stderr, done.stderr
+
+
+def test_the_generated_sql_is_fresh():
+    """``obsdb/catalog/lite_sql.py`` is what ``python -m obsdb.catalog.statements`` writes today."""
+    from obsdb.catalog.statements import GENERATED, generate
+
+    path = Path(__file__).resolve().parents[2] / GENERATED
+    assert path.read_text() == generate(), "run: python -m obsdb.catalog.statements"
+
+
+def test_lean_app_prints_the_full_apps_help_and_errors():
+    from obsdb.cli.app import LEAN_COMMANDS, lean_app, load_commands
+
+    full = load_commands()
+    for command in LEAN_COMMANDS:
+        lean = lean_app(command)
+        for args in ([command, "--help"], [command, "--no-such-option"], [command, "--format", "xml"]):
+            a, b = runner.invoke(lean, args), runner.invoke(full, args)
+            assert (a.exit_code, a.output) == (b.exit_code, b.output), args
+
+
+def test_lean_commands_name_the_module_that_defines_them():
+    from typer.main import get_command_name
+
+    from obsdb.cli.app import LEAN_COMMANDS, load_commands
+
+    defined = {(info.name or get_command_name(info.callback.__name__)): info.callback.__module__
+               for info in load_commands().registered_commands}
+    for command, module in LEAN_COMMANDS.items():
+        assert defined[command] == f"obsdb.cli.{module}"
+
+
+@pytest.mark.parametrize("argv, word", [(["frames"], "frames"), (["--db", "x.sqlite", "-v", "log", "-n", "2"], "log"),
+                                        (["--db=x", "--config", "c.toml", "show", "1"], "show"),
+                                        (["--help"], None), (["--version"], None), ([], None),
+                                        (["--db", "x", "--help", "frames"], None)])
+def test_command_word(argv, word):
+    from obsdb.cli.app import command_word
+
+    assert command_word(argv) == word
+
+
+def test_python_m_obsdb_runs_the_command():
+    done = subprocess.run([sys.executable, "-m", "obsdb", "frames", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "obsdb frames [OPTIONS]" in done.stdout.splitlines()[0]
+
+
+def test_the_catalog_front_doors_agree_on_every_event(rich_catalog):
+    """``Catalog.log(limit=None)`` (every event, as the desk reads them) on both paths."""
+    from obsdb.api import Catalog
+    from obsdb.catalog.lite import LiteCatalog
+
+    with Catalog.open(str(rich_catalog)) as normal:
+        expected = normal.log(limit=None, command="tag")
+        lite = LiteCatalog.open(str(rich_catalog), lambda: pytest.fail("the fast path applies here"))
+        try:
+            assert lite.log(limit=None, command="tag") == expected
+            assert len(expected) >= 5 and lite.log(limit=2) == normal.log(limit=2)
+        finally:
+            lite.close()
+
+
+def test_the_listing_reader_reads_the_columns_the_statement_selects():
+    from obsdb.catalog import readers, statements
+
+    page = statements.STATEMENTS["frame_page"]()
+    assert readers.N_FRAME == len(statements.FRAME_COLUMNS) and readers.N_ORDER == len(statements.FRAME_ORDER)
+    assert len(page.selected_columns) == readers.N_FRAME + 3 + readers.N_STATS + 2 + readers.N_METRICS + 1 + \
+        readers.N_ORDER
+
+
+def test_every_generated_statement_runs_and_converts_as_sqlalchemy_does(rich_catalog):
+    """Each variant's text is valid SQL on a real catalog, and its value conversions are known ones."""
+    import sqlite3
+
+    from obsdb.catalog import lite_sql
+    from obsdb.catalog.lite import CONVERTERS
+
+    assert {kind for kinds in lite_sql.CONVERT.values() for kind in kinds if kind} <= set(CONVERTERS)
+    with sqlite3.connect(rich_catalog) as connection:
+        for key, pieces in lite_sql.SQL.items():
+            text = "".join(lite_sql.PIECES[i] for i in pieces)
+            for name in lite_sql.EXPANDING.get(key, ()):
+                text = text.replace(f"__[POSTCOMPILE_{name}]", f":{name}")
+            connection.execute(f"EXPLAIN {text}", {n: None for n in _names(text)})
+
+
+def _names(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r":([A-Za-z_][A-Za-z0-9_]*)", text))
