@@ -140,13 +140,11 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
     return hidden
 
 
-def _print_rich_table(title: str, shown: list[Column], cells: list[list[str]], widths: dict | None,
-                      styles, natural: bool, rows: list[dict]) -> None:
-    """Draw the table with rich (a terminal: colours per row)."""
+def rich_table(title: str, shown: list[Column], cells: list[list[str]], widths: dict | None, styles=None):
+    """The :class:`rich.table.Table` of a listing (``widths`` from :func:`choose_columns`, or None for
+    every column as wide as its text); :func:`plain_table` writes the same characters without rich."""
     from rich import box
     from rich.table import Table
-
-    from obsdb.cli.common import console
 
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
     for column in shown:
@@ -157,6 +155,15 @@ def _print_rich_table(title: str, shown: list[Column], cells: list[list[str]], w
                          min_width=widths[column.key] if widths and not column.shrink else None)
     for index, row_cells in enumerate(cells):
         table.add_row(*row_cells, style=styles[index] if styles else None)
+    return table
+
+
+def _print_rich_table(title: str, shown: list[Column], cells: list[list[str]], widths: dict | None,
+                      styles, natural: bool, rows: list[dict]) -> None:
+    """Draw the table with rich (a terminal: colours per row)."""
+    from obsdb.cli.common import console
+
+    table = rich_table(title, shown, cells, widths, styles)
     if natural:
         # As wide as the text: a script or a wide window gets whole lines, never folded ones.
         from rich.console import Console

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obsdb.cli.tables import ELLIPSIS, Column, choose_columns, elide, plain_table
+from obsdb.cli.tables import ELLIPSIS, Column, choose_columns, elide, plain_table, rich_table
 
 WORD = st.text(alphabet="abcdefghij0123456789.:-", min_size=1, max_size=14)
 TEXT = st.lists(WORD, min_size=0, max_size=12).map(" ".join)
@@ -17,22 +17,12 @@ NUMBER = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False).map(lambda v:
 
 def _rich(title: str, shown: list[Column], cells: list[list[str]], widths: dict | None, width: int, *,
           soft_wrap: bool) -> str:
-    """What print_table's rich path draws (the same Table it builds), into a string."""
-    from rich import box
+    """What print_table's rich path draws (its own Table, :func:`rich_table`), into a string."""
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
-    for column in shown:
-        folds = bool(widths) and column.shrink and column.wrap
-        table.add_column(column.header, justify="right" if column.numeric else "left", no_wrap=not folds,
-                         overflow="fold" if folds else "ellipsis", max_width=widths[column.key] if widths else None,
-                         min_width=widths[column.key] if widths and not column.shrink else None)
-    for row in cells:
-        table.add_row(*row)
     out = io.StringIO()
     Console(file=out, width=width, force_terminal=False, highlight=False, markup=False, emoji=False,
-            soft_wrap=soft_wrap).print(table)
+            soft_wrap=soft_wrap).print(rich_table(title, shown, cells, widths))
     return out.getvalue()
 
 
