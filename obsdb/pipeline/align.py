@@ -461,6 +461,61 @@ CENTROID_BACKGROUNDS = ("box", "frame-median")
 whole frame's median as the seed notebook did (``temp - np.ma.median(temp)``)."""
 
 
+def _measure_group(g: dict, reference_id: int, numbers: dict, paths: dict, star_ref: tuple, fine_box: tuple,
+                   sky: str, rounder, centroid, tick, measurements: dict, failures: dict) -> None:
+    """Stages 1 and 2 of one pointing group, and each member's stage-3 centroid in the fine box placed
+    by the shift so far; into ``measurements`` (by frame id), or the reason into ``failures``."""
+    import numpy as np
+
+    from obsdb.imaging.fitsio import read_fits_image
+
+    members = sorted(g["frame_ids"], key=lambda i: (numbers[i] is None, numbers[i]))
+    if reference_id in members:
+        group_ref = reference_id
+    elif g["reference_frame_id"] in members:
+        group_ref = g["reference_frame_id"]
+    else:
+        group_ref = members[0]
+    if g["ref_star"] is None:
+        for i in members:
+            failures[i] = f"group {g['name']} has no reference-star position (stage 2)"
+            tick()
+        return
+    dx2 = rounder(star_ref[0] - g["ref_star"][0])
+    dy2 = rounder(star_ref[1] - g["ref_star"][1])
+    ordered = [group_ref] + [i for i in members if i != group_ref]
+    group_ref_centroid = None
+    for frame_id in ordered:
+        tick(frame_id)
+        try:
+            data = read_fits_image(paths[frame_id], hash_mode="none").data
+            level = "median" if sky == "box" else float(np.nanmedian(data))
+            c1 = centroid(data, g["box"], level)
+        except Exception as exc:  # noqa: BLE001 - one frame's failure is recorded, not fatal
+            failures[frame_id] = f"stage 1 centroid in box {g['box']}: {exc}"
+            if frame_id == group_ref:
+                for other in members:
+                    failures.setdefault(other, f"group reference {numbers[group_ref]} failed stage 1")
+                return
+            continue
+        if frame_id == group_ref:
+            group_ref_centroid = c1
+        dx1 = rounder(group_ref_centroid[0] - c1[0])
+        dy1 = rounder(group_ref_centroid[1] - c1[1])
+        sx, sy = dx1 + dx2, dy1 + dy2
+        # The fine box is in reference coordinates; place it in this frame by the shift so far.
+        box3 = (int(round(fine_box[0] - sx)), int(round(fine_box[1] - sx)),
+                int(round(fine_box[2] - sy)), int(round(fine_box[3] - sy)))
+        try:
+            c3 = centroid(data, box3, level)
+        except Exception as exc:  # noqa: BLE001
+            failures[frame_id] = f"stage 3 centroid in box {box3}: {exc}"
+            continue
+        measurements[frame_id] = {"group": g, "group_ref": group_ref, "c1": c1, "ref_c1": group_ref_centroid,
+                                  "dx1": dx1, "dy1": dy1, "dx2": dx2, "dy2": dy2, "box3": box3, "c3": c3,
+                                  "aligned3": (c3[0] + sx, c3[1] + sy)}
+
+
 def align_staged(db, *, integer: bool = False, method: str | None = None, background: str | None = None,
                  user: str | None = None, progress: Callable | None = None, night=None) -> AlignReport:
     """The notebook's three stages, from the catalog's groups, boxes and decisions.
@@ -480,10 +535,7 @@ def align_staged(db, *, integer: bool = False, method: str | None = None, backgr
         When a decision the method needs (reference frame, reference star, fine
         box, group boxes) is missing.
     """
-    import numpy as np
-
     from obsdb.imaging.centroid import centroid_in_box
-    from obsdb.imaging.fitsio import read_fits_image
 
     from obsdb.catalog.stores import AlignStore
 
@@ -510,55 +562,19 @@ def align_staged(db, *, integer: bool = False, method: str | None = None, backgr
     measurements: dict[int, dict] = {}
     failures: dict[int, str] = {}
     total = sum(len(g["frame_ids"]) for g in groups)
-    done = 0
+    done = [0]
+
+    def tick(frame_id=None) -> None:
+        done[0] += 1
+        if progress and frame_id is not None:
+            progress(done[0], total, str(numbers[frame_id]))
+
+    def centroid(data, box, level):
+        return centroid_in_box(data, box, method=centroid_method, background=level)
+
     for g in groups:
-        members = sorted(g["frame_ids"], key=lambda i: (numbers[i] is None, numbers[i]))
-        if reference_id in members:
-            group_ref = reference_id
-        elif g["reference_frame_id"] in members:
-            group_ref = g["reference_frame_id"]
-        else:
-            group_ref = members[0]
-        if g["ref_star"] is None:
-            for i in members:
-                failures[i] = f"group {g['name']} has no reference-star position (stage 2)"
-            done += len(members)
-            continue
-        dx2 = rounder(star_ref[0] - g["ref_star"][0])
-        dy2 = rounder(star_ref[1] - g["ref_star"][1])
-        ordered = [group_ref] + [i for i in members if i != group_ref]
-        group_ref_centroid = None
-        for frame_id in ordered:
-            done += 1
-            if progress:
-                progress(done, total, str(numbers[frame_id]))
-            try:
-                data = read_fits_image(paths[frame_id], hash_mode="none").data
-                level = "median" if sky == "box" else float(np.nanmedian(data))
-                c1 = centroid_in_box(data, g["box"], method=centroid_method, background=level)
-            except Exception as exc:  # noqa: BLE001 - one frame's failure is recorded, not fatal
-                failures[frame_id] = f"stage 1 centroid in box {g['box']}: {exc}"
-                if frame_id == group_ref:
-                    for other in members:
-                        failures.setdefault(other, f"group reference {numbers[group_ref]} failed stage 1")
-                    break
-                continue
-            if frame_id == group_ref:
-                group_ref_centroid = c1
-            dx1 = rounder(group_ref_centroid[0] - c1[0])
-            dy1 = rounder(group_ref_centroid[1] - c1[1])
-            sx, sy = dx1 + dx2, dy1 + dy2
-            # The fine box is in reference coordinates; place it in this frame by the shift so far.
-            box3 = (int(round(fine_box[0] - sx)), int(round(fine_box[1] - sx)),
-                    int(round(fine_box[2] - sy)), int(round(fine_box[3] - sy)))
-            try:
-                c3 = centroid_in_box(data, box3, method=centroid_method, background=level)
-            except Exception as exc:  # noqa: BLE001
-                failures[frame_id] = f"stage 3 centroid in box {box3}: {exc}"
-                continue
-            measurements[frame_id] = {"group": g, "group_ref": group_ref, "c1": c1, "ref_c1": group_ref_centroid,
-                                      "dx1": dx1, "dy1": dy1, "dx2": dx2, "dy2": dy2, "box3": box3, "c3": c3,
-                                      "aligned3": (c3[0] + sx, c3[1] + sy)}
+        _measure_group(g, reference_id, numbers, paths, star_ref, fine_box, sky, rounder, centroid, tick,
+                       measurements, failures)
     if reference_id not in measurements:
         raise ObsdbError(f"the night's reference {reference['label']} could not be measured: "
                          f"{failures.get(reference_id, 'unknown reason')}")
