@@ -16,7 +16,6 @@ from typing import Iterator
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from obsdb.text import not_one_of
 from obsdb.imaging.header import LIGHT_IMAGE_TYPES
 from obsdb.catalog.models import AlignmentRun, Frame, FrameMetrics, FrameStats, Night, ShiftStep, Tag
 from obsdb.catalog.labels import frame_name
@@ -24,8 +23,8 @@ from obsdb.catalog.readers import (BATCH_FRAMES, MAX_BATCH_NIGHTS, METRICS_FIELD
                                    STATS_FIELDS)  # (re-exported)
 from obsdb.catalog.records import FrameFilter, FrameRecord
 from obsdb.catalog.runs import current_run_ids
-from obsdb.catalog.selectors import ALL_NIGHTS, SelectorError, night_ids
-from obsdb.catalog.status import STATUSES, status_condition
+from obsdb.catalog.selectors import ALL_NIGHTS, night_ids
+from obsdb.catalog.status import STATUSES, check_status, status_condition
 
 
 def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None, session: Session | None = None):
@@ -46,12 +45,13 @@ def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None
     conditions = []
     if night_scope is not None:
         conditions.append(Frame.night_id.in_(night_scope))
-    if band and band.startswith("=") and len(band) > 1:
-        conditions.append(Frame.band == band[1:])
-    elif band and session is not None:
-        conditions.append(Frame.band.in_(band_spellings(session, band, night_scope) or [band]))
+    if band and session is not None:
+        from obsdb.catalog import readers
+        from obsdb.catalog.statements import session_runner
+
+        conditions.append(Frame.band.in_(readers.bands_matching(session_runner(session), band, night_scope)))
     elif band:
-        conditions.append(Frame.band == band)
+        conditions.append(Frame.band == (band[1:] if band.startswith("=") and len(band) > 1 else band))
     if image_type:
         if session is not None:
             _check_image_type(session, image_type)
@@ -69,9 +69,7 @@ def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None
     if frame_ids is not None:
         # Only for a handful of frames named by the caller (a selector's, a run's): listings filter in SQL.
         conditions.append(Frame.id.in_(list(frame_ids)))
-    if status and status != "any":
-        if status not in STATUSES:
-            raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
+    if check_status(status or None):
         # The kept column, except for an alignment run's selection, whose rule differs (see status_condition).
         conditions.append(status_condition(status, retry_unregistered=True) if selection.retry_unregistered
                           else Frame.status == status)
@@ -92,14 +90,6 @@ def _check_image_type(session: Session, image_type: str) -> None:
     from obsdb.catalog.statements import session_runner
 
     readers.check_image_type(session_runner(session), image_type)
-
-
-def band_spellings(session: Session, band: str, night_scope: list[int] | None) -> list[str]:
-    """The bands stored in scope that are ``band`` whatever the case (``v`` -> ``['V']``)."""
-    from obsdb.catalog import readers
-    from obsdb.catalog.statements import session_runner
-
-    return readers.band_spellings(session_runner(session), band, night_scope)
 
 
 def _check_bare_keywords(session: Session, text: str, bare: list, night_scope: list[int] | None) -> None:

@@ -205,6 +205,16 @@ def band_spellings(run, band: str, scope: list[int] | None) -> list[str]:
     return [b for (b,) in run("band_spellings", band=band.lower(), scope=scope)]
 
 
+def bands_matching(run, band: str | None, scope: list[int] | None) -> list[str] | None:
+    """The stored bands ``--band`` asks for (None: no restriction): whatever their case (``v`` finds
+    ``V``), or exactly one with ``=`` (``=r``, where a night holds both Johnson R and SDSS r)."""
+    if not band:
+        return None
+    if band.startswith("=") and len(band) > 1:
+        return [band[1:]]
+    return band_spellings(run, band, scope) or [band]
+
+
 def iter_frame_records(run, selection=None, *, sa_conditions=None, page_size: int = PAGE_SIZE):
     """The frames a :class:`~obsdb.catalog.records.FrameFilter` picks (None: every frame of the default
     nights), as typed :class:`~obsdb.catalog.records.FrameRecord` records, streamed in pages.
@@ -221,23 +231,15 @@ def iter_frame_records(run, selection=None, *, sa_conditions=None, page_size: in
     :func:`obsdb.catalog.queries.iter_frame_records`); without it they must be unset.
     """
     from obsdb.catalog.records import FrameFilter
-    from obsdb.catalog.status import STATUSES
+    from obsdb.catalog.status import STATUSES, check_status
 
     selection = selection if selection is not None else FrameFilter()
     scope = night_ids(run, selection.nights)
     band, image_type, status = selection.band, selection.image_type, selection.status
-    bands = None
-    if band and band.startswith("=") and len(band) > 1:
-        bands = [band[1:]]
-    elif band:
-        bands = band_spellings(run, band, scope) or [band]
+    bands = bands_matching(run, band, scope)
     if image_type:
         check_image_type(run, image_type)
-    if status and status != "any" and status not in STATUSES:
-        from obsdb.errors import SelectorError
-        from obsdb.text import not_one_of
-
-        raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
+    check_status(status or None)
     extra, status_rule = sa_conditions(scope) if sa_conditions is not None else (None, None)
     qualified = several_nights(run)
     types = [image_type] if image_type else (list(selection.image_types) if selection.image_types is not None

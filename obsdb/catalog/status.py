@@ -78,6 +78,19 @@ STATUSES = ("accepted", "rejected", "pending")
 """A frame's status; ``any`` (in options) means no restriction."""
 
 
+def check_status(status: str | None) -> str | None:
+    """``status`` as a filter takes it: one of :data:`STATUSES`, or None / ``any`` (no restriction, given
+    back as None); anything else is an error with a did-you-mean."""
+    if status is None or status == "any":
+        return None
+    if status not in STATUSES:
+        from obsdb.errors import SelectorError
+        from obsdb.text import not_one_of
+
+        raise SelectorError(not_one_of("--status", status, [*STATUSES, "any"]))
+    return status
+
+
 def is_manual(source: str) -> bool:
     """True when a tag of this source is a person's word."""
     return source in MANUAL_SOURCES
