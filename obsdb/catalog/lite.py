@@ -217,8 +217,8 @@ class LiteCatalog:
         from obsdb.catalog.records import FrameFilter
 
         selection = FrameFilter.of(selection, **filters)
-        if selection.narrowed(nights=None, band=None, image_type=None, image_types=None, status=None, tag=None,
-                              frame_ids=None) != FrameFilter():
+        if FrameFilter.of(selection, nights=None, band=None, image_type=None, image_types=None, status=None,
+                          tag=None, frame_ids=None) != FrameFilter():
             yield from self._normal().iter_frames(selection)
             return
         yield from readers.iter_frame_records(self.run, selection)

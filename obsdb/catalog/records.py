@@ -91,10 +91,6 @@ class FrameFilter:
             filters["nights"] = filters.pop("night")
         return replace(selection, **filters) if selection is not None else cls(**filters)
 
-    def narrowed(self, **changes) -> "FrameFilter":
-        """A copy with ``changes`` (``dataclasses.replace``)."""
-        return replace(self, **changes)
-
 
 def _json_of(record, names: tuple[str, ...]) -> dict:
     return {name: getattr(record, name) for name in names}

@@ -63,7 +63,7 @@ def test_a_frame_filter_selects_as_the_keywords_do(judged):
     # Keywords lay themselves over the value: the band stays, the status changes.
     accepted_v = [r.id for r in every if r.band == "V" and r.status == "accepted"]
     assert ids(judged.frames(rejected_v, status="accepted")) == accepted_v
-    assert ids(judged.iter_frames(rejected_v.narrowed(status="accepted"))) == accepted_v
+    assert ids(judged.iter_frames(FrameFilter.of(rejected_v, status="accepted"))) == accepted_v
     tagged = FrameFilter(tag="tracking-big")
     assert [r["id"] for r in judged.iter_frame_dicts(tagged)] == [r.id for r in every
                                                                 if any(t.name == "tracking-big" for t in r.tags)]
