@@ -59,6 +59,13 @@ def without_tag(tag: str, reason: str | None) -> str:
     return reason[len(tag) + 2:] if reason.startswith(f"{tag}: ") else reason
 
 
+def storable(text: str) -> str:
+    """``text`` as a catalog can store it: a lone surrogate (an undecodable byte of a command line, or
+    of a request body) is kept as its escape (``\\udcff``) instead of failing the write; everything
+    else, newlines included, stays as it is."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def printable(text) -> str:
     """``text`` as one printable line for a terminal: control characters (newlines, ANSI escapes) and
     undecodable bytes shown as escapes (``\\n``, ``\\x1b``, ``\\udcff``), everything else as it is.

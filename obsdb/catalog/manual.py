@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from obsdb.text import plural
+from obsdb.text import plural, storable
 from obsdb.catalog.decisions import check_box_inside, parse_box, set_group
 from obsdb.catalog.selectors import SelectorError, select_frames
 from obsdb.catalog.tags import add_tags, retract_tags
@@ -67,6 +67,7 @@ def tag_frames(db, selector: str, name: str, *, reason: str | None, author: str 
 
     if not reason or not reason.strip():
         raise ObsdbError("a tag needs a reason (--reason)")
+    reason = storable(reason)
     who = author or login_name()
     with db.session() as session:
         frames = select_frames(session, selector, nights=nights)
@@ -88,6 +89,7 @@ def untag_frames(db, selector: str, name: str, *, reason: str | None, author: st
 
     if not reason or not reason.strip():
         raise ObsdbError("untag needs a reason (--reason)")
+    reason = storable(reason)
     who = author or login_name()
     with db.session() as session:
         frames = select_frames(session, selector, nights=nights)

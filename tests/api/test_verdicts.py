@@ -279,3 +279,21 @@ def test_a_night_never_registered_can_be_aligned_after_a_failed_cross_night_run(
         assert {f.id for f in left_out} <= registered
         still = {f.id for f in cat.frames(night=nights[1], status="rejected")}
         assert not still & registered - {f.id for f in left_out if len(f.reasons) > 1}
+
+
+def test_a_reason_with_an_undecodable_byte_is_stored_not_a_crash(night, tmp_path, catalog_url):
+    """A reason holding a lone surrogate (an undecodable byte of a command line or a request body, as the
+    desk's fuzzing sent) is kept as its escape, on each backend; the accept that supersedes the verdict
+    writes it into the retraction too."""
+    with Catalog.open(catalog_url, create=True) as cat:
+        cat.ingest([night])
+        label = cat.frames()[0].label
+        cat.tag(label, "tracking-slight", reason="doubled \ud800 stars", author="ana")
+        cat.tag(label, "tracking-slight", reason="\ud800", author="ana")     # supersedes the first
+        cat.tag(label, "accept", reason="\ud800", author="ana")
+        record = next(f for f in cat.frames() if f.label == label)
+        assert record.status == "accepted"
+        assert [t.reason for t in record.tags if t.name == "accept"] == ["\\ud800"]
+        history = cat.show(label)[0]["tag_history"]
+        first = next(t for t in history if t["name"] == "tracking-slight")
+        assert first["reason"] == "doubled \\ud800 stars" and first["retract_reason"] == "superseded: \\ud800"
