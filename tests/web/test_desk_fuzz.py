@@ -37,6 +37,7 @@ from hypothesis import strategies as st  # noqa: E402
 from obsdb import Catalog  # noqa: E402
 from obsdb.catalog.tags import MAX_AUTHOR, MAX_REASON, MAX_TAG_NAME  # noqa: E402
 from obsdb.simulate import simulate_night  # noqa: E402
+from obsdb.text import storable  # noqa: E402
 from obsdb.web.changes import MAX_BODY  # noqa: E402
 from obsdb.web.reviewer import MAX_REVIEWER_NAME  # noqa: E402
 
@@ -321,7 +322,8 @@ def _fuzz(desk, examples: int, record_property) -> None:
             assert any(t["name"] == str(verdict["tag"]) and t["retracted_by"] == who for t in history), verdict
         else:
             name = "accept" if action == "accept" else str(verdict.get("tag") or "reject")
-            reason = str(verdict.get("reason") or "").strip() or (
+            # Stored as the catalog can hold it: a lone surrogate from the body is kept as its escape.
+            reason = storable(str(verdict.get("reason") or "").strip()) or (
                 "accepted in the review desk" if action == "accept" else "rejected in the review desk")
             same = [t for t in history if t["name"] == name and t["reason"] == reason and t["source"] == "manual"]
             # The same verdict with the same reason, already standing, is kept as it is (tags are append-only
