@@ -429,6 +429,9 @@ def _pixstack_sizes(n_pixels: int) -> tuple[int, int]:
     return min(PIXSTACK_FIRST, largest), largest
 
 
+DEBLEND_LEVELS = 32
+"""Thresholds sep's deblending tries between an object's detection level and its peak."""
+
 SUB_OBJECT_LIMIT = 4096
 """Sub-objects sep may deblend one detection into (its default, 1024, fails on rich clusters)."""
 
@@ -463,7 +466,7 @@ def _extract(prep: _Prepared, nsigma: float, minarea: int):
         try:
             with _sep_limits(sub_objects=SUB_OBJECT_LIMIT, pixstack=pixstack):
                 return sep.extract(prep.sub, nsigma, err=rms, mask=prep.mask, minarea=minarea,
-                                   deblend_cont=0.01)
+                                   deblend_cont=0.01, deblend_nthresh=DEBLEND_LEVELS)
         except Exception as exc:
             # The stack's size never changes what is found, only whether it fits: a frame that
             # overflows the small stack gets the same answer from the large one.

@@ -110,3 +110,37 @@ def test_the_histogram_median_of_integer_data_is_numpys(n):
     in_place = pixel_stats(frame.copy(), overwrite_input=True)
     copied = pixel_stats(frame.copy())
     assert in_place.median == copied.median == float(np.nanmedian(frame))
+
+
+@pytest.mark.parametrize("low, high", [(0, 65536), (-32768, 32768), (100, 160), (-5, 3), (1e7, 1e7 + 4000)])
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (64, 65), (64, 64)])
+def test_integer_frames_get_the_partitions_median_from_a_histogram(low, high, shape):
+    rng = np.random.default_rng(abs(int(low)) + shape[1])
+    frame = rng.integers(int(low), int(high), shape).astype(np.float32)
+    if frame.size > 6:
+        frame[0, 1] = np.nan                             # a BLANK pixel
+    by_histogram = pixel_stats(frame.copy(), overwrite_input=True, integers=True)
+    by_partition = pixel_stats(frame.copy(), overwrite_input=True)
+    assert by_histogram == by_partition
+    assert by_histogram.median == float(np.nanmedian(frame))
+
+
+def test_a_span_too_wide_for_the_histogram_is_partitioned():
+    from obsdb.imaging.stats import integer_median
+
+    frame = np.array([[0.0, 70000.0, 3.0]], dtype=np.float32)
+    assert pixel_stats(frame, integers=True).median == 3.0
+    with pytest.raises(ValueError, match="span"):
+        integer_median(frame.ravel(), 0.0, 70000.0)
+
+
+def test_which_frames_are_stored_as_integers():
+    from obsdb.imaging.stats import stored_as_integers
+
+    assert stored_as_integers({"BZERO": 32768}, 16)
+    assert stored_as_integers({}, 8)
+    assert stored_as_integers({"BZERO": 32768.0, "BSCALE": 1.0}, 16)
+    assert not stored_as_integers({"BSCALE": 0.5}, 16)
+    assert not stored_as_integers({"BZERO": 0.25}, 16)
+    assert not stored_as_integers({"BZERO": "32768"}, 16)
+    assert not stored_as_integers({}, -32)
