@@ -68,7 +68,11 @@ Method.  The script
    those are used;
 5. prints the per-method medians, the ratios (a)/(c) and (b)/(c) per round
    and their medians, both accuracies, and pass/fail against 2x;
-6. unless ``--no-profile``, profiles (b) once (``cProfile`` around the align
+6. with ``--old DIR`` (another checkout of obsdb, e.g. ``git archive`` of main unpacked in DIR), a
+   fourth method ``old``: (a) with DIR first on ``PYTHONPATH`` (the same interpreter and packages),
+   in the same rotation, and the per-round ratio (a) / old; the warm-up round's outputs of (a) and
+   old are compared byte for byte (every aligned frame, the stack and its preview);
+7. unless ``--no-profile``, profiles (b) once (``cProfile`` around the align
    + render calls in the child, on another fresh copy) and prints the top
    entries by cumulative and by own time.
 
@@ -88,6 +92,8 @@ Run::
     python benchmarks/siril.py --frames 50 --size 2048 --repeat 3
     python benchmarks/siril.py --frames 9 --size 512 --repeat 1 --no-profile   # quick check
     python benchmarks/siril.py --json > siril.json
+    git -C /work/main archive main | tar -x -C /tmp/old-obsdb
+    python benchmarks/siril.py --repeat 3 --no-profile --old /tmp/old-obsdb   # this checkout against that one
 """
 
 from __future__ import annotations
@@ -117,6 +123,7 @@ LABELS = {
     "cli": "(a) obsdb align + render --stack median, commands",
     "api": "(b) obsdb Catalog.align + render, in one process",
     "siril": "(c) siril-cli: convert + register + stack med",
+    "old": "(a') the same commands, --old checkout",
 }
 # Rows left out of the cumulative table: import machinery, exec/__import__, module bodies and this script.
 SKIP_CUMULATIVE = ("<frozen", "~:0(<built-in method builtins.", "~:0(<method 'enable'", "benchmarks/siril.py")
@@ -293,14 +300,18 @@ class Bench:
 
     # ------------------------------------------------------------ the methods
 
-    def run_cli(self) -> dict:
+    def run_cli(self, env: dict | None = None) -> dict:
         db, out = self.copy_base(), self.fresh("out")
-        align, _ = timed([*self.obsdb, "--db", str(db), "align", "--band", self.band, *self.jobs], self.tmp,
-                         self.env)
+        env = env or self.env
+        align, _ = timed([*self.obsdb, "--db", str(db), "align", "--band", self.band, *self.jobs], self.tmp, env)
         cpu = LAST_CPU
         render, _ = timed([*self.obsdb, "--db", str(db), "render", "--out", str(out), "--band", self.band,
-                           "--stack", "median", *self.jobs], self.tmp, self.env)
+                           "--stack", "median", *self.jobs], self.tmp, env)
         return {"time": align + render, "align": align, "render": render, "cpu": cpu + LAST_CPU, "db": db, "out": out}
+
+    def run_old(self) -> dict:
+        """(a) with the ``--old`` checkout first on the path."""
+        return self.run_cli({**self.env, "PYTHONPATH": os.pathsep.join((str(self.args.old), self.env["PYTHONPATH"]))})
 
     def run_api(self, profile: Path | None = None) -> dict:
         db, out = self.copy_base(), self.fresh("out")
@@ -450,7 +461,16 @@ class Bench:
                 "max": max(errors) if errors else float("nan")}
 
     def run(self, method: str) -> dict:
-        return {"cli": self.run_cli, "api": self.run_api, "siril": self.run_siril}[method]()
+        return {"cli": self.run_cli, "api": self.run_api, "siril": self.run_siril, "old": self.run_old}[method]()
+
+
+def same_outputs(new: Path, old: Path) -> tuple[int, list[str]]:
+    """How many files two render folders hold, and the names of those that differ (or are missing)."""
+    names = sorted({p.relative_to(new) for p in new.rglob("*") if p.is_file()}
+                   | {p.relative_to(old) for p in old.rglob("*") if p.is_file()})
+    differ = [str(n) for n in names if not (new / n).is_file() or not (old / n).is_file()
+              or (new / n).read_bytes() != (old / n).read_bytes()]
+    return len(names), differ
 
 
 # --------------------------------------------------------------------------- profile
@@ -502,6 +522,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of (b)")
     parser.add_argument("--top", type=int, default=25, help="profile rows shown (default 25)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    parser.add_argument("--old", type=Path, help="another obsdb checkout whose commands are timed too (method old)")
     parser.add_argument("--child", choices=["api"], help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -518,6 +539,10 @@ def main(argv=None) -> int:
         return 0
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
 
+    methods = METHODS + (("old",) if args.old else ())
+    if args.old and not (args.old / "obsdb" / "__init__.py").is_file():
+        print(f"--old {args.old}: not an obsdb checkout (no obsdb/__init__.py)", file=sys.stderr)
+        return 2
     started, load_before = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="obsdb-siril-") as name:
         bench = Bench(Path(name), args, siril)
@@ -527,7 +552,8 @@ def main(argv=None) -> int:
         say(f"band {bench.band}: {len(bench.frames)} accepted of {bench.in_band} light frames; "
             f"{bench.version_text}", flush=True)
 
-        warm = {m: bench.run(m) for m in METHODS}
+        warm = {m: bench.run(m) for m in methods}
+        compared = same_outputs(warm["cli"]["out"], warm["old"]["out"]) if args.old else None
         obsdb_acc = bench.accuracy(*bench.obsdb_shifts(warm["cli"]["db"]))
         api_acc = bench.accuracy(*bench.obsdb_shifts(warm["api"]["db"]))
         siril_shifts, siril_reference, replaced, siril_skipped = bench.siril_shifts(warm["siril"]["work"], warm["siril"]["log"])
@@ -542,7 +568,7 @@ def main(argv=None) -> int:
 
         rounds = []
         for i in range(args.repeat):
-            order = METHODS[i % len(METHODS):] + METHODS[:i % len(METHODS)]
+            order = methods[i % len(methods):] + methods[:i % len(methods)]
             results = {}
             for method in order:
                 r = bench.run(method)
@@ -553,7 +579,7 @@ def main(argv=None) -> int:
             results["order"] = list(order)
             rounds.append(results)
             say(f"round {i + 1}/{args.repeat} ({', '.join(order)}): "
-                + ", ".join(f"{m} {results[m]['time']:.2f} s" for m in METHODS), flush=True)
+                + ", ".join(f"{m} {results[m]['time']:.2f} s" for m in methods), flush=True)
 
         profile_rows = None
         if not args.no_profile:
@@ -575,6 +601,15 @@ def main(argv=None) -> int:
     ratio_api = statistics.median(r["api"]["time"] / r["siril"]["time"] for r in rounds)
     ratio_api_wall = statistics.median(r["api"]["wall"] / r["siril"]["time"] for r in rounds)
     ratio_api_warm = statistics.median(r["api"]["warm"] / r["siril"]["time"] for r in rounds)
+    old = {}
+    if args.old:
+        old = {"checkout": str(args.old), "median_s": median("old"), "median_align_s": median("old", "align"),
+               "median_render_s": median("old", "render"), "median_cpu_s": median("old", "cpu"),
+               "ratio_cli/old": statistics.median(r["cli"]["time"] / r["old"]["time"] for r in rounds),
+               "ratio_align/old": statistics.median(r["cli"]["align"] / r["old"]["align"] for r in rounds),
+               "ratio_render/old": statistics.median(r["cli"]["render"] / r["old"]["render"] for r in rounds),
+               "ratio_old/siril": statistics.median(r["old"]["time"] / r["siril"]["time"] for r in rounds),
+               "outputs_compared": compared[0], "outputs_differing": compared[1]}
     result = {
         "frames": args.frames, "size": args.size, "seed": args.seed, "bands": args.bands, "band": bench.band,
         "stacked_frames": len(bench.frames), "repeat": args.repeat, "workers": args.workers,
@@ -594,7 +629,7 @@ def main(argv=None) -> int:
         "median_cpu_s": {m: median(m, "cpu") for m in ("cli", "api", "siril")},
         "started": started, "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "load": (load_before, os.getloadavg()[0]),
-        "target": TARGET_RATIO, "pass": ratio_cli <= TARGET_RATIO and obsdb_acc["rms"] <= siril_acc["rms"] + 1e-12,
+        "old": old, "target": TARGET_RATIO, "pass": ratio_cli <= TARGET_RATIO and obsdb_acc["rms"] <= siril_acc["rms"] + 1e-12,
     }
     if args.json:
         print(json.dumps(result, indent=1, default=str))
@@ -640,6 +675,18 @@ def main(argv=None) -> int:
         print(f"  Siril skipped (not registered, not stacked): {', '.join(Path(p).name for p in siril_skipped)}")
     print(f"same frames in both stacks: {'yes' if same_frames else 'NO'} (obsdb rendered {stacked_obsdb}, "
           f"Siril stacked {warm['siril']['stacked']}, given {len(bench.frames)})")
+    if old:
+        print("-" * WIDTH)
+        print(f"{LABELS['old']:<62}{old['median_s']:10.2f}")
+        print(f"{'      align':<62}{old['median_align_s']:10.2f}")
+        print(f"{'      render --stack median':<62}{old['median_render_s']:10.2f}")
+        print(f"(a) / (a'), this checkout / {args.old}: {old['ratio_cli/old']:.2f}x (align {old['ratio_align/old']:.2f}x, "
+              f"render {old['ratio_render/old']:.2f}x); (a') / (c) {old['ratio_old/siril']:.2f}x; CPU s (a') "
+              f"{old['median_cpu_s']:.2f}")
+        print("per round, (a) / (a'): " + " ".join(f"{r['cli']['time'] / r['old']['time']:.2f}" for r in rounds))
+        print(f"outputs of (a) and (a'): {old['outputs_compared']} files, "
+              + ("all byte-identical" if not old["outputs_differing"] else
+                 f"{len(old['outputs_differing'])} DIFFER: {', '.join(old['outputs_differing'][:5])}"))
     print(f"Siril script ({bench.version_text}):\n  " + bench.script.strip().replace("\n", "\n  "))
     return 0
 
