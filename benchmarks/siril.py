@@ -71,7 +71,11 @@ Method.  The script
 6. with ``--old DIR`` (another checkout of obsdb, e.g. ``git archive`` of main unpacked in DIR), a
    fourth method ``old``: (a) with DIR first on ``PYTHONPATH`` (the same interpreter and packages),
    in the same rotation, and the per-round ratio (a) / old; the warm-up round's outputs of (a) and
-   old are compared byte for byte (every aligned frame, the stack and its preview);
+   old are compared byte for byte (every aligned frame, the stack and its preview); and both
+   checkouts' two commands run ``--repeat`` more times each, alternated, under ``python -X
+   importtime``: the median of the total import time (the ``cumulative`` column summed over the
+   outermost imports) and of each heavy package's (``benchmarks/startup.py``'s
+   ``parse_importtime``);
 7. unless ``--no-profile``, profiles (b) once (``cProfile`` around the align
    + render calls in the child, on another fresh copy) and prints the top
    entries by cumulative and by own time.
@@ -115,6 +119,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's obsdb, for the parent too
 
 from _children import ROOT, child_env, obsdb_prefix  # noqa: E402
+from startup import parse_importtime  # noqa: E402
 
 TARGET_RATIO = 2.0
 WIDTH = 98
@@ -311,7 +316,22 @@ class Bench:
 
     def run_old(self) -> dict:
         """(a) with the ``--old`` checkout first on the path."""
-        return self.run_cli({**self.env, "PYTHONPATH": os.pathsep.join((str(self.args.old), self.env["PYTHONPATH"]))})
+        return self.run_cli(self.old_env())
+
+    def old_env(self) -> dict:
+        return {**self.env, "PYTHONPATH": os.pathsep.join((str(self.args.old), self.env["PYTHONPATH"]))}
+
+    def import_times(self, env: dict) -> dict:
+        """Import ms of align and render run as commands under ``-X importtime``: the total and the heavy packages'."""
+        db, out = self.copy_base(), self.fresh("out")
+        prefix = obsdb_prefix(("-X", "importtime"))
+        found = {}
+        for step, args in (("align", ["align", "--band", self.band]),
+                           ("render", ["render", "--out", str(out), "--band", self.band, "--stack", "median"])):
+            _, done = timed([*prefix, "--db", str(db), *args, *self.jobs], self.tmp, env)
+            found[step] = {"total": import_total(done.stderr), **parse_importtime(done.stderr)}
+        shutil.rmtree(out, ignore_errors=True)
+        return found
 
     def run_api(self, profile: Path | None = None) -> dict:
         db, out = self.copy_base(), self.fresh("out")
@@ -464,6 +484,17 @@ class Bench:
         return {"cli": self.run_cli, "api": self.run_api, "siril": self.run_siril, "old": self.run_old}[method]()
 
 
+def import_total(stderr: str) -> float:
+    """Milliseconds of every import of a ``-X importtime`` run: the cumulative times of the outermost ones."""
+    total = 0
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if cumulative.strip().isdigit() and name.startswith(" ") and not name.startswith("  "):
+                total += int(cumulative)
+    return total / 1000
+
+
 def same_outputs(new: Path, old: Path) -> tuple[int, list[str]]:
     """How many files two render folders hold, and the names of those that differ (or are missing)."""
     names = sorted({p.relative_to(new) for p in new.rglob("*") if p.is_file()}
@@ -581,6 +612,10 @@ def main(argv=None) -> int:
             say(f"round {i + 1}/{args.repeat} ({', '.join(order)}): "
                 + ", ".join(f"{m} {results[m]['time']:.2f} s" for m in methods), flush=True)
 
+        imports = {"new": [], "old": []}
+        for i in range(args.repeat if args.old else 0):
+            for which in (("new", "old") if i % 2 == 0 else ("old", "new")):
+                imports[which].append(bench.import_times(bench.env if which == "new" else bench.old_env()))
         profile_rows = None
         if not args.no_profile:
             profile = Path(name) / "api.prof"
@@ -609,7 +644,10 @@ def main(argv=None) -> int:
                "ratio_align/old": statistics.median(r["cli"]["align"] / r["old"]["align"] for r in rounds),
                "ratio_render/old": statistics.median(r["cli"]["render"] / r["old"]["render"] for r in rounds),
                "ratio_old/siril": statistics.median(r["old"]["time"] / r["siril"]["time"] for r in rounds),
-               "outputs_compared": compared[0], "outputs_differing": compared[1]}
+               "outputs_compared": compared[0], "outputs_differing": compared[1],
+               "import_ms": {which: {step: {pkg: statistics.median(run[step].get(pkg, 0.0) for run in runs)
+                                            for pkg in sorted({p for run in runs for p in run[step]})}
+                                     for step in ("align", "render")} for which, runs in imports.items()}}
     result = {
         "frames": args.frames, "size": args.size, "seed": args.seed, "bands": args.bands, "band": bench.band,
         "stacked_frames": len(bench.frames), "repeat": args.repeat, "workers": args.workers,
@@ -684,6 +722,13 @@ def main(argv=None) -> int:
               f"render {old['ratio_render/old']:.2f}x); (a') / (c) {old['ratio_old/siril']:.2f}x; CPU s (a') "
               f"{old['median_cpu_s']:.2f}")
         print("per round, (a) / (a'): " + " ".join(f"{r['cli']['time'] / r['old']['time']:.2f}" for r in rounds))
+        for step in ("align", "render"):
+            new_ms, old_ms = old["import_ms"]["new"][step], old["import_ms"]["old"][step]
+            heavy = sorted((p for p in new_ms.keys() | old_ms.keys() if p != "total"),
+                           key=lambda p: -old_ms.get(p, 0.0))
+            print(f"-X importtime, {step}, ms (median of {args.repeat}): total {new_ms['total']:.0f} (a) against "
+                  f"{old_ms['total']:.0f} (a'); " + ", ".join(f"{p} {new_ms.get(p, 0):.0f}/{old_ms.get(p, 0):.0f}"
+                                                             for p in heavy))
         print(f"outputs of (a) and (a'): {old['outputs_compared']} files, "
               + ("all byte-identical" if not old["outputs_differing"] else
                  f"{len(old['outputs_differing'])} DIFFER: {', '.join(old['outputs_differing'][:5])}"))
