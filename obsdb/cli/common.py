@@ -55,6 +55,22 @@ class LazyConsole:
     def __getattr__(self, name: str):
         return getattr(self._console(), name)
 
+    @property
+    def is_terminal(self) -> bool:
+        """``Console.is_terminal``, answered without making the console when its file is no terminal and
+        the environment forces none (rich then says False too): render asks it for its progress bar."""
+        settings = object.__getattribute__(self, "_options")
+        if (object.__getattribute__(self, "_made") is None and "force_terminal" not in settings
+                and not set(object.__getattribute__(self, "_pending")) - {"on_broken_pipe"}
+                and not any(name in os.environ for name in ("FORCE_COLOR", "TTY_COMPATIBLE"))):
+            isatty = getattr(sys.stderr if settings.get("stderr") else sys.stdout, "isatty", None)
+            try:
+                if isatty is None or not isatty():
+                    return False
+            except ValueError:  # closed: rich says False as well
+                return False
+        return self._console().is_terminal
+
     def print(self, *objects, sep: str = " ", end: str = "\n", **options) -> None:
         """``Console.print``; plain text bound for a file that is no terminal is written as it is, since rich
         would write the same bytes (no styles off a terminal, no markup, no wrapping: see :func:`_plain_text`)
