@@ -83,7 +83,8 @@ Method.  The script
 Which obsdb is measured: the checkout this script belongs to (its parent
 directory is put first on ``PYTHONPATH``), through the ``obsdb`` console
 script next to ``sys.executable`` (``python -m obsdb.cli.app`` when there is
-none).  Siril uses every core it finds (it logs "Using 2 logical
+none), from ``.pyc`` files as an installed copy (``PYTHONDONTWRITEBYTECODE`` is
+dropped: ``_children.installed_env``).  Siril uses every core it finds (it logs "Using 2 logical
 processors"); obsdb uses one process unless ``--workers`` says otherwise.
 The machine is shared: compare the ratios (measured alternately), not the
 absolute times.  When ``siril-cli`` is not installed, the script says so in
@@ -118,7 +119,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's obsdb, for the parent too
 
-from _children import ROOT, child_env, obsdb_prefix  # noqa: E402
+from _children import ROOT, installed_env, obsdb_prefix  # noqa: E402
 from startup import parse_importtime  # noqa: E402
 
 TARGET_RATIO = 2.0
@@ -247,7 +248,7 @@ class Bench:
 
     def __init__(self, tmp: Path, args, siril: str):
         self.tmp, self.args, self.siril = tmp, args, siril
-        self.env = child_env()
+        self.env = installed_env()
         self.obsdb = obsdb_prefix()
         self.night = tmp / "night"
         self.base = tmp / "base.sqlite"

@@ -18,7 +18,7 @@ costs is seen apart from Siril's and the in-process runs' noise:
    is what the command cost, wall time also says how much of the cores it got.
 
 The old checkout is put first on ``PYTHONPATH`` (same interpreter and packages); the new one is
-this script's.  Run::
+this script's.  Both run from ``.pyc`` files, as installed copies do (``_children.installed_env``).  Run::
 
     git -C /work/main archive main | tar -x -C /tmp/old-obsdb
     python benchmarks/step_commands.py --old /tmp/old-obsdb --repeat 7
@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _children import child_env, obsdb_prefix  # noqa: E402
+from _children import installed_env, obsdb_prefix  # noqa: E402
 
 STEPS = ("align", "render")
 
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     if not (args.old / "obsdb" / "__init__.py").is_file():
         print(f"--old {args.old}: not an obsdb checkout (no obsdb/__init__.py)", file=sys.stderr)
         return 2
-    new_env = child_env()
+    new_env = installed_env()
     old_env = {**new_env, "PYTHONPATH": os.pathsep.join((str(args.old.resolve()), new_env["PYTHONPATH"]))}
     envs = {"new": new_env, "old": old_env}
     started, load = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.getloadavg()[0]
