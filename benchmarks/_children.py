@@ -30,8 +30,7 @@ def installed_env() -> dict:
     """:func:`child_env`, with ``.pyc`` files written and used, as an installed obsdb runs.
 
     This machine sets ``PYTHONDONTWRITEBYTECODE=1``: without ``.pyc`` files every timed command compiles
-    obsdb's own modules from source again (44 modules for ``obsdb align``, 0.1-0.3 s), a fixed cost no
-    user pays.  ``benchmarks/startup.py`` drops the variable for the same reason.
+    obsdb's own modules from source again, a fixed cost no user pays.  ``benchmarks/startup.py`` drops the variable for the same reason.
     """
     env = child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
