@@ -90,3 +90,61 @@ def test_stack_preview_matches_the_frame_preview_without_matplotlib(tmp_path):
     assert (titled[20:] == new[20:]).all() and (titled[:20] != new[:20]).any()
     with pytest.raises(ValueError):
         write_stack_preview_png(tmp_path / "x.png", np.zeros(10))
+
+
+def _zscale_cases():
+    rng = np.random.default_rng(25)
+    sky = rng.normal(1000, 10, (300, 500))
+    sky[100:104, 200:204] += 5000
+    holes = sky.copy()
+    holes[:, :64] = np.nan
+    holes[5, 200] = np.inf
+    clouds = rng.normal(20000, 400, (200, 200)).astype(np.float32)
+    clouds[50:60, 50:60] = 65535  # saturated cores: rejected by the line fit
+    counts = rng.poisson(30, (128, 128)).astype(np.uint16)
+    ramp = np.linspace(-5, 5, 2500).reshape(50, 50) ** 3  # no line fits: the rejection stops early
+    masked = np.ma.masked_greater(sky, 1040)
+    return {"sky": sky, "holes": holes, "clouds float32": clouds, "counts uint16": counts, "ramp": ramp,
+            "flat": np.full((40, 40), 7.0), "three values": np.array([3.0, 1.0, 2.0]), "one value": np.array([5.0]),
+            "masked": masked}
+
+
+@pytest.mark.parametrize("name", list(_zscale_cases()))
+def test_zscale_limits_are_astropys_to_the_bit(name):
+    # obsdb's copy exists so that render need not import astropy.visualization (and matplotlib):
+    # the stacks' previews must not change by a bit.
+    from astropy.visualization import ZScaleInterval
+
+    from obsdb.imaging.preview import zscale_limits
+
+    values = _zscale_cases()[name]
+    ours, theirs = zscale_limits(values), ZScaleInterval().get_limits(values)
+    assert [type(v) for v in ours] == [type(v) for v in theirs]
+    assert [np.asarray(v).tobytes() for v in ours] == [np.asarray(v).tobytes() for v in theirs]
+
+
+def test_asinh_stretch_is_astropys_to_the_bit():
+    from astropy.visualization import AsinhStretch
+
+    from obsdb.imaging.preview import ASINH_SOFTENING, asinh_stretch
+
+    grey = np.random.default_rng(3).uniform(-0.2, 1.2, (64, 64))  # beyond [0, 1]: clipped by both
+    ours = asinh_stretch(grey, ASINH_SOFTENING)
+    assert ours.tobytes() == AsinhStretch(a=ASINH_SOFTENING)(grey, clip=True).tobytes()
+    assert grey.min() < 0  # the input is left as it was
+    with pytest.raises(ValueError, match="a must be > 0"):
+        asinh_stretch(grey, 0.0)
+
+
+def test_stack_preview_imports_no_astropy_visualization(tmp_path):
+    # A fresh interpreter: what `obsdb render` pays for the stack's preview.
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from obsdb.imaging.preview import write_stack_preview_png; "
+            f"write_stack_preview_png({str(tmp_path / 's.png')!r}, np.random.default_rng(1).normal(size=(64, 64)), "
+            "title='V: median of 3 frames'); "
+            "print(sorted(m for m in ('astropy.visualization', 'matplotlib', 'astropy.time') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    assert (tmp_path / "s.png").is_file()
