@@ -148,7 +148,7 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     black box in the top-left corner, drawn with Pillow.  Running
     matplotlib's figure machinery once per stack took longer than the median
     stack itself.  The zscale limits are astropy's ``ZScaleInterval``, as
-    :func:`write_preview_png` uses them (:func:`zscale_limits`).
+    :func:`write_preview_png` uses them.
 
     Parameters
     ----------
@@ -171,6 +171,7 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     ValueError
         Not a 2-D image or ``max_size`` < 1.
     """
+    from astropy.visualization import ZScaleInterval
     from PIL import Image
 
     small = _reduced(data, max_size)
@@ -179,7 +180,7 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     rgb = np.empty((ny, nx, 3), dtype=np.uint8)
     if finite.any():
         # Truncated, as matplotlib turns [0, 1] into bytes.
-        vmin, vmax = zscale_limits(small[finite])
+        vmin, vmax = ZScaleInterval().get_limits(small[finite])
         span = vmax - vmin if vmax > vmin else 1.0
         grey = np.clip((np.where(finite, small, vmin) - vmin) / span, 0.0, 1.0)
         rgb[...] = (grey * 255).astype(np.uint8)[..., None]
@@ -272,6 +273,7 @@ def write_star_zooms_png(path: str | os.PathLike, data, stars, *, half: int = 12
     and core; a cut-out reaching beyond the frame edge is padded with
     :data:`NAN_COLOUR`.  Row 0 is at the bottom, as in the thumbnails.
     """
+    from astropy.visualization import AsinhStretch
     from PIL import Image, ImageDraw
 
     image = np.asarray(data)
@@ -307,7 +309,7 @@ def write_star_zooms_png(path: str | os.PathLike, data, stars, *, half: int = 12
         if finite.any():
             low, high = float(np.median(cut[finite])), float(cut[finite].max())
             span = high - low if high > low else 1.0
-            grey = asinh_stretch(np.clip((np.where(finite, cut, low) - low) / span, 0, 1), 0.1)
+            grey = AsinhStretch(a=0.1)(np.clip((np.where(finite, cut, low) - low) / span, 0, 1), clip=True)
             rgb[finite] = (grey[finite] * 255).astype(np.uint8)[:, None]
         # Row 0 at the bottom; each image pixel a scale x scale block, so pixels stay visible.
         block = np.repeat(np.repeat(rgb[::-1], scale, axis=0), scale, axis=1)
@@ -514,90 +516,13 @@ def crop_png_bytes(data, x: float, y: float, width: int, height: int, *, transfo
 
 def _grey_with(image: np.ndarray, finite: np.ndarray, values: np.ndarray, stretch: str) -> np.ndarray:
     """:func:`_grey` with the stretch's limits taken from ``values`` (finite) rather than the image itself."""
-    vmin, vmax = zscale_limits(values)
+    from astropy.visualization import AsinhStretch, ZScaleInterval
+
+    vmin, vmax = ZScaleInterval().get_limits(values)
     if stretch == "asinh":
         vmax = max(float(np.percentile(values, ASINH_TOP_PERCENTILE)), vmax)
     span = vmax - vmin if vmax > vmin else 1.0
     grey = np.clip((np.where(finite, image, vmin) - vmin) / span, 0.0, 1.0)
     if stretch == "asinh":
-        grey = asinh_stretch(grey, ASINH_SOFTENING)
+        grey = AsinhStretch(a=ASINH_SOFTENING)(grey, clip=True)
     return grey
-
-
-def zscale_limits(values) -> tuple:
-    """IRAF's zscale display limits of an image's values: astropy's ``ZScaleInterval().get_limits``.
-
-    The same algorithm and defaults (1000 samples, contrast 0.25, at most half of the samples
-    rejected, at least 5 kept, 2.5-sigma rejection, 5 iterations), written out here because
-    importing ``astropy.visualization`` imports matplotlib and ``astropy.time`` too: 0.1-0.2 s of
-    every ``obsdb render``, whose one use of it is a stack preview's limits.  Every operation is
-    astropy's (8.0), in its order, so the limits are the same to the bit (tests compare them).
-
-    Parameters
-    ----------
-    values : array_like
-        The image's values, any shape; NaN and inf are left out.
-
-    Returns
-    -------
-    (vmin, vmax) : tuple of numpy scalars
-        The display limits, of the values' type (as astropy returns them).
-
-    Notes
-    -----
-    Adapted from astropy's ``astropy/visualization/interval.py`` (BSD 3-clause licence; the
-    algorithm is stsci.numdisplay's, under AURA's BSD-style licence).
-    """
-    data = np.asanyarray(values)
-    ok = np.isfinite(data)
-    if np.ma.isMaskedArray(data):
-        ok &= ~np.ma.getmaskarray(data)
-        data = data.data
-    values = data[ok]
-    n_samples, contrast, max_reject, min_npixels, krej, max_iterations = 1000, 0.25, 0.5, 5, 2.5, 5
-    stride = int(max(1.0, values.size / n_samples))
-    samples = values[::stride][:n_samples]
-    samples.sort()
-    npix = len(samples)
-    vmin = samples[0]
-    vmax = samples[-1]
-    # A line fitted to the sorted samples, with k-sigma rejection of the samples far from it.
-    minpix = max(min_npixels, int(npix * max_reject))
-    x = np.arange(npix)
-    ngoodpix = npix
-    last_ngoodpix = npix + 1
-    badpix = np.zeros(npix, dtype=bool)
-    ngrow = max(1, int(npix * 0.01))
-    kernel = np.ones(ngrow, dtype=bool)
-    for _ in range(max_iterations):
-        if ngoodpix >= last_ngoodpix or ngoodpix < minpix:
-            break
-        fit = np.polyfit(x, samples, deg=1, w=(~badpix).astype(int))
-        fitted = np.poly1d(fit)(x)
-        flat = samples - fitted
-        threshold = krej * flat[~badpix].std()
-        badpix[(flat < -threshold) | (flat > threshold)] = True
-        badpix = np.convolve(badpix, kernel, mode="same")  # rejected samples' neighbours go too
-        last_ngoodpix = ngoodpix
-        ngoodpix = np.sum(~badpix)
-    if ngoodpix >= minpix:
-        slope, _ = fit
-        slope = slope / contrast
-        center_pixel = (npix - 1) // 2
-        median = np.median(samples)
-        vmin = max(vmin, median - (center_pixel - 1) * slope)
-        vmax = min(vmax, median + (npix - center_pixel) * slope)
-    return vmin, vmax
-
-
-def asinh_stretch(values, a: float) -> np.ndarray:
-    """Astropy's ``AsinhStretch(a)(values, clip=True)``: ``asinh(v / a) / asinh(1 / a)`` of the values
-    clipped to [0, 1], in a new array (the same operations in astropy's order, so the same bits; see
-    :func:`zscale_limits` for why it is not imported)."""
-    if a <= 0:
-        raise ValueError("a must be > 0")
-    out = np.clip(values, 0.0, 1.0)
-    np.true_divide(out, a, out=out)
-    np.arcsinh(out, out=out)
-    np.true_divide(out, np.arcsinh(1.0 / a), out=out)
-    return out
