@@ -585,6 +585,9 @@ def _labelled_regions(bad):
 def _sparse_regions(bad):
     """The mask's 4-connected regions from its set pixels' coordinates (no pass over the frame): the
     single pixels' rows and columns, and each larger region as ``((y0, y1, x0, x1), (ys, xs))``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     ny, nx = bad.shape
     flat = np.flatnonzero(bad)
     n = flat.size
@@ -607,7 +610,9 @@ def _sparse_regions(bad):
         nodes = np.flatnonzero(linked)
         position = np.full(n, -1, dtype=np.intp)
         position[nodes] = np.arange(nodes.size)
-        component = _component_labels(nodes.size, position[i], position[j])
+        graph = coo_matrix((np.ones(i.size, dtype=np.int8), (position[i], position[j])),
+                           shape=(nodes.size, nodes.size))
+        _, component = connected_components(graph, directed=False)
         order = np.argsort(component, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(component[order]) != 0])
         for a, b in zip(starts, np.r_[starts[1:], order.size]):
@@ -615,31 +620,6 @@ def _sparse_regions(bad):
             ry, rx = ys[members], xs[members]
             rest.append(((int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1), (ry, rx)))
     return ys[~linked], xs[~linked], rest
-
-
-def _component_labels(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Connected components of the undirected graph on nodes ``0..n-1`` with edges ``(i[k], j[k])``:
-    scipy's ``connected_components(graph, directed=False)[1]``, the same labels.
-
-    Scipy numbers the components in the order of their smallest node, and so does this: each
-    component's root is its smallest node (every root is hooked onto the smallest root it shares an
-    edge with, then every node points straight at its root, until no edge joins two roots), ranked.
-    Written out because ``scipy.sparse.csgraph`` costs ``obsdb render`` a tenth of a second to
-    import, for a graph of a few thousand masked pixels.
-    """
-    parent = np.arange(n)
-    while True:
-        a, b = parent[i], parent[j]
-        apart = a != b
-        if not apart.any():
-            break
-        np.minimum.at(parent, np.maximum(a, b)[apart], np.minimum(a, b)[apart])
-        while True:  # pointer jumping: a root's index is never above its members', so this ends
-            jumped = parent[parent]
-            if np.array_equal(jumped, parent):
-                break
-            parent = jumped
-    return np.unique(parent, return_inverse=True)[1].astype(np.int32)
 
 
 FILL_MARGIN = 3

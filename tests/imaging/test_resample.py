@@ -301,25 +301,3 @@ def test_masked_regions_found_from_coordinates_equal_the_labelled_ones():
             assert np.isfinite(w).all() and np.array_equal(w[~bad], work[~bad])
             filled.append(w)
         assert np.array_equal(filled[0], filled[1]), trial
-
-
-def test_masked_pixels_components_are_scipys():
-    """The NaN fill's regions come from obsdb's own connected components (scipy.sparse.csgraph is a
-    tenth of a second of render's start-up): the same labels as scipy's, numbering included."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from obsdb.imaging.resample import _component_labels
-
-    rng = np.random.default_rng(11)
-    path = rng.permutation(3000)  # one long chain visited in a shuffled order: many hooking rounds
-    graphs = [(3000, path[:-1], path[1:]), (1, np.array([0]), np.array([0])),
-              (6, np.array([5, 4, 3]), np.array([4, 3, 2]))]
-    for _ in range(20):
-        n = int(rng.integers(2, 400))
-        m = int(rng.integers(1, 2 * n))
-        graphs.append((n, rng.integers(0, n, m), rng.integers(0, n, m)))
-    for n, i, j in graphs:
-        _, expected = connected_components(coo_matrix((np.ones(i.size, dtype=np.int8), (i, j)), shape=(n, n)),
-                                           directed=False)
-        assert np.array_equal(_component_labels(n, i, j), expected), n
