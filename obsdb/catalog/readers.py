@@ -250,18 +250,24 @@ def iter_frame_records(run, selection=None, *, sa_conditions=None, page_size: in
                "frame_ids": None if frame_ids is None else list(frame_ids), "sa_extra": extra,
                "sa_status_rule": status_rule}
     # A few frames named by id are found by their ids, whatever the nights.
-    for batch in [None] if frame_ids is not None else _night_batches(run, scope):
+    for batch in [None] if frame_ids is not None else _night_batches(run, scope, bands=bands, image_types=types):
         yield from _pages(run, {**filters, "batch": batch}, qualified, page_size)
 
 
-def _night_batches(run, scope: list[int] | None):
+def _night_batches(run, scope: list[int] | None, *, bands: list[str] | None = None,
+                   image_types: list[str] | None = None):
     """Batches of nights in name order for a listing over ``scope`` (None: all), each about
-    :data:`BATCH_FRAMES` frames by the kept night summaries; ``[None]`` when the scope is small."""
+    :data:`BATCH_FRAMES` frames by the kept night summaries; ``[None]`` when the scope is small.
+    A listing of some bands or image types reads only the nights holding such frames."""
     if scope is not None and len(scope) <= 1:
         yield None
         return
+    if bands is None and image_types is None:
+        sizes = run("night_sizes", scope=scope)
+    else:
+        sizes = run("night_sizes_holding", scope=scope, bands=bands, image_types=image_types)
     batch, frames = [], 0
-    for night_id, n in run("night_sizes", scope=scope):
+    for night_id, n in sizes:
         batch.append(night_id)
         frames += n
         if frames >= BATCH_FRAMES or len(batch) >= MAX_BATCH_NIGHTS:
@@ -331,7 +337,7 @@ def rejected_reasons(run, *, nights=None, band: str | None = None) -> list[dict]
     scope = night_ids(run, nights)
     qualified = several_nights(run)
     bands = bands_matching(run, band, scope)
-    rows = (row for batch in _night_batches(run, scope)
+    rows = (row for batch in _night_batches(run, scope, bands=bands)
             for row in run("rejected_reasons", scope=scope, bands=bands, batch=batch))
     out: list[dict] = []
     last_id = None

@@ -198,10 +198,10 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
     """
     sizes = []
     for index, column in enumerate(shown):
-        texts = [column.header, *(row[index] for row in cells)]
-        if not all(_one_cell_each(t) for t in texts):
+        texts = [column.header, *[row[index] for row in cells]]
+        if not "".join(texts).isascii() and not all(_one_cell_each(t) for t in texts):
             return None
-        size = max(len(t) for t in texts)
+        size = max(map(len, texts))
         limit = widths.get(column.key) if widths else None
         if limit is not None:
             size = min(size if column.shrink else max(size, limit), limit)
@@ -217,11 +217,11 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
     aligns = [str.rjust if column.numeric else str.ljust for column in shown]
     spaces = [" " * size for size in sizes]
 
-    def row_lines(texts: list[str]) -> list[str] | None:
+    def row_lines(texts: list[str], fitted=None) -> list[str] | None:
         parts = []
-        for text, size, column, folds in zip(texts, sizes, shown, folding):
+        for index, (text, size, column, folds) in enumerate(zip(texts, sizes, shown, folding)):
             if len(text) <= size:
-                parts.append([text.rjust(size) if column.numeric else text.ljust(size)])
+                parts.append([fitted[index] if fitted else text.rjust(size) if column.numeric else text.ljust(size)])
                 continue
             if folds:
                 breaks = [0, *line_breaks(text, size), len(text)]
@@ -253,7 +253,7 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
         return "\n".join(lines) + "\n"
     for r, parts in enumerate(zip(*padded)):
         if r in long_rows:
-            drawn = row_lines(cells[r])
+            drawn = row_lines(cells[r], parts)
             if drawn is None:
                 return None
             lines += drawn
