@@ -306,3 +306,21 @@ def _names(text: str) -> set[str]:
     import re
 
     return set(re.findall(r":([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+@pytest.mark.parametrize("db, uri", [("postgresql+psycopg://u:p%40ss@host:5433/cat?sslmode=require",
+                                      "postgresql://u:p%40ss@host:5433/cat?sslmode=require"),
+                                     ("postgresql://u@host/cat", "postgresql://u@host/cat"),
+                                     ("postgresql+psycopg2://u@host/cat", None), ("sqlite:///x.sqlite", None),
+                                     ("x.sqlite", None)])
+def test_the_postgresql_fast_path_reads_the_catalogs_of_psycopg_urls(db, uri):
+    from obsdb.catalog.lite import postgres_uri
+
+    assert postgres_uri(db) == uri
+
+
+def test_a_postgresql_url_that_reaches_no_catalog_takes_the_normal_path():
+    from obsdb.catalog.lite import LiteCatalog
+
+    for db in ("postgresql+psycopg://postgres@127.0.0.1:1/none", "postgresql://u@host/cat?no_such_option=1"):
+        assert LiteCatalog.open(db, lambda: pytest.fail("only opened by a fast catalog")) is None
