@@ -380,6 +380,14 @@ class Catalog(FrameListing):
 
         return self.read(band_summary, nights=night)
 
+    def rejected_reasons(self, *, night=None, band: str | None = None) -> list[dict]:
+        """The rejected frames with their active tags, in listing order (``obsdb rejected``): each
+        ``{"label", "band", "type", "error", "tags": [{"name", "source", "author", "created_at",
+        "reason"}]}``.  :meth:`frames` with ``status="rejected"`` gives the whole records."""
+        from obsdb.catalog.summaries import rejected_reasons
+
+        return self.read(rejected_reasons, nights=night, band=band)
+
     def log(self, *, limit: int = 50, command: str | None = None, night=None) -> list[dict]:
         """The newest events, newest first (``obsdb log``)."""
         from obsdb.catalog.details import event_log

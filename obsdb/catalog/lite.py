@@ -295,6 +295,11 @@ class LiteCatalog:
         return self._answer(lambda: readers.event_log(self.run, limit=limit, command=command, nights=night),
                             lambda catalog: catalog.log(limit=limit, command=command, night=night))
 
+    def rejected_reasons(self, *, night=None, band: str | None = None) -> list[dict]:
+        """:meth:`obsdb.api.Catalog.rejected_reasons`."""
+        return self._answer(lambda: readers.rejected_reasons(self.run, nights=night, band=band),
+                            lambda catalog: catalog.rejected_reasons(night=night, band=band))
+
     def show(self, selector: str, *, night=None) -> list[dict]:
         """:meth:`obsdb.api.Catalog.show`."""
         return self._answer(lambda: readers.frames_details(self.run, selector, nights=night),

@@ -219,6 +219,24 @@ def _frame_page(*, scope: bool = False, bands: bool = False, image_types: bool =
     return query
 
 
+def _rejected_reasons(*, scope: bool = False, bands: bool = False, batch: bool = False):
+    """The rejected frames of a listing's order, each with its active tags (one row per tag; a frame
+    without one, say an unreadable file, as one row of NULLs): what ``obsdb rejected`` prints, without
+    building a whole record per frame."""
+    conditions = [Frame.status == "rejected"]
+    if scope:
+        conditions.append(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    if bands:
+        conditions.append(Frame.band.in_(bindparam("bands", expanding=True)))
+    if batch:  # a batch of nights (readers.BATCH_FRAMES): the night index bounds the search
+        conditions.append(Frame.night_id.in_(bindparam("batch", expanding=True)))
+    active = and_(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None))
+    return (select(Frame.id, Frame.number, Frame.file_name, Night.name, Frame.number_shared, Frame.band,
+                   Frame.image_type, Frame.error, Tag.name, Tag.source, Tag.author, Tag.created_at, Tag.reason)
+            .select_from(Frame).join(Night, Frame.night_id == Night.id).outerjoin(Tag, active)
+            .where(and_(*conditions)).order_by(*FRAME_ORDER, Tag.id))
+
+
 def _page_tags():
     return (select(Tag.frame_id, Tag.id, Tag.name, Tag.source, Tag.reason, Tag.author, Tag.created_at, Tag.evidence)
             .where(Tag.frame_id.in_(bindparam("ids", expanding=True)), Tag.retracted_at.is_(None)).order_by(Tag.id))
@@ -327,6 +345,7 @@ STATEMENTS = {
     "frame_labels": _frame_labels,
     "frame_page": _frame_page,
     "page_tags": _page_tags,
+    "rejected_reasons": _rejected_reasons,
     "page_shifts": _page_shifts,
     "page_groups": _page_groups,
     "page_weights": _page_weights,
@@ -345,7 +364,7 @@ STATEMENTS = {
 
 FLAGS = {"event_log": ("command", "scope", "limit"), "band_totals": ("scope",), "quality_values": ("band", "scope"),
          "frames_numbered": ("night", "scope"), "frames_named": ("scope",), "night_sizes": ("scope",),
-         "band_spellings": ("scope",),
+         "band_spellings": ("scope",), "rejected_reasons": ("scope", "bands", "batch"),
          "frame_page": ("scope", "bands", "image_types", "status", "tag", "frame_ids", "batch", "after")}
 """The flags of each builder that has any; a flag is set when the parameter of its name is given."""
 

@@ -29,6 +29,11 @@ def known_values(session: Session) -> dict[str, list[str]]:
     return readers.known_values(session_runner(session))
 
 
+def rejected_reasons(session: Session, *, nights=None, band: str | None = None) -> list[dict]:
+    """The rejected frames with their active tags (:func:`obsdb.catalog.readers.rejected_reasons`)."""
+    return readers.rejected_reasons(session_runner(session), nights=nights, band=band)
+
+
 def night_summaries(session: Session) -> list[dict]:
     """Every night with its frames, bands, targets, instruments, status counts and median FWHM
     (:func:`obsdb.catalog.readers.night_summaries`)."""

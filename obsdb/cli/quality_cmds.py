@@ -182,14 +182,14 @@ def rejected(
         return
     with open_catalog(lite=True) as catalog, user_errors():
         filter_hints(catalog, rejected)
-        records = catalog.frame_dicts(rejected)
+        records = catalog.rejected_reasons(night=nights_arg(night), band=band)
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
     # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
-    records = [r for r in records if r.get("type") not in CALIBRATION_IMAGE_TYPES]
+    records = [r for r in records if r["type"] not in CALIBRATION_IMAGE_TYPES]
     rows = []
     for record in records:
-        rejecting = [t for t in record["tags"]] or [{"name": "unreadable", "source": "ingest", "author": "-",
-                                                      "created_at": "", "reason": record.get("error") or ""}]
+        rejecting = record["tags"] or [{"name": "unreadable", "source": "ingest", "author": "-",
+                                        "created_at": "", "reason": record["error"] or ""}]
         for i, t in enumerate(rejecting):
             rows.append({"frame": record["label"] if i == 0 else "", "band": (record["band"] or "-") if i == 0 else "",
                          "tag": t["name"], "source": t["source"], "author": t["author"],

@@ -78,3 +78,17 @@ def test_frame_filter_is_a_value():
     assert FrameFilter.of(None, band="R") == FrameFilter(band="R")
     with pytest.raises(TypeError):
         FrameFilter.of(None, colour="red")
+
+
+def test_rejected_reasons_are_the_rejected_records_tags(judged):
+    """`obsdb rejected`'s lean reader names the frames, bands, types and active tags that the whole
+    records of `frames(status="rejected")` hold, in the same order, on each backend."""
+    for band in (None, "v", "R"):
+        records = judged.frames(band=band, status="rejected")
+        lean = judged.rejected_reasons(band=band)
+        assert [r["label"] for r in lean] == [r.label for r in records]
+        assert records, band  # the simulated clouds and the person's verdict reject frames in both bands
+        for row, record in zip(lean, records):
+            assert (row["band"], row["type"], row["error"]) == (record.band, record.type, record.error)
+            assert row["tags"] == [{"name": t.name, "source": t.source, "author": t.author,
+                                    "created_at": t.created_at, "reason": t.reason} for t in record.tags]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obsdb.cli.tables import ELLIPSIS, Column, choose_columns, elide, plain_table, rich_table
+from obsdb.cli.tables import ELLIPSIS, Column, choose_columns, elide, line_breaks, plain_table, rich_table
 
 WORD = st.text(alphabet="abcdefghij0123456789.:-", min_size=1, max_size=14)
 TEXT = st.lists(WORD, min_size=0, max_size=12).map(" ".join)
@@ -24,6 +24,16 @@ def _rich(title: str, shown: list[Column], cells: list[list[str]], widths: dict 
     Console(file=out, width=width, force_terminal=False, highlight=False, markup=False, emoji=False,
             soft_wrap=soft_wrap).print(rich_table(title, shown, cells, widths))
     return out.getvalue()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(alphabet="ab …", max_size=40), TEXT), st.integers(min_value=1, max_value=20))
+def test_lines_break_where_riches_do(text, width):
+    """Words one space apart; spaces in runs, leading and trailing; words wider than the line: the
+    same offsets (cells are printable, a tab is shown as its escape)."""
+    from rich._wrap import divide_line
+
+    assert line_breaks(text, width) == divide_line(text, width, fold=True)
 
 
 @st.composite
