@@ -4,7 +4,10 @@ Each command runs as ``/usr/bin/time -f "%e %U %S %M" obsdb --db DB CMD > /dev/n
 s, system s, peak RSS KiB): one untimed warm-up on each path, then ``--repeat`` rounds, each round the
 fast path (``OBSDB_LITE=1``, this checkout) and at once the same command on the normal path
 (``OBSDB_LITE=0``; or with ``--old DIR`` another checkout of obsdb, e.g. main, unpacked with ``git
-archive``), so that both see the same load on a shared machine.  It prints every run's ``time`` line,
+archive``; or with ``--generic-plans`` the fast path again, on a PostgreSQL catalog whose URL gives
+the session options of before ``plan_cache_mode=force_custom_plan``, ``options=-c jit=off``, so that
+the server may switch a prepared statement to a generic plan), so that both see the same load on a
+shared machine.  It prints every run's ``time`` line,
 then per command the median wall and CPU (user + system) of each path and the median of the
 per-round ratios normal / fast.  The outputs of the two paths are compared too (``same output`` or
 ``OUTPUTS DIFFER``: a fast path must print what the normal one prints).
@@ -18,6 +21,8 @@ Run::
     python benchmarks/catalog.py --build-only --db postgresql+psycopg://postgres@127.0.0.1:5432/NAME
     python benchmarks/fast_path.py --db postgresql+psycopg://postgres@127.0.0.1:5432/NAME
     python benchmarks/fast_path.py --db /tmp/obsdb-bench-catalog.sqlite --repeat 5
+    python benchmarks/fast_path.py --db postgresql+psycopg://postgres@127.0.0.1:5432/NAME --generic-plans \
+        --command 'rejected --band V --night all --format json'
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from _children import child_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on 
 
 TIME = "/usr/bin/time"
 FORMAT = "%e %U %S %M"
+OTHERS = {"normal": "OBSDB_LITE=0", "generic": "the fast path, URL options=-c jit=off (generic plans allowed)"}
 
 
 def timed(argv, env) -> tuple[list[float], str]:
@@ -68,6 +74,8 @@ def main() -> None:
     parser.add_argument("--command", action="append", help="a command to time instead of the defaults "
                                                            "(repeatable), e.g. 'log -n 5'")
     parser.add_argument("--old", metavar="DIR", help="compare with this checkout of obsdb instead of OBSDB_LITE=0")
+    parser.add_argument("--generic-plans", action="store_true",
+                        help="compare with the fast path in PostgreSQL sessions that allow generic plans")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -76,8 +84,14 @@ def main() -> None:
     env = child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed obsdb runs from .pyc files
     fast_env = {**env, "OBSDB_LITE": "1"}
+    other_db = args.db
     if args.old:
         other_env, other = {**env, "PYTHONPATH": str(Path(args.old).resolve())}, "old"
+    elif args.generic_plans:
+        if "://" not in args.db:
+            parser.error("--generic-plans compares PostgreSQL session settings: give a postgresql+psycopg:// URL")
+        other_env, other = fast_env, "generic"
+        other_db = args.db + ("&" if "?" in args.db else "?") + "options=-c%20jit%3Doff"
     else:
         other_env, other = {**env, "OBSDB_LITE": "0"}, "normal"
     night = args.night or middle_night(args.db, env)
@@ -88,16 +102,17 @@ def main() -> None:
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: python benchmarks/fast_path.py "
           f"{shlex.join(sys.argv[1:])}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"each run: {TIME} -f '{FORMAT}' obsdb --db DB CMD > file (wall s, user s, sys s, peak KiB); "
-          f"fast: OBSDB_LITE=1; {other}: {'OBSDB_LITE=0' if other == 'normal' else args.old}; alternated")
+          f"fast: OBSDB_LITE=1; {other}: {OTHERS.get(other, args.old)}; alternated")
     summary = []
     for command in commands:
         argv = obsdb_prefix() + ["--db", args.db, *shlex.split(command)]
+        other_argv = obsdb_prefix() + ["--db", other_db, *shlex.split(command)]
         timed(argv, fast_env)
-        timed(argv, other_env)
+        timed(other_argv, other_env)
         fast_runs, other_runs, digests = [], [], set()
         for _ in range(args.repeat):
-            for runs, run_env in ((fast_runs, fast_env), (other_runs, other_env)):
-                figures, digest = timed(argv, run_env)
+            for runs, run_argv, run_env in ((fast_runs, argv, fast_env), (other_runs, other_argv, other_env)):
+                figures, digest = timed(run_argv, run_env)
                 runs.append(figures)
                 digests.add(digest)
         print(f"\n{command}")

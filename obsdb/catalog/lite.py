@@ -55,10 +55,11 @@ JIT compilation pays off for long analytical queries, not for a catalog's: Postg
 `obsdb nights` over a 1,000,000-frame archive (its cost estimate is huge: one status per frame) and
 spent 3.0 of its 5.8 s compiling (EXPLAIN ANALYZE, PostgreSQL 15).  Custom plans always: psycopg
 prepares a statement run five times, and after five more PostgreSQL may switch to a generic plan,
-made without the values; a listing's page, run once per 2,000 frames, then walked all 2,000 nights
-and joined each with the batch's frames (2.6 million rows filtered out: 500 ms a page, where the plan
-for the values takes 18 ms), and `rejected --band V --night all` on that archive spent 17 s of
-its 25 s in the pages (3.9 s with custom plans).  Planning a catalog query takes about a millisecond."""
+made without the values; for a listing's page (one per 2,000 frames) it walked all 2,000 nights in
+name order and joined each with the batch's frames, instead of starting from the batch's nights.
+`rejected --band V --night all --format json` on that archive took 31.2 s with generic plans allowed
+and 18.5 s without, under load (``benchmarks/fast_path.py --generic-plans``); planning a catalog
+query takes about a millisecond."""
 
 
 POSTGRES_SCHEMES = ("postgresql+psycopg://", "postgresql://")
