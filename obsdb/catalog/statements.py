@@ -5,9 +5,10 @@ A reader (``obsdb nights``, ``obsdb log``, ``obsdb summary``) is plain Python ov
 Two functions of that kind exist:
 
 - :func:`session_runner` executes the statement itself in an SQLAlchemy session (any database);
-- :mod:`obsdb.catalog.lite` executes the SQL text of the statement, compiled once for SQLite into the
-  generated :mod:`obsdb.catalog.lite_sql`, with the stdlib ``sqlite3`` (a query command that never
-  imports SQLAlchemy; see :mod:`obsdb.catalog.lite`).
+- :mod:`obsdb.catalog.lite` executes the SQL text of the statement, compiled once for each database
+  into the generated :mod:`obsdb.catalog.lite_sql` (SQLite, run with the stdlib ``sqlite3``) and
+  :mod:`obsdb.catalog.pg_sql` (PostgreSQL, run with psycopg 3): a query command that never imports
+  SQLAlchemy; see :mod:`obsdb.catalog.lite`.
 
 So each query is written once, here, and the text the fast path runs is that statement's compilation
 (a test compiles every statement again and compares it with the generated module).
@@ -485,6 +486,7 @@ def compiled_statements(database: str = "sqlite") -> dict[str, dict]:
 
 
 TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL (psycopg 3)"}
+"""How the docstring of each generated module names its database."""
 
 SPLIT = r"(\n| AND )"
 """Where :func:`generate` cuts each SQL text into pieces (the separators are pieces too): the variants
