@@ -38,7 +38,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _children import child_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on sys.path when run
+from _children import installed_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on sys.path when run
 
 TIME = "/usr/bin/time"
 FORMAT = "%e %U %S %M"
@@ -81,8 +81,7 @@ def main() -> None:
         parser.error("--repeat must be at least 1")
     if not os.access(TIME, os.X_OK):
         sys.exit(f"{TIME} is needed (apt-get install time)")
-    env = child_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed obsdb runs from .pyc files
+    env = installed_env()
     fast_env = {**env, "OBSDB_LITE": "1"}
     other_db = args.db
     if args.old:

@@ -54,6 +54,7 @@ STAGES = [
     ("streak search", "obsdb.imaging.streaks", "find_streaks", 1),
     ("pixel statistics", "obsdb.imaging.stats", "pixel_stats", 0),
     ("median (partition)", "obsdb.imaging.stats", "exact_median", 1),
+    ("histogram (integer frames)", "obsdb.imaging.stats", "integer_histogram", 1),
     ("mean, std", "obsdb.imaging.stats", "mean_std", 1),
     ("clipped background", "obsdb.imaging.stats", "clipped_background", 1),
 ]

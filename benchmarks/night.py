@@ -26,7 +26,9 @@ frame): what the work cost, whatever share of the cores the machine gave.
 ``ingest cpu ms/frame`` is the ingest step's alone (the child's, its waited
 children's and its live workers' CPU read before and after the step).  With
 ``--code PATH`` the children import obsdb from that checkout (old code, e.g.
-``git archive`` of main) instead of this one.
+``git archive`` of main) instead of this one; with ``--old PATH`` every executor runs with both,
+alternated within each repetition (rows ``KIND old``), and the ratio new / old of the ingest
+step's CPU is printed (the median of each repetition's ratio).
 ``--trace N`` prints, per step, the N largest allocation sites (tracemalloc) at the highest traced
 memory seen between frames: what grows with the night.  ``--keep DIR`` keeps each catalog.
 
@@ -41,6 +43,7 @@ Run::
     python benchmarks/night.py --frames 50,150,500 --size 2048
     python benchmarks/night.py --frames 50 --size 1024 --executors serial,processes --today
     python benchmarks/night.py --frames 500 --executors processes --trace 12 --keep /tmp/nights
+    python benchmarks/night.py --frames 50,150 --executors processes --old /tmp/old-ingest --repeat 3
 """
 
 from __future__ import annotations
@@ -254,6 +257,8 @@ def main(argv=None) -> int:
     parser.add_argument("--today", action="store_true", help="also time the ccdproc + astroalign pipeline")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "obsdb-bench-night")
     parser.add_argument("--code", type=Path, help="import obsdb from this checkout in the children (old code)")
+    parser.add_argument("--old", type=Path, help="also run every executor with obsdb from this checkout (old code), "
+                                                 "alternated with the new within each repetition; rows 'KIND old'")
     parser.add_argument("--keep", type=Path, help="keep each night's catalog as KEEP/night-<frames>-<executor>.sqlite "
                                                   "(for benchmarks/report.py)")
     parser.add_argument("--trace", type=int, default=0, metavar="N",
@@ -286,33 +291,38 @@ def main(argv=None) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; load average {os.getloadavg()[0]:.2f}; "
           f"{os.cpu_count()} cores; {args.size}x{args.size} uint16 frames; {args.workers} workers; "
           f"median of {args.repeat}; code {(args.code or Path(__file__).resolve().parents[1]).resolve()}")
-    print(f"{'frames':>6s} {'executor':10s} {'ingest s':>9s} {'qa s':>7s} {'align s':>8s} {'total s':>8s} "
+    print(f"{'frames':>6s} {'executor':13s} {'ingest s':>9s} {'qa s':>7s} {'align s':>8s} {'total s':>8s} "
           f"{'ms/frame':>9s} {'wall s':>7s} {'peak MB':>8s} {'aligned':>8s} {'cpu ms/frame':>13s} {'parent MB':>10s} "
           f"{'ingest cpu ms/frame':>20s} {'ingest MB':>10s} {'qa MB':>6s} {'align MB':>9s}")
     for n in [int(x) for x in args.frames.split(",")]:
         folder = simulated_night(args.cache, n, args.size)
-        results: dict[str, list[dict]] = {k: [] for k in kinds + (["today"] if args.today else [])}
+        # Row label -> (executor, checkout); with --old each executor's old row follows its new one.
+        labels = {k: (k, args.code) for k in kinds}
+        if args.old:
+            labels = {label: spec for k in kinds for label, spec in ((k, (k, args.code)), (f"{k} old", (k, args.old)))}
+        results: dict[str, list[dict]] = {k: [] for k in list(labels) + (["today"] if args.today else [])}
         for repeat in range(args.repeat):
             order = list(results)
             order = order[repeat % len(order):] + order[:repeat % len(order)]
-            for kind in order:
+            for label in order:
                 with tempfile.TemporaryDirectory(prefix="obsdb-night-") as tmp:
-                    if kind == "today":
-                        results[kind].append(run_child(["--child-today", str(folder)]))
+                    if label == "today":
+                        results[label].append(run_child(["--child-today", str(folder)]))
                     else:
+                        kind, code = labels[label]
                         db = Path(tmp) / "obsdb.sqlite"
                         answer = run_child(["--child", str(folder), str(db), kind, str(args.workers),
-                                            str(args.trace)], args.code)
-                        if args.code is not None and Path(answer["code"]) != args.code.resolve():
-                            raise SystemExit(f"the child imported {answer['code']}, not {args.code}")
-                        results[kind].append(answer)
+                                            str(args.trace)], code)
+                        if code is not None and Path(answer["code"]) != code.resolve():
+                            raise SystemExit(f"the child imported {answer['code']}, not {code}")
+                        results[label].append(answer)
                         if args.keep:
                             args.keep.mkdir(parents=True, exist_ok=True)
-                            shutil.copyfile(db, args.keep / f"night-{n}-{kind}.sqlite")
+                            shutil.copyfile(db, args.keep / f"night-{n}-{label.replace(' ', '-')}.sqlite")
         for kind, runs in results.items():
             if kind == "today":
                 total = statistics.median(sum(v for k, v in r["phases"].items() if k != "import") for r in runs)
-                print(f"{n:6d} {'today':10s} {'':>9s} {'':>7s} {'':>8s} {total:8.1f} {1000 * total / n:9.0f} "
+                print(f"{n:6d} {'today':13s} {'':>9s} {'':>7s} {'':>8s} {total:8.1f} {1000 * total / n:9.0f} "
                       f"{statistics.median(r['wall'] for r in runs):7.1f} "
                       f"{statistics.median(r['peak_mb'] for r in runs):8.0f} "
                       f"{n - statistics.median(r['astroalign_errors'] for r in runs):8.0f}")
@@ -320,7 +330,7 @@ def main(argv=None) -> int:
                 continue
             phase = {p: statistics.median(r["phases"][p] for r in runs) for p in ("ingest", "qa", "align")}
             total = sum(phase.values())
-            print(f"{n:6d} {kind:10s} {phase['ingest']:9.1f} {phase['qa']:7.1f} {phase['align']:8.1f} {total:8.1f} "
+            print(f"{n:6d} {kind:13s} {phase['ingest']:9.1f} {phase['qa']:7.1f} {phase['align']:8.1f} {total:8.1f} "
                   f"{1000 * total / n:9.0f} {statistics.median(r['wall'] for r in runs):7.1f} "
                   f"{statistics.median(r['peak_mb'] for r in runs):8.0f} "
                   f"{statistics.median(r['aligned'] for r in runs):8.0f} "
@@ -329,6 +339,12 @@ def main(argv=None) -> int:
                   f"{1000 * statistics.median(r['phases'].get('cpu ingest', float('nan')) for r in runs) / n:20.0f} "
                   f"{step_mb(runs, 'ingest'):10.0f} {step_mb(runs, 'qa'):6.0f} {step_mb(runs, 'align'):9.0f}")
             rows.append({"frames": n, "executor": kind, "total": total, **phase})
+        for kind in kinds if args.old else ():
+            # Per repetition: the new run against the old one beside it, then the median of the ratios.
+            pairs = zip(results[kind], results[f"{kind} old"])
+            ratios = [new["phases"]["cpu ingest"] / old["phases"]["cpu ingest"] for new, old in pairs]
+            print(f"       {kind}: ingest CPU new / old = {statistics.median(ratios):.2f} "
+                  f"(per repetition {', '.join(f'{r:.2f}' for r in ratios)})")
         if args.today and "serial" in results:
             ours = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "serial")
             theirs = next(r["total"] for r in rows if r["frames"] == n and r["executor"] == "today")

@@ -68,14 +68,23 @@ Method.  The script
    those are used;
 5. prints the per-method medians, the ratios (a)/(c) and (b)/(c) per round
    and their medians, both accuracies, and pass/fail against 2x;
-6. unless ``--no-profile``, profiles (b) once (``cProfile`` around the align
+6. with ``--old DIR`` (another checkout of obsdb, e.g. ``git archive`` of main unpacked in DIR), a
+   fourth method ``old``: (a) with DIR first on ``PYTHONPATH`` (the same interpreter and packages),
+   in the same rotation, and the per-round ratio (a) / old; the warm-up round's outputs of (a) and
+   old are compared byte for byte (every aligned frame, the stack and its preview); and both
+   checkouts' two commands run ``--repeat`` more times each, alternated, under ``python -X
+   importtime``: the median of the total import time (the ``cumulative`` column summed over the
+   outermost imports) and of each heavy package's (``benchmarks/startup.py``'s
+   ``parse_importtime``);
+7. unless ``--no-profile``, profiles (b) once (``cProfile`` around the align
    + render calls in the child, on another fresh copy) and prints the top
    entries by cumulative and by own time.
 
 Which obsdb is measured: the checkout this script belongs to (its parent
 directory is put first on ``PYTHONPATH``), through the ``obsdb`` console
 script next to ``sys.executable`` (``python -m obsdb.cli.app`` when there is
-none).  Siril uses every core it finds (it logs "Using 2 logical
+none), from ``.pyc`` files as an installed copy (``PYTHONDONTWRITEBYTECODE`` is
+dropped: ``_children.installed_env``).  Siril uses every core it finds (it logs "Using 2 logical
 processors"); obsdb uses one process unless ``--workers`` says otherwise.
 The machine is shared: compare the ratios (measured alternately), not the
 absolute times.  When ``siril-cli`` is not installed, the script says so in
@@ -88,6 +97,8 @@ Run::
     python benchmarks/siril.py --frames 50 --size 2048 --repeat 3
     python benchmarks/siril.py --frames 9 --size 512 --repeat 1 --no-profile   # quick check
     python benchmarks/siril.py --json > siril.json
+    git -C /work/main archive main | tar -x -C /tmp/old-obsdb
+    python benchmarks/siril.py --repeat 3 --no-profile --old /tmp/old-obsdb   # this checkout against that one
 """
 
 from __future__ import annotations
@@ -108,7 +119,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's obsdb, for the parent too
 
-from _children import ROOT, child_env, obsdb_prefix  # noqa: E402
+from _children import ROOT, installed_env, obsdb_prefix  # noqa: E402
+from startup import parse_importtime  # noqa: E402
 
 TARGET_RATIO = 2.0
 WIDTH = 98
@@ -117,6 +129,7 @@ LABELS = {
     "cli": "(a) obsdb align + render --stack median, commands",
     "api": "(b) obsdb Catalog.align + render, in one process",
     "siril": "(c) siril-cli: convert + register + stack med",
+    "old": "(a') the same commands, --old checkout",
 }
 # Rows left out of the cumulative table: import machinery, exec/__import__, module bodies and this script.
 SKIP_CUMULATIVE = ("<frozen", "~:0(<built-in method builtins.", "~:0(<method 'enable'", "benchmarks/siril.py")
@@ -235,7 +248,7 @@ class Bench:
 
     def __init__(self, tmp: Path, args, siril: str):
         self.tmp, self.args, self.siril = tmp, args, siril
-        self.env = child_env()
+        self.env = installed_env()
         self.obsdb = obsdb_prefix()
         self.night = tmp / "night"
         self.base = tmp / "base.sqlite"
@@ -293,14 +306,33 @@ class Bench:
 
     # ------------------------------------------------------------ the methods
 
-    def run_cli(self) -> dict:
+    def run_cli(self, env: dict | None = None) -> dict:
         db, out = self.copy_base(), self.fresh("out")
-        align, _ = timed([*self.obsdb, "--db", str(db), "align", "--band", self.band, *self.jobs], self.tmp,
-                         self.env)
+        env = env or self.env
+        align, _ = timed([*self.obsdb, "--db", str(db), "align", "--band", self.band, *self.jobs], self.tmp, env)
         cpu = LAST_CPU
         render, _ = timed([*self.obsdb, "--db", str(db), "render", "--out", str(out), "--band", self.band,
-                           "--stack", "median", *self.jobs], self.tmp, self.env)
+                           "--stack", "median", *self.jobs], self.tmp, env)
         return {"time": align + render, "align": align, "render": render, "cpu": cpu + LAST_CPU, "db": db, "out": out}
+
+    def run_old(self) -> dict:
+        """(a) with the ``--old`` checkout first on the path."""
+        return self.run_cli(self.old_env())
+
+    def old_env(self) -> dict:
+        return {**self.env, "PYTHONPATH": os.pathsep.join((str(self.args.old), self.env["PYTHONPATH"]))}
+
+    def import_times(self, env: dict) -> dict:
+        """Import ms of align and render run as commands under ``-X importtime``: the total and the heavy packages'."""
+        db, out = self.copy_base(), self.fresh("out")
+        prefix = obsdb_prefix(("-X", "importtime"))
+        found = {}
+        for step, args in (("align", ["align", "--band", self.band]),
+                           ("render", ["render", "--out", str(out), "--band", self.band, "--stack", "median"])):
+            _, done = timed([*prefix, "--db", str(db), *args, *self.jobs], self.tmp, env)
+            found[step] = {"total": import_total(done.stderr), **parse_importtime(done.stderr)}
+        shutil.rmtree(out, ignore_errors=True)
+        return found
 
     def run_api(self, profile: Path | None = None) -> dict:
         db, out = self.copy_base(), self.fresh("out")
@@ -450,7 +482,27 @@ class Bench:
                 "max": max(errors) if errors else float("nan")}
 
     def run(self, method: str) -> dict:
-        return {"cli": self.run_cli, "api": self.run_api, "siril": self.run_siril}[method]()
+        return {"cli": self.run_cli, "api": self.run_api, "siril": self.run_siril, "old": self.run_old}[method]()
+
+
+def import_total(stderr: str) -> float:
+    """Milliseconds of every import of a ``-X importtime`` run: the cumulative times of the outermost ones."""
+    total = 0
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            _, cumulative, name = line.split("|")
+            if cumulative.strip().isdigit() and name.startswith(" ") and not name.startswith("  "):
+                total += int(cumulative)
+    return total / 1000
+
+
+def same_outputs(new: Path, old: Path) -> tuple[int, list[str]]:
+    """How many files two render folders hold, and the names of those that differ (or are missing)."""
+    names = sorted({p.relative_to(new) for p in new.rglob("*") if p.is_file()}
+                   | {p.relative_to(old) for p in old.rglob("*") if p.is_file()})
+    differ = [str(n) for n in names if not (new / n).is_file() or not (old / n).is_file()
+              or (new / n).read_bytes() != (old / n).read_bytes()]
+    return len(names), differ
 
 
 # --------------------------------------------------------------------------- profile
@@ -502,6 +554,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of (b)")
     parser.add_argument("--top", type=int, default=25, help="profile rows shown (default 25)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    parser.add_argument("--old", type=Path, help="another obsdb checkout whose commands are timed too (method old)")
     parser.add_argument("--child", choices=["api"], help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -518,6 +571,10 @@ def main(argv=None) -> int:
         return 0
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if args.json else print
 
+    methods = METHODS + (("old",) if args.old else ())
+    if args.old and not (args.old / "obsdb" / "__init__.py").is_file():
+        print(f"--old {args.old}: not an obsdb checkout (no obsdb/__init__.py)", file=sys.stderr)
+        return 2
     started, load_before = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="obsdb-siril-") as name:
         bench = Bench(Path(name), args, siril)
@@ -527,7 +584,8 @@ def main(argv=None) -> int:
         say(f"band {bench.band}: {len(bench.frames)} accepted of {bench.in_band} light frames; "
             f"{bench.version_text}", flush=True)
 
-        warm = {m: bench.run(m) for m in METHODS}
+        warm = {m: bench.run(m) for m in methods}
+        compared = same_outputs(warm["cli"]["out"], warm["old"]["out"]) if args.old else None
         obsdb_acc = bench.accuracy(*bench.obsdb_shifts(warm["cli"]["db"]))
         api_acc = bench.accuracy(*bench.obsdb_shifts(warm["api"]["db"]))
         siril_shifts, siril_reference, replaced, siril_skipped = bench.siril_shifts(warm["siril"]["work"], warm["siril"]["log"])
@@ -542,7 +600,7 @@ def main(argv=None) -> int:
 
         rounds = []
         for i in range(args.repeat):
-            order = METHODS[i % len(METHODS):] + METHODS[:i % len(METHODS)]
+            order = methods[i % len(methods):] + methods[:i % len(methods)]
             results = {}
             for method in order:
                 r = bench.run(method)
@@ -553,8 +611,12 @@ def main(argv=None) -> int:
             results["order"] = list(order)
             rounds.append(results)
             say(f"round {i + 1}/{args.repeat} ({', '.join(order)}): "
-                + ", ".join(f"{m} {results[m]['time']:.2f} s" for m in METHODS), flush=True)
+                + ", ".join(f"{m} {results[m]['time']:.2f} s" for m in methods), flush=True)
 
+        imports = {"new": [], "old": []}
+        for i in range(args.repeat if args.old else 0):
+            for which in (("new", "old") if i % 2 == 0 else ("old", "new")):
+                imports[which].append(bench.import_times(bench.env if which == "new" else bench.old_env()))
         profile_rows = None
         if not args.no_profile:
             profile = Path(name) / "api.prof"
@@ -575,6 +637,18 @@ def main(argv=None) -> int:
     ratio_api = statistics.median(r["api"]["time"] / r["siril"]["time"] for r in rounds)
     ratio_api_wall = statistics.median(r["api"]["wall"] / r["siril"]["time"] for r in rounds)
     ratio_api_warm = statistics.median(r["api"]["warm"] / r["siril"]["time"] for r in rounds)
+    old = {}
+    if args.old:
+        old = {"checkout": str(args.old), "median_s": median("old"), "median_align_s": median("old", "align"),
+               "median_render_s": median("old", "render"), "median_cpu_s": median("old", "cpu"),
+               "ratio_cli/old": statistics.median(r["cli"]["time"] / r["old"]["time"] for r in rounds),
+               "ratio_align/old": statistics.median(r["cli"]["align"] / r["old"]["align"] for r in rounds),
+               "ratio_render/old": statistics.median(r["cli"]["render"] / r["old"]["render"] for r in rounds),
+               "ratio_old/siril": statistics.median(r["old"]["time"] / r["siril"]["time"] for r in rounds),
+               "outputs_compared": compared[0], "outputs_differing": compared[1],
+               "import_ms": {which: {step: {pkg: statistics.median(run[step].get(pkg, 0.0) for run in runs)
+                                            for pkg in sorted({p for run in runs for p in run[step]})}
+                                     for step in ("align", "render")} for which, runs in imports.items()}}
     result = {
         "frames": args.frames, "size": args.size, "seed": args.seed, "bands": args.bands, "band": bench.band,
         "stacked_frames": len(bench.frames), "repeat": args.repeat, "workers": args.workers,
@@ -594,7 +668,7 @@ def main(argv=None) -> int:
         "median_cpu_s": {m: median(m, "cpu") for m in ("cli", "api", "siril")},
         "started": started, "finished": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "load": (load_before, os.getloadavg()[0]),
-        "target": TARGET_RATIO, "pass": ratio_cli <= TARGET_RATIO and obsdb_acc["rms"] <= siril_acc["rms"] + 1e-12,
+        "old": old, "target": TARGET_RATIO, "pass": ratio_cli <= TARGET_RATIO and obsdb_acc["rms"] <= siril_acc["rms"] + 1e-12,
     }
     if args.json:
         print(json.dumps(result, indent=1, default=str))
@@ -640,6 +714,25 @@ def main(argv=None) -> int:
         print(f"  Siril skipped (not registered, not stacked): {', '.join(Path(p).name for p in siril_skipped)}")
     print(f"same frames in both stacks: {'yes' if same_frames else 'NO'} (obsdb rendered {stacked_obsdb}, "
           f"Siril stacked {warm['siril']['stacked']}, given {len(bench.frames)})")
+    if old:
+        print("-" * WIDTH)
+        print(f"{LABELS['old']:<62}{old['median_s']:10.2f}")
+        print(f"{'      align':<62}{old['median_align_s']:10.2f}")
+        print(f"{'      render --stack median':<62}{old['median_render_s']:10.2f}")
+        print(f"(a) / (a'), this checkout / {args.old}: {old['ratio_cli/old']:.2f}x (align {old['ratio_align/old']:.2f}x, "
+              f"render {old['ratio_render/old']:.2f}x); (a') / (c) {old['ratio_old/siril']:.2f}x; CPU s (a') "
+              f"{old['median_cpu_s']:.2f}")
+        print("per round, (a) / (a'): " + " ".join(f"{r['cli']['time'] / r['old']['time']:.2f}" for r in rounds))
+        for step in ("align", "render"):
+            new_ms, old_ms = old["import_ms"]["new"][step], old["import_ms"]["old"][step]
+            heavy = sorted((p for p in new_ms.keys() | old_ms.keys() if p != "total"),
+                           key=lambda p: -old_ms.get(p, 0.0))
+            print(f"-X importtime, {step}, ms (median of {args.repeat}): total {new_ms['total']:.0f} (a) against "
+                  f"{old_ms['total']:.0f} (a'); " + ", ".join(f"{p} {new_ms.get(p, 0):.0f}/{old_ms.get(p, 0):.0f}"
+                                                             for p in heavy))
+        print(f"outputs of (a) and (a'): {old['outputs_compared']} files, "
+              + ("all byte-identical" if not old["outputs_differing"] else
+                 f"{len(old['outputs_differing'])} DIFFER: {', '.join(old['outputs_differing'][:5])}"))
     print(f"Siril script ({bench.version_text}):\n  " + bench.script.strip().replace("\n", "\n  "))
     return 0
 

@@ -37,8 +37,6 @@ def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None
     by some frame in scope (a typo or an unquoted string is an error, not an
     empty answer).
     """
-    from obsdb.catalog.expr import compile_expression
-
     band, image_type, status, tag, where = (selection.band, selection.image_type, selection.status, selection.tag,
                                             selection.where)
     target, frame_ids = selection.target, selection.frame_ids
@@ -77,6 +75,8 @@ def frame_filter(selection: FrameFilter, *, night_scope: list[int] | None = None
         conditions.append(select(Tag.id).where(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None),
                                                Tag.name == tag).exists())
     if where is not None:  # "" is an error (compile_expression says so), never "every frame"
+        from obsdb.catalog.expr import compile_expression  # the --where compiler: only for a --where
+
         bare: list = []
         conditions.append(compile_expression(where, bare))
         if bare and session is not None:

@@ -2,8 +2,9 @@
 
 The full command-line app (every command module imported, every command's click object built) costs
 about a tenth of a second before a command starts.  A catalog query answers in less than that, so
-:func:`main` runs a query command (:data:`LEAN_COMMANDS`) through a lean app that holds only that
-command and the global options, built from the same definitions (:func:`lean_app`): the same
+:func:`main` runs a query command, and the pipeline commands a script runs once per night (``align``,
+``render``, ``run``: :data:`LEAN_COMMANDS`), through a lean app that holds only that command and the
+global options, built from the same definitions (:func:`lean_app`): the same
 options, help and errors.  ``obsdb.cli.app.app`` (the full app, for tests and the CLI reference) is
 built on first use.
 """
@@ -77,9 +78,10 @@ in the order ``obsdb --help`` lists them."""
 
 LEAN_COMMANDS = {"frames": "catalog_cmds", "show": "catalog_cmds", "summary": "catalog_cmds",
                  "nights": "catalog_cmds", "log": "catalog_cmds", "history": "align_cmds",
-                 "rejected": "quality_cmds"}
-"""The query commands :func:`main` runs through a lean app, and the module that defines each (a test
-checks this against the full app)."""
+                 "rejected": "quality_cmds", "align": "align_cmds", "render": "render_cmds", "run": "pipeline_cmds"}
+"""The commands :func:`main` runs through a lean app (the queries, and the pipeline commands whose
+start-up a night's script pays each time), and the module that defines each (a test checks this
+against the full app)."""
 
 GLOBAL_VALUE_OPTIONS = ("--db", "--config")
 """Global options that take a value (the word after them is not the command)."""

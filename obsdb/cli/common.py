@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from enum import Enum
@@ -54,12 +55,83 @@ class LazyConsole:
     def __getattr__(self, name: str):
         return getattr(self._console(), name)
 
+    @property
+    def is_terminal(self) -> bool:
+        """``Console.is_terminal``, answered without making the console when its file is no terminal and
+        the environment forces none (rich then says False too): render asks it for its progress bar."""
+        settings = object.__getattribute__(self, "_options")
+        if (object.__getattribute__(self, "_made") is None and "force_terminal" not in settings
+                and not set(object.__getattribute__(self, "_pending")) - {"on_broken_pipe"}
+                and not any(name in os.environ for name in ("FORCE_COLOR", "TTY_COMPATIBLE"))):
+            isatty = getattr(sys.stderr if settings.get("stderr") else sys.stdout, "isatty", None)
+            try:
+                if isatty is None or not isatty():
+                    return False
+            except ValueError:  # closed: rich says False as well
+                return False
+        return self._console().is_terminal
+
+    def print(self, *objects, sep: str = " ", end: str = "\n", **options) -> None:
+        """``Console.print``; plain text bound for a file that is no terminal is written as it is, since rich
+        would write the same bytes (no styles off a terminal, no markup, no wrapping: see :func:`_plain_text`)
+        and importing it costs a command that prints one line (align, render) a fortieth of a second."""
+        text = _plain_text(self, objects, sep, end, options)
+        if text is None:
+            self._console().print(*objects, sep=sep, end=end, **options)
+            return
+        stream = sys.stderr if object.__getattribute__(self, "_options").get("stderr") else sys.stdout
+        try:
+            stream.write(text)
+            stream.flush()  # as rich does after each print: lines on stdout and stderr stay in order
+        except BrokenPipeError:
+            # The reader went away (`| head`): the console's own handler, as rich would call it.
+            handler = object.__getattribute__(self, "_pending").get("on_broken_pipe")
+            if handler is None:
+                raise
+            handler()
+
+
     def __setattr__(self, name: str, value) -> None:
         made = object.__getattribute__(self, "_made")
         if made is None:
             object.__getattribute__(self, "_pending")[name] = value
         else:
             setattr(made, name, value)
+
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+"""Control characters but the newline (rich drops some and expands tabs: such text goes through rich)."""
+
+
+def _plain_text(lazy: LazyConsole, objects: tuple, sep: str, end: str, options: dict) -> str | None:
+    """What ``lazy.print(*objects, sep=sep, end=end, **options)`` writes, when that is the plain text
+    itself; None when rich must print it.
+
+    That is when the console is not made yet (nothing set on it but the broken-pipe handler, which
+    :meth:`LazyConsole.print` calls as rich would), prints strings only, without
+    markup, emoji, highlighting or wrapping, and with no option but a style; the text holds no
+    control character but newlines (rich drops some and expands tabs); and its file is no terminal,
+    nor is one forced by the environment, so that rich would write no style either.
+    """
+    settings = object.__getattribute__(lazy, "_options")
+    if (object.__getattribute__(lazy, "_made") is not None
+            or set(object.__getattribute__(lazy, "_pending")) - {"on_broken_pipe"}
+            or any(settings.get(name) for name in ("highlight", "markup", "emoji")) or not settings.get("soft_wrap")
+            or not set(options) <= {"style", "soft_wrap"} or options.get("soft_wrap", True) is not True
+            or not all(isinstance(part, str) for part in (*objects, sep, end))):
+        return None
+    text = sep.join(objects) + end
+    if _CONTROL.search(text):
+        return None
+    if any(os.environ.get(name) for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")):
+        return None
+    stream = sys.stderr if settings.get("stderr") else sys.stdout
+    try:
+        if stream.isatty():
+            return None
+    except (AttributeError, ValueError):  # no isatty, or closed: rich decides
+        return None
+    return text
 
 
 console = LazyConsole(highlight=False, markup=False, emoji=False, soft_wrap=True)

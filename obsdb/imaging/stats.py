@@ -13,8 +13,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-STATS_VERSION = "stats-1"
-"""Identifies the algorithm below; stored with each result."""
+STATS_VERSION = "stats-2"
+"""Identifies the algorithm below; stored with each result.
+stats-2: integer frames (:func:`stored_as_integers`) get their mean and standard deviation from
+exact integer sums over a histogram (:func:`histogram_mean_std`) instead of float64 accumulation,
+and the clipped background's rms from sums over the sample's histogram (:func:`histogram_clipped`):
+they differ in the last digits (~1e-15 relative); the median, the background and every other
+number as before."""
 
 CLIP_SAMPLE_SIZE = 65_536
 """Pixels sampled (regular stride) for the sigma-clipped background: the median of
@@ -174,40 +179,169 @@ def _clip_centre(values: np.ndarray, axis=None) -> float:
     return exact_median(values)
 
 
-HISTOGRAM_MEDIAN_RANGE = 1 << 20
-"""Integer data spanning at most this many values get their exact median from a histogram."""
+HISTOGRAM_MEDIAN_RANGE = 1 << 16
+"""Integer data spanning fewer than this many values get their exact median from a histogram."""
 
 
-def integer_median(values: np.ndarray, vmin: float, vmax: float) -> float:
-    """Exact median of integer-valued data from a histogram (``np.bincount``): no sort, no partition.
+HISTOGRAM_CHUNK = 1 << 18
+"""Pixels converted to ``intp`` at a time by :func:`integer_histogram` (2 MiB)."""
 
-    It gives :func:`exact_median`'s value, but with numpy 2's SIMD partition it is the slower of
-    the two (30 ms against 8-11 ms on a 2048 x 2048 frame of 16-bit counts, on AVX2): ``bincount``
-    converts its input to ``intp`` first.  :func:`pixel_stats` therefore partitions.
+
+def integer_histogram(values: np.ndarray, vmin: float, vmax: float) -> tuple[float, np.ndarray]:
+    """Counts of each value of integer-valued data: ``counts[i]`` values equal ``base + i``.
+
+    The values (offset by ``vmin`` unless they lie in 0-65535) are counted by ``np.bincount``:
+    7-12 ms for a 2048 x 2048 frame, where one partition of its float32 pixels took 25 ms
+    (``benchmarks/ingest_stages.py``).
 
     Parameters
     ----------
     values : numpy.ndarray
-        Finite, integer-valued data (e.g. 16-bit counts with BZERO applied), flattened.
+        Finite, integer-valued data (e.g. 16-bit counts with BZERO applied), any shape.
     vmin, vmax : float
         Their minimum and maximum; ``vmax - vmin`` must be below :data:`HISTOGRAM_MEDIAN_RANGE`.
+
+    Returns
+    -------
+    base : float
+        The value counted by ``counts[0]``.
+    counts : numpy.ndarray of int64
     """
-    n = values.size
+    if not vmax - vmin < HISTOGRAM_MEDIAN_RANGE:
+        raise ValueError(f"values span {vmax - vmin:g}, not below {HISTOGRAM_MEDIAN_RANGE}")
+    base = 0.0 if vmin >= 0 and vmax < HISTOGRAM_MEDIAN_RANGE else vmin
+    flat = np.asarray(values).ravel()
+    size = int(vmax - base) + 1
+    counts = np.zeros(size, dtype=np.int64)
+    # bincount counts intp values: converted a cache-sized chunk at a time into one buffer, not a
+    # frame-sized intp copy (6.7 ms instead of 9.3 for 4 M pixels).  Integers of this span are exact
+    # in float32, and so are their differences from the base.
+    buffer = np.empty(min(flat.size, HISTOGRAM_CHUNK), dtype=np.intp)
+    for start in range(0, flat.size, HISTOGRAM_CHUNK):
+        part = flat[start:start + HISTOGRAM_CHUNK]
+        offsets = buffer[:part.size]
+        np.copyto(offsets, part if base == 0.0 else part - np.float32(base), casting="unsafe")
+        counts += np.bincount(offsets, minlength=size)
+    return base, counts
+
+
+def histogram_median(base: float, counts: np.ndarray) -> float:
+    """Exact median of the values an :func:`integer_histogram` counts (NaN when there are none)."""
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1]) if cumulative.size else 0
     if n == 0:
         return float("nan")
-    offsets = (values - np.float32(vmin)).astype(np.int32, copy=False)
-    counts = np.bincount(offsets.ravel(), minlength=int(vmax - vmin) + 1)
-    cumulative = np.cumsum(counts)
     k = n // 2
     upper = int(np.searchsorted(cumulative, k + 1))        # the value at sorted index k
     if n % 2:
-        return float(vmin + upper)
+        return float(base + upper)
     lower = int(np.searchsorted(cumulative, k))             # the value at sorted index k - 1
-    return float(vmin + (lower + upper) / 2.0)
+    return float((float(base + lower) + float(base + upper)) / 2.0)
+
+
+def histogram_mean_std(base: float, counts: np.ndarray) -> tuple[float, float]:
+    """Mean and (population) standard deviation of the values an :func:`integer_histogram` counts.
+
+    Exact sums of integers (the offsets' squares summed in int64, the variance's numerator in
+    Python's integers), rounded once: closer to the true values than float64 accumulation, and
+    without a pass over the frame.
+    """
+    n = int(counts.sum())
+    if n == 0:
+        return float("nan"), float("nan")
+    offsets = np.arange(counts.size, dtype=np.int64)
+    total = int(counts @ offsets)                    # <= 65535 * n: exact in int64 below 1.4e14 pixels
+    squares = int(counts @ (offsets * offsets))      # <= 65535**2 * n: exact below 2.1e9 pixels
+    variance = (n * squares - total * total) / (n * n)
+    # The base is an integer (the data are): the mean's numerator is exact too.
+    return (int(base) * n + total) / n, math.sqrt(max(variance, 0.0))
+
+
+def histogram_clipped(base: float, counts: np.ndarray, sigma: float = CLIP_SIGMA,
+                      iterations: int = CLIP_ITERATIONS) -> tuple[float, float]:
+    """:func:`clipped_background` of the values an :func:`integer_histogram` counts.
+
+    The same clipping (about the median, at ``sigma`` standard deviations, values on a bound
+    kept, until nothing more is clipped), on the counts of each value instead of the values:
+    3.5 ms less than astropy's ``sigma_clip`` on the 65,536 sampled pixels of a frame.  The
+    standard deviations are sums over the counts, equal to the sample's to ~1e-15.
+    """
+    # Only the values present: a saturated frame's histogram runs to 65535 with few of them counted.
+    present = np.flatnonzero(counts)
+    if present.size == 0:
+        return float("nan"), float("nan")
+    values, counts = base + present.astype(np.float64), counts[present]
+    lo, hi = 0, counts.size
+    size = int(counts.sum())
+
+    def moments(lo: int, hi: int, size: int) -> tuple[float, float]:
+        part, v = counts[lo:hi], values[lo:hi]
+        mean = float(part @ v) / size
+        return mean, math.sqrt(float(part @ np.square(v - mean)) / size)
+
+    def median(lo: int, hi: int) -> float:
+        cumulative = np.cumsum(counts[lo:hi])
+        k = size // 2
+        upper = float(values[lo + int(np.searchsorted(cumulative, k + 1))])
+        if size % 2:
+            return upper
+        return (float(values[lo + int(np.searchsorted(cumulative, k))]) + upper) / 2.0
+
+    for _ in range(iterations):
+        centre = median(lo, hi)
+        _, std = moments(lo, hi, size)
+        lo = max(lo, int(np.searchsorted(values, centre - std * sigma, side="left")))
+        hi = min(hi, int(np.searchsorted(values, centre + std * sigma, side="right")))
+        kept = int(counts[lo:hi].sum())
+        if kept == 0:
+            return float("nan"), float("nan")       # as astropy's: nothing left to measure
+        if kept == size:
+            break
+        size = kept
+    return median(lo, hi), moments(lo, hi, size)[1]
+
+
+def integer_median(values: np.ndarray, vmin: float, vmax: float) -> float:
+    """Exact median of integer-valued data from a histogram (:func:`integer_histogram`): no sort,
+    no partition; the same value as :func:`exact_median`.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Finite, integer-valued data, flattened.
+    vmin, vmax : float
+        Their minimum and maximum; ``vmax - vmin`` must be below :data:`HISTOGRAM_MEDIAN_RANGE`.
+    """
+    if values.size == 0:
+        return float("nan")
+    return histogram_median(*integer_histogram(values, vmin, vmax))
+
+
+def stored_as_integers(header, bitpix: int) -> bool:
+    """Whether a frame's pixels are integers: integer BITPIX, no BSCALE, an integral BZERO.
+
+    Parameters
+    ----------
+    header : mapping
+        FITS header (``BSCALE``, ``BZERO``).
+    bitpix : int
+        Stored BITPIX.
+    """
+    if bitpix <= 0:
+        return False
+
+    def card(key, default):
+        value = header.get(key, default) if hasattr(header, "get") else default
+        return value[0] if isinstance(value, list) and value else value
+
+    bscale, bzero = card("BSCALE", 1), card("BZERO", 0)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (bscale, bzero))
+    return numbers and bscale == 1 and math.isfinite(bzero) and float(bzero).is_integer()
 
 
 def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
-                overwrite_input: bool = False, extremes: tuple[float, float] | None = None) -> PixelStats:
+                overwrite_input: bool = False, extremes: tuple[float, float] | None = None,
+                integers: bool = False) -> PixelStats:
     """Compute :class:`PixelStats` of an image.
 
     Parameters
@@ -222,6 +356,11 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
     extremes : (float, float), optional
         ``data.min()`` and ``data.max()`` (NaN when a pixel is NaN), when the caller has them
         already: one pass over the frame fewer.
+    integers : bool
+        The finite pixels are integers (:func:`stored_as_integers`): when they span fewer than
+        :data:`HISTOGRAM_MEDIAN_RANGE` values, the median, mean, standard deviation and saturated
+        count come from one histogram (:func:`integer_histogram`; the median the same value, the
+        mean and standard deviation exact sums rounded once).
 
     Returns
     -------
@@ -245,13 +384,32 @@ def pixel_stats(data: np.ndarray, *, saturation: float | None = None,
             raise EmptyImageError("all pixels are NaN or infinite")
         values = flat[finite]
         vmin, vmax = float(values.min()), float(values.max())
-    mean, std = mean_std(values)
+    histogram = integer_histogram(values, vmin, vmax) if integers and vmax - vmin < HISTOGRAM_MEDIAN_RANGE else None
+    if histogram is not None:
+        mean, std = histogram_mean_std(*histogram)
+    else:
+        mean, std = mean_std(values)
     stride = max(1, values.size // CLIP_SAMPLE_SIZE)
-    background, background_rms = clipped_background(values[::stride])
+    if histogram is not None:
+        base = histogram[0]
+        sample = values[::stride]
+        offsets = (sample if base == 0.0 else sample - np.float32(base)).astype(np.uint16)
+        background, background_rms = histogram_clipped(base, np.bincount(offsets, minlength=histogram[1].size))
+    else:
+        background, background_rms = clipped_background(values[::stride])
     # Below the level at its brightest, no pixel is saturated: no pass over the frame to count them.
-    n_sat = int(np.count_nonzero(values >= saturation)) if saturation is not None and vmax >= saturation else 0
-    # Last, because with overwrite_input it reorders the pixels.
-    median = exact_median(values, overwrite_input=overwrite_input)
+    n_sat = 0
+    if saturation is not None and vmax >= saturation:
+        if histogram is not None:
+            base, counts = histogram
+            n_sat = int(counts[max(0, math.ceil(saturation - base)):].sum())
+        else:
+            n_sat = int(np.count_nonzero(values >= saturation))
+    if histogram is not None:
+        median = histogram_median(*histogram)
+    else:
+        # Last, because with overwrite_input it reorders the pixels.
+        median = exact_median(values, overwrite_input=overwrite_input)
     return PixelStats(vmin, vmax, mean, median, std, background, background_rms,
                       n_bad, n_sat, saturation)
 

@@ -292,8 +292,11 @@ def _compact_mask(z: np.ndarray) -> np.ndarray:
         fill = npix / (4 * np.pi * np.sqrt(l1 * l2))
     linear = ((length >= MIN_SEGMENT_BLOCKS) & (elong >= COMPACT_ELONGATION)) | (fill < MIN_COMPACT_FILL)
     linear[0] = False
-    peak = ndimage.maximum(z, labels, np.arange(n + 1))
-    compact = ~linear & (np.asarray(peak) >= MASK_PEAK_SIGMA)
+    # Each object's brightest block from its own pixels (ndimage.maximum over every label scanned the
+    # whole block image: 3.6 ms a 2k frame, against a few hundred pixels here).
+    peak = np.full(n + 1, -np.inf)
+    np.maximum.at(peak, lab, z[ys, xs])
+    compact = ~linear & (peak >= MASK_PEAK_SIGMA)
     compact[0] = False
     mask = compact[labels]
     if MASK_GROW:

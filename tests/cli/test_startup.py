@@ -324,3 +324,131 @@ def test_a_postgresql_url_that_reaches_no_catalog_takes_the_normal_path():
 
     for db in ("postgresql+psycopg://postgres@127.0.0.1:1/none", "postgresql://u@host/cat?no_such_option=1"):
         assert LiteCatalog.open(db, lambda: pytest.fail("only opened by a fast catalog")) is None
+
+
+PLAIN_LINES = [("wrote 6 aligned frames to /tmp/out",), ("  stack R: 6 frames, 180 s -> /a b/stack_R.fits",),
+               ("[bold]not a style[/bold] :smile: not an emoji, http://x.org/y 1.5e3 0x1f",),
+               ("trailing spaces   ",), ("",), ("two\nlines\n",), ("déjà vu, 東京, ≤ 2x",), ("a", "b", "c"),
+               ("x" * 300,)]
+
+
+@pytest.mark.parametrize("stderr", [False, True])
+@pytest.mark.parametrize("options", [{}, {"style": "yellow"}, {"sep": ", ", "end": "!\n"}, {"soft_wrap": True}])
+def test_a_plain_line_off_a_terminal_is_written_as_rich_writes_it(monkeypatch, stderr, options):
+    """The console writes plain text itself, without importing rich, when rich would write the same bytes."""
+    import io
+
+    from rich.console import Console
+
+    from obsdb.cli.common import LazyConsole, _plain_text
+
+    settings = dict(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True)
+    for objects in PLAIN_LINES:
+        streams = []
+        for make in (lambda: LazyConsole(**settings), lambda: Console(**settings)):
+            stream = io.StringIO()
+            monkeypatch.setattr(sys, "stderr" if stderr else "stdout", stream)
+            made = make()
+            made.print(*objects, **options)
+            streams.append(stream.getvalue())
+            if isinstance(made, LazyConsole):
+                assert object.__getattribute__(made, "_made") is None  # written without rich
+        assert streams[0] == streams[1], objects
+    # What rich alters, and a terminal, go through rich.
+    lazy = LazyConsole(**settings)
+    assert _plain_text(lazy, ("a\tb",), " ", "\n", {}) is None
+    assert _plain_text(lazy, ("bell\a",), " ", "\n", {}) is None
+    assert _plain_text(lazy, ("a",), " ", "\n", {"justify": "right"}) is None
+    assert _plain_text(LazyConsole(**dict(settings, markup=True)), ("a",), " ", "\n", {}) is None
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    assert _plain_text(lazy, ("a",), " ", "\n", {}) is None
+
+
+def test_align_and_render_print_their_lines_without_importing_rich(tmp_path):
+    """Off a terminal, `obsdb align` and `obsdb render` print plain lines: rich is not imported."""
+    code = ("import sys\nfrom obsdb.cli.common import console, err_console\n"
+            "console.print('registered by stars: 6; unregistered: 0')\n"
+            "err_console.print('2 frames unregistered', style='yellow')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["registered by stars: 6; unregistered: 0", "[]"]
+    assert done.stderr == "2 frames unregistered\n"
+
+
+def test_is_terminal_is_richs_answer(monkeypatch):
+    """Off a terminal the console says so without being made; a terminal, or one forced by the environment,
+    is rich's to judge."""
+    import io
+
+    from rich.console import Console
+
+    from obsdb.cli.common import LazyConsole
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream_type in (io.StringIO, Terminal):
+        for env in ({}, {"FORCE_COLOR": "1"}, {"FORCE_COLOR": ""}, {"TTY_COMPATIBLE": "0"}, {"TTY_COMPATIBLE": "1"}):
+            for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+                monkeypatch.delenv(name, raising=False)
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            for stderr in (False, True):
+                monkeypatch.setattr(sys, "stderr" if stderr else "stdout", stream_type())
+                lazy = LazyConsole(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True)
+                expected = Console(stderr=stderr, highlight=False, markup=False, emoji=False, soft_wrap=True).is_terminal
+                assert lazy.is_terminal == expected, (stream_type, env, stderr)
+                made = object.__getattribute__(lazy, "_made") is not None
+                assert made == (stream_type is Terminal or bool(env)), (stream_type, env)
+
+
+def test_a_plain_line_into_a_closed_pipe_calls_the_consoles_handler(monkeypatch):
+    """As rich does: the broken-pipe handler set on the console (quiet exit 141 in obsdb) is called."""
+    from obsdb.cli.common import LazyConsole
+
+    class Closed:
+        def isatty(self):
+            return False
+
+        def write(self, text):
+            raise BrokenPipeError
+
+    called = []
+    lazy = LazyConsole(highlight=False, markup=False, emoji=False, soft_wrap=True)
+    lazy.on_broken_pipe = lambda: called.append(True)
+    monkeypatch.setattr(sys, "stdout", Closed())
+    lazy.print("a line")
+    assert called == [True] and object.__getattribute__(lazy, "_made") is None
+
+
+NOT_FOR_ALIGN_OR_RENDER = ("obsdb.catalog.expr", "obsdb.cli.quality_cmds", "obsdb.cli.report_cmds")
+"""What `obsdb align` and `obsdb render --stack median` imported without using (issue 25's fixed costs);
+render prints no table, so it needs no rich either (align's table asks rich for the page width)."""
+
+NOT_FOR_ALIGN = ("astropy.visualization", "matplotlib", "astropy.time", "scipy.sparse.csgraph")
+"""Align draws no picture and fills no masked pixels (render does both, with astropy's ZScale and
+asinh stretch and scipy's connected components: libraries, not copies, whatever their import costs)."""
+
+
+def test_align_and_render_commands_import_only_what_they_use(tmp_path, small_night):
+    from obsdb.api import Catalog
+
+    folder, _ = small_night
+    db = tmp_path / "obsdb.sqlite"
+    with Catalog.open(str(db), create=True) as catalog:
+        catalog.ingest([folder])
+        catalog.qa()
+    # The command in a fresh interpreter, as the console script runs it; its modules listed at exit.
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: sys.stderr.write(repr(sorted(m for m in sys.modules if m.startswith("
+            f"{NOT_FOR_ALIGN_OR_RENDER!r}))) + '\\n'))\n"
+            "sys.argv = ['obsdb'] + sys.argv[1:]\nfrom obsdb.cli.app import main\nmain()\n")
+    for args in (["align", "--band", "V"], ["render", "--out", str(tmp_path / "out"), "--band", "V", "--stack", "median"]):
+        unused = NOT_FOR_ALIGN_OR_RENDER + (("rich",) if args[0] == "render" else NOT_FOR_ALIGN)
+        done = subprocess.run([sys.executable, "-c", code.replace(repr(NOT_FOR_ALIGN_OR_RENDER), repr(unused)),
+                               "--db", str(db), *args], capture_output=True, text=True,
+                              env={k: v for k, v in os.environ.items() if k not in ("OBSDB_DB", "OBSDB_CONFIG")})
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines()[-1] == "[]", (args, done.stderr[-500:])
+    assert (tmp_path / "out" / "stack_V.fits").is_file() and (tmp_path / "out" / "stack_V.png").is_file()

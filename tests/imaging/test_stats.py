@@ -1,5 +1,8 @@
 """Pixel statistics against numpy and astropy references."""
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -110,3 +113,73 @@ def test_the_histogram_median_of_integer_data_is_numpys(n):
     in_place = pixel_stats(frame.copy(), overwrite_input=True)
     copied = pixel_stats(frame.copy())
     assert in_place.median == copied.median == float(np.nanmedian(frame))
+
+
+@pytest.mark.parametrize("low, high", [(0, 65536), (-32768, 32768), (100, 160), (-5, 3), (1e7, 1e7 + 4000)])
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (32, 33), (32, 32)])
+def test_integer_frames_get_the_partitions_median_from_a_histogram(low, high, shape):
+    rng = np.random.default_rng(abs(int(low)) + shape[1])
+    frame = rng.integers(int(low), int(high), shape).astype(np.float32)
+    if frame.size > 6:
+        frame[0, 1] = np.nan                             # a BLANK pixel
+    saturation = float(np.nanmax(frame)) - 1.0          # the brightest pixels saturated, a count to check
+    by_histogram = pixel_stats(frame.copy(), overwrite_input=True, integers=True, saturation=saturation).as_dict()
+    by_partition = pixel_stats(frame.copy(), overwrite_input=True, saturation=saturation).as_dict()
+    exact = [Fraction(int(v)) for v in frame[np.isfinite(frame)]]
+    mean = sum(exact) / len(exact)
+    variance = sum((v - mean) ** 2 for v in exact) / len(exact)
+    # The histogram's mean and standard deviation are the exact values, rounded once.
+    assert by_histogram.pop("mean") == float(mean)
+    assert by_histogram.pop("std") == pytest.approx(math.sqrt(variance), rel=1e-15, abs=0)
+    assert by_partition.pop("mean") == pytest.approx(float(mean), rel=1e-12)
+    assert by_partition.pop("std") == pytest.approx(math.sqrt(variance), rel=1e-12, abs=1e-12)
+    assert by_histogram.pop("background_rms") == pytest.approx(by_partition.pop("background_rms"), rel=1e-12)
+    assert by_histogram == by_partition
+    assert by_histogram["median"] == float(np.nanmedian(frame))
+    assert by_histogram["n_saturated"] == int(np.count_nonzero(frame >= saturation)) > 0
+
+
+def test_a_span_too_wide_for_the_histogram_is_partitioned():
+    from obsdb.imaging.stats import integer_median
+
+    frame = np.array([[0.0, 70000.0, 3.0]], dtype=np.float32)
+    assert pixel_stats(frame, integers=True).median == 3.0
+    with pytest.raises(ValueError, match="span"):
+        integer_median(frame.ravel(), 0.0, 70000.0)
+
+
+def test_which_frames_are_stored_as_integers():
+    from obsdb.imaging.stats import stored_as_integers
+
+    assert stored_as_integers({"BZERO": 32768}, 16)
+    assert stored_as_integers({}, 8)
+    assert stored_as_integers({"BZERO": 32768.0, "BSCALE": 1.0}, 16)
+    assert not stored_as_integers({"BSCALE": 0.5}, 16)
+    assert not stored_as_integers({"BZERO": 0.25}, 16)
+    assert not stored_as_integers({"BZERO": "32768"}, 16)
+    assert not stored_as_integers({}, -32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_histograms_clipped_background_is_astropys(seed):
+    from obsdb.imaging.stats import clipped_background, histogram_clipped
+
+    rng = np.random.default_rng(seed)
+    sky = rng.poisson(rng.uniform(5, 3000), 65536).astype(np.float32)
+    stars = rng.integers(0, sky.size, 3000)
+    sky[stars] += rng.integers(10, 20000, stars.size)         # bright outliers to clip
+    sky[:200] = rng.integers(0, 3, 200)                       # and a few dead pixels
+    base = float(sky.min())
+    counts = np.bincount((sky - base).astype(np.int64))
+    median, rms = histogram_clipped(base, counts)
+    expected_median, expected_rms = clipped_background(sky)
+    assert median == expected_median
+    assert rms == pytest.approx(expected_rms, rel=1e-12)
+    assert rms < np.std(sky) / 2                              # the outliers were clipped
+
+
+def test_a_constant_sample_clips_to_itself():
+    from obsdb.imaging.stats import histogram_clipped
+
+    assert histogram_clipped(7.0, np.array([5])) == (7.0, 0.0)
+    assert histogram_clipped(7.0, np.array([0, 0])) == (pytest.approx(float("nan"), nan_ok=True),) * 2
