@@ -1,12 +1,14 @@
 """Start-up time of the catalog query commands, and the heavy imports each one pays for.
 
 A catalog query (``frames``, ``show``, ``history``, ``rejected``, ``summary``,
-``nights``) reads a few rows from SQLite and prints them, so nearly all of its
-wall time is interpreter start-up and imports.  This script
+``nights``) reads a few rows from SQLite or PostgreSQL and prints them, so nearly
+all of its wall time is interpreter start-up and imports.  This script
 
 1. builds a small catalog in a temporary directory (``obsdb init``,
    ``obsdb simulate DIR --frames 6 --size 128``, ``obsdb ingest DIR``; not
-   timed);
+   timed), or with ``--backend postgresql`` in a new database on
+   ``--pg-server`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432``
+   or ``$OBSDB_BENCH_PG``), dropped at the end;
 2. times each query command as a subprocess, wall clock start to exit and
    CPU time (user + system, from ``os.wait4``): one untimed warm-up run (it
    also writes the ``.pyc`` files, as an installed copy has them, whatever
@@ -18,7 +20,7 @@ wall time is interpreter start-up and imports.  This script
    a busy machine and a quiet one;
 3. runs each command once more under ``python -X importtime`` and reports
    the cumulative import time of the heavy packages it actually imported
-   (astropy, numpy, scipy, alembic, sqlalchemy, rich, typer, matplotlib,
+   (astropy, numpy, scipy, alembic, sqlalchemy, psycopg, rich, typer, matplotlib,
    pandas; also pydantic, which recent typer imports to convert parameters,
    and the imaging packages photutils and sep), at module level or inside
    the functions the command calls.
@@ -39,13 +41,15 @@ Which obsdb is measured: the checkout this script belongs to (its parent
 directory is put first on ``PYTHONPATH`` of every subprocess), run with the
 ``obsdb`` console script next to ``sys.executable`` (``python -m
 obsdb.cli.app`` when there is none).  For reference the script also times
-``python -c pass`` and ``python -c "import sqlalchemy"``.
+``python -c pass``, ``python -c "import sqlalchemy"`` and ``python -c "import psycopg"``.
 
 Run::
 
     python benchmarks/startup.py                 # median of 7 runs per command
     python benchmarks/startup.py --repeat 15
     python benchmarks/startup.py --db obsdb.sqlite --frame 1009   # an existing catalog, no setup
+    python benchmarks/startup.py --backend postgresql --normal    # PostgreSQL, fast and SQLAlchemy paths
+    python benchmarks/startup.py --db postgresql+psycopg://postgres@127.0.0.1:5432/NAME --frame 1234
     git -C /work/main archive main | tar -x -C /tmp/old-startup
     python benchmarks/startup.py --old /tmp/old-startup   # main's code too, alternated in each run
 
@@ -57,17 +61,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from _children import child_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on sys.path when run
+from catalog import PG_SERVER, PostgresStore  # noqa: E402 - the 1M-frame benchmark's database handling
 
-HEAVY = ("astropy", "numpy", "scipy", "alembic", "sqlalchemy", "rich", "typer", "matplotlib", "pandas",
+HEAVY = ("astropy", "numpy", "scipy", "alembic", "sqlalchemy", "psycopg", "rich", "typer", "matplotlib", "pandas",
          "pydantic", "photutils", "sep")
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 98
@@ -83,9 +90,10 @@ def run(argv, cwd, env, capture=False):
     return wall, proc.returncode, proc.stdout or "", proc.stderr
 
 
-def setup_catalog(tmp: Path, env) -> tuple[str, int]:
-    """Create, simulate and ingest a small night; return the catalog path and the first frame number."""
-    db = str(tmp / "obsdb.sqlite")
+def setup_catalog(tmp: Path, env, db: str | None = None) -> tuple[str, int]:
+    """Create, simulate and ingest a small night (in the catalog ``db``, default an SQLite file in
+    ``tmp``); return the catalog and the first frame number."""
+    db = db or str(tmp / "obsdb.sqlite")
     night = str(tmp / "night")
     for args in (["init"], ["simulate", night, "--frames", "6", "--size", "128"], ["ingest", night]):
         _, rc, _, err = run(obsdb_prefix() + ["--db", db, *args], tmp, env)
@@ -152,7 +160,6 @@ BASELINE = [sys.executable, "-c", "import sqlite3"]
 
 def run_timed(argv, cwd, env):
     """Run ``argv``; return (wall s, CPU s user + system, return code)."""
-    import os
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -204,8 +211,8 @@ def measure(label, argv, cwd, env, repeat, importtime_argv=None, old_env=None):
     return label, timing, heavy
 
 
-def print_table(rows, title, old=False):
-    heading = "wall s CPU s ratio base s" + (" | old: wall s CPU s ratio" if old else "")
+def print_table(rows, title, old=None):
+    heading = "wall s CPU s ratio base s" + (f" | {old}: wall s CPU s ratio" if old else "")
     c1 = max(len("command"), *(len(r[0]) for r in rows))
     c2 = max(len(heading), *(len(r[1]) for r in rows))
     c3 = max(WIDTH - c1 - c2 - 4, 30)
@@ -219,31 +226,59 @@ def print_table(rows, title, old=False):
             print(f"{'':<{c1}}  {'':>{c2}}  {more}")
 
 
+@contextmanager
+def server_database(args):
+    """The URL of a new PostgreSQL database for the small catalog (``--backend postgresql`` without
+    ``--db``), dropped on leaving; None otherwise."""
+    if args.db or args.backend != "postgresql":
+        yield None
+        return
+    store = PostgresStore(f"{args.pg_server.rstrip('/')}/obsdb_startup_{os.getpid()}")
+    store.create()
+    try:
+        yield store.url
+    finally:
+        store.remove()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed runs per command (median; default 7)")
-    parser.add_argument("--db", help="time the queries on this existing catalog instead of building one")
+    parser.add_argument("--db", help="time the queries on this existing catalog (a path or a URL) instead of "
+                                     "building one")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="where the small catalog is built (default sqlite)")
+    parser.add_argument("--pg-server", default=os.environ.get("OBSDB_BENCH_PG", PG_SERVER),
+                        help=f"PostgreSQL server for --backend postgresql (default $OBSDB_BENCH_PG or {PG_SERVER})")
     parser.add_argument("--frame", type=int, help="frame number for show/history (default: the lowest)")
     parser.add_argument("--old", metavar="DIR",
                         help="also time another checkout of obsdb (e.g. main, unpacked with `git archive`), "
                              "alternated with this one and the baseline in every run")
+    parser.add_argument("--normal", action="store_true",
+                        help="also time each command on the normal (SQLAlchemy) path, OBSDB_LITE=0, alternated "
+                             "with the fast path and the baseline in every run")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.old and args.normal:
+        parser.error("--old and --normal both fill the second columns: give one")
 
     env = child_env()
     # A user's obsdb runs from .pyc files; without them every run compiles obsdb's modules again
     # (tens of ms that no installed copy pays), which PYTHONDONTWRITEBYTECODE=1 would impose here.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    old_env = None
+    old_env, old = None, None
     if args.old:
-        old_env = {**env, "PYTHONPATH": str(Path(args.old).resolve())}
-    with tempfile.TemporaryDirectory(prefix="obsdb-startup-") as tmp_s:
+        old_env, old = {**env, "PYTHONPATH": str(Path(args.old).resolve())}, "old"
+    elif args.normal:
+        old_env, old = {**env, "OBSDB_LITE": "0"}, "normal"
+    with tempfile.TemporaryDirectory(prefix="obsdb-startup-") as tmp_s, server_database(args) as url:
         tmp = Path(tmp_s)
         if args.db:
-            db, first = str(Path(args.db).resolve()), first_frame(str(Path(args.db).resolve()), tmp, env)
+            db = args.db if "://" in args.db else str(Path(args.db).resolve())
+            first = first_frame(db, tmp, env)
         else:
-            db, first = setup_catalog(tmp, env)
+            db, first = setup_catalog(tmp, env, url)
         if args.frame is not None:
             first = args.frame
         commands = [
@@ -268,10 +303,11 @@ def main() -> None:
             measure("python -c pass", [sys.executable, "-c", "pass"], tmp, env, args.repeat),
             measure("python -c 'import sqlalchemy'", [sys.executable, "-c", "import sqlalchemy"], tmp,
                     env, args.repeat, [sys.executable, "-X", "importtime", "-c", "import sqlalchemy"]),
+            measure("python -c 'import psycopg'", [sys.executable, "-c", "import psycopg"], tmp,
+                    env, args.repeat, [sys.executable, "-X", "importtime", "-c", "import psycopg"]),
         ]
 
     where = ROOT if (ROOT / "obsdb" / "__init__.py").is_file() else "the installed package"
-    import os
     from datetime import datetime, timezone
 
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: python benchmarks/startup.py "
@@ -280,9 +316,11 @@ def main() -> None:
           f"median of {args.repeat} runs after one warm-up; each run alternated with the baseline "
           f"`python -c 'import sqlite3'` (base s: its median wall; ratio: median of command / baseline)"
           + (f"; old: {args.old}, alternated in the same runs" if args.old else "")
+          + ("; normal: OBSDB_LITE=0 (the SQLAlchemy path), alternated in the same runs" if args.normal else "")
           + "; the fast path ran where the heavy imports name no sqlalchemy")
     print()
-    print_table(rows, f"catalog query commands ({args.db or '6 frames of 128x128'})", old=bool(args.old))
+    size = f"6 frames of 128x128 on {'PostgreSQL' if args.backend == 'postgresql' else 'SQLite'}"
+    print_table(rows, f"catalog query commands ({args.db or size})", old=old)
     print()
     print_table(reference, "reference")
 

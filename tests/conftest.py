@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -155,19 +156,10 @@ def _postgres_server() -> str | None:
     return LOCAL_POSTGRES if _server_answers[LOCAL_POSTGRES] else None
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_factory(request, tmp_path):
-    """``make()`` returns the URL of a new empty database on this backend: an SQLite file, or a
-    PostgreSQL database created on the server (all dropped afterwards).  Skips when no server answers,
-    unless ``OBSDB_REQUIRE_POSTGRES=1``, where it fails."""
-    made: list[str] = []
-    if request.param == "sqlite":
-        def make() -> str:
-            made.append(f"sqlite:///{tmp_path / f'obsdb-{len(made)}.sqlite'}")
-            return made[-1]
-
-        yield make
-        return
+@contextmanager
+def postgres_databases():
+    """``make()`` returns the URL of a new empty PostgreSQL database on the test server; all are dropped
+    on leaving.  Skips when no server answers, unless ``OBSDB_REQUIRE_POSTGRES=1``, where it fails."""
     server_url = _postgres_server()
     if not server_url:
         if os.environ.get("OBSDB_REQUIRE_POSTGRES") == "1":
@@ -178,6 +170,7 @@ def database_factory(request, tmp_path):
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
+    made: list[str] = []
     server = make_url(server_url)
     admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
 
@@ -195,6 +188,24 @@ def database_factory(request, tmp_path):
             for name in made:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_factory(request, tmp_path):
+    """``make()`` returns the URL of a new empty database on this backend: an SQLite file, or a
+    PostgreSQL database created on the server (all dropped afterwards).  Skips when no server answers,
+    unless ``OBSDB_REQUIRE_POSTGRES=1``, where it fails."""
+    if request.param == "sqlite":
+        made: list[str] = []
+
+        def make() -> str:
+            made.append(f"sqlite:///{tmp_path / f'obsdb-{len(made)}.sqlite'}")
+            return made[-1]
+
+        yield make
+        return
+    with postgres_databases() as make:
+        yield make
 
 
 @pytest.fixture()

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session
 
-from obsdb.catalog.lite import ANALYSIS_LIMIT, BUSY_TIMEOUT_MS, DEFAULT_DB  # noqa: F401  (re-exported)
+from obsdb.catalog.lite import ANALYSIS_LIMIT, BUSY_TIMEOUT_MS, DEFAULT_DB, POSTGRES_OPTIONS  # noqa: F401  (re-exported)
 from obsdb.catalog.lite import optimize as _optimize
 from obsdb.errors import ObsdbError
 
@@ -38,13 +38,6 @@ def database_url(db: str | None) -> str:
     if "://" in db:
         return db
     return f"sqlite:///{Path(db).expanduser().resolve()}"
-
-
-POSTGRES_OPTIONS = "-c jit=off"
-"""Session settings of every PostgreSQL connection (libpq ``options``; one given in the URL wins).
-JIT compilation pays off for long analytical queries, not for a catalog's: PostgreSQL JIT-compiled
-`obsdb nights` over a 1,000,000-frame archive (its cost estimate is huge: one status per frame) and
-spent 3.0 of its 5.8 s compiling (EXPLAIN ANALYZE, PostgreSQL 15)."""
 
 
 def make_engine(url: str, *, migrating: bool = False, **kwargs) -> Engine:

@@ -1,23 +1,28 @@
-"""The fast path of the query commands: a catalog read with the stdlib ``sqlite3``, no SQLAlchemy.
+"""The fast path of the query commands: a catalog read with the plain database driver, no SQLAlchemy.
 
 Importing SQLAlchemy and the models, configuring the mappers and compiling the statements cost a
 query command (``obsdb nights``, ``log``, ``summary``) about 0.4 s on every run, where reading its
-few rows from SQLite takes milliseconds.  :class:`LiteCatalog` answers those reads without any of it:
+few rows takes milliseconds.  :class:`LiteCatalog` answers those reads without any of it, on SQLite
+with the stdlib ``sqlite3`` and on PostgreSQL with psycopg 3 (``psycopg.connect``):
 
 - the SQL it runs is the text of the statements of :mod:`obsdb.catalog.statements`, compiled once
-  for SQLite into the generated :mod:`obsdb.catalog.lite_sql` (``python -m obsdb.catalog.statements``
-  writes it; a test compiles the statements afresh and compares, so a changed statement or model
-  without a regenerated module fails the tests);
+  for each database into the generated :mod:`obsdb.catalog.lite_sql` (SQLite) and
+  :mod:`obsdb.catalog.pg_sql` (PostgreSQL, the psycopg dialect: its placeholders and the casts
+  SQLAlchemy writes after them) by ``python -m obsdb.catalog.statements``; a test compiles the
+  statements afresh and compares, so a changed statement or model without regenerated modules fails
+  the tests;
 - values come back as SQLAlchemy gives them (aware UTC datetimes, decoded JSON, bools), converted as
-  the compiled columns' types say;
+  the compiled columns' types say (:data:`CONVERTERS`: on PostgreSQL psycopg already decodes JSON and
+  booleans, and only the time zone of a ``timestamptz`` is SQLAlchemy's);
 - the rows are shaped by the same readers (:mod:`obsdb.catalog.readers`) the SQLAlchemy path runs.
 
 It applies only where nothing can differ: a catalog named by a plain path (or a plain
 ``sqlite:///PATH``) that exists, that this user may write (an unwritable one is opened immutable by
-the normal path), and whose schema revision is the one the SQL was compiled for (one cheap read of
+the normal path), or by a ``postgresql+psycopg://`` (or ``postgresql://``) URL that psycopg connects
+to; and whose schema revision is the one the SQL was compiled for (one cheap read of
 ``alembic_version``).  Otherwise :meth:`LiteCatalog.open` returns None and the caller opens the
 normal :class:`obsdb.api.Catalog`, which says what is wrong as it always did.  Anything the lite
-catalog does not answer itself (another method, an SQLite error halfway) is handed to that normal
+catalog does not answer itself (another method, a database error halfway) is handed to that normal
 catalog, opened on first need.  ``OBSDB_LITE=0`` turns the fast path off (for comparisons).
 """
 
@@ -44,6 +49,23 @@ tens of seconds.  The planner needs the shape of the data, not exact counts."""
 DISABLE_ENV = "OBSDB_LITE"
 """Set to ``0`` to answer every query through SQLAlchemy (the comparison of the two paths)."""
 
+POSTGRES_OPTIONS = "-c jit=off -c plan_cache_mode=force_custom_plan"
+"""Session settings of every PostgreSQL connection (libpq ``options``; one given in the URL wins).
+JIT compilation pays off for long analytical queries, not for a catalog's: PostgreSQL JIT-compiled
+`obsdb nights` over a 1,000,000-frame archive (its cost estimate is huge: one status per frame) and
+spent 3.0 of its 5.8 s compiling (EXPLAIN ANALYZE, PostgreSQL 15).  Custom plans always: psycopg
+prepares a statement run five times, and after five more PostgreSQL may switch to a generic plan,
+made without the values; for a listing's page (one per 2,000 frames) it walked all 2,000 nights in
+name order and joined each with the batch's frames, instead of starting from the batch's nights.
+`rejected --band V --night all --format json` on that archive, before any ANALYZE, took 31.2 s with
+generic plans allowed and 18.5 s without, under load (``benchmarks/fast_path.py --generic-plans``);
+once analyzed, 9.5 s and 10.9 s: the price of planning every page, kept for an archive whose
+statistics are missing or stale (a server without autovacuum)."""
+
+
+POSTGRES_SCHEMES = ("postgresql+psycopg://", "postgresql://")
+"""The URLs of catalogs the fast path reads with psycopg 3 (SQLAlchemy's driver for both)."""
+
 
 def optimize(dbapi_connection) -> None:
     """``PRAGMA optimize`` as a connection closes, as SQLite recommends: it runs ANALYZE (sampled,
@@ -64,6 +86,11 @@ def _utc(value):
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
 
 
+def _in_utc(value):
+    # psycopg gives a timestamptz in the session's time zone; UtcDateTime gives it in UTC.
+    return None if value is None else value.astimezone(timezone.utc)
+
+
 def _json(value):
     import json
 
@@ -74,12 +101,15 @@ def _bool(value):
     return None if value is None else bool(value)
 
 
-CONVERTERS = {"utc": _utc, "json": _json, "bool": _bool}
-"""How a result column of each kind the generated module names becomes the value SQLAlchemy gives."""
+CONVERTERS = {"sqlite": {"utc": _utc, "json": _json, "bool": _bool}, "postgresql": {"utc": _in_utc}}
+"""For each database, how a result column of each kind its generated module names becomes the value
+SQLAlchemy gives."""
 
+SQL_MODULES = {"sqlite": "lite_sql", "postgresql": "pg_sql"}
+"""The generated module (in :mod:`obsdb.catalog`) holding each database's SQL text."""
 
-_TEXT: dict[str, str] = {}
-"""The SQL text of each statement variant run so far (joined from its pieces once)."""
+_TEXT: dict[tuple[str, str], str] = {}
+"""The SQL text of each database's statement variants run so far (joined from its pieces once)."""
 
 
 def lite_path(db: str | None) -> Path | None:
@@ -95,21 +125,92 @@ def lite_path(db: str | None) -> Path | None:
     return Path(db).expanduser().resolve()
 
 
+def postgres_uri(db: str | None) -> str | None:
+    """The libpq URI of the PostgreSQL catalog ``--db`` names (a ``postgresql+psycopg://`` or
+    ``postgresql://`` URL), or None when it names another kind of catalog."""
+    db = db or os.environ.get("OBSDB_DB") or DEFAULT_DB
+    for scheme in POSTGRES_SCHEMES:
+        if db.startswith(scheme):
+            return "postgresql://" + db[len(scheme):]
+    return None
+
+
+def _open_sqlite(path: Path):
+    """A connection to the SQLite catalog at ``path``, in a read transaction, or None where only the
+    normal path applies (missing, not writable, not a database)."""
+    if not path.is_file() or not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+        return None
+    try:
+        connection = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error:
+        return None
+    try:
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        connection.execute("BEGIN")
+    except sqlite3.Error:  # not a database at all: the normal path says so
+        connection.close()
+        return None
+    return connection
+
+
+def _open_postgresql(uri: str):
+    """A psycopg connection to the PostgreSQL catalog at ``uri``, set for a read-only repeatable-read
+    transaction (one snapshot for the whole command, as on SQLite), or None where only the normal
+    path applies (no psycopg, no server, no such database, a URL libpq reads otherwise)."""
+    try:
+        import psycopg
+    except ImportError:  # the normal path says which package is missing
+        return None
+    settings = {} if "options=" in uri else {"options": POSTGRES_OPTIONS}
+    try:
+        connection = psycopg.connect(uri, **settings)
+    except psycopg.Error:  # the normal path words it (server down, no such database, ...)
+        return None
+    connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    connection.read_only = True
+    return connection
+
+
+def _at_revision(connection, error: type[Exception], revision: str):
+    """``connection`` if its catalog is at schema ``revision``; else None, the connection closed."""
+    try:
+        found = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    except error:  # not a catalog: the normal path says what to do
+        found = None
+    if found != [(revision,)]:
+        connection.close()
+        return None
+    return connection
+
+
 class LiteCatalog:
-    """An SQLite catalog read with the stdlib driver (see the module docstring); made by :meth:`open`.
+    """A catalog read with the plain driver (see the module docstring); made by :meth:`open`.
 
     Parameters
     ----------
-    connection : sqlite3.Connection
+    connection : sqlite3.Connection or psycopg.Connection
         Open on the catalog, inside a read transaction (one snapshot for the whole command).
     fallback : callable
         Opens the normal catalog, for whatever this one does not answer.
+    database : str
+        ``sqlite`` or ``postgresql``: which generated SQL (:data:`SQL_MODULES`) and conversions to use.
     """
 
-    def __init__(self, connection: sqlite3.Connection, fallback):
+    def __init__(self, connection, fallback, database: str = "sqlite"):
+        import importlib
+
         self._connection = connection
         self._fallback = fallback
         self._full = None
+        self._database = database
+        self._sql = importlib.import_module(f"obsdb.catalog.{SQL_MODULES[database]}")
+        self._converters = CONVERTERS[database]
+        if database == "sqlite":
+            self._error = sqlite3.Error
+        else:
+            import psycopg
+
+            self._error = psycopg.Error
 
     @classmethod
     def open(cls, db: str | None, fallback) -> "LiteCatalog | None":
@@ -122,51 +223,44 @@ class LiteCatalog:
         fallback : callable
             No arguments; returns the normal catalog (:meth:`obsdb.api.Catalog.open`).
         """
-        from obsdb.catalog import lite_sql
-
         if os.environ.get(DISABLE_ENV, "1") == "0":
             return None
-        path = lite_path(db)
-        if path is None or not path.is_file() or not (os.access(path, os.W_OK)
-                                                      and os.access(path.parent, os.W_OK | os.X_OK)):
+        path, uri = lite_path(db), postgres_uri(db)
+        if path is not None:
+            database, connection = "sqlite", _open_sqlite(path)
+        elif uri is not None:
+            database, connection = "postgresql", _open_postgresql(uri)
+        else:
             return None
-        try:
-            connection = sqlite3.connect(path, isolation_level=None)
-        except sqlite3.Error:
+        if connection is None:
             return None
-        try:
-            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            connection.execute("BEGIN")
-            revision = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-        except sqlite3.Error:  # not a catalog, or not one at all: the normal path says which
-            connection.close()
+        catalog = cls(connection, fallback, database)
+        if _at_revision(connection, catalog._error, catalog._sql.SCHEMA_REVISION) is None:
             return None
-        if revision != [(lite_sql.SCHEMA_REVISION,)]:
-            connection.close()
-            return None
-        return cls(connection, fallback)
+        return catalog
 
     def run(self, name: str, /, **params) -> list[tuple]:
         """Rows of statement ``name`` (:mod:`obsdb.catalog.statements`) for ``params``, as tuples of
         the values SQLAlchemy would give; a parameter that is None is not given (its flag is unset)."""
-        from obsdb.catalog import lite_sql
-
+        generated = self._sql
         given = {k: v for k, v in params.items() if v is not None}
         if any(k.startswith("sa_") for k in given):  # only SQLAlchemy runs these: never silently left out
             raise NotImplementedError("the fast path takes no SQLAlchemy condition")
-        flags = [flag for flag in lite_sql.FLAGS.get(name, ()) if flag in given]
+        flags = [flag for flag in generated.FLAGS.get(name, ()) if flag in given]
         key = f"{name}[{','.join(flags)}]" if flags else name
-        sql = _TEXT.get(key)
+        sql = _TEXT.get((self._database, key))
         if sql is None:
-            sql = _TEXT[key] = "".join(lite_sql.PIECES[i] for i in lite_sql.SQL[key])
-        values = {**lite_sql.PARAMS.get(key, {}), **given}
-        for expanding in lite_sql.EXPANDING.get(key, ()):
+            sql = _TEXT[self._database, key] = "".join(generated.PIECES[i] for i in generated.SQL[key])
+        values = {**generated.PARAMS.get(key, {}), **given}
+        for expanding, cast in generated.EXPANDING.get(key, {}).items():
             items = list(values.pop(expanding))
             names = [f"{expanding}_{i}" for i in range(len(items))]
             values.update(zip(names, items))
-            sql = sql.replace(f"__[POSTCOMPILE_{expanding}]", ", ".join(f":{n}" for n in names) or "NULL")
+            listed = ", ".join(generated.PLACEHOLDER.format(n) + cast for n in names)
+            sql = sql.replace(f"__[POSTCOMPILE_{expanding}]", listed or "NULL")
         rows = self._connection.execute(sql, values).fetchall()
-        converters = [(i, CONVERTERS[kind]) for i, kind in enumerate(lite_sql.CONVERT.get(name, ())) if kind]
+        converters = [(i, self._converters[kind]) for i, kind in enumerate(generated.CONVERT.get(name, ()))
+                      if kind]
         if not converters:
             return rows
         out = []
@@ -178,13 +272,15 @@ class LiteCatalog:
         return out
 
     def _answer(self, fast, normal):
-        """``fast()``; on an SQLite error, ``normal(catalog)`` with the normal catalog instead (it waits
+        """``fast()``; on a database error, ``normal(catalog)`` with the normal catalog instead (it waits
         for locks, retries and words the errors as every other command does)."""
         try:
             return fast()
-        except sqlite3.Error:
-            if self._connection.in_transaction:
-                self._connection.execute("ROLLBACK")
+        except self._error:
+            try:
+                self._connection.rollback()
+            except self._error:  # a connection that broke: the normal path says so
+                pass
             return normal(self._normal())
 
     def nights(self) -> list[dict]:
@@ -256,9 +352,12 @@ class LiteCatalog:
         """End the read transaction, let SQLite refresh its planner statistics, close; and the normal
         catalog if one was opened."""
         try:
-            if self._connection.in_transaction:
-                self._connection.execute("ROLLBACK")
-            optimize(self._connection)
+            try:
+                self._connection.rollback()
+            except self._error:  # a broken PostgreSQL connection: closing is all that is left
+                pass
+            if self._database == "sqlite":
+                optimize(self._connection)
             self._connection.close()
         finally:
             if self._full is not None:

@@ -5,7 +5,7 @@ summary``, the night scope of ``--night``): which statements of :mod:`obsdb.cata
 run with which values, and how their rows become the dicts the CLI prints.  ``run`` is either
 :func:`obsdb.catalog.statements.session_runner` (SQLAlchemy, any database: what
 :class:`obsdb.api.Catalog` uses) or :meth:`obsdb.catalog.lite.LiteCatalog.run` (the stdlib
-``sqlite3`` on the same statements' compiled text), so both paths give the same answer by
+``sqlite3`` or psycopg on the same statements' compiled text), so both paths give the same answer by
 construction; rows are tuples whose values are the Python types SQLAlchemy gives (aware UTC
 datetimes, decoded JSON, bools).
 """

@@ -5,9 +5,10 @@ A reader (``obsdb nights``, ``obsdb log``, ``obsdb summary``) is plain Python ov
 Two functions of that kind exist:
 
 - :func:`session_runner` executes the statement itself in an SQLAlchemy session (any database);
-- :mod:`obsdb.catalog.lite` executes the SQL text of the statement, compiled once for SQLite into the
-  generated :mod:`obsdb.catalog.lite_sql`, with the stdlib ``sqlite3`` (a query command that never
-  imports SQLAlchemy; see :mod:`obsdb.catalog.lite`).
+- :mod:`obsdb.catalog.lite` executes the SQL text of the statement, compiled once for each database
+  into the generated :mod:`obsdb.catalog.lite_sql` (SQLite, run with the stdlib ``sqlite3``) and
+  :mod:`obsdb.catalog.pg_sql` (PostgreSQL, run with psycopg 3): a query command that never imports
+  SQLAlchemy; see :mod:`obsdb.catalog.lite`.
 
 So each query is written once, here, and the text the fast path runs is that statement's compilation
 (a test compiles every statement again and compares it with the generated module).
@@ -21,6 +22,7 @@ parameter of that name is given (not None).  A list parameter (``expanding``) is
 
 from __future__ import annotations
 
+import re
 from itertools import product
 
 from sqlalchemy import and_, bindparam, func, select, tuple_
@@ -431,30 +433,60 @@ def session_runner(session):
     return run
 
 
-GENERATED = "obsdb/catalog/lite_sql.py"
-"""The module :func:`generate` writes (relative to the repository root)."""
+GENERATED = {"sqlite": "obsdb/catalog/lite_sql.py", "postgresql": "obsdb/catalog/pg_sql.py"}
+"""The module :func:`generate` writes for each database (relative to the repository root)."""
 
-_CONVERSIONS = (("UtcDateTime", "utc"), ("JSONType", "json"), ("JSON", "json"), ("Boolean", "bool"))
-"""Column types whose SQLite values SQLAlchemy converts, by class name, and the conversion
+_CONVERSIONS = {"sqlite": (("UtcDateTime", "utc"), ("JSONType", "json"), ("JSON", "json"), ("Boolean", "bool")),
+                # psycopg gives JSON decoded, booleans as bool and timestamptz aware (in the session's
+                # time zone): only the time zone is SQLAlchemy's (UtcDateTime gives UTC).
+                "postgresql": (("UtcDateTime", "utc"),)}
+"""Column types whose values SQLAlchemy converts on each database, by class name, and the conversion
 (:data:`obsdb.catalog.lite.CONVERTERS`) that does the same."""
+
+_FLOAT8 = 701
+"""psycopg's type code for ``double precision``, what a Float column (and a sum of one) comes back as on
+PostgreSQL: SQLAlchemy's numeric types choose their result conversion by it (none for this one)."""
+
+
+def _dialect(name: str):
+    """The SQLAlchemy dialect the fast path's text is compiled for: its paramstyle is the driver's."""
+    if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.dialect(paramstyle="named")
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    return psycopg.dialect()
 
 
 def _conversion(column_type, dialect) -> str | None:
     for cls in type(column_type).__mro__:
-        for name, kind in _CONVERSIONS:
+        for name, kind in _CONVERSIONS[dialect.name]:
             if cls.__name__ == name:
                 return kind
-    if column_type.dialect_impl(dialect).result_processor(dialect, None) is not None:
-        raise TypeError(f"{type(column_type).__name__}: SQLAlchemy converts its values and the fast path "
-                        "does not know how (add it to _CONVERSIONS and obsdb.catalog.lite.CONVERTERS)")
+    if column_type.dialect_impl(dialect).result_processor(dialect, _FLOAT8) is not None:
+        raise TypeError(f"{type(column_type).__name__}: SQLAlchemy converts its values on {dialect.name} and the "
+                        "fast path does not know how (add it to _CONVERSIONS and obsdb.catalog.lite.CONVERTERS)")
     return None
 
 
-def compiled_statements() -> dict[str, dict]:
-    """Every variant of every statement compiled for SQLite: key -> sql, params, expanding, convert."""
-    from sqlalchemy.dialects import sqlite
+def _element_casts(compiled, expanding: list[str]) -> dict[str, str]:
+    """The cast SQLAlchemy writes after each value of each list parameter (``::INTEGER`` on PostgreSQL,
+    nothing on SQLite), read from the statement expanded for one value per list."""
+    values = {name: None for name in compiled.bind_names.values()}
+    values.update({name: [None] for name in expanding})
+    text = compiled.construct_expanded_state(values).statement
+    casts = {}
+    for name in expanding:
+        placeholder = re.escape(compiled.bindtemplate % {"name": f"{name}_1"})
+        casts[name] = re.search(placeholder + r"((?:::[A-Z_ ]+(?:\(\d+(?:, *\d+)?\))?)?)", text).group(1)
+    return casts
 
-    dialect = sqlite.dialect(paramstyle="named")
+
+def compiled_statements(database: str = "sqlite") -> dict[str, dict]:
+    """Every variant of every statement compiled for ``database`` (``sqlite`` or ``postgresql``):
+    key -> sql, params, expanding (name -> the cast after each value), convert."""
+    dialect = _dialect(database)
     out = {}
     for name, build in STATEMENTS.items():
         for flags in variants(name):
@@ -467,25 +499,30 @@ def compiled_statements() -> dict[str, dict]:
                 "sql": str(compiled),
                 # Values the statement holds itself (constants); the rest are the reader's parameters.
                 "params": {k: v for k, v in compiled.params.items() if v is not None and k not in expanding},
-                "expanding": expanding,
+                "expanding": _element_casts(compiled, expanding),
                 "convert": tuple(_conversion(c.type, dialect) for c in statement.selected_columns),
             }
     return out
 
+
+TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL (psycopg 3)"}
+"""How the docstring of each generated module names its database."""
 
 SPLIT = r"(\n| AND )"
 """Where :func:`generate` cuts each SQL text into pieces (the separators are pieces too): the variants
 of a statement share most of their text, stored once (joining a key's pieces gives its text back)."""
 
 
-def generate() -> str:
-    """The text of :data:`GENERATED`: the SQL of every statement variant, for :mod:`obsdb.catalog.lite`."""
-    import re
+def generate(database: str = "sqlite") -> str:
+    """The text of ``GENERATED[database]``: the SQL of every statement variant, for :mod:`obsdb.catalog.lite`."""
     from pprint import pformat
+
+    from sqlalchemy.sql.compiler import BIND_TEMPLATES
 
     from obsdb.catalog.db import SCHEMA_REVISION
 
-    compiled = compiled_statements()
+    compiled = compiled_statements(database)
+    dialect = _dialect(database)
     pieces: dict[str, int] = {}
     sql = {key: tuple(pieces.setdefault(piece, len(pieces)) for piece in re.split(SPLIT, c["sql"]) if piece)
            for key, c in compiled.items()}
@@ -499,11 +536,13 @@ def generate() -> str:
         return pformat({key: c[field] for key, c in compiled.items() if keep(c[field])}, width=110,
                        sort_dicts=True)
 
-    return (f'"""The SQL text of :mod:`obsdb.catalog.statements` compiled for SQLite, for the fast path\n'
+    return (f'"""The SQL text of :mod:`obsdb.catalog.statements` compiled for {TITLES[database]}, for the fast path\n'
             f'(:mod:`obsdb.catalog.lite`).  Generated by ``python -m obsdb.catalog.statements``: do not edit.\n'
             f'A test compiles the statements again and compares."""\n\n'
             f'SCHEMA_REVISION = {SCHEMA_REVISION!r}\n'
             f'"""The schema the SQL was compiled against: a catalog at another revision takes the normal path."""\n\n'
+            f'PLACEHOLDER = {BIND_TEMPLATES[dialect.paramstyle] % {"name": "{}"}!r}\n'
+            f'"""A bound parameter in the SQL text, ``PLACEHOLDER.format(name)``."""\n\n'
             f'FLAGS = {pformat(dict(FLAGS), width=110, sort_dicts=True)}\n\n'
             f'PIECES = {pformat(list(pieces), width=110)}\n'
             f'"""Pieces of SQL text; a statement variant\'s text is its pieces joined."""\n\n'
@@ -516,6 +555,7 @@ def generate() -> str:
 if __name__ == "__main__":  # pragma: no cover - `python -m obsdb.catalog.statements`
     from pathlib import Path
 
-    target = Path(__file__).resolve().parents[2] / GENERATED
-    target.write_text(generate())
-    print(f"wrote {target}")
+    for database, generated in GENERATED.items():
+        target = Path(__file__).resolve().parents[2] / generated
+        target.write_text(generate(database))
+        print(f"wrote {target}")

@@ -299,7 +299,7 @@ def load_config_verbosely(*, data_folders=()):
 def open_catalog(*, lite: bool = False):
     """The catalog named by --db / OBSDB_DB, checked to be at the code's schema.
 
-    ``lite``: a query command's catalog, read with the stdlib ``sqlite3`` where it can be
+    ``lite``: a query command's catalog, read with the plain driver (``sqlite3``, psycopg) where it can be
     (:class:`obsdb.catalog.lite.LiteCatalog`: no SQLAlchemy imported), else the normal one.
     """
     from obsdb.catalog.lite import LiteCatalog

@@ -1,7 +1,9 @@
-"""Query commands that start at once: the lean one-command app and the stdlib ``sqlite3`` fast path.
+"""Query commands that start at once: the lean one-command app and the fast path (stdlib ``sqlite3``
+on SQLite, plain psycopg on PostgreSQL).
 
-The fast path (:mod:`obsdb.catalog.lite`) must give byte for byte what the SQLAlchemy path gives, and
-must really be taken (no SQLAlchemy imported); the lean app must print the full app's help and errors.
+The fast path (:mod:`obsdb.catalog.lite`) must give byte for byte what the SQLAlchemy path gives, on
+both databases, and must really be taken (no SQLAlchemy imported); the lean app must print the full
+app's help and errors.
 """
 
 import json
@@ -15,22 +17,42 @@ import pytest
 from typer.testing import CliRunner
 
 from obsdb.cli.app import app
-from tests.conftest import write_fits
+from tests.conftest import postgres_databases, write_fits
 
 runner = CliRunner()
 
 NIGHT_1, NIGHT_2 = "2026-03-14", "2026-03-15"
 
 
+PGTZ = "America/Santiago"
+"""The PostgreSQL session's time zone in these tests (libpq reads ``PGTZ``): not UTC, so that a
+timestamp the fast path failed to give in UTC shows in the output."""
+
+
 def invoke(db, *args, lite: bool = True):
-    env = {"OBSDB_LITE": "1" if lite else "0"}
+    env = {"OBSDB_LITE": "1" if lite else "0", "PGTZ": PGTZ}
     return runner.invoke(app, ["--db", str(db), *args], catch_exceptions=False, env=env)
 
 
-@pytest.fixture(scope="module")
-def rich_catalog(tmp_path_factory, simulated_nights):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def rich_catalog(request, tmp_path_factory, simulated_nights):
     """Two nights: QA verdicts (accepted and rejected frames), a pending night, a person's reject, an
-    accept that overrules the rules, a retracted tag, a free tag, a pointing group and an alignment run."""
+    accept that overrules the rules, a retracted tag, a free tag, a pointing group and an alignment run;
+    an SQLite file (a Path) or a PostgreSQL database (its URL)."""
+    if request.param == "sqlite":
+        yield _build_rich_catalog(tmp_path_factory, simulated_nights, None)
+        return
+    with postgres_databases() as make:
+        yield _build_rich_catalog(tmp_path_factory, simulated_nights, make())
+
+
+SQLITE_ONLY = pytest.mark.parametrize("rich_catalog", ["sqlite"], indirect=True)
+"""For a test of what only an SQLite file has (copied, opened with sqlite3)."""
+
+POSTGRES_ONLY = pytest.mark.parametrize("rich_catalog", ["postgresql"], indirect=True)
+
+
+def _build_rich_catalog(tmp_path_factory, simulated_nights, url):
     root = tmp_path_factory.mktemp("startup")
     one, two = root / "one", root / "two"
     simulated_nights.copy(one, seed=5, size=128, n_frames=8, bands=("V", "R"), n_groups=2)
@@ -38,7 +60,7 @@ def rich_catalog(tmp_path_factory, simulated_nights):
     # A bias frame, rejected by hand: the calibration section of `summary` and `rejected`.
     write_fits(two / "bias_0001.fits", np.full((32, 32), 1000, dtype=np.float32),
                {"IMAGETYP": "Bias Frame", "DATE-OBS": "2026-03-15T19:00:00", "EXPTIME": 0.0})
-    db = root / "obsdb.sqlite"
+    db = url or root / "obsdb.sqlite"
     steps = [("init",), ("ingest", str(one), "--night", NIGHT_1), ("ingest", str(two), "--night", NIGHT_2),
              ("qa", "--night", NIGHT_1),
              ("tag", "1002", "reject", "-m", "a plane"), ("tag", "1003", "great", "-m", "lovely"),
@@ -117,10 +139,13 @@ def test_the_fast_path_is_taken_without_sqlalchemy(rich_catalog, args):
     assert done.stdout
     for heavy in ("sqlalchemy", "alembic", "obsdb.catalog.models", "obsdb.api", "numpy"):
         assert heavy not in modules, heavy
+    on_postgresql = str(rich_catalog).startswith("postgresql")
+    assert ("obsdb.catalog.pg_sql" in modules) == on_postgresql and ("psycopg" in modules) == on_postgresql
     # Only the command asked for is built: no other command module is imported.
     assert "obsdb.cli.pipeline_cmds" not in modules and "obsdb.cli.render_cmds" not in modules
 
 
+@SQLITE_ONLY
 def test_the_normal_path_is_taken_where_the_fast_one_does_not_apply(rich_catalog, tmp_path):
     # Switched off: the same answer through SQLAlchemy.
     done = _run_main(rich_catalog, "nights", env={"OBSDB_LITE": "0"})
@@ -144,12 +169,37 @@ def test_the_normal_path_is_taken_where_the_fast_one_does_not_apply(rich_catalog
         assert done.returncode == 1 and words in done.stderr, done.stderr
 
 
-def test_the_generated_sql_is_fresh():
-    """``obsdb/catalog/lite_sql.py`` is what ``python -m obsdb.catalog.statements`` writes today."""
+@POSTGRES_ONLY
+def test_the_normal_path_is_taken_where_the_fast_one_does_not_apply_on_postgresql(rich_catalog):
+    # Switched off: the same answer through SQLAlchemy.
+    done = _run_main(rich_catalog, "nights", env={"OBSDB_LITE": "0"})
+    assert "sqlalchemy" in done.stderr.split("@@modules", 1)[1].split()
+    with postgres_databases() as make:
+        # A catalog at another schema revision, and an empty database: the normal path's one-line errors.
+        old, empty = make(), make()
+        assert invoke(old, "init", lite=False).exit_code == 0
+        import psycopg
+
+        with psycopg.connect(old.replace("+psycopg", "")) as connection:
+            connection.execute("UPDATE alembic_version SET version_num = '0009'")
+        for db, words in ((old, "at revision 0009"), (empty, "obsdb init")):
+            done = _run_main(db, "nights")
+            assert "sqlalchemy" in done.stderr and words in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
+    # No server answers: the normal path's message, not a traceback.
+    done = subprocess.run([sys.executable, "-m", "obsdb", "--db", "postgresql+psycopg://postgres@127.0.0.1:1/none",
+                           "log"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "cannot reach the catalog's database server" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_generated_sql_is_fresh(database):
+    """``obsdb/catalog/lite_sql.py`` and ``pg_sql.py`` are what ``python -m obsdb.catalog.statements``
+    writes today."""
     from obsdb.catalog.statements import GENERATED, generate
 
-    path = Path(__file__).resolve().parents[2] / GENERATED
-    assert path.read_text() == generate(), "run: python -m obsdb.catalog.statements"
+    path = Path(__file__).resolve().parents[2] / GENERATED[database]
+    assert path.read_text() == generate(database), "run: python -m obsdb.catalog.statements"
 
 
 def test_lean_app_prints_the_full_apps_help_and_errors():
@@ -196,6 +246,7 @@ def test_the_catalog_front_doors_agree_on_every_event(rich_catalog):
 
     with Catalog.open(str(rich_catalog)) as normal:
         expected = normal.log(limit=None, command="tag")
+        assert expected and all(event["at"].endswith("+00:00") for event in expected)
         lite = LiteCatalog.open(str(rich_catalog), lambda: pytest.fail("the fast path applies here"))
         try:
             assert lite.log(limit=None, command="tag") == expected
@@ -213,6 +264,7 @@ def test_the_listing_reader_reads_the_columns_the_statement_selects():
         readers.N_ORDER
 
 
+@SQLITE_ONLY
 def test_every_generated_statement_runs_and_converts_as_sqlalchemy_does(rich_catalog):
     """Each variant's text is valid SQL on a real catalog, and its value conversions are known ones."""
     import sqlite3
@@ -220,7 +272,7 @@ def test_every_generated_statement_runs_and_converts_as_sqlalchemy_does(rich_cat
     from obsdb.catalog import lite_sql
     from obsdb.catalog.lite import CONVERTERS
 
-    assert {kind for kinds in lite_sql.CONVERT.values() for kind in kinds if kind} <= set(CONVERTERS)
+    assert {kind for kinds in lite_sql.CONVERT.values() for kind in kinds if kind} <= set(CONVERTERS["sqlite"])
     with sqlite3.connect(rich_catalog) as connection:
         for key, pieces in lite_sql.SQL.items():
             text = "".join(lite_sql.PIECES[i] for i in pieces)
@@ -229,10 +281,49 @@ def test_every_generated_statement_runs_and_converts_as_sqlalchemy_does(rich_cat
             connection.execute(f"EXPLAIN {text}", {n: None for n in _names(text)})
 
 
+@POSTGRES_ONLY
+def test_every_generated_statement_runs_on_postgresql(rich_catalog):
+    """Each PostgreSQL variant's text is valid SQL on a real catalog (lists of two values), with known
+    value conversions."""
+    import re
+
+    import psycopg
+
+    from obsdb.catalog import pg_sql
+    from obsdb.catalog.lite import CONVERTERS
+
+    assert {kind for kinds in pg_sql.CONVERT.values() for kind in kinds if kind} == {"utc"} <= \
+        set(CONVERTERS["postgresql"])
+    with psycopg.connect(rich_catalog.replace("+psycopg", "")) as connection:
+        for key, pieces in pg_sql.SQL.items():
+            text = "".join(pg_sql.PIECES[i] for i in pieces)
+            for name, cast in pg_sql.EXPANDING.get(key, {}).items():
+                text = text.replace(f"__[POSTCOMPILE_{name}]", f"%({name}_0)s{cast}, %({name}_1)s{cast}")
+            connection.execute(f"EXPLAIN {text}", {n: None for n in re.findall(r"%\((\w+)\)s", text)})
+
+
 def _names(text: str) -> set[str]:
     import re
 
     return set(re.findall(r":([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+@pytest.mark.parametrize("db, uri", [("postgresql+psycopg://u:p%40ss@host:5433/cat?sslmode=require",
+                                      "postgresql://u:p%40ss@host:5433/cat?sslmode=require"),
+                                     ("postgresql://u@host/cat", "postgresql://u@host/cat"),
+                                     ("postgresql+psycopg2://u@host/cat", None), ("sqlite:///x.sqlite", None),
+                                     ("x.sqlite", None)])
+def test_the_postgresql_fast_path_reads_the_catalogs_of_psycopg_urls(db, uri):
+    from obsdb.catalog.lite import postgres_uri
+
+    assert postgres_uri(db) == uri
+
+
+def test_a_postgresql_url_that_reaches_no_catalog_takes_the_normal_path():
+    from obsdb.catalog.lite import LiteCatalog
+
+    for db in ("postgresql+psycopg://postgres@127.0.0.1:1/none", "postgresql://u@host/cat?no_such_option=1"):
+        assert LiteCatalog.open(db, lambda: pytest.fail("only opened by a fast catalog")) is None
 
 
 PLAIN_LINES = [("wrote 6 aligned frames to /tmp/out",), ("  stack R: 6 frames, 180 s -> /a b/stack_R.fits",),
