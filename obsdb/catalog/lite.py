@@ -246,7 +246,7 @@ class LiteCatalog:
         given = {k: v for k, v in params.items() if v is not None}
         if any(k.startswith("sa_") for k in given):  # only SQLAlchemy runs these: never silently left out
             raise NotImplementedError("the fast path takes no SQLAlchemy condition")
-        flags = [flag for flag in generated.FLAGS.get(name, ()) if flag in given]
+        flags = readers.flags_given(generated.FLAGS.get(name, ()), given)
         key = f"{name}[{','.join(flags)}]" if flags else name
         sql = _TEXT.get((self._database, key))
         if sql is None:

@@ -169,6 +169,16 @@ def frame_histories(run, selector: str, *, nights=None) -> list[dict]:
                           night=f.night_name) for f in resolve_selector(run, selector, nights=nights)]
 
 
+def flags_given(flags, params: dict) -> list[str]:
+    """Which of a statement's ``flags`` the ``params`` of a run set, in order: a parameter of the
+    flag's name given and not None; ``after`` stands for the keyset parameters ``after_0``, ``after_1``,
+    ... of a listing's next page.  The one rule both runners follow (SQLAlchemy's in
+    :func:`obsdb.catalog.statements.variant_flags`, the fast path's in :mod:`obsdb.catalog.lite`):
+    a runner that missed ``after`` would give a listing's first page again, for ever."""
+    return [flag for flag in flags
+            if params.get(flag) is not None or (flag == "after" and params.get("after_0") is not None)]
+
+
 STATS_FIELDS = Stats.FIELDS
 METRICS_FIELDS = Metrics.FIELDS
 
@@ -258,11 +268,13 @@ def _night_batches(run, scope: list[int] | None, *, bands: list[str] | None = No
                    image_types: list[str] | None = None):
     """Batches of nights in name order for a listing over ``scope`` (None: all), each about
     :data:`BATCH_FRAMES` frames by the kept night summaries; ``[None]`` when the scope is small.
-    A listing of some bands or image types reads only the nights holding such frames."""
+    A listing of some image types reads only the nights holding such frames (of those bands)."""
     if scope is not None and len(scope) <= 1:
         yield None
         return
-    if bands is None and image_types is None:
+    if image_types is None:
+        # Batches by every frame of the night, not only the band's: a batch's status-filtered page
+        # stays one page (a band is in nearly every night; the archive's few flats are not).
         sizes = run("night_sizes", scope=scope)
     else:
         sizes = run("night_sizes_holding", scope=scope, bands=bands, image_types=image_types)
@@ -337,7 +349,7 @@ def rejected_reasons(run, *, nights=None, band: str | None = None) -> list[dict]
     scope = night_ids(run, nights)
     qualified = several_nights(run)
     bands = bands_matching(run, band, scope)
-    rows = (row for batch in _night_batches(run, scope, bands=bands)
+    rows = (row for batch in _night_batches(run, scope)
             for row in run("rejected_reasons", scope=scope, bands=bands, batch=batch))
     out: list[dict] = []
     last_id = None

@@ -398,9 +398,13 @@ loading machinery costs half the time of a listing's record), as the listing alw
 def variant_flags(name: str, params: dict) -> dict[str, bool]:
     """The flags of statement ``name`` that the ``params`` given set (a parameter given and not None).
 
-    ``after`` stands for the keyset parameters ``after_0``, ``after_1``, ... of a listing's next page."""
-    return {flag: params.get(flag) is not None or (flag == "after" and "after_0" in params)
-            for flag in FLAGS.get(name, ())}
+    ``after`` stands for the keyset parameters ``after_0``, ``after_1``, ... of a listing's next page
+    (:func:`obsdb.catalog.readers.flags_given`)."""
+    from obsdb.catalog.readers import flags_given
+
+    flags = FLAGS.get(name, ())
+    given = set(flags_given(flags, params))
+    return {flag: flag in given for flag in flags}
 
 
 EXCLUSIVE = {"frame_page": ("frame_ids", "batch")}

@@ -92,3 +92,22 @@ def test_rejected_reasons_are_the_rejected_records_tags(judged):
             assert (row["band"], row["type"], row["error"]) == (record.band, record.type, record.error)
             assert row["tags"] == [{"name": t.name, "source": t.source, "author": t.author,
                                     "created_at": t.created_at, "reason": t.reason} for t in record.tags]
+
+
+def test_the_fast_path_pages_a_listing_longer_than_a_page(judged, catalog_url):
+    """The stdlib/psycopg runner sets the keyset flag of a listing's next page as SQLAlchemy's does:
+    without it every page after the first was the first again, for ever (a night of more than
+    PAGE_SIZE frames, or a batch of nights holding more)."""
+    from itertools import islice
+
+    from obsdb.catalog import readers
+    from obsdb.catalog.lite import LiteCatalog
+
+    lite = LiteCatalog.open(catalog_url, lambda: judged)
+    assert lite is not None
+    try:
+        every = [r.id for r in judged.frames()]
+        pages = readers.iter_frame_records(lite.run, FrameFilter(), page_size=3)
+        assert len(every) > 6 and [r.id for r in islice(pages, len(every) + 1)] == every
+    finally:
+        lite.close()
