@@ -219,9 +219,9 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
 
     def row_lines(texts: list[str], fitted=None) -> list[str] | None:
         parts = []
-        for index, (text, size, column, folds) in enumerate(zip(texts, sizes, shown, folding)):
+        for index, (text, size, folds) in enumerate(zip(texts, sizes, folding)):
             if len(text) <= size:
-                parts.append([fitted[index] if fitted else text.rjust(size) if column.numeric else text.ljust(size)])
+                parts.append([fitted[index] if fitted else aligns[index](text, size)])
                 continue
             if folds:
                 breaks = [0, *line_breaks(text, size), len(text)]
@@ -232,7 +232,7 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
                     return None
             else:
                 pieces = [text[:max(size - 1, 0)] + ELLIPSIS]
-            parts.append([piece.rjust(size) if column.numeric else piece.ljust(size) for piece in pieces])
+            parts.append([aligns[index](piece, size) for piece in pieces])
         height = max(len(p) for p in parts)
         return [gap.join([p[i] if i < len(p) else blank for p, blank in zip(parts, spaces)])
                 for i in range(height)]
