@@ -111,6 +111,24 @@ SQL_MODULES = {"sqlite": "lite_sql", "postgresql": "pg_sql"}
 _TEXT: dict[tuple[str, str], str] = {}
 """The SQL text of each database's statement variants run so far (joined from its pieces once)."""
 
+_LIST_OF = {"sqlite": lambda placeholder, cast: f"SELECT value FROM json_each({placeholder})",
+            "postgresql": lambda placeholder, cast: f"SELECT unnest({placeholder}{cast}[])"}
+"""How a list parameter (an ``IN`` of ids, nights, bands) is written in each database's SQL text: one
+parameter holding the whole list, not one per item.  A statement's text is then the same whatever
+the list's length, so it is prepared once (sqlite3 keeps it in its statement cache), and SQLite
+parses no long list of named parameters (it looks each name up among those before it: a page's
+lookups by 1,300 ids took 6-8 ms each to prepare, 2 s of a 63,000-frame listing, against 0.2 ms to
+run).  An empty list selects nothing, as SQLAlchemy's empty ``IN`` does."""
+
+_LIST_VALUE = {"sqlite": lambda items: _json_text(list(items)), "postgresql": list}
+"""A list parameter's value for each database (a JSON array for SQLite's ``json_each``)."""
+
+
+def _json_text(items: list) -> str:
+    import json
+
+    return json.dumps(items)
+
 
 def lite_path(db: str | None) -> Path | None:
     """The SQLite file the fast path may read for ``--db`` (or ``OBSDB_DB``, or the default), or None
@@ -248,16 +266,19 @@ class LiteCatalog:
             raise NotImplementedError("the fast path takes no SQLAlchemy condition")
         flags = readers.flags_given(generated.FLAGS.get(name, ()), given)
         key = f"{name}[{','.join(flags)}]" if flags else name
+        expanding = generated.EXPANDING.get(key, {})
         sql = _TEXT.get((self._database, key))
         if sql is None:
-            sql = _TEXT[self._database, key] = "".join(generated.PIECES[i] for i in generated.SQL[key])
+            sql = "".join(generated.PIECES[i] for i in generated.SQL[key])
+            for listed, cast in expanding.items():
+                sql = sql.replace(f"__[POSTCOMPILE_{listed}]", _LIST_OF[self._database](
+                    generated.PLACEHOLDER.format(listed), cast))
+            _TEXT[self._database, key] = sql
         values = {**generated.PARAMS.get(key, {}), **given}
-        for expanding, cast in generated.EXPANDING.get(key, {}).items():
-            items = list(values.pop(expanding))
-            names = [f"{expanding}_{i}" for i in range(len(items))]
-            values.update(zip(names, items))
-            listed = ", ".join(generated.PLACEHOLDER.format(n) + cast for n in names)
-            sql = sql.replace(f"__[POSTCOMPILE_{expanding}]", listed or "NULL")
+        if expanding:
+            as_list = _LIST_VALUE[self._database]
+            for listed in expanding:
+                values[listed] = as_list(values[listed])
         rows = self._connection.execute(sql, values).fetchall()
         converters = [(i, self._converters[kind]) for i, kind in enumerate(generated.CONVERT.get(name, ()))
                       if kind]

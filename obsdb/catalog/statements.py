@@ -16,8 +16,10 @@ So each query is written once, here, and the text the fast path runs is that sta
 A statement takes its run-time values as bind parameters named after the reader's arguments.  An
 optional condition (a ``--command``, a night scope) is a *flag*: the builder takes ``flag=True`` to
 add it, the generated module holds one text per combination of flags, and a runner adds it when the
-parameter of that name is given (not None).  A list parameter (``expanding``) is written as
-``IN (...)`` with as many placeholders as it has values, as SQLAlchemy does.
+parameter of that name is given (not None).  A list parameter (``expanding``) is written by
+SQLAlchemy as ``IN (...)`` with as many placeholders as it has values; the fast path's runner
+(:mod:`obsdb.catalog.lite`) binds it as one parameter instead (``json_each`` on SQLite, an array on
+PostgreSQL), so that a statement's text is the same whatever the list's length.
 """
 
 from __future__ import annotations

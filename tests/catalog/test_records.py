@@ -111,3 +111,26 @@ def test_the_fast_path_pages_a_listing_longer_than_a_page(judged, catalog_url):
         assert len(every) > 6 and [r.id for r in islice(pages, len(every) + 1)] == every
     finally:
         lite.close()
+
+
+@pytest.mark.parametrize("how_many", [0, 1, 5])
+def test_the_fast_path_binds_a_list_as_one_parameter(judged, catalog_url, how_many):
+    """A list parameter is one value (a JSON array on SQLite, an array on PostgreSQL), so a statement's
+    text does not grow with the list; the rows are those SQLAlchemy's expanded ``IN`` gives, and an
+    empty list selects nothing."""
+    from obsdb.catalog.lite import LiteCatalog
+    from obsdb.catalog.statements import session_runner
+
+    lite = LiteCatalog.open(catalog_url, lambda: judged)
+    assert lite is not None
+    try:
+        ids = [r.id for r in judged.frames()][:how_many]
+        with judged.session() as session:
+            normal = session_runner(session)
+            for name, params in [("frame_labels", {"ids": ids}), ("page_tags", {"ids": ids}),
+                                 ("night_sizes", {"scope": []}), ("band_spellings", {"scope": [], "band": "v"})]:
+                fast_rows, normal_rows = lite.run(name, **params), normal(name, **params)
+                assert sorted(fast_rows) == sorted(normal_rows)
+        assert len(lite.run("frame_labels", ids=ids)) == how_many
+    finally:
+        lite.close()
