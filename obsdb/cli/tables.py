@@ -64,7 +64,7 @@ def choose_columns(rows: list[dict], columns: list[Column], width: int) -> tuple
     a less important number gets a place.  Room left at the end widens the
     shrinkable columns up to their natural width.
     """
-    natural = {c.key: max(len(c.header), max(map(len, map(str, [row.get(c.key, "") for row in rows])), default=0))
+    natural = {c.key: max(len(c.header), max(map(len, _column_texts(rows, c.key, str)), default=0))
                for c in columns}
     chosen: dict[str, int] = {}
     used = -CELL_PADDING + 2  # no rule before the first column; the edges keep no padding either
@@ -85,6 +85,18 @@ def choose_columns(rows: list[dict], columns: list[Column], width: int) -> tuple
                 chosen[column.key] += extra
                 used += extra
     return [c for c in columns if c.key in chosen], chosen
+
+
+def _column_texts(rows: list[dict], key: str, convert) -> list[str]:
+    """Column ``key``'s cells of ``rows`` (absent: empty), each through ``convert`` unless the whole
+    column is already text that needs nothing (one check over the column instead of one call a cell:
+    an archive's table has hundreds of thousands)."""
+    texts = [row.get(key, "") for row in rows]
+    try:
+        joined = "".join(texts)
+    except TypeError:  # a cell that is not text
+        return [convert(text) for text in texts]
+    return texts if convert is str or joined.isprintable() else [convert(text) for text in texts]
 
 
 def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bool = False,
@@ -121,11 +133,11 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
 
     keys = [c.key for c in shown]
     cut = {c.key: widths[c.key] for c in shown if widths and c.shrink and not c.wrap}
-    cells = [[printable(row.get(key, "")) for key in keys] for row in rows]
-    for index, key in enumerate(keys):
-        if key in cut:
-            for texts in cells:
-                texts[index] = elide(texts[index], cut[key])
+    by_column = []
+    for key in keys:
+        texts = _column_texts(rows, key, printable)
+        by_column.append([elide(text, cut[key]) for text in texts] if key in cut else texts)
+    cells = [list(texts) for texts in zip(*by_column)] if by_column else [[] for _ in rows]
     hidden = [c.key for c in columns if c not in shown]
     page_width = console.width if widths else max(console.width, _natural_width(rows, shown))
     text = None if console.is_terminal else plain_table(title, shown, cells, widths, page_width,
