@@ -235,15 +235,9 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
             if len(text) <= size:
                 parts.append([fitted[index] if fitted else aligns[index](text, size)])
                 continue
-            if folds:
-                breaks = [0, *line_breaks(text, size), len(text)]
-                # A line keeps its spaces up to the column's width (rich's rstrip_end).
-                pieces = [text[a:b][:size] if not text[a:b][size:].strip() else text[a:b]
-                          for a, b in zip(breaks, breaks[1:])]
-                if any(len(piece) > size for piece in pieces):
-                    return None
-            else:
-                pieces = [text[:max(size - 1, 0)] + ELLIPSIS]
+            pieces = _folded(text, size) if folds else [text[:max(size - 1, 0)] + ELLIPSIS]
+            if pieces is None:
+                return None
             parts.append([aligns[index](piece, size) for piece in pieces])
         height = max(len(p) for p in parts)
         return [gap.join([p[i] if i < len(p) else blank for p, blank in zip(parts, spaces)])
@@ -254,14 +248,32 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
     # the rows holding a cell too long for its column (a reason to wrap, a name to cut) are drawn
     # cell by cell.
     long_rows: set[int] = set()
+    long_columns: set[int] = set()
     padded = []
     for index, (size, align) in enumerate(zip(sizes, aligns)):
         texts = [row[index] for row in cells]
         if max(map(len, texts), default=0) > size:
+            long_columns.add(index)
             long_rows.update(r for r, text in enumerate(texts) if len(text) > size)
         padded.append([align(text, size) for text in texts])
     if not long_rows:
         lines += map(gap.join, zip(*padded))
+        return "\n".join(lines) + "\n"
+    last = len(sizes) - 1
+    if long_columns == {last} and folding[last]:
+        # Only the last column (a reason) wraps: each long row is its first line, then the rest of
+        # its text under that column, the other columns blank.
+        size, align = sizes[last], aligns[last]
+        under = gap.join(spaces[:last]) + gap if last else ""
+        for r, parts in enumerate(zip(*padded)):
+            if r in long_rows:
+                pieces = _folded(cells[r][last], size)
+                if pieces is None:
+                    return None
+                lines.append(gap.join((*parts[:last], align(pieces[0], size))))
+                lines += [under + align(piece, size) for piece in pieces[1:]]
+            else:
+                lines.append(gap.join(parts))
         return "\n".join(lines) + "\n"
     for r, parts in enumerate(zip(*padded)):
         if r in long_rows:
@@ -272,6 +284,15 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
         else:
             lines.append(gap.join(parts))
     return "\n".join(lines) + "\n"
+
+
+def _folded(text: str, size: int) -> list[str] | None:
+    """The lines of a wrapping column's ``text`` ``size`` wide, as rich breaks them; None when rich
+    would fold a line otherwise (a word wider than the column is then rich's to draw)."""
+    breaks = [0, *line_breaks(text, size), len(text)]
+    # A line keeps its spaces up to the column's width (rich's rstrip_end).
+    pieces = [text[a:b][:size] if not text[a:b][size:].strip() else text[a:b] for a, b in zip(breaks, breaks[1:])]
+    return None if any(len(piece) > size for piece in pieces) else pieces
 
 
 _WORD = re.compile(r"\s*\S+\s*")
