@@ -55,21 +55,28 @@ class LazyConsole:
     def __getattr__(self, name: str):
         return getattr(self._console(), name)
 
+    def _surely_no_terminal(self) -> bool:
+        """Whether rich, were the console made now, would find no terminal: it is not made yet (nothing
+        set on it but the broken-pipe handler), no option forces a terminal, the environment names none
+        of the variables that make rich decide otherwise (``FORCE_COLOR``, ``TTY_COMPATIBLE``,
+        ``TTY_INTERACTIVE``: with any of them set, rich is asked), and its file is no terminal (or has
+        no ``isatty``, or is closed: rich says no terminal then too)."""
+        settings = object.__getattribute__(self, "_options")
+        if (object.__getattribute__(self, "_made") is not None or "force_terminal" in settings
+                or set(object.__getattribute__(self, "_pending")) - {"on_broken_pipe"}
+                or any(name in os.environ for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"))):
+            return False
+        isatty = getattr(sys.stderr if settings.get("stderr") else sys.stdout, "isatty", None)
+        try:
+            return isatty is None or not isatty()
+        except ValueError:
+            return True
+
     @property
     def is_terminal(self) -> bool:
-        """``Console.is_terminal``, answered without making the console when its file is no terminal and
-        the environment forces none (rich then says False too): render asks it for its progress bar."""
-        settings = object.__getattribute__(self, "_options")
-        if (object.__getattribute__(self, "_made") is None and "force_terminal" not in settings
-                and not set(object.__getattribute__(self, "_pending")) - {"on_broken_pipe"}
-                and not any(name in os.environ for name in ("FORCE_COLOR", "TTY_COMPATIBLE"))):
-            isatty = getattr(sys.stderr if settings.get("stderr") else sys.stdout, "isatty", None)
-            try:
-                if isatty is None or not isatty():
-                    return False
-            except ValueError:  # closed: rich says False as well
-                return False
-        return self._console().is_terminal
+        """``Console.is_terminal``, answered without making the console when it surely finds none:
+        render asks it for its progress bar."""
+        return False if self._surely_no_terminal() else self._console().is_terminal
 
     def print(self, *objects, sep: str = " ", end: str = "\n", **options) -> None:
         """``Console.print``; plain text bound for a file that is no terminal is written as it is, since rich
@@ -110,26 +117,16 @@ def _plain_text(lazy: LazyConsole, objects: tuple, sep: str, end: str, options: 
     That is when the console is not made yet (nothing set on it but the broken-pipe handler, which
     :meth:`LazyConsole.print` calls as rich would), prints strings only, without
     markup, emoji, highlighting or wrapping, and with no option but a style; the text holds no
-    control character but newlines (rich drops some and expands tabs); and its file is no terminal,
-    nor is one forced by the environment, so that rich would write no style either.
+    control character but newlines (rich drops some and expands tabs); and rich would find no terminal
+    (:meth:`LazyConsole._surely_no_terminal`), so would write no style either.
     """
     settings = object.__getattribute__(lazy, "_options")
-    if (object.__getattribute__(lazy, "_made") is not None
-            or set(object.__getattribute__(lazy, "_pending")) - {"on_broken_pipe"}
-            or any(settings.get(name) for name in ("highlight", "markup", "emoji")) or not settings.get("soft_wrap")
+    if (any(settings.get(name) for name in ("highlight", "markup", "emoji")) or not settings.get("soft_wrap")
             or not set(options) <= {"style", "soft_wrap"} or options.get("soft_wrap", True) is not True
             or not all(isinstance(part, str) for part in (*objects, sep, end))):
         return None
     text = sep.join(objects) + end
-    if _CONTROL.search(text):
-        return None
-    if any(os.environ.get(name) for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")):
-        return None
-    stream = sys.stderr if settings.get("stderr") else sys.stdout
-    try:
-        if stream.isatty():
-            return None
-    except (AttributeError, ValueError):  # no isatty, or closed: rich decides
+    if _CONTROL.search(text) or not lazy._surely_no_terminal():
         return None
     return text
 
