@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 from obsdb.catalog import readers
@@ -101,6 +102,10 @@ def _json(value):
 def _bool(value):
     return None if value is None else bool(value)
 
+
+_REPEATING = frozenset({"utc"})
+"""Kinds of column whose values repeat (the tags one QA run wrote share its time) and convert to
+values that cannot be changed (a datetime, not a dict): converted once per distinct value."""
 
 CONVERTERS = {"sqlite": {"utc": _utc, "json": _json, "bool": _bool}, "postgresql": {"utc": _in_utc}}
 """For each database, how a result column of each kind its generated module names becomes the value
@@ -284,6 +289,8 @@ class LiteCatalog:
         for i, kind in enumerate(generated.CONVERT.get(name, ())):
             if kind:  # column by column: one comprehension each (an archive's listing has 100,000s of rows)
                 convert = self._converters[kind]
+                if kind in _REPEATING:
+                    convert = lru_cache(maxsize=4096)(convert)
                 rows = [(*row[:i], convert(row[i]), *row[i + 1:]) for row in rows]
         return rows
 

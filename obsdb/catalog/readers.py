@@ -353,6 +353,7 @@ def rejected_reasons(run, *, nights=None, band: str | None = None) -> list[dict]
             for row in run("rejected_reasons", scope=scope, bands=bands, batch=batch))
     out: list[dict] = []
     last_id = None
+    times: dict = {}  # the tags of one QA run share its time: each written out once
     for frame_id, number, file_name, night_name, shared, band_, kind, error, *tag in rows:
         if frame_id != last_id:
             last_id = frame_id
@@ -361,8 +362,10 @@ def rejected_reasons(run, *, nights=None, band: str | None = None) -> list[dict]
                         "band": band_, "type": kind, "error": error, "tags": tags})
         if tag[0] is not None:
             name, source, author, created_at, reason = tag
-            tags.append({"name": name, "source": source, "author": author, "created_at": created_at.isoformat(),
-                         "reason": reason})
+            when = times.get(created_at)
+            if when is None:
+                when = times[created_at] = created_at.isoformat()
+            tags.append({"name": name, "source": source, "author": author, "created_at": when, "reason": reason})
     return out
 
 

@@ -186,20 +186,24 @@ def rejected(
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
     # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
     records = [r for r in records if r["type"] not in CALIBRATION_IMAGE_TYPES]
-    rows = []
-    for record in records:
-        rejecting = record["tags"] or [{"name": "unreadable", "source": "ingest", "author": "-",
-                                        "created_at": "", "reason": record["error"] or ""}]
-        for i, t in enumerate(rejecting):
-            rows.append({"frame": record["label"] if i == 0 else "", "band": (record["band"] or "-") if i == 0 else "",
-                         "tag": t["name"], "source": t["source"], "author": t["author"],
-                         "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"]),
-                         "_frame": record["label"], "_band": record["band"], "_when": t["created_at"] or None})
+    reasons = [(record, t) for record in records
+               for t in record["tags"] or [{"name": "unreadable", "source": "ingest", "author": "-",
+                                            "created_at": "", "reason": record["error"] or ""}]]
     if fmt_ is ReportFormat.json:
         # One object per reason, every row naming its frame (the table leaves repeats blank).
-        raw = {"frame": "_frame", "band": "_band", "when": "_when"}
-        print_json([{key: row[raw.get(key, key)] for key in chosen} for row in rows])
+        every = ({"frame": record["label"], "band": record["band"], "tag": t["name"], "source": t["source"],
+                  "author": t["author"], "when": t["created_at"] or None, "reason": without_tag(t["name"], t["reason"])}
+                 for record, t in reasons)
+        print_json([{key: fields[key] for key in chosen} for fields in every])
         return
+    rows = []
+    shown = None
+    for record, t in reasons:
+        first = record is not shown  # a frame's first reason names it; the rest leave it blank
+        shown = record
+        rows.append({"frame": record["label"] if first else "", "band": (record["band"] or "-") if first else "",
+                     "tag": t["name"], "source": t["source"], "author": t["author"],
+                     "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"])})
     print_table(rows, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)
     if calibration:
         print_calibration_problems(calibration, wide=wide)
