@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -73,6 +74,29 @@ class LazyConsole:
             return True
 
     @property
+    def file(self):
+        """``Console.file``: the standard stream it writes to, given without making the console when it
+        is not made and was given no file of its own (a table written as plain text needs only that)."""
+        settings = object.__getattribute__(self, "_options")
+        if (object.__getattribute__(self, "_made") is None and "file" not in settings
+                and "file" not in object.__getattribute__(self, "_pending")):
+            stream = sys.stderr if settings.get("stderr") else sys.stdout
+            if stream is not None:
+                return stream
+        return self._console().file
+
+    @property
+    def width(self) -> int:
+        """``Console.width``, answered without making the console when it surely finds no terminal
+        (every table asks it: rich's import and console are a quarter of a listing's start-up)."""
+        settings = object.__getattribute__(self, "_options")
+        if (os.name == "nt" or "width" in settings or "height" in settings or hasattr(builtins, "get_ipython")
+                or not self._surely_no_terminal()):
+            # Windows (rich's legacy console), a size given, Jupyter (its own width): rich's answer.
+            return self._console().width
+        return _width_off_terminal()
+
+    @property
     def is_terminal(self) -> bool:
         """``Console.is_terminal``, answered without making the console when it surely finds none:
         render asks it for its progress bar."""
@@ -104,6 +128,28 @@ class LazyConsole:
             object.__getattribute__(self, "_pending")[name] = value
         else:
             setattr(made, name, value)
+
+
+def _width_off_terminal() -> int:
+    """The width rich gives a console whose file is no terminal, on POSIX outside Jupyter: ``COLUMNS``
+    when it is a number, else the size of the first of standard input, output and error that is a
+    terminal (a command piped from a shell still fits its window), else 80.  ``tests/cli/test_startup.py``
+    compares it with rich's in each case."""
+    columns = os.environ.get("COLUMNS")
+    if columns is not None and columns.isdigit():
+        return int(columns)
+    width = 0
+    for stream, default in ((sys.__stdin__, 0), (sys.__stdout__, 1), (sys.__stderr__, 2)):
+        try:
+            descriptor = stream.fileno()
+        except Exception:  # as rich: no stream, or one without a descriptor
+            descriptor = default
+        try:
+            width = os.get_terminal_size(descriptor).columns
+        except (AttributeError, ValueError, OSError):  # not a terminal
+            continue
+        break
+    return width or 80
 
 
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")

@@ -403,6 +403,67 @@ def test_is_terminal_is_richs_answer(monkeypatch):
                 assert made == (stream_type is Terminal or bool(env)), (stream_type, env)
 
 
+def test_the_lazy_consoles_width_is_riches(monkeypatch):
+    """Off a terminal the width is answered without rich, and is what rich answers: COLUMNS when a
+    number (0 included), else the first standard stream that is a terminal, else 80; on a terminal,
+    or with the size given, rich is asked."""
+    import io
+
+    from rich.console import Console
+
+    from obsdb.cli.common import LazyConsole
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    def sizes(by_descriptor):
+        def get_terminal_size(descriptor=1):
+            if descriptor not in by_descriptor:
+                raise OSError("not a terminal")
+            return os.terminal_size(by_descriptor[descriptor])
+        return get_terminal_size
+
+    options = dict(highlight=False, markup=False, emoji=False, soft_wrap=True)
+    for stream_type in (io.StringIO, Terminal):
+        for env in ({}, {"COLUMNS": "100"}, {"COLUMNS": "0"}, {"COLUMNS": "wide"}, {"COLUMNS": "100", "LINES": "30"},
+                    {"LINES": "30"}):
+            for terminals in ({}, {0: (132, 40)}, {2: (97, 30)}, {0: (0, 0)}, {1: (61, 20), 2: (97, 30)}):
+                for name in ("COLUMNS", "LINES"):
+                    monkeypatch.delenv(name, raising=False)
+                for name, value in env.items():
+                    monkeypatch.setenv(name, value)
+                monkeypatch.setattr(os, "get_terminal_size", sizes(terminals))
+                monkeypatch.setattr(sys, "stdout", stream_type())
+                lazy = LazyConsole(**options)
+                assert lazy.width == Console(**options).width, (stream_type, env, terminals)
+                made = object.__getattribute__(lazy, "_made") is not None
+                assert made == (stream_type is Terminal), (stream_type, env, terminals)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert LazyConsole(width=57, **options).width == 57
+
+
+def test_the_lazy_consoles_file_is_riches(monkeypatch):
+    """The stream a table is written to, without rich unless a file was given."""
+    import io
+
+    from rich.console import Console
+
+    from obsdb.cli.common import LazyConsole
+
+    options = dict(highlight=False, markup=False, emoji=False, soft_wrap=True)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    for stderr in (False, True):
+        lazy = LazyConsole(stderr=stderr, **options)
+        assert lazy.file is Console(stderr=stderr, **options).file is (sys.stderr if stderr else sys.stdout)
+        assert object.__getattribute__(lazy, "_made") is None
+    own = io.StringIO()
+    lazy = LazyConsole(**options)
+    lazy.file = own
+    assert lazy.file is own
+
+
 def test_a_plain_line_into_a_closed_pipe_calls_the_consoles_handler(monkeypatch):
     """As rich does: the broken-pipe handler set on the console (quiet exit 141 in obsdb) is called."""
     from obsdb.cli.common import LazyConsole
