@@ -55,17 +55,21 @@ class Column:
     wrap: bool = False
 
 
-def choose_columns(rows: list[dict], columns: list[Column], width: int) -> tuple[list[Column], dict[str, int]]:
+def choose_columns(rows: list[dict], columns: list[Column], width: int,
+                   texts: dict[str, list] | None = None) -> tuple[list[Column], dict[str, int]]:
     """The columns that fit in ``width`` characters, in their table order, and each one's width.
 
     Columns are taken by priority: a fixed column only whole, a shrinkable
     one (free text) up to its preferred width when there is room, else what
     room is left (at least ``min_width``); so most of a reason is read before
     a less important number gets a place.  Room left at the end widens the
-    shrinkable columns up to their natural width.
+    shrinkable columns up to their natural width.  ``texts``: each column's
+    cells of ``rows`` already read (key -> list), as :func:`print_table` has them.
     """
-    natural = {c.key: max(len(c.header), max(map(len, _column_texts(rows, c.key, str)), default=0))
-               for c in columns}
+    def column(key):
+        return texts[key] if texts is not None else [row.get(key, "") for row in rows]
+
+    natural = {c.key: max(len(c.header), max(map(len, _as_text(column(c.key), str)), default=0)) for c in columns}
     chosen: dict[str, int] = {}
     used = -CELL_PADDING + 2  # no rule before the first column; the edges keep no padding either
     by_priority = sorted(columns, key=lambda c: c.priority)
@@ -87,16 +91,15 @@ def choose_columns(rows: list[dict], columns: list[Column], width: int) -> tuple
     return [c for c in columns if c.key in chosen], chosen
 
 
-def _column_texts(rows: list[dict], key: str, convert) -> list[str]:
-    """Column ``key``'s cells of ``rows`` (absent: empty), each through ``convert`` unless the whole
-    column is already text that needs nothing (one check over the column instead of one call a cell:
-    an archive's table has hundreds of thousands)."""
-    texts = [row.get(key, "") for row in rows]
+def _as_text(values: list, convert) -> list[str]:
+    """A column's cells, each through ``convert`` unless the whole column is already text that needs
+    nothing (one check over the column instead of one call a cell: an archive's table has hundreds of
+    thousands)."""
     try:
-        joined = "".join(texts)
+        joined = "".join(values)
     except TypeError:  # a cell that is not text
-        return [convert(text) for text in texts]
-    return texts if convert is str or joined.isprintable() else [convert(text) for text in texts]
+        return [convert(value) for value in values]
+    return values if convert is str or joined.isprintable() else [convert(value) for value in values]
 
 
 def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bool = False,
@@ -123,31 +126,31 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
     from obsdb.cli.common import console, err_console
 
     by_key = {c.key: c for c in columns}
+    raw = {c.key: [row.get(c.key, "") for row in rows] for c in columns}  # each column read once
     if only:
         shown = [by_key[key] for key in only]
         widths = None
     elif wide:
         shown, widths = list(columns), None
     else:
-        shown, widths = choose_columns(rows, columns, console.width)
+        shown, widths = choose_columns(rows, columns, console.width, texts=raw)
 
-    keys = [c.key for c in shown]
     cut = {c.key: widths[c.key] for c in shown if widths and c.shrink and not c.wrap}
     by_column = []
-    for key in keys:
-        texts = _column_texts(rows, key, printable)
-        by_column.append([elide(text, cut[key]) for text in texts] if key in cut else texts)
-    cells = [list(texts) for texts in zip(*by_column)] if by_column else [[] for _ in rows]
+    for column in shown:
+        texts = _as_text(raw[column.key], printable)
+        by_column.append([elide(text, cut[column.key]) for text in texts] if column.key in cut else texts)
     hidden = [c.key for c in columns if c not in shown]
     page_width = console.width if widths else max(console.width, _natural_width(rows, shown))
-    text = None if console.is_terminal else plain_table(title, shown, cells, widths, page_width,
-                                                        pad_title=not widths)
+    text = None if console.is_terminal else plain_table_of_columns(title, shown, by_column, widths, page_width,
+                                                                   pad_title=not widths)
     if text is not None:
         # Not a terminal: no colours to draw, and rich's layout written directly costs a hundredth of
         # drawing it (63,000 rejected frames of an archive: seconds instead of minutes).
         console.file.write(text)
         console.file.flush()
     else:
+        cells = [list(texts) for texts in zip(*by_column)] if by_column else [[] for _ in rows]
         _print_rich_table(title, shown, cells, widths, styles, wide or bool(only), rows)
     if hidden and not only:
         err_console.print(f"({len(hidden)} more column{'s' if len(hidden) != 1 else ''}: {', '.join(hidden)}; "
@@ -208,9 +211,17 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
     the row's first line.  ``tests/cli/test_tables.py`` checks that the output is rich's, character
     for character, on random tables.
     """
+    by_column = [list(texts) for texts in zip(*cells)] if cells else [[] for _ in shown]
+    return plain_table_of_columns(title, shown, by_column, widths, page_width, pad_title=pad_title)
+
+
+def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list[str]], widths: dict | None,
+                           page_width: int, *, pad_title: bool = False) -> str | None:
+    """:func:`plain_table` of the cells given column by column (``by_column[i]``: column ``shown[i]``'s
+    text in every row), as :func:`print_table` has them: no table of rows to build and read back."""
     sizes = []
-    for index, column in enumerate(shown):
-        texts = [column.header, *[row[index] for row in cells]]
+    for column, texts in zip(shown, by_column):
+        texts = [column.header, *texts]
         if not "".join(texts).isascii() and not all(_one_cell_each(t) for t in texts):
             return None
         size = max(map(len, texts))
@@ -250,8 +261,7 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
     long_rows: set[int] = set()
     long_columns: set[int] = set()
     padded = []
-    for index, (size, align) in enumerate(zip(sizes, aligns)):
-        texts = [row[index] for row in cells]
+    for index, (size, align, texts) in enumerate(zip(sizes, aligns, by_column)):
         if max(map(len, texts), default=0) > size:
             long_columns.add(index)
             long_rows.update(r for r, text in enumerate(texts) if len(text) > size)
@@ -267,7 +277,7 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
         under = gap.join(spaces[:last]) + gap if last else ""
         for r, parts in enumerate(zip(*padded)):
             if r in long_rows:
-                pieces = _folded(cells[r][last], size)
+                pieces = _folded(by_column[last][r], size)
                 if pieces is None:
                     return None
                 lines.append(gap.join((*parts[:last], align(pieces[0], size))))
@@ -277,7 +287,7 @@ def plain_table(title: str, shown: list[Column], cells: list[list[str]], widths:
         return "\n".join(lines) + "\n"
     for r, parts in enumerate(zip(*padded)):
         if r in long_rows:
-            drawn = row_lines(cells[r], parts)
+            drawn = row_lines([texts[r] for texts in by_column], parts)
             if drawn is None:
                 return None
             lines += drawn
