@@ -67,7 +67,7 @@ def tag_frames(db, selector: str, name: str, *, reason: str | None, author: str 
 
     if not reason or not reason.strip():
         raise ObsdbError("a tag needs a reason (--reason)")
-    reason = storable(reason)
+    name, reason = storable(name), storable(reason)
     who = author or login_name()
     with db.session() as session:
         frames = select_frames(session, selector, nights=nights)
@@ -89,7 +89,9 @@ def untag_frames(db, selector: str, name: str, *, reason: str | None, author: st
 
     if not reason or not reason.strip():
         raise ObsdbError("untag needs a reason (--reason)")
-    reason = storable(reason)
+    # The name as a tag of it was stored (an undecodable byte kept as its escape): a lone surrogate
+    # cannot be sent to the database at all.
+    name, reason = storable(name), storable(reason)
     who = author or login_name()
     with db.session() as session:
         frames = select_frames(session, selector, nights=nights)

@@ -18,6 +18,7 @@ from obsdb.catalog.labels import frame_label
 from obsdb.catalog.maintained import median
 from obsdb.catalog.records import Metrics, Stats
 from obsdb.catalog.selection import ALL_NIGHTS, night_ids, resolve_selector, several_nights  # noqa: F401
+from obsdb.text import storable
 
 SCOPED_MEDIANS_MAX_NIGHTS = 200
 """Above this many nights in scope, the medians of ``obsdb summary`` are read from the middle of the
@@ -220,6 +221,7 @@ def bands_matching(run, band: str | None, scope: list[int] | None) -> list[str] 
     ``V``), or exactly one with ``=`` (``=r``, where a night holds both Johnson R and SDSS r)."""
     if not band:
         return None
+    band = storable(band)  # as a band is stored: an undecodable byte kept as its escape
     if band.startswith("=") and len(band) > 1:
         return [band[1:]]
     return band_spellings(run, band, scope) or [band]

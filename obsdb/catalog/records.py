@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+from obsdb.text import storable
+
 PENDING_DIGEST = "pending"
 """The digest of an output obsdb is about to write (a write-ahead record, replaced by the file's
 SHA-256 once written): a render killed mid-way leaves its own files recognisable."""
@@ -80,6 +82,12 @@ class FrameFilter:
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
+        for name in ("band", "image_type", "status", "tag", "target"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.isprintable():
+                # As the catalog stores text (an undecodable byte of a command line kept as its
+                # escape): a lone surrogate cannot be sent to the database, and matches nothing else.
+                object.__setattr__(self, name, storable(value))
 
     @classmethod
     def of(cls, selection: "FrameFilter | None" = None, **filters) -> "FrameFilter":

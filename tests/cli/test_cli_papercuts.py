@@ -140,6 +140,23 @@ def test_a_filter_that_names_nothing_says_so(night, option, value, hint):
         assert "names no" not in _run(db, 80, "frames", *known, "--format", "json").stderr
 
 
+@pytest.mark.parametrize("command", [["frames", "--tag"], ["frames", "--band"], ["rejected", "--band"],
+                                     ["frames", "--type"], ["untag", "{n}", "-m", "why"]])
+def test_an_undecodable_byte_in_a_filter_is_no_crash(night, command):
+    """A byte that is not UTF-8 (a lone surrogate once decoded from the command line) cannot be sent to
+    the database; it is taken as the catalog stores such text (its escape), so it names nothing."""
+    db, _, number, _ = night
+    args = [part.format(n=number) for part in command]
+    if args[0] == "untag":
+        args.insert(2, "\udcff")
+    else:
+        args.append("\udcff")
+    result = subprocess.run([sys.executable, "-m", "obsdb", *args], capture_output=True, env=_env(db, 80))
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert "unexpected" not in stderr and "Traceback" not in stderr, stderr
+    assert result.returncode == (1 if args[0] == "untag" or "--type" in args else 0), stderr
+
+
 def test_a_near_miss_tag_is_refused_unless_free_text(night):
     db, _, number, _ = night
     refused = runner.invoke(app, ["--db", str(db), "tag", str(number), "tracking-slite", "-m", "typo"])

@@ -361,6 +361,19 @@ def test_an_undo_without_its_tag_is_a_400_not_a_crash(desk):
     assert answer.status_code == 400 and answer.json() == {"error": "undo needs the tag to retract"}
 
 
+def test_an_undo_of_an_undecodable_tag_name_is_a_409_not_a_crash(desk):
+    """Found by the fuzz (CI, 2026-12-06): undoing the tag ``"\\ud800"`` (a lone surrogate, as a
+    JSON body may carry it) sent the name to the database as it was, which no driver can encode: a
+    500.  The name is taken as the catalog stores it, so there is simply no such active tag."""
+    catalog, clients, apps, _ = desk
+    frame = catalog.frame_dicts()[0]["id"]
+    answer = clients["open"].post("/verdict", content=b'{"frame_id": %d, "action": "undo", "tag": "\xed\xa0\x80"}' % frame,
+                                  headers={"X-CSRF-Token": apps["open"].state.csrf,
+                                           "Content-Type": "application/json"})
+    assert answer.status_code == 409, answer.text
+    assert "no active" in answer.json()["error"] and "\\ud800" in answer.json()["error"]
+
+
 def test_a_superseding_reason_at_the_limit_keeps_the_retraction_within_it(desk):
     """Found by the fuzz: a verdict given again with a reason of MAX_REASON characters retracted the old
     tag with "superseded: " + that reason, 12 characters past the limit."""
