@@ -44,7 +44,7 @@ def night_summaries(run) -> list[dict]:
 def event_log(run, *, limit: int = 50, command: str | None = None, nights=None) -> list[dict]:
     """The newest events (every command that changed the catalog), newest first."""
     scope = night_ids(run, nights)
-    rows = run("event_log", limit=limit, command=command or None, scope=scope)
+    rows = run("event_log", limit=limit, command=storable(command) if command else None, scope=scope)
     qualified = several_nights(run)
     return [{"id": id_, "at": at.isoformat(), "author": author, "command": command_, "summary": summary,
              "night": night, "frame": None if name is None else frame_label(night, number, name, qualified=qualified,

@@ -141,7 +141,7 @@ def test_a_filter_that_names_nothing_says_so(night, option, value, hint):
 
 
 @pytest.mark.parametrize("command", [["frames", "--tag"], ["frames", "--band"], ["rejected", "--band"],
-                                     ["frames", "--type"], ["untag", "{n}", "-m", "why"]])
+                                     ["frames", "--type"], ["log", "--command"], ["untag", "{n}", "-m", "why"]])
 def test_an_undecodable_byte_in_a_filter_is_no_crash(night, command):
     """A byte that is not UTF-8 (a lone surrogate once decoded from the command line) cannot be sent to
     the database; it is taken as the catalog stores such text (its escape), so it names nothing."""
