@@ -84,7 +84,7 @@ def optimize(dbapi_connection) -> None:
 
 def _utc(value):
     # SQLAlchemy's SQLite DateTime stores naive UTC text; UtcDateTime gives it back aware (with
-    # timezone.utc itself; parsed with its offset, five times faster than replacing the tzinfo).
+    # timezone.utc itself; parsed with its offset, faster than replacing the tzinfo).
     return None if value is None else datetime.fromisoformat(value + "+00:00")
 
 
@@ -123,8 +123,8 @@ _LIST_OF = {"sqlite": lambda placeholder, cast: f"SELECT value FROM json_each({p
 parameter holding the whole list, not one per item.  A statement's text is then the same whatever
 the list's length, so it is prepared once (sqlite3 keeps it in its statement cache), and SQLite
 parses no long list of named parameters (it looks each name up among those before it: a page's
-lookups by 1,300 ids took 6-8 ms each to prepare, 2 s of a 63,000-frame listing, against 0.2 ms to
-run).  An empty list selects nothing, as SQLAlchemy's empty ``IN`` does."""
+lookup by 1,300 ids took 9.2 ms so, and 2.2 ms now, ``benchmarks/listing_costs.py``).  An empty
+list selects nothing, as SQLAlchemy's empty ``IN`` does."""
 
 _LIST_VALUE = {"sqlite": lambda items: _json_text(list(items)), "postgresql": list}
 """A list parameter's value for each database (a JSON array for SQLite's ``json_each``)."""
