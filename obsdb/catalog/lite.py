@@ -28,6 +28,7 @@ catalog, opened on first need.  ``OBSDB_LITE=0`` turns the fast path off (for co
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from datetime import datetime, timezone
@@ -94,8 +95,6 @@ def _in_utc(value):
 
 
 def _json(value):
-    import json
-
     return None if value is None else json.loads(value)
 
 
@@ -126,14 +125,8 @@ parses no long list of named parameters (it looks each name up among those befor
 lookup by 1,300 ids took 9.2 ms so, and 2.2 ms now, ``benchmarks/listing_costs.py``).  An empty
 list selects nothing, as SQLAlchemy's empty ``IN`` does."""
 
-_LIST_VALUE = {"sqlite": lambda items: _json_text(list(items)), "postgresql": list}
+_LIST_VALUE = {"sqlite": lambda items: json.dumps(list(items)), "postgresql": list}
 """A list parameter's value for each database (a JSON array for SQLite's ``json_each``)."""
-
-
-def _json_text(items: list) -> str:
-    import json
-
-    return json.dumps(items)
 
 
 def lite_path(db: str | None) -> Path | None:

@@ -141,7 +141,7 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
         texts = _as_text(raw[column.key], printable)
         by_column.append([elide(text, cut[column.key]) for text in texts] if column.key in cut else texts)
     hidden = [c.key for c in columns if c not in shown]
-    page_width = console.width if widths else max(console.width, _natural_width(rows, shown))
+    page_width = console.width if widths else max(console.width, _natural_width(raw, shown))
     text = None if console.is_terminal else plain_table_of_columns(title, shown, by_column, widths, page_width,
                                                                    pad_title=not widths)
     if text is not None:
@@ -151,7 +151,7 @@ def print_table(rows: list[dict], columns: list[Column], *, title: str, wide: bo
         console.file.flush()
     else:
         cells = [list(texts) for texts in zip(*by_column)] if by_column else [[] for _ in rows]
-        _print_rich_table(title, shown, cells, widths, styles, wide or bool(only), rows)
+        _print_rich_table(title, shown, cells, widths, styles, wide or bool(only), raw)
     if hidden and not only:
         err_console.print(f"({len(hidden)} more column{'s' if len(hidden) != 1 else ''}: {', '.join(hidden)}; "
                           f"{hint})", soft_wrap=True)  # one line, for a script to read
@@ -177,7 +177,7 @@ def rich_table(title: str, shown: list[Column], cells: list[list[str]], widths: 
 
 
 def _print_rich_table(title: str, shown: list[Column], cells: list[list[str]], widths: dict | None,
-                      styles, natural: bool, rows: list[dict]) -> None:
+                      styles, natural: bool, raw: dict[str, list]) -> None:
     """Draw the table with rich (a terminal: colours per row)."""
     from obsdb.cli.common import console
 
@@ -186,7 +186,7 @@ def _print_rich_table(title: str, shown: list[Column], cells: list[list[str]], w
         # As wide as the text: a script or a wide window gets whole lines, never folded ones.
         from rich.console import Console
 
-        Console(highlight=False, markup=False, emoji=False, width=max(console.width, _natural_width(rows, shown)),
+        Console(highlight=False, markup=False, emoji=False, width=max(console.width, _natural_width(raw, shown)),
                 file=console.file, force_terminal=console.is_terminal,
                 no_color=console.no_color).print(table)
     else:
@@ -376,8 +376,9 @@ def elide(text: str, width: int) -> str:
     return cut.rstrip(" ,;:=") + ELLIPSIS
 
 
-def _natural_width(rows: list[dict], columns: list[Column]) -> int:
-    return sum(max([len(c.header), *(len(str(row.get(c.key, ""))) for row in rows)]) + CELL_PADDING
+def _natural_width(raw: dict[str, list], columns: list[Column]) -> int:
+    """The width of the table with every column as wide as its text (``raw``: each column's cells)."""
+    return sum(max(len(c.header), max(map(len, _as_text(raw[c.key], str)), default=0)) + CELL_PADDING
                for c in columns) + 1
 
 
