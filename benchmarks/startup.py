@@ -41,7 +41,8 @@ Which obsdb is measured: the checkout this script belongs to (its parent
 directory is put first on ``PYTHONPATH`` of every subprocess), run with the
 ``obsdb`` console script next to ``sys.executable`` (``python -m
 obsdb.cli.app`` when there is none).  For reference the script also times
-``python -c pass``, ``python -c "import sqlalchemy"`` and ``python -c "import psycopg"``.
+``python -c pass``, ``python -c "import sqlalchemy"``, ``python -c "import psycopg"`` (psycopg 3,
+SQLAlchemy's driver) and ``python -c "import psycopg2"`` (the fast path's driver where installed).
 
 Run::
 
@@ -305,6 +306,8 @@ def main() -> None:
                     env, args.repeat, [sys.executable, "-X", "importtime", "-c", "import sqlalchemy"]),
             measure("python -c 'import psycopg'", [sys.executable, "-c", "import psycopg"], tmp,
                     env, args.repeat, [sys.executable, "-X", "importtime", "-c", "import psycopg"]),
+            measure("python -c 'import psycopg2'", [sys.executable, "-c", "import psycopg2"], tmp,
+                    env, args.repeat, [sys.executable, "-X", "importtime", "-c", "import psycopg2"]),
         ]
 
     where = ROOT if (ROOT / "obsdb" / "__init__.py").is_file() else "the installed package"

@@ -3,7 +3,8 @@
 Importing SQLAlchemy and the models, configuring the mappers and compiling the statements cost a
 query command (``obsdb nights``, ``log``, ``summary``) about 0.4 s on every run, where reading its
 few rows takes milliseconds.  :class:`LiteCatalog` answers those reads without any of it, on SQLite
-with the stdlib ``sqlite3`` and on PostgreSQL with psycopg 3 (``psycopg.connect``):
+with the stdlib ``sqlite3`` and on PostgreSQL with psycopg2 where it is installed, else psycopg 3
+(:data:`POSTGRES_DRIVERS`):
 
 - the SQL it runs is the text of the statements of :mod:`obsdb.catalog.statements`, compiled once
   for each database into the generated :mod:`obsdb.catalog.lite_sql` (SQLite) and
@@ -12,13 +13,13 @@ with the stdlib ``sqlite3`` and on PostgreSQL with psycopg 3 (``psycopg.connect`
   statements afresh and compares, so a changed statement or model without regenerated modules fails
   the tests;
 - values come back as SQLAlchemy gives them (aware UTC datetimes, decoded JSON, bools), converted as
-  the compiled columns' types say (:data:`CONVERTERS`: on PostgreSQL psycopg already decodes JSON and
+  the compiled columns' types say (:data:`CONVERTERS`: on PostgreSQL the driver already decodes JSON and
   booleans, and only the time zone of a ``timestamptz`` is SQLAlchemy's);
 - the rows are shaped by the same readers (:mod:`obsdb.catalog.readers`) the SQLAlchemy path runs.
 
 It applies only where nothing can differ: a catalog named by a plain path (or a plain
 ``sqlite:///PATH``) that exists, that this user may write (an unwritable one is opened immutable by
-the normal path), or by a ``postgresql+psycopg://`` (or ``postgresql://``) URL that psycopg connects
+the normal path), or by a ``postgresql+psycopg://`` (or ``postgresql://``) URL that the driver connects
 to; and whose schema revision is the one the SQL was compiled for (one cheap read of
 ``alembic_version``).  Otherwise :meth:`LiteCatalog.open` returns None and the caller opens the
 normal :class:`obsdb.api.Catalog`, which says what is wrong as it always did.  Anything the lite
@@ -66,7 +67,15 @@ statistics are missing or stale (a server without autovacuum)."""
 
 
 POSTGRES_SCHEMES = ("postgresql+psycopg://", "postgresql://")
-"""The URLs of catalogs the fast path reads with psycopg 3 (SQLAlchemy's driver for both)."""
+"""The URLs of catalogs the fast path reads (SQLAlchemy's driver for both is psycopg 3)."""
+
+POSTGRES_DRIVERS = ("psycopg2", "psycopg")
+"""The DB-API drivers the fast path reads a PostgreSQL catalog with: the first one installed.  Both
+are libpq underneath, take the same SQL text (``%(name)s`` placeholders) and give the same values
+(the tests compare each with SQLAlchemy's).  psycopg2 comes first because a query command is mostly
+its start-up: ``import psycopg2`` takes about 0.02 s, ``import psycopg`` 0.11-0.13 s (it imports
+asyncio, ``importlib.metadata`` and ``ctypes.util`` on the way; ``benchmarks/startup.py --imports``).
+The ``postgres`` extra installs both: SQLAlchemy's path keeps psycopg 3."""
 
 
 def optimize(dbapi_connection) -> None:
@@ -90,7 +99,7 @@ def _utc(value):
 
 
 def _in_utc(value):
-    # psycopg gives a timestamptz in the session's time zone; UtcDateTime gives it in UTC.
+    # psycopg2 and psycopg 3 give a timestamptz in the session's time zone; UtcDateTime gives it in UTC.
     return None if value is None else value.astimezone(timezone.utc)
 
 
@@ -170,28 +179,65 @@ def _open_sqlite(path: Path):
     return connection
 
 
+def _postgres_driver():
+    """The first of :data:`POSTGRES_DRIVERS` that is installed (the module), or None."""
+    import importlib
+
+    for name in POSTGRES_DRIVERS:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+def _driver_error(connection) -> type[Exception]:
+    """The base class of the errors of the driver ``connection`` belongs to."""
+    if isinstance(connection, sqlite3.Connection):
+        return sqlite3.Error
+    import sys
+
+    return sys.modules[type(connection).__module__.partition(".")[0]].Error
+
+
 def _open_postgresql(uri: str):
-    """A psycopg connection to the PostgreSQL catalog at ``uri``, set for a read-only repeatable-read
-    transaction (one snapshot for the whole command, as on SQLite), or None where only the normal
-    path applies (no psycopg, no server, no such database, a URL libpq reads otherwise)."""
-    try:
-        import psycopg
-    except ImportError:  # the normal path says which package is missing
+    """A connection to the PostgreSQL catalog at ``uri`` (:func:`_postgres_driver`), set for a read-only
+    repeatable-read transaction (one snapshot for the whole command, as on SQLite), or None where only
+    the normal path applies (no driver, no server, no such database, a URL libpq reads otherwise)."""
+    driver = _postgres_driver()
+    if driver is None:  # the normal path says which package is missing
         return None
     settings = {} if "options=" in uri else {"options": POSTGRES_OPTIONS}
     try:
-        connection = psycopg.connect(uri, **settings)
-    except psycopg.Error:  # the normal path words it (server down, no such database, ...)
+        connection = driver.connect(uri, **settings)
+    except driver.Error:  # the normal path words it (server down, no such database, ...)
         return None
-    connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    connection.read_only = True
+    if driver.__name__ == "psycopg2":
+        connection.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    else:
+        connection.isolation_level = driver.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
     return connection
+
+
+def _fetch(connection, sql: str, values: dict | None = None) -> list[tuple]:
+    """All rows of ``sql`` for ``values``, through a cursor (the DB-API way, which all three drivers
+    share; psycopg2's connections have no ``execute``)."""
+    cursor = connection.cursor()
+    try:
+        if values is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, values)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _at_revision(connection, error: type[Exception], revision: str):
     """``connection`` if its catalog is at schema ``revision``; else None, the connection closed."""
     try:
-        found = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+        found = [tuple(row) for row in _fetch(connection, "SELECT version_num FROM alembic_version")]
     except error:  # not a catalog: the normal path says what to do
         found = None
     if found != [(revision,)]:
@@ -205,7 +251,7 @@ class LiteCatalog:
 
     Parameters
     ----------
-    connection : sqlite3.Connection or psycopg.Connection
+    connection : sqlite3.Connection, or a psycopg2 or psycopg connection
         Open on the catalog, inside a read transaction (one snapshot for the whole command).
     fallback : callable
         Opens the normal catalog, for whatever this one does not answer.
@@ -222,12 +268,7 @@ class LiteCatalog:
         self._database = database
         self._sql = importlib.import_module(f"obsdb.catalog.{SQL_MODULES[database]}")
         self._converters = CONVERTERS[database]
-        if database == "sqlite":
-            self._error = sqlite3.Error
-        else:
-            import psycopg
-
-            self._error = psycopg.Error
+        self._error = _driver_error(connection)
 
     @classmethod
     def open(cls, db: str | None, fallback) -> "LiteCatalog | None":
@@ -278,7 +319,7 @@ class LiteCatalog:
             as_list = _LIST_VALUE[self._database]
             for listed in expanding:
                 values[listed] = as_list(values[listed])
-        rows = self._connection.execute(sql, values).fetchall()
+        rows = _fetch(self._connection, sql, values)
         for i, kind in enumerate(generated.CONVERT.get(name, ())):
             if kind:  # column by column: one comprehension each (an archive's listing has 100,000s of rows)
                 convert = self._converters[kind]

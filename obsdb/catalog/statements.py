@@ -7,7 +7,8 @@ Two functions of that kind exist:
 - :func:`session_runner` executes the statement itself in an SQLAlchemy session (any database);
 - :mod:`obsdb.catalog.lite` executes the SQL text of the statement, compiled once for each database
   into the generated :mod:`obsdb.catalog.lite_sql` (SQLite, run with the stdlib ``sqlite3``) and
-  :mod:`obsdb.catalog.pg_sql` (PostgreSQL, run with psycopg 3): a query command that never imports
+  :mod:`obsdb.catalog.pg_sql` (PostgreSQL, compiled for the psycopg dialect and run with psycopg2 or
+  psycopg 3): a query command that never imports
   SQLAlchemy; see :mod:`obsdb.catalog.lite`.
 
 So each query is written once, here, and the text the fast path runs is that statement's compilation
@@ -443,7 +444,7 @@ GENERATED = {"sqlite": "obsdb/catalog/lite_sql.py", "postgresql": "obsdb/catalog
 """The module :func:`generate` writes for each database (relative to the repository root)."""
 
 _CONVERSIONS = {"sqlite": (("UtcDateTime", "utc"), ("JSONType", "json"), ("JSON", "json"), ("Boolean", "bool")),
-                # psycopg gives JSON decoded, booleans as bool and timestamptz aware (in the session's
+                # psycopg2 and psycopg 3 give JSON decoded, booleans as bool and timestamptz aware (in the session's
                 # time zone): only the time zone is SQLAlchemy's (UtcDateTime gives UTC).
                 "postgresql": (("UtcDateTime", "utc"),)}
 """Column types whose values SQLAlchemy converts on each database, by class name, and the conversion
@@ -511,7 +512,7 @@ def compiled_statements(database: str = "sqlite") -> dict[str, dict]:
     return out
 
 
-TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL (psycopg 3)"}
+TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL (the psycopg dialect, run with psycopg2 or psycopg 3)"}
 """How the docstring of each generated module names its database."""
 
 SPLIT = r"(\n| AND )"

@@ -94,12 +94,20 @@ QUERIES = [("frames",), ("frames", "--night", "all", "--wide"), ("frames", "--ba
 
 @pytest.mark.parametrize("args", QUERIES, ids=" ".join)
 @pytest.mark.parametrize("fmt", ["table", "json"])
-def test_fast_and_normal_paths_print_the_same(rich_catalog, args, fmt):
+def test_fast_and_normal_paths_print_the_same(rich_catalog, args, fmt, monkeypatch):
     if fmt == "json" and ("--format" in args or "--wide" in args):
         pytest.skip("one format per run")
+    from obsdb.catalog import lite
+
     extra = () if fmt == "table" else ("--format", "json")
-    fast, normal = invoke(rich_catalog, *args, *extra), invoke(rich_catalog, *args, *extra, lite=False)
-    assert (fast.exit_code, fast.stdout, fast.stderr) == (normal.exit_code, normal.stdout, normal.stderr)
+    normal = invoke(rich_catalog, *args, *extra, lite=False)
+    # On PostgreSQL, each driver the fast path can read with (psycopg2 first, else psycopg 3).
+    drivers = lite.POSTGRES_DRIVERS if str(rich_catalog).startswith("postgresql") else (None,)
+    for driver in drivers:
+        if driver is not None:
+            monkeypatch.setattr(lite, "POSTGRES_DRIVERS", (driver,))
+        fast = invoke(rich_catalog, *args, *extra)
+        assert (fast.exit_code, fast.stdout, fast.stderr) == (normal.exit_code, normal.stdout, normal.stderr), driver
 
 
 def test_the_catalog_has_what_the_comparison_needs(rich_catalog):
@@ -140,7 +148,8 @@ def test_the_fast_path_is_taken_without_sqlalchemy(rich_catalog, args):
     for heavy in ("sqlalchemy", "alembic", "obsdb.catalog.models", "obsdb.api", "numpy"):
         assert heavy not in modules, heavy
     on_postgresql = str(rich_catalog).startswith("postgresql")
-    assert ("obsdb.catalog.pg_sql" in modules) == on_postgresql and ("psycopg" in modules) == on_postgresql
+    assert ("obsdb.catalog.pg_sql" in modules) == on_postgresql and ("psycopg2" in modules) == on_postgresql
+    assert "psycopg" not in modules  # psycopg 3, SQLAlchemy's driver: the slower import (lite.POSTGRES_DRIVERS)
     # Only the command asked for is built: no other command module is imported.
     assert "obsdb.cli.pipeline_cmds" not in modules and "obsdb.cli.render_cmds" not in modules
 
@@ -319,11 +328,40 @@ def test_the_postgresql_fast_path_reads_the_catalogs_of_psycopg_urls(db, uri):
     assert postgres_uri(db) == uri
 
 
-def test_a_postgresql_url_that_reaches_no_catalog_takes_the_normal_path():
-    from obsdb.catalog.lite import LiteCatalog
+@pytest.mark.parametrize("drivers", [("psycopg2",), ("psycopg",)])
+def test_a_postgresql_url_that_reaches_no_catalog_takes_the_normal_path(drivers, monkeypatch):
+    from obsdb.catalog import lite
 
+    monkeypatch.setattr(lite, "POSTGRES_DRIVERS", drivers)
     for db in ("postgresql+psycopg://postgres@127.0.0.1:1/none", "postgresql://u@host/cat?no_such_option=1"):
-        assert LiteCatalog.open(db, lambda: pytest.fail("only opened by a fast catalog")) is None
+        assert lite.LiteCatalog.open(db, lambda: pytest.fail("only opened by a fast catalog")) is None
+
+
+@POSTGRES_ONLY
+def test_without_a_postgresql_driver_the_normal_path_answers(rich_catalog, monkeypatch):
+    from obsdb.catalog import lite
+
+    monkeypatch.setattr(lite, "POSTGRES_DRIVERS", ("no_such_driver_module",))
+    assert lite.LiteCatalog.open(rich_catalog, lambda: pytest.fail("only opened by a fast catalog")) is None
+    fast, normal = invoke(rich_catalog, "nights"), invoke(rich_catalog, "nights", lite=False)
+    assert fast.exit_code == 0 and fast.stdout == normal.stdout
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_each_postgresql_driver_reads_one_read_only_snapshot(rich_catalog, driver, monkeypatch):
+    from obsdb.catalog import lite
+
+    monkeypatch.setattr(lite, "POSTGRES_DRIVERS", (driver,))
+    catalog = lite.LiteCatalog.open(rich_catalog, lambda: pytest.fail("the fast path applies here"))
+    try:
+        assert type(catalog._connection).__module__.partition(".")[0] == driver
+        settings = catalog.nights() and lite._fetch(
+            catalog._connection, "SELECT current_setting('transaction_isolation'), "
+            "current_setting('transaction_read_only')")
+        assert settings == [("repeatable read", "on")]
+    finally:
+        catalog.close()
 
 
 PLAIN_LINES = [("wrote 6 aligned frames to /tmp/out",), ("  stack R: 6 frames, 180 s -> /a b/stack_R.fits",),
