@@ -368,11 +368,12 @@ class Catalog(FrameListing):
         with self.db.session() as session:
             return rebuild(session)
 
-    def known_values(self) -> dict[str, list[str]]:
-        """The bands and active tag names in the catalog (``{"bands": [...], "tags": [...]}``)."""
+    def known_values(self, kinds=("bands", "tags")) -> dict[str, list[str]]:
+        """The bands and active tag names in the catalog (``{"bands": [...], "tags": [...]}``); ``kinds``:
+        only these of the two (only they are read)."""
         from obsdb.catalog.summaries import known_values
 
-        return self.read(known_values)
+        return self.read(known_values, kinds)
 
     def summary(self, *, night=None) -> list[dict]:
         """Frames per band and type with status counts (``obsdb summary``)."""

@@ -390,9 +390,9 @@ class LiteCatalog:
         """:meth:`obsdb.api.Catalog.frame_dicts`."""
         return list(self.iter_frame_dicts(selection, **filters))
 
-    def known_values(self) -> dict[str, list[str]]:
+    def known_values(self, kinds=readers.KNOWN_KINDS) -> dict[str, list[str]]:
         """:meth:`obsdb.api.Catalog.known_values`."""
-        return self._answer(lambda: readers.known_values(self.run), lambda catalog: catalog.known_values())
+        return self._answer(lambda: readers.known_values(self.run, kinds), lambda catalog: catalog.known_values(kinds))
 
     def _normal(self):
         if self._full is None:

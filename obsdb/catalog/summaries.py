@@ -24,9 +24,9 @@ def band_summary(session: Session, *, nights=None) -> list[dict]:
     return readers.band_summary(session_runner(session), nights=nights)
 
 
-def known_values(session: Session) -> dict[str, list[str]]:
+def known_values(session: Session, kinds=readers.KNOWN_KINDS) -> dict[str, list[str]]:
     """The bands and the active tag names stored in the catalog (:func:`obsdb.catalog.readers.known_values`)."""
-    return readers.known_values(session_runner(session))
+    return readers.known_values(session_runner(session), kinds)
 
 
 def rejected_reasons(session: Session, *, nights=None, band: str | None = None) -> list[dict]:

@@ -374,7 +374,7 @@ def filter_hints(catalog, selection) -> None:
     band, tag = selection.band, selection.tag
     if not band and not tag:
         return
-    known = catalog.known_values()
+    known = catalog.known_values(("bands",) * bool(band) + ("tags",) * bool(tag))
     if band:
         exact = band.startswith("=") and len(band) > 1
         wanted = band[1:] if exact else band

@@ -264,6 +264,34 @@ def test_the_catalog_front_doors_agree_on_every_event(rich_catalog):
             lite.close()
 
 
+def test_known_values_reads_only_the_kinds_asked_for(rich_catalog, monkeypatch):
+    """Both front doors list the bands and active tags, or one of them without reading the other (a
+    ``--band`` hint must not scan an archive's tags)."""
+    from obsdb.api import Catalog
+    from obsdb.catalog import lite
+
+    ran = []
+    real_fetch = lite._fetch
+    monkeypatch.setattr(lite, "_fetch", lambda c, sql, values=None: ran.append(sql) or real_fetch(c, sql, values))
+    with Catalog.open(str(rich_catalog)) as normal:
+        both = normal.known_values()
+        assert both["bands"] == ["B", "R", "V"] and {"great", "reject"} <= set(both["tags"])
+        assert "tracking-slight" not in both["tags"]  # retracted
+        fast = lite.LiteCatalog.open(str(rich_catalog), lambda: pytest.fail("the fast path applies here"))
+        try:
+            for kinds in (("bands",), ("tags",), ("bands", "tags"), ()):
+                expected = {kind: both[kind] for kind in kinds}
+                assert normal.known_values(kinds) == expected
+                ran.clear()
+                assert fast.known_values(kinds) == expected
+                assert len(ran) == len(kinds), ran  # one statement per kind asked for, none for the others
+                assert any("FROM tag" in sql for sql in ran) == ("tags" in kinds), ran
+            with pytest.raises(ValueError, match="not stars"):
+                fast.known_values(("bands", "stars"))
+        finally:
+            fast.close()
+
+
 def test_the_listing_reader_reads_the_columns_the_statement_selects():
     from obsdb.catalog import readers, statements
 
