@@ -110,6 +110,22 @@ class LazyConsole:
         if text is None:
             self._console().print(*objects, sep=sep, end=end, **options)
             return
+        self._write(text)
+
+    def rule(self, title: str = "", **options) -> None:
+        """``Console.rule``; off a terminal the line is written as rich would draw it
+        (:func:`obsdb.cli.tables.plain_rule`), without importing rich (`show`, `history`)."""
+        if not options and isinstance(title, str) and self._surely_no_terminal():
+            from obsdb.cli.tables import plain_rule
+
+            text = plain_rule(title, self.width)
+            if text is not None:
+                self._write(text)
+                return
+        self._console().rule(title, **options)
+
+    def _write(self, text: str) -> None:
+        """Plain text to the console's stream, flushed, a broken pipe handled as rich handles it."""
         stream = sys.stderr if object.__getattribute__(self, "_options").get("stderr") else sys.stdout
         try:
             stream.write(text)
@@ -162,18 +178,32 @@ def _plain_text(lazy: LazyConsole, objects: tuple, sep: str, end: str, options: 
 
     That is when the console is not made yet (nothing set on it but the broken-pipe handler, which
     :meth:`LazyConsole.print` calls as rich would), prints strings only, without
-    markup, emoji, highlighting or wrapping, and with no option but a style; the text holds no
+    markup, emoji or highlighting, and with no option but a style and ``soft_wrap``; the text holds no
     control character but newlines (rich drops some and expands tabs); and rich would find no terminal
-    (:meth:`LazyConsole._surely_no_terminal`), so would write no style either.
+    (:meth:`LazyConsole._surely_no_terminal`), so would write no style either.  Without soft wrapping
+    (``soft_wrap=False``) each line is broken at spaces to the console's width, as rich breaks it
+    (:func:`obsdb.cli.tables.plain_wrapped`).  A :class:`Styled` line is its plain text.
     """
     settings = object.__getattribute__(lazy, "_options")
     if (any(settings.get(name) for name in ("highlight", "markup", "emoji")) or not settings.get("soft_wrap")
-            or not set(options) <= {"style", "soft_wrap"} or options.get("soft_wrap", True) is not True
-            or not all(isinstance(part, str) for part in (*objects, sep, end))):
+            or not set(options) <= {"style", "soft_wrap"}
+            or not all(isinstance(part, (str, Styled)) for part in (*objects, sep, end))):
         return None
-    text = sep.join(objects) + end
+    text = sep.join(map(str, objects)) + end
     if _CONTROL.search(text) or not lazy._surely_no_terminal():
         return None
+    if options.get("soft_wrap", True) is not True:
+        if options["soft_wrap"] is not False or not text.endswith("\n"):
+            return None
+        from obsdb.cli.tables import plain_wrapped
+
+        width, lines = lazy.width, []
+        for line in text[:-1].split("\n"):
+            wrapped = plain_wrapped(line, width)
+            if wrapped is None:
+                return None
+            lines += wrapped
+        text = "\n".join(lines) + "\n"
     return text
 
 
@@ -181,11 +211,28 @@ console = LazyConsole(highlight=False, markup=False, emoji=False, soft_wrap=True
 err_console = LazyConsole(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
-def styled(label: str, style: str, rest: str = ""):
-    """A line whose ``label`` is styled and whose ``rest`` (data) is printed as it is."""
-    from rich.text import Text
+class Styled:
+    """A line whose ``label`` is styled and whose ``rest`` (data) is printed as it is (:func:`styled`):
+    rich's ``Text`` when rich prints it (``__rich__``), its plain text when :class:`LazyConsole` writes
+    it off a terminal, where rich would write no style either."""
 
-    return Text.assemble((label, style), rest)
+    __slots__ = ("label", "style", "rest")
+
+    def __init__(self, label: str, style: str, rest: str = ""):
+        self.label, self.style, self.rest = label, style, rest
+
+    def __str__(self) -> str:
+        return self.label + self.rest
+
+    def __rich__(self):
+        from rich.text import Text
+
+        return Text.assemble((self.label, self.style), self.rest)
+
+
+def styled(label: str, style: str, rest: str = "") -> Styled:
+    """A line whose ``label`` is styled and whose ``rest`` (data) is printed as it is."""
+    return Styled(label, style, rest)
 
 
 class OutputFormat(str, Enum):

@@ -296,6 +296,55 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
     return "\n".join(lines) + "\n"
 
 
+def plain_rule(title: str, width: int) -> str | None:
+    """The line rich's ``Console.rule(title)`` draws ``width`` wide (the title centred between rules, a
+    space either side, the left rule the shorter by one when they differ); None where rich draws it
+    otherwise (no title, a title it would cut, a character that is not one cell wide).
+    ``tests/cli/test_startup.py`` compares it with rich's."""
+    if not title or not (title.isprintable() and _one_cell_each(title)) or len(title) > width - 4:
+        return None
+    left = (width - len(title)) // 2 - 1
+    return RULE * left + " " + title + " " + RULE * (width - left - len(title) - 2) + "\n"
+
+
+GRID_GAP = 2
+"""Spaces between a key and its value in :func:`plain_grid` (``Table.grid(padding=(0, 2))``)."""
+
+
+def plain_grid(rows: list[tuple[str, str]], width: int) -> str | None:
+    """Key-value lines as rich draws a two-column ``Table.grid(padding=(0, GRID_GAP))`` whose keys do not
+    wrap and whose values wrap at spaces, ``width`` wide: each line padded to the grid's width (the
+    widest value's, or the page's when a value is longer), a long value continued under itself.
+    None where rich draws it otherwise (a word wider than the value column, a character that is not
+    one cell wide).  ``tests/cli/test_startup.py`` compares it with rich's on random grids."""
+    texts = [text for row in rows for text in row]
+    if not rows or not all(text.isprintable() and _one_cell_each(text) for text in texts):
+        return None
+    key_width = max(len(key) for key, _ in rows)
+    natural = max(1, *(len(value) for _, value in rows))  # rich gives an empty column one cell
+    value_width = natural if key_width + GRID_GAP + natural <= width else width - key_width - GRID_GAP
+    if value_width < 1:
+        return None
+    lines = []
+    under = " " * (key_width + GRID_GAP)
+    for key, value in rows:
+        pieces = [value] if len(value) <= value_width else _folded(value, value_width)
+        if pieces is None:
+            return None
+        lines.append(key.ljust(key_width) + " " * GRID_GAP + pieces[0].ljust(value_width))
+        lines += [under + piece.ljust(value_width) for piece in pieces[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def plain_wrapped(line: str, width: int) -> list[str] | None:
+    """The lines rich prints for one printable ``line`` without soft wrapping (``Console.print(line,
+    soft_wrap=False)``): broken at spaces to ``width``; None where rich would fold a word or a
+    character is not one cell wide."""
+    if not _one_cell_each(line):
+        return None
+    return [line] if len(line) <= width else _folded(line, width)
+
+
 def _folded(text: str, size: int) -> list[str] | None:
     """The lines of a wrapping column's ``text`` ``size`` wide, as rich breaks them; None when rich
     would fold a line otherwise (a word wider than the column is then rich's to draw)."""

@@ -147,11 +147,30 @@ def test_the_fast_path_is_taken_without_sqlalchemy(rich_catalog, args):
     assert done.stdout
     for heavy in ("sqlalchemy", "alembic", "obsdb.catalog.models", "obsdb.api", "numpy"):
         assert heavy not in modules, heavy
+    # Off a terminal rich's console is not made: tables, show's facts and rules are written plain (a
+    # long path may borrow rich's line-breaking function, no more).  A table whose title is wider than
+    # its columns is rich's to draw (history's runs, here).
+    if args[0] != "history":
+        assert "rich.console" not in modules and "rich.table" not in modules
     on_postgresql = str(rich_catalog).startswith("postgresql")
     assert ("obsdb.catalog.pg_sql" in modules) == on_postgresql and ("psycopg2" in modules) == on_postgresql
     assert "psycopg" not in modules  # psycopg 3, SQLAlchemy's driver: the slower import (lite.POSTGRES_DRIVERS)
     # Only the command asked for is built: no other command module is imported.
     assert "obsdb.cli.pipeline_cmds" not in modules and "obsdb.cli.render_cmds" not in modules
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("columns", ["80", "44", "200"])
+def test_show_and_history_write_what_rich_draws(rich_catalog, columns):
+    """Off a terminal `show` and `history` are written without rich; asked to decide (``TTY_COMPATIBLE``
+    set, rich then finds no terminal and draws without styles), rich draws the same bytes."""
+    for args in (("show", "1001-1003,2001"), ("show", "bias_0001.fits", "--wide"), ("history", "1001-1005")):
+        plain = _run_main(rich_catalog, *args, env={"COLUMNS": columns})
+        drawn = _run_main(rich_catalog, *args, env={"COLUMNS": columns, "TTY_COMPATIBLE": "0"})
+        assert plain.stdout and plain.stdout == drawn.stdout, args
+        assert "rich.console" in drawn.stderr.split("@@modules", 1)[1].split()
+        if args[0] == "show":
+            assert "rich.console" not in plain.stderr.split("@@modules", 1)[1].split()
 
 
 @SQLITE_ONLY

@@ -104,3 +104,88 @@ def test_commands_print_the_same_tables_either_way(command, tmp_path, monkeypatc
     drawn = runner.invoke(app, command)
     assert plain.exit_code == drawn.exit_code == 0
     assert plain.stdout == drawn.stdout and "──" in plain.stdout
+
+
+def _rich_console(width: int):
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=width, force_terminal=False, highlight=False, markup=False,
+                   emoji=False, soft_wrap=True)
+
+
+KEY = st.text(alphabet="abcdefghij_ ", min_size=1, max_size=12)
+VALUE = st.one_of(TEXT, st.text(alphabet="ab -", max_size=60), st.text(alphabet="abc", min_size=30, max_size=90))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(KEY, VALUE), min_size=1, max_size=6), st.integers(min_value=16, max_value=120))
+def test_plain_grids_are_riches(rows, width):
+    """``obsdb show``'s facts: keys that do not wrap, values that wrap at spaces, two spaces between;
+    short values, long ones, words wider than the value column, runs of spaces."""
+    from rich.table import Table
+
+    from obsdb.cli.tables import GRID_GAP, plain_grid
+
+    text = plain_grid(rows, width)
+    if text is None:  # rich's to draw: only where a value's column would be narrower than one cell
+        assert max(len(key) for key, _ in rows) + GRID_GAP + 1 > width
+        return
+    console = _rich_console(width)
+    grid = Table.grid(padding=(0, GRID_GAP))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, value)
+    console.print(grid)
+    assert text == console.file.getvalue()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abc 0123:.-_", max_size=90), st.integers(min_value=5, max_value=120))
+def test_plain_rules_are_riches(title, width):
+    from obsdb.cli.tables import plain_rule
+
+    text = plain_rule(title, width)
+    if text is None:
+        assert not title or len(title) > width - 4
+        return
+    console = _rich_console(width)
+    console.rule(title)
+    assert text == console.file.getvalue()
+
+
+def test_the_grid_and_the_rule_step_aside_where_they_would_differ():
+    from obsdb.cli.tables import plain_grid, plain_rule
+
+    assert plain_grid([("path", "naïve/café.fits")], 80) is None        # not one cell each
+    assert plain_grid([("path", "a\tb")], 80) is None                   # not printable
+    assert plain_grid([], 80) is None
+    assert plain_rule("frame 1  東京.fits", 80) is None
+    assert plain_rule("", 80) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(TEXT, st.text(alphabet="ab ", max_size=50)), min_size=1, max_size=3),
+       st.integers(min_value=8, max_value=100), st.booleans())
+def test_lines_without_soft_wrap_are_riches(parts, width, styled_label):
+    """``console.print(text, soft_wrap=False)`` (show's statistics, its header) written without rich."""
+    import sys
+
+    from obsdb.cli.common import LazyConsole, styled
+
+    objects = [styled("stats", "bold", ": " + parts[0]) if styled_label else parts[0], *parts[1:]]
+    settings_ = dict(highlight=False, markup=False, emoji=False, soft_wrap=True)
+    lazy, stream = LazyConsole(**settings_), io.StringIO()
+    real = sys.stdout
+    sys.stdout = stream
+    try:
+        import os
+
+        os.environ["COLUMNS"] = str(width)
+        lazy.print(*objects, soft_wrap=False)
+    finally:
+        sys.stdout = real
+        del os.environ["COLUMNS"]
+    console = _rich_console(width)
+    console.print(*objects, soft_wrap=False)
+    assert stream.getvalue() == console.file.getvalue()
