@@ -357,7 +357,7 @@ def _print_details(detail: dict, *, wide: bool = False) -> None:
     """One frame for a person: lines wrap at the spaces between values (never inside a number).
     Off a terminal it is written without rich (:func:`obsdb.cli.tables.plain_grid`, the same
     characters), whose import is a fifth of the command's start-up."""
-    from obsdb.cli.tables import GRID_GAP, plain_grid
+    from obsdb.cli.tables import plain_grid, rich_grid
     from obsdb.text import printable
 
     console.rule(printable(f"frame {detail['number'] if detail['number'] is not None else ''}  {detail['file_name']}"))
@@ -377,15 +377,7 @@ def _print_details(detail: dict, *, wide: bool = False) -> None:
         console.file.write(text)
         console.file.flush()
     else:
-        from rich.table import Table
-
-        grid = Table.grid(padding=(0, GRID_GAP))
-        # Values wrap at spaces; a path longer than the line folds rather than losing its end to an ellipsis.
-        grid.add_column(no_wrap=True)
-        grid.add_column(overflow="fold")
-        for key, value in facts:
-            grid.add_row(key, value)
-        console.print(grid)
+        console.print(rich_grid(facts))
     for section in ("stats", "metrics", "shift"):
         values = detail.get(section)
         if values:

@@ -336,6 +336,19 @@ def plain_grid(rows: list[tuple[str, str]], width: int) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+def rich_grid(rows: list[tuple[str, str]]):
+    """The :class:`rich.table.Table` that :func:`plain_grid` writes without rich (a terminal draws it)."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, GRID_GAP))
+    # Values wrap at spaces; a path longer than the line folds rather than losing its end to an ellipsis.
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(key, value)
+    return grid
+
+
 def plain_wrapped(line: str, width: int) -> list[str] | None:
     """The lines rich prints for one printable ``line`` without soft wrapping (``Console.print(line,
     soft_wrap=False)``): broken at spaces to ``width``; None where rich would fold a word or a

@@ -122,21 +122,14 @@ VALUE = st.one_of(TEXT, st.text(alphabet="ab -", max_size=60), st.text(alphabet=
 def test_plain_grids_are_riches(rows, width):
     """``obsdb show``'s facts: keys that do not wrap, values that wrap at spaces, two spaces between;
     short values, long ones, words wider than the value column, runs of spaces."""
-    from rich.table import Table
-
-    from obsdb.cli.tables import GRID_GAP, plain_grid
+    from obsdb.cli.tables import GRID_GAP, plain_grid, rich_grid
 
     text = plain_grid(rows, width)
     if text is None:  # rich's to draw: only where a value's column would be narrower than one cell
         assert max(len(key) for key, _ in rows) + GRID_GAP + 1 > width
         return
     console = _rich_console(width)
-    grid = Table.grid(padding=(0, GRID_GAP))
-    grid.add_column(no_wrap=True)
-    grid.add_column(overflow="fold")
-    for key, value in rows:
-        grid.add_row(key, value)
-    console.print(grid)
+    console.print(rich_grid(rows))
     assert text == console.file.getvalue()
 
 
