@@ -26,8 +26,6 @@ was kept equals what :func:`rebuild` computes after random sequences of writes.
 
 from __future__ import annotations
 
-import statistics
-
 CHUNK = 500
 """Frame or night ids per statement (bounded SQL parameter lists)."""
 
@@ -175,6 +173,8 @@ def _before_commit(session) -> None:
 
 def median(values):
     """The median of ``values`` (the mean of the two middle ones for an even count), or None when empty."""
+    import statistics  # here: a query command that computes no median need not import it
+
     return statistics.median(values) if values else None
 
 

@@ -16,7 +16,7 @@ import math
 
 from obsdb.catalog.labels import frame_label
 from obsdb.catalog.maintained import median
-from obsdb.catalog.records import Metrics, Stats
+from obsdb.catalog.fieldnames import METRICS_FIELDS, STATS_FIELDS
 from obsdb.catalog.selection import ALL_NIGHTS, night_ids, resolve_selector, several_nights  # noqa: F401
 from obsdb.text import storable
 
@@ -192,9 +192,6 @@ def flags_given(flags, params: dict) -> list[str]:
     return [flag for flag in flags
             if params.get(flag) is not None or (flag == "after" and params.get("after_0") is not None)]
 
-
-STATS_FIELDS = Stats.FIELDS
-METRICS_FIELDS = Metrics.FIELDS
 
 PAGE_SIZE = 2000
 """Frames per page of a streamed listing: bounded memory, few round trips."""
@@ -386,7 +383,7 @@ def rejected_reasons(run, *, nights=None, band: str | None = None) -> list[dict]
 
 def frame_record(row, frame_tags, shifts: dict, groups: dict, weights: dict, qualified: bool):
     """One row of a listing's page and its lookups as a :class:`~obsdb.catalog.records.FrameRecord`."""
-    from obsdb.catalog.records import FrameRecord, TagRecord, VerdictSummary
+    from obsdb.catalog.records import FrameRecord, Metrics, Stats, TagRecord, VerdictSummary
     from obsdb.catalog.status import verdict
 
     (frame_id, number, path, file_name, band_, kind, target_, exptime, date_obs, height, width, readable,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
+from obsdb.catalog.fieldnames import METRICS_FIELDS, STATS_FIELDS
 from obsdb.text import storable
 
 PENDING_DIGEST = "pending"
@@ -119,8 +120,7 @@ class Stats:
     n_saturated: int | None = None
     saturation: float | None = None
 
-    FIELDS = ("min", "max", "mean", "median", "std", "background", "background_rms", "n_nan", "n_saturated",
-              "saturation")
+    FIELDS = STATS_FIELDS
 
     def to_json(self) -> dict:
         """``stats`` of ``obsdb frames --format json``."""
@@ -141,8 +141,7 @@ class Metrics:
     transparency: float | None = None
     n_streaks: int | None = None
 
-    FIELDS = ("n_stars", "fwhm", "hfd", "elongation", "background", "background_rms", "background_gradient",
-              "transparency", "n_streaks")
+    FIELDS = METRICS_FIELDS
 
     def to_json(self) -> dict:
         """``metrics`` of ``obsdb frames --format json``."""

@@ -114,9 +114,9 @@ class LazyConsole:
 
     def rule(self, title: str = "", **options) -> None:
         """``Console.rule``; off a terminal the line is written as rich would draw it
-        (:func:`obsdb.cli.tables.plain_rule`), without importing rich (`show`, `history`)."""
+        (:func:`obsdb.cli.plain.plain_rule`), without importing rich (`show`, `history`)."""
         if not options and isinstance(title, str) and self._surely_no_terminal():
-            from obsdb.cli.tables import plain_rule
+            from obsdb.cli.plain import plain_rule
 
             text = plain_rule(title, self.width)
             if text is not None:
@@ -182,7 +182,7 @@ def _plain_text(lazy: LazyConsole, objects: tuple, sep: str, end: str, options: 
     control character but newlines (rich drops some and expands tabs); and rich would find no terminal
     (:meth:`LazyConsole._surely_no_terminal`), so would write no style either.  Without soft wrapping
     (``soft_wrap=False``) each line is broken at spaces to the console's width, as rich breaks it
-    (:func:`obsdb.cli.tables.plain_wrapped`).  A :class:`Styled` line is its plain text.
+    (:func:`obsdb.cli.plain.plain_wrapped`).  A :class:`Styled` line is its plain text.
     """
     settings = object.__getattribute__(lazy, "_options")
     if (any(settings.get(name) for name in ("highlight", "markup", "emoji")) or not settings.get("soft_wrap")
@@ -195,7 +195,7 @@ def _plain_text(lazy: LazyConsole, objects: tuple, sep: str, end: str, options: 
     if options.get("soft_wrap", True) is not True:
         if options["soft_wrap"] is not False or not text.endswith("\n"):
             return None
-        from obsdb.cli.tables import plain_wrapped
+        from obsdb.cli.plain import plain_wrapped
 
         width, lines = lazy.width, []
         for line in text[:-1].split("\n"):

@@ -134,3 +134,15 @@ def test_the_fast_path_binds_a_list_as_one_parameter(judged, catalog_url, how_ma
         assert len(lite.run("frame_labels", ids=ids)) == how_many
     finally:
         lite.close()
+
+
+def test_the_field_names_are_the_records_fields_in_order():
+    """:mod:`obsdb.catalog.fieldnames` names the record classes' fields (the readers and statements
+    read the listing's columns by them without defining the records)."""
+    from dataclasses import fields
+
+    from obsdb.catalog.fieldnames import METRICS_FIELDS, STATS_FIELDS
+    from obsdb.catalog.records import Metrics, Stats
+
+    assert tuple(f.name for f in fields(Stats)) == STATS_FIELDS == Stats.FIELDS
+    assert tuple(f.name for f in fields(Metrics)) == METRICS_FIELDS == Metrics.FIELDS

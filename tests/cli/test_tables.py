@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from obsdb.cli.tables import ELLIPSIS, Column, choose_columns, elide, line_breaks, plain_table, rich_table
+from obsdb.cli.plain import ELLIPSIS, line_breaks
+from obsdb.cli.tables import Column, choose_columns, elide, plain_table, rich_table
 
 WORD = st.text(alphabet="abcdefghij0123456789.:-", min_size=1, max_size=14)
 TEXT = st.lists(WORD, min_size=0, max_size=12).map(" ".join)
@@ -136,7 +137,7 @@ def test_plain_grids_are_riches(rows, width):
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="abc 0123:.-_", max_size=90), st.integers(min_value=5, max_value=120))
 def test_plain_rules_are_riches(title, width):
-    from obsdb.cli.tables import plain_rule
+    from obsdb.cli.plain import plain_rule
 
     text = plain_rule(title, width)
     if text is None:
@@ -148,7 +149,8 @@ def test_plain_rules_are_riches(title, width):
 
 
 def test_the_grid_and_the_rule_step_aside_where_they_would_differ():
-    from obsdb.cli.tables import plain_grid, plain_rule
+    from obsdb.cli.plain import plain_rule
+    from obsdb.cli.tables import plain_grid
 
     assert plain_grid([("path", "naïve/café.fits")], 80) is None        # not one cell each
     assert plain_grid([("path", "a\tb")], 80) is None                   # not printable
