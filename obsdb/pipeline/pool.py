@@ -249,13 +249,21 @@ def resilient_map(function: Callable[..., Any], items: list, workers: int,
     while todo:
         executor = process_pool(workers)
         pending: dict[int, Any] = {}
+        handed: set[int] = set()
         broken = False
         try:
-            pending = {i: executor.submit(function, item, *args) for i, item in enumerate(todo)}
+            try:
+                for i, item in enumerate(todo):
+                    pending[i] = executor.submit(function, item, *args)
+            except BrokenProcessPool:
+                # A worker died while the items were still being handed to the pool (a crash on
+                # one of the first): the rest were never submitted, and are run again below.
+                broken = True
             owner = {future: i for i, future in pending.items()}
             # One worker runs the items in order: waiting for each in turn times each one.
             in_order = timeout is not None and workers == 1
-            for future in ((pending[i] for i in range(len(todo))) if in_order else as_completed(owner)):
+            for future in (() if broken else (pending[i] for i in range(len(todo))) if in_order
+                           else as_completed(owner)):
                 index = owner[future]
                 try:
                     result = future.result(timeout=timeout(todo[index]) if in_order else None)
@@ -269,6 +277,7 @@ def resilient_map(function: Callable[..., Any], items: list, workers: int,
                 # A handed result is the caller's: no future of ours keeps it (500 measurements of
                 # 2048 px frames held to the end were 16 MB of the parent's memory).
                 del pending[index], owner[future]
+                handed.add(index)
                 future = None
                 yield todo[index], result
                 result = None
@@ -278,10 +287,10 @@ def resilient_map(function: Callable[..., Any], items: list, workers: int,
             return
         unfinished = []
         for i, item in enumerate(todo):
-            future = pending.get(i)
-            if future is None:
-                continue  # handed
-            if future.done() and not future.cancelled() and future.exception() is None:
+            if i in handed:
+                continue
+            future = pending.get(i)  # None: never submitted
+            if future is not None and future.done() and not future.cancelled() and future.exception() is None:
                 yield item, future.result()  # finished before the pool broke
             else:
                 unfinished.append(item)

@@ -79,3 +79,37 @@ def test_an_item_that_hangs_the_serial_worker_is_stopped_and_the_rest_measured()
     assert time.monotonic() - start < 20
     assert isinstance(results.pop(2), ChildCrashed)
     assert results == {1: 1, 3: 3, 4: 4}
+
+
+def _square(item: int) -> int:
+    return item * item
+
+
+def test_a_pool_that_breaks_while_items_are_handed_out_loses_none(monkeypatch):
+    """A worker can die (a crash on one of the first items) before every item is submitted: then
+    ``submit`` itself raises BrokenProcessPool.  The items handed out and those never submitted are
+    all measured, each once (the race failed a test on a slow machine)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from obsdb.pipeline import pool
+
+    real_pool = pool.process_pool
+    breaks = []
+
+    class BreaksOnThirdSubmit:
+        def __init__(self, workers):
+            self._pool, self._submitted = real_pool(workers), 0
+
+        def submit(self, *args, **kwargs):
+            self._submitted += 1
+            if self._submitted == 3:
+                breaks.append(True)
+                raise BrokenProcessPool("a worker died")
+            return self._pool.submit(*args, **kwargs)
+
+        def shutdown(self, **kwargs):
+            self._pool.shutdown(**kwargs)
+
+    monkeypatch.setattr(pool, "process_pool", BreaksOnThirdSubmit)
+    results = list(pool.resilient_map(_square, list(range(12)), 2))
+    assert breaks and sorted(results) == [(i, i * i) for i in range(12)]
