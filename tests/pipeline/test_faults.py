@@ -149,7 +149,7 @@ def test_render_and_report_refuse_an_out_that_is_a_file(tmp_path, copy_night):
 
 
 @SYSTEM
-def test_errors_point_the_right_way(tmp_path, copy_night):
+def test_errors_point_the_right_way(tmp_path, copy_night, monkeypatch):
     from typer.testing import CliRunner
 
     from obsdb.cli.app import app
@@ -164,6 +164,11 @@ def test_errors_point_the_right_way(tmp_path, copy_night):
         assert runner.invoke(app, ["--db", db, *command]).exit_code == 0
     nothing = runner.invoke(app, ["--db", db, "render", "--out", str(tmp_path / "r"), "--where", "fwhm > 100"])
     assert nothing.exit_code == 1 and "no frame matches --status accepted, --where 'fwhm > 100'" in nothing.output
+    # A driver that is not installed (psycopg2 is, with the test extra: hidden here as if it were not;
+    # None in sys.modules makes its import raise ModuleNotFoundError).
+    import sys
+
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
     missing = runner.invoke(app, ["--db", "postgresql+psycopg2://u@127.0.0.1/x", "frames"])
     assert missing.exit_code == 1 and "need the Python package psycopg2 (pip install 'obsdb[postgres]')" \
         in missing.output, missing.output
