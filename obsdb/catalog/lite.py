@@ -73,8 +73,9 @@ POSTGRES_DRIVERS = ("psycopg2", "psycopg")
 """The DB-API drivers the fast path reads a PostgreSQL catalog with: the first one installed.  Both
 are libpq underneath, take the same SQL text (``%(name)s`` placeholders) and give the same values
 (the tests compare each with SQLAlchemy's).  psycopg2 comes first because a query command is mostly
-its start-up: ``import psycopg2`` takes about 0.02 s, ``import psycopg`` 0.11-0.13 s (it imports
-asyncio, ``importlib.metadata`` and ``ctypes.util`` on the way; ``benchmarks/startup.py --imports``).
+its start-up: ``import psycopg2`` takes about 0.05 s, ``import psycopg`` about 0.15 s (it imports
+asyncio, ``importlib.metadata`` and ``ctypes.util`` on the way; the reference rows of
+``benchmarks/startup.py`` time both).
 The ``postgres`` extra installs both: SQLAlchemy's path keeps psycopg 3."""
 
 
@@ -237,7 +238,7 @@ def _fetch(connection, sql: str, values: dict | None = None) -> list[tuple]:
 def _at_revision(connection, error: type[Exception], revision: str):
     """``connection`` if its catalog is at schema ``revision``; else None, the connection closed."""
     try:
-        found = [tuple(row) for row in _fetch(connection, "SELECT version_num FROM alembic_version")]
+        found = _fetch(connection, "SELECT version_num FROM alembic_version")
     except error:  # not a catalog: the normal path says what to do
         found = None
     if found != [(revision,)]:

@@ -20,8 +20,8 @@ def plain_rule(title: str, width: int) -> str | None:
     """The line rich's ``Console.rule(title)`` draws ``width`` wide (the title centred between rules, a
     space either side, the left rule the shorter by one when they differ); None where rich draws it
     otherwise (no title, a title it would cut, a character that is not one cell wide).
-    ``tests/cli/test_startup.py`` compares it with rich's."""
-    if not title or not (title.isprintable() and _one_cell_each(title)) or len(title) > width - 4:
+    ``tests/cli/test_tables.py`` compares it with rich's on random titles."""
+    if not title or not (title.isprintable() and one_cell_each(title)) or len(title) > width - 4:
         return None
     left = (width - len(title)) // 2 - 1
     return RULE * left + " " + title + " " + RULE * (width - left - len(title) - 2) + "\n"
@@ -31,12 +31,12 @@ def plain_wrapped(line: str, width: int) -> list[str] | None:
     """The lines rich prints for one printable ``line`` without soft wrapping (``Console.print(line,
     soft_wrap=False)``): broken at spaces to ``width``; None where rich would fold a word or a
     character is not one cell wide."""
-    if not _one_cell_each(line):
+    if not one_cell_each(line):
         return None
-    return [line] if len(line) <= width else _folded(line, width)
+    return [line] if len(line) <= width else folded(line, width)
 
 
-def _folded(text: str, size: int) -> list[str] | None:
+def folded(text: str, size: int) -> list[str] | None:
     """The lines of a wrapping column's ``text`` ``size`` wide, as rich breaks them; None when rich
     would fold a line otherwise (a word wider than the column is then rich's to draw)."""
     breaks = [0, *line_breaks(text, size), len(text)]
@@ -93,7 +93,7 @@ def _word_breaks(text: str, width: int) -> list[int]:
     return breaks
 
 
-def _one_cell_each(text: str) -> bool:
+def one_cell_each(text: str) -> bool:
     """Every character is one cell wide on a terminal (ASCII, or the ellipsis :func:`elide` adds)."""
     return text.isascii() or all(c.isascii() or c == ELLIPSIS for c in text)
 

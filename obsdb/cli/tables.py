@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsdb.cli.plain import ELLIPSIS, RULE, _folded, _one_cell_each
+from obsdb.cli.plain import ELLIPSIS, RULE, folded, one_cell_each, plain_wrapped
 from obsdb.text import printable
 
 CELL_PADDING = 3
@@ -218,7 +218,7 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
     sizes = []
     for column, texts in zip(shown, by_column):
         texts = [column.header, *texts]
-        if not "".join(texts).isascii() and not all(_one_cell_each(t) for t in texts):
+        if not "".join(texts).isascii() and not all(one_cell_each(t) for t in texts):
             return None
         size = max(map(len, texts))
         limit = widths.get(column.key) if widths else None
@@ -242,7 +242,7 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
             if len(text) <= size:
                 parts.append([fitted[index] if fitted else aligns[index](text, size)])
                 continue
-            pieces = _folded(text, size) if folds else [text[:max(size - 1, 0)] + ELLIPSIS]
+            pieces = folded(text, size) if folds else [text[:max(size - 1, 0)] + ELLIPSIS]
             if pieces is None:
                 return None
             parts.append([aligns[index](piece, size) for piece in pieces])
@@ -273,7 +273,7 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
         under = gap.join(spaces[:last]) + gap if last else ""
         for r, parts in enumerate(zip(*padded)):
             if r in long_rows:
-                pieces = _folded(by_column[last][r], size)
+                pieces = folded(by_column[last][r], size)
                 if pieces is None:
                     return None
                 lines.append(gap.join((*parts[:last], align(pieces[0], size))))
@@ -301,9 +301,9 @@ def plain_grid(rows: list[tuple[str, str]], width: int) -> str | None:
     wrap and whose values wrap at spaces, ``width`` wide: each line padded to the grid's width (the
     widest value's, or the page's when a value is longer), a long value continued under itself.
     None where rich draws it otherwise (a word wider than the value column, a character that is not
-    one cell wide).  ``tests/cli/test_startup.py`` compares it with rich's on random grids."""
+    one cell wide).  ``tests/cli/test_tables.py`` compares it with rich's on random grids."""
     texts = [text for row in rows for text in row]
-    if not rows or not all(text.isprintable() and _one_cell_each(text) for text in texts):
+    if not rows or not all(text.isprintable() and one_cell_each(text) for text in texts):
         return None
     key_width = max(len(key) for key, _ in rows)
     natural = max(1, *(len(value) for _, value in rows))  # rich gives an empty column one cell
@@ -313,7 +313,7 @@ def plain_grid(rows: list[tuple[str, str]], width: int) -> str | None:
     lines = []
     under = " " * (key_width + GRID_GAP)
     for key, value in rows:
-        pieces = [value] if len(value) <= value_width else _folded(value, value_width)
+        pieces = plain_wrapped(value, value_width)
         if pieces is None:
             return None
         lines.append(key.ljust(key_width) + " " * GRID_GAP + pieces[0].ljust(value_width))
