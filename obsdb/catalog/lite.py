@@ -321,13 +321,19 @@ class LiteCatalog:
             for listed in expanding:
                 values[listed] = as_list(values[listed])
         rows = _fetch(self._connection, sql, values)
-        for i, kind in enumerate(generated.CONVERT.get(name, ())):
-            if kind:  # column by column: one comprehension each (an archive's listing has 100,000s of rows)
+        kinds = generated.CONVERT.get(name, ())
+        if not rows or not any(kinds):
+            return rows
+        # Column by column (an archive's listing has 100,000s of rows): the rows turned into columns
+        # once, each column to convert mapped whole, and the columns back into rows once.
+        columns = list(zip(*rows))
+        for i, kind in enumerate(kinds):
+            if kind:
                 convert = self._converters[kind]
                 if kind in _REPEATING:
                     convert = lru_cache(maxsize=4096)(convert)
-                rows = [(*row[:i], convert(row[i]), *row[i + 1:]) for row in rows]
-        return rows
+                columns[i] = map(convert, columns[i])
+        return list(zip(*columns))
 
     def _answer(self, fast, normal):
         """``fast()``; on a database error, ``normal(catalog)`` with the normal catalog instead (it waits

@@ -366,14 +366,14 @@ def rejected_reasons(run, *, nights=None, band: str | None = None) -> list[dict]
     out: list[dict] = []
     last_id = None
     times: dict = {}  # the tags of one QA run share its time: each written out once
-    for frame_id, number, file_name, night_name, shared, band_, kind, error, *tag in rows:
+    for frame_id, number, file_name, night_name, shared, band_, kind, error, name, source, author, created_at, \
+            reason in rows:
         if frame_id != last_id:
             last_id = frame_id
             tags: list[dict] = []
             out.append({"label": frame_label(night_name, number, file_name, qualified=qualified, shared=shared),
                         "band": band_, "type": kind, "error": error, "tags": tags})
-        if tag[0] is not None:
-            name, source, author, created_at, reason = tag
+        if name is not None:
             when = times.get(created_at)
             if when is None:
                 when = times[created_at] = created_at.isoformat()

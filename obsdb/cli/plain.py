@@ -39,6 +39,26 @@ def plain_wrapped(line: str, width: int) -> list[str] | None:
 def folded(text: str, size: int) -> list[str] | None:
     """The lines of a wrapping column's ``text`` ``size`` wide, as rich breaks them; None when rich
     would fold a line otherwise (a word wider than the column is then rich's to draw)."""
+    if not ("  " in text or text[:1] == " " or text[-1:] == " "):
+        # Words apart by one space (a reason), the common case, in one pass: each line ends with its
+        # last space within the width, kept where it fits the column (rich's rstrip_end).
+        pieces: list[str] = []
+        start = 0
+        while len(text) - start > size:
+            space = text.rfind(" ", start, start + size + 1)
+            if space <= start:  # a word wider than the column: rich folds it, below
+                break
+            pieces.append(text[start:min(space + 1, start + size)])
+            start = space + 1
+        else:
+            pieces.append(text[start:])
+            return pieces
+    return folded_at_breaks(text, size)
+
+
+def folded_at_breaks(text: str, size: int) -> list[str] | None:
+    """:func:`folded` for any text, cut at :func:`line_breaks` (``tests/cli/test_tables.py`` checks that
+    the one-pass case of :func:`folded` gives the same lines)."""
     breaks = [0, *line_breaks(text, size), len(text)]
     # A line keeps its spaces up to the column's width (rich's rstrip_end).
     pieces = [text[a:b][:size] if not text[a:b][size:].strip() else text[a:b] for a, b in zip(breaks, breaks[1:])]

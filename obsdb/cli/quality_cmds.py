@@ -165,7 +165,7 @@ def rejected(
 
     --format json gives the frames' records; with --columns, one object per reason with those keys."""
     from obsdb.catalog.records import FrameFilter
-    from obsdb.cli.tables import Column, parse_columns, print_table
+    from obsdb.cli.tables import Column, parse_columns, print_columns
 
     spec = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
             Column("tag", "tag", priority=2), Column("source", "source", priority=6),
@@ -196,15 +196,22 @@ def rejected(
                  for record, t in reasons)
         print_json([{key: fields[key] for key in chosen} for fields in every])
         return
-    rows = []
+    # Built a column at a time: an archive's rejects are 100,000 rows.
+    cells: dict[str, list] = {column.key: [] for column in spec}
+    frame, band_, tag, source, author, when, reason = (cells[column.key] for column in spec)
     shown = None
     for record, t in reasons:
         first = record is not shown  # a frame's first reason names it; the rest leave it blank
         shown = record
-        rows.append({"frame": record["label"] if first else "", "band": (record["band"] or "-") if first else "",
-                     "tag": t["name"], "source": t["source"], "author": t["author"],
-                     "when": t["created_at"][:16].replace("T", " "), "reason": without_tag(t["name"], t["reason"])})
-    print_table(rows, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)
+        frame.append(record["label"] if first else "")
+        band_.append((record["band"] or "-") if first else "")
+        name = t["name"]
+        tag.append(name)
+        source.append(t["source"])
+        author.append(t["author"])
+        when.append(t["created_at"][:16].replace("T", " "))
+        reason.append(without_tag(name, t["reason"]))
+    print_columns(cells, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)
     if calibration:
         print_calibration_problems(calibration, wide=wide)
 

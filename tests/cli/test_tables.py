@@ -37,6 +37,17 @@ def test_lines_break_where_riches_do(text, width):
     assert line_breaks(text, width) == divide_line(text, width, fold=True)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(alphabet="ab …", max_size=60), TEXT),
+       st.integers(min_value=1, max_value=20))
+def test_a_wrapped_text_is_cut_as_at_riches_breaks(text, width):
+    """The one-pass cutting of words one space apart (reasons) gives the lines cut at
+    :func:`line_breaks`' offsets, whatever the spacing and the width."""
+    from obsdb.cli.plain import folded, folded_at_breaks
+
+    assert folded(text, width) == folded_at_breaks(text, width)
+
+
 @st.composite
 def tables(draw):
     columns = [Column("frame", "frame", priority=0), Column("band", "band", priority=1),
