@@ -92,7 +92,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_SEPARATE = 0.5
 TARGET_ONE_PROCESS = 0.35
 TARGET_ALIGN_BEYOND_STARTUP = 0.3
-WIDTH = 98
+WIDTH = 100
 METHODS = ("separate", "run", "api", "today")
 LABELS = {
     "separate": "(a) obsdb init+ingest+qa+align, separate commands",
@@ -107,14 +107,23 @@ IMPORT_FILES = ("<frozen importlib", "importlib/", "<frozen zipimport")
 
 # --------------------------------------------------------------------------- helpers
 
-def timed(argv: list[str], cwd: Path, env: dict) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the children this process has waited for (and theirs)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def timed(argv: list[str], cwd: Path, env: dict) -> tuple[float, subprocess.CompletedProcess, float]:
+    """Run ``argv``: its wall time, its completed process, and its CPU time (with its own children's)."""
+    start, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"failed (exit code {done.returncode}): {' '.join(argv)}\n"
                          f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return wall, done
+    return wall, done, cpu
 
 
 def remove_db(db: Path) -> None:
@@ -230,37 +239,37 @@ class Bench:
         self.counter += 1
         return self.work / f"{name}-{self.counter}.sqlite"
 
-    def cli(self, db: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    def cli(self, db: Path, *args: str) -> tuple[float, subprocess.CompletedProcess, float]:
         return timed([*self.obsdb, "--db", str(db), *args], self.work, self.env)
 
     def separate(self) -> dict:
         db = self.fresh_db("separate")
-        parts = {}
-        parts["init"], _ = self.cli(db, "init")
-        parts["ingest"], _ = self.cli(db, "ingest", str(self.folder))
-        parts["qa"], _ = self.cli(db, "qa")
-        parts["align"], _ = self.cli(db, "align")
+        parts, cpu = {}, 0.0
+        for part, args in (("init", ["init"]), ("ingest", ["ingest", str(self.folder)]), ("qa", ["qa"]),
+                           ("align", ["align"])):
+            parts[part], _, used = self.cli(db, *args)
+            cpu += used
         refs = {}
-        refs["frames --format json"], done = self.cli(db, "frames", "--format", "json")
+        refs["frames --format json"], done, _ = self.cli(db, "frames", "--format", "json")
         n = len(json.loads(done.stdout))
-        refs["--help"], _ = self.cli(db, "--help")
+        refs["--help"], _, _ = self.cli(db, "--help")
         remove_db(db)
-        return {"wall": sum(parts.values()), "parts": parts, "startup": refs, "frames": n}
+        return {"wall": sum(parts.values()), "cpu": cpu, "parts": parts, "startup": refs, "frames": n}
 
     def run(self) -> dict:
         db = self.fresh_db("run")
         out = self.work / f"run-out-{self.counter}"
-        wall, _ = self.cli(db, "run", str(self.folder), "--out", str(out), *self.run_flags)
+        wall, _, cpu = self.cli(db, "run", str(self.folder), "--out", str(out), *self.run_flags)
         remove_db(db)
         shutil.rmtree(out, ignore_errors=True)
-        return {"wall": wall}
+        return {"wall": wall, "cpu": cpu}
 
     def child(self, mode: str, *extra: str) -> dict:
         argv = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--folder", str(self.folder),
                 *extra]
-        wall, done = timed(argv, self.work, self.env)
+        wall, done, cpu = timed(argv, self.work, self.env)
         result = last_json(done.stdout)
-        result["wall"] = wall
+        result["wall"], result["cpu"] = wall, cpu
         return result
 
     def api(self) -> dict:
@@ -339,7 +348,7 @@ def extra_imports(bench: Bench, db: Path, top: int) -> dict:
     """What ``obsdb align`` imports that ``obsdb frames --format json`` does not (outermost such modules)."""
     seen = {}
     for name, args in (("align", ["align"]), ("frames", ["frames", "--format", "json"])):
-        _, done = timed([sys.executable, "-X", "importtime", *bench.obsdb[1:], "--db", str(db), *args],
+        _, done, _ = timed([sys.executable, "-X", "importtime", *bench.obsdb[1:], "--db", str(db), *args],
                         bench.work, bench.env)
         seen[name] = import_entries(done.stderr)
     frames = {name for _, _, name in seen["frames"]}
@@ -375,7 +384,7 @@ def profile_align(bench: Bench, top: int) -> dict:
         shutil.copyfile(db, copy)
     remove_db(db)
     out_cold = bench.work / "align-cold.prof"
-    wall_cold, _ = timed([sys.executable, "-m", "cProfile", "-o", str(out_cold), *bench.obsdb[1:], "--db",
+    wall_cold, _, _ = timed([sys.executable, "-m", "cProfile", "-o", str(out_cold), *bench.obsdb[1:], "--db",
                           str(copies[0]), "align"], bench.work, bench.env)
     out_warm = bench.work / "align-warm.prof"
     warm = bench.child("profile-warm", "--db", str(copies[2]), "--warm-db", str(copies[1]),
@@ -402,6 +411,7 @@ def verdict(ok: bool) -> str:
 
 def report(meta: dict, rounds: list[dict], profile: dict | None, top: int) -> dict:
     walls = {m: [r[m]["wall"] for r in rounds] for m in METHODS}
+    cpus = {m: [r[m]["cpu"] for r in rounds] for m in METHODS}
     ratios = {m: [r[m]["wall"] / r["today"]["wall"] for r in rounds] for m in ("separate", "run", "api")}
     parts = {p: [r["separate"]["parts"][p] for r in rounds] for p in rounds[0]["separate"]["parts"]}
     refs = {p: [r["separate"]["startup"][p] for r in rounds] for p in rounds[0]["separate"]["startup"]}
@@ -413,6 +423,7 @@ def report(meta: dict, rounds: list[dict], profile: dict | None, top: int) -> di
     summary = {
         "meta": meta,
         "median_wall": {m: med(v) for m, v in walls.items()},
+        "median_cpu": {m: med(v) for m, v in cpus.items()},
         "median_parts_separate": {p: med(v) for p, v in parts.items()},
         "median_startup_reference": {p: med(v) for p, v in refs.items()},
         "align_beyond_startup": beyond,
@@ -440,15 +451,16 @@ def report(meta: dict, rounds: list[dict], profile: dict | None, top: int) -> di
 
     line = "-" * WIDTH
     print(line)
-    print(f"median wall time over {len(rounds)} round(s), methods alternated (order rotated each round)")
+    print(f"median wall time over {len(rounds)} round(s), methods alternated (order rotated each round); "
+          f"CPU: user + system of the method's processes, median")
     print(line)
-    print(f"{'method':<72}{'median':>10}{'min':>8}{'max':>8}")
+    print(f"{'method':<66}{'median':>10}{'min':>8}{'max':>8}{'CPU':>8}")
     for m in METHODS:
         v = walls[m]
-        print(f"{LABELS[m]:<72}{med(v):9.3f}s{min(v):7.2f}s{max(v):7.2f}s")
+        print(f"{LABELS[m]:<66}{med(v):9.3f}s{min(v):7.2f}s{max(v):7.2f}s{med(cpus[m]):7.2f}s")
         if m == "separate":
             for p, pv in parts.items():
-                print(f"{'    obsdb ' + p:<72}{med(pv):9.3f}s{min(pv):7.2f}s{max(pv):7.2f}s")
+                print(f"{'    obsdb ' + p:<66}{med(pv):9.3f}s{min(pv):7.2f}s{max(pv):7.2f}s")
         if m == "run":
             print(f"    argv: obsdb --db X run DIR --out OUT {' '.join(meta['run_flags'])}".rstrip())
             if meta["run_lacks"]:
@@ -464,7 +476,7 @@ def report(meta: dict, rounds: list[dict], profile: dict | None, top: int) -> di
                   f"{summary['today_errors_by_type'] or ''}; reference {rounds[-1]['today']['reference']}")
     print("start-up references (same catalog, right after align):")
     for p, pv in refs.items():
-        print(f"{'    obsdb ' + p:<72}{med(pv):9.3f}s{min(pv):7.2f}s{max(pv):7.2f}s")
+        print(f"{'    obsdb ' + p:<66}{med(pv):9.3f}s{min(pv):7.2f}s{max(pv):7.2f}s")
     print(line)
     print("ratios to (d), per round then median")
     print(line)

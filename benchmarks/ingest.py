@@ -17,8 +17,10 @@ subprocess):
 - ``(b) today``: ``ccdproc.ImageFileCollection(folder).summary`` plus, per
   frame, ``astropy.io.fits.getdata`` and ``astropy.stats.sigma_clipped_stats``.
 
-Times: ``s/frame/worker`` is wall time x workers / frames (CPU cost of one
-frame on one worker), ``wall/frame`` is wall time / frames.  Catalog
+Times: ``s/frame/worker`` is wall time x workers / frames (the cost of one
+frame on one worker), ``wall/frame`` is wall time / frames, ``CPU ms/frame``
+the CPU time (user + system) of the measuring process and of the pool's
+workers it waited for, per frame.  Catalog
 creation (Alembic) is outside the timed section; discovery, reading,
 measuring and the catalog writes are inside.
 
@@ -169,14 +171,23 @@ def child(kind: str, folder: Path, db: Path | None) -> dict:
 
     baseline = _status_kb("VmRSS")
     reset = _reset_peak()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     run()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _cpu() - cpu
     peak = _status_kb("VmHWM")
     if catalog is not None:
         catalog.close()
     extra_kb = (peak - baseline) if (reset and peak is not None and baseline is not None) else None
-    return {"kind": kind, "wall": wall, "frames": len(files), "extra_kb": extra_kb}
+    return {"kind": kind, "wall": wall, "cpu": cpu, "frames": len(files), "extra_kb": extra_kb}
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and of the children it waited for (a pool's
+    workers, once it is shut down)."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 # --------------------------------------------------------------------------- parent side
@@ -246,16 +257,19 @@ def main(argv=None) -> int:
             runs = results[kind]
             workers = KINDS[kind][1]
             wall = statistics.median(r["wall"] for r in runs) / len(files)
+            cpu = statistics.median(r["cpu"] for r in runs) / len(files)
             extras = [r["extra_kb"] for r in runs if r["extra_kb"] is not None]
             extra = statistics.median(extras) / 1024 / frame_mib if extras and workers == 1 else None
-            rows[kind] = (wall * workers, wall, extra)
+            rows[kind] = (wall * workers, wall, extra, cpu)
 
         print()
-        print(f"{'':48s} {'ms/frame/worker':>15s} {'wall ms/frame':>13s} {'peak extra (frames)':>20s}")
+        print(f"{'':48s} {'ms/frame/worker':>15s} {'wall ms/frame':>13s} {'CPU ms/frame':>12s} "
+              f"{'peak extra (frames)':>20s}")
         for kind in kinds:
-            per_worker, wall, extra = rows[kind]
+            per_worker, wall, extra, cpu = rows[kind]
             extra_text = f"{extra:.2f}" if extra is not None else "-"
-            print(f"{KINDS[kind][0]:48s} {per_worker * 1e3:15.2f} {wall * 1e3:13.2f} {extra_text:>20s}")
+            print(f"{KINDS[kind][0]:48s} {per_worker * 1e3:15.2f} {wall * 1e3:13.2f} {cpu * 1e3:12.2f} "
+                  f"{extra_text:>20s}")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print()
         if "obsdb-stats-1" in rows:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 import warnings
 
@@ -162,7 +163,7 @@ def main(argv=None):
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     methods = [next(k for k in METHODS if k.startswith(m)) for m in methods]
-    rows = {(m, c): {"err": [], "fail": 0, "n": 0, "time": []} for m in methods for c in CLASSES}
+    rows = {(m, c): {"err": [], "fail": 0, "n": 0, "time": [], "cpu": []} for m in methods for c in CLASSES}
     for spec in specs:
         frame, truth = sim.simulate_frame(spec, sky, rng=rng, size=shape, detector=det)
         t_true = Transform(truth["dx"], truth["dy"], truth["rotation_deg"], 1.0, *centre)
@@ -171,7 +172,7 @@ def main(argv=None):
         for m in methods:
             row = rows[(m, cls)]
             row["n"] += 1
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 found = METHODS[m](frame, reference, ref_stars, saturation, centre, star)
                 e = errors(found, t_true, size)
@@ -180,6 +181,7 @@ def main(argv=None):
                 ok, e = False, None
                 found = f"{type(exc).__name__}: {exc}"
             row["time"].append(time.perf_counter() - t0)
+            row["cpu"].append(time.process_time() - c0)
             if ok:
                 row["err"].append(e)
                 if args.verbose:
@@ -191,9 +193,12 @@ def main(argv=None):
                 detail = found if isinstance(found, str) else f"error {np.max(e):.1f} px"
                 print(f"  {m}: frame {spec.number} ({spec.kind}) failed: {detail[:120]}")
 
-    print(f"\n{args.frames} frames {size}x{size}, seed {args.seed}; reference detected once in "
-          f"{t_ref:.3f} s (obsdb); error = centre and corner points vs truth, px")
-    head = f"{'method':<24} {'frames':<16} {'n':>3} {'RMS err':>9} {'max err':>9} {'fail':>5} {'s/frame':>8}"
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
+          f"{os.cpu_count()} cores; {args.frames} frames {size}x{size}, seed {args.seed}; reference detected once in "
+          f"{t_ref:.3f} s (obsdb); error = centre and corner points vs truth, px; s/frame: median wall, "
+          f"CPU: median CPU of this process")
+    head = (f"{'method':<24} {'frames':<16} {'n':>3} {'RMS err':>9} {'max err':>9} {'fail':>5} {'s/frame':>8} "
+            f"{'CPU s':>6}")
     print(head)
     print("-" * len(head))
     for m in methods:
@@ -208,7 +213,7 @@ def main(argv=None):
                 rms = mx = "-"
             label = "good" if c == "good" else "cloud/trail/defocus"
             print(f"{m:<24} {label:<16} {row['n']:>3} {rms:>9} {mx:>9} {row['fail']:>5} "
-                  f"{np.median(row['time']):>8.3f}")
+                  f"{np.median(row['time']):>8.3f} {np.median(row['cpu']):>6.3f}")
 
 
 if __name__ == "__main__":

@@ -59,13 +59,15 @@ def bench_resample(size: int, repeat: int):
     rotated = Transform(12.37, -7.61, rotation_deg=0.3, cx=size / 2, cy=size / 2)
 
     def timed(func):
-        # CPU time of this process: on a shared machine wall time says how much of a core we got.
-        times = []
+        # CPU time of this process, the figure compared (on a shared machine wall time says how much
+        # of a core we got), and the wall time beside it: medians of (CPU, wall).
+        cpu, wall = [], []
         for _ in range(repeat):
-            t0 = time.process_time()
+            t0, w0 = time.process_time(), time.perf_counter()
             func()
-            times.append(time.process_time() - t0)
-        return statistics.median(times)
+            cpu.append(time.process_time() - t0)
+            wall.append(time.perf_counter() - w0)
+        return statistics.median(cpu), statistics.median(wall)
 
     rows = []
     for name in INTERPOLATIONS:
@@ -141,16 +143,18 @@ def child(kind: str, paths_file: str, repeat: int, out: str) -> None:
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # resets VmHWM to the current resident size
     base = _status_kib("VmRSS")
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = run()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         del result
     peak = _status_kib("VmHWM")
     # The result for the agreement check, outside the measured runs.
     np.save(out, np.asarray(run(), dtype=np.float32))
-    print(json.dumps({"seconds": statistics.median(times), "extra_mib": (peak - base) / 1024}))
+    print(json.dumps({"seconds": statistics.median(times), "cpu": statistics.median(cpu),
+                      "extra_mib": (peak - base) / 1024}))
 
 
 def bench_stack(paths: list[str], folder: str, repeat: int, kinds=None):
@@ -190,23 +194,24 @@ def main(argv=None) -> None:
         return
 
     if not args.stack_only:
-        print(f"# resample: one {args.size}x{args.size} frame, median of {args.repeat} runs, CPU seconds; "
+        print(f"# resample: one {args.size}x{args.size} frame, median of {args.repeat} runs, CPU s (wall s); "
               f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}")
         rows = bench_resample(args.size, args.repeat)
-        ref = rows[0][1]
-        print(f"{'method':<28} {'shift s/frame':>14} {'rotated s/frame':>16} {'shift / spline3':>16}")
-        for name, t_shift, t_rot in rows:
-            rot = f"{t_rot:.3f}" if t_rot is not None else "n/a"
-            print(f"{name:<28} {t_shift:>14.3f} {rot:>16} {t_shift / ref:>16.2f}")
+        ref = rows[0][1][0]
+        print(f"{'method':<28} {'shift s/frame':>16} {'rotated s/frame':>16} {'shift / spline3':>16}")
+        for name, (t_shift, w_shift), t_rot in rows:
+            rot = f"{t_rot[0]:.3f} ({t_rot[1]:.3f})" if t_rot is not None else "n/a"
+            print(f"{name:<28} {f'{t_shift:.3f} ({w_shift:.3f})':>16} {rot:>16} {t_shift / ref:>16.2f}")
 
     print(f"\n# stack: median of {args.frames} frames of {args.size}x{args.size}, "
-          f"each stacker in its own process, median of {args.repeat} runs")
+          f"each stacker in its own process, median of {args.repeat} runs; "
+          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         paths = write_frames(folder, args.frames, args.size)
         kinds = [k for k in STACKERS if k.startswith("obsdb")] if args.stack_only else None
         results = bench_stack(paths, folder, args.repeat, kinds)
     base = results.get("obsdb median")
-    print(f"{'stacker':<26} {'seconds':>8} {'peak extra MiB':>15} {'time x':>7} "
+    print(f"{'stacker':<26} {'seconds':>8} {'CPU s':>6} {'peak extra MiB':>15} {'time x':>7} "
           f"{'memory x':>9} {'max |diff| vs obsdb median':>27}")
     for kind, r in results.items():
         t_ratio = r["seconds"] / base["seconds"] if base else float("nan")
@@ -215,7 +220,7 @@ def main(argv=None) -> None:
         if base is not None and kind.startswith("ccdproc"):
             both = np.isfinite(r["data"]) & np.isfinite(base["data"])
             diff = f"{np.abs(r['data'][both] - base['data'][both]).max():.3g}"
-        print(f"{kind:<26} {r['seconds']:>8.2f} {r['extra_mib']:>15.0f} {t_ratio:>7.2f} "
+        print(f"{kind:<26} {r['seconds']:>8.2f} {r['cpu']:>6.2f} {r['extra_mib']:>15.0f} {t_ratio:>7.2f} "
               f"{m_ratio:>9.2f} {diff:>27}")
 
 

@@ -208,6 +208,12 @@ def first_night(address: str) -> str:
                          .group(1))
 
 
+def server_cpu_ms(child: subprocess.Popen) -> float:
+    """CPU milliseconds (user + system) the server process has used so far, from ``/proc``."""
+    fields = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def timed_get_ms(url: str) -> float:
     start = time.perf_counter()
     urllib.request.urlopen(url).read()
@@ -239,8 +245,10 @@ def main(argv=None) -> int:
             ids = [f["id"] for f in review_data(review_address, night, "V")["frames"]]
             drawn = wait_for_pictures(review_cache, ids, ("zscale", "thumb", "stars"), 1800)
             setup = {"night": night, "ids": ids, "first_view_ms": first_view, "drawn_s": drawn}
+            cpu = server_cpu_ms(review_server)
             results["http_review_ms"] = [http_review_ms(review_address, night, "V", i)
                                          for _ in range(args.repeat) for i in ids]
+            results["http_review_cpu_ms"] = (server_cpu_ms(review_server) - cpu) / len(results["http_review_ms"])
             grid_night = first_night(grid_address)
             grid_url = f"{grid_address}/night/{grid_night}?view=grid"
             first_view = timed_get_ms(grid_url)
@@ -249,7 +257,9 @@ def main(argv=None) -> int:
             drawn = wait_for_pictures(grid_cache, thumbs, ("thumb",), 3600)
             results["grid_setup"] = {"frames": len(thumbs), "first_view_ms": first_view, "drawn_s": drawn}
             results["review_setup"] = setup
+            cpu = server_cpu_ms(grid_server)
             results["http_grid_html_ms"] = [timed_get_ms(grid_url) for _ in range(args.repeat * 3)]
+            results["http_grid_cpu_ms"] = (server_cpu_ms(grid_server) - cpu) / len(results["http_grid_html_ms"])
             if args.no_browser:
                 pass
             elif not Path(CHROMIUM).is_file():
@@ -280,6 +290,8 @@ def report(results: dict, args) -> None:
 
     setup = results["review_setup"]
     grid = results["grid_setup"]
+    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
+          f"{os.cpu_count()} cores")
     print(f"review night: {len(setup['ids'])} frames of 2048x2048; first view {setup['first_view_ms']:.0f} ms, "
           f"pictures drawn in the background in {setup['drawn_s']:.1f} s")
     print(f"grid night: {grid['frames']} frames of {args.grid_size}x{args.grid_size}; first view "
@@ -294,9 +306,11 @@ def report(results: dict, args) -> None:
         line("1:1 zoom (z) until the crop shows", browser.get("zoom"))
         line(f"grid page, {grid['frames']} frames, load event", browser["grid_load"], 1000)
         line("grid page, every thumbnail loaded", browser["grid_all"])
-    print("over HTTP (page + PNG + star cut-outs + facts):")
+    print("over HTTP (page + PNG + star cut-outs + facts), wall; the server's CPU per request after it:")
     line("review of a 2048x2048 frame", results["http_review_ms"], 300)
+    print(f"  {'':<44} server CPU {results['http_review_cpu_ms']:.1f} ms per review")
     line(f"grid page HTML, {grid['frames']} frames", results["http_grid_html_ms"], 1000)
+    print(f"  {'':<44} server CPU {results['http_grid_cpu_ms']:.1f} ms per page")
 
 
 if __name__ == "__main__":

@@ -225,12 +225,13 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
                            page_width: int, *, pad_title: bool = False) -> str | None:
     """:func:`plain_table` of the cells given column by column (``by_column[i]``: column ``shown[i]``'s
     text in every row), as :func:`print_table` has them: no table of rows to build and read back."""
-    sizes = []
+    sizes, longest = [], []
     for column, texts in zip(shown, by_column):
-        texts = [column.header, *texts]
-        if not "".join(texts).isascii() and not all(one_cell_each(t) for t in texts):
+        if not ("".join(texts).isascii() and column.header.isascii()) and not all(
+                one_cell_each(t) for t in (column.header, *texts)):
             return None
-        size = max(map(len, texts))
+        longest.append(max(map(len, texts), default=0))
+        size = max(len(column.header), longest[-1])
         limit = widths.get(column.key) if widths else None
         if limit is not None:
             size = min(size if column.shrink else max(size, limit), limit)
@@ -246,11 +247,11 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
     aligns = [str.rjust if column.numeric else str.ljust for column in shown]
     spaces = [" " * size for size in sizes]
 
-    def row_lines(texts: list[str], fitted=None) -> list[str] | None:
+    def row_lines(texts: list[str]) -> list[str] | None:
         parts = []
         for index, (text, size, folds) in enumerate(zip(texts, sizes, folding)):
             if len(text) <= size:
-                parts.append([fitted[index] if fitted else aligns[index](text, size)])
+                parts.append([aligns[index](text, size)])
                 continue
             pieces = folded(text, size) if folds else [text[:max(size - 1, 0)] + ELLIPSIS]
             if pieces is None:
@@ -261,44 +262,39 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
                 for i in range(height)]
 
     lines = ([title.ljust(total) if pad_title else title] if title else []) + row_lines([c.header for c in shown]) + [RULE * total]
-    # Column by column: most cells fit their column and are only padded, a row of them is one line;
-    # the rows holding a cell too long for its column (a reason to wrap, a name to cut) are drawn
-    # cell by cell.
-    long_rows: set[int] = set()
-    long_columns: set[int] = set()
-    padded = []
-    for index, (size, align, texts) in enumerate(zip(sizes, aligns, by_column)):
-        if max(map(len, texts), default=0) > size:
-            long_columns.add(index)
-            long_rows.update(r for r, text in enumerate(texts) if len(text) > size)
-        padded.append([align(text, size) for text in texts])
-    if not long_rows:
-        lines += map(gap.join, zip(*padded))
+    # A line of cells that fit their columns is one %-format: each cell padded to its column's width,
+    # left or right as ljust and rjust pad (``%s`` pads, never cuts), the gaps between.
+    line_of = gap.join(f"%{'' if column.numeric else '-'}{size}s" for column, size in zip(shown, sizes)).__mod__
+    long_columns = [index for index, (size, length) in enumerate(zip(sizes, longest)) if length > size]
+    if not long_columns:
+        lines += map(line_of, zip(*by_column))
         return "\n".join(lines) + "\n"
     last = len(sizes) - 1
-    if long_columns == {last} and folding[last]:
+    if long_columns == [last] and folding[last]:
         # Only the last column (a reason) wraps: each long row is its first line, then the rest of
         # its text under that column, the other columns blank.
         size, align = sizes[last], aligns[last]
         under = gap.join(spaces[:last]) + gap if last else ""
-        for r, parts in enumerate(zip(*padded)):
-            if r in long_rows:
-                pieces = folded(by_column[last][r], size)
-                if pieces is None:
-                    return None
-                lines.append(gap.join((*parts[:last], align(pieces[0], size))))
-                lines += [under + align(piece, size) for piece in pieces[1:]]
-            else:
-                lines.append(gap.join(parts))
-        return "\n".join(lines) + "\n"
-    for r, parts in enumerate(zip(*padded)):
-        if r in long_rows:
-            drawn = row_lines([texts[r] for texts in by_column], parts)
-            if drawn is None:
+        for row in zip(*by_column):
+            if len(row[last]) <= size:
+                lines.append(line_of(row))
+                continue
+            pieces = folded(row[last], size)
+            if pieces is None:
                 return None
-            lines += drawn
-        else:
-            lines.append(gap.join(parts))
+            lines.append(line_of((*row[:last], pieces[0])))
+            lines += [under + align(piece, size) for piece in pieces[1:]]
+        return "\n".join(lines) + "\n"
+    # Cells too long for their column (a name to cut, reasons to wrap) in other columns: such a row
+    # is drawn cell by cell.
+    for row in zip(*by_column):
+        if all(len(text) <= size for text, size in zip(row, sizes)):
+            lines.append(line_of(row))
+            continue
+        drawn = row_lines(list(row))
+        if drawn is None:
+            return None
+        lines += drawn
     return "\n".join(lines) + "\n"
 
 
