@@ -262,12 +262,13 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
                 for i in range(height)]
 
     lines = ([title.ljust(total) if pad_title else title] if title else []) + row_lines([c.header for c in shown]) + [RULE * total]
-    # A line of cells that fit their columns is one %-format: each cell padded to its column's width,
-    # left or right as ljust and rjust pad (``%s`` pads, never cuts), the gaps between.
-    line_of = gap.join(f"%{'' if column.numeric else '-'}{size}s" for column, size in zip(shown, sizes)).__mod__
+    # Column by column: most cells fit their column and are only padded, a row of them is one line;
+    # the rows holding a cell too long for its column (a reason to wrap, a name to cut) are drawn
+    # cell by cell.
+    padded = [[align(text, size) for text in texts] for size, align, texts in zip(sizes, aligns, by_column)]
     long_columns = [index for index, (size, length) in enumerate(zip(sizes, longest)) if length > size]
     if not long_columns:
-        lines += map(line_of, zip(*by_column))
+        lines += map(gap.join, zip(*padded))
         return "\n".join(lines) + "\n"
     last = len(sizes) - 1
     if long_columns == [last] and folding[last]:
@@ -275,23 +276,22 @@ def plain_table_of_columns(title: str, shown: list[Column], by_column: list[list
         # its text under that column, the other columns blank.
         size, align = sizes[last], aligns[last]
         under = gap.join(spaces[:last]) + gap if last else ""
-        for row in zip(*by_column):
-            if len(row[last]) <= size:
-                lines.append(line_of(row))
+        for text, parts in zip(by_column[last], zip(*padded)):
+            if len(text) <= size:
+                lines.append(gap.join(parts))
                 continue
-            pieces = folded(row[last], size)
+            pieces = folded(text, size)
             if pieces is None:
                 return None
-            lines.append(line_of((*row[:last], pieces[0])))
+            lines.append(gap.join((*parts[:last], align(pieces[0], size))))
             lines += [under + align(piece, size) for piece in pieces[1:]]
         return "\n".join(lines) + "\n"
-    # Cells too long for their column (a name to cut, reasons to wrap) in other columns: such a row
-    # is drawn cell by cell.
-    for row in zip(*by_column):
-        if all(len(text) <= size for text, size in zip(row, sizes)):
-            lines.append(line_of(row))
+    long_rows = {r for index in long_columns for r, text in enumerate(by_column[index]) if len(text) > sizes[index]}
+    for r, parts in enumerate(zip(*padded)):
+        if r not in long_rows:
+            lines.append(gap.join(parts))
             continue
-        drawn = row_lines(list(row))
+        drawn = row_lines([texts[r] for texts in by_column])
         if drawn is None:
             return None
         lines += drawn
