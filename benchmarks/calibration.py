@@ -25,7 +25,6 @@ Raw frames are simulated uint16 of ``size`` x ``size`` plus 32 overscan columns 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -110,11 +109,11 @@ def child(kind: str, paths_file: str, out: str) -> None:
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # resets VmHWM to the current resident size
     base = _status_kib("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = _status_kib("VmHWM")
-    print(json.dumps({"seconds": seconds, "extra_mib": (peak - base) / 1024}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "extra_mib": (peak - base) / 1024}))
 
 
 def bench_master(paths: list[str], folder: str, rounds: int) -> dict:
@@ -178,16 +177,19 @@ def bench_light(size: int, repeat: int) -> dict:
         return np.asarray(ccd.data)
 
     times = {"obsdb": [], "obsdb prepared": [], "ccdproc": []}
+    cpu = {name: [] for name in times}
     ours(), ours_prepared(), theirs()  # warm up
     for _ in range(repeat):
         for name, func in (("obsdb", ours), ("obsdb prepared", ours_prepared), ("ccdproc", theirs)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             func()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     a, b = ours(), theirs()
     return {"obsdb_ms": 1e3 * statistics.median(times["obsdb"]),
             "prepared_ms": 1e3 * statistics.median(times["obsdb prepared"]),
             "ccdproc_ms": 1e3 * statistics.median(times["ccdproc"]),
+            "cpu_ms": {name: 1e3 * statistics.median(values) for name, values in cpu.items()},
             "max_rel_diff": float(np.nanmax(np.abs(a - b)) / np.nanmedian(np.abs(b)))}
 
 
@@ -207,29 +209,32 @@ def main(argv=None) -> None:
     import ccdproc
 
     command = "python benchmarks/calibration.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(f"{datetime.date.today().isoformat()}  {command.strip()}  (ccdproc {ccdproc.__version__}, "
-          f"numpy {np.__version__})")
+    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC  {command.strip()}  (ccdproc "
+          f"{ccdproc.__version__}, numpy {np.__version__}); load average {os.getloadavg()[0]:.2f}, "
+          f"{os.cpu_count()} cores")
     light = bench_light(args.size, args.repeat)
     with tempfile.TemporaryDirectory(prefix="obsdb-bench-calib-") as folder:
         paths = write_raw_frames(folder, args.frames, args.size)
         masters = bench_master(paths, folder, args.rounds)
     print()
     print(f"| master bias of {args.frames} frames of {args.size}x{args.size} (+{OVERSCAN} overscan) | round | s | "
-          "peak MiB over start |")
-    print("|---|---|---|---|")
+          "CPU s | peak MiB over start |")
+    print("|---|---|---|---|---|")
     for i in range(args.rounds):
         for kind in ("obsdb", "ccdproc"):
             if i < len(masters[kind]):
                 row = masters[kind][i]
-                print(f"| {kind} | {i + 1} | {row['seconds']:.2f} | {row['extra_mib']:.0f} |")
+                print(f"| {kind} | {i + 1} | {row['seconds']:.2f} | {row['cpu']:.2f} | {row['extra_mib']:.0f} |")
     print()
     print(f"| one light of {args.size}x{args.size}: overscan, trim, bias, dark x2, flat | ms (median of "
-          f"{args.repeat}) |")
-    print("|---|---|")
+          f"{args.repeat}) | CPU ms |")
+    print("|---|---|---|")
+    cpu = light["cpu_ms"]
     print(f"| obsdb apply_prepared (masters folded once per process: render, qa, --write-lights) | "
-          f"{light['prepared_ms']:.1f} |")
-    print(f"| obsdb apply_calibration (folds the masters on every call) | {light['obsdb_ms']:.1f} |")
-    print(f"| ccdproc chain | {light['ccdproc_ms']:.1f} |")
+          f"{light['prepared_ms']:.1f} | {cpu['obsdb prepared']:.1f} |")
+    print(f"| obsdb apply_calibration (folds the masters on every call) | {light['obsdb_ms']:.1f} | "
+          f"{cpu['obsdb']:.1f} |")
+    print(f"| ccdproc chain | {light['ccdproc_ms']:.1f} | {cpu['ccdproc']:.1f} |")
     print(f"\nlargest difference obsdb - ccdproc: {light['max_rel_diff']:.2e} of the sky")
 
 

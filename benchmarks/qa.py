@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -100,6 +101,14 @@ def print_confusion(truth, tags, reasons, measured) -> None:
         print(f"  good frame {number} tagged {given}: {'; '.join(why)}")
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and of the children it waited for."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def run_catalog(folder: Path, truth, args) -> int:
     """The real pipeline: ingest the night into a temporary catalog, run_qa, tags from the catalog."""
     from obsdb.catalog.db import database_url, upgrade
@@ -111,12 +120,12 @@ def run_catalog(folder: Path, truth, args) -> int:
         upgrade(database_url(db))
         catalog = Catalog.open(db)
         try:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), _cpu()
             ingested = catalog.ingest([folder], workers=args.workers)
-            t_ingest = time.perf_counter() - t0
-            t0 = time.perf_counter()
+            t_ingest, c_ingest = time.perf_counter() - t0, _cpu() - c0
+            t0, c0 = time.perf_counter(), _cpu()
             report = catalog.qa(workers=args.workers)
-            t_qa = time.perf_counter() - t0
+            t_qa, c_qa = time.perf_counter() - t0, _cpu() - c0
             with catalog.session() as session:
                 records = [r.to_json() for r in frame_records(session)]
         finally:
@@ -134,11 +143,14 @@ def run_catalog(folder: Path, truth, args) -> int:
           f" {status['pending']} pending; transparency references {report.references}")
     n = len(truth.numbers)
     print()
+    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
+          f"{os.cpu_count()} cores; wall (CPU of this process and the workers it waited for)")
     print(f"ingest (read, hash, stats, metrics; {args.workers} worker{'s' if args.workers > 1 else ''}):"
-          f" {t_ingest:.1f} s, {t_ingest / n:.3f} s per frame at {args.size}x{args.size}")
-    print(f"run_qa (transparency, rules, tags): {t_qa:.2f} s, {t_qa / n * 1000:.1f} ms per frame;"
-          f" {len(report.added)} tags added")
-    print(f"pipeline total: {(t_ingest + t_qa) / n:.3f} s per frame")
+          f" {t_ingest:.1f} s ({c_ingest:.1f} s), {t_ingest / n:.3f} s ({c_ingest / n:.3f} s) per frame at "
+          f"{args.size}x{args.size}")
+    print(f"run_qa (transparency, rules, tags): {t_qa:.2f} s ({c_qa:.2f} s), {t_qa / n * 1000:.1f} ms "
+          f"({c_qa / n * 1000:.1f} ms) per frame; {len(report.added)} tags added")
+    print(f"pipeline total: {(t_ingest + t_qa) / n:.3f} s ({(c_ingest + c_qa) / n:.3f} s) per frame")
     return 0
 
 

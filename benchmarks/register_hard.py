@@ -95,6 +95,7 @@ import argparse
 import collections
 import json
 import math
+import os
 import re
 import statistics
 import time
@@ -365,19 +366,20 @@ def main(argv=None):
     bench = Bench(args.size, args.seed, args.hot_pixels)
     size = args.size
 
-    rows = {(m, c): {o: 0 for o in OUTCOMES} | {"n": 0, "time": []} for c in classes for m in methods}
+    rows = {(m, c): {o: 0 for o in OUTCOMES} | {"n": 0, "time": [], "cpu": []} for c in classes for m in methods}
     frames = []
     for cls in classes:
         for i, frame, reference, truth_map, truth_t, note in bench.cases(cls, args.per_class):
             for m in methods:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 found, reason = METHODS[m](frame, reference, bench.saturation, bench.centre)
-                dt = time.perf_counter() - t0
+                dt, cpu = time.perf_counter() - t0, time.process_time() - c0
                 outcome, err = score(cls, found, truth_map, size)
                 row = rows[(m, cls)]
                 row["n"] += 1
                 row[outcome] += 1
                 row["time"].append(dt)
+                row["cpu"].append(cpu)
                 rec = {"class": cls, "frame": i, "method": m, "outcome": outcome, "error_px": err,
                        "seconds": dt, "case": note, "found": describe(found), "truth": describe(truth_t),
                        "reason": reason}
@@ -387,19 +389,22 @@ def main(argv=None):
                     print(f"  {cls:<13} #{i} {m:<10} {outcome:<7} err {e:>8}  {note}; found {rec['found']}"
                           f"  {reason[:100] if outcome != 'within' else ''}", flush=True)
 
-    print(f"\n{args.per_class} frames per class, {size}x{size}, seed {args.seed}, {len(bench.det.hot_x)} hot pixels "
+    print(f"\n{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
+          f"{os.cpu_count()} cores; s/frame: median wall, CPU: median CPU of this process")
+    print(f"{args.per_class} frames per class, {size}x{size}, seed {args.seed}, {len(bench.det.hot_x)} hot pixels "
           f"on the shared detector; error = max over the frame pixels "
           f"landing in the reference (41x41 grid), px")
     head = (f"{'class':<14}| {'method':<10}| {'n':>3} | {'within 0.05 px':>14} | {'0.05-1 px':>9} | {'wrong':>5} "
-            f"| {'refused':>7} | {'median s/frame':>14}")
+            f"| {'refused':>7} | {'median s/frame':>14} | {'CPU s':>6}")
     print(head)
     print("-" * len(head))
     for cls in classes:
         for m in methods:
             r = rows[(m, cls)]
             med = statistics.median(r["time"]) if r["time"] else float("nan")
+            cpu = statistics.median(r["cpu"]) if r["cpu"] else float("nan")
             print(f"{cls:<14}| {m:<10}| {r['n']:>3} | {r['within']:>14} | {r['loose']:>9} | {r['wrong']:>5} "
-                  f"| {r['refused']:>7} | {med:>14.3f}")
+                  f"| {r['refused']:>7} | {med:>14.3f} | {cpu:>6.3f}")
     if set(FAINT_CLASSES) & set(classes):
         print(f"(faint+pattern, faint cluster: wrong = error > {FAINT_WRONG_PX} px, the middle column is 0.05-{FAINT_WRONG_PX} px; "
               f"{', '.join(sorted(NO_ANSWER | {'mirrored'}))}: any registration is wrong)")
