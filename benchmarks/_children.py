@@ -35,3 +35,28 @@ def installed_env() -> dict:
     env = child_env()
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
+def machine_line() -> str:
+    """When and on what a benchmark ran: ``2026-12-06 22:41 UTC, load average 1.02, 2 cores``."""
+    import time
+
+    return (f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
+            f"{os.cpu_count()} cores")
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the children this process has waited for (and of theirs)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def process_cpu() -> float:
+    """CPU seconds (user + system) of this process and of the children it waited for (a pool's
+    workers, once it is shut down)."""
+    import resource
+
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime + children_cpu()

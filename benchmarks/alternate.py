@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,8 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
+from _children import ROOT, children_cpu, machine_line  # noqa: E402 - benchmarks/ is on sys.path when run
 
 def unpack(version: str, into: Path) -> Path:
     """The folder holding ``version``'s ``obsdb`` package."""
@@ -50,11 +48,6 @@ def unpack(version: str, into: Path) -> Path:
                          f"({archive.stderr.decode(errors='replace').strip()})")
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
-
-
-def children_cpu() -> float:
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
 
 
 def run_once(code: Path, argv: list[str], cwd: Path, out: Path) -> tuple[float, float]:
@@ -98,8 +91,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="obsdb-alternate-") as scratch:
         scratch = Path(scratch)
         codes = {version: unpack(version, scratch) for version in args.versions}
-        print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
-              f"{os.cpu_count()} cores; obsdb {' '.join(obsdb_argv)} > file; {args.rounds} rounds, versions alternated")
+        print(f"{machine_line()}; obsdb {' '.join(obsdb_argv)} > file; {args.rounds} rounds, versions alternated")
         digests = {}
         for version, code in codes.items():  # untimed: .pyc files, page cache, and the output to compare
             out = scratch / "out"

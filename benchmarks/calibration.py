@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from _children import machine_line  # noqa: E402 - benchmarks/ is on sys.path when run
+
 OVERSCAN = 32
 
 
@@ -209,9 +211,7 @@ def main(argv=None) -> None:
     import ccdproc
 
     command = "python benchmarks/calibration.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC  {command.strip()}  (ccdproc "
-          f"{ccdproc.__version__}, numpy {np.__version__}); load average {os.getloadavg()[0]:.2f}, "
-          f"{os.cpu_count()} cores")
+    print(f"{machine_line()}; {command.strip()}  (ccdproc {ccdproc.__version__}, numpy {np.__version__})")
     light = bench_light(args.size, args.repeat)
     with tempfile.TemporaryDirectory(prefix="obsdb-bench-calib-") as folder:
         paths = write_raw_frames(folder, args.frames, args.size)

@@ -86,7 +86,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _children import child_env, obsdb_prefix  # noqa: E402 - benchmarks/ is on sys.path when run
+from _children import child_env, children_cpu, obsdb_prefix  # noqa: E402 - benchmarks/ is on sys.path when run
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SEPARATE = 0.5
@@ -106,14 +106,6 @@ IMPORT_FILES = ("<frozen importlib", "importlib/", "<frozen zipimport")
 
 
 # --------------------------------------------------------------------------- helpers
-
-def children_cpu() -> float:
-    """CPU seconds (user + system) of the children this process has waited for (and theirs)."""
-    import resource
-
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return used.ru_utime + used.ru_stime
-
 
 def timed(argv: list[str], cwd: Path, env: dict) -> tuple[float, subprocess.CompletedProcess, float]:
     """Run ``argv``: its wall time, its completed process, and its CPU time (with its own children's)."""

@@ -55,6 +55,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _children import process_cpu  # noqa: E402 - benchmarks/ is on sys.path when run
+
 TARGET_MS_PER_FRAME = 15.0
 TARGET_SPEEDUP_VS_TODAY = 20.0
 TARGET_PEAK_FRAMES = 3.0
@@ -171,23 +173,15 @@ def child(kind: str, folder: Path, db: Path | None) -> dict:
 
     baseline = _status_kb("VmRSS")
     reset = _reset_peak()
-    start, cpu = time.perf_counter(), _cpu()
+    start, cpu = time.perf_counter(), process_cpu()
     run()
-    wall, cpu = time.perf_counter() - start, _cpu() - cpu
+    wall, cpu = time.perf_counter() - start, process_cpu() - cpu
     peak = _status_kb("VmHWM")
     if catalog is not None:
         catalog.close()
     extra_kb = (peak - baseline) if (reset and peak is not None and baseline is not None) else None
     return {"kind": kind, "wall": wall, "cpu": cpu, "frames": len(files), "extra_kb": extra_kb}
 
-
-def _cpu() -> float:
-    """CPU seconds (user + system) of this process and of the children it waited for (a pool's
-    workers, once it is shut down)."""
-    import resource
-
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 # --------------------------------------------------------------------------- parent side

@@ -24,7 +24,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from obsdb.imaging.fitsio import read_fits_image
 from obsdb.imaging.stars import measure_quality, transparency
 from obsdb.pipeline.qa_rules import FrameMetricsInput, QaThresholds, band_statistics, evaluate
 from obsdb.simulate import simulate_night
+
+from _children import machine_line, process_cpu  # noqa: E402 - benchmarks/ is on sys.path when run
 
 EXPECTED = {"cloud": "cloud", "trail": "trail", "defocus": "focus"}
 COLUMNS = ("cloud", "bright-sky", "unknown", "trail", "focus", "seeing", "soft", "few-stars", "(none)")
@@ -101,14 +102,6 @@ def print_confusion(truth, tags, reasons, measured) -> None:
         print(f"  good frame {number} tagged {given}: {'; '.join(why)}")
 
 
-def _cpu() -> float:
-    """CPU seconds (user + system) of this process and of the children it waited for."""
-    import resource
-
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
-
-
 def run_catalog(folder: Path, truth, args) -> int:
     """The real pipeline: ingest the night into a temporary catalog, run_qa, tags from the catalog."""
     from obsdb.catalog.db import database_url, upgrade
@@ -120,12 +113,12 @@ def run_catalog(folder: Path, truth, args) -> int:
         upgrade(database_url(db))
         catalog = Catalog.open(db)
         try:
-            t0, c0 = time.perf_counter(), _cpu()
+            t0, c0 = time.perf_counter(), process_cpu()
             ingested = catalog.ingest([folder], workers=args.workers)
-            t_ingest, c_ingest = time.perf_counter() - t0, _cpu() - c0
-            t0, c0 = time.perf_counter(), _cpu()
+            t_ingest, c_ingest = time.perf_counter() - t0, process_cpu() - c0
+            t0, c0 = time.perf_counter(), process_cpu()
             report = catalog.qa(workers=args.workers)
-            t_qa, c_qa = time.perf_counter() - t0, _cpu() - c0
+            t_qa, c_qa = time.perf_counter() - t0, process_cpu() - c0
             with catalog.session() as session:
                 records = [r.to_json() for r in frame_records(session)]
         finally:
@@ -143,8 +136,7 @@ def run_catalog(folder: Path, truth, args) -> int:
           f" {status['pending']} pending; transparency references {report.references}")
     n = len(truth.numbers)
     print()
-    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
-          f"{os.cpu_count()} cores; wall (CPU of this process and the workers it waited for)")
+    print(f"{machine_line()}; wall (CPU of this process and the workers it waited for)")
     print(f"ingest (read, hash, stats, metrics; {args.workers} worker{'s' if args.workers > 1 else ''}):"
           f" {t_ingest:.1f} s ({c_ingest:.1f} s), {t_ingest / n:.3f} s ({c_ingest / n:.3f} s) per frame at "
           f"{args.size}x{args.size}")

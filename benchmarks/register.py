@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 import warnings
 
@@ -36,6 +35,8 @@ from obsdb.imaging.register import detect_registration_stars, register
 from obsdb.imaging.transform import Transform
 from obsdb.simulate.frames import _sky_to_frame
 from obsdb.simulate.night import _default_n_stars
+
+from _children import machine_line  # noqa: E402 - benchmarks/ is on sys.path when run
 
 FAIL_PX = 5.0
 CLASSES = ("good", "bad")
@@ -193,8 +194,7 @@ def main(argv=None):
                 detail = found if isinstance(found, str) else f"error {np.max(e):.1f} px"
                 print(f"  {m}: frame {spec.number} ({spec.kind}) failed: {detail[:120]}")
 
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
-          f"{os.cpu_count()} cores; {args.frames} frames {size}x{size}, seed {args.seed}; reference detected once in "
+    print(f"\n{machine_line()}; {args.frames} frames {size}x{size}, seed {args.seed}; reference detected once in "
           f"{t_ref:.3f} s (obsdb); error = centre and corner points vs truth, px; s/frame: median wall, "
           f"CPU: median CPU of this process")
     head = (f"{'method':<24} {'frames':<16} {'n':>3} {'RMS err':>9} {'max err':>9} {'fail':>5} {'s/frame':>8} "

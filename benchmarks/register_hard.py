@@ -95,7 +95,6 @@ import argparse
 import collections
 import json
 import math
-import os
 import re
 import statistics
 import time
@@ -106,6 +105,8 @@ import numpy as np
 from obsdb import simulate as sim
 from obsdb.imaging.register import register
 from obsdb.imaging.transform import Transform
+
+from _children import machine_line  # noqa: E402 - benchmarks/ is on sys.path when run
 
 WITHIN_PX = 0.05
 LOOSE_PX = 1.0
@@ -389,8 +390,7 @@ def main(argv=None):
                     print(f"  {cls:<13} #{i} {m:<10} {outcome:<7} err {e:>8}  {note}; found {rec['found']}"
                           f"  {reason[:100] if outcome != 'within' else ''}", flush=True)
 
-    print(f"\n{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
-          f"{os.cpu_count()} cores; s/frame: median wall, CPU: median CPU of this process")
+    print(f"\n{machine_line()}; s/frame: median wall, CPU: median CPU of this process")
     print(f"{args.per_class} frames per class, {size}x{size}, seed {args.seed}, {len(bench.det.hot_x)} hot pixels "
           f"on the shared detector; error = max over the frame pixels "
           f"landing in the reference (41x41 grid), px")

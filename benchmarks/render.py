@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from _children import machine_line  # noqa: E402 - benchmarks/ is on sys.path when run
+
 STACKERS = {
     "obsdb median": "obsdb stack_files(method='median')",
     "obsdb mean": "obsdb stack_files(method='mean')",
@@ -195,7 +197,7 @@ def main(argv=None) -> None:
 
     if not args.stack_only:
         print(f"# resample: one {args.size}x{args.size} frame, median of {args.repeat} runs, CPU s (wall s); "
-              f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}")
+              f"{machine_line()}")
         rows = bench_resample(args.size, args.repeat)
         ref = rows[0][1][0]
         print(f"{'method':<28} {'shift s/frame':>16} {'rotated s/frame':>16} {'shift / spline3':>16}")
@@ -205,7 +207,7 @@ def main(argv=None) -> None:
 
     print(f"\n# stack: median of {args.frames} frames of {args.size}x{args.size}, "
           f"each stacker in its own process, median of {args.repeat} runs; "
-          f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}")
+          f"{machine_line()}")
     with tempfile.TemporaryDirectory(dir=args.workdir) as folder:
         paths = write_frames(folder, args.frames, args.size)
         kinds = [k for k in STACKERS if k.startswith("obsdb")] if args.stack_only else None

@@ -61,6 +61,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _children import machine_line  # noqa: E402 - benchmarks/ is on sys.path when run
+
 CHROMIUM = os.environ.get("OBSDB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -290,8 +292,7 @@ def report(results: dict, args) -> None:
 
     setup = results["review_setup"]
     grid = results["grid_setup"]
-    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average {os.getloadavg()[0]:.2f}, "
-          f"{os.cpu_count()} cores")
+    print(machine_line())
     print(f"review night: {len(setup['ids'])} frames of 2048x2048; first view {setup['first_view_ms']:.0f} ms, "
           f"pictures drawn in the background in {setup['drawn_s']:.1f} s")
     print(f"grid night: {grid['frames']} frames of {args.grid_size}x{args.grid_size}; first view "
