@@ -285,6 +285,7 @@ def main() -> None:
         commands = [
             ("frames", ["frames"]),
             ("frames --format json", ["frames", "--format", "json"]),
+            ("frames --where", ["frames", "--where", "fwhm > 2 and band in ('V', 'B') or status == 'rejected'"]),
             (f"show {first}", ["show", str(first)]),
             (f"history {first}", ["history", str(first)]),
             ("rejected", ["rejected"]),

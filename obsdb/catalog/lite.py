@@ -38,6 +38,10 @@ from pathlib import Path
 
 from obsdb.catalog import readers
 
+WHERE_MARK = "(__WHERE__)"
+"""Where a listing's page holds a ``--where`` condition (:data:`obsdb.catalog.statements.WHERE_MARK`;
+a test checks they agree)."""
+
 DEFAULT_DB = "obsdb.sqlite"
 """The catalog when neither ``--db`` nor ``OBSDB_DB`` names one."""
 
@@ -306,6 +310,7 @@ class LiteCatalog:
         if any(k.startswith("sa_") for k in given):  # only SQLAlchemy runs these: never silently left out
             raise NotImplementedError("the fast path takes no SQLAlchemy condition")
         flags = readers.flags_given(generated.FLAGS.get(name, ()), given)
+        where_sql, where_values = given.pop("where", ("", {}))
         key = f"{name}[{','.join(flags)}]" if flags else name
         expanding = generated.EXPANDING.get(key, {})
         sql = _TEXT.get((self._database, key))
@@ -315,7 +320,9 @@ class LiteCatalog:
                 sql = sql.replace(f"__[POSTCOMPILE_{listed}]", _LIST_OF[self._database](
                     generated.PLACEHOLDER.format(listed), cast))
             _TEXT[self._database, key] = sql
-        values = {**generated.PARAMS.get(key, {}), **given}
+        if where_sql:  # a --where expression's text (obsdb.catalog.where_text), in its place
+            sql = sql.replace(WHERE_MARK, f"({where_sql})")
+        values = {**generated.PARAMS.get(key, {}), **given, **where_values}
         if expanding:
             as_list = _LIST_VALUE[self._database]
             for listed in expanding:
@@ -378,15 +385,26 @@ class LiteCatalog:
 
     def iter_frames(self, selection=None, **filters):
         """:meth:`obsdb.api.Catalog.iter_frames`, streamed; a selection with filters only SQLAlchemy
-        can express (``where``, ...) is listed by the normal catalog."""
+        can express (``light_only``, ``target``, ...) is listed by the normal catalog.  A ``where``
+        expression is written as SQL text by :mod:`obsdb.catalog.where_text`."""
         from obsdb.catalog.records import FrameFilter
 
         selection = FrameFilter.of(selection, **filters)
         if FrameFilter.of(selection, nights=None, band=None, image_type=None, image_types=None, status=None,
-                          tag=None, frame_ids=None) != FrameFilter():
+                          tag=None, frame_ids=None, where=None) != FrameFilter() or (
+                selection.where is not None and selection.frame_ids is not None):
             yield from self._normal().iter_frames(selection)
             return
-        yield from readers.iter_frame_records(self.run, selection)
+        text_where = None
+        if selection.where is not None:
+            def text_where(scope):
+                from obsdb.catalog.where_text import compile_where
+
+                sql, values, bare = compile_where(selection.where, self._database, self._sql)
+                if bare:
+                    readers.check_bare_keywords(self.run, selection.where, bare, scope)
+                return sql, values
+        yield from readers.iter_frame_records(self.run, selection, text_where=text_where)
 
     def iter_frame_dicts(self, selection=None, **filters):
         """:meth:`obsdb.api.Catalog.iter_frame_dicts`, streamed."""

@@ -93,20 +93,10 @@ def _check_image_type(session: Session, image_type: str) -> None:
 
 
 def _check_bare_keywords(session: Session, text: str, bare: list, night_scope: list[int] | None) -> None:
-    from obsdb.catalog.expr import check_bare_keywords, header_has
+    from obsdb.catalog import readers
+    from obsdb.catalog.statements import session_runner
 
-    def scoped(query):
-        return query.where(Frame.night_id.in_(night_scope)) if night_scope is not None else query
-
-    def present(key: str) -> bool:
-        return session.scalar(scoped(select(Frame.id).where(header_has(key))).limit(1)) is not None
-
-    def known_keys() -> list[str]:
-        # The keywords of a few frames: enough to suggest FILTER for FILTR.
-        headers = session.scalars(scoped(select(Frame.header).where(Frame.header.is_not(None))).limit(20))
-        return [key for header in headers for key in (header or {})]
-
-    check_bare_keywords(text, bare, present, known_keys)
+    readers.check_bare_keywords(session_runner(session), text, bare, night_scope)
 
 
 def _base_query(condition):

@@ -237,7 +237,7 @@ def bands_matching(run, band: str | None, scope: list[int] | None) -> list[str] 
     return band_spellings(run, band, scope) or [band]
 
 
-def iter_frame_records(run, selection=None, *, sa_conditions=None, page_size: int = PAGE_SIZE):
+def iter_frame_records(run, selection=None, *, sa_conditions=None, text_where=None, page_size: int = PAGE_SIZE):
     """The frames a :class:`~obsdb.catalog.records.FrameFilter` picks (None: every frame of the default
     nights), as typed :class:`~obsdb.catalog.records.FrameRecord` records, streamed in pages.
 
@@ -250,7 +250,9 @@ def iter_frame_records(run, selection=None, *, sa_conditions=None, page_size: in
     holds both Johnson R and SDSS r); ``image_type`` must be a known or a stored type.  The filters
     only SQLAlchemy can express (``where`` and the rest) are ``sa_conditions(scope)``'s: a further
     condition and the status rule of an alignment run's selection (see
-    :func:`obsdb.catalog.queries.iter_frame_records`); without it they must be unset.
+    :func:`obsdb.catalog.queries.iter_frame_records`); without it they must be unset, but for ``where``,
+    which the fast path writes as SQL text: ``text_where(scope)`` gives its condition and values
+    (:mod:`obsdb.catalog.where_text`).
     """
     from obsdb.catalog.records import FrameFilter
     from obsdb.catalog.status import STATUSES, check_status
@@ -263,6 +265,7 @@ def iter_frame_records(run, selection=None, *, sa_conditions=None, page_size: in
         check_image_type(run, image_type)
     check_status(status or None)
     extra, status_rule = sa_conditions(scope) if sa_conditions is not None else (None, None)
+    where = text_where(scope) if text_where is not None else None
     qualified = several_nights(run)
     types = [image_type] if image_type else (list(selection.image_types) if selection.image_types is not None
                                               else None)
@@ -270,10 +273,26 @@ def iter_frame_records(run, selection=None, *, sa_conditions=None, page_size: in
     filters = {"scope": scope, "bands": bands, "image_types": types,
                "status": status if status in STATUSES else None, "tag": selection.tag or None,
                "frame_ids": None if frame_ids is None else list(frame_ids), "sa_extra": extra,
-               "sa_status_rule": status_rule}
+               "sa_status_rule": status_rule, "where": where}
     # A few frames named by id are found by their ids, whatever the nights.
     for batch in [None] if frame_ids is not None else _night_batches(run, scope, bands=bands, image_types=types):
         yield from _pages(run, {**filters, "batch": batch}, qualified, page_size)
+
+
+def check_bare_keywords(run, text: str, bare: list, scope: list[int] | None) -> None:
+    """A ``--where`` header keyword written as a bare name (``bare``, from the compiler) must be held by
+    some frame in ``scope``: a typo or an unquoted string is an error, not an empty answer
+    (:func:`obsdb.catalog.where_lang.check_bare_keywords` words it)."""
+    from obsdb.catalog.where_lang import check_bare_keywords as check
+
+    def present(key: str) -> bool:
+        return bool(run("frames_with_keyword", key=key, scope=scope))
+
+    def known_keys() -> list[str]:
+        # The keywords of a few frames: enough to suggest FILTER for FILTR.
+        return [key for (header,) in run("sample_headers", scope=scope) for key in (header or {})]
+
+    check(text, bare, present, known_keys)
 
 
 def _night_batches(run, scope: list[int] | None, *, bands: list[str] | None = None,

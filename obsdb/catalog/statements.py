@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from itertools import product
 
-from sqlalchemy import and_, bindparam, func, select, tuple_
+from sqlalchemy import String, and_, bindparam, func, select, tuple_
 
 from obsdb.catalog.readers import METRICS_FIELDS, STATS_FIELDS
 from obsdb.catalog.models import (PENDING_DIGEST, AlignmentRun, Calibration, Centroid, Event, Frame, FrameMetrics,
@@ -170,19 +170,24 @@ FRAME_COLUMNS = (Frame.id, Frame.number, Frame.path, Frame.file_name, Frame.band
                  Frame.number_shared, Frame.keywords)
 """The frame's own columns of a listing's page (:func:`obsdb.catalog.readers.frame_record` reads them)."""
 
+WHERE_MARK = "(__WHERE__)"
+"""Where the fast path writes a ``--where`` condition into a listing's page (the ``where`` flag)."""
+
 FRAME_ORDER = (Night.name, func.coalesce(Frame.number, 2**62), func.coalesce(Frame.sort_key, Frame.path), Frame.path)
 """A listing's order: night, number, then natural order within a number (STAR_FOCUS_2 before
 STAR_FOCUS_10: frame.sort_key); the path last, so that the key stays unique for the keyset paging."""
 
 
 def _frame_page(*, scope: bool = False, bands: bool = False, image_types: bool = False, status: bool = False,
-                tag: bool = False, frame_ids: bool = False, batch: bool = False, after: bool = False, extra=None,
-                status_rule=None):
+                tag: bool = False, frame_ids: bool = False, batch: bool = False, after: bool = False,
+                where: bool = False, extra=None, status_rule=None):
     """One page of a frame listing (:func:`obsdb.catalog.readers.iter_frame_records`).
 
     ``extra``: a further SQLAlchemy condition (a ``--where`` expression and the filters only the
     normal path has); ``status_rule``: the condition a status filter uses instead of the kept column
-    (an alignment run's selection).  The fast path has neither.
+    (an alignment run's selection).  The fast path has neither: its ``where`` is the place
+    (:data:`WHERE_MARK`) where it writes a ``--where`` expression's SQL text
+    (:mod:`obsdb.catalog.where_text`).
     """
     conditions = []
     if scope:
@@ -201,6 +206,10 @@ def _frame_page(*, scope: bool = False, bands: bool = False, image_types: bool =
                                                Tag.name == bindparam("tag")).exists())
     if extra is not None:
         conditions.append(extra)
+    if where:
+        from sqlalchemy import text
+
+        conditions.append(text(WHERE_MARK))
     query = (select(*FRAME_COLUMNS, Night.name, Instrument.key, FrameStats.frame_id,
                     *(getattr(FrameStats, k) for k in STATS_FIELDS),
                     FrameMetrics.frame_id, FrameMetrics.assessed_at, *(getattr(FrameMetrics, k) for k in METRICS_FIELDS),
@@ -341,6 +350,24 @@ def _known_bands():
     return select(NightBandSummary.band).where(NightBandSummary.band != "").distinct()
 
 
+def _frames_with_keyword(*, scope: bool = False):
+    """A frame (in scope) whose header holds the keyword ``key``: a bare ``--where`` keyword must name one."""
+    from obsdb.catalog.expr import header_has
+
+    query = select(Frame.id).where(header_has(bindparam("key", type_=String())))
+    if scope:
+        query = query.where(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    return query.limit(1)
+
+
+def _sample_headers(*, scope: bool = False):
+    """The headers of a few frames (in scope): the keywords a misspelt one is compared with."""
+    query = select(Frame.header).where(Frame.header.is_not(None))
+    if scope:
+        query = query.where(Frame.night_id.in_(bindparam("scope", expanding=True)))
+    return query.limit(20)
+
+
 def _known_tags():
     return select(Tag.name).where(Tag.retracted_at.is_(None)).distinct()
 
@@ -382,6 +409,8 @@ STATEMENTS = {
     "frame_calibration": _frame_calibration,
     "known_bands": _known_bands,
     "known_tags": _known_tags,
+    "frames_with_keyword": _frames_with_keyword,
+    "sample_headers": _sample_headers,
 }
 """Statement name -> builder (keyword flags, see the module docstring)."""
 
@@ -389,7 +418,8 @@ FLAGS = {"event_log": ("command", "scope", "limit"), "band_totals": ("scope",), 
          "frames_numbered": ("night", "scope"), "frames_named": ("scope",), "night_sizes": ("scope",),
          "night_sizes_holding": ("scope", "bands", "image_types"),
          "band_spellings": ("scope",), "rejected_reasons": ("scope", "bands", "batch"),
-         "frame_page": ("scope", "bands", "image_types", "status", "tag", "frame_ids", "batch", "after")}
+         "frame_page": ("scope", "bands", "image_types", "status", "tag", "frame_ids", "batch", "after", "where"),
+         "frames_with_keyword": ("scope",), "sample_headers": ("scope",)}
 """The flags of each builder that has any; a flag is set when the parameter of its name is given."""
 
 
@@ -410,9 +440,9 @@ def variant_flags(name: str, params: dict) -> dict[str, bool]:
     return {flag: flag in given for flag in flags}
 
 
-EXCLUSIVE = {"frame_page": ("frame_ids", "batch")}
+EXCLUSIVE = {"frame_page": (("frame_ids", "batch"), ("frame_ids", "where"))}
 """Flags of a statement that are never set together (a listing of frames named by id is not batched
-by night): no text is generated for such a combination."""
+by night, and the fast path lists none with a ``--where``): no text is generated for such a combination."""
 
 
 def variants(name: str):
@@ -420,8 +450,7 @@ def variants(name: str):
     flags = FLAGS.get(name, ())
     for values in product((False, True), repeat=len(flags)):
         combination = dict(zip(flags, values))
-        exclusive = EXCLUSIVE.get(name)
-        if not (exclusive and all(combination[flag] for flag in exclusive)):
+        if not any(all(combination[flag] for flag in exclusive) for exclusive in EXCLUSIVE.get(name, ())):
             yield combination
 
 
@@ -512,6 +541,33 @@ def compiled_statements(database: str = "sqlite") -> dict[str, dict]:
     return out
 
 
+def where_names(database: str = "sqlite") -> dict[str, tuple[str, str, bool]]:
+    """The SQL text of every name a ``--where`` expression can use (:data:`obsdb.catalog.where_lang.NAME_KEYS`),
+    compiled for ``database`` from the SQLAlchemy builder's own expressions, with its kind and whether it
+    holds integers: the names of :class:`obsdb.catalog.where_text.TextBuilder`.  Constants are written
+    into the text (``status``'s tag names), so that a name is a self-contained piece of a frame listing."""
+    from sqlalchemy import Integer
+
+    from obsdb.catalog.expr import SqlAlchemyBuilder
+    from obsdb.catalog.where_lang import NAME_KEYS
+
+    dialect = _dialect(database)
+    builder = SqlAlchemyBuilder()
+    out = {}
+    for key in NAME_KEYS:
+        sql, kind = builder.name(key)
+        # Inside a listing's FROM, so that a subquery correlates with its frame as it will at run time.
+        query = (select(Frame.id).select_from(Frame).join(Night, Frame.night_id == Night.id)
+                 .outerjoin(FrameStats, FrameStats.frame_id == Frame.id)
+                 .outerjoin(FrameMetrics, FrameMetrics.frame_id == Frame.id).where(sql.is_(None)))
+        text = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        condition = text.split("\nWHERE ", 1)[1]
+        if not condition.endswith(" IS NULL"):
+            raise ValueError(f"{key}: unexpected SQL for a --where name: {condition!r}")
+        out[key] = (condition[:-len(" IS NULL")], kind, isinstance(sql.type, Integer))
+    return out
+
+
 TITLES = {"sqlite": "SQLite", "postgresql": "PostgreSQL (the psycopg dialect, run with psycopg2 or psycopg 3)"}
 """How the docstring of each generated module names its database."""
 
@@ -556,7 +612,10 @@ def generate(database: str = "sqlite") -> str:
             f'SQL = {pformat(sql, width=110, sort_dicts=True, compact=True)}\n\n'
             f'PARAMS = {table("params", bool)}\n\n'
             f'EXPANDING = {table("expanding", bool)}\n\n'
-            f'CONVERT = {pformat({k: v for k, v in convert.items() if any(v)}, width=110, sort_dicts=True)}\n')
+            f'CONVERT = {pformat({k: v for k, v in convert.items() if any(v)}, width=110, sort_dicts=True)}\n\n'
+            f'WHERE_NAMES = {pformat(where_names(database), width=110, sort_dicts=True)}\n'
+            f'"""The SQL text, kind and integer-ness of each name of a --where expression '
+            f'(:mod:`obsdb.catalog.where_text`)."""\n')
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m obsdb.catalog.statements`
