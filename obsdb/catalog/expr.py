@@ -26,7 +26,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Night, ShiftStep
 from obsdb.catalog.where_lang import (  # noqa: F401  (the language's names, re-exported)
-    _BOOL, _NUMBER, _TEXT, _TIME, ALIGN_COLUMNS, COMPUTED_NAMES, FRAME_COLUMNS, FUNCTIONS, MAX_ARITHMETIC,
+    _BOOL, _NUMBER, _TEXT, _TIME, ALIGN_COLUMNS, FRAME_COLUMNS, FUNCTIONS, MAX_ARITHMETIC,
     MAX_DEPTH, MAX_LENGTH, MAX_NODES, MAX_NUMBER, METRICS_COLUMNS, MIN_FRACTION, NINA_COLUMNS, STATS_COLUMNS,
     UNPREFIXED, WEIGHT_COLUMNS, Builder, ExpressionError, _measure, check_bare_keywords, compile_number_with,
     compile_with, header_sql, quote_bare_dates)
@@ -154,10 +154,6 @@ class SqlAlchemyBuilder(Builder):
             # Built only when an expression names one: the subqueries cost 20 ms at import, on every command.
             aggregate, column = ALIGN_COLUMNS[name]
             return _current_run_value(getattr(func, aggregate), column), _NUMBER
-        elif table == "computed":
-            from obsdb.catalog.status import status_expression
-
-            return {"status": status_expression}[name](), _TEXT
         elif table == "nina":
             return _joined_value("NinaImage", NINA_COLUMNS[name]), _NUMBER
         elif table == "weight":

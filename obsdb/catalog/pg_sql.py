@@ -1858,56 +1858,6 @@ WHERE_NAMES = {'align.align_dx': ('(SELECT sum(shift_step_1.dx) AS sum_1 \n'
                           'WHERE shift_step_2.frame_id = frame.id))',
                           'a number',
                           False),
- 'computed.status': ("CASE WHEN (frame.readable IS false) THEN 'rejected' WHEN (EXISTS (SELECT tag_1.id \n"
-                     'FROM tag AS tag_1 \n'
-                     'WHERE tag_1.frame_id = frame.id AND tag_1.retracted_at IS NULL AND tag_1.name IN '
-                     "('bright-sky', 'calib-level', 'calib-noise', 'calib-saturated', 'calib-unlike-master', "
-                     "'cloud', 'few-stars', 'flat-faint', 'flat-nonlinear', 'focus', 'focus-slight', "
-                     "'reject', 'seeing', 'soft', 'tracking-big', 'tracking-slight', 'trail', 'unknown', "
-                     "'unregistered', 'use-if-must') AND tag_1.source IN ('manual', 'plan', 'web') AND NOT "
-                     '(EXISTS (SELECT tag_2.id \n'
-                     'FROM tag AS tag_2 \n'
-                     'WHERE tag_2.frame_id = frame.id AND tag_2.retracted_at IS NULL AND tag_2.name IN '
-                     "('accept', 'bright-sky', 'calib-level', 'calib-noise', 'calib-saturated', "
-                     "'calib-unlike-master', 'cloud', 'few-stars', 'flat-faint', 'flat-nonlinear', 'focus', "
-                     "'focus-slight', 'reject', 'seeing', 'soft', 'tracking-big', 'tracking-slight', "
-                     "'trail', 'unknown', 'unregistered', 'use-if-must') AND tag_2.source IN ('manual', "
-                     "'plan', 'web') AND tag_2.id > tag_1.id)))) THEN 'rejected' WHEN (EXISTS (SELECT "
-                     'tag_3.id \n'
-                     'FROM tag AS tag_3 \n'
-                     'WHERE tag_3.frame_id = frame.id AND tag_3.retracted_at IS NULL AND tag_3.name IN '
-                     "('accept') AND tag_3.source IN ('manual', 'plan', 'web') AND NOT (EXISTS (SELECT "
-                     'tag_4.id \n'
-                     'FROM tag AS tag_4 \n'
-                     'WHERE tag_4.frame_id = frame.id AND tag_4.retracted_at IS NULL AND tag_4.name IN '
-                     "('accept', 'bright-sky', 'calib-level', 'calib-noise', 'calib-saturated', "
-                     "'calib-unlike-master', 'cloud', 'few-stars', 'flat-faint', 'flat-nonlinear', 'focus', "
-                     "'focus-slight', 'reject', 'seeing', 'soft', 'tracking-big', 'tracking-slight', "
-                     "'trail', 'unknown', 'unregistered', 'use-if-must') AND tag_4.source IN ('manual', "
-                     "'plan', 'web') AND tag_4.id > tag_3.id)))) THEN 'accepted' WHEN ((EXISTS (SELECT "
-                     'tag_5.id \n'
-                     'FROM tag AS tag_5 \n'
-                     'WHERE tag_5.frame_id = frame.id AND tag_5.retracted_at IS NULL AND tag_5.name IN '
-                     "('bright-sky', 'calib-level', 'calib-noise', 'calib-saturated', 'calib-unlike-master', "
-                     "'cloud', 'few-stars', 'flat-faint', 'flat-nonlinear', 'focus', 'focus-slight', "
-                     "'reject', 'seeing', 'soft', 'tracking-big', 'tracking-slight', 'trail', 'unknown', "
-                     "'use-if-must') AND (tag_5.source NOT IN ('manual', 'plan', 'web')))) OR (EXISTS "
-                     '(SELECT tag_6.id \n'
-                     'FROM tag AS tag_6 \n'
-                     'WHERE tag_6.frame_id = frame.id AND tag_6.retracted_at IS NULL AND tag_6.name IN '
-                     "('unregistered') AND (tag_6.source NOT IN ('manual', 'plan', 'web')))) AND NOT (EXISTS "
-                     '(SELECT shift_step_1.id \n'
-                     'FROM shift_step AS shift_step_1 \n'
-                     "WHERE shift_step_1.frame_id = frame.id))) THEN 'rejected' WHEN ((EXISTS (SELECT "
-                     'frame_metrics_1.frame_id \n'
-                     'FROM frame_metrics AS frame_metrics_1 \n'
-                     'WHERE frame_metrics_1.frame_id = frame.id AND frame_metrics_1.assessed_at IS NOT '
-                     'NULL)) OR (EXISTS (SELECT tag_7.id \n'
-                     'FROM tag AS tag_7 \n'
-                     'WHERE tag_7.frame_id = frame.id AND tag_7.retracted_at IS NULL AND tag_7.name IN '
-                     "('great', 'okay')))) THEN 'accepted' ELSE 'pending' END",
-                     'text',
-                     False),
  'frame.airmass': ('frame.airmass', 'a number', False),
  'frame.band': ('frame.band', 'text', False),
  'frame.bitpix': ('frame.bitpix', 'a number', True),
@@ -1926,6 +1876,7 @@ WHERE_NAMES = {'align.align_dx': ('(SELECT sum(shift_step_1.dx) AS sum_1 \n'
  'frame.readable': ('frame.readable', 'True/False', False),
  'frame.sha256': ('frame.sha256', 'text', False),
  'frame.size': ('frame.size', 'a number', True),
+ 'frame.status': ('frame.status', 'text', False),
  'frame.type': ('frame.image_type', 'text', False),
  'frame.width': ('frame.width', 'a number', True),
  'metrics.background': ('frame_metrics.background', 'a number', False),

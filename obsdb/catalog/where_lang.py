@@ -103,8 +103,12 @@ FRAME_COLUMNS = {
     "type": "image_type", "image_type": "image_type", "object": "object", "exptime": "exptime",
     "date_obs": "date_obs", "airmass": "airmass", "width": "width", "height": "height", "bitpix": "bitpix",
     "size": "size", "readable": "readable", "sha256": "sha256", "error": "error", "night": "night",
+    "status": "status",
 }
-"""A frame's names and the column of table ``frame`` each reads (``night`` is the night's name)."""
+"""A frame's names and the column of table ``frame`` each reads (``night`` is the night's name).
+``status`` is the frame's accepted / rejected / pending as ``--status`` reads it: the column kept in the
+same transaction as every tag, retraction and verdict (:func:`obsdb.catalog.status.verdict`'s rule; a
+test checks the column against the rule evaluated afresh)."""
 STATS_COLUMNS = {name: name for name in (
     "min", "max", "mean", "median", "std", "background", "background_rms", "n_nan", "n_saturated", "saturation")}
 """Pixel statistics (table ``frame_stats``)."""
@@ -126,10 +130,6 @@ NINA_COLUMNS = {"nina_hfr": "hfr", "nina_stars": "detected_stars", "nina_fwhm": 
 total guiding RMS in arcsec (``guiding_rms``) or guide-camera px, focuser position (steps) and
 temperatures (C).  NULL for frames without an imported row."""
 
-COMPUTED_NAMES = ("status",)
-"""Names that are no column but an SQL expression: ``status`` is the frame's accepted / rejected /
-pending, by the same rule as ``--status`` (:func:`obsdb.catalog.status.status_expression`)."""
-
 WEIGHT_COLUMNS = {"w_noise": "noise", "w_fwhm": "fwhm", "w_stars": "stars", "w_snr": "snr", "snr": "snr_value"}
 """A frame's stored weights (:class:`obsdb.catalog.models.FrameWeight`, written by `obsdb qa`): Siril's
 noise, weighted-FWHM and star-count weights and the S/N weight, each of mean 1 over the frame's set,
@@ -149,7 +149,7 @@ UNPREFIXED = {**{name: f"metrics.{name}" for name in METRICS_COLUMNS},
 
 NAME_KEYS = (*(f"frame.{name}" for name in FRAME_COLUMNS), *(f"stats.{name}" for name in STATS_COLUMNS),
              *(f"metrics.{name}" for name in METRICS_COLUMNS), *(f"align.{name}" for name in ALIGN_COLUMNS),
-             *(f"computed.{name}" for name in COMPUTED_NAMES), *(f"nina.{name}" for name in NINA_COLUMNS),
+             *(f"nina.{name}" for name in NINA_COLUMNS),
              *(f"weight.{name}" for name in WEIGHT_COLUMNS))
 """Every value an expression can name, as ``table.name``: what a builder's ``name(key)`` resolves (the
 fast path's generated modules hold each one's SQL text, :mod:`obsdb.catalog.statements`)."""
@@ -157,7 +157,7 @@ fast path's generated modules hold each one's SQL text, :mod:`obsdb.catalog.stat
 _PREFIXED = {"frame": FRAME_COLUMNS, "stats": STATS_COLUMNS, "metrics": METRICS_COLUMNS}
 """The prefixes a name may be written with (``stats.median``, ``metrics.background``, ``frame.band``)."""
 
-ALL_NAMES = sorted([*UNPREFIXED, *ALIGN_COLUMNS, *COMPUTED_NAMES, *NINA_COLUMNS, *WEIGHT_COLUMNS])
+ALL_NAMES = sorted([*UNPREFIXED, *ALIGN_COLUMNS, *NINA_COLUMNS, *WEIGHT_COLUMNS])
 """Every bare name, for messages."""
 
 _COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">="}
@@ -717,8 +717,7 @@ class _Compiler:
             return _Const({"true": True, "false": False, "none": None}[lowered], node)
         if lowered in UNPREFIXED:
             return self.named(UNPREFIXED[lowered])
-        for table, names in (("align", ALIGN_COLUMNS), ("computed", COMPUTED_NAMES), ("nina", NINA_COLUMNS),
-                             ("weight", WEIGHT_COLUMNS)):
+        for table, names in (("align", ALIGN_COLUMNS), ("nina", NINA_COLUMNS), ("weight", WEIGHT_COLUMNS)):
             if lowered in names:
                 return self.named(f"{table}.{lowered}")
         if name.isupper() or name.replace("_", "").isupper():
