@@ -38,20 +38,26 @@ expressions = st.one_of(conditions, conditions, wheres)
 """Mostly nested conditions, which reach the database more often than random text does."""
 
 
-def _answer(list_frames, where, nights):
+filters = st.fixed_dictionaries({}, optional={
+    "band": st.sampled_from(["V", "v", "=R", "B", "nope"]), "status": st.sampled_from(["rejected", "accepted", "pending"]),
+    "tag": st.sampled_from(["cloud", "focus", "reject", "accept"]), "image_type": st.sampled_from(["light", "flat"])})
+"""The listing's other filters, combined with a ``--where`` (each a flag of the listing's statement)."""
+
+
+def _answer(list_frames, where, nights, others):
     """The records ``list_frames`` gives, or the ObsdbError's message."""
     try:
-        return list_frames(FrameFilter(nights=nights, where=where))
+        return list_frames(FrameFilter(nights=nights, where=where, **others))
     except ObsdbError as exc:
         return f"error: {exc}"
 
 
-def _both(catalog, url, where, nights):
-    normal = _answer(catalog.frame_dicts, where, nights)
+def _both(catalog, url, where, nights, others=None):
+    normal = _answer(catalog.frame_dicts, where, nights, others or {})
     fast_catalog = LiteCatalog.open(url, lambda: pytest.fail("the fast path fell back to the normal one"))
     assert fast_catalog is not None, "the test catalog is one the fast path reads"
     with fast_catalog:
-        fast = _answer(fast_catalog.frame_dicts, where, nights)
+        fast = _answer(fast_catalog.frame_dicts, where, nights, others or {})
     return normal, fast
 
 
@@ -70,11 +76,20 @@ def test_any_where_gives_the_same_answer_on_both_paths(archive, catalog_url, whe
     assert fast == normal
 
 
+@settings(max_examples=40, **EXAMPLE)
+@given(where=st.sampled_from(CONDITIONS), nights=scopes, others=filters)
+def test_a_where_with_the_other_filters_gives_the_same_answer_on_both_paths(archive, catalog_url, where,  # noqa: F811
+                                                                           nights, others):
+    normal, fast = _both(archive, catalog_url, where, nights, others)
+    event("rows" if normal and isinstance(normal, list) else "none" if isinstance(normal, list) else "error")
+    assert fast == normal
+
+
 @SLOW
 @settings(max_examples=1500, **EXAMPLE)
-@given(where=expressions, nights=scopes)
-def test_many_wheres_give_the_same_answer_on_both_paths(archive, catalog_url, where, nights):  # noqa: F811
-    normal, fast = _both(archive, catalog_url, where, nights)
+@given(where=expressions, nights=scopes, others=filters)
+def test_many_wheres_give_the_same_answer_on_both_paths(archive, catalog_url, where, nights, others):  # noqa: F811
+    normal, fast = _both(archive, catalog_url, where, nights, others)
     assert fast == normal
 
 
