@@ -348,11 +348,15 @@ class LiteCatalog:
         try:
             return fast()
         except self._error:
-            try:
-                self._connection.rollback()
-            except self._error:  # a connection that broke: the normal path says so
-                pass
+            self._rollback()
             return normal(self._normal())
+
+    def _rollback(self) -> None:
+        """End the failed read transaction (a connection that broke: the normal path says so)."""
+        try:
+            self._connection.rollback()
+        except self._error:
+            pass
 
     def nights(self) -> list[dict]:
         """:meth:`obsdb.api.Catalog.nights`."""
@@ -404,7 +408,18 @@ class LiteCatalog:
                 if bare:
                     readers.check_bare_keywords(self.run, selection.where, bare, scope)
                 return sql, values
-        yield from readers.iter_frame_records(self.run, selection, text_where=text_where)
+        records = readers.iter_frame_records(self.run, selection, text_where=text_where)
+        try:
+            first = next(records, None)
+        except self._error:
+            # As _answer does: the normal catalog answers (waits for a lock, words the error), while no
+            # record has been given yet.  Later pages' errors reach the caller: rows are out already.
+            self._rollback()
+            yield from self._normal().iter_frames(selection)
+            return
+        if first is not None:
+            yield first
+            yield from records
 
     def iter_frame_dicts(self, selection=None, **filters):
         """:meth:`obsdb.api.Catalog.iter_frame_dicts`, streamed."""

@@ -115,3 +115,23 @@ def test_a_where_on_the_fast_path_imports_no_sqlalchemy(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["[]", "[]"]
+
+
+def test_a_database_error_on_the_first_page_is_answered_by_the_normal_catalog(archive, catalog_url,  # noqa: F811
+                                                                             monkeypatch):
+    """A text the database refuses (a builder's bug) costs the fast path, not the answer."""
+    from obsdb.catalog import where_text
+
+    monkeypatch.setattr(where_text, "compile_where", lambda text, database, generated: ("no_such_column > 1", {}, []))
+    normal = archive.frame_dicts(nights="all", where="fwhm > 2 or band == 'V'")
+    opened = []
+
+    def fallback():
+        opened.append(True)
+        from obsdb import Catalog
+
+        return Catalog.open(catalog_url)
+
+    with LiteCatalog.open(catalog_url, fallback) as fast:
+        assert fast.frame_dicts(nights="all", where="fwhm > 2 or band == 'V'") == normal
+    assert opened and len(normal) > 0
