@@ -4,15 +4,8 @@ The language, its limits and its types are :mod:`obsdb.catalog.where_lang`'s (on
 once); this module is its SQLAlchemy builder, used by every command that filters frames.  The query
 commands' fast path writes the same compilation as SQL text (:mod:`obsdb.catalog.where_text`), from the
 texts of the names this builder makes (compiled into the generated modules), and a test runs both on
-random expressions and compares the frames they select.
-
-Examples::
-
-    EXPTIME >= 30 and band in ('V', 'B') and median > 5000
-    fwhm > 2 * hfd or not readable
-    header["CCD-TEMP"] < -10
-    align_matches < 20 or align_rms > 0.1
-    status == 'rejected' and fwhm < 3
+random expressions and compares the frames they select.  The language's examples and rules are in
+:mod:`obsdb.catalog.where_lang`.
 """
 
 from __future__ import annotations
@@ -24,7 +17,7 @@ from sqlalchemy import not_, or_, type_coerce
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, Night, ShiftStep
+from obsdb.catalog.models import Frame, FrameMetrics, FrameStats, FrameWeight, NinaImage, Night, ShiftStep
 from obsdb.catalog.where_lang import (  # noqa: F401  (the language's names, re-exported)
     _BOOL, _NUMBER, _TEXT, _TIME, ALIGN_COLUMNS, FRAME_COLUMNS, FUNCTIONS, MAX_ARITHMETIC,
     MAX_DEPTH, MAX_LENGTH, MAX_NODES, MAX_NUMBER, METRICS_COLUMNS, MIN_FRACTION, NINA_COLUMNS, STATS_COLUMNS,
@@ -129,13 +122,10 @@ def _current_run_value(aggregate, column):
             .correlate(Frame).scalar_subquery())
 
 
-def _joined_value(model_name: str, column: str):
+def _joined_value(model, column: str):
     """A frame's value in a table of one row per frame (N.I.N.A.'s, the weights'), as a subquery."""
     from sqlalchemy import select
 
-    from obsdb.catalog import models
-
-    model = getattr(models, model_name)
     return (select(getattr(model, column)).where(model.frame_id == Frame.id).correlate(Frame)
             .scalar_subquery())
 
@@ -155,9 +145,9 @@ class SqlAlchemyBuilder(Builder):
             aggregate, column = ALIGN_COLUMNS[name]
             return _current_run_value(getattr(func, aggregate), column), _NUMBER
         elif table == "nina":
-            return _joined_value("NinaImage", NINA_COLUMNS[name]), _NUMBER
+            return _joined_value(NinaImage, NINA_COLUMNS[name]), _NUMBER
         elif table == "weight":
-            return _joined_value("FrameWeight", WEIGHT_COLUMNS[name]), _NUMBER
+            return _joined_value(FrameWeight, WEIGHT_COLUMNS[name]), _NUMBER
         else:
             raise KeyError(key)
         return sql, _kind_of(sql)

@@ -38,10 +38,6 @@ from pathlib import Path
 
 from obsdb.catalog import readers
 
-WHERE_MARK = "(__WHERE__)"
-"""Where a listing's page holds a ``--where`` condition (:data:`obsdb.catalog.statements.WHERE_MARK`;
-a test checks they agree)."""
-
 DEFAULT_DB = "obsdb.sqlite"
 """The catalog when neither ``--db`` nor ``OBSDB_DB`` names one."""
 
@@ -321,7 +317,7 @@ class LiteCatalog:
                     generated.PLACEHOLDER.format(listed), cast))
             _TEXT[self._database, key] = sql
         if where_sql:  # a --where expression's text (obsdb.catalog.where_text), in its place
-            sql = sql.replace(WHERE_MARK, f"({where_sql})")
+            sql = sql.replace(generated.WHERE_MARK, f"({where_sql})")
         values = {**generated.PARAMS.get(key, {}), **given, **where_values}
         if expanding:
             as_list = _LIST_VALUE[self._database]

@@ -8,6 +8,9 @@ SCHEMA_REVISION = '0012'
 PLACEHOLDER = ':{}'
 """A bound parameter in the SQL text, ``PLACEHOLDER.format(name)``."""
 
+WHERE_MARK = '(__WHERE__)'
+"""Where a listing's page (the ``where`` flag) takes a --where condition's text."""
+
 FLAGS = {'band_spellings': ('scope',),
  'band_totals': ('scope',),
  'event_log': ('command', 'scope', 'limit'),

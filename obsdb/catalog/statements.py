@@ -606,6 +606,8 @@ def generate(database: str = "sqlite") -> str:
             f'"""The schema the SQL was compiled against: a catalog at another revision takes the normal path."""\n\n'
             f'PLACEHOLDER = {BIND_TEMPLATES[dialect.paramstyle] % {"name": "{}"}!r}\n'
             f'"""A bound parameter in the SQL text, ``PLACEHOLDER.format(name)``."""\n\n'
+            f'WHERE_MARK = {WHERE_MARK!r}\n'
+            f'"""Where a listing\'s page (the ``where`` flag) takes a --where condition\'s text."""\n\n'
             f'FLAGS = {pformat(dict(FLAGS), width=110, sort_dicts=True)}\n\n'
             f'PIECES = {pformat(list(pieces), width=110)}\n'
             f'"""Pieces of SQL text; a statement variant\'s text is its pieces joined."""\n\n'

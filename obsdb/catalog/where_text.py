@@ -12,7 +12,7 @@ SQLite and PostgreSQL and compares the frames they select.
 
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import datetime, timezone
 
 from obsdb.catalog.where_lang import _BOOL, _NUMBER, _TEXT, _TIME, Builder, compile_with, header_sql
 
@@ -21,7 +21,8 @@ _OR, _AND, _NOT, _COMPARISON, _SUM, _PRODUCT, _SIGN, _ATOM = range(1, 9)
 
 _OPERATORS = {"==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
-_POSTGRES_CASTS = {int: "::BIGINT", float: "::FLOAT", str: "::VARCHAR", bool: "::BOOLEAN"}
+_POSTGRES_CASTS = {int: "::BIGINT", float: "::FLOAT", str: "::VARCHAR", bool: "::BOOLEAN",
+                   datetime: "::TIMESTAMP WITH TIME ZONE"}
 """The type each bound value is cast to on PostgreSQL, as SQLAlchemy's psycopg dialect writes them: psycopg2
 sends values as literals, and ``number > 2.5`` must compare in double precision as SQLAlchemy's path does."""
 
@@ -53,23 +54,23 @@ class TextBuilder(Builder):
         ``sqlite`` or ``postgresql``.
     generated : module
         The generated module of that database (``WHERE_NAMES``, ``PLACEHOLDER``).
-    prefix : str
-        The names of the bound parameters (``where_0``, ...): none of the statement's own.
     """
 
-    def __init__(self, database: str, generated, prefix: str = "where_"):
+    PREFIX = "where_"
+    """The names of the bound parameters (``where_0``, ...): none of the statement's own."""
+
+    def __init__(self, database: str, generated):
         self.database = database
         self.names = generated.WHERE_NAMES
         self.placeholder = generated.PLACEHOLDER
-        self.prefix = prefix
         self.values: dict[str, object] = {}
 
     def bind(self, value) -> _Sql:
         """A bound parameter holding ``value`` (cast on PostgreSQL as SQLAlchemy casts it)."""
-        name = f"{self.prefix}{len(self.values)}"
+        name = f"{self.PREFIX}{len(self.values)}"
         cast = ""
         if self.database == "postgresql":
-            cast = _POSTGRES_CASTS.get(type(value), "::TIMESTAMP WITH TIME ZONE")
+            cast = _POSTGRES_CASTS[type(value)]
         self.values[name] = value
         return _Sql(self.placeholder.format(name) + cast)
 

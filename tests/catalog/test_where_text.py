@@ -16,7 +16,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from obsdb.catalog import lite, statements
+from obsdb.catalog import lite_sql, pg_sql, statements
 from obsdb.catalog.lite import LiteCatalog
 from obsdb.catalog.records import FrameFilter
 from obsdb.errors import ObsdbError
@@ -101,7 +101,7 @@ def test_values_never_become_sql_text(archive, catalog_url):  # noqa: F811
 
 
 def test_the_mark_of_the_where_clause_is_the_statements_own():
-    assert lite.WHERE_MARK == statements.WHERE_MARK
+    assert lite_sql.WHERE_MARK == pg_sql.WHERE_MARK == statements.WHERE_MARK
 
 
 def test_a_where_on_the_fast_path_imports_no_sqlalchemy(tmp_path):
