@@ -229,6 +229,9 @@ def refine_centroids(data, x, y, cov, *, mask=None, n_iter: int = 8, chunk: int 
     bad_mask = None if mask is None else np.asarray(mask, dtype=bool)
     border = np.ones((2 * h + 1, 2 * h + 1), dtype=bool)
     border[2:-2, 2:-2] = False
+    offs_f = offs.astype(float)
+    window_grid = np.exp(-0.5 * (ci[0, 0] * offs_f[None, :] ** 2 + 2 * ci[0, 1] * offs_f[None, :] * offs_f[:, None]
+                                 + ci[1, 1] * offs_f[:, None] ** 2))
     for lo in range(0, len(x), chunk):
         sl = slice(lo, lo + chunk)
         ix = np.rint(x[sl]).astype(np.int64)
@@ -250,21 +253,31 @@ def refine_centroids(data, x, y, cov, *, mask=None, n_iter: int = 8, chunk: int 
             stamp = np.where(good, stamp, np.nan)
             bg = np.nanmedian(stamp[:, border], axis=1)
         stamp = np.where(good, stamp - bg[:, None, None], 0.0)
-        u0 = offs[None, None, :].astype(float)
-        v0 = offs[None, :, None].astype(float)
         cx = x[sl][inside] - ix
         cy = y[sl][inside] - iy
         ok = np.isfinite(bg)
+        # The window exp(-Q(u - cx, v - cy) / 2) factors into a fixed grid exp(-Q(u, v) / 2), which
+        # is folded into the stamps once, times exp(u p) exp(v q) with p, q linear in the centre (and
+        # a constant per star, which cancels in every ratio): each iteration is then two small
+        # weighted sums per star, not a stamp-sized exp (which was most of the time).
+        weighted = stamp * window_grid
         for _ in range(n_iter):
-            u = u0 - cx[:, None, None]
-            v = v0 - cy[:, None, None]
-            w = np.exp(-0.5 * (ci[0, 0] * u * u + 2 * ci[0, 1] * u * v + ci[1, 1] * v * v)) * stamp
-            sw = w.sum(axis=(1, 2))
+            p = ci[0, 0] * cx + ci[0, 1] * cy
+            q = ci[0, 1] * cx + ci[1, 1] * cy
+            along_x = np.exp(p[:, None] * offs_f)          # (stars, columns)
+            along_y = np.exp(q[:, None] * offs_f)          # (stars, rows)
+            # einsum's own loops, not matmul: BLAS would start threads that spin for longer than
+            # these few thousand multiplications take.
+            rows_sum = np.einsum("nvu,nu->nv", weighted, along_x)      # sum over columns
+            cols_sum = np.einsum("nvu,nv->nu", weighted, along_y)      # sum over rows
+            sw = (rows_sum * along_y).sum(axis=1)
             pos = sw > 0
             ok &= pos
             sw = np.where(pos, sw, 1.0)
-            cx = cx + 2.0 * (w * u).sum(axis=(1, 2)) / sw
-            cy = cy + 2.0 * (w * v).sum(axis=(1, 2)) / sw
+            mean_u = (cols_sum * along_x * offs_f).sum(axis=1) / sw
+            mean_v = (rows_sum * along_y * offs_f).sum(axis=1) / sw
+            cx = cx + 2.0 * (mean_u - cx)
+            cy = cy + 2.0 * (mean_v - cy)
             ok &= (np.abs(cx) < h / 2) & (np.abs(cy) < h / 2)
             cx = np.where(ok, cx, 0.0)
             cy = np.where(ok, cy, 0.0)

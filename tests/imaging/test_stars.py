@@ -444,6 +444,43 @@ def test_refined_centroids_look_at_bad_pixels_in_their_stamps_only():
     assert np.hypot(clean[0] - [t[0] for t in truth], clean[1] - [t[1] for t in truth]).max() < 0.05
 
 
+def test_refined_centroids_equal_the_direct_window_iteration():
+    """The factored window (a fixed grid times two per-star vectors) gives the positions of the
+    direct iteration, exp of the whole stamp each step, to rounding: on a trailed, tilted PSF."""
+    from obsdb.imaging.centroid import refine_centroids
+
+    rng = np.random.default_rng(3)
+    truth = [(float(x), float(y), 2e4) for x, y in rng.uniform(20, 180, (25, 2))]
+    img = _star_image((200, 200), truth, fwhm=3.0) + rng.normal(0, 5, (200, 200))
+    x = np.array([t[0] for t in truth]) + rng.uniform(-0.8, 0.8, 25)
+    y = np.array([t[1] for t in truth]) + rng.uniform(-0.8, 0.8, 25)
+    cov = np.array([[6.0, 2.5], [2.5, 2.2]])
+    ci = np.linalg.inv(cov)
+    h = int(np.ceil(3.5 * np.sqrt(np.linalg.eigvalsh(cov).max())))
+    offs = np.arange(-h, h + 1, dtype=float)
+    expected_x, expected_y = [], []
+    for x0, y0 in zip(x, y):
+        ix, iy = int(np.rint(x0)), int(np.rint(y0))
+        if not (h <= ix < 200 - h and h <= iy < 200 - h):
+            expected_x.append(np.nan)
+            expected_y.append(np.nan)
+            continue
+        stamp = img[iy - h:iy + h + 1, ix - h:ix + h + 1].astype(float)
+        border = np.ones(stamp.shape, bool)
+        border[2:-2, 2:-2] = False
+        stamp = stamp - np.median(stamp[border])
+        cx, cy = x0 - ix, y0 - iy
+        for _ in range(8):
+            u, v = offs[None, :] - cx, offs[:, None] - cy
+            w = np.exp(-0.5 * (ci[0, 0] * u * u + 2 * ci[0, 1] * u * v + ci[1, 1] * v * v)) * stamp
+            cx, cy = cx + 2 * (w * u).sum() / w.sum(), cy + 2 * (w * v).sum() / w.sum()
+        expected_x.append(ix + cx)
+        expected_y.append(iy + cy)
+    found_x, found_y = refine_centroids(img, x, y, cov)
+    np.testing.assert_allclose(found_x, expected_x, atol=1e-9)
+    np.testing.assert_allclose(found_y, expected_y, atol=1e-9)
+
+
 # ------------------------------------------------------------------ subsampled background (issue 25)
 
 

@@ -262,3 +262,35 @@ def test_segment_medians_are_numpys_median(length):
             warnings.simplefilter("ignore", RuntimeWarning)  # 3e38 + 3e38 overflows in both
             expected, found = np.median(values, axis=-1), _median_last_axis(values)
         assert found.dtype == expected.dtype and np.array_equal(found, expected)
+
+
+def test_grown_mask_is_scipys_iterated_dilation():
+    """The shifted-OR growth is binary_dilation with ``iterations`` steps, edges included."""
+    from scipy import ndimage
+
+    from obsdb.imaging.streaks import _grow
+
+    rng = np.random.default_rng(7)
+    for shape, steps in (((64, 80), 2), ((31, 17), 4), ((5, 5), 3), ((40, 40), 0)):
+        mask = rng.random(shape) > 0.97
+        mask[0, 0] = mask[-1, -1] = True                  # growth clipped at the corners
+        expected = ndimage.binary_dilation(mask, iterations=steps) if steps else mask
+        assert np.array_equal(_grow(mask, steps), expected)
+
+
+def test_background_map_interpolates_as_map_coordinates():
+    """The separable interpolation of the box medians gives scipy's order-1 map_coordinates values."""
+    from scipy import ndimage
+
+    from obsdb.imaging.streaks import _background_map
+
+    rng = np.random.default_rng(8)
+    for shape in ((256, 256), (200, 256), (37, 90)):
+        binned = (rng.normal(100.0, 5.0, shape) + np.linspace(0, 40, shape[1])[None, :]).astype(np.float32)
+        full, grid = _background_map(binned)
+        box = max(4, min(16, min(shape) // 4))
+        yy = np.clip((np.arange(shape[0]) + 0.5) / box - 0.5, 0, grid.shape[0] - 1)
+        xx = np.clip((np.arange(shape[1]) + 0.5) / box - 0.5, 0, grid.shape[1] - 1)
+        expected = ndimage.map_coordinates(grid.astype(np.float32), np.meshgrid(yy, xx, indexing="ij"),
+                                           order=1, mode="nearest")
+        np.testing.assert_allclose(full, expected, rtol=1e-6, atol=1e-4)
