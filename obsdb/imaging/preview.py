@@ -147,7 +147,7 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     :data:`NAN_COLOUR`, row 0 at the bottom) and the title in a translucent
     black box in the top-left corner, drawn with Pillow.  Running
     matplotlib's figure machinery once per stack took longer than the median
-    stack itself.  The zscale limits are astropy's ``ZScaleInterval``, as
+    stack itself.  The zscale limits are :func:`obsdb.imaging.stretch.zscale_limits`, as
     :func:`write_preview_png` uses them.
 
     Parameters
@@ -171,8 +171,9 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     ValueError
         Not a 2-D image or ``max_size`` < 1.
     """
-    from astropy.visualization import ZScaleInterval
     from PIL import Image
+
+    from obsdb.imaging.stretch import zscale_limits
 
     small = _reduced(data, max_size)
     ny, nx = small.shape
@@ -180,7 +181,7 @@ def write_stack_preview_png(path: str | os.PathLike, data, *, max_size: int = 10
     rgb = np.empty((ny, nx, 3), dtype=np.uint8)
     if finite.any():
         # Truncated, as matplotlib turns [0, 1] into bytes.
-        vmin, vmax = ZScaleInterval().get_limits(small[finite])
+        vmin, vmax = zscale_limits(small[finite])
         span = vmax - vmin if vmax > vmin else 1.0
         grey = np.clip((np.where(finite, small, vmin) - vmin) / span, 0.0, 1.0)
         rgb[...] = (grey * 255).astype(np.uint8)[..., None]
@@ -273,8 +274,9 @@ def write_star_zooms_png(path: str | os.PathLike, data, stars, *, half: int = 12
     and core; a cut-out reaching beyond the frame edge is padded with
     :data:`NAN_COLOUR`.  Row 0 is at the bottom, as in the thumbnails.
     """
-    from astropy.visualization import AsinhStretch
     from PIL import Image, ImageDraw
+
+    from obsdb.imaging.stretch import asinh_stretch
 
     image = np.asarray(data)
     if image.ndim != 2 or image.size == 0:
@@ -309,7 +311,7 @@ def write_star_zooms_png(path: str | os.PathLike, data, stars, *, half: int = 12
         if finite.any():
             low, high = float(np.median(cut[finite])), float(cut[finite].max())
             span = high - low if high > low else 1.0
-            grey = AsinhStretch(a=0.1)(np.clip((np.where(finite, cut, low) - low) / span, 0, 1), clip=True)
+            grey = asinh_stretch(np.clip((np.where(finite, cut, low) - low) / span, 0, 1), 0.1)
             rgb[finite] = (grey[finite] * 255).astype(np.uint8)[:, None]
         # Row 0 at the bottom; each image pixel a scale x scale block, so pixels stay visible.
         block = np.repeat(np.repeat(rgb[::-1], scale, axis=0), scale, axis=1)
@@ -516,13 +518,13 @@ def crop_png_bytes(data, x: float, y: float, width: int, height: int, *, transfo
 
 def _grey_with(image: np.ndarray, finite: np.ndarray, values: np.ndarray, stretch: str) -> np.ndarray:
     """:func:`_grey` with the stretch's limits taken from ``values`` (finite) rather than the image itself."""
-    from astropy.visualization import AsinhStretch, ZScaleInterval
+    from obsdb.imaging.stretch import asinh_stretch, zscale_limits
 
-    vmin, vmax = ZScaleInterval().get_limits(values)
+    vmin, vmax = zscale_limits(values)
     if stretch == "asinh":
         vmax = max(float(np.percentile(values, ASINH_TOP_PERCENTILE)), vmax)
     span = vmax - vmin if vmax > vmin else 1.0
     grey = np.clip((np.where(finite, image, vmin) - vmin) / span, 0.0, 1.0)
     if stretch == "asinh":
-        grey = AsinhStretch(a=ASINH_SOFTENING)(grey, clip=True)
+        grey = asinh_stretch(grey, ASINH_SOFTENING)
     return grey
