@@ -217,10 +217,10 @@ def _f_test(rss_simple, rss_full, d1, d2) -> float:
         return float("nan")
     if rss_full <= 0:
         return 0.0 if rss_simple > 0 else 1.0
-    from scipy.special import fdtrc
+    from obsdb.imaging.tails import f_tail
 
     fval = max(rss_simple - rss_full, 0.0) / d1 / (rss_full / d2)
-    return float(fdtrc(d1, d2, fval))
+    return f_tail(d1, d2, fval)
 
 
 def noise_weights(fxy, rxy, fit: FitResult, flux) -> np.ndarray | None:

@@ -95,14 +95,13 @@ def _triangles(xy: np.ndarray, k: int) -> np.ndarray:
     Local triangles survive partial overlap and missing stars better than
     triangles spanning the whole field, and their number grows only linearly.
     """
-    from scipy.spatial import cKDTree
+    from obsdb.imaging.neighbours import k_nearest
 
     n = len(xy)
     if n < 3:
         return np.empty((0, 3), dtype=int)
     k = min(k, n - 1)
-    _, nn = cKDTree(xy).query(xy, k + 1)
-    nn = nn[:, 1:]                                # the star itself comes first
+    nn = k_nearest(xy, k + 1)[:, 1:]             # the star itself comes first
     ii, jj = np.triu_indices(k, 1)
     tri = np.column_stack([np.repeat(np.arange(n), len(ii)), nn[:, ii].ravel(), nn[:, jj].ravel()])
     tri.sort(axis=1)
@@ -134,16 +133,6 @@ def _triangle_invariants(xy: np.ndarray, tri: np.ndarray, min_side: float):
     keep = ((s[:, 2] >= min_side) & (inv[:, 1] > TRIANGLE_MIN_RATIO)
             & (s[:, 1] - s[:, 0] > gap) & (s[:, 2] - s[:, 1] > gap))
     return inv[keep], tri[keep], np.sign(cross[keep])
-
-
-def _pairs_within(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """All index pairs ``(i, j)`` with ``|a[i] - b[j]| <= radius``, ordered by ``i`` then ``j``."""
-    from scipy.spatial import cKDTree
-
-    neighbours = cKDTree(b).query_ball_point(a, radius, return_sorted=True)
-    i = np.repeat(np.arange(len(a)), [len(js) for js in neighbours])
-    j = np.fromiter((j for js in neighbours for j in js), dtype=np.intp, count=len(i))
-    return i, j
 
 
 def match_stars(frame_xy, ref_xy, *, frame_flux=None, ref_flux=None, max_offset: float = 500.0,
@@ -260,11 +249,11 @@ def _transforms_differ(one, two, fxy, tolerance) -> bool:
 
 def _nearest_within(points: np.ndarray, queries: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Each query's nearest point within ``radius``: ``(distance, index)``, ``(inf, len(points))`` for none."""
-    from scipy.spatial import cKDTree
+    from obsdb.imaging.neighbours import nearest_within
 
-    # cKDTree keeps neighbours strictly closer than the bound; the bound is nudged up by a rounding
-    # error so that one exactly at ``radius`` counts, as it does elsewhere.
-    return cKDTree(points).query(queries, distance_upper_bound=np.nextafter(radius, np.inf))
+    # A neighbour must be strictly closer than the bound; the bound is nudged up by a rounding error
+    # so that one exactly at ``radius`` counts, as it does elsewhere.
+    return nearest_within(points, queries, np.nextafter(radius, np.inf))
 
 
 def _nearest_pairs(mapped: np.ndarray, rxy: np.ndarray, radius: float):
@@ -290,7 +279,9 @@ def _vote(fsel, rsel, cx, cy, *, max_offset, max_rotation_deg, max_scale_change,
     inv_r, tri_r, sgn_r = _triangle_invariants(rsel, _triangles(rsel, n_neighbours), min_side)
     if len(inv_f) == 0 or len(inv_r) == 0:
         return None
-    a_i, b_i = _pairs_within(inv_f, inv_r, INVARIANT_RADIUS)
+    from obsdb.imaging.neighbours import pairs_within
+
+    a_i, b_i = pairs_within(inv_f, inv_r, INVARIANT_RADIUS)
     if len(a_i) == 0:
         return None
     same = sgn_f[a_i] == sgn_r[b_i]           # no mirror images

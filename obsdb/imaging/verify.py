@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from obsdb.imaging.starlist import as_xy, usable_stars
+from obsdb.imaging.tails import poisson_tail
 from obsdb.imaging.transform import Transform
 
 __all__ = ["VERIFY_MAX_CHANCE", "VERIFY_MIN_MATCHES", "VERIFY_RADIUS", "Verification", "poisson_tail",
@@ -65,40 +66,13 @@ class Verification:
                 f"{self.radius:g} px ({self.expected:.2g} expected by chance)")
 
 
-def poisson_tail(k: int, lam: float) -> float:
-    """P(N >= k) for N ~ Poisson(``lam``).
-
-    Parameters
-    ----------
-    k : int
-        Count.
-    lam : float
-        Mean; 0 or less gives 0 for any ``k >= 1``.
-
-    Returns
-    -------
-    float
-        The tail probability (1 for ``k <= 0``).
-    """
-    if k <= 0:
-        return 1.0
-    if lam <= 0:
-        return 0.0
-    from scipy.special import pdtrc
-
-    # pdtrc(k, lam) = P(N > k), so the tail from k on is pdtrc(k - 1, lam).
-    return float(pdtrc(k - 1, lam))
-
-
 def _one_to_one(mapped: np.ndarray, rxy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Closest-first one-to-one pairs ``(i_mapped, j_reference)`` within ``radius``."""
     if len(mapped) == 0 or len(rxy) == 0:
         return np.empty(0, int), np.empty(0, int)
-    from scipy.spatial import cKDTree
+    from obsdb.imaging.neighbours import pairs_within
 
-    neighbours = cKDTree(rxy).query_ball_point(mapped, radius)
-    i = np.repeat(np.arange(len(mapped)), [len(js) for js in neighbours])
-    j = np.fromiter((j for js in neighbours for j in js), dtype=np.intp, count=len(i))
+    i, j = pairs_within(mapped, rxy, radius)
     d = np.hypot(mapped[i, 0] - rxy[j, 0], mapped[i, 1] - rxy[j, 1])
     order = np.lexsort((j, i, d))
     i, j = i[order], j[order]

@@ -136,13 +136,14 @@ def _matched_pairs(transform, stars, reference_stars):
     ``(n, 2)`` int32 array: a night's outcomes are held until its run is written, and ~190 pairs
     per frame as tuples of ints took 20 kB a frame (10 MB for 500 frames) where the array takes 1.5 kB."""
     import numpy as np
-    from scipy.spatial import cKDTree
+
+    from obsdb.imaging.neighbours import nearest_within
 
     if not len(stars) or not len(reference_stars):
         return np.zeros((0, 2), dtype=np.int32)
     xr, yr = transform.apply(np.asarray(stars["x"], float), np.asarray(stars["y"], float))
-    dist, j = cKDTree(np.column_stack([reference_stars["x"], reference_stars["y"]])).query(
-        np.column_stack([xr, yr]), distance_upper_bound=MATCH_RADIUS)
+    dist, j = nearest_within(np.column_stack([reference_stars["x"], reference_stars["y"]]),
+                             np.column_stack([xr, yr]), MATCH_RADIUS)
     found = np.flatnonzero(np.isfinite(dist))
     return np.column_stack([found, j[found]]).astype(np.int32)
 
