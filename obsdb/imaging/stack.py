@@ -9,6 +9,8 @@ hundred 2048x2048 frames stacks in a few hundred megabytes.
 
 from __future__ import annotations
 
+import functools
+
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -385,7 +387,8 @@ def _nanmedian0(values: np.ndarray, count: np.ndarray) -> np.ndarray:
 def _sorted_median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
     """NaN-ignoring median along axis 0 by sorting; equals ``bn.nanmedian``."""
     n = values.shape[0]
-    ordered = np.sort(values, axis=0)  # NaN sort last, after the count values
+    # NaN sort last, after the count values (the network's copy holds +inf for them: the same order).
+    ordered = _network_sorted(values) if n <= _NETWORK_SORT_MAX_FRAMES else np.sort(values, axis=0)
     count = count.astype(np.intp)
     lo = np.clip((count - 1) // 2, 0, n - 1)
     hi = np.clip(count // 2, 0, n - 1)
@@ -395,3 +398,54 @@ def _sorted_median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
     result *= np.float32(0.5)
     result[count == 0] = np.nan
     return result
+
+
+_NETWORK_SORT_MAX_FRAMES = 16
+"""Up to this many frames the median's sort is a sorting network (:func:`_network_sorted`)."""
+
+
+def _network_sorted(values: np.ndarray) -> np.ndarray:
+    """A copy of ``values`` sorted along axis 0, NaN as +inf, by a sorting network.
+
+    ``np.sort`` along the frame axis sorts each pixel's few values apart (47 ms for 4 frames of a
+    million pixels here); Batcher's odd-even merge network sorts them with whole-row minimum and
+    maximum operations (10 ms for 4 frames, 61 against 116 ms for 16).  Minimum and maximum are
+    exact, so the sorted values, and the medians taken from them, are the same bits.
+    """
+    work = np.where(np.isnan(values), np.inf, values).astype(values.dtype, copy=False)
+    low = np.empty_like(work[0])
+    for i, j in _odd_even_network(work.shape[0]):
+        np.minimum(work[i], work[j], out=low)
+        np.maximum(work[i], work[j], out=work[j])
+        work[i] = low
+    return work
+
+
+@functools.lru_cache(maxsize=None)
+def _odd_even_network(n: int) -> tuple[tuple[int, int], ...]:
+    """Comparators ``(i, j)``, ``i < j``, of Batcher's odd-even merge sort of ``n`` values.
+
+    Made for the next power of two; the comparators reaching beyond ``n`` are left out, which is
+    as if the missing values were larger than any (they would never move).
+    """
+    size = 1
+    while size < n:
+        size *= 2
+
+    def merge(lo: int, hi: int, stride: int):
+        step = 2 * stride
+        if step < hi - lo:
+            yield from merge(lo, hi, step)
+            yield from merge(lo + stride, hi, step)
+            yield from ((i, i + stride) for i in range(lo + stride, hi - stride, step))
+        else:
+            yield lo, lo + stride
+
+    def sort(lo: int, hi: int):
+        if hi > lo:
+            middle = lo + (hi - lo) // 2
+            yield from sort(lo, middle)
+            yield from sort(middle + 1, hi)
+            yield from merge(lo, hi, 1)
+
+    return tuple((i, j) for i, j in sort(0, size - 1) if j < n)

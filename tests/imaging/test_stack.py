@@ -252,3 +252,29 @@ def test_offsets_are_added_as_frames_are_read(tmp_path, method):
     np.testing.assert_allclose(shifted.data, expected.data, rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="3 offsets for 4 frames"):
         stack_files(paths, offsets=offsets[:3])
+
+
+def test_network_sort_is_numpys_sort_and_the_median_bottlenecks():
+    """The sorting network gives np.sort's order (NaN last, as +inf) for every frame count it takes,
+    with ties, NaN and infinities, and the medians are bottleneck's, bit for bit."""
+    import bottleneck as bn
+
+    from obsdb.imaging.stack import _NETWORK_SORT_MAX_FRAMES, _network_sorted, _odd_even_network, _sorted_median
+
+    rng = np.random.default_rng(21)
+    for n in range(1, _NETWORK_SORT_MAX_FRAMES + 1):
+        values = rng.normal(100.0, 10.0, (n, 3, 500)).astype(np.float32)
+        values[:, :, ::7] = np.round(values[:, :, ::7] / 10.0) * 10.0            # ties
+        values[rng.random(values.shape) < 0.2] = np.nan
+        values[:, 0, :5] = np.nan                                               # no value at all
+        values[0, 1, :3] = -np.inf
+        expected = np.sort(np.where(np.isnan(values), np.inf, values), axis=0)
+        assert np.array_equal(_network_sorted(values), expected), n
+        assert all(i < j < n for i, j in _odd_even_network(n))
+        count = n - np.isnan(values).sum(axis=0)
+        finite = np.where(np.isinf(values), np.nan, values)
+        finite_count = n - np.isnan(finite).sum(axis=0)
+        np.testing.assert_array_equal(_sorted_median(finite, finite_count), bn.nanmedian(finite, axis=0))
+        before = values.copy()
+        _sorted_median(values, count)
+        np.testing.assert_array_equal(values, before)                           # the input is left alone
