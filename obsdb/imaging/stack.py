@@ -390,10 +390,20 @@ def _sorted_median(values: np.ndarray, count: np.ndarray) -> np.ndarray:
     # NaN sort last, after the count values (the network's copy holds +inf for them: the same order).
     ordered = _network_sorted(values) if n <= _NETWORK_SORT_MAX_FRAMES else np.sort(values, axis=0)
     count = count.astype(np.intp)
-    lo = np.clip((count - 1) // 2, 0, n - 1)
-    hi = np.clip(count // 2, 0, n - 1)
-    result = np.take_along_axis(ordered, lo[None], axis=0)[0]
-    result += np.take_along_axis(ordered, hi[None], axis=0)[0]
+    # Most pixels have every frame: their middle values are two whole rows.  The others (the edges
+    # a shift uncovers, masked pixels) pick theirs by their own count.
+    result = ordered[(n - 1) // 2].copy()
+    with np.errstate(invalid="ignore"):  # at the partial pixels (replaced below): -inf + +inf
+        result += ordered[n // 2]
+    partial = np.flatnonzero(count.reshape(-1) != n)
+    if partial.size:
+        have = count.reshape(-1)[partial]
+        lo = np.clip((have - 1) // 2, 0, n - 1)
+        hi = np.clip(have // 2, 0, n - 1)
+        columns = ordered.reshape(n, -1)
+        picked = columns[lo, partial]
+        picked += columns[hi, partial]
+        result.reshape(-1)[partial] = picked
     del ordered
     result *= np.float32(0.5)
     result[count == 0] = np.nan
