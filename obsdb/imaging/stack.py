@@ -18,14 +18,15 @@ from dataclasses import dataclass
 import bottleneck as bn
 import numpy as np
 
+from obsdb.imaging.defects import MAD_TO_STD
+
 STACK_METHODS = ("median", "mean", "sigma-clip")
 """Names accepted by :func:`stack_files` and :func:`stack_arrays`."""
 
-# Normal-distribution scale of the median absolute deviation, astropy.stats.mad_std's (1 / Phi^-1(3/4)).
-# The clip takes each pixel's MAD with this module's NaN-aware median along the frames (a sort, or
-# bottleneck beyond _SORT_MEDIAN_MAX_FRAMES) and only over the pixels still changing, which
-# mad_std(axis=0, ignore_nan=True), through np.nanmedian on every pixel, cannot.
-_MAD_TO_SIGMA = 1.482602218505602
+# The clip scales each pixel's MAD by astropy.stats.mad_std's constant, taking the MAD with this
+# module's NaN-aware median along the frames (a sort, or bottleneck beyond _SORT_MEDIAN_MAX_FRAMES)
+# and only over the pixels still changing, which mad_std(axis=0, ignore_nan=True), through
+# np.nanmedian on every pixel, cannot.
 
 # Up to this many frames a median is taken by sorting each pixel's values
 # (SIMD sorts make that about twice as fast as bottleneck's selection for a
@@ -349,7 +350,7 @@ def _sigma_clipped_mean(chunk: np.ndarray, sigma: float, maxiters: int) -> np.nd
     flat = chunk.reshape(n, -1)
     if not np.shares_memory(flat, chunk):  # clipping must land in the band
         raise AssertionError("band is not reshapeable without a copy")
-    scale = np.float32(_MAD_TO_SIGMA * sigma)
+    scale = np.float32(MAD_TO_STD * sigma)
     # Each pass revisits only the pixels that lost a value in the previous
     # one: the others have converged, and with noise-like data that is
     # about 95 % of them after the first pass.

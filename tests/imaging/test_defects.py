@@ -131,3 +131,17 @@ def test_warm_pixels_too_faint_for_one_frame_are_found_in_the_nights_median():
     assert (sharp_defects(frames[0], fwhm=2.5) & warm).sum() < 0.3 * warm.sum()
     # Too few frames, or frames that disagree in size: no mask rather than a wrong one.
     assert not detector_defects(frames[:2], fwhm=2.5).any()
+
+
+def test_sharp_defects_noise_is_astropys_mad_std():
+    """The noise is mad_std's, taken from the median already in hand: the same bits, so the same mask."""
+    from astropy.stats import mad_std
+
+    from obsdb.imaging.defects import MAD_TO_STD
+
+    rng = np.random.default_rng(5)
+    for sample in (rng.normal(1000.0, 25.0, 600_001).astype(np.float32),
+                   np.round(rng.normal(300.0, 9.0, 40_000)).astype(np.float32),
+                   rng.lognormal(2.0, 1.0, 9_999).astype(np.float32)):
+        median = np.median(sample)
+        assert float(np.median(np.abs(sample - median)) * MAD_TO_STD) == float(mad_std(sample))
