@@ -121,3 +121,61 @@ def pairs_within(a, b, radius: float) -> tuple[np.ndarray, np.ndarray]:
     if not len(a) or not len(b):
         return np.empty(0, np.intp), np.empty(0, np.intp)
     return np.nonzero(_squared_distances(a, b) <= radius * radius)
+
+
+def counts_within(points, radius: float) -> np.ndarray:
+    """How many of ``points`` lie within ``radius`` of each point (itself included).
+
+    Beyond :data:`BRUTE_FORCE_PAIRS` the points are hashed into square cells a little wider than
+    ``radius`` (a neighbour is then in the same cell or one of the eight around it) and only those
+    pairs are measured: the offset vote of QA compares 5,000 star-pair differences a frame, 25
+    million pairs, of which the cells leave a few tens of thousands.
+
+    Parameters
+    ----------
+    points : array_like
+        ``(n, 2)`` positions.
+    radius : float
+        Largest distance counted (inclusive), positive.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` counts, as ``cKDTree.query_ball_point(points, radius, return_length=True)``.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    n = len(points)
+    limit = radius * radius
+    if _small(points, points):
+        return (_squared_distances(points, points) <= limit).sum(axis=1)
+    # Cells a hair wider than the radius: two points within it never have cell indices two apart,
+    # whatever the rounding of the divisions.
+    cells = np.floor(points / (radius * (1.0 + 1e-9))).astype(np.int64)
+    cells -= cells.min(axis=0) - 1
+    height = int(cells[:, 1].max()) + 2
+    key = cells[:, 0] * height + cells[:, 1]
+    # Worked in the order of the keys: the searches' needles are then sorted too, which numpy's
+    # binary search is much quicker at, and a column of three cells is one run of keys.
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    ordered = points[order]
+    counts = np.zeros(n, dtype=np.intp)
+    for step_x in (-1, 0, 1):
+        centre = key + step_x * height
+        first = np.searchsorted(key, centre - 1, side="left")
+        many = np.searchsorted(key, centre + 2, side="left") - first
+        total = int(many.sum())
+        if not total:
+            continue
+        i = np.repeat(np.arange(n), many)
+        # Each point's run of candidates: its first index in the sorted keys, counted up.
+        j = np.repeat(first - (np.cumsum(many) - many), many) + np.arange(total)
+        dx = ordered[i, 0] - ordered[j, 0]
+        dy = ordered[i, 1] - ordered[j, 1]
+        dx *= dx
+        dy *= dy
+        dx += dy
+        counts += np.bincount(i[dx <= limit], minlength=n)
+    found = np.empty(n, dtype=np.intp)
+    found[order] = counts
+    return found

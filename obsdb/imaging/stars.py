@@ -940,14 +940,14 @@ def find_offset(stars, reference_stars, *, n_vote: int = 50, tolerance: float = 
     (dx, dy, votes) or None
         ``reference = star + (dx, dy)``; None when the vote fails.
     """
-    from scipy.spatial import cKDTree
+    from obsdb.imaging.neighbours import counts_within
 
     a = _as_xyf(stars)[:n_vote, :2]
     b = _as_xyf(reference_stars)[: 2 * n_vote, :2]
     if len(a) < 2 or len(b) < 2:
         return None
     diffs = (b[None, :, :] - a[:, None, :]).reshape(-1, 2)
-    counts = cKDTree(diffs).query_ball_point(diffs, tolerance, return_length=True)
+    counts = counts_within(diffs, tolerance)
     best = int(np.argmax(counts))
     votes = int(counts[best])
     if votes < min(min_votes, len(a), len(b)):
@@ -986,7 +986,7 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
         Ratio (1.0 = as clear as the reference); NaN when either list is
         empty or fewer than ``min_matches`` stars match.
     """
-    from scipy.spatial import cKDTree
+    from obsdb.imaging.neighbours import nearest_within
 
     a = _as_xyf(stars)
     b = _as_xyf(reference_stars)
@@ -995,7 +995,7 @@ def transparency(stars, reference_stars, *, n_ratio: int = 50, match_radius: flo
     offset = find_offset(a, b)
     if offset is not None:
         dx, dy, _ = offset
-        dist, j = cKDTree(b[:, :2]).query(a[:, :2] + (dx, dy), distance_upper_bound=match_radius)
+        dist, j = nearest_within(b[:, :2], a[:, :2] + (dx, dy), match_radius)
         hit = np.isfinite(dist)
         if hit.sum() >= min_matches:
             ai, bj = np.flatnonzero(hit), j[hit]

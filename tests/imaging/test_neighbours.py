@@ -92,3 +92,43 @@ def test_registration_imports_no_scipy(tmp_path):
     lines = out.stdout.strip().splitlines()
     assert lines[-1] == "[]", lines
     assert lines[0] == "True 12.3 -4.56", lines
+
+
+def test_neighbour_counts_are_the_trees():
+    """QA's offset vote: how many star-pair differences lie within the tolerance of each, by cells,
+    as scipy's KD-tree counts them (integer positions put differences exactly at the radius)."""
+    from obsdb.imaging.neighbours import BRUTE_FORCE_PAIRS, counts_within
+
+    local = np.random.default_rng(13)
+    for trial in range(12):
+        a = local.uniform(0, 2048, (50, 2))
+        b = np.r_[a + local.uniform(-300, 300, 2) + local.normal(0, 0.3, a.shape), local.uniform(0, 2048, (50, 2))]
+        if trial % 3 == 0:
+            a, b = np.round(a), np.round(b)
+        if trial % 4 == 0:
+            b = np.r_[b, b[:20]]                          # the same star twice
+        diffs = (b[None] - a[:, None]).reshape(-1, 2)
+        assert len(diffs) ** 2 > BRUTE_FORCE_PAIRS       # the cells, not the brute force
+        tree = cKDTree(diffs)
+        for radius in (1.0, 2.0, 5.0):
+            np.testing.assert_array_equal(counts_within(diffs, radius),
+                                          tree.query_ball_point(diffs, radius, return_length=True))
+    small = local.uniform(0, 20, (30, 2))
+    np.testing.assert_array_equal(counts_within(small, 3.0), cKDTree(small).query_ball_point(small, 3.0, return_length=True))
+
+
+def test_qa_needs_no_scipy_spatial():
+    """The transparency and offset vote of QA run on these searches: no scipy.spatial (0.25 s) to import."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from obsdb.imaging.stars import transparency\n"
+            "rng = np.random.default_rng(3)\n"
+            "ref = np.column_stack([rng.uniform(0, 2000, (200, 2)), rng.uniform(1e3, 1e5, 200)])\n"
+            "frame = ref.copy(); frame[:, :2] -= (150.25, -75.5); frame[:, 2] *= 0.5\n"
+            "print(round(transparency(frame, ref), 3))\n"
+            "print(sorted(m for m in sys.modules if m.startswith('scipy.spatial')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0.5", "[]"], out.stdout
