@@ -70,11 +70,18 @@ def test_brute_force_searches_are_the_trees_answers(monkeypatch):
     np.testing.assert_array_equal(neighbours.k_nearest(points, 4), tree.query(points, 4)[1])
 
 
-def test_registration_imports_no_scipy(tmp_path):
-    """align's star matching, verification and fit need nothing from scipy (0.3 s to import)."""
+def _python_lines(code: str) -> list[str]:
+    """What a fresh interpreter running ``code`` prints, line by line (it must succeed)."""
     import subprocess
     import sys
 
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()
+
+
+def test_registration_imports_no_scipy():
+    """align's star matching, verification and fit need nothing from scipy (0.3 s to import)."""
     code = ("import sys, numpy as np\n"
             "from obsdb.imaging.register import register\n"
             "from obsdb.imaging.stars import STAR_DTYPE\n"
@@ -87,9 +94,7 @@ def test_registration_imports_no_scipy(tmp_path):
             "result = register(None, None, frame_stars=frame, reference_stars=ref, shape=(1000, 1000), use_xcorr=False)\n"
             "print(result.ok, round(result.transform.dx, 2), round(result.transform.dy, 2))\n"
             "print(sorted(m for m in sys.modules if m.startswith('scipy')))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
+    lines = _python_lines(code)
     assert lines[-1] == "[]", lines
     assert lines[0] == "True 12.3 -4.56", lines
 
@@ -119,9 +124,6 @@ def test_neighbour_counts_are_the_trees():
 
 def test_qa_needs_no_scipy_spatial():
     """The transparency and offset vote of QA run on these searches: no scipy.spatial (0.25 s) to import."""
-    import subprocess
-    import sys
-
     code = ("import sys, numpy as np\n"
             "from obsdb.imaging.stars import transparency\n"
             "rng = np.random.default_rng(3)\n"
@@ -129,6 +131,4 @@ def test_qa_needs_no_scipy_spatial():
             "frame = ref.copy(); frame[:, :2] -= (150.25, -75.5); frame[:, 2] *= 0.5\n"
             "print(round(transparency(frame, ref), 3))\n"
             "print(sorted(m for m in sys.modules if m.startswith('scipy.spatial')))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["0.5", "[]"], out.stdout
+    assert _python_lines(code) == ["0.5", "[]"]
