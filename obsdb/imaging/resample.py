@@ -585,6 +585,8 @@ def _labelled_regions(bad):
 def _sparse_regions(bad):
     """The mask's 4-connected regions from its set pixels' coordinates (no pass over the frame): the
     single pixels' rows and columns, and each larger region as ``((y0, y1, x0, x1), (ys, xs))``."""
+    from obsdb.imaging.regions import components
+
     ny, nx = bad.shape
     flat = np.flatnonzero(bad)
     n = flat.size
@@ -604,7 +606,7 @@ def _sparse_regions(bad):
     linked[j] = True
     rest = []
     if linked.any():
-        component = _components(n, i, j)[linked]
+        component = components(n, i, j)[linked]
         nodes = np.flatnonzero(linked)
         order = np.argsort(component, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(component[order]) != 0])
@@ -614,29 +616,6 @@ def _sparse_regions(bad):
             rest.append(((int(ry.min()), int(ry.max()) + 1, int(rx.min()), int(rx.max()) + 1), (ry, rx)))
     return ys[~linked], xs[~linked], rest
 
-
-
-def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Connected components of the graph on ``n`` nodes with edges ``(i[k], j[k])``: each node's
-    label is the smallest node of its component.
-
-    Each round hooks every edge's larger root under its smaller one and then follows the pointers
-    until each node points at its root, so a long chain (a bad column) takes a few rounds, not one
-    per pixel.  scipy's ``connected_components`` gives the same partition but its import (scipy.sparse
-    and csgraph, 0.2 s) cost more than a whole render of a small night.
-    """
-    parent = np.arange(n)
-    while True:
-        root_i, root_j = parent[i], parent[j]
-        apart = root_i != root_j
-        if not apart.any():
-            return parent
-        np.minimum.at(parent, np.maximum(root_i, root_j)[apart], np.minimum(root_i, root_j)[apart])
-        while True:
-            grand = parent[parent]
-            if np.array_equal(grand, parent):
-                break
-            parent = grand
 
 
 FILL_MARGIN = 3

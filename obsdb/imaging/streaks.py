@@ -220,8 +220,6 @@ def _block_mean(img: np.ndarray, b: int) -> np.ndarray:
 
 def _background_map(binned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Smooth background of the block image (block medians, interpolated) and its coarse grid."""
-    from scipy import ndimage
-
     ny, nx = binned.shape
     box = max(4, min(BACKGROUND_BOX, min(ny, nx) // 4))
     gy, gx = max(1, ny // box), max(1, nx // box)
@@ -230,7 +228,7 @@ def _background_map(binned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     grid = np.where(np.isfinite(grid), grid, np.nanmedian(grid) if np.isfinite(grid).any() else 0.0)
     if min(gy, gx) >= 3:
         # A streak or a large galaxy lifts a box or two: the median of neighbours keeps them out.
-        grid = ndimage.median_filter(grid, size=3, mode="nearest")
+        grid = _median_of_neighbours(grid)
     # Grid values sit at box centres; interpolate (and extrapolate flat) onto every block.
     yy = (np.arange(ny) + 0.5) / box - 0.5
     xx = (np.arange(nx) + 0.5) / box - 0.5
@@ -241,6 +239,15 @@ def _background_map(binned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # the time on this grid).
     full = _interpolate_axis(_interpolate_axis(grid.astype(np.float32).astype(np.float64), yy, 0), xx, 1)
     return full.astype(np.float32), grid
+
+
+def _median_of_neighbours(grid: np.ndarray) -> np.ndarray:
+    """Each cell's median over its 3 x 3 neighbourhood, the edge cells repeated beyond the grid:
+    ``ndimage.median_filter(grid, size=3, mode="nearest")`` (an odd count: the middle value itself)."""
+    ny, nx = grid.shape
+    padded = np.pad(grid, 1, mode="edge")
+    around = np.stack([padded[dy:dy + ny, dx:dx + nx] for dy in range(3) for dx in range(3)])
+    return np.median(around, axis=0).astype(grid.dtype, copy=False)
 
 
 def _interpolate_axis(values: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
@@ -279,12 +286,12 @@ def _robust_sigma(values: np.ndarray) -> float:
 
 def _compact_mask(z: np.ndarray) -> np.ndarray:
     """Blocks of compact bright sources (stars, cosmic rays), grown by :data:`MASK_GROW`."""
-    from scipy import ndimage
+    from obsdb.imaging.regions import label
 
     bright = z > MASK_SIGMA
     if not bright.any():
         return bright
-    labels, n = ndimage.label(bright, structure=np.ones((3, 3), bool))
+    labels, n = label(bright, diagonal=True)
     ys, xs = np.nonzero(labels)
     lab = labels[ys, xs]
     npix = np.bincount(lab, minlength=n + 1).astype(float)

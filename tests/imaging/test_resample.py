@@ -301,28 +301,3 @@ def test_masked_regions_found_from_coordinates_equal_the_labelled_ones():
             assert np.isfinite(w).all() and np.array_equal(w[~bad], work[~bad])
             filled.append(w)
         assert np.array_equal(filled[0], filled[1]), trial
-
-
-def test_components_are_scipys_connected_components():
-    """The hook-and-jump labelling gives scipy's partition, in scipy's order, on random graphs and on
-    the long chains a bad column makes."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from obsdb.imaging import resample as rs
-
-    rng = np.random.default_rng(4)
-    graphs = [(2000, np.arange(1999), np.arange(1, 2000)),                  # a chain
-              (2000, np.arange(1, 2000)[::-1], np.arange(1999)[::-1]),      # the same, edges reversed
-              (5, np.empty(0, np.intp), np.empty(0, np.intp))]              # no edges
-    for n in (10, 300, 5000):
-        edges = rng.integers(0, n, (2, n // 2))
-        graphs.append((n, edges[0], edges[1]))
-    for n, i, j in graphs:
-        count, expected = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
-        found = rs._components(n, i, j)
-        # The label is the component's smallest node: renumbered in order, it is scipy's label.
-        _, renumbered = np.unique(found, return_inverse=True)
-        assert np.array_equal(renumbered, expected) and renumbered.max() + 1 == count
-        # Each label is a member labelled by itself, and no larger than any member: the smallest.
-        assert np.array_equal(found[found], found) and (found <= np.arange(n)).all()
