@@ -563,10 +563,10 @@ def measure_many(paths: list[str], config: IngestConfig, workers: int, executor=
 
 
 WORKER_MODULES = (
-    "numpy", "sep", "astropy.io.fits", "astropy.stats", "scipy.ndimage",
+    "numpy", "sep", "astropy.io.fits", "astropy.stats",
     "obsdb.imaging.fitsio", "obsdb.imaging.header", "obsdb.imaging.bayer", "obsdb.imaging.stats",
     "obsdb.imaging.stars", "obsdb.imaging.centroid", "obsdb.imaging.register", "obsdb.imaging.streaks",
-    "obsdb.pipeline.metrics",
+    "obsdb.imaging.regions", "obsdb.pipeline.metrics",
 )
 """What :func:`measure_file` imports to measure a light frame (``tests/pipeline/test_ingest_preload.py``
 checks that it imports nothing more of astropy, scipy, sep or obsdb.imaging)."""
@@ -576,9 +576,10 @@ def preload_worker_modules() -> None:
     """Import :data:`WORKER_MODULES` here, before a pool of forked workers starts.
 
     Each forked worker inherits the parent's modules; without this every worker imported them on
-    its first frame, about 0.5 s of CPU each (astropy.io.fits and scipy.ndimage the most): with two
-    workers 1.1 s, 22 ms a frame of a 50-frame night.  Imported once here, they cost 0.5 s, paid by
-    the parent (47 MB more of its memory, which the qa and align steps import anyway).
+    its first frame, about 0.5 s of CPU each (astropy.io.fits the most; scipy.ndimage too, until the
+    streak search did without it): with two workers 1.1 s, 22 ms a frame of a 50-frame night.
+    Imported once here, they cost 0.5 s, paid by the parent (47 MB more of its memory, which the qa
+    and align steps import anyway).
     """
     import importlib
 
