@@ -21,8 +21,11 @@ BRUTE_FORCE_PAIRS = 1 << 20
 
 def _squared_distances(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``(len(queries), len(points))`` squared distances, summed x first as the KD-tree sums them."""
-    dx = queries[:, 0, None] - points[None, :, 0]
-    dy = queries[:, 1, None] - points[None, :, 1]
+    return _summed_squares(queries[:, 0, None] - points[None, :, 0], queries[:, 1, None] - points[None, :, 1])
+
+
+def _summed_squares(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``dx * dx + dy * dy``, in ``dx``'s memory (both are fresh differences)."""
     dx *= dx
     dy *= dy
     dx += dy
@@ -170,12 +173,8 @@ def counts_within(points, radius: float) -> np.ndarray:
         i = np.repeat(np.arange(n), many)
         # Each point's run of candidates: its first index in the sorted keys, counted up.
         j = np.repeat(first - (np.cumsum(many) - many), many) + np.arange(total)
-        dx = ordered[i, 0] - ordered[j, 0]
-        dy = ordered[i, 1] - ordered[j, 1]
-        dx *= dx
-        dy *= dy
-        dx += dy
-        counts += np.bincount(i[dx <= limit], minlength=n)
+        squared = _summed_squares(ordered[i, 0] - ordered[j, 0], ordered[i, 1] - ordered[j, 1])
+        counts += np.bincount(i[squared <= limit], minlength=n)
     found = np.empty(n, dtype=np.intp)
     found[order] = counts
     return found

@@ -46,6 +46,40 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
             parent = grand
 
 
+def adjacent_pairs(flat: np.ndarray, shape: tuple[int, int], *, diagonal: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of set pixels that touch, as positions ``(i, j)`` in ``flat``.
+
+    Parameters
+    ----------
+    flat : numpy.ndarray
+        The set pixels' row-major indices, sorted (``np.flatnonzero(mask)``).
+    shape : (ny, nx)
+        The mask's shape.
+    diagonal : bool
+        Pixels touching at a corner count too.
+
+    Returns
+    -------
+    i, j : numpy.ndarray
+        Each pair once, ``flat[j]`` one step right, down (or diagonally down) of ``flat[i]``.
+    """
+    ny, nx = shape
+    ys, xs = np.divmod(flat, nx)
+    steps = ((0, 1), (1, 0), (1, 1), (1, -1)) if diagonal else ((0, 1), (1, 0))
+    first_ends, second_ends = [], []
+    for dy, dx in steps:
+        # Each set pixel's neighbour one step on, when it is set too (flat is sorted: a binary search).
+        allowed = np.flatnonzero((ys + dy < ny) & (xs + dx >= 0) & (xs + dx < nx))
+        target = flat[allowed] + dy * nx + dx
+        where = np.searchsorted(flat, target)
+        hit = where < flat.size
+        hit[hit] = flat[where[hit]] == target[hit]
+        first_ends.append(allowed[hit])
+        second_ends.append(where[hit])
+    return np.concatenate(first_ends), np.concatenate(second_ends)
+
+
 def label(mask, *, diagonal: bool = False) -> tuple[np.ndarray, int]:
     """The connected regions of a 2-D mask, numbered as ``scipy.ndimage.label`` numbers them.
 
@@ -66,24 +100,12 @@ def label(mask, *, diagonal: bool = False) -> tuple[np.ndarray, int]:
         Regions.
     """
     mask = np.asarray(mask, dtype=bool)
-    ny, nx = mask.shape
     flat = np.flatnonzero(mask)
     labels = np.zeros(mask.shape, dtype=np.int32)
     if not flat.size:
         return labels, 0
-    ys, xs = np.divmod(flat, nx)
-    steps = ((0, 1), (1, 0), (1, 1), (1, -1)) if diagonal else ((0, 1), (1, 0))
-    first_ends, second_ends = [], []
-    for dy, dx in steps:
-        # Each set pixel's neighbour one step on, when it is set too (flat is sorted: a binary search).
-        allowed = np.flatnonzero((ys + dy < ny) & (xs + dx >= 0) & (xs + dx < nx))
-        target = flat[allowed] + dy * nx + dx
-        where = np.searchsorted(flat, target)
-        hit = where < flat.size
-        hit[hit] = flat[where[hit]] == target[hit]
-        first_ends.append(allowed[hit])
-        second_ends.append(where[hit])
-    root = components(flat.size, np.concatenate(first_ends), np.concatenate(second_ends))
+    i, j = adjacent_pairs(flat, mask.shape, diagonal=diagonal)
+    root = components(flat.size, i, j)
     # A region's root is its first pixel in row-major order: numbering the roots in that order is ndimage's.
     is_root = root == np.arange(flat.size)
     number = np.cumsum(is_root, dtype=np.int32)

@@ -585,22 +585,12 @@ def _labelled_regions(bad):
 def _sparse_regions(bad):
     """The mask's 4-connected regions from its set pixels' coordinates (no pass over the frame): the
     single pixels' rows and columns, and each larger region as ``((y0, y1, x0, x1), (ys, xs))``."""
-    from obsdb.imaging.regions import components
+    from obsdb.imaging.regions import adjacent_pairs, components
 
-    ny, nx = bad.shape
     flat = np.flatnonzero(bad)
     n = flat.size
-    ys, xs = np.divmod(flat, nx)
-    # Edges to the right and downward neighbours that are masked too (flat is sorted: a binary search).
-    edges = []
-    for step, allowed in ((1, xs < nx - 1), (nx, ys < ny - 1)):
-        target = flat[allowed] + step
-        where = np.searchsorted(flat, target)
-        hit = where < n
-        hit[hit] = flat[where[hit]] == target[hit]
-        edges.append((np.flatnonzero(allowed)[hit], where[hit]))
-    i = np.concatenate([e[0] for e in edges])
-    j = np.concatenate([e[1] for e in edges])
+    ys, xs = np.divmod(flat, bad.shape[1])
+    i, j = adjacent_pairs(flat, bad.shape)
     linked = np.zeros(n, dtype=bool)
     linked[i] = True
     linked[j] = True
