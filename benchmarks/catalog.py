@@ -1088,6 +1088,11 @@ def describe_catalog(store) -> dict:
     """Row counts, nights, whether ANALYZE statistics exist; from the database itself."""
     con = store.connect()
     try:
+        try:
+            con.execute("SELECT version_num FROM alembic_version").fetchone()
+        except Exception:  # sqlite3's and psycopg's errors alike: no catalog was ever made here
+            sys.exit(f"{store.label}: exists but holds no obsdb catalog (drop it, or name a new one: it is "
+                     "built when missing)")
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COLUMNS}
         names = [r[0] for r in con.execute("SELECT name FROM night ORDER BY name")]
         analyzed = store.analyzed(con)

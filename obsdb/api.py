@@ -389,6 +389,16 @@ class Catalog(FrameListing):
 
         return self.read(rejected_reasons, nights=night, band=band)
 
+    def rejected_reason_rows(self, *, night=None, band: str | None = None) -> list[tuple]:
+        """The reasons of :meth:`rejected_reasons` as flat rows, one per active tag, a frame's rows
+        together: ``(frame id, label, band, type, error, tag, source, author, created_at, reason)``
+        (:data:`obsdb.catalog.readers.REJECTED_REASON_FIELDS`; the tag's five None for a frame
+        without one, an unreadable file).  What a table of an archive's 100,000 reasons is drawn
+        from, without a dict per frame and per tag."""
+        from obsdb.catalog.summaries import rejected_reason_rows
+
+        return self.read(rejected_reason_rows, nights=night, band=band)
+
     def log(self, *, limit: int = 50, command: str | None = None, night=None) -> list[dict]:
         """The newest events, newest first (``obsdb log``)."""
         from obsdb.catalog.details import event_log

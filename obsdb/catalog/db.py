@@ -22,7 +22,7 @@ from obsdb.catalog.lite import ANALYSIS_LIMIT, BUSY_TIMEOUT_MS, DEFAULT_DB, POST
 from obsdb.catalog.lite import optimize as _optimize
 from obsdb.errors import ObsdbError
 
-SCHEMA_REVISION = "0012"
+SCHEMA_REVISION = "0013"
 """The Alembic head this code expects.  Kept here so that opening a catalog does not
 import Alembic (a tenth of a second on every small query); a test checks it against
 the migration scripts."""

@@ -235,8 +235,20 @@ def _frame_page(*, scope: bool = False, bands: bool = False, image_types: bool =
 def _rejected_reasons(*, scope: bool = False, bands: bool = False, batch: bool = False):
     """The rejected frames of a listing's order, each with its active tags (one row per tag; a frame
     without one, say an unreadable file, as one row of NULLs): what ``obsdb rejected`` prints, without
-    building a whole record per frame."""
-    conditions = [Frame.status == "rejected"]
+    building a whole record per frame.
+
+    Written for the partial index ``ix_frame_rejected``, which holds the frame's every other column
+    here: the status is a constant of the text (a database proves that a query falls within a partial
+    index from its text, not from a parameter's value), and the read error, which only an unreadable
+    file has (``readable`` is false exactly when ``error`` is set), is read from the frame's row for
+    those frames alone, so that PostgreSQL answers the rest from the index."""
+    from sqlalchemy import case, literal_column
+    from sqlalchemy.orm import aliased
+
+    unreadable = aliased(Frame)
+    error = case((Frame.readable, None),
+                 else_=select(unreadable.error).where(unreadable.id == Frame.id).scalar_subquery())
+    conditions = [Frame.status == literal_column("'rejected'")]
     if scope:
         conditions.append(Frame.night_id.in_(bindparam("scope", expanding=True)))
     if bands:
@@ -245,7 +257,7 @@ def _rejected_reasons(*, scope: bool = False, bands: bool = False, batch: bool =
         conditions.append(Frame.night_id.in_(bindparam("batch", expanding=True)))
     active = and_(Tag.frame_id == Frame.id, Tag.retracted_at.is_(None))
     return (select(Frame.id, Frame.number, Frame.file_name, Night.name, Frame.number_shared, Frame.band,
-                   Frame.image_type, Frame.error, Tag.name, Tag.source, Tag.author, Tag.created_at, Tag.reason)
+                   Frame.image_type, error, Tag.name, Tag.source, Tag.author, Tag.created_at, Tag.reason)
             .select_from(Frame).join(Night, Frame.night_id == Night.id).outerjoin(Tag, active)
             .where(and_(*conditions)).order_by(*FRAME_ORDER, Tag.id))
 

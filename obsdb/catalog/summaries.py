@@ -34,6 +34,11 @@ def rejected_reasons(session: Session, *, nights=None, band: str | None = None) 
     return readers.rejected_reasons(session_runner(session), nights=nights, band=band)
 
 
+def rejected_reason_rows(session: Session, *, nights=None, band: str | None = None) -> list[tuple]:
+    """The rejected frames' reasons, a flat row each (:func:`obsdb.catalog.readers.rejected_reason_rows`)."""
+    return readers.rejected_reason_rows(session_runner(session), nights=nights, band=band)
+
+
 def night_summaries(session: Session) -> list[dict]:
     """Every night with its frames, bands, targets, instruments, status counts and median FWHM
     (:func:`obsdb.catalog.readers.night_summaries`)."""

@@ -182,38 +182,51 @@ def rejected(
         return
     with open_catalog(lite=True) as catalog, user_errors():
         filter_hints(catalog, rejected)
-        records = catalog.rejected_reasons(night=nights_arg(night), band=band)
+        rows = catalog.rejected_reason_rows(night=nights_arg(night), band=band)
         calibration = calibration_problems(catalog, night=nights_arg(night), band=band)
-    # Bias, dark and flat frames are listed apart: their problems are not a light frame's.
-    records = [r for r in records if r["type"] not in CALIBRATION_IMAGE_TYPES]
-    reasons = [(record, t) for record in records
-               for t in record["tags"] or [{"name": "unreadable", "source": "ingest", "author": "-",
-                                            "created_at": "", "reason": record["error"] or ""}]]
     if fmt_ is ReportFormat.json:
         # One object per reason, every row naming its frame (the table leaves repeats blank).
-        every = ({"frame": record["label"], "band": record["band"], "tag": t["name"], "source": t["source"],
-                  "author": t["author"], "when": t["created_at"] or None, "reason": without_tag(t["name"], t["reason"])}
-                 for record, t in reasons)
-        print_json([{key: fields[key] for key in chosen} for fields in every])
+        every = []
+        for _, label, frame_band, name, tag_source, tag_author, created_at, text in light_reasons(rows):
+            fields = {"frame": label, "band": frame_band, "tag": name, "source": tag_source, "author": tag_author,
+                      "when": created_at or None, "reason": text}
+            every.append({key: fields[key] for key in chosen})
+        print_json(every)
         return
     # Built a column at a time: an archive's rejects are 100,000 rows.
     cells: dict[str, list] = {column.key: [] for column in spec}
     frame, band_, tag, source, author, when, reason = (cells[column.key] for column in spec)
-    shown = None
-    for record, t in reasons:
-        first = record is not shown  # a frame's first reason names it; the rest leave it blank
-        shown = record
-        frame.append(record["label"] if first else "")
-        band_.append((record["band"] or "-") if first else "")
-        name = t["name"]
+    frames = 0
+    last_id = None
+    for frame_id, label, frame_band, name, tag_source, tag_author, created_at, text in light_reasons(rows):
+        first = frame_id != last_id  # a frame's first reason names it; the rest leave it blank
+        if first:
+            last_id = frame_id
+            frames += 1
+        frame.append(label if first else "")
+        band_.append((frame_band or "-") if first else "")
         tag.append(name)
-        source.append(t["source"])
-        author.append(t["author"])
-        when.append(t["created_at"][:16].replace("T", " "))
-        reason.append(without_tag(name, t["reason"]))
-    print_columns(cells, spec, title=f"rejected frames ({len(records)})", wide=wide, only=chosen)
+        source.append(tag_source)
+        author.append(tag_author)
+        when.append(created_at[:16].replace("T", " "))
+        reason.append(text)
+    print_columns(cells, spec, title=f"rejected frames ({frames})", wide=wide, only=chosen)
     if calibration:
         print_calibration_problems(calibration, wide=wide)
+
+
+def light_reasons(rows):
+    """The reasons of :meth:`obsdb.api.Catalog.rejected_reason_rows` as `rejected` shows them: bias, dark
+    and flat frames left out (listed apart: their problems are not a light frame's), a frame without an
+    active tag given its read error as the tag ``unreadable``, each reason without the tag it starts
+    with.  Yields ``(frame id, label, band, tag, source, author, created_at, reason)``."""
+    for frame_id, label, band, kind, error, name, source, author, created_at, reason in rows:
+        if kind in CALIBRATION_IMAGE_TYPES:
+            continue
+        if name is None:  # no active tag: rejected because the file could not be read
+            yield frame_id, label, band, "unreadable", "ingest", "-", "", error or ""
+        else:
+            yield frame_id, label, band, name, source, author, created_at, without_tag(name, reason)
 
 
 def calibration_problems(catalog, *, night=None, band: str | None = None) -> list[dict]:
