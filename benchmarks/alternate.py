@@ -17,6 +17,13 @@ Run::
     python benchmarks/alternate.py --db /tmp/lead-1m.sqlite --versions 4e7d72b this --rounds 8 \\
         -- rejected --band V --night all
     python benchmarks/alternate.py --db DB --versions 4e7d72b this --rounds 0 --callgrind -- rejected
+
+A change that adds a catalog revision needs two copies of the catalog, one per revision (an older
+obsdb refuses a newer catalog): ``--db`` names the one of ``this``, ``--version-db VERSION=DB`` another
+version's (``cp`` the file, or ``CREATE DATABASE b TEMPLATE a``, before ``obsdb init`` upgrades one)::
+
+    python benchmarks/alternate.py --db /tmp/new-1m.sqlite --version-db /tmp/old-main=/tmp/lead-1m.sqlite \
+        --versions /tmp/old-main this --rounds 8 -- rejected --band V --night all
 """
 
 from __future__ import annotations
@@ -80,6 +87,8 @@ def main(argv=None) -> int:
     parser.add_argument("--db", required=True, help="the catalog (a path or a postgresql+psycopg:// URL)")
     parser.add_argument("--versions", nargs="+", required=True,
                         help="folders with an obsdb package, commits, or 'this' (this checkout)")
+    parser.add_argument("--version-db", action="append", default=[], metavar="VERSION=DB",
+                        help="another catalog for one version (a copy at its revision); repeatable")
     parser.add_argument("--rounds", type=int, default=6, help="timed rounds, versions alternated (default 6)")
     parser.add_argument("--callgrind", action="store_true", help="also count each version's instructions once")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the obsdb command and its options")
@@ -87,20 +96,28 @@ def main(argv=None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("give the obsdb command after --")
-    obsdb_argv = ["--db", args.db, *command]
+    dbs = {version: args.db for version in args.versions}
+    for pair in args.version_db:
+        version, _, db = pair.partition("=")
+        if version not in dbs or not db:
+            parser.error(f"--version-db {pair!r}: expected VERSION=DB with VERSION one of --versions")
+        dbs[version] = db
+    argvs = {version: ["--db", db, *command] for version, db in dbs.items()}
     with tempfile.TemporaryDirectory(prefix="obsdb-alternate-") as scratch:
         scratch = Path(scratch)
         codes = {version: unpack(version, scratch) for version in args.versions}
-        print(f"{machine_line()}; obsdb {' '.join(obsdb_argv)} > file; {args.rounds} rounds, versions alternated")
+        catalogs = "; ".join(f"{version}: {db}" for version, db in dbs.items()) if args.version_db else args.db
+        print(f"{machine_line()}; obsdb --db DB {' '.join(command)} > file (DB {catalogs}); {args.rounds} rounds, "
+              "versions alternated")
         digests = {}
         for version, code in codes.items():  # untimed: .pyc files, page cache, and the output to compare
             out = scratch / "out"
-            run_once(code, obsdb_argv, scratch, out)
+            run_once(code, argvs[version], scratch, out)
             digests[version] = hashlib.sha256(out.read_bytes()).hexdigest()
         times: dict[str, list[tuple[float, float]]] = {version: [] for version in codes}
         for _ in range(args.rounds):
             for version, code in codes.items():
-                times[version].append(run_once(code, obsdb_argv, scratch, scratch / "out"))
+                times[version].append(run_once(code, argvs[version], scratch, scratch / "out"))
         for version, runs in times.items():
             if runs:
                 walls = sorted(wall for wall, _ in runs)
@@ -108,7 +125,7 @@ def main(argv=None) -> int:
                       f"CPU median {statistics.median(cpu for _, cpu in runs):.3f}")
         if args.callgrind:
             for version, code in codes.items():
-                print(f"{version:<12} instructions {instructions(code, obsdb_argv, scratch) / 1e9:.3f} G")
+                print(f"{version:<12} instructions {instructions(code, argvs[version], scratch) / 1e9:.3f} G")
         same = len(set(digests.values())) == 1
         print("output: the same in every version" if same else
               "output differs: " + ", ".join(f"{v} {d[:12]}" for v, d in digests.items()))

@@ -375,9 +375,7 @@ class LiteCatalog:
 
     def rejected_reason_rows(self, *, night=None, band: str | None = None) -> list[tuple]:
         """:meth:`obsdb.api.Catalog.rejected_reason_rows`."""
-        read_ahead = self._database == "postgresql"  # the server works while this process builds rows
-        return self._answer(lambda: readers.rejected_reason_rows(self.run, nights=night, band=band,
-                                                                 read_ahead=read_ahead),
+        return self._answer(lambda: readers.rejected_reason_rows(self.run, nights=night, band=band),
                             lambda catalog: catalog.rejected_reason_rows(night=night, band=band))
 
     def show(self, selector: str, *, night=None) -> list[dict]:
