@@ -19,8 +19,14 @@ def run_migrations_offline() -> None:
 
 
 def _run(connection) -> None:
+    dialect = connection.dialect.name
+
+    def include_object(schema_object, name, type_, reflected, compare_to):
+        # An index made on one database only (ddl_if) is not missing from the others.
+        return reflected or models.made_on(schema_object, dialect)
+
     context.configure(connection=connection, target_metadata=target_metadata,
-                      render_as_batch=True, compare_type=True)
+                      render_as_batch=True, compare_type=True, include_object=include_object)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -103,6 +103,19 @@ def _natural_path(context) -> str | None:
     return None if path is None else natural_key(path)
 
 
+def made_on(schema_object, dialect: str) -> bool:
+    """Whether a table's index or constraint is made on ``dialect`` (its ``ddl_if``).
+
+    ``Base.metadata.create_all`` honours ``ddl_if``; Alembic's autogenerate comparison does not, and
+    would report an index made on PostgreSQL only as missing from a SQLite catalog: the migrations'
+    environment and their test pass this as ``include_object``.
+    """
+    condition = getattr(schema_object, "_ddl_if", None)
+    if condition is None or condition.dialect is None:
+        return True
+    return dialect in ((condition.dialect,) if isinstance(condition.dialect, str) else tuple(condition.dialect))
+
+
 def _in(column: str, values) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -222,12 +235,12 @@ class Frame(Base):
         # (a fifth of the rows), with every column the listing shows and orders by but the read
         # error (readers.rejected_reason_rows), so that no frame row, most of a page each with its
         # header, is read: PostgreSQL's time for `rejected --band V --night all` on 1,000,000 frames,
-        # 651 -> 407 ms.  SQLite has no INCLUDE and gains nothing from a covering index here (its cost is
-        # building the rows' Python values): it has the partial index alone.
-        Index("ix_frame_rejected", "night_id", "band", sqlite_where=status == "rejected",
-              postgresql_where=status == "rejected",
+        # 651 -> 407 ms.  Not on SQLite, which has no INCLUDE and gains nothing from a covering index
+        # here (its cost is building the rows' Python values).  Alembic's comparison does not read
+        # ddl_if: see made_on.
+        Index("ix_frame_rejected", "night_id", "band", postgresql_where=status == "rejected",
               postgresql_include=["id", "number", "number_shared", "image_type", "readable", "sort_key", "path",
-                                  "file_name"]),
+                                  "file_name"]).ddl_if(dialect="postgresql"),
     )
 
     @property
