@@ -227,3 +227,27 @@ def test_a_rejected_frame_with_a_long_path_is_written_on_both_backends(catalog_u
         rows = catalog.rejected_reason_rows()
         assert [(row[0], row[5]) for row in rows] == [(record.id, "tracking-big")]
         assert catalog.frames(status="rejected")[0].path == str(path)
+
+
+def test_an_unreadable_file_is_listed_with_its_read_error_on_both_front_doors(catalog_url, tmp_path):
+    """A file that cannot be read is rejected without a tag: its row carries the read error, which the
+    listing's statement reads from the frame's row (the index of the rejected frames does not hold it)."""
+    import numpy as np
+
+    from obsdb.catalog.lite import LiteCatalog
+    from tests.conftest import write_fits
+
+    write_fits(tmp_path / "night" / "good_1.fits", np.full((32, 32), 100.0, dtype=np.float32), {"FILTER": "V"})
+    (tmp_path / "night" / "broken_2.fits").write_bytes(b"SIMPLE  =                    T" + b"\0" * 100)
+    with Catalog.open(catalog_url, create=True) as catalog:
+        catalog.ingest([tmp_path / "night"])
+        (broken,) = [r for r in catalog.frames() if not r.readable]
+        assert broken.error and broken.status == "rejected"
+        rows = catalog.rejected_reason_rows()
+        assert [row[0] for row in rows] == [broken.id]
+        assert rows[0][4] == broken.error and rows[0][5:] == (None,) * 5
+        lite = LiteCatalog.open(catalog_url, lambda: pytest.fail("the fast path applies here"))
+        try:
+            assert lite.rejected_reason_rows() == rows
+        finally:
+            lite.close()
