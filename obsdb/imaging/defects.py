@@ -15,9 +15,7 @@ import math
 
 import numpy as np
 
-MAD_TO_STD = 1.482602218505602
-"""A normal distribution's standard deviation over its median absolute deviation (1 / Phi^-1(3/4)),
-astropy's ``mad_std`` constant."""
+from obsdb.imaging.stats import MAD_TO_STD
 
 SHARPNESS_MARGIN = 3.0
 """A pixel is a defect when it stands this many times sharper above its neighbours than a star's

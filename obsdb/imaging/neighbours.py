@@ -32,6 +32,11 @@ def _summed_squares(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return dx
 
 
+def _positions(values) -> np.ndarray:
+    """``(n, 2)`` float positions from any array-like of them (an empty one included)."""
+    return np.asarray(values, dtype=float).reshape(-1, 2)
+
+
 def _small(queries: np.ndarray, points: np.ndarray) -> bool:
     return len(queries) * len(points) <= BRUTE_FORCE_PAIRS
 
@@ -54,8 +59,7 @@ def nearest_within(points, queries, bound: float) -> tuple[np.ndarray, np.ndarra
         ``(m,)`` indices into ``points``; ``len(points)`` where there is none
         (``cKDTree.query``'s conventions).
     """
-    points = np.asarray(points, dtype=float).reshape(-1, 2)
-    queries = np.asarray(queries, dtype=float).reshape(-1, 2)
+    points, queries = _positions(points), _positions(queries)
     if not _small(queries, points):
         from scipy.spatial import cKDTree
 
@@ -87,7 +91,7 @@ def k_nearest(points, k: int) -> np.ndarray:
     numpy.ndarray
         ``(n, k)`` indices.
     """
-    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    points = _positions(points)
     if not _small(points, points):
         from scipy.spatial import cKDTree
 
@@ -112,8 +116,7 @@ def pairs_within(a, b, radius: float) -> tuple[np.ndarray, np.ndarray]:
     i, j : numpy.ndarray
         Indices into ``a`` and ``b``.
     """
-    a = np.asarray(a, dtype=float).reshape(-1, 2)
-    b = np.asarray(b, dtype=float).reshape(-1, 2)
+    a, b = _positions(a), _positions(b)
     if not _small(a, b):
         from scipy.spatial import cKDTree
 
@@ -146,7 +149,7 @@ def counts_within(points, radius: float) -> np.ndarray:
     numpy.ndarray
         ``(n,)`` counts, as ``cKDTree.query_ball_point(points, radius, return_length=True)``.
     """
-    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    points = _positions(points)
     n = len(points)
     limit = radius * radius
     if _small(points, points):

@@ -607,7 +607,6 @@ def _sparse_regions(bad):
     return ys[~linked], xs[~linked], rest
 
 
-
 FILL_MARGIN = 3
 """Pixels around a masked region whose good pixels' median fills it (:func:`_fill_local_median`)."""
 

@@ -10,7 +10,6 @@ hundred 2048x2048 frames stacks in a few hundred megabytes.
 from __future__ import annotations
 
 import functools
-
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,15 +17,10 @@ from dataclasses import dataclass
 import bottleneck as bn
 import numpy as np
 
-from obsdb.imaging.defects import MAD_TO_STD
+from obsdb.imaging.stats import MAD_TO_STD
 
 STACK_METHODS = ("median", "mean", "sigma-clip")
 """Names accepted by :func:`stack_files` and :func:`stack_arrays`."""
-
-# The clip scales each pixel's MAD by astropy.stats.mad_std's constant, taking the MAD with this
-# module's NaN-aware median along the frames (a sort, or bottleneck beyond _SORT_MEDIAN_MAX_FRAMES)
-# and only over the pixels still changing, which mad_std(axis=0, ignore_nan=True), through
-# np.nanmedian on every pixel, cannot.
 
 # Up to this many frames a median is taken by sorting each pixel's values
 # (SIMD sorts make that about twice as fast as bottleneck's selection for a
@@ -350,6 +344,9 @@ def _sigma_clipped_mean(chunk: np.ndarray, sigma: float, maxiters: int) -> np.nd
     flat = chunk.reshape(n, -1)
     if not np.shares_memory(flat, chunk):  # clipping must land in the band
         raise AssertionError("band is not reshapeable without a copy")
+    # Each pixel's MAD times mad_std's constant, the MAD taken with this module's NaN-aware median
+    # along the frames and only over the pixels still changing, which mad_std(axis=0,
+    # ignore_nan=True), through np.nanmedian on every pixel, cannot.
     scale = np.float32(MAD_TO_STD * sigma)
     # Each pass revisits only the pixels that lost a value in the previous
     # one: the others have converged, and with noise-like data that is

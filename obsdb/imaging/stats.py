@@ -179,6 +179,11 @@ def _clip_centre(values: np.ndarray, axis=None) -> float:
     return exact_median(values)
 
 
+MAD_TO_STD = 1.482602218505602
+"""A normal distribution's standard deviation over its median absolute deviation (1 / Phi^-1(3/4)),
+astropy's ``mad_std`` constant."""
+
+
 HISTOGRAM_MEDIAN_RANGE = 1 << 16
 """Integer data spanning fewer than this many values get their exact median from a histogram."""
 

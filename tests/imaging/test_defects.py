@@ -137,7 +137,7 @@ def test_sharp_defects_noise_is_astropys_mad_std():
     """The noise is mad_std's, taken from the median already in hand: the same bits, so the same mask."""
     from astropy.stats import mad_std
 
-    from obsdb.imaging.defects import MAD_TO_STD
+    from obsdb.imaging.stats import MAD_TO_STD
 
     rng = np.random.default_rng(5)
     for sample in (rng.normal(1000.0, 25.0, 600_001).astype(np.float32),
