@@ -30,7 +30,8 @@ def render(
     weight: Optional[str] = typer.Option(None, "--weight",
         help="Weigh the mean stack's frames: noise, fwhm, stars, snr, or a weight defined with "
              "`obsdb weight define`."),
-    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1,
+        help="Processes (with one: two threads of this process; --executor serial keeps to one)."),
     memory_mb: float = typer.Option(512, "--memory-mb", help="Working memory budget of the stack, MiB."),
     night: Optional[List[str]] = night_option(),
     executor_kind: Optional[str] = None,

@@ -141,7 +141,7 @@ def stack_files(paths: Sequence[str | os.PathLike], *, method: str = "median",
             out += np.float32(offsets[index])
 
     if rows_per_chunk is None and all(layout is not None for layout in layouts):
-        rows_per_chunk = rows_for_budget(len(paths), shape[1], memory_limit_mb, method,
+        rows_per_chunk = rows_for_budget(len(paths), shape[1], memory_limit_mb / _threads_for_stack(), method,
                                          min_rows=MIN_BAND_ROWS_PLAIN)
     return _stack(len(paths), shape, read_rows, method, rows_per_chunk,
                   memory_limit_mb, sigma, maxiters, _checked_weights(weights, len(paths), method))
@@ -302,17 +302,29 @@ def weighted_mean(chunk: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return np.where(norm > 0, total / norm, np.nan).astype(np.float32)
 
 
+STACK_THREADS = 2
+"""Bands combined at once, each on its own thread (at most one per core): reading the rows, the sorting
+network's minima and maxima and bottleneck's sums release the GIL.  The memory budget is shared among
+them."""
+
+
+def _threads_for_stack() -> int:
+    return max(1, min(STACK_THREADS, os.cpu_count() or 1))
+
+
 def _stack(n: int, shape: tuple[int, int], read_rows: Callable, method: str,
            rows_per_chunk: int | None, memory_limit_mb: float, sigma: float,
            maxiters: int, weights: np.ndarray | None = None) -> StackResult:
     ny, nx = shape
-    rows = rows_per_chunk or rows_for_budget(n, nx, memory_limit_mb, method)
+    threads = _threads_for_stack()
+    rows = rows_per_chunk or rows_for_budget(n, nx, memory_limit_mb / threads, method)
     rows = max(1, min(int(rows), ny))
     data = np.empty(shape, dtype=np.float32)
     coverage = np.empty(shape, dtype=np.int16 if n < 2**15 else np.int32)
-    band = np.empty((n, rows, nx), dtype=np.float32)
-    for y0 in range(0, ny, rows):
-        y1 = min(y0 + rows, ny)
+    spans = [(y0, min(y0 + rows, ny)) for y0 in range(0, ny, rows)]
+
+    def combine(span: tuple[int, int], band: np.ndarray) -> None:
+        y0, y1 = span
         chunk = band[:, : y1 - y0]
         for index in range(n):
             read_rows(index, y0, y1, chunk[index])
@@ -323,6 +335,25 @@ def _stack(n: int, shape: tuple[int, int], read_rows: Callable, method: str,
         np.subtract(n, missing, out=coverage[y0:y1])
         data[y0:y1] = (weighted_mean(chunk, weights) if weights is not None
                        else _combine(chunk, coverage[y0:y1], method, sigma, maxiters))
+
+    if threads == 1 or len(spans) == 1:
+        band = np.empty((n, rows, nx), dtype=np.float32)
+        for span in spans:
+            combine(span, band)
+    else:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        own = threading.local()  # one band buffer per thread, reused from band to band
+
+        def combine_on_this_thread(span: tuple[int, int]) -> None:
+            if getattr(own, "band", None) is None:
+                own.band = np.empty((n, rows, nx), dtype=np.float32)
+            combine(span, own.band)
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="obsdb-stack") as pool:
+            for _ in pool.map(combine_on_this_thread, spans):  # each band's rows are its own
+                pass
     return StackResult(data, coverage, n)
 
 

@@ -8,7 +8,10 @@ which alone writes to the catalog, in batches.  The three executors give the
 same results; they differ in where the work runs:
 
 ``serial``
-    In this process, one frame after the other.
+    In this process, one frame after the other.  The render, whose work
+    releases the GIL, puts its frames on two threads of this process instead
+    (:class:`ThreadExecutor`, :func:`in_process_threads`) unless
+    ``--executor serial`` was asked for by name.
 ``processes``
     A pool of local worker processes (:mod:`obsdb.pipeline.pool`): a worker
     that dies costs only the frame it held, the rest go to a new pool.
@@ -71,7 +74,77 @@ class Executor:
 
 
 class SerialExecutor(Executor):
-    """Everything in this process."""
+    """Everything in this process.
+
+    Parameters
+    ----------
+    chosen : bool
+        The user asked for it by name (``--executor serial``): a step then keeps
+        to one thread too (see :func:`in_process_threads`).
+    """
+
+    def __init__(self, chosen: bool = False):
+        self.chosen = chosen
+
+
+class ThreadExecutor(Executor):
+    """Frames on a few threads of this process, results handed back in the items' order.
+
+    For a step whose per-frame work spends its time where the GIL is released:
+    numpy's ufuncs and partitions, ``scipy.ndimage``'s filters, hashing, zlib
+    and file writes (the render's resampling and writing).  At most ``threads``
+    frames are in flight; an exception a task raised propagates, and the
+    frames not started by then are not started.
+    """
+
+    kind = "threads"
+
+    def __init__(self, threads: int):
+        self.workers = threads
+
+    def map(self, function, items, args=()):
+        from concurrent.futures import ThreadPoolExecutor
+
+        items = list(items)
+        if self.workers <= 1 or len(items) <= 1:
+            yield from Executor.map(self, function, items, args)
+            return
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="obsdb-frame")
+        try:
+            futures = [pool.submit(function, item, *args) for item in items]
+            for i, (item, future) in enumerate(zip(items, futures)):
+                try:
+                    result = future.result()
+                except BaseException:
+                    # An error or Ctrl-C: the frames in flight finish and the others never start.  Those
+                    # that finished are handed back before the error goes on, so that the caller records
+                    # every file that was written.
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    for later_item, later in zip(items[i + 1:], futures[i + 1:]):
+                        if later.done() and not later.cancelled() and later.exception() is None:
+                            yield later_item, later.result()
+                    raise
+                yield item, result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+IN_PROCESS_THREADS = 2
+"""Threads a step that supports them uses in this process when no executor was chosen (at most the cores)."""
+
+
+def in_process_threads(executor: Executor | None, workers: int) -> Executor:
+    """The executor for a step whose per-frame work releases the GIL (the render).
+
+    The caller's executor when it is a pool, a cluster or a serial one asked for
+    by name; otherwise (``-j 1``, the default) a :class:`ThreadExecutor` of
+    :data:`IN_PROCESS_THREADS` threads, at most one per core.
+    """
+    if executor is not None and (executor.kind != "serial" or getattr(executor, "chosen", False)):
+        return executor
+    if executor is None and workers > 1:
+        return ProcessExecutor(workers)
+    return ThreadExecutor(max(1, min(IN_PROCESS_THREADS, os.cpu_count() or 1)))
 
 
 class ProcessExecutor(Executor):
@@ -207,6 +280,7 @@ def make_executor(kind: str | None = None, *, workers: int = 1, scheduler: str |
     from obsdb.text import not_one_of
 
     scheduler = scheduler or os.environ.get("OBSDB_DASK_SCHEDULER") or None
+    kind_given = kind is not None
     if kind is None:
         kind = "dask" if scheduler else ("processes" if workers > 1 else "serial")
     if kind not in EXECUTORS:
@@ -217,7 +291,7 @@ def make_executor(kind: str | None = None, *, workers: int = 1, scheduler: str |
         return DaskExecutor(scheduler, workers=workers)
     if scheduler and kind != "dask":
         raise ObsdbError(f"--scheduler {scheduler}: only for --executor dask")
-    return ProcessExecutor(workers) if kind == "processes" else SerialExecutor()
+    return ProcessExecutor(workers) if kind == "processes" else SerialExecutor(chosen=kind_given)
 
 
 def executor_for(executor: Executor | None, workers: int) -> Executor:

@@ -278,3 +278,28 @@ def test_network_sort_is_numpys_sort_and_the_median_bottlenecks():
         before = values.copy()
         _sorted_median(values, count)
         np.testing.assert_array_equal(values, before)                           # the input is left alone
+
+
+@pytest.mark.parametrize("method", STACK_METHODS)
+def test_bands_on_two_threads_give_the_one_threads_bits(method, monkeypatch):
+    import threading
+
+    import obsdb.imaging.stack as stack_module
+
+    frames = _frames(n=7, shape=(61, 33))
+    frames[2, 10:14, 5:9] = 1e5  # a cosmic ray for the clip
+    monkeypatch.setattr(stack_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(stack_module, "STACK_THREADS", 1)
+    one = stack_arrays(frames, method=method, rows_per_chunk=4)
+    monkeypatch.setattr(stack_module, "STACK_THREADS", 2)
+    seen, combine = set(), stack_module._combine
+
+    def combine_and_note(*args):
+        seen.add(threading.current_thread().name)
+        return combine(*args)
+
+    monkeypatch.setattr(stack_module, "_combine", combine_and_note)
+    two = stack_arrays(frames, method=method, rows_per_chunk=4)
+    np.testing.assert_array_equal(two.data, one.data)
+    np.testing.assert_array_equal(two.coverage, one.coverage)
+    assert seen and all(name.startswith("obsdb-stack") for name in seen)  # combined on the pool's threads

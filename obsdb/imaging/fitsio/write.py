@@ -6,7 +6,10 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 from pathlib import Path
+
+_UMASK_LOCK = threading.Lock()
 
 
 def atomic_write_fits(path: str | os.PathLike, hdus, *, overwrite: bool = True) -> str:
@@ -44,9 +47,11 @@ def atomic_write_fits(path: str | os.PathLike, hdus, *, overwrite: bool = True) 
 
 
 def _umask() -> int:
-    """The process's umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process's umask (read by setting it and putting it back, one thread at a time: two
+    threads interleaving would leave the temporary value as the process's umask)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
