@@ -184,9 +184,19 @@ class Tracer:
                 print(f"  {stat.size_diff / 2**20:+7.2f} MiB {stat.count_diff:+8d} blocks  {where}", file=sys.stderr)
 
 
+def tune_allocator_as_the_commands_do() -> None:
+    """The allocator setting that obsdb's pixel commands make (absent from an old checkout: then nothing)."""
+    try:
+        from obsdb.pipeline.allocator import tune_for_frames
+    except ImportError:
+        return
+    tune_for_frames()
+
+
 def child(folder: Path, db: Path, executor_kind: str, workers: int, trace: int = 0) -> dict:
     """ingest + qa + align in this process with one executor; seconds and own peak memory per step."""
     marks, peaks = {}, {}
+    tune_allocator_as_the_commands_do()
     from obsdb import Catalog
     from obsdb.pipeline.executors import make_executor
 

@@ -207,6 +207,15 @@ def siril_version(siril: str) -> tuple[str, tuple[int, ...]]:
 
 # --------------------------------------------------------------------------- child side
 
+def tune_allocator_as_the_commands_do() -> None:
+    """The allocator setting that obsdb's pixel commands make (absent from an old checkout: then nothing)."""
+    try:
+        from obsdb.pipeline.allocator import tune_for_frames
+    except ImportError:
+        return
+    tune_for_frames()
+
+
 def child_api(db: Path, out: Path, band: str, workers: int, profile: Path | None) -> dict:
     """align + render in this process, cold (first call: lazy imports paid) then warm; seconds of each call.
 
@@ -218,6 +227,7 @@ def child_api(db: Path, out: Path, band: str, workers: int, profile: Path | None
     from obsdb import Catalog
 
     marks["import"] = time.perf_counter() - start
+    tune_allocator_as_the_commands_do()
     warm_db = db.with_name(db.stem + "-warm.sqlite")
     shutil.copyfile(db, warm_db)
     profiler = None

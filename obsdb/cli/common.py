@@ -669,9 +669,15 @@ def with_executor_options(command):
 
 @contextmanager
 def open_executor(kind: str | None, workers: int, scheduler: str | None):
-    """The executor of a command, closed at its end (one line on a bad choice or an unreachable scheduler)."""
+    """The executor of a command, closed at its end (one line on a bad choice or an unreachable scheduler).
+
+    Every command that works on pixels opens one: the process's allocator is set for frame-sized
+    arrays here too (:func:`obsdb.pipeline.allocator.tune_for_frames`), before any worker is forked.
+    """
+    from obsdb.pipeline.allocator import tune_for_frames
     from obsdb.pipeline.executors import make_executor
 
+    tune_for_frames()
     with user_errors():
         executor = make_executor(kind, workers=workers, scheduler=scheduler)
     try:

@@ -159,8 +159,10 @@ def demo(
     The catalog is OUT/obsdb.sqlite, or the one given with --db on this command line;
     OBSDB_DB from the environment is not used."""
     from obsdb.api import Catalog
+    from obsdb.pipeline.allocator import tune_for_frames
     from obsdb.simulate import simulate_night
 
+    tune_for_frames()  # as every command on pixels does (open_executor)
     night = out / "night"
     db = _run_catalog(out, "demo")
     with user_errors():
