@@ -60,3 +60,12 @@ def process_cpu() -> float:
 
     used = resource.getrusage(resource.RUSAGE_SELF)
     return used.ru_utime + used.ru_stime + children_cpu()
+
+
+def tune_allocator_as_the_commands_do() -> None:
+    """The allocator setting that obsdb's pixel commands make (absent from an old checkout: then nothing)."""
+    try:
+        from obsdb.pipeline.allocator import tune_for_frames
+    except ImportError:
+        return
+    tune_for_frames()

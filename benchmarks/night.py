@@ -62,7 +62,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _children import child_env  # noqa: E402
+from _children import child_env, tune_allocator_as_the_commands_do  # noqa: E402
 
 
 def simulated_night(cache: Path, frames: int, size: int) -> Path:
@@ -182,15 +182,6 @@ class Tracer:
             for stat in sorted(stats, key=lambda st: -st.size_diff)[:self.top]:
                 where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(list(stat.traceback)))
                 print(f"  {stat.size_diff / 2**20:+7.2f} MiB {stat.count_diff:+8d} blocks  {where}", file=sys.stderr)
-
-
-def tune_allocator_as_the_commands_do() -> None:
-    """The allocator setting that obsdb's pixel commands make (absent from an old checkout: then nothing)."""
-    try:
-        from obsdb.pipeline.allocator import tune_for_frames
-    except ImportError:
-        return
-    tune_for_frames()
 
 
 def child(folder: Path, db: Path, executor_kind: str, workers: int, trace: int = 0) -> dict:

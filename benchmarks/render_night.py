@@ -51,7 +51,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _children import child_env  # noqa: E402
+from _children import child_env, tune_allocator_as_the_commands_do  # noqa: E402
 
 
 def _cpu() -> float:
@@ -82,6 +82,7 @@ def child(db: Path, out: Path, method: str, second: bool) -> dict:
     """Render the catalog (a copy) into ``out`` in this process; CPU and memory of the render call."""
     from obsdb import Catalog
 
+    tune_allocator_as_the_commands_do()
     answer = {}
     with Catalog.open(db) as catalog:
         base_kb = _rss_kb()

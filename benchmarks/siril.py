@@ -120,7 +120,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # this checkout's obsdb, for the parent too
 
-from _children import ROOT, installed_env, obsdb_prefix  # noqa: E402
+from _children import ROOT, installed_env, obsdb_prefix, tune_allocator_as_the_commands_do  # noqa: E402
 from startup import parse_importtime  # noqa: E402
 
 def target_ratio(size: int) -> float:
@@ -206,15 +206,6 @@ def siril_version(siril: str) -> tuple[str, tuple[int, ...]]:
 
 
 # --------------------------------------------------------------------------- child side
-
-def tune_allocator_as_the_commands_do() -> None:
-    """The allocator setting that obsdb's pixel commands make (absent from an old checkout: then nothing)."""
-    try:
-        from obsdb.pipeline.allocator import tune_for_frames
-    except ImportError:
-        return
-    tune_for_frames()
-
 
 def child_api(db: Path, out: Path, band: str, workers: int, profile: Path | None) -> dict:
     """align + render in this process, cold (first call: lazy imports paid) then warm; seconds of each call.
