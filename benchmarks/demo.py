@@ -3,8 +3,8 @@
 Prints, per run, the CPU seconds of the child and every process it waited for (``RUSAGE_CHILDREN``)
 beside its wall seconds, then the medians, with the date and the load average: on a shared
 machine wall time says how much of the cores the demo got, CPU time what its work cost.
-Issue 25's target is 8 s of wall on a quiet machine; the demo runs serially (``--workers 1``), so
-its CPU time is about its wall time there.
+Issue 25's target is 8 s of wall on a quiet machine; the demo runs in one process (``--workers 1``;
+its render on two threads), so its CPU time is about its wall time there.
 
 Run::
 
