@@ -61,6 +61,10 @@ def make_engine(url: str, *, migrating: bool = False, **kwargs) -> Engine:
     except (NoSuchModuleError, ArgumentError):
         raise CatalogError(f"{url.split('://')[0]}: not a kind of database obsdb knows "
                            "(a file path, sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)") from None
+    if engine.dialect.name == "postgresql":
+        from obsdb.catalog.models import use_postgresql_options
+
+        use_postgresql_options()
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial

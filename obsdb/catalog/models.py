@@ -237,10 +237,8 @@ class Frame(Base):
         # header, is read: PostgreSQL's time for `rejected --band V --night all` on 1,000,000 frames,
         # 651 -> 407 ms.  Not on SQLite, which has no INCLUDE and gains nothing from a covering index
         # here (its cost is building the rows' Python values).  Alembic's comparison does not read
-        # ddl_if: see made_on.
-        Index("ix_frame_rejected", "night_id", "band", postgresql_where=status == "rejected",
-              postgresql_include=["id", "number", "number_shared", "image_type", "readable", "sort_key", "path",
-                                  "file_name"]).ddl_if(dialect="postgresql"),
+        # ddl_if: see made_on.  Its WHERE and INCLUDE: POSTGRESQL_INDEX_OPTIONS.
+        Index("ix_frame_rejected", "night_id", "band").ddl_if(dialect="postgresql"),
     )
 
     @property
@@ -381,8 +379,8 @@ class Tag(Base):
     __table_args__ = (
         CheckConstraint("source IN ('manual', 'plan', 'web') OR source LIKE 'rule:%'", name="source"),
         # Status is an EXISTS over a frame's active tags: this index answers it without the retracted rows.
-        Index("ix_tag_active_frame", "frame_id", "name", sqlite_where=retracted_at.is_(None),
-              postgresql_where=retracted_at.is_(None)),
+        # Its WHERE on PostgreSQL: POSTGRESQL_INDEX_OPTIONS.
+        Index("ix_tag_active_frame", "frame_id", "name", sqlite_where=retracted_at.is_(None)),
     )
 
 
@@ -1022,3 +1020,36 @@ class DetectorDefectMap(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, doc="When computed, UTC.")
 
     __table_args__ = (Index("ix_detector_defect_map_night_instrument", "night_id", "instrument_id"),)
+
+
+POSTGRESQL_INDEX_OPTIONS = {
+    "ix_frame_rejected": lambda: {"where": Frame.__table__.c.status == "rejected",
+                                  "include": ["id", "number", "number_shared", "image_type", "readable", "sort_key",
+                                              "path", "file_name"]},
+    "ix_tag_active_frame": lambda: {"where": Tag.__table__.c.retracted_at.is_(None)},
+}
+"""The PostgreSQL options (``postgresql_where``, ``postgresql_include``) of the indexes that have some.
+
+They are given to the indexes by :func:`use_postgresql_options` when a PostgreSQL catalog is opened,
+not where the indexes are declared: naming them there makes SQLAlchemy import its PostgreSQL dialect
+to check them, 40-50 ms of start-up for every command on a SQLite catalog.
+"""
+
+_postgresql_options_given = False
+
+
+def use_postgresql_options() -> None:
+    """Give the indexes their PostgreSQL options (:data:`POSTGRESQL_INDEX_OPTIONS`), once.
+
+    :func:`obsdb.catalog.db.make_engine` calls it for every PostgreSQL engine, before any DDL is
+    emitted or compared (``create_all``, the migrations, their comparison with these models).
+    """
+    global _postgresql_options_given
+    if _postgresql_options_given:
+        return
+    for table in Base.metadata.tables.values():
+        for index in table.indexes:
+            make = POSTGRESQL_INDEX_OPTIONS.get(index.name)
+            for key, value in (make() if make else {}).items():
+                index.dialect_options["postgresql"][key] = value
+    _postgresql_options_given = True

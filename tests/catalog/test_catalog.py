@@ -259,3 +259,30 @@ def test_the_rejected_frames_index_is_made_on_postgresql_only(catalog_url):
         engine.dispose()
     assert ("ix_frame_rejected" in names) == catalog_url.startswith("postgresql"), names
     assert "ix_frame_night_status_band" in names
+
+
+def test_partial_indexes_have_their_postgresql_options_and_sqlite_never_imports_that_dialect(tmp_path):
+    """The indexes' PostgreSQL WHERE and INCLUDE are given when a PostgreSQL engine is made, not where
+    they are declared: a SQLite catalog's commands never import SQLAlchemy's PostgreSQL dialect."""
+    import subprocess
+    import sys
+
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex
+
+    with Catalog.open(tmp_path / "c.sqlite", create=True):  # creating it runs Alembic, which imports them all
+        pass
+    script = ("import sys\nfrom obsdb.api import Catalog\n"
+              f"with Catalog.open({str(tmp_path / 'c.sqlite')!r}) as catalog:\n"
+              "    catalog.frames()\n"
+              "    from obsdb.catalog import models\n"
+              "print('sqlalchemy.dialects.postgresql' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "False", out.stdout
+    make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none").dispose()  # no connection is made
+    ddl = {index.name: str(CreateIndex(index).compile(dialect=postgresql.dialect()))
+           for table in ("frame", "tag") for index in Base.metadata.tables[table].indexes}
+    assert ddl["ix_frame_rejected"].endswith(
+        "INCLUDE (id, number, number_shared, image_type, readable, sort_key, path, file_name) "
+        "WHERE status = 'rejected'"), ddl["ix_frame_rejected"]
+    assert ddl["ix_tag_active_frame"].endswith("WHERE retracted_at IS NULL"), ddl["ix_tag_active_frame"]
