@@ -570,18 +570,14 @@ def _map_render(tasks, out_dir, interpolation, previews, workers, executor=None)
     """Resample every task's frame (in the executor's workers, which write the files); yield the results.
 
     With one worker and no executor chosen by name, the frames go to two threads of this process: the
-    resampling, the hashing and the writes release the GIL, so a night renders in about 0.7 of the
-    time on two cores (``benchmarks/siril.py``).
+    resampling, the hashing and the writes release the GIL, so a night of 2048² frames renders in
+    0.6-0.75 of the time on two cores (``benchmarks/render_threads.py``, ``benchmarks/render_night.py``).
     """
-    import warnings
-
     from obsdb.pipeline.executors import TaskFailed, in_process_threads
     from obsdb.pipeline.pool import ChildCrashed
 
     executor = in_process_threads(executor, workers)
-    with warnings.catch_warnings():
-        # Set here, once: warnings filters are the process's, and threads must not change them.
-        warnings.filterwarnings("ignore", category=UserWarning, module="astropy.io.fits")  # card notes
+    with _card_notes_quiet():  # set here, once, in the main thread: render_frame's threads leave filters be
         for task, result in executor.map(render_frame, tasks, args=(out_dir, interpolation, previews)):
             if isinstance(result, (ChildCrashed, TaskFailed)):
                 result = {"frame_id": task["frame_id"], "number": task["number"], "input": task["path"],
